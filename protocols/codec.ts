@@ -1,0 +1,91 @@
+// Binary codecs for the protobuf messages in proto/: encode, and decode with a
+// version check, so a reader rejects what it cannot read with a clear error.
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
+import { CorruptMessageError, UnsupportedVersionError } from "./errors.js";
+import { WalRecordSchema, RecordKind } from "./gen/proxist/v1/wal_pb.js";
+import type { WalRecord } from "./gen/proxist/v1/wal_pb.js";
+import { SymbolDictionarySchema } from "./gen/proxist/v1/symbols_pb.js";
+import type { SymbolDictionary } from "./gen/proxist/v1/symbols_pb.js";
+import { WatermarkSchema } from "./gen/proxist/v1/watermark_pb.js";
+import type { Watermark } from "./gen/proxist/v1/watermark_pb.js";
+import { ControlReplySchema, ControlRequestSchema, NodeHeartbeatSchema } from "./gen/proxist/v1/control_pb.js";
+import type { ControlReply, ControlRequest, NodeHeartbeat } from "./gen/proxist/v1/control_pb.js";
+
+export const WAL_RECORD_VERSION = 1;
+export const SYMBOL_DICTIONARY_VERSION = 1;
+export const WATERMARK_VERSION = 1;
+export const CONTROL_VERSION = 1;
+
+function decodeVersioned<Desc extends DescMessage & { typeName: string }>(
+  schema: Desc,
+  bytes: Uint8Array,
+  supported: readonly number[],
+): MessageShape<Desc> {
+  let msg: MessageShape<Desc>;
+  try {
+    msg = fromBinary(schema, bytes);
+  } catch (e) {
+    throw new CorruptMessageError(schema.typeName, `invalid protobuf (${(e as Error).message})`, { cause: e });
+  }
+  const version = (msg as unknown as { version: number }).version;
+  if (!supported.includes(version)) throw new UnsupportedVersionError(schema.typeName, version, supported);
+  return msg;
+}
+
+export type WalRecordInit = Omit<WalRecord, "$typeName" | "$unknown" | "version" | "kind"> & { kind?: RecordKind };
+
+export function encodeWalRecord(init: WalRecordInit): Uint8Array {
+  return toBinary(WalRecordSchema, create(WalRecordSchema, { ...init, version: WAL_RECORD_VERSION, kind: init.kind ?? RecordKind.TICKS }));
+}
+
+export function decodeWalRecord(bytes: Uint8Array): WalRecord {
+  const rec = decodeVersioned(WalRecordSchema, bytes, [WAL_RECORD_VERSION]);
+  if (rec.kind !== RecordKind.TICKS) {
+    throw new CorruptMessageError(WalRecordSchema.typeName, `unknown record kind ${rec.kind}`);
+  }
+  return rec;
+}
+
+export function encodeSymbolDictionary(symbols: readonly string[]): Uint8Array {
+  return toBinary(SymbolDictionarySchema, create(SymbolDictionarySchema, { version: SYMBOL_DICTIONARY_VERSION, symbols: [...symbols] }));
+}
+
+export function decodeSymbolDictionary(bytes: Uint8Array): SymbolDictionary {
+  return decodeVersioned(SymbolDictionarySchema, bytes, [SYMBOL_DICTIONARY_VERSION]);
+}
+
+export function encodeWatermark(init: Omit<Watermark, "$typeName" | "$unknown" | "version">): Uint8Array {
+  return toBinary(WatermarkSchema, create(WatermarkSchema, { ...init, version: WATERMARK_VERSION }));
+}
+
+export function decodeWatermark(bytes: Uint8Array): Watermark {
+  return decodeVersioned(WatermarkSchema, bytes, [WATERMARK_VERSION]);
+}
+
+export function encodeControlRequest(init: Omit<ControlRequest, "$typeName" | "$unknown" | "version">): Uint8Array {
+  return toBinary(ControlRequestSchema, create(ControlRequestSchema, { ...init, version: CONTROL_VERSION }));
+}
+
+export function decodeControlRequest(bytes: Uint8Array): ControlRequest {
+  return decodeVersioned(ControlRequestSchema, bytes, [CONTROL_VERSION]);
+}
+
+export function encodeControlReply(init: Omit<ControlReply, "$typeName" | "$unknown" | "version">): Uint8Array {
+  return toBinary(ControlReplySchema, create(ControlReplySchema, { ...init, version: CONTROL_VERSION }));
+}
+
+export function decodeControlReply(bytes: Uint8Array): ControlReply {
+  return decodeVersioned(ControlReplySchema, bytes, [CONTROL_VERSION]);
+}
+
+export function encodeHeartbeat(init: Omit<NodeHeartbeat, "$typeName" | "$unknown" | "version">): Uint8Array {
+  return toBinary(NodeHeartbeatSchema, create(NodeHeartbeatSchema, { ...init, version: CONTROL_VERSION }));
+}
+
+export function decodeHeartbeat(bytes: Uint8Array): NodeHeartbeat {
+  return decodeVersioned(NodeHeartbeatSchema, bytes, [CONTROL_VERSION]);
+}
+
+export { RecordKind };
+export type { WalRecord, SymbolDictionary, Watermark, ControlRequest, ControlReply, NodeHeartbeat };

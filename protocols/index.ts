@@ -1,0 +1,8 @@
+// Public surface of protocols/: schemas, codecs, subject names, routing.
+export * from "./subjects.js";
+export * from "./routing.js";
+export * from "./errors.js";
+export * from "./codec.js";
+export * from "./ingest.js";
+export * from "./tablespec.js";
+export * from "./arrow.js";

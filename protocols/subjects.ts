@@ -1,0 +1,69 @@
+// Every NATS subject, stream, KV bucket and object-store name Proxist uses is
+// built here and nowhere else. Subjects are lowercase, broad to narrow.
+
+export const walStream = (tenant: string): string => `PX_WAL_${tenant}`;
+export const walSubject = (tenant: string, table: string, bucket: number): string =>
+  `px.${tenant}.wal.${table}.${bucket}`;
+export const walSubjectsOfTenant = (tenant: string): string => `px.${tenant}.wal.>`;
+
+/** Request/reply: acked with the LSNs; plain publish: fire and forget. */
+export const ingestSubject = (tenant: string, table: string): string => `px.${tenant}.ingest.${table}`;
+export const INGEST_WILDCARD = "px.*.ingest.*";
+/** Failures of fire-and-forget ingest are published here (JSON IngestError). */
+export const ingestErrorSubject = (tenant: string, table: string): string => `px.${tenant}.ingest_errors.${table}`;
+
+export const watermarkStream = (tenant: string): string => `PX_WM_${tenant}`;
+export const watermarkSubject = (tenant: string, table: string, bucket: number): string =>
+  `px.${tenant}.wm.${table}.${bucket}`;
+export const watermarkSubjectsOfTenant = (tenant: string): string => `px.${tenant}.wm.>`;
+
+export const controlSubject = (verb: string): string => `px.ctl.${verb}`;
+
+export const feedStream = (tenant: string): string => `PX_FEED_${tenant}`;
+export const feedSubject = (tenant: string, name: string): string => `px.${tenant}.feed.${name}`;
+
+export const KV_CONFIG = "px_config";
+export const KV_NODES = "px_nodes";
+export const KV_ASSIGN = "px_assign";
+export const KV_LEADER = "px_leader";
+export const KV_TOKENS = "px_tokens";
+export const OBJ_SNAPSHOTS = "px_snapshots";
+
+/** KV key of a tenant's spec in px_config. */
+export const tenantConfigKey = (tenant: string): string => `tenant.${tenant}`;
+
+export interface IngestAddress {
+  readonly tenant: string;
+  readonly table: string;
+}
+
+/** Parses `px.<tenant>.ingest.<table>`; undefined when the subject is not an ingest subject. */
+export function parseIngestSubject(subject: string): IngestAddress | undefined {
+  const parts = subject.split(".");
+  if (parts.length !== 4 || parts[0] !== "px" || parts[2] !== "ingest") return undefined;
+  return { tenant: parts[1]!, table: parts[3]! };
+}
+
+export interface ShardAddress {
+  readonly tenant: string;
+  readonly table: string;
+  readonly bucket: number;
+}
+
+/** Parses `px.<tenant>.wal.<table>.<bucket>`. */
+export function parseWalSubject(subject: string): ShardAddress | undefined {
+  const parts = subject.split(".");
+  if (parts.length !== 5 || parts[0] !== "px" || parts[2] !== "wal") return undefined;
+  const bucket = Number(parts[4]);
+  if (!Number.isInteger(bucket) || bucket < 0) return undefined;
+  return { tenant: parts[1]!, table: parts[3]!, bucket };
+}
+
+/** Ingest message headers (NATS headers). */
+export const HDR_PRODUCER_ID = "Px-Producer-Id";
+export const HDR_PRODUCER_SEQ = "Px-Producer-Seq";
+export const HDR_MSG_ID = "Nats-Msg-Id";
+
+/** Nats-Msg-Id of one WAL record: a retried batch maps to the same ids, so JetStream stores it once. */
+export const walMsgId = (producerId: string, producerSeq: bigint | number, table: string, bucket: number): string =>
+  `${producerId}:${producerSeq}:${table}:${bucket}`;

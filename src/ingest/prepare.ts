@@ -1,0 +1,98 @@
+// Pure ingest core: a client batch (Arrow IPC bytes) for one table becomes one
+// WAL record per bucket it touches. Nothing here does IO; the gateway actor
+// decides, the runtime appends.
+import { encodeWalRecord } from "../../protocols/codec.js";
+import { bucketOf } from "../../protocols/routing.js";
+import { walMsgId, walSubject } from "../../protocols/subjects.js";
+import type { TableSpec } from "../../protocols/tablespec.js";
+import { arrowToTickBatch, decodeIpc, tickBatchToIpc } from "../codec/arrow.js";
+import { selectRows } from "../codec/tickbatch.js";
+import type { TickBatch } from "../codec/tickbatch.js";
+
+export interface Producer {
+  readonly id: string;
+  readonly seq: bigint;
+}
+
+export interface WalAppendPlan {
+  readonly bucket: number;
+  readonly subject: string;
+  /** Nats-Msg-Id; undefined when the publisher gave no producer id (no dedup). */
+  readonly msgId: string | undefined;
+  readonly rows: number;
+  readonly record: Uint8Array;
+}
+
+export interface PreparedBatch {
+  readonly tenant: string;
+  readonly table: string;
+  readonly rows: number;
+  readonly appends: readonly WalAppendPlan[];
+}
+
+/** Buckets of each distinct symbol of a batch (hashing once per symbol, not per row). */
+function bucketsOfSymbols(batch: TickBatch, shards: number): Uint32Array {
+  const out = new Uint32Array(batch.symbols.length);
+  for (let i = 0; i < out.length; i++) out[i] = bucketOf(batch.symbols[i]!, shards);
+  return out;
+}
+
+/** Splits `batch` by bucket, keeping row order within each bucket. */
+export function splitByBucket(batch: TickBatch, shards: number): Map<number, TickBatch> {
+  const symBucket = bucketsOfSymbols(batch, shards);
+  const first = symBucket[0];
+  if (symBucket.every((b) => b === first)) return new Map(first === undefined ? [] : [[first, batch]]);
+  const rowsOf = new Map<number, number[]>();
+  for (let r = 0; r < batch.rows; r++) {
+    const b = symBucket[batch.symbolIndex[r]!]!;
+    let list = rowsOf.get(b);
+    if (!list) rowsOf.set(b, (list = []));
+    list.push(r);
+  }
+  const out = new Map<number, TickBatch>();
+  for (const [b, rows] of [...rowsOf].sort((x, y) => x[0] - y[0])) out.set(b, selectRows(batch, rows));
+  return out;
+}
+
+function tsRange(batch: TickBatch): { min: number; max: number } {
+  let min = Infinity;
+  let max = -Infinity;
+  for (let i = 0; i < batch.rows; i++) {
+    const t = batch.ts[i]!;
+    if (t < min) min = t;
+    if (t > max) max = t;
+  }
+  return { min, max };
+}
+
+/**
+ * Validates a client batch against the table spec and plans its WAL appends.
+ * Throws BatchRejected (with a message naming input, rule and fix) on bad input.
+ */
+export function prepareBatch(tenant: string, spec: TableSpec, payload: Uint8Array, producer: Producer | undefined): PreparedBatch {
+  const what = `tenant ${tenant} table ${spec.name}`;
+  const batch = arrowToTickBatch(spec, decodeIpc(payload, what), what);
+  const appends: WalAppendPlan[] = [];
+  for (const [bucket, part] of splitByBucket(batch, spec.shards)) {
+    const { min, max } = tsRange(part);
+    appends.push({
+      bucket,
+      subject: walSubject(tenant, spec.name, bucket),
+      msgId: producer ? walMsgId(producer.id, producer.seq, spec.name, bucket) : undefined,
+      rows: part.rows,
+      record: encodeWalRecord({
+        tenant,
+        table: spec.name,
+        schemaVersion: spec.version,
+        producerId: producer?.id ?? "",
+        producerSeq: producer?.seq ?? 0n,
+        bucket,
+        rows: part.rows,
+        minTsMicros: BigInt(min),
+        maxTsMicros: BigInt(max),
+        payload: tickBatchToIpc(spec, part),
+      }),
+    });
+  }
+  return { tenant, table: spec.name, rows: batch.rows, appends };
+}

@@ -1,0 +1,112 @@
+// A Proxist node: one process with a NATS connection, the gateway actor and the
+// HTTP endpoints. Started by `proxist node`/`proxist up`; stop() drains cleanly.
+import { connect } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { createActor } from "xstate";
+import { gatewayMachine } from "../../actors/gateway.js";
+import type { Catalog } from "../catalog.js";
+import { catalogWatcher, jetstreamWal, natsIngestSource } from "../runtime/gatewayio.js";
+import type { SourceStats } from "../runtime/gatewayio.js";
+import { MetadataStore } from "../runtime/metadata.js";
+import { ensureWalStream, ensureWatermarkStream } from "../runtime/streams.js";
+import { promText, startHttp } from "./http.js";
+
+export interface NodeOptions {
+  readonly natsUrl: string;
+  readonly nodeId?: string;
+  /** 0 picks a free port. */
+  readonly httpPort?: number;
+  readonly replicas?: number;
+  readonly maxInFlight?: number;
+  readonly log?: (line: string) => void;
+}
+
+export interface ProxistNode {
+  readonly nodeId: string;
+  readonly httpPort: number;
+  readonly nc: NatsConnection;
+  readonly store: MetadataStore;
+  stats(): Record<string, number>;
+  state(): string;
+  stop(): Promise<void>;
+}
+
+export async function startNode(o: NodeOptions): Promise<ProxistNode> {
+  const log = o.log ?? ((line: string) => console.log(line));
+  const nodeId = o.nodeId ?? `node-${process.pid}`;
+  const nc = await connect({ servers: o.natsUrl, name: `proxist ${nodeId}`, maxReconnectAttempts: -1 });
+  const jsm = await jetstreamManager(nc);
+  const js = jetstream(nc);
+  const replicas = o.replicas ?? 1;
+  const store = await MetadataStore.open(nc, replicas);
+  const sourceStats: SourceStats = { fireAndForgetFailures: 0 };
+  let catalogLoaded = false;
+  const ensured = new Set<string>();
+
+  // Streams must exist before the gateway may accept a tenant's batches.
+  const ensureTenants = async (catalog: Catalog): Promise<void> => {
+    for (const tenant of catalog.keys()) {
+      if (ensured.has(tenant)) continue;
+      await ensureWalStream(jsm, tenant, { replicas });
+      await ensureWatermarkStream(jsm, tenant, replicas);
+      ensured.add(tenant);
+    }
+  };
+
+  const gateway = createActor(
+    gatewayMachine.provide({
+      actors: {
+        source: natsIngestSource(nc, sourceStats),
+        wal: jetstreamWal(js),
+        catalog: catalogWatcher((onCatalog) =>
+          store.watch((catalog) => {
+            ensureTenants(catalog).then(
+              () => {
+                catalogLoaded = true;
+                onCatalog(catalog);
+              },
+              (e: unknown) => log(`node ${nodeId}: cannot create streams: ${(e as Error).message}`),
+            );
+          }),
+        ),
+      },
+    }),
+    { input: { maxInFlight: o.maxInFlight ?? 256 } },
+  );
+  gateway.start();
+
+  const stats = (): Record<string, number> => {
+    const s = gateway.getSnapshot().context.stats;
+    return { ...s, fireAndForgetFailures: sourceStats.fireAndForgetFailures };
+  };
+  const http = await startHttp(o.httpPort ?? 0, {
+    ready: () => catalogLoaded && !nc.isClosed(),
+    metrics: () => {
+      const s = stats();
+      return promText({
+        px_ingest_batches_accepted_total: { help: "Ingest batches stored in the WAL", type: "counter", value: s.acceptedBatches ?? 0 },
+        px_ingest_rows_accepted_total: { help: "Ticks stored in the WAL", type: "counter", value: s.acceptedRows ?? 0 },
+        px_ingest_batches_rejected_total: { help: "Ingest batches rejected as invalid", type: "counter", value: s.rejectedBatches ?? 0 },
+        px_ingest_append_failures_total: { help: "Ingest batches the WAL failed to store", type: "counter", value: s.failedAppends ?? 0 },
+        px_ingest_throttled_total: { help: "Ingest batches refused by back-pressure", type: "counter", value: s.throttledBatches ?? 0 },
+        px_ingest_fire_and_forget_failures_total: { help: "Failed fire-and-forget batches", type: "counter", value: s.fireAndForgetFailures ?? 0 },
+      });
+    },
+  });
+  log(`node ${nodeId}: up (nats ${o.natsUrl}, http :${http.port})`);
+
+  return {
+    nodeId,
+    httpPort: http.port,
+    nc,
+    store,
+    stats,
+    state: () => String(gateway.getSnapshot().value),
+    stop: async () => {
+      gateway.stop();
+      await new Promise<void>((resolve) => http.server.close(() => resolve()));
+      await nc.drain().catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,106 @@
+// Real IO for the gateway actor: the NATS ingest subscription (and its replies),
+// JetStream appends, and the px_config watcher. Each is a callback actor that
+// returns its cleanup.
+import { headers as natsHeaders } from "@nats-io/transport-node";
+import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
+import type { JetStreamClient } from "@nats-io/jetstream";
+import { fromCallback } from "xstate";
+import type { EventObject } from "xstate";
+import type { GatewayEvent, IngestRequest, SourceCommand, WalCommand } from "../../actors/gateway.js";
+import type { WalAppend } from "../../protocols/ingest.js";
+import { HDR_PRODUCER_ID, HDR_PRODUCER_SEQ, INGEST_WILDCARD, ingestErrorSubject, parseIngestSubject } from "../../protocols/subjects.js";
+import { parseProducer } from "../ingest/headers.js";
+import type { Catalog } from "../catalog.js";
+
+const encoder = new TextEncoder();
+
+export interface SourceStats {
+  fireAndForgetFailures: number;
+}
+
+export function natsIngestSource(nc: NatsConnection, stats: SourceStats, queue = "px-gateway") {
+  return fromCallback<SourceCommand>(({ sendBack, receive }) => {
+    const waiting = new Map<number, Msg>();
+    let nextId = 1;
+    const sub: Subscription = nc.subscribe(INGEST_WILDCARD, {
+      queue,
+      callback: (err, msg) => {
+        if (err) return;
+        const addr = parseIngestSubject(msg.subject);
+        if (!addr) return;
+        const id = nextId++;
+        const h = msg.headers;
+        const producer = parseProducer(h?.get(HDR_PRODUCER_ID) || undefined, h?.get(HDR_PRODUCER_SEQ) || undefined);
+        const request: IngestRequest = {
+          id,
+          tenant: addr.tenant,
+          table: addr.table,
+          payload: msg.data,
+          producer: producer.ok ? producer.producer : undefined,
+          wantsReply: Boolean(msg.reply),
+          ...(producer.ok ? {} : { envelopeError: producer.message }),
+        };
+        if (msg.reply) waiting.set(id, msg);
+        sendBack({ type: "ingest", request } satisfies GatewayEvent);
+      },
+    });
+    receive((cmd) => {
+      const msg = waiting.get(cmd.id);
+      waiting.delete(cmd.id);
+      if (msg) {
+        msg.respond(encoder.encode(JSON.stringify(cmd.reply)));
+      } else if (!cmd.reply.ok) {
+        // Fire-and-forget publisher: nobody to answer, so count it and publish it where operators look.
+        stats.fireAndForgetFailures++;
+        nc.publish(ingestErrorSubject(cmd.tenant, cmd.table), encoder.encode(JSON.stringify(cmd.reply)));
+      }
+    });
+    return () => sub.unsubscribe();
+  });
+}
+
+export function jetstreamWal(js: JetStreamClient, timeoutMs = 10_000) {
+  return fromCallback<WalCommand>(({ sendBack, receive }) => {
+    let stopped = false;
+    receive((cmd) => {
+      Promise.all(
+        cmd.plans.map(async (plan): Promise<WalAppend> => {
+          const ack = await js.publish(plan.subject, plan.record, {
+            timeout: timeoutMs,
+            ...(plan.msgId === undefined ? {} : { msgID: plan.msgId }),
+          });
+          return { bucket: plan.bucket, lsn: ack.seq, rows: plan.rows, duplicate: ack.duplicate };
+        }),
+      ).then(
+        (appends) => {
+          if (!stopped) sendBack({ type: "appended", id: cmd.id, appends } satisfies GatewayEvent);
+        },
+        (e: unknown) => {
+          if (!stopped) sendBack({ type: "appendFailed", id: cmd.id, message: (e as Error).message } satisfies GatewayEvent);
+        },
+      );
+    });
+    return () => {
+      stopped = true;
+    };
+  });
+}
+
+export type WatchCatalog = (onCatalog: (catalog: Catalog) => void) => Promise<() => void>;
+
+export function catalogWatcher(watch: WatchCatalog) {
+  return fromCallback<EventObject>(({ sendBack }) => {
+    let stop: (() => void) | undefined;
+    let cancelled = false;
+    watch((catalog) => sendBack({ type: "catalog", catalog } satisfies GatewayEvent)).then(
+      (s) => (cancelled ? s() : (stop = s)),
+      () => {},
+    );
+    return () => {
+      cancelled = true;
+      stop?.();
+    };
+  });
+}
+
+export { natsHeaders };

@@ -1,0 +1,107 @@
+// Launches a real nats-server with JetStream on free loopback ports: used by the
+// local cluster (`proxist up`) and by integration tests. Supports a cluster of
+// servers with routes. The handle stops the server by PID.
+import { execFileSync } from "node:child_process";
+import { mkdirSync, writeFileSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePort } from "./ports.js";
+import { spawnLogged, stopProcess, waitUntil } from "./process.js";
+import type { Spawned } from "./process.js";
+
+export interface NatsServerOptions {
+  /** Data and logs go here; a temp dir when omitted. */
+  readonly dir?: string;
+  readonly port?: number;
+  readonly monitorPort?: number;
+  readonly serverName?: string;
+  /** Cluster membership: this server's route port and the route URLs of all members. */
+  readonly cluster?: { readonly name: string; readonly port: number; readonly routes: readonly string[] };
+  readonly maxPayloadBytes?: number;
+}
+
+export interface NatsServer {
+  readonly url: string;
+  readonly port: number;
+  readonly monitorPort: number;
+  readonly dir: string;
+  readonly pid: number;
+  readonly options: NatsServerOptions;
+  stop(): Promise<void>;
+  kill(signal?: NodeJS.Signals): void;
+  /** Starts again on the same ports and data directory. */
+  restart(): Promise<void>;
+}
+
+export function findNatsServerBinary(): string {
+  try {
+    return execFileSync("sh", ["-c", "command -v nats-server"], { encoding: "utf8" }).trim();
+  } catch {
+    throw new Error("nats-server is not installed; run `bash scripts/setup.sh` (it installs it with apt-get) or install nats-server 2.9+");
+  }
+}
+
+function configText(o: Required<Pick<NatsServerOptions, "port" | "monitorPort" | "serverName" | "maxPayloadBytes">> & NatsServerOptions, storeDir: string): string {
+  const lines = [
+    `server_name: ${o.serverName}`,
+    `listen: 127.0.0.1:${o.port}`,
+    `http: 127.0.0.1:${o.monitorPort}`,
+    `max_payload: ${o.maxPayloadBytes}`,
+    `jetstream {`,
+    `  store_dir: "${storeDir}"`,
+    `}`,
+  ];
+  if (o.cluster) {
+    lines.push(
+      `cluster {`,
+      `  name: ${o.cluster.name}`,
+      `  listen: 127.0.0.1:${o.cluster.port}`,
+      `  routes: [${o.cluster.routes.map((r) => `"${r}"`).join(", ")}]`,
+      `}`,
+    );
+  }
+  return lines.join("\n") + "\n";
+}
+
+export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
+  const bin = findNatsServerBinary();
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), "px-nats-"));
+  mkdirSync(dir, { recursive: true });
+  const port = options.port ?? (await freePort());
+  const monitorPort = options.monitorPort ?? (await freePort());
+  const serverName = options.serverName ?? `px_${port}`;
+  const conf = join(dir, "nats.conf");
+  writeFileSync(conf, configText({ ...options, port, monitorPort, serverName, maxPayloadBytes: options.maxPayloadBytes ?? 8 * 1024 * 1024 }, join(dir, "jetstream")));
+  let proc: Spawned;
+  const launch = async (): Promise<void> => {
+    proc = spawnLogged(bin, ["-c", conf], join(dir, "nats.log"));
+    await waitUntil(
+      `nats-server on port ${port} (log: ${join(dir, "nats.log")})`,
+      async () => {
+        const res = await fetch(`http://127.0.0.1:${monitorPort}/healthz${options.cluster ? "" : "?js-enabled-only=true"}`);
+        return res.ok;
+      },
+      proc,
+      30_000,
+    );
+  };
+  await launch();
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    monitorPort,
+    dir,
+    get pid() {
+      return proc.child.pid ?? -1;
+    },
+    options: { ...options, port, monitorPort, serverName, dir },
+    stop: () => stopProcess(proc),
+    kill: (signal = "SIGKILL") => {
+      proc.child.kill(signal);
+    },
+    restart: async () => {
+      await stopProcess(proc);
+      await launch();
+    },
+  };
+}

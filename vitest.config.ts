@@ -1,0 +1,26 @@
+import { defineConfig } from "vitest/config";
+
+// Two projects: `unit` (pure, fast, *.test.ts) and `int` (real nats-server and
+// clickhouse-server started per file on free ports, *.int.test.ts).
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: "unit",
+          include: ["test/**/*.test.ts"],
+          exclude: ["test/**/*.int.test.ts"],
+        },
+      },
+      {
+        test: {
+          name: "int",
+          include: ["test/**/*.int.test.ts"],
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
