@@ -44,3 +44,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sum" ]; then
   (cd "$root" && npm ci --no-audit --no-fund --loglevel=error)
   echo "$lock_sum" > "$stamp"
 fi
+
+# Python clients used by interop tests (offline wheel index on these machines).
+if [ ! -x "$root/.venv/bin/python" ] || ! "$root/.venv/bin/python" -c 'import pyarrow.flight, nats, grpc, pandas' 2>/dev/null; then
+  python3 -m venv "$root/.venv"
+  "$root/.venv/bin/pip" install --quiet --retries 0 pyarrow nats-py grpcio pandas duckdb 2>&1 | grep -v "is ignored: it is neither" >&2 || true
+  "$root/.venv/bin/python" -c "import pyarrow.flight, nats, grpc, pandas" || { echo "setup: python client install failed" >&2; exit 1; }
+fi

@@ -5,8 +5,10 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { createActor } from "xstate";
 import { gatewayMachine } from "../../actors/gateway.js";
+import type { IngestRequest } from "../../actors/gateway.js";
+import type { IngestReply } from "../../protocols/ingest.js";
 import type { Catalog } from "../catalog.js";
-import { catalogWatcher, jetstreamWal, natsIngestSource } from "../runtime/gatewayio.js";
+import { LocalIngress, catalogWatcher, jetstreamWal, natsIngestSource } from "../runtime/gatewayio.js";
 import type { SourceStats } from "../runtime/gatewayio.js";
 import { MetadataStore } from "../runtime/metadata.js";
 import { ensureWalStream, ensureWatermarkStream } from "../runtime/streams.js";
@@ -29,6 +31,10 @@ export interface ProxistNode {
   readonly store: MetadataStore;
   stats(): Record<string, number>;
   state(): string;
+  /** In-process ingest (used by the gRPC/Flight front ends): same validation and acks as NATS. */
+  ingest(request: Omit<IngestRequest, "id" | "wantsReply">): Promise<IngestReply>;
+  /** The catalog the gateway currently serves. */
+  catalog(): Catalog;
   stop(): Promise<void>;
 }
 
@@ -41,6 +47,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   const replicas = o.replicas ?? 1;
   const store = await MetadataStore.open(nc, replicas);
   const sourceStats: SourceStats = { fireAndForgetFailures: 0 };
+  const local = new LocalIngress();
   let catalogLoaded = false;
   const ensured = new Set<string>();
 
@@ -57,7 +64,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   const gateway = createActor(
     gatewayMachine.provide({
       actors: {
-        source: natsIngestSource(nc, sourceStats),
+        source: natsIngestSource(nc, sourceStats, local),
         wal: jetstreamWal(js),
         catalog: catalogWatcher((onCatalog) =>
           store.watch((catalog) => {
@@ -103,6 +110,8 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
     store,
     stats,
     state: () => String(gateway.getSnapshot().value),
+    ingest: (request) => local.submit(request),
+    catalog: () => gateway.getSnapshot().context.catalog,
     stop: async () => {
       gateway.stop();
       await new Promise<void>((resolve) => http.server.close(() => resolve()));

@@ -7,7 +7,7 @@ import type { JetStreamClient } from "@nats-io/jetstream";
 import { fromCallback } from "xstate";
 import type { EventObject } from "xstate";
 import type { GatewayEvent, IngestRequest, SourceCommand, WalCommand } from "../../actors/gateway.js";
-import type { WalAppend } from "../../protocols/ingest.js";
+import type { IngestReply, WalAppend } from "../../protocols/ingest.js";
 import { HDR_PRODUCER_ID, HDR_PRODUCER_SEQ, INGEST_WILDCARD, ingestErrorSubject, parseIngestSubject } from "../../protocols/subjects.js";
 import { parseProducer } from "../ingest/headers.js";
 import type { Catalog } from "../catalog.js";
@@ -18,10 +18,32 @@ export interface SourceStats {
   fireAndForgetFailures: number;
 }
 
-export function natsIngestSource(nc: NatsConnection, stats: SourceStats, queue = "px-gateway") {
+/**
+ * In-process ingest (gRPC, Arrow Flight): batches enter the same gateway actor
+ * as NATS ones and get the same validation, back-pressure and acks.
+ */
+export class LocalIngress {
+  nextId = -1;
+  readonly waiting = new Map<number, (reply: IngestReply) => void>();
+  send: ((e: GatewayEvent) => void) | undefined;
+
+  submit(r: Omit<IngestRequest, "id" | "wantsReply">): Promise<IngestReply> {
+    const send = this.send;
+    if (!send) return Promise.reject(new Error("the gateway is not running"));
+    // Negative ids never collide with the NATS source's positive ones.
+    const id = this.nextId--;
+    return new Promise((resolve) => {
+      this.waiting.set(id, resolve);
+      send({ type: "ingest", request: { ...r, id, wantsReply: true } });
+    });
+  }
+}
+
+export function natsIngestSource(nc: NatsConnection, stats: SourceStats, local: LocalIngress = new LocalIngress(), queue = "px-gateway") {
   return fromCallback<SourceCommand>(({ sendBack, receive }) => {
     const waiting = new Map<number, Msg>();
     let nextId = 1;
+    local.send = sendBack;
     const sub: Subscription = nc.subscribe(INGEST_WILDCARD, {
       queue,
       callback: (err, msg) => {
@@ -45,6 +67,12 @@ export function natsIngestSource(nc: NatsConnection, stats: SourceStats, queue =
       },
     });
     receive((cmd) => {
+      const resolve = local.waiting.get(cmd.id);
+      if (resolve) {
+        local.waiting.delete(cmd.id);
+        resolve(cmd.reply);
+        return;
+      }
       const msg = waiting.get(cmd.id);
       waiting.delete(cmd.id);
       if (msg) {
@@ -55,7 +83,10 @@ export function natsIngestSource(nc: NatsConnection, stats: SourceStats, queue =
         nc.publish(ingestErrorSubject(cmd.tenant, cmd.table), encoder.encode(JSON.stringify(cmd.reply)));
       }
     });
-    return () => sub.unsubscribe();
+    return () => {
+      local.send = undefined;
+      sub.unsubscribe();
+    };
   });
 }
 

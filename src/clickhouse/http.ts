@@ -1,0 +1,170 @@
+// A small client for ClickHouse's HTTP interface: statements in, text or raw
+// bytes out, and INSERTs whose body is already encoded (RowBinary). It speaks
+// to 18.16 and to current releases alike, and turns every failure into a typed
+// error (errors.ts). One instance per server; `close()` ends its sockets.
+//
+// Why not @clickhouse/client: it cannot insert RowBinary from a Buffer except
+// through `exec` with a stream, and it cannot parse 18.16's exception text, so
+// the server's error code would be lost; both are one POST away here.
+import { Agent, request } from "node:http";
+import type { IncomingMessage } from "node:http";
+import { randomUUID } from "node:crypto";
+import { ClickhouseQueryError, ClickhouseUnavailableError, classifyClickhouseError, parseServerException } from "./errors.js";
+
+export type ClickhouseSettings = Readonly<Record<string, string | number | boolean>>;
+
+export interface ClickhouseHttpOptions {
+  /** e.g. `http://127.0.0.1:8123`. */
+  readonly url: string;
+  readonly user?: string;
+  readonly password?: string;
+  /** Database for unqualified names (Proxist always qualifies). */
+  readonly database?: string;
+  /** Whole-request timeout, from sending to the last response byte (default 60 s). */
+  readonly requestTimeoutMs?: number;
+  /** Settings sent with every request as URL parameters. */
+  readonly settings?: ClickhouseSettings;
+  /**
+   * Idle keep-alive sockets are closed after this long (default 2.5 s), below
+   * the server's keep_alive_timeout (3 s in 18.16's stock config, 10 s in ours),
+   * so a request never goes out on a socket the server just closed.
+   */
+  readonly idleSocketTtlMs?: number;
+}
+
+export interface RequestOptions {
+  readonly settings?: ClickhouseSettings;
+  /** Sent as `query_id`; a fresh UUID when omitted. */
+  readonly queryId?: string;
+  readonly signal?: AbortSignal;
+  readonly timeoutMs?: number;
+}
+
+export interface ClickhouseResponse {
+  readonly queryId: string;
+  readonly body: Buffer;
+}
+
+export class ClickhouseHttp {
+  readonly url: string;
+  private readonly agent: Agent;
+  private readonly base: URL;
+  private readonly authHeader: string | undefined;
+  private readonly options: ClickhouseHttpOptions;
+
+  constructor(options: ClickhouseHttpOptions) {
+    this.options = options;
+    this.base = new URL(options.url);
+    if (this.base.protocol !== "http:") {
+      throw new Error(`ClickHouse url ${options.url}: only http:// is supported; use the HTTP port (8123 by default)`);
+    }
+    this.url = this.base.origin;
+    this.agent = new Agent({ keepAlive: true, maxSockets: 32, timeout: options.idleSocketTtlMs ?? 2_500 });
+    this.authHeader =
+      options.user === undefined ? undefined : `Basic ${Buffer.from(`${options.user}:${options.password ?? ""}`).toString("base64")}`;
+  }
+
+  /** Runs a statement and returns the response body as text (e.g. `FORMAT TabSeparated`). */
+  async query(sql: string, opts: RequestOptions = {}): Promise<string> {
+    return (await this.send(sql, undefined, opts)).body.toString("utf8");
+  }
+
+  /** Runs a statement and returns the raw response bytes (e.g. `FORMAT RowBinary`). */
+  async queryBytes(sql: string, opts: RequestOptions = {}): Promise<Buffer> {
+    return (await this.send(sql, undefined, opts)).body;
+  }
+
+  /** Runs a statement whose result is not needed (DDL). */
+  async command(sql: string, opts: RequestOptions = {}): Promise<void> {
+    await this.send(sql, undefined, opts);
+  }
+
+  /**
+   * `sql` is an `INSERT ... FORMAT X` statement, `body` the data in format X;
+   * the statement goes in the URL, the data is the POST body.
+   */
+  async insert(sql: string, body: Uint8Array, opts: RequestOptions = {}): Promise<ClickhouseResponse> {
+    return this.send(sql, body, opts);
+  }
+
+  /** True when `GET /ping` answers `Ok.`. Never throws. */
+  async ping(timeoutMs = 2_000): Promise<boolean> {
+    try {
+      const res = await fetch(new URL("/ping", this.base), { signal: AbortSignal.timeout(timeoutMs) });
+      return res.ok && (await res.text()).trim() === "Ok.";
+    } catch {
+      return false;
+    }
+  }
+
+  /** Closes idle sockets; in-flight requests finish. */
+  close(): void {
+    this.agent.destroy();
+  }
+
+  private send(sql: string, data: Uint8Array | undefined, opts: RequestOptions): Promise<ClickhouseResponse> {
+    const queryId = opts.queryId ?? randomUUID();
+    const target = new URL(this.base.pathname === "" ? "/" : this.base.pathname, this.base);
+    const params = target.searchParams;
+    if (this.options.database !== undefined) params.set("database", this.options.database);
+    for (const [k, v] of Object.entries({ ...this.options.settings, ...opts.settings })) params.set(k, typeof v === "boolean" ? (v ? "1" : "0") : String(v));
+    params.set("query_id", queryId);
+    const body = data === undefined ? Buffer.from(sql, "utf8") : data;
+    if (data !== undefined) params.set("query", sql);
+    const headers: Record<string, string | number> = {
+      "Content-Type": data === undefined ? "text/plain; charset=utf-8" : "application/octet-stream",
+      "Content-Length": body.byteLength,
+    };
+    if (this.authHeader !== undefined) headers["Authorization"] = this.authHeader;
+    const timeoutMs = opts.timeoutMs ?? this.options.requestTimeoutMs ?? 60_000;
+
+    return new Promise<ClickhouseResponse>((resolve, reject) => {
+      let settled = false;
+      const fail = (err: unknown, classify = true): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        opts.signal?.removeEventListener("abort", onAbort);
+        req.destroy();
+        reject(classify ? classifyClickhouseError(err, this.url, sql) : err);
+      };
+      const req = request(target, { method: "POST", agent: this.agent, headers }, (res: IncomingMessage) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("error", fail);
+        res.on("aborted", () => fail(Object.assign(new Error("response aborted"), { code: "ECONNRESET" })));
+        res.on("end", () => {
+          if (settled) return;
+          const payload = Buffer.concat(chunks);
+          const status = res.statusCode ?? 0;
+          if (status !== 200) {
+            if (status >= 500 && !/Code:\s*\d+/.test(payload.toString("utf8", 0, 200))) {
+              // A proxy or a dying server: no ClickHouse exception in the body.
+              fail(new ClickhouseUnavailableError(this.url, `HTTP_${status}`, payload.toString("utf8", 0, 200), data !== undefined));
+              return;
+            }
+            const parsed = parseServerException(payload.toString("utf8"));
+            fail(new ClickhouseQueryError(parsed.code, parsed.message, status, sql));
+            return;
+          }
+          settled = true;
+          clearTimeout(timer);
+          opts.signal?.removeEventListener("abort", onAbort);
+          resolve({ queryId, body: payload });
+        });
+      });
+      const timer = setTimeout(() => {
+        fail(Object.assign(new Error(`no complete answer within ${timeoutMs} ms`), { code: "ETIMEDOUT" }));
+      }, timeoutMs);
+      // The caller gave up: its reason is passed on as is, not as unavailability.
+      const onAbort = (): void => fail(opts.signal?.reason ?? Object.assign(new Error("aborted"), { name: "AbortError" }), false);
+      if (opts.signal?.aborted) {
+        onAbort();
+        return;
+      }
+      opts.signal?.addEventListener("abort", onAbort, { once: true });
+      req.on("error", fail);
+      req.end(body);
+    });
+  }
+}

@@ -1,0 +1,152 @@
+// One chunk of a series: all columns of up to `cap` rows in a single
+// ArrayBuffer (one allocation per chunk, column views at aligned offsets).
+// Rows [0, len) are live; a chunk is grown (tail only), shifted or truncated in place.
+import type { ColumnSpec, ValueType } from "../../protocols/tablespec.js";
+import { valueWidth } from "../codec/tickbatch.js";
+import type { ValueArray } from "../codec/tickbatch.js";
+
+/** Bytes per row of the internal columns: ts (f64) + lsn (f64) + rowInRecord (i32). */
+export const INTERNAL_ROW_BYTES = 20;
+
+/**
+ * Where each column lives inside a chunk buffer, as a per-row byte offset
+ * (buffer offset = offset * cap). Wide columns first, so every view is aligned.
+ */
+export class ColumnLayout {
+  readonly types: readonly ValueType[];
+  readonly ncols: number;
+  /** Bytes of one row across all columns (ts, lsn, row and values). */
+  readonly rowBytes: number;
+  readonly rowOffset: number;
+  readonly valueOffsets: readonly number[];
+
+  constructor(columns: readonly ColumnSpec[]) {
+    this.types = columns.map((c) => c.type);
+    this.ncols = columns.length;
+    const offsets = new Array<number>(columns.length).fill(0);
+    let at = 16; // ts at 0, lsn at 8
+    const place = (width: number) => {
+      columns.forEach((c, j) => {
+        if (valueWidth(c.type) === width) {
+          offsets[j] = at;
+          at += width;
+        }
+      });
+    };
+    place(8);
+    this.rowOffset = at;
+    at += 4;
+    place(4);
+    place(1);
+    this.valueOffsets = offsets;
+    this.rowBytes = at;
+  }
+}
+
+function valueView(type: ValueType, buffer: ArrayBuffer, byteOffset: number, length: number): ValueArray {
+  switch (type) {
+    case "float64":
+    case "int64":
+      return new Float64Array(buffer, byteOffset, length);
+    case "float32":
+      return new Float32Array(buffer, byteOffset, length);
+    case "int32":
+      return new Int32Array(buffer, byteOffset, length);
+    case "bool":
+      return new Uint8Array(buffer, byteOffset, length);
+  }
+}
+
+export class Chunk {
+  buffer: ArrayBuffer;
+  cap: number;
+  len = 0;
+  ts: Float64Array;
+  lsn: Float64Array;
+  row: Int32Array;
+  readonly values: ValueArray[];
+
+  constructor(layout: ColumnLayout, cap: number) {
+    this.cap = cap;
+    this.buffer = new ArrayBuffer(cap * layout.rowBytes);
+    this.ts = new Float64Array(this.buffer, 0, cap);
+    this.lsn = new Float64Array(this.buffer, 8 * cap, cap);
+    this.row = new Int32Array(this.buffer, layout.rowOffset * cap, cap);
+    this.values = new Array<ValueArray>(layout.ncols);
+    for (let j = 0; j < layout.ncols; j++) {
+      this.values[j] = valueView(layout.types[j]!, this.buffer, layout.valueOffsets[j]! * cap, cap);
+    }
+  }
+
+  /** Reallocates with capacity `cap` (>= len), keeping rows [0, len). Returns the change in bytes. */
+  resize(layout: ColumnLayout, cap: number): number {
+    const before = this.buffer.byteLength;
+    const next = new Chunk(layout, cap);
+    const n = this.len;
+    next.ts.set(this.ts.subarray(0, n));
+    next.lsn.set(this.lsn.subarray(0, n));
+    next.row.set(this.row.subarray(0, n));
+    for (let j = 0; j < this.values.length; j++) next.values[j]!.set(this.values[j]!.subarray(0, n));
+    this.buffer = next.buffer;
+    this.cap = cap;
+    this.ts = next.ts;
+    this.lsn = next.lsn;
+    this.row = next.row;
+    for (let j = 0; j < this.values.length; j++) this.values[j] = next.values[j]!;
+    return this.buffer.byteLength - before;
+  }
+
+  /** Moves rows [off, len) one place right; the caller fills row `off` and bumps `len`. Requires len < cap. */
+  shiftRight(off: number): void {
+    const n = this.len;
+    if (off >= n) return;
+    this.ts.copyWithin(off + 1, off, n);
+    this.lsn.copyWithin(off + 1, off, n);
+    this.row.copyWithin(off + 1, off, n);
+    const vals = this.values;
+    for (let j = 0; j < vals.length; j++) vals[j]!.copyWithin(off + 1, off, n);
+  }
+
+  /** Removes rows [from, to), closing the gap. */
+  removeRows(from: number, to: number): void {
+    const n = this.len;
+    if (to < n) {
+      this.ts.copyWithin(from, to, n);
+      this.lsn.copyWithin(from, to, n);
+      this.row.copyWithin(from, to, n);
+      const vals = this.values;
+      for (let j = 0; j < vals.length; j++) vals[j]!.copyWithin(from, to, n);
+    }
+    this.len = n - (to - from);
+  }
+}
+
+/** Copies row `i` of `src` to row `k` of `dst` (does not touch `len`). */
+export function copyRow(src: Chunk, i: number, dst: Chunk, k: number): void {
+  dst.ts[k] = src.ts[i]!;
+  dst.lsn[k] = src.lsn[i]!;
+  dst.row[k] = src.row[i]!;
+  const sv = src.values;
+  const dv = dst.values;
+  for (let j = 0; j < sv.length; j++) dv[j]![k] = sv[j]![i]!;
+}
+
+/** First index in ts[lo, hi) with ts[i] >= t. */
+export function lowerBoundIn(ts: Float64Array, lo: number, hi: number, t: number): number {
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (ts[mid]! < t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** First index in ts[lo, hi) with ts[i] > t. */
+export function upperBoundIn(ts: Float64Array, lo: number, hi: number, t: number): number {
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (ts[mid]! <= t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}

@@ -1,0 +1,9 @@
+// Errors of the hot-set column store. They are programming or data errors (a
+// batch that does not match the table, a snapshot of another table), never
+// transient: retrying the same call fails the same way.
+
+/** A batch, snapshot or argument the hot set cannot accept; `message` names the input, the rule and the fix. */
+export class HotSetError extends Error {
+  override readonly name = "HotSetError";
+  readonly _tag = "HotSetError";
+}
