@@ -10,6 +10,7 @@ import type { GatewayEvent, IngestRequest, SourceCommand, WalCommand } from "../
 import type { IngestReply, WalAppend } from "../../protocols/ingest.js";
 import { HDR_PRODUCER_ID, HDR_PRODUCER_SEQ, INGEST_WILDCARD, ingestErrorSubject, parseIngestSubject } from "../../protocols/subjects.js";
 import { parseProducer } from "../ingest/headers.js";
+import { failpoint } from "./failpoints.js";
 import type { Catalog } from "../catalog.js";
 
 const encoder = new TextEncoder();
@@ -104,6 +105,7 @@ export function jetstreamWal(js: JetStreamClient, timeoutMs = 10_000) {
         }),
       ).then(
         (appends) => {
+          failpoint("gateway.after-append");
           if (!stopped) sendBack({ type: "appended", id: cmd.id, appends } satisfies GatewayEvent);
         },
         (e: unknown) => {

@@ -1,0 +1,91 @@
+// Realistic random-walk market data for demos and benchmarks: per symbol a
+// log-normal mid price walk, trades around the mid, quotes with a spread.
+import type { TickBatch } from "../codec/tickbatch.js";
+
+/** Small, fast, seeded PRNG (mulberry32): the same seed gives the same ticks. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function symbolNames(n: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    let s = "";
+    let k = i;
+    do {
+      s = String.fromCharCode(65 + (k % 26)) + s;
+      k = Math.floor(k / 26) - 1;
+    } while (k >= 0);
+    out.push(s.padEnd(3, "X"));
+  }
+  return out;
+}
+
+export class RandomWalk {
+  private readonly mids: Float64Array;
+  private readonly next: () => number;
+  tsMicros: number;
+
+  constructor(
+    readonly symbols: readonly string[],
+    seed = 1,
+    startMicros = Date.now() * 1000,
+  ) {
+    this.next = rng(seed);
+    this.mids = Float64Array.from(symbols, () => 20 + this.next() * 480);
+    this.tsMicros = startMicros;
+  }
+
+  private step(sym: number): number {
+    const m = this.mids[sym]! * Math.exp((this.next() - 0.5) * 0.002);
+    this.mids[sym] = m;
+    return m;
+  }
+
+  /** `rows` trades spread evenly over `spanMicros`, symbols drawn at random. */
+  trades(rows: number, spanMicros: number): TickBatch {
+    const symbolIndex = new Uint32Array(rows);
+    const ts = new Float64Array(rows);
+    const price = new Float64Array(rows);
+    const size = new Float64Array(rows);
+    for (let i = 0; i < rows; i++) {
+      const s = Math.floor(this.next() * this.symbols.length);
+      symbolIndex[i] = s;
+      ts[i] = this.tsMicros + Math.floor((i * spanMicros) / rows);
+      price[i] = Math.round(this.step(s) * 100) / 100;
+      size[i] = 100 * (1 + Math.floor(this.next() * 10));
+    }
+    this.tsMicros += spanMicros;
+    return { rows, symbols: this.symbols, symbolIndex, ts, values: [price, size] };
+  }
+
+  /** `rows` quotes (bid, ask, bid_size, ask_size). */
+  quotes(rows: number, spanMicros: number): TickBatch {
+    const symbolIndex = new Uint32Array(rows);
+    const ts = new Float64Array(rows);
+    const bid = new Float64Array(rows);
+    const ask = new Float64Array(rows);
+    const bidSize = new Float64Array(rows);
+    const askSize = new Float64Array(rows);
+    for (let i = 0; i < rows; i++) {
+      const s = Math.floor(this.next() * this.symbols.length);
+      const mid = this.step(s);
+      const half = Math.max(0.01, mid * 0.0002);
+      symbolIndex[i] = s;
+      ts[i] = this.tsMicros + Math.floor((i * spanMicros) / rows);
+      bid[i] = Math.round((mid - half) * 100) / 100;
+      ask[i] = Math.round((mid + half) * 100) / 100 + 0.01;
+      bidSize[i] = 100 * (1 + Math.floor(this.next() * 20));
+      askSize[i] = 100 * (1 + Math.floor(this.next() * 20));
+    }
+    this.tsMicros += spanMicros;
+    return { rows, symbols: this.symbols, symbolIndex, ts, values: [bid, ask, bidSize, askSize] };
+  }
+}

@@ -1,0 +1,198 @@
+// Proxist entry point.
+//   up    — a local single-node cluster on the embedded default: nats-server with
+//           JetStream, clickhouse-server when installed, one Proxist node, the
+//           default tenant with tables trades and quotes; --demo streams ticks.
+//   node  — one Proxist node against an existing NATS (and ClickHouse).
+//   demo  — the random-walk demo publisher against an existing cluster.
+import { parseArgs } from "node:util";
+import { mkdirSync } from "node:fs";
+import { resolve } from "node:path";
+import { connect } from "@nats-io/transport-node";
+import { DEFAULT_PORTS, ENV } from "./config/defaults.js";
+import { DEFAULT_CLUSTER_SPEC } from "../protocols/tablespec.js";
+import { startNatsServer } from "./runtime/servers/nats.js";
+import type { NatsServer } from "./runtime/servers/nats.js";
+import { hasClickhouseBinary, startClickhouseServer } from "./runtime/servers/clickhouse.js";
+import type { ClickhouseServer } from "./runtime/servers/clickhouse.js";
+import { portInUse } from "./runtime/servers/portcheck.js";
+import { startNode } from "./node/node.js";
+import type { ProxistNode } from "./node/node.js";
+import { MetadataStore } from "./runtime/metadata.js";
+import { startDemoPublisher } from "./demo/publisher.js";
+
+const log = (line: string): void => console.log(line);
+
+const USAGE = `usage:
+  proxist up   [--demo] [--rate TICKS_PER_S] [--data-dir DIR] [--no-clickhouse]
+  proxist node [--nats URL] [--clickhouse URL] [--http-port N] [--grpc-port N] [--node-id ID]
+  proxist demo [--nats URL] [--rate TICKS_PER_S] [--symbols N]`;
+
+class UsageError extends Error {}
+
+function intOption(v: string | undefined, name: string, fallback: number): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name} must be a non-negative integer, got "${v}"`);
+  return n;
+}
+
+async function requireFreePort(port: number, what: string, flagHint: string): Promise<void> {
+  if (await portInUse(port)) {
+    throw new UsageError(`port ${port} (${what}) is already in use on 127.0.0.1; stop what holds it or ${flagHint}`);
+  }
+}
+
+/** Runs until SIGINT/SIGTERM, then calls the cleanups in reverse order. */
+function untilSignal(cleanups: (() => Promise<void>)[]): Promise<void> {
+  return new Promise((done) => {
+    let stopping = false;
+    const stop = async (sig: string): Promise<void> => {
+      if (stopping) return;
+      stopping = true;
+      log(`\n${sig}: stopping...`);
+      for (const c of cleanups.reverse()) await c().catch((e: unknown) => log(`  cleanup failed: ${(e as Error).message}`));
+      log("stopped.");
+      done();
+    };
+    process.on("SIGINT", () => void stop("SIGINT"));
+    process.on("SIGTERM", () => void stop("SIGTERM"));
+  });
+}
+
+async function up(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      demo: { type: "boolean", default: false },
+      rate: { type: "string" },
+      "data-dir": { type: "string" },
+      "no-clickhouse": { type: "boolean", default: false },
+    },
+  });
+  const dataDir = resolve(values["data-dir"] ?? process.env[ENV.dataDir] ?? ".data");
+  mkdirSync(dataDir, { recursive: true });
+  const cleanups: (() => Promise<void>)[] = [];
+  let nats: NatsServer | undefined;
+  let ch: ClickhouseServer | undefined;
+  let node: ProxistNode | undefined;
+  try {
+    await requireFreePort(DEFAULT_PORTS.nats, "NATS", "use `proxist node --nats URL` against your own NATS");
+    await requireFreePort(DEFAULT_PORTS.http, "Proxist HTTP", "free it");
+    log(`starting nats-server (JetStream data in ${dataDir}/nats) ...`);
+    nats = await startNatsServer({ dir: `${dataDir}/nats`, port: DEFAULT_PORTS.nats, monitorPort: DEFAULT_PORTS.natsMonitor, serverName: "px_local" });
+    cleanups.push(() => nats!.stop());
+
+    if (values["no-clickhouse"]) {
+      log("clickhouse: skipped (--no-clickhouse); ticks stay in the WAL and RAM only");
+    } else if (!hasClickhouseBinary()) {
+      log("clickhouse: NOT STARTED — clickhouse-server is not installed (run `bash scripts/setup.sh` or apt-get install clickhouse-server); ticks stay in the WAL and RAM only");
+    } else {
+      await requireFreePort(DEFAULT_PORTS.clickhouseHttp, "ClickHouse HTTP", "pass --no-clickhouse");
+      log(`starting clickhouse-server (data in ${dataDir}/clickhouse) ...`);
+      ch = await startClickhouseServer({ dir: `${dataDir}/clickhouse`, httpPort: DEFAULT_PORTS.clickhouseHttp, tcpPort: DEFAULT_PORTS.clickhouseTcp });
+      cleanups.push(() => ch!.stop());
+    }
+
+    node = await startNode({ natsUrl: nats.url, nodeId: "local", httpPort: DEFAULT_PORTS.http, log });
+    cleanups.push(() => node!.stop());
+    const store = await MetadataStore.open(node.nc);
+    const existing = await store.tenants();
+    if (!existing.has("default")) {
+      await store.applyCurrent(DEFAULT_CLUSTER_SPEC);
+      log("applied the default spec: tenant default, tables trades (sym, ts, price, size) and quotes (sym, ts, bid, ask, bid_size, ask_size)");
+    } else {
+      log("tenant default already exists; kept its spec");
+    }
+
+    log("");
+    log("Proxist local cluster is up:");
+    log(`  NATS        ${nats.url}   (monitor http://127.0.0.1:${nats.monitorPort})`);
+    log(`  ingest      px.default.ingest.trades | px.default.ingest.quotes  (Arrow IPC; request/reply acks with LSNs)`);
+    log(`  WAL         stream PX_WAL_default, subjects px.default.wal.<table>.<bucket>`);
+    log(`  ClickHouse  ${ch ? ch.httpUrl : "not running"}`);
+    log(`  HTTP        http://127.0.0.1:${node.httpPort}/healthz  /readyz  /metrics`);
+    log("Ctrl-C stops everything.");
+
+    if (values.demo) {
+      const tenant = DEFAULT_CLUSTER_SPEC.tenants[0]!;
+      const nc = await connect({ servers: nats.url, name: "proxist demo" });
+      const demo = startDemoPublisher(nc, {
+        tenant: tenant.name,
+        trades: tenant.tables.find((t) => t.name === "trades")!,
+        quotes: tenant.tables.find((t) => t.name === "quotes")!,
+        ticksPerSecond: intOption(values.rate, "rate", 10_000),
+        symbols: 100,
+        log,
+      });
+      cleanups.push(async () => {
+        await demo.stop();
+        await nc.close();
+      });
+      log(`demo publisher: streaming ${intOption(values.rate, "rate", 10_000)} ticks/s of random-walk trades and quotes over 100 symbols`);
+    }
+  } catch (e) {
+    for (const c of cleanups.reverse()) await c().catch(() => {});
+    throw e;
+  }
+  await untilSignal(cleanups);
+}
+
+async function nodeCmd(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      nats: { type: "string" },
+      clickhouse: { type: "string" },
+      "http-port": { type: "string" },
+      "grpc-port": { type: "string" },
+      "node-id": { type: "string" },
+    },
+  });
+  const natsUrl = values.nats ?? process.env[ENV.natsUrl] ?? `nats://127.0.0.1:${DEFAULT_PORTS.nats}`;
+  const httpPort = intOption(values["http-port"] ?? process.env[ENV.httpPort], "http-port", DEFAULT_PORTS.http);
+  const nodeId = values["node-id"] ?? process.env[ENV.nodeId];
+  const node = await startNode({ natsUrl, httpPort, log, ...(nodeId ? { nodeId } : {}) });
+  await untilSignal([() => node.stop()]);
+}
+
+async function demoCmd(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { nats: { type: "string" }, rate: { type: "string" }, symbols: { type: "string" } } });
+  const natsUrl = values.nats ?? process.env[ENV.natsUrl] ?? `nats://127.0.0.1:${DEFAULT_PORTS.nats}`;
+  const nc = await connect({ servers: natsUrl, name: "proxist demo", maxReconnectAttempts: -1 });
+  const tenant = DEFAULT_CLUSTER_SPEC.tenants[0]!;
+  const demo = startDemoPublisher(nc, {
+    tenant: tenant.name,
+    trades: tenant.tables.find((t) => t.name === "trades")!,
+    quotes: tenant.tables.find((t) => t.name === "quotes")!,
+    ticksPerSecond: intOption(values.rate, "rate", 10_000),
+    symbols: intOption(values.symbols, "symbols", 100),
+    log,
+  });
+  await untilSignal([() => demo.stop(), () => nc.close()]);
+}
+
+async function main(): Promise<void> {
+  const [cmd, ...rest] = process.argv.slice(2);
+  switch (cmd) {
+    case "up":
+      return up(rest);
+    case "node":
+      return nodeCmd(rest);
+    case "demo":
+      return demoCmd(rest);
+    default:
+      throw new UsageError(cmd ? `unknown command "${cmd}"` : "missing command");
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (e: unknown) => {
+    if (e instanceof UsageError || (e as { code?: string }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+      console.error(`proxist: ${(e as Error).message}\n${USAGE}`);
+      process.exit(2);
+    }
+    console.error(`proxist: ${(e as Error).stack ?? String(e)}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,46 @@
+// A Proxist node in its own process (`src/main.ts node`), for crash tests that
+// SIGKILL it. Resolves once the node printed that it is up.
+import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("../..", import.meta.url));
+
+export interface NodeProcess {
+  readonly child: ChildProcess;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  output(): string;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export async function spawnNodeProcess(natsUrl: string, env: Record<string, string> = {}, args: string[] = []): Promise<NodeProcess> {
+  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts", "node", "--nats", natsUrl, "--http-port", "0", ...args], {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`node process not up after 30 s:\n${out}`)), 30_000);
+    const onData = (d: Buffer): void => {
+      out += d.toString();
+      if (/: up \(nats/.test(out)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+    void exited.then(() => reject(new Error(`node process exited before it was up:\n${out}`)));
+  });
+  return {
+    child,
+    exited,
+    output: () => out,
+    kill: async (signal = "SIGKILL") => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await exited;
+    },
+  };
+}
