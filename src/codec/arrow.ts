@@ -47,6 +47,9 @@ export function decodeIpc(bytes: Uint8Array, what: string): Table {
   } catch (e) {
     throw new BatchRejected("INVALID_ARGUMENT", `${what}: the payload is not a valid Arrow IPC stream (${(e as Error).message}); send one Arrow IPC stream (schema + record batches)`);
   }
+  if (table.schema.fields.length === 0) {
+    throw new BatchRejected("INVALID_ARGUMENT", `${what}: the payload is not a valid Arrow IPC stream (no schema message found); send one Arrow IPC stream (schema + record batches)`);
+  }
   return table;
 }
 

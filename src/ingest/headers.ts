@@ -14,7 +14,7 @@ export function parseProducer(id: string | undefined, seq: string | undefined): 
   if (!PRODUCER_ID.test(id)) {
     return { ok: false, message: `header Px-Producer-Id "${id.slice(0, 80)}" must be 1-64 characters of A-Z a-z 0-9 _ -; pick another producer id` };
   }
-  if (!/^\d{1,19}$/.test(seq) || BigInt(seq) > 0xffffffffffffffffn) {
+  if (!/^\d{1,20}$/.test(seq) || BigInt(seq) > 0xffffffffffffffffn) {
     return { ok: false, message: `header Px-Producer-Seq "${seq.slice(0, 40)}" must be an unsigned 64-bit decimal integer; send the batch's sequence number` };
   }
   return { ok: true, producer: { id, seq: BigInt(seq) } };

@@ -1,0 +1,38 @@
+import { describe, expect, it } from "vitest";
+import { DEFAULT_CLUSTER_SPEC, SpecError, parseClusterSpec, parseTableSpec } from "../../protocols/tablespec.js";
+
+describe("tablespec - validation", () => {
+  it("defaults - a minimal table gets symbol/time columns, shards and retention", () => {
+    const t = parseTableSpec({ name: "trades", columns: [{ name: "price", type: "float64" }] });
+    expect(t).toMatchObject({ symbolColumn: "sym", timeColumn: "ts", shards: 4, version: 1, retention: { hotSeconds: 3600 } });
+    expect(t.columns[0]!.allowNonFinite).toBe(false);
+  });
+
+  it("default spec - tenant default has trades and quotes", () => {
+    expect(DEFAULT_CLUSTER_SPEC.tenants[0]!.tables.map((t) => [t.name, t.columns.map((c) => c.name)])).toEqual([
+      ["trades", ["price", "size"]],
+      ["quotes", ["bid", "ask", "bid_size", "ask_size"]],
+    ]);
+  });
+
+  it.each([
+    [{ name: "Trades", columns: [{ name: "p", type: "float64" }] }, /table name must be lowercase/],
+    [{ name: "t", columns: [{ name: "p", type: "string" }] }, /Expected "float64" \| "float32"/],
+    [{ name: "t", columns: [] }, /length of at least 1/],
+    [{ name: "t", columns: [{ name: "p", type: "float64" }], extra: 1 }, /excess property/],
+    [{ name: "t", columns: [{ name: "p", type: "float64" }, { name: "p", type: "int32" }] }, /column "p" is declared twice/],
+    [{ name: "t", columns: [{ name: "sym", type: "float64" }] }, /clashes with the symbol\/time column/],
+    [{ name: "t", columns: [{ name: "_lsn", type: "float64" }] }, /column name must be/],
+    [{ name: "t", columns: [{ name: "q", type: "int32", allowNonFinite: true }] }, /only float columns can hold NaN/],
+    [{ name: "t", shards: 0, columns: [{ name: "p", type: "float64" }] }, /shards/],
+  ])("bad spec %# - rejected with the path and the rule", (input, message) => {
+    expect(() => parseTableSpec(input, "x")).toThrow(SpecError);
+    expect(() => parseTableSpec(input, "x")).toThrow(message);
+  });
+
+  it("cluster - duplicate tenants and tables are rejected", () => {
+    expect(() => parseClusterSpec({ tenants: [{ name: "a", tables: [] }, { name: "a", tables: [] }] })).toThrow(/tenant "a" is declared twice/);
+    const t = { name: "x", columns: [{ name: "p", type: "float64" }] };
+    expect(() => parseClusterSpec({ tenants: [{ name: "a", tables: [t, t] }] })).toThrow(/table "x" is declared twice/);
+  });
+});
