@@ -2,11 +2,9 @@
 // outside (client batches, WAL payloads, snapshots) is checked against a table
 // spec; `tickBatchToIpc` writes the WAL payload form (protocols/arrow.ts).
 import {
-  Data,
   RecordBatch,
   RecordBatchStreamWriter,
   Struct,
-  Table,
   TimeUnit,
   Type,
   makeData,
@@ -15,7 +13,9 @@ import {
   Utf8,
 } from "apache-arrow";
 import { DataType, Precision } from "apache-arrow";
-import type { Vector } from "apache-arrow";
+import type { Vector ,
+  Data,
+  Table} from "apache-arrow";
 import { walArrowSchema } from "../../protocols/arrow.js";
 import type { ColumnSpec, TableSpec } from "../../protocols/tablespec.js";
 import { allocValueArray } from "./tickbatch.js";

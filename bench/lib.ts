@@ -1,0 +1,30 @@
+// Shared benchmark plumbing: machine facts, percentiles, result files.
+import { cpus, totalmem } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+export function machine(): string {
+  const c = cpus();
+  return `${c.length} x ${c[0]?.model ?? "unknown cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB RAM, ${process.platform}/${process.arch}`;
+}
+
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i]!;
+}
+
+export function median(xs: readonly number[]): number {
+  return percentile([...xs].sort((a, b) => a - b), 50);
+}
+
+export const round = (x: number, digits = 3): number => Number(x.toFixed(digits));
+
+/** Writes bench/results/<name>.json and prints it. */
+export function writeResult(name: string, figures: Record<string, number>, notes: Record<string, unknown> = {}): void {
+  const dir = fileURLToPath(new URL("./results/", import.meta.url));
+  mkdirSync(dir, { recursive: true });
+  const out = { machine: machine(), date: new Date().toISOString(), node: process.version, figures, ...notes };
+  writeFileSync(`${dir}${name}.json`, JSON.stringify(out, null, 2) + "\n");
+  console.log(JSON.stringify(out, null, 2));
+}
