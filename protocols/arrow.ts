@@ -1,5 +1,5 @@
 // Arrow schema of a WAL tick payload for a table spec: the symbol column as
-// Dictionary<Utf8, Int32>, the time column as Int64 microseconds, then the value
+// Dictionary<Utf8, Int32> (dictionary id 0), the time column as Int64 microseconds, then the value
 // columns in spec order. Client batches are looser (see src/ingest/decode.ts).
 import { Bool, Dictionary, Field, Float32, Float64, Int32, Int64, Schema, Utf8 } from "apache-arrow";
 import type { DataType } from "apache-arrow";
@@ -22,7 +22,7 @@ export function arrowTypeOf(type: ValueType): DataType {
 
 export function walArrowSchema(spec: TableSpec): Schema {
   return new Schema([
-    new Field(spec.symbolColumn, new Dictionary(new Utf8(), new Int32()), false),
+    new Field(spec.symbolColumn, new Dictionary(new Utf8(), new Int32(), 0), false),
     new Field(spec.timeColumn, new Int64(), false),
     ...spec.columns.map((c) => new Field(c.name, arrowTypeOf(c.type), false)),
   ]);

@@ -3,7 +3,7 @@
 // spec; `tickBatchToIpc` writes the WAL payload form (protocols/arrow.ts).
 import {
   RecordBatch,
-  RecordBatchStreamWriter,
+
   Struct,
   TimeUnit,
   Type,
@@ -13,12 +13,11 @@ import {
   Utf8,
 } from "apache-arrow";
 import { DataType, Precision } from "apache-arrow";
-import type { Vector ,
-  Data,
-  Table} from "apache-arrow";
+import type { Data, Table } from "apache-arrow";
 import { walArrowSchema } from "../../protocols/arrow.js";
 import type { ColumnSpec, TableSpec } from "../../protocols/tablespec.js";
 import { allocValueArray } from "./tickbatch.js";
+import { IpcFormatError, decodeIpcColumns, encodeTickIpc } from "./ipc.js";
 import type { TickBatch, ValueArray } from "./tickbatch.js";
 
 /** Timestamps must fall in [1970-01-01, 2200-01-01) UTC. */
@@ -60,7 +59,7 @@ function describe(t: DataType): string {
 }
 
 /** Reads a symbol column (Utf8, LargeUtf8 or Dictionary<Utf8>) into distinct symbols + per-row index. */
-function readSymbols(vec: Vector, rows: number, what: string): { symbols: string[]; symbolIndex: Uint32Array } {
+function readSymbols(vec: readonly Data[], rows: number, what: string): { symbols: string[]; symbolIndex: Uint32Array } {
   const symbols: string[] = [];
   const byName = new Map<string, number>();
   const symbolIndex = new Uint32Array(rows);
@@ -78,23 +77,24 @@ function readSymbols(vec: Vector, rows: number, what: string): { symbols: string
     return id;
   };
   let row = 0;
-  for (const data of vec.data) {
+  for (const data of vec) {
     if (data.nullCount > 0) throw new BatchRejected("INVALID_ARGUMENT", `${what} has ${data.nullCount} null symbol(s); every tick needs a symbol`);
     if (data.typeId === Type.Dictionary) {
       const dict = data.dictionary;
       if (!dict || (dict.type.typeId !== Type.Utf8 && dict.type.typeId !== Type.LargeUtf8)) {
         throw new BatchRejected("INVALID_ARGUMENT", `${what} is a dictionary of ${dict ? describe(dict.type) : "nothing"}; symbols must be utf8 strings`);
       }
-      const dictValues = dict.toArray() as (string | null)[];
-      const mapped = new Int32Array(dictValues.length).fill(-1);
+      // Decode only the dictionary entries the batch uses, each once.
+      const entries = dictEntries(dict.data, what);
+      const mapped = new Int32Array(entries.count).fill(-1);
       const keys = data.values as ArrayLike<number>;
       for (let i = 0; i < data.length; i++, row++) {
         const k = keys[data.offset + i]!;
         let id = mapped[k];
         if (id === undefined) throw new BatchRejected("INVALID_ARGUMENT", `${what} row ${row}: dictionary key ${k} is out of range`);
         if (id < 0) {
-          const s = dictValues[k];
-          if (s === null || s === undefined) throw new BatchRejected("INVALID_ARGUMENT", `${what} row ${row}: null symbol; every tick needs a symbol`);
+          const s = entries.get(k);
+          if (s === null) throw new BatchRejected("INVALID_ARGUMENT", `${what} row ${row}: null symbol; every tick needs a symbol`);
           id = intern(s, row);
           mapped[k] = id;
         }
@@ -107,13 +107,7 @@ function readSymbols(vec: Vector, rows: number, what: string): { symbols: string
         const a = Number(offsets[data.offset + i]!);
         const b = Number(offsets[data.offset + i + 1]!);
         if (!(a >= 0 && b >= a && b <= bytes.length)) throw new BatchRejected("INVALID_ARGUMENT", `${what} row ${row}: string offsets out of bounds (corrupt Arrow data)`);
-        let s: string;
-        try {
-          s = utf8.decode(bytes.subarray(a, b));
-        } catch {
-          throw new BatchRejected("INVALID_ARGUMENT", `${what} row ${row}: the symbol is not valid UTF-8`);
-        }
-        symbolIndex[row] = intern(s, row);
+        symbolIndex[row] = intern(decodeSymbol(bytes, a, b, `${what} row ${row}`), row);
       }
     } else {
       throw new BatchRejected("INVALID_ARGUMENT", `${what} must be utf8 (or a dictionary of utf8), got ${describe(data.type)}; send symbols as strings`);
@@ -122,19 +116,67 @@ function readSymbols(vec: Vector, rows: number, what: string): { symbols: string
   return { symbols, symbolIndex };
 }
 
+/** UTF-8 bytes -> string; short ASCII (the usual ticker) without TextDecoder. */
+function decodeSymbol(bytes: Uint8Array, a: number, b: number, where: string): string {
+  if (b - a <= 16) {
+    let s = "";
+    let ascii = true;
+    for (let i = a; i < b; i++) {
+      const c = bytes[i]!;
+      if (c >= 0x80) {
+        ascii = false;
+        break;
+      }
+      s += String.fromCharCode(c);
+    }
+    if (ascii) return s;
+  }
+  try {
+    return utf8.decode(bytes.subarray(a, b));
+  } catch {
+    throw new BatchRejected("INVALID_ARGUMENT", `${where}: the symbol is not valid UTF-8`);
+  }
+}
+
+/** Lazy access to the strings of a (chunked) utf8 dictionary. */
+function dictEntries(chunks: readonly Data[], what: string): { count: number; get(k: number): string | null } {
+  const starts: number[] = [];
+  let count = 0;
+  for (const c of chunks) {
+    starts.push(count);
+    count += c.length;
+  }
+  return {
+    count,
+    get(k: number): string | null {
+      let ci = chunks.length - 1;
+      while (ci > 0 && starts[ci]! > k) ci--;
+      const c = chunks[ci]!;
+      const i = c.offset + (k - starts[ci]!);
+      if (c.nullCount > 0 && c.nullBitmap && c.nullBitmap.length > 0 && ((c.nullBitmap[i >> 3]! >> (i & 7)) & 1) === 0) return null;
+      const offsets = c.valueOffsets as ArrayLike<number | bigint>;
+      const a = Number(offsets[i]!);
+      const b = Number(offsets[i + 1]!);
+      const bytes = c.values as Uint8Array;
+      if (!(a >= 0 && b >= a && b <= bytes.length)) throw new BatchRejected("INVALID_ARGUMENT", `${what}: dictionary string offsets out of bounds (corrupt Arrow data)`);
+      return decodeSymbol(bytes, a, b, what);
+    },
+  };
+}
+
 const UNIT_TO_MICROS_DIV: Record<number, bigint> = { [TimeUnit.NANOSECOND]: 1000n };
 const UNIT_TO_MICROS_MUL: Record<number, number> = { [TimeUnit.SECOND]: 1_000_000, [TimeUnit.MILLISECOND]: 1000, [TimeUnit.MICROSECOND]: 1 };
 
 /** Reads the time column: Int64 microseconds, or Timestamp in s/ms/us/ns (ns truncated to us). */
-function readTimestamps(vec: Vector, rows: number, what: string): Float64Array {
+function readTimestamps(vec: readonly Data[], rows: number, what: string): Float64Array {
   const ts = new Float64Array(rows);
   let row = 0;
-  for (const data of vec.data) {
+  for (const data of vec) {
     if (data.nullCount > 0) throw new BatchRejected("INVALID_ARGUMENT", `${what} has ${data.nullCount} null timestamp(s); every tick needs a time`);
     let mul = 1;
     let div = 1n;
     if (data.typeId === Type.Timestamp) {
-      const unit = (data.type as { unit: number }).unit;
+      const unit = (data.type as unknown as { unit: number }).unit;
       const m = UNIT_TO_MICROS_MUL[unit];
       if (m !== undefined) mul = m;
       else div = UNIT_TO_MICROS_DIV[unit] ?? 1n;
@@ -177,10 +219,10 @@ function expectedTypeMatches(col: ColumnSpec, t: DataType): boolean {
   }
 }
 
-function readValues(col: ColumnSpec, vec: Vector, rows: number, what: string): ValueArray {
+function readValues(col: ColumnSpec, vec: readonly Data[], rows: number, what: string): ValueArray {
   const out = allocValueArray(col.type, rows);
   let row = 0;
-  for (const data of vec.data) {
+  for (const data of vec) {
     if (!expectedTypeMatches(col, data.type)) {
       throw new BatchRejected("INVALID_ARGUMENT", `${what} must be ${col.type}, got ${describe(data.type)}; cast the column to ${col.type}`);
     }
@@ -223,11 +265,14 @@ function readValues(col: ColumnSpec, vec: Vector, rows: number, what: string): V
 
 /** Checks an Arrow table against `spec` and converts it. `what` prefixes every message (e.g. "tenant t table x"). */
 export function arrowToTickBatch(spec: TableSpec, table: Table, what: string): TickBatch {
-  const rows = table.numRows;
+  const names = table.schema.fields.map((f) => f.name);
+  return columnsToTickBatch(spec, table.numRows, names, (name) => table.getChild(name)!.data, what);
+}
+
+function columnsToTickBatch(spec: TableSpec, rows: number, names: readonly string[], chunksOf: (name: string) => readonly Data[], what: string): TickBatch {
   if (rows > spec.maxBatchRows) {
     throw new BatchRejected("RESOURCE_EXHAUSTED", `${what}: the batch has ${rows} rows, over the table's maxBatchRows ${spec.maxBatchRows}; split it into smaller batches`);
   }
-  const names = table.schema.fields.map((f) => f.name);
   const expected = [spec.symbolColumn, spec.timeColumn, ...spec.columns.map((c) => c.name)];
   for (const name of expected) {
     if (!names.includes(name)) {
@@ -242,11 +287,26 @@ export function arrowToTickBatch(spec: TableSpec, table: Table, what: string): T
   if (new Set(names).size !== names.length) {
     throw new BatchRejected("INVALID_ARGUMENT", `${what}: a column name appears twice; send each column once`);
   }
-  const col = (name: string): Vector => table.getChild(name)!;
-  const { symbols, symbolIndex } = readSymbols(col(spec.symbolColumn), rows, `${what} column ${spec.symbolColumn}`);
-  const ts = readTimestamps(col(spec.timeColumn), rows, `${what} column ${spec.timeColumn}`);
-  const values = spec.columns.map((c) => readValues(c, col(c.name), rows, `${what} column ${c.name}`));
+  const { symbols, symbolIndex } = readSymbols(chunksOf(spec.symbolColumn), rows, `${what} column ${spec.symbolColumn}`);
+  const ts = readTimestamps(chunksOf(spec.timeColumn), rows, `${what} column ${spec.timeColumn}`);
+  const values = spec.columns.map((c) => readValues(c, chunksOf(c.name), rows, `${what} column ${c.name}`));
   return { rows, symbols, symbolIndex, ts, values };
+}
+
+/**
+ * Arrow IPC bytes -> TickBatch, checked against `spec` (client batches, WAL
+ * payloads, snapshots), through the fast codec (src/codec/ipc.ts).
+ */
+export function decodeTickBatch(spec: TableSpec, bytes: Uint8Array, what: string): TickBatch {
+  let cols;
+  try {
+    cols = decodeIpcColumns(bytes);
+  } catch (e) {
+    if (!(e instanceof IpcFormatError)) throw e;
+    throw new BatchRejected("INVALID_ARGUMENT", `${what}: the payload is not a valid Arrow IPC stream (${e.message}); send one Arrow IPC stream (schema + record batches)`);
+  }
+  const chunks = cols.chunks;
+  return columnsToTickBatch(spec, cols.rows, cols.names, (name) => chunks.get(name)!, what);
 }
 
 /** Safe integers held as float64 -> int64 words, without BigInt (hot path). */
@@ -299,12 +359,12 @@ export function tickBatchToRecordBatch(spec: TableSpec, batch: TickBatch): Recor
   return new RecordBatch(schema, data);
 }
 
-/** TickBatch -> one Arrow IPC stream (schema + one record batch). */
+/** TickBatch -> one Arrow IPC stream (schema + one record batch): the WAL payload. */
 export function tickBatchToIpc(spec: TableSpec, batch: TickBatch): Uint8Array {
-  return RecordBatchStreamWriter.writeAll([tickBatchToRecordBatch(spec, batch)]).toUint8Array(true);
+  return encodeTickIpc(spec, batch);
 }
 
 /** WAL payload -> TickBatch (checked: a record written under another spec is rejected). */
 export function ipcToTickBatch(spec: TableSpec, bytes: Uint8Array, what: string): TickBatch {
-  return arrowToTickBatch(spec, decodeIpc(bytes, what), what);
+  return decodeTickBatch(spec, bytes, what);
 }

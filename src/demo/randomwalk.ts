@@ -1,5 +1,6 @@
 // Realistic random-walk market data for demos and benchmarks: per symbol a
 // log-normal mid price walk, trades around the mid, quotes with a spread.
+import { selectRows } from "../codec/tickbatch.js";
 import type { TickBatch } from "../codec/tickbatch.js";
 
 /** Small, fast, seeded PRNG (mulberry32): the same seed gives the same ticks. */
@@ -63,7 +64,7 @@ export class RandomWalk {
       size[i] = 100 * (1 + Math.floor(this.next() * 10));
     }
     this.tsMicros += spanMicros;
-    return { rows, symbols: this.symbols, symbolIndex, ts, values: [price, size] };
+    return compact({ rows, symbols: this.symbols, symbolIndex, ts, values: [price, size] });
   }
 
   /** `rows` quotes (bid, ask, bid_size, ask_size). */
@@ -86,6 +87,11 @@ export class RandomWalk {
       askSize[i] = 100 * (1 + Math.floor(this.next() * 20));
     }
     this.tsMicros += spanMicros;
-    return { rows, symbols: this.symbols, symbolIndex, ts, values: [bid, ask, bidSize, askSize] };
+    return compact({ rows, symbols: this.symbols, symbolIndex, ts, values: [bid, ask, bidSize, askSize] });
   }
+}
+
+/** Keeps only the symbols a batch uses, as a real publisher's batch would. */
+function compact(b: TickBatch): TickBatch {
+  return selectRows(b, Uint32Array.from({ length: b.rows }, (_, i) => i));
 }

@@ -5,7 +5,7 @@ import { encodeWalRecord } from "../../protocols/codec.js";
 import { bucketOf } from "../../protocols/routing.js";
 import { walMsgId, walSubject } from "../../protocols/subjects.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
-import { arrowToTickBatch, decodeIpc, tickBatchToIpc } from "../codec/arrow.js";
+import { decodeTickBatch, tickBatchToIpc } from "../codec/arrow.js";
 import { selectRows } from "../codec/tickbatch.js";
 import type { TickBatch } from "../codec/tickbatch.js";
 
@@ -30,10 +30,21 @@ export interface PreparedBatch {
   readonly appends: readonly WalAppendPlan[];
 }
 
-/** Buckets of each distinct symbol of a batch (hashing once per symbol, not per row). */
+// symbol -> bucket per shard count: hashing is per symbol, not per row or batch.
+const bucketCache = new Map<number, Map<string, number>>();
+
+/** Buckets of each distinct symbol of a batch. */
 function bucketsOfSymbols(batch: TickBatch, shards: number): Uint32Array {
+  let cache = bucketCache.get(shards);
+  if (!cache) bucketCache.set(shards, (cache = new Map()));
+  if (cache.size > 1_000_000) cache.clear();
   const out = new Uint32Array(batch.symbols.length);
-  for (let i = 0; i < out.length; i++) out[i] = bucketOf(batch.symbols[i]!, shards);
+  for (let i = 0; i < out.length; i++) {
+    const sym = batch.symbols[i]!;
+    let b = cache.get(sym);
+    if (b === undefined) cache.set(sym, (b = bucketOf(sym, shards)));
+    out[i] = b;
+  }
   return out;
 }
 
@@ -71,7 +82,7 @@ function tsRange(batch: TickBatch): { min: number; max: number } {
  */
 export function prepareBatch(tenant: string, spec: TableSpec, payload: Uint8Array, producer: Producer | undefined): PreparedBatch {
   const what = `tenant ${tenant} table ${spec.name}`;
-  const batch = arrowToTickBatch(spec, decodeIpc(payload, what), what);
+  const batch = decodeTickBatch(spec, payload, what);
   const appends: WalAppendPlan[] = [];
   for (const [bucket, part] of splitByBucket(batch, spec.shards)) {
     const { min, max } = tsRange(part);
