@@ -35,8 +35,30 @@ function decodeVersioned<Desc extends DescMessage & { typeName: string }>(
 
 export type WalRecordInit = Omit<WalRecord, "$typeName" | "$unknown" | "version" | "kind"> & { kind?: RecordKind };
 
+/** Field number of WalRecord.payload (wal.proto). */
+const PAYLOAD_FIELD = 12;
+
+/**
+ * Encodes the envelope without the payload, then appends the payload field.
+ * Protobuf readers merge fields in any order, so this is a valid WalRecord,
+ * and the (large) payload is copied once instead of twice.
+ */
 export function encodeWalRecord(init: WalRecordInit): Uint8Array {
-  return toBinary(WalRecordSchema, create(WalRecordSchema, { ...init, version: WAL_RECORD_VERSION, kind: init.kind ?? RecordKind.TICKS }));
+  const head = toBinary(WalRecordSchema, create(WalRecordSchema, { ...init, payload: new Uint8Array(0), version: WAL_RECORD_VERSION, kind: init.kind ?? RecordKind.TICKS }));
+  const payload = init.payload;
+  let len = payload.length;
+  const varint: number[] = [];
+  do {
+    const byte = len & 0x7f;
+    len = Math.floor(len / 128);
+    varint.push(len > 0 ? byte | 0x80 : byte);
+  } while (len > 0);
+  const out = new Uint8Array(head.length + 1 + varint.length + payload.length);
+  out.set(head, 0);
+  out[head.length] = (PAYLOAD_FIELD << 3) | 2;
+  out.set(varint, head.length + 1);
+  out.set(payload, head.length + 1 + varint.length);
+  return out;
 }
 
 export function decodeWalRecord(bytes: Uint8Array): WalRecord {
