@@ -56,6 +56,7 @@ export interface GatewayContext {
 
 export interface GatewayInput {
   readonly maxInFlight?: number;
+  /** A known catalog skips the loading state (tests). */
   readonly catalog?: Catalog;
 }
 
@@ -193,8 +194,22 @@ export const gatewayMachine = setup({
   on: {
     catalog: { actions: { type: "setCatalog", params: ({ event }) => ({ catalog: event.catalog }) } },
   },
-  initial: "ready",
+  initial: "loading",
   states: {
+    // Until the first catalog arrives every table would look unknown: refuse as retryable instead.
+    loading: {
+      on: {
+        catalog: { target: "ready", actions: { type: "setCatalog", params: ({ event }) => ({ catalog: event.catalog }) } },
+        ingest: {
+          actions: enqueueActions(({ enqueue, event }) => {
+            enqueue.sendTo(
+              "source",
+              nack(event.request, { code: "UNAVAILABLE", message: `tenant ${event.request.tenant} table ${event.request.table}: the node is still loading the catalog; retry in a moment`, retryable: true }),
+            );
+          }),
+        },
+      },
+    },
     ready: {
       always: { guard: "full", target: "throttled" },
       on: {

@@ -9,6 +9,8 @@ import { SymbolDictionarySchema } from "./gen/proxist/v1/symbols_pb.js";
 import type { SymbolDictionary } from "./gen/proxist/v1/symbols_pb.js";
 import { WatermarkSchema } from "./gen/proxist/v1/watermark_pb.js";
 import type { Watermark } from "./gen/proxist/v1/watermark_pb.js";
+import { SnapshotManifestSchema } from "./gen/proxist/v1/snapshot_pb.js";
+import type { SnapshotManifest } from "./gen/proxist/v1/snapshot_pb.js";
 import { ControlReplySchema, ControlRequestSchema, NodeHeartbeatSchema } from "./gen/proxist/v1/control_pb.js";
 import type { ControlReply, ControlRequest, NodeHeartbeat } from "./gen/proxist/v1/control_pb.js";
 
@@ -16,6 +18,7 @@ export const WAL_RECORD_VERSION = 1;
 export const SYMBOL_DICTIONARY_VERSION = 1;
 export const WATERMARK_VERSION = 1;
 export const CONTROL_VERSION = 1;
+export const SNAPSHOT_MANIFEST_VERSION = 1;
 
 function decodeVersioned<Desc extends DescMessage & { typeName: string }>(
   schema: Desc,
@@ -109,5 +112,25 @@ export function decodeHeartbeat(bytes: Uint8Array): NodeHeartbeat {
   return decodeVersioned(NodeHeartbeatSchema, bytes, [CONTROL_VERSION]);
 }
 
+export function encodeSnapshotManifest(init: Omit<SnapshotManifest, "$typeName" | "$unknown" | "version" | "symbols"> & { symbols: readonly string[] }): Uint8Array {
+  return toBinary(
+    SnapshotManifestSchema,
+    create(SnapshotManifestSchema, {
+      ...init,
+      version: SNAPSHOT_MANIFEST_VERSION,
+      symbols: { version: SYMBOL_DICTIONARY_VERSION, symbols: [...init.symbols] },
+    }),
+  );
+}
+
+export function decodeSnapshotManifest(bytes: Uint8Array): SnapshotManifest {
+  const m = decodeVersioned(SnapshotManifestSchema, bytes, [SNAPSHOT_MANIFEST_VERSION]);
+  if (m.symbols && m.symbols.version !== SYMBOL_DICTIONARY_VERSION) {
+    throw new UnsupportedVersionError("proxist.v1.SymbolDictionary", m.symbols.version, [SYMBOL_DICTIONARY_VERSION]);
+  }
+  return m;
+}
+
 export { RecordKind };
+export type { SnapshotManifest };
 export type { WalRecord, SymbolDictionary, Watermark, ControlRequest, ControlReply, NodeHeartbeat };

@@ -24,7 +24,7 @@ const log = (line: string): void => console.log(line);
 
 const USAGE = `usage:
   proxist up   [--demo] [--rate TICKS_PER_S] [--data-dir DIR] [--no-clickhouse]
-  proxist node [--nats URL] [--clickhouse URL] [--http-port N] [--grpc-port N] [--node-id ID]
+  proxist node [--nats URL] [--clickhouse URL] [--http-port N] [--grpc-port N] [--node-id ID] [--snapshot-interval-ms N]
   proxist demo [--nats URL] [--rate TICKS_PER_S] [--symbols N]`;
 
 class UsageError extends Error {}
@@ -146,12 +146,14 @@ async function nodeCmd(args: string[]): Promise<void> {
       "http-port": { type: "string" },
       "grpc-port": { type: "string" },
       "node-id": { type: "string" },
+      "snapshot-interval-ms": { type: "string" },
     },
   });
   const natsUrl = values.nats ?? process.env[ENV.natsUrl] ?? `nats://127.0.0.1:${DEFAULT_PORTS.nats}`;
   const httpPort = intOption(values["http-port"] ?? process.env[ENV.httpPort], "http-port", DEFAULT_PORTS.http);
   const nodeId = values["node-id"] ?? process.env[ENV.nodeId];
-  const node = await startNode({ natsUrl, httpPort, log, ...(nodeId ? { nodeId } : {}) });
+  const snapshotIntervalMs = intOption(values["snapshot-interval-ms"], "snapshot-interval-ms", 60_000);
+  const node = await startNode({ natsUrl, httpPort, log, snapshotIntervalMs, ...(nodeId ? { nodeId } : {}) });
   await untilSignal([() => node.stop()]);
 }
 

@@ -16,11 +16,18 @@ export class ClickhouseUnavailableError extends Error {
   readonly mayHaveLanded: boolean;
   /** The transport's code (ECONNREFUSED, ECONNRESET, TIMEOUT, ...). */
   readonly code: string;
-  constructor(url: string, code: string, detail: string, mayHaveLanded: boolean, options?: { cause?: unknown }) {
+  /**
+   * `query_id` of the failed request. An INSERT whose client gave up can still
+   * commit on the server: wait until this id has left system.processes
+   * (`waitQueryGone`) before asking which LSNs landed.
+   */
+  queryId: string | undefined;
+  constructor(url: string, code: string, detail: string, mayHaveLanded: boolean, options?: { cause?: unknown; queryId?: string }) {
     super(`ClickHouse at ${url} is unavailable (${code}: ${detail}); check that clickhouse-server runs and is reachable, then retry`, options);
     this.url = url;
     this.code = code;
     this.mayHaveLanded = mayHaveLanded;
+    this.queryId = options?.queryId;
   }
 }
 
@@ -55,6 +62,8 @@ export class ClickhouseQueryError extends Error {
   readonly httpStatus: number;
   /** The statement, cut to 300 characters. */
   readonly sql: string;
+  /** `query_id` of the failed request, when known. */
+  queryId: string | undefined;
   constructor(code: number, serverMessage: string, httpStatus: number, sql: string) {
     const shortSql = sql.length > 300 ? `${sql.slice(0, 300)}...` : sql;
     super(`ClickHouse rejected \`${shortSql.split("\n")[0]}\` with code ${code}: ${serverMessage}`);
@@ -86,7 +95,7 @@ export function parseServerException(text: string): { code: number; message: str
   if (m === null) return { code: 0, message: trimmed.slice(0, 2_000) };
   const message = m[2]!
     .replace(/,\s*e\.what\(\)\s*=\s*DB::Exception\s*$/, "")
-    .replace(/\s*\(version [^)]*\)\s*$/, "")
+    .replace(/\s*\(version \d[\s\S]*$/, "")
     .trim();
   return { code: Number(m[1]), message: message.slice(0, 2_000) };
 }

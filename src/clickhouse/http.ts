@@ -36,6 +36,10 @@ export interface RequestOptions {
   readonly settings?: ClickhouseSettings;
   /** Sent as `query_id`; a fresh UUID when omitted. */
   readonly queryId?: string;
+  /**
+   * Aborting rejects with the signal's reason as is. An INSERT aborted after
+   * it started is as uncertain as an unavailable one: it may still commit.
+   */
   readonly signal?: AbortSignal;
   readonly timeoutMs?: number;
 }
@@ -88,13 +92,19 @@ export class ClickhouseHttp {
   }
 
   /** True when `GET /ping` answers `Ok.`. Never throws. */
-  async ping(timeoutMs = 2_000): Promise<boolean> {
-    try {
-      const res = await fetch(new URL("/ping", this.base), { signal: AbortSignal.timeout(timeoutMs) });
-      return res.ok && (await res.text()).trim() === "Ok.";
-    } catch {
-      return false;
-    }
+  ping(timeoutMs = 2_000): Promise<boolean> {
+    return new Promise((resolve) => {
+      const req = request(new URL("/ping", this.base), { method: "GET", agent: this.agent, timeout: timeoutMs }, (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (c: string) => (body += c));
+        res.on("end", () => resolve(res.statusCode === 200 && body.trim() === "Ok."));
+        res.on("error", () => resolve(false));
+      });
+      req.on("timeout", () => req.destroy());
+      req.on("error", () => resolve(false));
+      req.end();
+    });
   }
 
   /** Closes idle sockets; in-flight requests finish. */
@@ -126,13 +136,18 @@ export class ClickhouseHttp {
         clearTimeout(timer);
         opts.signal?.removeEventListener("abort", onAbort);
         req.destroy();
-        reject(classify ? classifyClickhouseError(err, this.url, sql) : err);
+        const typed = classify ? classifyClickhouseError(err, this.url, sql) : err;
+        if (typed instanceof ClickhouseUnavailableError || typed instanceof ClickhouseQueryError) typed.queryId = queryId;
+        reject(typed);
       };
       const req = request(target, { method: "POST", agent: this.agent, headers }, (res: IncomingMessage) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("error", fail);
-        res.on("aborted", () => fail(Object.assign(new Error("response aborted"), { code: "ECONNRESET" })));
+        // The connection closed before the whole response arrived (server killed mid-answer).
+        res.on("close", () => {
+          if (!res.complete) fail(Object.assign(new Error("connection closed before the response was complete"), { code: "ECONNRESET" }));
+        });
         res.on("end", () => {
           if (settled) return;
           const payload = Buffer.concat(chunks);

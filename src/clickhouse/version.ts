@@ -27,6 +27,12 @@ export interface ClickhouseCapabilities {
   readonly insertDeduplicationToken: boolean;
   /** `X-ClickHouse-Summary` response header (written rows/bytes of an INSERT): 19.8. */
   readonly summaryHeader: boolean;
+  /**
+   * The `async_insert` setting exists: 21.11. Releases from 26.2 on turn it on
+   * by default, which merges INSERTs into shared parts: Proxist's INSERTs must
+   * send `async_insert=0` there (18.16 rejects the unknown setting).
+   */
+  readonly asyncInsertSetting: boolean;
 }
 
 export interface ClickhouseServerInfo {
@@ -52,6 +58,7 @@ export function capabilitiesOf(v: Pick<ClickhouseVersion, "major" | "minor">): C
     queryParameters: versionAtLeast(v, 19, 11),
     insertDeduplicationToken: versionAtLeast(v, 22, 2),
     summaryHeader: versionAtLeast(v, 19, 8),
+    asyncInsertSetting: versionAtLeast(v, 21, 11),
   };
 }
 
@@ -60,4 +67,12 @@ export async function detectServer(client: ClickhouseHttp): Promise<ClickhouseSe
   const text = (await client.query("SELECT version() FORMAT TabSeparated")).trim();
   const version = parseClickhouseVersion(text);
   return { version, capabilities: capabilitiesOf(version) };
+}
+
+/**
+ * Settings that make an INSERT synchronous and one part per partition on this
+ * server: `async_insert=0` where the setting exists, nothing on 18.16.
+ */
+export function syncInsertSettings(c: ClickhouseCapabilities): Readonly<Record<string, number>> {
+  return c.asyncInsertSetting ? { async_insert: 0 } : {};
 }

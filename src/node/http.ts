@@ -1,16 +1,28 @@
 // The node's HTTP endpoints: /healthz (process up), /readyz (NATS connected and
-// the catalog loaded), /metrics (Prometheus text format).
+// the catalog loaded), /metrics (Prometheus text format), plus JSON routes the
+// node adds (e.g. /v1/shards).
 import { createServer } from "node:http";
 import type { Server } from "node:http";
+
+export interface HttpReply {
+  readonly status: number;
+  readonly body: string;
+  readonly type?: string;
+}
+
+export type Route = (url: URL, method: string) => Promise<HttpReply>;
 
 export interface HttpHandlers {
   ready(): boolean;
   metrics(): string;
+  routes?: Record<string, Route>;
 }
 
 export async function startHttp(port: number, h: HttpHandlers): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
-    const path = (req.url ?? "/").split("?")[0];
+    const url = new URL(req.url ?? "/", "http://localhost");
+    const path = url.pathname;
+    const route = h.routes?.[path];
     if (path === "/healthz") {
       res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
     } else if (path === "/readyz") {
@@ -18,8 +30,13 @@ export async function startHttp(port: number, h: HttpHandlers): Promise<{ server
       res.writeHead(ok ? 200 : 503, { "content-type": "text/plain" }).end(ok ? "ready\n" : "not ready\n");
     } else if (path === "/metrics") {
       res.writeHead(200, { "content-type": "text/plain; version=0.0.4" }).end(h.metrics());
+    } else if (route) {
+      route(url, req.method ?? "GET").then(
+        (r) => res.writeHead(r.status, { "content-type": r.type ?? "application/json" }).end(r.body),
+        (e: unknown) => res.writeHead(500, { "content-type": "application/json" }).end(JSON.stringify({ error: (e as Error).message })),
+      );
     } else {
-      res.writeHead(404, { "content-type": "text/plain" }).end("not found: try /healthz, /readyz or /metrics\n");
+      res.writeHead(404, { "content-type": "text/plain" }).end(`not found: try /healthz, /readyz, /metrics${Object.keys(h.routes ?? {}).map((r) => `, ${r}`).join("")}\n`);
     }
   });
   await new Promise<void>((resolve, reject) => {
@@ -30,11 +47,24 @@ export async function startHttp(port: number, h: HttpHandlers): Promise<{ server
   return { server, port: typeof addr === "object" && addr ? addr.port : port };
 }
 
-/** Prometheus exposition of flat counters/gauges. */
-export function promText(metrics: Record<string, { help: string; type: "counter" | "gauge"; value: number }>): string {
+export interface Metric {
+  readonly help: string;
+  readonly type: "counter" | "gauge";
+  readonly value: number;
+  readonly labels?: Record<string, string>;
+}
+
+/** Prometheus exposition; metrics with labels repeat their name per label set. */
+export function promText(metrics: Record<string, Metric | readonly Metric[]>): string {
   let out = "";
   for (const [name, m] of Object.entries(metrics)) {
-    out += `# HELP ${name} ${m.help}\n# TYPE ${name} ${m.type}\n${name} ${m.value}\n`;
+    const list = Array.isArray(m) ? (m as readonly Metric[]) : [m as Metric];
+    if (list.length === 0) continue;
+    out += `# HELP ${name} ${list[0]!.help}\n# TYPE ${name} ${list[0]!.type}\n`;
+    for (const x of list) {
+      const labels = x.labels ? `{${Object.entries(x.labels).map(([k, v]) => `${k}="${v}"`).join(",")}}` : "";
+      out += `${name}${labels} ${x.value}\n`;
+    }
   }
   return out;
 }

@@ -13,6 +13,11 @@ import type { SourceStats } from "../runtime/gatewayio.js";
 import { MetadataStore } from "../runtime/metadata.js";
 import { ensureWalStream, ensureWatermarkStream } from "../runtime/streams.js";
 import { promText, startHttp } from "./http.js";
+import { SnapshotStore } from "../snapshot/store.js";
+import { LocalShardHost } from "../shard/host.js";
+import type { ShardAddress } from "../../protocols/subjects.js";
+
+const shardLabels = (s: ShardAddress): Record<string, string> => ({ tenant: s.tenant, table: s.table, bucket: String(s.bucket) });
 
 export interface NodeOptions {
   readonly natsUrl: string;
@@ -21,6 +26,9 @@ export interface NodeOptions {
   readonly httpPort?: number;
   readonly replicas?: number;
   readonly maxInFlight?: number;
+  /** "all": this node owns every shard (single-node mode); "assigned": the control plane decides. */
+  readonly shards?: "all" | "assigned" | "none";
+  readonly snapshotIntervalMs?: number;
   readonly log?: (line: string) => void;
 }
 
@@ -35,6 +43,7 @@ export interface ProxistNode {
   ingest(request: Omit<IngestRequest, "id" | "wantsReply">): Promise<IngestReply>;
   /** The catalog the gateway currently serves. */
   catalog(): Catalog;
+  readonly shards: LocalShardHost;
   stop(): Promise<void>;
 }
 
@@ -46,6 +55,10 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   const js = jetstream(nc);
   const replicas = o.replicas ?? 1;
   const store = await MetadataStore.open(nc, replicas);
+  const snapshots = await SnapshotStore.open(nc, replicas);
+  let currentCatalog: Catalog = new Map();
+  const shards = new LocalShardHost({ js, jsm, snapshots, snapshotIntervalMs: o.snapshotIntervalMs ?? 60_000, catalog: () => currentCatalog, log });
+  const shardMode = o.shards ?? "all";
   const sourceStats: SourceStats = { fireAndForgetFailures: 0 };
   const local = new LocalIngress();
   let catalogLoaded = false;
@@ -69,9 +82,11 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
         catalog: catalogWatcher((onCatalog) =>
           store.watch((catalog) => {
             ensureTenants(catalog).then(
-              () => {
+              async () => {
+                currentCatalog = catalog;
                 catalogLoaded = true;
                 onCatalog(catalog);
+                if (shardMode === "all") await shards.ownAll(catalog);
               },
               (e: unknown) => log(`node ${nodeId}: cannot create streams: ${(e as Error).message}`),
             );
@@ -88,6 +103,24 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
     return { ...s, fireAndForgetFailures: sourceStats.fireAndForgetFailures };
   };
   const http = await startHttp(o.httpPort ?? 0, {
+    routes: {
+      // Shard states and figures; ?digest=1 adds a digest of each hot set (tests compare it with a replay).
+      "/v1/shards": async (url) => ({
+        status: 200,
+        body: JSON.stringify(
+          shards.all().map((h) => {
+            const s = h.runtime.stats;
+            return { ...h.shard, state: h.runtime.state, ...s, ...(url.searchParams.get("digest") ? { digest: h.runtime.table.digest() } : {}) };
+          }),
+        ),
+      }),
+      // Snapshot every shard now (operators: before a planned restart).
+      "/v1/snapshot": async (_url, method) => {
+        if (method !== "POST") return { status: 405, body: JSON.stringify({ error: "use POST" }) };
+        const lsns = await Promise.all(shards.all().map(async (h) => ({ ...h.shard, lsn: await h.runtime.snapshotNow() })));
+        return { status: 200, body: JSON.stringify(lsns) };
+      },
+    },
     ready: () => catalogLoaded && !nc.isClosed(),
     metrics: () => {
       const s = stats();
@@ -98,6 +131,9 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
         px_ingest_append_failures_total: { help: "Ingest batches the WAL failed to store", type: "counter", value: s.failedAppends ?? 0 },
         px_ingest_throttled_total: { help: "Ingest batches refused by back-pressure", type: "counter", value: s.throttledBatches ?? 0 },
         px_ingest_fire_and_forget_failures_total: { help: "Failed fire-and-forget batches", type: "counter", value: s.fireAndForgetFailures ?? 0 },
+        px_shard_applied_lsn: shards.all().map((h) => ({ help: "Last WAL LSN applied to the hot set", type: "gauge" as const, value: h.runtime.stats.appliedLsn, labels: shardLabels(h.shard) })),
+        px_shard_rows: shards.all().map((h) => ({ help: "Rows in the hot set", type: "gauge" as const, value: h.runtime.stats.rows, labels: shardLabels(h.shard) })),
+        px_shard_bytes: shards.all().map((h) => ({ help: "Bytes of the hot set", type: "gauge" as const, value: h.runtime.stats.bytes, labels: shardLabels(h.shard) })),
       });
     },
   });
@@ -110,10 +146,12 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
     store,
     stats,
     state: () => String(gateway.getSnapshot().value),
+    shards,
     ingest: (request) => local.submit(request),
     catalog: () => gateway.getSnapshot().context.catalog,
     stop: async () => {
       gateway.stop();
+      await shards.stopAll();
       await new Promise<void>((resolve) => http.server.close(() => resolve()));
       await nc.drain().catch(() => {});
     },

@@ -9,7 +9,7 @@ import { catalogOfCluster } from "../../src/catalog.js";
 import { DEFAULT_CLUSTER_SPEC } from "../../protocols/tablespec.js";
 import { decodeWalRecord } from "../../protocols/codec.js";
 
-function harness(maxInFlight = 4) {
+function harness(maxInFlight = 4, loadCatalog = true) {
   const replies: SourceCommand[] = [];
   const appends: WalCommand[] = [];
   let send: (e: GatewayEvent) => void = () => {};
@@ -26,9 +26,10 @@ function harness(maxInFlight = 4) {
         }),
       },
     }),
-    { input: { maxInFlight, catalog: catalogOfCluster(DEFAULT_CLUSTER_SPEC) }, clock },
+    { input: { maxInFlight }, clock },
   );
   actor.start();
+  if (loadCatalog) send({ type: "catalog", catalog: catalogOfCluster(DEFAULT_CLUSTER_SPEC) });
   return { actor, replies, appends, clock, send: (e: GatewayEvent) => send(e) };
 }
 
@@ -54,6 +55,17 @@ const request = (over: Partial<IngestRequest> = {}): IngestRequest => ({
 });
 
 describe("gateway machine", () => {
+  it("loading - before the first catalog, batches are refused as retryable, not as unknown tables", () => {
+    const h = harness(4, false);
+    expect(h.actor.getSnapshot().value).toBe("loading");
+    h.send({ type: "ingest", request: request() });
+    expect(h.replies.at(-1)!.reply).toMatchObject({ ok: false, error: { code: "UNAVAILABLE", retryable: true } });
+    h.send({ type: "catalog", catalog: catalogOfCluster(DEFAULT_CLUSTER_SPEC) });
+    expect(h.actor.getSnapshot().value).toBe("ready");
+    h.send({ type: "ingest", request: request() });
+    expect(h.appends).toHaveLength(1);
+  });
+
   it("admit - a valid batch becomes one WAL append per bucket and is acked with the LSN range", () => {
     const h = harness();
     const r = request();

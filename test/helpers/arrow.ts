@@ -9,7 +9,8 @@ export function ipcOf(columns: Record<string, Col>): Uint8Array {
   const typed: Record<string, Vector> = {};
   for (const [k, v] of Object.entries(columns)) {
     if (v && typeof v === "object" && "type" in v && "values" in v && Array.isArray((v as { values: unknown }).values)) {
-      typed[k] = vectorFromArray((v as { values: unknown[] }).values, (v as { type: DataType }).type);
+      const t = v as unknown as { values: unknown[]; type: DataType };
+      typed[k] = vectorFromArray(t.values, t.type);
     } else if (v && typeof v === "object" && "data" in v && "type" in v) {
       typed[k] = v as Vector;
     } else plain[k] = v;

@@ -8,6 +8,7 @@ const root = fileURLToPath(new URL("../..", import.meta.url));
 
 export interface NodeProcess {
   readonly child: ChildProcess;
+  readonly httpPort: number;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   output(): string;
   kill(signal?: NodeJS.Signals): Promise<void>;
@@ -34,8 +35,16 @@ export async function spawnNodeProcess(natsUrl: string, env: Record<string, stri
     child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
     void exited.then(() => reject(new Error(`node process exited before it was up:\n${out}`)));
   });
+  const httpPort = Number(/http :(\d+)\)/.exec(out)?.[1] ?? 0);
+  // "up" is printed before the catalog is loaded; ready means it serves the tenants.
+  const deadline = Date.now() + 30_000;
+  while (!(await fetch(`http://127.0.0.1:${httpPort}/readyz`).then((r) => r.ok, () => false))) {
+    if (Date.now() > deadline) throw new Error(`node process not ready after 30 s:\n${out}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
   return {
     child,
+    httpPort,
     exited,
     output: () => out,
     kill: async (signal = "SIGKILL") => {

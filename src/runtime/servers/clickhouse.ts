@@ -3,7 +3,8 @@
 // directory: used by integration tests and local runs. The handle can stop,
 // kill (any signal) and restart the server on the same ports and data.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { get } from "node:http";
+import { closeSync, existsSync, fstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -81,9 +82,9 @@ function isExecutable(path: string): boolean {
   }
 }
 
-function onPath(name: string): string | undefined {
+function onPath(name: string, env: NodeJS.ProcessEnv): string | undefined {
   try {
-    const found = execFileSync("sh", ["-c", `command -v ${name}`], { encoding: "utf8" }).trim();
+    const found = execFileSync("sh", ["-c", `command -v ${name}`], { encoding: "utf8", env, stdio: ["ignore", "pipe", "ignore"] }).trim();
     return found === "" ? undefined : found;
   } catch {
     return undefined;
@@ -103,9 +104,9 @@ export function findClickhouseBinary(env: NodeJS.ProcessEnv = process.env): Clic
     }
     return { path: explicit, args: /(^|\/)clickhouse$/.test(explicit) ? ["server"] : [] };
   }
-  const server = onPath("clickhouse-server") ?? ["/usr/sbin/clickhouse-server", "/usr/bin/clickhouse-server"].find(isExecutable);
+  const server = onPath("clickhouse-server", env) ?? ["/usr/sbin/clickhouse-server", "/usr/bin/clickhouse-server"].find(isExecutable);
   if (server !== undefined) return { path: server, args: [] };
-  const single = onPath("clickhouse") ?? ["/usr/bin/clickhouse", "/usr/local/bin/clickhouse"].find(isExecutable);
+  const single = onPath("clickhouse", env) ?? ["/usr/bin/clickhouse", "/usr/local/bin/clickhouse"].find(isExecutable);
   if (single !== undefined) return { path: single, args: ["server"] };
   throw new ClickhouseBinaryNotFoundError(`clickhouse-server is not installed (looked on PATH, /usr/sbin, /usr/bin); ${INSTALL_HINT}`);
 }
@@ -124,7 +125,8 @@ function xmlText(s: string): string {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }
 
-interface Layout {
+/** Where the server keeps config, data and logs, all under `dir`. */
+export interface ClickhouseLayout {
   readonly dir: string;
   readonly dataDir: string;
   readonly tmpDir: string;
@@ -138,7 +140,7 @@ interface Layout {
   readonly usersFile: string;
 }
 
-function layoutOf(dir: string): Layout {
+function layoutOf(dir: string): ClickhouseLayout {
   const logDir = join(dir, "log");
   return {
     dir,
@@ -160,7 +162,7 @@ function layoutOf(dir: string): Layout {
  * releases accept it as well as `<clickhouse>`. Paths end with `/` as
  * ClickHouse expects. Timezone is UTC so partition dates are UTC dates.
  */
-export function clickhouseConfigXml(l: Layout, ports: { http: number; tcp: number; interserver: number | undefined }, logLevel: string): string {
+export function clickhouseConfigXml(l: ClickhouseLayout, ports: { http: number; tcp: number; interserver: number | undefined }, logLevel: string): string {
   const interserver = ports.interserver === undefined ? "" : `  <interserver_http_port>${ports.interserver}</interserver_http_port>\n  <interserver_http_host>127.0.0.1</interserver_http_host>\n`;
   return `<?xml version="1.0"?>
 <yandex>
@@ -188,6 +190,8 @@ ${interserver}  <path>${xmlText(l.dataDir)}/</path>
   <mark_cache_size>268435456</mark_cache_size>
   <uncompressed_cache_size>268435456</uncompressed_cache_size>
   <mlock_executable>false</mlock_executable>
+  <!-- On SIGTERM, wait at most this many seconds for open connections (default 5). -->
+  <shutdown_wait_unfinished>1</shutdown_wait_unfinished>
 </yandex>
 `;
 }
@@ -228,10 +232,36 @@ function tail(path: string, maxChars: number): string {
   }
 }
 
-async function pingOk(httpUrl: string): Promise<boolean> {
+/**
+ * `GET /ping` on a fresh connection that is closed afterwards: a kept-alive
+ * probe connection would make the server wait for it on shutdown.
+ */
+export function pingClickhouse(httpUrl: string, timeoutMs = 1_000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = get(`${httpUrl}/ping`, { agent: false, timeout: timeoutMs }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => (body += c));
+      res.on("end", () => resolve(res.statusCode === 200 && body.trim() === "Ok."));
+      res.on("error", () => resolve(false));
+    });
+    req.on("timeout", () => req.destroy());
+    req.on("error", () => resolve(false));
+  });
+}
+
+/** True when the log, from byte `offset` on, says the server is ready. */
+function readySince(logFile: string, offset: number): boolean {
   try {
-    const res = await fetch(`${httpUrl}/ping`, { signal: AbortSignal.timeout(1_000) });
-    return res.ok && (await res.text()).trim() === "Ok.";
+    const fd = openSync(logFile, "r");
+    try {
+      const length = Math.max(0, fstatSync(fd).size - offset);
+      const buf = Buffer.alloc(length);
+      readSync(fd, buf, 0, length, offset);
+      return buf.includes("Ready for connections");
+    } finally {
+      closeSync(fd);
+    }
   } catch {
     return false;
   }
@@ -266,13 +296,17 @@ export async function startClickhouseServer(options: ClickhouseServerOptions = {
   const launch = async (): Promise<void> => {
     writeFileSync(l.configFile, clickhouseConfigXml(l, ports, logLevel));
     writeFileSync(l.usersFile, clickhouseUsersXml());
+    const logOffset = existsSync(l.logFile) ? statSync(l.logFile).size : 0;
     const p = spawnLogged(binary.path, [...binary.args, `--config-file=${l.configFile}`], l.stdoutFile);
     proc = p;
     const httpUrl = `http://127.0.0.1:${ports.http}`;
+    // A ping could be answered by another server that took the port first:
+    // only our own log saying it is ready makes the answer ours.
+    const checkLog = logLevel === "information" || logLevel === "debug" || logLevel === "trace";
     const deadline = Date.now() + startTimeoutMs;
     while (Date.now() < deadline) {
       if (hasExited(p)) break;
-      if (await pingOk(httpUrl)) return;
+      if ((await pingClickhouse(httpUrl)) && (!checkLog || readySince(l.logFile, logOffset)) && !hasExited(p)) return;
       await sleep(50);
     }
     const exited = hasExited(p);
@@ -288,14 +322,8 @@ export async function startClickhouseServer(options: ClickhouseServerOptions = {
   };
 
   for (let attempt = 1; ; attempt++) {
-    if (fixedPorts) {
-      const [tcp] = options.tcpPort === undefined ? await freePorts(1) : [options.tcpPort];
-      const [http] = options.httpPort === undefined ? await freePorts(1) : [options.httpPort];
-      ports = { http: http!, tcp: tcp!, interserver: options.interserverPort };
-    } else {
-      const [http, tcp] = await freePorts(2);
-      ports = { http: http!, tcp: tcp!, interserver: options.interserverPort };
-    }
+    const [http, tcp] = await freePorts(2);
+    ports = { http: options.httpPort ?? http!, tcp: options.tcpPort ?? tcp!, interserver: options.interserverPort };
     try {
       await launch();
       break;

@@ -3,6 +3,7 @@
 // the listener. Another process may take the port before the server binds it,
 // so callers that start servers retry with fresh ports on "address in use".
 import { createServer } from "node:net";
+import type { Server } from "node:net";
 
 /** One free port on `host` (default 127.0.0.1), as chosen by the kernel. */
 export function freePort(host = "127.0.0.1"): Promise<number> {
@@ -32,7 +33,7 @@ export async function freePorts(count: number, host = "127.0.0.1"): Promise<numb
     Array.from({ length: count }, () => {
       const server = createServer();
       server.unref();
-      return new Promise<import("node:net").Server>((resolve, reject) => {
+      return new Promise<Server>((resolve, reject) => {
         server.once("error", reject);
         server.listen({ port: 0, host, exclusive: true }, () => resolve(server));
       });

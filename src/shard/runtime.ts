@@ -1,0 +1,183 @@
+// Runs a shard actor for real: the WAL consumer is a JetStream ordered
+// consumer on the shard's subject, snapshots go to the object store. Also
+// answers "wait until LSN L is applied" for read-after-write queries.
+import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import { DeliverPolicy } from "@nats-io/jetstream";
+import { createActor, fromCallback, fromPromise } from "xstate";
+import type { Actor } from "xstate";
+import { shardMachine } from "../../actors/shard.js";
+import type { ShardEvent, ShardStats, SnapshotWriteInput, WalInput } from "../../actors/shard.js";
+import { walStream, walSubject } from "../../protocols/subjects.js";
+import type { ShardAddress } from "../../protocols/subjects.js";
+import type { TableSpec } from "../../protocols/tablespec.js";
+import type { HotTable } from "../hotset/index.js";
+import type { SnapshotStore } from "../snapshot/store.js";
+import type { WalEntry } from "./apply.js";
+
+export class LsnWaitTimeoutError extends Error {
+  override readonly name = "LsnWaitTimeoutError";
+  readonly _tag = "LsnWaitTimeoutError";
+}
+
+/** Last LSN stored on a subject (0 when it has none). */
+export async function lastLsnOf(jsm: JetStreamManager, shard: ShardAddress): Promise<number> {
+  const m = await jsm.streams.getMessage(walStream(shard.tenant), { last_by_subj: walSubject(shard.tenant, shard.table, shard.bucket) }).catch(() => null);
+  return m?.seq ?? 0;
+}
+
+export function jetstreamWalConsumer(js: JetStreamClient, jsm: JetStreamManager, maxBatch = 512) {
+  return fromCallback<ShardEvent, WalInput>(({ input, sendBack }) => {
+    let stopped = false;
+    let stop: (() => void) | undefined;
+    void (async () => {
+      const subject = walSubject(input.shard.tenant, input.shard.table, input.shard.bucket);
+      const last = await lastLsnOf(jsm, input.shard);
+      let caughtUp = false;
+      if (last < input.fromLsn) {
+        caughtUp = true;
+        sendBack({ type: "caughtUp" });
+      }
+      const consumer = await js.consumers.get(walStream(input.shard.tenant), {
+        filter_subjects: subject,
+        deliver_policy: DeliverPolicy.StartSequence,
+        opt_start_seq: input.fromLsn,
+      });
+      if (stopped) return;
+      const messages = await consumer.consume({ max_messages: 4096 });
+      stop = () => void messages.stop();
+      let pending: WalEntry[] = [];
+      let scheduled = false;
+      const flush = (): void => {
+        scheduled = false;
+        if (pending.length === 0 || stopped) return;
+        const records = pending;
+        pending = [];
+        sendBack({ type: "records", records });
+      };
+      for await (const m of messages) {
+        if (stopped) break;
+        pending.push({ lsn: m.seq, data: m.data });
+        const done = m.info.pending === 0;
+        if (pending.length >= maxBatch || done) flush();
+        else if (!scheduled) {
+          scheduled = true;
+          setImmediate(flush);
+        }
+        if (done && !caughtUp) {
+          caughtUp = true;
+          sendBack({ type: "caughtUp" });
+        }
+      }
+    })().catch((e: unknown) => {
+      if (!stopped) sendBack({ type: "walError", message: (e as Error).message });
+    });
+    return () => {
+      stopped = true;
+      stop?.();
+    };
+  });
+}
+
+export interface ShardRuntimeOptions {
+  readonly shard: ShardAddress;
+  readonly spec: TableSpec;
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+  readonly snapshots: SnapshotStore;
+  readonly snapshotIntervalMs?: number;
+  readonly log: (line: string) => void;
+}
+
+export class ShardRuntime {
+  readonly actor: Actor<typeof shardMachine>;
+  private readonly waiters = new Set<{ lsn: number; resolve: () => void }>();
+
+  constructor(private readonly o: ShardRuntimeOptions) {
+    const name = `${o.shard.tenant}/${o.shard.table}/${o.shard.bucket}`;
+    this.actor = createActor(
+      shardMachine.provide({
+        actors: {
+          loadSnapshot: fromPromise(async ({ input }) => {
+            const s = await o.snapshots.loadLatest(input.shard, input.spec, (l) => o.log(`shard ${name}: ${l}`));
+            if (s) o.log(`shard ${name}: loaded snapshot at LSN ${s.manifest.lsn} (${s.table.rowCount} rows)`);
+            return s?.table;
+          }),
+          wal: jetstreamWalConsumer(o.js, o.jsm),
+          writeSnapshot: fromPromise(async ({ input }: { input: SnapshotWriteInput }) => {
+            const w = await o.snapshots.write(input.shard, input.table);
+            o.log(`shard ${name}: snapshot at LSN ${w.lsn} (${w.rows} rows, ${w.bytes} bytes)`);
+            return { lsn: w.lsn };
+          }),
+        },
+      }),
+      { input: { shard: o.shard, spec: o.spec, snapshotIntervalMs: o.snapshotIntervalMs ?? 0 } },
+    );
+    this.actor.subscribe((snap) => {
+      const applied = snap.context.stats.appliedLsn;
+      for (const w of this.waiters) {
+        if (applied >= w.lsn) {
+          this.waiters.delete(w);
+          w.resolve();
+        }
+      }
+      if (snap.value === "failed") o.log(`shard ${name}: FAILED: ${snap.context.error}`);
+    });
+  }
+
+  start(): this {
+    this.actor.start();
+    return this;
+  }
+
+  get table(): HotTable {
+    return this.actor.getSnapshot().context.table;
+  }
+
+  get stats(): ShardStats {
+    return this.actor.getSnapshot().context.stats;
+  }
+
+  /** e.g. "running.live", "recovering", "failed" */
+  get state(): string {
+    const v = this.actor.getSnapshot().value;
+    return typeof v === "string" ? v : Object.entries(v).map(([k, s]) => `${k}.${String(s)}`).join(",");
+  }
+
+  /**
+   * Resolves once every record of this shard with LSN <= `lsn` is applied.
+   * Records of other shards interleave in the stream, so the target is the
+   * shard's own last LSN when that is lower.
+   */
+  async waitForLsn(lsn: number, timeoutMs: number): Promise<void> {
+    if (this.stats.appliedLsn >= lsn) return;
+    const target = Math.min(lsn, await lastLsnOf(this.o.jsm, this.o.shard));
+    if (this.stats.appliedLsn >= target) return;
+    await new Promise<void>((resolve, reject) => {
+      const w = { lsn: target, resolve: () => (clearTimeout(timer), resolve()) };
+      const timer = setTimeout(() => {
+        this.waiters.delete(w);
+        reject(new LsnWaitTimeoutError(`shard ${this.o.shard.tenant}/${this.o.shard.table}/${this.o.shard.bucket} has applied LSN ${this.stats.appliedLsn}, not yet ${target}, after ${timeoutMs} ms; retry, or ask without minLsn for what is there now`));
+      }, timeoutMs);
+      this.waiters.add(w);
+    });
+  }
+
+  /** Writes a snapshot now; resolves with the LSN it covers. */
+  async snapshotNow(timeoutMs = 60_000): Promise<number> {
+    const { snapshots, snapshotFailures } = this.stats;
+    this.actor.send({ type: "snapshot" });
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const s = this.stats;
+      if (s.snapshots > snapshots) return s.lastSnapshotLsn;
+      if (s.snapshotFailures > snapshotFailures) throw new Error(`shard ${this.o.shard.tenant}/${this.o.shard.table}/${this.o.shard.bucket}: snapshot failed (see the node log)`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    throw new Error(`snapshot did not finish in ${timeoutMs} ms`);
+  }
+
+  stop(): void {
+    this.actor.send({ type: "drain" });
+    this.actor.stop();
+  }
+}

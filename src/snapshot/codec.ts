@@ -1,0 +1,219 @@
+// Snapshot data: a shard's hot set (HotTableColumns) as a sequence of
+// length-prefixed Arrow IPC chunks (rows in symbol, time order), then one chunk
+// of seam-cache rows. Pure: bytes in, bytes out. The manifest (protocols) names
+// the chunk sizes and the SHA-256 that a loader checks before trusting a byte.
+import { createHash } from "node:crypto";
+import type { SnapshotManifest } from "../../protocols/codec.js";
+import type { TableSpec } from "../../protocols/tablespec.js";
+import { decodeTickBatch, BatchRejected } from "../codec/arrow.js";
+import { encodeTickIpc } from "../codec/ipc.js";
+import { allocValueArray } from "../codec/tickbatch.js";
+import type { TickBatch, ValueArray } from "../codec/tickbatch.js";
+import type { HotTableColumns, SeamRow, SeriesColumns } from "../hotset/index.js";
+
+export const SNAPSHOT_DATA_FORMAT = 1;
+const MAX_CHUNK_ROWS = 1 << 20;
+
+export class SnapshotCorruptError extends Error {
+  override readonly name = "SnapshotCorruptError";
+  readonly _tag = "SnapshotCorruptError";
+}
+
+const snapSpecs = new WeakMap<TableSpec, TableSpec>();
+
+/** The table spec plus _lsn and _row, as the snapshot chunks store them. */
+function snapshotSpec(spec: TableSpec): TableSpec {
+  let s = snapSpecs.get(spec);
+  if (!s) {
+    s = {
+      ...spec,
+      maxBatchRows: MAX_CHUNK_ROWS,
+      columns: [{ name: "_lsn", type: "int64", allowNonFinite: false }, { name: "_row", type: "int32", allowNonFinite: false }, ...spec.columns.map((c) => ({ ...c, allowNonFinite: true }))],
+    };
+    snapSpecs.set(spec, s);
+  }
+  return s;
+}
+
+export interface EncodedSnapshot {
+  readonly data: Uint8Array;
+  readonly sha256: string;
+  readonly chunkRows: number[];
+  readonly seamRows: number;
+  readonly rows: number;
+}
+
+function frame(parts: Uint8Array[]): Uint8Array {
+  const total = parts.reduce((n, p) => n + 4 + p.length, 0);
+  const out = Buffer.allocUnsafe(total);
+  let at = 0;
+  for (const p of parts) {
+    out.writeUInt32LE(p.length, at);
+    out.set(p, at + 4);
+    at += 4 + p.length;
+  }
+  return out;
+}
+
+export function encodeSnapshot(spec: TableSpec, cols: HotTableColumns, chunkRows = MAX_CHUNK_ROWS): EncodedSnapshot {
+  const sspec = snapshotSpec(spec);
+  const nv = spec.columns.length;
+  const parts: Uint8Array[] = [];
+  const sizes: number[] = [];
+  let rows = 0;
+  // Pending (symbol, from, to) runs of the chunk being filled.
+  let runs: { sym: number; s: SeriesColumns; from: number; to: number }[] = [];
+  let pending = 0;
+  const flush = (): void => {
+    if (pending === 0) return;
+    const names: string[] = [];
+    const symbolIndex = new Uint32Array(pending);
+    const ts = new Float64Array(pending);
+    const lsn = new Float64Array(pending);
+    const row = new Int32Array(pending);
+    const values = spec.columns.map((c) => allocValueArray(c.type, pending));
+    let at = 0;
+    for (const r of runs) {
+      const local = names.length;
+      names.push(cols.symbols[r.sym]!);
+      const n = r.to - r.from;
+      symbolIndex.fill(local, at, at + n);
+      ts.set(r.s.tsMicros.subarray(r.from, r.to), at);
+      lsn.set(r.s.lsn.subarray(r.from, r.to), at);
+      row.set(r.s.rowInRecord.subarray(r.from, r.to), at);
+      for (let v = 0; v < nv; v++) values[v]!.set(r.s.values[v]!.subarray(r.from, r.to) as never, at);
+      at += n;
+    }
+    parts.push(encodeTickIpc(sspec, { rows: pending, symbols: names, symbolIndex, ts, values: [lsn, row, ...values] }));
+    sizes.push(pending);
+    runs = [];
+    pending = 0;
+  };
+  cols.series.forEach((s, sym) => {
+    let from = 0;
+    const len = s.tsMicros.length;
+    while (from < len) {
+      const take = Math.min(len - from, chunkRows - pending);
+      runs.push({ sym, s, from, to: from + take });
+      pending += take;
+      rows += take;
+      from += take;
+      if (pending === chunkRows) flush();
+    }
+  });
+  flush();
+  // Seam cache rows: one per symbol that has one.
+  const seam = cols.series.map((s, sym) => ({ sym, row: s.seam })).filter((x): x is { sym: number; row: SeamRow } => x.row !== null);
+  const sb: TickBatch = {
+    rows: seam.length,
+    symbols: seam.map((x) => cols.symbols[x.sym]!),
+    symbolIndex: Uint32Array.from(seam, (_, i) => i),
+    ts: Float64Array.from(seam, (x) => x.row.tsMicros),
+    values: [
+      Float64Array.from(seam, (x) => x.row.lsn),
+      Int32Array.from(seam, (x) => x.row.rowInRecord),
+      ...spec.columns.map((c, v) => {
+        const a = allocValueArray(c.type, seam.length);
+        seam.forEach((x, i) => (a[i] = x.row.values[v]!));
+        return a;
+      }),
+    ],
+  };
+  parts.push(encodeTickIpc(sspec, sb));
+  const data = frame(parts);
+  return { data, sha256: sha256Hex(data), chunkRows: sizes, seamRows: seam.length, rows };
+}
+
+export function sha256Hex(data: Uint8Array): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+/** Splits the framed chunks, checking every length against the bytes present. */
+function unframe(data: Uint8Array, expected: number, where: string): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  let at = 0;
+  while (at < data.length) {
+    if (at + 4 > data.length) throw new SnapshotCorruptError(`${where}: truncated chunk header at byte ${at}`);
+    const len = dv.getUint32(at, true);
+    if (at + 4 + len > data.length) throw new SnapshotCorruptError(`${where}: chunk at byte ${at} claims ${len} bytes, only ${data.length - at - 4} remain`);
+    out.push(data.subarray(at + 4, at + 4 + len));
+    at += 4 + len;
+  }
+  if (out.length !== expected) throw new SnapshotCorruptError(`${where}: ${out.length} chunks, the manifest says ${expected}`);
+  return out;
+}
+
+/** Data bytes + manifest -> HotTableColumns. Throws SnapshotCorruptError on any mismatch. */
+export function decodeSnapshot(spec: TableSpec, manifest: SnapshotManifest, data: Uint8Array): HotTableColumns {
+  const where = `snapshot ${manifest.tenant}/${manifest.table}/${manifest.bucket}@${manifest.lsn}`;
+  if (manifest.dataFormat !== SNAPSHOT_DATA_FORMAT) throw new SnapshotCorruptError(`${where}: data format ${manifest.dataFormat}, this reader knows ${SNAPSHOT_DATA_FORMAT}`);
+  if (manifest.schemaVersion !== spec.version) throw new SnapshotCorruptError(`${where}: written for schema version ${manifest.schemaVersion}, the table is at ${spec.version}`);
+  if (data.length !== Number(manifest.dataBytes)) throw new SnapshotCorruptError(`${where}: ${data.length} bytes, the manifest says ${manifest.dataBytes}`);
+  if (sha256Hex(data) !== manifest.dataSha256) throw new SnapshotCorruptError(`${where}: SHA-256 mismatch; the data object is corrupt`);
+  const sspec = snapshotSpec(spec);
+  const symbols = manifest.symbols?.symbols ?? [];
+  const idOf = new Map(symbols.map((s, i) => [s, i]));
+  const chunks = unframe(data, manifest.chunkRows.length + 1, where);
+  let batches: TickBatch[];
+  try {
+    batches = chunks.map((c) => decodeTickBatch(sspec, c, where));
+  } catch (e) {
+    if (e instanceof BatchRejected) throw new SnapshotCorruptError(e.message);
+    throw e;
+  }
+  const seamBatch = batches.pop()!;
+  // Count rows per symbol, then copy each symbol's runs into its own arrays.
+  const counts = new Int32Array(symbols.length);
+  const symIds = batches.map((b, bi) => {
+    if (b.rows !== Number(manifest.chunkRows[bi])) throw new SnapshotCorruptError(`${where}: chunk ${bi} has ${b.rows} rows, the manifest says ${manifest.chunkRows[bi]}`);
+    return b.symbols.map((s) => {
+      const id = idOf.get(s);
+      if (id === undefined) throw new SnapshotCorruptError(`${where}: symbol ${s} is not in the manifest's dictionary`);
+      return id;
+    });
+  });
+  batches.forEach((b, bi) => {
+    for (let i = 0; i < b.rows; i++) counts[symIds[bi]![b.symbolIndex[i]!]!]!++;
+  });
+  const total = counts.reduce((a, b) => a + b, 0);
+  if (total !== Number(manifest.rows)) throw new SnapshotCorruptError(`${where}: ${total} rows, the manifest says ${manifest.rows}`);
+  const series = symbols.map((_, id) => ({
+    tsMicros: new Float64Array(counts[id]!),
+    lsn: new Float64Array(counts[id]!),
+    rowInRecord: new Int32Array(counts[id]!),
+    values: spec.columns.map((c) => allocValueArray(c.type, counts[id]!)) as ValueArray[],
+    seam: null as SeamRow | null,
+  }));
+  const filled = new Int32Array(symbols.length);
+  batches.forEach((b, bi) => {
+    for (let i = 0; i < b.rows; i++) {
+      const id = symIds[bi]![b.symbolIndex[i]!]!;
+      const s = series[id]!;
+      const at = filled[id]!++;
+      s.tsMicros[at] = b.ts[i]!;
+      s.lsn[at] = b.values[0]![i]!;
+      s.rowInRecord[at] = b.values[1]![i]!;
+      for (let v = 0; v < spec.columns.length; v++) s.values[v]![at] = b.values[v + 2]![i]!;
+    }
+  });
+  if (seamBatch.rows !== Number(manifest.seamRows)) throw new SnapshotCorruptError(`${where}: ${seamBatch.rows} seam rows, the manifest says ${manifest.seamRows}`);
+  for (let i = 0; i < seamBatch.rows; i++) {
+    const id = idOf.get(seamBatch.symbols[seamBatch.symbolIndex[i]!]!);
+    if (id === undefined) throw new SnapshotCorruptError(`${where}: seam symbol is not in the dictionary`);
+    series[id]!.seam = {
+      tsMicros: seamBatch.ts[i]!,
+      lsn: seamBatch.values[0]![i]!,
+      rowInRecord: seamBatch.values[1]![i]!,
+      values: spec.columns.map((_, v) => seamBatch.values[v + 2]![i]!),
+    };
+  }
+  return {
+    table: manifest.table,
+    appliedLsn: Number(manifest.lsn),
+    persistedLsn: Number(manifest.persistedLsn),
+    horizonMicros: Number(manifest.horizonMicros),
+    symbols,
+    series,
+  };
+}
