@@ -58,6 +58,7 @@ function valueView(type: ValueType, buffer: ArrayBuffer, byteOffset: number, len
 }
 
 export class Chunk {
+  /** Storage: exactly cap * layout.rowBytes bytes. */
   buffer: ArrayBuffer;
   cap: number;
   len = 0;
@@ -66,34 +67,33 @@ export class Chunk {
   row: Int32Array;
   readonly values: ValueArray[];
 
-  constructor(layout: ColumnLayout, cap: number) {
+  /** `buffer` must be exactly cap * layout.rowBytes bytes (ChunkAllocator recycles them by size). */
+  constructor(layout: ColumnLayout, cap: number, buffer: ArrayBuffer) {
     this.cap = cap;
-    this.buffer = new ArrayBuffer(cap * layout.rowBytes);
-    this.ts = new Float64Array(this.buffer, 0, cap);
-    this.lsn = new Float64Array(this.buffer, 8 * cap, cap);
-    this.row = new Int32Array(this.buffer, layout.rowOffset * cap, cap);
-    this.values = new Array<ValueArray>(layout.ncols);
+    this.buffer = buffer;
+    this.ts = new Float64Array(buffer, 0, cap);
+    this.lsn = new Float64Array(buffer, 8 * cap, cap);
+    this.row = new Int32Array(buffer, layout.rowOffset * cap, cap);
+    const values = new Array<ValueArray>(layout.ncols);
     for (let j = 0; j < layout.ncols; j++) {
-      this.values[j] = valueView(layout.types[j]!, this.buffer, layout.valueOffsets[j]! * cap, cap);
+      values[j] = valueView(layout.types[j]!, buffer, layout.valueOffsets[j]! * cap, cap);
     }
+    this.values = values;
   }
 
-  /** Reallocates with capacity `cap` (>= len), keeping rows [0, len). Returns the change in bytes. */
-  resize(layout: ColumnLayout, cap: number): number {
-    const before = this.buffer.byteLength;
-    const next = new Chunk(layout, cap);
+  /** Copies rows [0, len) into `next` (a fresh, larger chunk) and takes over its storage. */
+  moveInto(next: Chunk): void {
     const n = this.len;
     next.ts.set(this.ts.subarray(0, n));
     next.lsn.set(this.lsn.subarray(0, n));
     next.row.set(this.row.subarray(0, n));
     for (let j = 0; j < this.values.length; j++) next.values[j]!.set(this.values[j]!.subarray(0, n));
     this.buffer = next.buffer;
-    this.cap = cap;
+    this.cap = next.cap;
     this.ts = next.ts;
     this.lsn = next.lsn;
     this.row = next.row;
     for (let j = 0; j < this.values.length; j++) this.values[j] = next.values[j]!;
-    return this.buffer.byteLength - before;
   }
 
   /** Moves rows [off, len) one place right; the caller fills row `off` and bumps `len`. Requires len < cap. */

@@ -8,20 +8,26 @@ export interface HotSetOptions {
   readonly chunkRows: number;
   /** Capacity of a series' first chunk; it doubles up to `chunkRows` (small series stay small). */
   readonly firstChunkRows: number;
-  /** Capacity of every later tail chunk before it doubles up to `chunkRows`. */
+  /**
+   * Capacity of every later tail chunk before it doubles up to `chunkRows`: a
+   * large series then wastes at most this many rows, for one copy of that many.
+   */
   readonly nextChunkRows: number;
   /**
    * A late tick into a full chunk pushes one row into each following chunk while
    * at most this many chunks must shift; beyond that the chunk is split instead.
    */
   readonly rippleChunks: number;
+  /** Chunk buffers freed by growth and eviction kept for reuse: at most this many bytes, and 1/16 of the bytes in use. */
+  readonly poolBytes: number;
 }
 
 export const DEFAULT_HOTSET_OPTIONS: HotSetOptions = {
   chunkRows: 4096,
   firstChunkRows: 16,
-  nextChunkRows: 512,
+  nextChunkRows: 2048,
   rippleChunks: 2,
+  poolBytes: 16 << 20,
 };
 
 /**
