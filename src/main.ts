@@ -147,13 +147,16 @@ async function nodeCmd(args: string[]): Promise<void> {
       "grpc-port": { type: "string" },
       "node-id": { type: "string" },
       "snapshot-interval-ms": { type: "string" },
+      shards: { type: "string" },
     },
   });
   const natsUrl = values.nats ?? process.env[ENV.natsUrl] ?? `nats://127.0.0.1:${DEFAULT_PORTS.nats}`;
   const httpPort = intOption(values["http-port"] ?? process.env[ENV.httpPort], "http-port", DEFAULT_PORTS.http);
   const nodeId = values["node-id"] ?? process.env[ENV.nodeId];
   const snapshotIntervalMs = intOption(values["snapshot-interval-ms"], "snapshot-interval-ms", 60_000);
-  const node = await startNode({ natsUrl, httpPort, log, snapshotIntervalMs, ...(nodeId ? { nodeId } : {}) });
+  const shards = values.shards ?? "all";
+  if (shards !== "all" && shards !== "none" && shards !== "assigned") throw new UsageError(`--shards must be all, none or assigned, got "${shards}"`);
+  const node = await startNode({ natsUrl, httpPort, log, snapshotIntervalMs, shards, ...(nodeId ? { nodeId } : {}) });
   await untilSignal([() => node.stop()]);
 }
 

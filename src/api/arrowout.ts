@@ -1,0 +1,53 @@
+// Query results leaving the server: engine batches are held to the query's
+// declared schema (so dictionary ids match the schema the client already has),
+// cut into chunks of at most maxChunkRows, and written as Arrow IPC.
+import { RecordBatch, RecordBatchStreamWriter, Table, Type, tableToIPC } from "apache-arrow";
+import type { DataType, Schema } from "apache-arrow";
+import { ApiError } from "./errors.js";
+import { splitOwnIpcStream } from "./ipc/index.js";
+import type { IpcMessage } from "./ipc/index.js";
+
+const valueTypeId = (t: DataType): Type => (t.typeId === Type.Dictionary ? (t as unknown as { dictionary: DataType }).dictionary.typeId : t.typeId);
+
+/** `batch` under `schema`; throws INTERNAL when the engine broke its own schema. */
+export function conform(schema: Schema, batch: RecordBatch): RecordBatch {
+  if (batch.schema === schema) return batch;
+  const a = schema.fields;
+  const b = batch.schema.fields;
+  const same = a.length === b.length && a.every((f, i) => f.name === b[i]!.name && f.typeId === b[i]!.typeId && valueTypeId(f.type) === valueTypeId(b[i]!.type));
+  if (!same) {
+    throw new ApiError("INTERNAL", `the query engine produced columns (${b.map((f) => `${f.name}:${f.type}`).join(", ")}) that differ from its declared result (${a.map((f) => `${f.name}:${f.type}`).join(", ")})`);
+  }
+  return new RecordBatch(schema, batch.data);
+}
+
+/** Slices of at most `maxRows` rows. */
+export function* chunks(batch: RecordBatch, maxRows: number): Generator<RecordBatch> {
+  if (batch.numRows <= maxRows) {
+    yield batch;
+    return;
+  }
+  for (let start = 0; start < batch.numRows; start += maxRows) yield batch.slice(start, Math.min(start + maxRows, batch.numRows));
+}
+
+/** One self-contained IPC stream (schema, dictionaries, the batch). */
+export function batchToIpc(batch: RecordBatch): Uint8Array {
+  return RecordBatchStreamWriter.writeAll([batch]).toUint8Array(true);
+}
+
+/** A schema-only IPC stream (an empty result). */
+export function schemaToIpc(schema: Schema): Uint8Array {
+  return tableToIPC(new Table(schema), "stream");
+}
+
+/** The encapsulated schema message (FlightInfo.schema, SchemaResult.schema, first DoGet message). */
+export function schemaMessage(schema: Schema): IpcMessage {
+  const [first] = splitOwnIpcStream(schemaToIpc(schema));
+  if (!first) throw new ApiError("INTERNAL", "the Arrow writer produced no schema message");
+  return first;
+}
+
+/** The dictionary and record batch messages of `batch` (its schema message dropped). */
+export function batchMessages(batch: RecordBatch): IpcMessage[] {
+  return splitOwnIpcStream(batchToIpc(batch)).slice(1);
+}

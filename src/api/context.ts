@@ -1,0 +1,32 @@
+// What every handler shares: the node, the token verifier, the query engine,
+// the limits and the log; and how a handler ends a call with an error.
+import type { JetStreamManager } from "@nats-io/jetstream";
+import type { sendUnaryData } from "@grpc/grpc-js";
+import type { TokenCheck } from "./auth.js";
+import { classify, toStatus } from "./errors.js";
+import type { ApiNode } from "./ingest.js";
+import type { ApiLimits } from "./limits.js";
+import type { QueryEngine } from "./queryengine.js";
+
+export interface ApiContext {
+  readonly node: ApiNode;
+  readonly tokens: TokenCheck;
+  readonly engine: QueryEngine;
+  readonly limits: ApiLimits;
+  readonly log: (line: string) => void;
+  /** JetStream management on the node's connection (created once, on first use). */
+  readonly jsm: () => Promise<JetStreamManager>;
+}
+
+interface ErrorEmitter {
+  emit(event: "error", error: unknown): boolean;
+}
+
+/** Ends a streaming call with the status of `e` (grpc-js sends it as the call's trailer). */
+export function failCall(ctx: ApiContext, call: ErrorEmitter, e: unknown): void {
+  call.emit("error", toStatus(classify(e, ctx.log)));
+}
+
+export function failUnary<T>(ctx: ApiContext, callback: sendUnaryData<T>, e: unknown): void {
+  callback(toStatus(classify(e, ctx.log)));
+}

@@ -1,0 +1,16 @@
+// Public surface of src/api: the gRPC + Arrow Flight server, its limits and
+// errors, the query-engine interface it serves, and client constructors.
+export { startApiServer } from "./server.js";
+export type { ApiServer, ApiServerOptions } from "./server.js";
+export { DEFAULT_LIMITS, LimitExceeded, resolveLimits } from "./limits.js";
+export type { ApiLimits, LimitName } from "./limits.js";
+export { ApiError, classify } from "./errors.js";
+export type { ApiCode } from "./errors.js";
+export { QueryError } from "./queryengine.js";
+export type { QueryEngine, QueryErrorCode } from "./queryengine.js";
+export type { ApiNode, Producer } from "./ingest.js";
+export type { TokenCheck } from "./auth.js";
+export { scopedTable } from "./scope.js";
+export type { Scope } from "./scope.js";
+export type { PutAck } from "./flight/doput.js";
+export { FlightClient, ProxistClient, bearer } from "./client.js";

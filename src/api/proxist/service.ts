@@ -1,0 +1,14 @@
+// The proxist.v1.Proxist implementation: wires each RPC to its handler.
+import type { UntypedServiceImplementation } from "@grpc/grpc-js";
+import type { ApiContext } from "../context.js";
+import { ingestHandler } from "./ingest.js";
+import { queryHandler } from "./query.js";
+import { statusHandler } from "./status.js";
+
+export function proxistService(ctx: ApiContext): UntypedServiceImplementation {
+  return {
+    ingest: ingestHandler(ctx),
+    query: queryHandler(ctx),
+    status: statusHandler(ctx),
+  } as UntypedServiceImplementation;
+}

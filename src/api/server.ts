@@ -1,0 +1,84 @@
+// The API server: one grpc-js server carrying proxist.v1.Proxist and
+// arrow.flight.protocol.FlightService on one port. Started by the node (or a
+// test) with its token verifier and query engine; stop() lets calls finish for
+// a grace period, then cuts them.
+import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { jetstreamManager } from "@nats-io/jetstream";
+import type { JetStreamManager } from "@nats-io/jetstream";
+import { FlightService } from "../../protocols/gen/arrow/flight/protocol/Flight_pb.js";
+import { Proxist } from "../../protocols/gen/proxist/v1/api_pb.js";
+import type { TokenCheck } from "./auth.js";
+import type { ApiContext } from "./context.js";
+import { flightService } from "./flight/service.js";
+import { serverDefinition } from "./grpcdef.js";
+import type { ApiNode } from "./ingest.js";
+import { registerZstd } from "./ipc/index.js";
+import { resolveLimits } from "./limits.js";
+import type { ApiLimits } from "./limits.js";
+import { proxistService } from "./proxist/service.js";
+import type { QueryEngine } from "./queryengine.js";
+
+export interface ApiServerOptions {
+  readonly node: ApiNode;
+  readonly tokens: TokenCheck;
+  readonly queryEngine: QueryEngine;
+  /** 0 (the default) picks a free port. */
+  readonly port?: number;
+  /** Interface to listen on; default all (0.0.0.0). */
+  readonly host?: string;
+  readonly limits?: Partial<ApiLimits>;
+  /** Default: plaintext (put TLS in front, or pass ServerCredentials.createSsl(...)). */
+  readonly credentials?: ServerCredentials;
+  readonly log?: (line: string) => void;
+}
+
+export interface ApiServer {
+  readonly port: number;
+  readonly limits: ApiLimits;
+  /** Stops accepting calls; running calls get `graceMs` to finish. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/** Slack over maxMessageBytes for grpc-js's own hard cap, so our check (which names the limit) runs first. */
+const TRANSPORT_SLACK_BYTES = 64 * 1024;
+
+export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
+  const limits = resolveLimits(o.limits);
+  const log = o.log ?? ((line: string) => console.log(line));
+  registerZstd();
+  let jsm: Promise<JetStreamManager> | undefined;
+  const ctx: ApiContext = {
+    node: o.node,
+    tokens: o.tokens,
+    engine: o.queryEngine,
+    limits,
+    log,
+    jsm: () => (jsm ??= jetstreamManager(o.node.nc)),
+  };
+  const server = new Server({
+    "grpc.max_receive_message_length": limits.maxMessageBytes + TRANSPORT_SLACK_BYTES,
+    "grpc.max_send_message_length": -1,
+  });
+  server.addService(serverDefinition(Proxist, limits.maxMessageBytes), proxistService(ctx));
+  server.addService(serverDefinition(FlightService, limits.maxMessageBytes), flightService(ctx));
+  const address = `${o.host ?? "0.0.0.0"}:${o.port ?? 0}`;
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(address, o.credentials ?? ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  log(`api: gRPC + Arrow Flight on ${o.host ?? "0.0.0.0"}:${port}`);
+  return {
+    port,
+    limits,
+    stop: (graceMs = 5_000) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      }),
+  };
+}

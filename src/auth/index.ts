@@ -1,0 +1,12 @@
+// Public surface of src/auth: tenant-scoped tokens with roles, stored as salted
+// hashes in KV px_tokens, verified with a short revocation-aware cache.
+export { AuthError, TokenNotFoundError, TokenOptionsError, TokenStoreUnavailableError } from "./errors.js";
+export type { AuthErrorCode } from "./errors.js";
+export { ROLES, allows, isRole, roleFor } from "./roles.js";
+export type { Action, Role } from "./roles.js";
+export { TOKEN_PREFIX, formatToken, parseToken, tokenIdOf } from "./token.js";
+export type { Principal, TokenRecord } from "./token.js";
+export { createToken, listTokens, openTokenBucket, revokeToken } from "./store.js";
+export type { CreateTokenOptions, TokenInfo } from "./store.js";
+export { TokenVerifier, kvTokenSource } from "./verifier.js";
+export type { TokenSource, VerifierOptions } from "./verifier.js";
