@@ -3,6 +3,7 @@
 // column bytes. Batches are generated in windows outside the timed region and
 // dropped after use, as a shard's input would be. Prints one JSON object.
 // Usage: npx tsx bench/hotset-store.ts [ticks=10000000] [symbols=1000]
+import { availableParallelism, loadavg } from "node:os";
 import { DEFAULT_CLUSTER_SPEC } from "../protocols/tablespec.js";
 import type { TableSpec } from "../protocols/tablespec.js";
 import type { TickBatch } from "../src/codec/tickbatch.js";
@@ -25,7 +26,7 @@ interface Run {
   readonly wallTicksPerS: number;
   /** Throughput by main-thread CPU time: less sensitive to other processes on a shared machine. */
   readonly cpuTicksPerS: number;
-  readonly table: HotTable;
+  readonly bytesPerTick: number;
 }
 
 function median(xs: readonly number[]): number {
@@ -38,6 +39,7 @@ function cpuMicros(): number {
   return u.user + u.system;
 }
 
+/** Applies the generated day to a fresh table; the table is dropped on return so the next run reuses its memory. */
 function run(gen: GenOptions): Run {
   const it = genBatches("trades", gen);
   const table = new HotTable(trades);
@@ -58,31 +60,33 @@ function run(gen: GenOptions): Run {
     wallNs += process.hrtime.bigint() - t0;
     cpu += cpuMicros() - c0;
   }
-  return { wallTicksPerS: table.rowCount / (Number(wallNs) / 1e9), cpuTicksPerS: table.rowCount / (cpu / 1e6), table };
+  table.verify();
+  if (table.rowCount !== gen.ticks) throw new Error(`bench: table holds ${table.rowCount} rows, expected ${gen.ticks}`);
+  return {
+    wallTicksPerS: table.rowCount / (Number(wallNs) / 1e9),
+    cpuTicksPerS: table.rowCount / (cpu / 1e6),
+    bytesPerTick: table.bytes / table.rowCount,
+  };
 }
 
-/** One cold run (fresh process memory), then `runs` timed runs; figures are medians of the timed runs. */
-function measure(gen: GenOptions): { cold: Run; wall: number; cpu: number; table: HotTable } {
+/**
+ * One cold run first: it pays for faulting fresh memory into the process, which
+ * on a VM can cost as much as the appends. Then `runs` timed runs; medians.
+ */
+function measure(gen: GenOptions): { cold: Run; wall: number; cpu: number; bytesPerTick: number } {
   const cold = run(gen);
-  const walls: number[] = [];
-  const cpus: number[] = [];
-  let table = cold.table;
-  for (let i = 0; i < runs; i++) {
-    const r = run(gen);
-    walls.push(r.wallTicksPerS);
-    cpus.push(r.cpuTicksPerS);
-    table = r.table;
-  }
-  return { cold, wall: median(walls), cpu: median(cpus), table };
+  const all: Run[] = [];
+  for (let i = 0; i < runs; i++) all.push(run(gen));
+  return {
+    cold,
+    wall: median(all.map((r) => r.wallTicksPerS)),
+    cpu: median(all.map((r) => r.cpuTicksPerS)),
+    bytesPerTick: all[all.length - 1]!.bytesPerTick,
+  };
 }
 
 const inOrder = measure({ symbols, ticks, batchRows, seed: 1 });
-inOrder.table.verify();
-const bytesPerTick = inOrder.table.bytes / inOrder.table.rowCount;
-
 const late = measure({ symbols, ticks, batchRows, seed: 2, lateFraction: 0.01, maxLatenessMicros: 100_000 });
-late.table.verify();
-const lateBytesPerTick = late.table.bytes / late.table.rowCount;
 
 // Raw: 8 ts + 8 lsn + 4 rowInRecord + the value widths.
 const rawBytesPerTick = 20 + trades.columns.reduce((n, c) => n + valueWidth(c.type), 0);
@@ -96,16 +100,21 @@ console.log(
       batch_rows: batchRows,
       runs,
       node: process.version,
+      // append_*_ticks_per_s are wall clock; *_cpu_* divide by main-thread CPU time, which
+      // other processes on a busy machine disturb less. Load is sampled at the end.
+      cpus: availableParallelism(),
+      loadavg_1m: round(loadavg()[0]!, 2),
       append_ticks_per_s: round(inOrder.wall),
       append_late1pct_ticks_per_s: round(late.wall),
       append_cpu_ticks_per_s: round(inOrder.cpu),
       append_late1pct_cpu_ticks_per_s: round(late.cpu),
       append_cold_first_run_ticks_per_s: round(inOrder.cold.wallTicksPerS),
-      bytes_per_tick: round(bytesPerTick, 2),
-      late1pct_bytes_per_tick: round(lateBytesPerTick, 2),
+      append_late1pct_cold_first_run_ticks_per_s: round(late.cold.wallTicksPerS),
+      bytes_per_tick: round(inOrder.bytesPerTick, 2),
+      late1pct_bytes_per_tick: round(late.bytesPerTick, 2),
       raw_bytes_per_tick: rawBytesPerTick,
-      memory_vs_raw_ratio: round(bytesPerTick / rawBytesPerTick, 3),
-      late1pct_memory_vs_raw_ratio: round(lateBytesPerTick / rawBytesPerTick, 3),
+      memory_vs_raw_ratio: round(inOrder.bytesPerTick / rawBytesPerTick, 3),
+      late1pct_memory_vs_raw_ratio: round(late.bytesPerTick / rawBytesPerTick, 3),
     },
     null,
     2,

@@ -14,11 +14,6 @@ export class ChunkAllocator {
     this.poolBytes = poolBytes;
   }
 
-  /** Bytes of buffers handed out and not given back. */
-  get usedBytes(): number {
-    return this.inUse;
-  }
-
   /** Bytes held for reuse (allocated, not holding a chunk). */
   get idleBytes(): number {
     return this.idle;

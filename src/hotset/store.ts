@@ -64,7 +64,7 @@ export class HotTable {
     }
     table.dict = SymbolDictionary.fromSymbols(exported.symbols);
     exported.series.forEach((cols, id) => {
-      checkSeriesColumns(spec, exported.symbols[id]!, cols);
+      checkSeriesColumns(spec, exported.symbols[id]!, cols, exported.appliedLsn);
       const s = new Series(id, table.layout, table.options, table.alloc);
       s.load(cols);
       table.bySymbol.push(s);
@@ -190,8 +190,8 @@ export class HotTable {
     if (!Number.isSafeInteger(persistedLsn) || persistedLsn < 0) {
       throw new HotSetError(`table ${this.spec.name}: persisted LSN must be a non-negative integer, got ${persistedLsn}`);
     }
-    if (!Number.isFinite(horizonMicros)) {
-      throw new HotSetError(`table ${this.spec.name}: horizon must be finite microseconds, got ${horizonMicros}`);
+    if (!Number.isSafeInteger(horizonMicros)) {
+      throw new HotSetError(`table ${this.spec.name}: horizon must be integer microseconds since the epoch, got ${horizonMicros}`);
     }
     this.persisted = Math.max(this.persisted, persistedLsn);
     this.horizon = Math.max(this.horizon, horizonMicros);
@@ -335,7 +335,7 @@ function checkOptions(o: HotSetOptions): HotSetOptions {
   return o;
 }
 
-function checkSeriesColumns(spec: TableSpec, symbol: string, cols: SeriesColumns): void {
+function checkSeriesColumns(spec: TableSpec, symbol: string, cols: SeriesColumns, appliedLsn: number): void {
   const where = `table ${spec.name}: snapshot series ${symbol}`;
   const n = cols.tsMicros.length;
   if (cols.lsn.length !== n || cols.rowInRecord.length !== n) {
@@ -356,6 +356,9 @@ function checkSeriesColumns(spec: TableSpec, symbol: string, cols: SeriesColumns
   for (let i = 0; i < n; i++) {
     const t = ts[i]!;
     if (t - t !== 0) throw new HotSetError(`${where}: row ${i} has timestamp ${t}; the snapshot is corrupt`);
+    if (!(lsn[i]! > 0 && lsn[i]! <= appliedLsn)) {
+      throw new HotSetError(`${where}: row ${i} has LSN ${lsn[i]}, outside (0, appliedLsn ${appliedLsn}]; the snapshot is corrupt`);
+    }
     if (i > 0) {
       const pt = ts[i - 1]!;
       const pl = lsn[i - 1]!;

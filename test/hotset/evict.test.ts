@@ -121,5 +121,6 @@ describe("hot table - evict", () => {
     const t = new HotTable(TRADES);
     expect(() => t.evict(-1, 0)).toThrow(HotSetError);
     expect(() => t.evict(1, Number.NaN)).toThrow(HotSetError);
+    expect(() => t.evict(1, 10.5)).toThrow(/integer microseconds/);
   });
 });

@@ -133,5 +133,7 @@ describe("hot table - export", () => {
     expect(() => HotTable.fromColumns(TRADES, { ...e, symbols: ["B", "B", "C"] })).toThrow(/appears twice/);
     const short: HotTableColumns = { ...e, series: [{ ...first, lsn: first.lsn.subarray(1) }, ...e.series.slice(1)] };
     expect(() => HotTable.fromColumns(TRADES, short)).toThrow(/lengths differ/);
+    expect(() => HotTable.fromColumns(TRADES, { ...e, appliedLsn: 1 })).toThrow(/outside \(0, appliedLsn 1\]/);
+    expect(() => HotTable.fromColumns(TRADES, { ...e, horizonMicros: -1 })).toThrow(/non-negative integer/);
   });
 });
