@@ -2,6 +2,7 @@
 // random-walk trades and quotes over one US trading day (09:30-16:00 New York,
 // taken as 14:30-21:00 UTC), as TickBatches with microsecond timestamps.
 import type { TickBatch } from "../src/codec/tickbatch.js";
+import { rng } from "../src/demo/randomwalk.js";
 
 export interface GenOptions {
   /** Distinct symbols, named SYM00000, SYM00001, ... */
@@ -22,17 +23,8 @@ export interface GenOptions {
 
 export type GenKind = "trades" | "quotes";
 
-/** mulberry32: small, fast, seeded PRNG returning floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The project's seeded PRNG (mulberry32), shared with the demo feed. */
+export const mulberry32 = rng;
 
 export function symbolNames(n: number): string[] {
   return Array.from({ length: n }, (_, i) => `SYM${String(i).padStart(5, "0")}`);
