@@ -18,4 +18,6 @@ export const ENV = {
   grpcPort: "PX_GRPC_PORT",
   nodeId: "PX_NODE_ID",
   dataDir: "PX_DATA_DIR",
+  /** Replicas of streams and KV buckets a node creates: 1 on one NATS server, 3 on a cluster. */
+  replicas: "PX_REPLICAS",
 } as const;

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file proxist/v1/control.proto.
  */
 export const file_proxist_v1_control: GenFile = /*@__PURE__*/
-  fileDesc("Chhwcm94aXN0L3YxL2NvbnRyb2wucHJvdG8SCnByb3hpc3QudjEiUQoOQ29udHJvbFJlcXVlc3QSDwoHdmVyc2lvbhgBIAEoDRIMCgR2ZXJiGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSDAoEYm9keRgEIAEoDCJkCgxDb250cm9sUmVwbHkSDwoHdmVyc2lvbhgBIAEoDRIKCgJvaxgCIAEoCBISCgplcnJvcl9jb2RlGAMgASgJEhUKDWVycm9yX21lc3NhZ2UYBCABKAkSDAoEYm9keRgFIAEoDCK2AQoNTm9kZUhlYXJ0YmVhdBIPCgd2ZXJzaW9uGAEgASgNEg8KB25vZGVfaWQYAiABKAkSDwoHYWRkcmVzcxgDIAEoCRIYChBzb2Z0d2FyZV92ZXJzaW9uGAQgASgJEhYKDnNlbnRfYXRfbWljcm9zGAUgASgDEhcKD2NhcGFjaXR5X3NoYXJkcxgGIAEoDRInCgZzaGFyZHMYByADKAsyFy5wcm94aXN0LnYxLlNoYXJkU3RhdHVzIsUBCgtTaGFyZFN0YXR1cxIOCgZ0ZW5hbnQYASABKAkSDQoFdGFibGUYAiABKAkSDgoGYnVja2V0GAMgASgNEg0KBXN0YXRlGAQgASgJEhMKC2FwcGxpZWRfbHNuGAUgASgEEhUKDXBlcnNpc3RlZF9sc24YBiABKAQSGgoSdF9wZXJzaXN0ZWRfbWljcm9zGAcgASgDEgwKBHJvd3MYCCABKAQSDQoFYnl0ZXMYCSABKAQSEwoLbGFnX3JlY29yZHMYCiABKARiBnByb3RvMw");
+  fileDesc("Chhwcm94aXN0L3YxL2NvbnRyb2wucHJvdG8SCnByb3hpc3QudjEiUQoOQ29udHJvbFJlcXVlc3QSDwoHdmVyc2lvbhgBIAEoDRIMCgR2ZXJiGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSDAoEYm9keRgEIAEoDCJkCgxDb250cm9sUmVwbHkSDwoHdmVyc2lvbhgBIAEoDRIKCgJvaxgCIAEoCBISCgplcnJvcl9jb2RlGAMgASgJEhUKDWVycm9yX21lc3NhZ2UYBCABKAkSDAoEYm9keRgFIAEoDCLZAQoNTm9kZUhlYXJ0YmVhdBIPCgd2ZXJzaW9uGAEgASgNEg8KB25vZGVfaWQYAiABKAkSDwoHYWRkcmVzcxgDIAEoCRIYChBzb2Z0d2FyZV92ZXJzaW9uGAQgASgJEhYKDnNlbnRfYXRfbWljcm9zGAUgASgDEhcKD2NhcGFjaXR5X3NoYXJkcxgGIAEoDRInCgZzaGFyZHMYByADKAsyFy5wcm94aXN0LnYxLlNoYXJkU3RhdHVzEg0KBXN0YXRlGAggASgJEhIKCmNsaWNraG91c2UYCSABKAki3QEKC1NoYXJkU3RhdHVzEg4KBnRlbmFudBgBIAEoCRINCgV0YWJsZRgCIAEoCRIOCgZidWNrZXQYAyABKA0SDQoFc3RhdGUYBCABKAkSEwoLYXBwbGllZF9sc24YBSABKAQSFQoNcGVyc2lzdGVkX2xzbhgGIAEoBBIaChJ0X3BlcnNpc3RlZF9taWNyb3MYByABKAMSDAoEcm93cxgIIAEoBBINCgVieXRlcxgJIAEoBBITCgtsYWdfcmVjb3JkcxgKIAEoBBIWCg5sZWFzZV9yZXZpc2lvbhgLIAEoBGIGcHJvdG8z");
 
 /**
  * @generated from message proxist.v1.ControlRequest
@@ -133,6 +133,20 @@ export type NodeHeartbeat = Message<"proxist.v1.NodeHeartbeat"> & {
    * @generated from field: repeated proxist.v1.ShardStatus shards = 7;
    */
   shards: ShardStatus[];
+
+  /**
+   * agent phase: joining | running | draining (the controller places shards on running nodes only)
+   *
+   * @generated from field: string state = 8;
+   */
+  state: string;
+
+  /**
+   * ClickHouse health seen by the node: "ok", or what failed; empty when unknown
+   *
+   * @generated from field: string clickhouse = 9;
+   */
+  clickhouse: string;
 };
 
 /**
@@ -195,6 +209,13 @@ export type ShardStatus = Message<"proxist.v1.ShardStatus"> & {
    * @generated from field: uint64 lag_records = 10;
    */
   lagRecords: bigint;
+
+  /**
+   * the px_assign revision the shard was started with (fencing token)
+   *
+   * @generated from field: uint64 lease_revision = 11;
+   */
+  leaseRevision: bigint;
 };
 
 /**

@@ -1,0 +1,404 @@
+// Controller actor: leader election over the px_leader lease and, while
+// leader, reconciliation of the desired specs and live nodes into shard
+// assignments in px_assign. Runs in every node; exactly one is leader at a
+// time, and a leader that lost its lease is fenced by NATS (see assignments.ts).
+// IO is injected (controllerActors in src/control/controllerio.ts); the clock
+// is xstate's (delays) plus `now` for timestamps, so tests use SimulatedClock.
+import { assign, emit, enqueueActions, fromCallback, fromPromise, setup } from "xstate";
+import type { Catalog } from "../src/catalog.js";
+import { EMPTY_CATALOG } from "../src/catalog.js";
+import type { AssignmentTable, AssignmentWrite } from "../src/control/assignments.js";
+import type { NodePhase } from "../src/control/heartbeat.js";
+import { isConflict } from "../src/control/kv.js";
+import { leaseVerdict, observeLease } from "../src/control/lease.js";
+import type { LeaseObservation, LeaseRecord, StoredLease } from "../src/control/lease.js";
+import { forgetNode, nextExpiry, placeableNodes, sightNode } from "../src/control/liveness.js";
+import type { NodeTable } from "../src/control/liveness.js";
+import { planAssignments } from "../src/control/plan.js";
+import { shardKey, shardsOfCatalog } from "../src/control/shard.js";
+
+export interface ControllerInput {
+  /** This controller's id (the node id). */
+  readonly id: string;
+  /** Contenders take over after seeing no renewal for this long. */
+  readonly leaseMs?: number;
+  /** The holder renews this often (default leaseMs / 3). */
+  readonly renewMs?: number;
+  /** Followers read the lease this often (default renewMs). */
+  readonly pollMs?: number;
+  /** The holder stops acting this long before its lease could expire for others (default leaseMs / 5). */
+  readonly guardMs?: number;
+  /** A node whose heartbeat did not change for this long loses its shards. */
+  readonly nodeTimeoutMs?: number;
+  /** Longest time between reconciles (liveness changes without events). */
+  readonly reconcileMs?: number;
+  /** Pause after a failed KV operation. */
+  readonly retryMs?: number;
+  /** Timestamps (defaults to Date.now); tests pass the SimulatedClock's now. */
+  readonly now?: () => number;
+}
+
+export interface HeldLease {
+  readonly record: LeaseRecord;
+  readonly revision: number;
+  /** Own-clock instant after which this controller must not act as leader. */
+  readonly validUntil: number;
+}
+
+export interface ControllerContext {
+  readonly id: string;
+  readonly leaseMs: number;
+  readonly renewMs: number;
+  readonly pollMs: number;
+  readonly guardMs: number;
+  readonly nodeTimeoutMs: number;
+  readonly reconcileMs: number;
+  readonly retryMs: number;
+  readonly now: () => number;
+  observation: LeaseObservation | undefined;
+  lease: HeldLease | undefined;
+  /** Own-clock start of the lease write in flight: a granted lease counts from here. */
+  attemptStartedAt: number;
+  catalog: Catalog;
+  catalogLoaded: boolean;
+  nodes: NodeTable;
+  nodesSynced: boolean;
+  table: AssignmentTable | undefined;
+  lastError: string | undefined;
+}
+
+export type ControllerEvent =
+  | { type: "catalog"; catalog: Catalog }
+  | { type: "node.seen"; nodeId: string; revision: number; info: { state: NodePhase; capacityShards: number } }
+  | { type: "node.gone"; nodeId: string }
+  | { type: "nodes.synced" }
+  | { type: "stop" };
+
+/** Notifications for logs and tests (actor.on(type, ...)). */
+export type ControllerEmitted =
+  | { type: "elected"; term: number; revision: number }
+  | { type: "steppedDown"; reason: string }
+  | { type: "assigned"; term: number; writes: readonly AssignmentWrite[]; lastRevision: number }
+  | { type: "ioError"; operation: string; message: string };
+
+export interface AcquireInput {
+  readonly record: LeaseRecord;
+  readonly observedRevision: number;
+}
+export interface RenewInput {
+  readonly record: LeaseRecord;
+  readonly revision: number;
+}
+export interface FenceInput {
+  readonly holder: string;
+  readonly term: number;
+  readonly nowMs: number;
+}
+export interface WriteInput {
+  readonly table: AssignmentTable;
+  readonly writes: readonly AssignmentWrite[];
+  readonly term: number;
+  readonly nowMs: number;
+}
+
+const notProvided = (name: string) => (): never => {
+  throw new Error(`controller: actor ${name} was not provided (use controllerActors(io))`);
+};
+
+const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+const isFenced = (e: unknown): boolean => e instanceof Error && e.name === "FencedError";
+
+/** The writes the leader would make now (pure; used by the guard and the write input). */
+export function currentPlan(c: ControllerContext): AssignmentWrite[] {
+  if (!c.table) return [];
+  const desired = shardsOfCatalog(c.catalog).map(shardKey);
+  return planAssignments(desired, placeableNodes(c.nodes, c.now(), c.nodeTimeoutMs), c.table.assignments);
+}
+
+export const controllerMachine = setup({
+  types: {
+    context: {} as ControllerContext,
+    events: {} as ControllerEvent,
+    input: {} as ControllerInput,
+    emitted: {} as ControllerEmitted,
+  },
+  actors: {
+    readLease: fromPromise<StoredLease | undefined>(notProvided("readLease")),
+    acquireLease: fromPromise<number, AcquireInput>(notProvided("acquireLease")),
+    renewLease: fromPromise<number, RenewInput>(notProvided("renewLease")),
+    releaseLease: fromPromise<void, RenewInput>(notProvided("releaseLease")),
+    fenceAssignments: fromPromise<AssignmentTable, FenceInput>(notProvided("fenceAssignments")),
+    writeAssignments: fromPromise<AssignmentTable, WriteInput>(notProvided("writeAssignments")),
+    watchNodes: fromCallback<ControllerEvent>(() => () => {}),
+    watchCatalog: fromCallback<ControllerEvent>(() => () => {}),
+  },
+  delays: {
+    pollMs: ({ context }) => context.pollMs,
+    renewMs: ({ context }) => context.renewMs,
+    retryMs: ({ context }) => context.retryMs,
+    leaseLeft: ({ context }) => Math.max(0, (context.lease?.validUntil ?? 0) - context.now()),
+    // Wake when the next node goes stale, so failover does not wait a full reconcile period.
+    reconcileMs: ({ context }) => {
+      const now = context.now();
+      const at = nextExpiry(context.nodes, now, context.nodeTimeoutMs);
+      return at === undefined ? context.reconcileMs : Math.max(1, Math.min(context.reconcileMs, at - now + 1));
+    },
+  },
+  guards: {
+    canTakeOver: ({ context }, params: { read: StoredLease | undefined }) => {
+      const now = context.now();
+      return leaseVerdict(observeLease(context.observation, params.read, now), now, context.leaseMs) !== "held";
+    },
+    leaseExpired: ({ context }) => context.lease === undefined || context.now() >= context.lease.validUntil,
+    shouldWrite: ({ context }) =>
+      context.catalogLoaded &&
+      context.nodesSynced &&
+      context.lease !== undefined &&
+      context.now() < context.lease.validUntil &&
+      currentPlan(context).length > 0,
+    conflict: (_, params: { error: unknown }) => isConflict(params.error),
+    fenced: (_, params: { error: unknown }) => isFenced(params.error),
+  },
+  actions: {
+    observe: assign({
+      observation: ({ context }, params: { read: StoredLease | undefined }) => observeLease(context.observation, params.read, context.now()),
+    }),
+    startAttempt: assign({ attemptStartedAt: ({ context }) => context.now() }),
+    holdLease: assign({
+      lease: ({ context }, params: { record: LeaseRecord; revision: number }) => ({
+        record: params.record,
+        revision: params.revision,
+        validUntil: context.attemptStartedAt + context.leaseMs - context.guardMs,
+      }),
+    }),
+    dropLeadership: assign({ lease: undefined, table: undefined, observation: undefined }),
+    noteError: enqueueActions(({ enqueue }, params: { operation: string; error: unknown }) => {
+      enqueue.assign({ lastError: `${params.operation}: ${message(params.error)}` });
+      enqueue.emit({ type: "ioError", operation: params.operation, message: message(params.error) });
+    }),
+  },
+}).createMachine({
+  id: "controller",
+  context: ({ input }) => {
+    const leaseMs = input.leaseMs ?? 5_000;
+    const renewMs = input.renewMs ?? Math.floor(leaseMs / 3);
+    return {
+      id: input.id,
+      leaseMs,
+      renewMs,
+      pollMs: input.pollMs ?? renewMs,
+      guardMs: input.guardMs ?? Math.floor(leaseMs / 5),
+      nodeTimeoutMs: input.nodeTimeoutMs ?? 5_000,
+      reconcileMs: input.reconcileMs ?? 1_000,
+      retryMs: input.retryMs ?? 500,
+      now: input.now ?? Date.now,
+      observation: undefined,
+      lease: undefined,
+      attemptStartedAt: 0,
+      catalog: EMPTY_CATALOG,
+      catalogLoaded: false,
+      nodes: new Map(),
+      nodesSynced: false,
+      table: undefined,
+      lastError: undefined,
+    };
+  },
+  invoke: [
+    { id: "watchNodes", src: "watchNodes" },
+    { id: "watchCatalog", src: "watchCatalog" },
+  ],
+  on: {
+    catalog: { actions: assign({ catalog: ({ event }) => event.catalog, catalogLoaded: true }) },
+    "node.seen": { actions: assign({ nodes: ({ context, event }) => sightNode(context.nodes, event.nodeId, event.revision, event.info, context.now()) }) },
+    "node.gone": { actions: assign({ nodes: ({ context, event }) => forgetNode(context.nodes, event.nodeId) }) },
+    "nodes.synced": { actions: assign({ nodesSynced: true }) },
+  },
+  initial: "follower",
+  states: {
+    follower: {
+      on: { stop: "#controller.stopped" },
+      initial: "reading",
+      states: {
+        reading: {
+          invoke: {
+            src: "readLease",
+            onDone: [
+              {
+                guard: { type: "canTakeOver", params: ({ event }) => ({ read: event.output }) },
+                target: "#controller.candidate",
+                actions: { type: "observe", params: ({ event }) => ({ read: event.output }) },
+              },
+              { target: "waiting", actions: { type: "observe", params: ({ event }) => ({ read: event.output }) } },
+            ],
+            onError: { target: "waiting", actions: { type: "noteError", params: ({ event }) => ({ operation: "read lease", error: event.error }) } },
+          },
+        },
+        waiting: { after: { pollMs: "reading" } },
+      },
+    },
+    candidate: {
+      entry: "startAttempt",
+      on: { stop: "#controller.stopped" },
+      invoke: {
+        src: "acquireLease",
+        input: ({ context }): AcquireInput => ({
+          record: { holder: context.id, term: (context.observation?.lease?.record.term ?? 0) + 1, leaseMs: context.leaseMs, renewedAtMs: context.now() },
+          observedRevision: context.observation?.lease?.revision ?? 0,
+        }),
+        onDone: {
+          target: "leader",
+          actions: [
+            {
+              type: "holdLease",
+              params: ({ context, event }) => ({
+                record: { holder: context.id, term: (context.observation?.lease?.record.term ?? 0) + 1, leaseMs: context.leaseMs, renewedAtMs: context.attemptStartedAt },
+                revision: event.output,
+              }),
+            },
+            emit(({ context }) => ({ type: "elected" as const, term: context.lease?.record.term ?? 0, revision: context.lease?.revision ?? 0 })),
+          ],
+        },
+        // Lost the race (or NATS failed): read again and wait for the winner's lease to lapse.
+        onError: { target: "follower", actions: { type: "noteError", params: ({ event }) => ({ operation: "acquire lease", error: event.error }) } },
+      },
+    },
+    leader: {
+      type: "parallel",
+      on: { stop: "#controller.releasing" },
+      states: {
+        lease: {
+          initial: "waiting",
+          states: {
+            waiting: {
+              after: {
+                renewMs: [
+                  // Woken late (e.g. the process was paused): others may have taken over already.
+                  { guard: "leaseExpired", target: "#controller.steppingDown", actions: emit({ type: "steppedDown" as const, reason: "lease expired before it could be renewed" }) },
+                  { target: "renewing" },
+                ],
+              },
+            },
+            renewing: {
+              entry: "startAttempt",
+              after: {
+                leaseLeft: { target: "#controller.steppingDown", actions: emit({ type: "steppedDown" as const, reason: "lease expired while renewing" }) },
+              },
+              invoke: {
+                src: "renewLease",
+                input: ({ context }): RenewInput => ({
+                  record: { ...context.lease!.record, renewedAtMs: context.now() },
+                  revision: context.lease!.revision,
+                }),
+                onDone: {
+                  target: "waiting",
+                  actions: {
+                    type: "holdLease",
+                    params: ({ context, event }) => ({ record: { ...context.lease!.record, renewedAtMs: context.attemptStartedAt }, revision: event.output }),
+                  },
+                },
+                onError: [
+                  {
+                    guard: { type: "conflict", params: ({ event }) => ({ error: event.error }) },
+                    target: "#controller.follower",
+                    actions: ["dropLeadership", emit({ type: "steppedDown" as const, reason: "another controller holds the lease" })],
+                  },
+                  {
+                    guard: "leaseExpired",
+                    target: "#controller.steppingDown",
+                    actions: emit({ type: "steppedDown" as const, reason: "lease expired: renewals failed" }),
+                  },
+                  { target: "waiting", actions: { type: "noteError", params: ({ event }) => ({ operation: "renew lease", error: event.error }) } },
+                ],
+              },
+            },
+          },
+        },
+        work: {
+          initial: "fencing",
+          states: {
+            fencing: {
+              invoke: {
+                src: "fenceAssignments",
+                input: ({ context }): FenceInput => ({ holder: context.id, term: context.lease!.record.term, nowMs: context.now() }),
+                onDone: { target: "ready", actions: assign({ table: ({ event }) => event.output }) },
+                onError: [
+                  {
+                    guard: { type: "fenced", params: ({ event }) => ({ error: event.error }) },
+                    target: "#controller.steppingDown",
+                    actions: emit(({ event }) => ({ type: "steppedDown" as const, reason: message(event.error) })),
+                  },
+                  { target: "fenceBackoff", actions: { type: "noteError", params: ({ event }) => ({ operation: "fence px_assign", error: event.error }) } },
+                ],
+              },
+            },
+            fenceBackoff: { after: { retryMs: "fencing" } },
+            ready: {
+              always: { guard: "shouldWrite", target: "writing" },
+              after: { reconcileMs: { target: "ready", reenter: true } },
+            },
+            writing: {
+              invoke: {
+                src: "writeAssignments",
+                input: ({ context }): WriteInput => ({ table: context.table!, writes: currentPlan(context), term: context.lease!.record.term, nowMs: context.now() }),
+                onDone: {
+                  target: "ready",
+                  actions: [
+                    emit(({ context, event }) => ({
+                      type: "assigned" as const,
+                      term: context.lease?.record.term ?? 0,
+                      writes: diffWrites(context.table, event.output),
+                      lastRevision: event.output.lastRevision,
+                    })),
+                    assign({ table: ({ event }) => event.output }),
+                  ],
+                },
+                onError: [
+                  {
+                    guard: { type: "fenced", params: ({ event }) => ({ error: event.error }) },
+                    target: "#controller.steppingDown",
+                    actions: emit(({ event }) => ({ type: "steppedDown" as const, reason: message(event.error) })),
+                  },
+                  { target: "backoff", actions: { type: "noteError", params: ({ event }) => ({ operation: "write px_assign", error: event.error }) } },
+                ],
+              },
+            },
+            backoff: { after: { retryMs: "ready" } },
+          },
+        },
+      },
+    },
+    // Hand the lease back if it is still ours, so nobody waits for it to expire; a lost CAS is fine.
+    steppingDown: {
+      on: { stop: "#controller.stopped" },
+      invoke: {
+        src: "releaseLease",
+        input: ({ context }): RenewInput => ({ record: context.lease!.record, revision: context.lease!.revision }),
+        onDone: { target: "follower", actions: "dropLeadership" },
+        onError: { target: "follower", actions: "dropLeadership" },
+      },
+    },
+    releasing: {
+      invoke: {
+        src: "releaseLease",
+        input: ({ context }): RenewInput => ({ record: context.lease!.record, revision: context.lease!.revision }),
+        onDone: { target: "stopped", actions: "dropLeadership" },
+        onError: { target: "stopped", actions: "dropLeadership" },
+      },
+    },
+    stopped: { type: "final" },
+  },
+});
+
+/** The assignment changes between two tables (for the `assigned` notification). */
+function diffWrites(before: AssignmentTable | undefined, after: AssignmentTable): AssignmentWrite[] {
+  const out: AssignmentWrite[] = [];
+  const prev = before?.assignments ?? new Map();
+  for (const [key, a] of after.assignments) if (prev.get(key)?.node !== a.node) out.push({ key, node: a.node });
+  for (const key of prev.keys()) if (!after.assignments.has(key)) out.push({ key, node: undefined });
+  return out;
+}
+
+/** "follower" | "candidate" | "leader" | "steppingDown" | "releasing" | "stopped". */
+export function controllerRole(value: unknown): string {
+  return typeof value === "string" ? value : Object.keys(value as object)[0] ?? "unknown";
+}

@@ -1,0 +1,157 @@
+// pxctl command line -> a Command (pure). Global flags may appear anywhere.
+import { parseArgs } from "node:util";
+import { DESCRIBE_KINDS, GET_KINDS } from "../control/handlers.js";
+import type { DescribeKind, GetKind } from "../control/handlers.js";
+import { DEFAULT_PORTS, ENV } from "../config/defaults.js";
+import { CliError, EXIT } from "./exitcodes.js";
+
+export type OutputFormat = "table" | "json" | "yaml";
+export const TOKEN_ROLES = ["reader", "writer", "admin"] as const;
+export type TokenRole = (typeof TOKEN_ROLES)[number];
+
+export type Command =
+  | { readonly kind: "help" }
+  | { readonly kind: "status" }
+  | { readonly kind: "get"; readonly what: GetKind }
+  | { readonly kind: "describe"; readonly what: DescribeKind; readonly name: string }
+  | { readonly kind: "apply"; readonly file: string; readonly dryRun: boolean; readonly confirm: boolean }
+  | { readonly kind: "token.create"; readonly tenant: string; readonly role: TokenRole; readonly ttlSeconds: number | undefined; readonly note: string | undefined }
+  | { readonly kind: "token.revoke"; readonly id: string }
+  | { readonly kind: "token.list"; readonly tenant: string | undefined };
+
+export interface Invocation {
+  readonly command: Command;
+  readonly natsUrl: string;
+  readonly output: OutputFormat;
+  readonly timeoutMs: number;
+}
+
+export const DEFAULT_NATS_URL = `nats://127.0.0.1:${DEFAULT_PORTS.nats}`;
+
+export const USAGE = `pxctl: operate a Proxist cluster (commands travel as control messages over NATS)
+
+Usage: pxctl [--nats URL] [-o table|json|yaml] <command>
+
+Commands:
+  status                                 leader, nodes (heartbeat age), shards (owner, state, LSNs, lag)
+  get tenants|tables|shards|nodes        list
+  describe shard|table|node|tenant NAME  details of one (shard NAME = <tenant>.<table>.<bucket>)
+  apply -f spec.yaml [--dry-run] [--confirm]
+                                         validate, show the diff, apply with compare-and-set
+                                         (--confirm asks before applying)
+  token create --tenant T --role reader|writer|admin [--ttl 24h|never] [--note TEXT]
+                                         prints the token once (only a hash is stored)
+  token list [--tenant T]
+  token revoke ID
+
+Options:
+  --nats URL        NATS server(s), comma separated (default $${ENV.natsUrl} or ${DEFAULT_NATS_URL})
+  -o, --output FMT  table (default), json or yaml
+  --timeout MS      request timeout (default 5000)
+
+Exit status: 0 ok, 1 error, 2 usage or invalid input, 3 unreachable, 4 conflict, 5 not found`;
+
+const usage = (msg: string): never => {
+  throw new CliError(EXIT.usage, `${msg}\nRun pxctl --help for usage.`);
+};
+
+/** "24h", "30m", "7d", "90s" or plain seconds; "never": no expiry (undefined). */
+export function parseTtl(s: string): number | undefined {
+  if (s.trim() === "never") return undefined;
+  const m = /^(\d+)([smhd]?)$/.exec(s.trim());
+  if (!m) return usage(`--ttl ${s}: use a number with s, m, h or d (e.g. 24h)`);
+  const n = Number(m[1]);
+  const mult = { "": 1, s: 1, m: 60, h: 3_600, d: 86_400 }[m[2] as "" | "s" | "m" | "h" | "d"];
+  if (n <= 0) return usage(`--ttl ${s}: must be more than 0`);
+  return n * mult;
+}
+
+function pick<T extends string>(what: string, v: string | undefined, allowed: readonly T[]): T {
+  if (v === undefined) return usage(`${what}: say which (${allowed.join("|")})`);
+  if (!(allowed as readonly string[]).includes(v)) return usage(`${what}: ${v} is not one of ${allowed.join(", ")}`);
+  return v as T;
+}
+
+export function parsePxctlArgs(argv: readonly string[], env: Readonly<Record<string, string | undefined>> = {}): Invocation {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      strict: true,
+      options: {
+        nats: { type: "string" },
+        output: { type: "string", short: "o", default: "table" },
+        timeout: { type: "string", default: "5000" },
+        file: { type: "string", short: "f" },
+        "dry-run": { type: "boolean", default: false },
+        confirm: { type: "boolean", default: false },
+        tenant: { type: "string" },
+        role: { type: "string" },
+        ttl: { type: "string", default: "24h" },
+        note: { type: "string" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    });
+  } catch (e) {
+    return usage((e as Error).message);
+  }
+  const { values: v, positionals: p } = parsed;
+  const output = pick("-o", v.output, ["table", "json", "yaml"] as const);
+  const timeoutMs = Number(v.timeout);
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) usage(`--timeout ${v.timeout}: give milliseconds, e.g. 5000`);
+  const natsUrl = v.nats ?? env[ENV.natsUrl] ?? DEFAULT_NATS_URL;
+  const at = (i: number): string | undefined => p[i];
+  const extra = (n: number): void => {
+    if (p.length > n) usage(`unexpected argument ${p[n]}`);
+  };
+  let command: Command;
+  if (v.help || p.length === 0 || at(0) === "help") command = { kind: "help" };
+  else {
+    switch (at(0)) {
+      case "status":
+        extra(1);
+        command = { kind: "status" };
+        break;
+      case "get":
+        extra(2);
+        command = { kind: "get", what: pick("get", at(1), GET_KINDS) };
+        break;
+      case "describe": {
+        const what = pick("describe", at(1), DESCRIBE_KINDS);
+        const name = at(2) ?? usage(`describe ${what}: name the ${what}`);
+        extra(3);
+        command = { kind: "describe", what, name };
+        break;
+      }
+      case "apply":
+        extra(1);
+        command = { kind: "apply", file: v.file ?? usage("apply: give the spec file with -f spec.yaml"), dryRun: v["dry-run"] ?? false, confirm: v.confirm ?? false };
+        break;
+      case "token": {
+        const sub = pick("token", at(1), ["create", "list", "revoke"] as const);
+        if (sub === "create") {
+          extra(2);
+          command = {
+            kind: "token.create",
+            tenant: v.tenant ?? usage("token create: give --tenant"),
+            role: pick("token create --role", v.role, TOKEN_ROLES),
+            ttlSeconds: parseTtl(v.ttl ?? "24h"),
+            note: v.note,
+          };
+        } else if (sub === "list") {
+          extra(2);
+          command = { kind: "token.list", tenant: v.tenant };
+        } else {
+          const id = at(2) ?? usage("token revoke: give the token id");
+          extra(3);
+          command = { kind: "token.revoke", id };
+        }
+        break;
+      }
+      default:
+        return usage(`unknown command ${at(0)}`);
+    }
+  }
+  return { command, natsUrl, output, timeoutMs };
+}

@@ -1,0 +1,98 @@
+// The agent machine's IO: heartbeats into px_nodes (with the host's shard
+// status), the px_assign watcher, and ShardHost calls. Provide with
+// agentMachine.provide({ actors: agentActors(...) }).
+import { fromCallback, fromPromise } from "xstate";
+import type { AgentEvent, ApplyResult, HeartbeatInput, HostedShard, ShardWork } from "../../actors/agent.js";
+import type { AssignmentStore } from "./assignments.js";
+import type { HeartbeatStore } from "./heartbeat.js";
+import { shardKey } from "./shard.js";
+import type { ShardHost, ShardStatusLike } from "./shardhost.js";
+import { runWatch } from "./watchactor.js";
+
+export interface AgentIO {
+  readonly nodeId: string;
+  /** How others reach this node (host:port of its APIs), shown by pxctl. */
+  readonly address: string;
+  readonly softwareVersion: string;
+  /** Most shards this node takes; 0 = no limit. */
+  readonly capacityShards?: number;
+  readonly host: ShardHost;
+  readonly heartbeats: HeartbeatStore;
+  readonly assignments: AssignmentStore;
+  /** ClickHouse health for status ("ok" or what failed); "" when unknown. */
+  readonly clickhouseHealth?: () => string;
+  readonly nowMicros?: () => number;
+  readonly log?: (line: string) => void;
+}
+
+/** Host status, with the lease revision filled in from what the agent started. */
+export function shardStatuses(host: ShardHost, hosted: readonly HostedShard[]): ShardStatusLike[] {
+  const reported = new Map(host.status().map((s) => [shardKey(s), s]));
+  const out: ShardStatusLike[] = [];
+  for (const h of hosted) {
+    const s = reported.get(shardKey(h.shard));
+    out.push(s ? { ...s, leaseRevision: s.leaseRevision ?? h.leaseRevision } : { ...h.shard, state: "starting", leaseRevision: h.leaseRevision });
+  }
+  return out;
+}
+
+export async function applyShardWork(host: ShardHost, work: ShardWork): Promise<ApplyResult> {
+  const failed: { key: string; op: "start" | "stop"; message: string }[] = [];
+  const stopped: string[] = [];
+  const started: HostedShard[] = [];
+  // Stops first: a restarted (fenced) shard must be gone before its successor starts.
+  await Promise.all(
+    work.stop.map(async (h) => {
+      const key = shardKey(h.shard);
+      try {
+        await host.stop(h.shard);
+      } catch (e) {
+        failed.push({ key, op: "stop", message: (e as Error).message });
+      }
+      // Counted as stopped either way: the host must not keep a shard it failed to stop writing.
+      stopped.push(key);
+    }),
+  );
+  await Promise.all(
+    work.start.map(async (h) => {
+      try {
+        await host.start(h.shard, h.leaseRevision);
+        started.push(h);
+      } catch (e) {
+        failed.push({ key: shardKey(h.shard), op: "start", message: (e as Error).message });
+      }
+    }),
+  );
+  return { stopped, started, failed };
+}
+
+export function agentActors(io: AgentIO) {
+  const log = io.log ?? (() => {});
+  const nowMicros = io.nowMicros ?? (() => Date.now() * 1000);
+  return {
+    sendHeartbeat: fromPromise<void, HeartbeatInput>(async ({ input }) => {
+      await io.heartbeats.put({
+        nodeId: io.nodeId,
+        address: io.address,
+        softwareVersion: io.softwareVersion,
+        sentAtMicros: nowMicros(),
+        capacityShards: io.capacityShards ?? 0,
+        state: input.phase,
+        clickhouse: io.clickhouseHealth?.() ?? "",
+        shards: shardStatuses(io.host, input.hosted),
+      });
+    }),
+    removeHeartbeat: fromPromise<void>(() => io.heartbeats.remove(io.nodeId)),
+    applyShards: fromPromise<ApplyResult, ShardWork>(({ input }) => applyShardWork(io.host, input)),
+    watchAssignments: fromCallback<AgentEvent>(({ sendBack }) =>
+      runWatch(
+        () =>
+          io.assignments.watch(
+            (c) => sendBack({ type: "assignment", key: c.key, shard: c.shard, assignment: c.assignment }),
+            () => sendBack({ type: "assignments.synced" }),
+          ),
+        (e) => log(`agent ${io.nodeId}: cannot watch px_assign: ${(e as Error).message}`),
+      ),
+    ),
+  };
+}

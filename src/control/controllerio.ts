@@ -1,0 +1,56 @@
+// The controller machine's IO over the control stores: lease reads and
+// compare-and-set writes, fenced assignment writes, heartbeat and spec
+// watchers. Provide with controllerMachine.provide({ actors: controllerActors(...) }).
+import { fromCallback, fromPromise } from "xstate";
+import type { AcquireInput, ControllerEvent, FenceInput, RenewInput, WriteInput } from "../../actors/controller.js";
+import type { Catalog } from "../catalog.js";
+import type { AssignmentStore, AssignmentTable } from "./assignments.js";
+import type { HeartbeatStore } from "./heartbeat.js";
+import type { LeaseStore, StoredLease } from "./lease.js";
+import { runWatch } from "./watchactor.js";
+
+/** Anything that calls back with the full catalog now and on every change (MetadataStore does). */
+export interface CatalogSource {
+  watch(onCatalog: (catalog: Catalog) => void): Promise<() => void>;
+}
+
+export interface ControllerIO {
+  readonly lease: LeaseStore;
+  readonly assignments: AssignmentStore;
+  readonly heartbeats: HeartbeatStore;
+  readonly catalog: CatalogSource;
+  readonly log?: (line: string) => void;
+}
+
+export function controllerActors(io: ControllerIO) {
+  const log = io.log ?? (() => {});
+  return {
+    readLease: fromPromise<StoredLease | undefined>(() => io.lease.read()),
+    acquireLease: fromPromise<number, AcquireInput>(({ input }) => io.lease.acquire(input.record, input.observedRevision)),
+    renewLease: fromPromise<number, RenewInput>(({ input }) => io.lease.renew(input.record, input.revision)),
+    releaseLease: fromPromise<void, RenewInput>(({ input }) => io.lease.release(input.record, input.revision)),
+    fenceAssignments: fromPromise<AssignmentTable, FenceInput>(({ input }) => io.assignments.fence(input.holder, input.term, input.nowMs)),
+    writeAssignments: fromPromise<AssignmentTable, WriteInput>(({ input }) => io.assignments.write(input.table, input.writes, input.term, input.nowMs)),
+    watchNodes: fromCallback<ControllerEvent>(({ sendBack }) =>
+      runWatch(
+        () =>
+          io.heartbeats.watch(
+            (c) =>
+              sendBack(
+                c.type === "seen"
+                  ? { type: "node.seen", nodeId: c.nodeId, revision: c.revision, info: { state: c.info.state, capacityShards: c.info.capacityShards } }
+                  : { type: "node.gone", nodeId: c.nodeId },
+              ),
+            () => sendBack({ type: "nodes.synced" }),
+          ),
+        (e) => log(`controller: cannot watch px_nodes: ${(e as Error).message}`),
+      ),
+    ),
+    watchCatalog: fromCallback<ControllerEvent>(({ sendBack }) =>
+      runWatch(
+        () => io.catalog.watch((catalog) => sendBack({ type: "catalog", catalog })),
+        (e) => log(`controller: cannot watch px_config: ${(e as Error).message}`),
+      ),
+    ),
+  };
+}

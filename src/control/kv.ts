@@ -1,0 +1,70 @@
+// The small slice of a JetStream KV bucket the control plane needs, so that the
+// lease, heartbeat and assignment stores are written once and run both against
+// NATS (natskv.ts) and against an in-memory bucket in unit tests (memorykv.ts).
+
+/** One current value of a key. `revision` is the bucket's stream sequence of the write. */
+export interface KvRecord {
+  readonly key: string;
+  readonly value: Uint8Array;
+  readonly revision: number;
+  /** Server time of the write, milliseconds since the epoch (display only: clocks differ). */
+  readonly createdMs: number;
+}
+
+/** A change seen by a watcher: a new value, or a delete (`value` undefined). */
+export interface KvChange {
+  readonly key: string;
+  readonly value: Uint8Array | undefined;
+  readonly revision: number;
+  readonly createdMs: number;
+}
+
+export interface ControlKv {
+  readonly bucket: string;
+  /** The current value; undefined when the key never existed or was deleted. */
+  get(key: string): Promise<KvRecord | undefined>;
+  /** Every current value (deleted keys left out). */
+  list(): Promise<KvRecord[]>;
+  /** Writes only if the key has no current value; KvConflictError otherwise. */
+  create(key: string, value: Uint8Array): Promise<number>;
+  /** Writes only if the key's current revision is `revision`; KvConflictError otherwise. */
+  update(key: string, value: Uint8Array, revision: number): Promise<number>;
+  put(key: string, value: Uint8Array): Promise<number>;
+  delete(key: string): Promise<void>;
+  /**
+   * Writes (or deletes, when `value` is undefined) only if the newest revision in
+   * the whole bucket is `lastRevision`: a single writer that tracks the
+   * revisions it wrote is fenced the moment anyone else writes. KvConflictError otherwise.
+   */
+  writeIfBucketAt(key: string, value: Uint8Array | undefined, lastRevision: number): Promise<number>;
+  /** The newest revision in the bucket (0 when nothing was ever written). */
+  lastRevision(): Promise<number>;
+  /**
+   * Calls `onChange` with every current value, then `onSynced` once, then with
+   * every later change, until the returned stop is called.
+   */
+  watch(onChange: (change: KvChange) => void, onSynced?: () => void): Promise<() => void>;
+}
+
+/** A compare-and-set lost: someone else wrote first. */
+export class KvConflictError extends Error {
+  override readonly name = "KvConflictError";
+  readonly _tag = "KvConflictError";
+}
+
+/** NATS and the memory bucket report a failed expectation with these words. */
+export function isConflict(e: unknown): boolean {
+  if (e instanceof KvConflictError) return true;
+  const msg = e instanceof Error ? e.message : String(e);
+  return /wrong last sequence|wrong last msg|key exists|10071|10164/i.test(msg);
+}
+
+export const utf8 = {
+  encode: (s: string): Uint8Array => new TextEncoder().encode(s),
+  decode: (b: Uint8Array): string => new TextDecoder().decode(b),
+};
+
+export const jsonValue = {
+  encode: (v: unknown): Uint8Array => utf8.encode(JSON.stringify(v)),
+  decode: <T>(b: Uint8Array): T => JSON.parse(utf8.decode(b)) as T,
+};

@@ -1,0 +1,79 @@
+// Shard placement by rendezvous (highest random weight) hashing: every shard
+// ranks every node by hash(node, shard) and goes to the best-ranked node with
+// room. Adding a node moves only the shards it now wins; removing one moves
+// only its own shards. Pure: the controller calls it on every reconcile.
+
+export interface PlacementNode {
+  readonly id: string;
+  /** Most shards this node takes; 0 or undefined = no limit. */
+  readonly capacity?: number;
+}
+
+export interface Placement {
+  /** shard key -> node id, for every shard that could be placed. */
+  readonly owners: ReadonlyMap<string, string>;
+  /** Shards whose owner changed from `previous` (an owner that was there before). */
+  readonly moved: readonly string[];
+  /** Shards no node can take (no nodes, or every node is full). */
+  readonly unassigned: readonly string[];
+}
+
+/** 53-bit string hash (cyrb53): fast, well mixed, stable across processes and versions. */
+export function hash53(s: string, seed = 0): number {
+  let h1 = 0xdeadbeef ^ seed;
+  let h2 = 0x41c6ce57 ^ seed;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 2654435761);
+    h2 = Math.imul(h2 ^ c, 1597334677);
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return 4294967296 * (2097151 & h2) + (h1 >>> 0);
+}
+
+/** Nodes in the order a shard prefers them (best first); ties broken by id so every caller agrees. */
+export function rankNodes(shard: string, nodes: readonly PlacementNode[]): PlacementNode[] {
+  const scored = nodes.map((n) => ({ n, score: hash53(`${n.id}\u0000${shard}`) }));
+  scored.sort((a, b) => b.score - a.score || (a.n.id < b.n.id ? -1 : a.n.id > b.n.id ? 1 : 0));
+  return scored.map((s) => s.n);
+}
+
+export function placeShards(shards: readonly string[], nodes: readonly PlacementNode[], previous: ReadonlyMap<string, string> = new Map()): Placement {
+  const sorted = [...new Set(shards)].sort();
+  const load = new Map(nodes.map((n) => [n.id, 0]));
+  const cap = new Map(nodes.map((n) => [n.id, n.capacity && n.capacity > 0 ? n.capacity : Number.POSITIVE_INFINITY]));
+  const hasRoom = (id: string): boolean => (load.get(id) ?? 0) < (cap.get(id) ?? 0);
+  const owners = new Map<string, string>();
+  const take = (shard: string, id: string): void => {
+    owners.set(shard, id);
+    load.set(id, (load.get(id) ?? 0) + 1);
+  };
+  const ranks = new Map(sorted.map((s) => [s, rankNodes(s, nodes)]));
+  const home = (s: string): string | undefined => ranks.get(s)?.[0]?.id;
+
+  // Shards already at home keep their place first, so a full node evicts newcomers, not residents.
+  for (const s of sorted) {
+    const h = home(s);
+    if (h !== undefined && previous.get(s) === h && hasRoom(h)) take(s, h);
+  }
+  for (const s of sorted) {
+    const h = home(s);
+    if (!owners.has(s) && h !== undefined && hasRoom(h)) take(s, h);
+  }
+  // Home is full: stay where the shard was if that node still has room, else the next best.
+  for (const s of sorted) {
+    if (owners.has(s)) continue;
+    const prev = previous.get(s);
+    if (prev !== undefined && load.has(prev) && hasRoom(prev)) {
+      take(s, prev);
+      continue;
+    }
+    const next = ranks.get(s)?.find((n) => hasRoom(n.id));
+    if (next) take(s, next.id);
+  }
+
+  const moved = sorted.filter((s) => previous.has(s) && owners.has(s) && previous.get(s) !== owners.get(s));
+  const unassigned = sorted.filter((s) => !owners.has(s));
+  return { owners, moved, unassigned };
+}

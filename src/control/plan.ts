@@ -1,0 +1,21 @@
+// Reconciliation as a pure function: desired shards (from the catalog) and the
+// placeable nodes against the current assignments give the writes the leader
+// must make. Shards nobody can take keep their old owner (better a stale owner
+// than none: it resumes when the node comes back).
+import type { Assignment, AssignmentWrite } from "./assignments.js";
+import { placeShards } from "./placement.js";
+import type { PlacementNode } from "./placement.js";
+
+export function planAssignments(
+  desired: readonly string[],
+  nodes: readonly PlacementNode[],
+  current: ReadonlyMap<string, Assignment>,
+): AssignmentWrite[] {
+  const previous = new Map([...current].map(([k, a]) => [k, a.node]));
+  const placement = placeShards(desired, nodes, previous);
+  const writes: AssignmentWrite[] = [];
+  for (const [key, node] of placement.owners) if (current.get(key)?.node !== node) writes.push({ key, node });
+  const wanted = new Set(desired);
+  for (const key of [...current.keys()].sort()) if (!wanted.has(key)) writes.push({ key, node: undefined });
+  return writes;
+}

@@ -1,0 +1,110 @@
+// The control plane of one node in one call: the controller (every node is a
+// contender), the agent driving this node's shards, and the px.ctl server.
+// src/node/node.ts starts it after the NATS connection and the ShardHost exist,
+// and stops (or drains) it before closing the connection.
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { MetadataStore } from "../runtime/metadata.js";
+import { startControlServer } from "./ctlserver.js";
+import type { ControlServer } from "./ctlserver.js";
+import { controlBackend } from "./handlers.js";
+import { validateNodeId } from "./heartbeat.js";
+import { startAgent, startController } from "./runtime.js";
+import type { AgentHandle, ControllerHandle } from "./runtime.js";
+import type { ShardHost } from "./shardhost.js";
+import { openControlStores } from "./stores.js";
+import type { ControlStores } from "./stores.js";
+
+export interface ControlPlaneOptions {
+  readonly nodeId: string;
+  /** How clients reach this node (host:port), shown by pxctl. */
+  readonly address: string;
+  readonly host: ShardHost;
+  /** The node's metadata store (px_config), used by the px.ctl server for apply/get. */
+  readonly metadata: MetadataStore;
+  /** 1 on a single NATS server, 3 on a cluster. */
+  readonly replicas?: number;
+  /** Most shards this node takes; 0 = no limit. */
+  readonly capacityShards?: number;
+  readonly clickhouseHealth?: () => string;
+  /** false: this node never leads (it still runs shards and answers pxctl). */
+  readonly controller?: boolean;
+  readonly heartbeatMs?: number;
+  /** A node silent this long loses its shards; keep it a few heartbeats long. */
+  readonly nodeTimeoutMs?: number;
+  readonly leaseMs?: number;
+  readonly reconcileMs?: number;
+  /**
+   * No heartbeat stored for this long: the node stops its shards itself. Long by
+   * default: a KV stream electing a new Raft leader after a NATS server died
+   * refuses writes for several seconds, and shards that restart must replay.
+   * Writes are fenced by lease revisions whatever this is.
+   */
+  readonly isolationMs?: number;
+  readonly drainTimeoutMs?: number;
+  readonly log?: (line: string) => void;
+}
+
+export interface ControlPlane {
+  readonly stores: ControlStores;
+  readonly controller: ControllerHandle | undefined;
+  readonly agent: AgentHandle;
+  readonly server: ControlServer;
+  /** For /readyz and metrics: the agent phase and the controller role. */
+  state(): { phase: string; role: string };
+  /** Hands this node's shards to the others, then stops everything. */
+  drain(): Promise<void>;
+  /** Stops shards, removes the heartbeat, releases the lease. */
+  stop(): Promise<void>;
+}
+
+export const CONTROL_DEFAULTS = {
+  heartbeatMs: 500,
+  nodeTimeoutMs: 2_000,
+  leaseMs: 5_000,
+  reconcileMs: 1_000,
+  isolationMs: 30_000,
+  drainTimeoutMs: 30_000,
+} as const;
+
+export async function startControlPlane(nc: NatsConnection, o: ControlPlaneOptions): Promise<ControlPlane> {
+  validateNodeId(o.nodeId);
+  const log = o.log ?? (() => {});
+  const t = { ...CONTROL_DEFAULTS, ...Object.fromEntries(Object.entries(o).filter(([k, v]) => k in CONTROL_DEFAULTS && v !== undefined)) } as typeof CONTROL_DEFAULTS;
+  const stores = await openControlStores(nc, { replicas: o.replicas ?? 1, writeTimeoutMs: Math.max(250, Math.floor(t.leaseMs / 3)) });
+  const controller =
+    o.controller === false
+      ? undefined
+      : await startController(nc, { id: o.nodeId, stores, replicas: o.replicas ?? 1, leaseMs: t.leaseMs, nodeTimeoutMs: t.nodeTimeoutMs, reconcileMs: t.reconcileMs, log });
+  const agent = await startAgent(nc, {
+    nodeId: o.nodeId,
+    address: o.address,
+    host: o.host,
+    stores,
+    heartbeatMs: t.heartbeatMs,
+    isolationMs: t.isolationMs,
+    drainTimeoutMs: t.drainTimeoutMs,
+    ...(o.capacityShards === undefined ? {} : { capacityShards: o.capacityShards }),
+    ...(o.clickhouseHealth === undefined ? {} : { clickhouseHealth: o.clickhouseHealth }),
+    log,
+  });
+  const server = startControlServer(nc, controlBackend(o.metadata, stores), { log });
+  const stopRest = async (): Promise<void> => {
+    await controller?.stop();
+    await server.stop();
+  };
+  return {
+    stores,
+    controller,
+    agent,
+    server,
+    state: () => ({ phase: agent.phase(), role: controller?.role() ?? "none" }),
+    drain: async () => {
+      await agent.drain();
+      await stopRest();
+    },
+    stop: async () => {
+      await agent.stop();
+      await stopRest();
+    },
+  };
+}

@@ -1,0 +1,105 @@
+// What applying a cluster spec would change, per tenant and table (pure). A
+// tenant's spec is replaced whole, so tables missing from the file are removed;
+// tenants missing from the file are left alone.
+import type { ClusterSpec, TableSpec, TenantSpec } from "../../protocols/tablespec.js";
+
+export interface FieldChange {
+  readonly path: string;
+  readonly from: unknown;
+  readonly to: unknown;
+}
+
+export type SpecChange =
+  | { readonly kind: "tenant.add"; readonly tenant: string; readonly tables: number }
+  | { readonly kind: "table.add"; readonly tenant: string; readonly table: string; readonly shards: number; readonly columns: number }
+  | { readonly kind: "table.remove"; readonly tenant: string; readonly table: string }
+  | { readonly kind: "table.change"; readonly tenant: string; readonly table: string; readonly fields: readonly FieldChange[] };
+
+export interface SpecDiff {
+  readonly changes: readonly SpecChange[];
+  /** Tenants whose spec differs (and so would be written). */
+  readonly changedTenants: readonly string[];
+  /** Consequences a person should know before applying. */
+  readonly warnings: readonly string[];
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+function diffValues(path: string, a: unknown, b: unknown, out: FieldChange[]): void {
+  if (isObject(a) && isObject(b)) {
+    for (const k of [...new Set([...Object.keys(a), ...Object.keys(b)])].sort()) diffValues(path ? `${path}.${k}` : k, a[k], b[k], out);
+    return;
+  }
+  // Columns are matched by name, so adding one column reads as one change, not a shifted list.
+  const named = (v: unknown): v is { name: string }[] => Array.isArray(v) && v.every((e) => isObject(e) && typeof e.name === "string");
+  if (named(a) && named(b)) {
+    const am = new Map(a.map((e) => [e.name, e]));
+    const bm = new Map(b.map((e) => [e.name, e]));
+    for (const name of [...new Set([...am.keys(), ...bm.keys()])]) diffValues(`${path}.${name}`, am.get(name), bm.get(name), out);
+    if (am.size === bm.size && [...am.keys()].join() !== [...bm.keys()].join()) out.push({ path: `${path}[order]`, from: [...am.keys()], to: [...bm.keys()] });
+    return;
+  }
+  if (JSON.stringify(a) !== JSON.stringify(b)) out.push({ path, from: a, to: b });
+}
+
+export function diffTables(before: TableSpec, after: TableSpec): FieldChange[] {
+  const out: FieldChange[] = [];
+  diffValues("", before, after, out);
+  return out;
+}
+
+export function diffClusterSpec(current: ReadonlyMap<string, TenantSpec>, desired: ClusterSpec): SpecDiff {
+  const changes: SpecChange[] = [];
+  const changedTenants: string[] = [];
+  const warnings: string[] = [];
+  for (const t of desired.tenants) {
+    const before = current.get(t.name);
+    const start = changes.length;
+    if (!before) changes.push({ kind: "tenant.add", tenant: t.name, tables: t.tables.length });
+    const old = new Map((before?.tables ?? []).map((x) => [x.name, x]));
+    for (const table of t.tables) {
+      const prev = old.get(table.name);
+      if (!prev) {
+        changes.push({ kind: "table.add", tenant: t.name, table: table.name, shards: table.shards, columns: table.columns.length });
+        continue;
+      }
+      const fields = diffTables(prev, table);
+      if (fields.length > 0) changes.push({ kind: "table.change", tenant: t.name, table: table.name, fields });
+      if (prev.shards !== table.shards) {
+        warnings.push(`tenant ${t.name} table ${table.name}: shards ${prev.shards} -> ${table.shards} routes symbols to new buckets; ticks already in the WAL stay in their old buckets`);
+      }
+      const removed = prev.columns.filter((c) => !table.columns.some((n) => n.name === c.name));
+      if (removed.length > 0) {
+        warnings.push(`tenant ${t.name} table ${table.name}: removing column(s) ${removed.map((c) => c.name).join(", ")}; bump the table version so readers can tell old records from new`);
+      }
+    }
+    const kept = new Set(t.tables.map((x) => x.name));
+    for (const name of old.keys()) {
+      if (!kept.has(name)) {
+        changes.push({ kind: "table.remove", tenant: t.name, table: name });
+        warnings.push(`tenant ${t.name}: table ${name} is not in the file and will be removed (its WAL and ClickHouse data are kept)`);
+      }
+    }
+    if (changes.length > start) changedTenants.push(t.name);
+  }
+  return { changes, changedTenants, warnings };
+}
+
+const show = (v: unknown): string => (v === undefined ? "(none)" : JSON.stringify(v));
+
+/** One line per change, `+` added, `-` removed, `~` changed. */
+export function formatDiff(diff: SpecDiff): string[] {
+  const lines = diff.changes.map((c) => {
+    switch (c.kind) {
+      case "tenant.add":
+        return `+ tenant ${c.tenant} (${c.tables} tables)`;
+      case "table.add":
+        return `+ table ${c.tenant}.${c.table} (${c.shards} shards, ${c.columns} value columns)`;
+      case "table.remove":
+        return `- table ${c.tenant}.${c.table}`;
+      case "table.change":
+        return `~ table ${c.tenant}.${c.table}: ${c.fields.map((f) => `${f.path} ${show(f.from)} -> ${show(f.to)}`).join("; ")}`;
+    }
+  });
+  return [...lines, ...diff.warnings.map((w) => `! ${w}`)];
+}

@@ -1,0 +1,59 @@
+// A three-server NATS cluster (JetStream, routes between all) on free loopback
+// ports with temp data dirs, for control-plane integration tests.
+import { rmSync } from "node:fs";
+import { connect } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { Kvm } from "@nats-io/kv";
+import { startNatsServer } from "../../src/runtime/servers/nats.js";
+import type { NatsServer } from "../../src/runtime/servers/nats.js";
+import { freePorts } from "../../src/runtime/servers/ports.js";
+
+export interface NatsCluster {
+  readonly servers: NatsServer[];
+  /** All client URLs, comma separated (what --nats takes). */
+  readonly urls: string;
+  connect(name?: string): Promise<NatsConnection>;
+  close(): Promise<void>;
+}
+
+export async function natsCluster(size = 3): Promise<NatsCluster> {
+  const ports = await freePorts(size * 3);
+  const routePorts = ports.slice(size * 2);
+  const routes = routePorts.map((p) => `nats://127.0.0.1:${p}`);
+  const servers = await Promise.all(
+    Array.from({ length: size }, (_, i) =>
+      startNatsServer({ port: ports[i]!, monitorPort: ports[size + i]!, serverName: `px${i + 1}`, cluster: { name: "pxtest", port: routePorts[i]!, routes } }),
+    ),
+  );
+  const urls = servers.map((s) => s.url).join(",");
+  const conns: NatsConnection[] = [];
+  const cluster: NatsCluster = {
+    servers,
+    urls,
+    connect: async (name = "test") => {
+      const nc = await connect({ servers: servers.map((s) => s.url), name, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
+      conns.push(nc);
+      return nc;
+    },
+    close: async () => {
+      await Promise.all(conns.map((c) => c.close().catch(() => {})));
+      await Promise.all(servers.map((s) => s.stop().catch(() => {})));
+      for (const s of servers) rmSync(s.dir, { recursive: true, force: true });
+    },
+  };
+  // JetStream needs a meta leader before any R3 asset can be created.
+  const nc = await cluster.connect("probe");
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      const kv = await new Kvm(nc).create("px_probe", { replicas: size });
+      await kv.put("k", "v");
+      await kv.destroy();
+      break;
+    } catch (e) {
+      if (Date.now() > deadline) throw new Error(`NATS cluster did not form a JetStream quorum: ${(e as Error).message}`, { cause: e });
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  return cluster;
+}

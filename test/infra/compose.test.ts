@@ -1,0 +1,140 @@
+// docker-compose.yml cannot run here (no Docker engine), so this checks what can
+// be checked: it parses, everything it builds or mounts exists, and its ports
+// and environment agree with src/config/defaults.ts and the code that reads them.
+import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { DEFAULT_PORTS, ENV } from "../../src/config/defaults.js";
+
+const root = fileURLToPath(new URL("../..", import.meta.url));
+const read = (p: string): string => readFileSync(join(root, p), "utf8");
+
+interface Service {
+  image?: string;
+  build?: { context: string; dockerfile?: string } | string;
+  command?: string[];
+  environment?: Record<string, string>;
+  ports?: string[];
+  volumes?: string[];
+  depends_on?: Record<string, unknown>;
+}
+const compose = parse(read("docker-compose.yml"), { merge: true }) as { services: Record<string, Service>; volumes?: Record<string, unknown> };
+const services = compose.services;
+const proxistNodes = ["proxist-1", "proxist-2"];
+const natsServers = ["nats-1", "nats-2", "nats-3"];
+
+/** "8081:8080" -> { host: 8081, container: 8080 } */
+const portPair = (p: string): { host: number; container: number } => {
+  const [host, container] = p.split(":").map(Number);
+  return { host: host!, container: container ?? host! };
+};
+
+function sources(dir: string): string[] {
+  return readdirSync(join(root, dir)).flatMap((name) => {
+    const rel = join(dir, name);
+    return statSync(join(root, rel)).isDirectory() ? sources(rel) : rel.endsWith(".ts") ? [rel] : [];
+  });
+}
+
+describe("docker-compose.yml", () => {
+  it("compose - has the NATS cluster, ClickHouse, two Proxist nodes and the demo publisher", () => {
+    expect(Object.keys(services).sort()).toEqual(["clickhouse", "demo", ...natsServers, ...proxistNodes].sort());
+  });
+
+  it("compose - every service has a pinned image or a build whose Dockerfile exists", () => {
+    for (const [name, s] of Object.entries(services)) {
+      if (s.build) {
+        const build = typeof s.build === "string" ? { context: s.build } : s.build;
+        expect(existsSync(join(root, build.context)), `${name}: build context ${build.context}`).toBe(true);
+        expect(existsSync(join(root, build.context, build.dockerfile ?? "Dockerfile")), `${name}: dockerfile`).toBe(true);
+      } else {
+        expect(s.image, `${name}: needs an image or a build`).toMatch(/^[a-z0-9./_-]+:[0-9][\w.-]*$/); // a version tag, not latest
+      }
+    }
+  });
+
+  it("compose - every bind-mounted file exists and named volumes are declared", () => {
+    for (const [name, s] of Object.entries(services)) {
+      for (const v of s.volumes ?? []) {
+        const src = v.split(":")[0]!;
+        if (src.startsWith(".")) expect(existsSync(join(root, src)), `${name}: ${src}`).toBe(true);
+        else expect(Object.keys(compose.volumes ?? {}), `${name}: volume ${src}`).toContain(src);
+      }
+    }
+  });
+
+  it("compose - host ports are unique", () => {
+    const hostPorts = Object.values(services).flatMap((s) => (s.ports ?? []).map((p) => portPair(p).host));
+    expect(new Set(hostPorts).size).toBe(hostPorts.length);
+  });
+
+  it("compose - NATS listens where the code expects and routes name every member", () => {
+    const conf = read("infra/nats/nats.conf");
+    expect(conf).toContain(`listen: 0.0.0.0:${DEFAULT_PORTS.nats}`);
+    expect(conf).toContain(`http: 0.0.0.0:${DEFAULT_PORTS.natsMonitor}`);
+    expect(conf).toMatch(/jetstream\s*\{/);
+    for (const n of natsServers) {
+      expect(conf).toContain(`nats://${n}:6222`);
+      expect(services[n]!.environment?.NATS_SERVER_NAME).toBe(n);
+    }
+    expect(services["nats-1"]!.ports?.map(portPair)).toEqual([
+      { host: DEFAULT_PORTS.nats, container: DEFAULT_PORTS.nats },
+      { host: DEFAULT_PORTS.natsMonitor, container: DEFAULT_PORTS.natsMonitor },
+    ]);
+  });
+
+  it("compose - ClickHouse exposes the default HTTP and native ports", () => {
+    expect(services.clickhouse!.ports?.map((p) => portPair(p).container).sort()).toEqual([DEFAULT_PORTS.clickhouseHttp, DEFAULT_PORTS.clickhouseTcp].sort());
+  });
+
+  it("compose - Proxist nodes use the env names and ports of src/config/defaults.ts", () => {
+    const known = new Set<string>(Object.values(ENV));
+    for (const name of [...proxistNodes, "demo"]) {
+      for (const key of Object.keys(services[name]!.environment ?? {})) expect(known, `${name}: ${key} is not in ENV`).toContain(key);
+    }
+    for (const name of proxistNodes) {
+      const env = services[name]!.environment!;
+      expect(Number(env[ENV.httpPort])).toBe(DEFAULT_PORTS.http);
+      expect(Number(env[ENV.grpcPort])).toBe(DEFAULT_PORTS.grpc);
+      expect(services[name]!.ports?.map((p) => portPair(p).container).sort()).toEqual([DEFAULT_PORTS.http, DEFAULT_PORTS.grpc].sort());
+      const nats = new URL(env[ENV.natsUrl]!);
+      expect(natsServers).toContain(nats.hostname);
+      expect(Number(nats.port)).toBe(DEFAULT_PORTS.nats);
+      const ch = new URL(env[ENV.clickhouseUrl]!);
+      expect([ch.hostname, Number(ch.port)]).toEqual(["clickhouse", DEFAULT_PORTS.clickhouseHttp]);
+      expect(env[ENV.nodeId]).toBe(name);
+    }
+    expect(new URL(services.demo!.environment![ENV.natsUrl]!).hostname).toMatch(/^nats-\d$/);
+  });
+
+  it("compose - every environment variable a Proxist service sets is read by the code", () => {
+    const code = sources("src").filter((f) => !f.startsWith("src/config/")).map(read).join("\n");
+    const keyOf = new Map(Object.entries(ENV).map(([k, v]) => [v as string, k]));
+    const set = new Set([...proxistNodes, "demo"].flatMap((n) => Object.keys(services[n]!.environment ?? {})));
+    const unread = [...set].filter((v) => !code.includes(`ENV.${keyOf.get(v)}`));
+    expect(unread, "set in docker-compose.yml but never read via ENV.<name> in src/").toEqual([]);
+  });
+
+  it("compose - services run subcommands src/main.ts has, in the image the Dockerfile builds", () => {
+    const main = read("src/main.ts");
+    for (const name of [...proxistNodes, "demo"]) {
+      const sub = services[name]!.command![0]!;
+      expect(main, `src/main.ts has no "${sub}" command`).toContain(`case "${sub}":`);
+    }
+    const dockerfile = read("infra/Dockerfile");
+    expect(dockerfile).toMatch(/ENTRYPOINT \["node", "--import", "tsx", "src\/main\.ts"\]/);
+    for (const m of dockerfile.matchAll(/^COPY (\S+(?: \S+)*) \S+$/gm)) {
+      for (const src of m[1]!.split(" ")) expect(existsSync(join(root, src)), `Dockerfile COPY ${src}`).toBe(true);
+    }
+    expect(dockerfile).toContain(`EXPOSE ${DEFAULT_PORTS.http} ${DEFAULT_PORTS.grpc}`);
+    const pkg = JSON.parse(read("package.json")) as { dependencies: Record<string, string> };
+    expect(Object.keys(pkg.dependencies), "the image installs production dependencies only").toContain("tsx");
+  });
+
+  it("compose - infra/README.md documents every environment variable", () => {
+    const readme = read("infra/README.md");
+    for (const v of Object.values(ENV)) expect(readme, v).toContain(`\`${v}\``);
+  });
+});
