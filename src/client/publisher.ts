@@ -9,6 +9,9 @@ import type { IngestAck, IngestReply } from "../../protocols/ingest.js";
 import { HDR_PRODUCER_ID, HDR_PRODUCER_SEQ, ingestSubject } from "../../protocols/subjects.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
 import { tickBatchToIpc } from "../codec/arrow.js";
+import { encodeTickIpcByBucket } from "../codec/ipcwrite.js";
+import { replyMux } from "./mux.js";
+import { BytePool } from "../codec/pool.js";
 import { allocValueArray } from "../codec/tickbatch.js";
 import type { TickBatch, ValueArray } from "../codec/tickbatch.js";
 
@@ -36,6 +39,13 @@ export interface PublisherOptions {
   readonly batchRows?: number;
   /** Longest a written row waits before its batch is sent. */
   readonly lingerMs?: number;
+  /**
+   * Group a batch's rows by shard bucket before sending (default true): still
+   * one request and one ack per batch, but the gateway can then forward each
+   * bucket's bytes to the WAL as they are instead of decoding and re-encoding
+   * the batch. Row order within a bucket (a symbol's order) is kept.
+   */
+  readonly splitByBucket?: boolean;
 }
 
 export type Row = Record<string, string | number | boolean | bigint>;
@@ -53,6 +63,8 @@ export class TickPublisher {
   private lingerTimer: NodeJS.Timeout | undefined;
   private readonly flushes = new Set<Promise<unknown>>();
   private flushError: unknown;
+  private readonly pool = new BytePool();
+  private readonly alloc = (n: number): Uint8Array => this.pool.acquire(n);
 
   constructor(
     private readonly nc: NatsConnection,
@@ -69,7 +81,13 @@ export class TickPublisher {
 
   /** Sends one batch; resolves with the ack once the WAL stored it. */
   async publish(batch: TickBatch): Promise<IngestAck> {
-    return this.publishIpc(tickBatchToIpc(this.o.spec, batch));
+    const spec = this.o.spec;
+    if (this.o.splitByBucket === false) return this.publishIpc(tickBatchToIpc(spec, batch));
+    const payload = encodeTickIpcByBucket(spec, batch, spec.shards, this.alloc);
+    const ack = await this.publishIpc(payload);
+    // Acknowledged: the connection wrote every attempt out before this reply came, so the bytes can be reused.
+    this.pool.release(payload.buffer);
+    return ack;
   }
 
   /** Sends pre-encoded Arrow IPC bytes (any schema the table accepts). */
@@ -123,10 +141,11 @@ export class TickPublisher {
     h.set(HDR_PRODUCER_ID, this.producerId);
     h.set(HDR_PRODUCER_SEQ, String(seq));
     const attempts = this.o.maxAttempts ?? 8;
+    const mux = replyMux(this.nc);
     let lastError: unknown;
     for (let attempt = 1; attempt <= attempts; attempt++) {
       try {
-        const msg = await this.nc.request(this.subject, payload, { timeout: this.o.timeoutMs ?? 5000, headers: h });
+        const msg = await mux.request(this.subject, payload, this.o.timeoutMs ?? 5000, h);
         const reply = JSON.parse(decoder.decode(msg.data)) as IngestReply;
         if (reply.ok) return reply;
         if (!reply.error.retryable) throw new IngestRejectedError(reply.error.code, reply.error.message);

@@ -2,8 +2,9 @@
 // writer build many objects per batch; at a million ticks per second that is
 // the bottleneck, so the WAL hot path reads and writes the IPC framing and
 // flatbuffer metadata directly:
-//  - encode: schema message cached per table spec, then one dictionary batch
-//    (symbols), one record batch and EOS written into a single buffer;
+//  - encode (ipcwrite.ts): schema message cached per table spec, message
+//    metadata from templates, dictionary + record batch pairs and EOS written
+//    into a single buffer;
 //  - decode: message framing parsed here, buffers viewed in place (copied only
 //    when unaligned), schema parse cached by its bytes, every length checked
 //    against the bytes present, so corrupt input is rejected and never drives
@@ -21,8 +22,6 @@ import {
   Int32,
   Int64,
   LargeUtf8,
-  RecordBatchStreamWriter,
-  Table,
   Timestamp,
   Uint8,
   Uint16,
@@ -35,19 +34,13 @@ import {
 import type { Data, DataType } from "apache-arrow";
 import { Message } from "apache-arrow/fb/message";
 import { MessageHeader } from "apache-arrow/fb/message-header";
-import { MetadataVersion } from "apache-arrow/fb/metadata-version";
 import { RecordBatch as FbRecordBatch } from "apache-arrow/fb/record-batch";
 import { DictionaryBatch as FbDictionaryBatch } from "apache-arrow/fb/dictionary-batch";
-import { FieldNode } from "apache-arrow/fb/field-node";
-import { Buffer as FbBuffer } from "apache-arrow/fb/buffer";
 import { Schema as FbSchema } from "apache-arrow/fb/schema";
 import { Type as FbType } from "apache-arrow/fb/type";
 import { Int as FbInt } from "apache-arrow/fb/int";
 import { FloatingPoint as FbFloatingPoint } from "apache-arrow/fb/floating-point";
 import { Timestamp as FbTimestamp } from "apache-arrow/fb/timestamp";
-import { walArrowSchema } from "../../protocols/arrow.js";
-import type { TableSpec } from "../../protocols/tablespec.js";
-import type { TickBatch } from "./tickbatch.js";
 
 export class IpcFormatError extends Error {
   override readonly name = "IpcFormatError";
@@ -56,181 +49,8 @@ export class IpcFormatError extends Error {
 
 // ---------------------------------------------------------------- encode
 
-const schemaCache = new WeakMap<TableSpec, Uint8Array>();
-
-/** The schema message (framed) of the WAL payload schema, built once per spec by apache-arrow. */
-function schemaMessage(spec: TableSpec): Uint8Array {
-  let m = schemaCache.get(spec);
-  if (!m) {
-    const stream = RecordBatchStreamWriter.writeAll(new Table(walArrowSchema(spec))).toUint8Array(true);
-    const view = new DataView(stream.buffer, stream.byteOffset, stream.byteLength);
-    const metaLen = view.getInt32(4, true);
-    m = stream.slice(0, 8 + metaLen);
-    schemaCache.set(spec, m);
-  }
-  return m;
-}
-
-const pad8 = (n: number): number => (n + 7) & ~7;
-const utf8Encoder = new TextEncoder();
-const symbolBytesCache = new Map<string, Uint8Array>();
-
-function symbolBytes(s: string): Uint8Array {
-  let b = symbolBytesCache.get(s);
-  if (!b) {
-    b = utf8Encoder.encode(s);
-    if (symbolBytesCache.size > 1_000_000) symbolBytesCache.clear();
-    symbolBytesCache.set(s, b);
-  }
-  return b;
-}
-
-interface BufSpec {
-  offset: number;
-  length: number;
-}
-
-/** Builds a framed message: continuation, metadata size, flatbuffer (padded to 8). */
-function messageMeta(header: MessageHeader, build: (b: flatbuffers.Builder) => number, bodyLength: number): Uint8Array {
-  const b = new flatbuffers.Builder(512);
-  const headerOffset = build(b);
-  Message.startMessage(b);
-  Message.addVersion(b, MetadataVersion.V5);
-  Message.addHeaderType(b, header);
-  Message.addHeader(b, headerOffset);
-  Message.addBodyLength(b, BigInt(bodyLength));
-  b.finish(Message.endMessage(b));
-  const fb = b.asUint8Array();
-  const metaLen = pad8(fb.length + 8) - 8;
-  const out = new Uint8Array(8 + metaLen);
-  const v = new DataView(out.buffer);
-  v.setInt32(0, -1, true);
-  v.setInt32(4, metaLen, true);
-  out.set(fb, 8);
-  return out;
-}
-
-function recordBatchMeta(b: flatbuffers.Builder, rows: number, nodes: number, buffers: readonly BufSpec[]): number {
-  FbRecordBatch.startNodesVector(b, nodes);
-  for (let i = 0; i < nodes; i++) FieldNode.createFieldNode(b, BigInt(rows), 0n);
-  const nodesOff = b.endVector();
-  FbRecordBatch.startBuffersVector(b, buffers.length);
-  for (let i = buffers.length - 1; i >= 0; i--) FbBuffer.createBuffer(b, BigInt(buffers[i]!.offset), BigInt(buffers[i]!.length));
-  const bufOff = b.endVector();
-  FbRecordBatch.startRecordBatch(b);
-  FbRecordBatch.addLength(b, BigInt(rows));
-  FbRecordBatch.addNodes(b, nodesOff);
-  FbRecordBatch.addBuffers(b, bufOff);
-  return FbRecordBatch.endRecordBatch(b);
-}
-
-/** TickBatch -> Arrow IPC stream in the WAL payload schema (protocols/arrow.ts). */
-export function encodeTickIpc(spec: TableSpec, batch: TickBatch): Uint8Array {
-  const rows = batch.rows;
-  const schema = schemaMessage(spec);
-
-  // Dictionary batch: the batch's symbols as utf8.
-  const nsym = batch.symbols.length;
-  const symBytes = batch.symbols.map(symbolBytes);
-  const dataLen = symBytes.reduce((n, s) => n + s.length, 0);
-  const dictBody = pad8(4 * (nsym + 1)) + pad8(dataLen);
-  const dictBuffers: BufSpec[] = [
-    { offset: 0, length: 0 },
-    { offset: 0, length: 4 * (nsym + 1) },
-    { offset: pad8(4 * (nsym + 1)), length: dataLen },
-  ];
-  const dictMeta = messageMeta(
-    MessageHeader.DictionaryBatch,
-    (b) => {
-      const data = recordBatchMeta(b, nsym, 1, dictBuffers);
-      FbDictionaryBatch.startDictionaryBatch(b);
-      FbDictionaryBatch.addId(b, 0n);
-      FbDictionaryBatch.addData(b, data);
-      FbDictionaryBatch.addIsDelta(b, false);
-      return FbDictionaryBatch.endDictionaryBatch(b);
-    },
-    dictBody,
-  );
-
-  // Record batch: symbol indices (int32), ts (int64), value columns.
-  const widths = [4, 8, ...spec.columns.map((c) => (c.type === "bool" ? 0 : c.type === "float32" || c.type === "int32" ? 4 : 8))];
-  const buffers: BufSpec[] = [];
-  let off = 0;
-  for (let f = 0; f < widths.length; f++) {
-    const len = widths[f] === 0 ? (rows + 7) >> 3 : widths[f]! * rows;
-    buffers.push({ offset: off, length: 0 }, { offset: off, length: len });
-    off += pad8(len);
-  }
-  const rbBody = off;
-  const rbMeta = messageMeta(MessageHeader.RecordBatch, (b) => recordBatchMeta(b, rows, widths.length, buffers), rbBody);
-
-  const total = schema.length + dictMeta.length + dictBody + rbMeta.length + rbBody + 8;
-  // allocUnsafe + fill is several times cheaper than new Uint8Array for tens of KB;
-  // the fill keeps padding and bitmaps zero.
-  const out = Buffer.allocUnsafe(total).fill(0);
-  const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
-  let p = 0;
-  out.set(schema, p);
-  p += schema.length;
-  out.set(dictMeta, p);
-  p += dictMeta.length;
-  const base = out.byteOffset; // allocUnsafe may hand out a slice of a pooled buffer (8-aligned)
-  const offsets = new Int32Array(out.buffer, base + p, nsym + 1);
-  let acc = 0;
-  const dataStart = p + pad8(4 * (nsym + 1));
-  for (let i = 0; i < nsym; i++) {
-    offsets[i] = acc;
-    const sb = symBytes[i]!;
-    // Symbols are short: a byte loop beats TypedArray.set's call overhead.
-    for (let j = 0, at = dataStart + acc; j < sb.length; j++) out[at + j] = sb[j]!;
-    acc += sb.length;
-  }
-  offsets[nsym] = acc;
-  p += dictBody;
-  out.set(rbMeta, p);
-  p += rbMeta.length;
-  const body = p;
-  // p is 8-aligned: every part above has a length that is a multiple of 8.
-  new Int32Array(out.buffer, base + body + buffers[1]!.offset, rows).set(batch.symbolIndex);
-  const ts = new Int32Array(out.buffer, base + body + buffers[3]!.offset, rows * 2);
-  writeInt64Words(ts, batch.ts);
-  spec.columns.forEach((c, i) => {
-    const at = body + buffers[5 + 2 * i]!.offset;
-    const abs = base + at;
-    const src = batch.values[i]!;
-    switch (c.type) {
-      case "float64":
-        new Float64Array(out.buffer, abs, rows).set(src);
-        break;
-      case "int64":
-        writeInt64Words(new Int32Array(out.buffer, abs, rows * 2), src);
-        break;
-      case "float32":
-        new Float32Array(out.buffer, abs, rows).set(src);
-        break;
-      case "int32":
-        new Int32Array(out.buffer, abs, rows).set(src);
-        break;
-      case "bool":
-        for (let r = 0; r < rows; r++) if (src[r]) out[at + (r >> 3)]! |= 1 << (r & 7);
-        break;
-    }
-  });
-  p = body + rbBody;
-  dv.setInt32(p, -1, true);
-  dv.setInt32(p + 4, 0, true);
-  return out;
-}
-
-/** Safe integers held as float64 -> little-endian int64 words, without BigInt. */
-function writeInt64Words(words: Int32Array, src: ArrayLike<number>): void {
-  for (let i = 0; i < src.length; i++) {
-    const v = src[i]!;
-    const hi = Math.floor(v / 4294967296);
-    words[2 * i] = v - hi * 4294967296;
-    words[2 * i + 1] = hi;
-  }
-}
+// The writer lives in ipcwrite.ts (metadata templates, no flatbuffer builder per batch).
+export { encodeTickIpc, encodeTickIpcByBucket } from "./ipcwrite.js";
 
 // ---------------------------------------------------------------- decode
 

@@ -3,6 +3,15 @@
 // decides, the runtime appends.
 import { encodeWalRecord } from "../../protocols/codec.js";
 import { bucketOf } from "../../protocols/routing.js";
+import { asciiFnv1a } from "../codec/ipcwrite.js";
+import { tryFastPrepare } from "./fastpath.js";
+import { BytePool } from "../codec/pool.js";
+
+/**
+ * Buffers of WAL records built by the fast path; the WAL appender gives a
+ * batch's buffer back once JetStream acknowledged all of its records.
+ */
+export const walRecordPool = new BytePool(256);
 import { walMsgId, walSubject } from "../../protocols/subjects.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
 import { decodeTickBatch, tickBatchToIpc } from "../codec/arrow.js";
@@ -30,20 +39,13 @@ export interface PreparedBatch {
   readonly appends: readonly WalAppendPlan[];
 }
 
-// symbol -> bucket per shard count: hashing is per symbol, not per row or batch.
-const bucketCache = new Map<number, Map<string, number>>();
-
-/** Buckets of each distinct symbol of a batch. */
+/** Buckets of each distinct symbol of a batch (hashed from the char codes for ASCII symbols: no encoding, no cache). */
 function bucketsOfSymbols(batch: TickBatch, shards: number): Uint32Array {
-  let cache = bucketCache.get(shards);
-  if (!cache) bucketCache.set(shards, (cache = new Map()));
-  if (cache.size > 1_000_000) cache.clear();
   const out = new Uint32Array(batch.symbols.length);
   for (let i = 0; i < out.length; i++) {
     const sym = batch.symbols[i]!;
-    let b = cache.get(sym);
-    if (b === undefined) cache.set(sym, (b = bucketOf(sym, shards)));
-    out[i] = b;
+    const h = asciiFnv1a(sym);
+    out[i] = h >= 0 ? h % shards : bucketOf(sym, shards);
   }
   return out;
 }
@@ -81,6 +83,12 @@ function tsRange(batch: TickBatch): { min: number; max: number } {
  * Throws BatchRejected (with a message naming input, rule and fix) on bad input.
  */
 export function prepareBatch(tenant: string, spec: TableSpec, payload: Uint8Array, producer: Producer | undefined): PreparedBatch {
+  // Batches already in the WAL layout, one pair per bucket (TickPublisher's), are checked in place and forwarded.
+  return tryFastPrepare(tenant, spec, payload, producer, walRecordPool) ?? prepareBatchGeneral(tenant, spec, payload, producer);
+}
+
+/** prepareBatch without the fast path: decode to a TickBatch, split, re-encode (any accepted Arrow input). */
+export function prepareBatchGeneral(tenant: string, spec: TableSpec, payload: Uint8Array, producer: Producer | undefined): PreparedBatch {
   const what = `tenant ${tenant} table ${spec.name}`;
   const batch = decodeTickBatch(spec, payload, what);
   const appends: WalAppendPlan[] = [];

@@ -2,15 +2,19 @@
 // JetStream appends, and the px_config watcher. Each is a callback actor that
 // returns its cleanup.
 import { headers as natsHeaders } from "@nats-io/transport-node";
+import type { MsgHdrs } from "@nats-io/transport-node";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { fromCallback } from "xstate";
 import type { EventObject } from "xstate";
 import type { GatewayEvent, IngestRequest, SourceCommand, WalCommand } from "../../actors/gateway.js";
 import type { IngestReply, WalAppend } from "../../protocols/ingest.js";
-import { HDR_PRODUCER_ID, HDR_PRODUCER_SEQ, INGEST_WILDCARD, ingestErrorSubject, parseIngestSubject } from "../../protocols/subjects.js";
+import { walRecordPool } from "../ingest/prepare.js";
+import type { WalAppendPlan } from "../ingest/prepare.js";
+import { HDR_MSG_ID, HDR_PRODUCER_ID, HDR_PRODUCER_SEQ, INGEST_WILDCARD, ingestErrorSubject, parseIngestSubject } from "../../protocols/subjects.js";
 import { parseProducer } from "../ingest/headers.js";
 import { failpoint } from "./failpoints.js";
+import { replyMux } from "../client/mux.js";
 import type { Catalog } from "../catalog.js";
 
 const encoder = new TextEncoder();
@@ -91,21 +95,57 @@ export function natsIngestSource(nc: NatsConnection, stats: SourceStats, local: 
   });
 }
 
+const decoder = new TextDecoder();
+
+interface PubAckJson {
+  stream?: string;
+  seq?: number;
+  duplicate?: boolean;
+  error?: { code?: number; err_code?: number; description?: string };
+}
+
+/**
+ * JetStream appends as plain publishes whose replies (the PubAcks) come back on
+ * one shared inbox subscription: what `js.publish` does, without its per-call
+ * request machinery. Falls back to `js.publish` for a client without a connection.
+ */
+function walAppender(js: JetStreamClient, timeoutMs: number): (plan: WalAppendPlan) => Promise<WalAppend> {
+  const nc = (js as unknown as { nc?: NatsConnection }).nc;
+  if (!nc || typeof nc.publish !== "function") {
+    return async (plan) => {
+      const ack = await js.publish(plan.subject, plan.record, { timeout: timeoutMs, ...(plan.msgId === undefined ? {} : { msgID: plan.msgId }) });
+      return { bucket: plan.bucket, lsn: ack.seq, rows: plan.rows, duplicate: ack.duplicate };
+    };
+  }
+  return async (plan) => {
+    let h: MsgHdrs | undefined;
+    if (plan.msgId !== undefined) {
+      h = natsHeaders();
+      h.set(HDR_MSG_ID, plan.msgId);
+    }
+    const msg = await replyMux(nc).request(plan.subject, plan.record, timeoutMs, h);
+    let ack: PubAckJson;
+    try {
+      ack = JSON.parse(decoder.decode(msg.data)) as PubAckJson;
+    } catch {
+      throw new Error(`JetStream answered the append to ${plan.subject} with something that is not a PubAck`);
+    }
+    if (ack.error) throw new Error(`JetStream refused the append to ${plan.subject}: ${ack.error.description ?? "error"} (code ${ack.error.err_code ?? ack.error.code ?? "?"})`);
+    if (!ack.stream || typeof ack.seq !== "number") throw new Error(`JetStream answered the append to ${plan.subject} with an invalid PubAck`);
+    return { bucket: plan.bucket, lsn: ack.seq, rows: plan.rows, duplicate: ack.duplicate === true };
+  };
+}
+
 export function jetstreamWal(js: JetStreamClient, timeoutMs = 10_000) {
   return fromCallback<WalCommand>(({ sendBack, receive }) => {
     let stopped = false;
+    const append = walAppender(js, timeoutMs);
     receive((cmd) => {
-      Promise.all(
-        cmd.plans.map(async (plan): Promise<WalAppend> => {
-          const ack = await js.publish(plan.subject, plan.record, {
-            timeout: timeoutMs,
-            ...(plan.msgId === undefined ? {} : { msgID: plan.msgId }),
-          });
-          return { bucket: plan.bucket, lsn: ack.seq, rows: plan.rows, duplicate: ack.duplicate };
-        }),
-      ).then(
+      Promise.all(cmd.plans.map(append)).then(
         (appends) => {
           failpoint("gateway.after-append");
+          // JetStream acked every record: the connection wrote them out, their buffer can be reused.
+          for (const plan of cmd.plans) walRecordPool.release(plan.record.buffer);
           if (!stopped) sendBack({ type: "appended", id: cmd.id, appends } satisfies GatewayEvent);
         },
         (e: unknown) => {
