@@ -42,13 +42,15 @@ async function main(): Promise<void> {
     await ensureWalStream(jsm, "bench");
     console.error(`filling the WAL with ${REPLAY_TICKS} ticks ...`);
     let pubs: Promise<unknown>[] = [];
+    let filled = 0;
     for (const b of genBatches("trades", { symbols: 1000, ticks: REPLAY_TICKS, batchRows: 1000, seed: 3 })) {
       const record = encodeWalRecord({ tenant: "bench", table: "trades", schemaVersion: 1, producerId: "", producerSeq: 0n, bucket: 0, rows: b.rows, minTsMicros: 0n, maxTsMicros: 0n, payload: tickBatchToIpc(spec, b) });
       pubs.push(js.publish(walSubject("bench", "trades", 0), record));
-      if (pubs.length >= 256) {
+      if (pubs.length >= 32) {
         await Promise.all(pubs);
         pubs = [];
       }
+      if (++filled % 500 === 0) console.error(`  ${filled * 1000} ticks`);
     }
     await Promise.all(pubs);
 
@@ -58,7 +60,7 @@ async function main(): Promise<void> {
       // Raw: the same ordered consumer, decode only (protobuf envelope + Arrow payload).
       let t0 = performance.now();
       const consumer = await js.consumers.get(walStream("bench"), { filter_subjects: walSubject("bench", "trades", 0), deliver_policy: DeliverPolicy.All });
-      const msgs = await consumer.consume({ max_messages: 4096 });
+      const msgs = await consumer.consume({ max_messages: 256 });
       let rows = 0;
       for await (const m of msgs) {
         rows += decodeTickBatch(spec, decodeWalRecord(m.data).payload, "raw").rows;

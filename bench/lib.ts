@@ -1,5 +1,5 @@
 // Shared benchmark plumbing: machine facts, percentiles, result files.
-import { cpus, totalmem } from "node:os";
+import { cpus, loadavg, totalmem } from "node:os";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
@@ -24,7 +24,8 @@ export const round = (x: number, digits = 3): number => Number(x.toFixed(digits)
 export function writeResult(name: string, figures: Record<string, number>, notes: Record<string, unknown> = {}): void {
   const dir = fileURLToPath(new URL("./results/", import.meta.url));
   mkdirSync(dir, { recursive: true });
-  const out = { machine: machine(), date: new Date().toISOString(), node: process.version, figures, ...notes };
+  // The load average says how shared the machine was while the figures were taken.
+  const out = { machine: machine(), date: new Date().toISOString(), node: process.version, load_avg_at_end: loadavg().map((x) => Number(x.toFixed(2))), figures, ...notes };
   writeFileSync(`${dir}${name}.json`, JSON.stringify(out, null, 2) + "\n");
   console.log(JSON.stringify(out, null, 2));
 }

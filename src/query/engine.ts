@@ -1,0 +1,263 @@
+// QueryEngine: validates a query (JSON or parsed), waits for read-after-write,
+// loads the stitched series of every shard the query touches (hot + cold under
+// the seam rule), runs the operator and returns Arrow record batches. Shaped
+// like src/api's QueryEngine (schema / run / tableQuery) so the API can serve it.
+import type { RecordBatch, Schema } from "apache-arrow";
+import { parseQuery, QueryValidationError } from "../../protocols/query.js";
+import type { Aggregate, Query } from "../../protocols/query.js";
+import type { TableSpec } from "../../protocols/tablespec.js";
+import { loadHotOnly, loadSeries } from "./load.js";
+import { GroupTable, addColdPartials, coldPartialsSql, hotPartials } from "./partials.js";
+import type { Loaded, LoadRequest } from "./load.js";
+import { asofOp, barAggregates, barsOp, byOp, fastByOp, bySymbolMap, fieldsOf, groupByOp, neededColumns, QueryPlanError, rangeOp, rollingOp, windowJoinOp } from "./ops.js";
+import { arrowSchema, toRecordBatches } from "./output.js";
+import type { OutField, OutTable } from "./output.js";
+import { lowerBound } from "./series.js";
+import type { SymbolSeries } from "./series.js";
+import type { ColdSource, TableSource } from "./source.js";
+
+export type QueryFailureCode = "INVALID_ARGUMENT" | "NOT_FOUND" | "PERMISSION_DENIED" | "FAILED_PRECONDITION" | "UNAVAILABLE" | "DEADLINE_EXCEEDED";
+
+/** A query the engine refuses or cannot answer (`code` is a gRPC status name the API maps as is). */
+export class QueryFailure extends Error {
+  override readonly name = "QueryFailure";
+  readonly _tag = "QueryFailure";
+  constructor(
+    readonly code: QueryFailureCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface QueryEngineOptions {
+  readonly source: TableSource;
+  /** ClickHouse (or another cold store); without it queries answer from RAM and say so in the metadata. */
+  readonly cold?: ColdSource;
+  /** How long a query naming minLsn waits for the shards to apply it (default 5 s). */
+  readonly minLsnTimeoutMs?: number;
+  /** Rows per record batch (default 1 Mi). */
+  readonly maxBatchRows?: number;
+}
+
+export interface QueryResult {
+  readonly fields: readonly OutField[];
+  readonly table: OutTable;
+  /** Caveats (e.g. hot-only because there is no cold store). */
+  readonly notes: readonly string[];
+  readonly coldRows: number;
+}
+
+const TABLE_NAME = /^[a-z][a-z0-9_]{0,62}$/;
+
+export class ProxistQueryEngine {
+  constructor(readonly options: QueryEngineOptions) {}
+
+  /** The JSON query reading a whole table. */
+  tableQuery(table: string): unknown {
+    return { op: "range", table };
+  }
+
+  /** Validates `query` for `tenant` and returns its result schema without reading data. */
+  schema(tenant: string, query: unknown): Promise<Schema> {
+    try {
+      const q = this.parse(tenant, query);
+      const { left, right } = this.specs(tenant, q);
+      return Promise.resolve(arrowSchema(plan(() => fieldsOf(q, left, right))));
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
+  }
+
+  /** Runs `query` and yields its record batches (the schema metadata carries notes). */
+  async *run(tenant: string, query: unknown, signal: AbortSignal): AsyncIterable<RecordBatch> {
+    const r = await this.execute(tenant, query, signal);
+    const meta = new Map<string, string>([["proxist.complete", r.notes.length === 0 ? "true" : "false"]]);
+    if (r.notes.length > 0) meta.set("proxist.notes", r.notes.join("\n"));
+    const schema = arrowSchema(r.fields, meta);
+    for (const b of toRecordBatches(r.table, schema, this.options.maxBatchRows)) {
+      if (signal.aborted) throw signal.reason;
+      yield b;
+    }
+  }
+
+  /** Parses the JSON form, or passes a parsed Query through; resolves the tenant's table names. */
+  parse(tenant: string, query: unknown): Query {
+    let q: Query;
+    try {
+      q = parseQuery(query);
+    } catch (e) {
+      if (e instanceof QueryValidationError) throw new QueryFailure("INVALID_ARGUMENT", e.message);
+      throw e;
+    }
+    const t = (query as { tenant?: unknown }).tenant;
+    if (t !== undefined && t !== tenant) throw new QueryFailure("PERMISSION_DENIED", `query names tenant ${String(t)}, but it runs for tenant ${tenant}; a query reaches only its own tenant's tables`);
+    const resolve = (name: string): string => {
+      const parts = name.split(".");
+      if (parts.length === 2) {
+        if (parts[0] !== tenant) throw new QueryFailure("PERMISSION_DENIED", `table ${name} belongs to tenant ${parts[0]}, not ${tenant}; a query reaches only its own tenant's tables`);
+        parts.shift();
+      }
+      if (parts.length !== 1 || !TABLE_NAME.test(parts[0]!)) throw new QueryFailure("INVALID_ARGUMENT", `"${name}" is not a table name; name a table as \`trades\` (or \`${tenant}.trades\`)`);
+      return parts[0]!;
+    };
+    const table = resolve(q.table);
+    if (q.op === "asof" || q.op === "windowJoin") return { ...q, table, right: { ...q.right, table: resolve(q.right.table) } };
+    return { ...q, table };
+  }
+
+  private spec(tenant: string, table: string): TableSpec {
+    const spec = this.options.source.spec(tenant, table);
+    if (spec === undefined) {
+      const known = [...this.options.source.tables(tenant)].sort().join(", ") || "none";
+      throw new QueryFailure("NOT_FOUND", `tenant ${tenant} has no table ${table} (its tables: ${known})`);
+    }
+    return spec;
+  }
+
+  private specs(tenant: string, q: Query): { left: TableSpec; right: TableSpec | undefined } {
+    const left = this.spec(tenant, q.table);
+    const right = q.op === "asof" || q.op === "windowJoin" ? this.spec(tenant, q.right.table) : undefined;
+    return { left, right };
+  }
+
+  /** Runs a query and returns its result as columns (tests and benchmarks use this directly). */
+  async execute(tenant: string, query: unknown, signal?: AbortSignal): Promise<QueryResult> {
+    const q = this.parse(tenant, query);
+    const { left, right } = this.specs(tenant, q);
+    const fields = plan(() => fieldsOf(q, left, right));
+    const cols = plan(() => neededColumns(q, left, right));
+    if (q.minLsn !== undefined) await this.waitLsn(tenant, [q.table, ...(right ? [right.name] : [])], q.minLsn);
+    const load = (spec: TableSpec, wanted: boolean[], t0: number, t1: number, behind: number, ahead: number): Promise<Loaded> => {
+      const req: LoadRequest = { tenant, spec, shards: this.options.source.shards(tenant, spec.name), symbols: q.symbols, t0, t1, behind, ahead, wanted };
+      return loadSeries(req, this.options.cold, signal);
+    };
+    const notes: string[] = [];
+    let coldRows = 0;
+    const use = (l: Loaded): SymbolSeries[] => {
+      notes.push(...l.notes);
+      coldRows += l.coldRows;
+      return l.series;
+    };
+    const table = await this.runOp(tenant, q, left, right, cols, load, use, signal);
+    return { fields, table, notes, coldRows };
+  }
+
+  private async runOp(
+    tenant: string,
+    q: Query,
+    left: TableSpec,
+    right: TableSpec | undefined,
+    cols: { left: boolean[]; right: boolean[] },
+    load: (spec: TableSpec, wanted: boolean[], t0: number, t1: number, behind: number, ahead: number) => Promise<Loaded>,
+    use: (l: Loaded) => SymbolSeries[],
+    signal: AbortSignal | undefined,
+  ): Promise<OutTable> {
+    switch (q.op) {
+      case "range": {
+        const s = use(await load(left, cols.left, q.t0, q.t1, 0, 0));
+        return plan(() => rangeOp(q, left, s));
+      }
+      case "lastBy":
+      case "firstBy": {
+        const fast = plan(() => fastByOp(q, left, this.options.source.shards(tenant, left.name)));
+        if (fast !== undefined) return fast;
+        if (q.op === "firstBy") {
+          const s = use(await load(left, cols.left, q.t0, q.t0, 0, 1));
+          return plan(() => byOp(q, left, s));
+        }
+        // The last row before t1: an empty range at t1 with one row of look-behind.
+        const s = use(await load(left, cols.left, q.t1, q.t1, 1, 0));
+        return plan(() => byOp(q, left, s));
+      }
+      case "asof": {
+        const back = q.direction !== "forward" ? 1 : 0;
+        const fwd = q.direction !== "backward" ? 1 : 0;
+        const [l, r] = await Promise.all([load(left, cols.left, q.t0, q.t1, 0, 0), load(right!, cols.right, q.t0, q.t1, back, fwd)]);
+        return plan(() => asofOp(q, left, right!, use(l), bySymbolMap(use(r))));
+      }
+      case "windowJoin": {
+        const [l, r] = await Promise.all([
+          load(left, cols.left, q.t0, q.t1, 0, 0),
+          load(right!, cols.right, Math.max(0, q.t0 - q.beforeMicros), Math.max(q.t0, q.t1 + q.afterMicros), 0, 0),
+        ]);
+        return plan(() => windowJoinOp(q, left, right!, use(l), bySymbolMap(use(r))));
+      }
+      case "rolling": {
+        if ("rows" in q.window) {
+          const s = use(await load(left, cols.left, q.t0, q.t1, q.window.rows - 1, 0));
+          return plan(() => rollingOp(q, left, s));
+        }
+        const from = Math.max(0, q.t0 - q.window.micros + 1);
+        const s = use(await load(left, cols.left, from, q.t1, 0, 0)).map((x) => rebound(x, q.t0));
+        return plan(() => rollingOp(q, left, s));
+      }
+      case "bars": {
+        const t = await this.partials(tenant, q, left, cols.left, barAggregates(q), q.bucketMicros, true, use, load, signal);
+        return plan(() => barsOp(q, left, t, q.symbols));
+      }
+      case "groupBy": {
+        const t = await this.partials(tenant, q, left, cols.left, q.aggregates, q.bucketMicros, q.bySymbol, use, load, signal);
+        return plan(() => groupByOp(q, left, t));
+      }
+    }
+  }
+
+  /**
+   * Group partials over [t0, t1): hot rows in RAM (synchronously, so P/H and the
+   * rows are one consistent read) and, below the horizon, one pushed-down GROUP BY
+   * per shard when the cold store takes SQL; otherwise cold rows are fetched.
+   */
+  private async partials(
+    tenant: string,
+    q: Query,
+    spec: TableSpec,
+    wanted: boolean[],
+    aggs: readonly Aggregate[],
+    bucket: number | undefined,
+    bySymbol: boolean,
+    use: (l: Loaded) => SymbolSeries[],
+    load: (spec: TableSpec, wanted: boolean[], t0: number, t1: number, behind: number, ahead: number) => Promise<Loaded>,
+    signal: AbortSignal | undefined,
+  ): Promise<GroupTable> {
+    const t = new GroupTable(aggs);
+    const cold = this.options.cold;
+    if (cold?.sql === undefined) {
+      hotPartials(t, spec, use(await load(spec, wanted, q.t0, q.t1, 0, 0)), bucket, bySymbol);
+      return t;
+    }
+    const sql = cold.sql.bind(cold);
+    const req: LoadRequest = { tenant, spec, shards: this.options.source.shards(tenant, spec.name), symbols: q.symbols, t0: q.t0, t1: q.t1, behind: 0, ahead: 0, wanted };
+    const hot = loadHotOnly(req);
+    hotPartials(t, spec, hot.series, bucket, bySymbol);
+    const texts = await Promise.all(hot.coldSlices.map((slice) => sql(coldPartialsSql(slice, q.t0, q.t1, aggs, bucket, bySymbol), signal)));
+    for (const text of texts) addColdPartials(t, text);
+    return t;
+  }
+
+  private async waitLsn(tenant: string, tables: readonly string[], lsn: number): Promise<void> {
+    const timeout = this.options.minLsnTimeoutMs ?? 5_000;
+    const waits = tables.flatMap((t) => this.options.source.shards(tenant, t).map((s) => s.waitForLsn?.(lsn, timeout) ?? Promise.resolve()));
+    try {
+      await Promise.all(waits);
+    } catch (e) {
+      throw new QueryFailure("DEADLINE_EXCEEDED", `the shards did not apply LSN ${lsn} within ${timeout} ms (${(e as Error).message}); retry, or query without minLsn`);
+    }
+  }
+}
+
+/** The series with lo moved to the first row with ts >= t0 (rows before it stay as window context). */
+function rebound(s: SymbolSeries, t0: number): SymbolSeries {
+  const lo = lowerBound(s.ts, t0, 0, s.n);
+  return { ...s, lo, hi: Math.max(lo, s.hi) };
+}
+
+/** Maps plan errors (unknown column, ...) to INVALID_ARGUMENT. */
+function plan<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof QueryPlanError) throw new QueryFailure("INVALID_ARGUMENT", e.message);
+    throw e;
+  }
+}

@@ -1,0 +1,368 @@
+// Combinable aggregate partials for group-by and bars: per group (symbol,
+// bucket) and aggregate, count/sum/min/max, first/last with their (ts, lsn,
+// row) key, and the vwap sums. Hot rows give partials in RAM; the cold side is
+// pushed down to ClickHouse as one GROUP BY per shard under the seam rule.
+// Partials of disjoint row sets combine exactly (up to float addition order).
+import type { Aggregate } from "../../protocols/query.js";
+import type { TableSpec } from "../../protocols/tablespec.js";
+import { quoteIdent, qualifiedTable } from "../clickhouse/index.js";
+import { lowerBound } from "./series.js";
+import type { SymbolSeries } from "./series.js";
+import { seamWhere } from "./source.js";
+import type { ColdSlice } from "./source.js";
+
+const keyLess = (at: number, al: number, ar: number, bt: number, bl: number, br: number): boolean => at < bt || (at === bt && (al < bl || (al === bl && ar < br)));
+
+/** Bucket start of ts (buckets aligned to the Unix epoch, so 1d buckets are UTC days). */
+export const bucketStart = (ts: number, b: number): number => Math.floor(ts / b) * b;
+
+type Field = "sum" | "min" | "max" | "pw" | "w" | "ft" | "fl" | "fr" | "fv" | "lt" | "ll" | "lr" | "lv";
+
+const FIELDS: Record<Aggregate["fn"], readonly Field[]> = {
+  count: [],
+  sum: ["sum"],
+  avg: ["sum"],
+  min: ["min"],
+  max: ["max"],
+  first: ["ft", "fl", "fr", "fv"],
+  last: ["lt", "ll", "lr", "lv"],
+  vwap: ["pw", "w"],
+  stddev: [],
+  ema: [],
+};
+
+/**
+ * Group partials as columns: one row per (symbol, bucket) partial, appended in
+ * any order (hot per symbol, cold per shard); `groups()` sorts and combines equal keys.
+ * Symbol "" when not grouped by symbol; bucket 0 when not bucketed.
+ */
+export class GroupTable {
+  size = 0;
+  private cap = 1024;
+  /** Symbol names, index = symbol id. */
+  readonly names: string[] = [];
+  private readonly ids = new Map<string, number>();
+  /** Per row: symbol id. */
+  sym: Int32Array = new Int32Array(this.cap);
+  bucket: Float64Array = new Float64Array(this.cap);
+  n: Float64Array = new Float64Array(this.cap);
+  /** Field columns; `slot[k][f]` is the column of field f of aggregate k (FIELDS order). */
+  arrs: Float64Array[] = [];
+  readonly slot: number[][];
+
+  constructor(readonly aggs: readonly Aggregate[]) {
+    this.slot = aggs.map((a) => FIELDS[a.fn].map(() => this.arrs.push(new Float64Array(this.cap)) - 1));
+  }
+
+  /** Makes room for `more` rows (so callers may hold the arrays while adding). */
+  reserve(more: number): void {
+    if (this.size + more <= this.cap) return;
+    while (this.cap < this.size + more) this.cap *= 2;
+    const g = (a: Float64Array): Float64Array => {
+      const b = new Float64Array(this.cap);
+      b.set(a.subarray(0, this.size));
+      return b;
+    };
+    this.bucket = g(this.bucket);
+    this.n = g(this.n);
+    this.arrs = this.arrs.map(g);
+    const sym = new Int32Array(this.cap);
+    sym.set(this.sym.subarray(0, this.size));
+    this.sym = sym;
+  }
+
+  /** Id of a symbol name ("" when not grouped by symbol). */
+  symbolId(name: string): number {
+    let id = this.ids.get(name);
+    if (id === undefined) {
+      id = this.names.push(name) - 1;
+      this.ids.set(name, id);
+    }
+    return id;
+  }
+
+  /** Appends a group row; returns its index. */
+  add(symId: number, bucket: number, n: number): number {
+    this.reserve(1);
+    const i = this.size++;
+    this.sym[i] = symId;
+    this.bucket[i] = bucket;
+    this.n[i] = n;
+    return i;
+  }
+
+  /** Field column `f` (index in FIELDS[fn]) of aggregate k. */
+  col(k: number, f: number): Float64Array {
+    return this.arrs[this.slot[k]![f]!]!;
+  }
+
+  /**
+   * Combined groups in (symbol, bucket) order: each entry is the row holding the
+   * group; the other rows of the group are combined into it.
+   */
+  groups(): Int32Array {
+    const bk = this.bucket;
+    const size = this.size;
+    // Rank of each symbol id in name order.
+    const byName = this.names.map((_, id) => id).sort((a, b) => (this.names[a]! < this.names[b]! ? -1 : this.names[a]! > this.names[b]! ? 1 : 0));
+    const rank = new Int32Array(this.names.length);
+    byName.forEach((id, r) => (rank[id] = r));
+    const sym = this.sym;
+    const key = (i: number): number => rank[sym[i]!]!;
+    let sorted = true;
+    for (let i = 1; i < size && sorted; i++) sorted = key(i - 1) < key(i) || (key(i - 1) === key(i) && bk[i - 1]! < bk[i]!);
+    const order = new Int32Array(size);
+    for (let i = 0; i < size; i++) order[i] = i;
+    if (sorted) return order;
+    order.sort((x, y) => key(x) - key(y) || bk[x]! - bk[y]!);
+    const out = new Int32Array(size);
+    let m = 0;
+    for (const i of order) {
+      if (m > 0 && sym[out[m - 1]!] === sym[i] && bk[out[m - 1]!] === bk[i]) this.combineInto(out[m - 1]!, i);
+      else out[m++] = i;
+    }
+    return out.subarray(0, m);
+  }
+
+  private combineInto(into: number, i: number): void {
+    if (this.n[i] === 0) return;
+    const empty = this.n[into] === 0;
+    this.n[into]! += this.n[i]!;
+    this.aggs.forEach((a, k) => {
+      const c = (f: number): Float64Array => this.col(k, f);
+      switch (a.fn) {
+        case "sum":
+        case "avg":
+          c(0)[into]! += c(0)[i]!;
+          break;
+        case "min":
+          if (empty || c(0)[i]! < c(0)[into]!) c(0)[into] = c(0)[i]!;
+          break;
+        case "max":
+          if (empty || c(0)[i]! > c(0)[into]!) c(0)[into] = c(0)[i]!;
+          break;
+        case "vwap":
+          c(0)[into]! += c(0)[i]!;
+          c(1)[into]! += c(1)[i]!;
+          break;
+        case "first":
+        case "last": {
+          const less = a.fn === "first" ? keyLess(c(0)[i]!, c(1)[i]!, c(2)[i]!, c(0)[into]!, c(1)[into]!, c(2)[into]!) : keyLess(c(0)[into]!, c(1)[into]!, c(2)[into]!, c(0)[i]!, c(1)[i]!, c(2)[i]!);
+          if (empty || less) for (let f = 0; f < 4; f++) c(f)[into] = c(f)[i]!;
+          break;
+        }
+        default:
+          break;
+      }
+    });
+  }
+
+  /** Final value of aggregate k for group row i (NaN = null). */
+  value(k: number, i: number): number {
+    const n = this.n[i]!;
+    const fn = this.aggs[k]!.fn;
+    if (fn === "count") return n;
+    if (fn === "vwap") {
+      const w = this.col(k, 1)[i]!;
+      return w !== 0 ? this.col(k, 0)[i]! / w : Number.NaN;
+    }
+    if (n === 0) return Number.NaN;
+    switch (fn) {
+      case "avg":
+        return this.col(k, 0)[i]! / n;
+      case "first":
+      case "last":
+        return this.col(k, 3)[i]!;
+      case "sum":
+      case "min":
+      case "max":
+        return this.col(k, 0)[i]!;
+      default:
+        return Number.NaN;
+    }
+  }
+}
+
+/** Partials of rows [lo, hi) of each series, one group row per (symbol, bucket) run. */
+export function hotPartials(into: GroupTable, spec: TableSpec, series: readonly SymbolSeries[], bucket: number | undefined, bySymbol: boolean): void {
+  const aggs = into.aggs;
+  const index = (name: string | undefined): number => (name === undefined ? -1 : spec.columns.findIndex((c) => c.name === name));
+  const colIdx = aggs.map((a) => ({ x: index(a.column), w: index(a.weight) }));
+  for (const s of series) {
+    if (s.hi <= s.lo) continue;
+    into.reserve(s.hi - s.lo);
+    const xs = colIdx.map((c) => (c.x >= 0 ? s.values[c.x]! : undefined));
+    const ws = colIdx.map((c) => (c.w >= 0 ? s.values[c.w]! : undefined));
+    const first = into.size;
+    const symId = into.symbolId(bySymbol ? s.symbol : "");
+    let i = s.lo;
+    // Pass 1: the runs (group rows) of this series.
+    const ends = new Int32Array(s.hi - s.lo);
+    let runs = 0;
+    while (i < s.hi) {
+      const bk = bucket === undefined ? 0 : bucketStart(s.ts[i]!, bucket);
+      const end = bucket === undefined ? s.hi : lowerBound(s.ts, bk + bucket, i, s.hi);
+      into.add(symId, bk, end - i);
+      ends[runs++] = end;
+      i = end;
+    }
+    // Pass 2: per aggregate, one tight loop over the runs (small functions: V8 optimises them whole).
+    for (let k = 0; k < aggs.length; k++) {
+      const fn = aggs[k]!.fn;
+      const x = xs[k]!;
+      switch (fn) {
+        case "sum":
+        case "avg":
+          runSums(x, s.lo, ends, runs, into.col(k, 0), first);
+          break;
+        case "min":
+          runMin(x, s.lo, ends, runs, into.col(k, 0), first);
+          break;
+        case "max":
+          runMax(x, s.lo, ends, runs, into.col(k, 0), first);
+          break;
+        case "vwap":
+          runVwap(x, ws[k]!, s.lo, ends, runs, into.col(k, 0), into.col(k, 1), first);
+          break;
+        case "first":
+        case "last":
+          runEdge(s, x, fn === "first", ends, runs, [into.col(k, 0), into.col(k, 1), into.col(k, 2), into.col(k, 3)], first);
+          break;
+        default:
+          break;
+      }
+    }
+  }
+}
+
+type Values = SymbolSeries["values"][number] & object;
+
+function runSums(x: Values, lo: number, ends: Int32Array, runs: number, out: Float64Array, first: number): void {
+  let from = lo;
+  for (let r = 0; r < runs; r++) {
+    const end = ends[r]!;
+    let v = 0;
+    for (let j = from; j < end; j++) v += x[j]!;
+    out[first + r] = v;
+    from = end;
+  }
+}
+
+function runMin(x: Values, lo: number, ends: Int32Array, runs: number, out: Float64Array, first: number): void {
+  let from = lo;
+  for (let r = 0; r < runs; r++) {
+    const end = ends[r]!;
+    let v = x[from]!;
+    for (let j = from + 1; j < end; j++) if (x[j]! < v) v = x[j]!;
+    out[first + r] = v;
+    from = end;
+  }
+}
+
+function runMax(x: Values, lo: number, ends: Int32Array, runs: number, out: Float64Array, first: number): void {
+  let from = lo;
+  for (let r = 0; r < runs; r++) {
+    const end = ends[r]!;
+    let v = x[from]!;
+    for (let j = from + 1; j < end; j++) if (x[j]! > v) v = x[j]!;
+    out[first + r] = v;
+    from = end;
+  }
+}
+
+function runVwap(x: Values, w: Values, lo: number, ends: Int32Array, runs: number, pwOut: Float64Array, wOut: Float64Array, first: number): void {
+  let from = lo;
+  for (let r = 0; r < runs; r++) {
+    const end = ends[r]!;
+    let pw = 0;
+    let sw = 0;
+    for (let j = from; j < end; j++) {
+      pw += x[j]! * w[j]!;
+      sw += w[j]!;
+    }
+    pwOut[first + r] = pw;
+    wOut[first + r] = sw;
+    from = end;
+  }
+}
+
+function runEdge(s: SymbolSeries, x: Values, isFirst: boolean, ends: Int32Array, runs: number, out: readonly Float64Array[], first: number): void {
+  const [t, l, rr, v] = out as [Float64Array, Float64Array, Float64Array, Float64Array];
+  let from = s.lo;
+  for (let r = 0; r < runs; r++) {
+    const end = ends[r]!;
+    const j = isFirst ? from : end - 1;
+    t[first + r] = s.ts[j]!;
+    l[first + r] = s.lsn[j]!;
+    rr[first + r] = s.row[j]!;
+    v[first + r] = x[j]!;
+    from = end;
+  }
+}
+
+/** The pushed-down GROUP BY of one shard's cold slice (ClickHouse 18.16 and later). */
+export function coldPartialsSql(slice: ColdSlice, t0: number, t1: number, aggs: readonly Aggregate[], bucket: number | undefined, bySymbol: boolean): string {
+  const spec = slice.spec;
+  const ts = quoteIdent(spec.timeColumn);
+  const key = `tuple(${ts}, ${quoteIdent("_lsn")}, ${quoteIdent("_row")})`;
+  const exprs: string[] = [bySymbol ? quoteIdent(spec.symbolColumn) : "''", bucket === undefined ? "0" : `intDiv(${ts}, ${bucket}) * ${bucket}`];
+  exprs.push("count()");
+  for (const a of aggs) {
+    const x = a.column === undefined ? "" : `toFloat64(${quoteIdent(a.column)})`;
+    switch (a.fn) {
+      case "sum":
+      case "avg":
+        exprs.push(`sum(${x})`);
+        break;
+      case "min":
+      case "max":
+        exprs.push(`${a.fn}(${x})`);
+        break;
+      case "vwap": {
+        const w = `toFloat64(${quoteIdent(a.weight!)})`;
+        exprs.push(`sum(${x} * ${w})`, `sum(${w})`);
+        break;
+      }
+      case "first":
+      case "last": {
+        const [arg, m] = a.fn === "first" ? ["argMin", "min"] : ["argMax", "max"];
+        exprs.push(...[1, 2, 3].map((i) => `tupleElement(${m}(${key}), ${i})`), `${arg}(${x}, ${key})`);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  const group = [bySymbol ? "1" : "", bucket === undefined ? "" : "2"].filter((g) => g !== "").join(", ");
+  // 18.16 does not accept GROUP BY ordinals: repeat the expressions.
+  const groupExprs = [bySymbol ? exprs[0]! : "", bucket === undefined ? "" : exprs[1]!].filter((g) => g !== "");
+  void group;
+  return `SELECT ${exprs.join(", ")} FROM ${qualifiedTable(slice.tenant, spec.name)} WHERE ${seamWhere(slice, t0, t1)}${groupExprs.length > 0 ? ` GROUP BY ${groupExprs.join(", ")}` : ""} FORMAT TabSeparated`;
+}
+
+/** Unescapes a TabSeparated string field. */
+function unescapeTsv(s: string): string {
+  return s.includes("\\") ? s.replace(/\\(.)/g, (_, c: string) => ({ n: "\n", t: "\t", r: "\r", "0": "\0", b: "\b", f: "\f" })[c] ?? c) : s;
+}
+
+const num = (s: string | undefined): number => (s === "inf" || s === "+inf" ? Infinity : s === "-inf" ? -Infinity : Number(s));
+
+/** Adds the rows of `coldPartialsSql`'s result to `into`. */
+export function addColdPartials(into: GroupTable, text: string): void {
+  const aggs = into.aggs;
+  let pos = 0;
+  while (pos < text.length) {
+    let nl = text.indexOf("\n", pos);
+    if (nl < 0) nl = text.length;
+    const f = text.slice(pos, nl).split("\t");
+    pos = nl + 1;
+    if (f.length < 3) continue;
+    const n = num(f[2]);
+    if (n === 0) continue;
+    const g = into.add(into.symbolId(unescapeTsv(f[0]!)), num(f[1]), n);
+    let c = 3;
+    aggs.forEach((a, k) => {
+      for (let fi = 0; fi < FIELDS[a.fn].length; fi++) into.col(k, fi)[g] = num(f[c++]);
+    });
+  }
+}

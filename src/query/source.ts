@@ -1,0 +1,136 @@
+// Where the engine reads from: `TableSource` lists a table's hot shards (the
+// node's shard host in production, plain HotTables in tests) and `ColdSource`
+// answers the cold half of the seam rule (ClickHouse in production and in the
+// integration tests; absent = hot only).
+import type { TableSpec } from "../../protocols/tablespec.js";
+import type { DecodedRows } from "../clickhouse/index.js";
+import type { ClickhouseHttp } from "../clickhouse/index.js";
+import { qualifiedTable, quoteIdent, tableColumns, decodeRowBinary } from "../clickhouse/index.js";
+import type { HotTable } from "../hotset/index.js";
+
+export interface HotShard {
+  /** Bucket = bucketOf(symbol, spec.shards); also the `_shard` column in ClickHouse. */
+  readonly bucket: number;
+  readonly table: HotTable;
+  /** Resolves once every WAL record of this shard up to `lsn` is applied (read-after-write). */
+  waitForLsn?(lsn: number, timeoutMs: number): Promise<void>;
+}
+
+export interface TableSource {
+  /** The table's spec in `tenant`, or undefined when it does not exist. */
+  spec(tenant: string, table: string): TableSpec | undefined;
+  /** The tenant's table names (for error messages). */
+  tables(tenant: string): readonly string[];
+  /** Hot shards of the table held by this node. */
+  shards(tenant: string, table: string): readonly HotShard[];
+}
+
+/** The seam-rule slice of one shard: rows with `_shard = shard`, `_lsn <= persistedLsn`, `ts < horizonMicros`. */
+export interface ColdSlice {
+  readonly tenant: string;
+  readonly spec: TableSpec;
+  readonly shard: number;
+  readonly persistedLsn: number;
+  readonly horizonMicros: number;
+  /** undefined = every symbol. */
+  readonly symbols: readonly string[] | undefined;
+}
+
+export interface ColdSource {
+  /** Rows of the slice with ts in [t0, t1), sorted by (symbol, ts, lsn, row). */
+  range(slice: ColdSlice, t0: number, t1: number, signal?: AbortSignal): Promise<DecodedRows>;
+  /**
+   * Per symbol, the last `k` rows of the slice with ts < `ts` (side "before") or the
+   * first `k` with ts >= `ts` (side "after"), sorted by (symbol, ts, lsn, row).
+   */
+  edge(slice: ColdSlice, side: "before" | "after", ts: number, k: number, signal?: AbortSignal): Promise<DecodedRows>;
+  /** Pushed-down SQL returning TabSeparated text (aggregate partials). */
+  sql?(text: string, signal?: AbortSignal): Promise<string>;
+}
+
+/** A ClickHouse string literal (symbols are arbitrary UTF-8). */
+export function sqlString(s: string): string {
+  return `'${s.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+}
+
+function int(n: number, what: string): string {
+  if (!Number.isSafeInteger(n)) throw new Error(`cold query: ${what} ${n} is not a safe integer`);
+  return String(n);
+}
+
+/** WHERE clause of the seam rule for a slice, with [t0, t1) clipped to the horizon. */
+export function seamWhere(slice: ColdSlice, t0: number, t1: number): string {
+  const s = slice.spec;
+  const parts = [
+    `${quoteIdent("_shard")} = ${int(slice.shard, "shard")}`,
+    `${quoteIdent("_lsn")} <= ${int(slice.persistedLsn, "persisted LSN")}`,
+    `${quoteIdent(s.timeColumn)} >= ${int(Math.max(0, t0), "t0")}`,
+    `${quoteIdent(s.timeColumn)} < ${int(Math.min(t1, slice.horizonMicros), "t1")}`,
+  ];
+  if (slice.symbols !== undefined) parts.push(`${quoteIdent(s.symbolColumn)} IN (${slice.symbols.map(sqlString).join(", ")})`);
+  return parts.join(" AND ");
+}
+
+/**
+ * Runs a read, retrying once when the server was unreachable: a SELECT is
+ * idempotent, and a keep-alive socket the server closed while this process was
+ * busy computing (event loop blocked) fails exactly like that.
+ */
+async function read<T>(f: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    if ((e as { _tag?: unknown })._tag !== "ClickhouseUnavailableError" || signal?.aborted === true) throw e;
+    return f();
+  }
+}
+
+/** ClickHouse-backed cold source (any release from 18.16: plain SELECT ... LIMIT BY, no parameters). */
+export class ClickhouseColdSource implements ColdSource {
+  constructor(readonly client: ClickhouseHttp) {}
+
+  private bytes(sql: string, signal: AbortSignal | undefined): Promise<Buffer> {
+    return read(() => this.client.queryBytes(sql, signal === undefined ? {} : { signal }), signal);
+  }
+
+  private cols(spec: TableSpec): string {
+    return tableColumns(spec)
+      .map((c) => quoteIdent(c.name))
+      .join(", ");
+  }
+
+  private order(spec: TableSpec, dir: "" | " DESC"): string {
+    return [spec.symbolColumn, spec.timeColumn, "_lsn", "_row"].map((c) => `${quoteIdent(c)}${dir}`).join(", ");
+  }
+
+  async range(slice: ColdSlice, t0: number, t1: number, signal?: AbortSignal): Promise<DecodedRows> {
+    const spec = slice.spec;
+    const sql = `SELECT ${this.cols(spec)} FROM ${qualifiedTable(slice.tenant, spec.name)} WHERE ${seamWhere(slice, t0, t1)} ORDER BY ${this.order(spec, "")} FORMAT RowBinary`;
+    return decodeRowBinary(spec, await this.bytes(sql, signal));
+  }
+
+  async edge(slice: ColdSlice, side: "before" | "after", ts: number, k: number, signal?: AbortSignal): Promise<DecodedRows> {
+    const spec = slice.spec;
+    const where = side === "before" ? seamWhere(slice, 0, ts) : seamWhere(slice, ts, slice.horizonMicros);
+    const sym = quoteIdent(spec.symbolColumn);
+    if (k === 1) {
+      // One row per symbol: a GROUP BY with argMax/argMin over the (ts, lsn, row) key scans without sorting the slice.
+      const rest = tableColumns(spec).filter((c) => c.role !== "symbol");
+      const key = `tuple(${[spec.timeColumn, "_lsn", "_row"].map(quoteIdent).join(", ")})`;
+      const pick = `${side === "before" ? "argMax" : "argMin"}(tuple(${rest.map((c) => quoteIdent(c.name)).join(", ")}), ${key})`;
+      const sql =
+        `SELECT ${sym}, ${rest.map((_, i) => `tupleElement(m, ${i + 1})`).join(", ")} FROM ` +
+        `(SELECT ${sym}, ${pick} AS m FROM ${qualifiedTable(slice.tenant, spec.name)} WHERE ${where} GROUP BY ${sym}) ORDER BY ${sym} FORMAT RowBinary`;
+      return decodeRowBinary(spec, await this.bytes(sql, signal));
+    }
+    const inner =
+      `SELECT ${this.cols(spec)} FROM ${qualifiedTable(slice.tenant, spec.name)} WHERE ${where} ` +
+      `ORDER BY ${side === "before" ? [sym, ...[spec.timeColumn, "_lsn", "_row"].map((c) => `${quoteIdent(c)} DESC`)].join(", ") : this.order(spec, "")} LIMIT ${int(k, "k")} BY ${sym}`;
+    const sql = `SELECT * FROM (${inner}) ORDER BY ${this.order(spec, "")} FORMAT RowBinary`;
+    return decodeRowBinary(spec, await this.bytes(sql, signal));
+  }
+
+  async sql(text: string, signal?: AbortSignal): Promise<string> {
+    return read(() => this.client.query(text, signal === undefined ? {} : { signal }), signal);
+  }
+}

@@ -1,0 +1,105 @@
+// A Proxist cluster for failover tests and the failover benchmark: a 3-server
+// NATS cluster (R3 streams and KV) and Proxist node processes in
+// `--shards assigned` mode, which the control plane gives shards to.
+import type { NatsConnection } from "@nats-io/transport-node";
+import { natsCluster } from "../control/natscluster.js";
+import type { NatsCluster } from "../control/natscluster.js";
+import { openControlStores } from "../../src/control/stores.js";
+import type { ControlStores } from "../../src/control/stores.js";
+import { shardsOfCatalog, shardKey } from "../../src/control/shard.js";
+import { MetadataStore } from "../../src/runtime/metadata.js";
+import type { ClusterSpec } from "../../protocols/tablespec.js";
+import { spawnNodeProcess } from "./nodeproc.js";
+import type { NodeProcess } from "./nodeproc.js";
+import { nodeShards } from "./replay.js";
+import type { NodeShard } from "./replay.js";
+
+export interface ProxistCluster {
+  readonly nats: NatsCluster;
+  readonly nc: NatsConnection;
+  readonly metadata: MetadataStore;
+  readonly stores: ControlStores;
+  /** Running node processes by node id (killed ones are removed). */
+  readonly nodes: Map<string, NodeProcess>;
+  spawn(ids: readonly string[]): Promise<void>;
+  /** Sends the signal; SIGKILL also waits for the exit and forgets the node. */
+  signal(id: string, sig: NodeJS.Signals): Promise<void>;
+  /** Every shard key of the applied catalog. */
+  shardKeys(): Promise<string[]>;
+  /** shard key -> [node id, shard] for every shard a running node reports live. */
+  liveShards(ids?: readonly string[], digest?: boolean): Promise<Map<string, [string, NodeShard][]>>;
+  close(): Promise<void>;
+}
+
+/** Serving: replayed up to the WAL's end ("running.live", or "running.snapshotting" which still applies and answers). */
+export const isLive = (s: NodeShard): boolean => /running\.(live|snapshotting)/.test(s.state);
+
+export async function proxistCluster(spec: ClusterSpec, env: Record<string, string> = {}): Promise<ProxistCluster> {
+  const nats = await natsCluster(3);
+  const nc = await nats.connect("failover-test");
+  const metadata = await MetadataStore.open(nc, 3);
+  await metadata.applyCurrent(spec);
+  const stores = await openControlStores(nc, { replicas: 3 });
+  const nodes = new Map<string, NodeProcess>();
+  const c: ProxistCluster = {
+    nats,
+    nc,
+    metadata,
+    stores,
+    nodes,
+    spawn: async (ids) => {
+      const procs = await Promise.all(
+        ids.map((id) => spawnNodeProcess(nats.urls, { PX_REPLICAS: "3", ...env }, ["--shards", "assigned", "--node-id", id, "--grpc-port", "0"])),
+      );
+      ids.forEach((id, i) => nodes.set(id, procs[i]!));
+    },
+    signal: async (id, sig) => {
+      const p = nodes.get(id);
+      if (!p) throw new Error(`no node ${id}`);
+      if (sig === "SIGKILL") {
+        await p.kill("SIGKILL");
+        nodes.delete(id);
+      } else p.child.kill(sig);
+    },
+    shardKeys: async () => {
+      const catalog = new Map([...(await metadata.tenants())].map(([t, v]) => [t, new Map(v.spec.tables.map((s) => [s.name, s]))]));
+      return shardsOfCatalog(catalog).map(shardKey);
+    },
+    liveShards: async (ids = [...nodes.keys()], digest = false) => {
+      const out = new Map<string, [string, NodeShard][]>();
+      await Promise.all(
+        ids.map(async (id) => {
+          const shards = await nodeShards(nodes.get(id)!.httpPort, digest).catch(() => new Map<string, NodeShard>());
+          for (const [k, s] of shards) if (isLive(s)) out.set(k, [...(out.get(k) ?? []), [id, s]]);
+        }),
+      );
+      return out;
+    },
+    close: async () => {
+      for (const p of nodes.values()) {
+        p.child.kill("SIGCONT");
+        await p.kill("SIGKILL");
+      }
+      nodes.clear();
+      await nats.close();
+    },
+  };
+  return c;
+}
+
+/** Polls until every shard is live on exactly one of `ids` (returns when); throws with the last view on timeout. */
+export async function waitEachShardLiveOnce(c: ProxistCluster, ids: readonly string[], timeoutMs: number, pollMs = 50): Promise<Map<string, [string, NodeShard][]>> {
+  const keys = await c.shardKeys();
+  const deadline = Date.now() + timeoutMs;
+  let last = new Map<string, [string, NodeShard][]>();
+  for (;;) {
+    last = await c.liveShards(ids);
+    if (keys.every((k) => last.get(k)?.length === 1)) return last;
+    if (Date.now() > deadline) {
+      const view = keys.map((k) => `${k}: ${(last.get(k) ?? []).map(([id]) => id).join("+") || "-"}`).join(", ");
+      const logs = ids.map((id) => `--- ${id}\n${c.nodes.get(id)?.output().split("\n").slice(-20).join("\n")}`).join("\n");
+      throw new Error(`shards not live exactly once on ${ids.join(",")} after ${timeoutMs} ms: ${view}\n${logs}`);
+    }
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}
