@@ -3,7 +3,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/", ".tools/", ".data/", "protocols/gen/", "bench/results/", ".venv/"] },
+  { ignores: ["node_modules/", ".tools/", ".data/", "protocols/gen/", "bench/results/", ".venv/", "scratch/"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

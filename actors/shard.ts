@@ -1,14 +1,19 @@
 // Shard actor: owns one shard's hot set. recovering (load the newest valid
 // snapshot) -> replaying (ordered WAL consumer from the snapshot's LSN + 1)
 // -> live, with snapshotting on a schedule or on demand, draining on request
-// and failed when the WAL holds a record it cannot apply. IO is injected:
-// `loadSnapshot`, `wal` and `writeSnapshot` come from the runtime or from fakes.
+// and failed when the WAL holds a record it cannot apply. While running it
+// follows the sink's watermarks and evicts what ClickHouse holds and the
+// table's hot retention lets go. IO is injected: `loadSnapshot`, `wal`,
+// `watermarks` and `writeSnapshot` come from the runtime or from fakes.
 import { assign, fromCallback, fromPromise, setup } from "xstate";
 import type { ShardAddress } from "../protocols/subjects.js";
 import type { TableSpec } from "../protocols/tablespec.js";
 import { HotTable } from "../src/hotset/index.js";
 import { WalApplyError, applyWalRecord } from "../src/shard/apply.js";
 import type { WalEntry } from "../src/shard/apply.js";
+import { evictForRetention } from "../src/shard/evict.js";
+import type { HotRetention } from "../src/shard/evict.js";
+import { UnpersistedLsns } from "../src/shard/lag.js";
 
 export interface ShardStats {
   appliedLsn: number;
@@ -19,14 +24,32 @@ export interface ShardStats {
   snapshots: number;
   snapshotFailures: number;
   lastSnapshotLsn: number;
+  /** P the hot set evicted against: every record with LSN <= P is in ClickHouse. */
+  persistedLsn: number;
+  /** T_persisted of the last watermark: the newest tick timestamp covered by P. */
+  tPersistedMicros: number;
+  /** Eviction horizon H: RAM holds every row with ts >= H (0: nothing evicted yet). */
+  horizonMicros: number;
+  /** Newest tick timestamp applied (0 before the first tick). */
+  newestTickMicros: number;
+  /** Records applied to the hot set and not yet covered by P (since this process started). */
+  lagRecords: number;
+  /** Lease revision of the last watermark's writer. */
+  watermarkLeaseRevision: number;
+  watermarks: number;
+  evictedRows: number;
 }
 
 export interface ShardContext {
   readonly shard: ShardAddress;
   readonly spec: TableSpec;
   readonly snapshotIntervalMs: number;
+  readonly retention: HotRetention;
   table: HotTable;
   stats: ShardStats;
+  /** LSNs applied and not yet persisted (for lagRecords); mutated in place like the hot set. */
+  readonly unpersisted: UnpersistedLsns;
+  newestTickMicros: number;
   error: string | undefined;
 }
 
@@ -42,7 +65,12 @@ export type ShardEvent =
   | { type: "caughtUp" }
   | { type: "walError"; message: string }
   | { type: "snapshot" }
+  | { type: "watermark"; persistedLsn: number; tPersistedMicros: number; leaseRevision: number }
   | { type: "drain" };
+
+export interface WatermarksInput {
+  readonly shard: ShardAddress;
+}
 
 export interface WalInput {
   readonly shard: ShardAddress;
@@ -61,7 +89,21 @@ const statsOf = (table: HotTable, prev: ShardStats): ShardStats => ({
   rows: table.rowCount,
   symbols: table.symbolCount,
   bytes: table.bytes,
+  persistedLsn: table.persistedLsn,
+  horizonMicros: table.horizonMicros,
 });
+
+/** Newest tick of a table loaded from a snapshot (-Infinity when empty). */
+function newestTickOf(table: HotTable): number {
+  let t = -Infinity;
+  for (const e of table.entries()) {
+    const last = e.series.lastTsMicros;
+    if (last !== undefined && last > t) t = last;
+  }
+  return t;
+}
+
+
 
 export const shardMachine = setup({
   types: {
@@ -72,6 +114,7 @@ export const shardMachine = setup({
   actors: {
     loadSnapshot: fromPromise<HotTable | undefined, { shard: ShardAddress; spec: TableSpec }>(async () => undefined),
     wal: fromCallback<ShardEvent, WalInput>(() => () => {}),
+    watermarks: fromCallback<ShardEvent, WatermarksInput>(() => () => {}),
     writeSnapshot: fromPromise<{ lsn: number }, SnapshotWriteInput>(async ({ input }) => ({ lsn: input.table.appliedLsn })),
   },
   actions: {
@@ -79,14 +122,47 @@ export const shardMachine = setup({
     // shard); the machine only records what changed.
     apply: assign(({ context }, params: { records: readonly WalEntry[] }) => {
       let error: string | undefined;
+      let newest = context.newestTickMicros;
       try {
-        for (const r of params.records) applyWalRecord(context.table, context.spec, r);
+        for (const r of params.records) {
+          const a = applyWalRecord(context.table, context.spec, r);
+          if (a.rows > 0) {
+            if (a.maxTsMicros > newest) newest = a.maxTsMicros;
+            if (r.lsn > context.table.persistedLsn) context.unpersisted.push(r.lsn);
+          }
+        }
       } catch (e) {
         if (!(e instanceof WalApplyError)) throw e;
         // A record this shard cannot read: stop here rather than serve a hot set with a hole.
         error = e.message;
       }
-      return { error, stats: { ...statsOf(context.table, context.stats), records: context.stats.records + params.records.length } };
+      return {
+        error,
+        newestTickMicros: newest,
+        stats: {
+          ...statsOf(context.table, context.stats),
+          records: context.stats.records + params.records.length,
+          newestTickMicros: Number.isFinite(newest) ? newest : 0,
+          lagRecords: context.unpersisted.count,
+        },
+      };
+    }),
+    // The sink persisted up to P: evict what is both persisted and outside the hot retention.
+    evict: assign(({ context }, params: { persistedLsn: number; tPersistedMicros: number; leaseRevision: number }) => {
+      const table = context.table;
+      const p = Math.max(table.persistedLsn, params.persistedLsn);
+      const { evictedRows } = evictForRetention(table, p, context.newestTickMicros, context.retention);
+      context.unpersisted.prune(p);
+      return {
+        stats: {
+          ...statsOf(table, context.stats),
+          tPersistedMicros: Math.max(context.stats.tPersistedMicros, params.tPersistedMicros),
+          watermarkLeaseRevision: params.leaseRevision,
+          watermarks: context.stats.watermarks + 1,
+          evictedRows: context.stats.evictedRows + evictedRows,
+          lagRecords: context.unpersisted.count,
+        },
+      };
     }),
   },
   guards: {
@@ -102,8 +178,28 @@ export const shardMachine = setup({
     shard: input.shard,
     spec: input.spec,
     snapshotIntervalMs: input.snapshotIntervalMs ?? 0,
+    retention: { hotMicros: input.spec.retention.hotSeconds * 1_000_000, maxHotBytes: input.spec.retention.maxHotBytes },
     table: new HotTable(input.spec),
-    stats: { appliedLsn: 0, rows: 0, symbols: 0, bytes: 0, records: 0, snapshots: 0, snapshotFailures: 0, lastSnapshotLsn: 0 },
+    stats: {
+      appliedLsn: 0,
+      rows: 0,
+      symbols: 0,
+      bytes: 0,
+      records: 0,
+      snapshots: 0,
+      snapshotFailures: 0,
+      lastSnapshotLsn: 0,
+      persistedLsn: 0,
+      tPersistedMicros: 0,
+      horizonMicros: 0,
+      newestTickMicros: 0,
+      lagRecords: 0,
+      watermarkLeaseRevision: 0,
+      watermarks: 0,
+      evictedRows: 0,
+    },
+    unpersisted: new UnpersistedLsns(),
+    newestTickMicros: -Infinity,
     error: undefined,
   }),
   initial: "recovering",
@@ -116,7 +212,12 @@ export const shardMachine = setup({
           target: "running",
           actions: assign(({ context, event }) => {
             const table = event.output ?? context.table;
-            return { table, stats: { ...statsOf(table, context.stats), lastSnapshotLsn: table.appliedLsn } };
+            const newest = newestTickOf(table);
+            return {
+              table,
+              newestTickMicros: newest,
+              stats: { ...statsOf(table, context.stats), lastSnapshotLsn: table.appliedLsn, newestTickMicros: Number.isFinite(newest) ? newest : 0 },
+            };
           }),
         },
         // The loader already falls back through older snapshots; an error here
@@ -126,17 +227,26 @@ export const shardMachine = setup({
     },
     running: {
       always: { guard: "broken", target: "failed" },
-      invoke: {
-        id: "wal",
-        src: "wal",
-        input: ({ context }) => ({ shard: context.shard, fromLsn: context.table.appliedLsn + 1 }),
-      },
+      invoke: [
+        {
+          id: "wal",
+          src: "wal",
+          input: ({ context }) => ({ shard: context.shard, fromLsn: context.table.appliedLsn + 1 }),
+        },
+        { id: "watermarks", src: "watermarks", input: ({ context }) => ({ shard: context.shard }) },
+      ],
       on: {
         records: [
           {
             actions: { type: "apply", params: ({ event }) => ({ records: event.records }) },
           },
         ],
+        watermark: {
+          actions: {
+            type: "evict",
+            params: ({ event }) => ({ persistedLsn: event.persistedLsn, tPersistedMicros: event.tPersistedMicros, leaseRevision: event.leaseRevision }),
+          },
+        },
         walError: { target: "failed", actions: assign({ error: ({ event }) => `WAL consumer failed: ${event.message}` }) },
         drain: { target: "draining" },
       },

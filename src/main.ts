@@ -22,12 +22,23 @@ import { startDemoPublisher } from "./demo/publisher.js";
 
 const log = (line: string): void => console.log(line);
 
+/** Environment switch of the sink's negative-control test; never set it in production. */
+const UNSAFE_SKIP_LANDED_CHECK = "PX_SINK_UNSAFE_SKIP_LANDED_CHECK";
+
 const USAGE = `usage:
   proxist up   [--demo] [--rate TICKS_PER_S] [--data-dir DIR] [--no-clickhouse]
-  proxist node [--nats URL] [--clickhouse URL] [--http-port N] [--grpc-port N] [--node-id ID] [--snapshot-interval-ms N]
+  proxist node [--nats URL[,URL...]] [--clickhouse URL] [--http-port N] [--grpc-port N] [--node-id ID] [--snapshot-interval-ms N]
+               [--shards all|assigned|none] [--replicas N]
   proxist demo [--nats URL] [--rate TICKS_PER_S] [--symbols N]`;
 
 class UsageError extends Error {}
+
+/** "nats://a:4222,nats://b:4222" -> the cluster members; one URL stays a string. */
+function natsServers(v: string): string | string[] {
+  const list = v.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+  if (list.length === 0) throw new UsageError("--nats (PX_NATS_URL) is empty");
+  return list.length === 1 ? list[0]! : list;
+}
 
 function intOption(v: string | undefined, name: string, fallback: number): number {
   if (v === undefined) return fallback;
@@ -93,7 +104,9 @@ async function up(args: string[]): Promise<void> {
       cleanups.push(() => ch!.stop());
     }
 
-    node = await startNode({ natsUrl: nats.url, nodeId: "local", httpPort: DEFAULT_PORTS.http, log });
+    await requireFreePort(DEFAULT_PORTS.grpc, "Proxist gRPC/Flight", "free it");
+    // "assigned": the node runs the control plane too (it elects itself leader), so pxctl works against it.
+    node = await startNode({ natsUrl: nats.url, nodeId: "local", httpPort: DEFAULT_PORTS.http, grpcPort: DEFAULT_PORTS.grpc, shards: "assigned", log, ...(ch ? { clickhouseUrl: ch.httpUrl } : {}) });
     cleanups.push(() => node!.stop());
     const store = await MetadataStore.open(node.nc);
     const existing = await store.tenants();
@@ -110,7 +123,9 @@ async function up(args: string[]): Promise<void> {
     log(`  ingest      px.default.ingest.trades | px.default.ingest.quotes  (Arrow IPC; request/reply acks with LSNs)`);
     log(`  WAL         stream PX_WAL_default, subjects px.default.wal.<table>.<bucket>`);
     log(`  ClickHouse  ${ch ? ch.httpUrl : "not running"}`);
-    log(`  HTTP        http://127.0.0.1:${node.httpPort}/healthz  /readyz  /metrics`);
+    log(`  HTTP        http://127.0.0.1:${node.httpPort}/healthz  /readyz  /metrics  /v1/shards`);
+    log(`  gRPC/Flight grpc://127.0.0.1:${node.grpcPort}  (proxist.v1 and Arrow Flight; tokens: ./proxist pxctl token create --tenant default --role writer)`);
+    log(`  pxctl       ./proxist pxctl status`);
     log("Ctrl-C stops everything.");
 
     if (values.demo) {
@@ -148,22 +163,43 @@ async function nodeCmd(args: string[]): Promise<void> {
       "node-id": { type: "string" },
       "snapshot-interval-ms": { type: "string" },
       shards: { type: "string" },
+      replicas: { type: "string" },
     },
   });
-  const natsUrl = values.nats ?? process.env[ENV.natsUrl] ?? `nats://127.0.0.1:${DEFAULT_PORTS.nats}`;
+  // A comma-separated list names the members of a NATS cluster.
+  const natsUrl = natsServers(values.nats ?? process.env[ENV.natsUrl] ?? `nats://127.0.0.1:${DEFAULT_PORTS.nats}`);
+  // Streams and KV buckets: 1 replica on one NATS server, 3 on a cluster.
+  const replicas = intOption(values.replicas ?? process.env[ENV.replicas], "replicas", 1);
+  if (replicas < 1 || replicas > 5) throw new UsageError(`--replicas (${ENV.replicas}) must be 1 to 5, got ${replicas}`);
+  const grpcPort = intOption(values["grpc-port"] ?? process.env[ENV.grpcPort], "grpc-port", DEFAULT_PORTS.grpc);
   const httpPort = intOption(values["http-port"] ?? process.env[ENV.httpPort], "http-port", DEFAULT_PORTS.http);
   const nodeId = values["node-id"] ?? process.env[ENV.nodeId];
   const snapshotIntervalMs = intOption(values["snapshot-interval-ms"], "snapshot-interval-ms", 60_000);
   const shards = values.shards ?? "all";
   if (shards !== "all" && shards !== "none" && shards !== "assigned") throw new UsageError(`--shards must be all, none or assigned, got "${shards}"`);
-  const node = await startNode({ natsUrl, httpPort, log, snapshotIntervalMs, shards, ...(nodeId ? { nodeId } : {}) });
+  const clickhouseUrl = values.clickhouse ?? process.env[ENV.clickhouseUrl];
+  // Test-only negative control: sinks that never ask what landed (duplicates after a crash).
+  const unsafeSkipLandedCheck = process.env[UNSAFE_SKIP_LANDED_CHECK] === "1";
+  if (unsafeSkipLandedCheck) log(`WARNING: ${UNSAFE_SKIP_LANDED_CHECK}=1: sinks skip the landed-LSN check; retries and restarts WILL duplicate rows (tests only)`);
+  const node = await startNode({
+    natsUrl,
+    httpPort,
+    grpcPort,
+    replicas,
+    log,
+    snapshotIntervalMs,
+    shards,
+    ...(nodeId ? { nodeId } : {}),
+    ...(clickhouseUrl ? { clickhouseUrl } : {}),
+    ...(unsafeSkipLandedCheck ? { sink: { unsafeSkipLandedCheck } } : {}),
+  });
   await untilSignal([() => node.stop()]);
 }
 
 async function demoCmd(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { nats: { type: "string" }, rate: { type: "string" }, symbols: { type: "string" } } });
   const natsUrl = values.nats ?? process.env[ENV.natsUrl] ?? `nats://127.0.0.1:${DEFAULT_PORTS.nats}`;
-  const nc = await connect({ servers: natsUrl, name: "proxist demo", maxReconnectAttempts: -1 });
+  const nc = await connect({ servers: natsServers(natsUrl), name: "proxist demo", maxReconnectAttempts: -1 });
   const tenant = DEFAULT_CLUSTER_SPEC.tenants[0]!;
   const demo = startDemoPublisher(nc, {
     tenant: tenant.name,

@@ -1,5 +1,6 @@
-// A Proxist node: one process with a NATS connection, the gateway actor and the
-// HTTP endpoints. Started by `proxist node`/`proxist up`; stop() drains cleanly.
+// A Proxist node: one process with a NATS connection, the gateway actor, the
+// shard host (hot sets, and ClickHouse sinks when a ClickHouse is configured)
+// and the HTTP endpoints. Started by `proxist node`/`proxist up`; stop() drains cleanly.
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
@@ -15,12 +16,20 @@ import { ensureWalStream, ensureWatermarkStream } from "../runtime/streams.js";
 import { promText, startHttp } from "./http.js";
 import { SnapshotStore } from "../snapshot/store.js";
 import { LocalShardHost } from "../shard/host.js";
+import type { HostSinkOptions } from "../shard/host.js";
+import { SinkClickhouse } from "../sink/clickhouseio.js";
+import { startNodeControlPlane } from "./controlplane.js";
+import { startNodeApi } from "./api.js";
+import type { NodeControlOptions } from "./controlplane.js";
+import type { ControlPlane } from "../control/index.js";
+import type { ProxistQueryEngine } from "../query/index.js";
 import type { ShardAddress } from "../../protocols/subjects.js";
 
 const shardLabels = (s: ShardAddress): Record<string, string> => ({ tenant: s.tenant, table: s.table, bucket: String(s.bucket) });
 
 export interface NodeOptions {
-  readonly natsUrl: string;
+  /** One NATS URL, or the members of a cluster. */
+  readonly natsUrl: string | string[];
   readonly nodeId?: string;
   /** 0 picks a free port. */
   readonly httpPort?: number;
@@ -28,7 +37,19 @@ export interface NodeOptions {
   readonly maxInFlight?: number;
   /** "all": this node owns every shard (single-node mode); "assigned": the control plane decides. */
   readonly shards?: "all" | "assigned" | "none";
+  /** The gRPC API port (0 picks a free one); the address the control plane shows for this node. */
+  readonly grpcPort?: number;
+  /** Control-plane timings with `shards: "assigned"` (tests shorten them). */
+  readonly control?: NodeControlOptions["timings"];
   readonly snapshotIntervalMs?: number;
+  /**
+   * ClickHouse HTTP URL (e.g. http://127.0.0.1:8123). With it, every shard
+   * this node owns runs a sink and evicts what ClickHouse holds; without it
+   * ticks stay in the WAL and RAM only.
+   */
+  readonly clickhouseUrl?: string;
+  /** Sink tuning (batching limits, retries); `unsafeSkipLandedCheck` is for the negative-control test only. */
+  readonly sink?: Omit<HostSinkOptions, "clickhouse">;
   readonly log?: (line: string) => void;
 }
 
@@ -44,20 +65,34 @@ export interface ProxistNode {
   /** The catalog the gateway currently serves. */
   catalog(): Catalog;
   readonly shards: LocalShardHost;
+  /** The gRPC/Flight port when the API server runs. */
+  readonly grpcPort: number | undefined;
+  /** The query engine behind the API (undefined without --grpc-port). */
+  readonly query: ProxistQueryEngine | undefined;
   stop(): Promise<void>;
 }
 
 export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   const log = o.log ?? ((line: string) => console.log(line));
   const nodeId = o.nodeId ?? `node-${process.pid}`;
-  const nc = await connect({ servers: o.natsUrl, name: `proxist ${nodeId}`, maxReconnectAttempts: -1 });
+  // noAsyncTraces: no Error object (stack capture) per request; at thousands of WAL appends per second it showed in profiles.
+  const nc = await connect({ servers: o.natsUrl, name: `proxist ${nodeId}`, maxReconnectAttempts: -1, noAsyncTraces: true });
   const jsm = await jetstreamManager(nc);
   const js = jetstream(nc);
   const replicas = o.replicas ?? 1;
   const store = await MetadataStore.open(nc, replicas);
   const snapshots = await SnapshotStore.open(nc, replicas);
   let currentCatalog: Catalog = new Map();
-  const shards = new LocalShardHost({ js, jsm, snapshots, snapshotIntervalMs: o.snapshotIntervalMs ?? 60_000, catalog: () => currentCatalog, log });
+  const clickhouse = o.clickhouseUrl === undefined ? undefined : new SinkClickhouse({ url: o.clickhouseUrl });
+  const shards = new LocalShardHost({
+    js,
+    jsm,
+    snapshots,
+    snapshotIntervalMs: o.snapshotIntervalMs ?? 60_000,
+    catalog: () => currentCatalog,
+    log,
+    ...(clickhouse === undefined ? {} : { sink: { ...o.sink, clickhouse } }),
+  });
   const shardMode = o.shards ?? "all";
   const sourceStats: SourceStats = { fireAndForgetFailures: 0 };
   const local = new LocalIngress();
@@ -68,8 +103,18 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   const ensureTenants = async (catalog: Catalog): Promise<void> => {
     for (const tenant of catalog.keys()) {
       if (ensured.has(tenant)) continue;
-      await ensureWalStream(jsm, tenant, { replicas });
-      await ensureWatermarkStream(jsm, tenant, replicas);
+      // A NATS cluster still electing stream leaders answers with timeouts for a while: retry before giving up.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await ensureWalStream(jsm, tenant, { replicas });
+          await ensureWatermarkStream(jsm, tenant, replicas);
+          break;
+        } catch (e) {
+          if (attempt >= 5) throw e;
+          log(`node ${nodeId}: creating the streams of tenant ${tenant} failed (${(e as Error).message}); retrying`);
+          await new Promise((r) => setTimeout(r, 500 * attempt));
+        }
+      }
       ensured.add(tenant);
     }
   };
@@ -98,6 +143,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   );
   gateway.start();
 
+  const sinks = () => shards.all().flatMap((h) => (h.sink === undefined ? [] : [[h, h.sink.status()] as const]));
   const stats = (): Record<string, number> => {
     const s = gateway.getSnapshot().context.stats;
     return { ...s, fireAndForgetFailures: sourceStats.fireAndForgetFailures };
@@ -105,12 +151,22 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   const http = await startHttp(o.httpPort ?? 0, {
     routes: {
       // Shard states and figures; ?digest=1 adds a digest of each hot set (tests compare it with a replay).
+      // P, T_persisted, H, lag and the sink's state come with each shard (sink: null without ClickHouse).
       "/v1/shards": async (url) => ({
         status: 200,
         body: JSON.stringify(
           shards.all().map((h) => {
             const s = h.runtime.stats;
-            return { ...h.shard, state: h.runtime.state, ...s, ...(url.searchParams.get("digest") ? { digest: h.runtime.table.digest() } : {}) };
+            const sink = h.sink?.status() ?? null;
+            return {
+              ...h.shard,
+              state: h.runtime.state,
+              ...s,
+              sinkState: sink?.state ?? "none",
+              lagMs: sink?.lagMs ?? 0,
+              sink,
+              ...(url.searchParams.get("digest") ? { digest: h.runtime.table.digest() } : {}),
+            };
           }),
         ),
       }),
@@ -134,10 +190,54 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
         px_shard_applied_lsn: shards.all().map((h) => ({ help: "Last WAL LSN applied to the hot set", type: "gauge" as const, value: h.runtime.stats.appliedLsn, labels: shardLabels(h.shard) })),
         px_shard_rows: shards.all().map((h) => ({ help: "Rows in the hot set", type: "gauge" as const, value: h.runtime.stats.rows, labels: shardLabels(h.shard) })),
         px_shard_bytes: shards.all().map((h) => ({ help: "Bytes of the hot set", type: "gauge" as const, value: h.runtime.stats.bytes, labels: shardLabels(h.shard) })),
+        px_shard_persisted_lsn: shards.all().map((h) => ({ help: "P: WAL LSN up to which the shard is in ClickHouse (as the hot set last evicted)", type: "gauge" as const, value: h.runtime.stats.persistedLsn, labels: shardLabels(h.shard) })),
+        px_shard_t_persisted_micros: shards.all().map((h) => ({ help: "T_persisted: newest tick time covered by P, microseconds", type: "gauge" as const, value: h.runtime.stats.tPersistedMicros, labels: shardLabels(h.shard) })),
+        px_shard_horizon_micros: shards.all().map((h) => ({ help: "H: every row with ts >= H is in RAM, microseconds", type: "gauge" as const, value: h.runtime.stats.horizonMicros, labels: shardLabels(h.shard) })),
+        px_shard_lag_records: shards.all().map((h) => ({ help: "WAL records applied to RAM and not yet persisted", type: "gauge" as const, value: h.runtime.stats.lagRecords, labels: shardLabels(h.shard) })),
+        px_shard_evicted_rows_total: shards.all().map((h) => ({ help: "Rows evicted from RAM after ClickHouse had them", type: "counter" as const, value: h.runtime.stats.evictedRows, labels: shardLabels(h.shard) })),
+        px_sink_lag_ms: sinks().map(([h, k]) => ({ help: "Age of the oldest received record not yet persisted", type: "gauge" as const, value: k.lagMs, labels: shardLabels(h.shard) })),
+        px_sink_pending_rows: sinks().map(([h, k]) => ({ help: "Rows received by the sink and not yet persisted", type: "gauge" as const, value: k.pendingRows, labels: shardLabels(h.shard) })),
+        px_sink_inserted_rows_total: sinks().map(([h, k]) => ({ help: "Rows the sink inserted into ClickHouse", type: "counter" as const, value: k.insertedRows, labels: shardLabels(h.shard) })),
+        px_sink_already_landed_rows_total: sinks().map(([h, k]) => ({ help: "Rows a retry found already in ClickHouse and did not send again", type: "counter" as const, value: k.alreadyLandedRows, labels: shardLabels(h.shard) })),
+        px_sink_failures_total: sinks().map(([h, k]) => ({ help: "Failed sink attempts (recovery, flush)", type: "counter" as const, value: k.failures, labels: shardLabels(h.shard) })),
+        px_sink_degraded: sinks().map(([h, k]) => ({ help: "1 while the sink keeps failing (it keeps retrying)", type: "gauge" as const, value: k.degraded ? 1 : 0, labels: shardLabels(h.shard) })),
       });
     },
   });
-  log(`node ${nodeId}: up (nats ${o.natsUrl}, http :${http.port})`);
+  // "assigned": the node agent starts and stops shards as the leader assigns them; every node contends for the lead.
+  let control: ControlPlane | undefined;
+  if (shardMode === "assigned") {
+    control = await startNodeControlPlane(nc, {
+      nodeId,
+      host: shards,
+      catalog: () => currentCatalog,
+      metadata: store,
+      replicas,
+      apiPort: o.grpcPort || http.port,
+      log,
+      ...(o.control === undefined ? {} : { timings: o.control }),
+    });
+  }
+  // gRPC + Arrow Flight: queries over this node's shards (stitched with ClickHouse when present), ingest through the gateway.
+  const api =
+    o.grpcPort === undefined
+      ? undefined
+      : await startNodeApi({
+          nc,
+          node: { nodeId, nc, ingest: (r) => local.submit(r), catalog: () => gateway.getSnapshot().context.catalog, state: () => String(gateway.getSnapshot().value) },
+          catalog: () => currentCatalog,
+          shards,
+          clickhouse: clickhouse?.client,
+          grpcPort: o.grpcPort,
+          replicas,
+          log,
+        });
+  log(`node ${nodeId}: up (nats ${String(o.natsUrl)}, http :${http.port}${api ? `, grpc :${api.server.port}` : ""})`);
+  log(
+    clickhouse === undefined
+      ? `node ${nodeId}: no ClickHouse configured (--clickhouse URL or PX_CLICKHOUSE_URL): shards run without sinks; ticks stay in the WAL and RAM, nothing is evicted`
+      : `node ${nodeId}: sinks write to ClickHouse at ${clickhouse.url}`,
+  );
 
   return {
     nodeId,
@@ -149,9 +249,15 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
     shards,
     ingest: (request) => local.submit(request),
     catalog: () => gateway.getSnapshot().context.catalog,
+    grpcPort: api?.server.port,
+    query: api?.engine,
     stop: async () => {
+      // First the control plane: its shards stop, the heartbeat goes, the lease is released.
+      await control?.stop().catch((e: unknown) => log(`node ${nodeId}: control plane stop failed: ${(e as Error).message}`));
+      await api?.stop().catch(() => {});
       gateway.stop();
       await shards.stopAll();
+      clickhouse?.close();
       await new Promise<void>((resolve) => http.server.close(() => resolve()));
       await nc.drain().catch(() => {});
     },

@@ -1,14 +1,16 @@
 // The one pure apply function of a shard: a WAL record (LSN + protobuf bytes)
 // into the hot set. Replay and live ingest both call it, so a recovered shard
 // equals one that never stopped.
-import { decodeWalRecord } from "../../protocols/codec.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
-import { decodeTickBatch } from "../codec/arrow.js";
 import type { HotTable } from "../hotset/index.js";
+import { WalSchemaVersionError, decodeWalEntry } from "../sink/decoded.js";
+import type { DecodedRecord } from "../sink/decoded.js";
 
 export interface WalEntry {
   readonly lsn: number;
   readonly data: Uint8Array;
+  /** `data` already decoded (by the consumer, or by this node's sink): used instead of decoding again. */
+  readonly decoded?: DecodedRecord;
 }
 
 export class WalApplyError extends Error {
@@ -16,16 +18,30 @@ export class WalApplyError extends Error {
   readonly _tag = "WalApplyError";
 }
 
-export function applyWalRecord(table: HotTable, spec: TableSpec, entry: WalEntry): void {
-  if (entry.lsn <= table.appliedLsn) return; // redelivered: already in the hot set
-  let rec;
-  try {
-    rec = decodeWalRecord(entry.data);
-  } catch (e) {
-    throw new WalApplyError(`WAL record at LSN ${entry.lsn} of table ${spec.name}: ${(e as Error).message}`, { cause: e });
+/** What one applied record brought: its rows and newest tick (0 rows: a redelivery, nothing changed). */
+export interface Applied {
+  readonly rows: number;
+  readonly maxTsMicros: number;
+}
+
+export function applyWalRecord(table: HotTable, spec: TableSpec, entry: WalEntry): Applied {
+  if (entry.lsn <= table.appliedLsn) return { rows: 0, maxTsMicros: -Infinity }; // redelivered: already in the hot set
+  let d = entry.decoded;
+  if (d === undefined) {
+    try {
+      d = decodeWalEntry(spec, entry.lsn, entry.data);
+    } catch (e) {
+      // Whatever the reason (envelope, spec version, payload), this shard cannot apply the record.
+      throw new WalApplyError(e instanceof WalSchemaVersionError ? e.message : `WAL record at LSN ${entry.lsn} of table ${spec.name}: ${(e as Error).message}`, { cause: e });
+    }
   }
-  if (rec.schemaVersion !== spec.version) {
-    throw new WalApplyError(`WAL record at LSN ${entry.lsn} was written for schema version ${rec.schemaVersion} of table ${spec.name}; this node has version ${spec.version}`);
+  if (d.schemaVersion !== spec.version) {
+    throw new WalApplyError(`WAL record at LSN ${entry.lsn} was written for schema version ${d.schemaVersion} of table ${spec.name}; this node has version ${spec.version}`);
   }
-  table.apply(entry.lsn, decodeTickBatch(spec, rec.payload, `WAL record at LSN ${entry.lsn}`));
+  const batch = d.batch;
+  table.apply(entry.lsn, batch);
+  let maxTs = -Infinity;
+  const ts = batch.ts;
+  for (let i = 0; i < batch.rows; i++) if (ts[i]! > maxTs) maxTs = ts[i]!;
+  return { rows: batch.rows, maxTsMicros: maxTs };
 }

@@ -1,13 +1,23 @@
-// The node's shard host: runs one ShardRuntime per shard it is told to own.
+// The node's shard host: runs one ShardRuntime per shard it is told to own,
+// and, when the node has a ClickHouse, the shard's SinkRuntime next to it.
 // In single-node mode the node owns every shard of every table in the catalog;
 // with the control plane the node agent calls start/stop from assignments.
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { ShardAddress } from "../../protocols/subjects.js";
 import type { Catalog } from "../catalog.js";
 import type { SnapshotStore } from "../snapshot/store.js";
+import { SinkRuntime } from "../sink/runtime.js";
+import type { SinkRuntimeOptions, SinkStatus } from "../sink/runtime.js";
+import type { SinkClickhouse } from "../sink/clickhouseio.js";
+import { DecodedRecordCache } from "../sink/decoded.js";
 import { ShardRuntime } from "./runtime.js";
 
 export const shardKey = (s: ShardAddress): string => `${s.tenant}.${s.table}.${s.bucket}`;
+
+/** What every sink of the host shares: the ClickHouse and the tuning. */
+export interface HostSinkOptions extends Pick<SinkRuntimeOptions, "limits" | "retry" | "maxAckPending" | "unsafeSkipLandedCheck"> {
+  readonly clickhouse: SinkClickhouse;
+}
 
 export interface ShardHostOptions {
   readonly js: JetStreamClient;
@@ -16,12 +26,40 @@ export interface ShardHostOptions {
   readonly snapshotIntervalMs: number;
   readonly catalog: () => Catalog;
   readonly log: (line: string) => void;
+  /** Absent: no ClickHouse, the shards run without sinks (nothing is evicted). */
+  readonly sink?: HostSinkOptions;
 }
 
 export interface HostedShard {
   readonly shard: ShardAddress;
   readonly runtime: ShardRuntime;
+  readonly sink: SinkRuntime | undefined;
   readonly leaseRevision: number;
+}
+
+/** A shard's figures, as /v1/shards, heartbeats and `pxctl status` show them. */
+export interface HostedShardStatus {
+  readonly tenant: string;
+  readonly table: string;
+  readonly bucket: number;
+  readonly state: string;
+  readonly appliedLsn: number;
+  readonly rows: number;
+  readonly bytes: number;
+  readonly symbols: number;
+  readonly leaseRevision: number;
+  readonly lastSnapshotLsn: number;
+  /** P the hot set evicted against (the shard's view of the last watermark). */
+  readonly persistedLsn: number;
+  readonly tPersistedMicros: number;
+  readonly horizonMicros: number;
+  /** Records applied to the hot set and not yet persisted. */
+  readonly lagRecords: number;
+  /** Age of the oldest record the sink holds unpersisted (0 when none, or no sink). */
+  readonly lagMs: number;
+  /** Sink state ("none" without ClickHouse). */
+  readonly sinkState: string;
+  readonly sink: SinkStatus | undefined;
 }
 
 export class LocalShardHost {
@@ -37,6 +75,10 @@ export class LocalShardHost {
     return [...this.shards.values()];
   }
 
+  get hasSinks(): boolean {
+    return this.o.sink !== undefined;
+  }
+
   async start(shard: ShardAddress, leaseRevision: number): Promise<void> {
     const key = shardKey(shard);
     const existing = this.shards.get(key);
@@ -44,16 +86,48 @@ export class LocalShardHost {
     if (existing) await this.stop(shard);
     const spec = this.o.catalog().get(shard.tenant)?.get(shard.table);
     if (!spec) throw new Error(`shard ${key}: table ${shard.tenant}/${shard.table} is not in the catalog`);
-    const runtime = new ShardRuntime({ shard, spec, js: this.o.js, jsm: this.o.jsm, snapshots: this.o.snapshots, snapshotIntervalMs: this.o.snapshotIntervalMs, log: this.o.log });
-    this.shards.set(key, { shard, runtime, leaseRevision });
+    const s = this.o.sink;
+    // With a sink next to the shard, both read every record: decode it once.
+    const decoded = s === undefined ? undefined : new DecodedRecordCache();
+    const runtime = new ShardRuntime({
+      shard,
+      spec,
+      js: this.o.js,
+      jsm: this.o.jsm,
+      snapshots: this.o.snapshots,
+      snapshotIntervalMs: this.o.snapshotIntervalMs,
+      log: this.o.log,
+      ...(decoded === undefined ? {} : { decoded }),
+    });
+    const sink =
+      s === undefined
+        ? undefined
+        : new SinkRuntime({
+            shard,
+            spec,
+            js: this.o.js,
+            jsm: this.o.jsm,
+            clickhouse: s.clickhouse,
+            leaseRevision,
+            log: this.o.log,
+            ...(decoded === undefined ? {} : { decoded }),
+            ...(s.limits === undefined ? {} : { limits: s.limits }),
+            ...(s.retry === undefined ? {} : { retry: s.retry }),
+            ...(s.maxAckPending === undefined ? {} : { maxAckPending: s.maxAckPending }),
+            ...(s.unsafeSkipLandedCheck === undefined ? {} : { unsafeSkipLandedCheck: s.unsafeSkipLandedCheck }),
+          });
+    this.shards.set(key, { shard, runtime, sink, leaseRevision });
     runtime.start();
+    sink?.start();
   }
 
+  /** Stops the shard and its sink; resolves once neither writes any more. */
   async stop(shard: ShardAddress): Promise<void> {
     const key = shardKey(shard);
     const s = this.shards.get(key);
     if (!s) return;
     this.shards.delete(key);
+    await s.sink?.stop();
     s.runtime.stop();
   }
 
@@ -66,10 +140,27 @@ export class LocalShardHost {
     }
   }
 
-  status() {
-    return this.all().map(({ shard, runtime, leaseRevision }) => {
+  status(): HostedShardStatus[] {
+    return this.all().map(({ shard, runtime, sink, leaseRevision }) => {
       const s = runtime.stats;
-      return { ...shard, state: runtime.state, appliedLsn: s.appliedLsn, rows: s.rows, bytes: s.bytes, symbols: s.symbols, leaseRevision, lastSnapshotLsn: s.lastSnapshotLsn };
+      const k = sink?.status();
+      return {
+        ...shard,
+        state: runtime.state,
+        appliedLsn: s.appliedLsn,
+        rows: s.rows,
+        bytes: s.bytes,
+        symbols: s.symbols,
+        leaseRevision,
+        lastSnapshotLsn: s.lastSnapshotLsn,
+        persistedLsn: s.persistedLsn,
+        tPersistedMicros: s.tPersistedMicros,
+        horizonMicros: s.horizonMicros,
+        lagRecords: s.lagRecords,
+        lagMs: k?.lagMs ?? 0,
+        sinkState: k?.state ?? "none",
+        sink: k,
+      };
     });
   }
 

@@ -6,12 +6,14 @@ import { DeliverPolicy } from "@nats-io/jetstream";
 import { createActor, fromCallback, fromPromise } from "xstate";
 import type { Actor } from "xstate";
 import { shardMachine } from "../../actors/shard.js";
-import type { ShardEvent, ShardStats, SnapshotWriteInput, WalInput } from "../../actors/shard.js";
+import type { ShardEvent, ShardStats, SnapshotWriteInput, WalInput, WatermarksInput } from "../../actors/shard.js";
 import { walStream, walSubject } from "../../protocols/subjects.js";
 import type { ShardAddress } from "../../protocols/subjects.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
 import type { HotTable } from "../hotset/index.js";
 import type { SnapshotStore } from "../snapshot/store.js";
+import { followWatermarks } from "../sink/watermark.js";
+import type { DecodedRecord, DecodedRecordCache } from "../sink/decoded.js";
 import type { WalEntry } from "./apply.js";
 
 export class LsnWaitTimeoutError extends Error {
@@ -25,7 +27,12 @@ export async function lastLsnOf(jsm: JetStreamManager, shard: ShardAddress): Pro
   return m?.seq ?? 0;
 }
 
-export function jetstreamWalConsumer(js: JetStreamClient, jsm: JetStreamManager, maxBatch = 512) {
+/**
+ * The shard's ordered WAL consumer. With `shared`, records are decoded here,
+ * through the cache the node's sink of the same shard also reads: each record
+ * is decoded once per node.
+ */
+export function jetstreamWalConsumer(js: JetStreamClient, jsm: JetStreamManager, maxBatch = 512, shared?: { readonly spec: TableSpec; readonly decoded: DecodedRecordCache }) {
   return fromCallback<ShardEvent, WalInput>(({ input, sendBack }) => {
     let stopped = false;
     let stop: (() => void) | undefined;
@@ -43,7 +50,8 @@ export function jetstreamWalConsumer(js: JetStreamClient, jsm: JetStreamManager,
         opt_start_seq: input.fromLsn,
       });
       if (stopped) return;
-      const messages = await consumer.consume({ max_messages: 4096 });
+      // Bounded pull: with ~30 KB records a 4096-message pull stalled mid-stream on nats.js 3.4 + nats-server 2.9 (seen in the replay benchmark).
+      const messages = await consumer.consume({ max_messages: 256 });
       stop = () => void messages.stop();
       let pending: WalEntry[] = [];
       let scheduled = false;
@@ -56,7 +64,15 @@ export function jetstreamWalConsumer(js: JetStreamClient, jsm: JetStreamManager,
       };
       for await (const m of messages) {
         if (stopped) break;
-        pending.push({ lsn: m.seq, data: m.data });
+        let decoded: DecodedRecord | undefined;
+        if (shared !== undefined) {
+          try {
+            decoded = shared.decoded.takeOrDecode(shared.spec, m.seq, m.data);
+          } catch {
+            // Left to apply, which fails the shard with the reason.
+          }
+        }
+        pending.push(decoded === undefined ? { lsn: m.seq, data: m.data } : { lsn: m.seq, data: m.data, decoded });
         const done = m.info.pending === 0;
         if (pending.length >= maxBatch || done) flush();
         else if (!scheduled) {
@@ -78,6 +94,18 @@ export function jetstreamWalConsumer(js: JetStreamClient, jsm: JetStreamManager,
   });
 }
 
+/** The shard's watermark stream (PX_WM_<tenant>), from the last stored one on, as `watermark` events. */
+export function jetstreamWatermarks(js: JetStreamClient, log: (line: string) => void) {
+  return fromCallback<ShardEvent, WatermarksInput>(({ input, sendBack }) =>
+    followWatermarks(
+      js,
+      input.shard,
+      (w) => sendBack({ type: "watermark", persistedLsn: w.persistedLsn, tPersistedMicros: w.tPersistedMicros, leaseRevision: w.leaseRevision }),
+      (e) => log(`shard ${input.shard.tenant}/${input.shard.table}/${input.shard.bucket}: watermarks: ${e.message}`),
+    ),
+  );
+}
+
 export interface ShardRuntimeOptions {
   readonly shard: ShardAddress;
   readonly spec: TableSpec;
@@ -86,6 +114,8 @@ export interface ShardRuntimeOptions {
   readonly snapshots: SnapshotStore;
   readonly snapshotIntervalMs?: number;
   readonly log: (line: string) => void;
+  /** Shared with this node's sink of the shard: each WAL record is decoded once. */
+  readonly decoded?: DecodedRecordCache;
 }
 
 export class ShardRuntime {
@@ -102,7 +132,8 @@ export class ShardRuntime {
             if (s) o.log(`shard ${name}: loaded snapshot at LSN ${s.manifest.lsn} (${s.table.rowCount} rows)`);
             return s?.table;
           }),
-          wal: jetstreamWalConsumer(o.js, o.jsm),
+          wal: jetstreamWalConsumer(o.js, o.jsm, 512, o.decoded === undefined ? undefined : { spec: o.spec, decoded: o.decoded }),
+          watermarks: jetstreamWatermarks(o.js, o.log),
           writeSnapshot: fromPromise(async ({ input }: { input: SnapshotWriteInput }) => {
             const w = await o.snapshots.write(input.shard, input.table);
             o.log(`shard ${name}: snapshot at LSN ${w.lsn} (${w.rows} rows, ${w.bytes} bytes)`);

@@ -15,7 +15,7 @@ export interface NodeProcess {
 }
 
 export async function spawnNodeProcess(natsUrl: string, env: Record<string, string> = {}, args: string[] = []): Promise<NodeProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts", "node", "--nats", natsUrl, "--http-port", "0", ...args], {
+  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts", "node", "--nats", natsUrl, "--http-port", "0", "--grpc-port", "0", ...args], {
     cwd: root,
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],

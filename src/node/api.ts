@@ -1,0 +1,49 @@
+// The node's client-facing API: the query engine over the shards this node
+// hosts (stitched with ClickHouse when the node has one) and the gRPC server
+// that serves proxist.v1 and Arrow Flight behind tenant-scoped tokens.
+import type { NatsConnection } from "@nats-io/transport-node";
+import { startApiServer } from "../api/index.js";
+import type { ApiNode, ApiServer } from "../api/index.js";
+import { TokenVerifier } from "../auth/index.js";
+import type { Catalog } from "../catalog.js";
+import type { ClickhouseHttp } from "../clickhouse/index.js";
+import { ClickhouseColdSource, ProxistQueryEngine, shardHostSource } from "../query/index.js";
+import type { LocalShardHost } from "../shard/host.js";
+
+export interface NodeApiOptions {
+  readonly nc: NatsConnection;
+  readonly node: ApiNode;
+  readonly catalog: () => Catalog;
+  readonly shards: LocalShardHost;
+  readonly clickhouse: ClickhouseHttp | undefined;
+  readonly grpcPort: number;
+  readonly replicas: number;
+  readonly log: (line: string) => void;
+}
+
+export interface NodeApi {
+  readonly engine: ProxistQueryEngine;
+  readonly server: ApiServer;
+  stop(): Promise<void>;
+}
+
+export function queryEngineOf(catalog: () => Catalog, shards: LocalShardHost, clickhouse: ClickhouseHttp | undefined): ProxistQueryEngine {
+  return new ProxistQueryEngine({
+    source: shardHostSource(catalog, shards),
+    ...(clickhouse ? { cold: new ClickhouseColdSource(clickhouse) } : {}),
+  });
+}
+
+export async function startNodeApi(o: NodeApiOptions): Promise<NodeApi> {
+  const engine = queryEngineOf(o.catalog, o.shards, o.clickhouse);
+  const tokens = await TokenVerifier.open(o.nc, { replicas: o.replicas });
+  const server = await startApiServer({ node: o.node, tokens, queryEngine: engine, port: o.grpcPort, log: o.log });
+  return {
+    engine,
+    server,
+    stop: async () => {
+      await server.stop(1000);
+      tokens.close();
+    },
+  };
+}
