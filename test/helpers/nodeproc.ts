@@ -22,6 +22,12 @@ export async function spawnNodeProcess(natsUrl: string, env: Record<string, stri
   });
   let out = "";
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  // A node that never became ready must not outlive the test (it would own shards of later tests).
+  const giveUp = async (e: Error): Promise<never> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    await exited;
+    throw e;
+  };
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`node process not up after 30 s:\n${out}`)), 30_000);
     const onData = (d: Buffer): void => {
@@ -34,12 +40,12 @@ export async function spawnNodeProcess(natsUrl: string, env: Record<string, stri
     child.stdout!.on("data", onData);
     child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
     void exited.then(() => reject(new Error(`node process exited before it was up:\n${out}`)));
-  });
-  const httpPort = Number(/http :(\d+)\)/.exec(out)?.[1] ?? 0);
+  }).catch(giveUp);
+  const httpPort = Number(/http :(\d+)[,)]/.exec(out)?.[1] ?? 0);
   // "up" is printed before the catalog is loaded; ready means it serves the tenants.
   const deadline = Date.now() + 30_000;
   while (!(await fetch(`http://127.0.0.1:${httpPort}/readyz`).then((r) => r.ok, () => false))) {
-    if (Date.now() > deadline) throw new Error(`node process not ready after 30 s:\n${out}`);
+    if (Date.now() > deadline) await giveUp(new Error(`node process not ready after 30 s:\n${out}`));
     await new Promise((r) => setTimeout(r, 50));
   }
   return {
