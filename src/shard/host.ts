@@ -4,6 +4,7 @@
 // with the control plane the node agent calls start/stop from assignments.
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { ShardAddress } from "../../protocols/subjects.js";
+import { shardKey } from "../control/shard.js";
 import type { Catalog } from "../catalog.js";
 import type { SnapshotStore } from "../snapshot/store.js";
 import { SinkRuntime } from "../sink/runtime.js";
@@ -12,7 +13,6 @@ import type { SinkClickhouse } from "../sink/clickhouseio.js";
 import { DecodedRecordCache } from "../sink/decoded.js";
 import { ShardRuntime } from "./runtime.js";
 
-export const shardKey = (s: ShardAddress): string => `${s.tenant}.${s.table}.${s.bucket}`;
 
 /** What every sink of the host shares: the ClickHouse and the tuning. */
 export interface HostSinkOptions extends Pick<SinkRuntimeOptions, "limits" | "retry" | "maxAckPending" | "unsafeSkipLandedCheck"> {

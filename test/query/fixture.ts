@@ -34,16 +34,9 @@ export interface WalRecord {
   readonly batch: TickBatch;
 }
 
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The project's seeded PRNG (mulberry32): a failing case reproduces. */
+import { rng } from "../../src/demo/randomwalk.js";
+export { rng };
 
 export const T_BASE = Date.UTC(2024, 0, 2, 14, 30) * 1000;
 /** Ticks fall in [T_BASE, T_BASE + SPAN). Timestamps are multiples of 1 ms, so many are equal. */

@@ -19,17 +19,9 @@ export const DAY_MICROS = 86_400_000_000;
 /** 2024-01-02T00:00:00Z */
 export const DAY0 = 19_724 * DAY_MICROS;
 
-/** mulberry32: seeded, so a failing case reproduces. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The project's seeded PRNG (mulberry32): a failing case reproduces. */
+import { rng } from "../../src/demo/randomwalk.js";
+export { rng };
 
 export const SYMS = ["MSFT", "AAPL", "IBM", "BRK.B", "Äpfel", "ZZ"];
 
