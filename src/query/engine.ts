@@ -15,6 +15,7 @@ import type { OutField, OutTable } from "./output.js";
 import { lowerBound } from "./series.js";
 import type { SymbolSeries } from "./series.js";
 import type { ColdSource, TableSource } from "./source.js";
+import { fastRangeOp } from "./rangefast.js";
 
 export type QueryFailureCode = "INVALID_ARGUMENT" | "NOT_FOUND" | "PERMISSION_DENIED" | "FAILED_PRECONDITION" | "UNAVAILABLE" | "DEADLINE_EXCEEDED";
 
@@ -71,13 +72,16 @@ export class ProxistQueryEngine {
 
   /** Runs `query` and yields its record batches (the schema metadata carries notes). */
   async *run(tenant: string, query: unknown, signal: AbortSignal): AsyncIterable<RecordBatch> {
-    const r = await this.execute(tenant, query, signal);
+    const maxRows = this.options.maxBatchRows ?? 1 << 20;
+    const r = await this.compute(tenant, query, signal, maxRows);
     const meta = new Map<string, string>([["proxist.complete", r.notes.length === 0 ? "true" : "false"]]);
     if (r.notes.length > 0) meta.set("proxist.notes", r.notes.join("\n"));
     const schema = arrowSchema(r.fields, meta);
-    for (const b of toRecordBatches(r.table, schema, this.options.maxBatchRows)) {
-      if (signal.aborted) throw signal.reason;
-      yield b;
+    for (const t of r.tables) {
+      for (const b of toRecordBatches(t, schema, maxRows)) {
+        if (signal.aborted) throw signal.reason;
+        yield b;
+      }
     }
   }
 
@@ -123,6 +127,12 @@ export class ProxistQueryEngine {
 
   /** Runs a query and returns its result as columns (tests and benchmarks use this directly). */
   async execute(tenant: string, query: unknown, signal?: AbortSignal): Promise<QueryResult> {
+    const { tables, ...r } = await this.compute(tenant, query, signal, Infinity);
+    return { ...r, table: tables[0]! };
+  }
+
+  /** The result as tables of at most `chunkRows` rows where an operator can produce it so (the range fast path); at least one table. */
+  private async compute(tenant: string, query: unknown, signal: AbortSignal | undefined, chunkRows: number): Promise<Omit<QueryResult, "table"> & { tables: readonly OutTable[] }> {
     const q = this.parse(tenant, query);
     const { left, right } = this.specs(tenant, q);
     const fields = plan(() => fieldsOf(q, left, right));
@@ -139,8 +149,9 @@ export class ProxistQueryEngine {
       coldRows += l.coldRows;
       return l.series;
     };
-    const table = await this.runOp(tenant, q, left, right, cols, load, use, signal);
-    return { fields, table, notes, coldRows };
+    const fast = q.op === "range" ? plan(() => fastRangeOp(q, left, this.options.source.shards(tenant, left.name), chunkRows)) : undefined;
+    const tables = fast ?? [await this.runOp(tenant, q, left, right, cols, load, use, signal)];
+    return { fields, tables, notes, coldRows };
   }
 
   private async runOp(

@@ -3,6 +3,7 @@
 // code answers hot-only and seam-spanning queries.
 import type { Aggregate, AsofQuery, BarsQuery, ByQuery, GroupByQuery, Query, RangeQuery, RollingQuery, WindowJoinQuery } from "../../protocols/query.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
+import type { SeamRow } from "../hotset/index.js";
 import { allocValueArray } from "../codec/tickbatch.js";
 import type { ValueArray } from "../codec/tickbatch.js";
 import { orderRows } from "./order.js";
@@ -15,6 +16,7 @@ import { before, lowerBound, upperBound } from "./series.js";
 import type { HotShard } from "./source.js";
 import type { SymbolSeries } from "./series.js";
 import { ema, slidingAggregates } from "./window.js";
+import { symbolsInOrder, symbolsListed } from "./symorder.js";
 import type { AggInput } from "./window.js";
 
 /** A query that names something that does not exist or cannot be combined. */
@@ -458,54 +460,43 @@ export function fastByOp(q: ByQuery, spec: TableSpec, shards: readonly HotShard[
     if (H > 0 && (q.op === "lastBy" ? q.t1 <= H : q.t0 < H)) return undefined;
   }
   const cols = selectedColumns(spec, q.columns);
-  const found: { sym: string; ts: number; values: number[] }[] = [];
-  const wanted = q.symbols === undefined ? undefined : new Set(q.symbols);
-  for (const sh of shards) {
-    const table = sh.table;
-    const names = table.symbols();
-    for (let id = 0; id < names.length; id++) {
-      const sym = names[id]!;
-      if (wanted !== undefined && !wanted.has(sym)) continue;
-      const s = table.series(id);
-      if (s === undefined) continue;
-      let ts = Number.NaN;
-      let values: number[] = [];
-      if (q.op === "lastBy") {
-        const i = s.lowerBound(q.t1) - 1;
-        const seam = table.seam(id);
-        // The seam row is the greatest cold row: it wins over a hot row only if it is later (a late unpersisted row can be older).
-        const hotWins = i >= 0 && (seam === null || !before(s.tsAt(i), s.lsnAt(i), s.rowInRecordAt(i), seam.tsMicros, seam.lsn, seam.rowInRecord));
-        if (hotWins) {
-          ts = s.tsAt(i);
-          values = cols.map((j) => s.valueAt(j, i));
-        } else if (seam !== null) {
-          ts = seam.tsMicros;
-          values = cols.map((j) => seam.values[j]!);
-        }
-      } else {
-        const i = s.lowerBound(q.t0);
-        if (i < s.length) {
-          ts = s.tsAt(i);
-          values = cols.map((j) => s.valueAt(j, i));
-        }
-      }
-      if (ts === ts && ts >= q.t0 && ts < q.t1) found.push({ sym, ts, values });
+  const candidates = q.symbols === undefined ? symbolsInOrder(shards) : symbolsListed(q.symbols, spec, shards);
+  const n = candidates.length;
+  const names: string[] = [];
+  const ts = new Float64Array(n);
+  const values = cols.map((j) => allocValueArray(spec.columns[j]!.type, n));
+  let k = 0;
+  for (const c of candidates) {
+    const table = shards[c.shard]!.table;
+    const s = table.series(c.id);
+    if (s === undefined) continue;
+    let i: number;
+    let seam: SeamRow | null = null;
+    if (q.op === "lastBy") {
+      i = s.lowerBound(q.t1) - 1;
+      seam = table.seam(c.id);
+      // The seam row is the greatest cold row: it wins over a hot row only if it is later (a late unpersisted row can be older).
+      if (i >= 0 && seam !== null && before(s.tsAt(i), s.lsnAt(i), s.rowInRecordAt(i), seam.tsMicros, seam.lsn, seam.rowInRecord)) i = -1;
+      else if (i >= 0) seam = null;
+    } else {
+      i = s.lowerBound(q.t0);
+      if (i >= s.length) i = -1;
     }
+    const t = i >= 0 ? s.tsAt(i) : seam !== null ? seam.tsMicros : Number.NaN;
+    if (!(t >= q.t0 && t < q.t1)) continue;
+    ts[k] = t;
+    for (let v = 0; v < cols.length; v++) values[v]![k] = i >= 0 ? s.valueAt(cols[v]!, i) : seam!.values[cols[v]!]!;
+    names.push(c.name);
+    k++;
   }
-  found.sort((a, b) => compareStrings(a.sym, b.sym));
   const fields = fieldsOf(q, spec, undefined);
-  const n = found.length;
   return {
-    rows: n,
-    symbols: found.map((f) => f.sym),
+    rows: k,
+    symbols: names,
     columns: [
-      { field: fields[0]!, data: Int32Array.from(found, (_, i) => i) },
-      { field: fields[1]!, data: Float64Array.from(found, (f) => f.ts) },
-      ...cols.map((j, c): OutColumn => {
-        const data = allocValueArray(spec.columns[j]!.type, n);
-        found.forEach((f, i) => (data[i] = f.values[c]!));
-        return { field: fields[2 + c]!, data };
-      }),
+      { field: fields[0]!, data: Int32Array.from(names.keys()) },
+      { field: fields[1]!, data: ts.subarray(0, k) },
+      ...cols.map((_, c): OutColumn => ({ field: fields[2 + c]!, data: values[c]!.subarray(0, k) as OutColumn["data"] })),
     ],
   };
 }

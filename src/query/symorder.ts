@@ -1,0 +1,62 @@
+// The symbols of a table's hot shards in name order. Last-by and the range
+// fast path walk every symbol per query; sorting ~1,000 names each time costs
+// more than the walk. A shard's order is cached until it learns a symbol
+// (symbols are only ever added), and the shards' lists are merged per query.
+import { bucketOf } from "../../protocols/routing.js";
+import type { TableSpec } from "../../protocols/tablespec.js";
+import type { HotTable } from "../hotset/index.js";
+import { compareStrings } from "./load.js";
+import type { HotShard } from "./source.js";
+
+interface Order {
+  readonly count: number;
+  readonly names: readonly string[];
+  readonly ids: Int32Array;
+}
+
+const cache = new WeakMap<HotTable, Order>();
+
+function orderOf(table: HotTable): Order {
+  const hit = cache.get(table);
+  if (hit !== undefined && hit.count === table.symbolCount) return hit;
+  const all = table.symbols();
+  const ids = Int32Array.from(all.keys()).sort((a, b) => compareStrings(all[a]!, all[b]!));
+  const o = { count: all.length, names: Array.from(ids, (id) => all[id]!), ids };
+  cache.set(table, o);
+  return o;
+}
+
+export interface SymbolRef {
+  readonly name: string;
+  /** Index into the shards list. */
+  readonly shard: number;
+  readonly id: number;
+}
+
+/** Every symbol of `shards` in name order (a symbol lives in one shard only). */
+export function symbolsInOrder(shards: readonly HotShard[]): SymbolRef[] {
+  const orders = shards.map((s) => orderOf(s.table));
+  const pos = new Int32Array(orders.length);
+  const out: SymbolRef[] = [];
+  for (;;) {
+    let best = -1;
+    for (let k = 0; k < orders.length; k++) {
+      if (pos[k]! < orders[k]!.count && (best < 0 || compareStrings(orders[k]!.names[pos[k]!]!, orders[best]!.names[pos[best]!]!) < 0)) best = k;
+    }
+    if (best < 0) return out;
+    const o = orders[best]!;
+    const i = pos[best]!++;
+    out.push({ name: o.names[i]!, shard: best, id: o.ids[i]! });
+  }
+}
+
+/** The listed symbols that `shards` hold, in name order. */
+export function symbolsListed(symbols: readonly string[], spec: TableSpec, shards: readonly HotShard[]): SymbolRef[] {
+  const out: SymbolRef[] = [];
+  for (const name of [...symbols].sort(compareStrings)) {
+    const shard = shards.findIndex((s) => s.bucket === bucketOf(name, spec.shards));
+    const id = shard < 0 ? undefined : shards[shard]!.table.lookup(name);
+    if (id !== undefined) out.push({ name, shard, id });
+  }
+  return out;
+}
