@@ -45,7 +45,8 @@ export function serverDefinition(service: DescService, maxMessageBytes: number):
       originalName: m.localName,
       requestSerialize: (v) => asBuffer(toBinary(m.input, v as MessageShape<typeof m.input>)),
       requestDeserialize: (b: Buffer) => decodeSafely(m.input, b, maxMessageBytes),
-      responseSerialize: (v) => asBuffer(toBinary(m.output, v as MessageShape<typeof m.output>)),
+      // A handler may write a response it encoded itself (DoGet's FlightData): bytes pass through.
+      responseSerialize: (v) => (v instanceof Uint8Array ? asBuffer(v) : asBuffer(toBinary(m.output, v as MessageShape<typeof m.output>))),
       responseDeserialize: (b: Buffer) => fromBinary(m.output, b),
     };
   }
@@ -60,7 +61,8 @@ export function clientDefinition(service: DescService): ServiceDefinition {
       path: `/${service.typeName}/${m.name}`,
       ...streams(m),
       originalName: m.localName,
-      requestSerialize: (v) => asBuffer(toBinary(m.input, v as MessageShape<typeof m.input>)),
+      // Requests the caller encoded itself (FlightData for DoPut) pass through.
+      requestSerialize: (v) => (v instanceof Uint8Array ? asBuffer(v) : asBuffer(toBinary(m.input, v as MessageShape<typeof m.input>))),
       requestDeserialize: (b: Buffer) => fromBinary(m.input, b),
       responseSerialize: (v) => asBuffer(toBinary(m.output, v as MessageShape<typeof m.output>)),
       responseDeserialize: (b: Buffer) => fromBinary(m.output, b),

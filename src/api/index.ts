@@ -13,4 +13,4 @@ export type { TokenCheck } from "./auth.js";
 export { scopedTable } from "./scope.js";
 export type { Scope } from "./scope.js";
 export type { PutAck } from "./flight/doput.js";
-export { FlightClient, ProxistClient, bearer } from "./client.js";
+export { FlightClient, LARGE_READS, ProxistClient, bearer } from "./client.js";

@@ -206,7 +206,8 @@ export function rbSlotValues(widths: Int32Array, rows: number, out: Float64Array
 
 const slotScratch = new Float64Array(2 + 64 + 2 * 128);
 
-function writeMeta(out: Uint8Array, dv: DataView, p: number, t: MetaTemplate, values: Float64Array): number {
+/** Writes the framed metadata of template `t` at `p` with its slots set to `values`; returns the position after it. */
+export function writeMeta(out: Uint8Array, dv: DataView, p: number, t: MetaTemplate, values: Float64Array): number {
   out.set(t.bytes, p);
   const slots = t.slots;
   for (let k = 0; k < slots.length; k++) putU64(dv, p + slots[k]!, values[k]!);

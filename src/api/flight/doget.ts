@@ -1,36 +1,34 @@
 // Flight DoGet: the ticket is a JSON query. The stream is the schema message,
-// then per result batch its dictionaries and the record batch, as FlightData
-// (data_header = flatbuffer Message, data_body = body). Cancel and deadline
-// stop the engine.
-import { create } from "@bufbuild/protobuf";
+// then per result batch its dictionary (when it changed) and the record batch,
+// as FlightData (data_header = flatbuffer Message, data_body = body) written
+// as protobuf bytes (wire.ts). Cancel and deadline stop the engine.
 import type { ServerWritableStream } from "@grpc/grpc-js";
-import { FlightDataSchema } from "../../../protocols/gen/arrow/flight/protocol/Flight_pb.js";
-import type { FlightData, Ticket } from "../../../protocols/gen/arrow/flight/protocol/Flight_pb.js";
-import { batchMessages, chunks, conform, schemaMessage } from "../arrowout.js";
+import type { Ticket } from "../../../protocols/gen/arrow/flight/protocol/Flight_pb.js";
+import { conform, schemaMessage } from "../arrowout.js";
 import { authenticate, authorize } from "../auth.js";
 import { controlCall, writeFlowing } from "../callctl.js";
 import { failCall } from "../context.js";
 import type { ApiContext } from "../context.js";
 import { unwrap } from "../grpcdef.js";
 import type { Decoded } from "../grpcdef.js";
-import type { IpcMessage } from "../ipc/index.js";
 import { ticketQuery } from "./descriptor.js";
-
-const flightData = (m: IpcMessage): FlightData => create(FlightDataSchema, { dataHeader: m.header, dataBody: m.body });
+import { FlightBatchWriter, flightDataBytes } from "./wire.js";
 
 export function doGetHandler(ctx: ApiContext) {
-  return (call: ServerWritableStream<Decoded<Ticket>, FlightData>): void => {
+  return (call: ServerWritableStream<Decoded<Ticket>, Uint8Array>): void => {
     const ctl = controlCall(call);
     void (async () => {
       const principal = await authenticate(ctx.tokens, call.metadata);
       authorize(principal, "query");
       const query = ticketQuery(principal, unwrap(call.request).ticket);
       const schema = await ctx.engine.schema(principal.tenant, query);
-      await writeFlowing(call, flightData(schemaMessage(schema)), ctl.signal);
+      const first = schemaMessage(schema);
+      await writeFlowing(call, flightDataBytes(first.header, first.body), ctl.signal);
+      const writer = new FlightBatchWriter();
       for await (const batch of ctx.engine.run(principal.tenant, query, ctl.signal)) {
-        for (const chunk of chunks(conform(schema, batch), ctx.limits.maxChunkRows)) {
-          if (ctl.signal.aborted || chunk.numRows === 0) continue;
-          for (const m of batchMessages(chunk)) await writeFlowing(call, flightData(m), ctl.signal);
+        for (const bytes of writer.messages(conform(schema, batch), ctx.limits.maxChunkRows)) {
+          if (ctl.signal.aborted) break;
+          await writeFlowing(call, bytes, ctl.signal);
         }
         if (ctl.signal.aborted) break;
       }
