@@ -3,12 +3,15 @@
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { MALLOC_TUNABLES } from "../../src/config/defaults.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 
 export interface NodeProcess {
   readonly child: ChildProcess;
   readonly httpPort: number;
+  /** The gRPC/Flight port, 0 when the node serves no API. */
+  readonly grpcPort: number;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   output(): string;
   kill(signal?: NodeJS.Signals): Promise<void>;
@@ -17,7 +20,7 @@ export interface NodeProcess {
 export async function spawnNodeProcess(natsUrl: string, env: Record<string, string> = {}, args: string[] = []): Promise<NodeProcess> {
   const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts", "node", "--nats", natsUrl, "--http-port", "0", "--grpc-port", "0", ...args], {
     cwd: root,
-    env: { ...process.env, ...env },
+    env: { GLIBC_TUNABLES: MALLOC_TUNABLES, ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -42,6 +45,7 @@ export async function spawnNodeProcess(natsUrl: string, env: Record<string, stri
     void exited.then(() => reject(new Error(`node process exited before it was up:\n${out}`)));
   }).catch(giveUp);
   const httpPort = Number(/http :(\d+)[,)]/.exec(out)?.[1] ?? 0);
+  const grpcPort = Number(/grpc :(\d+)\)/.exec(out)?.[1] ?? 0);
   // "up" is printed before the catalog is loaded; ready means it serves the tenants.
   const deadline = Date.now() + 30_000;
   while (!(await fetch(`http://127.0.0.1:${httpPort}/readyz`).then((r) => r.ok, () => false))) {
@@ -51,6 +55,7 @@ export async function spawnNodeProcess(natsUrl: string, env: Record<string, stri
   return {
     child,
     httpPort,
+    grpcPort,
     exited,
     output: () => out,
     kill: async (signal = "SIGKILL") => {
