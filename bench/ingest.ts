@@ -13,7 +13,7 @@ import { RandomWalk, symbolNames } from "../src/demo/randomwalk.js";
 import { DEFAULT_CLUSTER_SPEC } from "../protocols/tablespec.js";
 import { spawnNodeProcess } from "../test/helpers/nodeproc.js";
 import { loadavg } from "node:os";
-import { median, percentile, round, writeResult } from "./lib.js";
+import { latencies, median, percentile, round, writeResult } from "./lib.js";
 
 const BATCH = 1000;
 const BATCHES = Number(process.env.BENCH_BATCHES ?? 2000);
@@ -33,17 +33,6 @@ async function pipelined(n: number, send: (i: number) => Promise<unknown>): Prom
     }),
   );
   return (performance.now() - t0) / 1000;
-}
-
-async function latencies(n: number, once: () => Promise<unknown>): Promise<number[]> {
-  for (let i = 0; i < 50; i++) await once(); // warm-up
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t0 = performance.now();
-    await once();
-    out.push(performance.now() - t0);
-  }
-  return out.sort((a, b) => a - b);
 }
 
 async function main(): Promise<void> {

@@ -20,6 +20,18 @@ export function median(xs: readonly number[]): number {
 
 export const round = (x: number, digits = 3): number => Number(x.toFixed(digits));
 
+/** `n` timings (ms, sorted) of `once` after 50 untimed calls of warm-up, one call at a time. */
+export async function latencies(n: number, once: () => Promise<unknown>): Promise<number[]> {
+  for (let i = 0; i < 50; i++) await once();
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await once();
+    out.push(performance.now() - t0);
+  }
+  return out.sort((a, b) => a - b);
+}
+
 /** Writes bench/results/<name>.json and prints it. */
 export function writeResult(name: string, figures: Record<string, number>, notes: Record<string, unknown> = {}): void {
   const dir = fileURLToPath(new URL("./results/", import.meta.url));
