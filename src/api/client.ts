@@ -25,7 +25,7 @@ const flightDefinition = {
   },
 };
 
-/** new FlightClient(`host:port`, credentials.createInsecure()); methods: handshake, doGet, doPut, ... (FlightData may be passed as encoded bytes). */
+/** new FlightClient(`host:port`, credentials.createInsecure()); methods: handshake, doGet, doPut, .... */
 export const FlightClient: ServiceClientConstructor = makeGenericClientConstructor(flightDefinition, FlightService.typeName);
 
 /**

@@ -61,8 +61,7 @@ export function clientDefinition(service: DescService): ServiceDefinition {
       path: `/${service.typeName}/${m.name}`,
       ...streams(m),
       originalName: m.localName,
-      // Requests the caller encoded itself (FlightData for DoPut) pass through.
-      requestSerialize: (v) => (v instanceof Uint8Array ? asBuffer(v) : asBuffer(toBinary(m.input, v as MessageShape<typeof m.input>))),
+      requestSerialize: (v) => asBuffer(toBinary(m.input, v as MessageShape<typeof m.input>)),
       requestDeserialize: (b: Buffer) => fromBinary(m.input, b),
       responseSerialize: (v) => asBuffer(toBinary(m.output, v as MessageShape<typeof m.output>)),
       responseDeserialize: (b: Buffer) => fromBinary(m.output, b),

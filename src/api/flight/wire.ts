@@ -59,23 +59,22 @@ export function readFlightData(buf: Uint8Array): { dataHeader: Uint8Array; appMe
   const empty = buf.subarray(0, 0);
   const out = { dataHeader: empty, appMetadata: empty, dataBody: empty };
   let p = 0;
+  // A varint of at most 5 bytes, or -1 when it runs past the end or longer.
+  const varint = (): number => {
+    let v = 0;
+    for (let shift = 1; shift <= 2 ** 28; shift *= 128) {
+      if (p >= buf.length) return -1;
+      const b = buf[p++]!;
+      v += (b & 0x7f) * shift;
+      if ((b & 0x80) === 0) return v;
+    }
+    return -1;
+  };
   while (p < buf.length) {
-    let tag = 0;
-    let shift = 1;
-    for (let b = 0x80; b & 0x80; shift *= 128) {
-      if (p >= buf.length || shift > 2 ** 28) return undefined;
-      b = buf[p++]!;
-      tag += (b & 0x7f) * shift;
-    }
-    if ((tag & 7) !== 2) return undefined;
-    let len = 0;
-    shift = 1;
-    for (let b = 0x80; b & 0x80; shift *= 128) {
-      if (p >= buf.length || shift > 2 ** 28) return undefined;
-      b = buf[p++]!;
-      len += (b & 0x7f) * shift;
-    }
-    if (len > buf.length - p) return undefined;
+    const tag = varint();
+    if (tag < 0 || (tag & 7) !== 2) return undefined;
+    const len = varint();
+    if (len < 0 || len > buf.length - p) return undefined;
     const v = buf.subarray(p, p + len);
     p += len;
     const field = Math.floor(tag / 8);
