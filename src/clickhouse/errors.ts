@@ -116,7 +116,7 @@ function transportCode(err: unknown): string | undefined {
 /**
  * Classifies an error thrown by a ClickHouse request: already typed errors pass
  * through; socket errors become `ClickhouseUnavailableError`; errors of
- * `@clickhouse/client` (which cannot parse 18.16's exception text) become
+ * carrying a server exception text in their message become
  * `ClickhouseQueryError` with the code read from the message. Anything else is
  * returned unchanged.
  */
