@@ -5,6 +5,8 @@
 // IO is injected (controllerActors in src/control/controllerio.ts); the clock
 // is xstate's (delays) plus `now` for timestamps, so tests use SimulatedClock.
 import { assign, emit, enqueueActions, fromCallback, fromPromise, setup } from "xstate";
+import { errorMessage, ioErrorNote, notProvided as notProvidedBy } from "./common.js";
+import type { IoErrorEmitted, IoErrorParams } from "./common.js";
 import type { Catalog } from "../src/catalog.js";
 import { EMPTY_CATALOG } from "../src/catalog.js";
 import type { AssignmentTable, AssignmentWrite } from "../src/control/assignments.js";
@@ -79,7 +81,7 @@ export type ControllerEmitted =
   | { type: "elected"; term: number; revision: number }
   | { type: "steppedDown"; reason: string }
   | { type: "assigned"; term: number; writes: readonly AssignmentWrite[]; lastRevision: number }
-  | { type: "ioError"; operation: string; message: string };
+  | IoErrorEmitted;
 
 export interface AcquireInput {
   readonly record: LeaseRecord;
@@ -101,11 +103,8 @@ export interface WriteInput {
   readonly nowMs: number;
 }
 
-const notProvided = (name: string) => (): never => {
-  throw new Error(`controller: actor ${name} was not provided (use controllerActors(io))`);
-};
+const notProvided = (name: string): (() => never) => notProvidedBy("controller", name, "controllerActors(io)");
 
-const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 const isFenced = (e: unknown): boolean => e instanceof Error && e.name === "FencedError";
 
 /** The writes the leader would make now (pure; used by the guard and the write input). */
@@ -172,9 +171,10 @@ export const controllerMachine = setup({
       }),
     }),
     dropLeadership: assign({ lease: undefined, table: undefined, observation: undefined }),
-    noteError: enqueueActions(({ enqueue }, params: { operation: string; error: unknown }) => {
-      enqueue.assign({ lastError: `${params.operation}: ${message(params.error)}` });
-      enqueue.emit({ type: "ioError", operation: params.operation, message: message(params.error) });
+    noteError: enqueueActions(({ enqueue }, params: IoErrorParams) => {
+      const note = ioErrorNote(params);
+      enqueue.assign({ lastError: note.lastError });
+      enqueue.emit(note.emitted);
     }),
   },
 }).createMachine({
@@ -325,7 +325,7 @@ export const controllerMachine = setup({
                   {
                     guard: { type: "fenced", params: ({ event }) => ({ error: event.error }) },
                     target: "#controller.steppingDown",
-                    actions: emit(({ event }) => ({ type: "steppedDown" as const, reason: message(event.error) })),
+                    actions: emit(({ event }) => ({ type: "steppedDown" as const, reason: errorMessage(event.error) })),
                   },
                   { target: "fenceBackoff", actions: { type: "noteError", params: ({ event }) => ({ operation: "fence px_assign", error: event.error }) } },
                 ],
@@ -356,7 +356,7 @@ export const controllerMachine = setup({
                   {
                     guard: { type: "fenced", params: ({ event }) => ({ error: event.error }) },
                     target: "#controller.steppingDown",
-                    actions: emit(({ event }) => ({ type: "steppedDown" as const, reason: message(event.error) })),
+                    actions: emit(({ event }) => ({ type: "steppedDown" as const, reason: errorMessage(event.error) })),
                   },
                   { target: "backoff", actions: { type: "noteError", params: ({ event }) => ({ operation: "write px_assign", error: event.error }) } },
                 ],
