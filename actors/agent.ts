@@ -4,14 +4,12 @@
 // under an older lease revision than its assignment is restarted: fencing).
 // Draining hands shards back before leaving; a node that cannot heartbeat for
 // `isolationMs` stops its shards itself, since the leader has moved them.
-// IO is injected (agentActors in src/control/agentio.ts).
+// IO is injected (agentActors in src/node/control/agentio.ts).
 import { assign, emit, enqueueActions, fromCallback, fromPromise, raise, setup } from "xstate";
 import { ioErrorNote, notProvided as notProvidedBy } from "./common.js";
 import type { IoErrorEmitted, IoErrorParams } from "./common.js";
-import type { Assignment } from "../src/control/assignments.js";
-import type { NodePhase } from "../src/control/heartbeat.js";
-import type { ShardRef } from "../src/control/shard.js";
-import { shardKey } from "../src/control/shard.js";
+import { shardKey } from "../src/control/index.js";
+import type { Assignment, NodePhase, ShardRef } from "../src/control/index.js";
 
 export interface AgentInput {
   readonly nodeId: string;

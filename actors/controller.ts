@@ -2,22 +2,15 @@
 // leader, reconciliation of the desired specs and live nodes into shard
 // assignments in px_assign. Runs in every node; exactly one is leader at a
 // time, and a leader that lost its lease is fenced by NATS (see assignments.ts).
-// IO is injected (controllerActors in src/control/controllerio.ts); the clock
+// IO is injected (controllerActors in src/node/control/controllerio.ts); the clock
 // is xstate's (delays) plus `now` for timestamps, so tests use SimulatedClock.
 import { assign, emit, enqueueActions, fromCallback, fromPromise, setup } from "xstate";
 import { errorMessage, ioErrorNote, notProvided as notProvidedBy } from "./common.js";
 import type { IoErrorEmitted, IoErrorParams } from "./common.js";
 import type { Catalog } from "../src/catalog.js";
 import { EMPTY_CATALOG } from "../src/catalog.js";
-import type { AssignmentTable, AssignmentWrite } from "../src/control/assignments.js";
-import type { NodePhase } from "../src/control/heartbeat.js";
-import { isConflict } from "../src/control/kv.js";
-import { leaseVerdict, observeLease } from "../src/control/lease.js";
-import type { LeaseObservation, LeaseRecord, StoredLease } from "../src/control/lease.js";
-import { forgetNode, nextExpiry, placeableNodes, sightNode } from "../src/control/liveness.js";
-import type { NodeTable } from "../src/control/liveness.js";
-import { planAssignments } from "../src/control/plan.js";
-import { shardKey, shardsOfCatalog } from "../src/control/shard.js";
+import { forgetNode, isConflict, leaseVerdict, nextExpiry, observeLease, placeableNodes, planAssignments, shardKey, shardsOfCatalog, sightNode } from "../src/control/index.js";
+import type { AssignmentTable, AssignmentWrite, LeaseObservation, LeaseRecord, NodePhase, NodeTable, StoredLease } from "../src/control/index.js";
 
 export interface ControllerInput {
   /** This controller's id (the node id). */

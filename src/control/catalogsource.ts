@@ -6,13 +6,18 @@ import { KV_CONFIG } from "../../protocols/subjects.js";
 import { parseTenantSpec } from "../../protocols/tablespec.js";
 import type { TenantSpec } from "../../protocols/tablespec.js";
 import { catalogOf } from "../catalog.js";
+import type { Catalog } from "../catalog.js";
 import { openConfigBucket } from "../runtime/metadata.js";
-import type { CatalogSource } from "./controllerio.js";
 import { jsonValue } from "./kv.js";
 import type { ControlKv } from "./kv.js";
 import { natsControlKv } from "./natskv.js";
 
 const TENANT_PREFIX = "tenant.";
+
+/** Anything that calls back with the full catalog now and on every change (MetadataStore does). */
+export interface CatalogSource {
+  watch(onCatalog: (catalog: Catalog) => void): Promise<() => void>;
+}
 
 export function catalogFromKv(kv: ControlKv): CatalogSource {
   return {

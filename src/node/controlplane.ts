@@ -3,8 +3,9 @@
 // figures (not the sink's full status, which stays on /v1/shards).
 import { hostname } from "node:os";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { startControlPlane } from "../control/index.js";
-import type { ControlPlane, ControlPlaneOptions, ShardHost, ShardStatusLike } from "../control/index.js";
+import { startControlPlane } from "./control/index.js";
+import type { ShardHost, ShardStatusLike } from "../control/index.js";
+import type { ControlPlane, ControlPlaneOptions } from "./control/index.js";
 import type { MetadataStore } from "../runtime/metadata.js";
 import type { LocalShardHost } from "../shard/host.js";
 import type { Catalog } from "../catalog.js";

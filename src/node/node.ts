@@ -21,7 +21,7 @@ import { SinkClickhouse } from "../sink/clickhouseio.js";
 import { startNodeControlPlane } from "./controlplane.js";
 import { startNodeApi } from "./api.js";
 import type { NodeControlOptions } from "./controlplane.js";
-import type { ControlPlane } from "../control/index.js";
+import type { ControlPlane } from "./control/index.js";
 import type { ProxistQueryEngine } from "../query/index.js";
 import type { ShardAddress } from "../../protocols/subjects.js";
 

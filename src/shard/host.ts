@@ -4,7 +4,7 @@
 // with the control plane the node agent calls start/stop from assignments.
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { ShardAddress } from "../../protocols/subjects.js";
-import { shardKey } from "../control/shard.js";
+import { shardKey } from "../control/index.js";
 import type { Catalog } from "../catalog.js";
 import type { SnapshotStore } from "../snapshot/store.js";
 import { SinkRuntime } from "../sink/runtime.js";

@@ -4,16 +4,10 @@
 import type { SimulatedClock } from "xstate";
 import { catalogOf } from "../../src/catalog.js";
 import type { Catalog } from "../../src/catalog.js";
-import type { CatalogSource } from "../../src/control/controllerio.js";
-import { MemoryKv, PartitionedKv } from "../../src/control/memorykv.js";
-import { storesOver } from "../../src/control/stores.js";
-import type { ControlStores } from "../../src/control/stores.js";
-import type { ShardRef } from "../../src/control/shard.js";
-import { shardKey } from "../../src/control/shard.js";
-import type { ShardHost, ShardStatusLike } from "../../src/control/shardhost.js";
+import { MemoryKv, PartitionedKv, shardKey, storesOver } from "../../src/control/index.js";
+import type { CatalogSource, ControlStores, HeartbeatInfo, NodePhase, ShardHost, ShardRef, ShardStatusLike } from "../../src/control/index.js";
 import type { TenantSpec } from "../../protocols/tablespec.js";
 import { parseTenantSpec } from "../../protocols/tablespec.js";
-import type { HeartbeatInfo, NodePhase } from "../../src/control/heartbeat.js";
 
 /** Lets every pending promise (and promise chains) settle; no wall-clock time passes for the machines. */
 export async function flush(rounds = 5): Promise<void> {

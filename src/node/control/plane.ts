@@ -3,16 +3,11 @@
 // src/node/node.ts starts it after the NATS connection and the ShardHost exist,
 // and stops (or drains) it before closing the connection.
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { MetadataStore } from "../runtime/metadata.js";
-import { startControlServer } from "./ctlserver.js";
-import type { ControlServer } from "./ctlserver.js";
-import { controlBackend } from "./handlers.js";
-import { validateNodeId } from "./heartbeat.js";
+import type { MetadataStore } from "../../runtime/metadata.js";
+import { controlBackend, openControlStores, startControlServer, validateNodeId } from "../../control/index.js";
+import type { ControlServer, ControlStores, ShardHost } from "../../control/index.js";
 import { startAgent, startController } from "./runtime.js";
 import type { AgentHandle, ControllerHandle } from "./runtime.js";
-import type { ShardHost } from "./shardhost.js";
-import { openControlStores } from "./stores.js";
-import type { ControlStores } from "./stores.js";
 
 export interface ControlPlaneOptions {
   readonly nodeId: string;

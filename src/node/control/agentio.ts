@@ -2,12 +2,9 @@
 // status), the px_assign watcher, and ShardHost calls. Provide with
 // agentMachine.provide({ actors: agentActors(...) }).
 import { fromCallback, fromPromise } from "xstate";
-import type { AgentEvent, ApplyResult, HeartbeatInput, HostedShard, ShardWork } from "../../actors/agent.js";
-import type { AssignmentStore } from "./assignments.js";
-import type { HeartbeatStore } from "./heartbeat.js";
-import { shardKey } from "./shard.js";
-import type { ShardHost, ShardStatusLike } from "./shardhost.js";
-import { runWatch } from "./watchactor.js";
+import type { AgentEvent, ApplyResult, HeartbeatInput, HostedShard, ShardWork } from "../../../actors/agent.js";
+import { runWatch, shardKey } from "../../control/index.js";
+import type { AssignmentStore, HeartbeatStore, ShardHost, ShardStatusLike } from "../../control/index.js";
 
 export interface AgentIO {
   readonly nodeId: string;
