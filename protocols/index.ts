@@ -1,6 +1,7 @@
 // Public surface of protocols/: schemas, codecs, subject names, routing.
 export * from "./subjects.js";
 export * from "./routing.js";
+export * from "./shardstatus.js";
 export * from "./errors.js";
 export * from "./codec.js";
 export * from "./ingest.js";

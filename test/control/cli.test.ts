@@ -7,6 +7,7 @@ import { ControlError, diffClusterSpec, formatDiff, handleControl, shardViews } 
 import type { ClusterState, ControlBackend } from "../../src/control/index.js";
 import { MetadataConflictError } from "../../src/runtime/metadata.js";
 import type { StoredTenant } from "../../src/runtime/metadata.js";
+import { shardStatus } from "../../protocols/shardstatus.js";
 import { parseClusterSpec } from "../../protocols/tablespec.js";
 import type { ClusterSpec } from "../../protocols/tablespec.js";
 import { controllerMachine } from "../../actors/controller.js";
@@ -87,7 +88,7 @@ describe("control handlers", () => {
         nowMs: 10_000,
         lease: { record: { holder: "n1", term: 3, leaseMs: 5000, renewedAtMs: 0 }, revision: 40 },
         leaseCreatedMs: 9_000,
-        heartbeats: new Map([["n1", { info: { ...heartbeat("n1"), shards: [{ tenant: "acme", table: "trades", bucket: 0, state: "live", appliedLsn: 9, leaseRevision: 5 }] }, revision: 3, createdMs: 9_500 }]]),
+        heartbeats: new Map([["n1", { info: { ...heartbeat("n1"), shards: [shardStatus({ tenant: "acme", table: "trades", bucket: 0 }, "live", { appliedLsn: 9, leaseRevision: 5 })] }, revision: 3, createdMs: 9_500 }]]),
         assignments: new Map([
           ["acme.trades.0", { node: "n1", leaseRevision: 5, term: 3, assignedAtMs: 0 }],
           ["acme.trades.1", { node: "n9", leaseRevision: 6, term: 3, assignedAtMs: 0 }],

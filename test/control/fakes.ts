@@ -5,7 +5,9 @@ import type { SimulatedClock } from "xstate";
 import { catalogOf } from "../../src/catalog.js";
 import type { Catalog } from "../../src/catalog.js";
 import { MemoryKv, PartitionedKv, shardKey, storesOver } from "../../src/control/index.js";
-import type { CatalogSource, ControlStores, HeartbeatInfo, NodePhase, ShardHost, ShardRef, ShardStatusLike } from "../../src/control/index.js";
+import type { CatalogSource, ControlStores, HeartbeatInfo, NodePhase, ShardHost, ShardRef } from "../../src/control/index.js";
+import { shardStatus } from "../../protocols/shardstatus.js";
+import type { ShardStatus } from "../../protocols/shardstatus.js";
 import type { TenantSpec } from "../../protocols/tablespec.js";
 import { parseTenantSpec } from "../../protocols/tablespec.js";
 
@@ -79,10 +81,10 @@ export class FakeHost implements ShardHost {
     this.calls.push({ op: "stop", key });
     this.running.delete(key);
   }
-  status(): ShardStatusLike[] {
+  status(): ShardStatus[] {
     return [...this.running].map(([key, rev]) => {
       const [tenant, table, bucket] = key.split(".");
-      return { tenant: tenant!, table: table!, bucket: Number(bucket), state: "live", leaseRevision: rev, appliedLsn: 10, persistedLsn: 5 };
+      return shardStatus({ tenant: tenant!, table: table!, bucket: Number(bucket) }, "live", { leaseRevision: rev, appliedLsn: 10, persistedLsn: 5 });
     });
   }
 }
