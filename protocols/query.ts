@@ -17,6 +17,7 @@ import {
   WindowJoinOpSchema,
 } from "./gen/proxist/v1/query_pb.js";
 import type { Query as QueryProto } from "./gen/proxist/v1/query_pb.js";
+import { TaggedError } from "./tagged.js";
 
 export const QUERY_VERSION = 1;
 export const QUERY_OPS = ["range", "lastBy", "firstBy", "asof", "windowJoin", "rolling", "bars", "groupBy"] as const;
@@ -34,10 +35,7 @@ export const MAX_QUERY_TS = Date.UTC(2200, 0, 1) * 1000;
 export const MICROS_PER_DAY = 86_400_000_000;
 
 /** A query that broke a rule; `message` names the field, the rule and the fix. */
-export class QueryValidationError extends Error {
-  override readonly name = "QueryValidationError";
-  readonly _tag = "QueryValidationError";
-}
+export class QueryValidationError extends TaggedError("QueryValidationError") {}
 
 // ---- JSON schema -------------------------------------------------------------
 

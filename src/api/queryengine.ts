@@ -4,13 +4,12 @@
 // resolve every table name of a query with scopedTable({ tenant }, [name]), so
 // a name qualified with another tenant is PERMISSION_DENIED.
 import type { RecordBatch, Schema } from "apache-arrow";
+import { TaggedError } from "../../protocols/tagged.js";
 
 export type QueryErrorCode = "INVALID_ARGUMENT" | "NOT_FOUND" | "PERMISSION_DENIED" | "RESOURCE_EXHAUSTED" | "FAILED_PRECONDITION" | "UNAVAILABLE" | "DEADLINE_EXCEEDED";
 
 /** A query the engine refuses or cannot answer; `message` names the problem and the fix. */
-export class QueryError extends Error {
-  override readonly name = "QueryError";
-  readonly _tag = "QueryError";
+export class QueryError extends TaggedError("QueryError") {
   constructor(
     readonly code: QueryErrorCode,
     message: string,

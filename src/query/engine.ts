@@ -16,13 +16,12 @@ import { lowerBound } from "./series.js";
 import type { SymbolSeries } from "./series.js";
 import type { ColdSource, TableSource } from "./source.js";
 import { fastRangeOp } from "./rangefast.js";
+import { TaggedError } from "../../protocols/tagged.js";
 
 export type QueryFailureCode = "INVALID_ARGUMENT" | "NOT_FOUND" | "PERMISSION_DENIED" | "FAILED_PRECONDITION" | "UNAVAILABLE" | "DEADLINE_EXCEEDED";
 
 /** A query the engine refuses or cannot answer (`code` is a gRPC status name the API maps as is). */
-export class QueryFailure extends Error {
-  override readonly name = "QueryFailure";
-  readonly _tag = "QueryFailure";
+export class QueryFailure extends TaggedError("QueryFailure") {
   constructor(
     readonly code: QueryFailureCode,
     message: string,

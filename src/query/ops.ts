@@ -18,12 +18,10 @@ import type { SymbolSeries } from "./series.js";
 import { ema, slidingAggregates } from "./window.js";
 import { symbolsInOrder, symbolsListed } from "./symorder.js";
 import type { AggInput } from "./window.js";
+import { TaggedError } from "../../protocols/tagged.js";
 
 /** A query that names something that does not exist or cannot be combined. */
-export class QueryPlanError extends Error {
-  override readonly name = "QueryPlanError";
-  readonly _tag = "QueryPlanError";
-}
+export class QueryPlanError extends TaggedError("QueryPlanError") {}
 
 export function columnIndex(spec: TableSpec, name: string, field: string): number {
   const j = spec.columns.findIndex((c) => c.name === name);

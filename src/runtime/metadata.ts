@@ -18,11 +18,9 @@ import { parseTenantSpec } from "../../protocols/tablespec.js";
 import type { ClusterSpec, TenantSpec } from "../../protocols/tablespec.js";
 import { catalogOf } from "../catalog.js";
 import type { Catalog } from "../catalog.js";
+import { TaggedError } from "../../protocols/tagged.js";
 
-export class MetadataConflictError extends Error {
-  override readonly name = "MetadataConflictError";
-  readonly _tag = "MetadataConflictError";
-}
+export class MetadataConflictError extends TaggedError("MetadataConflictError") {}
 
 export interface StoredTenant {
   readonly spec: TenantSpec;

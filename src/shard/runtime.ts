@@ -15,11 +15,9 @@ import type { SnapshotStore } from "../snapshot/store.js";
 import { followWatermarks } from "../sink/watermark.js";
 import type { DecodedRecord, DecodedRecordCache } from "../sink/decoded.js";
 import type { WalEntry } from "./apply.js";
+import { TaggedError } from "../../protocols/tagged.js";
 
-export class LsnWaitTimeoutError extends Error {
-  override readonly name = "LsnWaitTimeoutError";
-  readonly _tag = "LsnWaitTimeoutError";
-}
+export class LsnWaitTimeoutError extends TaggedError("LsnWaitTimeoutError") {}
 
 /** Last LSN stored on a subject (0 when it has none). */
 export async function lastLsnOf(jsm: JetStreamManager, shard: ShardAddress): Promise<number> {

@@ -11,6 +11,7 @@ import { pingClickhouse } from "../../clickhouse/index.js";
 import { freePorts } from "./ports.js";
 import { spawnLogged } from "./process.js";
 import type { Spawned } from "./process.js";
+import { TaggedError } from "../../../protocols/tagged.js";
 
 /** How to run the server: `path` then `args` then `--config-file=...`. */
 export interface ClickhouseBinary {
@@ -19,15 +20,9 @@ export interface ClickhouseBinary {
   readonly args: readonly string[];
 }
 
-export class ClickhouseBinaryNotFoundError extends Error {
-  override readonly name = "ClickhouseBinaryNotFoundError";
-  readonly _tag = "ClickhouseBinaryNotFoundError";
-}
+export class ClickhouseBinaryNotFoundError extends TaggedError("ClickhouseBinaryNotFoundError") {}
 
-export class ClickhouseStartError extends Error {
-  override readonly name = "ClickhouseStartError";
-  readonly _tag = "ClickhouseStartError";
-}
+export class ClickhouseStartError extends TaggedError("ClickhouseStartError") {}
 
 export interface ClickhouseServerOptions {
   /** Config, data and logs go here; a fresh temp dir (removed by `dispose`) when omitted. */
