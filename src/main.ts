@@ -17,7 +17,7 @@ import type { ClickhouseServer } from "./runtime/servers/clickhouse.js";
 import { portInUse } from "./runtime/servers/portcheck.js";
 import { startNode } from "./node/node.js";
 import type { ProxistNode } from "./node/node.js";
-import { MetadataStore } from "./runtime/metadata.js";
+import { MetadataStore } from "./control/index.js";
 import { startDemoPublisher } from "./demo/publisher.js";
 
 const log = (line: string): void => console.log(line);

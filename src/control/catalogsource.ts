@@ -6,7 +6,7 @@ import { KV_CONFIG } from "../../protocols/subjects.js";
 import { parseTenantSpec } from "../../protocols/tablespec.js";
 import type { TenantSpec } from "../../protocols/tablespec.js";
 import { catalogOf } from "../catalog.js";
-import { openConfigBucket } from "../runtime/metadata.js";
+import { openConfigBucket } from "./metadata.js";
 import type { CatalogSource } from "./controllerio.js";
 import { jsonValue } from "./kv.js";
 import type { ControlKv } from "./kv.js";

@@ -26,6 +26,8 @@ export { sightNode, forgetNode, placeableNodes } from "./liveness.js";
 
 export type { ControlStores, ControlStoreOptions } from "./stores.js";
 export { openControlStores, storesOver } from "./stores.js";
+export { MetadataStore, MetadataConflictError, openConfigBucket } from "./metadata.js";
+export type { StoredTenant, MetadataSnapshot } from "./metadata.js";
 export type { ControllerIO, CatalogSource } from "./controllerio.js";
 export { catalogFromKv, openCatalogSource } from "./catalogsource.js";
 export { controllerActors } from "./controllerio.js";

@@ -3,7 +3,7 @@
 // src/node/node.ts starts it after the NATS connection and the ShardHost exist,
 // and stops (or drains) it before closing the connection.
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { MetadataStore } from "../runtime/metadata.js";
+import type { MetadataStore } from "./metadata.js";
 import { startControlServer } from "./ctlserver.js";
 import type { ControlServer } from "./ctlserver.js";
 import { controlBackend } from "./handlers.js";

@@ -5,7 +5,7 @@ import { hostname } from "node:os";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { startControlPlane } from "../control/index.js";
 import type { ControlPlane, ControlPlaneOptions, ShardHost, ShardStatusLike } from "../control/index.js";
-import type { MetadataStore } from "../runtime/metadata.js";
+import type { MetadataStore } from "../control/index.js";
 import type { LocalShardHost } from "../shard/host.js";
 import type { Catalog } from "../catalog.js";
 

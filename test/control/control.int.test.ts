@@ -11,7 +11,7 @@ import type { AgentHandle, ControllerHandle } from "../../src/control/runtime.js
 import { controlBackend } from "../../src/control/handlers.js";
 import { startControlServer } from "../../src/control/ctlserver.js";
 import type { ControlServer } from "../../src/control/ctlserver.js";
-import { MetadataStore } from "../../src/runtime/metadata.js";
+import { MetadataStore } from "../../src/control/index.js";
 import { runPxctl } from "../../src/cli/commands.js";
 import { EXIT } from "../../src/cli/exitcodes.js";
 import { parseClusterSpec } from "../../protocols/tablespec.js";

@@ -7,15 +7,15 @@ import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node"
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { fromCallback } from "xstate";
 import type { EventObject } from "xstate";
-import type { GatewayEvent, IngestRequest, SourceCommand, WalCommand } from "../../actors/gateway.js";
-import type { IngestReply, WalAppend } from "../../protocols/ingest.js";
-import { walRecordPool } from "../ingest/prepare.js";
-import type { WalAppendPlan } from "../ingest/prepare.js";
-import { HDR_MSG_ID, HDR_PRODUCER_ID, HDR_PRODUCER_SEQ, INGEST_WILDCARD, ingestErrorSubject, parseIngestSubject } from "../../protocols/subjects.js";
-import { parseProducer } from "../ingest/headers.js";
-import { failpoint } from "./failpoints.js";
-import { replyMux } from "../client/mux.js";
-import type { Catalog } from "../catalog.js";
+import type { GatewayEvent, IngestRequest, SourceCommand, WalCommand } from "../../../actors/gateway.js";
+import type { IngestReply, WalAppend } from "../../../protocols/ingest.js";
+import { walRecordPool } from "../../ingest/prepare.js";
+import type { WalAppendPlan } from "../../ingest/prepare.js";
+import { HDR_MSG_ID, HDR_PRODUCER_ID, HDR_PRODUCER_SEQ, INGEST_WILDCARD, ingestErrorSubject, parseIngestSubject } from "../../../protocols/subjects.js";
+import { parseProducer } from "../../ingest/headers.js";
+import { failpoint } from "../../runtime/failpoints.js";
+import { replyMux } from "../../ingest/replymux.js";
+import type { Catalog } from "../../catalog.js";
 
 const encoder = new TextEncoder();
 
