@@ -5,7 +5,7 @@ import { hostname } from "node:os";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { startControlPlane } from "../control/index.js";
 import type { ControlPlane, ControlPlaneOptions, ShardHost, ShardStatusLike } from "../control/index.js";
-import type { MetadataStore } from "../control/index.js";
+import type { MetadataStore, NodeCatalog } from "../control/index.js";
 import type { LocalShardHost } from "../shard/host.js";
 import type { Catalog } from "../catalog.js";
 
@@ -45,8 +45,8 @@ export function controlShardHost(host: LocalShardHost, catalog: () => Catalog, c
 export interface NodeControlOptions {
   readonly nodeId: string;
   readonly host: LocalShardHost;
-  /** The catalog the node serves (tables whose WAL streams exist). */
-  readonly catalog: () => Catalog;
+  /** The node's one catalog (tables whose WAL streams exist); the controller places from it too. */
+  readonly catalog: NodeCatalog;
   readonly metadata: MetadataStore;
   readonly replicas: number;
   /** The port clients reach this node's API on (gRPC when it runs, else HTTP). */
@@ -62,7 +62,8 @@ export function startNodeControlPlane(nc: NatsConnection, o: NodeControlOptions)
     ...o.timings,
     nodeId: o.nodeId,
     address: `${hostname()}:${o.apiPort}`,
-    host: controlShardHost(o.host, o.catalog),
+    host: controlShardHost(o.host, o.catalog.current),
+    catalog: o.catalog,
     metadata: o.metadata,
     replicas: o.replicas,
     log: o.log,
