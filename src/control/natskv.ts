@@ -168,8 +168,8 @@ export function natsControlKv(nc: NatsConnection, kv: KV, bucket: string, o: Buc
       let behindAt = 0;
       const resync = async (): Promise<void> => {
         const last = await lastRevision();
-        // Everything up to the bucket's last revision was delivered: synced, even if no
-        // delivered entry happened to carry pending 0 (keys updated while we read).
+        // Everything up to the bucket's last revision was delivered: synced (a fallback: the
+        // watcher's own isUpdate marker normally says so first).
         if (last <= maxSeen) {
           behindAt = 0;
           return markSynced();
@@ -182,6 +182,10 @@ export function natsControlKv(nc: NatsConnection, kv: KV, bucket: string, o: Buc
           return;
         }
         behindAt = 0;
+        // Still behind a period later: the watcher is stalled (a deleted or lost consumer only shows as
+        // missing heartbeats, the iterator does not end). A caller that can re-open the watch gets an error
+        // and resyncs from a fresh watcher; the others get the gap filled from the stream.
+        if (onError) return fail(new KvWatchError(`${bucket}: the KV watcher stalled (bucket at revision ${last}, delivered up to ${maxSeen}); re-open the watch`));
         const records = await list();
         const present = new Set(records.map((r) => r.key));
         for (const r of records) deliver(r);
