@@ -61,7 +61,7 @@ export interface ProxistNode {
   state(): string;
   /** In-process ingest (used by the gRPC/Flight front ends): same validation and acks as NATS. */
   ingest(request: Omit<IngestRequest, "id" | "wantsReply">): Promise<IngestReply>;
-  /** The catalog the gateway currently serves. */
+  /** The node's one catalog, as the gateway, shards and API all see it. */
   catalog(): Catalog;
   readonly shards: LocalShardHost;
   /** The gRPC/Flight port when the API server runs. */

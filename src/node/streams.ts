@@ -6,6 +6,12 @@ import { Duration, Effect, Schedule } from "effect";
 import type { Catalog } from "../catalog.js";
 import { ensureWalStream, ensureWatermarkStream } from "../runtime/streams.js";
 
+/** A tenant's WAL or watermark stream could not be created after every attempt. */
+export class TenantStreamsError extends Error {
+  override readonly name = "TenantStreamsError";
+  readonly _tag = "TenantStreamsError";
+}
+
 export interface TenantStreamsOptions {
   readonly replicas: number;
   readonly nodeId: string;
@@ -32,7 +38,7 @@ export function tenantStreams(jsm: JetStreamManager, o: TenantStreamsOptions): (
     for (const tenant of catalog.keys()) {
       if (ensured.has(tenant)) continue;
       await Effect.runPromise(ensure(tenant)).catch((e: unknown) => {
-        throw new Error(`node ${o.nodeId}: cannot create the streams of tenant ${tenant}: ${causeMessage(e)}`, { cause: e });
+        throw new TenantStreamsError(`node ${o.nodeId}: cannot create the streams of tenant ${tenant}: ${causeMessage(e)}; check that JetStream is enabled and has room (the next px_config change retries)`, { cause: e });
       });
       ensured.add(tenant);
     }
