@@ -3,7 +3,7 @@
 // px.ctl.<verb> server and client. Other folders import from here only; the
 // controller/agent runtimes that run the machines are in src/node/control/.
 export type { ControlKv, KvRecord, KvChange } from "./kv.js";
-export { KvConflictError, isConflict, jsonValue } from "./kv.js";
+export { KvConflictError, KvWatchError, isConflict, jsonValue } from "./kv.js";
 export { MemoryKv, PartitionedKv } from "./memorykv.js";
 export { natsControlKv, openKv } from "./natskv.js";
 export type { BucketOptions } from "./natskv.js";
@@ -27,8 +27,10 @@ export { sightNode, forgetNode, placeableNodes, nextExpiry } from "./liveness.js
 
 export type { ControlStores, ControlStoreOptions } from "./stores.js";
 export { openControlStores, storesOver } from "./stores.js";
-export type { CatalogSource } from "./catalogsource.js";
-export { catalogFromKv, openCatalogSource } from "./catalogsource.js";
+export { MetadataStore, MetadataConflictError, openConfigBucket } from "./metadata.js";
+export type { StoredTenant, MetadataSnapshot } from "./metadata.js";
+export type { CatalogSource, NodeCatalog, CatalogOptions } from "./catalogsource.js";
+export { watchCatalog, openCatalog, openCatalogSource, catalogRetry, CatalogWatchError } from "./catalogsource.js";
 export { runWatch } from "./watchactor.js";
 
 export type { SpecChange, SpecDiff, FieldChange } from "./specdiff.js";

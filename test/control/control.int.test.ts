@@ -3,11 +3,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { natsFixture } from "../helpers/cluster.js";
 import type { NatsFixture } from "../helpers/cluster.js";
-import { AssignmentStore, controlBackend, FencedError, natsControlKv, openControlStores, openKv, startControlServer } from "../../src/control/index.js";
+import { AssignmentStore, controlBackend, FencedError, MetadataStore, natsControlKv, openControlStores, openKv, startControlServer } from "../../src/control/index.js";
 import type { ControlServer } from "../../src/control/index.js";
 import { startAgent, startController, startControlPlane } from "../../src/node/control/index.js";
 import type { AgentHandle, ControllerHandle, ControlPlane } from "../../src/node/control/index.js";
-import { MetadataStore } from "../../src/runtime/metadata.js";
 import { runPxctl } from "../../src/cli/commands.js";
 import { EXIT } from "../../src/cli/exitcodes.js";
 import { parseClusterSpec } from "../../protocols/tablespec.js";
@@ -74,7 +73,7 @@ describe("control plane on one nats-server", () => {
       metadata = await MetadataStore.open(f.nc);
       await metadata.applyCurrent(SPEC);
       const stores = await openControlStores(f.nc);
-      ctl = await startController(f.nc, { id: "c1", catalog: metadata, stores, leaseMs: 1_000, nodeTimeoutMs: 1_000, reconcileMs: 200 });
+      ctl = await startController(f.nc, { id: "c1", stores, leaseMs: 1_000, nodeTimeoutMs: 1_000, reconcileMs: 200 });
       server = startControlServer(f.nc, controlBackend(metadata, stores));
       for (const id of ["n1", "n2"]) {
         const host = new FakeHost();

@@ -5,8 +5,7 @@
 // and releases its lease on SIGTERM.
 import { parseArgs } from "node:util";
 import { connect } from "@nats-io/transport-node";
-import { MetadataStore } from "../../runtime/metadata.js";
-import { controlBackend, startControlServer } from "../../control/index.js";
+import { controlBackend, MetadataStore, startControlServer } from "../../control/index.js";
 import { startController } from "./runtime.js";
 
 const { values } = parseArgs({
