@@ -51,8 +51,21 @@ export interface QueryResult {
 
 const TABLE_NAME = /^[a-z][a-z0-9_]{0,62}$/;
 
+/** Runs whose results are being read now, and runs that ended because their signal aborted (client cancel, deadline). */
+export interface QueryRunStats {
+  readonly running: number;
+  readonly aborted: number;
+}
+
 export class ProxistQueryEngine {
+  private running = 0;
+  private aborted = 0;
+
   constructor(readonly options: QueryEngineOptions) {}
+
+  stats(): QueryRunStats {
+    return { running: this.running, aborted: this.aborted };
+  }
 
   /** The JSON query reading a whole table. */
   tableQuery(table: string): unknown {
@@ -73,15 +86,22 @@ export class ProxistQueryEngine {
   /** Runs `query` and yields its record batches (the schema metadata carries notes). */
   async *run(tenant: string, query: unknown, signal: AbortSignal): AsyncIterable<RecordBatch> {
     const maxRows = this.options.maxBatchRows ?? 1 << 20;
-    const r = await this.compute(tenant, query, signal, maxRows);
-    const meta = new Map<string, string>([["proxist.complete", r.notes.length === 0 ? "true" : "false"]]);
-    if (r.notes.length > 0) meta.set("proxist.notes", r.notes.join("\n"));
-    const schema = arrowSchema(r.fields, meta);
-    for (const t of r.tables) {
-      for (const b of toRecordBatches(t, schema, maxRows)) {
-        if (signal.aborted) throw signal.reason;
-        yield b;
+    this.running++;
+    try {
+      const r = await this.compute(tenant, query, signal, maxRows);
+      const meta = new Map<string, string>([["proxist.complete", r.notes.length === 0 ? "true" : "false"]]);
+      if (r.notes.length > 0) meta.set("proxist.notes", r.notes.join("\n"));
+      const schema = arrowSchema(r.fields, meta);
+      for (const t of r.tables) {
+        for (const b of toRecordBatches(t, schema, maxRows)) {
+          if (signal.aborted) throw signal.reason;
+          yield b;
+        }
       }
+    } finally {
+      // The consumer left (return()) or the run failed: either way it holds nothing now.
+      this.running--;
+      if (signal.aborted) this.aborted++;
     }
   }
 

@@ -2,7 +2,7 @@
 // exactly with the cold store under the seam rule. Build one ProxistQueryEngine
 // per node with a TableSource (the node's shards) and a ColdSource (ClickHouse).
 export { ProxistQueryEngine, QueryFailure } from "./engine.js";
-export type { QueryEngineOptions, QueryFailureCode, QueryResult } from "./engine.js";
+export type { QueryEngineOptions, QueryFailureCode, QueryResult, QueryRunStats } from "./engine.js";
 export { ClickhouseColdSource, seamWhere, sqlString } from "./source.js";
 export type { ColdSlice, ColdSource, HotShard, TableSource } from "./source.js";
 export { shardHostSource, staticSource } from "./tables.js";
