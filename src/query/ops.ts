@@ -3,6 +3,7 @@
 // code answers hot-only and seam-spanning queries.
 import type { Aggregate, AsofQuery, BarsQuery, ByQuery, GroupByQuery, Query, RangeQuery, RollingQuery, WindowJoinQuery } from "../../protocols/query.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
+import { QueryError } from "../../protocols/errors.js";
 import type { SeamRow } from "../hotset/index.js";
 import { allocValueArray } from "../codec/tickbatch.js";
 import type { ValueArray } from "../codec/tickbatch.js";
@@ -20,14 +21,11 @@ import { symbolsInOrder, symbolsListed } from "./symorder.js";
 import type { AggInput } from "./window.js";
 
 /** A query that names something that does not exist or cannot be combined. */
-export class QueryPlanError extends Error {
-  override readonly name = "QueryPlanError";
-  readonly _tag = "QueryPlanError";
-}
+const planError = (message: string): QueryError => new QueryError("INVALID_ARGUMENT", message);
 
 export function columnIndex(spec: TableSpec, name: string, field: string): number {
   const j = spec.columns.findIndex((c) => c.name === name);
-  if (j < 0) throw new QueryPlanError(`query field ${field}: table ${spec.name} has no column "${name}" (its columns: ${spec.columns.map((c) => c.name).join(", ")})`);
+  if (j < 0) throw planError(`query field ${field}: table ${spec.name} has no column "${name}" (its columns: ${spec.columns.map((c) => c.name).join(", ")})`);
   return j;
 }
 
@@ -37,7 +35,7 @@ export function selectedColumns(spec: TableSpec, columns: readonly string[] | un
 }
 
 const numeric = (spec: TableSpec, j: number, field: string): void => {
-  if (spec.columns[j]!.type === "bool") throw new QueryPlanError(`query field ${field}: column ${spec.columns[j]!.name} is bool; aggregate a numeric column`);
+  if (spec.columns[j]!.type === "bool") throw planError(`query field ${field}: column ${spec.columns[j]!.name} is bool; aggregate a numeric column`);
 };
 
 function aggColumns(spec: TableSpec, q: { aggregates: readonly { column: string | undefined; weight: string | undefined }[] }): void {
@@ -104,7 +102,7 @@ export function neededColumns(q: Query, left: TableSpec, right: TableSpec | unde
   return { left: l, right: r };
 }
 
-/** The result's fields; throws QueryPlanError for unknown or unusable columns. */
+/** The result's fields; throws QueryError INVALID_ARGUMENT for unknown or unusable columns. */
 export function fieldsOf(q: Query, left: TableSpec, right: TableSpec | undefined): OutField[] {
   const head = [f(left.symbolColumn, "sym"), f(left.timeColumn, "ts")];
   switch (q.op) {
@@ -363,7 +361,7 @@ export function barsOp(q: BarsQuery, spec: TableSpec, t: GroupTable, listed: rea
   const fill = q.fill !== "none";
   const first = bucketStart(q.t0, b);
   const nb = Math.ceil((q.t1 - first) / b);
-  if (fill && nb > MAX_FILL_BUCKETS) throw new QueryPlanError(`query field fill: ${q.fill} would make ${nb} buckets per symbol (limit ${MAX_FILL_BUCKETS}); narrow t0/t1 or use fill "none"`);
+  if (fill && nb > MAX_FILL_BUCKETS) throw planError(`query field fill: ${q.fill} would make ${nb} buckets per symbol (limit ${MAX_FILL_BUCKETS}); narrow t0/t1 or use fill "none"`);
   const groups = t.groups();
   const present = new Set<string>();
   for (const g of groups) present.add(t.names[t.sym[g]!]!);
