@@ -10,7 +10,7 @@ import type { TableSpec } from "../../protocols/tablespec.js";
 import { loadHotOnly, loadSeries } from "./load.js";
 import { GroupTable, addColdPartials, coldPartialsSql, hotPartials } from "./partials.js";
 import type { Loaded, LoadRequest } from "./load.js";
-import { asofOp, barAggregates, barsOp, byOp, fastByOp, bySymbolMap, fieldsOf, groupByOp, neededColumns, rangeOp, rollingOp, windowJoinOp } from "./ops.js";
+import { asofOp, barAggregates, barsOp, byOp, fastByOp, bySymbolMap, fieldsOf, groupByOp, neededColumns, rangeOp, rollingOp, windowJoinOp } from "./ops/index.js";
 import { arrowSchema, toRecordBatches } from "./output.js";
 import type { OutField, OutTable } from "./output.js";
 import { lowerBound } from "./series.js";
