@@ -1,9 +1,9 @@
-// The query engine as the API sees it. The engine itself (src/query, issue 5)
-// implements this; the API only validates, streams and cancels. Engines must
-// look tables up in `tenant` only (the API passes the token's tenant) and
-// resolve every table name of a query with scopedTable({ tenant }, [name]), so
-// a name qualified with another tenant is PERMISSION_DENIED. Engines refuse
-// with protocols/errors.ts QueryError; the API maps its code to a gRPC status.
+// The query engine as the API sees it. The engine itself (src/query
+// ProxistQueryEngine) implements this; the API only validates, streams and
+// cancels. Engines must look tables up in `tenant` only (the API passes the
+// token's tenant), and refuse a table name qualified with another tenant as
+// PERMISSION_DENIED. Engines refuse with protocols/errors.ts QueryError; the
+// API maps its code to a gRPC status.
 import type { RecordBatch, Schema } from "apache-arrow";
 
 export interface QueryEngine {

@@ -74,6 +74,22 @@ describe("grpc ingest and query", () => {
     expect(res.tables[0]!.schema.fields.map((x) => x.name)).toEqual(["sym", "ts", "bid", "ask"]);
   });
 
+  it("query - the engine's operators answer over gRPC (lastBy, groupBy) and its plan errors are INVALID_ARGUMENT", async () => {
+    const t0 = 1_840_000_000_000_000;
+    const { acks } = await ingest(client, writer, [{ table: "trades", arrowIpc: tradesIpc(300, t0) }]);
+    const window = { table: "trades", t0, t1: t0 + 300, minLsn: lsnOf(acks) };
+    const last = await query(client, reader, { ...window, op: "lastBy" });
+    expect(last.error).toBeUndefined();
+    const lastRows = last.tables.flatMap((t) => t.toArray().map((r) => [String(r.sym), Number(r.ts)]));
+    expect(lastRows.sort()).toEqual([["AAPL", t0 + 297], ["IBM", t0 + 299], ["MSFT", t0 + 298]]);
+    const counts = await query(client, reader, { ...window, op: "groupBy", by: ["symbol"], aggregates: [{ fn: "count" }] });
+    expect(counts.error).toBeUndefined();
+    expect(counts.tables.flatMap((t) => t.toArray().map((r) => [String(r.sym), Number(r.count)])).sort()).toEqual([["AAPL", 100], ["IBM", 100], ["MSFT", 100]]);
+    const bad = await query(client, reader, { ...window, columns: ["nope"] });
+    expect(bad.error?.code).toBe(Status.INVALID_ARGUMENT);
+    expect(bad.error?.details).toMatch(/table trades has no column "nope" \(its columns: price, size\)/);
+  });
+
   it("ingest - a retried batch (same producer id and seq) is stored once", async () => {
     const batch = { table: "trades", producerId: "retry-test", producerSeq: 7n, arrowIpc: tradesIpc(5, 1_820_000_000_000_000) };
     const first = await ingest(client, writer, [batch]);
