@@ -75,12 +75,16 @@ describe("grpc ingest and query", () => {
   });
 
   it("query - the engine's operators answer over gRPC (lastBy, groupBy) and its plan errors are INVALID_ARGUMENT", async () => {
-    const t0 = 1_840_000_000_000_000;
+    const t0 = 1_765_000_000_000_000;
     const { acks } = await ingest(client, writer, [{ table: "trades", arrowIpc: tradesIpc(300, t0) }]);
     const window = { table: "trades", t0, t1: t0 + 300, minLsn: lsnOf(acks) };
     const last = await query(client, reader, { ...window, op: "lastBy" });
     expect(last.error).toBeUndefined();
-    const lastRows = last.tables.flatMap((t) => t.toArray().map((r) => [String(r.sym), Number(r.ts)]));
+    // ts read as its stored values (microseconds, whether the column is int64 or timestamp[us]).
+    const lastRows = last.tables.flatMap((t) => {
+      const ts = t.getChild("ts")!.toArray() as BigInt64Array;
+      return t.toArray().map((r, i) => [String(r.sym), Number(ts[i])]);
+    });
     expect(lastRows.sort()).toEqual([["AAPL", t0 + 297], ["IBM", t0 + 299], ["MSFT", t0 + 298]]);
     const counts = await query(client, reader, { ...window, op: "groupBy", by: ["symbol"], aggregates: [{ fn: "count" }] });
     expect(counts.error).toBeUndefined();
@@ -115,7 +119,7 @@ describe("grpc ingest and query", () => {
 
 describe("grpc cancellation", () => {
   // 20 000 rows sent one row per chunk: far more than the call's buffers hold, so the engine's run is still open when the call ends.
-  const T0 = 1_830_000_000_000_000;
+  const T0 = 1_764_000_000_000_000;
   const big = { table: "trades", t0: T0, t1: T0 + 20_000 * 1000, minLsn: 0 };
   beforeAll(async () => {
     const { acks, error } = await ingest(client, writer, Array.from({ length: 20 }, (_, i) => ({ table: "trades", arrowIpc: tradesIpc(1000, T0 + i * 1_000_000) })));
