@@ -6,7 +6,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { startControlPlane } from "../control/index.js";
 import type { ControlPlane, ControlPlaneOptions, ShardHost, ShardStatusLike } from "../control/index.js";
 import type { MetadataStore } from "../runtime/metadata.js";
-import type { LocalShardHost } from "../shard/host.js";
+import type { LocalShardHost } from "./shard/host.js";
 import type { Catalog } from "../catalog.js";
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -5,16 +5,16 @@ import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { DeliverPolicy } from "@nats-io/jetstream";
 import { createActor, fromCallback, fromPromise } from "xstate";
 import type { Actor } from "xstate";
-import { shardMachine } from "../../actors/shard.js";
-import type { ShardEvent, ShardStats, SnapshotWriteInput, WalInput, WatermarksInput } from "../../actors/shard.js";
-import { walStream, walSubject } from "../../protocols/subjects.js";
-import type { ShardAddress } from "../../protocols/subjects.js";
-import type { TableSpec } from "../../protocols/tablespec.js";
-import type { HotTable } from "../hotset/index.js";
-import type { SnapshotStore } from "../snapshot/store.js";
-import { followWatermarks } from "../sink/watermark.js";
-import type { DecodedRecord, DecodedRecordCache } from "../sink/decoded.js";
-import type { WalEntry } from "./apply.js";
+import { shardMachine } from "../../../actors/shard.js";
+import type { ShardEvent, ShardStats, SnapshotWriteInput, WalInput, WatermarksInput } from "../../../actors/shard.js";
+import { walStream, walSubject } from "../../../protocols/subjects.js";
+import type { ShardAddress } from "../../../protocols/subjects.js";
+import type { TableSpec } from "../../../protocols/tablespec.js";
+import type { HotTable } from "../../hotset/index.js";
+import type { SnapshotStore } from "../../snapshot/store.js";
+import type { WalEntry } from "../../shard/apply.js";
+import { followWatermarks } from "../../wal/index.js";
+import type { DecodedRecord, DecodedRecordCache } from "../../wal/index.js";
 
 export class LsnWaitTimeoutError extends Error {
   override readonly name = "LsnWaitTimeoutError";
