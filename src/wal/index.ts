@@ -7,3 +7,5 @@ export { ensureWalStream, ensureWatermarkStream } from "./streams.js";
 export type { WalStreamOptions } from "./streams.js";
 export { followWatermarks, lastWatermark, publishWatermark } from "./watermark.js";
 export type { WatermarkEvent } from "./watermark.js";
+export { consumeBatches } from "./consume.js";
+export type { ConsumeBatchesOptions } from "./consume.js";

@@ -5,8 +5,9 @@ import type { JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstrea
 import { fromCallback } from "xstate";
 import type { SinkEvent, SinkWalInput, WalAck } from "../../../actors/sink.js";
 import { walStream } from "../../../protocols/subjects.js";
-import { decodeSinkRecord, positionSinkConsumer, sinkConsumerName } from "../../sink/index.js";
+import { SinkRecordError, decodeSinkRecord, positionSinkConsumer, sinkConsumerName } from "../../sink/index.js";
 import type { SinkConsumerOptions, SinkRecord } from "../../sink/index.js";
+import { consumeBatches } from "../../wal/index.js";
 import type { DecodedRecordCache } from "../../wal/index.js";
 
 /**
@@ -48,40 +49,27 @@ export function jetstreamSinkConsumer(
       stop = () => void messages.stop();
       if (stopped) stop();
       let highest = fromLsn - 1;
-      let pending: SinkRecord[] = [];
-      let scheduled = false;
-      const maxEvent = o.maxEventRecords ?? 256;
-      const flush = (): void => {
-        scheduled = false;
-        if (pending.length === 0 || stopped) return;
-        const records = pending;
-        pending = [];
-        send({ type: "records", records, atMs: clock() });
-      };
-      for await (const m of messages) {
-        if (stopped) break;
-        unacked.set(m.seq, m);
-        // A redelivery (ack_wait passed while ClickHouse was down): already handed over.
-        if (m.seq <= highest) continue;
-        highest = m.seq;
-        let rec: SinkRecord;
-        try {
-          rec = decodeSinkRecord(spec, m.seq, m.data, clock(), o.decoded);
-        } catch (e) {
-          flush();
-          send({ type: "walError", message: (e as Error).message, fatal: true });
-          stopped = true;
-          messages.stop();
-          return;
-        }
-        pending.push(rec);
-        if (pending.length >= maxEvent || m.info.pending === 0) flush();
-        else if (!scheduled) {
-          scheduled = true;
-          setImmediate(flush);
-        }
+      try {
+        await consumeBatches<SinkRecord>(messages, {
+          maxBatch: o.maxEventRecords ?? 256,
+          stopped: () => stopped,
+          read: (m) => {
+            unacked.set(m.seq, m);
+            // A redelivery (ack_wait passed while ClickHouse was down): already handed over.
+            if (m.seq <= highest) return undefined;
+            highest = m.seq;
+            return decodeSinkRecord(spec, m.seq, m.data, clock(), o.decoded);
+          },
+          onBatch: (records) => send({ type: "records", records, atMs: clock() }),
+        });
+      } catch (e) {
+        if (!(e instanceof SinkRecordError)) throw e;
+        // A record the sink cannot write: restarting will not help.
+        send({ type: "walError", message: e.message, fatal: true });
+        stopped = true;
+        void messages.stop();
+        return;
       }
-      flush();
       if (!stopped) send({ type: "walError", message: "the WAL consumer stopped delivering", fatal: false });
     })().catch((e: unknown) => {
       if (!stopped) send({ type: "walError", message: (e as Error).message, fatal: false });
