@@ -10,7 +10,8 @@ import type { IngestRequest } from "../../actors/gateway.js";
 import type { IngestReply } from "../../protocols/ingest.js";
 import type { Catalog } from "../catalog.js";
 import { LocalIngress, catalogWatcher, jetstreamWal, natsIngestSource } from "../runtime/gatewayio.js";
-import type { SourceStats } from "../runtime/gatewayio.js";
+import type { AfterAppend, SourceStats } from "../runtime/gatewayio.js";
+import type { ObjectStore } from "@nats-io/obj";
 import { MetadataStore } from "../runtime/metadata.js";
 import { ensureWalStream, ensureWatermarkStream } from "../wal/index.js";
 import { promText, startHttp } from "./http.js";
@@ -18,6 +19,7 @@ import { SnapshotStore } from "../snapshot/store.js";
 import { LocalShardHost } from "./shard/host.js";
 import type { HostSinkOptions } from "./shard/host.js";
 import { SinkClickhouse } from "../sink/clickhouseio.js";
+import { BytePool } from "../codec/pool.js";
 import { startNodeControlPlane } from "./controlplane.js";
 import { startNodeApi } from "./api.js";
 import type { NodeControlOptions } from "./controlplane.js";
@@ -51,6 +53,16 @@ export interface NodeOptions {
   /** Sink tuning (batching limits, retries); `unsafeSkipLandedCheck` is for the negative-control test only. */
   readonly sink?: Omit<HostSinkOptions, "clickhouse">;
   readonly log?: (line: string) => void;
+  /** Wrappers around the node's IO; crash tests inject faults through them (test/helpers/faultnode.ts). */
+  readonly seams?: NodeSeams;
+}
+
+/** Where tests wrap the node's IO (the sink's flush IO is `sink.flushIo`). */
+export interface NodeSeams {
+  /** Runs after JetStream stored a batch, before the gateway acks it. */
+  readonly afterAppend?: AfterAppend;
+  /** Wraps the object store that snapshots are written to and read from. */
+  readonly snapshotObjects?: (os: ObjectStore) => ObjectStore;
 }
 
 export interface ProxistNode {
@@ -81,7 +93,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   const js = jetstream(nc);
   const replicas = o.replicas ?? 1;
   const store = await MetadataStore.open(nc, replicas);
-  const snapshots = await SnapshotStore.open(nc, replicas);
+  const snapshots = await SnapshotStore.open(nc, replicas, o.seams?.snapshotObjects);
   let currentCatalog: Catalog = new Map();
   const clickhouse = o.clickhouseUrl === undefined ? undefined : new SinkClickhouse({ url: o.clickhouseUrl });
   const shards = new LocalShardHost({
@@ -96,6 +108,8 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   const shardMode = o.shards ?? "all";
   const sourceStats: SourceStats = { fireAndForgetFailures: 0 };
   const local = new LocalIngress();
+  // WAL record buffers: the gateway machine takes them, its wal actor gives them back once JetStream stored them.
+  const recordPool = new BytePool(256);
   let catalogLoaded = false;
   const ensured = new Set<string>();
 
@@ -123,7 +137,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
     gatewayMachine.provide({
       actors: {
         source: natsIngestSource(nc, sourceStats, local),
-        wal: jetstreamWal(js),
+        wal: jetstreamWal(js, recordPool, o.seams?.afterAppend === undefined ? {} : { afterAppend: o.seams.afterAppend }),
         catalog: catalogWatcher((onCatalog) =>
           store.watch((catalog) => {
             ensureTenants(catalog).then(
@@ -139,7 +153,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
         ),
       },
     }),
-    { input: { maxInFlight: o.maxInFlight ?? 256 } },
+    { input: { maxInFlight: o.maxInFlight ?? 256, recordPool } },
   );
   gateway.start();
 
