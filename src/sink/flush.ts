@@ -37,7 +37,7 @@ export interface FlushSettings {
   /** TESTS ONLY: never ask what landed (the negative control). */
   readonly skipLandedCheck?: boolean;
   readonly log?: (line: string) => void;
-  /** Called before each INSERT is sent (failpoints). */
+  /** Called before each INSERT is sent. */
   readonly beforeInsert?: (plan: InsertPlan, queryId: string) => Promise<void> | void;
 }
 

@@ -14,7 +14,7 @@ import type { SinkRuntimeOptions, SinkStatus } from "../sink/runtime.js";
 import { ShardRuntime } from "./runtime.js";
 
 /** What every sink of the host shares: the ClickHouse and the tuning. */
-export interface HostSinkOptions extends Pick<SinkRuntimeOptions, "limits" | "retry" | "maxAckPending" | "unsafeSkipLandedCheck"> {
+export interface HostSinkOptions extends Pick<SinkRuntimeOptions, "limits" | "retry" | "maxAckPending" | "unsafeSkipLandedCheck" | "flushIo"> {
   readonly clickhouse: SinkClickhouse;
 }
 
@@ -114,6 +114,7 @@ export class LocalShardHost {
             ...(s.retry === undefined ? {} : { retry: s.retry }),
             ...(s.maxAckPending === undefined ? {} : { maxAckPending: s.maxAckPending }),
             ...(s.unsafeSkipLandedCheck === undefined ? {} : { unsafeSkipLandedCheck: s.unsafeSkipLandedCheck }),
+            ...(s.flushIo === undefined ? {} : { flushIo: s.flushIo }),
           });
     this.shards.set(key, { shard, runtime, sink, leaseRevision });
     runtime.start();
