@@ -18,7 +18,7 @@ import { promText, startHttp } from "./http.js";
 import { SnapshotStore } from "../snapshot/store.js";
 import { LocalShardHost } from "./shard/host.js";
 import type { HostSinkOptions } from "./shard/host.js";
-import { SinkClickhouse } from "../sink/clickhouseio.js";
+import { SinkClickhouse } from "../sink/index.js";
 import { BytePool } from "../codec/pool.js";
 import { startNodeControlPlane } from "./controlplane.js";
 import { startNodeApi } from "./api.js";
