@@ -30,7 +30,7 @@ import { TickPublisher } from "../src/client/publisher.js";
 import { tickBatchToIpc } from "../src/codec/arrow.js";
 import { encodeTickIpcByBucket } from "../src/codec/ipc.js";
 import type { TickBatch } from "../src/codec/tickbatch.js";
-import { MetadataStore } from "../src/runtime/metadata.js";
+import { MetadataStore } from "../src/control/index.js";
 import { startClickhouseServer } from "../src/runtime/servers/clickhouse.js";
 import { startNatsServer } from "../src/runtime/servers/nats.js";
 import { MALLOC_TUNABLES } from "../src/config/defaults.js";

@@ -6,7 +6,7 @@ import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { startNatsServer } from "../src/runtime/servers/nats.js";
-import { MetadataStore } from "../src/runtime/metadata.js";
+import { MetadataStore } from "../src/control/index.js";
 import { TickPublisher } from "../src/client/publisher.js";
 import { tickBatchToIpc } from "../src/codec/arrow.js";
 import { RandomWalk, symbolNames } from "../src/demo/randomwalk.js";

@@ -15,7 +15,7 @@ import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { startNatsServer } from "../src/runtime/servers/nats.js";
 import { startClickhouseServer } from "../src/runtime/servers/clickhouse.js";
 import { ensureWalStream, ensureWatermarkStream } from "../src/wal/index.js";
-import { MetadataStore } from "../src/runtime/metadata.js";
+import { MetadataStore } from "../src/control/index.js";
 import { encodeWalRecord, decodeWatermark } from "../protocols/codec.js";
 import { walSubject, watermarkSubjectsOfTenant } from "../protocols/subjects.js";
 import { parseClusterSpec } from "../protocols/tablespec.js";

@@ -17,7 +17,6 @@ import type { ClickhouseServer } from "./runtime/servers/clickhouse.js";
 import { portInUse } from "./runtime/servers/portcheck.js";
 import { startNode } from "./node/node.js";
 import type { ProxistNode } from "./node/node.js";
-import { MetadataStore } from "./runtime/metadata.js";
 import { startDemoPublisher } from "./demo/publisher.js";
 
 const log = (line: string): void => console.log(line);
@@ -108,7 +107,7 @@ async function up(args: string[]): Promise<void> {
     // "assigned": the node runs the control plane too (it elects itself leader), so pxctl works against it.
     node = await startNode({ natsUrl: nats.url, nodeId: "local", httpPort: DEFAULT_PORTS.http, grpcPort: DEFAULT_PORTS.grpc, shards: "assigned", log, ...(ch ? { clickhouseUrl: ch.httpUrl } : {}) });
     cleanups.push(() => node!.stop());
-    const store = await MetadataStore.open(node.nc);
+    const store = node.store;
     const existing = await store.tenants();
     if (!existing.has("default")) {
       await store.applyCurrent(DEFAULT_CLUSTER_SPEC);

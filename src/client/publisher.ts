@@ -10,7 +10,7 @@ import { HDR_PRODUCER_ID, HDR_PRODUCER_SEQ, ingestSubject } from "../../protocol
 import type { TableSpec } from "../../protocols/tablespec.js";
 import { tickBatchToIpc } from "../codec/arrow.js";
 import { encodeTickIpcByBucket } from "../codec/ipcwrite.js";
-import { replyMux } from "./mux.js";
+import { replyMux } from "../ingest/replymux.js";
 import { BytePool } from "../codec/pool.js";
 import { allocValueArray } from "../codec/tickbatch.js";
 import type { TickBatch, ValueArray } from "../codec/tickbatch.js";

@@ -9,7 +9,7 @@ import type { HeartbeatStore } from "./heartbeat.js";
 import type { LeaseStore, StoredLease } from "./lease.js";
 import { runWatch } from "./watchactor.js";
 
-/** Anything that calls back with the full catalog now and on every change (MetadataStore does). */
+/** Anything that calls back with the full catalog now and on every change (the node catalog, catalogsource.ts, does). */
 export interface CatalogSource {
   watch(onCatalog: (catalog: Catalog) => void): Promise<() => void>;
 }

@@ -3,8 +3,8 @@
 // encodes replies; errors carry a code pxctl turns into an exit status.
 import { SpecError, parseClusterSpec } from "../../protocols/tablespec.js";
 import type { ClusterSpec, TableSpec, TenantSpec } from "../../protocols/tablespec.js";
-import { MetadataConflictError } from "../runtime/metadata.js";
-import type { MetadataStore, StoredTenant } from "../runtime/metadata.js";
+import { MetadataConflictError } from "./metadata.js";
+import type { MetadataStore, StoredTenant } from "./metadata.js";
 import type { Assignment } from "./assignments.js";
 import type { HeartbeatInfo } from "./heartbeat.js";
 import { diffClusterSpec } from "./specdiff.js";

@@ -2,7 +2,7 @@
 // assignments (with fencing), the controller/agent runtime, and the
 // px.ctl.<verb> server and client. Other folders import from here only.
 export type { ControlKv, KvRecord, KvChange } from "./kv.js";
-export { KvConflictError, isConflict } from "./kv.js";
+export { KvConflictError, KvWatchError, isConflict } from "./kv.js";
 export { MemoryKv, PartitionedKv } from "./memorykv.js";
 export { natsControlKv, openKv } from "./natskv.js";
 export type { BucketOptions } from "./natskv.js";
@@ -26,8 +26,11 @@ export { sightNode, forgetNode, placeableNodes } from "./liveness.js";
 
 export type { ControlStores, ControlStoreOptions } from "./stores.js";
 export { openControlStores, storesOver } from "./stores.js";
+export { MetadataStore, MetadataConflictError, openConfigBucket } from "./metadata.js";
+export type { StoredTenant, MetadataSnapshot } from "./metadata.js";
 export type { ControllerIO, CatalogSource } from "./controllerio.js";
-export { catalogFromKv, openCatalogSource } from "./catalogsource.js";
+export { watchCatalog, openCatalog, openCatalogSource, catalogRetry, CatalogWatchError } from "./catalogsource.js";
+export type { NodeCatalog, CatalogOptions } from "./catalogsource.js";
 export { controllerActors } from "./controllerio.js";
 export type { AgentIO } from "./agentio.js";
 export { agentActors, applyShardWork } from "./agentio.js";

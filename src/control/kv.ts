@@ -41,9 +41,17 @@ export interface ControlKv {
   lastRevision(): Promise<number>;
   /**
    * Calls `onChange` with every current value, then `onSynced` once, then with
-   * every later change, until the returned stop is called.
+   * every later change, until the returned stop is called. If the watcher
+   * breaks (its consumer is gone, the iterator failed) `onError` is called once
+   * and nothing more is delivered: the caller re-opens the watch to resync.
    */
-  watch(onChange: (change: KvChange) => void, onSynced?: () => void): Promise<() => void>;
+  watch(onChange: (change: KvChange) => void, onSynced?: () => void, onError?: (e: KvWatchError) => void): Promise<() => void>;
+}
+
+/** A KV watcher stopped delivering without being asked to: re-open it to resync. */
+export class KvWatchError extends Error {
+  override readonly name = "KvWatchError";
+  readonly _tag = "KvWatchError";
 }
 
 /** A compare-and-set lost: someone else wrote first. */

@@ -1,7 +1,7 @@
 // An in-memory ControlKv with the revision rules of a JetStream KV bucket (one
 // sequence for the whole bucket, compare-and-set per key and per bucket). Unit
 // tests and the simulated cluster use it; `unavailable` simulates a partition.
-import { KvConflictError } from "./kv.js";
+import { KvConflictError, KvWatchError } from "./kv.js";
 import type { ControlKv, KvChange, KvRecord } from "./kv.js";
 
 interface Slot {
@@ -13,6 +13,7 @@ interface Slot {
 export class MemoryKv implements ControlKv {
   private readonly slots = new Map<string, Slot>();
   private readonly watchers = new Set<(c: KvChange) => void>();
+  private readonly breakers = new Map<(c: KvChange) => void, (e: KvWatchError) => void>();
   private seq = 0;
   /** While true every operation fails as if NATS could not be reached. */
   unavailable = false;
@@ -83,12 +84,26 @@ export class MemoryKv implements ControlKv {
     return this.seq;
   }
 
-  async watch(onChange: (change: KvChange) => void, onSynced?: () => void): Promise<() => void> {
+  async watch(onChange: (change: KvChange) => void, onSynced?: () => void, onError?: (e: KvWatchError) => void): Promise<() => void> {
     await this.gate();
     for (const [key, s] of this.slots) if (s.value !== undefined) onChange({ key, ...s });
     onSynced?.();
     this.watchers.add(onChange);
-    return () => this.watchers.delete(onChange);
+    if (onError) this.breakers.set(onChange, onError);
+    return () => {
+      this.watchers.delete(onChange);
+      this.breakers.delete(onChange);
+    };
+  }
+
+  /** Breaks every open watcher (as a lost consumer would): each gets onError once and nothing after. */
+  breakWatchers(reason = "watcher consumer lost (simulated)"): void {
+    for (const w of [...this.watchers]) {
+      this.watchers.delete(w);
+      const onError = this.breakers.get(w);
+      this.breakers.delete(w);
+      onError?.(new KvWatchError(`${this.bucket}: ${reason}`));
+    }
   }
 }
 
@@ -110,11 +125,15 @@ export class PartitionedKv implements ControlKv {
   delete = async (key: string) => (await this.check(), this.inner.delete(key));
   writeIfBucketAt = async (key: string, value: Uint8Array | undefined, lastRevision: number) => (await this.check(), this.inner.writeIfBucketAt(key, value, lastRevision));
   lastRevision = async () => (await this.check(), this.inner.lastRevision());
-  watch = async (onChange: (c: KvChange) => void, onSynced?: () => void) => {
+  watch = async (onChange: (c: KvChange) => void, onSynced?: () => void, onError?: (e: KvWatchError) => void) => {
     await this.check();
     // Changes made while cut off are lost to this client, as with a real partition (a watcher would resync).
-    return this.inner.watch((c) => {
-      if (!this.down) onChange(c);
-    }, onSynced);
+    return this.inner.watch(
+      (c) => {
+        if (!this.down) onChange(c);
+      },
+      onSynced,
+      onError,
+    );
   };
 }

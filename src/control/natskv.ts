@@ -1,13 +1,13 @@
 // ControlKv over a real JetStream KV bucket (nats.js v3). Buckets are opened or
 // created with the caller's replica count; raw client errors are classified
 // here once (a failed expectation becomes KvConflictError).
-import type { NatsConnection } from "@nats-io/transport-node";
+import type { NatsConnection, QueuedIterator } from "@nats-io/transport-node";
 import { headers } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { KV, KvOptions } from "@nats-io/kv";
-import { KvConflictError, isConflict } from "./kv.js";
+import { KvConflictError, KvWatchError, isConflict } from "./kv.js";
 import type { ControlKv, KvChange, KvRecord } from "./kv.js";
 
 export interface BucketOptions {
@@ -36,6 +36,17 @@ export async function openKv(nc: NatsConnection, bucket: string, o: BucketOption
     if (/already in use|exists/i.test((e as Error).message)) return kvm.open(bucket);
     throw e;
   }
+}
+
+/**
+ * How many initial values a watcher delivers: the num_pending its consumer had at
+ * creation (the iterator keeps that consumer as `_data`; `info(true)` is its cached
+ * info, no request). Falls back to the stream's message count if the client changes.
+ */
+async function initialValues(it: QueuedIterator<unknown>, manager: () => Promise<JetStreamManager>, stream: string): Promise<number> {
+  const consumer = (it as { _data?: { info?: (cached: boolean) => Promise<{ num_pending: number }> } })._data;
+  if (typeof consumer?.info === "function") return (await consumer.info(true)).num_pending;
+  return (await (await manager()).streams.info(stream)).state.messages;
 }
 
 function classify(e: unknown, what: string): unknown {
@@ -110,42 +121,55 @@ export function natsControlKv(nc: NatsConnection, kv: KV, bucket: string, o: Buc
       }
     },
     lastRevision,
-    watch: async (onChange, onSynced) => {
+    watch: async (onChange, onSynced, onError) => {
       // Changes arrive from the KV watcher and from the periodic resync; each key only moves forward.
       const seen = new Map<string, { revision: number; present: boolean }>();
       let maxSeen = 0;
+      let stopped = false;
       const deliver = (c: KvChange): void => {
+        if (stopped) return;
         const prev = seen.get(c.key);
         if (prev && prev.revision >= c.revision) return;
         seen.set(c.key, { revision: c.revision, present: c.value !== undefined });
         maxSeen = Math.max(maxSeen, c.revision);
         onChange(c);
       };
-      // An empty bucket delivers no initial values, so "synced" cannot be seen in the stream.
-      const empty = (await (await manager()).streams.info(stream)).state.messages === 0;
+      let synced = false;
+      const markSynced = (): void => {
+        if (synced || stopped) return;
+        synced = true;
+        onSynced?.();
+      };
       const it = await kv.watch();
-      let synced = empty;
-      if (empty) onSynced?.();
+      // The watcher marks the end of the initial values itself (@nats-io/kv 3.x, kv.js watch()):
+      // it counts deliveries against its consumer's num_pending at creation, and the last initial
+      // value and every later change carry isUpdate = true. With no initial values nothing is
+      // delivered, so that count is read from the same consumer info the watcher used.
+      if ((await initialValues(it, manager, stream)) === 0) markSynced();
+      const fail = (e: KvWatchError): void => {
+        if (stopped) return;
+        stopped = true;
+        clearInterval(timer);
+        it.stop();
+        onError?.(e);
+      };
       void (async () => {
-        for await (const e of it) {
-          deliver({ key: e.key, value: e.operation === "PUT" ? e.value : undefined, revision: e.revision, createdMs: e.created.getTime() });
-          if (!synced && e.delta === 0) {
-            synced = true;
-            onSynced?.();
+        try {
+          for await (const e of it) {
+            deliver({ key: e.key, value: e.operation === "PUT" ? e.value : undefined, revision: e.revision, createdMs: e.created.getTime() });
+            if (e.isUpdate) markSynced();
           }
+          fail(new KvWatchError(`${bucket}: the KV watcher ended by itself (its consumer is gone); re-open the watch`));
+        } catch (err) {
+          fail(new KvWatchError(`${bucket}: the KV watcher failed: ${(err as Error).message}; re-open the watch`, { cause: err }));
         }
       })();
       let resyncing = false;
       let behindAt = 0;
-      const markSynced = (): void => {
-        if (synced) return;
-        synced = true;
-        onSynced?.();
-      };
       const resync = async (): Promise<void> => {
         const last = await lastRevision();
-        // Everything up to the bucket's last revision was delivered: synced, even if no
-        // delivered entry happened to carry pending 0 (keys updated while we read).
+        // Everything up to the bucket's last revision was delivered: synced (a fallback: the
+        // watcher's own isUpdate marker normally says so first).
         if (last <= maxSeen) {
           behindAt = 0;
           return markSynced();
@@ -158,6 +182,10 @@ export function natsControlKv(nc: NatsConnection, kv: KV, bucket: string, o: Buc
           return;
         }
         behindAt = 0;
+        // Still behind a period later: the watcher is stalled (a deleted or lost consumer only shows as
+        // missing heartbeats, the iterator does not end). A caller that can re-open the watch gets an error
+        // and resyncs from a fresh watcher; the others get the gap filled from the stream.
+        if (onError) return fail(new KvWatchError(`${bucket}: the KV watcher stalled (bucket at revision ${last}, delivered up to ${maxSeen}); re-open the watch`));
         const records = await list();
         const present = new Set(records.map((r) => r.key));
         for (const r of records) deliver(r);
@@ -173,6 +201,7 @@ export function natsControlKv(nc: NatsConnection, kv: KV, bucket: string, o: Buc
           .finally(() => (resyncing = false));
       }, o.resyncMs ?? 1_000);
       return () => {
+        stopped = true;
         clearInterval(timer);
         it.stop();
       };

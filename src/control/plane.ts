@@ -3,7 +3,8 @@
 // src/node/node.ts starts it after the NATS connection and the ShardHost exist,
 // and stops (or drains) it before closing the connection.
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { MetadataStore } from "../runtime/metadata.js";
+import type { MetadataStore } from "./metadata.js";
+import type { CatalogSource } from "./controllerio.js";
 import { startControlServer } from "./ctlserver.js";
 import type { ControlServer } from "./ctlserver.js";
 import { controlBackend } from "./handlers.js";
@@ -19,6 +20,8 @@ export interface ControlPlaneOptions {
   /** How clients reach this node (host:port), shown by pxctl. */
   readonly address: string;
   readonly host: ShardHost;
+  /** The node's catalog; default: the controller opens its own px_config watcher. */
+  readonly catalog?: CatalogSource;
   /** The node's metadata store (px_config), used by the px.ctl server for apply/get. */
   readonly metadata: MetadataStore;
   /** 1 on a single NATS server, 3 on a cluster. */
@@ -74,7 +77,7 @@ export async function startControlPlane(nc: NatsConnection, o: ControlPlaneOptio
   const controller =
     o.controller === false
       ? undefined
-      : await startController(nc, { id: o.nodeId, stores, replicas: o.replicas ?? 1, leaseMs: t.leaseMs, nodeTimeoutMs: t.nodeTimeoutMs, reconcileMs: t.reconcileMs, log });
+      : await startController(nc, { id: o.nodeId, stores, ...(o.catalog === undefined ? {} : { catalog: o.catalog }), replicas: o.replicas ?? 1, leaseMs: t.leaseMs, nodeTimeoutMs: t.nodeTimeoutMs, reconcileMs: t.reconcileMs, log });
   const agent = await startAgent(nc, {
     nodeId: o.nodeId,
     address: o.address,

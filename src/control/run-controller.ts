@@ -5,7 +5,7 @@
 // and releases its lease on SIGTERM.
 import { parseArgs } from "node:util";
 import { connect } from "@nats-io/transport-node";
-import { MetadataStore } from "../runtime/metadata.js";
+import { MetadataStore } from "./metadata.js";
 import { controlBackend } from "./handlers.js";
 import { startControlServer } from "./ctlserver.js";
 import { startController } from "./runtime.js";

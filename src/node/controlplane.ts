@@ -5,23 +5,35 @@ import { hostname } from "node:os";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { startControlPlane } from "../control/index.js";
 import type { ControlPlane, ControlPlaneOptions, ShardHost, ShardStatusLike } from "../control/index.js";
-import type { MetadataStore } from "../runtime/metadata.js";
+import type { MetadataStore, NodeCatalog } from "../control/index.js";
 import type { LocalShardHost } from "./shard/host.js";
-import type { Catalog } from "../catalog.js";
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** Resolves true once the catalog holds the table, false after `timeoutMs`. */
+function tableServed(catalog: Pick<NodeCatalog, "subscribe">, tenant: string, table: string, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const finish = (found: boolean): void => {
+      clearTimeout(timer);
+      unsubscribe();
+      resolve(found);
+    };
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    // subscribe may call back at once: finish after it returned its unsubscribe.
+    const unsubscribe = catalog.subscribe((c) => {
+      if (c.get(tenant)?.has(table)) queueMicrotask(() => finish(true));
+    });
+  });
+}
 
 /**
  * The control plane's view of the node's shard host. An assignment can arrive
- * before this node has loaded the table from px_config (or created its WAL
- * stream): start waits for the table up to `catalogWaitMs`, then fails (the
- * agent retries).
+ * before this node serves the table (px_config not loaded yet, or its WAL
+ * stream still being created): start waits for the table in the node's
+ * catalog up to `catalogWaitMs`, then fails (the agent retries).
  */
-export function controlShardHost(host: LocalShardHost, catalog: () => Catalog, catalogWaitMs = 5_000): ShardHost {
+export function controlShardHost(host: LocalShardHost, catalog: Pick<NodeCatalog, "subscribe">, catalogWaitMs = 5_000): ShardHost {
   return {
     start: async (shard, leaseRevision) => {
-      const deadline = Date.now() + catalogWaitMs;
-      while (!catalog().get(shard.tenant)?.has(shard.table) && Date.now() < deadline) await sleep(50);
+      await tableServed(catalog, shard.tenant, shard.table, catalogWaitMs);
       await host.start(shard, leaseRevision);
     },
     stop: (shard) => host.stop(shard),
@@ -45,8 +57,8 @@ export function controlShardHost(host: LocalShardHost, catalog: () => Catalog, c
 export interface NodeControlOptions {
   readonly nodeId: string;
   readonly host: LocalShardHost;
-  /** The catalog the node serves (tables whose WAL streams exist). */
-  readonly catalog: () => Catalog;
+  /** The node's one catalog (tables whose WAL streams exist); the controller places from it too. */
+  readonly catalog: NodeCatalog;
   readonly metadata: MetadataStore;
   readonly replicas: number;
   /** The port clients reach this node's API on (gRPC when it runs, else HTTP). */
@@ -63,6 +75,7 @@ export function startNodeControlPlane(nc: NatsConnection, o: NodeControlOptions)
     nodeId: o.nodeId,
     address: `${hostname()}:${o.apiPort}`,
     host: controlShardHost(o.host, o.catalog),
+    catalog: o.catalog,
     metadata: o.metadata,
     replicas: o.replicas,
     log: o.log,

@@ -1,8 +1,9 @@
 // The node's HTTP endpoints: /healthz (process up), /readyz (NATS connected and
 // the catalog loaded), /metrics (Prometheus text format), plus JSON routes the
-// node adds (e.g. /v1/shards).
+// node adds (shardRoutes: /v1/shards, /v1/snapshot).
 import { createServer } from "node:http";
 import type { Server } from "node:http";
+import type { LocalShardHost } from "./shard/host.js";
 
 export interface HttpReply {
   readonly status: number;
@@ -67,4 +68,35 @@ export function promText(metrics: Record<string, Metric | readonly Metric[]>): s
     }
   }
   return out;
+}
+
+/** The node's JSON routes over its shard host. */
+export function shardRoutes(shards: LocalShardHost): Record<string, Route> {
+  return {
+    // Shard states and figures; ?digest=1 adds a digest of each hot set (tests compare it with a replay).
+    // P, T_persisted, H, lag and the sink's state come with each shard (sink: null without ClickHouse).
+    "/v1/shards": async (url) => ({
+      status: 200,
+      body: JSON.stringify(
+        shards.all().map((h) => {
+          const sink = h.sink?.status() ?? null;
+          return {
+            ...h.shard,
+            state: h.runtime.state,
+            ...h.runtime.stats,
+            sinkState: sink?.state ?? "none",
+            lagMs: sink?.lagMs ?? 0,
+            sink,
+            ...(url.searchParams.get("digest") ? { digest: h.runtime.table.digest() } : {}),
+          };
+        }),
+      ),
+    }),
+    // Snapshot every shard now (operators: before a planned restart).
+    "/v1/snapshot": async (_url, method) => {
+      if (method !== "POST") return { status: 405, body: JSON.stringify({ error: "use POST" }) };
+      const lsns = await Promise.all(shards.all().map(async (h) => ({ ...h.shard, lsn: await h.runtime.snapshotNow() })));
+      return { status: 200, body: JSON.stringify(lsns) };
+    },
+  };
 }

@@ -1,6 +1,7 @@
-// A Proxist node: one process with a NATS connection, the gateway actor, the
-// shard host (hot sets, and ClickHouse sinks when a ClickHouse is configured)
-// and the HTTP endpoints. Started by `proxist node`/`proxist up`; stop() drains cleanly.
+// A Proxist node: one process with a NATS connection, its one catalog, the
+// gateway actor, the shard host (hot sets, and ClickHouse sinks when a ClickHouse
+// is configured) and the HTTP endpoints. Started by `proxist node`/`proxist up`;
+// stop() drains cleanly. Routes, metrics and stream setup live next door.
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
@@ -9,25 +10,23 @@ import { gatewayMachine } from "../../actors/gateway.js";
 import type { IngestRequest } from "../../actors/gateway.js";
 import type { IngestReply } from "../../protocols/ingest.js";
 import type { Catalog } from "../catalog.js";
-import { LocalIngress, catalogWatcher, jetstreamWal, natsIngestSource } from "../runtime/gatewayio.js";
-import type { AfterAppend, SourceStats } from "../runtime/gatewayio.js";
-import type { ObjectStore } from "@nats-io/obj";
-import { MetadataStore } from "../runtime/metadata.js";
-import { ensureWalStream, ensureWatermarkStream } from "../wal/index.js";
-import { promText, startHttp } from "./http.js";
+import { MetadataStore, openCatalog } from "../control/index.js";
+import type { ProxistQueryEngine } from "../query/index.js";
+import { BytePool } from "../codec/pool.js";
+import { SinkClickhouse } from "../sink/index.js";
 import { SnapshotStore } from "../snapshot/store.js";
+import type { ObjectStore } from "@nats-io/obj";
+import { startNodeApi } from "./api.js";
+import { startNodeControlPlane } from "./controlplane.js";
+import type { NodeControlOptions } from "./controlplane.js";
+import { catalogActor } from "./gateway/catalog.js";
+import { LocalIngress, jetstreamWal, natsIngestSource } from "./gateway/io.js";
+import type { AfterAppend, SourceStats } from "./gateway/io.js";
+import { shardRoutes, startHttp } from "./http.js";
+import { nodeMetrics } from "./metrics.js";
 import { LocalShardHost } from "./shard/host.js";
 import type { HostSinkOptions } from "./shard/host.js";
-import { SinkClickhouse } from "../sink/index.js";
-import { BytePool } from "../codec/pool.js";
-import { startNodeControlPlane } from "./controlplane.js";
-import { startNodeApi } from "./api.js";
-import type { NodeControlOptions } from "./controlplane.js";
-import type { ControlPlane } from "../control/index.js";
-import type { ProxistQueryEngine } from "../query/index.js";
-import type { ShardAddress } from "../../protocols/subjects.js";
-
-const shardLabels = (s: ShardAddress): Record<string, string> => ({ tenant: s.tenant, table: s.table, bucket: String(s.bucket) });
+import { tenantStreams } from "./streams.js";
 
 export interface NodeOptions {
   /** One NATS URL, or the members of a cluster. */
@@ -74,7 +73,7 @@ export interface ProxistNode {
   state(): string;
   /** In-process ingest (used by the gRPC/Flight front ends): same validation and acks as NATS. */
   ingest(request: Omit<IngestRequest, "id" | "wantsReply">): Promise<IngestReply>;
-  /** The catalog the gateway currently serves. */
+  /** The node's one catalog, as the gateway, shards and API all see it. */
   catalog(): Catalog;
   readonly shards: LocalShardHost;
   /** The gRPC/Flight port when the API server runs. */
@@ -94,152 +93,64 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   const replicas = o.replicas ?? 1;
   const store = await MetadataStore.open(nc, replicas);
   const snapshots = await SnapshotStore.open(nc, replicas, o.seams?.snapshotObjects);
-  let currentCatalog: Catalog = new Map();
+  // The one catalog of this node: a tenant is served only once its streams exist.
+  const catalog = await openCatalog(nc, replicas, { prepare: tenantStreams(jsm, { replicas, nodeId, log }), log: (line) => log(`node ${nodeId}: ${line}`) });
   const clickhouse = o.clickhouseUrl === undefined ? undefined : new SinkClickhouse({ url: o.clickhouseUrl });
   const shards = new LocalShardHost({
     js,
     jsm,
     snapshots,
     snapshotIntervalMs: o.snapshotIntervalMs ?? 60_000,
-    catalog: () => currentCatalog,
+    catalog: catalog.current,
     log,
     ...(clickhouse === undefined ? {} : { sink: { ...o.sink, clickhouse } }),
   });
   const shardMode = o.shards ?? "all";
+  if (shardMode === "all") {
+    catalog.subscribe((c) => void shards.ownAll(c).catch((e: unknown) => log(`node ${nodeId}: cannot start shards: ${(e as Error).message}`)));
+  }
+
   const sourceStats: SourceStats = { fireAndForgetFailures: 0 };
   const local = new LocalIngress();
   // WAL record buffers: the gateway machine takes them, its wal actor gives them back once JetStream stored them.
   const recordPool = new BytePool(256);
-  let catalogLoaded = false;
-  const ensured = new Set<string>();
-
-  // Streams must exist before the gateway may accept a tenant's batches.
-  const ensureTenants = async (catalog: Catalog): Promise<void> => {
-    for (const tenant of catalog.keys()) {
-      if (ensured.has(tenant)) continue;
-      // A NATS cluster still electing stream leaders answers with timeouts for a while: retry before giving up.
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await ensureWalStream(jsm, tenant, { replicas });
-          await ensureWatermarkStream(jsm, tenant, replicas);
-          break;
-        } catch (e) {
-          if (attempt >= 5) throw e;
-          log(`node ${nodeId}: creating the streams of tenant ${tenant} failed (${(e as Error).message}); retrying`);
-          await new Promise((r) => setTimeout(r, 500 * attempt));
-        }
-      }
-      ensured.add(tenant);
-    }
-  };
-
   const gateway = createActor(
     gatewayMachine.provide({
-      actors: {
-        source: natsIngestSource(nc, sourceStats, local),
-        wal: jetstreamWal(js, recordPool, o.seams?.afterAppend === undefined ? {} : { afterAppend: o.seams.afterAppend }),
-        catalog: catalogWatcher((onCatalog) =>
-          store.watch((catalog) => {
-            ensureTenants(catalog).then(
-              async () => {
-                currentCatalog = catalog;
-                catalogLoaded = true;
-                onCatalog(catalog);
-                if (shardMode === "all") await shards.ownAll(catalog);
-              },
-              (e: unknown) => log(`node ${nodeId}: cannot create streams: ${(e as Error).message}`),
-            );
-          }),
-        ),
-      },
+      actors: { source: natsIngestSource(nc, sourceStats, local), wal: jetstreamWal(js, recordPool, o.seams?.afterAppend === undefined ? {} : { afterAppend: o.seams.afterAppend }), catalog: catalogActor(catalog) },
     }),
     { input: { maxInFlight: o.maxInFlight ?? 256, recordPool } },
   );
   gateway.start();
+  const state = (): string => String(gateway.getSnapshot().value);
+  const stats = (): Record<string, number> => ({ ...gateway.getSnapshot().context.stats, fireAndForgetFailures: sourceStats.fireAndForgetFailures });
 
-  const sinks = () => shards.all().flatMap((h) => (h.sink === undefined ? [] : [[h, h.sink.status()] as const]));
-  const stats = (): Record<string, number> => {
-    const s = gateway.getSnapshot().context.stats;
-    return { ...s, fireAndForgetFailures: sourceStats.fireAndForgetFailures };
-  };
   const http = await startHttp(o.httpPort ?? 0, {
-    routes: {
-      // Shard states and figures; ?digest=1 adds a digest of each hot set (tests compare it with a replay).
-      // P, T_persisted, H, lag and the sink's state come with each shard (sink: null without ClickHouse).
-      "/v1/shards": async (url) => ({
-        status: 200,
-        body: JSON.stringify(
-          shards.all().map((h) => {
-            const s = h.runtime.stats;
-            const sink = h.sink?.status() ?? null;
-            return {
-              ...h.shard,
-              state: h.runtime.state,
-              ...s,
-              sinkState: sink?.state ?? "none",
-              lagMs: sink?.lagMs ?? 0,
-              sink,
-              ...(url.searchParams.get("digest") ? { digest: h.runtime.table.digest() } : {}),
-            };
-          }),
-        ),
-      }),
-      // Snapshot every shard now (operators: before a planned restart).
-      "/v1/snapshot": async (_url, method) => {
-        if (method !== "POST") return { status: 405, body: JSON.stringify({ error: "use POST" }) };
-        const lsns = await Promise.all(shards.all().map(async (h) => ({ ...h.shard, lsn: await h.runtime.snapshotNow() })));
-        return { status: 200, body: JSON.stringify(lsns) };
-      },
-    },
-    ready: () => catalogLoaded && !nc.isClosed(),
-    metrics: () => {
-      const s = stats();
-      return promText({
-        px_ingest_batches_accepted_total: { help: "Ingest batches stored in the WAL", type: "counter", value: s.acceptedBatches ?? 0 },
-        px_ingest_rows_accepted_total: { help: "Ticks stored in the WAL", type: "counter", value: s.acceptedRows ?? 0 },
-        px_ingest_batches_rejected_total: { help: "Ingest batches rejected as invalid", type: "counter", value: s.rejectedBatches ?? 0 },
-        px_ingest_append_failures_total: { help: "Ingest batches the WAL failed to store", type: "counter", value: s.failedAppends ?? 0 },
-        px_ingest_throttled_total: { help: "Ingest batches refused by back-pressure", type: "counter", value: s.throttledBatches ?? 0 },
-        px_ingest_fire_and_forget_failures_total: { help: "Failed fire-and-forget batches", type: "counter", value: s.fireAndForgetFailures ?? 0 },
-        px_shard_applied_lsn: shards.all().map((h) => ({ help: "Last WAL LSN applied to the hot set", type: "gauge" as const, value: h.runtime.stats.appliedLsn, labels: shardLabels(h.shard) })),
-        px_shard_rows: shards.all().map((h) => ({ help: "Rows in the hot set", type: "gauge" as const, value: h.runtime.stats.rows, labels: shardLabels(h.shard) })),
-        px_shard_bytes: shards.all().map((h) => ({ help: "Bytes of the hot set", type: "gauge" as const, value: h.runtime.stats.bytes, labels: shardLabels(h.shard) })),
-        px_shard_persisted_lsn: shards.all().map((h) => ({ help: "P: WAL LSN up to which the shard is in ClickHouse (as the hot set last evicted)", type: "gauge" as const, value: h.runtime.stats.persistedLsn, labels: shardLabels(h.shard) })),
-        px_shard_t_persisted_micros: shards.all().map((h) => ({ help: "T_persisted: newest tick time covered by P, microseconds", type: "gauge" as const, value: h.runtime.stats.tPersistedMicros, labels: shardLabels(h.shard) })),
-        px_shard_horizon_micros: shards.all().map((h) => ({ help: "H: every row with ts >= H is in RAM, microseconds", type: "gauge" as const, value: h.runtime.stats.horizonMicros, labels: shardLabels(h.shard) })),
-        px_shard_lag_records: shards.all().map((h) => ({ help: "WAL records applied to RAM and not yet persisted", type: "gauge" as const, value: h.runtime.stats.lagRecords, labels: shardLabels(h.shard) })),
-        px_shard_evicted_rows_total: shards.all().map((h) => ({ help: "Rows evicted from RAM after ClickHouse had them", type: "counter" as const, value: h.runtime.stats.evictedRows, labels: shardLabels(h.shard) })),
-        px_sink_lag_ms: sinks().map(([h, k]) => ({ help: "Age of the oldest received record not yet persisted", type: "gauge" as const, value: k.lagMs, labels: shardLabels(h.shard) })),
-        px_sink_pending_rows: sinks().map(([h, k]) => ({ help: "Rows received by the sink and not yet persisted", type: "gauge" as const, value: k.pendingRows, labels: shardLabels(h.shard) })),
-        px_sink_inserted_rows_total: sinks().map(([h, k]) => ({ help: "Rows the sink inserted into ClickHouse", type: "counter" as const, value: k.insertedRows, labels: shardLabels(h.shard) })),
-        px_sink_already_landed_rows_total: sinks().map(([h, k]) => ({ help: "Rows a retry found already in ClickHouse and did not send again", type: "counter" as const, value: k.alreadyLandedRows, labels: shardLabels(h.shard) })),
-        px_sink_failures_total: sinks().map(([h, k]) => ({ help: "Failed sink attempts (recovery, flush)", type: "counter" as const, value: k.failures, labels: shardLabels(h.shard) })),
-        px_sink_degraded: sinks().map(([h, k]) => ({ help: "1 while the sink keeps failing (it keeps retrying)", type: "gauge" as const, value: k.degraded ? 1 : 0, labels: shardLabels(h.shard) })),
-      });
-    },
+    routes: shardRoutes(shards),
+    ready: () => catalog.loaded() && !nc.isClosed(),
+    metrics: nodeMetrics(stats, shards),
   });
   // "assigned": the node agent starts and stops shards as the leader assigns them; every node contends for the lead.
-  let control: ControlPlane | undefined;
-  if (shardMode === "assigned") {
-    control = await startNodeControlPlane(nc, {
-      nodeId,
-      host: shards,
-      catalog: () => currentCatalog,
-      metadata: store,
-      replicas,
-      apiPort: o.grpcPort || http.port,
-      log,
-      ...(o.control === undefined ? {} : { timings: o.control }),
-    });
-  }
+  const control =
+    shardMode === "assigned"
+      ? await startNodeControlPlane(nc, {
+          nodeId,
+          host: shards,
+          catalog,
+          metadata: store,
+          replicas,
+          apiPort: o.grpcPort || http.port,
+          log,
+          ...(o.control === undefined ? {} : { timings: o.control }),
+        })
+      : undefined;
   // gRPC + Arrow Flight: queries over this node's shards (stitched with ClickHouse when present), ingest through the gateway.
   const api =
     o.grpcPort === undefined
       ? undefined
       : await startNodeApi({
           nc,
-          node: { nodeId, nc, ingest: (r) => local.submit(r), catalog: () => gateway.getSnapshot().context.catalog, state: () => String(gateway.getSnapshot().value) },
-          catalog: () => currentCatalog,
+          node: { nodeId, nc, ingest: (r) => local.submit(r), catalog: catalog.current, state },
+          catalog: catalog.current,
           shards,
           clickhouse: clickhouse?.client,
           grpcPort: o.grpcPort,
@@ -259,10 +170,10 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
     nc,
     store,
     stats,
-    state: () => String(gateway.getSnapshot().value),
+    state,
     shards,
     ingest: (request) => local.submit(request),
-    catalog: () => gateway.getSnapshot().context.catalog,
+    catalog: catalog.current,
     grpcPort: api?.server.port,
     query: api?.engine,
     stop: async () => {
@@ -270,6 +181,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
       await control?.stop().catch((e: unknown) => log(`node ${nodeId}: control plane stop failed: ${(e as Error).message}`));
       await api?.stop().catch(() => {});
       gateway.stop();
+      await catalog.stop();
       await shards.stopAll();
       clickhouse?.close();
       await new Promise<void>((resolve) => http.server.close(() => resolve()));

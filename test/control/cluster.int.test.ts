@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { MetadataStore } from "../../src/runtime/metadata.js";
+import { MetadataStore } from "../../src/control/index.js";
 import { openControlStores } from "../../src/control/stores.js";
 import type { ControlStores } from "../../src/control/stores.js";
 import { startAgent } from "../../src/control/runtime.js";

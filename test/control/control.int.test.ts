@@ -11,7 +11,7 @@ import type { AgentHandle, ControllerHandle } from "../../src/control/runtime.js
 import { controlBackend } from "../../src/control/handlers.js";
 import { startControlServer } from "../../src/control/ctlserver.js";
 import type { ControlServer } from "../../src/control/ctlserver.js";
-import { MetadataStore } from "../../src/runtime/metadata.js";
+import { MetadataStore } from "../../src/control/index.js";
 import { runPxctl } from "../../src/cli/commands.js";
 import { EXIT } from "../../src/cli/exitcodes.js";
 import { parseClusterSpec } from "../../protocols/tablespec.js";
@@ -80,7 +80,7 @@ describe("control plane on one nats-server", () => {
       metadata = await MetadataStore.open(f.nc);
       await metadata.applyCurrent(SPEC);
       const stores = await openControlStores(f.nc);
-      ctl = await startController(f.nc, { id: "c1", catalog: metadata, stores, leaseMs: 1_000, nodeTimeoutMs: 1_000, reconcileMs: 200 });
+      ctl = await startController(f.nc, { id: "c1", stores, leaseMs: 1_000, nodeTimeoutMs: 1_000, reconcileMs: 200 });
       server = startControlServer(f.nc, controlBackend(metadata, stores));
       for (const id of ["n1", "n2"]) {
         const host = new FakeHost();

@@ -9,7 +9,7 @@ import { startNode } from "../../src/node/node.js";
 import type { NodeOptions, ProxistNode } from "../../src/node/node.js";
 import { DEFAULT_CLUSTER_SPEC } from "../../protocols/tablespec.js";
 import type { ClusterSpec } from "../../protocols/tablespec.js";
-import { MetadataStore } from "../../src/runtime/metadata.js";
+import { MetadataStore } from "../../src/control/index.js";
 
 export interface NatsFixture {
   readonly server: NatsServer;

@@ -1,20 +1,18 @@
-// Real IO for the gateway actor: the NATS ingest subscription (and its replies),
-// JetStream appends, and the px_config watcher. Each is a callback actor that
-// returns its cleanup.
+// Real NATS IO for the gateway actor: the ingest subscription (and its replies)
+// and JetStream appends. Each is a callback actor that returns its cleanup; the
+// catalog actor is in ./catalog.ts.
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import type { MsgHdrs } from "@nats-io/transport-node";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { fromCallback } from "xstate";
-import type { EventObject } from "xstate";
-import type { GatewayEvent, IngestRequest, SourceCommand, WalCommand } from "../../actors/gateway.js";
-import type { IngestReply, WalAppend } from "../../protocols/ingest.js";
-import type { BytePool } from "../codec/pool.js";
-import type { WalAppendPlan } from "../ingest/prepare.js";
-import { HDR_MSG_ID, HDR_PRODUCER_ID, HDR_PRODUCER_SEQ, INGEST_WILDCARD, ingestErrorSubject, parseIngestSubject } from "../../protocols/subjects.js";
-import { parseProducer } from "../ingest/headers.js";
-import { replyMux } from "../client/mux.js";
-import type { Catalog } from "../catalog.js";
+import type { GatewayEvent, IngestRequest, SourceCommand, WalCommand } from "../../../actors/gateway.js";
+import type { IngestReply, WalAppend } from "../../../protocols/ingest.js";
+import type { BytePool } from "../../codec/pool.js";
+import type { WalAppendPlan } from "../../ingest/prepare.js";
+import { HDR_MSG_ID, HDR_PRODUCER_ID, HDR_PRODUCER_SEQ, INGEST_WILDCARD, ingestErrorSubject, parseIngestSubject } from "../../../protocols/subjects.js";
+import { parseProducer } from "../../ingest/headers.js";
+import { replyMux } from "../../ingest/replymux.js";
 
 const encoder = new TextEncoder();
 
@@ -162,23 +160,6 @@ export function jetstreamWal(js: JetStreamClient, recordPool?: BytePool, o: { ti
     });
     return () => {
       stopped = true;
-    };
-  });
-}
-
-export type WatchCatalog = (onCatalog: (catalog: Catalog) => void) => Promise<() => void>;
-
-export function catalogWatcher(watch: WatchCatalog) {
-  return fromCallback<EventObject>(({ sendBack }) => {
-    let stop: (() => void) | undefined;
-    let cancelled = false;
-    watch((catalog) => sendBack({ type: "catalog", catalog } satisfies GatewayEvent)).then(
-      (s) => (cancelled ? s() : (stop = s)),
-      () => {},
-    );
-    return () => {
-      cancelled = true;
-      stop?.();
     };
   });
 }

@@ -16,8 +16,6 @@ import type { KV } from "@nats-io/kv";
 import { KV_CONFIG, tenantConfigKey } from "../../protocols/subjects.js";
 import { parseTenantSpec } from "../../protocols/tablespec.js";
 import type { ClusterSpec, TenantSpec } from "../../protocols/tablespec.js";
-import { catalogOf } from "../catalog.js";
-import type { Catalog } from "../catalog.js";
 
 export class MetadataConflictError extends Error {
   override readonly name = "MetadataConflictError";
@@ -173,42 +171,5 @@ export class MetadataStore {
   async applyCurrent(spec: ClusterSpec): Promise<Map<string, number>> {
     const current = this.nc ? (await this.snapshot()).tenants : await this.tenants();
     return this.apply(spec, new Map([...current].map(([k, v]) => [k, v.revision])));
-  }
-
-  /** Calls `onCatalog` with the full catalog now and after every change, until the returned stop is called. */
-  async watch(onCatalog: (catalog: Catalog) => void): Promise<() => void> {
-    const tenants = new Map<string, TenantSpec>();
-    const it = await this.kv.watch({ key: `${TENANT_PREFIX}>` });
-    let initialDone = false;
-    const emit = (): void => onCatalog(catalogOf(tenants.values()));
-    // The watcher delivers current values first; emit once even when the bucket is empty.
-    const initialTimer = setTimeout(() => {
-      if (!initialDone) {
-        initialDone = true;
-        emit();
-      }
-    }, 200);
-    void (async () => {
-      for await (const e of it) {
-        const name = e.key.slice(TENANT_PREFIX.length);
-        if (e.operation === "PUT") {
-          try {
-            tenants.set(name, parseTenantSpec(e.json()));
-          } catch {
-            continue; // a spec this node cannot read: keep serving the previous one
-          }
-        } else {
-          tenants.delete(name);
-        }
-        if (e.delta === 0 || initialDone) {
-          initialDone = true;
-          emit();
-        }
-      }
-    })();
-    return () => {
-      clearTimeout(initialTimer);
-      it.stop();
-    };
   }
 }

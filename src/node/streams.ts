@@ -1,0 +1,55 @@
+// Stream setup of a node: each tenant's WAL and watermark streams exist before
+// the node serves the tenant's tables (the catalog's `prepare` step). Streams
+// are created once per tenant and process; creation is retried on `Schedule`.
+import type { JetStreamManager } from "@nats-io/jetstream";
+import { Duration, Effect, Schedule } from "effect";
+import type { Catalog } from "../catalog.js";
+import { ensureWalStream, ensureWatermarkStream } from "../wal/index.js";
+
+/** A tenant's WAL or watermark stream could not be created after every attempt. */
+export class TenantStreamsError extends Error {
+  override readonly name = "TenantStreamsError";
+  readonly _tag = "TenantStreamsError";
+}
+
+export interface TenantStreamsOptions {
+  readonly replicas: number;
+  readonly nodeId: string;
+  readonly log: (line: string) => void;
+  /** Attempts per tenant before giving up (the next catalog change tries again). */
+  readonly attempts?: number;
+  readonly baseDelayMs?: number;
+}
+
+/** Returns the prepare step: creates the streams of every tenant in the catalog not seen before. */
+export function tenantStreams(jsm: JetStreamManager, o: TenantStreamsOptions): (catalog: Catalog) => Promise<void> {
+  const ensured = new Set<string>();
+  // A NATS cluster still electing stream leaders answers with timeouts for a while: retry before giving up.
+  const schedule = Schedule.exponential(Duration.millis(o.baseDelayMs ?? 500), 1.5);
+  const ensure = (tenant: string) =>
+    Effect.tryPromise(async () => {
+      await ensureWalStream(jsm, tenant, { replicas: o.replicas });
+      await ensureWatermarkStream(jsm, tenant, o.replicas);
+    }).pipe(
+      Effect.tapError((e) => Effect.sync(() => log(o, tenant, e))),
+      Effect.retry({ schedule, times: (o.attempts ?? 5) - 1 }),
+    );
+  return async (catalog) => {
+    for (const tenant of catalog.keys()) {
+      if (ensured.has(tenant)) continue;
+      await Effect.runPromise(ensure(tenant)).catch((e: unknown) => {
+        throw new TenantStreamsError(`node ${o.nodeId}: cannot create the streams of tenant ${tenant}: ${causeMessage(e)}; check that JetStream is enabled and has room (the next px_config change retries)`, { cause: e });
+      });
+      ensured.add(tenant);
+    }
+  };
+}
+
+const causeMessage = (e: unknown): string => {
+  const inner = (e as { cause?: unknown }).cause;
+  return inner instanceof Error ? inner.message : (e as Error).message;
+};
+
+function log(o: TenantStreamsOptions, tenant: string, e: unknown): void {
+  o.log(`node ${o.nodeId}: creating the streams of tenant ${tenant} failed (${causeMessage(e)}); retrying`);
+}
