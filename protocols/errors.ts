@@ -15,3 +15,24 @@ export class CorruptMessageError extends Error {
     super(`${what} cannot be decoded: ${detail}`, options);
   }
 }
+
+/** The kinds of query failure, named as the gRPC statuses the API answers them with. */
+export const QUERY_ERROR_CODES = ["INVALID_ARGUMENT", "NOT_FOUND", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "UNAVAILABLE", "DEADLINE_EXCEEDED"] as const;
+export type QueryErrorCode = (typeof QUERY_ERROR_CODES)[number];
+
+/**
+ * A query that is refused or cannot be answered: the one error type of query
+ * validation (protocols/query.ts), the engine (src/query) and the API's query
+ * engine interface (src/api), which maps `code` to a gRPC status.
+ */
+export class QueryError extends Error {
+  override readonly name = "QueryError";
+  readonly _tag = "QueryError";
+  constructor(
+    readonly code: QueryErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

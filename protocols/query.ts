@@ -17,6 +17,7 @@ import {
   WindowJoinOpSchema,
 } from "./gen/proxist/v1/query_pb.js";
 import type { Query as QueryProto } from "./gen/proxist/v1/query_pb.js";
+import { QueryError } from "./errors.js";
 
 export const QUERY_VERSION = 1;
 export const QUERY_OPS = ["range", "lastBy", "firstBy", "asof", "windowJoin", "rolling", "bars", "groupBy"] as const;
@@ -33,11 +34,8 @@ export const WINDOW_JOIN_FNS: readonly AggFn[] = ["count", "sum", "avg", "min", 
 export const MAX_QUERY_TS = Date.UTC(2200, 0, 1) * 1000;
 export const MICROS_PER_DAY = 86_400_000_000;
 
-/** A query that broke a rule; `message` names the field, the rule and the fix. */
-export class QueryValidationError extends Error {
-  override readonly name = "QueryValidationError";
-  readonly _tag = "QueryValidationError";
-}
+/** A query that broke a rule: QueryError INVALID_ARGUMENT; `message` names the field, the rule and the fix. */
+const invalid = (message: string): QueryError => new QueryError("INVALID_ARGUMENT", message);
 
 // ---- JSON schema -------------------------------------------------------------
 
@@ -184,11 +182,11 @@ export function parseDuration(field: string, v: number | string, min: number, ma
   if (typeof v === "number") micros = v;
   else {
     const m = /^(\d+)(us|ms|s|m|h|d)$/.exec(v.trim());
-    if (m === null) throw new QueryValidationError(`query field ${field}: "${v}" is not a duration; write it as a number with a unit (us, ms, s, m, h, d), e.g. "5m", or as integer microseconds`);
+    if (m === null) throw invalid(`query field ${field}: "${v}" is not a duration; write it as a number with a unit (us, ms, s, m, h, d), e.g. "5m", or as integer microseconds`);
     micros = Number(m[1]) * UNITS[m[2]!]!;
   }
   if (!Number.isSafeInteger(micros) || micros < min || micros > max) {
-    throw new QueryValidationError(`query field ${field}: ${JSON.stringify(v)} is out of range; it must be between ${min} and ${max} microseconds`);
+    throw invalid(`query field ${field}: ${JSON.stringify(v)} is out of range; it must be between ${min} and ${max} microseconds`);
   }
   return micros;
 }
@@ -197,7 +195,7 @@ function decode<T>(schema: Schema.Decoder<T>, op: string, input: unknown): T {
   const result = Schema.decodeUnknownResult(schema)(input, { errors: "all", onExcessProperty: "error" });
   if (Result.isFailure(result)) {
     const msg = result.failure.message.replace(/\n\s*at \[/g, " at [").replace(/\n/g, "; ");
-    throw new QueryValidationError(`${op} query is invalid: ${msg}. Fix those fields (see the query docs for the ${op} form).`);
+    throw invalid(`${op} query is invalid: ${msg}. Fix those fields (see the query docs for the ${op} form).`);
   }
   return result.success;
 }
@@ -206,14 +204,14 @@ function aggregatesOf(op: string, list: readonly Schema.Schema.Type<typeof AggJs
   const names = new Set<string>();
   return list.map((a, i) => {
     const where = `query field aggregates[${i}]`;
-    if (!allowed.includes(a.fn)) throw new QueryValidationError(`${where}: ${op} does not support fn "${a.fn}"; use one of ${allowed.join(", ")}`);
-    if (a.fn !== "count" && a.column === undefined) throw new QueryValidationError(`${where}: fn "${a.fn}" needs "column" (a value column)`);
+    if (!allowed.includes(a.fn)) throw invalid(`${where}: ${op} does not support fn "${a.fn}"; use one of ${allowed.join(", ")}`);
+    if (a.fn !== "count" && a.column === undefined) throw invalid(`${where}: fn "${a.fn}" needs "column" (a value column)`);
     if (a.fn === "ema") {
-      if (a.alpha === undefined || !(a.alpha > 0 && a.alpha <= 1)) throw new QueryValidationError(`${where}: ema needs "alpha" in (0, 1], e.g. 0.1`);
-    } else if (a.alpha !== undefined) throw new QueryValidationError(`${where}: "alpha" is only for ema; remove it`);
-    if (a.weight !== undefined && a.fn !== "vwap") throw new QueryValidationError(`${where}: "weight" is only for vwap; remove it`);
+      if (a.alpha === undefined || !(a.alpha > 0 && a.alpha <= 1)) throw invalid(`${where}: ema needs "alpha" in (0, 1], e.g. 0.1`);
+    } else if (a.alpha !== undefined) throw invalid(`${where}: "alpha" is only for ema; remove it`);
+    if (a.weight !== undefined && a.fn !== "vwap") throw invalid(`${where}: "weight" is only for vwap; remove it`);
     const as = a.as ?? (a.column === undefined ? a.fn : `${a.fn}_${a.column}`);
-    if (names.has(as)) throw new QueryValidationError(`${where}: output name "${as}" is used twice; give one an "as" name`);
+    if (names.has(as)) throw invalid(`${where}: output name "${as}" is used twice; give one an "as" name`);
     names.add(as);
     return { fn: a.fn, column: a.column, weight: a.fn === "vwap" ? (a.weight ?? "size") : undefined, alpha: a.alpha, as };
   });
@@ -224,22 +222,22 @@ type CommonJson = { [K in keyof typeof Common]?: unknown } & { table: string; t0
 function base(op: QueryOp, j: CommonJson, defaultSort: "time" | "symbol"): Base {
   const t0 = j.t0 ?? 0;
   const t1 = j.t1 ?? MAX_QUERY_TS;
-  if (t1 < t0) throw new QueryValidationError(`query fields t0/t1: t1 ${t1} is before t0 ${t0}; the range is [t0, t1), swap them`);
+  if (t1 < t0) throw invalid(`query fields t0/t1: t1 ${t1} is before t0 ${t0}; the range is [t0, t1), swap them`);
   if (j.symbols !== undefined && new Set(j.symbols).size !== j.symbols.length) {
-    throw new QueryValidationError(`query field symbols: a symbol is listed twice; list each once`);
+    throw invalid(`query field symbols: a symbol is listed twice; list each once`);
   }
   void op;
   return { table: j.table, symbols: j.symbols, t0, t1, columns: j.columns, minLsn: j.minLsn, sort: j.sort ?? defaultSort };
 }
 
-/** Validates and normalises a JSON query. Throws QueryValidationError naming the field, the rule and the fix. */
+/** Validates and normalises a JSON query. Throws QueryError (INVALID_ARGUMENT) naming the field, the rule and the fix. */
 export function parseQuery(input: unknown): Query {
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
-    throw new QueryValidationError(`a query must be a JSON object, e.g. {"op":"range","table":"trades","t0":0,"t1":1700000000000000}`);
+    throw invalid(`a query must be a JSON object, e.g. {"op":"range","table":"trades","t0":0,"t1":1700000000000000}`);
   }
   const opRaw = (input as { op?: unknown }).op ?? "range";
   if (typeof opRaw !== "string" || !(QUERY_OPS as readonly string[]).includes(opRaw)) {
-    throw new QueryValidationError(`query field op: "${String(opRaw)}" is not an operator; use one of ${QUERY_OPS.join(", ")}`);
+    throw invalid(`query field op: "${String(opRaw)}" is not an operator; use one of ${QUERY_OPS.join(", ")}`);
   }
   const op = opRaw as QueryOp;
   switch (op) {
@@ -251,7 +249,7 @@ export function parseQuery(input: unknown): Query {
     case "firstBy": {
       const j = decode(ByJson, op, input);
       if (j.at !== undefined && (j.t1 !== undefined || (op === "firstBy" && j.t0 !== undefined))) {
-        throw new QueryValidationError(`query field at: give either "at" or t0/t1, not both`);
+        throw invalid(`query field at: give either "at" or t0/t1, not both`);
       }
       // lastBy at t: rows with ts <= t; firstBy at t: rows with ts >= t.
       const jj = j.at === undefined ? j : op === "lastBy" ? { ...j, t1: j.at + 1 } : { ...j, t0: j.at };
@@ -281,7 +279,7 @@ export function parseQuery(input: unknown): Query {
     case "rolling": {
       const j = decode(RollingJson, op, input);
       if ((j.window === undefined) === (j.rows === undefined)) {
-        throw new QueryValidationError(`query fields window/rows: give exactly one: "window" (a duration, e.g. "5m") or "rows" (a row count)`);
+        throw invalid(`query fields window/rows: give exactly one: "window" (a duration, e.g. "5m") or "rows" (a row count)`);
       }
       return {
         op,
@@ -306,7 +304,7 @@ export function parseQuery(input: unknown): Query {
       const bySymbol = j.by.includes("symbol");
       const byBucket = j.by.includes("bucket");
       if (byBucket !== (j.bucket !== undefined)) {
-        throw new QueryValidationError(`query field bucket: ${byBucket ? 'by "bucket" needs "bucket" (a duration, e.g. "1m")' : 'is given but "by" does not list "bucket"; add it to "by" or remove "bucket"'}`);
+        throw invalid(`query field bucket: ${byBucket ? 'by "bucket" needs "bucket" (a duration, e.g. "1m")' : 'is given but "by" does not list "bucket"; add it to "by" or remove "bucket"'}`);
       }
       return {
         op,
@@ -340,7 +338,7 @@ const big = (n: number): bigint => BigInt(n);
 const aggToProto = (a: Aggregate) => ({ fn: FN_TO_PROTO[a.fn], column: a.column ?? "", weight: a.weight ?? "", as: a.as, ...(a.alpha === undefined ? {} : { alpha: a.alpha }) });
 const rightToProto = (r: RightSide) => ({ table: r.table, ...(r.columns === undefined ? {} : { columns: { columns: [...r.columns] } }) });
 
-/** The protobuf form of a query (validated first: throws QueryValidationError). */
+/** The protobuf form of a query (validated first: throws QueryError INVALID_ARGUMENT). */
 export function queryToProto(input: unknown): QueryProto {
   const q = parseQuery(input);
   const common = {
@@ -383,19 +381,19 @@ export function queryToProto(input: unknown): QueryProto {
 }
 
 const num = (b: bigint, field: string): number => {
-  if (b > BigInt(Number.MAX_SAFE_INTEGER) || b < -BigInt(Number.MAX_SAFE_INTEGER)) throw new QueryValidationError(`query field ${field}: ${b} is beyond 2^53; use microseconds within range`);
+  if (b > BigInt(Number.MAX_SAFE_INTEGER) || b < -BigInt(Number.MAX_SAFE_INTEGER)) throw invalid(`query field ${field}: ${b} is beyond 2^53; use microseconds within range`);
   return Number(b);
 };
 
 function aggFromProto(a: { fn: AggFnProto; column: string; weight: string; alpha?: number | undefined; as: string }, i: number): Record<string, unknown> {
   const fn = (Object.keys(FN_TO_PROTO) as AggFn[]).find((k) => FN_TO_PROTO[k] === a.fn);
-  if (fn === undefined) throw new QueryValidationError(`query field aggregates[${i}].fn: ${a.fn} is not a known aggregate; use one of ${AGG_FNS.join(", ")}`);
+  if (fn === undefined) throw invalid(`query field aggregates[${i}].fn: ${a.fn} is not a known aggregate; use one of ${AGG_FNS.join(", ")}`);
   return { fn, ...(a.column === "" ? {} : { column: a.column }), ...(a.weight === "" ? {} : { weight: a.weight }), ...(a.alpha === undefined ? {} : { alpha: a.alpha }), ...(a.as === "" ? {} : { as: a.as }) };
 }
 
 /** The JSON form of a protobuf query (validate it with parseQuery). Rejects unknown versions. */
 export function queryFromProto(p: QueryProto): Record<string, unknown> {
-  if (p.version !== QUERY_VERSION) throw new QueryValidationError(`query version ${p.version} is not supported (this server reads version ${QUERY_VERSION}); upgrade the server or send version ${QUERY_VERSION}`);
+  if (p.version !== QUERY_VERSION) throw invalid(`query version ${p.version} is not supported (this server reads version ${QUERY_VERSION}); upgrade the server or send version ${QUERY_VERSION}`);
   const right = (r: { table: string; columns?: { columns: string[] } | undefined } | undefined) => ({ table: r?.table ?? "", ...(r?.columns === undefined ? {} : { columns: r.columns.columns }) });
   const out: Record<string, unknown> = {
     table: p.table,
@@ -433,7 +431,7 @@ export function queryFromProto(p: QueryProto): Record<string, unknown> {
         aggregates: op.value.aggregates.map(aggFromProto),
       };
     case undefined:
-      throw new QueryValidationError(`query has no operator; set one of range, lastBy, firstBy, asof, windowJoin, rolling, bars, groupBy`);
+      throw invalid(`query has no operator; set one of range, lastBy, firstBy, asof, windowJoin, rolling, bars, groupBy`);
   }
 }
 
@@ -445,7 +443,7 @@ export function decodeQuery(bytes: Uint8Array): Record<string, unknown> {
   try {
     p = fromBinary(QuerySchema, bytes);
   } catch (e) {
-    throw new QueryValidationError(`query bytes are not a proxist.v1.Query protobuf (${(e as Error).message}); send the message encoded with protocols/proto/proxist/v1/query.proto`);
+    throw invalid(`query bytes are not a proxist.v1.Query protobuf (${(e as Error).message}); send the message encoded with protocols/proto/proxist/v1/query.proto`);
   }
   return queryFromProto(p);
 }

@@ -5,6 +5,7 @@
 import { randomUUID } from "node:crypto";
 import { status as GrpcStatus } from "@grpc/grpc-js";
 import type { StatusObject } from "@grpc/grpc-js";
+import { QueryError } from "../../protocols/errors.js";
 import { AuthError, TokenStoreUnavailableError } from "../auth/index.js";
 import { BatchRejected } from "../codec/arrow.js";
 import { IpcError } from "./ipc/index.js";
@@ -37,19 +38,12 @@ export class ApiError extends Error {
   }
 }
 
-const isApiCode = (c: unknown): c is ApiCode => typeof c === "string" && (API_CODES as readonly string[]).includes(c);
-
-/**
- * Maps any thrown value to an ApiError. Errors that carry a known string
- * `code` (e.g. the query engine's) keep it; everything unknown is INTERNAL.
- */
+/** Maps any thrown value to an ApiError by its type; everything unknown is INTERNAL. */
 export function classify(e: unknown, log: (line: string) => void): ApiError {
   if (e instanceof ApiError) return e;
   if (e instanceof AuthError) return new ApiError(e.code, e.message);
   if (e instanceof TokenStoreUnavailableError) return new ApiError("UNAVAILABLE", e.message);
-  if (e instanceof LimitExceeded || e instanceof IpcError || e instanceof BatchRejected) return new ApiError(e.code, e.message);
-  const code: unknown = e instanceof Error ? (e as Error & { code?: unknown }).code : undefined;
-  if (e instanceof Error && isApiCode(code) && code !== "INTERNAL") return new ApiError(code, e.message);
+  if (e instanceof QueryError || e instanceof LimitExceeded || e instanceof IpcError || e instanceof BatchRejected) return new ApiError(e.code, e.message);
   const ref = randomUUID().slice(0, 8);
   log(`api: internal error ref ${ref}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
   return new ApiError("INTERNAL", `internal error (ref ${ref}); the server log has the details`);

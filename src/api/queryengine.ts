@@ -1,23 +1,10 @@
-// The query engine as the API sees it. The engine itself (src/query, issue 5)
-// implements this; the API only validates, streams and cancels. Engines must
-// look tables up in `tenant` only (the API passes the token's tenant) and
-// resolve every table name of a query with scopedTable({ tenant }, [name]), so
-// a name qualified with another tenant is PERMISSION_DENIED.
+// The query engine as the API sees it. The engine itself (src/query
+// ProxistQueryEngine) implements this; the API only validates, streams and
+// cancels. Engines must look tables up in `tenant` only (the API passes the
+// token's tenant), and refuse a table name qualified with another tenant as
+// PERMISSION_DENIED. Engines refuse with protocols/errors.ts QueryError; the
+// API maps its code to a gRPC status.
 import type { RecordBatch, Schema } from "apache-arrow";
-
-export type QueryErrorCode = "INVALID_ARGUMENT" | "NOT_FOUND" | "PERMISSION_DENIED" | "RESOURCE_EXHAUSTED" | "FAILED_PRECONDITION" | "UNAVAILABLE" | "DEADLINE_EXCEEDED";
-
-/** A query the engine refuses or cannot answer; `message` names the problem and the fix. */
-export class QueryError extends Error {
-  override readonly name = "QueryError";
-  readonly _tag = "QueryError";
-  constructor(
-    readonly code: QueryErrorCode,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 export interface QueryEngine {
   /**

@@ -10,7 +10,7 @@ import { ApiError } from "./errors.js";
 
 const NAME = /^[a-z][a-z0-9_]{0,62}$/;
 
-/** Whose scope a name is resolved in: a Principal, or just the tenant (query engines). */
+/** Whose scope a name is resolved in: a Principal, or just the tenant. */
 export interface Scope {
   readonly tenant: string;
 }
@@ -19,10 +19,7 @@ function denied(p: Scope, tenant: string): AuthError {
   return new AuthError("PERMISSION_DENIED", `tenant ${tenant.slice(0, 40)} is not this token's tenant (${p.tenant}); a token reaches only its own tenant's tables`);
 }
 
-/**
- * Accepts `table`, `<tenant>.<table>` or path parts [tenant, table]; returns the
- * bare table name. Query engines resolve the table names of a query with it.
- */
+/** Accepts `table`, `<tenant>.<table>` or path parts [tenant, table]; returns the bare table name. */
 export function scopedTable(p: Scope, parts: readonly string[]): string {
   const flat = parts.length === 1 ? parts[0]!.split(".") : [...parts];
   if (flat.length === 2) {

@@ -3,7 +3,7 @@
 // that serves proxist.v1 and Arrow Flight behind tenant-scoped tokens.
 import type { NatsConnection } from "@nats-io/transport-node";
 import { startApiServer } from "../api/index.js";
-import type { ApiNode, ApiServer } from "../api/index.js";
+import type { ApiLimits, ApiNode, ApiServer } from "../api/index.js";
 import { TokenVerifier } from "../auth/index.js";
 import type { Catalog } from "../catalog.js";
 import type { ClickhouseHttp } from "../clickhouse/index.js";
@@ -19,6 +19,10 @@ export interface NodeApiOptions {
   readonly grpcPort: number;
   readonly replicas: number;
   readonly log: (line: string) => void;
+  /** Interface to listen on (default all), the API limits and the token cache TTL (defaults in src/api and src/auth). */
+  readonly host?: string;
+  readonly limits?: Partial<ApiLimits>;
+  readonly tokenCacheTtlMs?: number;
 }
 
 export interface NodeApi {
@@ -36,8 +40,9 @@ export function queryEngineOf(catalog: () => Catalog, shards: LocalShardHost, cl
 
 export async function startNodeApi(o: NodeApiOptions): Promise<NodeApi> {
   const engine = queryEngineOf(o.catalog, o.shards, o.clickhouse);
-  const tokens = await TokenVerifier.open(o.nc, { replicas: o.replicas });
-  const server = await startApiServer({ node: o.node, tokens, queryEngine: engine, port: o.grpcPort, log: o.log });
+  const tokens = await TokenVerifier.open(o.nc, { replicas: o.replicas, ...(o.tokenCacheTtlMs === undefined ? {} : { cacheTtlMs: o.tokenCacheTtlMs }) });
+  const tuning = { ...(o.host === undefined ? {} : { host: o.host }), ...(o.limits === undefined ? {} : { limits: o.limits }) };
+  const server = await startApiServer({ node: o.node, tokens, queryEngine: engine, port: o.grpcPort, log: o.log, ...tuning });
   return {
     engine,
     server,

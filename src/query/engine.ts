@@ -3,33 +3,20 @@
 // the seam rule), runs the operator and returns Arrow record batches. Shaped
 // like src/api's QueryEngine (schema / run / tableQuery) so the API can serve it.
 import type { RecordBatch, Schema } from "apache-arrow";
-import { parseQuery, QueryValidationError } from "../../protocols/query.js";
+import { QueryError } from "../../protocols/errors.js";
+import { parseQuery } from "../../protocols/query.js";
 import type { Aggregate, Query } from "../../protocols/query.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
 import { loadHotOnly, loadSeries } from "./load.js";
 import { GroupTable, addColdPartials, coldPartialsSql, hotPartials } from "./partials.js";
 import type { Loaded, LoadRequest } from "./load.js";
-import { asofOp, barAggregates, barsOp, byOp, fastByOp, bySymbolMap, fieldsOf, groupByOp, neededColumns, QueryPlanError, rangeOp, rollingOp, windowJoinOp } from "./ops.js";
+import { asofOp, barAggregates, barsOp, byOp, fastByOp, bySymbolMap, fieldsOf, groupByOp, neededColumns, rangeOp, rollingOp, windowJoinOp } from "./ops/index.js";
 import { arrowSchema, toRecordBatches } from "./output.js";
 import type { OutField, OutTable } from "./output.js";
 import { lowerBound } from "./series.js";
 import type { SymbolSeries } from "./series.js";
 import type { ColdSource, TableSource } from "./source.js";
 import { fastRangeOp } from "./rangefast.js";
-
-export type QueryFailureCode = "INVALID_ARGUMENT" | "NOT_FOUND" | "PERMISSION_DENIED" | "FAILED_PRECONDITION" | "UNAVAILABLE" | "DEADLINE_EXCEEDED";
-
-/** A query the engine refuses or cannot answer (`code` is a gRPC status name the API maps as is). */
-export class QueryFailure extends Error {
-  override readonly name = "QueryFailure";
-  readonly _tag = "QueryFailure";
-  constructor(
-    readonly code: QueryFailureCode,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 export interface QueryEngineOptions {
   readonly source: TableSource;
@@ -51,8 +38,21 @@ export interface QueryResult {
 
 const TABLE_NAME = /^[a-z][a-z0-9_]{0,62}$/;
 
+/** Runs whose results are being read now, and runs that ended because their signal aborted (client cancel, deadline). */
+export interface QueryRunStats {
+  readonly running: number;
+  readonly aborted: number;
+}
+
 export class ProxistQueryEngine {
+  private running = 0;
+  private aborted = 0;
+
   constructor(readonly options: QueryEngineOptions) {}
+
+  stats(): QueryRunStats {
+    return { running: this.running, aborted: this.aborted };
+  }
 
   /** The JSON query reading a whole table. */
   tableQuery(table: string): unknown {
@@ -64,7 +64,7 @@ export class ProxistQueryEngine {
     try {
       const q = this.parse(tenant, query);
       const { left, right } = this.specs(tenant, q);
-      return Promise.resolve(arrowSchema(plan(() => fieldsOf(q, left, right))));
+      return Promise.resolve(arrowSchema(fieldsOf(q, left, right)));
     } catch (e) {
       return Promise.reject(e as Error);
     }
@@ -73,36 +73,37 @@ export class ProxistQueryEngine {
   /** Runs `query` and yields its record batches (the schema metadata carries notes). */
   async *run(tenant: string, query: unknown, signal: AbortSignal): AsyncIterable<RecordBatch> {
     const maxRows = this.options.maxBatchRows ?? 1 << 20;
-    const r = await this.compute(tenant, query, signal, maxRows);
-    const meta = new Map<string, string>([["proxist.complete", r.notes.length === 0 ? "true" : "false"]]);
-    if (r.notes.length > 0) meta.set("proxist.notes", r.notes.join("\n"));
-    const schema = arrowSchema(r.fields, meta);
-    for (const t of r.tables) {
-      for (const b of toRecordBatches(t, schema, maxRows)) {
-        if (signal.aborted) throw signal.reason;
-        yield b;
+    this.running++;
+    try {
+      const r = await this.compute(tenant, query, signal, maxRows);
+      const meta = new Map<string, string>([["proxist.complete", r.notes.length === 0 ? "true" : "false"]]);
+      if (r.notes.length > 0) meta.set("proxist.notes", r.notes.join("\n"));
+      const schema = arrowSchema(r.fields, meta);
+      for (const t of r.tables) {
+        for (const b of toRecordBatches(t, schema, maxRows)) {
+          if (signal.aborted) throw signal.reason;
+          yield b;
+        }
       }
+    } finally {
+      // The consumer left (return()) or the run failed: either way it holds nothing now.
+      this.running--;
+      if (signal.aborted) this.aborted++;
     }
   }
 
   /** Parses the JSON form, or passes a parsed Query through; resolves the tenant's table names. */
   parse(tenant: string, query: unknown): Query {
-    let q: Query;
-    try {
-      q = parseQuery(query);
-    } catch (e) {
-      if (e instanceof QueryValidationError) throw new QueryFailure("INVALID_ARGUMENT", e.message);
-      throw e;
-    }
+    const q = parseQuery(query);
     const t = (query as { tenant?: unknown }).tenant;
-    if (t !== undefined && t !== tenant) throw new QueryFailure("PERMISSION_DENIED", `query names tenant ${String(t)}, but it runs for tenant ${tenant}; a query reaches only its own tenant's tables`);
+    if (t !== undefined && t !== tenant) throw new QueryError("PERMISSION_DENIED", `query names tenant ${String(t)}, but it runs for tenant ${tenant}; a query reaches only its own tenant's tables`);
     const resolve = (name: string): string => {
       const parts = name.split(".");
       if (parts.length === 2) {
-        if (parts[0] !== tenant) throw new QueryFailure("PERMISSION_DENIED", `table ${name} belongs to tenant ${parts[0]}, not ${tenant}; a query reaches only its own tenant's tables`);
+        if (parts[0] !== tenant) throw new QueryError("PERMISSION_DENIED", `table ${name} belongs to tenant ${parts[0]}, not ${tenant}; a query reaches only its own tenant's tables`);
         parts.shift();
       }
-      if (parts.length !== 1 || !TABLE_NAME.test(parts[0]!)) throw new QueryFailure("INVALID_ARGUMENT", `"${name}" is not a table name; name a table as \`trades\` (or \`${tenant}.trades\`)`);
+      if (parts.length !== 1 || !TABLE_NAME.test(parts[0]!)) throw new QueryError("INVALID_ARGUMENT", `"${name}" is not a table name; name a table as \`trades\` (or \`${tenant}.trades\`)`);
       return parts[0]!;
     };
     const table = resolve(q.table);
@@ -114,7 +115,7 @@ export class ProxistQueryEngine {
     const spec = this.options.source.spec(tenant, table);
     if (spec === undefined) {
       const known = [...this.options.source.tables(tenant)].sort().join(", ") || "none";
-      throw new QueryFailure("NOT_FOUND", `tenant ${tenant} has no table ${table} (its tables: ${known})`);
+      throw new QueryError("NOT_FOUND", `tenant ${tenant} has no table ${table} (its tables: ${known})`);
     }
     return spec;
   }
@@ -135,8 +136,8 @@ export class ProxistQueryEngine {
   private async compute(tenant: string, query: unknown, signal: AbortSignal | undefined, chunkRows: number): Promise<Omit<QueryResult, "table"> & { tables: readonly OutTable[] }> {
     const q = this.parse(tenant, query);
     const { left, right } = this.specs(tenant, q);
-    const fields = plan(() => fieldsOf(q, left, right));
-    const cols = plan(() => neededColumns(q, left, right));
+    const fields = fieldsOf(q, left, right);
+    const cols = neededColumns(q, left, right);
     if (q.minLsn !== undefined) await this.waitLsn(tenant, [q.table, ...(right ? [right.name] : [])], q.minLsn);
     const load = (spec: TableSpec, wanted: boolean[], t0: number, t1: number, behind: number, ahead: number): Promise<Loaded> => {
       const req: LoadRequest = { tenant, spec, shards: this.options.source.shards(tenant, spec.name), symbols: q.symbols, t0, t1, behind, ahead, wanted };
@@ -149,7 +150,7 @@ export class ProxistQueryEngine {
       coldRows += l.coldRows;
       return l.series;
     };
-    const fast = q.op === "range" ? plan(() => fastRangeOp(q, left, this.options.source.shards(tenant, left.name), chunkRows)) : undefined;
+    const fast = q.op === "range" ? fastRangeOp(q, left, this.options.source.shards(tenant, left.name), chunkRows) : undefined;
     const tables = fast ?? [await this.runOp(tenant, q, left, right, cols, load, use, signal)];
     return { fields, tables, notes, coldRows };
   }
@@ -167,49 +168,49 @@ export class ProxistQueryEngine {
     switch (q.op) {
       case "range": {
         const s = use(await load(left, cols.left, q.t0, q.t1, 0, 0));
-        return plan(() => rangeOp(q, left, s));
+        return rangeOp(q, left, s);
       }
       case "lastBy":
       case "firstBy": {
-        const fast = plan(() => fastByOp(q, left, this.options.source.shards(tenant, left.name)));
+        const fast = fastByOp(q, left, this.options.source.shards(tenant, left.name));
         if (fast !== undefined) return fast;
         if (q.op === "firstBy") {
           const s = use(await load(left, cols.left, q.t0, q.t0, 0, 1));
-          return plan(() => byOp(q, left, s));
+          return byOp(q, left, s);
         }
         // The last row before t1: an empty range at t1 with one row of look-behind.
         const s = use(await load(left, cols.left, q.t1, q.t1, 1, 0));
-        return plan(() => byOp(q, left, s));
+        return byOp(q, left, s);
       }
       case "asof": {
         const back = q.direction !== "forward" ? 1 : 0;
         const fwd = q.direction !== "backward" ? 1 : 0;
         const [l, r] = await Promise.all([load(left, cols.left, q.t0, q.t1, 0, 0), load(right!, cols.right, q.t0, q.t1, back, fwd)]);
-        return plan(() => asofOp(q, left, right!, use(l), bySymbolMap(use(r))));
+        return asofOp(q, left, right!, use(l), bySymbolMap(use(r)));
       }
       case "windowJoin": {
         const [l, r] = await Promise.all([
           load(left, cols.left, q.t0, q.t1, 0, 0),
           load(right!, cols.right, Math.max(0, q.t0 - q.beforeMicros), Math.max(q.t0, q.t1 + q.afterMicros), 0, 0),
         ]);
-        return plan(() => windowJoinOp(q, left, right!, use(l), bySymbolMap(use(r))));
+        return windowJoinOp(q, left, right!, use(l), bySymbolMap(use(r)));
       }
       case "rolling": {
         if ("rows" in q.window) {
           const s = use(await load(left, cols.left, q.t0, q.t1, q.window.rows - 1, 0));
-          return plan(() => rollingOp(q, left, s));
+          return rollingOp(q, left, s);
         }
         const from = Math.max(0, q.t0 - q.window.micros + 1);
         const s = use(await load(left, cols.left, from, q.t1, 0, 0)).map((x) => rebound(x, q.t0));
-        return plan(() => rollingOp(q, left, s));
+        return rollingOp(q, left, s);
       }
       case "bars": {
         const t = await this.partials(tenant, q, left, cols.left, barAggregates(q), q.bucketMicros, true, use, load, signal);
-        return plan(() => barsOp(q, left, t, q.symbols));
+        return barsOp(q, left, t, q.symbols);
       }
       case "groupBy": {
         const t = await this.partials(tenant, q, left, cols.left, q.aggregates, q.bucketMicros, q.bySymbol, use, load, signal);
-        return plan(() => groupByOp(q, left, t));
+        return groupByOp(q, left, t);
       }
     }
   }
@@ -252,7 +253,7 @@ export class ProxistQueryEngine {
     try {
       await Promise.all(waits);
     } catch (e) {
-      throw new QueryFailure("DEADLINE_EXCEEDED", `the shards did not apply LSN ${lsn} within ${timeout} ms (${(e as Error).message}); retry, or query without minLsn`);
+      throw new QueryError("DEADLINE_EXCEEDED", `the shards did not apply LSN ${lsn} within ${timeout} ms (${(e as Error).message}); retry, or query without minLsn`);
     }
   }
 }
@@ -261,14 +262,4 @@ export class ProxistQueryEngine {
 function rebound(s: SymbolSeries, t0: number): SymbolSeries {
   const lo = lowerBound(s.ts, t0, 0, s.n);
   return { ...s, lo, hi: Math.max(lo, s.hi) };
-}
-
-/** Maps plan errors (unknown column, ...) to INVALID_ARGUMENT. */
-function plan<T>(f: () => T): T {
-  try {
-    return f();
-  } catch (e) {
-    if (e instanceof QueryPlanError) throw new QueryFailure("INVALID_ARGUMENT", e.message);
-    throw e;
-  }
 }

@@ -11,7 +11,7 @@ import type { TableSpec } from "../../protocols/tablespec.js";
 import { allocValueArray } from "../codec/tickbatch.js";
 import type { ValueArray } from "../codec/tickbatch.js";
 import type { ColumnSlice } from "../hotset/index.js";
-import { fieldsOf, selectedColumns } from "./ops.js";
+import { fieldsOf, selectedColumns } from "./ops/index.js";
 import type { OutField, OutTable } from "./output.js";
 import type { HotShard } from "./source.js";
 import { symbolsInOrder, symbolsListed } from "./symorder.js";

@@ -146,7 +146,7 @@ describe("INVALID_ARGUMENT", () => {
     expectCode((await query(grpc, reader, undefined, { raw: "{not json" })).error, Status.INVALID_ARGUMENT, /query_json is not valid JSON/);
     expectCode((await query(grpc, reader, undefined, { raw: "[1,2]" })).error, Status.INVALID_ARGUMENT, /must be a JSON object/);
     expectCode((await query(grpc, reader, { table: "trades", t0: 10, t1: 5 })).error, Status.INVALID_ARGUMENT, /t1 5 is before t0 10/);
-    expectCode((await query(grpc, reader, { table: "trades", bogus: 1 })).error, Status.INVALID_ARGUMENT, /field "bogus" is unknown/);
+    expectCode((await query(grpc, reader, { table: "trades", bogus: 1 })).error, Status.INVALID_ARGUMENT, /excess property at \["bogus"\]/);
     expectCode((await serverStream<FlightData>(flight, "doGet", ticket(""), reader)).error, Status.INVALID_ARGUMENT, /ticket is empty/);
     expectCode((await serverStream<FlightData>(flight, "doGet", create(TicketSchema, { ticket: Uint8Array.of(0xff, 0xfe) }), reader)).error, Status.INVALID_ARGUMENT, /not UTF-8/);
     await stillServing();

@@ -1,6 +1,7 @@
 // API integration fixture: a real nats-server, a Proxist node serving tenants
-// alpha and beta, tokens for each role, the WAL-backed test query engine and
-// the API server on a free port; plus promise-shaped client calls.
+// alpha and beta with every shard hosted, tokens for each role, and the node's
+// own API (startNodeApi: ProxistQueryEngine over the node's shards, gRPC +
+// Flight on a free port); plus promise-shaped client calls.
 import { credentials, makeGenericClientConstructor, status as Status } from "@grpc/grpc-js";
 import type { ClientDuplexStream, ClientReadableStream, Metadata, MethodDefinition, ServiceClientConstructor, ServiceError } from "@grpc/grpc-js";
 import type { DescService } from "@bufbuild/protobuf";
@@ -17,16 +18,18 @@ import type { Table } from "apache-arrow";
 import { parseClusterSpec } from "../../protocols/tablespec.js";
 import { IngestBatchSchema, QueryRequestSchema, StatusRequestSchema } from "../../protocols/gen/proxist/v1/api_pb.js";
 import type { IngestAck, QueryChunk, StatusReply } from "../../protocols/gen/proxist/v1/api_pb.js";
-import { TokenVerifier, createToken } from "../../src/auth/index.js";
+import { createToken } from "../../src/auth/index.js";
 import type { Role } from "../../src/auth/index.js";
-import { FlightClient, ProxistClient, bearer, startApiServer } from "../../src/api/index.js";
-import type { ApiLimits, ApiServer, QueryEngine } from "../../src/api/index.js";
+import { FlightClient, ProxistClient, bearer } from "../../src/api/index.js";
+import type { ApiLimits, ApiServer } from "../../src/api/index.js";
+import { startNodeApi } from "../../src/node/api.js";
+import type { NodeApi } from "../../src/node/api.js";
 import type { ProxistNode } from "../../src/node/node.js";
+import type { ProxistQueryEngine } from "../../src/query/index.js";
 import { tickBatchToIpc } from "../../src/codec/arrow.js";
 import type { TickBatch } from "../../src/codec/tickbatch.js";
 import { natsFixture, nodeOn } from "../helpers/cluster.js";
 import type { NatsFixture } from "../helpers/cluster.js";
-import { walQueryEngine } from "./walengine.js";
 
 export const SPEC = parseClusterSpec({
   tenants: [
@@ -52,9 +55,10 @@ export const tableOf = (tenant: string, table: string) => SPEC.tenants.find((t) 
 export interface ApiFixture {
   readonly nats: NatsFixture;
   readonly node: ProxistNode;
+  readonly nodeApi: NodeApi;
   readonly api: ApiServer;
-  readonly verifier: TokenVerifier;
-  readonly engine: ReturnType<typeof walQueryEngine>;
+  /** The node API's engine (what every query of these tests runs on). */
+  readonly engine: ProxistQueryEngine;
   readonly address: string;
   token(tenant: string, role: Role, ttlSeconds?: number): Promise<string>;
   proxist(): ServiceClient;
@@ -62,39 +66,49 @@ export interface ApiFixture {
   close(): Promise<void>;
 }
 
-export async function apiFixture(
-  o: { limits?: Partial<ApiLimits>; engine?: (inner: QueryEngine) => QueryEngine; cacheTtlMs?: number; log?: (line: string) => void } = {},
-): Promise<ApiFixture> {
+/** Every shard of SPEC, as the node hosts them with `shards: "all"`. */
+const SHARDS = SPEC.tenants.reduce((n, t) => n + t.tables.reduce((m, table) => m + table.shards, 0), 0);
+
+export async function apiFixture(o: { limits?: Partial<ApiLimits>; cacheTtlMs?: number; log?: (line: string) => void } = {}): Promise<ApiFixture> {
   const nats = await natsFixture();
   const node = await nodeOn(nats.server, nats.nc, {}, SPEC);
-  const verifier = await TokenVerifier.open(nats.nc, { cacheTtlMs: o.cacheTtlMs ?? 2_000 });
-  const engine = walQueryEngine(node);
-  const api = await startApiServer({
+  // The node starts its shards after the catalog loads; a query before that would find no shard to wait on.
+  const deadline = Date.now() + 10_000;
+  while (node.shards.all().length < SHARDS) {
+    if (Date.now() > deadline) throw new Error(`the node hosts ${node.shards.all().length} of ${SHARDS} shards after 10 s`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  // The API the node itself starts with --grpc-port, on the node's shards and catalog (src/node/node.ts does the same).
+  const nodeApi = await startNodeApi({
+    nc: node.nc,
     node,
-    tokens: verifier,
-    queryEngine: o.engine ? o.engine(engine) : engine,
+    catalog: () => node.catalog(),
+    shards: node.shards,
+    clickhouse: undefined,
+    grpcPort: 0,
     host: "127.0.0.1",
-    port: 0,
+    replicas: 1,
     log: o.log ?? (() => {}),
+    tokenCacheTtlMs: o.cacheTtlMs ?? 2_000,
     ...(o.limits ? { limits: o.limits } : {}),
   });
+  const api = nodeApi.server;
   const address = `127.0.0.1:${api.port}`;
   const clients: ServiceClient[] = [];
   const track = (c: ServiceClient) => (clients.push(c), c);
   return {
     nats,
     node,
+    nodeApi,
     api,
-    verifier,
-    engine,
+    engine: nodeApi.engine,
     address,
     token: (tenant, role, ttlSeconds) => createToken(nats.nc, { tenant, role, ...(ttlSeconds === undefined ? {} : { ttlSeconds }) }),
     proxist: () => track(new ProxistClient(address, credentials.createInsecure())),
     flight: () => track(new FlightClient(address, credentials.createInsecure())),
     close: async () => {
       clients.forEach((c) => c.close());
-      await api.stop(1_000);
-      verifier.close();
+      await nodeApi.stop();
       await node.stop();
       await nats.close();
     },
@@ -138,6 +152,9 @@ export function ingest(client: ServiceClient, token: string | undefined, batches
   });
 }
 
+/** The LSN a query names as minLsn to see every batch of `acks` (read-after-write). */
+export const lsnOf = (acks: readonly { lastLsn: bigint | number }[]): number => acks.reduce((m, a) => Math.max(m, Number(a.lastLsn)), 0);
+
 export interface QueryResult {
   readonly chunks: QueryChunk[];
   readonly tables: Table[];
@@ -145,10 +162,10 @@ export interface QueryResult {
   readonly error: CallError | undefined;
 }
 
-export function query(client: ServiceClient, token: string | undefined, q: unknown, o: { deadline?: number; raw?: string } = {}): Promise<QueryResult> {
+export function query(client: ServiceClient, token: string | undefined, q: unknown, o: { deadline?: number; raw?: string; maxChunkRows?: number } = {}): Promise<QueryResult> {
   return new Promise((resolve) => {
     const chunks: QueryChunk[] = [];
-    const req = create(QueryRequestSchema, { queryJson: o.raw ?? JSON.stringify(q) });
+    const req = create(QueryRequestSchema, { queryJson: o.raw ?? JSON.stringify(q), maxChunkRows: o.maxChunkRows ?? 0 });
     const call = client.query!(req, md(token), o.deadline === undefined ? {} : { deadline: Date.now() + o.deadline }) as ClientReadableStream<QueryChunk>;
     const done = (error: CallError | undefined) => {
       const tables = chunks.map((c) => tableFromIPC(c.arrowIpc));

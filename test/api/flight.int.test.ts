@@ -1,6 +1,7 @@
 // Arrow Flight with a real pyarrow.flight client (child process) against a
-// real nats-server + node: handshake, DoPut of a pandas DataFrame and DoGet of
-// a query giving the same rows back, metadata calls, compression.
+// real nats-server + node and the node's query engine: handshake, DoPut of a
+// pandas DataFrame and DoGet of a query giving the same rows back (read after
+// write through the acks' LSNs), metadata calls, compression.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { apiFixture } from "./fixture.js";
 import type { ApiFixture } from "./fixture.js";
@@ -53,11 +54,12 @@ describe("flight with pyarrow", () => {
     const cmd = JSON.stringify({ table: "trades", producerId: "py-1", firstSeq: 100 });
     const first = await pyFlight("put", { port: f.api.port, token: writer, cmd, rows: 600, "batch-rows": 200, t0: 1_720_000_000_000_000 });
     const again = await pyFlight("put", { port: f.api.port, token: writer, cmd, rows: 600, "batch-rows": 200, t0: 1_720_000_000_000_000 });
-    const a = first.acks as { firstLsn: number; duplicate: boolean }[];
+    const a = first.acks as { firstLsn: number; lastLsn: number; duplicate: boolean }[];
     const b = again.acks as { firstLsn: number; duplicate: boolean }[];
     expect(b.map((x) => x.firstLsn)).toEqual(a.map((x) => x.firstLsn));
     expect(b.every((x) => x.duplicate)).toBe(true);
-    const got = await pyFlight("get", { port: f.api.port, token: reader, query: JSON.stringify({ table: "trades", t0: 1_720_000_000_000_000, t1: 1_720_000_000_010_000 }) });
+    const minLsn = Math.max(...a.map((x) => x.lastLsn));
+    const got = await pyFlight("get", { port: f.api.port, token: reader, query: JSON.stringify({ table: "trades", t0: 1_720_000_000_000_000, t1: 1_720_000_000_010_000, minLsn }) });
     expect(got.rows).toBe(600);
   });
 

@@ -87,7 +87,8 @@ def main():
             df = frame(args.rows, args.t0, args.seed)
             table = pa.Table.from_pandas(df, preserve_index=False)
             acks = put(client, headers, flight.FlightDescriptor.for_path(args.table), table, args.batch_rows, args.compression or None)
-            q = {"table": args.table, "t0": int(df.ts.min()), "t1": int(df.ts.max()) + 1}
+            # minLsn: the query waits until the shards applied every acked batch (read-after-write).
+            q = {"table": args.table, "t0": int(df.ts.min()), "t1": int(df.ts.max()) + 1, "minLsn": max(a["lastLsn"] for a in acks)}
             info = client.get_flight_info(flight.FlightDescriptor.for_command(json.dumps(q)), opts)
             got = client.do_get(info.endpoints[0].ticket, opts).read_all()
             got_df = got.to_pandas()

@@ -9,7 +9,7 @@ import type { ClientDuplexStream, ClientReadableStream, ServiceError } from "@gr
 import { FlightDataSchema, FlightDescriptorSchema, FlightService, TicketSchema } from "../../protocols/gen/arrow/flight/protocol/Flight_pb.js";
 import type { PutResult } from "../../protocols/gen/arrow/flight/protocol/Flight_pb.js";
 import { IngestBatchSchema, Proxist, QueryRequestSchema } from "../../protocols/gen/proxist/v1/api_pb.js";
-import { Status, apiFixture, bidi, flightDataOf, ingest, md, pathDescriptor, query, rawClient, tradesIpc } from "./fixture.js";
+import { Status, apiFixture, bidi, flightDataOf, ingest, lsnOf, md, pathDescriptor, query, rawClient, tradesIpc } from "./fixture.js";
 import type { ApiFixture, CallError, ServiceClient } from "./fixture.js";
 
 /** Deterministic PRNG (mulberry32): a failure can be replayed from its seed. */
@@ -152,7 +152,7 @@ describe("fuzz", () => {
   it("fuzz - the server still serves and memory stayed bounded", async () => {
     const put = await ingest(grpc, writer, [{ table: "trades", arrowIpc: tradesIpc(10, 1_900_000_000_000_000) }]);
     expect(put.error).toBeUndefined();
-    const got = await query(grpc, writer, { table: "trades", t0: 1_900_000_000_000_000, t1: 1_900_000_000_000_010 });
+    const got = await query(grpc, writer, { table: "trades", t0: 1_900_000_000_000_000, t1: 1_900_000_000_000_010, minLsn: lsnOf(put.acks) });
     expect(got.rows).toBe(10);
     const grownMb = (process.memoryUsage().rss - rss0) / 2 ** 20;
     expect(grownMb).toBeLessThan(512);

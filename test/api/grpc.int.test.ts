@@ -1,48 +1,19 @@
-// proxist.v1 over a real nats-server + node: a grpc-js client ingests and
-// queries; acks carry LSNs; retries dedup; cancel and deadline stop the engine.
+// proxist.v1 over a real nats-server + node and the node's query engine: a
+// grpc-js client ingests and queries (read-after-write through the acks' LSNs
+// as minLsn); retries dedup; cancel and deadline end the engine's run.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ClientReadableStream } from "@grpc/grpc-js";
 import { create } from "@bufbuild/protobuf";
-import type { RecordBatch } from "apache-arrow";
 import { QueryRequestSchema } from "../../protocols/gen/proxist/v1/api_pb.js";
-import { walArrowSchema } from "../../protocols/arrow.js";
-import { tickBatchToRecordBatch } from "../../src/codec/arrow.js";
-import type { QueryEngine } from "../../src/api/index.js";
-import { Status, apiFixture, ingest, md, query, status, tableOf, trades, tradesIpc } from "./fixture.js";
+import { Status, apiFixture, ingest, lsnOf, md, query, status, trades, tradesIpc } from "./fixture.js";
 import type { ApiFixture, ServiceClient } from "./fixture.js";
-
-/** An engine that produces batches forever, slowly, and records whether it was stopped. */
-const endless = { started: 0, stopped: 0, aborted: 0, produced: 0 };
-function withEndless(inner: QueryEngine): QueryEngine {
-  const spec = tableOf("alpha", "trades");
-  return {
-    schema: (tenant, q) => ((q as { endless?: boolean }).endless ? Promise.resolve(walArrowSchema(spec)) : inner.schema(tenant, q)),
-    tableQuery: (t) => inner.tableQuery(t),
-    run: (tenant, q, signal) => {
-      if (!(q as { endless?: boolean }).endless) return inner.run(tenant, q, signal);
-      return (async function* (): AsyncGenerator<RecordBatch> {
-        endless.started++;
-        try {
-          while (!signal.aborted) {
-            endless.produced++;
-            yield tickBatchToRecordBatch(spec, trades(10));
-            await new Promise((r) => setTimeout(r, 20));
-          }
-          endless.aborted++;
-        } finally {
-          endless.stopped++;
-        }
-      })();
-    },
-  };
-}
 
 let f: ApiFixture;
 let client: ServiceClient;
 let writer: string;
 let reader: string;
 beforeAll(async () => {
-  f = await apiFixture({ engine: withEndless });
+  f = await apiFixture();
   client = f.proxist();
   writer = await f.token("alpha", "writer");
   reader = await f.token("alpha", "reader");
@@ -68,9 +39,9 @@ describe("grpc ingest and query", () => {
   it("query - a range scan returns exactly the ingested rows", async () => {
     const t0 = 1_800_000_000_000_000;
     const sent = trades(500, t0);
-    const { error } = await ingest(client, writer, [{ table: "trades", arrowIpc: tradesIpc(500, t0) }]);
+    const { acks, error } = await ingest(client, writer, [{ table: "trades", arrowIpc: tradesIpc(500, t0) }]);
     expect(error).toBeUndefined();
-    const res = await query(client, reader, { table: "trades", t0, t1: t0 + 500 });
+    const res = await query(client, reader, { table: "trades", t0, t1: t0 + 500, minLsn: lsnOf(acks) });
     expect(res.error).toBeUndefined();
     expect(res.rows).toBe(500);
     const rows = res.tables.flatMap((t) => t.toArray().map((r) => ({ sym: String(r.sym), ts: Number(r.ts), price: r.price as number, size: r.size as number })));
@@ -82,10 +53,11 @@ describe("grpc ingest and query", () => {
 
   it("query - chunks respect max_chunk_rows and each is a complete IPC stream", async () => {
     const t0 = 1_810_000_000_000_000;
-    await ingest(client, writer, [{ table: "trades", arrowIpc: tradesIpc(250, t0) }]);
+    const { acks } = await ingest(client, writer, [{ table: "trades", arrowIpc: tradesIpc(250, t0) }]);
     const chunks = await new Promise<number[]>((resolve, reject) => {
       const rows: number[] = [];
-      const call = client.query!(create(QueryRequestSchema, { queryJson: JSON.stringify({ table: "trades", t0, t1: t0 + 250 }), maxChunkRows: 100 }), md(reader)) as ClientReadableStream<{ rows: number }>;
+      const q = { table: "trades", t0, t1: t0 + 250, minLsn: lsnOf(acks) };
+      const call = client.query!(create(QueryRequestSchema, { queryJson: JSON.stringify(q), maxChunkRows: 100 }), md(reader)) as ClientReadableStream<{ rows: number }>;
       call.on("data", (c: { rows: number }) => rows.push(c.rows));
       call.on("error", reject);
       call.on("end", () => resolve(rows));
@@ -102,6 +74,26 @@ describe("grpc ingest and query", () => {
     expect(res.tables[0]!.schema.fields.map((x) => x.name)).toEqual(["sym", "ts", "bid", "ask"]);
   });
 
+  it("query - the engine's operators answer over gRPC (lastBy, groupBy) and its plan errors are INVALID_ARGUMENT", async () => {
+    const t0 = 1_765_000_000_000_000;
+    const { acks } = await ingest(client, writer, [{ table: "trades", arrowIpc: tradesIpc(300, t0) }]);
+    const window = { table: "trades", t0, t1: t0 + 300, minLsn: lsnOf(acks) };
+    const last = await query(client, reader, { ...window, op: "lastBy" });
+    expect(last.error).toBeUndefined();
+    // ts read as its stored values (microseconds, whether the column is int64 or timestamp[us]).
+    const lastRows = last.tables.flatMap((t) => {
+      const ts = t.getChild("ts")!.toArray() as BigInt64Array;
+      return t.toArray().map((r, i) => [String(r.sym), Number(ts[i])]);
+    });
+    expect(lastRows.sort()).toEqual([["AAPL", t0 + 297], ["IBM", t0 + 299], ["MSFT", t0 + 298]]);
+    const counts = await query(client, reader, { ...window, op: "groupBy", by: ["symbol"], aggregates: [{ fn: "count" }] });
+    expect(counts.error).toBeUndefined();
+    expect(counts.tables.flatMap((t) => t.toArray().map((r) => [String(r.sym), Number(r.count)])).sort()).toEqual([["AAPL", 100], ["IBM", 100], ["MSFT", 100]]);
+    const bad = await query(client, reader, { ...window, columns: ["nope"] });
+    expect(bad.error?.code).toBe(Status.INVALID_ARGUMENT);
+    expect(bad.error?.details).toMatch(/table trades has no column "nope" \(its columns: price, size\)/);
+  });
+
   it("ingest - a retried batch (same producer id and seq) is stored once", async () => {
     const batch = { table: "trades", producerId: "retry-test", producerSeq: 7n, arrowIpc: tradesIpc(5, 1_820_000_000_000_000) };
     const first = await ingest(client, writer, [batch]);
@@ -110,7 +102,7 @@ describe("grpc ingest and query", () => {
     expect(again.error).toBeUndefined();
     expect(again.acks[0]!.firstLsn).toBe(first.acks[0]!.firstLsn);
     expect(again.acks[0]!.appends.every((a) => a.duplicate)).toBe(true);
-    const res = await query(client, reader, { table: "trades", t0: 1_820_000_000_000_000, t1: 1_820_000_000_000_005 });
+    const res = await query(client, reader, { table: "trades", t0: 1_820_000_000_000_000, t1: 1_820_000_000_000_005, minLsn: lsnOf(again.acks) });
     expect(res.rows).toBe(5);
   });
 
@@ -126,9 +118,18 @@ describe("grpc ingest and query", () => {
 });
 
 describe("grpc cancellation", () => {
-  it("query - cancelling the call aborts the engine and stops its work", async () => {
-    const before = { ...endless };
-    const call = client.query!(create(QueryRequestSchema, { queryJson: JSON.stringify({ endless: true }) }), md(reader)) as ClientReadableStream<unknown>;
+  // 20 000 rows sent one row per chunk: far more than the call's buffers hold, so the engine's run is still open when the call ends.
+  const T0 = 1_764_000_000_000_000;
+  const big = { table: "trades", t0: T0, t1: T0 + 20_000 * 1000, minLsn: 0 };
+  beforeAll(async () => {
+    const { acks, error } = await ingest(client, writer, Array.from({ length: 20 }, (_, i) => ({ table: "trades", arrowIpc: tradesIpc(1000, T0 + i * 1_000_000) })));
+    expect(error).toBeUndefined();
+    big.minLsn = lsnOf(acks);
+  });
+
+  it("query - cancelling the call aborts the engine's run and releases it", async () => {
+    const before = f.engine.stats();
+    const call = client.query!(create(QueryRequestSchema, { queryJson: JSON.stringify(big), maxChunkRows: 1 }), md(reader)) as ClientReadableStream<unknown>;
     let received = 0;
     const ended = new Promise<number>((resolve) => call.on("error", (e: { code: number }) => resolve(e.code)));
     await new Promise<void>((resolve) =>
@@ -138,27 +139,25 @@ describe("grpc cancellation", () => {
     );
     call.cancel();
     expect(await ended).toBe(Status.CANCELLED);
-    await expect.poll(() => endless.stopped - before.stopped, { timeout: 2_000 }).toBe(1);
-    const produced = endless.produced;
-    await new Promise((r) => setTimeout(r, 200));
-    expect(endless.produced).toBe(produced);
+    await expect.poll(() => f.engine.stats().running, { timeout: 3_000 }).toBe(0);
+    expect(f.engine.stats().aborted - before.aborted).toBe(1);
   });
 
-  it("query - the deadline aborts the engine and the client sees DEADLINE_EXCEEDED", async () => {
-    const before = { ...endless };
-    const res = await query(client, reader, { endless: true }, { deadline: 300 });
+  it("query - the deadline aborts the engine's run and the client sees DEADLINE_EXCEEDED", async () => {
+    const before = f.engine.stats();
+    const res = await query(client, reader, big, { deadline: 300, maxChunkRows: 1 });
     expect(res.error?.code).toBe(Status.DEADLINE_EXCEEDED);
     expect(res.rows).toBeGreaterThan(0);
-    await expect.poll(() => endless.stopped - before.stopped, { timeout: 2_000 }).toBe(1);
-    expect(endless.aborted - before.aborted).toBe(1);
+    expect(res.rows).toBeLessThan(20_000);
+    await expect.poll(() => f.engine.stats().running, { timeout: 3_000 }).toBe(0);
+    expect(f.engine.stats().aborted - before.aborted).toBe(1);
   });
 
-  it("query - a cancelled WAL scan closes its consumer", async () => {
-    await ingest(client, writer, Array.from({ length: 20 }, (_, i) => ({ table: "trades", arrowIpc: tradesIpc(100, 1_830_000_000_000_000 + i * 1000) })));
-    const call = client.query!(create(QueryRequestSchema, { queryJson: JSON.stringify({ table: "trades" }), maxChunkRows: 1 }), md(reader)) as ClientReadableStream<unknown>;
+  it("query - a whole-table query cancelled after its first chunk leaves no run open", async () => {
+    const call = client.query!(create(QueryRequestSchema, { queryJson: JSON.stringify({ table: "trades", minLsn: big.minLsn }), maxChunkRows: 1 }), md(reader)) as ClientReadableStream<unknown>;
     await new Promise<void>((resolve) => call.once("data", () => resolve()));
     call.on("error", () => {});
     call.cancel();
-    await expect.poll(() => f.engine.stats.open, { timeout: 3_000 }).toBe(0);
+    await expect.poll(() => f.engine.stats().running, { timeout: 3_000 }).toBe(0);
   });
 });

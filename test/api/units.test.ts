@@ -9,7 +9,7 @@ import { walArrowSchema } from "../../protocols/arrow.js";
 import { tickBatchToRecordBatch } from "../../src/codec/arrow.js";
 import { AuthError } from "../../src/auth/index.js";
 import type { Principal } from "../../src/auth/index.js";
-import { ApiError, LimitExceeded, classify, resolveLimits } from "../../src/api/index.js";
+import { ApiError, LimitExceeded, QueryError, classify, resolveLimits } from "../../src/api/index.js";
 import { toStatus } from "../../src/api/errors.js";
 import { serverDefinition } from "../../src/api/grpcdef.js";
 import type { Decoded } from "../../src/api/grpcdef.js";
@@ -27,11 +27,14 @@ describe("api errors", () => {
     const log = (l: string) => lines.push(l);
     expect(classify(new AuthError("PERMISSION_DENIED", "no"), log).code).toBe("PERMISSION_DENIED");
     expect(classify(new LimitExceeded("maxColumns", "x", 3, 2, "fix"), log).code).toBe("RESOURCE_EXHAUSTED");
+    expect(classify(new QueryError("NOT_FOUND", "tenant alpha has no table x"), log)).toMatchObject({ code: "NOT_FOUND", message: "tenant alpha has no table x" });
     const internal = classify(new Error("secret px_abc detail"), log);
     expect(internal.code).toBe("INTERNAL");
     expect(internal.message).not.toContain("secret");
     expect(lines[0]).toContain(internal.message.match(/ref (\w+)/)![1]);
     expect(toStatus(new ApiError("NOT_FOUND", "gone")).code).toBe(Status.NOT_FOUND);
+    // No duck typing: an unknown error with a status-like `code` is still INTERNAL.
+    expect(classify(Object.assign(new Error("raw"), { code: "NOT_FOUND" }), log).code).toBe("INTERNAL");
   });
 });
 

@@ -4,7 +4,8 @@ import { describe, expect, it } from "vitest";
 import { parseTableSpec } from "../../protocols/tablespec.js";
 import { bucketOf } from "../../protocols/routing.js";
 import { HotTable } from "../../src/hotset/index.js";
-import { ProxistQueryEngine, QueryFailure, staticSource } from "../../src/query/index.js";
+import { QueryError } from "../../protocols/errors.js";
+import { ProxistQueryEngine, staticSource } from "../../src/query/index.js";
 import type { HotShard } from "../../src/query/index.js";
 import type { QueryEngine } from "../../src/api/index.js";
 import { outRows } from "./oracle.js";
@@ -192,8 +193,8 @@ describe("query ops - hot set", () => {
         await e.execute(tenant, q);
         return "ok";
       } catch (err) {
-        expect(err).toBeInstanceOf(QueryFailure);
-        return `${(err as QueryFailure).code}: ${(err as Error).message}`;
+        expect(err).toBeInstanceOf(QueryError);
+        return `${(err as QueryError).code}: ${(err as Error).message}`;
       }
     };
     expect(await code("t", { table: "nope" })).toMatch(/^NOT_FOUND: .*no table nope \(its tables: quotes, trades\)/);

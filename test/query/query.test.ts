@@ -1,7 +1,8 @@
 // The query description: JSON validation (errors name the field, the rule and
 // the fix), defaults, durations, and the protobuf round trip.
 import { describe, expect, it } from "vitest";
-import { decodeQuery, encodeQuery, parseDuration, parseQuery, queryFromProto, queryToProto, QueryValidationError } from "../../protocols/query.js";
+import { decodeQuery, encodeQuery, parseDuration, parseQuery, queryFromProto, queryToProto } from "../../protocols/query.js";
+import { QueryError } from "../../protocols/errors.js";
 
 const examples: Record<string, unknown>[] = [
   { op: "range", table: "trades", symbols: ["AAPL", "MSFT"], t0: 1_700_000_000_000_000, t1: 1_700_000_360_000_000, columns: ["price"], limit: 100, order: "desc" },
@@ -57,7 +58,8 @@ describe("query - JSON form", () => {
       } catch (e) {
         err = e;
       }
-      expect(err, JSON.stringify(q)).toBeInstanceOf(QueryValidationError);
+      expect(err, JSON.stringify(q)).toBeInstanceOf(QueryError);
+      expect((err as QueryError).code, JSON.stringify(q)).toBe("INVALID_ARGUMENT");
       expect((err as Error).message, JSON.stringify(q)).toMatch(re);
     }
   });

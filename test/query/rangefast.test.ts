@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { parseQuery } from "../../protocols/query.js";
 import type { RangeQuery } from "../../protocols/query.js";
 import { loadHotOnly } from "../../src/query/load.js";
-import { rangeOp } from "../../src/query/ops.js";
+import { rangeOp } from "../../src/query/ops/index.js";
 import { fastRangeOp } from "../../src/query/rangefast.js";
 import { SPAN, TENANT, T_BASE, buildHot, rng, workload } from "./fixture.js";
 import { outRows } from "./oracle.js";

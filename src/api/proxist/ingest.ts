@@ -1,19 +1,15 @@
 // proxist.v1.Proxist/Ingest: a bidirectional stream; each IngestBatch is
-// stored through the gateway and acked, in order, with its LSNs. Up to
-// maxInFlightBatches are stored at once; beyond that the call stops reading
-// (HTTP/2 flow control pushes back on the client).
+// stored through the gateway and acked, in order, with its LSNs (the stream
+// handling, back-pressure included, is ../ingeststream.ts, shared with DoPut).
 import { create } from "@bufbuild/protobuf";
 import type { ServerDuplexStream } from "@grpc/grpc-js";
 import { IngestAckSchema } from "../../../protocols/gen/proxist/v1/api_pb.js";
 import type { IngestAck, IngestBatch } from "../../../protocols/gen/proxist/v1/api_pb.js";
 import type { IngestAck as GatewayAck } from "../../../protocols/ingest.js";
-import { authenticate, authorize } from "../auth.js";
-import { failCall } from "../context.js";
 import type { ApiContext } from "../context.js";
-import { unwrap } from "../grpcdef.js";
 import type { Decoded } from "../grpcdef.js";
 import { ingestBatch, producerOf } from "../ingest.js";
-import { OrderedPipeline } from "../pipeline.js";
+import { serveIngestStream } from "../ingeststream.js";
 import { scopedTable } from "../scope.js";
 
 interface Acked {
@@ -36,39 +32,14 @@ function ackMessage({ index, batch, ack }: Acked): IngestAck {
 }
 
 export function ingestHandler(ctx: ApiContext) {
-  return (call: ServerDuplexStream<Decoded<IngestBatch>, IngestAck>): void => {
-    void (async () => {
-      const principal = await authenticate(ctx.tokens, call.metadata);
-      authorize(principal, "ingest");
-      const pipeline = new OrderedPipeline<Acked>(
-        ctx.limits.maxInFlightBatches,
-        (acked) => call.write(ackMessage(acked)),
-        (e) => failCall(ctx, call, e),
-      );
+  return (call: ServerDuplexStream<Decoded<IngestBatch>, IngestAck>): void =>
+    serveIngestStream(ctx, call, (principal) => {
       let index = 0n;
-      call.on("cancelled", () => pipeline.abandon());
-      call.on("data", (d: Decoded<IngestBatch>) => {
-        if (pipeline.hasFailed) return;
+      return (batch) => {
         const i = index++;
-        try {
-          const batch = unwrap(d);
-          const table = scopedTable(principal, [batch.table]);
-          const producer = producerOf(batch.producerId, batch.producerSeq);
-          const work = ingestBatch(ctx.node, ctx.limits, { principal, table, payload: batch.arrowIpc, producer, checked: undefined });
-          pipeline.submit(work.then((ack) => ({ index: i, batch, ack })));
-        } catch (e) {
-          pipeline.reject(e);
-        }
-        if (pipeline.isFull) {
-          call.pause();
-          void pipeline.whenSpace().then(() => call.resume());
-        }
-      });
-      call.on("end", () => {
-        void pipeline.finished().then(() => {
-          if (!pipeline.hasFailed) call.end();
-        });
-      });
-    })().catch((e: unknown) => failCall(ctx, call, e));
-  };
+        const table = scopedTable(principal, [batch.table]);
+        const producer = producerOf(batch.producerId, batch.producerSeq);
+        return ingestBatch(ctx.node, ctx.limits, { principal, table, payload: batch.arrowIpc, producer, checked: undefined }).then((ack) => ackMessage({ index: i, batch, ack }));
+      };
+    });
 }

@@ -1,0 +1,53 @@
+// One streamed ingest call (gRPC Ingest, Flight DoPut): authenticate a writer,
+// store each incoming message's batch through `store`, write the replies in
+// arrival order with up to maxInFlightBatches being stored at once (beyond that
+// the call stops reading: HTTP/2 flow control pushes back on the client), and
+// end the call with the first failure, after the replies of the batches before it.
+import type { ServerDuplexStream } from "@grpc/grpc-js";
+import type { Principal } from "../auth/index.js";
+import { authenticate, authorize } from "./auth.js";
+import { failCall } from "./context.js";
+import type { ApiContext } from "./context.js";
+import { unwrap } from "./grpcdef.js";
+import type { Decoded } from "./grpcdef.js";
+import { OrderedPipeline } from "./pipeline.js";
+
+/**
+ * Per message: the promise of its reply once its batch is stored, or undefined
+ * when the message completes no batch (a DoPut schema or dictionary message).
+ * May throw for a malformed message; the call then fails in order.
+ */
+export type StoreMessage<In, Out> = (message: In) => Promise<Out> | undefined;
+
+/** Serves `call`; `open` runs once the writer is known and returns the call's per-message step (it keeps the call's state). */
+export function serveIngestStream<In, Out>(ctx: ApiContext, call: ServerDuplexStream<Decoded<In>, Out>, open: (principal: Principal) => StoreMessage<In, Out>): void {
+  void (async () => {
+    const principal = await authenticate(ctx.tokens, call.metadata);
+    authorize(principal, "ingest");
+    const store = open(principal);
+    const pipeline = new OrderedPipeline<Out>(
+      ctx.limits.maxInFlightBatches,
+      (reply) => call.write(reply),
+      (e) => failCall(ctx, call, e),
+    );
+    call.on("cancelled", () => pipeline.abandon());
+    call.on("data", (d: Decoded<In>) => {
+      if (pipeline.hasFailed) return;
+      try {
+        const work = store(unwrap(d));
+        if (work !== undefined) pipeline.submit(work);
+      } catch (e) {
+        pipeline.reject(e);
+      }
+      if (pipeline.isFull) {
+        call.pause();
+        void pipeline.whenSpace().then(() => call.resume());
+      }
+    });
+    call.on("end", () => {
+      void pipeline.finished().then(() => {
+        if (!pipeline.hasFailed) call.end();
+      });
+    });
+  })().catch((e: unknown) => failCall(ctx, call, e));
+}

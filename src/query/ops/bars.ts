@@ -1,0 +1,87 @@
+// bars: OHLCV per symbol and time bucket, from the group partials of
+// barAggregates (hot rows in RAM, cold ones pushed down to ClickHouse), with
+// empty buckets filled as the query asks.
+import type { Aggregate, BarsQuery } from "../../../protocols/query.js";
+import type { TableSpec } from "../../../protocols/tablespec.js";
+import { compareStrings } from "../load.js";
+import type { OutColumn, OutTable } from "../output.js";
+import { bucketStart } from "../partials.js";
+import type { GroupTable } from "../partials.js";
+import { fieldsOf, planError } from "./fields.js";
+
+/** Largest number of buckets a filled bars query may produce per symbol. */
+export const MAX_FILL_BUCKETS = 10_000_000;
+
+const agg = (fn: Aggregate["fn"], column: string | undefined, weight?: string): Aggregate => ({ fn, column, weight, alpha: undefined, as: fn });
+
+/** The group-by aggregates a bars query computes: open, high, low, close, volume, count, vwap. */
+export function barAggregates(q: BarsQuery): Aggregate[] {
+  return [agg("first", q.price), agg("max", q.price), agg("min", q.price), agg("last", q.price), agg("sum", q.size), agg("count", undefined), agg("vwap", q.price, q.size)];
+}
+
+/** OHLCV bars from the partials of `barAggregates` grouped by symbol and bucket, with empty buckets filled as asked. */
+export function barsOp(q: BarsQuery, spec: TableSpec, t: GroupTable, listed: readonly string[] | undefined): OutTable {
+  const fields = fieldsOf(q, spec, undefined);
+  const b = q.bucketMicros;
+  const fill = q.fill !== "none";
+  const first = bucketStart(q.t0, b);
+  const nb = Math.ceil((q.t1 - first) / b);
+  if (fill && nb > MAX_FILL_BUCKETS) throw planError(`query field fill: ${q.fill} would make ${nb} buckets per symbol (limit ${MAX_FILL_BUCKETS}); narrow t0/t1 or use fill "none"`);
+  const groups = t.groups();
+  const present = new Set<string>();
+  for (const g of groups) present.add(t.names[t.sym[g]!]!);
+  const symbols = [...new Set([...present, ...(fill && listed !== undefined ? listed : [])])].sort(compareStrings);
+  const cap = fill ? symbols.length * nb : groups.length;
+  const sym = new Int32Array(cap);
+  const ts = new Float64Array(cap);
+  const ohlc = [new Float64Array(cap), new Float64Array(cap), new Float64Array(cap), new Float64Array(cap)] as const;
+  const vol = new Float64Array(cap);
+  const cnt = new Float64Array(cap);
+  const vw = new Float64Array(cap);
+  const ok = new Uint8Array(cap);
+  const vwOk = new Uint8Array(cap);
+  let n = 0;
+  let gi = 0;
+  symbols.forEach((name, si) => {
+    let prevClose = Number.NaN;
+    let next = first;
+    const empty = (upTo: number): void => {
+      if (!fill) return;
+      for (let bt = next; bt < upTo; bt += b, n++) {
+        sym[n] = si;
+        ts[n] = bt;
+        const v = q.fill === "zero" ? 0 : q.fill === "previous" ? prevClose : Number.NaN;
+        for (const col of ohlc) col[n] = v;
+        ok[n] = v === v ? 1 : 0;
+      }
+    };
+    while (gi < groups.length && t.names[t.sym[groups[gi]!]!] === name) {
+      const g = groups[gi++]!;
+      const bk = t.bucket[g]!;
+      empty(bk);
+      sym[n] = si;
+      ts[n] = bk;
+      ohlc.forEach((col, k) => (col[n] = t.value(k, g)));
+      vol[n] = t.value(4, g);
+      cnt[n] = t.n[g]!;
+      vw[n] = t.value(6, g);
+      vwOk[n] = vw[n] === vw[n] ? 1 : 0;
+      ok[n] = 1;
+      prevClose = ohlc[3][n]!;
+      next = bk + b;
+      n++;
+    }
+    empty(first + nb * b);
+  });
+  const nullOhlc = fields[2]!.nullable;
+  const cut = <T extends Float64Array | Int32Array | Uint8Array>(a: T): T => a.subarray(0, n) as T;
+  const columns: OutColumn[] = [
+    { field: fields[0]!, data: cut(sym) },
+    { field: fields[1]!, data: cut(ts) },
+    ...ohlc.map((d, i): OutColumn => (nullOhlc ? { field: fields[2 + i]!, data: cut(d), valid: cut(ok) } : { field: fields[2 + i]!, data: cut(d) })),
+    { field: fields[6]!, data: cut(vol) },
+    { field: fields[7]!, data: cut(cnt) },
+    { field: fields[8]!, data: cut(vw), valid: cut(vwOk) },
+  ];
+  return { rows: n, symbols, columns };
+}

@@ -1,0 +1,84 @@
+// lastBy / firstBy: one row per symbol, the last (first) in [t0, t1). byOp
+// works on stitched series; fastByOp answers from the hot set alone when no
+// cold row can win.
+import type { ByQuery } from "../../../protocols/query.js";
+import type { TableSpec } from "../../../protocols/tablespec.js";
+import type { SeamRow } from "../../hotset/index.js";
+import { allocValueArray } from "../../codec/tickbatch.js";
+import type { RowRefs } from "../order.js";
+import type { OutColumn, OutTable } from "../output.js";
+import { before } from "../series.js";
+import type { SymbolSeries } from "../series.js";
+import type { HotShard } from "../source.js";
+import { symbolsInOrder, symbolsListed } from "../symorder.js";
+import { fieldsOf, selectedColumns } from "./fields.js";
+import { rowsTable } from "./rows.js";
+
+/** lastBy: the last row per symbol in [t0, t1); firstBy: the first. Symbols without one are left out. */
+export function byOp(q: ByQuery, spec: TableSpec, series: readonly SymbolSeries[]): OutTable {
+  const fields = fieldsOf(q, spec, undefined);
+  const sym: number[] = [];
+  const idx: number[] = [];
+  series.forEach((s, si) => {
+    // Loaded with look-behind (lastBy) or look-ahead (firstBy) of one row around an empty range.
+    const i = q.op === "lastBy" ? s.lo - 1 : s.hi;
+    if (i >= 0 && i < s.n && s.ts[i]! >= q.t0 && s.ts[i]! < q.t1) {
+      sym.push(si);
+      idx.push(i);
+    }
+  });
+  const refs: RowRefs = { n: sym.length, sym: Int32Array.from(sym), idx: Int32Array.from(idx) };
+  return rowsTable(fields, spec, selectedColumns(spec, q.columns), series, refs, [], []);
+}
+
+/**
+ * lastBy/firstBy straight from the hot series, when no cold row can win: lastBy
+ * with t1 above every shard's horizon (the seam cache row stands for the cold
+ * side), firstBy with t0 at or above it. Returns undefined when ClickHouse is needed.
+ */
+export function fastByOp(q: ByQuery, spec: TableSpec, shards: readonly HotShard[]): OutTable | undefined {
+  for (const sh of shards) {
+    const H = sh.table.horizonMicros;
+    if (H > 0 && (q.op === "lastBy" ? q.t1 <= H : q.t0 < H)) return undefined;
+  }
+  const cols = selectedColumns(spec, q.columns);
+  const candidates = q.symbols === undefined ? symbolsInOrder(shards) : symbolsListed(q.symbols, spec, shards);
+  const n = candidates.length;
+  const names: string[] = [];
+  const ts = new Float64Array(n);
+  const values = cols.map((j) => allocValueArray(spec.columns[j]!.type, n));
+  let k = 0;
+  for (const c of candidates) {
+    const table = shards[c.shard]!.table;
+    const s = table.series(c.id);
+    if (s === undefined) continue;
+    let i: number;
+    let seam: SeamRow | null = null;
+    if (q.op === "lastBy") {
+      i = s.lowerBound(q.t1) - 1;
+      seam = table.seam(c.id);
+      // The seam row is the greatest cold row: it wins over a hot row only if it is later (a late unpersisted row can be older).
+      if (i >= 0 && seam !== null && before(s.tsAt(i), s.lsnAt(i), s.rowInRecordAt(i), seam.tsMicros, seam.lsn, seam.rowInRecord)) i = -1;
+      else if (i >= 0) seam = null;
+    } else {
+      i = s.lowerBound(q.t0);
+      if (i >= s.length) i = -1;
+    }
+    const t = i >= 0 ? s.tsAt(i) : seam !== null ? seam.tsMicros : Number.NaN;
+    if (!(t >= q.t0 && t < q.t1)) continue;
+    ts[k] = t;
+    for (let v = 0; v < cols.length; v++) values[v]![k] = i >= 0 ? s.valueAt(cols[v]!, i) : seam!.values[cols[v]!]!;
+    names.push(c.name);
+    k++;
+  }
+  const fields = fieldsOf(q, spec, undefined);
+  return {
+    rows: k,
+    symbols: names,
+    columns: [
+      { field: fields[0]!, data: Int32Array.from(names.keys()) },
+      { field: fields[1]!, data: ts.subarray(0, k) },
+      ...cols.map((_, c): OutColumn => ({ field: fields[2 + c]!, data: values[c]!.subarray(0, k) as OutColumn["data"] })),
+    ],
+  };
+}

@@ -1,0 +1,61 @@
+// rolling: per row, aggregates over the symbol's last N rows or the last
+// duration of time (ties end at the current row in (ts, lsn, row) order); ema
+// runs over the whole series.
+import type { RollingQuery } from "../../../protocols/query.js";
+import type { TableSpec } from "../../../protocols/tablespec.js";
+import { orderRows } from "../order.js";
+import type { OutTable } from "../output.js";
+import type { SymbolSeries } from "../series.js";
+import { ema, slidingAggregates } from "../window.js";
+import { fieldsOf, selectedColumns } from "./fields.js";
+import { aggInputs, gatherPerSeries, gatherValid, rowsTable } from "./rows.js";
+
+export function rollingOp(q: RollingQuery, spec: TableSpec, series: readonly SymbolSeries[]): OutTable {
+  const fields = fieldsOf(q, spec, undefined);
+  const per = q.aggregates.map(() => ({ data: [] as Float64Array[], valid: [] as Uint8Array[] }));
+  for (const s of series) {
+    const m = s.hi - s.lo;
+    const start = new Int32Array(m);
+    const end = new Int32Array(m);
+    if ("rows" in q.window) {
+      const w = q.window.rows;
+      for (let i = 0; i < m; i++) {
+        end[i] = s.lo + i + 1;
+        start[i] = Math.max(0, s.lo + i + 1 - w);
+      }
+    } else {
+      const w = q.window.micros;
+      let a = 0;
+      for (let i = 0; i < m; i++) {
+        const t = s.ts[s.lo + i]!;
+        while (s.ts[a]! <= t - w) a++;
+        start[i] = a;
+        end[i] = s.lo + i + 1;
+      }
+    }
+    const inputs = aggInputs(spec, s, q.aggregates);
+    const win = inputs.filter((x) => x.agg.fn !== "ema");
+    const outs = slidingAggregates(win, start, end);
+    let k = 0;
+    inputs.forEach((inp, a) => {
+      if (inp.agg.fn === "ema") {
+        per[a]!.data.push(ema(inp.x!, s.lo, s.hi, inp.agg.alpha!));
+        per[a]!.valid.push(new Uint8Array(m).fill(1));
+      } else {
+        const o = outs[k++]!;
+        per[a]!.data.push(o.data);
+        per[a]!.valid.push(o.valid);
+      }
+    });
+  }
+  const refs = orderRows(series, q.sort, false);
+  return rowsTable(
+    fields,
+    spec,
+    selectedColumns(spec, q.columns),
+    series,
+    refs,
+    per.map((p) => gatherPerSeries(p.data, series, refs)),
+    per.map((p, a) => (fields[2 + selectedColumns(spec, q.columns).length + a]!.nullable ? gatherValid(p.valid, series, refs) : undefined)),
+  );
+}
