@@ -1,10 +1,18 @@
 // Gateway actor: validates ingest batches, plans their WAL appends and acks
 // them once JetStream stored every record. IO is injected: `source` (the ingest
 // subscription, which also sends replies), `wal` (JetStream appends) and
-// `catalog` (spec watcher) are provided by the runtime or by test fakes.
+// `catalog` (spec watcher) are provided by the runtime or by test fakes, and so
+// is the pool the WAL records' buffers come from (input `recordPool`).
+//
+// The context only holds values: a batch waiting for the WAL travels with its
+// append command (`AppendRef`) and comes back in the wal actor's answer, so the
+// table of pending batches is the wal actor's (one closure per append), and the
+// machine counts them (`inFlight`) for back-pressure. No per-batch Map copy on
+// the ingest hot path, and every `assign` returns new values.
 import { assign, enqueueActions, fromCallback, sendTo, setup } from "xstate";
 import type { IngestErrorBody, IngestReply, WalAppend } from "../protocols/ingest.js";
 import { BatchRejected } from "../src/codec/arrow.js";
+import type { BytePool } from "../src/codec/pool.js";
 import { EMPTY_CATALOG, lookupTable } from "../src/catalog.js";
 import type { Catalog } from "../src/catalog.js";
 import { prepareBatch } from "../src/ingest/prepare.js";
@@ -23,41 +31,109 @@ export interface IngestRequest {
   readonly wantsReply: boolean;
 }
 
+/** A batch on its way through the WAL: what its reply needs, carried by the append and its answer. */
+export interface AppendRef {
+  readonly id: number;
+  readonly tenant: string;
+  readonly table: string;
+  readonly wantsReply: boolean;
+  readonly rows: number;
+}
+
 export type GatewayEvent =
   | { type: "ingest"; request: IngestRequest }
-  | { type: "appended"; id: number; appends: readonly WalAppend[] }
-  | { type: "appendFailed"; id: number; message: string }
+  | { type: "appended"; batch: AppendRef; appends: readonly WalAppend[] }
+  | { type: "appendFailed"; batch: AppendRef; message: string }
   | { type: "catalog"; catalog: Catalog };
 
 /** Sent to the source actor. */
 export type SourceCommand = { type: "reply"; id: number; tenant: string; table: string; wantsReply: boolean; reply: IngestReply };
-/** Sent to the wal actor. */
-export type WalCommand = { type: "append"; id: number; plans: readonly WalAppendPlan[] };
-
-interface Pending {
-  readonly request: IngestRequest;
-  readonly prepared: PreparedBatch;
-}
+/**
+ * Sent to the wal actor, which answers each with exactly one `appended` or
+ * `appendFailed` carrying the same `batch`, and gives the records' buffers
+ * back to the record pool once nothing reads them any more.
+ */
+export type WalCommand = { type: "append"; batch: AppendRef; plans: readonly WalAppendPlan[] };
 
 export interface GatewayStats {
-  acceptedBatches: number;
-  acceptedRows: number;
-  rejectedBatches: number;
-  failedAppends: number;
-  throttledBatches: number;
+  readonly acceptedBatches: number;
+  readonly acceptedRows: number;
+  readonly rejectedBatches: number;
+  readonly failedAppends: number;
+  readonly throttledBatches: number;
 }
 
 export interface GatewayContext {
-  catalog: Catalog;
-  maxInFlight: number;
-  pending: Map<number, Pending>;
-  stats: GatewayStats;
+  readonly catalog: Catalog;
+  readonly maxInFlight: number;
+  /** Batches sent to the wal actor and not yet answered. */
+  readonly inFlight: number;
+  readonly stats: GatewayStats;
+  /** Where WAL record buffers come from (undefined: fresh allocations). */
+  readonly recordPool: BytePool | undefined;
 }
 
 export interface GatewayInput {
   readonly maxInFlight?: number;
   /** A known catalog skips the loading state (tests). */
   readonly catalog?: Catalog;
+  /** Pool of WAL record buffers, shared with the wal actor that releases them (the runtime's). */
+  readonly recordPool?: BytePool;
+}
+
+/** How an admitted batch ends before the WAL: rejected (with its reply), empty (acked at once) or to append. */
+type Admission = { readonly kind: "reply"; readonly reply: SourceCommand; readonly rejected: boolean } | { readonly kind: "append"; readonly append: WalCommand };
+
+const count = (stats: GatewayStats, key: keyof GatewayStats, by = 1): GatewayStats => ({ ...stats, [key]: stats[key] + by });
+
+/** Validates and plans one batch: a pure decision over the catalog (the record pool only lends buffers). */
+function admission(context: GatewayContext, request: IngestRequest): Admission {
+  if (request.envelopeError !== undefined) {
+    return { kind: "reply", rejected: true, reply: nack(request, { code: "INVALID_ARGUMENT", message: `tenant ${request.tenant} table ${request.table}: ${request.envelopeError}`, retryable: false }) };
+  }
+  const found = lookupTable(context.catalog, request.tenant, request.table);
+  if (!found.ok) return { kind: "reply", rejected: true, reply: nack(request, { code: "NOT_FOUND", message: found.message, retryable: false }) };
+  let prepared: PreparedBatch;
+  try {
+    prepared = prepareBatch(request.tenant, found.spec, request.payload, request.producer, context.recordPool);
+  } catch (e) {
+    if (!(e instanceof BatchRejected)) throw e;
+    return { kind: "reply", rejected: true, reply: nack(request, { code: e.code, message: e.message, retryable: false }) };
+  }
+  if (prepared.appends.length === 0) {
+    return {
+      kind: "reply",
+      rejected: false,
+      reply: {
+        type: "reply",
+        id: request.id,
+        tenant: request.tenant,
+        table: request.table,
+        wantsReply: request.wantsReply,
+        reply: { v: 1, ok: true, tenant: request.tenant, table: request.table, rows: 0, firstLsn: 0, lastLsn: 0, appends: [] },
+      },
+    };
+  }
+  const batch: AppendRef = { id: request.id, tenant: request.tenant, table: request.table, wantsReply: request.wantsReply, rows: prepared.rows };
+  return { kind: "append", append: { type: "append", batch, plans: prepared.appends } };
+}
+
+/** The ack of a batch the WAL stored, with its LSN range. */
+function ackOf(batch: AppendRef, appends: readonly WalAppend[]): SourceCommand {
+  let firstLsn = Infinity;
+  let lastLsn = -Infinity;
+  for (const a of appends) {
+    if (a.lsn < firstLsn) firstLsn = a.lsn;
+    if (a.lsn > lastLsn) lastLsn = a.lsn;
+  }
+  return {
+    type: "reply",
+    id: batch.id,
+    tenant: batch.tenant,
+    table: batch.table,
+    wantsReply: batch.wantsReply,
+    reply: { v: 1, ok: true, tenant: batch.tenant, table: batch.table, rows: batch.rows, firstLsn, lastLsn, appends },
+  };
 }
 
 const nack = (request: IngestRequest, error: IngestErrorBody): SourceCommand => ({
@@ -82,97 +158,60 @@ export const gatewayMachine = setup({
     catalog: fromCallback(() => () => {}),
   },
   guards: {
-    full: ({ context }) => context.pending.size >= context.maxInFlight,
-    drained: ({ context }) => context.pending.size <= context.maxInFlight / 2,
+    full: ({ context }) => context.inFlight >= context.maxInFlight,
+    drained: ({ context }) => context.inFlight <= context.maxInFlight / 2,
   },
   actions: {
     setCatalog: assign({ catalog: (_, params: { catalog: Catalog }) => params.catalog }),
+    // The record pool only lends memory: what is decided does not depend on it.
     admit: enqueueActions(({ context, enqueue }, params: { request: IngestRequest }) => {
-      const { request } = params;
-      if (request.envelopeError !== undefined) {
-        context.stats.rejectedBatches++;
-        enqueue.sendTo("source", nack(request, { code: "INVALID_ARGUMENT", message: `tenant ${request.tenant} table ${request.table}: ${request.envelopeError}`, retryable: false }));
+      const a = admission(context, params.request);
+      if (a.kind === "reply") {
+        if (a.rejected) enqueue.assign({ stats: count(context.stats, "rejectedBatches") });
+        enqueue.sendTo("source", a.reply);
         return;
       }
-      const found = lookupTable(context.catalog, request.tenant, request.table);
-      if (!found.ok) {
-        context.stats.rejectedBatches++;
-        enqueue.sendTo("source", nack(request, { code: "NOT_FOUND", message: found.message, retryable: false }));
-        return;
-      }
-      let prepared: PreparedBatch;
-      try {
-        prepared = prepareBatch(request.tenant, found.spec, request.payload, request.producer);
-      } catch (e) {
-        if (!(e instanceof BatchRejected)) throw e;
-        context.stats.rejectedBatches++;
-        enqueue.sendTo("source", nack(request, { code: e.code, message: e.message, retryable: false }));
-        return;
-      }
-      if (prepared.appends.length === 0) {
-        enqueue.sendTo("source", {
-          type: "reply",
-          id: request.id,
-          tenant: request.tenant,
-          table: request.table,
-          wantsReply: request.wantsReply,
-          reply: { v: 1, ok: true, tenant: request.tenant, table: request.table, rows: 0, firstLsn: 0, lastLsn: 0, appends: [] },
-        } satisfies SourceCommand);
-        return;
-      }
-      context.pending.set(request.id, { request, prepared });
-      enqueue.sendTo("wal", { type: "append", id: request.id, plans: prepared.appends } satisfies WalCommand);
+      enqueue.assign({ inFlight: context.inFlight + 1 });
+      enqueue.sendTo("wal", a.append);
     }),
     throttle: enqueueActions(({ context, enqueue }, params: { request: IngestRequest }) => {
-      context.stats.throttledBatches++;
+      enqueue.assign({ stats: count(context.stats, "throttledBatches") });
       enqueue.sendTo(
         "source",
         nack(params.request, {
           code: "RESOURCE_EXHAUSTED",
-          message: `tenant ${params.request.tenant} table ${params.request.table}: the gateway has ${context.pending.size} batches waiting for the WAL (limit ${context.maxInFlight}); retry after a short backoff`,
+          message: `tenant ${params.request.tenant} table ${params.request.table}: the gateway has ${context.inFlight} batches waiting for the WAL (limit ${context.maxInFlight}); retry after a short backoff`,
           retryable: true,
         }),
       );
     }),
-    ack: enqueueActions(({ context, enqueue }, params: { id: number; appends: readonly WalAppend[] }) => {
-      const p = context.pending.get(params.id);
-      if (!p) return; // already answered (e.g. a late ack after a failure reply)
-      context.pending.delete(params.id);
-      context.stats.acceptedBatches++;
-      context.stats.acceptedRows += p.prepared.rows;
-      const lsns = params.appends.map((a) => a.lsn);
+    ack: enqueueActions(({ context, enqueue }, params: { batch: AppendRef; appends: readonly WalAppend[] }) => {
+      const { acceptedBatches, acceptedRows } = context.stats;
+      enqueue.assign({ inFlight: context.inFlight - 1, stats: { ...context.stats, acceptedBatches: acceptedBatches + 1, acceptedRows: acceptedRows + params.batch.rows } });
+      enqueue.sendTo("source", ackOf(params.batch, params.appends));
+    }),
+    failAppend: enqueueActions(({ context, enqueue }, params: { batch: AppendRef; message: string }) => {
+      const b = params.batch;
+      enqueue.assign({ inFlight: context.inFlight - 1, stats: count(context.stats, "failedAppends") });
+      // Part of the batch may be stored: the client retries with the same producer seq and dedup stores it once.
       enqueue.sendTo("source", {
         type: "reply",
-        id: params.id,
-        tenant: p.request.tenant,
-        table: p.request.table,
-        wantsReply: p.request.wantsReply,
+        id: b.id,
+        tenant: b.tenant,
+        table: b.table,
+        wantsReply: b.wantsReply,
         reply: {
           v: 1,
-          ok: true,
-          tenant: p.request.tenant,
-          table: p.request.table,
-          rows: p.prepared.rows,
-          firstLsn: Math.min(...lsns),
-          lastLsn: Math.max(...lsns),
-          appends: params.appends,
+          ok: false,
+          tenant: b.tenant,
+          table: b.table,
+          error: {
+            code: "UNAVAILABLE",
+            message: `tenant ${b.tenant} table ${b.table}: the WAL did not store the batch (${params.message}); retry it unchanged (same producer id and seq) and it is stored once`,
+            retryable: true,
+          },
         },
       } satisfies SourceCommand);
-    }),
-    failAppend: enqueueActions(({ context, enqueue }, params: { id: number; message: string }) => {
-      const p = context.pending.get(params.id);
-      if (!p) return;
-      context.pending.delete(params.id);
-      context.stats.failedAppends++;
-      // Part of the batch may be stored: the client retries with the same producer seq and dedup stores it once.
-      enqueue.sendTo(
-        "source",
-        nack(p.request, {
-          code: "UNAVAILABLE",
-          message: `tenant ${p.request.tenant} table ${p.request.table}: the WAL did not store the batch (${params.message}); retry it unchanged (same producer id and seq) and it is stored once`,
-          retryable: true,
-        }),
-      );
     }),
   },
   delays: {
@@ -183,8 +222,9 @@ export const gatewayMachine = setup({
   context: ({ input }) => ({
     catalog: input.catalog ?? EMPTY_CATALOG,
     maxInFlight: input.maxInFlight ?? 256,
-    pending: new Map(),
+    inFlight: 0,
     stats: { acceptedBatches: 0, acceptedRows: 0, rejectedBatches: 0, failedAppends: 0, throttledBatches: 0 },
+    recordPool: input.recordPool,
   }),
   invoke: [
     { id: "source", src: "source" },
@@ -214,10 +254,10 @@ export const gatewayMachine = setup({
       always: { guard: "full", target: "throttled" },
       on: {
         ingest: { actions: { type: "admit", params: ({ event }) => ({ request: event.request }) } },
-        appended: { actions: { type: "ack", params: ({ event }) => ({ id: event.id, appends: event.appends }) } },
+        appended: { actions: { type: "ack", params: ({ event }) => ({ batch: event.batch, appends: event.appends }) } },
         appendFailed: {
           target: "degraded",
-          actions: { type: "failAppend", params: ({ event }) => ({ id: event.id, message: event.message }) },
+          actions: { type: "failAppend", params: ({ event }) => ({ batch: event.batch, message: event.message }) },
         },
       },
     },
@@ -226,10 +266,10 @@ export const gatewayMachine = setup({
       always: { guard: "drained", target: "ready" },
       on: {
         ingest: { actions: { type: "throttle", params: ({ event }) => ({ request: event.request }) } },
-        appended: { actions: { type: "ack", params: ({ event }) => ({ id: event.id, appends: event.appends }) } },
+        appended: { actions: { type: "ack", params: ({ event }) => ({ batch: event.batch, appends: event.appends }) } },
         appendFailed: {
           target: "degraded",
-          actions: { type: "failAppend", params: ({ event }) => ({ id: event.id, message: event.message }) },
+          actions: { type: "failAppend", params: ({ event }) => ({ batch: event.batch, message: event.message }) },
         },
       },
     },
@@ -249,8 +289,8 @@ export const gatewayMachine = setup({
             );
           }),
         },
-        appended: { actions: { type: "ack", params: ({ event }) => ({ id: event.id, appends: event.appends }) } },
-        appendFailed: { actions: { type: "failAppend", params: ({ event }) => ({ id: event.id, message: event.message }) } },
+        appended: { actions: { type: "ack", params: ({ event }) => ({ batch: event.batch, appends: event.appends }) } },
+        appendFailed: { actions: { type: "failAppend", params: ({ event }) => ({ batch: event.batch, message: event.message }) } },
       },
     },
   },

@@ -12,11 +12,8 @@
 import { assign, fromCallback, fromPromise, sendTo, setup } from "xstate";
 import type { ShardAddress } from "../protocols/subjects.js";
 import type { TableSpec } from "../protocols/tablespec.js";
-import { batchDelayMs, batchFull, freshRecords, takeBatch } from "../src/sink/batch.js";
-import { retryDelayMs } from "../src/sink/backoff.js";
-import { describeFailure } from "../src/sink/errors.js";
-import { DEFAULT_RETRY_POLICY, DEFAULT_SINK_LIMITS, bytesOf, rowsOf } from "../src/sink/types.js";
-import type { RetryPolicy, SinkLimits, SinkRecord } from "../src/sink/types.js";
+import { DEFAULT_RETRY_POLICY, DEFAULT_SINK_LIMITS, batchDelayMs, batchFull, bytesOf, describeFailure, freshRecords, retryDelayMs, rowsOf, takeBatch } from "../src/sink/index.js";
+import type { RetryPolicy, SinkLimits, SinkRecord } from "../src/sink/index.js";
 
 export interface SinkStats {
   /** Verified flushes (each advanced P). */

@@ -4,13 +4,7 @@
 import { encodeWalRecord } from "../../protocols/codec.js";
 import { bucketOf } from "../../protocols/routing.js";
 import { tryFastPrepare } from "./fastpath.js";
-import { BytePool } from "../codec/pool.js";
-
-/**
- * Buffers of WAL records built by the fast path; the WAL appender gives a
- * batch's buffer back once JetStream acknowledged all of its records.
- */
-export const walRecordPool = new BytePool(256);
+import type { BytePool } from "../codec/pool.js";
 import { walMsgId, walSubject } from "../../protocols/subjects.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
 import { decodeTickBatch, tickBatchToIpc } from "../codec/arrow.js";
@@ -80,9 +74,10 @@ function tsRange(batch: TickBatch): { min: number; max: number } {
  * Validates a client batch against the table spec and plans its WAL appends.
  * Throws BatchRejected (with a message naming input, rule and fix) on bad input.
  */
-export function prepareBatch(tenant: string, spec: TableSpec, payload: Uint8Array, producer: Producer | undefined): PreparedBatch {
-  // Batches already in the WAL layout, one pair per bucket (TickPublisher's), are checked in place and forwarded.
-  return tryFastPrepare(tenant, spec, payload, producer, walRecordPool) ?? prepareBatchGeneral(tenant, spec, payload, producer);
+export function prepareBatch(tenant: string, spec: TableSpec, payload: Uint8Array, producer: Producer | undefined, recordPool?: BytePool): PreparedBatch {
+  // Batches already in the WAL layout, one pair per bucket (TickPublisher's), are checked in place and forwarded,
+  // their records built in a buffer of `recordPool` (the owner gives it back once the WAL stored them).
+  return tryFastPrepare(tenant, spec, payload, producer, recordPool) ?? prepareBatchGeneral(tenant, spec, payload, producer);
 }
 
 /** prepareBatch without the fast path: decode to a TickBatch, split, re-encode (any accepted Arrow input). */

@@ -8,7 +8,7 @@ import { TokenVerifier } from "../auth/index.js";
 import type { Catalog } from "../catalog.js";
 import type { ClickhouseHttp } from "../clickhouse/index.js";
 import { ClickhouseColdSource, ProxistQueryEngine, shardHostSource } from "../query/index.js";
-import type { LocalShardHost } from "../shard/host.js";
+import type { LocalShardHost } from "./shard/host.js";
 
 export interface NodeApiOptions {
   readonly nc: NatsConnection;

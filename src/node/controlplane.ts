@@ -6,7 +6,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { startControlPlane } from "./control/index.js";
 import type { ControlPlane, ControlPlaneOptions } from "./control/index.js";
 import type { MetadataStore, NodeCatalog, ShardHost } from "../control/index.js";
-import type { LocalShardHost } from "../shard/host.js";
+import type { LocalShardHost } from "./shard/host.js";
 
 /** Resolves true once the catalog holds the table, false after `timeoutMs`. */
 function tableServed(catalog: Pick<NodeCatalog, "subscribe">, tenant: string, table: string, timeoutMs: number): Promise<boolean> {

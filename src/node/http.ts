@@ -3,7 +3,7 @@
 // node adds (shardRoutes: /v1/shards, /v1/snapshot).
 import { createServer } from "node:http";
 import type { Server } from "node:http";
-import type { LocalShardHost } from "../shard/host.js";
+import type { LocalShardHost } from "./shard/host.js";
 
 export interface HttpReply {
   readonly status: number;

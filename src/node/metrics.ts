@@ -1,7 +1,7 @@
 // The node's Prometheus metrics: the gateway's ingest counters and, per shard,
 // the hot set's figures and its sink's. Read on every /metrics scrape.
 import type { ShardAddress } from "../../protocols/subjects.js";
-import type { LocalShardHost } from "../shard/host.js";
+import type { LocalShardHost } from "./shard/host.js";
 import { promText } from "./http.js";
 import type { Metric } from "./http.js";
 

@@ -12,18 +12,20 @@ import type { IngestReply } from "../../protocols/ingest.js";
 import type { Catalog } from "../catalog.js";
 import { MetadataStore, openCatalog } from "../control/index.js";
 import type { ProxistQueryEngine } from "../query/index.js";
-import { LocalShardHost } from "../shard/host.js";
-import type { HostSinkOptions } from "../shard/host.js";
-import { SinkClickhouse } from "../sink/clickhouseio.js";
+import { BytePool } from "../codec/pool.js";
+import { SinkClickhouse } from "../sink/index.js";
 import { SnapshotStore } from "../snapshot/store.js";
+import type { ObjectStore } from "@nats-io/obj";
 import { startNodeApi } from "./api.js";
 import { startNodeControlPlane } from "./controlplane.js";
 import type { NodeControlOptions } from "./controlplane.js";
 import { catalogActor } from "./gateway/catalog.js";
 import { LocalIngress, jetstreamWal, natsIngestSource } from "./gateway/io.js";
-import type { SourceStats } from "./gateway/io.js";
+import type { AfterAppend, SourceStats } from "./gateway/io.js";
 import { shardRoutes, startHttp } from "./http.js";
 import { nodeMetrics } from "./metrics.js";
+import { LocalShardHost } from "./shard/host.js";
+import type { HostSinkOptions } from "./shard/host.js";
 import { tenantStreams } from "./streams.js";
 
 export interface NodeOptions {
@@ -50,6 +52,16 @@ export interface NodeOptions {
   /** Sink tuning (batching limits, retries); `unsafeSkipLandedCheck` is for the negative-control test only. */
   readonly sink?: Omit<HostSinkOptions, "clickhouse">;
   readonly log?: (line: string) => void;
+  /** Wrappers around the node's IO; crash tests inject faults through them (test/helpers/faultnode.ts). */
+  readonly seams?: NodeSeams;
+}
+
+/** Where tests wrap the node's IO (the sink's flush IO is `sink.flushIo`). */
+export interface NodeSeams {
+  /** Runs after JetStream stored a batch, before the gateway acks it. */
+  readonly afterAppend?: AfterAppend;
+  /** Wraps the object store that snapshots are written to and read from. */
+  readonly snapshotObjects?: (os: ObjectStore) => ObjectStore;
 }
 
 export interface ProxistNode {
@@ -80,7 +92,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   const js = jetstream(nc);
   const replicas = o.replicas ?? 1;
   const store = await MetadataStore.open(nc, replicas);
-  const snapshots = await SnapshotStore.open(nc, replicas);
+  const snapshots = await SnapshotStore.open(nc, replicas, o.seams?.snapshotObjects);
   // The one catalog of this node: a tenant is served only once its streams exist.
   const catalog = await openCatalog(nc, replicas, { prepare: tenantStreams(jsm, { replicas, nodeId, log }), log: (line) => log(`node ${nodeId}: ${line}`) });
   const clickhouse = o.clickhouseUrl === undefined ? undefined : new SinkClickhouse({ url: o.clickhouseUrl });
@@ -100,11 +112,13 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
 
   const sourceStats: SourceStats = { fireAndForgetFailures: 0 };
   const local = new LocalIngress();
+  // WAL record buffers: the gateway machine takes them, its wal actor gives them back once JetStream stored them.
+  const recordPool = new BytePool(256);
   const gateway = createActor(
     gatewayMachine.provide({
-      actors: { source: natsIngestSource(nc, sourceStats, local), wal: jetstreamWal(js), catalog: catalogActor(catalog) },
+      actors: { source: natsIngestSource(nc, sourceStats, local), wal: jetstreamWal(js, recordPool, o.seams?.afterAppend === undefined ? {} : { afterAppend: o.seams.afterAppend }), catalog: catalogActor(catalog) },
     }),
-    { input: { maxInFlight: o.maxInFlight ?? 256 } },
+    { input: { maxInFlight: o.maxInFlight ?? 256, recordPool } },
   );
   gateway.start();
   const state = (): string => String(gateway.getSnapshot().value);

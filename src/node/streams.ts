@@ -4,7 +4,7 @@
 import type { JetStreamManager } from "@nats-io/jetstream";
 import { Duration, Effect, Schedule } from "effect";
 import type { Catalog } from "../catalog.js";
-import { ensureWalStream, ensureWatermarkStream } from "../runtime/streams.js";
+import { ensureWalStream, ensureWatermarkStream } from "../wal/index.js";
 import { TaggedError } from "../../protocols/tagged.js";
 
 /** A tenant's WAL or watermark stream could not be created after every attempt. */

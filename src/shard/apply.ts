@@ -3,8 +3,8 @@
 // equals one that never stopped.
 import type { TableSpec } from "../../protocols/tablespec.js";
 import type { HotTable } from "../hotset/index.js";
-import { WalSchemaVersionError, decodeWalEntry } from "../sink/decoded.js";
-import type { DecodedRecord } from "../sink/decoded.js";
+import { WalSchemaVersionError, decodeWalEntry } from "../wal/index.js";
+import type { DecodedRecord } from "../wal/index.js";
 import { TaggedError } from "../../protocols/tagged.js";
 
 export interface WalEntry {

@@ -37,8 +37,6 @@ export interface FlushSettings {
   /** TESTS ONLY: never ask what landed (the negative control). */
   readonly skipLandedCheck?: boolean;
   readonly log?: (line: string) => void;
-  /** Called before each INSERT is sent (failpoints). */
-  readonly beforeInsert?: (plan: InsertPlan, queryId: string) => Promise<void> | void;
 }
 
 export interface FlushResult {
@@ -106,7 +104,6 @@ export async function runFlush(io: FlushIo, attempt: FlushAttempt, s: FlushSetti
   for (const [i, plan] of plans.entries()) {
     const queryId = s.queryId(attempt.attempt, i);
     try {
-      await s.beforeInsert?.(plan, queryId);
       await io.insert(plan, queryId, signal);
     } catch (e) {
       throw flushFailure(e, inserts, `INSERT ${i + 1} of ${plans.length} (${plan.rows} rows, LSNs ${plan.lsnMin}..${plan.lsnMax})`);

@@ -3,18 +3,16 @@
 // subject, ack-all). It survives restarts: its ack floor is part of how a
 // restarted sink finds P. On start it is positioned at P + 1 (re-created when
 // it points elsewhere or holds unacked deliveries of a dead process, which
-// would otherwise come back only after ack_wait). Records are decoded here, at
-// the edge, and handed to the sink machine in order; the machine's ack (after
-// the watermark) acknowledges everything up to P.
-import type { JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
+// would otherwise come back only after ack_wait). Records are decoded at the
+// edge (decodeSinkRecord) and handed to the sink machine in order by the `wal`
+// actor in src/node/sink/wal.ts.
+import type { JetStreamManager } from "@nats-io/jetstream";
 import { AckPolicy, DeliverPolicy } from "@nats-io/jetstream";
-import { fromCallback } from "xstate";
-import type { SinkEvent, SinkWalInput, WalAck } from "../../actors/sink.js";
 import { walStream, walSubject } from "../../protocols/subjects.js";
 import type { ShardAddress } from "../../protocols/subjects.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
-import { WalSchemaVersionError, decodeWalEntry } from "./decoded.js";
-import type { DecodedRecord, DecodedRecordCache } from "./decoded.js";
+import { WalSchemaVersionError, decodeWalEntry } from "../wal/index.js";
+import type { DecodedRecord, DecodedRecordCache } from "../wal/index.js";
 import type { SinkRecord } from "./types.js";
 import { TaggedError } from "../../protocols/tagged.js";
 
@@ -87,88 +85,4 @@ export function decodeSinkRecord(spec: TableSpec, lsn: number, data: Uint8Array,
     );
   }
   return { lsn, batch: d.batch, bytes: d.payloadBytes, minTsMicros: d.minTsMicros, maxTsMicros: d.maxTsMicros, receivedAtMs };
-}
-
-/**
- * The `wal` actor of the sink machine, for real: positions the durable
- * consumer at `fromLsn`, sends decoded records in order (`records` events, a
- * few hundred at most per event), acknowledges on `ack`.
- */
-export function jetstreamSinkConsumer(
-  js: JetStreamClient,
-  jsm: JetStreamManager,
-  clock: () => number,
-  o: SinkConsumerOptions & { maxEventRecords?: number; trace?: (line: string) => void; decoded?: DecodedRecordCache } = {},
-) {
-  return fromCallback<WalAck, SinkWalInput>(({ input, sendBack, receive }) => {
-    const send = (e: SinkEvent): void => sendBack(e);
-    let stopped = false;
-    let stop: (() => void) | undefined;
-    // Delivered, not yet acknowledged, by stream sequence (insertion = ascending).
-    const unacked = new Map<number, JsMsg>();
-    receive((cmd) => {
-      if (cmd.type !== "ack") return;
-      let best: JsMsg | undefined;
-      for (const [seq, m] of unacked) {
-        if (seq > cmd.lsn) continue;
-        if (best === undefined || seq > best.seq) best = m;
-        unacked.delete(seq);
-      }
-      // Ack-all: acknowledging the last persisted record acknowledges every one before it.
-      best?.ack();
-    });
-    void (async () => {
-      const { shard, spec, fromLsn } = input;
-      const t0 = performance.now();
-      await positionSinkConsumer(jsm, shard, fromLsn, o);
-      o.trace?.(`consumer positioned at ${fromLsn} in ${(performance.now() - t0).toFixed(1)} ms`);
-      if (stopped) return;
-      const consumer = await js.consumers.get(walStream(shard.tenant), sinkConsumerName(shard));
-      const messages = await consumer.consume({ max_messages: Math.min(o.maxAckPending ?? 1_000, 512) });
-      stop = () => void messages.stop();
-      if (stopped) stop();
-      let highest = fromLsn - 1;
-      let pending: SinkRecord[] = [];
-      let scheduled = false;
-      const maxEvent = o.maxEventRecords ?? 256;
-      const flush = (): void => {
-        scheduled = false;
-        if (pending.length === 0 || stopped) return;
-        const records = pending;
-        pending = [];
-        send({ type: "records", records, atMs: clock() });
-      };
-      for await (const m of messages) {
-        if (stopped) break;
-        unacked.set(m.seq, m);
-        // A redelivery (ack_wait passed while ClickHouse was down): already handed over.
-        if (m.seq <= highest) continue;
-        highest = m.seq;
-        let rec: SinkRecord;
-        try {
-          rec = decodeSinkRecord(spec, m.seq, m.data, clock(), o.decoded);
-        } catch (e) {
-          flush();
-          send({ type: "walError", message: (e as Error).message, fatal: true });
-          stopped = true;
-          messages.stop();
-          return;
-        }
-        pending.push(rec);
-        if (pending.length >= maxEvent || m.info.pending === 0) flush();
-        else if (!scheduled) {
-          scheduled = true;
-          setImmediate(flush);
-        }
-      }
-      flush();
-      if (!stopped) send({ type: "walError", message: "the WAL consumer stopped delivering", fatal: false });
-    })().catch((e: unknown) => {
-      if (!stopped) send({ type: "walError", message: (e as Error).message, fatal: false });
-    });
-    return () => {
-      stopped = true;
-      stop?.();
-    };
-  });
 }

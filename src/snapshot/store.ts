@@ -11,7 +11,6 @@ import { OBJ_SNAPSHOTS } from "../../protocols/subjects.js";
 import type { ShardAddress } from "../../protocols/subjects.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
 import { HotTable } from "../hotset/index.js";
-import { failpoint } from "../runtime/failpoints.js";
 import { SNAPSHOT_DATA_FORMAT, decodeSnapshot, encodeSnapshot } from "./codec.js";
 
 const prefix = (s: ShardAddress): string => `${s.tenant}.${s.table}.${s.bucket}.`;
@@ -34,8 +33,9 @@ export class SnapshotStore {
     private readonly keep = 3,
   ) {}
 
-  static async open(nc: NatsConnection, replicas = 1): Promise<SnapshotStore> {
-    return new SnapshotStore(await new Objm(nc).create(OBJ_SNAPSHOTS, { replicas }));
+  /** `wrap` lets a test put a fault in front of the object store (a crash between data and manifest). */
+  static async open(nc: NatsConnection, replicas = 1, wrap: (os: ObjectStore) => ObjectStore = (os) => os): Promise<SnapshotStore> {
+    return new SnapshotStore(wrap(await new Objm(nc).create(OBJ_SNAPSHOTS, { replicas })));
   }
 
   /** Manifests of one shard, newest first. */
@@ -53,7 +53,6 @@ export class SnapshotStore {
     const enc = encodeSnapshot(table.spec, cols);
     const base = `${prefix(shard)}${lsnKey(cols.appliedLsn)}`;
     await this.os.putBlob({ name: `${base}.data` }, enc.data);
-    failpoint("snapshot.after-data");
     const manifest = encodeSnapshotManifest({
       tenant: shard.tenant,
       table: shard.table,

@@ -1,15 +1,17 @@
 // Gateway machine with fake IO and a simulated clock: admission, acks,
 // back-pressure, WAL failures and recovery. No NATS here.
 import { describe, expect, it } from "vitest";
-import { SimulatedClock, createActor, fromCallback } from "xstate";
+import { SimulatedClock, createActor, fromCallback, initialTransition, transition } from "xstate";
 import { tableFromArrays, tableToIPC } from "apache-arrow";
 import { gatewayMachine } from "../../actors/gateway.js";
-import type { GatewayEvent, IngestRequest, SourceCommand, WalCommand } from "../../actors/gateway.js";
-import { catalogOfCluster } from "../../src/catalog.js";
+import type { AppendRef, GatewayEvent, IngestRequest, SourceCommand, WalCommand } from "../../actors/gateway.js";
+import { catalogOfCluster, lookupTable } from "../../src/catalog.js";
+import { encodeTickIpcByBucket } from "../../src/codec/ipcwrite.js";
+import { BytePool } from "../../src/codec/pool.js";
 import { DEFAULT_CLUSTER_SPEC } from "../../protocols/tablespec.js";
 import { decodeWalRecord } from "../../protocols/codec.js";
 
-function harness(maxInFlight = 4, loadCatalog = true) {
+function harness(maxInFlight = 4, loadCatalog = true, recordPool?: BytePool) {
   const replies: SourceCommand[] = [];
   const appends: WalCommand[] = [];
   let send: (e: GatewayEvent) => void = () => {};
@@ -26,7 +28,7 @@ function harness(maxInFlight = 4, loadCatalog = true) {
         }),
       },
     }),
-    { input: { maxInFlight }, clock },
+    { input: { maxInFlight, ...(recordPool === undefined ? {} : { recordPool }) }, clock },
   );
   actor.start();
   if (loadCatalog) send({ type: "catalog", catalog: catalogOfCluster(DEFAULT_CLUSTER_SPEC) });
@@ -79,7 +81,7 @@ describe("gateway machine", () => {
       expect(p.msgId).toBe(`p:1:trades:${rec.bucket}`);
     }
     expect(h.replies).toHaveLength(0); // no ack before the WAL stored it
-    h.send({ type: "appended", id: r.id, appends: plans.map((p, i) => ({ bucket: p.bucket, lsn: 10 + i, rows: p.rows, duplicate: false })) });
+    h.send({ type: "appended", batch: h.appends[0]!.batch, appends: plans.map((p, i) => ({ bucket: p.bucket, lsn: 10 + i, rows: p.rows, duplicate: false })) });
     expect(h.replies).toHaveLength(1);
     expect(h.replies[0]!.reply).toMatchObject({ ok: true, rows: 4, firstLsn: 10, lastLsn: 10 + plans.length - 1 });
     expect(h.actor.getSnapshot().context.stats).toMatchObject({ acceptedBatches: 1, acceptedRows: 4 });
@@ -105,7 +107,7 @@ describe("gateway machine", () => {
     h.send({ type: "ingest", request: request() });
     expect(h.replies.at(-1)!.reply).toMatchObject({ ok: false, error: { code: "RESOURCE_EXHAUSTED", retryable: true } });
     expect(h.appends).toHaveLength(2);
-    h.send({ type: "appended", id: a.id, appends: [{ bucket: 0, lsn: 1, rows: 4, duplicate: false }] });
+    h.send({ type: "appended", batch: h.appends[0]!.batch, appends: [{ bucket: 0, lsn: 1, rows: 4, duplicate: false }] });
     expect(h.actor.getSnapshot().value).toBe("ready");
   });
 
@@ -113,7 +115,7 @@ describe("gateway machine", () => {
     const h = harness();
     const a = request();
     h.send({ type: "ingest", request: a });
-    h.send({ type: "appendFailed", id: a.id, message: "TIMEOUT" });
+    h.send({ type: "appendFailed", batch: h.appends[0]!.batch, message: "TIMEOUT" });
     expect(h.actor.getSnapshot().value).toBe("degraded");
     expect(h.replies.at(-1)!.reply).toMatchObject({ ok: false, error: { code: "UNAVAILABLE", retryable: true } });
     h.send({ type: "ingest", request: request() });
@@ -135,5 +137,67 @@ describe("gateway machine", () => {
     h.send({ type: "catalog", catalog: catalogOfCluster(DEFAULT_CLUSTER_SPEC) });
     h.send({ type: "ingest", request: request() });
     expect(h.appends).toHaveLength(1);
+  });
+
+  it("pure - a transition returns a new context and leaves the previous snapshot as it was", () => {
+    const [s0] = initialTransition(gatewayMachine, { maxInFlight: 4 });
+    const [s1] = transition(gatewayMachine, s0, { type: "catalog", catalog: catalogOfCluster(DEFAULT_CLUSTER_SPEC) });
+    const r = request();
+    const [s2, sent] = transition(gatewayMachine, s1, { type: "ingest", request: r });
+    expect(s2.context.inFlight).toBe(1);
+    expect(s1.context.inFlight).toBe(0);
+    // The append is an action to run, not something that happened while computing the transition.
+    expect(sent.map((a) => a.type)).toContain("xstate.sendTo");
+    const batch: AppendRef = { id: r.id, tenant: "default", table: "trades", wantsReply: true, rows: 4 };
+    const [s3] = transition(gatewayMachine, s2, { type: "appended", batch, appends: [{ bucket: 0, lsn: 5, rows: 4, duplicate: false }] });
+    expect(s3.context).toMatchObject({ inFlight: 0, stats: { acceptedBatches: 1, acceptedRows: 4 } });
+    expect(s2.context.stats.acceptedBatches).toBe(0);
+    expect(s2.context.stats).not.toBe(s3.context.stats);
+    const [s4] = transition(gatewayMachine, s3, { type: "ingest", request: request({ table: "nope" }) });
+    expect(s4.context.stats.rejectedBatches).toBe(1);
+    expect(s3.context.stats.rejectedBatches).toBe(0);
+  });
+
+  it("acks - each batch travels with its append: answers in any order reach the right requester", () => {
+    const h = harness();
+    const a = request({ payload: payload(["AAPL"]) });
+    const b = request({ payload: payload(["MSFT", "IBM"]) });
+    h.send({ type: "ingest", request: a });
+    h.send({ type: "ingest", request: b });
+    expect(h.actor.getSnapshot().context.inFlight).toBe(2);
+    const [ca, cb] = h.appends;
+    h.send({ type: "appended", batch: cb!.batch, appends: [{ bucket: 1, lsn: 8, rows: 2, duplicate: false }] });
+    h.send({ type: "appendFailed", batch: ca!.batch, message: "TIMEOUT" });
+    expect(h.replies.map((r) => [r.id, r.reply.ok])).toEqual([
+      [b.id, true],
+      [a.id, false],
+    ]);
+    expect(h.replies[0]!.reply).toMatchObject({ rows: 2, firstLsn: 8, lastLsn: 8 });
+    expect(h.actor.getSnapshot().context).toMatchObject({ inFlight: 0, stats: { acceptedBatches: 1, acceptedRows: 2, failedAppends: 1 } });
+  });
+
+  it("buffers - WAL records of a batch in WAL layout are built in a buffer of the record pool given as input", () => {
+    const pool = new BytePool();
+    const h = harness(4, true, pool);
+    const found = lookupTable(catalogOfCluster(DEFAULT_CLUSTER_SPEC), "default", "trades");
+    if (!found.ok) throw new Error(found.message);
+    const spec = found.spec;
+    const rows = 8;
+    const symbols = ["AAPL", "MSFT", "IBM", "ZZ"];
+    const tick = {
+      rows,
+      symbols,
+      symbolIndex: Uint32Array.from({ length: rows }, (_, i) => i % symbols.length),
+      ts: Float64Array.from({ length: rows }, (_, i) => 1_700_000_000_000_000 + i),
+      values: [new Float64Array(rows).fill(1), new Float64Array(rows).fill(2)],
+    };
+    h.send({ type: "ingest", request: request({ payload: encodeTickIpcByBucket(spec, tick, spec.shards) }) });
+    const plans = h.appends[0]!.plans;
+    expect(plans.reduce((n, p) => n + p.rows, 0)).toBe(rows);
+    const buf = plans[0]!.record.buffer;
+    // One pooled buffer per batch; the pool takes back only what it lent (as the wal actor does once stored).
+    for (const p of plans) expect(p.record.buffer).toBe(buf);
+    pool.release(buf);
+    expect(pool.acquire(16).buffer).toBe(buf);
   });
 });

@@ -1,5 +1,7 @@
 // A Proxist node in its own process (`src/main.ts node`), for crash tests that
-// SIGKILL it. Resolves once the node printed that it is up.
+// SIGKILL it. Resolves once the node printed that it is up. With PX_FAILPOINTS
+// in `env` the node runs from test/helpers/faultnode.ts, its IO wrapped with
+// those faults (production code has none).
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -18,7 +20,8 @@ export interface NodeProcess {
 }
 
 export async function spawnNodeProcess(natsUrl: string, env: Record<string, string> = {}, args: string[] = []): Promise<NodeProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts", "node", "--nats", natsUrl, "--http-port", "0", "--grpc-port", "0", ...args], {
+  const entry = env.PX_FAILPOINTS === undefined ? "src/main.ts" : "test/helpers/faultnode.ts";
+  const child = spawn(process.execPath, ["--import", "tsx", entry, "node", "--nats", natsUrl, "--http-port", "0", "--grpc-port", "0", ...args], {
     cwd: root,
     env: { GLIBC_TUNABLES: MALLOC_TUNABLES, ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],

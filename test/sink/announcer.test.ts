@@ -6,7 +6,8 @@ import { createActor, setup, sendTo } from "xstate";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { Announce, SinkEvent } from "../../actors/sink.js";
 import { decodeWatermark } from "../../protocols/codec.js";
-import { DEFAULT_RETRY_POLICY, jetstreamAnnouncer } from "../../src/sink/index.js";
+import { jetstreamAnnouncer } from "../../src/node/sink/announcer.js";
+import { DEFAULT_RETRY_POLICY } from "../../src/sink/index.js";
 
 interface Pub {
   readonly subject: string;

@@ -3,7 +3,8 @@
 import { describe, expect, it } from "vitest";
 import { encodeWalRecord } from "../../protocols/codec.js";
 import { tickBatchToIpc } from "../../src/codec/arrow.js";
-import { DecodedRecordCache, WalSchemaVersionError, decodeSinkRecord, decodeWalEntry } from "../../src/sink/index.js";
+import { decodeSinkRecord } from "../../src/sink/index.js";
+import { DecodedRecordCache, WalSchemaVersionError, decodeWalEntry } from "../../src/wal/index.js";
 import { SPEC, batch } from "./fixtures.js";
 
 const wal = (seed: number, schemaVersion = 1): Uint8Array =>

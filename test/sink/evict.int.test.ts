@@ -14,7 +14,7 @@ import { TickPublisher } from "../../src/client/publisher.js";
 import { RandomWalk, symbolNames } from "../../src/demo/randomwalk.js";
 import { decodeTickBatch } from "../../src/codec/arrow.js";
 import { qualifiedTable } from "../../src/clickhouse/index.js";
-import { lastWatermark } from "../../src/sink/index.js";
+import { lastWatermark } from "../../src/wal/index.js";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { parseClusterSpec, parseTableSpec } from "../../protocols/tablespec.js";
 import type { TableSpec } from "../../protocols/tablespec.js";

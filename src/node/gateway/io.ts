@@ -8,11 +8,10 @@ import type { JetStreamClient } from "@nats-io/jetstream";
 import { fromCallback } from "xstate";
 import type { GatewayEvent, IngestRequest, SourceCommand, WalCommand } from "../../../actors/gateway.js";
 import type { IngestReply, WalAppend } from "../../../protocols/ingest.js";
-import { walRecordPool } from "../../ingest/prepare.js";
+import type { BytePool } from "../../codec/pool.js";
 import type { WalAppendPlan } from "../../ingest/prepare.js";
 import { HDR_MSG_ID, HDR_PRODUCER_ID, HDR_PRODUCER_SEQ, INGEST_WILDCARD, ingestErrorSubject, parseIngestSubject } from "../../../protocols/subjects.js";
 import { parseProducer } from "../../ingest/headers.js";
-import { failpoint } from "../../runtime/failpoints.js";
 import { replyMux } from "../../ingest/replymux.js";
 
 const encoder = new TextEncoder();
@@ -134,20 +133,28 @@ function walAppender(js: JetStreamClient, timeoutMs: number): (plan: WalAppendPl
   };
 }
 
-export function jetstreamWal(js: JetStreamClient, timeoutMs = 10_000) {
+/** Test seam: runs after JetStream stored every record of a batch, before the gateway hears of it. */
+export type AfterAppend = (cmd: WalCommand) => void;
+
+/**
+ * The gateway's `wal` actor: each append command is answered exactly once
+ * (`appended` or `appendFailed`, with the command's batch), and the batch's
+ * record buffers go back to `recordPool` once JetStream acked them.
+ */
+export function jetstreamWal(js: JetStreamClient, recordPool?: BytePool, o: { timeoutMs?: number; afterAppend?: AfterAppend } = {}) {
   return fromCallback<WalCommand>(({ sendBack, receive }) => {
     let stopped = false;
-    const append = walAppender(js, timeoutMs);
+    const append = walAppender(js, o.timeoutMs ?? 10_000);
     receive((cmd) => {
       Promise.all(cmd.plans.map(append)).then(
         (appends) => {
-          failpoint("gateway.after-append");
+          o.afterAppend?.(cmd);
           // JetStream acked every record: the connection wrote them out, their buffer can be reused.
-          for (const plan of cmd.plans) walRecordPool.release(plan.record.buffer);
-          if (!stopped) sendBack({ type: "appended", id: cmd.id, appends } satisfies GatewayEvent);
+          if (recordPool !== undefined) for (const plan of cmd.plans) recordPool.release(plan.record.buffer);
+          if (!stopped) sendBack({ type: "appended", batch: cmd.batch, appends } satisfies GatewayEvent);
         },
         (e: unknown) => {
-          if (!stopped) sendBack({ type: "appendFailed", id: cmd.id, message: (e as Error).message } satisfies GatewayEvent);
+          if (!stopped) sendBack({ type: "appendFailed", batch: cmd.batch, message: (e as Error).message } satisfies GatewayEvent);
         },
       );
     });

@@ -3,20 +3,19 @@
 // In single-node mode the node owns every shard of every table in the catalog;
 // with the control plane the node agent calls start/stop from assignments.
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
-import type { ShardAddress } from "../../protocols/subjects.js";
-import { shardKey } from "../control/index.js";
-import type { Catalog } from "../catalog.js";
-import type { SnapshotStore } from "../snapshot/store.js";
+import type { ShardAddress } from "../../../protocols/subjects.js";
+import type { ShardStatus } from "../../../protocols/shardstatus.js";
+import { shardKey } from "../../control/index.js";
+import type { Catalog } from "../../catalog.js";
+import type { SnapshotStore } from "../../snapshot/store.js";
+import type { SinkClickhouse } from "../../sink/index.js";
+import { DecodedRecordCache } from "../../wal/index.js";
 import { SinkRuntime } from "../sink/runtime.js";
 import type { SinkRuntimeOptions, SinkStatus } from "../sink/runtime.js";
-import type { ShardStatus } from "../../protocols/shardstatus.js";
-import type { SinkClickhouse } from "../sink/clickhouseio.js";
-import { DecodedRecordCache } from "../sink/decoded.js";
 import { ShardRuntime } from "./runtime.js";
 
-
 /** What every sink of the host shares: the ClickHouse and the tuning. */
-export interface HostSinkOptions extends Pick<SinkRuntimeOptions, "limits" | "retry" | "maxAckPending" | "unsafeSkipLandedCheck"> {
+export interface HostSinkOptions extends Pick<SinkRuntimeOptions, "limits" | "retry" | "maxAckPending" | "unsafeSkipLandedCheck" | "flushIo"> {
   readonly clickhouse: SinkClickhouse;
 }
 
@@ -103,6 +102,7 @@ export class LocalShardHost {
             ...(s.retry === undefined ? {} : { retry: s.retry }),
             ...(s.maxAckPending === undefined ? {} : { maxAckPending: s.maxAckPending }),
             ...(s.unsafeSkipLandedCheck === undefined ? {} : { unsafeSkipLandedCheck: s.unsafeSkipLandedCheck }),
+            ...(s.flushIo === undefined ? {} : { flushIo: s.flushIo }),
           });
     this.shards.set(key, { shard, runtime, sink, leaseRevision });
     runtime.start();

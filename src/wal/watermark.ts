@@ -1,15 +1,13 @@
 // Watermark events over JetStream: the sink publishes (P, T_persisted, lease
 // revision) on px.<tenant>.wm.<table>.<bucket> after each verified batch; the
 // stream keeps the last one per subject, so a restarted sink resumes from it
-// and a shard (on any node) follows it to evict.
+// and a shard (on any node) follows it to evict. The sink's publishing actor
+// is in src/node/sink/announcer.ts.
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { DeliverPolicy } from "@nats-io/jetstream";
 import { decodeWatermark, encodeWatermark } from "../../protocols/codec.js";
 import { watermarkStream, watermarkSubject } from "../../protocols/subjects.js";
 import type { ShardAddress } from "../../protocols/subjects.js";
-import { fromCallback } from "xstate";
-import type { Announce, AnnouncerInput, SinkEvent } from "../../actors/sink.js";
-import { retryDelayMs } from "./backoff.js";
 
 export interface WatermarkEvent {
   readonly persistedLsn: number;
@@ -93,50 +91,4 @@ export function followWatermarks(
     stopped = true;
     stop?.();
   };
-}
-
-/**
- * The sink machine's `announcer`, for real: publishes watermarks one at a time,
- * in order; when several P wait, only the newest is published. A failed
- * publish is retried after the policy's backoff. Reports `announced` once the
- * watermark stream stored it (then the WAL may be acknowledged up to P).
- */
-export function jetstreamAnnouncer(js: JetStreamClient, clock: () => number) {
-  return fromCallback<Announce, AnnouncerInput>(({ input, receive, sendBack }) => {
-    const send = (e: SinkEvent): void => sendBack(e);
-    let want: Announce | undefined;
-    let busy = false;
-    let stopped = false;
-    let attempt = 0;
-    let timer: NodeJS.Timeout | undefined;
-    const run = async (): Promise<void> => {
-      if (busy || stopped || want === undefined) return;
-      busy = true;
-      const w = want;
-      want = undefined;
-      try {
-        await publishWatermark(js, input.shard, { persistedLsn: w.persistedLsn, tPersistedMicros: w.tPersistedMicros, leaseRevision: input.leaseRevision }, clock());
-        attempt = 0;
-        busy = false;
-        if (!stopped) send({ type: "announced", persistedLsn: w.persistedLsn, atMs: clock() });
-        void run();
-      } catch (e) {
-        attempt++;
-        if (want === undefined) want = w;
-        if (!stopped) send({ type: "announceFailed", message: (e as Error).message });
-        timer = setTimeout(() => {
-          busy = false;
-          void run();
-        }, retryDelayMs(input.retry, attempt));
-      }
-    };
-    receive((cmd) => {
-      if (want === undefined || cmd.persistedLsn >= want.persistedLsn) want = cmd;
-      void run();
-    });
-    return () => {
-      stopped = true;
-      clearTimeout(timer);
-    };
-  });
 }

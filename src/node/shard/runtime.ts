@@ -3,19 +3,22 @@
 // answers "wait until LSN L is applied" for read-after-write queries.
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { DeliverPolicy } from "@nats-io/jetstream";
-import { createActor, fromCallback, fromPromise } from "xstate";
+import { createActor, fromCallback, fromPromise, waitFor } from "xstate";
 import type { Actor } from "xstate";
-import { shardMachine } from "../../actors/shard.js";
-import type { ShardEvent, ShardStats, SnapshotWriteInput, WalInput, WatermarksInput } from "../../actors/shard.js";
-import { walStream, walSubject } from "../../protocols/subjects.js";
-import type { ShardAddress } from "../../protocols/subjects.js";
-import type { TableSpec } from "../../protocols/tablespec.js";
-import type { HotTable } from "../hotset/index.js";
-import type { SnapshotStore } from "../snapshot/store.js";
-import { followWatermarks } from "../sink/watermark.js";
-import type { DecodedRecord, DecodedRecordCache } from "../sink/decoded.js";
-import type { WalEntry } from "./apply.js";
-import { TaggedError } from "../../protocols/tagged.js";
+import { shardMachine } from "../../../actors/shard.js";
+import type { ShardEvent, ShardStats, SnapshotWriteInput, WalInput, WatermarksInput } from "../../../actors/shard.js";
+import { walStream, walSubject } from "../../../protocols/subjects.js";
+import type { ShardAddress } from "../../../protocols/subjects.js";
+import type { TableSpec } from "../../../protocols/tablespec.js";
+import { TaggedError } from "../../../protocols/tagged.js";
+import type { HotTable } from "../../hotset/index.js";
+import type { SnapshotStore } from "../../snapshot/store.js";
+import type { WalEntry } from "../../shard/apply.js";
+import { consumeBatches, followWatermarks } from "../../wal/index.js";
+import type { DecodedRecord, DecodedRecordCache } from "../../wal/index.js";
+
+/** An on-demand snapshot that failed, timed out, or was cut short by the shard stopping. */
+export class SnapshotFailedError extends TaggedError("SnapshotFailedError") {}
 
 export class LsnWaitTimeoutError extends TaggedError("LsnWaitTimeoutError") {}
 
@@ -51,37 +54,27 @@ export function jetstreamWalConsumer(js: JetStreamClient, jsm: JetStreamManager,
       // Bounded pull: with ~30 KB records a 4096-message pull stalled mid-stream on nats.js 3.4 + nats-server 2.9 (seen in the replay benchmark).
       const messages = await consumer.consume({ max_messages: 256 });
       stop = () => void messages.stop();
-      let pending: WalEntry[] = [];
-      let scheduled = false;
-      const flush = (): void => {
-        scheduled = false;
-        if (pending.length === 0 || stopped) return;
-        const records = pending;
-        pending = [];
-        sendBack({ type: "records", records });
-      };
-      for await (const m of messages) {
-        if (stopped) break;
-        let decoded: DecodedRecord | undefined;
-        if (shared !== undefined) {
-          try {
-            decoded = shared.decoded.takeOrDecode(shared.spec, m.seq, m.data);
-          } catch {
-            // Left to apply, which fails the shard with the reason.
+      await consumeBatches<WalEntry>(messages, {
+        maxBatch,
+        stopped: () => stopped,
+        read: (m) => {
+          let decoded: DecodedRecord | undefined;
+          if (shared !== undefined) {
+            try {
+              decoded = shared.decoded.takeOrDecode(shared.spec, m.seq, m.data);
+            } catch {
+              // Left to apply, which fails the shard with the reason.
+            }
           }
-        }
-        pending.push(decoded === undefined ? { lsn: m.seq, data: m.data } : { lsn: m.seq, data: m.data, decoded });
-        const done = m.info.pending === 0;
-        if (pending.length >= maxBatch || done) flush();
-        else if (!scheduled) {
-          scheduled = true;
-          setImmediate(flush);
-        }
-        if (done && !caughtUp) {
+          return decoded === undefined ? { lsn: m.seq, data: m.data } : { lsn: m.seq, data: m.data, decoded };
+        },
+        onBatch: (records) => sendBack({ type: "records", records }),
+        onCaughtUp: () => {
+          if (caughtUp) return;
           caughtUp = true;
           sendBack({ type: "caughtUp" });
-        }
-      }
+        },
+      });
     })().catch((e: unknown) => {
       if (!stopped) sendBack({ type: "walError", message: (e as Error).message });
     });
@@ -191,18 +184,23 @@ export class ShardRuntime {
     });
   }
 
-  /** Writes a snapshot now; resolves with the LSN it covers. */
+  /**
+   * Writes a snapshot now; resolves with the LSN it covers. Waits on the
+   * actor: the snapshot counters of its context say when the write ended.
+   */
   async snapshotNow(timeoutMs = 60_000): Promise<number> {
+    const name = `${this.o.shard.tenant}/${this.o.shard.table}/${this.o.shard.bucket}`;
     const { snapshots, snapshotFailures } = this.stats;
     this.actor.send({ type: "snapshot" });
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      const s = this.stats;
-      if (s.snapshots > snapshots) return s.lastSnapshotLsn;
-      if (s.snapshotFailures > snapshotFailures) throw new Error(`shard ${this.o.shard.tenant}/${this.o.shard.table}/${this.o.shard.bucket}: snapshot failed (see the node log)`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    throw new Error(`snapshot did not finish in ${timeoutMs} ms`);
+    const done = await waitFor(this.actor, (s) => s.context.stats.snapshots > snapshots || s.context.stats.snapshotFailures > snapshotFailures || s.status !== "active", {
+      timeout: timeoutMs,
+    }).catch(() => {
+      throw new SnapshotFailedError(`shard ${name}: the snapshot did not finish in ${timeoutMs} ms (state ${this.state}; a shard takes snapshots only once it replayed the WAL); retry later`);
+    });
+    const s = done.context.stats;
+    if (s.snapshots > snapshots) return s.lastSnapshotLsn;
+    if (s.snapshotFailures > snapshotFailures) throw new SnapshotFailedError(`shard ${name}: the snapshot failed (the node log says why); retry it`);
+    throw new SnapshotFailedError(`shard ${name}: the shard stopped (state ${this.state}) before the snapshot was written`);
   }
 
   stop(): void {

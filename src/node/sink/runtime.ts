@@ -1,32 +1,23 @@
 // Runs a sink actor for real: recovery from the last watermark, the durable
 // consumer's ack floor and ClickHouse; the durable WAL consumer; flushes that
 // plan, reconcile (when a batch may have partly landed) and INSERT; watermark
-// publishing. Crash tests arm failpoints around the INSERT (PX_FAILPOINTS:
-// sink.before-insert, sink.mid-insert, sink.after-insert; armed after
-// PX_SINK_FAILPOINTS_AFTER verified flushes). PX_SINK_TRACE=1 logs timings.
+// publishing. Crash tests put faults in front of the flush IO (`flushIo`);
+// PX_SINK_TRACE=1 logs timings.
 import { randomBytes } from "node:crypto";
-import { request } from "node:http";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { createActor, fromPromise } from "xstate";
 import type { Actor } from "xstate";
-import { sinkMachine, sinkStateName } from "../../actors/sink.js";
-import type { FlushInput, FlushOutput, RecoverInput, RecoverOutput, SinkStats } from "../../actors/sink.js";
-import type { ShardAddress } from "../../protocols/subjects.js";
-import type { TableSpec } from "../../protocols/tablespec.js";
-import { insertRowBinarySql, waitQueryGone } from "../clickhouse/index.js";
-import { failpoint } from "../runtime/failpoints.js";
-import { sinkQueryPrefix } from "./clickhouseio.js";
-import type { SinkClickhouse } from "./clickhouseio.js";
-import type { DecodedRecordCache } from "./decoded.js";
-import { flushFailure } from "./errors.js";
-import { runFlush } from "./flush.js";
-import type { FlushIo } from "./flush.js";
-import { encodeInsert } from "./plan.js";
-import type { InsertPlan } from "./plan.js";
-import { DEFAULT_SINK_LIMITS, rowsOf } from "./types.js";
-import type { RetryPolicy, SinkLimits } from "./types.js";
-import { consumerAckFloor, jetstreamSinkConsumer } from "./wal.js";
-import { jetstreamAnnouncer, lastWatermark } from "./watermark.js";
+import { sinkMachine, sinkStateName } from "../../../actors/sink.js";
+import type { FlushInput, FlushOutput, RecoverInput, RecoverOutput, SinkStats } from "../../../actors/sink.js";
+import type { ShardAddress } from "../../../protocols/subjects.js";
+import type { TableSpec } from "../../../protocols/tablespec.js";
+import { waitQueryGone } from "../../clickhouse/index.js";
+import { DEFAULT_SINK_LIMITS, consumerAckFloor, encodeInsert, flushFailure, rowsOf, runFlush, sinkQueryPrefix } from "../../sink/index.js";
+import type { FlushIo, RetryPolicy, SinkClickhouse, SinkLimits } from "../../sink/index.js";
+import { lastWatermark } from "../../wal/index.js";
+import type { DecodedRecordCache } from "../../wal/index.js";
+import { jetstreamAnnouncer } from "./announcer.js";
+import { jetstreamSinkConsumer } from "./wal.js";
 
 export interface SinkRuntimeOptions {
   readonly shard: ShardAddress;
@@ -50,7 +41,12 @@ export interface SinkRuntimeOptions {
   readonly clock?: () => number;
   /** Shared with the shard's WAL consumer on this node: each record is decoded once. */
   readonly decoded?: DecodedRecordCache;
+  /** Wraps the flush IO (what the sink asks and sends ClickHouse); crash tests put their faults here. */
+  readonly flushIo?: WrapFlushIo;
 }
+
+/** A wrapper around a sink's flush IO, given the shard, its spec and its ClickHouse. */
+export type WrapFlushIo = (io: FlushIo, sink: { readonly shard: ShardAddress; readonly spec: TableSpec; readonly clickhouse: SinkClickhouse }) => FlushIo;
 
 /** Figures of one sink for /v1/shards, metrics and the control plane. */
 export interface SinkStatus extends SinkStats {
@@ -68,39 +64,7 @@ export interface SinkStatus extends SinkStats {
   readonly lastError: string | undefined;
 }
 
-const armedFailpoints = new Set((process.env.PX_FAILPOINTS ?? "").split(",").filter(Boolean));
-/** Crash tests: sink failpoints fire only after this many verified flushes of this process (so the crash has history). */
-const failpointsAfterFlushes = Number(process.env.PX_SINK_FAILPOINTS_AFTER ?? 0);
-let verifiedFlushes = 0;
 const TRACE = process.env.PX_SINK_TRACE === "1";
-
-function sinkFailpoint(name: string): void {
-  if (verifiedFlushes >= failpointsAfterFlushes) failpoint(name);
-}
-
-function sinkFailpointArmed(name: string): boolean {
-  return armedFailpoints.has(name) && verifiedFlushes >= failpointsAfterFlushes;
-}
-
-/**
- * Failpoint `sink.mid-insert`: sends the first half of the INSERT's rows (cut
- * at a row boundary, as a client killed between two socket writes) and dies.
- * 18.16 commits that prefix: the restarted sink finds the LSNs partly landed.
- */
-async function insertHalfAndDie(ch: SinkClickhouse, tenant: string, spec: TableSpec, plan: InsertPlan, body: Buffer, bucket: number, queryId: string): Promise<never> {
-  const half = Math.max(1, Math.floor(plan.rows / 2));
-  const prefix = encodeInsert(spec, { ...plan, rows: half, batch: { ...plan.batch, rows: half } }, bucket);
-  const url = new URL(ch.url);
-  url.searchParams.set("query", insertRowBinarySql(tenant, spec));
-  url.searchParams.set("query_id", queryId);
-  const req = request(url, { method: "POST", headers: { "Content-Length": body.length, "Content-Type": "application/octet-stream" } });
-  req.on("error", () => {});
-  await new Promise<void>((resolve) => req.write(prefix, () => resolve()));
-  // Let the kernel hand the bytes to the server before the process dies.
-  await new Promise((r) => setTimeout(r, 50));
-  process.kill(process.pid, "SIGKILL");
-  return new Promise<never>(() => {});
-}
 
 export class SinkRuntime {
   readonly actor: Actor<typeof sinkMachine>;
@@ -134,19 +98,19 @@ export class SinkRuntime {
       return { persistedLsn, tPersistedMicros: wm?.tPersistedMicros ?? 0, verifyUpToLsn, atMs: clock() };
     });
 
-    const io: FlushIo = {
+    const realIo: FlushIo = {
       waitQueryGone: (id, signal) => waitQueryGone(ch.client, id, { timeoutMs: 60_000, ...(signal === undefined ? {} : { signal }) }),
       landedCounts: (from, to, tsMin, tsMax, signal) => ch.landedCounts(shard, o.spec, from, to, tsMin, tsMax, signal),
       landedRowSets: (lsns, signal) => ch.landedRowSets(shard, o.spec, lsns, signal),
       insert: async (plan, queryId, signal) => {
         const t0 = performance.now();
         const body = encodeInsert(o.spec, plan, shard.bucket);
-        if (sinkFailpointArmed("sink.mid-insert")) await insertHalfAndDie(ch, shard.tenant, o.spec, plan, body, shard.bucket, queryId);
         const t1 = performance.now();
         await ch.insert(shard.tenant, o.spec, body, plan.rows, queryId, signal);
         if (TRACE) o.log(`sink ${name}: TRACE insert ${plan.rows} rows encode ${(t1 - t0).toFixed(1)} ms insert ${(performance.now() - t1).toFixed(1)} ms`);
       },
     };
+    const io = o.flushIo === undefined ? realIo : o.flushIo(realIo, { shard, spec: o.spec, clickhouse: ch });
     let lastDone = performance.now();
     const flush = fromPromise<FlushOutput, FlushInput>(async ({ input, signal }) => {
       const no = ++flushNo;
@@ -164,12 +128,9 @@ export class SinkRuntime {
           queryId: (attempt, i) => `${prefix}${session}-${no}-${attempt}-${i}`,
           skipLandedCheck: o.unsafeSkipLandedCheck === true,
           log: (line) => o.log(`sink ${name}: ${line}`),
-          beforeInsert: () => sinkFailpoint("sink.before-insert"),
         },
         signal,
       );
-      sinkFailpoint("sink.after-insert");
-      verifiedFlushes++;
       lastDone = performance.now();
       if (TRACE) o.log(`sink ${name}: TRACE flush ${no} took ${(lastDone - tStart).toFixed(1)} ms`);
       return { ...result, atMs: clock() };

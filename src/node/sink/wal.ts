@@ -1,0 +1,82 @@
+// The sink machine's `wal` actor over JetStream: the shard's durable consumer
+// (positioned at P + 1), decoded records in order, ack-all on the machine's ack
+// (after the watermark), which acknowledges everything up to P.
+import type { JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
+import { fromCallback } from "xstate";
+import type { SinkEvent, SinkWalInput, WalAck } from "../../../actors/sink.js";
+import { walStream } from "../../../protocols/subjects.js";
+import { SinkRecordError, decodeSinkRecord, positionSinkConsumer, sinkConsumerName } from "../../sink/index.js";
+import type { SinkConsumerOptions, SinkRecord } from "../../sink/index.js";
+import { consumeBatches } from "../../wal/index.js";
+import type { DecodedRecordCache } from "../../wal/index.js";
+
+/**
+ * The `wal` actor of the sink machine, for real: positions the durable
+ * consumer at `fromLsn`, sends decoded records in order (`records` events, a
+ * few hundred at most per event), acknowledges on `ack`.
+ */
+export function jetstreamSinkConsumer(
+  js: JetStreamClient,
+  jsm: JetStreamManager,
+  clock: () => number,
+  o: SinkConsumerOptions & { maxEventRecords?: number; trace?: (line: string) => void; decoded?: DecodedRecordCache } = {},
+) {
+  return fromCallback<WalAck, SinkWalInput>(({ input, sendBack, receive }) => {
+    const send = (e: SinkEvent): void => sendBack(e);
+    let stopped = false;
+    let stop: (() => void) | undefined;
+    // Delivered, not yet acknowledged, by stream sequence (insertion = ascending).
+    const unacked = new Map<number, JsMsg>();
+    receive((cmd) => {
+      if (cmd.type !== "ack") return;
+      let best: JsMsg | undefined;
+      for (const [seq, m] of unacked) {
+        if (seq > cmd.lsn) continue;
+        if (best === undefined || seq > best.seq) best = m;
+        unacked.delete(seq);
+      }
+      // Ack-all: acknowledging the last persisted record acknowledges every one before it.
+      best?.ack();
+    });
+    void (async () => {
+      const { shard, spec, fromLsn } = input;
+      const t0 = performance.now();
+      await positionSinkConsumer(jsm, shard, fromLsn, o);
+      o.trace?.(`consumer positioned at ${fromLsn} in ${(performance.now() - t0).toFixed(1)} ms`);
+      if (stopped) return;
+      const consumer = await js.consumers.get(walStream(shard.tenant), sinkConsumerName(shard));
+      const messages = await consumer.consume({ max_messages: Math.min(o.maxAckPending ?? 1_000, 512) });
+      stop = () => void messages.stop();
+      if (stopped) stop();
+      let highest = fromLsn - 1;
+      try {
+        await consumeBatches<SinkRecord>(messages, {
+          maxBatch: o.maxEventRecords ?? 256,
+          stopped: () => stopped,
+          read: (m) => {
+            unacked.set(m.seq, m);
+            // A redelivery (ack_wait passed while ClickHouse was down): already handed over.
+            if (m.seq <= highest) return undefined;
+            highest = m.seq;
+            return decodeSinkRecord(spec, m.seq, m.data, clock(), o.decoded);
+          },
+          onBatch: (records) => send({ type: "records", records, atMs: clock() }),
+        });
+      } catch (e) {
+        if (!(e instanceof SinkRecordError)) throw e;
+        // A record the sink cannot write: restarting will not help.
+        send({ type: "walError", message: e.message, fatal: true });
+        stopped = true;
+        void messages.stop();
+        return;
+      }
+      if (!stopped) send({ type: "walError", message: "the WAL consumer stopped delivering", fatal: false });
+    })().catch((e: unknown) => {
+      if (!stopped) send({ type: "walError", message: (e as Error).message, fatal: false });
+    });
+    return () => {
+      stopped = true;
+      stop?.();
+    };
+  });
+}

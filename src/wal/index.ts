@@ -1,0 +1,11 @@
+// Public surface of src/wal/: the WAL as the rest of Proxist sees it. Record
+// decoding (once per node, shared by shard and sink), the JetStream streams
+// Proxist owns, watermark events, and the consumer batching both readers use.
+export { DecodedRecordCache, WalSchemaVersionError, decodeWalEntry } from "./decode.js";
+export type { DecodedRecord } from "./decode.js";
+export { ensureWalStream, ensureWatermarkStream } from "./streams.js";
+export type { WalStreamOptions } from "./streams.js";
+export { followWatermarks, lastWatermark, publishWatermark } from "./watermark.js";
+export type { WatermarkEvent } from "./watermark.js";
+export { consumeBatches } from "./consume.js";
+export type { ConsumeBatchesOptions } from "./consume.js";
