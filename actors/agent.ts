@@ -4,12 +4,12 @@
 // under an older lease revision than its assignment is restarted: fencing).
 // Draining hands shards back before leaving; a node that cannot heartbeat for
 // `isolationMs` stops its shards itself, since the leader has moved them.
-// IO is injected (agentActors in src/control/agentio.ts).
+// IO is injected (agentActors in src/node/control/agentio.ts).
 import { assign, emit, enqueueActions, fromCallback, fromPromise, raise, setup } from "xstate";
-import type { Assignment } from "../src/control/assignments.js";
-import type { NodePhase } from "../src/control/heartbeat.js";
-import type { ShardRef } from "../src/control/shard.js";
-import { shardKey } from "../src/control/shard.js";
+import { ioErrorNote, notProvided as notProvidedBy } from "./common.js";
+import type { IoErrorEmitted, IoErrorParams } from "./common.js";
+import { shardKey } from "../src/control/index.js";
+import type { Assignment, NodePhase, ShardRef } from "../src/control/index.js";
 
 export interface AgentInput {
   readonly nodeId: string;
@@ -71,7 +71,7 @@ export type AgentEmitted =
   | { type: "shards"; started: readonly HostedShard[]; stopped: readonly string[]; failed: ApplyResult["failed"] }
   | { type: "isolated" }
   | { type: "reconnected" }
-  | { type: "ioError"; operation: string; message: string };
+  | IoErrorEmitted;
 
 /** The shards this node should run now. */
 export function desiredShards(c: Pick<AgentContext, "nodeId" | "assignments" | "isolated">): Map<string, HostedShard> {
@@ -101,10 +101,7 @@ export function shardWork(desired: ReadonlyMap<string, HostedShard>, hosted: Rea
   return { stop: stop.sort(byKey), start: start.sort(byKey) };
 }
 
-const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
-const notProvided = (name: string) => (): never => {
-  throw new Error(`agent: actor ${name} was not provided (use agentActors(io))`);
-};
+const notProvided = (name: string): (() => never) => notProvidedBy("agent", name, "agentActors(io)");
 
 export const agentMachine = setup({
   types: {
@@ -145,9 +142,10 @@ export const agentMachine = setup({
       if (params.result.started.length > 0 || params.result.stopped.length > 0) enqueue.raise({ type: "heartbeat.now" });
       enqueue.emit({ type: "shards", started: params.result.started, stopped: params.result.stopped, failed: params.result.failed });
     }),
-    noteError: enqueueActions(({ enqueue }, params: { operation: string; error: unknown }) => {
-      enqueue.assign({ lastError: `${params.operation}: ${message(params.error)}` });
-      enqueue.emit({ type: "ioError", operation: params.operation, message: message(params.error) });
+    noteError: enqueueActions(({ enqueue }, params: IoErrorParams) => {
+      const note = ioErrorNote(params);
+      enqueue.assign({ lastError: note.lastError });
+      enqueue.emit(note.emitted);
     }),
   },
 }).createMachine({

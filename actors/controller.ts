@@ -2,20 +2,15 @@
 // leader, reconciliation of the desired specs and live nodes into shard
 // assignments in px_assign. Runs in every node; exactly one is leader at a
 // time, and a leader that lost its lease is fenced by NATS (see assignments.ts).
-// IO is injected (controllerActors in src/control/controllerio.ts); the clock
+// IO is injected (controllerActors in src/node/control/controllerio.ts); the clock
 // is xstate's (delays) plus `now` for timestamps, so tests use SimulatedClock.
 import { assign, emit, enqueueActions, fromCallback, fromPromise, setup } from "xstate";
+import { errorMessage, ioErrorNote, notProvided as notProvidedBy } from "./common.js";
+import type { IoErrorEmitted, IoErrorParams } from "./common.js";
 import type { Catalog } from "../src/catalog.js";
 import { EMPTY_CATALOG } from "../src/catalog.js";
-import type { AssignmentTable, AssignmentWrite } from "../src/control/assignments.js";
-import type { NodePhase } from "../src/control/heartbeat.js";
-import { isConflict } from "../src/control/kv.js";
-import { leaseVerdict, observeLease } from "../src/control/lease.js";
-import type { LeaseObservation, LeaseRecord, StoredLease } from "../src/control/lease.js";
-import { forgetNode, nextExpiry, placeableNodes, sightNode } from "../src/control/liveness.js";
-import type { NodeTable } from "../src/control/liveness.js";
-import { planAssignments } from "../src/control/plan.js";
-import { shardKey, shardsOfCatalog } from "../src/control/shard.js";
+import { forgetNode, isConflict, leaseVerdict, nextExpiry, observeLease, placeableNodes, planAssignments, shardKey, shardsOfCatalog, sightNode } from "../src/control/index.js";
+import type { AssignmentTable, AssignmentWrite, LeaseObservation, LeaseRecord, NodePhase, NodeTable, StoredLease } from "../src/control/index.js";
 
 export interface ControllerInput {
   /** This controller's id (the node id). */
@@ -79,7 +74,7 @@ export type ControllerEmitted =
   | { type: "elected"; term: number; revision: number }
   | { type: "steppedDown"; reason: string }
   | { type: "assigned"; term: number; writes: readonly AssignmentWrite[]; lastRevision: number }
-  | { type: "ioError"; operation: string; message: string };
+  | IoErrorEmitted;
 
 export interface AcquireInput {
   readonly record: LeaseRecord;
@@ -101,11 +96,8 @@ export interface WriteInput {
   readonly nowMs: number;
 }
 
-const notProvided = (name: string) => (): never => {
-  throw new Error(`controller: actor ${name} was not provided (use controllerActors(io))`);
-};
+const notProvided = (name: string): (() => never) => notProvidedBy("controller", name, "controllerActors(io)");
 
-const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 const isFenced = (e: unknown): boolean => e instanceof Error && e.name === "FencedError";
 
 /** The writes the leader would make now (pure; used by the guard and the write input). */
@@ -172,9 +164,10 @@ export const controllerMachine = setup({
       }),
     }),
     dropLeadership: assign({ lease: undefined, table: undefined, observation: undefined }),
-    noteError: enqueueActions(({ enqueue }, params: { operation: string; error: unknown }) => {
-      enqueue.assign({ lastError: `${params.operation}: ${message(params.error)}` });
-      enqueue.emit({ type: "ioError", operation: params.operation, message: message(params.error) });
+    noteError: enqueueActions(({ enqueue }, params: IoErrorParams) => {
+      const note = ioErrorNote(params);
+      enqueue.assign({ lastError: note.lastError });
+      enqueue.emit(note.emitted);
     }),
   },
 }).createMachine({
@@ -325,7 +318,7 @@ export const controllerMachine = setup({
                   {
                     guard: { type: "fenced", params: ({ event }) => ({ error: event.error }) },
                     target: "#controller.steppingDown",
-                    actions: emit(({ event }) => ({ type: "steppedDown" as const, reason: message(event.error) })),
+                    actions: emit(({ event }) => ({ type: "steppedDown" as const, reason: errorMessage(event.error) })),
                   },
                   { target: "fenceBackoff", actions: { type: "noteError", params: ({ event }) => ({ operation: "fence px_assign", error: event.error }) } },
                 ],
@@ -356,7 +349,7 @@ export const controllerMachine = setup({
                   {
                     guard: { type: "fenced", params: ({ event }) => ({ error: event.error }) },
                     target: "#controller.steppingDown",
-                    actions: emit(({ event }) => ({ type: "steppedDown" as const, reason: message(event.error) })),
+                    actions: emit(({ event }) => ({ type: "steppedDown" as const, reason: errorMessage(event.error) })),
                   },
                   { target: "backoff", actions: { type: "noteError", params: ({ event }) => ({ operation: "write px_assign", error: event.error }) } },
                 ],

@@ -8,7 +8,7 @@
 // duplicated must be 0. The killed node is restarted between runs.
 import { TickPublisher } from "../src/client/publisher.js";
 import { RandomWalk, symbolNames } from "../src/demo/randomwalk.js";
-import { CONTROL_DEFAULTS } from "../src/control/plane.js";
+import { CONTROL_DEFAULTS } from "../src/node/control/index.js";
 import { parseClusterSpec } from "../protocols/tablespec.js";
 import type { IngestAck } from "../protocols/ingest.js";
 import { proxistCluster, waitEachShardLiveOnce } from "../test/helpers/nodecluster.js";

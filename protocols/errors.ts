@@ -1,16 +1,13 @@
 // Typed protocol errors. Messages name the input, the rule and the fix.
+import { TaggedError } from "./tagged.js";
 
-export class UnsupportedVersionError extends Error {
-  override readonly name = "UnsupportedVersionError";
-  readonly _tag = "UnsupportedVersionError";
+export class UnsupportedVersionError extends TaggedError("UnsupportedVersionError") {
   constructor(what: string, got: number, supported: readonly number[]) {
     super(`${what} has version ${got}; this reader supports ${supported.join(", ")}. Upgrade the reader or write version ${supported.at(-1)}`);
   }
 }
 
-export class CorruptMessageError extends Error {
-  override readonly name = "CorruptMessageError";
-  readonly _tag = "CorruptMessageError";
+export class CorruptMessageError extends TaggedError("CorruptMessageError") {
   constructor(what: string, detail: string, options?: { cause?: unknown }) {
     super(`${what} cannot be decoded: ${detail}`, options);
   }
@@ -25,9 +22,7 @@ export type QueryErrorCode = (typeof QUERY_ERROR_CODES)[number];
  * validation (protocols/query.ts), the engine (src/query) and the API's query
  * engine interface (src/api), which maps `code` to a gRPC status.
  */
-export class QueryError extends Error {
-  override readonly name = "QueryError";
-  readonly _tag = "QueryError";
+export class QueryError extends TaggedError("QueryError") {
   constructor(
     readonly code: QueryErrorCode,
     message: string,

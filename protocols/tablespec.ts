@@ -2,6 +2,7 @@
 // validated with effect Schema at the edge. Every other module works on the
 // decoded, defaulted `TableSpec`/`TenantSpec` types.
 import { Result, Schema } from "effect";
+import { TaggedError } from "./tagged.js";
 
 /** Value column types a table may declare. Timestamps and symbols are separate. */
 export const VALUE_TYPES = ["float64", "float32", "int64", "int32", "bool"] as const;
@@ -88,10 +89,7 @@ export const TABLE_DEFAULTS = {
 } as const;
 
 /** A spec document that broke a rule; `message` names the path, the rule and the fix. */
-export class SpecError extends Error {
-  override readonly name = "SpecError";
-  readonly _tag = "SpecError";
-}
+export class SpecError extends TaggedError("SpecError") {}
 
 function decodeOrThrow<T>(schema: Schema.Decoder<T>, what: string, input: unknown): T {
   const result = Schema.decodeUnknownResult(schema)(input, { errors: "all", onExcessProperty: "error" });

@@ -10,6 +10,7 @@ import { AuthError, TokenStoreUnavailableError } from "../auth/index.js";
 import { BatchRejected } from "../codec/arrow.js";
 import { IpcError } from "./ipc/index.js";
 import { LimitExceeded } from "./limits.js";
+import { TaggedError } from "../../protocols/tagged.js";
 
 export const API_CODES = [
   "CANCELLED",
@@ -26,9 +27,7 @@ export const API_CODES = [
 ] as const;
 export type ApiCode = (typeof API_CODES)[number];
 
-export class ApiError extends Error {
-  override readonly name = "ApiError";
-  readonly _tag = "ApiError";
+export class ApiError extends TaggedError("ApiError") {
   constructor(
     readonly code: ApiCode,
     message: string,

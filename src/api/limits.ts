@@ -1,6 +1,7 @@
 // Resource limits of the API server. Every incoming message is checked against
 // them before anything is decoded or decompressed; exceeding one answers
 // RESOURCE_EXHAUSTED with the limit's name, its value and what to do.
+import { TaggedError } from "../../protocols/tagged.js";
 
 export interface ApiLimits {
   /** Bytes of one gRPC message (an ingest batch, a FlightData). */
@@ -46,9 +47,7 @@ export function resolveLimits(partial: Partial<ApiLimits> = {}): ApiLimits {
 export type LimitName = keyof ApiLimits;
 
 /** A request went over a limit. `message` names the limit, the value seen and the fix. */
-export class LimitExceeded extends Error {
-  override readonly name = "LimitExceeded";
-  readonly _tag = "LimitExceeded";
+export class LimitExceeded extends TaggedError("LimitExceeded") {
   readonly code = "RESOURCE_EXHAUSTED";
   constructor(
     readonly limit: LimitName,

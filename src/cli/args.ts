@@ -1,7 +1,7 @@
 // pxctl command line -> a Command (pure). Global flags may appear anywhere.
 import { parseArgs } from "node:util";
-import { DESCRIBE_KINDS, GET_KINDS } from "../control/handlers.js";
-import type { DescribeKind, GetKind } from "../control/handlers.js";
+import { DESCRIBE_KINDS, GET_KINDS } from "../control/index.js";
+import type { DescribeKind, GetKind } from "../control/index.js";
 import { DEFAULT_PORTS, ENV } from "../config/defaults.js";
 import { CliError, EXIT } from "./exitcodes.js";
 

@@ -1,4 +1,5 @@
 // pxctl exit statuses, so scripts can tell a typo from an outage from a lost race.
+import { TaggedError } from "../../protocols/tagged.js";
 export const EXIT = {
   ok: 0,
   /** Anything else (a node failed the request, unexpected error). */
@@ -16,9 +17,7 @@ export const EXIT = {
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
 /** A failure pxctl reports with `message` and exits with `code`. */
-export class CliError extends Error {
-  override readonly name = "CliError";
-  readonly _tag = "CliError";
+export class CliError extends TaggedError("CliError") {
   constructor(
     readonly code: ExitCode,
     message: string,

@@ -1,9 +1,8 @@
 // pxctl output: aligned tables for people, JSON or YAML for scripts (pure).
 import { stringify } from "yaml";
 import type { TokenInfo } from "../auth/index.js";
-import type { ApplyReply, DescribeReply, GetReply } from "../control/handlers.js";
-import { formatDiff } from "../control/specdiff.js";
-import type { NodeView, ShardView, StatusView, TableView, TenantView } from "../control/views.js";
+import { formatDiff } from "../control/index.js";
+import type { ApplyReply, DescribeReply, GetReply, NodeView, ShardView, StatusView, TableView, TenantView } from "../control/index.js";
 import type { OutputFormat } from "./args.js";
 
 export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {

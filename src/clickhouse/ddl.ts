@@ -5,6 +5,7 @@
 import type { TableSpec, ValueType } from "../../protocols/tablespec.js";
 import type { ClickhouseHttp } from "./http.js";
 import { ClickhouseQueryError } from "./errors.js";
+import { TaggedError } from "../../protocols/tagged.js";
 
 export type ClickhouseType = "String" | "Int64" | "Float64" | "Float32" | "Int32" | "UInt8" | "UInt64" | "UInt32" | "UInt16";
 
@@ -24,10 +25,7 @@ export const SHARD_COLUMN = "_shard";
 const MICROS_PER_DAY = 86_400_000_000;
 
 /** Thrown when an existing table does not match the spec and cannot be made to. */
-export class ClickhouseSchemaMismatchError extends Error {
-  override readonly name = "ClickhouseSchemaMismatchError";
-  readonly _tag = "ClickhouseSchemaMismatchError";
-}
+export class ClickhouseSchemaMismatchError extends TaggedError("ClickhouseSchemaMismatchError") {}
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 

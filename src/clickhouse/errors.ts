@@ -2,11 +2,10 @@
 // error enters Proxist (the HTTP client in http.ts). Callers decide on retries
 // from the class alone: unavailable means "try again later, then ask which LSNs
 // landed"; a query error carries the server's code and whether it is transient.
+import { TaggedError } from "../../protocols/tagged.js";
 
 /** The server could not be reached, or the connection broke before a full answer. */
-export class ClickhouseUnavailableError extends Error {
-  override readonly name = "ClickhouseUnavailableError";
-  readonly _tag = "ClickhouseUnavailableError";
+export class ClickhouseUnavailableError extends TaggedError("ClickhouseUnavailableError") {
   readonly url: string;
   /**
    * False only when the request certainly never reached the server (connection
@@ -52,9 +51,7 @@ const TRANSIENT_CODES = new Set<number>([
 ]);
 
 /** The server answered with an exception. */
-export class ClickhouseQueryError extends Error {
-  override readonly name = "ClickhouseQueryError";
-  readonly _tag = "ClickhouseQueryError";
+export class ClickhouseQueryError extends TaggedError("ClickhouseQueryError") {
   /** ClickHouse error code (e.g. 81 UNKNOWN_DATABASE, 60 UNKNOWN_TABLE); 0 when the body had none. */
   readonly code: number;
   /** The server's message without the `Code: N` prefix. */
@@ -79,10 +76,7 @@ export class ClickhouseQueryError extends Error {
 }
 
 /** A response that does not have the shape the request asked for (e.g. undecodable RowBinary). */
-export class ClickhouseProtocolError extends Error {
-  override readonly name = "ClickhouseProtocolError";
-  readonly _tag = "ClickhouseProtocolError";
-}
+export class ClickhouseProtocolError extends TaggedError("ClickhouseProtocolError") {}
 
 /**
  * Parses a ClickHouse exception text. 18.16 writes
@@ -116,7 +110,7 @@ function transportCode(err: unknown): string | undefined {
 /**
  * Classifies an error thrown by a ClickHouse request: already typed errors pass
  * through; socket errors become `ClickhouseUnavailableError`; errors of
- * `@clickhouse/client` (which cannot parse 18.16's exception text) become
+ * carrying a server exception text in their message become
  * `ClickhouseQueryError` with the code read from the message. Anything else is
  * returned unchanged.
  */

@@ -3,9 +3,13 @@
 // to 18.16 and to current releases alike, and turns every failure into a typed
 // error (errors.ts). One instance per server; `close()` ends its sockets.
 //
-// Why not @clickhouse/client: it cannot insert RowBinary from a Buffer except
-// through `exec` with a stream, and it cannot parse 18.16's exception text, so
-// the server's error code would be lost; both are one POST away here.
+// Why not @clickhouse/client (tried against 18.16.1, the Debian package): its
+// ping, queries and DDL work, but its error parser expects the "(TYPE_NAME)"
+// marker that 18.16's exception text lacks, so the server's error code (which
+// decides retry or refusal here) is lost; its typed `query_params` are refused
+// by 18.16 (code 115, unknown setting param_x); and a RowBinary insert from a
+// Buffer needs `exec` with a stream. Each call is one POST here, so it is not a
+// dependency.
 import { Agent, request } from "node:http";
 import type { IncomingMessage } from "node:http";
 import { randomUUID } from "node:crypto";
@@ -47,6 +51,27 @@ export interface RequestOptions {
 export interface ClickhouseResponse {
   readonly queryId: string;
   readonly body: Buffer;
+}
+
+/**
+ * `GET /ping` answers `Ok.` (true) or not (false: refused, timed out, another
+ * answer); never throws. Without an `agent` it goes on a fresh connection that
+ * is closed afterwards: a kept-alive probe socket would make a server that is
+ * being stopped wait for it.
+ */
+export function pingClickhouse(url: string, opts: { readonly timeoutMs?: number; readonly agent?: Agent } = {}): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request(new URL("/ping", url), { method: "GET", agent: opts.agent ?? false, timeout: opts.timeoutMs ?? 1_000 }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => (body += c));
+      res.on("end", () => resolve(res.statusCode === 200 && body.trim() === "Ok."));
+      res.on("error", () => resolve(false));
+    });
+    req.on("timeout", () => req.destroy());
+    req.on("error", () => resolve(false));
+    req.end();
+  });
 }
 
 export class ClickhouseHttp {
@@ -91,20 +116,9 @@ export class ClickhouseHttp {
     return this.send(sql, body, opts);
   }
 
-  /** True when `GET /ping` answers `Ok.`. Never throws. */
+  /** True when `GET /ping` answers `Ok.` (over this client's kept-alive sockets). Never throws. */
   ping(timeoutMs = 2_000): Promise<boolean> {
-    return new Promise((resolve) => {
-      const req = request(new URL("/ping", this.base), { method: "GET", agent: this.agent, timeout: timeoutMs }, (res) => {
-        let body = "";
-        res.setEncoding("utf8");
-        res.on("data", (c: string) => (body += c));
-        res.on("end", () => resolve(res.statusCode === 200 && body.trim() === "Ok."));
-        res.on("error", () => resolve(false));
-      });
-      req.on("timeout", () => req.destroy());
-      req.on("error", () => resolve(false));
-      req.end();
-    });
+    return pingClickhouse(this.url, { timeoutMs, agent: this.agent });
   }
 
   /** Closes idle sockets; in-flight requests finish. */

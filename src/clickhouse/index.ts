@@ -1,7 +1,7 @@
 // Public surface of src/clickhouse/: the HTTP client and its typed errors,
 // server version and capabilities, table DDL, RowBinary encode/decode/insert,
 // and the landed-LSN check that makes sink retries exactly-once on 18.16.
-export { ClickhouseHttp } from "./http.js";
+export { ClickhouseHttp, pingClickhouse } from "./http.js";
 export type { ClickhouseHttpOptions, ClickhouseResponse, ClickhouseSettings, RequestOptions } from "./http.js";
 export {
   ClickhouseProtocolError,

@@ -14,6 +14,7 @@ import { qualifiedTable, quoteIdent, tableColumns } from "./ddl.js";
 import { syncInsertSettings } from "./version.js";
 import type { ClickhouseCapabilities } from "./version.js";
 import type { ClickhouseType } from "./ddl.js";
+import { TaggedError } from "../../protocols/tagged.js";
 
 const TWO_32 = 4_294_967_296;
 /** ClickHouse's default max_insert_block_size: an INSERT up to this many rows is parsed as one block. */
@@ -35,10 +36,7 @@ export interface RowBinarySegment {
 }
 
 /** A batch or its bookkeeping cannot be written as the table's RowBinary. */
-export class RowBinaryEncodeError extends Error {
-  override readonly name = "RowBinaryEncodeError";
-  readonly _tag = "RowBinaryEncodeError";
-}
+export class RowBinaryEncodeError extends TaggedError("RowBinaryEncodeError") {}
 
 /** Byte width of each fixed-size column type. */
 function fixedWidth(type: ClickhouseType): number {

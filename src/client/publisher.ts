@@ -14,10 +14,9 @@ import { replyMux } from "../ingest/replymux.js";
 import { BytePool } from "../codec/pool.js";
 import { allocValueArray } from "../codec/tickbatch.js";
 import type { TickBatch, ValueArray } from "../codec/tickbatch.js";
+import { TaggedError } from "../../protocols/tagged.js";
 
-export class IngestRejectedError extends Error {
-  override readonly name = "IngestRejectedError";
-  readonly _tag = "IngestRejectedError";
+export class IngestRejectedError extends TaggedError("IngestRejectedError") {
   constructor(
     readonly code: string,
     message: string,

@@ -19,6 +19,7 @@ import type { ColumnSpec, TableSpec } from "../../protocols/tablespec.js";
 import { allocValueArray } from "./tickbatch.js";
 import { IpcFormatError, decodeIpcColumns, encodeTickIpc } from "./ipc.js";
 import type { TickBatch, ValueArray } from "./tickbatch.js";
+import { TaggedError } from "../../protocols/tagged.js";
 
 /** Timestamps must fall in [1970-01-01, 2200-01-01) UTC. */
 export const MIN_TS_MICROS = 0;
@@ -28,9 +29,7 @@ export const MAX_SYMBOL_BYTES = 256;
 export type RejectCode = "INVALID_ARGUMENT" | "RESOURCE_EXHAUSTED";
 
 /** A batch that broke a rule. Nothing of it may reach the WAL. */
-export class BatchRejected extends Error {
-  override readonly name = "BatchRejected";
-  readonly _tag = "BatchRejected";
+export class BatchRejected extends TaggedError("BatchRejected") {
   constructor(
     readonly code: RejectCode,
     message: string,

@@ -41,11 +41,9 @@ import { Type as FbType } from "apache-arrow/fb/type";
 import { Int as FbInt } from "apache-arrow/fb/int";
 import { FloatingPoint as FbFloatingPoint } from "apache-arrow/fb/floating-point";
 import { Timestamp as FbTimestamp } from "apache-arrow/fb/timestamp";
+import { TaggedError } from "../../protocols/tagged.js";
 
-export class IpcFormatError extends Error {
-  override readonly name = "IpcFormatError";
-  readonly _tag = "IpcFormatError";
-}
+export class IpcFormatError extends TaggedError("IpcFormatError") {}
 
 // ---------------------------------------------------------------- encode
 

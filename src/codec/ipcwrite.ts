@@ -19,6 +19,7 @@ import { FieldNode } from "apache-arrow/fb/field-node";
 import { Buffer as FbBuffer } from "apache-arrow/fb/buffer";
 import { walArrowSchema } from "../../protocols/arrow.js";
 import type { TableSpec, ValueType } from "../../protocols/tablespec.js";
+import { fnv1a32, fnv1a32Ascii } from "../../protocols/routing.js";
 import type { TickBatch } from "./tickbatch.js";
 
 export const pad8 = (n: number): number => (n + 7) & ~7;
@@ -218,30 +219,6 @@ export function writeMeta(out: Uint8Array, dv: DataView, p: number, t: MetaTempl
 
 const utf8Encoder = new TextEncoder();
 
-/**
- * FNV-1a (32 bit) of a symbol's UTF-8 bytes, as protocols/routing.ts computes
- * it, straight from the char codes for ASCII (the usual ticker); -1 otherwise.
- */
-export function asciiFnv1a(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 0x80) return -1;
-    h ^= c;
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
-
-function fnvBytes(bytes: Uint8Array): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < bytes.length; i++) {
-    h ^= bytes[i]!;
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
-
 /** Per symbol of a batch: UTF-8 length, bucket (when `shards` > 0) and, for non-ASCII, the bytes. */
 interface SymbolInfo {
   readonly len: Int32Array;
@@ -256,7 +233,7 @@ function symbolInfo(symbols: readonly string[], shards: number): SymbolInfo {
   let bytes: (Uint8Array | undefined)[] | undefined;
   for (let i = 0; i < n; i++) {
     const s = symbols[i]!;
-    const h = asciiFnv1a(s);
+    const h = fnv1a32Ascii(s);
     if (h >= 0) {
       len[i] = s.length;
       if (shards > 0) bucket[i] = h % shards;
@@ -264,7 +241,7 @@ function symbolInfo(symbols: readonly string[], shards: number): SymbolInfo {
       const b = utf8Encoder.encode(s);
       (bytes ??= new Array<Uint8Array | undefined>(n))[i] = b;
       len[i] = b.length;
-      if (shards > 0) bucket[i] = fnvBytes(b) % shards;
+      if (shards > 0) bucket[i] = fnv1a32(b) % shards;
     }
   }
   return { len, bucket, bytes };

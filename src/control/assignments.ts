@@ -9,6 +9,7 @@ import { jsonValue, isConflict } from "./kv.js";
 import type { ControlKv, KvChange } from "./kv.js";
 import { parseShardKey } from "./shard.js";
 import type { ShardRef } from "./shard.js";
+import { TaggedError } from "../../protocols/tagged.js";
 
 export interface Assignment {
   readonly node: string;
@@ -36,10 +37,7 @@ export interface AssignmentWrite {
 }
 
 /** The writer is no longer the leader: someone wrote to px_assign since its last write. */
-export class FencedError extends Error {
-  override readonly name = "FencedError";
-  readonly _tag = "FencedError";
-}
+export class FencedError extends TaggedError("FencedError") {}
 
 export interface AssignmentTable {
   /** Every assignment by shard key. */

@@ -10,19 +10,21 @@ import { parseTenantSpec } from "../../protocols/tablespec.js";
 import type { TenantSpec } from "../../protocols/tablespec.js";
 import { catalogOf } from "../catalog.js";
 import type { Catalog } from "../catalog.js";
-import type { CatalogSource } from "./controllerio.js";
 import { jsonValue } from "./kv.js";
 import type { ControlKv, KvChange, KvWatchError } from "./kv.js";
 import { openConfigBucket } from "./metadata.js";
 import { natsControlKv } from "./natskv.js";
+import { TaggedError } from "../../protocols/tagged.js";
 
 const TENANT_PREFIX = "tenant.";
 
-/** The watch of px_config failed (could not open, or broke); the catalog source re-opens it. */
-export class CatalogWatchError extends Error {
-  override readonly name = "CatalogWatchError";
-  readonly _tag = "CatalogWatchError";
+/** Anything that calls back with the full catalog now and on every change (the node catalog below does). */
+export interface CatalogSource {
+  watch(onCatalog: (catalog: Catalog) => void): Promise<() => void>;
 }
+
+/** The watch of px_config failed (could not open, or broke); the catalog source re-opens it. */
+export class CatalogWatchError extends TaggedError("CatalogWatchError") {}
 
 export interface NodeCatalog extends CatalogSource {
   /** The catalog served now (empty until loaded). */

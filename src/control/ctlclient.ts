@@ -5,17 +5,13 @@ import { decodeControlReply, encodeControlRequest } from "../../protocols/codec.
 import { controlSubject } from "../../protocols/subjects.js";
 import type { ControlErrorCode } from "./handlers.js";
 import { utf8 } from "./kv.js";
+import { TaggedError } from "../../protocols/tagged.js";
 
 /** No Proxist node answered (none running, or NATS cannot route to one). */
-export class ControlUnreachableError extends Error {
-  override readonly name = "ControlUnreachableError";
-  readonly _tag = "ControlUnreachableError";
-}
+export class ControlUnreachableError extends TaggedError("ControlUnreachableError") {}
 
 /** A node answered with an error. */
-export class ControlReplyError extends Error {
-  override readonly name = "ControlReplyError";
-  readonly _tag = "ControlReplyError";
+export class ControlReplyError extends TaggedError("ControlReplyError") {
   constructor(
     readonly code: ControlErrorCode | string,
     message: string,

@@ -12,6 +12,7 @@ import type { SpecDiff } from "./specdiff.js";
 import type { ControlStores } from "./stores.js";
 import { nodeViews, shardViews, statusView, tableViews, tenantViews } from "./views.js";
 import type { ClusterState, NodeView, ShardView, StatusView, TableView, TenantView } from "./views.js";
+import { TaggedError } from "../../protocols/tagged.js";
 
 export const CONTROL_VERBS = ["status", "get", "describe", "apply"] as const;
 export const GET_KINDS = ["tenants", "tables", "shards", "nodes"] as const;
@@ -21,9 +22,7 @@ export type DescribeKind = (typeof DESCRIBE_KINDS)[number];
 
 export type ControlErrorCode = "INVALID_ARGUMENT" | "NOT_FOUND" | "CONFLICT" | "UNSUPPORTED" | "UNAVAILABLE" | "INTERNAL";
 
-export class ControlError extends Error {
-  override readonly name = "ControlError";
-  readonly _tag = "ControlError";
+export class ControlError extends TaggedError("ControlError") {
   constructor(
     readonly code: ControlErrorCode,
     message: string,

@@ -1,11 +1,10 @@
 // Node heartbeats in KV px_nodes: key = node id, value = NodeHeartbeat
 // (protobuf). Each agent puts its own every heartbeat period and deletes it when
 // it leaves cleanly. Liveness is judged by the controller's own clock (liveness.ts).
-import { create } from "@bufbuild/protobuf";
 import { decodeHeartbeat, encodeHeartbeat } from "../../protocols/codec.js";
-import { ShardStatusSchema } from "../../protocols/gen/proxist/v1/control_pb.js";
+import { shardStatusFromMessage, shardStatusToMessage } from "../../protocols/shardstatus.js";
+import type { ShardStatus } from "../../protocols/shardstatus.js";
 import type { ControlKv } from "./kv.js";
-import type { ShardStatusLike } from "./shardhost.js";
 
 /** The agent's phase as it reports it. The controller places shards on `running` nodes only. */
 export type NodePhase = "joining" | "running" | "draining";
@@ -20,7 +19,7 @@ export interface HeartbeatInfo {
   readonly state: NodePhase;
   /** "ok" or what failed; "" when the node does not know. */
   readonly clickhouse: string;
-  readonly shards: readonly ShardStatusLike[];
+  readonly shards: readonly ShardStatus[];
 }
 
 export interface StoredHeartbeat {
@@ -45,21 +44,7 @@ export function encodeHeartbeatInfo(h: HeartbeatInfo): Uint8Array {
     capacityShards: h.capacityShards,
     state: h.state,
     clickhouse: h.clickhouse,
-    shards: h.shards.map((s) =>
-      create(ShardStatusSchema, {
-        tenant: s.tenant,
-        table: s.table,
-        bucket: s.bucket,
-        state: s.state,
-        appliedLsn: BigInt(s.appliedLsn ?? 0),
-        persistedLsn: BigInt(s.persistedLsn ?? 0),
-        tPersistedMicros: BigInt(Math.trunc(s.tPersistedMicros ?? 0)),
-        rows: BigInt(s.rows ?? 0),
-        bytes: BigInt(s.bytes ?? 0),
-        lagRecords: BigInt(s.lagRecords ?? 0),
-        leaseRevision: BigInt(s.leaseRevision ?? 0),
-      }),
-    ),
+    shards: h.shards.map(shardStatusToMessage),
   });
 }
 
@@ -76,19 +61,7 @@ export function decodeHeartbeatInfo(bytes: Uint8Array): HeartbeatInfo {
     // A heartbeat from an older agent has no state: it predates draining, so it is running.
     state: (PHASES.includes(m.state) ? m.state : "running") as NodePhase,
     clickhouse: m.clickhouse,
-    shards: m.shards.map((s) => ({
-      tenant: s.tenant,
-      table: s.table,
-      bucket: s.bucket,
-      state: s.state,
-      appliedLsn: Number(s.appliedLsn),
-      persistedLsn: Number(s.persistedLsn),
-      tPersistedMicros: Number(s.tPersistedMicros),
-      rows: Number(s.rows),
-      bytes: Number(s.bytes),
-      lagRecords: Number(s.lagRecords),
-      leaseRevision: Number(s.leaseRevision),
-    })),
+    shards: m.shards.map(shardStatusFromMessage),
   };
 }
 

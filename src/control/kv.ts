@@ -1,6 +1,7 @@
 // The small slice of a JetStream KV bucket the control plane needs, so that the
 // lease, heartbeat and assignment stores are written once and run both against
 // NATS (natskv.ts) and against an in-memory bucket in unit tests (memorykv.ts).
+import { TaggedError } from "../../protocols/tagged.js";
 
 /** One current value of a key. `revision` is the bucket's stream sequence of the write. */
 export interface KvRecord {
@@ -49,16 +50,10 @@ export interface ControlKv {
 }
 
 /** A KV watcher stopped delivering without being asked to: re-open it to resync. */
-export class KvWatchError extends Error {
-  override readonly name = "KvWatchError";
-  readonly _tag = "KvWatchError";
-}
+export class KvWatchError extends TaggedError("KvWatchError") {}
 
 /** A compare-and-set lost: someone else wrote first. */
-export class KvConflictError extends Error {
-  override readonly name = "KvConflictError";
-  readonly _tag = "KvConflictError";
-}
+export class KvConflictError extends TaggedError("KvConflictError") {}
 
 /** NATS and the memory bucket report a failed expectation with these words. */
 export function isConflict(e: unknown): boolean {

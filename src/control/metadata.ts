@@ -16,11 +16,9 @@ import type { KV } from "@nats-io/kv";
 import { KV_CONFIG, tenantConfigKey } from "../../protocols/subjects.js";
 import { parseTenantSpec } from "../../protocols/tablespec.js";
 import type { ClusterSpec, TenantSpec } from "../../protocols/tablespec.js";
+import { TaggedError } from "../../protocols/tagged.js";
 
-export class MetadataConflictError extends Error {
-  override readonly name = "MetadataConflictError";
-  readonly _tag = "MetadataConflictError";
-}
+export class MetadataConflictError extends TaggedError("MetadataConflictError") {}
 
 export interface StoredTenant {
   readonly spec: TenantSpec;

@@ -1,5 +1,6 @@
 // What pxctl shows, built from what the KV buckets hold (pure): the leader,
 // nodes with heartbeat age, shards with owner and the owner's report of them.
+import type { ShardStatus } from "../../protocols/shardstatus.js";
 import type { TenantSpec } from "../../protocols/tablespec.js";
 import type { Assignment } from "./assignments.js";
 import type { StoredHeartbeat } from "./heartbeat.js";
@@ -26,21 +27,18 @@ export interface NodeView {
   readonly clickhouse: string;
 }
 
-export interface ShardView {
+/** The figures of the owner's report that `pxctl status` shows; undefined when there is no report. */
+type ReportedFigures = { readonly [K in "appliedLsn" | "persistedLsn" | "tPersistedMicros" | "lagRecords" | "rows"]: ShardStatus[K] | undefined };
+
+/** A shard's assignment with its owner's report (ShardStatus). */
+export interface ShardView extends Pick<ShardStatus, "tenant" | "table" | "bucket">, ReportedFigures {
   readonly shard: string;
-  readonly tenant: string;
-  readonly table: string;
-  readonly bucket: number;
   readonly owner: string;
+  /** The assignment's revision (the report's own is compared with it: stale-lease). */
   readonly leaseRevision: number;
   readonly term: number;
   /** The owner's report, or why there is none: unassigned, owner-down, pending, stale-lease. */
   readonly state: string;
-  readonly appliedLsn: number | undefined;
-  readonly persistedLsn: number | undefined;
-  readonly tPersistedMicros: number | undefined;
-  readonly lagRecords: number | undefined;
-  readonly rows: number | undefined;
 }
 
 export interface TenantView {
@@ -120,7 +118,7 @@ export function shardViews(s: ClusterState): ShardView[] {
     if (!a) state = "unassigned";
     else if (!hb) state = "owner-down";
     else if (!rep) state = "pending";
-    else if ((rep.leaseRevision ?? 0) > 0 && (rep.leaseRevision ?? 0) < a.leaseRevision) state = "stale-lease";
+    else if (rep.leaseRevision > 0 && rep.leaseRevision < a.leaseRevision) state = "stale-lease";
     else state = rep.state;
     out.push({
       shard: key,

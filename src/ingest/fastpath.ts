@@ -11,6 +11,7 @@
 import { walRecordPrefixOf } from "../../protocols/codec.js";
 import type { BytePool } from "../codec/pool.js";
 import { walMsgId, walSubject } from "../../protocols/subjects.js";
+import { fnv1a32, fnv1a32AsciiBytes } from "../../protocols/routing.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
 import { MAX_SYMBOL_BYTES, MAX_TS_MICROS, MIN_TS_MICROS } from "../codec/arrow.js";
 import { EOS, dictSlotValues, dictTemplate, fieldWidths, rbSlotValues, rbTemplate, walSchemaMessage } from "../codec/ipcwrite.js";
@@ -40,24 +41,16 @@ function slot(dv: DataView, p: number, t: MetaTemplate, k: number): number {
   return dv.getUint32(at + 4, true) !== 0 ? -1 : dv.getUint32(at, true);
 }
 
-/** FNV-1a of bytes[a..b), or -1 when they are not valid UTF-8. */
+/** FNV-1a of bytes[a..b) (protocols/routing.ts), or -1 when they are not valid UTF-8. */
 function symbolHash(bytes: Uint8Array, a: number, b: number): number {
-  let h = 0x811c9dc5;
-  let ascii = true;
-  for (let i = a; i < b; i++) {
-    const c = bytes[i]!;
-    if (c >= 0x80) ascii = false;
-    h ^= c;
-    h = Math.imul(h, 0x01000193);
+  const h = fnv1a32AsciiBytes(bytes, a, b);
+  if (h >= 0) return h;
+  try {
+    utf8.decode(bytes.subarray(a, b));
+  } catch {
+    return -1;
   }
-  if (!ascii) {
-    try {
-      utf8.decode(bytes.subarray(a, b));
-    } catch {
-      return -1;
-    }
-  }
-  return h >>> 0;
+  return fnv1a32(bytes, a, b);
 }
 
 interface Pair {

@@ -3,7 +3,6 @@
 // decides, the runtime appends.
 import { encodeWalRecord } from "../../protocols/codec.js";
 import { bucketOf } from "../../protocols/routing.js";
-import { asciiFnv1a } from "../codec/ipcwrite.js";
 import { tryFastPrepare } from "./fastpath.js";
 import type { BytePool } from "../codec/pool.js";
 import { walMsgId, walSubject } from "../../protocols/subjects.js";
@@ -38,8 +37,7 @@ function bucketsOfSymbols(batch: TickBatch, shards: number): Uint32Array {
   const out = new Uint32Array(batch.symbols.length);
   for (let i = 0; i < out.length; i++) {
     const sym = batch.symbols[i]!;
-    const h = asciiFnv1a(sym);
-    out[i] = h >= 0 ? h % shards : bucketOf(sym, shards);
+    out[i] = bucketOf(sym, shards);
   }
   return out;
 }

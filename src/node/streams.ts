@@ -5,12 +5,10 @@ import type { JetStreamManager } from "@nats-io/jetstream";
 import { Duration, Effect, Schedule } from "effect";
 import type { Catalog } from "../catalog.js";
 import { ensureWalStream, ensureWatermarkStream } from "../wal/index.js";
+import { TaggedError } from "../../protocols/tagged.js";
 
 /** A tenant's WAL or watermark stream could not be created after every attempt. */
-export class TenantStreamsError extends Error {
-  override readonly name = "TenantStreamsError";
-  readonly _tag = "TenantStreamsError";
-}
+export class TenantStreamsError extends TaggedError("TenantStreamsError") {}
 
 export interface TenantStreamsOptions {
   readonly replicas: number;

@@ -5,6 +5,7 @@ import type { TableSpec } from "../../protocols/tablespec.js";
 import type { HotTable } from "../hotset/index.js";
 import { WalSchemaVersionError, decodeWalEntry } from "../wal/index.js";
 import type { DecodedRecord } from "../wal/index.js";
+import { TaggedError } from "../../protocols/tagged.js";
 
 export interface WalEntry {
   readonly lsn: number;
@@ -13,10 +14,7 @@ export interface WalEntry {
   readonly decoded?: DecodedRecord;
 }
 
-export class WalApplyError extends Error {
-  override readonly name = "WalApplyError";
-  readonly _tag = "WalApplyError";
-}
+export class WalApplyError extends TaggedError("WalApplyError") {}
 
 /** What one applied record brought: its rows and newest tick (0 rows: a redelivery, nothing changed). */
 export interface Applied {

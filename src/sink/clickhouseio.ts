@@ -21,6 +21,7 @@ import {
   quoteIdent,
 } from "../clickhouse/index.js";
 import type { ClickhouseCapabilities, ClickhouseServerInfo } from "../clickhouse/index.js";
+import { TaggedError } from "../../protocols/tagged.js";
 
 export interface SinkClickhouseOptions {
   /** e.g. `http://127.0.0.1:8123`. */
@@ -43,10 +44,7 @@ export function sinkQueryPrefix(shard: ShardAddress): string {
 }
 
 /** The sink writers of a shard did not leave the server in time. */
-export class SinkWritersRunningError extends Error {
-  override readonly name = "SinkWritersRunningError";
-  readonly _tag = "SinkWritersRunningError";
-}
+export class SinkWritersRunningError extends TaggedError("SinkWritersRunningError") {}
 
 function checkedInt(v: number, what: string): string {
   if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`${what} must be a non-negative integer, got ${v}`);

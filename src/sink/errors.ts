@@ -2,13 +2,12 @@
 // retry soon, retry after a grace period (a timed-out INSERT may still be
 // queued), or report itself degraded (the server rejects the batch).
 import { ClickhouseQueryError, ClickhouseUnavailableError } from "../clickhouse/index.js";
+import { TaggedError } from "../../protocols/tagged.js";
 
 export type FlushFailureKind = "unavailable" | "timeout" | "rejected" | "internal";
 
 /** A flush attempt failed; carries what the next attempt must know. */
-export class SinkFlushError extends Error {
-  override readonly name = "SinkFlushError";
-  readonly _tag = "SinkFlushError";
+export class SinkFlushError extends TaggedError("SinkFlushError") {
   constructor(
     message: string,
     readonly kind: FlushFailureKind,

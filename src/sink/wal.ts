@@ -14,6 +14,7 @@ import type { TableSpec } from "../../protocols/tablespec.js";
 import { WalSchemaVersionError, decodeWalEntry } from "../wal/index.js";
 import type { DecodedRecord, DecodedRecordCache } from "../wal/index.js";
 import type { SinkRecord } from "./types.js";
+import { TaggedError } from "../../protocols/tagged.js";
 
 const NS_PER_MS = 1_000_000;
 
@@ -21,10 +22,7 @@ const NS_PER_MS = 1_000_000;
 export const sinkConsumerName = (shard: ShardAddress): string => `px_sink_${shard.table}_${shard.bucket}`;
 
 /** A WAL record the sink cannot write (restarting will not help). */
-export class SinkRecordError extends Error {
-  override readonly name = "SinkRecordError";
-  readonly _tag = "SinkRecordError";
-}
+export class SinkRecordError extends TaggedError("SinkRecordError") {}
 
 /** Stream sequence of the last record the shard's sink consumer acknowledged (0: none, or no consumer). */
 export async function consumerAckFloor(jsm: JetStreamManager, shard: ShardAddress): Promise<number> {

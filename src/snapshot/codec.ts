@@ -10,14 +10,12 @@ import { encodeTickIpc } from "../codec/ipc.js";
 import { allocValueArray } from "../codec/tickbatch.js";
 import type { TickBatch, ValueArray } from "../codec/tickbatch.js";
 import type { HotTableColumns, SeamRow, SeriesColumns } from "../hotset/index.js";
+import { TaggedError } from "../../protocols/tagged.js";
 
 export const SNAPSHOT_DATA_FORMAT = 1;
 const MAX_CHUNK_ROWS = 1 << 20;
 
-export class SnapshotCorruptError extends Error {
-  override readonly name = "SnapshotCorruptError";
-  readonly _tag = "SnapshotCorruptError";
-}
+export class SnapshotCorruptError extends TaggedError("SnapshotCorruptError") {}
 
 const snapSpecs = new WeakMap<TableSpec, TableSpec>();
 

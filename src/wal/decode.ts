@@ -6,6 +6,7 @@ import { decodeWalRecord } from "../../protocols/codec.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
 import { decodeTickBatch } from "../codec/arrow.js";
 import type { TickBatch } from "../codec/tickbatch.js";
+import { TaggedError } from "../../protocols/tagged.js";
 
 /** A WAL record's envelope facts and its ticks. */
 export interface DecodedRecord {
@@ -17,10 +18,7 @@ export interface DecodedRecord {
 }
 
 /** A WAL record written for another version of the table spec than this node's. */
-export class WalSchemaVersionError extends Error {
-  override readonly name = "WalSchemaVersionError";
-  readonly _tag = "WalSchemaVersionError";
-}
+export class WalSchemaVersionError extends TaggedError("WalSchemaVersionError") {}
 
 /**
  * Envelope and Arrow payload of a WAL record, as `spec`'s ticks. Throws

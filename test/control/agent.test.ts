@@ -3,9 +3,9 @@ import { SimulatedClock, createActor } from "xstate";
 import type { Actor } from "xstate";
 import { agentMachine, agentPhase, shardWork } from "../../actors/agent.js";
 import type { AgentInput, HostedShard } from "../../actors/agent.js";
-import { agentActors } from "../../src/control/agentio.js";
-import { AssignmentStore } from "../../src/control/assignments.js";
-import type { AssignmentTable } from "../../src/control/assignments.js";
+import { agentActors } from "../../src/node/control/index.js";
+import { AssignmentStore } from "../../src/control/index.js";
+import type { AssignmentTable } from "../../src/control/index.js";
 import { Cluster, FakeHost, advance, flush } from "./fakes.js";
 
 const actors: Actor<typeof agentMachine>[] = [];

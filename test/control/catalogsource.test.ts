@@ -4,10 +4,8 @@
 import { Duration, Schedule } from "effect";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Catalog } from "../../src/catalog.js";
-import { jsonValue } from "../../src/control/kv.js";
-import { MemoryKv } from "../../src/control/memorykv.js";
-import { watchCatalog } from "../../src/control/catalogsource.js";
-import type { NodeCatalog } from "../../src/control/catalogsource.js";
+import { jsonValue, MemoryKv, watchCatalog } from "../../src/control/index.js";
+import type { NodeCatalog } from "../../src/control/index.js";
 import { flush, tenant } from "./fakes.js";
 
 const put = (kv: MemoryKv, name: string, tables: Record<string, number>) => kv.put(`tenant.${name}`, jsonValue.encode(tenant(name, tables)));

@@ -3,13 +3,9 @@ import { initialTransition } from "xstate";
 import { parsePxctlArgs, parseTtl } from "../../src/cli/args.js";
 import { CliError, EXIT } from "../../src/cli/exitcodes.js";
 import { shardsTable, table } from "../../src/cli/render.js";
-import { ControlError, handleControl } from "../../src/control/handlers.js";
-import type { ControlBackend } from "../../src/control/handlers.js";
-import { diffClusterSpec, formatDiff } from "../../src/control/specdiff.js";
-import { shardViews } from "../../src/control/views.js";
-import type { ClusterState } from "../../src/control/views.js";
-import { MetadataConflictError } from "../../src/control/index.js";
-import type { StoredTenant } from "../../src/control/index.js";
+import { ControlError, diffClusterSpec, formatDiff, handleControl, MetadataConflictError, shardViews } from "../../src/control/index.js";
+import type { ClusterState, ControlBackend, StoredTenant } from "../../src/control/index.js";
+import { shardStatus } from "../../protocols/shardstatus.js";
 import { parseClusterSpec } from "../../protocols/tablespec.js";
 import type { ClusterSpec } from "../../protocols/tablespec.js";
 import { controllerMachine } from "../../actors/controller.js";
@@ -90,7 +86,7 @@ describe("control handlers", () => {
         nowMs: 10_000,
         lease: { record: { holder: "n1", term: 3, leaseMs: 5000, renewedAtMs: 0 }, revision: 40 },
         leaseCreatedMs: 9_000,
-        heartbeats: new Map([["n1", { info: { ...heartbeat("n1"), shards: [{ tenant: "acme", table: "trades", bucket: 0, state: "live", appliedLsn: 9, leaseRevision: 5 }] }, revision: 3, createdMs: 9_500 }]]),
+        heartbeats: new Map([["n1", { info: { ...heartbeat("n1"), shards: [shardStatus({ tenant: "acme", table: "trades", bucket: 0 }, "live", { appliedLsn: 9, leaseRevision: 5 })] }, revision: 3, createdMs: 9_500 }]]),
         assignments: new Map([
           ["acme.trades.0", { node: "n1", leaseRevision: 5, term: 3, assignedAtMs: 0 }],
           ["acme.trades.1", { node: "n9", leaseRevision: 6, term: 3, assignedAtMs: 0 }],

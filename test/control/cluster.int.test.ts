@@ -6,14 +6,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { MetadataStore } from "../../src/control/index.js";
-import { openControlStores } from "../../src/control/stores.js";
-import type { ControlStores } from "../../src/control/stores.js";
-import { startAgent } from "../../src/control/runtime.js";
-import type { AgentHandle } from "../../src/control/runtime.js";
-import { controlBackend } from "../../src/control/handlers.js";
-import { startControlServer } from "../../src/control/ctlserver.js";
-import type { ControlServer } from "../../src/control/ctlserver.js";
+import { controlBackend, MetadataStore, openControlStores, startControlServer } from "../../src/control/index.js";
+import type { ControlServer, ControlStores } from "../../src/control/index.js";
+import { startAgent } from "../../src/node/control/index.js";
+import type { AgentHandle } from "../../src/node/control/index.js";
 import { parseClusterSpec } from "../../protocols/tablespec.js";
 import { EXIT } from "../../src/cli/exitcodes.js";
 import { natsCluster } from "./natscluster.js";
@@ -36,7 +32,7 @@ const dir = mkdtempSync(join(tmpdir(), "px-ctl-"));
 const table = (name: string, shards: number) => ({ name, shards, columns: [{ name: "price", type: "float64" }] });
 
 function controller(id: string): Child {
-  const c = runTs("src/control/run-controller.ts", ["--nats", cluster.urls, "--id", id, "--replicas", "3", "--lease-ms", String(LEASE_MS), "--node-timeout-ms", "2000", "--reconcile-ms", "200"]);
+  const c = runTs("src/node/control/run-controller.ts", ["--nats", cluster.urls, "--id", id, "--replicas", "3", "--lease-ms", String(LEASE_MS), "--node-timeout-ms", "2000", "--reconcile-ms", "200"]);
   children.push(c);
   return c;
 }

@@ -3,20 +3,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { natsFixture } from "../helpers/cluster.js";
 import type { NatsFixture } from "../helpers/cluster.js";
-import { AssignmentStore, FencedError } from "../../src/control/assignments.js";
-import { natsControlKv, openKv } from "../../src/control/natskv.js";
-import { openControlStores } from "../../src/control/stores.js";
-import { startAgent, startController } from "../../src/control/runtime.js";
-import type { AgentHandle, ControllerHandle } from "../../src/control/runtime.js";
-import { controlBackend } from "../../src/control/handlers.js";
-import { startControlServer } from "../../src/control/ctlserver.js";
-import type { ControlServer } from "../../src/control/ctlserver.js";
-import { MetadataStore } from "../../src/control/index.js";
+import { AssignmentStore, controlBackend, FencedError, MetadataStore, natsControlKv, openControlStores, openKv, startControlServer } from "../../src/control/index.js";
+import type { ControlServer } from "../../src/control/index.js";
+import { startAgent, startController, startControlPlane } from "../../src/node/control/index.js";
+import type { AgentHandle, ControllerHandle, ControlPlane } from "../../src/node/control/index.js";
 import { runPxctl } from "../../src/cli/commands.js";
 import { EXIT } from "../../src/cli/exitcodes.js";
 import { parseClusterSpec } from "../../protocols/tablespec.js";
-import { startControlPlane } from "../../src/control/plane.js";
-import type { ControlPlane } from "../../src/control/plane.js";
 import { FakeHost } from "./fakes.js";
 
 let f: NatsFixture;

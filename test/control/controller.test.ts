@@ -3,11 +3,9 @@ import { SimulatedClock, createActor } from "xstate";
 import type { Actor } from "xstate";
 import { controllerMachine, controllerRole } from "../../actors/controller.js";
 import type { ControllerEmitted, ControllerInput } from "../../actors/controller.js";
-import { controllerActors } from "../../src/control/controllerio.js";
-import { jsonValue } from "../../src/control/kv.js";
-import type { Assignment } from "../../src/control/assignments.js";
-import { AssignmentStore, FencedError } from "../../src/control/assignments.js";
-import type { LeaseRecord } from "../../src/control/lease.js";
+import { controllerActors } from "../../src/node/control/index.js";
+import { AssignmentStore, FencedError, jsonValue } from "../../src/control/index.js";
+import type { Assignment, LeaseRecord } from "../../src/control/index.js";
 import { Cluster, advance, flush, heartbeat, staticCatalog, tenant } from "./fakes.js";
 
 const LEASE = 1_000;

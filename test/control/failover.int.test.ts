@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TickPublisher } from "../../src/client/publisher.js";
 import { RandomWalk, symbolNames } from "../../src/demo/randomwalk.js";
-import { CONTROL_DEFAULTS } from "../../src/control/plane.js";
+import { CONTROL_DEFAULTS } from "../../src/node/control/index.js";
 import { parseClusterSpec } from "../../protocols/tablespec.js";
 import type { IngestAck } from "../../protocols/ingest.js";
 import { readWal } from "../helpers/wal.js";

@@ -4,16 +4,12 @@
 import type { SimulatedClock } from "xstate";
 import { catalogOf } from "../../src/catalog.js";
 import type { Catalog } from "../../src/catalog.js";
-import type { CatalogSource } from "../../src/control/controllerio.js";
-import { MemoryKv, PartitionedKv } from "../../src/control/memorykv.js";
-import { storesOver } from "../../src/control/stores.js";
-import type { ControlStores } from "../../src/control/stores.js";
-import type { ShardRef } from "../../src/control/shard.js";
-import { shardKey } from "../../src/control/shard.js";
-import type { ShardHost, ShardStatusLike } from "../../src/control/shardhost.js";
+import { MemoryKv, PartitionedKv, shardKey, storesOver } from "../../src/control/index.js";
+import type { CatalogSource, ControlStores, HeartbeatInfo, NodePhase, ShardHost, ShardRef } from "../../src/control/index.js";
+import { shardStatus } from "../../protocols/shardstatus.js";
+import type { ShardStatus } from "../../protocols/shardstatus.js";
 import type { TenantSpec } from "../../protocols/tablespec.js";
 import { parseTenantSpec } from "../../protocols/tablespec.js";
-import type { HeartbeatInfo, NodePhase } from "../../src/control/heartbeat.js";
 
 /** Lets every pending promise (and promise chains) settle; no wall-clock time passes for the machines. */
 export async function flush(rounds = 5): Promise<void> {
@@ -85,10 +81,10 @@ export class FakeHost implements ShardHost {
     this.calls.push({ op: "stop", key });
     this.running.delete(key);
   }
-  status(): ShardStatusLike[] {
+  status(): ShardStatus[] {
     return [...this.running].map(([key, rev]) => {
       const [tenant, table, bucket] = key.split(".");
-      return { tenant: tenant!, table: table!, bucket: Number(bucket), state: "live", leaseRevision: rev, appliedLsn: 10, persistedLsn: 5 };
+      return shardStatus({ tenant: tenant!, table: table!, bucket: Number(bucket) }, "live", { leaseRevision: rev, appliedLsn: 10, persistedLsn: 5 });
     });
   }
 }

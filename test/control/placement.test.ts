@@ -1,8 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { placeShards, rankNodes } from "../../src/control/placement.js";
-import type { PlacementNode } from "../../src/control/placement.js";
-import { planAssignments } from "../../src/control/plan.js";
-import type { Assignment } from "../../src/control/assignments.js";
+import { placeShards, planAssignments, rankNodes } from "../../src/control/index.js";
+import type { Assignment, PlacementNode } from "../../src/control/index.js";
 
 const shards = (n: number, table = "trades"): string[] => Array.from({ length: n }, (_, i) => `t.${table}.${i}`);
 const nodes = (...ids: string[]): PlacementNode[] => ids.map((id) => ({ id }));

@@ -4,10 +4,8 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { natsCluster } from "../control/natscluster.js";
 import type { NatsCluster } from "../control/natscluster.js";
-import { openControlStores } from "../../src/control/stores.js";
-import type { ControlStores } from "../../src/control/stores.js";
-import { shardsOfCatalog, shardKey } from "../../src/control/shard.js";
-import { MetadataStore } from "../../src/control/index.js";
+import { MetadataStore, openControlStores, shardKey, shardsOfCatalog } from "../../src/control/index.js";
+import type { ControlStores } from "../../src/control/index.js";
 import type { ClusterSpec } from "../../protocols/tablespec.js";
 import { spawnNodeProcess } from "./nodeproc.js";
 import type { NodeProcess } from "./nodeproc.js";

@@ -2,6 +2,7 @@
 // test file, the exactly-once check of ClickHouse against the WAL (counted by
 // (_lsn, _row)), a log of every watermark with what ClickHouse held when it
 // arrived, and waits for the sinks to catch up.
+import type { ShardStatus } from "../../protocols/shardstatus.js";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { decodeWatermark } from "../../protocols/codec.js";
 import { parseWalSubject, watermarkSubjectsOfTenant } from "../../protocols/subjects.js";
@@ -140,17 +141,9 @@ export class WatermarkLog {
   }
 }
 
-export interface SinkShardView {
-  readonly tenant: string;
-  readonly table: string;
-  readonly bucket: number;
-  readonly state: string;
-  readonly appliedLsn: number;
-  readonly rows: number;
-  readonly persistedLsn: number;
-  readonly tPersistedMicros: number;
+/** A shard as /v1/shards shows it (JSON: the sink is null without ClickHouse). */
+export interface SinkShardView extends Omit<ShardStatus, "leaseRevision"> {
   readonly horizonMicros: number;
-  readonly lagRecords: number;
   readonly lagMs: number;
   readonly sinkState: string;
   readonly sink: { persistedLsn: number; state: string; pendingRows: number; lagMs: number; degraded: boolean; failures: number; alreadyLandedRows: number; duplicateRows: number } | null;

@@ -1,8 +1,7 @@
 // Malformed Arrow IPC from a client. Always INVALID_ARGUMENT: the bytes will
 // not become valid by sending them again.
+import { TaggedError } from "../../../protocols/tagged.js";
 
-export class IpcError extends Error {
-  override readonly name = "IpcError";
-  readonly _tag = "IpcError";
+export class IpcError extends TaggedError("IpcError") {
   readonly code = "INVALID_ARGUMENT";
 }

@@ -4,7 +4,8 @@
 // with the control plane the node agent calls start/stop from assignments.
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { ShardAddress } from "../../../protocols/subjects.js";
-import { shardKey } from "../../control/shard.js";
+import type { ShardStatus } from "../../../protocols/shardstatus.js";
+import { shardKey } from "../../control/index.js";
 import type { Catalog } from "../../catalog.js";
 import type { SnapshotStore } from "../../snapshot/store.js";
 import type { SinkClickhouse } from "../../sink/index.js";
@@ -36,24 +37,11 @@ export interface HostedShard {
   readonly leaseRevision: number;
 }
 
-/** A shard's figures, as /v1/shards, heartbeats and `pxctl status` show them. */
-export interface HostedShardStatus {
-  readonly tenant: string;
-  readonly table: string;
-  readonly bucket: number;
-  readonly state: string;
-  readonly appliedLsn: number;
-  readonly rows: number;
-  readonly bytes: number;
+/** A shard's status (heartbeats, `pxctl status`) with the local figures /v1/shards adds. */
+export interface HostedShardStatus extends ShardStatus {
   readonly symbols: number;
-  readonly leaseRevision: number;
   readonly lastSnapshotLsn: number;
-  /** P the hot set evicted against (the shard's view of the last watermark). */
-  readonly persistedLsn: number;
-  readonly tPersistedMicros: number;
   readonly horizonMicros: number;
-  /** Records applied to the hot set and not yet persisted. */
-  readonly lagRecords: number;
   /** Age of the oldest record the sink holds unpersisted (0 when none, or no sink). */
   readonly lagMs: number;
   /** Sink state ("none" without ClickHouse). */

@@ -10,6 +10,7 @@ import type { ShardEvent, ShardStats, SnapshotWriteInput, WalInput, WatermarksIn
 import { walStream, walSubject } from "../../../protocols/subjects.js";
 import type { ShardAddress } from "../../../protocols/subjects.js";
 import type { TableSpec } from "../../../protocols/tablespec.js";
+import { TaggedError } from "../../../protocols/tagged.js";
 import type { HotTable } from "../../hotset/index.js";
 import type { SnapshotStore } from "../../snapshot/store.js";
 import type { WalEntry } from "../../shard/apply.js";
@@ -17,15 +18,9 @@ import { consumeBatches, followWatermarks } from "../../wal/index.js";
 import type { DecodedRecord, DecodedRecordCache } from "../../wal/index.js";
 
 /** An on-demand snapshot that failed, timed out, or was cut short by the shard stopping. */
-export class SnapshotFailedError extends Error {
-  override readonly name = "SnapshotFailedError";
-  readonly _tag = "SnapshotFailedError";
-}
+export class SnapshotFailedError extends TaggedError("SnapshotFailedError") {}
 
-export class LsnWaitTimeoutError extends Error {
-  override readonly name = "LsnWaitTimeoutError";
-  readonly _tag = "LsnWaitTimeoutError";
-}
+export class LsnWaitTimeoutError extends TaggedError("LsnWaitTimeoutError") {}
 
 /** Last LSN stored on a subject (0 when it has none). */
 export async function lastLsnOf(jsm: JetStreamManager, shard: ShardAddress): Promise<number> {

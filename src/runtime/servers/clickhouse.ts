@@ -3,14 +3,15 @@
 // directory: used by integration tests and local runs. The handle can stop,
 // kill (any signal) and restart the server on the same ports and data.
 import { execFileSync } from "node:child_process";
-import { get } from "node:http";
 import { closeSync, existsSync, fstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { pingClickhouse } from "../../clickhouse/index.js";
 import { freePorts } from "./ports.js";
 import { spawnLogged } from "./process.js";
 import type { Spawned } from "./process.js";
+import { TaggedError } from "../../../protocols/tagged.js";
 
 /** How to run the server: `path` then `args` then `--config-file=...`. */
 export interface ClickhouseBinary {
@@ -19,15 +20,9 @@ export interface ClickhouseBinary {
   readonly args: readonly string[];
 }
 
-export class ClickhouseBinaryNotFoundError extends Error {
-  override readonly name = "ClickhouseBinaryNotFoundError";
-  readonly _tag = "ClickhouseBinaryNotFoundError";
-}
+export class ClickhouseBinaryNotFoundError extends TaggedError("ClickhouseBinaryNotFoundError") {}
 
-export class ClickhouseStartError extends Error {
-  override readonly name = "ClickhouseStartError";
-  readonly _tag = "ClickhouseStartError";
-}
+export class ClickhouseStartError extends TaggedError("ClickhouseStartError") {}
 
 export interface ClickhouseServerOptions {
   /** Config, data and logs go here; a fresh temp dir (removed by `dispose`) when omitted. */
@@ -230,24 +225,6 @@ function tail(path: string, maxChars: number): string {
   } catch {
     return "";
   }
-}
-
-/**
- * `GET /ping` on a fresh connection that is closed afterwards: a kept-alive
- * probe connection would make the server wait for it on shutdown.
- */
-export function pingClickhouse(httpUrl: string, timeoutMs = 1_000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = get(`${httpUrl}/ping`, { agent: false, timeout: timeoutMs }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (c: string) => (body += c));
-      res.on("end", () => resolve(res.statusCode === 200 && body.trim() === "Ok."));
-      res.on("error", () => resolve(false));
-    });
-    req.on("timeout", () => req.destroy());
-    req.on("error", () => resolve(false));
-  });
 }
 
 /** True when the log, from byte `offset` on, says the server is ready. */

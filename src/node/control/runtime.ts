@@ -4,18 +4,16 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { createActor, waitFor } from "xstate";
 import type { Actor, AnyActorRef } from "xstate";
-import { agentMachine, agentPhase } from "../../actors/agent.js";
-import type { AgentInput } from "../../actors/agent.js";
-import { controllerMachine, controllerRole } from "../../actors/controller.js";
-import type { ControllerInput } from "../../actors/controller.js";
+import { agentMachine, agentPhase } from "../../../actors/agent.js";
+import type { AgentInput } from "../../../actors/agent.js";
+import { controllerMachine, controllerRole } from "../../../actors/controller.js";
+import type { ControllerInput } from "../../../actors/controller.js";
 import { agentActors } from "./agentio.js";
 import type { AgentIO } from "./agentio.js";
 import { controllerActors } from "./controllerio.js";
-import type { CatalogSource } from "./controllerio.js";
-import { openCatalogSource } from "./catalogsource.js";
-import { openControlStores } from "./stores.js";
-import type { ControlStores } from "./stores.js";
-import pkg from "../../package.json" with { type: "json" };
+import { openCatalogSource, openControlStores } from "../../control/index.js";
+import type { CatalogSource, ControlStores } from "../../control/index.js";
+import pkg from "../../../package.json" with { type: "json" };
 
 export const SOFTWARE_VERSION: string = pkg.version;
 

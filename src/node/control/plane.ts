@@ -3,17 +3,10 @@
 // src/node/node.ts starts it after the NATS connection and the ShardHost exist,
 // and stops (or drains) it before closing the connection.
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { MetadataStore } from "./metadata.js";
-import type { CatalogSource } from "./controllerio.js";
-import { startControlServer } from "./ctlserver.js";
-import type { ControlServer } from "./ctlserver.js";
-import { controlBackend } from "./handlers.js";
-import { validateNodeId } from "./heartbeat.js";
+import { controlBackend, openControlStores, startControlServer, validateNodeId } from "../../control/index.js";
+import type { CatalogSource, ControlServer, ControlStores, MetadataStore, ShardHost } from "../../control/index.js";
 import { startAgent, startController } from "./runtime.js";
 import type { AgentHandle, ControllerHandle } from "./runtime.js";
-import type { ShardHost } from "./shardhost.js";
-import { openControlStores } from "./stores.js";
-import type { ControlStores } from "./stores.js";
 
 export interface ControlPlaneOptions {
   readonly nodeId: string;

@@ -2,17 +2,9 @@
 // compare-and-set writes, fenced assignment writes, heartbeat and spec
 // watchers. Provide with controllerMachine.provide({ actors: controllerActors(...) }).
 import { fromCallback, fromPromise } from "xstate";
-import type { AcquireInput, ControllerEvent, FenceInput, RenewInput, WriteInput } from "../../actors/controller.js";
-import type { Catalog } from "../catalog.js";
-import type { AssignmentStore, AssignmentTable } from "./assignments.js";
-import type { HeartbeatStore } from "./heartbeat.js";
-import type { LeaseStore, StoredLease } from "./lease.js";
-import { runWatch } from "./watchactor.js";
-
-/** Anything that calls back with the full catalog now and on every change (the node catalog, catalogsource.ts, does). */
-export interface CatalogSource {
-  watch(onCatalog: (catalog: Catalog) => void): Promise<() => void>;
-}
+import type { AcquireInput, ControllerEvent, FenceInput, RenewInput, WriteInput } from "../../../actors/controller.js";
+import { runWatch } from "../../control/index.js";
+import type { AssignmentStore, AssignmentTable, CatalogSource, HeartbeatStore, LeaseStore, StoredLease } from "../../control/index.js";
 
 export interface ControllerIO {
   readonly lease: LeaseStore;

@@ -2,12 +2,11 @@
 // status), the px_assign watcher, and ShardHost calls. Provide with
 // agentMachine.provide({ actors: agentActors(...) }).
 import { fromCallback, fromPromise } from "xstate";
-import type { AgentEvent, ApplyResult, HeartbeatInput, HostedShard, ShardWork } from "../../actors/agent.js";
-import type { AssignmentStore } from "./assignments.js";
-import type { HeartbeatStore } from "./heartbeat.js";
-import { shardKey } from "./shard.js";
-import type { ShardHost, ShardStatusLike } from "./shardhost.js";
-import { runWatch } from "./watchactor.js";
+import type { AgentEvent, ApplyResult, HeartbeatInput, HostedShard, ShardWork } from "../../../actors/agent.js";
+import { runWatch, shardKey } from "../../control/index.js";
+import type { AssignmentStore, HeartbeatStore, ShardHost } from "../../control/index.js";
+import { shardStatus } from "../../../protocols/shardstatus.js";
+import type { ShardStatus } from "../../../protocols/shardstatus.js";
 
 export interface AgentIO {
   readonly nodeId: string;
@@ -26,12 +25,13 @@ export interface AgentIO {
 }
 
 /** Host status, with the lease revision filled in from what the agent started. */
-export function shardStatuses(host: ShardHost, hosted: readonly HostedShard[]): ShardStatusLike[] {
+export function shardStatuses(host: ShardHost, hosted: readonly HostedShard[]): ShardStatus[] {
   const reported = new Map(host.status().map((s) => [shardKey(s), s]));
-  const out: ShardStatusLike[] = [];
+  const out: ShardStatus[] = [];
   for (const h of hosted) {
     const s = reported.get(shardKey(h.shard));
-    out.push(s ? { ...s, leaseRevision: s.leaseRevision ?? h.leaseRevision } : { ...h.shard, state: "starting", leaseRevision: h.leaseRevision });
+    // A host that does not know the revision reports 0.
+    out.push(s ? { ...s, leaseRevision: s.leaseRevision > 0 ? s.leaseRevision : h.leaseRevision } : shardStatus(h.shard, "starting", { leaseRevision: h.leaseRevision }));
   }
   return out;
 }

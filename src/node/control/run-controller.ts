@@ -1,13 +1,11 @@
 // A controller (and optionally the control-message server) in its own process:
-// `node --import tsx src/control/run-controller.ts --nats URL[,URL] --id c1`.
+// `node --import tsx src/node/control/run-controller.ts --nats URL[,URL] --id c1`.
 // Integration tests run it as a child to SIGSTOP/SIGCONT a leader. It prints one
 // JSON object per line (ready, elected, steppedDown, assigned, role) on stdout
 // and releases its lease on SIGTERM.
 import { parseArgs } from "node:util";
 import { connect } from "@nats-io/transport-node";
-import { MetadataStore } from "./metadata.js";
-import { controlBackend } from "./handlers.js";
-import { startControlServer } from "./ctlserver.js";
+import { controlBackend, MetadataStore, startControlServer } from "../../control/index.js";
 import { startController } from "./runtime.js";
 
 const { values } = parseArgs({
