@@ -4,7 +4,15 @@
 import { createHash } from "node:crypto";
 import { allocValueArray } from "../codec/tickbatch.js";
 import type { TickBatch } from "../codec/tickbatch.js";
-import type { HotTable, SeriesEntry } from "./store.js";
+import type { TableSpec } from "../../protocols/tablespec.js";
+import type { SeriesEntry } from "./series.js";
+
+/** What an export reads of a table (HotTable has it; the export does not import the store back). */
+export interface ExportSource {
+  readonly spec: TableSpec;
+  readonly rowCount: number;
+  entries(): Iterable<SeriesEntry>;
+}
 
 /** A table's rows in (symbol, ts, lsn, row) order; `lsn`/`rowInRecord` are per row of `batch`. */
 export interface SortedRows {
@@ -26,11 +34,11 @@ export function compareSymbols(a: string, b: string): number {
 }
 
 /** Series with at least one row, by symbol. */
-function nonEmptyBySymbol(table: HotTable): SeriesEntry[] {
+function nonEmptyBySymbol(table: ExportSource): SeriesEntry[] {
   return [...table.entries()].filter((e) => e.series.length > 0).sort((x, y) => compareSymbols(x.symbol, y.symbol));
 }
 
-export function sortedRows(table: HotTable): SortedRows {
+export function sortedRows(table: ExportSource): SortedRows {
   const n = table.rowCount;
   const entries = nonEmptyBySymbol(table);
   const symbolIndex = new Uint32Array(n);
@@ -66,7 +74,7 @@ function bytesOf(v: ArrayBufferView): Uint8Array {
  * bytes, its row count, and its ts, lsn, rowInRecord and value columns as
  * native-endian bytes. Chunk layout does not matter: the hash sees one stream.
  */
-export function digestRows(table: HotTable): string {
+export function digestRows(table: ExportSource): string {
   const hash = createHash("sha256");
   hash.update(table.spec.columns.map((c) => c.type).join(",") + "\n");
   const head = new Float64Array(2);

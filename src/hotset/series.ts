@@ -10,6 +10,13 @@ import type { ChunkAllocator } from "./alloc.js";
 import { HotSetError } from "./errors.js";
 import type { ColumnSlice, HotSetOptions, SeamRow, SeriesColumns } from "./types.js";
 
+/** One symbol's series in a table, as HotTable.entries() yields it. */
+export interface SeriesEntry {
+  readonly symbolId: number;
+  readonly symbol: string;
+  readonly series: Series;
+}
+
 export class Series {
   readonly symbolId: number;
   private readonly layout: ColumnLayout;

@@ -14,11 +14,8 @@ import { SymbolDictionary } from "./symbols.js";
 import { DEFAULT_HOTSET_OPTIONS } from "./types.js";
 import type { ColumnSlice, HotSetOptions, HotTableColumns, SeamRow, SeriesColumns } from "./types.js";
 
-export interface SeriesEntry {
-  readonly symbolId: number;
-  readonly symbol: string;
-  readonly series: Series;
-}
+export type { SeriesEntry } from "./series.js";
+import type { SeriesEntry } from "./series.js";
 
 export interface EvictResult {
   readonly evictedRows: number;
