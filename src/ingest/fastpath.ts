@@ -16,7 +16,7 @@ import type { TableSpec } from "../../protocols/tablespec.js";
 import { MAX_SYMBOL_BYTES, MAX_TS_MICROS, MIN_TS_MICROS } from "../codec/arrow.js";
 import { EOS, dictSlotValues, dictTemplate, fieldWidths, rbSlotValues, rbTemplate, walSchemaMessage } from "../codec/ipcwrite.js";
 import type { MetaTemplate } from "../codec/ipcwrite.js";
-import type { PreparedBatch, Producer, WalAppendPlan } from "./prepare.js";
+import type { PreparedBatch, Producer, WalAppendPlan } from "./plan.js";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 const expected = new Float64Array(2 + 64 + 2 * 128);

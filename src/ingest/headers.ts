@@ -1,6 +1,6 @@
 // Producer identity from ingest message headers: Px-Producer-Id + Px-Producer-Seq
 // make a batch idempotent (a retry with the same pair is stored once).
-import type { Producer } from "./prepare.js";
+import type { Producer } from "./plan.js";
 
 const PRODUCER_ID = /^[A-Za-z0-9_-]{1,64}$/;
 

@@ -11,26 +11,8 @@ import { decodeTickBatch, tickBatchToIpc } from "../codec/arrow.js";
 import { selectRows } from "../codec/tickbatch.js";
 import type { TickBatch } from "../codec/tickbatch.js";
 
-export interface Producer {
-  readonly id: string;
-  readonly seq: bigint;
-}
-
-export interface WalAppendPlan {
-  readonly bucket: number;
-  readonly subject: string;
-  /** Nats-Msg-Id; undefined when the publisher gave no producer id (no dedup). */
-  readonly msgId: string | undefined;
-  readonly rows: number;
-  readonly record: Uint8Array;
-}
-
-export interface PreparedBatch {
-  readonly tenant: string;
-  readonly table: string;
-  readonly rows: number;
-  readonly appends: readonly WalAppendPlan[];
-}
+export type { PreparedBatch, Producer, WalAppendPlan } from "./plan.js";
+import type { PreparedBatch, Producer, WalAppendPlan } from "./plan.js";
 
 /** Buckets of each distinct symbol of a batch (hashed from the char codes for ASCII symbols: no encoding, no cache). */
 function bucketsOfSymbols(batch: TickBatch, shards: number): Uint32Array {

@@ -1,0 +1,24 @@
+// The shapes of a prepared batch: what the gateway appends to the WAL. Kept apart
+// from prepare.ts so the fast path and the general path both use them without
+// importing each other.
+
+export interface Producer {
+  readonly id: string;
+  readonly seq: bigint;
+}
+
+export interface WalAppendPlan {
+  readonly bucket: number;
+  readonly subject: string;
+  /** Nats-Msg-Id; undefined when the publisher gave no producer id (no dedup). */
+  readonly msgId: string | undefined;
+  readonly rows: number;
+  readonly record: Uint8Array;
+}
+
+export interface PreparedBatch {
+  readonly tenant: string;
+  readonly table: string;
+  readonly rows: number;
+  readonly appends: readonly WalAppendPlan[];
+}
