@@ -37,7 +37,7 @@ describe("grpc ingest and query", () => {
   });
 
   it("query - a range scan returns exactly the ingested rows", async () => {
-    const t0 = 1_800_000_000_000_000;
+    const t0 = 1_740_000_000_000_000;
     const sent = trades(500, t0);
     const { acks, error } = await ingest(client, writer, [{ table: "trades", arrowIpc: tradesIpc(500, t0) }]);
     expect(error).toBeUndefined();
@@ -52,7 +52,7 @@ describe("grpc ingest and query", () => {
   });
 
   it("query - chunks respect max_chunk_rows and each is a complete IPC stream", async () => {
-    const t0 = 1_810_000_000_000_000;
+    const t0 = 1_741_000_000_000_000;
     const { acks } = await ingest(client, writer, [{ table: "trades", arrowIpc: tradesIpc(250, t0) }]);
     const chunks = await new Promise<number[]>((resolve, reject) => {
       const rows: number[] = [];
@@ -95,14 +95,14 @@ describe("grpc ingest and query", () => {
   });
 
   it("ingest - a retried batch (same producer id and seq) is stored once", async () => {
-    const batch = { table: "trades", producerId: "retry-test", producerSeq: 7n, arrowIpc: tradesIpc(5, 1_820_000_000_000_000) };
+    const batch = { table: "trades", producerId: "retry-test", producerSeq: 7n, arrowIpc: tradesIpc(5, 1_742_000_000_000_000) };
     const first = await ingest(client, writer, [batch]);
     const again = await ingest(client, writer, [batch]);
     expect(first.error).toBeUndefined();
     expect(again.error).toBeUndefined();
     expect(again.acks[0]!.firstLsn).toBe(first.acks[0]!.firstLsn);
     expect(again.acks[0]!.appends.every((a) => a.duplicate)).toBe(true);
-    const res = await query(client, reader, { table: "trades", t0: 1_820_000_000_000_000, t1: 1_820_000_000_000_005, minLsn: lsnOf(again.acks) });
+    const res = await query(client, reader, { table: "trades", t0: 1_742_000_000_000_000, t1: 1_742_000_000_000_005, minLsn: lsnOf(again.acks) });
     expect(res.rows).toBe(5);
   });
 
