@@ -92,7 +92,7 @@ describe("tenant isolation over gRPC", () => {
 
   it("isolation - the same table name holds each tenant's own rows", async () => {
     const put = await ingest(grpc, alphaWriter, [{ table: "trades", arrowIpc: tradesIpc(3, 1_750_000_000_000_000) }]);
-    const alpha = await query(grpc, alphaAdmin, { table: "trades", minLsn: lsnOf(put.acks) });
+    const alpha = await query(grpc, alphaAdmin, { table: "trades", minLsn: lsnOf(put.acks), tsType: "int64" });
     const beta = await query(grpc, betaReader, { table: "trades", minLsn: betaLsn });
     expect(alpha.rows).toBe(3);
     expect(beta.rows).toBe(10);
