@@ -43,7 +43,7 @@ export async function verifyPersisted(io: VerifyIo, claimed: number): Promise<Ve
     if (next === undefined || next.lsn > claimed) break;
     if (next.rows > 0) {
       return {
-        persistedLsn: Math.min(verified, next.lsn - 1),
+        persistedLsn: verified < landed ? verified : next.lsn - 1,
         refused:
           `watermark P ${claimed} claims more than ClickHouse holds: the shard's WAL record ${next.lsn} (${next.rows} rows) is not there ` +
           `(highest landed _lsn up to P is ${landed}${verified < landed ? `, and it is incomplete` : ""})`,
