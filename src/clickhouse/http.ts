@@ -201,6 +201,12 @@ export class ClickhouseHttp {
           resolve({ queryId, body: payload });
         });
       });
+      // Before anything can destroy the request: a request destroyed without an error listener
+      // (aborted before it was sent) throws "socket hang up" as an uncaught exception.
+      req.on("error", (e: Error & { code?: string }) => {
+        if (!answered && req.reusedSocket && (e.code === "ECONNRESET" || e.code === "EPIPE" || e.message === "socket hang up")) stale.reset = true;
+        fail(e);
+      });
       const timer = setTimeout(() => {
         fail(Object.assign(new Error(`no complete answer within ${timeoutMs} ms`), { code: "ETIMEDOUT" }));
       }, timeoutMs);
@@ -211,10 +217,6 @@ export class ClickhouseHttp {
         return;
       }
       opts.signal?.addEventListener("abort", onAbort, { once: true });
-      req.on("error", (e: Error & { code?: string }) => {
-        if (!answered && req.reusedSocket && (e.code === "ECONNRESET" || e.code === "EPIPE" || e.message === "socket hang up")) stale.reset = true;
-        fail(e);
-      });
       req.end(body);
     });
   }

@@ -286,6 +286,7 @@ export class SinkRuntime {
   /** Stops consuming and aborts an INSERT in flight (which may still commit: the next owner checks). */
   async stop(): Promise<void> {
     this.lease.revoke("the shard is stopping");
+    if (this.actor.getSnapshot().status !== "active") return;
     this.actor.send({ type: "drain" });
     this.actor.stop();
     await new Promise((r) => setImmediate(r));
