@@ -69,6 +69,9 @@ export function sinkVerifyIo(o: Pick<SinkRuntimeOptions, "shard" | "spec" | "js"
       return m === null ? 0 : decodeSinkRecord(spec, lsn, m.data, 0).batch.rows;
     },
     nextRecord: async (after) => {
+      // Nothing after `after`: answered by the shard's last record, without waiting on a consumer.
+      const last = await jsm.streams.getMessage(walStream(shard.tenant), { last_by_subj: walSubject(shard.tenant, shard.table, shard.bucket) });
+      if (last === null || last.seq <= after) return undefined;
       const consumer = await js.consumers.get(walStream(shard.tenant), {
         filter_subjects: walSubject(shard.tenant, shard.table, shard.bucket),
         deliver_policy: DeliverPolicy.StartSequence,
