@@ -201,8 +201,8 @@ export class ClickhouseHttp {
           resolve({ queryId, body: payload });
         });
       });
-      // Listen before anything can destroy the request (an early abort included):
-      // an 'error' with no listener would be an uncaught exception.
+      // Before anything can destroy the request: a request destroyed without an error listener
+      // (aborted before it was sent) throws "socket hang up" as an uncaught exception.
       req.on("error", (e: Error & { code?: string }) => {
         if (!answered && req.reusedSocket && (e.code === "ECONNRESET" || e.code === "EPIPE" || e.message === "socket hang up")) stale.reset = true;
         fail(e);

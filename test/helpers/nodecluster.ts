@@ -32,7 +32,8 @@ export interface ProxistCluster {
 /** Serving: replayed up to the WAL's end ("running.live", or "running.snapshotting" which still applies and answers). */
 export const isLive = (s: NodeShard): boolean => /running\.(live|snapshotting)/.test(s.state);
 
-export async function proxistCluster(spec: ClusterSpec, env: Record<string, string> = {}): Promise<ProxistCluster> {
+/** `args` are added to every node's command line (e.g. `["--clickhouse", url]` to run the nodes with sinks). */
+export async function proxistCluster(spec: ClusterSpec, env: Record<string, string> = {}, args: readonly string[] = []): Promise<ProxistCluster> {
   const nats = await natsCluster(3);
   const nc = await nats.connect("failover-test");
   const metadata = await MetadataStore.open(nc, 3);
@@ -47,7 +48,7 @@ export async function proxistCluster(spec: ClusterSpec, env: Record<string, stri
     nodes,
     spawn: async (ids) => {
       const procs = await Promise.all(
-        ids.map((id) => spawnNodeProcess(nats.urls, { PX_REPLICAS: "3", ...env }, ["--shards", "assigned", "--node-id", id, "--grpc-port", "0"])),
+        ids.map((id) => spawnNodeProcess(nats.urls, { PX_REPLICAS: "3", ...env }, ["--shards", "assigned", "--node-id", id, "--grpc-port", "0", ...args])),
       );
       ids.forEach((id, i) => nodes.set(id, procs[i]!));
     },

@@ -13,7 +13,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { natsFixture, nodeOn } from "../helpers/cluster.js";
 import type { NatsFixture } from "../helpers/cluster.js";
-import { WatermarkLog, clickhouseFixture, exactlyOnceReport, walRows } from "../helpers/sink.js";
+import { WatermarkLog, clickhouseFixture, exactlyOnceReport, shardViews, waitPersisted, walRows } from "../helpers/sink.js";
 import type { ClickhouseFixture } from "../helpers/sink.js";
 import { TickPublisher } from "../../src/client/publisher.js";
 import { RandomWalk, symbolNames } from "../../src/demo/randomwalk.js";
@@ -299,5 +299,81 @@ describe("verified P", () => {
     expect(stale.inserts).toBe(0);
     expect(stale.log.join("\n")).toMatch(/lease revision 4 is stale: revision 5 wrote the last watermark/);
     s.wm.close();
+  });
+});
+
+describe("verified P - shards", () => {
+  /** A node whose sink cannot write while `block` holds; a forged watermark claims everything; what did the shard do? */
+  async function forgedWatermarkOnShard(fenceOff: boolean) {
+    const tenant = `fnc${++tenantNo}`;
+    const spec = parseClusterSpec({
+      tenants: [{ name: tenant, tables: [{ name: "trades", shards: 1, retention: { hotSeconds: 1 }, columns: [{ name: "price", type: "float64" }, { name: "size", type: "float64" }] }] }],
+    });
+    const trades = spec.tenants[0]!.tables[0]!;
+    let block = false;
+    const log: string[] = [];
+    // The host reads the switch when it is made.
+    if (fenceOff) process.env.PX_FENCE_OFF = "1";
+    const node = await nodeOn(
+      f.server,
+      f.nc,
+      {
+        clickhouseUrl: chf.server.httpUrl,
+        log: (l) => log.push(l),
+        sink: {
+          limits: { maxBatchDelayMs: 50 },
+          retry: { baseMs: 50, maxMs: 300 },
+          // The sink cannot write while `block` holds: records pile up unpersisted.
+          flushIo: (io) => ({
+            ...io,
+            insert: async (plan, queryId, signal) => {
+              if (block) throw new Error("test: ClickHouse writes blocked");
+              await io.insert(plan, queryId, signal);
+            },
+          }),
+        },
+      },
+      spec,
+    ).finally(() => delete process.env.PX_FENCE_OFF);
+    nodes.push(node);
+    const s: Scenario = { tenant, spec, trades, walk: new RandomWalk(symbolNames(30), 77, 1.75e15), wm: new WatermarkLog(f.nc, chf.ch, tenant, trades), shard: { tenant, table: "trades", bucket: 0 } };
+    const pub = new TickPublisher(f.nc, { tenant, spec: trades, maxInFlight: 4, timeoutMs: 5_000 });
+    for (let i = 0; i < 4; i++) await pub.publish(s.walk.trades(300, 4_000_000));
+    await waitPersisted(node.httpPort, f.nc, tenant, "trades");
+    block = true;
+    for (let i = 0; i < 4; i++) await pub.publish(s.walk.trades(300, 4_000_000));
+    const last = await lastLsn(s);
+    await waitFor("the shard applied everything", async () => (await shardViews(node.httpPort, tenant))[0]!.appliedLsn >= last);
+    const before = (await shardViews(node.httpPort, tenant))[0]!;
+    expect(before.persistedLsn).toBeLessThan(last);
+    await publishWatermark(js, s.shard, { persistedLsn: last + 1_000_000, tPersistedMicros: 0, leaseRevision: 0 }, Date.now());
+    if (fenceOff) {
+      await waitFor("the shard evicting against the forged P", async () => (await shardViews(node.httpPort, tenant))[0]!.persistedLsn > last, 30_000);
+      const after = (await shardViews(node.httpPort, tenant))[0]!;
+      block = false;
+      s.wm.close();
+      return { before, after, last };
+    }
+    await waitFor("the refusal", () => log.some((l) => /REFUSED watermark P \d+ claims more than ClickHouse holds/.test(l)), 30_000);
+    const after = (await shardViews(node.httpPort, tenant))[0]!;
+    expect(after.persistedLsn).toBe(before.persistedLsn);
+    expect(after.rows).toBe(before.rows);
+    const metrics = await (await fetch(`http://127.0.0.1:${node.httpPort}/metrics`)).text();
+    expect(metrics).toMatch(new RegExp(`px_sink_refused_watermarks_total\\{tenant="${tenant}",table="trades",bucket="0"\\} [1-9]`));
+    expect(metrics).toMatch(new RegExp(`px_sink_fenced\\{tenant="${tenant}",table="trades",bucket="0"\\} 0`));
+    block = false;
+    await waitPersisted(node.httpPort, f.nc, tenant, "trades");
+    expect(await exactlyOnceReport(chf.ch, f.nc, tenant, trades)).toMatchObject({ duplicates: 0, missing: 0, unexpected: 0 });
+    s.wm.close();
+    return { before, after, last };
+  }
+
+  it("verify - a shard refuses a forged watermark claiming records ClickHouse lacks: nothing is evicted against it (log line, metric)", async () => {
+    await forgedWatermarkOnShard(false);
+  });
+
+  it("verify - negative control: with the fence off (PX_FENCE_OFF=1) the shard takes the forged P and evicts rows ClickHouse never got", async () => {
+    const { before, after } = await forgedWatermarkOnShard(true);
+    expect(after.rows).toBeLessThan(before.rows);
   });
 });

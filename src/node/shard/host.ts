@@ -37,8 +37,6 @@ export interface ShardHostOptions {
   readonly sink?: HostSinkOptions;
 }
 
-const FENCE_OFF = process.env.PX_FENCE_OFF === "1";
-
 export interface HostedShard {
   readonly shard: ShardAddress;
   readonly runtime: ShardRuntime;
@@ -61,6 +59,8 @@ export interface HostedShardStatus extends ShardStatus {
 
 export class LocalShardHost {
   private readonly shards = new Map<string, HostedShard>();
+  /** TESTS ONLY (negative control): PX_FENCE_OFF=1 when the host was made. */
+  private readonly fenceOff = process.env.PX_FENCE_OFF === "1";
 
   constructor(private readonly o: ShardHostOptions) {}
 
@@ -113,7 +113,7 @@ export class LocalShardHost {
     return async (w, signal) => {
       const local = this.shards.get(shardKey(shard))?.sink;
       if (local !== undefined && local.actor.getSnapshot().context.persistedLsn >= w.persistedLsn) return undefined;
-      if (FENCE_OFF) return undefined;
+      if (this.fenceOff) return undefined;
       return (await verifyPersisted(sinkVerifyIo(io, signal), w.persistedLsn)).refused;
     };
   }
@@ -130,7 +130,7 @@ export class LocalShardHost {
       clickhouse: s.clickhouse,
       leaseRevision,
       log: this.o.log,
-      unsafeFenceOff: FENCE_OFF,
+      unsafeFenceOff: this.fenceOff,
       ...(decoded === undefined ? {} : { decoded }),
       ...(s.limits === undefined ? {} : { limits: s.limits }),
       ...(s.retry === undefined ? {} : { retry: s.retry }),

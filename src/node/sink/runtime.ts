@@ -8,6 +8,7 @@
 // holds before trusting it. Crash tests put faults in front of the flush IO
 // (`flushIo`); PX_SINK_TRACE=1 logs timings.
 import { randomBytes } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import { DeliverPolicy } from "@nats-io/jetstream";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { createActor, fromPromise } from "xstate";
@@ -51,6 +52,8 @@ export interface SinkRuntimeOptions {
   readonly flushIo?: WrapFlushIo;
   /** How long a permit holds without renewal (default 1500 ms, under the control plane's 2 s node timeout; no deadline at revision 0). */
   readonly leaseTtlMs?: number;
+  /** On takeover, how long recovery pauses before it looks for the previous owner's INSERTs a second time (default 1 s). */
+  readonly takeoverSettleMs?: number;
   /** TESTS ONLY (negative control, PX_FENCE_OFF=1 in the wiring): every permit is granted. */
   readonly unsafeFenceOff?: boolean;
 }
@@ -66,6 +69,9 @@ export function sinkVerifyIo(o: Pick<SinkRuntimeOptions, "shard" | "spec" | "js"
       return m === null ? 0 : decodeSinkRecord(spec, lsn, m.data, 0).batch.rows;
     },
     nextRecord: async (after) => {
+      // Nothing after `after`: answered by the shard's last record, without waiting on a consumer.
+      const last = await jsm.streams.getMessage(walStream(shard.tenant), { last_by_subj: walSubject(shard.tenant, shard.table, shard.bucket) });
+      if (last === null || last.seq <= after) return undefined;
       const consumer = await js.consumers.get(walStream(shard.tenant), {
         filter_subjects: walSubject(shard.tenant, shard.table, shard.bucket),
         deliver_policy: DeliverPolicy.StartSequence,
@@ -142,6 +148,12 @@ export class SinkRuntime {
       const t1 = performance.now();
       // An INSERT of an earlier owner (any revision) may still commit: what landed is only final once it is gone.
       await ch.waitWritersGone(shard, o.writersGoneTimeoutMs ?? 60_000, signal);
+      if (wm !== undefined && wm.leaseRevision !== revision) {
+        // Takeover: an INSERT of the previous owner still queued in a stalled server's socket is not in
+        // system.processes yet; look again after a pause long enough for a resumed server to pick it up.
+        await sleep(o.takeoverSettleMs ?? 1_000, undefined, { signal });
+        await ch.waitWritersGone(shard, o.writersGoneTimeoutMs ?? 60_000, signal);
+      }
       // Verified P: a watermark (or ack floor) claiming more than ClickHouse holds is refused; the gap is persisted again.
       const verified = await verifyPersisted(sinkVerifyIo(o, signal), claimed);
       if (verified.refused !== undefined) {
@@ -286,6 +298,7 @@ export class SinkRuntime {
   /** Stops consuming and aborts an INSERT in flight (which may still commit: the next owner checks). */
   async stop(): Promise<void> {
     this.lease.revoke("the shard is stopping");
+    if (this.actor.getSnapshot().status !== "active") return;
     this.actor.send({ type: "drain" });
     this.actor.stop();
     await new Promise((r) => setImmediate(r));
