@@ -1,0 +1,173 @@
+// A query part: what a coordinator asks a shard owner for (the stitched series
+// of some buckets of one table over [t0, t1) plus look-behind/ahead, filtered
+// by symbols and columns) and the owner's answer with each bucket's status.
+// The answer is a binary frame: a JSON header and the series' typed arrays
+// (no per-row conversion on either side); large frames travel in chunks.
+import { CorruptMessageError } from "../../protocols/errors.js";
+import { TaggedError } from "../../protocols/tagged.js";
+import type { TableSpec } from "../../protocols/tablespec.js";
+import type { ValueArray } from "../codec/tickbatch.js";
+import { allocValueArray } from "../codec/tickbatch.js";
+import { toSeries } from "./series.js";
+import type { SymbolSeries } from "./series.js";
+
+export interface PartRequest {
+  /** Names this part for qcancel. */
+  readonly id: string;
+  readonly tenant: string;
+  readonly table: string;
+  readonly buckets: readonly number[];
+  /** undefined = every symbol of those buckets. */
+  readonly symbols: readonly string[] | undefined;
+  readonly t0: number;
+  readonly t1: number;
+  readonly behind: number;
+  readonly ahead: number;
+  /** Value column names to read (spec order on the owner). */
+  readonly columns: readonly string[];
+  /** Wait until the shards applied this LSN (read-after-write) first. */
+  readonly minLsn: number | undefined;
+  /** The owner gives up after this long (the coordinator's remaining deadline). */
+  readonly timeoutMs: number;
+}
+
+/** How one bucket was answered. */
+export interface BucketStatus {
+  readonly bucket: number;
+  /** live: a caught-up replica answered; lagging: answered but not caught up; missing: not answered. */
+  readonly kind: "live" | "lagging" | "missing";
+  /** Why it is not live (names the state and LSNs), "" when live. */
+  readonly why: string;
+}
+
+export interface PartReply {
+  readonly statuses: readonly BucketStatus[];
+  readonly notes: readonly string[];
+  readonly coldRows: number;
+  /** Per symbol, sorted by symbol name; values for the requested columns only. */
+  readonly series: readonly SymbolSeries[];
+}
+
+interface Header {
+  readonly v: 1;
+  readonly statuses: readonly BucketStatus[];
+  readonly notes: readonly string[];
+  readonly coldRows: number;
+  readonly symbols: readonly (readonly [string, number])[];
+  /** Spec indices of the value columns carried. */
+  readonly cols: readonly number[];
+  /** An error on the owner (the part failed as a whole). */
+  readonly error?: string;
+}
+
+const pad8 = (n: number): number => (n + 7) & ~7;
+
+/** The value column indices a request reads, by name; throws naming an unknown column. */
+export function wantedOf(spec: TableSpec, columns: readonly string[]): boolean[] {
+  const names = new Set(columns);
+  for (const c of names) if (!spec.columns.some((s) => s.name === c)) throw new Error(`table ${spec.name} has no value column ${c}`);
+  return spec.columns.map((c) => names.has(c.name));
+}
+
+/** The reply as one byte frame: u32 header length, header JSON padded to 8, then per column the rows of all symbols. */
+export function encodePartReply(spec: TableSpec, r: PartReply): Uint8Array {
+  const cols = spec.columns.map((_, j) => j).filter((j) => r.series.some((s) => s.values[j] !== undefined));
+  const header: Header = { v: 1, statuses: r.statuses, notes: r.notes, coldRows: r.coldRows, symbols: r.series.map((s) => [s.symbol, s.n] as const), cols };
+  const arrays: ArrayBufferView[] = [];
+  for (const key of ["ts", "lsn", "row"] as const) for (const s of r.series) arrays.push(s[key].subarray(0, s.n));
+  for (const j of cols) {
+    for (const s of r.series) arrays.push(s.values[j]?.subarray(0, s.n) ?? allocValueArray(spec.columns[j]!.type, s.n));
+  }
+  return frame(header, arrays);
+}
+
+/** A reply saying the part failed as a whole (the coordinator throws PartFailedError with `message`). */
+export function encodePartError(message: string): Uint8Array {
+  return frame({ v: 1, statuses: [], notes: [], coldRows: 0, symbols: [], cols: [], error: message }, []);
+}
+
+function frame(header: Header, arrays: readonly ArrayBufferView[]): Uint8Array {
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const start = pad8(4 + json.length);
+  // Each column (all symbols) starts 8-aligned so the reader can view it in place.
+  let size = start;
+  for (const a of arrays) size += a.byteLength;
+  const out = new Uint8Array(pad8(size) + 8 * arrays.length);
+  new DataView(out.buffer).setUint32(0, json.length, true);
+  out.set(json, 4);
+  let at = start;
+  for (const a of arrays) {
+    out.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), at);
+    at = pad8(at + a.byteLength);
+  }
+  return out.subarray(0, at);
+}
+
+/** Decodes a reply frame for `spec`; the series are rebuilt with [t0, t1) bounds. Throws the owner's error. */
+export function decodePartReply(spec: TableSpec, bytes: Uint8Array, req: Pick<PartRequest, "t0" | "t1" | "behind" | "ahead">): PartReply {
+  // One aligned copy: a reassembled NATS payload may start at any byte offset.
+  const buf = new Uint8Array(bytes.byteLength);
+  buf.set(bytes);
+  const view = new DataView(buf.buffer);
+  if (buf.length < 4) throw new CorruptMessageError("query part reply", `${buf.length} bytes is shorter than its header`);
+  const hlen = view.getUint32(0, true);
+  let header: Header;
+  try {
+    header = JSON.parse(new TextDecoder().decode(buf.subarray(4, 4 + hlen))) as Header;
+  } catch (e) {
+    throw new CorruptMessageError("query part reply", `header is not JSON (${(e as Error).message})`);
+  }
+  if (header.error !== undefined) throw new PartFailedError(header.error);
+  let at = pad8(4 + hlen);
+  const total = header.symbols.reduce((a, [, n]) => a + n, 0);
+  const take = <T extends ValueArray>(C: { new (b: ArrayBuffer, o: number, n: number): T; BYTES_PER_ELEMENT: number }): T => {
+    const bytesLen = total * C.BYTES_PER_ELEMENT;
+    if (at + bytesLen > buf.length) throw new CorruptMessageError("query part reply", `frame ends at ${buf.length} bytes, a column needs ${at + bytesLen}`);
+    const a = new C(buf.buffer, at, total);
+    at = pad8(at + bytesLen);
+    return a;
+  };
+  const ts = take(Float64Array);
+  const lsn = take(Float64Array);
+  const row = take(Float64Array);
+  const values: (ValueArray | undefined)[] = spec.columns.map(() => undefined);
+  for (const j of header.cols) {
+    const type = spec.columns[j]?.type;
+    if (type === undefined) throw new CorruptMessageError("query part reply", `column index ${j} is not in table ${spec.name}`);
+    const C = allocValueArray(type, 0).constructor as { new (b: ArrayBuffer, o: number, n: number): ValueArray; BYTES_PER_ELEMENT: number };
+    values[j] = take(C);
+  }
+  const series: SymbolSeries[] = [];
+  let from = 0;
+  for (const [symbol, n] of header.symbols) {
+    const sub = <T extends ValueArray>(v: T): T => v.subarray(from, from + n) as T;
+    series.push(toSeries(symbol, { n, ts: sub(ts), lsn: sub(lsn), row: sub(row), values: values.map((v) => (v === undefined ? undefined : sub(v))) }, req.t0, req.t1, req.behind, req.ahead));
+    from += n;
+  }
+  return { statuses: header.statuses, notes: header.notes, coldRows: header.coldRows, series };
+}
+
+/** The owner could not run the part (its message says why). */
+export class PartFailedError extends TaggedError("PartFailedError") {}
+
+/** Splits a frame into chunks of at most `max` bytes (at least one chunk). */
+export function chunks(bytes: Uint8Array, max: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let at = 0; at < bytes.length || at === 0; at += max) {
+    out.push(bytes.subarray(at, Math.min(bytes.length, at + max)));
+    if (bytes.length === 0) break;
+  }
+  return out;
+}
+
+/** Joins chunks back into one frame. */
+export function joinChunks(parts: readonly Uint8Array[]): Uint8Array {
+  const n = parts.reduce((a, p) => a + p.length, 0);
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
