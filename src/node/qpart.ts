@@ -5,10 +5,9 @@
 import { headers } from "@nats-io/transport-node";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import { HDR_PART_LAST, HDR_PART_SEQ, queryCancelSubject, queryPartSubject } from "../../protocols/subjects.js";
-import type { TableSpec } from "../../protocols/tablespec.js";
 import type { Catalog } from "../catalog.js";
-import { chunks, encodePartError, encodePartReply, loadSeries, readinessOf, wantedOf } from "../query/index.js";
-import type { BucketStatus, ColdSource, HotShard, PartReply, PartRequest } from "../query/index.js";
+import { answerPart, chunks, encodePartError, encodePartReply, readinessOf } from "../query/index.js";
+import type { ColdSource, HotShard, PartRequest } from "../query/index.js";
 import type { LocalShardHost } from "./shard/host.js";
 
 export interface PartServerOptions {
@@ -67,7 +66,11 @@ async function handle(o: PartServerOptions, running: Map<string, AbortController
     if (table === undefined) throw new Error(`node ${o.nodeId} has no table ${req.tenant}.${req.table} in its catalog (the spec is not applied here yet)`);
     running.set(req.id, ctl);
     timer = setTimeout(() => ctl.abort(new Error(`the part's deadline of ${req!.timeoutMs} ms passed`)), req.timeoutMs);
-    const reply = await answer(o, req, table, ctl.signal);
+    const hosted = o.shards
+      .all()
+      .filter((h) => h.shard.tenant === req!.tenant && h.shard.table === req!.table)
+      .map((h): HotShard => ({ bucket: h.shard.bucket, table: h.runtime.table, waitForLsn: (lsn, ms) => h.runtime.waitForLsn(lsn, ms), readiness: () => readinessOf(h.runtime) }));
+    const reply = await answerPart(req, table, hosted, o.cold, ctl.signal, { nodeId: o.nodeId, minLsnWaitMs: o.minLsnTimeoutMs ?? 5_000 });
     bytes = encodePartReply(table, reply);
   } catch (e) {
     bytes = encodePartError(`node ${o.nodeId}: ${(e as Error).message}`);
@@ -87,28 +90,3 @@ async function handle(o: PartServerOptions, running: Map<string, AbortController
   });
 }
 
-async function answer(o: PartServerOptions, req: PartRequest, spec: TableSpec, signal: AbortSignal): Promise<PartReply> {
-  const wanted = wantedOf(spec, req.columns);
-  const asked = new Set(req.buckets);
-  const hosted = o.shards.all().filter((h) => h.shard.tenant === req.tenant && h.shard.table === req.table && asked.has(h.shard.bucket));
-  const have = new Set(hosted.map((h) => h.shard.bucket));
-  const statuses: BucketStatus[] = req.buckets
-    .filter((b) => !have.has(b))
-    .map((bucket) => ({ bucket, kind: "missing", why: `its owner ${o.nodeId} in px_assign does not host it (moving, or not started yet)` }));
-  const lagged = new Set<number>();
-  if (req.minLsn !== undefined) {
-    const wait = Math.min(req.timeoutMs, o.minLsnTimeoutMs ?? 5_000);
-    await Promise.all(
-      hosted.map((h) =>
-        h.runtime.waitForLsn(req.minLsn!, wait).catch((e: unknown) => {
-          lagged.add(h.shard.bucket);
-          statuses.push({ bucket: h.shard.bucket, kind: "lagging", why: `did not apply minLsn ${req.minLsn} within ${wait} ms (${(e as Error).message})` });
-        }),
-      ),
-    );
-  }
-  const shards: HotShard[] = hosted.map((h) => ({ bucket: h.shard.bucket, table: h.runtime.table }));
-  const loaded = await loadSeries({ tenant: req.tenant, spec, shards, symbols: req.symbols, t0: req.t0, t1: req.t1, behind: req.behind, ahead: req.ahead, wanted }, o.cold, signal);
-  for (const h of hosted) if (!lagged.has(h.shard.bucket)) statuses.push({ bucket: h.shard.bucket, ...(await readinessOf(h.runtime)) });
-  return { statuses, notes: loaded.notes, coldRows: loaded.coldRows, series: loaded.series };
-}

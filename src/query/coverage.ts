@@ -8,6 +8,7 @@ import type { TableSpec } from "../../protocols/tablespec.js";
 import { allocValueArray } from "../codec/tickbatch.js";
 import { compareStrings, loadSeries } from "./load.js";
 import type { Loaded, LoadRequest } from "./load.js";
+import { localStatuses } from "./part.js";
 import type { BucketStatus, PartReply, PartRequest } from "./part.js";
 import { EMPTY_ROWS, toSeries } from "./series.js";
 import type { SymbolSeries } from "./series.js";
@@ -60,10 +61,6 @@ export function coverageOf(spec: TableSpec, places: readonly BucketPlace[] | und
 export const shardNote = (table: string, s: Pick<BucketStatus, "bucket" | "kind" | "why">): string =>
   `table ${table} shard ${s.bucket}: ${s.kind === "missing" ? "missing" : "lagging"}: ${s.why}`;
 
-/** Statuses of the local shards (those without a readiness probe count as live). */
-export async function localStatuses(shards: readonly HotShard[]): Promise<BucketStatus[]> {
-  return Promise.all(shards.map(async (h): Promise<BucketStatus> => (h.readiness === undefined ? { bucket: h.bucket, kind: "live", why: "" } : { bucket: h.bucket, ...(await h.readiness()) })));
-}
 
 export interface FanLoadContext {
   readonly tenant: string;

@@ -17,7 +17,8 @@ import { lowerBound } from "./series.js";
 import type { SymbolSeries } from "./series.js";
 import type { ColdSource, HotShard, TableSource } from "./source.js";
 import { fastRangeOp } from "./rangefast.js";
-import { allLocal, coverageOf, fanLoad, localStatuses, refuseIncomplete, shardNote } from "./coverage.js";
+import { allLocal, coverageOf, fanLoad, refuseIncomplete, shardNote } from "./coverage.js";
+import { localStatuses } from "./part.js";
 import type { ClusterParts, Coverage } from "./coverage.js";
 
 export interface QueryEngineOptions {

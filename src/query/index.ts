@@ -8,7 +8,7 @@ export { ClickhouseColdSource, seamWhere, sqlString } from "./source.js";
 export type { ColdSlice, ColdSource, HotShard, TableSource } from "./source.js";
 export { shardHostSource, staticSource, readinessOf, isLiveState } from "./tables.js";
 export type { ShardHostLike, ShardRuntimeLike } from "./tables.js";
-export { chunks, joinChunks, encodePartReply, encodePartError, decodePartReply, wantedOf, PartFailedError } from "./part.js";
+export { answerPart, chunks, joinChunks, encodePartReply, encodePartError, decodePartReply, wantedOf, PartFailedError } from "./part.js";
 export type { BucketStatus, PartReply, PartRequest } from "./part.js";
 export { coverageOf, fanLoad, unionSeries, shardNote } from "./coverage.js";
 export type { BucketPlace, ClusterParts, Coverage } from "./coverage.js";

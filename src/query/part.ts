@@ -8,7 +8,9 @@ import { TaggedError } from "../../protocols/tagged.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
 import type { ValueArray } from "../codec/tickbatch.js";
 import { allocValueArray } from "../codec/tickbatch.js";
+import { loadSeries } from "./load.js";
 import { toSeries } from "./series.js";
+import type { ColdSource, HotShard } from "./source.js";
 import type { SymbolSeries } from "./series.js";
 
 export interface PartRequest {
@@ -170,4 +172,41 @@ export function joinChunks(parts: readonly Uint8Array[]): Uint8Array {
     at += p.length;
   }
   return out;
+}
+
+/**
+ * The owner's answer to a part: the stitched series of the buckets it hosts
+ * (`hosted`), a status per asked bucket (missing when not hosted here, lagging
+ * when not live or when minLsn was not applied within `minLsnWaitMs`).
+ */
+export async function answerPart(req: PartRequest, spec: TableSpec, hosted: readonly HotShard[], cold: ColdSource | undefined, signal: AbortSignal | undefined, o: { readonly nodeId: string; readonly minLsnWaitMs: number }): Promise<PartReply> {
+  const wanted = wantedOf(spec, req.columns);
+  const asked = new Set(req.buckets);
+  const mine = hosted.filter((h) => asked.has(h.bucket));
+  const have = new Set(mine.map((h) => h.bucket));
+  const statuses: BucketStatus[] = req.buckets
+    .filter((b) => !have.has(b))
+    .map((bucket) => ({ bucket, kind: "missing", why: `its owner ${o.nodeId} in px_assign does not host it (moving, or not started yet)` }));
+  const lagged = new Set<number>();
+  if (req.minLsn !== undefined) {
+    const wait = Math.min(req.timeoutMs, o.minLsnWaitMs);
+    await Promise.all(
+      mine.map(async (h) => {
+        try {
+          await h.waitForLsn?.(req.minLsn!, wait);
+        } catch (e) {
+          lagged.add(h.bucket);
+          statuses.push({ bucket: h.bucket, kind: "lagging", why: `did not apply minLsn ${req.minLsn} within ${wait} ms (${(e as Error).message})` });
+        }
+      }),
+    );
+  }
+  const loaded = await loadSeries({ tenant: req.tenant, spec, shards: mine, symbols: req.symbols, t0: req.t0, t1: req.t1, behind: req.behind, ahead: req.ahead, wanted }, cold, signal);
+  for (const s of await localStatuses(mine.filter((h) => !lagged.has(h.bucket)))) statuses.push(s);
+  return { statuses, notes: loaded.notes, coldRows: loaded.coldRows, series: loaded.series };
+}
+
+/** Statuses of the local shards (those without a readiness probe count as live). */
+export async function localStatuses(shards: readonly HotShard[]): Promise<BucketStatus[]> {
+  return Promise.all(shards.map(async (h): Promise<BucketStatus> => (h.readiness === undefined ? { bucket: h.bucket, kind: "live", why: "" } : { bucket: h.bucket, ...(await h.readiness()) })));
 }
