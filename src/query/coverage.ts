@@ -9,7 +9,7 @@ import { allocValueArray } from "../codec/tickbatch.js";
 import { compareStrings, loadSeries } from "./load.js";
 import type { Loaded, LoadRequest } from "./load.js";
 import { localStatuses } from "./part.js";
-import type { BucketStatus, PartReply, PartRequest } from "./part.js";
+import type { BucketStatus, PartLimit, PartReply, PartRequest } from "./part.js";
 import { EMPTY_ROWS, toSeries } from "./series.js";
 import type { SymbolSeries } from "./series.js";
 import type { ColdSource, HotShard } from "./source.js";
@@ -81,7 +81,7 @@ export interface FanLoadContext {
  * exact because a symbol lives in one bucket. Notes name every shard that is
  * missing or lagging.
  */
-export async function fanLoad(ctx: FanLoadContext, cov: Coverage, req: Omit<LoadRequest, "shards" | "tenant" | "spec">): Promise<Loaded> {
+export async function fanLoad(ctx: FanLoadContext, cov: Coverage, req: Omit<LoadRequest, "shards" | "tenant" | "spec">, limit?: PartLimit): Promise<Loaded> {
   const spec = cov.spec;
   const buckets = (bs: readonly number[]): Set<number> => new Set(bs);
   const symbolsIn = (set: Set<number>): readonly string[] | undefined => req.symbols?.filter((s) => set.has(bucketOf(s, spec.shards)));
@@ -90,7 +90,7 @@ export async function fanLoad(ctx: FanLoadContext, cov: Coverage, req: Omit<Load
   const columns = spec.columns.filter((_, j) => req.wanted[j]).map((c) => c.name);
   const remaining = (): number => Math.max(1, ctx.deadlineAt - Date.now());
   const remote = [...cov.remote].map(async ([node, bs]): Promise<PartReply> => {
-    const part: PartRequest = { id: ctx.newId(), tenant: ctx.tenant, table: spec.name, buckets: bs, symbols: symbolsIn(buckets(bs)), t0: req.t0, t1: req.t1, behind: req.behind, ahead: req.ahead, columns, minLsn: ctx.minLsn, timeoutMs: remaining() };
+    const part: PartRequest = { id: ctx.newId(), tenant: ctx.tenant, table: spec.name, buckets: bs, symbols: symbolsIn(buckets(bs)), t0: req.t0, t1: req.t1, behind: req.behind, ahead: req.ahead, columns, minLsn: ctx.minLsn, timeoutMs: remaining(), ...(limit === undefined ? {} : { limit }) };
     try {
       return await ctx.parts!.run(node, spec, part, ctx.signal);
     } catch (e) {

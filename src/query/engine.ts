@@ -19,6 +19,7 @@ import type { ColdSource, HotShard, TableSource } from "./source.js";
 import { fastRangeOp } from "./rangefast.js";
 import { allLocal, coverageOf, fanLoad, refuseIncomplete, shardNote } from "./coverage.js";
 import { localStatuses } from "./part.js";
+import type { PartLimit } from "./part.js";
 import type { ClusterParts, Coverage } from "./coverage.js";
 
 export interface QueryEngineOptions {
@@ -165,14 +166,14 @@ export class ProxistQueryEngine {
       if (lsn !== undefined) await this.waitLsn(c.local, lsn);
     }
     const deadlineAt = Date.now() + (this.options.partTimeoutMs ?? 30_000);
-    const load = (spec: TableSpec, wanted: boolean[], t0: number, t1: number, behind: number, ahead: number): Promise<Loaded> => {
+    const load = (spec: TableSpec, wanted: boolean[], t0: number, t1: number, behind: number, ahead: number, limit?: PartLimit): Promise<Loaded> => {
       const cov = covs.get(spec.name)!;
       if (this.options.parts === undefined) {
         const req: LoadRequest = { tenant, spec, shards: cov.local, symbols: q.symbols, t0, t1, behind, ahead, wanted };
         return loadSeries(req, this.options.cold, signal);
       }
       const ctx = { tenant, parts: this.options.parts, cold: this.options.cold, signal, deadlineAt, minLsn: minLsnOf(spec.name), complete, newId: () => `${this.idPrefix}.${++this.partSeq}` };
-      return fanLoad(ctx, cov, { symbols: q.symbols, t0, t1, behind, ahead, wanted });
+      return fanLoad(ctx, cov, { symbols: q.symbols, t0, t1, behind, ahead, wanted }, limit);
     };
     const notes: string[] = [];
     let coldRows = 0;
@@ -203,14 +204,16 @@ export class ProxistQueryEngine {
     left: TableSpec,
     right: TableSpec | undefined,
     cols: { left: boolean[]; right: boolean[] },
-    load: (spec: TableSpec, wanted: boolean[], t0: number, t1: number, behind: number, ahead: number) => Promise<Loaded>,
+    load: (spec: TableSpec, wanted: boolean[], t0: number, t1: number, behind: number, ahead: number, limit?: PartLimit) => Promise<Loaded>,
     use: (l: Loaded) => SymbolSeries[],
     signal: AbortSignal | undefined,
     direct: readonly HotShard[] | undefined,
   ): Promise<OutTable> {
     switch (q.op) {
       case "range": {
-        const s = use(await load(left, cols.left, q.t0, q.t1, 0, 0));
+        // Per-part limit pushed down: no part needs to send more than the merged answer keeps.
+        const limit = q.limit === undefined ? undefined : { n: q.limit, sort: q.sort, desc: q.order === "desc" };
+        const s = use(await load(left, cols.left, q.t0, q.t1, 0, 0, limit));
         return rangeOp(q, left, s);
       }
       case "lastBy":

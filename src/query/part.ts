@@ -9,6 +9,7 @@ import type { TableSpec } from "../../protocols/tablespec.js";
 import type { ValueArray } from "../codec/tickbatch.js";
 import { allocValueArray } from "../codec/tickbatch.js";
 import { loadSeries } from "./load.js";
+import { orderRows } from "./order.js";
 import { toSeries } from "./series.js";
 import type { ColdSource, HotShard } from "./source.js";
 import type { SymbolSeries } from "./series.js";
@@ -31,6 +32,14 @@ export interface PartRequest {
   readonly minLsn: number | undefined;
   /** The owner gives up after this long (the coordinator's remaining deadline). */
   readonly timeoutMs: number;
+  /** A range with a limit: the owner returns only its first `n` rows in that order (the merged answer needs no more of any part). */
+  readonly limit?: PartLimit;
+}
+
+export interface PartLimit {
+  readonly n: number;
+  readonly sort: "time" | "symbol";
+  readonly desc: boolean;
 }
 
 /** How one bucket was answered. */
@@ -203,7 +212,21 @@ export async function answerPart(req: PartRequest, spec: TableSpec, hosted: read
   }
   const loaded = await loadSeries({ tenant: req.tenant, spec, shards: mine, symbols: req.symbols, t0: req.t0, t1: req.t1, behind: req.behind, ahead: req.ahead, wanted }, cold, signal);
   for (const s of await localStatuses(mine.filter((h) => !lagged.has(h.bucket)))) statuses.push(s);
-  return { statuses, notes: loaded.notes, coldRows: loaded.coldRows, series: loaded.series };
+  const series = req.limit === undefined ? loaded.series : firstRows(loaded.series, req.limit, req);
+  return { statuses, notes: loaded.notes, coldRows: loaded.coldRows, series };
+}
+
+/** Each series cut to its rows among the first `limit.n` of [lo, hi) in the limit's order (look-behind/ahead rows dropped). */
+export function firstRows(series: readonly SymbolSeries[], limit: PartLimit, b: { readonly t0: number; readonly t1: number }): SymbolSeries[] {
+  const refs = orderRows(series, limit.sort, limit.desc, limit.n);
+  const counts = new Int32Array(series.length);
+  for (let k = 0; k < refs.n; k++) counts[refs.sym[k]!]!++;
+  return series.map((s, i) => {
+    const k = counts[i]!;
+    const from = limit.desc ? s.hi - k : s.lo;
+    const sub = <T extends ValueArray>(v: T): T => v.subarray(from, from + k) as T;
+    return toSeries(s.symbol, { n: k, ts: sub(s.ts), lsn: sub(s.lsn), row: sub(s.row), values: s.values.map((v) => (v === undefined ? undefined : sub(v))) }, b.t0, b.t1, 0, 0);
+  });
 }
 
 /** Statuses of the local shards (those without a readiness probe count as live). */

@@ -58,6 +58,7 @@ function cluster(specs: readonly TableSpec[], tables: Map<string, HotShard[]>, o
       const wire = JSON.parse(JSON.stringify(req)) as PartRequest;
       const reply = await answerPart(wire, spec, shardsOn(node, spec.name), undefined, signal, { nodeId: node, minLsnWaitMs: 1000 });
       // Through the wire form in small chunks, as NATS carries it.
+      if (req.limit !== undefined) expect(reply.series.reduce((n, s) => n + s.hi - s.lo, 0)).toBeLessThanOrEqual(req.limit.n);
       return decodePartReply(spec, joinChunks(chunks(encodePartReply(spec, reply), 1000)), req);
     },
   };
@@ -76,6 +77,8 @@ const QUERIES: Record<string, unknown>[] = [
   { op: "range", table: "trades", t0, t1, symbols: ["S1", "S4", "NOPE"] },
   { op: "range", table: "trades", t0, t1, order: "desc", limit: 37 },
   { op: "range", table: "trades", sort: "symbol", columns: ["price"] },
+  { op: "range", table: "trades", t0, limit: 50 },
+  { op: "range", table: "trades", sort: "symbol", order: "desc", limit: 61 },
   { op: "lastBy", table: "trades" },
   { op: "lastBy", table: "trades", at: t0 },
   { op: "firstBy", table: "quotes", t0 },
@@ -120,6 +123,12 @@ describe("fanout - every operator over shards spread across nodes", () => {
       expect(r.symbols!.every((s) => bucketOf(s, 3) === r.buckets[0])).toBe(true);
       expect({ t1: r.t1, behind: r.behind, columns: r.columns }).toEqual({ t1: t0 + 1, behind: 1, columns: ["price"] });
     }
+    runs.length = 0;
+    await engine.execute(TENANT, { op: "range", table: "trades", order: "desc", limit: 5 });
+    expect(runs.map((r) => r.limit)).toEqual([
+      { n: 5, sort: "time", desc: true },
+      { n: 5, sort: "time", desc: true },
+    ]);
   });
 });
 
