@@ -8,6 +8,9 @@ import type { TableSpec } from "../../protocols/tablespec.js";
 import { allocValueArray } from "../codec/tickbatch.js";
 import { compareStrings, loadSeries } from "./load.js";
 import type { Loaded, LoadRequest } from "./load.js";
+import { addGroupRows, groupPartials } from "./grouping.js";
+import type { GroupSpec } from "./grouping.js";
+import type { GroupTable } from "./partials.js";
 import { localStatuses } from "./part.js";
 import type { BucketStatus, PartLimit, PartReply, PartRequest } from "./part.js";
 import { EMPTY_ROWS, toSeries } from "./series.js";
@@ -83,14 +86,59 @@ export interface FanLoadContext {
  */
 export async function fanLoad(ctx: FanLoadContext, cov: Coverage, req: Omit<LoadRequest, "shards" | "tenant" | "spec">, limit?: PartLimit): Promise<Loaded> {
   const spec = cov.spec;
-  const buckets = (bs: readonly number[]): Set<number> => new Set(bs);
-  const symbolsIn = (set: Set<number>): readonly string[] | undefined => req.symbols?.filter((s) => set.has(bucketOf(s, spec.shards)));
-  const localSet = buckets(cov.local.map((h) => h.bucket));
-  const notes: string[] = cov.missing.map((m) => shardNote(spec.name, { bucket: m.bucket, kind: "missing", why: m.why }));
+  const remote = sendParts(ctx, cov, req, limit === undefined ? {} : { limit });
+  const localReq: LoadRequest = { ...req, tenant: ctx.tenant, spec, shards: cov.local, symbols: allLocal(cov) ? req.symbols : symbolsIn(req.symbols, spec, cov.local.map((h) => h.bucket)) };
+  const [local, statuses, ...replies] = await Promise.all([loadSeries(localReq, ctx.cold, ctx.signal), localStatuses(cov.local), ...remote]);
+  const series: SymbolSeries[] = [...local.series];
+  for (const r of replies) series.push(...r.series);
+  const { notes, coldRows } = account(ctx, cov, local, statuses, replies);
+  if (allLocal(cov)) return { series, notes, coldRows };
+  return { series: unionSeries(series, spec, req), notes, coldRows };
+}
+
+/**
+ * Group partials (bars, groupBy) over every bucket into `t`: this node's from
+ * its shards, each owner's computed there (pushed down, cold side as SQL where
+ * it has ClickHouse) and combined here exactly. Returns the notes.
+ */
+export async function fanGroup(ctx: FanLoadContext, cov: Coverage, req: Omit<LoadRequest, "shards" | "tenant" | "spec">, g: GroupSpec, t: GroupTable): Promise<{ notes: string[]; coldRows: number }> {
+  const spec = cov.spec;
+  const remote = sendParts(ctx, cov, req, { partials: { aggs: g.aggs, bucketMicros: g.bucketMicros, bySymbol: g.bySymbol } });
+  const localReq: LoadRequest = { ...req, tenant: ctx.tenant, spec, shards: cov.local, symbols: symbolsIn(req.symbols, spec, cov.local.map((h) => h.bucket)) };
+  const [local, statuses, ...replies] = await Promise.all([groupPartials(t, localReq, g, ctx.cold, ctx.signal), localStatuses(cov.local), ...remote]);
+  for (const r of replies) if (r.group !== undefined) addGroupRows(t, r.group);
+  return account(ctx, cov, local, statuses, replies);
+}
+
+const symbolsIn = (symbols: readonly string[] | undefined, spec: TableSpec, buckets: readonly number[]): readonly string[] | undefined => {
+  const set = new Set(buckets);
+  return symbols?.filter((s) => set.has(bucketOf(s, spec.shards)));
+};
+
+/** Notes (missing and lagging shards, the parts' own) and cold rows of one fan-out; refuses under consistency "complete". */
+function account(ctx: FanLoadContext, cov: Coverage, local: { notes: readonly string[]; coldRows: number }, statuses: readonly BucketStatus[], replies: readonly PartReply[]): { notes: string[]; coldRows: number } {
+  const name = cov.spec.name;
+  const notes: string[] = cov.missing.map((m) => shardNote(name, { bucket: m.bucket, kind: "missing", why: m.why }));
+  notes.push(...local.notes);
+  let coldRows = local.coldRows;
+  const all = [...statuses];
+  for (const r of replies) {
+    all.push(...r.statuses);
+    notes.push(...r.notes);
+    coldRows += r.coldRows;
+  }
+  for (const s of all) if (s.kind !== "live") notes.push(shardNote(name, s));
+  if (ctx.complete) refuseIncomplete(name, [...cov.missing.map((m) => ({ ...m, kind: "missing" as const })), ...all.filter((s) => s.kind !== "live")]);
+  return { notes, coldRows };
+}
+
+/** One part per remote owner; an owner that does not answer yields "missing" statuses for its buckets. */
+function sendParts(ctx: FanLoadContext, cov: Coverage, req: Omit<LoadRequest, "shards" | "tenant" | "spec">, extra: Pick<PartRequest, "limit" | "partials">): Promise<PartReply>[] {
+  const spec = cov.spec;
   const columns = spec.columns.filter((_, j) => req.wanted[j]).map((c) => c.name);
   const remaining = (): number => Math.max(1, ctx.deadlineAt - Date.now());
-  const remote = [...cov.remote].map(async ([node, bs]): Promise<PartReply> => {
-    const part: PartRequest = { id: ctx.newId(), tenant: ctx.tenant, table: spec.name, buckets: bs, symbols: symbolsIn(buckets(bs)), t0: req.t0, t1: req.t1, behind: req.behind, ahead: req.ahead, columns, minLsn: ctx.minLsn, timeoutMs: remaining(), ...(limit === undefined ? {} : { limit }) };
+  return [...cov.remote].map(async ([node, bs]): Promise<PartReply> => {
+    const part: PartRequest = { id: ctx.newId(), tenant: ctx.tenant, table: spec.name, buckets: bs, symbols: symbolsIn(req.symbols, spec, bs), t0: req.t0, t1: req.t1, behind: req.behind, ahead: req.ahead, columns, minLsn: ctx.minLsn, timeoutMs: remaining(), ...extra };
     try {
       return await ctx.parts!.run(node, spec, part, ctx.signal);
     } catch (e) {
@@ -100,22 +148,6 @@ export async function fanLoad(ctx: FanLoadContext, cov: Coverage, req: Omit<Load
       return { statuses: bs.map((bucket) => ({ bucket, kind: "missing", why })), notes: [], coldRows: 0, series: [] };
     }
   });
-  const localReq: LoadRequest = { ...req, tenant: ctx.tenant, spec, shards: cov.local, symbols: allLocal(cov) ? req.symbols : symbolsIn(localSet) };
-  const [local, statuses, ...replies] = await Promise.all([loadSeries(localReq, ctx.cold, ctx.signal), localStatuses(cov.local), ...remote]);
-  let coldRows = local.coldRows;
-  notes.push(...local.notes);
-  const series: SymbolSeries[] = [...local.series];
-  const all = [...statuses];
-  for (const r of replies) {
-    all.push(...r.statuses);
-    notes.push(...r.notes);
-    coldRows += r.coldRows;
-    series.push(...r.series);
-  }
-  for (const s of all) if (s.kind !== "live") notes.push(shardNote(spec.name, s));
-  if (ctx.complete) refuseIncomplete(spec.name, [...cov.missing.map((m) => ({ ...m, kind: "missing" as const })), ...all.filter((s) => s.kind !== "live")]);
-  if (allLocal(cov)) return { series, notes, coldRows };
-  return { series: unionSeries(series, spec, req), notes, coldRows };
 }
 
 /** UNAVAILABLE naming each shard that is not live, when there is one. */

@@ -7,8 +7,8 @@ import { QueryError } from "../../protocols/errors.js";
 import { parseQuery } from "../../protocols/query.js";
 import type { Aggregate, Query } from "../../protocols/query.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
-import { loadHotOnly, loadSeries } from "./load.js";
-import { GroupTable, addColdPartials, coldPartialsSql, hotPartials } from "./partials.js";
+import { loadSeries } from "./load.js";
+import { GroupTable } from "./partials.js";
 import type { Loaded, LoadRequest } from "./load.js";
 import { asofOp, barAggregates, barsOp, byOp, fastByOp, bySymbolMap, fieldsOf, groupByOp, neededColumns, rangeOp, rollingOp, windowJoinOp } from "./ops/index.js";
 import { arrowSchema, toRecordBatches } from "./output.js";
@@ -17,10 +17,11 @@ import { lowerBound } from "./series.js";
 import type { SymbolSeries } from "./series.js";
 import type { ColdSource, HotShard, TableSource } from "./source.js";
 import { fastRangeOp } from "./rangefast.js";
-import { allLocal, coverageOf, fanLoad, refuseIncomplete, shardNote } from "./coverage.js";
+import { allLocal, coverageOf, fanGroup, fanLoad, refuseIncomplete, shardNote } from "./coverage.js";
+import { groupPartials } from "./grouping.js";
 import { localStatuses } from "./part.js";
 import type { PartLimit } from "./part.js";
-import type { ClusterParts, Coverage } from "./coverage.js";
+import type { ClusterParts, Coverage, FanLoadContext } from "./coverage.js";
 
 export interface QueryEngineOptions {
   readonly source: TableSource;
@@ -166,14 +167,17 @@ export class ProxistQueryEngine {
       if (lsn !== undefined) await this.waitLsn(c.local, lsn);
     }
     const deadlineAt = Date.now() + (this.options.partTimeoutMs ?? 30_000);
+    const fan: Fan = (spec, f) => {
+      const ctx = { tenant, parts: this.options.parts, cold: this.options.cold, signal, deadlineAt, minLsn: minLsnOf(spec.name), complete, newId: () => `${this.idPrefix}.${++this.partSeq}` };
+      return f(ctx, covs.get(spec.name)!);
+    };
     const load = (spec: TableSpec, wanted: boolean[], t0: number, t1: number, behind: number, ahead: number, limit?: PartLimit): Promise<Loaded> => {
       const cov = covs.get(spec.name)!;
       if (this.options.parts === undefined) {
         const req: LoadRequest = { tenant, spec, shards: cov.local, symbols: q.symbols, t0, t1, behind, ahead, wanted };
         return loadSeries(req, this.options.cold, signal);
       }
-      const ctx = { tenant, parts: this.options.parts, cold: this.options.cold, signal, deadlineAt, minLsn: minLsnOf(spec.name), complete, newId: () => `${this.idPrefix}.${++this.partSeq}` };
-      return fanLoad(ctx, cov, { symbols: q.symbols, t0, t1, behind, ahead, wanted }, limit);
+      return fan(spec, (ctx) => fanLoad(ctx, cov, { symbols: q.symbols, t0, t1, behind, ahead, wanted }, limit));
     };
     const notes: string[] = [];
     let coldRows = 0;
@@ -194,7 +198,7 @@ export class ProxistQueryEngine {
     // The local fast paths read hot shards directly: only when the whole table is here and its status needs no probe.
     const direct = this.options.parts === undefined && allLocal(leftCov) ? leftCov.local : undefined;
     const fast = q.op === "range" && direct !== undefined ? fastRangeOp(q, left, direct, chunkRows) : undefined;
-    const tables = fast ?? [await this.runOp(tenant, q, left, right, cols, load, use, signal, direct)];
+    const tables = fast ?? [await this.runOp(tenant, q, left, right, cols, load, use, signal, direct, fan)];
     return { fields, tables, notes, coldRows };
   }
 
@@ -208,6 +212,7 @@ export class ProxistQueryEngine {
     use: (l: Loaded) => SymbolSeries[],
     signal: AbortSignal | undefined,
     direct: readonly HotShard[] | undefined,
+    fan: Fan,
   ): Promise<OutTable> {
     switch (q.op) {
       case "range": {
@@ -251,11 +256,11 @@ export class ProxistQueryEngine {
         return rollingOp(q, left, s);
       }
       case "bars": {
-        const t = await this.partials(tenant, q, left, cols.left, barAggregates(q), q.bucketMicros, true, use, load, signal, direct);
+        const t = await this.partials(tenant, q, left, cols.left, barAggregates(q), q.bucketMicros, true, use, fan, signal, direct);
         return barsOp(q, left, t, q.symbols);
       }
       case "groupBy": {
-        const t = await this.partials(tenant, q, left, cols.left, q.aggregates, q.bucketMicros, q.bySymbol, use, load, signal, direct);
+        const t = await this.partials(tenant, q, left, cols.left, q.aggregates, q.bucketMicros, q.bySymbol, use, fan, signal, direct);
         return groupByOp(q, left, t);
       }
     }
@@ -275,23 +280,20 @@ export class ProxistQueryEngine {
     bucket: number | undefined,
     bySymbol: boolean,
     use: (l: Loaded) => SymbolSeries[],
-    load: (spec: TableSpec, wanted: boolean[], t0: number, t1: number, behind: number, ahead: number) => Promise<Loaded>,
+    fan: Fan,
     signal: AbortSignal | undefined,
     direct: readonly HotShard[] | undefined,
   ): Promise<GroupTable> {
     const t = new GroupTable(aggs);
-    const cold = this.options.cold;
-    // Across nodes the coordinator gathers the stitched rows and aggregates them itself (exact; partials are not pushed down yet).
-    if (cold?.sql === undefined || direct === undefined) {
-      hotPartials(t, spec, use(await load(spec, wanted, q.t0, q.t1, 0, 0)), bucket, bySymbol);
+    const g = { aggs, bucketMicros: bucket, bySymbol };
+    const range = { symbols: q.symbols, t0: q.t0, t1: q.t1, behind: 0, ahead: 0, wanted };
+    if (direct !== undefined) {
+      const r = await groupPartials(t, { ...range, tenant, spec, shards: direct }, g, this.options.cold, signal);
+      use({ series: [], ...r });
       return t;
     }
-    const sql = cold.sql.bind(cold);
-    const req: LoadRequest = { tenant, spec, shards: direct, symbols: q.symbols, t0: q.t0, t1: q.t1, behind: 0, ahead: 0, wanted };
-    const hot = loadHotOnly(req);
-    hotPartials(t, spec, hot.series, bucket, bySymbol);
-    const texts = await Promise.all(hot.coldSlices.map((slice) => sql(coldPartialsSql(slice, q.t0, q.t1, aggs, bucket, bySymbol), signal)));
-    for (const text of texts) addColdPartials(t, text);
+    // Across nodes: each owner computes the partials of its shards, the coordinator combines them.
+    use({ series: [], ...(await fan(spec, (ctx, cov) => fanGroup(ctx, cov, range, g, t))) });
     return t;
   }
 
@@ -305,6 +307,9 @@ export class ProxistQueryEngine {
     }
   }
 }
+
+/** Runs `f` with the fan-out context and coverage of `spec` for the current query. */
+type Fan = <T>(spec: TableSpec, f: (ctx: FanLoadContext, cov: Coverage) => Promise<T>) => Promise<T>;
 
 /** The series with lo moved to the first row with ts >= t0 (rows before it stay as window context). */
 function rebound(s: SymbolSeries, t0: number): SymbolSeries {

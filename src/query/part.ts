@@ -8,7 +8,11 @@ import { TaggedError } from "../../protocols/tagged.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
 import type { ValueArray } from "../codec/tickbatch.js";
 import { allocValueArray } from "../codec/tickbatch.js";
+import { groupPartials, groupRowsOf } from "./grouping.js";
+import type { GroupRows, GroupSpec } from "./grouping.js";
 import { loadSeries } from "./load.js";
+import type { LoadRequest } from "./load.js";
+import { GroupTable } from "./partials.js";
 import { orderRows } from "./order.js";
 import { toSeries } from "./series.js";
 import type { ColdSource, HotShard } from "./source.js";
@@ -34,6 +38,8 @@ export interface PartRequest {
   readonly timeoutMs: number;
   /** A range with a limit: the owner returns only its first `n` rows in that order (the merged answer needs no more of any part). */
   readonly limit?: PartLimit;
+  /** bars/groupBy: the owner answers with its group partials (`group`), not rows. */
+  readonly partials?: GroupSpec;
 }
 
 export interface PartLimit {
@@ -57,6 +63,8 @@ export interface PartReply {
   readonly coldRows: number;
   /** Per symbol, sorted by symbol name; values for the requested columns only. */
   readonly series: readonly SymbolSeries[];
+  /** The group partials when the request asked for them. */
+  readonly group?: GroupRows;
 }
 
 interface Header {
@@ -69,6 +77,8 @@ interface Header {
   readonly cols: readonly number[];
   /** An error on the owner (the part failed as a whole). */
   readonly error?: string;
+  /** Group partials: symbol names, row count and field column count (sym, bucket, n and the fields follow the series). */
+  readonly group?: { readonly names: readonly string[]; readonly size: number; readonly fields: number };
 }
 
 const pad8 = (n: number): number => (n + 7) & ~7;
@@ -83,12 +93,22 @@ export function wantedOf(spec: TableSpec, columns: readonly string[]): boolean[]
 /** The reply as one byte frame: u32 header length, header JSON padded to 8, then per column the rows of all symbols. */
 export function encodePartReply(spec: TableSpec, r: PartReply): Uint8Array {
   const cols = spec.columns.map((_, j) => j).filter((j) => r.series.some((s) => s.values[j] !== undefined));
-  const header: Header = { v: 1, statuses: r.statuses, notes: r.notes, coldRows: r.coldRows, symbols: r.series.map((s) => [s.symbol, s.n] as const), cols };
+  const g = r.group;
+  const header: Header = {
+    v: 1,
+    statuses: r.statuses,
+    notes: r.notes,
+    coldRows: r.coldRows,
+    symbols: r.series.map((s) => [s.symbol, s.n] as const),
+    cols,
+    ...(g === undefined ? {} : { group: { names: g.names, size: g.size, fields: g.arrs.length } }),
+  };
   const arrays: ArrayBufferView[] = [];
   for (const key of ["ts", "lsn", "row"] as const) for (const s of r.series) arrays.push(s[key].subarray(0, s.n));
   for (const j of cols) {
     for (const s of r.series) arrays.push(s.values[j]?.subarray(0, s.n) ?? allocValueArray(spec.columns[j]!.type, s.n));
   }
+  if (g !== undefined) arrays.push(g.sym, g.bucket, g.n, ...g.arrs);
   return frame(header, arrays);
 }
 
@@ -131,10 +151,10 @@ export function decodePartReply(spec: TableSpec, bytes: Uint8Array, req: Pick<Pa
   if (header.error !== undefined) throw new PartFailedError(header.error);
   let at = pad8(4 + hlen);
   const total = header.symbols.reduce((a, [, n]) => a + n, 0);
-  const take = <T extends ValueArray>(C: { new (b: ArrayBuffer, o: number, n: number): T; BYTES_PER_ELEMENT: number }): T => {
-    const bytesLen = total * C.BYTES_PER_ELEMENT;
+  const take = <T extends ValueArray>(C: { new (b: ArrayBuffer, o: number, n: number): T; BYTES_PER_ELEMENT: number }, count = total): T => {
+    const bytesLen = count * C.BYTES_PER_ELEMENT;
     if (at + bytesLen > buf.length) throw new CorruptMessageError("query part reply", `frame ends at ${buf.length} bytes, a column needs ${at + bytesLen}`);
-    const a = new C(buf.buffer, at, total);
+    const a = new C(buf.buffer, at, count);
     at = pad8(at + bytesLen);
     return a;
   };
@@ -148,6 +168,11 @@ export function decodePartReply(spec: TableSpec, bytes: Uint8Array, req: Pick<Pa
     const C = allocValueArray(type, 0).constructor as { new (b: ArrayBuffer, o: number, n: number): ValueArray; BYTES_PER_ELEMENT: number };
     values[j] = take(C);
   }
+  const hg = header.group;
+  const group: GroupRows | undefined =
+    hg === undefined
+      ? undefined
+      : { names: hg.names, size: hg.size, sym: take(Int32Array, hg.size), bucket: take(Float64Array, hg.size), n: take(Float64Array, hg.size), arrs: Array.from({ length: hg.fields }, () => take(Float64Array, hg.size)) };
   const series: SymbolSeries[] = [];
   let from = 0;
   for (const [symbol, n] of header.symbols) {
@@ -155,7 +180,7 @@ export function decodePartReply(spec: TableSpec, bytes: Uint8Array, req: Pick<Pa
     series.push(toSeries(symbol, { n, ts: sub(ts), lsn: sub(lsn), row: sub(row), values: values.map((v) => (v === undefined ? undefined : sub(v))) }, req.t0, req.t1, req.behind, req.ahead));
     from += n;
   }
-  return { statuses: header.statuses, notes: header.notes, coldRows: header.coldRows, series };
+  return { statuses: header.statuses, notes: header.notes, coldRows: header.coldRows, series, ...(group === undefined ? {} : { group }) };
 }
 
 /** The owner could not run the part (its message says why). */
@@ -210,7 +235,14 @@ export async function answerPart(req: PartRequest, spec: TableSpec, hosted: read
       }),
     );
   }
-  const loaded = await loadSeries({ tenant: req.tenant, spec, shards: mine, symbols: req.symbols, t0: req.t0, t1: req.t1, behind: req.behind, ahead: req.ahead, wanted }, cold, signal);
+  const load: LoadRequest = { tenant: req.tenant, spec, shards: mine, symbols: req.symbols, t0: req.t0, t1: req.t1, behind: req.behind, ahead: req.ahead, wanted };
+  if (req.partials !== undefined) {
+    const t = new GroupTable(req.partials.aggs);
+    const r = await groupPartials(t, load, req.partials, cold, signal);
+    for (const s of await localStatuses(mine.filter((h) => !lagged.has(h.bucket)))) statuses.push(s);
+    return { statuses, notes: r.notes, coldRows: r.coldRows, series: [], group: groupRowsOf(t) };
+  }
+  const loaded = await loadSeries(load, cold, signal);
   for (const s of await localStatuses(mine.filter((h) => !lagged.has(h.bucket)))) statuses.push(s);
   const series = req.limit === undefined ? loaded.series : firstRows(loaded.series, req.limit, req);
   return { statuses, notes: loaded.notes, coldRows: loaded.coldRows, series };

@@ -10,10 +10,10 @@ import type { TableSpec } from "../../protocols/tablespec.js";
 import type { TickBatch } from "../../src/codec/tickbatch.js";
 import { HotTable } from "../../src/hotset/index.js";
 import { ProxistQueryEngine, answerPart, chunks, decodePartReply, encodePartReply, joinChunks, staticSource } from "../../src/query/index.js";
-import type { BucketPlace, ClusterParts, HotShard, PartRequest } from "../../src/query/index.js";
+import type { BucketPlace, ClusterParts, HotShard, PartReply, PartRequest } from "../../src/query/index.js";
 import { SPAN, TENANT, T_BASE, quotesSpec, tradesSpec, workload } from "./fixture.js";
 import type { Workload } from "./fixture.js";
-import { outRows } from "./oracle.js";
+import { diffRows, outRows } from "./oracle.js";
 
 /** The workload's records split again for other shard counts: one record (own LSN) per bucket, as the gateway writes them. */
 function rebucket(w: Workload, specs: readonly TableSpec[]): Map<string, HotShard[]> {
@@ -47,6 +47,7 @@ function cluster(specs: readonly TableSpec[], tables: Map<string, HotShard[]>, o
   const shardsOn = (node: Owner, table: string): HotShard[] =>
     tables.get(table)!.filter((h) => owners[table]![h.bucket] === node).map((h) => (opts.lagging?.[table]?.includes(h.bucket) ? { ...h, readiness: () => Promise.resolve({ kind: "lagging" as const, why: "replaying at LSN 5 of 9" }) } : h));
   const runs: PartRequest[] = [];
+  const replies: PartReply[] = [];
   const parts: ClusterParts = {
     placement: (_tenant, spec) =>
       Promise.resolve(
@@ -59,11 +60,13 @@ function cluster(specs: readonly TableSpec[], tables: Map<string, HotShard[]>, o
       const reply = await answerPart(wire, spec, shardsOn(node, spec.name), undefined, signal, { nodeId: node, minLsnWaitMs: 1000 });
       // Through the wire form in small chunks, as NATS carries it.
       if (req.limit !== undefined) expect(reply.series.reduce((n, s) => n + s.hi - s.lo, 0)).toBeLessThanOrEqual(req.limit.n);
-      return decodePartReply(spec, joinChunks(chunks(encodePartReply(spec, reply), 1000)), req);
+      const back = decodePartReply(spec, joinChunks(chunks(encodePartReply(spec, reply), 1000)), req);
+      replies.push(back);
+      return back;
     },
   };
   const local = staticSource(new Map([[TENANT, new Map(specs.map((spec) => [spec.name, { spec, shards: shardsOn("a", spec.name) }]))]]));
-  return { engine: new ProxistQueryEngine({ source: local, parts }), runs };
+  return { engine: new ProxistQueryEngine({ source: local, parts }), runs, replies };
 }
 
 function single(specs: readonly TableSpec[], tables: Map<string, HotShard[]>): ProxistQueryEngine {
@@ -107,7 +110,8 @@ describe("fanout - every operator over shards spread across nodes", () => {
       for (const q of QUERIES) {
         const got = await engine.execute(TENANT, q);
         const want = await oracle.execute(TENANT, q);
-        expect({ q, rows: outRows(got.table) }).toEqual({ q, rows: outRows(want.table) });
+        // Combined partials add floats in another order: equal within 1e-9 relative.
+        expect({ q, diff: diffRows(outRows(got.table), outRows(want.table)) }).toEqual({ q, diff: undefined });
         expect({ q, notes: got.notes }).toEqual({ q, notes: [] });
         expect(got.table.rows).toBeGreaterThan(0);
       }
@@ -116,7 +120,7 @@ describe("fanout - every operator over shards spread across nodes", () => {
 
   it("fanout - parts carry the pushed-down symbols (only each owner's), range, look-behind and columns", async () => {
     const specs = [tradesSpec(3), quotesSpec(3)];
-    const { engine, runs } = cluster(specs, rebucket(w, specs), { trades: ["a", "b", "c"], quotes: ["a", "b", "c"] });
+    const { engine, runs, replies } = cluster(specs, rebucket(w, specs), { trades: ["a", "b", "c"], quotes: ["a", "b", "c"] });
     await engine.execute(TENANT, { op: "lastBy", table: "trades", symbols: ["S1", "S2", "S3", "S4"], columns: ["price"], at: t0 });
     expect(runs.map((r) => r.buckets)).toEqual([[1], [2]]);
     for (const r of runs) {
@@ -128,6 +132,15 @@ describe("fanout - every operator over shards spread across nodes", () => {
     expect(runs.map((r) => r.limit)).toEqual([
       { n: 5, sort: "time", desc: true },
       { n: 5, sort: "time", desc: true },
+    ]);
+    // bars/groupBy: each owner sends its group partials, no rows.
+    runs.length = 0;
+    replies.length = 0;
+    await engine.execute(TENANT, { op: "groupBy", table: "trades", by: ["symbol"], aggregates: [{ fn: "count" }] });
+    expect(runs.map((r) => r.partials?.bySymbol)).toEqual([true, true]);
+    expect(replies.map((r) => [r.series.length, (r.group?.size ?? 0) > 0])).toEqual([
+      [0, true],
+      [0, true],
     ]);
   });
 });
