@@ -21,7 +21,7 @@ import { allLocal, coverageOf, fanGroup, fanLoad, refuseIncomplete, shardNote } 
 import { groupPartials } from "./grouping.js";
 import { localStatuses } from "./part.js";
 import type { PartLimit } from "./part.js";
-import type { ClusterParts, Coverage, FanLoadContext } from "./coverage.js";
+import type { BucketPlace, ClusterParts, Coverage, FanLoadContext } from "./coverage.js";
 
 export interface QueryEngineOptions {
   readonly source: TableSource;
@@ -153,7 +153,7 @@ export class ProxistQueryEngine {
     const complete = q.consistency === "complete";
     const covs = new Map<string, Coverage>();
     for (const spec of right === undefined ? [left] : [left, right]) {
-      const places = this.options.parts === undefined ? undefined : await this.options.parts.placement(tenant, spec);
+      const places = this.options.parts === undefined ? undefined : await this.placement(tenant, spec);
       const c = coverageOf(spec, places, this.options.source.shards(tenant, spec.name));
       if (complete) refuseIncomplete(spec.name, c.missing.map((m) => ({ ...m, kind: "missing" as const })));
       covs.set(spec.name, c);
@@ -295,6 +295,15 @@ export class ProxistQueryEngine {
     // Across nodes: each owner computes the partials of its shards, the coordinator combines them.
     use({ series: [], ...(await fan(spec, (ctx, cov) => fanGroup(ctx, cov, range, g, t))) });
     return t;
+  }
+
+  /** Where the table's buckets live; an unreadable assignment table is UNAVAILABLE (retryable), not a bug. */
+  private async placement(tenant: string, spec: TableSpec): Promise<readonly BucketPlace[]> {
+    try {
+      return await this.options.parts!.placement(tenant, spec);
+    } catch (e) {
+      throw new QueryError("UNAVAILABLE", `cannot read where the shards of table ${spec.name} live (px_assign): ${(e as Error).message}; retry`, { cause: e });
+    }
   }
 
   private async waitLsn(shards: readonly HotShard[], lsn: number): Promise<void> {

@@ -187,6 +187,12 @@ describe("fanout - completeness", () => {
     await expect(engine.execute(TENANT, { op: "range", table: "trades", minLsn: { trades: -1 } })).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
   });
 
+  it("fanout - unreadable shard assignments are UNAVAILABLE with a retry hint", async () => {
+    const parts: ClusterParts = { placement: () => Promise.reject(new Error("KV timeout")), run: () => Promise.reject(new Error("unused")) };
+    const e = new ProxistQueryEngine({ source: staticSource(new Map([[TENANT, new Map([["trades", { spec: specs[0]!, shards: [] }]])]])), parts });
+    await expect(e.execute(TENANT, { op: "range", table: "trades" })).rejects.toMatchObject({ code: "UNAVAILABLE", message: expect.stringMatching(/table trades live \(px_assign\): KV timeout; retry/) as unknown });
+  });
+
   it("fanout - a cancelled query aborts its parts (the signal reaches run)", async () => {
     const seen: (AbortSignal | undefined)[] = [];
     const parts: ClusterParts = {
