@@ -6,16 +6,17 @@
 // (its assignments stay until it times out) makes answers incomplete with a
 // note naming each of its shards, and UNAVAILABLE under consistency "complete".
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createInbox } from "@nats-io/transport-node";
+import { createInbox, headers } from "@nats-io/transport-node";
 import { parseClusterSpec } from "../../protocols/tablespec.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
-import { queryCancelSubject, queryPartSubject } from "../../protocols/subjects.js";
+import { HDR_PART_LAST, HDR_PART_SEQ, queryCancelSubject, queryPartSubject } from "../../protocols/subjects.js";
 import { TickPublisher } from "../../src/client/publisher.js";
 import type { TickBatch } from "../../src/codec/tickbatch.js";
 import { queryEngineOf } from "../../src/node/api.js";
 import { runPart } from "../../src/node/fanout.js";
 import { startNode } from "../../src/node/node.js";
 import type { ProxistNode } from "../../src/node/node.js";
+import { chunks, encodePartReply } from "../../src/query/index.js";
 import type { PartRequest, ProxistQueryEngine } from "../../src/query/index.js";
 import { natsFixture, applyAndWait } from "../helpers/cluster.js";
 import type { NatsFixture } from "../helpers/cluster.js";
@@ -147,6 +148,32 @@ describe("fanout - three nodes over NATS", () => {
     expect(cancels).toEqual(["p1", "p2"]);
     silent.unsubscribe();
     cs.unsubscribe();
+  }, 30_000);
+
+  it("fanout - a large part answer arrives in order over many chunks and decodes whole", async () => {
+    const n = 50_000;
+    const ts = Float64Array.from({ length: n }, (_, i) => T0 + i);
+    const series = [{ symbol: "BIG", n, ts, lsn: Float64Array.from(ts, (_, i) => i + 1), row: new Float64Array(n), values: [Float64Array.from(ts, (_, i) => i / 7), undefined], lo: 0, hi: n }];
+    const bytes = encodePartReply(spec("trades"), { statuses: [{ bucket: 0, kind: "live", why: "" }], notes: [], coldRows: 0, series });
+    const parts = chunks(bytes, 64 * 1024);
+    expect(parts.length).toBeGreaterThan(10);
+    const responder = f.nc.subscribe(queryPartSubject("chunky"), {
+      callback: (_e, m) => {
+        parts.forEach((p, i) => {
+          const h = headers();
+          h.set(HDR_PART_SEQ, String(i));
+          if (i === parts.length - 1) h.set(HDR_PART_LAST, "1");
+          m.respond(p, { headers: h });
+        });
+      },
+    });
+    const req: PartRequest = { id: "big", tenant: TENANT, table: "trades", buckets: [0], symbols: undefined, t0: 0, t1: T0 + n, behind: 0, ahead: 0, columns: ["price"], minLsn: undefined, timeoutMs: 20_000 };
+    const r = await runPart(f.nc, "chunky", spec("trades"), req, undefined);
+    responder.unsubscribe();
+    expect(r.series.length).toBe(1);
+    expect(r.series[0]!.n).toBe(n);
+    expect(Array.from(r.series[0]!.ts)).toEqual(Array.from(ts));
+    expect(r.series[0]!.values[0]![n - 1]).toBe((n - 1) / 7);
   }, 30_000);
 
   it("fanout - a dead owner: complete=false with a note per shard it owned, UNAVAILABLE under consistency complete", async () => {
