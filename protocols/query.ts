@@ -66,7 +66,10 @@ const Common = {
   t0: Schema.optionalKey(Micros),
   t1: Schema.optionalKey(Micros),
   columns: Schema.optionalKey(Columns),
-  minLsn: Schema.optionalKey(Lsn),
+  /** One LSN for every table the query reads, or per table: {"trades": 1234}. */
+  minLsn: Schema.optionalKey(Schema.Union([Lsn, Schema.Record(Schema.String, Lsn)])),
+  /** "complete": refuse (UNAVAILABLE) rather than answer without a shard; "available" (default): answer with notes. */
+  consistency: Schema.optionalKey(Schema.Literals(["available", "complete"])),
   /** "time" (merged across symbols in time order) or "symbol" (grouped by symbol). */
   sort: Schema.optionalKey(Schema.Literals(["time", "symbol"])),
 };
@@ -125,6 +128,10 @@ interface Base {
   /** Value columns to return (undefined = all). */
   readonly columns: readonly string[] | undefined;
   readonly minLsn: number | undefined;
+  /** Read-after-write per table (table name -> LSN), on top of minLsn. */
+  readonly minLsnByTable?: Readonly<Record<string, number>>;
+  /** "complete": UNAVAILABLE instead of a partial answer. Absent = "available". */
+  readonly consistency?: "available" | "complete";
   readonly sort: "time" | "symbol";
 }
 
@@ -217,7 +224,7 @@ function aggregatesOf(op: string, list: readonly Schema.Schema.Type<typeof AggJs
   });
 }
 
-type CommonJson = { [K in keyof typeof Common]?: unknown } & { table: string; t0?: number; t1?: number; symbols?: readonly string[]; columns?: readonly string[]; minLsn?: number; sort?: "time" | "symbol" };
+type CommonJson = { [K in keyof typeof Common]?: unknown } & { table: string; t0?: number; t1?: number; symbols?: readonly string[]; columns?: readonly string[]; minLsn?: number | Readonly<Record<string, number>>; consistency?: "available" | "complete"; sort?: "time" | "symbol" };
 
 function base(op: QueryOp, j: CommonJson, defaultSort: "time" | "symbol"): Base {
   const t0 = j.t0 ?? 0;
@@ -227,7 +234,18 @@ function base(op: QueryOp, j: CommonJson, defaultSort: "time" | "symbol"): Base 
     throw invalid(`query field symbols: a symbol is listed twice; list each once`);
   }
   void op;
-  return { table: j.table, symbols: j.symbols, t0, t1, columns: j.columns, minLsn: j.minLsn, sort: j.sort ?? defaultSort };
+  const byTable = typeof j.minLsn === "object" ? j.minLsn : undefined;
+  return {
+    table: j.table,
+    symbols: j.symbols,
+    t0,
+    t1,
+    columns: j.columns,
+    minLsn: typeof j.minLsn === "number" ? j.minLsn : undefined,
+    ...(byTable === undefined ? {} : { minLsnByTable: byTable }),
+    ...(j.consistency === undefined ? {} : { consistency: j.consistency }),
+    sort: j.sort ?? defaultSort,
+  };
 }
 
 /** Validates and normalises a JSON query. Throws QueryError (INVALID_ARGUMENT) naming the field, the rule and the fix. */

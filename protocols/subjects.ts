@@ -67,3 +67,11 @@ export const HDR_MSG_ID = "Nats-Msg-Id";
 /** Nats-Msg-Id of one WAL record: a retried batch maps to the same ids, so JetStream stores it once. */
 export const walMsgId = (producerId: string, producerSeq: bigint | number, table: string, bucket: number): string =>
   `${producerId}:${producerSeq}:${table}:${bucket}`;
+
+/** Request (reply inbox streamed in chunks): a query part for shards `nodeId` owns (src/node/fanout.ts). */
+export const queryPartSubject = (nodeId: string): string => `px.node.${nodeId}.qpart`;
+/** Publish: cancel a running query part by id (the client cancelled, or its deadline passed). */
+export const queryCancelSubject = (nodeId: string): string => `px.node.${nodeId}.qcancel`;
+/** Headers of a query part's reply chunks: the chunk's index, and "1" on the last chunk. */
+export const HDR_PART_SEQ = "Px-Part-Seq";
+export const HDR_PART_LAST = "Px-Part-Last";

@@ -1,5 +1,6 @@
-// The node's client-facing API: the query engine over the shards this node
-// hosts (stitched with ClickHouse when the node has one) and the gRPC server
+// The node's client-facing API: the query engine over every shard of the
+// cluster (this node's own, stitched with ClickHouse when it has one, and the
+// others' through fan-out parts when shards are assigned) and the gRPC server
 // that serves proxist.v1 and Arrow Flight behind tenant-scoped tokens.
 import type { NatsConnection } from "@nats-io/transport-node";
 import { startApiServer } from "../api/index.js";
@@ -8,6 +9,7 @@ import { TokenVerifier } from "../auth/index.js";
 import type { Catalog } from "../catalog.js";
 import type { ClickhouseHttp } from "../clickhouse/index.js";
 import { ClickhouseColdSource, ProxistQueryEngine, shardHostSource } from "../query/index.js";
+import type { ClusterParts } from "../query/index.js";
 import type { LocalShardHost } from "./shard/host.js";
 
 export interface NodeApiOptions {
@@ -23,6 +25,8 @@ export interface NodeApiOptions {
   readonly host?: string;
   readonly limits?: Partial<ApiLimits>;
   readonly tokenCacheTtlMs?: number;
+  /** Shards assigned across nodes: queries fan out to the owners (absent: this node holds every shard). */
+  readonly parts?: ClusterParts;
 }
 
 export interface NodeApi {
@@ -31,15 +35,16 @@ export interface NodeApi {
   stop(): Promise<void>;
 }
 
-export function queryEngineOf(catalog: () => Catalog, shards: LocalShardHost, clickhouse: ClickhouseHttp | undefined): ProxistQueryEngine {
+export function queryEngineOf(catalog: () => Catalog, shards: LocalShardHost, clickhouse: ClickhouseHttp | undefined, parts?: ClusterParts): ProxistQueryEngine {
   return new ProxistQueryEngine({
     source: shardHostSource(catalog, shards),
     ...(clickhouse ? { cold: new ClickhouseColdSource(clickhouse) } : {}),
+    ...(parts === undefined ? {} : { parts }),
   });
 }
 
 export async function startNodeApi(o: NodeApiOptions): Promise<NodeApi> {
-  const engine = queryEngineOf(o.catalog, o.shards, o.clickhouse);
+  const engine = queryEngineOf(o.catalog, o.shards, o.clickhouse, o.parts);
   const tokens = await TokenVerifier.open(o.nc, { replicas: o.replicas, ...(o.tokenCacheTtlMs === undefined ? {} : { cacheTtlMs: o.tokenCacheTtlMs }) });
   const tuning = { ...(o.host === undefined ? {} : { host: o.host }), ...(o.limits === undefined ? {} : { limits: o.limits }) };
   const server = await startApiServer({ node: o.node, tokens, queryEngine: engine, port: o.grpcPort, log: o.log, ...tuning });

@@ -10,13 +10,16 @@ import { gatewayMachine } from "../../actors/gateway.js";
 import type { IngestRequest } from "../../actors/gateway.js";
 import type { IngestReply } from "../../protocols/ingest.js";
 import type { Catalog } from "../catalog.js";
-import { MetadataStore, openCatalog } from "../control/index.js";
+import { MetadataStore, openCatalog, openControlStores } from "../control/index.js";
 import type { ProxistQueryEngine } from "../query/index.js";
 import { BytePool } from "../codec/pool.js";
 import { SinkClickhouse } from "../sink/index.js";
 import { SnapshotStore } from "../snapshot/store.js";
 import type { ObjectStore } from "@nats-io/obj";
 import { startNodeApi } from "./api.js";
+import { natsClusterParts } from "./fanout.js";
+import { servePartQueries } from "./qpart.js";
+import { ClickhouseColdSource } from "../query/index.js";
 import { startNodeControlPlane } from "./controlplane.js";
 import type { NodeControlOptions } from "./controlplane.js";
 import { catalogActor } from "./gateway/catalog.js";
@@ -150,6 +153,8 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
     shardMode === "all"
       ? startStandaloneControl(nc, { nodeId, apiPort: o.grpcPort || http.port, clickhouse: clickhouseDisplay(o.clickhouseUrl), host: shards, metadata: store, log })
       : undefined;
+  // Query parts for the shards this node hosts, asked by whichever node coordinates a query.
+  const partServer = servePartQueries({ nc, nodeId, catalog: catalog.current, shards, cold: clickhouse === undefined ? undefined : new ClickhouseColdSource(clickhouse.client), log });
   // gRPC + Arrow Flight: queries over this node's shards (stitched with ClickHouse when present), ingest through the gateway.
   const api =
     o.grpcPort === undefined
@@ -163,6 +168,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
           grpcPort: o.grpcPort,
           replicas,
           log,
+          ...(shardMode === "assigned" ? { parts: natsClusterParts({ nc, nodeId, assignments: (await openControlStores(nc, { replicas })).assignments }) } : {}),
         });
   log(`node ${nodeId}: up (nats ${String(o.natsUrl)}, http :${http.port}${api ? `, grpc :${api.server.port}` : ""})`);
   log(
@@ -188,6 +194,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
       await control?.stop().catch((e: unknown) => log(`node ${nodeId}: control plane stop failed: ${(e as Error).message}`));
       await standalone?.stop().catch(() => {});
       await api?.stop().catch(() => {});
+      partServer.stop();
       gateway.stop();
       await catalog.stop();
       await shards.stopAll();

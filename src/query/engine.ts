@@ -7,16 +7,21 @@ import { QueryError } from "../../protocols/errors.js";
 import { parseQuery } from "../../protocols/query.js";
 import type { Aggregate, Query } from "../../protocols/query.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
-import { loadHotOnly, loadSeries } from "./load.js";
-import { GroupTable, addColdPartials, coldPartialsSql, hotPartials } from "./partials.js";
+import { loadSeries } from "./load.js";
+import { GroupTable } from "./partials.js";
 import type { Loaded, LoadRequest } from "./load.js";
 import { asofOp, barAggregates, barsOp, byOp, fastByOp, bySymbolMap, fieldsOf, groupByOp, neededColumns, rangeOp, rollingOp, windowJoinOp } from "./ops/index.js";
 import { arrowSchema, toRecordBatches } from "./output.js";
 import type { OutField, OutTable } from "./output.js";
 import { lowerBound } from "./series.js";
 import type { SymbolSeries } from "./series.js";
-import type { ColdSource, TableSource } from "./source.js";
+import type { ColdSource, HotShard, TableSource } from "./source.js";
 import { fastRangeOp } from "./rangefast.js";
+import { allLocal, coverageOf, fanGroup, fanLoad, refuseIncomplete, shardNote } from "./coverage.js";
+import { groupPartials } from "./grouping.js";
+import { localStatuses } from "./part.js";
+import type { PartLimit } from "./part.js";
+import type { BucketPlace, ClusterParts, Coverage, FanLoadContext } from "./coverage.js";
 
 export interface QueryEngineOptions {
   readonly source: TableSource;
@@ -26,6 +31,10 @@ export interface QueryEngineOptions {
   readonly minLsnTimeoutMs?: number;
   /** Rows per record batch (default 1 Mi). */
   readonly maxBatchRows?: number;
+  /** The cluster: shards this node does not host are asked of their owners (absent: this node's shards are the table). */
+  readonly parts?: ClusterParts;
+  /** Deadline of a query's parts on other nodes (default 30 s). */
+  readonly partTimeoutMs?: number;
 }
 
 export interface QueryResult {
@@ -47,6 +56,9 @@ export interface QueryRunStats {
 export class ProxistQueryEngine {
   private running = 0;
   private aborted = 0;
+  private partSeq = 0;
+  /** Part ids are unique per engine instance (qcancel names the part). */
+  private readonly idPrefix = Math.random().toString(36).slice(2, 10);
 
   constructor(readonly options: QueryEngineOptions) {}
 
@@ -138,20 +150,55 @@ export class ProxistQueryEngine {
     const { left, right } = this.specs(tenant, q);
     const fields = fieldsOf(q, left, right);
     const cols = neededColumns(q, left, right);
-    if (q.minLsn !== undefined) await this.waitLsn(tenant, [q.table, ...(right ? [right.name] : [])], q.minLsn);
-    const load = (spec: TableSpec, wanted: boolean[], t0: number, t1: number, behind: number, ahead: number): Promise<Loaded> => {
-      const req: LoadRequest = { tenant, spec, shards: this.options.source.shards(tenant, spec.name), symbols: q.symbols, t0, t1, behind, ahead, wanted };
-      return loadSeries(req, this.options.cold, signal);
+    const complete = q.consistency === "complete";
+    const covs = new Map<string, Coverage>();
+    for (const spec of right === undefined ? [left] : [left, right]) {
+      const places = this.options.parts === undefined ? undefined : await this.placement(tenant, spec);
+      const c = coverageOf(spec, places, this.options.source.shards(tenant, spec.name));
+      if (complete) refuseIncomplete(spec.name, c.missing.map((m) => ({ ...m, kind: "missing" as const })));
+      covs.set(spec.name, c);
+    }
+    const minLsnOf = (table: string): number | undefined => {
+      const per = q.minLsnByTable?.[table] ?? q.minLsnByTable?.[`${tenant}.${table}`];
+      return per === undefined ? q.minLsn : q.minLsn === undefined ? per : Math.max(per, q.minLsn);
+    };
+    for (const c of covs.values()) {
+      const lsn = minLsnOf(c.spec.name);
+      if (lsn !== undefined) await this.waitLsn(c.local, lsn);
+    }
+    const deadlineAt = Date.now() + (this.options.partTimeoutMs ?? 30_000);
+    const fan: Fan = (spec, f) => {
+      const ctx = { tenant, parts: this.options.parts, cold: this.options.cold, signal, deadlineAt, minLsn: minLsnOf(spec.name), complete, newId: () => `${this.idPrefix}.${++this.partSeq}` };
+      return f(ctx, covs.get(spec.name)!);
+    };
+    const load = (spec: TableSpec, wanted: boolean[], t0: number, t1: number, behind: number, ahead: number, limit?: PartLimit): Promise<Loaded> => {
+      const cov = covs.get(spec.name)!;
+      if (this.options.parts === undefined) {
+        const req: LoadRequest = { tenant, spec, shards: cov.local, symbols: q.symbols, t0, t1, behind, ahead, wanted };
+        return loadSeries(req, this.options.cold, signal);
+      }
+      return fan(spec, (ctx) => fanLoad(ctx, cov, { symbols: q.symbols, t0, t1, behind, ahead, wanted }, limit));
     };
     const notes: string[] = [];
     let coldRows = 0;
+    if (this.options.parts === undefined) {
+      // One node holding every shard: still say when one of them is not live and caught up.
+      for (const c of covs.values()) {
+        const bad = (await localStatuses(c.local)).filter((st) => st.kind !== "live");
+        if (complete) refuseIncomplete(c.spec.name, bad);
+        notes.push(...bad.map((st) => shardNote(c.spec.name, st)));
+      }
+    }
     const use = (l: Loaded): SymbolSeries[] => {
       notes.push(...l.notes);
       coldRows += l.coldRows;
       return l.series;
     };
-    const fast = q.op === "range" ? fastRangeOp(q, left, this.options.source.shards(tenant, left.name), chunkRows) : undefined;
-    const tables = fast ?? [await this.runOp(tenant, q, left, right, cols, load, use, signal)];
+    const leftCov = covs.get(left.name)!;
+    // The local fast paths read hot shards directly: only when the whole table is here and its status needs no probe.
+    const direct = this.options.parts === undefined && allLocal(leftCov) ? leftCov.local : undefined;
+    const fast = q.op === "range" && direct !== undefined ? fastRangeOp(q, left, direct, chunkRows) : undefined;
+    const tables = fast ?? [await this.runOp(tenant, q, left, right, cols, load, use, signal, direct, fan)];
     return { fields, tables, notes, coldRows };
   }
 
@@ -161,18 +208,22 @@ export class ProxistQueryEngine {
     left: TableSpec,
     right: TableSpec | undefined,
     cols: { left: boolean[]; right: boolean[] },
-    load: (spec: TableSpec, wanted: boolean[], t0: number, t1: number, behind: number, ahead: number) => Promise<Loaded>,
+    load: (spec: TableSpec, wanted: boolean[], t0: number, t1: number, behind: number, ahead: number, limit?: PartLimit) => Promise<Loaded>,
     use: (l: Loaded) => SymbolSeries[],
     signal: AbortSignal | undefined,
+    direct: readonly HotShard[] | undefined,
+    fan: Fan,
   ): Promise<OutTable> {
     switch (q.op) {
       case "range": {
-        const s = use(await load(left, cols.left, q.t0, q.t1, 0, 0));
+        // Per-part limit pushed down: no part needs to send more than the merged answer keeps.
+        const limit = q.limit === undefined ? undefined : { n: q.limit, sort: q.sort, desc: q.order === "desc" };
+        const s = use(await load(left, cols.left, q.t0, q.t1, 0, 0, limit));
         return rangeOp(q, left, s);
       }
       case "lastBy":
       case "firstBy": {
-        const fast = fastByOp(q, left, this.options.source.shards(tenant, left.name));
+        const fast = direct === undefined ? undefined : fastByOp(q, left, direct);
         if (fast !== undefined) return fast;
         if (q.op === "firstBy") {
           const s = use(await load(left, cols.left, q.t0, q.t0, 0, 1));
@@ -205,11 +256,11 @@ export class ProxistQueryEngine {
         return rollingOp(q, left, s);
       }
       case "bars": {
-        const t = await this.partials(tenant, q, left, cols.left, barAggregates(q), q.bucketMicros, true, use, load, signal);
+        const t = await this.partials(tenant, q, left, cols.left, barAggregates(q), q.bucketMicros, true, use, fan, signal, direct);
         return barsOp(q, left, t, q.symbols);
       }
       case "groupBy": {
-        const t = await this.partials(tenant, q, left, cols.left, q.aggregates, q.bucketMicros, q.bySymbol, use, load, signal);
+        const t = await this.partials(tenant, q, left, cols.left, q.aggregates, q.bucketMicros, q.bySymbol, use, fan, signal, direct);
         return groupByOp(q, left, t);
       }
     }
@@ -229,27 +280,35 @@ export class ProxistQueryEngine {
     bucket: number | undefined,
     bySymbol: boolean,
     use: (l: Loaded) => SymbolSeries[],
-    load: (spec: TableSpec, wanted: boolean[], t0: number, t1: number, behind: number, ahead: number) => Promise<Loaded>,
+    fan: Fan,
     signal: AbortSignal | undefined,
+    direct: readonly HotShard[] | undefined,
   ): Promise<GroupTable> {
     const t = new GroupTable(aggs);
-    const cold = this.options.cold;
-    if (cold?.sql === undefined) {
-      hotPartials(t, spec, use(await load(spec, wanted, q.t0, q.t1, 0, 0)), bucket, bySymbol);
+    const g = { aggs, bucketMicros: bucket, bySymbol };
+    const range = { symbols: q.symbols, t0: q.t0, t1: q.t1, behind: 0, ahead: 0, wanted };
+    if (direct !== undefined) {
+      const r = await groupPartials(t, { ...range, tenant, spec, shards: direct }, g, this.options.cold, signal);
+      use({ series: [], ...r });
       return t;
     }
-    const sql = cold.sql.bind(cold);
-    const req: LoadRequest = { tenant, spec, shards: this.options.source.shards(tenant, spec.name), symbols: q.symbols, t0: q.t0, t1: q.t1, behind: 0, ahead: 0, wanted };
-    const hot = loadHotOnly(req);
-    hotPartials(t, spec, hot.series, bucket, bySymbol);
-    const texts = await Promise.all(hot.coldSlices.map((slice) => sql(coldPartialsSql(slice, q.t0, q.t1, aggs, bucket, bySymbol), signal)));
-    for (const text of texts) addColdPartials(t, text);
+    // Across nodes: each owner computes the partials of its shards, the coordinator combines them.
+    use({ series: [], ...(await fan(spec, (ctx, cov) => fanGroup(ctx, cov, range, g, t))) });
     return t;
   }
 
-  private async waitLsn(tenant: string, tables: readonly string[], lsn: number): Promise<void> {
+  /** Where the table's buckets live; an unreadable assignment table is UNAVAILABLE (retryable), not a bug. */
+  private async placement(tenant: string, spec: TableSpec): Promise<readonly BucketPlace[]> {
+    try {
+      return await this.options.parts!.placement(tenant, spec);
+    } catch (e) {
+      throw new QueryError("UNAVAILABLE", `cannot read where the shards of table ${spec.name} live (px_assign): ${(e as Error).message}; retry`, { cause: e });
+    }
+  }
+
+  private async waitLsn(shards: readonly HotShard[], lsn: number): Promise<void> {
     const timeout = this.options.minLsnTimeoutMs ?? 5_000;
-    const waits = tables.flatMap((t) => this.options.source.shards(tenant, t).map((s) => s.waitForLsn?.(lsn, timeout) ?? Promise.resolve()));
+    const waits = shards.map((s) => s.waitForLsn?.(lsn, timeout) ?? Promise.resolve());
     try {
       await Promise.all(waits);
     } catch (e) {
@@ -257,6 +316,9 @@ export class ProxistQueryEngine {
     }
   }
 }
+
+/** Runs `f` with the fan-out context and coverage of `spec` for the current query. */
+type Fan = <T>(spec: TableSpec, f: (ctx: FanLoadContext, cov: Coverage) => Promise<T>) => Promise<T>;
 
 /** The series with lo moved to the first row with ts >= t0 (rows before it stay as window context). */
 function rebound(s: SymbolSeries, t0: number): SymbolSeries {

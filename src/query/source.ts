@@ -14,6 +14,8 @@ export interface HotShard {
   readonly table: HotTable;
   /** Resolves once every WAL record of this shard up to `lsn` is applied (read-after-write). */
   waitForLsn?(lsn: number, timeoutMs: number): Promise<void>;
+  /** Whether this replica is live and caught up; `why` names its state and LSNs when not (completeness notes). */
+  readiness?(): Promise<{ readonly kind: "live" | "lagging"; readonly why: string }>;
 }
 
 export interface TableSource {

@@ -9,8 +9,31 @@ import type { HotShard, TableSource } from "./source.js";
 export interface ShardHostLike {
   all(): readonly {
     readonly shard: { readonly tenant: string; readonly table: string; readonly bucket: number };
-    readonly runtime: { readonly table: HotTable; waitForLsn(lsn: number, timeoutMs: number): Promise<void> };
+    readonly runtime: ShardRuntimeLike;
   }[];
+}
+
+/** What the engine reads of one shard runtime. */
+export interface ShardRuntimeLike {
+  readonly table: HotTable;
+  /** e.g. "running.live", "recovering", "running.replaying", "failed". */
+  readonly state: string;
+  readonly stats: { readonly appliedLsn: number };
+  waitForLsn(lsn: number, timeoutMs: number): Promise<void>;
+  /** The shard's last LSN in the WAL now (what "caught up" means). */
+  lastLsn(): Promise<number>;
+}
+
+/** Serving and caught up: replayed to the WAL's end ("running.snapshotting" still applies and answers). */
+export const isLiveState = (state: string): boolean => /running\.(live|snapshotting)/.test(state);
+
+/** A runtime's readiness for the completeness notes. */
+export async function readinessOf(r: ShardRuntimeLike): Promise<{ kind: "live" | "lagging"; why: string }> {
+  if (isLiveState(r.state)) return { kind: "live", why: "" };
+  const applied = r.stats.appliedLsn;
+  if (r.state === "failed") return { kind: "lagging", why: `failed (applied LSN ${applied})` };
+  const last = await r.lastLsn().catch(() => undefined);
+  return { kind: "lagging", why: `${r.state.replace(/^running\./, "")} at LSN ${applied} of ${last ?? "unknown"}` };
 }
 
 /** A node's tables: specs from its catalog, hot shards from its shard host. */
@@ -22,7 +45,7 @@ export function shardHostSource(catalog: () => Catalog, host: ShardHostLike): Ta
       host
         .all()
         .filter((h) => h.shard.tenant === tenant && h.shard.table === table)
-        .map((h): HotShard => ({ bucket: h.shard.bucket, table: h.runtime.table, waitForLsn: (lsn, ms) => h.runtime.waitForLsn(lsn, ms) })),
+        .map((h): HotShard => ({ bucket: h.shard.bucket, table: h.runtime.table, waitForLsn: (lsn, ms) => h.runtime.waitForLsn(lsn, ms), readiness: () => readinessOf(h.runtime) })),
   };
 }
 

@@ -200,6 +200,11 @@ export class ShardRuntime {
     return typeof v === "string" ? v : Object.entries(v).map(([k, s]) => `${k}.${String(s)}`).join(",");
   }
 
+  /** The shard's last LSN in the WAL now (0 when it has none). */
+  lastLsn(): Promise<number> {
+    return lastLsnOf(this.o.jsm, this.o.shard);
+  }
+
   /**
    * Resolves once every record of this shard with LSN <= `lsn` is applied.
    * Records of other shards interleave in the stream, so the target is the

@@ -1,0 +1,96 @@
+// The coordinator side of fan-out over NATS request/reply: where each shard
+// lives (px_assign, read at most every `assignCacheMs`), and a part sent to its
+// owner on px.node.<owner>.qpart with a reply inbox that receives the answer in
+// chunks. NATS because every node already holds a connection to it (no extra
+// ports or peer addresses; subject permissions can scope it per node).
+import { createInbox } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { HDR_PART_LAST, HDR_PART_SEQ, queryCancelSubject, queryPartSubject } from "../../protocols/subjects.js";
+import type { TableSpec } from "../../protocols/tablespec.js";
+import { shardKey } from "../control/index.js";
+import type { Assignment, AssignmentStore } from "../control/index.js";
+import { decodePartReply, joinChunks } from "../query/index.js";
+import type { BucketPlace, ClusterParts, PartReply, PartRequest } from "../query/index.js";
+
+export interface NatsPartsOptions {
+  readonly nc: NatsConnection;
+  readonly nodeId: string;
+  readonly assignments: AssignmentStore;
+  /** How long a read of px_assign is reused (default 250 ms: shards move after seconds). */
+  readonly assignCacheMs?: number;
+}
+
+export function natsClusterParts(o: NatsPartsOptions): ClusterParts {
+  let cached: { at: number; map: Promise<Map<string, Assignment>> } | undefined;
+  const assignments = (): Promise<Map<string, Assignment>> => {
+    const now = Date.now();
+    if (cached === undefined || now - cached.at > (o.assignCacheMs ?? 250)) {
+      const map = o.assignments.read();
+      cached = { at: now, map };
+      // A failed read is not reused.
+      map.catch(() => (cached = undefined));
+    }
+    return cached.map;
+  };
+  return {
+    placement: async (tenant, spec) => {
+      const map = await assignments();
+      const out: BucketPlace[] = [];
+      for (let bucket = 0; bucket < spec.shards; bucket++) {
+        const a = map.get(shardKey({ tenant, table: spec.name, bucket }));
+        if (a === undefined || a.node === "") out.push({ kind: "missing", why: "unowned (no node is assigned the shard in px_assign)" });
+        else if (a.node === o.nodeId) out.push({ kind: "local" });
+        else out.push({ kind: "remote", node: a.node });
+      }
+      return out;
+    },
+    run: (node, spec, req, signal) => runPart(o.nc, node, spec, req, signal),
+  };
+}
+
+/** Sends one part and gathers its chunked answer; on abort or deadline it tells the owner to cancel. */
+export function runPart(nc: NatsConnection, node: string, spec: TableSpec, req: PartRequest, signal: AbortSignal | undefined): Promise<PartReply> {
+  return new Promise<PartReply>((resolve, reject) => {
+    const inbox = createInbox();
+    const got: Uint8Array[] = [];
+    let done = false;
+    const finish = (err: Error | undefined, value?: PartReply): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+      sub.unsubscribe();
+      if (err !== undefined) reject(err);
+      else resolve(value!);
+    };
+    const cancel = (): void => nc.publish(queryCancelSubject(node), req.id);
+    const onAbort = (): void => {
+      cancel();
+      finish(signal?.reason instanceof Error ? signal.reason : new Error("the query was cancelled"));
+    };
+    const sub = nc.subscribe(inbox, {
+      callback: (err, msg) => {
+        if (err !== null) return finish(err);
+        // NATS answers a request nobody listens to with an empty 503 status message.
+        if (msg.data.length === 0 && (msg.headers?.code === 503 || msg.headers?.status === "503")) return finish(new Error(`no responders on ${queryPartSubject(node)} (node ${node} is down or not serving queries)`));
+        const seq = Number(msg.headers?.get(HDR_PART_SEQ) ?? "0");
+        // Chunks of one publisher arrive in order; a gap means a chunk was lost (slow consumer).
+        if (seq !== got.length) return finish(new Error(`part reply chunk ${seq} arrived after ${got.length} chunks; a chunk was lost`));
+        got.push(msg.data);
+        if (msg.headers?.get(HDR_PART_LAST) !== "1") return;
+        try {
+          finish(undefined, decodePartReply(spec, joinChunks(got), req));
+        } catch (e) {
+          finish(e as Error);
+        }
+      },
+    });
+    const timer = setTimeout(() => {
+      cancel();
+      finish(new Error(`no answer within the query deadline of ${req.timeoutMs} ms`));
+    }, req.timeoutMs);
+    if (signal?.aborted === true) return onAbort();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    nc.publish(queryPartSubject(node), JSON.stringify(req), { reply: inbox });
+  });
+}

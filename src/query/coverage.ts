@@ -1,0 +1,169 @@
+// Fan-out of one query over every shard of a table: which buckets this node
+// answers itself, which go as parts to their owners, which nobody serves; then
+// the union of the loaded series and one note per shard that did not answer
+// from a live, caught-up replica (what makes `proxist.complete` false).
+import { QueryError } from "../../protocols/errors.js";
+import { bucketOf } from "../../protocols/routing.js";
+import type { TableSpec } from "../../protocols/tablespec.js";
+import { allocValueArray } from "../codec/tickbatch.js";
+import { compareStrings, loadSeries } from "./load.js";
+import type { Loaded, LoadRequest } from "./load.js";
+import { addGroupRows, groupPartials } from "./grouping.js";
+import type { GroupSpec } from "./grouping.js";
+import type { GroupTable } from "./partials.js";
+import { localStatuses } from "./part.js";
+import type { BucketStatus, PartLimit, PartReply, PartRequest } from "./part.js";
+import { EMPTY_ROWS, toSeries } from "./series.js";
+import type { SymbolSeries } from "./series.js";
+import type { ColdSource, HotShard } from "./source.js";
+
+/** Where a bucket is served from now. */
+export type BucketPlace = { readonly kind: "local" } | { readonly kind: "remote"; readonly node: string } | { readonly kind: "missing"; readonly why: string };
+
+/** The cluster as the coordinator sees it (wired in src/node/fanout.ts over NATS). */
+export interface ClusterParts {
+  /** Per bucket (index = bucket) of the table: local, remote owner, or missing with the reason. */
+  placement(tenant: string, spec: TableSpec): Promise<readonly BucketPlace[]>;
+  /** Runs a part on `node`. Rejects when it does not answer within `req.timeoutMs`; when `signal` aborts it cancels the part there. */
+  run(node: string, spec: TableSpec, req: PartRequest, signal: AbortSignal | undefined): Promise<PartReply>;
+}
+
+/** One table's shards for one query. */
+export interface Coverage {
+  readonly spec: TableSpec;
+  readonly local: readonly HotShard[];
+  /** node -> buckets it owns. */
+  readonly remote: ReadonlyMap<string, readonly number[]>;
+  readonly missing: readonly { readonly bucket: number; readonly why: string }[];
+}
+
+/** True when the whole table is on this node (the engine's local fast paths apply). */
+export const allLocal = (c: Coverage): boolean => c.remote.size === 0 && c.missing.length === 0;
+
+/** Coverage from a placement; a bucket placed locally that this node does not host is missing. */
+export function coverageOf(spec: TableSpec, places: readonly BucketPlace[] | undefined, hosted: readonly HotShard[]): Coverage {
+  if (places === undefined) return { spec, local: hosted, remote: new Map(), missing: [] };
+  const byBucket = new Map(hosted.map((h) => [h.bucket, h]));
+  const local: HotShard[] = [];
+  const remote = new Map<string, number[]>();
+  const missing: { bucket: number; why: string }[] = [];
+  for (let b = 0; b < spec.shards; b++) {
+    const p = places[b] ?? { kind: "missing", why: "unowned (no node is assigned the shard)" };
+    if (p.kind === "remote") remote.set(p.node, [...(remote.get(p.node) ?? []), b]);
+    else if (p.kind === "missing") missing.push({ bucket: b, why: p.why });
+    else {
+      const h = byBucket.get(b);
+      if (h === undefined) missing.push({ bucket: b, why: "assigned to this node, which does not host it yet (starting)" });
+      else local.push(h);
+    }
+  }
+  return { spec, local, remote, missing };
+}
+
+/** The note naming a shard that did not answer from a live, caught-up replica. */
+export const shardNote = (table: string, s: Pick<BucketStatus, "bucket" | "kind" | "why">): string =>
+  `table ${table} shard ${s.bucket}: ${s.kind === "missing" ? "missing" : "lagging"}: ${s.why}`;
+
+
+export interface FanLoadContext {
+  readonly tenant: string;
+  readonly parts: ClusterParts | undefined;
+  readonly cold: ColdSource | undefined;
+  readonly signal: AbortSignal | undefined;
+  /** Epoch ms by which every part must have answered. */
+  readonly deadlineAt: number;
+  readonly minLsn: number | undefined;
+  /** Refuse (UNAVAILABLE) instead of answering without a shard. */
+  readonly complete: boolean;
+  readonly newId: () => string;
+}
+
+/**
+ * Loads [t0, t1) (+ behind/ahead rows per symbol) over every bucket: locally
+ * for local buckets, as parts for remote ones, in parallel; the union is
+ * exact because a symbol lives in one bucket. Notes name every shard that is
+ * missing or lagging.
+ */
+export async function fanLoad(ctx: FanLoadContext, cov: Coverage, req: Omit<LoadRequest, "shards" | "tenant" | "spec">, limit?: PartLimit): Promise<Loaded> {
+  const spec = cov.spec;
+  const remote = sendParts(ctx, cov, req, limit === undefined ? {} : { limit });
+  const localReq: LoadRequest = { ...req, tenant: ctx.tenant, spec, shards: cov.local, symbols: allLocal(cov) ? req.symbols : symbolsIn(req.symbols, spec, cov.local.map((h) => h.bucket)) };
+  const [local, statuses, ...replies] = await Promise.all([loadSeries(localReq, ctx.cold, ctx.signal), localStatuses(cov.local), ...remote]);
+  const series: SymbolSeries[] = [...local.series];
+  for (const r of replies) series.push(...r.series);
+  const { notes, coldRows } = account(ctx, cov, local, statuses, replies);
+  if (allLocal(cov)) return { series, notes, coldRows };
+  return { series: unionSeries(series, spec, req), notes, coldRows };
+}
+
+/**
+ * Group partials (bars, groupBy) over every bucket into `t`: this node's from
+ * its shards, each owner's computed there (pushed down, cold side as SQL where
+ * it has ClickHouse) and combined here exactly. Returns the notes.
+ */
+export async function fanGroup(ctx: FanLoadContext, cov: Coverage, req: Omit<LoadRequest, "shards" | "tenant" | "spec">, g: GroupSpec, t: GroupTable): Promise<{ notes: string[]; coldRows: number }> {
+  const spec = cov.spec;
+  const remote = sendParts(ctx, cov, req, { partials: { aggs: g.aggs, bucketMicros: g.bucketMicros, bySymbol: g.bySymbol } });
+  const localReq: LoadRequest = { ...req, tenant: ctx.tenant, spec, shards: cov.local, symbols: symbolsIn(req.symbols, spec, cov.local.map((h) => h.bucket)) };
+  const [local, statuses, ...replies] = await Promise.all([groupPartials(t, localReq, g, ctx.cold, ctx.signal), localStatuses(cov.local), ...remote]);
+  for (const r of replies) if (r.group !== undefined) addGroupRows(t, r.group);
+  return account(ctx, cov, local, statuses, replies);
+}
+
+const symbolsIn = (symbols: readonly string[] | undefined, spec: TableSpec, buckets: readonly number[]): readonly string[] | undefined => {
+  const set = new Set(buckets);
+  return symbols?.filter((s) => set.has(bucketOf(s, spec.shards)));
+};
+
+/** Notes (missing and lagging shards, the parts' own) and cold rows of one fan-out; refuses under consistency "complete". */
+function account(ctx: FanLoadContext, cov: Coverage, local: { notes: readonly string[]; coldRows: number }, statuses: readonly BucketStatus[], replies: readonly PartReply[]): { notes: string[]; coldRows: number } {
+  const name = cov.spec.name;
+  const notes: string[] = cov.missing.map((m) => shardNote(name, { bucket: m.bucket, kind: "missing", why: m.why }));
+  notes.push(...local.notes);
+  let coldRows = local.coldRows;
+  const all = [...statuses];
+  for (const r of replies) {
+    all.push(...r.statuses);
+    notes.push(...r.notes);
+    coldRows += r.coldRows;
+  }
+  for (const s of all) if (s.kind !== "live") notes.push(shardNote(name, s));
+  if (ctx.complete) refuseIncomplete(name, [...cov.missing.map((m) => ({ ...m, kind: "missing" as const })), ...all.filter((s) => s.kind !== "live")]);
+  return { notes, coldRows };
+}
+
+/** One part per remote owner; an owner that does not answer yields "missing" statuses for its buckets. */
+function sendParts(ctx: FanLoadContext, cov: Coverage, req: Omit<LoadRequest, "shards" | "tenant" | "spec">, extra: Pick<PartRequest, "limit" | "partials">): Promise<PartReply>[] {
+  const spec = cov.spec;
+  const columns = spec.columns.filter((_, j) => req.wanted[j]).map((c) => c.name);
+  const remaining = (): number => Math.max(1, ctx.deadlineAt - Date.now());
+  return [...cov.remote].map(async ([node, bs]): Promise<PartReply> => {
+    const part: PartRequest = { id: ctx.newId(), tenant: ctx.tenant, table: spec.name, buckets: bs, symbols: symbolsIn(req.symbols, spec, bs), t0: req.t0, t1: req.t1, behind: req.behind, ahead: req.ahead, columns, minLsn: ctx.minLsn, timeoutMs: remaining(), ...extra };
+    try {
+      return await ctx.parts!.run(node, spec, part, ctx.signal);
+    } catch (e) {
+      if (ctx.signal?.aborted === true) throw e;
+      // The owner did not answer: its buckets are missing, the rest of the answer stands.
+      const why = `owner ${node} did not answer (${(e as Error).message})`;
+      return { statuses: bs.map((bucket) => ({ bucket, kind: "missing", why })), notes: [], coldRows: 0, series: [] };
+    }
+  });
+}
+
+/** UNAVAILABLE naming each shard that is not live, when there is one. */
+export function refuseIncomplete(table: string, bad: readonly Pick<BucketStatus, "bucket" | "kind" | "why">[]): void {
+  if (bad.length === 0) return;
+  throw new QueryError(
+    "UNAVAILABLE",
+    `consistency "complete": ${bad.map((s) => shardNote(table, s)).join("; ")}; retry once the shards are live, or query without "consistency":"complete" for a partial answer with notes`,
+  );
+}
+
+/** The series of every answer, sorted by symbol, with an empty series for a requested symbol nobody had (as one node answers). */
+export function unionSeries(series: readonly SymbolSeries[], spec: TableSpec, req: Pick<LoadRequest, "symbols" | "wanted" | "t0" | "t1">): SymbolSeries[] {
+  const by = new Map<string, SymbolSeries>();
+  for (const s of series) if (s.n > 0 || !by.has(s.symbol)) by.set(s.symbol, s);
+  const empty = { ...EMPTY_ROWS(req.wanted.length), values: spec.columns.map((c, j) => (req.wanted[j] ? allocValueArray(c.type, 0) : undefined)) };
+  if (req.symbols !== undefined) for (const sym of req.symbols) if (!by.has(sym)) by.set(sym, toSeries(sym, empty, req.t0, req.t1, 0, 0));
+  return [...by.values()].sort((x, y) => compareStrings(x.symbol, y.symbol));
+}

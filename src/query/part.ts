@@ -1,0 +1,267 @@
+// A query part: what a coordinator asks a shard owner for (the stitched series
+// of some buckets of one table over [t0, t1) plus look-behind/ahead, filtered
+// by symbols and columns) and the owner's answer with each bucket's status.
+// The answer is a binary frame: a JSON header and the series' typed arrays
+// (no per-row conversion on either side); large frames travel in chunks.
+import { CorruptMessageError } from "../../protocols/errors.js";
+import { TaggedError } from "../../protocols/tagged.js";
+import type { TableSpec } from "../../protocols/tablespec.js";
+import type { ValueArray } from "../codec/tickbatch.js";
+import { allocValueArray } from "../codec/tickbatch.js";
+import { groupPartials, groupRowsOf } from "./grouping.js";
+import type { GroupRows, GroupSpec } from "./grouping.js";
+import { loadSeries } from "./load.js";
+import type { LoadRequest } from "./load.js";
+import { GroupTable } from "./partials.js";
+import { orderRows } from "./order.js";
+import { toSeries } from "./series.js";
+import type { ColdSource, HotShard } from "./source.js";
+import type { SymbolSeries } from "./series.js";
+
+export interface PartRequest {
+  /** Names this part for qcancel. */
+  readonly id: string;
+  readonly tenant: string;
+  readonly table: string;
+  readonly buckets: readonly number[];
+  /** undefined = every symbol of those buckets. */
+  readonly symbols: readonly string[] | undefined;
+  readonly t0: number;
+  readonly t1: number;
+  readonly behind: number;
+  readonly ahead: number;
+  /** Value column names to read (spec order on the owner). */
+  readonly columns: readonly string[];
+  /** Wait until the shards applied this LSN (read-after-write) first. */
+  readonly minLsn: number | undefined;
+  /** The owner gives up after this long (the coordinator's remaining deadline). */
+  readonly timeoutMs: number;
+  /** A range with a limit: the owner returns only its first `n` rows in that order (the merged answer needs no more of any part). */
+  readonly limit?: PartLimit;
+  /** bars/groupBy: the owner answers with its group partials (`group`), not rows. */
+  readonly partials?: GroupSpec;
+}
+
+export interface PartLimit {
+  readonly n: number;
+  readonly sort: "time" | "symbol";
+  readonly desc: boolean;
+}
+
+/** How one bucket was answered. */
+export interface BucketStatus {
+  readonly bucket: number;
+  /** live: a caught-up replica answered; lagging: answered but not caught up; missing: not answered. */
+  readonly kind: "live" | "lagging" | "missing";
+  /** Why it is not live (names the state and LSNs), "" when live. */
+  readonly why: string;
+}
+
+export interface PartReply {
+  readonly statuses: readonly BucketStatus[];
+  readonly notes: readonly string[];
+  readonly coldRows: number;
+  /** Per symbol, sorted by symbol name; values for the requested columns only. */
+  readonly series: readonly SymbolSeries[];
+  /** The group partials when the request asked for them. */
+  readonly group?: GroupRows;
+}
+
+interface Header {
+  readonly v: 1;
+  readonly statuses: readonly BucketStatus[];
+  readonly notes: readonly string[];
+  readonly coldRows: number;
+  readonly symbols: readonly (readonly [string, number])[];
+  /** Spec indices of the value columns carried. */
+  readonly cols: readonly number[];
+  /** An error on the owner (the part failed as a whole). */
+  readonly error?: string;
+  /** Group partials: symbol names, row count and field column count (sym, bucket, n and the fields follow the series). */
+  readonly group?: { readonly names: readonly string[]; readonly size: number; readonly fields: number };
+}
+
+const pad8 = (n: number): number => (n + 7) & ~7;
+
+/** The value column indices a request reads, by name; throws naming an unknown column. */
+export function wantedOf(spec: TableSpec, columns: readonly string[]): boolean[] {
+  const names = new Set(columns);
+  for (const c of names) if (!spec.columns.some((s) => s.name === c)) throw new Error(`table ${spec.name} has no value column ${c}`);
+  return spec.columns.map((c) => names.has(c.name));
+}
+
+/** The reply as one byte frame: u32 header length, header JSON padded to 8, then per column the rows of all symbols. */
+export function encodePartReply(spec: TableSpec, r: PartReply): Uint8Array {
+  const cols = spec.columns.map((_, j) => j).filter((j) => r.series.some((s) => s.values[j] !== undefined));
+  const g = r.group;
+  const header: Header = {
+    v: 1,
+    statuses: r.statuses,
+    notes: r.notes,
+    coldRows: r.coldRows,
+    symbols: r.series.map((s) => [s.symbol, s.n] as const),
+    cols,
+    ...(g === undefined ? {} : { group: { names: g.names, size: g.size, fields: g.arrs.length } }),
+  };
+  const arrays: ArrayBufferView[] = [];
+  for (const key of ["ts", "lsn", "row"] as const) for (const s of r.series) arrays.push(s[key].subarray(0, s.n));
+  for (const j of cols) {
+    for (const s of r.series) arrays.push(s.values[j]?.subarray(0, s.n) ?? allocValueArray(spec.columns[j]!.type, s.n));
+  }
+  if (g !== undefined) arrays.push(g.sym, g.bucket, g.n, ...g.arrs);
+  return frame(header, arrays);
+}
+
+/** A reply saying the part failed as a whole (the coordinator throws PartFailedError with `message`). */
+export function encodePartError(message: string): Uint8Array {
+  return frame({ v: 1, statuses: [], notes: [], coldRows: 0, symbols: [], cols: [], error: message }, []);
+}
+
+function frame(header: Header, arrays: readonly ArrayBufferView[]): Uint8Array {
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const start = pad8(4 + json.length);
+  // Each column (all symbols) starts 8-aligned so the reader can view it in place.
+  let size = start;
+  for (const a of arrays) size += a.byteLength;
+  const out = new Uint8Array(pad8(size) + 8 * arrays.length);
+  new DataView(out.buffer).setUint32(0, json.length, true);
+  out.set(json, 4);
+  let at = start;
+  for (const a of arrays) {
+    out.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), at);
+    at = pad8(at + a.byteLength);
+  }
+  return out.subarray(0, at);
+}
+
+/** Decodes a reply frame for `spec`; the series are rebuilt with [t0, t1) bounds. Throws the owner's error. */
+export function decodePartReply(spec: TableSpec, bytes: Uint8Array, req: Pick<PartRequest, "t0" | "t1" | "behind" | "ahead">): PartReply {
+  // One aligned copy: a reassembled NATS payload may start at any byte offset.
+  const buf = new Uint8Array(bytes.byteLength);
+  buf.set(bytes);
+  const view = new DataView(buf.buffer);
+  if (buf.length < 4) throw new CorruptMessageError("query part reply", `${buf.length} bytes is shorter than its header`);
+  const hlen = view.getUint32(0, true);
+  let header: Header;
+  try {
+    header = JSON.parse(new TextDecoder().decode(buf.subarray(4, 4 + hlen))) as Header;
+  } catch (e) {
+    throw new CorruptMessageError("query part reply", `header is not JSON (${(e as Error).message})`);
+  }
+  if (header.error !== undefined) throw new PartFailedError(header.error);
+  let at = pad8(4 + hlen);
+  const total = header.symbols.reduce((a, [, n]) => a + n, 0);
+  const take = <T extends ValueArray>(C: { new (b: ArrayBuffer, o: number, n: number): T; BYTES_PER_ELEMENT: number }, count = total): T => {
+    const bytesLen = count * C.BYTES_PER_ELEMENT;
+    if (at + bytesLen > buf.length) throw new CorruptMessageError("query part reply", `frame ends at ${buf.length} bytes, a column needs ${at + bytesLen}`);
+    const a = new C(buf.buffer, at, count);
+    at = pad8(at + bytesLen);
+    return a;
+  };
+  const ts = take(Float64Array);
+  const lsn = take(Float64Array);
+  const row = take(Float64Array);
+  const values: (ValueArray | undefined)[] = spec.columns.map(() => undefined);
+  for (const j of header.cols) {
+    const type = spec.columns[j]?.type;
+    if (type === undefined) throw new CorruptMessageError("query part reply", `column index ${j} is not in table ${spec.name}`);
+    const C = allocValueArray(type, 0).constructor as { new (b: ArrayBuffer, o: number, n: number): ValueArray; BYTES_PER_ELEMENT: number };
+    values[j] = take(C);
+  }
+  const hg = header.group;
+  const group: GroupRows | undefined =
+    hg === undefined
+      ? undefined
+      : { names: hg.names, size: hg.size, sym: take(Int32Array, hg.size), bucket: take(Float64Array, hg.size), n: take(Float64Array, hg.size), arrs: Array.from({ length: hg.fields }, () => take(Float64Array, hg.size)) };
+  const series: SymbolSeries[] = [];
+  let from = 0;
+  for (const [symbol, n] of header.symbols) {
+    const sub = <T extends ValueArray>(v: T): T => v.subarray(from, from + n) as T;
+    series.push(toSeries(symbol, { n, ts: sub(ts), lsn: sub(lsn), row: sub(row), values: values.map((v) => (v === undefined ? undefined : sub(v))) }, req.t0, req.t1, req.behind, req.ahead));
+    from += n;
+  }
+  return { statuses: header.statuses, notes: header.notes, coldRows: header.coldRows, series, ...(group === undefined ? {} : { group }) };
+}
+
+/** The owner could not run the part (its message says why). */
+export class PartFailedError extends TaggedError("PartFailedError") {}
+
+/** Splits a frame into chunks of at most `max` bytes (at least one chunk). */
+export function chunks(bytes: Uint8Array, max: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let at = 0; at < bytes.length || at === 0; at += max) {
+    out.push(bytes.subarray(at, Math.min(bytes.length, at + max)));
+    if (bytes.length === 0) break;
+  }
+  return out;
+}
+
+/** Joins chunks back into one frame. */
+export function joinChunks(parts: readonly Uint8Array[]): Uint8Array {
+  const n = parts.reduce((a, p) => a + p.length, 0);
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/**
+ * The owner's answer to a part: the stitched series of the buckets it hosts
+ * (`hosted`), a status per asked bucket (missing when not hosted here, lagging
+ * when not live or when minLsn was not applied within `minLsnWaitMs`).
+ */
+export async function answerPart(req: PartRequest, spec: TableSpec, hosted: readonly HotShard[], cold: ColdSource | undefined, signal: AbortSignal | undefined, o: { readonly nodeId: string; readonly minLsnWaitMs: number }): Promise<PartReply> {
+  const wanted = wantedOf(spec, req.columns);
+  const asked = new Set(req.buckets);
+  const mine = hosted.filter((h) => asked.has(h.bucket));
+  const have = new Set(mine.map((h) => h.bucket));
+  const statuses: BucketStatus[] = req.buckets
+    .filter((b) => !have.has(b))
+    .map((bucket) => ({ bucket, kind: "missing", why: `its owner ${o.nodeId} in px_assign does not host it (moving, or not started yet)` }));
+  const lagged = new Set<number>();
+  if (req.minLsn !== undefined) {
+    const wait = Math.min(req.timeoutMs, o.minLsnWaitMs);
+    await Promise.all(
+      mine.map(async (h) => {
+        try {
+          await h.waitForLsn?.(req.minLsn!, wait);
+        } catch (e) {
+          lagged.add(h.bucket);
+          statuses.push({ bucket: h.bucket, kind: "lagging", why: `did not apply minLsn ${req.minLsn} within ${wait} ms (${(e as Error).message})` });
+        }
+      }),
+    );
+  }
+  const load: LoadRequest = { tenant: req.tenant, spec, shards: mine, symbols: req.symbols, t0: req.t0, t1: req.t1, behind: req.behind, ahead: req.ahead, wanted };
+  if (req.partials !== undefined) {
+    const t = new GroupTable(req.partials.aggs);
+    const r = await groupPartials(t, load, req.partials, cold, signal);
+    for (const s of await localStatuses(mine.filter((h) => !lagged.has(h.bucket)))) statuses.push(s);
+    return { statuses, notes: r.notes, coldRows: r.coldRows, series: [], group: groupRowsOf(t) };
+  }
+  const loaded = await loadSeries(load, cold, signal);
+  for (const s of await localStatuses(mine.filter((h) => !lagged.has(h.bucket)))) statuses.push(s);
+  const series = req.limit === undefined ? loaded.series : firstRows(loaded.series, req.limit, req);
+  return { statuses, notes: loaded.notes, coldRows: loaded.coldRows, series };
+}
+
+/** Each series cut to its rows among the first `limit.n` of [lo, hi) in the limit's order (look-behind/ahead rows dropped). */
+export function firstRows(series: readonly SymbolSeries[], limit: PartLimit, b: { readonly t0: number; readonly t1: number }): SymbolSeries[] {
+  const refs = orderRows(series, limit.sort, limit.desc, limit.n);
+  const counts = new Int32Array(series.length);
+  for (let k = 0; k < refs.n; k++) counts[refs.sym[k]!]!++;
+  return series.map((s, i) => {
+    const k = counts[i]!;
+    const from = limit.desc ? s.hi - k : s.lo;
+    const sub = <T extends ValueArray>(v: T): T => v.subarray(from, from + k) as T;
+    return toSeries(s.symbol, { n: k, ts: sub(s.ts), lsn: sub(s.lsn), row: sub(s.row), values: s.values.map((v) => (v === undefined ? undefined : sub(v))) }, b.t0, b.t1, 0, 0);
+  });
+}
+
+/** Statuses of the local shards (those without a readiness probe count as live). */
+export async function localStatuses(shards: readonly HotShard[]): Promise<BucketStatus[]> {
+  return Promise.all(shards.map(async (h): Promise<BucketStatus> => (h.readiness === undefined ? { bucket: h.bucket, kind: "live", why: "" } : { bucket: h.bucket, ...(await h.readiness()) })));
+}

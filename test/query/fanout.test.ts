@@ -1,0 +1,215 @@
+// Fan-out without a broker: a coordinator engine that holds some buckets and
+// asks fake "nodes" for the others through the real part codec (answerPart ->
+// encodePartReply -> decodePartReply) answers every operator exactly like one
+// engine holding every shard, also when the two tables of a join have
+// different shard counts; shards that are missing or lagging make the answer
+// incomplete with notes, or UNAVAILABLE under consistency "complete".
+import { describe, expect, it } from "vitest";
+import { bucketOf } from "../../protocols/routing.js";
+import type { TableSpec } from "../../protocols/tablespec.js";
+import type { TickBatch } from "../../src/codec/tickbatch.js";
+import { HotTable } from "../../src/hotset/index.js";
+import { ProxistQueryEngine, answerPart, chunks, decodePartReply, encodePartReply, joinChunks, staticSource } from "../../src/query/index.js";
+import type { BucketPlace, ClusterParts, HotShard, PartReply, PartRequest } from "../../src/query/index.js";
+import { SPAN, TENANT, T_BASE, quotesSpec, tradesSpec, workload } from "./fixture.js";
+import type { Workload } from "./fixture.js";
+import { diffRows, outRows } from "./oracle.js";
+
+/** The workload's records split again for other shard counts: one record (own LSN) per bucket, as the gateway writes them. */
+function rebucket(w: Workload, specs: readonly TableSpec[]): Map<string, HotShard[]> {
+  const tables = new Map<string, HotShard[]>();
+  for (const spec of specs) tables.set(spec.name, Array.from({ length: spec.shards }, (_, bucket) => ({ bucket, table: new HotTable(spec, { chunkRows: 64, firstChunkRows: 4, nextChunkRows: 16 }) })));
+  let lsn = 0;
+  for (const r of w.records) {
+    const spec = specs.find((s) => s.name === r.table)!;
+    const b = r.batch;
+    for (let bucket = 0; bucket < spec.shards; bucket++) {
+      const idx: number[] = [];
+      for (let i = 0; i < b.rows; i++) if (bucketOf(b.symbols[b.symbolIndex[i]!]!, spec.shards) === bucket) idx.push(i);
+      if (idx.length === 0) continue;
+      const batch: TickBatch = {
+        rows: idx.length,
+        symbols: b.symbols,
+        symbolIndex: Uint32Array.from(idx.map((i) => b.symbolIndex[i]!)),
+        ts: Float64Array.from(idx.map((i) => b.ts[i]!)),
+        values: b.values.map((v) => Float64Array.from(idx.map((i) => v[i]!))),
+      };
+      tables.get(spec.name)![bucket]!.table.apply(++lsn, batch);
+    }
+  }
+  return tables;
+}
+
+type Owner = string;
+
+/** A coordinator ("a") over `owners` (table -> owner per bucket); other owners answer through the part codec. */
+function cluster(specs: readonly TableSpec[], tables: Map<string, HotShard[]>, owners: Record<string, readonly (Owner | undefined)[]>, opts: { lagging?: Record<string, number[]>; down?: string[] } = {}) {
+  const shardsOn = (node: Owner, table: string): HotShard[] =>
+    tables.get(table)!.filter((h) => owners[table]![h.bucket] === node).map((h) => (opts.lagging?.[table]?.includes(h.bucket) ? { ...h, readiness: () => Promise.resolve({ kind: "lagging" as const, why: "replaying at LSN 5 of 9" }) } : h));
+  const runs: PartRequest[] = [];
+  const replies: PartReply[] = [];
+  const parts: ClusterParts = {
+    placement: (_tenant, spec) =>
+      Promise.resolve(
+        owners[spec.name]!.map((n): BucketPlace => (n === undefined ? { kind: "missing", why: "unowned (no node is assigned the shard in px_assign)" } : n === "a" ? { kind: "local" } : { kind: "remote", node: n })),
+      ),
+    run: async (node, spec, req, signal) => {
+      runs.push(req);
+      if (opts.down?.includes(node)) throw new Error(`no responders (node ${node} is down)`);
+      const wire = JSON.parse(JSON.stringify(req)) as PartRequest;
+      const reply = await answerPart(wire, spec, shardsOn(node, spec.name), undefined, signal, { nodeId: node, minLsnWaitMs: 1000 });
+      // Through the wire form in small chunks, as NATS carries it.
+      if (req.limit !== undefined) expect(reply.series.reduce((n, s) => n + s.hi - s.lo, 0)).toBeLessThanOrEqual(req.limit.n);
+      const back = decodePartReply(spec, joinChunks(chunks(encodePartReply(spec, reply), 1000)), req);
+      replies.push(back);
+      return back;
+    },
+  };
+  const local = staticSource(new Map([[TENANT, new Map(specs.map((spec) => [spec.name, { spec, shards: shardsOn("a", spec.name) }]))]]));
+  return { engine: new ProxistQueryEngine({ source: local, parts }), runs, replies };
+}
+
+function single(specs: readonly TableSpec[], tables: Map<string, HotShard[]>): ProxistQueryEngine {
+  return new ProxistQueryEngine({ source: staticSource(new Map([[TENANT, new Map(specs.map((spec) => [spec.name, { spec, shards: tables.get(spec.name)! }]))]])) });
+}
+
+const t0 = T_BASE + SPAN / 4;
+const t1 = T_BASE + (3 * SPAN) / 4;
+const QUERIES: Record<string, unknown>[] = [
+  { op: "range", table: "trades" },
+  { op: "range", table: "trades", t0, t1, symbols: ["S1", "S4", "NOPE"] },
+  { op: "range", table: "trades", t0, t1, order: "desc", limit: 37 },
+  { op: "range", table: "trades", sort: "symbol", columns: ["price"] },
+  { op: "range", table: "trades", t0, limit: 50 },
+  { op: "range", table: "trades", sort: "symbol", order: "desc", limit: 61 },
+  { op: "lastBy", table: "trades" },
+  { op: "lastBy", table: "trades", at: t0 },
+  { op: "firstBy", table: "quotes", t0 },
+  { op: "asof", table: "trades", t0, t1, right: { table: "quotes" } },
+  { op: "asof", table: "trades", t0, t1, right: { table: "quotes" }, direction: "nearest", tolerance: "2ms" },
+  { op: "windowJoin", table: "trades", t0, t1, right: { table: "quotes" }, before: "1s", after: "0s", aggregates: [{ fn: "avg", column: "bid" }, { fn: "count" }] },
+  { op: "rolling", table: "trades", window: "2s", aggregates: [{ fn: "sum", column: "size" }, { fn: "vwap", column: "price" }] },
+  { op: "rolling", table: "trades", t0, t1, rows: 3, aggregates: [{ fn: "max", column: "price" }] },
+  { op: "bars", table: "trades", bucket: "1s", fill: "previous", t0, t1 },
+  { op: "groupBy", table: "trades", by: ["symbol"], aggregates: [{ fn: "count" }, { fn: "sum", column: "size" }, { fn: "last", column: "price" }] },
+  { op: "groupBy", table: "trades", by: ["bucket"], bucket: "5s", aggregates: [{ fn: "min", column: "price" }, { fn: "vwap", column: "price" }] },
+  { op: "groupBy", table: "trades", by: [], aggregates: [{ fn: "count" }, { fn: "avg", column: "price" }] },
+];
+
+describe("fanout - every operator over shards spread across nodes", () => {
+  const w = workload(12, { symbols: 24, records: 80 });
+  for (const shape of [
+    { name: "same shard counts", trades: 3, quotes: 3, owners: { trades: ["a", "b", "c"], quotes: ["c", "a", "b"] } },
+    { name: "different shard counts (join sides route to different buckets)", trades: 4, quotes: 3, owners: { trades: ["b", "a", "c", "b"], quotes: ["c", "c", "b"] } },
+  ]) {
+    it(`fanout - equals one node holding every shard (${shape.name})`, async () => {
+      const specs = [tradesSpec(shape.trades), quotesSpec(shape.quotes)];
+      const tables = rebucket(w, specs);
+      const { engine } = cluster(specs, tables, shape.owners);
+      const oracle = single(specs, tables);
+      for (const q of QUERIES) {
+        const got = await engine.execute(TENANT, q);
+        const want = await oracle.execute(TENANT, q);
+        // Combined partials add floats in another order: equal within 1e-9 relative.
+        expect({ q, diff: diffRows(outRows(got.table), outRows(want.table)) }).toEqual({ q, diff: undefined });
+        expect({ q, notes: got.notes }).toEqual({ q, notes: [] });
+        expect(got.table.rows).toBeGreaterThan(0);
+      }
+    });
+  }
+
+  it("fanout - parts carry the pushed-down symbols (only each owner's), range, look-behind and columns", async () => {
+    const specs = [tradesSpec(3), quotesSpec(3)];
+    const { engine, runs, replies } = cluster(specs, rebucket(w, specs), { trades: ["a", "b", "c"], quotes: ["a", "b", "c"] });
+    await engine.execute(TENANT, { op: "lastBy", table: "trades", symbols: ["S1", "S2", "S3", "S4"], columns: ["price"], at: t0 });
+    expect(runs.map((r) => r.buckets)).toEqual([[1], [2]]);
+    for (const r of runs) {
+      expect(r.symbols!.every((s) => bucketOf(s, 3) === r.buckets[0])).toBe(true);
+      expect({ t1: r.t1, behind: r.behind, columns: r.columns }).toEqual({ t1: t0 + 1, behind: 1, columns: ["price"] });
+    }
+    runs.length = 0;
+    await engine.execute(TENANT, { op: "range", table: "trades", order: "desc", limit: 5 });
+    expect(runs.map((r) => r.limit)).toEqual([
+      { n: 5, sort: "time", desc: true },
+      { n: 5, sort: "time", desc: true },
+    ]);
+    // bars/groupBy: each owner sends its group partials, no rows.
+    runs.length = 0;
+    replies.length = 0;
+    await engine.execute(TENANT, { op: "groupBy", table: "trades", by: ["symbol"], aggregates: [{ fn: "count" }] });
+    expect(runs.map((r) => r.partials?.bySymbol)).toEqual([true, true]);
+    expect(replies.map((r) => [r.series.length, (r.group?.size ?? 0) > 0])).toEqual([
+      [0, true],
+      [0, true],
+    ]);
+  });
+});
+
+describe("fanout - completeness", () => {
+  const w = workload(13, { symbols: 12, records: 40 });
+  const specs = [tradesSpec(3), quotesSpec(3)];
+  const tables = rebucket(w, specs);
+
+  it("fanout - an unowned shard, a lagging replica and a node that does not answer are each named; the rest is answered", async () => {
+    const { engine } = cluster(specs, tables, { trades: ["a", undefined, "c"], quotes: ["a", "b", "c"] }, { lagging: { trades: [0] } });
+    const r = await engine.execute(TENANT, { op: "lastBy", table: "trades" });
+    expect(r.notes).toEqual(["table trades shard 1: missing: unowned (no node is assigned the shard in px_assign)", "table trades shard 0: lagging: replaying at LSN 5 of 9"]);
+    const want = outRows((await single(specs, tables).execute(TENANT, { op: "lastBy", table: "trades" })).table).filter((row) => bucketOf(row[0] as string, 3) !== 1);
+    expect(outRows(r.table)).toEqual(want);
+
+    const down = cluster(specs, tables, { trades: ["a", "b", "c"], quotes: ["a", "b", "c"] }, { down: ["c"] });
+    const d = await down.engine.execute(TENANT, { op: "range", table: "trades" });
+    expect(d.notes).toEqual(["table trades shard 2: missing: owner c did not answer (no responders (node c is down))"]);
+  });
+
+  it('fanout - consistency "complete" refuses with UNAVAILABLE naming the shard, and metadata says complete=false otherwise', async () => {
+    const { engine } = cluster(specs, tables, { trades: ["a", "b", undefined], quotes: ["a", "b", "c"] });
+    await expect(engine.execute(TENANT, { op: "range", table: "trades", consistency: "complete" })).rejects.toMatchObject({ code: "UNAVAILABLE", message: expect.stringContaining("table trades shard 2: missing: unowned") as unknown });
+    const lag = cluster(specs, tables, { trades: ["a", "b", "c"], quotes: ["a", "b", "c"] }, { lagging: { quotes: [1] } });
+    await expect(lag.engine.execute(TENANT, { op: "asof", table: "trades", right: { table: "quotes" }, consistency: "complete" })).rejects.toMatchObject({
+      code: "UNAVAILABLE",
+      message: expect.stringContaining("table quotes shard 1: lagging: replaying at LSN 5 of 9") as unknown,
+    });
+    const batches = [];
+    for await (const b of engine.run(TENANT, { op: "lastBy", table: "trades" }, new AbortController().signal)) batches.push(b);
+    expect(batches[0]!.schema.metadata.get("proxist.complete")).toBe("false");
+    expect(batches[0]!.schema.metadata.get("proxist.notes")).toContain("shard 2: missing");
+    const ok = cluster(specs, tables, { trades: ["a", "b", "c"], quotes: ["a", "b", "c"] });
+    const all = [];
+    for await (const b of ok.engine.run(TENANT, { op: "lastBy", table: "trades", consistency: "complete" }, new AbortController().signal)) all.push(b);
+    expect(all[0]!.schema.metadata.get("proxist.complete")).toBe("true");
+  });
+
+  it("fanout - minLsn per table reaches the parts of that table only", async () => {
+    const { engine, runs } = cluster(specs, tables, { trades: ["b", "b", "c"], quotes: ["c", "b", "b"] });
+    await engine.execute(TENANT, { op: "asof", table: "trades", right: { table: "quotes" }, minLsn: { quotes: 3 } });
+    expect(runs.map((r) => [r.table, r.minLsn])).toEqual(expect.arrayContaining([["trades", undefined], ["quotes", 3]]));
+    await expect(engine.execute(TENANT, { op: "range", table: "trades", minLsn: { trades: -1 } })).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+  });
+
+  it("fanout - unreadable shard assignments are UNAVAILABLE with a retry hint", async () => {
+    const parts: ClusterParts = { placement: () => Promise.reject(new Error("KV timeout")), run: () => Promise.reject(new Error("unused")) };
+    const e = new ProxistQueryEngine({ source: staticSource(new Map([[TENANT, new Map([["trades", { spec: specs[0]!, shards: [] }]])]])), parts });
+    await expect(e.execute(TENANT, { op: "range", table: "trades" })).rejects.toMatchObject({ code: "UNAVAILABLE", message: expect.stringMatching(/table trades live \(px_assign\): KV timeout; retry/) as unknown });
+  });
+
+  it("fanout - a cancelled query aborts its parts (the signal reaches run)", async () => {
+    const seen: (AbortSignal | undefined)[] = [];
+    const parts: ClusterParts = {
+      placement: (_t, spec) => Promise.resolve(Array.from({ length: spec.shards }, (): BucketPlace => ({ kind: "remote", node: "b" }))),
+      run: (_node, _spec, _req, signal) =>
+        new Promise((_resolve, reject) => {
+          seen.push(signal);
+          signal?.addEventListener("abort", () => reject(new Error("cancelled")));
+        }),
+    };
+    const e = new ProxistQueryEngine({ source: staticSource(new Map([[TENANT, new Map([["trades", { spec: specs[0]!, shards: [] }]])]])), parts });
+    const ctl = new AbortController();
+    const p = e.execute(TENANT, { op: "range", table: "trades" }, ctl.signal);
+    await new Promise((r) => setTimeout(r, 20));
+    ctl.abort(new Error("client cancelled"));
+    await expect(p).rejects.toThrow("cancelled");
+    expect(seen.length).toBe(1);
+    expect(seen[0]!.aborted).toBe(true);
+  });
+});
