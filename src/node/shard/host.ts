@@ -2,11 +2,15 @@
 // and, when the node has a ClickHouse, the shard's SinkRuntime next to it.
 // In single-node mode the node owns every shard of every table in the catalog;
 // with the control plane the node agent calls start/stop from assignments.
+// A shard whose table spec changed (pxctl apply) is restarted with the new spec:
+// it reloads its snapshot and replays the WAL tail, its sink re-reads what it
+// had not persisted; records of older versions decode with their own columns.
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { ShardAddress } from "../../../protocols/subjects.js";
 import type { ShardStatus } from "../../../protocols/shardstatus.js";
 import { shardKey } from "../../control/index.js";
 import type { Catalog } from "../../catalog.js";
+import type { TableSpec } from "../../../protocols/tablespec.js";
 import type { SnapshotStore } from "../../snapshot/store.js";
 import type { SinkClickhouse } from "../../sink/index.js";
 import { DecodedRecordCache } from "../../wal/index.js";
@@ -35,6 +39,8 @@ export interface HostedShard {
   readonly runtime: ShardRuntime;
   readonly sink: SinkRuntime | undefined;
   readonly leaseRevision: number;
+  /** The spec it runs with, as JSON: a catalog with another one restarts it. */
+  readonly specKey: string;
 }
 
 /** A shard's status (heartbeats, `pxctl status`) with the local figures /v1/shards adds. */
@@ -51,6 +57,8 @@ export interface HostedShardStatus extends ShardStatus {
 
 export class LocalShardHost {
   private readonly shards = new Map<string, HostedShard>();
+  // start/stop run one at a time: the agent, ownAll and respec may ask at once.
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly o: ShardHostOptions) {}
 
@@ -66,13 +74,37 @@ export class LocalShardHost {
     return this.o.sink !== undefined;
   }
 
-  async start(shard: ShardAddress, leaseRevision: number): Promise<void> {
+  private serial<T>(f: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(f, f);
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  /** Starts the shard (restarts it when its lease revision or its table spec changed). */
+  start(shard: ShardAddress, leaseRevision: number): Promise<void> {
+    return this.serial(() => this.startNow(shard, leaseRevision));
+  }
+
+  /** Restarts every hosted shard whose table spec in `catalog` differs from the one it runs with. */
+  async respec(catalog: Catalog): Promise<void> {
+    for (const h of this.all()) {
+      const spec = catalog.get(h.shard.tenant)?.get(h.shard.table);
+      if (spec !== undefined && JSON.stringify(spec) !== h.specKey) {
+        this.o.log(`shard ${shardKey(h.shard)}: table spec changed (version ${spec.version}); restarting with it`);
+        await this.start(h.shard, h.leaseRevision);
+      }
+    }
+  }
+
+  private async startNow(shard: ShardAddress, leaseRevision: number): Promise<void> {
     const key = shardKey(shard);
     const existing = this.shards.get(key);
-    if (existing && existing.leaseRevision === leaseRevision) return;
-    if (existing) await this.stop(shard);
-    const spec = this.o.catalog().get(shard.tenant)?.get(shard.table);
+    const spec: TableSpec | undefined = this.o.catalog().get(shard.tenant)?.get(shard.table);
+    if (!spec && existing?.leaseRevision === leaseRevision) return; // table gone from the catalog: the agent decides
     if (!spec) throw new Error(`shard ${key}: table ${shard.tenant}/${shard.table} is not in the catalog`);
+    const specKey = JSON.stringify(spec);
+    if (existing && existing.leaseRevision === leaseRevision && existing.specKey === specKey) return;
+    if (existing) await this.stopNow(shard);
     const s = this.o.sink;
     // With a sink next to the shard, both read every record: decode it once.
     const decoded = s === undefined ? undefined : new DecodedRecordCache();
@@ -104,13 +136,17 @@ export class LocalShardHost {
             ...(s.unsafeSkipLandedCheck === undefined ? {} : { unsafeSkipLandedCheck: s.unsafeSkipLandedCheck }),
             ...(s.flushIo === undefined ? {} : { flushIo: s.flushIo }),
           });
-    this.shards.set(key, { shard, runtime, sink, leaseRevision });
+    this.shards.set(key, { shard, runtime, sink, leaseRevision, specKey });
     runtime.start();
     sink?.start();
   }
 
   /** Stops the shard and its sink; resolves once neither writes any more. */
-  async stop(shard: ShardAddress): Promise<void> {
+  stop(shard: ShardAddress): Promise<void> {
+    return this.serial(() => this.stopNow(shard));
+  }
+
+  private async stopNow(shard: ShardAddress): Promise<void> {
     const key = shardKey(shard);
     const s = this.shards.get(key);
     if (!s) return;
