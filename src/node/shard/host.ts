@@ -89,10 +89,7 @@ export class LocalShardHost {
   async respec(catalog: Catalog): Promise<void> {
     for (const h of this.all()) {
       const spec = catalog.get(h.shard.tenant)?.get(h.shard.table);
-      if (spec !== undefined && JSON.stringify(spec) !== h.specKey) {
-        this.o.log(`shard ${shardKey(h.shard)}: table spec changed (version ${spec.version}); restarting with it`);
-        await this.start(h.shard, h.leaseRevision);
-      }
+      if (spec !== undefined && JSON.stringify(spec) !== h.specKey) await this.start(h.shard, h.leaseRevision);
     }
   }
 
@@ -104,6 +101,7 @@ export class LocalShardHost {
     if (!spec) throw new Error(`shard ${key}: table ${shard.tenant}/${shard.table} is not in the catalog`);
     const specKey = JSON.stringify(spec);
     if (existing && existing.leaseRevision === leaseRevision && existing.specKey === specKey) return;
+    if (existing && existing.specKey !== specKey) this.o.log(`shard ${key}: table spec changed (version ${spec.version}); restarting with it`);
     if (existing) await this.stopNow(shard);
     const s = this.o.sink;
     // With a sink next to the shard, both read every record: decode it once.
