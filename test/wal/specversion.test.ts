@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { encodeWalRecord } from "../../protocols/codec.js";
 import { parseTableSpec } from "../../protocols/tablespec.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
-import { tickBatchToIpc } from "../../src/codec/arrow.js";
+import { decodeTickBatch, tickBatchToIpc } from "../../src/codec/arrow.js";
 import { WalSchemaVersionError, decodeWalEntry } from "../../src/wal/index.js";
 
 const v1 = parseTableSpec({ name: "trades", columns: [{ name: "price", type: "float64" }] }, "acme");
@@ -36,5 +36,15 @@ describe("WAL records across spec versions", () => {
   it("spec version - a record of a newer version than the node serves is refused with the reason", () => {
     expect(() => decodeWalEntry(v1, 6, record(v2, [[3.5], [9]]))).toThrow(WalSchemaVersionError);
     expect(() => decodeWalEntry(v1, 6, record(v2, [[3.5], [9]]))).toThrow(/LSN 6 was written for version 2 of table trades; this node serves version 1; the shard restarts with the new spec/);
+  });
+
+  it("spec version - a client batch may leave out a column with a declared default (it reads as the default), not one without", () => {
+    const b = decodeTickBatch(v2, tickBatchToIpc(v1, { rows: 2, symbols: ["AAPL"], symbolIndex: new Uint32Array(2), ts: Float64Array.of(1, 2), values: [Float64Array.of(1, 2)] }), "batch");
+    expect(b.values.map((c) => [...c])).toEqual([
+      [1, 2],
+      [7, 7],
+    ]);
+    const noPrice = parseTableSpec({ name: "trades", columns: [{ name: "venue", type: "int32" }] }, "acme");
+    expect(() => decodeTickBatch(v2, tickBatchToIpc(noPrice, { rows: 1, symbols: ["AAPL"], symbolIndex: new Uint32Array(1), ts: Float64Array.of(1), values: [Int32Array.of(3)] }), "batch")).toThrow(/batch: column price is missing/);
   });
 });
