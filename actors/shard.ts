@@ -37,6 +37,8 @@ export interface ShardStats {
   /** Lease revision of the last watermark's writer. */
   watermarkLeaseRevision: number;
   watermarks: number;
+  /** Watermarks refused: an older lease revision than the highest seen (a stale owner's). */
+  refusedWatermarks: number;
   evictedRows: number;
 }
 
@@ -157,7 +159,7 @@ export const shardMachine = setup({
         stats: {
           ...statsOf(table, context.stats),
           tPersistedMicros: Math.max(context.stats.tPersistedMicros, params.tPersistedMicros),
-          watermarkLeaseRevision: params.leaseRevision,
+          watermarkLeaseRevision: Math.max(context.stats.watermarkLeaseRevision, params.leaseRevision),
           watermarks: context.stats.watermarks + 1,
           evictedRows: context.stats.evictedRows + evictedRows,
           lagRecords: context.unpersisted.count,
@@ -196,6 +198,7 @@ export const shardMachine = setup({
       lagRecords: 0,
       watermarkLeaseRevision: 0,
       watermarks: 0,
+      refusedWatermarks: 0,
       evictedRows: 0,
     },
     unpersisted: new UnpersistedLsns(),
@@ -241,12 +244,19 @@ export const shardMachine = setup({
             actions: { type: "apply", params: ({ event }) => ({ records: event.records }) },
           },
         ],
-        watermark: {
-          actions: {
-            type: "evict",
-            params: ({ event }) => ({ persistedLsn: event.persistedLsn, tPersistedMicros: event.tPersistedMicros, leaseRevision: event.leaseRevision }),
+        watermark: [
+          {
+            // Fenced reader: a watermark of an older lease revision than one already seen is a stale owner's.
+            guard: ({ context, event }) => event.leaseRevision < context.stats.watermarkLeaseRevision,
+            actions: assign({ stats: ({ context }) => ({ ...context.stats, refusedWatermarks: context.stats.refusedWatermarks + 1 }) }),
           },
-        },
+          {
+            actions: {
+              type: "evict",
+              params: ({ event }) => ({ persistedLsn: event.persistedLsn, tPersistedMicros: event.tPersistedMicros, leaseRevision: event.leaseRevision }),
+            },
+          },
+        ],
         walError: { target: "failed", actions: assign({ error: ({ event }) => `WAL consumer failed: ${event.message}` }) },
         drain: { target: "draining" },
       },

@@ -7,12 +7,16 @@
 // the rest. P only moves past batches ClickHouse acknowledged or was verified
 // to hold. The announcer publishes watermarks in order (the newest P wins when
 // several wait) while the next batch is flushed; once a watermark is stored the
-// WAL is acknowledged up to it. IO is injected: `recover`, `wal`, `flush`,
+// WAL is acknowledged up to it. Fenced: once the lease is lost (a `fenced`
+// event from the agent's revocation, or an IO actor refused by the permit
+// check) the sink stops every actor at once (the WAL consumer, an INSERT in
+// flight, the announcer) and writes nothing more; the durable consumer is left
+// to the new owner. IO is injected: `recover`, `wal`, `flush`,
 // `announcer`.
 import { assign, fromCallback, fromPromise, sendTo, setup } from "xstate";
 import type { ShardAddress } from "../protocols/subjects.js";
 import type { TableSpec } from "../protocols/tablespec.js";
-import { DEFAULT_RETRY_POLICY, DEFAULT_SINK_LIMITS, batchDelayMs, batchFull, bytesOf, describeFailure, freshRecords, retryDelayMs, rowsOf, takeBatch } from "../src/sink/index.js";
+import { DEFAULT_RETRY_POLICY, DEFAULT_SINK_LIMITS, batchDelayMs, batchFull, bytesOf, describeFailure, freshRecords, isFenced, retryDelayMs, rowsOf, takeBatch } from "../src/sink/index.js";
 import type { RetryPolicy, SinkLimits, SinkRecord } from "../src/sink/index.js";
 
 export interface SinkStats {
@@ -63,6 +67,8 @@ export interface SinkContext {
   /** Last P announced (stored in the watermark stream); the WAL is acknowledged up to it. */
   publishedLsn: number;
   lastError: string | undefined;
+  /** Why the sink lost its permission to write (undefined while it holds it). */
+  fencedReason: string | undefined;
   stats: SinkStats;
 }
 
@@ -83,6 +89,8 @@ export type SinkEvent =
   | { type: "announceFailed"; message: string }
   /** The WAL consumer failed; `fatal` when it hit a record nobody can write (restarting will not help). */
   | { type: "walError"; message: string; fatal: boolean }
+  /** The lease is lost (revoked by the agent's watch of px_assign, or expired): stop writing. */
+  | { type: "fenced"; reason: string }
   | { type: "drain" };
 
 /** Sent to the WAL consumer: every record up to `lsn` is persisted and announced. */
@@ -158,7 +166,7 @@ const EMPTY_STATS: SinkStats = {
   lastFlushRows: 0,
 };
 
-/** Name of the state a sink snapshot is in: recovering, idle, batching, flushing, committed, backoff, degraded, failed, stopped. */
+/** Name of the state a sink snapshot is in: recovering, idle, batching, flushing, committed, backoff, degraded, failed, fenced, stopped. */
 export function sinkStateName(value: unknown): string {
   if (typeof value === "string") return value;
   if (value !== null && typeof value === "object") {
@@ -303,6 +311,10 @@ export const sinkMachine = setup({
       lastError: `watermark: ${params.message}`,
       stats: { ...context.stats, watermarkFailures: context.stats.watermarkFailures + 1 },
     })),
+    fence: assign(({ context }, params: { reason: string }) => ({
+      fencedReason: context.fencedReason ?? params.reason,
+      lastError: `fenced: ${context.fencedReason ?? params.reason}`,
+    })),
     // Stored watermark first, then the WAL may forget: a crash in between only redelivers.
     ackWal: sendTo("wal", (_, params: { lsn: number }): WalAck => ({ type: "ack", lsn: params.lsn })),
   },
@@ -311,6 +323,7 @@ export const sinkMachine = setup({
     batchFull: ({ context }) => context.pending.length > 0 && batchFull(context.pendingRows, context.pendingBytes, context.limits),
     fatal: (_, params: { fatal: boolean }) => params.fatal,
     degraded: ({ context }) => context.degraded,
+    fencedError: (_, params: { error: unknown }) => isFenced(params.error),
   },
   delays: {
     batchDelay: ({ context }) => batchDelayMs(context.pending[0]?.receivedAtMs ?? context.nowMs, context.nowMs, context.limits),
@@ -340,11 +353,13 @@ export const sinkMachine = setup({
     nowMs: 0,
     publishedLsn: 0,
     lastError: undefined,
+    fencedReason: undefined,
     stats: EMPTY_STATS,
   }),
   initial: "recovering",
   on: {
     drain: { target: ".stopped" },
+    fenced: { target: ".fenced", actions: { type: "fence", params: ({ event }) => ({ reason: event.reason }) } },
   },
   states: {
     recovering: {
@@ -355,7 +370,14 @@ export const sinkMachine = setup({
             src: "recover",
             input: ({ context }) => ({ shard: context.shard, spec: context.spec, persistedLsn: context.persistedLsn }),
             onDone: { target: "#sink.active", actions: { type: "recovered", params: ({ event }) => event.output } },
-            onError: { target: "waiting", actions: { type: "recoverFailed", params: ({ event }) => ({ error: event.error }) } },
+            onError: [
+              {
+                guard: { type: "fencedError", params: ({ event }) => ({ error: event.error }) },
+                target: "#sink.fenced",
+                actions: { type: "fence", params: ({ event }) => ({ reason: describeFailure(event.error).message }) },
+              },
+              { target: "waiting", actions: { type: "recoverFailed", params: ({ event }) => ({ error: event.error }) } },
+            ],
           },
         },
         waiting: {
@@ -421,6 +443,11 @@ export const sinkMachine = setup({
             }),
             onDone: { target: "committed", actions: { type: "commit", params: ({ event }) => event.output } },
             onError: [
+              {
+                guard: { type: "fencedError", params: ({ event }) => ({ error: event.error }) },
+                target: "#sink.fenced",
+                actions: { type: "fence", params: ({ event }) => ({ reason: describeFailure(event.error).message }) },
+              },
               { guard: "degraded", target: "degraded", actions: { type: "flushFailed", params: ({ event }) => ({ error: event.error }) } },
               { target: "backoff", actions: { type: "flushFailed", params: ({ event }) => ({ error: event.error }) } },
             ],
@@ -443,6 +470,11 @@ export const sinkMachine = setup({
       },
     },
     failed: {},
+    // Lost the lease: every actor is stopped (an INSERT in flight is aborted; the new
+    // owner waits for it to leave the server). Nothing is written from here on.
+    fenced: {
+      on: { fenced: {} },
+    },
     stopped: { type: "final" },
   },
 });

@@ -35,6 +35,13 @@ export const RetentionSpecSchema = Schema.Struct({
   maxHotBytes: Schema.optionalKey(PositiveInt(Number.MAX_SAFE_INTEGER)),
 });
 
+export const TimeBoundsSpecSchema = Schema.Struct({
+  /** The earliest plausible tick time, an ISO date or date-time in UTC ("1990-01-01"); lower it for backfills. */
+  minTs: Schema.optionalKey(Schema.String),
+  /** How far ahead of the gateway's clock a tick may be; raise it for scheduled or simulated times. */
+  maxFutureSeconds: Schema.optionalKey(PositiveInt(200 * 365 * 86_400)),
+});
+
 export const TableSpecSchema = Schema.Struct({
   name: Ident("table name", 63),
   /** Bumped by the user when columns change; WAL records carry it. */
@@ -45,6 +52,8 @@ export const TableSpecSchema = Schema.Struct({
   shards: Schema.optionalKey(PositiveInt(256)),
   maxBatchRows: Schema.optionalKey(PositiveInt(1_000_000)),
   retention: Schema.optionalKey(RetentionSpecSchema),
+  /** Plausibility window of the time column at ingest (catches a wrong unit: seconds or milliseconds sent as microseconds). */
+  timeBounds: Schema.optionalKey(TimeBoundsSpecSchema),
 });
 
 export const TenantSpecSchema = Schema.Struct({
@@ -75,6 +84,8 @@ export interface TableSpec {
   readonly shards: number;
   readonly maxBatchRows: number;
   readonly retention: { readonly hotSeconds: number; readonly maxHotBytes: number };
+  /** Ingest refuses a tick before minTs or more than maxFutureSeconds ahead (same shape as the input: specs round-trip through KV as JSON). */
+  readonly timeBounds: { readonly minTs: string; readonly maxFutureSeconds: number };
 }
 
 export interface TenantSpec {
@@ -94,6 +105,8 @@ export const TABLE_DEFAULTS = {
   maxBatchRows: 100_000,
   hotSeconds: 3_600,
   maxHotBytes: 1 << 30,
+  minTs: "1990-01-01",
+  maxFutureSeconds: 86_400,
 } as const;
 
 /** A spec document that broke a rule; `message` names the path, the rule and the fix. */
@@ -105,6 +118,21 @@ function decodeOrThrow<T>(schema: Schema.Decoder<T>, what: string, input: unknow
     throw new SpecError(`${what} is invalid: ${result.failure.message}. Fix the spec and apply it again.`);
   }
   return result.success;
+}
+
+/** "1990-01-01" or "1990-01-01T00:00:00Z" -> microseconds (NaN when unreadable); a date-time without a zone is read as UTC. */
+export function isoToMicros(minTs: string): number {
+  const iso = /^\d{4}-\d{2}-\d{2}$/.test(minTs) ? `${minTs}T00:00:00Z` : /[zZ]|[+-]\d{2}:?\d{2}$/.test(minTs) ? minTs : `${minTs}Z`;
+  const ms = Date.parse(iso);
+  return Number.isFinite(ms) ? ms * 1000 : NaN;
+}
+
+function checkedMinTs(minTs: string, tenant: string, table: string): string {
+  const us = isoToMicros(minTs);
+  if (!(us >= 0)) {
+    throw new SpecError(`tenant ${tenant} table ${table}: timeBounds.minTs "${minTs}" is not an ISO date on or after 1970-01-01; write it as "1990-01-01" or "1990-01-01T00:00:00Z"`);
+  }
+  return minTs;
 }
 
 function normalizeTable(t: Schema.Schema.Type<typeof TableSpecSchema>, tenant: string): TableSpec {
@@ -155,6 +183,10 @@ function normalizeTable(t: Schema.Schema.Type<typeof TableSpecSchema>, tenant: s
     retention: {
       hotSeconds: t.retention?.hotSeconds ?? TABLE_DEFAULTS.hotSeconds,
       maxHotBytes: t.retention?.maxHotBytes ?? TABLE_DEFAULTS.maxHotBytes,
+    },
+    timeBounds: {
+      minTs: checkedMinTs(t.timeBounds?.minTs ?? TABLE_DEFAULTS.minTs, tenant, t.name),
+      maxFutureSeconds: t.timeBounds?.maxFutureSeconds ?? TABLE_DEFAULTS.maxFutureSeconds,
     },
   };
 }

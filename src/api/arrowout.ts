@@ -1,16 +1,34 @@
 // Query results leaving the server: engine batches are held to the query's
 // declared schema (so dictionary ids match the schema the client already has),
 // cut into chunks of at most maxChunkRows, and written as Arrow IPC.
-import { RecordBatch, RecordBatchStreamWriter, Table, Type, tableToIPC } from "apache-arrow";
-import type { DataType, Schema } from "apache-arrow";
+import { RecordBatch, RecordBatchStreamWriter, Schema, Table, Type, tableToIPC } from "apache-arrow";
+import type { DataType } from "apache-arrow";
 import { ApiError } from "./errors.js";
 import { splitOwnIpcStream } from "./ipc/index.js";
 import type { IpcMessage } from "./ipc/index.js";
 
 const valueTypeId = (t: DataType): Type => (t.typeId === Type.Dictionary ? (t as unknown as { dictionary: DataType }).dictionary.typeId : t.typeId);
 
-/** `batch` under `schema`; throws INTERNAL when the engine broke its own schema. */
-export function conform(schema: Schema, batch: RecordBatch): RecordBatch {
+/** The declared schema with the result's metadata (proxist.complete, notes), one object per declared schema. */
+const withMeta = new WeakMap<Schema, Schema>();
+export function resultSchema(schema: Schema, metadata: ReadonlyMap<string, string>): Schema {
+  if (metadata.size === 0) return schema;
+  const known = withMeta.get(schema);
+  if (known && sameMeta(known.metadata, metadata)) return known;
+  const merged = new Schema(schema.fields, new Map([...schema.metadata, ...metadata]));
+  withMeta.set(schema, merged);
+  return merged;
+}
+
+function sameMeta(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>): boolean {
+  if (a.size < b.size) return false;
+  for (const [k, v] of b) if (a.get(k) !== v) return false;
+  return true;
+}
+
+/** `batch` under `schema` (keeping the batch's metadata); throws INTERNAL when the engine broke its own schema. */
+export function conform(declared: Schema, batch: RecordBatch): RecordBatch {
+  const schema = resultSchema(declared, batch.schema.metadata);
   if (batch.schema === schema) return batch;
   const a = schema.fields;
   const b = batch.schema.fields;

@@ -17,6 +17,7 @@ import { resolveLimits } from "./limits.js";
 import type { ApiLimits } from "./limits.js";
 import { proxistService } from "./proxist/service.js";
 import type { QueryEngine } from "./queryengine.js";
+import { presentingEngine } from "./presentation.js";
 
 export interface ApiServerOptions {
   readonly node: ApiNode;
@@ -50,7 +51,8 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
   const ctx: ApiContext = {
     node: o.node,
     tokens: o.tokens,
-    engine: o.queryEngine,
+    // Time columns leave as Arrow timestamps (or int64 on request): see presentation.ts.
+    engine: presentingEngine(o.queryEngine),
     limits,
     log,
     jsm: () => (jsm ??= jetstreamManager(o.node.nc)),

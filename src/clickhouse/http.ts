@@ -126,7 +126,24 @@ export class ClickhouseHttp {
     this.agent.destroy();
   }
 
-  private send(sql: string, data: Uint8Array | undefined, opts: RequestOptions): Promise<ClickhouseResponse> {
+  /**
+   * A kept-alive socket the server closed (restarted, or its keep-alive ran out
+   * while this process was paused) fails the next request on it with "socket
+   * hang up" before the server saw a byte. A statement without a body (a read
+   * or DDL, all idempotent here) is sent once more on a fresh connection; an
+   * INSERT is not (it fails as possibly landed, and the sink asks what landed).
+   */
+  private async send(sql: string, data: Uint8Array | undefined, opts: RequestOptions): Promise<ClickhouseResponse> {
+    const stale = { reset: false };
+    try {
+      return await this.sendOnce(sql, data, opts, this.agent, stale);
+    } catch (e) {
+      if (!stale.reset || data !== undefined || opts.signal?.aborted === true) throw e;
+      return this.sendOnce(sql, data, opts, false, { reset: false });
+    }
+  }
+
+  private sendOnce(sql: string, data: Uint8Array | undefined, opts: RequestOptions, agent: Agent | false, stale: { reset: boolean }): Promise<ClickhouseResponse> {
     const queryId = opts.queryId ?? randomUUID();
     const target = new URL(this.base.pathname === "" ? "/" : this.base.pathname, this.base);
     const params = target.searchParams;
@@ -154,7 +171,9 @@ export class ClickhouseHttp {
         if (typed instanceof ClickhouseUnavailableError || typed instanceof ClickhouseQueryError) typed.queryId = queryId;
         reject(typed);
       };
-      const req = request(target, { method: "POST", agent: this.agent, headers }, (res: IncomingMessage) => {
+      let answered = false;
+      const req = request(target, { method: "POST", agent, headers }, (res: IncomingMessage) => {
+        answered = true;
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("error", fail);
@@ -182,6 +201,12 @@ export class ClickhouseHttp {
           resolve({ queryId, body: payload });
         });
       });
+      // Listen before anything can destroy the request (an early abort included):
+      // an 'error' with no listener would be an uncaught exception.
+      req.on("error", (e: Error & { code?: string }) => {
+        if (!answered && req.reusedSocket && (e.code === "ECONNRESET" || e.code === "EPIPE" || e.message === "socket hang up")) stale.reset = true;
+        fail(e);
+      });
       const timer = setTimeout(() => {
         fail(Object.assign(new Error(`no complete answer within ${timeoutMs} ms`), { code: "ETIMEDOUT" }));
       }, timeoutMs);
@@ -192,7 +217,6 @@ export class ClickhouseHttp {
         return;
       }
       opts.signal?.addEventListener("abort", onAbort, { once: true });
-      req.on("error", fail);
       req.end(body);
     });
   }

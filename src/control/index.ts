@@ -39,6 +39,8 @@ export { evolveClusterSpec, evolveTable, evolveTenant } from "./specevolve.js";
 export type { Evolved } from "./specevolve.js";
 export type { ClusterState, StatusView, NodeView, ShardView, LeaderView, TenantView, TableView } from "./views.js";
 export { statusView, shardViews } from "./views.js";
+export type { StandaloneInput } from "./standalone.js";
+export { standaloneState, STANDALONE_HOLDER_SUFFIX } from "./standalone.js";
 export type { ControlBackend, ControlErrorCode, ApplyRequest, ApplyReply, GetReply, DescribeReply, GetKind, DescribeKind } from "./handlers.js";
 export { ControlError, controlBackend, handleControl, CONTROL_VERBS, GET_KINDS, DESCRIBE_KINDS } from "./handlers.js";
 export type { ControlServer } from "./ctlserver.js";

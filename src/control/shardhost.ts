@@ -14,4 +14,12 @@ export interface ShardHost {
   /** Stops the shard and its sink; resolves once neither writes any more. */
   stop(shard: ShardRef): Promise<void>;
   status(): ShardStatus[];
+  /**
+   * Fencing, called from the agent's watch of px_assign before any stop is
+   * scheduled: the shard now belongs to another node (or to `newRevision`);
+   * its sink must not write again. Optional: hosts without sinks ignore it.
+   */
+  revoke?(shard: ShardRef, reason: string, newRevision?: number): void;
+  /** The agent's heartbeat was stored: the sinks' permits are extended. */
+  renewLeases?(): void;
 }

@@ -16,7 +16,7 @@ import type { TableSpec } from "../../protocols/tablespec.js";
 import { MAX_SYMBOL_BYTES, MAX_TS_MICROS, MIN_TS_MICROS } from "../codec/arrow.js";
 import { EOS, dictSlotValues, dictTemplate, fieldWidths, rbSlotValues, rbTemplate, walSchemaMessage } from "../codec/ipcwrite.js";
 import type { MetaTemplate } from "../codec/ipcwrite.js";
-import type { PreparedBatch, Producer, WalAppendPlan } from "./plan.js";
+import type { PreparedBatch, Producer, TimeWindow, WalAppendPlan } from "./plan.js";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 const expected = new Float64Array(2 + 64 + 2 * 128);
@@ -92,7 +92,7 @@ function viewsOf(bytes: Uint8Array): Views {
  * Validates and plans a batch in the WAL payload layout; undefined when the
  * batch is not in that layout or breaks a rule (the general path then decides).
  */
-export function tryFastPrepare(tenant: string, spec: TableSpec, bytes: Uint8Array, producer: Producer | undefined, pool?: BytePool): PreparedBatch | undefined {
+export function tryFastPrepare(tenant: string, spec: TableSpec, bytes: Uint8Array, producer: Producer | undefined, pool?: BytePool, window?: TimeWindow): PreparedBatch | undefined {
   const schema = walSchemaMessage(spec);
   const n = bytes.length;
   if (n < schema.length + 8 || n % 8 !== 0) return undefined;
@@ -216,6 +216,8 @@ export function tryFastPrepare(tenant: string, spec: TableSpec, bytes: Uint8Arra
     p = body + expected[0]!;
     totalRows += rows;
     if (totalRows > spec.maxBatchRows) return undefined;
+    // Outside the table's plausible window: the general path refuses it with a message naming the row.
+    if (window && (minTs < window.minMicros || maxTs > window.maxMicros)) return undefined;
     pairs.push({ start, end: p, bucket, rows, minTs, maxTs });
   }
   if (pairs.length === 0) return undefined;

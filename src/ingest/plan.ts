@@ -22,3 +22,9 @@ export interface PreparedBatch {
   readonly rows: number;
   readonly appends: readonly WalAppendPlan[];
 }
+
+/** Tick times a table accepts right now, in microseconds, both ends inclusive (see plausible.ts). */
+export interface TimeWindow {
+  readonly minMicros: number;
+  readonly maxMicros: number;
+}

@@ -10,6 +10,8 @@ import type { TableSpec } from "../../protocols/tablespec.js";
 import { decodeTickBatch, tickBatchToIpc } from "../codec/arrow.js";
 import { selectRows } from "../codec/tickbatch.js";
 import type { TickBatch } from "../codec/tickbatch.js";
+import { BatchRejected } from "../codec/arrow.js";
+import { checkTimeWindow, timeWindowOf } from "./plausible.js";
 
 export type { PreparedBatch, Producer, WalAppendPlan } from "./plan.js";
 import type { PreparedBatch, Producer, WalAppendPlan } from "./plan.js";
@@ -56,16 +58,22 @@ function tsRange(batch: TickBatch): { min: number; max: number } {
  * Validates a client batch against the table spec and plans its WAL appends.
  * Throws BatchRejected (with a message naming input, rule and fix) on bad input.
  */
-export function prepareBatch(tenant: string, spec: TableSpec, payload: Uint8Array, producer: Producer | undefined, recordPool?: BytePool): PreparedBatch {
+export function prepareBatch(tenant: string, spec: TableSpec, payload: Uint8Array, producer: Producer | undefined, recordPool?: BytePool, nowMicros = Date.now() * 1000): PreparedBatch {
   // Batches already in the WAL layout, one pair per bucket (TickPublisher's), are checked in place and forwarded,
   // their records built in a buffer of `recordPool` (the owner gives it back once the WAL stored them).
-  return tryFastPrepare(tenant, spec, payload, producer, recordPool) ?? prepareBatchGeneral(tenant, spec, payload, producer);
+  const window = timeWindowOf(spec, nowMicros);
+  return tryFastPrepare(tenant, spec, payload, producer, recordPool, window) ?? prepareBatchGeneral(tenant, spec, payload, producer, nowMicros);
 }
 
 /** prepareBatch without the fast path: decode to a TickBatch, split, re-encode (any accepted Arrow input). */
-export function prepareBatchGeneral(tenant: string, spec: TableSpec, payload: Uint8Array, producer: Producer | undefined): PreparedBatch {
+export function prepareBatchGeneral(tenant: string, spec: TableSpec, payload: Uint8Array, producer: Producer | undefined, nowMicros = Date.now() * 1000): PreparedBatch {
   const what = `tenant ${tenant} table ${spec.name}`;
   const batch = decodeTickBatch(spec, payload, what);
+  if (batch.rows === 0) {
+    // An empty batch would be acked with LSNs that do not exist; refuse it so a producer bug shows.
+    throw new BatchRejected("INVALID_ARGUMENT", `${what}: the batch has 0 rows; send at least one row (an empty batch is refused, not acked)`);
+  }
+  checkTimeWindow(what, spec, batch.ts, batch.rows, timeWindowOf(spec, nowMicros));
   const appends: WalAppendPlan[] = [];
   for (const [bucket, part] of splitByBucket(batch, spec.shards)) {
     const { min, max } = tsRange(part);

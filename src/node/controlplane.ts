@@ -37,6 +37,8 @@ export function controlShardHost(host: LocalShardHost, catalog: Pick<NodeCatalog
       await host.start(shard, leaseRevision);
     },
     stop: (shard) => host.stop(shard),
+    revoke: (shard, reason, newRevision) => host.revoke(shard, reason, newRevision),
+    renewLeases: () => host.renewLeases(),
     // Richer than ShardStatus; a heartbeat encodes the ShardStatus fields only.
     status: () => host.status(),
   };

@@ -39,6 +39,12 @@ export function nodeMetrics(ingest: IngestStats, shards: LocalShardHost): () => 
       px_sink_inserted_rows_total: perSink("Rows the sink inserted into ClickHouse", "counter", (k) => k.insertedRows),
       px_sink_already_landed_rows_total: perSink("Rows a retry found already in ClickHouse and did not send again", "counter", (k) => k.alreadyLandedRows),
       px_sink_failures_total: perSink("Failed sink attempts (recovery, flush)", "counter", (k) => k.failures),
+      px_sink_fenced: perSink("1 once the sink lost its lease (revoked or lapsed) and stopped writing", "gauge", (k) => (k.fenced ? 1 : 0)),
+      px_sink_refused_watermarks_total: perShard(
+        "Watermarks refused: an older lease revision than seen, or a P ClickHouse does not hold",
+        "counter",
+        (h) => h.runtime.refusedWatermarks.count + h.runtime.stats.refusedWatermarks + (h.sink?.status().refusedWatermarks ?? 0),
+      ),
       px_sink_degraded: perSink("1 while the sink keeps failing (it keeps retrying)", "gauge", (k) => (k.degraded ? 1 : 0)),
     });
   };

@@ -27,6 +27,7 @@ import { nodeMetrics } from "./metrics.js";
 import { LocalShardHost } from "./shard/host.js";
 import type { HostSinkOptions } from "./shard/host.js";
 import { tenantStreams } from "./streams.js";
+import { clickhouseDisplay, startStandaloneControl } from "./standalone.js";
 
 export interface NodeOptions {
   /** One NATS URL, or the members of a cluster. */
@@ -142,9 +143,15 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
           metadata: store,
           replicas,
           apiPort: o.grpcPort || http.port,
+          clickhouseHealth: () => clickhouseDisplay(o.clickhouseUrl),
           log,
           ...(o.control === undefined ? {} : { timings: o.control }),
         })
+      : undefined;
+  // "all": no controller runs; the node answers pxctl (px.ctl.*) itself, as the one owner of every shard.
+  const standalone =
+    shardMode === "all"
+      ? startStandaloneControl(nc, { nodeId, apiPort: o.grpcPort || http.port, clickhouse: clickhouseDisplay(o.clickhouseUrl), host: shards, metadata: store, log })
       : undefined;
   // gRPC + Arrow Flight: queries over this node's shards (stitched with ClickHouse when present), ingest through the gateway.
   const api =
@@ -182,6 +189,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
     stop: async () => {
       // First the control plane: its shards stop, the heartbeat goes, the lease is released.
       await control?.stop().catch((e: unknown) => log(`node ${nodeId}: control plane stop failed: ${(e as Error).message}`));
+      await standalone?.stop().catch(() => {});
       await api?.stop().catch(() => {});
       gateway.stop();
       await catalog.stop();

@@ -7,7 +7,7 @@ export type { QueryEngineOptions, QueryResult, QueryRunStats } from "./engine.js
 export { ClickhouseColdSource, seamWhere, sqlString } from "./source.js";
 export type { ColdSlice, ColdSource, HotShard, TableSource } from "./source.js";
 export { shardHostSource, staticSource } from "./tables.js";
-export { arrowSchema, toRecordBatches } from "./output.js";
+export { arrowSchema, toRecordBatches, TS_FIELD_META } from "./output.js";
 export type { OutColumn, OutField, OutKind, OutTable } from "./output.js";
 export { loadSeries } from "./load.js";
 export type { Loaded, LoadRequest } from "./load.js";

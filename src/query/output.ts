@@ -50,9 +50,12 @@ export function arrowType(kind: OutKind): DataType {
   }
 }
 
+/** Field metadata marking an int64 column as microseconds since the epoch (the API presents it as an Arrow timestamp). */
+export const TS_FIELD_META: readonly [string, string] = ["proxist.unit", "us"];
+
 export function arrowSchema(fields: readonly OutField[], metadata?: ReadonlyMap<string, string>): Schema {
   return new Schema(
-    fields.map((f) => new Field(f.name, arrowType(f.kind), f.nullable)),
+    fields.map((f) => new Field(f.name, arrowType(f.kind), f.nullable, f.kind === "ts" ? new Map([TS_FIELD_META]) : undefined)),
     metadata === undefined ? undefined : new Map(metadata),
   );
 }

@@ -37,6 +37,7 @@ export interface SinkClickhouseOptions {
  * a new owner waits until no query with it is left on the server.
  */
 export function sinkQueryPrefix(shard: ShardAddress): string {
+  // Owners of every lease revision share it (pxsink-<tenant>-<table>-<bucket>-r<rev>-<n>): a new owner waits for all of them.
   const plain = `pxsink-${shard.tenant}-${shard.table}-${shard.bucket}-`;
   // query ids stay under 128 characters: long names are hashed.
   if (plain.length <= 80) return plain;
@@ -150,6 +151,26 @@ export class SinkClickhouse {
       `WHERE ${quoteIdent(SHARD_COLUMN)} = ${checkedInt(shard.bucket, "bucket")} AND ${quoteIdent(LSN_COLUMN)} > ${checkedInt(afterLsn, "afterLsn")} FORMAT TabSeparated`;
     const v = Number((await this.client.query(sql, signal === undefined ? {} : { signal })).trim());
     if (!Number.isSafeInteger(v)) throw new ClickhouseProtocolError(`maxLsnAbove: unexpected answer from ${sql}`);
+    return v;
+  }
+
+  /** Highest `_lsn` of the shard at or below `upTo` (0 when there is none): what verified P is checked against. */
+  async maxLsnUpTo(shard: ShardAddress, spec: TableSpec, upTo: number, signal?: AbortSignal): Promise<number> {
+    const sql =
+      `SELECT max(${quoteIdent(LSN_COLUMN)}) FROM ${qualifiedTable(shard.tenant, spec.name)} ` +
+      `WHERE ${quoteIdent(SHARD_COLUMN)} = ${checkedInt(shard.bucket, "bucket")} AND ${quoteIdent(LSN_COLUMN)} <= ${checkedInt(upTo, "upTo")} FORMAT TabSeparated`;
+    const v = Number((await this.client.query(sql, signal === undefined ? {} : { signal })).trim());
+    if (!Number.isSafeInteger(v)) throw new ClickhouseProtocolError(`maxLsnUpTo: unexpected answer from ${sql}`);
+    return v;
+  }
+
+  /** Rows of the shard with `_lsn = lsn`. */
+  async rowsAtLsn(shard: ShardAddress, spec: TableSpec, lsn: number, signal?: AbortSignal): Promise<number> {
+    const sql =
+      `SELECT count() FROM ${qualifiedTable(shard.tenant, spec.name)} ` +
+      `WHERE ${quoteIdent(SHARD_COLUMN)} = ${checkedInt(shard.bucket, "bucket")} AND ${quoteIdent(LSN_COLUMN)} = ${checkedInt(lsn, "LSN")} FORMAT TabSeparated`;
+    const v = Number((await this.client.query(sql, signal === undefined ? {} : { signal })).trim());
+    if (!Number.isSafeInteger(v)) throw new ClickhouseProtocolError(`rowsAtLsn: unexpected answer from ${sql}`);
     return v;
   }
 

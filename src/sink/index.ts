@@ -18,3 +18,7 @@ export { SinkRecordError, consumerAckFloor, decodeSinkRecord, positionSinkConsum
 export type { SinkConsumerOptions } from "./wal.js";
 export { runFlush } from "./flush.js";
 export type { FlushAttempt, FlushIo, FlushResult, FlushSettings } from "./flush.js";
+export { SinkFencedError, SinkLease, WatermarkGate, isFenced } from "./lease.js";
+export type { PermitVerdict, RevisionedWatermark } from "./lease.js";
+export { verifyPersisted } from "./verify.js";
+export type { VerifiedP, VerifyIo } from "./verify.js";

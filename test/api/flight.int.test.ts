@@ -63,6 +63,21 @@ describe("flight with pyarrow", () => {
     expect(got.rows).toBe(600);
   });
 
+  it("flight - read_pandas shows ts as datetimes (timestamp[us, UTC]) and the schema metadata says whether the result is complete", async () => {
+    const t0 = 1_725_000_000_000_000;
+    const put = await pyFlight("put", { port: f.api.port, token: writer, rows: 50, "batch-rows": 50, t0 });
+    const minLsn = Math.max(...(put.acks as { lastLsn: number }[]).map((x) => x.lastLsn));
+    const got = await pyFlight("types", { port: f.api.port, token: reader, query: JSON.stringify({ table: "trades", t0, t1: t0 + 1_000_000, minLsn }) });
+    expect(got.error).toBeUndefined();
+    expect(got.rows).toBe(50);
+    expect(got.ts_dtype).toMatch(/^datetime64\[us, UTC\]$/);
+    expect(got.first_ts).toBe(new Date(t0 / 1000).toISOString().replace("Z", "+00:00").replace(".000", ""));
+    expect((got.metadata as Record<string, string>)["proxist.complete"]).toMatch(/^(true|false)$/);
+    const raw = await pyFlight("types", { port: f.api.port, token: reader, query: JSON.stringify({ table: "trades", t0, t1: t0 + 1_000_000, minLsn, tsType: "int64" }) });
+    expect(raw.error, String(raw.message)).toBeUndefined();
+    expect(raw.ts_dtype).toBe("int64");
+  });
+
   it("flight - ListFlights lists the tenant's tables with their schemas", async () => {
     const out = await pyFlight("list", { port: f.api.port, token: reader });
     expect(out.flights).toEqual([

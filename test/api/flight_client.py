@@ -54,6 +54,9 @@ def put(client, headers, descriptor, table, batch_rows, compression):
 def normalize(df):
     df = df.copy()
     df["sym"] = df["sym"].astype(str)
+    if pd.api.types.is_datetime64_any_dtype(df["ts"]):
+        # Results carry ts as timestamp[us, UTC]; compare as microseconds since the epoch.
+        df["ts"] = (df["ts"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(microseconds=1)
     return df.sort_values(["ts", "sym"]).reset_index(drop=True)
 
 
@@ -110,6 +113,12 @@ def main():
             reader = client.do_get(flight.Ticket(args.query.encode()), opts)
             t = reader.read_all()
             out = {"rows": t.num_rows, "columns": t.schema.names}
+        elif args.command == "types":
+            reader = client.do_get(flight.Ticket(args.query.encode()), opts)
+            df = reader.read_pandas()
+            schema = reader.schema if hasattr(reader, "schema") else None
+            meta = {k.decode(): v.decode() for k, v in (schema.metadata or {}).items()} if schema is not None else {}
+            out = {"rows": len(df), "ts_dtype": str(df["ts"].dtype), "first_ts": (df["ts"].iloc[0].isoformat() if hasattr(df["ts"].iloc[0], "isoformat") else int(df["ts"].iloc[0])) if len(df) else None, "metadata": meta}
         elif args.command == "info":
             d = flight.FlightDescriptor.for_command(args.cmd) if args.cmd else flight.FlightDescriptor.for_path(*(args.path or args.table).split("/"))
             info = client.get_flight_info(d, opts)

@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ClientReadableStream } from "@grpc/grpc-js";
 import { create } from "@bufbuild/protobuf";
+import { TimeUnit, Type } from "apache-arrow";
 import { QueryRequestSchema } from "../../protocols/gen/proxist/v1/api_pb.js";
 import { Status, apiFixture, ingest, lsnOf, md, query, status, trades, tradesIpc } from "./fixture.js";
 import type { ApiFixture, ServiceClient } from "./fixture.js";
@@ -37,13 +38,15 @@ describe("grpc ingest and query", () => {
   });
 
   it("query - a range scan returns exactly the ingested rows", async () => {
-    const t0 = 1_800_000_000_000_000;
+    const t0 = 1_740_000_000_000_000;
     const sent = trades(500, t0);
     const { acks, error } = await ingest(client, writer, [{ table: "trades", arrowIpc: tradesIpc(500, t0) }]);
     expect(error).toBeUndefined();
-    const res = await query(client, reader, { table: "trades", t0, t1: t0 + 500, minLsn: lsnOf(acks) });
+    // "tsType":"int64": ts as raw microseconds (the default is an Arrow timestamp, tested below).
+    const res = await query(client, reader, { table: "trades", t0, t1: t0 + 500, minLsn: lsnOf(acks), tsType: "int64" });
     expect(res.error).toBeUndefined();
     expect(res.rows).toBe(500);
+    expect(String(res.tables[0]!.schema.fields[1]!.type)).toBe("Int64");
     const rows = res.tables.flatMap((t) => t.toArray().map((r) => ({ sym: String(r.sym), ts: Number(r.ts), price: r.price as number, size: r.size as number })));
     rows.sort((a, b) => a.ts - b.ts);
     expect(rows[0]).toEqual({ sym: "AAPL", ts: t0, price: 100, size: 1 });
@@ -51,8 +54,26 @@ describe("grpc ingest and query", () => {
     expect(rows.map((r) => r.sym)).toEqual(Array.from(sent.symbolIndex, (i) => sent.symbols[i]));
   });
 
+  it("query - ts is an Arrow timestamp[us, UTC] by default, and the schema says the result is complete", async () => {
+    const t0 = 1_743_000_000_000_000;
+    const { acks } = await ingest(client, writer, [{ table: "trades", arrowIpc: tradesIpc(30, t0) }]);
+    const res = await query(client, reader, { table: "trades", t0, t1: t0 + 30, minLsn: lsnOf(acks) });
+    expect(res.error).toBeUndefined();
+    const t = res.tables[0]!;
+    const ts = t.schema.fields.find((x) => x.name === "ts")!;
+    expect(ts.type.typeId).toBe(Type.Timestamp);
+    expect((ts.type as unknown as { unit: number }).unit).toBe(TimeUnit.MICROSECOND);
+    expect((ts.type as unknown as { timezone: string }).timezone).toBe("UTC");
+    expect(Number((t.getChild("ts")!.toArray() as BigInt64Array)[0])).toBe(t0);
+    // A node without ClickHouse answers from RAM only: the metadata says so on every result, complete or not.
+    expect(["true", "false"]).toContain(t.schema.metadata.get("proxist.complete"));
+    const bad = await query(client, reader, { table: "trades", tsType: "ms" });
+    expect(bad.error?.code).toBe(Status.INVALID_ARGUMENT);
+    expect(bad.error?.details).toMatch(/"tsType" must be "timestamp" .* or "int64"/);
+  });
+
   it("query - chunks respect max_chunk_rows and each is a complete IPC stream", async () => {
-    const t0 = 1_810_000_000_000_000;
+    const t0 = 1_741_000_000_000_000;
     const { acks } = await ingest(client, writer, [{ table: "trades", arrowIpc: tradesIpc(250, t0) }]);
     const chunks = await new Promise<number[]>((resolve, reject) => {
       const rows: number[] = [];
@@ -95,14 +116,14 @@ describe("grpc ingest and query", () => {
   });
 
   it("ingest - a retried batch (same producer id and seq) is stored once", async () => {
-    const batch = { table: "trades", producerId: "retry-test", producerSeq: 7n, arrowIpc: tradesIpc(5, 1_820_000_000_000_000) };
+    const batch = { table: "trades", producerId: "retry-test", producerSeq: 7n, arrowIpc: tradesIpc(5, 1_742_000_000_000_000) };
     const first = await ingest(client, writer, [batch]);
     const again = await ingest(client, writer, [batch]);
     expect(first.error).toBeUndefined();
     expect(again.error).toBeUndefined();
     expect(again.acks[0]!.firstLsn).toBe(first.acks[0]!.firstLsn);
     expect(again.acks[0]!.appends.every((a) => a.duplicate)).toBe(true);
-    const res = await query(client, reader, { table: "trades", t0: 1_820_000_000_000_000, t1: 1_820_000_000_000_005, minLsn: lsnOf(again.acks) });
+    const res = await query(client, reader, { table: "trades", t0: 1_742_000_000_000_000, t1: 1_742_000_000_000_005, minLsn: lsnOf(again.acks) });
     expect(res.rows).toBe(5);
   });
 

@@ -41,7 +41,7 @@ let betaWriter: string;
 let betaReader: string;
 /** LSNs of beta's WAL the queries wait for (read-after-write). */
 let betaLsn = 0;
-const fxIpc = () => tickBatchToIpc(tableOf("beta", "fx"), { rows: 2, symbols: ["EURUSD"], symbolIndex: Uint32Array.of(0, 0), ts: Float64Array.of(1, 2), values: [Float64Array.of(1.1, 1.2)] });
+const fxIpc = () => tickBatchToIpc(tableOf("beta", "fx"), { rows: 2, symbols: ["EURUSD"], symbolIndex: Uint32Array.of(0, 0), ts: Float64Array.of(1.75e15 + 1, 1.75e15 + 2), values: [Float64Array.of(1.1, 1.2)] });
 
 const walRecords = async (tenant: string): Promise<number> => (await (await jetstreamManager(f.nats.nc)).streams.info(walStream(tenant))).state.messages;
 
@@ -92,7 +92,7 @@ describe("tenant isolation over gRPC", () => {
 
   it("isolation - the same table name holds each tenant's own rows", async () => {
     const put = await ingest(grpc, alphaWriter, [{ table: "trades", arrowIpc: tradesIpc(3, 1_750_000_000_000_000) }]);
-    const alpha = await query(grpc, alphaAdmin, { table: "trades", minLsn: lsnOf(put.acks) });
+    const alpha = await query(grpc, alphaAdmin, { table: "trades", minLsn: lsnOf(put.acks), tsType: "int64" });
     const beta = await query(grpc, betaReader, { table: "trades", minLsn: betaLsn });
     expect(alpha.rows).toBe(3);
     expect(beta.rows).toBe(10);

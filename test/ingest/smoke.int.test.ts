@@ -20,7 +20,7 @@ describe("ingest smoke", () => {
   it("ingest - a batch is acked with LSNs", async () => {
     const spec = DEFAULT_CLUSTER_SPEC.tenants[0]!.tables[0]!;
     const p = new TickPublisher(f.nc, { tenant: "default", spec });
-    const ack = await p.publish({ rows: 2, symbols: ["A", "B"], symbolIndex: Uint32Array.of(0, 1), ts: Float64Array.of(1, 2), values: [Float64Array.of(1, 2), Float64Array.of(3, 4)] });
+    const ack = await p.publish({ rows: 2, symbols: ["A", "B"], symbolIndex: Uint32Array.of(0, 1), ts: Float64Array.of(1.75e15 + 1, 1.75e15 + 2), values: [Float64Array.of(1, 2), Float64Array.of(3, 4)] });
     expect(ack.rows).toBe(2);
     expect(ack.firstLsn).toBeGreaterThan(0);
   });

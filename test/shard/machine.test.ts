@@ -165,6 +165,21 @@ describe("shard machine", () => {
     expect(h.stats()).toMatchObject({ persistedLsn: 2, tPersistedMicros: t0 + 11 * SECOND, watermarks: 2 });
   });
 
+  it("watermarks - one of an older lease revision than seen (a stale owner's) is refused: nothing is evicted against it", async () => {
+    const spec = parseTableSpec({ name: "trades", columns: SPEC.columns.map((c) => ({ name: c.name, type: c.type })), retention: { hotSeconds: 1 } });
+    const h = harness({ spec });
+    await settle();
+    h.caughtUp();
+    const t0 = DAY0 + 3_600 * SECOND;
+    h.records(entry(1, 10, t0, spec), entry(2, 10, t0 + 10 * SECOND, spec), entry(3, 10, t0 + 20 * SECOND, spec));
+    h.watermark(1, t0, 9);
+    expect(h.stats()).toMatchObject({ persistedLsn: 1, watermarkLeaseRevision: 9, refusedWatermarks: 0 });
+    h.watermark(3, t0 + 20 * SECOND, 8);
+    expect(h.stats()).toMatchObject({ persistedLsn: 1, watermarks: 1, watermarkLeaseRevision: 9, refusedWatermarks: 1, rows: 20 });
+    h.watermark(2, t0 + 11 * SECOND, 9);
+    expect(h.stats()).toMatchObject({ persistedLsn: 2, watermarks: 2, refusedWatermarks: 1 });
+  });
+
   it("snapshots - on the schedule, only once live, with the hot set as it is", async () => {
     const h = harness({ snapshotIntervalMs: 1_000 });
     await settle();

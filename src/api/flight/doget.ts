@@ -4,7 +4,7 @@
 // as protobuf bytes (wire.ts). Cancel and deadline stop the engine.
 import type { ServerWritableStream } from "@grpc/grpc-js";
 import type { Ticket } from "../../../protocols/gen/arrow/flight/protocol/Flight_pb.js";
-import { conform, schemaMessage } from "../arrowout.js";
+import { conform, resultSchema, schemaMessage } from "../arrowout.js";
 import { authenticate, authorize } from "../auth.js";
 import { controlCall, writeFlowing } from "../callctl.js";
 import { failCall } from "../context.js";
@@ -21,16 +21,23 @@ export function doGetHandler(ctx: ApiContext) {
       const principal = await authenticate(ctx.tokens, call.metadata);
       authorize(principal, "query");
       const query = ticketQuery(principal, unwrap(call.request).ticket);
-      const schema = await ctx.engine.schema(principal.tenant, query);
-      const first = schemaMessage(schema);
-      await writeFlowing(call, flightDataBytes(first.header, first.body), ctl.signal);
+      const declared = await ctx.engine.schema(principal.tenant, query);
       const writer = new FlightBatchWriter();
-      for await (const batch of ctx.engine.run(principal.tenant, query, ctl.signal)) {
-        for (const bytes of writer.messages(conform(schema, batch), ctx.limits.maxChunkRows)) {
+      const batches = ctx.engine.run(principal.tenant, query, ctl.signal)[Symbol.asyncIterator]();
+      // The schema message goes out with the first batch, so it carries the result's metadata (proxist.complete, notes).
+      let next = await batches.next();
+      const first = schemaMessage(next.done ? declared : resultSchema(declared, next.value.schema.metadata));
+      await writeFlowing(call, flightDataBytes(first.header, first.body), ctl.signal);
+      try {
+        for (; !next.done; next = await batches.next()) {
+          for (const bytes of writer.messages(conform(declared, next.value), ctx.limits.maxChunkRows)) {
+            if (ctl.signal.aborted) break;
+            await writeFlowing(call, bytes, ctl.signal);
+          }
           if (ctl.signal.aborted) break;
-          await writeFlowing(call, bytes, ctl.signal);
         }
-        if (ctl.signal.aborted) break;
+      } finally {
+        await batches.return?.();
       }
       if (ctl.signal.aborted) throw ctl.signal.reason;
       call.end();

@@ -5,7 +5,7 @@ import { create } from "@bufbuild/protobuf";
 import type { ServerWritableStream } from "@grpc/grpc-js";
 import { QueryChunkSchema } from "../../../protocols/gen/proxist/v1/api_pb.js";
 import type { QueryChunk, QueryRequest } from "../../../protocols/gen/proxist/v1/api_pb.js";
-import { batchToIpc, chunks, conform, schemaToIpc } from "../arrowout.js";
+import { batchToIpc, chunks, conform, resultSchema, schemaToIpc } from "../arrowout.js";
 import { authenticate, authorize } from "../auth.js";
 import { controlCall, writeFlowing } from "../callctl.js";
 import { failCall } from "../context.js";
@@ -25,7 +25,9 @@ export function queryHandler(ctx: ApiContext) {
       const maxRows = req.maxChunkRows === 0 ? ctx.limits.maxChunkRows : Math.min(req.maxChunkRows, ctx.limits.maxChunkRows);
       const schema = await ctx.engine.schema(principal.tenant, query);
       let sent = 0;
+      let answered = schema;
       for await (const batch of ctx.engine.run(principal.tenant, query, ctl.signal)) {
+        answered = resultSchema(schema, batch.schema.metadata);
         for (const chunk of chunks(conform(schema, batch), maxRows)) {
           if (ctl.signal.aborted) break;
           if (chunk.numRows === 0) continue;
@@ -35,7 +37,7 @@ export function queryHandler(ctx: ApiContext) {
         if (ctl.signal.aborted) break;
       }
       if (ctl.signal.aborted) throw ctl.signal.reason;
-      if (sent === 0) call.write(create(QueryChunkSchema, { arrowIpc: schemaToIpc(schema), rows: 0 }));
+      if (sent === 0) call.write(create(QueryChunkSchema, { arrowIpc: schemaToIpc(answered), rows: 0 }));
       call.end();
     })()
       .catch((e: unknown) => failCall(ctx, call, e))

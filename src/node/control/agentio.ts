@@ -81,6 +81,8 @@ export function agentActors(io: AgentIO) {
         clickhouse: io.clickhouseHealth?.() ?? "",
         shards: shardStatuses(io.host, input.hosted),
       });
+      // Stored: this node is alive in px_nodes, its sinks may keep writing a while longer.
+      io.host.renewLeases?.();
     }),
     removeHeartbeat: fromPromise<void>(() => io.heartbeats.remove(io.nodeId)),
     applyShards: fromPromise<ApplyResult, ShardWork>(({ input }) => applyShardWork(io.host, input)),
@@ -88,7 +90,13 @@ export function agentActors(io: AgentIO) {
       runWatch(
         () =>
           io.assignments.watch(
-            (c) => sendBack({ type: "assignment", key: c.key, shard: c.shard, assignment: c.assignment }),
+            (c) => {
+              // Fence first: the sink loses its permit before the agent schedules the stop.
+              if (c.assignment === undefined) io.host.revoke?.(c.shard, "the assignment was removed from px_assign");
+              else if (c.assignment.node !== io.nodeId) io.host.revoke?.(c.shard, `px_assign moved the shard to ${c.assignment.node} (lease revision ${c.assignment.leaseRevision})`);
+              else io.host.revoke?.(c.shard, `px_assign holds a newer lease revision ${c.assignment.leaseRevision}`, c.assignment.leaseRevision);
+              sendBack({ type: "assignment", key: c.key, shard: c.shard, assignment: c.assignment });
+            },
             () => sendBack({ type: "assignments.synced" }),
           ),
         (e) => log(`agent ${io.nodeId}: cannot watch px_assign: ${(e as Error).message}`),

@@ -1,7 +1,11 @@
 // The node's shard host: runs one ShardRuntime per shard it is told to own,
 // and, when the node has a ClickHouse, the shard's SinkRuntime next to it.
 // In single-node mode the node owns every shard of every table in the catalog;
-// with the control plane the node agent calls start/stop from assignments.
+// with the control plane the node agent calls start/stop from assignments,
+// revokes a sink's lease as soon as its watch of px_assign sees the shard move
+// (`revoke`), and renews the leases after each heartbeat (`renewLeases`).
+// PX_FENCE_OFF=1 (tests only: the negative control) is read here and nowhere
+// else: sinks then write without a permit.
 // A shard whose table spec changed (pxctl apply) is restarted with the new spec:
 // it reloads its snapshot and replays the WAL tail, its sink re-reads what it
 // had not persisted; records of older versions decode with their own columns.
@@ -14,12 +18,15 @@ import type { TableSpec } from "../../../protocols/tablespec.js";
 import type { SnapshotStore } from "../../snapshot/store.js";
 import type { SinkClickhouse } from "../../sink/index.js";
 import { DecodedRecordCache } from "../../wal/index.js";
-import { SinkRuntime } from "../sink/runtime.js";
+import type { TableSpec } from "../../../protocols/tablespec.js";
+import { verifyPersisted } from "../../sink/index.js";
+import { SinkRuntime, sinkVerifyIo } from "../sink/runtime.js";
 import type { SinkRuntimeOptions, SinkStatus } from "../sink/runtime.js";
 import { ShardRuntime } from "./runtime.js";
+import type { VerifyWatermark } from "./runtime.js";
 
 /** What every sink of the host shares: the ClickHouse and the tuning. */
-export interface HostSinkOptions extends Pick<SinkRuntimeOptions, "limits" | "retry" | "maxAckPending" | "unsafeSkipLandedCheck" | "flushIo"> {
+export interface HostSinkOptions extends Pick<SinkRuntimeOptions, "limits" | "retry" | "maxAckPending" | "unsafeSkipLandedCheck" | "flushIo" | "leaseTtlMs"> {
   readonly clickhouse: SinkClickhouse;
 }
 
@@ -34,10 +41,13 @@ export interface ShardHostOptions {
   readonly sink?: HostSinkOptions;
 }
 
+const FENCE_OFF = process.env.PX_FENCE_OFF === "1";
+
 export interface HostedShard {
   readonly shard: ShardAddress;
   readonly runtime: ShardRuntime;
-  readonly sink: SinkRuntime | undefined;
+  sink: SinkRuntime | undefined;
+  readonly decoded: DecodedRecordCache | undefined;
   readonly leaseRevision: number;
   /** The spec it runs with, as JSON: a catalog with another one restarts it. */
   readonly specKey: string;
@@ -115,28 +125,82 @@ export class LocalShardHost {
       snapshotIntervalMs: this.o.snapshotIntervalMs,
       log: this.o.log,
       ...(decoded === undefined ? {} : { decoded }),
+      ...(s === undefined ? {} : { verifyWatermark: this.watermarkVerifier(shard, spec, s) }),
     });
-    const sink =
-      s === undefined
-        ? undefined
-        : new SinkRuntime({
-            shard,
-            spec,
-            js: this.o.js,
-            jsm: this.o.jsm,
-            clickhouse: s.clickhouse,
-            leaseRevision,
-            log: this.o.log,
-            ...(decoded === undefined ? {} : { decoded }),
-            ...(s.limits === undefined ? {} : { limits: s.limits }),
-            ...(s.retry === undefined ? {} : { retry: s.retry }),
-            ...(s.maxAckPending === undefined ? {} : { maxAckPending: s.maxAckPending }),
-            ...(s.unsafeSkipLandedCheck === undefined ? {} : { unsafeSkipLandedCheck: s.unsafeSkipLandedCheck }),
-            ...(s.flushIo === undefined ? {} : { flushIo: s.flushIo }),
-          });
-    this.shards.set(key, { shard, runtime, sink, leaseRevision, specKey });
+    const sink = this.makeSink(shard, leaseRevision, decoded);
+    this.shards.set(key, { shard, runtime, sink, leaseRevision, decoded, specKey });
     runtime.start();
     sink?.start();
+  }
+
+  /**
+   * Verified P on the reading side: a watermark up to what this node's own sink
+   * persisted is trusted; any other (a forged one, another writer's) is checked
+   * against ClickHouse before the shard evicts against it.
+   */
+  private watermarkVerifier(shard: ShardAddress, spec: TableSpec, s: HostSinkOptions): VerifyWatermark {
+    const io = { shard, spec, js: this.o.js, jsm: this.o.jsm, clickhouse: s.clickhouse };
+    return async (w, signal) => {
+      const local = this.shards.get(shardKey(shard))?.sink;
+      if (local !== undefined && local.actor.getSnapshot().context.persistedLsn >= w.persistedLsn) return undefined;
+      if (FENCE_OFF) return undefined;
+      return (await verifyPersisted(sinkVerifyIo(io, signal), w.persistedLsn)).refused;
+    };
+  }
+
+  private makeSink(shard: ShardAddress, leaseRevision: number, decoded: DecodedRecordCache | undefined): SinkRuntime | undefined {
+    const s = this.o.sink;
+    const spec = this.o.catalog().get(shard.tenant)?.get(shard.table);
+    if (s === undefined || spec === undefined) return undefined;
+    return new SinkRuntime({
+      shard,
+      spec,
+      js: this.o.js,
+      jsm: this.o.jsm,
+      clickhouse: s.clickhouse,
+      leaseRevision,
+      log: this.o.log,
+      unsafeFenceOff: FENCE_OFF,
+      ...(decoded === undefined ? {} : { decoded }),
+      ...(s.limits === undefined ? {} : { limits: s.limits }),
+      ...(s.retry === undefined ? {} : { retry: s.retry }),
+      ...(s.maxAckPending === undefined ? {} : { maxAckPending: s.maxAckPending }),
+      ...(s.unsafeSkipLandedCheck === undefined ? {} : { unsafeSkipLandedCheck: s.unsafeSkipLandedCheck }),
+      ...(s.flushIo === undefined ? {} : { flushIo: s.flushIo }),
+      ...(s.leaseTtlMs === undefined ? {} : { leaseTtlMs: s.leaseTtlMs }),
+    });
+  }
+
+  /**
+   * The agent's watch of px_assign saw the shard assigned elsewhere (or to a
+   * newer revision): the sink loses its permit now, before its next INSERT,
+   * without waiting for the stop to be scheduled.
+   */
+  revoke(shard: ShardAddress, reason: string, newRevision?: number): void {
+    const h = this.shards.get(shardKey(shard));
+    if (h === undefined || (newRevision !== undefined && newRevision <= h.leaseRevision)) return;
+    h.sink?.revoke(reason);
+  }
+
+  /**
+   * The agent's heartbeat went through and it still holds its assignments:
+   * extend every sink's permit. A sink fenced only because its permit lapsed
+   * (the node was paused or cut off) is started again: its recovery waits for
+   * earlier INSERTs, verifies P, and fences itself if a newer owner wrote.
+   */
+  renewLeases(): void {
+    for (const h of this.shards.values()) {
+      const sink = h.sink;
+      if (sink === undefined || sink.lease.revoked) continue;
+      if (sink.state !== "fenced") {
+        sink.renew();
+        continue;
+      }
+      this.o.log(`shard ${shardKey(h.shard)}: sink permit lapsed and the assignment still holds: starting the sink again`);
+      void sink.stop();
+      h.sink = this.makeSink(h.shard, h.leaseRevision, h.decoded);
+      h.sink?.start();
+    }
   }
 
   /** Stops the shard and its sink; resolves once neither writes any more. */

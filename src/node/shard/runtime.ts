@@ -14,7 +14,9 @@ import { TaggedError } from "../../../protocols/tagged.js";
 import type { HotTable } from "../../hotset/index.js";
 import type { SnapshotStore } from "../../snapshot/store.js";
 import type { WalEntry } from "../../shard/apply.js";
+import { WatermarkGate } from "../../sink/index.js";
 import { consumeBatches, followWatermarks } from "../../wal/index.js";
+import type { WatermarkEvent } from "../../wal/index.js";
 import type { DecodedRecord, DecodedRecordCache } from "../../wal/index.js";
 
 /** An on-demand snapshot that failed, timed out, or was cut short by the shard stopping. */
@@ -85,16 +87,45 @@ export function jetstreamWalConsumer(js: JetStreamClient, jsm: JetStreamManager,
   });
 }
 
-/** The shard's watermark stream (PX_WM_<tenant>), from the last stored one on, as `watermark` events. */
-export function jetstreamWatermarks(js: JetStreamClient, log: (line: string) => void) {
-  return fromCallback<ShardEvent, WatermarksInput>(({ input, sendBack }) =>
-    followWatermarks(
+/** Checks a watermark before the shard evicts against it: undefined to accept, else why it is refused. */
+export type VerifyWatermark = (w: WatermarkEvent, signal: AbortSignal) => Promise<string | undefined>;
+
+/**
+ * The shard's watermark stream (PX_WM_<tenant>), from the last stored one on,
+ * as `watermark` events, one at a time. Refused (logged, counted in
+ * `refused.count`): an older lease revision than the highest seen, and, with
+ * `verify`, a P ClickHouse does not hold.
+ */
+export function jetstreamWatermarks(js: JetStreamClient, log: (line: string) => void, refused: { count: number }, verify?: VerifyWatermark) {
+  return fromCallback<ShardEvent, WatermarksInput>(({ input, sendBack }) => {
+    const name = `${input.shard.tenant}/${input.shard.table}/${input.shard.bucket}`;
+    const gate = new WatermarkGate();
+    const abort = new AbortController();
+    let chain: Promise<void> = Promise.resolve();
+    const refuse = (why: string): void => {
+      refused.count++;
+      log(`shard ${name}: REFUSED ${why}; nothing is evicted against it`);
+    };
+    const stop = followWatermarks(
       js,
       input.shard,
-      (w) => sendBack({ type: "watermark", persistedLsn: w.persistedLsn, tPersistedMicros: w.tPersistedMicros, leaseRevision: w.leaseRevision }),
-      (e) => log(`shard ${input.shard.tenant}/${input.shard.table}/${input.shard.bucket}: watermarks: ${e.message}`),
-    ),
-  );
+      (w) => {
+        chain = chain.then(async () => {
+          if (abort.signal.aborted) return;
+          const stale = gate.check(w);
+          if (stale !== undefined) return refuse(stale);
+          const why = verify === undefined ? undefined : await verify(w, abort.signal).catch((e: unknown) => `cannot be verified against ClickHouse (${(e as Error).message})`);
+          if (why !== undefined) return refuse(why);
+          if (!abort.signal.aborted) sendBack({ type: "watermark", persistedLsn: w.persistedLsn, tPersistedMicros: w.tPersistedMicros, leaseRevision: w.leaseRevision });
+        });
+      },
+      (e) => log(`shard ${name}: watermarks: ${e.message}`),
+    );
+    return () => {
+      abort.abort();
+      stop();
+    };
+  });
 }
 
 export interface ShardRuntimeOptions {
@@ -107,9 +138,13 @@ export interface ShardRuntimeOptions {
   readonly log: (line: string) => void;
   /** Shared with this node's sink of the shard: each WAL record is decoded once. */
   readonly decoded?: DecodedRecordCache;
+  /** Checks each watermark against ClickHouse before evicting (nodes with a ClickHouse). */
+  readonly verifyWatermark?: VerifyWatermark;
 }
 
 export class ShardRuntime {
+  /** Watermarks refused before reaching the machine (stale revision, P ClickHouse lacks). */
+  readonly refusedWatermarks = { count: 0 };
   readonly actor: Actor<typeof shardMachine>;
   private readonly waiters = new Set<{ lsn: number; resolve: () => void }>();
 
@@ -124,7 +159,7 @@ export class ShardRuntime {
             return s?.table;
           }),
           wal: jetstreamWalConsumer(o.js, o.jsm, 512, o.decoded === undefined ? undefined : { spec: o.spec, decoded: o.decoded }),
-          watermarks: jetstreamWatermarks(o.js, o.log),
+          watermarks: jetstreamWatermarks(o.js, o.log, this.refusedWatermarks, o.verifyWatermark),
           writeSnapshot: fromPromise(async ({ input }: { input: SnapshotWriteInput }) => {
             const w = await o.snapshots.write(input.shard, input.table);
             o.log(`shard ${name}: snapshot at LSN ${w.lsn} (${w.rows} rows, ${w.bytes} bytes)`);

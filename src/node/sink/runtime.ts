@@ -1,9 +1,14 @@
 // Runs a sink actor for real: recovery from the last watermark, the durable
 // consumer's ack floor and ClickHouse; the durable WAL consumer; flushes that
 // plan, reconcile (when a batch may have partly landed) and INSERT; watermark
-// publishing. Crash tests put faults in front of the flush IO (`flushIo`);
-// PX_SINK_TRACE=1 logs timings.
+// publishing. Fenced: every INSERT, watermark and consumer change first asks
+// the SinkLease for a permit (revoked by the agent's watch of px_assign,
+// lapsing at its deadline unless renewed); recovery waits for INSERTs of every
+// earlier owner to leave ClickHouse and verifies P against what ClickHouse
+// holds before trusting it. Crash tests put faults in front of the flush IO
+// (`flushIo`); PX_SINK_TRACE=1 logs timings.
 import { randomBytes } from "node:crypto";
+import { DeliverPolicy } from "@nats-io/jetstream";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { createActor, fromPromise } from "xstate";
 import type { Actor } from "xstate";
@@ -12,8 +17,9 @@ import type { FlushInput, FlushOutput, RecoverInput, RecoverOutput, SinkStats } 
 import type { ShardAddress } from "../../../protocols/subjects.js";
 import type { TableSpec } from "../../../protocols/tablespec.js";
 import { waitQueryGone } from "../../clickhouse/index.js";
-import { DEFAULT_SINK_LIMITS, consumerAckFloor, encodeInsert, flushFailure, rowsOf, runFlush, sinkQueryPrefix } from "../../sink/index.js";
-import type { FlushIo, RetryPolicy, SinkClickhouse, SinkLimits } from "../../sink/index.js";
+import { walStream, walSubject } from "../../../protocols/subjects.js";
+import { DEFAULT_SINK_LIMITS, SinkFencedError, SinkLease, consumerAckFloor, decodeSinkRecord, encodeInsert, flushFailure, rowsOf, runFlush, sinkQueryPrefix, verifyPersisted } from "../../sink/index.js";
+import type { FlushIo, RetryPolicy, SinkClickhouse, SinkLimits, VerifyIo } from "../../sink/index.js";
 import { lastWatermark } from "../../wal/index.js";
 import type { DecodedRecordCache } from "../../wal/index.js";
 import { jetstreamAnnouncer } from "./announcer.js";
@@ -43,6 +49,36 @@ export interface SinkRuntimeOptions {
   readonly decoded?: DecodedRecordCache;
   /** Wraps the flush IO (what the sink asks and sends ClickHouse); crash tests put their faults here. */
   readonly flushIo?: WrapFlushIo;
+  /** How long a permit holds without renewal (default 1500 ms, under the control plane's 2 s node timeout; no deadline at revision 0). */
+  readonly leaseTtlMs?: number;
+  /** TESTS ONLY (negative control, PX_FENCE_OFF=1 in the wiring): every permit is granted. */
+  readonly unsafeFenceOff?: boolean;
+}
+
+/** The shard's WAL and ClickHouse as verifyPersisted asks them. */
+export function sinkVerifyIo(o: Pick<SinkRuntimeOptions, "shard" | "spec" | "js" | "jsm" | "clickhouse">, signal?: AbortSignal): VerifyIo {
+  const { shard, spec, js, jsm, clickhouse: ch } = o;
+  return {
+    maxLandedUpTo: (upTo) => ch.maxLsnUpTo(shard, spec, upTo, signal),
+    landedRows: (lsn) => ch.rowsAtLsn(shard, spec, lsn, signal),
+    recordRows: async (lsn) => {
+      const m = await jsm.streams.getMessage(walStream(shard.tenant), { seq: lsn });
+      return m === null ? 0 : decodeSinkRecord(spec, lsn, m.data, 0).batch.rows;
+    },
+    nextRecord: async (after) => {
+      const consumer = await js.consumers.get(walStream(shard.tenant), {
+        filter_subjects: walSubject(shard.tenant, shard.table, shard.bucket),
+        deliver_policy: DeliverPolicy.StartSequence,
+        opt_start_seq: after + 1,
+      });
+      try {
+        const m = await consumer.next({ expires: 2_000 });
+        return m === null ? undefined : { lsn: m.seq, rows: decodeSinkRecord(spec, m.seq, m.data, 0).batch.rows };
+      } finally {
+        await consumer.delete().catch(() => {});
+      }
+    },
+  };
 }
 
 /** A wrapper around a sink's flush IO, given the shard, its spec and its ClickHouse. */
@@ -62,6 +98,10 @@ export interface SinkStatus extends SinkStats {
   readonly degraded: boolean;
   readonly attempt: number;
   readonly lastError: string | undefined;
+  readonly leaseRevision: number;
+  readonly fenced: boolean;
+  /** Watermarks this sink refused (claiming more than ClickHouse holds, or from a newer owner). */
+  readonly refusedWatermarks: number;
 }
 
 const TRACE = process.env.PX_SINK_TRACE === "1";
@@ -70,6 +110,8 @@ export class SinkRuntime {
   readonly actor: Actor<typeof sinkMachine>;
   private readonly clock: () => number;
   private readonly name: string;
+  readonly lease: SinkLease;
+  private refusedWatermarks = 0;
 
   constructor(private readonly o: SinkRuntimeOptions) {
     const { shard, clickhouse: ch } = o;
@@ -79,23 +121,40 @@ export class SinkRuntime {
     const name = this.name;
     const limits = { ...DEFAULT_SINK_LIMITS, ...o.limits };
     const prefix = sinkQueryPrefix(shard);
-    const session = randomBytes(4).toString("hex");
+    const revision = o.leaseRevision ?? 0;
+    const session = randomBytes(3).toString("hex");
+    // Without a lease (single node, revision 0) nobody renews: no deadline, only revocation.
+    const lease = new SinkLease(revision, o.leaseTtlMs ?? (revision > 0 ? 1_500 : Infinity), clock(), o.unsafeFenceOff === true);
+    this.lease = lease;
+    const permit = (what: string): void => lease.permit(clock(), `sink ${name}: ${what}`);
     let flushNo = 0;
 
     const recover = fromPromise<RecoverOutput, RecoverInput>(async ({ input, signal }) => {
       const t0 = performance.now();
+      permit("recovery");
       await ch.ensureTable(shard.tenant, input.spec);
       const [wm, ackFloor] = await Promise.all([lastWatermark(o.jsm, shard), consumerAckFloor(o.jsm, shard)]);
-      const persistedLsn = Math.max(input.persistedLsn, wm?.persistedLsn ?? 0, ackFloor);
+      if (wm !== undefined && wm.leaseRevision > revision && o.unsafeFenceOff !== true) {
+        lease.revoke(`a newer owner (lease revision ${wm.leaseRevision}) published watermark P ${wm.persistedLsn}`);
+        throw new SinkFencedError(`sink ${name}: lease revision ${revision} is stale: revision ${wm.leaseRevision} wrote the last watermark`);
+      }
+      const claimed = Math.max(input.persistedLsn, wm?.persistedLsn ?? 0, ackFloor);
       const t1 = performance.now();
-      // An INSERT of a killed owner may still commit: what landed is only final once it is gone.
+      // An INSERT of an earlier owner (any revision) may still commit: what landed is only final once it is gone.
       await ch.waitWritersGone(shard, o.writersGoneTimeoutMs ?? 60_000, signal);
+      // Verified P: a watermark (or ack floor) claiming more than ClickHouse holds is refused; the gap is persisted again.
+      const verified = await verifyPersisted(sinkVerifyIo(o, signal), claimed);
+      if (verified.refused !== undefined) {
+        this.refusedWatermarks++;
+        o.log(`sink ${name}: REFUSED ${verified.refused}; P is ${verified.persistedLsn}, the sink persists the gap again`);
+      }
+      const persistedLsn = verified.persistedLsn;
       const verifyUpToLsn = Math.max(persistedLsn, await ch.maxLsnAbove(shard, input.spec, persistedLsn, signal));
       if (TRACE) o.log(`sink ${name}: TRACE recovered in ${(performance.now() - t0).toFixed(1)} ms (NATS ${(t1 - t0).toFixed(1)} ms)`);
       if (verifyUpToLsn > persistedLsn) {
         o.log(`sink ${name}: ClickHouse holds LSNs up to ${verifyUpToLsn} above P ${persistedLsn}; the next flushes check what landed before sending`);
       }
-      return { persistedLsn, tPersistedMicros: wm?.tPersistedMicros ?? 0, verifyUpToLsn, atMs: clock() };
+      return { persistedLsn, tPersistedMicros: verified.refused === undefined ? (wm?.tPersistedMicros ?? 0) : 0, verifyUpToLsn, atMs: clock() };
     });
 
     const realIo: FlushIo = {
@@ -106,6 +165,8 @@ export class SinkRuntime {
         const t0 = performance.now();
         const body = encodeInsert(o.spec, plan, shard.bucket);
         const t1 = performance.now();
+        // Innermost, right before the request: a sink paused or stalled anywhere above re-checks here.
+        permit(`INSERT ${queryId}`);
         await ch.insert(shard.tenant, o.spec, body, plan.rows, queryId, signal);
         if (TRACE) o.log(`sink ${name}: TRACE insert ${plan.rows} rows encode ${(t1 - t0).toFixed(1)} ms insert ${(performance.now() - t1).toFixed(1)} ms`);
       },
@@ -125,7 +186,7 @@ export class SinkRuntime {
         {
           spec: input.spec,
           maxInsertRows: limits.maxInsertRows,
-          queryId: (attempt, i) => `${prefix}${session}-${no}-${attempt}-${i}`,
+          queryId: (attempt, i) => `${prefix}r${revision}-${session}-${no}-${attempt}-${i}`,
           skipLandedCheck: o.unsafeSkipLandedCheck === true,
           log: (line) => o.log(`sink ${name}: ${line}`),
         },
@@ -144,9 +205,10 @@ export class SinkRuntime {
             ...(o.maxAckPending === undefined ? {} : { maxAckPending: o.maxAckPending }),
             ...(TRACE ? { trace: (line: string) => o.log(`sink ${name}: TRACE ${line}`) } : {}),
             ...(o.decoded === undefined ? {} : { decoded: o.decoded }),
+            permit,
           }),
           flush,
-          announcer: jetstreamAnnouncer(o.js, clock),
+          announcer: jetstreamAnnouncer(o.js, clock, permit),
         },
       }),
       {
@@ -202,11 +264,28 @@ export class SinkRuntime {
       degraded: c.degraded,
       attempt: c.attempt,
       lastError: c.lastError,
+      leaseRevision: this.lease.revision,
+      fenced: this.state === "fenced",
+      refusedWatermarks: this.refusedWatermarks,
     };
+  }
+
+  /** The assignment moved away (agent's watch of px_assign): no write from now on, the machine stops its actors. */
+  revoke(reason: string): void {
+    if (this.lease.revoked) return;
+    this.lease.revoke(reason);
+    this.o.log(`sink ${this.name}: fenced (lease revision ${this.lease.revision}): ${reason}`);
+    if (this.o.unsafeFenceOff !== true) this.actor.send({ type: "fenced", reason });
+  }
+
+  /** The agent still holds the assignment: extend the permit's deadline. */
+  renew(): void {
+    this.lease.renew(this.clock());
   }
 
   /** Stops consuming and aborts an INSERT in flight (which may still commit: the next owner checks). */
   async stop(): Promise<void> {
+    this.lease.revoke("the shard is stopping");
     this.actor.send({ type: "drain" });
     this.actor.stop();
     await new Promise((r) => setImmediate(r));

@@ -1,11 +1,13 @@
 // The sink machine's `wal` actor over JetStream: the shard's durable consumer
 // (positioned at P + 1), decoded records in order, ack-all on the machine's ack
-// (after the watermark), which acknowledges everything up to P.
+// (after the watermark), which acknowledges everything up to P. The consumer is
+// positioned (which may delete and re-create it) only with the lease's permit:
+// a fenced sink never touches the consumer the new owner uses.
 import type { JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
 import { fromCallback } from "xstate";
 import type { SinkEvent, SinkWalInput, WalAck } from "../../../actors/sink.js";
 import { walStream } from "../../../protocols/subjects.js";
-import { SinkRecordError, decodeSinkRecord, positionSinkConsumer, sinkConsumerName } from "../../sink/index.js";
+import { SinkRecordError, decodeSinkRecord, isFenced, positionSinkConsumer, sinkConsumerName } from "../../sink/index.js";
 import type { SinkConsumerOptions, SinkRecord } from "../../sink/index.js";
 import { consumeBatches } from "../../wal/index.js";
 import type { DecodedRecordCache } from "../../wal/index.js";
@@ -19,7 +21,7 @@ export function jetstreamSinkConsumer(
   js: JetStreamClient,
   jsm: JetStreamManager,
   clock: () => number,
-  o: SinkConsumerOptions & { maxEventRecords?: number; trace?: (line: string) => void; decoded?: DecodedRecordCache } = {},
+  o: SinkConsumerOptions & { maxEventRecords?: number; trace?: (line: string) => void; decoded?: DecodedRecordCache; permit?: (what: string) => void } = {},
 ) {
   return fromCallback<WalAck, SinkWalInput>(({ input, sendBack, receive }) => {
     const send = (e: SinkEvent): void => sendBack(e);
@@ -41,6 +43,7 @@ export function jetstreamSinkConsumer(
     void (async () => {
       const { shard, spec, fromLsn } = input;
       const t0 = performance.now();
+      o.permit?.(`positioning the durable consumer at ${fromLsn}`);
       await positionSinkConsumer(jsm, shard, fromLsn, o);
       o.trace?.(`consumer positioned at ${fromLsn} in ${(performance.now() - t0).toFixed(1)} ms`);
       if (stopped) return;
@@ -72,7 +75,7 @@ export function jetstreamSinkConsumer(
       }
       if (!stopped) send({ type: "walError", message: "the WAL consumer stopped delivering", fatal: false });
     })().catch((e: unknown) => {
-      if (!stopped) send({ type: "walError", message: (e as Error).message, fatal: false });
+      if (!stopped) send(isFenced(e) ? { type: "fenced", reason: (e as Error).message } : { type: "walError", message: (e as Error).message, fatal: false });
     });
     return () => {
       stopped = true;
