@@ -14,7 +14,6 @@ import type { ShardAddress } from "../../../protocols/subjects.js";
 import type { ShardStatus } from "../../../protocols/shardstatus.js";
 import { shardKey } from "../../control/index.js";
 import type { Catalog } from "../../catalog.js";
-import type { TableSpec } from "../../../protocols/tablespec.js";
 import type { SnapshotStore } from "../../snapshot/store.js";
 import type { SinkClickhouse } from "../../sink/index.js";
 import { DecodedRecordCache } from "../../wal/index.js";
