@@ -14,7 +14,7 @@ import { TickPublisher } from "../../src/client/publisher.js";
 import { RandomWalk, symbolNames } from "../../src/demo/randomwalk.js";
 import { decodeTickBatch } from "../../src/codec/arrow.js";
 import { describeTable, qualifiedTable } from "../../src/clickhouse/index.js";
-import { controlBackend, controlRequest, openControlStores, startControlServer } from "../../src/control/index.js";
+import { controlRequest } from "../../src/control/index.js";
 import type { ApplyReply } from "../../src/control/index.js";
 import { parseClusterSpec, specAtVersion } from "../../protocols/tablespec.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
@@ -24,13 +24,11 @@ import type { ProxistNode } from "../../src/node/node.js";
 let f: NatsFixture;
 let chf: ClickhouseFixture;
 let node: ProxistNode | undefined;
-let ctl: { stop(): Promise<void> } | undefined;
 
 beforeAll(async () => {
   [f, chf] = await Promise.all([natsFixture(), clickhouseFixture()]);
 });
 afterAll(async () => {
-  await ctl?.stop();
   await node?.stop();
   await f?.close();
   await chf?.close();
@@ -67,7 +65,7 @@ describe("spec evolution during ingest", () => {
   it("spec evolution - apply adds a column with a default mid-ingest: shards stay live, old rows read the default, new rows their values, ClickHouse has the column and every row once; a refused retype changes nothing", async () => {
     const logs: string[] = [];
     node = await nodeOn(f.server, f.nc, { clickhouseUrl: chf.server.httpUrl, snapshotIntervalMs: 300, log: (l) => logs.push(l) }, parseClusterSpec(fileV1));
-    ctl = startControlServer(f.nc, controlBackend(node.store, await openControlStores(f.nc)));
+    // The standalone node answers px.ctl.apply itself, as pxctl would reach it.
     const walk = new RandomWalk(symbolNames(40), 5, 1.75e15);
 
     // Continuous ingest: version 1 batches until the node serves version 2, then batches with venue.
