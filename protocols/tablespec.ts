@@ -22,6 +22,10 @@ export const ColumnSpecSchema = Schema.Struct({
   type: Schema.Literals(VALUE_TYPES),
   /** NaN and +/-Inf are rejected unless this is true (float columns only). */
   allowNonFinite: Schema.optionalKey(Schema.Boolean),
+  /** The value rows written before this column existed read as (required for a column added to an existing table). */
+  default: Schema.optionalKey(Schema.Union([Schema.Number, Schema.Boolean])),
+  /** The table version that added the column; set by `pxctl apply`, leave it out of spec files. */
+  since: Schema.optionalKey(PositiveInt(1_000_000)),
 });
 
 export const RetentionSpecSchema = Schema.Struct({
@@ -65,6 +69,10 @@ export interface ColumnSpec {
   readonly name: string;
   readonly type: ValueType;
   readonly allowNonFinite: boolean;
+  /** What rows written before the column existed read as (0/false when absent). */
+  readonly default?: number | boolean;
+  /** The table version that added the column (absent: every version has it). */
+  readonly since?: number;
 }
 
 export interface TableSpec {
@@ -130,7 +138,16 @@ function checkedMinTs(minTs: string, tenant: string, table: string): string {
 function normalizeTable(t: Schema.Schema.Type<typeof TableSpecSchema>, tenant: string): TableSpec {
   const symbolColumn = t.symbolColumn ?? TABLE_DEFAULTS.symbolColumn;
   const timeColumn = t.timeColumn ?? TABLE_DEFAULTS.timeColumn;
-  const columns = t.columns.map((c) => ({ name: c.name, type: c.type, allowNonFinite: c.allowNonFinite ?? false }));
+  const version = t.version ?? TABLE_DEFAULTS.version;
+  const columns = t.columns.map(
+    (c): ColumnSpec => ({
+      name: c.name,
+      type: c.type,
+      allowNonFinite: c.allowNonFinite ?? false,
+      ...(c.default === undefined ? {} : { default: c.default }),
+      ...(c.since === undefined ? {} : { since: c.since }),
+    }),
+  );
   const seen = new Set<string>([symbolColumn]);
   if (seen.has(timeColumn)) {
     throw new SpecError(`tenant ${tenant} table ${t.name}: symbolColumn and timeColumn are both "${timeColumn}"; give them different names`);
@@ -146,11 +163,18 @@ function normalizeTable(t: Schema.Schema.Type<typeof TableSpecSchema>, tenant: s
     if (c.allowNonFinite && c.type !== "float64" && c.type !== "float32") {
       throw new SpecError(`tenant ${tenant} table ${t.name}: column "${c.name}" sets allowNonFinite but is ${c.type}; only float columns can hold NaN/Inf`);
     }
+    if (c.default !== undefined) {
+      const problem = defaultProblem(c.type, c.default);
+      if (problem) throw new SpecError(`tenant ${tenant} table ${t.name}: column "${c.name}" has default ${JSON.stringify(c.default)}, but ${problem}; fix the default`);
+    }
+    if (c.since !== undefined && c.since > version) {
+      throw new SpecError(`tenant ${tenant} table ${t.name}: column "${c.name}" says it was added in version ${c.since}, after the table's version ${version}; leave "since" out (pxctl apply sets it)`);
+    }
     seen.add(c.name);
   }
   return {
     name: t.name,
-    version: t.version ?? TABLE_DEFAULTS.version,
+    version,
     symbolColumn,
     timeColumn,
     columns,
@@ -166,6 +190,37 @@ function normalizeTable(t: Schema.Schema.Type<typeof TableSpecSchema>, tenant: s
     },
   };
 }
+
+/** Why `value` cannot be the default of a `type` column, or undefined when it can. */
+function defaultProblem(type: ValueType, value: number | boolean): string | undefined {
+  if (type === "bool") return typeof value === "boolean" ? undefined : "a bool column's default is true or false";
+  if (typeof value !== "number" || !Number.isFinite(value)) return `a ${type} column's default is a finite number`;
+  if (type === "int32" && !(Number.isInteger(value) && value >= -(2 ** 31) && value < 2 ** 31)) return "an int32 column's default is an integer within 32 bits";
+  if (type === "int64" && !Number.isSafeInteger(value)) return "an int64 column's default is an integer within +/-2^53";
+  return undefined;
+}
+
+/** The number a column's default is held as in RAM (bool: 1/0). */
+export function columnDefault(c: ColumnSpec): number {
+  return c.default === undefined ? 0 : Number(c.default);
+}
+
+/**
+ * The spec as it was at `version`: the columns added later are left out. Only
+ * trailing columns can be added (specdiff refuses anything else), so a record
+ * of an older version holds a prefix of today's columns.
+ */
+export function specAtVersion(spec: TableSpec, version: number): TableSpec {
+  if (version === spec.version) return spec;
+  let byVersion = olderSpecs.get(spec);
+  if (byVersion === undefined) olderSpecs.set(spec, (byVersion = new Map()));
+  let old = byVersion.get(version);
+  if (old === undefined) byVersion.set(version, (old = { ...spec, version, columns: spec.columns.filter((c) => c.since === undefined || c.since <= version) }));
+  return old;
+}
+
+// Same object per (spec, version): decoders cache per spec object.
+const olderSpecs = new WeakMap<TableSpec, Map<number, TableSpec>>();
 
 function normalizeTenant(t: Schema.Schema.Type<typeof TenantSpecSchema>): TenantSpec {
   const names = new Set<string>();

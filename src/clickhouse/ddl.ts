@@ -110,6 +110,19 @@ export function createTableSql(tenant: string, spec: TableSpec): string {
   );
 }
 
+/**
+ * Adds a value column with the spec's default, so rows inserted before it
+ * existed read as the WAL records of their version do. No IF NOT EXISTS:
+ * ensureSchema catches a concurrent add and re-reads the columns, the same on
+ * 18.16 and current releases.
+ */
+export function addColumnSql(tenant: string, spec: TableSpec, name: string): string {
+  const c = spec.columns.find((x) => x.name === name);
+  if (c === undefined) throw new Error(`table ${spec.name} has no value column ${name}`);
+  const dflt = c.default === undefined ? "" : ` DEFAULT ${Number(c.default)}`;
+  return `ALTER TABLE ${qualifiedTable(tenant, spec.name)} ADD COLUMN ${quoteIdent(c.name)} ${valueColumnType(c.type)}${dflt}`;
+}
+
 /** `name -> type` of an existing table, in table order; empty when it does not exist. */
 export async function describeTable(client: ClickhouseHttp, tenant: string, table: string): Promise<Map<string, string>> {
   let text: string;
@@ -147,7 +160,7 @@ export async function ensureSchema(client: ClickhouseHttp, tenant: string, spec:
       );
     }
     try {
-      await client.command(`ALTER TABLE ${qualifiedTable(tenant, spec.name)} ADD COLUMN ${quoteIdent(c.name)} ${c.type}`);
+      await client.command(addColumnSql(tenant, spec, c.name));
     } catch (err) {
       // Another node may have added it first; the check below decides.
       if (!(err instanceof ClickhouseQueryError)) throw err;

@@ -14,6 +14,7 @@ export { capabilitiesOf, detectServer, parseClickhouseVersion, syncInsertSetting
 export type { ClickhouseCapabilities, ClickhouseServerInfo, ClickhouseVersion } from "./version.js";
 export {
   ClickhouseSchemaMismatchError,
+  addColumnSql,
   LSN_COLUMN,
   ROW_COLUMN,
   SHARD_COLUMN,

@@ -15,6 +15,7 @@ import {
 import { DataType, Precision } from "apache-arrow";
 import type { Data, Table } from "apache-arrow";
 import { walArrowSchema } from "../../protocols/arrow.js";
+import { columnDefault } from "../../protocols/tablespec.js";
 import type { ColumnSpec, TableSpec } from "../../protocols/tablespec.js";
 import { allocValueArray } from "./tickbatch.js";
 import { IpcFormatError, decodeIpcColumns, encodeTickIpc } from "./ipc.js";
@@ -273,8 +274,10 @@ function columnsToTickBatch(spec: TableSpec, rows: number, names: readonly strin
     throw new BatchRejected("RESOURCE_EXHAUSTED", `${what}: the batch has ${rows} rows, over the table's maxBatchRows ${spec.maxBatchRows}; split it into smaller batches`);
   }
   const expected = [spec.symbolColumn, spec.timeColumn, ...spec.columns.map((c) => c.name)];
+  // A value column with a declared default may be left out (writers that predate a spec change keep working).
+  const optional = new Set(spec.columns.filter((c) => c.default !== undefined).map((c) => c.name));
   for (const name of expected) {
-    if (!names.includes(name)) {
+    if (!names.includes(name) && !optional.has(name)) {
       throw new BatchRejected("INVALID_ARGUMENT", `${what}: column ${name} is missing; the table has columns ${expected.join(", ")}`);
     }
   }
@@ -288,7 +291,7 @@ function columnsToTickBatch(spec: TableSpec, rows: number, names: readonly strin
   }
   const { symbols, symbolIndex } = readSymbols(chunksOf(spec.symbolColumn), rows, `${what} column ${spec.symbolColumn}`);
   const ts = readTimestamps(chunksOf(spec.timeColumn), rows, `${what} column ${spec.timeColumn}`);
-  const values = spec.columns.map((c) => readValues(c, chunksOf(c.name), rows, `${what} column ${c.name}`));
+  const values = spec.columns.map((c) => (names.includes(c.name) ? readValues(c, chunksOf(c.name), rows, `${what} column ${c.name}`) : allocValueArray(c.type, rows).fill(columnDefault(c))));
   return { rows, symbols, symbolIndex, ts, values };
 }
 

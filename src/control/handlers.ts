@@ -8,6 +8,7 @@ import type { MetadataStore, StoredTenant } from "./metadata.js";
 import type { Assignment } from "./assignments.js";
 import type { HeartbeatInfo } from "./heartbeat.js";
 import { diffClusterSpec } from "./specdiff.js";
+import { evolveClusterSpec } from "./specevolve.js";
 import type { SpecDiff } from "./specdiff.js";
 import type { ControlStores } from "./stores.js";
 import { nodeViews, shardViews, statusView, tableViews, tenantViews } from "./views.js";
@@ -89,7 +90,14 @@ async function apply(backend: ControlBackend, req: ApplyRequest): Promise<ApplyR
     throw e;
   }
   const current = await backend.tenants();
-  const diff = diffClusterSpec(new Map([...current].map(([k, v]) => [k, v.spec])), spec);
+  const currentSpecs = new Map([...current].map(([k, v]) => [k, v.spec]));
+  // Refused changes fail the dry run and the apply alike, before anything is written.
+  const evolved = evolveClusterSpec(currentSpecs, spec);
+  if (evolved.refused.length > 0) {
+    throw new ControlError("INVALID_ARGUMENT", `apply refused, nothing was changed:\n${evolved.refused.map((r) => `  ${r}`).join("\n")}`);
+  }
+  spec = evolved.spec;
+  const diff = diffClusterSpec(currentSpecs, spec);
   const revisions: Record<string, number> = {};
   for (const t of spec.tenants) revisions[t.name] = current.get(t.name)?.revision ?? 0;
   if (req.dryRun || diff.changedTenants.length === 0) return { diff, applied: false, revisions };

@@ -35,6 +35,8 @@ export { runWatch } from "./watchactor.js";
 
 export type { SpecChange, SpecDiff, FieldChange } from "./specdiff.js";
 export { diffClusterSpec, formatDiff } from "./specdiff.js";
+export { evolveClusterSpec, evolveTable, evolveTenant } from "./specevolve.js";
+export type { Evolved } from "./specevolve.js";
 export type { ClusterState, StatusView, NodeView, ShardView, LeaderView, TenantView, TableView } from "./views.js";
 export { statusView, shardViews } from "./views.js";
 export type { StandaloneInput } from "./standalone.js";

@@ -65,12 +65,10 @@ export function diffClusterSpec(current: ReadonlyMap<string, TenantSpec>, desire
       }
       const fields = diffTables(prev, table);
       if (fields.length > 0) changes.push({ kind: "table.change", tenant: t.name, table: table.name, fields });
-      if (prev.shards !== table.shards) {
-        warnings.push(`tenant ${t.name} table ${table.name}: shards ${prev.shards} -> ${table.shards} routes symbols to new buckets; ticks already in the WAL stay in their old buckets`);
-      }
-      const removed = prev.columns.filter((c) => !table.columns.some((n) => n.name === c.name));
-      if (removed.length > 0) {
-        warnings.push(`tenant ${t.name} table ${table.name}: removing column(s) ${removed.map((c) => c.name).join(", ")}; bump the table version so readers can tell old records from new`);
+      // Shard-count changes and column removals are refused before diffing (specevolve.ts).
+      const added = table.columns.filter((c) => !prev.columns.some((p) => p.name === c.name));
+      if (added.length > 0) {
+        warnings.push(`tenant ${t.name} table ${table.name}: adding column(s) ${added.map((c) => c.name).join(", ")} restarts its shards and sinks (snapshot + WAL replay); older rows read the default`);
       }
     }
     const kept = new Set(t.tables.map((x) => x.name));

@@ -112,6 +112,9 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   const shardMode = o.shards ?? "all";
   if (shardMode === "all") {
     catalog.subscribe((c) => void shards.ownAll(c).catch((e: unknown) => log(`node ${nodeId}: cannot start shards: ${(e as Error).message}`)));
+  } else {
+    // Assigned shards: the agent starts them; a changed table spec restarts them here.
+    catalog.subscribe((c) => void shards.respec(c).catch((e: unknown) => log(`node ${nodeId}: cannot restart shards on the new spec: ${(e as Error).message}`)));
   }
 
   const sourceStats: SourceStats = { fireAndForgetFailures: 0 };

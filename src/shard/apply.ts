@@ -33,9 +33,6 @@ export function applyWalRecord(table: HotTable, spec: TableSpec, entry: WalEntry
       throw new WalApplyError(e instanceof WalSchemaVersionError ? e.message : `WAL record at LSN ${entry.lsn} of table ${spec.name}: ${(e as Error).message}`, { cause: e });
     }
   }
-  if (d.schemaVersion !== spec.version) {
-    throw new WalApplyError(`WAL record at LSN ${entry.lsn} was written for schema version ${d.schemaVersion} of table ${spec.name}; this node has version ${spec.version}`);
-  }
   const batch = d.batch;
   table.apply(entry.lsn, batch);
   let maxTs = -Infinity;

@@ -4,6 +4,7 @@
 // the chunk sizes and the SHA-256 that a loader checks before trusting a byte.
 import { createHash } from "node:crypto";
 import type { SnapshotManifest } from "../../protocols/codec.js";
+import { columnDefault, specAtVersion } from "../../protocols/tablespec.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
 import { decodeTickBatch, BatchRejected } from "../codec/arrow.js";
 import { encodeTickIpc } from "../codec/ipc.js";
@@ -146,10 +147,13 @@ function unframe(data: Uint8Array, expected: number, where: string): Uint8Array[
 export function decodeSnapshot(spec: TableSpec, manifest: SnapshotManifest, data: Uint8Array): HotTableColumns {
   const where = `snapshot ${manifest.tenant}/${manifest.table}/${manifest.bucket}@${manifest.lsn}`;
   if (manifest.dataFormat !== SNAPSHOT_DATA_FORMAT) throw new SnapshotCorruptError(`${where}: data format ${manifest.dataFormat}, this reader knows ${SNAPSHOT_DATA_FORMAT}`);
-  if (manifest.schemaVersion !== spec.version) throw new SnapshotCorruptError(`${where}: written for schema version ${manifest.schemaVersion}, the table is at ${spec.version}`);
+  if (manifest.schemaVersion > spec.version) throw new SnapshotCorruptError(`${where}: written for schema version ${manifest.schemaVersion}, newer than this node's ${spec.version}`);
   if (data.length !== Number(manifest.dataBytes)) throw new SnapshotCorruptError(`${where}: ${data.length} bytes, the manifest says ${manifest.dataBytes}`);
   if (sha256Hex(data) !== manifest.dataSha256) throw new SnapshotCorruptError(`${where}: SHA-256 mismatch; the data object is corrupt`);
-  const sspec = snapshotSpec(spec);
+  // A snapshot of an older version holds a prefix of the columns; the ones added since read as their defaults.
+  const sspec = snapshotSpec(specAtVersion(spec, manifest.schemaVersion));
+  const stored = sspec.columns.length - 2;
+  const defaults = spec.columns.map(columnDefault);
   const symbols = manifest.symbols?.symbols ?? [];
   const idOf = new Map(symbols.map((s, i) => [s, i]));
   const chunks = unframe(data, manifest.chunkRows.length + 1, where);
@@ -180,7 +184,7 @@ export function decodeSnapshot(spec: TableSpec, manifest: SnapshotManifest, data
     tsMicros: new Float64Array(counts[id]!),
     lsn: new Float64Array(counts[id]!),
     rowInRecord: new Int32Array(counts[id]!),
-    values: spec.columns.map((c) => allocValueArray(c.type, counts[id]!)) as ValueArray[],
+    values: spec.columns.map((c, v) => (v < stored ? allocValueArray(c.type, counts[id]!) : allocValueArray(c.type, counts[id]!).fill(defaults[v]!))) as ValueArray[],
     seam: null as SeamRow | null,
   }));
   const filled = new Int32Array(symbols.length);
@@ -192,7 +196,7 @@ export function decodeSnapshot(spec: TableSpec, manifest: SnapshotManifest, data
       s.tsMicros[at] = b.ts[i]!;
       s.lsn[at] = b.values[0]![i]!;
       s.rowInRecord[at] = b.values[1]![i]!;
-      for (let v = 0; v < spec.columns.length; v++) s.values[v]![at] = b.values[v + 2]![i]!;
+      for (let v = 0; v < stored; v++) s.values[v]![at] = b.values[v + 2]![i]!;
     }
   });
   if (seamBatch.rows !== Number(manifest.seamRows)) throw new SnapshotCorruptError(`${where}: ${seamBatch.rows} seam rows, the manifest says ${manifest.seamRows}`);
@@ -203,7 +207,7 @@ export function decodeSnapshot(spec: TableSpec, manifest: SnapshotManifest, data
       tsMicros: seamBatch.ts[i]!,
       lsn: seamBatch.values[0]![i]!,
       rowInRecord: seamBatch.values[1]![i]!,
-      values: spec.columns.map((_, v) => seamBatch.values[v + 2]![i]!),
+      values: spec.columns.map((_, v) => (v < stored ? seamBatch.values[v + 2]![i]! : defaults[v]!)),
     };
   }
   return {

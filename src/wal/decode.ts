@@ -3,8 +3,10 @@
 // and leaves it here, the other takes it. Bounded: a record the other side does
 // not take soon (one of them far behind) is dropped and decoded again later.
 import { decodeWalRecord } from "../../protocols/codec.js";
+import { columnDefault, specAtVersion } from "../../protocols/tablespec.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
 import { decodeTickBatch } from "../codec/arrow.js";
+import { allocValueArray } from "../codec/tickbatch.js";
 import type { TickBatch } from "../codec/tickbatch.js";
 import { TaggedError } from "../../protocols/tagged.js";
 
@@ -17,22 +19,32 @@ export interface DecodedRecord {
   readonly maxTsMicros: number;
 }
 
-/** A WAL record written for another version of the table spec than this node's. */
+/** A WAL record written for a newer version of the table spec than this node serves. */
 export class WalSchemaVersionError extends TaggedError("WalSchemaVersionError") {}
 
+/** `batch` of an older version's columns with the columns added since, every row at the column's default. */
+function withAddedColumns(spec: TableSpec, batch: TickBatch): TickBatch {
+  const have = batch.values.length;
+  if (have === spec.columns.length) return batch;
+  const added = spec.columns.slice(have).map((c) => allocValueArray(c.type, batch.rows).fill(columnDefault(c)));
+  return { ...batch, values: [...batch.values, ...added] };
+}
+
 /**
- * Envelope and Arrow payload of a WAL record, as `spec`'s ticks. Throws
- * `WalSchemaVersionError` for a record of another spec version, else the
+ * Envelope and Arrow payload of a WAL record, as `spec`'s ticks. A record of
+ * an older version is decoded with that version's columns and the columns
+ * added since read as their defaults. Throws `WalSchemaVersionError` for a
+ * record of a newer version (this node has not seen that spec yet), else the
  * codec's errors.
  */
 export function decodeWalEntry(spec: TableSpec, lsn: number, data: Uint8Array): DecodedRecord {
   const rec = decodeWalRecord(data);
-  if (rec.schemaVersion !== spec.version) {
+  if (rec.schemaVersion > spec.version) {
     throw new WalSchemaVersionError(
-      `WAL record at LSN ${lsn} was written for schema version ${rec.schemaVersion} of table ${spec.name}; this node has version ${spec.version}; run every node with the same table spec`,
+      `WAL record at LSN ${lsn} was written for version ${rec.schemaVersion} of table ${spec.name}; this node serves version ${spec.version}; the shard restarts with the new spec once this node's catalog has it`,
     );
   }
-  const batch = decodeTickBatch(spec, rec.payload, `WAL record at LSN ${lsn}`);
+  const batch = withAddedColumns(spec, decodeTickBatch(specAtVersion(spec, rec.schemaVersion), rec.payload, `WAL record at LSN ${lsn}`));
   let minTs = Number(rec.minTsMicros);
   let maxTs = Number(rec.maxTsMicros);
   if (batch.rows > 0 && !(minTs <= maxTs && maxTs > 0)) {

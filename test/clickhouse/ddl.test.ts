@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parseTableSpec } from "../../protocols/tablespec.js";
-import { createDatabaseSql, createTableSql, databaseName, partitionDayOf, qualifiedTable, quoteIdent, tableColumns } from "../../src/clickhouse/index.js";
+import { addColumnSql, createDatabaseSql, createTableSql, databaseName, partitionDayOf, qualifiedTable, quoteIdent, tableColumns } from "../../src/clickhouse/index.js";
 
 const spec = parseTableSpec({
   name: "quotes",
@@ -67,5 +67,12 @@ describe("ddl - table text", () => {
     expect(partitionDayOf(Date.UTC(2023, 10, 14, 23, 59, 59, 999) * 1000 + 999)).toBe(19_675);
     expect(partitionDayOf(Date.UTC(2023, 10, 15) * 1000)).toBe(19_676);
     expect(partitionDayOf(-1)).toBe(-1);
+  });
+
+  it("ddl - a column added by a spec change carries its default for older rows", () => {
+    const v2 = parseTableSpec({ name: "t", version: 2, columns: [{ name: "p", type: "float64" }, { name: "venue", type: "int32", default: 7, since: 2 }, { name: "ok", type: "bool", default: true, since: 2 }, { name: "q", type: "float64" }] });
+    expect(addColumnSql("acme", v2, "venue")).toBe("ALTER TABLE `px_acme`.`t` ADD COLUMN `venue` Int32 DEFAULT 7");
+    expect(addColumnSql("acme", v2, "ok")).toBe("ALTER TABLE `px_acme`.`t` ADD COLUMN `ok` UInt8 DEFAULT 1");
+    expect(addColumnSql("acme", v2, "q")).toBe("ALTER TABLE `px_acme`.`t` ADD COLUMN `q` Float64");
   });
 });

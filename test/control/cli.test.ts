@@ -60,7 +60,7 @@ describe("spec diff", () => {
       "- table acme.quotes",
       "+ tenant beta (1 tables)",
       "+ table beta.bars (4 shards, 1 value columns)",
-      "! tenant acme table trades: shards 4 -> 8 routes symbols to new buckets; ticks already in the WAL stay in their old buckets",
+      "! tenant acme table trades: adding column(s) size restarts its shards and sinks (snapshot + WAL replay); older rows read the default",
       "! tenant acme: table quotes is not in the file and will be removed (its WAL and ClickHouse data are kept)",
     ]);
   });
@@ -95,7 +95,7 @@ describe("control handlers", () => {
       }),
     };
   }
-  const spec = { tenants: [{ name: "acme", tables: [{ name: "trades", shards: 4, columns: [{ name: "price", type: "float64" }] }] }] };
+  const spec = { tenants: [{ name: "acme", tables: [{ name: "trades", shards: 2, maxBatchRows: 5000, columns: [{ name: "price", type: "float64" }] }] }] };
 
   it("control - apply: dry run changes nothing, a real apply writes only changed tenants against the given revisions", async () => {
     const b = backend();

@@ -267,13 +267,13 @@ describe("shard machine", () => {
     expect(h.state()).toBe("stopped");
   });
 
-  it("failure - a record of another schema version fails the shard with both versions named", async () => {
+  it("failure - a record of a newer schema version than the shard's spec fails the shard with both versions named", async () => {
     const h = harness();
     await settle();
     const other = parseTableSpec({ name: "trades", version: 2, columns: SPEC.columns.map((c) => ({ name: c.name, type: c.type })) });
     h.records(entry(1, 10, undefined, other));
     expect(h.state()).toBe("failed");
-    expect(h.actor.getSnapshot().context.error).toMatch(/schema version 2 of table trades; this node has version 1/);
+    expect(h.actor.getSnapshot().context.error).toMatch(/written for version 2 of table trades; this node serves version 1/);
   });
 
   it("failure - the WAL consumer failing fails the shard with its reason", async () => {

@@ -32,9 +32,9 @@ describe("sink decode cache", () => {
     expect(c.take(5)).toBeDefined();
   });
 
-  it("decoded - a record of another spec version is refused before its payload is read, by the sink too", () => {
+  it("decoded - a record of a newer spec version is refused before its payload is read, by the sink too", () => {
     expect(() => decodeWalEntry(SPEC, 3, wal(1, 2))).toThrow(WalSchemaVersionError);
-    expect(() => decodeSinkRecord(SPEC, 3, wal(1, 2), 0)).toThrow(/schema version 2 of table trades; this node has version 1/);
+    expect(() => decodeSinkRecord(SPEC, 3, wal(1, 2), 0)).toThrow(/written for version 2 of table trades; this node serves version 1/);
     expect(() => decodeSinkRecord(SPEC, 4, new Uint8Array([1, 2, 3]), 0)).toThrow(/WAL record at LSN 4 of table trades/);
   });
 });

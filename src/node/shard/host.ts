@@ -6,6 +6,9 @@
 // (`revoke`), and renews the leases after each heartbeat (`renewLeases`).
 // PX_FENCE_OFF=1 (tests only: the negative control) is read here and nowhere
 // else: sinks then write without a permit.
+// A shard whose table spec changed (pxctl apply) is restarted with the new spec:
+// it reloads its snapshot and replays the WAL tail, its sink re-reads what it
+// had not persisted; records of older versions decode with their own columns.
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { ShardAddress } from "../../../protocols/subjects.js";
 import type { ShardStatus } from "../../../protocols/shardstatus.js";
@@ -43,6 +46,8 @@ export interface HostedShard {
   sink: SinkRuntime | undefined;
   readonly decoded: DecodedRecordCache | undefined;
   readonly leaseRevision: number;
+  /** The spec it runs with, as JSON: a catalog with another one restarts it. */
+  readonly specKey: string;
 }
 
 /** A shard's status (heartbeats, `pxctl status`) with the local figures /v1/shards adds. */
@@ -61,6 +66,8 @@ export class LocalShardHost {
   private readonly shards = new Map<string, HostedShard>();
   /** TESTS ONLY (negative control): PX_FENCE_OFF=1 when the host was made. */
   private readonly fenceOff = process.env.PX_FENCE_OFF === "1";
+  // start/stop run one at a time: the agent, ownAll and respec may ask at once.
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly o: ShardHostOptions) {}
 
@@ -76,13 +83,35 @@ export class LocalShardHost {
     return this.o.sink !== undefined;
   }
 
-  async start(shard: ShardAddress, leaseRevision: number): Promise<void> {
+  private serial<T>(f: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(f, f);
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  /** Starts the shard (restarts it when its lease revision or its table spec changed). */
+  start(shard: ShardAddress, leaseRevision: number): Promise<void> {
+    return this.serial(() => this.startNow(shard, leaseRevision));
+  }
+
+  /** Restarts every hosted shard whose table spec in `catalog` differs from the one it runs with. */
+  async respec(catalog: Catalog): Promise<void> {
+    for (const h of this.all()) {
+      const spec = catalog.get(h.shard.tenant)?.get(h.shard.table);
+      if (spec !== undefined && JSON.stringify(spec) !== h.specKey) await this.start(h.shard, h.leaseRevision);
+    }
+  }
+
+  private async startNow(shard: ShardAddress, leaseRevision: number): Promise<void> {
     const key = shardKey(shard);
     const existing = this.shards.get(key);
-    if (existing && existing.leaseRevision === leaseRevision) return;
-    if (existing) await this.stop(shard);
-    const spec = this.o.catalog().get(shard.tenant)?.get(shard.table);
+    const spec: TableSpec | undefined = this.o.catalog().get(shard.tenant)?.get(shard.table);
+    if (!spec && existing?.leaseRevision === leaseRevision) return; // table gone from the catalog: the agent decides
     if (!spec) throw new Error(`shard ${key}: table ${shard.tenant}/${shard.table} is not in the catalog`);
+    const specKey = JSON.stringify(spec);
+    if (existing && existing.leaseRevision === leaseRevision && existing.specKey === specKey) return;
+    if (existing && existing.specKey !== specKey) this.o.log(`shard ${key}: table spec changed (version ${spec.version}); restarting with it`);
+    if (existing) await this.stopNow(shard);
     const s = this.o.sink;
     // With a sink next to the shard, both read every record: decode it once.
     const decoded = s === undefined ? undefined : new DecodedRecordCache();
@@ -98,7 +127,7 @@ export class LocalShardHost {
       ...(s === undefined ? {} : { verifyWatermark: this.watermarkVerifier(shard, spec, s) }),
     });
     const sink = this.makeSink(shard, leaseRevision, decoded);
-    this.shards.set(key, { shard, runtime, sink, leaseRevision, decoded });
+    this.shards.set(key, { shard, runtime, sink, leaseRevision, decoded, specKey });
     runtime.start();
     sink?.start();
   }
@@ -174,7 +203,11 @@ export class LocalShardHost {
   }
 
   /** Stops the shard and its sink; resolves once neither writes any more. */
-  async stop(shard: ShardAddress): Promise<void> {
+  stop(shard: ShardAddress): Promise<void> {
+    return this.serial(() => this.stopNow(shard));
+  }
+
+  private async stopNow(shard: ShardAddress): Promise<void> {
     const key = shardKey(shard);
     const s = this.shards.get(key);
     if (!s) return;
