@@ -21,6 +21,15 @@ import type { UpServer } from "./runtime/servers/upstate.js";
 import { startNode } from "./node/node.js";
 import type { ProxistNode } from "./node/node.js";
 import { startDemoPublisher } from "./demo/publisher.js";
+import { WELL_KNOWN_SYMBOLS } from "./demo/randomwalk.js";
+import { createToken } from "./auth/index.js";
+
+/** Queries `up --demo` prints, ready to paste (scripts/query.py turns "now-5m" into microseconds). */
+const DEMO_QUERIES = [
+  `{"op":"lastBy","table":"trades","symbols":["AAPL","MSFT","NVDA"]}`,
+  `{"op":"bars","table":"trades","symbols":["AAPL"],"t0":"now-5m","t1":"now","bucket":"1m","fill":"previous"}`,
+  `{"op":"asof","table":"trades","symbols":["MSFT"],"t0":"now-1m","t1":"now","right":{"table":"quotes","columns":["bid","ask"]}}`,
+];
 
 const log = (line: string): void => console.log(line);
 
@@ -160,6 +169,9 @@ async function up(args: string[]): Promise<void> {
 
     if (values.demo) {
       const tenant = DEFAULT_CLUSTER_SPEC.tenants[0]!;
+      // The node serves a tenant once its WAL stream exists: the demo's first ticks must not arrive before.
+      const served = Date.now() + 30_000;
+      while (!node.catalog().get(tenant.name)?.has("quotes") && Date.now() < served) await new Promise((r) => setTimeout(r, 50));
       const nc = await connect({ servers: nats.url, name: "proxist demo" });
       const demo = startDemoPublisher(nc, {
         tenant: tenant.name,
@@ -173,7 +185,19 @@ async function up(args: string[]): Promise<void> {
         await demo.stop();
         await nc.close();
       });
-      log(`demo publisher: streaming ${intOption(values.rate, "rate", 10_000)} ticks/s of random-walk trades and quotes over 100 symbols`);
+      log(`demo publisher: streaming ${intOption(values.rate, "rate", 10_000)} ticks/s of random-walk trades and quotes over 100 symbols (${WELL_KNOWN_SYMBOLS.join(", ")} and synthetic ones)`);
+      const seeded = await demo.seeded.then(
+        () => true,
+        () => false,
+      );
+      if (!seeded) return untilSignal(cleanups);
+      // A reader token for the printed examples (only its hash is stored; it is shown once, here).
+      const token = await createToken(node.nc, { tenant: tenant.name, role: "reader", ttlSeconds: 86_400 });
+      const grpc = ports.grpc === DEFAULT_PORTS.grpc ? "" : `PX_GRPC=127.0.0.1:${ports.grpc} `;
+      log("");
+      log("Every symbol has ticked. Try (a reader token valid 24 h was created for these):");
+      log(`  export TOKEN=${token}`);
+      for (const q of DEMO_QUERIES) log(`  ${grpc}.venv/bin/python scripts/query.py '${q}'`);
     }
   } catch (e) {
     for (const c of cleanups.reverse()) await c().catch(() => {});
