@@ -14,6 +14,8 @@ import { DEFAULT_CLUSTER_SPEC } from "../../protocols/tablespec.js";
 import { alive } from "../../src/runtime/servers/upstate.js";
 import type { UpState } from "../../src/runtime/servers/upstate.js";
 import { freeBasePort, startLauncher } from "./launcher.js";
+import { runPxctl } from "../../src/cli/commands.js";
+import { hasClickhouseBinary } from "../../src/runtime/servers/clickhouse.js";
 import type { Launcher } from "./launcher.js";
 
 const trades = DEFAULT_CLUSTER_SPEC.tenants[0]!.tables[0]!;
@@ -71,6 +73,14 @@ describe("launcher - proxist up after a crash", () => {
     expect(state.servers.every((s) => alive(s.pid))).toBe(true);
     expect(await ingest(base, 5_000)).toBe(5_000);
 
+    if (hasClickhouseBinary()) {
+      // pxctl's CLICKHOUSE column: the node's configured ClickHouse (issue 21.3).
+      await until("the node's heartbeat with its ClickHouse", async () => {
+        const out: string[] = [];
+        await runPxctl(["--nats", `nats://127.0.0.1:${base}`, "get", "nodes", "-o", "json"], { stdout: (t) => out.push(t), stderr: () => {}, readFile: async () => "", prompt: async () => "", env: {} });
+        return out.join("").includes(`"clickhouse": "http://127.0.0.1:${base + 2}"`) || out.join("").includes(`"clickhouse":"http://127.0.0.1:${base + 2}"`);
+      }, 30_000);
+    }
     await first.kill("SIGKILL");
     // The watchdogs notice within a second or two and stop the servers.
     await until("the servers of the killed launcher to exit", () => state.servers.every((s) => !alive(s.pid)), 60_000);
