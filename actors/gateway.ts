@@ -44,6 +44,8 @@ export type GatewayEvent =
   | { type: "ingest"; request: IngestRequest }
   | { type: "appended"; batch: AppendRef; appends: readonly WalAppend[] }
   | { type: "appendFailed"; batch: AppendRef; message: string }
+  /** The wal actor refused the batch before appending it (a producer pair reused for other data): the client's error, not the WAL's. */
+  | { type: "appendRefused"; batch: AppendRef; message: string }
   | { type: "catalog"; catalog: Catalog };
 
 /** Sent to the source actor. */
@@ -53,7 +55,7 @@ export type SourceCommand = { type: "reply"; id: number; tenant: string; table: 
  * `appendFailed` carrying the same `batch`, and gives the records' buffers
  * back to the record pool once nothing reads them any more.
  */
-export type WalCommand = { type: "append"; batch: AppendRef; plans: readonly WalAppendPlan[] };
+export type WalCommand = { type: "append"; batch: AppendRef; plans: readonly WalAppendPlan[]; producer?: Producer | undefined };
 
 export interface GatewayStats {
   readonly acceptedBatches: number;
@@ -115,7 +117,7 @@ function admission(context: GatewayContext, request: IngestRequest): Admission {
     };
   }
   const batch: AppendRef = { id: request.id, tenant: request.tenant, table: request.table, wantsReply: request.wantsReply, rows: prepared.rows };
-  return { kind: "append", append: { type: "append", batch, plans: prepared.appends } };
+  return { kind: "append", append: { type: "append", batch, plans: prepared.appends, producer: request.producer } };
 }
 
 /** The ack of a batch the WAL stored, with its LSN range. */
@@ -190,6 +192,18 @@ export const gatewayMachine = setup({
       enqueue.assign({ inFlight: context.inFlight - 1, stats: { ...context.stats, acceptedBatches: acceptedBatches + 1, acceptedRows: acceptedRows + params.batch.rows } });
       enqueue.sendTo("source", ackOf(params.batch, params.appends));
     }),
+    refuseAppend: enqueueActions(({ context, enqueue }, params: { batch: AppendRef; message: string }) => {
+      const b = params.batch;
+      enqueue.assign({ inFlight: context.inFlight - 1, stats: count(context.stats, "rejectedBatches") });
+      enqueue.sendTo("source", {
+        type: "reply",
+        id: b.id,
+        tenant: b.tenant,
+        table: b.table,
+        wantsReply: b.wantsReply,
+        reply: { v: 1, ok: false, tenant: b.tenant, table: b.table, error: { code: "INVALID_ARGUMENT", message: params.message, retryable: false } },
+      } satisfies SourceCommand);
+    }),
     failAppend: enqueueActions(({ context, enqueue }, params: { batch: AppendRef; message: string }) => {
       const b = params.batch;
       enqueue.assign({ inFlight: context.inFlight - 1, stats: count(context.stats, "failedAppends") });
@@ -255,6 +269,7 @@ export const gatewayMachine = setup({
       on: {
         ingest: { actions: { type: "admit", params: ({ event }) => ({ request: event.request }) } },
         appended: { actions: { type: "ack", params: ({ event }) => ({ batch: event.batch, appends: event.appends }) } },
+        appendRefused: { actions: { type: "refuseAppend", params: ({ event }) => ({ batch: event.batch, message: event.message }) } },
         appendFailed: {
           target: "degraded",
           actions: { type: "failAppend", params: ({ event }) => ({ batch: event.batch, message: event.message }) },
@@ -267,6 +282,7 @@ export const gatewayMachine = setup({
       on: {
         ingest: { actions: { type: "throttle", params: ({ event }) => ({ request: event.request }) } },
         appended: { actions: { type: "ack", params: ({ event }) => ({ batch: event.batch, appends: event.appends }) } },
+        appendRefused: { actions: { type: "refuseAppend", params: ({ event }) => ({ batch: event.batch, message: event.message }) } },
         appendFailed: {
           target: "degraded",
           actions: { type: "failAppend", params: ({ event }) => ({ batch: event.batch, message: event.message }) },
@@ -290,6 +306,7 @@ export const gatewayMachine = setup({
           }),
         },
         appended: { actions: { type: "ack", params: ({ event }) => ({ batch: event.batch, appends: event.appends }) } },
+        appendRefused: { actions: { type: "refuseAppend", params: ({ event }) => ({ batch: event.batch, message: event.message }) } },
         appendFailed: { actions: { type: "failAppend", params: ({ event }) => ({ batch: event.batch, message: event.message }) } },
       },
     },

@@ -15,9 +15,21 @@ import type { NatsServer } from "./runtime/servers/nats.js";
 import { hasClickhouseBinary, startClickhouseServer } from "./runtime/servers/clickhouse.js";
 import type { ClickhouseServer } from "./runtime/servers/clickhouse.js";
 import { portInUse } from "./runtime/servers/portcheck.js";
+import { watchParent } from "./runtime/servers/watchdog.js";
+import { DataDirInUseError, reapStale, removeUpState, writeUpState } from "./runtime/servers/upstate.js";
+import type { UpServer } from "./runtime/servers/upstate.js";
 import { startNode } from "./node/node.js";
 import type { ProxistNode } from "./node/node.js";
 import { startDemoPublisher } from "./demo/publisher.js";
+import { WELL_KNOWN_SYMBOLS } from "./demo/randomwalk.js";
+import { createToken } from "./auth/index.js";
+
+/** Queries `up --demo` prints, ready to paste (scripts/query.py turns "now-5m" into microseconds). */
+const DEMO_QUERIES = [
+  `{"op":"lastBy","table":"trades","symbols":["AAPL","MSFT","NVDA"]}`,
+  `{"op":"bars","table":"trades","symbols":["AAPL"],"t0":"now-5m","t1":"now","bucket":"1m","fill":"previous"}`,
+  `{"op":"asof","table":"trades","symbols":["MSFT"],"t0":"now-1m","t1":"now","right":{"table":"quotes","columns":["bid","ask"]}}`,
+];
 
 const log = (line: string): void => console.log(line);
 
@@ -25,7 +37,7 @@ const log = (line: string): void => console.log(line);
 const UNSAFE_SKIP_LANDED_CHECK = "PX_SINK_UNSAFE_SKIP_LANDED_CHECK";
 
 const USAGE = `usage:
-  proxist up   [--demo] [--rate TICKS_PER_S] [--data-dir DIR] [--no-clickhouse]
+  proxist up   [--demo] [--rate TICKS_PER_S] [--data-dir DIR] [--no-clickhouse] [--base-port N]
   proxist node [--nats URL[,URL...]] [--clickhouse URL] [--http-port N] [--grpc-port N] [--node-id ID] [--snapshot-interval-ms N]
                [--shards all|assigned|none] [--replicas N]
   proxist demo [--nats URL] [--rate TICKS_PER_S] [--symbols N]`;
@@ -69,6 +81,19 @@ function untilSignal(cleanups: (() => Promise<void>)[]): Promise<void> {
   });
 }
 
+/** Test-only: `up` starts no watchdogs (the negative control of the orphan reaping). */
+const NO_WATCHDOG = "PX_UP_UNSAFE_NO_WATCHDOG";
+
+type UpPorts = { readonly [K in keyof typeof DEFAULT_PORTS]: number };
+
+/** The default ports, or six consecutive ones from --base-port (NATS, its monitor, ClickHouse HTTP and native, node HTTP, gRPC). */
+function portsFrom(base: string | undefined): UpPorts {
+  if (base === undefined) return DEFAULT_PORTS;
+  const b = intOption(base, "base-port", 0);
+  if (b < 1024 || b > 65_530) throw new UsageError(`--base-port must be 1024 to 65530 (it uses six ports from there), got ${b}`);
+  return { nats: b, natsMonitor: b + 1, clickhouseHttp: b + 2, clickhouseTcp: b + 3, http: b + 4, grpc: b + 5 };
+}
+
 async function up(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
@@ -77,19 +102,33 @@ async function up(args: string[]): Promise<void> {
       rate: { type: "string" },
       "data-dir": { type: "string" },
       "no-clickhouse": { type: "boolean", default: false },
+      "base-port": { type: "string" },
     },
   });
   const dataDir = resolve(values["data-dir"] ?? process.env[ENV.dataDir] ?? ".data");
   mkdirSync(dataDir, { recursive: true });
-  const cleanups: (() => Promise<void>)[] = [];
+  const ports = portsFrom(values["base-port"]);
+  // Servers a SIGKILLed launcher left on this data dir are stopped first (proxist-up.json says which).
+  await reapStale(dataDir, log).catch((e: unknown) => {
+    throw e instanceof DataDirInUseError ? new UsageError(e.message) : e;
+  });
+  const started: UpServer[] = [];
+  const record = (name: string, pid: number): void => {
+    started.push({ name, pid });
+    writeUpState({ launcherPid: process.pid, startedAt: new Date().toISOString(), dataDir, servers: started });
+    // Test-only switch: no watchdog, so the next `up` has to reap the orphans itself.
+    if (process.env[NO_WATCHDOG] !== "1") watchParent(pid);
+  };
+  const cleanups: (() => Promise<void>)[] = [async () => removeUpState(dataDir)];
   let nats: NatsServer | undefined;
   let ch: ClickhouseServer | undefined;
   let node: ProxistNode | undefined;
   try {
-    await requireFreePort(DEFAULT_PORTS.nats, "NATS", "use `proxist node --nats URL` against your own NATS");
-    await requireFreePort(DEFAULT_PORTS.http, "Proxist HTTP", "free it");
+    await requireFreePort(ports.nats, "NATS", "use `proxist node --nats URL` against your own NATS, or --base-port N");
+    await requireFreePort(ports.http, "Proxist HTTP", "free it or pass --base-port N");
     log(`starting nats-server (JetStream data in ${dataDir}/nats) ...`);
-    nats = await startNatsServer({ dir: `${dataDir}/nats`, port: DEFAULT_PORTS.nats, monitorPort: DEFAULT_PORTS.natsMonitor, serverName: "px_local" });
+    nats = await startNatsServer({ dir: `${dataDir}/nats`, port: ports.nats, monitorPort: ports.natsMonitor, serverName: "px_local" });
+    record("nats-server", nats.pid);
     cleanups.push(() => nats!.stop());
 
     if (values["no-clickhouse"]) {
@@ -97,15 +136,16 @@ async function up(args: string[]): Promise<void> {
     } else if (!hasClickhouseBinary()) {
       log("clickhouse: NOT STARTED — clickhouse-server is not installed (run `bash scripts/setup.sh` or apt-get install clickhouse-server); ticks stay in the WAL and RAM only");
     } else {
-      await requireFreePort(DEFAULT_PORTS.clickhouseHttp, "ClickHouse HTTP", "pass --no-clickhouse");
+      await requireFreePort(ports.clickhouseHttp, "ClickHouse HTTP", "pass --no-clickhouse or --base-port N");
       log(`starting clickhouse-server (data in ${dataDir}/clickhouse) ...`);
-      ch = await startClickhouseServer({ dir: `${dataDir}/clickhouse`, httpPort: DEFAULT_PORTS.clickhouseHttp, tcpPort: DEFAULT_PORTS.clickhouseTcp });
+      ch = await startClickhouseServer({ dir: `${dataDir}/clickhouse`, httpPort: ports.clickhouseHttp, tcpPort: ports.clickhouseTcp });
+      record("clickhouse-server", ch.pid);
       cleanups.push(() => ch!.stop());
     }
 
-    await requireFreePort(DEFAULT_PORTS.grpc, "Proxist gRPC/Flight", "free it");
+    await requireFreePort(ports.grpc, "Proxist gRPC/Flight", "free it or pass --base-port N");
     // "assigned": the node runs the control plane too (it elects itself leader), so pxctl works against it.
-    node = await startNode({ natsUrl: nats.url, nodeId: "local", httpPort: DEFAULT_PORTS.http, grpcPort: DEFAULT_PORTS.grpc, shards: "assigned", log, ...(ch ? { clickhouseUrl: ch.httpUrl } : {}) });
+    node = await startNode({ natsUrl: nats.url, nodeId: "local", httpPort: ports.http, grpcPort: ports.grpc, shards: "assigned", log, ...(ch ? { clickhouseUrl: ch.httpUrl } : {}) });
     cleanups.push(() => node!.stop());
     const store = node.store;
     const existing = await store.tenants();
@@ -129,6 +169,9 @@ async function up(args: string[]): Promise<void> {
 
     if (values.demo) {
       const tenant = DEFAULT_CLUSTER_SPEC.tenants[0]!;
+      // The node serves a tenant once its WAL stream exists: the demo's first ticks must not arrive before.
+      const served = Date.now() + 30_000;
+      while (!node.catalog().get(tenant.name)?.has("quotes") && Date.now() < served) await new Promise((r) => setTimeout(r, 50));
       const nc = await connect({ servers: nats.url, name: "proxist demo" });
       const demo = startDemoPublisher(nc, {
         tenant: tenant.name,
@@ -142,7 +185,19 @@ async function up(args: string[]): Promise<void> {
         await demo.stop();
         await nc.close();
       });
-      log(`demo publisher: streaming ${intOption(values.rate, "rate", 10_000)} ticks/s of random-walk trades and quotes over 100 symbols`);
+      log(`demo publisher: streaming ${intOption(values.rate, "rate", 10_000)} ticks/s of random-walk trades and quotes over 100 symbols (${WELL_KNOWN_SYMBOLS.join(", ")} and synthetic ones)`);
+      const seeded = await demo.seeded.then(
+        () => true,
+        () => false,
+      );
+      if (!seeded) return untilSignal(cleanups);
+      // A reader token for the printed examples (only its hash is stored; it is shown once, here).
+      const token = await createToken(node.nc, { tenant: tenant.name, role: "reader", ttlSeconds: 86_400 });
+      const grpc = ports.grpc === DEFAULT_PORTS.grpc ? "" : `PX_GRPC=127.0.0.1:${ports.grpc} `;
+      log("");
+      log("Every symbol has ticked. Try (a reader token valid 24 h was created for these):");
+      log(`  export TOKEN=${token}`);
+      for (const q of DEMO_QUERIES) log(`  ${grpc}.venv/bin/python scripts/query.py '${q}'`);
     }
   } catch (e) {
     for (const c of cleanups.reverse()) await c().catch(() => {});

@@ -12,7 +12,7 @@ import { tickBatchToIpc } from "../codec/arrow.js";
 import { encodeTickIpcByBucket } from "../codec/ipcwrite.js";
 import { replyMux } from "../ingest/replymux.js";
 import { BytePool } from "../codec/pool.js";
-import { allocValueArray } from "../codec/tickbatch.js";
+import { allocValueArray, selectRows } from "../codec/tickbatch.js";
 import type { TickBatch, ValueArray } from "../codec/tickbatch.js";
 import { TaggedError } from "../../protocols/tagged.js";
 
@@ -78,15 +78,46 @@ export class TickPublisher {
     return this.inFlight;
   }
 
-  /** Sends one batch; resolves with the ack once the WAL stored it. */
+  /**
+   * Sends one batch; resolves with the ack once the WAL stored it. A batch over
+   * the table's maxBatchRows or the server's max_payload goes out as several
+   * requests (one seq each, in order, each acked before the next is sent) and
+   * the ack covers them all.
+   */
   async publish(batch: TickBatch): Promise<IngestAck> {
     const spec = this.o.spec;
-    if (this.o.splitByBucket === false) return this.publishIpc(tickBatchToIpc(spec, batch));
-    const payload = encodeTickIpcByBucket(spec, batch, spec.shards, this.alloc);
+    if (batch.rows > spec.maxBatchRows) return this.publishParts(batch, Math.ceil(batch.rows / spec.maxBatchRows));
+    const pooled = this.o.splitByBucket !== false;
+    const payload = pooled ? encodeTickIpcByBucket(spec, batch, spec.shards, this.alloc) : tickBatchToIpc(spec, batch);
+    const limit = this.maxRequestBytes();
+    if (payload.length > limit && batch.rows > 1) {
+      if (pooled) this.pool.release(payload.buffer);
+      // Parts a little under the limit: per-part schema and dictionary overhead.
+      return this.publishParts(batch, Math.ceil((payload.length / limit) * 1.1));
+    }
     const ack = await this.publishIpc(payload);
     // Acknowledged: the connection wrote every attempt out before this reply came, so the bytes can be reused.
-    this.pool.release(payload.buffer);
+    if (pooled) this.pool.release(payload.buffer);
     return ack;
+  }
+
+  /** The largest request body the server accepts (its max_payload), less room for the headers. */
+  private maxRequestBytes(): number {
+    const serverMax = this.nc.info?.max_payload ?? 1024 * 1024;
+    return Math.max(64 * 1024, serverMax - 8 * 1024);
+  }
+
+  /** `batch` as `parts` consecutive row ranges, published one after the other (WAL order = row order). */
+  private async publishParts(batch: TickBatch, parts: number): Promise<IngestAck> {
+    const acks: IngestAck[] = [];
+    const size = Math.ceil(batch.rows / parts);
+    for (let from = 0; from < batch.rows; from += size) {
+      const to = Math.min(batch.rows, from + size);
+      const idx = new Uint32Array(to - from);
+      for (let i = 0; i < idx.length; i++) idx[i] = from + i;
+      acks.push(await this.publish(selectRows(batch, idx)));
+    }
+    return mergeAcks(acks);
   }
 
   /** Sends pre-encoded Arrow IPC bytes (any schema the table accepts). */
@@ -170,6 +201,21 @@ export class TickPublisher {
     this.inFlight--;
     this.slotWaiters.shift()?.();
   }
+}
+
+/** One ack for the parts of a batch that was split: every append, the LSN range they span. */
+export function mergeAcks(acks: readonly IngestAck[]): IngestAck {
+  const first = acks[0]!;
+  return {
+    v: 1,
+    ok: true,
+    tenant: first.tenant,
+    table: first.table,
+    rows: acks.reduce((n, a) => n + a.rows, 0),
+    firstLsn: Math.min(...acks.map((a) => a.firstLsn)),
+    lastLsn: Math.max(...acks.map((a) => a.lastLsn)),
+    appends: acks.flatMap((a) => a.appends),
+  };
 }
 
 /** Row objects -> TickBatch (checks only what it needs to build columns; the gateway validates). */

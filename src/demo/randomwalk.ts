@@ -29,6 +29,15 @@ export function symbolNames(n: number): string[] {
   return out;
 }
 
+/** Tickers a user will try first; the demo publishes these, then synthetic ones (AAX, ABX, ...). */
+export const WELL_KNOWN_SYMBOLS: readonly string[] = ["AAPL", "MSFT", "GOOG", "AMZN", "NVDA", "META", "TSLA", "IBM", "JPM", "XOM"];
+
+/** `n` demo symbols: the well-known tickers first, then synthetic names. */
+export function demoSymbols(n: number): string[] {
+  const known = WELL_KNOWN_SYMBOLS.slice(0, n);
+  return [...known, ...symbolNames(n - known.length)];
+}
+
 export class RandomWalk {
   private readonly mids: Float64Array;
   private readonly next: () => number;
@@ -50,14 +59,14 @@ export class RandomWalk {
     return m;
   }
 
-  /** `rows` trades spread evenly over `spanMicros`, symbols drawn at random. */
-  trades(rows: number, spanMicros: number): TickBatch {
+  /** `rows` trades spread evenly over `spanMicros`, symbols drawn at random (or in turn with `inTurn`: one each). */
+  trades(rows: number, spanMicros: number, inTurn = false): TickBatch {
     const symbolIndex = new Uint32Array(rows);
     const ts = new Float64Array(rows);
     const price = new Float64Array(rows);
     const size = new Float64Array(rows);
     for (let i = 0; i < rows; i++) {
-      const s = Math.floor(this.next() * this.symbols.length);
+      const s = inTurn ? i % this.symbols.length : Math.floor(this.next() * this.symbols.length);
       symbolIndex[i] = s;
       ts[i] = this.tsMicros + Math.floor((i * spanMicros) / rows);
       price[i] = Math.round(this.step(s) * 100) / 100;
@@ -67,8 +76,8 @@ export class RandomWalk {
     return compact({ rows, symbols: this.symbols, symbolIndex, ts, values: [price, size] });
   }
 
-  /** `rows` quotes (bid, ask, bid_size, ask_size). */
-  quotes(rows: number, spanMicros: number): TickBatch {
+  /** `rows` quotes (bid, ask, bid_size, ask_size); `inTurn` as for trades. */
+  quotes(rows: number, spanMicros: number, inTurn = false): TickBatch {
     const symbolIndex = new Uint32Array(rows);
     const ts = new Float64Array(rows);
     const bid = new Float64Array(rows);
@@ -76,7 +85,7 @@ export class RandomWalk {
     const bidSize = new Float64Array(rows);
     const askSize = new Float64Array(rows);
     for (let i = 0; i < rows; i++) {
-      const s = Math.floor(this.next() * this.symbols.length);
+      const s = inTurn ? i % this.symbols.length : Math.floor(this.next() * this.symbols.length);
       const mid = this.step(s);
       const half = Math.max(0.01, mid * 0.0002);
       symbolIndex[i] = s;

@@ -24,6 +24,7 @@ import { startNodeControlPlane } from "./controlplane.js";
 import type { NodeControlOptions } from "./controlplane.js";
 import { catalogActor } from "./gateway/catalog.js";
 import { LocalIngress, jetstreamWal, natsIngestSource } from "./gateway/io.js";
+import { openPairClaims } from "./gateway/claims.js";
 import type { AfterAppend, SourceStats } from "./gateway/io.js";
 import { shardRoutes, startHttp } from "./http.js";
 import { nodeMetrics } from "./metrics.js";
@@ -56,6 +57,8 @@ export interface NodeOptions {
   /** Sink tuning (batching limits, retries); `unsafeSkipLandedCheck` is for the negative-control test only. */
   readonly sink?: Omit<HostSinkOptions, "clickhouse">;
   readonly log?: (line: string) => void;
+  /** Test-only negative control: no producer-pair claims (a reused pair with other data is then stored or dropped per bucket). */
+  readonly unsafeSkipProducerPairCheck?: boolean;
   /** Wrappers around the node's IO; crash tests inject faults through them (test/helpers/faultnode.ts). */
   readonly seams?: NodeSeams;
 }
@@ -118,12 +121,18 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   }
 
   const sourceStats: SourceStats = { fireAndForgetFailures: 0 };
+  // One batch per (producer id, seq): see gateway/claims.ts.
+  const claims = o.unsafeSkipProducerPairCheck === true ? undefined : await openPairClaims(nc, replicas);
   const local = new LocalIngress();
   // WAL record buffers: the gateway machine takes them, its wal actor gives them back once JetStream stored them.
   const recordPool = new BytePool(256);
   const gateway = createActor(
     gatewayMachine.provide({
-      actors: { source: natsIngestSource(nc, sourceStats, local), wal: jetstreamWal(js, recordPool, o.seams?.afterAppend === undefined ? {} : { afterAppend: o.seams.afterAppend }), catalog: catalogActor(catalog) },
+      actors: {
+        source: natsIngestSource(nc, sourceStats, local),
+        wal: jetstreamWal(js, recordPool, { ...(o.seams?.afterAppend === undefined ? {} : { afterAppend: o.seams.afterAppend }), ...(claims === undefined ? {} : { claims }) }),
+        catalog: catalogActor(catalog),
+      },
     }),
     { input: { maxInFlight: o.maxInFlight ?? 256, recordPool } },
   );

@@ -150,9 +150,9 @@ describe("fuzz", () => {
   });
 
   it("fuzz - the server still serves and memory stayed bounded", async () => {
-    const put = await ingest(grpc, writer, [{ table: "trades", arrowIpc: tradesIpc(10, 1_750_000_000_000_000) }]);
+    const put = await ingest(grpc, writer, [{ table: "trades", arrowIpc: tradesIpc(10, 1_744_500_000_000_000) }]);
     expect(put.error).toBeUndefined();
-    const got = await query(grpc, writer, { table: "trades", t0: 1_750_000_000_000_000, t1: 1_750_000_000_000_010, minLsn: lsnOf(put.acks) });
+    const got = await query(grpc, writer, { table: "trades", t0: 1_744_500_000_000_000, t1: 1_744_500_000_000_010, minLsn: lsnOf(put.acks) });
     expect(got.rows).toBe(10);
     const grownMb = (process.memoryUsage().rss - rss0) / 2 ** 20;
     expect(grownMb).toBeLessThan(512);

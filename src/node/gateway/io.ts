@@ -13,6 +13,8 @@ import type { WalAppendPlan } from "../../ingest/prepare.js";
 import { HDR_MSG_ID, HDR_PRODUCER_ID, HDR_PRODUCER_SEQ, INGEST_WILDCARD, ingestErrorSubject, parseIngestSubject } from "../../../protocols/subjects.js";
 import { parseProducer } from "../../ingest/headers.js";
 import { replyMux } from "../../ingest/replymux.js";
+import { PairReusedError } from "./claims.js";
+import type { PairClaims } from "./claims.js";
 
 const encoder = new TextEncoder();
 
@@ -141,11 +143,25 @@ export type AfterAppend = (cmd: WalCommand) => void;
  * (`appended` or `appendFailed`, with the command's batch), and the batch's
  * record buffers go back to `recordPool` once JetStream acked them.
  */
-export function jetstreamWal(js: JetStreamClient, recordPool?: BytePool, o: { timeoutMs?: number; afterAppend?: AfterAppend } = {}) {
+export function jetstreamWal(js: JetStreamClient, recordPool?: BytePool, o: { timeoutMs?: number; afterAppend?: AfterAppend; claims?: PairClaims } = {}) {
   return fromCallback<WalCommand>(({ sendBack, receive }) => {
     let stopped = false;
     const append = walAppender(js, o.timeoutMs ?? 10_000);
+    const claims = o.claims;
     receive((cmd) => {
+      // A batch with a producer pair is appended only once its pair is ours (or it is a retry of the same batch).
+      const claimed = claims === undefined || cmd.producer === undefined ? Promise.resolve() : claims.claim(cmd.batch.tenant, cmd.batch.table, cmd.producer, cmd.plans);
+      claimed.then(
+        () => appendAll(cmd),
+        (e: unknown) => {
+          if (recordPool !== undefined) for (const plan of cmd.plans) recordPool.release(plan.record.buffer);
+          if (stopped) return;
+          if (e instanceof PairReusedError) sendBack({ type: "appendRefused", batch: cmd.batch, message: e.message } satisfies GatewayEvent);
+          else sendBack({ type: "appendFailed", batch: cmd.batch, message: `producer pair claim failed: ${(e as Error).message}` } satisfies GatewayEvent);
+        },
+      );
+    });
+    const appendAll = (cmd: WalCommand): void => {
       Promise.all(cmd.plans.map(append)).then(
         (appends) => {
           o.afterAppend?.(cmd);
@@ -157,7 +173,7 @@ export function jetstreamWal(js: JetStreamClient, recordPool?: BytePool, o: { ti
           if (!stopped) sendBack({ type: "appendFailed", batch: cmd.batch, message: (e as Error).message } satisfies GatewayEvent);
         },
       );
-    });
+    };
     return () => {
       stopped = true;
     };
