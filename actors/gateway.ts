@@ -102,20 +102,6 @@ function admission(context: GatewayContext, request: IngestRequest): Admission {
     if (!(e instanceof BatchRejected)) throw e;
     return { kind: "reply", rejected: true, reply: nack(request, { code: e.code, message: e.message, retryable: false }) };
   }
-  if (prepared.appends.length === 0) {
-    return {
-      kind: "reply",
-      rejected: false,
-      reply: {
-        type: "reply",
-        id: request.id,
-        tenant: request.tenant,
-        table: request.table,
-        wantsReply: request.wantsReply,
-        reply: { v: 1, ok: true, tenant: request.tenant, table: request.table, rows: 0, firstLsn: 0, lastLsn: 0, appends: [] },
-      },
-    };
-  }
   const batch: AppendRef = { id: request.id, tenant: request.tenant, table: request.table, wantsReply: request.wantsReply, rows: prepared.rows };
   return { kind: "append", append: { type: "append", batch, plans: prepared.appends, producer: request.producer } };
 }
@@ -138,7 +124,8 @@ function ackOf(batch: AppendRef, appends: readonly WalAppend[]): SourceCommand {
   };
 }
 
-const nack = (request: IngestRequest, error: IngestErrorBody): SourceCommand => ({
+/** The refusal of a batch (before or after its appends), as the reply command for the source. */
+const nack = (request: Pick<IngestRequest, "id" | "tenant" | "table" | "wantsReply">, error: IngestErrorBody): SourceCommand => ({
   type: "reply",
   id: request.id,
   tenant: request.tenant,
@@ -195,37 +182,20 @@ export const gatewayMachine = setup({
     refuseAppend: enqueueActions(({ context, enqueue }, params: { batch: AppendRef; message: string }) => {
       const b = params.batch;
       enqueue.assign({ inFlight: context.inFlight - 1, stats: count(context.stats, "rejectedBatches") });
-      enqueue.sendTo("source", {
-        type: "reply",
-        id: b.id,
-        tenant: b.tenant,
-        table: b.table,
-        wantsReply: b.wantsReply,
-        reply: { v: 1, ok: false, tenant: b.tenant, table: b.table, error: { code: "INVALID_ARGUMENT", message: params.message, retryable: false } },
-      } satisfies SourceCommand);
+      enqueue.sendTo("source", nack(b, { code: "INVALID_ARGUMENT", message: params.message, retryable: false }));
     }),
     failAppend: enqueueActions(({ context, enqueue }, params: { batch: AppendRef; message: string }) => {
       const b = params.batch;
       enqueue.assign({ inFlight: context.inFlight - 1, stats: count(context.stats, "failedAppends") });
       // Part of the batch may be stored: the client retries with the same producer seq and dedup stores it once.
-      enqueue.sendTo("source", {
-        type: "reply",
-        id: b.id,
-        tenant: b.tenant,
-        table: b.table,
-        wantsReply: b.wantsReply,
-        reply: {
-          v: 1,
-          ok: false,
-          tenant: b.tenant,
-          table: b.table,
-          error: {
-            code: "UNAVAILABLE",
-            message: `tenant ${b.tenant} table ${b.table}: the WAL did not store the batch (${params.message}); retry it unchanged (same producer id and seq) and it is stored once`,
-            retryable: true,
-          },
-        },
-      } satisfies SourceCommand);
+      enqueue.sendTo(
+        "source",
+        nack(b, {
+          code: "UNAVAILABLE",
+          message: `tenant ${b.tenant} table ${b.table}: the WAL did not store the batch (${params.message}); retry it unchanged (same producer id and seq) and it is stored once`,
+          retryable: true,
+        }),
+      );
     }),
   },
   delays: {
