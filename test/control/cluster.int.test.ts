@@ -110,7 +110,8 @@ describe("control plane on a 3-server NATS cluster", () => {
     await metadata.applyCurrent(parseClusterSpec({ tenants: [{ name: "acme", tables: [table("trades", 4), table("quotes", 2)] }] }));
     const files = ["a", "b"].map((v, i) => {
       const p = join(dir, `spec-${v}.yaml`);
-      writeFileSync(p, `tenants:\n  - name: acme\n    tables:\n      - name: trades\n        shards: 4\n        columns: [{name: price, type: float64}]\n      - name: quotes\n        shards: ${3 + i}\n        columns: [{name: price, type: float64}]\n`);
+      // Each raises quotes' maxBatchRows differently (a change that applies live; a shard count change is refused).
+      writeFileSync(p, `tenants:\n  - name: acme\n    tables:\n      - name: trades\n        shards: 4\n        columns: [{name: price, type: float64}]\n      - name: quotes\n        shards: 2\n        maxBatchRows: ${3000 + i}\n        columns: [{name: price, type: float64}]\n`);
       return p;
     });
     const runs = files.map((file) => {
@@ -120,14 +121,14 @@ describe("control plane on a 3-server NATS cluster", () => {
     });
     // Both have read the current spec and shown their diff; now both say yes at once.
     await Promise.all(runs.map((c) => c.waitOutput("the confirmation prompt", (_, err) => err.includes("[y/N]"))));
-    for (const c of runs) expect(c.stdout()).toMatch(/~ table acme\.quotes: shards 2 -> [34]/);
+    for (const c of runs) expect(c.stdout()).toMatch(/~ table acme\.quotes: maxBatchRows \d+ -> 300[01]/);
     for (const c of runs) c.proc.stdin!.end("y\n");
     const codes = await Promise.all(runs.map((c) => c.exited));
     expect([...codes].sort(), runs.map((c) => c.stdout() + c.stderr()).join("\n---\n")).toEqual([EXIT.ok, EXIT.conflict]);
     const loser = runs[codes.indexOf(EXIT.conflict)]!;
     expect(loser.stderr()).toMatch(/conflict: tenant acme was changed by someone else/);
     const winner = codes.indexOf(EXIT.ok);
-    expect((await metadata.tenants()).get("acme")!.spec.tables.find((t) => t.name === "quotes")!.shards).toBe(3 + winner);
+    expect((await metadata.tenants()).get("acme")!.spec.tables.find((t) => t.name === "quotes")!.maxBatchRows).toBe(3000 + winner);
   });
 
   it("nats - with one of three servers killed, KV writes and the leader keep working", async () => {
