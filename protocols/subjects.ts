@@ -63,6 +63,8 @@ export function parseWalSubject(subject: string): ShardAddress | undefined {
 export const HDR_PRODUCER_ID = "Px-Producer-Id";
 export const HDR_PRODUCER_SEQ = "Px-Producer-Seq";
 export const HDR_MSG_ID = "Nats-Msg-Id";
+/** On the first WAL record of a batch with a producer pair: the SHA-256 of all its records (the pair check). */
+export const HDR_BATCH_DIGEST = "Px-Batch-Digest";
 
 /** Nats-Msg-Id of one WAL record: a retried batch maps to the same ids, so JetStream stores it once. */
 export const walMsgId = (producerId: string, producerSeq: bigint | number, table: string, bucket: number): string =>

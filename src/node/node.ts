@@ -24,7 +24,7 @@ import { startNodeControlPlane } from "./controlplane.js";
 import type { NodeControlOptions } from "./controlplane.js";
 import { catalogActor } from "./gateway/catalog.js";
 import { LocalIngress, jetstreamWal, natsIngestSource } from "./gateway/io.js";
-import { openPairClaims } from "./gateway/claims.js";
+import { jetstreamDigestAt } from "./gateway/claims.js";
 import type { AfterAppend, SourceStats } from "./gateway/io.js";
 import { shardRoutes, startHttp } from "./http.js";
 import { nodeMetrics } from "./metrics.js";
@@ -57,7 +57,7 @@ export interface NodeOptions {
   /** Sink tuning (batching limits, retries); `unsafeSkipLandedCheck` is for the negative-control test only. */
   readonly sink?: Omit<HostSinkOptions, "clickhouse">;
   readonly log?: (line: string) => void;
-  /** Test-only negative control: no producer-pair claims (a reused pair with other data is then stored or dropped per bucket). */
+  /** Test-only negative control: no producer-pair check (a reused pair with other data is then stored or dropped per bucket). */
   readonly unsafeSkipProducerPairCheck?: boolean;
   /** Wrappers around the node's IO; crash tests inject faults through them (test/helpers/faultnode.ts). */
   readonly seams?: NodeSeams;
@@ -122,7 +122,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
 
   const sourceStats: SourceStats = { fireAndForgetFailures: 0 };
   // One batch per (producer id, seq): see gateway/claims.ts.
-  const claims = o.unsafeSkipProducerPairCheck === true ? undefined : await openPairClaims(nc, replicas);
+  const digestAt = o.unsafeSkipProducerPairCheck === true ? undefined : jetstreamDigestAt(js);
   const local = new LocalIngress();
   // WAL record buffers: the gateway machine takes them, its wal actor gives them back once JetStream stored them.
   const recordPool = new BytePool(256);
@@ -130,7 +130,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
     gatewayMachine.provide({
       actors: {
         source: natsIngestSource(nc, sourceStats, local),
-        wal: jetstreamWal(js, recordPool, { ...(o.seams?.afterAppend === undefined ? {} : { afterAppend: o.seams.afterAppend }), ...(claims === undefined ? {} : { claims }) }),
+        wal: jetstreamWal(js, recordPool, { ...(o.seams?.afterAppend === undefined ? {} : { afterAppend: o.seams.afterAppend }), ...(digestAt === undefined ? {} : { digestAt }) }),
         catalog: catalogActor(catalog),
       },
     }),

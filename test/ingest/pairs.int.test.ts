@@ -2,7 +2,7 @@
 // (issue 21.6): the same pair with the same batch is a retry (acked duplicate,
 // stored once); the same pair with a different batch is refused, whichever
 // buckets it routes to, and nothing of it reaches the WAL. Negative control: with
-// the pair claims switched off the reuse is stored (other buckets) or silently
+// the pair check switched off the reuse is stored (other buckets) or silently
 // dropped (same bucket), which this test detects.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { headers } from "@nats-io/transport-node";
@@ -85,7 +85,20 @@ describe("ingest - producer pairs", () => {
     expect((await send(safe, batchOf(elsewhere, 400), "pair-test", 2)).ok).toBe(true);
   });
 
-  it("pairs - negative control: without the pair claims, reuse is silently dropped in the same bucket and stored in another", async () => {
+  it("pairs - a batch over several buckets: its retry is a duplicate in every bucket, with the same LSNs", async () => {
+    const two = ipcOf({ sym: [inBucket0[0]!, elsewhere], ts: BigInt64Array.of(T0, T0), price: Float64Array.of(1, 2), size: Float64Array.of(1, 1) });
+    const first = await send(safe, two, "pair-multi", 1);
+    expect(first.ok && first.appends.length).toBe(2);
+    const before = await walMessageCount(safe.f.nc, "default");
+    const retry = await send(safe, two, "pair-multi", 1);
+    expect(retry.ok && retry.appends.every((a) => a.duplicate)).toBe(true);
+    expect(retry.ok && retry.appends.map((a) => a.lsn).sort()).toEqual(first.ok && first.appends.map((a) => a.lsn).sort());
+    const reused = await send(safe, batchOf(elsewhere, 9), "pair-multi", 1);
+    expect(reused.ok).toBe(false);
+    expect((await walMessageCount(safe.f.nc, "default")) - before).toBe(0);
+  });
+
+  it("pairs - negative control: without the pair check, reuse is silently dropped in the same bucket and stored in another", async () => {
     const r = await reuse(unsafe, "pair-test");
     expect(r.sameBucket.ok && r.sameBucket.appends.every((a) => a.duplicate)).toBe(true); // silently dropped
     expect(r.otherBucket.ok && r.otherBucket.appends.some((a) => !a.duplicate)).toBe(true); // stored under a reused pair

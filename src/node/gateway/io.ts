@@ -9,12 +9,12 @@ import { fromCallback } from "xstate";
 import type { GatewayEvent, IngestRequest, SourceCommand, WalCommand } from "../../../actors/gateway.js";
 import type { IngestReply, WalAppend } from "../../../protocols/ingest.js";
 import type { BytePool } from "../../codec/pool.js";
-import type { WalAppendPlan } from "../../ingest/prepare.js";
-import { HDR_MSG_ID, HDR_PRODUCER_ID, HDR_PRODUCER_SEQ, INGEST_WILDCARD, ingestErrorSubject, parseIngestSubject } from "../../../protocols/subjects.js";
+import type { Producer, WalAppendPlan } from "../../ingest/prepare.js";
+import { HDR_BATCH_DIGEST, HDR_MSG_ID, HDR_PRODUCER_ID, HDR_PRODUCER_SEQ, INGEST_WILDCARD, ingestErrorSubject, parseIngestSubject } from "../../../protocols/subjects.js";
 import { parseProducer } from "../../ingest/headers.js";
 import { replyMux } from "../../ingest/replymux.js";
-import { PairReusedError } from "./claims.js";
-import type { PairClaims } from "./claims.js";
+import { PairReusedError, pairMsgId, pairReused, recordsDigest } from "./claims.js";
+import type { DigestAt } from "./claims.js";
 
 const encoder = new TextEncoder();
 
@@ -103,26 +103,38 @@ interface PubAckJson {
   error?: { code?: number; err_code?: number; description?: string };
 }
 
+/** A stored record: where the WAL put it (its stream, for reading it back) and what the gateway acks. */
+type Stored = WalAppend & { readonly stream: string };
+/** A batch's first record under its producer pair: the pair-level id and the batch's digest. */
+interface PairMark {
+  readonly msgId: string;
+  readonly digest: string;
+}
+
 /**
  * JetStream appends as plain publishes whose replies (the PubAcks) come back on
  * one shared inbox subscription: what `js.publish` does, without its per-call
  * request machinery. Falls back to `js.publish` for a client without a connection.
  */
-function walAppender(js: JetStreamClient, timeoutMs: number): (plan: WalAppendPlan) => Promise<WalAppend> {
+function walAppender(js: JetStreamClient, timeoutMs: number): (plan: WalAppendPlan, pair?: PairMark) => Promise<Stored> {
+  const headersOf = (plan: WalAppendPlan, pair: PairMark | undefined): MsgHdrs | undefined => {
+    const msgId = pair?.msgId ?? plan.msgId;
+    if (msgId === undefined) return undefined;
+    const h = natsHeaders();
+    h.set(HDR_MSG_ID, msgId);
+    if (pair !== undefined) h.set(HDR_BATCH_DIGEST, pair.digest);
+    return h;
+  };
   const nc = (js as unknown as { nc?: NatsConnection }).nc;
   if (!nc || typeof nc.publish !== "function") {
-    return async (plan) => {
-      const ack = await js.publish(plan.subject, plan.record, { timeout: timeoutMs, ...(plan.msgId === undefined ? {} : { msgID: plan.msgId }) });
-      return { bucket: plan.bucket, lsn: ack.seq, rows: plan.rows, duplicate: ack.duplicate };
+    return async (plan, pair) => {
+      const h = headersOf(plan, pair);
+      const ack = await js.publish(plan.subject, plan.record, { timeout: timeoutMs, ...(h === undefined ? {} : { headers: h }) });
+      return { bucket: plan.bucket, lsn: ack.seq, rows: plan.rows, duplicate: ack.duplicate, stream: ack.stream };
     };
   }
-  return async (plan) => {
-    let h: MsgHdrs | undefined;
-    if (plan.msgId !== undefined) {
-      h = natsHeaders();
-      h.set(HDR_MSG_ID, plan.msgId);
-    }
-    const msg = await replyMux(nc).request(plan.subject, plan.record, timeoutMs, h);
+  return async (plan, pair) => {
+    const msg = await replyMux(nc).request(plan.subject, plan.record, timeoutMs, headersOf(plan, pair));
     let ack: PubAckJson;
     try {
       ack = JSON.parse(decoder.decode(msg.data)) as PubAckJson;
@@ -131,49 +143,60 @@ function walAppender(js: JetStreamClient, timeoutMs: number): (plan: WalAppendPl
     }
     if (ack.error) throw new Error(`JetStream refused the append to ${plan.subject}: ${ack.error.description ?? "error"} (code ${ack.error.err_code ?? ack.error.code ?? "?"})`);
     if (!ack.stream || typeof ack.seq !== "number") throw new Error(`JetStream answered the append to ${plan.subject} with an invalid PubAck`);
-    return { bucket: plan.bucket, lsn: ack.seq, rows: plan.rows, duplicate: ack.duplicate === true };
+    return { bucket: plan.bucket, lsn: ack.seq, rows: plan.rows, duplicate: ack.duplicate === true, stream: ack.stream };
   };
 }
 
 /** Test seam: runs after JetStream stored every record of a batch, before the gateway hears of it. */
 export type AfterAppend = (cmd: WalCommand) => void;
 
+const acked = ({ bucket, lsn, rows, duplicate }: Stored): WalAppend => ({ bucket, lsn, rows, duplicate });
+
 /**
  * The gateway's `wal` actor: each append command is answered exactly once
- * (`appended` or `appendFailed`, with the command's batch), and the batch's
- * record buffers go back to `recordPool` once JetStream acked them.
+ * (`appended`, `appendRefused` or `appendFailed`, with the command's batch), and
+ * the batch's record buffers go back to `recordPool` once JetStream acked them.
+ * With `digestAt` (the producer-pair check, ./claims.ts) a batch with a pair
+ * goes out first record first; without it (tests' negative control) every
+ * record at once under its per-bucket id.
  */
-export function jetstreamWal(js: JetStreamClient, recordPool?: BytePool, o: { timeoutMs?: number; afterAppend?: AfterAppend; claims?: PairClaims } = {}) {
+export function jetstreamWal(js: JetStreamClient, recordPool?: BytePool, o: { timeoutMs?: number; afterAppend?: AfterAppend; digestAt?: DigestAt } = {}) {
   return fromCallback<WalCommand>(({ sendBack, receive }) => {
     let stopped = false;
     const append = walAppender(js, o.timeoutMs ?? 10_000);
-    const claims = o.claims;
+    const digestAt = o.digestAt;
+    const release = (cmd: WalCommand): void => {
+      if (recordPool !== undefined) for (const plan of cmd.plans) recordPool.release(plan.record.buffer);
+    };
+    const withPair = async (cmd: WalCommand, producer: Producer, check: DigestAt): Promise<Stored[]> => {
+      const [first, ...rest] = cmd.plans;
+      const digest = recordsDigest(cmd.plans);
+      const head = await append(first!, { msgId: pairMsgId(producer), digest });
+      if (head.duplicate) {
+        const held = await check(head.stream, head.lsn);
+        if (held === undefined) throw new Error(`producer ${producer.id} seq ${producer.seq}: the batch first stored under this pair (LSN ${head.lsn}) can no longer be read to compare; retry later or use a new Px-Producer-Seq`);
+        if (held !== digest) throw pairReused(cmd.batch.tenant, cmd.batch.table, producer);
+      }
+      return [head, ...(await Promise.all(rest.map((plan) => append(plan))))];
+    };
     receive((cmd) => {
-      // A batch with a producer pair is appended only once its pair is ours (or it is a retry of the same batch).
-      const claimed = claims === undefined || cmd.producer === undefined ? Promise.resolve() : claims.claim(cmd.batch.tenant, cmd.batch.table, cmd.producer, cmd.plans);
-      claimed.then(
-        () => appendAll(cmd),
-        (e: unknown) => {
-          if (recordPool !== undefined) for (const plan of cmd.plans) recordPool.release(plan.record.buffer);
-          if (stopped) return;
-          if (e instanceof PairReusedError) sendBack({ type: "appendRefused", batch: cmd.batch, message: e.message } satisfies GatewayEvent);
-          else sendBack({ type: "appendFailed", batch: cmd.batch, message: `producer pair claim failed: ${(e as Error).message}` } satisfies GatewayEvent);
-        },
-      );
-    });
-    const appendAll = (cmd: WalCommand): void => {
-      Promise.all(cmd.plans.map(append)).then(
+      const stored = digestAt !== undefined && cmd.producer !== undefined && cmd.plans.length > 0 ? withPair(cmd, cmd.producer, digestAt) : Promise.all(cmd.plans.map((plan) => append(plan)));
+      stored.then(
         (appends) => {
           o.afterAppend?.(cmd);
           // JetStream acked every record: the connection wrote them out, their buffer can be reused.
-          if (recordPool !== undefined) for (const plan of cmd.plans) recordPool.release(plan.record.buffer);
-          if (!stopped) sendBack({ type: "appended", batch: cmd.batch, appends } satisfies GatewayEvent);
+          release(cmd);
+          if (!stopped) sendBack({ type: "appended", batch: cmd.batch, appends: appends.map(acked) } satisfies GatewayEvent);
         },
         (e: unknown) => {
-          if (!stopped) sendBack({ type: "appendFailed", batch: cmd.batch, message: (e as Error).message } satisfies GatewayEvent);
+          if (e instanceof PairReusedError) {
+            // Only the first record was sent, and JetStream acked it (as a duplicate): every buffer is free.
+            release(cmd);
+            if (!stopped) sendBack({ type: "appendRefused", batch: cmd.batch, message: e.message } satisfies GatewayEvent);
+          } else if (!stopped) sendBack({ type: "appendFailed", batch: cmd.batch, message: (e as Error).message } satisfies GatewayEvent);
         },
       );
-    };
+    });
     return () => {
       stopped = true;
     };
