@@ -85,6 +85,14 @@ async function loadDuck(conn: DuckDBConnection, spec: TableSpec, batches: readon
   app.closeSync();
 }
 
+/** Waits until ClickHouse runs no merge (at most 120 s), then 1 s more for the OS to settle. */
+async function quietClickhouse(ch: ClickhouseHttp): Promise<void> {
+  const t0 = Date.now();
+  while (Date.now() - t0 < 120_000 && (await ch.query("SELECT count() FROM system.merges")).trim() !== "0") await new Promise((r) => setTimeout(r, 500));
+  log(`clickhouse: no merge running after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  await new Promise((r) => setTimeout(r, 1_000));
+}
+
 async function main(): Promise<void> {
   const { openMicros, closeMicros } = sessionMicros();
   const mid = Math.floor((openMicros + closeMicros) / 2);
@@ -152,6 +160,9 @@ async function main(): Promise<void> {
     // The DuckDB load blocks the event loop for a while: start over with fresh sockets.
     ch.close();
     ch = new ClickhouseHttp({ url: server.httpUrl, requestTimeoutMs: 600_000 });
+    // Let the loads settle before timing: ClickHouse may still merge the fresh parts with both
+    // cores busy, and runs of the same code right after the loads differed up to 2x (q1).
+    await quietClickhouse(ch);
     const source = staticSource(new Map([[TENANT, new Map([trades, quotes].map((spec) => [spec.name, { spec, shards: hot.get(spec.name)! }]))]]));
     const engine = new ProxistQueryEngine({ source, cold: new ClickhouseColdSource(ch) });
     const px = (q: unknown) => () => engine.execute(TENANT, q);
