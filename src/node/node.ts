@@ -24,7 +24,7 @@ import { startNodeControlPlane } from "./controlplane.js";
 import type { NodeControlOptions } from "./controlplane.js";
 import { catalogActor } from "./gateway/catalog.js";
 import { LocalIngress, jetstreamWal, natsIngestSource } from "./gateway/io.js";
-import { jetstreamDigestAt } from "./gateway/claims.js";
+import { jetstreamDigestAt } from "./gateway/pairs.js";
 import type { AfterAppend, SourceStats } from "./gateway/io.js";
 import { shardRoutes, startHttp } from "./http.js";
 import { nodeMetrics } from "./metrics.js";
@@ -121,7 +121,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   }
 
   const sourceStats: SourceStats = { fireAndForgetFailures: 0 };
-  // One batch per (producer id, seq): see gateway/claims.ts.
+  // One batch per (producer id, seq): see gateway/pairs.ts.
   const digestAt = o.unsafeSkipProducerPairCheck === true ? undefined : jetstreamDigestAt(js);
   const local = new LocalIngress();
   // WAL record buffers: the gateway machine takes them, its wal actor gives them back once JetStream stored them.

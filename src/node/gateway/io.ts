@@ -13,8 +13,8 @@ import type { Producer, WalAppendPlan } from "../../ingest/prepare.js";
 import { HDR_BATCH_DIGEST, HDR_MSG_ID, HDR_PRODUCER_ID, HDR_PRODUCER_SEQ, INGEST_WILDCARD, ingestErrorSubject, parseIngestSubject } from "../../../protocols/subjects.js";
 import { parseProducer } from "../../ingest/headers.js";
 import { replyMux } from "../../ingest/replymux.js";
-import { PairReusedError, pairMsgId, pairReused, recordsDigest } from "./claims.js";
-import type { DigestAt } from "./claims.js";
+import { PairReusedError, pairMsgId, pairReused, recordsDigest } from "./pairs.js";
+import type { DigestAt } from "./pairs.js";
 
 const encoder = new TextEncoder();
 
@@ -156,7 +156,7 @@ const acked = ({ bucket, lsn, rows, duplicate }: Stored): WalAppend => ({ bucket
  * The gateway's `wal` actor: each append command is answered exactly once
  * (`appended`, `appendRefused` or `appendFailed`, with the command's batch), and
  * the batch's record buffers go back to `recordPool` once JetStream acked them.
- * With `digestAt` (the producer-pair check, ./claims.ts) a batch with a pair
+ * With `digestAt` (the producer-pair check, ./pairs.ts) a batch with a pair
  * goes out first record first; without it (tests' negative control) every
  * record at once under its per-bucket id.
  */
