@@ -27,7 +27,7 @@ import { LocalIngress, jetstreamWal, natsIngestSource } from "./gateway/io.js";
 import { jetstreamDigestAt } from "./gateway/pairs.js";
 import type { AfterAppend, SourceStats } from "./gateway/io.js";
 import { shardRoutes, startHttp } from "./http.js";
-import { nodeMetrics } from "./metrics.js";
+import { NodeMetrics, metricsEnabled } from "./metrics.js";
 import { LocalShardHost } from "./shard/host.js";
 import type { HostSinkOptions } from "./shard/host.js";
 import { tenantStreams } from "./streams.js";
@@ -103,7 +103,11 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   // The one catalog of this node: a tenant is served only once its streams exist.
   const catalog = await openCatalog(nc, replicas, { prepare: tenantStreams(jsm, { replicas, nodeId, log }), log: (line) => log(`node ${nodeId}: ${line}`) });
   const clickhouse = o.clickhouseUrl === undefined ? undefined : new SinkClickhouse({ url: o.clickhouseUrl });
+  const metrics = new NodeMetrics(nodeId);
+  // PX_METRICS=off: nothing observed per batch (the benchmarks' comparison); scrape-time figures still answer.
+  const meter = metricsEnabled() ? metrics : undefined;
   const shards = new LocalShardHost({
+    meter,
     js,
     jsm,
     snapshots,
@@ -129,8 +133,8 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   const gateway = createActor(
     gatewayMachine.provide({
       actors: {
-        source: natsIngestSource(nc, sourceStats, local),
-        wal: jetstreamWal(js, recordPool, { ...(o.seams?.afterAppend === undefined ? {} : { afterAppend: o.seams.afterAppend }), ...(digestAt === undefined ? {} : { digestAt }) }),
+        source: natsIngestSource(nc, sourceStats, local, undefined, meter),
+        wal: jetstreamWal(js, recordPool, { meter, ...(o.seams?.afterAppend === undefined ? {} : { afterAppend: o.seams.afterAppend }), ...(digestAt === undefined ? {} : { digestAt }) }),
         catalog: catalogActor(catalog),
       },
     }),
@@ -139,11 +143,12 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   gateway.start();
   const state = (): string => String(gateway.getSnapshot().value);
   const stats = (): Record<string, number> => ({ ...gateway.getSnapshot().context.stats, fireAndForgetFailures: sourceStats.fireAndForgetFailures });
+  metrics.watch({ ingest: stats, gatewayState: state, shards });
 
   const http = await startHttp(o.httpPort ?? 0, {
     routes: shardRoutes(shards),
     ready: () => catalog.loaded() && !nc.isClosed(),
-    metrics: nodeMetrics(stats, shards),
+    metrics: () => metrics.text(),
   });
   // "assigned": the node agent starts and stops shards as the leader assigns them; every node contends for the lead.
   const control =
@@ -180,6 +185,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
           grpcPort: o.grpcPort,
           replicas,
           log,
+          meter,
           ...(shardMode === "assigned" ? { parts: natsClusterParts({ nc, nodeId, assignments: (await openControlStores(nc, { replicas })).assignments }) } : {}),
         });
   log(`node ${nodeId}: up (nats ${String(o.natsUrl)}, http :${http.port}${api ? `, grpc :${api.server.port}` : ""})`);
