@@ -17,6 +17,17 @@ export interface ScrapeSources {
   readonly ingest: IngestStats;
   readonly gatewayState: () => string;
   readonly shards: LocalShardHost;
+  /** Each tenant's WAL stream as JetStream reports it (every node reports the same streams: dashboards take max by tenant). */
+  readonly walStreams?: () => Promise<readonly WalStreamFigures[]>;
+}
+
+export interface WalStreamFigures {
+  readonly tenant: string;
+  readonly bytes: number;
+  readonly records: number;
+  /** The stream's byte limit (-1: none). */
+  readonly maxBytes: number;
+  readonly lastLsn: number;
 }
 
 type ShardLabels = "tenant" | "table" | "bucket";
@@ -109,6 +120,35 @@ export function scrapeFamilies(registry: Registry, src: ScrapeSources): void {
     if (kind === "gauge") new Gauge<ShardLabels>({ name, help, labelNames: SHARD, registers, collect });
     else new Counter<ShardLabels>({ name, help, labelNames: SHARD, registers, collect });
   };
+
+  const walStreams = src.walStreams;
+  if (walStreams !== undefined) {
+    // One JetStream request per tenant, shared by the four families of the same scrape.
+    let pending: Promise<readonly WalStreamFigures[]> | undefined;
+    const figures = (): Promise<readonly WalStreamFigures[]> => {
+      pending ??= walStreams()
+        .catch(() => [])
+        .finally(() => setTimeout(() => (pending = undefined), 100));
+      return pending;
+    };
+    const perStream = (name: string, help: string, value: (w: WalStreamFigures) => number): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ["tenant"],
+        registers,
+        async collect() {
+          const list = await figures();
+          this.reset();
+          for (const w of list) this.set({ tenant: w.tenant }, value(w));
+        },
+      });
+    };
+    perStream("px_wal_bytes", "Bytes the tenant's WAL stream holds", (w) => w.bytes);
+    perStream("px_wal_records", "Records the tenant's WAL stream holds", (w) => w.records);
+    perStream("px_wal_max_bytes", "The WAL stream's byte limit (-1: none); ingest is refused when it is full", (w) => w.maxBytes);
+    perStream("px_wal_last_lsn", "Last LSN of the tenant's WAL stream", (w) => w.lastLsn);
+  }
 
   perShard("px_shard_applied_lsn", "Last WAL LSN applied to the hot set", "gauge", (h) => h.runtime.stats.appliedLsn);
   perShard("px_shard_rows", "Rows in the hot set", "gauge", (h) => h.runtime.stats.rows);

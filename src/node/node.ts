@@ -31,6 +31,7 @@ import { NodeMetrics, metricsEnabled } from "./metrics.js";
 import { LocalShardHost } from "./shard/host.js";
 import type { HostSinkOptions } from "./shard/host.js";
 import { tenantStreams } from "./streams.js";
+import { walStream } from "../../protocols/subjects.js";
 import { clickhouseDisplay, startStandaloneControl } from "./standalone.js";
 
 export interface NodeOptions {
@@ -143,7 +144,18 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   gateway.start();
   const state = (): string => String(gateway.getSnapshot().value);
   const stats = (): Record<string, number> => ({ ...gateway.getSnapshot().context.stats, fireAndForgetFailures: sourceStats.fireAndForgetFailures });
-  metrics.watch({ ingest: stats, gatewayState: state, shards });
+  metrics.watch({
+    ingest: stats,
+    gatewayState: state,
+    shards,
+    walStreams: () =>
+      Promise.all(
+        [...catalog.current().keys()].map(async (tenant) => {
+          const i = await jsm.streams.info(walStream(tenant));
+          return { tenant, bytes: i.state.bytes, records: i.state.messages, maxBytes: i.config.max_bytes, lastLsn: i.state.last_seq };
+        }),
+      ),
+  });
 
   const http = await startHttp(o.httpPort ?? 0, {
     routes: shardRoutes(shards),
