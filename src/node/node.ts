@@ -28,6 +28,7 @@ import { jetstreamDigestAt } from "./gateway/pairs.js";
 import type { AfterAppend, SourceStats } from "./gateway/io.js";
 import { shardRoutes, startHttp } from "./http.js";
 import { NodeMetrics, metricsEnabled } from "./metrics.js";
+import { createLogger, lineLog } from "./obs/index.js";
 import { LocalShardHost } from "./shard/host.js";
 import type { HostSinkOptions } from "./shard/host.js";
 import { tenantStreams } from "./streams.js";
@@ -92,8 +93,8 @@ export interface ProxistNode {
 }
 
 export async function startNode(o: NodeOptions): Promise<ProxistNode> {
-  const log = o.log ?? ((line: string) => console.log(line));
   const nodeId = o.nodeId ?? `node-${process.pid}`;
+  const log = o.log ?? lineLog(createLogger({ nodeId }));
   // noAsyncTraces: no Error object (stack capture) per request; at thousands of WAL appends per second it showed in profiles.
   const nc = await connect({ servers: o.natsUrl, name: `proxist ${nodeId}`, maxReconnectAttempts: -1, noAsyncTraces: true });
   const jsm = await jetstreamManager(nc);
