@@ -10,6 +10,10 @@ import { TickPublisher } from "../../src/client/publisher.js";
 import { RandomWalk, symbolNames } from "../../src/demo/randomwalk.js";
 import type { ProxistNode } from "../../src/node/node.js";
 import { startTracing } from "../../src/node/obs/index.js";
+import { credentials } from "@grpc/grpc-js";
+import { ProxistClient } from "../../src/api/index.js";
+import { createToken } from "../../src/auth/index.js";
+import { query } from "../api/fixture.js";
 import { natsFixture, nodeOn } from "../helpers/cluster.js";
 import type { NatsFixture } from "../helpers/cluster.js";
 import { clickhouseFixture } from "../helpers/sink.js";
@@ -25,7 +29,7 @@ let stopTracing: (() => Promise<void>) | undefined;
 
 beforeAll(async () => {
   [f, chf] = await Promise.all([natsFixture(), clickhouseFixture()]);
-  node = await nodeOn(f.server, f.nc, { clickhouseUrl: chf.server.httpUrl, sink: { retry: { maxMs: 500 } } }, SPEC);
+  node = await nodeOn(f.server, f.nc, { clickhouseUrl: chf.server.httpUrl, grpcPort: 0, sink: { retry: { maxMs: 500 } } }, SPEC);
 }, 120_000);
 
 afterAll(async () => {
@@ -69,4 +73,17 @@ describe("tracing", () => {
     // The same LSNs: each applied record is the one its sink persisted.
     expect(new Set(inserts.map((s) => s.attributes["px.lsn"]))).toEqual(new Set(applies.map((s) => s.attributes["px.lsn"])));
   }, 90_000);
+
+  it("tracing - a query over the API yields a px.query span with its operator, tier and rows", async () => {
+    const client = new ProxistClient(`127.0.0.1:${node.grpcPort!}`, credentials.createInsecure());
+    try {
+      const r = await query(client, await createToken(f.nc, { tenant: "trc", role: "reader" }), { op: "lastBy", table: "trades" });
+      expect(r.error).toBeUndefined();
+    } finally {
+      client.close();
+    }
+    const q = exporter.getFinishedSpans().find((s) => s.name === "px.query");
+    expect(q?.attributes).toMatchObject({ "px.tenant": "trc", "px.op": "lastBy", "px.table": "trades" });
+    expect(["hot", "cold", "fanout"]).toContain(q!.attributes["px.tier"]);
+  }, 60_000);
 });
