@@ -13,14 +13,34 @@ import { RandomWalk, symbolNames } from "../src/demo/randomwalk.js";
 import { DEFAULT_CLUSTER_SPEC } from "../protocols/tablespec.js";
 import { spawnNodeProcess } from "../test/helpers/nodeproc.js";
 import { loadavg } from "node:os";
-import { latencies, median, percentile, round, writeResult } from "./lib.js";
+import { createServer } from "node:http";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { startTracing } from "../src/node/obs/index.js";
+import { latencies, median, mergeResult, percentile, round, writeResult } from "./lib.js";
+
+/** An OTLP/HTTP receiver that accepts every export and keeps nothing (counts requests). */
+async function otlpSink(received: { requests: number }): Promise<Server> {
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on("end", () => {
+      received.requests++;
+      res.writeHead(200, { "content-type": "application/json" }).end("{}");
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  return server;
+}
 
 const BATCH = 1000;
 const BATCHES = Number(process.env.BENCH_BATCHES ?? 2000);
 const WINDOW = 32;
-const REPEATS = 5;
-const WARMUP = 500;
-const LAT_SAMPLES = 400;
+// BENCH_REPEATS / BENCH_WARMUP / BENCH_LAT_SAMPLES shrink a smoke run; the committed figures use the defaults.
+const REPEATS = Number(process.env.BENCH_REPEATS ?? 5);
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 500);
+const LAT_SAMPLES = Number(process.env.BENCH_LAT_SAMPLES ?? 400);
+/** Sampling of the tracing run (issue 16: ingest_with_tracing_vs_off_ratio at 1%). */
+const TRACE_SAMPLE = 0.01;
 
 const trades = DEFAULT_CLUSTER_SPEC.tenants[0]!.tables.find((t) => t.name === "trades")!;
 
@@ -41,7 +61,8 @@ async function main(): Promise<void> {
   const nc: NatsConnection = await connect({ servers: nats.url, noAsyncTraces: true });
   await (await MetadataStore.open(nc)).applyCurrent(DEFAULT_CLUSTER_SPEC);
   // A gateway-only node: this measures the ingest path, not hot-set upkeep (bench:hotset does that).
-  const node = await spawnNodeProcess(nats.url, {}, ["--shards", "none"]);
+  let node = await spawnNodeProcess(nats.url, {}, ["--shards", "none"]);
+  let otlp: Server | undefined;
   await new Promise((r) => setTimeout(r, 500));
   try {
     const jsm = await jetstreamManager(nc);
@@ -97,8 +118,37 @@ async function main(): Promise<void> {
         load_avg_1m: { before: loadBefore, after: round(loadavg()[0]!, 2) },
       },
     );
+
+    // Tracing on at 1% (gateway process and this publisher), spans exported over OTLP/HTTP to a local receiver that
+    // accepts and drops them; compared with the e2e runs above (tracing off). Same gateway flags, a fresh process.
+    await node.kill("SIGTERM");
+    const received = { requests: 0 };
+    otlp = await otlpSink(received);
+    const otlpUrl = `http://127.0.0.1:${(otlp.address() as AddressInfo).port}/v1/traces`;
+    node = await spawnNodeProcess(nats.url, { PX_TRACE_SAMPLE: String(TRACE_SAMPLE), PX_OTLP_URL: otlpUrl }, ["--shards", "none"]);
+    const stopTracing = startTracing({ sampleRatio: TRACE_SAMPLE, otlpUrl });
+    const tracedPub = new TickPublisher(nc, { tenant: "default", spec: trades, maxInFlight: WINDOW });
+    await pipelined(WARMUP, (i) => tracedPub.publish(batches[i % batches.length]!));
+    const traced: number[] = [];
+    for (let r = 0; r < REPEATS; r++) {
+      const s = await pipelined(BATCHES, (i) => tracedPub.publish(batches[i % batches.length]!));
+      traced.push((BATCHES * BATCH) / s);
+      console.error(`traced run ${r + 1}: e2e ${Math.round(traced.at(-1)!)} ticks/s`);
+    }
+    await stopTracing?.();
+    mergeResult(
+      "observability",
+      "ingest",
+      { ingest_with_tracing_vs_off_ratio: round(median(traced) / e2eMed) },
+      {
+        setup: `bench:ingest e2e (same batches, window and gateway flags); tracing on at ${TRACE_SAMPLE * 100}% sampling in the gateway process and the publisher, spans exported with OTLP/HTTP to a local receiver; off = the e2e runs of ingest.json taken just before on the first gateway process`,
+        e2e_ticks_per_s: { off: e2e.map(Math.round), tracing: traced.map(Math.round) },
+        otlp_requests_received: received.requests,
+      },
+    );
   } finally {
     await node.kill("SIGTERM");
+    otlp?.close();
     await nc.close();
     await nats.stop();
   }

@@ -1,6 +1,6 @@
 // Shared benchmark plumbing: machine facts, percentiles, result files.
 import { cpus, loadavg, totalmem } from "node:os";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 export function machine(): string {
@@ -33,6 +33,21 @@ export async function latencies(n: number, once: () => Promise<unknown>): Promis
 }
 
 /** Writes bench/results/<name>.json and prints it. */
+/**
+ * Adds `figures` (and notes under `section`) to a result file several benchmarks
+ * share (observability.json: bench:ingest and bench:query each add their ratio).
+ */
+export function mergeResult(name: string, section: string, figures: Record<string, number>, notes: Record<string, unknown> = {}): void {
+  const file = `${fileURLToPath(new URL("./results/", import.meta.url))}${name}.json`;
+  let prior: { figures?: Record<string, number>; runs?: Record<string, unknown> } = {};
+  try {
+    prior = JSON.parse(readFileSync(file, "utf8")) as typeof prior;
+  } catch {
+    // First benchmark to write this file.
+  }
+  writeResult(name, { ...prior.figures, ...figures }, { runs: { ...prior.runs, [section]: { date: new Date().toISOString(), load_avg_at_end: loadavg().map((x) => Number(x.toFixed(2))), ...notes } } });
+}
+
 export function writeResult(name: string, figures: Record<string, number>, notes: Record<string, unknown> = {}): void {
   const dir = fileURLToPath(new URL("./results/", import.meta.url));
   mkdirSync(dir, { recursive: true });

@@ -16,7 +16,9 @@ import { ClickhouseColdSource, ProxistQueryEngine, staticSource } from "../src/q
 import type { HotShard } from "../src/query/index.js";
 import { startClickhouseServer } from "../src/runtime/servers/clickhouse.js";
 import { genBatches, sessionMicros, symbolNames } from "./gen.js";
-import { percentile, round, writeResult } from "./lib.js";
+import { NodeMetrics } from "../src/node/metrics.js";
+import { meteredCold, meteredEngine } from "../src/node/querymeter.js";
+import { median, mergeResult, percentile, round, writeResult } from "./lib.js";
 
 const TICKS = Number(process.env.BENCH_QUERY_TICKS ?? 10_000_000);
 const SYMBOLS = 1000;
@@ -250,6 +252,33 @@ async function main(): Promise<void> {
       const c = q.ch === undefined ? undefined : await chTime(`${name}_clickhouse`, q.ch);
       if (c !== undefined) figures[`${name}_clickhouse_p50_ms`] = round(c);
       log(`${name}: proxist p50 ${p.p50.toFixed(3)} ms p95 ${p.p95.toFixed(3)} ms (${r.table.rows} rows), duckdb ${d.p50.toFixed(1)} ms, clickhouse ${figures[`${name}_clickhouse_p50_ms`] ?? "n/a"} ms`);
+    }
+
+    // q1 through the API's engine interface (run, batches drained) with the node's query metrics and without
+    // (PX_METRICS=off: the node then wraps nothing); alternated, three rounds each, the median of the p50s.
+    {
+      const q1 = hotQ.q1.px;
+      const meter = new NodeMetrics("bench");
+      const metered = meteredEngine(new ProxistQueryEngine({ source, cold: meteredCold(new ClickhouseColdSource(ch), meter) }), { meter });
+      const drain = (e: { run: ProxistQueryEngine["run"] }) => async () => {
+        for await (const b of e.run(TENANT, q1, new AbortController().signal)) void b;
+      };
+      const off: number[] = [];
+      const on: number[] = [];
+      for (let round3 = 0; round3 < 3; round3++) {
+        off.push((await time(drain(engine))).p50);
+        on.push((await time(drain(metered))).p50);
+      }
+      mergeResult(
+        "observability",
+        "query",
+        { query_q1_with_metrics_vs_off_ratio: round(median(off) / median(on)) },
+        {
+          setup: `bench:query q1 (lastBy at mid-day, ${SYMBOLS} symbols, hot) through engine.run with batches drained: metrics on = the node's metered engine and cold source (px_query_seconds, px_query_tier_seconds), off = the plain engine (what PX_METRICS=off runs); 3 alternating rounds, p50 of each`,
+          q1_p50_ms: { off: off.map((x) => round(x)), metrics: on.map((x) => round(x)) },
+        },
+      );
+      log(`q1 with metrics vs off: ${round(median(off) / median(on))}`);
     }
 
     // Seam mid-day: every row is in ClickHouse; the shards evict the morning.
