@@ -19,6 +19,8 @@ export type Command =
   | { readonly kind: "token.revoke"; readonly id: string }
   | { readonly kind: "token.list"; readonly tenant: string | undefined }
   /** Reads ClickHouse px_system.query_log directly (not a control message). */
+  /** Scrapes the nodes' /metrics directly. */
+  | { readonly kind: "top"; readonly urls: readonly string[]; readonly intervalSeconds: number; readonly once: boolean }
   | { readonly kind: "queries.slow"; readonly sinceSeconds: number; readonly tenant: string | undefined; readonly clickhouseUrl: string };
 
 export interface Invocation {
@@ -45,6 +47,9 @@ Commands:
                                          prints the token once (only a hash is stored)
   token list [--tenant T]
   token revoke ID
+  top [--metrics URL[,URL]] [--interval 2s] [--once]
+                                         refreshing view of the nodes' /metrics: rates, lag, latency per shard
+                                         (default $PX_METRICS_URLS or http://127.0.0.1:8080/metrics)
   queries --slow [--since 1h] [--tenant T] [--clickhouse URL]
                                          slow queries from ClickHouse px_system.query_log, newest first
                                          (ClickHouse default $${ENV.clickhouseUrl} or http://127.0.0.1:8123)
@@ -98,6 +103,9 @@ export function parsePxctlArgs(argv: readonly string[], env: Readonly<Record<str
         slow: { type: "boolean", default: false },
         since: { type: "string", default: "1h" },
         clickhouse: { type: "string" },
+        metrics: { type: "string" },
+        interval: { type: "string", default: "2s" },
+        once: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -155,6 +163,14 @@ export function parsePxctlArgs(argv: readonly string[], env: Readonly<Record<str
           extra(3);
           command = { kind: "token.revoke", id };
         }
+        break;
+      }
+      case "top": {
+        extra(1);
+        const urls = (v.metrics ?? env.PX_METRICS_URLS ?? "http://127.0.0.1:8080/metrics").split(",").map((u) => u.trim()).filter((u) => u !== "");
+        if (urls.length === 0) usage("top --metrics: give each node's /metrics URL, comma separated");
+        const interval = parseTtl(v.interval ?? "2s") ?? usage("top --interval: give a duration such as 2s");
+        command = { kind: "top", urls, intervalSeconds: interval, once: v.once ?? false };
         break;
       }
       case "queries": {

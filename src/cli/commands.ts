@@ -12,6 +12,7 @@ import { USAGE, parsePxctlArgs } from "./args.js";
 import type { Command, Invocation } from "./args.js";
 import { CliError, EXIT } from "./exitcodes.js";
 import { slowQueries } from "./queries.js";
+import { runTop } from "./top.js";
 import { applyText, describeText, getText, statusText, structured, tokensTable } from "./render.js";
 
 export interface CliIO {
@@ -143,6 +144,8 @@ async function run(inv: Invocation, nc: NatsConnection, io: CliIO, specDoc: unkn
     }
     case "queries.slow":
       return slowQueries(c, inv.output, io);
+    case "top":
+      return runTop(c, inv.output, io);
   }
 }
 
@@ -158,6 +161,7 @@ export async function runPxctl(argv: readonly string[], io: CliIO): Promise<numb
     // Invalid input exits with 2 before anything touches the network.
     const specDoc = inv.command.kind === "apply" ? await readSpec(io, inv.command.file) : undefined;
     if (inv.command.kind === "queries.slow") return await slowQueries(inv.command, inv.output, io);
+    if (inv.command.kind === "top") return await runTop(inv.command, inv.output, io);
     nc = await connectNats(inv.natsUrl);
     return await run(inv, nc, io, specDoc);
   } catch (e) {

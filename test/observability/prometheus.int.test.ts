@@ -17,6 +17,7 @@ import { createToken } from "../../src/auth/index.js";
 import { TickPublisher } from "../../src/client/publisher.js";
 import { RandomWalk, symbolNames } from "../../src/demo/randomwalk.js";
 import { NodeMetrics } from "../../src/node/metrics.js";
+import { runPxctl } from "../../src/cli/commands.js";
 import type { ProxistNode } from "../../src/node/node.js";
 import { findBinary, startPrometheus } from "../../src/runtime/servers/prometheus.js";
 import type { PrometheusServer } from "../../src/runtime/servers/prometheus.js";
@@ -151,6 +152,17 @@ describe("observability - Prometheus scrapes a node", () => {
 
       const live = await prom.query(`sum by (state) (px_shard_state{tenant="${TENANT}"})`);
       expect(live.find((s) => s.metric.state === "running.live")?.value ?? live.find((s) => s.metric.state === "running.snapshotting")?.value).toBeGreaterThan(0);
+      // pxctl top reads the same figures from the node directly.
+      let topOut = "";
+      const topCode = await runPxctl(["top", "--metrics", `http://127.0.0.1:${node.httpPort}/metrics`, "--interval", "1s", "--once"], {
+        stdout: (t) => (topOut += t),
+        stderr: () => {},
+        readFile: async () => "",
+        prompt: async () => "",
+        env: {},
+      });
+      expect(topCode).toBe(0);
+      expect(topOut).toMatch(new RegExp(`${TENANT}/trades/0\\s+running\\.(live|snapshotting)`));
       const nodes = await prom.query(`count(px_node_info)`);
       expect(nodes[0]!.value).toBe(2);
       // No symbol label anywhere: label sets stay bounded.
