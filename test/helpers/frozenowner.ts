@@ -19,14 +19,14 @@ const specOf = (tenant: string) =>
 /**
  * Runs the scenario on a fresh cluster (a tenant of its own in the shared
  * ClickHouse); returns the exactly-once report and the watermark check. Every
- * node's INSERTs stall 1 s before they are sent (faultnode's
+ * node's INSERTs stall 2 s before they are sent (faultnode's
  * sink.stalled-insert), so the frozen owner surely holds a batch it has not
  * sent when it is stopped; its permit is checked right before the request.
  */
-export async function frozenOwner(chf: ClickhouseFixture, tenant: string, fenceOff: boolean): Promise<{ report: ExactlyOnceReport; watermarks: { watermarks: number; decreased: string[]; ahead: string[] }; n1: string }> {
+export async function frozenOwner(chf: ClickhouseFixture, tenant: string, fenceOff: boolean): Promise<{ report: ExactlyOnceReport; watermarks: { watermarks: number; decreased: string[]; ahead: string[] }; frozen: string }> {
   const SPEC = specOf(tenant);
   const TRADES = SPEC.tenants[0]!.tables[0]!;
-  const env = { PX_REPLICAS: "3", PX_FAILPOINTS: "sink.stalled-insert", PX_SINK_STALL_MS: "1000", ...(fenceOff ? { PX_FENCE_OFF: "1" } : {}) };
+  const env = { PX_REPLICAS: "3", PX_FAILPOINTS: "sink.stalled-insert", PX_SINK_STALL_MS: "2000", ...(fenceOff ? { PX_FENCE_OFF: "1" } : {}) };
   const c = await proxistCluster(SPEC, env, [], { clickhouse: chf });
   const waitAllPersisted = (cl: ProxistCluster, ids: readonly string[]): Promise<void> => waitPersistedOn(cl, tenant, "trades", ids);
   try {
@@ -40,33 +40,34 @@ export async function frozenOwner(chf: ClickhouseFixture, tenant: string, fenceO
     };
     await ingest(10);
     await waitAllPersisted(c, ["n1", "n2"]);
-    // n1 owns at least one shard (placement spreads 2 shards over 2 nodes); freeze it mid-ingest.
-    if ((await c.liveShards(["n1"])).size === 0) throw new Error("n1 owns no shard: nothing to freeze");
+    // Freeze a node that owns shards (rendezvous placement may give both to one node) mid-ingest.
+    const [frozen, other] = (await c.liveShards(["n1"])).size > 0 ? ["n1", "n2"] : ["n2", "n1"];
     let go = true;
     const pump = (async () => {
       while (go) await ingest(2);
     })();
-    await new Promise((r) => setTimeout(r, 300));
-    await c.signal("n1", "SIGSTOP");
+    // Every flush stalls 2 s before its INSERT: 1 s into the ingest the frozen node's sinks are inside one.
+    await new Promise((r) => setTimeout(r, 1_000));
+    await c.signal(frozen, "SIGSTOP");
     try {
-      // The control plane moves n1's shards to n2; n2's sinks take over and persist.
-      await waitEachShardLiveOnce(c, ["n2"], 60_000);
+      // The control plane moves the frozen node's shards to the other; its sinks take over and persist.
+      await waitEachShardLiveOnce(c, [other], 60_000);
       await new Promise((r) => setTimeout(r, 1_000));
       go = false;
       await pump;
-      await waitAllPersisted(c, ["n2"]);
+      await waitAllPersisted(c, [other]);
     } finally {
       go = false;
-      await c.signal("n1", "SIGCONT");
+      await c.signal(frozen, "SIGCONT");
     }
-    // n1 resumes with whatever it held: fenced, it writes nothing; ingest goes on.
+    // The frozen node resumes with whatever it held: fenced, it writes nothing; ingest goes on.
     await new Promise((r) => setTimeout(r, 3_000));
     await ingest(4);
     await waitAllPersisted(c, ["n1", "n2"]);
     const report = await exactlyOnceReport(chf.ch, c.nc, tenant, TRADES);
     wm.close();
     const watermarks = await wm.check(c.nc, tenant, "trades");
-    return { report, watermarks, n1: c.nodes.get("n1")!.output() };
+    return { report, watermarks, frozen: c.nodes.get(frozen)!.output() };
   } finally {
     await c.close();
   }

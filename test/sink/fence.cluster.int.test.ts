@@ -22,12 +22,12 @@ afterAll(async () => {
 
 describe("fenced sinks - node processes", () => {
   it("fence - the owner SIGSTOPped with pending batches, its shards move, SIGCONT: 0 duplicates in ClickHouse, P never decreases", async () => {
-    const { report, watermarks, n1 } = await frozenOwner(chf, "fcl", false);
+    const { report, watermarks, frozen } = await frozenOwner(chf, "fcl", false);
     expect(report).toMatchObject({ duplicates: 0, missing: 0, unexpected: 0 });
     expect(watermarks.decreased).toEqual([]);
     expect(watermarks.ahead).toEqual([]);
     // The resumed owner saw it had lost its lease (lapsed permit or px_assign's revocation).
-    expect(n1).toMatch(/fenced|lease revision \d+ (expired|revoked)/);
+    expect(frozen).toMatch(/fenced|lease revision \d+ (expired|revoked)/);
   }, 300_000);
 
   it("fence - negative control: the same with PX_FENCE_OFF=1 finds duplicates in ClickHouse", async () => {
