@@ -101,7 +101,15 @@ async function queryPhase(): Promise<{ figures: Record<string, number>; notes: R
       const one = new NodeQuerier(local.grpcPort, token);
       try {
         // Read-after-write on both: every shard has applied the whole day before timing starts.
-        for (const q of [fan, one]) await q.count({ op: "lastBy", table: "trades", minLsn: maxLsn, consistency: "complete" }, 600_000);
+        // (Each owner waits at most 5 s for minLsn: asked again until the replay caught up.)
+        for (const q of [fan, one]) {
+          const deadline = Date.now() + 300_000;
+          for (;;) {
+            const ok = await q.count({ op: "lastBy", table: "trades", minLsn: maxLsn, consistency: "complete" }).then(() => true, (e: unknown) => (Date.now() > deadline ? Promise.reject(e as Error) : false));
+            if (ok) break;
+            await new Promise((r) => setTimeout(r, 1_000));
+          }
+        }
         const { openMicros, closeMicros } = sessionMicros();
         const mid = Math.floor((openMicros + closeMicros) / 2);
         const r0 = openMicros + Math.floor((closeMicros - openMicros) / 4);
