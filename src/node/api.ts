@@ -10,6 +10,8 @@ import type { Catalog } from "../catalog.js";
 import type { ClickhouseHttp } from "../clickhouse/index.js";
 import { ClickhouseColdSource, ProxistQueryEngine, shardHostSource } from "../query/index.js";
 import type { ClusterParts } from "../query/index.js";
+import type { Meter } from "./meter.js";
+import { meteredCold, meteredEngine, meteredParts } from "./querymeter.js";
 import type { LocalShardHost } from "./shard/host.js";
 
 export interface NodeApiOptions {
@@ -27,6 +29,8 @@ export interface NodeApiOptions {
   readonly tokenCacheTtlMs?: number;
   /** Shards assigned across nodes: queries fan out to the owners (absent: this node holds every shard). */
   readonly parts?: ClusterParts;
+  /** Query latency per operator and tier (absent: PX_METRICS=off). */
+  readonly meter?: Meter | undefined;
 }
 
 export interface NodeApi {
@@ -35,19 +39,20 @@ export interface NodeApi {
   stop(): Promise<void>;
 }
 
-export function queryEngineOf(catalog: () => Catalog, shards: LocalShardHost, clickhouse: ClickhouseHttp | undefined, parts?: ClusterParts): ProxistQueryEngine {
+export function queryEngineOf(catalog: () => Catalog, shards: LocalShardHost, clickhouse: ClickhouseHttp | undefined, parts?: ClusterParts, meter?: Meter): ProxistQueryEngine {
+  const cold = clickhouse === undefined ? undefined : new ClickhouseColdSource(clickhouse);
   return new ProxistQueryEngine({
     source: shardHostSource(catalog, shards),
-    ...(clickhouse ? { cold: new ClickhouseColdSource(clickhouse) } : {}),
-    ...(parts === undefined ? {} : { parts }),
+    ...(cold === undefined ? {} : { cold: meter === undefined ? cold : meteredCold(cold, meter) }),
+    ...(parts === undefined ? {} : { parts: meter === undefined ? parts : meteredParts(parts, meter) }),
   });
 }
 
 export async function startNodeApi(o: NodeApiOptions): Promise<NodeApi> {
-  const engine = queryEngineOf(o.catalog, o.shards, o.clickhouse, o.parts);
+  const engine = queryEngineOf(o.catalog, o.shards, o.clickhouse, o.parts, o.meter);
   const tokens = await TokenVerifier.open(o.nc, { replicas: o.replicas, ...(o.tokenCacheTtlMs === undefined ? {} : { cacheTtlMs: o.tokenCacheTtlMs }) });
   const tuning = { ...(o.host === undefined ? {} : { host: o.host }), ...(o.limits === undefined ? {} : { limits: o.limits }) };
-  const server = await startApiServer({ node: o.node, tokens, queryEngine: engine, port: o.grpcPort, log: o.log, ...tuning });
+  const server = await startApiServer({ node: o.node, tokens, queryEngine: o.meter === undefined ? engine : meteredEngine(engine, o.meter), port: o.grpcPort, log: o.log, ...tuning });
   return {
     engine,
     server,
