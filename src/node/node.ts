@@ -29,6 +29,8 @@ import type { AfterAppend, SourceStats } from "./gateway/io.js";
 import { shardRoutes, startHttp } from "./http.js";
 import { NodeMetrics, metricsEnabled } from "./metrics.js";
 import { createLogger, lineLog } from "./obs/index.js";
+import { SlowQueries, slowQueryOptionsFromEnv } from "./slowlog.js";
+import type { SlowQueryOptions } from "./slowlog.js";
 import { LocalShardHost } from "./shard/host.js";
 import type { HostSinkOptions } from "./shard/host.js";
 import { tenantStreams } from "./streams.js";
@@ -63,6 +65,8 @@ export interface NodeOptions {
   readonly unsafeSkipProducerPairCheck?: boolean;
   /** Wrappers around the node's IO; crash tests inject faults through them (test/helpers/faultnode.ts). */
   readonly seams?: NodeSeams;
+  /** Slow-query thresholds (default from PX_SLOW_QUERY_MS, PX_SLOW_QUERY_MS_TENANTS); the log needs a ClickHouse. */
+  readonly slowQuery?: SlowQueryOptions;
 }
 
 /** Where tests wrap the node's IO (the sink's flush IO is `sink.flushIo`). */
@@ -108,6 +112,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   const metrics = new NodeMetrics(nodeId);
   // PX_METRICS=off: nothing observed per batch (the benchmarks' comparison); scrape-time figures still answer.
   const meter = metricsEnabled() ? metrics : undefined;
+  const slow = clickhouse === undefined ? undefined : new SlowQueries(clickhouse.client, nodeId, o.slowQuery ?? slowQueryOptionsFromEnv(process.env), log);
   const shards = new LocalShardHost({
     meter,
     js,
@@ -199,6 +204,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
           replicas,
           log,
           meter,
+          slow,
           ...(shardMode === "assigned" ? { parts: natsClusterParts({ nc, nodeId, assignments: (await openControlStores(nc, { replicas })).assignments }) } : {}),
         });
   log(`node ${nodeId}: up (nats ${String(o.natsUrl)}, http :${http.port}${api ? `, grpc :${api.server.port}` : ""})`);
@@ -225,6 +231,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
       await control?.stop().catch((e: unknown) => log(`node ${nodeId}: control plane stop failed: ${(e as Error).message}`));
       await standalone?.stop().catch(() => {});
       await api?.stop().catch(() => {});
+      await slow?.flush();
       partServer.stop();
       gateway.stop();
       await catalog.stop();

@@ -160,12 +160,6 @@ async function judge(oracle: Oracle, k: (typeof KILL_QUERIES)[number], got: Node
   if (got.complete) {
     expect(got.notes, where).toEqual([]);
     const wantRows = await oracle.rows(k.sql(() => ""));
-    if (diffRows(got.rows, wantRows) !== undefined && process.env.DEBUG_ORC) {
-      const per = (rows: unknown[][]) => { const m = new Map<number, number>(); for (const r of rows) m.set(bucketOf(r[0] as string, 6), (m.get(bucketOf(r[0] as string, 6)) ?? 0) + 1); return [...m].sort(); };
-      console.log("DEBUG got", JSON.stringify(per(got.rows)), "want", JSON.stringify(per(wantRows)));
-      for (const id of c.nodes.keys()) console.log("DEBUG", id, JSON.stringify((await shardViews(c.nodes.get(id)!.httpPort, TENANT)).map((v) => [v.table, v.bucket, v.state, v.appliedLsn, v.rows, v.persistedLsn, v.horizonMicros, v.sink?.persistedLsn, v.sink?.state])));
-      for (const id of c.nodes.keys()) console.log("DEBUG log", id, c.nodes.get(id)!.output().split("\n").slice(-40).join("\n"));
-    }
     expect(diffRows(got.rows, wantRows), where).toBeUndefined();
     tally.complete++;
     return;
