@@ -11,6 +11,7 @@ import type { ApplyReply, DescribeReply, GetReply, StatusView } from "../control
 import { USAGE, parsePxctlArgs } from "./args.js";
 import type { Command, Invocation } from "./args.js";
 import { CliError, EXIT } from "./exitcodes.js";
+import { slowQueries } from "./queries.js";
 import { applyText, describeText, getText, statusText, structured, tokensTable } from "./render.js";
 
 export interface CliIO {
@@ -140,6 +141,8 @@ async function run(inv: Invocation, nc: NatsConnection, io: CliIO, specDoc: unkn
       print({ revoked: c.id }, () => `revoked ${c.id}`);
       return EXIT.ok;
     }
+    case "queries.slow":
+      return slowQueries(c, inv.output, io);
   }
 }
 
@@ -154,6 +157,7 @@ export async function runPxctl(argv: readonly string[], io: CliIO): Promise<numb
     }
     // Invalid input exits with 2 before anything touches the network.
     const specDoc = inv.command.kind === "apply" ? await readSpec(io, inv.command.file) : undefined;
+    if (inv.command.kind === "queries.slow") return await slowQueries(inv.command, inv.output, io);
     nc = await connectNats(inv.natsUrl);
     return await run(inv, nc, io, specDoc);
   } catch (e) {

@@ -15,6 +15,7 @@ import { parseProducer } from "../../ingest/headers.js";
 import { replyMux } from "../../ingest/replymux.js";
 import { PairReusedError, pairMsgId, pairReused, recordsDigest } from "./pairs.js";
 import type { DigestAt } from "./pairs.js";
+import type { Meter } from "../meter.js";
 
 const encoder = new TextEncoder();
 
@@ -30,12 +31,18 @@ export class LocalIngress {
   nextId = -1;
   readonly waiting = new Map<number, (reply: IngestReply) => void>();
   send: ((e: GatewayEvent) => void) | undefined;
+  /** Set by the source actor: arrival times for the ack-latency histogram. */
+  meter: { readonly started: Map<number, number>; readonly meter: Meter } | undefined;
 
   submit(r: Omit<IngestRequest, "id" | "wantsReply">): Promise<IngestReply> {
     const send = this.send;
     if (!send) return Promise.reject(new Error("the gateway is not running"));
     // Negative ids never collide with the NATS source's positive ones.
     const id = this.nextId--;
+    if (this.meter !== undefined) {
+      this.meter.started.set(id, performance.now());
+      this.meter.meter.ingestReceived(r.tenant, r.table, r.payload.byteLength);
+    }
     return new Promise((resolve) => {
       this.waiting.set(id, resolve);
       send({ type: "ingest", request: { ...r, id, wantsReply: true } });
@@ -43,11 +50,14 @@ export class LocalIngress {
   }
 }
 
-export function natsIngestSource(nc: NatsConnection, stats: SourceStats, local: LocalIngress = new LocalIngress(), queue = "px-gateway") {
+export function natsIngestSource(nc: NatsConnection, stats: SourceStats, local: LocalIngress = new LocalIngress(), queue = "px-gateway", meter?: Meter) {
   return fromCallback<SourceCommand>(({ sendBack, receive }) => {
     const waiting = new Map<number, Msg>();
+    // Arrival time per batch (only with metrics on): the ack-latency histogram's start.
+    const started = new Map<number, number>();
     let nextId = 1;
     local.send = sendBack;
+    local.meter = meter === undefined ? undefined : { started, meter };
     const sub: Subscription = nc.subscribe(INGEST_WILDCARD, {
       queue,
       callback: (err, msg) => {
@@ -55,6 +65,10 @@ export function natsIngestSource(nc: NatsConnection, stats: SourceStats, local: 
         const addr = parseIngestSubject(msg.subject);
         if (!addr) return;
         const id = nextId++;
+        if (meter !== undefined) {
+          started.set(id, performance.now());
+          meter.ingestReceived(addr.tenant, addr.table, msg.data.byteLength);
+        }
         const h = msg.headers;
         const producer = parseProducer(h?.get(HDR_PRODUCER_ID) || undefined, h?.get(HDR_PRODUCER_SEQ) || undefined);
         const request: IngestRequest = {
@@ -71,6 +85,11 @@ export function natsIngestSource(nc: NatsConnection, stats: SourceStats, local: 
       },
     });
     receive((cmd) => {
+      if (meter !== undefined) {
+        const t0 = started.get(cmd.id);
+        started.delete(cmd.id);
+        if (t0 !== undefined) meter.ingestReplied(cmd.tenant, cmd.table, (performance.now() - t0) / 1000, cmd.reply.ok ? undefined : cmd.reply.error.code);
+      }
       const resolve = local.waiting.get(cmd.id);
       if (resolve) {
         local.waiting.delete(cmd.id);
@@ -89,6 +108,7 @@ export function natsIngestSource(nc: NatsConnection, stats: SourceStats, local: 
     });
     return () => {
       local.send = undefined;
+      local.meter = undefined;
       sub.unsubscribe();
     };
   });
@@ -160,7 +180,7 @@ const acked = ({ bucket, lsn, rows, duplicate }: Stored): WalAppend => ({ bucket
  * goes out first record first; without it (tests' negative control) every
  * record at once under its per-bucket id.
  */
-export function jetstreamWal(js: JetStreamClient, recordPool?: BytePool, o: { timeoutMs?: number; afterAppend?: AfterAppend; digestAt?: DigestAt } = {}) {
+export function jetstreamWal(js: JetStreamClient, recordPool?: BytePool, o: { timeoutMs?: number; afterAppend?: AfterAppend; digestAt?: DigestAt; meter?: Meter | undefined } = {}) {
   return fromCallback<WalCommand>(({ sendBack, receive }) => {
     let stopped = false;
     const append = walAppender(js, o.timeoutMs ?? 10_000);
@@ -179,10 +199,17 @@ export function jetstreamWal(js: JetStreamClient, recordPool?: BytePool, o: { ti
       }
       return [head, ...(await Promise.all(rest.map((plan) => append(plan))))];
     };
+    const meter = o.meter;
     receive((cmd) => {
+      const t0 = meter === undefined ? 0 : performance.now();
       const stored = digestAt !== undefined && cmd.producer !== undefined && cmd.plans.length > 0 ? withPair(cmd, cmd.producer, digestAt) : Promise.all(cmd.plans.map((plan) => append(plan)));
       stored.then(
         (appends) => {
+          if (meter !== undefined) {
+            let duplicates = 0;
+            for (const a of appends) if (a.duplicate) duplicates++;
+            meter.walAppended(cmd.batch.tenant, cmd.batch.table, (performance.now() - t0) / 1000, appends.length, duplicates);
+          }
           o.afterAppend?.(cmd);
           // JetStream acked every record: the connection wrote them out, their buffer can be reused.
           release(cmd);

@@ -23,6 +23,7 @@ import { DEFAULT_SINK_LIMITS, SinkFencedError, SinkLease, consumerAckFloor, deco
 import type { FlushIo, RetryPolicy, SinkClickhouse, SinkLimits, VerifyIo } from "../../sink/index.js";
 import { lastWatermark } from "../../wal/index.js";
 import type { DecodedRecordCache } from "../../wal/index.js";
+import type { Meter } from "../meter.js";
 import { jetstreamAnnouncer } from "./announcer.js";
 import { jetstreamSinkConsumer } from "./wal.js";
 
@@ -56,6 +57,8 @@ export interface SinkRuntimeOptions {
   readonly takeoverSettleMs?: number;
   /** TESTS ONLY (negative control, PX_FENCE_OFF=1 in the wiring): every permit is granted. */
   readonly unsafeFenceOff?: boolean;
+  /** Flush time and persistence lag per verified flush (absent: PX_METRICS=off). */
+  readonly meter?: Meter | undefined;
 }
 
 /** The shard's WAL and ClickHouse as verifyPersisted asks them. */
@@ -205,6 +208,8 @@ export class SinkRuntime {
         signal,
       );
       lastDone = performance.now();
+      const oldest = input.records[0];
+      o.meter?.sinkFlushed(shard, (lastDone - tStart) / 1000, oldest === undefined ? 0 : (clock() - oldest.receivedAtMs) / 1000);
       if (TRACE) o.log(`sink ${name}: TRACE flush ${no} took ${(lastDone - tStart).toFixed(1)} ms`);
       return { ...result, atMs: clock() };
     });
