@@ -23,7 +23,7 @@ import type { ProxistNode } from "./node/node.js";
 import { startDemoPublisher } from "./demo/publisher.js";
 import { WELL_KNOWN_SYMBOLS } from "./demo/randomwalk.js";
 import { createToken } from "./auth/index.js";
-import { createLogger, enableContext, lineLog } from "./node/obs/index.js";
+import { createLogger, enableContext, lineLog, startTracing, tracingOptionsFromEnv } from "./node/obs/index.js";
 
 /** Queries `up --demo` prints, ready to paste (scripts/query.py turns "now-5m" into microseconds). */
 const DEMO_QUERIES = [
@@ -38,6 +38,8 @@ const log = (line: string): void => console.log(line);
 /** The node's log: JSON records (pino), readable lines on a terminal; PX_LOG_LEVEL, PX_LOG_FORMAT. */
 function nodeLog(nodeId: string): (line: string) => void {
   enableContext();
+  // PX_TRACE_SAMPLE (0..1, default off) and PX_OTLP_URL: spans of sampled batches and queries go to an OTLP collector.
+  startTracing(tracingOptionsFromEnv(process.env));
   return lineLog(createLogger({ nodeId }));
 }
 

@@ -30,6 +30,7 @@ import { shardRoutes, startHttp } from "./http.js";
 import { NodeMetrics, metricsEnabled } from "./metrics.js";
 import { createLogger, lineLog } from "./obs/index.js";
 import { SlowQueries, slowQueryOptionsFromEnv } from "./slowlog.js";
+import { BatchSpans } from "./gateway/spans.js";
 import type { SlowQueryOptions } from "./slowlog.js";
 import { LocalShardHost } from "./shard/host.js";
 import type { HostSinkOptions } from "./shard/host.js";
@@ -137,11 +138,13 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   const local = new LocalIngress();
   // WAL record buffers: the gateway machine takes them, its wal actor gives them back once JetStream stored them.
   const recordPool = new BytePool(256);
+  // Spans of traced batches (a no-op unless tracing was started: src/node/obs/tracing.ts).
+  const spans = new BatchSpans();
   const gateway = createActor(
     gatewayMachine.provide({
       actors: {
-        source: natsIngestSource(nc, sourceStats, local, undefined, meter),
-        wal: jetstreamWal(js, recordPool, { meter, ...(o.seams?.afterAppend === undefined ? {} : { afterAppend: o.seams.afterAppend }), ...(digestAt === undefined ? {} : { digestAt }) }),
+        source: natsIngestSource(nc, sourceStats, local, undefined, meter, spans),
+        wal: jetstreamWal(js, recordPool, { meter, spans, ...(o.seams?.afterAppend === undefined ? {} : { afterAppend: o.seams.afterAppend }), ...(digestAt === undefined ? {} : { digestAt }) }),
         catalog: catalogActor(catalog),
       },
     }),

@@ -11,6 +11,9 @@ import type { QueryEngine } from "../api/index.js";
 import type { ClusterParts, ColdSource } from "../query/index.js";
 import type { Meter, QueryTier } from "./meter.js";
 import type { SlowQueries } from "./slowlog.js";
+import { SpanStatusCode, context, trace } from "@opentelemetry/api";
+import type { Span } from "@opentelemetry/api";
+import { tracer, tracingOn } from "./obs/index.js";
 
 /** At most this many cold reads / SQL texts / parts are kept per query's plan. */
 const PLAN_ITEMS = 64;
@@ -48,11 +51,16 @@ interface QueryScope {
 const scope = new AsyncLocalStorage<QueryScope>();
 const push = <T>(list: T[], x: T): void => void (list.length < PLAN_ITEMS ? list.push(x) : undefined);
 
-async function timed<T>(meter: Meter | undefined, tier: QueryTier, tenantOf: string | undefined, f: () => Promise<T>, note?: (s: QueryScope, result: T, ms: number) => void): Promise<T> {
+async function timed<T>(meter: Meter | undefined, tier: QueryTier, tenantOf: string | undefined, f: () => Promise<T>, note?: (s: QueryScope, result: T, ms: number) => void, attrs: Record<string, string | number> = {}): Promise<T> {
   const s = scope.getStore();
   const tenant = tenantOf ?? s?.tenant ?? "unknown";
   const t0 = performance.now();
-  const result = await f().finally(() => meter?.queryTier(tenant, tier, (performance.now() - t0) / 1000));
+  // A child of the query's span (tracing on): one per cold read, one per part on another node.
+  const span = tracingOn() ? tracer().startSpan(tier === "cold" ? "px.query.cold" : "px.query.part", { attributes: { "px.tenant": tenant, ...attrs } }) : undefined;
+  const result = await f().finally(() => {
+    meter?.queryTier(tenant, tier, (performance.now() - t0) / 1000);
+    span?.end();
+  });
   if (s !== undefined) {
     const ms = performance.now() - t0;
     if (tier === "cold") {
@@ -76,8 +84,8 @@ export function meteredCold(cold: ColdSource, meter: Meter | undefined): ColdSou
       push(s.coldReads, { bucket: slice.shard, kind, persistedLsn: slice.persistedLsn, horizonMicros: slice.horizonMicros, rows: rows.batch.rows, ms: round(ms) });
     };
   return {
-    range: (slice, t0, t1, signal) => timed(meter, "cold", slice.tenant, () => cold.range(slice, t0, t1, signal), read("range", slice)),
-    edge: (slice, side, ts, k, signal) => timed(meter, "cold", slice.tenant, () => cold.edge(slice, side, ts, k, signal), read("edge", slice)),
+    range: (slice, t0, t1, signal) => timed(meter, "cold", slice.tenant, () => cold.range(slice, t0, t1, signal), read("range", slice), { "px.bucket": slice.shard, "px.kind": "range" }),
+    edge: (slice, side, ts, k, signal) => timed(meter, "cold", slice.tenant, () => cold.edge(slice, side, ts, k, signal), read("edge", slice), { "px.bucket": slice.shard, "px.kind": "edge" }),
     // Pushed-down SQL names its tenant's database only inside the text: labelled by the query's scope instead.
     ...(sql === undefined ? {} : { sql: (text: string, signal?: AbortSignal) => timed(meter, "cold", undefined, () => sql(text, signal), (s) => push(s.sql, text)) }),
   };
@@ -86,11 +94,12 @@ export function meteredCold(cold: ColdSource, meter: Meter | undefined): ColdSou
 export function meteredParts(parts: ClusterParts, meter: Meter | undefined): ClusterParts {
   return {
     placement: (tenant, spec) => parts.placement(tenant, spec),
-    run: (node, spec, req, signal) =>
-      timed(meter, "fanout", req.tenant, () => parts.run(node, spec, req, signal), (s, reply, ms) => {
+    run: (node, spec, req, signal) => {
+      return timed(meter, "fanout", req.tenant, () => parts.run(node, spec, req, signal), (s, reply, ms) => {
         s.rowsCold += reply.coldRows;
         push(s.parts, { node, table: req.table, buckets: req.buckets, coldRows: reply.coldRows, ms: round(ms) });
-      }),
+      }, { "px.node": node, "px.table": req.table, "px.buckets": req.buckets.join(",") });
+    },
   };
 }
 
@@ -132,10 +141,12 @@ export function meteredEngine(engine: QueryEngine, w: QueryWatch): QueryEngine {
       let rows = 0;
       let error: unknown;
       let ok = false;
+      const span: Span | undefined = tracingOn() ? tracer().startSpan("px.query", { attributes: { "px.tenant": tenant, "px.op": opOf(query), "px.table": tableOf(query) } }) : undefined;
+      const ctx = span === undefined ? undefined : trace.setSpan(context.active(), span);
       try {
         for (;;) {
-          // Each step runs inside the query's scope: the cold and fan-out wrappers note themselves in it.
-          const r = await scope.run(s, () => it.next());
+          // Each step runs inside the query's scope (and span): the cold and fan-out wrappers note themselves in it.
+          const r = await scope.run(s, () => (ctx === undefined ? it.next() : context.with(ctx, () => it.next())));
           firstMs ??= performance.now() - t0;
           if (r.done === true) break;
           rows += r.value.numRows;
@@ -150,6 +161,11 @@ export function meteredEngine(engine: QueryEngine, w: QueryWatch): QueryEngine {
         if (!ok) await it.return?.().catch(() => {});
         const totalMs = performance.now() - t0;
         const tier: QueryTier = s.fanout ? "fanout" : s.cold ? "cold" : "hot";
+        if (span !== undefined) {
+          span.setAttributes({ "px.tier": tier, "px.result_rows": rows, "px.cold_rows": s.rowsCold });
+          if (!ok) span.setStatus({ code: SpanStatusCode.ERROR, message: error === undefined ? "cancelled" : String((error as Error).message ?? error) });
+          span.end();
+        }
         if (ok) w.meter?.queryRan(tenant, opOf(query), tier, totalMs / 1000);
         if (w.slow !== undefined && totalMs >= w.slow.thresholdMs(tenant)) {
           const table = tableOf(query);

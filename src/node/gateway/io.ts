@@ -16,6 +16,8 @@ import { replyMux } from "../../ingest/replymux.js";
 import { PairReusedError, pairMsgId, pairReused, recordsDigest } from "./pairs.js";
 import type { DigestAt } from "./pairs.js";
 import type { Meter } from "../meter.js";
+import type { BatchSpans } from "./spans.js";
+import { TRACEPARENT } from "../obs/index.js";
 
 const encoder = new TextEncoder();
 
@@ -50,7 +52,7 @@ export class LocalIngress {
   }
 }
 
-export function natsIngestSource(nc: NatsConnection, stats: SourceStats, local: LocalIngress = new LocalIngress(), queue = "px-gateway", meter?: Meter) {
+export function natsIngestSource(nc: NatsConnection, stats: SourceStats, local: LocalIngress = new LocalIngress(), queue = "px-gateway", meter?: Meter, spans?: BatchSpans) {
   return fromCallback<SourceCommand>(({ sendBack, receive }) => {
     const waiting = new Map<number, Msg>();
     // Arrival time per batch (only with metrics on): the ack-latency histogram's start.
@@ -70,6 +72,7 @@ export function natsIngestSource(nc: NatsConnection, stats: SourceStats, local: 
           meter.ingestReceived(addr.tenant, addr.table, msg.data.byteLength);
         }
         const h = msg.headers;
+        spans?.begin(id, addr.tenant, addr.table, msg.data.byteLength, h?.get(TRACEPARENT) || undefined);
         const producer = parseProducer(h?.get(HDR_PRODUCER_ID) || undefined, h?.get(HDR_PRODUCER_SEQ) || undefined);
         const request: IngestRequest = {
           id,
@@ -90,6 +93,7 @@ export function natsIngestSource(nc: NatsConnection, stats: SourceStats, local: 
         started.delete(cmd.id);
         if (t0 !== undefined) meter.ingestReplied(cmd.tenant, cmd.table, (performance.now() - t0) / 1000, cmd.reply.ok ? undefined : cmd.reply.error.code);
       }
+      spans?.end(cmd.id, cmd.reply.ok ? undefined : cmd.reply.error.code);
       const resolve = local.waiting.get(cmd.id);
       if (resolve) {
         local.waiting.delete(cmd.id);
@@ -136,25 +140,27 @@ interface PairMark {
  * one shared inbox subscription: what `js.publish` does, without its per-call
  * request machinery. Falls back to `js.publish` for a client without a connection.
  */
-function walAppender(js: JetStreamClient, timeoutMs: number): (plan: WalAppendPlan, pair?: PairMark) => Promise<Stored> {
-  const headersOf = (plan: WalAppendPlan, pair: PairMark | undefined): MsgHdrs | undefined => {
+function walAppender(js: JetStreamClient, timeoutMs: number): (plan: WalAppendPlan, pair?: PairMark, traceparent?: string) => Promise<Stored> {
+  const headersOf = (plan: WalAppendPlan, pair: PairMark | undefined, traceparent?: string): MsgHdrs | undefined => {
     const msgId = pair?.msgId ?? plan.msgId;
-    if (msgId === undefined) return undefined;
+    if (msgId === undefined && traceparent === undefined) return undefined;
     const h = natsHeaders();
-    h.set(HDR_MSG_ID, msgId);
+    if (msgId !== undefined) h.set(HDR_MSG_ID, msgId);
+    // Traced batches only: the shard and the sink continue the trace from the record.
+    if (traceparent !== undefined) h.set(TRACEPARENT, traceparent);
     if (pair !== undefined) h.set(HDR_BATCH_DIGEST, pair.digest);
     return h;
   };
   const nc = (js as unknown as { nc?: NatsConnection }).nc;
   if (!nc || typeof nc.publish !== "function") {
-    return async (plan, pair) => {
-      const h = headersOf(plan, pair);
+    return async (plan, pair, traceparent) => {
+      const h = headersOf(plan, pair, traceparent);
       const ack = await js.publish(plan.subject, plan.record, { timeout: timeoutMs, ...(h === undefined ? {} : { headers: h }) });
       return { bucket: plan.bucket, lsn: ack.seq, rows: plan.rows, duplicate: ack.duplicate, stream: ack.stream };
     };
   }
-  return async (plan, pair) => {
-    const msg = await replyMux(nc).request(plan.subject, plan.record, timeoutMs, headersOf(plan, pair));
+  return async (plan, pair, traceparent) => {
+    const msg = await replyMux(nc).request(plan.subject, plan.record, timeoutMs, headersOf(plan, pair, traceparent));
     let ack: PubAckJson;
     try {
       ack = JSON.parse(decoder.decode(msg.data)) as PubAckJson;
@@ -180,7 +186,7 @@ const acked = ({ bucket, lsn, rows, duplicate }: Stored): WalAppend => ({ bucket
  * goes out first record first; without it (tests' negative control) every
  * record at once under its per-bucket id.
  */
-export function jetstreamWal(js: JetStreamClient, recordPool?: BytePool, o: { timeoutMs?: number; afterAppend?: AfterAppend; digestAt?: DigestAt; meter?: Meter | undefined } = {}) {
+export function jetstreamWal(js: JetStreamClient, recordPool?: BytePool, o: { timeoutMs?: number; afterAppend?: AfterAppend; digestAt?: DigestAt; meter?: Meter | undefined; spans?: BatchSpans | undefined } = {}) {
   return fromCallback<WalCommand>(({ sendBack, receive }) => {
     let stopped = false;
     const append = walAppender(js, o.timeoutMs ?? 10_000);
@@ -188,23 +194,25 @@ export function jetstreamWal(js: JetStreamClient, recordPool?: BytePool, o: { ti
     const release = (cmd: WalCommand): void => {
       if (recordPool !== undefined) for (const plan of cmd.plans) recordPool.release(plan.record.buffer);
     };
-    const withPair = async (cmd: WalCommand, producer: Producer, check: DigestAt): Promise<Stored[]> => {
+    const withPair = async (cmd: WalCommand, producer: Producer, check: DigestAt, tp: string | undefined): Promise<Stored[]> => {
       const [first, ...rest] = cmd.plans;
       const digest = recordsDigest(cmd.plans);
-      const head = await append(first!, { msgId: pairMsgId(producer), digest });
+      const head = await append(first!, { msgId: pairMsgId(producer), digest }, tp);
       if (head.duplicate) {
         const held = await check(head.stream, head.lsn);
         if (held === undefined) throw new Error(`producer ${producer.id} seq ${producer.seq}: the batch first stored under this pair (LSN ${head.lsn}) can no longer be read to compare; retry later or use a new Px-Producer-Seq`);
         if (held !== digest) throw pairReused(cmd.batch.tenant, cmd.batch.table, producer);
       }
-      return [head, ...(await Promise.all(rest.map((plan) => append(plan))))];
+      return [head, ...(await Promise.all(rest.map((plan) => append(plan, undefined, tp))))];
     };
     const meter = o.meter;
     receive((cmd) => {
       const t0 = meter === undefined ? 0 : performance.now();
-      const stored = digestAt !== undefined && cmd.producer !== undefined && cmd.plans.length > 0 ? withPair(cmd, cmd.producer, digestAt) : Promise.all(cmd.plans.map((plan) => append(plan)));
+      const tp = o.spans?.walStart(cmd.batch.id, cmd.plans.length);
+      const stored = digestAt !== undefined && cmd.producer !== undefined && cmd.plans.length > 0 ? withPair(cmd, cmd.producer, digestAt, tp) : Promise.all(cmd.plans.map((plan) => append(plan, undefined, tp)));
       stored.then(
         (appends) => {
+          o.spans?.walEnd(cmd.batch.id, appends.map((a) => a.lsn));
           if (meter !== undefined) {
             let duplicates = 0;
             for (const a of appends) if (a.duplicate) duplicates++;
@@ -216,6 +224,7 @@ export function jetstreamWal(js: JetStreamClient, recordPool?: BytePool, o: { ti
           if (!stopped) sendBack({ type: "appended", batch: cmd.batch, appends: appends.map(acked) } satisfies GatewayEvent);
         },
         (e: unknown) => {
+          o.spans?.walEnd(cmd.batch.id, undefined, (e as Error).message);
           if (e instanceof PairReusedError) {
             // Only the first record was sent, and JetStream acked it (as a duplicate): every buffer is free.
             release(cmd);

@@ -3,3 +3,5 @@
 export { createLogger, lineLog, levelOf, prettyLine } from "./logger.js";
 export type { LoggerOptions } from "./logger.js";
 export { enableContext } from "./context.js";
+export { TRACEPARENT, childSpan, contextOf, startTracing, traceparentOf, tracer, tracingOn, tracingOptionsFromEnv } from "./tracing.js";
+export type { TracingOptions } from "./tracing.js";

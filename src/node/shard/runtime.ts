@@ -20,6 +20,7 @@ import { consumeBatches, followWatermarks } from "../../wal/index.js";
 import type { WatermarkEvent } from "../../wal/index.js";
 import type { DecodedRecord, DecodedRecordCache } from "../../wal/index.js";
 import type { Meter } from "../meter.js";
+import { TRACEPARENT, childSpan, tracingOn } from "../obs/index.js";
 
 /** An on-demand snapshot that failed, timed out, or was cut short by the shard stopping. */
 export class SnapshotFailedError extends TaggedError("SnapshotFailedError") {}
@@ -59,11 +60,17 @@ export function jetstreamWalConsumer(js: JetStreamClient, jsm: JetStreamManager,
       const messages = await consumer.consume({ max_messages: 256 });
       stop = () => void messages.stop();
       let newest: JsMsg | undefined;
+      const traced: { tp: string; lsn: number }[] = [];
       await consumeBatches<WalEntry>(messages, {
         maxBatch,
         stopped: () => stopped,
         read: (m) => {
           newest = m;
+          // Traced records (tracing on, the batch sampled) carry the WAL append's traceparent.
+          if (tracingOn()) {
+            const tp = m.headers?.get(TRACEPARENT);
+            if (tp) traced.push({ tp, lsn: m.seq });
+          }
           let decoded: DecodedRecord | undefined;
           if (shared !== undefined) {
             try {
@@ -75,7 +82,12 @@ export function jetstreamWalConsumer(js: JetStreamClient, jsm: JetStreamManager,
           return decoded === undefined ? { lsn: m.seq, data: m.data } : { lsn: m.seq, data: m.data, decoded };
         },
         onBatch: (records) => {
+          const t0 = traced.length === 0 ? 0 : Date.now();
           sendBack({ type: "records", records });
+          for (const { tp, lsn } of traced.splice(0)) {
+            const attributes = { "px.tenant": input.shard.tenant, "px.table": input.shard.table, "px.bucket": input.shard.bucket, "px.lsn": lsn, "px.batch_records": records.length };
+            childSpan("px.shard.apply", tp, { startTime: t0, attributes }).end();
+          }
           // Per batch, from the newest record's JetStream timestamp: the lag a query reading the hot set sees.
           if (meter !== undefined && newest !== undefined) meter.shardApplied(input.shard, Date.now() / 1000 - Number(newest.timestampNanos) / 1e9);
         },

@@ -24,6 +24,7 @@ import type { FlushIo, RetryPolicy, SinkClickhouse, SinkLimits, VerifyIo } from 
 import { lastWatermark } from "../../wal/index.js";
 import type { DecodedRecordCache } from "../../wal/index.js";
 import type { Meter } from "../meter.js";
+import { childSpan } from "../obs/index.js";
 import { jetstreamAnnouncer } from "./announcer.js";
 import { jetstreamSinkConsumer } from "./wal.js";
 
@@ -188,6 +189,8 @@ export class SinkRuntime {
     };
     const io = o.flushIo === undefined ? realIo : o.flushIo(realIo, { shard, spec: o.spec, clickhouse: ch });
     let lastDone = performance.now();
+    // LSN -> traceparent of traced records received and not yet persisted (tracing on only).
+    const traced = new Map<number, string>();
     const flush = fromPromise<FlushOutput, FlushInput>(async ({ input, signal }) => {
       const no = ++flushNo;
       const tStart = performance.now();
@@ -209,6 +212,15 @@ export class SinkRuntime {
       );
       lastDone = performance.now();
       const oldest = input.records[0];
+      if (traced.size > 0) {
+        const attributes = { "px.tenant": shard.tenant, "px.table": shard.table, "px.bucket": shard.bucket, "px.flush_records": input.records.length, "px.inserted_rows": result.insertedRows };
+        for (const r of input.records) {
+          const tp = traced.get(r.lsn);
+          if (tp === undefined) continue;
+          traced.delete(r.lsn);
+          childSpan("px.sink.insert", tp, { startTime: performance.timeOrigin + tStart, attributes: { ...attributes, "px.lsn": r.lsn } }).end();
+        }
+      }
       o.meter?.sinkFlushed(shard, (lastDone - tStart) / 1000, oldest === undefined ? 0 : (clock() - oldest.receivedAtMs) / 1000);
       if (TRACE) o.log(`sink ${name}: TRACE flush ${no} took ${(lastDone - tStart).toFixed(1)} ms`);
       return { ...result, atMs: clock() };
@@ -223,6 +235,7 @@ export class SinkRuntime {
             ...(TRACE ? { trace: (line: string) => o.log(`sink ${name}: TRACE ${line}`) } : {}),
             ...(o.decoded === undefined ? {} : { decoded: o.decoded }),
             permit,
+            traced,
           }),
           flush,
           announcer: jetstreamAnnouncer(o.js, clock, permit),
