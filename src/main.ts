@@ -230,6 +230,7 @@ async function nodeCmd(args: string[]): Promise<void> {
   const grpcPort = intOption(values["grpc-port"] ?? process.env[ENV.grpcPort], "grpc-port", DEFAULT_PORTS.grpc);
   const httpPort = intOption(values["http-port"] ?? process.env[ENV.httpPort], "http-port", DEFAULT_PORTS.http);
   const nodeId = values["node-id"] ?? process.env[ENV.nodeId];
+  const httpHost = process.env[ENV.httpHost];
   const snapshotIntervalMs = intOption(values["snapshot-interval-ms"], "snapshot-interval-ms", 60_000);
   const shards = values.shards ?? "all";
   if (shards !== "all" && shards !== "none" && shards !== "assigned") throw new UsageError(`--shards must be all, none or assigned, got "${shards}"`);
@@ -246,6 +247,7 @@ async function nodeCmd(args: string[]): Promise<void> {
     snapshotIntervalMs,
     shards,
     ...(nodeId ? { nodeId } : {}),
+    ...(httpHost ? { httpHost } : {}),
     ...(clickhouseUrl ? { clickhouseUrl } : {}),
     ...(unsafeSkipLandedCheck ? { sink: { unsafeSkipLandedCheck } } : {}),
   });
