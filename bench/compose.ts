@@ -5,7 +5,8 @@
 //   compose_up_warm_s            `compose up -d` with the images built (median of BENCH_RUNS)
 //   compose_node_stop_to_live_s  `podman stop` of a shard-owning node until every shard is live on the other (median)
 //   compose_ingest_ticks_per_s   the demo publisher's highest sustained acked rate in a container against the
-//                                containers (rates in BENCH_RATES; sustained = acked >= 95% of the asked rate)
+//                                containers (rates in BENCH_RATES; sustained = acked >= 90% of the asked rate, the
+//                                demo's 10 s progress reports being the measure)
 //   compose_vs_host_ingest_ratio that rate over the same demo on the host against the same topology of host
 //                                processes (3 NATS servers, 2 nodes, ClickHouse)
 import { spawn, spawnSync } from "node:child_process";
@@ -24,7 +25,8 @@ import { median, round, writeResult } from "./lib.js";
 const root = fileURLToPath(new URL("..", import.meta.url));
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const RATES = (process.env.BENCH_RATES ?? "2000,5000,10000,20000,40000").split(",").map(Number);
-const STEP_S = Number(process.env.BENCH_STEP_S ?? 32);
+// Long enough for the demo to start (~10 s in a container here) and report twice, 10 s apart.
+const STEP_S = Number(process.env.BENCH_STEP_S ?? 50);
 const log = (s: string): void => console.error(s);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -72,12 +74,13 @@ async function demoRates(command: (rate: number) => [string, string[]]): Promise
     // Between the first and the last report: the publisher's warm-up is left out.
     const [a, b] = [reports[0], reports.at(-1)];
     const acked = a && b && b[0] > a[0] ? (b[1] - a[1]) / ((b[0] - a[0]) / 1000) : 0;
+    if (reports.length < 2) log(`  demo at ${rate}/s reported ${reports.length} time(s) in ${STEP_S} s: raise BENCH_STEP_S`);
     log(`  demo at ${rate}/s: ${Math.round(acked)} acked ticks/s`);
     out.push({ rate, acked: Math.round(acked) });
   }
   return out;
 }
-const sustained = (steps: { rate: number; acked: number }[]): number => Math.max(0, ...steps.filter((s) => s.acked >= 0.95 * s.rate).map((s) => s.acked));
+const sustained = (steps: { rate: number; acked: number }[]): number => Math.max(0, ...steps.filter((s) => s.acked >= 0.9 * s.rate).map((s) => s.acked));
 
 async function hostIngest(): Promise<{ rate: number; acked: number }[]> {
   const chDir = mkdtempSync(join(tmpdir(), "px-bench-ch-"));
