@@ -66,7 +66,7 @@ export function ensureBaseImage(): void {
     if (!has("mmdebstrap")) aptInstall(["mmdebstrap"]);
     mkdirSync(CACHE_DIR, { recursive: true });
     say(`making the Debian base image (mmdebstrap --variant=minbase bookworm, ~30 s once; kept in ${CACHE_DIR})`);
-    sh("mmdebstrap", ["--quiet", "--variant=minbase", "bookworm", `${tar}.part`], "mmdebstrap failed: Debian's archive must be reachable", { quiet: true });
+    sh("mmdebstrap", ["--quiet", "--format=tar", "--variant=minbase", "bookworm", `${tar}.part`], "mmdebstrap failed: Debian's archive must be reachable", { quiet: true });
     sh("mv", [`${tar}.part`, tar], "");
   }
   sh("podman", ["import", "--quiet", tar, BASE_IMAGE], `podman import ${tar} failed; delete it to make a new one`, { quiet: true });
