@@ -24,6 +24,8 @@ import { startDemoPublisher } from "./demo/publisher.js";
 import { WELL_KNOWN_SYMBOLS } from "./demo/randomwalk.js";
 import { createToken } from "./auth/index.js";
 import { createLogger, enableContext, lineLog, startTracing, tracingOptionsFromEnv } from "./node/obs/index.js";
+import { controlRequest } from "./control/index.js";
+import type { GetReply } from "./control/index.js";
 
 /** Queries `up --demo` prints, ready to paste (scripts/query.py turns "now-5m" into microseconds). */
 const DEMO_QUERIES = [
@@ -239,6 +241,7 @@ async function nodeCmd(args: string[]): Promise<void> {
   const httpPort = intOption(values["http-port"] ?? process.env[ENV.httpPort], "http-port", DEFAULT_PORTS.http);
   const nodeId = values["node-id"] ?? process.env[ENV.nodeId] ?? `node-${process.pid}`;
   const log = nodeLog(nodeId);
+  const httpHost = process.env[ENV.httpHost];
   const snapshotIntervalMs = intOption(values["snapshot-interval-ms"], "snapshot-interval-ms", 60_000);
   const shards = values.shards ?? "all";
   if (shards !== "all" && shards !== "none" && shards !== "assigned") throw new UsageError(`--shards must be all, none or assigned, got "${shards}"`);
@@ -255,10 +258,32 @@ async function nodeCmd(args: string[]): Promise<void> {
     snapshotIntervalMs,
     shards,
     nodeId,
+    ...(httpHost ? { httpHost } : {}),
     ...(clickhouseUrl ? { clickhouseUrl } : {}),
     ...(unsafeSkipLandedCheck ? { sink: { unsafeSkipLandedCheck } } : {}),
   });
   await untilSignal([() => node.stop()]);
+}
+
+/**
+ * A fresh cluster (docker-compose.yml) has no spec: the demo declares the default
+ * tenant through the leader, as `up` does, and keeps a tenant that exists already.
+ * Nodes may still be starting, so it asks again for up to a minute.
+ */
+async function declareDefaultTenant(nc: Awaited<ReturnType<typeof connect>>, tenant: string): Promise<void> {
+  const until = Date.now() + 60_000;
+  for (;;) {
+    try {
+      const tenants = await controlRequest<GetReply>(nc, "get", { kind: "tenants" });
+      if (tenants.kind === "tenants" && tenants.items.some((t) => t.name === tenant)) return;
+      await controlRequest(nc, "apply", { spec: DEFAULT_CLUSTER_SPEC, dryRun: false });
+      log(`demo: applied the default spec (tenant ${tenant}, tables trades and quotes)`);
+      return;
+    } catch (e) {
+      if (Date.now() > until) throw new Error(`demo: cannot declare tenant ${tenant}: ${(e as Error).message}; apply a spec with pxctl apply -f`, { cause: e });
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
+  }
 }
 
 async function demoCmd(args: string[]): Promise<void> {
@@ -266,6 +291,7 @@ async function demoCmd(args: string[]): Promise<void> {
   const natsUrl = values.nats ?? process.env[ENV.natsUrl] ?? `nats://127.0.0.1:${DEFAULT_PORTS.nats}`;
   const nc = await connect({ servers: natsServers(natsUrl), name: "proxist demo", maxReconnectAttempts: -1 });
   const tenant = DEFAULT_CLUSTER_SPEC.tenants[0]!;
+  await declareDefaultTenant(nc, tenant.name);
   const demo = startDemoPublisher(nc, {
     tenant: tenant.name,
     trades: tenant.tables.find((t) => t.name === "trades")!,

@@ -15,6 +15,8 @@ export const ENV = {
   natsUrl: "PX_NATS_URL",
   clickhouseUrl: "PX_CLICKHOUSE_URL",
   httpPort: "PX_HTTP_PORT",
+  /** Interface the node's HTTP server binds (127.0.0.1 by default; 0.0.0.0 in a container). */
+  httpHost: "PX_HTTP_HOST",
   grpcPort: "PX_GRPC_PORT",
   nodeId: "PX_NODE_ID",
   dataDir: "PX_DATA_DIR",

@@ -20,7 +20,8 @@ export interface HttpHandlers {
   routes?: Record<string, Route>;
 }
 
-export async function startHttp(port: number, h: HttpHandlers): Promise<{ server: Server; port: number }> {
+/** `host`: 127.0.0.1 unless asked; a container binds 0.0.0.0 so its published port reaches the server. */
+export async function startHttp(port: number, h: HttpHandlers, host = "127.0.0.1"): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://localhost");
     const path = url.pathname;
@@ -46,7 +47,7 @@ export async function startHttp(port: number, h: HttpHandlers): Promise<{ server
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(port, "127.0.0.1", () => resolve());
+    server.listen(port, host, () => resolve());
   });
   const addr = server.address();
   return { server, port: typeof addr === "object" && addr ? addr.port : port };

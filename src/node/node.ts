@@ -44,6 +44,8 @@ export interface NodeOptions {
   readonly nodeId?: string;
   /** 0 picks a free port. */
   readonly httpPort?: number;
+  /** Interface of /healthz, /readyz, /metrics: 127.0.0.1 by default; 0.0.0.0 in a container (PX_HTTP_HOST). */
+  readonly httpHost?: string;
   readonly replicas?: number;
   readonly maxInFlight?: number;
   /** "all": this node owns every shard (single-node mode); "assigned": the control plane decides. */
@@ -170,7 +172,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
     routes: shardRoutes(shards),
     ready: () => catalog.loaded() && !nc.isClosed(),
     metrics: () => metrics.text(),
-  });
+  }, o.httpHost);
   // "assigned": the node agent starts and stops shards as the leader assigns them; every node contends for the lead.
   const control =
     shardMode === "assigned"

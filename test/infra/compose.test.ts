@@ -1,6 +1,6 @@
-// docker-compose.yml cannot run here (no Docker engine), so this checks what can
-// be checked: it parses, everything it builds or mounts exists, and its ports
-// and environment agree with src/config/defaults.ts and the code that reads them.
+// docker-compose.yml against the code, without running it (compose.int.test.ts
+// runs it on Podman): it parses, everything it builds or mounts exists, and its
+// ports and environment agree with src/config/defaults.ts and the code that reads them.
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -131,6 +131,18 @@ describe("docker-compose.yml", () => {
     expect(dockerfile).toContain(`EXPOSE ${DEFAULT_PORTS.http} ${DEFAULT_PORTS.grpc}`);
     const pkg = JSON.parse(read("package.json")) as { dependencies: Record<string, string> };
     expect(Object.keys(pkg.dependencies), "the image installs production dependencies only").toContain("tsx");
+  });
+
+  it("compose - infra/local/compose.yml swaps only images: same services, nothing else changed", () => {
+    const local = parse(read("infra/local/compose.yml"), { merge: true }) as { services: Record<string, Record<string, unknown>>; volumes?: unknown; networks?: unknown };
+    expect(Object.keys(local.services).sort()).toEqual(Object.keys(services).sort());
+    for (const [name, s] of Object.entries(local.services)) {
+      expect(Object.keys(s).sort(), `${name}: the override may set image and build only`).toEqual(["build", "image"]);
+      expect(s.image, name).toMatch(/^localhost\/proxist[\w-]*:local$/);
+      const build = s.build as { context: string; dockerfile: string };
+      expect(existsSync(join(root, build.context, build.dockerfile)), `${name}: ${build.dockerfile}`).toBe(true);
+    }
+    expect(local.volumes ?? local.networks).toBeUndefined();
   });
 
   it("compose - infra/README.md documents every environment variable", () => {

@@ -1,0 +1,185 @@
+// The docker-compose.yml cluster for real: `./proxist compose up -d --demo`
+// (Podman here, on the local images; the first run makes the Debian base and
+// the images, later runs reuse them), then everything through the published
+// ports: pxctl status, the demo's ticks, pyarrow.flight against both nodes, a
+// Proxist node and a NATS server stopped, and `compose down -v` leaving nothing.
+// Run alone: npx vitest run --project int test/infra/compose.int.test.ts
+import { execFile, spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { connect } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createToken } from "../../src/auth/index.js";
+import { controlRequest } from "../../src/control/index.js";
+import type { StatusView } from "../../src/control/index.js";
+import { PYTHON, havePython } from "../api/python.js";
+
+const root = fileURLToPath(new URL("../..", import.meta.url));
+const SCRIPT = fileURLToPath(new URL("./compose_flight.py", import.meta.url));
+const PROJECT = "proxist";
+const NODES = { "proxist-1": { grpc: 50051, http: 8080 }, "proxist-2": { grpc: 50052, http: 8081 } } as const;
+type NodeName = keyof typeof NODES;
+const UP_TIMEOUT_MS = 20 * 60_000; // a cold run builds the base and three images (~5 min here); a warm one ~1 min
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const log = (line: string): void => console.log(`compose test: ${line}`);
+
+function run(cmd: string, args: string[], timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { cwd: root, timeout: timeoutMs, maxBuffer: 64 << 20, env: { ...process.env, PX_SKIP_SETUP: "1" } }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${cmd} ${args.join(" ")} failed: ${err.message}\n${stderr.slice(-4000)}`));
+      else resolve(stdout + stderr);
+    });
+  });
+}
+const podman = (...args: string[]): string => spawnSync("podman", args, { encoding: "utf8" }).stdout ?? "";
+const container = (service: string): string => `${PROJECT}_${service}_1`;
+
+async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end) throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (last error: ${(last as Error).message})` : ""}`);
+    await sleep(500);
+  }
+}
+
+async function clickhouseCount(table: string): Promise<number> {
+  const r = await fetch("http://127.0.0.1:8123/", { method: "POST", body: `SELECT count() FROM px_default.${table}` });
+  if (!r.ok) throw new Error(`ClickHouse: ${r.status} ${await r.text()}`);
+  return Number((await r.text()).trim());
+}
+
+async function ingestedRows(node: NodeName): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${NODES[node].http}/metrics`)).text();
+  const m = /^px_ingest_rows_accepted_total\s+(\d+)/m.exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+interface FlightAnswer {
+  rows?: number;
+  digest?: string;
+  metadata?: Record<string, string>;
+  error?: string;
+  message?: string;
+}
+function flightQuery(port: number, token: string, query: object): Promise<FlightAnswer> {
+  return run(PYTHON, [SCRIPT, "--port", String(port), "--token", token, "--query", JSON.stringify(query)], 60_000).then(
+    (out) => JSON.parse(out.trim().split("\n").at(-1)!) as FlightAnswer,
+  );
+}
+
+const liveShards = (s: StatusView): boolean => s.shards.length > 0 && s.shards.every((sh) => sh.state === "running.live");
+
+const engineHere = spawnSync("sh", ["-c", "command -v podman || (command -v apt-get && [ $(id -u) = 0 ])"]).status === 0;
+
+describe.skipIf(!engineHere || !havePython())("compose cluster (docker-compose.yml on Podman)", () => {
+  let nc: NatsConnection;
+  let token = "";
+
+  beforeAll(async () => {
+    await run("./proxist", ["compose", "down", "-v"], 5 * 60_000).catch(() => "");
+    const t0 = Date.now();
+    const out = await run("./proxist", ["compose", "up", "-d", "--demo"], UP_TIMEOUT_MS);
+    log(`compose up -d --demo took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    expect(out).toContain("compose: up:");
+    nc = await connect({ servers: "nats://127.0.0.1:4222", name: "compose test", maxReconnectAttempts: -1 });
+    token = await until("a reader token", 60_000, () => createToken(nc, { tenant: "default", role: "reader", ttlSeconds: 3_600 }));
+  }, UP_TIMEOUT_MS + 120_000);
+
+  afterAll(async () => {
+    await nc?.close().catch(() => {});
+    const t0 = Date.now();
+    await run("./proxist", ["compose", "down", "-v"], 10 * 60_000);
+    log(`compose down -v took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    // Nothing of the project is left: no container, network or volume.
+    expect(podman("ps", "-aq", "--filter", `label=io.podman.compose.project=${PROJECT}`).trim()).toBe("");
+    expect(podman("volume", "ls", "-q", "--filter", `label=io.podman.compose.project=${PROJECT}`).trim()).toBe("");
+    expect(podman("network", "ls", "--format", "{{.Name}}").split("\n")).not.toContain(`${PROJECT}_default`);
+  }, 11 * 60_000);
+
+  it("compose - pxctl status shows the leader, both nodes and every shard live", async () => {
+    const s = await until("every shard live", 90_000, async () => {
+      const v = await controlRequest<StatusView>(nc, "status", {});
+      return v.leader && v.nodes.length === 2 && liveShards(v) ? v : undefined;
+    });
+    expect(s.nodes.map((n) => n.id).sort()).toEqual(["proxist-1", "proxist-2"]);
+    expect(["proxist-1", "proxist-2"]).toContain(s.leader!.holder);
+    expect(s.shards.length).toBeGreaterThanOrEqual(8); // trades and quotes, 4 buckets each
+    const pxctl = await run("./proxist", ["pxctl", "status"], 60_000);
+    expect(pxctl).toMatch(/leader: proxist-\d/);
+    expect(pxctl).toContain("running.live");
+  }, 150_000);
+
+  it("compose - the demo's ticks arrive: ingest counters and ClickHouse row counts grow", async () => {
+    const before = { ingest: (await ingestedRows("proxist-1")) + (await ingestedRows("proxist-2")), trades: await clickhouseCount("trades").catch(() => 0) };
+    await until("ingest and ClickHouse rows grow", 60_000, async () => {
+      const ingest = (await ingestedRows("proxist-1")) + (await ingestedRows("proxist-2"));
+      const trades = await clickhouseCount("trades");
+      return ingest > before.ingest && trades > before.trades ? true : undefined;
+    });
+  }, 90_000);
+
+  it("compose - pyarrow.flight against either node returns the same complete answer", async () => {
+    // A closed window a few seconds back: both nodes must see every tick of it.
+    const t1 = Date.now() * 1000 - 3_000_000;
+    const query = { table: "trades", t0: t1 - 20_000_000, t1 };
+    const [a, b] = await until("both nodes answer", 60_000, async () => {
+      const r = await Promise.all([flightQuery(NODES["proxist-1"].grpc, token, query), flightQuery(NODES["proxist-2"].grpc, token, query)]);
+      return r.every((x) => x.error === undefined && (x.rows ?? 0) > 0) ? r : undefined;
+    });
+    expect(a.metadata?.["proxist.complete"]).toBe("true");
+    expect(b.metadata?.["proxist.complete"]).toBe("true");
+    expect(b.rows).toBe(a.rows);
+    expect(b.digest).toBe(a.digest);
+  }, 120_000);
+
+  it("compose - podman stop of a Proxist node moves its shards to the other one, nothing lost", async () => {
+    const s = await controlRequest<StatusView>(nc, "status", {});
+    // Stop the node that owns shards and is not the one pxctl and the test reach NATS through.
+    const owners = new Set(s.shards.map((sh) => sh.owner));
+    const victim: NodeName = owners.has("proxist-2") ? "proxist-2" : "proxist-1";
+    const survivor: NodeName = victim === "proxist-1" ? "proxist-2" : "proxist-1";
+    const t1 = Date.now() * 1000 - 3_000_000;
+    const query = { table: "trades", t0: t1 - 20_000_000, t1 };
+    const before = await flightQuery(NODES[survivor].grpc, token, query);
+    expect(before.error).toBeUndefined();
+    const stopped = Date.now();
+    podman("stop", "-t", "10", container(victim));
+    const moved = await until("every shard live on the survivor", 60_000, async () => {
+      const v = await controlRequest<StatusView>(nc, "status", {});
+      return v.shards.length === s.shards.length && v.shards.every((sh) => sh.owner === survivor && sh.state === "running.live") ? Date.now() : undefined;
+    });
+    // The issue asks for < 5 s; measured, not asserted (the machine is shared and loaded).
+    log(`${victim} stopped: its shards live on ${survivor} after ${((moved - stopped) / 1000).toFixed(1)} s`);
+    const after = await until("a complete answer after failover", 60_000, async () => {
+      const r = await flightQuery(NODES[survivor].grpc, token, query);
+      return r.metadata?.["proxist.complete"] === "true" ? r : undefined;
+    });
+    expect(after.rows).toBe(before.rows);
+    expect(after.digest).toBe(before.digest);
+    podman("start", container(victim));
+  }, 180_000);
+
+  it("compose - podman stop of one NATS server leaves the cluster working", async () => {
+    podman("stop", "-t", "10", container("nats-2"));
+    const s = await until("status answers with a leader and live shards", 60_000, async () => {
+      const v = await controlRequest<StatusView>(nc, "status", {});
+      return v.leader && liveShards(v) ? v : undefined;
+    });
+    expect(s.leader).toBeDefined();
+    const before = await clickhouseCount("trades");
+    const beforeIngest = (await ingestedRows("proxist-1").catch(() => 0)) + (await ingestedRows("proxist-2").catch(() => 0));
+    await until("ticks still stored and persisted", 60_000, async () => {
+      const ingest = (await ingestedRows("proxist-1").catch(() => 0)) + (await ingestedRows("proxist-2").catch(() => 0));
+      return (await clickhouseCount("trades")) > before && ingest > beforeIngest ? true : undefined;
+    });
+    podman("start", container("nats-2"));
+  }, 150_000);
+});
