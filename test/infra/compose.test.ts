@@ -149,4 +149,16 @@ describe("docker-compose.yml", () => {
     const readme = read("infra/README.md");
     for (const v of Object.values(ENV)) expect(readme, v).toContain(`\`${v}\``);
   });
+  it("compose - the observability overlay mounts files that exist, scrapes both nodes' HTTP port and adds no port twice", () => {
+    const overlay = parse(read("infra/observability.compose.yml")) as { services: Record<string, Service> };
+    for (const [name, s] of Object.entries(overlay.services)) {
+      expect(s.image, name).toMatch(/^[a-z0-9./_-]+:v?[0-9][\w.-]*$/);
+      for (const v of s.volumes ?? []) expect(existsSync(join(root, v.split(":")[0]!)), `${name}: ${v}`).toBe(true);
+    }
+    const prom = parse(read("infra/prometheus/prometheus.yml")) as { scrape_configs: { static_configs: { targets: string[] }[] }[] };
+    const targets = prom.scrape_configs.flatMap((c) => c.static_configs.flatMap((t) => t.targets));
+    expect(targets.sort()).toEqual(proxistNodes.map((n) => `${n}:${DEFAULT_PORTS.http}`).sort());
+    const hostPorts = [...Object.values(services), ...Object.values(overlay.services)].flatMap((s) => (s.ports ?? []).map((p) => portPair(p).host));
+    expect(new Set(hostPorts).size).toBe(hostPorts.length);
+  });
 });
