@@ -11,6 +11,8 @@ import { connect } from "@nats-io/transport-node";
 import { DEFAULT_PORTS, ENV } from "./config/defaults.js";
 import { DEFAULT_CLUSTER_SPEC } from "../protocols/tablespec.js";
 import { startNatsServer } from "./runtime/servers/nats.js";
+import { loadOrCreateNatsAuth } from "./runtime/servers/natsauth.js";
+import { NATS_CREDS_ENV, natsCredsOptions } from "./runtime/natsclient.js";
 import type { NatsServer } from "./runtime/servers/nats.js";
 import { hasClickhouseBinary, startClickhouseServer } from "./runtime/servers/clickhouse.js";
 import type { ClickhouseServer } from "./runtime/servers/clickhouse.js";
@@ -38,9 +40,9 @@ const UNSAFE_SKIP_LANDED_CHECK = "PX_SINK_UNSAFE_SKIP_LANDED_CHECK";
 
 const USAGE = `usage:
   proxist up   [--demo] [--rate TICKS_PER_S] [--data-dir DIR] [--no-clickhouse] [--base-port N]
-  proxist node [--nats URL[,URL...]] [--clickhouse URL] [--http-port N] [--grpc-port N] [--node-id ID] [--snapshot-interval-ms N]
+  proxist node [--nats URL[,URL...]] [--creds FILE] [--clickhouse URL] [--http-port N] [--grpc-port N] [--node-id ID] [--snapshot-interval-ms N]
                [--shards all|assigned|none] [--replicas N]
-  proxist demo [--nats URL] [--rate TICKS_PER_S] [--symbols N]`;
+  proxist demo [--nats URL] [--creds FILE] [--rate TICKS_PER_S] [--symbols N]`;
 
 class UsageError extends Error {}
 
@@ -127,7 +129,9 @@ async function up(args: string[]): Promise<void> {
     await requireFreePort(ports.nats, "NATS", "use `proxist node --nats URL` against your own NATS, or --base-port N");
     await requireFreePort(ports.http, "Proxist HTTP", "free it or pass --base-port N");
     log(`starting nats-server (JetStream data in ${dataDir}/nats) ...`);
-    nats = await startNatsServer({ dir: `${dataDir}/nats`, port: ports.nats, monitorPort: ports.natsMonitor, serverName: "px_local" });
+    // NATS runs locked: operator-mode JWT auth; the identity and the service/admin credentials live in <data-dir>/auth (0600).
+    const auth = await loadOrCreateNatsAuth(`${dataDir}/auth`);
+    nats = await startNatsServer({ dir: `${dataDir}/nats`, port: ports.nats, monitorPort: ports.natsMonitor, serverName: "px_local", auth });
     record("nats-server", nats.pid);
     cleanups.push(() => nats!.stop());
 
@@ -145,7 +149,7 @@ async function up(args: string[]): Promise<void> {
 
     await requireFreePort(ports.grpc, "Proxist gRPC/Flight", "free it or pass --base-port N");
     // "assigned": the node runs the control plane too (it elects itself leader), so pxctl works against it.
-    node = await startNode({ natsUrl: nats.url, nodeId: "local", httpPort: ports.http, grpcPort: ports.grpc, shards: "assigned", log, ...(ch ? { clickhouseUrl: ch.httpUrl } : {}) });
+    node = await startNode({ natsUrl: nats.url, natsCreds: auth.credsPath("service"), nodeId: "local", httpPort: ports.http, grpcPort: ports.grpc, shards: "assigned", log, ...(ch ? { clickhouseUrl: ch.httpUrl } : {}) });
     cleanups.push(() => node!.stop());
     const store = node.store;
     const existing = await store.tenants();
@@ -158,7 +162,7 @@ async function up(args: string[]): Promise<void> {
 
     log("");
     log("Proxist local cluster is up:");
-    log(`  NATS        ${nats.url}   (monitor http://127.0.0.1:${nats.monitorPort})`);
+    log(`  NATS        ${nats.url}   (monitor http://127.0.0.1:${nats.monitorPort}); locked: credentials in ${auth.dir} (admin.creds for pxctl, service.creds for nodes; tenant ones: pxctl creds create)`);
     log(`  ingest      px.default.ingest.trades | px.default.ingest.quotes  (Arrow IPC; request/reply acks with LSNs)`);
     log(`  WAL         stream PX_WAL_default, subjects px.default.wal.<table>.<bucket>`);
     log(`  ClickHouse  ${ch ? ch.httpUrl : "not running"}`);
@@ -172,7 +176,7 @@ async function up(args: string[]): Promise<void> {
       // The node serves a tenant once its WAL stream exists: the demo's first ticks must not arrive before.
       const served = Date.now() + 30_000;
       while (!node.catalog().get(tenant.name)?.has("quotes") && Date.now() < served) await new Promise((r) => setTimeout(r, 50));
-      const nc = await connect({ servers: nats.url, name: "proxist demo" });
+      const nc = await connect({ servers: nats.url, name: "proxist demo", ...natsCredsOptions(auth.credsPath("service")) });
       const demo = startDemoPublisher(nc, {
         tenant: tenant.name,
         trades: tenant.tables.find((t) => t.name === "trades")!,
@@ -211,6 +215,7 @@ async function nodeCmd(args: string[]): Promise<void> {
     args,
     options: {
       nats: { type: "string" },
+      creds: { type: "string" },
       clickhouse: { type: "string" },
       "http-port": { type: "string" },
       "grpc-port": { type: "string" },
@@ -235,8 +240,10 @@ async function nodeCmd(args: string[]): Promise<void> {
   // Test-only negative control: sinks that never ask what landed (duplicates after a crash).
   const unsafeSkipLandedCheck = process.env[UNSAFE_SKIP_LANDED_CHECK] === "1";
   if (unsafeSkipLandedCheck) log(`WARNING: ${UNSAFE_SKIP_LANDED_CHECK}=1: sinks skip the landed-LSN check; retries and restarts WILL duplicate rows (tests only)`);
+  const natsCreds = values.creds ?? process.env[NATS_CREDS_ENV];
   const node = await startNode({
     natsUrl,
+    ...(natsCreds ? { natsCreds } : {}),
     httpPort,
     grpcPort,
     replicas,
@@ -251,9 +258,9 @@ async function nodeCmd(args: string[]): Promise<void> {
 }
 
 async function demoCmd(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { nats: { type: "string" }, rate: { type: "string" }, symbols: { type: "string" } } });
+  const { values } = parseArgs({ args, options: { nats: { type: "string" }, creds: { type: "string" }, rate: { type: "string" }, symbols: { type: "string" } } });
   const natsUrl = values.nats ?? process.env[ENV.natsUrl] ?? `nats://127.0.0.1:${DEFAULT_PORTS.nats}`;
-  const nc = await connect({ servers: natsServers(natsUrl), name: "proxist demo", maxReconnectAttempts: -1 });
+  const nc = await connect({ servers: natsServers(natsUrl), name: "proxist demo", maxReconnectAttempts: -1, ...natsCredsOptions(values.creds ?? process.env[NATS_CREDS_ENV]) });
   const tenant = DEFAULT_CLUSTER_SPEC.tenants[0]!;
   const demo = startDemoPublisher(nc, {
     tenant: tenant.name,

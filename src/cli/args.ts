@@ -4,6 +4,8 @@ import { DESCRIBE_KINDS, GET_KINDS } from "../control/index.js";
 import type { DescribeKind, GetKind } from "../control/index.js";
 import { DEFAULT_PORTS, ENV } from "../config/defaults.js";
 import { CliError, EXIT } from "./exitcodes.js";
+import { NATS_ROLES } from "../../protocols/index.js";
+import type { NatsRole } from "../../protocols/index.js";
 
 export type OutputFormat = "table" | "json" | "yaml";
 export const TOKEN_ROLES = ["reader", "writer", "admin"] as const;
@@ -17,13 +19,20 @@ export type Command =
   | { readonly kind: "apply"; readonly file: string; readonly dryRun: boolean; readonly confirm: boolean }
   | { readonly kind: "token.create"; readonly tenant: string; readonly role: TokenRole; readonly ttlSeconds: number | undefined; readonly note: string | undefined }
   | { readonly kind: "token.revoke"; readonly id: string }
-  | { readonly kind: "token.list"; readonly tenant: string | undefined };
+  | { readonly kind: "token.list"; readonly tenant: string | undefined }
+  | { readonly kind: "creds.create"; readonly tenant: string | undefined; readonly role: NatsRole; readonly ttlSeconds: number | undefined; readonly out: string | undefined; readonly note: string | undefined }
+  | { readonly kind: "creds.revoke"; readonly id: string }
+  | { readonly kind: "creds.list"; readonly tenant: string | undefined };
 
 export interface Invocation {
   readonly command: Command;
   readonly natsUrl: string;
   readonly output: OutputFormat;
   readonly timeoutMs: number;
+  /** The `.creds` file to connect with (--creds, $PX_NATS_CREDS); else admin.creds of the auth dir when it exists. */
+  readonly natsCreds?: string;
+  /** --auth-dir, $PX_AUTH_DIR: the deployment's NATS identity (creds create/revoke need it). */
+  readonly authDir?: string;
 }
 
 export const DEFAULT_NATS_URL = `nats://127.0.0.1:${DEFAULT_PORTS.nats}`;
@@ -43,9 +52,16 @@ Commands:
                                          prints the token once (only a hash is stored)
   token list [--tenant T]
   token revoke ID
+  creds create --tenant T --role publisher|subscriber [--ttl 30d|never] [--out FILE] [--note TEXT]
+  creds create --role service|admin [--ttl ...] [--out FILE]
+                                         writes a NATS .creds file (mode 0600); only its public key is recorded
+  creds list [--tenant T]
+  creds revoke ID                        nats-server disconnects and refuses that user
 
 Options:
   --nats URL        NATS server(s), comma separated (default $${ENV.natsUrl} or ${DEFAULT_NATS_URL})
+  --creds FILE      NATS credentials (default $PX_NATS_CREDS, else admin.creds in the auth dir)
+  --auth-dir DIR    the NATS identity (default $PX_AUTH_DIR, else $PX_DATA_DIR/auth or .data/auth)
   -o, --output FMT  table (default), json or yaml
   --timeout MS      request timeout (default 5000)
 
@@ -81,6 +97,9 @@ export function parsePxctlArgs(argv: readonly string[], env: Readonly<Record<str
       strict: true,
       options: {
         nats: { type: "string" },
+        creds: { type: "string" },
+        "auth-dir": { type: "string" },
+        out: { type: "string" },
         output: { type: "string", short: "o", default: "table" },
         timeout: { type: "string", default: "5000" },
         file: { type: "string", short: "f" },
@@ -149,9 +168,30 @@ export function parsePxctlArgs(argv: readonly string[], env: Readonly<Record<str
         }
         break;
       }
+      case "creds": {
+        const sub = pick("creds", at(1), ["create", "list", "revoke"] as const);
+        if (sub === "create") {
+          extra(2);
+          const role = pick("creds create --role", v.role, NATS_ROLES);
+          const tenantRole = role === "publisher" || role === "subscriber";
+          if (tenantRole && v.tenant === undefined) usage(`creds create --role ${role}: give --tenant`);
+          if (!tenantRole && v.tenant !== undefined) usage(`creds create --role ${role}: a ${role} is not scoped to a tenant; drop --tenant`);
+          command = { kind: "creds.create", tenant: v.tenant, role, ttlSeconds: parseTtl(v.ttl ?? "24h"), out: v.out, note: v.note };
+        } else if (sub === "list") {
+          extra(2);
+          command = { kind: "creds.list", tenant: v.tenant };
+        } else {
+          const id = at(2) ?? usage("creds revoke: give the credentials id (pxctl creds list)");
+          extra(3);
+          command = { kind: "creds.revoke", id };
+        }
+        break;
+      }
       default:
         return usage(`unknown command ${at(0)}`);
     }
   }
-  return { command, natsUrl, output, timeoutMs };
+  const natsCreds = v.creds ?? env.PX_NATS_CREDS;
+  const authDir = v["auth-dir"] ?? env.PX_AUTH_DIR;
+  return { command, natsUrl, output, timeoutMs, ...(natsCreds ? { natsCreds } : {}), ...(authDir ? { authDir } : {}) };
 }

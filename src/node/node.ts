@@ -31,12 +31,15 @@ import { nodeMetrics } from "./metrics.js";
 import { LocalShardHost } from "./shard/host.js";
 import type { HostSinkOptions } from "./shard/host.js";
 import { tenantStreams } from "./streams.js";
+import { NATS_CREDS_ENV, natsCredsOptions } from "../runtime/natsclient.js";
 import { clickhouseDisplay, startStandaloneControl } from "./standalone.js";
 
 export interface NodeOptions {
   /** One NATS URL, or the members of a cluster. */
   readonly natsUrl: string | string[];
   readonly nodeId?: string;
+  /** The service `.creds` file (NATS runs locked); default $PX_NATS_CREDS; none on an open server. */
+  readonly natsCreds?: string;
   /** 0 picks a free port. */
   readonly httpPort?: number;
   readonly replicas?: number;
@@ -94,7 +97,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   const log = o.log ?? ((line: string) => console.log(line));
   const nodeId = o.nodeId ?? `node-${process.pid}`;
   // noAsyncTraces: no Error object (stack capture) per request; at thousands of WAL appends per second it showed in profiles.
-  const nc = await connect({ servers: o.natsUrl, name: `proxist ${nodeId}`, maxReconnectAttempts: -1, noAsyncTraces: true });
+  const nc = await connect({ servers: o.natsUrl, name: `proxist ${nodeId}`, maxReconnectAttempts: -1, noAsyncTraces: true, ...natsCredsOptions(o.natsCreds ?? process.env[NATS_CREDS_ENV]) });
   const jsm = await jetstreamManager(nc);
   const js = jetstream(nc);
   const replicas = o.replicas ?? 1;
