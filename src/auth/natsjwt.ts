@@ -30,15 +30,15 @@ export async function operatorJwt(id: NatsIdentity): Promise<string> {
   return encodeOperator("proxist", id.operatorSeed, { system_account: systemAccountPublicKey(id) });
 }
 
+/** Connection limits of both accounts: none (an absent limit in the JWT means 0 connections). */
+const NATS_LIMITS: OperatorLimits = { subs: -1, data: -1, payload: -1, imports: -1, exports: -1, wildcards: true, conn: -1, leaf: -1 };
+
 export async function systemAccountJwt(id: NatsIdentity): Promise<string> {
-  return encodeAccount("SYS", id.systemAccountSeed, {}, { signer: id.operatorSeed });
+  return encodeAccount("SYS", id.systemAccountSeed, { limits: NATS_LIMITS }, { signer: id.operatorSeed });
 }
 
 /** Unlimited, JetStream on: Proxist's quotas are its own (per tenant), not NATS account limits. */
-const ACCOUNT_LIMITS: OperatorLimits = {
-  subs: -1, data: -1, payload: -1, imports: -1, exports: -1, wildcards: true, conn: -1, leaf: -1,
-  mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1,
-};
+const ACCOUNT_LIMITS: OperatorLimits = { ...NATS_LIMITS, mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1 };
 
 /**
  * The Proxist account's JWT. `revocations` maps a user public key to the unix
