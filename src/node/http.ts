@@ -17,6 +17,10 @@ export interface HttpHandlers {
   ready(): boolean;
   metrics(): string;
   routes?: Record<string, Route>;
+  /** Routes that change state: each call must pass `authorize` (an admin token); health, metrics and reads stay open on loopback. */
+  adminRoutes?: ReadonlySet<string>;
+  /** Resolves with a refusal (401/403 and why), or undefined to let the call through. */
+  authorize?(authorization: string | undefined): Promise<HttpReply | undefined>;
 }
 
 export async function startHttp(port: number, h: HttpHandlers): Promise<{ server: Server; port: number }> {
@@ -32,7 +36,11 @@ export async function startHttp(port: number, h: HttpHandlers): Promise<{ server
     } else if (path === "/metrics") {
       res.writeHead(200, { "content-type": "text/plain; version=0.0.4" }).end(h.metrics());
     } else if (route) {
-      route(url, req.method ?? "GET").then(
+      const admin = h.adminRoutes?.has(path) === true;
+      // An admin route without an authorizer is refused: fail closed.
+      const closed: HttpReply = { status: 403, body: JSON.stringify({ error: `${path} is an admin route and this node checks no tokens` }) };
+      const gate: Promise<HttpReply | undefined> = admin ? (h.authorize?.(req.headers.authorization) ?? Promise.resolve(closed)) : Promise.resolve(undefined);
+      gate.then((refusal) => refusal ?? route(url, req.method ?? "GET")).then(
         (r) => res.writeHead(r.status, { "content-type": r.type ?? "application/json" }).end(r.body),
         (e: unknown) => res.writeHead(500, { "content-type": "application/json" }).end(JSON.stringify({ error: (e as Error).message })),
       );

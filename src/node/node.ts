@@ -27,6 +27,7 @@ import { LocalIngress, jetstreamWal, natsIngestSource } from "./gateway/io.js";
 import { jetstreamDigestAt } from "./gateway/pairs.js";
 import type { AfterAppend, SourceStats } from "./gateway/io.js";
 import { shardRoutes, startHttp } from "./http.js";
+import { httpAdminGate } from "./httpauth.js";
 import { nodeMetrics } from "./metrics.js";
 import { LocalShardHost } from "./shard/host.js";
 import type { HostSinkOptions } from "./shard/host.js";
@@ -143,8 +144,11 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   const state = (): string => String(gateway.getSnapshot().value);
   const stats = (): Record<string, number> => ({ ...gateway.getSnapshot().context.stats, fireAndForgetFailures: sourceStats.fireAndForgetFailures });
 
+  const adminGate = httpAdminGate(nc, replicas);
   const http = await startHttp(o.httpPort ?? 0, {
     routes: shardRoutes(shards),
+    adminRoutes: new Set(["/v1/snapshot"]),
+    authorize: adminGate.authorize,
     ready: () => catalog.loaded() && !nc.isClosed(),
     metrics: nodeMetrics(stats, shards),
   });
@@ -215,6 +219,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
       await shards.stopAll();
       clickhouse?.close();
       await new Promise<void>((resolve) => http.server.close(() => resolve()));
+      adminGate.stop();
       await nc.drain().catch(() => {});
     },
   };

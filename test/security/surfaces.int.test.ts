@@ -237,6 +237,29 @@ const RPC_SURFACES: readonly RpcSurface[] = [
   { surface: "Flight ListFlights", token: "none", call: async (t) => (await serverStream(flight, "listFlights", create(CriteriaSchema, {}), t)).error },
 ];
 
+// HTTP: admin routes need an admin token; health, readiness and metrics stay open (loopback only).
+const HTTP_SURFACES: readonly { surface: string; path: string; method: string; token: Token | "alphaWriter"; status: number }[] = [
+  { surface: "snapshot without a token", path: "/v1/snapshot", method: "POST", token: "none", status: 401 },
+  { surface: "snapshot with a reader token", path: "/v1/snapshot", method: "POST", token: "alphaReader", status: 403 },
+  { surface: "snapshot with a writer token", path: "/v1/snapshot", method: "POST", token: "alphaWriter", status: 403 },
+];
+
+describe("security - HTTP routes", () => {
+  it("http - admin routes refuse callers without an admin token", async () => {
+    const tokens: Record<string, string | undefined> = { none: undefined, alphaReader, betaWriter, alphaWriter: await f.token("alpha", "writer") };
+    const holes: string[] = [];
+    for (const s of HTTP_SURFACES) {
+      const t = tokens[s.token];
+      const res = await fetch(`http://127.0.0.1:${f.node.httpPort}${s.path}`, { method: s.method, headers: t ? { authorization: `Bearer ${t}` } : {} });
+      if (res.status !== s.status) holes.push(`${s.surface}: HTTP ${res.status} ${await res.text()}`);
+    }
+    expect(holes).toEqual([]);
+    const admin = await f.token("alpha", "admin");
+    expect((await fetch(`http://127.0.0.1:${f.node.httpPort}/v1/snapshot`, { method: "POST", headers: { authorization: `Bearer ${admin}` } })).status).toBe(200);
+    for (const open of ["/healthz", "/readyz", "/metrics"]) expect((await fetch(`http://127.0.0.1:${f.node.httpPort}${open}`)).status, open).toBe(200);
+  });
+});
+
 describe("security - gRPC and Flight surfaces", () => {
   it("rpc - every call in the table is refused", async () => {
     const tokens: Record<Token, string | undefined> = { none: undefined, alphaReader, betaWriter };
