@@ -25,12 +25,14 @@ import {
   walSubject,
   watermarkSubject,
 } from "../../protocols/index.js";
-import { mintUser } from "../../src/auth/index.js";
+import { mintUser, revokeToken } from "../../src/auth/index.js";
+import type { ClientDuplexStream } from "@grpc/grpc-js";
+import { IngestBatchSchema } from "../../protocols/gen/proxist/v1/api_pb.js";
 import type { NatsRole } from "../../protocols/index.js";
 import { natsCredsOptions } from "../../src/runtime/natsclient.js";
 import { startNatsServer } from "../../src/runtime/servers/nats.js";
 import type { NatsServer } from "../../src/runtime/servers/nats.js";
-import { Status, apiFixture, bidi, flightDataOf, ingest, pathDescriptor, query, serverStream, status, ticket, tradesIpc, unary } from "../api/fixture.js";
+import { Status, apiFixture, bidi, flightDataOf, ingest, md, pathDescriptor, query, serverStream, status, ticket, tradesIpc, unary } from "../api/fixture.js";
 import type { ApiFixture, CallError, ServiceClient } from "../api/fixture.js";
 
 type Who = "alphaPublisher" | "alphaSubscriber" | "admin";
@@ -272,3 +274,37 @@ describe("security - gRPC and Flight surfaces", () => {
     expect(holes).toEqual([]);
   });
 });
+
+/** Opens a duplex call, writes `first`, waits for one reply, then keeps the stream open; resolves when the call fails. */
+async function openStream(call: ClientDuplexStream<unknown, unknown>, first: readonly unknown[]): Promise<{ ended: Promise<{ code: Status; atMs: number }> }> {
+  const ended = new Promise<{ code: Status; atMs: number }>((resolve) => call.on("error", (e: { code: Status }) => resolve({ code: e.code, atMs: Date.now() })));
+  const firstReply = new Promise<void>((resolve) => call.once("data", () => resolve()));
+  for (const m of first) call.write(m);
+  await firstReply;
+  return { ended };
+}
+
+describe("security - revocation and expiry end open streams", () => {
+  const cases = [
+    { name: "gRPC Ingest", open: (t: string) => openStream(grpc.ingest!(md(t)) as ClientDuplexStream<unknown, unknown>, [create(IngestBatchSchema, { table: "trades", arrowIpc: tradesIpc(2, 1_700_200_000_000_000) })]) },
+    { name: "Flight DoPut", open: (t: string) => openStream(flight.doPut!(md(t)) as ClientDuplexStream<unknown, unknown>, flightDataOf(tradesIpc(2, 1_700_300_000_000_000), pathDescriptor("trades"))) },
+  ];
+  for (const c of cases) {
+    it(`streams - revoking the token ends an open ${c.name} within 5 s with UNAUTHENTICATED`, async () => {
+      const token = await f.token("alpha", "writer");
+      const { ended } = await c.open(token);
+      const revokedAt = Date.now();
+      await revokeToken(f.nats.nc, token);
+      const end = await Promise.race([ended, settle(10_000).then(() => undefined)]);
+      expect(end?.code).toBe(Status.UNAUTHENTICATED);
+      expect(end!.atMs - revokedAt).toBeLessThan(5_000);
+    });
+  }
+  it("streams - an expiring token ends an open gRPC Ingest with UNAUTHENTICATED", async () => {
+    const token = await f.token("alpha", "writer", 2);
+    const { ended } = await cases[0]!.open(token);
+    const end = await Promise.race([ended, settle(10_000).then(() => undefined)]);
+    expect(end?.code).toBe(Status.UNAUTHENTICATED);
+  });
+});
+
