@@ -22,9 +22,6 @@ import { OrderedPipeline } from "./pipeline.js";
  */
 export type StoreMessage<In, Out> = (message: In) => Promise<Out> | undefined;
 
-/** How often an open stream's token is checked again (revocation and expiry end the stream within this plus the verifier's watch delay). */
-export const STREAM_REAUTH_MS = 1_000;
-
 /** Serves `call`; `open` runs once the writer is known and returns the call's per-message step (it keeps the call's state). */
 export function serveIngestStream<In, Out>(ctx: ApiContext, call: ServerDuplexStream<Decoded<In>, Out>, open: (principal: Principal) => StoreMessage<In, Out>): void {
   void (async () => {
@@ -50,7 +47,7 @@ export function serveIngestStream<In, Out>(ctx: ApiContext, call: ServerDuplexSt
           failCall(ctx, call, new AuthError("UNAUTHENTICATED", `the stream's token is no longer valid (${e.message}); batches acked before this were stored, later ones were not`));
         },
       );
-    }, STREAM_REAUTH_MS);
+    }, Math.min(ctx.limits.streamReauthMs, 2 ** 31 - 1)); // setInterval treats longer delays as 1 ms
     reauth.unref();
     const stop = (): void => clearInterval(reauth);
     call.on("cancelled", () => {

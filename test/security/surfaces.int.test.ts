@@ -300,6 +300,20 @@ describe("security - revocation and expiry end open streams", () => {
       expect(end!.atMs - revokedAt).toBeLessThan(5_000);
     });
   }
+  it("streams - negative control: without re-checks (streamReauthMs 1 h) a revoked token keeps its open stream", async () => {
+    const g = await apiFixture({ limits: { streamReauthMs: 3_600_000 } });
+    try {
+      const token = await g.token("alpha", "writer");
+      const call = g.proxist().ingest!(md(token)) as ClientDuplexStream<unknown, unknown>;
+      const { ended } = await openStream(call, [create(IngestBatchSchema, { table: "trades", arrowIpc: tradesIpc(2, 1_700_400_000_000_000) })]);
+      await revokeToken(g.nats.nc, token);
+      expect(await Promise.race([ended.then(() => "ended"), settle(5_000).then(() => "still open")])).toBe("still open");
+      call.cancel();
+    } finally {
+      await g.close();
+    }
+  });
+
   it("streams - an expiring token ends an open gRPC Ingest with UNAUTHENTICATED", async () => {
     const token = await f.token("alpha", "writer", 2);
     const { ended } = await cases[0]!.open(token);
