@@ -4,6 +4,7 @@
 //           default tenant with tables trades and quotes; --demo streams ticks.
 //   node  — one Proxist node against an existing NATS (and ClickHouse).
 //   demo  — the random-walk demo publisher against an existing cluster.
+//   nats-auth — the NATS identity for a NATS you run yourself (compose): creds files and a config include.
 import { parseArgs } from "node:util";
 import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
@@ -11,7 +12,7 @@ import { connect } from "@nats-io/transport-node";
 import { DEFAULT_PORTS, ENV } from "./config/defaults.js";
 import { DEFAULT_CLUSTER_SPEC } from "../protocols/tablespec.js";
 import { startNatsServer } from "./runtime/servers/nats.js";
-import { loadOrCreateNatsAuth } from "./runtime/servers/natsauth.js";
+import { loadOrCreateNatsAuth, natsAuthConfigLines, writeSecretFile } from "./runtime/servers/natsauth.js";
 import { NATS_CREDS_ENV, natsCredsOptions } from "./runtime/natsclient.js";
 import type { NatsServer } from "./runtime/servers/nats.js";
 import { hasClickhouseBinary, startClickhouseServer } from "./runtime/servers/clickhouse.js";
@@ -42,6 +43,7 @@ const USAGE = `usage:
   proxist up   [--demo] [--rate TICKS_PER_S] [--data-dir DIR] [--no-clickhouse] [--base-port N]
   proxist node [--nats URL[,URL...]] [--creds FILE] [--clickhouse URL] [--http-port N] [--grpc-port N] [--node-id ID] [--snapshot-interval-ms N]
                [--shards all|assigned|none] [--replicas N]
+  proxist nats-auth --dir DIR [--resolver-dir DIR]
   proxist demo [--nats URL] [--creds FILE] [--rate TICKS_PER_S] [--symbols N]`;
 
 class UsageError extends Error {}
@@ -273,6 +275,21 @@ async function demoCmd(args: string[]): Promise<void> {
   await untilSignal([() => demo.stop(), () => nc.close()]);
 }
 
+/**
+ * Creates (or keeps) the NATS identity in --dir and writes nats-auth.conf, to
+ * `include` in a nats-server config: operator mode, full resolver in
+ * --resolver-dir (default DIR/jwt). Nodes connect with DIR/service.creds, pxctl
+ * with DIR/admin.creds (PX_NATS_CREDS, or PX_AUTH_DIR=DIR for creds create/revoke).
+ */
+async function natsAuthCmd(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { dir: { type: "string" }, "resolver-dir": { type: "string" } } });
+  if (!values.dir) throw new UsageError("nats-auth: give --dir DIR (the identity and creds files go there, mode 0600)");
+  const dir = resolve(values.dir);
+  const files = await loadOrCreateNatsAuth(dir);
+  writeSecretFile(`${dir}/nats-auth.conf`, natsAuthConfigLines(files, values["resolver-dir"] ?? `${dir}/jwt`).join("\n") + "\n");
+  log(`NATS identity in ${dir}: include ${dir}/nats-auth.conf in nats-server's config; nodes: PX_NATS_CREDS=${files.credsPath("service")}; pxctl: PX_NATS_CREDS=${files.credsPath("admin")} PX_AUTH_DIR=${dir}`);
+}
+
 async function main(): Promise<void> {
   const [cmd, ...rest] = process.argv.slice(2);
   switch (cmd) {
@@ -282,6 +299,8 @@ async function main(): Promise<void> {
       return nodeCmd(rest);
     case "demo":
       return demoCmd(rest);
+    case "nats-auth":
+      return natsAuthCmd(rest);
     default:
       throw new UsageError(cmd ? `unknown command "${cmd}"` : "missing command");
   }
