@@ -26,6 +26,7 @@ import type { ProxistNode } from "./node/node.js";
 import { startDemoPublisher } from "./demo/publisher.js";
 import { WELL_KNOWN_SYMBOLS } from "./demo/randomwalk.js";
 import { createToken } from "./auth/index.js";
+import { createLogger, enableContext, lineLog, startTracing, tracingOptionsFromEnv } from "./node/obs/index.js";
 
 /** Queries `up --demo` prints, ready to paste (scripts/query.py turns "now-5m" into microseconds). */
 const DEMO_QUERIES = [
@@ -34,7 +35,16 @@ const DEMO_QUERIES = [
   `{"op":"asof","table":"trades","symbols":["MSFT"],"t0":"now-1m","t1":"now","right":{"table":"quotes","columns":["bid","ask"]}}`,
 ];
 
+/** What `up` prints for people (the banner, the demo's queries); the node's own records go through `nodeLog`. */
 const log = (line: string): void => console.log(line);
+
+/** The node's log: JSON records (pino), readable lines on a terminal; PX_LOG_LEVEL, PX_LOG_FORMAT. */
+function nodeLog(nodeId: string): (line: string) => void {
+  enableContext();
+  // PX_TRACE_SAMPLE (0..1, default off) and PX_OTLP_URL: spans of sampled batches and queries go to an OTLP collector.
+  startTracing(tracingOptionsFromEnv(process.env));
+  return lineLog(createLogger({ nodeId }));
+}
 
 /** Environment switch of the sink's negative-control test; never set it in production. */
 const UNSAFE_SKIP_LANDED_CHECK = "PX_SINK_UNSAFE_SKIP_LANDED_CHECK";
@@ -151,7 +161,7 @@ async function up(args: string[]): Promise<void> {
 
     await requireFreePort(ports.grpc, "Proxist gRPC/Flight", "free it or pass --base-port N");
     // "assigned": the node runs the control plane too (it elects itself leader), so pxctl works against it.
-    node = await startNode({ natsUrl: nats.url, natsCreds: auth.credsPath("service"), nodeId: "local", httpPort: ports.http, grpcPort: ports.grpc, shards: "assigned", log, ...(ch ? { clickhouseUrl: ch.httpUrl } : {}) });
+    node = await startNode({ natsUrl: nats.url, natsCreds: auth.credsPath("service"), nodeId: "local", httpPort: ports.http, grpcPort: ports.grpc, shards: "assigned", log: nodeLog("local"), ...(ch ? { clickhouseUrl: ch.httpUrl } : {}) });
     cleanups.push(() => node!.stop());
     const store = node.store;
     const existing = await store.tenants();
@@ -234,7 +244,8 @@ async function nodeCmd(args: string[]): Promise<void> {
   if (replicas < 1 || replicas > 5) throw new UsageError(`--replicas (${ENV.replicas}) must be 1 to 5, got ${replicas}`);
   const grpcPort = intOption(values["grpc-port"] ?? process.env[ENV.grpcPort], "grpc-port", DEFAULT_PORTS.grpc);
   const httpPort = intOption(values["http-port"] ?? process.env[ENV.httpPort], "http-port", DEFAULT_PORTS.http);
-  const nodeId = values["node-id"] ?? process.env[ENV.nodeId];
+  const nodeId = values["node-id"] ?? process.env[ENV.nodeId] ?? `node-${process.pid}`;
+  const log = nodeLog(nodeId);
   const snapshotIntervalMs = intOption(values["snapshot-interval-ms"], "snapshot-interval-ms", 60_000);
   const shards = values.shards ?? "all";
   if (shards !== "all" && shards !== "none" && shards !== "assigned") throw new UsageError(`--shards must be all, none or assigned, got "${shards}"`);
@@ -252,7 +263,7 @@ async function nodeCmd(args: string[]): Promise<void> {
     log,
     snapshotIntervalMs,
     shards,
-    ...(nodeId ? { nodeId } : {}),
+    nodeId,
     ...(clickhouseUrl ? { clickhouseUrl } : {}),
     ...(unsafeSkipLandedCheck ? { sink: { unsafeSkipLandedCheck } } : {}),
   });

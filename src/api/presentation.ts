@@ -50,10 +50,10 @@ export function presentingEngine(engine: QueryEngine): QueryEngine {
       const { query, tsType } = presentationOf(q);
       return presentSchema(await engine.schema(tenant, query), tsType);
     },
-    run: async function* (tenant, q, signal) {
+    run: async function* (tenant, q, signal, caller) {
       const { query, tsType } = presentationOf(q);
       let presented: Schema | undefined;
-      for await (const batch of engine.run(tenant, query, signal)) {
+      for await (const batch of engine.run(tenant, query, signal, caller)) {
         presented ??= presentSchema(batch.schema, tsType);
         yield presentBatch(batch, presented);
       }

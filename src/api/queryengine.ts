@@ -17,7 +17,7 @@ export interface QueryEngine {
    * types). Must stop reading and release its work promptly once `signal`
    * aborts (client cancel or deadline). Throws QueryError for bad queries.
    */
-  run(tenant: string, query: unknown, signal: AbortSignal): AsyncIterable<RecordBatch>;
+  run(tenant: string, query: unknown, signal: AbortSignal, caller?: string): AsyncIterable<RecordBatch>;
   /** The JSON query that reads a whole table (Flight path descriptors, ListFlights). */
   tableQuery(table: string): unknown;
 }

@@ -22,7 +22,9 @@ export type Command =
   | { readonly kind: "token.list"; readonly tenant: string | undefined }
   | { readonly kind: "creds.create"; readonly tenant: string | undefined; readonly role: NatsRole; readonly ttlSeconds: number | undefined; readonly out: string | undefined; readonly note: string | undefined }
   | { readonly kind: "creds.revoke"; readonly id: string }
-  | { readonly kind: "creds.list"; readonly tenant: string | undefined };
+  | { readonly kind: "creds.list"; readonly tenant: string | undefined }
+  /** Reads ClickHouse px_system.query_log directly (not a control message). */
+  | { readonly kind: "queries.slow"; readonly sinceSeconds: number; readonly tenant: string | undefined; readonly clickhouseUrl: string };
 
 export interface Invocation {
   readonly command: Command;
@@ -57,6 +59,9 @@ Commands:
                                          writes a NATS .creds file (mode 0600); only its public key is recorded
   creds list [--tenant T]
   creds revoke ID                        nats-server disconnects and refuses that user
+  queries --slow [--since 1h] [--tenant T] [--clickhouse URL]
+                                         slow queries from ClickHouse px_system.query_log, newest first
+                                         (ClickHouse default $${ENV.clickhouseUrl} or http://127.0.0.1:8123)
 
 Options:
   --nats URL        NATS server(s), comma separated (default $${ENV.natsUrl} or ${DEFAULT_NATS_URL})
@@ -109,6 +114,9 @@ export function parsePxctlArgs(argv: readonly string[], env: Readonly<Record<str
         role: { type: "string" },
         ttl: { type: "string", default: "24h" },
         note: { type: "string" },
+        slow: { type: "boolean", default: false },
+        since: { type: "string", default: "1h" },
+        clickhouse: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -185,6 +193,13 @@ export function parsePxctlArgs(argv: readonly string[], env: Readonly<Record<str
           extra(3);
           command = { kind: "creds.revoke", id };
         }
+        break;
+      }
+      case "queries": {
+        extra(1);
+        if (v.slow !== true) usage("queries: only the slow-query log is kept; run pxctl queries --slow [--since 1h]");
+        const since = parseTtl(v.since ?? "1h") ?? usage("queries --since: give a duration such as 1h or 30m");
+        command = { kind: "queries.slow", sinceSeconds: since, tenant: v.tenant, clickhouseUrl: v.clickhouse ?? env[ENV.clickhouseUrl] ?? "http://127.0.0.1:8123" };
         break;
       }
       default:

@@ -16,6 +16,7 @@ import type { ApplyReply, DescribeReply, GetReply, StatusView } from "../control
 import { USAGE, parsePxctlArgs } from "./args.js";
 import type { Command, Invocation } from "./args.js";
 import { CliError, EXIT } from "./exitcodes.js";
+import { slowQueries } from "./queries.js";
 import { applyText, credsTable, describeText, getText, statusText, structured, tokensTable } from "./render.js";
 
 export interface CliIO {
@@ -184,6 +185,8 @@ async function run(inv: Invocation, nc: NatsConnection, io: CliIO, specDoc: unkn
       print({ revoked: c.id }, () => `revoked ${c.id} (NATS disconnects it now and refuses it from now on)`);
       return EXIT.ok;
     }
+    case "queries.slow":
+      return slowQueries(c, inv.output, io);
   }
 }
 
@@ -198,6 +201,7 @@ export async function runPxctl(argv: readonly string[], io: CliIO): Promise<numb
     }
     // Invalid input exits with 2 before anything touches the network.
     const specDoc = inv.command.kind === "apply" ? await readSpec(io, inv.command.file) : undefined;
+    if (inv.command.kind === "queries.slow") return await slowQueries(inv.command, inv.output, io);
     nc = await connectNats(inv, io);
     return await run(inv, nc, io, specDoc);
   } catch (e) {

@@ -44,3 +44,5 @@ export {
 export type { DecodedRows, InsertRowBinaryOptions, RowBinarySegment, RowMeta } from "./rowbinary.js";
 export { landedLsns, landedRows, queryRunning, waitQueryGone } from "./landed.js";
 export type { LandedOptions } from "./landed.js";
+export { QUERY_LOG_TABLE, ensureQueryLog, insertQueryLog, readQueryLog } from "./querylog.js";
+export type { QueryLogRow } from "./querylog.js";

@@ -4,6 +4,8 @@
 // are unacknowledged. `write(row)` batches rows; `publish(batch)` sends one batch.
 import { randomBytes } from "node:crypto";
 import { headers } from "@nats-io/transport-node";
+import type { MsgHdrs } from "@nats-io/transport-node";
+import { SpanKind, SpanStatusCode, context, propagation, trace } from "@opentelemetry/api";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { IngestAck, IngestReply } from "../../protocols/ingest.js";
 import { HDR_PRODUCER_ID, HDR_PRODUCER_SEQ, ingestSubject } from "../../protocols/subjects.js";
@@ -170,6 +172,20 @@ export class TickPublisher {
     const h = headers();
     h.set(HDR_PRODUCER_ID, this.producerId);
     h.set(HDR_PRODUCER_SEQ, String(seq));
+    // Without a registered tracer provider this span is a no-op and nothing is injected.
+    const span = trace.getTracer("proxist").startSpan("px.publish", { kind: SpanKind.PRODUCER, attributes: { "px.tenant": this.o.tenant, "px.bytes": payload.byteLength } });
+    if (span.isRecording()) propagation.inject(trace.setSpan(context.active(), span), h, { set: (c, k, v) => c.set(k, v) });
+    try {
+      return await this.sendAttempts(payload, h);
+    } catch (e) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (e as Error).message });
+      throw e;
+    } finally {
+      span.end();
+    }
+  }
+
+  private async sendAttempts(payload: Uint8Array, h: MsgHdrs): Promise<IngestAck> {
     const attempts = this.o.maxAttempts ?? 8;
     const mux = replyMux(this.nc);
     let lastError: unknown;

@@ -10,6 +10,9 @@ import type { Catalog } from "../catalog.js";
 import type { ClickhouseHttp } from "../clickhouse/index.js";
 import { ClickhouseColdSource, ProxistQueryEngine, shardHostSource } from "../query/index.js";
 import type { ClusterParts } from "../query/index.js";
+import type { Meter } from "./meter.js";
+import { meteredCold, meteredEngine, meteredParts } from "./querymeter.js";
+import type { SlowQueries } from "./slowlog.js";
 import type { LocalShardHost } from "./shard/host.js";
 
 export interface NodeApiOptions {
@@ -27,6 +30,10 @@ export interface NodeApiOptions {
   readonly tokenCacheTtlMs?: number;
   /** Shards assigned across nodes: queries fan out to the owners (absent: this node holds every shard). */
   readonly parts?: ClusterParts;
+  /** Query latency per operator and tier (absent: PX_METRICS=off). */
+  readonly meter?: Meter | undefined;
+  /** Queries over their tenant's threshold go to px_system.query_log. */
+  readonly slow?: SlowQueries | undefined;
 }
 
 export interface NodeApi {
@@ -35,19 +42,23 @@ export interface NodeApi {
   stop(): Promise<void>;
 }
 
-export function queryEngineOf(catalog: () => Catalog, shards: LocalShardHost, clickhouse: ClickhouseHttp | undefined, parts?: ClusterParts): ProxistQueryEngine {
+export function queryEngineOf(catalog: () => Catalog, shards: LocalShardHost, clickhouse: ClickhouseHttp | undefined, parts?: ClusterParts, meter?: Meter, watched = meter !== undefined): ProxistQueryEngine {
+  const cold = clickhouse === undefined ? undefined : new ClickhouseColdSource(clickhouse);
   return new ProxistQueryEngine({
     source: shardHostSource(catalog, shards),
-    ...(clickhouse ? { cold: new ClickhouseColdSource(clickhouse) } : {}),
-    ...(parts === undefined ? {} : { parts }),
+    // Wrapped when metrics or the slow-query log watch queries (they note cold reads and parts in the query's scope).
+    ...(cold === undefined ? {} : { cold: watched ? meteredCold(cold, meter) : cold }),
+    ...(parts === undefined ? {} : { parts: watched ? meteredParts(parts, meter) : parts }),
   });
 }
 
 export async function startNodeApi(o: NodeApiOptions): Promise<NodeApi> {
-  const engine = queryEngineOf(o.catalog, o.shards, o.clickhouse, o.parts);
+  const watched = o.meter !== undefined || o.slow !== undefined;
+  const engine = queryEngineOf(o.catalog, o.shards, o.clickhouse, o.parts, o.meter, watched);
+  const localBuckets = (tenant: string, table: string): number[] => o.shards.all().flatMap((h) => (h.shard.tenant === tenant && h.shard.table === table ? [h.shard.bucket] : []));
   const tokens = await TokenVerifier.open(o.nc, { replicas: o.replicas, ...(o.tokenCacheTtlMs === undefined ? {} : { cacheTtlMs: o.tokenCacheTtlMs }) });
   const tuning = { ...(o.host === undefined ? {} : { host: o.host }), ...(o.limits === undefined ? {} : { limits: o.limits }) };
-  const server = await startApiServer({ node: o.node, tokens, queryEngine: engine, port: o.grpcPort, log: o.log, ...tuning });
+  const server = await startApiServer({ node: o.node, tokens, queryEngine: watched ? meteredEngine(engine, { meter: o.meter, slow: o.slow, localBuckets }) : engine, port: o.grpcPort, log: o.log, ...tuning });
   return {
     engine,
     server,

@@ -15,7 +15,8 @@ export type Route = (url: URL, method: string) => Promise<HttpReply>;
 
 export interface HttpHandlers {
   ready(): boolean;
-  metrics(): string;
+  /** The exposition text (prom-client renders it asynchronously). */
+  metrics(): string | Promise<string>;
   routes?: Record<string, Route>;
   /** Routes that change state: each call must pass `authorize` (an admin token); health, metrics and reads stay open on loopback. */
   adminRoutes?: ReadonlySet<string>;
@@ -34,7 +35,10 @@ export async function startHttp(port: number, h: HttpHandlers): Promise<{ server
       const ok = h.ready();
       res.writeHead(ok ? 200 : 503, { "content-type": "text/plain" }).end(ok ? "ready\n" : "not ready\n");
     } else if (path === "/metrics") {
-      res.writeHead(200, { "content-type": "text/plain; version=0.0.4" }).end(h.metrics());
+      Promise.resolve(h.metrics()).then(
+        (text) => res.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }).end(text),
+        (e: unknown) => res.writeHead(500, { "content-type": "text/plain" }).end(`metrics failed: ${(e as Error).message}\n`),
+      );
     } else if (route) {
       const admin = h.adminRoutes?.has(path) === true;
       // An admin route without an authorizer is refused: fail closed.
@@ -54,28 +58,6 @@ export async function startHttp(port: number, h: HttpHandlers): Promise<{ server
   });
   const addr = server.address();
   return { server, port: typeof addr === "object" && addr ? addr.port : port };
-}
-
-export interface Metric {
-  readonly help: string;
-  readonly type: "counter" | "gauge";
-  readonly value: number;
-  readonly labels?: Record<string, string>;
-}
-
-/** Prometheus exposition; metrics with labels repeat their name per label set. */
-export function promText(metrics: Record<string, Metric | readonly Metric[]>): string {
-  let out = "";
-  for (const [name, m] of Object.entries(metrics)) {
-    const list = Array.isArray(m) ? (m as readonly Metric[]) : [m as Metric];
-    if (list.length === 0) continue;
-    out += `# HELP ${name} ${list[0]!.help}\n# TYPE ${name} ${list[0]!.type}\n`;
-    for (const x of list) {
-      const labels = x.labels ? `{${Object.entries(x.labels).map(([k, v]) => `${k}="${v}"`).join(",")}}` : "";
-      out += `${name}${labels} ${x.value}\n`;
-    }
-  }
-  return out;
 }
 
 /** The node's JSON routes over its shard host. */

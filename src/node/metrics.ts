@@ -1,51 +1,121 @@
-// The node's Prometheus metrics: the gateway's ingest counters and, per shard,
-// the hot set's figures and its sink's. Read on every /metrics scrape.
+// The node's Prometheus metrics (prom-client, one Registry per node so several
+// nodes in one test process stay apart). Two kinds: histograms and counters the
+// wiring observes once per batch, flush, snapshot or query through `Meter`, and
+// figures read from the gateway, shards and sinks on each scrape (metricsscrape.ts).
+// Labels are bounded: tenant, table, bucket, op, tier, code, state; never symbol.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { ShardAddress } from "../../protocols/subjects.js";
-import type { LocalShardHost } from "./shard/host.js";
-import { promText } from "./http.js";
-import type { Metric } from "./http.js";
+import { scrapeFamilies } from "./metricsscrape.js";
+import type { ScrapeSources } from "./metricsscrape.js";
+import type { Meter, QueryTier } from "./meter.js";
 
-const shardLabels = (s: ShardAddress): Record<string, string> => ({ tenant: s.tenant, table: s.table, bucket: String(s.bucket) });
+/** Seconds: sub-millisecond acks up to slow ClickHouse inserts. */
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** Seconds: lags run longer than latencies (a sink batches for up to seconds, ClickHouse may be down). */
+const LAG_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
-/** The gateway's counters (accepted/rejected batches and rows, ...) plus the source's fire-and-forget failures. */
-export type IngestStats = () => Record<string, number>;
+/** PX_METRICS=off (benchmarks' comparison run): no per-batch observation at all; /metrics still answers. */
+export const metricsEnabled = (): boolean => process.env.PX_METRICS !== "off";
 
-export function nodeMetrics(ingest: IngestStats, shards: LocalShardHost): () => string {
-  return () => {
-    const s = ingest();
-    const hosted = shards.all();
-    const perShard = (help: string, type: Metric["type"], value: (h: (typeof hosted)[number]) => number): Metric[] =>
-      hosted.map((h) => ({ help, type, value: value(h), labels: shardLabels(h.shard) }));
-    const sinks = hosted.flatMap((h) => (h.sink === undefined ? [] : [{ shard: h.shard, k: h.sink.status() }]));
-    const perSink = (help: string, type: Metric["type"], value: (k: (typeof sinks)[number]["k"]) => number): Metric[] =>
-      sinks.map(({ shard, k }) => ({ help, type, value: value(k), labels: shardLabels(shard) }));
-    return promText({
-      px_ingest_batches_accepted_total: { help: "Ingest batches stored in the WAL", type: "counter", value: s.acceptedBatches ?? 0 },
-      px_ingest_rows_accepted_total: { help: "Ticks stored in the WAL", type: "counter", value: s.acceptedRows ?? 0 },
-      px_ingest_batches_rejected_total: { help: "Ingest batches rejected as invalid", type: "counter", value: s.rejectedBatches ?? 0 },
-      px_ingest_append_failures_total: { help: "Ingest batches the WAL failed to store", type: "counter", value: s.failedAppends ?? 0 },
-      px_ingest_throttled_total: { help: "Ingest batches refused by back-pressure", type: "counter", value: s.throttledBatches ?? 0 },
-      px_ingest_fire_and_forget_failures_total: { help: "Failed fire-and-forget batches", type: "counter", value: s.fireAndForgetFailures ?? 0 },
-      px_shard_applied_lsn: perShard("Last WAL LSN applied to the hot set", "gauge", (h) => h.runtime.stats.appliedLsn),
-      px_shard_rows: perShard("Rows in the hot set", "gauge", (h) => h.runtime.stats.rows),
-      px_shard_bytes: perShard("Bytes of the hot set", "gauge", (h) => h.runtime.stats.bytes),
-      px_shard_persisted_lsn: perShard("P: WAL LSN up to which the shard is in ClickHouse (as the hot set last evicted)", "gauge", (h) => h.runtime.stats.persistedLsn),
-      px_shard_t_persisted_micros: perShard("T_persisted: newest tick time covered by P, microseconds", "gauge", (h) => h.runtime.stats.tPersistedMicros),
-      px_shard_horizon_micros: perShard("H: every row with ts >= H is in RAM, microseconds", "gauge", (h) => h.runtime.stats.horizonMicros),
-      px_shard_lag_records: perShard("WAL records applied to RAM and not yet persisted", "gauge", (h) => h.runtime.stats.lagRecords),
-      px_shard_evicted_rows_total: perShard("Rows evicted from RAM after ClickHouse had them", "counter", (h) => h.runtime.stats.evictedRows),
-      px_sink_lag_ms: perSink("Age of the oldest received record not yet persisted", "gauge", (k) => k.lagMs),
-      px_sink_pending_rows: perSink("Rows received by the sink and not yet persisted", "gauge", (k) => k.pendingRows),
-      px_sink_inserted_rows_total: perSink("Rows the sink inserted into ClickHouse", "counter", (k) => k.insertedRows),
-      px_sink_already_landed_rows_total: perSink("Rows a retry found already in ClickHouse and did not send again", "counter", (k) => k.alreadyLandedRows),
-      px_sink_failures_total: perSink("Failed sink attempts (recovery, flush)", "counter", (k) => k.failures),
-      px_sink_fenced: perSink("1 once the sink lost its lease (revoked or lapsed) and stopped writing", "gauge", (k) => (k.fenced ? 1 : 0)),
-      px_sink_refused_watermarks_total: perShard(
-        "Watermarks refused: an older lease revision than seen, or a P ClickHouse does not hold",
-        "counter",
-        (h) => h.runtime.refusedWatermarks.count + h.runtime.stats.refusedWatermarks + (h.sink?.status().refusedWatermarks ?? 0),
-      ),
-      px_sink_degraded: perSink("1 while the sink keeps failing (it keeps retrying)", "gauge", (k) => (k.degraded ? 1 : 0)),
-    });
-  };
+export class NodeMetrics implements Meter {
+  readonly registry = new Registry();
+  private readonly ingestAck: Histogram<"tenant" | "table">;
+  private readonly walAppend: Histogram<"tenant" | "table">;
+  private readonly applyLag: Histogram<"tenant" | "table" | "bucket">;
+  private readonly sinkFlush: Histogram<"tenant" | "table" | "bucket">;
+  private readonly persistLag: Histogram<"tenant" | "table" | "bucket">;
+  private readonly snapshot: Histogram<"tenant" | "table" | "bucket">;
+  private readonly query: Histogram<"tenant" | "op" | "tier">;
+  private readonly queryPart: Histogram<"tenant" | "tier">;
+  private readonly bytes: Counter<"tenant" | "table">;
+  private readonly rejects: Counter<"tenant" | "table" | "code">;
+  private readonly walRecords: Counter<"tenant" | "table">;
+  private readonly duplicates: Counter<"tenant" | "table">;
+  private readonly snapshotFailures: Counter<"tenant" | "table" | "bucket">;
+  private readonly queryErrors: Counter<"tenant" | "code">;
+
+  constructor(nodeId: string) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    // Which node a target is (Prometheus' instance label is only its address); also counts the nodes up.
+    new Gauge({ name: "px_node_info", help: "1 per running Proxist node, labelled with its id", labelNames: ["node_id"], registers }).set({ node_id: nodeId }, 1);
+    const histogram = <L extends string>(name: string, help: string, labelNames: readonly L[], buckets = LATENCY_BUCKETS): Histogram<L> =>
+      new Histogram<L>({ name, help, labelNames, buckets, registers });
+    const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> => new Counter<L>({ name, help, labelNames, registers });
+    const shardLabels = ["tenant", "table", "bucket"] as const;
+    this.ingestAck = histogram("px_ingest_ack_seconds", "Time from a batch's arrival at the gateway to its answer (ack or refusal)", ["tenant", "table"]);
+    this.walAppend = histogram("px_wal_append_seconds", "Time JetStream took to store every record of a batch", ["tenant", "table"]);
+    this.applyLag = histogram("px_shard_apply_lag_seconds", "Time from JetStream storing a record to the hot set applying it (per batch, newest record)", shardLabels, LAG_BUCKETS);
+    this.sinkFlush = histogram("px_sink_flush_seconds", "Duration of a verified sink flush (plan, landed check, INSERTs)", shardLabels);
+    this.persistLag = histogram("px_sink_persistence_lag_seconds", "Age of a flush's oldest record when ClickHouse had it", shardLabels, LAG_BUCKETS);
+    this.snapshot = histogram("px_snapshot_seconds", "Time to write a hot-set snapshot", shardLabels, LAG_BUCKETS);
+    this.query = histogram("px_query_seconds", "Query latency by operator and the tiers it read (hot only, cold: ClickHouse, fanout: other nodes)", ["tenant", "op", "tier"]);
+    this.queryPart = histogram("px_query_tier_seconds", "Latency of one cold read (ClickHouse) or one part on another node (fanout)", ["tenant", "tier"]);
+    this.bytes = counter("px_ingest_bytes_total", "Payload bytes of ingest batches received", ["tenant", "table"]);
+    this.rejects = counter("px_ingest_rejects_total", "Ingest batches refused, by error code", ["tenant", "table", "code"]);
+    this.walRecords = counter("px_wal_records_total", "WAL records appended (one per bucket a batch touches)", ["tenant", "table"]);
+    this.duplicates = counter("px_wal_duplicates_skipped_total", "WAL appends JetStream recognised as retries of a stored record (not stored again)", ["tenant", "table"]);
+    this.snapshotFailures = counter("px_snapshot_failures_total", "Snapshots that failed", shardLabels);
+    this.queryErrors = counter("px_query_errors_total", "Queries that failed, by error code", ["tenant", "code"]);
+  }
+
+  /** Registers the scrape-time figures (gateway counters, shard and sink gauges, actor states). */
+  watch(sources: ScrapeSources): this {
+    scrapeFamilies(this.registry, sources);
+    return this;
+  }
+
+  /** The exposition text. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  ingestReceived(tenant: string, table: string, bytes: number): void {
+    this.bytes.inc({ tenant, table }, bytes);
+  }
+
+  ingestReplied(tenant: string, table: string, seconds: number, code: string | undefined): void {
+    this.ingestAck.observe({ tenant, table }, seconds);
+    if (code !== undefined) this.rejects.inc({ tenant, table, code });
+  }
+
+  walAppended(tenant: string, table: string, seconds: number, records: number, duplicates: number): void {
+    this.walAppend.observe({ tenant, table }, seconds);
+    this.walRecords.inc({ tenant, table }, records);
+    if (duplicates > 0) this.duplicates.inc({ tenant, table }, duplicates);
+  }
+
+  shardApplied(shard: ShardAddress, lagSeconds: number): void {
+    this.applyLag.observe(labelsOf(shard), Math.max(0, lagSeconds));
+  }
+
+  sinkFlushed(shard: ShardAddress, seconds: number, persistLagSeconds: number): void {
+    const l = labelsOf(shard);
+    this.sinkFlush.observe(l, seconds);
+    this.persistLag.observe(l, Math.max(0, persistLagSeconds));
+  }
+
+  snapshotWritten(shard: ShardAddress, seconds: number, ok: boolean): void {
+    if (ok) this.snapshot.observe(labelsOf(shard), seconds);
+    else this.snapshotFailures.inc(labelsOf(shard));
+  }
+
+  queryRan(tenant: string, op: string, tier: QueryTier, seconds: number): void {
+    this.query.observe({ tenant, op, tier }, seconds);
+  }
+
+  queryTier(tenant: string, tier: QueryTier, seconds: number): void {
+    this.queryPart.observe({ tenant, tier }, seconds);
+  }
+
+  queryFailed(tenant: string, code: string): void {
+    this.queryErrors.inc({ tenant, code });
+  }
 }
+
+/** The shard labels, in the order the exposition shows them. */
+export const labelsOf = (s: ShardAddress): { tenant: string; table: string; bucket: string } => ({ tenant: s.tenant, table: s.table, bucket: String(s.bucket) });

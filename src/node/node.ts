@@ -28,10 +28,15 @@ import { jetstreamDigestAt } from "./gateway/pairs.js";
 import type { AfterAppend, SourceStats } from "./gateway/io.js";
 import { shardRoutes, startHttp } from "./http.js";
 import { httpAdminGate } from "./httpauth.js";
-import { nodeMetrics } from "./metrics.js";
+import { NodeMetrics, metricsEnabled } from "./metrics.js";
+import { createLogger, lineLog } from "./obs/index.js";
+import { SlowQueries, slowQueryOptionsFromEnv } from "./slowlog.js";
+import { BatchSpans } from "./gateway/spans.js";
+import type { SlowQueryOptions } from "./slowlog.js";
 import { LocalShardHost } from "./shard/host.js";
 import type { HostSinkOptions } from "./shard/host.js";
 import { tenantStreams } from "./streams.js";
+import { walStream } from "../../protocols/subjects.js";
 import { NATS_CREDS_ENV, natsCredsOptions } from "../runtime/natsclient.js";
 import { clickhouseDisplay, startStandaloneControl } from "./standalone.js";
 
@@ -65,6 +70,8 @@ export interface NodeOptions {
   readonly unsafeSkipProducerPairCheck?: boolean;
   /** Wrappers around the node's IO; crash tests inject faults through them (test/helpers/faultnode.ts). */
   readonly seams?: NodeSeams;
+  /** Slow-query thresholds (default from PX_SLOW_QUERY_MS, PX_SLOW_QUERY_MS_TENANTS); the log needs a ClickHouse. */
+  readonly slowQuery?: SlowQueryOptions;
 }
 
 /** Where tests wrap the node's IO (the sink's flush IO is `sink.flushIo`). */
@@ -95,8 +102,8 @@ export interface ProxistNode {
 }
 
 export async function startNode(o: NodeOptions): Promise<ProxistNode> {
-  const log = o.log ?? ((line: string) => console.log(line));
   const nodeId = o.nodeId ?? `node-${process.pid}`;
+  const log = o.log ?? lineLog(createLogger({ nodeId }));
   // noAsyncTraces: no Error object (stack capture) per request; at thousands of WAL appends per second it showed in profiles.
   const nc = await connect({ servers: o.natsUrl, name: `proxist ${nodeId}`, maxReconnectAttempts: -1, noAsyncTraces: true, ...natsCredsOptions(o.natsCreds ?? process.env[NATS_CREDS_ENV]) });
   const jsm = await jetstreamManager(nc);
@@ -107,7 +114,12 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   // The one catalog of this node: a tenant is served only once its streams exist.
   const catalog = await openCatalog(nc, replicas, { prepare: tenantStreams(jsm, { replicas, nodeId, log }), log: (line) => log(`node ${nodeId}: ${line}`) });
   const clickhouse = o.clickhouseUrl === undefined ? undefined : new SinkClickhouse({ url: o.clickhouseUrl });
+  const metrics = new NodeMetrics(nodeId);
+  // PX_METRICS=off: nothing observed per batch (the benchmarks' comparison); scrape-time figures still answer.
+  const meter = metricsEnabled() ? metrics : undefined;
+  const slow = clickhouse === undefined ? undefined : new SlowQueries(clickhouse.client, nodeId, o.slowQuery ?? slowQueryOptionsFromEnv(process.env), log);
   const shards = new LocalShardHost({
+    meter,
     js,
     jsm,
     snapshots,
@@ -130,11 +142,13 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   const local = new LocalIngress();
   // WAL record buffers: the gateway machine takes them, its wal actor gives them back once JetStream stored them.
   const recordPool = new BytePool(256);
+  // Spans of traced batches (a no-op unless tracing was started: src/node/obs/tracing.ts).
+  const spans = new BatchSpans();
   const gateway = createActor(
     gatewayMachine.provide({
       actors: {
-        source: natsIngestSource(nc, sourceStats, local),
-        wal: jetstreamWal(js, recordPool, { ...(o.seams?.afterAppend === undefined ? {} : { afterAppend: o.seams.afterAppend }), ...(digestAt === undefined ? {} : { digestAt }) }),
+        source: natsIngestSource(nc, sourceStats, local, undefined, meter, spans),
+        wal: jetstreamWal(js, recordPool, { meter, spans, ...(o.seams?.afterAppend === undefined ? {} : { afterAppend: o.seams.afterAppend }), ...(digestAt === undefined ? {} : { digestAt }) }),
         catalog: catalogActor(catalog),
       },
     }),
@@ -143,6 +157,18 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   gateway.start();
   const state = (): string => String(gateway.getSnapshot().value);
   const stats = (): Record<string, number> => ({ ...gateway.getSnapshot().context.stats, fireAndForgetFailures: sourceStats.fireAndForgetFailures });
+  metrics.watch({
+    ingest: stats,
+    gatewayState: state,
+    shards,
+    walStreams: () =>
+      Promise.all(
+        [...catalog.current().keys()].map(async (tenant) => {
+          const i = await jsm.streams.info(walStream(tenant));
+          return { tenant, bytes: i.state.bytes, records: i.state.messages, maxBytes: i.config.max_bytes, lastLsn: i.state.last_seq };
+        }),
+      ),
+  });
 
   const adminGate = httpAdminGate(nc, replicas);
   const http = await startHttp(o.httpPort ?? 0, {
@@ -150,7 +176,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
     adminRoutes: new Set(["/v1/snapshot"]),
     authorize: adminGate.authorize,
     ready: () => catalog.loaded() && !nc.isClosed(),
-    metrics: nodeMetrics(stats, shards),
+    metrics: () => metrics.text(),
   });
   // "assigned": the node agent starts and stops shards as the leader assigns them; every node contends for the lead.
   const control =
@@ -187,6 +213,8 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
           grpcPort: o.grpcPort,
           replicas,
           log,
+          meter,
+          slow,
           ...(shardMode === "assigned" ? { parts: natsClusterParts({ nc, nodeId, assignments: (await openControlStores(nc, { replicas })).assignments }) } : {}),
         });
   log(`node ${nodeId}: up (nats ${String(o.natsUrl)}, http :${http.port}${api ? `, grpc :${api.server.port}` : ""})`);
@@ -213,6 +241,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
       await control?.stop().catch((e: unknown) => log(`node ${nodeId}: control plane stop failed: ${(e as Error).message}`));
       await standalone?.stop().catch(() => {});
       await api?.stop().catch(() => {});
+      await slow?.flush();
       partServer.stop();
       gateway.stop();
       await catalog.stop();

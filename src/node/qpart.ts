@@ -69,7 +69,13 @@ async function handle(o: PartServerOptions, running: Map<string, AbortController
     const hosted = o.shards
       .all()
       .filter((h) => h.shard.tenant === req!.tenant && h.shard.table === req!.table)
-      .map((h): HotShard => ({ bucket: h.shard.bucket, table: h.runtime.table, waitForLsn: (lsn, ms) => h.runtime.waitForLsn(lsn, ms), readiness: () => readinessOf(h.runtime) }));
+      .map((h): HotShard => ({
+          bucket: h.shard.bucket,
+          // Read when the rows are read: a shard recovering now swaps in its snapshot's table once loaded.
+          get table() {
+            return h.runtime.table;
+          },
+          waitForLsn: (lsn, ms) => h.runtime.waitForLsn(lsn, ms), readiness: () => readinessOf(h.runtime) }));
     const reply = await answerPart(req, table, hosted, o.cold, ctl.signal, { nodeId: o.nodeId, minLsnWaitMs: o.minLsnTimeoutMs ?? 5_000 });
     bytes = encodePartReply(table, reply);
   } catch (e) {

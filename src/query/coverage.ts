@@ -88,7 +88,9 @@ export async function fanLoad(ctx: FanLoadContext, cov: Coverage, req: Omit<Load
   const spec = cov.spec;
   const remote = sendParts(ctx, cov, req, limit === undefined ? {} : { limit });
   const localReq: LoadRequest = { ...req, tenant: ctx.tenant, spec, shards: cov.local, symbols: allLocal(cov) ? req.symbols : symbolsIn(req.symbols, spec, cov.local.map((h) => h.bucket)) };
-  const [local, statuses, ...replies] = await Promise.all([loadSeries(localReq, ctx.cold, ctx.signal), localStatuses(cov.local), ...remote]);
+  // Status before rows: a shard that turns live after its rows were read would be counted live with the rows of its recovery.
+  const statuses = await localStatuses(cov.local);
+  const [local, ...replies] = await Promise.all([loadSeries(localReq, ctx.cold, ctx.signal), ...remote]);
   const series: SymbolSeries[] = [...local.series];
   for (const r of replies) series.push(...r.series);
   const { notes, coldRows } = account(ctx, cov, local, statuses, replies);
@@ -105,7 +107,8 @@ export async function fanGroup(ctx: FanLoadContext, cov: Coverage, req: Omit<Loa
   const spec = cov.spec;
   const remote = sendParts(ctx, cov, req, { partials: { aggs: g.aggs, bucketMicros: g.bucketMicros, bySymbol: g.bySymbol } });
   const localReq: LoadRequest = { ...req, tenant: ctx.tenant, spec, shards: cov.local, symbols: symbolsIn(req.symbols, spec, cov.local.map((h) => h.bucket)) };
-  const [local, statuses, ...replies] = await Promise.all([groupPartials(t, localReq, g, ctx.cold, ctx.signal), localStatuses(cov.local), ...remote]);
+  const statuses = await localStatuses(cov.local);
+  const [local, ...replies] = await Promise.all([groupPartials(t, localReq, g, ctx.cold, ctx.signal), ...remote]);
   for (const r of replies) if (r.group !== undefined) addGroupRows(t, r.group);
   return account(ctx, cov, local, statuses, replies);
 }

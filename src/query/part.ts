@@ -235,15 +235,15 @@ export async function answerPart(req: PartRequest, spec: TableSpec, hosted: read
       }),
     );
   }
+  // Status before rows: a shard that turns live after its rows were read would be reported live with the rows of its recovery.
+  for (const s of await localStatuses(mine.filter((h) => !lagged.has(h.bucket)))) statuses.push(s);
   const load: LoadRequest = { tenant: req.tenant, spec, shards: mine, symbols: req.symbols, t0: req.t0, t1: req.t1, behind: req.behind, ahead: req.ahead, wanted };
   if (req.partials !== undefined) {
     const t = new GroupTable(req.partials.aggs);
     const r = await groupPartials(t, load, req.partials, cold, signal);
-    for (const s of await localStatuses(mine.filter((h) => !lagged.has(h.bucket)))) statuses.push(s);
     return { statuses, notes: r.notes, coldRows: r.coldRows, series: [], group: groupRowsOf(t) };
   }
   const loaded = await loadSeries(load, cold, signal);
-  for (const s of await localStatuses(mine.filter((h) => !lagged.has(h.bucket)))) statuses.push(s);
   const series = req.limit === undefined ? loaded.series : firstRows(loaded.series, req.limit, req);
   return { statuses, notes: loaded.notes, coldRows: loaded.coldRows, series };
 }

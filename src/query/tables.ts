@@ -45,7 +45,13 @@ export function shardHostSource(catalog: () => Catalog, host: ShardHostLike): Ta
       host
         .all()
         .filter((h) => h.shard.tenant === tenant && h.shard.table === table)
-        .map((h): HotShard => ({ bucket: h.shard.bucket, table: h.runtime.table, waitForLsn: (lsn, ms) => h.runtime.waitForLsn(lsn, ms), readiness: () => readinessOf(h.runtime) })),
+        .map((h): HotShard => ({
+          bucket: h.shard.bucket,
+          // Read when the rows are read: a shard recovering now swaps in its snapshot's table once loaded.
+          get table() {
+            return h.runtime.table;
+          },
+          waitForLsn: (lsn, ms) => h.runtime.waitForLsn(lsn, ms), readiness: () => readinessOf(h.runtime) })),
   };
 }
 

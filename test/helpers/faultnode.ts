@@ -11,7 +11,13 @@
 //   sink.mid-insert       half of an INSERT's rows sent (cut at a row boundary)
 //   sink.after-insert     an INSERT committed, its watermark not yet published
 // Sink faults fire only after PX_SINK_FAILPOINTS_AFTER INSERTs of this process
-// succeeded, so the crash has history behind it.
+// succeeded, so the crash has history behind it. One fault stalls instead:
+//   sink.stalled-insert   every INSERT waits PX_SINK_STALL_MS (default 2000) before
+//                         it is sent and is then sent deaf to the sink's abort (a
+//                         client stuck in a GC pause whose request cannot be
+//                         recalled): a node SIGSTOPped mid-ingest surely holds a
+//                         batch it has not sent, and only the sink's permit,
+//                         checked right before the request, can stop it.
 import { request } from "node:http";
 import { parseArgs } from "node:util";
 import type { ObjectStore } from "@nats-io/obj";
@@ -25,6 +31,7 @@ import type { TableSpec } from "../../protocols/tablespec.js";
 
 const armed = new Set((process.env.PX_FAILPOINTS ?? "").split(",").filter(Boolean));
 const sinkAfter = Number(process.env.PX_SINK_FAILPOINTS_AFTER ?? 0);
+const stallMs = Number(process.env.PX_SINK_STALL_MS ?? 2_000);
 let inserts = 0;
 
 function die(): never {
@@ -60,7 +67,11 @@ const flushIo: WrapFlushIo = (io, { shard, spec, clickhouse }): FlushIo => ({
   insert: async (plan, queryId, signal) => {
     if (sinkArmed("sink.before-insert")) die();
     if (sinkArmed("sink.mid-insert")) await insertHalfAndDie(clickhouse, shard.tenant, spec, plan, shard.bucket, queryId);
-    await io.insert(plan, queryId, signal);
+    if (sinkArmed("sink.stalled-insert")) {
+      await new Promise((r) => setTimeout(r, stallMs));
+      // The real insert checks the sink's permit right before the request: a fenced sink sends nothing.
+      await io.insert(plan, queryId, undefined);
+    } else await io.insert(plan, queryId, signal);
     if (sinkArmed("sink.after-insert")) die();
     inserts++;
   },
@@ -113,7 +124,7 @@ async function main(): Promise<void> {
     natsUrl: values.nats,
     httpPort: int(values["http-port"], 0),
     grpcPort: int(values["grpc-port"], 0),
-    replicas: int(values.replicas, 1),
+    replicas: int(values.replicas ?? process.env.PX_REPLICAS, 1),
     snapshotIntervalMs: int(values["snapshot-interval-ms"], 60_000),
     shards,
     seams,

@@ -1,6 +1,7 @@
 // A Proxist cluster for failover tests and the failover benchmark: a 3-server
 // NATS cluster (R3 streams and KV) and Proxist node processes in
-// `--shards assigned` mode, which the control plane gives shards to.
+// `--shards assigned` mode, which the control plane gives shards to; with
+// `clickhouse` the nodes run their sinks against a real clickhouse-server.
 import type { NatsConnection } from "@nats-io/transport-node";
 import { natsCluster } from "../control/natscluster.js";
 import type { NatsCluster } from "../control/natscluster.js";
@@ -11,12 +12,16 @@ import { spawnNodeProcess } from "./nodeproc.js";
 import type { NodeProcess } from "./nodeproc.js";
 import { nodeShards } from "./replay.js";
 import type { NodeShard } from "./replay.js";
+import { clickhouseFixture, walRows } from "./sink.js";
+import type { ClickhouseFixture } from "./sink.js";
 
 export interface ProxistCluster {
   readonly nats: NatsCluster;
   readonly nc: NatsConnection;
   readonly metadata: MetadataStore;
   readonly stores: ControlStores;
+  /** The clickhouse-server the nodes' sinks write to (undefined: nodes run without ClickHouse). */
+  readonly clickhouse: ClickhouseFixture | undefined;
   /** Running node processes by node id (killed ones are removed). */
   readonly nodes: Map<string, NodeProcess>;
   spawn(ids: readonly string[]): Promise<void>;
@@ -32,9 +37,19 @@ export interface ProxistCluster {
 /** Serving: replayed up to the WAL's end ("running.live", or "running.snapshotting" which still applies and answers). */
 export const isLive = (s: NodeShard): boolean => /running\.(live|snapshotting)/.test(s.state);
 
-/** `args` are added to every node's command line (e.g. `["--clickhouse", url]` to run the nodes with sinks). */
-export async function proxistCluster(spec: ClusterSpec, env: Record<string, string> = {}, args: readonly string[] = []): Promise<ProxistCluster> {
-  const nats = await natsCluster(3);
+export interface ClusterOptions {
+  /**
+   * Run every node with `--clickhouse`: `true` starts a clickhouse-server for
+   * this cluster (stopped by close), a fixture is shared (the caller stops it).
+   */
+  readonly clickhouse?: boolean | ClickhouseFixture;
+}
+
+/** `args` are added to every node's command line. */
+export async function proxistCluster(spec: ClusterSpec, env: Record<string, string> = {}, args: readonly string[] = [], o: ClusterOptions = {}): Promise<ProxistCluster> {
+  const ownClickhouse = o.clickhouse === true;
+  const [nats, clickhouse] = await Promise.all([natsCluster(3), ownClickhouse ? clickhouseFixture() : Promise.resolve(o.clickhouse || undefined)]);
+  const chArgs = clickhouse === undefined ? [] : ["--clickhouse", clickhouse.server.httpUrl];
   const nc = await nats.connect("failover-test");
   const metadata = await MetadataStore.open(nc, 3);
   await metadata.applyCurrent(spec);
@@ -45,10 +60,11 @@ export async function proxistCluster(spec: ClusterSpec, env: Record<string, stri
     nc,
     metadata,
     stores,
+    clickhouse,
     nodes,
     spawn: async (ids) => {
       const procs = await Promise.all(
-        ids.map((id) => spawnNodeProcess(nats.urls, { PX_REPLICAS: "3", ...env }, ["--shards", "assigned", "--node-id", id, "--grpc-port", "0", ...args])),
+        ids.map((id) => spawnNodeProcess(nats.urls, { PX_REPLICAS: "3", ...env }, ["--shards", "assigned", "--node-id", id, "--grpc-port", "0", ...chArgs, ...args])),
       );
       ids.forEach((id, i) => nodes.set(id, procs[i]!));
     },
@@ -81,6 +97,7 @@ export async function proxistCluster(spec: ClusterSpec, env: Record<string, stri
       }
       nodes.clear();
       await nats.close();
+      if (ownClickhouse) await clickhouse?.close();
     },
   };
   return c;
@@ -101,4 +118,28 @@ export async function waitEachShardLiveOnce(c: ProxistCluster, ids: readonly str
     }
     await new Promise((r) => setTimeout(r, pollMs));
   }
+}
+
+/** Waits until, on the nodes given, an unfenced sink of every bucket of `table` persisted the bucket's last WAL LSN. */
+export async function waitPersistedOn(c: ProxistCluster, tenant: string, table: string, ids: readonly string[], timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let view = "";
+  while (Date.now() < deadline) {
+    const last = new Map<number, number>();
+    for (const [lsn, r] of await walRows(c.nc, tenant, table)) last.set(r.bucket, Math.max(last.get(r.bucket) ?? 0, lsn));
+    const persisted = new Map<number, number>();
+    for (const id of ids) {
+      const port = c.nodes.get(id)?.httpPort;
+      if (port === undefined) continue;
+      const shards = await nodeShards(port).catch(() => new Map<string, NodeShard>());
+      for (const s of shards.values()) {
+        const v = s as unknown as { tenant: string; table: string; bucket: number; sink: { persistedLsn: number; state: string } | null };
+        if (v.tenant === tenant && v.table === table && v.sink !== null && v.sink.state !== "fenced") persisted.set(v.bucket, Math.max(persisted.get(v.bucket) ?? 0, v.sink.persistedLsn));
+      }
+    }
+    view = JSON.stringify({ last: [...last], persisted: [...persisted] });
+    if ([...last].every(([b, l]) => (persisted.get(b) ?? 0) >= l)) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${tenant}.${table} not persisted on ${ids.join(",")} in ${timeoutMs} ms: ${view}`);
 }

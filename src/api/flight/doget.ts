@@ -23,7 +23,7 @@ export function doGetHandler(ctx: ApiContext) {
       const query = ticketQuery(principal, unwrap(call.request).ticket);
       const declared = await ctx.engine.schema(principal.tenant, query);
       const writer = new FlightBatchWriter();
-      const batches = ctx.engine.run(principal.tenant, query, ctl.signal)[Symbol.asyncIterator]();
+      const batches = ctx.engine.run(principal.tenant, query, ctl.signal, `flight DoGet, token ${principal.tokenId}, peer ${call.getPeer()}`)[Symbol.asyncIterator]();
       // The schema message goes out with the first batch, so it carries the result's metadata (proxist.complete, notes).
       let next = await batches.next();
       const first = schemaMessage(next.done ? declared : resultSchema(declared, next.value.schema.metadata));

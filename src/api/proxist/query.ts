@@ -26,7 +26,7 @@ export function queryHandler(ctx: ApiContext) {
       const schema = await ctx.engine.schema(principal.tenant, query);
       let sent = 0;
       let answered = schema;
-      for await (const batch of ctx.engine.run(principal.tenant, query, ctl.signal)) {
+      for await (const batch of ctx.engine.run(principal.tenant, query, ctl.signal, `grpc Query, token ${principal.tokenId}, peer ${call.getPeer()}`)) {
         answered = resultSchema(schema, batch.schema.metadata);
         for (const chunk of chunks(conform(schema, batch), maxRows)) {
           if (ctl.signal.aborted) break;

@@ -15,6 +15,9 @@ import { parseProducer } from "../../ingest/headers.js";
 import { replyMux } from "../../ingest/replymux.js";
 import { PairReusedError, pairMsgId, pairReused, recordsDigest } from "./pairs.js";
 import type { DigestAt } from "./pairs.js";
+import type { Meter } from "../meter.js";
+import type { BatchSpans } from "./spans.js";
+import { TRACEPARENT } from "../obs/index.js";
 
 const encoder = new TextEncoder();
 
@@ -30,12 +33,18 @@ export class LocalIngress {
   nextId = -1;
   readonly waiting = new Map<number, (reply: IngestReply) => void>();
   send: ((e: GatewayEvent) => void) | undefined;
+  /** Set by the source actor: arrival times for the ack-latency histogram. */
+  meter: { readonly started: Map<number, number>; readonly meter: Meter } | undefined;
 
   submit(r: Omit<IngestRequest, "id" | "wantsReply">): Promise<IngestReply> {
     const send = this.send;
     if (!send) return Promise.reject(new Error("the gateway is not running"));
     // Negative ids never collide with the NATS source's positive ones.
     const id = this.nextId--;
+    if (this.meter !== undefined) {
+      this.meter.started.set(id, performance.now());
+      this.meter.meter.ingestReceived(r.tenant, r.table, r.payload.byteLength);
+    }
     return new Promise((resolve) => {
       this.waiting.set(id, resolve);
       send({ type: "ingest", request: { ...r, id, wantsReply: true } });
@@ -43,11 +52,14 @@ export class LocalIngress {
   }
 }
 
-export function natsIngestSource(nc: NatsConnection, stats: SourceStats, local: LocalIngress = new LocalIngress(), queue = "px-gateway") {
+export function natsIngestSource(nc: NatsConnection, stats: SourceStats, local: LocalIngress = new LocalIngress(), queue = "px-gateway", meter?: Meter, spans?: BatchSpans) {
   return fromCallback<SourceCommand>(({ sendBack, receive }) => {
     const waiting = new Map<number, Msg>();
+    // Arrival time per batch (only with metrics on): the ack-latency histogram's start.
+    const started = new Map<number, number>();
     let nextId = 1;
     local.send = sendBack;
+    local.meter = meter === undefined ? undefined : { started, meter };
     const sub: Subscription = nc.subscribe(INGEST_WILDCARD, {
       queue,
       callback: (err, msg) => {
@@ -55,7 +67,12 @@ export function natsIngestSource(nc: NatsConnection, stats: SourceStats, local: 
         const addr = parseIngestSubject(msg.subject);
         if (!addr) return;
         const id = nextId++;
+        if (meter !== undefined) {
+          started.set(id, performance.now());
+          meter.ingestReceived(addr.tenant, addr.table, msg.data.byteLength);
+        }
         const h = msg.headers;
+        spans?.begin(id, addr.tenant, addr.table, msg.data.byteLength, h?.get(TRACEPARENT) || undefined);
         const producer = parseProducer(h?.get(HDR_PRODUCER_ID) || undefined, h?.get(HDR_PRODUCER_SEQ) || undefined);
         const request: IngestRequest = {
           id,
@@ -71,6 +88,12 @@ export function natsIngestSource(nc: NatsConnection, stats: SourceStats, local: 
       },
     });
     receive((cmd) => {
+      if (meter !== undefined) {
+        const t0 = started.get(cmd.id);
+        started.delete(cmd.id);
+        if (t0 !== undefined) meter.ingestReplied(cmd.tenant, cmd.table, (performance.now() - t0) / 1000, cmd.reply.ok ? undefined : cmd.reply.error.code);
+      }
+      spans?.end(cmd.id, cmd.reply.ok ? undefined : cmd.reply.error.code);
       const resolve = local.waiting.get(cmd.id);
       if (resolve) {
         local.waiting.delete(cmd.id);
@@ -89,6 +112,7 @@ export function natsIngestSource(nc: NatsConnection, stats: SourceStats, local: 
     });
     return () => {
       local.send = undefined;
+      local.meter = undefined;
       sub.unsubscribe();
     };
   });
@@ -116,25 +140,27 @@ interface PairMark {
  * one shared inbox subscription: what `js.publish` does, without its per-call
  * request machinery. Falls back to `js.publish` for a client without a connection.
  */
-function walAppender(js: JetStreamClient, timeoutMs: number): (plan: WalAppendPlan, pair?: PairMark) => Promise<Stored> {
-  const headersOf = (plan: WalAppendPlan, pair: PairMark | undefined): MsgHdrs | undefined => {
+function walAppender(js: JetStreamClient, timeoutMs: number): (plan: WalAppendPlan, pair?: PairMark, traceparent?: string) => Promise<Stored> {
+  const headersOf = (plan: WalAppendPlan, pair: PairMark | undefined, traceparent?: string): MsgHdrs | undefined => {
     const msgId = pair?.msgId ?? plan.msgId;
-    if (msgId === undefined) return undefined;
+    if (msgId === undefined && traceparent === undefined) return undefined;
     const h = natsHeaders();
-    h.set(HDR_MSG_ID, msgId);
+    if (msgId !== undefined) h.set(HDR_MSG_ID, msgId);
+    // Traced batches only: the shard and the sink continue the trace from the record.
+    if (traceparent !== undefined) h.set(TRACEPARENT, traceparent);
     if (pair !== undefined) h.set(HDR_BATCH_DIGEST, pair.digest);
     return h;
   };
   const nc = (js as unknown as { nc?: NatsConnection }).nc;
   if (!nc || typeof nc.publish !== "function") {
-    return async (plan, pair) => {
-      const h = headersOf(plan, pair);
+    return async (plan, pair, traceparent) => {
+      const h = headersOf(plan, pair, traceparent);
       const ack = await js.publish(plan.subject, plan.record, { timeout: timeoutMs, ...(h === undefined ? {} : { headers: h }) });
       return { bucket: plan.bucket, lsn: ack.seq, rows: plan.rows, duplicate: ack.duplicate, stream: ack.stream };
     };
   }
-  return async (plan, pair) => {
-    const msg = await replyMux(nc).request(plan.subject, plan.record, timeoutMs, headersOf(plan, pair));
+  return async (plan, pair, traceparent) => {
+    const msg = await replyMux(nc).request(plan.subject, plan.record, timeoutMs, headersOf(plan, pair, traceparent));
     let ack: PubAckJson;
     try {
       ack = JSON.parse(decoder.decode(msg.data)) as PubAckJson;
@@ -160,7 +186,7 @@ const acked = ({ bucket, lsn, rows, duplicate }: Stored): WalAppend => ({ bucket
  * goes out first record first; without it (tests' negative control) every
  * record at once under its per-bucket id.
  */
-export function jetstreamWal(js: JetStreamClient, recordPool?: BytePool, o: { timeoutMs?: number; afterAppend?: AfterAppend; digestAt?: DigestAt } = {}) {
+export function jetstreamWal(js: JetStreamClient, recordPool?: BytePool, o: { timeoutMs?: number; afterAppend?: AfterAppend; digestAt?: DigestAt; meter?: Meter | undefined; spans?: BatchSpans | undefined } = {}) {
   return fromCallback<WalCommand>(({ sendBack, receive }) => {
     let stopped = false;
     const append = walAppender(js, o.timeoutMs ?? 10_000);
@@ -168,27 +194,37 @@ export function jetstreamWal(js: JetStreamClient, recordPool?: BytePool, o: { ti
     const release = (cmd: WalCommand): void => {
       if (recordPool !== undefined) for (const plan of cmd.plans) recordPool.release(plan.record.buffer);
     };
-    const withPair = async (cmd: WalCommand, producer: Producer, check: DigestAt): Promise<Stored[]> => {
+    const withPair = async (cmd: WalCommand, producer: Producer, check: DigestAt, tp: string | undefined): Promise<Stored[]> => {
       const [first, ...rest] = cmd.plans;
       const digest = recordsDigest(cmd.plans);
-      const head = await append(first!, { msgId: pairMsgId(producer), digest });
+      const head = await append(first!, { msgId: pairMsgId(producer), digest }, tp);
       if (head.duplicate) {
         const held = await check(head.stream, head.lsn);
         if (held === undefined) throw new Error(`producer ${producer.id} seq ${producer.seq}: the batch first stored under this pair (LSN ${head.lsn}) can no longer be read to compare; retry later or use a new Px-Producer-Seq`);
         if (held !== digest) throw pairReused(cmd.batch.tenant, cmd.batch.table, producer);
       }
-      return [head, ...(await Promise.all(rest.map((plan) => append(plan))))];
+      return [head, ...(await Promise.all(rest.map((plan) => append(plan, undefined, tp))))];
     };
+    const meter = o.meter;
     receive((cmd) => {
-      const stored = digestAt !== undefined && cmd.producer !== undefined && cmd.plans.length > 0 ? withPair(cmd, cmd.producer, digestAt) : Promise.all(cmd.plans.map((plan) => append(plan)));
+      const t0 = meter === undefined ? 0 : performance.now();
+      const tp = o.spans?.walStart(cmd.batch.id, cmd.plans.length);
+      const stored = digestAt !== undefined && cmd.producer !== undefined && cmd.plans.length > 0 ? withPair(cmd, cmd.producer, digestAt, tp) : Promise.all(cmd.plans.map((plan) => append(plan, undefined, tp)));
       stored.then(
         (appends) => {
+          o.spans?.walEnd(cmd.batch.id, appends.map((a) => a.lsn));
+          if (meter !== undefined) {
+            let duplicates = 0;
+            for (const a of appends) if (a.duplicate) duplicates++;
+            meter.walAppended(cmd.batch.tenant, cmd.batch.table, (performance.now() - t0) / 1000, appends.length, duplicates);
+          }
           o.afterAppend?.(cmd);
           // JetStream acked every record: the connection wrote them out, their buffer can be reused.
           release(cmd);
           if (!stopped) sendBack({ type: "appended", batch: cmd.batch, appends: appends.map(acked) } satisfies GatewayEvent);
         },
         (e: unknown) => {
+          o.spans?.walEnd(cmd.batch.id, undefined, (e as Error).message);
           if (e instanceof PairReusedError) {
             // Only the first record was sent, and JetStream acked it (as a duplicate): every buffer is free.
             release(cmd);

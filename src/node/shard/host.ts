@@ -21,6 +21,7 @@ import type { TableSpec } from "../../../protocols/tablespec.js";
 import { verifyPersisted } from "../../sink/index.js";
 import { SinkRuntime, sinkVerifyIo } from "../sink/runtime.js";
 import type { SinkRuntimeOptions, SinkStatus } from "../sink/runtime.js";
+import type { Meter } from "../meter.js";
 import { ShardRuntime } from "./runtime.js";
 import type { VerifyWatermark } from "./runtime.js";
 
@@ -38,6 +39,8 @@ export interface ShardHostOptions {
   readonly log: (line: string) => void;
   /** Absent: no ClickHouse, the shards run without sinks (nothing is evicted). */
   readonly sink?: HostSinkOptions;
+  /** Per-batch metrics of the shards and sinks (absent: PX_METRICS=off). */
+  readonly meter?: Meter | undefined;
 }
 
 export interface HostedShard {
@@ -123,6 +126,7 @@ export class LocalShardHost {
       snapshots: this.o.snapshots,
       snapshotIntervalMs: this.o.snapshotIntervalMs,
       log: this.o.log,
+      meter: this.o.meter,
       ...(decoded === undefined ? {} : { decoded }),
       ...(s === undefined ? {} : { verifyWatermark: this.watermarkVerifier(shard, spec, s) }),
     });
@@ -159,6 +163,7 @@ export class LocalShardHost {
       clickhouse: s.clickhouse,
       leaseRevision,
       log: this.o.log,
+      meter: this.o.meter,
       unsafeFenceOff: this.fenceOff,
       ...(decoded === undefined ? {} : { decoded }),
       ...(s.limits === undefined ? {} : { limits: s.limits }),

@@ -3,6 +3,7 @@
 // answers "wait until LSN L is applied" for read-after-write queries.
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { DeliverPolicy } from "@nats-io/jetstream";
+import type { JsMsg } from "@nats-io/jetstream";
 import { createActor, fromCallback, fromPromise, waitFor } from "xstate";
 import type { Actor } from "xstate";
 import { shardMachine } from "../../../actors/shard.js";
@@ -18,6 +19,8 @@ import { WatermarkGate } from "../../sink/index.js";
 import { consumeBatches, followWatermarks } from "../../wal/index.js";
 import type { WatermarkEvent } from "../../wal/index.js";
 import type { DecodedRecord, DecodedRecordCache } from "../../wal/index.js";
+import type { Meter } from "../meter.js";
+import { TRACEPARENT, childSpan, tracingOn } from "../obs/index.js";
 
 /** An on-demand snapshot that failed, timed out, or was cut short by the shard stopping. */
 export class SnapshotFailedError extends TaggedError("SnapshotFailedError") {}
@@ -35,7 +38,7 @@ export async function lastLsnOf(jsm: JetStreamManager, shard: ShardAddress): Pro
  * through the cache the node's sink of the same shard also reads: each record
  * is decoded once per node.
  */
-export function jetstreamWalConsumer(js: JetStreamClient, jsm: JetStreamManager, maxBatch = 512, shared?: { readonly spec: TableSpec; readonly decoded: DecodedRecordCache }) {
+export function jetstreamWalConsumer(js: JetStreamClient, jsm: JetStreamManager, maxBatch = 512, shared?: { readonly spec: TableSpec; readonly decoded: DecodedRecordCache }, meter?: Meter) {
   return fromCallback<ShardEvent, WalInput>(({ input, sendBack }) => {
     let stopped = false;
     let stop: (() => void) | undefined;
@@ -56,10 +59,18 @@ export function jetstreamWalConsumer(js: JetStreamClient, jsm: JetStreamManager,
       // Bounded pull: with ~30 KB records a 4096-message pull stalled mid-stream on nats.js 3.4 + nats-server 2.9 (seen in the replay benchmark).
       const messages = await consumer.consume({ max_messages: 256 });
       stop = () => void messages.stop();
+      let newest: JsMsg | undefined;
+      const traced: { tp: string; lsn: number }[] = [];
       await consumeBatches<WalEntry>(messages, {
         maxBatch,
         stopped: () => stopped,
         read: (m) => {
+          newest = m;
+          // Traced records (tracing on, the batch sampled) carry the WAL append's traceparent.
+          if (tracingOn()) {
+            const tp = m.headers?.get(TRACEPARENT);
+            if (tp) traced.push({ tp, lsn: m.seq });
+          }
           let decoded: DecodedRecord | undefined;
           if (shared !== undefined) {
             try {
@@ -70,7 +81,16 @@ export function jetstreamWalConsumer(js: JetStreamClient, jsm: JetStreamManager,
           }
           return decoded === undefined ? { lsn: m.seq, data: m.data } : { lsn: m.seq, data: m.data, decoded };
         },
-        onBatch: (records) => sendBack({ type: "records", records }),
+        onBatch: (records) => {
+          const t0 = traced.length === 0 ? 0 : Date.now();
+          sendBack({ type: "records", records });
+          for (const { tp, lsn } of traced.splice(0)) {
+            const attributes = { "px.tenant": input.shard.tenant, "px.table": input.shard.table, "px.bucket": input.shard.bucket, "px.lsn": lsn, "px.batch_records": records.length };
+            childSpan("px.shard.apply", tp, { startTime: t0, attributes }).end();
+          }
+          // Per batch, from the newest record's JetStream timestamp: the lag a query reading the hot set sees.
+          if (meter !== undefined && newest !== undefined) meter.shardApplied(input.shard, Date.now() / 1000 - Number(newest.timestampNanos) / 1e9);
+        },
         onCaughtUp: () => {
           if (caughtUp) return;
           caughtUp = true;
@@ -140,6 +160,7 @@ export interface ShardRuntimeOptions {
   readonly decoded?: DecodedRecordCache;
   /** Checks each watermark against ClickHouse before evicting (nodes with a ClickHouse). */
   readonly verifyWatermark?: VerifyWatermark;
+  readonly meter?: Meter | undefined;
 }
 
 export class ShardRuntime {
@@ -158,10 +179,15 @@ export class ShardRuntime {
             if (s) o.log(`shard ${name}: loaded snapshot at LSN ${s.manifest.lsn} (${s.table.rowCount} rows)`);
             return s?.table;
           }),
-          wal: jetstreamWalConsumer(o.js, o.jsm, 512, o.decoded === undefined ? undefined : { spec: o.spec, decoded: o.decoded }),
+          wal: jetstreamWalConsumer(o.js, o.jsm, 512, o.decoded === undefined ? undefined : { spec: o.spec, decoded: o.decoded }, o.meter),
           watermarks: jetstreamWatermarks(o.js, o.log, this.refusedWatermarks, o.verifyWatermark),
           writeSnapshot: fromPromise(async ({ input }: { input: SnapshotWriteInput }) => {
-            const w = await o.snapshots.write(input.shard, input.table);
+            const t0 = performance.now();
+            const w = await o.snapshots.write(input.shard, input.table).catch((e: unknown) => {
+              o.meter?.snapshotWritten(input.shard, (performance.now() - t0) / 1000, false);
+              throw e;
+            });
+            o.meter?.snapshotWritten(input.shard, (performance.now() - t0) / 1000, true);
             o.log(`shard ${name}: snapshot at LSN ${w.lsn} (${w.rows} rows, ${w.bytes} bytes)`);
             return { lsn: w.lsn };
           }),

@@ -23,6 +23,8 @@ import { DEFAULT_SINK_LIMITS, SinkFencedError, SinkLease, consumerAckFloor, deco
 import type { FlushIo, RetryPolicy, SinkClickhouse, SinkLimits, VerifyIo } from "../../sink/index.js";
 import { lastWatermark } from "../../wal/index.js";
 import type { DecodedRecordCache } from "../../wal/index.js";
+import type { Meter } from "../meter.js";
+import { childSpan } from "../obs/index.js";
 import { jetstreamAnnouncer } from "./announcer.js";
 import { jetstreamSinkConsumer } from "./wal.js";
 
@@ -56,6 +58,8 @@ export interface SinkRuntimeOptions {
   readonly takeoverSettleMs?: number;
   /** TESTS ONLY (negative control, PX_FENCE_OFF=1 in the wiring): every permit is granted. */
   readonly unsafeFenceOff?: boolean;
+  /** Flush time and persistence lag per verified flush (absent: PX_METRICS=off). */
+  readonly meter?: Meter | undefined;
 }
 
 /** The shard's WAL and ClickHouse as verifyPersisted asks them. */
@@ -185,6 +189,8 @@ export class SinkRuntime {
     };
     const io = o.flushIo === undefined ? realIo : o.flushIo(realIo, { shard, spec: o.spec, clickhouse: ch });
     let lastDone = performance.now();
+    // LSN -> traceparent of traced records received and not yet persisted (tracing on only).
+    const traced = new Map<number, string>();
     const flush = fromPromise<FlushOutput, FlushInput>(async ({ input, signal }) => {
       const no = ++flushNo;
       const tStart = performance.now();
@@ -205,6 +211,17 @@ export class SinkRuntime {
         signal,
       );
       lastDone = performance.now();
+      const oldest = input.records[0];
+      if (traced.size > 0) {
+        const attributes = { "px.tenant": shard.tenant, "px.table": shard.table, "px.bucket": shard.bucket, "px.flush_records": input.records.length, "px.inserted_rows": result.insertedRows };
+        for (const r of input.records) {
+          const tp = traced.get(r.lsn);
+          if (tp === undefined) continue;
+          traced.delete(r.lsn);
+          childSpan("px.sink.insert", tp, { startTime: performance.timeOrigin + tStart, attributes: { ...attributes, "px.lsn": r.lsn } }).end();
+        }
+      }
+      o.meter?.sinkFlushed(shard, (lastDone - tStart) / 1000, oldest === undefined ? 0 : (clock() - oldest.receivedAtMs) / 1000);
       if (TRACE) o.log(`sink ${name}: TRACE flush ${no} took ${(lastDone - tStart).toFixed(1)} ms`);
       return { ...result, atMs: clock() };
     });
@@ -218,6 +235,7 @@ export class SinkRuntime {
             ...(TRACE ? { trace: (line: string) => o.log(`sink ${name}: TRACE ${line}`) } : {}),
             ...(o.decoded === undefined ? {} : { decoded: o.decoded }),
             permit,
+            traced,
           }),
           flush,
           announcer: jetstreamAnnouncer(o.js, clock, permit),

@@ -11,6 +11,7 @@ import { SinkRecordError, decodeSinkRecord, isFenced, positionSinkConsumer, sink
 import type { SinkConsumerOptions, SinkRecord } from "../../sink/index.js";
 import { consumeBatches } from "../../wal/index.js";
 import type { DecodedRecordCache } from "../../wal/index.js";
+import { TRACEPARENT, tracingOn } from "../obs/index.js";
 
 /**
  * The `wal` actor of the sink machine, for real: positions the durable
@@ -21,7 +22,7 @@ export function jetstreamSinkConsumer(
   js: JetStreamClient,
   jsm: JetStreamManager,
   clock: () => number,
-  o: SinkConsumerOptions & { maxEventRecords?: number; trace?: (line: string) => void; decoded?: DecodedRecordCache; permit?: (what: string) => void } = {},
+  o: SinkConsumerOptions & { maxEventRecords?: number; trace?: (line: string) => void; decoded?: DecodedRecordCache; permit?: (what: string) => void; traced?: Map<number, string> } = {},
 ) {
   return fromCallback<WalAck, SinkWalInput>(({ input, sendBack, receive }) => {
     const send = (e: SinkEvent): void => sendBack(e);
@@ -61,6 +62,12 @@ export function jetstreamSinkConsumer(
             // A redelivery (ack_wait passed while ClickHouse was down): already handed over.
             if (m.seq <= highest) return undefined;
             highest = m.seq;
+            // Traced records: the flush that persists this LSN continues the trace (see SinkRuntime).
+            if (o.traced !== undefined && tracingOn()) {
+              const tp = m.headers?.get(TRACEPARENT);
+              // Bounded: a sink that cannot persist for long drops the oldest traces, never memory.
+              if (tp && o.traced.size < 10_000) o.traced.set(m.seq, tp);
+            }
             return decodeSinkRecord(spec, m.seq, m.data, clock(), o.decoded);
           },
           onBatch: (records) => send({ type: "records", records, atMs: clock() }),

@@ -1,0 +1,89 @@
+// Tracing end to end: with sampling 1 and an in-memory exporter, one batch
+// published through NATS yields the linked spans publisher -> gateway -> WAL
+// append -> shard apply and sink INSERT, all with one trace id, each the
+// child of the one before. With tracing off nothing is recorded.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { InMemorySpanExporter } from "@opentelemetry/sdk-trace-base";
+import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
+import { parseClusterSpec } from "../../protocols/tablespec.js";
+import { TickPublisher } from "../../src/client/publisher.js";
+import { RandomWalk, symbolNames } from "../../src/demo/randomwalk.js";
+import type { ProxistNode } from "../../src/node/node.js";
+import { startTracing } from "../../src/node/obs/index.js";
+import { credentials } from "@grpc/grpc-js";
+import { ProxistClient } from "../../src/api/index.js";
+import { createToken } from "../../src/auth/index.js";
+import { query } from "../api/fixture.js";
+import { natsFixture, nodeOn } from "../helpers/cluster.js";
+import type { NatsFixture } from "../helpers/cluster.js";
+import { clickhouseFixture } from "../helpers/sink.js";
+import type { ClickhouseFixture } from "../helpers/sink.js";
+
+const SPEC = parseClusterSpec({ tenants: [{ name: "trc", tables: [{ name: "trades", shards: 2, columns: [{ name: "price", type: "float64" }, { name: "size", type: "float64" }] }] }] });
+
+let f: NatsFixture;
+let chf: ClickhouseFixture;
+let node: ProxistNode;
+const exporter = new InMemorySpanExporter();
+let stopTracing: (() => Promise<void>) | undefined;
+
+beforeAll(async () => {
+  [f, chf] = await Promise.all([natsFixture(), clickhouseFixture()]);
+  node = await nodeOn(f.server, f.nc, { clickhouseUrl: chf.server.httpUrl, grpcPort: 0, sink: { retry: { maxMs: 500 } } }, SPEC);
+}, 120_000);
+
+afterAll(async () => {
+  await stopTracing?.();
+  await node?.stop();
+  await f?.close();
+  await chf?.close();
+});
+
+const parentOf = (s: ReadableSpan): string | undefined => s.parentSpanContext?.spanId;
+
+describe("tracing", () => {
+  it("tracing - off: a batch records no span", async () => {
+    const pub = new TickPublisher(f.nc, { tenant: "trc", spec: SPEC.tenants[0]!.tables[0]!, maxInFlight: 1 });
+    await pub.publish(new RandomWalk(symbolNames(4), 1, 1.75e15).trades(10, 1000));
+    expect(exporter.getFinishedSpans()).toEqual([]);
+  });
+
+  it("tracing - one batch yields linked spans publisher -> gateway -> WAL -> shard and sink with one trace id", async () => {
+    stopTracing = startTracing({ sampleRatio: 1, exporter });
+    const pub = new TickPublisher(f.nc, { tenant: "trc", spec: SPEC.tenants[0]!.tables[0]!, maxInFlight: 1 });
+    await pub.publish(new RandomWalk(symbolNames(4), 2, 1.75e15).trades(50, 1000));
+    const deadline = Date.now() + 60_000;
+    const names = () => new Set(exporter.getFinishedSpans().map((s) => s.name));
+    while (!(names().has("px.sink.insert") && names().has("px.shard.apply")) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    const spans = exporter.getFinishedSpans();
+    const by = (name: string) => spans.filter((s) => s.name === name);
+    const [publish] = by("px.publish");
+    const [ingest] = by("px.gateway.ingest");
+    const [wal] = by("px.wal.append");
+    expect(publish && ingest && wal, `spans: ${[...names()].join(", ")}`).toBeTruthy();
+    const traceId = publish!.spanContext().traceId;
+    expect(spans.every((s) => s.spanContext().traceId === traceId)).toBe(true);
+    expect(parentOf(ingest!)).toBe(publish!.spanContext().spanId);
+    expect(parentOf(wal!)).toBe(ingest!.spanContext().spanId);
+    const applies = by("px.shard.apply");
+    const inserts = by("px.sink.insert");
+    expect(applies.length).toBeGreaterThan(0);
+    expect(inserts.length).toBeGreaterThan(0);
+    for (const s of [...applies, ...inserts]) expect(parentOf(s)).toBe(wal!.spanContext().spanId);
+    // The same LSNs: each applied record is the one its sink persisted.
+    expect(new Set(inserts.map((s) => s.attributes["px.lsn"]))).toEqual(new Set(applies.map((s) => s.attributes["px.lsn"])));
+  }, 90_000);
+
+  it("tracing - a query over the API yields a px.query span with its operator, tier and rows", async () => {
+    const client = new ProxistClient(`127.0.0.1:${node.grpcPort!}`, credentials.createInsecure());
+    try {
+      const r = await query(client, await createToken(f.nc, { tenant: "trc", role: "reader" }), { op: "lastBy", table: "trades" });
+      expect(r.error).toBeUndefined();
+    } finally {
+      client.close();
+    }
+    const q = exporter.getFinishedSpans().find((s) => s.name === "px.query");
+    expect(q?.attributes).toMatchObject({ "px.tenant": "trc", "px.op": "lastBy", "px.table": "trades" });
+    expect(["hot", "cold", "fanout"]).toContain(q!.attributes["px.tier"]);
+  }, 60_000);
+});
