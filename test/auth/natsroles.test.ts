@@ -47,3 +47,16 @@ describe("auth - minting NATS credentials", () => {
     expect(revocationsOf(await accountJwt(id, { UABC: 42 }))).toEqual({ UABC: 42 });
   });
 });
+
+describe("pxctl - creds arguments", () => {
+  it("creds - create needs a tenant for tenant roles and refuses one for service/admin; --creds and PX_AUTH_DIR are read", async () => {
+    const { parsePxctlArgs } = await import("../../src/cli/args.js");
+    const inv = parsePxctlArgs(["creds", "create", "--tenant", "acme", "--role", "publisher", "--ttl", "30d", "--creds", "a.creds"], { PX_AUTH_DIR: "/x" });
+    expect(inv.command).toEqual({ kind: "creds.create", tenant: "acme", role: "publisher", ttlSeconds: 30 * 86_400, out: undefined, note: undefined });
+    expect([inv.natsCreds, inv.authDir]).toEqual(["a.creds", "/x"]);
+    expect(() => parsePxctlArgs(["creds", "create", "--role", "publisher"])).toThrow(/give --tenant/);
+    expect(() => parsePxctlArgs(["creds", "create", "--role", "admin", "--tenant", "acme"])).toThrow(/not scoped to a tenant/);
+    expect(() => parsePxctlArgs(["creds", "create", "--tenant", "acme", "--role", "root"])).toThrow(/root is not one of service, admin, publisher, subscriber/);
+    expect(parsePxctlArgs(["creds", "revoke", "abc"]).command).toEqual({ kind: "creds.revoke", id: "abc" });
+  });
+});
