@@ -242,7 +242,7 @@ async function main(): Promise<void> {
   const { openMicros, closeMicros } = sessionMicros();
   log(`generating ${ROWS} trades over ${SYMBOLS} symbols`);
   const day = Array.from(genBatches("trades", { symbols: SYMBOLS, ticks: ROWS, batchRows: 10_000, seed: 42 }));
-  const nats = await startNatsServer();
+  const nats = await startNatsServer({ auth: "open" });
   const nc = await connect({ servers: nats.url, noAsyncTraces: true });
   await (await MetadataStore.open(nc)).applyCurrent(cluster);
   const token = await createToken(nc, { tenant: TENANT, role: "writer" });

@@ -34,7 +34,7 @@ async function main(): Promise<void> {
   console.error("append and memory (bench/hotset-store.ts) ...");
   const store = storeFigures();
 
-  const nats = await startNatsServer();
+  const nats = await startNatsServer({ auth: "open" });
   const nc = await connect({ servers: nats.url });
   try {
     const jsm = await jetstreamManager(nc);

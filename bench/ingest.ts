@@ -57,7 +57,7 @@ async function pipelined(n: number, send: (i: number) => Promise<unknown>): Prom
 
 async function main(): Promise<void> {
   const loadBefore = round(loadavg()[0]!, 2);
-  const nats = await startNatsServer();
+  const nats = await startNatsServer({ auth: "open" });
   const nc: NatsConnection = await connect({ servers: nats.url, noAsyncTraces: true });
   await (await MetadataStore.open(nc)).applyCurrent(DEFAULT_CLUSTER_SPEC);
   // A gateway-only node: this measures the ingest path, not hot-set upkeep (bench:hotset does that).

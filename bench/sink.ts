@@ -220,7 +220,7 @@ async function lagRun(nc: NatsConnection, httpPort: number, tenant: string, spec
 }
 
 async function main(): Promise<void> {
-  const nats = await startNatsServer();
+  const nats = await startNatsServer({ auth: "open" });
   const chServer = await startClickhouseServer();
   const nc = await connect({ servers: nats.url });
   const js = jetstream(nc);

@@ -8,3 +8,4 @@ export * from "./codec.js";
 export * from "./ingest.js";
 export * from "./tablespec.js";
 export * from "./arrow.js";
+export * from "./natsroles.js";

@@ -77,3 +77,18 @@ export const queryCancelSubject = (nodeId: string): string => `px.node.${nodeId}
 /** Headers of a query part's reply chunks: the chunk's index, and "1" on the last chunk. */
 export const HDR_PART_SEQ = "Px-Part-Seq";
 export const HDR_PART_LAST = "Px-Part-Last";
+
+/** Subjects every pxctl control request matches. */
+export const CONTROL_WILDCARD = "px.ctl.>";
+export const ingestSubjectsOfTenant = (tenant: string): string => `px.${tenant}.ingest.>`;
+export const ingestErrorSubjectsOfTenant = (tenant: string): string => `px.${tenant}.ingest_errors.>`;
+export const feedSubjectsOfTenant = (tenant: string): string => `px.${tenant}.feed.>`;
+/**
+ * Reply inbox prefix of one tenant credential (NATS user): the user may
+ * subscribe under it and nowhere else, so it cannot read other clients' replies.
+ * Clients pass it as their connection's inbox prefix (nats.js `inboxPrefix`,
+ * nats-py `inbox_prefix`).
+ */
+export const tenantInboxPrefix = (tenant: string, credId: string): string => `_px_inbox.${tenant}.${credId}`;
+/** KV bucket of issued NATS credentials: public keys and metadata, never seeds. */
+export const KV_CREDS = "px_creds";

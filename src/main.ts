@@ -4,6 +4,7 @@
 //           default tenant with tables trades and quotes; --demo streams ticks.
 //   node  — one Proxist node against an existing NATS (and ClickHouse).
 //   demo  — the random-walk demo publisher against an existing cluster.
+//   nats-auth — the NATS identity for a NATS you run yourself (compose): creds files and a config include.
 import { parseArgs } from "node:util";
 import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
@@ -11,6 +12,8 @@ import { connect } from "@nats-io/transport-node";
 import { DEFAULT_PORTS, ENV } from "./config/defaults.js";
 import { DEFAULT_CLUSTER_SPEC } from "../protocols/tablespec.js";
 import { startNatsServer } from "./runtime/servers/nats.js";
+import { loadOrCreateNatsAuth, natsAuthConfigLines, writeSecretFile } from "./runtime/servers/natsauth.js";
+import { NATS_CREDS_ENV, natsCredsOptions } from "./runtime/natsclient.js";
 import type { NatsServer } from "./runtime/servers/nats.js";
 import { hasClickhouseBinary, startClickhouseServer } from "./runtime/servers/clickhouse.js";
 import type { ClickhouseServer } from "./runtime/servers/clickhouse.js";
@@ -50,9 +53,10 @@ const UNSAFE_SKIP_LANDED_CHECK = "PX_SINK_UNSAFE_SKIP_LANDED_CHECK";
 
 const USAGE = `usage:
   proxist up   [--demo] [--rate TICKS_PER_S] [--data-dir DIR] [--no-clickhouse] [--base-port N]
-  proxist node [--nats URL[,URL...]] [--clickhouse URL] [--http-port N] [--grpc-port N] [--node-id ID] [--snapshot-interval-ms N]
+  proxist node [--nats URL[,URL...]] [--creds FILE] [--clickhouse URL] [--http-port N] [--grpc-port N] [--node-id ID] [--snapshot-interval-ms N]
                [--shards all|assigned|none] [--replicas N]
-  proxist demo [--nats URL] [--rate TICKS_PER_S] [--symbols N]`;
+  proxist nats-auth --dir DIR [--resolver-dir DIR]
+  proxist demo [--nats URL] [--creds FILE] [--rate TICKS_PER_S] [--symbols N]`;
 
 class UsageError extends Error {}
 
@@ -139,7 +143,9 @@ async function up(args: string[]): Promise<void> {
     await requireFreePort(ports.nats, "NATS", "use `proxist node --nats URL` against your own NATS, or --base-port N");
     await requireFreePort(ports.http, "Proxist HTTP", "free it or pass --base-port N");
     log(`starting nats-server (JetStream data in ${dataDir}/nats) ...`);
-    nats = await startNatsServer({ dir: `${dataDir}/nats`, port: ports.nats, monitorPort: ports.natsMonitor, serverName: "px_local" });
+    // NATS runs locked: operator-mode JWT auth; the identity and the service/admin credentials live in <data-dir>/auth (0600).
+    const auth = await loadOrCreateNatsAuth(`${dataDir}/auth`);
+    nats = await startNatsServer({ dir: `${dataDir}/nats`, port: ports.nats, monitorPort: ports.natsMonitor, serverName: "px_local", auth });
     record("nats-server", nats.pid);
     cleanups.push(() => nats!.stop());
 
@@ -157,7 +163,7 @@ async function up(args: string[]): Promise<void> {
 
     await requireFreePort(ports.grpc, "Proxist gRPC/Flight", "free it or pass --base-port N");
     // "assigned": the node runs the control plane too (it elects itself leader), so pxctl works against it.
-    node = await startNode({ natsUrl: nats.url, nodeId: "local", httpPort: ports.http, grpcPort: ports.grpc, shards: "assigned", log: nodeLog("local"), ...(ch ? { clickhouseUrl: ch.httpUrl } : {}) });
+    node = await startNode({ natsUrl: nats.url, natsCreds: auth.credsPath("service"), nodeId: "local", httpPort: ports.http, grpcPort: ports.grpc, shards: "assigned", log: nodeLog("local"), ...(ch ? { clickhouseUrl: ch.httpUrl } : {}) });
     cleanups.push(() => node!.stop());
     const store = node.store;
     const existing = await store.tenants();
@@ -170,7 +176,7 @@ async function up(args: string[]): Promise<void> {
 
     log("");
     log("Proxist local cluster is up:");
-    log(`  NATS        ${nats.url}   (monitor http://127.0.0.1:${nats.monitorPort})`);
+    log(`  NATS        ${nats.url}   (monitor http://127.0.0.1:${nats.monitorPort}); locked: credentials in ${auth.dir} (admin.creds for pxctl, service.creds for nodes; tenant ones: pxctl creds create)`);
     log(`  ingest      px.default.ingest.trades | px.default.ingest.quotes  (Arrow IPC; request/reply acks with LSNs)`);
     log(`  WAL         stream PX_WAL_default, subjects px.default.wal.<table>.<bucket>`);
     log(`  ClickHouse  ${ch ? ch.httpUrl : "not running"}`);
@@ -184,7 +190,7 @@ async function up(args: string[]): Promise<void> {
       // The node serves a tenant once its WAL stream exists: the demo's first ticks must not arrive before.
       const served = Date.now() + 30_000;
       while (!node.catalog().get(tenant.name)?.has("quotes") && Date.now() < served) await new Promise((r) => setTimeout(r, 50));
-      const nc = await connect({ servers: nats.url, name: "proxist demo" });
+      const nc = await connect({ servers: nats.url, name: "proxist demo", ...natsCredsOptions(auth.credsPath("service")) });
       const demo = startDemoPublisher(nc, {
         tenant: tenant.name,
         trades: tenant.tables.find((t) => t.name === "trades")!,
@@ -223,6 +229,7 @@ async function nodeCmd(args: string[]): Promise<void> {
     args,
     options: {
       nats: { type: "string" },
+      creds: { type: "string" },
       clickhouse: { type: "string" },
       "http-port": { type: "string" },
       "grpc-port": { type: "string" },
@@ -249,8 +256,10 @@ async function nodeCmd(args: string[]): Promise<void> {
   // Test-only negative control: sinks that never ask what landed (duplicates after a crash).
   const unsafeSkipLandedCheck = process.env[UNSAFE_SKIP_LANDED_CHECK] === "1";
   if (unsafeSkipLandedCheck) log(`WARNING: ${UNSAFE_SKIP_LANDED_CHECK}=1: sinks skip the landed-LSN check; retries and restarts WILL duplicate rows (tests only)`);
+  const natsCreds = values.creds ?? process.env[NATS_CREDS_ENV];
   const node = await startNode({
     natsUrl,
+    ...(natsCreds ? { natsCreds } : {}),
     httpPort,
     grpcPort,
     replicas,
@@ -287,9 +296,9 @@ async function declareDefaultTenant(nc: Awaited<ReturnType<typeof connect>>, ten
 }
 
 async function demoCmd(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { nats: { type: "string" }, rate: { type: "string" }, symbols: { type: "string" } } });
+  const { values } = parseArgs({ args, options: { nats: { type: "string" }, creds: { type: "string" }, rate: { type: "string" }, symbols: { type: "string" } } });
   const natsUrl = values.nats ?? process.env[ENV.natsUrl] ?? `nats://127.0.0.1:${DEFAULT_PORTS.nats}`;
-  const nc = await connect({ servers: natsServers(natsUrl), name: "proxist demo", maxReconnectAttempts: -1 });
+  const nc = await connect({ servers: natsServers(natsUrl), name: "proxist demo", maxReconnectAttempts: -1, ...natsCredsOptions(values.creds ?? process.env[NATS_CREDS_ENV]) });
   const tenant = DEFAULT_CLUSTER_SPEC.tenants[0]!;
   await declareDefaultTenant(nc, tenant.name);
   const demo = startDemoPublisher(nc, {
@@ -303,6 +312,21 @@ async function demoCmd(args: string[]): Promise<void> {
   await untilSignal([() => demo.stop(), () => nc.close()]);
 }
 
+/**
+ * Creates (or keeps) the NATS identity in --dir and writes nats-auth.conf, to
+ * `include` in a nats-server config: operator mode, full resolver in
+ * --resolver-dir (default DIR/jwt). Nodes connect with DIR/service.creds, pxctl
+ * with DIR/admin.creds (PX_NATS_CREDS, or PX_AUTH_DIR=DIR for creds create/revoke).
+ */
+async function natsAuthCmd(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { dir: { type: "string" }, "resolver-dir": { type: "string" } } });
+  if (!values.dir) throw new UsageError("nats-auth: give --dir DIR (the identity and creds files go there, mode 0600)");
+  const dir = resolve(values.dir);
+  const files = await loadOrCreateNatsAuth(dir);
+  writeSecretFile(`${dir}/nats-auth.conf`, natsAuthConfigLines(files, values["resolver-dir"] ?? `${dir}/jwt`).join("\n") + "\n");
+  log(`NATS identity in ${dir}: include ${dir}/nats-auth.conf in nats-server's config; nodes: PX_NATS_CREDS=${files.credsPath("service")}; pxctl: PX_NATS_CREDS=${files.credsPath("admin")} PX_AUTH_DIR=${dir}`);
+}
+
 async function main(): Promise<void> {
   const [cmd, ...rest] = process.argv.slice(2);
   switch (cmd) {
@@ -312,6 +336,8 @@ async function main(): Promise<void> {
       return nodeCmd(rest);
     case "demo":
       return demoCmd(rest);
+    case "nats-auth":
+      return natsAuthCmd(rest);
     default:
       throw new UsageError(cmd ? `unknown command "${cmd}"` : "missing command");
   }

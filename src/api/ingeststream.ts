@@ -3,9 +3,12 @@
 // arrival order with up to maxInFlightBatches being stored at once (beyond that
 // the call stops reading: HTTP/2 flow control pushes back on the client), and
 // end the call with the first failure, after the replies of the batches before it.
+// The token is checked again every second while the stream is open: a revoked
+// or expired token ends it with UNAUTHENTICATED within seconds.
 import type { ServerDuplexStream } from "@grpc/grpc-js";
+import { AuthError } from "../auth/index.js";
 import type { Principal } from "../auth/index.js";
-import { authenticate, authorize } from "./auth.js";
+import { authenticate, authorize, bearerOf } from "./auth.js";
 import { failCall } from "./context.js";
 import type { ApiContext } from "./context.js";
 import { unwrap } from "./grpcdef.js";
@@ -25,14 +28,37 @@ export function serveIngestStream<In, Out>(ctx: ApiContext, call: ServerDuplexSt
     const principal = await authenticate(ctx.tokens, call.metadata);
     authorize(principal, "ingest");
     const store = open(principal);
+    let revoked = false;
     const pipeline = new OrderedPipeline<Out>(
       ctx.limits.maxInFlightBatches,
       (reply) => call.write(reply),
       (e) => failCall(ctx, call, e),
     );
-    call.on("cancelled", () => pipeline.abandon());
+    const token = bearerOf(call.metadata);
+    const reauth = setInterval(() => {
+      ctx.tokens.verify(token).then(
+        () => undefined,
+        (e: unknown) => {
+          // Only a definite "no" ends the stream; a token store hiccup does not.
+          if (!(e instanceof AuthError) || revoked) return;
+          revoked = true;
+          clearInterval(reauth);
+          pipeline.abandon();
+          failCall(ctx, call, new AuthError("UNAUTHENTICATED", `the stream's token is no longer valid (${e.message}); batches acked before this were stored, later ones were not`));
+        },
+      );
+    }, Math.min(ctx.limits.streamReauthMs, 2 ** 31 - 1)); // setInterval treats longer delays as 1 ms
+    reauth.unref();
+    const stop = (): void => clearInterval(reauth);
+    call.on("cancelled", () => {
+      stop();
+      pipeline.abandon();
+    });
+    call.on("error", stop);
+    call.on("finish", stop);
+    call.on("close", stop);
     call.on("data", (d: Decoded<In>) => {
-      if (pipeline.hasFailed) return;
+      if (pipeline.hasFailed || revoked) return;
       try {
         const work = store(unwrap(d));
         if (work !== undefined) pipeline.submit(work);
@@ -46,7 +72,8 @@ export function serveIngestStream<In, Out>(ctx: ApiContext, call: ServerDuplexSt
     });
     call.on("end", () => {
       void pipeline.finished().then(() => {
-        if (!pipeline.hasFailed) call.end();
+        stop();
+        if (!pipeline.hasFailed && !revoked) call.end();
       });
     });
   })().catch((e: unknown) => failCall(ctx, call, e));

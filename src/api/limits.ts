@@ -22,6 +22,8 @@ export interface ApiLimits {
   readonly maxInFlightBatches: number;
   /** Rows per streamed query chunk / DoGet record batch. */
   readonly maxChunkRows: number;
+  /** Milliseconds between re-checks of an open ingest stream's token (revocation and expiry end the stream). */
+  readonly streamReauthMs: number;
 }
 
 export const DEFAULT_LIMITS: ApiLimits = {
@@ -34,6 +36,7 @@ export const DEFAULT_LIMITS: ApiLimits = {
   maxIpcMessages: 10_000,
   maxInFlightBatches: 16,
   maxChunkRows: 65_536,
+  streamReauthMs: 1_000,
 };
 
 export function resolveLimits(partial: Partial<ApiLimits> = {}): ApiLimits {

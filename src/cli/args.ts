@@ -4,6 +4,8 @@ import { DESCRIBE_KINDS, GET_KINDS } from "../control/index.js";
 import type { DescribeKind, GetKind } from "../control/index.js";
 import { DEFAULT_PORTS, ENV } from "../config/defaults.js";
 import { CliError, EXIT } from "./exitcodes.js";
+import { NATS_ROLES } from "../../protocols/index.js";
+import type { NatsRole } from "../../protocols/index.js";
 
 export type OutputFormat = "table" | "json" | "yaml";
 export const TOKEN_ROLES = ["reader", "writer", "admin"] as const;
@@ -18,9 +20,12 @@ export type Command =
   | { readonly kind: "token.create"; readonly tenant: string; readonly role: TokenRole; readonly ttlSeconds: number | undefined; readonly note: string | undefined }
   | { readonly kind: "token.revoke"; readonly id: string }
   | { readonly kind: "token.list"; readonly tenant: string | undefined }
-  /** Reads ClickHouse px_system.query_log directly (not a control message). */
+  | { readonly kind: "creds.create"; readonly tenant: string | undefined; readonly role: NatsRole; readonly ttlSeconds: number | undefined; readonly out: string | undefined; readonly note: string | undefined }
+  | { readonly kind: "creds.revoke"; readonly id: string }
+  | { readonly kind: "creds.list"; readonly tenant: string | undefined }
   /** Scrapes the nodes' /metrics directly. */
   | { readonly kind: "top"; readonly urls: readonly string[]; readonly intervalSeconds: number; readonly once: boolean }
+  /** Reads ClickHouse px_system.query_log directly (not a control message). */
   | { readonly kind: "queries.slow"; readonly sinceSeconds: number; readonly tenant: string | undefined; readonly clickhouseUrl: string };
 
 export interface Invocation {
@@ -28,6 +33,10 @@ export interface Invocation {
   readonly natsUrl: string;
   readonly output: OutputFormat;
   readonly timeoutMs: number;
+  /** The `.creds` file to connect with (--creds, $PX_NATS_CREDS); else admin.creds of the auth dir when it exists. */
+  readonly natsCreds?: string;
+  /** --auth-dir, $PX_AUTH_DIR: the deployment's NATS identity (creds create/revoke need it). */
+  readonly authDir?: string;
 }
 
 export const DEFAULT_NATS_URL = `nats://127.0.0.1:${DEFAULT_PORTS.nats}`;
@@ -50,12 +59,19 @@ Commands:
   top [--metrics URL[,URL]] [--interval 2s] [--once]
                                          refreshing view of the nodes' /metrics: rates, lag, latency per shard
                                          (default $PX_METRICS_URLS or http://127.0.0.1:8080/metrics)
+  creds create --tenant T --role publisher|subscriber [--ttl 30d|never] [--out FILE] [--note TEXT]
+  creds create --role service|admin [--ttl ...] [--out FILE]
+                                         writes a NATS .creds file (mode 0600); only its public key is recorded
+  creds list [--tenant T]
+  creds revoke ID                        nats-server disconnects and refuses that user
   queries --slow [--since 1h] [--tenant T] [--clickhouse URL]
                                          slow queries from ClickHouse px_system.query_log, newest first
                                          (ClickHouse default $${ENV.clickhouseUrl} or http://127.0.0.1:8123)
 
 Options:
   --nats URL        NATS server(s), comma separated (default $${ENV.natsUrl} or ${DEFAULT_NATS_URL})
+  --creds FILE      NATS credentials (default $PX_NATS_CREDS, else admin.creds in the auth dir)
+  --auth-dir DIR    the NATS identity (default $PX_AUTH_DIR, else $PX_DATA_DIR/auth or .data/auth)
   -o, --output FMT  table (default), json or yaml
   --timeout MS      request timeout (default 5000)
 
@@ -91,6 +107,9 @@ export function parsePxctlArgs(argv: readonly string[], env: Readonly<Record<str
       strict: true,
       options: {
         nats: { type: "string" },
+        creds: { type: "string" },
+        "auth-dir": { type: "string" },
+        out: { type: "string" },
         output: { type: "string", short: "o", default: "table" },
         timeout: { type: "string", default: "5000" },
         file: { type: "string", short: "f" },
@@ -173,6 +192,25 @@ export function parsePxctlArgs(argv: readonly string[], env: Readonly<Record<str
         command = { kind: "top", urls, intervalSeconds: interval, once: v.once ?? false };
         break;
       }
+      case "creds": {
+        const sub = pick("creds", at(1), ["create", "list", "revoke"] as const);
+        if (sub === "create") {
+          extra(2);
+          const role = pick("creds create --role", v.role, NATS_ROLES);
+          const tenantRole = role === "publisher" || role === "subscriber";
+          if (tenantRole && v.tenant === undefined) usage(`creds create --role ${role}: give --tenant`);
+          if (!tenantRole && v.tenant !== undefined) usage(`creds create --role ${role}: a ${role} is not scoped to a tenant; drop --tenant`);
+          command = { kind: "creds.create", tenant: v.tenant, role, ttlSeconds: parseTtl(v.ttl ?? "24h"), out: v.out, note: v.note };
+        } else if (sub === "list") {
+          extra(2);
+          command = { kind: "creds.list", tenant: v.tenant };
+        } else {
+          const id = at(2) ?? usage("creds revoke: give the credentials id (pxctl creds list)");
+          extra(3);
+          command = { kind: "creds.revoke", id };
+        }
+        break;
+      }
       case "queries": {
         extra(1);
         if (v.slow !== true) usage("queries: only the slow-query log is kept; run pxctl queries --slow [--since 1h]");
@@ -184,5 +222,7 @@ export function parsePxctlArgs(argv: readonly string[], env: Readonly<Record<str
         return usage(`unknown command ${at(0)}`);
     }
   }
-  return { command, natsUrl, output, timeoutMs };
+  const natsCreds = v.creds ?? env.PX_NATS_CREDS;
+  const authDir = v["auth-dir"] ?? env.PX_AUTH_DIR;
+  return { command, natsUrl, output, timeoutMs, ...(natsCreds ? { natsCreds } : {}), ...(authDir ? { authDir } : {}) };
 }

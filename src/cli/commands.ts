@@ -1,11 +1,16 @@
 // pxctl commands: each turns an Invocation into control requests over NATS and
 // output. IO (stdout, files, the confirmation prompt) is passed in so tests can
 // run commands in-process.
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { parse as parseYaml } from "yaml";
 import { SpecError, parseClusterSpec } from "../../protocols/tablespec.js";
-import { TokenNotFoundError, TokenOptionsError, TokenStoreUnavailableError, createToken, listTokens, revokeToken } from "../auth/index.js";
+import { TokenNotFoundError, TokenOptionsError, TokenStoreUnavailableError, createToken, getCreds, listCreds, listTokens, markCredsRevoked, mintUser, recordCreds, revokeToken } from "../auth/index.js";
+import { natsCredsOptions } from "../runtime/natsclient.js";
+import { revokeNatsUser } from "../runtime/natsrevoke.js";
+import { loadOrCreateNatsAuth, writeSecretFile } from "../runtime/servers/natsauth.js";
 import { ControlReplyError, controlRequest, ControlUnreachableError } from "../control/index.js";
 import type { ApplyReply, DescribeReply, GetReply, StatusView } from "../control/index.js";
 import { USAGE, parsePxctlArgs } from "./args.js";
@@ -13,7 +18,7 @@ import type { Command, Invocation } from "./args.js";
 import { CliError, EXIT } from "./exitcodes.js";
 import { slowQueries } from "./queries.js";
 import { runTop } from "./top.js";
-import { applyText, describeText, getText, statusText, structured, tokensTable } from "./render.js";
+import { applyText, credsTable, describeText, getText, statusText, structured, tokensTable } from "./render.js";
 
 export interface CliIO {
   readonly stdout: (text: string) => void;
@@ -24,10 +29,21 @@ export interface CliIO {
   readonly env: Readonly<Record<string, string | undefined>>;
 }
 
-async function connectNats(url: string): Promise<NatsConnection> {
+/** The deployment's NATS identity directory: --auth-dir, $PX_AUTH_DIR, else <$PX_DATA_DIR or .data>/auth. */
+function authDirOf(inv: Invocation, io: CliIO): string {
+  return resolve(inv.authDir ?? join(io.env.PX_DATA_DIR ?? ".data", "auth"));
+}
+
+async function connectNats(inv: Invocation, io: CliIO): Promise<NatsConnection> {
+  const url = inv.natsUrl;
+  const fallback = join(authDirOf(inv, io), "admin.creds");
+  const creds = inv.natsCreds ?? (existsSync(fallback) ? fallback : undefined);
   try {
-    return await connect({ servers: url.split(","), name: "pxctl", timeout: 3_000, maxReconnectAttempts: 0 });
+    return await connect({ servers: url.split(","), name: "pxctl", timeout: 3_000, maxReconnectAttempts: 0, ...natsCredsOptions(creds) });
   } catch (e) {
+    if (/authorization|authentication/i.test((e as Error).message)) {
+      throw new CliError(EXIT.unreachable, `NATS at ${url} refused ${creds ? `the credentials ${creds}` : "a connection without credentials"} (${(e as Error).message}); pass admin credentials with --creds FILE or ${"$"}PX_NATS_CREDS (proxist up writes them to <data-dir>/auth/admin.creds)`, { cause: e });
+    }
     throw new CliError(EXIT.unreachable, `cannot reach NATS at ${url} (${(e as Error).message}); start the cluster (proxist up) or pass --nats`, { cause: e });
   }
 }
@@ -142,6 +158,34 @@ async function run(inv: Invocation, nc: NatsConnection, io: CliIO, specDoc: unkn
       print({ revoked: c.id }, () => `revoked ${c.id}`);
       return EXIT.ok;
     }
+    case "creds.create": {
+      if (c.tenant !== undefined && !/^[a-z][a-z0-9_]{0,31}$/.test(c.tenant)) {
+        throw new CliError(EXIT.usage, `--tenant ${c.tenant.slice(0, 40)}: not a tenant name (lowercase letters, digits, _; starts with a letter; at most 32 characters)`);
+      }
+      const files = await loadOrCreateNatsAuth(authDirOf(inv, io));
+      const minted = await mintUser(files.identity, { role: c.role, ...(c.tenant === undefined ? {} : { tenant: c.tenant }), ...(c.ttlSeconds === undefined ? {} : { ttlSeconds: c.ttlSeconds }) });
+      const out = resolve(c.out ?? `${c.tenant ? `${c.tenant}-` : ""}${c.role}-${minted.credId}.creds`);
+      if (existsSync(out)) throw new CliError(EXIT.conflict, `${out} exists; pass another --out (credentials are never overwritten)`);
+      // The seed is written to the 0600 file only; KV keeps the public key.
+      writeSecretFile(out, minted.creds);
+      await recordCreds(nc, { id: minted.credId, tenant: c.tenant ?? null, role: c.role, publicKey: minted.publicKey, createdAtMs: Date.now(), expiresAtMs: minted.expiresAtMs, revokedAtMs: null, note: c.note ?? "" });
+      const info = { id: minted.credId, file: out, tenant: c.tenant ?? null, role: c.role, expiresAtMs: minted.expiresAtMs, inboxPrefix: minted.inboxPrefix ?? null };
+      print(info, () => `wrote ${out} (id ${minted.credId}${minted.inboxPrefix ? `; clients connect with inbox prefix ${minted.inboxPrefix}` : ""})`);
+      return EXIT.ok;
+    }
+    case "creds.list": {
+      const list = await listCreds(nc, c.tenant);
+      print(list, () => credsTable(list, Date.now()));
+      return EXIT.ok;
+    }
+    case "creds.revoke": {
+      const info = await getCreds(nc, c.id);
+      const files = await loadOrCreateNatsAuth(authDirOf(inv, io));
+      await revokeNatsUser(inv.natsUrl.split(","), files, info.publicKey);
+      await markCredsRevoked(nc, c.id);
+      print({ revoked: c.id }, () => `revoked ${c.id} (NATS disconnects it now and refuses it from now on)`);
+      return EXIT.ok;
+    }
     case "queries.slow":
       return slowQueries(c, inv.output, io);
     case "top":
@@ -162,7 +206,7 @@ export async function runPxctl(argv: readonly string[], io: CliIO): Promise<numb
     const specDoc = inv.command.kind === "apply" ? await readSpec(io, inv.command.file) : undefined;
     if (inv.command.kind === "queries.slow") return await slowQueries(inv.command, inv.output, io);
     if (inv.command.kind === "top") return await runTop(inv.command, inv.output, io);
-    nc = await connectNats(inv.natsUrl);
+    nc = await connectNats(inv, io);
     return await run(inv, nc, io, specDoc);
   } catch (e) {
     const err = classify(e);

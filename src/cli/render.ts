@@ -1,6 +1,6 @@
 // pxctl output: aligned tables for people, JSON or YAML for scripts (pure).
 import { stringify } from "yaml";
-import type { TokenInfo } from "../auth/index.js";
+import type { CredsInfo, TokenInfo } from "../auth/index.js";
 import { formatDiff } from "../control/index.js";
 import type { ApplyReply, DescribeReply, GetReply, NodeView, ShardView, StatusView, TableView, TenantView } from "../control/index.js";
 import type { OutputFormat } from "./args.js";
@@ -80,6 +80,22 @@ export function structured(value: unknown, format: Exclude<OutputFormat, "table"
 }
 
 const iso = (ms: number | null): string => (ms === null ? "-" : new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z"));
+
+export function credsTable(list: readonly CredsInfo[], nowMs: number): string {
+  return table(
+    ["ID", "TENANT", "ROLE", "STATE", "CREATED", "EXPIRES", "PUBLIC KEY", "NOTE"],
+    list.map((c) => [
+      c.id,
+      c.tenant ?? "-",
+      c.role,
+      c.revokedAtMs !== null ? "revoked" : c.expiresAtMs !== null && c.expiresAtMs <= nowMs ? "expired" : "active",
+      iso(c.createdAtMs),
+      iso(c.expiresAtMs),
+      c.publicKey,
+      c.note,
+    ]),
+  );
+}
 
 export function tokensTable(tokens: readonly TokenInfo[], nowMs: number): string {
   return table(

@@ -25,7 +25,8 @@ export class ReplyMux {
   private closedError: Error | undefined;
 
   constructor(private readonly nc: NatsConnection) {
-    this.prefix = `${createInbox()}.`;
+    // The connection's inbox prefix: tenant credentials may only receive under their own.
+    this.prefix = `${createInbox((nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix)}.`;
     this.sub = nc.subscribe(`${this.prefix}*`, { callback: (err, msg) => this.onReply(err, msg) });
     void this.sub.closed.then(
       () => this.failAll(new Error("the reply subscription closed (connection closed)")),

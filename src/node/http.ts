@@ -18,6 +18,10 @@ export interface HttpHandlers {
   /** The exposition text (prom-client renders it asynchronously). */
   metrics(): string | Promise<string>;
   routes?: Record<string, Route>;
+  /** Routes that change state: each call must pass `authorize` (an admin token); health, metrics and reads stay open on loopback. */
+  adminRoutes?: ReadonlySet<string>;
+  /** Resolves with a refusal (401/403 and why), or undefined to let the call through. */
+  authorize?(authorization: string | undefined): Promise<HttpReply | undefined>;
 }
 
 /** `host`: 127.0.0.1 unless asked; a container binds 0.0.0.0 so its published port reaches the server. */
@@ -37,7 +41,11 @@ export async function startHttp(port: number, h: HttpHandlers, host = "127.0.0.1
         (e: unknown) => res.writeHead(500, { "content-type": "text/plain" }).end(`metrics failed: ${(e as Error).message}\n`),
       );
     } else if (route) {
-      route(url, req.method ?? "GET").then(
+      const admin = h.adminRoutes?.has(path) === true;
+      // An admin route without an authorizer is refused: fail closed.
+      const closed: HttpReply = { status: 403, body: JSON.stringify({ error: `${path} is an admin route and this node checks no tokens` }) };
+      const gate: Promise<HttpReply | undefined> = admin ? (h.authorize?.(req.headers.authorization) ?? Promise.resolve(closed)) : Promise.resolve(undefined);
+      gate.then((refusal) => refusal ?? route(url, req.method ?? "GET")).then(
         (r) => res.writeHead(r.status, { "content-type": r.type ?? "application/json" }).end(r.body),
         (e: unknown) => res.writeHead(500, { "content-type": "application/json" }).end(JSON.stringify({ error: (e as Error).message })),
       );

@@ -27,6 +27,7 @@ import { LocalIngress, jetstreamWal, natsIngestSource } from "./gateway/io.js";
 import { jetstreamDigestAt } from "./gateway/pairs.js";
 import type { AfterAppend, SourceStats } from "./gateway/io.js";
 import { shardRoutes, startHttp } from "./http.js";
+import { httpAdminGate } from "./httpauth.js";
 import { NodeMetrics, metricsEnabled } from "./metrics.js";
 import { createLogger, lineLog } from "./obs/index.js";
 import { SlowQueries, slowQueryOptionsFromEnv } from "./slowlog.js";
@@ -36,12 +37,15 @@ import { LocalShardHost } from "./shard/host.js";
 import type { HostSinkOptions } from "./shard/host.js";
 import { tenantStreams } from "./streams.js";
 import { walStream } from "../../protocols/subjects.js";
+import { NATS_CREDS_ENV, natsCredsOptions } from "../runtime/natsclient.js";
 import { clickhouseDisplay, startStandaloneControl } from "./standalone.js";
 
 export interface NodeOptions {
   /** One NATS URL, or the members of a cluster. */
   readonly natsUrl: string | string[];
   readonly nodeId?: string;
+  /** The service `.creds` file (NATS runs locked); default $PX_NATS_CREDS; none on an open server. */
+  readonly natsCreds?: string;
   /** 0 picks a free port. */
   readonly httpPort?: number;
   /** Interface of /healthz, /readyz, /metrics: 127.0.0.1 by default; 0.0.0.0 in a container (PX_HTTP_HOST). */
@@ -103,7 +107,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   const nodeId = o.nodeId ?? `node-${process.pid}`;
   const log = o.log ?? lineLog(createLogger({ nodeId }));
   // noAsyncTraces: no Error object (stack capture) per request; at thousands of WAL appends per second it showed in profiles.
-  const nc = await connect({ servers: o.natsUrl, name: `proxist ${nodeId}`, maxReconnectAttempts: -1, noAsyncTraces: true });
+  const nc = await connect({ servers: o.natsUrl, name: `proxist ${nodeId}`, maxReconnectAttempts: -1, noAsyncTraces: true, ...natsCredsOptions(o.natsCreds ?? process.env[NATS_CREDS_ENV]) });
   const jsm = await jetstreamManager(nc);
   const js = jetstream(nc);
   const replicas = o.replicas ?? 1;
@@ -168,8 +172,11 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
       ),
   });
 
+  const adminGate = httpAdminGate(nc, replicas);
   const http = await startHttp(o.httpPort ?? 0, {
     routes: shardRoutes(shards),
+    adminRoutes: new Set(["/v1/snapshot"]),
+    authorize: adminGate.authorize,
     ready: () => catalog.loaded() && !nc.isClosed(),
     metrics: () => metrics.text(),
   }, o.httpHost);
@@ -243,6 +250,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
       await shards.stopAll();
       clickhouse?.close();
       await new Promise<void>((resolve) => http.server.close(() => resolve()));
+      adminGate.stop();
       await nc.drain().catch(() => {});
     },
   };

@@ -43,7 +43,7 @@ function cli(files: Record<string, string> = {}) {
           return files[p]!;
         },
         prompt: async () => "y",
-        env: {},
+        env: { PX_NATS_CREDS: f.server.auth!.credsPath("admin") },
       }),
   };
 }
@@ -169,7 +169,7 @@ describe("control plane on one nats-server", () => {
     const fresh = await natsFixture();
     try {
       const out: string[] = [];
-      const io = { stdout: () => {}, stderr: (t: string) => out.push(t), readFile: async () => "", prompt: async () => "", env: {} };
+      const io = { stdout: () => {}, stderr: (t: string) => out.push(t), readFile: async () => "", prompt: async () => "", env: { PX_NATS_CREDS: fresh.server.auth!.credsPath("admin") } };
       expect(await runPxctl(["--nats", fresh.server.url, "status", "--timeout", "500"], io)).toBe(EXIT.unreachable);
       expect(out.join("")).toMatch(/no Proxist node answers/);
       expect(await runPxctl(["--nats", "nats://127.0.0.1:1", "status"], io)).toBe(EXIT.unreachable);

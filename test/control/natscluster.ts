@@ -7,6 +7,7 @@ import { Kvm } from "@nats-io/kv";
 import { startNatsServer } from "../../src/runtime/servers/nats.js";
 import type { NatsServer } from "../../src/runtime/servers/nats.js";
 import { freePorts } from "../../src/runtime/servers/ports.js";
+import { serviceCreds, testNatsAuth } from "../helpers/cluster.js";
 
 export interface NatsCluster {
   readonly servers: NatsServer[];
@@ -20,9 +21,10 @@ export async function natsCluster(size = 3): Promise<NatsCluster> {
   const ports = await freePorts(size * 3);
   const routePorts = ports.slice(size * 2);
   const routes = routePorts.map((p) => `nats://127.0.0.1:${p}`);
+  const auth = await testNatsAuth();
   const servers = await Promise.all(
     Array.from({ length: size }, (_, i) =>
-      startNatsServer({ port: ports[i]!, monitorPort: ports[size + i]!, serverName: `px${i + 1}`, cluster: { name: "pxtest", port: routePorts[i]!, routes } }),
+      startNatsServer({ port: ports[i]!, monitorPort: ports[size + i]!, serverName: `px${i + 1}`, cluster: { name: "pxtest", port: routePorts[i]!, routes }, auth }),
     ),
   );
   const urls = servers.map((s) => s.url).join(",");
@@ -31,7 +33,7 @@ export async function natsCluster(size = 3): Promise<NatsCluster> {
     servers,
     urls,
     connect: async (name = "test") => {
-      const nc = await connect({ servers: servers.map((s) => s.url), name, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
+      const nc = await connect({ servers: servers.map((s) => s.url), name, maxReconnectAttempts: -1, reconnectTimeWait: 200, ...(await serviceCreds()) });
       conns.push(nc);
       return nc;
     },

@@ -24,7 +24,7 @@ afterAll(async () => {
 async function pxctl(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await runPxctl(["--nats", f.server.url, ...argv], { stdout: (t) => out.push(t), stderr: (t) => err.push(t), readFile: async () => "", prompt: async () => "y", env: {} });
+  const code = await runPxctl(["--nats", f.server.url, ...argv], { stdout: (t) => out.push(t), stderr: (t) => err.push(t), readFile: async () => "", prompt: async () => "y", env: { PX_NATS_CREDS: f.server.auth!.credsPath("admin") } });
   return { code, out: out.join("\n"), err: err.join("\n") };
 }
 

@@ -1,9 +1,17 @@
 // Integration-test fixtures: a real nats-server on free ports with a temp data
-// dir, and an in-process Proxist node on it with the default spec applied.
+// dir, locked like production (JWT auth), and an in-process Proxist node on it
+// with the default spec applied. Every server of a test process trusts one
+// test identity, whose service credentials the process and the node processes
+// it spawns connect with ($PX_NATS_CREDS).
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { startNatsServer } from "../../src/runtime/servers/nats.js";
+import { loadOrCreateNatsAuth } from "../../src/runtime/servers/natsauth.js";
+import type { NatsAuthFiles } from "../../src/runtime/servers/natsauth.js";
+import { NATS_CREDS_ENV, natsCredsOptions } from "../../src/runtime/natsclient.js";
 import type { NatsServer } from "../../src/runtime/servers/nats.js";
 import { startNode } from "../../src/node/node.js";
 import type { NodeOptions, ProxistNode } from "../../src/node/node.js";
@@ -17,9 +25,25 @@ export interface NatsFixture {
   close(): Promise<void>;
 }
 
+let identity: Promise<NatsAuthFiles> | undefined;
+
+/** The test process's NATS identity (created once); sets $PX_NATS_CREDS to its service credentials. */
+export function testNatsAuth(): Promise<NatsAuthFiles> {
+  identity ??= loadOrCreateNatsAuth(join(mkdtempSync(join(tmpdir(), "px-auth-")), "auth")).then((files) => {
+    process.env[NATS_CREDS_ENV] = files.credsPath("service");
+    return files;
+  });
+  return identity;
+}
+
+/** Connection options with the test identity's service (or admin) credentials. */
+export async function serviceCreds(which: "service" | "admin" = "service"): Promise<ReturnType<typeof natsCredsOptions>> {
+  return natsCredsOptions((await testNatsAuth()).credsPath(which));
+}
+
 export async function natsFixture(): Promise<NatsFixture> {
-  const server = await startNatsServer();
-  const nc = await connect({ servers: server.url });
+  const server = await startNatsServer({ auth: await testNatsAuth() });
+  const nc = await connect({ servers: server.url, ...(await serviceCreds()) });
   return {
     server,
     nc,

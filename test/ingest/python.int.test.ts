@@ -3,6 +3,9 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { mintUser } from "../../src/auth/index.js";
+import { writeSecretFile } from "../../src/runtime/servers/natsauth.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { natsFixture, nodeOn } from "../helpers/cluster.js";
 import type { NatsFixture } from "../helpers/cluster.js";
@@ -27,7 +30,10 @@ afterAll(async () => {
 
 describe("ingest - python publisher", () => {
   it("nats-py - a pandas DataFrame is acked and stored with microsecond timestamps", async () => {
-    const { stdout } = await promisify(execFile)(`${root}/.venv/bin/python`, [`${root}/test/ingest/python_publisher.py`, f.server.url], { timeout: 60_000 });
+    // A tenant publisher's credentials: NATS runs locked.
+    const creds = join(f.server.dir, "pub.creds");
+    writeSecretFile(creds, (await mintUser(f.server.auth!.identity, { role: "publisher", tenant: "default", ttlSeconds: 3_600 })).creds);
+    const { stdout } = await promisify(execFile)(`${root}/.venv/bin/python`, [`${root}/test/ingest/python_publisher.py`, f.server.url, creds], { timeout: 60_000 });
     const [good, bad] = stdout.trim().split("\n").map((l) => JSON.parse(l) as IngestReply);
     expect(good!.ok).toBe(true);
     if (good!.ok) expect(good!.rows).toBe(4);

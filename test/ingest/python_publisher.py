@@ -1,11 +1,14 @@
 """An external publisher: ticks from Python with nats-py and pyarrow.
 
-Usage: python_publisher.py NATS_URL  -> prints one JSON line per reply.
+Usage: python_publisher.py NATS_URL [CREDS_FILE]  -> prints one JSON line per reply.
+With a tenant publisher's .creds file (pxctl creds create), it connects with it
+and the private inbox prefix written in its header, as a user would.
 Sends a pandas DataFrame of trades (timestamps as pandas datetime64[ns], which
 Proxist converts to microseconds), then a batch with a missing column.
 """
 import asyncio
 import json
+import re
 import sys
 
 import nats
@@ -20,8 +23,40 @@ def ipc(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-async def main(url: str) -> None:
-    nc = await nats.connect(url)
+def inbox_prefix(creds: str) -> str:
+    with open(creds) as f:
+        for line in f:
+            if "connect with inbox prefix" in line:
+                return line.split()[-1]
+    return "_INBOX"
+
+
+def creds_auth(creds: str) -> dict:
+    """nats-py callbacks for a .creds file: the user JWT, and the server nonce
+    signed with the user's nkey seed (ed25519 via PyNaCl; nats-py's own
+    user_credentials path needs the `nkeys` package, which is what it does)."""
+    import base64
+
+    import nacl.signing
+
+    text = open(creds).read()
+    blocks = re.findall(r"-----BEGIN [^-]+-----\s*(\S+)\s*------END", text)
+    jwt, seed = blocks[0], blocks[1]
+    raw = base64.b32decode(seed + "=" * (-len(seed) % 8))
+    key = nacl.signing.SigningKey(raw[2:34])  # 2 prefix bytes, 32-byte ed25519 seed, 2 CRC bytes
+
+    return {
+        "user_jwt_cb": lambda: jwt.encode(),
+        "signature_cb": lambda nonce: base64.b64encode(key.sign(nonce.encode()).signature),
+        "inbox_prefix": inbox_prefix(creds),
+    }
+
+
+async def main(url: str, creds: str | None) -> None:
+    if creds:
+        nc = await nats.connect(url, **creds_auth(creds))
+    else:
+        nc = await nats.connect(url)
     df = pd.DataFrame(
         {
             "sym": ["AAPL", "MSFT", "AAPL", "IBM"],
@@ -44,4 +79,4 @@ async def main(url: str) -> None:
     await nc.close()
 
 
-asyncio.run(main(sys.argv[1]))
+asyncio.run(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None))

@@ -4,7 +4,7 @@
 // up (watchdogs switched off: the negative control) is cleaned up by the next
 // `up` on the same data dir. Acked ticks survive both.
 import { afterEach, describe, expect, it } from "vitest";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
@@ -15,6 +15,7 @@ import { alive } from "../../src/runtime/servers/upstate.js";
 import type { UpState } from "../../src/runtime/servers/upstate.js";
 import { freeBasePort, startLauncher } from "./launcher.js";
 import { runPxctl } from "../../src/cli/commands.js";
+import { natsCredsOptions } from "../../src/runtime/natsclient.js";
 import { hasClickhouseBinary } from "../../src/runtime/servers/clickhouse.js";
 import type { Launcher } from "./launcher.js";
 
@@ -43,8 +44,14 @@ async function up(dir: string, base: number, env: Record<string, string> = {}): 
 
 const stateOf = (dir: string): UpState => JSON.parse(readFileSync(join(dir, "proxist-up.json"), "utf8")) as UpState;
 
-async function ingest(base: number, rows: number): Promise<number> {
-  const nc = await connect({ servers: `nats://127.0.0.1:${base}` });
+async function ingest(dir: string, base: number, rows: number): Promise<number> {
+  // NATS runs locked: a tenant publisher's credentials, minted with pxctl as a user would.
+  const creds = join(dir, "pub.creds");
+  if (!existsSync(creds)) {
+    const io = { stdout: () => {}, stderr: () => {}, readFile: async () => "", prompt: async () => "", env: { PX_DATA_DIR: dir } };
+    expect(await runPxctl(["--nats", `nats://127.0.0.1:${base}`, "creds", "create", "--tenant", "default", "--role", "publisher", "--out", creds], io)).toBe(0);
+  }
+  const nc = await connect({ servers: `nats://127.0.0.1:${base}`, ...natsCredsOptions(creds) });
   try {
     const p = new TickPublisher(nc, { tenant: "default", spec: trades, timeoutMs: 10_000 });
     const ack = await p.publish(new RandomWalk(symbolNames(20), 1, Date.now() * 1000 - 60_000_000).trades(rows, 50_000_000));
@@ -71,13 +78,13 @@ describe("launcher - proxist up after a crash", () => {
     expect(state.launcherPid).toBe(first.child.pid);
     expect(state.servers.map((s) => s.name)).toContain("nats-server");
     expect(state.servers.every((s) => alive(s.pid))).toBe(true);
-    expect(await ingest(base, 5_000)).toBe(5_000);
+    expect(await ingest(dir, base, 5_000)).toBe(5_000);
 
     if (hasClickhouseBinary()) {
       // pxctl's CLICKHOUSE column: the node's configured ClickHouse (issue 21.3).
       await until("the node's heartbeat with its ClickHouse", async () => {
         const out: string[] = [];
-        await runPxctl(["--nats", `nats://127.0.0.1:${base}`, "get", "nodes", "-o", "json"], { stdout: (t) => out.push(t), stderr: () => {}, readFile: async () => "", prompt: async () => "", env: {} });
+        await runPxctl(["--nats", `nats://127.0.0.1:${base}`, "get", "nodes", "-o", "json"], { stdout: (t) => out.push(t), stderr: () => {}, readFile: async () => "", prompt: async () => "", env: { PX_DATA_DIR: dir } });
         return out.join("").includes(`"clickhouse": "http://127.0.0.1:${base + 2}"`) || out.join("").includes(`"clickhouse":"http://127.0.0.1:${base + 2}"`);
       }, 30_000);
     }
@@ -99,7 +106,7 @@ describe("launcher - proxist up after a crash", () => {
     const base = await freeBasePort();
     const first = await up(dir, base, { PX_UP_UNSAFE_NO_WATCHDOG: "1" });
     const state = stateOf(dir);
-    expect(await ingest(base, 3_000)).toBe(3_000);
+    expect(await ingest(dir, base, 3_000)).toBe(3_000);
     await first.kill("SIGKILL");
     await new Promise((r) => setTimeout(r, 3_000));
     // Orphans: exactly what the watchdog prevents.

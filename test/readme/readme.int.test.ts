@@ -41,7 +41,8 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "px-readme-"));
   const base = await freeBasePort();
   launcher = await startLauncher(["--demo", "--rate", "2000", "--data-dir", dir, "--base-port", String(base)]);
-  env = { ...process.env, PX_SKIP_SETUP: "1", PX_NATS_URL: `nats://127.0.0.1:${base}`, PX_GRPC: `127.0.0.1:${base + 5}`, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ""}` };
+  // PX_DATA_DIR: pxctl finds the admin credentials `up` wrote there (<data-dir>/auth), as with the default .data.
+  env = { ...process.env, PX_SKIP_SETUP: "1", PX_DATA_DIR: dir, PX_NATS_URL: `nats://127.0.0.1:${base}`, PX_GRPC: `127.0.0.1:${base + 5}`, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ""}` };
   // The operator examples look back 10 s for as-of and window joins: let the feed run a little.
   await new Promise((r) => setTimeout(r, 3_000));
 }, 180_000);

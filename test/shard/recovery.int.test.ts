@@ -10,6 +10,7 @@ import type { NodeProcess } from "../helpers/nodeproc.js";
 import { readWal } from "../helpers/wal.js";
 import { replayDigests, waitCaughtUp } from "../helpers/replay.js";
 import { TickPublisher } from "../../src/client/publisher.js";
+import { createToken } from "../../src/auth/index.js";
 import { RandomWalk, symbolNames } from "../../src/demo/randomwalk.js";
 import { parseClusterSpec } from "../../protocols/tablespec.js";
 import type { IngestAck } from "../../protocols/ingest.js";
@@ -56,8 +57,12 @@ async function expectExactRecovery(node: NodeProcess): Promise<void> {
   }
 }
 
+let adminToken: string | undefined;
+
+/** POST /v1/snapshot, an admin route: with an admin token. */
 async function snapshotNow(node: NodeProcess): Promise<Response> {
-  return fetch(`http://127.0.0.1:${node.httpPort}/v1/snapshot`, { method: "POST" });
+  adminToken ??= await createToken(f.nc, { tenant: "rec", role: "admin" });
+  return fetch(`http://127.0.0.1:${node.httpPort}/v1/snapshot`, { method: "POST", headers: { authorization: `Bearer ${adminToken}` } });
 }
 
 describe("shard - recovery", () => {

@@ -103,5 +103,6 @@ const TRUSTED: ApiLimits = {
   maxDecompressedBytes: BIG,
   maxIpcMessages: BIG,
   maxInFlightBatches: BIG,
+  streamReauthMs: BIG,
   maxChunkRows: BIG,
 };

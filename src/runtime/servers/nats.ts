@@ -8,6 +8,8 @@ import { join } from "node:path";
 import { freePort } from "./ports.js";
 import { spawnLogged, stopProcess, waitUntil } from "./process.js";
 import type { Spawned } from "./process.js";
+import { loadOrCreateNatsAuth, natsAuthConfigLines } from "./natsauth.js";
+import type { NatsAuthFiles } from "./natsauth.js";
 
 export interface NatsServerOptions {
   /** Data and logs go here; a temp dir when omitted. */
@@ -18,6 +20,13 @@ export interface NatsServerOptions {
   /** Cluster membership: this server's route port and the route URLs of all members. */
   readonly cluster?: { readonly name: string; readonly port: number; readonly routes: readonly string[] };
   readonly maxPayloadBytes?: number;
+  /**
+   * Authentication: operator-mode JWT auth with this deployment's identity
+   * (a directory of natsauth.ts files; several servers of a cluster share one),
+   * or "open" (no auth: benchmarks' baseline, the security suite's negative
+   * control). Omitted: locked, with a new identity in `<dir>/auth`.
+   */
+  readonly auth?: NatsAuthFiles | "open";
 }
 
 export interface NatsServer {
@@ -27,6 +36,8 @@ export interface NatsServer {
   readonly dir: string;
   readonly pid: number;
   readonly options: NatsServerOptions;
+  /** The auth material clients connect with; undefined on an open server. */
+  readonly auth: NatsAuthFiles | undefined;
   stop(): Promise<void>;
   kill(signal?: NodeJS.Signals): void;
   /** Starts again on the same ports and data directory. */
@@ -41,7 +52,7 @@ export function findNatsServerBinary(): string {
   }
 }
 
-function configText(o: Required<Pick<NatsServerOptions, "port" | "monitorPort" | "serverName" | "maxPayloadBytes">> & NatsServerOptions, storeDir: string): string {
+function configText(o: Required<Pick<NatsServerOptions, "port" | "monitorPort" | "serverName" | "maxPayloadBytes">> & NatsServerOptions, storeDir: string, auth: NatsAuthFiles | undefined, dir: string): string {
   const lines = [
     `server_name: ${o.serverName}`,
     `listen: 127.0.0.1:${o.port}`,
@@ -51,6 +62,7 @@ function configText(o: Required<Pick<NatsServerOptions, "port" | "monitorPort" |
     `  store_dir: "${storeDir}"`,
     `}`,
   ];
+  if (auth) lines.push(...natsAuthConfigLines(auth, join(dir, "jwt")));
   if (o.cluster) {
     lines.push(
       `cluster {`,
@@ -71,9 +83,13 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const monitorPort = options.monitorPort ?? (await freePort());
   const serverName = options.serverName ?? `px_${port}`;
   const conf = join(dir, "nats.conf");
-  writeFileSync(conf, configText({ ...options, port, monitorPort, serverName, maxPayloadBytes: options.maxPayloadBytes ?? 8 * 1024 * 1024 }, join(dir, "jetstream")));
+  const auth = options.auth === "open" ? undefined : (options.auth ?? (await loadOrCreateNatsAuth(join(dir, "auth"))));
+  // Rewritten on every launch: a restart preloads the account JWT as last revoked.
+  const writeConf = (): void =>
+    writeFileSync(conf, configText({ ...options, port, monitorPort, serverName, maxPayloadBytes: options.maxPayloadBytes ?? 8 * 1024 * 1024 }, join(dir, "jetstream"), auth, dir), { mode: 0o600 });
   let proc: Spawned;
   const launch = async (): Promise<void> => {
+    writeConf();
     proc = spawnLogged(bin, ["-c", conf], join(dir, "nats.log"));
     await waitUntil(
       `nats-server on port ${port} (log: ${join(dir, "nats.log")})`,
@@ -94,7 +110,8 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     get pid() {
       return proc.child.pid ?? -1;
     },
-    options: { ...options, port, monitorPort, serverName, dir },
+    options: { ...options, port, monitorPort, serverName, dir, ...(auth ? { auth } : { auth: "open" as const }) },
+    auth,
     stop: () => stopProcess(proc),
     kill: (signal = "SIGKILL") => {
       proc.child.kill(signal);
