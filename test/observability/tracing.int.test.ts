@@ -51,10 +51,18 @@ describe("tracing", () => {
   it("tracing - one batch yields linked spans publisher -> gateway -> WAL -> shard and sink with one trace id", async () => {
     stopTracing = startTracing({ sampleRatio: 1, exporter });
     const pub = new TickPublisher(f.nc, { tenant: "trc", spec: SPEC.tenants[0]!.tables[0]!, maxInFlight: 1 });
-    await pub.publish(new RandomWalk(symbolNames(4), 2, 1.75e15).trades(50, 1000));
+    const ack = await pub.publish(new RandomWalk(symbolNames(4), 2, 1.75e15).trades(50, 1000));
     const deadline = Date.now() + 60_000;
     const names = () => new Set(exporter.getFinishedSpans().map((s) => s.name));
-    while (!(names().has("px.sink.insert") && names().has("px.shard.apply")) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    // Wait for every record of the batch: one apply and one insert per WAL record (a batch over several buckets
+    // has several, and their sinks flush independently, so the first insert span is not the last).
+    const lsns = (name: string) => new Set(exporter.getFinishedSpans().filter((s) => s.name === name).map((s) => s.attributes["px.lsn"]));
+    const settled = () => {
+      const applied = lsns("px.shard.apply");
+      const inserted = lsns("px.sink.insert");
+      return applied.size === ack.appends.length && inserted.size === applied.size;
+    };
+    while (!settled() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     const spans = exporter.getFinishedSpans();
     const by = (name: string) => spans.filter((s) => s.name === name);
     const [publish] = by("px.publish");
