@@ -64,7 +64,7 @@ async function time(q: NodeQuerier, query: unknown): Promise<Timing> {
   const once = async (): Promise<number> => {
     const t = performance.now();
     const r = await q.count(query);
-    if (!r.complete) throw new Error(`incomplete answer to ${JSON.stringify(query)}`);
+    if (!r.complete) throw new Error(`incomplete answer to ${JSON.stringify(query)}: ${r.notes.join("; ")}`);
     rows = r.rows;
     return performance.now() - t;
   };

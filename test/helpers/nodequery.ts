@@ -62,19 +62,21 @@ export class NodeQuerier {
   }
 
   /** Rows of the answer, counted without reading their values (for timings); throws on a gRPC error. */
-  count(q: unknown, deadlineMs = 600_000): Promise<{ rows: number; complete: boolean }> {
+  count(q: unknown, deadlineMs = 600_000): Promise<{ rows: number; complete: boolean; notes: readonly string[] }> {
     return new Promise((resolve, reject) => {
       let rows = 0;
       let complete: boolean | undefined;
+      let notes: readonly string[] = [];
       const req = create(QueryRequestSchema, { queryJson: JSON.stringify(q) });
       const call = this.client.query!(req, bearer(this.token), { deadline: Date.now() + deadlineMs }) as ClientReadableStream<QueryChunk>;
       call.on("data", (c: QueryChunk) => {
         const t = tableFromIPC(c.arrowIpc);
         complete ??= (t.schema.metadata.get("proxist.complete") ?? "true") === "true";
+        if (notes.length === 0) notes = t.schema.metadata.get("proxist.notes")?.split("\n") ?? [];
         rows += t.numRows;
       });
       call.on("error", (e: ServiceError) => reject(new Error(`query ${JSON.stringify(q)}: ${e.details}`)));
-      call.on("end", () => resolve({ rows, complete: complete ?? true }));
+      call.on("end", () => resolve({ rows, complete: complete ?? true, notes }));
     });
   }
 
