@@ -79,7 +79,13 @@ const liveShards = (s: StatusView): boolean => s.shards.length > 0 && s.shards.e
 
 const engineHere = spawnSync("sh", ["-c", "command -v podman || (command -v apt-get && [ $(id -u) = 0 ])"]).status === 0;
 
-describe.skipIf(!engineHere || !havePython())("compose cluster (docker-compose.yml on Podman)", () => {
+describe("compose cluster (docker-compose.yml on Podman)", () => {
+  // No skip: a machine without a container engine (and no root apt-get to install Podman) or without the
+  // Python venv is a missing install step, which this test reports instead of passing silently.
+  beforeAll(() => {
+    if (!engineHere) throw new Error("no container engine: install podman (apt-get install podman runc podman-compose, as root) or run as root so ./proxist compose can");
+    if (!havePython()) throw new Error(`no Python client venv at ${PYTHON}: run scripts/setup.sh (./proxist test does)`);
+  });
   let nc: NatsConnection;
   let token = "";
 
