@@ -1,25 +1,16 @@
 // Time in SQL text: timestamps ('2024-01-02T14:30:00Z', '2024-01-02', or
 // integer microseconds) and durations ('5m', '500ms', INTERVAL '5 minutes',
 // 1m) become the query model's microseconds and duration strings.
+import { isoMicros } from "../../protocols/isotime.js";
 import { MAX_QUERY_TS } from "../../protocols/query.js";
 import { malformed } from "./refuse.js";
 
-const ISO = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?\s*(Z|[+-]\d{2}:?\d{2})?$/i;
-
 /** Microseconds since the epoch of an ISO date or date-time; no zone means UTC. */
-export function isoMicros(text: string, where: string): number {
-  const m = ISO.exec(text.trim());
-  if (m === null) {
+export function isoTimestamp(text: string, where: string): number {
+  const micros = isoMicros(text);
+  if (micros === undefined) {
     throw malformed(`${where}: '${text}' is not a timestamp`, "write an ISO date-time in UTC such as '2024-01-02T14:30:00Z' (fractions down to microseconds), a date '2024-01-02', or integer microseconds since the epoch");
   }
-  const [, y, mo, d, h, mi, s, frac, zone] = m;
-  const ms = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h ?? 0), Number(mi ?? 0), Number(s ?? 0));
-  let offsetMin = 0;
-  if (zone !== undefined && zone.toUpperCase() !== "Z") {
-    const z = /^([+-])(\d{2}):?(\d{2})$/.exec(zone)!;
-    offsetMin = (z[1] === "-" ? -1 : 1) * (Number(z[2]) * 60 + Number(z[3]));
-  }
-  const micros = (ms - offsetMin * 60_000) * 1000 + Number((frac ?? "").padEnd(6, "0").slice(0, 6) || 0);
   return inRange(micros, text, where);
 }
 
@@ -37,7 +28,7 @@ export function timestampOf(v: string | number, where: string): number {
     return inRange(v, String(v), where);
   }
   if (/^\d+$/.test(v.trim())) return inRange(Number(v.trim()), v, where);
-  return isoMicros(v, where);
+  return isoTimestamp(v, where);
 }
 
 const UNIT_WORDS: Record<string, string> = {
