@@ -3,6 +3,7 @@
 // of a refused body stored), then SQL and JSON queries answered as JSON, CSV
 // and Arrow; tokens and roles; 429 with Retry-After under load, with every
 // acked row stored and none of the refused ones.
+import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tableFromIPC } from "apache-arrow";
 import { parseClusterSpec } from "../../protocols/tablespec.js";
@@ -236,5 +237,43 @@ describe("http api - query", () => {
     const nf = await query("SELECT * FROM nosuch");
     expect(nf.status).toBe(404);
     expect((await fetch(`${base}/v1/query`, { headers: { authorization: `Bearer ${tok.reader}` } })).status).toBe(405);
+  });
+});
+
+/** Runs pxctl as a user would (node --import tsx src/cli/pxctl.ts), with `stdin` piped in. */
+function pxctl(args: readonly string[], stdin = ""): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, ["--import", "tsx", "src/cli/pxctl.ts", ...args], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, PX_TOKEN: tok.reader } });
+    let out = "";
+    let err = "";
+    p.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    p.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    p.once("exit", (code) => resolve({ code, out, err }));
+    p.stdin.end(stdin);
+  });
+}
+
+describe("http api - pxctl query and pxctl sql", () => {
+  it("pxctl - query prints a table, CSV or JSON; refusals exit 2 naming the construct", { timeout: 60_000 }, async () => {
+    const t = await pxctl(["query", "--url", base, "SELECT sym, ts, price FROM trades LATEST ON ts PARTITION BY sym"]);
+    expect(t.code, t.err).toBe(0);
+    expect(t.out.split("\n").slice(0, 2)).toEqual(["sym   ts                           price", "AAPL  2024-01-02T14:30:00.004000Z  12"]);
+    expect(t.out).toContain("(3 rows)");
+    const csv = await pxctl(["-o", "csv", "query", "--url", base, "-"], "SELECT sym, price FROM trades WHERE sym = 'IBM'");
+    expect(csv.out).toBe("sym,ts,price\nIBM,2024-01-02T14:30:00.005000Z,30.25\nIBM,2024-01-02T14:30:00.006000Z,31\n");
+    const j = await pxctl(["query", "--url", base, "-o", "json", JSON.stringify({ op: "groupBy", table: "trades", by: [], aggregates: [{ fn: "count" }] })]);
+    expect((JSON.parse(j.out) as { rows: unknown[][] }).rows).toEqual([[7]]);
+    const bad = await pxctl(["query", "--url", base, "SELECT * FROM trades WHERE price > 1"]);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/filtering on price is not supported/);
+    const noToken = await pxctl(["query", "--url", base, "--token", "", "SELECT * FROM trades"]);
+    expect(noToken.err).toMatch(/HTTP 401.*--token/);
+  });
+
+  it("pxctl - sql reads statements (continued lines, \\o csv) until \\q", { timeout: 60_000 }, async () => {
+    const r = await pxctl(["sql", "--url", base], "SELECT count(*) AS n FROM trades;\n\\o csv\nSELECT sym, ts \\\nFROM trades LATEST BY sym\n\\q\nSELECT 1\n");
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toContain("n\n7\n(1 row)");
+    expect(r.out).toContain("sym,ts\nAAPL,2024-01-02T14:30:00.004000Z\nIBM,2024-01-02T14:30:00.006000Z\nMSFT,2024-01-02T14:30:00.003000Z");
   });
 });
