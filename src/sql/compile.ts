@@ -418,12 +418,34 @@ function checkStatement(ast: Node): void {
   if (ast.into?.position) throw refuse("SELECT INTO", "read the result from the response");
 }
 
-/** Compiles one SQL statement to the JSON query model; throws QueryError INVALID_ARGUMENT naming what is not supported. */
-export function compileSql(sql: string, tables: SqlTables = () => undefined): CompiledSql {
-  if (sql.trim() === "") throw malformed("the statement is empty", "send a SELECT, e.g. SELECT * FROM trades LATEST ON ts PARTITION BY sym");
+// Parsing is most of a compile (node-sql-parser's PEG parser: hundreds of µs
+// per statement, the rest tens); dashboards and pxctl --watch send the same text
+// again and again. Parsed statements are kept by their text, least recently
+// used out first. The AST is only read after parsing, and what depends on the
+// catalog (column names) is compiled per call, so a spec change is seen at once.
+const PARSED_MAX = 256;
+const parsed = new Map<string, { ext: Extracted; ast: Node }>();
+
+function parsedOf(sql: string): { ext: Extracted; ast: Node } {
+  const hit = parsed.get(sql);
+  if (hit !== undefined) {
+    parsed.delete(sql);
+    parsed.set(sql, hit);
+    return hit;
+  }
   const ext = extract(sql);
   const ast = parseStatement(ext.sql);
   checkStatement(ast);
+  const p = { ext, ast };
+  parsed.set(sql, p);
+  if (parsed.size > PARSED_MAX) parsed.delete(parsed.keys().next().value!);
+  return p;
+}
+
+/** Compiles one SQL statement to the JSON query model; throws QueryError INVALID_ARGUMENT naming what is not supported. */
+export function compileSql(sql: string, tables: SqlTables = () => undefined): CompiledSql {
+  if (sql.trim() === "") throw malformed("the statement is empty", "send a SELECT, e.g. SELECT * FROM trades LATEST ON ts PARTITION BY sym");
+  const { ext, ast } = parsedOf(sql);
   const query = new Compiler(ast, ext, tables).compile();
   // The model's own validation: its messages name the field and the fix, and nothing invalid leaves here.
   parseQuery(query);

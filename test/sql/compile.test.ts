@@ -87,6 +87,16 @@ describe("sql - forms compile to the query model", () => {
     expect(q("select * from trades where sym in ('SAMPLE BY 1m', 'LATEST ON') latest on ts partition by sym")).toEqual({ op: "lastBy", table: "trades", symbols: ["SAMPLE BY 1m", "LATEST ON"] });
   });
 
+  it("sql - a statement parsed before compiles against the current table specs", () => {
+    const sql = "SELECT * FROM prices LATEST ON stamp PARTITION BY pair";
+    let spec = { symbolColumn: "sym", timeColumn: "ts", columns: [] as { name: string }[] };
+    const tables = () => spec;
+    expect(() => compileSql(sql, tables)).toThrow(/PARTITION BY pair/);
+    spec = { symbolColumn: "pair", timeColumn: "stamp", columns: [] };
+    expect(compileSql(sql, tables).query).toEqual({ op: "lastBy", table: "prices" });
+    expect(compileSql(sql, tables)).toEqual(compileSql(sql, tables));
+  });
+
   it("sql - SQL and JSON bodies are told apart", () => {
     expect(looksLikeSql("  SELECT 1")).toBe(true);
     expect(looksLikeSql(' {"table":"trades"}')).toBe(false);
