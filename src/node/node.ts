@@ -16,7 +16,8 @@ import { BytePool } from "../codec/pool.js";
 import { SinkClickhouse } from "../sink/index.js";
 import { SnapshotStore } from "../snapshot/store.js";
 import type { ObjectStore } from "@nats-io/obj";
-import { startNodeApi } from "./api.js";
+import { queryEngineOf, startNodeApi } from "./api.js";
+import { httpApiRoutes } from "./httpapi/index.js";
 import { natsClusterParts } from "./fanout.js";
 import { servePartQueries } from "./qpart.js";
 import { ClickhouseColdSource } from "../query/index.js";
@@ -173,8 +174,12 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   });
 
   const adminGate = httpAdminGate(nc, replicas);
+  // POST /v1/query and /v1/ingest/<table>: the engine is set once the API below runs.
+  const httpEngine: { current?: ProxistQueryEngine } = {};
+  const apiNode = { nodeId, nc, ingest: (r: Omit<IngestRequest, "id" | "wantsReply">) => local.submit(r), catalog: catalog.current, state };
+  const httpApi = httpApiRoutes({ nc, replicas, node: apiNode, shards, engine: () => httpEngine.current, hasCold: clickhouse !== undefined, log });
   const http = await startHttp(o.httpPort ?? 0, {
-    routes: shardRoutes(shards),
+    routes: { ...shardRoutes(shards), ...httpApi.routes },
     adminRoutes: new Set(["/v1/snapshot"]),
     authorize: adminGate.authorize,
     ready: () => catalog.loaded() && !nc.isClosed(),
@@ -209,7 +214,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
       ? undefined
       : await startNodeApi({
           nc,
-          node: { nodeId, nc, ingest: (r) => local.submit(r), catalog: catalog.current, state },
+          node: apiNode,
           catalog: catalog.current,
           shards,
           clickhouse: clickhouse?.client,
@@ -220,6 +225,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
           slow,
           ...(shardMode === "assigned" ? { parts: natsClusterParts({ nc, nodeId, assignments: (await openControlStores(nc, { replicas })).assignments }) } : {}),
         });
+  httpEngine.current = api?.engine ?? queryEngineOf(catalog.current, shards, clickhouse?.client);
   log(`node ${nodeId}: up (nats ${String(o.natsUrl)}, http :${http.port}${api ? `, grpc :${api.server.port}` : ""})`);
   log(
     clickhouse === undefined
@@ -252,6 +258,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
       clickhouse?.close();
       await new Promise<void>((resolve) => http.server.close(() => resolve()));
       adminGate.stop();
+      httpApi.stop();
       await nc.drain().catch(() => {});
     },
   };
