@@ -5,6 +5,8 @@ export const walStream = (tenant: string): string => `PX_WAL_${tenant}`;
 export const walSubject = (tenant: string, table: string, bucket: number): string =>
   `px.${tenant}.wal.${table}.${bucket}`;
 export const walSubjectsOfTenant = (tenant: string): string => `px.${tenant}.wal.>`;
+/** Every shard of one table (a feed reads them merged, in LSN order). */
+export const walSubjectsOfTable = (tenant: string, table: string): string => `px.${tenant}.wal.${table}.*`;
 
 /** Request/reply: acked with the LSNs; plain publish: fire and forget. */
 export const ingestSubject = (tenant: string, table: string): string => `px.${tenant}.ingest.${table}`;

@@ -14,4 +14,4 @@ export type { TokenCheck } from "./auth.js";
 export { scopedTable } from "./scope.js";
 export type { Scope } from "./scope.js";
 export type { PutAck } from "./flight/doput.js";
-export { FlightClient, LARGE_READS, ProxistClient, bearer } from "./client.js";
+export { FeedsClient, FlightClient, LARGE_READS, ProxistClient, bearer } from "./client.js";

@@ -9,3 +9,5 @@ export type { FeedOffset } from "./offset.js";
 export type { FeedOperator, FeedRecord } from "./operator.js";
 export { FeedRunner, feedOperator } from "./runner.js";
 export type { FeedBatch } from "./runner.js";
+export { FeedSession } from "./session.js";
+export type { FeedFrom, FeedSessionOptions } from "./session.js";

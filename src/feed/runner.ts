@@ -73,6 +73,11 @@ export class FeedRunner {
     return { kind: "update", table: out, offset: this.offset() };
   }
 
+  /** A stateless feed (raw) starting at `o`: nothing before it is read, so the position starts there. */
+  skipTo(o: FeedOffset): void {
+    for (const k of Object.keys(this.lsn)) this.lsn[k] = Math.max(this.lsn[k]!, o.lsn[k] ?? 0);
+  }
+
   /**
    * The reader passed LSN `lsn` of the tenant's WAL (in LSN order, across
    * the feed's shards): every shard is covered up to it, records or not.
