@@ -23,6 +23,9 @@ export const controlSubject = (verb: string): string => `px.ctl.${verb}`;
 
 export const feedStream = (tenant: string): string => `PX_FEED_${tenant}`;
 export const feedSubject = (tenant: string, name: string): string => `px.${tenant}.feed.${name}`;
+/** Headers of a materialized feed message: the offset token it covers (resume after it) and its kind (update | snapshot). */
+export const HDR_FEED_OFFSET = "Px-Feed-Offset";
+export const HDR_FEED_KIND = "Px-Feed-Kind";
 
 export const KV_CONFIG = "px_config";
 export const KV_NODES = "px_nodes";
