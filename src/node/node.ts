@@ -35,7 +35,7 @@ import { BatchSpans } from "./gateway/spans.js";
 import type { SlowQueryOptions } from "./slowlog.js";
 import { LocalShardHost } from "./shard/host.js";
 import type { HostSinkOptions } from "./shard/host.js";
-import { tenantStreams } from "./streams.js";
+import { nodeProblems, tenantStreams } from "./streams.js";
 import { walStream } from "../../protocols/subjects.js";
 import { NATS_CREDS_ENV, natsCredsOptions } from "../runtime/natsclient.js";
 import { clickhouseDisplay, startStandaloneControl } from "./standalone.js";
@@ -74,6 +74,8 @@ export interface NodeOptions {
   readonly seams?: NodeSeams;
   /** Slow-query thresholds (default from PX_SLOW_QUERY_MS, PX_SLOW_QUERY_MS_TENANTS); the log needs a ClickHouse. */
   readonly slowQuery?: SlowQueryOptions;
+  /** Byte limit of each tenant's WAL stream (default PX_WAL_MAX_BYTES or 2 GiB; src/config/limits.ts). */
+  readonly walMaxBytes?: number;
 }
 
 /** Where tests wrap the node's IO (the sink's flush IO is `sink.flushIo`). */
@@ -114,7 +116,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   const store = await MetadataStore.open(nc, replicas);
   const snapshots = await SnapshotStore.open(nc, replicas, o.seams?.snapshotObjects);
   // The one catalog of this node: a tenant is served only once its streams exist.
-  const catalog = await openCatalog(nc, replicas, { prepare: tenantStreams(jsm, { replicas, nodeId, log }), log: (line) => log(`node ${nodeId}: ${line}`) });
+  const catalog = await openCatalog(nc, replicas, { prepare: tenantStreams(jsm, { replicas, nodeId, log, ...(o.walMaxBytes === undefined ? {} : { walMaxBytes: o.walMaxBytes }) }), log: (line) => log(`node ${nodeId}: ${line}`) });
   const clickhouse = o.clickhouseUrl === undefined ? undefined : new SinkClickhouse({ url: o.clickhouseUrl });
   const metrics = new NodeMetrics(nodeId);
   // PX_METRICS=off: nothing observed per batch (the benchmarks' comparison); scrape-time figures still answer.
@@ -158,10 +160,12 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   );
   gateway.start();
   const state = (): string => String(gateway.getSnapshot().value);
+  const walFull = (): string | undefined => gateway.getSnapshot().context.walFull;
   const stats = (): Record<string, number> => ({ ...gateway.getSnapshot().context.stats, fireAndForgetFailures: sourceStats.fireAndForgetFailures });
   metrics.watch({
     ingest: stats,
     gatewayState: state,
+    walFull,
     shards,
     walStreams: () =>
       Promise.all(
@@ -178,6 +182,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
     adminRoutes: new Set(["/v1/snapshot"]),
     authorize: adminGate.authorize,
     ready: () => catalog.loaded() && !nc.isClosed(),
+    problems: () => nodeProblems(walFull(), shards),
     metrics: () => metrics.text(),
   }, o.httpHost);
   // "assigned": the node agent starts and stops shards as the leader assigns them; every node contends for the lead.

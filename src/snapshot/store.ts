@@ -12,6 +12,7 @@ import type { ShardAddress } from "../../protocols/subjects.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
 import { HotTable } from "../hotset/index.js";
 import { SNAPSHOT_DATA_FORMAT, decodeSnapshot, encodeSnapshot } from "./codec.js";
+import { storeLimits } from "../config/limits.js";
 
 const prefix = (s: ShardAddress): string => `${s.tenant}.${s.table}.${s.bucket}.`;
 const lsnKey = (lsn: number): string => String(lsn).padStart(20, "0");
@@ -35,7 +36,8 @@ export class SnapshotStore {
 
   /** `wrap` lets a test put a fault in front of the object store (a crash between data and manifest). */
   static async open(nc: NatsConnection, replicas = 1, wrap: (os: ObjectStore) => ObjectStore = (os) => os): Promise<SnapshotStore> {
-    return new SnapshotStore(wrap(await new Objm(nc).create(OBJ_SNAPSHOTS, { replicas })));
+    // Its own byte limit (discard new): snapshots cannot fill the WAL's or the control plane's space.
+    return new SnapshotStore(wrap(await new Objm(nc).create(OBJ_SNAPSHOTS, { replicas, max_bytes: storeLimits().snapshotMaxBytes })));
   }
 
   /** Manifests of one shard, newest first. */
