@@ -26,6 +26,12 @@ export const watermarkSubject = (tenant: string, table: string, bucket: number):
 export const watermarkSubjectsOfTenant = (tenant: string): string => `px.${tenant}.wm.>`;
 
 export const controlSubject = (verb: string): string => `px.ctl.${verb}`;
+/**
+ * Operations requests (pxctl compact, snapshot): every node answers for the
+ * shards it hosts (no queue group; the caller gathers the replies). One token
+ * deeper than px.ctl.<verb>, so the control plane's px.ctl.* does not see them.
+ */
+export const opsSubject = (verb: string): string => `px.ctl.ops.${verb}`;
 
 export const feedStream = (tenant: string): string => `PX_FEED_${tenant}`;
 export const feedSubject = (tenant: string, name: string): string => `px.${tenant}.feed.${name}`;

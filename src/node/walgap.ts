@@ -1,11 +1,11 @@
 // The gap check of a WAL reader over JetStream (see src/wal/gap.ts): checked
 // once at the reader's start (the stream's first sequence and the shard's
-// compaction floor) and again before every batch that skipped sequences (the
-// stream's first sequence, read after the batch arrived, so a purge that
-// happened before its delivery is seen). One request per such batch.
+// compaction floor) and again before every batch that skipped sequences (both
+// read after the batch arrived, so a purge that happened before its delivery
+// is seen). Two requests per such batch.
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { ShardAddress } from "../../protocols/subjects.js";
-import { GapTracker, gapAt, streamFirstSeq, walFloor } from "../wal/index.js";
+import { GapTracker, gapAt, walFloor } from "../wal/index.js";
 
 export interface WalGapGate {
   /** Rejects with WalGapError when records from `fromLsn` on are already gone. */
@@ -28,9 +28,9 @@ export function walGapGate(jsm: JetStreamManager, shard: ShardAddress, reader: s
       const check = tracker.needsCheck(firstSeq);
       tracker.passed(lastSeq);
       if (!check) return undefined;
-      return streamFirstSeq(jsm, shard.tenant).then((firstAvailable) => {
+      return walFloor(jsm, shard).then((floor) => {
         // Only a record the batch skipped can be lost: the floor matters up to the batch's first record.
-        const gap = gapAt(reader, shard, expected, { firstSeq: Math.min(firstAvailable, firstSeq), compactedBelow: 0 });
+        const gap = gapAt(reader, shard, expected, { firstSeq: Math.min(floor.firstSeq, firstSeq), compactedBelow: Math.min(floor.compactedBelow, firstSeq) });
         if (gap !== undefined) throw gap;
       });
     },

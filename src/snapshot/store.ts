@@ -11,7 +11,7 @@ import { OBJ_SNAPSHOTS } from "../../protocols/subjects.js";
 import type { ShardAddress } from "../../protocols/subjects.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
 import { HotTable } from "../hotset/index.js";
-import { SNAPSHOT_DATA_FORMAT, decodeSnapshot, encodeSnapshot } from "./codec.js";
+import { SNAPSHOT_DATA_FORMAT, decodeSnapshot, encodeSnapshot, sha256Hex } from "./codec.js";
 import { storeLimits } from "../config/limits.js";
 
 const prefix = (s: ShardAddress): string => `${s.tenant}.${s.table}.${s.bucket}.`;
@@ -29,6 +29,9 @@ export interface WrittenSnapshot {
 }
 
 export class SnapshotStore {
+  /** Manifest names whose data verified, with the LSN they cover. */
+  private readonly verified = new Map<string, number>();
+
   constructor(
     private readonly os: ObjectStore,
     private readonly keep = 3,
@@ -85,6 +88,30 @@ export class SnapshotStore {
       await this.os.delete(m).catch(() => {});
       await this.os.delete(m.replace(/\.manifest$/, ".data")).catch(() => {});
     }
+  }
+
+  /**
+   * LSN of the newest snapshot whose data matches its manifest's SHA-256 (0:
+   * none): what WAL compaction may purge up to. Each snapshot is hashed once.
+   */
+  async newestVerifiedLsn(shard: ShardAddress): Promise<number> {
+    for (const name of await this.manifests(shard)) {
+      const known = this.verified.get(name);
+      if (known !== undefined) return known;
+      try {
+        const mbytes = await this.os.getBlob(name);
+        if (!mbytes) continue;
+        const manifest = decodeSnapshotManifest(mbytes);
+        const data = await this.os.getBlob(manifest.dataObject);
+        if (!data || sha256Hex(data) !== manifest.dataSha256) continue;
+        const lsn = Number(manifest.lsn);
+        this.verified.set(name, lsn);
+        return lsn;
+      } catch {
+        // Unreadable: an older one may still verify.
+      }
+    }
+    return 0;
   }
 
   /** The newest snapshot that verifies; undefined when there is none (replay from LSN 1). */

@@ -220,6 +220,10 @@ export class ShardRuntime {
     return this;
   }
 
+  get spec(): TableSpec {
+    return this.o.spec;
+  }
+
   get table(): HotTable {
     return this.actor.getSnapshot().context.table;
   }
