@@ -3,7 +3,7 @@
 // data; loads the newest snapshot whose checksums hold, falling back to older
 // ones (and finally to none: full replay) when one is corrupt.
 import type { NatsConnection } from "@nats-io/transport-node";
-import { Objm } from "@nats-io/obj";
+import { Objm, setSha256Backend } from "@nats-io/obj";
 import type { ObjectStore } from "@nats-io/obj";
 import { decodeSnapshotManifest, encodeSnapshotManifest } from "../../protocols/codec.js";
 import type { SnapshotManifest } from "../../protocols/codec.js";
@@ -12,7 +12,11 @@ import type { ShardAddress } from "../../protocols/subjects.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
 import { HotTable } from "../hotset/index.js";
 import { SNAPSHOT_DATA_FORMAT, decodeSnapshot, encodeSnapshot, sha256Hex } from "./codec.js";
+import type { SnapshotSummary } from "./codec.js";
 import { storeLimits } from "../config/limits.js";
+
+/** The object store's default chunk (one JetStream message per chunk). */
+const OBJECT_CHUNK_BYTES = 128 * 1024;
 
 const prefix = (s: ShardAddress): string => `${s.tenant}.${s.table}.${s.bucket}.`;
 const lsnKey = (lsn: number): string => String(lsn).padStart(20, "0");
@@ -20,6 +24,15 @@ const lsnKey = (lsn: number): string => String(lsn).padStart(20, "0");
 export interface LoadedSnapshot {
   readonly table: HotTable;
   readonly manifest: SnapshotManifest;
+}
+
+/** What a snapshot's manifest says of the table, known before its data is encoded. */
+export interface SnapshotHead {
+  readonly appliedLsn: number;
+  readonly persistedLsn: number;
+  readonly horizonMicros: number;
+  readonly symbols: readonly string[];
+  readonly schemaVersion: number;
 }
 
 export interface WrittenSnapshot {
@@ -39,6 +52,8 @@ export class SnapshotStore {
 
   /** `wrap` lets a test put a fault in front of the object store (a crash between data and manifest). */
   static async open(nc: NatsConnection, replicas = 1, wrap: (os: ObjectStore) => ObjectStore = (os) => os): Promise<SnapshotStore> {
+    // Node's own SHA-256 for the object store's digests (the default is pure JavaScript, several times slower).
+    setSha256Backend("native");
     // Its own byte limit (discard new): snapshots cannot fill the WAL's or the control plane's space.
     return new SnapshotStore(wrap(await new Objm(nc).create(OBJ_SNAPSHOTS, { replicas, max_bytes: storeLimits().snapshotMaxBytes })));
   }
@@ -80,6 +95,46 @@ export class SnapshotStore {
     await this.os.putBlob({ name: `${base}.manifest` }, manifest);
     await this.prune(shard);
     return { lsn: cols.appliedLsn, rows: enc.rows, bytes: enc.data.length };
+  }
+
+  /**
+   * Writes a snapshot whose data arrives as framed chunks (the worker's), streamed
+   * into the object store as they come; the manifest, written last, carries the
+   * SHA-256 and figures `summary` resolves with once the last chunk is encoded.
+   */
+  async writeStream(shard: ShardAddress, head: SnapshotHead, parts: AsyncIterable<Uint8Array>, summary: Promise<SnapshotSummary & { readonly sha256: string }>): Promise<WrittenSnapshot> {
+    const base = `${prefix(shard)}${lsnKey(head.appliedLsn)}`;
+    let bytes = 0;
+    // In pieces of the object store's chunk size: its buffer copies what it holds on every chunk it drains.
+    const counted = (async function* () {
+      for await (const p of parts) {
+        bytes += p.length;
+        for (let at = 0; at < p.length; at += OBJECT_CHUNK_BYTES) yield p.subarray(at, Math.min(p.length, at + OBJECT_CHUNK_BYTES));
+      }
+    })();
+    await this.os.put({ name: `${base}.data` }, ReadableStream.from(counted));
+    const s = await summary;
+    const manifest = encodeSnapshotManifest({
+      tenant: shard.tenant,
+      table: shard.table,
+      bucket: shard.bucket,
+      lsn: BigInt(head.appliedLsn),
+      schemaVersion: head.schemaVersion,
+      symbols: head.symbols,
+      rows: BigInt(s.rows),
+      persistedLsn: BigInt(head.persistedLsn),
+      horizonMicros: BigInt(head.horizonMicros),
+      dataObject: `${base}.data`,
+      dataBytes: BigInt(bytes),
+      dataSha256: s.sha256,
+      dataFormat: SNAPSHOT_DATA_FORMAT,
+      chunkRows: s.chunkRows.map(BigInt),
+      seamRows: BigInt(s.seamRows),
+      createdAtMicros: BigInt(Date.now() * 1000),
+    });
+    await this.os.putBlob({ name: `${base}.manifest` }, manifest);
+    await this.prune(shard);
+    return { lsn: head.appliedLsn, rows: s.rows, bytes };
   }
 
   private async prune(shard: ShardAddress): Promise<void> {

@@ -22,6 +22,7 @@ import type { DecodedRecord, DecodedRecordCache } from "../../wal/index.js";
 import type { Meter } from "../meter.js";
 import { TRACEPARENT, childSpan, tracingOn } from "../obs/index.js";
 import { walGapGate } from "../walgap.js";
+import { snapshotWorkerEnabled, writeSnapshotOffLoop } from "./snapshotwriter.js";
 
 /** An on-demand snapshot that failed, timed out, or was cut short by the shard stopping. */
 export class SnapshotFailedError extends TaggedError("SnapshotFailedError") {}
@@ -191,7 +192,9 @@ export class ShardRuntime {
           watermarks: jetstreamWatermarks(o.js, o.log, this.refusedWatermarks, o.verifyWatermark),
           writeSnapshot: fromPromise(async ({ input }: { input: SnapshotWriteInput }) => {
             const t0 = performance.now();
-            const w = await o.snapshots.write(input.shard, input.table).catch((e: unknown) => {
+            // Off the event loop unless PX_SNAPSHOT_WORKER=off (./snapshotwriter.ts).
+            const write = snapshotWorkerEnabled() ? writeSnapshotOffLoop(o.snapshots, input.shard, input.table) : o.snapshots.write(input.shard, input.table);
+            const w = await write.catch((e: unknown) => {
               o.meter?.snapshotWritten(input.shard, (performance.now() - t0) / 1000, false);
               throw e;
             });
