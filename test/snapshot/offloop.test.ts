@@ -71,5 +71,6 @@ describe("snapshot - off the event loop", () => {
     await worker.terminate();
     expect(done.sha256).toBe(enc.sha256);
     expect(sha256Hex(Buffer.concat(parts))).toBe(enc.sha256);
-  });
+    // Starting a thread loads the codec through tsx: seconds on a loaded machine.
+  }, 60_000);
 });

@@ -1,5 +1,6 @@
-// Worker thread body of an off-loop snapshot (./snapshotwriter.ts): receives
-// the exported columns (transferred, not copied), encodes them chunk by chunk,
+// Worker thread body of off-loop snapshots (./snapshotwriter.ts; one thread per
+// process, kept for the next snapshot): receives the exported columns
+// (transferred, not copied), encodes them chunk by chunk,
 // hashes as it goes, and posts each framed chunk back (transferred) for the
 // main thread to stream into the object store; then the SHA-256 and figures.
 import { createHash } from "node:crypto";
@@ -20,7 +21,8 @@ export type SnapshotWorkerMessage =
 
 const port = parentPort;
 if (port !== null) {
-  port.once("message", (job: SnapshotJob) => {
+  // One job at a time: the writer sends the next one after the last one's `done` or `error`.
+  port.on("message", (job: SnapshotJob) => {
     try {
       const hash = createHash("sha256");
       // Chunks of 64 Ki rows: the first bytes reach the object store early, no part is huge.

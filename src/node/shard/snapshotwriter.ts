@@ -12,6 +12,7 @@ import type { ShardAddress } from "../../../protocols/subjects.js";
 import type { HotTable, HotTableColumns, SeriesColumns } from "../../hotset/index.js";
 import type { SnapshotStore, WrittenSnapshot } from "../../snapshot/store.js";
 import type { SnapshotJob, SnapshotWorkerMessage } from "./snapshotworker.js";
+import { TaggedError } from "../../../protocols/tagged.js";
 
 const SLICE_MS = 5;
 const WORKER_URL = new URL("./snapshotworker.ts", import.meta.url);
@@ -50,71 +51,107 @@ function transferList(cols: HotTableColumns): ArrayBuffer[] {
   return [...seen];
 }
 
-/** Encodes `cols` in a worker thread: the framed chunks as they come, then the summary. */
-function encodeInWorker(job: SnapshotJob): { parts: AsyncIterable<Uint8Array>; summary: Promise<Extract<SnapshotWorkerMessage, { type: "done" }>> } {
-  // The main thread runs under tsx (src/main.ts) or vitest: the worker loads TypeScript through tsx either way.
-  const worker = new Worker(WORKER_URL, { execArgv: ["--import", "tsx"] });
-  const queue: Uint8Array[] = [];
-  let wake: (() => void) | undefined;
-  let finished = false;
-  let failure: Error | undefined;
-  let settle!: { resolve: (d: Extract<SnapshotWorkerMessage, { type: "done" }>) => void; reject: (e: Error) => void };
-  const summary = new Promise<Extract<SnapshotWorkerMessage, { type: "done" }>>((resolve, reject) => (settle = { resolve, reject }));
-  summary.catch(() => {});
-  const end = (e?: Error): void => {
-    if (finished) return;
-    finished = true;
-    failure = e;
-    wake?.();
-    void worker.terminate();
-  };
-  worker.on("message", (m: SnapshotWorkerMessage) => {
-    if (m.type === "part") {
-      queue.push(m.bytes);
-      wake?.();
-    } else if (m.type === "done") {
-      settle.resolve(m);
-      end();
-    } else {
-      const e = new Error(`snapshot worker: ${m.message}`);
-      settle.reject(e);
-      end(e);
+type Done = Extract<SnapshotWorkerMessage, { type: "done" }>;
+
+/**
+ * The process's snapshot thread, started on first use and kept (starting one
+ * loads the codec through tsx, which takes a second or more on a busy machine).
+ * Jobs run one at a time; a thread that failed is replaced on the next job.
+ */
+class SnapshotThread {
+  private worker: Worker | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private get(): Worker {
+    if (this.worker === undefined) {
+      // The main thread runs under tsx (src/main.ts) or vitest: the worker loads TypeScript through tsx either way.
+      const w = new Worker(WORKER_URL, { execArgv: ["--import", "tsx"] });
+      // Never keeps the process alive on its own.
+      w.unref();
+      w.on("exit", () => {
+        if (this.worker === w) this.worker = undefined;
+      });
+      this.worker = w;
     }
-  });
-  worker.on("error", (e) => {
-    settle.reject(e);
-    end(e);
-  });
-  worker.on("exit", (code) => {
-    if (!finished) {
-      const e = new Error(`snapshot worker exited with code ${code} before it finished`);
-      settle.reject(e);
-      end(e);
-    }
-  });
-  worker.postMessage(job, transferList(job.cols));
-  const parts: AsyncIterable<Uint8Array> = {
-    async *[Symbol.asyncIterator]() {
-      for (;;) {
-        const next = queue.shift();
-        if (next !== undefined) {
-          yield next;
-          continue;
+    return this.worker;
+  }
+
+  /** Encodes `job` on the thread: the framed chunks as they come, then the summary. */
+  encode(job: SnapshotJob): { parts: AsyncIterable<Uint8Array>; summary: Promise<Done> } {
+    const chunks: Uint8Array[] = [];
+    let wake: (() => void) | undefined;
+    let finished = false;
+    let failure: Error | undefined;
+    let settle!: { resolve: (d: Done) => void; reject: (e: Error) => void };
+    const summary = new Promise<Done>((resolve, reject) => (settle = { resolve, reject }));
+    summary.catch(() => {});
+    const run = (): Promise<void> =>
+      new Promise<void>((release) => {
+        const w = this.get();
+        const end = (e?: Error): void => {
+          if (finished) return;
+          finished = true;
+          failure = e;
+          w.off("message", onMessage);
+          w.off("error", onError);
+          w.off("exit", onExit);
+          if (e !== undefined) {
+            settle.reject(e);
+            if (this.worker === w) this.worker = undefined;
+            void w.terminate();
+          }
+          wake?.();
+          release();
+        };
+        const onMessage = (m: SnapshotWorkerMessage): void => {
+          if (m.type === "part") {
+            chunks.push(m.bytes);
+            wake?.();
+          } else if (m.type === "done") {
+            settle.resolve(m);
+            end();
+          } else end(new SnapshotWorkerError(`snapshot worker: ${m.message}`));
+        };
+        const onError = (e: Error): void => end(e);
+        const onExit = (code: number): void => end(new SnapshotWorkerError(`snapshot worker exited with code ${code} before it finished`));
+        w.on("message", onMessage);
+        w.on("error", onError);
+        w.on("exit", onExit);
+        w.postMessage(job, transferList(job.cols));
+      });
+    this.queue = this.queue.then(run, run);
+    const parts: AsyncIterable<Uint8Array> = {
+      async *[Symbol.asyncIterator]() {
+        for (;;) {
+          const next = chunks.shift();
+          if (next !== undefined) {
+            yield next;
+            continue;
+          }
+          if (failure !== undefined) throw failure;
+          if (finished) return;
+          await new Promise<void>((r) => (wake = r));
+          wake = undefined;
         }
-        if (failure !== undefined) throw failure;
-        if (finished) return;
-        await new Promise<void>((r) => (wake = r));
-        wake = undefined;
-      }
-    },
-  };
-  return { parts, summary };
+      },
+    };
+    return { parts, summary };
+  }
 }
+
+/** The snapshot thread failed or died mid-job (the snapshot fails; the next one starts a new thread). */
+export class SnapshotWorkerError extends TaggedError("SnapshotWorkerError") {}
+
+const thread = new SnapshotThread();
+
+/** Below this many rows a snapshot is encoded on the event loop: it takes a few ms, less than handing it over. */
+const OFF_LOOP_MIN_ROWS = 100_000;
 
 /** Writes a snapshot of `table` without holding the event loop for more than a slice at a time. */
 export async function writeSnapshotOffLoop(snapshots: SnapshotStore, shard: ShardAddress, table: HotTable): Promise<WrittenSnapshot> {
+  if (table.rowCount < OFF_LOOP_MIN_ROWS) return snapshots.write(shard, table);
   const cols = await exportInSlices(table);
   const head = { appliedLsn: cols.appliedLsn, persistedLsn: cols.persistedLsn, horizonMicros: cols.horizonMicros, symbols: cols.symbols, schemaVersion: table.spec.version };
-  const { parts, summary } = encodeInWorker({ spec: table.spec, cols });
+  const { parts, summary } = thread.encode({ spec: table.spec, cols });
   return snapshots.writeStream(shard, head, parts, summary);
 }
