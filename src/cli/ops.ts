@@ -39,7 +39,19 @@ const SHARD_RE = /^[a-z][a-z0-9_]{0,31}(\.[A-Za-z_][A-Za-z0-9_]*(\.\d+)?)?$/;
 
 /** Undefined when argv's command is not an operations command. */
 export function parseOpsArgs(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): { inv: Invocation; ops: OpsCommand } | undefined {
-  const first = argv.find((a) => !a.startsWith("-"));
+  const options = {
+    nats: { type: "string" },
+    creds: { type: "string" },
+    "auth-dir": { type: "string" },
+    output: { type: "string", short: "o", default: "table" },
+    timeout: { type: "string", default: "5000" },
+    "dry-run": { type: "boolean", default: false },
+    last: { type: "string", default: "50" },
+    wait: { type: "string", default: "3000" },
+    help: { type: "boolean", short: "h", default: false },
+  } as const;
+  // The command is the first positional once flag values are set apart (`-o json snapshot`).
+  const first = parseArgs({ args: [...argv], allowPositionals: true, strict: false, options }).positionals[0];
   if (first === undefined || !(OPS_COMMANDS as readonly string[]).includes(first)) return undefined;
   let parsed;
   try {
@@ -47,17 +59,7 @@ export function parseOpsArgs(argv: readonly string[], env: Readonly<Record<strin
       args: [...argv],
       allowPositionals: true,
       strict: true,
-      options: {
-        nats: { type: "string" },
-        creds: { type: "string" },
-        "auth-dir": { type: "string" },
-        output: { type: "string", short: "o", default: "table" },
-        timeout: { type: "string", default: "5000" },
-        "dry-run": { type: "boolean", default: false },
-        last: { type: "string", default: "50" },
-        wait: { type: "string", default: "3000" },
-        help: { type: "boolean", short: "h", default: false },
-      },
+      options,
     });
   } catch (e) {
     throw new CliError(EXIT.usage, `${(e as Error).message}\n${OPS_USAGE}`);
