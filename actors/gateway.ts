@@ -43,7 +43,8 @@ export interface AppendRef {
 export type GatewayEvent =
   | { type: "ingest"; request: IngestRequest }
   | { type: "appended"; batch: AppendRef; appends: readonly WalAppend[] }
-  | { type: "appendFailed"; batch: AppendRef; message: string }
+  /** `walFull`: the WAL refused the records because it is full (the cause, named in RESOURCE_EXHAUSTED). */
+  | { type: "appendFailed"; batch: AppendRef; message: string; walFull?: string | undefined }
   /** The wal actor refused the batch before appending it (a producer pair reused for other data): the client's error, not the WAL's. */
   | { type: "appendRefused"; batch: AppendRef; message: string }
   | { type: "catalog"; catalog: Catalog };
@@ -73,6 +74,8 @@ export interface GatewayContext {
   readonly stats: GatewayStats;
   /** Where WAL record buffers come from (undefined: fresh allocations). */
   readonly recordPool: BytePool | undefined;
+  /** Why the WAL is full, since the last append it refused as full (cleared by the next stored batch). */
+  readonly walFull: string | undefined;
 }
 
 export interface GatewayInput {
@@ -87,6 +90,13 @@ export interface GatewayInput {
 type Admission = { readonly kind: "reply"; readonly reply: SourceCommand; readonly rejected: boolean } | { readonly kind: "append"; readonly append: WalCommand };
 
 const count = (stats: GatewayStats, key: keyof GatewayStats, by = 1): GatewayStats => ({ ...stats, [key]: stats[key] + by });
+
+/** The refusal while the WAL is full: retryable, naming the cause and what frees space. Nothing stored is dropped. */
+const walFullError = (tenant: string, table: string, cause: string): IngestErrorBody => ({
+  code: "RESOURCE_EXHAUSTED",
+  message: `tenant ${tenant} table ${table}: the WAL is full (${cause}); this batch was not acknowledged and nothing already acknowledged was dropped; retry it unchanged once WAL compaction frees space (pxctl compact), or raise the limit (PX_WAL_MAX_BYTES)`,
+  retryable: true,
+});
 
 /** Validates and plans one batch: a pure decision over the catalog (the record pool only lends buffers). */
 function admission(context: GatewayContext, request: IngestRequest): Admission {
@@ -176,7 +186,7 @@ export const gatewayMachine = setup({
     }),
     ack: enqueueActions(({ context, enqueue }, params: { batch: AppendRef; appends: readonly WalAppend[] }) => {
       const { acceptedBatches, acceptedRows } = context.stats;
-      enqueue.assign({ inFlight: context.inFlight - 1, stats: { ...context.stats, acceptedBatches: acceptedBatches + 1, acceptedRows: acceptedRows + params.batch.rows } });
+      enqueue.assign({ inFlight: context.inFlight - 1, walFull: undefined, stats: { ...context.stats, acceptedBatches: acceptedBatches + 1, acceptedRows: acceptedRows + params.batch.rows } });
       enqueue.sendTo("source", ackOf(params.batch, params.appends));
     }),
     refuseAppend: enqueueActions(({ context, enqueue }, params: { batch: AppendRef; message: string }) => {
@@ -184,9 +194,13 @@ export const gatewayMachine = setup({
       enqueue.assign({ inFlight: context.inFlight - 1, stats: count(context.stats, "rejectedBatches") });
       enqueue.sendTo("source", nack(b, { code: "INVALID_ARGUMENT", message: params.message, retryable: false }));
     }),
-    failAppend: enqueueActions(({ context, enqueue }, params: { batch: AppendRef; message: string }) => {
+    failAppend: enqueueActions(({ context, enqueue }, params: { batch: AppendRef; message: string; walFull?: string | undefined }) => {
       const b = params.batch;
-      enqueue.assign({ inFlight: context.inFlight - 1, stats: count(context.stats, "failedAppends") });
+      enqueue.assign({ inFlight: context.inFlight - 1, walFull: params.walFull, stats: count(context.stats, "failedAppends") });
+      if (params.walFull !== undefined) {
+        enqueue.sendTo("source", nack(b, walFullError(b.tenant, b.table, params.walFull)));
+        return;
+      }
       // Part of the batch may be stored: the client retries with the same producer seq and dedup stores it once.
       enqueue.sendTo(
         "source",
@@ -209,6 +223,7 @@ export const gatewayMachine = setup({
     inFlight: 0,
     stats: { acceptedBatches: 0, acceptedRows: 0, rejectedBatches: 0, failedAppends: 0, throttledBatches: 0 },
     recordPool: input.recordPool,
+    walFull: undefined,
   }),
   invoke: [
     { id: "source", src: "source" },
@@ -242,7 +257,7 @@ export const gatewayMachine = setup({
         appendRefused: { actions: { type: "refuseAppend", params: ({ event }) => ({ batch: event.batch, message: event.message }) } },
         appendFailed: {
           target: "degraded",
-          actions: { type: "failAppend", params: ({ event }) => ({ batch: event.batch, message: event.message }) },
+          actions: { type: "failAppend", params: ({ event }) => ({ batch: event.batch, message: event.message, walFull: event.walFull }) },
         },
       },
     },
@@ -255,7 +270,7 @@ export const gatewayMachine = setup({
         appendRefused: { actions: { type: "refuseAppend", params: ({ event }) => ({ batch: event.batch, message: event.message }) } },
         appendFailed: {
           target: "degraded",
-          actions: { type: "failAppend", params: ({ event }) => ({ batch: event.batch, message: event.message }) },
+          actions: { type: "failAppend", params: ({ event }) => ({ batch: event.batch, message: event.message, walFull: event.walFull }) },
         },
       },
     },
@@ -264,7 +279,12 @@ export const gatewayMachine = setup({
       after: { probeAfter: "ready" },
       on: {
         ingest: {
-          actions: enqueueActions(({ enqueue, event }) => {
+          actions: enqueueActions(({ context, enqueue, event }) => {
+            const { tenant, table } = event.request;
+            if (context.walFull !== undefined) {
+              enqueue.sendTo("source", nack(event.request, walFullError(tenant, table, context.walFull)));
+              return;
+            }
             enqueue.sendTo(
               "source",
               nack(event.request, {
@@ -277,7 +297,7 @@ export const gatewayMachine = setup({
         },
         appended: { actions: { type: "ack", params: ({ event }) => ({ batch: event.batch, appends: event.appends }) } },
         appendRefused: { actions: { type: "refuseAppend", params: ({ event }) => ({ batch: event.batch, message: event.message }) } },
-        appendFailed: { actions: { type: "failAppend", params: ({ event }) => ({ batch: event.batch, message: event.message }) } },
+        appendFailed: { actions: { type: "failAppend", params: ({ event }) => ({ batch: event.batch, message: event.message, walFull: event.walFull }) } },
       },
     },
   },

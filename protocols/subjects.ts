@@ -7,6 +7,14 @@ export const walSubject = (tenant: string, table: string, bucket: number): strin
 export const walSubjectsOfTenant = (tenant: string): string => `px.${tenant}.wal.>`;
 /** Every shard of one table (a feed reads them merged, in LSN order). */
 export const walSubjectsOfTable = (tenant: string, table: string): string => `px.${tenant}.wal.${table}.*`;
+/**
+ * The WAL stream's anchor: one tiny record stored when the stream is created
+ * and never purged (compaction purges shard subjects only). While it is there
+ * the stream's first sequence cannot move past any reader; a first sequence
+ * above what a reader expects means records were removed by someone else (a
+ * hand purge, a limit), which readers treat as a gap.
+ */
+export const walAnchorSubject = (tenant: string): string => `px.${tenant}.walanchor`;
 
 /** Request/reply: acked with the LSNs; plain publish: fire and forget. */
 export const ingestSubject = (tenant: string, table: string): string => `px.${tenant}.ingest.${table}`;
@@ -20,6 +28,12 @@ export const watermarkSubject = (tenant: string, table: string, bucket: number):
 export const watermarkSubjectsOfTenant = (tenant: string): string => `px.${tenant}.wm.>`;
 
 export const controlSubject = (verb: string): string => `px.ctl.${verb}`;
+/**
+ * Operations requests (pxctl compact, snapshot): every node answers for the
+ * shards it hosts (no queue group; the caller gathers the replies). One token
+ * deeper than px.ctl.<verb>, so the control plane's px.ctl.* does not see them.
+ */
+export const opsSubject = (verb: string): string => `px.ctl.ops.${verb}`;
 
 export const feedStream = (tenant: string): string => `PX_FEED_${tenant}`;
 export const feedSubject = (tenant: string, name: string): string => `px.${tenant}.feed.${name}`;
@@ -33,6 +47,14 @@ export const KV_ASSIGN = "px_assign";
 export const KV_LEADER = "px_leader";
 export const KV_TOKENS = "px_tokens";
 export const OBJ_SNAPSHOTS = "px_snapshots";
+/** Per shard: the WAL sequence below which compaction purged the shard's subject (readers needing less stop on a gap). */
+export const KV_COMPACTION = "px_compaction";
+/** Events the operations workflows record (compaction, snapshots on demand, gaps): `pxctl events`. */
+export const EVENTS_STREAM = "PX_EVENTS";
+export const eventSubject = (kind: string): string => `px.events.${kind}`;
+export const EVENTS_WILDCARD = "px.events.>";
+/** KV key of a shard in px_compaction (tenant.table.bucket). */
+export const compactionKey = (s: ShardAddress): string => `${s.tenant}.${s.table}.${s.bucket}`;
 
 /** KV key of a tenant's spec in px_config. */
 export const tenantConfigKey = (tenant: string): string => `tenant.${tenant}`;

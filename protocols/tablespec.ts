@@ -33,6 +33,12 @@ export const RetentionSpecSchema = Schema.Struct({
   hotSeconds: Schema.optionalKey(PositiveInt(10 * 365 * 86_400)),
   /** Soft memory budget of one shard's hot set; older persisted rows go first. */
   maxHotBytes: Schema.optionalKey(PositiveInt(Number.MAX_SAFE_INTEGER)),
+  /**
+   * WAL compaction's safety margin: this many LSNs below the lowest one any
+   * reader still needs (P + 1, the newest verified snapshot's LSN + 1, feed
+   * holds) stay in the WAL.
+   */
+  walKeep: Schema.optionalKey(PositiveInt(Number.MAX_SAFE_INTEGER)),
 });
 
 export const TimeBoundsSpecSchema = Schema.Struct({
@@ -83,7 +89,7 @@ export interface TableSpec {
   readonly columns: readonly ColumnSpec[];
   readonly shards: number;
   readonly maxBatchRows: number;
-  readonly retention: { readonly hotSeconds: number; readonly maxHotBytes: number };
+  readonly retention: { readonly hotSeconds: number; readonly maxHotBytes: number; readonly walKeep: number };
   /** Ingest refuses a tick before minTs or more than maxFutureSeconds ahead (same shape as the input: specs round-trip through KV as JSON). */
   readonly timeBounds: { readonly minTs: string; readonly maxFutureSeconds: number };
 }
@@ -105,6 +111,7 @@ export const TABLE_DEFAULTS = {
   maxBatchRows: 100_000,
   hotSeconds: 3_600,
   maxHotBytes: 1 << 30,
+  walKeep: 10_000,
   minTs: "1990-01-01",
   maxFutureSeconds: 86_400,
 } as const;
@@ -183,6 +190,7 @@ function normalizeTable(t: Schema.Schema.Type<typeof TableSpecSchema>, tenant: s
     retention: {
       hotSeconds: t.retention?.hotSeconds ?? TABLE_DEFAULTS.hotSeconds,
       maxHotBytes: t.retention?.maxHotBytes ?? TABLE_DEFAULTS.maxHotBytes,
+      walKeep: t.retention?.walKeep ?? TABLE_DEFAULTS.walKeep,
     },
     timeBounds: {
       minTs: checkedMinTs(t.timeBounds?.minTs ?? TABLE_DEFAULTS.minTs, tenant, t.name),

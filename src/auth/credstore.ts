@@ -8,6 +8,7 @@ import type { KV } from "@nats-io/kv";
 import { KV_CREDS, isNatsRole } from "../../protocols/index.js";
 import type { NatsRole } from "../../protocols/index.js";
 import { TokenNotFoundError } from "./errors.js";
+import { storeLimits } from "../config/limits.js";
 
 export interface CredsInfo {
   readonly id: string;
@@ -22,7 +23,7 @@ export interface CredsInfo {
 }
 
 export async function openCredsBucket(nc: NatsConnection, replicas = 1): Promise<KV> {
-  return new Kvm(nc).create(KV_CREDS, { history: 5, replicas });
+  return new Kvm(nc).create(KV_CREDS, { history: 5, replicas, max_bytes: storeLimits().controlBucketMaxBytes });
 }
 
 const KEY_RE = /^c\.([0-9a-f]{12})$/;

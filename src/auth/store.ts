@@ -10,13 +10,14 @@ import { isRole } from "./roles.js";
 import type { Role } from "./roles.js";
 import { TOKEN_KEYS, decodeRecord, formatToken, idOfKey, makeRecord, newSecret, newTokenId, tokenIdOf, tokenKey } from "./token.js";
 import type { TokenRecord } from "./token.js";
+import { storeLimits } from "../config/limits.js";
 
 const TENANT_RE = /^[a-z][a-z0-9_]{0,31}$/;
 /** Longest allowed lifetime: ten years. */
 const MAX_TTL_SECONDS = 10 * 365 * 86_400;
 
 export async function openTokenBucket(nc: NatsConnection, replicas = 1): Promise<KV> {
-  return new Kvm(nc).create(KV_TOKENS, { history: 5, replicas });
+  return new Kvm(nc).create(KV_TOKENS, { history: 5, replicas, max_bytes: storeLimits().controlBucketMaxBytes });
 }
 
 export interface CreateTokenOptions {

@@ -18,6 +18,7 @@ import type { Command, Invocation } from "./args.js";
 import { CliError, EXIT } from "./exitcodes.js";
 import { slowQueries } from "./queries.js";
 import { runTop } from "./top.js";
+import { OPS_USAGE, parseOpsArgs, runOps } from "./ops.js";
 import { applyText, credsTable, describeText, getText, statusText, structured, tokensTable } from "./render.js";
 
 export interface CliIO {
@@ -197,6 +198,16 @@ async function run(inv: Invocation, nc: NatsConnection, io: CliIO, specDoc: unkn
 export async function runPxctl(argv: readonly string[], io: CliIO): Promise<number> {
   let nc: NatsConnection | undefined;
   try {
+    // compact, snapshot, events: src/cli/ops.ts.
+    const ops = parseOpsArgs(argv, io.env);
+    if (ops !== undefined) {
+      if (argv.includes("--help") || argv.includes("-h")) {
+        io.stdout(OPS_USAGE);
+        return EXIT.ok;
+      }
+      nc = await connectNats(ops.inv, io);
+      return await runOps(ops.ops, ops.inv.output, nc, io.stdout);
+    }
     const inv = parsePxctlArgs(argv, io.env);
     if (inv.command.kind === "help") {
       io.stdout(USAGE);

@@ -17,6 +17,7 @@ import { KV_CONFIG, tenantConfigKey } from "../../protocols/subjects.js";
 import { parseTenantSpec } from "../../protocols/tablespec.js";
 import type { ClusterSpec, TenantSpec } from "../../protocols/tablespec.js";
 import { TaggedError } from "../../protocols/tagged.js";
+import { storeLimits } from "../config/limits.js";
 
 export class MetadataConflictError extends TaggedError("MetadataConflictError") {}
 
@@ -28,7 +29,7 @@ export interface StoredTenant {
 const TENANT_PREFIX = "tenant.";
 
 export async function openConfigBucket(nc: NatsConnection, replicas = 1): Promise<KV> {
-  return new Kvm(nc).create(KV_CONFIG, { history: 10, replicas });
+  return new Kvm(nc).create(KV_CONFIG, { history: 10, replicas, max_bytes: storeLimits().controlBucketMaxBytes });
 }
 
 /** Tenant specs as of one bucket revision, read from the stream leader. */

@@ -9,6 +9,7 @@ import { Kvm } from "@nats-io/kv";
 import type { KV, KvOptions } from "@nats-io/kv";
 import { KvConflictError, KvWatchError, isConflict } from "./kv.js";
 import type { ControlKv, KvChange, KvRecord } from "./kv.js";
+import { storeLimits } from "../config/limits.js";
 
 export interface BucketOptions {
   readonly replicas?: number;
@@ -28,7 +29,8 @@ export interface BucketOptions {
 /** Opens `bucket`, creating it with `o` when it does not exist yet. */
 export async function openKv(nc: NatsConnection, bucket: string, o: BucketOptions = {}): Promise<KV> {
   const kvm = new Kvm(nc);
-  const config: Partial<KvOptions> = { replicas: o.replicas ?? 1, history: o.history ?? 1 };
+  // Its own byte limit: a full WAL cannot take the control plane's space (src/config/limits.ts).
+  const config: Partial<KvOptions> = { replicas: o.replicas ?? 1, history: o.history ?? 1, max_bytes: storeLimits().controlBucketMaxBytes };
   try {
     return await kvm.create(bucket, config);
   } catch (e) {

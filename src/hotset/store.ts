@@ -32,6 +32,8 @@ export class HotTable {
   private persisted = 0;
   private horizon = 0;
   private rows = 0;
+  /** Bumped by every evict call: an export spread over several turns checks it did not change under it. */
+  private evictions = 0;
   /** Scratch: batch symbol index -> series, reused across batches. */
   private readonly batchSeries: Series[] = [];
 
@@ -192,6 +194,7 @@ export class HotTable {
     }
     this.persisted = Math.max(this.persisted, persistedLsn);
     this.horizon = Math.max(this.horizon, horizonMicros);
+    this.evictions++;
     let evictedRows = 0;
     for (const s of this.bySymbol) evictedRows += s.evict(this.persisted, this.horizon);
     this.rows -= evictedRows;
@@ -219,6 +222,33 @@ export class HotTable {
   }
 
   /** The whole table as plain data (copies), for a snapshot writer. */
+  /** How many evict calls the table has seen (see `exportSeries`). */
+  get evictionCount(): number {
+    return this.evictions;
+  }
+
+  /**
+   * One series as plain columns, limited to rows with LSN <= `maxLsn`: an
+   * export spread over several turns of the event loop, between which records
+   * are applied, still describes the table as of `maxLsn` (a late row applied
+   * meanwhile carries a higher LSN and is left out). Eviction is not undone
+   * this way: the caller checks `evictionCount` did not move.
+   */
+  exportSeries(symbolId: number, maxLsn: number): SeriesColumns {
+    const cols = this.bySymbol[symbolId]!.toColumns();
+    let keep = 0;
+    for (let i = 0; i < cols.lsn.length; i++) if (cols.lsn[i]! <= maxLsn) keep++;
+    if (keep === cols.lsn.length) return cols;
+    const idx = new Uint32Array(keep);
+    for (let i = 0, k = 0; i < cols.lsn.length; i++) if (cols.lsn[i]! <= maxLsn) idx[k++] = i;
+    const pick = <A extends Float64Array | Int32Array | ValueArray>(a: A): A => {
+      const out = new (a.constructor as new (n: number) => A)(keep);
+      for (let k = 0; k < keep; k++) out[k] = a[idx[k]!]!;
+      return out;
+    };
+    return { tsMicros: pick(cols.tsMicros), lsn: pick(cols.lsn), rowInRecord: pick(cols.rowInRecord), values: cols.values.map(pick), seam: cols.seam };
+  }
+
   exportColumns(): HotTableColumns {
     return {
       table: this.spec.name,

@@ -1,5 +1,5 @@
-// The node's HTTP endpoints: /healthz (process up), /readyz (NATS connected and
-// the catalog loaded), /metrics (Prometheus text format), plus JSON routes the
+// The node's HTTP endpoints: /healthz (process up), /readyz (NATS connected, the
+// catalog loaded, no full WAL and no WAL gap: each problem named in the body), /metrics (Prometheus text format), plus JSON routes the
 // node adds (shardRoutes: /v1/shards, /v1/snapshot).
 import { createServer } from "node:http";
 import type { IncomingMessage, Server } from "node:http";
@@ -21,6 +21,8 @@ const routeOf = (routes: Record<string, Route> | undefined, path: string): Route
 
 export interface HttpHandlers {
   ready(): boolean;
+  /** Conditions that stop the node doing its job (a full WAL, a WAL gap): each makes /readyz 503 and is named in its body. */
+  problems?(): readonly string[];
   /** The exposition text (prom-client renders it asynchronously). */
   metrics(): string | Promise<string>;
   routes?: Record<string, Route>;
@@ -39,8 +41,9 @@ export async function startHttp(port: number, h: HttpHandlers, host = "127.0.0.1
     if (path === "/healthz") {
       res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
     } else if (path === "/readyz") {
-      const ok = h.ready();
-      res.writeHead(ok ? 200 : 503, { "content-type": "text/plain" }).end(ok ? "ready\n" : "not ready\n");
+      const problems = h.problems?.() ?? [];
+      const ok = h.ready() && problems.length === 0;
+      res.writeHead(ok ? 200 : 503, { "content-type": "text/plain" }).end(ok ? "ready\n" : `not ready\n${problems.map((p) => `${p}\n`).join("")}`);
     } else if (path === "/metrics") {
       Promise.resolve(h.metrics()).then(
         (text) => res.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }).end(text),

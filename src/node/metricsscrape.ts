@@ -7,6 +7,7 @@ import type { AnyStateMachine } from "xstate";
 import { gatewayMachine } from "../../actors/gateway.js";
 import { shardMachine } from "../../actors/shard.js";
 import { sinkMachine, sinkStateName } from "../../actors/sink.js";
+import { walGapOf } from "./shard/host.js";
 import type { HostedShard, LocalShardHost } from "./shard/host.js";
 import type { SinkStatus } from "./sink/runtime.js";
 
@@ -19,6 +20,8 @@ export interface ScrapeSources {
   readonly shards: LocalShardHost;
   /** Each tenant's WAL stream as JetStream reports it (every node reports the same streams: dashboards take max by tenant). */
   readonly walStreams?: () => Promise<readonly WalStreamFigures[]>;
+  /** Why the WAL is full, while the gateway's last append was refused as full. */
+  readonly walFull?: () => string | undefined;
 }
 
 export interface WalStreamFigures {
@@ -87,6 +90,14 @@ export function scrapeFamilies(registry: Registry, src: ScrapeSources): void {
       },
     });
   };
+  new Gauge({
+    name: "px_wal_full",
+    help: "1 while the WAL refuses appends because it is full (ingest answers RESOURCE_EXHAUSTED naming the cause)",
+    registers,
+    collect() {
+      this.set(src.walFull?.() === undefined ? 0 : 1);
+    },
+  });
   oneOf("px_gateway_state", "The gateway actor's state (1 = current)", ["state"], GATEWAY_STATES, (set) => set({}, src.gatewayState()));
   oneOf("px_shard_state", "The shard actor's state (1 = current)", [...SHARD, "state"], SHARD_STATES, (set) => {
     for (const h of src.shards.all()) set(labelsOf(h), h.runtime.state);
@@ -150,6 +161,7 @@ export function scrapeFamilies(registry: Registry, src: ScrapeSources): void {
     perStream("px_wal_last_lsn", "Last LSN of the tenant's WAL stream", (w) => w.lastLsn);
   }
 
+  perShard("px_wal_gap", "1 when the shard or its sink stopped on a WAL gap (records it needs are gone)", "gauge", (h) => (walGapOf(h) === undefined ? 0 : 1));
   perShard("px_shard_applied_lsn", "Last WAL LSN applied to the hot set", "gauge", (h) => h.runtime.stats.appliedLsn);
   perShard("px_shard_rows", "Rows in the hot set", "gauge", (h) => h.runtime.stats.rows);
   perShard("px_shard_symbols", "Symbols in the hot set", "gauge", (h) => h.runtime.stats.symbols);

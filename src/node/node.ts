@@ -36,7 +36,11 @@ import { BatchSpans } from "./gateway/spans.js";
 import type { SlowQueryOptions } from "./slowlog.js";
 import { LocalShardHost } from "./shard/host.js";
 import type { HostSinkOptions } from "./shard/host.js";
-import { tenantStreams } from "./streams.js";
+import { nodeProblems, tenantStreams } from "./streams.js";
+import { CompactionRuntime, compactionIntervalMs } from "./compaction.js";
+import type { CompactionHolds } from "./compaction.js";
+import { serveOpsControl } from "./opsctl.js";
+import { ensureEventsStream } from "../wal/index.js";
 import { walStream } from "../../protocols/subjects.js";
 import { NATS_CREDS_ENV, natsCredsOptions } from "../runtime/natsclient.js";
 import { clickhouseDisplay, startStandaloneControl } from "./standalone.js";
@@ -75,6 +79,14 @@ export interface NodeOptions {
   readonly seams?: NodeSeams;
   /** Slow-query thresholds (default from PX_SLOW_QUERY_MS, PX_SLOW_QUERY_MS_TENANTS); the log needs a ClickHouse. */
   readonly slowQuery?: SlowQueryOptions;
+  /** Byte limit of each tenant's WAL stream (default PX_WAL_MAX_BYTES or 2 GiB; src/config/limits.ts). */
+  readonly walMaxBytes?: number;
+  /**
+   * WAL compaction of the shards this node hosts with a sink: between runs
+   * (default PX_COMPACTION_INTERVAL_MS or 60 s; 0: only on `pxctl compact`),
+   * and the holds of other readers (feeds) below which nothing is purged.
+   */
+  readonly compaction?: { readonly intervalMs?: number; readonly holds?: CompactionHolds };
 }
 
 /** Where tests wrap the node's IO (the sink's flush IO is `sink.flushIo`). */
@@ -101,6 +113,8 @@ export interface ProxistNode {
   readonly grpcPort: number | undefined;
   /** The query engine behind the API (undefined without --grpc-port). */
   readonly query: ProxistQueryEngine | undefined;
+  /** The compaction workflow (undefined without ClickHouse: nothing is persisted, nothing is compacted). */
+  readonly compaction: CompactionRuntime | undefined;
   stop(): Promise<void>;
 }
 
@@ -115,7 +129,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   const store = await MetadataStore.open(nc, replicas);
   const snapshots = await SnapshotStore.open(nc, replicas, o.seams?.snapshotObjects);
   // The one catalog of this node: a tenant is served only once its streams exist.
-  const catalog = await openCatalog(nc, replicas, { prepare: tenantStreams(jsm, { replicas, nodeId, log }), log: (line) => log(`node ${nodeId}: ${line}`) });
+  const catalog = await openCatalog(nc, replicas, { prepare: tenantStreams(jsm, { replicas, nodeId, log, ...(o.walMaxBytes === undefined ? {} : { walMaxBytes: o.walMaxBytes }) }), log: (line) => log(`node ${nodeId}: ${line}`) });
   const clickhouse = o.clickhouseUrl === undefined ? undefined : new SinkClickhouse({ url: o.clickhouseUrl });
   const metrics = new NodeMetrics(nodeId);
   // PX_METRICS=off: nothing observed per batch (the benchmarks' comparison); scrape-time figures still answer.
@@ -131,6 +145,13 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
     log,
     ...(clickhouse === undefined ? {} : { sink: { ...o.sink, clickhouse } }),
   });
+  // WAL compaction needs P, so only a node with sinks runs it; every node records operations events.
+  await ensureEventsStream(jsm, replicas);
+  const compaction =
+    clickhouse === undefined
+      ? undefined
+      : new CompactionRuntime({ nc, js, jsm, nodeId, shards, snapshots, replicas, log, unsafeIgnoreSink: process.env.PX_COMPACT_IGNORE_SINK === "1", intervalMs: o.compaction?.intervalMs ?? compactionIntervalMs(process.env), ...(o.compaction?.holds === undefined ? {} : { holds: o.compaction.holds }) }).start();
+  const ops = serveOpsControl({ nc, js, nodeId, shards, compaction, log });
   const shardMode = o.shards ?? "all";
   if (shardMode === "all") {
     catalog.subscribe((c) => void shards.ownAll(c).catch((e: unknown) => log(`node ${nodeId}: cannot start shards: ${(e as Error).message}`)));
@@ -159,10 +180,12 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   );
   gateway.start();
   const state = (): string => String(gateway.getSnapshot().value);
+  const walFull = (): string | undefined => gateway.getSnapshot().context.walFull;
   const stats = (): Record<string, number> => ({ ...gateway.getSnapshot().context.stats, fireAndForgetFailures: sourceStats.fireAndForgetFailures });
   metrics.watch({
     ingest: stats,
     gatewayState: state,
+    walFull,
     shards,
     walStreams: () =>
       Promise.all(
@@ -183,6 +206,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
     adminRoutes: new Set(["/v1/snapshot"]),
     authorize: adminGate.authorize,
     ready: () => catalog.loaded() && !nc.isClosed(),
+    problems: () => nodeProblems(walFull(), shards),
     metrics: () => metrics.text(),
   }, o.httpHost);
   // "assigned": the node agent starts and stops shards as the leader assigns them; every node contends for the lead.
@@ -246,7 +270,10 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
     catalog: catalog.current,
     grpcPort: api?.server.port,
     query: api?.engine,
+    compaction,
     stop: async () => {
+      ops.stop();
+      compaction?.stop();
       // First the control plane: its shards stop, the heartbeat goes, the lease is released.
       await control?.stop().catch((e: unknown) => log(`node ${nodeId}: control plane stop failed: ${(e as Error).message}`));
       await standalone?.stop().catch(() => {});

@@ -6,6 +6,9 @@ import { Duration, Effect, Schedule } from "effect";
 import type { Catalog } from "../catalog.js";
 import { ensureWalStream, ensureWatermarkStream } from "../wal/index.js";
 import { TaggedError } from "../../protocols/tagged.js";
+import { walGapOf } from "./shard/host.js";
+import type { LocalShardHost } from "./shard/host.js";
+import { storeLimits } from "../config/limits.js";
 
 /** A tenant's WAL or watermark stream could not be created after every attempt. */
 export class TenantStreamsError extends TaggedError("TenantStreamsError") {}
@@ -13,6 +16,8 @@ export class TenantStreamsError extends TaggedError("TenantStreamsError") {}
 export interface TenantStreamsOptions {
   readonly replicas: number;
   readonly nodeId: string;
+  /** Byte limit of each tenant's WAL stream (discard new); -1 = none. */
+  readonly walMaxBytes?: number;
   readonly log: (line: string) => void;
   /** Attempts per tenant before giving up (the next catalog change tries again). */
   readonly attempts?: number;
@@ -26,7 +31,7 @@ export function tenantStreams(jsm: JetStreamManager, o: TenantStreamsOptions): (
   const schedule = Schedule.exponential(Duration.millis(o.baseDelayMs ?? 500), 1.5);
   const ensure = (tenant: string) =>
     Effect.tryPromise(async () => {
-      await ensureWalStream(jsm, tenant, { replicas: o.replicas });
+      await ensureWalStream(jsm, tenant, { replicas: o.replicas, maxBytes: o.walMaxBytes ?? storeLimits().walMaxBytes });
       await ensureWatermarkStream(jsm, tenant, o.replicas);
     }).pipe(
       Effect.tapError((e) => Effect.sync(() => log(o, tenant, e))),
@@ -41,6 +46,17 @@ export function tenantStreams(jsm: JetStreamManager, o: TenantStreamsOptions): (
       ensured.add(tenant);
     }
   };
+}
+
+/** What /readyz names: a full WAL (the gateway refuses ingest) and every shard stopped on a WAL gap. */
+export function nodeProblems(walFull: string | undefined, shards: LocalShardHost): string[] {
+  const out: string[] = [];
+  if (walFull !== undefined) out.push(`WAL full: ${walFull}; ingest is refused (RESOURCE_EXHAUSTED) until compaction frees space`);
+  for (const h of shards.all()) {
+    const gap = walGapOf(h);
+    if (gap !== undefined) out.push(gap);
+  }
+  return out;
 }
 
 const causeMessage = (e: unknown): string => {

@@ -55,11 +55,46 @@ function frame(parts: Uint8Array[]): Uint8Array {
 }
 
 export function encodeSnapshot(spec: TableSpec, cols: HotTableColumns, chunkRows = MAX_CHUNK_ROWS): EncodedSnapshot {
+  const framed: Uint8Array[] = [];
+  const parts = snapshotParts(spec, cols, chunkRows);
+  let r = parts.next();
+  while (r.done !== true) {
+    framed.push(r.value);
+    r = parts.next();
+  }
+  const data = concat(framed);
+  return { data, sha256: sha256Hex(data), ...r.value };
+}
+
+/** What a snapshot's data holds besides its bytes (the manifest's figures). */
+export interface SnapshotSummary {
+  readonly chunkRows: number[];
+  readonly seamRows: number;
+  readonly rows: number;
+}
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  const out = Buffer.allocUnsafe(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/**
+ * The snapshot data as consecutive framed chunks (their concatenation is the
+ * data object), so a writer can hash and stream them while the next one is
+ * encoded (src/snapshot/worker.ts does it in a worker thread).
+ */
+export function* snapshotParts(spec: TableSpec, cols: HotTableColumns, chunkRows = MAX_CHUNK_ROWS): Generator<Uint8Array, SnapshotSummary, undefined> {
   const sspec = snapshotSpec(spec);
   const nv = spec.columns.length;
   const parts: Uint8Array[] = [];
   const sizes: number[] = [];
   let rows = 0;
+  let done = 0;
   // Pending (symbol, from, to) runs of the chunk being filled.
   let runs: { sym: number; s: SeriesColumns; from: number; to: number }[] = [];
   let pending = 0;
@@ -88,7 +123,8 @@ export function encodeSnapshot(spec: TableSpec, cols: HotTableColumns, chunkRows
     runs = [];
     pending = 0;
   };
-  cols.series.forEach((s, sym) => {
+  for (let sym = 0; sym < cols.series.length; sym++) {
+    const s = cols.series[sym]!;
     let from = 0;
     const len = s.tsMicros.length;
     while (from < len) {
@@ -97,10 +133,15 @@ export function encodeSnapshot(spec: TableSpec, cols: HotTableColumns, chunkRows
       pending += take;
       rows += take;
       from += take;
-      if (pending === chunkRows) flush();
+      if (pending === chunkRows) {
+        flush();
+        // Each chunk goes out as soon as it is encoded: the writer streams it while the next one is built.
+        for (; done < parts.length; done++) yield frame([parts[done]!]);
+      }
     }
-  });
+  }
   flush();
+  for (; done < parts.length; done++) yield frame([parts[done]!]);
   // Seam cache rows: one per symbol that has one.
   const seam = cols.series.map((s, sym) => ({ sym, row: s.seam })).filter((x): x is { sym: number; row: SeamRow } => x.row !== null);
   const sb: TickBatch = {
@@ -118,9 +159,8 @@ export function encodeSnapshot(spec: TableSpec, cols: HotTableColumns, chunkRows
       }),
     ],
   };
-  parts.push(encodeTickIpc(sspec, sb));
-  const data = frame(parts);
-  return { data, sha256: sha256Hex(data), chunkRows: sizes, seamRows: seam.length, rows };
+  yield frame([encodeTickIpc(sspec, sb)]);
+  return { chunkRows: sizes, seamRows: seam.length, rows };
 }
 
 export function sha256Hex(data: Uint8Array): string {

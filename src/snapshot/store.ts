@@ -3,7 +3,7 @@
 // data; loads the newest snapshot whose checksums hold, falling back to older
 // ones (and finally to none: full replay) when one is corrupt.
 import type { NatsConnection } from "@nats-io/transport-node";
-import { Objm } from "@nats-io/obj";
+import { Objm, setSha256Backend } from "@nats-io/obj";
 import type { ObjectStore } from "@nats-io/obj";
 import { decodeSnapshotManifest, encodeSnapshotManifest } from "../../protocols/codec.js";
 import type { SnapshotManifest } from "../../protocols/codec.js";
@@ -11,7 +11,12 @@ import { OBJ_SNAPSHOTS } from "../../protocols/subjects.js";
 import type { ShardAddress } from "../../protocols/subjects.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
 import { HotTable } from "../hotset/index.js";
-import { SNAPSHOT_DATA_FORMAT, decodeSnapshot, encodeSnapshot } from "./codec.js";
+import { SNAPSHOT_DATA_FORMAT, decodeSnapshot, encodeSnapshot, sha256Hex } from "./codec.js";
+import type { SnapshotSummary } from "./codec.js";
+import { storeLimits } from "../config/limits.js";
+
+/** The object store's default chunk (one JetStream message per chunk). */
+const OBJECT_CHUNK_BYTES = 128 * 1024;
 
 const prefix = (s: ShardAddress): string => `${s.tenant}.${s.table}.${s.bucket}.`;
 const lsnKey = (lsn: number): string => String(lsn).padStart(20, "0");
@@ -21,6 +26,15 @@ export interface LoadedSnapshot {
   readonly manifest: SnapshotManifest;
 }
 
+/** What a snapshot's manifest says of the table, known before its data is encoded. */
+export interface SnapshotHead {
+  readonly appliedLsn: number;
+  readonly persistedLsn: number;
+  readonly horizonMicros: number;
+  readonly symbols: readonly string[];
+  readonly schemaVersion: number;
+}
+
 export interface WrittenSnapshot {
   readonly lsn: number;
   readonly rows: number;
@@ -28,6 +42,9 @@ export interface WrittenSnapshot {
 }
 
 export class SnapshotStore {
+  /** Manifest names whose data verified, with the LSN they cover. */
+  private readonly verified = new Map<string, number>();
+
   constructor(
     private readonly os: ObjectStore,
     private readonly keep = 3,
@@ -35,7 +52,10 @@ export class SnapshotStore {
 
   /** `wrap` lets a test put a fault in front of the object store (a crash between data and manifest). */
   static async open(nc: NatsConnection, replicas = 1, wrap: (os: ObjectStore) => ObjectStore = (os) => os): Promise<SnapshotStore> {
-    return new SnapshotStore(wrap(await new Objm(nc).create(OBJ_SNAPSHOTS, { replicas })));
+    // Node's own SHA-256 for the object store's digests (the default is pure JavaScript, several times slower).
+    setSha256Backend("native");
+    // Its own byte limit (discard new): snapshots cannot fill the WAL's or the control plane's space.
+    return new SnapshotStore(wrap(await new Objm(nc).create(OBJ_SNAPSHOTS, { replicas, max_bytes: storeLimits().snapshotMaxBytes })));
   }
 
   /** Manifests of one shard, newest first. */
@@ -77,12 +97,76 @@ export class SnapshotStore {
     return { lsn: cols.appliedLsn, rows: enc.rows, bytes: enc.data.length };
   }
 
+  /**
+   * Writes a snapshot whose data arrives as framed chunks (the worker's), streamed
+   * into the object store as they come; the manifest, written last, carries the
+   * SHA-256 and figures `summary` resolves with once the last chunk is encoded.
+   */
+  async writeStream(shard: ShardAddress, head: SnapshotHead, parts: AsyncIterable<Uint8Array>, summary: Promise<SnapshotSummary & { readonly sha256: string }>): Promise<WrittenSnapshot> {
+    const base = `${prefix(shard)}${lsnKey(head.appliedLsn)}`;
+    let bytes = 0;
+    // In pieces of the object store's chunk size: its buffer copies what it holds on every chunk it drains.
+    const counted = (async function* () {
+      for await (const p of parts) {
+        bytes += p.length;
+        for (let at = 0; at < p.length; at += OBJECT_CHUNK_BYTES) yield p.subarray(at, Math.min(p.length, at + OBJECT_CHUNK_BYTES));
+      }
+    })();
+    await this.os.put({ name: `${base}.data` }, ReadableStream.from(counted));
+    const s = await summary;
+    const manifest = encodeSnapshotManifest({
+      tenant: shard.tenant,
+      table: shard.table,
+      bucket: shard.bucket,
+      lsn: BigInt(head.appliedLsn),
+      schemaVersion: head.schemaVersion,
+      symbols: head.symbols,
+      rows: BigInt(s.rows),
+      persistedLsn: BigInt(head.persistedLsn),
+      horizonMicros: BigInt(head.horizonMicros),
+      dataObject: `${base}.data`,
+      dataBytes: BigInt(bytes),
+      dataSha256: s.sha256,
+      dataFormat: SNAPSHOT_DATA_FORMAT,
+      chunkRows: s.chunkRows.map(BigInt),
+      seamRows: BigInt(s.seamRows),
+      createdAtMicros: BigInt(Date.now() * 1000),
+    });
+    await this.os.putBlob({ name: `${base}.manifest` }, manifest);
+    await this.prune(shard);
+    return { lsn: head.appliedLsn, rows: s.rows, bytes };
+  }
+
   private async prune(shard: ShardAddress): Promise<void> {
     const old = (await this.manifests(shard)).slice(this.keep);
     for (const m of old) {
       await this.os.delete(m).catch(() => {});
       await this.os.delete(m.replace(/\.manifest$/, ".data")).catch(() => {});
     }
+  }
+
+  /**
+   * LSN of the newest snapshot whose data matches its manifest's SHA-256 (0:
+   * none): what WAL compaction may purge up to. Each snapshot is hashed once.
+   */
+  async newestVerifiedLsn(shard: ShardAddress): Promise<number> {
+    for (const name of await this.manifests(shard)) {
+      const known = this.verified.get(name);
+      if (known !== undefined) return known;
+      try {
+        const mbytes = await this.os.getBlob(name);
+        if (!mbytes) continue;
+        const manifest = decodeSnapshotManifest(mbytes);
+        const data = await this.os.getBlob(manifest.dataObject);
+        if (!data || sha256Hex(data) !== manifest.dataSha256) continue;
+        const lsn = Number(manifest.lsn);
+        this.verified.set(name, lsn);
+        return lsn;
+      } catch {
+        // Unreadable: an older one may still verify.
+      }
+    }
+    return 0;
   }
 
   /** The newest snapshot that verifies; undefined when there is none (replay from LSN 1). */

@@ -18,20 +18,56 @@ export interface ConsumeBatchesOptions<T> {
   readonly onBatch: (records: T[]) => void;
   /** Called after a delivery that left nothing pending on the server (the reader is caught up). */
   readonly onCaughtUp?: () => void;
+  /**
+   * Asked when a batch is complete, with the stream sequences it spans: a
+   * promise holds the batch (and every later one, in order) until it resolves;
+   * a rejection hands nothing more over and ends the loop with that error
+   * (the gap check, ./gap.ts). Undefined lets the batch through at once.
+   */
+  readonly beforeBatch?: (firstSeq: number, lastSeq: number) => Promise<void> | undefined;
+  /** Called once when a beforeBatch promise rejected: the caller stops `messages` so the loop ends with the error. */
+  readonly onRefused?: () => void;
 }
 
 /** Reads `messages` until they end or the reader stops; resolves after the last batch is handed over. */
 export async function consumeBatches<T>(messages: AsyncIterable<JsMsg>, o: ConsumeBatchesOptions<T>): Promise<void> {
   let pending: T[] = [];
+  let firstSeq = 0;
+  let lastSeq = 0;
   let scheduled = false;
+  // Batches held by a beforeBatch promise, handed over in order once it resolves.
+  let held: Promise<void> | undefined;
+  let heldCount = 0;
+  let failure: { error: unknown } | undefined;
   const flush = (): void => {
     scheduled = false;
-    if (pending.length === 0 || o.stopped()) return;
+    if (pending.length === 0 || o.stopped() || failure !== undefined) return;
     const records = pending;
     pending = [];
-    o.onBatch(records);
+    const gate = o.beforeBatch?.(firstSeq, lastSeq);
+    if (gate === undefined && held === undefined) {
+      o.onBatch(records);
+      return;
+    }
+    heldCount++;
+    held = (held ?? Promise.resolve())
+      .then(() => gate)
+      .then(
+        () => {
+          if (!o.stopped() && failure === undefined) o.onBatch(records);
+        },
+        (error: unknown) => {
+          if (failure !== undefined) return;
+          failure = { error };
+          o.onRefused?.();
+        },
+      )
+      .finally(() => {
+        if (--heldCount === 0) held = undefined;
+      });
   };
   for await (const m of messages) {
+    if (failure !== undefined) throw failure.error;
     if (o.stopped()) break;
     let r: T | undefined;
     try {
@@ -41,6 +77,8 @@ export async function consumeBatches<T>(messages: AsyncIterable<JsMsg>, o: Consu
       throw e;
     }
     if (r === undefined) continue;
+    if (pending.length === 0) firstSeq = m.seq;
+    lastSeq = m.seq;
     pending.push(r);
     const caughtUp = m.info.pending === 0;
     if (pending.length >= o.maxBatch || caughtUp) flush();
@@ -51,4 +89,6 @@ export async function consumeBatches<T>(messages: AsyncIterable<JsMsg>, o: Consu
     if (caughtUp) o.onCaughtUp?.();
   }
   flush();
+  if (held !== undefined) await held;
+  if (failure !== undefined) throw failure.error;
 }

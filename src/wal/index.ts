@@ -9,3 +9,11 @@ export { followWatermarks, lastWatermark, publishWatermark } from "./watermark.j
 export type { WatermarkEvent } from "./watermark.js";
 export { consumeBatches } from "./consume.js";
 export type { ConsumeBatchesOptions } from "./consume.js";
+export { GapTracker, WalGapError, gapAt, walFullCause } from "./gap.js";
+export type { WalFloor } from "./gap.js";
+export { compactionFloor, streamFirstSeq, walFloor } from "./floor.js";
+export type { CompactionRecord } from "./floor.js";
+export { describePlan, planCompaction } from "./compaction.js";
+export type { CompactionInputs, CompactionPlan } from "./compaction.js";
+export { ensureEventsStream, readEvents, recordEvent } from "./events.js";
+export type { OpsEvent } from "./events.js";

@@ -2,11 +2,16 @@
 // tenant. Created idempotently by whichever node or tool first needs them.
 import type { JetStreamManager } from "@nats-io/jetstream";
 import { DiscardPolicy, RetentionPolicy, StorageType } from "@nats-io/jetstream";
-import { walStream, walSubjectsOfTenant, watermarkStream, watermarkSubjectsOfTenant } from "../../protocols/subjects.js";
+import { headers } from "@nats-io/transport-node";
+import { walAnchorSubject, walStream, walSubjectsOfTenant, watermarkStream, watermarkSubjectsOfTenant } from "../../protocols/subjects.js";
 
 export interface WalStreamOptions {
   readonly replicas?: number;
-  /** Bytes the WAL keeps before it drops the oldest records; -1 = unlimited. */
+  /**
+   * Bytes the WAL holds at most; when full, JetStream refuses new records
+   * (discard new: nothing stored is ever dropped) and ingest is refused with
+   * RESOURCE_EXHAUSTED until compaction frees space. -1 = unlimited.
+   */
   readonly maxBytes?: number;
   /** Window in which a repeated Nats-Msg-Id is recognised as a retry. */
   readonly duplicateWindowMs?: number;
@@ -29,15 +34,42 @@ async function ensureStream(jsm: JetStreamManager, config: Parameters<JetStreamM
 }
 
 export async function ensureWalStream(jsm: JetStreamManager, tenant: string, o: WalStreamOptions = {}): Promise<void> {
+  const name = walStream(tenant);
+  const subjects = [walSubjectsOfTenant(tenant), walAnchorSubject(tenant)];
+  const maxBytes = o.maxBytes ?? -1;
   await ensureStream(jsm, {
-    name: walStream(tenant),
-    subjects: [walSubjectsOfTenant(tenant)],
+    name,
+    subjects,
     storage: StorageType.File,
     retention: RetentionPolicy.Limits,
-    discard: DiscardPolicy.Old,
+    discard: DiscardPolicy.New,
     num_replicas: o.replicas ?? 1,
-    max_bytes: o.maxBytes ?? -1,
+    max_bytes: maxBytes,
     duplicate_window: (o.duplicateWindowMs ?? 120_000) * NS_PER_MS,
+  });
+  // A stream of an earlier release (discard old, no limit, no anchor subject): bring its limits to this configuration.
+  const info = await jsm.streams.info(name);
+  const c = info.config;
+  if (c.discard !== DiscardPolicy.New || c.max_bytes !== maxBytes || !subjects.every((s) => c.subjects.includes(s))) {
+    await jsm.streams.update(name, { ...c, discard: DiscardPolicy.New, max_bytes: maxBytes, subjects: [...new Set([...c.subjects, ...subjects])] });
+  }
+  await ensureAnchor(jsm, tenant);
+}
+
+/**
+ * Stores the anchor once (the same Nats-Msg-Id from every node, and only into an
+ * empty stream on a new one): see walAnchorSubject.
+ */
+async function ensureAnchor(jsm: JetStreamManager, tenant: string): Promise<void> {
+  const name = walStream(tenant);
+  const held = await jsm.streams.getMessage(name, { last_by_subj: walAnchorSubject(tenant) }).catch(() => null);
+  if (held !== null) return;
+  const js = jsm.jetstream();
+  const h = headers();
+  h.set("Nats-Msg-Id", `px-anchor-${tenant}`);
+  await js.publish(walAnchorSubject(tenant), new Uint8Array(0), { headers: h }).catch((e: unknown) => {
+    // A full stream cannot take the anchor; the gap check then still sees limits, not compaction, moving the start.
+    if (!/maximum|insufficient|resource/i.test((e as Error).message)) throw e;
   });
 }
 

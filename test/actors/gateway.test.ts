@@ -176,6 +176,21 @@ describe("gateway machine", () => {
     expect(h.actor.getSnapshot().context).toMatchObject({ inFlight: 0, stats: { acceptedBatches: 1, acceptedRows: 2, failedAppends: 1 } });
   });
 
+  it("WAL full - an append refused as full answers RESOURCE_EXHAUSTED naming the cause, and so does every batch until one is stored", () => {
+    const h = harness();
+    h.send({ type: "ingest", request: request() });
+    h.send({ type: "appendFailed", batch: h.appends[0]!.batch, message: "maximum bytes exceeded", walFull: "the WAL stream reached its byte limit" });
+    expect(h.replies.at(-1)!.reply).toMatchObject({ ok: false, error: { code: "RESOURCE_EXHAUSTED", retryable: true } });
+    expect(JSON.stringify(h.replies.at(-1)!.reply)).toMatch(/the WAL is full \(the WAL stream reached its byte limit\).*nothing already acknowledged was dropped/);
+    expect(h.actor.getSnapshot().context.walFull).toBe("the WAL stream reached its byte limit");
+    h.send({ type: "ingest", request: request() });
+    expect(h.replies.at(-1)!.reply).toMatchObject({ ok: false, error: { code: "RESOURCE_EXHAUSTED" } });
+    h.clock.increment(500);
+    h.send({ type: "ingest", request: request() });
+    h.send({ type: "appended", batch: h.appends.at(-1)!.batch, appends: [{ bucket: 0, lsn: 9, rows: 4, duplicate: false }] });
+    expect(h.actor.getSnapshot().context.walFull).toBeUndefined();
+  });
+
   it("buffers - WAL records of a batch in WAL layout are built in a buffer of the record pool given as input", () => {
     const pool = new BytePool();
     const h = harness(4, true, pool);

@@ -4,7 +4,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { decodeWalRecord } from "../../protocols/codec.js";
 import type { WalRecord } from "../../protocols/codec.js";
-import { walStream } from "../../protocols/subjects.js";
+import { parseWalSubject, walStream } from "../../protocols/subjects.js";
 
 export interface StoredRecord {
   readonly lsn: number;
@@ -26,9 +26,12 @@ export async function readWal(nc: NatsConnection, tenant: string): Promise<Store
   const js = jetstream(nc);
   const consumer = await js.consumers.get(walStream(tenant));
   const iter = await consumer.fetch({ max_messages: info.state.messages, expires: 5000 });
+  let seen = 0;
   for await (const m of iter) {
-    out.push({ lsn: m.seq, subject: m.subject, msgId: m.headers?.get("Nats-Msg-Id") || undefined, record: decodeWalRecord(m.data) });
-    if (out.length === info.state.messages) break;
+    seen++;
+    // The stream's anchor (walAnchorSubject) is no record.
+    if (parseWalSubject(m.subject) !== undefined) out.push({ lsn: m.seq, subject: m.subject, msgId: m.headers?.get("Nats-Msg-Id") || undefined, record: decodeWalRecord(m.data) });
+    if (seen === info.state.messages) break;
   }
   return out;
 }

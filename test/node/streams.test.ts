@@ -10,18 +10,22 @@ import { tenant } from "../control/fakes.js";
 /** A JetStreamManager with no streams whose first `failures` adds time out. */
 function fakeJsm(failures: number) {
   const created: string[] = [];
+  const configs = new Map<string, { name: string }>();
   let left = failures;
   const jsm = {
     streams: {
       info: async (name: string) => {
         if (!created.includes(name)) throw new Error("stream not found");
-        return {};
+        return { config: configs.get(name) };
       },
       add: async (config: { name: string }) => {
         if (left-- > 0) throw new Error("timeout: JetStream has no leader yet");
         created.push(config.name);
+        configs.set(config.name, config);
         return {};
       },
+      // The WAL's anchor record is there already.
+      getMessage: async () => ({ seq: 1 }),
     },
   } as unknown as JetStreamManager;
   return { jsm, created };

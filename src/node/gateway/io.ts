@@ -18,6 +18,7 @@ import type { DigestAt } from "./pairs.js";
 import type { Meter } from "../meter.js";
 import type { BatchSpans } from "./spans.js";
 import { TRACEPARENT } from "../obs/index.js";
+import { walFullCause } from "../../wal/index.js";
 
 const encoder = new TextEncoder();
 
@@ -235,7 +236,10 @@ export function jetstreamWal(js: JetStreamClient, recordPool?: BytePool, o: { ti
             // Only the first record was sent, and JetStream acked it (as a duplicate): every buffer is free.
             release(cmd);
             if (!stopped) sendBack({ type: "appendRefused", batch: cmd.batch, message: e.message } satisfies GatewayEvent);
-          } else if (!stopped) sendBack({ type: "appendFailed", batch: cmd.batch, message: (e as Error).message } satisfies GatewayEvent);
+          } else if (!stopped) {
+            const message = (e as Error).message;
+            sendBack({ type: "appendFailed", batch: cmd.batch, message, walFull: walFullCause(message) } satisfies GatewayEvent);
+          }
         },
       );
     });

@@ -5,7 +5,8 @@
 // revokes a sink's lease as soon as its watch of px_assign sees the shard move
 // (`revoke`), and renews the leases after each heartbeat (`renewLeases`).
 // PX_FENCE_OFF=1 (tests only: the negative control) is read here and nowhere
-// else: sinks then write without a permit.
+// else: sinks then write without a permit. PX_GAP_CHECK_OFF=1 (tests only, the
+// gap check's negative control): WAL readers go on past records that are gone.
 // A shard whose table spec changed (pxctl apply) is restarted with the new spec:
 // it reloads its snapshot and replays the WAL tail, its sink re-reads what it
 // had not persisted; records of older versions decode with their own columns.
@@ -65,10 +66,20 @@ export interface HostedShardStatus extends ShardStatus {
   readonly sink: SinkStatus | undefined;
 }
 
+/** The WAL gap the shard or its sink stopped on (the error naming it), or undefined. */
+export function walGapOf(h: HostedShard): string | undefined {
+  const shardError = h.runtime.actor.getSnapshot().context.error;
+  if (shardError?.includes("WAL gap") === true) return shardError;
+  const sinkError = h.sink?.status().lastError;
+  return sinkError?.includes("WAL gap") === true ? sinkError : undefined;
+}
+
 export class LocalShardHost {
   private readonly shards = new Map<string, HostedShard>();
   /** TESTS ONLY (negative control): PX_FENCE_OFF=1 when the host was made. */
   private readonly fenceOff = process.env.PX_FENCE_OFF === "1";
+  /** TESTS ONLY (negative control): PX_GAP_CHECK_OFF=1, WAL readers go on past a gap. */
+  private readonly gapCheckOff = process.env.PX_GAP_CHECK_OFF === "1";
   // start/stop run one at a time: the agent, ownAll and respec may ask at once.
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -127,6 +138,7 @@ export class LocalShardHost {
       snapshotIntervalMs: this.o.snapshotIntervalMs,
       log: this.o.log,
       meter: this.o.meter,
+      unsafeGapCheckOff: this.gapCheckOff,
       ...(decoded === undefined ? {} : { decoded }),
       ...(s === undefined ? {} : { verifyWatermark: this.watermarkVerifier(shard, spec, s) }),
     });
@@ -165,6 +177,7 @@ export class LocalShardHost {
       log: this.o.log,
       meter: this.o.meter,
       unsafeFenceOff: this.fenceOff,
+      unsafeGapCheckOff: this.gapCheckOff,
       ...(decoded === undefined ? {} : { decoded }),
       ...(s.limits === undefined ? {} : { limits: s.limits }),
       ...(s.retry === undefined ? {} : { retry: s.retry }),

@@ -21,6 +21,8 @@ import type { WatermarkEvent } from "../../wal/index.js";
 import type { DecodedRecord, DecodedRecordCache } from "../../wal/index.js";
 import type { Meter } from "../meter.js";
 import { TRACEPARENT, childSpan, tracingOn } from "../obs/index.js";
+import { walGapGate } from "../walgap.js";
+import { snapshotWorkerEnabled, writeSnapshotOffLoop } from "./snapshotwriter.js";
 
 /** An on-demand snapshot that failed, timed out, or was cut short by the shard stopping. */
 export class SnapshotFailedError extends TaggedError("SnapshotFailedError") {}
@@ -38,12 +40,15 @@ export async function lastLsnOf(jsm: JetStreamManager, shard: ShardAddress): Pro
  * through the cache the node's sink of the same shard also reads: each record
  * is decoded once per node.
  */
-export function jetstreamWalConsumer(js: JetStreamClient, jsm: JetStreamManager, maxBatch = 512, shared?: { readonly spec: TableSpec; readonly decoded: DecodedRecordCache }, meter?: Meter) {
+export function jetstreamWalConsumer(js: JetStreamClient, jsm: JetStreamManager, maxBatch = 512, shared?: { readonly spec: TableSpec; readonly decoded: DecodedRecordCache }, meter?: Meter, gapCheckOff = false) {
   return fromCallback<ShardEvent, WalInput>(({ input, sendBack }) => {
     let stopped = false;
     let stop: (() => void) | undefined;
     void (async () => {
       const subject = walSubject(input.shard.tenant, input.shard.table, input.shard.bucket);
+      // Records this replay needs that are gone (purged, compacted past an older snapshot): fail, never serve a hole.
+      const gate = walGapGate(jsm, input.shard, "the hot set", input.fromLsn, gapCheckOff);
+      await gate.atStart();
       const last = await lastLsnOf(jsm, input.shard);
       let caughtUp = false;
       if (last < input.fromLsn) {
@@ -64,6 +69,8 @@ export function jetstreamWalConsumer(js: JetStreamClient, jsm: JetStreamManager,
       await consumeBatches<WalEntry>(messages, {
         maxBatch,
         stopped: () => stopped,
+        beforeBatch: gate.beforeBatch,
+        onRefused: () => void messages.stop(),
         read: (m) => {
           newest = m;
           // Traced records (tracing on, the batch sampled) carry the WAL append's traceparent.
@@ -161,6 +168,8 @@ export interface ShardRuntimeOptions {
   /** Checks each watermark against ClickHouse before evicting (nodes with a ClickHouse). */
   readonly verifyWatermark?: VerifyWatermark;
   readonly meter?: Meter | undefined;
+  /** TESTS ONLY (negative control, PX_GAP_CHECK_OFF=1 in the shard host): replay goes on past a gap. */
+  readonly unsafeGapCheckOff?: boolean;
 }
 
 export class ShardRuntime {
@@ -179,11 +188,13 @@ export class ShardRuntime {
             if (s) o.log(`shard ${name}: loaded snapshot at LSN ${s.manifest.lsn} (${s.table.rowCount} rows)`);
             return s?.table;
           }),
-          wal: jetstreamWalConsumer(o.js, o.jsm, 512, o.decoded === undefined ? undefined : { spec: o.spec, decoded: o.decoded }, o.meter),
+          wal: jetstreamWalConsumer(o.js, o.jsm, 512, o.decoded === undefined ? undefined : { spec: o.spec, decoded: o.decoded }, o.meter, o.unsafeGapCheckOff === true),
           watermarks: jetstreamWatermarks(o.js, o.log, this.refusedWatermarks, o.verifyWatermark),
           writeSnapshot: fromPromise(async ({ input }: { input: SnapshotWriteInput }) => {
             const t0 = performance.now();
-            const w = await o.snapshots.write(input.shard, input.table).catch((e: unknown) => {
+            // Off the event loop unless PX_SNAPSHOT_WORKER=off (./snapshotwriter.ts).
+            const write = snapshotWorkerEnabled() ? writeSnapshotOffLoop(o.snapshots, input.shard, input.table) : o.snapshots.write(input.shard, input.table);
+            const w = await write.catch((e: unknown) => {
               o.meter?.snapshotWritten(input.shard, (performance.now() - t0) / 1000, false);
               throw e;
             });
@@ -210,6 +221,10 @@ export class ShardRuntime {
   start(): this {
     this.actor.start();
     return this;
+  }
+
+  get spec(): TableSpec {
+    return this.o.spec;
   }
 
   get table(): HotTable {

@@ -56,6 +56,8 @@ export interface SinkRuntimeOptions {
   readonly leaseTtlMs?: number;
   /** On takeover, how long recovery pauses before it looks for the previous owner's INSERTs a second time (default 1 s). */
   readonly takeoverSettleMs?: number;
+  /** TESTS ONLY (negative control, PX_GAP_CHECK_OFF=1 in the wiring): the sink persists past a gap. */
+  readonly unsafeGapCheckOff?: boolean;
   /** TESTS ONLY (negative control, PX_FENCE_OFF=1 in the wiring): every permit is granted. */
   readonly unsafeFenceOff?: boolean;
   /** Flush time and persistence lag per verified flush (absent: PX_METRICS=off). */
@@ -236,6 +238,7 @@ export class SinkRuntime {
             ...(o.decoded === undefined ? {} : { decoded: o.decoded }),
             permit,
             traced,
+            gapCheckOff: o.unsafeGapCheckOff === true,
           }),
           flush,
           announcer: jetstreamAnnouncer(o.js, clock, permit),

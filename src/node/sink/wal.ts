@@ -9,7 +9,8 @@ import type { SinkEvent, SinkWalInput, WalAck } from "../../../actors/sink.js";
 import { walStream } from "../../../protocols/subjects.js";
 import { SinkRecordError, decodeSinkRecord, isFenced, positionSinkConsumer, sinkConsumerName } from "../../sink/index.js";
 import type { SinkConsumerOptions, SinkRecord } from "../../sink/index.js";
-import { consumeBatches } from "../../wal/index.js";
+import { WalGapError, consumeBatches } from "../../wal/index.js";
+import { walGapGate } from "../walgap.js";
 import type { DecodedRecordCache } from "../../wal/index.js";
 import { TRACEPARENT, tracingOn } from "../obs/index.js";
 
@@ -22,7 +23,7 @@ export function jetstreamSinkConsumer(
   js: JetStreamClient,
   jsm: JetStreamManager,
   clock: () => number,
-  o: SinkConsumerOptions & { maxEventRecords?: number; trace?: (line: string) => void; decoded?: DecodedRecordCache; permit?: (what: string) => void; traced?: Map<number, string> } = {},
+  o: SinkConsumerOptions & { maxEventRecords?: number; trace?: (line: string) => void; decoded?: DecodedRecordCache; permit?: (what: string) => void; traced?: Map<number, string>; gapCheckOff?: boolean } = {},
 ) {
   return fromCallback<WalAck, SinkWalInput>(({ input, sendBack, receive }) => {
     const send = (e: SinkEvent): void => sendBack(e);
@@ -43,6 +44,16 @@ export function jetstreamSinkConsumer(
     });
     void (async () => {
       const { shard, spec, fromLsn } = input;
+      // Records after P that are gone can never reach ClickHouse: stop (fatal), never persist past them.
+      const gate = walGapGate(jsm, shard, "the sink", fromLsn, o.gapCheckOff === true);
+      try {
+        await gate.atStart();
+      } catch (e) {
+        if (!(e instanceof WalGapError)) throw e;
+        stopped = true;
+        send({ type: "walError", message: e.message, fatal: true });
+        return;
+      }
       const t0 = performance.now();
       o.permit?.(`positioning the durable consumer at ${fromLsn}`);
       await positionSinkConsumer(jsm, shard, fromLsn, o);
@@ -57,6 +68,8 @@ export function jetstreamSinkConsumer(
         await consumeBatches<SinkRecord>(messages, {
           maxBatch: o.maxEventRecords ?? 256,
           stopped: () => stopped,
+          beforeBatch: gate.beforeBatch,
+          onRefused: () => void messages.stop(),
           read: (m) => {
             unacked.set(m.seq, m);
             // A redelivery (ack_wait passed while ClickHouse was down): already handed over.
@@ -73,8 +86,8 @@ export function jetstreamSinkConsumer(
           onBatch: (records) => send({ type: "records", records, atMs: clock() }),
         });
       } catch (e) {
-        if (!(e instanceof SinkRecordError)) throw e;
-        // A record the sink cannot write: restarting will not help.
+        if (!(e instanceof SinkRecordError) && !(e instanceof WalGapError)) throw e;
+        // A record the sink cannot write, or records it can never read: restarting will not help.
         send({ type: "walError", message: e.message, fatal: true });
         stopped = true;
         void messages.stop();

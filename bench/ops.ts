@@ -1,0 +1,131 @@
+// Operations benchmark (issue 15): snapshots off the event loop, recovery, ingest
+// during a snapshot, and the WAL's size under a steady feed with compaction.
+// Writes bench/results/ops.json. Sizes: BENCH_OPS_TICKS (snapshot and recovery,
+// default 10 M; figures are scaled to 10 M), BENCH_OPS_NODE_TICKS (the shard the
+// ingest ratio snapshots, default 2 M), BENCH_OPS_STEADY_S (the steady feed,
+// default 60 s), BENCH_OPS_WAL_LIMIT (bytes, default 64 MiB).
+// Figures: snapshot_write_s_10m (< 2), snapshot_load_s_10m (< 2),
+// snapshot_event_loop_stall_max_ms (< 50), ingest_during_snapshot_vs_idle_ratio
+// (>= 0.8), wal_bytes_steady_vs_limit_ratio (<= 1), recovery_s_10m_ticks (< 5).
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { connect } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { startNatsServer } from "../src/runtime/servers/nats.js";
+import { startClickhouseServer } from "../src/runtime/servers/clickhouse.js";
+import { ensureWalStream } from "../src/wal/index.js";
+import { parseClusterSpec, parseTableSpec } from "../protocols/tablespec.js";
+import { walStream } from "../protocols/subjects.js";
+import { HotTable } from "../src/hotset/index.js";
+import { ShardRuntime } from "../src/node/shard/runtime.js";
+import { writeSnapshotOffLoop } from "../src/node/shard/snapshotwriter.js";
+import { SnapshotStore } from "../src/snapshot/store.js";
+import { MetadataStore } from "../src/control/index.js";
+import { startNode } from "../src/node/node.js";
+import { TickPublisher } from "../src/client/publisher.js";
+import { RandomWalk, symbolNames } from "../src/demo/randomwalk.js";
+import { genBatches } from "./gen.js";
+import { round, writeResult } from "./lib.js";
+
+const TICKS = Number(process.env.BENCH_OPS_TICKS ?? 10_000_000);
+const NODE_TICKS = Number(process.env.BENCH_OPS_NODE_TICKS ?? 2_000_000);
+const STEADY_S = Number(process.env.BENCH_OPS_STEADY_S ?? 60);
+const WAL_LIMIT = Number(process.env.BENCH_OPS_WAL_LIMIT ?? 64 * 1024 * 1024);
+const SCALE = 10_000_000 / TICKS;
+const spec = parseTableSpec({ name: "trades", shards: 1, maxBatchRows: 1_000_000, columns: [{ name: "price", type: "float64" }, { name: "size", type: "float64" }] });
+const shard = { tenant: "bench", table: "trades", bucket: 0 };
+
+/** Ticks/s a publisher reaches for `seconds` (batches of 1000, 8 in flight). */
+async function ingestRate(pub: TickPublisher, walk: RandomWalk, seconds: number, until?: Promise<unknown>): Promise<number> {
+  let rows = 0;
+  let done = false;
+  void until?.finally(() => (done = true));
+  const t0 = performance.now();
+  const end = t0 + seconds * 1000;
+  const inflight = new Set<Promise<void>>();
+  while (!done && performance.now() < end) {
+    const p: Promise<void> = pub.publish(walk.trades(1000, 1_000)).then((a) => void (rows += a.rows)).finally(() => inflight.delete(p));
+    inflight.add(p);
+    if (inflight.size >= 8) await Promise.race(inflight);
+  }
+  await Promise.all(inflight);
+  return rows / ((performance.now() - t0) / 1000);
+}
+
+async function main(): Promise<void> {
+  const nats = await startNatsServer({ auth: "open" });
+  const ch = await startClickhouseServer();
+  const nc = await connect({ servers: nats.url });
+  try {
+    const jsm = await jetstreamManager(nc);
+    const js = jetstream(nc);
+    await ensureWalStream(jsm, "bench");
+
+    // 1. Snapshot write (off the event loop) and load of TICKS ticks, the loop's longest stall meanwhile.
+    console.error(`snapshot of ${TICKS} ticks ...`);
+    const table = new HotTable(spec);
+    let lsn = 0;
+    for (const b of genBatches("trades", { symbols: 1000, ticks: TICKS, batchRows: 10_000, seed: 4 })) table.apply(++lsn, b);
+    const snapshots = await SnapshotStore.open(nc);
+    const h = monitorEventLoopDelay({ resolution: 1 });
+    h.enable();
+    let t0 = performance.now();
+    await writeSnapshotOffLoop(snapshots, shard, table);
+    const writeS = (performance.now() - t0) / 1000;
+    h.disable();
+    t0 = performance.now();
+    const loaded = await snapshots.loadLatest(shard, spec, (l) => console.error(l));
+    const loadS = (performance.now() - t0) / 1000;
+    if (loaded?.table.rowCount !== TICKS) throw new Error(`snapshot load returned ${loaded?.table.rowCount} rows`);
+
+    // 2. Recovery: a shard runtime from that snapshot until live (the WAL after it is empty).
+    t0 = performance.now();
+    const rt = new ShardRuntime({ shard, spec, js, jsm, snapshots, log: () => {} }).start();
+    while (!rt.state.includes("live")) await new Promise((r) => setTimeout(r, 5));
+    const recoveryS = (performance.now() - t0) / 1000;
+    rt.stop();
+
+    // 3. Ingest rate idle vs during a snapshot of a NODE_TICKS shard, and 4. the WAL under a steady feed with compaction.
+    const cluster = parseClusterSpec({ tenants: [{ name: "ops", tables: [{ name: "trades", shards: 1, retention: { walKeep: 100, hotSeconds: 60 }, columns: [{ name: "price", type: "float64" }, { name: "size", type: "float64" }] }] }] });
+    await (await MetadataStore.open(nc)).applyCurrent(cluster);
+    const node = await startNode({ natsUrl: nats.url, clickhouseUrl: ch.httpUrl, log: () => {}, snapshotIntervalMs: 2_000, walMaxBytes: WAL_LIMIT, compaction: { intervalMs: 1_000 } });
+    const trades = cluster.tenants[0]!.tables[0]!;
+    const walk = new RandomWalk(symbolNames(1000), 7, Date.now() * 1000);
+    const pub = new TickPublisher(nc, { tenant: "ops", spec: trades, maxInFlight: 8 });
+    let walMax = 0;
+    const sampler = setInterval(() => void jsm.streams.info(walStream("ops")).then((i) => (walMax = Math.max(walMax, i.state.bytes)), () => {}), 250);
+    try {
+      console.error(`steady feed for ${STEADY_S} s (WAL limit ${WAL_LIMIT} bytes, snapshot every 2 s, compaction every 1 s) ...`);
+      const steady = await ingestRate(pub, walk, STEADY_S);
+      console.error(`  ${Math.round(steady)} ticks/s, WAL at most ${walMax} bytes`);
+      const h2 = node.shards.get({ tenant: "ops", table: "trades", bucket: 0 })!;
+      while (h2.runtime.stats.rows < NODE_TICKS) await ingestRate(pub, walk, 5);
+      const idle = await ingestRate(pub, walk, 5);
+      const during = await ingestRate(pub, walk, 30, h2.runtime.snapshotNow(120_000));
+      clearInterval(sampler);
+      writeResult(
+        "ops",
+        {
+          snapshot_write_s_10m: round(writeS * SCALE),
+          snapshot_load_s_10m: round(loadS * SCALE),
+          snapshot_event_loop_stall_max_ms: round(h.max / 1e6, 1),
+          ingest_during_snapshot_vs_idle_ratio: round(during / idle),
+          wal_bytes_steady_vs_limit_ratio: round(walMax / WAL_LIMIT),
+          recovery_s_10m_ticks: round(recoveryS * SCALE),
+        },
+        {
+          setup: `snapshot/recovery: ${TICKS} ticks over 1000 symbols in one shard (figures scaled to 10 M), written off the event loop (slices + worker thread) to the JetStream object store, loaded and verified, then a shard runtime from that snapshot until live; the stall is monitorEventLoopDelay's max during the write. Node: in-process with ClickHouse, steady feed of 1000-tick batches for ${STEADY_S} s with a ${WAL_LIMIT}-byte WAL, snapshots every 2 s and compaction every 1 s (walKeep 100); ingest ratio: 5 s idle vs during one snapshot of a ${NODE_TICKS}+ tick shard`,
+          runs: { steady_ticks_per_s: Math.round(steady), idle_ticks_per_s: Math.round(idle), during_snapshot_ticks_per_s: Math.round(during), wal_max_bytes: walMax, event_loop_p99_ms: round(h.percentile(99) / 1e6, 1) },
+        },
+      );
+    } finally {
+      clearInterval(sampler);
+      await node.stop();
+    }
+  } finally {
+    await nc.close();
+    await nats.stop();
+    await ch.dispose();
+  }
+}
+
+await main();

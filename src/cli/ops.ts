@@ -1,0 +1,130 @@
+// pxctl operations commands: `compact [shard...] [--dry-run]`, `snapshot
+// [shard...]` (requests every node answers for the shards it hosts, gathered
+// for a few seconds) and `events [--last N]` (the operations event log read
+// from PX_EVENTS). Parsed here, apart from the other commands: runPxctl hands
+// over any argv whose command is one of these.
+import { parseArgs } from "node:util";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { opsSubject } from "../../protocols/subjects.js";
+import { ENV } from "../config/defaults.js";
+import { readEvents } from "../wal/index.js";
+import type { OpsEvent } from "../wal/index.js";
+import type { OpsReply } from "../node/opsctl.js";
+import { DEFAULT_NATS_URL } from "./args.js";
+import type { Invocation, OutputFormat } from "./args.js";
+import { CliError, EXIT } from "./exitcodes.js";
+import { structured } from "./render.js";
+
+export const OPS_COMMANDS = ["compact", "snapshot", "events"] as const;
+export type OpsCommandName = (typeof OPS_COMMANDS)[number];
+
+export interface OpsCommand {
+  readonly name: OpsCommandName;
+  /** Shard keys or prefixes: tenant, tenant.table, tenant.table.bucket (none: every shard). */
+  readonly shards: readonly string[];
+  readonly dryRun: boolean;
+  readonly last: number;
+  /** How long replies are gathered (every node answers for its own shards). */
+  readonly waitMs: number;
+}
+
+export const OPS_USAGE = `Operations (pxctl <command> --help):
+  compact [SHARD...] [--dry-run]         purge WAL records no reader needs (SHARD = tenant[.table[.bucket]]);
+                                         --dry-run shows each shard's cut and which reader holds it
+  snapshot [SHARD...]                    write the shards' snapshots now
+  events [--last N]                      what the operations workflows did (default the last 50)`;
+
+const SHARD_RE = /^[a-z][a-z0-9_]{0,31}(\.[A-Za-z_][A-Za-z0-9_]*(\.\d+)?)?$/;
+
+/** Undefined when argv's command is not an operations command. */
+export function parseOpsArgs(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): { inv: Invocation; ops: OpsCommand } | undefined {
+  const options = {
+    nats: { type: "string" },
+    creds: { type: "string" },
+    "auth-dir": { type: "string" },
+    output: { type: "string", short: "o", default: "table" },
+    timeout: { type: "string", default: "5000" },
+    "dry-run": { type: "boolean", default: false },
+    last: { type: "string", default: "50" },
+    wait: { type: "string", default: "3000" },
+    help: { type: "boolean", short: "h", default: false },
+  } as const;
+  // The command is the first positional once flag values are set apart (`-o json snapshot`).
+  const first = parseArgs({ args: [...argv], allowPositionals: true, strict: false, options }).positionals[0];
+  if (first === undefined || !(OPS_COMMANDS as readonly string[]).includes(first)) return undefined;
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      strict: true,
+      options,
+    });
+  } catch (e) {
+    throw new CliError(EXIT.usage, `${(e as Error).message}\n${OPS_USAGE}`);
+  }
+  const v = parsed.values;
+  const [name, ...shards] = parsed.positionals as [OpsCommandName, ...string[]];
+  for (const s of shards) if (!SHARD_RE.test(s)) throw new CliError(EXIT.usage, `${name} ${s}: a shard is tenant, tenant.table or tenant.table.bucket (e.g. default.trades.0)`);
+  if (name === "events" && shards.length > 0) throw new CliError(EXIT.usage, `events takes no shard (it lists every recorded event); use --last N`);
+  if (name !== "compact" && v["dry-run"]) throw new CliError(EXIT.usage, `--dry-run is for compact only`);
+  const num = (flag: string, text: string, min: number): number => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < min) throw new CliError(EXIT.usage, `--${flag} ${text}: expected a whole number of at least ${min}`);
+    return n;
+  };
+  const output = v.output as OutputFormat;
+  if (!["table", "json", "yaml"].includes(output)) throw new CliError(EXIT.usage, `-o ${output}: use table, json or yaml`);
+  const creds = v.creds ?? env.PX_NATS_CREDS;
+  const authDir = v["auth-dir"] ?? env.PX_AUTH_DIR;
+  const inv: Invocation = {
+    command: { kind: "help" },
+    natsUrl: v.nats ?? env[ENV.natsUrl] ?? DEFAULT_NATS_URL,
+    output,
+    timeoutMs: num("timeout", v.timeout, 1),
+    ...(creds === undefined ? {} : { natsCreds: creds }),
+    ...(authDir === undefined ? {} : { authDir }),
+  };
+  return { inv, ops: { name, shards, dryRun: v["dry-run"], last: num("last", v.last, 1), waitMs: num("wait", v.wait, 100) } };
+}
+
+/** Sends an operations request to every node and gathers the replies for `waitMs`. */
+export async function opsRequest(nc: NatsConnection, verb: "compact" | "snapshot", body: { shards?: readonly string[]; dryRun?: boolean }, waitMs: number): Promise<OpsReply[]> {
+  const out: OpsReply[] = [];
+  const replies = await nc.requestMany(opsSubject(verb), JSON.stringify(body), { strategy: "timer", maxWait: waitMs });
+  for await (const m of replies) {
+    try {
+      out.push(JSON.parse(new TextDecoder().decode(m.data)) as OpsReply);
+    } catch {
+      // Not a node's reply.
+    }
+  }
+  return out.sort((a, b) => a.node.localeCompare(b.node));
+}
+
+function repliesText(replies: readonly OpsReply[]): string {
+  const lines: string[] = [];
+  for (const r of replies) {
+    if (r.error !== undefined) lines.push(`${r.node}: ERROR ${r.error}`);
+    for (const l of r.lines) lines.push(`${r.node}  ${l.ok ? "" : "FAILED "}${l.shard}  ${l.message}`);
+  }
+  return lines.length === 0 ? "no node hosts a matching shard" : lines.join("\n");
+}
+
+const eventsText = (events: readonly OpsEvent[]): string =>
+  events.length === 0 ? "no events recorded yet" : events.map((e) => `${new Date(e.atMs).toISOString()}  ${e.node}  ${e.kind}  ${e.message}`).join("\n");
+
+export async function runOps(ops: OpsCommand, output: OutputFormat, nc: NatsConnection, stdout: (text: string) => void): Promise<number> {
+  const print = (value: unknown, human: () => string): void => stdout(output === "table" ? human() : structured(value, output));
+  if (ops.name === "events") {
+    const events = await readEvents(await jetstreamManager(nc), jetstream(nc), ops.last);
+    print(events, () => eventsText(events));
+    return EXIT.ok;
+  }
+  const body = ops.name === "compact" ? { shards: ops.shards, dryRun: ops.dryRun } : { shards: ops.shards };
+  const replies = await opsRequest(nc, ops.name, body, ops.waitMs);
+  if (replies.length === 0) throw new CliError(EXIT.unreachable, `no node answered ${ops.name} within ${ops.waitMs} ms; is a node running (proxist up)?`);
+  print(replies, () => repliesText(replies));
+  return replies.some((r) => r.error !== undefined || r.lines.some((l) => !l.ok)) ? EXIT.other : EXIT.ok;
+}

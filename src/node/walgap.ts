@@ -1,0 +1,38 @@
+// The gap check of a WAL reader over JetStream (see src/wal/gap.ts): checked
+// once at the reader's start (the stream's first sequence and the shard's
+// compaction floor) and again before every batch that skipped sequences (both
+// read after the batch arrived, so a purge that happened before its delivery
+// is seen). Two requests per such batch.
+import type { JetStreamManager } from "@nats-io/jetstream";
+import type { ShardAddress } from "../../protocols/subjects.js";
+import { GapTracker, gapAt, walFloor } from "../wal/index.js";
+
+export interface WalGapGate {
+  /** Rejects with WalGapError when records from `fromLsn` on are already gone. */
+  atStart(): Promise<void>;
+  /** For consumeBatches: holds a batch that skipped sequences until the stream's floor is read. */
+  beforeBatch(firstSeq: number, lastSeq: number): Promise<void> | undefined;
+}
+
+/** `off` (TESTS ONLY, the negative control: PX_GAP_CHECK_OFF=1 in the shard host) checks nothing. */
+export function walGapGate(jsm: JetStreamManager, shard: ShardAddress, reader: string, fromLsn: number, off = false): WalGapGate {
+  const tracker = new GapTracker(fromLsn);
+  if (off) return { atStart: async () => {}, beforeBatch: () => undefined };
+  return {
+    atStart: async () => {
+      const gap = gapAt(reader, shard, fromLsn, await walFloor(jsm, shard));
+      if (gap !== undefined) throw gap;
+    },
+    beforeBatch: (firstSeq, lastSeq) => {
+      const expected = tracker.expectedLsn;
+      const check = tracker.needsCheck(firstSeq);
+      tracker.passed(lastSeq);
+      if (!check) return undefined;
+      return walFloor(jsm, shard).then((floor) => {
+        // Only a record the batch skipped can be lost: the floor matters up to the batch's first record.
+        const gap = gapAt(reader, shard, expected, { firstSeq: Math.min(floor.firstSeq, firstSeq), compactedBelow: Math.min(floor.compactedBelow, firstSeq) });
+        if (gap !== undefined) throw gap;
+      });
+    },
+  };
+}
