@@ -15,7 +15,7 @@ import { parseWalSubject, walStream, walSubject, walSubjectsOfTable, walSubjects
 import { FeedSession, decodeOffset, encodeOffset, feedTables, planFeed, shardKey } from "../../feed/index.js";
 import type { FeedBatch, FeedFrom, FeedOffset, FeedPlan } from "../../feed/index.js";
 import { arrowSchema, toRecordBatches } from "../../query/index.js";
-import { decodeWalEntry } from "../../wal/index.js";
+import { compactionFloor, decodeWalEntry } from "../../wal/index.js";
 import { batchToIpc, schemaToIpc } from "../arrowout.js";
 import { authenticate, authorize } from "../auth.js";
 import { controlCall, writeFlowing } from "../callctl.js";
@@ -55,7 +55,7 @@ export function subscribeHandler(ctx: ApiContext) {
       const shards = tables.flatMap((t) => Array.from({ length: t.shards }, (_, bucket) => ({ table: t.name, bucket })));
       const lastLsn = Math.max(0, ...(await Promise.all(shards.map((s) => lastSeqOn(jsm, tenant, s.table, s.bucket)))));
       const session = new FeedSession(plan, { from, lastLsn, durable: req.durable, maxBuffer, conflate: req.conflate });
-      const notes = await walNotes(jsm, tenant, plan, session.readFrom);
+      const notes = await walNotes(jsm, tenant, plan, shards, session.readFrom);
       const raw = arrowSchema(plan.fields, new Map([["proxist.feed", plan.fingerprint], ...(notes.length > 0 ? [["proxist.notes", notes.join("\n")] as [string, string]] : [])]));
       // Time columns leave as Arrow timestamp[us, UTC], as query results do.
       const schema = presentSchema(raw, "timestamp");
@@ -159,12 +159,21 @@ function encodeBatch(b: FeedBatch, raw: Schema, presented: Schema): Uint8Array {
   return batchToIpc(presentBatch(rb!, presented));
 }
 
-/** Why the feed may differ from the batch query at its start: the WAL below its first sequence was trimmed. */
-async function walNotes(jsm: JetStreamManager, tenant: string, plan: FeedPlan, readFrom: number): Promise<string[]> {
-  const first = await jsm.streams
-    .info(walStream(tenant))
-    .then((i) => i.state.first_seq)
-    .catch(() => 1);
+/**
+ * Why the feed may differ from the batch query at its start: the WAL below its
+ * first sequence was trimmed, by a limit or a hand purge (the stream's first
+ * sequence) or by compaction (a shard's floor in px_compaction: the stream's
+ * anchor record keeps its first sequence in place, so only the floors show it).
+ */
+async function walNotes(jsm: JetStreamManager, tenant: string, plan: FeedPlan, shards: readonly { table: string; bucket: number }[], readFrom: number): Promise<string[]> {
+  const [streamFirst, ...floors] = await Promise.all([
+    jsm.streams
+      .info(walStream(tenant))
+      .then((i) => i.state.first_seq)
+      .catch(() => 1),
+    ...shards.map((s) => compactionFloor(jsm, { tenant, table: s.table, bucket: s.bucket }).catch(() => 0)),
+  ]);
+  const first = Math.max(streamFirst, ...floors);
   if (first <= readFrom) return [];
   if (plan.kind === "raw" && readFrom > 1) {
     throw new ApiError("FAILED_PRECONDITION", `feed ${plan.fingerprint}: the offset needs WAL records from LSN ${readFrom}, but the WAL now starts at ${first} (older records were compacted); resuming below the WAL's start is not implemented yet: start from "now" or "snapshot" and read the gap with a range query`);

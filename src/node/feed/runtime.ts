@@ -17,7 +17,7 @@ import { HDR_FEED_KIND, HDR_FEED_OFFSET, feedStream, feedSubject, feedSubjectsOf
 import { decodeOffset, encodeOffset, feedTables } from "../../feed/index.js";
 import type { FeedBatch, FeedOffset, FeedPlan, FeedRecord } from "../../feed/index.js";
 import { arrowSchema, toRecordBatches } from "../../query/index.js";
-import { consumeBatches, decodeWalEntry } from "../../wal/index.js";
+import { WalGapError, consumeBatches, decodeWalEntry, gapAt, walFloor } from "../../wal/index.js";
 
 export interface FeedRuntimeOptions {
   readonly nc: NatsConnection;
@@ -72,13 +72,29 @@ async function publish(js: JetStreamClient, name: string, input: PublishInput): 
   await Promise.all(acks);
 }
 
-function walReader(js: JetStreamClient) {
+/**
+ * The feed folds its tables' WAL from `fromSeq`: records compaction already
+ * purged below that would be missing from its state without a word. Rebuilding
+ * the state from ClickHouse is not implemented, so the feed fails, naming it.
+ */
+async function checkFloors(jsm: JetStreamManager, plan: FeedPlan, fromSeq: number): Promise<void> {
+  for (const t of feedTables(plan)) {
+    for (let bucket = 0; bucket < t.shards; bucket++) {
+      const shard = { tenant: plan.tenant, table: t.name, bucket };
+      const gap = gapAt(`feed ${plan.fingerprint}`, shard, fromSeq, await walFloor(jsm, shard));
+      if (gap !== undefined) throw new WalGapError(`${gap.message}. A materialized feed rebuilds its state from the WAL only (not yet from ClickHouse): redefine the feed to start over from the WAL as it is now`);
+    }
+  }
+}
+
+function walReader(js: JetStreamClient, jsm: JetStreamManager) {
   return fromCallback<FeedEvent, FeedWalInput>(({ input, sendBack }) => {
     let stopped = false;
     let stop: (() => void) | undefined;
     const plan = input.plan;
     const specs = new Map(feedTables(plan).map((t) => [t.name, t]));
     void (async () => {
+      await checkFloors(jsm, plan, input.fromSeq);
       const consumer = await js.consumers.get(walStream(plan.tenant), {
         filter_subjects: specs.size === 1 ? walSubjectsOfTable(plan.tenant, plan.left.name) : walSubjectsOfTenant(plan.tenant),
         deliver_policy: DeliverPolicy.StartSequence,
@@ -125,7 +141,7 @@ export async function startFeed(o: FeedRuntimeOptions): Promise<FeedRuntime> {
   const machine = feedMachine.provide({
     actors: {
       lastPublished: fromPromise<FeedOffset | undefined, LastPublishedInput>(({ input }) => lastPublished(jsm, o.name, input.plan)),
-      wal: walReader(js),
+      wal: walReader(js, jsm),
       publish: fromPromise<void, PublishInput>(({ input }) => publish(js, o.name, input)),
     },
   });
