@@ -97,6 +97,17 @@ describe("sql - forms compile to the query model", () => {
     expect(compileSql(sql, tables)).toEqual(compileSql(sql, tables));
   });
 
+  it("sql - now() and now() +/- an interval, in WHERE and in LATEST BY ... AT", () => {
+    const now = T + 10_000_000;
+    const c = (sql: string) => compileSql(sql, () => undefined, now).query;
+    expect(c("SELECT * FROM trades WHERE ts > now() - INTERVAL '5 minutes' AND ts <= now()")).toEqual({ op: "range", table: "trades", t0: now - 300_000_000 + 1, t1: now + 1 });
+    expect(c("SELECT * FROM trades WHERE ts >= now() - '1h' AND ts < current_timestamp + INTERVAL '1' SECOND")).toEqual({ op: "range", table: "trades", t0: now - 3_600_000_000, t1: now + 1_000_000 });
+    expect(c("SELECT * FROM trades LATEST BY sym AT now() - '10s'")).toEqual({ op: "lastBy", table: "trades", at: now - 10_000_000 });
+    // The parsed statement is cached, now() is not: a later clock gives a later bound.
+    expect(compileSql("SELECT * FROM trades LATEST BY sym AT now() - '10s'", () => undefined, now + 5).query).toEqual({ op: "lastBy", table: "trades", at: now - 10_000_000 + 5 });
+    expect(() => c("SELECT * FROM trades WHERE ts > now() - price")).toThrow(/price as a duration/);
+  });
+
   it("sql - SQL and JSON bodies are told apart", () => {
     expect(looksLikeSql("  SELECT 1")).toBe(true);
     expect(looksLikeSql(' {"table":"trades"}')).toBe(false);
