@@ -200,6 +200,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
           ...(o.control === undefined ? {} : { timings: o.control }),
         })
       : undefined;
+  if (control !== undefined) metrics.watchControl(control);
   // "all": no controller runs; the node answers pxctl (px.ctl.*) itself, as the one owner of every shard.
   const standalone =
     shardMode === "all"
