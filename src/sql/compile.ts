@@ -396,7 +396,14 @@ class Compiler {
         else if (!["first", "last", "min", "max", "count"].includes(a.fn)) throw refuse(`${a.fn}() with SAMPLE BY ... FILL`, "bars have open, high, low, close, volume, count and vwap: use first/max/min/last(price), sum(size), count(*), vwap(price, size); or drop FILL for any aggregate");
       }
       for (const i of items) if (i.kind === "col" && i.name !== this.left.sym && i.name !== this.left.ts) throw malformed(`the column ${i.name} with SAMPLE BY`, `aggregate it: first(${i.name}), last(${i.name}), ...`);
-      return { op: "bars", ...this.common(), bucket, ...(price === undefined ? {} : { price }), ...(size === undefined ? {} : { size }), ...(fill === undefined || fill === "none" ? {} : { fill }), ...this.sortOf(false, "symbol") };
+      const range = this.common();
+      if (fill !== undefined && fill !== "none") {
+        // Filling makes a row per bucket from t0 to t1: without a start that is every bucket since 1970.
+        if (range.t0 === undefined) throw malformed("SAMPLE BY ... FILL needs the start of the time range", "add WHERE ts >= now() - INTERVAL '1h' (buckets are filled from there)");
+        // No end given: fill up to now, not to the model's default end (year 2200).
+        if (range.t1 === undefined) range.t1 = this.nowMicros + 1;
+      }
+      return { op: "bars", ...range, bucket, ...(price === undefined ? {} : { price }), ...(size === undefined ? {} : { size }), ...(fill === undefined || fill === "none" ? {} : { fill }), ...this.sortOf(false, "symbol") };
     }
     let bySymbol = false;
     for (const i of items) {
