@@ -12,6 +12,7 @@ import type { IngestReply } from "../../protocols/ingest.js";
 import type { Catalog } from "../catalog.js";
 import { MetadataStore, openCatalog, openControlStores } from "../control/index.js";
 import type { ProxistQueryEngine } from "../query/index.js";
+import type { QueryEngine } from "../api/index.js";
 import { BytePool } from "../codec/pool.js";
 import { SinkClickhouse } from "../sink/index.js";
 import { SnapshotStore } from "../snapshot/store.js";
@@ -175,7 +176,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
 
   const adminGate = httpAdminGate(nc, replicas);
   // POST /v1/query and /v1/ingest/<table>: the engine is set once the API below runs.
-  const httpEngine: { current?: ProxistQueryEngine } = {};
+  const httpEngine: { current?: QueryEngine } = {};
   const apiNode = { nodeId, nc, ingest: (r: Omit<IngestRequest, "id" | "wantsReply">) => local.submit(r), catalog: catalog.current, state };
   const httpApi = httpApiRoutes({ nc, replicas, node: apiNode, shards, engine: () => httpEngine.current, hasCold: clickhouse !== undefined, log });
   const http = await startHttp(o.httpPort ?? 0, {
@@ -225,7 +226,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
           slow,
           ...(shardMode === "assigned" ? { parts: natsClusterParts({ nc, nodeId, assignments: (await openControlStores(nc, { replicas })).assignments }) } : {}),
         });
-  httpEngine.current = api?.engine ?? queryEngineOf(catalog.current, shards, clickhouse?.client);
+  httpEngine.current = api?.served ?? queryEngineOf(catalog.current, shards, clickhouse?.client);
   log(`node ${nodeId}: up (nats ${String(o.natsUrl)}, http :${http.port}${api ? `, grpc :${api.server.port}` : ""})`);
   log(
     clickhouse === undefined

@@ -62,7 +62,8 @@ async function waitCount(table: string, n: number): Promise<void> {
 beforeAll(async () => {
   nats = await natsFixture();
   // maxInFlight 2: a burst of concurrent bodies overflows the gateway (the 429 test); sequential calls never do.
-  node = await nodeOn(nats.server, nats.nc, { maxInFlight: 2 }, SPEC);
+  // grpcPort: the node's API runs, and HTTP queries use its served (metered) engine, as under `proxist up`.
+  node = await nodeOn(nats.server, nats.nc, { maxInFlight: 2, grpcPort: 0 }, SPEC);
   base = `http://127.0.0.1:${node.httpPort}`;
   const deadline = Date.now() + 20_000;
   while (node.shards.all().length < 7) {
@@ -217,6 +218,12 @@ describe("http api - query", () => {
       ["AAPL", T + 4000, 16],
     ]);
     expect(await rowsOf("SELECT t.sym, t.ts, q.bid FROM trades t ASOF JOIN quotes q ON (sym) WHERE t.sym = 'AAPL' AND t.ts < " + String(T + 1))).toEqual([["AAPL", T, T, 1]]);
+  });
+
+  it("http - HTTP queries are metered like gRPC ones (px_query_seconds by tenant and operator)", async () => {
+    await rowsOf("SELECT * FROM trades LATEST ON ts PARTITION BY sym");
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toMatch(/px_query_seconds_count\{[^}]*tenant="desk"[^}]*op="lastBy"[^}]*\} [1-9]/);
   });
 
   it("http - EXPLAIN shows the compiled query and where each shard is answered", async () => {
