@@ -74,6 +74,8 @@ export interface NodeOptions {
   readonly unsafeSkipProducerPairCheck?: boolean;
   /** Wrappers around the node's IO; crash tests inject faults through them (test/helpers/faultnode.ts). */
   readonly seams?: NodeSeams;
+  /** HTTP ingest bodies stored at once before 429 (default 32). */
+  readonly httpMaxConcurrentIngest?: number;
   /** Slow-query thresholds (default from PX_SLOW_QUERY_MS, PX_SLOW_QUERY_MS_TENANTS); the log needs a ClickHouse. */
   readonly slowQuery?: SlowQueryOptions;
 }
@@ -178,7 +180,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   // POST /v1/query and /v1/ingest/<table>: the engine is set once the API below runs.
   const httpEngine: { current?: QueryEngine } = {};
   const apiNode = { nodeId, nc, ingest: (r: Omit<IngestRequest, "id" | "wantsReply">) => local.submit(r), catalog: catalog.current, state };
-  const httpApi = httpApiRoutes({ nc, replicas, node: apiNode, shards, engine: () => httpEngine.current, hasCold: clickhouse !== undefined, log });
+  const httpApi = httpApiRoutes({ nc, replicas, node: apiNode, shards, engine: () => httpEngine.current, hasCold: clickhouse !== undefined, log, ...(o.httpMaxConcurrentIngest === undefined ? {} : { maxConcurrentIngest: o.httpMaxConcurrentIngest }) });
   const http = await startHttp(o.httpPort ?? 0, {
     routes: { ...shardRoutes(shards), ...httpApi.routes },
     adminRoutes: new Set(["/v1/snapshot"]),
