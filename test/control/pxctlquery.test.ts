@@ -41,6 +41,7 @@ describe("pxctl query - arguments", () => {
     expect(inv).toMatchObject({ kind: "query", url: "http://h:1", token: "t", output: "table", text: "SELECT * FROM trades", watchSeconds: undefined });
     expect(parseQueryArgs(["query", "--url", "http://x:2", "--token", "u", "-o", "csv", "--watch", "500ms", "-"], {})).toMatchObject({ url: "http://x:2", token: "u", output: "csv", text: undefined, watchSeconds: 0.5 });
     expect(parseQueryArgs(["sql"], {}).url).toBe("http://127.0.0.1:8080");
+    expect(parseQueryArgs(["sql"], { TOKEN: "quickstart" }).token).toBe("quickstart");
   });
 
   it.each([

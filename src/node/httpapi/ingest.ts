@@ -38,6 +38,8 @@ const BY_TYPE: Record<string, Format> = {
   "application/json": "jsonl",
   "text/csv": "csv",
   "text/plain": "lp",
+  // curl --data-binary's default type: line protocol, as InfluxDB's /write reads it.
+  "application/x-www-form-urlencoded": "lp",
   "application/vnd.apache.arrow.stream": "arrow",
 };
 
