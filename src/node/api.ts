@@ -59,9 +59,11 @@ export async function startNodeApi(o: NodeApiOptions): Promise<NodeApi> {
   const engine = queryEngineOf(o.catalog, o.shards, o.clickhouse, o.parts, o.meter, watched);
   const localBuckets = (tenant: string, table: string): number[] => o.shards.all().flatMap((h) => (h.shard.tenant === tenant && h.shard.table === table ? [h.shard.bucket] : []));
   const tokens = await TokenVerifier.open(o.nc, { replicas: o.replicas, ...(o.tokenCacheTtlMs === undefined ? {} : { cacheTtlMs: o.tokenCacheTtlMs }) });
+  // Feeds report each shard's H with their messages when this node hosts the shard.
+  const horizon = (tenant: string, table: string, bucket: number): number | undefined => o.shards.all().find((h) => h.shard.tenant === tenant && h.shard.table === table && h.shard.bucket === bucket)?.runtime.table.horizonMicros;
   const tuning = { ...(o.host === undefined ? {} : { host: o.host }), ...(o.limits === undefined ? {} : { limits: o.limits }) };
   const served = watched ? meteredEngine(engine, { meter: o.meter, slow: o.slow, localBuckets }) : engine;
-  const server = await startApiServer({ node: o.node, tokens, queryEngine: served, port: o.grpcPort, log: o.log, ...tuning });
+  const server = await startApiServer({ node: o.node, tokens, queryEngine: served, port: o.grpcPort, log: o.log, ...tuning, horizon });
   return {
     engine,
     served,

@@ -10,7 +10,7 @@ import { gatewayMachine } from "../../actors/gateway.js";
 import type { IngestRequest } from "../../actors/gateway.js";
 import type { IngestReply } from "../../protocols/ingest.js";
 import type { Catalog } from "../catalog.js";
-import { MetadataStore, openCatalog, openControlStores } from "../control/index.js";
+import { MetadataStore, openCatalog } from "../control/index.js";
 import type { ProxistQueryEngine } from "../query/index.js";
 import type { QueryEngine } from "../api/index.js";
 import { BytePool } from "../codec/pool.js";
@@ -226,7 +226,8 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
           log,
           meter,
           slow,
-          ...(shardMode === "assigned" ? { parts: natsClusterParts({ nc, nodeId, assignments: (await openControlStores(nc, { replicas })).assignments }) } : {}),
+          // The control plane's own px_assign handle (assigned mode): one set of control stores per node.
+          ...(control === undefined ? {} : { parts: natsClusterParts({ nc, nodeId, assignments: control.stores.assignments }) }),
         });
   httpEngine.current = api?.served ?? queryEngineOf(catalog.current, shards, clickhouse?.client);
   log(`node ${nodeId}: up (nats ${String(o.natsUrl)}, http :${http.port}${api ? `, grpc :${api.server.port}` : ""})`);
