@@ -4,6 +4,7 @@
 // and Arrow; tokens and roles; 429 with Retry-After under load, with every
 // acked row stored and none of the refused ones.
 import { spawn } from "node:child_process";
+import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tableFromIPC } from "apache-arrow";
 import { parseClusterSpec } from "../../protocols/tablespec.js";
@@ -109,6 +110,15 @@ describe("http api - ingest", () => {
     ]);
   });
 
+  it("http - a gzip body is inflated; a broken one or another encoding is refused", async () => {
+    const lp = `quotes,sym=GZ bid=1,ask=2 ${T}000`;
+    const ok = await post("/v1/ingest/quotes", gzipSync(lp), { "content-encoding": "gzip" });
+    expect(ok.status).toBe(200);
+    expect((await post("/v1/ingest/quotes", "not gzip", { "content-encoding": "gzip" })).status).toBe(400);
+    expect((await post("/v1/ingest/quotes", lp, { "content-encoding": "br" })).status).toBe(415);
+    await waitCount("quotes", 1);
+  });
+
   it("http - a retried body with the same producer id and seq is stored once", async () => {
     const body = `quotes,sym=AAPL bid=1,ask=2 ${T}000`;
     const h = { "px-producer-id": "http-test", "px-producer-seq": "1" };
@@ -116,7 +126,7 @@ describe("http api - ingest", () => {
     const b = (await (await post("/v1/ingest/quotes", body, h)).json()) as { lastLsn: number; appends: { duplicate: boolean }[] };
     expect(b.lastLsn).toBe(a.lastLsn);
     expect(b.appends.every((x) => x.duplicate)).toBe(true);
-    await waitCount("quotes", 1);
+    await waitCount("quotes", 2);
   });
 
   it.each([

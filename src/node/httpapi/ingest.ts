@@ -5,6 +5,7 @@
 // 200 answers the ack (rows, LSNs) once the WAL stored the batch. Refusals name
 // the line and column; a busy node answers 429 with Retry-After, never drops.
 import type { IncomingMessage } from "node:http";
+import { gunzipSync } from "node:zlib";
 import { ApiError, ingestBatch, producerOf, resolveLimits, scopedTable, tableSpec } from "../../api/index.js";
 import type { ApiLimits, ApiNode } from "../../api/index.js";
 import { tickBatchToIpc } from "../../codec/arrow.js";
@@ -56,6 +57,19 @@ function formatOf(url: URL, req: IncomingMessage): Format {
   return f;
 }
 
+/** The body after its Content-Encoding (gzip, for bursty clients on thin links), capped like a plain one. */
+function decoded(body: Buffer, req: IncomingMessage, maxBytes: number): Buffer {
+  const enc = (req.headers["content-encoding"] ?? "identity").trim().toLowerCase();
+  if (enc === "identity") return body;
+  if (enc !== "gzip") throw new HttpRefusal(415, `Content-Encoding ${enc} is not supported; send gzip or an uncompressed body`);
+  try {
+    return gunzipSync(body, { maxOutputLength: maxBytes });
+  } catch (e) {
+    if ((e as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") throw new HttpRefusal(413, `the gzip body inflates to over ${maxBytes} bytes; split it into smaller requests`);
+    throw new ApiError("INVALID_ARGUMENT", `the body is not valid gzip (${(e as Error).message}); compress it with gzip or drop Content-Encoding`);
+  }
+}
+
 /** One ack for a body stored as several batches: its rows, LSN range and every WAL append. */
 function mergeAcks(acks: readonly IngestAck[]): IngestAck {
   const first = acks[0]!;
@@ -86,7 +100,7 @@ export function ingestRoute(o: IngestRouteOptions): (url: URL, method: string, r
       const table = scopedTable(p, [name]);
       const spec = tableSpec(o.node.catalog(), p, table);
       const format = formatOf(url, req);
-      const body = await readBody(req, o.maxBodyBytes ?? limits.maxMessageBytes, `the body for table ${table}`);
+      const body = decoded(await readBody(req, o.maxBodyBytes ?? limits.maxMessageBytes, `the body for table ${table}`), req, o.maxBodyBytes ?? limits.maxMessageBytes);
       const producerId = String(req.headers["px-producer-id"] ?? "");
       const firstSeq = BigInt(String(req.headers["px-producer-seq"] ?? "0"));
       const send = (payload: Uint8Array, part: number) => ingestBatch(o.node, limits, { principal: p, table, payload, producer: producerOf(producerId, firstSeq + BigInt(part)), checked: undefined });
