@@ -37,7 +37,7 @@ export interface QueryIo {
 export const QUERY_USAGE = `pxctl query [--url URL] [--token T] [-o table|json|csv|arrow] [--watch 2s] "SQL or JSON" | -f FILE | < stdin
 pxctl sql [--url URL] [--token T]        interactive SQL prompt (a line ending in \\ continues; \\q quits; \\o csv switches output)
   --url URL     the node's HTTP address (default $PX_HTTP_URL or http://127.0.0.1:${DEFAULT_PORTS.http})
-  --token T     an API token with the reader role (default $PX_TOKEN)`;
+  --token T     an API token with the reader role (default $PX_TOKEN, else $TOKEN)`;
 
 const VALUE_FLAGS = new Set(["--url", "--token", "-o", "--output", "--file", "-f", "--watch", "--timeout", "--nats", "--creds", "--auth-dir"]);
 
@@ -96,7 +96,8 @@ export function parseQueryArgs(argv: readonly string[], env: Readonly<Record<str
   const timeoutMs = Number(v.timeout);
   if (!(timeoutMs > 0)) usage(`--timeout ${v.timeout}: give milliseconds`);
   const url = (v.url ?? env.PX_HTTP_URL ?? `http://127.0.0.1:${env[ENV.httpPort] ?? DEFAULT_PORTS.http}`).replace(/\/+$/, "");
-  const token = v.token ?? env.PX_TOKEN;
+  // $TOKEN as the README's quick start exports it, when $PX_TOKEN is not set.
+  const token = v.token ?? env.PX_TOKEN ?? env.TOKEN;
   return { kind, url, token, output, text: p[1] === "-" ? undefined : p[1], file: v.file, watchSeconds, timeoutMs };
 }
 

@@ -12,6 +12,7 @@ import type { IngestReply } from "../../protocols/ingest.js";
 import type { Catalog } from "../catalog.js";
 import { MetadataStore, openCatalog } from "../control/index.js";
 import type { ProxistQueryEngine } from "../query/index.js";
+import type { QueryEngine } from "../api/index.js";
 import { BytePool } from "../codec/pool.js";
 import { SinkClickhouse } from "../sink/index.js";
 import { SnapshotStore } from "../snapshot/store.js";
@@ -77,6 +78,8 @@ export interface NodeOptions {
   readonly unsafeSkipProducerPairCheck?: boolean;
   /** Wrappers around the node's IO; crash tests inject faults through them (test/helpers/faultnode.ts). */
   readonly seams?: NodeSeams;
+  /** HTTP ingest bodies stored at once before 429 (default 32). */
+  readonly httpMaxConcurrentIngest?: number;
   /** Slow-query thresholds (default from PX_SLOW_QUERY_MS, PX_SLOW_QUERY_MS_TENANTS); the log needs a ClickHouse. */
   readonly slowQuery?: SlowQueryOptions;
   /** Byte limit of each tenant's WAL stream (default PX_WAL_MAX_BYTES or 2 GiB; src/config/limits.ts). */
@@ -198,9 +201,9 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
 
   const adminGate = httpAdminGate(nc, replicas);
   // POST /v1/query and /v1/ingest/<table>: the engine is set once the API below runs.
-  const httpEngine: { current?: ProxistQueryEngine } = {};
+  const httpEngine: { current?: QueryEngine } = {};
   const apiNode = { nodeId, nc, ingest: (r: Omit<IngestRequest, "id" | "wantsReply">) => local.submit(r), catalog: catalog.current, state };
-  const httpApi = httpApiRoutes({ nc, replicas, node: apiNode, shards, engine: () => httpEngine.current, hasCold: clickhouse !== undefined, log });
+  const httpApi = httpApiRoutes({ nc, replicas, node: apiNode, shards, engine: () => httpEngine.current, hasCold: clickhouse !== undefined, log, ...(o.httpMaxConcurrentIngest === undefined ? {} : { maxConcurrentIngest: o.httpMaxConcurrentIngest }) });
   const http = await startHttp(o.httpPort ?? 0, {
     routes: { ...shardRoutes(shards), ...httpApi.routes },
     adminRoutes: new Set(["/v1/snapshot"]),
@@ -250,7 +253,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
           // The control plane's own px_assign handle (assigned mode): one set of control stores per node.
           ...(control === undefined ? {} : { parts: natsClusterParts({ nc, nodeId, assignments: control.stores.assignments }) }),
         });
-  httpEngine.current = api?.engine ?? queryEngineOf(catalog.current, shards, clickhouse?.client);
+  httpEngine.current = api?.served ?? queryEngineOf(catalog.current, shards, clickhouse?.client);
   log(`node ${nodeId}: up (nats ${String(o.natsUrl)}, http :${http.port}${api ? `, grpc :${api.server.port}` : ""})`);
   log(
     clickhouse === undefined

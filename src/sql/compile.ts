@@ -10,7 +10,7 @@ import type { ColRef } from "./ast.js";
 import { extract, OVER_MARK } from "./extensions.js";
 import type { Extracted, OverSpec } from "./extensions.js";
 import { malformed, refuse } from "./refuse.js";
-import { durationOf } from "./time.js";
+import { durationOf, timestampOf } from "./time.js";
 import { filtersOf } from "./where.js";
 
 /** What the compiler needs to know of a table (from the catalog); unknown tables use sym/ts. */
@@ -67,6 +67,7 @@ class Compiler {
     private readonly ast: Node,
     private readonly ext: Extracted,
     private readonly tables: SqlTables,
+    private readonly nowMicros: number,
   ) {
     const from: Node[] = ast.from ?? [];
     if (from.length === 0) throw refuse("SELECT without FROM", "name a table: SELECT * FROM trades");
@@ -237,7 +238,7 @@ class Compiler {
       const c = colRef(n)!;
       if (this.whose(c) !== "left") return "other";
       return c.name === this.left.sym ? "sym" : c.name === this.left.ts ? "ts" : "other";
-    });
+    }, this.nowMicros);
     return { table: this.left.table, ...(f.symbols === undefined ? {} : { symbols: f.symbols }), ...(f.t0 === undefined ? {} : { t0: f.t0 }), ...(f.t1 === undefined ? {} : { t1: f.t1 }) };
   }
 
@@ -287,7 +288,7 @@ class Compiler {
     this.noLimit(`${kw} ON`);
     const sort = this.sortOf(false, "symbol");
     const columns = this.valueColumns(items, "left");
-    return { op: l.op, ...this.common(), ...(columns === undefined ? {} : { columns }), ...(l.at === undefined ? {} : { at: l.at }), ...sort };
+    return { op: l.op, ...this.common(), ...(columns === undefined ? {} : { columns }), ...(l.at === undefined ? {} : { at: "micros" in l.at ? l.at.micros : timestampOf(this.nowMicros + l.at.nowPlus, `${kw} BY ... AT`) }), ...sort };
   }
 
   private rightSide(items: readonly Item[]): Json {
@@ -395,7 +396,14 @@ class Compiler {
         else if (!["first", "last", "min", "max", "count"].includes(a.fn)) throw refuse(`${a.fn}() with SAMPLE BY ... FILL`, "bars have open, high, low, close, volume, count and vwap: use first/max/min/last(price), sum(size), count(*), vwap(price, size); or drop FILL for any aggregate");
       }
       for (const i of items) if (i.kind === "col" && i.name !== this.left.sym && i.name !== this.left.ts) throw malformed(`the column ${i.name} with SAMPLE BY`, `aggregate it: first(${i.name}), last(${i.name}), ...`);
-      return { op: "bars", ...this.common(), bucket, ...(price === undefined ? {} : { price }), ...(size === undefined ? {} : { size }), ...(fill === undefined || fill === "none" ? {} : { fill }), ...this.sortOf(false, "symbol") };
+      const range = this.common();
+      if (fill !== undefined && fill !== "none") {
+        // Filling makes a row per bucket from t0 to t1: without a start that is every bucket since 1970.
+        if (range.t0 === undefined) throw malformed("SAMPLE BY ... FILL needs the start of the time range", "add WHERE ts >= now() - INTERVAL '1h' (buckets are filled from there)");
+        // No end given: fill up to now, not to the model's default end (year 2200).
+        if (range.t1 === undefined) range.t1 = this.nowMicros + 1;
+      }
+      return { op: "bars", ...range, bucket, ...(price === undefined ? {} : { price }), ...(size === undefined ? {} : { size }), ...(fill === undefined || fill === "none" ? {} : { fill }), ...this.sortOf(false, "symbol") };
     }
     let bySymbol = false;
     for (const i of items) {
@@ -442,11 +450,15 @@ function parsedOf(sql: string): { ext: Extracted; ast: Node } {
   return p;
 }
 
-/** Compiles one SQL statement to the JSON query model; throws QueryError INVALID_ARGUMENT naming what is not supported. */
-export function compileSql(sql: string, tables: SqlTables = () => undefined): CompiledSql {
+/**
+ * Compiles one SQL statement to the JSON query model; throws QueryError
+ * INVALID_ARGUMENT naming what is not supported. `nowMicros` is what now()
+ * means (default: the wall clock; tests pass their own).
+ */
+export function compileSql(sql: string, tables: SqlTables = () => undefined, nowMicros: number = Date.now() * 1000): CompiledSql {
   if (sql.trim() === "") throw malformed("the statement is empty", "send a SELECT, e.g. SELECT * FROM trades LATEST ON ts PARTITION BY sym");
   const { ext, ast } = parsedOf(sql);
-  const query = new Compiler(ast, ext, tables).compile();
+  const query = new Compiler(ast, ext, tables, nowMicros).compile();
   // The model's own validation: its messages name the field and the fix, and nothing invalid leaves here.
   parseQuery(query);
   return { explain: ext.explain, query };

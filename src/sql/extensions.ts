@@ -8,7 +8,7 @@
 import { isWord, lex, unquote } from "./lexer.js";
 import type { Token } from "./lexer.js";
 import { malformed, refuse } from "./refuse.js";
-import { durationOf, timestampOf } from "./time.js";
+import { durationMicros, durationOf, timestampOf } from "./time.js";
 
 export type Fill = "none" | "null" | "previous" | "zero";
 export type Frame = { readonly kind: "range"; readonly duration: string | number } | { readonly kind: "rows"; readonly rows: number } | { readonly kind: "unbounded" };
@@ -19,13 +19,16 @@ export interface OverSpec {
   readonly frame: Frame | undefined;
 }
 
+/** A timestamp as written: absolute, or now() plus an offset (resolved when the statement is compiled). */
+export type TimeRef = { readonly micros: number } | { readonly nowPlus: number };
+
 export type JoinExt = { readonly kind: "asof"; tolerance: string | number | undefined } | { readonly kind: "window"; before: string | number | undefined; after: string | number | undefined };
 
 export interface Extracted {
   /** The SQL left for the parser. */
   readonly sql: string;
   readonly explain: boolean;
-  readonly latest: { readonly op: "lastBy" | "firstBy"; readonly partition: string; readonly on: string | undefined; readonly at: number | undefined } | undefined;
+  readonly latest: { readonly op: "lastBy" | "firstBy"; readonly partition: string; readonly on: string | undefined; readonly at: TimeRef | undefined } | undefined;
   readonly sample: { readonly bucket: string | number; readonly fill: Fill | undefined } | undefined;
   readonly join: JoinExt | undefined;
   /** The window spec of `__px_over_<i>`. */
@@ -76,11 +79,16 @@ function duration(c: Cursor, clause: string): string | number {
   return durationOf(t.kind === "str" ? unquote(t) : t.text, clause);
 }
 
-function literalTs(c: Cursor, clause: string): number {
+function literalTs(c: Cursor, clause: string): TimeRef {
+  if (isWord(c.peek(), "NOW") && c.peek(1)?.text === "(" && c.peek(2)?.text === ")") {
+    c.i += 3;
+    const sign = c.accept("-") ? -1 : c.accept("+") ? 1 : 0;
+    return { nowPlus: sign === 0 ? 0 : sign * durationMicros(duration(c, clause), clause) };
+  }
   c.accept("TIMESTAMP");
   const t = c.next();
   if (t === undefined || (t.kind !== "str" && t.kind !== "num")) throw malformed(`${clause}: expected a timestamp but found ${t?.text ?? "the end"}`, "write '2024-01-02T14:30:00Z' or integer microseconds");
-  return timestampOf(t.kind === "str" ? unquote(t) : t.text, clause);
+  return { micros: timestampOf(t.kind === "str" ? unquote(t) : t.text, clause) };
 }
 
 const LATEST_FIX = "write LATEST ON ts PARTITION BY sym (after WHERE), or LATEST BY sym [AT '2024-01-02T14:30:00Z']";

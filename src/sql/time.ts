@@ -2,7 +2,7 @@
 // integer microseconds) and durations ('5m', '500ms', INTERVAL '5 minutes',
 // 1m) become the query model's microseconds and duration strings.
 import { isoMicros } from "../../protocols/isotime.js";
-import { MAX_QUERY_TS } from "../../protocols/query.js";
+import { MAX_QUERY_TS, MICROS_PER_DAY, parseDuration } from "../../protocols/query.js";
 import { malformed } from "./refuse.js";
 
 /** Microseconds since the epoch of an ISO date or date-time; no zone means UTC. */
@@ -52,3 +52,6 @@ export function durationOf(text: string, where: string): string | number {
   }
   return `${m[1]}${unit}`;
 }
+
+/** A duration in microseconds (for now() arithmetic). */
+export const durationMicros = (d: string | number, where: string): number => parseDuration(where, d, 0, 366 * MICROS_PER_DAY);

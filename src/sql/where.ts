@@ -2,9 +2,9 @@
 // sym = '...') and a time range [t0, t1) (ts >=, >, <, <=, =, BETWEEN), joined
 // by AND. Anything else is refused: the engine filters on symbol and time only.
 import type { Node } from "./ast.js";
-import { colRef, literal, show } from "./ast.js";
+import { callOf, colRef, literal, show } from "./ast.js";
 import { refuse } from "./refuse.js";
-import { timestampOf } from "./time.js";
+import { durationMicros, durationOf, timestampOf } from "./time.js";
 
 export interface Filters {
   symbols: string[] | undefined;
@@ -32,13 +32,34 @@ function symbolValue(n: Node, where: string): string {
   return v;
 }
 
-const tsValue = (n: Node, where: string): number => {
-  const v = literal(n);
-  if (v === undefined) throw refuse(`${where}: the expression ${show(n)} as a timestamp`, "write a literal: '2024-01-02T14:30:00Z' or integer microseconds");
-  return timestampOf(v, where);
-};
+const NOW = new Set(["now", "current_timestamp", "systimestamp", "localtimestamp"]);
+const TS_FIX = "write a literal ('2024-01-02T14:30:00Z', integer microseconds) or now() - INTERVAL '5m'";
 
-export function filtersOf(where: Node, classify: Classify): Filters {
+/** A duration operand: INTERVAL '5 minutes', '5m' or integer microseconds. */
+function durationValue(n: Node, where: string): number {
+  if (n?.type === "interval") {
+    const v = literal(n.expr);
+    if (v === undefined) throw refuse(`${where}: the interval ${show(n.expr)}`, "write INTERVAL '5 minutes'");
+    return durationMicros(durationOf(`${v}${n.unit ? ` ${String(n.unit).toLowerCase()}` : ""}`, where), where);
+  }
+  const v = literal(n);
+  if (v === undefined) throw refuse(`${where}: ${show(n)} as a duration`, TS_FIX);
+  return durationMicros(durationOf(String(v), where), where);
+}
+
+/** A timestamp: a literal, now(), or one of them plus or minus a duration. */
+function tsValue(n: Node, where: string, now: number): number {
+  if (n?.type === "function" && NOW.has(callOf(n)?.name ?? "")) return now;
+  if (n?.type === "binary_expr" && (n.operator === "-" || n.operator === "+")) {
+    const t = tsValue(n.left, where, now) + (n.operator === "-" ? -1 : 1) * durationValue(n.right, where);
+    return timestampOf(t, where);
+  }
+  const v = literal(n);
+  if (v === undefined) throw refuse(`${where}: the expression ${show(n)} as a timestamp`, TS_FIX);
+  return timestampOf(v, where);
+}
+
+export function filtersOf(where: Node, classify: Classify, nowMicros: number): Filters {
   const f: Filters = { symbols: undefined, t0: undefined, t1: undefined };
   if (where === null || where === undefined) return f;
   const lower = (t: number): void => void (f.t0 = f.t0 === undefined ? t : Math.max(f.t0, t));
@@ -65,27 +86,27 @@ export function filtersOf(where: Node, classify: Classify): Filters {
     }
     switch (op) {
       case ">=":
-        lower(tsValue(right, where));
+        lower(tsValue(right, where, nowMicros));
         break;
       case ">":
-        lower(tsValue(right, where) + 1);
+        lower(tsValue(right, where, nowMicros) + 1);
         break;
       case "<":
-        upper(tsValue(right, where));
+        upper(tsValue(right, where, nowMicros));
         break;
       case "<=":
-        upper(tsValue(right, where) + 1);
+        upper(tsValue(right, where, nowMicros) + 1);
         break;
       case "=": {
-        const t = tsValue(right, where);
+        const t = tsValue(right, where, nowMicros);
         lower(t);
         upper(t + 1);
         break;
       }
       case "BETWEEN": {
         const [a, b] = (right?.value ?? []) as Node[];
-        lower(tsValue(a, where));
-        upper(tsValue(b, where) + 1);
+        lower(tsValue(a, where, nowMicros));
+        upper(tsValue(b, where, nowMicros) + 1);
         break;
       }
       default:

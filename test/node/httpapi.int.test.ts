@@ -4,6 +4,7 @@
 // and Arrow; tokens and roles; 429 with Retry-After under load, with every
 // acked row stored and none of the refused ones.
 import { spawn } from "node:child_process";
+import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tableFromIPC } from "apache-arrow";
 import { parseClusterSpec } from "../../protocols/tablespec.js";
@@ -21,6 +22,7 @@ const SPEC = parseClusterSpec({
         { name: "trades", shards: 2, columns: [{ name: "price", type: "float64" }, { name: "size", type: "int64" }] },
         { name: "quotes", shards: 2, columns: [{ name: "bid", type: "float64" }, { name: "ask", type: "float64" }] },
         { name: "burst", shards: 1, columns: [{ name: "v", type: "float64" }] },
+        { name: "small", shards: 1, maxBatchRows: 3, columns: [{ name: "v", type: "float64" }] },
       ],
     },
     { name: "other", tables: [{ name: "trades", columns: [{ name: "price", type: "float64" }] }] },
@@ -61,11 +63,12 @@ async function waitCount(table: string, n: number): Promise<void> {
 
 beforeAll(async () => {
   nats = await natsFixture();
-  // maxInFlight 2: a burst of concurrent bodies overflows the gateway (the 429 test); sequential calls never do.
-  node = await nodeOn(nats.server, nats.nc, { maxInFlight: 2 }, SPEC);
+  // maxInFlight 2 and 2 HTTP bodies at once: bursts overflow (the 429 tests); sequential calls never do.
+  // grpcPort: the node's API runs, and HTTP queries use its served (metered) engine, as under `proxist up`.
+  node = await nodeOn(nats.server, nats.nc, { maxInFlight: 2, grpcPort: 0, httpMaxConcurrentIngest: 2 }, SPEC);
   base = `http://127.0.0.1:${node.httpPort}`;
   const deadline = Date.now() + 20_000;
-  while (node.shards.all().length < 7) {
+  while (node.shards.all().length < 8) {
     if (Date.now() > deadline) throw new Error("shards did not start");
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -107,6 +110,15 @@ describe("http api - ingest", () => {
     ]);
   });
 
+  it("http - a gzip body is inflated; a broken one or another encoding is refused", async () => {
+    const lp = `quotes,sym=GZ bid=1,ask=2 ${T}000`;
+    const ok = await post("/v1/ingest/quotes", gzipSync(lp), { "content-encoding": "gzip" });
+    expect(ok.status).toBe(200);
+    expect((await post("/v1/ingest/quotes", "not gzip", { "content-encoding": "gzip" })).status).toBe(400);
+    expect((await post("/v1/ingest/quotes", lp, { "content-encoding": "br" })).status).toBe(415);
+    await waitCount("quotes", 1);
+  });
+
   it("http - a retried body with the same producer id and seq is stored once", async () => {
     const body = `quotes,sym=AAPL bid=1,ask=2 ${T}000`;
     const h = { "px-producer-id": "http-test", "px-producer-seq": "1" };
@@ -114,7 +126,7 @@ describe("http api - ingest", () => {
     const b = (await (await post("/v1/ingest/quotes", body, h)).json()) as { lastLsn: number; appends: { duplicate: boolean }[] };
     expect(b.lastLsn).toBe(a.lastLsn);
     expect(b.appends.every((x) => x.duplicate)).toBe(true);
-    await waitCount("quotes", 1);
+    await waitCount("quotes", 2);
   });
 
   it.each([
@@ -144,33 +156,72 @@ describe("http api - ingest", () => {
     await waitCount("trades", 7);
   });
 
+  it("http - a body over maxBatchRows goes as several batches; a refused one says which lines are stored", async () => {
+    const body = (bad?: number) => Array.from({ length: 7 }, (_, i) => `small,sym=S v=${i} ${i + 1 === bad ? 1704205800000 : T + i}000`).join("\n");
+    const ok = await post("/v1/ingest/small", body());
+    const ack = (await ok.json()) as { rows: number; appends: unknown[] };
+    expect([ok.status, ack.rows, ack.appends.length]).toEqual([200, 7, 3]);
+    // Line 5 (the second batch's second row) is from 1970: lines 1-3 are stored, the answer says to resend from line 4.
+    const bad = await post("/v1/ingest/small", body(5));
+    const j = (await bad.json()) as { error: string; storedRows: number; storedThroughLine: number; resendFromLine: number };
+    expect(bad.status).toBe(400);
+    expect([j.storedRows, j.storedThroughLine, j.resendFromLine]).toEqual([3, 3, 4]);
+    expect(j.error).toMatch(/row 1 \(line 5\)/);
+    await waitCount("small", 10);
+  });
+
   it("http - tokens: none is 401, a reader may not ingest, another tenant's table is 403, an unknown table 404", async () => {
     expect((await post("/v1/ingest/trades", "x", {}, "")).status).toBe(401);
     expect((await post("/v1/ingest/trades", `trades,sym=A price=1,size=1i ${T}000`, {}, tok.reader)).status).toBe(403);
     expect((await post("/v1/ingest/other.trades", `trades,sym=A price=1 ${T}000`)).status).toBe(403);
     const nf = await post("/v1/ingest/nosuch", "x");
     expect(nf.status).toBe(404);
-    expect(((await nf.json()) as { error: string }).error).toMatch(/its tables: burst, quotes, trades/);
+    expect(((await nf.json()) as { error: string }).error).toMatch(/its tables: burst, quotes, small, trades/);
     expect((await post("/v1/ingest/trades", "x", { "content-type": "image/png" })).status).toBe(415);
     expect((await post("/v1/ingest/trades", "", {})).status).toBe(400);
   });
 
-  it("http - a burst beyond the gateway's capacity gets 429 with Retry-After; every acked row is stored, no refused one", async () => {
+  it("http - bodies beyond the node's HTTP ingest limit get 429 with Retry-After before anything is read; the others are stored", async () => {
+    // Two uploads stay open (their bodies unfinished): they hold both slots.
+    const slow = [0, 1].map((i) => {
+      let push!: (s: string) => void;
+      let end!: () => void;
+      const stream = new ReadableStream<Uint8Array>({
+        start(c) {
+          push = (s) => c.enqueue(new TextEncoder().encode(s));
+          end = () => c.close();
+        },
+      });
+      const reply = fetch(`${base}/v1/ingest/burst`, { method: "POST", body: stream, duplex: "half", headers: { authorization: `Bearer ${tok.writer}` } } as RequestInit);
+      push(`burst,sym=SLOW v=${i}`);
+      return { reply, finish: () => (push(` ${T + i}000\n`), end()) };
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    const third = await post("/v1/ingest/burst", `burst,sym=FAST v=9 ${T}000`);
+    expect([third.status, third.headers.get("retry-after")]).toEqual([429, "1"]);
+    expect(((await third.json()) as { error: string }).error).toMatch(/limit 2\); retry after 1 s/);
+    slow.forEach((s) => s.finish());
+    expect((await Promise.all(slow.map((s) => s.reply))).map((r) => r.status)).toEqual([200, 200]);
+    expect((await post("/v1/ingest/burst", `burst,sym=FAST v=9 ${T}000`)).status).toBe(200);
+    await waitCount("burst", 3);
+    expect((await rowsOf("SELECT sym, v FROM burst ORDER BY sym, ts")).map((r) => `${String(r[0])} ${String(r[2])}`)).toEqual(["FAST 9", "SLOW 0", "SLOW 1"]);
+  });
+
+  it("http - a burst is answered 200 or 429 + Retry-After only; every acked row is stored, no refused one", async () => {
     const N = 40;
     const replies = await Promise.all(
       Array.from({ length: N }, async (_, i) => {
-        const lines = Array.from({ length: 200 }, (_, k) => `burst,sym=S${k % 7} v=${i * 1000 + k} ${T + i * 1000 + k}000`).join("\n");
+        const lines = Array.from({ length: 200 }, (_, k) => `burst,sym=B${k % 7} v=${(i + 1) * 1000 + k} ${T + (i + 1) * 1000 + k}000`).join("\n");
         const r = await post("/v1/ingest/burst", lines);
-        return { i, status: r.status, retry: r.headers.get("retry-after"), body: (await r.json()) as { rows?: number } };
+        return { i: i + 1, status: r.status, retry: r.headers.get("retry-after"), body: (await r.json()) as { rows?: number } };
       }),
     );
     const ok = replies.filter((r) => r.status === 200);
     const busy = replies.filter((r) => r.status === 429);
     expect(ok.length + busy.length, JSON.stringify(replies.filter((r) => r.status !== 200 && r.status !== 429))).toBe(N);
-    expect(busy.length).toBeGreaterThan(0);
     expect(busy.every((r) => r.retry === "1")).toBe(true);
-    await waitCount("burst", ok.length * 200);
-    const stored = new Set((await rowsOf("SELECT * FROM burst")).map((r) => Math.floor((r[2] as number) / 1000)));
+    await waitCount("burst", 3 + ok.length * 200);
+    const stored = new Set((await rowsOf("SELECT * FROM burst WHERE sym IN ('B0', 'B1', 'B2', 'B3', 'B4', 'B5', 'B6')")).map((r) => Math.floor((r[2] as number) / 1000)));
     expect([...stored].sort((a, b) => a - b)).toEqual(ok.map((r) => r.i).sort((a, b) => a - b));
   });
 });
@@ -217,6 +268,12 @@ describe("http api - query", () => {
       ["AAPL", T + 4000, 16],
     ]);
     expect(await rowsOf("SELECT t.sym, t.ts, q.bid FROM trades t ASOF JOIN quotes q ON (sym) WHERE t.sym = 'AAPL' AND t.ts < " + String(T + 1))).toEqual([["AAPL", T, T, 1]]);
+  });
+
+  it("http - HTTP queries are metered like gRPC ones (px_query_seconds by tenant and operator)", async () => {
+    await rowsOf("SELECT * FROM trades LATEST ON ts PARTITION BY sym");
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toMatch(/px_query_seconds_count\{[^}]*tenant="desk"[^}]*op="lastBy"[^}]*\} [1-9]/);
   });
 
   it("http - EXPLAIN shows the compiled query and where each shard is answered", async () => {

@@ -58,8 +58,8 @@ const FORMS: [string, string, Record<string, unknown>][] = [
   ["rolling over rows", "SELECT sym, ts, sum(size) OVER (PARTITION BY sym ORDER BY ts ROWS BETWEEN 9 PRECEDING AND CURRENT ROW) AS s10, stddev(price) OVER (PARTITION BY sym ORDER BY ts ROWS 9 PRECEDING) FROM trades", { op: "rolling", table: "trades", columns: [], rows: 10, aggregates: [{ fn: "sum", column: "size", as: "s10" }, { fn: "stddev", column: "price" }] }],
   ["ema alone needs no frame", "SELECT sym, ts, ema(price, 0.5) OVER (PARTITION BY sym ORDER BY ts) AS e FROM trades ORDER BY ts", { op: "rolling", table: "trades", columns: [], rows: 1, aggregates: [{ fn: "ema", column: "price", alpha: 0.5, as: "e" }], sort: "time" }],
   ["SAMPLE BY * is OHLCV bars", "SELECT * FROM trades WHERE sym IN ('A') SAMPLE BY 1m", { op: "bars", table: "trades", symbols: ["A"], bucket: "1m" }],
-  ["SAMPLE BY ... FILL(PREV) bars", "SELECT sym, ts, first(price) AS open, max(price) AS high, min(price) AS low, last(price) AS close, sum(size) AS volume FROM trades SAMPLE BY 5s FILL(PREV) ALIGN TO CALENDAR", { op: "bars", table: "trades", bucket: "5s", price: "price", size: "size", fill: "previous" }],
-  ["SAMPLE BY FILL(0) and FILL(NULL)", "SELECT * FROM trades SAMPLE BY 1h FILL(0)", { op: "bars", table: "trades", bucket: "1h", fill: "zero" }],
+  ["SAMPLE BY ... FILL(PREV) bars", "SELECT sym, ts, first(price) AS open, max(price) AS high, min(price) AS low, last(price) AS close, sum(size) AS volume FROM trades WHERE ts >= 1 AND ts < 9 SAMPLE BY 5s FILL(PREV) ALIGN TO CALENDAR", { op: "bars", table: "trades", t0: 1, t1: 9, bucket: "5s", price: "price", size: "size", fill: "previous" }],
+  ["SAMPLE BY FILL(0) and FILL(NULL)", "SELECT * FROM trades WHERE ts >= 1 AND ts < 9 SAMPLE BY 1h FILL(0)", { op: "bars", table: "trades", t0: 1, t1: 9, bucket: "1h", fill: "zero" }],
   ["SAMPLE BY with aggregates is a group-by per symbol and bucket", "SELECT sym, ts, avg(price) AS ap, count(*) FROM trades SAMPLE BY 1m", { op: "groupBy", table: "trades", by: ["symbol", "bucket"], bucket: "1m", aggregates: [{ fn: "avg", column: "price", as: "ap" }, { fn: "count" }] }],
   ["SAMPLE BY without sym buckets all symbols", "SELECT ts, sum(size) FROM trades SAMPLE BY 1d", { op: "groupBy", table: "trades", by: ["bucket"], bucket: "1d", aggregates: [{ fn: "sum", column: "size" }] }],
   [
@@ -95,6 +95,22 @@ describe("sql - forms compile to the query model", () => {
     spec = { symbolColumn: "pair", timeColumn: "stamp", columns: [] };
     expect(compileSql(sql, tables).query).toEqual({ op: "lastBy", table: "prices" });
     expect(compileSql(sql, tables)).toEqual(compileSql(sql, tables));
+  });
+
+  it("sql - now() and now() +/- an interval, in WHERE and in LATEST BY ... AT", () => {
+    const now = T + 10_000_000;
+    const c = (sql: string) => compileSql(sql, () => undefined, now).query;
+    expect(c("SELECT * FROM trades WHERE ts > now() - INTERVAL '5 minutes' AND ts <= now()")).toEqual({ op: "range", table: "trades", t0: now - 300_000_000 + 1, t1: now + 1 });
+    expect(c("SELECT * FROM trades WHERE ts >= now() - '1h' AND ts < current_timestamp + INTERVAL '1' SECOND")).toEqual({ op: "range", table: "trades", t0: now - 3_600_000_000, t1: now + 1_000_000 });
+    expect(c("SELECT * FROM trades LATEST BY sym AT now() - '10s'")).toEqual({ op: "lastBy", table: "trades", at: now - 10_000_000 });
+    // The parsed statement is cached, now() is not: a later clock gives a later bound.
+    expect(compileSql("SELECT * FROM trades LATEST BY sym AT now() - '10s'", () => undefined, now + 5).query).toEqual({ op: "lastBy", table: "trades", at: now - 10_000_000 + 5 });
+    expect(() => c("SELECT * FROM trades WHERE ts > now() - price")).toThrow(/price as a duration/);
+  });
+
+  it("sql - SAMPLE BY ... FILL without an end fills up to now; without a start it is refused", () => {
+    expect(compileSql("SELECT * FROM trades WHERE ts >= 5 SAMPLE BY 1m FILL(PREV)", () => undefined, 1000).query).toEqual({ op: "bars", table: "trades", t0: 5, t1: 1001, bucket: "1m", fill: "previous" });
+    expect(() => compileSql("SELECT * FROM trades SAMPLE BY 1m FILL(NULL)")).toThrow(/FILL needs the start of the time range; add WHERE ts >= now\(\)/);
   });
 
   it("sql - SQL and JSON bodies are told apart", () => {

@@ -6,9 +6,14 @@ import { parseQuery } from "../../../protocols/query.js";
 import type { Catalog } from "../../catalog.js";
 import { qualifiedTable } from "../../clickhouse/index.js";
 import { seamWhere } from "../../query/index.js";
-import type { LocalShardHost } from "../shard/host.js";
+import type { ShardAddress } from "../../../protocols/subjects.js";
 
-export function explainPlan(tenant: string, query: Record<string, unknown>, catalog: Catalog, shards: LocalShardHost, hasCold: boolean): Record<string, unknown> {
+/** What EXPLAIN reads of the node's shard host (LocalShardHost). */
+export interface ExplainShards {
+  all(): readonly { readonly shard: ShardAddress; readonly runtime: { readonly state: string; readonly stats: { readonly rows: number; readonly persistedLsn: number; readonly horizonMicros: number } } }[];
+}
+
+export function explainPlan(tenant: string, query: Record<string, unknown>, catalog: Catalog, shards: ExplainShards, hasCold: boolean): Record<string, unknown> {
   const q = parseQuery(query);
   const names = [q.table, ...("right" in q ? [q.right.table] : [])].map((t) => t.split(".").pop()!);
   const tables = [...new Set(names)].map((name) => {

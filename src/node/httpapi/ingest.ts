@@ -1,12 +1,16 @@
 // POST /v1/ingest/<table>: a body of JSON lines, CSV, InfluxDB line protocol
 // or Arrow IPC (by Content-Type, or ?format=) becomes one batch through the
-// gateway: the same checks, WAL append and ack as gRPC, Flight and NATS ingest.
+// gateway: the same checks, WAL append and ack as gRPC, Flight and NATS ingest
+// (a body over the table's maxBatchRows as several batches, in order).
 // 200 answers the ack (rows, LSNs) once the WAL stored the batch. Refusals name
 // the line and column; a busy node answers 429 with Retry-After, never drops.
 import type { IncomingMessage } from "node:http";
+import { gunzipSync } from "node:zlib";
 import { ApiError, ingestBatch, producerOf, resolveLimits, scopedTable, tableSpec } from "../../api/index.js";
 import type { ApiLimits, ApiNode } from "../../api/index.js";
 import { tickBatchToIpc } from "../../codec/arrow.js";
+import { selectRows } from "../../codec/tickbatch.js";
+import type { IngestAck } from "../../../protocols/ingest.js";
 import { parsePrecision, readTextBody, TEXT_FORMATS } from "../../ingest/formats/index.js";
 import type { TextFormat } from "../../ingest/formats/index.js";
 import type { HttpReply } from "../http.js";
@@ -35,6 +39,8 @@ const BY_TYPE: Record<string, Format> = {
   "application/json": "jsonl",
   "text/csv": "csv",
   "text/plain": "lp",
+  // curl --data-binary's default type: line protocol, as InfluxDB's /write reads it.
+  "application/x-www-form-urlencoded": "lp",
   "application/vnd.apache.arrow.stream": "arrow",
 };
 
@@ -49,6 +55,25 @@ function formatOf(url: URL, req: IncomingMessage): Format {
   const f = BY_TYPE[type];
   if (f === undefined) throw new HttpRefusal(415, `Content-Type ${type} is not an ingest format; send application/x-ndjson, text/csv, text/plain (line protocol) or application/vnd.apache.arrow.stream, or pass ?format=`);
   return f;
+}
+
+/** The body after its Content-Encoding (gzip, for bursty clients on thin links), capped like a plain one. */
+function decoded(body: Buffer, req: IncomingMessage, maxBytes: number): Buffer {
+  const enc = (req.headers["content-encoding"] ?? "identity").trim().toLowerCase();
+  if (enc === "identity") return body;
+  if (enc !== "gzip") throw new HttpRefusal(415, `Content-Encoding ${enc} is not supported; send gzip or an uncompressed body`);
+  try {
+    return gunzipSync(body, { maxOutputLength: maxBytes });
+  } catch (e) {
+    if ((e as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") throw new HttpRefusal(413, `the gzip body inflates to over ${maxBytes} bytes; split it into smaller requests`);
+    throw new ApiError("INVALID_ARGUMENT", `the body is not valid gzip (${(e as Error).message}); compress it with gzip or drop Content-Encoding`);
+  }
+}
+
+/** One ack for a body stored as several batches: its rows, LSN range and every WAL append. */
+function mergeAcks(acks: readonly IngestAck[]): IngestAck {
+  const first = acks[0]!;
+  return { ...first, rows: acks.reduce((n, a) => n + a.rows, 0), firstLsn: Math.min(...acks.map((a) => a.firstLsn)), lastLsn: Math.max(...acks.map((a) => a.lastLsn)), appends: acks.flatMap((a) => a.appends) };
 }
 
 /** Gateway refusals name rows of the batch; the answer adds the body line of that row. */
@@ -75,20 +100,32 @@ export function ingestRoute(o: IngestRouteOptions): (url: URL, method: string, r
       const table = scopedTable(p, [name]);
       const spec = tableSpec(o.node.catalog(), p, table);
       const format = formatOf(url, req);
-      const body = await readBody(req, o.maxBodyBytes ?? limits.maxMessageBytes, `the body for table ${table}`);
-      let payload: Uint8Array;
-      if (format === "arrow") payload = body;
-      else {
-        const precisionText = url.searchParams.get("precision");
-        const rows = readTextBody(format, spec, body.toString("utf8"), precisionText === null ? undefined : parsePrecision(precisionText, "us"), now());
-        if (rows.rows === 0) throw new ApiError("INVALID_ARGUMENT", `the body for table ${table} has no rows; send at least one`);
-        if (rows.rows > spec.maxBatchRows) throw new HttpRefusal(413, `the body has ${rows.rows} rows; table ${table} takes at most ${spec.maxBatchRows} per batch (maxBatchRows): split it into several requests`);
-        lines = rows.lines;
-        payload = tickBatchToIpc(spec, rows.batch());
+      const body = decoded(await readBody(req, o.maxBodyBytes ?? limits.maxMessageBytes, `the body for table ${table}`), req, o.maxBodyBytes ?? limits.maxMessageBytes);
+      const producerId = String(req.headers["px-producer-id"] ?? "");
+      const firstSeq = BigInt(String(req.headers["px-producer-seq"] ?? "0"));
+      const send = (payload: Uint8Array, part: number) => ingestBatch(o.node, limits, { principal: p, table, payload, producer: producerOf(producerId, firstSeq + BigInt(part)), checked: undefined });
+      if (format === "arrow") return json(200, await send(body, 0));
+      const precisionText = url.searchParams.get("precision");
+      const rows = readTextBody(format, spec, body.toString("utf8"), precisionText === null ? undefined : parsePrecision(precisionText, "us"), now());
+      if (rows.rows === 0) throw new ApiError("INVALID_ARGUMENT", `the body for table ${table} has no rows; send at least one`);
+      lines = rows.lines;
+      // A body over the table's maxBatchRows goes as several batches, in order (producer seq, seq+1, ...); if
+      // one is refused, the answer says which lines are stored so the client resends only the rest.
+      const all = rows.batch();
+      const acks: IngestAck[] = [];
+      for (let start = 0, part = 0; start < all.rows; start += spec.maxBatchRows, part++) {
+        const end = Math.min(all.rows, start + spec.maxBatchRows);
+        const batch = start === 0 && end === all.rows ? all : selectRows(all, Array.from({ length: end - start }, (_, k) => start + k));
+        try {
+          acks.push(await send(tickBatchToIpc(spec, batch), part));
+        } catch (e) {
+          if (acks.length === 0) throw e;
+          const reply = errorReply(e, o.log);
+          const err = JSON.parse(String(reply.body)) as Record<string, unknown>;
+          return { ...reply, body: JSON.stringify({ ...err, error: withLines(String(err.error), rows.lines.slice(start)), storedRows: start, storedThroughLine: rows.lines[start - 1], resendFromLine: rows.lines[start], acks }) };
+        }
       }
-      const producer = producerOf(String(req.headers["px-producer-id"] ?? ""), BigInt(String(req.headers["px-producer-seq"] ?? "0")));
-      const ack = await ingestBatch(o.node, limits, { principal: p, table, payload, producer, checked: undefined });
-      return json(200, ack);
+      return json(200, acks.length === 1 ? acks[0] : mergeAcks(acks));
     } catch (e) {
       const reply = errorReply(e, o.log);
       if (lines === undefined || reply.status !== 400) return reply;
