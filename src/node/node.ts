@@ -22,6 +22,8 @@ import { servePartQueries } from "./qpart.js";
 import { ClickhouseColdSource } from "../query/index.js";
 import { startNodeControlPlane } from "./controlplane.js";
 import type { NodeControlOptions } from "./controlplane.js";
+import { feedHost } from "./feed/host.js";
+import type { FeedHost } from "./feed/host.js";
 import { catalogActor } from "./gateway/catalog.js";
 import { LocalIngress, jetstreamWal, natsIngestSource } from "./gateway/io.js";
 import { jetstreamDigestAt } from "./gateway/pairs.js";
@@ -100,6 +102,8 @@ export interface ProxistNode {
   readonly grpcPort: number | undefined;
   /** The query engine behind the API (undefined without --grpc-port). */
   readonly query: ProxistQueryEngine | undefined;
+  /** Materialized feeds running here (standalone nodes; undefined with --shards assigned). */
+  readonly feeds: FeedHost | undefined;
   stop(): Promise<void>;
 }
 
@@ -131,8 +135,11 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
     ...(clickhouse === undefined ? {} : { sink: { ...o.sink, clickhouse } }),
   });
   const shardMode = o.shards ?? "all";
+  // Materialized feeds of px_config: a standalone node runs them all (issue 14; controller placement is not built yet).
+  const feeds = shardMode === "all" ? feedHost({ nc, tenants: () => store.tenants(), catalog: catalog.current, replicas, log: (line) => log(`node ${nodeId}: ${line}`) }) : undefined;
   if (shardMode === "all") {
     catalog.subscribe((c) => void shards.ownAll(c).catch((e: unknown) => log(`node ${nodeId}: cannot start shards: ${(e as Error).message}`)));
+    catalog.subscribe(() => void feeds?.reconcile());
   } else {
     // Assigned shards: the agent starts them; a changed table spec restarts them here.
     catalog.subscribe((c) => void shards.respec(c).catch((e: unknown) => log(`node ${nodeId}: cannot restart shards on the new spec: ${(e as Error).message}`)));
@@ -238,6 +245,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
     catalog: catalog.current,
     grpcPort: api?.server.port,
     query: api?.engine,
+    feeds,
     stop: async () => {
       // First the control plane: its shards stop, the heartbeat goes, the lease is released.
       await control?.stop().catch((e: unknown) => log(`node ${nodeId}: control plane stop failed: ${(e as Error).message}`));
@@ -247,6 +255,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
       partServer.stop();
       gateway.stop();
       await catalog.stop();
+      feeds?.stop();
       await shards.stopAll();
       clickhouse?.close();
       await new Promise<void>((resolve) => http.server.close(() => resolve()));

@@ -18,7 +18,9 @@ import type { FeedPlan } from "../../src/feed/index.js";
 import { startFeed } from "../../src/node/feed/runtime.js";
 import type { FeedRuntime } from "../../src/node/feed/runtime.js";
 import { tickBatchToIpc } from "../../src/codec/arrow.js";
-import { apiFixture, ingest, tableOf } from "../api/fixture.js";
+import { SPEC, apiFixture, ingest, tableOf } from "../api/fixture.js";
+import { applyAndWait } from "../helpers/cluster.js";
+import { parseClusterSpec } from "../../protocols/tablespec.js";
 import type { ApiFixture, ServiceClient } from "../api/fixture.js";
 
 let f: ApiFixture;
@@ -111,5 +113,20 @@ describe("materialized feeds over NATS", () => {
     const s = await waitFor(other.actor, (x) => x.matches("failed"), { timeout: 30_000 });
     expect(s.context.error).toMatch(/the offset belongs to feed .*, not to this feed/);
     other.stop();
+  }, 90_000);
+
+  it("FeedSpec - a feed applied in px_config runs on the standalone node and publishes to px.<tenant>.feed.<name>", async () => {
+    const raw = JSON.parse(JSON.stringify(SPEC)) as { tenants: { name: string; feeds?: unknown[] }[] };
+    raw.tenants.find((t) => t.name === "alpha")!.feeds = [{ name: "bars_1s", query: { op: "bars", table: "trades", bucket: "1s" } }];
+    await applyAndWait(f.node.nc, parseClusterSpec(raw), f.node);
+    const deadline = Date.now() + 30_000;
+    while (!f.node.feeds?.running.has("alpha/bars_1s") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const rt = f.node.feeds!.running.get("alpha/bars_1s")!;
+    await send(30, 1_767_000_000_000_000);
+    const wal = (await (await jetstreamManager(f.node.nc)).streams.info("PX_WAL_alpha")).state.last_seq;
+    await waitFor(rt.actor, (s) => s.context.stats.foldedLsn >= wal && s.matches({ running: { output: "idle" } }), { timeout: 60_000 });
+    const msgs = await stream("bars_1s");
+    expect(msgs.length).toBeGreaterThan(0);
+    expect(msgs.every((m) => m.kind === "update")).toBe(true);
   }, 90_000);
 });
