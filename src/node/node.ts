@@ -137,7 +137,17 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   });
   const shardMode = o.shards ?? "all";
   // Materialized feeds of px_config: a standalone node runs them all (issue 14; controller placement is not built yet).
-  const feeds = shardMode === "all" ? feedHost({ nc, tenants: () => store.tenants(), catalog: catalog.current, replicas, log: (line) => log(`node ${nodeId}: ${line}`) }) : undefined;
+  const feeds =
+    shardMode === "all"
+      ? feedHost({
+          nc,
+          tenants: () => store.tenants(),
+          catalog: catalog.current,
+          replicas,
+          log: (line) => log(`node ${nodeId}: ${line}`),
+          horizon: (tenant, table, bucket) => shards.all().find((h) => h.shard.tenant === tenant && h.shard.table === table && h.shard.bucket === bucket)?.runtime.table.horizonMicros,
+        })
+      : undefined;
   if (shardMode === "all") {
     catalog.subscribe((c) => void shards.ownAll(c).catch((e: unknown) => log(`node ${nodeId}: cannot start shards: ${(e as Error).message}`)));
     catalog.subscribe(() => void feeds?.reconcile());

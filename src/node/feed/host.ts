@@ -17,6 +17,8 @@ export interface FeedHostOptions {
   readonly catalog: () => Catalog;
   readonly replicas: number;
   readonly log: (line: string) => void;
+  /** H of a shard this node hosts. */
+  readonly horizon?: (tenant: string, table: string, bucket: number) => number | undefined;
 }
 
 export interface FeedHost {
@@ -48,7 +50,7 @@ export function feedHost(o: FeedHostOptions): FeedHost {
         const cur = running.get(key);
         if (cur !== undefined && cur.fingerprint === plan.fingerprint) continue;
         cur?.runtime.stop();
-        const runtime = await startFeed({ nc: o.nc, name: f.name, plan, snapshotIntervalMs: (f.snapshotSeconds ?? 0) * 1000, replicas: o.replicas });
+        const runtime = await startFeed({ nc: o.nc, name: f.name, plan, snapshotIntervalMs: (f.snapshotSeconds ?? 0) * 1000, replicas: o.replicas, ...(o.horizon === undefined ? {} : { horizon: o.horizon }) });
         runtime.actor.subscribe((s) => {
           if (s.matches("failed")) o.log(`feed ${key}: failed: ${s.context.error ?? "unknown"}`);
         });
