@@ -46,6 +46,11 @@ describe("feeds - a subscription (FeedSession)", () => {
     expect(Math.max(...Object.values(out[0]!.offset.lsn))).toBe(first.lsn);
     for (let b = 0; b < p.left.shards; b++) s.setPersisted("trades", b, 1e9);
     expect(s.drain().length).toBe(trades.length - 1);
+    // P stalled (ClickHouse down): nothing is sent, and the waiting batches are bounded too.
+    const stalled = new FeedSession(p, { from: "snapshot", lastLsn, durable: true, maxBuffer: 2, conflate: false });
+    for (const r of trades) stalled.push(r);
+    expect(stalled.drain()).toEqual([]);
+    expect([stalled.overflowed, stalled.overflowReason]).toEqual([true, "durable"]);
     // Negative control: without the gate every batch goes at once.
     const open = new FeedSession(p, { from: "snapshot", lastLsn, durable: false, maxBuffer: 100, conflate: false });
     for (const r of trades) open.push(r);
@@ -55,7 +60,7 @@ describe("feeds - a subscription (FeedSession)", () => {
   it("buffer - an exact feed stops at the bound; a last-by feed with conflate replaces its backlog with the state", () => {
     const raw = new FeedSession(plan({ op: "range", table: "trades" }), { from: "snapshot", lastLsn: 0, durable: false, maxBuffer: 3, conflate: true });
     for (const r of trades) raw.push(r);
-    expect(raw.overflowed).toBe(true);
+    expect([raw.overflowed, raw.overflowReason]).toEqual([true, "consumer"]);
     expect(raw.drain().length).toBe(3);
     const lp = plan({ op: "lastBy", table: "trades" });
     const last = new FeedSession(lp, { from: "snapshot", lastLsn: 0, durable: false, maxBuffer: 3, conflate: true });

@@ -138,9 +138,13 @@ export function subscribeHandler(ctx: ApiContext) {
           sent = b.offset;
         }
         if (session.overflowed) {
+          const why =
+            session.overflowReason === "durable"
+              ? `${maxBuffer} messages wait for their shard's persisted LSN (P), which has not advanced (is ClickHouse or the sink down?)`
+              : `the consumer read too slowly and the subscription's buffer of ${maxBuffer} messages is full`;
           throw new ApiError(
             "RESOURCE_EXHAUSTED",
-            `feed ${plan.fingerprint}: the consumer read too slowly and the subscription's buffer of ${maxBuffer} messages is full; nothing is lost: subscribe again with from = "${encodeOffset(sent)}" (the offset of the last message sent)${plan.kind === "lastBy" || plan.kind === "bars" ? ', or set conflate to get the latest state instead' : ""}`,
+            `feed ${plan.fingerprint}: ${why}; nothing is lost: subscribe again with from = "${encodeOffset(sent)}" (the offset of the last message sent)${plan.kind === "lastBy" || plan.kind === "bars" ? ', or set conflate to get the latest state instead' : ""}`,
           );
         }
         if (session.buffered === 0 && readError === undefined) {
