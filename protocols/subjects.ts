@@ -40,6 +40,8 @@ export const feedSubject = (tenant: string, name: string): string => `px.${tenan
 /** Headers of a materialized feed message: the offset token it covers (resume after it) and its kind (update | snapshot). */
 export const HDR_FEED_OFFSET = "Px-Feed-Offset";
 export const HDR_FEED_KIND = "Px-Feed-Kind";
+/** JSON [{table, bucket, lsn, persistedLsn, horizonMicros}]: per shard the LSN covered, P and H (-1: not known) when the message was published. */
+export const HDR_FEED_SHARDS = "Px-Feed-Shards";
 
 export const KV_CONFIG = "px_config";
 export const KV_NODES = "px_nodes";

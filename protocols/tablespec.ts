@@ -62,9 +62,20 @@ export const TableSpecSchema = Schema.Struct({
   timeBounds: Schema.optionalKey(TimeBoundsSpecSchema),
 });
 
+/** A materialized feed (issue 14): a standing query (query JSON, see src/feed) computed once and published to px.<tenant>.feed.<name>. */
+export const FeedSpecSchema = Schema.Struct({
+  name: Ident("feed name", 63),
+  query: Schema.Record(Schema.String, Schema.Unknown),
+  /** How late a tick may be and still get the batch query's values ("60s" default). */
+  lateness: Schema.optionalKey(Schema.Union([Schema.Int, Schema.String])),
+  /** Publish the feed's whole state as one "snapshot" message this often (seconds; 0 = never). */
+  snapshotSeconds: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 86_400 }))),
+});
+
 export const TenantSpecSchema = Schema.Struct({
   name: Ident("tenant name", 32),
   tables: Schema.Array(TableSpecSchema),
+  feeds: Schema.optionalKey(Schema.Array(FeedSpecSchema)),
 });
 
 export const ClusterSpecSchema = Schema.Struct({
@@ -94,9 +105,18 @@ export interface TableSpec {
   readonly timeBounds: { readonly minTs: string; readonly maxFutureSeconds: number };
 }
 
+export interface FeedSpec {
+  readonly name: string;
+  readonly query: Readonly<Record<string, unknown>>;
+  readonly lateness?: number | string;
+  readonly snapshotSeconds?: number;
+}
+
 export interface TenantSpec {
   readonly name: string;
   readonly tables: readonly TableSpec[];
+  /** Materialized feeds (absent: none). */
+  readonly feeds?: readonly FeedSpec[];
 }
 
 export interface ClusterSpec {
@@ -236,7 +256,13 @@ function normalizeTenant(t: Schema.Schema.Type<typeof TenantSpecSchema>): Tenant
     if (names.has(table.name)) throw new SpecError(`tenant ${t.name}: table "${table.name}" is declared twice; keep one`);
     names.add(table.name);
   }
-  return { name: t.name, tables: t.tables.map((table) => normalizeTable(table, t.name)) };
+  const feeds = new Set<string>();
+  for (const f of t.feeds ?? []) {
+    if (feeds.has(f.name)) throw new SpecError(`tenant ${t.name}: feed "${f.name}" is declared twice; keep one`);
+    feeds.add(f.name);
+  }
+  const tables = t.tables.map((table) => normalizeTable(table, t.name));
+  return t.feeds === undefined || t.feeds.length === 0 ? { name: t.name, tables } : { name: t.name, tables, feeds: t.feeds };
 }
 
 export function parseTableSpec(input: unknown, tenant = "?"): TableSpec {

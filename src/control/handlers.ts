@@ -8,6 +8,7 @@ import type { MetadataStore, StoredTenant } from "./metadata.js";
 import type { Assignment } from "./assignments.js";
 import type { HeartbeatInfo } from "./heartbeat.js";
 import { diffClusterSpec } from "./specdiff.js";
+import { planFeed } from "../feed/index.js";
 import { evolveClusterSpec } from "./specevolve.js";
 import type { SpecDiff } from "./specdiff.js";
 import type { ControlStores } from "./stores.js";
@@ -97,6 +98,7 @@ async function apply(backend: ControlBackend, req: ApplyRequest): Promise<ApplyR
     throw new ControlError("INVALID_ARGUMENT", `apply refused, nothing was changed:\n${evolved.refused.map((r) => `  ${r}`).join("\n")}`);
   }
   spec = evolved.spec;
+  checkFeeds(spec);
   const diff = diffClusterSpec(currentSpecs, spec);
   const revisions: Record<string, number> = {};
   for (const t of spec.tenants) revisions[t.name] = current.get(t.name)?.revision ?? 0;
@@ -111,6 +113,22 @@ async function apply(backend: ControlBackend, req: ApplyRequest): Promise<ApplyR
     throw e;
   }
   return { diff, applied: true, revisions };
+}
+
+/** Every feed's query must run on its tenant's tables as applied: refused by name before anything is written. */
+function checkFeeds(spec: ClusterSpec): void {
+  const refused: string[] = [];
+  for (const t of spec.tenants) {
+    const tables = new Map(t.tables.map((x) => [x.name, x]));
+    for (const f of t.feeds ?? []) {
+      try {
+        planFeed(t.name, f.lateness === undefined ? { query: f.query } : { query: f.query, lateness: f.lateness }, (name) => tables.get(name), () => [...tables.keys()]);
+      } catch (e) {
+        refused.push(`tenant ${t.name} feed ${f.name}: ${(e as Error).message}`);
+      }
+    }
+  }
+  if (refused.length > 0) throw new ControlError("INVALID_ARGUMENT", `apply refused, nothing was changed:\n${refused.map((r) => `  ${r}`).join("\n")}`);
 }
 
 function describe(state: ClusterState, kind: DescribeKind, name: string): DescribeReply {

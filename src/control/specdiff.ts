@@ -1,7 +1,7 @@
 // What applying a cluster spec would change, per tenant and table (pure). A
 // tenant's spec is replaced whole, so tables missing from the file are removed;
 // tenants missing from the file are left alone.
-import type { ClusterSpec, TableSpec, TenantSpec } from "../../protocols/tablespec.js";
+import type { ClusterSpec, FeedSpec, TableSpec, TenantSpec } from "../../protocols/tablespec.js";
 
 export interface FieldChange {
   readonly path: string;
@@ -13,7 +13,10 @@ export type SpecChange =
   | { readonly kind: "tenant.add"; readonly tenant: string; readonly tables: number }
   | { readonly kind: "table.add"; readonly tenant: string; readonly table: string; readonly shards: number; readonly columns: number }
   | { readonly kind: "table.remove"; readonly tenant: string; readonly table: string }
-  | { readonly kind: "table.change"; readonly tenant: string; readonly table: string; readonly fields: readonly FieldChange[] };
+  | { readonly kind: "table.change"; readonly tenant: string; readonly table: string; readonly fields: readonly FieldChange[] }
+  | { readonly kind: "feed.add"; readonly tenant: string; readonly feed: string }
+  | { readonly kind: "feed.remove"; readonly tenant: string; readonly feed: string }
+  | { readonly kind: "feed.change"; readonly tenant: string; readonly feed: string; readonly fields: readonly FieldChange[] };
 
 export interface SpecDiff {
   readonly changes: readonly SpecChange[];
@@ -78,9 +81,29 @@ export function diffClusterSpec(current: ReadonlyMap<string, TenantSpec>, desire
         warnings.push(`tenant ${t.name}: table ${name} is not in the file and will be removed (its WAL and ClickHouse data are kept)`);
       }
     }
+    diffFeeds(t.name, before?.feeds ?? [], t.feeds ?? [], changes, warnings);
     if (changes.length > start) changedTenants.push(t.name);
   }
   return { changes, changedTenants, warnings };
+}
+
+function diffFeeds(tenant: string, before: readonly FeedSpec[], after: readonly FeedSpec[], changes: SpecChange[], warnings: string[]): void {
+  const old = new Map(before.map((f) => [f.name, f]));
+  for (const f of after) {
+    const prev = old.get(f.name);
+    if (prev === undefined) {
+      changes.push({ kind: "feed.add", tenant, feed: f.name });
+      continue;
+    }
+    const fields: FieldChange[] = [];
+    diffValues("", prev, f, fields);
+    if (fields.length > 0) {
+      changes.push({ kind: "feed.change", tenant, feed: f.name, fields });
+      if (fields.some((c) => c.path.startsWith("query") || c.path === "lateness")) warnings.push(`tenant ${tenant} feed ${f.name}: a changed definition cannot continue the stream px.${tenant}.feed.${f.name} (its offsets name the old feed); give the new definition a new name`);
+    }
+  }
+  const kept = new Set(after.map((f) => f.name));
+  for (const name of old.keys()) if (!kept.has(name)) changes.push({ kind: "feed.remove", tenant, feed: name });
 }
 
 const show = (v: unknown): string => (v === undefined ? "(none)" : JSON.stringify(v));
@@ -97,6 +120,12 @@ export function formatDiff(diff: SpecDiff): string[] {
         return `- table ${c.tenant}.${c.table}`;
       case "table.change":
         return `~ table ${c.tenant}.${c.table}: ${c.fields.map((f) => `${f.path} ${show(f.from)} -> ${show(f.to)}`).join("; ")}`;
+      case "feed.add":
+        return `+ feed ${c.tenant}.${c.feed}`;
+      case "feed.remove":
+        return `- feed ${c.tenant}.${c.feed}`;
+      case "feed.change":
+        return `~ feed ${c.tenant}.${c.feed}: ${c.fields.map((f) => `${f.path} ${show(f.from)} -> ${show(f.to)}`).join("; ")}`;
     }
   });
   return [...lines, ...diff.warnings.map((w) => `! ${w}`)];

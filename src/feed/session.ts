@@ -40,6 +40,8 @@ export class FeedSession {
   readonly startOffset: FeedOffset;
   /** Set once the consumer fell behind the buffer on an exact feed: the call ends (resumable from the last batch sent). */
   overflowed = false;
+  /** Why: the consumer read too slowly, or (durable) P did not advance so batches waited for it. */
+  overflowReason: "consumer" | "durable" | undefined;
   /** Persisted LSN (P) per shard as last seen. */
   readonly persisted = new Map<string, number>();
   private readonly queue: FeedBatch[] = [];
@@ -102,6 +104,12 @@ export class FeedSession {
 
   private offer(p: Pending): void {
     if (this.o.durable) {
+      // P stalled (ClickHouse down): the held batches are bounded like the queue; the consumer resumes later from its offset.
+      if (this.held.length >= this.o.maxBuffer) {
+        this.overflowed = true;
+        this.overflowReason ??= "durable";
+        return;
+      }
       this.held.push(p);
       this.release();
     } else this.enqueue(p.batch);
@@ -119,6 +127,7 @@ export class FeedSession {
       const snap = canConflate ? this.runner.snapshot() : undefined;
       if (snap === undefined) {
         this.overflowed = true;
+        this.overflowReason ??= "consumer";
         return;
       }
       // The consumer replaces its state with the snapshot: the updates it replaces are no longer needed.

@@ -24,6 +24,8 @@ import { servePartQueries } from "./qpart.js";
 import { ClickhouseColdSource } from "../query/index.js";
 import { startNodeControlPlane } from "./controlplane.js";
 import type { NodeControlOptions } from "./controlplane.js";
+import { feedHost } from "./feed/host.js";
+import type { FeedHost } from "./feed/host.js";
 import { catalogActor } from "./gateway/catalog.js";
 import { LocalIngress, jetstreamWal, natsIngestSource } from "./gateway/io.js";
 import { jetstreamDigestAt } from "./gateway/pairs.js";
@@ -118,6 +120,8 @@ export interface ProxistNode {
   readonly query: ProxistQueryEngine | undefined;
   /** The compaction workflow (undefined without ClickHouse: nothing is persisted, nothing is compacted). */
   readonly compaction: CompactionRuntime | undefined;
+  /** Materialized feeds running here (standalone nodes; undefined with --shards assigned). */
+  readonly feeds: FeedHost | undefined;
   stop(): Promise<void>;
 }
 
@@ -156,8 +160,21 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
       : new CompactionRuntime({ nc, js, jsm, nodeId, shards, snapshots, replicas, log, unsafeIgnoreSink: process.env.PX_COMPACT_IGNORE_SINK === "1", intervalMs: o.compaction?.intervalMs ?? compactionIntervalMs(process.env), ...(o.compaction?.holds === undefined ? {} : { holds: o.compaction.holds }) }).start();
   const ops = serveOpsControl({ nc, js, nodeId, shards, compaction, log });
   const shardMode = o.shards ?? "all";
+  // Materialized feeds of px_config: a standalone node runs them all (issue 14; controller placement is not built yet).
+  const feeds =
+    shardMode === "all"
+      ? feedHost({
+          nc,
+          tenants: () => store.tenants(),
+          catalog: catalog.current,
+          replicas,
+          log: (line) => log(`node ${nodeId}: ${line}`),
+          horizon: (tenant, table, bucket) => shards.all().find((h) => h.shard.tenant === tenant && h.shard.table === table && h.shard.bucket === bucket)?.runtime.table.horizonMicros,
+        })
+      : undefined;
   if (shardMode === "all") {
     catalog.subscribe((c) => void shards.ownAll(c).catch((e: unknown) => log(`node ${nodeId}: cannot start shards: ${(e as Error).message}`)));
+    catalog.subscribe(() => void feeds?.reconcile());
   } else {
     // Assigned shards: the agent starts them; a changed table spec restarts them here.
     catalog.subscribe((c) => void shards.respec(c).catch((e: unknown) => log(`node ${nodeId}: cannot restart shards on the new spec: ${(e as Error).message}`)));
@@ -274,6 +291,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
     grpcPort: api?.server.port,
     query: api?.engine,
     compaction,
+    feeds,
     stop: async () => {
       ops.stop();
       compaction?.stop();
@@ -285,6 +303,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
       partServer.stop();
       gateway.stop();
       await catalog.stop();
+      feeds?.stop();
       await shards.stopAll();
       clickhouse?.close();
       await new Promise<void>((resolve) => http.server.close(() => resolve()));

@@ -11,14 +11,18 @@ import { promisify } from "node:util";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { tableFromIPC } from "apache-arrow";
 import { waitFor } from "xstate";
-import { HDR_FEED_KIND, HDR_FEED_OFFSET, feedStream, feedSubject } from "../../protocols/subjects.js";
+import { HDR_FEED_KIND, HDR_FEED_OFFSET, HDR_FEED_SHARDS, feedStream, feedSubject } from "../../protocols/subjects.js";
+import { jetstream } from "@nats-io/jetstream";
+import { publishWatermark } from "../../src/wal/index.js";
 import { mintUser } from "../../src/auth/index.js";
 import { planFeed } from "../../src/feed/index.js";
 import type { FeedPlan } from "../../src/feed/index.js";
 import { startFeed } from "../../src/node/feed/runtime.js";
 import type { FeedRuntime } from "../../src/node/feed/runtime.js";
 import { tickBatchToIpc } from "../../src/codec/arrow.js";
-import { apiFixture, ingest, tableOf } from "../api/fixture.js";
+import { SPEC, apiFixture, ingest, tableOf } from "../api/fixture.js";
+import { applyAndWait } from "../helpers/cluster.js";
+import { parseClusterSpec } from "../../protocols/tablespec.js";
 import type { ApiFixture, ServiceClient } from "../api/fixture.js";
 
 let f: ApiFixture;
@@ -53,13 +57,15 @@ async function send(k: number, t0: number): Promise<void> {
 }
 
 /** Every message of the feed's subject: kind, offset, rows as JSON. */
-async function stream(name: string): Promise<{ kind: string; offset: string; rows: string }[]> {
+type Position = { table: string; bucket: number; lsn: number; persistedLsn: number; horizonMicros: number };
+async function stream(name: string, shards?: Position[][]): Promise<{ kind: string; offset: string; rows: string }[]> {
   const jsm = await jetstreamManager(f.node.nc);
   const info = await jsm.streams.info(feedStream("alpha"));
   const out: { kind: string; offset: string; rows: string }[] = [];
   for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
     const m = await jsm.streams.getMessage(feedStream("alpha"), { seq }).catch(() => null);
     if (m === null || m.subject !== feedSubject("alpha", name)) continue;
+    shards?.push(JSON.parse(m.header.get(HDR_FEED_SHARDS)) as Position[]);
     out.push({ kind: m.header.get(HDR_FEED_KIND), offset: m.header.get(HDR_FEED_OFFSET), rows: JSON.stringify(tableFromIPC(m.data).toArray().map((r) => JSON.stringify(r, (_, v: unknown) => (typeof v === "bigint" ? Number(v) : v)))) });
   }
   return out;
@@ -77,13 +83,20 @@ describe("materialized feeds over NATS", () => {
     for (let k = 0; k < 5; k++) await send(k, t0);
     await live(crashy, 1);
     crashy.stop(); // the node running it goes away
+    // The sink persisted shard trades/0 up to LSN 1: messages published from now on say so.
+    await publishWatermark(jetstream(f.node.nc), { tenant: "alpha", table: "trades", bucket: 0 }, { persistedLsn: 1, tPersistedMicros: t0, leaseRevision: 0 }, Date.now());
     for (let k = 5; k < 10; k++) await send(k, t0);
     crashy = await startFeed({ nc: f.node.nc, name: "vwap", plan: p });
     for (let k = 10; k < 14; k++) await send(k, t0);
     const wal = (await (await jetstreamManager(f.node.nc)).streams.info("PX_WAL_alpha")).state.last_seq;
     const done = (r: FeedRuntime) => waitFor(r.actor, (s) => s.context.stats.foldedLsn >= wal && s.matches({ running: { output: "idle" } }), { timeout: 60_000 });
     await Promise.all([done(steady), done(crashy)]);
-    const a = await stream("vwap");
+    const positions: Position[][] = [];
+    const a = await stream("vwap", positions);
+    // Each message: per shard of trades the LSN it covers (its offset), P and H (-1: not hosted by this process's feed).
+    expect(positions.every((ps) => ps.map((x) => `${x.table}/${x.bucket}`).join() === Array.from({ length: tableOf("alpha", "trades").shards }, (_, b) => `trades/${b}`).join())).toBe(true);
+    expect(positions.at(-1)!.find((x) => x.bucket === 0)!.persistedLsn).toBe(1);
+    expect(positions.every((ps) => ps.every((x) => x.horizonMicros === -1 && x.lsn > 0))).toBe(true);
     const b = await stream("vwap_steady");
     expect(a.length).toBeGreaterThan(10);
     expect(a).toEqual(b);
@@ -111,5 +124,20 @@ describe("materialized feeds over NATS", () => {
     const s = await waitFor(other.actor, (x) => x.matches("failed"), { timeout: 30_000 });
     expect(s.context.error).toMatch(/the offset belongs to feed .*, not to this feed/);
     other.stop();
+  }, 90_000);
+
+  it("FeedSpec - a feed applied in px_config runs on the standalone node and publishes to px.<tenant>.feed.<name>", async () => {
+    const raw = JSON.parse(JSON.stringify(SPEC)) as { tenants: { name: string; feeds?: unknown[] }[] };
+    raw.tenants.find((t) => t.name === "alpha")!.feeds = [{ name: "bars_1s", query: { op: "bars", table: "trades", bucket: "1s" } }];
+    await applyAndWait(f.node.nc, parseClusterSpec(raw), f.node);
+    const deadline = Date.now() + 30_000;
+    while (!f.node.feeds?.running.has("alpha/bars_1s") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const rt = f.node.feeds!.running.get("alpha/bars_1s")!;
+    await send(30, 1_767_000_000_000_000);
+    const wal = (await (await jetstreamManager(f.node.nc)).streams.info("PX_WAL_alpha")).state.last_seq;
+    await waitFor(rt.actor, (s) => s.context.stats.foldedLsn >= wal && s.matches({ running: { output: "idle" } }), { timeout: 60_000 });
+    const msgs = await stream("bars_1s");
+    expect(msgs.length).toBeGreaterThan(0);
+    expect(msgs.every((m) => m.kind === "update")).toBe(true);
   }, 90_000);
 });

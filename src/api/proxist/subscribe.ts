@@ -90,6 +90,9 @@ export function subscribeHandler(ctx: ApiContext) {
         })().catch(fail);
       } else if (req.durable) throw new ApiError("UNAVAILABLE", `tenant ${tenant} has no watermark stream yet, so no row can be known durable; retry once the node serves the tenant`);
 
+      // A write blocked by a stalled client must not hold the call open once the buffer overflowed: the overflow cuts the wait.
+      const overflow = new AbortController();
+      const writeSignal = AbortSignal.any([ctl.signal, overflow.signal]);
       const specs = new Map(tables.map((t) => [t.name, t]));
       const walConsumer = await js.consumers.get(walStream(tenant), {
         filter_subjects: tables.length === 1 ? walSubjectsOfTable(tenant, plan.left.name) : walSubjectsOfTenant(tenant),
@@ -105,6 +108,7 @@ export function subscribeHandler(ctx: ApiContext) {
           const spec = a === undefined ? undefined : specs.get(a.table);
           if (a === undefined || spec === undefined) continue;
           session.push({ table: a.table, bucket: a.bucket, lsn: m.seq, batch: decodeWalEntry(spec, m.seq, m.data).batch });
+          if (session.overflowed) overflow.abort();
           if (session.buffered > 0 || session.overflowed) poke();
         }
       })().catch(fail);
@@ -129,20 +133,30 @@ export function subscribeHandler(ctx: ApiContext) {
       while (!ctl.signal.aborted) {
         if (readError !== undefined) throw new ApiError("UNAVAILABLE", `feed ${plan.fingerprint}: reading the WAL failed (${readError.message}); resume with from = the last offset received`);
         for (const b of session.drain()) {
-          await writeFlowing(call, message(b.kind, encodeBatch(b, raw, schema), b.table.rows, b.offset), ctl.signal);
+          if (writeSignal.aborted) break;
+          await writeFlowing(call, message(b.kind, encodeBatch(b, raw, schema), b.table.rows, b.offset), writeSignal);
           sent = b.offset;
-          if (ctl.signal.aborted) break;
         }
         if (session.overflowed) {
+          const why =
+            session.overflowReason === "durable"
+              ? `${maxBuffer} messages wait for their shard's persisted LSN (P), which has not advanced (is ClickHouse or the sink down?)`
+              : `the consumer read too slowly and the subscription's buffer of ${maxBuffer} messages is full`;
           throw new ApiError(
             "RESOURCE_EXHAUSTED",
-            `feed ${plan.fingerprint}: the consumer read too slowly and the subscription's buffer of ${maxBuffer} messages is full; nothing is lost: subscribe again with from = "${encodeOffset(sent)}" (the offset of the last message sent)${plan.kind === "lastBy" || plan.kind === "bars" ? ', or set conflate to get the latest state instead' : ""}`,
+            `feed ${plan.fingerprint}: ${why}; nothing is lost: subscribe again with from = "${encodeOffset(sent)}" (the offset of the last message sent)${plan.kind === "lastBy" || plan.kind === "bars" ? ', or set conflate to get the latest state instead' : ""}`,
           );
         }
-        if (session.buffered === 0) await new Promise<void>((resolve) => {
-          wake = resolve;
-          ctl.signal.addEventListener("abort", () => resolve(), { once: true });
-        });
+        if (session.buffered === 0 && readError === undefined) {
+          await new Promise<void>((resolve) => {
+            const onAbort = (): void => resolve();
+            wake = () => {
+              ctl.signal.removeEventListener("abort", onAbort);
+              resolve();
+            };
+            ctl.signal.addEventListener("abort", onAbort, { once: true });
+          });
+        }
       }
       throw ctl.signal.reason;
     })()

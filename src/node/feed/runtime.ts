@@ -13,8 +13,9 @@ import { createActor, fromCallback, fromPromise } from "xstate";
 import type { Actor } from "xstate";
 import { feedMachine } from "../../../actors/feed.js";
 import type { FeedEvent, FeedWalInput, LastPublishedInput, PublishInput } from "../../../actors/feed.js";
-import { HDR_FEED_KIND, HDR_FEED_OFFSET, feedStream, feedSubject, feedSubjectsOfTenant, parseWalSubject, walStream, walSubjectsOfTable, walSubjectsOfTenant } from "../../../protocols/subjects.js";
-import { decodeOffset, encodeOffset, feedTables } from "../../feed/index.js";
+import { decodeWatermark } from "../../../protocols/codec.js";
+import { HDR_FEED_KIND, HDR_FEED_OFFSET, HDR_FEED_SHARDS, feedStream, feedSubject, feedSubjectsOfTenant, parseWalSubject, walStream, walSubjectsOfTable, walSubjectsOfTenant, watermarkStream, watermarkSubjectsOfTenant } from "../../../protocols/subjects.js";
+import { decodeOffset, encodeOffset, feedTables, shardKey } from "../../feed/index.js";
 import type { FeedBatch, FeedOffset, FeedPlan, FeedRecord } from "../../feed/index.js";
 import { arrowSchema, toRecordBatches } from "../../query/index.js";
 import { WalGapError, consumeBatches, decodeWalEntry, gapAt, walFloor } from "../../wal/index.js";
@@ -25,6 +26,14 @@ export interface FeedRuntimeOptions {
   readonly plan: FeedPlan;
   readonly snapshotIntervalMs?: number;
   readonly replicas?: number;
+  /** H of a shard this node hosts (undefined: not hosted here, published as -1). */
+  readonly horizon?: (tenant: string, table: string, bucket: number) => number | undefined;
+}
+
+/** What each message says about the shards besides its offset: P (followed from the watermark stream) and H. */
+interface ShardFacts {
+  readonly persisted: Map<string, number>;
+  readonly horizon: (table: string, bucket: number) => number;
 }
 
 /** The tenant's feed stream (created once by whichever feed needs it first). */
@@ -61,12 +70,18 @@ function encode(plan: FeedPlan, b: FeedBatch): Uint8Array {
 
 const maxLsn = (o: FeedOffset): number => Math.max(0, ...Object.values(o.lsn));
 
-async function publish(js: JetStreamClient, name: string, input: PublishInput): Promise<void> {
+async function publish(js: JetStreamClient, name: string, input: PublishInput, facts: ShardFacts): Promise<void> {
   const subject = feedSubject(input.plan.tenant, name);
+  const shards = feedTables(input.plan).flatMap((t) => Array.from({ length: t.shards }, (_, bucket) => ({ table: t.name, bucket })));
   const acks = input.batches.map((b) => {
     const h = natsHeaders();
     h.set(HDR_FEED_OFFSET, encodeOffset(b.offset));
     h.set(HDR_FEED_KIND, b.kind);
+    const positions = shards.map((s) => {
+      const k = shardKey(s.table, s.bucket);
+      return { ...s, lsn: b.offset.lsn[k] ?? 0, persistedLsn: facts.persisted.get(k) ?? 0, horizonMicros: facts.horizon(s.table, s.bucket) };
+    });
+    h.set(HDR_FEED_SHARDS, JSON.stringify(positions));
     return js.publish(subject, encode(input.plan, b), { headers: h, msgID: `${name}:${input.plan.fingerprint}:${b.kind === "snapshot" ? "s" : "u"}:${maxLsn(b.offset)}` });
   });
   await Promise.all(acks);
@@ -138,13 +153,40 @@ export async function startFeed(o: FeedRuntimeOptions): Promise<FeedRuntime> {
   const js = jetstream(o.nc);
   const jsm = await jetstreamManager(o.nc);
   await ensureFeedStream(jsm, o.plan.tenant, o.replicas ?? 1);
+  const facts: ShardFacts = { persisted: new Map(), horizon: (table, bucket) => o.horizon?.(o.plan.tenant, table, bucket) ?? -1 };
+  const stopWatermarks = await followPersisted(js, o.plan.tenant, facts.persisted);
   const machine = feedMachine.provide({
     actors: {
       lastPublished: fromPromise<FeedOffset | undefined, LastPublishedInput>(({ input }) => lastPublished(jsm, o.name, input.plan)),
       wal: walReader(js, jsm),
-      publish: fromPromise<void, PublishInput>(({ input }) => publish(js, o.name, input)),
+      publish: fromPromise<void, PublishInput>(({ input }) => publish(js, o.name, input, facts)),
     },
   });
   const actor = createActor(machine, { input: { feed: { tenant: o.plan.tenant, name: o.name }, plan: o.plan, snapshotIntervalMs: o.snapshotIntervalMs ?? 0 } }).start();
-  return { actor, stop: () => actor.stop() };
+  return {
+    actor,
+    stop: () => {
+      actor.stop();
+      stopWatermarks();
+    },
+  };
+}
+
+/** Keeps `persisted` at each shard's last P (the tenant's watermark stream, last value per subject, then each new one). */
+async function followPersisted(js: JetStreamClient, tenant: string, persisted: Map<string, number>): Promise<() => void> {
+  const c = await js.consumers.get(watermarkStream(tenant), { filter_subjects: watermarkSubjectsOfTenant(tenant), deliver_policy: DeliverPolicy.LastPerSubject }).catch(() => undefined);
+  if (c === undefined) return () => {};
+  const msgs = await c.consume({ max_messages: 64 });
+  void (async () => {
+    for await (const m of msgs) {
+      try {
+        const w = decodeWatermark(m.data);
+        const k = shardKey(w.table, w.bucket);
+        persisted.set(k, Math.max(persisted.get(k) ?? 0, Number(w.persistedLsn)));
+      } catch {
+        // An unreadable watermark: the next one supersedes it.
+      }
+    }
+  })().catch(() => {});
+  return () => void msgs.stop();
 }

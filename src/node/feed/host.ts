@@ -1,0 +1,78 @@
+// The materialized feeds this node runs: those of px_config (FeedSpec in a
+// tenant spec, applied with `pxctl apply`). A standalone node (--shards all)
+// runs every feed; placing feeds on nodes through the controller, like shards,
+// is not built yet. Reconciled on each catalog change: new feeds start, removed
+// ones stop, a changed definition restarts under the new fingerprint.
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { TenantSpec } from "../../../protocols/tablespec.js";
+import type { Catalog } from "../../catalog.js";
+import { planFeed } from "../../feed/index.js";
+import { startFeed } from "./runtime.js";
+import type { FeedRuntime } from "./runtime.js";
+
+export interface FeedHostOptions {
+  readonly nc: NatsConnection;
+  /** The tenant specs of px_config (feeds are not in the catalog, which holds tables). */
+  readonly tenants: () => Promise<ReadonlyMap<string, { readonly spec: TenantSpec }>>;
+  readonly catalog: () => Catalog;
+  readonly replicas: number;
+  readonly log: (line: string) => void;
+  /** H of a shard this node hosts. */
+  readonly horizon?: (tenant: string, table: string, bucket: number) => number | undefined;
+}
+
+export interface FeedHost {
+  /** Feeds running here, "tenant/name" -> runtime. */
+  readonly running: ReadonlyMap<string, FeedRuntime>;
+  reconcile(): Promise<void>;
+  stop(): void;
+}
+
+export function feedHost(o: FeedHostOptions): FeedHost {
+  const running = new Map<string, { runtime: FeedRuntime; fingerprint: string }>();
+  let chain: Promise<void> = Promise.resolve();
+  const reconcileOnce = async (): Promise<void> => {
+    const tenants = await o.tenants();
+    const catalog = o.catalog();
+    const want = new Set<string>();
+    for (const [tenant, { spec }] of tenants) {
+      const tables = catalog.get(tenant);
+      for (const f of spec.feeds ?? []) {
+        const key = `${tenant}/${f.name}`;
+        want.add(key);
+        let plan;
+        try {
+          plan = planFeed(tenant, f.lateness === undefined ? { query: f.query } : { query: f.query, lateness: f.lateness }, (t) => tables?.get(t), () => [...(tables?.keys() ?? [])]);
+        } catch (e) {
+          o.log(`feed ${key}: not started: ${(e as Error).message}`);
+          continue;
+        }
+        const cur = running.get(key);
+        if (cur !== undefined && cur.fingerprint === plan.fingerprint) continue;
+        cur?.runtime.stop();
+        const runtime = await startFeed({ nc: o.nc, name: f.name, plan, snapshotIntervalMs: (f.snapshotSeconds ?? 0) * 1000, replicas: o.replicas, ...(o.horizon === undefined ? {} : { horizon: o.horizon }) });
+        runtime.actor.subscribe((s) => {
+          if (s.matches("failed")) o.log(`feed ${key}: failed: ${s.context.error ?? "unknown"}`);
+        });
+        running.set(key, { runtime, fingerprint: plan.fingerprint });
+        o.log(`feed ${key}: started (${plan.kind} on ${plan.left.name})`);
+      }
+    }
+    for (const [key, r] of running) {
+      if (want.has(key)) continue;
+      r.runtime.stop();
+      running.delete(key);
+      o.log(`feed ${key}: stopped (removed from the spec)`);
+    }
+  };
+  return {
+    get running() {
+      return new Map([...running].map(([k, v]) => [k, v.runtime]));
+    },
+    reconcile: () => (chain = chain.then(reconcileOnce).catch((e: unknown) => o.log(`feeds: cannot reconcile: ${(e as Error).message}`))),
+    stop: () => {
+      for (const r of running.values()) r.runtime.stop();
+      running.clear();
+    },
+  };
+}

@@ -1,0 +1,82 @@
+// Feeds - one subscription without IO (FeedSession): where reading starts for
+// each `from`, the durable gate (a batch waits for its shard's P, order kept),
+// the bounded buffer (an exact feed stops; last-by conflates into one snapshot
+// the consumer can replace its state with).
+import { describe, expect, it } from "vitest";
+import { FeedRunner, FeedSession, planFeed, uniformOffset } from "../../src/feed/index.js";
+import type { FeedPlan } from "../../src/feed/index.js";
+import { TENANT, workload } from "../query/fixture.js";
+
+const w = workload(3, { records: 12, symbols: 4, rowsPerRecord: 10 });
+const plan = (query: Record<string, unknown>): FeedPlan => planFeed(TENANT, { query }, (t) => w.specs.find((s) => s.name === t), () => ["trades", "quotes"]);
+const trades = w.records.filter((r) => r.table === "trades");
+const lastLsn = trades[5]!.lsn;
+
+describe("feeds - a subscription (FeedSession)", () => {
+  it("from - raw reads from where it sends; stateful kinds fold the WAL from its start", () => {
+    const raw = plan({ op: "range", table: "trades" });
+    const bars = plan({ op: "bars", table: "trades", bucket: "1s" });
+    const o = { lastLsn, durable: false, maxBuffer: 100, conflate: false };
+    expect(new FeedSession(raw, { ...o, from: "now" }).readFrom).toBe(lastLsn + 1);
+    expect(new FeedSession(raw, { ...o, from: uniformOffset(raw.fingerprint, [raw.left], 7) }).readFrom).toBe(8);
+    expect(new FeedSession(bars, { ...o, from: "now" }).readFrom).toBe(1);
+    // "now" on a stateful kind: folds everything, sends only what comes after lastLsn.
+    const s = new FeedSession(bars, { ...o, from: "now" });
+    for (const r of w.records) s.push(r);
+    const sent = s.drain();
+    expect(sent.length).toBeGreaterThan(0);
+    expect(sent.every((b) => Object.values(b.offset.lsn).every((v) => v > lastLsn))).toBe(true);
+    // "snapshot": the state once caught up to lastLsn, then updates.
+    const snap = new FeedSession(bars, { ...o, from: "snapshot" });
+    for (const r of w.records) snap.push(r);
+    const got = snap.drain();
+    expect(got[0]!.kind).toBe("snapshot");
+    expect(got.slice(1).every((b) => b.kind === "update")).toBe(true);
+  });
+
+  it("durable - a batch is released only once its shard's P covers its record, in record order", () => {
+    const p = plan({ op: "range", table: "trades" });
+    const s = new FeedSession(p, { from: "snapshot", lastLsn, durable: true, maxBuffer: 100, conflate: false });
+    for (const r of trades) s.push(r);
+    expect(s.drain()).toEqual([]);
+    const first = trades[0]!;
+    s.setPersisted("trades", first.bucket, first.lsn);
+    const out = s.drain();
+    expect(out.length).toBe(1);
+    expect(Math.max(...Object.values(out[0]!.offset.lsn))).toBe(first.lsn);
+    for (let b = 0; b < p.left.shards; b++) s.setPersisted("trades", b, 1e9);
+    expect(s.drain().length).toBe(trades.length - 1);
+    // P stalled (ClickHouse down): nothing is sent, and the waiting batches are bounded too.
+    const stalled = new FeedSession(p, { from: "snapshot", lastLsn, durable: true, maxBuffer: 2, conflate: false });
+    for (const r of trades) stalled.push(r);
+    expect(stalled.drain()).toEqual([]);
+    expect([stalled.overflowed, stalled.overflowReason]).toEqual([true, "durable"]);
+    // Negative control: without the gate every batch goes at once.
+    const open = new FeedSession(p, { from: "snapshot", lastLsn, durable: false, maxBuffer: 100, conflate: false });
+    for (const r of trades) open.push(r);
+    expect(open.drain().length).toBe(trades.length);
+  });
+
+  it("buffer - an exact feed stops at the bound; a last-by feed with conflate replaces its backlog with the state", () => {
+    const raw = new FeedSession(plan({ op: "range", table: "trades" }), { from: "snapshot", lastLsn: 0, durable: false, maxBuffer: 3, conflate: true });
+    for (const r of trades) raw.push(r);
+    expect([raw.overflowed, raw.overflowReason]).toEqual([true, "consumer"]);
+    expect(raw.drain().length).toBe(3);
+    const lp = plan({ op: "lastBy", table: "trades" });
+    const last = new FeedSession(lp, { from: "snapshot", lastLsn: 0, durable: false, maxBuffer: 3, conflate: true });
+    for (const r of trades) last.push(r);
+    expect(last.overflowed).toBe(false);
+    const got = last.drain();
+    expect(got.length).toBeLessThanOrEqual(3);
+    const whole = new FeedRunner(lp);
+    for (const r of trades) whole.push(r);
+    // Replaying what was queued over an empty state gives the true state.
+    const state = new Map<string, number>();
+    for (const b of got) {
+      const ts = b.table.columns[1]!.data;
+      b.table.symbols.forEach((_, k) => k < b.table.rows && state.set(b.table.symbols[b.table.columns[0]!.data[k]!]!, ts[k]!));
+    }
+    const snap = whole.snapshot()!.table;
+    expect(Object.fromEntries(state)).toEqual(Object.fromEntries(Array.from({ length: snap.rows }, (_, k) => [snap.symbols[snap.columns[0]!.data[k]!]!, snap.columns[1]!.data[k]!])));
+  });
+});
