@@ -42,7 +42,10 @@ fi
 # npm ci only when the lock file changed since the last install.
 stamp="$root/node_modules/.px-lock-stamp"
 lock_sum="$(sha256sum "$root/package-lock.json" | cut -d' ' -f1)-$(node --version)"
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sum" ]; then
+if [ -L "$root/node_modules" ]; then
+  # A worktree sharing another checkout's packages: npm ci here would empty that checkout's node_modules.
+  [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$lock_sum" ] || echo "setup: node_modules is a link ($(readlink "$root/node_modules")) and its packages were installed for another lock file; run npm ci where it points" >&2
+elif [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sum" ]; then
   echo "setup: installing npm packages (npm ci) ..." >&2
   (cd "$root" && npm ci --no-audit --no-fund --loglevel=error)
   echo "$lock_sum" > "$stamp"
