@@ -21,6 +21,7 @@ import { parseClusterSpec } from "../../protocols/tablespec.js";
 import type { ClusterSpec } from "../../protocols/tablespec.js";
 import type { IngestAck } from "../../protocols/ingest.js";
 import { walStream } from "../../protocols/subjects.js";
+import { startNode } from "../../src/node/node.js";
 import type { ProxistNode } from "../../src/node/node.js";
 
 let f: NatsFixture;
@@ -109,7 +110,46 @@ describe("ops - WAL full", () => {
     expect(resumed.rows).toBe(200);
     expect((await text(node.httpPort, "/metrics")).body).toMatch(/^px_wal_full 0$/m);
     expect((await text(node.httpPort, "/readyz")).status).toBe(200);
+
+    // A node configured with a limit below what the WAL holds does not apply it: JetStream would drop the oldest records.
+    const before = await jsm.streams.info(walStream("full"));
+    const lines: string[] = [];
+    const small = await startNode({ natsUrl: f.server.url, walMaxBytes: 50_000, log: (l) => lines.push(l) });
+    nodes.push(small);
+    await until("the small-limit node to prepare the tenant", async () => (lines.some((l) => l.includes("more than the configured limit 50000")) ? true : undefined), 30_000);
+    const after = await jsm.streams.info(walStream("full"));
+    expect(after.state.messages).toBe(before.state.messages);
+    expect(after.config.max_bytes).toBe(4_000_000);
   }, 120_000);
+});
+
+describe("ops - WAL full, then compaction", () => {
+  it("WAL full - compaction of what ClickHouse and a snapshot hold frees space: ingest resumes and every acknowledged row is in ClickHouse", async () => {
+    const spec = parseClusterSpec({ tenants: [{ name: "fullc", tables: [{ name: "trades", shards: 1, retention: { walKeep: 1 }, columns: [{ name: "price", type: "float64" }, { name: "size", type: "float64" }] }] }] });
+    const trades = spec.tenants[0]!.tables[0]!;
+    const node = await nodeOn(f.server, f.nc, { walMaxBytes: 200_000, clickhouseUrl: chf.server.httpUrl, snapshotIntervalMs: 0, compaction: { intervalMs: 0 } }, spec);
+    nodes.push(node);
+    const walk = new RandomWalk(symbolNames(50), 8, 1.75e15);
+    const pub = new TickPublisher(f.nc, { tenant: "fullc", spec: trades, maxInFlight: 1, maxAttempts: 1, timeoutMs: 5_000 });
+    let ackedRows = 0;
+    let refusal: Error | undefined;
+    for (let i = 0; i < 500 && refusal === undefined; i++) {
+      await pub.publish(walk.trades(200, 100_000)).then(
+        (a) => void (ackedRows += a.rows),
+        (e: unknown) => void (refusal = e as Error),
+      );
+    }
+    expect((refusal as { code?: string } | undefined)?.code).toBe("RESOURCE_EXHAUSTED");
+    await waitPersisted(node.httpPort, f.nc, "fullc", "trades");
+    await node.shards.get({ tenant: "fullc", table: "trades", bucket: 0 })!.runtime.snapshotNow();
+    const run = await node.compaction!.compactNow();
+    expect(run.error).toBeUndefined();
+    expect(run.results.reduce((n, r) => n + r.purged, 0)).toBeGreaterThan(0);
+    const resumed = await until("ingest to resume", () => pub.publish(walk.trades(200, 100_000)).then((a) => a, () => undefined), 30_000);
+    ackedRows += resumed.rows;
+    await waitPersisted(node.httpPort, f.nc, "fullc", "trades");
+    expect(Number((await chf.ch.query(`SELECT count() FROM ${qualifiedTable("fullc", "trades")}`)).trim())).toBe(ackedRows);
+  }, 150_000);
 });
 
 describe("ops - WAL gap", () => {
