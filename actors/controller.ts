@@ -19,7 +19,7 @@ export interface ControllerInput {
   readonly leaseMs?: number;
   /** The holder renews this often (default leaseMs / 3). */
   readonly renewMs?: number;
-  /** Followers read the lease this often (default renewMs). */
+  /** Followers read the lease this often (default the shorter of renewMs and 500 ms: how late a contender sees the renewals stop adds to every failover). */
   readonly pollMs?: number;
   /** The holder stops acting this long before its lease could expire for others (default leaseMs / 5). */
   readonly guardMs?: number;
@@ -179,7 +179,7 @@ export const controllerMachine = setup({
       id: input.id,
       leaseMs,
       renewMs,
-      pollMs: input.pollMs ?? renewMs,
+      pollMs: input.pollMs ?? Math.min(renewMs, 500),
       guardMs: input.guardMs ?? Math.floor(leaseMs / 5),
       nodeTimeoutMs: input.nodeTimeoutMs ?? 5_000,
       reconcileMs: input.reconcileMs ?? 1_000,

@@ -13,20 +13,18 @@ import { loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import { create } from "@bufbuild/protobuf";
 import { credentials } from "@grpc/grpc-js";
-import type { ClientDuplexStream, ClientReadableStream, ServiceError } from "@grpc/grpc-js";
+import type { ClientDuplexStream } from "@grpc/grpc-js";
 import { connect } from "@nats-io/transport-node";
-import type { NatsConnection } from "@nats-io/transport-node";
-import { FlightDataSchema, FlightDescriptorSchema, FlightDescriptor_DescriptorType, TicketSchema } from "../protocols/gen/arrow/flight/protocol/Flight_pb.js";
+import { FlightDataSchema, FlightDescriptorSchema, FlightDescriptor_DescriptorType } from "../protocols/gen/arrow/flight/protocol/Flight_pb.js";
 import type { FlightData, PutResult } from "../protocols/gen/arrow/flight/protocol/Flight_pb.js";
-import { IngestBatchSchema, QueryRequestSchema } from "../protocols/gen/proxist/v1/api_pb.js";
-import type { IngestAck, QueryChunk } from "../protocols/gen/proxist/v1/api_pb.js";
+import { IngestBatchSchema } from "../protocols/gen/proxist/v1/api_pb.js";
+import type { IngestAck } from "../protocols/gen/proxist/v1/api_pb.js";
 import { parseClusterSpec } from "../protocols/tablespec.js";
-import { DEFAULT_LIMITS, FlightClient, LARGE_READS, ProxistClient, bearer } from "../src/api/index.js";
-import { readMessageInfo, splitOwnIpcStream } from "../src/api/ipc/index.js";
+import { FlightClient, LARGE_READS, ProxistClient, bearer } from "../src/api/index.js";
+import { splitOwnIpcStream } from "../src/api/ipc/index.js";
 import { createToken } from "../src/auth/index.js";
 import { ClickhouseHttp, detectServer, encodeRowBinarySegments, ensureSchema, insertRowBinary } from "../src/clickhouse/index.js";
 import type { RowBinarySegment } from "../src/clickhouse/index.js";
-import { TickPublisher } from "../src/client/publisher.js";
 import { tickBatchToIpc } from "../src/codec/arrow.js";
 import { encodeTickIpcByBucket } from "../src/codec/ipc.js";
 import type { TickBatch } from "../src/codec/tickbatch.js";
@@ -37,6 +35,8 @@ import { MALLOC_TUNABLES } from "../src/config/defaults.js";
 import { spawnNodeProcess } from "../test/helpers/nodeproc.js";
 import type { NodeProcess } from "../test/helpers/nodeproc.js";
 import { genBatches, sessionMicros } from "./gen.js";
+import { doGet, natsPublish, query, waitApplied } from "./wire.js";
+import type { Client, Read } from "./wire.js";
 import { latencies, median, percentile, round, writeResult } from "./lib.js";
 
 const ROWS = Number(process.env.BENCH_API_ROWS ?? 10_000_000);
@@ -57,21 +57,6 @@ const log = (s: string): void => console.error(`[bench:api ${new Date().toISOStr
 const cluster = parseClusterSpec({ tenants: [{ name: TENANT, tables: [{ name: "trades", shards: 4, columns: [{ name: "price", type: "float64" }, { name: "size", type: "float64" }] }] }] });
 const trades = cluster.tenants[0]!.tables[0]!;
 
-type Client = InstanceType<typeof ProxistClient>;
-const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
-
-/** Loads the day's rows into the node over NATS; returns the last LSN. */
-async function loadNode(nc: NatsConnection, batches: readonly TickBatch[]): Promise<number> {
-  const pub = new TickPublisher(nc, { tenant: TENANT, spec: trades, maxInFlight: 16 });
-  let next = 0;
-  let last = 0;
-  await Promise.all(
-    Array.from({ length: 16 }, async () => {
-      while (next < batches.length) last = Math.max(last, (await pub.publish(batches[next++]!)).lastLsn);
-    }),
-  );
-  return last;
-}
 
 async function loadClickhouse(ch: ClickhouseHttp, batches: readonly TickBatch[]): Promise<void> {
   const info = await detectServer(ch);
@@ -88,29 +73,6 @@ async function loadClickhouse(ch: ClickhouseHttp, batches: readonly TickBatch[])
   }
   // One part per day: ClickHouse reads the rows in (sym, ts) order, the order the DoGet below asks for.
   await ch.command(`OPTIMIZE TABLE px_${TENANT}.trades FINAL`);
-}
-
-interface Read {
-  readonly seconds: number;
-  readonly rows: number;
-  readonly bytes: number;
-}
-
-/** Flight DoGet read to the end; rows from the record batch headers, bytes on the wire (header + body). */
-function doGet(client: Client, token: string, q: unknown): Promise<Read> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    let rows = 0;
-    let bytes = 0;
-    const call = client.doGet!(create(TicketSchema, { ticket: utf8(JSON.stringify(q)) }), bearer(token)) as ClientReadableStream<FlightData>;
-    call.on("data", (d: FlightData) => {
-      bytes += d.dataHeader.length + d.dataBody.length;
-      const info = readMessageInfo(d.dataHeader, DEFAULT_LIMITS, "DoGet");
-      if (info.type === "recordBatch") rows += info.batch.rows;
-    });
-    call.on("error", reject);
-    call.on("end", () => resolve({ seconds: (performance.now() - t0) / 1000, rows, bytes }));
-  });
 }
 
 /** ClickHouse HTTP read to the end, streaming, counting bytes. */
@@ -160,30 +122,6 @@ function pyarrowGet(port: number, token: string, q: unknown, runs: number): Prom
   });
 }
 
-/** One Query call to its end; resolves with the rows. */
-function query(client: Client, token: string, q: unknown, deadlineMs = 60_000): Promise<number> {
-  return new Promise((resolve, reject) => {
-    let rows = 0;
-    const call = client.query!(create(QueryRequestSchema, { queryJson: JSON.stringify(q) }), bearer(token), { deadline: Date.now() + deadlineMs }) as ClientReadableStream<QueryChunk>;
-    call.on("data", (c: QueryChunk) => (rows += c.rows));
-    call.on("error", reject);
-    call.on("end", () => resolve(rows));
-  });
-}
-
-/** Waits until the node's shards applied `lsn` (the engine bounds one minLsn wait to 5 s). */
-async function waitApplied(client: Client, token: string, lsn: number): Promise<void> {
-  const deadline = Date.now() + 600_000;
-  for (;;) {
-    try {
-      await query(client, token, { op: "lastBy", table: "trades", minLsn: lsn });
-      return;
-    } catch (e) {
-      if (Date.now() > deadline || !/did not apply/.test((e as ServiceError).details ?? "")) throw e;
-    }
-  }
-}
-
 /**
  * Streams `n` batches on one client-streaming call with at most WINDOW unacked;
  * resolves with the seconds from the first write to the last ack.
@@ -226,17 +164,6 @@ function flightPut(client: Client, token: string, batches: readonly TickBatch[],
   return windowed(call, n, data, [create(FlightDataSchema, { flightDescriptor: descriptor, dataHeader: schema!.header, dataBody: schema!.body })]);
 }
 
-function natsIngest(nc: NatsConnection, batches: readonly TickBatch[], n: number): Promise<number> {
-  const pub = new TickPublisher(nc, { tenant: TENANT, spec: trades, maxInFlight: WINDOW });
-  let next = 0;
-  const t0 = performance.now();
-  return Promise.all(
-    Array.from({ length: WINDOW }, async () => {
-      while (next < n) await pub.publish(batches[next++ % batches.length]!);
-    }),
-  ).then(() => (performance.now() - t0) / 1000);
-}
-
 async function main(): Promise<void> {
   const loadBefore = round(loadavg()[0]!, 2);
   const { openMicros, closeMicros } = sessionMicros();
@@ -260,8 +187,9 @@ async function main(): Promise<void> {
     clients.push(px, fl);
 
     log("loading the node over NATS");
-    const lastLsn = await loadNode(nc, day);
-    await waitApplied(px, token, lastLsn);
+    // 16 batches in flight while loading.
+    const { lastLsn } = await natsPublish(nc, TENANT, trades, day, day.length, 16);
+    await waitApplied(px, token, "trades", lastLsn);
     log(`node: ${ROWS} rows applied (last LSN ${lastLsn}); loading ClickHouse`);
     await loadClickhouse(ch, day);
     const chVersion = (await ch.query("SELECT version() FORMAT TabSeparated")).trim();
@@ -314,7 +242,7 @@ async function main(): Promise<void> {
       grpc: (n: number) => grpcIngest(px2, token, batches, n, false),
       grpc_grouped: (n: number) => grpcIngest(px2, token, batches, n, true),
       flight: (n: number) => flightPut(fl2, token, batches, n),
-      nats: (n: number) => natsIngest(nc, batches, n),
+      nats: async (n: number) => (await natsPublish(nc, TENANT, trades, batches, n, WINDOW)).seconds,
     };
     for (const f of Object.values(paths)) await f(300);
     const rates: Record<keyof typeof paths, number[]> = { grpc: [], grpc_grouped: [], flight: [], nats: [] };

@@ -25,6 +25,7 @@ import { frozenOwner } from "../test/helpers/frozenowner.js";
 import { proxistCluster, waitEachShardLiveOnce, waitPersistedOn } from "../test/helpers/nodecluster.js";
 import type { ProxistCluster } from "../test/helpers/nodecluster.js";
 import { spawnNodeProcess } from "../test/helpers/nodeproc.js";
+import { publishUntilStopped } from "../test/helpers/pump.js";
 import { NodeQuerier } from "../test/helpers/nodequery.js";
 import { clickhouseFixture, exactlyOnceReport } from "../test/helpers/sink.js";
 import { walTicks } from "../test/helpers/walticks.js";
@@ -175,18 +176,14 @@ async function leaderKill(c: ProxistCluster, walk: RandomWalk, i: number): Promi
   const moved = [...before].filter(([, o]) => o[0]![0] === leader).length;
   const survivors = ids.filter((id) => id !== leader);
   const p = new TickPublisher(c.nc, { tenant: TENANT, spec: trades, maxInFlight: 4, timeoutMs: 1_000, maxAttempts: 20 });
-  let go = true;
-  const loops = Array.from({ length: 4 }, async () => {
-    while (go) await p.publish(walk.trades(200, 200_000)).then((a) => void acks.push(a), () => {});
-  });
+  const pump = publishUntilStopped(p, () => walk.trades(200, 200_000), acks, 4);
   await new Promise((r) => setTimeout(r, 1_000));
   const killedAt = performance.now();
   await c.signal(leader, "SIGKILL");
   await waitEachShardLiveOnce(c, survivors, 60_000, 20);
   const toLiveS = (performance.now() - killedAt) / 1000;
   await new Promise((r) => setTimeout(r, 1_000));
-  go = false;
-  await Promise.all(loops);
+  await pump.stop();
 
   // Lost: acked rows whose record is not in the WAL, WAL rows ClickHouse never got. Duplicated: batches stored twice, (_lsn, _row) twice in ClickHouse.
   const wal = await walTicks(c.nc, TENANT, [trades]);

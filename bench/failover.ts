@@ -13,6 +13,7 @@ import { parseClusterSpec } from "../protocols/tablespec.js";
 import type { IngestAck } from "../protocols/ingest.js";
 import { proxistCluster, waitEachShardLiveOnce } from "../test/helpers/nodecluster.js";
 import type { ProxistCluster } from "../test/helpers/nodecluster.js";
+import { publishUntilStopped } from "../test/helpers/pump.js";
 import { readWal } from "../test/helpers/wal.js";
 import { replayDigests } from "../test/helpers/replay.js";
 import { median, round, writeResult } from "./lib.js";
@@ -72,18 +73,14 @@ async function run(c: ProxistCluster, i: number): Promise<RunResult> {
   // Ingest through the failover; acks are what must survive.
   const acks: IngestAck[] = [];
   const p = new TickPublisher(c.nc, { tenant: "bench", spec: trades, maxInFlight: 4, timeoutMs: 1_000, maxAttempts: 20 });
-  let go = true;
-  const loops = Array.from({ length: 4 }, async () => {
-    while (go) await p.publish(walk.trades(200, 200_000)).then((a) => void acks.push(a), () => {});
-  });
+  const pump = publishUntilStopped(p, () => walk.trades(200, 200_000), acks, 4);
   await new Promise((r) => setTimeout(r, 1_000));
   const killedAt = performance.now();
   await c.signal(victim, "SIGKILL");
   await waitEachShardLiveOnce(c, survivors, 60_000, 20);
   const toLiveS = (performance.now() - killedAt) / 1000;
   await new Promise((r) => setTimeout(r, 1_000));
-  go = false;
-  await Promise.all(loops);
+  await pump.stop();
 
   // Acked LSNs missing from the WAL are lost; a batch stored twice is duplicated.
   const wal = await readWal(c.nc, "bench");

@@ -5,6 +5,8 @@ export const walStream = (tenant: string): string => `PX_WAL_${tenant}`;
 export const walSubject = (tenant: string, table: string, bucket: number): string =>
   `px.${tenant}.wal.${table}.${bucket}`;
 export const walSubjectsOfTenant = (tenant: string): string => `px.${tenant}.wal.>`;
+/** Every shard of one table (a feed reads them merged, in LSN order). */
+export const walSubjectsOfTable = (tenant: string, table: string): string => `px.${tenant}.wal.${table}.*`;
 /**
  * The WAL stream's anchor: one tiny record stored when the stream is created
  * and never purged (compaction purges shard subjects only). While it is there
@@ -35,6 +37,9 @@ export const opsSubject = (verb: string): string => `px.ctl.ops.${verb}`;
 
 export const feedStream = (tenant: string): string => `PX_FEED_${tenant}`;
 export const feedSubject = (tenant: string, name: string): string => `px.${tenant}.feed.${name}`;
+/** Headers of a materialized feed message: the offset token it covers (resume after it) and its kind (update | snapshot). */
+export const HDR_FEED_OFFSET = "Px-Feed-Offset";
+export const HDR_FEED_KIND = "Px-Feed-Kind";
 
 export const KV_CONFIG = "px_config";
 export const KV_NODES = "px_nodes";

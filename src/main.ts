@@ -180,7 +180,7 @@ async function up(args: string[]): Promise<void> {
     log(`  ingest      px.default.ingest.trades | px.default.ingest.quotes  (Arrow IPC; request/reply acks with LSNs)`);
     log(`  WAL         stream PX_WAL_default, subjects px.default.wal.<table>.<bucket>`);
     log(`  ClickHouse  ${ch ? ch.httpUrl : "not running"}`);
-    log(`  HTTP        http://127.0.0.1:${node.httpPort}/healthz  /readyz  /metrics  /v1/shards`);
+    log(`  HTTP        http://127.0.0.1:${node.httpPort}/healthz  /readyz  /metrics  /v1/shards  /v1/query (SQL)  /v1/ingest/<table>`);
     log(`  gRPC/Flight grpc://127.0.0.1:${node.grpcPort}  (proxist.v1 and Arrow Flight; tokens: ./proxist pxctl token create --tenant default --role writer)`);
     log(`  pxctl       ./proxist pxctl status`);
     log("Ctrl-C stops everything.");
@@ -216,6 +216,9 @@ async function up(args: string[]): Promise<void> {
       log("Every symbol has ticked. Try (a reader token valid 24 h was created for these):");
       log(`  export TOKEN=${token}`);
       for (const q of DEMO_QUERIES) log(`  ${grpc}.venv/bin/python scripts/query.py '${q}'`);
+      const http = node.httpPort === DEFAULT_PORTS.http ? "" : ` --url http://127.0.0.1:${node.httpPort}`;
+      log(`  ./proxist pxctl query${http} --token $TOKEN "SELECT * FROM trades WHERE ts > now() - INTERVAL '1m' LATEST ON ts PARTITION BY sym"`);
+      log(`  ./proxist pxctl sql${http} --token $TOKEN        (SQL prompt; HTTP: POST /v1/query, POST /v1/ingest/<table>)`);
     }
   } catch (e) {
     for (const c of cleanups.reverse()) await c().catch(() => {});

@@ -39,6 +39,16 @@ export function conform(declared: Schema, batch: RecordBatch): RecordBatch {
   return new RecordBatch(schema, batch.data);
 }
 
+/**
+ * Rows per chunk of `batch`: at most `maxRows`, and few enough that a chunk's
+ * column buffers (dictionaries aside: they travel once) stay under `maxBytes`.
+ */
+export function chunkRows(batch: RecordBatch, maxRows: number, maxBytes: number): number {
+  if (batch.numRows === 0) return maxRows;
+  const perRow = batch.data.byteLength / batch.numRows;
+  return Math.max(1, Math.min(maxRows, Math.floor(maxBytes / Math.max(1, perRow))));
+}
+
 /** Slices of at most `maxRows` rows. */
 export function* chunks(batch: RecordBatch, maxRows: number): Generator<RecordBatch> {
   if (batch.numRows <= maxRows) {

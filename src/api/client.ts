@@ -6,11 +6,15 @@ import { Metadata, makeGenericClientConstructor } from "@grpc/grpc-js";
 import type { ServiceClientConstructor } from "@grpc/grpc-js";
 import { FlightDataSchema, FlightService } from "../../protocols/gen/arrow/flight/protocol/Flight_pb.js";
 import { Proxist } from "../../protocols/gen/proxist/v1/api_pb.js";
+import { ProxistFeeds } from "../../protocols/gen/proxist/v1/feed_pb.js";
 import { readFlightData } from "./flight/wire.js";
 import { clientDefinition } from "./grpcdef.js";
 
 /** new ProxistClient(`host:port`, credentials.createInsecure()); methods: ingest, query, status. */
 export const ProxistClient: ServiceClientConstructor = makeGenericClientConstructor(clientDefinition(Proxist), Proxist.typeName);
+
+/** new FeedsClient(`host:port`, credentials.createInsecure()); method: subscribe (see src/client/feeds.ts for a resuming subscriber). */
+export const FeedsClient: ServiceClientConstructor = makeGenericClientConstructor(clientDefinition(ProxistFeeds), ProxistFeeds.typeName);
 
 const generic = clientDefinition(FlightService);
 const flightDefinition = {

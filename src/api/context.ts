@@ -16,6 +16,8 @@ export interface ApiContext {
   readonly log: (line: string) => void;
   /** JetStream management on the node's connection (created once, on first use). */
   readonly jsm: () => Promise<JetStreamManager>;
+  /** H of a shard this node hosts (feeds report it with each message); undefined when not hosted here. */
+  readonly horizon?: (tenant: string, table: string, bucket: number) => number | undefined;
 }
 
 interface ErrorEmitter {

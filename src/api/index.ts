@@ -14,4 +14,10 @@ export type { TokenCheck } from "./auth.js";
 export { scopedTable } from "./scope.js";
 export type { Scope } from "./scope.js";
 export type { PutAck } from "./flight/doput.js";
-export { FlightClient, LARGE_READS, ProxistClient, bearer } from "./client.js";
+export { FeedsClient, FlightClient, LARGE_READS, ProxistClient, bearer } from "./client.js";
+// The HTTP API of the node (src/node/httpapi) shares these with gRPC and Flight.
+export { authorize } from "./auth.js";
+export { ingestBatch, producerOf } from "./ingest.js";
+export { presentingEngine } from "./presentation.js";
+export { checkQueryTenant, tableSpec } from "./scope.js";
+export { schemaToIpc } from "./arrowout.js";

@@ -20,7 +20,8 @@ export interface Producer {
 export interface ApiNode {
   readonly nodeId: string;
   readonly nc: NatsConnection;
-  ingest(request: { tenant: string; table: string; payload: Uint8Array; producer: Producer | undefined }): Promise<IngestReply>;
+  /** `traceparent`: the client's W3C trace context (the call's metadata), continued by the gateway's spans. */
+  ingest(request: { tenant: string; table: string; payload: Uint8Array; producer: Producer | undefined; traceparent?: string | undefined }): Promise<IngestReply>;
   catalog(): Catalog;
   state(): string;
 }
@@ -45,6 +46,7 @@ export interface IngestInput {
   readonly producer: Producer | undefined;
   /** Set when the payload was already checked message by message (DoPut): whether it is compressed. */
   readonly checked: { readonly compressed: boolean } | undefined;
+  readonly traceparent?: string | undefined;
 }
 
 export function ingestBatch(node: ApiNode, limits: ApiLimits, input: IngestInput): Promise<IngestAck> {
@@ -58,7 +60,7 @@ export function ingestBatch(node: ApiNode, limits: ApiLimits, input: IngestInput
   } catch (e) {
     return Promise.reject(e);
   }
-  return node.ingest({ tenant: principal.tenant, table, payload, producer: input.producer }).then(
+  return node.ingest({ tenant: principal.tenant, table, payload, producer: input.producer, traceparent: input.traceparent }).then(
     (reply) => {
       if (reply.ok) return reply;
       throw new ApiError(reply.error.code, reply.error.message);

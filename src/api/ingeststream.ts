@@ -22,12 +22,17 @@ import { OrderedPipeline } from "./pipeline.js";
  */
 export type StoreMessage<In, Out> = (message: In) => Promise<Out> | undefined;
 
-/** Serves `call`; `open` runs once the writer is known and returns the call's per-message step (it keeps the call's state). */
-export function serveIngestStream<In, Out>(ctx: ApiContext, call: ServerDuplexStream<Decoded<In>, Out>, open: (principal: Principal) => StoreMessage<In, Out>): void {
+/**
+ * Serves `call`; `open` runs once the writer is known and returns the call's
+ * per-message step (it keeps the call's state). It also gets the call's W3C
+ * `traceparent` metadata, if any: the gateway continues that trace.
+ */
+export function serveIngestStream<In, Out>(ctx: ApiContext, call: ServerDuplexStream<Decoded<In>, Out>, open: (principal: Principal, traceparent: string | undefined) => StoreMessage<In, Out>): void {
   void (async () => {
     const principal = await authenticate(ctx.tokens, call.metadata);
     authorize(principal, "ingest");
-    const store = open(principal);
+    const tp = call.metadata.get("traceparent")[0];
+    const store = open(principal, typeof tp === "string" && tp !== "" ? tp : undefined);
     let revoked = false;
     const pipeline = new OrderedPipeline<Out>(
       ctx.limits.maxInFlightBatches,

@@ -22,6 +22,11 @@ export interface ApiLimits {
   readonly maxInFlightBatches: number;
   /** Rows per streamed query chunk / DoGet record batch. */
   readonly maxChunkRows: number;
+  /**
+   * Column bytes per chunk: a wide result gets fewer rows per chunk, so every
+   * message stays under the 4 MiB that grpc-js and most gRPC clients accept by default.
+   */
+  readonly maxChunkBytes: number;
   /** Milliseconds between re-checks of an open ingest stream's token (revocation and expiry end the stream). */
   readonly streamReauthMs: number;
 }
@@ -36,6 +41,8 @@ export const DEFAULT_LIMITS: ApiLimits = {
   maxIpcMessages: 10_000,
   maxInFlightBatches: 16,
   maxChunkRows: 65_536,
+  // 3 MiB of buffers leaves room for IPC metadata, padding and the gRPC framing under 4 MiB.
+  maxChunkBytes: 3 << 20,
   streamReauthMs: 1_000,
 };
 

@@ -7,6 +7,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import { FlightService } from "../../protocols/gen/arrow/flight/protocol/Flight_pb.js";
 import { Proxist } from "../../protocols/gen/proxist/v1/api_pb.js";
+import { ProxistFeeds } from "../../protocols/gen/proxist/v1/feed_pb.js";
 import type { TokenCheck } from "./auth.js";
 import type { ApiContext } from "./context.js";
 import { flightService } from "./flight/service.js";
@@ -15,7 +16,7 @@ import type { ApiNode } from "./ingest.js";
 import { registerZstd } from "./ipc/index.js";
 import { resolveLimits } from "./limits.js";
 import type { ApiLimits } from "./limits.js";
-import { proxistService } from "./proxist/service.js";
+import { feedsService, proxistService } from "./proxist/service.js";
 import type { QueryEngine } from "./queryengine.js";
 import { presentingEngine } from "./presentation.js";
 
@@ -31,6 +32,8 @@ export interface ApiServerOptions {
   /** Default: plaintext (put TLS in front, or pass ServerCredentials.createSsl(...)). */
   readonly credentials?: ServerCredentials;
   readonly log?: (line: string) => void;
+  /** H of a shard this node hosts, for feed messages (absent: reported as unknown, -1). */
+  readonly horizon?: (tenant: string, table: string, bucket: number) => number | undefined;
 }
 
 export interface ApiServer {
@@ -56,6 +59,7 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
     limits,
     log,
     jsm: () => (jsm ??= jetstreamManager(o.node.nc)),
+    ...(o.horizon === undefined ? {} : { horizon: o.horizon }),
   };
   const server = new Server({
     "grpc.max_receive_message_length": limits.maxMessageBytes + TRANSPORT_SLACK_BYTES,
@@ -63,6 +67,7 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
   });
   server.addService(serverDefinition(Proxist, limits.maxMessageBytes), proxistService(ctx));
   server.addService(serverDefinition(FlightService, limits.maxMessageBytes), flightService(ctx));
+  server.addService(serverDefinition(ProxistFeeds, limits.maxMessageBytes), feedsService(ctx));
   const address = `${o.host ?? "0.0.0.0"}:${o.port ?? 0}`;
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(address, o.credentials ?? ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),

@@ -64,6 +64,9 @@ Commands:
                                          writes a NATS .creds file (mode 0600); only its public key is recorded
   creds list [--tenant T]
   creds revoke ID                        nats-server disconnects and refuses that user
+  query "SQL or JSON" [--url URL] [--token T] [-o table|json|csv|arrow] [--watch 2s]
+                                         runs a query over a node's HTTP API (POST /v1/query)
+  sql [--url URL] [--token T]            interactive SQL prompt with history
   queries --slow [--since 1h] [--tenant T] [--clickhouse URL]
                                          slow queries from ClickHouse px_system.query_log, newest first
                                          (ClickHouse default $${ENV.clickhouseUrl} or http://127.0.0.1:8123)

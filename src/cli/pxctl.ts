@@ -3,8 +3,11 @@
 import { readFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { runPxctl } from "./commands.js";
+import { queryMain } from "./sqlmain.js";
+import { queryCommandOf } from "./sqlquery.js";
 
-const code = await runPxctl(process.argv.slice(2), {
+// query and sql talk HTTP to a node, not control messages over NATS: their own parser and IO.
+const code = queryCommandOf(process.argv.slice(2)) !== undefined ? await queryMain(process.argv.slice(2)) : await runPxctl(process.argv.slice(2), {
   stdout: (t) => process.stdout.write(t + "\n"),
   stderr: (t) => process.stderr.write(t + "\n"),
   readFile: (p) => readFile(p, "utf8"),

@@ -4,7 +4,7 @@
 // that serves proxist.v1 and Arrow Flight behind tenant-scoped tokens.
 import type { NatsConnection } from "@nats-io/transport-node";
 import { startApiServer } from "../api/index.js";
-import type { ApiLimits, ApiNode, ApiServer } from "../api/index.js";
+import type { ApiLimits, ApiNode, ApiServer, QueryEngine } from "../api/index.js";
 import { TokenVerifier } from "../auth/index.js";
 import type { Catalog } from "../catalog.js";
 import type { ClickhouseHttp } from "../clickhouse/index.js";
@@ -38,6 +38,8 @@ export interface NodeApiOptions {
 
 export interface NodeApi {
   readonly engine: ProxistQueryEngine;
+  /** The engine as clients are served (metered and slow-logged when metrics or the slow-query log watch): the HTTP API runs on it too. */
+  readonly served: QueryEngine;
   readonly server: ApiServer;
   stop(): Promise<void>;
 }
@@ -57,10 +59,14 @@ export async function startNodeApi(o: NodeApiOptions): Promise<NodeApi> {
   const engine = queryEngineOf(o.catalog, o.shards, o.clickhouse, o.parts, o.meter, watched);
   const localBuckets = (tenant: string, table: string): number[] => o.shards.all().flatMap((h) => (h.shard.tenant === tenant && h.shard.table === table ? [h.shard.bucket] : []));
   const tokens = await TokenVerifier.open(o.nc, { replicas: o.replicas, ...(o.tokenCacheTtlMs === undefined ? {} : { cacheTtlMs: o.tokenCacheTtlMs }) });
+  // Feeds report each shard's H with their messages when this node hosts the shard.
+  const horizon = (tenant: string, table: string, bucket: number): number | undefined => o.shards.all().find((h) => h.shard.tenant === tenant && h.shard.table === table && h.shard.bucket === bucket)?.runtime.table.horizonMicros;
   const tuning = { ...(o.host === undefined ? {} : { host: o.host }), ...(o.limits === undefined ? {} : { limits: o.limits }) };
-  const server = await startApiServer({ node: o.node, tokens, queryEngine: watched ? meteredEngine(engine, { meter: o.meter, slow: o.slow, localBuckets }) : engine, port: o.grpcPort, log: o.log, ...tuning });
+  const served = watched ? meteredEngine(engine, { meter: o.meter, slow: o.slow, localBuckets }) : engine;
+  const server = await startApiServer({ node: o.node, tokens, queryEngine: served, port: o.grpcPort, log: o.log, ...tuning, horizon });
   return {
     engine,
+    served,
     server,
     stop: async () => {
       await server.stop(1000);

@@ -3,13 +3,15 @@
 // owner on px.node.<owner>.qpart with a reply inbox that receives the answer in
 // chunks. NATS because every node already holds a connection to it (no extra
 // ports or peer addresses; subject permissions can scope it per node).
-import { createInbox } from "@nats-io/transport-node";
+import { trace } from "@opentelemetry/api";
+import { createInbox, headers } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { HDR_PART_LAST, HDR_PART_SEQ, queryCancelSubject, queryPartSubject } from "../../protocols/subjects.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
 import { shardKey } from "../control/index.js";
 import type { Assignment, AssignmentStore } from "../control/index.js";
 import { decodePartReply, joinChunks } from "../query/index.js";
+import { TRACEPARENT, traceparentOf, tracingOn } from "./obs/index.js";
 import type { BucketPlace, ClusterParts, PartReply, PartRequest } from "../query/index.js";
 
 export interface NatsPartsOptions {
@@ -91,6 +93,11 @@ export function runPart(nc: NatsConnection, node: string, spec: TableSpec, req: 
     }, req.timeoutMs);
     if (signal?.aborted === true) return onAbort();
     signal?.addEventListener("abort", onAbort, { once: true });
-    nc.publish(queryPartSubject(node), JSON.stringify(req), { reply: inbox });
+    // Tracing on: the active span (the coordinator's part span) becomes the parent of the owner's.
+    const span = tracingOn() ? trace.getActiveSpan() : undefined;
+    const tp = span === undefined ? undefined : traceparentOf(span);
+    const h = tp === undefined ? undefined : headers();
+    if (tp !== undefined) h!.set(TRACEPARENT, tp);
+    nc.publish(queryPartSubject(node), JSON.stringify(req), { reply: inbox, ...(h === undefined ? {} : { headers: h }) });
   });
 }

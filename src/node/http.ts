@@ -2,16 +2,22 @@
 // catalog loaded, no full WAL and no WAL gap: each problem named in the body), /metrics (Prometheus text format), plus JSON routes the
 // node adds (shardRoutes: /v1/shards, /v1/snapshot).
 import { createServer } from "node:http";
-import type { Server } from "node:http";
+import type { IncomingMessage, Server } from "node:http";
 import type { LocalShardHost } from "./shard/host.js";
 
 export interface HttpReply {
   readonly status: number;
-  readonly body: string;
+  readonly body: string | Uint8Array;
   readonly type?: string;
+  /** More response headers (Retry-After, result metadata). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
-export type Route = (url: URL, method: string) => Promise<HttpReply>;
+/** `req` for routes that read the body or headers. A route key ending in "/*" serves every path under it. */
+export type Route = (url: URL, method: string, req: IncomingMessage) => Promise<HttpReply>;
+
+const routeOf = (routes: Record<string, Route> | undefined, path: string): Route | undefined =>
+  routes?.[path] ?? Object.entries(routes ?? {}).find(([k]) => k.endsWith("/*") && path.startsWith(k.slice(0, -1)))?.[1];
 
 export interface HttpHandlers {
   ready(): boolean;
@@ -31,7 +37,7 @@ export async function startHttp(port: number, h: HttpHandlers, host = "127.0.0.1
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://localhost");
     const path = url.pathname;
-    const route = h.routes?.[path];
+    const route = routeOf(h.routes, path);
     if (path === "/healthz") {
       res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
     } else if (path === "/readyz") {
@@ -48,8 +54,8 @@ export async function startHttp(port: number, h: HttpHandlers, host = "127.0.0.1
       // An admin route without an authorizer is refused: fail closed.
       const closed: HttpReply = { status: 403, body: JSON.stringify({ error: `${path} is an admin route and this node checks no tokens` }) };
       const gate: Promise<HttpReply | undefined> = admin ? (h.authorize?.(req.headers.authorization) ?? Promise.resolve(closed)) : Promise.resolve(undefined);
-      gate.then((refusal) => refusal ?? route(url, req.method ?? "GET")).then(
-        (r) => res.writeHead(r.status, { "content-type": r.type ?? "application/json" }).end(r.body),
+      gate.then((refusal) => refusal ?? route(url, req.method ?? "GET", req)).then(
+        (r) => res.writeHead(r.status, { "content-type": r.type ?? "application/json", ...r.headers }).end(r.body),
         (e: unknown) => res.writeHead(500, { "content-type": "application/json" }).end(JSON.stringify({ error: (e as Error).message })),
       );
     } else {

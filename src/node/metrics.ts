@@ -5,6 +5,8 @@
 // Labels are bounded: tenant, table, bucket, op, tier, code, state; never symbol.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { ShardAddress } from "../../protocols/subjects.js";
+import type { ControlPlane } from "./control/index.js";
+import { controlFamilies } from "./controlmetrics.js";
 import { scrapeFamilies } from "./metricsscrape.js";
 import type { ScrapeSources } from "./metricsscrape.js";
 import type { Meter, QueryTier } from "./meter.js";
@@ -62,6 +64,12 @@ export class NodeMetrics implements Meter {
   /** Registers the scrape-time figures (gateway counters, shard and sink gauges, actor states). */
   watch(sources: ScrapeSources): this {
     scrapeFamilies(this.registry, sources);
+    return this;
+  }
+
+  /** Registers the control plane's figures (assigned mode only: a single node has no controller). */
+  watchControl(control: ControlPlane): this {
+    controlFamilies(this.registry, control);
     return this;
   }
 

@@ -10,13 +10,15 @@ import { gatewayMachine } from "../../actors/gateway.js";
 import type { IngestRequest } from "../../actors/gateway.js";
 import type { IngestReply } from "../../protocols/ingest.js";
 import type { Catalog } from "../catalog.js";
-import { MetadataStore, openCatalog, openControlStores } from "../control/index.js";
+import { MetadataStore, openCatalog } from "../control/index.js";
 import type { ProxistQueryEngine } from "../query/index.js";
+import type { QueryEngine } from "../api/index.js";
 import { BytePool } from "../codec/pool.js";
 import { SinkClickhouse } from "../sink/index.js";
 import { SnapshotStore } from "../snapshot/store.js";
 import type { ObjectStore } from "@nats-io/obj";
-import { startNodeApi } from "./api.js";
+import { queryEngineOf, startNodeApi } from "./api.js";
+import { httpApiRoutes } from "./httpapi/index.js";
 import { natsClusterParts } from "./fanout.js";
 import { servePartQueries } from "./qpart.js";
 import { ClickhouseColdSource } from "../query/index.js";
@@ -76,6 +78,8 @@ export interface NodeOptions {
   readonly unsafeSkipProducerPairCheck?: boolean;
   /** Wrappers around the node's IO; crash tests inject faults through them (test/helpers/faultnode.ts). */
   readonly seams?: NodeSeams;
+  /** HTTP ingest bodies stored at once before 429 (default 32). */
+  readonly httpMaxConcurrentIngest?: number;
   /** Slow-query thresholds (default from PX_SLOW_QUERY_MS, PX_SLOW_QUERY_MS_TENANTS); the log needs a ClickHouse. */
   readonly slowQuery?: SlowQueryOptions;
   /** Byte limit of each tenant's WAL stream (default PX_WAL_MAX_BYTES or 2 GiB; src/config/limits.ts). */
@@ -196,8 +200,12 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   });
 
   const adminGate = httpAdminGate(nc, replicas);
+  // POST /v1/query and /v1/ingest/<table>: the engine is set once the API below runs.
+  const httpEngine: { current?: QueryEngine } = {};
+  const apiNode = { nodeId, nc, ingest: (r: Omit<IngestRequest, "id" | "wantsReply">) => local.submit(r), catalog: catalog.current, state };
+  const httpApi = httpApiRoutes({ nc, replicas, node: apiNode, shards, engine: () => httpEngine.current, hasCold: clickhouse !== undefined, log, ...(o.httpMaxConcurrentIngest === undefined ? {} : { maxConcurrentIngest: o.httpMaxConcurrentIngest }) });
   const http = await startHttp(o.httpPort ?? 0, {
-    routes: shardRoutes(shards),
+    routes: { ...shardRoutes(shards), ...httpApi.routes },
     adminRoutes: new Set(["/v1/snapshot"]),
     authorize: adminGate.authorize,
     ready: () => catalog.loaded() && !nc.isClosed(),
@@ -219,6 +227,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
           ...(o.control === undefined ? {} : { timings: o.control }),
         })
       : undefined;
+  if (control !== undefined) metrics.watchControl(control);
   // "all": no controller runs; the node answers pxctl (px.ctl.*) itself, as the one owner of every shard.
   const standalone =
     shardMode === "all"
@@ -232,7 +241,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
       ? undefined
       : await startNodeApi({
           nc,
-          node: { nodeId, nc, ingest: (r) => local.submit(r), catalog: catalog.current, state },
+          node: apiNode,
           catalog: catalog.current,
           shards,
           clickhouse: clickhouse?.client,
@@ -241,8 +250,10 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
           log,
           meter,
           slow,
-          ...(shardMode === "assigned" ? { parts: natsClusterParts({ nc, nodeId, assignments: (await openControlStores(nc, { replicas })).assignments }) } : {}),
+          // The control plane's own px_assign handle (assigned mode): one set of control stores per node.
+          ...(control === undefined ? {} : { parts: natsClusterParts({ nc, nodeId, assignments: control.stores.assignments }) }),
         });
+  httpEngine.current = api?.served ?? queryEngineOf(catalog.current, shards, clickhouse?.client);
   log(`node ${nodeId}: up (nats ${String(o.natsUrl)}, http :${http.port}${api ? `, grpc :${api.server.port}` : ""})`);
   log(
     clickhouse === undefined
@@ -278,6 +289,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
       clickhouse?.close();
       await new Promise<void>((resolve) => http.server.close(() => resolve()));
       adminGate.stop();
+      httpApi.stop();
       await nc.drain().catch(() => {});
     },
   };

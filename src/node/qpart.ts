@@ -2,12 +2,15 @@
 // on px.node.<id>.qpart (stitched series, hot + cold under the seam rule, with
 // each bucket's status) and cancels a running part on px.node.<id>.qcancel.
 // Started with the node's API; stop() unsubscribes and aborts running parts.
+import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
+import type { Span } from "@opentelemetry/api";
 import { headers } from "@nats-io/transport-node";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import { HDR_PART_LAST, HDR_PART_SEQ, queryCancelSubject, queryPartSubject } from "../../protocols/subjects.js";
 import type { Catalog } from "../catalog.js";
 import { answerPart, chunks, encodePartError, encodePartReply, readinessOf } from "../query/index.js";
 import type { ColdSource, HotShard, PartRequest } from "../query/index.js";
+import { TRACEPARENT, childSpan, tracingOn } from "./obs/index.js";
 import type { LocalShardHost } from "./shard/host.js";
 
 export interface PartServerOptions {
@@ -60,8 +63,12 @@ async function handle(o: PartServerOptions, running: Map<string, AbortController
   const ctl = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   let bytes: Uint8Array;
+  // A traced coordinator sent its part span's traceparent: the owner's work joins that trace.
+  const tp = tracingOn() ? msg.headers?.get(TRACEPARENT) : undefined;
+  let span: Span | undefined;
   try {
     req = msg.json<PartRequest>();
+    if (tp) span = childSpan("px.query.part.serve", tp, { kind: SpanKind.SERVER, attributes: { "px.node": o.nodeId, "px.tenant": req.tenant, "px.table": req.table, "px.buckets": req.buckets.join(",") } });
     const table = o.catalog().get(req.tenant)?.get(req.table);
     if (table === undefined) throw new Error(`node ${o.nodeId} has no table ${req.tenant}.${req.table} in its catalog (the spec is not applied here yet)`);
     running.set(req.id, ctl);
@@ -78,9 +85,12 @@ async function handle(o: PartServerOptions, running: Map<string, AbortController
           waitForLsn: (lsn, ms) => h.runtime.waitForLsn(lsn, ms), readiness: () => readinessOf(h.runtime) }));
     const reply = await answerPart(req, table, hosted, o.cold, ctl.signal, { nodeId: o.nodeId, minLsnWaitMs: o.minLsnTimeoutMs ?? 5_000 });
     bytes = encodePartReply(table, reply);
+    span?.setAttributes({ "px.symbols": reply.series.length, "px.cold_rows": reply.coldRows });
   } catch (e) {
     bytes = encodePartError(`node ${o.nodeId}: ${(e as Error).message}`);
+    span?.setStatus({ code: SpanStatusCode.ERROR, message: (e as Error).message });
   } finally {
+    span?.end();
     clearTimeout(timer);
     if (req !== undefined) running.delete(req.id);
   }

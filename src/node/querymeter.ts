@@ -57,7 +57,9 @@ async function timed<T>(meter: Meter | undefined, tier: QueryTier, tenantOf: str
   const t0 = performance.now();
   // A child of the query's span (tracing on): one per cold read, one per part on another node.
   const span = tracingOn() ? tracer().startSpan(tier === "cold" ? "px.query.cold" : "px.query.part", { attributes: { "px.tenant": tenant, ...attrs } }) : undefined;
-  const result = await f().finally(() => {
+  // Active while `f` runs: a fan-out part's request carries it to the owner as its traceparent.
+  const run = span === undefined ? f : () => context.with(trace.setSpan(context.active(), span), f);
+  const result = await run().finally(() => {
     meter?.queryTier(tenant, tier, (performance.now() - t0) / 1000);
     span?.end();
   });

@@ -106,21 +106,7 @@ export class ProxistQueryEngine {
 
   /** Parses the JSON form, or passes a parsed Query through; resolves the tenant's table names. */
   parse(tenant: string, query: unknown): Query {
-    const q = parseQuery(query);
-    const t = (query as { tenant?: unknown }).tenant;
-    if (t !== undefined && t !== tenant) throw new QueryError("PERMISSION_DENIED", `query names tenant ${String(t)}, but it runs for tenant ${tenant}; a query reaches only its own tenant's tables`);
-    const resolve = (name: string): string => {
-      const parts = name.split(".");
-      if (parts.length === 2) {
-        if (parts[0] !== tenant) throw new QueryError("PERMISSION_DENIED", `table ${name} belongs to tenant ${parts[0]}, not ${tenant}; a query reaches only its own tenant's tables`);
-        parts.shift();
-      }
-      if (parts.length !== 1 || !TABLE_NAME.test(parts[0]!)) throw new QueryError("INVALID_ARGUMENT", `"${name}" is not a table name; name a table as \`trades\` (or \`${tenant}.trades\`)`);
-      return parts[0]!;
-    };
-    const table = resolve(q.table);
-    if (q.op === "asof" || q.op === "windowJoin") return { ...q, table, right: { ...q.right, table: resolve(q.right.table) } };
-    return { ...q, table };
+    return parseTenantQuery(tenant, query);
   }
 
   private spec(tenant: string, table: string): TableSpec {
@@ -324,4 +310,23 @@ type Fan = <T>(spec: TableSpec, f: (ctx: FanLoadContext, cov: Coverage) => Promi
 function rebound(s: SymbolSeries, t0: number): SymbolSeries {
   const lo = lowerBound(s.ts, t0, 0, s.n);
   return { ...s, lo, hi: Math.max(lo, s.hi) };
+}
+
+/** A query of `tenant` (JSON or parsed), validated, with its table names resolved (feeds parse their standing query with it too). */
+export function parseTenantQuery(tenant: string, query: unknown): Query {
+  const q = parseQuery(query);
+  const t = (query as { tenant?: unknown }).tenant;
+  if (t !== undefined && t !== tenant) throw new QueryError("PERMISSION_DENIED", `query names tenant ${String(t)}, but it runs for tenant ${tenant}; a query reaches only its own tenant's tables`);
+  const resolve = (name: string): string => {
+    const parts = name.split(".");
+    if (parts.length === 2) {
+      if (parts[0] !== tenant) throw new QueryError("PERMISSION_DENIED", `table ${name} belongs to tenant ${parts[0]}, not ${tenant}; a query reaches only its own tenant's tables`);
+      parts.shift();
+    }
+    if (parts.length !== 1 || !TABLE_NAME.test(parts[0]!)) throw new QueryError("INVALID_ARGUMENT", `"${name}" is not a table name; name a table as \`trades\` (or \`${tenant}.trades\`)`);
+    return parts[0]!;
+  };
+  const table = resolve(q.table);
+  if (q.op === "asof" || q.op === "windowJoin") return { ...q, table, right: { ...q.right, table: resolve(q.right.table) } };
+  return { ...q, table };
 }

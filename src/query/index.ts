@@ -2,7 +2,7 @@
 // exactly with the cold store under the seam rule. Build one ProxistQueryEngine
 // per node with a TableSource (the node's shards) and a ColdSource (ClickHouse).
 // Refusals are protocols/errors.ts QueryError.
-export { ProxistQueryEngine } from "./engine.js";
+export { ProxistQueryEngine, parseTenantQuery } from "./engine.js";
 export type { QueryEngineOptions, QueryResult, QueryRunStats } from "./engine.js";
 export { ClickhouseColdSource, seamWhere, sqlString } from "./source.js";
 export type { ColdSlice, ColdSource, HotShard, TableSource } from "./source.js";
@@ -17,3 +17,9 @@ export type { OutColumn, OutField, OutKind, OutTable } from "./output.js";
 export { loadSeries } from "./load.js";
 export type { Loaded, LoadRequest } from "./load.js";
 export type { SymbolSeries } from "./series.js";
+// The operator pieces materialized feeds (src/feed/) run incrementally: one copy of the math.
+export { aggInputs, asofMatch, barAggregates, barsOp, columnIndex, fieldsOf, selectedColumns } from "./ops/index.js";
+export { ema, slidingAggregates } from "./window.js";
+export { GroupTable, bucketStart, hotPartials } from "./partials.js";
+export { before, lowerBound, upperBound } from "./series.js";
+export { compareStrings } from "./load.js";

@@ -103,13 +103,13 @@ export function encodePartReply(spec: TableSpec, r: PartReply): Uint8Array {
     cols,
     ...(g === undefined ? {} : { group: { names: g.names, size: g.size, fields: g.arrs.length } }),
   };
-  const arrays: ArrayBufferView[] = [];
-  for (const key of ["ts", "lsn", "row"] as const) for (const s of r.series) arrays.push(s[key].subarray(0, s.n));
-  for (const j of cols) {
-    for (const s of r.series) arrays.push(s.values[j]?.subarray(0, s.n) ?? allocValueArray(spec.columns[j]!.type, s.n));
-  }
-  if (g !== undefined) arrays.push(g.sym, g.bucket, g.n, ...g.arrs);
-  return frame(header, arrays);
+  // One group per column: its symbols' arrays back to back, as decodePartReply reads it (a 4-byte
+  // column of an odd-length series must not be padded between symbols).
+  const groups: ArrayBufferView[][] = [];
+  for (const key of ["ts", "lsn", "row"] as const) groups.push(r.series.map((s) => s[key].subarray(0, s.n)));
+  for (const j of cols) groups.push(r.series.map((s) => s.values[j]?.subarray(0, s.n) ?? allocValueArray(spec.columns[j]!.type, s.n)));
+  if (g !== undefined) for (const a of [g.sym, g.bucket, g.n, ...g.arrs]) groups.push([a]);
+  return frame(header, groups);
 }
 
 /** A reply saying the part failed as a whole (the coordinator throws PartFailedError with `message`). */
@@ -117,19 +117,22 @@ export function encodePartError(message: string): Uint8Array {
   return frame({ v: 1, statuses: [], notes: [], coldRows: 0, symbols: [], cols: [], error: message }, []);
 }
 
-function frame(header: Header, arrays: readonly ArrayBufferView[]): Uint8Array {
+function frame(header: Header, groups: readonly (readonly ArrayBufferView[])[]): Uint8Array {
   const json = new TextEncoder().encode(JSON.stringify(header));
   const start = pad8(4 + json.length);
   // Each column (all symbols) starts 8-aligned so the reader can view it in place.
   let size = start;
-  for (const a of arrays) size += a.byteLength;
-  const out = new Uint8Array(pad8(size) + 8 * arrays.length);
+  for (const g of groups) for (const a of g) size += a.byteLength;
+  const out = new Uint8Array(pad8(size) + 8 * groups.length);
   new DataView(out.buffer).setUint32(0, json.length, true);
   out.set(json, 4);
   let at = start;
-  for (const a of arrays) {
-    out.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), at);
-    at = pad8(at + a.byteLength);
+  for (const g of groups) {
+    for (const a of g) {
+      out.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), at);
+      at += a.byteLength;
+    }
+    at = pad8(at);
   }
   return out.subarray(0, at);
 }

@@ -125,30 +125,36 @@ export class GroupTable {
   }
 
   private combineInto(into: number, i: number): void {
-    if (this.n[i] === 0) return;
+    this.combineFrom(into, this, i);
+  }
+
+  /** Combines group row i of `src` (same aggregates) into row `into` of this table (a feed folds each record's partials into its state so). */
+  combineFrom(into: number, src: GroupTable, i: number): void {
+    if (src.n[i] === 0) return;
     const empty = this.n[into] === 0;
-    this.n[into]! += this.n[i]!;
+    this.n[into]! += src.n[i]!;
     this.aggs.forEach((a, k) => {
       const c = (f: number): Float64Array => this.col(k, f);
+      const d = (f: number): Float64Array => src.col(k, f);
       switch (a.fn) {
         case "sum":
         case "avg":
-          c(0)[into]! += c(0)[i]!;
+          c(0)[into]! += d(0)[i]!;
           break;
         case "min":
-          if (empty || c(0)[i]! < c(0)[into]!) c(0)[into] = c(0)[i]!;
+          if (empty || d(0)[i]! < c(0)[into]!) c(0)[into] = d(0)[i]!;
           break;
         case "max":
-          if (empty || c(0)[i]! > c(0)[into]!) c(0)[into] = c(0)[i]!;
+          if (empty || d(0)[i]! > c(0)[into]!) c(0)[into] = d(0)[i]!;
           break;
         case "vwap":
-          c(0)[into]! += c(0)[i]!;
-          c(1)[into]! += c(1)[i]!;
+          c(0)[into]! += d(0)[i]!;
+          c(1)[into]! += d(1)[i]!;
           break;
         case "first":
         case "last": {
-          const less = a.fn === "first" ? keyLess(c(0)[i]!, c(1)[i]!, c(2)[i]!, c(0)[into]!, c(1)[into]!, c(2)[into]!) : keyLess(c(0)[into]!, c(1)[into]!, c(2)[into]!, c(0)[i]!, c(1)[i]!, c(2)[i]!);
-          if (empty || less) for (let f = 0; f < 4; f++) c(f)[into] = c(f)[i]!;
+          const less = a.fn === "first" ? keyLess(d(0)[i]!, d(1)[i]!, d(2)[i]!, c(0)[into]!, c(1)[into]!, c(2)[into]!) : keyLess(c(0)[into]!, c(1)[into]!, c(2)[into]!, d(0)[i]!, d(1)[i]!, d(2)[i]!);
+          if (empty || less) for (let f = 0; f < 4; f++) c(f)[into] = d(f)[i]!;
           break;
         }
         default:

@@ -171,13 +171,17 @@ function equalRuns(xs: ValueArray): Int32Array {
   return out;
 }
 
-/** EMA of x over rows [lo, hi), seeded with x[lo]: e = alpha * x + (1 - alpha) * e. */
-export function ema(x: ValueArray, lo: number, hi: number, alpha: number): Float64Array {
+/**
+ * EMA of x over rows [lo, hi), seeded with x[lo]: e = alpha * x + (1 - alpha) * e.
+ * With `prev` (the EMA of the row before lo) it continues that series instead,
+ * with the same operations, so a feed extending it row by row matches a batch run bit for bit.
+ */
+export function ema(x: ValueArray, lo: number, hi: number, alpha: number, prev?: number): Float64Array {
   const out = new Float64Array(Math.max(0, hi - lo));
-  let e = 0;
+  let e = prev ?? 0;
   for (let i = lo; i < hi; i++) {
     const v = x[i]!;
-    e = i === lo ? v : alpha * v + (1 - alpha) * e;
+    e = i === lo && prev === undefined ? v : alpha * v + (1 - alpha) * e;
     out[i - lo] = e;
   }
   return out;

@@ -6,7 +6,8 @@ import type { ClientReadableStream } from "@grpc/grpc-js";
 import { create } from "@bufbuild/protobuf";
 import { TimeUnit, Type } from "apache-arrow";
 import { QueryRequestSchema } from "../../protocols/gen/proxist/v1/api_pb.js";
-import { Status, apiFixture, ingest, lsnOf, md, query, status, trades, tradesIpc } from "./fixture.js";
+import { Status, apiFixture, ingest, lsnOf, md, query, status, tableOf, trades, tradesIpc } from "./fixture.js";
+import { tickBatchToIpc } from "../../src/codec/arrow.js";
 import type { ApiFixture, ServiceClient } from "./fixture.js";
 
 let f: ApiFixture;
@@ -85,6 +86,22 @@ describe("grpc ingest and query", () => {
     });
     expect(chunks.reduce((a, b) => a + b, 0)).toBe(250);
     expect(Math.max(...chunks)).toBeLessThanOrEqual(100);
+  });
+
+  it("query - a wide result comes in chunks under 4 MiB: a client with gRPC's default receive limit reads all of it", async () => {
+    // 70,000 trades 1 ms apart: as many (symbol, 1 ms) groups, each with 9 aggregates (~90 bytes a row:
+    // 65,536 rows would be a 5.5 MB message, over the 4 MiB a default grpc-js client accepts).
+    const t0 = 1_745_000_000_000_000;
+    const b = trades(70_000, t0);
+    const spaced = { ...b, ts: Float64Array.from(b.ts, (_, i) => t0 + i * 1_000) };
+    const { acks, error } = await ingest(client, writer, [{ table: "trades", arrowIpc: tickBatchToIpc(tableOf("alpha", "trades"), spaced) }]);
+    expect(error).toBeUndefined();
+    const aggregates = [{ fn: "count" }, ...["sum", "avg", "min", "max", "first", "last", "vwap"].map((fn) => ({ fn, column: "price" })), { fn: "sum", column: "size" }];
+    const res = await query(client, reader, { op: "groupBy", table: "trades", by: ["symbol", "bucket"], bucket: "1ms", t0, t1: t0 + 70_000_000, aggregates, minLsn: lsnOf(acks) });
+    expect(res.error).toBeUndefined();
+    expect(res.rows).toBe(70_000);
+    expect(res.chunks.length).toBeGreaterThan(1);
+    expect(Math.max(...res.chunks.map((c) => c.arrowIpc.byteLength))).toBeLessThan(4 << 20);
   });
 
   it("query - an empty result is one schema-only chunk", async () => {

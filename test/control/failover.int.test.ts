@@ -9,6 +9,8 @@ import { RandomWalk, symbolNames } from "../../src/demo/randomwalk.js";
 import { CONTROL_DEFAULTS } from "../../src/node/control/index.js";
 import { parseClusterSpec } from "../../protocols/tablespec.js";
 import type { IngestAck } from "../../protocols/ingest.js";
+import { publishUntilStopped } from "../helpers/pump.js";
+import type { Running } from "../helpers/pump.js";
 import { readWal } from "../helpers/wal.js";
 import { replayDigests } from "../helpers/replay.js";
 import { proxistCluster, waitEachShardLiveOnce } from "../helpers/nodecluster.js";
@@ -25,23 +27,9 @@ const walk = new RandomWalk(symbolNames(200), 7, 1.75e15);
 const acks: IngestAck[] = [];
 
 /** Ingests until stopped; only acknowledged batches count (a batch caught by a dying node is retried with the same seq). */
-function pump(): { stop(): Promise<void> } {
+function pump(): Running {
   const p = new TickPublisher(c.nc, { tenant: "fo", spec: trades, maxInFlight: 4, timeoutMs: 1_000, maxAttempts: 10 });
-  let go = true;
-  const loops = Array.from({ length: 4 }, async () => {
-    while (go) {
-      await p.publish(walk.trades(200, 200_000)).then(
-        (a) => void acks.push(a),
-        () => {},
-      );
-    }
-  });
-  return {
-    stop: async () => {
-      go = false;
-      await Promise.all(loops);
-    },
-  };
+  return publishUntilStopped(p, () => walk.trades(200, 200_000), acks, 4);
 }
 
 /** Every acked LSN is in the WAL, no batch is there twice, and each live shard equals the replay of the WAL. */

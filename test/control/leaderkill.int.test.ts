@@ -11,6 +11,8 @@ import { createToken } from "../../src/auth/index.js";
 import { RandomWalk, symbolNames } from "../../src/demo/randomwalk.js";
 import { parseClusterSpec } from "../../protocols/tablespec.js";
 import type { IngestAck } from "../../protocols/ingest.js";
+import { publishUntilStopped } from "../helpers/pump.js";
+import type { Running } from "../helpers/pump.js";
 import { replayDigests } from "../helpers/replay.js";
 import { proxistCluster, waitEachShardLiveOnce, waitPersistedOn } from "../helpers/nodecluster.js";
 import type { ProxistCluster } from "../helpers/nodecluster.js";
@@ -31,23 +33,9 @@ const walk = new RandomWalk(symbolNames(200), 11, 1.75e15);
 const acks: IngestAck[] = [];
 
 /** Ingests until stopped; only acknowledged batches count (a batch caught by a dying node is retried with the same seq). */
-function pump(): { stop(): Promise<void> } {
+function pump(): Running {
   const p = new TickPublisher(c.nc, { tenant: TENANT, spec: TRADES, maxInFlight: 4, timeoutMs: 1_000, maxAttempts: 20 });
-  let go = true;
-  const loops = Array.from({ length: 3 }, async () => {
-    while (go) {
-      await p.publish(walk.trades(200, 200_000)).then(
-        (a) => void acks.push(a),
-        () => {},
-      );
-    }
-  });
-  return {
-    stop: async () => {
-      go = false;
-      await Promise.all(loops);
-    },
-  };
+  return publishUntilStopped(p, () => walk.trades(200, 200_000), acks, 3);
 }
 
 beforeAll(async () => {

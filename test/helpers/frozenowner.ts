@@ -8,6 +8,7 @@ import { RandomWalk, symbolNames } from "../../src/demo/randomwalk.js";
 import { parseClusterSpec } from "../../protocols/tablespec.js";
 import { proxistCluster, waitEachShardLiveOnce, waitPersistedOn } from "./nodecluster.js";
 import type { ProxistCluster } from "./nodecluster.js";
+import { keepRunning } from "./pump.js";
 import { WatermarkLog, exactlyOnceReport } from "./sink.js";
 import type { ClickhouseFixture, ExactlyOnceReport } from "./sink.js";
 
@@ -42,10 +43,7 @@ export async function frozenOwner(chf: ClickhouseFixture, tenant: string, fenceO
     await waitAllPersisted(c, ["n1", "n2"]);
     // Freeze a node that owns shards (rendezvous placement may give both to one node) mid-ingest.
     const [frozen, other] = (await c.liveShards(["n1"])).size > 0 ? ["n1", "n2"] : ["n2", "n1"];
-    let go = true;
-    const pump = (async () => {
-      while (go) await ingest(2);
-    })();
+    const pump = keepRunning(() => ingest(2));
     // Every flush stalls 2 s before its INSERT: 1 s into the ingest the frozen node's sinks are inside one.
     await new Promise((r) => setTimeout(r, 1_000));
     await c.signal(frozen, "SIGSTOP");
@@ -53,11 +51,11 @@ export async function frozenOwner(chf: ClickhouseFixture, tenant: string, fenceO
       // The control plane moves the frozen node's shards to the other; its sinks take over and persist.
       await waitEachShardLiveOnce(c, [other], 60_000);
       await new Promise((r) => setTimeout(r, 1_000));
-      go = false;
-      await pump;
+      await pump.stop();
       await waitAllPersisted(c, [other]);
     } finally {
-      go = false;
+      // On failure too: no new step starts (not awaited: a step may hang on the frozen node until SIGCONT).
+      void pump.stop();
       await c.signal(frozen, "SIGCONT");
     }
     // The frozen node resumes with whatever it held: fenced, it writes nothing; ingest goes on.

@@ -11,7 +11,12 @@ import { RandomWalk, symbolNames } from "../../src/demo/randomwalk.js";
 import type { ProxistNode } from "../../src/node/node.js";
 import { startTracing } from "../../src/node/obs/index.js";
 import { credentials } from "@grpc/grpc-js";
-import { ProxistClient } from "../../src/api/index.js";
+import { ProxistClient, bearer } from "../../src/api/index.js";
+import type { ClientDuplexStream } from "@grpc/grpc-js";
+import { create } from "@bufbuild/protobuf";
+import { IngestBatchSchema } from "../../protocols/gen/proxist/v1/api_pb.js";
+import type { IngestAck } from "../../protocols/gen/proxist/v1/api_pb.js";
+import { tickBatchToIpc } from "../../src/codec/arrow.js";
 import { createToken } from "../../src/auth/index.js";
 import { query } from "../api/fixture.js";
 import { natsFixture, nodeOn } from "../helpers/cluster.js";
@@ -80,6 +85,37 @@ describe("tracing", () => {
     for (const s of [...applies, ...inserts]) expect(parentOf(s)).toBe(wal!.spanContext().spanId);
     // The same LSNs: each applied record is the one its sink persisted.
     expect(new Set(inserts.map((s) => s.attributes["px.lsn"]))).toEqual(new Set(applies.map((s) => s.attributes["px.lsn"])));
+  }, 90_000);
+
+  it("tracing - a gRPC Ingest call's traceparent metadata: the gateway continues that trace (ingest, WAL append, shard apply)", async () => {
+    const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const parentId = "00f067aa0ba902b7";
+    const client = new ProxistClient(`127.0.0.1:${node.grpcPort!}`, credentials.createInsecure());
+    try {
+      const md = bearer(await createToken(f.nc, { tenant: "trc", role: "writer" }));
+      md.set("traceparent", `00-${traceId}-${parentId}-01`);
+      const acks = await new Promise<IngestAck[]>((resolve, reject) => {
+        const got: IngestAck[] = [];
+        const call = client.ingest!(md) as ClientDuplexStream<unknown, IngestAck>;
+        call.on("data", (a: IngestAck) => got.push(a));
+        call.on("error", reject);
+        call.on("end", () => resolve(got));
+        call.write(create(IngestBatchSchema, { table: "trades", arrowIpc: tickBatchToIpc(SPEC.tenants[0]!.tables[0]!, new RandomWalk(symbolNames(4), 5, 1.75e15).trades(20, 1000)) }));
+        call.end();
+      });
+      expect(acks).toHaveLength(1);
+    } finally {
+      client.close();
+    }
+    const deadline = Date.now() + 60_000;
+    const inTrace = () => exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId);
+    while (!inTrace().some((s) => s.name === "px.shard.apply") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    const spans = inTrace();
+    const ingest = spans.find((s) => s.name === "px.gateway.ingest");
+    const wal = spans.find((s) => s.name === "px.wal.append");
+    expect(ingest && parentOf(ingest)).toBe(parentId);
+    expect(wal && parentOf(wal)).toBe(ingest!.spanContext().spanId);
+    expect(spans.filter((s) => s.name === "px.shard.apply").every((s) => parentOf(s) === wal!.spanContext().spanId)).toBe(true);
   }, 90_000);
 
   it("tracing - a query over the API yields a px.query span with its operator, tier and rows", async () => {

@@ -6,6 +6,7 @@
 // incomplete with notes, or UNAVAILABLE under consistency "complete".
 import { describe, expect, it } from "vitest";
 import { bucketOf } from "../../protocols/routing.js";
+import { parseTableSpec } from "../../protocols/tablespec.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
 import type { TickBatch } from "../../src/codec/tickbatch.js";
 import { HotTable } from "../../src/hotset/index.js";
@@ -211,5 +212,28 @@ describe("fanout - completeness", () => {
     await expect(p).rejects.toThrow("cancelled");
     expect(seen.length).toBe(1);
     expect(seen[0]!.aborted).toBe(true);
+  });
+});
+
+describe("fanout - part codec", () => {
+  it("fanout - a 4-byte column of symbols with odd row counts decodes to the owner's values (no padding between symbols)", async () => {
+    const spec = parseTableSpec({ name: "t", shards: 1, columns: [{ name: "price", type: "float64" }, { name: "venue", type: "int32" }] });
+    const table = new HotTable(spec);
+    const counts = [3, 5, 1, 7];
+    const symbolIndex = Uint32Array.from(counts.flatMap((n, s) => Array.from({ length: n }, () => s)));
+    const rows = symbolIndex.length;
+    table.apply(1, {
+      rows,
+      symbols: ["A", "B", "C", "D"],
+      symbolIndex,
+      ts: Float64Array.from({ length: rows }, (_, i) => T_BASE + i),
+      values: [Float64Array.from({ length: rows }, (_, i) => i + 0.5), Int32Array.from({ length: rows }, (_, i) => 100 + i)],
+    });
+    const req: PartRequest = { id: "p", tenant: TENANT, table: "t", buckets: [0], symbols: undefined, t0: T_BASE, t1: T_BASE + rows, behind: 0, ahead: 0, columns: ["price", "venue"], minLsn: undefined, timeoutMs: 1_000 };
+    const reply = await answerPart(req, spec, [{ bucket: 0, table }], undefined, undefined, { nodeId: "b", minLsnWaitMs: 100 });
+    const back = decodePartReply(spec, encodePartReply(spec, reply), req);
+    const view = (r: PartReply) => r.series.map((s) => [s.symbol, Array.from(s.values[1]!.subarray(s.lo, s.hi)), Array.from(s.values[0]!.subarray(s.lo, s.hi))]);
+    expect(view(reply).map(([, v]) => (v as number[]).length)).toEqual(counts);
+    expect(view(back)).toEqual(view(reply));
   });
 });

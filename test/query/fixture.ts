@@ -9,6 +9,7 @@ import type { TickBatch } from "../../src/codec/tickbatch.js";
 import { HotTable } from "../../src/hotset/index.js";
 import { ProxistQueryEngine, staticSource } from "../../src/query/index.js";
 import type { ColdSource, HotShard } from "../../src/query/index.js";
+import type { WalTick } from "../helpers/walticks.js";
 
 export const TENANT = "qt";
 export const SHARDS = 2;
@@ -18,14 +19,8 @@ export const tradesSpec = (shards = SHARDS): TableSpec =>
 export const quotesSpec = (shards = SHARDS): TableSpec =>
   parseTableSpec({ name: "quotes", shards, columns: [{ name: "bid", type: "float64" }, { name: "ask", type: "float64" }] });
 
-export interface Tick {
-  readonly table: string;
-  readonly sym: string;
-  readonly ts: number;
-  readonly lsn: number;
-  readonly row: number;
-  readonly values: readonly number[];
-}
+/** One tick as the oracle sees it: the shape walTicks reads back from the WAL. */
+export type Tick = WalTick;
 
 export interface WalRecord {
   readonly table: string;

@@ -239,11 +239,16 @@ const RPC_SURFACES: readonly RpcSurface[] = [
   { surface: "Flight ListFlights", token: "none", call: async (t) => (await serverStream(flight, "listFlights", create(CriteriaSchema, {}), t)).error },
 ];
 
-// HTTP: admin routes need an admin token; health, readiness and metrics stay open (loopback only).
-const HTTP_SURFACES: readonly { surface: string; path: string; method: string; token: Token | "alphaWriter"; status: number }[] = [
+// HTTP: admin routes need an admin token, query and ingest a token of the tenant with the role; health, readiness and metrics stay open (loopback only).
+const HTTP_SURFACES: readonly { surface: string; path: string; method: string; token: Token | "alphaWriter"; status: number; body?: string }[] = [
   { surface: "snapshot without a token", path: "/v1/snapshot", method: "POST", token: "none", status: 401 },
   { surface: "snapshot with a reader token", path: "/v1/snapshot", method: "POST", token: "alphaReader", status: 403 },
   { surface: "snapshot with a writer token", path: "/v1/snapshot", method: "POST", token: "alphaWriter", status: 403 },
+  { surface: "HTTP query without a token", path: "/v1/query", method: "POST", token: "none", status: 401 },
+  { surface: "HTTP query of another tenant", path: "/v1/query", method: "POST", token: "betaWriter", status: 403, body: "SELECT * FROM alpha.trades" },
+  { surface: "HTTP ingest without a token", path: "/v1/ingest/trades", method: "POST", token: "none", status: 401 },
+  { surface: "HTTP ingest with a reader token", path: "/v1/ingest/trades", method: "POST", token: "alphaReader", status: 403 },
+  { surface: "HTTP ingest into another tenant", path: "/v1/ingest/alpha.trades", method: "POST", token: "betaWriter", status: 403 },
 ];
 
 describe("security - HTTP routes", () => {
@@ -252,7 +257,7 @@ describe("security - HTTP routes", () => {
     const holes: string[] = [];
     for (const s of HTTP_SURFACES) {
       const t = tokens[s.token];
-      const res = await fetch(`http://127.0.0.1:${f.node.httpPort}${s.path}`, { method: s.method, headers: t ? { authorization: `Bearer ${t}` } : {} });
+      const res = await fetch(`http://127.0.0.1:${f.node.httpPort}${s.path}`, { method: s.method, headers: t ? { authorization: `Bearer ${t}` } : {}, ...(s.body === undefined ? {} : { body: s.body }) });
       if (res.status !== s.status) holes.push(`${s.surface}: HTTP ${res.status} ${await res.text()}`);
     }
     expect(holes).toEqual([]);

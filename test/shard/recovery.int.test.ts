@@ -8,6 +8,7 @@ import type { NatsFixture } from "../helpers/cluster.js";
 import { spawnNodeProcess } from "../helpers/nodeproc.js";
 import type { NodeProcess } from "../helpers/nodeproc.js";
 import { readWal } from "../helpers/wal.js";
+import { publishUntilStopped } from "../helpers/pump.js";
 import { replayDigests, waitCaughtUp } from "../helpers/replay.js";
 import { TickPublisher } from "../../src/client/publisher.js";
 import { createToken } from "../../src/auth/index.js";
@@ -73,14 +74,10 @@ describe("shard - recovery", () => {
     // Keep ingesting while the node dies; only acked batches count.
     const p = new TickPublisher(f.nc, { tenant: "rec", spec: trades, maxInFlight: 4, maxAttempts: 1, timeoutMs: 1000 });
     const acks: IngestAck[] = [];
-    let go = true;
-    const pump = (async () => {
-      while (go) await p.publish(walk.trades(300, 500_000)).then((x) => acks.push(x), () => {});
-    })();
+    const pump = publishUntilStopped(p, () => walk.trades(300, 500_000), acks, 1);
     await new Promise((r) => setTimeout(r, 1500));
     await a.kill("SIGKILL");
-    go = false;
-    await pump;
+    await pump.stop();
     expect(a.output()).toMatch(/snapshot at LSN/);
 
     const wal = await readWal(f.nc, "rec");

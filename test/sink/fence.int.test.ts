@@ -13,6 +13,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { natsFixture, nodeOn } from "../helpers/cluster.js";
 import type { NatsFixture } from "../helpers/cluster.js";
+import { keepRunning } from "../helpers/pump.js";
 import { WatermarkLog, clickhouseFixture, exactlyOnceReport, shardViews, waitPersisted, walRows } from "../helpers/sink.js";
 import type { ClickhouseFixture } from "../helpers/sink.js";
 import { TickPublisher } from "../../src/client/publisher.js";
@@ -227,10 +228,7 @@ describe("fenced sinks", () => {
     await ingest(s, 4);
     await waitFor("A persisted", persisted(a, await lastLsn(s)));
     // Big batches, so an INSERT is visible in system.processes for a while.
-    let go = true;
-    const pump = (async () => {
-      while (go) await ingest(s, 2, 20_000).catch(() => {});
-    })();
+    const pump = keepRunning(() => ingest(s, 2, 20_000).catch(() => {}));
     const deadline = Date.now() + 60_000;
     let stopped = false;
     while (!stopped && Date.now() < deadline) {
@@ -240,8 +238,7 @@ describe("fenced sinks", () => {
         stopped = true;
       }
     }
-    go = false;
-    await pump;
+    await pump.stop();
     expect(stopped).toBe(true);
     // The agent's watch of px_assign moves the shard: A is revoked, B starts while ClickHouse is frozen.
     a.sink.revoke("px_assign moved the shard to n2 (lease revision 2)");

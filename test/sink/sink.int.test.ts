@@ -11,6 +11,7 @@ import { natsFixture, applyAndWait, nodeOn } from "../helpers/cluster.js";
 import type { NatsFixture } from "../helpers/cluster.js";
 import { spawnNodeProcess } from "../helpers/nodeproc.js";
 import type { NodeProcess } from "../helpers/nodeproc.js";
+import { keepRunning } from "../helpers/pump.js";
 import { WatermarkLog, clickhouseFixture, exactlyOnceReport, shardViews, waitPersisted, walRows } from "../helpers/sink.js";
 import type { ClickhouseFixture } from "../helpers/sink.js";
 import { TickPublisher } from "../../src/client/publisher.js";
@@ -185,10 +186,7 @@ describe("sink - ClickHouse failures", () => {
     expect(await ingest(s, 10)).toBe(0);
     await waitPersisted(node.httpPort, f.nc, s.tenant, "trades");
     // Keep ingesting; kill the server the moment a sink INSERT is running.
-    let go = true;
-    const pump = (async () => {
-      while (go) await ingest(s, 4, 2_000);
-    })();
+    const pump = keepRunning(() => ingest(s, 4, 2_000));
     const deadline = Date.now() + 20_000;
     let killed = false;
     while (!killed && Date.now() < deadline) {
@@ -201,8 +199,7 @@ describe("sink - ClickHouse failures", () => {
     expect(killed).toBe(true);
     await new Promise((r) => setTimeout(r, 1_000));
     await chf.server.restart();
-    go = false;
-    await pump;
+    await pump.stop();
     expect(await ingest(s, 4)).toBe(0);
     await expectExactlyOnce(s, node.httpPort);
     // The INSERT in flight failed and was retried (after asking what landed).

@@ -4,7 +4,7 @@
 // as protobuf bytes (wire.ts). Cancel and deadline stop the engine.
 import type { ServerWritableStream } from "@grpc/grpc-js";
 import type { Ticket } from "../../../protocols/gen/arrow/flight/protocol/Flight_pb.js";
-import { conform, resultSchema, schemaMessage } from "../arrowout.js";
+import { chunkRows, conform, resultSchema, schemaMessage } from "../arrowout.js";
 import { authenticate, authorize } from "../auth.js";
 import { controlCall, writeFlowing } from "../callctl.js";
 import { failCall } from "../context.js";
@@ -30,7 +30,7 @@ export function doGetHandler(ctx: ApiContext) {
       await writeFlowing(call, flightDataBytes(first.header, first.body), ctl.signal);
       try {
         for (; !next.done; next = await batches.next()) {
-          for (const bytes of writer.messages(conform(declared, next.value), ctx.limits.maxChunkRows)) {
+          for (const bytes of writer.messages(conform(declared, next.value), chunkRows(next.value, ctx.limits.maxChunkRows, ctx.limits.maxChunkBytes))) {
             if (ctl.signal.aborted) break;
             await writeFlowing(call, bytes, ctl.signal);
           }

@@ -38,7 +38,7 @@ const putAck = (batch: number, ack: IngestAck): PutAck => ({
 
 export function doPutHandler(ctx: ApiContext) {
   return (call: ServerDuplexStream<Decoded<FlightData>, PutResult>): void =>
-    serveIngestStream(ctx, call, (principal) => {
+    serveIngestStream(ctx, call, (principal, traceparent) => {
       let target: PutTarget | undefined;
       let assembler: FlightIpcAssembler | undefined;
       let batches = 0;
@@ -52,7 +52,7 @@ export function doPutHandler(ctx: ApiContext) {
         if (!batch) return undefined;
         const i = batches++;
         const producer = target.producerId === undefined ? undefined : { id: target.producerId, seq: target.firstSeq + BigInt(i) };
-        const work = ingestBatch(ctx.node, ctx.limits, { principal, table: target.table, payload: batch.payload, producer, checked: { compressed: batch.compressed } });
+        const work = ingestBatch(ctx.node, ctx.limits, { principal, table: target.table, payload: batch.payload, producer, checked: { compressed: batch.compressed }, traceparent });
         return work.then((ack) => create(PutResultSchema, { appMetadata: encoder.encode(JSON.stringify(putAck(i, ack))) }));
       };
     });

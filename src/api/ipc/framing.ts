@@ -105,4 +105,5 @@ const TRUSTED: ApiLimits = {
   maxInFlightBatches: BIG,
   streamReauthMs: BIG,
   maxChunkRows: BIG,
+  maxChunkBytes: BIG,
 };

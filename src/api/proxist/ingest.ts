@@ -33,13 +33,13 @@ function ackMessage({ index, batch, ack }: Acked): IngestAck {
 
 export function ingestHandler(ctx: ApiContext) {
   return (call: ServerDuplexStream<Decoded<IngestBatch>, IngestAck>): void =>
-    serveIngestStream(ctx, call, (principal) => {
+    serveIngestStream(ctx, call, (principal, traceparent) => {
       let index = 0n;
       return (batch) => {
         const i = index++;
         const table = scopedTable(principal, [batch.table]);
         const producer = producerOf(batch.producerId, batch.producerSeq);
-        return ingestBatch(ctx.node, ctx.limits, { principal, table, payload: batch.arrowIpc, producer, checked: undefined }).then((ack) => ackMessage({ index: i, batch, ack }));
+        return ingestBatch(ctx.node, ctx.limits, { principal, table, payload: batch.arrowIpc, producer, checked: undefined, traceparent }).then((ack) => ackMessage({ index: i, batch, ack }));
       };
     });
 }

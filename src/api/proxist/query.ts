@@ -5,7 +5,7 @@ import { create } from "@bufbuild/protobuf";
 import type { ServerWritableStream } from "@grpc/grpc-js";
 import { QueryChunkSchema } from "../../../protocols/gen/proxist/v1/api_pb.js";
 import type { QueryChunk, QueryRequest } from "../../../protocols/gen/proxist/v1/api_pb.js";
-import { batchToIpc, chunks, conform, resultSchema, schemaToIpc } from "../arrowout.js";
+import { batchToIpc, chunkRows, chunks, conform, resultSchema, schemaToIpc } from "../arrowout.js";
 import { authenticate, authorize } from "../auth.js";
 import { controlCall, writeFlowing } from "../callctl.js";
 import { failCall } from "../context.js";
@@ -28,7 +28,7 @@ export function queryHandler(ctx: ApiContext) {
       let answered = schema;
       for await (const batch of ctx.engine.run(principal.tenant, query, ctl.signal, `grpc Query, token ${principal.tokenId}, peer ${call.getPeer()}`)) {
         answered = resultSchema(schema, batch.schema.metadata);
-        for (const chunk of chunks(conform(schema, batch), maxRows)) {
+        for (const chunk of chunks(conform(schema, batch), chunkRows(batch, maxRows, ctx.limits.maxChunkBytes))) {
           if (ctl.signal.aborted) break;
           if (chunk.numRows === 0) continue;
           await writeFlowing(call, create(QueryChunkSchema, { arrowIpc: batchToIpc(chunk), rows: chunk.numRows }), ctl.signal);

@@ -4,6 +4,7 @@ import type { ApiContext } from "../context.js";
 import { ingestHandler } from "./ingest.js";
 import { queryHandler } from "./query.js";
 import { statusHandler } from "./status.js";
+import { subscribeHandler } from "./subscribe.js";
 
 export function proxistService(ctx: ApiContext): UntypedServiceImplementation {
   return {
@@ -11,4 +12,9 @@ export function proxistService(ctx: ApiContext): UntypedServiceImplementation {
     query: queryHandler(ctx),
     status: statusHandler(ctx),
   } as UntypedServiceImplementation;
+}
+
+/** proxist.v1.ProxistFeeds: ad-hoc subscription feeds. */
+export function feedsService(ctx: ApiContext): UntypedServiceImplementation {
+  return { subscribe: subscribeHandler(ctx) } as UntypedServiceImplementation;
 }

@@ -56,7 +56,9 @@ export interface ControlPlane {
 export const CONTROL_DEFAULTS = {
   heartbeatMs: 500,
   nodeTimeoutMs: 2_000,
-  leaseMs: 5_000,
+  // A leader's death costs a failover about the lease plus two follower polls; 3 s leaves the holder
+  // two renewals (every lease/3) before its guard (lease/5) makes it stop acting.
+  leaseMs: 3_000,
   reconcileMs: 1_000,
   isolationMs: 30_000,
   drainTimeoutMs: 30_000,

@@ -36,12 +36,16 @@ export class LocalIngress {
   send: ((e: GatewayEvent) => void) | undefined;
   /** Set by the source actor: arrival times for the ack-latency histogram. */
   meter: { readonly started: Map<number, number>; readonly meter: Meter } | undefined;
+  /** Set by the source actor: the batches' spans (tracing on). */
+  spans: BatchSpans | undefined;
 
-  submit(r: Omit<IngestRequest, "id" | "wantsReply">): Promise<IngestReply> {
+  /** A batch from the gRPC or Flight API; `traceparent` is the call's trace context. */
+  submit({ traceparent, ...r }: Omit<IngestRequest, "id" | "wantsReply"> & { readonly traceparent?: string | undefined }): Promise<IngestReply> {
     const send = this.send;
     if (!send) return Promise.reject(new Error("the gateway is not running"));
     // Negative ids never collide with the NATS source's positive ones.
     const id = this.nextId--;
+    this.spans?.begin(id, r.tenant, r.table, r.payload.byteLength, traceparent);
     if (this.meter !== undefined) {
       this.meter.started.set(id, performance.now());
       this.meter.meter.ingestReceived(r.tenant, r.table, r.payload.byteLength);
@@ -61,6 +65,7 @@ export function natsIngestSource(nc: NatsConnection, stats: SourceStats, local: 
     let nextId = 1;
     local.send = sendBack;
     local.meter = meter === undefined ? undefined : { started, meter };
+    local.spans = spans;
     const sub: Subscription = nc.subscribe(INGEST_WILDCARD, {
       queue,
       callback: (err, msg) => {
@@ -114,6 +119,7 @@ export function natsIngestSource(nc: NatsConnection, stats: SourceStats, local: 
     return () => {
       local.send = undefined;
       local.meter = undefined;
+      local.spans = undefined;
       sub.unsubscribe();
     };
   });

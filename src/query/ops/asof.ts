@@ -10,8 +10,8 @@ import type { SymbolSeries } from "../series.js";
 import { fieldsOf, selectedColumns } from "./fields.js";
 import { rowsTable } from "./rows.js";
 
-/** Index of the right row matched by a left row at ts, or -1. */
-function asofMatch(r: SymbolSeries, ts: number, direction: AsofQuery["direction"], tol: number): number {
+/** Index of the right row matched by a left row at ts, or -1 (feeds use it too: one matching rule). */
+export function asofMatch(r: SymbolSeries, ts: number, direction: AsofQuery["direction"], tol: number): number {
   const back = upperBound(r.ts, ts, 0, r.n) - 1;
   const fwd = lowerBound(r.ts, ts, 0, r.n);
   const db = back >= 0 ? ts - r.ts[back]! : Infinity;

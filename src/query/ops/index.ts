@@ -1,11 +1,11 @@
 // The operators, over stitched per-symbol series (see ../load.ts): each returns
 // an OutTable whose columns are `fieldsOf(query)`. Pure and synchronous: the
 // same code answers hot-only and seam-spanning queries. One file per operator.
-export { fieldsOf, neededColumns, selectedColumns } from "./fields.js";
-export { bySymbolMap } from "./rows.js";
+export { columnIndex, fieldsOf, neededColumns, selectedColumns } from "./fields.js";
+export { aggInputs, bySymbolMap } from "./rows.js";
 export { rangeOp } from "./range.js";
 export { byOp, fastByOp } from "./by.js";
-export { asofOp } from "./asof.js";
+export { asofMatch, asofOp } from "./asof.js";
 export { windowJoinOp } from "./windowjoin.js";
 export { rollingOp } from "./rolling.js";
 export { MAX_FILL_BUCKETS, barAggregates, barsOp } from "./bars.js";

@@ -1,0 +1,118 @@
+// One symbol's recent rows, kept sorted by (ts, lsn, row) as a feed receives
+// them: appended in place when in order, shifted in when late, trimmed at the
+// front once no late tick within the feed's lateness can reach them. Its
+// `view()` is a query SymbolSeries, so the query operators run on it unchanged.
+import type { ValueType } from "../../protocols/tablespec.js";
+import { allocValueArray } from "../codec/tickbatch.js";
+import type { ValueArray } from "../codec/tickbatch.js";
+import { before } from "../query/index.js";
+import type { SymbolSeries } from "../query/index.js";
+
+export class SeriesBuffer {
+  n = 0;
+  private cap = 16;
+  ts = new Float64Array(this.cap);
+  lsn = new Float64Array(this.cap);
+  row = new Float64Array(this.cap);
+  /** Per table column (spec order); undefined = not kept. */
+  values: (ValueArray | undefined)[];
+  /** Per-row state an operator keeps alongside (EMA values). */
+  extra: Float64Array[];
+
+  constructor(
+    readonly symbol: string,
+    private readonly types: readonly (ValueType | undefined)[],
+    extras = 0,
+  ) {
+    this.values = types.map((t) => (t === undefined ? undefined : allocValueArray(t, this.cap)));
+    this.extra = Array.from({ length: extras }, () => new Float64Array(this.cap));
+  }
+
+  /** Newest ts held (or -Infinity). */
+  get maxTs(): number {
+    return this.n === 0 ? -Infinity : this.ts[this.n - 1]!;
+  }
+
+  /** Inserts row i of `cols` at (ts, lsn, row) in key order; returns its index. */
+  insert(ts: number, lsn: number, row: number, cols: readonly ValueArray[], i: number): number {
+    if (this.n === this.cap) this.grow();
+    const n = this.n;
+    let p = n;
+    if (n > 0 && before(ts, lsn, row, this.ts[n - 1]!, this.lsn[n - 1]!, this.row[n - 1]!)) {
+      p = this.position(ts, lsn, row);
+      const shift = (a: ValueArray): void => void a.copyWithin(p + 1, p, n);
+      shift(this.ts);
+      shift(this.lsn);
+      shift(this.row);
+      for (const v of this.values) if (v !== undefined) shift(v);
+      for (const e of this.extra) shift(e);
+    }
+    this.ts[p] = ts;
+    this.lsn[p] = lsn;
+    this.row[p] = row;
+    this.values.forEach((v, j) => {
+      if (v !== undefined) v[p] = cols[j]![i]!;
+    });
+    this.n = n + 1;
+    return p;
+  }
+
+  /** Index of the first row after key (ts, lsn, row). */
+  position(ts: number, lsn: number, row: number): number {
+    let lo = 0;
+    let hi = this.n;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (before(ts, lsn, row, this.ts[mid]!, this.lsn[mid]!, this.row[mid]!)) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  }
+
+  /** Index of the row with exactly this key (it must be held). */
+  indexOf(ts: number, lsn: number, row: number): number {
+    return this.position(ts, lsn, row) - 1;
+  }
+
+  /** Drops the first k rows (amortised: only once they are a good part of the buffer). */
+  dropFront(k: number): void {
+    if (k <= 0 || (k < 64 && k * 2 < this.n)) return;
+    const n = this.n;
+    const move = (a: ValueArray): void => void a.copyWithin(0, k, n);
+    move(this.ts);
+    move(this.lsn);
+    move(this.row);
+    for (const v of this.values) if (v !== undefined) move(v);
+    for (const e of this.extra) move(e);
+    this.n = n - k;
+  }
+
+  /** The rows as a query series (views, valid until the next insert). */
+  view(): SymbolSeries {
+    const n = this.n;
+    return {
+      symbol: this.symbol,
+      n,
+      ts: this.ts.subarray(0, n),
+      lsn: this.lsn.subarray(0, n),
+      row: this.row.subarray(0, n),
+      values: this.values.map((v) => (v === undefined ? undefined : (v.subarray(0, n) as ValueArray))),
+      lo: 0,
+      hi: n,
+    };
+  }
+
+  private grow(): void {
+    this.cap *= 2;
+    const g = <T extends ValueArray>(a: T, make: (n: number) => T): T => {
+      const b = make(this.cap);
+      b.set(a as never);
+      return b;
+    };
+    this.ts = g(this.ts, (c) => new Float64Array(c));
+    this.lsn = g(this.lsn, (c) => new Float64Array(c));
+    this.row = g(this.row, (c) => new Float64Array(c));
+    this.values = this.values.map((v, j) => (v === undefined ? undefined : g(v, (c) => allocValueArray(this.types[j]!, c))));
+    this.extra = this.extra.map((e) => g(e, (c) => new Float64Array(c)));
+  }
+}

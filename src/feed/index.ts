@@ -1,0 +1,13 @@
+// Subscription feeds (issue 14): standing queries over a table's WAL, run
+// incrementally with the query engine's operator code. Plan a feed from its
+// query JSON (planFeed), fold its WAL records in LSN order (FeedRunner), send
+// each FeedBatch with its offset; a consumer resumes exactly from an offset.
+export { DEFAULT_LATENESS_MICROS, feedTables, planFeed } from "./model.js";
+export type { FeedKind, FeedPlan, FeedPlanInput, FeedQuery } from "./model.js";
+export { covers, decodeOffset, encodeOffset, resumeSeq, shardKey, uniformOffset } from "./offset.js";
+export type { FeedOffset } from "./offset.js";
+export type { FeedOperator, FeedRecord } from "./operator.js";
+export { FeedRunner, feedOperator } from "./runner.js";
+export type { FeedBatch } from "./runner.js";
+export { FeedSession } from "./session.js";
+export type { FeedFrom, FeedSessionOptions } from "./session.js";

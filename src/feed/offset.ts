@@ -1,0 +1,59 @@
+// Feed offsets: the per-shard LSN vector an output batch covers. Entry
+// "<table>/<bucket>" = L means every WAL record of that shard with LSN <= L is
+// reflected in the output up to here. A consumer hands the offset back (as the
+// opaque token) to resume exactly after it: no gap, no duplicate.
+import { QueryError } from "../../protocols/errors.js";
+import type { TableSpec } from "../../protocols/tablespec.js";
+
+export interface FeedOffset {
+  /** The feed's fingerprint (see FeedPlan). */
+  readonly feed: string;
+  readonly lsn: Readonly<Record<string, number>>;
+}
+
+export const shardKey = (table: string, bucket: number): string => `${table}/${bucket}`;
+
+/** Every shard of `tables` at `lsn`. */
+export function uniformOffset(feed: string, tables: readonly TableSpec[], lsn: number): FeedOffset {
+  const v: Record<string, number> = {};
+  for (const t of tables) for (let b = 0; b < t.shards; b++) v[shardKey(t.name, b)] = lsn;
+  return { feed, lsn: v };
+}
+
+/** True when the record of (table, bucket) at `lsn` is already covered by `o`. */
+export const covers = (o: FeedOffset, table: string, bucket: number, lsn: number): boolean => lsn <= (o.lsn[shardKey(table, bucket)] ?? 0);
+
+/** The first WAL sequence a reader resuming at `o` must read (the lowest entry + 1). */
+export function resumeSeq(o: FeedOffset): number {
+  const v = Object.values(o.lsn);
+  return v.length === 0 ? 1 : Math.min(...v) + 1;
+}
+
+/** The offset as a compact token (what clients store and send back). */
+export const encodeOffset = (o: FeedOffset): string => Buffer.from(JSON.stringify({ v: 1, f: o.feed, l: o.lsn })).toString("base64url");
+
+/** Parses a token for the feed `fingerprint` with shards `tables`; refuses (INVALID_ARGUMENT) a malformed token or one of another feed. */
+export function decodeOffset(token: string, fingerprint: string, tables: readonly TableSpec[]): FeedOffset {
+  let j: { v?: unknown; f?: unknown; l?: unknown };
+  try {
+    j = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as typeof j;
+  } catch {
+    throw new QueryError("INVALID_ARGUMENT", `subscription field from.offset: "${token.slice(0, 40)}" is not a feed offset; pass the offset token of a batch this feed sent`);
+  }
+  if (j.v !== 1 || typeof j.f !== "string" || typeof j.l !== "object" || j.l === null) {
+    throw new QueryError("INVALID_ARGUMENT", `subscription field from.offset: the token is not a version 1 feed offset; pass the offset token of a batch this feed sent`);
+  }
+  if (j.f !== fingerprint) {
+    throw new QueryError("INVALID_ARGUMENT", `subscription field from.offset: the offset belongs to feed ${j.f}, not to this feed (${fingerprint}); resume a feed only with its own offsets, or start it "now" or from "snapshot"`);
+  }
+  const lsn: Record<string, number> = {};
+  for (const t of tables) {
+    for (let b = 0; b < t.shards; b++) {
+      const k = shardKey(t.name, b);
+      const v = (j.l as Record<string, unknown>)[k];
+      if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) throw new QueryError("INVALID_ARGUMENT", `subscription field from.offset: shard ${k} has no LSN in the offset (the table's shard count changed?); start the feed "now" or from "snapshot"`);
+      lsn[k] = v;
+    }
+  }
+  return { feed: fingerprint, lsn };
+}

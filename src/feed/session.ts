@@ -1,0 +1,130 @@
+// One subscription of a feed, without IO: where its WAL reading starts, the
+// runner, the durable gate (a batch waits until its record's shard persisted
+// it) and the bounded queue towards the consumer. The transport (gRPC) feeds
+// it records and watermarks and drains it; on overflow the session stops
+// (exact kinds) or conflates the backlog into one snapshot (last-by, bars).
+import type { FeedPlan } from "./model.js";
+import { feedTables } from "./model.js";
+import { resumeSeq, shardKey, uniformOffset } from "./offset.js";
+import type { FeedOffset } from "./offset.js";
+import type { FeedRecord } from "./operator.js";
+import { FeedRunner } from "./runner.js";
+import type { FeedBatch } from "./runner.js";
+
+export type FeedFrom = "now" | "snapshot" | FeedOffset;
+
+export interface FeedSessionOptions {
+  readonly from: FeedFrom;
+  /** The newest LSN on the feed's WAL subjects when the subscription starts (0: none). */
+  readonly lastLsn: number;
+  /** Only batches of records with LSN <= P of their shard. */
+  readonly durable: boolean;
+  /** Batches waiting for the consumer at most. */
+  readonly maxBuffer: number;
+  /** Last-by and bars: on overflow replace the backlog with one snapshot instead of stopping. */
+  readonly conflate: boolean;
+}
+
+/** A sent batch with the record it came from (the durable gate needs it). */
+interface Pending {
+  readonly batch: FeedBatch;
+  readonly key: string;
+  readonly lsn: number;
+}
+
+export class FeedSession {
+  readonly runner: FeedRunner;
+  /** The first WAL sequence to read. */
+  readonly readFrom: number;
+  /** The offset the subscription starts at (sent first: resuming there loses nothing). */
+  readonly startOffset: FeedOffset;
+  /** Set once the consumer fell behind the buffer on an exact feed: the call ends (resumable from the last batch sent). */
+  overflowed = false;
+  /** Persisted LSN (P) per shard as last seen. */
+  readonly persisted = new Map<string, number>();
+  private readonly queue: FeedBatch[] = [];
+  private readonly held: Pending[] = [];
+  private snapshotDue: boolean;
+
+  constructor(
+    readonly plan: FeedPlan,
+    private readonly o: FeedSessionOptions,
+  ) {
+    const tables = feedTables(plan);
+    const stateless = plan.kind === "raw";
+    const now = uniformOffset(plan.fingerprint, tables, o.lastLsn);
+    if (o.from === "now") {
+      this.runner = new FeedRunner(plan, now);
+      this.startOffset = now;
+    } else if (o.from === "snapshot") {
+      // Stateful kinds show the state once caught up; per-tick kinds send every tick the WAL holds.
+      this.runner = new FeedRunner(plan, plan.kind === "lastBy" || plan.kind === "bars" ? now : undefined);
+      this.startOffset = uniformOffset(plan.fingerprint, tables, 0);
+    } else {
+      this.runner = new FeedRunner(plan, o.from);
+      this.startOffset = o.from;
+    }
+    // A raw feed has no state: it reads from where it sends. Every other kind folds the WAL from its start.
+    this.readFrom = !stateless ? 1 : o.from === "now" ? o.lastLsn + 1 : o.from === "snapshot" ? 1 : resumeSeq(o.from);
+    if (stateless && o.from !== "snapshot") this.runner.skipTo(o.from === "now" ? now : o.from);
+    this.snapshotDue = o.from === "snapshot" && (plan.kind === "lastBy" || plan.kind === "bars");
+    if (this.snapshotDue && o.lastLsn === 0) this.snapshotDue = false;
+  }
+
+  /** Folds a record read from the WAL. */
+  push(rec: FeedRecord): void {
+    const b = this.runner.push(rec);
+    if (b !== undefined) this.offer({ batch: b, key: shardKey(rec.table, rec.bucket), lsn: rec.lsn });
+    if (this.snapshotDue && rec.lsn >= this.o.lastLsn) {
+      this.snapshotDue = false;
+      const s = this.runner.snapshot();
+      if (s !== undefined) this.offer({ batch: s, key: shardKey(rec.table, rec.bucket), lsn: rec.lsn });
+    }
+  }
+
+  /** The shard's persisted watermark moved: releases durable batches it now covers. */
+  setPersisted(table: string, bucket: number, lsn: number): void {
+    const k = shardKey(table, bucket);
+    if ((this.persisted.get(k) ?? 0) >= lsn) return;
+    this.persisted.set(k, lsn);
+    this.release();
+  }
+
+  /** The batches ready for the consumer (taken: the transport sends them). */
+  drain(): FeedBatch[] {
+    return this.queue.splice(0);
+  }
+
+  /** Batches waiting for the consumer. */
+  get buffered(): number {
+    return this.queue.length;
+  }
+
+  private offer(p: Pending): void {
+    if (this.o.durable) {
+      this.held.push(p);
+      this.release();
+    } else this.enqueue(p.batch);
+  }
+
+  /** Durable: batches in record order, each once its shard's P covers its record (order kept: one waiting batch holds the rest). */
+  private release(): void {
+    while (this.held.length > 0 && this.held[0]!.lsn <= (this.persisted.get(this.held[0]!.key) ?? 0)) this.enqueue(this.held.shift()!.batch);
+  }
+
+  private enqueue(b: FeedBatch): void {
+    if (this.overflowed) return;
+    if (this.queue.length >= this.o.maxBuffer) {
+      const canConflate = this.o.conflate && (this.plan.kind === "lastBy" || this.plan.kind === "bars") && !this.o.durable;
+      const snap = canConflate ? this.runner.snapshot() : undefined;
+      if (snap === undefined) {
+        this.overflowed = true;
+        return;
+      }
+      // The consumer replaces its state with the snapshot: the updates it replaces are no longer needed.
+      this.queue.splice(0, this.queue.length, snap);
+      return;
+    }
+    this.queue.push(b);
+  }
+}

@@ -1,0 +1,24 @@
+// Text ingest formats (HTTP /v1/ingest): JSON lines, CSV and InfluxDB line
+// protocol read into one TickBatch per body. Pure; the HTTP route sends the
+// batch through the gateway like any other.
+import type { TableSpec } from "../../../protocols/tablespec.js";
+import { readCsv } from "./csv.js";
+import { readJsonLines } from "./jsonl.js";
+import { readLineProtocol } from "./lineproto.js";
+import { RowCollector } from "./rows.js";
+import type { Precision } from "./rows.js";
+
+export { IngestFormatError, RowCollector, parsePrecision } from "./rows.js";
+export type { Precision } from "./rows.js";
+
+export const TEXT_FORMATS = ["jsonl", "csv", "lp"] as const;
+export type TextFormat = (typeof TEXT_FORMATS)[number];
+
+/** Rows of `text` for `spec`; throws IngestFormatError naming the line and column. `precision`: units of integer times (default: ns for line protocol, us otherwise). */
+export function readTextBody(format: TextFormat, spec: TableSpec, text: string, precision: Precision | undefined, nowMicros: number): RowCollector {
+  const rows = new RowCollector(spec);
+  if (format === "jsonl") readJsonLines(text, rows, precision ?? "us");
+  else if (format === "csv") readCsv(text, rows, precision ?? "us");
+  else readLineProtocol(text, rows, precision ?? "ns", nowMicros);
+  return rows;
+}

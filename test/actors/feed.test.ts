@@ -1,0 +1,125 @@
+// Feed actor with fake IO: a fake WAL (the query fixture's records) and a
+// fake stream (an array standing for PX_FEED_<tenant>). Checks: the published
+// stream equals the feed's uninterrupted output; a restart recovers from the
+// stream's last offset and continues with no gap and no duplicate (negative
+// control: recovery that ignores the stream republishes and is caught);
+// snapshots; WAL and publish failures end in failed.
+import { describe, expect, it } from "vitest";
+import { createActor, fromCallback, fromPromise, waitFor } from "xstate";
+import { feedMachine } from "../../actors/feed.js";
+import type { FeedEvent, FeedWalInput, LastPublishedInput, PublishInput } from "../../actors/feed.js";
+import { FeedRunner, planFeed } from "../../src/feed/index.js";
+import type { FeedBatch, FeedOffset, FeedPlan } from "../../src/feed/index.js";
+import { TENANT, workload } from "../query/fixture.js";
+
+const w = workload(21, { records: 16, symbols: 5, rowsPerRecord: 12 });
+const plan: FeedPlan = planFeed(TENANT, { query: { op: "rolling", table: "trades", window: "2s", aggregates: [{ fn: "vwap", column: "price" }, { fn: "ema", column: "price", alpha: 0.3 }] } }, (t) => w.specs.find((s) => s.name === t), () => ["trades", "quotes"]);
+const text = (b: FeedBatch): string => JSON.stringify({ k: b.kind, o: b.offset.lsn, c: b.table.columns.map((c) => Array.from(c.data as ArrayLike<number>)) });
+
+/** The WAL from `fromSeq`: the first `upTo` records, then caughtUp. */
+const fakeWal = (upTo = w.records.length) =>
+  fromCallback<FeedEvent, FeedWalInput>(({ input, sendBack }) => {
+    const t = setTimeout(() => {
+      const recs = w.records.slice(0, upTo).filter((r) => r.lsn >= input.fromSeq);
+      for (let i = 0; i < recs.length; i += 5) sendBack({ type: "records", records: recs.slice(i, i + 5) });
+      sendBack({ type: "caughtUp" });
+    }, 0);
+    return () => clearTimeout(t);
+  });
+
+function run(stream: FeedBatch[], o: { upTo?: number; recover?: boolean; publishFails?: boolean } = {}) {
+  const machine = feedMachine.provide({
+    actors: {
+      lastPublished: fromPromise<FeedOffset | undefined, LastPublishedInput>(async () => (o.recover === false ? undefined : stream.at(-1)?.offset)),
+      wal: fakeWal(o.upTo),
+      publish: fromPromise<void, PublishInput>(async ({ input }) => {
+        if (o.publishFails) throw new Error("stream PX_FEED_qt: no responders");
+        stream.push(...input.batches);
+      }),
+    },
+  });
+  return createActor(machine, { input: { feed: { tenant: TENANT, name: "vwap" }, plan } }).start();
+}
+
+const uninterrupted = (): string[] => {
+  const r = new FeedRunner(plan);
+  return w.records.flatMap((rec) => {
+    const b = r.push(rec);
+    return b === undefined ? [] : [text(b)];
+  });
+};
+const settled = (a: ReturnType<typeof run>) => waitFor(a, (s) => s.matches({ running: { phase: "live", output: "idle" } }) || s.matches("failed"), { timeout: 10_000 });
+
+describe("feed actor", () => {
+  it("feed actor - publishes the feed's output once, in order, and goes live when caught up", async () => {
+    const stream: FeedBatch[] = [];
+    const a = run(stream);
+    const s = await settled(a);
+    expect(s.matches({ running: { phase: "live" } })).toBe(true);
+    expect(stream.map(text)).toEqual(uninterrupted());
+    expect(s.context.stats.publishedOffset).toEqual(stream.at(-1)!.offset);
+    a.stop();
+  });
+
+  it("feed actor - a restart recovers from the stream's last offset: no gap, no duplicate", async () => {
+    const stream: FeedBatch[] = [];
+    const first = run(stream, { upTo: 7 });
+    await settled(first);
+    first.stop(); // the process dies here
+    const before = stream.length;
+    expect(before).toBeGreaterThan(0);
+    const second = run(stream);
+    await settled(second);
+    second.stop();
+    expect(stream.map(text)).toEqual(uninterrupted());
+  });
+
+  it("negative control - recovery that ignores the stream republishes what it holds, and the check sees it", async () => {
+    const stream: FeedBatch[] = [];
+    const first = run(stream, { upTo: 7 });
+    await settled(first);
+    first.stop();
+    const second = run(stream, { recover: false });
+    await settled(second);
+    second.stop();
+    expect(stream.map(text)).not.toEqual(uninterrupted());
+    expect(new Set(stream.map(text)).size).toBeLessThan(stream.length);
+  });
+
+  it("feed actor - snapshot on demand publishes the state after the updates it covers", async () => {
+    const p = planFeed(TENANT, { query: { op: "lastBy", table: "quotes" } }, (t) => w.specs.find((s) => s.name === t), () => ["trades", "quotes"]);
+    const stream: FeedBatch[] = [];
+    const machine = feedMachine.provide({
+      actors: { lastPublished: fromPromise<FeedOffset | undefined, LastPublishedInput>(async () => undefined), wal: fakeWal(), publish: fromPromise<void, PublishInput>(async ({ input }) => void stream.push(...input.batches)) },
+    });
+    const a = createActor(machine, { input: { feed: { tenant: TENANT, name: "quotes_last" }, plan: p } }).start();
+    await settled(a);
+    a.send({ type: "snapshot" });
+    await waitFor(a, (s) => s.context.stats.snapshots === 1 && s.matches({ running: { output: "idle" } }));
+    const snap = stream.at(-1)!;
+    expect(snap.kind).toBe("snapshot");
+    expect(snap.offset).toEqual(stream.at(-2)!.offset);
+    expect(snap.table.symbols.length).toBe(new Set(w.ticks.filter((t) => t.table === "quotes").map((t) => t.sym)).size);
+    a.stop();
+  });
+
+  it("feed actor - a failing WAL or stream ends in failed with the reason", async () => {
+    const stream: FeedBatch[] = [];
+    const s = await settled(run(stream, { publishFails: true }));
+    expect(s.matches("failed")).toBe(true);
+    expect(s.context.error).toMatch(/feed vwap: publishing failed: stream PX_FEED_qt: no responders/);
+    const m = feedMachine.provide({
+      actors: {
+        lastPublished: fromPromise<FeedOffset | undefined, LastPublishedInput>(async () => undefined),
+        wal: fromCallback<FeedEvent, FeedWalInput>(({ sendBack }) => {
+          const t = setTimeout(() => sendBack({ type: "walError", message: "stream PX_WAL_qt not found" }), 0);
+          return () => clearTimeout(t);
+        }),
+      },
+    });
+    const b = createActor(m, { input: { feed: { tenant: TENANT, name: "vwap" }, plan } }).start();
+    const f = await waitFor(b, (x) => x.matches("failed"));
+    expect(f.context.error).toBe("WAL consumer failed: stream PX_WAL_qt not found");
+    b.stop();
+  });
+});
