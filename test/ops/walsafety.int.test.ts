@@ -152,6 +152,52 @@ describe("ops - WAL full, then compaction", () => {
   }, 150_000);
 });
 
+describe("ops - WAL gap on replay", () => {
+  /** Ingest into a node, stop it, purge the stream by hand below the last two records, start a node again. */
+  async function restartAfterPurge(tenant: string): Promise<{ node: ProxistNode; ackedRows: number; lines: string[] }> {
+    const spec = specOf(tenant, 1);
+    const trades = spec.tenants[0]!.tables[0]!;
+    const first = await nodeOn(f.server, f.nc, { snapshotIntervalMs: 0 }, spec);
+    const walk = new RandomWalk(symbolNames(20), 4, 1.75e15);
+    const pub = new TickPublisher(f.nc, { tenant, spec: trades, maxInFlight: 4 });
+    let ackedRows = 0;
+    let lastLsn = 0;
+    for (let i = 0; i < 10; i++) {
+      const a = await pub.publish(walk.trades(100, 100_000));
+      ackedRows += a.rows;
+      lastLsn = a.lastLsn;
+    }
+    await first.stop();
+    await (await jetstreamManager(f.nc)).streams.purge(walStream(tenant), { seq: lastLsn - 1 });
+    const lines: string[] = [];
+    const node = await startNode({ natsUrl: f.server.url, snapshotIntervalMs: 0, log: (l) => lines.push(l) });
+    nodes.push(node);
+    return { node, ackedRows, lines };
+  }
+
+  it("WAL gap - a shard replaying a WAL purged by hand fails with the named gap and /readyz names it", async () => {
+    const { node } = await restartAfterPurge("replaygap");
+    const h = await until("the shard to fail", async () => {
+      const x = node.shards.get({ tenant: "replaygap", table: "trades", bucket: 0 });
+      return x?.runtime.state === "failed" ? x : undefined;
+    });
+    expect(h.runtime.actor.getSnapshot().context.error).toMatch(/WAL gap: the hot set of shard replaygap\/trades\/0 needs records from LSN 1, but the WAL stream now starts at LSN \d+/);
+    const ready = await text(node.httpPort, "/readyz");
+    expect(ready.status).toBe(503);
+    expect(ready.body).toMatch(/WAL gap: the hot set of shard replaygap/);
+  }, 90_000);
+
+  it("WAL gap - negative control: with the check off the shard goes live on the rows left and misses acknowledged ones", async () => {
+    process.env.PX_GAP_CHECK_OFF = "1";
+    const { node, ackedRows } = await restartAfterPurge("replaygapoff");
+    const h = await until("the shard to go live", async () => {
+      const x = node.shards.get({ tenant: "replaygapoff", table: "trades", bucket: 0 });
+      return x?.runtime.state === "running.live" ? x : undefined;
+    });
+    expect(h.runtime.stats.rows).toBeLessThan(ackedRows);
+  }, 90_000);
+});
+
 describe("ops - WAL gap", () => {
   /**
    * Ingest, persist, stop ClickHouse, ingest more (the sink holds at most 4
