@@ -31,7 +31,8 @@ export function tenantStreams(jsm: JetStreamManager, o: TenantStreamsOptions): (
   const schedule = Schedule.exponential(Duration.millis(o.baseDelayMs ?? 500), 1.5);
   const ensure = (tenant: string) =>
     Effect.tryPromise(async () => {
-      await ensureWalStream(jsm, tenant, { replicas: o.replicas, maxBytes: o.walMaxBytes ?? storeLimits().walMaxBytes });
+      const note = await ensureWalStream(jsm, tenant, { replicas: o.replicas, maxBytes: o.walMaxBytes ?? storeLimits().walMaxBytes });
+      if (note !== undefined) o.log(`node ${o.nodeId}: ${note}`);
       await ensureWatermarkStream(jsm, tenant, o.replicas);
     }).pipe(
       Effect.tapError((e) => Effect.sync(() => log(o, tenant, e))),

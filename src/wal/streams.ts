@@ -33,7 +33,12 @@ async function ensureStream(jsm: JetStreamManager, config: Parameters<JetStreamM
   }
 }
 
-export async function ensureWalStream(jsm: JetStreamManager, tenant: string, o: WalStreamOptions = {}): Promise<void> {
+/**
+ * Creates the tenant's WAL stream, or brings an existing one to this
+ * configuration. Resolves with a note when the configured limit was not applied
+ * (undefined otherwise).
+ */
+export async function ensureWalStream(jsm: JetStreamManager, tenant: string, o: WalStreamOptions = {}): Promise<string | undefined> {
   const name = walStream(tenant);
   const subjects = [walSubjectsOfTenant(tenant), walAnchorSubject(tenant)];
   const maxBytes = o.maxBytes ?? -1;
@@ -50,10 +55,16 @@ export async function ensureWalStream(jsm: JetStreamManager, tenant: string, o: 
   // A stream of an earlier release (discard old, no limit, no anchor subject): bring its limits to this configuration.
   const info = await jsm.streams.info(name);
   const c = info.config;
-  if (c.discard !== DiscardPolicy.New || c.max_bytes !== maxBytes || !subjects.every((s) => c.subjects.includes(s))) {
-    await jsm.streams.update(name, { ...c, discard: DiscardPolicy.New, max_bytes: maxBytes, subjects: [...new Set([...c.subjects, ...subjects])] });
+  // JetStream applies a lower max_bytes by dropping the oldest records: never below what the stream holds.
+  const shrinksPastData = maxBytes !== -1 && info.state.bytes > maxBytes;
+  const target = shrinksPastData ? c.max_bytes : maxBytes;
+  if (c.discard !== DiscardPolicy.New || c.max_bytes !== target || !subjects.every((s) => c.subjects.includes(s))) {
+    await jsm.streams.update(name, { ...c, discard: DiscardPolicy.New, max_bytes: target, subjects: [...new Set([...c.subjects, ...subjects])] });
   }
   await ensureAnchor(jsm, tenant);
+  return shrinksPastData
+    ? `the WAL of tenant ${tenant} holds ${info.state.bytes} bytes, more than the configured limit ${maxBytes} (PX_WAL_MAX_BYTES): its limit stays ${c.max_bytes} (lowering it would drop records); compact it, then restart the node to apply the limit`
+    : undefined;
 }
 
 /**

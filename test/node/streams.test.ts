@@ -16,7 +16,7 @@ function fakeJsm(failures: number) {
     streams: {
       info: async (name: string) => {
         if (!created.includes(name)) throw new Error("stream not found");
-        return { config: configs.get(name) };
+        return { config: configs.get(name), state: { bytes: 0 } };
       },
       add: async (config: { name: string }) => {
         if (left-- > 0) throw new Error("timeout: JetStream has no leader yet");

@@ -21,6 +21,7 @@ import { parseClusterSpec } from "../../protocols/tablespec.js";
 import type { ClusterSpec } from "../../protocols/tablespec.js";
 import type { IngestAck } from "../../protocols/ingest.js";
 import { walStream } from "../../protocols/subjects.js";
+import { startNode } from "../../src/node/node.js";
 import type { ProxistNode } from "../../src/node/node.js";
 
 let f: NatsFixture;
@@ -109,7 +110,92 @@ describe("ops - WAL full", () => {
     expect(resumed.rows).toBe(200);
     expect((await text(node.httpPort, "/metrics")).body).toMatch(/^px_wal_full 0$/m);
     expect((await text(node.httpPort, "/readyz")).status).toBe(200);
+
+    // A node configured with a limit below what the WAL holds does not apply it: JetStream would drop the oldest records.
+    const before = await jsm.streams.info(walStream("full"));
+    const lines: string[] = [];
+    const small = await startNode({ natsUrl: f.server.url, walMaxBytes: 50_000, log: (l) => lines.push(l) });
+    nodes.push(small);
+    await until("the small-limit node to prepare the tenant", async () => (lines.some((l) => l.includes("more than the configured limit 50000")) ? true : undefined), 30_000);
+    const after = await jsm.streams.info(walStream("full"));
+    expect(after.state.messages).toBe(before.state.messages);
+    expect(after.config.max_bytes).toBe(4_000_000);
   }, 120_000);
+});
+
+describe("ops - WAL full, then compaction", () => {
+  it("WAL full - compaction of what ClickHouse and a snapshot hold frees space: ingest resumes and every acknowledged row is in ClickHouse", async () => {
+    const spec = parseClusterSpec({ tenants: [{ name: "fullc", tables: [{ name: "trades", shards: 1, retention: { walKeep: 1 }, columns: [{ name: "price", type: "float64" }, { name: "size", type: "float64" }] }] }] });
+    const trades = spec.tenants[0]!.tables[0]!;
+    const node = await nodeOn(f.server, f.nc, { walMaxBytes: 200_000, clickhouseUrl: chf.server.httpUrl, snapshotIntervalMs: 0, compaction: { intervalMs: 0 } }, spec);
+    nodes.push(node);
+    const walk = new RandomWalk(symbolNames(50), 8, 1.75e15);
+    const pub = new TickPublisher(f.nc, { tenant: "fullc", spec: trades, maxInFlight: 1, maxAttempts: 1, timeoutMs: 5_000 });
+    let ackedRows = 0;
+    let refusal: Error | undefined;
+    for (let i = 0; i < 500 && refusal === undefined; i++) {
+      await pub.publish(walk.trades(200, 100_000)).then(
+        (a) => void (ackedRows += a.rows),
+        (e: unknown) => void (refusal = e as Error),
+      );
+    }
+    expect((refusal as { code?: string } | undefined)?.code).toBe("RESOURCE_EXHAUSTED");
+    await waitPersisted(node.httpPort, f.nc, "fullc", "trades");
+    await node.shards.get({ tenant: "fullc", table: "trades", bucket: 0 })!.runtime.snapshotNow();
+    const run = await node.compaction!.compactNow();
+    expect(run.error).toBeUndefined();
+    expect(run.results.reduce((n, r) => n + r.purged, 0)).toBeGreaterThan(0);
+    const resumed = await until("ingest to resume", () => pub.publish(walk.trades(200, 100_000)).then((a) => a, () => undefined), 30_000);
+    ackedRows += resumed.rows;
+    await waitPersisted(node.httpPort, f.nc, "fullc", "trades");
+    expect(Number((await chf.ch.query(`SELECT count() FROM ${qualifiedTable("fullc", "trades")}`)).trim())).toBe(ackedRows);
+  }, 150_000);
+});
+
+describe("ops - WAL gap on replay", () => {
+  /** Ingest into a node, stop it, purge the stream by hand below the last two records, start a node again. */
+  async function restartAfterPurge(tenant: string): Promise<{ node: ProxistNode; ackedRows: number; lines: string[] }> {
+    const spec = specOf(tenant, 1);
+    const trades = spec.tenants[0]!.tables[0]!;
+    const first = await nodeOn(f.server, f.nc, { snapshotIntervalMs: 0 }, spec);
+    const walk = new RandomWalk(symbolNames(20), 4, 1.75e15);
+    const pub = new TickPublisher(f.nc, { tenant, spec: trades, maxInFlight: 4 });
+    let ackedRows = 0;
+    let lastLsn = 0;
+    for (let i = 0; i < 10; i++) {
+      const a = await pub.publish(walk.trades(100, 100_000));
+      ackedRows += a.rows;
+      lastLsn = a.lastLsn;
+    }
+    await first.stop();
+    await (await jetstreamManager(f.nc)).streams.purge(walStream(tenant), { seq: lastLsn - 1 });
+    const lines: string[] = [];
+    const node = await startNode({ natsUrl: f.server.url, snapshotIntervalMs: 0, log: (l) => lines.push(l) });
+    nodes.push(node);
+    return { node, ackedRows, lines };
+  }
+
+  it("WAL gap - a shard replaying a WAL purged by hand fails with the named gap and /readyz names it", async () => {
+    const { node } = await restartAfterPurge("replaygap");
+    const h = await until("the shard to fail", async () => {
+      const x = node.shards.get({ tenant: "replaygap", table: "trades", bucket: 0 });
+      return x?.runtime.state === "failed" ? x : undefined;
+    });
+    expect(h.runtime.actor.getSnapshot().context.error).toMatch(/WAL gap: the hot set of shard replaygap\/trades\/0 needs records from LSN 1, but the WAL stream now starts at LSN \d+/);
+    const ready = await text(node.httpPort, "/readyz");
+    expect(ready.status).toBe(503);
+    expect(ready.body).toMatch(/WAL gap: the hot set of shard replaygap/);
+  }, 90_000);
+
+  it("WAL gap - negative control: with the check off the shard goes live on the rows left and misses acknowledged ones", async () => {
+    process.env.PX_GAP_CHECK_OFF = "1";
+    const { node, ackedRows } = await restartAfterPurge("replaygapoff");
+    const h = await until("the shard to go live", async () => {
+      const x = node.shards.get({ tenant: "replaygapoff", table: "trades", bucket: 0 });
+      return x?.runtime.state === "running.live" ? x : undefined;
+    });
+    expect(h.runtime.stats.rows).toBeLessThan(ackedRows);
+  }, 90_000);
 });
 
 describe("ops - WAL gap", () => {
