@@ -3,11 +3,12 @@
 // fallback), a dictionary goes out once per dictionary, and the hand-rolled
 // protobuf agrees with protobuf-es in both directions.
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { tableFromIPC } from "apache-arrow";
+import { Type, tableFromIPC } from "apache-arrow";
 import type { RecordBatch, Table } from "apache-arrow";
 import { describe, expect, it } from "vitest";
 import { FlightDataSchema, FlightDescriptorSchema, FlightDescriptor_DescriptorType } from "../../protocols/gen/arrow/flight/protocol/Flight_pb.js";
 import { schemaMessage } from "../../src/api/arrowout.js";
+import { presentBatch, presentSchema } from "../../src/api/presentation.js";
 import { DEFAULT_LIMITS } from "../../src/api/index.js";
 import { joinIpcStream, readMessageInfo } from "../../src/api/ipc/index.js";
 import { FlightBatchWriter, flightDataBytes, readFlightData } from "../../src/api/flight/wire.js";
@@ -79,6 +80,20 @@ describe("FlightData wire", () => {
     const { table: got, types } = readBack(out);
     expect(types.filter((t) => t === "dictionaryBatch").length).toBe(2);
     expect(rowsOf(got)).toEqual([...rowsOf(a!), ...rowsOf(b!), ...rowsOf(c!)]);
+  });
+
+  it("wire - time columns presented as timestamp[us] (the API's default) take the template path too: one dictionary, rows equal", () => {
+    const [batch] = toRecordBatches(table(1000, 5, ["AAPL", "MSFT", "IBM"]), schema);
+    const presented = presentSchema(batch!.schema, "timestamp");
+    expect(presented.fields[1]!.type.typeId).toBe(Type.Timestamp);
+    const shown = presentBatch(batch!, presented);
+    const out = [...new FlightBatchWriter().messages(shown, 100)];
+    const parsed = out.map((m) => readFlightData(m)!);
+    const types = parsed.map((p) => readMessageInfo(p.dataHeader, DEFAULT_LIMITS, "test").type);
+    // The generic writer would send the dictionary with each of the 11 batches.
+    expect(types.filter((t) => t === "dictionaryBatch")).toHaveLength(1);
+    const got = tableFromIPC(joinIpcStream([schemaMessage(presented), ...parsed.map((p) => ({ header: p.dataHeader, body: p.dataBody }))]));
+    expect(rowsOf(got)).toEqual(rowsOf(shown));
   });
 
   it("wire - a batch with nulls takes the generic writer and still reads back equal", () => {

@@ -116,6 +116,8 @@ function layoutOf(batch: RecordBatch): Layout | undefined {
       dictionary = v;
       width = 4;
     } else if (t.typeId === Type.Int) width = t.bitWidth === 64 ? 8 : t.bitWidth === 32 ? 4 : -1;
+    // timestamp[us]: the API presents int64 microseconds as it (the same 8-byte buffer); the body layout is int64's.
+    else if (t.typeId === Type.Timestamp) width = 8;
     else if (t.typeId === Type.Float) width = t.precision === 2 ? 8 : t.precision === 1 ? 4 : -1;
     else if (t.typeId === Type.Bool) width = 0;
     else return undefined;
