@@ -9,7 +9,8 @@
 //      same day loaded over NATS): Flight DoGet of the day, gRPC lastBy p50,
 //      NATS ingest ticks/s.
 // BENCH_AB_BASE (commit, default bef2620: before the house refactor),
-// BENCH_AB_TICKS (per table, default 2 M), BENCH_AB_ROUNDS (default 7).
+// BENCH_AB_TICKS (per table, default 2 M), BENCH_AB_ROUNDS (default 7), BENCH_AB_ORDER
+// (this-first: build this tree's engine first).
 // Ratios are this tree / base: time ratios < 1 and rate ratios > 1 mean this tree is faster.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, symlinkSync } from "node:fs";
@@ -105,9 +106,12 @@ async function engineAb(baseRoot: string): Promise<Record<string, Compared>> {
     trades: Array.from(genBatches("trades", { symbols: SYMBOLS, ticks: TICKS, batchRows: 10_000, seed: 42 })),
     quotes: Array.from(genBatches("quotes", { symbols: SYMBOLS, ticks: TICKS, batchRows: 10_000, seed: 43 })),
   };
-  // Built in the order base, this: a first-built heap is not favoured towards this tree.
-  const base = await engineOf(baseRoot, data);
-  const mine = await engineOf(here, data);
+  // Built in the order base, this (BENCH_AB_ORDER=this-first swaps it): which tree's engine is built first
+  // showed in Q1 (the one built second was ~1.45x slower on last-by in some runs, whichever tree it was).
+  const thisFirst = process.env.BENCH_AB_ORDER === "this-first";
+  const first = await engineOf(thisFirst ? here : baseRoot, data);
+  const second = await engineOf(thisFirst ? baseRoot : here, data);
+  const [base, mine] = thisFirst ? [second, first] : [first, second];
   const engines: Record<Side, typeof mine> = { this: mine, base };
   const names = symbolNames(SYMBOLS);
   const q2Span = Math.floor((closeMicros - openMicros) * Math.min(1, 100_000 / TICKS));
@@ -226,6 +230,7 @@ async function main(): Promise<void> {
   writeResult("ab", figures, {
     base: sha,
     head,
+    engine_build_order: process.env.BENCH_AB_ORDER === "this-first" ? "this, base" : "base, this",
     setup: [
       `engine: bench:query's Q1-Q5 (q3one/q3all rolling VWAP 5m) on ${TICKS} trades + ${TICKS} quotes, ${SYMBOLS} symbols, ${SHARDS} shards, hot only; both trees' HotTable + ProxistQueryEngine in this process; a round = the p50 of up to 200 execute() calls per side; value = p50 ms`,
       `node: one node process per tree (src/main.ts node --shards all, own nats-server, no ClickHouse), the same ${TICKS} trades loaded over NATS; doget = Flight DoGet of the day sorted by symbol, rows/s; lastby = p50 of 300 proxist.v1 Query lastBy calls; ingest = 200,000 ticks (next day) over NATS, 32 batches in flight, ticks/s`,
