@@ -40,6 +40,7 @@ import type { SlowQueryOptions } from "./slowlog.js";
 import { LocalShardHost } from "./shard/host.js";
 import type { HostSinkOptions } from "./shard/host.js";
 import { nodeProblems, tenantStreams } from "./streams.js";
+import { retryOnTimeout } from "./startup.js";
 import { CompactionRuntime, compactionIntervalMs } from "./compaction.js";
 import type { CompactionHolds } from "./compaction.js";
 import { serveOpsControl } from "./opsctl.js";
@@ -133,10 +134,11 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   const jsm = await jetstreamManager(nc);
   const js = jetstream(nc);
   const replicas = o.replicas ?? 1;
-  const store = await MetadataStore.open(nc, replicas);
-  const snapshots = await SnapshotStore.open(nc, replicas, o.seams?.snapshotObjects);
+  const startLog = (line: string): void => log(`node ${nodeId}: ${line}`);
+  const store = await retryOnTimeout("opening px_config", () => MetadataStore.open(nc, replicas), startLog);
+  const snapshots = await retryOnTimeout("opening the snapshot store", () => SnapshotStore.open(nc, replicas, o.seams?.snapshotObjects), startLog);
   // The one catalog of this node: a tenant is served only once its streams exist.
-  const catalog = await openCatalog(nc, replicas, { prepare: tenantStreams(jsm, { replicas, nodeId, log, ...(o.walMaxBytes === undefined ? {} : { walMaxBytes: o.walMaxBytes }) }), log: (line) => log(`node ${nodeId}: ${line}`) });
+  const catalog = await retryOnTimeout("loading the catalog", () => openCatalog(nc, replicas, { prepare: tenantStreams(jsm, { replicas, nodeId, log, ...(o.walMaxBytes === undefined ? {} : { walMaxBytes: o.walMaxBytes }) }), log: (line) => log(`node ${nodeId}: ${line}`) }), startLog);
   const clickhouse = o.clickhouseUrl === undefined ? undefined : new SinkClickhouse({ url: o.clickhouseUrl });
   const metrics = new NodeMetrics(nodeId);
   // PX_METRICS=off: nothing observed per batch (the benchmarks' comparison); scrape-time figures still answer.
@@ -153,7 +155,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
     ...(clickhouse === undefined ? {} : { sink: { ...o.sink, clickhouse } }),
   });
   // WAL compaction needs P, so only a node with sinks runs it; every node records operations events.
-  await ensureEventsStream(jsm, replicas);
+  await retryOnTimeout("creating the events stream", () => ensureEventsStream(jsm, replicas), startLog);
   const compaction =
     clickhouse === undefined
       ? undefined
