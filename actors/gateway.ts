@@ -45,8 +45,12 @@ export type GatewayEvent =
   | { type: "appended"; batch: AppendRef; appends: readonly WalAppend[] }
   /** `walFull`: the WAL refused the records because it is full (the cause, named in RESOURCE_EXHAUSTED). */
   | { type: "appendFailed"; batch: AppendRef; message: string; walFull?: string | undefined }
-  /** The wal actor refused the batch before appending it (a producer pair reused for other data): the client's error, not the WAL's. */
-  | { type: "appendRefused"; batch: AppendRef; message: string }
+  /**
+   * The wal actor refused the batch before appending it (a producer pair reused
+   * for other data, a record over the server's max_payload): the client's error,
+   * not the WAL's, so the gateway stays ready. `code` defaults to INVALID_ARGUMENT.
+   */
+  | { type: "appendRefused"; batch: AppendRef; message: string; code?: "INVALID_ARGUMENT" | "RESOURCE_EXHAUSTED" | undefined }
   | { type: "catalog"; catalog: Catalog };
 
 /** Sent to the source actor. */
@@ -189,10 +193,10 @@ export const gatewayMachine = setup({
       enqueue.assign({ inFlight: context.inFlight - 1, walFull: undefined, stats: { ...context.stats, acceptedBatches: acceptedBatches + 1, acceptedRows: acceptedRows + params.batch.rows } });
       enqueue.sendTo("source", ackOf(params.batch, params.appends));
     }),
-    refuseAppend: enqueueActions(({ context, enqueue }, params: { batch: AppendRef; message: string }) => {
+    refuseAppend: enqueueActions(({ context, enqueue }, params: { batch: AppendRef; message: string; code?: "INVALID_ARGUMENT" | "RESOURCE_EXHAUSTED" | undefined }) => {
       const b = params.batch;
       enqueue.assign({ inFlight: context.inFlight - 1, stats: count(context.stats, "rejectedBatches") });
-      enqueue.sendTo("source", nack(b, { code: "INVALID_ARGUMENT", message: params.message, retryable: false }));
+      enqueue.sendTo("source", nack(b, { code: params.code ?? "INVALID_ARGUMENT", message: params.message, retryable: false }));
     }),
     failAppend: enqueueActions(({ context, enqueue }, params: { batch: AppendRef; message: string; walFull?: string | undefined }) => {
       const b = params.batch;
@@ -254,7 +258,7 @@ export const gatewayMachine = setup({
       on: {
         ingest: { actions: { type: "admit", params: ({ event }) => ({ request: event.request }) } },
         appended: { actions: { type: "ack", params: ({ event }) => ({ batch: event.batch, appends: event.appends }) } },
-        appendRefused: { actions: { type: "refuseAppend", params: ({ event }) => ({ batch: event.batch, message: event.message }) } },
+        appendRefused: { actions: { type: "refuseAppend", params: ({ event }) => ({ batch: event.batch, message: event.message, code: event.code }) } },
         appendFailed: {
           target: "degraded",
           actions: { type: "failAppend", params: ({ event }) => ({ batch: event.batch, message: event.message, walFull: event.walFull }) },
@@ -267,7 +271,7 @@ export const gatewayMachine = setup({
       on: {
         ingest: { actions: { type: "throttle", params: ({ event }) => ({ request: event.request }) } },
         appended: { actions: { type: "ack", params: ({ event }) => ({ batch: event.batch, appends: event.appends }) } },
-        appendRefused: { actions: { type: "refuseAppend", params: ({ event }) => ({ batch: event.batch, message: event.message }) } },
+        appendRefused: { actions: { type: "refuseAppend", params: ({ event }) => ({ batch: event.batch, message: event.message, code: event.code }) } },
         appendFailed: {
           target: "degraded",
           actions: { type: "failAppend", params: ({ event }) => ({ batch: event.batch, message: event.message, walFull: event.walFull }) },
@@ -296,7 +300,7 @@ export const gatewayMachine = setup({
           }),
         },
         appended: { actions: { type: "ack", params: ({ event }) => ({ batch: event.batch, appends: event.appends }) } },
-        appendRefused: { actions: { type: "refuseAppend", params: ({ event }) => ({ batch: event.batch, message: event.message }) } },
+        appendRefused: { actions: { type: "refuseAppend", params: ({ event }) => ({ batch: event.batch, message: event.message, code: event.code }) } },
         appendFailed: { actions: { type: "failAppend", params: ({ event }) => ({ batch: event.batch, message: event.message, walFull: event.walFull }) } },
       },
     },

@@ -5,6 +5,12 @@
 export interface Producer {
   readonly id: string;
   readonly seq: bigint;
+  /**
+   * true when the node made the pair up (the client sent none): unique per
+   * batch by construction, so the pair-reuse check is not needed; it only makes
+   * the gateway's own retries of the batch idempotent.
+   */
+  readonly generated?: boolean;
 }
 
 export interface WalAppendPlan {

@@ -29,7 +29,8 @@ import type { FeedHost } from "./feed/host.js";
 import { catalogActor } from "./gateway/catalog.js";
 import { LocalIngress, jetstreamWal, natsIngestSource } from "./gateway/io.js";
 import { jetstreamDigestAt } from "./gateway/pairs.js";
-import type { AfterAppend, SourceStats } from "./gateway/io.js";
+import type { AfterAppend, LoseWalAck, SourceStats } from "./gateway/io.js";
+import { ProducerMint } from "./gateway/mint.js";
 import { shardRoutes, startHttp } from "./http.js";
 import { httpAdminGate } from "./httpauth.js";
 import { NodeMetrics, metricsEnabled } from "./metrics.js";
@@ -79,6 +80,10 @@ export interface NodeOptions {
   readonly log?: (line: string) => void;
   /** Test-only negative control: no producer-pair check (a reused pair with other data is then stored or dropped per bucket). */
   readonly unsafeSkipProducerPairCheck?: boolean;
+  /** Test-only negative control: batches without a producer pair get none (the gateway's retries may then duplicate them). */
+  readonly unsafeNoMintedProducer?: boolean;
+  /** Test-only negative control: no check of WAL record sizes against max_payload before appending. */
+  readonly unsafeSkipRecordLimit?: boolean;
   /** Wrappers around the node's IO; crash tests inject faults through them (test/helpers/faultnode.ts). */
   readonly seams?: NodeSeams;
   /** HTTP ingest bodies stored at once before 429 (default 32). */
@@ -99,6 +104,8 @@ export interface NodeOptions {
 export interface NodeSeams {
   /** Runs after JetStream stored a batch, before the gateway acks it. */
   readonly afterAppend?: AfterAppend;
+  /** Makes the gateway act as if the PubAck of a stored WAL record was lost. */
+  readonly loseWalAck?: LoseWalAck;
   /** Wraps the object store that snapshots are written to and read from. */
   readonly snapshotObjects?: (os: ObjectStore) => ObjectStore;
 }
@@ -186,6 +193,8 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   // One batch per (producer id, seq): see gateway/pairs.ts.
   const digestAt = o.unsafeSkipProducerPairCheck === true ? undefined : jetstreamDigestAt(js);
   const local = new LocalIngress();
+  // Batches without a producer pair get one (gateway/mint.ts), so the gateway's own retries store them once.
+  local.mint = o.unsafeNoMintedProducer === true ? undefined : new ProducerMint();
   // WAL record buffers: the gateway machine takes them, its wal actor gives them back once JetStream stored them.
   const recordPool = new BytePool(256);
   // Spans of traced batches (a no-op unless tracing was started: src/node/obs/tracing.ts).
@@ -194,7 +203,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
     gatewayMachine.provide({
       actors: {
         source: natsIngestSource(nc, sourceStats, local, undefined, meter, spans),
-        wal: jetstreamWal(js, recordPool, { meter, spans, ...(o.seams?.afterAppend === undefined ? {} : { afterAppend: o.seams.afterAppend }), ...(digestAt === undefined ? {} : { digestAt }) }),
+        wal: jetstreamWal(js, recordPool, { meter, spans, ...(o.seams?.afterAppend === undefined ? {} : { afterAppend: o.seams.afterAppend }), ...(o.seams?.loseWalAck === undefined ? {} : { loseAck: o.seams.loseWalAck }), ...(o.unsafeSkipRecordLimit === true ? { skipRecordLimit: true } : {}), ...(digestAt === undefined ? {} : { digestAt }) }),
         catalog: catalogActor(catalog),
       },
     }),

@@ -41,8 +41,9 @@ export async function serviceCreds(which: "service" | "admin" = "service"): Prom
   return natsCredsOptions((await testNatsAuth()).credsPath(which));
 }
 
-export async function natsFixture(): Promise<NatsFixture> {
-  const server = await startNatsServer({ auth: await testNatsAuth() });
+/** `maxPayloadBytes`: the server's max_payload (default 8 MiB, as in infra/nats/nats.conf). */
+export async function natsFixture(o: { readonly maxPayloadBytes?: number } = {}): Promise<NatsFixture> {
+  const server = await startNatsServer({ auth: await testNatsAuth(), ...o });
   const nc = await connect({ servers: server.url, ...(await serviceCreds()) });
   return {
     server,

@@ -19,6 +19,8 @@ import type { Meter } from "../meter.js";
 import type { BatchSpans } from "./spans.js";
 import { TRACEPARENT } from "../obs/index.js";
 import { walFullCause } from "../../wal/index.js";
+import { oversizeRecord } from "../../ingest/recordlimit.js";
+import type { ProducerMint } from "./mint.js";
 
 const encoder = new TextEncoder();
 
@@ -38,6 +40,8 @@ export class LocalIngress {
   meter: { readonly started: Map<number, number>; readonly meter: Meter } | undefined;
   /** Set by the source actor: the batches' spans (tracing on). */
   spans: BatchSpans | undefined;
+  /** Makes up a producer pair for a batch that came without one (undefined: such batches have none, the tests' negative control). */
+  mint: ProducerMint | undefined;
 
   /** A batch from the gRPC or Flight API; `traceparent` is the call's trace context. */
   submit({ traceparent, ...r }: Omit<IngestRequest, "id" | "wantsReply"> & { readonly traceparent?: string | undefined }): Promise<IngestReply> {
@@ -50,9 +54,10 @@ export class LocalIngress {
       this.meter.started.set(id, performance.now());
       this.meter.meter.ingestReceived(r.tenant, r.table, r.payload.byteLength);
     }
+    const producer = r.producer ?? this.mint?.next();
     return new Promise((resolve) => {
       this.waiting.set(id, resolve);
-      send({ type: "ingest", request: { ...r, id, wantsReply: true } });
+      send({ type: "ingest", request: { ...r, producer, id, wantsReply: true } });
     });
   }
 }
@@ -85,7 +90,7 @@ export function natsIngestSource(nc: NatsConnection, stats: SourceStats, local: 
           tenant: addr.tenant,
           table: addr.table,
           payload: msg.data,
-          producer: producer.ok ? producer.producer : undefined,
+          producer: producer.ok ? (producer.producer ?? local.mint?.next()) : undefined,
           wantsReply: Boolean(msg.reply),
           ...(producer.ok ? {} : { envelopeError: producer.message }),
         };
@@ -182,26 +187,54 @@ function walAppender(js: JetStreamClient, timeoutMs: number): (plan: WalAppendPl
 
 /** Test seam: runs after JetStream stored every record of a batch, before the gateway hears of it. */
 export type AfterAppend = (cmd: WalCommand) => void;
+/** Test seam: true makes the wal actor act as if the PubAck of a record JetStream stored was lost (attempt counts from 1). */
+export type LoseWalAck = (subject: string, attempt: number) => boolean;
 
 const acked = ({ bucket, lsn, rows, duplicate }: Stored): WalAppend => ({ bucket, lsn, rows, duplicate });
+
+/** Waits before the gateway appends a failed batch again (ms); one entry per retry. */
+export const WAL_RETRY_DELAYS_MS: readonly number[] = [200, 1_000];
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export interface JetstreamWalOptions {
+  timeoutMs?: number;
+  afterAppend?: AfterAppend;
+  loseAck?: LoseWalAck;
+  digestAt?: DigestAt;
+  meter?: Meter | undefined;
+  spans?: BatchSpans | undefined;
+  retryDelaysMs?: readonly number[];
+  /** Test-only negative control: send records over max_payload anyway. */
+  skipRecordLimit?: boolean;
+}
 
 /**
  * The gateway's `wal` actor: each append command is answered exactly once
  * (`appended`, `appendRefused` or `appendFailed`, with the command's batch), and
  * the batch's record buffers go back to `recordPool` once JetStream acked them.
- * With `digestAt` (the producer-pair check, ./pairs.ts) a batch with a pair
- * goes out first record first; without it (tests' negative control) every
+ * With `digestAt` (the producer-pair check, ./pairs.ts) a batch with a client's
+ * pair goes out first record first; without it (tests' negative control) every
  * record at once under its per-bucket id.
+ *
+ * A record over the server's max_payload refuses the whole batch before any of
+ * it is sent (src/ingest/recordlimit.ts). A batch whose every record has a
+ * Nats-Msg-Id (a client's pair or a minted one) is appended again after a
+ * failure (a lost PubAck, a timeout, a reconnect): JetStream stores what it
+ * already has once, so a batch stored in part is completed, not duplicated.
  */
-export function jetstreamWal(js: JetStreamClient, recordPool?: BytePool, o: { timeoutMs?: number; afterAppend?: AfterAppend; digestAt?: DigestAt; meter?: Meter | undefined; spans?: BatchSpans | undefined } = {}) {
+export function jetstreamWal(js: JetStreamClient, recordPool?: BytePool, o: JetstreamWalOptions = {}) {
   return fromCallback<WalCommand>(({ sendBack, receive }) => {
     let stopped = false;
-    const append = walAppender(js, o.timeoutMs ?? 10_000);
+    const send = walAppender(js, o.timeoutMs ?? 10_000);
+    const loseAck = o.loseAck;
+    const nc = (js as unknown as { nc?: NatsConnection }).nc;
     const digestAt = o.digestAt;
+    const retryDelays = o.retryDelaysMs ?? WAL_RETRY_DELAYS_MS;
     const release = (cmd: WalCommand): void => {
       if (recordPool !== undefined) for (const plan of cmd.plans) recordPool.release(plan.record.buffer);
     };
-    const withPair = async (cmd: WalCommand, producer: Producer, check: DigestAt, tp: string | undefined): Promise<Stored[]> => {
+    const withPair = async (cmd: WalCommand, producer: Producer, check: DigestAt, tp: string | undefined, append: typeof send): Promise<Stored[]> => {
       const [first, ...rest] = cmd.plans;
       const digest = recordsDigest(cmd.plans);
       const head = await append(first!, { msgId: pairMsgId(producer), digest }, tp);
@@ -212,12 +245,46 @@ export function jetstreamWal(js: JetStreamClient, recordPool?: BytePool, o: { ti
       }
       return [head, ...(await Promise.all(rest.map((plan) => append(plan, undefined, tp))))];
     };
+    const attempt = (cmd: WalCommand, tp: string | undefined, n: number): Promise<Stored[]> => {
+      const append: typeof send =
+        loseAck === undefined
+          ? send
+          : async (plan, pair, traceparent) => {
+              const stored = await send(plan, pair, traceparent);
+              if (loseAck(plan.subject, n)) throw new Error(`the PubAck of ${plan.subject} (LSN ${stored.lsn}) was lost (test seam)`);
+              return stored;
+            };
+      const producer = cmd.producer;
+      // A minted pair is never reused: no pair check needed.
+      return digestAt !== undefined && producer !== undefined && producer.generated !== true && cmd.plans.length > 0
+        ? withPair(cmd, producer, digestAt, tp, append)
+        : Promise.all(cmd.plans.map((plan) => append(plan, undefined, tp)));
+    };
+    const appendAll = async (cmd: WalCommand, tp: string | undefined): Promise<Stored[]> => {
+      // Only records with a Nats-Msg-Id are safe to send again: JetStream drops the copies it has.
+      const idempotent = cmd.producer !== undefined || cmd.plans.every((p) => p.msgId !== undefined);
+      for (let n = 1; ; n++) {
+        try {
+          return await attempt(cmd, tp, n);
+        } catch (e) {
+          const delay = retryDelays[n - 1];
+          if (stopped || !idempotent || delay === undefined || e instanceof PairReusedError || walFullCause((e as Error).message) !== undefined) throw e;
+          await sleep(delay);
+        }
+      }
+    };
     const meter = o.meter;
     receive((cmd) => {
+      const over = o.skipRecordLimit === true ? undefined : oversizeRecord(cmd.batch.tenant, cmd.batch.table, cmd.plans, nc?.info?.max_payload);
+      if (over !== undefined) {
+        // Refused before anything was sent: nothing of the batch is stored, and the WAL is fine for everyone else.
+        release(cmd);
+        if (!stopped) sendBack({ type: "appendRefused", batch: cmd.batch, message: over.message, code: "RESOURCE_EXHAUSTED" } satisfies GatewayEvent);
+        return;
+      }
       const t0 = meter === undefined ? 0 : performance.now();
       const tp = o.spans?.walStart(cmd.batch.id, cmd.plans.length);
-      const stored = digestAt !== undefined && cmd.producer !== undefined && cmd.plans.length > 0 ? withPair(cmd, cmd.producer, digestAt, tp) : Promise.all(cmd.plans.map((plan) => append(plan, undefined, tp)));
-      stored.then(
+      appendAll(cmd, tp).then(
         (appends) => {
           o.spans?.walEnd(cmd.batch.id, appends.map((a) => a.lsn));
           if (meter !== undefined) {
