@@ -44,3 +44,34 @@ export interface IngestNack {
 }
 
 export type IngestReply = IngestAck | IngestNack;
+
+/** Request body of px.<t>.ingest._status (JSON; empty body = every producer). */
+export interface IngestStatusRequest {
+  readonly producerId?: string;
+}
+
+/** What the WAL holds of one producer: its highest seq and that batch's records. */
+export interface ProducerStatus {
+  readonly producerId: string;
+  /** The highest producer seq with a record in the WAL (decimal: a u64 does not fit a JSON number). */
+  readonly lastSeq: string;
+  /** The LSN of that batch's last record found. */
+  readonly lastLsn: number;
+  /** WAL records of batch lastSeq found. */
+  readonly records: number;
+  /** WAL records batch lastSeq has in all, when its first record says (batches with a client's pair). */
+  readonly batchRecords?: number;
+}
+
+export interface IngestStatusAnswer {
+  readonly v: 1;
+  readonly ok: true;
+  readonly tenant: string;
+  /** The producers asked for that have records in the WAL (one entry per producer). */
+  readonly producers: readonly ProducerStatus[];
+  /** The WAL range read: records below walFirstLsn were compacted (purged after ClickHouse has them) and are not counted. */
+  readonly walFirstLsn: number;
+  readonly walLastLsn: number;
+}
+
+export type IngestStatusReply = IngestStatusAnswer | { readonly v: 1; readonly ok: false; readonly tenant: string; readonly error: IngestErrorBody };

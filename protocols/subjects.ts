@@ -66,10 +66,28 @@ export interface IngestAddress {
   readonly table: string;
 }
 
-/** Parses `px.<tenant>.ingest.<table>`; undefined when the subject is not an ingest subject. */
+/**
+ * Request (JSON IngestStatusRequest -> IngestStatusReply, protocols/ingest.ts):
+ * the highest producer seq the tenant's WAL holds per producer, so a publisher
+ * can resume exactly after an outage longer than the WAL's duplicate window.
+ * Under px.<t>.ingest.> so tenant publishers may send it; `_status` can be no
+ * table's name (they start with a letter), so the gateway ignores it.
+ */
+export const ingestStatusSubject = (tenant: string): string => `px.${tenant}.ingest._status`;
+export const INGEST_STATUS_WILDCARD = "px.*.ingest._status";
+const INGEST_STATUS_TOKEN = "_status";
+
+/** Parses `px.<tenant>.ingest._status` into its tenant. */
+export function parseIngestStatusSubject(subject: string): string | undefined {
+  const parts = subject.split(".");
+  if (parts.length !== 4 || parts[0] !== "px" || parts[2] !== "ingest" || parts[3] !== INGEST_STATUS_TOKEN) return undefined;
+  return parts[1];
+}
+
+/** Parses `px.<tenant>.ingest.<table>`; undefined when the subject is not an ingest subject (the status request is not). */
 export function parseIngestSubject(subject: string): IngestAddress | undefined {
   const parts = subject.split(".");
-  if (parts.length !== 4 || parts[0] !== "px" || parts[2] !== "ingest") return undefined;
+  if (parts.length !== 4 || parts[0] !== "px" || parts[2] !== "ingest" || parts[3] === INGEST_STATUS_TOKEN) return undefined;
   return { tenant: parts[1]!, table: parts[3]! };
 }
 
@@ -98,6 +116,20 @@ export const HDR_BATCH_DIGEST = "Px-Batch-Digest";
 /** Nats-Msg-Id of one WAL record: a retried batch maps to the same ids, so JetStream stores it once. */
 export const walMsgId = (producerId: string, producerSeq: bigint | number, table: string, bucket: number): string =>
   `${producerId}:${producerSeq}:${table}:${bucket}`;
+/** On the first WAL record of a batch with a client's producer pair: how many WAL records the batch has (the ingest status tells a cut batch). */
+export const HDR_BATCH_RECORDS = "Px-Batch-Records";
+
+/**
+ * The producer pair of a WAL record's Nats-Msg-Id: `producer:seq:table:bucket`
+ * (walMsgId) or `producer:seq` (a batch's first record, src/node/gateway/pairs.ts).
+ */
+export function parseWalMsgId(msgId: string): { readonly producerId: string; readonly seq: bigint } | undefined {
+  const parts = msgId.split(":");
+  if (parts.length !== 2 && parts.length !== 4) return undefined;
+  const [producerId, seq] = parts as [string, string];
+  if (producerId === "" || !/^\d{1,20}$/.test(seq)) return undefined;
+  return { producerId, seq: BigInt(seq) };
+}
 
 /** Request (reply inbox streamed in chunks): a query part for shards `nodeId` owns (src/node/fanout.ts). */
 export const queryPartSubject = (nodeId: string): string => `px.node.${nodeId}.qpart`;

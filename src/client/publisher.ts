@@ -17,6 +17,8 @@ import { BytePool } from "../codec/pool.js";
 import { allocValueArray, selectRows } from "../codec/tickbatch.js";
 import type { TickBatch, ValueArray } from "../codec/tickbatch.js";
 import { TaggedError } from "../../protocols/tagged.js";
+import { resumeFrom } from "./ingeststatus.js";
+import type { Resume } from "./ingeststatus.js";
 
 export class IngestRejectedError extends TaggedError("IngestRejectedError") {
   constructor(
@@ -79,6 +81,22 @@ export class TickPublisher {
   get pending(): number {
     return this.inFlight;
   }
+
+  /**
+   * A publisher that continues `o.producerId` exactly after the highest seq
+   * the WAL holds (src/client/ingeststatus.ts): after an outage longer than
+   * the WAL's 2-minute duplicate window, resending an unacked batch could store
+   * it twice; this asks first. Its `resumed` says whether that batch was cut.
+   */
+  static async resume(nc: NatsConnection, o: PublisherOptions & { readonly producerId: string }): Promise<TickPublisher> {
+    const r = await resumeFrom(nc, o.tenant, o.producerId, o.timeoutMs);
+    const p = new TickPublisher(nc, { ...o, firstSeq: r.nextSeq });
+    p.resumed = r;
+    return p;
+  }
+
+  /** Set by resume(): where the WAL stood for this producer. */
+  resumed: Resume | undefined;
 
   /**
    * Sends one batch; resolves with the ack once the WAL stored it. A batch over

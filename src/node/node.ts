@@ -45,6 +45,7 @@ import { retryOnTimeout } from "./startup.js";
 import { CompactionRuntime, compactionIntervalMs } from "./compaction.js";
 import type { CompactionHolds } from "./compaction.js";
 import { serveOpsControl } from "./opsctl.js";
+import { IngestStatusServer } from "./ingeststatus.js";
 import { ensureEventsStream } from "../wal/index.js";
 import { walStream } from "../../protocols/subjects.js";
 import { NATS_CREDS_ENV, natsCredsOptions } from "../runtime/natsclient.js";
@@ -210,6 +211,8 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
     { input: { maxInFlight: o.maxInFlight ?? 256, recordPool } },
   );
   gateway.start();
+  // px.<t>.ingest._status: a publisher's highest stored seq, read from the WAL.
+  const ingestStatus = new IngestStatusServer(nc, js, jsm, log).start();
   const state = (): string => String(gateway.getSnapshot().value);
   const walFull = (): string | undefined => gateway.getSnapshot().context.walFull;
   const stats = (): Record<string, number> => ({ ...gateway.getSnapshot().context.stats, fireAndForgetFailures: sourceStats.fireAndForgetFailures });
@@ -312,6 +315,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
       await api?.stop().catch(() => {});
       await slow?.flush();
       partServer.stop();
+      ingestStatus.stop();
       gateway.stop();
       await catalog.stop();
       feeds?.stop();

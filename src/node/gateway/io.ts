@@ -10,7 +10,7 @@ import type { GatewayEvent, IngestRequest, SourceCommand, WalCommand } from "../
 import type { IngestReply, WalAppend } from "../../../protocols/ingest.js";
 import type { BytePool } from "../../codec/pool.js";
 import type { Producer, WalAppendPlan } from "../../ingest/prepare.js";
-import { HDR_BATCH_DIGEST, HDR_MSG_ID, HDR_PRODUCER_ID, HDR_PRODUCER_SEQ, INGEST_WILDCARD, ingestErrorSubject, parseIngestSubject } from "../../../protocols/subjects.js";
+import { HDR_BATCH_DIGEST, HDR_BATCH_RECORDS, HDR_MSG_ID, HDR_PRODUCER_ID, HDR_PRODUCER_SEQ, INGEST_WILDCARD, ingestErrorSubject, parseIngestSubject } from "../../../protocols/subjects.js";
 import { parseProducer } from "../../ingest/headers.js";
 import { replyMux } from "../../ingest/replymux.js";
 import { PairReusedError, pairMsgId, pairReused, recordsDigest } from "./pairs.js";
@@ -145,6 +145,8 @@ type Stored = WalAppend & { readonly stream: string };
 interface PairMark {
   readonly msgId: string;
   readonly digest: string;
+  /** WAL records of the batch (Px-Batch-Records: the ingest status tells a batch cut short). */
+  readonly records: number;
 }
 
 /**
@@ -160,7 +162,10 @@ function walAppender(js: JetStreamClient, timeoutMs: number): (plan: WalAppendPl
     if (msgId !== undefined) h.set(HDR_MSG_ID, msgId);
     // Traced batches only: the shard and the sink continue the trace from the record.
     if (traceparent !== undefined) h.set(TRACEPARENT, traceparent);
-    if (pair !== undefined) h.set(HDR_BATCH_DIGEST, pair.digest);
+    if (pair !== undefined) {
+      h.set(HDR_BATCH_DIGEST, pair.digest);
+      h.set(HDR_BATCH_RECORDS, String(pair.records));
+    }
     return h;
   };
   const nc = (js as unknown as { nc?: NatsConnection }).nc;
@@ -237,7 +242,7 @@ export function jetstreamWal(js: JetStreamClient, recordPool?: BytePool, o: Jets
     const withPair = async (cmd: WalCommand, producer: Producer, check: DigestAt, tp: string | undefined, append: typeof send): Promise<Stored[]> => {
       const [first, ...rest] = cmd.plans;
       const digest = recordsDigest(cmd.plans);
-      const head = await append(first!, { msgId: pairMsgId(producer), digest }, tp);
+      const head = await append(first!, { msgId: pairMsgId(producer), digest, records: cmd.plans.length }, tp);
       if (head.duplicate) {
         const held = await check(head.stream, head.lsn);
         if (held === undefined) throw new Error(`producer ${producer.id} seq ${producer.seq}: the batch first stored under this pair (LSN ${head.lsn}) can no longer be read to compare; retry later or use a new Px-Producer-Seq`);
