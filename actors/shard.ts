@@ -136,7 +136,10 @@ export const shardMachine = setup({
       } catch (e) {
         if (!(e instanceof WalApplyError)) throw e;
         // A record this shard cannot read: stop here rather than serve a hot set with a hole.
-        error = e.message;
+        const s = context.shard;
+        error = e.unreadable
+          ? `${e.message}; the shard stopped before it (nothing after it is applied, nothing is lost). Fix what wrote it; to go on without it (its rows are lost): pxctl shard skip-record --tenant ${s.tenant} --table ${s.table} --bucket ${s.bucket} --lsn ${e.lsn}`
+          : e.message;
       }
       return {
         error,

@@ -16,7 +16,7 @@ import type { Invocation, OutputFormat } from "./args.js";
 import { CliError, EXIT } from "./exitcodes.js";
 import { structured } from "./render.js";
 
-export const OPS_COMMANDS = ["compact", "snapshot", "events"] as const;
+export const OPS_COMMANDS = ["compact", "snapshot", "events", "shard"] as const;
 export type OpsCommandName = (typeof OPS_COMMANDS)[number];
 
 export interface OpsCommand {
@@ -27,13 +27,18 @@ export interface OpsCommand {
   readonly last: number;
   /** How long replies are gathered (every node answers for its own shards). */
   readonly waitMs: number;
+  /** `shard skip-record`: the shard (tenant.table.bucket), the record's LSN and the reason (audit). */
+  readonly skip?: { readonly shard: string; readonly lsn: number; readonly reason: string };
 }
 
 export const OPS_USAGE = `Operations (pxctl <command> --help):
   compact [SHARD...] [--dry-run]         purge WAL records no reader needs (SHARD = tenant[.table[.bucket]]);
                                          --dry-run shows each shard's cut and which reader holds it
   snapshot [SHARD...]                    write the shards' snapshots now
-  events [--last N]                      what the operations workflows did (default the last 50)`;
+  events [--last N]                      what the operations workflows did (default the last 50)
+  shard skip-record --tenant T --table X --bucket N --lsn L [--reason TEXT]
+                                         go on past a WAL record the shard cannot decode (its rows are lost;
+                                         refused for a record that decodes); recorded in events`;
 
 const SHARD_RE = /^[a-z][a-z0-9_]{0,31}(\.[A-Za-z_][A-Za-z0-9_]*(\.\d+)?)?$/;
 
@@ -48,6 +53,11 @@ export function parseOpsArgs(argv: readonly string[], env: Readonly<Record<strin
     "dry-run": { type: "boolean", default: false },
     last: { type: "string", default: "50" },
     wait: { type: "string", default: "3000" },
+    tenant: { type: "string" },
+    table: { type: "string" },
+    bucket: { type: "string" },
+    lsn: { type: "string" },
+    reason: { type: "string" },
     help: { type: "boolean", short: "h", default: false },
   } as const;
   // The command is the first positional once flag values are set apart (`-o json snapshot`).
@@ -65,7 +75,8 @@ export function parseOpsArgs(argv: readonly string[], env: Readonly<Record<strin
     throw new CliError(EXIT.usage, `${(e as Error).message}\n${OPS_USAGE}`);
   }
   const v = parsed.values;
-  const [name, ...shards] = parsed.positionals as [OpsCommandName, ...string[]];
+  const [name, ...rest] = parsed.positionals as [OpsCommandName, ...string[]];
+  const shards = name === "shard" ? [] : rest;
   for (const s of shards) if (!SHARD_RE.test(s)) throw new CliError(EXIT.usage, `${name} ${s}: a shard is tenant, tenant.table or tenant.table.bucket (e.g. default.trades.0)`);
   if (name === "events" && shards.length > 0) throw new CliError(EXIT.usage, `events takes no shard (it lists every recorded event); use --last N`);
   if (name !== "compact" && v["dry-run"]) throw new CliError(EXIT.usage, `--dry-run is for compact only`);
@@ -86,11 +97,25 @@ export function parseOpsArgs(argv: readonly string[], env: Readonly<Record<strin
     ...(creds === undefined ? {} : { natsCreds: creds }),
     ...(authDir === undefined ? {} : { authDir }),
   };
-  return { inv, ops: { name, shards, dryRun: v["dry-run"], last: num("last", v.last, 1), waitMs: num("wait", v.wait, 100) } };
+  let skip: OpsCommand["skip"];
+  if (name === "shard") {
+    if (rest.length !== 1 || rest[0] !== "skip-record") throw new CliError(EXIT.usage, `shard ${rest.join(" ")}: the shard command is "shard skip-record --tenant T --table X --bucket N --lsn L [--reason TEXT]"`);
+    const need = (flag: "tenant" | "table" | "bucket" | "lsn"): string => {
+      const value = v[flag];
+      if (value === undefined || value === "") throw new CliError(EXIT.usage, `shard skip-record needs --${flag}; e.g. pxctl shard skip-record --tenant default --table trades --bucket 0 --lsn 1234 --reason "corrupt record"`);
+      return value;
+    };
+    const key = `${need("tenant")}.${need("table")}.${num("bucket", need("bucket"), 0)}`;
+    if (!SHARD_RE.test(key)) throw new CliError(EXIT.usage, `shard skip-record: ${key} is not a shard (tenant and table names are lowercase letters, digits and _)`);
+    skip = { shard: key, lsn: num("lsn", need("lsn"), 1), reason: v.reason ?? "" };
+  } else {
+    for (const flag of ["tenant", "table", "bucket", "lsn", "reason"] as const) if (v[flag] !== undefined) throw new CliError(EXIT.usage, `--${flag} is for shard skip-record only`);
+  }
+  return { inv, ops: { name, shards, dryRun: v["dry-run"], last: num("last", v.last, 1), waitMs: num("wait", v.wait, 100), ...(skip === undefined ? {} : { skip }) } };
 }
 
 /** Sends an operations request to every node and gathers the replies for `waitMs`. */
-export async function opsRequest(nc: NatsConnection, verb: "compact" | "snapshot", body: { shards?: readonly string[]; dryRun?: boolean }, waitMs: number): Promise<OpsReply[]> {
+export async function opsRequest(nc: NatsConnection, verb: "compact" | "snapshot" | "skip-record", body: { shards?: readonly string[]; dryRun?: boolean; lsn?: number; reason?: string }, waitMs: number): Promise<OpsReply[]> {
   const out: OpsReply[] = [];
   const replies = await nc.requestMany(opsSubject(verb), JSON.stringify(body), { strategy: "timer", maxWait: waitMs });
   for await (const m of replies) {
@@ -121,6 +146,14 @@ export async function runOps(ops: OpsCommand, output: OutputFormat, nc: NatsConn
     const events = await readEvents(await jetstreamManager(nc), jetstream(nc), ops.last);
     print(events, () => eventsText(events));
     return EXIT.ok;
+  }
+  if (ops.name === "shard") {
+    const skip = ops.skip!;
+    const replies = await opsRequest(nc, "skip-record", { shards: [skip.shard], lsn: skip.lsn, reason: skip.reason }, ops.waitMs);
+    if (!replies.some((r) => r.lines.length > 0 || r.error !== undefined)) throw new CliError(EXIT.other, `no node hosts shard ${skip.shard} (${replies.length} answered within ${ops.waitMs} ms); check the shard with pxctl status`);
+    const answered = replies.filter((r) => r.lines.length > 0 || r.error !== undefined);
+    print(answered, () => repliesText(answered));
+    return answered.some((r) => r.error !== undefined || r.lines.some((l) => !l.ok)) ? EXIT.other : EXIT.ok;
   }
   const body = ops.name === "compact" ? { shards: ops.shards, dryRun: ops.dryRun } : { shards: ops.shards };
   const replies = await opsRequest(nc, ops.name, body, ops.waitMs);

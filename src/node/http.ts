@@ -80,9 +80,12 @@ export function shardRoutes(shards: LocalShardHost): Record<string, Route> {
       body: JSON.stringify(
         shards.all().map((h) => {
           const sink = h.sink?.status() ?? null;
+          // Why a failed shard stopped (e.g. a WAL record it cannot read), with the way out.
+          const error = h.runtime.actor.getSnapshot().context.error;
           return {
             ...h.shard,
             state: h.runtime.state,
+            ...(error === undefined ? {} : { error }),
             ...h.runtime.stats,
             sinkState: sink?.state ?? "none",
             lagMs: sink?.lagMs ?? 0,

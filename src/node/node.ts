@@ -46,7 +46,7 @@ import { CompactionRuntime, compactionIntervalMs } from "./compaction.js";
 import type { CompactionHolds } from "./compaction.js";
 import { serveOpsControl } from "./opsctl.js";
 import { IngestStatusServer } from "./ingeststatus.js";
-import { ensureEventsStream } from "../wal/index.js";
+import { ensureEventsStream, readWalSkips } from "../wal/index.js";
 import { walStream } from "../../protocols/subjects.js";
 import { NATS_CREDS_ENV, natsCredsOptions } from "../runtime/natsclient.js";
 import { clickhouseDisplay, startStandaloneControl } from "./standalone.js";
@@ -161,6 +161,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
     catalog: catalog.current,
     log,
     ...(clickhouse === undefined ? {} : { sink: { ...o.sink, clickhouse } }),
+    skips: (s) => readWalSkips(nc, s, replicas),
   });
   // WAL compaction needs P, so only a node with sinks runs it; every node records operations events.
   await retryOnTimeout("creating the events stream", () => ensureEventsStream(jsm, replicas), startLog);
@@ -168,7 +169,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
     clickhouse === undefined
       ? undefined
       : new CompactionRuntime({ nc, js, jsm, nodeId, shards, snapshots, replicas, log, unsafeIgnoreSink: process.env.PX_COMPACT_IGNORE_SINK === "1", intervalMs: o.compaction?.intervalMs ?? compactionIntervalMs(process.env), ...(o.compaction?.holds === undefined ? {} : { holds: o.compaction.holds }) }).start();
-  const ops = serveOpsControl({ nc, js, nodeId, shards, compaction, log });
+  const ops = serveOpsControl({ nc, js, nodeId, shards, compaction, log, replicas });
   const shardMode = o.shards ?? "all";
   // Materialized feeds of px_config: a standalone node runs them all (issue 14; controller placement is not built yet).
   const feeds =

@@ -9,11 +9,15 @@ import { compactionKey, opsSubject } from "../../protocols/subjects.js";
 import { describePlan, recordEvent } from "../wal/index.js";
 import type { CompactionRuntime } from "./compaction.js";
 import type { LocalShardHost } from "./shard/host.js";
+import { skipRecord } from "./skiprecord.js";
 
 /** A request body: `shards` limits it to these keys (tenant.table.bucket) or prefixes (tenant.table, tenant). */
 export interface OpsRequest {
   readonly shards?: readonly string[];
   readonly dryRun?: boolean;
+  /** skip-record: the LSN of the record to skip (`shards` names exactly one shard) and why. */
+  readonly lsn?: number;
+  readonly reason?: string;
 }
 
 export interface OpsShardLine {
@@ -39,6 +43,7 @@ export interface OpsControlOptions {
   readonly shards: LocalShardHost;
   readonly compaction: CompactionRuntime | undefined;
   readonly log: (line: string) => void;
+  readonly replicas?: number;
 }
 
 export function serveOpsControl(o: OpsControlOptions): { stop(): void } {
@@ -102,7 +107,19 @@ async function handle(o: OpsControlOptions, verb: string, body: OpsRequest): Pro
         ...(run.error === undefined ? {} : { error: run.error }),
       };
     }
+    case "skip-record": {
+      const key = body.shards?.length === 1 ? body.shards[0] : undefined;
+      const h = o.shards.all().find((x) => compactionKey(x.shard) === key);
+      // Only the node hosting the shard answers with a line; the others have nothing to say.
+      if (h === undefined) return { node: o.nodeId, lines: [] };
+      const lsn = body.lsn;
+      if (typeof lsn !== "number" || !Number.isSafeInteger(lsn) || lsn <= 0) return { node: o.nodeId, lines: [], error: `skip-record needs the record's LSN (a positive integer), got ${String(lsn)}` };
+      const reason = typeof body.reason === "string" && body.reason.trim() !== "" ? body.reason.trim().slice(0, 500) : "none given";
+      const r = await skipRecord(o, h, lsn, reason);
+      o.log(`node ${o.nodeId}: skip-record ${key} LSN ${lsn}: ${r.message}`);
+      return { node: o.nodeId, lines: [{ shard: key!, ok: r.ok, lsn, message: r.message }] };
+    }
     default:
-      return { node: o.nodeId, lines: [], error: `unknown operations verb ${verb} (compact, snapshot)` };
+      return { node: o.nodeId, lines: [], error: `unknown operations verb ${verb} (compact, snapshot, skip-record)` };
   }
 }

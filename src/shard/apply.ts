@@ -14,7 +14,17 @@ export interface WalEntry {
   readonly decoded?: DecodedRecord;
 }
 
-export class WalApplyError extends TaggedError("WalApplyError") {}
+/** A record the shard cannot apply; `unreadable` unless it is only of a newer spec version (which the restart with that spec fixes). */
+export class WalApplyError extends TaggedError("WalApplyError") {
+  constructor(
+    message: string,
+    readonly lsn: number,
+    readonly unreadable: boolean,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
 
 /** What one applied record brought: its rows and newest tick (0 rows: a redelivery, nothing changed). */
 export interface Applied {
@@ -30,7 +40,8 @@ export function applyWalRecord(table: HotTable, spec: TableSpec, entry: WalEntry
       d = decodeWalEntry(spec, entry.lsn, entry.data);
     } catch (e) {
       // Whatever the reason (envelope, spec version, payload), this shard cannot apply the record.
-      throw new WalApplyError(e instanceof WalSchemaVersionError ? e.message : `WAL record at LSN ${entry.lsn} of table ${spec.name}: ${(e as Error).message}`, { cause: e });
+      if (e instanceof WalSchemaVersionError) throw new WalApplyError(e.message, entry.lsn, false, { cause: e });
+      throw new WalApplyError(`WAL record unreadable: the record at LSN ${entry.lsn} of table ${spec.name} does not decode (${(e as Error).message})`, entry.lsn, true, { cause: e });
     }
   }
   const batch = d.batch;

@@ -11,8 +11,8 @@ import { AckPolicy, DeliverPolicy } from "@nats-io/jetstream";
 import { walStream, walSubject } from "../../protocols/subjects.js";
 import type { ShardAddress } from "../../protocols/subjects.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
-import { WalSchemaVersionError, decodeWalEntry } from "../wal/index.js";
-import type { DecodedRecord, DecodedRecordCache } from "../wal/index.js";
+import { WalSchemaVersionError, decodeWalEntry, skippedRecord } from "../wal/index.js";
+import type { DecodedRecord, DecodedRecordCache, SkippedLsns } from "../wal/index.js";
 import type { SinkRecord } from "./types.js";
 import { TaggedError } from "../../protocols/tagged.js";
 
@@ -72,10 +72,10 @@ export async function positionSinkConsumer(jsm: JetStreamManager, shard: ShardAd
  * Decodes one WAL message of the shard for the sink (through `cache` when the
  * shard's hot set on this node may have decoded it already).
  */
-export function decodeSinkRecord(spec: TableSpec, lsn: number, data: Uint8Array, receivedAtMs: number, cache?: DecodedRecordCache): SinkRecord {
+export function decodeSinkRecord(spec: TableSpec, lsn: number, data: Uint8Array, receivedAtMs: number, cache?: DecodedRecordCache, skipped?: SkippedLsns): SinkRecord {
   let d: DecodedRecord;
   try {
-    d = cache === undefined ? decodeWalEntry(spec, lsn, data) : cache.takeOrDecode(spec, lsn, data);
+    d = skipped?.has(lsn) === true ? skippedRecord(spec) : cache === undefined ? decodeWalEntry(spec, lsn, data) : cache.takeOrDecode(spec, lsn, data);
   } catch (e) {
     throw new SinkRecordError(e instanceof WalSchemaVersionError ? e.message : `WAL record at LSN ${lsn} of table ${spec.name}: ${(e as Error).message}`, { cause: e });
   }

@@ -60,6 +60,19 @@ export function decodeWalEntry(spec: TableSpec, lsn: number, data: Uint8Array): 
   return { schemaVersion: rec.schemaVersion, batch, payloadBytes: rec.payload.length, minTsMicros: minTs, maxTsMicros: maxTs };
 }
 
+/**
+ * LSNs of a shard's WAL records an operator skipped (`pxctl shard skip-record`,
+ * ./skips.ts): records that cannot be decoded, read as records without rows so
+ * the shard and its sink go on past them.
+ */
+export type SkippedLsns = ReadonlySet<number>;
+
+/** What a skipped record reads as: no rows, this spec's columns. */
+export function skippedRecord(spec: TableSpec): DecodedRecord {
+  const batch: TickBatch = { rows: 0, symbols: [], symbolIndex: new Uint32Array(0), ts: new Float64Array(0), values: spec.columns.map((c) => allocValueArray(c.type, 0)) };
+  return { schemaVersion: spec.version, batch, payloadBytes: 0, minTsMicros: 0, maxTsMicros: 0 };
+}
+
 /** Decoded records of one shard waiting for the other reader, by LSN (oldest dropped past `cap`). */
 export class DecodedRecordCache {
   private readonly entries = new Map<number, DecodedRecord>();

@@ -1,8 +1,10 @@
 // Public surface of src/wal/: the WAL as the rest of Proxist sees it. Record
 // decoding (once per node, shared by shard and sink), the JetStream streams
 // Proxist owns, watermark events, and the consumer batching both readers use.
-export { DecodedRecordCache, WalSchemaVersionError, decodeWalEntry } from "./decode.js";
-export type { DecodedRecord } from "./decode.js";
+export { DecodedRecordCache, WalSchemaVersionError, decodeWalEntry, skippedRecord } from "./decode.js";
+export type { DecodedRecord, SkippedLsns } from "./decode.js";
+export { readWalSkips, recordWalSkip } from "./skips.js";
+export type { WalSkip } from "./skips.js";
 export { ensureWalStream, ensureWatermarkStream } from "./streams.js";
 export type { WalStreamOptions } from "./streams.js";
 export { followWatermarks, lastWatermark, publishWatermark } from "./watermark.js";

@@ -38,4 +38,17 @@ describe("pxctl ops", () => {
     expect(refusal(["events", "--last", "0"]).message).toMatch(/--last 0: expected a whole number of at least 1/);
     expect(refusal(["events", "default"]).message).toMatch(/events takes no shard/);
   });
+
+  it("args - shard skip-record takes the shard as flags, the LSN and a reason; anything missing or stray exits 2 naming it", () => {
+    expect(parseOpsArgs(["shard", "skip-record", "--tenant", "default", "--table", "trades", "--bucket", "3", "--lsn", "1234", "--reason", "corrupt"], {})?.ops).toMatchObject({
+      name: "shard",
+      shards: [],
+      skip: { shard: "default.trades.3", lsn: 1234, reason: "corrupt" },
+    });
+    expect(refusal(["shard", "skip-record", "--tenant", "default", "--table", "trades", "--bucket", "3"]).message).toMatch(/shard skip-record needs --lsn/);
+    expect(refusal(["shard", "skip-record", "--tenant", "default", "--table", "trades", "--bucket", "3", "--lsn", "0"]).message).toMatch(/--lsn 0: expected a whole number of at least 1/);
+    expect(refusal(["shard", "drop"]).message).toMatch(/the shard command is "shard skip-record --tenant T/);
+    expect(refusal(["shard", "skip-record", "--tenant", "Default", "--table", "trades", "--bucket", "0", "--lsn", "5"]).message).toMatch(/Default.trades.0 is not a shard/);
+    expect(refusal(["compact", "--lsn", "5"]).message).toMatch(/--lsn is for shard skip-record only/);
+  });
 });

@@ -260,7 +260,7 @@ describe("shard machine", () => {
     await settle();
     h.records(entry(1), { lsn: 2, data: new Uint8Array([1, 2, 3]) }, entry(3));
     expect(h.state()).toBe("failed");
-    expect(h.actor.getSnapshot().context.error).toMatch(/WAL record at LSN 2 of table trades/);
+    expect(h.actor.getSnapshot().context.error).toMatch(/^WAL record unreadable: the record at LSN 2 of table trades does not decode .*; the shard stopped before it .*pxctl shard skip-record --tenant t --table trades --bucket \d+ --lsn 2$/);
     expect(h.stats().appliedLsn).toBe(1);
     expect(h.walStops()).toBe(1);
     h.actor.send({ type: "drain" });

@@ -42,6 +42,8 @@ export interface ShardHostOptions {
   readonly sink?: HostSinkOptions;
   /** Per-batch metrics of the shards and sinks (absent: PX_METRICS=off). */
   readonly meter?: Meter | undefined;
+  /** The shard's skipped WAL records (src/wal/skips.ts), read each time it starts (absent: none). */
+  readonly skips?: (shard: ShardAddress) => Promise<ReadonlySet<number>>;
 }
 
 export interface HostedShard {
@@ -49,6 +51,8 @@ export interface HostedShard {
   readonly runtime: ShardRuntime;
   sink: SinkRuntime | undefined;
   readonly decoded: DecodedRecordCache | undefined;
+  /** Its skipped WAL records, as loaded when it started. */
+  readonly skipped: ReadonlySet<number>;
   readonly leaseRevision: number;
   /** The spec it runs with, as JSON: a catalog with another one restarts it. */
   readonly specKey: string;
@@ -64,6 +68,8 @@ export interface HostedShardStatus extends ShardStatus {
   /** Sink state ("none" without ClickHouse). */
   readonly sinkState: string;
   readonly sink: SinkStatus | undefined;
+  /** Why the shard stopped (state failed): e.g. a WAL record it cannot read, with the way out. */
+  readonly error?: string;
 }
 
 /** The WAL gap the shard or its sink stopped on (the error naming it), or undefined. */
@@ -108,6 +114,17 @@ export class LocalShardHost {
     return this.serial(() => this.startNow(shard, leaseRevision));
   }
 
+  /** Stops and starts a hosted shard and its sink (same lease): they reload the shard's skipped records. False when not hosted here. */
+  restart(shard: ShardAddress): Promise<boolean> {
+    return this.serial(async () => {
+      const h = this.shards.get(shardKey(shard));
+      if (h === undefined) return false;
+      await this.stopNow(shard);
+      await this.startNow(shard, h.leaseRevision);
+      return true;
+    });
+  }
+
   /** Restarts every hosted shard whose table spec in `catalog` differs from the one it runs with. */
   async respec(catalog: Catalog): Promise<void> {
     for (const h of this.all()) {
@@ -129,6 +146,11 @@ export class LocalShardHost {
     const s = this.o.sink;
     // With a sink next to the shard, both read every record: decode it once.
     const decoded = s === undefined ? undefined : new DecodedRecordCache();
+    // A skips store that cannot be read leaves none: the shard then stops again on its bad record, nothing is lost.
+    const skipped = await (this.o.skips?.(shard) ?? Promise.resolve(new Set<number>())).catch((e: unknown) => {
+      this.o.log(`shard ${key}: cannot read its skipped WAL records (${(e as Error).message}); starting without`);
+      return new Set<number>();
+    });
     const runtime = new ShardRuntime({
       shard,
       spec,
@@ -140,10 +162,11 @@ export class LocalShardHost {
       meter: this.o.meter,
       unsafeGapCheckOff: this.gapCheckOff,
       ...(decoded === undefined ? {} : { decoded }),
-      ...(s === undefined ? {} : { verifyWatermark: this.watermarkVerifier(shard, spec, s) }),
+      ...(s === undefined ? {} : { verifyWatermark: this.watermarkVerifier(shard, spec, s, skipped) }),
+      skipped,
     });
-    const sink = this.makeSink(shard, leaseRevision, decoded);
-    this.shards.set(key, { shard, runtime, sink, leaseRevision, decoded, specKey });
+    const sink = this.makeSink(shard, leaseRevision, decoded, skipped);
+    this.shards.set(key, { shard, runtime, sink, leaseRevision, decoded, skipped, specKey });
     runtime.start();
     sink?.start();
   }
@@ -153,8 +176,8 @@ export class LocalShardHost {
    * persisted is trusted; any other (a forged one, another writer's) is checked
    * against ClickHouse before the shard evicts against it.
    */
-  private watermarkVerifier(shard: ShardAddress, spec: TableSpec, s: HostSinkOptions): VerifyWatermark {
-    const io = { shard, spec, js: this.o.js, jsm: this.o.jsm, clickhouse: s.clickhouse };
+  private watermarkVerifier(shard: ShardAddress, spec: TableSpec, s: HostSinkOptions, skipped: ReadonlySet<number>): VerifyWatermark {
+    const io = { shard, spec, js: this.o.js, jsm: this.o.jsm, clickhouse: s.clickhouse, skipped };
     return async (w, signal) => {
       const local = this.shards.get(shardKey(shard))?.sink;
       if (local !== undefined && local.actor.getSnapshot().context.persistedLsn >= w.persistedLsn) return undefined;
@@ -163,7 +186,7 @@ export class LocalShardHost {
     };
   }
 
-  private makeSink(shard: ShardAddress, leaseRevision: number, decoded: DecodedRecordCache | undefined): SinkRuntime | undefined {
+  private makeSink(shard: ShardAddress, leaseRevision: number, decoded: DecodedRecordCache | undefined, skipped: ReadonlySet<number>): SinkRuntime | undefined {
     const s = this.o.sink;
     const spec = this.o.catalog().get(shard.tenant)?.get(shard.table);
     if (s === undefined || spec === undefined) return undefined;
@@ -179,6 +202,7 @@ export class LocalShardHost {
       unsafeFenceOff: this.fenceOff,
       unsafeGapCheckOff: this.gapCheckOff,
       ...(decoded === undefined ? {} : { decoded }),
+      skipped,
       ...(s.limits === undefined ? {} : { limits: s.limits }),
       ...(s.retry === undefined ? {} : { retry: s.retry }),
       ...(s.maxAckPending === undefined ? {} : { maxAckPending: s.maxAckPending }),
@@ -215,7 +239,7 @@ export class LocalShardHost {
       }
       this.o.log(`shard ${shardKey(h.shard)}: sink permit lapsed and the assignment still holds: starting the sink again`);
       void sink.stop();
-      h.sink = this.makeSink(h.shard, h.leaseRevision, h.decoded);
+      h.sink = this.makeSink(h.shard, h.leaseRevision, h.decoded, h.skipped);
       h.sink?.start();
     }
   }
@@ -246,6 +270,7 @@ export class LocalShardHost {
   status(): HostedShardStatus[] {
     return this.all().map(({ shard, runtime, sink, leaseRevision }) => {
       const s = runtime.stats;
+      const error = runtime.actor.getSnapshot().context.error;
       const k = sink?.status();
       return {
         ...shard,
@@ -263,6 +288,7 @@ export class LocalShardHost {
         lagMs: k?.lagMs ?? 0,
         sinkState: k?.state ?? "none",
         sink: k,
+        ...(error === undefined ? {} : { error }),
       };
     });
   }

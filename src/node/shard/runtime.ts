@@ -18,7 +18,8 @@ import type { WalEntry } from "../../shard/apply.js";
 import { WatermarkGate } from "../../sink/index.js";
 import { consumeBatches, followWatermarks } from "../../wal/index.js";
 import type { WatermarkEvent } from "../../wal/index.js";
-import type { DecodedRecord, DecodedRecordCache } from "../../wal/index.js";
+import type { DecodedRecord, DecodedRecordCache, SkippedLsns } from "../../wal/index.js";
+import { skippedRecord } from "../../wal/index.js";
 import type { Meter } from "../meter.js";
 import { TRACEPARENT, childSpan, tracingOn } from "../obs/index.js";
 import { walGapGate } from "../walgap.js";
@@ -40,7 +41,15 @@ export async function lastLsnOf(jsm: JetStreamManager, shard: ShardAddress): Pro
  * through the cache the node's sink of the same shard also reads: each record
  * is decoded once per node.
  */
-export function jetstreamWalConsumer(js: JetStreamClient, jsm: JetStreamManager, maxBatch = 512, shared?: { readonly spec: TableSpec; readonly decoded: DecodedRecordCache }, meter?: Meter, gapCheckOff = false) {
+export function jetstreamWalConsumer(
+  js: JetStreamClient,
+  jsm: JetStreamManager,
+  maxBatch = 512,
+  shared?: { readonly spec: TableSpec; readonly decoded: DecodedRecordCache },
+  meter?: Meter,
+  gapCheckOff = false,
+  skipped?: { readonly spec: TableSpec; readonly lsns: SkippedLsns },
+) {
   return fromCallback<ShardEvent, WalInput>(({ input, sendBack }) => {
     let stopped = false;
     let stop: (() => void) | undefined;
@@ -79,7 +88,9 @@ export function jetstreamWalConsumer(js: JetStreamClient, jsm: JetStreamManager,
             if (tp) traced.push({ tp, lsn: m.seq });
           }
           let decoded: DecodedRecord | undefined;
-          if (shared !== undefined) {
+          // A record an operator skipped (pxctl shard skip-record): read as one without rows.
+          if (skipped !== undefined && skipped.lsns.has(m.seq)) decoded = skippedRecord(skipped.spec);
+          else if (shared !== undefined) {
             try {
               decoded = shared.decoded.takeOrDecode(shared.spec, m.seq, m.data);
             } catch {
@@ -170,6 +181,8 @@ export interface ShardRuntimeOptions {
   readonly meter?: Meter | undefined;
   /** TESTS ONLY (negative control, PX_GAP_CHECK_OFF=1 in the shard host): replay goes on past a gap. */
   readonly unsafeGapCheckOff?: boolean;
+  /** Records an operator skipped (src/wal/skips.ts): read as records without rows. */
+  readonly skipped?: SkippedLsns;
 }
 
 export class ShardRuntime {
@@ -188,7 +201,7 @@ export class ShardRuntime {
             if (s) o.log(`shard ${name}: loaded snapshot at LSN ${s.manifest.lsn} (${s.table.rowCount} rows)`);
             return s?.table;
           }),
-          wal: jetstreamWalConsumer(o.js, o.jsm, 512, o.decoded === undefined ? undefined : { spec: o.spec, decoded: o.decoded }, o.meter, o.unsafeGapCheckOff === true),
+          wal: jetstreamWalConsumer(o.js, o.jsm, 512, o.decoded === undefined ? undefined : { spec: o.spec, decoded: o.decoded }, o.meter, o.unsafeGapCheckOff === true, o.skipped === undefined ? undefined : { spec: o.spec, lsns: o.skipped }),
           watermarks: jetstreamWatermarks(o.js, o.log, this.refusedWatermarks, o.verifyWatermark),
           writeSnapshot: fromPromise(async ({ input }: { input: SnapshotWriteInput }) => {
             const t0 = performance.now();

@@ -22,7 +22,7 @@ import { walStream, walSubject } from "../../../protocols/subjects.js";
 import { DEFAULT_SINK_LIMITS, SinkFencedError, SinkLease, consumerAckFloor, decodeSinkRecord, encodeInsert, flushFailure, rowsOf, runFlush, sinkQueryPrefix, verifyPersisted } from "../../sink/index.js";
 import type { FlushIo, RetryPolicy, SinkClickhouse, SinkLimits, VerifyIo } from "../../sink/index.js";
 import { lastWatermark } from "../../wal/index.js";
-import type { DecodedRecordCache } from "../../wal/index.js";
+import type { DecodedRecordCache, SkippedLsns } from "../../wal/index.js";
 import type { Meter } from "../meter.js";
 import { childSpan } from "../obs/index.js";
 import { jetstreamAnnouncer } from "./announcer.js";
@@ -62,17 +62,19 @@ export interface SinkRuntimeOptions {
   readonly unsafeFenceOff?: boolean;
   /** Flush time and persistence lag per verified flush (absent: PX_METRICS=off). */
   readonly meter?: Meter | undefined;
+  /** Records an operator skipped (src/wal/skips.ts): read as records without rows. */
+  readonly skipped?: SkippedLsns;
 }
 
 /** The shard's WAL and ClickHouse as verifyPersisted asks them. */
-export function sinkVerifyIo(o: Pick<SinkRuntimeOptions, "shard" | "spec" | "js" | "jsm" | "clickhouse">, signal?: AbortSignal): VerifyIo {
-  const { shard, spec, js, jsm, clickhouse: ch } = o;
+export function sinkVerifyIo(o: Pick<SinkRuntimeOptions, "shard" | "spec" | "js" | "jsm" | "clickhouse" | "skipped">, signal?: AbortSignal): VerifyIo {
+  const { shard, spec, js, jsm, clickhouse: ch, skipped } = o;
   return {
     maxLandedUpTo: (upTo) => ch.maxLsnUpTo(shard, spec, upTo, signal),
     landedRows: (lsn) => ch.rowsAtLsn(shard, spec, lsn, signal),
     recordRows: async (lsn) => {
       const m = await jsm.streams.getMessage(walStream(shard.tenant), { seq: lsn });
-      return m === null ? 0 : decodeSinkRecord(spec, lsn, m.data, 0).batch.rows;
+      return m === null ? 0 : decodeSinkRecord(spec, lsn, m.data, 0, undefined, skipped).batch.rows;
     },
     nextRecord: async (after) => {
       // Nothing after `after`: answered by the shard's last record, without waiting on a consumer.
@@ -85,7 +87,7 @@ export function sinkVerifyIo(o: Pick<SinkRuntimeOptions, "shard" | "spec" | "js"
       });
       try {
         const m = await consumer.next({ expires: 2_000 });
-        return m === null ? undefined : { lsn: m.seq, rows: decodeSinkRecord(spec, m.seq, m.data, 0).batch.rows };
+        return m === null ? undefined : { lsn: m.seq, rows: decodeSinkRecord(spec, m.seq, m.data, 0, undefined, skipped).batch.rows };
       } finally {
         await consumer.delete().catch(() => {});
       }
@@ -236,6 +238,7 @@ export class SinkRuntime {
             ...(o.maxAckPending === undefined ? {} : { maxAckPending: o.maxAckPending }),
             ...(TRACE ? { trace: (line: string) => o.log(`sink ${name}: TRACE ${line}`) } : {}),
             ...(o.decoded === undefined ? {} : { decoded: o.decoded }),
+            ...(o.skipped === undefined ? {} : { skipped: o.skipped }),
             permit,
             traced,
             gapCheckOff: o.unsafeGapCheckOff === true,

@@ -11,7 +11,7 @@ import { SinkRecordError, decodeSinkRecord, isFenced, positionSinkConsumer, sink
 import type { SinkConsumerOptions, SinkRecord } from "../../sink/index.js";
 import { WalGapError, consumeBatches } from "../../wal/index.js";
 import { walGapGate } from "../walgap.js";
-import type { DecodedRecordCache } from "../../wal/index.js";
+import type { DecodedRecordCache, SkippedLsns } from "../../wal/index.js";
 import { TRACEPARENT, tracingOn } from "../obs/index.js";
 
 /**
@@ -23,7 +23,7 @@ export function jetstreamSinkConsumer(
   js: JetStreamClient,
   jsm: JetStreamManager,
   clock: () => number,
-  o: SinkConsumerOptions & { maxEventRecords?: number; trace?: (line: string) => void; decoded?: DecodedRecordCache; permit?: (what: string) => void; traced?: Map<number, string>; gapCheckOff?: boolean } = {},
+  o: SinkConsumerOptions & { maxEventRecords?: number; trace?: (line: string) => void; decoded?: DecodedRecordCache; skipped?: SkippedLsns; permit?: (what: string) => void; traced?: Map<number, string>; gapCheckOff?: boolean } = {},
 ) {
   return fromCallback<WalAck, SinkWalInput>(({ input, sendBack, receive }) => {
     const send = (e: SinkEvent): void => sendBack(e);
@@ -81,7 +81,7 @@ export function jetstreamSinkConsumer(
               // Bounded: a sink that cannot persist for long drops the oldest traces, never memory.
               if (tp && o.traced.size < 10_000) o.traced.set(m.seq, tp);
             }
-            return decodeSinkRecord(spec, m.seq, m.data, clock(), o.decoded);
+            return decodeSinkRecord(spec, m.seq, m.data, clock(), o.decoded, o.skipped);
           },
           onBatch: (records) => send({ type: "records", records, atMs: clock() }),
         });
