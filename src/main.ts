@@ -145,7 +145,8 @@ async function up(args: string[]): Promise<void> {
     log(`starting nats-server (JetStream data in ${dataDir}/nats) ...`);
     // NATS runs locked: operator-mode JWT auth; the identity and the service/admin credentials live in <data-dir>/auth (0600).
     const auth = await loadOrCreateNatsAuth(`${dataDir}/auth`);
-    nats = await startNatsServer({ dir: `${dataDir}/nats`, port: ports.nats, monitorPort: ports.natsMonitor, serverName: "px_local", auth });
+    // PX_NATS_SYNC: JetStream fsync ("always" or a duration; nats-server 2.10+), see src/runtime/servers/natssync.ts.
+    nats = await startNatsServer({ dir: `${dataDir}/nats`, port: ports.nats, monitorPort: ports.natsMonitor, serverName: "px_local", auth, ...(process.env.PX_NATS_SYNC ? { syncInterval: process.env.PX_NATS_SYNC } : {}) });
     record("nats-server", nats.pid);
     cleanups.push(() => nats!.stop());
 

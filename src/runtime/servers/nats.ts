@@ -10,6 +10,7 @@ import { spawnLogged, stopProcess, waitUntil } from "./process.js";
 import type { Spawned } from "./process.js";
 import { loadOrCreateNatsAuth, natsAuthConfigLines } from "./natsauth.js";
 import type { NatsAuthFiles } from "./natsauth.js";
+import { natsServerVersion, syncIntervalLine } from "./natssync.js";
 
 export interface NatsServerOptions {
   /** Data and logs go here; a temp dir when omitted. */
@@ -27,6 +28,8 @@ export interface NatsServerOptions {
    * control). Omitted: locked, with a new identity in `<dir>/auth`.
    */
   readonly auth?: NatsAuthFiles | "open";
+  /** JetStream fsync: "always" or a duration (nats-server 2.10+ only; ./natssync.ts). Omitted: the server's default. */
+  readonly syncInterval?: string;
 }
 
 export interface NatsServer {
@@ -52,7 +55,7 @@ export function findNatsServerBinary(): string {
   }
 }
 
-function configText(o: Required<Pick<NatsServerOptions, "port" | "monitorPort" | "serverName" | "maxPayloadBytes">> & NatsServerOptions, storeDir: string, auth: NatsAuthFiles | undefined, dir: string): string {
+function configText(o: Required<Pick<NatsServerOptions, "port" | "monitorPort" | "serverName" | "maxPayloadBytes">> & NatsServerOptions, storeDir: string, auth: NatsAuthFiles | undefined, dir: string, sync: string | undefined): string {
   const lines = [
     `server_name: ${o.serverName}`,
     `listen: 127.0.0.1:${o.port}`,
@@ -60,6 +63,7 @@ function configText(o: Required<Pick<NatsServerOptions, "port" | "monitorPort" |
     `max_payload: ${o.maxPayloadBytes}`,
     `jetstream {`,
     `  store_dir: "${storeDir}"`,
+    ...(sync === undefined ? [] : [sync]),
     `}`,
   ];
   if (auth) lines.push(...natsAuthConfigLines(auth, join(dir, "jwt")));
@@ -77,6 +81,7 @@ function configText(o: Required<Pick<NatsServerOptions, "port" | "monitorPort" |
 
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
   const bin = findNatsServerBinary();
+  const sync = syncIntervalLine(options.syncInterval, options.syncInterval === undefined ? undefined : natsServerVersion(bin));
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), "px-nats-"));
   mkdirSync(dir, { recursive: true });
   const port = options.port ?? (await freePort());
@@ -86,7 +91,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const auth = options.auth === "open" ? undefined : (options.auth ?? (await loadOrCreateNatsAuth(join(dir, "auth"))));
   // Rewritten on every launch: a restart preloads the account JWT as last revoked.
   const writeConf = (): void =>
-    writeFileSync(conf, configText({ ...options, port, monitorPort, serverName, maxPayloadBytes: options.maxPayloadBytes ?? 8 * 1024 * 1024 }, join(dir, "jetstream"), auth, dir), { mode: 0o600 });
+    writeFileSync(conf, configText({ ...options, port, monitorPort, serverName, maxPayloadBytes: options.maxPayloadBytes ?? 8 * 1024 * 1024 }, join(dir, "jetstream"), auth, dir, sync), { mode: 0o600 });
   let proc: Spawned;
   const launch = async (): Promise<void> => {
     writeConf();
