@@ -24,7 +24,7 @@ import { FlightClient, ProxistClient, bearer } from "../../src/api/index.js";
 import type { ApiLimits, ApiServer } from "../../src/api/index.js";
 import { startNodeApi } from "../../src/node/api.js";
 import type { NodeApi } from "../../src/node/api.js";
-import type { ProxistNode } from "../../src/node/node.js";
+import type { NodeOptions, ProxistNode } from "../../src/node/node.js";
 import type { ProxistQueryEngine } from "../../src/query/index.js";
 import { tickBatchToIpc } from "../../src/codec/arrow.js";
 import type { TickBatch } from "../../src/codec/tickbatch.js";
@@ -69,9 +69,10 @@ export interface ApiFixture {
 /** Every shard of SPEC, as the node hosts them with `shards: "all"`. */
 const SHARDS = SPEC.tenants.reduce((n, t) => n + t.tables.reduce((m, table) => m + table.shards, 0), 0);
 
-export async function apiFixture(o: { limits?: Partial<ApiLimits>; cacheTtlMs?: number; log?: (line: string) => void } = {}): Promise<ApiFixture> {
+/** `node`: options of the node under the API (e.g. test seams). */
+export async function apiFixture(o: { limits?: Partial<ApiLimits>; cacheTtlMs?: number; log?: (line: string) => void; node?: Partial<NodeOptions> } = {}): Promise<ApiFixture> {
   const nats = await natsFixture();
-  const node = await nodeOn(nats.server, nats.nc, {}, SPEC);
+  const node = await nodeOn(nats.server, nats.nc, o.node ?? {}, SPEC);
   // The node starts its shards after the catalog loads; a query before that would find no shard to wait on.
   const deadline = Date.now() + 10_000;
   while (node.shards.all().length < SHARDS) {
