@@ -61,6 +61,16 @@ export interface ProducerStatus {
   readonly records: number;
   /** WAL records batch lastSeq has in all, when its first record says (batches with a client's pair). */
   readonly batchRecords?: number;
+  /**
+   * Seqs below lastSeq (among the last 1024, from the producer's first) with no
+   * record in the WAL. For a producer that numbers its batches one by one these
+   * were not stored (in flight when an outage hit while later ones were): resend them.
+   */
+  readonly missing: readonly string[];
+  /** Seqs (among the same) whose batch the WAL holds only in part (fewer records than its first record announced). */
+  readonly cut: readonly string[];
+  /** Set when `missing` or `cut` was shortened (the every-producer answer lists 16 of each; ask by producerId for up to 1024). */
+  readonly more?: boolean;
 }
 
 export interface IngestStatusAnswer {

@@ -34,16 +34,22 @@ export interface Resume {
   readonly nextSeq: bigint;
   readonly status: ProducerStatus | undefined;
   /**
-   * The batch at `status.lastSeq` is in the WAL only in part (fewer records
-   * than it has: the outage cut it while it was being stored); its missing rows
-   * are the publisher's to resend, under a new seq.
+   * Seqs below nextSeq the WAL lacks (for a producer numbering batches one by
+   * one: in flight when the outage hit while later ones were stored): resend
+   * them with the same seq.
    */
-  readonly cut: boolean;
+  readonly missing: readonly bigint[];
+  /**
+   * Seqs whose batch the WAL holds only in part (the outage cut it while it
+   * was being stored; a batch with a client's pair only): the rows of its
+   * missing buckets are the publisher's to resend, under a new seq.
+   */
+  readonly cut: readonly bigint[];
 }
 
 /** Where `producerId` resumes (see Resume). */
 export async function resumeFrom(nc: NatsConnection, tenant: string, producerId: string, timeoutMs = 30_000): Promise<Resume> {
   const status = (await ingestStatus(nc, tenant, producerId, timeoutMs)).producers.find((p) => p.producerId === producerId);
-  if (status === undefined) return { nextSeq: 1n, status, cut: false };
-  return { nextSeq: BigInt(status.lastSeq) + 1n, status, cut: status.batchRecords !== undefined && status.records < status.batchRecords };
+  if (status === undefined) return { nextSeq: 1n, status, missing: [], cut: [] };
+  return { nextSeq: BigInt(status.lastSeq) + 1n, status, missing: status.missing.map(BigInt), cut: status.cut.map(BigInt) };
 }

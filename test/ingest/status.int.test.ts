@@ -64,7 +64,7 @@ describe("ingest - status and resume", () => {
     for (let i = 0; i < 3; i++) await p.publishIpc(batchOf(1 + i));
     expect((await send(batchOf(9), "status-b", 7n)).ok).toBe(true);
     const one = await ingestStatus(f.nc, "default", "status-a");
-    expect(one.producers).toEqual([{ producerId: "status-a", lastSeq: "3", lastLsn: expect.any(Number), records: 2, batchRecords: 2 }]);
+    expect(one.producers).toEqual([{ producerId: "status-a", lastSeq: "3", lastLsn: expect.any(Number), records: 2, batchRecords: 2, missing: [], cut: [] }]);
     const all = await ingestStatus(f.nc, "default");
     expect(all.producers.map((x) => [x.producerId, x.lastSeq]).filter(([id]) => id!.startsWith("status-"))).toEqual([
       ["status-a", "3"],
@@ -72,6 +72,11 @@ describe("ingest - status and resume", () => {
     ]);
     expect(all.walLastLsn).toBeGreaterThanOrEqual(one.producers[0]!.lastLsn);
     expect((await ingestStatus(f.nc, "default", "never-sent")).producers).toEqual([]);
+    // Batch 2 of a producer was in flight when the outage hit and never stored; batch 3 was: 2 is reported missing.
+    expect((await send(batchOf(31), "status-gap", 1n)).ok).toBe(true);
+    expect((await send(batchOf(33), "status-gap", 3n)).ok).toBe(true);
+    const gap = await resumeFrom(f.nc, "default", "status-gap");
+    expect(gap).toMatchObject({ nextSeq: 4n, missing: [2n], cut: [] });
     expect((await resumeFrom(f.nc, "default", "never-sent")).nextSeq).toBe(1n);
     await expect(ingestStatus(f.nc, "default", "bad id!")).rejects.toThrow(/producerId "bad id!" must be 1-64 characters/);
     await expect(ingestStatus(f.nc, "nosuch")).rejects.toBeInstanceOf(IngestStatusError);
@@ -91,7 +96,7 @@ describe("ingest - status and resume", () => {
       await new Promise((r) => setTimeout(r, 1_500)); // longer than the window
       node = await nodeOn(f.server, f.nc);
       const p = await TickPublisher.resume(f.nc, { tenant: "default", spec: TRADES, producerId: "resume-a" });
-      expect(p.resumed).toMatchObject({ nextSeq: 3n, cut: false, status: { lastSeq: "2", records: 2, batchRecords: 2 } });
+      expect(p.resumed).toMatchObject({ nextSeq: 3n, missing: [], cut: [], status: { lastSeq: "2", records: 2, batchRecords: 2 } });
       const ack = await p.publishIpc(batchOf(23));
       expect(ack.appends.every((x) => !x.duplicate)).toBe(true);
       expect(await copiesAt(22)).toBe(2); // one record per bucket: stored once

@@ -19,11 +19,24 @@ describe("ingest - status index", () => {
     ix.add(5, "b:9:trades:1", undefined);
     ix.add(6, "a:3", 3);
     expect(ix.scannedTo).toBe(6);
-    expect(ix.status("a")).toEqual({ producerId: "a", lastSeq: "3", lastLsn: 6, records: 1, batchRecords: 3 });
+    expect(ix.status("a")).toEqual({ producerId: "a", lastSeq: "3", lastLsn: 6, records: 1, batchRecords: 3, missing: [], cut: ["3"] });
     expect(ix.all().map((p) => [p.producerId, p.lastSeq, p.records])).toEqual([
       ["a", "3", 1],
       ["b", "9", 1],
     ]);
     expect(ix.status("c")).toBeUndefined();
+  });
+
+  it("index - seqs below the highest with no record are missing (from the producer's first seq, within the last 1024); a shortened list says so", () => {
+    const ix = new ProducerIndex();
+    ix.add(1, "p:5", 1);
+    ix.add(2, "p:7", 1);
+    ix.add(3, "p:10", 1);
+    expect(ix.status("p")).toMatchObject({ lastSeq: "10", missing: ["6", "8", "9"], cut: [] });
+    expect(ix.status("p", 2)).toMatchObject({ missing: ["6", "8"], more: true });
+    ix.add(4, "p:5000", 1);
+    const far = ix.status("p")!;
+    expect(far.missing).toHaveLength(1023);
+    expect(far.missing[0]).toBe(String(5000 - 1023));
   });
 });
