@@ -86,7 +86,8 @@ export class TickPublisher {
    * A publisher that continues `o.producerId` exactly after the highest seq
    * the WAL holds (src/client/ingeststatus.ts): after an outage longer than
    * the WAL's 2-minute duplicate window, resending an unacked batch could store
-   * it twice; this asks first. Its `resumed` says whether that batch was cut.
+   * it twice; this asks first. Its `resumed` lists the seqs below that the WAL
+   * lacks or holds in part (resend those rows; see Resume).
    */
   static async resume(nc: NatsConnection, o: PublisherOptions & { readonly producerId: string }): Promise<TickPublisher> {
     const r = await resumeFrom(nc, o.tenant, o.producerId, o.timeoutMs);
