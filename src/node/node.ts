@@ -228,7 +228,11 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
     adminRoutes: new Set(["/v1/snapshot"]),
     authorize: adminGate.authorize,
     ready: () => catalog.loaded() && !nc.isClosed(),
-    problems: () => nodeProblems(walFull(), shards),
+    problems: () => [
+      ...(catalog.loaded() ? [] : ["catalog: px_config not loaded yet (its tenants' streams are being created)"]),
+      ...(nc.isClosed() ? ["NATS connection closed"] : []),
+      ...nodeProblems(walFull(), shards),
+    ],
     metrics: () => metrics.text(),
   }, o.httpHost);
   // "assigned": the node agent starts and stops shards as the leader assigns them; every node contends for the lead.
