@@ -55,10 +55,10 @@ export const KV_COMPACTION = "px_compaction";
 export const EVENTS_STREAM = "PX_EVENTS";
 export const eventSubject = (kind: string): string => `px.events.${kind}`;
 export const EVENTS_WILDCARD = "px.events.>";
-/** WAL records an operator skipped (`pxctl shard skip-record`): one key per record, its audit as the value. */
+/** WAL records an operator skipped (`pxctl shard skip-record`): one key per shard, the JSON list of its skips (LSN and audit). */
 export const KV_WAL_SKIPS = "px_walskips";
-/** KV key of a skipped record in px_walskips (tenant.table.bucket.lsn). */
-export const walSkipKey = (s: ShardAddress, lsn: number): string => `${s.tenant}.${s.table}.${s.bucket}.${lsn}`;
+/** KV key of a shard in px_walskips (tenant.table.bucket). */
+export const walSkipKey = (s: ShardAddress): string => `${s.tenant}.${s.table}.${s.bucket}`;
 /** KV key of a shard in px_compaction (tenant.table.bucket). */
 export const compactionKey = (s: ShardAddress): string => `${s.tenant}.${s.table}.${s.bucket}`;
 
