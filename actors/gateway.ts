@@ -38,6 +38,8 @@ export interface AppendRef {
   readonly table: string;
   readonly wantsReply: boolean;
   readonly rows: number;
+  /** The client sent no producer pair (the node minted one): its own resend is a new batch. */
+  readonly minted?: boolean;
 }
 
 export type GatewayEvent =
@@ -116,7 +118,7 @@ function admission(context: GatewayContext, request: IngestRequest): Admission {
     if (!(e instanceof BatchRejected)) throw e;
     return { kind: "reply", rejected: true, reply: nack(request, { code: e.code, message: e.message, retryable: false }) };
   }
-  const batch: AppendRef = { id: request.id, tenant: request.tenant, table: request.table, wantsReply: request.wantsReply, rows: prepared.rows };
+  const batch: AppendRef = { id: request.id, tenant: request.tenant, table: request.table, wantsReply: request.wantsReply, rows: prepared.rows, ...(request.producer?.generated === true ? { minted: true } : {}) };
   return { kind: "append", append: { type: "append", batch, plans: prepared.appends, producer: request.producer } };
 }
 
@@ -206,11 +208,14 @@ export const gatewayMachine = setup({
         return;
       }
       // Part of the batch may be stored: the client retries with the same producer seq and dedup stores it once.
+      const how = b.minted
+        ? "retry it; it came without a producer pair, so records already stored may be stored again by a resend: send Px-Producer-Id and Px-Producer-Seq (gRPC producer_id/producer_seq) to make retries safe"
+        : "retry it unchanged (same producer id and seq) and it is stored once";
       enqueue.sendTo(
         "source",
         nack(b, {
           code: "UNAVAILABLE",
-          message: `tenant ${b.tenant} table ${b.table}: the WAL did not store the batch (${params.message}); retry it unchanged (same producer id and seq) and it is stored once`,
+          message: `tenant ${b.tenant} table ${b.table}: the WAL did not store the batch (${params.message}); ${how}`,
           retryable: true,
         }),
       );

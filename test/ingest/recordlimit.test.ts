@@ -52,4 +52,26 @@ describe("ingest - WAL record limit", () => {
     expect(actor.getSnapshot().value).toBe("ready");
     expect(actor.getSnapshot().context.stats.failedAppends).toBe(0);
   });
+
+  it("gateway - a failed append tells a client without a producer pair that a resend may store parts twice, and one with a pair that it is stored once", () => {
+    const replies: SourceCommand[] = [];
+    let send: (e: GatewayEvent) => void = () => {};
+    createActor(
+      gatewayMachine.provide({
+        actors: {
+          source: fromCallback<SourceCommand>(({ receive, sendBack }) => {
+            send = sendBack;
+            receive((c) => replies.push(c));
+          }),
+        },
+      }),
+      { input: {} },
+    ).start();
+    send({ type: "catalog", catalog: catalogOfCluster(DEFAULT_CLUSTER_SPEC) });
+    const batch = { id: 8, tenant: "default", table: "trades", wantsReply: true, rows: 3 };
+    send({ type: "appendFailed", batch: { ...batch, minted: true }, message: "timeout" });
+    expect(replies.at(-1)!.reply).toMatchObject({ ok: false, error: { code: "UNAVAILABLE", retryable: true, message: expect.stringMatching(/it came without a producer pair, so records already stored may be stored again by a resend: send Px-Producer-Id/) } });
+    send({ type: "appendFailed", batch, message: "timeout" });
+    expect(replies.at(-1)!.reply).toMatchObject({ ok: false, error: { message: expect.stringMatching(/retry it unchanged \(same producer id and seq\) and it is stored once$/) } });
+  });
 });
