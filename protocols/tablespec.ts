@@ -41,6 +41,15 @@ export const RetentionSpecSchema = Schema.Struct({
   walKeep: Schema.optionalKey(PositiveInt(Number.MAX_SAFE_INTEGER)),
 });
 
+export const SnapshotPolicySchema = Schema.Struct({
+  /** Write a snapshot this often while live (seconds; 0 = never on a schedule); absent: the node's --snapshot-interval-ms. */
+  intervalSeconds: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 7 * 86_400 }))),
+  /** Also write one once this many WAL records were applied since the last (a busy shard snapshots sooner). */
+  records: Schema.optionalKey(PositiveInt(1_000_000_000)),
+  /** Write one when the node stops gracefully (a restart then replays only what came after). */
+  onShutdown: Schema.optionalKey(Schema.Boolean),
+});
+
 export const TimeBoundsSpecSchema = Schema.Struct({
   /** The earliest plausible tick time, an ISO date or date-time in UTC ("1990-01-01"); lower it for backfills. */
   minTs: Schema.optionalKey(Schema.String),
@@ -58,6 +67,8 @@ export const TableSpecSchema = Schema.Struct({
   shards: Schema.optionalKey(PositiveInt(256)),
   maxBatchRows: Schema.optionalKey(PositiveInt(1_000_000)),
   retention: Schema.optionalKey(RetentionSpecSchema),
+  /** When the shards of this table write snapshots (absent: on the node's schedule only). */
+  snapshot: Schema.optionalKey(SnapshotPolicySchema),
   /** Plausibility window of the time column at ingest (catches a wrong unit: seconds or milliseconds sent as microseconds). */
   timeBounds: Schema.optionalKey(TimeBoundsSpecSchema),
 });
@@ -101,6 +112,8 @@ export interface TableSpec {
   readonly shards: number;
   readonly maxBatchRows: number;
   readonly retention: { readonly hotSeconds: number; readonly maxHotBytes: number; readonly walKeep: number };
+  /** The table's snapshot policy, when its spec gives one. */
+  readonly snapshot?: { readonly intervalSeconds?: number; readonly records?: number; readonly onShutdown?: boolean };
   /** Ingest refuses a tick before minTs or more than maxFutureSeconds ahead (same shape as the input: specs round-trip through KV as JSON). */
   readonly timeBounds: { readonly minTs: string; readonly maxFutureSeconds: number };
 }
@@ -216,6 +229,7 @@ function normalizeTable(t: Schema.Schema.Type<typeof TableSpecSchema>, tenant: s
       minTs: checkedMinTs(t.timeBounds?.minTs ?? TABLE_DEFAULTS.minTs, tenant, t.name),
       maxFutureSeconds: t.timeBounds?.maxFutureSeconds ?? TABLE_DEFAULTS.maxFutureSeconds,
     },
+    ...(t.snapshot === undefined ? {} : { snapshot: { ...t.snapshot } }),
   };
 }
 
