@@ -43,6 +43,7 @@ export function parseOpsArgs(argv: readonly string[], env: Readonly<Record<strin
     nats: { type: "string" },
     creds: { type: "string" },
     "auth-dir": { type: "string" },
+    "tls-ca": { type: "string" },
     output: { type: "string", short: "o", default: "table" },
     timeout: { type: "string", default: "5000" },
     "dry-run": { type: "boolean", default: false },
@@ -78,6 +79,7 @@ export function parseOpsArgs(argv: readonly string[], env: Readonly<Record<strin
   if (!["table", "json", "yaml"].includes(output)) throw new CliError(EXIT.usage, `-o ${output}: use table, json or yaml`);
   const creds = v.creds ?? env.PX_NATS_CREDS;
   const authDir = v["auth-dir"] ?? env.PX_AUTH_DIR;
+  const tlsCa = v["tls-ca"] ?? env[ENV.tlsCa];
   const inv: Invocation = {
     command: { kind: "help" },
     natsUrl: v.nats ?? env[ENV.natsUrl] ?? DEFAULT_NATS_URL,
@@ -85,6 +87,7 @@ export function parseOpsArgs(argv: readonly string[], env: Readonly<Record<strin
     timeoutMs: num("timeout", v.timeout, 1),
     ...(creds === undefined ? {} : { natsCreds: creds }),
     ...(authDir === undefined ? {} : { authDir }),
+    ...(tlsCa === undefined ? {} : { tlsCa }),
   };
   return { inv, ops: { name, shards, dryRun: v["dry-run"], last: num("last", v.last, 1), waitMs: num("wait", v.wait, 100) } };
 }
