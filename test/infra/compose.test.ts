@@ -1,12 +1,15 @@
 // docker-compose.yml against the code, without running it (compose.int.test.ts
 // runs it on Podman): it parses, everything it builds or mounts exists, and its
 // ports and environment agree with src/config/defaults.ts and the code that reads them.
-import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { DEFAULT_PORTS, ENV } from "../../src/config/defaults.js";
+import { CLICKHOUSE_PASSWORD_FILE, CLICKHOUSE_USERS_FILE, SECRETS_DIR, ensureComposeSecrets } from "../../src/cli/compose/index.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const read = (p: string): string => readFileSync(join(root, p), "utf8");
@@ -55,14 +58,44 @@ describe("docker-compose.yml", () => {
     }
   });
 
-  it("compose - every bind-mounted file exists and named volumes are declared", () => {
+  it("compose - every bind-mounted file exists (or is a secret ./proxist compose generates) and named volumes are declared", () => {
+    const generated = new Set([CLICKHOUSE_PASSWORD_FILE, CLICKHOUSE_USERS_FILE].map((f) => `./${SECRETS_DIR}/${f}`));
     for (const [name, s] of Object.entries(services)) {
       for (const v of s.volumes ?? []) {
         const src = v.split(":")[0]!;
+        if (generated.has(src)) continue;
         if (src.startsWith(".")) expect(existsSync(join(root, src)), `${name}: ${src}`).toBe(true);
         else expect(Object.keys(compose.volumes ?? {}), `${name}: volume ${src}`).toContain(src);
       }
     }
+  });
+
+  it("compose - ClickHouse has a generated password: its users file holds the hash, the nodes read the password from a secret file", () => {
+    const tmp = mkdtempSync(join(tmpdir(), "px-compose-"));
+    try {
+      const made = ensureComposeSecrets(tmp);
+      expect(made.created).toBe(true);
+      expect(statSync(made.dir).mode & 0o777).toBe(0o700);
+      const password = readFileSync(made.passwordFile, "utf8").trim();
+      expect(password.length).toBeGreaterThanOrEqual(32);
+      const xml = readFileSync(join(made.dir, CLICKHOUSE_USERS_FILE), "utf8");
+      expect(xml).toContain(createHash("sha256").update(password).digest("hex"));
+      expect(xml).not.toContain(password);
+      expect(ensureComposeSecrets(tmp).created, "kept on the next run").toBe(false);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+    const secrets = (parse(read("docker-compose.yml")) as { secrets?: Record<string, { file: string }> }).secrets ?? {};
+    expect(secrets.clickhouse_password?.file).toBe(`./${SECRETS_DIR}/${CLICKHOUSE_PASSWORD_FILE}`);
+    expect(services.clickhouse!.volumes).toContain(`./${SECRETS_DIR}/${CLICKHOUSE_USERS_FILE}:/etc/clickhouse-server/users.d/password.xml:ro`);
+    expect(services.clickhouse!.environment?.CLICKHOUSE_PASSWORD, "no password in the environment").toBeUndefined();
+    for (const name of proxistNodes) {
+      const s = services[name] as Service & { secrets?: string[] };
+      expect(s.secrets).toEqual(["clickhouse_password"]);
+      expect(s.environment?.[ENV.clickhousePasswordFile]).toBe("/run/secrets/clickhouse_password");
+      expect(s.environment?.[ENV.grpcHost], "plaintext gRPC binds loopback unless asked; a container must ask").toBe("0.0.0.0");
+    }
+    expect(read(".gitignore")).toContain(`${SECRETS_DIR}/`);
   });
 
   it("compose - host ports are unique", () => {
