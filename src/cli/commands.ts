@@ -40,11 +40,14 @@ async function connectNats(inv: Invocation, io: CliIO): Promise<NatsConnection> 
   const url = inv.natsUrl;
   const fallback = join(authDirOf(inv, io), "admin.creds");
   const creds = inv.natsCreds ?? (existsSync(fallback) ? fallback : undefined);
+  // A tls:// URL without --tls-ca: the CA `proxist up --tls` made next to the auth dir, when there is one.
+  const localCa = join(authDirOf(inv, io), "..", "tls", "ca.crt");
+  const tlsCa = inv.tlsCa ?? (url.startsWith("tls://") && existsSync(localCa) ? localCa : undefined);
   try {
-    return await connect({ servers: url.split(","), name: "pxctl", timeout: 3_000, maxReconnectAttempts: 0, ...natsCredsOptions(creds), ...natsTlsOptions(inv.tlsCa) });
+    return await connect({ servers: url.split(","), name: "pxctl", timeout: 3_000, maxReconnectAttempts: 0, ...natsCredsOptions(creds), ...natsTlsOptions(tlsCa) });
   } catch (raw) {
     // A TLS server and a client without its CA (or the reverse) fail in words that name the fix.
-    const e = explainNatsTlsError(raw, url, inv.tlsCa);
+    const e = explainNatsTlsError(raw, url, tlsCa);
     if (e !== raw) throw new CliError(EXIT.unreachable, e.message, { cause: raw });
     if (/authorization|authentication/i.test((e as Error).message)) {
       throw new CliError(EXIT.unreachable, `NATS at ${url} refused ${creds ? `the credentials ${creds}` : "a connection without credentials"} (${(e as Error).message}); pass admin credentials with --creds FILE or ${"$"}PX_NATS_CREDS (proxist up writes them to <data-dir>/auth/admin.creds)`, { cause: e });
