@@ -5,15 +5,15 @@
 // listeners are refused, with errors that name the fix for our own clients;
 // plaintext listeners stay on loopback.
 import { execFile } from "node:child_process";
-import { readFileSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { X509Certificate } from "node:crypto";
 import { connect as tcpConnect } from "node:net";
-import { networkInterfaces } from "node:os";
+import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ProxistClient, channelCredentials, tlsHint } from "../../src/api/index.js";
+import { ProxistClient, channelCredentials, speaksTls, tlsHint } from "../../src/api/index.js";
 import { createToken, mintUser } from "../../src/auth/index.js";
 import { runPxctl } from "../../src/cli/commands.js";
 import { explainNatsTlsError } from "../../src/runtime/natsclient.js";
@@ -24,6 +24,7 @@ import { tlsNatsFixture } from "../helpers/tls.js";
 import type { TlsNatsFixture } from "../helpers/tls.js";
 import { havePython, pyFlight, PYTHON } from "../api/python.js";
 import { status } from "../api/fixture.js";
+import { freeBasePort, startLauncher } from "../launcher/launcher.js";
 import type { IngestReply } from "../../protocols/ingest.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
@@ -171,6 +172,34 @@ describe("tls - gRPC and Arrow Flight", () => {
       expect(await reachable(external, f.server.port)).toBe(false); // the test NATS: loopback unless asked
     } finally {
       await plain.stop();
+    }
+  });
+});
+
+describe("tls - proxist up --tls", () => {
+  it("up --tls - makes the certificates (keys 0600), says how to connect; pxctl and nats-py connect over TLS as printed", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "px-up-tls-"));
+    const base = await freeBasePort();
+    const up = await startLauncher(["--tls", "--no-clickhouse", "--data-dir", dir, "--base-port", String(base)]);
+    try {
+      const ca = join(dir, "tls", "ca.crt");
+      for (const key of ["ca.key", "server.key", "client.key"]) expect(statSync(join(dir, "tls", key)).mode & 0o777, key).toBe(0o600);
+      expect(up.output()).toContain(`PX_TLS_CA=${ca}`);
+      expect(up.output()).toContain(`tls://127.0.0.1:${base}`);
+      expect(up.output()).toContain(`grpc+tls://127.0.0.1:${base + 5}`);
+      // pxctl as a user: the data dir's admin credentials and CA (a tls:// URL finds it next to the auth dir).
+      const out: string[] = [];
+      const io = { stdout: (t: string) => out.push(t), stderr: (t: string) => out.push(t), readFile: () => Promise.resolve(""), prompt: () => Promise.resolve(""), env: { PX_DATA_DIR: dir } };
+      const creds = join(dir, "pub.creds");
+      expect(await runPxctl(["--nats", `tls://127.0.0.1:${base}`, "creds", "create", "--tenant", "default", "--role", "publisher", "--out", creds], io), out.join("\n")).toBe(0);
+      const py_ = await py([PUBLISHER, `tls://127.0.0.1:${base}`, creds, ca]);
+      expect(py_.code, py_.stderr).toBe(0);
+      expect((JSON.parse(py_.stdout.trim().split("\n")[0]!) as IngestReply).ok).toBe(true);
+      expect(await speaksTls(`127.0.0.1:${base + 5}`)).toBe(true);
+      expect(await speaksTls(`127.0.0.1:${base + 4}`), "HTTP stays plaintext on loopback").toBe(false);
+    } finally {
+      await up.kill("SIGTERM");
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
