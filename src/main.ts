@@ -219,7 +219,7 @@ async function up(args: string[]): Promise<void> {
       if (!seeded) return untilSignal(cleanups);
       // A reader token for the printed examples (only its hash is stored; it is shown once, here).
       const token = await createToken(node.nc, { tenant: tenant.name, role: "reader", ttlSeconds: 86_400 });
-      const grpc = ports.grpc === DEFAULT_PORTS.grpc ? "" : `PX_GRPC=127.0.0.1:${ports.grpc} `;
+      const grpc = `${ports.grpc === DEFAULT_PORTS.grpc ? "" : `PX_GRPC=127.0.0.1:${ports.grpc} `}${tls ? `${TLS_CA_ENV}=${tls.ca} ` : ""}`;
       log("");
       log("Every symbol has ticked. Try (a reader token valid 24 h was created for these):");
       log(`  export TOKEN=${token}`);
