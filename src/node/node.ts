@@ -47,7 +47,7 @@ import type { CompactionHolds } from "./compaction.js";
 import { serveOpsControl } from "./opsctl.js";
 import { ensureEventsStream } from "../wal/index.js";
 import { walStream } from "../../protocols/subjects.js";
-import { NATS_CREDS_ENV, TLS_CA_ENV, natsCredsOptions, natsTlsOptions } from "../runtime/natsclient.js";
+import { NATS_CREDS_ENV, TLS_CA_ENV, explainNatsTlsError, natsCredsOptions, natsTlsOptions } from "../runtime/natsclient.js";
 import { clickhouseDisplay, startStandaloneControl } from "./standalone.js";
 
 export interface NodeOptions {
@@ -139,7 +139,11 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   const nodeId = o.nodeId ?? `node-${process.pid}`;
   const log = o.log ?? lineLog(createLogger({ nodeId }));
   // noAsyncTraces: no Error object (stack capture) per request; at thousands of WAL appends per second it showed in profiles.
-  const nc = await connect({ servers: o.natsUrl, name: `proxist ${nodeId}`, maxReconnectAttempts: -1, noAsyncTraces: true, ...natsCredsOptions(o.natsCreds ?? process.env[NATS_CREDS_ENV]), ...natsTlsOptions(o.natsCa ?? process.env[TLS_CA_ENV]) });
+  const natsCa = o.natsCa ?? process.env[TLS_CA_ENV];
+  // A TLS mismatch (no CA for a TLS server, a CA for a plaintext one) fails with the fix named.
+  const nc = await connect({ servers: o.natsUrl, name: `proxist ${nodeId}`, maxReconnectAttempts: -1, noAsyncTraces: true, ...natsCredsOptions(o.natsCreds ?? process.env[NATS_CREDS_ENV]), ...natsTlsOptions(natsCa) }).catch((e: unknown) => {
+    throw explainNatsTlsError(e, String(o.natsUrl), natsCa);
+  });
   const jsm = await jetstreamManager(nc);
   const js = jetstream(nc);
   const replicas = o.replicas ?? 1;

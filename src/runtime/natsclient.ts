@@ -57,6 +57,6 @@ export function explainNatsTlsError(e: unknown, url: string, caPath: string | un
     return new Error(`NATS at ${url} requires TLS and its certificate is not trusted here (${msg}); pass the CA certificate with --tls-ca FILE or ${TLS_CA_ENV} (pxctl certs init wrote ca.crt)`, { cause: e });
   }
   if (untrusted) return new Error(`NATS at ${url}: TLS handshake failed with CA ${caPath} (${msg}); is it the CA that signed the server's certificate, and does the certificate name this host (pxctl certs init --hosts)?`, { cause: e });
-  if (/tls.*not available/i.test(msg)) return new Error(`NATS at ${url} does not speak TLS (${msg}); drop --tls-ca / ${TLS_CA_ENV}, or start it with TLS (proxist up --tls)`, { cause: e });
+  if (/does not support 'tls'|tls.*not available/i.test(msg)) return new Error(`NATS at ${url} does not speak TLS (${msg}); drop --tls-ca / ${TLS_CA_ENV}, or start it with TLS (proxist up --tls)`, { cause: e });
   return e as Error;
 }

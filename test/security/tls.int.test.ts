@@ -19,7 +19,8 @@ import { runPxctl } from "../../src/cli/commands.js";
 import { explainNatsTlsError } from "../../src/runtime/natsclient.js";
 import { writeSecretFile } from "../../src/runtime/servers/natsauth.js";
 import type { ProxistNode } from "../../src/node/node.js";
-import { nodeOn, serviceCreds, testNatsAuth } from "../helpers/cluster.js";
+import { natsFixture, nodeOn, serviceCreds, testNatsAuth } from "../helpers/cluster.js";
+import { startNode } from "../../src/node/node.js";
 import { tlsNatsFixture } from "../helpers/tls.js";
 import type { TlsNatsFixture } from "../helpers/tls.js";
 import { havePython, pyFlight, PYTHON } from "../api/python.js";
@@ -107,6 +108,16 @@ describe("tls - NATS", () => {
     out.length = 0;
     expect(await runPxctl(["--nats", f.server.url, "--creds", admin, "get", "tenants"], io)).toBe(3);
     expect(out.join("\n")).toMatch(/requires TLS.*--tls-ca/);
+  });
+
+  it("node - without the CA it refuses to start naming PX_TLS_CA; with a CA against a plaintext NATS it says that NATS has no TLS", async () => {
+    await expect(startNode({ natsUrl: f.server.url, natsCa: "", log: () => {} })).rejects.toThrow(/requires TLS.*PX_TLS_CA/);
+    const plain = await natsFixture();
+    try {
+      await expect(startNode({ natsUrl: plain.server.url, natsCa: f.tls.ca, log: () => {} })).rejects.toThrow(/does not speak TLS/);
+    } finally {
+      await plain.close();
+    }
   });
 });
 

@@ -76,7 +76,7 @@ describe("secrets and errors", () => {
     const untrusted = Object.assign(new Error("unable to verify the first certificate"), { code: "UNABLE_TO_VERIFY_LEAF_SIGNATURE" });
     expect(explainNatsTlsError(untrusted, "tls://h:4222", undefined).message).toMatch(/requires TLS.*--tls-ca FILE or PX_TLS_CA/);
     expect(explainNatsTlsError(untrusted, "tls://h:4222", "/ca.crt").message).toMatch(/TLS handshake failed with CA \/ca\.crt/);
-    expect(explainNatsTlsError(new Error("tls is not available on this server"), "nats://h:4222", "/ca.crt").message).toMatch(/does not speak TLS/);
+    expect(explainNatsTlsError(new Error("server does not support 'tls'"), "nats://h:4222", "/ca.crt").message).toMatch(/does not speak TLS.*drop --tls-ca/);
     const other = new Error("Authorization Violation");
     expect(explainNatsTlsError(other, "nats://h:4222", undefined)).toBe(other);
   });
