@@ -189,7 +189,6 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
     clickhouse === undefined
       ? undefined
       : new CompactionRuntime({ nc, js, jsm, nodeId, shards, snapshots, replicas, log, unsafeIgnoreSink: process.env.PX_COMPACT_IGNORE_SINK === "1", intervalMs: o.compaction?.intervalMs ?? compactionIntervalMs(process.env), holds }).start();
-  const ops = serveOpsControl({ nc, js, nodeId, shards, compaction, log });
   if (shardMode === "all") {
     catalog.subscribe((c) => void shards.ownAll(c).catch((e: unknown) => log(`node ${nodeId}: cannot start shards: ${(e as Error).message}`)));
     catalog.subscribe(() => void feeds?.reconcile());
@@ -267,6 +266,8 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
         })
       : undefined;
   if (control !== undefined) metrics.watchControl(control);
+  // pxctl compact / snapshot / drain: every node answers for itself.
+  const ops = serveOpsControl({ nc, js, nodeId, shards, compaction, log, ...(control === undefined ? {} : { drain: () => control.drain() }) });
   // "all": no controller runs; the node answers pxctl (px.ctl.*) itself, as the one owner of every shard.
   const standalone =
     shardMode === "all"
