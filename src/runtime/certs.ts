@@ -135,15 +135,6 @@ function namesAll(certPath: string, sans: readonly string[]): boolean {
   return sans.every((san) => (san.startsWith("IP:") ? x.checkIP(san.slice(3)) !== undefined : x.checkHost(san.slice(4), { wildcards: false }) !== undefined));
 }
 
-/** The TLS files in `dir`, checked to exist: what `up --tls` and a node started with PX_TLS_DIR use. */
-export function loadTlsFiles(dir: string): TlsFiles {
-  const f = tlsFilesIn(dir);
-  for (const p of [f.ca, f.serverCert, f.serverKey]) {
-    if (!existsSync(p)) throw new CertsError(`${p} is missing; run \`pxctl certs init --dir ${dir}\` first`);
-  }
-  return f;
-}
-
 /** The server certificate's subjectAltName line (what `certs init` prints). */
 export function certificateNames(certPath: string): string {
   return new X509Certificate(readFileSync(certPath)).subjectAltName ?? "";
