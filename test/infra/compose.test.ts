@@ -29,9 +29,12 @@ const proxistNodes = ["proxist-1", "proxist-2"];
 const natsServers = ["nats-1", "nats-2", "nats-3"];
 
 /** "8081:8080" -> { host: 8081, container: 8080 } */
-const portPair = (p: string): { host: number; container: number } => {
-  const [host, container] = p.split(":").map(Number);
-  return { host: host!, container: container ?? host! };
+/** "127.0.0.1:8081:8080" -> { address: "127.0.0.1", host: 8081, container: 8080 } */
+const portPair = (p: string): { address: string | undefined; host: number; container: number } => {
+  const parts = p.split(":");
+  const address = parts.length === 3 ? parts.shift() : undefined;
+  const [host, container] = parts.map(Number);
+  return { address, host: host!, container: container ?? host! };
 };
 
 function sources(dir: string): string[] {
@@ -98,6 +101,10 @@ describe("docker-compose.yml", () => {
     expect(read(".gitignore")).toContain(`${SECRETS_DIR}/`);
   });
 
+  it("compose - every published port binds the host's loopback (the stack speaks plaintext)", () => {
+    for (const [name, s] of Object.entries(services)) for (const p of s.ports ?? []) expect(portPair(p).address, `${name}: ${p}`).toBe("127.0.0.1");
+  });
+
   it("compose - host ports are unique", () => {
     const hostPorts = Object.values(services).flatMap((s) => (s.ports ?? []).map((p) => portPair(p).host));
     expect(new Set(hostPorts).size).toBe(hostPorts.length);
@@ -113,8 +120,8 @@ describe("docker-compose.yml", () => {
       expect(services[n]!.environment?.NATS_SERVER_NAME).toBe(n);
     }
     expect(services["nats-1"]!.ports?.map(portPair)).toEqual([
-      { host: DEFAULT_PORTS.nats, container: DEFAULT_PORTS.nats },
-      { host: DEFAULT_PORTS.natsMonitor, container: DEFAULT_PORTS.natsMonitor },
+      { address: "127.0.0.1", host: DEFAULT_PORTS.nats, container: DEFAULT_PORTS.nats },
+      { address: "127.0.0.1", host: DEFAULT_PORTS.natsMonitor, container: DEFAULT_PORTS.natsMonitor },
     ]);
   });
 
