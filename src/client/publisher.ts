@@ -205,7 +205,7 @@ export class TickPublisher {
         if (!(e instanceof IngestRejectedError)) lastError = e; // timeout / no responders: retry with the same seq
       }
       // Exponential backoff with full jitter: retries from many producers must not synchronise.
-      await sleep(notBeforeMs + Math.random() * Math.min(2000, 20 * 2 ** attempt));
+      if (attempt < attempts) await sleep(notBeforeMs + Math.random() * Math.min(2000, 20 * 2 ** attempt));
     }
     throw lastError instanceof Error ? lastError : new Error(String(lastError));
   }
