@@ -178,7 +178,10 @@ export class ProxistQueryEngine {
     const load = (spec: TableSpec, wanted: boolean[], t0: number, t1: number, behind: number, ahead: number, limit?: PartLimit): Promise<Loaded> => {
       const cov = covs.get(spec.name)!;
       if (this.options.parts === undefined) {
-        const req: LoadRequest = { tenant, spec, shards: cov.local, symbols: q.symbols, t0, t1, behind, ahead, wanted };
+        // A cold read past what the memory quota leaves could never be answered: read one row more than fits, then refuse.
+        const rowBytes = 24 + 8 * wanted.filter(Boolean).length;
+        const left = budget.leftBytes;
+        const req: LoadRequest = { tenant, spec, shards: cov.local, symbols: q.symbols, t0, t1, behind, ahead, wanted, ...(Number.isFinite(left) ? { maxColdRows: Math.floor(left / rowBytes) } : {}) };
         return loadSeries(req, this.options.cold, signal);
       }
       return fan(spec, (ctx) => fanLoad(ctx, cov, { symbols: q.symbols, t0, t1, behind, ahead, wanted }, limit));

@@ -15,6 +15,8 @@ export interface QueryBudget {
   resultRows(rows: number): void;
   /** Bytes held so far (a refused hold is not counted). */
   readonly heldBytes: number;
+  /** Bytes the query may still hold (Infinity without a memory quota). */
+  readonly leftBytes: number;
   release(): void;
 }
 
@@ -41,6 +43,9 @@ export class QueryQuotas {
     return {
       get heldBytes() {
         return held;
+      },
+      get leftBytes() {
+        return q.queryMemoryBytes === undefined ? Infinity : Math.max(0, q.queryMemoryBytes - held);
       },
       hold(bytes, what) {
         const max = q.queryMemoryBytes;
