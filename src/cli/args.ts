@@ -13,7 +13,7 @@ export type TokenRole = (typeof TOKEN_ROLES)[number];
 
 export type Command =
   | { readonly kind: "help" }
-  | { readonly kind: "status" }
+  | { readonly kind: "status"; readonly metrics?: { readonly urls: readonly string[]; readonly intervalSeconds: number } }
   | { readonly kind: "get"; readonly what: GetKind }
   | { readonly kind: "describe"; readonly what: DescribeKind; readonly name: string }
   | { readonly kind: "apply"; readonly file: string; readonly dryRun: boolean; readonly confirm: boolean }
@@ -46,7 +46,9 @@ export const USAGE = `pxctl: operate a Proxist cluster (commands travel as contr
 Usage: pxctl [--nats URL] [-o table|json|yaml] <command>
 
 Commands:
-  status                                 leader, nodes (heartbeat age), shards (owner, state, LSNs, lag)
+  status [--metrics URL[,URL]] [--interval 1s]
+                                         leader, nodes (heartbeat age), shards (owner, state, LSNs, lag);
+                                         with --metrics also rates, lag and latency from each node's /metrics
   get tenants|tables|shards|nodes        list
   describe shard|table|node|tenant NAME  details of one (shard NAME = <tenant>.<table>.<bucket>)
   apply -f spec.yaml [--dry-run] [--confirm]
@@ -94,6 +96,9 @@ export function parseTtl(s: string): number | undefined {
   if (n <= 0) return usage(`--ttl ${s}: must be more than 0`);
   return n * mult;
 }
+
+/** A comma-separated list of /metrics URLs (empty when none is given). */
+const metricsUrls = (list: string | undefined): string[] => (list ?? "").split(",").map((u) => u.trim()).filter((u) => u !== "");
 
 function pick<T extends string>(what: string, v: string | undefined, allowed: readonly T[]): T {
   if (v === undefined) return usage(`${what}: say which (${allowed.join("|")})`);
@@ -147,10 +152,14 @@ export function parsePxctlArgs(argv: readonly string[], env: Readonly<Record<str
   if (v.help || p.length === 0 || at(0) === "help") command = { kind: "help" };
   else {
     switch (at(0)) {
-      case "status":
+      case "status": {
         extra(1);
-        command = { kind: "status" };
+        // With --metrics: the nodes' /metrics too (rates, lag, latency), the same figures `top` and Prometheus read.
+        const urls = metricsUrls(v.metrics ?? env.PX_METRICS_URLS);
+        const interval = parseTtl(v.interval ?? "1s") ?? usage("status --interval: give a duration such as 1s");
+        command = urls.length === 0 ? { kind: "status" } : { kind: "status", metrics: { urls, intervalSeconds: interval } };
         break;
+      }
       case "get":
         extra(2);
         command = { kind: "get", what: pick("get", at(1), GET_KINDS) };
@@ -189,7 +198,7 @@ export function parsePxctlArgs(argv: readonly string[], env: Readonly<Record<str
       }
       case "top": {
         extra(1);
-        const urls = (v.metrics ?? env.PX_METRICS_URLS ?? "http://127.0.0.1:8080/metrics").split(",").map((u) => u.trim()).filter((u) => u !== "");
+        const urls = metricsUrls(v.metrics ?? env.PX_METRICS_URLS ?? "http://127.0.0.1:8080/metrics");
         if (urls.length === 0) usage("top --metrics: give each node's /metrics URL, comma separated");
         const interval = parseTtl(v.interval ?? "2s") ?? usage("top --interval: give a duration such as 2s");
         command = { kind: "top", urls, intervalSeconds: interval, once: v.once ?? false };

@@ -17,7 +17,7 @@ import { USAGE, parsePxctlArgs } from "./args.js";
 import type { Command, Invocation } from "./args.js";
 import { CliError, EXIT } from "./exitcodes.js";
 import { slowQueries } from "./queries.js";
-import { runTop } from "./top.js";
+import { metricsView, runTop, topText } from "./top.js";
 import { OPS_USAGE, parseOpsArgs, runOps } from "./ops.js";
 import { applyText, credsTable, describeText, getText, statusText, structured, tokensTable } from "./render.js";
 
@@ -102,7 +102,12 @@ async function run(inv: Invocation, nc: NatsConnection, io: CliIO, specDoc: unkn
       return EXIT.ok;
     case "status": {
       const s = await req<StatusView>("status", {});
-      print(s, () => statusText(s));
+      if (c.metrics === undefined) {
+        print(s, () => statusText(s));
+        return EXIT.ok;
+      }
+      const m = await metricsView(c.metrics.urls, c.metrics.intervalSeconds);
+      print({ ...s, metrics: m }, () => `${statusText(s)}\n\nmetrics (over ${c.metrics!.intervalSeconds} s)\n${topText(m)}`);
       return EXIT.ok;
     }
     case "get": {

@@ -1,22 +1,24 @@
 // pxctl operations commands: `compact [shard...] [--dry-run]`, `snapshot
 // [shard...]` (requests every node answers for the shards it hosts, gathered
-// for a few seconds) and `events [--last N]` (the operations event log read
-// from PX_EVENTS). Parsed here, apart from the other commands: runPxctl hands
+// for a few seconds), `drain node NODE` (the node hands its shards away; pxctl
+// follows the move in the cluster status) and `events [--last N]` (the
+// operations event log read from PX_EVENTS). Parsed here, apart from the other commands: runPxctl hands
 // over any argv whose command is one of these.
 import { parseArgs } from "node:util";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { opsSubject } from "../../protocols/subjects.js";
 import { ENV } from "../config/defaults.js";
 import { readEvents } from "../wal/index.js";
 import type { OpsEvent } from "../wal/index.js";
 import type { OpsReply } from "../node/opsctl.js";
+import { runDrain } from "./drain.js";
+import { opsRequest } from "./opsrequest.js";
 import { DEFAULT_NATS_URL } from "./args.js";
 import type { Invocation, OutputFormat } from "./args.js";
 import { CliError, EXIT } from "./exitcodes.js";
 import { structured } from "./render.js";
 
-export const OPS_COMMANDS = ["compact", "snapshot", "events"] as const;
+export const OPS_COMMANDS = ["compact", "snapshot", "drain", "events"] as const;
 export type OpsCommandName = (typeof OPS_COMMANDS)[number];
 
 export interface OpsCommand {
@@ -25,14 +27,18 @@ export interface OpsCommand {
   readonly shards: readonly string[];
   readonly dryRun: boolean;
   readonly last: number;
-  /** How long replies are gathered (every node answers for its own shards). */
+  /** How long replies are gathered (every node answers for its own shards); drain: how long its shards may take to move. */
   readonly waitMs: number;
+  /** drain: the node to empty. */
+  readonly node?: string;
 }
 
 export const OPS_USAGE = `Operations (pxctl <command> --help):
   compact [SHARD...] [--dry-run]         purge WAL records no reader needs (SHARD = tenant[.table[.bucket]]);
                                          --dry-run shows each shard's cut and which reader holds it
   snapshot [SHARD...]                    write the shards' snapshots now
+  drain node NODE [--wait 60000]         move NODE's shards to the other nodes before maintenance, showing
+                                         progress until each is live elsewhere (--shards assigned clusters)
   events [--last N]                      what the operations workflows did (default the last 50)`;
 
 const SHARD_RE = /^[a-z][a-z0-9_]{0,31}(\.[A-Za-z_][A-Za-z0-9_]*(\.\d+)?)?$/;
@@ -47,7 +53,7 @@ export function parseOpsArgs(argv: readonly string[], env: Readonly<Record<strin
     timeout: { type: "string", default: "5000" },
     "dry-run": { type: "boolean", default: false },
     last: { type: "string", default: "50" },
-    wait: { type: "string", default: "3000" },
+    wait: { type: "string" },
     help: { type: "boolean", short: "h", default: false },
   } as const;
   // The command is the first positional once flag values are set apart (`-o json snapshot`).
@@ -65,7 +71,14 @@ export function parseOpsArgs(argv: readonly string[], env: Readonly<Record<strin
     throw new CliError(EXIT.usage, `${(e as Error).message}\n${OPS_USAGE}`);
   }
   const v = parsed.values;
-  const [name, ...shards] = parsed.positionals as [OpsCommandName, ...string[]];
+  const [name, ...rest] = parsed.positionals as [OpsCommandName, ...string[]];
+  let node: string | undefined;
+  let shards = rest;
+  if (name === "drain") {
+    if (rest[0] !== "node" || rest.length !== 2) throw new CliError(EXIT.usage, `drain: give the node to empty, as drain node NODE (pxctl get nodes lists them)`);
+    node = rest[1]!;
+    shards = [];
+  }
   for (const s of shards) if (!SHARD_RE.test(s)) throw new CliError(EXIT.usage, `${name} ${s}: a shard is tenant, tenant.table or tenant.table.bucket (e.g. default.trades.0)`);
   if (name === "events" && shards.length > 0) throw new CliError(EXIT.usage, `events takes no shard (it lists every recorded event); use --last N`);
   if (name !== "compact" && v["dry-run"]) throw new CliError(EXIT.usage, `--dry-run is for compact only`);
@@ -86,21 +99,8 @@ export function parseOpsArgs(argv: readonly string[], env: Readonly<Record<strin
     ...(creds === undefined ? {} : { natsCreds: creds }),
     ...(authDir === undefined ? {} : { authDir }),
   };
-  return { inv, ops: { name, shards, dryRun: v["dry-run"], last: num("last", v.last, 1), waitMs: num("wait", v.wait, 100) } };
-}
-
-/** Sends an operations request to every node and gathers the replies for `waitMs`. */
-export async function opsRequest(nc: NatsConnection, verb: "compact" | "snapshot", body: { shards?: readonly string[]; dryRun?: boolean }, waitMs: number): Promise<OpsReply[]> {
-  const out: OpsReply[] = [];
-  const replies = await nc.requestMany(opsSubject(verb), JSON.stringify(body), { strategy: "timer", maxWait: waitMs });
-  for await (const m of replies) {
-    try {
-      out.push(JSON.parse(new TextDecoder().decode(m.data)) as OpsReply);
-    } catch {
-      // Not a node's reply.
-    }
-  }
-  return out.sort((a, b) => a.node.localeCompare(b.node));
+  const waitMs = num("wait", v.wait ?? (name === "drain" ? "60000" : "3000"), 100);
+  return { inv, ops: { name, shards, dryRun: v["dry-run"], last: num("last", v.last, 1), waitMs, ...(node === undefined ? {} : { node }) } };
 }
 
 function repliesText(replies: readonly OpsReply[]): string {
@@ -122,6 +122,7 @@ export async function runOps(ops: OpsCommand, output: OutputFormat, nc: NatsConn
     print(events, () => eventsText(events));
     return EXIT.ok;
   }
+  if (ops.name === "drain") return runDrain(nc, ops.node!, ops.waitMs, output, stdout);
   const body = ops.name === "compact" ? { shards: ops.shards, dryRun: ops.dryRun } : { shards: ops.shards };
   const replies = await opsRequest(nc, ops.name, body, ops.waitMs);
   if (replies.length === 0) throw new CliError(EXIT.unreachable, `no node answered ${ops.name} within ${ops.waitMs} ms; is a node running (proxist up)?`);

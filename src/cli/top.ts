@@ -111,6 +111,15 @@ export interface TopCommand {
   readonly once: boolean;
 }
 
+/** One view of the nodes' metrics: two scrapes `intervalSeconds` apart (what `pxctl status --metrics` shows). */
+export async function metricsView(urls: readonly string[], intervalSeconds: number): Promise<TopView> {
+  const prev = await Promise.all(urls.map(scrape));
+  const t0 = Date.now();
+  await new Promise((r) => setTimeout(r, intervalSeconds * 1000));
+  const cur = await Promise.all(urls.map(scrape));
+  return topView(urls.map((url, i) => ({ url, prev: prev[i]!, cur: cur[i]! })), (Date.now() - t0) / 1000);
+}
+
 /** Refreshes until interrupted on a terminal; with --once (or not on a terminal) prints one view (two scrapes apart) and returns. */
 export async function runTop(c: TopCommand, output: OutputFormat, io: { readonly stdout: (text: string) => void }): Promise<number> {
   let prev = await Promise.all(c.urls.map(scrape));

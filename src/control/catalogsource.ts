@@ -41,9 +41,13 @@ export interface NodeCatalog extends CatalogSource {
 export interface CatalogOptions {
   /**
    * Runs before a catalog is served (the node creates the tenants' streams here);
-   * a failure keeps the previous catalog and is logged. Catalogs are prepared in order.
+   * a failure keeps the previous catalog, is logged and is retried (same catalog, unless
+   * a newer one arrived) after a backoff. Catalogs are prepared in order.
    */
   readonly prepare?: (catalog: Catalog) => Promise<void>;
+  /** First delay before preparing a failed catalog again (doubling, capped at prepareRetryMaxMs); default 500 ms / 5 s. */
+  readonly prepareRetryBaseMs?: number;
+  readonly prepareRetryMaxMs?: number;
   /** Delays between attempts to (re)open a broken watch; default: 100 ms doubling up to 5 s, jittered. */
   readonly retry?: Schedule.Schedule<unknown>;
   readonly log?: (line: string) => void;
@@ -85,11 +89,17 @@ export function watchCatalog(kv: ControlKv, o: CatalogOptions = {}): NodeCatalog
 
   // Preparing is asynchronous: chain it so catalogs are served in the order they were seen.
   let serving: Promise<void> = Promise.resolve();
+  let latest: Catalog | undefined;
+  let stopped = false;
+  let retryTimer: ReturnType<typeof setTimeout> | undefined;
+  let failures = 0;
   const serve = (catalog: Catalog): void => {
+    latest = catalog;
     serving = serving
       .then(() => o.prepare?.(catalog))
       .then(
         () => {
+          failures = 0;
           current = catalog;
           if (!loaded) {
             loaded = true;
@@ -97,7 +107,17 @@ export function watchCatalog(kv: ControlKv, o: CatalogOptions = {}): NodeCatalog
           }
           for (const s of subscribers) s(catalog);
         },
-        (e: unknown) => log(`catalog: cannot serve the new px_config catalog (${(e as Error).message}); keeping the previous one`),
+        (e: unknown) => {
+          // Retry the same catalog: waiting for the next px_config change would leave a
+          // node whose first prepare failed (a JetStream timeout) unready for good.
+          const delayMs = Math.min(o.prepareRetryMaxMs ?? 5_000, (o.prepareRetryBaseMs ?? 500) * 2 ** failures++);
+          log(`catalog: cannot serve the new px_config catalog (${(e as Error).message}); keeping the previous one, retrying in ${delayMs} ms`);
+          if (stopped) return;
+          clearTimeout(retryTimer);
+          retryTimer = setTimeout(() => {
+            if (!stopped && latest === catalog) serve(catalog);
+          }, delayMs);
+        },
       );
   };
 
@@ -157,6 +177,8 @@ export function watchCatalog(kv: ControlKv, o: CatalogOptions = {}): NodeCatalog
     subscribe,
     watch: async (onCatalog) => subscribe(onCatalog),
     stop: async () => {
+      stopped = true;
+      clearTimeout(retryTimer);
       subscribers.clear();
       await Effect.runPromise(Fiber.interrupt(fiber));
     },

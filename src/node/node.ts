@@ -47,6 +47,7 @@ import type { CompactionHolds } from "./compaction.js";
 import { serveOpsControl } from "./opsctl.js";
 import { ensureEventsStream } from "../wal/index.js";
 import { walStream } from "../../protocols/subjects.js";
+import type { ShardAddress } from "../../protocols/subjects.js";
 import { NATS_CREDS_ENV, natsCredsOptions } from "../runtime/natsclient.js";
 import { clickhouseDisplay, startStandaloneControl } from "./standalone.js";
 
@@ -157,11 +158,6 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   });
   // WAL compaction needs P, so only a node with sinks runs it; every node records operations events.
   await retryOnTimeout("creating the events stream", () => ensureEventsStream(jsm, replicas), startLog);
-  const compaction =
-    clickhouse === undefined
-      ? undefined
-      : new CompactionRuntime({ nc, js, jsm, nodeId, shards, snapshots, replicas, log, unsafeIgnoreSink: process.env.PX_COMPACT_IGNORE_SINK === "1", intervalMs: o.compaction?.intervalMs ?? compactionIntervalMs(process.env), ...(o.compaction?.holds === undefined ? {} : { holds: o.compaction.holds }) }).start();
-  const ops = serveOpsControl({ nc, js, nodeId, shards, compaction, log });
   const shardMode = o.shards ?? "all";
   // Materialized feeds of px_config: a standalone node runs them all (issue 14; controller placement is not built yet).
   const feeds =
@@ -175,6 +171,12 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
           horizon: (tenant, table, bucket) => shards.all().find((h) => h.shard.tenant === tenant && h.shard.table === table && h.shard.bucket === bucket)?.runtime.table.horizonMicros,
         })
       : undefined;
+  // Compaction holds what the feeds running here have not folded yet, besides the holds given.
+  const holds = async (shard: ShardAddress): Promise<readonly number[]> => [...((await o.compaction?.holds?.(shard)) ?? []), ...(feeds?.holds(shard.tenant, shard.table) ?? [])];
+  const compaction =
+    clickhouse === undefined
+      ? undefined
+      : new CompactionRuntime({ nc, js, jsm, nodeId, shards, snapshots, replicas, log, unsafeIgnoreSink: process.env.PX_COMPACT_IGNORE_SINK === "1", intervalMs: o.compaction?.intervalMs ?? compactionIntervalMs(process.env), holds }).start();
   if (shardMode === "all") {
     catalog.subscribe((c) => void shards.ownAll(c).catch((e: unknown) => log(`node ${nodeId}: cannot start shards: ${(e as Error).message}`)));
     catalog.subscribe(() => void feeds?.reconcile());
@@ -231,7 +233,11 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
     adminRoutes: new Set(["/v1/snapshot"]),
     authorize: adminGate.authorize,
     ready: () => catalog.loaded() && !nc.isClosed(),
-    problems: () => nodeProblems(walFull(), shards),
+    problems: () => [
+      ...(catalog.loaded() ? [] : ["catalog: px_config not loaded yet (its tenants' streams are being created)"]),
+      ...(nc.isClosed() ? ["NATS connection closed"] : []),
+      ...nodeProblems(walFull(), shards),
+    ],
     metrics: () => metrics.text(),
   }, o.httpHost);
   // "assigned": the node agent starts and stops shards as the leader assigns them; every node contends for the lead.
@@ -250,6 +256,8 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
         })
       : undefined;
   if (control !== undefined) metrics.watchControl(control);
+  // pxctl compact / snapshot / drain: every node answers for itself.
+  const ops = serveOpsControl({ nc, js, nodeId, shards, compaction, log, ...(control === undefined ? {} : { drain: () => control.drain() }) });
   // "all": no controller runs; the node answers pxctl (px.ctl.*) itself, as the one owner of every shard.
   const standalone =
     shardMode === "all"

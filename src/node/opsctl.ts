@@ -1,8 +1,9 @@
 // Operations requests to every node (px.ctl.ops.<verb>, no queue group: each
 // node answers for the shards it hosts and pxctl gathers the replies):
-// `compact` (a dry-run plan, or a compaction run through the workflow) and
-// `snapshot` (write the shards' snapshots now). Each run is recorded in the
-// event log.
+// `compact` (a dry-run plan, or a compaction run through the workflow),
+// `snapshot` (write the shards' snapshots now) and `drain` (the node named in
+// the request hands its shards to the others; the rest ignore it). Each run is
+// recorded in the event log.
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { compactionKey, opsSubject } from "../../protocols/subjects.js";
@@ -14,6 +15,8 @@ import type { LocalShardHost } from "./shard/host.js";
 export interface OpsRequest {
   readonly shards?: readonly string[];
   readonly dryRun?: boolean;
+  /** drain: the node that is to hand its shards away. */
+  readonly node?: string;
 }
 
 export interface OpsShardLine {
@@ -38,10 +41,13 @@ export interface OpsControlOptions {
   readonly nodeId: string;
   readonly shards: LocalShardHost;
   readonly compaction: CompactionRuntime | undefined;
+  /** Hands this node's shards to the others, then stops its control plane (--shards assigned only). */
+  readonly drain?: () => Promise<void>;
   readonly log: (line: string) => void;
 }
 
 export function serveOpsControl(o: OpsControlOptions): { stop(): void } {
+  let draining = false;
   const sub: Subscription = o.nc.subscribe(opsSubject("*"), {
     callback: (err, msg) => {
       if (err !== null) return;
@@ -53,13 +59,33 @@ export function serveOpsControl(o: OpsControlOptions): { stop(): void } {
         msg.respond(JSON.stringify({ node: o.nodeId, lines: [], error: "the request is not JSON" } satisfies OpsReply));
         return;
       }
-      handle(o, verb, body).then(
+      const reply = verb === "drain" ? drain(o, body, draining, () => (draining = true)) : handle(o, verb, body);
+      reply.then(
         (reply) => msg.respond(JSON.stringify(reply)),
         (e: unknown) => msg.respond(JSON.stringify({ node: o.nodeId, lines: [], error: (e as Error).message } satisfies OpsReply)),
       );
     },
   });
   return { stop: () => sub.unsubscribe() };
+}
+
+/** Starts the drain when `body.node` is this node (answers at once; pxctl follows the move in the cluster status). */
+async function drain(o: OpsControlOptions, body: OpsRequest, already: boolean, started: () => void): Promise<OpsReply> {
+  if (body.node !== o.nodeId) return { node: o.nodeId, lines: [] };
+  const shards = o.shards.all().length;
+  if (o.drain === undefined) {
+    return { node: o.nodeId, lines: [], error: `node ${o.nodeId} runs standalone (--shards all): no other node takes its shards; stop it instead, or run the nodes with --shards assigned` };
+  }
+  if (already) return { node: o.nodeId, lines: [{ shard: "*", ok: true, message: `already draining: ${shards} shards left here` }] };
+  started();
+  const message = `draining: handing ${shards} shards to the other nodes; the node leaves the control plane once they are gone (restart it to rejoin)`;
+  await recordEvent(o.js, { atMs: Date.now(), kind: "node.drain", node: o.nodeId, message }).catch(() => {});
+  o.log(`node ${o.nodeId}: ${message}`);
+  o.drain().then(
+    () => o.log(`node ${o.nodeId}: drained; its control plane stopped`),
+    (e: unknown) => o.log(`node ${o.nodeId}: drain failed: ${(e as Error).message}`),
+  );
+  return { node: o.nodeId, lines: [{ shard: "*", ok: true, message }] };
 }
 
 async function handle(o: OpsControlOptions, verb: string, body: OpsRequest): Promise<OpsReply> {
@@ -103,6 +129,6 @@ async function handle(o: OpsControlOptions, verb: string, body: OpsRequest): Pro
       };
     }
     default:
-      return { node: o.nodeId, lines: [], error: `unknown operations verb ${verb} (compact, snapshot)` };
+      return { node: o.nodeId, lines: [], error: `unknown operations verb ${verb} (compact, snapshot, drain)` };
   }
 }

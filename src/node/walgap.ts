@@ -2,10 +2,12 @@
 // once at the reader's start (the stream's first sequence and the shard's
 // compaction floor) and again before every batch that skipped sequences (both
 // read after the batch arrived, so a purge that happened before its delivery
-// is seen). Two requests per such batch.
+// is seen). Batches that arrive while a read runs share the next read
+// (freshReads): two requests per read, at most one read running per reader.
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { ShardAddress } from "../../protocols/subjects.js";
-import { GapTracker, gapAt, walFloor } from "../wal/index.js";
+import { GapTracker, freshReads, gapAt, walFloor } from "../wal/index.js";
+import type { WalFloor } from "../wal/index.js";
 
 export interface WalGapGate {
   /** Rejects with WalGapError when records from `fromLsn` on are already gone. */
@@ -18,6 +20,7 @@ export interface WalGapGate {
 export function walGapGate(jsm: JetStreamManager, shard: ShardAddress, reader: string, fromLsn: number, off = false): WalGapGate {
   const tracker = new GapTracker(fromLsn);
   if (off) return { atStart: async () => {}, beforeBatch: () => undefined };
+  const floorAfterNow: () => Promise<WalFloor> = freshReads(() => walFloor(jsm, shard));
   return {
     atStart: async () => {
       const gap = gapAt(reader, shard, fromLsn, await walFloor(jsm, shard));
@@ -28,7 +31,7 @@ export function walGapGate(jsm: JetStreamManager, shard: ShardAddress, reader: s
       const check = tracker.needsCheck(firstSeq);
       tracker.passed(lastSeq);
       if (!check) return undefined;
-      return walFloor(jsm, shard).then((floor) => {
+      return floorAfterNow().then((floor) => {
         // Only a record the batch skipped can be lost: the floor matters up to the batch's first record.
         const gap = gapAt(reader, shard, expected, { firstSeq: Math.min(floor.firstSeq, firstSeq), compactedBelow: Math.min(floor.compactedBelow, firstSeq) });
         if (gap !== undefined) throw gap;

@@ -16,7 +16,7 @@ export interface ConsumeBatchesOptions<T> {
    */
   readonly read: (m: JsMsg) => T | undefined;
   readonly onBatch: (records: T[]) => void;
-  /** Called after a delivery that left nothing pending on the server (the reader is caught up). */
+  /** Called after a delivery that left nothing pending on the server (the reader is caught up), after its batch was handed over. */
   readonly onCaughtUp?: () => void;
   /**
    * Asked when a batch is complete, with the stream sequences it spans: a
@@ -66,6 +66,19 @@ export async function consumeBatches<T>(messages: AsyncIterable<JsMsg>, o: Consu
         if (--heldCount === 0) held = undefined;
       });
   };
+  // Runs `f` after every batch held so far is handed over: "caught up" must never
+  // overtake the records it covers (a shard would go live without them).
+  const afterHeld = (f: () => void): void => {
+    if (held === undefined) return f();
+    heldCount++;
+    held = held
+      .then(() => {
+        if (!o.stopped() && failure === undefined) f();
+      })
+      .finally(() => {
+        if (--heldCount === 0) held = undefined;
+      });
+  };
   for await (const m of messages) {
     if (failure !== undefined) throw failure.error;
     if (o.stopped()) break;
@@ -86,7 +99,7 @@ export async function consumeBatches<T>(messages: AsyncIterable<JsMsg>, o: Consu
       scheduled = true;
       setImmediate(flush);
     }
-    if (caughtUp) o.onCaughtUp?.();
+    if (caughtUp) afterHeld(() => o.onCaughtUp?.());
   }
   flush();
   if (held !== undefined) await held;

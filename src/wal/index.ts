@@ -12,6 +12,7 @@ export type { ConsumeBatchesOptions } from "./consume.js";
 export { GapTracker, WalGapError, gapAt, walFullCause } from "./gap.js";
 export type { WalFloor } from "./gap.js";
 export { compactionFloor, streamFirstSeq, walFloor } from "./floor.js";
+export { freshReads } from "./fresh.js";
 export type { CompactionRecord } from "./floor.js";
 export { describePlan, planCompaction } from "./compaction.js";
 export type { CompactionInputs, CompactionPlan } from "./compaction.js";

@@ -111,6 +111,45 @@ describe("node catalog", () => {
     expect(lines.some((l) => /cannot serve.*streams of tenant bad/.test(l))).toBe(true);
   });
 
+  it("catalog - a failed first prepare (a JetStream timeout) is retried without waiting for a px_config change", async () => {
+    const kv = new MemoryKv("px_config");
+    await put(kv, "acme", { trades: 2 });
+    let attempts = 0;
+    const lines: string[] = [];
+    const c = start(kv, {
+      prepare: async () => {
+        if (++attempts < 3) throw new Error("JetStream API timeout");
+      },
+      prepareRetryBaseMs: 1,
+      log: (l) => lines.push(l),
+    });
+    expect(tablesOf(await c.whenLoaded())).toEqual(["acme.trades"]);
+    expect(attempts).toBe(3);
+    expect(lines.filter((l) => /JetStream API timeout.*retrying in/.test(l))).toHaveLength(2);
+  });
+
+  it("catalog - a retry of a failed prepare gives way to a newer catalog", async () => {
+    const kv = new MemoryKv("px_config");
+    await put(kv, "acme", { trades: 2 });
+    const prepared: string[][] = [];
+    const c = start(kv, {
+      prepare: async (cat) => {
+        prepared.push([...cat.keys()]);
+        if (cat.has("bad")) throw new Error("streams of tenant bad cannot be created");
+      },
+      prepareRetryBaseMs: 20,
+      log: () => {},
+    });
+    await c.whenLoaded();
+    await put(kv, "bad", { t: 1 });
+    await flush();
+    await kv.delete("tenant.bad");
+    await new Promise((r) => setTimeout(r, 60));
+    // acme, acme+bad (failed), acme: the failed catalog is not prepared again once a newer one came.
+    expect(prepared).toEqual([["acme"], ["acme", "bad"], ["acme"]]);
+    expect([...c.current().keys()]).toEqual(["acme"]);
+  });
+
   it("catalog - stop ends the watch", async () => {
     const kv = new MemoryKv("px_config");
     const c = start(kv);

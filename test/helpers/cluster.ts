@@ -60,13 +60,16 @@ export async function applyAndWait(nc: NatsConnection, spec: ClusterSpec, node?:
   const store = await MetadataStore.open(nc);
   await store.applyCurrent(spec);
   if (!node) return;
-  const deadline = Date.now() + 10_000;
+  // Generous: on a loaded CI machine creating a tenant's streams can take a JetStream timeout or two.
+  const deadline = Date.now() + 30_000;
+  let last = "";
   while (Date.now() < deadline) {
     const res = await fetch(`http://127.0.0.1:${node.httpPort}/readyz`);
     if (res.ok) return;
+    last = (await res.text()).trim();
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error("node did not become ready");
+  throw new Error(`node did not become ready in 30 s; /readyz said: ${last}`);
 }
 
 export async function nodeOn(server: NatsServer, nc: NatsConnection, o: Partial<NodeOptions> = {}, spec: ClusterSpec = DEFAULT_CLUSTER_SPEC): Promise<ProxistNode> {

@@ -163,6 +163,20 @@ describe("observability - Prometheus scrapes a node", () => {
       });
       expect(topCode).toBe(0);
       expect(topOut).toMatch(new RegExp(`${TENANT}/trades/0\\s+running\\.(live|snapshotting)`));
+      // pxctl status: the control plane's view, and with --metrics the same figures as top.
+      let statusOut = "";
+      const metricsUrl = `http://127.0.0.1:${node.httpPort}/metrics`;
+      const io = { stdout: (t: string) => (statusOut += t), stderr: () => {}, readFile: async () => "", prompt: async () => "", env: { PX_NATS_CREDS: f.server.auth!.credsPath("admin") } };
+      expect(await runPxctl(["--nats", f.server.url, "status", "--metrics", metricsUrl, "--interval", "1s", "-o", "json"], io)).toBe(0);
+      const status = JSON.parse(statusOut) as { shards: { shard: string }[]; metrics: { nodes: { url: string; ingestTicksPerS: number }[]; shards: { shard: string; state: string; rows: number }[] } };
+      expect(status.shards.length).toBeGreaterThan(0);
+      expect(status.metrics.nodes.map((n) => n.url)).toEqual([metricsUrl]);
+      expect(status.metrics.nodes[0]!.ingestTicksPerS).toBeGreaterThan(0);
+      expect(status.metrics.shards.find((s) => s.shard === `${TENANT}/trades/0`)?.rows).toBeGreaterThan(0);
+      statusOut = "";
+      expect(await runPxctl(["--nats", f.server.url, "status", "--metrics", metricsUrl, "--interval", "1s"], io)).toBe(0);
+      expect(statusOut).toMatch(/^leader: /);
+      expect(statusOut).toMatch(/metrics \(over 1 s\)\nNODE\s+INGEST TICKS\/S/);
       const nodes = await prom.query(`count(px_node_info)`);
       expect(nodes[0]!.value).toBe(2);
       // No symbol label anywhere: label sets stay bounded.

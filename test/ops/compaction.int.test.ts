@@ -20,7 +20,7 @@ import { RandomWalk, symbolNames } from "../../src/demo/randomwalk.js";
 import { HotTable } from "../../src/hotset/index.js";
 import { applyWalRecord } from "../../src/shard/apply.js";
 import { qualifiedTable } from "../../src/clickhouse/index.js";
-import { opsRequest } from "../../src/cli/ops.js";
+import { opsRequest } from "../../src/cli/opsrequest.js";
 import { runPxctl } from "../../src/cli/commands.js";
 import { EXIT } from "../../src/cli/exitcodes.js";
 import { readEvents } from "../../src/wal/index.js";

@@ -1,10 +1,12 @@
-// pxctl operations commands (compact, snapshot, events): arguments parse to a
+// pxctl operations commands (compact, snapshot, drain, events): arguments parse to a
 // command; bad input is refused with exit 2 naming the argument and the form;
 // other commands are left to the main parser.
 import { describe, expect, it } from "vitest";
 import { parseOpsArgs } from "../../src/cli/ops.js";
 import type { CliError} from "../../src/cli/exitcodes.js";
 import { EXIT } from "../../src/cli/exitcodes.js";
+import { drainDone, drainProgress } from "../../src/cli/drain.js";
+import type { ShardView } from "../../src/control/index.js";
 
 const refusal = (argv: string[]): CliError => {
   try {
@@ -37,5 +39,22 @@ describe("pxctl ops", () => {
     expect(refusal(["snapshot", "--dry-run"]).message).toMatch(/--dry-run is for compact only/);
     expect(refusal(["events", "--last", "0"]).message).toMatch(/--last 0: expected a whole number of at least 1/);
     expect(refusal(["events", "default"]).message).toMatch(/events takes no shard/);
+    expect(refusal(["drain", "n1"]).message).toMatch(/drain: give the node to empty, as drain node NODE/);
+    expect(refusal(["drain", "node"]).code).toBe(EXIT.usage);
+  });
+
+  it("args - drain node NODE waits 60 s by default, --wait sets it", () => {
+    expect(parseOpsArgs(["drain", "node", "n2"], {})?.ops).toMatchObject({ name: "drain", node: "n2", shards: [], waitMs: 60_000 });
+    expect(parseOpsArgs(["drain", "node", "n2", "--wait", "5000"], {})?.ops).toMatchObject({ waitMs: 5_000 });
+    expect(parseOpsArgs(["snapshot"], {})?.ops).toMatchObject({ waitMs: 3_000 });
+  });
+
+  it("drain progress - done when the node owns nothing and every shard is live", () => {
+    const view = (shards: [string, string][]) => ({ leader: undefined, nodes: [], shards: shards.map(([owner, state]) => ({ owner, state }) as unknown as ShardView) });
+    expect(drainProgress("n1", view([["n1", "live"], ["n2", "live"]]))).toEqual({ left: 1, notLive: 0, total: 2 });
+    const moving = drainProgress("n1", view([["n2", "replaying"], ["n2", "running.snapshotting"]]));
+    expect(moving).toEqual({ left: 0, notLive: 1, total: 2 });
+    expect(drainDone(moving)).toBe(false);
+    expect(drainDone(drainProgress("n1", view([["n2", "live"], ["n2", "live"]])))).toBe(true);
   });
 });

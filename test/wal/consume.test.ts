@@ -94,6 +94,29 @@ describe("wal consume", () => {
     expect(batches).toEqual([[1, 2]]);
   });
 
+  it("caught up - never before the records it covers, when a batch is held by beforeBatch (the gap check)", async () => {
+    // The shard goes live on caughtUp: before this fix it went live while its last batch waited for the gap check.
+    const events: string[] = [];
+    const f = feed();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const done = consumeBatches(f.iterable, {
+      maxBatch: 10,
+      stopped: () => false,
+      read: (m) => m.seq,
+      beforeBatch: () => gate,
+      onBatch: (b) => events.push(`batch ${b.join(",")}`),
+      onCaughtUp: () => events.push("caught up"),
+    });
+    f.push(msg(1, 2), msg(3, 1), msg(5, 0));
+    await turn();
+    expect(events).toEqual([]);
+    release();
+    f.end();
+    await done;
+    expect(events).toEqual(["batch 1,3,5", "caught up"]);
+  });
+
   it("stop - once the reader stopped nothing more is handed over", async () => {
     const batches: number[][] = [];
     let stopped = false;

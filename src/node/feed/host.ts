@@ -6,7 +6,8 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { TenantSpec } from "../../../protocols/tablespec.js";
 import type { Catalog } from "../../catalog.js";
-import { planFeed } from "../../feed/index.js";
+import { feedTables, planFeed } from "../../feed/index.js";
+import type { FeedPlan } from "../../feed/index.js";
 import { startFeed } from "./runtime.js";
 import type { FeedRuntime } from "./runtime.js";
 
@@ -24,12 +25,36 @@ export interface FeedHostOptions {
 export interface FeedHost {
   /** Feeds running here, "tenant/name" -> runtime. */
   readonly running: ReadonlyMap<string, FeedRuntime>;
+  /** Lowest WAL LSN each feed here still needs of `table` (WAL compaction purges nothing from it on). */
+  holds(tenant: string, table: string): number[];
   reconcile(): Promise<void>;
   stop(): void;
 }
 
+/** What a feed holds of the WAL: the state it is in and the last LSN it folded. */
+export interface FeedPosition {
+  readonly plan: FeedPlan;
+  readonly failed: boolean;
+  readonly foldedLsn: number;
+}
+
+/**
+ * The holds of feeds on `tenant`'s `table`: each feed reading it needs every
+ * record after the last it folded (a feed still recovering has folded 0, so it
+ * holds everything). A failed feed holds nothing: it reads no more, and when it
+ * is redefined it checks the WAL's floor and fails by name if records are gone.
+ */
+export function feedHolds(feeds: Iterable<FeedPosition>, tenant: string, table: string): number[] {
+  const out: number[] = [];
+  for (const f of feeds) {
+    if (f.failed || f.plan.tenant !== tenant || !feedTables(f.plan).some((t) => t.name === table)) continue;
+    out.push(f.foldedLsn + 1);
+  }
+  return out;
+}
+
 export function feedHost(o: FeedHostOptions): FeedHost {
-  const running = new Map<string, { runtime: FeedRuntime; fingerprint: string }>();
+  const running = new Map<string, { runtime: FeedRuntime; fingerprint: string; plan: FeedPlan }>();
   let chain: Promise<void> = Promise.resolve();
   const reconcileOnce = async (): Promise<void> => {
     const tenants = await o.tenants();
@@ -54,7 +79,7 @@ export function feedHost(o: FeedHostOptions): FeedHost {
         runtime.actor.subscribe((s) => {
           if (s.matches("failed")) o.log(`feed ${key}: failed: ${s.context.error ?? "unknown"}`);
         });
-        running.set(key, { runtime, fingerprint: plan.fingerprint });
+        running.set(key, { runtime, fingerprint: plan.fingerprint, plan });
         o.log(`feed ${key}: started (${plan.kind} on ${plan.left.name})`);
       }
     }
@@ -69,6 +94,15 @@ export function feedHost(o: FeedHostOptions): FeedHost {
     get running() {
       return new Map([...running].map(([k, v]) => [k, v.runtime]));
     },
+    holds: (tenant, table) =>
+      feedHolds(
+        [...running.values()].map(({ runtime, plan }) => {
+          const snap = runtime.actor.getSnapshot();
+          return { plan, failed: snap.matches("failed"), foldedLsn: snap.context.stats.foldedLsn };
+        }),
+        tenant,
+        table,
+      ),
     reconcile: () => (chain = chain.then(reconcileOnce).catch((e: unknown) => o.log(`feeds: cannot reconcile: ${(e as Error).message}`))),
     stop: () => {
       for (const r of running.values()) r.runtime.stop();
