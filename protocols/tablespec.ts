@@ -83,11 +83,45 @@ export const FeedSpecSchema = Schema.Struct({
   snapshotSeconds: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 86_400 }))),
 });
 
+/**
+ * Per-tenant quotas (issue 13): each is off when absent. Enforced where the cost
+ * is spent (src/quota): the gateway for ingest rate, hot bytes and symbols, the
+ * query engine for concurrency, memory and result rows.
+ */
+export const QuotasSpecSchema = Schema.Struct({
+  /** Ticks per second the gateway admits for the tenant (token bucket, burst = ingestBurstSeconds of it). */
+  ingestTicksPerSecond: Schema.optionalKey(PositiveInt(Number.MAX_SAFE_INTEGER)),
+  /** Batch payload bytes per second the gateway admits for the tenant. */
+  ingestBytesPerSecond: Schema.optionalKey(PositiveInt(Number.MAX_SAFE_INTEGER)),
+  /** Seconds of the ingest rates a bucket holds (how long a burst may run at full speed; default 1). */
+  ingestBurstSeconds: Schema.optionalKey(PositiveInt(3_600)),
+  /** Queries of the tenant running at the same time on one node. */
+  concurrentQueries: Schema.optionalKey(PositiveInt(1_000_000)),
+  /** Bytes one query may hold (rows it loaded and rows of its result). */
+  queryMemoryBytes: Schema.optionalKey(PositiveInt(Number.MAX_SAFE_INTEGER)),
+  /** Rows one query result may have. */
+  resultRows: Schema.optionalKey(PositiveInt(Number.MAX_SAFE_INTEGER)),
+  /** Hot-set bytes of all the tenant's shards on a node; over it, ingest is refused until eviction frees memory. */
+  hotBytes: Schema.optionalKey(PositiveInt(Number.MAX_SAFE_INTEGER)),
+  /** Distinct symbols summed over the tenant's tables; a batch bringing new symbols past it is refused. */
+  symbols: Schema.optionalKey(PositiveInt(Number.MAX_SAFE_INTEGER)),
+});
+
 export const TenantSpecSchema = Schema.Struct({
   name: Ident("tenant name", 32),
   tables: Schema.Array(TableSpecSchema),
   feeds: Schema.optionalKey(Schema.Array(FeedSpecSchema)),
+  quotas: Schema.optionalKey(QuotasSpecSchema),
 });
+
+/** A tenant's quotas: an absent one is off. Same shape as the input (specs round-trip through KV as JSON). */
+export type TenantQuotas = Schema.Schema.Type<typeof QuotasSpecSchema>;
+
+/** The quota names, as users write them in the spec and as refusals name them. */
+export type QuotaName = keyof TenantQuotas;
+
+/** No quota set: nothing is limited. */
+export const NO_QUOTAS: TenantQuotas = {};
 
 export const ClusterSpecSchema = Schema.Struct({
   tenants: Schema.Array(TenantSpecSchema),
@@ -130,6 +164,8 @@ export interface TenantSpec {
   readonly tables: readonly TableSpec[];
   /** Materialized feeds (absent: none). */
   readonly feeds?: readonly FeedSpec[];
+  /** Resource quotas (absent: none). */
+  readonly quotas?: TenantQuotas;
 }
 
 export interface ClusterSpec {
@@ -276,7 +312,8 @@ function normalizeTenant(t: Schema.Schema.Type<typeof TenantSpecSchema>): Tenant
     feeds.add(f.name);
   }
   const tables = t.tables.map((table) => normalizeTable(table, t.name));
-  return t.feeds === undefined || t.feeds.length === 0 ? { name: t.name, tables } : { name: t.name, tables, feeds: t.feeds };
+  const quotas = t.quotas === undefined || Object.keys(t.quotas).length === 0 ? {} : { quotas: t.quotas };
+  return t.feeds === undefined || t.feeds.length === 0 ? { name: t.name, tables, ...quotas } : { name: t.name, tables, feeds: t.feeds, ...quotas };
 }
 
 export function parseTableSpec(input: unknown, tenant = "?"): TableSpec {

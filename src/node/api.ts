@@ -8,6 +8,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { startApiServer } from "../api/index.js";
 import type { ApiLimits, ApiNode, ApiServer, QueryEngine } from "../api/index.js";
 import { TokenVerifier } from "../auth/index.js";
+import { tenantQuotas } from "../catalog.js";
 import type { Catalog } from "../catalog.js";
 import type { ClickhouseHttp } from "../clickhouse/index.js";
 import { ClickhouseColdSource, ProxistQueryEngine, shardHostSource } from "../query/index.js";
@@ -70,6 +71,7 @@ export function queryEngineOf(catalog: () => Catalog, shards: LocalShardHost, cl
   const cold = clickhouse === undefined ? undefined : new ClickhouseColdSource(clickhouse);
   return new ProxistQueryEngine({
     source: shardHostSource(catalog, shards),
+    quotas: (tenant) => tenantQuotas(catalog(), tenant),
     // Wrapped when metrics or the slow-query log watch queries (they note cold reads and parts in the query's scope).
     ...(cold === undefined ? {} : { cold: watched ? meteredCold(cold, meter) : cold }),
     ...(parts === undefined ? {} : { parts: watched ? meteredParts(parts, meter) : parts }),

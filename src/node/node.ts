@@ -30,6 +30,7 @@ import type { FeedHost } from "./feed/host.js";
 import { catalogActor } from "./gateway/catalog.js";
 import { LocalIngress, jetstreamWal, natsIngestSource } from "./gateway/io.js";
 import { jetstreamDigestAt } from "./gateway/pairs.js";
+import { reportUsage } from "./gateway/usage.js";
 import type { AfterAppend, SourceStats } from "./gateway/io.js";
 import { shardRoutes, startHttp } from "./http.js";
 import { httpAdminGate } from "./httpauth.js";
@@ -216,6 +217,8 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
     { input: { maxInFlight: o.maxInFlight ?? 256, recordPool } },
   );
   gateway.start();
+  // The hotBytes and symbols quotas are measured on this node's shards (src/quota).
+  const stopUsage = reportUsage((e) => gateway.send(e), catalog.current, shards);
   const state = (): string => String(gateway.getSnapshot().value);
   const walFull = (): string | undefined => gateway.getSnapshot().context.walFull;
   const stats = (): Record<string, number> => ({ ...gateway.getSnapshot().context.stats, fireAndForgetFailures: sourceStats.fireAndForgetFailures });
@@ -329,6 +332,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
       await api?.stop().catch(() => {});
       await slow?.flush();
       partServer.stop();
+      stopUsage();
       gateway.stop();
       await catalog.stop();
       feeds?.stop();

@@ -27,6 +27,8 @@ export interface LoadRequest {
   readonly ahead: number;
   /** Per value column (spec order): read it? */
   readonly wanted: readonly boolean[];
+  /** Most rows a cold range read may return before the query is refused for its memory quota (absent: no cap). */
+  readonly maxColdRows?: number;
 }
 
 export interface Loaded {
@@ -70,7 +72,7 @@ export async function loadSeries(req: LoadRequest, cold: ColdSource | undefined,
         return [];
       }
       const parts: Promise<DecodedRows>[] = [];
-      if (p.needRange) parts.push(cold.range(p.slice, req.t0, req.t1, signal));
+      if (p.needRange) parts.push(req.maxColdRows === undefined ? cold.range(p.slice, req.t0, req.t1, signal) : cold.range(p.slice, req.t0, req.t1, signal, req.maxColdRows));
       if (p.needBefore) parts.push(cold.edge(p.slice, "before", Math.min(req.t0, p.slice.horizonMicros), req.behind, signal));
       if (p.needAfter) parts.push(cold.edge(p.slice, "after", req.t1, req.ahead, signal));
       const rows = await Promise.all(parts);

@@ -52,7 +52,7 @@ export class LocalIngress {
     }
     return new Promise((resolve) => {
       this.waiting.set(id, resolve);
-      send({ type: "ingest", request: { ...r, id, wantsReply: true } });
+      send({ type: "ingest", request: { ...r, id, wantsReply: true, atMs: performance.now() } });
     });
   }
 }
@@ -87,6 +87,7 @@ export function natsIngestSource(nc: NatsConnection, stats: SourceStats, local: 
           payload: msg.data,
           producer: producer.ok ? producer.producer : undefined,
           wantsReply: Boolean(msg.reply),
+          atMs: performance.now(),
           ...(producer.ok ? {} : { envelopeError: producer.message }),
         };
         if (msg.reply) waiting.set(id, msg);
