@@ -3,7 +3,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 // The pure core (see README "How it is built").
-const CORE = ["src/wal/", "src/hotset/", "src/query/", "src/sql/", "src/codec/", "src/ingest/", "src/clickhouse/", "src/snapshot/", "src/auth/", "src/sink/", "src/shard/", "src/control/", "src/feed/", "src/config/"];
+const CORE = ["src/wal/", "src/hotset/", "src/query/", "src/sql/", "src/codec/", "src/ingest/", "src/clickhouse/", "src/snapshot/", "src/auth/", "src/sink/", "src/shard/", "src/control/", "src/feed/", "src/config/", "src/quota/"];
 
 export default tseslint.config(
   { ignores: ["node_modules/", ".tools/", ".data/", "protocols/gen/", "bench/results/", ".venv/", "scratch/"] },

@@ -13,10 +13,13 @@ import { assign, enqueueActions, fromCallback, sendTo, setup } from "xstate";
 import type { IngestErrorBody, IngestReply, WalAppend } from "../protocols/ingest.js";
 import { BatchRejected } from "../src/codec/arrow.js";
 import type { BytePool } from "../src/codec/pool.js";
-import { EMPTY_CATALOG, lookupTable } from "../src/catalog.js";
+import { EMPTY_CATALOG, lookupTable, tenantQuotas } from "../src/catalog.js";
 import type { Catalog } from "../src/catalog.js";
 import { prepareBatch } from "../src/ingest/prepare.js";
 import type { PreparedBatch, Producer, WalAppendPlan } from "../src/ingest/prepare.js";
+import { decodeTickBatch } from "../src/codec/arrow.js";
+import { NO_INGEST_STATE, charge, precheck, wantsSymbols, withUsage } from "../src/quota/index.js";
+import type { IngestQuotaState, QuotaRefusal, TenantUsage } from "../src/quota/index.js";
 
 /** One received batch; `id` is the source's handle for replying. */
 export interface IngestRequest {
@@ -29,6 +32,8 @@ export interface IngestRequest {
   readonly envelopeError?: string;
   /** false for plain publishes: failures go to the error subject instead. */
   readonly wantsReply: boolean;
+  /** When the batch arrived (ms, monotonic; stamped by the source): the clock of the tenant's ingest quotas. */
+  readonly atMs?: number;
 }
 
 /** A batch on its way through the WAL: what its reply needs, carried by the append and its answer. */
@@ -53,7 +58,9 @@ export type GatewayEvent =
    * not the WAL's, so the gateway stays ready. `code` defaults to INVALID_ARGUMENT.
    */
   | { type: "appendRefused"; batch: AppendRef; message: string; code?: "INVALID_ARGUMENT" | "RESOURCE_EXHAUSTED" | undefined }
-  | { type: "catalog"; catalog: Catalog };
+  | { type: "catalog"; catalog: Catalog }
+  /** The node's report of each quota'd tenant's hot-set bytes and symbols on it (the hotBytes and symbols quotas). */
+  | { type: "usage"; usage: ReadonlyMap<string, TenantUsage> };
 
 /** Sent to the source actor. */
 export type SourceCommand = { type: "reply"; id: number; tenant: string; table: string; wantsReply: boolean; reply: IngestReply };
@@ -70,6 +77,8 @@ export interface GatewayStats {
   readonly rejectedBatches: number;
   readonly failedAppends: number;
   readonly throttledBatches: number;
+  /** Batches refused for a tenant quota (RESOURCE_EXHAUSTED naming it). */
+  readonly quotaRefusedBatches: number;
 }
 
 export interface GatewayContext {
@@ -82,6 +91,8 @@ export interface GatewayContext {
   readonly recordPool: BytePool | undefined;
   /** Why the WAL is full, since the last append it refused as full (cleared by the next stored batch). */
   readonly walFull: string | undefined;
+  /** The tenants' ingest quota state (rate buckets, reported usage); no entry for a tenant without quotas. */
+  readonly quota: IngestQuotaState;
 }
 
 export interface GatewayInput {
@@ -93,7 +104,9 @@ export interface GatewayInput {
 }
 
 /** How an admitted batch ends before the WAL: rejected (with its reply), empty (acked at once) or to append. */
-type Admission = { readonly kind: "reply"; readonly reply: SourceCommand; readonly rejected: boolean } | { readonly kind: "append"; readonly append: WalCommand };
+type Admission =
+  | { readonly kind: "reply"; readonly reply: SourceCommand; readonly rejected: boolean; readonly quotaRefused?: boolean }
+  | { readonly kind: "append"; readonly append: WalCommand; readonly quota: IngestQuotaState };
 
 const count = (stats: GatewayStats, key: keyof GatewayStats, by = 1): GatewayStats => ({ ...stats, [key]: stats[key] + by });
 
@@ -104,22 +117,44 @@ const walFullError = (tenant: string, table: string, cause: string): IngestError
   retryable: true,
 });
 
-/** Validates and plans one batch: a pure decision over the catalog (the record pool only lends buffers). */
+/** The refusal of a batch for a tenant quota: RESOURCE_EXHAUSTED naming it (retryable for rates and hot bytes: publishers back off). */
+const quotaNack = (request: IngestRequest, r: QuotaRefusal): Admission => ({
+  kind: "reply",
+  rejected: false,
+  quotaRefused: true,
+  reply: nack(request, { code: "RESOURCE_EXHAUSTED", message: `${r.message} (table ${request.table})`, retryable: r.retryable, ...(r.retryAfterMs === undefined ? {} : { retryAfterMs: r.retryAfterMs }) }),
+});
+
+/** Validates and plans one batch: a pure decision over the catalog and the quota state (the record pool only lends buffers). */
 function admission(context: GatewayContext, request: IngestRequest): Admission {
   if (request.envelopeError !== undefined) {
     return { kind: "reply", rejected: true, reply: nack(request, { code: "INVALID_ARGUMENT", message: `tenant ${request.tenant} table ${request.table}: ${request.envelopeError}`, retryable: false }) };
   }
   const found = lookupTable(context.catalog, request.tenant, request.table);
   if (!found.ok) return { kind: "reply", rejected: true, reply: nack(request, { code: "NOT_FOUND", message: found.message, retryable: false }) };
+  // Quotas before decoding: a tenant flooding past its rate costs a lookup per batch, not a decode.
+  const quotas = tenantQuotas(context.catalog, request.tenant);
+  const nowMs = request.atMs ?? 0;
+  const early = precheck(context.quota, quotas, request.tenant, nowMs);
+  if (early !== undefined) return quotaNack(request, early);
   let prepared: PreparedBatch;
+  let symbols: readonly string[] | undefined;
   try {
     prepared = prepareBatch(request.tenant, found.spec, request.payload, request.producer, context.recordPool);
+    // The symbols quota needs the batch's symbols: decoded for such tenants only.
+    if (wantsSymbols(quotas)) symbols = decodeTickBatch(found.spec, request.payload, `tenant ${request.tenant} table ${request.table}`).symbols;
   } catch (e) {
     if (!(e instanceof BatchRejected)) throw e;
     return { kind: "reply", rejected: true, reply: nack(request, { code: e.code, message: e.message, retryable: false }) };
   }
+  const charged = charge(context.quota, quotas, request.tenant, request.table, prepared.rows, request.payload.byteLength, symbols, nowMs);
+  if (!charged.ok) {
+    // Nothing reads the planned records now: their buffers go back to the pool.
+    if (context.recordPool !== undefined) for (const plan of prepared.appends) context.recordPool.release(plan.record.buffer);
+    return quotaNack(request, charged.refusal);
+  }
   const batch: AppendRef = { id: request.id, tenant: request.tenant, table: request.table, wantsReply: request.wantsReply, rows: prepared.rows, ...(request.producer?.generated === true ? { minted: true } : {}) };
-  return { kind: "append", append: { type: "append", batch, plans: prepared.appends, producer: request.producer } };
+  return { kind: "append", append: { type: "append", batch, plans: prepared.appends, producer: request.producer }, quota: charged.state };
 }
 
 /** The ack of a batch the WAL stored, with its LSN range. */
@@ -168,15 +203,17 @@ export const gatewayMachine = setup({
   },
   actions: {
     setCatalog: assign({ catalog: (_, params: { catalog: Catalog }) => params.catalog }),
+    setUsage: assign({ quota: ({ context }, params: { usage: ReadonlyMap<string, TenantUsage> }) => withUsage(context.quota, params.usage) }),
     // The record pool only lends memory: what is decided does not depend on it.
     admit: enqueueActions(({ context, enqueue }, params: { request: IngestRequest }) => {
       const a = admission(context, params.request);
       if (a.kind === "reply") {
         if (a.rejected) enqueue.assign({ stats: count(context.stats, "rejectedBatches") });
+        if (a.quotaRefused === true) enqueue.assign({ stats: count(context.stats, "quotaRefusedBatches") });
         enqueue.sendTo("source", a.reply);
         return;
       }
-      enqueue.assign({ inFlight: context.inFlight + 1 });
+      enqueue.assign(a.quota === context.quota ? { inFlight: context.inFlight + 1 } : { inFlight: context.inFlight + 1, quota: a.quota });
       enqueue.sendTo("wal", a.append);
     }),
     throttle: enqueueActions(({ context, enqueue }, params: { request: IngestRequest }) => {
@@ -230,9 +267,10 @@ export const gatewayMachine = setup({
     catalog: input.catalog ?? EMPTY_CATALOG,
     maxInFlight: input.maxInFlight ?? 256,
     inFlight: 0,
-    stats: { acceptedBatches: 0, acceptedRows: 0, rejectedBatches: 0, failedAppends: 0, throttledBatches: 0 },
+    stats: { acceptedBatches: 0, acceptedRows: 0, rejectedBatches: 0, failedAppends: 0, throttledBatches: 0, quotaRefusedBatches: 0 },
     recordPool: input.recordPool,
     walFull: undefined,
+    quota: NO_INGEST_STATE,
   }),
   invoke: [
     { id: "source", src: "source" },
@@ -241,6 +279,7 @@ export const gatewayMachine = setup({
   ],
   on: {
     catalog: { actions: { type: "setCatalog", params: ({ event }) => ({ catalog: event.catalog }) } },
+    usage: { actions: { type: "setUsage", params: ({ event }) => ({ usage: event.usage }) } },
   },
   initial: "loading",
   states: {

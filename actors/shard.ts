@@ -46,6 +46,10 @@ export interface ShardContext {
   readonly shard: ShardAddress;
   readonly spec: TableSpec;
   readonly snapshotIntervalMs: number;
+  /** Snapshot once this many records were applied since the last one (0: no such trigger). */
+  readonly snapshotRecords: number;
+  /** stats.records when the last snapshot started. */
+  recordsAtSnapshot: number;
   readonly retention: HotRetention;
   table: HotTable;
   stats: ShardStats;
@@ -173,6 +177,7 @@ export const shardMachine = setup({
   guards: {
     broken: ({ context }) => context.error !== undefined,
     scheduled: ({ context }) => context.snapshotIntervalMs > 0,
+    recordsDue: ({ context }) => context.snapshotRecords > 0 && context.stats.records - context.recordsAtSnapshot >= context.snapshotRecords,
   },
   delays: {
     snapshotInterval: ({ context }) => context.snapshotIntervalMs,
@@ -182,7 +187,10 @@ export const shardMachine = setup({
   context: ({ input }) => ({
     shard: input.shard,
     spec: input.spec,
-    snapshotIntervalMs: input.snapshotIntervalMs ?? 0,
+    // The table's policy wins over the node's schedule.
+    snapshotIntervalMs: input.spec.snapshot?.intervalSeconds !== undefined ? input.spec.snapshot.intervalSeconds * 1000 : (input.snapshotIntervalMs ?? 0),
+    snapshotRecords: input.spec.snapshot?.records ?? 0,
+    recordsAtSnapshot: 0,
     retention: { hotMicros: input.spec.retention.hotSeconds * 1_000_000, maxHotBytes: input.spec.retention.maxHotBytes },
     table: new HotTable(input.spec),
     stats: {
@@ -269,10 +277,13 @@ export const shardMachine = setup({
           on: { caughtUp: { target: "live" } },
         },
         live: {
+          always: { guard: "recordsDue", target: "snapshotting" },
           after: { snapshotInterval: { guard: "scheduled", target: "snapshotting" } },
           on: { snapshot: { target: "snapshotting" } },
         },
         snapshotting: {
+          // Counted from the start: a failed write waits for as many records again before the next try.
+          entry: assign({ recordsAtSnapshot: ({ context }) => context.stats.records }),
           invoke: {
             src: "writeSnapshot",
             input: ({ context }) => ({ shard: context.shard, table: context.table }),

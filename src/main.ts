@@ -13,7 +13,10 @@ import { DEFAULT_PORTS, ENV } from "./config/defaults.js";
 import { DEFAULT_CLUSTER_SPEC } from "../protocols/tablespec.js";
 import { startNatsServer } from "./runtime/servers/nats.js";
 import { loadOrCreateNatsAuth, natsAuthConfigLines, writeSecretFile } from "./runtime/servers/natsauth.js";
-import { NATS_CREDS_ENV, natsCredsOptions } from "./runtime/natsclient.js";
+import { NATS_CREDS_ENV, TLS_CA_ENV, natsCredsOptions, natsTlsOptions } from "./runtime/natsclient.js";
+import { initCerts } from "./runtime/certs.js";
+import type { TlsFiles } from "./runtime/certs.js";
+import { clickhouseAuthFromEnv } from "./runtime/clickhouseauth.js";
 import type { NatsServer } from "./runtime/servers/nats.js";
 import { hasClickhouseBinary, startClickhouseServer } from "./runtime/servers/clickhouse.js";
 import type { ClickhouseServer } from "./runtime/servers/clickhouse.js";
@@ -52,11 +55,12 @@ function nodeLog(nodeId: string): (line: string) => void {
 const UNSAFE_SKIP_LANDED_CHECK = "PX_SINK_UNSAFE_SKIP_LANDED_CHECK";
 
 const USAGE = `usage:
-  proxist up   [--demo] [--rate TICKS_PER_S] [--data-dir DIR] [--no-clickhouse] [--base-port N]
+  proxist up   [--demo] [--rate TICKS_PER_S] [--data-dir DIR] [--no-clickhouse] [--base-port N] [--tls]
   proxist node [--nats URL[,URL...]] [--creds FILE] [--clickhouse URL] [--http-port N] [--grpc-port N] [--node-id ID] [--snapshot-interval-ms N]
                [--shards all|assigned|none] [--replicas N]
   proxist nats-auth --dir DIR [--resolver-dir DIR]
-  proxist demo [--nats URL] [--creds FILE] [--rate TICKS_PER_S] [--symbols N]`;
+  proxist demo [--nats URL] [--creds FILE] [--tls-ca FILE] [--rate TICKS_PER_S] [--symbols N]
+  node and demo read PX_TLS_CA (the CA of a NATS with TLS); node also PX_TLS_CERT/PX_TLS_KEY (gRPC/Flight TLS), PX_GRPC_HOST`;
 
 class UsageError extends Error {}
 
@@ -119,6 +123,7 @@ async function up(args: string[]): Promise<void> {
       "data-dir": { type: "string" },
       "no-clickhouse": { type: "boolean", default: false },
       "base-port": { type: "string" },
+      tls: { type: "boolean", default: false },
     },
   });
   const dataDir = resolve(values["data-dir"] ?? process.env[ENV.dataDir] ?? ".data");
@@ -145,8 +150,10 @@ async function up(args: string[]): Promise<void> {
     log(`starting nats-server (JetStream data in ${dataDir}/nats) ...`);
     // NATS runs locked: operator-mode JWT auth; the identity and the service/admin credentials live in <data-dir>/auth (0600).
     const auth = await loadOrCreateNatsAuth(`${dataDir}/auth`);
+    // --tls: NATS and gRPC/Flight speak TLS only (certificates of <data-dir>/tls, made on first use) and listen on every interface; plaintext stays on loopback.
+    const tls: TlsFiles | undefined = values.tls ? initCerts({ dir: `${dataDir}/tls` }).files : undefined;
     // PX_NATS_SYNC: JetStream fsync ("always" or a duration; nats-server 2.10+), see src/runtime/servers/natssync.ts.
-    nats = await startNatsServer({ dir: `${dataDir}/nats`, port: ports.nats, monitorPort: ports.natsMonitor, serverName: "px_local", auth, ...(process.env.PX_NATS_SYNC ? { syncInterval: process.env.PX_NATS_SYNC } : {}) });
+    nats = await startNatsServer({ dir: `${dataDir}/nats`, port: ports.nats, monitorPort: ports.natsMonitor, serverName: "px_local", auth, ...(tls ? { tls: { cert: tls.serverCert, key: tls.serverKey }, host: "0.0.0.0" } : {}), ...(process.env.PX_NATS_SYNC ? { syncInterval: process.env.PX_NATS_SYNC } : {}) });
     record("nats-server", nats.pid);
     cleanups.push(() => nats!.stop());
 
@@ -164,7 +171,7 @@ async function up(args: string[]): Promise<void> {
 
     await requireFreePort(ports.grpc, "Proxist gRPC/Flight", "free it or pass --base-port N");
     // "assigned": the node runs the control plane too (it elects itself leader), so pxctl works against it.
-    node = await startNode({ natsUrl: nats.url, natsCreds: auth.credsPath("service"), nodeId: "local", httpPort: ports.http, grpcPort: ports.grpc, shards: "assigned", log: nodeLog("local"), ...(ch ? { clickhouseUrl: ch.httpUrl } : {}) });
+    node = await startNode({ natsUrl: nats.url, natsCreds: auth.credsPath("service"), ...(tls ? { natsCa: tls.ca, grpcTls: { cert: tls.serverCert, key: tls.serverKey } } : {}), nodeId: "local", httpPort: ports.http, grpcPort: ports.grpc, shards: "assigned", log: nodeLog("local"), ...(ch ? { clickhouseUrl: ch.httpUrl } : {}) });
     cleanups.push(() => node!.stop());
     const store = node.store;
     const existing = await store.tenants();
@@ -177,12 +184,13 @@ async function up(args: string[]): Promise<void> {
 
     log("");
     log("Proxist local cluster is up:");
+    if (tls) log(`  TLS         NATS and gRPC/Flight speak TLS only; clients trust ${tls.ca} (export ${TLS_CA_ENV}=${tls.ca}; Python: ssl.create_default_context(cafile=...), flight.connect("grpc+tls://...", tls_root_certs=...))`);
     log(`  NATS        ${nats.url}   (monitor http://127.0.0.1:${nats.monitorPort}); locked: credentials in ${auth.dir} (admin.creds for pxctl, service.creds for nodes; tenant ones: pxctl creds create)`);
     log(`  ingest      px.default.ingest.trades | px.default.ingest.quotes  (Arrow IPC; request/reply acks with LSNs)`);
     log(`  WAL         stream PX_WAL_default, subjects px.default.wal.<table>.<bucket>`);
     log(`  ClickHouse  ${ch ? ch.httpUrl : "not running"}`);
     log(`  HTTP        http://127.0.0.1:${node.httpPort}/healthz  /readyz  /metrics  /v1/shards  /v1/query (SQL)  /v1/ingest/<table>`);
-    log(`  gRPC/Flight grpc://127.0.0.1:${node.grpcPort}  (proxist.v1 and Arrow Flight; tokens: ./proxist pxctl token create --tenant default --role writer)`);
+    log(`  gRPC/Flight ${tls ? "grpc+tls" : "grpc"}://127.0.0.1:${node.grpcPort}  (proxist.v1 and Arrow Flight; tokens: ./proxist pxctl token create --tenant default --role writer)`);
     log(`  pxctl       ./proxist pxctl status`);
     log("Ctrl-C stops everything.");
 
@@ -191,7 +199,7 @@ async function up(args: string[]): Promise<void> {
       // The node serves a tenant once its WAL stream exists: the demo's first ticks must not arrive before.
       const served = Date.now() + 30_000;
       while (!node.catalog().get(tenant.name)?.has("quotes") && Date.now() < served) await new Promise((r) => setTimeout(r, 50));
-      const nc = await connect({ servers: nats.url, name: "proxist demo", ...natsCredsOptions(auth.credsPath("service")) });
+      const nc = await connect({ servers: nats.url, name: "proxist demo", ...natsCredsOptions(auth.credsPath("service")), ...natsTlsOptions(tls?.ca) });
       const demo = startDemoPublisher(nc, {
         tenant: tenant.name,
         trades: tenant.tables.find((t) => t.name === "trades")!,
@@ -212,7 +220,7 @@ async function up(args: string[]): Promise<void> {
       if (!seeded) return untilSignal(cleanups);
       // A reader token for the printed examples (only its hash is stored; it is shown once, here).
       const token = await createToken(node.nc, { tenant: tenant.name, role: "reader", ttlSeconds: 86_400 });
-      const grpc = ports.grpc === DEFAULT_PORTS.grpc ? "" : `PX_GRPC=127.0.0.1:${ports.grpc} `;
+      const grpc = `${ports.grpc === DEFAULT_PORTS.grpc ? "" : `PX_GRPC=127.0.0.1:${ports.grpc} `}${tls ? `${TLS_CA_ENV}=${tls.ca} ` : ""}`;
       log("");
       log("Every symbol has ticked. Try (a reader token valid 24 h was created for these):");
       log(`  export TOKEN=${token}`);
@@ -261,9 +269,17 @@ async function nodeCmd(args: string[]): Promise<void> {
   const unsafeSkipLandedCheck = process.env[UNSAFE_SKIP_LANDED_CHECK] === "1";
   if (unsafeSkipLandedCheck) log(`WARNING: ${UNSAFE_SKIP_LANDED_CHECK}=1: sinks skip the landed-LSN check; retries and restarts WILL duplicate rows (tests only)`);
   const natsCreds = values.creds ?? process.env[NATS_CREDS_ENV];
+  const tlsCert = process.env[ENV.tlsCert];
+  const tlsKey = process.env[ENV.tlsKey];
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) throw new UsageError(`${ENV.tlsCert} and ${ENV.tlsKey} go together (the gRPC server's certificate and its key); set both or neither`);
+  const grpcHost = process.env[ENV.grpcHost];
+  const clickhouseAuth = clickhouseAuthFromEnv(process.env);
   const node = await startNode({
     natsUrl,
     ...(natsCreds ? { natsCreds } : {}),
+    ...(tlsCert && tlsKey ? { grpcTls: { cert: tlsCert, key: tlsKey } } : {}),
+    ...(grpcHost ? { grpcHost } : {}),
+    ...(clickhouseAuth ? { clickhouseAuth } : {}),
     httpPort,
     grpcPort,
     replicas,
@@ -300,9 +316,9 @@ async function declareDefaultTenant(nc: Awaited<ReturnType<typeof connect>>, ten
 }
 
 async function demoCmd(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { nats: { type: "string" }, creds: { type: "string" }, rate: { type: "string" }, symbols: { type: "string" } } });
+  const { values } = parseArgs({ args, options: { nats: { type: "string" }, creds: { type: "string" }, "tls-ca": { type: "string" }, rate: { type: "string" }, symbols: { type: "string" } } });
   const natsUrl = values.nats ?? process.env[ENV.natsUrl] ?? `nats://127.0.0.1:${DEFAULT_PORTS.nats}`;
-  const nc = await connect({ servers: natsServers(natsUrl), name: "proxist demo", maxReconnectAttempts: -1, ...natsCredsOptions(values.creds ?? process.env[NATS_CREDS_ENV]) });
+  const nc = await connect({ servers: natsServers(natsUrl), name: "proxist demo", maxReconnectAttempts: -1, ...natsCredsOptions(values.creds ?? process.env[NATS_CREDS_ENV]), ...natsTlsOptions(values["tls-ca"] ?? process.env[TLS_CA_ENV]) });
   const tenant = DEFAULT_CLUSTER_SPEC.tenants[0]!;
   await declareDefaultTenant(nc, tenant.name);
   const demo = startDemoPublisher(nc, {

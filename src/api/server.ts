@@ -26,10 +26,10 @@ export interface ApiServerOptions {
   readonly queryEngine: QueryEngine;
   /** 0 (the default) picks a free port. */
   readonly port?: number;
-  /** Interface to listen on; default all (0.0.0.0). */
+  /** Interface to listen on; default 127.0.0.1 in plaintext, all (0.0.0.0) with TLS credentials. */
   readonly host?: string;
   readonly limits?: Partial<ApiLimits>;
-  /** Default: plaintext (put TLS in front, or pass ServerCredentials.createSsl(...)). */
+  /** Default: plaintext on loopback (pass ServerCredentials.createSsl(...) for TLS). */
   readonly credentials?: ServerCredentials;
   readonly log?: (line: string) => void;
   /** H of a shard this node hosts, for feed messages (absent: reported as unknown, -1). */
@@ -68,11 +68,12 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
   server.addService(serverDefinition(Proxist, limits.maxMessageBytes), proxistService(ctx));
   server.addService(serverDefinition(FlightService, limits.maxMessageBytes), flightService(ctx));
   server.addService(serverDefinition(ProxistFeeds, limits.maxMessageBytes), feedsService(ctx));
-  const address = `${o.host ?? "0.0.0.0"}:${o.port ?? 0}`;
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(address, o.credentials ?? ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
-  log(`api: gRPC + Arrow Flight on ${o.host ?? "0.0.0.0"}:${port}`);
+  const credentials = o.credentials ?? ServerCredentials.createInsecure();
+  const tls = credentials._isSecure();
+  // Plaintext stays on loopback unless the caller names an interface: tokens would cross the network in the clear.
+  const host = o.host ?? (tls ? "0.0.0.0" : "127.0.0.1");
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync(`${host}:${o.port ?? 0}`, credentials, (err, p) => (err ? reject(err) : resolve(p))));
+  log(`api: gRPC + Arrow Flight on ${host}:${port}${tls ? " (TLS)" : " (plaintext)"}`);
   return {
     port,
     limits,

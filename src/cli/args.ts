@@ -25,6 +25,8 @@ export type Command =
   | { readonly kind: "creds.list"; readonly tenant: string | undefined }
   /** Scrapes the nodes' /metrics directly. */
   | { readonly kind: "top"; readonly urls: readonly string[]; readonly intervalSeconds: number; readonly once: boolean }
+  /** Writes a CA and server/client certificates with openssl (no network). */
+  | { readonly kind: "certs.init"; readonly dir: string | undefined; readonly hosts: readonly string[]; readonly days: number | undefined }
   /** Reads ClickHouse px_system.query_log directly (not a control message). */
   | { readonly kind: "queries.slow"; readonly sinceSeconds: number; readonly tenant: string | undefined; readonly clickhouseUrl: string };
 
@@ -37,6 +39,8 @@ export interface Invocation {
   readonly natsCreds?: string;
   /** --auth-dir, $PX_AUTH_DIR: the deployment's NATS identity (creds create/revoke need it). */
   readonly authDir?: string;
+  /** --tls-ca, $PX_TLS_CA: the CA certificate of a NATS that speaks TLS. */
+  readonly tlsCa?: string;
 }
 
 export const DEFAULT_NATS_URL = `nats://127.0.0.1:${DEFAULT_PORTS.nats}`;
@@ -66,6 +70,10 @@ Commands:
                                          writes a NATS .creds file (mode 0600); only its public key is recorded
   creds list [--tenant T]
   creds revoke ID                        nats-server disconnects and refuses that user
+  certs init [--dir DIR] [--hosts NAME[,NAME...]] [--days N]
+                                         a CA and server/client certificates for TLS (openssl; keys 0600)
+                                         in DIR (default $PX_DATA_DIR/tls or .data/tls); --hosts: names and
+                                         addresses clients use, besides localhost, 127.0.0.1 and this host
   query "SQL or JSON" [--url URL] [--token T] [-o table|json|csv|arrow] [--watch 2s]
                                          runs a query over a node's HTTP API (POST /v1/query)
   sql [--url URL] [--token T]            interactive SQL prompt with history
@@ -77,6 +85,7 @@ Options:
   --nats URL        NATS server(s), comma separated (default $${ENV.natsUrl} or ${DEFAULT_NATS_URL})
   --creds FILE      NATS credentials (default $PX_NATS_CREDS, else admin.creds in the auth dir)
   --auth-dir DIR    the NATS identity (default $PX_AUTH_DIR, else $PX_DATA_DIR/auth or .data/auth)
+  --tls-ca FILE     CA certificate of a NATS with TLS (default $PX_TLS_CA; proxist up --tls prints it)
   -o, --output FMT  table (default), json or yaml
   --timeout MS      request timeout (default 5000)
 
@@ -117,6 +126,10 @@ export function parsePxctlArgs(argv: readonly string[], env: Readonly<Record<str
         nats: { type: "string" },
         creds: { type: "string" },
         "auth-dir": { type: "string" },
+        "tls-ca": { type: "string" },
+        dir: { type: "string" },
+        hosts: { type: "string" },
+        days: { type: "string" },
         out: { type: "string" },
         output: { type: "string", short: "o", default: "table" },
         timeout: { type: "string", default: "5000" },
@@ -223,6 +236,15 @@ export function parsePxctlArgs(argv: readonly string[], env: Readonly<Record<str
         }
         break;
       }
+      case "certs": {
+        pick("certs", at(1), ["init"] as const);
+        extra(2);
+        const hosts = (v.hosts ?? "").split(",").map((h) => h.trim()).filter((h) => h !== "");
+        const days = v.days === undefined ? undefined : Number(v.days);
+        if (days !== undefined && !(Number.isInteger(days) && days > 0 && days <= 3650)) usage(`certs init --days ${v.days}: give a whole number of days, 1 to 3650`);
+        command = { kind: "certs.init", dir: v.dir, hosts, days };
+        break;
+      }
       case "queries": {
         extra(1);
         if (v.slow !== true) usage("queries: only the slow-query log is kept; run pxctl queries --slow [--since 1h]");
@@ -236,5 +258,6 @@ export function parsePxctlArgs(argv: readonly string[], env: Readonly<Record<str
   }
   const natsCreds = v.creds ?? env.PX_NATS_CREDS;
   const authDir = v["auth-dir"] ?? env.PX_AUTH_DIR;
-  return { command, natsUrl, output, timeoutMs, ...(natsCreds ? { natsCreds } : {}), ...(authDir ? { authDir } : {}) };
+  const tlsCa = v["tls-ca"] ?? env[ENV.tlsCa];
+  return { command, natsUrl, output, timeoutMs, ...(natsCreds ? { natsCreds } : {}), ...(authDir ? { authDir } : {}), ...(tlsCa ? { tlsCa } : {}) };
 }

@@ -8,7 +8,8 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { parse as parseYaml } from "yaml";
 import { SpecError, parseClusterSpec } from "../../protocols/tablespec.js";
 import { TokenNotFoundError, TokenOptionsError, TokenStoreUnavailableError, createToken, getCreds, listCreds, listTokens, markCredsRevoked, mintUser, recordCreds, revokeToken } from "../auth/index.js";
-import { natsCredsOptions } from "../runtime/natsclient.js";
+import { explainNatsTlsError, natsCredsOptions, natsTlsOptions } from "../runtime/natsclient.js";
+import { CertsError, certificateNames, initCerts } from "../runtime/certs.js";
 import { revokeNatsUser } from "../runtime/natsrevoke.js";
 import { loadOrCreateNatsAuth, writeSecretFile } from "../runtime/servers/natsauth.js";
 import { ControlReplyError, controlRequest, ControlUnreachableError } from "../control/index.js";
@@ -39,9 +40,15 @@ async function connectNats(inv: Invocation, io: CliIO): Promise<NatsConnection> 
   const url = inv.natsUrl;
   const fallback = join(authDirOf(inv, io), "admin.creds");
   const creds = inv.natsCreds ?? (existsSync(fallback) ? fallback : undefined);
+  // A tls:// URL without --tls-ca: the CA `proxist up --tls` made next to the auth dir, when there is one.
+  const localCa = join(authDirOf(inv, io), "..", "tls", "ca.crt");
+  const tlsCa = inv.tlsCa ?? (url.startsWith("tls://") && existsSync(localCa) ? localCa : undefined);
   try {
-    return await connect({ servers: url.split(","), name: "pxctl", timeout: 3_000, maxReconnectAttempts: 0, ...natsCredsOptions(creds) });
-  } catch (e) {
+    return await connect({ servers: url.split(","), name: "pxctl", timeout: 3_000, maxReconnectAttempts: 0, ...natsCredsOptions(creds), ...natsTlsOptions(tlsCa) });
+  } catch (raw) {
+    // A TLS server and a client without its CA (or the reverse) fail in words that name the fix.
+    const e = explainNatsTlsError(raw, url, tlsCa);
+    if (e !== raw) throw new CliError(EXIT.unreachable, e.message, { cause: raw });
     if (/authorization|authentication/i.test((e as Error).message)) {
       throw new CliError(EXIT.unreachable, `NATS at ${url} refused ${creds ? `the credentials ${creds}` : "a connection without credentials"} (${(e as Error).message}); pass admin credentials with --creds FILE or ${"$"}PX_NATS_CREDS (proxist up writes them to <data-dir>/auth/admin.creds)`, { cause: e });
     }
@@ -51,6 +58,7 @@ async function connectNats(inv: Invocation, io: CliIO): Promise<NatsConnection> 
 
 function classify(e: unknown): CliError {
   if (e instanceof CliError) return e;
+  if (e instanceof CertsError) return new CliError(e.message.startsWith("--hosts") ? EXIT.usage : EXIT.other, e.message, { cause: e });
   if (e instanceof TokenOptionsError) return new CliError(EXIT.usage, e.message, { cause: e });
   if (e instanceof TokenNotFoundError) return new CliError(EXIT.notFound, e.message, { cause: e });
   if (e instanceof TokenStoreUnavailableError) return new CliError(EXIT.unreachable, e.message, { cause: e });
@@ -194,9 +202,27 @@ async function run(inv: Invocation, nc: NatsConnection, io: CliIO, specDoc: unkn
     }
     case "queries.slow":
       return slowQueries(c, inv.output, io);
+    case "certs.init":
+      return certsInit(c, inv, io);
     case "top":
       return runTop(c, inv.output, io);
   }
+}
+
+/** `certs init`: the TLS material (src/runtime/certs.ts); says what it wrote and how to use it. */
+function certsInit(c: Extract<Command, { kind: "certs.init" }>, inv: Invocation, io: CliIO): number {
+  const dir = resolve(c.dir ?? join(io.env.PX_DATA_DIR ?? ".data", "tls"));
+  const { files, created } = initCerts({ dir, hosts: c.hosts, ...(c.days === undefined ? {} : { days: c.days }) });
+  const info = { dir, created, ca: files.ca, serverCert: files.serverCert, serverKey: files.serverKey, clientCert: files.clientCert, clientKey: files.clientKey, serverNames: certificateNames(files.serverCert) };
+  const human = (): string =>
+    [
+      created.length === 0 ? `${dir}: every file exists; kept (delete the directory to start over)` : `wrote ${created.map((p) => p.slice(dir.length + 1)).join(", ")} in ${dir} (keys mode 0600)`,
+      `server certificate names: ${info.serverNames}`,
+      `servers: proxist up --tls uses <data-dir>/tls; a node takes PX_TLS_CERT=${files.serverCert} PX_TLS_KEY=${files.serverKey}`,
+      `clients trust the CA: PX_TLS_CA=${files.ca} (pxctl --tls-ca, nats-py ssl.create_default_context(cafile=...), pyarrow flight tls_root_certs)`,
+    ].join("\n");
+  io.stdout(inv.output === "table" ? human() : structured(info, inv.output));
+  return EXIT.ok;
 }
 
 /** Runs pxctl with `argv` (without node and script); resolves with the exit status. */
@@ -222,6 +248,7 @@ export async function runPxctl(argv: readonly string[], io: CliIO): Promise<numb
     const specDoc = inv.command.kind === "apply" ? await readSpec(io, inv.command.file) : undefined;
     if (inv.command.kind === "queries.slow") return await slowQueries(inv.command, inv.output, io);
     if (inv.command.kind === "top") return await runTop(inv.command, inv.output, io);
+    if (inv.command.kind === "certs.init") return certsInit(inv.command, inv, io);
     nc = await connectNats(inv, io);
     return await run(inv, nc, io, specDoc);
   } catch (e) {

@@ -3,7 +3,7 @@
 // Podman (installed and configured when missing) on locally built images.
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
-import { ComposeError, down, up } from "./compose/index.js";
+import { ComposeError, down, ensureComposeSecrets, up } from "./compose/index.js";
 import type { ComposeOptions } from "./compose/index.js";
 
 const USAGE = `usage:
@@ -14,7 +14,10 @@ const USAGE = `usage:
       picks one). Images: official (Docker's default) or local (Podman's default: built
       from infra/local on a Debian base made here, no image registry needed).
   proxist compose down [-v]
-      removes the containers and the network; -v also the volumes (NATS and ClickHouse data)`;
+      removes the containers and the network; -v also the volumes (NATS and ClickHouse data)
+  proxist compose secrets
+      generates ClickHouse's password into infra/secrets/ (up does it too): run it before a plain
+      \`docker compose up\``;
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -37,8 +40,13 @@ async function main(argv: string[]): Promise<void> {
       return up(opts, values.demo, values.detach);
     case "down":
       return down(opts, values.volumes);
+    case "secrets": {
+      const s = ensureComposeSecrets(root);
+      console.log(`${s.created ? "generated" : "kept"} ${s.passwordFile} (ClickHouse user default); clients: PX_CLICKHOUSE_PASSWORD_FILE=${s.passwordFile}`);
+      return;
+    }
     default:
-      throw new ComposeError(verb ? `unknown compose command "${verb}"` : "missing compose command (up or down)");
+      throw new ComposeError(verb ? `unknown compose command "${verb}"` : "missing compose command (up, down or secrets)");
   }
 }
 

@@ -55,6 +55,7 @@ export function parseOpsArgs(argv: readonly string[], env: Readonly<Record<strin
     nats: { type: "string" },
     creds: { type: "string" },
     "auth-dir": { type: "string" },
+    "tls-ca": { type: "string" },
     output: { type: "string", short: "o", default: "table" },
     timeout: { type: "string", default: "5000" },
     "dry-run": { type: "boolean", default: false },
@@ -103,6 +104,7 @@ export function parseOpsArgs(argv: readonly string[], env: Readonly<Record<strin
   if (!["table", "json", "yaml"].includes(output)) throw new CliError(EXIT.usage, `-o ${output}: use table, json or yaml`);
   const creds = v.creds ?? env.PX_NATS_CREDS;
   const authDir = v["auth-dir"] ?? env.PX_AUTH_DIR;
+  const tlsCa = v["tls-ca"] ?? env[ENV.tlsCa];
   const inv: Invocation = {
     command: { kind: "help" },
     natsUrl: v.nats ?? env[ENV.natsUrl] ?? DEFAULT_NATS_URL,
@@ -110,6 +112,7 @@ export function parseOpsArgs(argv: readonly string[], env: Readonly<Record<strin
     timeoutMs: num("timeout", v.timeout, 1),
     ...(creds === undefined ? {} : { natsCreds: creds }),
     ...(authDir === undefined ? {} : { authDir }),
+    ...(tlsCa === undefined ? {} : { tlsCa }),
   };
   let skip: OpsCommand["skip"];
   if (name === "shard") {

@@ -3,6 +3,7 @@
 // ClickHouse over HTTP directly: the log lives there, not in NATS.
 import type { Command, OutputFormat } from "./args.js";
 import { ClickhouseHttp, readQueryLog } from "../clickhouse/index.js";
+import { clickhouseAuthFromEnv } from "../runtime/clickhouseauth.js";
 import type { QueryLogRow } from "../clickhouse/index.js";
 import { CliError, EXIT } from "./exitcodes.js";
 import { structured } from "./render.js";
@@ -21,8 +22,9 @@ export function slowQueriesTable(rows: readonly QueryLogRow[]): string {
     .join("\n");
 }
 
-export async function slowQueries(c: SlowCommand, output: OutputFormat, io: { readonly stdout: (text: string) => void }): Promise<number> {
-  const ch = new ClickhouseHttp({ url: c.clickhouseUrl, requestTimeoutMs: 10_000 });
+export async function slowQueries(c: SlowCommand, output: OutputFormat, io: { readonly stdout: (text: string) => void; readonly env?: Readonly<Record<string, string | undefined>> }): Promise<number> {
+  // PX_CLICKHOUSE_USER / PX_CLICKHOUSE_PASSWORD_FILE, as a node reads them (compose: infra/secrets/clickhouse_password).
+  const ch = new ClickhouseHttp({ url: c.clickhouseUrl, requestTimeoutMs: 10_000, ...clickhouseAuthFromEnv(io.env ?? {}) });
   try {
     let rows: QueryLogRow[];
     try {

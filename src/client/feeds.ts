@@ -4,13 +4,13 @@
 // (server restart, slow-consumer overflow, network), subscribes again from
 // that offset: the messages continue exactly, no gap and no duplicate.
 import { create } from "@bufbuild/protobuf";
-import { credentials as grpcCredentials, status as Status } from "@grpc/grpc-js";
+import { status as Status } from "@grpc/grpc-js";
 import type { ChannelCredentials, ClientReadableStream, ServiceClientConstructor, ServiceError } from "@grpc/grpc-js";
 import { tableFromIPC } from "apache-arrow";
 import type { Table } from "apache-arrow";
 import { SubscribeRequestSchema } from "../../protocols/gen/proxist/v1/feed_pb.js";
 import type { FeedMessage } from "../../protocols/gen/proxist/v1/feed_pb.js";
-import { FeedsClient, bearer } from "../api/index.js";
+import { FeedsClient, bearer, channelCredentials } from "../api/index.js";
 
 export interface FeedSubscriberOptions {
   /** `host:port` of any Proxist node's gRPC API. */
@@ -30,6 +30,8 @@ export interface FeedSubscriberOptions {
   readonly backoffMs?: number;
   readonly maxBackoffMs?: number;
   readonly credentials?: ChannelCredentials;
+  /** Without `credentials`: TLS trusting this CA certificate file (PX_TLS_CA), else plaintext. */
+  readonly tlsCa?: string;
 }
 
 export interface FeedUpdate {
@@ -54,7 +56,7 @@ export class FeedSubscriber {
   private closed = false;
 
   constructor(private readonly o: FeedSubscriberOptions) {
-    this.client = new FeedsClient(o.address, o.credentials ?? grpcCredentials.createInsecure());
+    this.client = new FeedsClient(o.address, o.credentials ?? channelCredentials(o.tlsCa));
     if (o.from !== undefined && o.from !== "now" && o.from !== "snapshot") this.offset = o.from;
   }
 

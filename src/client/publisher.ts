@@ -209,19 +209,22 @@ export class TickPublisher {
     const mux = replyMux(this.nc);
     let lastError: unknown;
     for (let attempt = 1; attempt <= attempts; attempt++) {
+      // A tenant quota's refusal says when a retry could pass: wait at least that (issue 13).
+      let notBeforeMs = 0;
       try {
         const msg = await mux.request(this.subject, payload, this.o.timeoutMs ?? 5000, h);
         const reply = JSON.parse(decoder.decode(msg.data)) as IngestReply;
         if (reply.ok) return reply;
         if (!reply.error.retryable) throw new IngestRejectedError(reply.error.code, reply.error.message);
         lastError = new IngestRejectedError(reply.error.code, reply.error.message);
+        notBeforeMs = reply.error.retryAfterMs ?? 0;
       } catch (e) {
         if (e instanceof IngestRejectedError && e !== lastError) throw e;
         lastError ??= e;
         if (!(e instanceof IngestRejectedError)) lastError = e; // timeout / no responders: retry with the same seq
       }
       // Exponential backoff with full jitter: retries from many producers must not synchronise.
-      await sleep(Math.random() * Math.min(2000, 20 * 2 ** attempt));
+      if (attempt < attempts) await sleep(notBeforeMs + Math.random() * Math.min(2000, 20 * 2 ** attempt));
     }
     throw lastError instanceof Error ? lastError : new Error(String(lastError));
   }

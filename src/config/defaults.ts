@@ -18,6 +18,16 @@ export const ENV = {
   /** Interface the node's HTTP server binds (127.0.0.1 by default; 0.0.0.0 in a container). */
   httpHost: "PX_HTTP_HOST",
   grpcPort: "PX_GRPC_PORT",
+  /** Interface the gRPC/Flight server binds (127.0.0.1 in plaintext, 0.0.0.0 with TLS, unless set). */
+  grpcHost: "PX_GRPC_HOST",
+  /** PEM certificate and key of the node's gRPC/Flight server: with both, it speaks TLS only. */
+  tlsCert: "PX_TLS_CERT",
+  tlsKey: "PX_TLS_KEY",
+  /** CA certificate (PEM) trusted for NATS and the gRPC API (`pxctl certs init` writes ca.crt). */
+  tlsCa: "PX_TLS_CA",
+  /** ClickHouse user and a file holding its password (a compose secret); default user `default`, no password. */
+  clickhouseUser: "PX_CLICKHOUSE_USER",
+  clickhousePasswordFile: "PX_CLICKHOUSE_PASSWORD_FILE",
   nodeId: "PX_NODE_ID",
   dataDir: "PX_DATA_DIR",
   /** Replicas of streams and KV buckets a node creates: 1 on one NATS server, 3 on a cluster. */

@@ -16,7 +16,8 @@ export type SpecChange =
   | { readonly kind: "table.change"; readonly tenant: string; readonly table: string; readonly fields: readonly FieldChange[] }
   | { readonly kind: "feed.add"; readonly tenant: string; readonly feed: string }
   | { readonly kind: "feed.remove"; readonly tenant: string; readonly feed: string }
-  | { readonly kind: "feed.change"; readonly tenant: string; readonly feed: string; readonly fields: readonly FieldChange[] };
+  | { readonly kind: "feed.change"; readonly tenant: string; readonly feed: string; readonly fields: readonly FieldChange[] }
+  | { readonly kind: "quotas.change"; readonly tenant: string; readonly fields: readonly FieldChange[] };
 
 export interface SpecDiff {
   readonly changes: readonly SpecChange[];
@@ -82,6 +83,10 @@ export function diffClusterSpec(current: ReadonlyMap<string, TenantSpec>, desire
       }
     }
     diffFeeds(t.name, before?.feeds ?? [], t.feeds ?? [], changes, warnings);
+    // Quotas apply live (the gateway and the query engine read them from the catalog): a change is one line.
+    const quotaFields: FieldChange[] = [];
+    diffValues("quotas", before?.quotas ?? {}, t.quotas ?? {}, quotaFields);
+    if (quotaFields.length > 0) changes.push({ kind: "quotas.change", tenant: t.name, fields: quotaFields });
     if (changes.length > start) changedTenants.push(t.name);
   }
   return { changes, changedTenants, warnings };
@@ -126,6 +131,8 @@ export function formatDiff(diff: SpecDiff): string[] {
         return `- feed ${c.tenant}.${c.feed}`;
       case "feed.change":
         return `~ feed ${c.tenant}.${c.feed}: ${c.fields.map((f) => `${f.path} ${show(f.from)} -> ${show(f.to)}`).join("; ")}`;
+      case "quotas.change":
+        return `~ tenant ${c.tenant}: ${c.fields.map((f) => `${f.path} ${show(f.from)} -> ${show(f.to)}`).join("; ")}`;
     }
   });
   return [...lines, ...diff.warnings.map((w) => `! ${w}`)];

@@ -2,10 +2,13 @@
 // cluster (this node's own, stitched with ClickHouse when it has one, and the
 // others' through fan-out parts when shards are assigned) and the gRPC server
 // that serves proxist.v1 and Arrow Flight behind tenant-scoped tokens.
+import { readFileSync } from "node:fs";
+import { ServerCredentials } from "@grpc/grpc-js";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { startApiServer } from "../api/index.js";
 import type { ApiLimits, ApiNode, ApiServer, QueryEngine } from "../api/index.js";
 import { TokenVerifier } from "../auth/index.js";
+import { tenantQuotas } from "../catalog.js";
 import type { Catalog } from "../catalog.js";
 import type { ClickhouseHttp } from "../clickhouse/index.js";
 import { ClickhouseColdSource, ProxistQueryEngine, shardHostSource } from "../query/index.js";
@@ -24,7 +27,9 @@ export interface NodeApiOptions {
   readonly grpcPort: number;
   readonly replicas: number;
   readonly log: (line: string) => void;
-  /** Interface to listen on (default all), the API limits and the token cache TTL (defaults in src/api and src/auth). */
+  /** TLS certificate and key (PEM files) of the gRPC/Flight server; absent: plaintext. */
+  readonly tls?: ApiTlsFiles;
+  /** Interface to listen on (default: loopback in plaintext, all with TLS), the API limits and the token cache TTL (defaults in src/api and src/auth). */
   readonly host?: string;
   readonly limits?: Partial<ApiLimits>;
   readonly tokenCacheTtlMs?: number;
@@ -34,6 +39,24 @@ export interface NodeApiOptions {
   readonly meter?: Meter | undefined;
   /** Queries over their tenant's threshold go to px_system.query_log. */
   readonly slow?: SlowQueries | undefined;
+}
+
+export interface ApiTlsFiles {
+  readonly cert: string;
+  readonly key: string;
+}
+
+/** Server credentials from PEM files; a file that cannot be read is named with the fix. */
+export function apiServerCredentials(tls: ApiTlsFiles): ServerCredentials {
+  const read = (what: string, path: string): Buffer => {
+    try {
+      return readFileSync(path);
+    } catch (e) {
+      throw new Error(`gRPC TLS ${what} ${path}: ${(e as Error).message}; run pxctl certs init (it writes server.crt and server.key) or fix PX_TLS_CERT / PX_TLS_KEY`, { cause: e });
+    }
+  };
+  // No client certificate is asked for: callers authenticate with bearer tokens.
+  return ServerCredentials.createSsl(null, [{ cert_chain: read("certificate", tls.cert), private_key: read("key", tls.key) }], false);
 }
 
 export interface NodeApi {
@@ -48,6 +71,7 @@ export function queryEngineOf(catalog: () => Catalog, shards: LocalShardHost, cl
   const cold = clickhouse === undefined ? undefined : new ClickhouseColdSource(clickhouse);
   return new ProxistQueryEngine({
     source: shardHostSource(catalog, shards),
+    quotas: (tenant) => tenantQuotas(catalog(), tenant),
     // Wrapped when metrics or the slow-query log watch queries (they note cold reads and parts in the query's scope).
     ...(cold === undefined ? {} : { cold: watched ? meteredCold(cold, meter) : cold }),
     ...(parts === undefined ? {} : { parts: watched ? meteredParts(parts, meter) : parts }),
@@ -63,7 +87,8 @@ export async function startNodeApi(o: NodeApiOptions): Promise<NodeApi> {
   const horizon = (tenant: string, table: string, bucket: number): number | undefined => o.shards.all().find((h) => h.shard.tenant === tenant && h.shard.table === table && h.shard.bucket === bucket)?.runtime.table.horizonMicros;
   const tuning = { ...(o.host === undefined ? {} : { host: o.host }), ...(o.limits === undefined ? {} : { limits: o.limits }) };
   const served = watched ? meteredEngine(engine, { meter: o.meter, slow: o.slow, localBuckets }) : engine;
-  const server = await startApiServer({ node: o.node, tokens, queryEngine: served, port: o.grpcPort, log: o.log, ...tuning, horizon });
+  const credentials = o.tls === undefined ? {} : { credentials: apiServerCredentials(o.tls) };
+  const server = await startApiServer({ node: o.node, tokens, queryEngine: served, port: o.grpcPort, log: o.log, ...tuning, ...credentials, horizon });
   return {
     engine,
     served,

@@ -59,6 +59,7 @@ const GATEWAY_COUNTERS: readonly (readonly [string, string, string])[] = [
   ["px_ingest_batches_rejected_total", "Ingest batches rejected as invalid", "rejectedBatches"],
   ["px_ingest_append_failures_total", "Ingest batches the WAL failed to store", "failedAppends"],
   ["px_ingest_throttled_total", "Ingest batches refused by back-pressure", "throttledBatches"],
+  ["px_ingest_quota_refused_total", "Ingest batches refused for a tenant quota", "quotaRefusedBatches"],
   ["px_ingest_fire_and_forget_failures_total", "Failed fire-and-forget batches", "fireAndForgetFailures"],
 ];
 

@@ -18,6 +18,7 @@ import { SinkClickhouse } from "../sink/index.js";
 import { SnapshotStore } from "../snapshot/store.js";
 import type { ObjectStore } from "@nats-io/obj";
 import { queryEngineOf, startNodeApi } from "./api.js";
+import type { ApiTlsFiles } from "./api.js";
 import { httpApiRoutes } from "./httpapi/index.js";
 import { natsClusterParts } from "./fanout.js";
 import { servePartQueries } from "./qpart.js";
@@ -29,6 +30,7 @@ import type { FeedHost } from "./feed/host.js";
 import { catalogActor } from "./gateway/catalog.js";
 import { LocalIngress, jetstreamWal, natsIngestSource } from "./gateway/io.js";
 import { jetstreamDigestAt } from "./gateway/pairs.js";
+import { reportUsage } from "./gateway/usage.js";
 import type { AfterAppend, LoseWalAck, SourceStats } from "./gateway/io.js";
 import { ProducerMint } from "./gateway/mint.js";
 import { shardRoutes, startHttp } from "./http.js";
@@ -49,7 +51,7 @@ import { IngestStatusServer } from "./ingeststatus.js";
 import { ensureEventsStream, readWalSkips } from "../wal/index.js";
 import { walStream } from "../../protocols/subjects.js";
 import type { ShardAddress } from "../../protocols/subjects.js";
-import { NATS_CREDS_ENV, natsCredsOptions } from "../runtime/natsclient.js";
+import { NATS_CREDS_ENV, TLS_CA_ENV, explainNatsTlsError, natsCredsOptions, natsTlsOptions } from "../runtime/natsclient.js";
 import { clickhouseDisplay, startStandaloneControl } from "./standalone.js";
 
 export interface NodeOptions {
@@ -58,6 +60,12 @@ export interface NodeOptions {
   readonly nodeId?: string;
   /** The service `.creds` file (NATS runs locked); default $PX_NATS_CREDS; none on an open server. */
   readonly natsCreds?: string;
+  /** CA certificate (PEM) of a NATS that speaks TLS; default $PX_TLS_CA; none: plaintext NATS. */
+  readonly natsCa?: string;
+  /** The gRPC/Flight server's TLS certificate and key (PEM files); without them it listens in plaintext. */
+  readonly grpcTls?: ApiTlsFiles;
+  /** Interface of the gRPC/Flight server: 127.0.0.1 in plaintext, all interfaces with TLS, unless asked (PX_GRPC_HOST). */
+  readonly grpcHost?: string;
   /** 0 picks a free port. */
   readonly httpPort?: number;
   /** Interface of /healthz, /readyz, /metrics: 127.0.0.1 by default; 0.0.0.0 in a container (PX_HTTP_HOST). */
@@ -77,6 +85,8 @@ export interface NodeOptions {
    * ticks stay in the WAL and RAM only.
    */
   readonly clickhouseUrl?: string;
+  /** ClickHouse user and password (compose: the password comes from a secret file, PX_CLICKHOUSE_PASSWORD_FILE). */
+  readonly clickhouseAuth?: { readonly user: string; readonly password: string };
   /** Sink tuning (batching limits, retries); `unsafeSkipLandedCheck` is for the negative-control test only. */
   readonly sink?: Omit<HostSinkOptions, "clickhouse">;
   readonly log?: (line: string) => void;
@@ -139,7 +149,11 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   const nodeId = o.nodeId ?? `node-${process.pid}`;
   const log = o.log ?? lineLog(createLogger({ nodeId }));
   // noAsyncTraces: no Error object (stack capture) per request; at thousands of WAL appends per second it showed in profiles.
-  const nc = await connect({ servers: o.natsUrl, name: `proxist ${nodeId}`, maxReconnectAttempts: -1, noAsyncTraces: true, ...natsCredsOptions(o.natsCreds ?? process.env[NATS_CREDS_ENV]) });
+  const natsCa = o.natsCa ?? process.env[TLS_CA_ENV];
+  // A TLS mismatch (no CA for a TLS server, a CA for a plaintext one) fails with the fix named.
+  const nc = await connect({ servers: o.natsUrl, name: `proxist ${nodeId}`, maxReconnectAttempts: -1, noAsyncTraces: true, ...natsCredsOptions(o.natsCreds ?? process.env[NATS_CREDS_ENV]), ...natsTlsOptions(natsCa) }).catch((e: unknown) => {
+    throw explainNatsTlsError(e, String(o.natsUrl), natsCa);
+  });
   const jsm = await jetstreamManager(nc);
   const js = jetstream(nc);
   const replicas = o.replicas ?? 1;
@@ -148,7 +162,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   const snapshots = await retryOnTimeout("opening the snapshot store", () => SnapshotStore.open(nc, replicas, o.seams?.snapshotObjects), startLog);
   // The one catalog of this node: a tenant is served only once its streams exist.
   const catalog = await retryOnTimeout("loading the catalog", () => openCatalog(nc, replicas, { prepare: tenantStreams(jsm, { replicas, nodeId, log, ...(o.walMaxBytes === undefined ? {} : { walMaxBytes: o.walMaxBytes }) }), log: (line) => log(`node ${nodeId}: ${line}`) }), startLog);
-  const clickhouse = o.clickhouseUrl === undefined ? undefined : new SinkClickhouse({ url: o.clickhouseUrl });
+  const clickhouse = o.clickhouseUrl === undefined ? undefined : new SinkClickhouse({ url: o.clickhouseUrl, ...o.clickhouseAuth });
   const metrics = new NodeMetrics(nodeId);
   // PX_METRICS=off: nothing observed per batch (the benchmarks' comparison); scrape-time figures still answer.
   const meter = metricsEnabled() ? metrics : undefined;
@@ -216,6 +230,8 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   gateway.start();
   // px.<t>.ingest._status: a publisher's highest stored seq, read from the WAL.
   const ingestStatus = new IngestStatusServer(nc, js, jsm, log).start();
+  // The hotBytes and symbols quotas are measured on this node's shards (src/quota).
+  const stopUsage = reportUsage((e) => gateway.send(e), catalog.current, shards);
   const state = (): string => String(gateway.getSnapshot().value);
   const walFull = (): string | undefined => gateway.getSnapshot().context.walFull;
   const stats = (): Record<string, number> => ({ ...gateway.getSnapshot().context.stats, fireAndForgetFailures: sourceStats.fireAndForgetFailures });
@@ -286,6 +302,8 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
           shards,
           clickhouse: clickhouse?.client,
           grpcPort: o.grpcPort,
+          ...(o.grpcHost === undefined ? {} : { host: o.grpcHost }),
+          ...(o.grpcTls === undefined ? {} : { tls: o.grpcTls }),
           replicas,
           log,
           meter,
@@ -316,6 +334,9 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
     compaction,
     feeds,
     stop: async () => {
+      // Tables whose snapshot policy says so get a fresh snapshot first: the restart replays only what comes after.
+      const snapped = await shards.snapshotOnShutdown();
+      if (snapped > 0) log(`node ${nodeId}: ${snapped} snapshots written on shutdown`);
       ops.stop();
       compaction?.stop();
       // First the control plane: its shards stop, the heartbeat goes, the lease is released.
@@ -325,6 +346,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
       await slow?.flush();
       partServer.stop();
       ingestStatus.stop();
+      stopUsage();
       gateway.stop();
       await catalog.stop();
       feeds?.stop();

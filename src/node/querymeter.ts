@@ -86,7 +86,7 @@ export function meteredCold(cold: ColdSource, meter: Meter | undefined): ColdSou
       push(s.coldReads, { bucket: slice.shard, kind, persistedLsn: slice.persistedLsn, horizonMicros: slice.horizonMicros, rows: rows.batch.rows, ms: round(ms) });
     };
   return {
-    range: (slice, t0, t1, signal) => timed(meter, "cold", slice.tenant, () => cold.range(slice, t0, t1, signal), read("range", slice), { "px.bucket": slice.shard, "px.kind": "range" }),
+    range: (slice, t0, t1, signal, maxRows) => timed(meter, "cold", slice.tenant, () => cold.range(slice, t0, t1, signal, maxRows), read("range", slice), { "px.bucket": slice.shard, "px.kind": "range" }),
     edge: (slice, side, ts, k, signal) => timed(meter, "cold", slice.tenant, () => cold.edge(slice, side, ts, k, signal), read("edge", slice), { "px.bucket": slice.shard, "px.kind": "edge" }),
     // Pushed-down SQL names its tenant's database only inside the text: labelled by the query's scope instead.
     ...(sql === undefined ? {} : { sql: (text: string, signal?: AbortSignal) => timed(meter, "cold", undefined, () => sql(text, signal), (s) => push(s.sql, text)) }),

@@ -6,7 +6,10 @@ import type { RecordBatch, Schema } from "apache-arrow";
 import { QueryError } from "../../protocols/errors.js";
 import { parseQuery } from "../../protocols/query.js";
 import type { Aggregate, Query } from "../../protocols/query.js";
-import type { TableSpec } from "../../protocols/tablespec.js";
+import { NO_QUOTAS } from "../../protocols/tablespec.js";
+import type { TableSpec, TenantQuotas } from "../../protocols/tablespec.js";
+import { QueryQuotas } from "../quota/index.js";
+import type { QueryBudget } from "../quota/index.js";
 import { loadSeries } from "./load.js";
 import { GroupTable } from "./partials.js";
 import type { Loaded, LoadRequest } from "./load.js";
@@ -35,6 +38,8 @@ export interface QueryEngineOptions {
   readonly parts?: ClusterParts;
   /** Deadline of a query's parts on other nodes (default 30 s). */
   readonly partTimeoutMs?: number;
+  /** The tenant's quotas (concurrentQueries, queryMemoryBytes, resultRows); absent: none. */
+  readonly quotas?: (tenant: string) => TenantQuotas;
 }
 
 export interface QueryResult {
@@ -60,7 +65,12 @@ export class ProxistQueryEngine {
   /** Part ids are unique per engine instance (qcancel names the part). */
   private readonly idPrefix = Math.random().toString(36).slice(2, 10);
 
-  constructor(readonly options: QueryEngineOptions) {}
+  /** Per-tenant query quotas: concurrency counters and each query's budget. */
+  readonly quotas: QueryQuotas;
+
+  constructor(readonly options: QueryEngineOptions) {
+    this.quotas = new QueryQuotas(options.quotas ?? (() => NO_QUOTAS));
+  }
 
   stats(): QueryRunStats {
     return { running: this.running, aborted: this.aborted };
@@ -85,9 +95,11 @@ export class ProxistQueryEngine {
   /** Runs `query` and yields its record batches (the schema metadata carries notes). */
   async *run(tenant: string, query: unknown, signal: AbortSignal): AsyncIterable<RecordBatch> {
     const maxRows = this.options.maxBatchRows ?? 1 << 20;
+    // Refused before it counts as running: a tenant at its concurrentQueries gets RESOURCE_EXHAUSTED at once.
+    const budget = this.quotas.begin(tenant);
     this.running++;
     try {
-      const r = await this.compute(tenant, query, signal, maxRows);
+      const r = await this.compute(tenant, query, signal, maxRows, budget);
       const meta = new Map<string, string>([["proxist.complete", r.notes.length === 0 ? "true" : "false"]]);
       if (r.notes.length > 0) meta.set("proxist.notes", r.notes.join("\n"));
       const schema = arrowSchema(r.fields, meta);
@@ -99,6 +111,7 @@ export class ProxistQueryEngine {
       }
     } finally {
       // The consumer left (return()) or the run failed: either way it holds nothing now.
+      budget.release();
       this.running--;
       if (signal.aborted) this.aborted++;
     }
@@ -126,12 +139,17 @@ export class ProxistQueryEngine {
 
   /** Runs a query and returns its result as columns (tests and benchmarks use this directly). */
   async execute(tenant: string, query: unknown, signal?: AbortSignal): Promise<QueryResult> {
-    const { tables, ...r } = await this.compute(tenant, query, signal, Infinity);
-    return { ...r, table: tables[0]! };
+    const budget = this.quotas.begin(tenant);
+    try {
+      const { tables, ...r } = await this.compute(tenant, query, signal, Infinity, budget);
+      return { ...r, table: tables[0]! };
+    } finally {
+      budget.release();
+    }
   }
 
   /** The result as tables of at most `chunkRows` rows where an operator can produce it so (the range fast path); at least one table. */
-  private async compute(tenant: string, query: unknown, signal: AbortSignal | undefined, chunkRows: number): Promise<Omit<QueryResult, "table"> & { tables: readonly OutTable[] }> {
+  private async compute(tenant: string, query: unknown, signal: AbortSignal | undefined, chunkRows: number, budget: QueryBudget): Promise<Omit<QueryResult, "table"> & { tables: readonly OutTable[] }> {
     const q = this.parse(tenant, query);
     const { left, right } = this.specs(tenant, q);
     const fields = fieldsOf(q, left, right);
@@ -160,7 +178,10 @@ export class ProxistQueryEngine {
     const load = (spec: TableSpec, wanted: boolean[], t0: number, t1: number, behind: number, ahead: number, limit?: PartLimit): Promise<Loaded> => {
       const cov = covs.get(spec.name)!;
       if (this.options.parts === undefined) {
-        const req: LoadRequest = { tenant, spec, shards: cov.local, symbols: q.symbols, t0, t1, behind, ahead, wanted };
+        // A cold read past what the memory quota leaves could never be answered: read one row more than fits, then refuse.
+        const rowBytes = 24 + 8 * wanted.filter(Boolean).length;
+        const left = budget.leftBytes;
+        const req: LoadRequest = { tenant, spec, shards: cov.local, symbols: q.symbols, t0, t1, behind, ahead, wanted, ...(Number.isFinite(left) ? { maxColdRows: Math.floor(left / rowBytes) } : {}) };
         return loadSeries(req, this.options.cold, signal);
       }
       return fan(spec, (ctx) => fanLoad(ctx, cov, { symbols: q.symbols, t0, t1, behind, ahead, wanted }, limit));
@@ -176,6 +197,14 @@ export class ProxistQueryEngine {
       }
     }
     const use = (l: Loaded): SymbolSeries[] => {
+      // Rows loaded are held until the result is built: charged to the query's memory budget.
+      let rows = 0;
+      let bytes = 0;
+      for (const s of l.series) {
+        rows += s.n;
+        bytes += s.n * (24 + 8 * s.values.filter((v) => v !== undefined).length);
+      }
+      budget.hold(bytes, `loading ${rows} rows`);
       notes.push(...l.notes);
       coldRows += l.coldRows;
       return l.series;
@@ -183,9 +212,15 @@ export class ProxistQueryEngine {
     const leftCov = covs.get(left.name)!;
     // The local fast paths read hot shards directly: only when the whole table is here and its status needs no probe.
     const direct = this.options.parts === undefined && allLocal(leftCov) ? leftCov.local : undefined;
-    const fast = q.op === "range" && direct !== undefined ? fastRangeOp(q, left, direct, chunkRows) : undefined;
-    const tables = fast ?? [await this.runOp(tenant, q, left, right, cols, load, use, signal, direct, fan)];
-    return { fields, tables, notes, coldRows };
+    const admit = (rows: number, rowBytes: number): void => {
+      budget.resultRows(rows);
+      budget.hold(rows * rowBytes, `its result of ${rows} rows`);
+    };
+    const fast = q.op === "range" && direct !== undefined ? fastRangeOp(q, left, direct, chunkRows, admit) : undefined;
+    if (fast !== undefined) return { fields, tables: fast, notes, coldRows };
+    const table = await this.runOp(tenant, q, left, right, cols, load, use, signal, direct, fan);
+    admit(table.rows, 8 * table.columns.length);
+    return { fields, tables: [table], notes, coldRows };
   }
 
   private async runOp(

@@ -46,7 +46,7 @@ class Chunk {
 }
 
 /** The result as tables of at most `chunkRows` rows (at least one), or undefined where the generic path must answer. */
-export function fastRangeOp(q: RangeQuery, spec: TableSpec, shards: readonly HotShard[], chunkRows: number): OutTable[] | undefined {
+export function fastRangeOp(q: RangeQuery, spec: TableSpec, shards: readonly HotShard[], chunkRows: number, admit?: (rows: number, rowBytes: number) => void): OutTable[] | undefined {
   if (q.order === "desc") return undefined;
   // Below a horizon the answer needs ClickHouse's rows (the seam rule).
   if (q.t0 < q.t1 && shards.some((s) => s.table.horizonMicros > 0 && q.t0 < s.table.horizonMicros)) return undefined;
@@ -61,6 +61,12 @@ export function fastRangeOp(q: RangeQuery, spec: TableSpec, shards: readonly Hot
   }
   const cols = selectedColumns(spec, q.columns);
   const fields = fieldsOf(q, spec, undefined);
+  if (admit !== undefined) {
+    // The result's size is known before a row is copied: a query over its quotas stops here.
+    let rows = 0;
+    for (const r of runs) rows += r.hi - r.lo;
+    admit(Math.min(rows, q.limit ?? Infinity), 4 + 8 + 8 * cols.length);
+  }
   // Tables of at most chunkRows rows: memory the allocator can hand back for the next
   // chunk, where one array per column of the whole result is fresh pages every time.
   return q.sort === "symbol" || runs.length <= 1 ? bySymbol(runs, q.limit ?? Infinity, chunkRows, spec, cols, fields) : byTime(runs, q.limit ?? Infinity, chunkRows, spec, cols, fields);

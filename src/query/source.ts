@@ -39,8 +39,12 @@ export interface ColdSlice {
 }
 
 export interface ColdSource {
-  /** Rows of the slice with ts in [t0, t1), sorted by (symbol, ts, lsn, row). */
-  range(slice: ColdSlice, t0: number, t1: number, signal?: AbortSignal): Promise<DecodedRows>;
+  /**
+   * Rows of the slice with ts in [t0, t1), sorted by (symbol, ts, lsn, row).
+   * With `maxRows`, at most maxRows + 1 of them: the caller refuses a query past
+   * its memory quota, and this keeps that refusal from reading the whole slice first.
+   */
+  range(slice: ColdSlice, t0: number, t1: number, signal?: AbortSignal, maxRows?: number): Promise<DecodedRows>;
   /**
    * Per symbol, the last `k` rows of the slice with ts < `ts` (side "before") or the
    * first `k` with ts >= `ts` (side "after"), sorted by (symbol, ts, lsn, row).
@@ -105,9 +109,10 @@ export class ClickhouseColdSource implements ColdSource {
     return [spec.symbolColumn, spec.timeColumn, "_lsn", "_row"].map((c) => `${quoteIdent(c)}${dir}`).join(", ");
   }
 
-  async range(slice: ColdSlice, t0: number, t1: number, signal?: AbortSignal): Promise<DecodedRows> {
+  async range(slice: ColdSlice, t0: number, t1: number, signal?: AbortSignal, maxRows?: number): Promise<DecodedRows> {
     const spec = slice.spec;
-    const sql = `SELECT ${this.cols(spec)} FROM ${qualifiedTable(slice.tenant, spec.name)} WHERE ${seamWhere(slice, t0, t1)} ORDER BY ${this.order(spec, "")} FORMAT RowBinary`;
+    const limit = maxRows === undefined || !Number.isFinite(maxRows) ? "" : ` LIMIT ${int(Math.max(0, Math.floor(maxRows)) + 1, "max rows")}`;
+    const sql = `SELECT ${this.cols(spec)} FROM ${qualifiedTable(slice.tenant, spec.name)} WHERE ${seamWhere(slice, t0, t1)} ORDER BY ${this.order(spec, "")}${limit} FORMAT RowBinary`;
     return decodeRowBinary(spec, await this.bytes(sql, signal));
   }
 

@@ -76,9 +76,15 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--compression", default="")
     p.add_argument("--query", default="")
+    p.add_argument("--tls-ca", default="", help="CA certificate (PEM): connect with grpc+tls, trusting it")
+    p.add_argument("--host", default="127.0.0.1")
     args = p.parse_args()
 
-    client = flight.FlightClient(f"grpc://127.0.0.1:{args.port}")
+    if args.tls_ca:
+        with open(args.tls_ca, "rb") as f:
+            client = flight.FlightClient(f"grpc+tls://{args.host}:{args.port}", tls_root_certs=f.read())
+    else:
+        client = flight.FlightClient(f"grpc://{args.host}:{args.port}")
     out = {}
     try:
         headers = auth_headers(client, args)

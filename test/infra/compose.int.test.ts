@@ -5,6 +5,7 @@
 // Proxist node and a NATS server stopped, and `compose down -v` leaving nothing.
 // Run alone: npx vitest run --project int test/infra/compose.int.test.ts
 import { execFile, spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -51,7 +52,9 @@ async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T 
 }
 
 async function clickhouseCount(table: string): Promise<number> {
-  const r = await fetch("http://127.0.0.1:8123/", { method: "POST", body: `SELECT count() FROM px_default.${table}` });
+  // ClickHouse has the password `compose up` generated (infra/secrets/clickhouse_password).
+  const password = readFileSync(`${root}/infra/secrets/clickhouse_password`, "utf8").trim();
+  const r = await fetch("http://127.0.0.1:8123/", { method: "POST", body: `SELECT count() FROM px_default.${table}`, headers: { authorization: `Basic ${Buffer.from(`default:${password}`).toString("base64")}` } });
   if (!r.ok) throw new Error(`ClickHouse: ${r.status} ${await r.text()}`);
   return Number((await r.text()).trim());
 }

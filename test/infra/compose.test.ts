@@ -1,12 +1,15 @@
 // docker-compose.yml against the code, without running it (compose.int.test.ts
 // runs it on Podman): it parses, everything it builds or mounts exists, and its
 // ports and environment agree with src/config/defaults.ts and the code that reads them.
-import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { DEFAULT_PORTS, ENV } from "../../src/config/defaults.js";
+import { CLICKHOUSE_PASSWORD_FILE, CLICKHOUSE_USERS_FILE, SECRETS_DIR, ensureComposeSecrets } from "../../src/cli/compose/index.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const read = (p: string): string => readFileSync(join(root, p), "utf8");
@@ -26,9 +29,12 @@ const proxistNodes = ["proxist-1", "proxist-2"];
 const natsServers = ["nats-1", "nats-2", "nats-3"];
 
 /** "8081:8080" -> { host: 8081, container: 8080 } */
-const portPair = (p: string): { host: number; container: number } => {
-  const [host, container] = p.split(":").map(Number);
-  return { host: host!, container: container ?? host! };
+/** "127.0.0.1:8081:8080" -> { address: "127.0.0.1", host: 8081, container: 8080 } */
+const portPair = (p: string): { address: string | undefined; host: number; container: number } => {
+  const parts = p.split(":");
+  const address = parts.length === 3 ? parts.shift() : undefined;
+  const [host, container] = parts.map(Number);
+  return { address, host: host!, container: container ?? host! };
 };
 
 function sources(dir: string): string[] {
@@ -55,14 +61,48 @@ describe("docker-compose.yml", () => {
     }
   });
 
-  it("compose - every bind-mounted file exists and named volumes are declared", () => {
+  it("compose - every bind-mounted file exists (or is a secret ./proxist compose generates) and named volumes are declared", () => {
+    const generated = new Set([CLICKHOUSE_PASSWORD_FILE, CLICKHOUSE_USERS_FILE].map((f) => `./${SECRETS_DIR}/${f}`));
     for (const [name, s] of Object.entries(services)) {
       for (const v of s.volumes ?? []) {
         const src = v.split(":")[0]!;
+        if (generated.has(src)) continue;
         if (src.startsWith(".")) expect(existsSync(join(root, src)), `${name}: ${src}`).toBe(true);
         else expect(Object.keys(compose.volumes ?? {}), `${name}: volume ${src}`).toContain(src);
       }
     }
+  });
+
+  it("compose - ClickHouse has a generated password: its users file holds the hash, the nodes read the password from a secret file", () => {
+    const tmp = mkdtempSync(join(tmpdir(), "px-compose-"));
+    try {
+      const made = ensureComposeSecrets(tmp);
+      expect(made.created).toBe(true);
+      expect(statSync(made.dir).mode & 0o777).toBe(0o700);
+      const password = readFileSync(made.passwordFile, "utf8").trim();
+      expect(password.length).toBeGreaterThanOrEqual(32);
+      const xml = readFileSync(join(made.dir, CLICKHOUSE_USERS_FILE), "utf8");
+      expect(xml).toContain(createHash("sha256").update(password).digest("hex"));
+      expect(xml).not.toContain(password);
+      expect(ensureComposeSecrets(tmp).created, "kept on the next run").toBe(false);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+    const secrets = (parse(read("docker-compose.yml")) as { secrets?: Record<string, { file: string }> }).secrets ?? {};
+    expect(secrets.clickhouse_password?.file).toBe(`./${SECRETS_DIR}/${CLICKHOUSE_PASSWORD_FILE}`);
+    expect(services.clickhouse!.volumes).toContain(`./${SECRETS_DIR}/${CLICKHOUSE_USERS_FILE}:/etc/clickhouse-server/users.d/password.xml:ro`);
+    expect(services.clickhouse!.environment?.CLICKHOUSE_PASSWORD, "no password in the environment").toBeUndefined();
+    for (const name of proxistNodes) {
+      const s = services[name] as Service & { secrets?: string[] };
+      expect(s.secrets).toEqual(["clickhouse_password"]);
+      expect(s.environment?.[ENV.clickhousePasswordFile]).toBe("/run/secrets/clickhouse_password");
+      expect(s.environment?.[ENV.grpcHost], "plaintext gRPC binds loopback unless asked; a container must ask").toBe("0.0.0.0");
+    }
+    expect(read(".gitignore")).toContain(`${SECRETS_DIR}/`);
+  });
+
+  it("compose - every published port binds the host's loopback (the stack speaks plaintext)", () => {
+    for (const [name, s] of Object.entries(services)) for (const p of s.ports ?? []) expect(portPair(p).address, `${name}: ${p}`).toBe("127.0.0.1");
   });
 
   it("compose - host ports are unique", () => {
@@ -80,8 +120,8 @@ describe("docker-compose.yml", () => {
       expect(services[n]!.environment?.NATS_SERVER_NAME).toBe(n);
     }
     expect(services["nats-1"]!.ports?.map(portPair)).toEqual([
-      { host: DEFAULT_PORTS.nats, container: DEFAULT_PORTS.nats },
-      { host: DEFAULT_PORTS.natsMonitor, container: DEFAULT_PORTS.natsMonitor },
+      { address: "127.0.0.1", host: DEFAULT_PORTS.nats, container: DEFAULT_PORTS.nats },
+      { address: "127.0.0.1", host: DEFAULT_PORTS.natsMonitor, container: DEFAULT_PORTS.natsMonitor },
     ]);
   });
 

@@ -1,6 +1,7 @@
 """An external publisher: ticks from Python with nats-py and pyarrow.
 
-Usage: python_publisher.py NATS_URL [CREDS_FILE]  -> prints one JSON line per reply.
+Usage: python_publisher.py NATS_URL [CREDS_FILE] [CA_FILE]  -> prints one JSON line per reply.
+With a CA certificate (pxctl certs init's ca.crt) it connects over TLS, trusting that CA.
 With a tenant publisher's .creds file (pxctl creds create), it connects with it
 and the private inbox prefix written in its header, as a user would.
 Sends a pandas DataFrame of trades (timestamps as pandas datetime64[ns], which
@@ -52,11 +53,14 @@ def creds_auth(creds: str) -> dict:
     }
 
 
-async def main(url: str, creds: str | None) -> None:
-    if creds:
-        nc = await nats.connect(url, **creds_auth(creds))
-    else:
-        nc = await nats.connect(url)
+async def main(url: str, creds: str | None, ca: str | None) -> None:
+    opts = creds_auth(creds) if creds else {}
+    if ca:
+        import ssl
+
+        opts["tls"] = ssl.create_default_context(cafile=ca)
+    # One attempt: a refused connection (e.g. plaintext to a TLS server) is reported, not retried.
+    nc = await nats.connect(url, allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=5, **opts)
     df = pd.DataFrame(
         {
             "sym": ["AAPL", "MSFT", "AAPL", "IBM"],
@@ -79,4 +83,4 @@ async def main(url: str, creds: str | None) -> None:
     await nc.close()
 
 
-asyncio.run(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None))
+asyncio.run(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None, sys.argv[3] if len(sys.argv) > 3 else None))

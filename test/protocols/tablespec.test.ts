@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULT_CLUSTER_SPEC, SpecError, parseClusterSpec, parseTableSpec } from "../../protocols/tablespec.js";
+import { DEFAULT_CLUSTER_SPEC, SpecError, parseClusterSpec, parseTableSpec, parseTenantSpec } from "../../protocols/tablespec.js";
 
 describe("tablespec - validation", () => {
   it("defaults - a minimal table gets symbol/time columns, shards and retention", () => {
@@ -34,5 +34,25 @@ describe("tablespec - validation", () => {
     expect(() => parseClusterSpec({ tenants: [{ name: "a", tables: [] }, { name: "a", tables: [] }] })).toThrow(/tenant "a" is declared twice/);
     const t = { name: "x", columns: [{ name: "p", type: "float64" }] };
     expect(() => parseClusterSpec({ tenants: [{ name: "a", tables: [t, t] }] })).toThrow(/table "x" is declared twice/);
+  });
+});
+
+describe("tablespec - tenant quotas", () => {
+  const table = { name: "t", columns: [{ name: "p", type: "float64" }] };
+  it("quotas - kept as given, absent ones off, and they round-trip as JSON", () => {
+    const spec = parseClusterSpec({ tenants: [{ name: "a", tables: [table], quotas: { ingestTicksPerSecond: 1000, concurrentQueries: 4 } }] });
+    expect(spec.tenants[0]!.quotas).toEqual({ ingestTicksPerSecond: 1000, concurrentQueries: 4 });
+    expect(parseTenantSpec(JSON.parse(JSON.stringify(spec.tenants[0])))).toEqual(spec.tenants[0]);
+    expect(parseClusterSpec({ tenants: [{ name: "b", tables: [table] }] }).tenants[0]!.quotas).toBeUndefined();
+  });
+
+  it.each([
+    [{ concurrentQueries: 0 }, /quotas.*concurrentQueries/],
+    [{ ingestTicksPerSecond: 1.5 }, /quotas.*ingestTicksPerSecond/],
+    [{ hotBytes: -1 }, /quotas.*hotBytes/],
+    [{ resultRow: 10 }, /excess property|resultRow/],
+  ])("bad quota %# - rejected naming the quota and the rule", (quotas, message) => {
+    expect(() => parseClusterSpec({ tenants: [{ name: "a", tables: [table], quotas }] })).toThrow(SpecError);
+    expect(() => parseClusterSpec({ tenants: [{ name: "a", tables: [table], quotas }] })).toThrow(message);
   });
 });

@@ -119,6 +119,30 @@ describe("fanout - every operator over shards spread across nodes", () => {
     });
   }
 
+  it("fanout - last-by after evictions (seam cache rows, symbols with no hot row left) equals one node holding every shard", async () => {
+    const specs = [tradesSpec(4), quotesSpec(3)];
+    const tables = rebucket(w, specs);
+    // Evict below the middle of the span: some symbols keep only their seam row.
+    const H = T_BASE + SPAN / 2;
+    for (const shards of tables.values()) for (const h of shards) h.table.evict(Number.MAX_SAFE_INTEGER, H);
+    const { engine } = cluster(specs, tables, { trades: ["b", "a", "c", "b"], quotes: ["c", "a", "b"] });
+    const oracle = single(specs, tables);
+    const seamOnly = [...tables.get("trades")!].reduce((n, h) => n + h.table.symbols().filter((_, id) => h.table.series(id)!.length === 0 && h.table.seam(id) !== null).length, 0);
+    expect(seamOnly).toBeGreaterThan(0);
+    for (const q of [
+      { op: "lastBy", table: "trades" },
+      { op: "lastBy", table: "quotes", columns: ["ask"] },
+      { op: "lastBy", table: "trades", at: T_BASE + (SPAN * 3) / 4 },
+      { op: "lastBy", table: "trades", symbols: ["S1", "S7", "NOPE"] },
+    ]) {
+      const got = await engine.execute(TENANT, q);
+      const want = await oracle.execute(TENANT, q);
+      expect({ q, diff: diffRows(outRows(got.table), outRows(want.table)) }).toEqual({ q, diff: undefined });
+      expect({ q, notes: got.notes }).toEqual({ q, notes: [] });
+      expect(got.table.rows).toBeGreaterThan(0);
+    }
+  });
+
   it("fanout - parts carry the pushed-down symbols (only each owner's), range, look-behind and columns", async () => {
     const specs = [tradesSpec(3), quotesSpec(3)];
     const { engine, runs, replies } = cluster(specs, rebucket(w, specs), { trades: ["a", "b", "c"], quotes: ["a", "b", "c"] });

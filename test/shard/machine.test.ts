@@ -207,6 +207,33 @@ describe("shard machine", () => {
     expect(h.writes).toHaveLength(2);
   });
 
+  it("snapshots - the table's policy: every N records applied (also right after a long replay), and its interval over the node's", async () => {
+    const spec = parseTableSpec({ ...SPEC, snapshot: { records: 3, intervalSeconds: 0 } }, "t");
+    const h = harness({ spec, snapshotIntervalMs: 1_000 });
+    await settle();
+    h.records(entry(1, 10, undefined, spec), entry(2, 10, undefined, spec), entry(3, 10, undefined, spec));
+    expect(h.writes).toHaveLength(0); // replaying
+    h.caughtUp();
+    await settle();
+    // Three records since the start: one snapshot as soon as it is live.
+    expect(h.writes).toHaveLength(1);
+    h.writes[0]!.reject(new Error("object store full"));
+    await settle();
+    expect(h.state()).toBe("running.live");
+    // The table's interval 0 replaces the node's 1 s: no schedule.
+    h.clock.increment(5_000);
+    await settle();
+    expect(h.writes).toHaveLength(1);
+    // A failed write waits for as many records again.
+    h.records(entry(4, 10, undefined, spec), entry(5, 10, undefined, spec));
+    await settle();
+    expect(h.writes).toHaveLength(1);
+    h.records(entry(6, 10, undefined, spec));
+    await settle();
+    expect(h.writes).toHaveLength(2);
+    expect(h.writes[1]!.input.table.appliedLsn).toBe(6);
+  });
+
   it("snapshots - on demand when live; a request while replaying is ignored", async () => {
     const h = harness();
     await settle();

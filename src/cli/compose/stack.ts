@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { ComposeError, buildLocalImages, ensureBaseImage, ensurePodman, healthy, ok, running, say, sh } from "./podman.js";
+import { ensureComposeSecrets } from "./secrets.js";
 
 export const PROJECT = process.env.PX_COMPOSE_PROJECT ?? "proxist";
 export const DEMO_SERVICE = "demo";
@@ -89,6 +90,9 @@ function wantedServices(all: Record<string, Service>, demo: boolean): string[] {
 
 /** Up in the background; resolves when every service's own healthcheck passes (docker compose up --wait). */
 export async function up(o: ComposeOptions, demo: boolean, detach: boolean): Promise<void> {
+  // ClickHouse's password (infra/secrets/, not in git): the compose file mounts it, so it must exist first.
+  const secrets = ensureComposeSecrets(o.root);
+  if (secrets.created) say(`generated ClickHouse's password in ${secrets.passwordFile} (user default; nodes read it as the compose secret clickhouse_password)`);
   const engine = o.engine ?? findEngine();
   const files = composeFiles(o, engine);
   const all = services(o.root);

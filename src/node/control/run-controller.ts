@@ -7,7 +7,7 @@ import { parseArgs } from "node:util";
 import { connect } from "@nats-io/transport-node";
 import { controlBackend, MetadataStore, startControlServer } from "../../control/index.js";
 import { startController } from "./runtime.js";
-import { NATS_CREDS_ENV, natsCredsOptions } from "../../runtime/natsclient.js";
+import { NATS_CREDS_ENV, TLS_CA_ENV, natsCredsOptions, natsTlsOptions } from "../../runtime/natsclient.js";
 
 const { values } = parseArgs({
   options: {
@@ -25,7 +25,7 @@ const out = (o: Record<string, unknown>): void => {
   process.stdout.write(JSON.stringify({ at: Date.now(), id: values.id, ...o }) + "\n");
 };
 
-const nc = await connect({ servers: values.nats.split(","), name: `proxist controller ${values.id}`, maxReconnectAttempts: -1, reconnectTimeWait: 250, ...natsCredsOptions(process.env[NATS_CREDS_ENV]) });
+const nc = await connect({ servers: values.nats.split(","), name: `proxist controller ${values.id}`, maxReconnectAttempts: -1, reconnectTimeWait: 250, ...natsCredsOptions(process.env[NATS_CREDS_ENV]), ...natsTlsOptions(process.env[TLS_CA_ENV]) });
 const replicas = Number(values.replicas);
 const metadata = await MetadataStore.open(nc, replicas);
 const ctl = await startController(nc, {

@@ -57,7 +57,7 @@ export class LocalIngress {
     const producer = r.producer ?? this.mint?.next();
     return new Promise((resolve) => {
       this.waiting.set(id, resolve);
-      send({ type: "ingest", request: { ...r, producer, id, wantsReply: true } });
+      send({ type: "ingest", request: { ...r, producer, id, wantsReply: true, atMs: performance.now() } });
     });
   }
 }
@@ -92,6 +92,7 @@ export function natsIngestSource(nc: NatsConnection, stats: SourceStats, local: 
           payload: msg.data,
           producer: producer.ok ? (producer.producer ?? local.mint?.next()) : undefined,
           wantsReply: Boolean(msg.reply),
+          atMs: performance.now(),
           ...(producer.ok ? {} : { envelopeError: producer.message }),
         };
         if (msg.reply) waiting.set(id, msg);

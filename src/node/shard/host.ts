@@ -293,6 +293,27 @@ export class LocalShardHost {
     });
   }
 
+  /**
+   * Before a graceful stop: a snapshot of each live shard whose table asks for
+   * one on shutdown (its policy's onShutdown), all at once, each within
+   * `timeoutMs`; a failure is logged and the stop goes on. Resolves with how many were written.
+   */
+  async snapshotOnShutdown(timeoutMs = 10_000): Promise<number> {
+    const due = this.all().filter((h) => h.runtime.spec.snapshot?.onShutdown === true && /^running\.(live|snapshotting)$/.test(h.runtime.state));
+    const written = await Promise.all(
+      due.map((h) =>
+        h.runtime.snapshotNow(timeoutMs).then(
+          () => 1,
+          (e: unknown) => {
+            this.o.log(`shard ${shardKey(h.shard)}: no snapshot on shutdown: ${(e as Error).message}`);
+            return 0;
+          },
+        ),
+      ),
+    );
+    return written.reduce((a: number, b: number) => a + b, 0);
+  }
+
   async stopAll(): Promise<void> {
     for (const s of this.all()) await this.stop(s.shard);
   }

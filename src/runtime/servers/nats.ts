@@ -30,6 +30,18 @@ export interface NatsServerOptions {
   readonly auth?: NatsAuthFiles | "open";
   /** JetStream fsync: "always" or a duration (nats-server 2.10+ only; ./natssync.ts). Omitted: the server's default. */
   readonly syncInterval?: string;
+  /**
+   * TLS on the client port (PEM files, e.g. from `pxctl certs init`): every
+   * client must speak TLS; a plaintext one is refused. Omitted: plaintext.
+   */
+  readonly tls?: NatsServerTls;
+  /** Interface of the client port: 127.0.0.1 unless asked (a TLS server may be given 0.0.0.0). */
+  readonly host?: string;
+}
+
+export interface NatsServerTls {
+  readonly cert: string;
+  readonly key: string;
 }
 
 export interface NatsServer {
@@ -58,7 +70,7 @@ export function findNatsServerBinary(): string {
 function configText(o: Required<Pick<NatsServerOptions, "port" | "monitorPort" | "serverName" | "maxPayloadBytes">> & NatsServerOptions, storeDir: string, auth: NatsAuthFiles | undefined, dir: string, sync: string | undefined): string {
   const lines = [
     `server_name: ${o.serverName}`,
-    `listen: 127.0.0.1:${o.port}`,
+    `listen: ${o.host ?? "127.0.0.1"}:${o.port}`,
     `http: 127.0.0.1:${o.monitorPort}`,
     `max_payload: ${o.maxPayloadBytes}`,
     `jetstream {`,
@@ -67,6 +79,8 @@ function configText(o: Required<Pick<NatsServerOptions, "port" | "monitorPort" |
     `}`,
   ];
   if (auth) lines.push(...natsAuthConfigLines(auth, join(dir, "jwt")));
+  // No `verify`: clients authenticate with their JWT credentials, TLS protects the wire and proves the server.
+  if (o.tls) lines.push(`tls {`, `  cert_file: "${o.tls.cert}"`, `  key_file: "${o.tls.key}"`, `  timeout: 5`, `}`);
   if (o.cluster) {
     lines.push(
       `cluster {`,
@@ -108,7 +122,8 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   };
   await launch();
   return {
-    url: `nats://127.0.0.1:${port}`,
+    // tls:// tells clients (nats-py, the nats CLI) to speak TLS; nats.js ignores the scheme and takes its tls option.
+    url: `${options.tls ? "tls" : "nats"}://127.0.0.1:${port}`,
     port,
     monitorPort,
     dir,

@@ -1,0 +1,75 @@
+// Query quotas of each tenant: how many queries run at once (a counter per
+// tenant), and per query a budget of memory (rows loaded and rows of the result)
+// and of result rows. Pure bookkeeping: the query engine asks before it holds
+// more, and a query over a budget stops with QueryError RESOURCE_EXHAUSTED
+// naming the quota, so the node never builds what it would refuse to send.
+import { QueryError } from "../../protocols/errors.js";
+import type { TenantQuotas } from "../../protocols/tablespec.js";
+import { quotaMessage } from "./refusal.js";
+
+/** One running query's budget; `release()` once it ended (however it ended). */
+export interface QueryBudget {
+  /** Adds `bytes` the query now holds (`what` says of what, for the error); throws over queryMemoryBytes. */
+  hold(bytes: number, what: string): void;
+  /** Checks the result's row count; throws over resultRows. */
+  resultRows(rows: number): void;
+  /** Bytes held so far (a refused hold is not counted). */
+  readonly heldBytes: number;
+  /** Bytes the query may still hold (Infinity without a memory quota). */
+  readonly leftBytes: number;
+  release(): void;
+}
+
+export class QueryQuotas {
+  private readonly running = new Map<string, number>();
+
+  constructor(private readonly quotasOf: (tenant: string) => TenantQuotas) {}
+
+  /** Queries of `tenant` running now. */
+  runningOf(tenant: string): number {
+    return this.running.get(tenant) ?? 0;
+  }
+
+  /** Admits one query of `tenant` or throws RESOURCE_EXHAUSTED naming concurrentQueries. */
+  begin(tenant: string): QueryBudget {
+    const q = this.quotasOf(tenant);
+    const n = this.runningOf(tenant);
+    if (q.concurrentQueries !== undefined && n >= q.concurrentQueries) {
+      throw new QueryError("RESOURCE_EXHAUSTED", quotaMessage(tenant, "concurrentQueries", q.concurrentQueries, `is reached (${n} queries of the tenant run on this node now)`, "retry when one of them ended"));
+    }
+    this.running.set(tenant, n + 1);
+    let released = false;
+    let held = 0;
+    return {
+      get heldBytes() {
+        return held;
+      },
+      get leftBytes() {
+        return q.queryMemoryBytes === undefined ? Infinity : Math.max(0, q.queryMemoryBytes - held);
+      },
+      hold(bytes, what) {
+        const max = q.queryMemoryBytes;
+        if (max !== undefined && held + bytes > max) {
+          throw new QueryError(
+            "RESOURCE_EXHAUSTED",
+            quotaMessage(tenant, "queryMemoryBytes", max, `would be passed: the query holds ${held} bytes and ${what} needs ${bytes} more; it was stopped before building its result`, "narrow it (a shorter time range, fewer symbols, a limit, or an aggregate such as bars)"),
+          );
+        }
+        held += bytes;
+      },
+      resultRows(rows) {
+        const max = q.resultRows;
+        if (max !== undefined && rows > max) {
+          throw new QueryError("RESOURCE_EXHAUSTED", quotaMessage(tenant, "resultRows", max, `would be passed: the result has ${rows} rows`, "narrow the query or give it a limit of at most that many rows"));
+        }
+      },
+      release: () => {
+        if (released) return;
+        released = true;
+        const left = this.runningOf(tenant) - 1;
+        if (left <= 0) this.running.delete(tenant);
+        else this.running.set(tenant, left);
+      },
+    };
+  }
+}
