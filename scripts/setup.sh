@@ -31,6 +31,8 @@ command -v clickhouse-client >/dev/null 2>&1 || missing+=(clickhouse-client)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 # openssl: pxctl certs init and proxist up --tls make the CA and certificates with it (node:crypto cannot sign X.509).
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# Chromium: the web console's browser test drives Debian's chromium with playwright-core (no browser download).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${missing[*]} with apt-get" >&2
