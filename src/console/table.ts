@@ -1,0 +1,65 @@
+// A virtualized result table: only the rows in view (plus a margin) exist in
+// the DOM, placed over a spacer as tall as every row, so a million-row result
+// scrolls as fast as ten. Times (timestamp_us columns) show as UTC date-times.
+import type { Column } from "./api.js";
+import { fmtMicros, h } from "./dom.js";
+
+const ROW_PX = 24;
+const MARGIN_ROWS = 10;
+
+export function cellText(c: Column, v: unknown): string {
+  if (v === null || v === undefined) return "null";
+  if (c.type === "timestamp_us" && typeof v === "number") return fmtMicros(v);
+  if (typeof v === "number") return Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(12)));
+  return String(v);
+}
+
+export interface VirtualTable {
+  readonly el: HTMLElement;
+  /** Rows now in the DOM (tests and the status line read it). */
+  rendered(): number;
+}
+
+export function virtualTable(columns: readonly Column[], rows: readonly (readonly unknown[])[]): VirtualTable {
+  const widths = columns.map((c) => (c.type === "timestamp_us" ? 250 : /utf8|dictionary/i.test(c.type) ? 110 : 130));
+  const template = widths.map((w) => `${w}px`).join(" ");
+  const width = widths.reduce((a, b) => a + b, 0);
+  const head = h("div.vt-head", { style: `grid-template-columns:${template};width:${width}px` }, ...columns.map((c) => h("div.vt-cell", { title: c.type }, c.name)));
+  const body = h("div.vt-body", { style: `height:${rows.length * ROW_PX}px;width:${width}px` });
+  const scroller = h("div.vt-scroll", {}, head, body);
+  const el = h("div.vt", { role: "table", "data-rows": String(rows.length) }, scroller);
+  let drawn = "";
+  let count = 0;
+  const draw = (): void => {
+    const first = Math.max(0, Math.floor(scroller.scrollTop / ROW_PX) - MARGIN_ROWS);
+    const last = Math.min(rows.length, Math.ceil((scroller.scrollTop + (scroller.clientHeight || 600)) / ROW_PX) + MARGIN_ROWS);
+    const key = `${first}:${last}`;
+    if (key === drawn) return;
+    drawn = key;
+    const frag = document.createDocumentFragment();
+    for (let i = first; i < last; i++) {
+      const r = rows[i]!;
+      const row = h("div.vt-row", { role: "row", style: `top:${i * ROW_PX}px;grid-template-columns:${template}` });
+      if (i % 2) row.classList.add("odd");
+      for (let j = 0; j < columns.length; j++) {
+        const v = r[j];
+        row.append(h(`div.vt-cell${typeof v === "number" ? ".num" : ""}`, { role: "cell" }, cellText(columns[j]!, v)));
+      }
+      frag.append(row);
+    }
+    body.replaceChildren(frag);
+    count = last - first;
+  };
+  let pending = false;
+  scroller.addEventListener("scroll", () => {
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(() => {
+      pending = false;
+      draw();
+    });
+  });
+  new ResizeObserver(() => draw()).observe(scroller);
+  draw();
+  return { el, rendered: () => count };
+}
