@@ -16,9 +16,14 @@ export interface Candles {
   readonly close: readonly number[];
 }
 
-/** The bucket width in µs that brings `n` points spanning `spanUs` to at most `buckets` buckets (never under 1 ms). */
+/**
+ * The bucket width in µs that brings a span of `spanUs` to at most `buckets`
+ * buckets: a round width (1, 2 or 5 times a power of ten), never under 1 ms.
+ */
 export function bucketWidthUs(spanUs: number, buckets: number): number {
-  return Math.max(1000, Math.ceil((spanUs + 1) / Math.max(1, buckets)));
+  const least = Math.max(1000, Math.ceil((spanUs + 1) / Math.max(1, buckets)));
+  const decade = 10 ** Math.floor(Math.log10(least));
+  return [1, 2, 5, 10].map((m) => m * decade).find((w) => w >= least)!;
 }
 
 /** At most `maxPoints` points (4 per bucket); the line as it is when it has no more. */
