@@ -138,7 +138,8 @@ export function livePage(root: HTMLElement): () => void {
     if (stopped) return;
     const t0 = performance.now();
     try {
-      const r = await query(`SELECT * FROM ${table()} LATEST ON ts PARTITION BY sym`);
+      // The JSON last-by needs no column names: any table's symbol and time columns.
+      const r = await query(JSON.stringify({ op: "lastBy", table: table() }));
       if (stopped) return;
       error.replaceChildren();
       renderBoard(r);
