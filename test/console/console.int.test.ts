@@ -121,6 +121,25 @@ describe.skipIf(!present)("console - in chromium", () => {
     expect((await fetch(`${base}/v1/query`, { method: "POST", body: "SELECT * FROM trades" })).status).toBe(401);
   });
 
+  it("console - GET /v1/cluster: pxctl status's view, this node's shards with P and H, ingest and WAL", async () => {
+    type Cluster = { node: { id: string; ingest: { acceptedRows: number }; wal: { tenant: string; bytes: number }[]; shards: { table: string; horizonMicros: number; persistedLsn: number }[] }; status: { nodes: { id: string }[]; shards: { shard: string; state: string; owner: string }[] }; statusError: string | null };
+    const c = (await (await fetch(`${base}/v1/cluster`)).json()) as Cluster;
+    expect(c.statusError).toBeNull();
+    expect(c.node.id).toBe(node.nodeId);
+    expect(c.node.ingest.acceptedRows).toBeGreaterThanOrEqual(180 + BULK);
+    expect(c.node.wal.find((w) => w.tenant === "desk")!.bytes).toBeGreaterThan(0);
+    expect(c.node.shards.map((s) => [s.table, s.horizonMicros, s.persistedLsn])).toEqual([["trades", 0, 0], ["trades", 0, 0]]);
+    expect(c.status.shards.map((s) => [s.shard, s.owner])).toEqual([["desk.trades.0", node.nodeId], ["desk.trades.1", node.nodeId]]);
+    expect(c.status.nodes.map((n) => n.id)).toEqual([node.nodeId]);
+  });
+
+  it("console - POST /v1/chart passes the query's errors on as they are", async () => {
+    const bad = await fetch(`${base}/v1/chart`, { method: "POST", body: "SELECT * FROM nope", headers: { authorization: `Bearer ${reader}` } });
+    expect(bad.status).toBe(404);
+    expect(((await bad.json()) as { error: string }).error).toMatch(/nope/);
+    expect((await fetch(`${base}/v1/chart?points=3`, { method: "POST", body: "SELECT * FROM trades", headers: { authorization: `Bearer ${reader}` } })).status).toBe(400);
+  });
+
   it("console - a wrong token shows the node's error and stays on the login", async () => {
     await page.goto(base);
     await page.fill("#token", "px_0000.not-a-real-secret");
