@@ -5,7 +5,7 @@
 // canvas), shows the cluster page with the node and its shards, and sees a
 // newly ingested tick flash on the live board. Screenshots: test/.artifacts/console/.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { chromium } from "playwright-core";
@@ -173,6 +173,8 @@ describe.skipIf(!present)("console - in chromium", () => {
     // The chart of it comes downsampled from the node: at most 2000 points.
     await page.click("#tab-chart");
     await expect.poll(() => page.locator("#chart-note").innerText()).toMatch(/points drawn of 20,000 rows \(downsampled on the node/);
+    // Negative control for the canvas count below: a line chart has no candle-coloured pixels.
+    expect(await page.evaluate(CANDLE_PIXELS)).toBe(0);
     await shot("03-virtualized-and-downsampled");
   });
 
@@ -185,6 +187,26 @@ describe.skipIf(!present)("console - in chromium", () => {
     await shot("04-candles");
   });
 
+  it("console - a JSON query runs, and CSV downloads through POST /v1/query; Parquet downloads or shows the node's answer", async () => {
+    await page.fill("#editor", '{"op": "lastBy", "table": "trades"}');
+    await page.press("#editor", "Control+Enter");
+    await expect.poll(() => page.locator("#status").innerText()).toMatch(/^4 rows/);
+    await page.click("#tab-table");
+    expect(await page.locator("#table-pane .vt-row").evaluateAll((rs) => rs.map((r) => r.firstElementChild?.textContent).sort())).toEqual(["AAPL", "BULK", "IBM", "MSFT"]);
+    const [csv] = await Promise.all([page.waitForEvent("download"), page.click("#csv")]);
+    const text = readFileSync((await csv.path())!, "utf8");
+    expect(text.split("\n")[0]).toBe("sym,ts,price,size");
+    expect(text).toContain(`AAPL,${new Date((T + 59 * STEP_US) / 1000).toISOString().replace("Z", "000Z")},${priceOf(0, 59)},159`);
+    // Parquet comes from the node's Accept: application/vnd.apache.parquet; a node without it answers 406, shown as it is.
+    // Whichever comes first; the other one's wait ends quietly (caught) when its timeout passes.
+    const downloaded = page.waitForEvent("download").then(async (d) => readFileSync((await d.path())!).subarray(0, 4).toString("latin1"), () => new Promise<never>(() => {}));
+    const refused = page.locator("#error .error").waitFor().then(() => page.locator("#error").innerText(), () => new Promise<never>(() => {}));
+    await page.click("#parquet");
+    const outcome = await Promise.race([downloaded, refused]);
+    expect(outcome).toMatch(/^PAR1$|406.*parquet/i);
+    await shot("05-json-and-downloads");
+  });
+
   it("console - the cluster page shows the node and its shards live", async () => {
     await page.click("#nav-cluster");
     await expect.poll(() => page.locator("#kpi-node").innerText()).toContain(node.nodeId);
@@ -194,7 +216,7 @@ describe.skipIf(!present)("console - in chromium", () => {
     expect(text).toContain("desk.trades.1");
     expect(await page.locator("#shard-states .badge").first().getAttribute("data-state")).toMatch(/running/);
     expect(await page.locator("#wal").innerText()).toContain("desk");
-    await shot("05-cluster");
+    await shot("06-cluster");
   });
 
   it("console - a new tick shows on the live board and flashes", async () => {
@@ -203,6 +225,9 @@ describe.skipIf(!present)("console - in chromium", () => {
     await ingest([JSON.stringify({ sym: "AAPL", ts: T + 60 * STEP_US, price: 999.25, size: 7 })]);
     await expect.poll(() => page.locator('#board tr[data-sym="AAPL"]').innerText(), { timeout: 15_000 }).toContain("999.25");
     expect(await page.locator('#board tr[data-sym="AAPL"] td.up').count()).toBeGreaterThan(0);
-    await shot("06-live");
+    // The ticking chart of the first symbol drew on its canvas.
+    expect(await page.locator("#live-chart canvas").count()).toBeGreaterThan(0);
+    expect(await page.locator("#live-title").innerText()).toContain("AAPL price");
+    await shot("07-live");
   });
 });
