@@ -31,7 +31,9 @@ async function errorOf(r: Response): Promise<ApiCallError> {
   } catch {
     // not JSON: the text as it is
   }
-  return new ApiCallError(r.status, `${r.status} ${r.statusText}: ${msg || "(no message)"}`);
+  // A token that expired or was revoked while the tab was open: say where to get past it.
+  const hint = r.status === 401 && token.known() ? "\n(Sign out and sign in again with a valid token.)" : "";
+  return new ApiCallError(r.status, `${r.status} ${r.statusText}: ${msg || "(no message)"}${hint}`);
 }
 
 export async function post(path: string, body: string, accept: string, t?: string | null): Promise<Response> {
