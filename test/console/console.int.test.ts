@@ -73,6 +73,7 @@ describe.skipIf(!present)("console - in chromium", () => {
   beforeAll(async () => {
     // The bundle the node serves (built when missing or older than src/console).
     execFileSync("bash", [join(ROOT, "scripts/console.sh")], { cwd: ROOT, stdio: "inherit" });
+    rmSync(SHOTS, { recursive: true, force: true }); // this run's screenshots only
     mkdirSync(SHOTS, { recursive: true });
     nats = await natsFixture();
     node = await nodeOn(nats.server, nats.nc, {}, SPEC);
