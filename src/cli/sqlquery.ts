@@ -1,8 +1,9 @@
 // pxctl query / pxctl sql: SQL or JSON queries over a node's HTTP API
 // (POST /v1/query with an API token). `query` runs one statement (argument,
-// --file or stdin) and prints a table, JSON, CSV, Arrow IPC or Parquet (binary
-// output to a pipe or --out FILE); --watch reruns it. `sql` is an interactive prompt with history. Parsed apart from the NATS
-// commands (args.ts) because its flags and outputs differ.
+// --file or stdin) and prints a table, JSON, CSV, Arrow IPC or Parquet (Parquet
+// to a pipe or --out FILE); --watch reruns it. `sql` is an interactive prompt
+// with history. Parsed apart from the NATS commands (args.ts) because its flags
+// and outputs differ.
 import { parseArgs } from "node:util";
 import { DEFAULT_PORTS, ENV } from "../config/defaults.js";
 import { CliError, EXIT } from "./exitcodes.js";
@@ -44,7 +45,7 @@ export const QUERY_USAGE = `pxctl query [--url URL] [--token T] [-o table|json|c
 pxctl sql [--url URL] [--token T]        interactive SQL prompt (a line ending in \\ continues; \\q quits; \\o csv switches output)
   --url URL     the node's HTTP address (default $PX_HTTP_URL or http://127.0.0.1:${DEFAULT_PORTS.http})
   --token T     an API token with the reader role (default $PX_TOKEN, else $TOKEN)
-  --out FILE    write the result to FILE (-o parquet and -o arrow write to stdout only when it is not a terminal)`;
+  --out FILE    write the result to FILE (without it, -o parquet writes to stdout only when that is not a terminal)`;
 
 const VALUE_FLAGS = new Set(["--url", "--token", "-o", "--output", "--file", "-f", "--watch", "--timeout", "--out", "--nats", "--creds", "--auth-dir"]);
 
