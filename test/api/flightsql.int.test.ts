@@ -83,7 +83,7 @@ describe("flight sql with pyarrow", () => {
     expect(out.table_types).toEqual([{ table_type: "TABLE" }]);
   });
 
-  it("flightsql - a statement streams the same table as plain DoGet of the same query", async () => {
+  it("flightsql - a statement streams the same table as plain DoGet of the same query; GetSchema describes it", async () => {
     const t1 = T0 + 2000;
     const out = await sql("statement", {
       token: reader,
@@ -96,6 +96,7 @@ describe("flight sql with pyarrow", () => {
     expect(out.equal).toBe(true);
     expect(out.columns).toEqual(["sym", "ts", "price", "size"]);
     expect(out.info_schema).toEqual(out.columns);
+    expect(out.get_schema).toEqual(out.columns);
     expect(out.types).toEqual(["dictionary<values=string, indices=int32, ordered=0>", "timestamp[us, tz=UTC]", "double", "double"]);
   });
 

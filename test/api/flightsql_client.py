@@ -106,9 +106,12 @@ def main():
                 "table_types": types.to_pylist(),
             }
         elif args.command == "statement":
-            info, t = fetch(client, opts, sql.packed("CommandStatementQuery", query=args.sql))
+            cmd = sql.packed("CommandStatementQuery", query=args.sql)
+            info, t = fetch(client, opts, cmd)
+            schema = client.get_schema(flight.FlightDescriptor.for_command(cmd), opts).schema
             same = plain(client, opts, args.query)
             out = {
+                "get_schema": schema.names,
                 "rows": t.num_rows,
                 "columns": t.schema.names,
                 "types": [str(f.type) for f in t.schema],
