@@ -191,6 +191,7 @@ async function up(args: string[]): Promise<void> {
     log(`  ClickHouse  ${ch ? ch.httpUrl : "not running"}`);
     log(`  HTTP        http://127.0.0.1:${node.httpPort}/healthz  /readyz  /metrics  /v1/shards  /v1/query (SQL)  /v1/ingest/<table>`);
     log(`  gRPC/Flight ${tls ? "grpc+tls" : "grpc"}://127.0.0.1:${node.grpcPort}  (proxist.v1 and Arrow Flight; tokens: ./proxist pxctl token create --tenant default --role writer)`);
+    log(`  console     http://127.0.0.1:${node.httpPort}/  (web console: SQL, charts, live board, cluster; sign in with an API token)`);
     log(`  pxctl       ./proxist pxctl status`);
     log("Ctrl-C stops everything.");
 
@@ -228,6 +229,7 @@ async function up(args: string[]): Promise<void> {
       const http = node.httpPort === DEFAULT_PORTS.http ? "" : ` --url http://127.0.0.1:${node.httpPort}`;
       log(`  ./proxist pxctl query${http} --token $TOKEN "SELECT * FROM trades WHERE ts > now() - INTERVAL '1m' LATEST ON ts PARTITION BY sym"`);
       log(`  ./proxist pxctl sql${http} --token $TOKEN        (SQL prompt; HTTP: POST /v1/query, POST /v1/ingest/<table>)`);
+      log(`  open http://127.0.0.1:${node.httpPort}/ and sign in with $TOKEN     (the web console)`);
     }
   } catch (e) {
     for (const c of cleanups.reverse()) await c().catch(() => {});

@@ -19,6 +19,7 @@ import { SnapshotStore } from "../snapshot/store.js";
 import type { ObjectStore } from "@nats-io/obj";
 import { queryEngineOf, startNodeApi } from "./api.js";
 import type { ApiTlsFiles } from "./api.js";
+import { clusterRoute, consoleRoutes } from "./console/index.js";
 import { httpApiRoutes } from "./httpapi/index.js";
 import { natsClusterParts } from "./fanout.js";
 import { servePartQueries } from "./qpart.js";
@@ -36,6 +37,7 @@ import { ProducerMint } from "./gateway/mint.js";
 import { shardRoutes, startHttp } from "./http.js";
 import { httpAdminGate } from "./httpauth.js";
 import { NodeMetrics, metricsEnabled } from "./metrics.js";
+import type { WalStreamFigures } from "./metricsscrape.js";
 import { createLogger, lineLog } from "./obs/index.js";
 import { SlowQueries, slowQueryOptionsFromEnv } from "./slowlog.js";
 import { BatchSpans } from "./gateway/spans.js";
@@ -70,6 +72,8 @@ export interface NodeOptions {
   readonly httpPort?: number;
   /** Interface of /healthz, /readyz, /metrics: 127.0.0.1 by default; 0.0.0.0 in a container (PX_HTTP_HOST). */
   readonly httpHost?: string;
+  /** The built web console served at / (default dist/console of this checkout). */
+  readonly consoleDir?: string;
   readonly replicas?: number;
   readonly maxInFlight?: number;
   /** "all": this node owns every shard (single-node mode); "assigned": the control plane decides. */
@@ -235,18 +239,19 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   const state = (): string => String(gateway.getSnapshot().value);
   const walFull = (): string | undefined => gateway.getSnapshot().context.walFull;
   const stats = (): Record<string, number> => ({ ...gateway.getSnapshot().context.stats, fireAndForgetFailures: sourceStats.fireAndForgetFailures });
+  const walStreams = (): Promise<WalStreamFigures[]> =>
+    Promise.all(
+      [...catalog.current().keys()].map(async (tenant) => {
+        const i = await jsm.streams.info(walStream(tenant));
+        return { tenant, bytes: i.state.bytes, records: i.state.messages, maxBytes: i.config.max_bytes, lastLsn: i.state.last_seq };
+      }),
+    );
   metrics.watch({
     ingest: stats,
     gatewayState: state,
     walFull,
     shards,
-    walStreams: () =>
-      Promise.all(
-        [...catalog.current().keys()].map(async (tenant) => {
-          const i = await jsm.streams.info(walStream(tenant));
-          return { tenant, bytes: i.state.bytes, records: i.state.messages, maxBytes: i.config.max_bytes, lastLsn: i.state.last_seq };
-        }),
-      ),
+    walStreams,
   });
 
   const adminGate = httpAdminGate(nc, replicas);
@@ -254,8 +259,10 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   const httpEngine: { current?: QueryEngine } = {};
   const apiNode = { nodeId, nc, ingest: (r: Omit<IngestRequest, "id" | "wantsReply">) => local.submit(r), catalog: catalog.current, state };
   const httpApi = httpApiRoutes({ nc, replicas, node: apiNode, shards, engine: () => httpEngine.current, hasCold: clickhouse !== undefined, log, ...(o.httpMaxConcurrentIngest === undefined ? {} : { maxConcurrentIngest: o.httpMaxConcurrentIngest }) });
+  const localShardRoutes = shardRoutes(shards);
   const http = await startHttp(o.httpPort ?? 0, {
-    routes: { ...shardRoutes(shards), ...httpApi.routes },
+    // The web console at / (dist/console) and its cluster page's GET /v1/cluster.
+    routes: { ...localShardRoutes, ...httpApi.routes, "/v1/cluster": clusterRoute({ nc, nodeId, ingestStats: stats, walStreams, localShards: localShardRoutes["/v1/shards"]! }), ...consoleRoutes(o.consoleDir) },
     adminRoutes: new Set(["/v1/snapshot"]),
     authorize: adminGate.authorize,
     ready: () => catalog.loaded() && !nc.isClosed(),

@@ -15,7 +15,8 @@ export const LAYERS: Readonly<Record<Layer, readonly string[]>> = {
   machines: ["actors/"],
   faces: ["src/api/", "src/client/"],
   wiring: ["src/node/", "src/runtime/", "src/demo/"],
-  entry: ["src/main.ts", "src/cli/"],
+  // src/console: the web console, a browser program (bundled by vite, imports nothing of the node).
+  entry: ["src/main.ts", "src/cli/", "src/console/"],
 };
 
 /** What each layer may import (itself included). */
