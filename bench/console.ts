@@ -10,17 +10,28 @@
 //   3. http_query_lastby_p50_ms: SELECT * FROM trades LATEST ON ts PARTITION BY sym
 //      over POST /v1/query (JSON answer) on a node process holding the rows,
 //      1,000 symbols.
+//   4. flightsql_vs_flight_doget_ratio: the same rows (min(rows, 1 M)) read from
+//      pyarrow through Flight SQL (GetFlightInfo of a CommandStatementQuery, then
+//      DoGet of its ticket) and through plain Flight DoGet of the JSON query, in
+//      alternating rounds; plain seconds / Flight SQL seconds (medians), so 1.0
+//      means Flight SQL costs nothing extra (bench/flightsql_get.py).
 // Writes bench/results/console.json. Scale with BENCH_CONSOLE_ROWS (default 2 M).
+import { execFile, execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { connect } from "@nats-io/transport-node";
 import { parseClusterSpec } from "../protocols/tablespec.js";
 import { createToken } from "../src/auth/index.js";
+import { MALLOC_TUNABLES } from "../src/config/defaults.js";
 import { MetadataStore } from "../src/control/index.js";
 import { startNatsServer } from "../src/runtime/servers/nats.js";
 import { compileSql } from "../src/sql/index.js";
 import { spawnNodeProcess } from "../test/helpers/nodeproc.js";
 import type { NodeProcess } from "../test/helpers/nodeproc.js";
 import { sessionMicros, symbolNames } from "./gen.js";
-import { latencies, percentile, round, writeResult } from "./lib.js";
+import { latencies, median, percentile, round, writeResult } from "./lib.js";
 
 const ROWS = Number(process.env.BENCH_CONSOLE_ROWS ?? 2_000_000);
 const SYMBOLS = Number(process.env.BENCH_CONSOLE_SYMBOLS ?? 1000);
@@ -29,6 +40,9 @@ const IN_FLIGHT = 8;
 const PARSE_SAMPLES = 5000;
 const LASTBY_SAMPLES = Number(process.env.BENCH_CONSOLE_QUERIES ?? 500);
 const TENANT = "bench";
+const FLIGHTSQL_ROWS = Math.min(ROWS, 1_000_000);
+const FLIGHTSQL_ROUNDS = Number(process.env.BENCH_CONSOLE_FLIGHTSQL_ROUNDS ?? 7);
+const PYTHON = fileURLToPath(new URL("../.venv/bin/python", import.meta.url));
 const NODE_ARGS = ["--snapshot-interval-ms", String(24 * 3600 * 1000)];
 const log = (s: string): void => console.error(`[bench:console ${new Date().toISOString().slice(11, 19)}] ${s}`);
 
@@ -103,6 +117,32 @@ async function ingestAll(node: NodeProcess, token: string, all: readonly string[
   return { seconds: (performance.now() - t0) / 1000, retries };
 }
 
+interface FlightSqlReads {
+  readonly flightsql_seconds: number[];
+  readonly doget_seconds: number[];
+  readonly flightsql_rows: number;
+  readonly doget_rows: number;
+}
+
+/** bench/flightsql_get.py against `port`: the same rows through Flight SQL and plain DoGet, alternating. */
+function flightSqlVsDoGet(port: number, token: string): Promise<FlightSqlReads & { sql: string }> {
+  // The Flight SQL messages come from the repository's FlightSql.proto, as a descriptor set buf writes.
+  const dir = mkdtempSync(join(tmpdir(), "px-bench-flightsql-"));
+  const descriptors = join(dir, "flightsql.binpb");
+  const protocols = fileURLToPath(new URL("../protocols", import.meta.url));
+  execFileSync(fileURLToPath(new URL("../node_modules/.bin/buf", import.meta.url)), ["build", "-o", descriptors, "--path", "proto/arrow/flight/protocol/sql/FlightSql.proto"], { cwd: protocols });
+  const sql = `SELECT * FROM trades LIMIT ${FLIGHTSQL_ROWS}`;
+  const ticket = JSON.stringify({ op: "range", table: "trades", limit: FLIGHTSQL_ROWS });
+  const script = fileURLToPath(new URL("./flightsql_get.py", import.meta.url));
+  const argv = [script, "--port", String(port), "--token", token, "--descriptors", descriptors, "--sql", sql, "--ticket", ticket, "--rounds", String(FLIGHTSQL_ROUNDS)];
+  return new Promise<FlightSqlReads & { sql: string }>((resolve, reject) => {
+    execFile(PYTHON, argv, { timeout: 900_000, maxBuffer: 1 << 20, env: { ...process.env, GLIBC_TUNABLES: MALLOC_TUNABLES } }, (err, stdout, stderr) => {
+      if (err) return reject(new Error(`flightsql_get.py failed: ${err.message}\n${stderr}`));
+      resolve({ ...(JSON.parse(stdout) as FlightSqlReads), sql });
+    });
+  }).finally(() => rmSync(dir, { recursive: true, force: true }));
+}
+
 async function main(): Promise<void> {
   log(`rows ${ROWS}, symbols ${SYMBOLS}`);
   const parse = parsePlanMicros("literals");
@@ -140,12 +180,20 @@ async function main(): Promise<void> {
     const lastBy = await latencies(LASTBY_SAMPLES, q);
     log(`http last-by p50 ${round(percentile(lastBy, 50), 2)} ms`);
 
+    const fsql = await flightSqlVsDoGet(holder.grpcPort, reader);
+    if (fsql.flightsql_rows !== FLIGHTSQL_ROWS || fsql.doget_rows !== FLIGHTSQL_ROWS) {
+      throw new Error(`Flight SQL read ${fsql.flightsql_rows} rows and DoGet ${fsql.doget_rows}, want ${FLIGHTSQL_ROWS} each`);
+    }
+    const fsqlRatio = median(fsql.doget_seconds) / median(fsql.flightsql_seconds);
+    log(`flight sql vs doget ${round(fsqlRatio, 3)} (${round(median(fsql.flightsql_seconds), 3)} s vs ${round(median(fsql.doget_seconds), 3)} s for ${FLIGHTSQL_ROWS} rows)`);
+
     writeResult(
       "console",
       {
         sql_parse_plan_p50_us: round(percentile(parse, 50), 1),
         http_query_lastby_p50_ms: round(percentile(lastBy, 50), 3),
         http_ingest_lines_per_s: Math.round(linesPerS),
+        flightsql_vs_flight_doget_ratio: round(fsqlRatio, 3),
       },
       {
         sql: TYPICAL_SQL,
@@ -160,6 +208,14 @@ async function main(): Promise<void> {
         symbols: SYMBOLS,
         ingest: { body_lines: BODY_LINES, in_flight: IN_FLIGHT, seconds: round(ing.seconds, 2), retried_bodies: ing.retries, node: "gateway only (--shards none)" },
         lastby: { samples: LASTBY_SAMPLES, answer: "JSON", node: "hosts all 4 shards, hot set only" },
+        flightsql: {
+          rows: FLIGHTSQL_ROWS,
+          rounds: FLIGHTSQL_ROUNDS,
+          sql: fsql.sql,
+          client: "pyarrow.flight, read_all into a Table; Flight SQL round = GetFlightInfo(CommandStatementQuery) + DoGet; plain round = DoGet of the JSON query; alternating",
+          flightsql_seconds: fsql.flightsql_seconds.map((x) => round(x, 4)),
+          doget_seconds: fsql.doget_seconds.map((x) => round(x, 4)),
+        },
       },
     );
   } finally {

@@ -56,10 +56,10 @@ elif [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sum" ]; then
 fi
 
 # Python clients used by interop tests (offline wheel index on these machines).
-if [ ! -x "$root/.venv/bin/python" ] || ! "$root/.venv/bin/python" -c 'import pyarrow.flight, nats, grpc, pandas, nacl' 2>/dev/null; then
-  echo "setup: creating the Python venv .venv/ and installing pyarrow, nats-py, grpcio, pandas, duckdb, pynacl (used by the interop tests; a minute or two the first time) ..." >&2
+if [ ! -x "$root/.venv/bin/python" ] || ! "$root/.venv/bin/python" -c 'import pyarrow.flight, nats, grpc, pandas, nacl, google.protobuf' 2>/dev/null; then
+  echo "setup: creating the Python venv .venv/ and installing pyarrow, nats-py, grpcio, pandas, duckdb, pynacl, protobuf (used by the interop tests; a minute or two the first time) ..." >&2
   python3 -m venv "$root/.venv"
-  "$root/.venv/bin/pip" install --quiet --retries 0 pyarrow nats-py grpcio pandas duckdb pynacl 2>&1 | grep -v "is ignored: it is neither" >&2 || true
-  "$root/.venv/bin/python" -c "import pyarrow.flight, nats, grpc, pandas" || { echo "setup: python client install failed" >&2; exit 1; }
+  "$root/.venv/bin/pip" install --quiet --retries 0 pyarrow nats-py grpcio pandas duckdb pynacl protobuf 2>&1 | grep -v "is ignored: it is neither" >&2 || true
+  "$root/.venv/bin/python" -c "import pyarrow.flight, nats, grpc, pandas, google.protobuf" || { echo "setup: python client install failed" >&2; exit 1; }
   echo "setup: Python venv ready" >&2
 fi

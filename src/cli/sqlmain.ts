@@ -2,7 +2,7 @@
 // interactive prompt (readline with history in ~/.pxctl_history) and Ctrl-C
 // ending --watch. The logic lives in sqlquery.ts.
 import { appendFileSync, readFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -63,6 +63,8 @@ export async function queryMain(argv: readonly string[]): Promise<number> {
     stdout: (t) => process.stdout.write(`${t}\n`),
     stderr: (t) => process.stderr.write(`${t}\n`),
     stdoutBytes: (b) => process.stdout.write(b),
+    stdoutIsTty: process.stdout.isTTY === true,
+    writeFile: (p, b) => writeFile(p, b),
     readFile: (p) => readFile(p, "utf8"),
     readStdin,
     env: process.env,

@@ -1,14 +1,15 @@
 // pxctl query / pxctl sql: SQL or JSON queries over a node's HTTP API
 // (POST /v1/query with an API token). `query` runs one statement (argument,
-// --file or stdin) and prints a table, JSON, CSV or Arrow IPC; --watch reruns
-// it. `sql` is an interactive prompt with history. Parsed apart from the NATS
-// commands (args.ts) because its flags and outputs differ.
+// --file or stdin) and prints a table, JSON, CSV, Arrow IPC or Parquet (Parquet
+// to a pipe or --out FILE); --watch reruns it. `sql` is an interactive prompt
+// with history. Parsed apart from the NATS commands (args.ts) because its flags
+// and outputs differ.
 import { parseArgs } from "node:util";
 import { DEFAULT_PORTS, ENV } from "../config/defaults.js";
 import { CliError, EXIT } from "./exitcodes.js";
 import { table } from "./render.js";
 
-export const QUERY_OUTPUTS = ["table", "json", "csv", "arrow"] as const;
+export const QUERY_OUTPUTS = ["table", "json", "csv", "arrow", "parquet"] as const;
 export type QueryOutput = (typeof QUERY_OUTPUTS)[number];
 
 export interface QueryInvocation {
@@ -21,25 +22,32 @@ export interface QueryInvocation {
   readonly file: string | undefined;
   readonly watchSeconds: number | undefined;
   readonly timeoutMs: number;
+  /** --out FILE: write the result there instead of stdout. */
+  readonly out: string | undefined;
 }
 
 export interface QueryIo {
   readonly stdout: (text: string) => void;
   readonly stderr: (text: string) => void;
-  /** Binary output (-o arrow). */
+  /** Binary output (-o arrow, -o parquet). */
   readonly stdoutBytes: (bytes: Uint8Array) => void;
+  /** Whether stdout is a terminal (Parquet is not written to one). */
+  readonly stdoutIsTty?: boolean;
+  /** --out FILE. */
+  readonly writeFile?: (path: string, bytes: Uint8Array) => Promise<void>;
   readonly readFile: (path: string) => Promise<string>;
   readonly readStdin: () => Promise<string>;
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly fetch?: typeof fetch;
 }
 
-export const QUERY_USAGE = `pxctl query [--url URL] [--token T] [-o table|json|csv|arrow] [--watch 2s] "SQL or JSON" | -f FILE | < stdin
+export const QUERY_USAGE = `pxctl query [--url URL] [--token T] [-o table|json|csv|arrow|parquet] [--out FILE] [--watch 2s] "SQL or JSON" | -f FILE | < stdin
 pxctl sql [--url URL] [--token T]        interactive SQL prompt (a line ending in \\ continues; \\q quits; \\o csv switches output)
   --url URL     the node's HTTP address (default $PX_HTTP_URL or http://127.0.0.1:${DEFAULT_PORTS.http})
-  --token T     an API token with the reader role (default $PX_TOKEN, else $TOKEN)`;
+  --token T     an API token with the reader role (default $PX_TOKEN, else $TOKEN)
+  --out FILE    write the result to FILE (without it, -o parquet writes to stdout only when that is not a terminal)`;
 
-const VALUE_FLAGS = new Set(["--url", "--token", "-o", "--output", "--file", "-f", "--watch", "--timeout", "--nats", "--creds", "--auth-dir"]);
+const VALUE_FLAGS = new Set(["--url", "--token", "-o", "--output", "--file", "-f", "--watch", "--timeout", "--out", "--nats", "--creds", "--auth-dir"]);
 
 /** "query" or "sql" when that is the command of `argv` (the first word that is not a flag or a flag's value). */
 export function queryCommandOf(argv: readonly string[]): "query" | "sql" | undefined {
@@ -72,6 +80,7 @@ export function parseQueryArgs(argv: readonly string[], env: Readonly<Record<str
         file: { type: "string", short: "f" },
         watch: { type: "string" },
         timeout: { type: "string", default: "60000" },
+        out: { type: "string" },
         // Global pxctl flags that mean nothing here are accepted and ignored.
         nats: { type: "string" },
         creds: { type: "string" },
@@ -84,7 +93,7 @@ export function parseQueryArgs(argv: readonly string[], env: Readonly<Record<str
   const { values: v, positionals: p } = parsed;
   const kind = p[0] as "query" | "sql";
   const output = v.output as QueryOutput;
-  if (!QUERY_OUTPUTS.includes(output)) usage(`-o ${v.output}: use table, json, csv or arrow`);
+  if (!QUERY_OUTPUTS.includes(output)) usage(`-o ${v.output}: use table, json, csv, arrow or parquet`);
   if (p.length > 2) usage(`${kind}: give the statement as one argument (quote it)`);
   if (kind === "sql" && (p.length > 1 || v.file !== undefined || v.watch !== undefined)) usage("sql: the prompt reads statements itself; use pxctl query for one statement");
   let watchSeconds: number | undefined;
@@ -98,10 +107,10 @@ export function parseQueryArgs(argv: readonly string[], env: Readonly<Record<str
   const url = (v.url ?? env.PX_HTTP_URL ?? `http://127.0.0.1:${env[ENV.httpPort] ?? DEFAULT_PORTS.http}`).replace(/\/+$/, "");
   // $TOKEN as the README's quick start exports it, when $PX_TOKEN is not set.
   const token = v.token ?? env.PX_TOKEN ?? env.TOKEN;
-  return { kind, url, token, output, text: p[1] === "-" ? undefined : p[1], file: v.file, watchSeconds, timeoutMs };
+  return { kind, url, token, output, text: p[1] === "-" ? undefined : p[1], file: v.file, watchSeconds, timeoutMs, out: v.out };
 }
 
-const ACCEPT: Record<QueryOutput, string> = { table: "application/json", json: "application/json", csv: "text/csv", arrow: "application/vnd.apache.arrow.stream" };
+const ACCEPT: Record<QueryOutput, string> = { table: "application/json", json: "application/json", csv: "text/csv", arrow: "application/vnd.apache.arrow.stream", parquet: "application/vnd.apache.parquet" };
 
 interface JsonResult {
   columns: { name: string }[];
@@ -149,8 +158,11 @@ export async function runStatement(inv: QueryInvocation, text: string, output: Q
     io.stderr(`error (HTTP ${res.status}): ${msg}${hint}`);
     return EXIT_OF[res.status] ?? EXIT.other;
   }
-  if (output === "arrow") io.stdoutBytes(new Uint8Array(await res.arrayBuffer()));
-  else if (output === "csv") io.stdout((await res.text()).replace(/\n$/, ""));
+  if (output === "arrow" || output === "parquet") {
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    if (inv.out !== undefined && io.writeFile) await io.writeFile(inv.out, bytes);
+    else io.stdoutBytes(bytes);
+  } else if (output === "csv") io.stdout((await res.text()).replace(/\n$/, ""));
   else {
     const body = (await res.json()) as JsonResult | { explain: unknown };
     if ("explain" in body) io.stdout(JSON.stringify(body.explain, null, 2));
@@ -163,6 +175,8 @@ export async function runStatement(inv: QueryInvocation, text: string, output: Q
 export async function runQuery(inv: QueryInvocation, io: QueryIo, stop: AbortSignal = new AbortController().signal): Promise<number> {
   const text = inv.text ?? (inv.file !== undefined ? await io.readFile(inv.file) : await io.readStdin());
   if (text.trim() === "") usage("query: give a statement, e.g. pxctl query \"SELECT * FROM trades LATEST ON ts PARTITION BY sym\"");
+  // Binary on a terminal is noise that can upset it: ask for a file instead.
+  if (inv.output === "parquet" && inv.out === undefined && io.stdoutIsTty === true) usage("-o parquet: stdout is a terminal; redirect it (> result.parquet) or pass --out result.parquet");
   if (inv.watchSeconds === undefined) return runStatement(inv, text, inv.output, io);
   let code: number = EXIT.ok;
   while (!stop.aborted) {
@@ -185,7 +199,7 @@ export interface Prompt {
 
 /** pxctl sql: read statements, run each, until \q or end of input. */
 export async function runSqlPrompt(inv: QueryInvocation, io: QueryIo, prompt: Prompt): Promise<number> {
-  let output: QueryOutput = inv.output === "arrow" ? "table" : inv.output;
+  let output: QueryOutput = inv.output === "arrow" || inv.output === "parquet" ? "table" : inv.output;
   let buffer = "";
   try {
     for (;;) {

@@ -45,7 +45,7 @@ describe("pxctl query - arguments", () => {
   });
 
   it.each([
-    [["query", "-o", "yaml", "x"], /-o yaml: use table, json, csv or arrow/],
+    [["query", "-o", "yaml", "x"], /-o yaml: use table, json, csv, arrow or parquet/],
     [["query", "--watch", "soon", "x"], /--watch soon: give an interval/],
     [["query", "a", "b"], /one argument \(quote it\)/],
     [["sql", "SELECT 1"], /the prompt reads statements itself/],

@@ -12,7 +12,9 @@ import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { CriteriaSchema } from "../../protocols/gen/arrow/flight/protocol/Flight_pb.js";
+import { ActionSchema, CriteriaSchema, FlightDescriptorSchema, FlightDescriptor_DescriptorType, TicketSchema } from "../../protocols/gen/arrow/flight/protocol/Flight_pb.js";
+import { ActionCreatePreparedStatementRequestSchema, CommandGetTablesSchema, CommandStatementQuerySchema } from "../../protocols/gen/arrow/flight/protocol/sql/FlightSql_pb.js";
+import { packSql } from "../../src/api/flight/sql/command.js";
 import {
   KV_ASSIGN,
   KV_CONFIG,
@@ -237,7 +239,19 @@ const RPC_SURFACES: readonly RpcSurface[] = [
   { surface: "Flight GetFlightInfo", token: "none", call: async (t) => (await unary(flight, "getFlightInfo", pathDescriptor("trades"), t)).error },
   { surface: "Flight GetSchema", token: "none", call: async (t) => (await unary(flight, "getSchema", pathDescriptor("trades"), t)).error },
   { surface: "Flight ListFlights", token: "none", call: async (t) => (await serverStream(flight, "listFlights", create(CriteriaSchema, {}), t)).error },
+  { surface: "Flight SQL statement", token: "none", call: async (t) => (await unary(flight, "getFlightInfo", sqlStatement("SELECT * FROM trades"), t)).error },
+  { surface: "Flight SQL statement on another tenant", token: "betaWriter", call: async (t) => (await unary(flight, "getFlightInfo", sqlStatement("SELECT * FROM alpha.quotes"), t)).error },
+  { surface: "Flight SQL GetTables ticket", token: "none", call: async (t) => (await serverStream(flight, "doGet", create(TicketSchema, { ticket: packSql(CommandGetTablesSchema, create(CommandGetTablesSchema, { includeSchema: true })) }), t)).error },
+  { surface: "Flight SQL CreatePreparedStatement", token: "none", call: async (t) => (await serverStream(flight, "doAction", sqlPrepare("SELECT * FROM trades"), t)).error },
+  { surface: "Flight SQL CreatePreparedStatement on another tenant", token: "betaWriter", call: async (t) => (await serverStream(flight, "doAction", sqlPrepare("SELECT * FROM alpha.trades"), t)).error },
 ];
+
+function sqlStatement(sql: string) {
+  return create(FlightDescriptorSchema, { type: FlightDescriptor_DescriptorType.CMD, cmd: packSql(CommandStatementQuerySchema, create(CommandStatementQuerySchema, { query: sql })) });
+}
+function sqlPrepare(sql: string) {
+  return create(ActionSchema, { type: "CreatePreparedStatement", body: packSql(ActionCreatePreparedStatementRequestSchema, create(ActionCreatePreparedStatementRequestSchema, { query: sql })) });
+}
 
 // HTTP: admin routes need an admin token, query and ingest a token of the tenant with the role; health, readiness and metrics stay open (loopback only).
 const HTTP_SURFACES: readonly { surface: string; path: string; method: string; token: Token | "alphaWriter"; status: number; body?: string }[] = [

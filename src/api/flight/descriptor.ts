@@ -10,6 +10,7 @@ import { producerOf } from "../ingest.js";
 import type { QueryEngine } from "../queryengine.js";
 import { parseQuery } from "../queryjson.js";
 import { scopedTable } from "../scope.js";
+import { flightSqlCommand, refusePut } from "./sql/index.js";
 
 export interface PutTarget {
   readonly table: string;
@@ -25,6 +26,8 @@ export function putTarget(p: Principal, d: FlightDescriptor | undefined): PutTar
   if (!d) throw missing("the first FlightData of DoPut");
   if (d.type === FlightDescriptor_DescriptorType.PATH) return { table: scopedTable(p, d.path), producerId: undefined, firstSeq: 0n };
   if (d.type !== FlightDescriptor_DescriptorType.CMD) throw missing("DoPut");
+  const sql = flightSqlCommand(d.cmd, "the DoPut descriptor command");
+  if (sql !== undefined) throw refusePut(sql);
   const cmd = parseQuery(p, d.cmd, "the DoPut command") as Record<string, unknown>;
   if (typeof cmd.table !== "string") throw new ApiError("INVALID_ARGUMENT", `the DoPut command needs "table": {"table":"trades","producerId":"p1","firstSeq":0}`);
   const producerId = cmd.producerId === undefined ? undefined : String(cmd.producerId);

@@ -1,4 +1,6 @@
-// Flight DoGet: the ticket is a JSON query. The stream is the schema message,
+// Flight DoGet: the ticket is a JSON query (Flight SQL statements hand out the
+// same tickets) or a Flight SQL metadata command, answered with the table it
+// asks for. The stream is the schema message,
 // then per result batch its dictionary (when it changed) and the record batch,
 // as FlightData (data_header = flatbuffer Message, data_body = body) written
 // as protobuf bytes (wire.ts). Cancel and deadline stop the engine.
@@ -12,6 +14,7 @@ import type { ApiContext } from "../context.js";
 import { unwrap } from "../grpcdef.js";
 import type { Decoded } from "../grpcdef.js";
 import { ticketQuery } from "./descriptor.js";
+import { flightSqlCommand, isMetadata, metadataBatch, sqlQuery } from "./sql/index.js";
 import { FlightBatchWriter, flightDataBytes } from "./wire.js";
 
 export function doGetHandler(ctx: ApiContext) {
@@ -20,9 +23,19 @@ export function doGetHandler(ctx: ApiContext) {
     void (async () => {
       const principal = await authenticate(ctx.tokens, call.metadata);
       authorize(principal, "query");
-      const query = ticketQuery(principal, unwrap(call.request).ticket);
-      const declared = await ctx.engine.schema(principal.tenant, query);
+      const bytes = unwrap(call.request).ticket;
+      const sql = flightSqlCommand(bytes, "the ticket");
       const writer = new FlightBatchWriter();
+      if (sql !== undefined && isMetadata(sql)) {
+        const table = await metadataBatch(ctx, principal, sql);
+        const head = schemaMessage(table.schema);
+        await writeFlowing(call, flightDataBytes(head.header, head.body), ctl.signal);
+        for (const m of writer.messages(table, ctx.limits.maxChunkRows)) await writeFlowing(call, m, ctl.signal);
+        call.end();
+        return;
+      }
+      const query = sql === undefined ? ticketQuery(principal, bytes) : sqlQuery(ctx, principal, sql);
+      const declared = await ctx.engine.schema(principal.tenant, query);
       const batches = ctx.engine.run(principal.tenant, query, ctl.signal, `flight DoGet, token ${principal.tokenId}, peer ${call.getPeer()}`)[Symbol.asyncIterator]();
       // The schema message goes out with the first batch, so it carries the result's metadata (proxist.complete, notes).
       let next = await batches.next();

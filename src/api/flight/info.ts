@@ -1,6 +1,8 @@
 // Flight metadata calls: GetFlightInfo, PollFlightInfo, GetSchema and
 // ListFlights (one FlightInfo per table of the token's tenant). A FlightInfo
-// has one endpoint whose ticket is the JSON query, redeemable on any node.
+// has one endpoint whose ticket is the JSON query, redeemable on any node; a
+// Flight SQL command descriptor is planned by ./sql (a statement's ticket is
+// its JSON query too, so its DoGet is the plain one).
 import { create } from "@bufbuild/protobuf";
 import type { Metadata, ServerUnaryCall, ServerWritableStream, sendUnaryData } from "@grpc/grpc-js";
 import {
@@ -11,6 +13,7 @@ import {
   SchemaResultSchema,
 } from "../../../protocols/gen/arrow/flight/protocol/Flight_pb.js";
 import type { Criteria, FlightDescriptor, FlightInfo, PollInfo, SchemaResult } from "../../../protocols/gen/arrow/flight/protocol/Flight_pb.js";
+import type { Schema } from "apache-arrow";
 import type { Principal } from "../../auth/index.js";
 import { encapsulate } from "../ipc/index.js";
 import { schemaMessage } from "../arrowout.js";
@@ -21,17 +24,25 @@ import { unwrap } from "../grpcdef.js";
 import type { Decoded } from "../grpcdef.js";
 import { tableSpec } from "../scope.js";
 import { descriptorQuery } from "./descriptor.js";
+import { flightSqlCommand, sqlPlan } from "./sql/index.js";
 
 const encoder = new TextEncoder();
 
-async function flightInfo(ctx: ApiContext, p: Principal, d: FlightDescriptor): Promise<FlightInfo> {
+/** The result schema of descriptor `d` and the ticket that reads it. */
+async function planOf(ctx: ApiContext, p: Principal, d: FlightDescriptor): Promise<{ schema: Schema; ticket: Uint8Array }> {
+  const sql = d.type === FlightDescriptor_DescriptorType.CMD ? flightSqlCommand(d.cmd, "the descriptor command") : undefined;
+  if (sql !== undefined) return sqlPlan(ctx, p, sql, d.cmd);
   const { query, table } = descriptorQuery(p, d, ctx.engine);
   if (table !== undefined) tableSpec(ctx.node.catalog(), p, table);
-  const schema = await ctx.engine.schema(p.tenant, query);
+  return { schema: await ctx.engine.schema(p.tenant, query), ticket: encoder.encode(JSON.stringify(query)) };
+}
+
+async function flightInfo(ctx: ApiContext, p: Principal, d: FlightDescriptor): Promise<FlightInfo> {
+  const { schema, ticket } = await planOf(ctx, p, d);
   return create(FlightInfoSchema, {
     schema: encapsulate(schemaMessage(schema).header),
     flightDescriptor: d,
-    endpoint: [{ ticket: { ticket: encoder.encode(JSON.stringify(query)) }, location: [] }],
+    endpoint: [{ ticket: { ticket }, location: [] }],
     totalRecords: -1n,
     totalBytes: -1n,
     ordered: true,
@@ -67,10 +78,7 @@ export function getSchemaHandler(ctx: ApiContext) {
   return (call: ServerUnaryCall<Decoded<FlightDescriptor>, SchemaResult>, callback: sendUnaryData<SchemaResult>): void => {
     void (async () => {
       const p = await principalFor(ctx, call);
-      const d = unwrap(call.request);
-      const { query, table } = descriptorQuery(p, d, ctx.engine);
-      if (table !== undefined) tableSpec(ctx.node.catalog(), p, table);
-      const schema = await ctx.engine.schema(p.tenant, query);
+      const { schema } = await planOf(ctx, p, unwrap(call.request));
       callback(null, create(SchemaResultSchema, { schema: encapsulate(schemaMessage(schema).header) }));
     })().catch((e: unknown) => failUnary(ctx, callback, e));
   };

@@ -1,5 +1,6 @@
 // The arrow.flight.protocol.FlightService implementation: wires each Flight
-// RPC to its handler. Actions and DoExchange are not offered.
+// RPC to its handler. The actions are Flight SQL's prepared statements
+// (./sql); DoExchange is not offered.
 import type { UntypedServiceImplementation } from "@grpc/grpc-js";
 import { authenticate } from "../auth.js";
 import { failCall } from "../context.js";
@@ -8,6 +9,7 @@ import { ApiError } from "../errors.js";
 import { doGetHandler } from "./doget.js";
 import { doPutHandler } from "./doput.js";
 import { handshakeHandler } from "./handshake.js";
+import { doActionHandler, listActionsHandler } from "./sql/index.js";
 import { getFlightInfoHandler, getSchemaHandler, listFlightsHandler, pollFlightInfoHandler } from "./info.js";
 
 interface StreamCall {
@@ -34,12 +36,7 @@ export function flightService(ctx: ApiContext): UntypedServiceImplementation {
     doGet: doGetHandler(ctx),
     doPut: doPutHandler(ctx),
     doExchange: unimplemented(ctx, "DoExchange"),
-    doAction: unimplemented(ctx, "DoAction"),
-    // No actions: an empty list, after checking the caller.
-    listActions: (call: StreamCall) => {
-      void authenticate(ctx.tokens, call.metadata)
-        .then(() => call.end())
-        .catch((e: unknown) => failCall(ctx, call, e));
-    },
+    doAction: doActionHandler(ctx),
+    listActions: listActionsHandler(ctx),
   } as UntypedServiceImplementation;
 }

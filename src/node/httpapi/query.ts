@@ -1,7 +1,7 @@
 // POST /v1/query: one SQL statement or JSON query in the body (a JSON body
-// may also be {"sql": "..."}); the answer as JSON, CSV or Arrow IPC by Accept
-// (or ?format=). Runs on the node's query engine for the token's tenant; the
-// request is cancelled when the client goes away or ?timeoutMs passes.
+// may also be {"sql": "..."}); the answer as JSON, CSV, Arrow IPC or Parquet
+// by Accept (or ?format=). Runs on the node's query engine for the token's
+// tenant; the request is cancelled when the client goes away or ?timeoutMs passes.
 import type { IncomingMessage } from "node:http";
 import type { RecordBatch, Schema } from "apache-arrow";
 import { ApiError, checkQueryTenant, presentingEngine } from "../../api/index.js";
@@ -12,6 +12,7 @@ import type { LocalShardHost } from "../shard/host.js";
 import type { HttpTokens } from "./auth.js";
 import { readBody, mediaType } from "./body.js";
 import { explainPlan } from "./explain.js";
+import { PARQUET_TYPE, renderParquet } from "./parquet.js";
 import { CONTENT_TYPES, FORMATS, metaOf, renderArrow, renderCsv, renderJson } from "./render.js";
 import type { ResultFormat, TsStyle } from "./render.js";
 import { HttpRefusal, errorReply, json } from "./reply.js";
@@ -29,12 +30,12 @@ export interface QueryRouteOptions {
   readonly defaultTimeoutMs?: number;
 }
 
-const ACCEPT: Record<string, ResultFormat> = { "application/json": "json", "text/csv": "csv", "application/vnd.apache.arrow.stream": "arrow", "application/vnd.apache.arrow.file": "arrow" };
+const ACCEPT: Record<string, ResultFormat> = { "application/json": "json", "text/csv": "csv", "application/vnd.apache.arrow.stream": "arrow", "application/vnd.apache.arrow.file": "arrow", [PARQUET_TYPE]: "parquet", "application/x-parquet": "parquet" };
 
 function formatOf(url: URL, req: IncomingMessage): ResultFormat {
   const asked = url.searchParams.get("format");
   if (asked !== null) {
-    if (!(FORMATS as readonly string[]).includes(asked)) throw new HttpRefusal(406, `format=${asked} is not a result format; use json, csv or arrow`);
+    if (!(FORMATS as readonly string[]).includes(asked)) throw new HttpRefusal(406, `format=${asked} is not a result format; use json, csv, arrow or parquet`);
     return asked as ResultFormat;
   }
   const accepts = (req.headers.accept ?? "*/*").split(",").map((a) => mediaType(a));
@@ -42,7 +43,7 @@ function formatOf(url: URL, req: IncomingMessage): ResultFormat {
     if (ACCEPT[a] !== undefined) return ACCEPT[a];
     if (a === "*/*" || a === "application/*" || a === "") return "json";
   }
-  throw new HttpRefusal(406, `Accept: ${req.headers.accept} names no result format; accept application/json, text/csv or application/vnd.apache.arrow.stream (or pass ?format=)`);
+  throw new HttpRefusal(406, `Accept: ${req.headers.accept} names no result format; accept application/json, text/csv, application/vnd.apache.arrow.stream or ${PARQUET_TYPE} (or pass ?format=)`);
 }
 
 /** The body as a JSON query object, compiling SQL on the way; `explain` from EXPLAIN. */
@@ -70,10 +71,12 @@ export function queryRoute(o: QueryRouteOptions): (url: URL, method: string, req
       const format = formatOf(url, req);
       const text = (await readBody(req, o.maxBodyBytes ?? 1 << 20, "the query")).toString("utf8");
       const { query, explain } = queryOf(text, p.tenant, o.catalog());
+      if (explain && format === "parquet") throw new HttpRefusal(406, "EXPLAIN answers a plan, not a table, so it has no Parquet form; ask for it with Accept: application/json");
       if (explain) return json(200, { explain: explainPlan(p.tenant, query, o.catalog(), o.shards, o.hasCold) });
       const raw = o.engine();
       if (raw === undefined) throw new ApiError("UNAVAILABLE", "the query engine is starting; retry in a moment");
-      const engine = format === "arrow" ? presentingEngine(raw) : raw;
+      // Arrow and Parquet carry time columns as timestamp[us, UTC] (the API's presentation).
+      const engine = format === "arrow" || format === "parquet" ? presentingEngine(raw) : raw;
       const tsParam = url.searchParams.get("ts");
       if (tsParam !== null && tsParam !== "us" && tsParam !== "iso") throw new HttpRefusal(400, `ts=${tsParam}: use ts=us (integer microseconds) or ts=iso (ISO date-times)`);
       const ts: TsStyle = (tsParam as TsStyle | null) ?? (format === "csv" ? "iso" : "us");
@@ -93,7 +96,8 @@ export function queryRoute(o: QueryRouteOptions): (url: URL, method: string, req
       }
       const meta = metaOf(batches);
       const headers = { "proxist-complete": String(meta.complete), ...(meta.notes.length ? { "proxist-notes": encodeURIComponent(meta.notes.join("; ")) } : {}) };
-      const body = format === "json" ? renderJson(schema, batches, ts) : format === "csv" ? renderCsv(schema, batches, ts) : renderArrow(schema, batches);
+      const body =
+        format === "json" ? renderJson(schema, batches, ts) : format === "csv" ? renderCsv(schema, batches, ts) : format === "parquet" ? renderParquet(schema, batches) : renderArrow(schema, batches);
       return { status: 200, type: CONTENT_TYPES[format], body, headers };
     } catch (e) {
       return errorReply(e, o.log);

@@ -1,5 +1,5 @@
 // Query results as HTTP bodies: JSON ({columns, rows, complete, notes}), CSV
-// (a header line, then rows) or an Arrow IPC stream. Time columns (int64
+// (a header line, then rows), an Arrow IPC stream or Parquet (parquet.ts). Time columns (int64
 // microseconds marked proxist.unit=us) are integer microseconds in JSON and
 // ISO date-times in CSV unless ?ts= asks otherwise; Arrow carries
 // timestamp[us, UTC] (the API's presentation).
@@ -7,7 +7,7 @@ import { DataType, RecordBatchStreamWriter } from "apache-arrow";
 import type { RecordBatch, Schema } from "apache-arrow";
 import { schemaToIpc } from "../../api/index.js";
 
-export const FORMATS = ["json", "csv", "arrow"] as const;
+export const FORMATS = ["json", "csv", "arrow", "parquet"] as const;
 export type ResultFormat = (typeof FORMATS)[number];
 export type TsStyle = "us" | "iso";
 
@@ -15,6 +15,7 @@ export const CONTENT_TYPES: Record<ResultFormat, string> = {
   json: "application/json",
   csv: "text/csv; charset=utf-8",
   arrow: "application/vnd.apache.arrow.stream",
+  parquet: "application/vnd.apache.parquet",
 };
 
 /** 2024-01-02T14:30:00.123456Z from microseconds. */
