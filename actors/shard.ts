@@ -21,6 +21,8 @@ export interface ShardStats {
   symbols: number;
   bytes: number;
   records: number;
+  /** WAL payload bytes applied (since this process started). */
+  walBytes: number;
   snapshots: number;
   snapshotFailures: number;
   lastSnapshotLsn: number;
@@ -50,6 +52,10 @@ export interface ShardContext {
   readonly snapshotRecords: number;
   /** stats.records when the last snapshot started. */
   recordsAtSnapshot: number;
+  /** Snapshot once this many WAL bytes were applied since the last one (0: no such trigger). */
+  readonly snapshotWalBytes: number;
+  /** stats.walBytes when the last snapshot started. */
+  walBytesAtSnapshot: number;
   readonly retention: HotRetention;
   table: HotTable;
   stats: ShardStats;
@@ -129,6 +135,8 @@ export const shardMachine = setup({
     apply: assign(({ context }, params: { records: readonly WalEntry[] }) => {
       let error: string | undefined;
       let newest = context.newestTickMicros;
+      let walBytes = 0;
+      for (const r of params.records) walBytes += r.data.byteLength;
       try {
         for (const r of params.records) {
           const a = applyWalRecord(context.table, context.spec, r);
@@ -151,6 +159,7 @@ export const shardMachine = setup({
         stats: {
           ...statsOf(context.table, context.stats),
           records: context.stats.records + params.records.length,
+          walBytes: context.stats.walBytes + walBytes,
           newestTickMicros: Number.isFinite(newest) ? newest : 0,
           lagRecords: context.unpersisted.count,
         },
@@ -177,7 +186,9 @@ export const shardMachine = setup({
   guards: {
     broken: ({ context }) => context.error !== undefined,
     scheduled: ({ context }) => context.snapshotIntervalMs > 0,
-    recordsDue: ({ context }) => context.snapshotRecords > 0 && context.stats.records - context.recordsAtSnapshot >= context.snapshotRecords,
+    snapshotDue: ({ context }) =>
+      (context.snapshotRecords > 0 && context.stats.records - context.recordsAtSnapshot >= context.snapshotRecords) ||
+      (context.snapshotWalBytes > 0 && context.stats.walBytes - context.walBytesAtSnapshot >= context.snapshotWalBytes),
   },
   delays: {
     snapshotInterval: ({ context }) => context.snapshotIntervalMs,
@@ -191,6 +202,8 @@ export const shardMachine = setup({
     snapshotIntervalMs: input.spec.snapshot?.intervalSeconds !== undefined ? input.spec.snapshot.intervalSeconds * 1000 : (input.snapshotIntervalMs ?? 0),
     snapshotRecords: input.spec.snapshot?.records ?? 0,
     recordsAtSnapshot: 0,
+    snapshotWalBytes: input.spec.snapshot?.walBytes ?? 0,
+    walBytesAtSnapshot: 0,
     retention: { hotMicros: input.spec.retention.hotSeconds * 1_000_000, maxHotBytes: input.spec.retention.maxHotBytes },
     table: new HotTable(input.spec),
     stats: {
@@ -199,6 +212,7 @@ export const shardMachine = setup({
       symbols: 0,
       bytes: 0,
       records: 0,
+      walBytes: 0,
       snapshots: 0,
       snapshotFailures: 0,
       lastSnapshotLsn: 0,
@@ -277,13 +291,13 @@ export const shardMachine = setup({
           on: { caughtUp: { target: "live" } },
         },
         live: {
-          always: { guard: "recordsDue", target: "snapshotting" },
+          always: { guard: "snapshotDue", target: "snapshotting" },
           after: { snapshotInterval: { guard: "scheduled", target: "snapshotting" } },
           on: { snapshot: { target: "snapshotting" } },
         },
         snapshotting: {
           // Counted from the start: a failed write waits for as many records again before the next try.
-          entry: assign({ recordsAtSnapshot: ({ context }) => context.stats.records }),
+          entry: assign({ recordsAtSnapshot: ({ context }) => context.stats.records, walBytesAtSnapshot: ({ context }) => context.stats.walBytes }),
           invoke: {
             src: "writeSnapshot",
             input: ({ context }) => ({ shard: context.shard, table: context.table }),

@@ -46,6 +46,8 @@ export const SnapshotPolicySchema = Schema.Struct({
   intervalSeconds: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 7 * 86_400 }))),
   /** Also write one once this many WAL records were applied since the last (a busy shard snapshots sooner). */
   records: Schema.optionalKey(PositiveInt(1_000_000_000)),
+  /** Also write one once this many WAL payload bytes were applied since the last (bounds the replay after a crash by size). */
+  walBytes: Schema.optionalKey(PositiveInt(Number.MAX_SAFE_INTEGER)),
   /** Write one when the node stops gracefully (a restart then replays only what came after). */
   onShutdown: Schema.optionalKey(Schema.Boolean),
 });
@@ -147,7 +149,7 @@ export interface TableSpec {
   readonly maxBatchRows: number;
   readonly retention: { readonly hotSeconds: number; readonly maxHotBytes: number; readonly walKeep: number };
   /** The table's snapshot policy, when its spec gives one. */
-  readonly snapshot?: { readonly intervalSeconds?: number; readonly records?: number; readonly onShutdown?: boolean };
+  readonly snapshot?: { readonly intervalSeconds?: number; readonly records?: number; readonly walBytes?: number; readonly onShutdown?: boolean };
   /** Ingest refuses a tick before minTs or more than maxFutureSeconds ahead (same shape as the input: specs round-trip through KV as JSON). */
   readonly timeBounds: { readonly minTs: string; readonly maxFutureSeconds: number };
 }

@@ -25,6 +25,7 @@ describe("tablespec - validation", () => {
     [{ name: "t", columns: [{ name: "_lsn", type: "float64" }] }, /column name must be/],
     [{ name: "t", columns: [{ name: "q", type: "int32", allowNonFinite: true }] }, /only float columns can hold NaN/],
     [{ name: "t", shards: 0, columns: [{ name: "p", type: "float64" }] }, /shards/],
+    [{ name: "t", snapshot: { walBytes: 0 }, columns: [{ name: "p", type: "float64" }] }, /between 1 and .*\n?.*\["snapshot"\]\["walBytes"\]/],
   ])("bad spec %# - rejected with the path and the rule", (input, message) => {
     expect(() => parseTableSpec(input, "x")).toThrow(SpecError);
     expect(() => parseTableSpec(input, "x")).toThrow(message);

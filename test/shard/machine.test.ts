@@ -234,6 +234,32 @@ describe("shard machine", () => {
     expect(h.writes[1]!.input.table.appliedLsn).toBe(6);
   });
 
+  it("snapshots - the table's policy by WAL bytes: once this many payload bytes were applied since the last attempt", async () => {
+    const one = entry(1).data.byteLength;
+    // Two and a half records' worth: the third record makes it due.
+    const spec = parseTableSpec({ ...SPEC, snapshot: { walBytes: Math.floor(one * 2.5), intervalSeconds: 0 } }, "t");
+    const h = harness({ spec });
+    await settle();
+    h.caughtUp();
+    h.records(entry(1, 10, undefined, spec), entry(2, 10, undefined, spec));
+    await settle();
+    expect(h.writes).toHaveLength(0);
+    expect(h.stats().walBytes).toBe(entry(1, 10, undefined, spec).data.byteLength + entry(2, 10, undefined, spec).data.byteLength);
+    h.records(entry(3, 10, undefined, spec));
+    await settle();
+    expect(h.writes).toHaveLength(1);
+    h.writes[0]!.resolve({ lsn: 3 });
+    await settle();
+    // Counted from the last attempt: two more records are not enough, the third is.
+    h.records(entry(4, 10, undefined, spec), entry(5, 10, undefined, spec));
+    await settle();
+    expect(h.writes).toHaveLength(1);
+    h.records(entry(6, 10, undefined, spec));
+    await settle();
+    expect(h.writes).toHaveLength(2);
+    expect(h.writes[1]!.input.table.appliedLsn).toBe(6);
+  });
+
   it("snapshots - on demand when live; a request while replaying is ignored", async () => {
     const h = harness();
     await settle();
