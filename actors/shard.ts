@@ -57,6 +57,8 @@ export interface ShardContext {
   /** stats.walBytes when the last snapshot started. */
   walBytesAtSnapshot: number;
   readonly retention: HotRetention;
+  /** Eviction by age is held (lag remediation): only the memory budget evicts. */
+  evictionHeld: boolean;
   table: HotTable;
   stats: ShardStats;
   /** LSNs applied and not yet persisted (for lagRecords); mutated in place like the hot set. */
@@ -78,6 +80,8 @@ export type ShardEvent =
   | { type: "walError"; message: string }
   | { type: "snapshot" }
   | { type: "watermark"; persistedLsn: number; tPersistedMicros: number; leaseRevision: number }
+  /** Lag remediation: keep persisted rows older than hotSeconds in RAM (within maxHotBytes), or let them go again. */
+  | { type: "holdEviction"; hold: boolean }
   | { type: "drain" };
 
 export interface WatermarksInput {
@@ -169,7 +173,9 @@ export const shardMachine = setup({
     evict: assign(({ context }, params: { persistedLsn: number; tPersistedMicros: number; leaseRevision: number }) => {
       const table = context.table;
       const p = Math.max(table.persistedLsn, params.persistedLsn);
-      const { evictedRows } = evictForRetention(table, p, context.newestTickMicros, context.retention);
+      // Held: the age horizon stays where it is; maxHotBytes still evicts the oldest persisted rows (memory wins).
+      const retention = context.evictionHeld ? { ...context.retention, hotMicros: Infinity } : context.retention;
+      const { evictedRows } = evictForRetention(table, p, context.newestTickMicros, retention);
       context.unpersisted.prune(p);
       return {
         stats: {
@@ -205,6 +211,7 @@ export const shardMachine = setup({
     snapshotWalBytes: input.spec.snapshot?.walBytes ?? 0,
     walBytesAtSnapshot: 0,
     retention: { hotMicros: input.spec.retention.hotSeconds * 1_000_000, maxHotBytes: input.spec.retention.maxHotBytes },
+    evictionHeld: false,
     table: new HotTable(input.spec),
     stats: {
       appliedLsn: 0,
@@ -231,6 +238,7 @@ export const shardMachine = setup({
     error: undefined,
   }),
   initial: "recovering",
+  on: { holdEviction: { actions: assign({ evictionHeld: ({ event }) => event.hold }) } },
   states: {
     recovering: {
       invoke: {

@@ -91,6 +91,8 @@ export type SinkEvent =
   | { type: "walError"; message: string; fatal: boolean }
   /** The lease is lost (revoked by the agent's watch of px_assign, or expired): stop writing. */
   | { type: "fenced"; reason: string }
+  /** Batching changed at run time (the lag remediation's bigger batches, or back to the base limits). */
+  | { type: "tune"; limits: SinkLimits }
   | { type: "drain" };
 
 /** Sent to the WAL consumer: every record up to `lsn` is persisted and announced. */
@@ -359,6 +361,8 @@ export const sinkMachine = setup({
   initial: "recovering",
   on: {
     drain: { target: ".stopped" },
+    // Taken by the next batch (a batch in flight keeps its records); a pending batch's delay is re-read on the next event.
+    tune: { actions: assign({ limits: ({ event }) => event.limits }) },
     fenced: { target: ".fenced", actions: { type: "fence", params: ({ event }) => ({ reason: event.reason }) } },
   },
   states: {

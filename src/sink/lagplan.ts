@@ -9,7 +9,7 @@ import type { LagSlo } from "../../protocols/tablespec.js";
 /** 0 none, 1 bigger sink batches, 2 hold eviction, 3 move the sink, 4 alert. */
 export type LagStep = 0 | 1 | 2 | 3 | 4;
 
-export const LAG_STEP_NAMES = ["none", "bigger-batches", "hold-eviction", "move-sink", "alert"] as const;
+export { LAG_STEP_NAMES } from "../../protocols/shardstatus.js";
 
 export const MAX_LAG_STEP: LagStep = 4;
 

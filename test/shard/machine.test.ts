@@ -165,6 +165,21 @@ describe("shard machine", () => {
     expect(h.stats()).toMatchObject({ persistedLsn: 2, tPersistedMicros: t0 + 11 * SECOND, watermarks: 2 });
   });
 
+  it("hold eviction - while held (lag remediation) persisted rows older than hotSeconds stay; released, the next watermark evicts them", async () => {
+    const spec = parseTableSpec({ name: "trades", columns: SPEC.columns.map((c) => ({ name: c.name, type: c.type })), retention: { hotSeconds: 1 } });
+    const h = harness({ spec });
+    await settle();
+    h.caughtUp();
+    const t0 = DAY0 + 3_600 * SECOND;
+    h.records(entry(1, 10, t0, spec), entry(2, 10, t0 + 10 * SECOND, spec), entry(3, 10, t0 + 20 * SECOND, spec));
+    h.actor.send({ type: "holdEviction", hold: true });
+    h.watermark(2, t0 + 11 * SECOND, 5);
+    expect(h.stats()).toMatchObject({ persistedLsn: 2, lagRecords: 1, evictedRows: 0, rows: 30 });
+    h.actor.send({ type: "holdEviction", hold: false });
+    h.watermark(2, t0 + 11 * SECOND, 5);
+    expect(h.stats()).toMatchObject({ persistedLsn: 2, evictedRows: 20, rows: 10 });
+  });
+
   it("watermarks - one of an older lease revision than seen (a stale owner's) is refused: nothing is evicted against it", async () => {
     const spec = parseTableSpec({ name: "trades", columns: SPEC.columns.map((c) => ({ name: c.name, type: c.type })), retention: { hotSeconds: 1 } });
     const h = harness({ spec });
