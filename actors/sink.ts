@@ -173,8 +173,8 @@ export function sinkStateName(value: unknown): string {
   if (typeof value === "string") return value;
   if (value !== null && typeof value === "object") {
     const [k, v] = Object.entries(value)[0] ?? ["unknown", undefined];
-    // active.<state> is shown as <state>; recovering.<step> as recovering.
-    return k === "active" ? sinkStateName(v) : k;
+    // active.<state> is shown as <state>; recovering.<step> as recovering (degraded once it kept failing).
+    return k === "active" ? sinkStateName(v) : k === "recovering" && v === "degraded" ? "degraded" : k;
   }
   return "unknown";
 }
@@ -325,6 +325,8 @@ export const sinkMachine = setup({
     batchFull: ({ context }) => context.pending.length > 0 && batchFull(context.pendingRows, context.pendingBytes, context.limits),
     fatal: (_, params: { fatal: boolean }) => params.fatal,
     degraded: ({ context }) => context.degraded,
+    // Checked before recoverFailed counts the attempt that just failed.
+    degradesNow: ({ context }) => context.degraded || context.attempt + 1 >= context.retry.degradedAfterAttempts,
     fencedError: (_, params: { error: unknown }) => isFenced(params.error),
   },
   delays: {
@@ -380,11 +382,16 @@ export const sinkMachine = setup({
                 target: "#sink.fenced",
                 actions: { type: "fence", params: ({ event }) => ({ reason: describeFailure(event.error).message }) },
               },
+              // ClickHouse (or NATS) down for a while: shown as degraded, retried at the capped delay, never a crash loop.
+              { guard: "degradesNow", target: "degraded", actions: { type: "recoverFailed", params: ({ event }) => ({ error: event.error }) } },
               { target: "waiting", actions: { type: "recoverFailed", params: ({ event }) => ({ error: event.error }) } },
             ],
           },
         },
         waiting: {
+          after: { retryDelay: { target: "attempt" } },
+        },
+        degraded: {
           after: { retryDelay: { target: "attempt" } },
         },
       },

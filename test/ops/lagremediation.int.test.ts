@@ -5,11 +5,18 @@
 // each in `pxctl events` and in `pxctl status`, and steps back to none once
 // ClickHouse runs freely again. Every acked tick ends up in ClickHouse.
 // Negative control: the other tenant's table has lagSlo.enabled false: its lag
-// goes as high, and no step or event is ever taken for it.
+// goes as high, and no step or event is ever taken for it. And a ClickHouse
+// outage (the server stopped for 20 s under a node process): the sink shows
+// degraded (in /v1/shards and pxctl status), the process stays up, ingest goes
+// on, the move step is skipped because the sink is degraded, and once
+// ClickHouse is back every acked tick lands.
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { natsFixture, nodeOn } from "../helpers/cluster.js";
+import { spawnNodeProcess } from "../helpers/nodeproc.js";
+import type { NodeProcess } from "../helpers/nodeproc.js";
+import { MetadataStore } from "../../src/control/index.js";
 import type { NatsFixture } from "../helpers/cluster.js";
 import { clickhouseFixture, shardViews, waitPersisted } from "../helpers/sink.js";
 import type { ClickhouseFixture } from "../helpers/sink.js";
@@ -26,12 +33,15 @@ const log: string[] = [];
 let f: NatsFixture;
 let chf: ClickhouseFixture;
 const nodes: ProxistNode[] = [];
+const procs: NodeProcess[] = [];
 
 beforeAll(async () => {
   [f, chf] = await Promise.all([natsFixture(), clickhouseFixture()]);
 });
 afterEach(async () => {
-  process.kill(chf.server.pid, "SIGCONT");
+  if (chf.server.running) process.kill(chf.server.pid, "SIGCONT");
+  else await chf.server.restart();
+  for (const p of procs.splice(0)) await p.kill();
   for (const n of nodes.splice(0)) await n.stop();
 });
 afterAll(async () => {
@@ -156,5 +166,48 @@ describe("ops - lag remediation", () => {
     await waitPersisted(node.httpPort, f.nc, "lagoff", "trades", 60_000);
     expect(await chCount("lagon")).toBe(acked.get("lagon"));
     expect(await chCount("lagoff")).toBe(acked.get("lagoff"));
+  }, 150_000);
+
+  it("outage - ClickHouse down for 20 s under a node process: the sink shows degraded, the node stays up and ingest goes on; afterwards every acked tick lands", async () => {
+    const spec = parseClusterSpec({ tenants: [{ name: "chdown", tables: [table(true)] }] });
+    const trades = spec.tenants[0]!.tables[0]!;
+    await (await MetadataStore.open(f.nc)).applyCurrent(spec);
+    const p = await spawnNodeProcess(f.server.url, { PX_LAG_REMEDIATION_INTERVAL_MS: "200", PX_COMPACTION_INTERVAL_MS: "0" }, ["--clickhouse", chf.server.httpUrl, "--snapshot-interval-ms", "0"]);
+    procs.push(p);
+    const pub = new TickPublisher(f.nc, { tenant: "chdown", spec: trades, maxInFlight: 4 });
+    const walk = new RandomWalk(symbolNames(20), 5, 1.75e15);
+    let acked = 0;
+    const publish = async (): Promise<void> => {
+      await pub.publish(walk.trades(200, 50_000));
+      acked += 200;
+    };
+    for (let i = 0; i < 5; i++) await publish();
+    await waitPersisted(p.httpPort, f.nc, "chdown", "trades", 60_000);
+
+    await chf.server.stop();
+    const states = new Set<string>();
+    const downUntil = Date.now() + 20_000;
+    while (Date.now() < downUntil) {
+      await publish();
+      const v = (await shardViews(p.httpPort, "chdown"))[0];
+      if (v !== undefined) states.add(v.sinkState);
+      await sleep(200);
+    }
+    // Degraded and still retrying: no crash, no restart loop; pxctl status says so.
+    expect([...states], p.output().slice(-3_000)).toContain("degraded");
+    expect(p.child.exitCode).toBeNull();
+    const out: string[] = [];
+    const io = { stdout: (t: string) => out.push(t), stderr: (t: string) => out.push(t), readFile: async () => "", prompt: async () => "", env: { PX_NATS_CREDS: f.server.auth!.credsPath("admin") } };
+    expect(await runPxctl(["--nats", f.server.url, "status"], io)).toBe(EXIT.ok);
+    expect(out.join("\n")).toMatch(/^chdown\.trades\.0 .* degraded +\d+s +[1-4] \S+$/m);
+    const events = (await readEvents(await jetstreamManager(f.nc), jetstream(f.nc), 500)).filter((e) => e.message.includes("chdown.trades.0"));
+    expect(events.find((e) => e.kind === "lag.step_skipped")?.message).toMatch(/move skipped: the sink is degraded \(.*\): another node's sink would write to the same ClickHouse/);
+
+    await chf.server.restart();
+    for (let i = 0; i < 3; i++) await publish();
+    await waitPersisted(p.httpPort, f.nc, "chdown", "trades", 60_000);
+    expect(await chCount("chdown")).toBe(acked);
+    expect((await shardViews(p.httpPort, "chdown"))[0]?.sink?.degraded).toBe(false);
+    expect(p.child.exitCode).toBeNull();
   }, 150_000);
 });

@@ -231,6 +231,41 @@ describe("sink machine", () => {
     expect(h.actor.getSnapshot().context).toMatchObject({ degraded: false, attempt: 0, persistedLsn: 1 });
   });
 
+  it("degraded - a recovery that keeps failing (ClickHouse down at start) shows degraded, retries at the capped delay and recovers", async () => {
+    const clock = new SimulatedClock();
+    let failures = 0;
+    let down = true;
+    const actor = createActor(
+      sinkMachine.provide({
+        actors: {
+          recover: fromPromise<RecoverOutput, RecoverInput>(async () => {
+            if (down) {
+              failures++;
+              throw new ClickhouseUnavailableError("http://ch", "ECONNREFUSED", "down", false);
+            }
+            return { persistedLsn: 4, tPersistedMicros: 0, verifyUpToLsn: 4, atMs: clock.now() };
+          }),
+        },
+      }),
+      { input: { shard: SHARD, spec: SPEC, leaseRevision: 7, retry: RETRY }, clock },
+    );
+    actor.start();
+    const state = () => sinkStateName(actor.getSnapshot().value);
+    for (let i = 1; i <= 6; i++) {
+      await settle();
+      expect(failures).toBe(i);
+      expect(state()).toBe(i < RETRY.degradedAfterAttempts ? "recovering" : "degraded");
+      clock.increment(retryDelayMs(RETRY, i) * 2);
+    }
+    expect(actor.getSnapshot().context).toMatchObject({ degraded: true, lastError: expect.stringMatching(/^recovery: /) });
+    down = false;
+    await settle();
+    clock.increment(60_000);
+    await settle();
+    expect(state()).toBe("idle");
+    expect(actor.getSnapshot().context).toMatchObject({ degraded: false, persistedLsn: 4 });
+  });
+
   it("degraded - a batch the server rejects degrades at once", async () => {
     const h = harness();
     await settle();
