@@ -180,6 +180,19 @@ describe("shard machine", () => {
     expect(h.stats()).toMatchObject({ persistedLsn: 2, evictedRows: 20, rows: 10 });
   });
 
+  it("hold eviction - the memory budget still evicts persisted rows while eviction by age is held", async () => {
+    const spec = parseTableSpec({ name: "trades", columns: SPEC.columns.map((c) => ({ name: c.name, type: c.type })), retention: { hotSeconds: 3_600, maxHotBytes: 1 } });
+    const h = harness({ spec });
+    await settle();
+    h.caughtUp();
+    const t0 = DAY0 + 3_600 * SECOND;
+    h.records(entry(1, 10, t0, spec), entry(2, 10, t0 + 10 * SECOND, spec), entry(3, 10, t0 + 20 * SECOND, spec));
+    h.actor.send({ type: "holdEviction", hold: true });
+    h.watermark(2, t0 + 11 * SECOND, 5);
+    // Over budget: the persisted rows go; the unpersisted record stays whatever the budget says.
+    expect(h.stats()).toMatchObject({ persistedLsn: 2, evictedRows: 20, rows: 10 });
+  });
+
   it("watermarks - one of an older lease revision than seen (a stale owner's) is refused: nothing is evicted against it", async () => {
     const spec = parseTableSpec({ name: "trades", columns: SPEC.columns.map((c) => ({ name: c.name, type: c.type })), retention: { hotSeconds: 1 } });
     const h = harness({ spec });

@@ -103,6 +103,21 @@ describe("sink machine", () => {
     expect(h.flushes[0]!.input.records.map((r) => r.lsn)).toEqual([1, 2, 3]);
   });
 
+  it("batching - tune (lag remediation's bigger batches) is taken by the next batch: more rows per flush, a longer delay", async () => {
+    const h = harness();
+    await settle();
+    h.actor.send({ type: "tune", limits: { maxBatchRows: 400, maxBatchBytes: 4 << 20, maxBatchDelayMs: 800, maxInsertRows: 1_000_000 } });
+    h.send([1, 2, 3, 4], 30);
+    await settle();
+    expect(h.state()).toBe("batching"); // 120 rows: full at 100, not at 400
+    h.clock.increment(200);
+    await settle();
+    expect(h.flushes).toHaveLength(0);
+    h.clock.increment(600);
+    await settle();
+    expect(h.flushes[0]!.input.records.map((r) => r.lsn)).toEqual([1, 2, 3, 4]);
+  });
+
   it("commit - P advances to the batch's last LSN and is announced with T_persisted; the WAL is acked once it is stored", async () => {
     const h = harness();
     await settle();
