@@ -1,8 +1,9 @@
 // Console benchmark (issue 18), one run:
 //   1. sql_parse_plan_p50_us: compiling a typical SQL statement (rolling vwap
 //      over a time window with symbol and time filters) to the query model,
-//      validation included, in process; each text new (no parsed-statement
-//      cache hit); the cached figure is in the notes.
+//      validation included, in process; each text new (a time literal moves),
+//      its shape seen before (literals bound into the shape's parse). The
+//      notes give a shape never seen (the whole parse) and the same text again.
 //   2. http_ingest_lines_per_s: InfluxDB line protocol over POST /v1/ingest into
 //      a gateway-only node process (--shards none), bodies of 10,000 lines,
 //      8 in flight; every body acked after the WAL stored it.
@@ -39,12 +40,23 @@ const TYPICAL_SQL =
   "SELECT sym, ts, price, vwap(price, size) OVER (PARTITION BY sym ORDER BY ts RANGE INTERVAL '5m' PRECEDING) AS vwap5 " +
   "FROM trades WHERE sym IN ('SYM00001', 'SYM00002', 'SYM00003') AND ts >= '2024-01-02T14:30:00Z' AND ts < '2024-01-02T21:00:00Z'";
 
-/** µs per compile: `fresh` gives every call new text (a time literal changes), so none is served from the parsed-statement cache. */
-function parsePlanMicros(fresh: boolean): number[] {
-  const text = (i: number): string => (fresh ? TYPICAL_SQL.replace("14:30:00Z", `14:30:00.${String(i % 1_000_000).padStart(6, "0")}Z`) : TYPICAL_SQL);
-  for (let i = 0; i < 500; i++) compileSql(text(i + PARSE_SAMPLES));
+/**
+ * µs per compile. "literals": every call new text (a time literal changes), the
+ * statement's shape seen before (a dashboard or an application: its literals
+ * are bound into the shape's parse); "shape": every call a shape never seen (an
+ * alias changes: the whole PEG parse); "same": the same text again.
+ */
+function parsePlanMicros(mode: "literals" | "shape" | "same"): number[] {
+  const text = (i: number): string =>
+    mode === "same"
+      ? TYPICAL_SQL
+      : mode === "literals"
+        ? TYPICAL_SQL.replace("14:30:00Z", `14:30:00.${String(i % 1_000_000).padStart(6, "0")}Z`)
+        : TYPICAL_SQL.replace("AS vwap5", `AS vwap_${i}`);
+  const samples = mode === "shape" ? PARSE_SAMPLES / 5 : PARSE_SAMPLES;
+  for (let i = 0; i < 500; i++) compileSql(text(i + 10 * PARSE_SAMPLES));
   const out: number[] = [];
-  for (let i = 0; i < PARSE_SAMPLES; i++) {
+  for (let i = 0; i < samples; i++) {
     const sql = text(i);
     const t0 = performance.now();
     compileSql(sql);
@@ -93,9 +105,10 @@ async function ingestAll(node: NodeProcess, token: string, all: readonly string[
 
 async function main(): Promise<void> {
   log(`rows ${ROWS}, symbols ${SYMBOLS}`);
-  const parse = parsePlanMicros(true);
-  const cached = parsePlanMicros(false);
-  log(`sql parse+plan p50 ${round(percentile(parse, 50), 1)} us (text seen before: ${round(percentile(cached, 50), 1)} us)`);
+  const parse = parsePlanMicros("literals");
+  const shape = parsePlanMicros("shape");
+  const cached = parsePlanMicros("same");
+  log(`sql parse+plan p50 ${round(percentile(parse, 50), 1)} us (new shape: ${round(percentile(shape, 50), 1)} us, text seen before: ${round(percentile(cached, 50), 1)} us)`);
 
   const nats = await startNatsServer({ auth: "open" });
   const nc = await connect({ servers: nats.url });
@@ -137,6 +150,9 @@ async function main(): Promise<void> {
       {
         sql: TYPICAL_SQL,
         sql_parse_plan_p99_us: round(percentile(parse, 99), 1),
+        // A statement of a shape never seen: the whole PEG parse (node-sql-parser), then compile and validation.
+        sql_parse_plan_new_shape_p50_us: round(percentile(shape, 50), 1),
+        sql_parse_plan_new_shape_p99_us: round(percentile(shape, 99), 1),
         // The same text again (dashboards, --watch): the parsed statement is reused, only compile and validation run.
         sql_plan_cached_p50_us: round(percentile(cached, 50), 1),
         http_query_lastby_p99_ms: round(percentile(lastBy, 99), 3),

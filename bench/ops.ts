@@ -3,7 +3,8 @@
 // Writes bench/results/ops.json. Sizes: BENCH_OPS_TICKS (snapshot and recovery,
 // default 10 M; figures are scaled to 10 M), BENCH_OPS_NODE_TICKS (the shard the
 // ingest ratio snapshots, default 2 M), BENCH_OPS_STEADY_S (the steady feed,
-// default 60 s), BENCH_OPS_WAL_LIMIT (bytes, default 64 MiB).
+// default 60 s), BENCH_OPS_RATE (its ticks/s, default 200 k), BENCH_OPS_WAL_LIMIT
+// (bytes, default 64 MiB).
 // Figures: snapshot_write_s_10m (< 2), snapshot_load_s_10m (< 2),
 // snapshot_event_loop_stall_max_ms (< 50), ingest_during_snapshot_vs_idle_ratio
 // (>= 0.8), wal_bytes_steady_vs_limit_ratio (<= 1), recovery_s_10m_ticks (< 5).
@@ -30,20 +31,46 @@ const TICKS = Number(process.env.BENCH_OPS_TICKS ?? 10_000_000);
 const NODE_TICKS = Number(process.env.BENCH_OPS_NODE_TICKS ?? 2_000_000);
 const STEADY_S = Number(process.env.BENCH_OPS_STEADY_S ?? 60);
 const WAL_LIMIT = Number(process.env.BENCH_OPS_WAL_LIMIT ?? 64 * 1024 * 1024);
+// The steady feed's rate: a load the node sustains (the sink keeps up), so the
+// WAL's size shows compaction at work rather than the full-WAL refusal.
+const STEADY_RATE = Number(process.env.BENCH_OPS_RATE ?? 200_000);
 const SCALE = 10_000_000 / TICKS;
 const spec = parseTableSpec({ name: "trades", shards: 1, maxBatchRows: 1_000_000, columns: [{ name: "price", type: "float64" }, { name: "size", type: "float64" }] });
 const shard = { tenant: "bench", table: "trades", bucket: 0 };
 
-/** Ticks/s a publisher reaches for `seconds` (batches of 1000, 8 in flight). */
-async function ingestRate(pub: TickPublisher, walk: RandomWalk, seconds: number, until?: Promise<unknown>): Promise<number> {
+let walFullRefusals = 0;
+
+/**
+ * Ticks/s a publisher reaches for `seconds` (batches of 1000, 8 in flight),
+ * paced to `rate` ticks/s when given. A full WAL refuses with
+ * RESOURCE_EXHAUSTED: that is back-pressure, not a failure, so the batch is
+ * counted as refused and the publisher waits 50 ms like a client would.
+ */
+async function ingestRate(pub: TickPublisher, walk: RandomWalk, seconds: number, opts: { until?: Promise<unknown>; rate?: number } = {}): Promise<number> {
   let rows = 0;
   let done = false;
-  void until?.finally(() => (done = true));
+  void opts.until?.finally(() => (done = true));
   const t0 = performance.now();
   const end = t0 + seconds * 1000;
   const inflight = new Set<Promise<void>>();
+  let sent = 0;
   while (!done && performance.now() < end) {
-    const p: Promise<void> = pub.publish(walk.trades(1000, 1_000)).then((a) => void (rows += a.rows)).finally(() => inflight.delete(p));
+    if (opts.rate !== undefined) {
+      const ahead = (sent * 1000) / opts.rate - (performance.now() - t0);
+      if (ahead > 1) await new Promise((r) => setTimeout(r, ahead));
+    }
+    sent += 1000;
+    const p: Promise<void> = pub
+      .publish(walk.trades(1000, 1_000))
+      .then(
+        (a) => void (rows += a.rows),
+        async (e: unknown) => {
+          if ((e as { code?: string }).code !== "RESOURCE_EXHAUSTED") throw e;
+          walFullRefusals++;
+          await new Promise((r) => setTimeout(r, 50));
+        },
+      )
+      .finally(() => inflight.delete(p));
     inflight.add(p);
     if (inflight.size >= 8) await Promise.race(inflight);
   }
@@ -76,6 +103,7 @@ async function main(): Promise<void> {
     const loaded = await snapshots.loadLatest(shard, spec, (l) => console.error(l));
     const loadS = (performance.now() - t0) / 1000;
     if (loaded?.table.rowCount !== TICKS) throw new Error(`snapshot load returned ${loaded?.table.rowCount} rows`);
+    console.error(`  write ${writeS.toFixed(2)} s, load ${loadS.toFixed(2)} s, loop stall max ${(h.max / 1e6).toFixed(1)} ms`);
 
     // 2. Recovery: a shard runtime from that snapshot until live (the WAL after it is empty).
     t0 = performance.now();
@@ -83,6 +111,7 @@ async function main(): Promise<void> {
     while (!rt.state.includes("live")) await new Promise((r) => setTimeout(r, 5));
     const recoveryS = (performance.now() - t0) / 1000;
     rt.stop();
+    console.error(`  recovery ${recoveryS.toFixed(2)} s`);
 
     // 3. Ingest rate idle vs during a snapshot of a NODE_TICKS shard, and 4. the WAL under a steady feed with compaction.
     const cluster = parseClusterSpec({ tenants: [{ name: "ops", tables: [{ name: "trades", shards: 1, retention: { walKeep: 100, hotSeconds: 60 }, columns: [{ name: "price", type: "float64" }, { name: "size", type: "float64" }] }] }] });
@@ -94,13 +123,14 @@ async function main(): Promise<void> {
     let walMax = 0;
     const sampler = setInterval(() => void jsm.streams.info(walStream("ops")).then((i) => (walMax = Math.max(walMax, i.state.bytes)), () => {}), 250);
     try {
-      console.error(`steady feed for ${STEADY_S} s (WAL limit ${WAL_LIMIT} bytes, snapshot every 2 s, compaction every 1 s) ...`);
-      const steady = await ingestRate(pub, walk, STEADY_S);
-      console.error(`  ${Math.round(steady)} ticks/s, WAL at most ${walMax} bytes`);
+      console.error(`steady feed of ${STEADY_RATE} ticks/s for ${STEADY_S} s (WAL limit ${WAL_LIMIT} bytes, snapshot every 2 s, compaction every 1 s) ...`);
+      const steady = await ingestRate(pub, walk, STEADY_S, { rate: STEADY_RATE });
+      const steadyRefusals = walFullRefusals;
+      console.error(`  ${Math.round(steady)} ticks/s, WAL at most ${walMax} bytes, ${steadyRefusals} batches refused (WAL full)`);
       const h2 = node.shards.get({ tenant: "ops", table: "trades", bucket: 0 })!;
       while (h2.runtime.stats.rows < NODE_TICKS) await ingestRate(pub, walk, 5);
       const idle = await ingestRate(pub, walk, 5);
-      const during = await ingestRate(pub, walk, 30, h2.runtime.snapshotNow(120_000));
+      const during = await ingestRate(pub, walk, 30, { until: h2.runtime.snapshotNow(120_000) });
       clearInterval(sampler);
       writeResult(
         "ops",
@@ -113,8 +143,8 @@ async function main(): Promise<void> {
           recovery_s_10m_ticks: round(recoveryS * SCALE),
         },
         {
-          setup: `snapshot/recovery: ${TICKS} ticks over 1000 symbols in one shard (figures scaled to 10 M), written off the event loop (slices + worker thread) to the JetStream object store, loaded and verified, then a shard runtime from that snapshot until live; the stall is monitorEventLoopDelay's max during the write. Node: in-process with ClickHouse, steady feed of 1000-tick batches for ${STEADY_S} s with a ${WAL_LIMIT}-byte WAL, snapshots every 2 s and compaction every 1 s (walKeep 100); ingest ratio: 5 s idle vs during one snapshot of a ${NODE_TICKS}+ tick shard`,
-          runs: { steady_ticks_per_s: Math.round(steady), idle_ticks_per_s: Math.round(idle), during_snapshot_ticks_per_s: Math.round(during), wal_max_bytes: walMax, event_loop_p99_ms: round(h.percentile(99) / 1e6, 1) },
+          setup: `snapshot/recovery: ${TICKS} ticks over 1000 symbols in one shard (figures scaled to 10 M), written off the event loop (slices + worker thread) to the JetStream object store, loaded and verified, then a shard runtime from that snapshot until live; the stall is monitorEventLoopDelay's max during the write. Node: in-process with ClickHouse, steady feed of 1000-tick batches at ${STEADY_RATE} ticks/s for ${STEADY_S} s with a ${WAL_LIMIT}-byte WAL, snapshots every 2 s and compaction every 1 s (walKeep 100); ingest ratio (unpaced, 8 batches in flight; a full WAL's refusals count as back-pressure): 5 s idle vs during one snapshot of a ${NODE_TICKS}+ tick shard`,
+          runs: { steady_rate_target: STEADY_RATE, steady_wal_full_refusals: steadyRefusals, wal_full_refusals_total: walFullRefusals, steady_ticks_per_s: Math.round(steady), idle_ticks_per_s: Math.round(idle), during_snapshot_ticks_per_s: Math.round(during), wal_max_bytes: walMax, event_loop_p99_ms: round(h.percentile(99) / 1e6, 1) },
         },
       );
     } finally {

@@ -11,12 +11,13 @@ import { encodeTickIpc } from "../codec/ipc.js";
 import { allocValueArray } from "../codec/tickbatch.js";
 import type { TickBatch, ValueArray } from "../codec/tickbatch.js";
 import type { HotTableColumns, SeamRow, SeriesColumns } from "../hotset/index.js";
-import { TaggedError } from "../../protocols/tagged.js";
+import { columnarParts, decodeColumnar, SnapshotCorruptError } from "./columnar.js";
 
-export const SNAPSHOT_DATA_FORMAT = 1;
+/** Written now: 2 (columnar.ts). Format 1 (Arrow IPC chunks, release 0.1) still loads. */
+export const SNAPSHOT_DATA_FORMAT = 2;
 const MAX_CHUNK_ROWS = 1 << 20;
 
-export class SnapshotCorruptError extends TaggedError("SnapshotCorruptError") {}
+export { SnapshotCorruptError };
 
 const snapSpecs = new WeakMap<TableSpec, TableSpec>();
 
@@ -88,7 +89,12 @@ function concat(parts: readonly Uint8Array[]): Uint8Array {
  * data object), so a writer can hash and stream them while the next one is
  * encoded (src/snapshot/worker.ts does it in a worker thread).
  */
-export function* snapshotParts(spec: TableSpec, cols: HotTableColumns, chunkRows = MAX_CHUNK_ROWS): Generator<Uint8Array, SnapshotSummary, undefined> {
+export function snapshotParts(spec: TableSpec, cols: HotTableColumns, chunkRows = MAX_CHUNK_ROWS): Generator<Uint8Array, SnapshotSummary, undefined> {
+  return columnarParts(spec.columns, cols, chunkRows);
+}
+
+/** Format 1, as release 0.1 wrote it: kept so the test can prove such snapshots still load. */
+export function* snapshotPartsV1(spec: TableSpec, cols: HotTableColumns, chunkRows = MAX_CHUNK_ROWS): Generator<Uint8Array, SnapshotSummary, undefined> {
   const sspec = snapshotSpec(spec);
   const nv = spec.columns.length;
   const parts: Uint8Array[] = [];
@@ -186,7 +192,7 @@ function unframe(data: Uint8Array, expected: number, where: string): Uint8Array[
 /** Data bytes + manifest -> HotTableColumns. Throws SnapshotCorruptError on any mismatch. */
 export function decodeSnapshot(spec: TableSpec, manifest: SnapshotManifest, data: Uint8Array): HotTableColumns {
   const where = `snapshot ${manifest.tenant}/${manifest.table}/${manifest.bucket}@${manifest.lsn}`;
-  if (manifest.dataFormat !== SNAPSHOT_DATA_FORMAT) throw new SnapshotCorruptError(`${where}: data format ${manifest.dataFormat}, this reader knows ${SNAPSHOT_DATA_FORMAT}`);
+  if (manifest.dataFormat !== 1 && manifest.dataFormat !== 2) throw new SnapshotCorruptError(`${where}: data format ${manifest.dataFormat}, this reader knows 1 and 2`);
   if (manifest.schemaVersion > spec.version) throw new SnapshotCorruptError(`${where}: written for schema version ${manifest.schemaVersion}, newer than this node's ${spec.version}`);
   if (data.length !== Number(manifest.dataBytes)) throw new SnapshotCorruptError(`${where}: ${data.length} bytes, the manifest says ${manifest.dataBytes}`);
   if (sha256Hex(data) !== manifest.dataSha256) throw new SnapshotCorruptError(`${where}: SHA-256 mismatch; the data object is corrupt`);
@@ -195,6 +201,11 @@ export function decodeSnapshot(spec: TableSpec, manifest: SnapshotManifest, data
   const stored = sspec.columns.length - 2;
   const defaults = spec.columns.map(columnDefault);
   const symbols = manifest.symbols?.symbols ?? [];
+  const head = { table: manifest.table, appliedLsn: Number(manifest.lsn), persistedLsn: Number(manifest.persistedLsn), horizonMicros: Number(manifest.horizonMicros), symbols };
+  if (manifest.dataFormat === 2) {
+    const expect = { symbols: symbols.length, chunkRows: manifest.chunkRows.map(Number), seamRows: Number(manifest.seamRows), rows: Number(manifest.rows) };
+    return { ...head, series: decodeColumnar(sspec.columns.slice(2), spec.columns, defaults, data, expect, where) };
+  }
   const idOf = new Map(symbols.map((s, i) => [s, i]));
   const chunks = unframe(data, manifest.chunkRows.length + 1, where);
   let batches: TickBatch[];

@@ -5,12 +5,13 @@
 // groupBy. Everything else is refused by name with the form to use instead.
 import { parseQuery } from "../../protocols/query.js";
 import type { Node } from "./ast.js";
-import { callOf, colRef, literal, parseStatement, show } from "./ast.js";
+import { callOf, colRef, literal, show } from "./ast.js";
 import type { ColRef } from "./ast.js";
 import { extract, OVER_MARK } from "./extensions.js";
 import type { Extracted, OverSpec } from "./extensions.js";
 import { malformed, refuse } from "./refuse.js";
 import { durationOf, timestampOf } from "./time.js";
+import { parseShaped } from "./template.js";
 import { filtersOf } from "./where.js";
 
 /** What the compiler needs to know of a table (from the catalog); unknown tables use sym/ts. */
@@ -429,7 +430,8 @@ function checkStatement(ast: Node): void {
 // Parsing is most of a compile (node-sql-parser's PEG parser: hundreds of µs
 // per statement, the rest tens); dashboards and pxctl --watch send the same text
 // again and again. Parsed statements are kept by their text, least recently
-// used out first. The AST is only read after parsing, and what depends on the
+// used out first; a new text of a known shape (other literals) binds its
+// literals into that shape's parse (template.ts). The AST is only read after parsing, and what depends on the
 // catalog (column names) is compiled per call, so a spec change is seen at once.
 const PARSED_MAX = 256;
 const parsed = new Map<string, { ext: Extracted; ast: Node }>();
@@ -442,7 +444,7 @@ function parsedOf(sql: string): { ext: Extracted; ast: Node } {
     return hit;
   }
   const ext = extract(sql);
-  const ast = parseStatement(ext.sql);
+  const ast = parseShaped(ext.sql);
   checkStatement(ast);
   const p = { ext, ast };
   parsed.set(sql, p);

@@ -6,6 +6,7 @@
 // and may be left out: the node's clock is used then.
 import type { Cell, Precision, RowCollector } from "./rows.js";
 import { IngestFormatError, integerTimeToMicros } from "./rows.js";
+import { fastLineTable, readPlainLine } from "./lpfast.js";
 
 /** Splits `s` at unescaped `sep` characters, outside double quotes when `quotes`; backslash escapes stay for the caller. */
 function split(s: string, sep: string, quotes: boolean, limit = Infinity): string[] {
@@ -44,37 +45,47 @@ function fieldValue(v: string, line: number, key: string): Cell {
   throw new IngestFormatError(line, key, `"${v.slice(0, 40)}" is not a field value`, "write integers as 100i, floats as 1.5, bools as t or f");
 }
 
-export function readLineProtocol(text: string, into: RowCollector, precision: Precision, nowMicros: number): void {
-  const { spec } = into;
-  const lines = text.split("\n");
-  for (let i = 0; i < lines.length; i++) {
-    const raw = lines[i]!.replace(/\r$/, "").trim();
-    if (raw === "" || raw.startsWith("#")) continue;
-    const line = i + 1;
-    const parts = split(raw, " ", true);
-    const main = parts.filter((p) => p !== "");
-    if (main.length < 2 || main.length > 3) throw new IngestFormatError(line, undefined, `expected "measurement,tags fields [timestamp]", found ${main.length} space-separated parts`, "escape spaces in names and tag values as \\  and quote string fields");
-    const [series, fieldText, tsText] = main as [string, string, string | undefined];
-    const [measurement, ...tags] = split(series, ",", false);
-    if (unescape(measurement!) !== spec.name) throw new IngestFormatError(line, undefined, `measurement "${unescape(measurement!).slice(0, 63)}" is not table ${spec.name}`, `start each line with ${spec.name}, or post to /v1/ingest/${unescape(measurement!).slice(0, 63)}`);
-    let sym: string | undefined;
-    for (const tag of tags) {
-      const [k, v] = split(tag, "=", false, 1);
-      if (v === undefined) throw new IngestFormatError(line, unescape(k!), "the tag has no value", "write tags as key=value");
-      if (unescape(k!) !== spec.symbolColumn) throw new IngestFormatError(line, unescape(k!), "the table has no such tag", `the one tag is the symbol: ${spec.name},${spec.symbolColumn}=AAPL`);
-      sym = unescape(v);
-    }
-    if (sym === undefined) throw new IngestFormatError(line, spec.symbolColumn, "the symbol tag is missing", `write ${spec.name},${spec.symbolColumn}=AAPL ...`);
-    const cells: (Cell | undefined)[] = new Array(spec.columns.length);
-    for (const f of split(fieldText, ",", true)) {
-      const [k, v] = split(f, "=", true, 1);
-      const key = unescape(k!);
-      if (v === undefined || v === "") throw new IngestFormatError(line, key, "the field has no value", "write fields as key=value");
-      const j = into.byName.get(key);
-      if (j === undefined) throw new IngestFormatError(line, key, "the table has no such column", `its value columns are ${spec.columns.map((c) => c.name).join(", ")}`);
-      cells[j] = fieldValue(v, line, key);
-    }
-    const us = tsText === undefined ? nowMicros : integerTimeToMicros(tsText, precision, line, spec.timeColumn);
-    into.add(line, sym, us, cells);
+/** `plainFastPath: false` reads every line with the general parser (the unit test compares the two). */
+export function readLineProtocol(text: string, into: RowCollector, precision: Precision, nowMicros: number, plainFastPath = true): void {
+  const fast = plainFastPath ? fastLineTable(into.spec, precision) : null;
+  let line = 0;
+  for (let from = 0; from <= text.length; ) {
+    let to = text.indexOf("\n", from);
+    if (to < 0) to = text.length;
+    line++;
+    if (fast === null || !readPlainLine(fast, text, from, to, line, into, nowMicros)) readLine(text.slice(from, to), line, into, precision, nowMicros);
+    from = to + 1;
   }
+}
+
+/** The general parser, one line: every escape and quoting rule, and every refusal's wording. */
+function readLine(text: string, line: number, into: RowCollector, precision: Precision, nowMicros: number): void {
+  const { spec } = into;
+  const raw = text.replace(/\r$/, "").trim();
+  if (raw === "" || raw.startsWith("#")) return;
+  const parts = split(raw, " ", true);
+  const main = parts.filter((p) => p !== "");
+  if (main.length < 2 || main.length > 3) throw new IngestFormatError(line, undefined, `expected "measurement,tags fields [timestamp]", found ${main.length} space-separated parts`, "escape spaces in names and tag values as \\  and quote string fields");
+  const [series, fieldText, tsText] = main as [string, string, string | undefined];
+  const [measurement, ...tags] = split(series, ",", false);
+  if (unescape(measurement!) !== spec.name) throw new IngestFormatError(line, undefined, `measurement "${unescape(measurement!).slice(0, 63)}" is not table ${spec.name}`, `start each line with ${spec.name}, or post to /v1/ingest/${unescape(measurement!).slice(0, 63)}`);
+  let sym: string | undefined;
+  for (const tag of tags) {
+    const [k, v] = split(tag, "=", false, 1);
+    if (v === undefined) throw new IngestFormatError(line, unescape(k!), "the tag has no value", "write tags as key=value");
+    if (unescape(k!) !== spec.symbolColumn) throw new IngestFormatError(line, unescape(k!), "the table has no such tag", `the one tag is the symbol: ${spec.name},${spec.symbolColumn}=AAPL`);
+    sym = unescape(v);
+  }
+  if (sym === undefined) throw new IngestFormatError(line, spec.symbolColumn, "the symbol tag is missing", `write ${spec.name},${spec.symbolColumn}=AAPL ...`);
+  const cells: (Cell | undefined)[] = new Array(spec.columns.length);
+  for (const f of split(fieldText, ",", true)) {
+    const [k, v] = split(f, "=", true, 1);
+    const key = unescape(k!);
+    if (v === undefined || v === "") throw new IngestFormatError(line, key, "the field has no value", "write fields as key=value");
+    const j = into.byName.get(key);
+    if (j === undefined) throw new IngestFormatError(line, key, "the table has no such column", `its value columns are ${spec.columns.map((c) => c.name).join(", ")}`);
+    cells[j] = fieldValue(v, line, key);
+  }
+  const us = tsText === undefined ? nowMicros : integerTimeToMicros(tsText, precision, line, spec.timeColumn);
+  into.add(line, sym, us, cells);
 }

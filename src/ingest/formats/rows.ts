@@ -50,51 +50,91 @@ export function isoTimeToMicros(text: string, line: number, col: string): number
 
 export type Cell = number | boolean | string;
 
-/** Collects rows of one table; `add` checks each value against its column. */
+/** A growable column of numbers (doubles its capacity; typed, so a 1 M-line body is not 1 M boxed values). */
+class Growable<T extends Float64Array | Uint32Array> {
+  data: T;
+  constructor(private readonly make: (n: number) => T) {
+    this.data = make(1024);
+  }
+  reserve(n: number): void {
+    if (n <= this.data.length) return;
+    const next = this.make(Math.max(n, this.data.length * 2));
+    next.set(this.data);
+    this.data = next;
+  }
+}
+
+/**
+ * Collects rows of one table into typed columns. `add` checks each value
+ * against its column; `appendChecked` is the line-protocol fast path's entry,
+ * for values it has already checked.
+ */
 export class RowCollector {
   private readonly symbols: string[] = [];
   private readonly symbolIds = new Map<string, number>();
-  private sym: number[] = [];
-  private ts: number[] = [];
-  private readonly values: (number | boolean)[][];
-  /** Body line of each row (gateway messages name rows; the HTTP answer adds the line). */
-  readonly lines: number[] = [];
+  private readonly sym = new Growable((n) => new Uint32Array(n));
+  private readonly ts = new Growable((n) => new Float64Array(n));
+  private readonly lineOf = new Growable((n) => new Uint32Array(n));
+  private readonly values: Growable<Float64Array>[];
+  private n = 0;
   readonly byName: ReadonlyMap<string, number>;
 
   constructor(readonly spec: TableSpec) {
-    this.values = spec.columns.map(() => []);
+    this.values = spec.columns.map(() => new Growable((n) => new Float64Array(n)));
     this.byName = new Map(spec.columns.map((c, j) => [c.name, j]));
   }
 
   get rows(): number {
-    return this.ts.length;
+    return this.n;
+  }
+
+  /** Body line of each row (gateway messages name rows; the HTTP answer adds the line). */
+  get lines(): number[] {
+    return Array.from(this.lineOf.data.subarray(0, this.n));
   }
 
   /** `cells[j]` is the value of column j (undefined when the row did not give it). */
   add(line: number, symbol: string, tsMicros: number, cells: readonly (Cell | undefined)[]): void {
     if (symbol === "") throw new IngestFormatError(line, this.spec.symbolColumn, "the symbol is empty", "every tick needs a symbol");
     const row = this.spec.columns.map((c, j) => valueOf(c, cells[j], line));
+    const i = this.appendChecked(line, symbol, tsMicros);
+    row.forEach((v, j) => (this.values[j]!.data[i] = Number(v)));
+  }
+
+  /** A row whose symbol is non-empty and whose values the caller checked: returns its index; the caller sets `column(j)[index]`. */
+  appendChecked(line: number, symbol: string, tsMicros: number): number {
     let id = this.symbolIds.get(symbol);
     if (id === undefined) {
       id = this.symbols.length;
       this.symbols.push(symbol);
       this.symbolIds.set(symbol, id);
     }
-    this.sym.push(id);
-    this.ts.push(tsMicros);
-    row.forEach((v, j) => this.values[j]!.push(v));
-    this.lines.push(line);
+    const i = this.n++;
+    if (i >= this.ts.data.length) {
+      this.sym.reserve(i + 1);
+      this.ts.reserve(i + 1);
+      this.lineOf.reserve(i + 1);
+      for (const v of this.values) v.reserve(i + 1);
+    }
+    this.sym.data[i] = id;
+    this.ts.data[i] = tsMicros;
+    this.lineOf.data[i] = line;
+    return i;
+  }
+
+  /** Column j's storage (valid below `rows`; may be replaced as rows are appended, so fetch it after appendChecked). */
+  column(j: number): Float64Array {
+    return this.values[j]!.data;
   }
 
   batch(): TickBatch {
-    const n = this.rows;
+    const n = this.n;
     const values: ValueArray[] = this.spec.columns.map((c, j) => {
       const out = allocValueArray(c.type, n);
-      const src = this.values[j]!;
-      for (let i = 0; i < n; i++) out[i] = Number(src[i]);
+      out.set(this.values[j]!.data.subarray(0, n));
       return out;
     });
-    return { rows: n, symbols: this.symbols, symbolIndex: Uint32Array.from(this.sym), ts: Float64Array.from(this.ts), values };
+    return { rows: n, symbols: this.symbols, symbolIndex: this.sym.data.slice(0, n), ts: this.ts.data.slice(0, n), values };
   }
 }
 

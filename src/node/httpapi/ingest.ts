@@ -5,6 +5,7 @@
 // 200 answers the ack (rows, LSNs) once the WAL stored the batch. Refusals name
 // the line and column; a busy node answers 429 with Retry-After, never drops.
 import type { IncomingMessage } from "node:http";
+import { isAscii } from "node:buffer";
 import { gunzipSync } from "node:zlib";
 import { ApiError, ingestBatch, producerOf, resolveLimits, scopedTable, tableSpec } from "../../api/index.js";
 import type { ApiLimits, ApiNode } from "../../api/index.js";
@@ -92,7 +93,8 @@ export function ingestRoute(o: IngestRouteOptions): (url: URL, method: string, r
       return json(429, { error: `this node is storing ${running} HTTP ingest bodies (limit ${maxConcurrent}); retry after ${RETRY_AFTER_S} s`, code: "RESOURCE_EXHAUSTED" }, { "retry-after": String(RETRY_AFTER_S) });
     }
     running++;
-    let lines: readonly number[] | undefined;
+    // The rows read so far; their body lines are built only when a refusal names one.
+    let read: { readonly lines: number[] } | undefined;
     try {
       if (method !== "POST") throw new HttpRefusal(405, "use POST with the rows in the body");
       const p = await o.tokens.principal(req.headers.authorization, "ingest");
@@ -106,9 +108,10 @@ export function ingestRoute(o: IngestRouteOptions): (url: URL, method: string, r
       const send = (payload: Uint8Array, part: number) => ingestBatch(o.node, limits, { principal: p, table, payload, producer: producerOf(producerId, firstSeq + BigInt(part)), checked: undefined });
       if (format === "arrow") return json(200, await send(body, 0));
       const precisionText = url.searchParams.get("precision");
-      const rows = readTextBody(format, spec, body.toString("utf8"), precisionText === null ? undefined : parsePrecision(precisionText, "us"), now());
+      // An ASCII body (the usual one) reads as latin1, the same text without UTF-8 decoding.
+      const rows = readTextBody(format, spec, body.toString(isAscii(body) ? "latin1" : "utf8"), precisionText === null ? undefined : parsePrecision(precisionText, "us"), now());
       if (rows.rows === 0) throw new ApiError("INVALID_ARGUMENT", `the body for table ${table} has no rows; send at least one`);
-      lines = rows.lines;
+      read = rows;
       // A body over the table's maxBatchRows goes as several batches, in order (producer seq, seq+1, ...); if
       // one is refused, the answer says which lines are stored so the client resends only the rest.
       const all = rows.batch();
@@ -122,15 +125,16 @@ export function ingestRoute(o: IngestRouteOptions): (url: URL, method: string, r
           if (acks.length === 0) throw e;
           const reply = errorReply(e, o.log);
           const err = JSON.parse(String(reply.body)) as Record<string, unknown>;
-          return { ...reply, body: JSON.stringify({ ...err, error: withLines(String(err.error), rows.lines.slice(start)), storedRows: start, storedThroughLine: rows.lines[start - 1], resendFromLine: rows.lines[start], acks }) };
+          const lines = rows.lines;
+          return { ...reply, body: JSON.stringify({ ...err, error: withLines(String(err.error), lines.slice(start)), storedRows: start, storedThroughLine: lines[start - 1], resendFromLine: lines[start], acks }) };
         }
       }
       return json(200, acks.length === 1 ? acks[0] : mergeAcks(acks));
     } catch (e) {
       const reply = errorReply(e, o.log);
-      if (lines === undefined || reply.status !== 400) return reply;
+      if (read === undefined || reply.status !== 400) return reply;
       const body = JSON.parse(String(reply.body)) as { error: string };
-      return { ...reply, body: JSON.stringify({ ...body, error: withLines(body.error, lines) }) };
+      return { ...reply, body: JSON.stringify({ ...body, error: withLines(body.error, read.lines) }) };
     } finally {
       running--;
     }
