@@ -124,7 +124,7 @@ export const remediationMachine = setup({
             }),
           ],
         },
-        // The plan already moved the steps: the knobs are set again on the next change (each step sets all of them).
+        // The plan already moved the steps: the runtime sets the knobs from the step again on its next reading.
         onError: { target: "idle", actions: [assign({ pending: [] }), { type: "failed", params: ({ event }) => ({ step: "acting", error: event.error }) }] },
       },
     },
