@@ -49,10 +49,10 @@ afterAll(async () => {
   await chf?.close();
 });
 
-const table = (enabled: boolean) => ({
+const table = (enabled: boolean, dwellSeconds = 1) => ({
   name: "trades",
   shards: 1,
-  lagSlo: { seconds: 1, records: 1_000_000, dwellSeconds: 1, enabled },
+  lagSlo: { seconds: 1, records: 1_000_000, dwellSeconds, enabled },
   columns: [
     { name: "price", type: "float64" },
     { name: "size", type: "float64" },
@@ -169,7 +169,8 @@ describe("ops - lag remediation", () => {
   }, 150_000);
 
   it("outage - ClickHouse down for 20 s under a node process: the sink shows degraded, the node stays up and ingest goes on; afterwards every acked tick lands", async () => {
-    const spec = parseClusterSpec({ tenants: [{ name: "chdown", tables: [table(true)] }] });
+    // A 2 s dwell: the move step comes well after the sink's retries made it degraded.
+    const spec = parseClusterSpec({ tenants: [{ name: "chdown", tables: [table(true, 2)] }] });
     const trades = spec.tenants[0]!.tables[0]!;
     await (await MetadataStore.open(f.nc)).applyCurrent(spec);
     const p = await spawnNodeProcess(f.server.url, { PX_LAG_REMEDIATION_INTERVAL_MS: "200", PX_COMPACTION_INTERVAL_MS: "0" }, ["--clickhouse", chf.server.httpUrl, "--snapshot-interval-ms", "0"]);
@@ -199,7 +200,7 @@ describe("ops - lag remediation", () => {
     const out: string[] = [];
     const io = { stdout: (t: string) => out.push(t), stderr: (t: string) => out.push(t), readFile: async () => "", prompt: async () => "", env: { PX_NATS_CREDS: f.server.auth!.credsPath("admin") } };
     expect(await runPxctl(["--nats", f.server.url, "status"], io)).toBe(EXIT.ok);
-    expect(out.join("\n")).toMatch(/^chdown\.trades\.0 .* degraded +\d+s +[1-4] \S+$/m);
+    expect(out.join("\n")).toMatch(/^chdown\.trades\.0 .* degraded +\d+(\.\d)?s +[1-4] \S+$/m);
     const events = (await readEvents(await jetstreamManager(f.nc), jetstream(f.nc), 500)).filter((e) => e.message.includes("chdown.trades.0"));
     expect(events.find((e) => e.kind === "lag.step_skipped")?.message).toMatch(/move skipped: the sink is degraded \(.*\): another node's sink would write to the same ClickHouse/);
 
