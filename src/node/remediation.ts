@@ -1,7 +1,7 @@
 // Runs the lag remediation workflow (actors/remediation.ts) of a node over the
 // shards it hosts with a sink. Readings: the sink's time lag (age of its
-// oldest unpersisted record) and LSN lag (records received, not persisted),
-// the figures /v1/shards and `pxctl status` show. Steps become knobs, each
+// oldest unpersisted record) and LSN lag (WAL records applied or received and
+// not persisted), the figures /v1/shards and `pxctl status` show. Steps become knobs, each
 // set from the step alone (so a restarted shard or sink gets them again on the
 // next reading): >= 1 the sink batches `batchFactor` times larger (fewer,
 // larger INSERTs for a ClickHouse that is slow per INSERT); >= 2 eviction by
@@ -97,7 +97,8 @@ export class RemediationRuntime {
       const step = planned[key]?.step ?? 0;
       if (h.lagStep !== step) this.setKnobs(h, step);
       const s = sink.status();
-      readings.push({ key, lagMs: s.lagMs, lagRecords: s.pendingRecords, slo: lagSloOf(h.runtime.spec) });
+      // The sink holds at most its consumer's max-ack-pending records: the shard's count of applied, unpersisted records (pxctl's LAG) goes further.
+      readings.push({ key, lagMs: s.lagMs, lagRecords: Math.max(s.pendingRecords, h.runtime.stats.lagRecords), slo: lagSloOf(h.runtime.spec) });
     }
     return { atMs: this.clock(), readings };
   }
