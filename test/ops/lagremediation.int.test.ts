@@ -112,12 +112,16 @@ describe("ops - lag remediation", () => {
 
     // ClickHouse slowed: stopped 3.5 s, running 0.5 s, three times; then free again.
     const pxctl: string[] = [];
+    let metrics = "";
     const io = { stdout: (t: string) => pxctl.push(t), stderr: (t: string) => pxctl.push(t), readFile: async () => "", prompt: async () => "", env: { PX_NATS_CREDS: f.server.auth!.credsPath("admin") } };
     for (let burst = 0; burst < 3; burst++) {
       process.kill(chf.server.pid, "SIGSTOP");
       await sleep(3_500);
       // While a step is held, pxctl status shows it next to the sink's state and lag.
-      if (burst === 1) expect(await runPxctl(["--nats", f.server.url, "status"], io)).toBe(EXIT.ok);
+      if (burst === 1) {
+        expect(await runPxctl(["--nats", f.server.url, "status"], io)).toBe(EXIT.ok);
+        metrics = await (await fetch(`http://127.0.0.1:${node.httpPort}/metrics`)).text();
+      }
       process.kill(chf.server.pid, "SIGCONT");
       await sleep(500);
     }
@@ -153,6 +157,10 @@ describe("ops - lag remediation", () => {
     expect(ofOn.find((e) => / -> 1 \(bigger-batches\)/.test(e.message))?.message).toMatch(/lag \d+\.\d s .*sink batches made larger \(sink batches up to 800000 rows \/ 800 ms\)/);
     expect(ofOn.some((e) => / -> 0 \(none\)/.test(e.message) && /sink batches back to their base size/.test(e.message))).toBe(true);
     expect(events.filter((e) => e.message.includes("lagoff.trades.0"))).toEqual([]);
+    // The alert: the gauge (scraped during the second burst) and the log line.
+    expect(metrics).toMatch(/^px_lag_remediation_step\{tenant="lagon",table="trades",bucket="0"\} [1-4]$/m);
+    expect(metrics).toMatch(/^px_lag_remediation_step\{tenant="lagoff",table="trades",bucket="0"\} 0$/m);
+    expect(log.some((l) => /^ALERT node .*: shard lagon\.trades\.0: sink lag stays above its SLO after every remediation step/.test(l))).toBe(true);
     // pxctl status in the second burst: the sink's state and lag, and the step taken (none for the switched-off table).
     const status = pxctl.join("\n");
     expect(status).toMatch(/ SINK +SINK_LAG +REMEDIATION$/m);
