@@ -21,6 +21,8 @@ export interface ShardStats {
   symbols: number;
   bytes: number;
   records: number;
+  /** WAL payload bytes applied (since this process started). */
+  walBytes: number;
   snapshots: number;
   snapshotFailures: number;
   lastSnapshotLsn: number;
@@ -50,7 +52,13 @@ export interface ShardContext {
   readonly snapshotRecords: number;
   /** stats.records when the last snapshot started. */
   recordsAtSnapshot: number;
+  /** Snapshot once this many WAL bytes were applied since the last one (0: no such trigger). */
+  readonly snapshotWalBytes: number;
+  /** stats.walBytes when the last snapshot started. */
+  walBytesAtSnapshot: number;
   readonly retention: HotRetention;
+  /** Eviction by age is held (lag remediation): only the memory budget evicts. */
+  evictionHeld: boolean;
   table: HotTable;
   stats: ShardStats;
   /** LSNs applied and not yet persisted (for lagRecords); mutated in place like the hot set. */
@@ -72,6 +80,8 @@ export type ShardEvent =
   | { type: "walError"; message: string }
   | { type: "snapshot" }
   | { type: "watermark"; persistedLsn: number; tPersistedMicros: number; leaseRevision: number }
+  /** Lag remediation: keep persisted rows older than hotSeconds in RAM (within maxHotBytes), or let them go again. */
+  | { type: "holdEviction"; hold: boolean }
   | { type: "drain" };
 
 export interface WatermarksInput {
@@ -129,6 +139,8 @@ export const shardMachine = setup({
     apply: assign(({ context }, params: { records: readonly WalEntry[] }) => {
       let error: string | undefined;
       let newest = context.newestTickMicros;
+      let walBytes = 0;
+      for (const r of params.records) walBytes += r.data.byteLength;
       try {
         for (const r of params.records) {
           const a = applyWalRecord(context.table, context.spec, r);
@@ -151,6 +163,7 @@ export const shardMachine = setup({
         stats: {
           ...statsOf(context.table, context.stats),
           records: context.stats.records + params.records.length,
+          walBytes: context.stats.walBytes + walBytes,
           newestTickMicros: Number.isFinite(newest) ? newest : 0,
           lagRecords: context.unpersisted.count,
         },
@@ -160,7 +173,9 @@ export const shardMachine = setup({
     evict: assign(({ context }, params: { persistedLsn: number; tPersistedMicros: number; leaseRevision: number }) => {
       const table = context.table;
       const p = Math.max(table.persistedLsn, params.persistedLsn);
-      const { evictedRows } = evictForRetention(table, p, context.newestTickMicros, context.retention);
+      // Held: the age horizon stays where it is; maxHotBytes still evicts the oldest persisted rows (memory wins).
+      const retention = context.evictionHeld ? { ...context.retention, hotMicros: Infinity } : context.retention;
+      const { evictedRows } = evictForRetention(table, p, context.newestTickMicros, retention);
       context.unpersisted.prune(p);
       return {
         stats: {
@@ -177,7 +192,9 @@ export const shardMachine = setup({
   guards: {
     broken: ({ context }) => context.error !== undefined,
     scheduled: ({ context }) => context.snapshotIntervalMs > 0,
-    recordsDue: ({ context }) => context.snapshotRecords > 0 && context.stats.records - context.recordsAtSnapshot >= context.snapshotRecords,
+    snapshotDue: ({ context }) =>
+      (context.snapshotRecords > 0 && context.stats.records - context.recordsAtSnapshot >= context.snapshotRecords) ||
+      (context.snapshotWalBytes > 0 && context.stats.walBytes - context.walBytesAtSnapshot >= context.snapshotWalBytes),
   },
   delays: {
     snapshotInterval: ({ context }) => context.snapshotIntervalMs,
@@ -191,7 +208,10 @@ export const shardMachine = setup({
     snapshotIntervalMs: input.spec.snapshot?.intervalSeconds !== undefined ? input.spec.snapshot.intervalSeconds * 1000 : (input.snapshotIntervalMs ?? 0),
     snapshotRecords: input.spec.snapshot?.records ?? 0,
     recordsAtSnapshot: 0,
+    snapshotWalBytes: input.spec.snapshot?.walBytes ?? 0,
+    walBytesAtSnapshot: 0,
     retention: { hotMicros: input.spec.retention.hotSeconds * 1_000_000, maxHotBytes: input.spec.retention.maxHotBytes },
+    evictionHeld: false,
     table: new HotTable(input.spec),
     stats: {
       appliedLsn: 0,
@@ -199,6 +219,7 @@ export const shardMachine = setup({
       symbols: 0,
       bytes: 0,
       records: 0,
+      walBytes: 0,
       snapshots: 0,
       snapshotFailures: 0,
       lastSnapshotLsn: 0,
@@ -217,6 +238,7 @@ export const shardMachine = setup({
     error: undefined,
   }),
   initial: "recovering",
+  on: { holdEviction: { actions: assign({ evictionHeld: ({ event }) => event.hold }) } },
   states: {
     recovering: {
       invoke: {
@@ -277,13 +299,13 @@ export const shardMachine = setup({
           on: { caughtUp: { target: "live" } },
         },
         live: {
-          always: { guard: "recordsDue", target: "snapshotting" },
+          always: { guard: "snapshotDue", target: "snapshotting" },
           after: { snapshotInterval: { guard: "scheduled", target: "snapshotting" } },
           on: { snapshot: { target: "snapshotting" } },
         },
         snapshotting: {
           // Counted from the start: a failed write waits for as many records again before the next try.
-          entry: assign({ recordsAtSnapshot: ({ context }) => context.stats.records }),
+          entry: assign({ recordsAtSnapshot: ({ context }) => context.stats.records, walBytesAtSnapshot: ({ context }) => context.stats.walBytes }),
           invoke: {
             src: "writeSnapshot",
             input: ({ context }) => ({ shard: context.shard, table: context.table }),

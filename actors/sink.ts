@@ -91,6 +91,8 @@ export type SinkEvent =
   | { type: "walError"; message: string; fatal: boolean }
   /** The lease is lost (revoked by the agent's watch of px_assign, or expired): stop writing. */
   | { type: "fenced"; reason: string }
+  /** Batching changed at run time (the lag remediation's bigger batches, or back to the base limits). */
+  | { type: "tune"; limits: SinkLimits }
   | { type: "drain" };
 
 /** Sent to the WAL consumer: every record up to `lsn` is persisted and announced. */
@@ -171,8 +173,8 @@ export function sinkStateName(value: unknown): string {
   if (typeof value === "string") return value;
   if (value !== null && typeof value === "object") {
     const [k, v] = Object.entries(value)[0] ?? ["unknown", undefined];
-    // active.<state> is shown as <state>; recovering.<step> as recovering.
-    return k === "active" ? sinkStateName(v) : k;
+    // active.<state> is shown as <state>; recovering.<step> as recovering (degraded once it kept failing).
+    return k === "active" ? sinkStateName(v) : k === "recovering" && v === "degraded" ? "degraded" : k;
   }
   return "unknown";
 }
@@ -323,6 +325,8 @@ export const sinkMachine = setup({
     batchFull: ({ context }) => context.pending.length > 0 && batchFull(context.pendingRows, context.pendingBytes, context.limits),
     fatal: (_, params: { fatal: boolean }) => params.fatal,
     degraded: ({ context }) => context.degraded,
+    // Checked before recoverFailed counts the attempt that just failed.
+    degradesNow: ({ context }) => context.degraded || context.attempt + 1 >= context.retry.degradedAfterAttempts,
     fencedError: (_, params: { error: unknown }) => isFenced(params.error),
   },
   delays: {
@@ -359,6 +363,8 @@ export const sinkMachine = setup({
   initial: "recovering",
   on: {
     drain: { target: ".stopped" },
+    // Taken by the next batch (a batch in flight keeps its records); a pending batch's delay is re-read on the next event.
+    tune: { actions: assign({ limits: ({ event }) => event.limits }) },
     fenced: { target: ".fenced", actions: { type: "fence", params: ({ event }) => ({ reason: event.reason }) } },
   },
   states: {
@@ -376,11 +382,16 @@ export const sinkMachine = setup({
                 target: "#sink.fenced",
                 actions: { type: "fence", params: ({ event }) => ({ reason: describeFailure(event.error).message }) },
               },
+              // ClickHouse (or NATS) down for a while: shown as degraded, retried at the capped delay, never a crash loop.
+              { guard: "degradesNow", target: "degraded", actions: { type: "recoverFailed", params: ({ event }) => ({ error: event.error }) } },
               { target: "waiting", actions: { type: "recoverFailed", params: ({ event }) => ({ error: event.error }) } },
             ],
           },
         },
         waiting: {
+          after: { retryDelay: { target: "attempt" } },
+        },
+        degraded: {
           after: { retryDelay: { target: "attempt" } },
         },
       },

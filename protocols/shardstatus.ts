@@ -5,6 +5,9 @@ import { create } from "@bufbuild/protobuf";
 import { ShardStatusSchema } from "./gen/proxist/v1/control_pb.js";
 import type { ShardStatus as ShardStatusMessage } from "./gen/proxist/v1/control_pb.js";
 
+/** Names of the lag remediation steps, by number (ShardStatus.lagStep). */
+export const LAG_STEP_NAMES = ["none", "bigger-batches", "hold-eviction", "move-sink", "alert"] as const;
+
 export interface ShardStatus {
   readonly tenant: string;
   readonly table: string;
@@ -21,6 +24,12 @@ export interface ShardStatus {
   readonly lagRecords: number;
   /** The px_assign revision the shard was started with (fencing token); 0 when not under the control plane. */
   readonly leaseRevision: number;
+  /** The sink's state (idle, flushing, backoff, degraded, ...); absent without ClickHouse or from an older node. */
+  readonly sinkState?: string;
+  /** Age of the sink's oldest unpersisted record (ms). */
+  readonly lagMs?: number;
+  /** Lag remediation step: 0 none, 1 bigger batches, 2 hold eviction, 3 move the sink, 4 alert. */
+  readonly lagStep?: number;
 }
 
 /** The figures of a status (all but the shard and its state). */
@@ -57,6 +66,9 @@ export function shardStatusToMessage(s: ShardStatus): ShardStatusMessage {
     bytes: BigInt(s.bytes),
     lagRecords: BigInt(s.lagRecords),
     leaseRevision: BigInt(s.leaseRevision),
+    sinkState: s.sinkState === undefined || s.sinkState === "none" ? "" : s.sinkState,
+    sinkLagMs: BigInt(Math.max(0, Math.trunc(s.lagMs ?? 0))),
+    lagStep: s.lagStep ?? 0,
   });
 }
 
@@ -73,5 +85,6 @@ export function shardStatusFromMessage(m: ShardStatusMessage): ShardStatus {
     bytes: Number(m.bytes),
     lagRecords: Number(m.lagRecords),
     leaseRevision: Number(m.leaseRevision),
+    ...(m.sinkState === "" ? {} : { sinkState: m.sinkState, lagMs: Number(m.sinkLagMs), lagStep: m.lagStep }),
   };
 }

@@ -46,8 +46,21 @@ export const SnapshotPolicySchema = Schema.Struct({
   intervalSeconds: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 7 * 86_400 }))),
   /** Also write one once this many WAL records were applied since the last (a busy shard snapshots sooner). */
   records: Schema.optionalKey(PositiveInt(1_000_000_000)),
+  /** Also write one once this many WAL payload bytes were applied since the last (bounds the replay after a crash by size). */
+  walBytes: Schema.optionalKey(PositiveInt(Number.MAX_SAFE_INTEGER)),
   /** Write one when the node stops gracefully (a restart then replays only what came after). */
   onShutdown: Schema.optionalKey(Schema.Boolean),
+});
+
+export const LagSloSchema = Schema.Struct({
+  /** The sink's time lag (age of its oldest unpersisted record) stays under this many seconds. */
+  seconds: Schema.optionalKey(PositiveInt(86_400)),
+  /** The sink's LSN lag (WAL records received and not yet persisted) stays under this many records. */
+  records: Schema.optionalKey(PositiveInt(1_000_000_000)),
+  /** How long lag must stay above the SLO before the next remediation step (and below half of it before a step back). */
+  dwellSeconds: Schema.optionalKey(PositiveInt(3_600)),
+  /** false: the lag remediation workflow leaves this table alone (lag is still shown). */
+  enabled: Schema.optionalKey(Schema.Boolean),
 });
 
 export const TimeBoundsSpecSchema = Schema.Struct({
@@ -69,6 +82,8 @@ export const TableSpecSchema = Schema.Struct({
   retention: Schema.optionalKey(RetentionSpecSchema),
   /** When the shards of this table write snapshots (absent: on the node's schedule only). */
   snapshot: Schema.optionalKey(SnapshotPolicySchema),
+  /** The sink lag the table tolerates; above it the lag remediation workflow steps in (absent: LAG_SLO_DEFAULTS). */
+  lagSlo: Schema.optionalKey(LagSloSchema),
   /** Plausibility window of the time column at ingest (catches a wrong unit: seconds or milliseconds sent as microseconds). */
   timeBounds: Schema.optionalKey(TimeBoundsSpecSchema),
 });
@@ -147,7 +162,9 @@ export interface TableSpec {
   readonly maxBatchRows: number;
   readonly retention: { readonly hotSeconds: number; readonly maxHotBytes: number; readonly walKeep: number };
   /** The table's snapshot policy, when its spec gives one. */
-  readonly snapshot?: { readonly intervalSeconds?: number; readonly records?: number; readonly onShutdown?: boolean };
+  readonly snapshot?: { readonly intervalSeconds?: number; readonly records?: number; readonly walBytes?: number; readonly onShutdown?: boolean };
+  /** The table's lag SLO as its spec gives it (lagSloOf fills in the defaults). */
+  readonly lagSlo?: { readonly seconds?: number; readonly records?: number; readonly dwellSeconds?: number; readonly enabled?: boolean };
   /** Ingest refuses a tick before minTs or more than maxFutureSeconds ahead (same shape as the input: specs round-trip through KV as JSON). */
   readonly timeBounds: { readonly minTs: string; readonly maxFutureSeconds: number };
 }
@@ -184,6 +201,21 @@ export const TABLE_DEFAULTS = {
   minTs: "1990-01-01",
   maxFutureSeconds: 86_400,
 } as const;
+
+/** The lag SLO of a table without one: a minute or 100,000 WAL records behind, 30 s dwell, on. */
+export const LAG_SLO_DEFAULTS = { seconds: 60, records: 100_000, dwellSeconds: 30, enabled: true } as const;
+
+export interface LagSlo {
+  readonly seconds: number;
+  readonly records: number;
+  readonly dwellSeconds: number;
+  readonly enabled: boolean;
+}
+
+/** A table's lag SLO with the defaults filled in. */
+export function lagSloOf(spec: Pick<TableSpec, "lagSlo">): LagSlo {
+  return { ...LAG_SLO_DEFAULTS, ...spec.lagSlo };
+}
 
 /** A spec document that broke a rule; `message` names the path, the rule and the fix. */
 export class SpecError extends TaggedError("SpecError") {}
@@ -266,6 +298,7 @@ function normalizeTable(t: Schema.Schema.Type<typeof TableSpecSchema>, tenant: s
       maxFutureSeconds: t.timeBounds?.maxFutureSeconds ?? TABLE_DEFAULTS.maxFutureSeconds,
     },
     ...(t.snapshot === undefined ? {} : { snapshot: { ...t.snapshot } }),
+    ...(t.lagSlo === undefined ? {} : { lagSlo: { ...t.lagSlo } }),
   };
 }
 

@@ -3,6 +3,7 @@ import { stringify } from "yaml";
 import type { CredsInfo, TokenInfo } from "../auth/index.js";
 import { formatDiff } from "../control/index.js";
 import type { ApplyReply, DescribeReply, GetReply, NodeView, ShardView, StatusView, TableView, TenantView } from "../control/index.js";
+import { LAG_STEP_NAMES } from "../../protocols/shardstatus.js";
 import type { OutputFormat } from "./args.js";
 
 export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
@@ -25,10 +26,25 @@ export function nodesTable(nodes: readonly NodeView[]): string {
 
 export function shardsTable(shards: readonly ShardView[]): string {
   return table(
-    ["SHARD", "OWNER", "STATE", "LEASE", "APPLIED", "P", "T_PERSISTED", "LAG"],
-    shards.map((s) => [s.shard, s.owner || "-", s.state, s.leaseRevision ? String(s.leaseRevision) : "-", num(s.appliedLsn), num(s.persistedLsn), micros(s.tPersistedMicros), num(s.lagRecords)]),
+    ["SHARD", "OWNER", "STATE", "LEASE", "APPLIED", "P", "T_PERSISTED", "LAG", "SINK", "SINK_LAG", "REMEDIATION"],
+    shards.map((s) => [
+      s.shard,
+      s.owner || "-",
+      s.state,
+      s.leaseRevision ? String(s.leaseRevision) : "-",
+      num(s.appliedLsn),
+      num(s.persistedLsn),
+      micros(s.tPersistedMicros),
+      num(s.lagRecords),
+      s.sinkState ?? "-",
+      s.sinkState === undefined ? "-" : ago(s.lagMs),
+      s.lagStep === undefined ? "-" : lagStepText(s.lagStep),
+    ]),
   );
 }
+
+/** "none", or the step's number and name ("2 hold-eviction"). */
+const lagStepText = (step: number): string => (step === 0 ? "none" : `${step} ${LAG_STEP_NAMES[step] ?? "unknown"}`);
 
 export const tenantsTable = (items: readonly TenantView[]): string => table(["TENANT", "TABLES", "SHARDS", "REVISION"], items.map((t) => [t.name, String(t.tables), String(t.shards), String(t.revision)]));
 

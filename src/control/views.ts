@@ -39,6 +39,10 @@ export interface ShardView extends Pick<ShardStatus, "tenant" | "table" | "bucke
   readonly term: number;
   /** The owner's report, or why there is none: unassigned, owner-down, pending, stale-lease. */
   readonly state: string;
+  /** The sink's state (degraded while ClickHouse keeps failing), its time lag and the lag remediation step; undefined without a sink. */
+  readonly sinkState: string | undefined;
+  readonly lagMs: number | undefined;
+  readonly lagStep: number | undefined;
 }
 
 export interface TenantView {
@@ -132,6 +136,9 @@ export function shardViews(s: ClusterState): ShardView[] {
       tPersistedMicros: rep?.tPersistedMicros,
       lagRecords: rep?.lagRecords,
       rows: rep?.rows,
+      sinkState: rep?.sinkState,
+      lagMs: rep?.lagMs,
+      lagStep: rep?.lagStep,
     });
   }
   return out;

@@ -74,7 +74,7 @@ export async function startHttp(port: number, h: HttpHandlers, host = "127.0.0.1
 export function shardRoutes(shards: LocalShardHost): Record<string, Route> {
   return {
     // Shard states and figures; ?digest=1 adds a digest of each hot set (tests compare it with a replay).
-    // P, T_persisted, H, lag and the sink's state come with each shard (sink: null without ClickHouse).
+    // P, T_persisted, H, lag, the lag remediation step and the sink's state come with each shard (sink: null without ClickHouse).
     "/v1/shards": async (url) => ({
       status: 200,
       body: JSON.stringify(
@@ -89,6 +89,9 @@ export function shardRoutes(shards: LocalShardHost): Record<string, Route> {
             ...h.runtime.stats,
             sinkState: sink?.state ?? "none",
             lagMs: sink?.lagMs ?? 0,
+            // The lag remediation step (0 none ... 4 alert) and whether eviction by age is held for it.
+            lagStep: h.lagStep,
+            evictionHeld: h.runtime.evictionHeld,
             sink,
             ...(url.searchParams.get("digest") ? { digest: h.runtime.table.digest() } : {}),
           };

@@ -163,6 +163,7 @@ export function scrapeFamilies(registry: Registry, src: ScrapeSources): void {
   }
 
   perShard("px_wal_gap", "1 when the shard or its sink stopped on a WAL gap (records it needs are gone)", "gauge", (h) => (walGapOf(h) === undefined ? 0 : 1));
+  perShard("px_lag_remediation_step", "Lag remediation step of the shard's sink: 0 none, 1 bigger batches, 2 hold eviction, 3 move the sink, 4 alert (lag above its SLO after every step)", "gauge", (h) => h.lagStep);
   perShard("px_shard_applied_lsn", "Last WAL LSN applied to the hot set", "gauge", (h) => h.runtime.stats.appliedLsn);
   perShard("px_shard_rows", "Rows in the hot set", "gauge", (h) => h.runtime.stats.rows);
   perShard("px_shard_symbols", "Symbols in the hot set", "gauge", (h) => h.runtime.stats.symbols);

@@ -47,6 +47,8 @@ import type { HostSinkOptions } from "./shard/host.js";
 import { nodeProblems, tenantStreams } from "./streams.js";
 import { retryOnTimeout } from "./startup.js";
 import { CompactionRuntime, compactionIntervalMs } from "./compaction.js";
+import { RemediationRuntime, remediationIntervalMs } from "./remediation.js";
+import type { MoveSink } from "./remediation.js";
 import type { CompactionHolds } from "./compaction.js";
 import { serveOpsControl } from "./opsctl.js";
 import { IngestStatusServer } from "./ingeststatus.js";
@@ -114,6 +116,8 @@ export interface NodeOptions {
    * and the holds of other readers (feeds) below which nothing is purged.
    */
   readonly compaction?: { readonly intervalMs?: number; readonly holds?: CompactionHolds };
+  /** Lag remediation of the shards this node hosts with a sink: between lag readings (default PX_LAG_REMEDIATION_INTERVAL_MS or 5 s; 0: off). */
+  readonly lagRemediation?: { readonly intervalMs?: number };
 }
 
 /** Where tests wrap the node's IO (the sink's flush IO is `sink.flushIo`). */
@@ -146,6 +150,8 @@ export interface ProxistNode {
   readonly compaction: CompactionRuntime | undefined;
   /** Materialized feeds running here (standalone nodes; undefined with --shards assigned). */
   readonly feeds: FeedHost | undefined;
+  /** The lag remediation workflow (undefined without ClickHouse, or with its interval 0). */
+  readonly remediation: RemediationRuntime | undefined;
   stop(): Promise<void>;
 }
 
@@ -289,6 +295,15 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
         })
       : undefined;
   if (control !== undefined) metrics.watchControl(control);
+  // Lag remediation needs sinks. Its move step: a standalone node has no other node; the control plane has no per-shard move yet.
+  const move: MoveSink = async () => {
+    if (control === undefined) return `node ${nodeId} runs standalone (--shards all): there is no other node to move the sink to`;
+    const nodes = (await control.stores.heartbeats.read()).size;
+    if (nodes <= 1) return `node ${nodeId} is the only node of the cluster: there is no other node to move the sink to`;
+    return "moving one shard's sink needs a per-shard placement override in the controller, which is not built yet; if this node is overloaded, pxctl drain node moves all its shards";
+  };
+  const remediationMs = o.lagRemediation?.intervalMs ?? remediationIntervalMs(process.env);
+  const remediation = clickhouse === undefined || remediationMs === 0 ? undefined : new RemediationRuntime({ js, nodeId, shards, intervalMs: remediationMs, move, log }).start();
   // pxctl compact / snapshot / drain: every node answers for itself.
   const ops = serveOpsControl({ nc, js, nodeId, shards, compaction, log, replicas, ...(control === undefined ? {} : { drain: () => control.drain() }) });
   // "all": no controller runs; the node answers pxctl (px.ctl.*) itself, as the one owner of every shard.
@@ -340,12 +355,14 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
     query: api?.engine,
     compaction,
     feeds,
+    remediation,
     stop: async () => {
       // Tables whose snapshot policy says so get a fresh snapshot first: the restart replays only what comes after.
       const snapped = await shards.snapshotOnShutdown();
       if (snapped > 0) log(`node ${nodeId}: ${snapped} snapshots written on shutdown`);
       ops.stop();
       compaction?.stop();
+      remediation?.stop();
       // First the control plane: its shards stop, the heartbeat goes, the lease is released.
       await control?.stop().catch((e: unknown) => log(`node ${nodeId}: control plane stop failed: ${(e as Error).message}`));
       await standalone?.stop().catch(() => {});

@@ -22,3 +22,5 @@ export { SinkFencedError, SinkLease, WatermarkGate, isFenced } from "./lease.js"
 export type { PermitVerdict, RevisionedWatermark } from "./lease.js";
 export { verifyPersisted } from "./verify.js";
 export type { VerifiedP, VerifyIo } from "./verify.js";
+export { INITIAL_LAG_STATE, LAG_RECOVERED_RATIO, LAG_STEP_NAMES, MAX_LAG_STEP, overSlo, planLagSteps } from "./lagplan.js";
+export type { LagReading, LagStep, ShardLagState, StepChange } from "./lagplan.js";

@@ -5,7 +5,9 @@ import { CliError, EXIT } from "../../src/cli/exitcodes.js";
 import { shardsTable, table } from "../../src/cli/render.js";
 import { ControlError, diffClusterSpec, formatDiff, handleControl, MetadataConflictError, shardViews } from "../../src/control/index.js";
 import type { ClusterState, ControlBackend, StoredTenant } from "../../src/control/index.js";
-import { shardStatus } from "../../protocols/shardstatus.js";
+import { shardStatus, shardStatusFromMessage, shardStatusToMessage } from "../../protocols/shardstatus.js";
+import { ShardStatusSchema } from "../../protocols/gen/proxist/v1/control_pb.js";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { parseClusterSpec } from "../../protocols/tablespec.js";
 import type { ClusterSpec } from "../../protocols/tablespec.js";
 import { controllerMachine } from "../../actors/controller.js";
@@ -121,6 +123,25 @@ describe("control handlers", () => {
     ]);
     expect(shardsTable(views).split("\n")[1]).toMatch(/^acme\.trades\.0\s+n1\s+live\s+5\s+9/);
     expect(table(["A", "B"], [])).toBe("(none)");
+  });
+
+  it("heartbeat - the sink's state, its lag and the lag remediation step survive the wire; pxctl status shows them", () => {
+    const shard = { tenant: "acme", table: "trades", bucket: 0 };
+    const withSink = { ...shardStatus(shard, "running.live", { appliedLsn: 9 }), sinkState: "degraded", lagMs: 4_200, lagStep: 2 };
+    const noSink = { ...shardStatus(shard, "running.live"), sinkState: "none" };
+    const info = heartbeat("n1");
+    const back = [withSink, noSink].map((x) => shardStatusFromMessage(fromBinary(ShardStatusSchema, toBinary(ShardStatusSchema, shardStatusToMessage(x)))));
+    expect(back[0]).toMatchObject({ sinkState: "degraded", lagMs: 4_200, lagStep: 2 });
+    expect(back[1]!.sinkState).toBeUndefined();
+    const views = shardViews({
+      nowMs: 0,
+      lease: undefined,
+      leaseCreatedMs: undefined,
+      heartbeats: new Map([["n1", { info: { ...info, shards: [back[0]!] }, revision: 1, createdMs: 0 }]]),
+      assignments: new Map([["acme.trades.0", { node: "n1", leaseRevision: 0, term: 1, assignedAtMs: 0 }]]),
+      tenants: new Map(),
+    });
+    expect(shardsTable(views).split("\n")[1]).toMatch(/\sdegraded\s+4\.2s\s+2 hold-eviction$/);
   });
 });
 

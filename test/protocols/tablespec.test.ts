@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULT_CLUSTER_SPEC, SpecError, parseClusterSpec, parseTableSpec, parseTenantSpec } from "../../protocols/tablespec.js";
+import { DEFAULT_CLUSTER_SPEC, SpecError, lagSloOf, parseClusterSpec, parseTableSpec, parseTenantSpec } from "../../protocols/tablespec.js";
 
 describe("tablespec - validation", () => {
   it("defaults - a minimal table gets symbol/time columns, shards and retention", () => {
@@ -25,6 +25,7 @@ describe("tablespec - validation", () => {
     [{ name: "t", columns: [{ name: "_lsn", type: "float64" }] }, /column name must be/],
     [{ name: "t", columns: [{ name: "q", type: "int32", allowNonFinite: true }] }, /only float columns can hold NaN/],
     [{ name: "t", shards: 0, columns: [{ name: "p", type: "float64" }] }, /shards/],
+    [{ name: "t", snapshot: { walBytes: 0 }, columns: [{ name: "p", type: "float64" }] }, /between 1 and .*\n?.*\["snapshot"\]\["walBytes"\]/],
   ])("bad spec %# - rejected with the path and the rule", (input, message) => {
     expect(() => parseTableSpec(input, "x")).toThrow(SpecError);
     expect(() => parseTableSpec(input, "x")).toThrow(message);
@@ -34,6 +35,28 @@ describe("tablespec - validation", () => {
     expect(() => parseClusterSpec({ tenants: [{ name: "a", tables: [] }, { name: "a", tables: [] }] })).toThrow(/tenant "a" is declared twice/);
     const t = { name: "x", columns: [{ name: "p", type: "float64" }] };
     expect(() => parseClusterSpec({ tenants: [{ name: "a", tables: [t, t] }] })).toThrow(/table "x" is declared twice/);
+  });
+});
+
+describe("tablespec - lag SLO", () => {
+  const cols = [{ name: "p", type: "float64" }];
+  it("lagSlo - defaults when absent (on, 60 s / 100,000 records, 30 s dwell), given fields win, round-trips", () => {
+    expect(lagSloOf(parseTableSpec({ name: "t", columns: cols }))).toEqual({ seconds: 60, records: 100_000, dwellSeconds: 30, enabled: true });
+    const t = parseTableSpec({ name: "t", columns: cols, lagSlo: { seconds: 5, enabled: false } });
+    expect(lagSloOf(t)).toEqual({ seconds: 5, records: 100_000, dwellSeconds: 30, enabled: false });
+    expect(parseTableSpec(JSON.parse(JSON.stringify(t)))).toEqual(t);
+  });
+
+  it.each([
+    [{ seconds: 0 }, /between 1 and 86400\s+at \["lagSlo"\]\["seconds"\]/],
+    [{ records: 1.5 }, /\["lagSlo"\]\["records"\]/],
+    [{ dwellSeconds: 7200 }, /between 1 and 3600\s+at \["lagSlo"\]\["dwellSeconds"\]/],
+    [{ enabled: "yes" }, /\["lagSlo"\]\["enabled"\]/],
+    [{ minutes: 1 }, /excess property|minutes/],
+  ])("bad lagSlo %# - rejected naming the field, the rule and the fix", (lagSlo, message) => {
+    expect(() => parseTableSpec({ name: "t", columns: cols, lagSlo }, "x")).toThrow(SpecError);
+    expect(() => parseTableSpec({ name: "t", columns: cols, lagSlo }, "x")).toThrow(message);
+    expect(() => parseTableSpec({ name: "t", columns: cols, lagSlo }, "x")).toThrow(/Fix the spec and apply it again/);
   });
 });
 

@@ -165,6 +165,34 @@ describe("shard machine", () => {
     expect(h.stats()).toMatchObject({ persistedLsn: 2, tPersistedMicros: t0 + 11 * SECOND, watermarks: 2 });
   });
 
+  it("hold eviction - while held (lag remediation) persisted rows older than hotSeconds stay; released, the next watermark evicts them", async () => {
+    const spec = parseTableSpec({ name: "trades", columns: SPEC.columns.map((c) => ({ name: c.name, type: c.type })), retention: { hotSeconds: 1 } });
+    const h = harness({ spec });
+    await settle();
+    h.caughtUp();
+    const t0 = DAY0 + 3_600 * SECOND;
+    h.records(entry(1, 10, t0, spec), entry(2, 10, t0 + 10 * SECOND, spec), entry(3, 10, t0 + 20 * SECOND, spec));
+    h.actor.send({ type: "holdEviction", hold: true });
+    h.watermark(2, t0 + 11 * SECOND, 5);
+    expect(h.stats()).toMatchObject({ persistedLsn: 2, lagRecords: 1, evictedRows: 0, rows: 30 });
+    h.actor.send({ type: "holdEviction", hold: false });
+    h.watermark(2, t0 + 11 * SECOND, 5);
+    expect(h.stats()).toMatchObject({ persistedLsn: 2, evictedRows: 20, rows: 10 });
+  });
+
+  it("hold eviction - the memory budget still evicts persisted rows while eviction by age is held", async () => {
+    const spec = parseTableSpec({ name: "trades", columns: SPEC.columns.map((c) => ({ name: c.name, type: c.type })), retention: { hotSeconds: 3_600, maxHotBytes: 1 } });
+    const h = harness({ spec });
+    await settle();
+    h.caughtUp();
+    const t0 = DAY0 + 3_600 * SECOND;
+    h.records(entry(1, 10, t0, spec), entry(2, 10, t0 + 10 * SECOND, spec), entry(3, 10, t0 + 20 * SECOND, spec));
+    h.actor.send({ type: "holdEviction", hold: true });
+    h.watermark(2, t0 + 11 * SECOND, 5);
+    // Over budget: the persisted rows go; the unpersisted record stays whatever the budget says.
+    expect(h.stats()).toMatchObject({ persistedLsn: 2, evictedRows: 20, rows: 10 });
+  });
+
   it("watermarks - one of an older lease revision than seen (a stale owner's) is refused: nothing is evicted against it", async () => {
     const spec = parseTableSpec({ name: "trades", columns: SPEC.columns.map((c) => ({ name: c.name, type: c.type })), retention: { hotSeconds: 1 } });
     const h = harness({ spec });
@@ -225,6 +253,32 @@ describe("shard machine", () => {
     await settle();
     expect(h.writes).toHaveLength(1);
     // A failed write waits for as many records again.
+    h.records(entry(4, 10, undefined, spec), entry(5, 10, undefined, spec));
+    await settle();
+    expect(h.writes).toHaveLength(1);
+    h.records(entry(6, 10, undefined, spec));
+    await settle();
+    expect(h.writes).toHaveLength(2);
+    expect(h.writes[1]!.input.table.appliedLsn).toBe(6);
+  });
+
+  it("snapshots - the table's policy by WAL bytes: once this many payload bytes were applied since the last attempt", async () => {
+    const one = entry(1).data.byteLength;
+    // Two and a half records' worth: the third record makes it due.
+    const spec = parseTableSpec({ ...SPEC, snapshot: { walBytes: Math.floor(one * 2.5), intervalSeconds: 0 } }, "t");
+    const h = harness({ spec });
+    await settle();
+    h.caughtUp();
+    h.records(entry(1, 10, undefined, spec), entry(2, 10, undefined, spec));
+    await settle();
+    expect(h.writes).toHaveLength(0);
+    expect(h.stats().walBytes).toBe(entry(1, 10, undefined, spec).data.byteLength + entry(2, 10, undefined, spec).data.byteLength);
+    h.records(entry(3, 10, undefined, spec));
+    await settle();
+    expect(h.writes).toHaveLength(1);
+    h.writes[0]!.resolve({ lsn: 3 });
+    await settle();
+    // Counted from the last attempt: two more records are not enough, the third is.
     h.records(entry(4, 10, undefined, spec), entry(5, 10, undefined, spec));
     await settle();
     expect(h.writes).toHaveLength(1);

@@ -103,6 +103,21 @@ describe("sink machine", () => {
     expect(h.flushes[0]!.input.records.map((r) => r.lsn)).toEqual([1, 2, 3]);
   });
 
+  it("batching - tune (lag remediation's bigger batches) is taken by the next batch: more rows per flush, a longer delay", async () => {
+    const h = harness();
+    await settle();
+    h.actor.send({ type: "tune", limits: { maxBatchRows: 400, maxBatchBytes: 4 << 20, maxBatchDelayMs: 800, maxInsertRows: 1_000_000 } });
+    h.send([1, 2, 3, 4], 30);
+    await settle();
+    expect(h.state()).toBe("batching"); // 120 rows: full at 100, not at 400
+    h.clock.increment(200);
+    await settle();
+    expect(h.flushes).toHaveLength(0);
+    h.clock.increment(600);
+    await settle();
+    expect(h.flushes[0]!.input.records.map((r) => r.lsn)).toEqual([1, 2, 3, 4]);
+  });
+
   it("commit - P advances to the batch's last LSN and is announced with T_persisted; the WAL is acked once it is stored", async () => {
     const h = harness();
     await settle();
@@ -229,6 +244,41 @@ describe("sink machine", () => {
     h.flushes[3]!.resolve(h.ok());
     await settle();
     expect(h.actor.getSnapshot().context).toMatchObject({ degraded: false, attempt: 0, persistedLsn: 1 });
+  });
+
+  it("degraded - a recovery that keeps failing (ClickHouse down at start) shows degraded, retries at the capped delay and recovers", async () => {
+    const clock = new SimulatedClock();
+    let failures = 0;
+    let down = true;
+    const actor = createActor(
+      sinkMachine.provide({
+        actors: {
+          recover: fromPromise<RecoverOutput, RecoverInput>(async () => {
+            if (down) {
+              failures++;
+              throw new ClickhouseUnavailableError("http://ch", "ECONNREFUSED", "down", false);
+            }
+            return { persistedLsn: 4, tPersistedMicros: 0, verifyUpToLsn: 4, atMs: clock.now() };
+          }),
+        },
+      }),
+      { input: { shard: SHARD, spec: SPEC, leaseRevision: 7, retry: RETRY }, clock },
+    );
+    actor.start();
+    const state = () => sinkStateName(actor.getSnapshot().value);
+    for (let i = 1; i <= 6; i++) {
+      await settle();
+      expect(failures).toBe(i);
+      expect(state()).toBe(i < RETRY.degradedAfterAttempts ? "recovering" : "degraded");
+      clock.increment(retryDelayMs(RETRY, i) * 2);
+    }
+    expect(actor.getSnapshot().context).toMatchObject({ degraded: true, lastError: expect.stringMatching(/^recovery: /) });
+    down = false;
+    await settle();
+    clock.increment(60_000);
+    await settle();
+    expect(state()).toBe("idle");
+    expect(actor.getSnapshot().context).toMatchObject({ degraded: false, persistedLsn: 4 });
   });
 
   it("degraded - a batch the server rejects degrades at once", async () => {

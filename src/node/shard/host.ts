@@ -56,6 +56,8 @@ export interface HostedShard {
   readonly leaseRevision: number;
   /** The spec it runs with, as JSON: a catalog with another one restarts it. */
   readonly specKey: string;
+  /** The lag remediation step whose knobs it runs with (0 when started; src/node/remediation.ts sets it). */
+  lagStep: number;
 }
 
 /** A shard's status (heartbeats, `pxctl status`) with the local figures /v1/shards adds. */
@@ -67,6 +69,8 @@ export interface HostedShardStatus extends ShardStatus {
   readonly lagMs: number;
   /** Sink state ("none" without ClickHouse). */
   readonly sinkState: string;
+  /** The lag remediation step it is at (0: none; see src/sink/lagplan.ts). */
+  readonly lagStep: number;
   readonly sink: SinkStatus | undefined;
   /** Why the shard stopped (state failed): e.g. a WAL record it cannot read, with the way out. */
   readonly error?: string;
@@ -166,7 +170,7 @@ export class LocalShardHost {
       skipped,
     });
     const sink = this.makeSink(shard, leaseRevision, decoded, skipped);
-    this.shards.set(key, { shard, runtime, sink, leaseRevision, decoded, skipped, specKey });
+    this.shards.set(key, { shard, runtime, sink, leaseRevision, decoded, skipped, specKey, lagStep: 0 });
     runtime.start();
     sink?.start();
   }
@@ -240,6 +244,7 @@ export class LocalShardHost {
       this.o.log(`shard ${shardKey(h.shard)}: sink permit lapsed and the assignment still holds: starting the sink again`);
       void sink.stop();
       h.sink = this.makeSink(h.shard, h.leaseRevision, h.decoded, h.skipped);
+      h.lagStep = 0; // a new sink runs with the base limits: the remediation sets its knobs again
       h.sink?.start();
     }
   }
@@ -268,7 +273,7 @@ export class LocalShardHost {
   }
 
   status(): HostedShardStatus[] {
-    return this.all().map(({ shard, runtime, sink, leaseRevision }) => {
+    return this.all().map(({ shard, runtime, sink, leaseRevision, lagStep }) => {
       const s = runtime.stats;
       const error = runtime.actor.getSnapshot().context.error;
       const k = sink?.status();
@@ -287,6 +292,7 @@ export class LocalShardHost {
         lagRecords: s.lagRecords,
         lagMs: k?.lagMs ?? 0,
         sinkState: k?.state ?? "none",
+        lagStep,
         sink: k,
         ...(error === undefined ? {} : { error }),
       };

@@ -282,6 +282,16 @@ export class ShardRuntime {
    * Writes a snapshot now; resolves with the LSN it covers. Waits on the
    * actor: the snapshot counters of its context say when the write ended.
    */
+  /** Lag remediation: hold eviction by age (persisted rows stay hot within maxHotBytes) or release it. */
+  holdEviction(hold: boolean): void {
+    this.actor.send({ type: "holdEviction", hold });
+  }
+
+  /** True while eviction by age is held. */
+  get evictionHeld(): boolean {
+    return this.actor.getSnapshot().context.evictionHeld;
+  }
+
   async snapshotNow(timeoutMs = 60_000): Promise<number> {
     const name = `${this.o.shard.tenant}/${this.o.shard.table}/${this.o.shard.bucket}`;
     const { snapshots, snapshotFailures } = this.stats;

@@ -126,6 +126,8 @@ export class SinkRuntime {
   private readonly name: string;
   readonly lease: SinkLease;
   private refusedWatermarks = 0;
+  /** The limits the sink was started with (what `scaleBatches(1)` goes back to). */
+  readonly baseLimits: SinkLimits;
 
   constructor(private readonly o: SinkRuntimeOptions) {
     const { shard, clickhouse: ch } = o;
@@ -134,6 +136,7 @@ export class SinkRuntime {
     this.name = `${shard.tenant}/${shard.table}/${shard.bucket}`;
     const name = this.name;
     const limits = { ...DEFAULT_SINK_LIMITS, ...o.limits };
+    this.baseLimits = limits;
     const prefix = sinkQueryPrefix(shard);
     const revision = o.leaseRevision ?? 0;
     const session = randomBytes(3).toString("hex");
@@ -304,6 +307,23 @@ export class SinkRuntime {
       fenced: this.state === "fenced",
       refusedWatermarks: this.refusedWatermarks,
     };
+  }
+
+  /**
+   * Batches `factor` times the base in rows, bytes and delay (1: the base
+   * again); taken by the next batch. One INSERT still holds at most
+   * maxInsertRows (an INSERT stays one atomic part). Returns the limits set.
+   */
+  scaleBatches(factor: number): SinkLimits {
+    const b = this.baseLimits;
+    const limits: SinkLimits = factor === 1 ? b : { ...b, maxBatchRows: b.maxBatchRows * factor, maxBatchBytes: b.maxBatchBytes * factor, maxBatchDelayMs: b.maxBatchDelayMs * factor };
+    this.actor.send({ type: "tune", limits });
+    return limits;
+  }
+
+  /** The batching limits the sink runs with now. */
+  get limits(): SinkLimits {
+    return this.actor.getSnapshot().context.limits;
   }
 
   /** The assignment moved away (agent's watch of px_assign): no write from now on, the machine stops its actors. */

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file proxist/v1/control.proto.
  */
 export const file_proxist_v1_control: GenFile = /*@__PURE__*/
-  fileDesc("Chhwcm94aXN0L3YxL2NvbnRyb2wucHJvdG8SCnByb3hpc3QudjEiUQoOQ29udHJvbFJlcXVlc3QSDwoHdmVyc2lvbhgBIAEoDRIMCgR2ZXJiGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSDAoEYm9keRgEIAEoDCJkCgxDb250cm9sUmVwbHkSDwoHdmVyc2lvbhgBIAEoDRIKCgJvaxgCIAEoCBISCgplcnJvcl9jb2RlGAMgASgJEhUKDWVycm9yX21lc3NhZ2UYBCABKAkSDAoEYm9keRgFIAEoDCLZAQoNTm9kZUhlYXJ0YmVhdBIPCgd2ZXJzaW9uGAEgASgNEg8KB25vZGVfaWQYAiABKAkSDwoHYWRkcmVzcxgDIAEoCRIYChBzb2Z0d2FyZV92ZXJzaW9uGAQgASgJEhYKDnNlbnRfYXRfbWljcm9zGAUgASgDEhcKD2NhcGFjaXR5X3NoYXJkcxgGIAEoDRInCgZzaGFyZHMYByADKAsyFy5wcm94aXN0LnYxLlNoYXJkU3RhdHVzEg0KBXN0YXRlGAggASgJEhIKCmNsaWNraG91c2UYCSABKAki3QEKC1NoYXJkU3RhdHVzEg4KBnRlbmFudBgBIAEoCRINCgV0YWJsZRgCIAEoCRIOCgZidWNrZXQYAyABKA0SDQoFc3RhdGUYBCABKAkSEwoLYXBwbGllZF9sc24YBSABKAQSFQoNcGVyc2lzdGVkX2xzbhgGIAEoBBIaChJ0X3BlcnNpc3RlZF9taWNyb3MYByABKAMSDAoEcm93cxgIIAEoBBINCgVieXRlcxgJIAEoBBITCgtsYWdfcmVjb3JkcxgKIAEoBBIWCg5sZWFzZV9yZXZpc2lvbhgLIAEoBGIGcHJvdG8z");
+  fileDesc("Chhwcm94aXN0L3YxL2NvbnRyb2wucHJvdG8SCnByb3hpc3QudjEiUQoOQ29udHJvbFJlcXVlc3QSDwoHdmVyc2lvbhgBIAEoDRIMCgR2ZXJiGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSDAoEYm9keRgEIAEoDCJkCgxDb250cm9sUmVwbHkSDwoHdmVyc2lvbhgBIAEoDRIKCgJvaxgCIAEoCBISCgplcnJvcl9jb2RlGAMgASgJEhUKDWVycm9yX21lc3NhZ2UYBCABKAkSDAoEYm9keRgFIAEoDCLZAQoNTm9kZUhlYXJ0YmVhdBIPCgd2ZXJzaW9uGAEgASgNEg8KB25vZGVfaWQYAiABKAkSDwoHYWRkcmVzcxgDIAEoCRIYChBzb2Z0d2FyZV92ZXJzaW9uGAQgASgJEhYKDnNlbnRfYXRfbWljcm9zGAUgASgDEhcKD2NhcGFjaXR5X3NoYXJkcxgGIAEoDRInCgZzaGFyZHMYByADKAsyFy5wcm94aXN0LnYxLlNoYXJkU3RhdHVzEg0KBXN0YXRlGAggASgJEhIKCmNsaWNraG91c2UYCSABKAkimAIKC1NoYXJkU3RhdHVzEg4KBnRlbmFudBgBIAEoCRINCgV0YWJsZRgCIAEoCRIOCgZidWNrZXQYAyABKA0SDQoFc3RhdGUYBCABKAkSEwoLYXBwbGllZF9sc24YBSABKAQSFQoNcGVyc2lzdGVkX2xzbhgGIAEoBBIaChJ0X3BlcnNpc3RlZF9taWNyb3MYByABKAMSDAoEcm93cxgIIAEoBBINCgVieXRlcxgJIAEoBBITCgtsYWdfcmVjb3JkcxgKIAEoBBIWCg5sZWFzZV9yZXZpc2lvbhgLIAEoBBISCgpzaW5rX3N0YXRlGAwgASgJEhMKC3NpbmtfbGFnX21zGA0gASgEEhAKCGxhZ19zdGVwGA4gASgNYgZwcm90bzM");
 
 /**
  * @generated from message proxist.v1.ControlRequest
@@ -216,6 +216,27 @@ export type ShardStatus = Message<"proxist.v1.ShardStatus"> & {
    * @generated from field: uint64 lease_revision = 11;
    */
   leaseRevision: bigint;
+
+  /**
+   * the sink's state (idle, flushing, backoff, degraded, ...); "" from older nodes or without ClickHouse
+   *
+   * @generated from field: string sink_state = 12;
+   */
+  sinkState: string;
+
+  /**
+   * age of the sink's oldest unpersisted record
+   *
+   * @generated from field: uint64 sink_lag_ms = 13;
+   */
+  sinkLagMs: bigint;
+
+  /**
+   * lag remediation step (0 none, 1 bigger batches, 2 hold eviction, 3 move the sink, 4 alert)
+   *
+   * @generated from field: uint32 lag_step = 14;
+   */
+  lagStep: number;
 };
 
 /**
