@@ -400,6 +400,19 @@ export function encodeTickIpc(spec: TableSpec, batch: TickBatch, alloc: Alloc = 
  * by bucket; the gateway forwards each pair to the WAL without re-encoding it.
  */
 export function encodeTickIpcByBucket(spec: TableSpec, batch: TickBatch, shards: number, alloc: Alloc = alloc8): Uint8Array {
+  return encodeByBucket(spec, batch, shards, alloc).bytes;
+}
+
+/**
+ * The same, with the row order it wrote: `order[i]` is the batch row that is
+ * row i of the stream (the gateway's messages name stream rows; a caller that
+ * must name its own rows maps them back through it).
+ */
+export function encodeTickIpcByBucketOrdered(spec: TableSpec, batch: TickBatch, shards: number, alloc: Alloc = alloc8): { bytes: Uint8Array; order: Uint32Array } {
+  return encodeByBucket(spec, batch, shards, alloc);
+}
+
+function encodeByBucket(spec: TableSpec, batch: TickBatch, shards: number, alloc: Alloc): { bytes: Uint8Array; order: Uint32Array } {
   const nsym = batch.symbols.length;
   const rows = batch.rows;
   const info = symbolInfo(batch.symbols, shards);
@@ -410,7 +423,7 @@ export function encodeTickIpcByBucket(spec: TableSpec, batch: TickBatch, shards:
   for (let r = 0; r < rows; r++) count[symBucket[si[r]!]! + 1]!++;
   let used = 0;
   for (let b = 1; b <= shards; b++) if (count[b]! > 0) used++;
-  if (used === 0) return encodeTickIpc(spec, batch, alloc);
+  if (used === 0) return { bytes: encodeTickIpc(spec, batch, alloc), order: Uint32Array.from({ length: rows }, (_, i) => i) };
   for (let b = 1; b <= shards; b++) count[b]! += count[b - 1]!;
   const start = count.slice(0, shards + 1); // start[b] .. start[b+1]
   const order = new Uint32Array(rows);
@@ -452,5 +465,5 @@ export function encodeTickIpcByBucket(spec: TableSpec, batch: TickBatch, shards:
     p = writePair(out, dv, p, spec, widths, batch, info, order, from, n, symsOf[b]!, dataLenOf[b]!, remap);
   }
   out.set(EOS, p);
-  return out;
+  return { bytes: out, order };
 }

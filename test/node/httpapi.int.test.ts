@@ -7,6 +7,7 @@ import { spawn } from "node:child_process";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tableFromIPC } from "apache-arrow";
+import { bucketOf } from "../../protocols/routing.js";
 import { parseClusterSpec } from "../../protocols/tablespec.js";
 import { createToken } from "../../src/auth/index.js";
 import { tickBatchToIpc } from "../../src/codec/arrow.js";
@@ -154,6 +155,19 @@ describe("http api - ingest", () => {
     expect(j.error).toMatch(/column ts/);
     expect(await rowsOf("SELECT * FROM trades WHERE sym = 'ZZ'")).toEqual([]);
     await waitCount("trades", 7);
+  });
+
+  it("http - rows sent grouped by bucket: a gateway refusal still names the body's row and line", async () => {
+    // One symbol of each bucket; the bad row (line 3) is the body's row 2 but the stream's row 1 (bucket 0 goes first).
+    const cands = Array.from({ length: 50 }, (_, i) => `G${i}`);
+    const b0 = cands.find((s) => bucketOf(s, 2) === 0)!;
+    const b1 = cands.find((s) => bucketOf(s, 2) === 1)!;
+    const body = [`trades,sym=${b1} price=1,size=1i ${T}000`, `trades,sym=${b0} price=1,size=1i ${T}000`, `trades,sym=${b0} price=1,size=1i 1704205800000`].join("\n");
+    const r = await post("/v1/ingest/trades", body);
+    const j = (await r.json()) as { error: string };
+    expect(r.status).toBe(400);
+    expect(j.error).toMatch(/row 2 \(line 3\)/);
+    expect(await rowsOf(`SELECT * FROM trades WHERE sym IN ('${b0}', '${b1}')`)).toEqual([]);
   });
 
   it("http - a body over maxBatchRows goes as several batches; a refused one says which lines are stored", async () => {

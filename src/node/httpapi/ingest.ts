@@ -9,7 +9,7 @@ import { isAscii } from "node:buffer";
 import { gunzipSync } from "node:zlib";
 import { ApiError, ingestBatch, producerOf, resolveLimits, scopedTable, tableSpec } from "../../api/index.js";
 import type { ApiLimits, ApiNode } from "../../api/index.js";
-import { tickBatchToIpc } from "../../codec/arrow.js";
+import { encodeTickIpcByBucketOrdered } from "../../codec/ipcwrite.js";
 import { selectRows } from "../../codec/tickbatch.js";
 import type { IngestAck } from "../../../protocols/ingest.js";
 import { parsePrecision, readTextBody, TEXT_FORMATS } from "../../ingest/formats/index.js";
@@ -77,9 +77,18 @@ function mergeAcks(acks: readonly IngestAck[]): IngestAck {
   return { ...first, rows: acks.reduce((n, a) => n + a.rows, 0), firstLsn: Math.min(...acks.map((a) => a.firstLsn)), lastLsn: Math.max(...acks.map((a) => a.lastLsn)), appends: acks.flatMap((a) => a.appends) };
 }
 
-/** Gateway refusals name rows of the batch; the answer adds the body line of that row. */
-const withLines = (message: string, lines: readonly number[] | undefined): string =>
-  lines === undefined ? message : message.replace(/\brow (\d+)\b/, (m, r: string) => (lines[Number(r)] === undefined ? m : `${m} (line ${lines[Number(r)]})`));
+/**
+ * Gateway refusals name rows of the stream it was sent (rows grouped by
+ * bucket); the answer names the body's row instead (`order[r]`: the body row of
+ * stream row r, counted from `first`) and adds its line.
+ */
+function withLines(message: string, lines: readonly number[], order?: Uint32Array, first = 0): string {
+  return message.replace(/\brow (\d+)\b/, (m, r: string) => {
+    const row = order === undefined ? Number(r) : order[Number(r)];
+    const line = row === undefined ? undefined : lines[first + row];
+    return row === undefined || line === undefined ? m : `row ${row} (line ${line})`;
+  });
+}
 
 export function ingestRoute(o: IngestRouteOptions): (url: URL, method: string, req: IncomingMessage) => Promise<HttpReply> {
   const limits = resolveLimits(o.limits);
@@ -93,8 +102,9 @@ export function ingestRoute(o: IngestRouteOptions): (url: URL, method: string, r
       return json(429, { error: `this node is storing ${running} HTTP ingest bodies (limit ${maxConcurrent}); retry after ${RETRY_AFTER_S} s`, code: "RESOURCE_EXHAUSTED" }, { "retry-after": String(RETRY_AFTER_S) });
     }
     running++;
-    // The rows read so far; their body lines are built only when a refusal names one.
+    // The rows read so far (their body lines are built only when a refusal names one), and the stream order of the batch sent.
     let read: { readonly lines: number[] } | undefined;
+    let sentOrder: Uint32Array | undefined;
     try {
       if (method !== "POST") throw new HttpRefusal(405, "use POST with the rows in the body");
       const p = await o.tokens.principal(req.headers.authorization, "ingest");
@@ -119,14 +129,18 @@ export function ingestRoute(o: IngestRouteOptions): (url: URL, method: string, r
       for (let start = 0, part = 0; start < all.rows; start += spec.maxBatchRows, part++) {
         const end = Math.min(all.rows, start + spec.maxBatchRows);
         const batch = start === 0 && end === all.rows ? all : selectRows(all, Array.from({ length: end - start }, (_, k) => start + k));
+        // Rows grouped by bucket, as TickPublisher sends them: the gateway forwards each bucket's bytes to
+        // the WAL as they are (src/ingest/fastpath.ts). Its messages then name rows in that order.
+        const { bytes, order } = encodeTickIpcByBucketOrdered(spec, batch, spec.shards);
+        sentOrder = order;
         try {
-          acks.push(await send(tickBatchToIpc(spec, batch), part));
+          acks.push(await send(bytes, part));
         } catch (e) {
           if (acks.length === 0) throw e;
           const reply = errorReply(e, o.log);
           const err = JSON.parse(String(reply.body)) as Record<string, unknown>;
           const lines = rows.lines;
-          return { ...reply, body: JSON.stringify({ ...err, error: withLines(String(err.error), lines.slice(start)), storedRows: start, storedThroughLine: lines[start - 1], resendFromLine: lines[start], acks }) };
+          return { ...reply, body: JSON.stringify({ ...err, error: withLines(String(err.error), lines, order, start), storedRows: start, storedThroughLine: lines[start - 1], resendFromLine: lines[start], acks }) };
         }
       }
       return json(200, acks.length === 1 ? acks[0] : mergeAcks(acks));
@@ -134,7 +148,7 @@ export function ingestRoute(o: IngestRouteOptions): (url: URL, method: string, r
       const reply = errorReply(e, o.log);
       if (read === undefined || reply.status !== 400) return reply;
       const body = JSON.parse(String(reply.body)) as { error: string };
-      return { ...reply, body: JSON.stringify({ ...body, error: withLines(body.error, read.lines) }) };
+      return { ...reply, body: JSON.stringify({ ...body, error: withLines(body.error, read.lines, sentOrder) }) };
     } finally {
       running--;
     }
