@@ -18,7 +18,7 @@ type Outcome = { rows: unknown[][]; lines: number[] } | { error: string };
 function read(text: string, precision: Precision, fast: boolean): Outcome {
   const into = new RowCollector(spec);
   try {
-    readLineProtocol(text, into, precision, NOW, fast);
+    readLineProtocol(Buffer.from(text, "utf8"), into, precision, NOW, fast);
   } catch (e) {
     return { error: (e as Error).message };
   }
@@ -50,7 +50,8 @@ const line = fc.tuple(fc.constantFrom("trades", "trades", "trades", "quotes", "t
 // The shape clients send, which the fast path must read itself (and equal the general parser on).
 const plain = fc
   .tuple(
-    fc.constantFrom("AAPL", "MSFT", "SYM00001", "A"),
+    // Symbols repeat (the symbol cache's hits), some are not ASCII (decoded as UTF-8, never cached).
+    fc.constantFrom("AAPL", "MSFT", "SYM00001", "A", "ÄPPL", "株式", "é"),
     fc.oneof(fc.tuple(fc.double({ min: -1e6, max: 1e6, noNaN: true }), fc.integer({ min: 1, max: 8 })).map(([d, k]) => d.toFixed(k)), fc.integer({ min: -1e9, max: 1e9 }).map(String)),
     fc.integer({ min: -1e9, max: 1e9 }),
     fc.tuple(fc.integer({ min: 1_600_000_000, max: 1_800_000_000 }), fc.integer({ min: 0, max: 9 })).map(([s, k]) => `${s}${"123456789".slice(0, k)}`),

@@ -45,18 +45,25 @@ function fieldValue(v: string, line: number, key: string): Cell {
   throw new IngestFormatError(line, key, `"${v.slice(0, 40)}" is not a field value`, "write integers as 100i, floats as 1.5, bools as t or f");
 }
 
-/** `plainFastPath: false` reads every line with the general parser (the unit test compares the two). */
-export function readLineProtocol(text: string, into: RowCollector, precision: Precision, nowMicros: number, plainFastPath = true): void {
+/**
+ * Reads a line protocol body (its bytes: the fast path never decodes them;
+ * lines it hands over are decoded as UTF-8 one by one). `plainFastPath: false`
+ * reads every line with the general parser (the unit test compares the two).
+ */
+export function readLineProtocol(body: Uint8Array, into: RowCollector, precision: Precision, nowMicros: number, plainFastPath = true): void {
   const fast = plainFastPath ? fastLineTable(into.spec, precision) : null;
   let line = 0;
-  for (let from = 0; from <= text.length; ) {
-    let to = text.indexOf("\n", from);
-    if (to < 0) to = text.length;
+  for (let from = 0; from <= body.length; ) {
+    let to = body.indexOf(NEWLINE, from);
+    if (to < 0) to = body.length;
     line++;
-    if (fast === null || !readPlainLine(fast, text, from, to, line, into, nowMicros)) readLine(text.slice(from, to), line, into, precision, nowMicros);
+    if (fast === null || !readPlainLine(fast, body, from, to, line, into, nowMicros)) readLine(utf8.decode(body.subarray(from, to)), line, into, precision, nowMicros);
     from = to + 1;
   }
 }
+
+const NEWLINE = 10;
+const utf8 = new TextDecoder("utf-8");
 
 /** The general parser, one line: every escape and quoting rule, and every refusal's wording. */
 function readLine(text: string, line: number, into: RowCollector, precision: Precision, nowMicros: number): void {

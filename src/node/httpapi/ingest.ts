@@ -5,7 +5,6 @@
 // 200 answers the ack (rows, LSNs) once the WAL stored the batch. Refusals name
 // the line and column; a busy node answers 429 with Retry-After, never drops.
 import type { IncomingMessage } from "node:http";
-import { isAscii } from "node:buffer";
 import { gunzipSync } from "node:zlib";
 import { ApiError, ingestBatch, producerOf, resolveLimits, scopedTable, tableSpec } from "../../api/index.js";
 import type { ApiLimits, ApiNode } from "../../api/index.js";
@@ -118,8 +117,7 @@ export function ingestRoute(o: IngestRouteOptions): (url: URL, method: string, r
       const send = (payload: Uint8Array, part: number) => ingestBatch(o.node, limits, { principal: p, table, payload, producer: producerOf(producerId, firstSeq + BigInt(part)), checked: undefined });
       if (format === "arrow") return json(200, await send(body, 0));
       const precisionText = url.searchParams.get("precision");
-      // An ASCII body (the usual one) reads as latin1, the same text without UTF-8 decoding.
-      const rows = readTextBody(format, spec, body.toString(isAscii(body) ? "latin1" : "utf8"), precisionText === null ? undefined : parsePrecision(precisionText, "us"), now());
+      const rows = readTextBody(format, spec, body, precisionText === null ? undefined : parsePrecision(precisionText, "us"), now());
       if (rows.rows === 0) throw new ApiError("INVALID_ARGUMENT", `the body for table ${table} has no rows; send at least one`);
       read = rows;
       // A body over the table's maxBatchRows goes as several batches, in order (producer seq, seq+1, ...); if
