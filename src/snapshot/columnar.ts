@@ -45,7 +45,8 @@ function payloadBytes(columns: readonly ColumnSpec[], runs: number, rows: number
 /** One frame of `runs` (rows total): a single allocation, each column copied once. */
 function frame(kind: number, columns: readonly ColumnSpec[], runs: readonly Run[], rows: number): Uint8Array {
   const len = payloadBytes(columns, runs.length, rows);
-  const out = Buffer.allocUnsafe(FRAME_HEAD + len);
+  // Its own ArrayBuffer (never Node's shared pool): offset 0, so the Uint32 header view is aligned, and the worker can transfer it whole.
+  const out = Buffer.allocUnsafeSlow(FRAME_HEAD + len);
   const head = new Uint32Array(out.buffer, out.byteOffset, (FRAME_HEAD + CHUNK_HEAD + 8 * runs.length) / 4);
   head[0] = len;
   head[1] = 0;
@@ -138,8 +139,9 @@ interface Chunk {
 
 /** The chunks of a format-2 data object; any length that does not add up is corruption. */
 function chunksOf(stored: readonly ColumnSpec[], data: Uint8Array, where: string): Chunk[] {
-  // Column views need 8-aligned offsets: a data object read into an odd offset is copied once.
-  const bytes = data.byteOffset % 8 === 0 ? data : data.slice();
+  // Column views need 8-aligned offsets: a data object read into an odd offset is copied once
+  // (into a new Uint8Array: a Buffer's slice() is a view at the same offset).
+  const bytes = data.byteOffset % 8 === 0 ? data : new Uint8Array(data);
   const buf = bytes.buffer as ArrayBuffer;
   const base = bytes.byteOffset;
   const out: Chunk[] = [];
