@@ -61,8 +61,10 @@ export async function applyAndWait(nc: NatsConnection, spec: ClusterSpec, node?:
   const store = await MetadataStore.open(nc);
   await store.applyCurrent(spec);
   if (!node) return;
-  // Generous: on a loaded CI machine creating a tenant's streams can take a JetStream timeout or two.
-  const deadline = Date.now() + 30_000;
+  // Generous: on a loaded CI machine creating a tenant's streams can take a JetStream timeout or two, and
+  // while the compose test builds its images JetStream was seen stalled for over 30 s (the node retries
+  // the catalog with backoff capped at 5 s, so it is ready soon after). Still within the 120 s test timeout.
+  const deadline = Date.now() + 90_000;
   let last = "";
   while (Date.now() < deadline) {
     const res = await fetch(`http://127.0.0.1:${node.httpPort}/readyz`);
@@ -70,7 +72,7 @@ export async function applyAndWait(nc: NatsConnection, spec: ClusterSpec, node?:
     last = (await res.text()).trim();
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error(`node did not become ready in 30 s; /readyz said: ${last}`);
+  throw new Error(`node did not become ready in 90 s; /readyz said: ${last}`);
 }
 
 export async function nodeOn(server: NatsServer, nc: NatsConnection, o: Partial<NodeOptions> = {}, spec: ClusterSpec = DEFAULT_CLUSTER_SPEC): Promise<ProxistNode> {
