@@ -18,7 +18,7 @@ import { TaggedError } from "../../protocols/tagged.js";
 import { openKv } from "../control/index.js";
 import type { SnapshotStore } from "../snapshot/store.js";
 import { consumerAckFloor } from "../sink/index.js";
-import { compactionFloor, lastWatermark, planCompaction, recordEvent } from "../wal/index.js";
+import { compactionFloor, eventRecorder, lastWatermark, planCompaction } from "../wal/index.js";
 import type { CompactionPlan, CompactionRecord } from "../wal/index.js";
 import type { LocalShardHost } from "./shard/host.js";
 
@@ -81,10 +81,7 @@ export class CompactionRuntime {
       }),
       { input: { intervalMs: o.intervalMs } },
     );
-    this.actor.on("recorded", (e) => {
-      o.log(`node ${o.nodeId}: ${e.kind}: ${e.message}`);
-      void recordEvent(o.js, { atMs: Date.now(), kind: e.kind, node: o.nodeId, message: e.message }).catch(() => {});
-    });
+    this.actor.on("recorded", eventRecorder(o));
   }
 
   start(): this {

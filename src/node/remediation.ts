@@ -22,7 +22,7 @@ import { compactionKey } from "../../protocols/subjects.js";
 import { TaggedError } from "../../protocols/tagged.js";
 import { LAG_STEP_NAMES } from "../sink/index.js";
 import type { LagReading, StepChange } from "../sink/index.js";
-import { recordEvent } from "../wal/index.js";
+import { eventRecorder } from "../wal/index.js";
 import type { HostedShard, LocalShardHost } from "./shard/host.js";
 
 /** Why a shard's sink was not moved, or undefined once it was handed to another node. */
@@ -70,10 +70,7 @@ export class RemediationRuntime {
       }),
       { input: { intervalMs: o.intervalMs } },
     );
-    this.actor.on("recorded", (e) => {
-      o.log(`node ${o.nodeId}: ${e.kind}: ${e.message}`);
-      void recordEvent(o.js, { atMs: Date.now(), kind: e.kind, node: o.nodeId, message: e.message }).catch(() => {});
-    });
+    this.actor.on("recorded", eventRecorder(o));
   }
 
   start(): this {

@@ -33,6 +33,17 @@ export async function recordEvent(js: JetStreamClient, e: OpsEvent): Promise<voi
   await js.publish(eventSubject(e.kind), JSON.stringify(e));
 }
 
+/**
+ * What a workflow machine emits as `recorded` goes to the node's log and the
+ * events stream (best effort: an event lost never stops the workflow).
+ */
+export function eventRecorder(o: { readonly js: JetStreamClient; readonly nodeId: string; readonly log: (line: string) => void }): (e: { readonly kind: string; readonly message: string }) => void {
+  return (e) => {
+    o.log(`node ${o.nodeId}: ${e.kind}: ${e.message}`);
+    void recordEvent(o.js, { atMs: Date.now(), kind: e.kind, node: o.nodeId, message: e.message }).catch(() => {});
+  };
+}
+
 /** The last `count` events, oldest first ([] when none was ever recorded). */
 export async function readEvents(jsm: JetStreamManager, js: JetStreamClient, count: number): Promise<OpsEvent[]> {
   const info = await jsm.streams.info(EVENTS_STREAM).catch(() => undefined);

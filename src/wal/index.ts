@@ -18,5 +18,5 @@ export { freshReads } from "./fresh.js";
 export type { CompactionRecord } from "./floor.js";
 export { describePlan, planCompaction } from "./compaction.js";
 export type { CompactionInputs, CompactionPlan } from "./compaction.js";
-export { ensureEventsStream, readEvents, recordEvent } from "./events.js";
+export { ensureEventsStream, readEvents, eventRecorder, recordEvent } from "./events.js";
 export type { OpsEvent } from "./events.js";
