@@ -47,3 +47,19 @@ export function storeLimits(env: Record<string, string | undefined> = process.en
   };
   return { walMaxBytes: pick("walMaxBytes"), snapshotMaxBytes: pick("snapshotMaxBytes"), controlBucketMaxBytes: pick("controlBucketMaxBytes") };
 }
+
+/**
+ * Why JetStream refused to create a store, and the fix: a stream reserves its
+ * max_bytes against the server's max_file_store up front, and that store is by
+ * default 75% of the disk that was free when nats-server started.
+ */
+export function noRoomMessage(store: string, maxBytes: number, envVar: string): string {
+  return (
+    `JetStream refused to reserve ${maxBytes} bytes for ${store} (insufficient storage resources): every stream reserves its max_bytes ` +
+    `against the server's JetStream store (max_file_store; by default 75% of the disk free when nats-server started, see its /jsz reserved_storage). ` +
+    `Fix: lower ${envVar} (e.g. ${envVar}=512M), raise max_file_store in the jetstream block of nats-server's config, or free disk and restart nats-server`
+  );
+}
+
+/** True for JetStream's refusal to reserve a new stream's limit (error 10047). */
+export const isNoRoom = (e: unknown): boolean => /insufficient (storage )?resources/i.test((e as Error)?.message ?? "");

@@ -33,6 +33,8 @@ export interface NodeCatalog extends CatalogSource {
   loaded(): boolean;
   /** Resolves with the first loaded catalog. */
   whenLoaded(): Promise<Catalog>;
+  /** Why the newest catalog is not served yet: its prepare step's last failure (undefined once it succeeds). */
+  prepareProblem(): string | undefined;
   /** Calls `onCatalog` now if loaded, then on every change, until the returned function is called. */
   subscribe(onCatalog: (catalog: Catalog) => void): () => void;
   stop(): Promise<void>;
@@ -93,6 +95,7 @@ export function watchCatalog(kv: ControlKv, o: CatalogOptions = {}): NodeCatalog
   let stopped = false;
   let retryTimer: ReturnType<typeof setTimeout> | undefined;
   let failures = 0;
+  let prepareProblem: string | undefined;
   const serve = (catalog: Catalog): void => {
     latest = catalog;
     serving = serving
@@ -100,6 +103,7 @@ export function watchCatalog(kv: ControlKv, o: CatalogOptions = {}): NodeCatalog
       .then(
         () => {
           failures = 0;
+          prepareProblem = undefined;
           current = catalog;
           if (!loaded) {
             loaded = true;
@@ -111,6 +115,7 @@ export function watchCatalog(kv: ControlKv, o: CatalogOptions = {}): NodeCatalog
           // Retry the same catalog: waiting for the next px_config change would leave a
           // node whose first prepare failed (a JetStream timeout) unready for good.
           const delayMs = Math.min(o.prepareRetryMaxMs ?? 5_000, (o.prepareRetryBaseMs ?? 500) * 2 ** failures++);
+          prepareProblem = (e as Error).message;
           log(`catalog: cannot serve the new px_config catalog (${(e as Error).message}); keeping the previous one, retrying in ${delayMs} ms`);
           if (stopped) return;
           clearTimeout(retryTimer);
@@ -174,6 +179,7 @@ export function watchCatalog(kv: ControlKv, o: CatalogOptions = {}): NodeCatalog
     current: () => current,
     loaded: () => loaded,
     whenLoaded: () => firstLoad,
+    prepareProblem: () => prepareProblem,
     subscribe,
     watch: async (onCatalog) => subscribe(onCatalog),
     stop: async () => {

@@ -44,7 +44,7 @@ import { BatchSpans } from "./gateway/spans.js";
 import type { SlowQueryOptions } from "./slowlog.js";
 import { LocalShardHost } from "./shard/host.js";
 import type { HostSinkOptions } from "./shard/host.js";
-import { nodeProblems, tenantStreams } from "./streams.js";
+import { catalogNotLoaded, nodeProblems, tenantStreams } from "./streams.js";
 import { retryOnTimeout } from "./startup.js";
 import { CompactionRuntime, compactionIntervalMs } from "./compaction.js";
 import { RemediationRuntime, remediationIntervalMs } from "./remediation.js";
@@ -273,7 +273,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
     authorize: adminGate.authorize,
     ready: () => catalog.loaded() && !nc.isClosed(),
     problems: () => [
-      ...(catalog.loaded() ? [] : ["catalog: px_config not loaded yet (its tenants' streams are being created)"]),
+      ...(catalog.loaded() ? [] : [catalogNotLoaded(catalog.prepareProblem())]),
       ...(nc.isClosed() ? ["NATS connection closed"] : []),
       ...nodeProblems(walFull(), shards),
     ],

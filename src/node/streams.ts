@@ -19,7 +19,7 @@ export interface TenantStreamsOptions {
   /** Byte limit of each tenant's WAL stream (discard new); -1 = none. */
   readonly walMaxBytes?: number;
   readonly log: (line: string) => void;
-  /** Attempts per tenant before giving up (the next catalog change tries again). */
+  /** Attempts per tenant before failing the catalog's prepare step (the catalog retries it with backoff). */
   readonly attempts?: number;
   readonly baseDelayMs?: number;
 }
@@ -42,11 +42,18 @@ export function tenantStreams(jsm: JetStreamManager, o: TenantStreamsOptions): (
     for (const tenant of catalog.keys()) {
       if (ensured.has(tenant)) continue;
       await Effect.runPromise(ensure(tenant)).catch((e: unknown) => {
-        throw new TenantStreamsError(`node ${o.nodeId}: cannot create the streams of tenant ${tenant}: ${causeMessage(e)}; check that JetStream is enabled and has room (the next px_config change retries)`, { cause: e });
+        throw new TenantStreamsError(`node ${o.nodeId}: cannot create the streams of tenant ${tenant}: ${causeMessage(e)}${/insufficient storage/.test(causeMessage(e)) ? "" : "; check that JetStream is enabled and reachable"}`, { cause: e });
       });
       ensured.add(tenant);
     }
   };
+}
+
+/** /readyz before the first catalog is served: still creating the tenants' streams, or why that keeps failing. */
+export function catalogNotLoaded(prepareProblem: string | undefined): string {
+  return prepareProblem === undefined
+    ? "catalog: px_config not loaded yet (its tenants' streams are being created)"
+    : `catalog: px_config not loaded yet: ${prepareProblem}; retrying`;
 }
 
 /** What /readyz names: a full WAL (the gateway refuses ingest) and every shard stopped on a WAL gap. */

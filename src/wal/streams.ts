@@ -3,6 +3,8 @@
 import type { JetStreamManager } from "@nats-io/jetstream";
 import { DiscardPolicy, RetentionPolicy, StorageType } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
+import { isNoRoom, noRoomMessage, STORE_LIMIT_ENV } from "../config/limits.js";
+import { TaggedError } from "../../protocols/tagged.js";
 import { walAnchorSubject, walStream, walSubjectsOfTenant, watermarkStream, watermarkSubjectsOfTenant } from "../../protocols/subjects.js";
 
 export interface WalStreamOptions {
@@ -19,7 +21,14 @@ export interface WalStreamOptions {
 
 const NS_PER_MS = 1_000_000;
 
-async function ensureStream(jsm: JetStreamManager, config: Parameters<JetStreamManager["streams"]["add"]>[0] & { name: string }): Promise<void> {
+/** JetStream has no room to reserve a stream's max_bytes: names the stream, the limit and the fix. */
+export class StreamRoomError extends TaggedError("StreamRoomError") {}
+
+/** A refusal to reserve the stream's max_bytes, as a StreamRoomError naming `envVar`; other errors as they are. */
+const roomError = (e: unknown, name: string, maxBytes: number, envVar: string): unknown =>
+  isNoRoom(e) ? new StreamRoomError(noRoomMessage(`stream ${name}`, maxBytes, envVar), { cause: e }) : e;
+
+async function ensureStream(jsm: JetStreamManager, config: Parameters<JetStreamManager["streams"]["add"]>[0] & { name: string }, limitEnv = "the stream's max_bytes"): Promise<void> {
   try {
     await jsm.streams.info(config.name);
   } catch (e) {
@@ -28,7 +37,7 @@ async function ensureStream(jsm: JetStreamManager, config: Parameters<JetStreamM
       await jsm.streams.add(config);
     } catch (addErr) {
       // Another node created it between our info and add.
-      if (!/already in use|exists/i.test((addErr as Error).message)) throw addErr;
+      if (!/already in use|exists/i.test((addErr as Error).message)) throw roomError(addErr, config.name, config.max_bytes ?? -1, limitEnv);
     }
   }
 }
@@ -51,7 +60,7 @@ export async function ensureWalStream(jsm: JetStreamManager, tenant: string, o: 
     num_replicas: o.replicas ?? 1,
     max_bytes: maxBytes,
     duplicate_window: (o.duplicateWindowMs ?? 120_000) * NS_PER_MS,
-  });
+  }, STORE_LIMIT_ENV.walMaxBytes);
   // A stream of an earlier release (discard old, no limit, no anchor subject): bring its limits to this configuration.
   const info = await jsm.streams.info(name);
   const c = info.config;
@@ -59,7 +68,11 @@ export async function ensureWalStream(jsm: JetStreamManager, tenant: string, o: 
   const shrinksPastData = maxBytes !== -1 && info.state.bytes > maxBytes;
   const target = shrinksPastData ? c.max_bytes : maxBytes;
   if (c.discard !== DiscardPolicy.New || c.max_bytes !== target || !subjects.every((s) => c.subjects.includes(s))) {
-    await jsm.streams.update(name, { ...c, discard: DiscardPolicy.New, max_bytes: target, subjects: [...new Set([...c.subjects, ...subjects])] });
+    await jsm.streams
+      .update(name, { ...c, discard: DiscardPolicy.New, max_bytes: target, subjects: [...new Set([...c.subjects, ...subjects])] })
+      .catch((e: unknown) => {
+        throw roomError(e, name, target, STORE_LIMIT_ENV.walMaxBytes);
+      });
   }
   await ensureAnchor(jsm, tenant);
   return shrinksPastData

@@ -116,8 +116,12 @@ describe("node catalog", () => {
     await put(kv, "acme", { trades: 2 });
     let attempts = 0;
     const lines: string[] = [];
+    const problems: (string | undefined)[] = [];
+    // prepare runs on a later microtask, after start returned.
     const c = start(kv, {
       prepare: async () => {
+        // What /readyz shows while the retries go on: the previous attempt's failure.
+        problems.push(c.prepareProblem());
         if (++attempts < 3) throw new Error("JetStream API timeout");
       },
       prepareRetryBaseMs: 1,
@@ -125,6 +129,8 @@ describe("node catalog", () => {
     });
     expect(tablesOf(await c.whenLoaded())).toEqual(["acme.trades"]);
     expect(attempts).toBe(3);
+    expect(problems).toEqual([undefined, "JetStream API timeout", "JetStream API timeout"]);
+    expect(c.prepareProblem()).toBeUndefined();
     expect(lines.filter((l) => /JetStream API timeout.*retrying in/.test(l))).toHaveLength(2);
   });
 

@@ -41,8 +41,8 @@ export async function serviceCreds(which: "service" | "admin" = "service"): Prom
   return natsCredsOptions((await testNatsAuth()).credsPath(which));
 }
 
-/** `maxPayloadBytes`: the server's max_payload (default 8 MiB, as in infra/nats/nats.conf). */
-export async function natsFixture(o: { readonly maxPayloadBytes?: number } = {}): Promise<NatsFixture> {
+/** `maxPayloadBytes`: the server's max_payload (default 8 MiB, as in infra/nats/nats.conf); `maxFileStore`: JetStream's max_file_store. */
+export async function natsFixture(o: { readonly maxPayloadBytes?: number; readonly maxFileStore?: string } = {}): Promise<NatsFixture> {
   const server = await startNatsServer({ auth: await testNatsAuth(), ...o });
   const nc = await connect({ servers: server.url, ...(await serviceCreds()) });
   return {

@@ -37,6 +37,12 @@ export interface NatsServerOptions {
   readonly tls?: NatsServerTls;
   /** Interface of the client port: 127.0.0.1 unless asked (a TLS server may be given 0.0.0.0). */
   readonly host?: string;
+  /**
+   * JetStream's file store limit (max_file_store), e.g. "64G". Omitted: the
+   * environment's PX_NATS_MAX_FILE_STORE, else nats-server's default of 75% of
+   * the disk free at start (streams reserve their max_bytes against it).
+   */
+  readonly maxFileStore?: string;
 }
 
 export interface NatsServerTls {
@@ -59,6 +65,12 @@ export interface NatsServer {
   restart(): Promise<void>;
 }
 
+/** A max_file_store value nats-server reads: digits with an optional K/M/G/T unit. */
+function checkedStoreSize(text: string): string {
+  if (!/^\d+[KMGT]?B?$/i.test(text.trim())) throw new Error(`PX_NATS_MAX_FILE_STORE=${JSON.stringify(text)}: expected a size such as 64G or 1T (nats-server's max_file_store)`);
+  return text.trim();
+}
+
 export function findNatsServerBinary(): string {
   try {
     return execFileSync("sh", ["-c", "command -v nats-server"], { encoding: "utf8" }).trim();
@@ -75,6 +87,7 @@ function configText(o: Required<Pick<NatsServerOptions, "port" | "monitorPort" |
     `max_payload: ${o.maxPayloadBytes}`,
     `jetstream {`,
     `  store_dir: "${storeDir}"`,
+    ...(o.maxFileStore === undefined ? [] : [`  max_file_store: ${o.maxFileStore}`]),
     ...(sync === undefined ? [] : [sync]),
     `}`,
   ];
@@ -93,7 +106,9 @@ function configText(o: Required<Pick<NatsServerOptions, "port" | "monitorPort" |
   return lines.join("\n") + "\n";
 }
 
-export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
+export async function startNatsServer(given: NatsServerOptions = {}): Promise<NatsServer> {
+  const envStore = process.env.PX_NATS_MAX_FILE_STORE;
+  const options: NatsServerOptions = given.maxFileStore === undefined && envStore ? { ...given, maxFileStore: checkedStoreSize(envStore) } : given;
   const bin = findNatsServerBinary();
   const sync = syncIntervalLine(options.syncInterval, options.syncInterval === undefined ? undefined : natsServerVersion(bin));
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), "px-nats-"));
