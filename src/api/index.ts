@@ -19,5 +19,5 @@ export { FeedsClient, FlightClient, LARGE_READS, ProxistClient, bearer, channelC
 export { authorize } from "./auth.js";
 export { ingestBatch, producerOf } from "./ingest.js";
 export { presentingEngine } from "./presentation.js";
-export { checkQueryTenant, tableSpec } from "./scope.js";
+export { checkGranted, checkQueryScope, checkQueryTenant, grantedTables, tableSpec } from "./scope.js";
 export { schemaToIpc } from "./arrowout.js";

@@ -1,8 +1,8 @@
 // The JSON query form as it arrives (gRPC query_json, Flight ticket or cmd).
-// Parsed here, checked for tenant scope; the engine validates the rest.
+// Parsed here, checked for tenant scope and table grants; the engine validates the rest.
 import type { Principal } from "../auth/index.js";
 import { ApiError } from "./errors.js";
-import { checkQueryTenant } from "./scope.js";
+import { checkQueryScope } from "./scope.js";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -23,6 +23,6 @@ export function parseQuery(p: Principal, json: string | Uint8Array, what: string
   if (typeof query !== "object" || query === null || Array.isArray(query)) {
     throw new ApiError("INVALID_ARGUMENT", `${what} must be a JSON object describing a query`);
   }
-  checkQueryTenant(p, query);
+  checkQueryScope(p, query);
   return query;
 }

@@ -13,6 +13,7 @@ import type { TokenRecord } from "./token.js";
 import { storeLimits } from "../config/limits.js";
 
 const TENANT_RE = /^[a-z][a-z0-9_]{0,31}$/;
+const TABLE_RE = /^[a-z][a-z0-9_]{0,62}$/;
 /** Longest allowed lifetime: ten years. */
 const MAX_TTL_SECONDS = 10 * 365 * 86_400;
 
@@ -27,6 +28,8 @@ export interface CreateTokenOptions {
   readonly ttlSeconds?: number;
   /** Free text shown by listTokens (who it is for). */
   readonly note?: string;
+  /** Table grants: the token may use only these tables of its tenant; omitted: every table. */
+  readonly tables?: readonly string[];
   readonly replicas?: number;
   readonly nowMs?: number;
 }
@@ -40,12 +43,22 @@ export async function createToken(nc: NatsConnection, o: CreateTokenOptions): Pr
   if (o.ttlSeconds !== undefined && !(Number.isInteger(o.ttlSeconds) && o.ttlSeconds > 0 && o.ttlSeconds <= MAX_TTL_SECONDS)) {
     throw new TokenOptionsError(`ttlSeconds ${o.ttlSeconds} must be a whole number of seconds in [1, ${MAX_TTL_SECONDS}]; omit it for a token that does not expire`);
   }
+  const tables = o.tables === undefined ? undefined : checkedTables(o.tables);
   const kv = await openTokenBucket(nc, o.replicas);
   const id = newTokenId();
   const secret = newSecret();
-  const record = makeRecord({ id, secret, tenant: o.tenant, role: o.role, nowMs: o.nowMs ?? Date.now(), ttlSeconds: o.ttlSeconds, note: o.note ?? "" });
+  const record = makeRecord({ id, secret, tenant: o.tenant, role: o.role, nowMs: o.nowMs ?? Date.now(), ttlSeconds: o.ttlSeconds, note: o.note ?? "", tables });
   await kv.create(tokenKey(id), JSON.stringify(record));
   return formatToken(id, secret);
+}
+
+/** Table grants as given: bare table names of the token's tenant, at least one, sorted without repeats. */
+function checkedTables(tables: readonly string[]): string[] {
+  if (tables.length === 0) throw new TokenOptionsError("tables is empty: name at least one table (e.g. --tables trades,quotes), or omit it for a token that reaches every table of its tenant");
+  for (const t of tables) {
+    if (!TABLE_RE.test(t)) throw new TokenOptionsError(`table "${t.slice(0, 70)}" is not a table name (lowercase letters, digits, _; starts with a letter; no tenant prefix: the token's tenant applies)`);
+  }
+  return [...new Set(tables)].sort();
 }
 
 /** Revokes a token (by id, `px_<id>` or the whole token). Verifiers refuse it within seconds. */
@@ -78,6 +91,8 @@ export interface TokenInfo {
   readonly expiresAtMs: number | null;
   readonly revokedAtMs: number | null;
   readonly note: string;
+  /** Table grants; null: every table of the tenant. */
+  readonly tables: readonly string[] | null;
 }
 
 const infoOf = (r: TokenRecord): TokenInfo => ({
@@ -88,6 +103,7 @@ const infoOf = (r: TokenRecord): TokenInfo => ({
   expiresAtMs: r.expiresAtMs,
   revokedAtMs: r.revokedAtMs,
   note: r.note,
+  tables: r.tables,
 });
 
 export async function listTokens(nc: NatsConnection, tenant?: string): Promise<TokenInfo[]> {

@@ -8,7 +8,9 @@ import { isRole } from "./roles.js";
 import type { Role } from "./roles.js";
 
 export const TOKEN_PREFIX = "px_";
+/** 1: the token reaches every table of its tenant; 2: only the tables it names (a version-1 reader refuses it: fails closed). */
 export const TOKEN_RECORD_VERSION = 1;
+export const GRANTS_RECORD_VERSION = 2;
 
 const ID_RE = /^[a-z0-9]{20}$/;
 const SECRET_RE = /^[A-Za-z0-9_-]{43}$/;
@@ -26,11 +28,13 @@ export interface Principal {
   readonly role: Role;
   /** undefined: never expires */
   readonly expiresAtMs: number | undefined;
+  /** The only tables the token may use; undefined: every table of its tenant. */
+  readonly tables?: readonly string[] | undefined;
 }
 
 /** What px_tokens stores under `tok.<id>`: never the secret itself. */
 export interface TokenRecord {
-  readonly v: 1;
+  readonly v: 1 | 2;
   readonly id: string;
   readonly tenant: string;
   readonly role: Role;
@@ -40,6 +44,8 @@ export interface TokenRecord {
   readonly expiresAtMs: number | null;
   readonly revokedAtMs: number | null;
   readonly note: string;
+  /** Table grants (version 2 records only); null: every table of the tenant. */
+  readonly tables: readonly string[] | null;
 }
 
 export const tokenKey = (id: string): string => `tok.${id}`;
@@ -91,10 +97,11 @@ export function makeRecord(o: {
   nowMs: number;
   ttlSeconds: number | undefined;
   note: string;
+  tables?: readonly string[] | undefined;
 }): TokenRecord {
   const salt = randomBytes(16);
   return {
-    v: TOKEN_RECORD_VERSION,
+    v: o.tables === undefined ? TOKEN_RECORD_VERSION : GRANTS_RECORD_VERSION,
     id: o.id,
     tenant: o.tenant,
     role: o.role,
@@ -104,6 +111,7 @@ export function makeRecord(o: {
     expiresAtMs: o.ttlSeconds === undefined ? null : o.nowMs + o.ttlSeconds * 1000,
     revokedAtMs: null,
     note: o.note,
+    tables: o.tables === undefined ? null : [...o.tables],
   };
 }
 
@@ -113,13 +121,16 @@ const isNum = (x: unknown): x is number => typeof x === "number" && Number.isFin
 export function decodeRecord(json: unknown): TokenRecord | undefined {
   if (typeof json !== "object" || json === null) return undefined;
   const r = json as Record<string, unknown>;
-  if (r.v !== TOKEN_RECORD_VERSION) return undefined;
+  if (r.v !== TOKEN_RECORD_VERSION && r.v !== GRANTS_RECORD_VERSION) return undefined;
+  // A version 2 record must name its tables: a malformed grant list never widens to "every table".
+  const tables = r.v === GRANTS_RECORD_VERSION ? r.tables : null;
+  if (r.v === GRANTS_RECORD_VERSION && !(Array.isArray(tables) && tables.length > 0 && tables.every((t) => typeof t === "string"))) return undefined;
   if (typeof r.id !== "string" || typeof r.tenant !== "string" || !isRole(r.role)) return undefined;
   if (typeof r.salt !== "string" || typeof r.hash !== "string" || !isNum(r.createdAtMs)) return undefined;
   if (r.expiresAtMs !== null && !isNum(r.expiresAtMs)) return undefined;
   if (r.revokedAtMs !== null && !isNum(r.revokedAtMs)) return undefined;
   return {
-    v: TOKEN_RECORD_VERSION,
+    v: r.v,
     id: r.id,
     tenant: r.tenant,
     role: r.role,
@@ -129,6 +140,7 @@ export function decodeRecord(json: unknown): TokenRecord | undefined {
     expiresAtMs: r.expiresAtMs as number | null,
     revokedAtMs: r.revokedAtMs as number | null,
     note: typeof r.note === "string" ? r.note : "",
+    tables: tables as readonly string[] | null,
   };
 }
 
@@ -157,7 +169,7 @@ export function checkSecret(record: TokenRecord | undefined, secret: string, now
   if (record.expiresAtMs !== null && record.expiresAtMs <= nowMs) {
     throw unauthenticated(`the token expired at ${new Date(record.expiresAtMs).toISOString()}; ask an admin for a new one`);
   }
-  return { tokenId: record.id, tenant: record.tenant, role: record.role, expiresAtMs: record.expiresAtMs ?? undefined };
+  return { tokenId: record.id, tenant: record.tenant, role: record.role, expiresAtMs: record.expiresAtMs ?? undefined, ...(record.tables === null ? {} : { tables: record.tables }) };
 }
 
 /** Parses the presented token string, or explains the expected form (without echoing it). */

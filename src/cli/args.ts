@@ -17,7 +17,7 @@ export type Command =
   | { readonly kind: "get"; readonly what: GetKind }
   | { readonly kind: "describe"; readonly what: DescribeKind; readonly name: string }
   | { readonly kind: "apply"; readonly file: string; readonly dryRun: boolean; readonly confirm: boolean }
-  | { readonly kind: "token.create"; readonly tenant: string; readonly role: TokenRole; readonly ttlSeconds: number | undefined; readonly note: string | undefined }
+  | { readonly kind: "token.create"; readonly tenant: string; readonly role: TokenRole; readonly ttlSeconds: number | undefined; readonly note: string | undefined; readonly tables: readonly string[] | undefined }
   | { readonly kind: "token.revoke"; readonly id: string }
   | { readonly kind: "token.list"; readonly tenant: string | undefined }
   | { readonly kind: "creds.create"; readonly tenant: string | undefined; readonly role: NatsRole; readonly ttlSeconds: number | undefined; readonly out: string | undefined; readonly note: string | undefined }
@@ -58,7 +58,7 @@ Commands:
   apply -f spec.yaml [--dry-run] [--confirm]
                                          validate, show the diff, apply with compare-and-set
                                          (--confirm asks before applying)
-  token create --tenant T --role reader|writer|admin [--ttl 24h|never] [--note TEXT]
+  token create --tenant T --role reader|writer|admin [--tables A,B] [--ttl 24h|never] [--note TEXT]
                                          prints the token once (only a hash is stored)
   token list [--tenant T]
   token revoke ID
@@ -140,6 +140,7 @@ export function parsePxctlArgs(argv: readonly string[], env: Readonly<Record<str
         role: { type: "string" },
         ttl: { type: "string", default: "24h" },
         note: { type: "string" },
+        tables: { type: "string" },
         slow: { type: "boolean", default: false },
         since: { type: "string", default: "1h" },
         clickhouse: { type: "string" },
@@ -198,6 +199,7 @@ export function parsePxctlArgs(argv: readonly string[], env: Readonly<Record<str
             role: pick("token create --role", v.role, TOKEN_ROLES),
             ttlSeconds: parseTtl(v.ttl ?? "24h"),
             note: v.note,
+            tables: v.tables === undefined ? undefined : v.tables.split(",").map((t) => t.trim()),
           };
         } else if (sub === "list") {
           extra(2);

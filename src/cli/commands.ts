@@ -156,9 +156,10 @@ async function run(inv: Invocation, nc: NatsConnection, io: CliIO, specDoc: unkn
         role: c.role,
         ...(c.ttlSeconds === undefined ? {} : { ttlSeconds: c.ttlSeconds }),
         ...(c.note === undefined ? {} : { note: c.note }),
+        ...(c.tables === undefined ? {} : { tables: c.tables }),
       });
       // Table output is the bare token so `TOKEN=$(pxctl token create ...)` works.
-      print({ token, tenant: c.tenant, role: c.role, ttlSeconds: c.ttlSeconds ?? null }, () => token);
+      print({ token, tenant: c.tenant, role: c.role, ttlSeconds: c.ttlSeconds ?? null, tables: c.tables ?? null }, () => token);
       if (inv.output === "table") io.stderr("store this token now: it is not kept and cannot be shown again");
       return EXIT.ok;
     }

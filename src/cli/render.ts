@@ -115,11 +115,12 @@ export function credsTable(list: readonly CredsInfo[], nowMs: number): string {
 
 export function tokensTable(tokens: readonly TokenInfo[], nowMs: number): string {
   return table(
-    ["ID", "TENANT", "ROLE", "STATE", "CREATED", "EXPIRES", "NOTE"],
+    ["ID", "TENANT", "ROLE", "TABLES", "STATE", "CREATED", "EXPIRES", "NOTE"],
     tokens.map((t) => [
       `px_${t.id}`,
       t.tenant,
       t.role,
+      t.tables === null ? "*" : t.tables.join(","),
       t.revokedAtMs !== null ? "revoked" : t.expiresAtMs !== null && t.expiresAtMs <= nowMs ? "expired" : "active",
       iso(t.createdAtMs),
       iso(t.expiresAtMs),

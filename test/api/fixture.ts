@@ -60,7 +60,8 @@ export interface ApiFixture {
   /** The node API's engine (what every query of these tests runs on). */
   readonly engine: ProxistQueryEngine;
   readonly address: string;
-  token(tenant: string, role: Role, ttlSeconds?: number): Promise<string>;
+  /** `tables`: the token's table grants (omitted: every table of the tenant). */
+  token(tenant: string, role: Role, ttlSeconds?: number, tables?: readonly string[]): Promise<string>;
   proxist(): ServiceClient;
   flight(): ServiceClient;
   close(): Promise<void>;
@@ -104,7 +105,7 @@ export async function apiFixture(o: { limits?: Partial<ApiLimits>; cacheTtlMs?: 
     api,
     engine: nodeApi.engine,
     address,
-    token: (tenant, role, ttlSeconds) => createToken(nats.nc, { tenant, role, ...(ttlSeconds === undefined ? {} : { ttlSeconds }) }),
+    token: (tenant, role, ttlSeconds, tables) => createToken(nats.nc, { tenant, role, ...(ttlSeconds === undefined ? {} : { ttlSeconds }), ...(tables === undefined ? {} : { tables }) }),
     proxist: () => track(new ProxistClient(address, credentials.createInsecure())),
     flight: () => track(new FlightClient(address, credentials.createInsecure())),
     close: async () => {

@@ -14,7 +14,7 @@ import { toStatus } from "../../src/api/errors.js";
 import { serverDefinition } from "../../src/api/grpcdef.js";
 import type { Decoded } from "../../src/api/grpcdef.js";
 import { OrderedPipeline } from "../../src/api/pipeline.js";
-import { checkQueryTenant, scopedTable } from "../../src/api/scope.js";
+import { checkQueryScope, checkQueryTenant, grantedTables, scopedTable, tableSpec } from "../../src/api/scope.js";
 import { chunks, conform } from "../../src/api/arrowout.js";
 import { readMessageInfo } from "../../src/api/ipc/index.js";
 import { DEFAULT_LIMITS } from "../../src/api/limits.js";
@@ -48,6 +48,26 @@ describe("api scope", () => {
     expect(() => scopedTable(alpha, ["a/b/c"])).toThrowError(ApiError);
     expect(() => checkQueryTenant(alpha, { tenant: "beta", table: "t" })).toThrowError(AuthError);
     expect(() => checkQueryTenant(alpha, { tenant: "alpha", table: "t" })).not.toThrow();
+  });
+
+  it("scope - a token with table grants reaches only those tables, in names, queries, joins and listings", () => {
+    const quotesOnly = { tenant: "alpha", tables: ["quotes"] };
+    expect(scopedTable(quotesOnly, ["alpha.quotes"])).toBe("quotes");
+    expect(() => scopedTable(quotesOnly, ["trades"])).toThrowError(/table trades is not granted to this token \(it may use only quotes of tenant alpha\); ask an admin/);
+    expect(() => scopedTable(quotesOnly, ["alpha", "trades"])).toThrowError(AuthError);
+    expect(() => checkQueryScope(quotesOnly, { table: "quotes" })).not.toThrow();
+    expect(() => checkQueryScope(quotesOnly, { table: "alpha.trades" })).toThrowError(/not granted/);
+    expect(() => checkQueryScope(quotesOnly, { op: "asof", table: "quotes", right: { table: "trades" } })).toThrowError(/table trades is not granted/);
+    expect(() => checkQueryScope(quotesOnly, { table: "beta.quotes" })).toThrowError(/not this token's tenant/);
+    expect(grantedTables(quotesOnly, ["trades", "quotes", "bars"])).toEqual(["quotes"]);
+    // Without grants: every table, as before.
+    expect(() => checkQueryScope(alpha, { op: "asof", table: "quotes", right: { table: "trades" } })).not.toThrow();
+    expect(grantedTables(alpha, ["trades", "quotes"])).toEqual(["trades", "quotes"]);
+    // A table that is not granted is refused whether it exists or not, and NOT_FOUND lists only granted tables.
+    const catalog = new Map([["alpha", new Map([["quotes", {}], ["trades", {}]])]]) as unknown as Parameters<typeof tableSpec>[0];
+    const p = { tokenId: "x", role: "reader" as const, expiresAtMs: undefined, ...quotesOnly };
+    expect(() => tableSpec(catalog, p, "nosuch")).toThrowError(AuthError);
+    expect(() => tableSpec(catalog, { ...p, tables: ["quotes", "nosuch"] }, "nosuch")).toThrowError(/has no table nosuch \(its tables: quotes\)/);
   });
 });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { AuthError, allows, formatToken, parseToken, tokenIdOf } from "../../src/auth/index.js";
-import { checkSecret, makeRecord, newSecret, newTokenId, parsePresented } from "../../src/auth/token.js";
+import { checkSecret, decodeRecord, makeRecord, newSecret, newTokenId, parsePresented } from "../../src/auth/token.js";
 
 const now = 1_700_000_000_000;
 const fresh = (o: Partial<{ ttlSeconds: number }> = {}) => {
@@ -31,6 +31,29 @@ describe("token format", () => {
     const b = makeRecord({ id: a.id, secret: a.secret, tenant: "alpha", role: "writer", nowMs: now, ttlSeconds: undefined, note: "" });
     expect(b.salt).not.toBe(a.record.salt);
     expect(b.hash).not.toBe(a.record.hash);
+  });
+});
+
+describe("token grants", () => {
+  it("token - a record with table grants is version 2, decodes with its tables, and the principal carries them", () => {
+    const id = newTokenId();
+    const secret = newSecret();
+    const r = makeRecord({ id, secret, tenant: "alpha", role: "reader", nowMs: now, ttlSeconds: undefined, note: "", tables: ["quotes"] });
+    expect(r.v).toBe(2);
+    const back = decodeRecord(JSON.parse(JSON.stringify(r)));
+    expect(back?.tables).toEqual(["quotes"]);
+    expect(checkSecret(back, secret, now).tables).toEqual(["quotes"]);
+    // Without grants: version 1 (readable by earlier releases), every table.
+    const plain = makeRecord({ id, secret, tenant: "alpha", role: "reader", nowMs: now, ttlSeconds: undefined, note: "" });
+    expect(plain.v).toBe(1);
+    expect(checkSecret(decodeRecord(JSON.parse(JSON.stringify(plain))), secret, now).tables).toBeUndefined();
+  });
+
+  it("token - a version 2 record with a missing or malformed grant list is not read (never widened to every table)", () => {
+    const r = makeRecord({ id: newTokenId(), secret: newSecret(), tenant: "alpha", role: "reader", nowMs: now, ttlSeconds: undefined, note: "", tables: ["quotes"] });
+    for (const tables of [undefined, null, [], "quotes", [1]]) expect(decodeRecord({ ...r, tables }), JSON.stringify(tables)).toBeUndefined();
+    // A version 1 record's stray tables field is ignored: version 1 means every table.
+    expect(decodeRecord({ ...r, v: 1, tables: ["x"] })?.tables).toBeNull();
   });
 });
 

@@ -29,7 +29,8 @@ describe("pxctl arguments", () => {
     expect(parsePxctlArgs(["get", "nodes", "-o", "json"], { PX_NATS_URL: "nats://x:1" })).toEqual({ command: { kind: "get", what: "nodes" }, natsUrl: "nats://x:1", output: "json", timeoutMs: 5000 });
     expect(parsePxctlArgs(["--nats", "nats://y:2", "apply", "-f", "s.yaml", "--dry-run"]).command).toEqual({ kind: "apply", file: "s.yaml", dryRun: true, confirm: false });
     expect(parsePxctlArgs(["describe", "shard", "acme.trades.3"]).command).toEqual({ kind: "describe", what: "shard", name: "acme.trades.3" });
-    expect(parsePxctlArgs(["token", "create", "--tenant", "acme", "--role", "writer", "--ttl", "7d"]).command).toMatchObject({ kind: "token.create", ttlSeconds: 7 * 86_400 });
+    expect(parsePxctlArgs(["token", "create", "--tenant", "acme", "--role", "writer", "--ttl", "7d"]).command).toMatchObject({ kind: "token.create", ttlSeconds: 7 * 86_400, tables: undefined });
+    expect(parsePxctlArgs(["token", "create", "--tenant", "acme", "--role", "reader", "--tables", "trades, quotes"]).command).toMatchObject({ kind: "token.create", tables: ["trades", "quotes"] });
     expect(parsePxctlArgs([]).command).toEqual({ kind: "help" });
   });
 

@@ -159,7 +159,17 @@ describe("control plane on one nats-server", () => {
     expect(await cli().run("token", "revoke", `px_${mine!.id}`)).toBe(EXIT.ok);
     const after = cli();
     expect(await after.run("token", "list")).toBe(EXIT.ok);
-    expect(after.out.join("\n")).toMatch(new RegExp(`px_${mine!.id}\\s+acme\\s+reader\\s+revoked`));
+    expect(after.out.join("\n")).toMatch(new RegExp(`px_${mine!.id}\\s+acme\\s+reader\\s+\\*\\s+revoked`));
+    // Table grants: listed, and a bad table name is refused naming the rule.
+    const granted = cli();
+    expect(await granted.run("token", "create", "--tenant", "acme", "--role", "reader", "--tables", "trades,quotes", "-o", "json")).toBe(EXIT.ok);
+    expect(JSON.parse(granted.out.join(""))).toMatchObject({ tenant: "acme", role: "reader", tables: ["trades", "quotes"] });
+    const withGrants = cli();
+    expect(await withGrants.run("token", "list", "--tenant", "acme")).toBe(EXIT.ok);
+    expect(withGrants.out.join("\n")).toMatch(/acme\s+reader\s+quotes,trades\s+active/);
+    const badTable = cli();
+    expect(await badTable.run("token", "create", "--tenant", "acme", "--role", "reader", "--tables", "acme.trades")).not.toBe(EXIT.ok);
+    expect(badTable.err.join("")).toMatch(/table "acme.trades" is not a table name .*no tenant prefix/);
     const bad = cli();
     expect(await bad.run("token", "create", "--tenant", "acme", "--role", "root")).toBe(EXIT.usage);
     expect(await cli().run("token", "revoke", "px_doesnotexist")).toBe(EXIT.notFound);

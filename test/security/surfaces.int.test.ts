@@ -265,6 +265,55 @@ const HTTP_SURFACES: readonly { surface: string; path: string; method: string; t
   { surface: "HTTP ingest into another tenant", path: "/v1/ingest/alpha.trades", method: "POST", token: "betaWriter", status: 403 },
 ];
 
+// Table grants: a writer token of alpha for `quotes` only, on every surface that names `trades`.
+const asofOnTrades = { op: "asof", table: "quotes", right: { table: "trades" } };
+const GRANT_SURFACES: readonly { surface: string; call: (t: string) => Promise<CallError | undefined> }[] = [
+  { surface: "gRPC Ingest into an ungranted table", call: async (t) => (await ingest(grpc, t, [{ table: "trades", arrowIpc: tradesIpc(2) }])).error },
+  { surface: "gRPC Query of an ungranted table", call: async (t) => (await query(grpc, t, { table: "trades" })).error },
+  { surface: "gRPC Query joining an ungranted table", call: async (t) => (await query(grpc, t, asofOnTrades)).error },
+  { surface: "Flight DoPut into an ungranted table", call: async (t) => (await bidi(flight, "doPut", flightDataOf(tradesIpc(2), pathDescriptor("trades")), t)).error },
+  { surface: "Flight DoGet of an ungranted table", call: async (t) => (await serverStream(flight, "doGet", ticket({ table: "alpha.trades" }), t)).error },
+  { surface: "Flight GetFlightInfo of an ungranted table", call: async (t) => (await unary(flight, "getFlightInfo", pathDescriptor("trades"), t)).error },
+  { surface: "Flight GetSchema of an ungranted table", call: async (t) => (await unary(flight, "getSchema", pathDescriptor("trades"), t)).error },
+  { surface: "Flight SQL statement on an ungranted table", call: async (t) => (await unary(flight, "getFlightInfo", sqlStatement("SELECT * FROM trades"), t)).error },
+  { surface: "Flight SQL prepared statement on an ungranted table", call: async (t) => (await serverStream(flight, "doAction", sqlPrepare("SELECT * FROM trades"), t)).error },
+];
+const GRANT_HTTP: readonly { surface: string; path: string; body: string }[] = [
+  { surface: "HTTP SQL query of an ungranted table", path: "/v1/query", body: "SELECT * FROM trades" },
+  { surface: "HTTP JSON query joining an ungranted table", path: "/v1/query", body: JSON.stringify(asofOnTrades) },
+  { surface: "HTTP ingest into an ungranted table", path: "/v1/ingest/trades", body: "trades,sym=A price=1,size=1 1700000000000000000\n" },
+];
+
+describe("security - table grants", () => {
+  it("grants - a token for one table is refused every other table on every surface; the unrestricted token is not (negative control)", async () => {
+    const quotesOnly = await f.token("alpha", "writer", undefined, ["quotes"]);
+    const unrestricted = await f.token("alpha", "writer");
+    const holes: string[] = [];
+    const overReach: string[] = [];
+    for (const s of GRANT_SURFACES) {
+      const e = await s.call(quotesOnly);
+      if (e?.code !== Status.PERMISSION_DENIED || !/not granted to this token/.test(e.details)) holes.push(`${s.surface}: ${e ? `${Status[e.code]} ${e.details}` : "allowed"}`);
+      const c = await s.call(unrestricted);
+      if (c?.code === Status.PERMISSION_DENIED) overReach.push(`${s.surface}: ${c.details}`);
+    }
+    for (const s of GRANT_HTTP) {
+      const send = (t: string) => fetch(`http://127.0.0.1:${f.node.httpPort}${s.path}`, { method: "POST", headers: { authorization: `Bearer ${t}` }, body: s.body });
+      const res = await send(quotesOnly);
+      const text = await res.text();
+      if (res.status !== 403 || !/not granted to this token/.test(text)) holes.push(`${s.surface}: HTTP ${res.status} ${text}`);
+      const ok = await send(unrestricted);
+      if (ok.status === 403) overReach.push(`${s.surface}: ${await ok.text()}`);
+    }
+    expect(holes).toEqual([]);
+    expect(overReach).toEqual([]);
+    // The granted table works, and listings show only it.
+    expect((await query(grpc, quotesOnly, { table: "quotes" })).error).toBeUndefined();
+    const listed = await serverStream<{ flightDescriptor?: { path: string[] } }>(flight, "listFlights", create(CriteriaSchema, {}), quotesOnly);
+    expect(listed.error).toBeUndefined();
+    expect(listed.items.map((m) => m.flightDescriptor?.path.join("."))).toEqual(["quotes"]);
+  });
+});
+
 describe("security - HTTP routes", () => {
   it("http - admin routes refuse callers without an admin token", async () => {
     const tokens: Record<string, string | undefined> = { none: undefined, alphaReader, betaWriter, alphaWriter: await f.token("alpha", "writer") };

@@ -22,7 +22,7 @@ import { failCall, failUnary } from "../context.js";
 import type { ApiContext } from "../context.js";
 import { unwrap } from "../grpcdef.js";
 import type { Decoded } from "../grpcdef.js";
-import { tableSpec } from "../scope.js";
+import { grantedTables, tableSpec } from "../scope.js";
 import { descriptorQuery } from "./descriptor.js";
 import { flightSqlCommand, sqlPlan } from "./sql/index.js";
 
@@ -91,7 +91,7 @@ export function listFlightsHandler(ctx: ApiContext) {
       const criteria = unwrap(call.request);
       // The criteria expression, if any, is a table-name prefix.
       const prefix = new TextDecoder().decode(criteria.expression);
-      const tables = [...(ctx.node.catalog().get(p.tenant)?.keys() ?? [])].filter((t) => t.startsWith(prefix)).sort();
+      const tables = grantedTables(p, ctx.node.catalog().get(p.tenant)?.keys() ?? []).filter((t) => t.startsWith(prefix)).sort();
       for (const table of tables) {
         call.write(await flightInfo(ctx, p, create(FlightDescriptorSchema, { type: FlightDescriptor_DescriptorType.PATH, path: [table] })));
       }

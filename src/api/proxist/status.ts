@@ -2,6 +2,7 @@
 // its tables (from the catalog), its WAL position and the persisted watermark
 // of each shard (last value per subject of the tenant's watermark stream).
 import { create } from "@bufbuild/protobuf";
+import { grantedTables } from "../scope.js";
 import type { ServerUnaryCall, sendUnaryData } from "@grpc/grpc-js";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import { ShardWatermarkSchema, StatusReplySchema } from "../../../protocols/gen/proxist/v1/api_pb.js";
@@ -49,7 +50,7 @@ export function statusHandler(ctx: ApiContext) {
       const principal = await authenticate(ctx.tokens, call.metadata);
       authorize(principal, "query");
       unwrap(call.request);
-      const tables = [...(ctx.node.catalog().get(principal.tenant)?.values() ?? [])].sort((a, b) => a.name.localeCompare(b.name));
+      const tables = [...(ctx.node.catalog().get(principal.tenant)?.values() ?? [])].filter((t) => grantedTables(principal, [t.name]).length > 0).sort((a, b) => a.name.localeCompare(b.name));
       const jsm = await ctx.jsm();
       const [wal, wms] = await Promise.all([walState(jsm, principal.tenant), watermarks(jsm, principal.tenant, tables)]);
       callback(

@@ -4,7 +4,8 @@
 // tenant; the request is cancelled when the client goes away or ?timeoutMs passes.
 import type { IncomingMessage } from "node:http";
 import type { RecordBatch, Schema } from "apache-arrow";
-import { ApiError, checkQueryTenant, presentingEngine } from "../../api/index.js";
+import { ApiError, checkQueryScope, presentingEngine } from "../../api/index.js";
+import type { Scope } from "../../api/scope.js";
 import type { QueryEngine } from "../../api/index.js";
 import type { Catalog } from "../../catalog.js";
 import { compileSql, looksLikeSql } from "../../sql/index.js";
@@ -47,7 +48,13 @@ function formatOf(url: URL, req: IncomingMessage): ResultFormat {
 }
 
 /** The body as a JSON query object, compiling SQL on the way; `explain` from EXPLAIN. */
-function queryOf(text: string, tenant: string, catalog: Catalog): { query: Record<string, unknown>; explain: boolean } {
+function queryOf(text: string, scope: Scope, catalog: Catalog): { query: Record<string, unknown>; explain: boolean } {
+  const compiled = queryText(text, scope.tenant, catalog);
+  checkQueryScope(scope, compiled.query);
+  return compiled;
+}
+
+function queryText(text: string, tenant: string, catalog: Catalog): { query: Record<string, unknown>; explain: boolean } {
   const tables = (name: string) => catalog.get(tenant)?.get(name.split(".").pop()!);
   if (text.trim() === "") throw new ApiError("INVALID_ARGUMENT", "the body is empty; send SQL (SELECT * FROM trades LATEST ON ts PARTITION BY sym) or a JSON query");
   if (looksLikeSql(text)) return compileSql(text, tables);
@@ -59,7 +66,6 @@ function queryOf(text: string, tenant: string, catalog: Catalog): { query: Recor
   }
   const o = obj as Record<string, unknown>;
   if (typeof o.sql === "string" && Object.keys(o).length === 1) return compileSql(o.sql, tables);
-  checkQueryTenant({ tenant }, o);
   return { query: o, explain: false };
 }
 
@@ -70,7 +76,7 @@ export function queryRoute(o: QueryRouteOptions): (url: URL, method: string, req
       const p = await o.tokens.principal(req.headers.authorization, "query");
       const format = formatOf(url, req);
       const text = (await readBody(req, o.maxBodyBytes ?? 1 << 20, "the query")).toString("utf8");
-      const { query, explain } = queryOf(text, p.tenant, o.catalog());
+      const { query, explain } = queryOf(text, p, o.catalog());
       if (explain && format === "parquet") throw new HttpRefusal(406, "EXPLAIN answers a plan, not a table, so it has no Parquet form; ask for it with Accept: application/json");
       if (explain) return json(200, { explain: explainPlan(p.tenant, query, o.catalog(), o.shards, o.hasCold) });
       const raw = o.engine();

@@ -3,6 +3,7 @@
 // runs on the shared DoGet path, the tables of metadata tickets, and the
 // refusals (writes, parameter binding, commands Proxist does not serve).
 import type { RecordBatch, Schema } from "apache-arrow";
+import { grantedTables } from "../../scope.js";
 import type { Principal } from "../../../auth/index.js";
 import { schemaMessage } from "../../arrowout.js";
 import type { ApiContext } from "../../context.js";
@@ -46,7 +47,7 @@ export function sqlQuery(ctx: ApiContext, p: Principal, c: SqlCommand): Record<s
 }
 
 function tenantTables(ctx: ApiContext, p: Principal): string[] {
-  return [...(ctx.node.catalog().get(p.tenant)?.keys() ?? [])];
+  return grantedTables(p, ctx.node.catalog().get(p.tenant)?.keys() ?? []);
 }
 
 function metadataSchema(c: MetadataCommand): Schema {

@@ -7,7 +7,7 @@ import type { Principal } from "../../../auth/index.js";
 import type { Catalog } from "../../../catalog.js";
 import { compileSql } from "../../../sql/index.js";
 import { ApiError } from "../../errors.js";
-import { checkQueryTenant } from "../../scope.js";
+import { checkQueryScope } from "../../scope.js";
 
 const HANDLE_TAG = "pxsql1\n";
 const encoder = new TextEncoder();
@@ -40,7 +40,7 @@ export function statementQuery(catalog: Catalog, p: Principal, sql: string): Rec
   if (compiled.explain) {
     throw new ApiError("INVALID_ARGUMENT", "SQL: EXPLAIN is not answered over Flight SQL; send it to POST /v1/query or `pxctl query`, which show the plan");
   }
-  checkQueryTenant(p, compiled.query);
+  checkQueryScope(p, compiled.query);
   return compiled.query;
 }
 
