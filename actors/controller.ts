@@ -1,6 +1,7 @@
 // Controller actor: leader election over the px_leader lease and, while
-// leader, reconciliation of the desired specs and live nodes into shard
-// assignments in px_assign. Runs in every node; exactly one is leader at a
+// leader, reconciliation of the desired specs, live nodes and per-shard
+// placement overrides (px_placement) into shard assignments in px_assign
+// (overrides whose node died or whose shard is gone are cleared). Runs in every node; exactly one is leader at a
 // time, and a leader that lost its lease is fenced by NATS (see assignments.ts).
 // IO is injected (controllerActors in src/node/control/controllerio.ts); the clock
 // is xstate's (delays) plus `now` for timestamps, so tests use SimulatedClock.
@@ -9,7 +10,7 @@ import { errorMessage, ioErrorNote, notProvided as notProvidedBy } from "./commo
 import type { IoErrorEmitted, IoErrorParams } from "./common.js";
 import type { Catalog } from "../src/catalog.js";
 import { EMPTY_CATALOG } from "../src/catalog.js";
-import { forgetNode, isConflict, leaseVerdict, nextExpiry, observeLease, placeableNodes, planAssignments, shardKey, shardsOfCatalog, sightNode } from "../src/control/index.js";
+import { forgetNode, isConflict, leaseVerdict, nextExpiry, observeLease, placeableNodes, planAssignments, shardKey, shardsOfCatalog, sightNode, voidOverrides } from "../src/control/index.js";
 import type { AssignmentTable, AssignmentWrite, LeaseObservation, LeaseRecord, NodePhase, NodeTable, StoredLease } from "../src/control/index.js";
 
 export interface ControllerInput {
@@ -59,7 +60,15 @@ export interface ControllerContext {
   nodes: NodeTable;
   nodesSynced: boolean;
   table: AssignmentTable | undefined;
+  /** Placement overrides by shard key (px_placement, watched by every contender). */
+  overrides: ReadonlyMap<string, HeldOverride>;
+  overridesSynced: boolean;
   lastError: string | undefined;
+}
+
+export interface HeldOverride {
+  readonly node: string;
+  readonly revision: number;
 }
 
 export type ControllerEvent =
@@ -67,6 +76,9 @@ export type ControllerEvent =
   | { type: "node.seen"; nodeId: string; revision: number; info: { state: NodePhase; capacityShards: number } }
   | { type: "node.gone"; nodeId: string }
   | { type: "nodes.synced" }
+  | { type: "override.set"; key: string; node: string; revision: number }
+  | { type: "override.cleared"; key: string }
+  | { type: "overrides.synced" }
   | { type: "stop" };
 
 /** Notifications for logs and tests (actor.on(type, ...)). */
@@ -74,7 +86,15 @@ export type ControllerEmitted =
   | { type: "elected"; term: number; revision: number }
   | { type: "steppedDown"; reason: string }
   | { type: "assigned"; term: number; writes: readonly AssignmentWrite[]; lastRevision: number }
+  | { type: "overridesCleared"; cleared: readonly OverrideClear[] }
   | IoErrorEmitted;
+
+export interface OverrideClear {
+  readonly key: string;
+  /** The override's revision: a newer override of the same shard is not cleared. */
+  readonly revision: number;
+  readonly node: string;
+}
 
 export interface AcquireInput {
   readonly record: LeaseRecord;
@@ -104,7 +124,15 @@ const isFenced = (e: unknown): boolean => e instanceof Error && e.name === "Fenc
 export function currentPlan(c: ControllerContext): AssignmentWrite[] {
   if (!c.table) return [];
   const desired = shardsOfCatalog(c.catalog).map(shardKey);
-  return planAssignments(desired, placeableNodes(c.nodes, c.now(), c.nodeTimeoutMs), c.table.assignments);
+  const overrides = new Map([...c.overrides].map(([k, o]) => [k, o.node]));
+  return planAssignments(desired, placeableNodes(c.nodes, c.now(), c.nodeTimeoutMs), c.table.assignments, overrides);
+}
+
+/** Overrides the leader clears now: their node is not placeable any more, or their shard is gone (pure). */
+export function staleOverrides(c: ControllerContext): OverrideClear[] {
+  const desired = shardsOfCatalog(c.catalog).map(shardKey);
+  const nodes = placeableNodes(c.nodes, c.now(), c.nodeTimeoutMs);
+  return voidOverrides(new Map([...c.overrides].map(([k, o]) => [k, o.node])), desired, nodes).map((key) => ({ key, revision: c.overrides.get(key)!.revision, node: c.overrides.get(key)!.node }));
 }
 
 export const controllerMachine = setup({
@@ -121,7 +149,10 @@ export const controllerMachine = setup({
     releaseLease: fromPromise<void, RenewInput>(notProvided("releaseLease")),
     fenceAssignments: fromPromise<AssignmentTable, FenceInput>(notProvided("fenceAssignments")),
     writeAssignments: fromPromise<AssignmentTable, WriteInput>(notProvided("writeAssignments")),
+    /** Clears each override at its revision; resolves with those it cleared (a replaced one is left). */
+    clearOverrides: fromPromise<readonly OverrideClear[], { clears: readonly OverrideClear[] }>(notProvided("clearOverrides")),
     watchNodes: fromCallback<ControllerEvent>(() => () => {}),
+    watchOverrides: fromCallback<ControllerEvent>(() => () => {}),
     watchCatalog: fromCallback<ControllerEvent>(() => () => {}),
   },
   delays: {
@@ -145,9 +176,13 @@ export const controllerMachine = setup({
     shouldWrite: ({ context }) =>
       context.catalogLoaded &&
       context.nodesSynced &&
+      context.overridesSynced &&
       context.lease !== undefined &&
       context.now() < context.lease.validUntil &&
       currentPlan(context).length > 0,
+    // Checked after shouldWrite: a void override changes no placement, so clearing it can wait for the writes.
+    shouldClear: ({ context }) =>
+      context.catalogLoaded && context.nodesSynced && context.overridesSynced && context.lease !== undefined && context.now() < context.lease.validUntil && staleOverrides(context).length > 0,
     conflict: (_, params: { error: unknown }) => isConflict(params.error),
     fenced: (_, params: { error: unknown }) => isFenced(params.error),
   },
@@ -193,18 +228,34 @@ export const controllerMachine = setup({
       nodes: new Map(),
       nodesSynced: false,
       table: undefined,
+      overrides: new Map(),
+      overridesSynced: false,
       lastError: undefined,
     };
   },
   invoke: [
     { id: "watchNodes", src: "watchNodes" },
     { id: "watchCatalog", src: "watchCatalog" },
+    { id: "watchOverrides", src: "watchOverrides" },
   ],
   on: {
     catalog: { actions: assign({ catalog: ({ event }) => event.catalog, catalogLoaded: true }) },
     "node.seen": { actions: assign({ nodes: ({ context, event }) => sightNode(context.nodes, event.nodeId, event.revision, event.info, context.now()) }) },
     "node.gone": { actions: assign({ nodes: ({ context, event }) => forgetNode(context.nodes, event.nodeId) }) },
     "nodes.synced": { actions: assign({ nodesSynced: true }) },
+    "override.set": {
+      actions: assign({ overrides: ({ context, event }) => new Map([...context.overrides, [event.key, { node: event.node, revision: event.revision }]]) }),
+    },
+    "override.cleared": {
+      actions: assign({
+        overrides: ({ context, event }) => {
+          const next = new Map(context.overrides);
+          next.delete(event.key);
+          return next;
+        },
+      }),
+    },
+    "overrides.synced": { actions: assign({ overridesSynced: true }) },
   },
   initial: "follower",
   states: {
@@ -326,8 +377,33 @@ export const controllerMachine = setup({
             },
             fenceBackoff: { after: { retryMs: "fencing" } },
             ready: {
-              always: { guard: "shouldWrite", target: "writing" },
+              always: [
+                { guard: "shouldWrite", target: "writing" },
+                { guard: "shouldClear", target: "clearing" },
+              ],
               after: { reconcileMs: { target: "ready", reenter: true } },
+            },
+            // The overrides watcher then delivers the deletes (override.cleared).
+            clearing: {
+              invoke: {
+                src: "clearOverrides",
+                input: ({ context }) => ({ clears: staleOverrides(context) }),
+                onDone: {
+                  target: "ready",
+                  actions: [
+                    // Forgotten here at once, so the guard does not clear them again before the watcher reports the deletes.
+                    assign({
+                      overrides: ({ context, event }) => {
+                        const next = new Map(context.overrides);
+                        for (const c of event.output) if (next.get(c.key)?.revision === c.revision) next.delete(c.key);
+                        return next;
+                      },
+                    }),
+                    emit(({ event }) => ({ type: "overridesCleared" as const, cleared: event.output })),
+                  ],
+                },
+                onError: { target: "backoff", actions: { type: "noteError", params: ({ event }) => ({ operation: "clear px_placement overrides", error: event.error }) } },
+              },
             },
             writing: {
               invoke: {

@@ -9,3 +9,4 @@ export * from "./ingest.js";
 export * from "./tablespec.js";
 export * from "./arrow.js";
 export * from "./natsroles.js";
+export * from "./placement.js";

@@ -47,6 +47,8 @@ export const KV_CONFIG = "px_config";
 export const KV_NODES = "px_nodes";
 export const KV_ASSIGN = "px_assign";
 export const KV_LEADER = "px_leader";
+/** Per-shard placement overrides (`pxctl move shard`, lag remediation): key `<tenant>.<table>.<bucket>`, JSON PlacementOverride (protocols/placement.ts). */
+export const KV_PLACEMENT = "px_placement";
 export const KV_TOKENS = "px_tokens";
 export const OBJ_SNAPSHOTS = "px_snapshots";
 /** Per shard: the WAL sequence below which compaction purged the shard's subject (readers needing less stop on a gap). */

@@ -19,7 +19,7 @@ export interface DrainProgress {
   readonly total: number;
 }
 
-const isLive = (s: ShardView): boolean => /^(running\.)?(live|snapshotting)$/.test(s.state);
+export const isLive = (s: ShardView): boolean => /^(running\.)?(live|snapshotting)$/.test(s.state);
 
 /** Where the drain of `node` stands in a status view. */
 export function drainProgress(node: string, s: StatusView): DrainProgress {

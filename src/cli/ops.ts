@@ -1,7 +1,8 @@
 // pxctl operations commands: `compact [shard...] [--dry-run]`, `snapshot
 // [shard...]` (requests every node answers for the shards it hosts, gathered
 // for a few seconds), `drain node NODE` (the node hands its shards away; pxctl
-// follows the move in the cluster status), `events [--last N]` (the
+// follows the move in the cluster status), `move shard TABLE/SHARD [--to NODE]
+// [--clear]` (one shard to another node, followed the same way), `events [--last N]` (the
 // operations event log read from PX_EVENTS) and `shard skip-record` (go on past
 // a WAL record that does not decode, src/node/skiprecord.ts). Parsed here, apart from the other commands: runPxctl hands
 // over any argv whose command is one of these.
@@ -13,13 +14,14 @@ import { readEvents } from "../wal/index.js";
 import type { OpsEvent } from "../wal/index.js";
 import type { OpsReply } from "../node/opsctl.js";
 import { runDrain } from "./drain.js";
+import { parseShardArg, runMove } from "./move.js";
 import { opsRequest } from "./opsrequest.js";
 import { DEFAULT_NATS_URL } from "./args.js";
 import type { Invocation, OutputFormat } from "./args.js";
 import { CliError, EXIT } from "./exitcodes.js";
 import { structured } from "./render.js";
 
-export const OPS_COMMANDS = ["compact", "snapshot", "drain", "events", "shard"] as const;
+export const OPS_COMMANDS = ["compact", "snapshot", "drain", "move", "events", "shard"] as const;
 export type OpsCommandName = (typeof OPS_COMMANDS)[number];
 
 export interface OpsCommand {
@@ -32,6 +34,8 @@ export interface OpsCommand {
   readonly waitMs: number;
   /** drain: the node to empty. */
   readonly node?: string;
+  /** move: the shard, its target (none: the live node with the fewest shards) or clear. */
+  readonly move?: { readonly table: string; readonly bucket: number; readonly to?: string; readonly clear: boolean };
   /** `shard skip-record`: the shard (tenant.table.bucket), the record's LSN and the reason (audit). */
   readonly skip?: { readonly shard: string; readonly lsn: number; readonly reason: string };
 }
@@ -42,6 +46,11 @@ export const OPS_USAGE = `Operations (pxctl <command> --help):
   snapshot [SHARD...]                    write the shards' snapshots now
   drain node NODE [--wait 60000]         move NODE's shards to the other nodes before maintenance, showing
                                          progress until each is live elsewhere (--shards assigned clusters)
+  move shard TABLE/SHARD [--to NODE] [--wait 60000]
+                                         move one shard (and its sink) to NODE, default the live node with
+                                         the fewest shards, showing progress until it is live there; it
+                                         stays there until --clear (or NODE dies)
+  move shard TABLE/SHARD --clear         drop the shard's placement override (TABLE: table or tenant.table)
   events [--last N]                      what the operations workflows did (default the last 50)
   shard skip-record --tenant T --table X --bucket N --lsn L [--reason TEXT]
                                          go on past a WAL record the shard cannot decode (its rows are lost;
@@ -61,6 +70,8 @@ export function parseOpsArgs(argv: readonly string[], env: Readonly<Record<strin
     "dry-run": { type: "boolean", default: false },
     last: { type: "string", default: "50" },
     wait: { type: "string" },
+    to: { type: "string" },
+    clear: { type: "boolean", default: false },
     tenant: { type: "string" },
     table: { type: "string" },
     bucket: { type: "string" },
@@ -91,6 +102,13 @@ export function parseOpsArgs(argv: readonly string[], env: Readonly<Record<strin
     node = rest[1]!;
     shards = [];
   }
+  let move: OpsCommand["move"];
+  if (name === "move") {
+    if (rest[0] !== "shard" || rest.length !== 2) throw new CliError(EXIT.usage, `move: give the shard to move, as move shard <table>/<shard> [--to NODE] (pxctl get shards lists them)`);
+    if (v.clear && v.to !== undefined) throw new CliError(EXIT.usage, `move shard: --clear drops the shard's override and takes no --to`);
+    move = { ...parseShardArg(rest[1]!), ...(v.to === undefined ? {} : { to: v.to }), clear: v.clear };
+    shards = [];
+  } else if (v.to !== undefined || v.clear) throw new CliError(EXIT.usage, `--to and --clear are for move shard only`);
   if (name === "shard") shards = [];
   for (const s of shards) if (!SHARD_RE.test(s)) throw new CliError(EXIT.usage, `${name} ${s}: a shard is tenant, tenant.table or tenant.table.bucket (e.g. default.trades.0)`);
   if (name === "events" && shards.length > 0) throw new CliError(EXIT.usage, `events takes no shard (it lists every recorded event); use --last N`);
@@ -128,8 +146,11 @@ export function parseOpsArgs(argv: readonly string[], env: Readonly<Record<strin
   } else {
     for (const flag of ["tenant", "table", "bucket", "lsn", "reason"] as const) if (v[flag] !== undefined) throw new CliError(EXIT.usage, `--${flag} is for shard skip-record only`);
   }
-  const waitMs = num("wait", v.wait ?? (name === "drain" ? "60000" : "3000"), 100);
-  return { inv, ops: { name, shards, dryRun: v["dry-run"], last: num("last", v.last, 1), waitMs, ...(node === undefined ? {} : { node }), ...(skip === undefined ? {} : { skip }) } };
+  const waitMs = num("wait", v.wait ?? (name === "drain" || name === "move" ? "60000" : "3000"), 100);
+  return {
+    inv,
+    ops: { name, shards, dryRun: v["dry-run"], last: num("last", v.last, 1), waitMs, ...(node === undefined ? {} : { node }), ...(skip === undefined ? {} : { skip }), ...(move === undefined ? {} : { move }) },
+  };
 }
 
 function repliesText(replies: readonly OpsReply[]): string {
@@ -152,6 +173,10 @@ export async function runOps(ops: OpsCommand, output: OutputFormat, nc: NatsConn
     return EXIT.ok;
   }
   if (ops.name === "drain") return runDrain(nc, ops.node!, ops.waitMs, output, stdout);
+  if (ops.name === "move") {
+    const m = ops.move!;
+    return runMove(nc, { table: m.table, bucket: m.bucket, by: "operator", ...(m.to === undefined ? {} : { to: m.to }), ...(m.clear ? { clear: true } : {}) }, ops.waitMs, output, stdout);
+  }
   if (ops.name === "shard") {
     const skip = ops.skip!;
     const replies = await opsRequest(nc, "skip-record", { shards: [skip.shard], lsn: skip.lsn, reason: skip.reason }, ops.waitMs);

@@ -19,7 +19,7 @@ export interface StoreLimits {
   readonly walMaxBytes: number;
   /** The px_snapshots object store (every shard's snapshots). */
   readonly snapshotMaxBytes: number;
-  /** Each control-plane KV bucket (px_config, px_nodes, px_assign, px_leader, px_tokens, px_creds, px_compaction). */
+  /** Each control-plane KV bucket (px_config, px_nodes, px_assign, px_leader, px_placement, px_tokens, px_creds, px_compaction). */
   readonly controlBucketMaxBytes: number;
 }
 

@@ -1,5 +1,5 @@
 // Control verbs (px.ctl.<verb>) as plain functions over a ControlBackend:
-// status, get, describe, apply. The server (ctlserver.ts) decodes requests and
+// status, get, describe, apply, move (a shard to another node: move.ts). The server (ctlserver.ts) decodes requests and
 // encodes replies; errors carry a code pxctl turns into an exit status.
 import { SpecError, parseClusterSpec } from "../../protocols/tablespec.js";
 import type { ClusterSpec, TableSpec, TenantSpec } from "../../protocols/tablespec.js";
@@ -14,25 +14,19 @@ import type { SpecDiff } from "./specdiff.js";
 import type { ControlStores } from "./stores.js";
 import { nodeViews, shardViews, statusView, tableViews, tenantViews } from "./views.js";
 import type { ClusterState, NodeView, ShardView, StatusView, TableView, TenantView } from "./views.js";
-import { TaggedError } from "../../protocols/tagged.js";
+import { ControlError } from "./errors.js";
+import { moveShard } from "./move.js";
+import type { OverrideStore } from "./overrides.js";
+import { MOVE_VERB } from "../../protocols/placement.js";
 
-export const CONTROL_VERBS = ["status", "get", "describe", "apply"] as const;
+export const CONTROL_VERBS = ["status", "get", "describe", "apply", MOVE_VERB] as const;
 export const GET_KINDS = ["tenants", "tables", "shards", "nodes"] as const;
 export const DESCRIBE_KINDS = ["shard", "table", "node", "tenant"] as const;
 export type GetKind = (typeof GET_KINDS)[number];
 export type DescribeKind = (typeof DESCRIBE_KINDS)[number];
 
-export type ControlErrorCode = "INVALID_ARGUMENT" | "NOT_FOUND" | "CONFLICT" | "UNSUPPORTED" | "UNAVAILABLE" | "INTERNAL";
-
-export class ControlError extends TaggedError("ControlError") {
-  constructor(
-    readonly code: ControlErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
-}
+export { ControlError } from "./errors.js";
+export type { ControlErrorCode } from "./errors.js";
 
 export interface ApplyRequest {
   /** The spec document as parsed from YAML/JSON (validated here again). */
@@ -61,10 +55,18 @@ export interface ControlBackend {
   readState(): Promise<ClusterState>;
   tenants(): Promise<Map<string, StoredTenant>>;
   apply(spec: ClusterSpec, expected: ReadonlyMap<string, number>): Promise<Map<string, number>>;
+  /** Placement overrides (px_placement); undefined on a standalone node, which has no other node to move shards to. */
+  readonly overrides?: OverrideStore;
+  /** A node counts as live for a move while its heartbeat is younger than this (the controller's node timeout). */
+  readonly liveWithinMs?: number;
+  readonly nowMs?: () => number;
 }
 
-export function controlBackend(metadata: MetadataStore, stores: ControlStores, nowMs: () => number = Date.now): ControlBackend {
+export function controlBackend(metadata: MetadataStore, stores: ControlStores, nowMs: () => number = Date.now, liveWithinMs = 5_000): ControlBackend {
   return {
+    overrides: stores.overrides,
+    liveWithinMs,
+    nowMs,
     readState: async () => {
       const [lease, heartbeats, assignments, tenants] = await Promise.all([stores.lease.read(), stores.heartbeats.read(), stores.assignments.read(), metadata.snapshot().then((s) => s.tenants)]);
       return { nowMs: nowMs(), lease, leaseCreatedMs: lease?.createdMs, heartbeats, assignments, tenants };
@@ -181,6 +183,10 @@ export async function handleControl(verb: string, body: unknown, backend: Contro
     case "apply":
       if (!("spec" in b)) throw new ControlError("INVALID_ARGUMENT", "apply: the request has no spec");
       return apply(backend, b as unknown as ApplyRequest);
+    case MOVE_VERB: {
+      if (backend.overrides === undefined) throw new ControlError("UNSUPPORTED", "move: this node runs standalone (--shards all): there is no other node to move a shard to; run nodes with --shards assigned");
+      return moveShard(await backend.readState(), backend.overrides, b, backend.liveWithinMs ?? 5_000, (backend.nowMs ?? Date.now)());
+    }
     default:
       throw new ControlError("UNSUPPORTED", `verb ${verb} is not supported by this node (supported: ${CONTROL_VERBS.join(", ")})`);
   }

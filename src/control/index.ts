@@ -13,7 +13,11 @@ export { shardKey, parseShardKey, shardsOfCatalog } from "./shard.js";
 export type { ShardHost } from "./shardhost.js";
 
 export type { PlacementNode, Placement } from "./placement.js";
-export { placeShards, rankNodes } from "./placement.js";
+export { placeShards, rankNodes, voidOverrides } from "./placement.js";
+export type { StoredOverride, OverrideChange } from "./overrides.js";
+export { OverrideStore } from "./overrides.js";
+export type { MoveDecision } from "./move.js";
+export { decideMove, liveNodeLoads, moveShard, resolveShard } from "./move.js";
 export { planAssignments } from "./plan.js";
 
 export type { LeaseRecord, StoredLease, LeaseObservation, LeaseVerdict } from "./lease.js";

@@ -31,7 +31,8 @@ export interface ControlKv {
   /** Writes only if the key's current revision is `revision`; KvConflictError otherwise. */
   update(key: string, value: Uint8Array, revision: number): Promise<number>;
   put(key: string, value: Uint8Array): Promise<number>;
-  delete(key: string): Promise<void>;
+  /** Deletes the key; with `revision`, only if that is still its current revision (KvConflictError otherwise). */
+  delete(key: string, revision?: number): Promise<void>;
   /**
    * Writes (or deletes, when `value` is undefined) only if the newest revision in
    * the whole bucket is `lastRevision`: a single writer that tracks the

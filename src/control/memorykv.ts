@@ -68,8 +68,12 @@ export class MemoryKv implements ControlKv {
     return this.write(key, value);
   }
 
-  async delete(key: string): Promise<void> {
+  async delete(key: string, revision?: number): Promise<void> {
     await this.gate();
+    const s = this.slots.get(key);
+    if (revision !== undefined && (s?.revision ?? 0) !== revision) {
+      throw new KvConflictError(`${this.bucket}: delete ${key}: wrong last sequence: ${s?.revision ?? 0} (expected ${revision})`);
+    }
     this.write(key, undefined);
   }
 
@@ -122,7 +126,7 @@ export class PartitionedKv implements ControlKv {
   create = async (key: string, value: Uint8Array) => (await this.check(), this.inner.create(key, value));
   update = async (key: string, value: Uint8Array, revision: number) => (await this.check(), this.inner.update(key, value, revision));
   put = async (key: string, value: Uint8Array) => (await this.check(), this.inner.put(key, value));
-  delete = async (key: string) => (await this.check(), this.inner.delete(key));
+  delete = async (key: string, revision?: number) => (await this.check(), this.inner.delete(key, revision));
   writeIfBucketAt = async (key: string, value: Uint8Array | undefined, lastRevision: number) => (await this.check(), this.inner.writeIfBucketAt(key, value, lastRevision));
   lastRevision = async () => (await this.check(), this.inner.lastRevision());
   watch = async (onChange: (c: KvChange) => void, onSynced?: () => void, onError?: (e: KvWatchError) => void) => {

@@ -107,7 +107,13 @@ export function natsControlKv(nc: NatsConnection, kv: KV, bucket: string, o: Buc
       }
     },
     put: (key, value) => kv.put(key, value, timeout === undefined ? {} : { timeout }),
-    delete: (key) => kv.delete(key),
+    delete: async (key, revision) => {
+      try {
+        await kv.delete(key, revision === undefined ? {} : { previousSeq: revision });
+      } catch (e) {
+        throw classify(e, `${bucket}: delete ${key} at revision ${revision}`);
+      }
+    },
     writeIfBucketAt: async (key, value, lastRevision) => {
       const h = headers();
       if (value === undefined) h.set("KV-Operation", "DEL");

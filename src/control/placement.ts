@@ -1,7 +1,9 @@
 // Shard placement by rendezvous (highest random weight) hashing: every shard
 // ranks every node by hash(node, shard) and goes to the best-ranked node with
 // room. Adding a node moves only the shards it now wins; removing one moves
-// only its own shards. Pure: the controller calls it on every reconcile.
+// only its own shards. An override (`pxctl move shard`, lag remediation) puts
+// its shard on the named node ahead of everything else while that node is
+// placeable and has room. Pure: the controller calls it on every reconcile.
 
 export interface PlacementNode {
   readonly id: string;
@@ -39,7 +41,17 @@ export function rankNodes(shard: string, nodes: readonly PlacementNode[]): Place
   return scored.map((s) => s.n);
 }
 
-export function placeShards(shards: readonly string[], nodes: readonly PlacementNode[], previous: ReadonlyMap<string, string> = new Map()): Placement {
+/**
+ * `overrides`: shard key -> node id. Honoured first (so the shard does not go
+ * back home on the next reconcile) when the node is among `nodes` and has room;
+ * otherwise the shard is placed as if there were none (see voidOverrides).
+ */
+export function placeShards(
+  shards: readonly string[],
+  nodes: readonly PlacementNode[],
+  previous: ReadonlyMap<string, string> = new Map(),
+  overrides: ReadonlyMap<string, string> = new Map(),
+): Placement {
   const sorted = [...new Set(shards)].sort();
   const load = new Map(nodes.map((n) => [n.id, 0]));
   const cap = new Map(nodes.map((n) => [n.id, n.capacity && n.capacity > 0 ? n.capacity : Number.POSITIVE_INFINITY]));
@@ -52,10 +64,14 @@ export function placeShards(shards: readonly string[], nodes: readonly Placement
   const ranks = new Map(sorted.map((s) => [s, rankNodes(s, nodes)]));
   const home = (s: string): string | undefined => ranks.get(s)?.[0]?.id;
 
+  for (const s of sorted) {
+    const o = overrides.get(s);
+    if (o !== undefined && load.has(o) && hasRoom(o)) take(s, o);
+  }
   // Shards already at home keep their place first, so a full node evicts newcomers, not residents.
   for (const s of sorted) {
     const h = home(s);
-    if (h !== undefined && previous.get(s) === h && hasRoom(h)) take(s, h);
+    if (!owners.has(s) && h !== undefined && previous.get(s) === h && hasRoom(h)) take(s, h);
   }
   for (const s of sorted) {
     const h = home(s);
@@ -76,4 +92,15 @@ export function placeShards(shards: readonly string[], nodes: readonly Placement
   const moved = sorted.filter((s) => previous.has(s) && owners.has(s) && previous.get(s) !== owners.get(s));
   const unassigned = sorted.filter((s) => !owners.has(s));
   return { owners, moved, unassigned };
+}
+
+/**
+ * Overrides that no longer hold: their shard is not wanted any more, or their
+ * node is not placeable (dead, draining, gone). The leader clears them, so a
+ * node that comes back does not pull the shard over again.
+ */
+export function voidOverrides(overrides: ReadonlyMap<string, string>, shards: readonly string[], nodes: readonly PlacementNode[]): string[] {
+  const wanted = new Set(shards);
+  const placeable = new Set(nodes.map((n) => n.id));
+  return [...overrides].filter(([s, node]) => !wanted.has(s) || !placeable.has(node)).map(([s]) => s).sort();
 }

@@ -1,7 +1,8 @@
 // Reconciliation as a pure function: desired shards (from the catalog) and the
 // placeable nodes against the current assignments give the writes the leader
 // must make. Shards nobody can take keep their old owner (better a stale owner
-// than none: it resumes when the node comes back).
+// than none: it resumes when the node comes back). Overrides (shard -> node)
+// go first where their node can take them (placement.ts).
 import type { Assignment, AssignmentWrite } from "./assignments.js";
 import { placeShards } from "./placement.js";
 import type { PlacementNode } from "./placement.js";
@@ -10,9 +11,10 @@ export function planAssignments(
   desired: readonly string[],
   nodes: readonly PlacementNode[],
   current: ReadonlyMap<string, Assignment>,
+  overrides: ReadonlyMap<string, string> = new Map(),
 ): AssignmentWrite[] {
   const previous = new Map([...current].map(([k, a]) => [k, a.node]));
-  const placement = placeShards(desired, nodes, previous);
+  const placement = placeShards(desired, nodes, previous, overrides);
   const writes: AssignmentWrite[] = [];
   for (const [key, node] of placement.owners) if (current.get(key)?.node !== node) writes.push({ key, node });
   const wanted = new Set(desired);

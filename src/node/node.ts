@@ -10,7 +10,9 @@ import { gatewayMachine } from "../../actors/gateway.js";
 import type { IngestRequest } from "../../actors/gateway.js";
 import type { IngestReply } from "../../protocols/ingest.js";
 import type { Catalog } from "../catalog.js";
-import { MetadataStore, openCatalog } from "../control/index.js";
+import { MetadataStore, controlRequest, openCatalog } from "../control/index.js";
+import { MOVE_VERB } from "../../protocols/placement.js";
+import type { MoveShardReply, MoveShardRequest } from "../../protocols/placement.js";
 import type { ProxistQueryEngine } from "../query/index.js";
 import type { QueryEngine } from "../api/index.js";
 import { BytePool } from "../codec/pool.js";
@@ -295,12 +297,16 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
         })
       : undefined;
   if (control !== undefined) metrics.watchControl(control);
-  // Lag remediation needs sinks. Its move step: a standalone node has no other node; the control plane has no per-shard move yet.
-  const move: MoveSink = async () => {
-    if (control === undefined) return `node ${nodeId} runs standalone (--shards all): there is no other node to move the sink to`;
-    const nodes = (await control.stores.heartbeats.read()).size;
-    if (nodes <= 1) return `node ${nodeId} is the only node of the cluster: there is no other node to move the sink to`;
-    return "moving one shard's sink needs a per-shard placement override in the controller, which is not built yet; if this node is overloaded, pxctl drain node moves all its shards";
+  // Lag remediation needs sinks. Its move step asks the control plane (px.ctl.move) to place the shard, whose sink runs where
+  // it is hosted, on a node owning fewer shards; the leader's reassignment fences this node's sink as a drain does.
+  const move: MoveSink = async (h) => {
+    if (control === undefined) return { skipped: `node ${nodeId} runs standalone (--shards all): there is no other node to move the sink to` };
+    const body: MoveShardRequest = { table: `${h.shard.tenant}.${h.shard.table}`, bucket: h.shard.bucket, from: nodeId, by: "remediation" };
+    try {
+      return { to: (await controlRequest<MoveShardReply>(nc, MOVE_VERB, body, 5_000)).to };
+    } catch (e) {
+      return { skipped: (e as Error).message.replace(/^move: /, "") };
+    }
   };
   const remediationMs = o.lagRemediation?.intervalMs ?? remediationIntervalMs(process.env);
   const remediation = clickhouse === undefined || remediationMs === 0 ? undefined : new RemediationRuntime({ js, nodeId, shards, intervalMs: remediationMs, move, log }).start();

@@ -8,9 +8,11 @@
 // age is held (eviction only ever drops rows at or below P, so lag never costs
 // query coverage: holding keeps the recent past served from RAM instead of
 // sending those reads to the struggling ClickHouse; maxHotBytes still evicts);
-// 3 moves the sink via `move` (skipped, with the reason, on one node or when
-// the sink is degraded: another node's sink would write to the same failing
-// ClickHouse); >= 4 alert: px_lag_remediation_step (scraped from HostedShard)
+// 3 moves the shard, and so its sink, to a node owning fewer shards via `move`
+// (a placement override the leader honours; skipped, with the reason, on one
+// node, when no node owns fewer shards, when remediation moved the shard once
+// already, or when the sink is degraded: another node's sink would write to
+// the same failing ClickHouse); >= 4 alert: px_lag_remediation_step (scraped from HostedShard)
 // at 4 and an ALERT log line. Each change goes to the event log.
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { createActor, fromPromise } from "xstate";
@@ -25,8 +27,8 @@ import type { LagReading, StepChange } from "../sink/index.js";
 import { eventRecorder } from "../wal/index.js";
 import type { HostedShard, LocalShardHost } from "./shard/host.js";
 
-/** Why a shard's sink was not moved, or undefined once it was handed to another node. */
-export type MoveSink = (h: HostedShard) => Promise<string | undefined>;
+/** Asks for the shard (and its sink) to move to another node: where it goes, or why it does not. */
+export type MoveSink = (h: HostedShard) => Promise<{ readonly to: string } | { readonly skipped: string }>;
 
 export interface RemediationOptions {
   readonly js: JetStreamClient;
@@ -121,8 +123,8 @@ export class RemediationRuntime {
       const limits = h.sink?.limits;
       const batches = limits === undefined ? "" : ` (sink batches up to ${limits.maxBatchRows} rows / ${limits.maxBatchDelayMs} ms)`;
       if (change.to === 3 && change.from === 2) {
-        const skipped = h.sink?.status().degraded === true ? `the sink is degraded (${h.sink.status().lastError ?? "ClickHouse keeps failing"}): another node's sink would write to the same ClickHouse` : await this.o.move(h);
-        out.push({ change, applied: skipped === undefined, message: skipped === undefined ? `${what}: ${change.reason}; the sink moves to another node` : `${what}: ${change.reason}; move skipped: ${skipped}` });
+        const moved = h.sink?.status().degraded === true ? { skipped: `the sink is degraded (${h.sink.status().lastError ?? "ClickHouse keeps failing"}): another node's sink would write to the same ClickHouse` } : await this.o.move(h);
+        out.push({ change, applied: "to" in moved, message: "to" in moved ? `${what}: ${change.reason}; the shard and its sink move to node ${moved.to}` : `${what}: ${change.reason}; move skipped: ${moved.skipped}` });
         continue;
       }
       if (change.to === 4) this.o.log(`ALERT node ${this.o.nodeId}: shard ${change.key}: sink lag stays above its SLO after every remediation step: ${change.reason}`);

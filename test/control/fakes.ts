@@ -26,13 +26,13 @@ export async function advance(clocks: SimulatedClock | readonly SimulatedClock[]
 }
 
 export class Cluster {
-  readonly buckets = { leader: new MemoryKv("px_leader"), nodes: new MemoryKv("px_nodes"), assign: new MemoryKv("px_assign") };
+  readonly buckets = { leader: new MemoryKv("px_leader"), nodes: new MemoryKv("px_nodes"), assign: new MemoryKv("px_assign"), placement: new MemoryKv("px_placement") };
 
   /** Stores as one client sees them; set `.down` on the returned views to cut that client off. */
   client(): { stores: ControlStores; views: PartitionedKv[]; setDown(down: boolean): void } {
-    const views = [new PartitionedKv(this.buckets.leader), new PartitionedKv(this.buckets.nodes), new PartitionedKv(this.buckets.assign)];
+    const views = [new PartitionedKv(this.buckets.leader), new PartitionedKv(this.buckets.nodes), new PartitionedKv(this.buckets.assign), new PartitionedKv(this.buckets.placement)];
     return {
-      stores: storesOver({ leader: views[0]!, nodes: views[1]!, assign: views[2]! }),
+      stores: storesOver({ leader: views[0]!, nodes: views[1]!, assign: views[2]!, placement: views[3]! }),
       views,
       setDown: (down) => views.forEach((v) => (v.down = down)),
     };

@@ -43,6 +43,16 @@ describe("pxctl ops", () => {
     expect(refusal(["drain", "node"]).code).toBe(EXIT.usage);
   });
 
+  it("args - move shard TABLE/SHARD [--to NODE] [--clear]; bad forms exit 2 naming the form", () => {
+    expect(parseOpsArgs(["move", "shard", "trades/3"], {})?.ops).toMatchObject({ name: "move", shards: [], waitMs: 60_000, move: { table: "trades", bucket: 3, clear: false } });
+    expect(parseOpsArgs(["move", "shard", "acme.trades/0", "--to", "n2", "--wait", "9000"], {})?.ops).toMatchObject({ waitMs: 9_000, move: { table: "acme.trades", bucket: 0, to: "n2", clear: false } });
+    expect(parseOpsArgs(["move", "shard", "trades/0", "--clear"], {})?.ops.move).toEqual({ table: "trades", bucket: 0, clear: true });
+    expect(refusal(["move", "shard", "trades.0"]).message).toMatch(/move shard trades.0: name the shard as <table>\/<shard> or <tenant>.<table>\/<shard>, e.g. trades\/0/);
+    expect(refusal(["move", "trades/0"]).message).toMatch(/move: give the shard to move, as move shard <table>\/<shard>/);
+    expect(refusal(["move", "shard", "trades/0", "--clear", "--to", "n2"]).message).toMatch(/--clear drops the shard's override and takes no --to/);
+    expect(refusal(["drain", "node", "n1", "--to", "n2"]).message).toMatch(/--to and --clear are for move shard only/);
+  });
+
   it("args - drain node NODE waits 60 s by default, --wait sets it", () => {
     expect(parseOpsArgs(["drain", "node", "n2"], {})?.ops).toMatchObject({ name: "drain", node: "n2", shards: [], waitMs: 60_000 });
     expect(parseOpsArgs(["drain", "node", "n2", "--wait", "5000"], {})?.ops).toMatchObject({ waitMs: 5_000 });

@@ -1,15 +1,16 @@
 // The controller machine's IO over the control stores: lease reads and
-// compare-and-set writes, fenced assignment writes, heartbeat and spec
-// watchers. Provide with controllerMachine.provide({ actors: controllerActors(...) }).
+// compare-and-set writes, fenced assignment writes, heartbeat, spec and
+// placement-override watchers, and clearing void overrides. Provide with controllerMachine.provide({ actors: controllerActors(...) }).
 import { fromCallback, fromPromise } from "xstate";
-import type { AcquireInput, ControllerEvent, FenceInput, RenewInput, WriteInput } from "../../../actors/controller.js";
-import { runWatch } from "../../control/index.js";
-import type { AssignmentStore, AssignmentTable, CatalogSource, HeartbeatStore, LeaseStore, StoredLease } from "../../control/index.js";
+import type { AcquireInput, ControllerEvent, FenceInput, OverrideClear, RenewInput, WriteInput } from "../../../actors/controller.js";
+import { isConflict, runWatch } from "../../control/index.js";
+import type { AssignmentStore, AssignmentTable, CatalogSource, HeartbeatStore, LeaseStore, OverrideStore, StoredLease } from "../../control/index.js";
 
 export interface ControllerIO {
   readonly lease: LeaseStore;
   readonly assignments: AssignmentStore;
   readonly heartbeats: HeartbeatStore;
+  readonly overrides: OverrideStore;
   readonly catalog: CatalogSource;
   readonly log?: (line: string) => void;
 }
@@ -23,6 +24,29 @@ export function controllerActors(io: ControllerIO) {
     releaseLease: fromPromise<void, RenewInput>(({ input }) => io.lease.release(input.record, input.revision)),
     fenceAssignments: fromPromise<AssignmentTable, FenceInput>(({ input }) => io.assignments.fence(input.holder, input.term, input.nowMs)),
     writeAssignments: fromPromise<AssignmentTable, WriteInput>(({ input }) => io.assignments.write(input.table, input.writes, input.term, input.nowMs)),
+    clearOverrides: fromPromise<readonly OverrideClear[], { clears: readonly OverrideClear[] }>(async ({ input }) => {
+      const cleared: OverrideClear[] = [];
+      for (const c of input.clears) {
+        try {
+          await io.overrides.clear(c.key, c.revision);
+          cleared.push(c);
+        } catch (e) {
+          // Replaced by a newer move since: that one stands.
+          if (!isConflict(e)) throw e;
+        }
+      }
+      return cleared;
+    }),
+    watchOverrides: fromCallback<ControllerEvent>(({ sendBack }) =>
+      runWatch(
+        () =>
+          io.overrides.watch(
+            (c) => sendBack(c.stored === undefined ? { type: "override.cleared", key: c.key } : { type: "override.set", key: c.key, node: c.stored.override.node, revision: c.stored.revision }),
+            () => sendBack({ type: "overrides.synced" }),
+          ),
+        (e) => log(`controller: cannot watch px_placement: ${(e as Error).message}`),
+      ),
+    ),
     watchNodes: fromCallback<ControllerEvent>(({ sendBack }) =>
       runWatch(
         () =>

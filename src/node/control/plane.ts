@@ -85,7 +85,7 @@ export async function startControlPlane(nc: NatsConnection, o: ControlPlaneOptio
     ...(o.clickhouseHealth === undefined ? {} : { clickhouseHealth: o.clickhouseHealth }),
     log,
   });
-  const server = startControlServer(nc, controlBackend(o.metadata, stores), { log });
+  const server = startControlServer(nc, controlBackend(o.metadata, stores, Date.now, t.nodeTimeoutMs), { log });
   const stopRest = async (): Promise<void> => {
     await controller?.stop();
     await server.stop();

@@ -53,6 +53,9 @@ export async function startController(nc: NatsConnection, o: ControllerOptions):
   actor.on("assigned", (e) => {
     for (const w of e.writes) log(`controller ${o.id}: ${w.key} -> ${w.node ?? "(removed)"} (term ${e.term})`);
   });
+  actor.on("overridesCleared", (e) => {
+    for (const c of e.cleared) log(`controller ${o.id}: placement override of ${c.key} (to ${c.node}) cleared: ${c.node} is not a live running node any more, or the shard is gone`);
+  });
   actor.on("ioError", (e) => log(`controller ${o.id}: ${e.operation} failed: ${e.message}`));
   actor.start();
   return {
