@@ -81,7 +81,7 @@ export function decideMove(state: ClusterState, overrides: ReadonlyMap<string, S
   if (req.by === "remediation" && load.shards >= fromShards) {
     throw new ControlError("CONFLICT", `move: no node owns fewer shards than ${from} (${fromShards}); the least loaded other node, ${to}, owns ${load.shards}`);
   }
-  return { key, from, to, why: `the live node with the fewest shards (${load.shards}${live.has(from) ? `; ${from} owns ${fromShards}` : ""})` };
+  return { key, from, to, why: `the live node with the fewest shards: ${load.shards}${live.has(from) ? `, ${from} owns ${fromShards}` : ""}` };
 }
 
 /** Runs a `move` request: records the override (or clears it) and says where the shard goes. */

@@ -110,7 +110,7 @@ describe("move - decision", () => {
     const s = state(owners, { n1: {}, n2: {}, n3: {} });
     const reply = await moveShard(s, store, { table: "trades", bucket: 0 }, 2_000, NOW);
     expect(reply).toMatchObject({ shard: "acme.trades.0", from: "n1", to: "n2" });
-    expect(reply.message).toMatch(/^shard acme.trades.0 moves from n1 to n2 \(the live node with the fewest shards \(1; n1 owns 2\)\); it stays there until the override is cleared \(pxctl move shard trades\/0 --clear\) or n2 dies$/);
+    expect(reply.message).toMatch(/^shard acme.trades.0 moves from n1 to n2 \(the live node with the fewest shards: 1, n1 owns 2\); it stays there until the override is cleared \(pxctl move shard trades\/0 --clear\) or n2 dies$/);
     expect((await store.read()).get("acme.trades.0")).toEqual({ revision: reply.revision, override: { node: "n2", from: "n1", by: "operator", reason: "pxctl move shard", requestedAtMs: NOW } });
     await expect(moveShard(s, store, { table: "trades", bucket: "x" }, 2_000, NOW)).rejects.toMatchObject({ code: "INVALID_ARGUMENT", message: expect.stringMatching(/bucket must be a shard number/) });
     expect((await moveShard(s, store, { table: "trades", bucket: 0, clear: true }, 2_000, NOW)).message).toMatch(/placement override of acme.trades.0 \(to n2\) cleared/);
