@@ -43,6 +43,12 @@ describe("pxctl - standalone node", () => {
     expect(status.nodes[0]!.shards).toBe(8);
   });
 
+  it("standalone - pxctl move shard is refused: there is no other node", async () => {
+    const r = await pxctl("move", "shard", "trades/0");
+    expect(r.code, r.out).toBe(EXIT.other);
+    expect(r.err).toMatch(/UNSUPPORTED: move: this node runs standalone \(--shards all\): there is no other node to move a shard to/);
+  });
+
   it("standalone - the CLICKHOUSE column shows the configured URL without credentials", async () => {
     const r = await pxctl("get", "nodes");
     expect(r.code, r.err).toBe(EXIT.ok);
