@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { natsFixture } from "../helpers/cluster.js";
 import type { NatsFixture } from "../helpers/cluster.js";
-import { AssignmentStore, controlBackend, FencedError, MetadataStore, natsControlKv, openControlStores, openKv, startControlServer } from "../../src/control/index.js";
+import { AssignmentStore, controlBackend, FencedError, isConflict, MetadataStore, natsControlKv, openControlStores, openKv, OverrideStore, startControlServer } from "../../src/control/index.js";
 import type { ControlServer } from "../../src/control/index.js";
 import { startAgent, startController, startControlPlane } from "../../src/node/control/index.js";
 import type { AgentHandle, ControllerHandle, ControlPlane } from "../../src/node/control/index.js";
@@ -61,6 +61,18 @@ describe("control plane on one nats-server", () => {
     const next = await store.write(fresh, [{ key: "acme.trades.0", node: "n2" }, { key: "acme.trades.1", node: undefined }], 2, Date.now());
     const read = await store.read();
     expect(read.get("acme.trades.0")).toEqual({ node: "n2", leaseRevision: next.lastRevision - 1, term: 2, assignedAtMs: expect.any(Number) });
+  });
+
+  it("overrides - px_placement: a clear at a stale revision is rejected (a newer move stands), at the current one it deletes", async () => {
+    const kv = natsControlKv(f.nc, await openKv(f.nc, "px_placement_test"), "px_placement_test");
+    const store = new OverrideStore(kv);
+    const first = await store.set("acme.trades.0", { node: "n1", from: "n2", by: "remediation", reason: "test", requestedAtMs: 1 });
+    const second = await store.set("acme.trades.0", { node: "n3", from: "n2", by: "operator", reason: "test", requestedAtMs: 2 });
+    const stale = await store.clear("acme.trades.0", first).then(() => undefined, (e: unknown) => e);
+    expect(isConflict(stale), String(stale)).toBe(true);
+    expect((await store.read()).get("acme.trades.0")).toMatchObject({ revision: second, override: { node: "n3", by: "operator" } });
+    await store.clear("acme.trades.0", second);
+    expect((await store.read()).size).toBe(0);
   });
 
   describe("controller, agents and pxctl", () => {
