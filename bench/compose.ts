@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { connect } from "@nats-io/transport-node";
 import { controlRequest } from "../src/control/index.js";
+import { natsCredsOptions } from "../src/runtime/natsclient.js";
 import type { StatusView } from "../src/control/index.js";
 import { DEFAULT_CLUSTER_SPEC } from "../protocols/tablespec.js";
 import { startClickhouseServer } from "../src/runtime/servers/clickhouse.js";
@@ -23,6 +24,9 @@ import { proxistCluster } from "../test/helpers/nodecluster.js";
 import { median, round, writeResult } from "./lib.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
+// The stack's NATS is locked (operator JWT auth): `compose up` generates the identity under infra/secrets/.
+const ADMIN_CREDS = join(root, "infra/secrets/nats-auth/admin.creds");
+const DEMO_CREDS = join(root, "infra/secrets/nats_demo.creds");
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const RATES = (process.env.BENCH_RATES ?? "2000,5000,10000,20000,40000").split(",").map(Number);
 // Long enough for the demo to start (~10 s in a container here) and report twice, 10 s apart.
@@ -42,7 +46,7 @@ function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): number
 const podman = (...args: string[]): void => void spawnSync("podman", args, { stdio: "ignore" });
 
 async function status(): Promise<StatusView> {
-  const nc = await connect({ servers: "nats://127.0.0.1:4222", maxReconnectAttempts: 0 });
+  const nc = await connect({ servers: "nats://127.0.0.1:4222", maxReconnectAttempts: 0, ...natsCredsOptions(ADMIN_CREDS) });
   try {
     return await controlRequest<StatusView>(nc, "status", {});
   } finally {
@@ -135,7 +139,7 @@ async function main(): Promise<void> {
   }
   podman("stop", "-t", "10", "proxist_demo_1");
   log("containers: the demo in a container of the compose network against the containers");
-  const inPodman = await demoRates((rate) => ["podman", ["run", "--rm", "--network", "proxist_default", "-e", "PX_NATS_URL=nats://nats-3:4222", "localhost/proxist:local", "demo", "--rate", String(rate)]]);
+  const inPodman = await demoRates((rate) => ["podman", ["run", "--rm", "--network", "proxist_default", "-e", "PX_NATS_URL=nats://nats-3:4222", "-v", `${DEMO_CREDS}:/run/secrets/nats_demo_creds:ro`, "-e", "PX_NATS_CREDS=/run/secrets/nats_demo_creds", "localhost/proxist:local", "demo", "--rate", String(rate)]]);
   sh("./proxist", ["compose", "down", "-v"]);
   const onHost = await hostIngest();
   const c = sustained(inPodman);

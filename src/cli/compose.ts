@@ -3,7 +3,7 @@
 // Podman (installed and configured when missing) on locally built images.
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
-import { ComposeError, down, ensureComposeSecrets, up } from "./compose/index.js";
+import { ComposeError, down, ensureComposeNatsAuth, ensureComposeSecrets, up } from "./compose/index.js";
 import type { ComposeOptions } from "./compose/index.js";
 
 const USAGE = `usage:
@@ -43,6 +43,8 @@ async function main(argv: string[]): Promise<void> {
     case "secrets": {
       const s = ensureComposeSecrets(root);
       console.log(`${s.created ? "generated" : "kept"} ${s.passwordFile} (ClickHouse user default); clients: PX_CLICKHOUSE_PASSWORD_FILE=${s.passwordFile}`);
+      const n = await ensureComposeNatsAuth(root);
+      console.log(`${n.created ? "generated" : "kept"} the NATS identity; pxctl and other clients on this machine: PX_NATS_CREDS=${n.adminCreds}`);
       return;
     }
     default:

@@ -8,7 +8,7 @@ import { inboxPrefixOfCreds } from "../auth/index.js";
 import { ENV } from "../config/defaults.js";
 
 /** The variable naming the `.creds` file a process connects with. */
-export const NATS_CREDS_ENV = "PX_NATS_CREDS";
+export const NATS_CREDS_ENV = ENV.natsCreds;
 
 export type CredsOptions = Pick<ConnectionOptions, "authenticator" | "inboxPrefix">;
 

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createToken } from "../../src/auth/index.js";
 import { controlRequest } from "../../src/control/index.js";
 import type { StatusView } from "../../src/control/index.js";
+import { natsCredsOptions } from "../../src/runtime/natsclient.js";
 import { PYTHON, havePython } from "../api/python.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
@@ -20,6 +21,8 @@ const SCRIPT = fileURLToPath(new URL("./compose_flight.py", import.meta.url));
 const PROJECT = "proxist";
 const NODES = { "proxist-1": { grpc: 50051, http: 8080 }, "proxist-2": { grpc: 50052, http: 8081 } } as const;
 type NodeName = keyof typeof NODES;
+// NATS in the stack is locked: `compose up` generated this identity; the test and pxctl use its admin role.
+const ADMIN_CREDS = `${root}infra/secrets/nats-auth/admin.creds`;
 const UP_TIMEOUT_MS = 20 * 60_000; // a cold run builds the base and three images (~5 min here); a warm one ~1 min
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -27,7 +30,7 @@ const log = (line: string): void => console.log(`compose test: ${line}`);
 
 function run(cmd: string, args: string[], timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { cwd: root, timeout: timeoutMs, maxBuffer: 64 << 20, env: { ...process.env, PX_SKIP_SETUP: "1" } }, (err, stdout, stderr) => {
+    execFile(cmd, args, { cwd: root, timeout: timeoutMs, maxBuffer: 64 << 20, env: { ...process.env, PX_SKIP_SETUP: "1", PX_NATS_CREDS: ADMIN_CREDS } }, (err, stdout, stderr) => {
       if (err) reject(new Error(`${cmd} ${args.join(" ")} failed: ${err.message}\n${stderr.slice(-4000)}`));
       else resolve(stdout + stderr);
     });
@@ -98,7 +101,7 @@ describe("compose cluster (docker-compose.yml on Podman)", () => {
     const out = await run("./proxist", ["compose", "up", "-d", "--demo"], UP_TIMEOUT_MS);
     log(`compose up -d --demo took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     expect(out).toContain("compose: up:");
-    nc = await connect({ servers: "nats://127.0.0.1:4222", name: "compose test", maxReconnectAttempts: -1 });
+    nc = await connect({ servers: "nats://127.0.0.1:4222", name: "compose test", maxReconnectAttempts: -1, ...natsCredsOptions(ADMIN_CREDS) });
     token = await until("a reader token", 60_000, () => createToken(nc, { tenant: "default", role: "reader", ttlSeconds: 3_600 }));
   }, UP_TIMEOUT_MS + 120_000);
 
@@ -125,6 +128,14 @@ describe("compose cluster (docker-compose.yml on Podman)", () => {
     expect(pxctl).toMatch(/leader: proxist-\d/);
     expect(pxctl).toContain("running.live");
   }, 150_000);
+
+  it("compose - NATS refuses a client without credentials", async () => {
+    const refused = await connect({ servers: "nats://127.0.0.1:4222", name: "compose test, no creds", maxReconnectAttempts: 0 }).then(
+      async (c) => (await c.close(), "connected"),
+      (e: Error) => e.message,
+    );
+    expect(refused).toMatch(/authorization|authentication/i);
+  });
 
   it("compose - the demo's ticks arrive: ingest counters and ClickHouse row counts grow", async () => {
     const before = { ingest: (await ingestedRows("proxist-1")) + (await ingestedRows("proxist-2")), trades: await clickhouseCount("trades").catch(() => 0) };

@@ -9,7 +9,17 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { DEFAULT_PORTS, ENV } from "../../src/config/defaults.js";
-import { CLICKHOUSE_PASSWORD_FILE, CLICKHOUSE_USERS_FILE, SECRETS_DIR, ensureComposeSecrets } from "../../src/cli/compose/index.js";
+import {
+  CLICKHOUSE_PASSWORD_FILE,
+  CLICKHOUSE_USERS_FILE,
+  NATS_AUTH_CONF,
+  NATS_AUTH_DIR,
+  NATS_DEMO_CREDS,
+  NATS_SERVICE_CREDS,
+  SECRETS_DIR,
+  ensureComposeNatsAuth,
+  ensureComposeSecrets,
+} from "../../src/cli/compose/index.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const read = (p: string): string => readFileSync(join(root, p), "utf8");
@@ -62,7 +72,7 @@ describe("docker-compose.yml", () => {
   });
 
   it("compose - every bind-mounted file exists (or is a secret ./proxist compose generates) and named volumes are declared", () => {
-    const generated = new Set([CLICKHOUSE_PASSWORD_FILE, CLICKHOUSE_USERS_FILE].map((f) => `./${SECRETS_DIR}/${f}`));
+    const generated = new Set([CLICKHOUSE_PASSWORD_FILE, CLICKHOUSE_USERS_FILE, NATS_AUTH_CONF].map((f) => `./${SECRETS_DIR}/${f}`));
     for (const [name, s] of Object.entries(services)) {
       for (const v of s.volumes ?? []) {
         const src = v.split(":")[0]!;
@@ -94,11 +104,39 @@ describe("docker-compose.yml", () => {
     expect(services.clickhouse!.environment?.CLICKHOUSE_PASSWORD, "no password in the environment").toBeUndefined();
     for (const name of proxistNodes) {
       const s = services[name] as Service & { secrets?: string[] };
-      expect(s.secrets).toEqual(["clickhouse_password"]);
+      expect(s.secrets).toEqual(["clickhouse_password", "nats_service_creds"]);
       expect(s.environment?.[ENV.clickhousePasswordFile]).toBe("/run/secrets/clickhouse_password");
       expect(s.environment?.[ENV.grpcHost], "plaintext gRPC binds loopback unless asked; a container must ask").toBe("0.0.0.0");
     }
     expect(read(".gitignore")).toContain(`${SECRETS_DIR}/`);
+  });
+
+  it("compose - NATS is locked: every server includes the generated operator config, every client service connects with credentials", async () => {
+    const tmp = mkdtempSync(join(tmpdir(), "px-compose-"));
+    try {
+      const made = await ensureComposeNatsAuth(tmp);
+      expect(made.created).toBe(true);
+      const dir = join(tmp, SECRETS_DIR);
+      expect(statSync(join(dir, NATS_AUTH_DIR)).mode & 0o777).toBe(0o700);
+      expect(statSync(made.adminCreds).mode & 0o777).toBe(0o600);
+      const conf = readFileSync(join(dir, NATS_AUTH_CONF), "utf8");
+      expect(conf).toMatch(/^operator: "ey/m);
+      expect(conf).toMatch(/type: full/);
+      expect(conf).toMatch(/dir: "\/data\/jwt"/);
+      expect(readFileSync(join(dir, NATS_SERVICE_CREDS), "utf8")).toMatch(/BEGIN NATS USER JWT/);
+      expect(readFileSync(join(dir, NATS_DEMO_CREDS), "utf8")).toBe(readFileSync(join(dir, NATS_SERVICE_CREDS), "utf8"));
+      expect((await ensureComposeNatsAuth(tmp)).created, "kept on the next run").toBe(false);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+    expect(read("infra/nats/nats.conf")).toMatch(/^include \.\/auth\.conf$/m);
+    for (const n of ["nats-1", "nats-2", "nats-3"]) expect(services[n]!.volumes, n).toContain(`./${SECRETS_DIR}/${NATS_AUTH_CONF}:/etc/nats/auth.conf:ro`);
+    const secrets = (parse(read("docker-compose.yml")) as { secrets?: Record<string, { file: string }> }).secrets ?? {};
+    expect(secrets.nats_service_creds?.file).toBe(`./${SECRETS_DIR}/${NATS_SERVICE_CREDS}`);
+    expect(secrets.nats_demo_creds?.file).toBe(`./${SECRETS_DIR}/${NATS_DEMO_CREDS}`);
+    for (const name of [...proxistNodes, "demo"]) {
+      expect(services[name]!.environment?.PX_NATS_CREDS, name).toBe(name === "demo" ? "/run/secrets/nats_demo_creds" : "/run/secrets/nats_service_creds");
+    }
   });
 
   it("compose - every published port binds the host's loopback (the stack speaks plaintext)", () => {

@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { ComposeError, buildLocalImages, ensureBaseImage, ensurePodman, healthy, ok, running, say, sh } from "./podman.js";
-import { ensureComposeSecrets } from "./secrets.js";
+import { ensureComposeNatsAuth, ensureComposeSecrets } from "./secrets.js";
 
 export const PROJECT = process.env.PX_COMPOSE_PROJECT ?? "proxist";
 export const DEMO_SERVICE = "demo";
@@ -93,6 +93,9 @@ export async function up(o: ComposeOptions, demo: boolean, detach: boolean): Pro
   // ClickHouse's password (infra/secrets/, not in git): the compose file mounts it, so it must exist first.
   const secrets = ensureComposeSecrets(o.root);
   if (secrets.created) say(`generated ClickHouse's password in ${secrets.passwordFile} (user default; nodes read it as the compose secret clickhouse_password)`);
+  // NATS runs locked (operator-mode JWT auth): its include and the containers' credentials must exist first too.
+  const nats = await ensureComposeNatsAuth(o.root);
+  say(`${nats.created ? "generated" : "kept"} the NATS identity; pxctl on this machine: PX_NATS_CREDS=${nats.adminCreds}`);
   const engine = o.engine ?? findEngine();
   const files = composeFiles(o, engine);
   const all = services(o.root);
