@@ -39,6 +39,12 @@ export const RetentionSpecSchema = Schema.Struct({
    * holds) stay in the WAL.
    */
   walKeep: Schema.optionalKey(PositiveInt(Number.MAX_SAFE_INTEGER)),
+  /**
+   * The same margin as a time: records the WAL took within this many seconds
+   * (by append time) stay too, whatever walKeep allows (e.g. 3600 keeps the
+   * last hour for a re-read or an audit). Absent: records only.
+   */
+  walKeepSeconds: Schema.optionalKey(PositiveInt(365 * 86_400)),
 });
 
 export const SnapshotPolicySchema = Schema.Struct({
@@ -160,7 +166,7 @@ export interface TableSpec {
   readonly columns: readonly ColumnSpec[];
   readonly shards: number;
   readonly maxBatchRows: number;
-  readonly retention: { readonly hotSeconds: number; readonly maxHotBytes: number; readonly walKeep: number };
+  readonly retention: { readonly hotSeconds: number; readonly maxHotBytes: number; readonly walKeep: number; readonly walKeepSeconds?: number };
   /** The table's snapshot policy, when its spec gives one. */
   readonly snapshot?: { readonly intervalSeconds?: number; readonly records?: number; readonly walBytes?: number; readonly onShutdown?: boolean };
   /** The table's lag SLO as its spec gives it (lagSloOf fills in the defaults). */
@@ -292,6 +298,7 @@ function normalizeTable(t: Schema.Schema.Type<typeof TableSpecSchema>, tenant: s
       hotSeconds: t.retention?.hotSeconds ?? TABLE_DEFAULTS.hotSeconds,
       maxHotBytes: t.retention?.maxHotBytes ?? TABLE_DEFAULTS.maxHotBytes,
       walKeep: t.retention?.walKeep ?? TABLE_DEFAULTS.walKeep,
+      ...(t.retention?.walKeepSeconds === undefined ? {} : { walKeepSeconds: t.retention.walKeepSeconds }),
     },
     timeBounds: {
       minTs: checkedMinTs(t.timeBounds?.minTs ?? TABLE_DEFAULTS.minTs, tenant, t.name),

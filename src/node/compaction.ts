@@ -66,6 +66,21 @@ async function firstOnSubject(js: JetStreamClient, shard: ShardAddress): Promise
   }
 }
 
+/** The shard's first record the WAL took at or after `sinceMs` (undefined: none, every record is older). */
+async function firstSince(js: JetStreamClient, shard: ShardAddress, sinceMs: number): Promise<number | undefined> {
+  const consumer = await js.consumers.get(walStream(shard.tenant), {
+    filter_subjects: walSubject(shard.tenant, shard.table, shard.bucket),
+    deliver_policy: DeliverPolicy.StartTime,
+    opt_start_time: new Date(sinceMs).toISOString(),
+  });
+  try {
+    const m = await consumer.next({ expires: 2_000 });
+    return m?.seq;
+  } finally {
+    await consumer.delete().catch(() => {});
+  }
+}
+
 export class CompactionRuntime {
   readonly actor: Actor<typeof compactorMachine>;
   private kv: Promise<KV> | undefined;
@@ -124,7 +139,10 @@ export class CompactionRuntime {
       ]);
       // A watermark alone is a claim; the ack floor moves only once the sink verified the batch in ClickHouse.
       const persistedLsn = this.o.unsafeIgnoreSink === true ? Number.MAX_SAFE_INTEGER - 1 : Math.min(wm?.persistedLsn ?? 0, ackFloor);
-      out.push(planCompaction({ shard, persistedLsn, snapshotLsn, holds, walKeep: h.runtime.spec.retention.walKeep, compactedBelow }));
+      const { walKeep, walKeepSeconds } = h.runtime.spec.retention;
+      // The time margin as an LSN: the first record the WAL took within walKeepSeconds (JetStream's append time).
+      const keepFromLsn = walKeepSeconds === undefined ? undefined : await firstSince(this.o.js, shard, Date.now() - walKeepSeconds * 1000);
+      out.push(planCompaction({ shard, persistedLsn, snapshotLsn, holds, walKeep, compactedBelow, ...(keepFromLsn === undefined ? {} : { keepFromLsn, walKeepSeconds }) }));
     }
     return out;
   }

@@ -1,7 +1,8 @@
 // WAL compaction's decision for one shard, as a pure function: the lowest LSN
 // any reader of the shard still needs is min(P + 1, the newest verified
 // snapshot's LSN + 1, every hold); records below it minus the table's
-// `retention.walKeep` may go. The compaction workflow (actors/compactor.ts)
+// `retention.walKeep` may go, and none the WAL took within
+// `retention.walKeepSeconds`. The compaction workflow (actors/compactor.ts)
 // records the cut in px_compaction before it purges, so a reader that would
 // need less stops on a named gap (./gap.ts) instead of replaying a hole.
 import type { ShardAddress } from "../../protocols/subjects.js";
@@ -21,6 +22,14 @@ export interface CompactionInputs {
   readonly holds: readonly number[];
   /** LSNs kept below the lowest needed one (the table's retention.walKeep). */
   readonly walKeep: number;
+  /**
+   * The time margin (retention.walKeepSeconds) as an LSN: the shard's first
+   * record the WAL took within that time, which stays with everything after
+   * it. undefined: no time margin, or every record of the shard is older.
+   */
+  readonly keepFromLsn?: number;
+  /** The time margin in seconds, for the reason given when it is what holds records back. */
+  readonly walKeepSeconds?: number;
   /** The cut of the previous compaction (0: never compacted). */
   readonly compactedBelow: number;
 }
@@ -47,8 +56,12 @@ export function planCompaction(i: CompactionInputs): CompactionPlan {
   let [neededFrom, neededBy] = needs[0]!;
   for (const [lsn, by] of needs) if (lsn < neededFrom) [neededFrom, neededBy] = [lsn, by];
   const base = { shard: i.shard, neededFrom, neededBy, persistedLsn: i.persistedLsn, snapshotLsn: i.snapshotLsn };
-  const cut = neededFrom - i.walKeep;
-  if (cut <= 1) return { ...base, cut: 0, skip: `${neededBy} needs LSN ${neededFrom}; with walKeep ${i.walKeep} nothing is old enough` };
+  const byRecords = neededFrom - i.walKeep;
+  const cut = i.keepFromLsn === undefined ? byRecords : Math.min(byRecords, i.keepFromLsn);
+  if (cut <= 1) {
+    const why = cut === i.keepFromLsn && cut < byRecords ? `walKeepSeconds ${i.walKeepSeconds ?? "?"} keeps LSN ${i.keepFromLsn} and after` : `with walKeep ${i.walKeep} nothing is old enough`;
+    return { ...base, cut: 0, skip: `${neededBy} needs LSN ${neededFrom}; ${why}` };
+  }
   if (cut <= i.compactedBelow) return { ...base, cut: 0, skip: `already compacted below LSN ${i.compactedBelow}` };
   return { ...base, cut };
 }

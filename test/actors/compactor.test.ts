@@ -107,6 +107,12 @@ describe("compaction plan", () => {
     expect(planCompaction({ ...base, persistedLsn: 900, snapshotLsn: 800 })).toMatchObject({ cut: 791, neededBy: "a replay from the snapshot at LSN 800" });
     expect(planCompaction({ ...base, persistedLsn: 900, snapshotLsn: 800, holds: [300] })).toMatchObject({ cut: 290, neededBy: "hold 1 (LSN 300)" });
   });
+  it("plan - walKeepSeconds (as the LSN of the first record within it) keeps records the record margin would let go", () => {
+    expect(planCompaction({ ...base, persistedLsn: 500, snapshotLsn: 800, keepFromLsn: 300, walKeepSeconds: 60 })).toMatchObject({ cut: 300 });
+    // The record margin keeps more: it decides.
+    expect(planCompaction({ ...base, persistedLsn: 500, snapshotLsn: 800, keepFromLsn: 495, walKeepSeconds: 60 })).toMatchObject({ cut: 491 });
+    expect(planCompaction({ ...base, persistedLsn: 500, snapshotLsn: 800, keepFromLsn: 1, walKeepSeconds: 60 })).toMatchObject({ cut: 0, skip: "the sink (P 500) needs LSN 501; walKeepSeconds 60 keeps LSN 1 and after" });
+  });
   it("plan - nothing without a sink, without a snapshot, or below the last cut", () => {
     expect(planCompaction({ ...base, persistedLsn: 0, snapshotLsn: 800 }).cut).toBe(0);
     expect(planCompaction({ ...base, persistedLsn: 500, snapshotLsn: 0 }).cut).toBe(0);

@@ -129,6 +129,14 @@ describe("compose cluster (docker-compose.yml on Podman)", () => {
     expect(pxctl).toContain("running.live");
   }, 150_000);
 
+  it("compose - both nodes serve the web console at /", async () => {
+    for (const node of Object.keys(NODES) as NodeName[]) {
+      const r = await fetch(`http://127.0.0.1:${NODES[node].http}/`);
+      expect(r.status, node).toBe(200);
+      expect(await r.text(), node).toContain("<title>Proxist console</title>");
+    }
+  });
+
   it("compose - NATS refuses a client without credentials", async () => {
     const refused = await connect({ servers: "nats://127.0.0.1:4222", name: "compose test, no creds", maxReconnectAttempts: 0 }).then(
       async (c) => (await c.close(), "connected"),

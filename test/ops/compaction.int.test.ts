@@ -130,6 +130,30 @@ describe("ops - WAL compaction", () => {
     expect(out.join("\n")).toMatch(/compaction\.purged {2}cmp\/trades\/0: purge below LSN/);
   }, 120_000);
 
+  it("compaction - retention.walKeepSeconds keeps what the WAL took within that time; once it is older it goes", async () => {
+    const spec = parseClusterSpec({ tenants: [{ name: "keept", tables: [{ name: "trades", shards: 1, retention: { walKeep: 1, walKeepSeconds: 3 }, columns: [{ name: "price", type: "float64" }, { name: "size", type: "float64" }] }] }] });
+    const trades = spec.tenants[0]!.tables[0]!;
+    expect(trades.retention.walKeepSeconds).toBe(3);
+    const node = await nodeOn(f.server, f.nc, { clickhouseUrl: chf.server.httpUrl, snapshotIntervalMs: 0, compaction: { intervalMs: 0 } }, spec);
+    nodes.push(node);
+    const walk = new RandomWalk(symbolNames(20), 5, 1.75e15);
+    const pub = new TickPublisher(f.nc, { tenant: "keept", spec: trades, maxInFlight: 4 });
+    for (let i = 0; i < 5; i++) await pub.publish(walk.trades(100, 50_000));
+    await waitPersisted(node.httpPort, f.nc, "keept", "trades");
+    await node.shards.get({ tenant: "keept", table: "trades", bucket: 0 })!.runtime.snapshotNow();
+    // Persisted and snapshotted: walKeep 1 alone would purge all but the last record; the time margin holds every record back.
+    const young = await node.compaction!.compactNow(["keept.trades.0"]);
+    expect(young.error).toBeUndefined();
+    const walRecords = (await readWal(f.nc, "keept")).filter((r) => r.subject.includes(".wal.trades."));
+    expect(young.plans[0]!.cut).toBeLessThanOrEqual(Math.min(...walRecords.map((r) => r.lsn)));
+    expect(young.results.reduce((n, r) => n + r.purged, 0)).toBe(0);
+    await new Promise((r) => setTimeout(r, 3_500));
+    const old = await node.compaction!.compactNow(["keept.trades.0"]);
+    expect(old.error).toBeUndefined();
+    expect(old.plans[0]!.cut).toBeGreaterThan(1);
+    expect(old.results.reduce((n, r) => n + r.purged, 0)).toBeGreaterThan(0);
+  }, 60_000);
+
   /** Persist, stop ClickHouse, ingest more, snapshot, compact, start ClickHouse. */
   async function compactBehindStalledSink(tenant: string): Promise<{ node: ProxistNode; ackedRows: number; purged: number; neededBy: string }> {
     const spec = specOf(tenant, 1, 1);
