@@ -60,7 +60,7 @@ const USAGE = `usage:
                [--shards all|assigned|none] [--replicas N]
   proxist nats-auth --dir DIR [--resolver-dir DIR]
   proxist demo [--nats URL] [--creds FILE] [--tls-ca FILE] [--rate TICKS_PER_S] [--symbols N]
-  node and demo read PX_TLS_CA (the CA of a NATS with TLS); node also PX_TLS_CERT/PX_TLS_KEY (gRPC/Flight TLS), PX_GRPC_HOST`;
+  node and demo read PX_TLS_CA (the CA of a NATS with TLS); node also PX_TLS_CERT/PX_TLS_KEY (gRPC/Flight TLS; with PX_HTTP_TLS=1 HTTPS too), PX_GRPC_HOST`;
 
 class UsageError extends Error {}
 
@@ -275,11 +275,17 @@ async function nodeCmd(args: string[]): Promise<void> {
   const tlsKey = process.env[ENV.tlsKey];
   if ((tlsCert === undefined) !== (tlsKey === undefined)) throw new UsageError(`${ENV.tlsCert} and ${ENV.tlsKey} go together (the gRPC server's certificate and its key); set both or neither`);
   const grpcHost = process.env[ENV.grpcHost];
+  // HTTPS on the HTTP port with the same certificate: asked for explicitly, as health probes and scrapers must then speak TLS.
+  const httpTlsFlag = process.env[ENV.httpTls];
+  if (httpTlsFlag !== undefined && httpTlsFlag !== "" && httpTlsFlag !== "0" && httpTlsFlag !== "1") throw new UsageError(`${ENV.httpTls}=${httpTlsFlag}: use 1 (HTTPS) or 0 (plaintext)`);
+  const httpTls = httpTlsFlag === "1";
+  if (httpTls && !(tlsCert && tlsKey)) throw new UsageError(`${ENV.httpTls}=1 serves HTTPS with ${ENV.tlsCert} and ${ENV.tlsKey}: set both (pxctl certs init writes server.crt and server.key)`);
   const clickhouseAuth = clickhouseAuthFromEnv(process.env);
   const node = await startNode({
     natsUrl,
     ...(natsCreds ? { natsCreds } : {}),
     ...(tlsCert && tlsKey ? { grpcTls: { cert: tlsCert, key: tlsKey } } : {}),
+    ...(httpTls && tlsCert && tlsKey ? { httpTls: { cert: tlsCert, key: tlsKey } } : {}),
     ...(grpcHost ? { grpcHost } : {}),
     ...(clickhouseAuth ? { clickhouseAuth } : {}),
     httpPort,

@@ -143,7 +143,15 @@ export async function runStatement(inv: QueryInvocation, text: string, output: Q
       signal: AbortSignal.timeout(inv.timeoutMs),
     });
   } catch (e) {
-    io.stderr(`cannot reach the node at ${inv.url} (${(e as Error).message}); start it (./proxist up) or pass --url`);
+    // fetch says only "fetch failed"; the socket's or TLS's reason is its cause.
+    const cause = (e as { cause?: { message?: string; code?: string } }).cause;
+    const why = cause?.message ?? (e as Error).message;
+    const tls = /certificate|self[- ]signed|UNABLE_TO_VERIFY|CERT_/i.test(`${why} ${cause?.code ?? ""}`);
+    io.stderr(
+      tls
+        ? `cannot reach the node at ${inv.url}: its TLS certificate is not trusted (${why}); trust its CA: PX_TLS_CA=/path/ca.crt ./proxist pxctl ... (or NODE_EXTRA_CA_CERTS=/path/ca.crt)`
+        : `cannot reach the node at ${inv.url} (${why}); start it (./proxist up) or pass --url`,
+    );
     return EXIT.unreachable;
   }
   if (!res.ok) {

@@ -26,6 +26,7 @@ export const ENV = {
   /** CA certificate (PEM) trusted for NATS and the gRPC API (`pxctl certs init` writes ca.crt). */
   tlsCa: "PX_TLS_CA",
   natsCreds: "PX_NATS_CREDS",
+  httpTls: "PX_HTTP_TLS",
   /** ClickHouse user and a file holding its password (a compose secret); default user `default`, no password. */
   clickhouseUser: "PX_CLICKHOUSE_USER",
   clickhousePasswordFile: "PX_CLICKHOUSE_PASSWORD_FILE",

@@ -1,8 +1,10 @@
 // The node's HTTP endpoints: /healthz (process up), /readyz (NATS connected, the
 // catalog loaded, no full WAL and no WAL gap: each problem named in the body), /metrics (Prometheus text format), plus JSON routes the
 // node adds (shardRoutes: /v1/shards, /v1/snapshot).
+import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
-import type { IncomingMessage, Server } from "node:http";
+import type { IncomingMessage, RequestListener, Server } from "node:http";
+import { createServer as createTlsServer } from "node:https";
 import type { LocalShardHost } from "./shard/host.js";
 
 export interface HttpReply {
@@ -32,9 +34,18 @@ export interface HttpHandlers {
   authorize?(authorization: string | undefined): Promise<HttpReply | undefined>;
 }
 
-/** `host`: 127.0.0.1 unless asked; a container binds 0.0.0.0 so its published port reaches the server. */
-export async function startHttp(port: number, h: HttpHandlers, host = "127.0.0.1"): Promise<{ server: Server; port: number }> {
-  const server = createServer((req, res) => {
+/** PEM files of the HTTPS server (the same certificate and key as gRPC/Flight: PX_TLS_CERT, PX_TLS_KEY). */
+export interface HttpTlsFiles {
+  readonly cert: string;
+  readonly key: string;
+}
+
+/**
+ * `host`: 127.0.0.1 unless asked; a container binds 0.0.0.0 so its published port reaches the server.
+ * `tls`: HTTPS only (a plaintext request on the port fails its handshake); the files are read once, here.
+ */
+export async function startHttp(port: number, h: HttpHandlers, host = "127.0.0.1", tls?: HttpTlsFiles): Promise<{ server: Server; port: number }> {
+  const handler: RequestListener = (req, res) => {
     const url = new URL(req.url ?? "/", "http://localhost");
     const path = url.pathname;
     const route = routeOf(h.routes, path);
@@ -61,7 +72,8 @@ export async function startHttp(port: number, h: HttpHandlers, host = "127.0.0.1
     } else {
       res.writeHead(404, { "content-type": "text/plain" }).end(`not found: try /healthz, /readyz, /metrics${Object.keys(h.routes ?? {}).map((r) => `, ${r}`).join("")}\n`);
     }
-  });
+  };
+  const server: Server = tls === undefined ? createServer(handler) : createTlsServer({ cert: readFileSync(tls.cert), key: readFileSync(tls.key) }, handler);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => resolve());

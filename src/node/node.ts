@@ -76,6 +76,8 @@ export interface NodeOptions {
   readonly httpPort?: number;
   /** Interface of /healthz, /readyz, /metrics: 127.0.0.1 by default; 0.0.0.0 in a container (PX_HTTP_HOST). */
   readonly httpHost?: string;
+  /** HTTPS on the HTTP port with these PEM files (PX_HTTP_TLS=1 with PX_TLS_CERT/PX_TLS_KEY); omitted: plaintext. */
+  readonly httpTls?: ApiTlsFiles;
   /** The built web console served at / (default dist/console of this checkout). */
   readonly consoleDir?: string;
   readonly replicas?: number;
@@ -280,7 +282,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
       ...nodeProblems(walFull(), shards),
     ],
     metrics: () => metrics.text(),
-  }, o.httpHost);
+  }, o.httpHost, o.httpTls);
   // "assigned": the node agent starts and stops shards as the leader assigns them; every node contends for the lead.
   const control =
     shardMode === "assigned"

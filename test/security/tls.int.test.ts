@@ -7,6 +7,7 @@
 import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { X509Certificate } from "node:crypto";
+import { request as httpsRequest } from "node:https";
 import { connect as tcpConnect } from "node:net";
 import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -185,6 +186,50 @@ describe("tls - gRPC and Arrow Flight", () => {
       await plain.stop();
     }
   });
+});
+
+/** GET over HTTPS trusting `ca` (undefined: the system's CAs only). */
+function httpsGet(port: number, path: string, ca: Buffer | undefined): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest({ host: "127.0.0.1", port, path, servername: "localhost", ...(ca === undefined ? {} : { ca }) }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => (body += d));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+describe("tls - HTTPS on the node's HTTP port (PX_HTTP_TLS=1)", () => {
+  it("https - the API answers over TLS to a client trusting the CA; plaintext and an untrusting client are refused; pxctl query over https with PX_TLS_CA", async () => {
+    const n = await startNode({ natsUrl: f.server.url, natsCa: f.tls.ca, httpTls: { cert: f.tls.serverCert, key: f.tls.serverKey }, log: () => {} });
+    try {
+      const ca = readFileSync(f.tls.ca);
+      const deadline = Date.now() + 60_000;
+      while ((await httpsGet(n.httpPort, "/readyz", ca)).status !== 200) {
+        if (Date.now() > deadline) throw new Error("the HTTPS node did not become ready");
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await expect(httpsGet(n.httpPort, "/healthz", undefined)).rejects.toThrow(/self[- ]signed|unable to verify|certificate/i);
+      await expect(fetch(`http://127.0.0.1:${n.httpPort}/healthz`)).rejects.toThrow();
+      const reader = await createToken(f.nc, { tenant: "default", role: "reader", ttlSeconds: 600 });
+      const q = (env: Record<string, string>) =>
+        new Promise<{ code: number; out: string }>((resolve) =>
+          execFile(join(root, "proxist"), ["pxctl", "query", "--url", `https://localhost:${n.httpPort}`, "--token", reader, "-o", "json", "SELECT * FROM trades LIMIT 1"], { cwd: root, env: { ...process.env, PX_SKIP_SETUP: "1", NODE_EXTRA_CA_CERTS: "", ...env }, timeout: 60_000 }, (err, stdout, stderr) =>
+            resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
+          ),
+        );
+      const trusted = await q({ PX_TLS_CA: f.tls.ca });
+      expect(trusted.code, trusted.out).toBe(0);
+      const untrusted = await q({ PX_TLS_CA: "" });
+      expect(untrusted.code).not.toBe(0);
+      expect(untrusted.out).toMatch(/its TLS certificate is not trusted .*PX_TLS_CA=/);
+    } finally {
+      await n.stop();
+    }
+  }, 120_000);
 });
 
 describe("tls - proxist up --tls", () => {
