@@ -15,8 +15,14 @@ export interface HttpReply {
   readonly headers?: Readonly<Record<string, string>>;
 }
 
-/** `req` for routes that read the body or headers. A route key ending in "/*" serves every path under it. */
-export type Route = (url: URL, method: string, req: IncomingMessage) => Promise<HttpReply>;
+/** Who passed an admin route's gate: the admin token's tenant and table grants. */
+export interface AdminCaller {
+  readonly tenant: string;
+  readonly tables?: readonly string[] | undefined;
+}
+
+/** `req` for routes that read the body or headers; `caller` for admin routes. A route key ending in "/*" serves every path under it. */
+export type Route = (url: URL, method: string, req: IncomingMessage, caller?: AdminCaller) => Promise<HttpReply>;
 
 const routeOf = (routes: Record<string, Route> | undefined, path: string): Route | undefined =>
   routes?.[path] ?? Object.entries(routes ?? {}).find(([k]) => k.endsWith("/*") && path.startsWith(k.slice(0, -1)))?.[1];
@@ -30,8 +36,8 @@ export interface HttpHandlers {
   routes?: Record<string, Route>;
   /** Routes that change state: each call must pass `authorize` (an admin token); health, metrics and reads stay open on loopback. */
   adminRoutes?: ReadonlySet<string>;
-  /** Resolves with a refusal (401/403 and why), or undefined to let the call through. */
-  authorize?(authorization: string | undefined): Promise<HttpReply | undefined>;
+  /** Resolves with a refusal (401/403 and why), or the caller to let the call through. */
+  authorize?(authorization: string | undefined): Promise<HttpReply | AdminCaller>;
 }
 
 /** PEM files of the HTTPS server (the same certificate and key as gRPC/Flight: PX_TLS_CERT, PX_TLS_KEY). */
@@ -64,8 +70,8 @@ export async function startHttp(port: number, h: HttpHandlers, host = "127.0.0.1
       const admin = h.adminRoutes?.has(path) === true;
       // An admin route without an authorizer is refused: fail closed.
       const closed: HttpReply = { status: 403, body: JSON.stringify({ error: `${path} is an admin route and this node checks no tokens` }) };
-      const gate: Promise<HttpReply | undefined> = admin ? (h.authorize?.(req.headers.authorization) ?? Promise.resolve(closed)) : Promise.resolve(undefined);
-      gate.then((refusal) => refusal ?? route(url, req.method ?? "GET", req)).then(
+      const gate: Promise<HttpReply | AdminCaller | undefined> = admin ? (h.authorize?.(req.headers.authorization) ?? Promise.resolve(closed)) : Promise.resolve(undefined);
+      gate.then((g) => (g !== undefined && "status" in g ? g : route(url, req.method ?? "GET", req, g))).then(
         (r) => res.writeHead(r.status, { "content-type": r.type ?? "application/json", ...r.headers }).end(r.body),
         (e: unknown) => res.writeHead(500, { "content-type": "application/json" }).end(JSON.stringify({ error: (e as Error).message })),
       );
@@ -110,10 +116,11 @@ export function shardRoutes(shards: LocalShardHost): Record<string, Route> {
         }),
       ),
     }),
-    // Snapshot every shard now (operators: before a planned restart).
-    "/v1/snapshot": async (_url, method) => {
+    // Snapshot now every shard of the admin token's tenant (and tables, if it has grants) on this node: before a planned restart.
+    "/v1/snapshot": async (_url, method, _req, caller) => {
       if (method !== "POST") return { status: 405, body: JSON.stringify({ error: "use POST" }) };
-      const lsns = await Promise.all(shards.all().map(async (h) => ({ ...h.shard, lsn: await h.runtime.snapshotNow() })));
+      const mine = shards.all().filter((h) => caller !== undefined && h.shard.tenant === caller.tenant && (caller.tables === undefined || caller.tables.includes(h.shard.table)));
+      const lsns = await Promise.all(mine.map(async (h) => ({ ...h.shard, lsn: await h.runtime.snapshotNow() })));
       return { status: 200, body: JSON.stringify(lsns) };
     },
   };

@@ -325,7 +325,12 @@ describe("security - HTTP routes", () => {
     }
     expect(holes).toEqual([]);
     const admin = await f.token("alpha", "admin");
-    expect((await fetch(`http://127.0.0.1:${f.node.httpPort}/v1/snapshot`, { method: "POST", headers: { authorization: `Bearer ${admin}` } })).status).toBe(200);
+    const snap = await fetch(`http://127.0.0.1:${f.node.httpPort}/v1/snapshot`, { method: "POST", headers: { authorization: `Bearer ${admin}` } });
+    expect(snap.status).toBe(200);
+    // An admin token acts on its own tenant: alpha's shards are snapshotted, beta's (on the same node) are not.
+    const snapped = (await snap.json()) as { tenant: string }[];
+    expect(snapped.length).toBeGreaterThan(0);
+    expect(new Set(snapped.map((s) => s.tenant))).toEqual(new Set(["alpha"]));
     for (const open of ["/healthz", "/readyz", "/metrics"]) expect((await fetch(`http://127.0.0.1:${f.node.httpPort}${open}`)).status, open).toBe(200);
   });
 });
