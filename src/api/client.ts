@@ -12,9 +12,13 @@ import { Proxist } from "../../protocols/gen/proxist/v1/api_pb.js";
 import { ProxistFeeds } from "../../protocols/gen/proxist/v1/feed_pb.js";
 import { readFlightData } from "./flight/wire.js";
 import { clientDefinition } from "./grpcdef.js";
+import { ProxistAdmin } from "../../protocols/gen/proxist/v1/admin_pb.js";
 
 /** new ProxistClient(`host:port`, credentials.createInsecure()); methods: ingest, query, status. */
 export const ProxistClient: ServiceClientConstructor = makeGenericClientConstructor(clientDefinition(Proxist), Proxist.typeName);
+
+/** new AdminClient(`host:port`, credentials.createInsecure()); methods: applyTenant, createToken, listTokens, revokeToken (an admin token). */
+export const AdminClient: ServiceClientConstructor = makeGenericClientConstructor(clientDefinition(ProxistAdmin), ProxistAdmin.typeName);
 
 /** new FeedsClient(`host:port`, credentials.createInsecure()); method: subscribe (see src/client/feeds.ts for a resuming subscriber). */
 export const FeedsClient: ServiceClientConstructor = makeGenericClientConstructor(clientDefinition(ProxistFeeds), ProxistFeeds.typeName);

@@ -14,7 +14,7 @@ export type { TokenCheck } from "./auth.js";
 export { scopedTable } from "./scope.js";
 export type { Scope } from "./scope.js";
 export type { PutAck } from "./flight/doput.js";
-export { FeedsClient, FlightClient, LARGE_READS, ProxistClient, bearer, channelCredentials, speaksTls, tlsHint } from "./client.js";
+export { AdminClient, FeedsClient, FlightClient, LARGE_READS, ProxistClient, bearer, channelCredentials, speaksTls, tlsHint } from "./client.js";
 // The HTTP API of the node (src/node/httpapi) shares these with gRPC and Flight.
 export { authorize } from "./auth.js";
 export { ingestBatch, producerOf } from "./ingest.js";

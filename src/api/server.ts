@@ -8,6 +8,7 @@ import type { JetStreamManager } from "@nats-io/jetstream";
 import { FlightService } from "../../protocols/gen/arrow/flight/protocol/Flight_pb.js";
 import { Proxist } from "../../protocols/gen/proxist/v1/api_pb.js";
 import { ProxistFeeds } from "../../protocols/gen/proxist/v1/feed_pb.js";
+import { ProxistAdmin } from "../../protocols/gen/proxist/v1/admin_pb.js";
 import type { TokenCheck } from "./auth.js";
 import type { ApiContext } from "./context.js";
 import { flightService } from "./flight/service.js";
@@ -16,7 +17,7 @@ import type { ApiNode } from "./ingest.js";
 import { registerZstd } from "./ipc/index.js";
 import { resolveLimits } from "./limits.js";
 import type { ApiLimits } from "./limits.js";
-import { feedsService, proxistService } from "./proxist/service.js";
+import { adminRpcs, feedsService, proxistService } from "./proxist/service.js";
 import type { QueryEngine } from "./queryengine.js";
 import { presentingEngine } from "./presentation.js";
 
@@ -68,6 +69,7 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
   server.addService(serverDefinition(Proxist, limits.maxMessageBytes), proxistService(ctx));
   server.addService(serverDefinition(FlightService, limits.maxMessageBytes), flightService(ctx));
   server.addService(serverDefinition(ProxistFeeds, limits.maxMessageBytes), feedsService(ctx));
+  server.addService(serverDefinition(ProxistAdmin, limits.maxMessageBytes), adminRpcs(ctx));
   const credentials = o.credentials ?? ServerCredentials.createInsecure();
   const tls = credentials._isSecure();
   // Plaintext stays on loopback unless the caller names an interface: tokens would cross the network in the clear.

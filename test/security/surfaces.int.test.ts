@@ -30,6 +30,9 @@ import {
 import { mintUser, revokeToken } from "../../src/auth/index.js";
 import type { ClientDuplexStream } from "@grpc/grpc-js";
 import { IngestBatchSchema } from "../../protocols/gen/proxist/v1/api_pb.js";
+import { ApplyTenantRequestSchema, CreateTokenRequestSchema, ListTokensRequestSchema, RevokeTokenRequestSchema } from "../../protocols/gen/proxist/v1/admin_pb.js";
+import { credentials } from "@grpc/grpc-js";
+import { AdminClient } from "../../src/api/index.js";
 import type { NatsRole } from "../../protocols/index.js";
 import { natsCredsOptions } from "../../src/runtime/natsclient.js";
 import { startNatsServer } from "../../src/runtime/servers/nats.js";
@@ -120,6 +123,7 @@ async function mintFile(server: NatsServer, role: NatsRole, tenant: string | und
 let f: ApiFixture;
 let grpc: ServiceClient;
 let flight: ServiceClient;
+let adminRpc: ServiceClient;
 const conns: NatsConnection[] = [];
 const as: Partial<Record<Who, NatsConnection>> = {};
 let alphaReader = "";
@@ -128,6 +132,7 @@ let betaWriter = "";
 beforeAll(async () => {
   f = await apiFixture();
   grpc = f.proxist();
+  adminRpc = new AdminClient(f.address, credentials.createInsecure()) as unknown as ServiceClient;
   flight = f.flight();
   const server = f.nats.server;
   const open = async (path: string): Promise<NatsConnection> => {
@@ -143,6 +148,7 @@ beforeAll(async () => {
   betaWriter = await f.token("beta", "writer");
 });
 afterAll(async () => {
+  adminRpc?.close();
   for (const nc of conns) await nc.close().catch(() => {});
   await f?.close();
 });
@@ -243,6 +249,11 @@ const RPC_SURFACES: readonly RpcSurface[] = [
   { surface: "Flight SQL statement on another tenant", token: "betaWriter", call: async (t) => (await unary(flight, "getFlightInfo", sqlStatement("SELECT * FROM alpha.quotes"), t)).error },
   { surface: "Flight SQL GetTables ticket", token: "none", call: async (t) => (await serverStream(flight, "doGet", create(TicketSchema, { ticket: packSql(CommandGetTablesSchema, create(CommandGetTablesSchema, { includeSchema: true })) }), t)).error },
   { surface: "Flight SQL CreatePreparedStatement", token: "none", call: async (t) => (await serverStream(flight, "doAction", sqlPrepare("SELECT * FROM trades"), t)).error },
+  { surface: "Admin ApplyTenant", token: "none", call: async (t) => (await unary(adminRpc, "applyTenant", create(ApplyTenantRequestSchema, { tenantSpecJson: "{}", dryRun: true }), t)).error },
+  { surface: "Admin ApplyTenant by a reader", token: "alphaReader", call: async (t) => (await unary(adminRpc, "applyTenant", create(ApplyTenantRequestSchema, { tenantSpecJson: "{}", dryRun: true }), t)).error },
+  { surface: "Admin CreateToken by a writer", token: "betaWriter", call: async (t) => (await unary(adminRpc, "createToken", create(CreateTokenRequestSchema, { role: "admin" }), t)).error },
+  { surface: "Admin ListTokens", token: "none", call: async (t) => (await unary(adminRpc, "listTokens", create(ListTokensRequestSchema, {}), t)).error },
+  { surface: "Admin RevokeToken by a reader", token: "alphaReader", call: async (t) => (await unary(adminRpc, "revokeToken", create(RevokeTokenRequestSchema, { id: "x" }), t)).error },
   { surface: "Flight SQL CreatePreparedStatement on another tenant", token: "betaWriter", call: async (t) => (await serverStream(flight, "doAction", sqlPrepare("SELECT * FROM alpha.trades"), t)).error },
 ];
 

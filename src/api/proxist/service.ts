@@ -5,6 +5,7 @@ import { ingestHandler } from "./ingest.js";
 import { queryHandler } from "./query.js";
 import { statusHandler } from "./status.js";
 import { subscribeHandler } from "./subscribe.js";
+import { adminService } from "./admin.js";
 
 export function proxistService(ctx: ApiContext): UntypedServiceImplementation {
   return {
@@ -17,4 +18,9 @@ export function proxistService(ctx: ApiContext): UntypedServiceImplementation {
 /** proxist.v1.ProxistFeeds: ad-hoc subscription feeds. */
 export function feedsService(ctx: ApiContext): UntypedServiceImplementation {
   return { subscribe: subscribeHandler(ctx) } as UntypedServiceImplementation;
+}
+
+/** proxist.v1.ProxistAdmin: spec apply and API tokens for a tenant's admins. */
+export function adminRpcs(ctx: ApiContext): UntypedServiceImplementation {
+  return adminService(ctx) as UntypedServiceImplementation;
 }
