@@ -9,11 +9,11 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { arrowSchema, toRecordBatches } from "../../src/query/index.js";
 import type { OutColumn, OutField, OutKind, OutTable, QueryColumns } from "../../src/query/index.js";
-import { columnsFit, renderJsonColumns } from "../../src/node/httpapi/jsoncols.js";
+import { columnsFit, integerText, numberText, renderJsonColumns } from "../../src/node/httpapi/jsoncols.js";
 import { renderJson } from "../../src/node/httpapi/render.js";
 import type { TsStyle } from "../../src/node/httpapi/render.js";
 import type { RecordBatch } from "apache-arrow";
-import { TENANT, T_BASE, SPAN, buildHot, workload } from "../query/fixture.js";
+import { TENANT, T_BASE, SPAN, buildHot, rng, workload } from "../query/fixture.js";
 
 /** What the route answered before: the batches run() yields (notes in the schema metadata), rendered against schema(). */
 function arrowPath(a: QueryColumns, ts: TsStyle, maxRows: number): string {
@@ -106,6 +106,31 @@ describe("http query JSON from columns", () => {
       { numRuns: 400 },
     );
   });
+
+  it("jsoncols - numbers are printed as JSON.stringify prints them (its fast paths included)", () => {
+    const rand = rng(18);
+    const check = (v: number): void => {
+      if (numberText(v) !== JSON.stringify(v)) expect(numberText(v), `value ${v}`).toBe(JSON.stringify(v));
+    };
+    for (let i = 0; i < 100_000; i++) {
+      const k = Math.floor(rand() * 9);
+      const scale = 10 ** Math.floor(rand() * 12 - 4);
+      // Prices with k decimals, their sums (0.1 + 0.2), neighbours one ulp away, and arbitrary bit patterns.
+      const m = Math.round(rand() * scale * 10 ** k) / 10 ** k;
+      check(m);
+      check(-m);
+      check(m + 0.1 * rand());
+      check(m * (1 + Number.EPSILON));
+      check(m * (1 - Number.EPSILON));
+      const bits = new Uint32Array([Math.floor(rand() * 2 ** 32), Math.floor(rand() * 2 ** 32)]);
+      check(new Float64Array(bits.buffer)[0]!);
+      const int = Math.floor(rand() * 2 ** 53) * (rand() < 0.5 ? -1 : 1);
+      if (integerText(int) !== String(int)) expect(integerText(int), `integer ${int}`).toBe(String(int));
+      check(int);
+    }
+    for (const v of [0, -0, 1e-6, 9.99e-7, 1e-7, 0.000005, 0.1 + 0.2, 1e21, 999999999.999999, 1e9 - 1e-6, 2 ** 53, 2 ** 53 + 2, 1e8, 99_999_999, 100_000_001, 0x3fffffff + 1, -(2 ** 31), 4503599627370495.5]) check(v);
+    for (let hi = 1; hi < 2 ** 23; hi = hi * 3 + 1) for (const lo of [0, 1, 99_999_999, 50_000_000]) expect(integerText(hi * 1e8 + lo)).toBe(String(hi * 1e8 + lo));
+  }, 60_000);
 
   it("jsoncols - a column not held as its kind's typed array is left to the Arrow path", () => {
     const fields: OutField[] = [{ name: "sym", kind: "sym", nullable: false }, { name: "n", kind: "int32", nullable: false }];

@@ -32,8 +32,58 @@ function int64Of(v: number): number {
 // ES2024 (Node >= 20), not in the ES2023 lib this project compiles against.
 const wellFormed = (s: string): string => (s as string & { toWellFormed(): string }).toWellFormed();
 
-/** JSON text of a number as JSON.stringify writes it. */
-const num = (v: number): string => (Number.isFinite(v) ? String(v) : "null");
+// Numbers are most of an answer's cost: V8 prints a double that is not a small
+// integer through its general shortest-digits path (~150 ns for a 16-digit
+// timestamp, ~300 ns for a price). The two fast paths below give the same text
+// for the common shapes; everything else is printed by String().
+
+/** String(v) for a safe integer: a timestamp in µs printed as two halves that are small integers. */
+export function integerText(v: number): string {
+  if (v >= -0x3fffffff && v <= 0x3fffffff) return String(v);
+  const a = v < 0 ? -v : v;
+  let hi = Math.floor(a / 1e8);
+  let lo = a - hi * 1e8;
+  // a / 1e8 is rounded: the quotient can be one off when the remainder is near 0 or 1e8.
+  if (lo < 0) {
+    hi--;
+    lo += 1e8;
+  } else if (lo >= 1e8) {
+    hi++;
+    lo -= 1e8;
+  }
+  const text = String(hi) + String(lo + 1e8).slice(1);
+  return v < 0 ? `-${text}` : text;
+}
+
+const POW10 = [1, 10, 100, 1e3, 1e4, 1e5, 1e6];
+
+/**
+ * JSON text of a number as JSON.stringify writes it. A value with at most 6
+ * decimals (prices) is m / 10^k for the smallest such k: those digits are the
+ * shortest that read back as the value, which is what String() prints (m is
+ * kept below 2^50, so m / 10^k is the correctly rounded quotient and no
+ * shorter decimal was skipped).
+ */
+export function numberText(v: number): string {
+  if (!Number.isFinite(v)) return "null";
+  if (Number.isInteger(v)) return Number.isSafeInteger(v) ? integerText(v) : String(v);
+  const a = v < 0 ? -v : v;
+  if (a >= 1e-6 && a < 1e9) {
+    for (let k = 1; k <= 6; k++) {
+      const p = POW10[k]!;
+      const m = Math.round(a * p);
+      if (m / p !== a) continue;
+      if (m % 10 === 0) break;
+      let digits = integerText(m);
+      if (digits.length <= k) digits = "0".repeat(k + 1 - digits.length) + digits;
+      const text = `${digits.slice(0, digits.length - k)}.${digits.slice(digits.length - k)}`;
+      return v < 0 ? `-${text}` : text;
+    }
+  }
+  return String(v);
+}
+
+const num = numberText;
 
 type Cell = (i: number) => string;
 
@@ -52,11 +102,11 @@ function cellOf(c: OutColumn, symbols: readonly string[], iso: boolean): Cell {
       break;
     }
     case "ts":
-      cell = iso ? (i) => JSON.stringify(isoOfMicros(int64Of(data[i]!))) : (i) => String(int64Of(data[i]!));
+      cell = iso ? (i) => JSON.stringify(isoOfMicros(int64Of(data[i]!))) : (i) => num(int64Of(data[i]!));
       break;
     case "i64":
     case "int64":
-      cell = (i) => String(int64Of(data[i]!));
+      cell = (i) => num(int64Of(data[i]!));
       break;
     case "bool":
       cell = (i) => (data[i] ? "true" : "false");
