@@ -103,12 +103,22 @@ export class RowCollector {
 
   /** A row whose symbol is non-empty and whose values the caller checked: returns its index; the caller sets `column(j)[index]`. */
   appendChecked(line: number, symbol: string, tsMicros: number): number {
+    return this.appendRow(line, this.symbolIdOf(symbol), tsMicros);
+  }
+
+  /** The id of a (non-empty) symbol in this collector's dictionary, added when new. */
+  symbolIdOf(symbol: string): number {
     let id = this.symbolIds.get(symbol);
     if (id === undefined) {
       id = this.symbols.length;
       this.symbols.push(symbol);
       this.symbolIds.set(symbol, id);
     }
+    return id;
+  }
+
+  /** appendChecked with the symbol's id (symbolIdOf): the line protocol fast path keeps ids by the symbol's bytes. */
+  appendRow(line: number, id: number, tsMicros: number): number {
     const i = this.n++;
     if (i >= this.ts.data.length) {
       this.sym.reserve(i + 1);
