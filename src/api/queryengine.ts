@@ -5,6 +5,7 @@
 // PERMISSION_DENIED. Engines refuse with protocols/errors.ts QueryError; the
 // API maps its code to a gRPC status.
 import type { RecordBatch, Schema } from "apache-arrow";
+import type { QueryColumns } from "../query/index.js";
 
 export interface QueryEngine {
   /**
@@ -18,6 +19,12 @@ export interface QueryEngine {
    * aborts (client cancel or deadline). Throws QueryError for bad queries.
    */
   run(tenant: string, query: unknown, signal: AbortSignal, caller?: string): AsyncIterable<RecordBatch>;
+  /**
+   * Optional: runs `query` like run() (the same refusals, quotas and notes)
+   * and answers typed columns, for answers that are not Arrow (the HTTP API's
+   * JSON): no record batches built only to be read back row by row.
+   */
+  runColumns?(tenant: string, query: unknown, signal: AbortSignal, caller?: string): Promise<QueryColumns>;
   /** The JSON query that reads a whole table (Flight path descriptors, ListFlights). */
   tableQuery(table: string): unknown;
 }

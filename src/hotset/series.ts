@@ -119,6 +119,22 @@ export class Series {
     return v[this.locOff]!;
   }
 
+  /**
+   * Row i's timestamp, with the values of columns `cols` (table-spec order)
+   * written to `out[v][at]`: one chunk lookup for the row (a last-by reads a
+   * row of each of ~1,000 series per query).
+   */
+  readRow(i: number, cols: readonly number[], out: readonly ValueArray[], at: number): number {
+    const c = this.chunkOf(i);
+    const off = this.locOff;
+    for (let v = 0; v < cols.length; v++) {
+      const col = c.values[cols[v]!];
+      if (col === undefined) throw new HotSetError(`series: column index ${cols[v]} is out of range (table has ${this.layout.ncols} value columns)`);
+      out[v]![at] = col[off]!;
+    }
+    return c.ts[off]!;
+  }
+
   /** Zero-copy views of rows [from, to), one slice per chunk touched. */
   slices(from: number, to: number): ColumnSlice[] {
     const out: ColumnSlice[] = [];

@@ -8,7 +8,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import type { RecordBatch, Schema } from "apache-arrow";
 import { QUERY_OPS } from "../../protocols/query.js";
 import type { QueryEngine } from "../api/index.js";
-import type { ClusterParts, ColdSource } from "../query/index.js";
+import type { ClusterParts, ColdSource, QueryColumns } from "../query/index.js";
 import type { Meter, QueryTier } from "./meter.js";
 import type { SlowQueries } from "./slowlog.js";
 import { SpanStatusCode, context, trace } from "@opentelemetry/api";
@@ -130,26 +130,84 @@ const tableOf = (query: unknown): string => {
   return typeof t === "string" ? t.split(".").at(-1)! : "";
 };
 
+/** One query being watched: its scope (and span) around each step the engine takes, then its metrics and slow-query record. */
+interface Watched {
+  step<T>(f: () => Promise<T>): Promise<T>;
+  /** The first answer (a batch, or the whole columns) arrived. */
+  first(): void;
+  failed(e: unknown): void;
+  end(ok: boolean, rows: number, error: unknown): void;
+}
+
+function watchQuery(w: QueryWatch, tenant: string, query: unknown, caller: string | undefined): Watched {
+  const s: QueryScope = { tenant, cold: false, fanout: false, coldMs: 0, fanoutMs: 0, rowsCold: 0, coldReads: [], sql: [], parts: [] };
+  const t0 = performance.now();
+  let firstMs: number | undefined;
+  const span: Span | undefined = tracingOn() ? tracer().startSpan("px.query", { attributes: { "px.tenant": tenant, "px.op": opOf(query), "px.table": tableOf(query) } }) : undefined;
+  const ctx = span === undefined ? undefined : trace.setSpan(context.active(), span);
+  return {
+    // Each step runs inside the query's scope (and span): the cold and fan-out wrappers note themselves in it.
+    step: (f) => scope.run(s, () => (ctx === undefined ? f() : context.with(ctx, f))),
+    first: () => void (firstMs ??= performance.now() - t0),
+    failed: (e) => w.meter?.queryFailed(tenant, codeOf(e)),
+    end: (ok, rows, error) => {
+      const totalMs = performance.now() - t0;
+      const tier: QueryTier = s.fanout ? "fanout" : s.cold ? "cold" : "hot";
+      if (span !== undefined) {
+        span.setAttributes({ "px.tier": tier, "px.result_rows": rows, "px.cold_rows": s.rowsCold });
+        if (!ok) span.setStatus({ code: SpanStatusCode.ERROR, message: error === undefined ? "cancelled" : String((error as Error).message ?? error) });
+        span.end();
+      }
+      if (ok) w.meter?.queryRan(tenant, opOf(query), tier, totalMs / 1000);
+      if (w.slow !== undefined && totalMs >= w.slow.thresholdMs(tenant)) {
+        const table = tableOf(query);
+        w.slow.record({
+          eventTime: Date.now() / 1000,
+          tenant,
+          durationMs: round(totalMs),
+          query: safeJson(query),
+          plan: JSON.stringify({
+            table,
+            tier,
+            hotBuckets: w.localBuckets?.(tenant, table) ?? [],
+            coldReads: s.coldReads,
+            pushedDownSql: s.sql,
+            fanout: s.parts,
+          }),
+          // The engine runs hot reads, the merge and the operator between the cold and fan-out awaits: what is left of the total.
+          stages: JSON.stringify({
+            firstBatchMs: round(firstMs ?? totalMs),
+            coldMs: round(s.coldMs),
+            fanoutMs: round(s.fanoutMs),
+            hotAndOperatorMs: round(Math.max(0, totalMs - s.coldMs - s.fanoutMs)),
+            totalMs: round(totalMs),
+          }),
+          rowsCold: s.rowsCold,
+          resultRows: rows,
+          caller: caller ?? "in-process",
+          error: ok ? "" : error === undefined ? "cancelled" : String((error as Error).message ?? error),
+        });
+      }
+    },
+  };
+}
+
 /** The engine the API serves, timing each query from its first batch asked to its last read (or its failure). */
 export function meteredEngine(engine: QueryEngine, w: QueryWatch): QueryEngine {
+  const columns = engine.runColumns?.bind(engine);
   return {
     schema: (tenant: string, query: unknown): Promise<Schema> => engine.schema(tenant, query),
     tableQuery: (table: string): unknown => engine.tableQuery(table),
     run: async function* (tenant: string, query: unknown, signal: AbortSignal, caller?: string): AsyncIterable<RecordBatch> {
-      const s: QueryScope = { tenant, cold: false, fanout: false, coldMs: 0, fanoutMs: 0, rowsCold: 0, coldReads: [], sql: [], parts: [] };
+      const q = watchQuery(w, tenant, query, caller);
       const it = engine.run(tenant, query, signal, caller)[Symbol.asyncIterator]();
-      const t0 = performance.now();
-      let firstMs: number | undefined;
       let rows = 0;
       let error: unknown;
       let ok = false;
-      const span: Span | undefined = tracingOn() ? tracer().startSpan("px.query", { attributes: { "px.tenant": tenant, "px.op": opOf(query), "px.table": tableOf(query) } }) : undefined;
-      const ctx = span === undefined ? undefined : trace.setSpan(context.active(), span);
       try {
         for (;;) {
-          // Each step runs inside the query's scope (and span): the cold and fan-out wrappers note themselves in it.
-          const r = await scope.run(s, () => (ctx === undefined ? it.next() : context.with(ctx, () => it.next())));
-          firstMs ??= performance.now() - t0;
+          const r = await q.step(() => it.next());
+          q.first();
           if (r.done === true) break;
           rows += r.value.numRows;
           yield r.value;
@@ -157,49 +215,36 @@ export function meteredEngine(engine: QueryEngine, w: QueryWatch): QueryEngine {
         ok = true;
       } catch (e) {
         error = e;
-        w.meter?.queryFailed(tenant, codeOf(e));
+        q.failed(e);
         throw e;
       } finally {
         if (!ok) await it.return?.().catch(() => {});
-        const totalMs = performance.now() - t0;
-        const tier: QueryTier = s.fanout ? "fanout" : s.cold ? "cold" : "hot";
-        if (span !== undefined) {
-          span.setAttributes({ "px.tier": tier, "px.result_rows": rows, "px.cold_rows": s.rowsCold });
-          if (!ok) span.setStatus({ code: SpanStatusCode.ERROR, message: error === undefined ? "cancelled" : String((error as Error).message ?? error) });
-          span.end();
-        }
-        if (ok) w.meter?.queryRan(tenant, opOf(query), tier, totalMs / 1000);
-        if (w.slow !== undefined && totalMs >= w.slow.thresholdMs(tenant)) {
-          const table = tableOf(query);
-          w.slow.record({
-            eventTime: Date.now() / 1000,
-            tenant,
-            durationMs: round(totalMs),
-            query: safeJson(query),
-            plan: JSON.stringify({
-              table,
-              tier,
-              hotBuckets: w.localBuckets?.(tenant, table) ?? [],
-              coldReads: s.coldReads,
-              pushedDownSql: s.sql,
-              fanout: s.parts,
-            }),
-            // The engine runs hot reads, the merge and the operator between the cold and fan-out awaits: what is left of the total.
-            stages: JSON.stringify({
-              firstBatchMs: round(firstMs ?? totalMs),
-              coldMs: round(s.coldMs),
-              fanoutMs: round(s.fanoutMs),
-              hotAndOperatorMs: round(Math.max(0, totalMs - s.coldMs - s.fanoutMs)),
-              totalMs: round(totalMs),
-            }),
-            rowsCold: s.rowsCold,
-            resultRows: rows,
-            caller: caller ?? "in-process",
-            error: ok ? "" : error === undefined ? "cancelled" : String((error as Error).message ?? error),
-          });
-        }
+        q.end(ok, rows, error);
       }
     },
+    ...(columns === undefined
+      ? {}
+      : {
+          runColumns: async (tenant: string, query: unknown, signal: AbortSignal, caller?: string): Promise<QueryColumns> => {
+            const q = watchQuery(w, tenant, query, caller);
+            let rows = 0;
+            let error: unknown;
+            let ok = false;
+            try {
+              const r = await q.step(() => columns(tenant, query, signal, caller));
+              q.first();
+              for (const t of r.tables) rows += t.rows;
+              ok = true;
+              return r;
+            } catch (e) {
+              error = e;
+              q.failed(e);
+              throw e;
+            } finally {
+              q.end(ok, rows, error);
+            }
+          },
+        }),
   };
 }
 

@@ -52,6 +52,15 @@ export interface QueryResult {
 
 const TABLE_NAME = /^[a-z][a-z0-9_]{0,62}$/;
 
+/** A query's answer as the operators produced it: typed columns, no Arrow (answers that are not Arrow, e.g. the HTTP API's JSON). */
+export interface QueryColumns {
+  readonly fields: readonly OutField[];
+  /** At least one table; their rows in order are the answer. */
+  readonly tables: readonly OutTable[];
+  /** Caveats: the answer is complete when there are none (run() puts them in the schema metadata). */
+  readonly notes: readonly string[];
+}
+
 /** Runs whose results are being read now, and runs that ended because their signal aborted (client cancel, deadline). */
 export interface QueryRunStats {
   readonly running: number;
@@ -117,6 +126,28 @@ export class ProxistQueryEngine {
     }
   }
 
+  /**
+   * Runs `query` like run() (same validation first, then the same quota and
+   * accounting) and answers its typed columns instead of record batches.
+   */
+  async runColumns(tenant: string, query: unknown, signal: AbortSignal): Promise<QueryColumns> {
+    // Checked before the quota, as schema() then run() would: a bad query is refused as such, even at the concurrency limit.
+    const q = this.parse(tenant, query);
+    const { left, right } = this.specs(tenant, q);
+    fieldsOf(q, left, right);
+    const budget = this.quotas.begin(tenant);
+    this.running++;
+    try {
+      const r = await this.compute(tenant, query, signal, this.options.maxBatchRows ?? 1 << 20, budget, q);
+      if (signal.aborted) throw signal.reason;
+      return { fields: r.fields, tables: r.tables, notes: r.notes };
+    } finally {
+      budget.release();
+      this.running--;
+      if (signal.aborted) this.aborted++;
+    }
+  }
+
   /** Parses the JSON form, or passes a parsed Query through; resolves the tenant's table names. */
   parse(tenant: string, query: unknown): Query {
     return parseTenantQuery(tenant, query);
@@ -149,8 +180,8 @@ export class ProxistQueryEngine {
   }
 
   /** The result as tables of at most `chunkRows` rows where an operator can produce it so (the range fast path); at least one table. */
-  private async compute(tenant: string, query: unknown, signal: AbortSignal | undefined, chunkRows: number, budget: QueryBudget): Promise<Omit<QueryResult, "table"> & { tables: readonly OutTable[] }> {
-    const q = this.parse(tenant, query);
+  private async compute(tenant: string, query: unknown, signal: AbortSignal | undefined, chunkRows: number, budget: QueryBudget, parsed?: Query): Promise<Omit<QueryResult, "table"> & { tables: readonly OutTable[] }> {
+    const q = parsed ?? this.parse(tenant, query);
     const { left, right } = this.specs(tenant, q);
     const fields = fieldsOf(q, left, right);
     const cols = neededColumns(q, left, right);

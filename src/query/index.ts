@@ -3,7 +3,7 @@
 // per node with a TableSource (the node's shards) and a ColdSource (ClickHouse).
 // Refusals are protocols/errors.ts QueryError.
 export { ProxistQueryEngine, parseTenantQuery } from "./engine.js";
-export type { QueryEngineOptions, QueryResult, QueryRunStats } from "./engine.js";
+export type { QueryColumns, QueryEngineOptions, QueryResult, QueryRunStats } from "./engine.js";
 export { ClickhouseColdSource, seamWhere, sqlString } from "./source.js";
 export type { ColdSlice, ColdSource, HotShard, TableSource } from "./source.js";
 export { shardHostSource, staticSource, readinessOf, isLiveState } from "./tables.js";
@@ -12,7 +12,7 @@ export { answerPart, chunks, firstRows, joinChunks, encodePartReply, encodePartE
 export type { BucketStatus, PartLimit, PartReply, PartRequest } from "./part.js";
 export { coverageOf, fanLoad, unionSeries, shardNote } from "./coverage.js";
 export type { BucketPlace, ClusterParts, Coverage } from "./coverage.js";
-export { arrowSchema, toRecordBatches, TS_FIELD_META } from "./output.js";
+export { arrowSchema, arrowType, toRecordBatches, TS_FIELD_META } from "./output.js";
 export type { OutColumn, OutField, OutKind, OutTable } from "./output.js";
 export { loadSeries } from "./load.js";
 export type { Loaded, LoadRequest } from "./load.js";

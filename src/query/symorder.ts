@@ -33,8 +33,26 @@ export interface SymbolRef {
   readonly id: number;
 }
 
-/** Every symbol of `shards` in name order (a symbol lives in one shard only). */
-export function symbolsInOrder(shards: readonly HotShard[]): SymbolRef[] {
+interface Merged {
+  readonly tables: readonly HotTable[];
+  readonly counts: readonly number[];
+  readonly refs: readonly SymbolRef[];
+}
+
+/** The last merge per first shard's table: a last-by over the same shards (no symbol learnt since) reuses it. */
+const merges = new WeakMap<HotTable, Merged>();
+
+/** Every symbol of `shards` in name order (a symbol lives in one shard only). Shared between calls: do not change it. */
+export function symbolsInOrder(shards: readonly HotShard[]): readonly SymbolRef[] {
+  const first = shards[0]?.table;
+  const hit = first === undefined ? undefined : merges.get(first);
+  if (hit !== undefined && hit.tables.length === shards.length && shards.every((s, k) => s.table === hit.tables[k] && s.table.symbolCount === hit.counts[k])) return hit.refs;
+  const refs = mergeOrders(shards);
+  if (first !== undefined) merges.set(first, { tables: shards.map((s) => s.table), counts: shards.map((s) => s.table.symbolCount), refs });
+  return refs;
+}
+
+function mergeOrders(shards: readonly HotShard[]): SymbolRef[] {
   const orders = shards.map((s) => orderOf(s.table));
   const pos = new Int32Array(orders.length);
   const out: SymbolRef[] = [];

@@ -15,9 +15,12 @@ export type { Precision } from "./rows.js";
 export const TEXT_FORMATS = ["jsonl", "csv", "lp"] as const;
 export type TextFormat = (typeof TEXT_FORMATS)[number];
 
-/** Rows of `text` for `spec`; throws IngestFormatError naming the line and column. `precision`: units of integer times (default: ns for line protocol, us otherwise). */
-export function readTextBody(format: TextFormat, spec: TableSpec, body: string | Uint8Array, precision: Precision | undefined, nowMicros: number): RowCollector {
-  const rows = new RowCollector(spec);
+/**
+ * Rows of `text` for `spec`; throws IngestFormatError naming the line and column. `precision`: units of integer times (default: ns for line protocol, us otherwise).
+ * `into`: an empty collector for `spec` to fill (one kept from an earlier body: its storage is reused).
+ */
+export function readTextBody(format: TextFormat, spec: TableSpec, body: string | Uint8Array, precision: Precision | undefined, nowMicros: number, into?: RowCollector): RowCollector {
+  const rows = into ?? new RowCollector(spec);
   // Line protocol reads the bytes themselves; the other formats read text (an ASCII body as latin1: no UTF-8 decoding).
   const text = (): string => (typeof body === "string" ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString(isAscii(body) ? "latin1" : "utf8"));
   if (format === "jsonl") readJsonLines(text(), rows, precision ?? "us");

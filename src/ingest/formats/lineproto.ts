@@ -54,10 +54,14 @@ export function readLineProtocol(body: Uint8Array, into: RowCollector, precision
   const fast = plainFastPath ? fastLineTable(into.spec, precision) : null;
   let line = 0;
   for (let from = 0; from <= body.length; ) {
-    let to = body.indexOf(NEWLINE, from);
-    if (to < 0) to = body.length;
     line++;
-    if (fast === null || !readPlainLine(fast, body, from, to, line, into, nowMicros)) readLine(utf8.decode(body.subarray(from, to)), line, into, precision, nowMicros);
+    // The fast path finds the line's end itself; a line it hands over is cut at its newline for the general parser.
+    let to = fast === null ? -1 : readPlainLine(fast, body, from, line, into, nowMicros);
+    if (to < 0) {
+      to = body.indexOf(NEWLINE, from);
+      if (to < 0) to = body.length;
+      readLine(utf8.decode(body.subarray(from, to)), line, into, precision, nowMicros);
+    }
     from = to + 1;
   }
 }

@@ -34,8 +34,8 @@ export interface FastLineTable {
   readonly microsPerUnit: number;
   /** Column j was given on the current line (index: line number stamp). */
   readonly seen: Int32Array;
-  /** Symbols seen in this body by the FNV-1a hash of their bytes (checked byte for byte on a hit). */
-  readonly symbols: Map<number, string>;
+  /** Symbols seen in this body by the FNV-1a hash of their bytes (checked byte for byte on a hit), with their id in the body's collector. */
+  readonly symbols: Map<number, { readonly name: string; readonly id: number }>;
 }
 
 const ascii = (s: string): Uint8Array => Buffer.from(s, "utf8");
@@ -60,30 +60,34 @@ export function fastLineTable(spec: TableSpec, precision: Precision): FastLineTa
   };
 }
 
+const NEWLINE = 10;
+
 /**
- * Reads bytes[from, to) (one line, without its newline) into `into` and
- * returns true, or returns false having added nothing when the line is not of
- * the plain shape (the caller then hands it to the general parser).
+ * Reads the line starting at `from` (it ends at the next newline or the end of
+ * `text`) into `into` and returns the position of its end (that newline, or
+ * text.length), or returns -1 having added nothing when the line is not of the
+ * plain shape (the caller then finds its end and hands it to the general
+ * parser). Finding the end here saves a native indexOf call per line.
  */
-export function readPlainLine(t: FastLineTable, text: Uint8Array, from: number, to: number, line: number, into: RowCollector, nowMicros: number): boolean {
-  if (to > from && text[to - 1] === CR) to--;
+export function readPlainLine(t: FastLineTable, text: Uint8Array, from: number, line: number, into: RowCollector, nowMicros: number): number {
+  const len = text.length;
   // measurement == table, then ",<symbolColumn>="
   const name = t.name;
-  if (!equalAt(text, from, name) || text[from + name.length] !== COMMA) return false;
+  if (!equalAt(text, from, name) || text[from + name.length] !== COMMA) return -1;
   let p = from + name.length + 1;
   const sc = t.symbolColumn;
-  if (!equalAt(text, p, sc) || text[p + sc.length] !== EQ) return false;
+  if (!equalAt(text, p, sc) || text[p + sc.length] !== EQ) return -1;
   p += sc.length + 1;
   const symStart = p;
   let hash = 0x811c9dc5;
-  for (; p < to; p++) {
+  for (; p < len; p++) {
     const c = text[p]!;
     if (c === SPACE) break;
-    // Escapes, quotes, a second tag, '=' in the value: the general parser's rules.
-    if (c === COMMA || c === 92 || c === 34 || c === EQ) return false;
+    // Escapes, quotes, a second tag, '=' in the value, the line's end: the general parser's rules.
+    if (c === COMMA || c === 92 || c === 34 || c === EQ || c === NEWLINE || c === CR) return -1;
     hash = Math.imul(hash ^ c, 0x01000193);
   }
-  if (p === symStart || p >= to) return false;
+  if (p === symStart || p >= len) return -1;
   const symEnd = p;
   p++;
   // Fields: key=value[,key=value]...
@@ -91,14 +95,16 @@ export function readPlainLine(t: FastLineTable, text: Uint8Array, from: number, 
   const seen = t.seen;
   const values: number[] = fieldScratch;
   let given = 0;
+  // Where the line ends (its newline or the end of the text), once the fields or the timestamp reached it.
+  let end = -1;
   for (;;) {
     const keyStart = p;
-    while (p < to && text[p] !== EQ) {
-      const c = text[p]!;
-      if (c === SPACE || c === COMMA || c === 92 || c === 34) return false;
+    while (p < len && text[p] !== EQ) {
+      const k = text[p]!;
+      if (k === SPACE || k === COMMA || k === 92 || k === 34 || k === NEWLINE || k === CR) return -1;
       p++;
     }
-    if (p >= to) return false;
+    if (p >= len) return -1;
     const keyLen = p - keyStart;
     let j = -1;
     for (let k = 0; k < cols.length; k++) {
@@ -108,20 +114,20 @@ export function readPlainLine(t: FastLineTable, text: Uint8Array, from: number, 
         break;
       }
     }
-    if (j < 0 || seen[j] === line) return false;
+    if (j < 0 || seen[j] === line) return -1;
     p++;
     // A number: [sign] digits [. digits] [i|u]; exponents and anything else go to the general parser.
     let neg = false;
-    let c = p < to ? text[p]! : -1;
+    let c = p < len ? text[p]! : -1;
     if (c === MINUS || c === PLUS) {
       neg = c === MINUS;
-      c = ++p < to ? text[p]! : -1;
+      c = ++p < len ? text[p]! : -1;
     }
     let mantissa = 0;
     let intDigits = 0;
     let fracDigits = 0;
     let dot = false;
-    for (; p < to; c = ++p < to ? text[p]! : -1) {
+    for (; p < len; c = ++p < len ? text[p]! : -1) {
       if (c >= ZERO && c <= NINE) {
         mantissa = mantissa * 10 + (c - ZERO);
         if (dot) fracDigits++;
@@ -130,73 +136,95 @@ export function readPlainLine(t: FastLineTable, text: Uint8Array, from: number, 
       else break;
     }
     // "1." or "." or a lone sign: the general parser judges those.
-    if (intDigits + fracDigits === 0 || (dot && fracDigits === 0)) return false;
-    if (mantissa >= MAX_MANTISSA || fracDigits > 22) return false;
+    if (intDigits + fracDigits === 0 || (dot && fracDigits === 0)) return -1;
+    if (mantissa >= MAX_MANTISSA || fracDigits > 22) return -1;
     let v = fracDigits === 0 ? mantissa : mantissa / POW10[fracDigits]!;
     if (neg) v = -v;
-    if (p < to && (c === LOWER_I || c === LOWER_U)) {
-      if (dot) return false;
-      c = ++p < to ? text[p]! : -1;
-    } else if (cols[j]!.integer && !Number.isInteger(v)) return false;
+    if (c === LOWER_I || c === LOWER_U) {
+      if (dot) return -1;
+      c = ++p < len ? text[p]! : -1;
+    } else if (cols[j]!.integer && !Number.isInteger(v)) return -1;
     values[j] = v;
     seen[j] = line;
     given++;
-    if (p >= to) break;
     if (c === COMMA) {
       p++;
       continue;
     }
     if (c === SPACE) break;
-    return false;
+    // The fields end the line (no timestamp): at its newline, the text's end, or a CR just before either.
+    end = endAt(text, p, c);
+    if (end < 0) return -1;
+    break;
   }
-  if (given !== cols.length) return false;
+  if (given !== cols.length) return -1;
   // Timestamp: digits to the end of the line, or none (the node's clock).
   let ts: number;
-  if (p >= to) ts = nowMicros;
+  if (end >= 0) ts = nowMicros;
   else {
     p++;
     const tsStart = p;
     let v = 0;
-    for (; p < to; p++) {
-      const c = text[p]!;
-      if (c < ZERO || c > NINE) return false;
+    for (; p < len; p++) {
+      const d = text[p]!;
+      if (d < ZERO || d > NINE) break;
     }
-    const len = p - tsStart;
-    if (len === 0) return false;
+    const tsEnd = p;
+    end = endAt(text, p, p < len ? text[p]! : -1);
+    if (end < 0) return -1;
+    const digits = tsEnd - tsStart;
+    if (digits === 0) return -1;
     if (t.microsPerUnit === 0) {
       // Nanoseconds: the digits but the last three are microseconds (floor), at most 16 of them stay exact.
-      if (len > 19) return false;
-      for (let q = tsStart; q < to - 3; q++) v = v * 10 + (text[q]! - ZERO);
+      if (digits > 19) return -1;
+      for (let q = tsStart; q < tsEnd - 3; q++) v = v * 10 + (text[q]! - ZERO);
     } else {
-      if (len > 16) return false;
-      for (let q = tsStart; q < to; q++) v = v * 10 + (text[q]! - ZERO);
+      if (digits > 16) return -1;
+      for (let q = tsStart; q < tsEnd; q++) v = v * 10 + (text[q]! - ZERO);
       v *= t.microsPerUnit;
     }
-    if (v > Number.MAX_SAFE_INTEGER) return false;
+    if (v > Number.MAX_SAFE_INTEGER) return -1;
     ts = v;
   }
-  const i = into.appendChecked(line, symbolOf(t, text, symStart, symEnd, hash >>> 0), ts);
+  const i = into.appendRow(line, symbolIdOf(t, text, symStart, symEnd, hash >>> 0, into), ts);
   for (let j = 0; j < cols.length; j++) into.column(j)[i] = values[j]!;
-  return true;
+  return end;
 }
 
-/** The symbol's string: from the body's cache when its bytes match, else decoded (UTF-8) and cached. */
-function symbolOf(t: FastLineTable, bytes: Uint8Array, from: number, to: number, hash: number): string {
+/** The line's end when position p (holding byte c, -1 past the text) ends it: the newline's position or text.length; -1 otherwise. */
+function endAt(text: Uint8Array, p: number, c: number): number {
+  if (c === -1 || c === NEWLINE) return p;
+  // A CR ends the line only right before its newline (or the text's end), as the general parser strips it.
+  if (c === CR) {
+    if (p + 1 >= text.length) return p + 1;
+    if (text[p + 1] === NEWLINE) return p + 1;
+  }
+  return -1;
+}
+
+/**
+ * The symbol's id in `into`: from the body's cache when its bytes match (no
+ * string decoded, no string-keyed lookup), else decoded (UTF-8), looked up and,
+ * when ASCII, cached.
+ */
+function symbolIdOf(t: FastLineTable, bytes: Uint8Array, from: number, to: number, hash: number, into: RowCollector): number {
   const hit = t.symbols.get(hash);
-  if (hit !== undefined && hit.length === to - from) {
+  if (hit !== undefined && hit.name.length === to - from) {
+    const name = hit.name;
     let same = true;
-    for (let i = 0; i < hit.length; i++) {
-      if (hit.charCodeAt(i) !== bytes[from + i]) {
+    for (let i = 0; i < name.length; i++) {
+      if (name.charCodeAt(i) !== bytes[from + i]) {
         same = false;
         break;
       }
     }
-    if (same) return hit;
+    if (same) return hit.id;
   }
   const s = utf8.decode(bytes.subarray(from, to));
+  const id = into.symbolIdOf(s);
   // Only ASCII symbols are cached (one byte per character: the check above is then exact); others are decoded each time.
-  if (s.length === to - from) t.symbols.set(hash, s);
-  return s;
+  if (s.length === to - from) t.symbols.set(hash, { name: s, id });
+  return id;
 }
 
 const utf8 = new TextDecoder("utf-8");

@@ -70,8 +70,8 @@ class Growable<T extends Float64Array | Uint32Array> {
  * for values it has already checked.
  */
 export class RowCollector {
-  private readonly symbols: string[] = [];
-  private readonly symbolIds = new Map<string, number>();
+  private symbols: string[] = [];
+  private symbolIds = new Map<string, number>();
   private readonly sym = new Growable((n) => new Uint32Array(n));
   private readonly ts = new Growable((n) => new Float64Array(n));
   private readonly lineOf = new Growable((n) => new Uint32Array(n));
@@ -103,12 +103,22 @@ export class RowCollector {
 
   /** A row whose symbol is non-empty and whose values the caller checked: returns its index; the caller sets `column(j)[index]`. */
   appendChecked(line: number, symbol: string, tsMicros: number): number {
+    return this.appendRow(line, this.symbolIdOf(symbol), tsMicros);
+  }
+
+  /** The id of a (non-empty) symbol in this collector's dictionary, added when new. */
+  symbolIdOf(symbol: string): number {
     let id = this.symbolIds.get(symbol);
     if (id === undefined) {
       id = this.symbols.length;
       this.symbols.push(symbol);
       this.symbolIds.set(symbol, id);
     }
+    return id;
+  }
+
+  /** appendChecked with the symbol's id (symbolIdOf): the line protocol fast path keeps ids by the symbol's bytes. */
+  appendRow(line: number, id: number, tsMicros: number): number {
     const i = this.n++;
     if (i >= this.ts.data.length) {
       this.sym.reserve(i + 1);
@@ -127,14 +137,28 @@ export class RowCollector {
     return this.values[j]!.data;
   }
 
+  /**
+   * The rows as a TickBatch. Its columns are views of the collector's storage
+   * where the types agree (float64 and int64 values, held as float64): valid
+   * until the collector is reset or gets more rows.
+   */
   batch(): TickBatch {
     const n = this.n;
     const values: ValueArray[] = this.spec.columns.map((c, j) => {
+      const held = this.values[j]!.data.subarray(0, n);
+      if (c.type === "float64" || c.type === "int64") return held;
       const out = allocValueArray(c.type, n);
-      out.set(this.values[j]!.data.subarray(0, n));
+      out.set(held);
       return out;
     });
-    return { rows: n, symbols: this.symbols, symbolIndex: this.sym.data.slice(0, n), ts: this.ts.data.slice(0, n), values };
+    return { rows: n, symbols: this.symbols, symbolIndex: this.sym.data.subarray(0, n), ts: this.ts.data.subarray(0, n), values };
+  }
+
+  /** Empties the collector for another body of the same table, keeping its storage (a batch() taken before is no longer valid). */
+  reset(): void {
+    this.n = 0;
+    this.symbols = [];
+    this.symbolIds = new Map();
   }
 }
 

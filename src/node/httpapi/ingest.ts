@@ -9,9 +9,11 @@ import { gunzipSync } from "node:zlib";
 import { ApiError, ingestBatch, producerOf, resolveLimits, scopedTable, tableSpec } from "../../api/index.js";
 import type { ApiLimits, ApiNode } from "../../api/index.js";
 import { encodeTickIpcByBucketOrdered } from "../../codec/ipcwrite.js";
+import { BytePool } from "../../codec/pool.js";
 import { selectRows } from "../../codec/tickbatch.js";
 import type { IngestAck } from "../../../protocols/ingest.js";
-import { parsePrecision, readTextBody, TEXT_FORMATS } from "../../ingest/formats/index.js";
+import type { TableSpec } from "../../../protocols/tablespec.js";
+import { parsePrecision, readTextBody, RowCollector, TEXT_FORMATS } from "../../ingest/formats/index.js";
 import type { TextFormat } from "../../ingest/formats/index.js";
 import type { HttpReply } from "../http.js";
 import type { HttpTokens } from "./auth.js";
@@ -89,10 +91,32 @@ function withLines(message: string, lines: readonly number[], order?: Uint32Arra
   });
 }
 
+/**
+ * Collectors of bodies already answered, per table spec, for the next body to
+ * fill: a body's typed columns grow to its size once instead of per body.
+ */
+class Collectors {
+  private readonly free = new WeakMap<TableSpec, RowCollector[]>();
+
+  take(spec: TableSpec): RowCollector {
+    return this.free.get(spec)?.pop() ?? new RowCollector(spec);
+  }
+
+  give(c: RowCollector): void {
+    c.reset();
+    let list = this.free.get(c.spec);
+    if (list === undefined) this.free.set(c.spec, (list = []));
+    if (list.length < 8) list.push(c);
+  }
+}
+
 export function ingestRoute(o: IngestRouteOptions): (url: URL, method: string, req: IncomingMessage) => Promise<HttpReply> {
   const limits = resolveLimits(o.limits);
   const maxConcurrent = o.maxConcurrent ?? 32;
   const now = o.nowMicros ?? (() => Date.now() * 1000);
+  // Bodies and the Arrow streams sent for them reuse buffers of requests already answered (src/codec/pool.ts).
+  const pool = new BytePool(maxConcurrent);
+  const collectors = new Collectors();
   let running = 0;
   return async (url, method, req) => {
     // Back-pressure before reading anything: a bursty client is told to come back, nothing it sent is half-taken.
@@ -104,6 +128,9 @@ export function ingestRoute(o: IngestRouteOptions): (url: URL, method: string, r
     // The rows read so far (their body lines are built only when a refusal names one), and the stream order of the batch sent.
     let read: { readonly lines: number[] } | undefined;
     let sentOrder: Uint32Array | undefined;
+    // Pooled buffers and the collector this request holds: given back once it is answered (nothing reads them then).
+    let raw: Buffer | undefined;
+    let collector: RowCollector | undefined;
     try {
       if (method !== "POST") throw new HttpRefusal(405, "use POST with the rows in the body");
       const p = await o.tokens.principal(req.headers.authorization, "ingest");
@@ -111,13 +138,16 @@ export function ingestRoute(o: IngestRouteOptions): (url: URL, method: string, r
       const table = scopedTable(p, [name]);
       const spec = tableSpec(o.node.catalog(), p, table);
       const format = formatOf(url, req);
-      const body = decoded(await readBody(req, o.maxBodyBytes ?? limits.maxMessageBytes, `the body for table ${table}`), req, o.maxBodyBytes ?? limits.maxMessageBytes);
+      raw = await readBody(req, o.maxBodyBytes ?? limits.maxMessageBytes, `the body for table ${table}`, pool);
+      const body = decoded(raw, req, o.maxBodyBytes ?? limits.maxMessageBytes);
       const producerId = String(req.headers["px-producer-id"] ?? "");
       const firstSeq = BigInt(String(req.headers["px-producer-seq"] ?? "0"));
       const send = (payload: Uint8Array, part: number) => ingestBatch(o.node, limits, { principal: p, table, payload, producer: producerOf(producerId, firstSeq + BigInt(part)), checked: undefined });
       if (format === "arrow") return json(200, await send(body, 0));
       const precisionText = url.searchParams.get("precision");
-      const rows = readTextBody(format, spec, body, precisionText === null ? undefined : parsePrecision(precisionText, "us"), now());
+      const precision = precisionText === null ? undefined : parsePrecision(precisionText, "us");
+      collector = collectors.take(spec);
+      const rows = readTextBody(format, spec, body, precision, now(), collector);
       if (rows.rows === 0) throw new ApiError("INVALID_ARGUMENT", `the body for table ${table} has no rows; send at least one`);
       read = rows;
       // A body over the table's maxBatchRows goes as several batches, in order (producer seq, seq+1, ...); if
@@ -129,10 +159,10 @@ export function ingestRoute(o: IngestRouteOptions): (url: URL, method: string, r
         const batch = start === 0 && end === all.rows ? all : selectRows(all, Array.from({ length: end - start }, (_, k) => start + k));
         // Rows grouped by bucket, as TickPublisher sends them: the gateway forwards each bucket's bytes to
         // the WAL as they are (src/ingest/fastpath.ts). Its messages then name rows in that order.
-        const { bytes, order } = encodeTickIpcByBucketOrdered(spec, batch, spec.shards);
+        const { bytes, order } = encodeTickIpcByBucketOrdered(spec, batch, spec.shards, (n) => pool.acquire(n));
         sentOrder = order;
         try {
-          acks.push(await send(bytes, part));
+          acks.push(await send(bytes, part).finally(() => pool.release(bytes.buffer)));
         } catch (e) {
           if (acks.length === 0) throw e;
           const reply = errorReply(e, o.log);
@@ -149,6 +179,8 @@ export function ingestRoute(o: IngestRouteOptions): (url: URL, method: string, r
       return { ...reply, body: JSON.stringify({ ...body, error: withLines(body.error, read.lines, sentOrder) }) };
     } finally {
       running--;
+      if (raw !== undefined) pool.release(raw.buffer);
+      if (collector !== undefined) collectors.give(collector);
     }
   };
 }

@@ -15,7 +15,10 @@ import { readBody, mediaType } from "./body.js";
 import { explainPlan } from "./explain.js";
 import { PARQUET_TYPE, renderParquet } from "./parquet.js";
 import { CONTENT_TYPES, FORMATS, metaOf, renderArrow, renderCsv, renderJson } from "./render.js";
-import type { ResultFormat, TsStyle } from "./render.js";
+import type { Meta, ResultFormat, TsStyle } from "./render.js";
+import { columnsFit, metaOfColumns, renderJsonColumns } from "./jsoncols.js";
+import { arrowSchema, toRecordBatches } from "../../query/index.js";
+import type { QueryColumns } from "../../query/index.js";
 import { HttpRefusal, errorReply, json } from "./reply.js";
 import type { HttpReply } from "../http.js";
 
@@ -69,6 +72,8 @@ function queryText(text: string, tenant: string, catalog: Catalog): { query: Rec
   return { query: o, explain: false };
 }
 
+const metaHeaders = (meta: Meta): Record<string, string> => ({ "proxist-complete": String(meta.complete), ...(meta.notes.length ? { "proxist-notes": encodeURIComponent(meta.notes.join("; ")) } : {}) });
+
 export function queryRoute(o: QueryRouteOptions): (url: URL, method: string, req: IncomingMessage) => Promise<HttpReply> {
   return async (url, method, req) => {
     try {
@@ -91,6 +96,22 @@ export function queryRoute(o: QueryRouteOptions): (url: URL, method: string, req
       const timer = setTimeout(() => abort.abort(new ApiError("DEADLINE_EXCEEDED", `the query ran over ${timeoutMs} ms (?timeoutMs=); narrow the time range or the symbols`)), timeoutMs);
       const gone = (): void => abort.abort(new ApiError("CANCELLED", "the client went away"));
       req.socket.once("close", gone);
+      if (format === "json" && engine.runColumns !== undefined) {
+        // JSON straight from the engine's typed columns: no record batches built only to be read back row by row.
+        let answer: QueryColumns;
+        try {
+          answer = await engine.runColumns(p.tenant, query, abort.signal, `http:${p.tenant}`);
+        } finally {
+          clearTimeout(timer);
+          req.socket.off("close", gone);
+        }
+        const meta = metaOfColumns(answer);
+        const headers = metaHeaders(meta);
+        if (columnsFit(answer)) return { status: 200, type: CONTENT_TYPES.json, body: renderJsonColumns(answer, ts), headers };
+        const schema = arrowSchema(answer.fields);
+        const withMeta = arrowSchema(answer.fields, new Map([["proxist.complete", String(meta.complete)], ...(answer.notes.length > 0 ? [["proxist.notes", answer.notes.join("\n")] as [string, string]] : [])]));
+        return { status: 200, type: CONTENT_TYPES.json, body: renderJson(schema, answer.tables.flatMap((t) => toRecordBatches(t, withMeta)), ts), headers };
+      }
       const batches: RecordBatch[] = [];
       let schema: Schema;
       try {
@@ -100,8 +121,7 @@ export function queryRoute(o: QueryRouteOptions): (url: URL, method: string, req
         clearTimeout(timer);
         req.socket.off("close", gone);
       }
-      const meta = metaOf(batches);
-      const headers = { "proxist-complete": String(meta.complete), ...(meta.notes.length ? { "proxist-notes": encodeURIComponent(meta.notes.join("; ")) } : {}) };
+      const headers = metaHeaders(metaOf(batches));
       const body =
         format === "json" ? renderJson(schema, batches, ts) : format === "csv" ? renderCsv(schema, batches, ts) : format === "parquet" ? renderParquet(schema, batches) : renderArrow(schema, batches);
       return { status: 200, type: CONTENT_TYPES[format], body, headers };

@@ -43,13 +43,15 @@ export function fastByOp(q: ByQuery, spec: TableSpec, shards: readonly HotShard[
   }
   const cols = selectedColumns(spec, q.columns);
   const candidates = q.symbols === undefined ? symbolsInOrder(shards) : symbolsListed(q.symbols, spec, shards);
+  // Each shard's table read once: a node's shards reach it through their runtime's state (nothing here awaits, so it cannot change).
+  const tables = shards.map((sh) => sh.table);
   const n = candidates.length;
   const names: string[] = [];
   const ts = new Float64Array(n);
   const values = cols.map((j) => allocValueArray(spec.columns[j]!.type, n));
   let k = 0;
   for (const c of candidates) {
-    const table = shards[c.shard]!.table;
+    const table = tables[c.shard]!;
     const s = table.series(c.id);
     if (s === undefined) continue;
     let i: number;
@@ -64,10 +66,11 @@ export function fastByOp(q: ByQuery, spec: TableSpec, shards: readonly HotShard[
       i = s.lowerBound(q.t0);
       if (i >= s.length) i = -1;
     }
-    const t = i >= 0 ? s.tsAt(i) : seam !== null ? seam.tsMicros : Number.NaN;
+    // A hot row's values are written at k before its time is checked: a row left out is overwritten or cut off.
+    const t = i >= 0 ? s.readRow(i, cols, values, k) : seam !== null ? seam.tsMicros : Number.NaN;
     if (!(t >= q.t0 && t < q.t1)) continue;
     ts[k] = t;
-    for (let v = 0; v < cols.length; v++) values[v]![k] = i >= 0 ? s.valueAt(cols[v]!, i) : seam!.values[cols[v]!]!;
+    if (i < 0) for (let v = 0; v < cols.length; v++) values[v]![k] = seam!.values[cols[v]!]!;
     names.push(c.name);
     k++;
   }
