@@ -5,7 +5,7 @@
 import type { IncomingMessage } from "node:http";
 import type { RecordBatch, Schema } from "apache-arrow";
 import { ApiError, checkQueryScope, presentingEngine } from "../../api/index.js";
-import type { Scope } from "../../api/scope.js";
+import type { Scope } from "../../api/index.js";
 import type { QueryEngine } from "../../api/index.js";
 import type { Catalog } from "../../catalog.js";
 import { compileSql, looksLikeSql } from "../../sql/index.js";
