@@ -11,10 +11,16 @@ import { encodeTickIpc } from "../codec/ipc.js";
 import { allocValueArray } from "../codec/tickbatch.js";
 import type { TickBatch, ValueArray } from "../codec/tickbatch.js";
 import type { HotTableColumns, SeamRow, SeriesColumns } from "../hotset/index.js";
-import { columnarParts, decodeColumnar, SnapshotCorruptError } from "./columnar.js";
+import { columnarParts, decodeColumnar, seriesOfChunks, SnapshotCorruptError } from "./columnar.js";
+import { packFrame, unpackChunks } from "./packed.js";
 
-/** Written now: 2 (columnar.ts). Format 1 (Arrow IPC chunks, release 0.1) still loads. */
-export const SNAPSHOT_DATA_FORMAT = 2;
+/**
+ * Written now: 3 (packed.ts: format 2's chunks, delta-encoded and compressed).
+ * Formats 2 (columnar.ts) and 1 (Arrow IPC chunks, release 0.1) still load.
+ */
+export const SNAPSHOT_DATA_FORMAT = 3;
+/** The data formats a writer may choose (tests and benchmarks write 2 to compare and to prove old snapshots load). */
+export type WritableDataFormat = 2 | 3;
 const MAX_CHUNK_ROWS = 1 << 20;
 
 export { SnapshotCorruptError };
@@ -36,6 +42,7 @@ function snapshotSpec(spec: TableSpec): TableSpec {
 }
 
 export interface EncodedSnapshot {
+  readonly format: WritableDataFormat;
   readonly data: Uint8Array;
   readonly sha256: string;
   readonly chunkRows: number[];
@@ -55,16 +62,16 @@ function frame(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-export function encodeSnapshot(spec: TableSpec, cols: HotTableColumns, chunkRows = MAX_CHUNK_ROWS): EncodedSnapshot {
+export function encodeSnapshot(spec: TableSpec, cols: HotTableColumns, chunkRows = MAX_CHUNK_ROWS, format: WritableDataFormat = SNAPSHOT_DATA_FORMAT): EncodedSnapshot {
   const framed: Uint8Array[] = [];
-  const parts = snapshotParts(spec, cols, chunkRows);
+  const parts = snapshotParts(spec, cols, chunkRows, format);
   let r = parts.next();
   while (r.done !== true) {
     framed.push(r.value);
     r = parts.next();
   }
   const data = concat(framed);
-  return { data, sha256: sha256Hex(data), ...r.value };
+  return { format, data, sha256: sha256Hex(data), ...r.value };
 }
 
 /** What a snapshot's data holds besides its bytes (the manifest's figures). */
@@ -89,8 +96,14 @@ function concat(parts: readonly Uint8Array[]): Uint8Array {
  * data object), so a writer can hash and stream them while the next one is
  * encoded (src/snapshot/worker.ts does it in a worker thread).
  */
-export function snapshotParts(spec: TableSpec, cols: HotTableColumns, chunkRows = MAX_CHUNK_ROWS): Generator<Uint8Array, SnapshotSummary, undefined> {
-  return columnarParts(spec.columns, cols, chunkRows);
+export function* snapshotParts(spec: TableSpec, cols: HotTableColumns, chunkRows = MAX_CHUNK_ROWS, format: WritableDataFormat = SNAPSHOT_DATA_FORMAT): Generator<Uint8Array, SnapshotSummary, undefined> {
+  const frames = columnarParts(spec.columns, cols, chunkRows);
+  let r = frames.next();
+  while (r.done !== true) {
+    yield format === 3 ? packFrame(spec.columns, r.value) : r.value;
+    r = frames.next();
+  }
+  return r.value;
 }
 
 /** Format 1, as release 0.1 wrote it: kept so the test can prove such snapshots still load. */
@@ -192,7 +205,7 @@ function unframe(data: Uint8Array, expected: number, where: string): Uint8Array[
 /** Data bytes + manifest -> HotTableColumns. Throws SnapshotCorruptError on any mismatch. */
 export function decodeSnapshot(spec: TableSpec, manifest: SnapshotManifest, data: Uint8Array): HotTableColumns {
   const where = `snapshot ${manifest.tenant}/${manifest.table}/${manifest.bucket}@${manifest.lsn}`;
-  if (manifest.dataFormat !== 1 && manifest.dataFormat !== 2) throw new SnapshotCorruptError(`${where}: data format ${manifest.dataFormat}, this reader knows 1 and 2`);
+  if (![1, 2, 3].includes(manifest.dataFormat)) throw new SnapshotCorruptError(`${where}: data format ${manifest.dataFormat}, this reader knows 1, 2 and 3`);
   if (manifest.schemaVersion > spec.version) throw new SnapshotCorruptError(`${where}: written for schema version ${manifest.schemaVersion}, newer than this node's ${spec.version}`);
   if (data.length !== Number(manifest.dataBytes)) throw new SnapshotCorruptError(`${where}: ${data.length} bytes, the manifest says ${manifest.dataBytes}`);
   if (sha256Hex(data) !== manifest.dataSha256) throw new SnapshotCorruptError(`${where}: SHA-256 mismatch; the data object is corrupt`);
@@ -202,9 +215,11 @@ export function decodeSnapshot(spec: TableSpec, manifest: SnapshotManifest, data
   const defaults = spec.columns.map(columnDefault);
   const symbols = manifest.symbols?.symbols ?? [];
   const head = { table: manifest.table, appliedLsn: Number(manifest.lsn), persistedLsn: Number(manifest.persistedLsn), horizonMicros: Number(manifest.horizonMicros), symbols };
-  if (manifest.dataFormat === 2) {
-    const expect = { symbols: symbols.length, chunkRows: manifest.chunkRows.map(Number), seamRows: Number(manifest.seamRows), rows: Number(manifest.rows) };
-    return { ...head, series: decodeColumnar(sspec.columns.slice(2), spec.columns, defaults, data, expect, where) };
+  const expect = { symbols: symbols.length, chunkRows: manifest.chunkRows.map(Number), seamRows: Number(manifest.seamRows), rows: Number(manifest.rows) };
+  if (manifest.dataFormat === 2) return { ...head, series: decodeColumnar(sspec.columns.slice(2), spec.columns, defaults, data, expect, where) };
+  if (manifest.dataFormat === 3) {
+    const stored = sspec.columns.slice(2);
+    return { ...head, series: seriesOfChunks(stored, spec.columns, defaults, unpackChunks(stored, data, where), expect, where) };
   }
   const idOf = new Map(symbols.map((s, i) => [s, i]));
   const chunks = unframe(data, manifest.chunkRows.length + 1, where);

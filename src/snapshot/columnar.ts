@@ -127,7 +127,8 @@ export function* columnarParts(columns: readonly ColumnSpec[], cols: HotTableCol
   return { chunkRows: sizes, seamRows: seam.length, rows };
 }
 
-interface Chunk {
+/** One chunk's header and column views (into the data it was parsed from). */
+export interface Chunk {
   readonly kind: number;
   readonly rows: number;
   readonly runs: Uint32Array;
@@ -137,39 +138,65 @@ interface Chunk {
   readonly values: ValueArray[];
 }
 
+/** Where each column of a chunk payload of `runs` runs and `rows` rows lies: byte offset from the payload's start and element width. */
+export function columnRegions(stored: readonly ColumnSpec[], runs: number, rows: number): { readonly at: number; readonly width: number }[] {
+  let at = CHUNK_HEAD + pad8(8 * runs);
+  const out: { at: number; width: number }[] = [];
+  for (const width of [8, 8, 4, ...stored.map((c) => allocValueArray(c.type, 0).BYTES_PER_ELEMENT)]) {
+    out.push({ at, width });
+    at += pad8(width * rows);
+  }
+  return out;
+}
+
+/** The payload's header: kind, rows, runs, value columns (the u32s after the frame head). */
+export function chunkHead(bytes: Uint8Array, payloadAt: number): { kind: number; rows: number; runs: number; ncols: number } {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset + payloadAt, CHUNK_HEAD);
+  return { kind: dv.getUint32(0, true), rows: dv.getUint32(4, true), runs: dv.getUint32(8, true), ncols: dv.getUint32(12, true) };
+}
+
+export { FRAME_HEAD, CHUNK_HEAD };
+
+/**
+ * One chunk payload of `len` bytes at byte `payloadAt` of `bytes` (8-aligned in
+ * its buffer); `at` names it in errors. Any count that does not add up is corruption.
+ */
+export function parseChunk(stored: readonly ColumnSpec[], bytes: Uint8Array, payloadAt: number, len: number, where: string, at: number): Chunk {
+  const buf = bytes.buffer as ArrayBuffer;
+  if (len < CHUNK_HEAD) throw new SnapshotCorruptError(`${where}: chunk at byte ${at} has ${len} bytes, less than its header`);
+  const { kind, rows, runs: runCount, ncols } = chunkHead(bytes, payloadAt);
+  if ((kind !== KIND_ROWS && kind !== KIND_SEAM) || ncols !== stored.length || len !== payloadBytes(stored, runCount, rows)) {
+    throw new SnapshotCorruptError(`${where}: chunk at byte ${at} (kind ${kind}, ${rows} rows, ${runCount} runs, ${ncols} columns) does not match its length ${len} or the table's ${stored.length} columns`);
+  }
+  let off = bytes.byteOffset + payloadAt + CHUNK_HEAD;
+  const runs = new Uint32Array(buf, off, 2 * runCount);
+  off += pad8(8 * runCount);
+  const ts = new Float64Array(buf, off, rows);
+  off += 8 * rows;
+  const lsn = new Float64Array(buf, off, rows);
+  off += 8 * rows;
+  const row = new Int32Array(buf, off, rows);
+  off += pad8(4 * rows);
+  const values = stored.map((c) => {
+    const T = allocValueArray(c.type, 0).constructor as new (b: ArrayBuffer, o: number, n: number) => ValueArray;
+    const v = new T(buf, off, rows);
+    off += pad8(v.byteLength);
+    return v;
+  });
+  return { kind, rows, runs, ts, lsn, row, values };
+}
+
 /** The chunks of a format-2 data object; any length that does not add up is corruption. */
 function chunksOf(stored: readonly ColumnSpec[], data: Uint8Array, where: string): Chunk[] {
   // Column views need 8-aligned offsets: a data object read into an odd offset is copied once
   // (into a new Uint8Array: a Buffer's slice() is a view at the same offset).
   const bytes = data.byteOffset % 8 === 0 ? data : new Uint8Array(data);
-  const buf = bytes.buffer as ArrayBuffer;
-  const base = bytes.byteOffset;
   const out: Chunk[] = [];
   for (let at = 0; at < bytes.length; ) {
     if (at + FRAME_HEAD + CHUNK_HEAD > bytes.length) throw new SnapshotCorruptError(`${where}: truncated chunk header at byte ${at}`);
-    const head = new Uint32Array(buf, base + at, 6);
-    const len = head[0]!;
-    const [kind, rows, runCount, ncols] = [head[2]!, head[3]!, head[4]!, head[5]!];
+    const len = new DataView(bytes.buffer, bytes.byteOffset + at, 4).getUint32(0, true);
     if (len % 8 !== 0 || at + FRAME_HEAD + len > bytes.length) throw new SnapshotCorruptError(`${where}: chunk at byte ${at} claims ${len} bytes, only ${bytes.length - at - FRAME_HEAD} remain`);
-    if ((kind !== KIND_ROWS && kind !== KIND_SEAM) || ncols !== stored.length || len !== payloadBytes(stored, runCount, rows)) {
-      throw new SnapshotCorruptError(`${where}: chunk at byte ${at} (kind ${kind}, ${rows} rows, ${runCount} runs, ${ncols} columns) does not match its length ${len} or the table's ${stored.length} columns`);
-    }
-    let off = base + at + FRAME_HEAD + CHUNK_HEAD;
-    const runs = new Uint32Array(buf, off, 2 * runCount);
-    off += pad8(8 * runCount);
-    const ts = new Float64Array(buf, off, rows);
-    off += 8 * rows;
-    const lsn = new Float64Array(buf, off, rows);
-    off += 8 * rows;
-    const row = new Int32Array(buf, off, rows);
-    off += pad8(4 * rows);
-    const values = stored.map((c) => {
-      const T = allocValueArray(c.type, 0).constructor as new (b: ArrayBuffer, o: number, n: number) => ValueArray;
-      const v = new T(buf, off, rows);
-      off += pad8(v.byteLength);
-      return v;
-    });
-    out.push({ kind, rows, runs, ts, lsn, row, values });
+    out.push(parseChunk(stored, bytes, at + FRAME_HEAD, len, where, at));
     at += FRAME_HEAD + len;
   }
   return out;
@@ -188,7 +215,12 @@ export interface ColumnarExpect {
  * read as `defaults`.
  */
 export function decodeColumnar(stored: readonly ColumnSpec[], columns: readonly ColumnSpec[], defaults: readonly number[], data: Uint8Array, expect: ColumnarExpect, where: string): SeriesColumns[] {
-  const chunks = chunksOf(stored, data, where);
+  return seriesOfChunks(stored, columns, defaults, chunksOf(stored, data, where), expect, where);
+}
+
+/** Series columns of parsed chunks (the rows chunks, then the seam chunk), checked against the manifest's figures. */
+export function seriesOfChunks(stored: readonly ColumnSpec[], columns: readonly ColumnSpec[], defaults: readonly number[], parsed: readonly Chunk[], expect: ColumnarExpect, where: string): SeriesColumns[] {
+  const chunks = [...parsed];
   if (chunks.length !== expect.chunkRows.length + 1) throw new SnapshotCorruptError(`${where}: ${chunks.length} chunks, the manifest says ${expect.chunkRows.length + 1}`);
   const seam = chunks.pop()!;
   if (seam.kind !== KIND_SEAM || chunks.some((c) => c.kind !== KIND_ROWS)) throw new SnapshotCorruptError(`${where}: the seam chunk is not last`);
