@@ -202,13 +202,17 @@ function unframe(data: Uint8Array, expected: number, where: string): Uint8Array[
   return out;
 }
 
-/** Data bytes + manifest -> HotTableColumns. Throws SnapshotCorruptError on any mismatch. */
-export function decodeSnapshot(spec: TableSpec, manifest: SnapshotManifest, data: Uint8Array): HotTableColumns {
+/**
+ * Data bytes + manifest -> HotTableColumns. Throws SnapshotCorruptError on any
+ * mismatch. `sha256` (hex) is the data's hash when the reader already took it
+ * (objects.ts does, as the bytes arrive); otherwise it is taken here.
+ */
+export function decodeSnapshot(spec: TableSpec, manifest: SnapshotManifest, data: Uint8Array, sha256: string = sha256Hex(data)): HotTableColumns {
   const where = `snapshot ${manifest.tenant}/${manifest.table}/${manifest.bucket}@${manifest.lsn}`;
   if (![1, 2, 3].includes(manifest.dataFormat)) throw new SnapshotCorruptError(`${where}: data format ${manifest.dataFormat}, this reader knows 1, 2 and 3`);
   if (manifest.schemaVersion > spec.version) throw new SnapshotCorruptError(`${where}: written for schema version ${manifest.schemaVersion}, newer than this node's ${spec.version}`);
   if (data.length !== Number(manifest.dataBytes)) throw new SnapshotCorruptError(`${where}: ${data.length} bytes, the manifest says ${manifest.dataBytes}`);
-  if (sha256Hex(data) !== manifest.dataSha256) throw new SnapshotCorruptError(`${where}: SHA-256 mismatch; the data object is corrupt`);
+  if (sha256 !== manifest.dataSha256) throw new SnapshotCorruptError(`${where}: SHA-256 mismatch; the data object is corrupt`);
   // A snapshot of an older version holds a prefix of the columns; the ones added since read as their defaults.
   const sspec = snapshotSpec(specAtVersion(spec, manifest.schemaVersion));
   const stored = sspec.columns.length - 2;

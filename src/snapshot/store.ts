@@ -3,6 +3,8 @@
 // data; loads the newest snapshot whose checksums hold, falling back to older
 // ones (and finally to none: full replay) when one is corrupt.
 import type { NatsConnection } from "@nats-io/transport-node";
+import { jetstream } from "@nats-io/jetstream";
+import type { JetStreamClient } from "@nats-io/jetstream";
 import { Objm, setSha256Backend } from "@nats-io/obj";
 import type { ObjectStore } from "@nats-io/obj";
 import { decodeSnapshotManifest, encodeSnapshotManifest } from "../../protocols/codec.js";
@@ -13,14 +15,14 @@ import type { TableSpec } from "../../protocols/tablespec.js";
 import { HotTable } from "../hotset/index.js";
 import { SNAPSHOT_DATA_FORMAT, decodeSnapshot, encodeSnapshot, sha256Hex } from "./codec.js";
 import type { SnapshotSummary } from "./codec.js";
+import { getObject, putObject } from "./objects.js";
 import { storeLimits } from "../config/limits.js";
 
 /**
- * Chunk size of snapshot data objects (one JetStream message per chunk). The
- * client publishes chunks one at a time, each awaiting its PubAck, so at the
- * object store's default 128 KiB a 400 MB snapshot waits on ~3,000 round
- * trips; 1 MiB chunks (capped at the server's max_payload) need ~400, and each
- * chunk's copy and hash still fits in a few ms of the event loop.
+ * Chunk size of snapshot data objects (one JetStream message per chunk): at
+ * the object store's default 128 KiB a 100 MB snapshot is ~800 messages, at
+ * 1 MiB (capped at the server's max_payload) ~100, and each chunk's copy and
+ * hash still fits in a few ms of the event loop.
  */
 const DATA_CHUNK_BYTES = 1024 * 1024;
 
@@ -56,6 +58,8 @@ export class SnapshotStore {
     private readonly keep = 3,
     /** Bytes per chunk message of a data object (at most the server's max_payload). */
     private readonly chunkBytes = 128 * 1024,
+    /** When given, data objects are written and read by objects.ts (pipelined publishes, a pull consumer) rather than the client's put/get. */
+    private readonly direct?: { readonly js: JetStreamClient; readonly bucket: string },
   ) {}
 
   /** `wrap` lets a test put a fault in front of the object store (a crash between data and manifest). */
@@ -64,7 +68,8 @@ export class SnapshotStore {
     setSha256Backend("native");
     // Its own byte limit (discard new): snapshots cannot fill the WAL's or the control plane's space.
     const chunkBytes = Math.min(DATA_CHUNK_BYTES, nc.info?.max_payload ?? 1024 * 1024);
-    return new SnapshotStore(wrap(await new Objm(nc).create(OBJ_SNAPSHOTS, { replicas, max_bytes: storeLimits().snapshotMaxBytes })), 3, chunkBytes);
+    const os = await new Objm(nc).create(OBJ_SNAPSHOTS, { replicas, max_bytes: storeLimits().snapshotMaxBytes });
+    return new SnapshotStore(wrap(os), 3, chunkBytes, { js: jetstream(nc), bucket: OBJ_SNAPSHOTS });
   }
 
   /** Manifests of one shard, newest first. */
@@ -95,7 +100,7 @@ export class SnapshotStore {
       dataObject: `${base}.data`,
       dataBytes: BigInt(enc.data.length),
       dataSha256: enc.sha256,
-      dataFormat: SNAPSHOT_DATA_FORMAT,
+      dataFormat: enc.format,
       chunkRows: enc.chunkRows.map(BigInt),
       seamRows: BigInt(enc.seamRows),
       createdAtMicros: BigInt(Date.now() * 1000),
@@ -116,6 +121,14 @@ export class SnapshotStore {
     const base = `${prefix(shard)}${lsnKey(head.appliedLsn)}`;
     let bytes = 0;
     const chunkBytes = this.chunkBytes;
+    if (this.direct !== undefined) {
+      const put = await putObject(this.direct.js, this.os, this.direct.bucket, `${base}.data`, parts, chunkBytes);
+      bytes = put.bytes;
+      const s = await summary;
+      // The worker hashed what it encoded, this side what it sent: one byte lost or changed between them fails the snapshot.
+      if (s.sha256 !== put.sha256) throw new Error(`snapshot ${base}: the worker's SHA-256 ${s.sha256} is not that of the ${bytes} bytes stored (${put.sha256})`);
+      return this.finish(shard, head, base, bytes, s);
+    }
     // In pieces of the object store's chunk size: its buffer copies what it holds on every chunk it drains.
     const counted = (async function* () {
       for await (const p of parts) {
@@ -124,7 +137,11 @@ export class SnapshotStore {
       }
     })();
     await this.os.put({ name: `${base}.data`, options: { max_chunk_size: chunkBytes } }, ReadableStream.from(counted));
-    const s = await summary;
+    return this.finish(shard, head, base, bytes, await summary);
+  }
+
+  /** Writes the manifest of a stored data object (last: until it exists, loaders do not see the data), then prunes. */
+  private async finish(shard: ShardAddress, head: SnapshotHead, base: string, bytes: number, s: SnapshotSummary & { readonly sha256: string }): Promise<WrittenSnapshot> {
     const manifest = encodeSnapshotManifest({
       tenant: shard.tenant,
       table: shard.table,
@@ -179,8 +196,8 @@ export class SnapshotStore {
         const mbytes = await this.os.getBlob(name);
         if (!mbytes) continue;
         const manifest = decodeSnapshotManifest(mbytes);
-        const data = await this.os.getBlob(manifest.dataObject);
-        if (!data || sha256Hex(data) !== manifest.dataSha256) continue;
+        const data = await this.readData(manifest.dataObject);
+        if (!data || data.sha256 !== manifest.dataSha256) continue;
         const lsn = Number(manifest.lsn);
         this.verified.set(name, lsn);
         return lsn;
@@ -191,6 +208,13 @@ export class SnapshotStore {
     return 0;
   }
 
+  /** A data object's bytes and their SHA-256 (hex); null when it does not exist. */
+  private async readData(name: string): Promise<{ data: Uint8Array; sha256: string } | null> {
+    if (this.direct !== undefined) return getObject(this.direct.js, this.os, this.direct.bucket, name);
+    const data = await this.os.getBlob(name);
+    return data === null ? null : { data, sha256: sha256Hex(data) };
+  }
+
   /** The newest snapshot that verifies; undefined when there is none (replay from LSN 1). */
   async loadLatest(shard: ShardAddress, spec: TableSpec, log: (line: string) => void): Promise<LoadedSnapshot | undefined> {
     for (const name of await this.manifests(shard)) {
@@ -198,9 +222,9 @@ export class SnapshotStore {
         const mbytes = await this.os.getBlob(name);
         if (!mbytes) throw new Error("manifest vanished");
         const manifest = decodeSnapshotManifest(mbytes);
-        const data = await this.os.getBlob(manifest.dataObject);
+        const data = await this.readData(manifest.dataObject);
         if (!data) throw new Error(`data object ${manifest.dataObject} is missing`);
-        const table = HotTable.fromColumns(spec, decodeSnapshot(spec, manifest, data));
+        const table = HotTable.fromColumns(spec, decodeSnapshot(spec, manifest, data.data, data.sha256));
         return { table, manifest };
       } catch (e) {
         log(`snapshot ${name} is unusable (${(e as Error).message}); trying an older one`);

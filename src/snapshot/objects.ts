@@ -1,0 +1,135 @@
+// Snapshot data objects in and out of the JetStream object store, faster than
+// its client: the client awaits each chunk's PubAck before sending the next
+// (one round trip per chunk) and reads through a push consumer with flow
+// control (~70-80 MB/s on a quiet 2-core machine). Here the same object layout
+// (ADR-20: chunks on $O.<bucket>.C.<nuid>, then the object's info, with its
+// SHA-256 digest, rolled up on $O.<bucket>.M.<name>) is written with several
+// PubAcks outstanding, and read through an ordered pull consumer into one
+// buffer. Objects written here read with the client's get() and vice versa;
+// list, info and delete stay the client's.
+import { createHash } from "node:crypto";
+import type { JetStreamClient, PubAck } from "@nats-io/jetstream";
+import { headers, nuid } from "@nats-io/transport-node";
+import type { ObjectStore } from "@nats-io/obj";
+import { TaggedError } from "../../protocols/tagged.js";
+
+/** Publishes awaiting their PubAck at once: 4 measured ~3x one at a time on loopback; 16 was slower again (the server's disk writes queue). */
+const INFLIGHT = 4;
+
+/** A data object could not be read whole, or its bytes do not match its digest. */
+export class SnapshotObjectError extends TaggedError("SnapshotObjectError") {}
+
+const b64url = (b: Uint8Array): string => Buffer.from(b).toString("base64").replace(/\+/g, "-").replace(/\//g, "_");
+
+export interface PutResult {
+  readonly bytes: number;
+  /** SHA-256 of the bytes, hex (what a snapshot manifest records). */
+  readonly sha256: string;
+}
+
+/**
+ * Stores `parts` (concatenated) as object `name` of `bucket`, in chunks of
+ * `chunkBytes`. The object's info is written last, so until then the object
+ * does not exist for readers; on failure its chunks are purged. A previous
+ * object of the same name is replaced (its chunks purged after).
+ */
+export async function putObject(js: JetStreamClient, os: ObjectStore, bucket: string, name: string, parts: AsyncIterable<Uint8Array>, chunkBytes: number): Promise<PutResult> {
+  const old = await os.info(name);
+  const id = nuid.next();
+  const chunkSubject = `$O.${bucket}.C.${id}`;
+  const stream = `OBJ_${bucket}`;
+  const sha = createHash("sha256");
+  const inflight = new Set<Promise<PubAck>>();
+  let failed: unknown;
+  let chunks = 0;
+  let size = 0;
+  const send = async (payload: Uint8Array): Promise<void> => {
+    sha.update(payload);
+    chunks++;
+    size += payload.length;
+    const p = js.publish(chunkSubject, payload);
+    inflight.add(p);
+    p.then(
+      () => inflight.delete(p),
+      (e: unknown) => {
+        inflight.delete(p);
+        failed ??= e;
+      },
+    );
+    while (inflight.size >= INFLIGHT && failed === undefined) await Promise.race(inflight).catch(() => {});
+    if (failed !== undefined) throw failed;
+  };
+  try {
+    // Parts are packed into whole chunks: a chunk is one JetStream message, the fewer the faster.
+    let pending = Buffer.allocUnsafeSlow(chunkBytes);
+    let fill = 0;
+    for await (const part of parts) {
+      for (let at = 0; at < part.length; ) {
+        const take = Math.min(chunkBytes - fill, part.length - at);
+        pending.set(part.subarray(at, at + take), fill);
+        fill += take;
+        at += take;
+        if (fill === chunkBytes) {
+          await send(pending);
+          // The published buffer may still be queued for the socket: a new one for the next chunk.
+          pending = Buffer.allocUnsafeSlow(chunkBytes);
+          fill = 0;
+        }
+      }
+    }
+    if (fill > 0) await send(pending.subarray(0, fill));
+    await Promise.all(inflight);
+    if (failed !== undefined) throw failed;
+    const digest = sha.digest();
+    const info = { name, description: "", options: { max_chunk_size: chunkBytes }, bucket, nuid: id, size, chunks, mtime: new Date().toISOString(), digest: `SHA-256=${b64url(digest)}`, deleted: false };
+    const h = headers();
+    h.set("Nats-Rollup", "sub");
+    await js.publish(`$O.${bucket}.M.${b64url(Buffer.from(name))}`, JSON.stringify(info), { headers: h });
+    if (old !== null && !old.deleted) await js.jetstreamManager().then((jsm) => jsm.streams.purge(stream, { filter: `$O.${bucket}.C.${old.nuid}` })).catch(() => {});
+    return { bytes: size, sha256: digest.toString("hex") };
+  } catch (e) {
+    await Promise.allSettled(inflight);
+    await js
+      .jetstreamManager()
+      .then((jsm) => jsm.streams.purge(stream, { filter: chunkSubject }))
+      .catch(() => {});
+    throw e;
+  }
+}
+
+/**
+ * Object `name` of `bucket` in one buffer, its digest checked; null when it
+ * does not exist. The SHA-256 (hex) comes back too: a caller that has one to
+ * compare against needs no second pass over the bytes.
+ */
+export async function getObject(js: JetStreamClient, os: ObjectStore, bucket: string, name: string): Promise<{ data: Uint8Array; sha256: string } | null> {
+  const info = await os.info(name);
+  if (info === null || info.deleted) return null;
+  if (info.options?.link) throw new SnapshotObjectError(`object ${name} of bucket ${bucket} is a link; snapshot data objects never are`);
+  // Aligned at 0 in its own ArrayBuffer: the decoder's column views need 8-aligned offsets.
+  const data = Buffer.allocUnsafeSlow(info.size);
+  const sha = createHash("sha256");
+  let at = 0;
+  let seen = 0;
+  if (info.chunks > 0) {
+    const consumer = await js.consumers.get(`OBJ_${bucket}`, { filter_subjects: `$O.${bucket}.C.${info.nuid}` });
+    // Several chunks asked for at once: the server streams them while the last ones are copied.
+    const messages = await consumer.consume({ max_bytes: 32 * 1024 * 1024 });
+    try {
+      for await (const m of messages) {
+        if (at + m.data.length > data.length) throw new SnapshotObjectError(`object ${name} of bucket ${bucket}: chunks hold more than its ${info.size} bytes`);
+        data.set(m.data, at);
+        sha.update(m.data);
+        at += m.data.length;
+        seen++;
+        if (m.info.pending === 0) break;
+      }
+    } finally {
+      messages.stop();
+    }
+  }
+  if (seen !== info.chunks || at !== info.size) throw new SnapshotObjectError(`object ${name} of bucket ${bucket}: read ${seen} chunks, ${at} bytes; its info says ${info.chunks}, ${info.size}`);
+  const digest = sha.digest();
+  if (`SHA-256=${b64url(digest)}` !== info.digest) throw new SnapshotObjectError(`object ${name} of bucket ${bucket} is corrupt: its SHA-256 does not match its info's digest`);
+  return { data, sha256: digest.toString("hex") };
+}
