@@ -12,7 +12,7 @@ import { allocValueArray } from "../codec/tickbatch.js";
 import type { TickBatch, ValueArray } from "../codec/tickbatch.js";
 import type { HotTableColumns, SeamRow, SeriesColumns } from "../hotset/index.js";
 import { columnarParts, decodeColumnar, seriesOfChunks, SnapshotCorruptError } from "./columnar.js";
-import { packFrame, unpackChunks } from "./packed.js";
+import { PackedReader, packFrame, unpackChunks } from "./packed.js";
 
 /**
  * Written now: 3 (packed.ts: format 2's chunks, delta-encoded and compressed).
@@ -202,13 +202,26 @@ function unframe(data: Uint8Array, expected: number, where: string): Uint8Array[
   return out;
 }
 
+const whereOf = (m: SnapshotManifest): string => `snapshot ${m.tenant}/${m.table}/${m.bucket}@${m.lsn}`;
+
+/**
+ * A reader that decodes the manifest's data while it arrives (format 3 only;
+ * undefined otherwise, or for a schema newer than `spec`: decodeSnapshot then
+ * reads, or refuses, the whole object).
+ */
+export function snapshotDataReader(spec: TableSpec, manifest: SnapshotManifest): PackedReader | undefined {
+  if (manifest.dataFormat !== 3 || manifest.schemaVersion > spec.version) return undefined;
+  return new PackedReader(snapshotSpec(specAtVersion(spec, manifest.schemaVersion)).columns.slice(2), whereOf(manifest));
+}
+
 /**
  * Data bytes + manifest -> HotTableColumns. Throws SnapshotCorruptError on any
  * mismatch. `sha256` (hex) is the data's hash when the reader already took it
  * (objects.ts does, as the bytes arrive); otherwise it is taken here.
+ * `reader` (snapshotDataReader) holds the chunks it decoded while the data arrived.
  */
-export function decodeSnapshot(spec: TableSpec, manifest: SnapshotManifest, data: Uint8Array, sha256: string = sha256Hex(data)): HotTableColumns {
-  const where = `snapshot ${manifest.tenant}/${manifest.table}/${manifest.bucket}@${manifest.lsn}`;
+export function decodeSnapshot(spec: TableSpec, manifest: SnapshotManifest, data: Uint8Array, sha256: string = sha256Hex(data), reader?: PackedReader): HotTableColumns {
+  const where = whereOf(manifest);
   if (![1, 2, 3].includes(manifest.dataFormat)) throw new SnapshotCorruptError(`${where}: data format ${manifest.dataFormat}, this reader knows 1, 2 and 3`);
   if (manifest.schemaVersion > spec.version) throw new SnapshotCorruptError(`${where}: written for schema version ${manifest.schemaVersion}, newer than this node's ${spec.version}`);
   if (data.length !== Number(manifest.dataBytes)) throw new SnapshotCorruptError(`${where}: ${data.length} bytes, the manifest says ${manifest.dataBytes}`);
@@ -223,7 +236,7 @@ export function decodeSnapshot(spec: TableSpec, manifest: SnapshotManifest, data
   if (manifest.dataFormat === 2) return { ...head, series: decodeColumnar(sspec.columns.slice(2), spec.columns, defaults, data, expect, where) };
   if (manifest.dataFormat === 3) {
     const stored = sspec.columns.slice(2);
-    return { ...head, series: seriesOfChunks(stored, spec.columns, defaults, unpackChunks(stored, data, where), expect, where) };
+    return { ...head, series: seriesOfChunks(stored, spec.columns, defaults, reader !== undefined ? reader.finish(data) : unpackChunks(stored, data, where), expect, where) };
   }
   const idOf = new Map(symbols.map((s, i) => [s, i]));
   const chunks = unframe(data, manifest.chunkRows.length + 1, where);

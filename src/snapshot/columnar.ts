@@ -15,7 +15,7 @@
 import { allocValueArray } from "../codec/tickbatch.js";
 import type { ValueArray } from "../codec/tickbatch.js";
 import type { ColumnSpec } from "../../protocols/tablespec.js";
-import type { HotTableColumns, SeamRow, SeriesColumns } from "../hotset/index.js";
+import type { HotTableColumns, SeriesColumns } from "../hotset/index.js";
 import { TaggedError } from "../../protocols/tagged.js";
 
 export class SnapshotCorruptError extends TaggedError("SnapshotCorruptError") {}
@@ -238,19 +238,35 @@ export function seriesOfChunks(stored: readonly ColumnSpec[], columns: readonly 
   });
   const total = counts.reduce((a, b) => a + b, 0);
   if (total !== expect.rows) throw new SnapshotCorruptError(`${where}: ${total} rows, the manifest says ${expect.rows}`);
-  const series = Array.from({ length: expect.symbols }, (_, id) => ({
-    tsMicros: new Float64Array(counts[id]!),
-    lsn: new Float64Array(counts[id]!),
-    rowInRecord: new Int32Array(counts[id]!),
-    values: columns.map((c, v) => (v < stored.length ? allocValueArray(c.type, counts[id]!) : allocValueArray(c.type, counts[id]!).fill(defaults[v]!))),
-    seam: null as SeamRow | null,
-  }));
+  // A series held by one run is a view of its chunk (the hot set copies it into its own chunks on load: a second copy here bought nothing); one split across chunks is gathered.
+  const runsOf = new Uint32Array(expect.symbols);
+  for (const c of chunks) for (let i = 0; i < c.runs.length; i += 2) runsOf[c.runs[i]!]!++;
+  const blank = (): SeriesColumns => ({ tsMicros: new Float64Array(0), lsn: new Float64Array(0), rowInRecord: new Int32Array(0), values: [], seam: null });
+  const series: { -readonly [K in keyof SeriesColumns]: SeriesColumns[K] }[] = Array.from({ length: expect.symbols }, (_, id) =>
+    runsOf[id]! === 1
+      ? blank()
+      : {
+          tsMicros: new Float64Array(counts[id]!),
+          lsn: new Float64Array(counts[id]!),
+          rowInRecord: new Int32Array(counts[id]!),
+          values: columns.map((c, v) => (v < stored.length ? allocValueArray(c.type, counts[id]!) : allocValueArray(c.type, counts[id]!).fill(defaults[v]!))),
+          seam: null,
+        },
+  );
   const filled = new Float64Array(expect.symbols);
   for (const c of chunks) {
     for (let i = 0, from = 0; i < c.runs.length; i += 2) {
       const sym = c.runs[i]!;
       const n = c.runs[i + 1]!;
       const s = series[sym]!;
+      if (runsOf[sym] === 1) {
+        s.tsMicros = c.ts.subarray(from, from + n);
+        s.lsn = c.lsn.subarray(from, from + n);
+        s.rowInRecord = c.row.subarray(from, from + n);
+        s.values = columns.map((col, v) => (v < stored.length ? (c.values[v]!.subarray(from, from + n) as ValueArray) : allocValueArray(col.type, n).fill(defaults[v]!)));
+        from += n;
+        continue;
+      }
       const at = filled[sym]!;
       s.tsMicros.set(c.ts.subarray(from, from + n), at);
       s.lsn.set(c.lsn.subarray(from, from + n), at);

@@ -102,7 +102,14 @@ export async function putObject(js: JetStreamClient, os: ObjectStore, bucket: st
  * does not exist. The SHA-256 (hex) comes back too: a caller that has one to
  * compare against needs no second pass over the bytes.
  */
-export async function getObject(js: JetStreamClient, os: ObjectStore, bucket: string, name: string): Promise<{ data: Uint8Array; sha256: string } | null> {
+export async function getObject(
+  js: JetStreamClient,
+  os: ObjectStore,
+  bucket: string,
+  name: string,
+  /** Called as chunks arrive: `filled` bytes of `data` (the whole object's buffer) are in; the digest is not checked yet. */
+  progress?: (data: Uint8Array, filled: number) => void,
+): Promise<{ data: Uint8Array; sha256: string } | null> {
   const info = await os.info(name);
   if (info === null || info.deleted) return null;
   if (info.options?.link) throw new SnapshotObjectError(`object ${name} of bucket ${bucket} is a link; snapshot data objects never are`);
@@ -122,6 +129,7 @@ export async function getObject(js: JetStreamClient, os: ObjectStore, bucket: st
         sha.update(m.data);
         at += m.data.length;
         seen++;
+        progress?.(data, at);
         if (m.info.pending === 0) break;
       }
     } finally {

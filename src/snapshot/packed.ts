@@ -78,24 +78,72 @@ export function packFrame(stored: readonly ColumnSpec[], frame2: Uint8Array): Ui
   return out;
 }
 
-/** Frame lengths of a format-3 data object: [start of compressed bytes, their length, payload length] each, checked against the bytes present. */
-export function packedFrames(data: Uint8Array, where: string): { at: number; zlen: number; len: number }[] {
+interface FrameAt {
+  /** Start of the compressed bytes. */
+  readonly at: number;
+  readonly zlen: number;
+  /** The chunk payload's length once decompressed. */
+  readonly len: number;
+}
+
+/** The frame whose header starts at byte `at` of a data object of `total` bytes (of which `dv` holds at least the header): its lengths, checked. */
+function frameAt(dv: DataView, at: number, total: number, where: string): FrameAt {
+  if (at + FRAME_HEAD > total) throw new SnapshotCorruptError(`${where}: truncated frame header at byte ${at}`);
+  const zlen = dv.getUint32(at, true);
+  const len = dv.getUint32(at + 4, true);
+  if (at + FRAME_HEAD + zlen > total) throw new SnapshotCorruptError(`${where}: frame at byte ${at} claims ${zlen} compressed bytes, only ${total - at - FRAME_HEAD} remain`);
+  if (len % 8 !== 0 || len < CHUNK_HEAD || len > MAX_PAYLOAD) throw new SnapshotCorruptError(`${where}: frame at byte ${at} claims a ${len}-byte chunk (a multiple of 8 between ${CHUNK_HEAD} and ${MAX_PAYLOAD})`);
+  return { at: at + FRAME_HEAD, zlen, len };
+}
+
+/** Frames of a format-3 data object, checked against the bytes present. */
+export function packedFrames(data: Uint8Array, where: string): FrameAt[] {
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  const out: { at: number; zlen: number; len: number }[] = [];
+  const out: FrameAt[] = [];
   for (let at = 0; at < data.length; ) {
-    if (at + FRAME_HEAD > data.length) throw new SnapshotCorruptError(`${where}: truncated frame header at byte ${at}`);
-    const zlen = dv.getUint32(at, true);
-    const len = dv.getUint32(at + 4, true);
-    if (at + FRAME_HEAD + zlen > data.length) throw new SnapshotCorruptError(`${where}: frame at byte ${at} claims ${zlen} compressed bytes, only ${data.length - at - FRAME_HEAD} remain`);
-    if (len % 8 !== 0 || len < CHUNK_HEAD || len > MAX_PAYLOAD) throw new SnapshotCorruptError(`${where}: frame at byte ${at} claims a ${len}-byte chunk (a multiple of 8 between ${CHUNK_HEAD} and ${MAX_PAYLOAD})`);
-    out.push({ at: at + FRAME_HEAD, zlen, len });
-    at += FRAME_HEAD + zlen;
+    const f = frameAt(dv, at, data.length, where);
+    out.push(f);
+    at = f.at + f.zlen;
   }
   return out;
 }
 
+/**
+ * Unpacks the frames of a format-3 data object while it is still arriving
+ * (the object's buffer is allocated whole, then filled): each frame is
+ * decoded as soon as its last byte is in, so decoding overlaps the transfer.
+ * Nothing it returns is trusted before the data's SHA-256 checks out.
+ */
+export class PackedReader {
+  private readonly chunks: Chunk[] = [];
+  private next = 0;
+
+  constructor(
+    private readonly stored: readonly ColumnSpec[],
+    private readonly where: string,
+  ) {}
+
+  /** `filled` bytes of `data` (the whole object's buffer) have arrived. */
+  feed(data: Uint8Array, filled: number): void {
+    const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    while (this.next + FRAME_HEAD <= filled) {
+      const f = frameAt(dv, this.next, data.length, this.where);
+      if (f.at + f.zlen > filled) return;
+      this.chunks.push(unpackFrame(this.stored, data, f, this.where));
+      this.next = f.at + f.zlen;
+    }
+  }
+
+  /** The chunks of the whole object `data` (fed or not). */
+  finish(data: Uint8Array): Chunk[] {
+    this.feed(data, data.length);
+    if (this.next !== data.length) throw new SnapshotCorruptError(`${this.where}: truncated frame header at byte ${this.next}`);
+    return this.chunks;
+  }
+}
+
 /** One format-3 frame's chunk: decompressed, checked, its columns decoded. */
-export function unpackFrame(stored: readonly ColumnSpec[], data: Uint8Array, frame: { at: number; zlen: number; len: number }, where: string): Chunk {
+export function unpackFrame(stored: readonly ColumnSpec[], data: Uint8Array, frame: FrameAt, where: string): Chunk {
   let payload: Uint8Array;
   try {
     // One output chunk of the known size: the default 16 KiB ones are concatenated at the end (a third more CPU).
@@ -114,5 +162,5 @@ export function unpackFrame(stored: readonly ColumnSpec[], data: Uint8Array, fra
 
 /** The chunks of a format-3 data object, in order. */
 export function unpackChunks(stored: readonly ColumnSpec[], data: Uint8Array, where: string): Chunk[] {
-  return packedFrames(data, where).map((f) => unpackFrame(stored, data, f, where));
+  return new PackedReader(stored, where).finish(data);
 }

@@ -13,7 +13,7 @@ import { OBJ_SNAPSHOTS } from "../../protocols/subjects.js";
 import type { ShardAddress } from "../../protocols/subjects.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
 import { HotTable } from "../hotset/index.js";
-import { SNAPSHOT_DATA_FORMAT, decodeSnapshot, encodeSnapshot, sha256Hex } from "./codec.js";
+import { SNAPSHOT_DATA_FORMAT, decodeSnapshot, encodeSnapshot, sha256Hex, snapshotDataReader } from "./codec.js";
 import type { SnapshotSummary } from "./codec.js";
 import { getObject, putObject } from "./objects.js";
 import { storeLimits } from "../config/limits.js";
@@ -209,8 +209,8 @@ export class SnapshotStore {
   }
 
   /** A data object's bytes and their SHA-256 (hex); null when it does not exist. */
-  private async readData(name: string): Promise<{ data: Uint8Array; sha256: string } | null> {
-    if (this.direct !== undefined) return getObject(this.direct.js, this.os, this.direct.bucket, name);
+  private async readData(name: string, progress?: (data: Uint8Array, filled: number) => void): Promise<{ data: Uint8Array; sha256: string } | null> {
+    if (this.direct !== undefined) return getObject(this.direct.js, this.os, this.direct.bucket, name, progress);
     const data = await this.os.getBlob(name);
     return data === null ? null : { data, sha256: sha256Hex(data) };
   }
@@ -222,9 +222,11 @@ export class SnapshotStore {
         const mbytes = await this.os.getBlob(name);
         if (!mbytes) throw new Error("manifest vanished");
         const manifest = decodeSnapshotManifest(mbytes);
-        const data = await this.readData(manifest.dataObject);
+        // Format 3 is decoded frame by frame as it arrives (the CPU works while the server sends); checked once it is all in.
+        const reader = snapshotDataReader(spec, manifest);
+        const data = await this.readData(manifest.dataObject, reader && ((d, filled) => reader.feed(d, filled)));
         if (!data) throw new Error(`data object ${manifest.dataObject} is missing`);
-        const table = HotTable.fromColumns(spec, decodeSnapshot(spec, manifest, data.data, data.sha256));
+        const table = HotTable.fromColumns(spec, decodeSnapshot(spec, manifest, data.data, data.sha256, reader));
         return { table, manifest };
       } catch (e) {
         log(`snapshot ${name} is unusable (${(e as Error).message}); trying an older one`);
