@@ -96,14 +96,16 @@ async function main(): Promise<void> {
     const h = monitorEventLoopDelay({ resolution: 1 });
     h.enable();
     let t0 = performance.now();
-    await writeSnapshotOffLoop(snapshots, shard, table);
+    const written = await writeSnapshotOffLoop(snapshots, shard, table);
     const writeS = (performance.now() - t0) / 1000;
     h.disable();
     t0 = performance.now();
     const loaded = await snapshots.loadLatest(shard, spec, (l) => console.error(l));
     const loadS = (performance.now() - t0) / 1000;
     if (loaded?.table.rowCount !== TICKS) throw new Error(`snapshot load returned ${loaded?.table.rowCount} rows`);
-    console.error(`  write ${writeS.toFixed(2)} s, load ${loadS.toFixed(2)} s, loop stall max ${(h.max / 1e6).toFixed(1)} ms`);
+    // The hot set's own bytes per row (ts, lsn, rowInRecord, price, size) against what the snapshot stored.
+    const rawBytes = TICKS * (8 + 8 + 4 + 8 * spec.columns.length);
+    console.error(`  write ${writeS.toFixed(2)} s, load ${loadS.toFixed(2)} s, loop stall max ${(h.max / 1e6).toFixed(1)} ms, ${written.bytes} bytes (${(rawBytes / written.bytes).toFixed(2)}x smaller than the columns)`);
 
     // 2. Recovery: a shard runtime from that snapshot until live (the WAL after it is empty).
     t0 = performance.now();
@@ -150,7 +152,7 @@ async function main(): Promise<void> {
         },
         {
           setup: `snapshot/recovery: ${TICKS} ticks over 1000 symbols in one shard (figures scaled to 10 M), written off the event loop (slices + worker thread) to the JetStream object store, loaded and verified, then a shard runtime from that snapshot until live; the stall is monitorEventLoopDelay's max during the write. Node: in-process with ClickHouse, steady feed of 1000-tick batches at ${STEADY_RATE} ticks/s for ${STEADY_S} s with a ${WAL_LIMIT}-byte WAL, snapshots every 2 s and compaction every 1 s (walKeep 100); ingest ratio (unpaced, 8 batches in flight, the WAL's limit raised 16x first so that it measures the snapshot, not a full WAL): 5 s idle vs during one snapshot of a ${NODE_TICKS}+ tick shard`,
-          runs: { ratio_phase_wal_full_refusals: walFullRefusals - refusedBefore, steady_rate_target: STEADY_RATE, steady_wal_full_refusals: steadyRefusals, wal_full_refusals_total: walFullRefusals, steady_ticks_per_s: Math.round(steady), idle_ticks_per_s: Math.round(idle), during_snapshot_ticks_per_s: Math.round(during), wal_max_bytes: steadyWalMax, event_loop_p99_ms: round(h.percentile(99) / 1e6, 1) },
+          runs: { snapshot_bytes_10m: Math.round(written.bytes * SCALE), snapshot_compression_ratio: round(rawBytes / written.bytes), snapshot_data_format: loaded.manifest.dataFormat, ratio_phase_wal_full_refusals: walFullRefusals - refusedBefore, steady_rate_target: STEADY_RATE, steady_wal_full_refusals: steadyRefusals, wal_full_refusals_total: walFullRefusals, steady_ticks_per_s: Math.round(steady), idle_ticks_per_s: Math.round(idle), during_snapshot_ticks_per_s: Math.round(during), wal_max_bytes: steadyWalMax, event_loop_p99_ms: round(h.percentile(99) / 1e6, 1) },
         },
       );
     } finally {

@@ -62,6 +62,11 @@ class SnapshotThread {
   private worker: Worker | undefined;
   private queue: Promise<unknown> = Promise.resolve();
 
+  /** Starts the thread if it is not running (loading the codec takes a while: done while the hot set is exported). */
+  warm(): void {
+    this.get();
+  }
+
   private get(): Worker {
     if (this.worker === undefined) {
       // The main thread runs under tsx (src/main.ts) or vitest: the worker loads TypeScript through tsx either way.
@@ -150,6 +155,8 @@ const OFF_LOOP_MIN_ROWS = 100_000;
 /** Writes a snapshot of `table` without holding the event loop for more than a slice at a time. */
 export async function writeSnapshotOffLoop(snapshots: SnapshotStore, shard: ShardAddress, table: HotTable): Promise<WrittenSnapshot> {
   if (table.rowCount < OFF_LOOP_MIN_ROWS) return snapshots.write(shard, table);
+  // The thread boots (a second or more the first time, under tsx) while this thread exports.
+  thread.warm();
   const cols = await exportInSlices(table);
   const head = { appliedLsn: cols.appliedLsn, persistedLsn: cols.persistedLsn, horizonMicros: cols.horizonMicros, symbols: cols.symbols, schemaVersion: table.spec.version };
   const { parts, summary } = thread.encode({ spec: table.spec, cols });
