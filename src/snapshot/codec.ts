@@ -12,7 +12,8 @@ import { allocValueArray } from "../codec/tickbatch.js";
 import type { TickBatch, ValueArray } from "../codec/tickbatch.js";
 import type { HotTableColumns, SeamRow, SeriesColumns } from "../hotset/index.js";
 import { columnarParts, decodeColumnar, seriesOfChunks, SnapshotCorruptError } from "./columnar.js";
-import { PackedReader, packFrame, unpackChunks } from "./packed.js";
+import type { Chunk } from "./columnar.js";
+import { PackedReader, packFrame, packFrameAsync, unpackChunks } from "./packed.js";
 
 /**
  * Written now: 3 (packed.ts: format 2's chunks, delta-encoded and compressed).
@@ -103,6 +104,29 @@ export function* snapshotParts(spec: TableSpec, cols: HotTableColumns, chunkRows
     yield format === 3 ? packFrame(spec.columns, r.value) : r.value;
     r = frames.next();
   }
+  return r.value;
+}
+
+/** Frames compressed at once (on libuv's thread pool) while the next ones are encoded: enough to keep both cores of a small machine busy. */
+const PACK_AHEAD = 3;
+
+/**
+ * snapshotParts in format 3 with the compression off this thread and on every
+ * core (the snapshot worker's way): the same bytes, in the same order.
+ */
+export async function* snapshotPartsAsync(spec: TableSpec, cols: HotTableColumns, chunkRows = MAX_CHUNK_ROWS): AsyncGenerator<Uint8Array, SnapshotSummary, undefined> {
+  const frames = columnarParts(spec.columns, cols, chunkRows);
+  const ahead: Promise<Uint8Array>[] = [];
+  let r = frames.next();
+  while (r.done !== true) {
+    const packed = packFrameAsync(spec.columns, r.value);
+    // A failure surfaces when its turn comes to be yielded.
+    packed.catch(() => {});
+    ahead.push(packed);
+    if (ahead.length >= PACK_AHEAD) yield await ahead.shift()!;
+    r = frames.next();
+  }
+  for (const p of ahead) yield await p;
   return r.value;
 }
 
@@ -218,9 +242,9 @@ export function snapshotDataReader(spec: TableSpec, manifest: SnapshotManifest):
  * Data bytes + manifest -> HotTableColumns. Throws SnapshotCorruptError on any
  * mismatch. `sha256` (hex) is the data's hash when the reader already took it
  * (objects.ts does, as the bytes arrive); otherwise it is taken here.
- * `reader` (snapshotDataReader) holds the chunks it decoded while the data arrived.
+ * `chunks` are format 3's, decoded while the data arrived (snapshotDataReader).
  */
-export function decodeSnapshot(spec: TableSpec, manifest: SnapshotManifest, data: Uint8Array, sha256: string = sha256Hex(data), reader?: PackedReader): HotTableColumns {
+export function decodeSnapshot(spec: TableSpec, manifest: SnapshotManifest, data: Uint8Array, sha256: string = sha256Hex(data), unpacked?: Chunk[]): HotTableColumns {
   const where = whereOf(manifest);
   if (![1, 2, 3].includes(manifest.dataFormat)) throw new SnapshotCorruptError(`${where}: data format ${manifest.dataFormat}, this reader knows 1, 2 and 3`);
   if (manifest.schemaVersion > spec.version) throw new SnapshotCorruptError(`${where}: written for schema version ${manifest.schemaVersion}, newer than this node's ${spec.version}`);
@@ -236,7 +260,7 @@ export function decodeSnapshot(spec: TableSpec, manifest: SnapshotManifest, data
   if (manifest.dataFormat === 2) return { ...head, series: decodeColumnar(sspec.columns.slice(2), spec.columns, defaults, data, expect, where) };
   if (manifest.dataFormat === 3) {
     const stored = sspec.columns.slice(2);
-    return { ...head, series: seriesOfChunks(stored, spec.columns, defaults, reader !== undefined ? reader.finish(data) : unpackChunks(stored, data, where), expect, where) };
+    return { ...head, series: seriesOfChunks(stored, spec.columns, defaults, unpacked ?? unpackChunks(stored, data, where), expect, where) };
   }
   const idOf = new Map(symbols.map((s, i) => [s, i]));
   const chunks = unframe(data, manifest.chunkRows.length + 1, where);

@@ -11,7 +11,8 @@
 // columns, 2^32 for 4-byte ones; 1-byte columns stay as they are), so every
 // value, NaN payloads, -0 and int64 extremes included, comes back bit for bit.
 // Pure: bytes in, bytes out.
-import { constants, zstdCompressSync, zstdDecompressSync } from "node:zlib";
+import { promisify } from "node:util";
+import { constants, zstdCompress, zstdCompressSync, zstdDecompress, zstdDecompressSync } from "node:zlib";
 import type { ColumnSpec } from "../../protocols/tablespec.js";
 import { CHUNK_HEAD, FRAME_HEAD, SnapshotCorruptError, chunkHead, columnRegions, parseChunk } from "./columnar.js";
 import type { Chunk } from "./columnar.js";
@@ -70,13 +71,36 @@ function transformColumns(stored: readonly ColumnSpec[], payload: Uint8Array, f:
  * own so that a worker can transfer it.
  */
 export function packFrame(stored: readonly ColumnSpec[], frame2: Uint8Array): Uint8Array {
+  const payload = deltaPayload(stored, frame2);
+  return framed(zstdCompressSync(payload, zstdOptions(payload)), payload.length);
+}
+
+const zstdCompressAsync = promisify(zstdCompress);
+const zstdDecompressAsync = promisify(zstdDecompress);
+
+/**
+ * packFrame with the compression on libuv's thread pool: a caller that keeps
+ * a few in flight compresses on every core while its own thread encodes the
+ * next chunks (the snapshot worker does; zstd is most of a snapshot's CPU).
+ */
+export async function packFrameAsync(stored: readonly ColumnSpec[], frame2: Uint8Array): Promise<Uint8Array> {
+  const payload = deltaPayload(stored, frame2);
+  return framed(await zstdCompressAsync(payload, zstdOptions(payload)), payload.length);
+}
+
+function deltaPayload(stored: readonly ColumnSpec[], frame2: Uint8Array): Uint8Array {
   const payload = frame2.subarray(FRAME_HEAD);
   transformColumns(stored, payload, deltaEncode);
-  // One output buffer (compressed is smaller than the payload): the default 16 KiB pieces are concatenated at the end.
-  const z = zstdCompressSync(payload, { params: ZSTD_PARAMS, chunkSize: Math.max(64, payload.length) });
+  return payload;
+}
+
+// One output buffer (compressed is smaller than the payload): the default 16 KiB pieces are concatenated at the end.
+const zstdOptions = (payload: Uint8Array): { params: typeof ZSTD_PARAMS; chunkSize: number } => ({ params: ZSTD_PARAMS, chunkSize: Math.max(64, payload.length) });
+
+function framed(z: Uint8Array, len: number): Uint8Array {
   const out = Buffer.allocUnsafeSlow(FRAME_HEAD + z.length);
   out.writeUInt32LE(z.length, 0);
-  out.writeUInt32LE(payload.length, 4);
+  out.writeUInt32LE(len, 4);
   out.set(z, FRAME_HEAD);
   return out;
 }
@@ -113,12 +137,14 @@ export function packedFrames(data: Uint8Array, where: string): FrameAt[] {
 
 /**
  * Unpacks the frames of a format-3 data object while it is still arriving
- * (the object's buffer is allocated whole, then filled): each frame is
- * decoded as soon as its last byte is in, so decoding overlaps the transfer.
- * Nothing it returns is trusted before the data's SHA-256 checks out.
+ * (the object's buffer is allocated whole, then filled): each frame is handed
+ * to zstd on libuv's thread pool as soon as its last byte is in, so
+ * decompression runs on other cores, overlapping the transfer and leaving the
+ * event loop free. Nothing it returns is trusted before the data's SHA-256
+ * checks out.
  */
 export class PackedReader {
-  private readonly chunks: Chunk[] = [];
+  private readonly pending: Promise<Chunk>[] = [];
   private next = 0;
 
   constructor(
@@ -132,17 +158,30 @@ export class PackedReader {
     while (this.next + FRAME_HEAD <= filled) {
       const f = frameAt(dv, this.next, data.length, this.where);
       if (f.at + f.zlen > filled) return;
-      this.chunks.push(unpackFrame(this.stored, data, f, this.where));
+      const chunk = unpackFrameAsync(this.stored, data, f, this.where);
+      // Failures surface in finish(), in frame order.
+      chunk.catch(() => {});
+      this.pending.push(chunk);
       this.next = f.at + f.zlen;
     }
   }
 
   /** The chunks of the whole object `data` (fed or not). */
-  finish(data: Uint8Array): Chunk[] {
+  async finish(data: Uint8Array): Promise<Chunk[]> {
     this.feed(data, data.length);
     if (this.next !== data.length) throw new SnapshotCorruptError(`${this.where}: truncated frame header at byte ${this.next}`);
-    return this.chunks;
+    return Promise.all(this.pending);
   }
+}
+
+async function unpackFrameAsync(stored: readonly ColumnSpec[], data: Uint8Array, frame: FrameAt, where: string): Promise<Chunk> {
+  let payload: Uint8Array;
+  try {
+    payload = await zstdDecompressAsync(data.subarray(frame.at, frame.at + frame.zlen), { maxOutputLength: frame.len, chunkSize: Math.max(64, frame.len) });
+  } catch (e) {
+    throw new SnapshotCorruptError(`${where}: frame at byte ${frame.at - FRAME_HEAD} does not decompress (${(e as Error).message})`);
+  }
+  return decodedChunk(stored, payload, frame, where);
 }
 
 /** One format-3 frame's chunk: decompressed, checked, its columns decoded. */
@@ -154,16 +193,20 @@ export function unpackFrame(stored: readonly ColumnSpec[], data: Uint8Array, fra
   } catch (e) {
     throw new SnapshotCorruptError(`${where}: frame at byte ${frame.at - FRAME_HEAD} does not decompress (${(e as Error).message})`);
   }
-  if (payload.length !== frame.len) throw new SnapshotCorruptError(`${where}: frame at byte ${frame.at - FRAME_HEAD} decompresses to ${payload.length} bytes, its header says ${frame.len}`);
+  return decodedChunk(stored, payload, frame, where);
+}
+
+function decodedChunk(stored: readonly ColumnSpec[], decompressed: Uint8Array, frame: FrameAt, where: string): Chunk {
+  if (decompressed.length !== frame.len) throw new SnapshotCorruptError(`${where}: frame at byte ${frame.at - FRAME_HEAD} decompresses to ${decompressed.length} bytes, its header says ${frame.len}`);
   // Column views need an 8-aligned start (a small result may sit in Node's shared pool).
-  if (payload.byteOffset % 8 !== 0) payload = new Uint8Array(payload);
+  const payload = decompressed.byteOffset % 8 === 0 ? decompressed : new Uint8Array(decompressed);
   // parseChunk checks the header against the length before any column is touched.
   const chunk = parseChunk(stored, payload, 0, payload.length, where, frame.at - FRAME_HEAD);
   transformColumns(stored, payload, deltaDecode);
   return chunk;
 }
 
-/** The chunks of a format-3 data object, in order. */
+/** The chunks of a format-3 data object, in order (synchronously: for small snapshots and tests). */
 export function unpackChunks(stored: readonly ColumnSpec[], data: Uint8Array, where: string): Chunk[] {
-  return new PackedReader(stored, where).finish(data);
+  return packedFrames(data, where).map((f) => unpackFrame(stored, data, f, where));
 }

@@ -226,7 +226,8 @@ export class SnapshotStore {
         const reader = snapshotDataReader(spec, manifest);
         const data = await this.readData(manifest.dataObject, reader && ((d, filled) => reader.feed(d, filled)));
         if (!data) throw new Error(`data object ${manifest.dataObject} is missing`);
-        const table = HotTable.fromColumns(spec, decodeSnapshot(spec, manifest, data.data, data.sha256, reader));
+        const chunks = reader && (await reader.finish(data.data));
+        const table = HotTable.fromColumns(spec, decodeSnapshot(spec, manifest, data.data, data.sha256, chunks));
         return { table, manifest };
       } catch (e) {
         log(`snapshot ${name} is unusable (${(e as Error).message}); trying an older one`);
