@@ -109,9 +109,12 @@ export async function getObject(
   name: string,
   /** Called as chunks arrive: `filled` bytes of `data` (the whole object's buffer) are in; the digest is not checked yet. */
   progress?: (data: Uint8Array, filled: number) => void,
+  /** The size the caller's manifest records: another one is refused before a byte is read. */
+  expectBytes?: number,
 ): Promise<{ data: Uint8Array; sha256: string } | null> {
   const info = await os.info(name);
   if (info === null || info.deleted) return null;
+  if (expectBytes !== undefined && info.size !== expectBytes) throw new SnapshotObjectError(`object ${name} of bucket ${bucket} has ${info.size} bytes, the manifest says ${expectBytes}`);
   if (info.options?.link) throw new SnapshotObjectError(`object ${name} of bucket ${bucket} is a link; snapshot data objects never are`);
   // Aligned at 0 in its own ArrayBuffer: the decoder's column views need 8-aligned offsets.
   const data = Buffer.allocUnsafeSlow(info.size);

@@ -141,7 +141,8 @@ export function packedFrames(data: Uint8Array, where: string): FrameAt[] {
  * to zstd on libuv's thread pool as soon as its last byte is in, so
  * decompression runs on other cores, overlapping the transfer and leaving the
  * event loop free. Nothing it returns is trusted before the data's SHA-256
- * checks out.
+ * checks out: the caller checks it before finish(), which reports any damage
+ * the frames showed.
  */
 export class PackedReader {
   private readonly pending: Promise<Chunk>[] = [];
@@ -152,8 +153,20 @@ export class PackedReader {
     private readonly where: string,
   ) {}
 
+  /** A damaged frame header seen while feeding: reported by finish(), so that a reader first learns what the checksums say. */
+  private failed: unknown;
+
   /** `filled` bytes of `data` (the whole object's buffer) have arrived. */
   feed(data: Uint8Array, filled: number): void {
+    if (this.failed !== undefined) return;
+    try {
+      this.feedFrames(data, filled);
+    } catch (e) {
+      this.failed = e;
+    }
+  }
+
+  private feedFrames(data: Uint8Array, filled: number): void {
     const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
     while (this.next + FRAME_HEAD <= filled) {
       const f = frameAt(dv, this.next, data.length, this.where);
@@ -169,6 +182,7 @@ export class PackedReader {
   /** The chunks of the whole object `data` (fed or not). */
   async finish(data: Uint8Array): Promise<Chunk[]> {
     this.feed(data, data.length);
+    if (this.failed !== undefined) throw this.failed;
     if (this.next !== data.length) throw new SnapshotCorruptError(`${this.where}: truncated frame header at byte ${this.next}`);
     return Promise.all(this.pending);
   }

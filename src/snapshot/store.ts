@@ -209,8 +209,8 @@ export class SnapshotStore {
   }
 
   /** A data object's bytes and their SHA-256 (hex); null when it does not exist. */
-  private async readData(name: string, progress?: (data: Uint8Array, filled: number) => void): Promise<{ data: Uint8Array; sha256: string } | null> {
-    if (this.direct !== undefined) return getObject(this.direct.js, this.os, this.direct.bucket, name, progress);
+  private async readData(name: string, progress?: (data: Uint8Array, filled: number) => void, expectBytes?: number): Promise<{ data: Uint8Array; sha256: string } | null> {
+    if (this.direct !== undefined) return getObject(this.direct.js, this.os, this.direct.bucket, name, progress, expectBytes);
     const data = await this.os.getBlob(name);
     return data === null ? null : { data, sha256: sha256Hex(data) };
   }
@@ -224,9 +224,11 @@ export class SnapshotStore {
         const manifest = decodeSnapshotManifest(mbytes);
         // Format 3 is decoded frame by frame as it arrives (the CPU works while the server sends); checked once it is all in.
         const reader = snapshotDataReader(spec, manifest);
-        const data = await this.readData(manifest.dataObject, reader && ((d, filled) => reader.feed(d, filled)));
+        const data = await this.readData(manifest.dataObject, reader && ((d, filled) => reader.feed(d, filled)), Number(manifest.dataBytes));
         if (!data) throw new Error(`data object ${manifest.dataObject} is missing`);
-        const chunks = reader && (await reader.finish(data.data));
+        // Damage shows first as a checksum mismatch (decodeSnapshot says so); only data that checks out is assembled from the frames.
+        const verified = data.sha256 === manifest.dataSha256 && data.data.length === Number(manifest.dataBytes);
+        const chunks = reader && verified ? await reader.finish(data.data) : undefined;
         const table = HotTable.fromColumns(spec, decodeSnapshot(spec, manifest, data.data, data.sha256, chunks));
         return { table, manifest };
       } catch (e) {
