@@ -104,6 +104,9 @@ export type SnapshotManifest = Message<"proxist.v1.SnapshotManifest"> & {
    * Data format 1: a sequence of [uint32 LE length][Arrow IPC stream] chunks;
    * chunk_rows[i] rows each, then one chunk of seam_rows seam-cache rows.
    * Columns: symbol (dictionary utf8), ts int64 us, _lsn int64, _row int32, value columns.
+   * Data format 2: the hot set's column arrays per chunk (src/snapshot/columnar.ts).
+   * Data format 3 (written now): format 2's chunks, columns delta-encoded and
+   * zstd-compressed per chunk (src/snapshot/packed.ts). Readers know 1, 2 and 3.
    *
    * @generated from field: uint32 data_format = 14;
    */
