@@ -107,8 +107,14 @@ export function* snapshotParts(spec: TableSpec, cols: HotTableColumns, chunkRows
   return r.value;
 }
 
-/** Frames compressed at once (on libuv's thread pool) while the next ones are encoded: enough to keep both cores of a small machine busy. */
-const PACK_AHEAD = 3;
+/**
+ * Frames compressed at once (on libuv's thread pool) while the worker encodes
+ * the next. One: with 3 the write was ~5% faster on the quiet 2-core machine,
+ * but the compressions crowded out the event loop (stall max 80-154 ms) and
+ * ingest during a snapshot (0.47-0.80 of idle); with 1, 45 ms and 0.85
+ * (bench:ops, bench/results/ops.json).
+ */
+const PACK_AHEAD = 1;
 
 /**
  * snapshotParts in format 3 with the compression off this thread and on every
