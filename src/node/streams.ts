@@ -4,7 +4,7 @@
 import type { JetStreamManager } from "@nats-io/jetstream";
 import { Duration, Effect, Schedule } from "effect";
 import type { Catalog } from "../catalog.js";
-import { ensureWalStream, ensureWatermarkStream } from "../wal/index.js";
+import { StreamRoomError, ensureWalStream, ensureWatermarkStream } from "../wal/index.js";
 import { TaggedError } from "../../protocols/tagged.js";
 import { walGapOf } from "./shard/host.js";
 import type { LocalShardHost } from "./shard/host.js";
@@ -42,7 +42,7 @@ export function tenantStreams(jsm: JetStreamManager, o: TenantStreamsOptions): (
     for (const tenant of catalog.keys()) {
       if (ensured.has(tenant)) continue;
       await Effect.runPromise(ensure(tenant)).catch((e: unknown) => {
-        throw new TenantStreamsError(`node ${o.nodeId}: cannot create the streams of tenant ${tenant}: ${causeMessage(e)}${/insufficient storage/.test(causeMessage(e)) ? "" : "; check that JetStream is enabled and reachable"}`, { cause: e });
+        throw new TenantStreamsError(`node ${o.nodeId}: cannot create the streams of tenant ${tenant}: ${causeMessage(e)}${innerCause(e) instanceof StreamRoomError ? "" : "; check that JetStream is enabled and reachable"}`, { cause: e });
       });
       ensured.add(tenant);
     }
@@ -67,10 +67,12 @@ export function nodeProblems(walFull: string | undefined, shards: LocalShardHost
   return out;
 }
 
-const causeMessage = (e: unknown): string => {
+/** The error inside effect's wrapper (tryPromise's UnknownError), or `e` itself. */
+const innerCause = (e: unknown): unknown => {
   const inner = (e as { cause?: unknown }).cause;
-  return inner instanceof Error ? inner.message : (e as Error).message;
+  return inner instanceof Error ? inner : e;
 };
+const causeMessage = (e: unknown): string => (innerCause(e) as Error).message;
 
 function log(o: TenantStreamsOptions, tenant: string, e: unknown): void {
   o.log(`node ${o.nodeId}: creating the streams of tenant ${tenant} failed (${causeMessage(e)}); retrying`);

@@ -5,7 +5,7 @@ export { DecodedRecordCache, WalSchemaVersionError, decodeWalEntry, skippedRecor
 export type { DecodedRecord, SkippedLsns } from "./decode.js";
 export { readWalSkips, recordWalSkip } from "./skips.js";
 export type { WalSkip } from "./skips.js";
-export { ensureWalStream, ensureWatermarkStream } from "./streams.js";
+export { StreamRoomError, ensureWalStream, ensureWatermarkStream } from "./streams.js";
 export type { WalStreamOptions } from "./streams.js";
 export { followWatermarks, lastWatermark, publishWatermark } from "./watermark.js";
 export type { WatermarkEvent } from "./watermark.js";

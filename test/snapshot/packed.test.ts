@@ -16,18 +16,8 @@ import { deltaDecode, deltaEncode } from "../../src/snapshot/packed.js";
 import { genBatches } from "../../bench/gen.js";
 import { MIXED, TRADES } from "../hotset/fixtures.js";
 import { manifestOf } from "./manifest.js";
-
-/** mulberry32: a seeded PRNG, so a failure names a case that reproduces. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// The demo's seeded PRNG: a failure names a case that reproduces.
+import { rng } from "../../src/demo/randomwalk.js";
 
 /** 8-byte patterns a delta must carry through: NaNs (two payloads), ±0, ±Infinity, extremes of float64 and of int64's bits. */
 const EDGE64: bigint[] = [0x7ff8000000000000n, 0x7ff4000000000001n, 0x8000000000000000n, 0n, 0x7ff0000000000000n, 0xfff0000000000000n, 0x7fefffffffffffffn, 0x0000000000000001n, 0x7fffffffffffffffn, 0xffffffffffffffffn];
