@@ -14,6 +14,7 @@ import type { ClickhouseHttp } from "../clickhouse/index.js";
 import { ClickhouseColdSource, ProxistQueryEngine, shardHostSource } from "../query/index.js";
 import type { ClusterParts } from "../query/index.js";
 import type { Meter } from "./meter.js";
+import { retryOnTimeout } from "./startup.js";
 import { meteredCold, meteredEngine, meteredParts } from "./querymeter.js";
 import type { SlowQueries } from "./slowlog.js";
 import type { LocalShardHost } from "./shard/host.js";
@@ -82,7 +83,7 @@ export async function startNodeApi(o: NodeApiOptions): Promise<NodeApi> {
   const watched = o.meter !== undefined || o.slow !== undefined;
   const engine = queryEngineOf(o.catalog, o.shards, o.clickhouse, o.parts, o.meter, watched);
   const localBuckets = (tenant: string, table: string): number[] => o.shards.all().flatMap((h) => (h.shard.tenant === tenant && h.shard.table === table ? [h.shard.bucket] : []));
-  const tokens = await TokenVerifier.open(o.nc, { replicas: o.replicas, ...(o.tokenCacheTtlMs === undefined ? {} : { cacheTtlMs: o.tokenCacheTtlMs }) });
+  const tokens = await retryOnTimeout("opening the token store", () => TokenVerifier.open(o.nc, { replicas: o.replicas, ...(o.tokenCacheTtlMs === undefined ? {} : { cacheTtlMs: o.tokenCacheTtlMs }) }), o.log);
   // Feeds report each shard's H with their messages when this node hosts the shard.
   const horizon = (tenant: string, table: string, bucket: number): number | undefined => o.shards.all().find((h) => h.shard.tenant === tenant && h.shard.table === table && h.shard.bucket === bucket)?.runtime.table.horizonMicros;
   const tuning = { ...(o.host === undefined ? {} : { host: o.host }), ...(o.limits === undefined ? {} : { limits: o.limits }) };

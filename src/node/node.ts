@@ -168,10 +168,11 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   const nc = await connect({ servers: o.natsUrl, name: `proxist ${nodeId}`, maxReconnectAttempts: -1, noAsyncTraces: true, ...natsCredsOptions(o.natsCreds ?? process.env[NATS_CREDS_ENV]), ...natsTlsOptions(natsCa) }).catch((e: unknown) => {
     throw explainNatsTlsError(e, String(o.natsUrl), natsCa);
   });
-  const jsm = await jetstreamManager(nc);
+  const startLog = (line: string): void => log(`node ${nodeId}: ${line}`);
+  // jetstreamManager asks the server for the account's JetStream info: a request that can time out like the steps below.
+  const jsm = await retryOnTimeout("reaching JetStream", () => jetstreamManager(nc), startLog);
   const js = jetstream(nc);
   const replicas = o.replicas ?? 1;
-  const startLog = (line: string): void => log(`node ${nodeId}: ${line}`);
   const store = await retryOnTimeout("opening px_config", () => MetadataStore.open(nc, replicas), startLog);
   const snapshots = await retryOnTimeout("opening the snapshot store", () => SnapshotStore.open(nc, replicas, o.seams?.snapshotObjects), startLog);
   // The one catalog of this node: a tenant is served only once its streams exist.

@@ -5,6 +5,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { controlBackend, openControlStores, startControlServer, validateNodeId } from "../../control/index.js";
 import type { CatalogSource, ControlServer, ControlStores, MetadataStore, ShardHost } from "../../control/index.js";
+import { retryOnTimeout } from "../startup.js";
 import { startAgent, startController } from "./runtime.js";
 import type { AgentHandle, ControllerHandle } from "./runtime.js";
 
@@ -68,7 +69,7 @@ export async function startControlPlane(nc: NatsConnection, o: ControlPlaneOptio
   validateNodeId(o.nodeId);
   const log = o.log ?? (() => {});
   const t = { ...CONTROL_DEFAULTS, ...Object.fromEntries(Object.entries(o).filter(([k, v]) => k in CONTROL_DEFAULTS && v !== undefined)) } as typeof CONTROL_DEFAULTS;
-  const stores = await openControlStores(nc, { replicas: o.replicas ?? 1, writeTimeoutMs: Math.max(250, Math.floor(t.leaseMs / 3)) });
+  const stores = await retryOnTimeout("opening the control-plane stores", () => openControlStores(nc, { replicas: o.replicas ?? 1, writeTimeoutMs: Math.max(250, Math.floor(t.leaseMs / 3)) }), (line) => log(`node ${o.nodeId}: ${line}`));
   const controller =
     o.controller === false
       ? undefined
