@@ -31,6 +31,8 @@ export interface MoveShardReply {
   readonly to: string;
   /** KV revision of the override in px_placement (0 after a clear). */
   readonly revision: number;
+  /** False when nothing was changed (clearing a shard that has no override). */
+  readonly changed: boolean;
   readonly message: string;
 }
 

@@ -60,10 +60,13 @@ export interface ControlBackend {
   /** A node counts as live for a move while its heartbeat is younger than this (the controller's node timeout). */
   readonly liveWithinMs?: number;
   readonly nowMs?: () => number;
+  /** Where a placement change is written down for people (`pxctl events`); best effort, never fails the request. */
+  readonly record?: (e: { readonly kind: string; readonly message: string }) => void;
 }
 
-export function controlBackend(metadata: MetadataStore, stores: ControlStores, nowMs: () => number = Date.now, liveWithinMs = 5_000): ControlBackend {
+export function controlBackend(metadata: MetadataStore, stores: ControlStores, nowMs: () => number = Date.now, liveWithinMs = 5_000, record?: ControlBackend["record"]): ControlBackend {
   return {
+    ...(record === undefined ? {} : { record }),
     overrides: stores.overrides,
     liveWithinMs,
     nowMs,
@@ -76,6 +79,9 @@ export function controlBackend(metadata: MetadataStore, stores: ControlStores, n
     apply: (spec, expected) => metadata.apply(spec, expected),
   };
 }
+
+/** Who asked for a move, as the event names it: lag remediation or an operator. */
+const moveRequester = (b: Record<string, unknown>): string => (b.by === "remediation" ? `lag remediation on ${String(b.from)}` : "pxctl move shard");
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
@@ -185,7 +191,10 @@ export async function handleControl(verb: string, body: unknown, backend: Contro
       return apply(backend, b as unknown as ApplyRequest);
     case MOVE_VERB: {
       if (backend.overrides === undefined) throw new ControlError("UNSUPPORTED", "move: this node runs standalone (--shards all): there is no other node to move a shard to; run nodes with --shards assigned");
-      return moveShard(await backend.readState(), backend.overrides, b, backend.liveWithinMs ?? 5_000, (backend.nowMs ?? Date.now)());
+      const reply = await moveShard(await backend.readState(), backend.overrides, b, backend.liveWithinMs ?? 5_000, (backend.nowMs ?? Date.now)());
+      // Only a change is an event: clearing an override that is not there changed nothing.
+      if (reply.changed) backend.record?.({ kind: reply.to === "" ? "shard.move_cleared" : "shard.move", message: `${moveRequester(b)}: ${reply.message}` });
+      return reply;
     }
     default:
       throw new ControlError("UNSUPPORTED", `verb ${verb} is not supported by this node (supported: ${CONTROL_VERBS.join(", ")})`);

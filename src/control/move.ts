@@ -97,9 +97,9 @@ export async function moveShard(state: ClusterState, overrides: OverrideStore, b
     const key = resolveShard(state, req.table, req.bucket);
     const owner = state.assignments.get(key)?.node ?? "";
     const o = held.get(key);
-    if (o === undefined) return { shard: key, from: owner, to: "", revision: 0, message: `shard ${key} has no placement override; nothing to clear` };
+    if (o === undefined) return { shard: key, from: owner, to: "", revision: 0, changed: false, message: `shard ${key} has no placement override; nothing to clear` };
     await overrides.clear(key);
-    return { shard: key, from: owner, to: "", revision: 0, message: `placement override of ${key} (to ${o.override.node}) cleared: the leader places it where placement puts it` };
+    return { shard: key, from: owner, to: "", revision: 0, changed: true, message: `placement override of ${key} (to ${o.override.node}) cleared: the leader places it where placement puts it` };
   }
   const d = decideMove(state, held, req, liveWithinMs);
   const by = req.by ?? "operator";
@@ -107,5 +107,5 @@ export async function moveShard(state: ClusterState, overrides: OverrideStore, b
   const override: PlacementOverride = { node: d.to, from: d.from, by, reason, requestedAtMs: nowMs };
   const revision = await overrides.set(d.key, override);
   const clear = `pxctl move shard ${d.key.split(".")[1]}/${d.key.split(".")[2]} --clear`;
-  return { shard: d.key, from: d.from, to: d.to, revision, message: `shard ${d.key} moves from ${d.from || "nobody"} to ${d.to} (${d.why}); it stays there until the override is cleared (${clear}) or ${d.to} dies` };
+  return { shard: d.key, from: d.from, to: d.to, revision, changed: true, message: `shard ${d.key} moves from ${d.from || "nobody"} to ${d.to} (${d.why}); it stays there until the override is cleared (${clear}) or ${d.to} dies` };
 }

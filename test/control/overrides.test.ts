@@ -7,8 +7,9 @@ import type { Actor } from "xstate";
 import { controllerMachine } from "../../actors/controller.js";
 import type { ControllerEmitted } from "../../actors/controller.js";
 import { controllerActors } from "../../src/node/control/index.js";
-import { AssignmentStore, ControlError, MemoryKv, OverrideStore, decideMove, moveShard, placeShards, planAssignments, rankNodes, voidOverrides } from "../../src/control/index.js";
-import type { Assignment, ClusterState, PlacementNode, StoredOverride } from "../../src/control/index.js";
+import { AssignmentStore, ControlError, MemoryKv, OverrideStore, decideMove, handleControl, moveShard, placeShards, planAssignments, rankNodes, voidOverrides } from "../../src/control/index.js";
+import type { Assignment, ClusterState, ControlBackend, PlacementNode, StoredOverride } from "../../src/control/index.js";
+import { MOVE_VERB } from "../../protocols/placement.js";
 import { Cluster, advance, heartbeat, staticCatalog, tenant } from "./fakes.js";
 
 const nodes = (...ids: string[]): PlacementNode[] => ids.map((id) => ({ id }));
@@ -115,6 +116,23 @@ describe("move - decision", () => {
     await expect(moveShard(s, store, { table: "trades", bucket: "x" }, 2_000, NOW)).rejects.toMatchObject({ code: "INVALID_ARGUMENT", message: expect.stringMatching(/bucket must be a shard number/) });
     expect((await moveShard(s, store, { table: "trades", bucket: 0, clear: true }, 2_000, NOW)).message).toMatch(/placement override of acme.trades.0 \(to n2\) cleared/);
     expect((await store.read()).size).toBe(0);
+  });
+
+  it("move - the control verb records each change for pxctl events (who asked, what moved); a refused move or a clear of nothing records nothing", async () => {
+    const store = new OverrideStore(new MemoryKv("px_placement"));
+    const s = state(owners, { n1: {}, n2: {}, n3: {} });
+    const recorded: { kind: string; message: string }[] = [];
+    const backend: ControlBackend = { readState: async () => s, tenants: async () => new Map(s.tenants), apply: async () => new Map(), overrides: store, liveWithinMs: 2_000, nowMs: () => NOW, record: (e) => recorded.push(e) };
+    await handleControl(MOVE_VERB, { table: "trades", bucket: 0 }, backend);
+    await expect(handleControl(MOVE_VERB, { table: "trades", bucket: 0, to: "n9" }, backend)).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+    await handleControl(MOVE_VERB, { table: "trades", bucket: 1, from: "n1", by: "remediation" }, backend);
+    await handleControl(MOVE_VERB, { table: "trades", bucket: 0, clear: true }, backend);
+    await handleControl(MOVE_VERB, { table: "trades", bucket: 0, clear: true }, backend);
+    expect(recorded.map((e) => `${e.kind} ${e.message}`)).toEqual([
+      expect.stringMatching(/^shard\.move pxctl move shard: shard acme\.trades\.0 moves from n1 to n2 /),
+      expect.stringMatching(/^shard\.move lag remediation on n1: shard acme\.trades\.1 moves from n1 to n2 /),
+      expect.stringMatching(/^shard\.move_cleared pxctl move shard: placement override of acme\.trades\.0 \(to n2\) cleared/),
+    ]);
   });
 });
 

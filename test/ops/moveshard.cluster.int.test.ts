@@ -133,5 +133,15 @@ describe("pxctl move shard", () => {
     const deadline2 = Date.now() + 30_000;
     while ((await c.liveShards(IDS)).get(key)?.[0]?.[0] !== from && Date.now() < deadline2) await new Promise((r) => setTimeout(r, 200));
     expect((await c.liveShards(IDS)).get(key)?.map(([id]) => id)).toEqual([from]);
+
+    // Both changes are in the operations event log, in order, and a clear of nothing is not.
+    const nothing = await pxctl("move", "shard", `trades/${bucket}`, "--clear");
+    expect(nothing.out).toMatch(/has no placement override; nothing to clear/);
+    const events = await pxctl("events", "--last", "200");
+    expect(events.code, events.err).toBe(EXIT.ok);
+    const moves = events.out.split("\n").filter((l) => /shard\.move/.test(l) && l.includes(key));
+    expect(moves, events.out).toHaveLength(2);
+    expect(moves[0]).toMatch(new RegExp(`shard\\.move .*pxctl move shard: shard ${key.replace(/\./g, "\\.")} moves from ${from} to ${to}`));
+    expect(moves[1]).toMatch(/shard\.move_cleared .*pxctl move shard: placement override of .* cleared/);
   }, 240_000);
 });

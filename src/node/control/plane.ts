@@ -3,6 +3,8 @@
 // src/node/node.ts starts it after the NATS connection and the ShardHost exist,
 // and stops (or drains) it before closing the connection.
 import type { NatsConnection } from "@nats-io/transport-node";
+import { jetstream } from "@nats-io/jetstream";
+import { eventRecorder } from "../../wal/index.js";
 import { controlBackend, openControlStores, startControlServer, validateNodeId } from "../../control/index.js";
 import type { CatalogSource, ControlServer, ControlStores, MetadataStore, ShardHost } from "../../control/index.js";
 import { retryOnTimeout } from "../startup.js";
@@ -86,7 +88,12 @@ export async function startControlPlane(nc: NatsConnection, o: ControlPlaneOptio
     ...(o.clickhouseHealth === undefined ? {} : { clickhouseHealth: o.clickhouseHealth }),
     log,
   });
-  const server = startControlServer(nc, controlBackend(o.metadata, stores, Date.now, t.nodeTimeoutMs), { log });
+  // Placement changes (pxctl move, lag remediation's move, an override the leader drops) go to `pxctl events`.
+  const record = eventRecorder({ js: jetstream(nc), nodeId: o.nodeId, log: () => {} });
+  controller?.actor.on("overridesCleared", (e) => {
+    for (const c of e.cleared) record({ kind: "shard.move_cleared", message: `placement override of ${c.key} (to ${c.node}) cleared by the leader: ${c.node} is not a live running node any more, or the shard is gone` });
+  });
+  const server = startControlServer(nc, controlBackend(o.metadata, stores, Date.now, t.nodeTimeoutMs, record), { log });
   const stopRest = async (): Promise<void> => {
     await controller?.stop();
     await server.stop();
