@@ -150,7 +150,8 @@ async function up(args: string[]): Promise<void> {
     log(`starting nats-server (JetStream data in ${dataDir}/nats) ...`);
     // NATS runs locked: operator-mode JWT auth; the identity and the service/admin credentials live in <data-dir>/auth (0600).
     const auth = await loadOrCreateNatsAuth(`${dataDir}/auth`);
-    // --tls: NATS and gRPC/Flight speak TLS only (certificates of <data-dir>/tls, made on first use) and listen on every interface; plaintext stays on loopback.
+    // --tls: NATS and gRPC/Flight speak TLS only (certificates of <data-dir>/tls, made on first use) and listen on every interface;
+    // the HTTP port (API, console, metrics) speaks HTTPS with the same certificate and stays on loopback (PX_HTTP_HOST widens it).
     const tls: TlsFiles | undefined = values.tls ? initCerts({ dir: `${dataDir}/tls` }).files : undefined;
     // PX_NATS_SYNC: JetStream fsync ("always" or a duration; nats-server 2.10+), see src/runtime/servers/natssync.ts.
     nats = await startNatsServer({ dir: `${dataDir}/nats`, port: ports.nats, monitorPort: ports.natsMonitor, serverName: "px_local", auth, ...(tls ? { tls: { cert: tls.serverCert, key: tls.serverKey }, host: "0.0.0.0" } : {}), ...(process.env.PX_NATS_SYNC ? { syncInterval: process.env.PX_NATS_SYNC } : {}) });
@@ -171,7 +172,7 @@ async function up(args: string[]): Promise<void> {
 
     await requireFreePort(ports.grpc, "Proxist gRPC/Flight", "free it or pass --base-port N");
     // "assigned": the node runs the control plane too (it elects itself leader), so pxctl works against it.
-    node = await startNode({ natsUrl: nats.url, natsCreds: auth.credsPath("service"), ...(tls ? { natsCa: tls.ca, grpcTls: { cert: tls.serverCert, key: tls.serverKey } } : {}), nodeId: "local", httpPort: ports.http, grpcPort: ports.grpc, shards: "assigned", log: nodeLog("local"), ...(ch ? { clickhouseUrl: ch.httpUrl } : {}) });
+    node = await startNode({ natsUrl: nats.url, natsCreds: auth.credsPath("service"), ...(tls ? { natsCa: tls.ca, grpcTls: { cert: tls.serverCert, key: tls.serverKey }, httpTls: { cert: tls.serverCert, key: tls.serverKey } } : {}), nodeId: "local", httpPort: ports.http, grpcPort: ports.grpc, shards: "assigned", log: nodeLog("local"), ...(ch ? { clickhouseUrl: ch.httpUrl } : {}) });
     cleanups.push(() => node!.stop());
     const store = node.store;
     const existing = await store.tenants();
@@ -184,14 +185,15 @@ async function up(args: string[]): Promise<void> {
 
     log("");
     log("Proxist local cluster is up:");
-    if (tls) log(`  TLS         NATS and gRPC/Flight speak TLS only; clients trust ${tls.ca} (export ${TLS_CA_ENV}=${tls.ca}; Python: ssl.create_default_context(cafile=...), flight.connect("grpc+tls://...", tls_root_certs=...))`);
+    const web = `${tls ? "https" : "http"}://127.0.0.1:${node.httpPort}`;
+    if (tls) log(`  TLS         NATS, gRPC/Flight and HTTP speak TLS only; clients trust ${tls.ca} (export ${TLS_CA_ENV}=${tls.ca}; Python: ssl.create_default_context(cafile=...), flight.connect("grpc+tls://...", tls_root_certs=...))`);
     log(`  NATS        ${nats.url}   (monitor http://127.0.0.1:${nats.monitorPort}); locked: credentials in ${auth.dir} (admin.creds for pxctl, service.creds for nodes; tenant ones: pxctl creds create)`);
     log(`  ingest      px.default.ingest.trades | px.default.ingest.quotes  (Arrow IPC; request/reply acks with LSNs)`);
     log(`  WAL         stream PX_WAL_default, subjects px.default.wal.<table>.<bucket>`);
     log(`  ClickHouse  ${ch ? ch.httpUrl : "not running"}`);
-    log(`  HTTP        http://127.0.0.1:${node.httpPort}/healthz  /readyz  /metrics  /v1/shards  /v1/query (SQL)  /v1/ingest/<table>`);
+    log(`  HTTP        ${web}/healthz  /readyz  /metrics  /v1/shards  /v1/query (SQL)  /v1/ingest/<table>`);
     log(`  gRPC/Flight ${tls ? "grpc+tls" : "grpc"}://127.0.0.1:${node.grpcPort}  (proxist.v1 and Arrow Flight; tokens: ./proxist pxctl token create --tenant default --role writer)`);
-    log(`  console     http://127.0.0.1:${node.httpPort}/  (web console: SQL, charts, live board, cluster; sign in with an API token)`);
+    log(`  console     ${web}/  (web console: SQL, charts, live board, cluster; sign in with an API token)`);
     log(`  pxctl       ./proxist pxctl status`);
     log("Ctrl-C stops everything.");
 
@@ -226,10 +228,11 @@ async function up(args: string[]): Promise<void> {
       log("Every symbol has ticked. Try (a reader token valid 24 h was created for these):");
       log(`  export TOKEN=${token}`);
       for (const q of DEMO_QUERIES) log(`  ${grpc}.venv/bin/python scripts/query.py '${q}'`);
-      const http = node.httpPort === DEFAULT_PORTS.http ? "" : ` --url http://127.0.0.1:${node.httpPort}`;
-      log(`  ./proxist pxctl query${http} --token $TOKEN "SELECT * FROM trades WHERE ts > now() - INTERVAL '1m' LATEST ON ts PARTITION BY sym"`);
-      log(`  ./proxist pxctl sql${http} --token $TOKEN        (SQL prompt; HTTP: POST /v1/query, POST /v1/ingest/<table>)`);
-      log(`  open http://127.0.0.1:${node.httpPort}/ and sign in with $TOKEN     (the web console)`);
+      const http = node.httpPort === DEFAULT_PORTS.http && !tls ? "" : ` --url ${web}`;
+      const pxctl = `${tls ? `${TLS_CA_ENV}=${tls.ca} ` : ""}./proxist pxctl`;
+      log(`  ${pxctl} query${http} --token $TOKEN "SELECT * FROM trades WHERE ts > now() - INTERVAL '1m' LATEST ON ts PARTITION BY sym"`);
+      log(`  ${pxctl} sql${http} --token $TOKEN        (SQL prompt; HTTP: POST /v1/query, POST /v1/ingest/<table>)`);
+      log(`  open ${web}/ and sign in with $TOKEN     (the web console)`);
     }
   } catch (e) {
     for (const c of cleanups.reverse()) await c().catch(() => {});

@@ -252,7 +252,11 @@ describe("tls - proxist up --tls", () => {
       expect(py_.code, py_.stderr).toBe(0);
       expect((JSON.parse(py_.stdout.trim().split("\n")[0]!) as IngestReply).ok).toBe(true);
       expect(await speaksTls(`127.0.0.1:${base + 5}`)).toBe(true);
-      expect(await speaksTls(`127.0.0.1:${base + 4}`), "HTTP stays plaintext on loopback").toBe(false);
+      // HTTP (API, console, probes) is HTTPS with the same certificate: trusted through the CA, plaintext refused.
+      expect(up.output()).toContain(`https://127.0.0.1:${base + 4}/healthz`);
+      const health = await httpsGet(base + 4, "/healthz", readFileSync(ca));
+      expect(health.status, health.body).toBe(200);
+      await expect(fetch(`http://127.0.0.1:${base + 4}/healthz`)).rejects.toThrow();
     } finally {
       await up.kill("SIGTERM");
       rmSync(dir, { recursive: true, force: true });
