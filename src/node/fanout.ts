@@ -24,9 +24,9 @@ export interface NatsPartsOptions {
 
 export function natsClusterParts(o: NatsPartsOptions): ClusterParts {
   let cached: { at: number; map: Promise<Map<string, Assignment>> } | undefined;
-  const assignments = (): Promise<Map<string, Assignment>> => {
+  const assignments = (fresh: boolean): Promise<Map<string, Assignment>> => {
     const now = Date.now();
-    if (cached === undefined || now - cached.at > (o.assignCacheMs ?? 250)) {
+    if (fresh || cached === undefined || now - cached.at > (o.assignCacheMs ?? 250)) {
       const map = o.assignments.read();
       cached = { at: now, map };
       // A failed read is not reused.
@@ -35,8 +35,8 @@ export function natsClusterParts(o: NatsPartsOptions): ClusterParts {
     return cached.map;
   };
   return {
-    placement: async (tenant, spec) => {
-      const map = await assignments();
+    placement: async (tenant, spec, fresh) => {
+      const map = await assignments(fresh === true);
       const out: BucketPlace[] = [];
       for (let bucket = 0; bucket < spec.shards; bucket++) {
         const a = map.get(shardKey({ tenant, table: spec.name, bucket }));

@@ -95,7 +95,7 @@ export function meteredCold(cold: ColdSource, meter: Meter | undefined): ColdSou
 
 export function meteredParts(parts: ClusterParts, meter: Meter | undefined): ClusterParts {
   return {
-    placement: (tenant, spec) => parts.placement(tenant, spec),
+    placement: (tenant, spec, fresh) => parts.placement(tenant, spec, fresh),
     run: (node, spec, req, signal) => {
       return timed(meter, "fanout", req.tenant, () => parts.run(node, spec, req, signal), (s, reply, ms) => {
         s.rowsCold += reply.coldRows;

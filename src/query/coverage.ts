@@ -22,8 +22,8 @@ export type BucketPlace = { readonly kind: "local" } | { readonly kind: "remote"
 
 /** The cluster as the coordinator sees it (wired in src/node/fanout.ts over NATS). */
 export interface ClusterParts {
-  /** Per bucket (index = bucket) of the table: local, remote owner, or missing with the reason. */
-  placement(tenant: string, spec: TableSpec): Promise<readonly BucketPlace[]>;
+  /** Per bucket (index = bucket) of the table: local, remote owner, or missing with the reason. `fresh`: not from a cache (a part found a shard moved). */
+  placement(tenant: string, spec: TableSpec, fresh?: boolean): Promise<readonly BucketPlace[]>;
   /** Runs a part on `node`. Rejects when it does not answer within `req.timeoutMs`; when `signal` aborts it cancels the part there. */
   run(node: string, spec: TableSpec, req: PartRequest, signal: AbortSignal | undefined): Promise<PartReply>;
 }
@@ -76,7 +76,12 @@ export interface FanLoadContext {
   /** Refuse (UNAVAILABLE) instead of answering without a shard. */
   readonly complete: boolean;
   readonly newId: () => string;
+  /** Pauses (ms) before each new try of buckets an owner answered "missing" for (a shard moving); [] tries once. */
+  readonly partRetriesMs?: readonly number[];
 }
+
+/** A moving shard is started on its new owner within a second or so (the leader writes px_assign before the old owner lets go). */
+export const PART_RETRIES_MS: readonly number[] = [50, 150, 400, 800];
 
 /**
  * Loads [t0, t1) (+ behind/ahead rows per symbol) over every bucket: locally
@@ -86,11 +91,12 @@ export interface FanLoadContext {
  */
 export async function fanLoad(ctx: FanLoadContext, cov: Coverage, req: Omit<LoadRequest, "shards" | "tenant" | "spec">, limit?: PartLimit): Promise<Loaded> {
   const spec = cov.spec;
-  const remote = sendParts(ctx, cov, req, limit === undefined ? {} : { limit });
+  const extra = limit === undefined ? {} : { limit };
+  const remote = retryMissing(ctx, spec, sendParts(ctx, cov, req, extra), (node, bs) => sendPart(ctx, spec, node, bs, req, extra));
   const localReq: LoadRequest = { ...req, tenant: ctx.tenant, spec, shards: cov.local, symbols: allLocal(cov) ? req.symbols : symbolsIn(req.symbols, spec, cov.local.map((h) => h.bucket)) };
   // Status before rows: a shard that turns live after its rows were read would be counted live with the rows of its recovery.
   const statuses = await localStatuses(cov.local);
-  const [local, ...replies] = await Promise.all([loadSeries(localReq, ctx.cold, ctx.signal), ...remote]);
+  const [local, replies] = await Promise.all([loadSeries(localReq, ctx.cold, ctx.signal), remote]);
   const series: SymbolSeries[] = [...local.series];
   for (const r of replies) series.push(...r.series);
   const { notes, coldRows } = account(ctx, cov, local, statuses, replies);
@@ -105,10 +111,11 @@ export async function fanLoad(ctx: FanLoadContext, cov: Coverage, req: Omit<Load
  */
 export async function fanGroup(ctx: FanLoadContext, cov: Coverage, req: Omit<LoadRequest, "shards" | "tenant" | "spec">, g: GroupSpec, t: GroupTable): Promise<{ notes: string[]; coldRows: number }> {
   const spec = cov.spec;
-  const remote = sendParts(ctx, cov, req, { partials: { aggs: g.aggs, bucketMicros: g.bucketMicros, bySymbol: g.bySymbol } });
+  const extra = { partials: { aggs: g.aggs, bucketMicros: g.bucketMicros, bySymbol: g.bySymbol } };
+  const remote = retryMissing(ctx, spec, sendParts(ctx, cov, req, extra), (node, bs) => sendPart(ctx, spec, node, bs, req, extra));
   const localReq: LoadRequest = { ...req, tenant: ctx.tenant, spec, shards: cov.local, symbols: symbolsIn(req.symbols, spec, cov.local.map((h) => h.bucket)) };
   const statuses = await localStatuses(cov.local);
-  const [local, ...replies] = await Promise.all([groupPartials(t, localReq, g, ctx.cold, ctx.signal), ...remote]);
+  const [local, replies] = await Promise.all([groupPartials(t, localReq, g, ctx.cold, ctx.signal), remote]);
   for (const r of replies) if (r.group !== undefined) addGroupRows(t, r.group);
   return account(ctx, cov, local, statuses, replies);
 }
@@ -135,22 +142,67 @@ function account(ctx: FanLoadContext, cov: Coverage, local: { notes: readonly st
   return { notes, coldRows };
 }
 
+type PartExtra = Pick<PartRequest, "limit" | "partials">;
+
 /** One part per remote owner; an owner that does not answer yields "missing" statuses for its buckets. */
-function sendParts(ctx: FanLoadContext, cov: Coverage, req: Omit<LoadRequest, "shards" | "tenant" | "spec">, extra: Pick<PartRequest, "limit" | "partials">): Promise<PartReply>[] {
-  const spec = cov.spec;
+function sendParts(ctx: FanLoadContext, cov: Coverage, req: Omit<LoadRequest, "shards" | "tenant" | "spec">, extra: PartExtra): Promise<Answered>[] {
+  return [...cov.remote].map(([node, bs]) => sendPart(ctx, cov.spec, node, bs, req, extra));
+}
+
+/** A part's reply, or "missing" for each of its buckets with `down` set when the owner did not answer at all. */
+type Answered = PartReply & { readonly node: string; readonly down?: true };
+
+function sendPart(ctx: FanLoadContext, spec: TableSpec, node: string, bs: readonly number[], req: Omit<LoadRequest, "shards" | "tenant" | "spec">, extra: PartExtra): Promise<Answered> {
   const columns = spec.columns.filter((_, j) => req.wanted[j]).map((c) => c.name);
-  const remaining = (): number => Math.max(1, ctx.deadlineAt - Date.now());
-  return [...cov.remote].map(async ([node, bs]): Promise<PartReply> => {
-    const part: PartRequest = { id: ctx.newId(), tenant: ctx.tenant, table: spec.name, buckets: bs, symbols: symbolsIn(req.symbols, spec, bs), t0: req.t0, t1: req.t1, behind: req.behind, ahead: req.ahead, columns, minLsn: ctx.minLsn, timeoutMs: remaining(), ...extra };
-    try {
-      return await ctx.parts!.run(node, spec, part, ctx.signal);
-    } catch (e) {
+  const part: PartRequest = { id: ctx.newId(), tenant: ctx.tenant, table: spec.name, buckets: bs, symbols: symbolsIn(req.symbols, spec, bs), t0: req.t0, t1: req.t1, behind: req.behind, ahead: req.ahead, columns, minLsn: ctx.minLsn, timeoutMs: Math.max(1, ctx.deadlineAt - Date.now()), ...extra };
+  return ctx.parts!.run(node, spec, part, ctx.signal).then(
+    (r): Answered => ({ ...r, node }),
+    (e: unknown): Answered => {
       if (ctx.signal?.aborted === true) throw e;
       // The owner did not answer: its buckets are missing, the rest of the answer stands.
       const why = `owner ${node} did not answer (${(e as Error).message})`;
-      return { statuses: bs.map((bucket) => ({ bucket, kind: "missing", why })), notes: [], coldRows: 0, series: [] };
+      return { statuses: bs.map((bucket) => ({ bucket, kind: "missing" as const, why })), notes: [], coldRows: 0, series: [], node, down: true };
+    },
+  );
+}
+
+/**
+ * The parts' replies, with buckets an owner answered "missing" for asked
+ * again where px_assign now places them: a shard that just moved is answered
+ * by its new owner, or by the same one once it has started it, instead of
+ * leaving the answer short. A node that did not answer is asked again only
+ * when the shard has moved off it (a dead node costs one pause and one read
+ * of px_assign, not every pause). A missing bucket holds no rows in its
+ * reply, so its new part's rows add to the answer without overlap. Bounded
+ * by the pauses and the query's deadline; buckets still missing keep their
+ * last reason.
+ */
+async function retryMissing(ctx: FanLoadContext, spec: TableSpec, first: readonly Promise<Answered>[], send: (node: string, buckets: readonly number[]) => Promise<Answered>): Promise<PartReply[]> {
+  const replies = await Promise.all(first);
+  for (const pause of ctx.partRetriesMs ?? PART_RETRIES_MS) {
+    // bucket -> the reply that said it is missing.
+    const missing = new Map<number, Answered>();
+    for (const r of replies) for (const st of r.statuses) if (st.kind === "missing") missing.set(st.bucket, r);
+    if (missing.size === 0 || Date.now() + pause >= ctx.deadlineAt || ctx.signal?.aborted === true) break;
+    await new Promise((r) => setTimeout(r, pause));
+    const places = await ctx.parts!.placement(ctx.tenant, spec, true).catch(() => undefined);
+    if (places === undefined) break;
+    const again = new Map<string, number[]>();
+    for (const [b, r] of missing) {
+      const p = places[b];
+      // A bucket now placed on this node or on nobody, or still on a node that did not answer, is left as it was answered.
+      if (p?.kind === "remote" && !(r.down === true && p.node === r.node)) again.set(p.node, [...(again.get(p.node) ?? []), b]);
     }
-  });
+    if (again.size === 0) break;
+    const asked = new Set([...again.values()].flat());
+    const isAsked = (st: BucketStatus): boolean => st.kind === "missing" && asked.has(st.bucket);
+    for (let i = 0; i < replies.length; i++) {
+      const r = replies[i]!;
+      if (r.statuses.some(isAsked)) replies[i] = { ...r, statuses: r.statuses.filter((st) => !isAsked(st)) };
+    }
+    replies.push(...(await Promise.all([...again].map(([node, bs]) => send(node, bs)))));
+  }
+  return replies;
 }
 
 /** UNAVAILABLE naming each shard that is not live, when there is one. */

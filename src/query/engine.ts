@@ -38,6 +38,8 @@ export interface QueryEngineOptions {
   readonly parts?: ClusterParts;
   /** Deadline of a query's parts on other nodes (default 30 s). */
   readonly partTimeoutMs?: number;
+  /** Pauses before asking again for buckets an owner answered "missing" (a shard moving; default PART_RETRIES_MS; [] never asks again). */
+  readonly partRetriesMs?: readonly number[];
   /** The tenant's quotas (concurrentQueries, queryMemoryBytes, resultRows); absent: none. */
   readonly quotas?: (tenant: string) => TenantQuotas;
 }
@@ -203,7 +205,7 @@ export class ProxistQueryEngine {
     }
     const deadlineAt = Date.now() + (this.options.partTimeoutMs ?? 30_000);
     const fan: Fan = (spec, f) => {
-      const ctx = { tenant, parts: this.options.parts, cold: this.options.cold, signal, deadlineAt, minLsn: minLsnOf(spec.name), complete, newId: () => `${this.idPrefix}.${++this.partSeq}` };
+      const ctx = { tenant, parts: this.options.parts, cold: this.options.cold, signal, deadlineAt, minLsn: minLsnOf(spec.name), complete, newId: () => `${this.idPrefix}.${++this.partSeq}`, ...(this.options.partRetriesMs === undefined ? {} : { partRetriesMs: this.options.partRetriesMs }) };
       return f(ctx, covs.get(spec.name)!);
     };
     const load = (spec: TableSpec, wanted: boolean[], t0: number, t1: number, behind: number, ahead: number, limit?: PartLimit): Promise<Loaded> => {

@@ -44,15 +44,22 @@ function rebucket(w: Workload, specs: readonly TableSpec[]): Map<string, HotShar
 type Owner = string;
 
 /** A coordinator ("a") over `owners` (table -> owner per bucket); other owners answer through the part codec. */
-function cluster(specs: readonly TableSpec[], tables: Map<string, HotShard[]>, owners: Record<string, readonly (Owner | undefined)[]>, opts: { lagging?: Record<string, number[]>; down?: string[] } = {}) {
+function cluster(
+  specs: readonly TableSpec[],
+  tables: Map<string, HotShard[]>,
+  owners: Record<string, readonly (Owner | undefined)[]>,
+  // moved: buckets now hosted elsewhere than `owners` says; a fresh placement read sees it, a cached one does not.
+  opts: { lagging?: Record<string, number[]>; down?: string[]; moved?: Record<string, Record<number, Owner>>; partRetriesMs?: number[] } = {},
+) {
+  const now = (table: string): (Owner | undefined)[] => owners[table]!.map((o, b) => opts.moved?.[table]?.[b] ?? o);
   const shardsOn = (node: Owner, table: string): HotShard[] =>
-    tables.get(table)!.filter((h) => owners[table]![h.bucket] === node).map((h) => (opts.lagging?.[table]?.includes(h.bucket) ? { ...h, readiness: () => Promise.resolve({ kind: "lagging" as const, why: "replaying at LSN 5 of 9" }) } : h));
+    tables.get(table)!.filter((h) => now(table)[h.bucket] === node).map((h) => (opts.lagging?.[table]?.includes(h.bucket) ? { ...h, readiness: () => Promise.resolve({ kind: "lagging" as const, why: "replaying at LSN 5 of 9" }) } : h));
   const runs: PartRequest[] = [];
   const replies: PartReply[] = [];
   const parts: ClusterParts = {
-    placement: (_tenant, spec) =>
+    placement: (_tenant, spec, fresh) =>
       Promise.resolve(
-        owners[spec.name]!.map((n): BucketPlace => (n === undefined ? { kind: "missing", why: "unowned (no node is assigned the shard in px_assign)" } : n === "a" ? { kind: "local" } : { kind: "remote", node: n })),
+        (fresh === true ? now(spec.name) : owners[spec.name]!).map((n): BucketPlace => (n === undefined ? { kind: "missing", why: "unowned (no node is assigned the shard in px_assign)" } : n === "a" ? { kind: "local" } : { kind: "remote", node: n })),
       ),
     run: async (node, spec, req, signal) => {
       runs.push(req);
@@ -67,7 +74,7 @@ function cluster(specs: readonly TableSpec[], tables: Map<string, HotShard[]>, o
     },
   };
   const local = staticSource(new Map([[TENANT, new Map(specs.map((spec) => [spec.name, { spec, shards: shardsOn("a", spec.name) }]))]]));
-  return { engine: new ProxistQueryEngine({ source: local, parts }), runs, replies };
+  return { engine: new ProxistQueryEngine({ source: local, parts, ...(opts.partRetriesMs === undefined ? {} : { partRetriesMs: opts.partRetriesMs }) }), runs, replies };
 }
 
 function single(specs: readonly TableSpec[], tables: Map<string, HotShard[]>): ProxistQueryEngine {
@@ -185,6 +192,31 @@ describe("fanout - completeness", () => {
     const down = cluster(specs, tables, { trades: ["a", "b", "c"], quotes: ["a", "b", "c"] }, { down: ["c"] });
     const d = await down.engine.execute(TENANT, { op: "range", table: "trades" });
     expect(d.notes).toEqual(["table trades shard 2: missing: owner c did not answer (no responders (node c is down))"]);
+  });
+
+  it("fanout - a shard that moved after the coordinator read px_assign is asked of its new owner: a complete answer; without the retry it is named missing", async () => {
+    const owners = { trades: ["a", "b", "c"], quotes: ["a", "b", "c"] };
+    const moved = { trades: { 1: "c" } };
+    const { engine, runs } = cluster(specs, tables, owners, { moved, partRetriesMs: [1] });
+    const oracle = single(specs, tables);
+    for (const q of [{ op: "range", table: "trades" }, { op: "lastBy", table: "trades", consistency: "complete" }, { op: "groupBy", table: "trades", by: ["symbol"], aggregates: [{ fn: "count" }] }, { op: "asof", table: "trades", right: { table: "quotes" } }]) {
+      runs.length = 0;
+      const got = await engine.execute(TENANT, q);
+      expect({ q, notes: got.notes, diff: diffRows(outRows(got.table), outRows((await oracle.execute(TENANT, q)).table)) }).toEqual({ q, notes: [], diff: undefined });
+      // b was asked for bucket 1 and said it does not host it; c was asked again for it alone.
+      expect(runs.filter((r) => r.table === "trades").map((r) => r.buckets)).toEqual([[1], [2], [1]]);
+    }
+    // Negative control: no retry, the moved shard is missing and named.
+    const once = cluster(specs, tables, owners, { moved, partRetriesMs: [] });
+    const r = await once.engine.execute(TENANT, { op: "range", table: "trades" });
+    expect(r.notes).toEqual(["table trades shard 1: missing: its owner b in px_assign does not host it (moving, or not started yet)"]);
+    // A node that does not answer is not asked again while px_assign still places the shard there; once it moved, the new owner is.
+    const down = cluster(specs, tables, owners, { down: ["c"], partRetriesMs: [1, 1] });
+    expect((await down.engine.execute(TENANT, { op: "range", table: "trades" })).notes).toEqual(["table trades shard 2: missing: owner c did not answer (no responders (node c is down))"]);
+    expect(down.runs.filter((x) => x.buckets.includes(2))).toHaveLength(1);
+    const failedOver = cluster(specs, tables, owners, { down: ["c"], moved: { trades: { 2: "b" } }, partRetriesMs: [1] });
+    const f = await failedOver.engine.execute(TENANT, { op: "range", table: "trades" });
+    expect({ notes: f.notes, diff: diffRows(outRows(f.table), outRows((await oracle.execute(TENANT, { op: "range", table: "trades" })).table)) }).toEqual({ notes: [], diff: undefined });
   });
 
   it('fanout - consistency "complete" refuses with UNAVAILABLE naming the shard, and metadata says complete=false otherwise', async () => {
