@@ -14,6 +14,7 @@ import {
   RangeOpSchema,
   RollingOpSchema,
   Sort,
+  Consistency,
   WindowJoinOpSchema,
 } from "./gen/proxist/v1/query_pb.js";
 import type { Query as QueryProto } from "./gen/proxist/v1/query_pb.js";
@@ -368,6 +369,8 @@ export function queryToProto(input: unknown): QueryProto {
     ...(q.symbols === undefined ? {} : { symbols: { symbols: [...q.symbols] } }),
     ...(q.columns === undefined ? {} : { columns: { columns: [...q.columns] } }),
     ...(q.minLsn === undefined ? {} : { minLsn: big(q.minLsn) }),
+    ...(q.minLsnByTable === undefined ? {} : { minLsnByTable: Object.fromEntries(Object.entries(q.minLsnByTable).map(([t, l]) => [t, big(l)])) }),
+    consistency: q.consistency === "complete" ? Consistency.COMPLETE : q.consistency === "available" ? Consistency.AVAILABLE : Consistency.UNSPECIFIED,
   };
   const op = ((): QueryProto["op"] => {
     switch (q.op) {
@@ -409,6 +412,14 @@ function aggFromProto(a: { fn: AggFnProto; column: string; weight: string; alpha
   return { fn, ...(a.column === "" ? {} : { column: a.column }), ...(a.weight === "" ? {} : { weight: a.weight }), ...(a.alpha === undefined ? {} : { alpha: a.alpha }), ...(a.as === "" ? {} : { as: a.as }) };
 }
 
+function minLsnFromProto(p: QueryProto): { minLsn?: number | Record<string, number> } {
+  const tables = Object.entries(p.minLsnByTable);
+  if (tables.length === 0) return p.minLsn === undefined ? {} : { minLsn: num(p.minLsn, "minLsn") };
+  // As in the JSON form: one LSN for every table, or one per table.
+  if (p.minLsn !== undefined) throw invalid(`query fields min_lsn and min_lsn_by_table are both set; use min_lsn for one LSN for every table, or min_lsn_by_table with each table's LSN`);
+  return { minLsn: Object.fromEntries(tables.map(([t, l]) => [t, num(l, `min_lsn_by_table.${t}`)])) };
+}
+
 /** The JSON form of a protobuf query (validate it with parseQuery). Rejects unknown versions. */
 export function queryFromProto(p: QueryProto): Record<string, unknown> {
   if (p.version !== QUERY_VERSION) throw invalid(`query version ${p.version} is not supported (this server reads version ${QUERY_VERSION}); upgrade the server or send version ${QUERY_VERSION}`);
@@ -419,7 +430,8 @@ export function queryFromProto(p: QueryProto): Record<string, unknown> {
     ...(p.t0Micros === undefined ? {} : { t0: num(p.t0Micros, "t0") }),
     ...(p.t1Micros === undefined ? {} : { t1: num(p.t1Micros, "t1") }),
     ...(p.columns === undefined ? {} : { columns: p.columns.columns }),
-    ...(p.minLsn === undefined ? {} : { minLsn: num(p.minLsn, "minLsn") }),
+    ...minLsnFromProto(p),
+    ...(p.consistency === Consistency.COMPLETE ? { consistency: "complete" } : p.consistency === Consistency.AVAILABLE ? { consistency: "available" } : {}),
     ...(p.sort === Sort.TIME ? { sort: "time" } : p.sort === Sort.SYMBOL ? { sort: "symbol" } : {}),
   };
   const op = p.op;

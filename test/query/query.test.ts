@@ -74,6 +74,20 @@ describe("query - protobuf form", () => {
     }
   });
 
+  it("query - consistency and per-table minLsn survive the protobuf form; both LSN forms at once are refused", () => {
+    for (const e of [
+      { op: "asof", table: "trades", right: { table: "quotes" }, consistency: "complete", minLsn: { trades: 12, quotes: 7 } },
+      { op: "lastBy", table: "trades", consistency: "available", minLsn: 5 },
+      { op: "range", table: "trades" },
+    ]) {
+      expect(parseQuery(decodeQuery(encodeQuery(e))), JSON.stringify(e)).toEqual(parseQuery(e));
+    }
+    expect(parseQuery(decodeQuery(encodeQuery({ op: "range", table: "trades", consistency: "complete" }))).consistency).toBe("complete");
+    const both = queryToProto({ op: "range", table: "trades", minLsn: 5 });
+    both.minLsnByTable = { trades: 7n };
+    expect(() => queryFromProto(both)).toThrow(/min_lsn and min_lsn_by_table are both set; use min_lsn .* or min_lsn_by_table/);
+  });
+
   it("query - an unknown version or garbage bytes are rejected with a fix", () => {
     const p = queryToProto({ table: "trades" });
     p.version = 9;

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file proxist/v1/query.proto.
  */
 export const file_proxist_v1_query: GenFile = /*@__PURE__*/
-  fileDesc("ChZwcm94aXN0L3YxL3F1ZXJ5LnByb3RvEgpwcm94aXN0LnYxIswECgVRdWVyeRIPCgd2ZXJzaW9uGAEgASgNEg0KBXRhYmxlGAIgASgJEicKB3N5bWJvbHMYAyABKAsyFi5wcm94aXN0LnYxLlN5bWJvbExpc3QSFgoJdDBfbWljcm9zGAQgASgDSAGIAQESFgoJdDFfbWljcm9zGAUgASgDSAKIAQESJwoHY29sdW1ucxgGIAEoCzIWLnByb3hpc3QudjEuQ29sdW1uTGlzdBIUCgdtaW5fbHNuGAcgASgESAOIAQESHgoEc29ydBgIIAEoDjIQLnByb3hpc3QudjEuU29ydBIkCgVyYW5nZRgUIAEoCzITLnByb3hpc3QudjEuUmFuZ2VPcEgAEiMKB2xhc3RfYnkYFSABKAsyEC5wcm94aXN0LnYxLkJ5T3BIABIkCghmaXJzdF9ieRgWIAEoCzIQLnByb3hpc3QudjEuQnlPcEgAEiIKBGFzb2YYFyABKAsyEi5wcm94aXN0LnYxLkFzb2ZPcEgAEi8KC3dpbmRvd19qb2luGBggASgLMhgucHJveGlzdC52MS5XaW5kb3dKb2luT3BIABIoCgdyb2xsaW5nGBkgASgLMhUucHJveGlzdC52MS5Sb2xsaW5nT3BIABIiCgRiYXJzGBogASgLMhIucHJveGlzdC52MS5CYXJzT3BIABIpCghncm91cF9ieRgbIAEoCzIVLnByb3hpc3QudjEuR3JvdXBCeU9wSABCBAoCb3BCDAoKX3QwX21pY3Jvc0IMCgpfdDFfbWljcm9zQgoKCF9taW5fbHNuIh0KClN5bWJvbExpc3QSDwoHc3ltYm9scxgBIAMoCSIdCgpDb2x1bW5MaXN0Eg8KB2NvbHVtbnMYASADKAkiOwoHUmFuZ2VPcBISCgVsaW1pdBgBIAEoBEgAiAEBEhIKCmRlc2NlbmRpbmcYAiABKAhCCAoGX2xpbWl0IgYKBEJ5T3AiQwoJUmlnaHRTaWRlEg0KBXRhYmxlGAEgASgJEicKB2NvbHVtbnMYAiABKAsyFi5wcm94aXN0LnYxLkNvbHVtbkxpc3QijAEKBkFzb2ZPcBIkCgVyaWdodBgBIAEoCzIVLnByb3hpc3QudjEuUmlnaHRTaWRlEigKCWRpcmVjdGlvbhgCIAEoDjIVLnByb3hpc3QudjEuRGlyZWN0aW9uEh0KEHRvbGVyYW5jZV9taWNyb3MYAyABKANIAIgBAUITChFfdG9sZXJhbmNlX21pY3JvcyKMAQoMV2luZG93Sm9pbk9wEiQKBXJpZ2h0GAEgASgLMhUucHJveGlzdC52MS5SaWdodFNpZGUSFQoNYmVmb3JlX21pY3JvcxgCIAEoAxIUCgxhZnRlcl9taWNyb3MYAyABKAMSKQoKYWdncmVnYXRlcxgEIAMoCzIVLnByb3hpc3QudjEuQWdncmVnYXRlImkKCVJvbGxpbmdPcBIXCg13aW5kb3dfbWljcm9zGAEgASgDSAASDgoEcm93cxgCIAEoDUgAEikKCmFnZ3JlZ2F0ZXMYAyADKAsyFS5wcm94aXN0LnYxLkFnZ3JlZ2F0ZUIICgZ3aW5kb3ciXAoGQmFyc09wEhUKDWJ1Y2tldF9taWNyb3MYASABKAMSDQoFcHJpY2UYAiABKAkSDAoEc2l6ZRgDIAEoCRIeCgRmaWxsGAQgASgOMhAucHJveGlzdC52MS5GaWxsIncKCUdyb3VwQnlPcBIRCglieV9zeW1ib2wYASABKAgSGgoNYnVja2V0X21pY3JvcxgCIAEoA0gAiAEBEikKCmFnZ3JlZ2F0ZXMYAyADKAsyFS5wcm94aXN0LnYxLkFnZ3JlZ2F0ZUIQCg5fYnVja2V0X21pY3JvcyJ0CglBZ2dyZWdhdGUSHQoCZm4YASABKA4yES5wcm94aXN0LnYxLkFnZ0ZuEg4KBmNvbHVtbhgCIAEoCRIOCgZ3ZWlnaHQYAyABKAkSEgoFYWxwaGEYBCABKAFIAIgBARIKCgJhcxgFIAEoCUIICgZfYWxwaGEqPAoEU29ydBIUChBTT1JUX1VOU1BFQ0lGSUVEEAASDQoJU09SVF9USU1FEAESDwoLU09SVF9TWU1CT0wQAipRCglEaXJlY3Rpb24SFgoSRElSRUNUSU9OX0JBQ0tXQVJEEAASFQoRRElSRUNUSU9OX0ZPUldBUkQQARIVChFESVJFQ1RJT05fTkVBUkVTVBACKkYKBEZpbGwSDQoJRklMTF9OT05FEAASDQoJRklMTF9OVUxMEAESEQoNRklMTF9QUkVWSU9VUxACEg0KCUZJTExfWkVSTxADKsgBCgVBZ2dGbhIWChJBR0dfRk5fVU5TUEVDSUZJRUQQABIQCgxBR0dfRk5fQ09VTlQQARIOCgpBR0dfRk5fU1VNEAISDgoKQUdHX0ZOX0FWRxADEg4KCkFHR19GTl9NSU4QBBIOCgpBR0dfRk5fTUFYEAUSEAoMQUdHX0ZOX0ZJUlNUEAYSDwoLQUdHX0ZOX0xBU1QQBxIPCgtBR0dfRk5fVldBUBAIEhEKDUFHR19GTl9TVERERVYQCRIOCgpBR0dfRk5fRU1BEApiBnByb3RvMw");
+  fileDesc("ChZwcm94aXN0L3YxL3F1ZXJ5LnByb3RvEgpwcm94aXN0LnYxIvAFCgVRdWVyeRIPCgd2ZXJzaW9uGAEgASgNEg0KBXRhYmxlGAIgASgJEicKB3N5bWJvbHMYAyABKAsyFi5wcm94aXN0LnYxLlN5bWJvbExpc3QSFgoJdDBfbWljcm9zGAQgASgDSAGIAQESFgoJdDFfbWljcm9zGAUgASgDSAKIAQESJwoHY29sdW1ucxgGIAEoCzIWLnByb3hpc3QudjEuQ29sdW1uTGlzdBIUCgdtaW5fbHNuGAcgASgESAOIAQESHgoEc29ydBgIIAEoDjIQLnByb3hpc3QudjEuU29ydBI+ChBtaW5fbHNuX2J5X3RhYmxlGAkgAygLMiQucHJveGlzdC52MS5RdWVyeS5NaW5Mc25CeVRhYmxlRW50cnkSLAoLY29uc2lzdGVuY3kYCiABKA4yFy5wcm94aXN0LnYxLkNvbnNpc3RlbmN5EiQKBXJhbmdlGBQgASgLMhMucHJveGlzdC52MS5SYW5nZU9wSAASIwoHbGFzdF9ieRgVIAEoCzIQLnByb3hpc3QudjEuQnlPcEgAEiQKCGZpcnN0X2J5GBYgASgLMhAucHJveGlzdC52MS5CeU9wSAASIgoEYXNvZhgXIAEoCzISLnByb3hpc3QudjEuQXNvZk9wSAASLwoLd2luZG93X2pvaW4YGCABKAsyGC5wcm94aXN0LnYxLldpbmRvd0pvaW5PcEgAEigKB3JvbGxpbmcYGSABKAsyFS5wcm94aXN0LnYxLlJvbGxpbmdPcEgAEiIKBGJhcnMYGiABKAsyEi5wcm94aXN0LnYxLkJhcnNPcEgAEikKCGdyb3VwX2J5GBsgASgLMhUucHJveGlzdC52MS5Hcm91cEJ5T3BIABo0ChJNaW5Mc25CeVRhYmxlRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgEOgI4AUIECgJvcEIMCgpfdDBfbWljcm9zQgwKCl90MV9taWNyb3NCCgoIX21pbl9sc24iHQoKU3ltYm9sTGlzdBIPCgdzeW1ib2xzGAEgAygJIh0KCkNvbHVtbkxpc3QSDwoHY29sdW1ucxgBIAMoCSI7CgdSYW5nZU9wEhIKBWxpbWl0GAEgASgESACIAQESEgoKZGVzY2VuZGluZxgCIAEoCEIICgZfbGltaXQiBgoEQnlPcCJDCglSaWdodFNpZGUSDQoFdGFibGUYASABKAkSJwoHY29sdW1ucxgCIAEoCzIWLnByb3hpc3QudjEuQ29sdW1uTGlzdCKMAQoGQXNvZk9wEiQKBXJpZ2h0GAEgASgLMhUucHJveGlzdC52MS5SaWdodFNpZGUSKAoJZGlyZWN0aW9uGAIgASgOMhUucHJveGlzdC52MS5EaXJlY3Rpb24SHQoQdG9sZXJhbmNlX21pY3JvcxgDIAEoA0gAiAEBQhMKEV90b2xlcmFuY2VfbWljcm9zIowBCgxXaW5kb3dKb2luT3ASJAoFcmlnaHQYASABKAsyFS5wcm94aXN0LnYxLlJpZ2h0U2lkZRIVCg1iZWZvcmVfbWljcm9zGAIgASgDEhQKDGFmdGVyX21pY3JvcxgDIAEoAxIpCgphZ2dyZWdhdGVzGAQgAygLMhUucHJveGlzdC52MS5BZ2dyZWdhdGUiaQoJUm9sbGluZ09wEhcKDXdpbmRvd19taWNyb3MYASABKANIABIOCgRyb3dzGAIgASgNSAASKQoKYWdncmVnYXRlcxgDIAMoCzIVLnByb3hpc3QudjEuQWdncmVnYXRlQggKBndpbmRvdyJcCgZCYXJzT3ASFQoNYnVja2V0X21pY3JvcxgBIAEoAxINCgVwcmljZRgCIAEoCRIMCgRzaXplGAMgASgJEh4KBGZpbGwYBCABKA4yEC5wcm94aXN0LnYxLkZpbGwidwoJR3JvdXBCeU9wEhEKCWJ5X3N5bWJvbBgBIAEoCBIaCg1idWNrZXRfbWljcm9zGAIgASgDSACIAQESKQoKYWdncmVnYXRlcxgDIAMoCzIVLnByb3hpc3QudjEuQWdncmVnYXRlQhAKDl9idWNrZXRfbWljcm9zInQKCUFnZ3JlZ2F0ZRIdCgJmbhgBIAEoDjIRLnByb3hpc3QudjEuQWdnRm4SDgoGY29sdW1uGAIgASgJEg4KBndlaWdodBgDIAEoCRISCgVhbHBoYRgEIAEoAUgAiAEBEgoKAmFzGAUgASgJQggKBl9hbHBoYSpfCgtDb25zaXN0ZW5jeRIbChdDT05TSVNURU5DWV9VTlNQRUNJRklFRBAAEhkKFUNPTlNJU1RFTkNZX0FWQUlMQUJMRRABEhgKFENPTlNJU1RFTkNZX0NPTVBMRVRFEAIqPAoEU29ydBIUChBTT1JUX1VOU1BFQ0lGSUVEEAASDQoJU09SVF9USU1FEAESDwoLU09SVF9TWU1CT0wQAipRCglEaXJlY3Rpb24SFgoSRElSRUNUSU9OX0JBQ0tXQVJEEAASFQoRRElSRUNUSU9OX0ZPUldBUkQQARIVChFESVJFQ1RJT05fTkVBUkVTVBACKkYKBEZpbGwSDQoJRklMTF9OT05FEAASDQoJRklMTF9OVUxMEAESEQoNRklMTF9QUkVWSU9VUxACEg0KCUZJTExfWkVSTxADKsgBCgVBZ2dGbhIWChJBR0dfRk5fVU5TUEVDSUZJRUQQABIQCgxBR0dfRk5fQ09VTlQQARIOCgpBR0dfRk5fU1VNEAISDgoKQUdHX0ZOX0FWRxADEg4KCkFHR19GTl9NSU4QBBIOCgpBR0dfRk5fTUFYEAUSEAoMQUdHX0ZOX0ZJUlNUEAYSDwoLQUdHX0ZOX0xBU1QQBxIPCgtBR0dfRk5fVldBUBAIEhEKDUFHR19GTl9TVERERVYQCRIOCgpBR0dfRk5fRU1BEApiBnByb3RvMw");
 
 /**
  * @generated from message proxist.v1.Query
@@ -74,6 +74,18 @@ export type Query = Message<"proxist.v1.Query"> & {
    * @generated from field: proxist.v1.Sort sort = 8;
    */
   sort: Sort;
+
+  /**
+   * read-after-write per table (`trades` or `<tenant>.trades`), on top of min_lsn
+   *
+   * @generated from field: map<string, uint64> min_lsn_by_table = 9;
+   */
+  minLsnByTable: { [key: string]: bigint };
+
+  /**
+   * @generated from field: proxist.v1.Consistency consistency = 10;
+   */
+  consistency: Consistency;
 
   /**
    * @generated from oneof proxist.v1.Query.op
@@ -431,6 +443,38 @@ export const AggregateSchema: GenMessage<Aggregate> = /*@__PURE__*/
   messageDesc(file_proxist_v1_query, 11);
 
 /**
+ * @generated from enum proxist.v1.Consistency
+ */
+export enum Consistency {
+  /**
+   * = available
+   *
+   * @generated from enum value: CONSISTENCY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * answer with what the live shards hold; notes name the others
+   *
+   * @generated from enum value: CONSISTENCY_AVAILABLE = 1;
+   */
+  AVAILABLE = 1,
+
+  /**
+   * UNAVAILABLE instead of an answer missing a shard
+   *
+   * @generated from enum value: CONSISTENCY_COMPLETE = 2;
+   */
+  COMPLETE = 2,
+}
+
+/**
+ * Describes the enum proxist.v1.Consistency.
+ */
+export const ConsistencySchema: GenEnum<Consistency> = /*@__PURE__*/
+  enumDesc(file_proxist_v1_query, 0);
+
+/**
  * @generated from enum proxist.v1.Sort
  */
 export enum Sort {
@@ -460,7 +504,7 @@ export enum Sort {
  * Describes the enum proxist.v1.Sort.
  */
 export const SortSchema: GenEnum<Sort> = /*@__PURE__*/
-  enumDesc(file_proxist_v1_query, 0);
+  enumDesc(file_proxist_v1_query, 1);
 
 /**
  * @generated from enum proxist.v1.Direction
@@ -486,7 +530,7 @@ export enum Direction {
  * Describes the enum proxist.v1.Direction.
  */
 export const DirectionSchema: GenEnum<Direction> = /*@__PURE__*/
-  enumDesc(file_proxist_v1_query, 1);
+  enumDesc(file_proxist_v1_query, 2);
 
 /**
  * @generated from enum proxist.v1.Fill
@@ -517,7 +561,7 @@ export enum Fill {
  * Describes the enum proxist.v1.Fill.
  */
 export const FillSchema: GenEnum<Fill> = /*@__PURE__*/
-  enumDesc(file_proxist_v1_query, 2);
+  enumDesc(file_proxist_v1_query, 3);
 
 /**
  * @generated from enum proxist.v1.AggFn
@@ -583,5 +627,5 @@ export enum AggFn {
  * Describes the enum proxist.v1.AggFn.
  */
 export const AggFnSchema: GenEnum<AggFn> = /*@__PURE__*/
-  enumDesc(file_proxist_v1_query, 3);
+  enumDesc(file_proxist_v1_query, 4);
 
