@@ -19,6 +19,8 @@ export interface Assignment {
   readonly term: number;
   /** The leader's clock at the write (display only). */
   readonly assignedAtMs: number;
+  /** Placed by a placement override (px_placement): once the override is gone the shard is placed afresh (it goes home). */
+  readonly pinned?: boolean;
 }
 
 /** Written by each new leader before anything else; fences every earlier writer. */
@@ -34,6 +36,8 @@ export interface LeaderMarker {
 export interface AssignmentWrite {
   readonly key: string;
   readonly node: string | undefined;
+  /** The node is the shard's placement override. */
+  readonly pinned?: boolean;
 }
 
 /** The writer is no longer the leader: someone wrote to px_assign since its last write. */
@@ -49,7 +53,7 @@ export interface AssignmentTable {
 function decodeAssignment(value: Uint8Array, revision: number): Assignment {
   const v = jsonValue.decode<Partial<Assignment>>(value);
   // The revision of the entry is authoritative: a value cannot forge its own token.
-  return { node: String(v.node ?? ""), leaseRevision: revision, term: Number(v.term ?? 0), assignedAtMs: Number(v.assignedAtMs ?? 0) };
+  return { node: String(v.node ?? ""), leaseRevision: revision, term: Number(v.term ?? 0), assignedAtMs: Number(v.assignedAtMs ?? 0), ...(v.pinned === true ? { pinned: true } : {}) };
 }
 
 export interface AssignmentChange {
@@ -108,7 +112,8 @@ export class AssignmentStore {
     let lastRevision = table.lastRevision;
     for (const w of writes) {
       const next = lastRevision + 1;
-      const value = w.node === undefined ? undefined : jsonValue.encode({ node: w.node, leaseRevision: next, term, assignedAtMs: nowMs } satisfies Assignment);
+      const pin = w.pinned === true ? { pinned: true } : {};
+      const value = w.node === undefined ? undefined : jsonValue.encode({ node: w.node, leaseRevision: next, term, assignedAtMs: nowMs, ...pin } satisfies Assignment);
       try {
         lastRevision = await this.kv.writeIfBucketAt(w.key, value, lastRevision);
       } catch (e) {
@@ -116,7 +121,7 @@ export class AssignmentStore {
         throw e;
       }
       if (w.node === undefined) assignments.delete(w.key);
-      else assignments.set(w.key, { node: w.node, leaseRevision: lastRevision, term, assignedAtMs: nowMs });
+      else assignments.set(w.key, { node: w.node, leaseRevision: lastRevision, term, assignedAtMs: nowMs, ...pin });
     }
     return { assignments, lastRevision };
   }

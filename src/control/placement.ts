@@ -3,7 +3,12 @@
 // room. Adding a node moves only the shards it now wins; removing one moves
 // only its own shards. An override (`pxctl move shard`, lag remediation) puts
 // its shard on the named node ahead of everything else while that node is
-// placeable and has room. Pure: the controller calls it on every reconcile.
+// placeable and has room. Loads are bounded (consistent hashing with bounded
+// loads, Mirrokni et al. 2018): no node takes more than 1.25x its fair share of
+// the shards placed by hashing, so a shard whose best node is full goes to its
+// next best; plain rendezvous hashing put 6, 4 and 2 of 12 shards on 3 nodes,
+// and all 6 of a table on one of 2. Pure: the controller calls it on every
+// reconcile.
 
 export interface PlacementNode {
   readonly id: string;
@@ -41,6 +46,9 @@ export function rankNodes(shard: string, nodes: readonly PlacementNode[]): Place
   return scored.map((s) => s.n);
 }
 
+/** Most shards a node takes by hashing, as a multiple of an even share (ceil(1.25 x shards / nodes)); Infinity: plain rendezvous hashing. */
+export const LOAD_BOUND = 1.25;
+
 /**
  * `overrides`: shard key -> node id. Honoured first (so the shard does not go
  * back home on the next reconcile) when the node is among `nodes` and has room;
@@ -51,11 +59,15 @@ export function placeShards(
   nodes: readonly PlacementNode[],
   previous: ReadonlyMap<string, string> = new Map(),
   overrides: ReadonlyMap<string, string> = new Map(),
+  balance = LOAD_BOUND,
 ): Placement {
   const sorted = [...new Set(shards)].sort();
   const load = new Map(nodes.map((n) => [n.id, 0]));
   const cap = new Map(nodes.map((n) => [n.id, n.capacity && n.capacity > 0 ? n.capacity : Number.POSITIVE_INFINITY]));
-  const hasRoom = (id: string): boolean => (load.get(id) ?? 0) < (cap.get(id) ?? 0);
+  // The fair-share bound applies to hashing, not to an override: an operator's move goes where it was asked while there is capacity.
+  const bound = nodes.length === 0 ? 0 : Math.ceil((balance * sorted.length) / nodes.length);
+  const hasCapacity = (id: string): boolean => (load.get(id) ?? 0) < (cap.get(id) ?? 0);
+  const hasRoom = (id: string): boolean => hasCapacity(id) && (load.get(id) ?? 0) < bound;
   const owners = new Map<string, string>();
   const take = (shard: string, id: string): void => {
     owners.set(shard, id);
@@ -66,25 +78,33 @@ export function placeShards(
 
   for (const s of sorted) {
     const o = overrides.get(s);
-    if (o !== undefined && load.has(o) && hasRoom(o)) take(s, o);
+    if (o !== undefined && load.has(o) && hasCapacity(o)) take(s, o);
   }
   // Shards already at home keep their place first, so a full node evicts newcomers, not residents.
   for (const s of sorted) {
     const h = home(s);
     if (!owners.has(s) && h !== undefined && previous.get(s) === h && hasRoom(h)) take(s, h);
   }
+  // A node that owned nothing before (it joined) takes the shards it wins, as rendezvous hashing moves them.
+  const before = new Set(previous.values());
+  for (const s of sorted) {
+    const h = home(s);
+    if (!owners.has(s) && h !== undefined && !before.has(h) && hasRoom(h)) take(s, h);
+  }
+  // Other residents stay while their node has room: a shard on a lower choice (its best node was full, or was not
+  // there yet) does not move when an unrelated node dies. A shard an override had put somewhere comes here without
+  // a previous owner once the override is gone (plan.ts), so it goes home.
+  for (const s of sorted) {
+    const prev = previous.get(s);
+    if (!owners.has(s) && prev !== undefined && load.has(prev) && hasRoom(prev)) take(s, prev);
+  }
   for (const s of sorted) {
     const h = home(s);
     if (!owners.has(s) && h !== undefined && hasRoom(h)) take(s, h);
   }
-  // Home is full: stay where the shard was if that node still has room, else the next best.
+  // Home is full: the next best with room.
   for (const s of sorted) {
     if (owners.has(s)) continue;
-    const prev = previous.get(s);
-    if (prev !== undefined && load.has(prev) && hasRoom(prev)) {
-      take(s, prev);
-      continue;
-    }
     const next = ranks.get(s)?.find((n) => hasRoom(n.id));
     if (next) take(s, next.id);
   }

@@ -13,10 +13,11 @@ export function planAssignments(
   current: ReadonlyMap<string, Assignment>,
   overrides: ReadonlyMap<string, string> = new Map(),
 ): AssignmentWrite[] {
-  const previous = new Map([...current].map(([k, a]) => [k, a.node]));
+  // A shard an override put where it is, whose override is gone, is placed afresh: it goes home, not stays.
+  const previous = new Map([...current].filter(([k, a]) => !(a.pinned === true && !overrides.has(k))).map(([k, a]) => [k, a.node]));
   const placement = placeShards(desired, nodes, previous, overrides);
   const writes: AssignmentWrite[] = [];
-  for (const [key, node] of placement.owners) if (current.get(key)?.node !== node) writes.push({ key, node });
+  for (const [key, node] of placement.owners) if (current.get(key)?.node !== node) writes.push({ key, node, ...(overrides.get(key) === node ? { pinned: true } : {}) });
   const wanted = new Set(desired);
   for (const key of [...current.keys()].sort()) if (!wanted.has(key)) writes.push({ key, node: undefined });
   return writes;

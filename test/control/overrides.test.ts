@@ -33,11 +33,14 @@ describe("placement - overrides", () => {
     const target = home === "a" ? "b" : "a";
     const current = new Map<string, Assignment>(s.map((k) => [k, { node: rankNodes(k, ns)[0]!.id, leaseRevision: 1, term: 1, assignedAtMs: 0 }]));
     const overrides = new Map([["t.trades.0", target]]);
-    expect(planAssignments(s, ns, current, overrides)).toEqual([{ key: "t.trades.0", node: target }]);
-    current.set("t.trades.0", { node: target, leaseRevision: 2, term: 1, assignedAtMs: 0 });
+    expect(planAssignments(s, ns, current, overrides)).toEqual([{ key: "t.trades.0", node: target, pinned: true }]);
+    current.set("t.trades.0", { node: target, leaseRevision: 2, term: 1, assignedAtMs: 0, pinned: true });
     expect(planAssignments(s, ns, current, overrides)).toEqual([]);
-    // Negative control: the same table without the override sends the shard back home.
+    // The override cleared: the pinned shard goes back home.
     expect(planAssignments(s, ns, current)).toEqual([{ key: "t.trades.0", node: home }]);
+    // Negative control: a resident that no override put there stays (residents do not move without cause).
+    current.set("t.trades.0", { node: target, leaseRevision: 2, term: 1, assignedAtMs: 0 });
+    expect(planAssignments(s, ns, current)).toEqual([]);
   });
 
   it("overrides - an override to a node that is not placeable or full is not honoured, and is void", () => {

@@ -54,6 +54,39 @@ describe("placement", () => {
     expect(tight.unassigned).toHaveLength(1);
   });
 
+  it("placement - bounded loads: no node takes more than 1.25x an even share; plain rendezvous hashing (the negative control) does", () => {
+    // Shard counts of real tables (a few per table) over 2-3 nodes, many seeds of node ids.
+    let unbalanced = 0;
+    for (let seed = 0; seed < 40; seed++) {
+      const ids = [`n${seed}a`, `n${seed}b`, `n${seed}c`].slice(0, 2 + (seed % 2));
+      const s = [...shards(6), ...shards(12, "quotes")];
+      const bound = Math.ceil((1.25 * s.length) / ids.length);
+      const p = placeShards(s, nodes(...ids));
+      expect(p.unassigned).toEqual([]);
+      for (const n of counts(p.owners).values()) expect(n).toBeLessThanOrEqual(bound);
+      // Still placed afresh from any order, and stable when placed again.
+      expect(placeShards(s, nodes(...ids), p.owners).moved).toEqual([]);
+      if (Math.max(...counts(placeShards(s, nodes(...ids), new Map(), new Map(), Number.POSITIVE_INFINITY).owners).values()) > bound) unbalanced++;
+    }
+    expect(unbalanced).toBeGreaterThan(0);
+  });
+
+  it("placement - bounded loads: a node dying moves only its shards, a node joining takes shards it wins up to the bound", () => {
+    for (let seed = 0; seed < 20; seed++) {
+      const s = shards(16);
+      const all = nodes(`a${seed}`, `b${seed}`, `c${seed}`);
+      const before = placeShards(s, all.slice(0, 2));
+      const joined = placeShards(s, all, before.owners);
+      const bound = Math.ceil((1.25 * 16) / 3);
+      // A shard moves to the joiner, or off a node that is over the new (lower) bound.
+      for (const k of joined.moved) expect(joined.owners.get(k) === `c${seed}` || counts(before.owners).get(before.owners.get(k)!)! > bound, k).toBe(true);
+      expect(Math.max(...counts(joined.owners).values())).toBeLessThanOrEqual(bound);
+      const died = placeShards(s, [all[0]!, all[2]!], joined.owners);
+      const lost = [...joined.owners].filter(([, n]) => n === `b${seed}`).map(([k]) => k);
+      expect([...died.moved].sort()).toEqual(lost.sort());
+    }
+  });
+
   it("placement - no nodes: every shard is unassigned", () => {
     expect(placeShards(shards(3), []).unassigned).toHaveLength(3);
   });
