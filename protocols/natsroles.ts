@@ -5,7 +5,10 @@ import {
   CONTROL_WILDCARD,
   feedStream,
   feedSubjectsOfTenant,
+  ingestErrorSubject,
   ingestErrorSubjectsOfTenant,
+  ingestStatusSubject,
+  ingestSubject,
   ingestSubjectsOfTenant,
   tenantInboxPrefix,
   watermarkSubjectsOfTenant,
@@ -36,6 +39,8 @@ export interface RoleScope {
   readonly tenant?: string;
   /** The credential's id: names its private reply inbox (tenant roles). */
   readonly credId?: string;
+  /** Publisher only: the tables it may ingest into (absent: every table of its tenant). */
+  readonly tables?: readonly string[];
 }
 
 /**
@@ -46,15 +51,21 @@ export interface RoleScope {
 export function permissionsOf(scope: RoleScope): SubjectPermissions | undefined {
   switch (scope.role) {
     case "service":
+      if (scope.tables !== undefined) throw new Error("table grants (--tables) apply to publisher credentials; a service credential serves every table");
       return undefined;
     case "admin":
+      if (scope.tables !== undefined) throw new Error("table grants (--tables) apply to publisher credentials; an admin credential is not scoped to tables");
       // pxctl: control requests, KV buckets (tokens, creds, config) through the JetStream API.
       return { pub: { allow: [CONTROL_WILDCARD, "$JS.API.>", "$KV.>"] }, sub: { allow: ["_INBOX.>"] } };
     case "publisher": {
       const { tenant, inbox } = tenantScope(scope);
+      const t = scope.tables;
+      // Table grants: those tables' ingest and error subjects, and the ingest status request (a producer resumes with it).
+      if (t !== undefined) return { pub: { allow: [...t.map((x) => ingestSubject(tenant, x)), ingestStatusSubject(tenant)] }, sub: { allow: [`${inbox}.>`, ...t.map((x) => ingestErrorSubject(tenant, x))] } };
       return { pub: { allow: [ingestSubjectsOfTenant(tenant)] }, sub: { allow: [`${inbox}.>`, ingestErrorSubjectsOfTenant(tenant)] } };
     }
     case "subscriber": {
+      if (scope.tables !== undefined) throw new Error("table grants (--tables) apply to publisher credentials; a subscriber reads its tenant's feeds and watermarks");
       const { tenant, inbox } = tenantScope(scope);
       const stream = feedStream(tenant);
       return {

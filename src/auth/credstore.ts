@@ -14,6 +14,8 @@ export interface CredsInfo {
   readonly id: string;
   readonly tenant: string | null;
   readonly role: NatsRole;
+  /** Publisher table grants (absent or null: every table of its tenant). */
+  readonly tables?: readonly string[] | null;
   /** The NATS user public key (not a secret). */
   readonly publicKey: string;
   readonly createdAtMs: number;

@@ -52,8 +52,8 @@ export async function createToken(nc: NatsConnection, o: CreateTokenOptions): Pr
   return formatToken(id, secret);
 }
 
-/** Table grants as given: bare table names of the token's tenant, at least one, sorted without repeats. */
-function checkedTables(tables: readonly string[]): string[] {
+/** Table grants as given: bare table names of the token's (or credential's) tenant, at least one, sorted without repeats. */
+export function checkedTables(tables: readonly string[]): string[] {
   if (tables.length === 0) throw new TokenOptionsError("tables is empty: name at least one table (e.g. --tables trades,quotes), or omit it for a token that reaches every table of its tenant");
   for (const t of tables) {
     if (!TABLE_RE.test(t)) throw new TokenOptionsError(`table "${t.slice(0, 70)}" is not a table name (lowercase letters, digits, _; starts with a letter; no tenant prefix: the token's tenant applies)`);

@@ -20,7 +20,7 @@ export type Command =
   | { readonly kind: "token.create"; readonly tenant: string; readonly role: TokenRole; readonly ttlSeconds: number | undefined; readonly note: string | undefined; readonly tables: readonly string[] | undefined }
   | { readonly kind: "token.revoke"; readonly id: string }
   | { readonly kind: "token.list"; readonly tenant: string | undefined }
-  | { readonly kind: "creds.create"; readonly tenant: string | undefined; readonly role: NatsRole; readonly ttlSeconds: number | undefined; readonly out: string | undefined; readonly note: string | undefined }
+  | { readonly kind: "creds.create"; readonly tenant: string | undefined; readonly role: NatsRole; readonly ttlSeconds: number | undefined; readonly out: string | undefined; readonly note: string | undefined; readonly tables: readonly string[] | undefined }
   | { readonly kind: "creds.revoke"; readonly id: string }
   | { readonly kind: "creds.list"; readonly tenant: string | undefined }
   /** Scrapes the nodes' /metrics directly. */
@@ -65,7 +65,7 @@ Commands:
   top [--metrics URL[,URL]] [--interval 2s] [--once]
                                          refreshing view of the nodes' /metrics: rates, lag, latency per shard
                                          (default $PX_METRICS_URLS or http://127.0.0.1:8080/metrics)
-  creds create --tenant T --role publisher|subscriber [--ttl 30d|never] [--out FILE] [--note TEXT]
+  creds create --tenant T --role publisher|subscriber [--tables A,B] [--ttl 30d|never] [--out FILE] [--note TEXT]
   creds create --role service|admin [--ttl ...] [--out FILE]
                                          writes a NATS .creds file (mode 0600); only its public key is recorded
   creds list [--tenant T]
@@ -227,7 +227,8 @@ export function parsePxctlArgs(argv: readonly string[], env: Readonly<Record<str
           const tenantRole = role === "publisher" || role === "subscriber";
           if (tenantRole && v.tenant === undefined) usage(`creds create --role ${role}: give --tenant`);
           if (!tenantRole && v.tenant !== undefined) usage(`creds create --role ${role}: a ${role} is not scoped to a tenant; drop --tenant`);
-          command = { kind: "creds.create", tenant: v.tenant, role, ttlSeconds: parseTtl(v.ttl ?? "24h"), out: v.out, note: v.note };
+          if (v.tables !== undefined && role !== "publisher") usage(`creds create --tables: table grants apply to publishers (ingest subjects); a ${role} is not scoped to tables`);
+          command = { kind: "creds.create", tenant: v.tenant, role, ttlSeconds: parseTtl(v.ttl ?? "24h"), out: v.out, note: v.note, tables: v.tables === undefined ? undefined : v.tables.split(",").map((t) => t.trim()) };
         } else if (sub === "list") {
           extra(2);
           command = { kind: "creds.list", tenant: v.tenant };

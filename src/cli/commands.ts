@@ -7,7 +7,7 @@ import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { parse as parseYaml } from "yaml";
 import { SpecError, parseClusterSpec } from "../../protocols/tablespec.js";
-import { TokenNotFoundError, TokenOptionsError, TokenStoreUnavailableError, createToken, getCreds, listCreds, listTokens, markCredsRevoked, mintUser, recordCreds, revokeToken } from "../auth/index.js";
+import { TokenNotFoundError, TokenOptionsError, TokenStoreUnavailableError, checkedTables, createToken, getCreds, listCreds, listTokens, markCredsRevoked, mintUser, recordCreds, revokeToken } from "../auth/index.js";
 import { explainNatsTlsError, natsCredsOptions, natsTlsOptions } from "../runtime/natsclient.js";
 import { CertsError, certificateNames, initCerts } from "../runtime/certs.js";
 import { revokeNatsUser } from "../runtime/natsrevoke.js";
@@ -177,14 +177,15 @@ async function run(inv: Invocation, nc: NatsConnection, io: CliIO, specDoc: unkn
       if (c.tenant !== undefined && !/^[a-z][a-z0-9_]{0,31}$/.test(c.tenant)) {
         throw new CliError(EXIT.usage, `--tenant ${c.tenant.slice(0, 40)}: not a tenant name (lowercase letters, digits, _; starts with a letter; at most 32 characters)`);
       }
+      const tables = c.tables === undefined ? undefined : credsTables(c.tables);
       const files = await loadOrCreateNatsAuth(authDirOf(inv, io));
-      const minted = await mintUser(files.identity, { role: c.role, ...(c.tenant === undefined ? {} : { tenant: c.tenant }), ...(c.ttlSeconds === undefined ? {} : { ttlSeconds: c.ttlSeconds }) });
+      const minted = await mintUser(files.identity, { role: c.role, ...(c.tenant === undefined ? {} : { tenant: c.tenant }), ...(tables === undefined ? {} : { tables }), ...(c.ttlSeconds === undefined ? {} : { ttlSeconds: c.ttlSeconds }) });
       const out = resolve(c.out ?? `${c.tenant ? `${c.tenant}-` : ""}${c.role}-${minted.credId}.creds`);
       if (existsSync(out)) throw new CliError(EXIT.conflict, `${out} exists; pass another --out (credentials are never overwritten)`);
       // The seed is written to the 0600 file only; KV keeps the public key.
       writeSecretFile(out, minted.creds);
-      await recordCreds(nc, { id: minted.credId, tenant: c.tenant ?? null, role: c.role, publicKey: minted.publicKey, createdAtMs: Date.now(), expiresAtMs: minted.expiresAtMs, revokedAtMs: null, note: c.note ?? "" });
-      const info = { id: minted.credId, file: out, tenant: c.tenant ?? null, role: c.role, expiresAtMs: minted.expiresAtMs, inboxPrefix: minted.inboxPrefix ?? null };
+      await recordCreds(nc, { id: minted.credId, tenant: c.tenant ?? null, role: c.role, publicKey: minted.publicKey, createdAtMs: Date.now(), expiresAtMs: minted.expiresAtMs, revokedAtMs: null, note: c.note ?? "", tables: tables ?? null });
+      const info = { id: minted.credId, file: out, tenant: c.tenant ?? null, role: c.role, tables: tables ?? null, expiresAtMs: minted.expiresAtMs, inboxPrefix: minted.inboxPrefix ?? null };
       print(info, () => `wrote ${out} (id ${minted.credId}${minted.inboxPrefix ? `; clients connect with inbox prefix ${minted.inboxPrefix}` : ""})`);
       return EXIT.ok;
     }
@@ -207,6 +208,16 @@ async function run(inv: Invocation, nc: NatsConnection, io: CliIO, specDoc: unkn
       return certsInit(c, inv, io);
     case "top":
       return runTop(c, inv.output, io);
+  }
+}
+
+/** A publisher credential's table grants, checked like a token's (names, at least one). */
+function credsTables(tables: readonly string[]): string[] {
+  try {
+    return checkedTables(tables);
+  } catch (e) {
+    if (e instanceof TokenOptionsError) throw new CliError(EXIT.usage, `creds create --tables: ${e.message}`);
+    throw e;
   }
 }
 

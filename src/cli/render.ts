@@ -99,11 +99,12 @@ const iso = (ms: number | null): string => (ms === null ? "-" : new Date(ms).toI
 
 export function credsTable(list: readonly CredsInfo[], nowMs: number): string {
   return table(
-    ["ID", "TENANT", "ROLE", "STATE", "CREATED", "EXPIRES", "PUBLIC KEY", "NOTE"],
+    ["ID", "TENANT", "ROLE", "TABLES", "STATE", "CREATED", "EXPIRES", "PUBLIC KEY", "NOTE"],
     list.map((c) => [
       c.id,
       c.tenant ?? "-",
       c.role,
+      c.tables?.join(",") ?? "*",
       c.revokedAtMs !== null ? "revoked" : c.expiresAtMs !== null && c.expiresAtMs <= nowMs ? "expired" : "active",
       iso(c.createdAtMs),
       iso(c.expiresAtMs),

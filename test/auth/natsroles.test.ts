@@ -13,6 +13,13 @@ describe("auth - NATS roles", () => {
     expect(p.sub.allow).toEqual([`${tenantInboxPrefix("acme", "abc")}.>`, "px.acme.ingest_errors.>"]);
   });
 
+  it("natsroles - a publisher with table grants may publish those tables' ingest and the status request only", () => {
+    const p = permissionsOf({ role: "publisher", tenant: "acme", credId: "abc", tables: ["quotes"] })!;
+    expect(p.pub.allow).toEqual(["px.acme.ingest.quotes", "px.acme.ingest._status"]);
+    expect(p.sub.allow).toEqual([`${tenantInboxPrefix("acme", "abc")}.>`, "px.acme.ingest_errors.quotes"]);
+    expect(() => permissionsOf({ role: "subscriber", tenant: "acme", credId: "abc", tables: ["quotes"] })).toThrow(/apply to publisher credentials/);
+  });
+
   it("natsroles - a subscriber reaches its own feed stream and subjects only", () => {
     const p = permissionsOf({ role: "subscriber", tenant: "acme", credId: "abc" })!;
     expect(p.pub.allow.every((s) => s.includes("PX_FEED_acme"))).toBe(true);

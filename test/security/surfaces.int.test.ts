@@ -186,6 +186,36 @@ describe("security - NATS surfaces (locked by default)", () => {
     }
   });
 
+  it("nats - a publisher with table grants (creds create --tables quotes) ingests quotes; NATS refuses its trades and nothing reaches the WAL; --tables on another role is refused", async () => {
+    const { runPxctl } = await import("../../src/cli/commands.js");
+    const { TickPublisher } = await import("../../src/client/publisher.js");
+    const { tableOf, trades } = await import("../api/fixture.js");
+    const out: string[] = [];
+    const io = { stdout: (t: string) => out.push(t), stderr: (t: string) => out.push(`stderr: ${t}`), readFile: async () => "", prompt: async () => "", env: { PX_NATS_CREDS: f.nats.server.auth!.credsPath("admin"), PX_AUTH_DIR: f.nats.server.auth!.dir } };
+    const pxctl = (...argv: string[]): Promise<number> => runPxctl(["--nats", f.nats.server.url, "-o", "json", ...argv], io);
+    const file = join(f.nats.server.dir, "quotes-pub.creds");
+    expect(await pxctl("creds", "create", "--tenant", "alpha", "--role", "publisher", "--tables", "quotes", "--out", file), out.join("\n")).toBe(0);
+    expect((JSON.parse(out.pop()!) as { tables: string[] }).tables).toEqual(["quotes"]);
+    const nc = await connect({ servers: f.nats.server.url, ...natsCredsOptions(file) });
+    conns.push(nc);
+    const q = new TickPublisher(nc, { tenant: "alpha", spec: tableOf("alpha", "quotes"), timeoutMs: 10_000 });
+    const quote = { rows: 2, symbols: ["AAPL"], symbolIndex: Uint32Array.of(0, 0), ts: Float64Array.of(1_700_200_000_000_000, 1_700_200_000_000_001), values: [Float64Array.of(1, 2), Float64Array.of(1.5, 2.5)] };
+    expect((await q.publish(quote)).rows).toBe(2);
+    const jsm = await (await import("@nats-io/jetstream")).jetstreamManager(f.nats.nc);
+    const before = (await jsm.streams.info("PX_WAL_alpha")).state.messages;
+    const t = new TickPublisher(nc, { tenant: "alpha", spec: tableOf("alpha", "trades"), timeoutMs: 2_000, maxAttempts: 1 });
+    await expect(t.publish(trades(5, 1_700_200_000_000_000))).rejects.toThrow();
+    expect((await jsm.streams.info("PX_WAL_alpha")).state.messages).toBe(before);
+    // The unrestricted publisher (negative control) stores trades.
+    const all = new TickPublisher(as.alphaPublisher!, { tenant: "alpha", spec: tableOf("alpha", "trades"), timeoutMs: 10_000 });
+    expect((await all.publish(trades(5, 1_700_200_000_000_000))).rows).toBe(5);
+    out.length = 0;
+    expect(await pxctl("creds", "create", "--tenant", "alpha", "--role", "subscriber", "--tables", "quotes")).toBe(2);
+    expect(out.join("\n")).toMatch(/--tables: table grants apply to publishers/);
+    expect(await pxctl("creds", "create", "--tenant", "alpha", "--role", "publisher", "--tables", "Bad-Name")).toBe(2);
+    expect(out.join("\n")).toMatch(/creds create --tables: table "Bad-Name" is not a table name/);
+  });
+
   it("nats - pxctl creds create writes a 0600 file, list shows it without secrets, revoke disconnects it", async () => {
     const { runPxctl } = await import("../../src/cli/commands.js");
     const out: string[] = [];
