@@ -6,7 +6,7 @@ export { ROLES, allows, isRole, roleFor } from "./roles.js";
 export type { Action, Role } from "./roles.js";
 export { TOKEN_PREFIX, formatToken, parseToken, tokenIdOf } from "./token.js";
 export type { Principal, TokenRecord } from "./token.js";
-export { checkedTables, createToken, listTokens, openTokenBucket, revokeToken } from "./store.js";
+export { checkedTables, createToken, getToken, listTokens, openTokenBucket, revokeToken } from "./store.js";
 export type { CreateTokenOptions, TokenInfo } from "./store.js";
 export { TokenVerifier, kvTokenSource } from "./verifier.js";
 export type { TokenSource, VerifierOptions } from "./verifier.js";

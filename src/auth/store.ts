@@ -106,6 +106,13 @@ const infoOf = (r: TokenRecord): TokenInfo => ({
   tables: r.tables,
 });
 
+/** One token's record by id (without the `px_` prefix); undefined when there is none. Reads one key, not the bucket. */
+export async function getToken(nc: NatsConnection, id: string): Promise<TokenInfo | undefined> {
+  const e = await (await openTokenBucket(nc)).get(tokenKey(id));
+  const r = e && e.operation === "PUT" ? decodeRecord(e.json()) : undefined;
+  return r === undefined ? undefined : infoOf(r);
+}
+
 export async function listTokens(nc: NatsConnection, tenant?: string): Promise<TokenInfo[]> {
   const kv = await openTokenBucket(nc);
   const keys: string[] = [];

@@ -21,7 +21,7 @@ import type {
   RevokeTokenReply,
   RevokeTokenRequest,
 } from "../../../protocols/gen/proxist/v1/admin_pb.js";
-import { AuthError, TokenNotFoundError, TokenOptionsError, createToken, isRole, listTokens, revokeToken, tokenIdOf } from "../../auth/index.js";
+import { AuthError, TokenNotFoundError, TokenOptionsError, createToken, getToken, isRole, listTokens, revokeToken, tokenIdOf } from "../../auth/index.js";
 import type { Principal } from "../../auth/index.js";
 import { ControlReplyError, ControlUnreachableError, controlRequest } from "../../control/index.js";
 import type { ApplyReply } from "../../control/index.js";
@@ -103,7 +103,7 @@ export function adminService(ctx: ApiContext) {
     revokeToken: adminCall<RevokeTokenRequest, RevokeTokenReply>(ctx, async (p, req) => {
       const id = tokenIdOf(req.id);
       // Another tenant's token reads as unknown: an admin cannot probe which ids exist elsewhere.
-      if (id === undefined || !(await listTokens(nc, p.tenant)).some((t) => t.id === id)) {
+      if (id === undefined || (await getToken(nc, id))?.tenant !== p.tenant) {
         // Named by id only: the request may hold a whole token, whose secret is never echoed.
         throw new TokenNotFoundError(`${id === undefined ? "that is not a token id" : `token px_${id} is not a token of tenant ${p.tenant}`}; ListTokens shows the ids (px_<id>)`);
       }
