@@ -9,6 +9,8 @@ import { create } from "@bufbuild/protobuf";
 import { credentials } from "@grpc/grpc-js";
 import type { ClientReadableStream } from "@grpc/grpc-js";
 import type { Table } from "apache-arrow";
+import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { SubscribeRequestSchema } from "../../protocols/gen/proxist/v1/feed_pb.js";
 import type { FeedMessage } from "../../protocols/gen/proxist/v1/feed_pb.js";
@@ -20,7 +22,7 @@ import { tickBatchToIpc } from "../../src/codec/arrow.js";
 import type { TickBatch } from "../../src/codec/tickbatch.js";
 import { Status, apiFixture, ingest, lsnOf, md, pathDescriptor, serverStream, tableOf } from "../api/fixture.js";
 import type { ApiFixture, ServiceClient } from "../api/fixture.js";
-import { havePython, runPython } from "../api/python.js";
+import { PYTHON, havePython, runPython } from "../api/python.js";
 import { exchange } from "./exchange.js";
 
 const CLIENT = fileURLToPath(new URL("./exchange_client.py", import.meta.url));
@@ -225,5 +227,27 @@ describe.skipIf(!havePython())("feeds over Flight DoExchange", () => {
     data.call.write(create(FlightDataSchema, { dataHeader: new Uint8Array([1, 2, 3]) }));
     const e = await data.ended;
     expect([e?.code, e?.details]).toEqual([Status.INVALID_ARGUMENT, expect.stringMatching(/reads no data from the client after its descriptor/)]);
+  }, 120_000);
+
+  it("readme - the DoExchange Python example runs as printed: the board first, then updates, each with its offset and shards", async () => {
+    const text = readFileSync(fileURLToPath(new URL("../../README.md", import.meta.url)), "utf8");
+    const section = text.slice(text.indexOf("### Ad-hoc subscriptions (Arrow Flight `DoExchange`)"));
+    const code = /```python\n([\s\S]*?)\n```/.exec(section)?.[1];
+    expect(code).toBeDefined();
+    await send(1, 8, 1_772_000_000_000_000); // a board to show
+    const run = new Promise<string>((resolve, reject) =>
+      execFile(PYTHON, ["-c", code!], { env: { ...process.env, PX_GRPC: f.address, TOKEN: reader }, timeout: 60_000 }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout))),
+    );
+    // Ticks keep arriving until the example has read its updates.
+    let done = false;
+    void run.finally(() => (done = true)).catch(() => {});
+    for (let k = 0; !done && k < 100; k++) {
+      await send(1, 8, 1_772_000_100_000_000 + k * 10_000);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const lines = (await run).trim().split("\n");
+    expect(lines).toHaveLength(4);
+    expect(lines[0]).toMatch(/^snapshot \d+ rows; \(bucket, LSN, P\): \[\(0, \d+, \d+\)/);
+    for (const l of lines.slice(1)) expect(l).toMatch(/^update \d+ rows;/);
   }, 120_000);
 });
