@@ -9,8 +9,8 @@ import type { JetStreamManager } from "@nats-io/jetstream";
 import type { Principal } from "../auth/index.js";
 import { decodeWatermark } from "../../protocols/codec.js";
 import { parseWalSubject, walStream, walSubject, walSubjectsOfTable, walSubjectsOfTenant, watermarkStream, watermarkSubjectsOfTenant } from "../../protocols/subjects.js";
-import { FeedSession, decodeOffset, encodeOffset, feedTables, planFeed, shardKey } from "../feed/index.js";
-import type { FeedFrom, FeedOffset, FeedPlan } from "../feed/index.js";
+import { FeedSession, encodeOffset, feedTables, parseFrom, planFeed, shardKey } from "../feed/index.js";
+import type { FeedOffset, FeedPlan } from "../feed/index.js";
 import { arrowSchema, toRecordBatches } from "../query/index.js";
 import { compactionFloor, decodeWalEntry } from "../wal/index.js";
 import type { ApiContext } from "./context.js";
@@ -25,7 +25,7 @@ export const MAX_FEED_BUFFER = 65_536;
 /** What a subscription asks for (the fields of proxist.v1.SubscribeRequest). */
 export interface FeedRequest {
   readonly feedJson: string | Uint8Array;
-  /** "" or "now", "snapshot", or an offset token. */
+  /** "" or "now", "snapshot", an offset token, or JSON {"time": µs} / {"offset": token} (src/feed/from.ts). */
   readonly from: string;
   readonly durable: boolean;
   /** 0: the default. */
@@ -75,7 +75,7 @@ export async function runFeed(ctx: ApiContext, principal: Principal, req: FeedRe
   const catalog = ctx.node.catalog().get(tenant);
   const plan = planFeed(tenant, req.lateness === "" ? { query } : { query, lateness: req.lateness }, (t) => catalog?.get(t), () => [...(catalog?.keys() ?? [])]);
   const tables = feedTables(plan);
-  const from: FeedFrom = req.from === "" || req.from === "now" ? "now" : req.from === "snapshot" ? "snapshot" : decodeOffset(req.from, plan.fingerprint, tables);
+  const from = parseFrom(req.from, plan.fingerprint, tables);
   const maxBuffer = req.maxBuffer === 0 ? DEFAULT_FEED_BUFFER : Math.min(req.maxBuffer, MAX_FEED_BUFFER);
   const jsm = await ctx.jsm();
   const shards = tables.flatMap((t) => Array.from({ length: t.shards }, (_, bucket) => ({ table: t.name, bucket })));

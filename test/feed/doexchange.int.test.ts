@@ -250,4 +250,31 @@ describe.skipIf(!havePython())("feeds over Flight DoExchange", () => {
     expect(lines[0]).toMatch(/^snapshot \d+ rows; \(bucket, LSN, P\): \[\(0, \d+, \d+\)/);
     for (const l of lines.slice(1)) expect(l).toMatch(/^update \d+ rows;/);
   }, 120_000);
+
+  it("from a time - DoExchange and Subscribe start at the first record holding a tick at or after the time, with the same batches", async () => {
+    const time = 1_780_000_000_000_000;
+    await send(2, 100, time - 1_000_000_000); // before the time (every other test's ticks are earlier too)
+    const after = 3 * 100;
+    await send(3, 100, time);
+    const feed = { op: "range", table: "trades", columns: ["price"] };
+    const ex = exchange(flight, reader, { feed, from: { time } });
+    const sub = new FeedSubscriber({ address: f.address, token: reader, feed, from: { time }, reconnect: false });
+    const updates: FeedUpdate[] = [];
+    for await (const u of sub.updates()) {
+      updates.push(u);
+      if (updates.reduce((n, x) => n + x.table.numRows, 0) >= after) break;
+    }
+    sub.close();
+    const deadline = Date.now() + 20_000;
+    while (ex.batches.reduce((n, b) => n + b.table.numRows, 0) < after && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 300)); // nothing more comes
+    ex.call.cancel();
+    const rows = updates.flatMap((u) => rowsOf(u.table));
+    expect(rows).toHaveLength(after);
+    expect(rows.every((r) => (r.ts as number) >= time)).toBe(true);
+    expect(ex.batches.map((b) => [b.at.offset, rowsOf(b.table)])).toEqual(updates.map((u) => [u.offset, rowsOf(u.table)]));
+    // The field is refused by name, over both transports alike.
+    const bad = await exchange(flight, reader, { feed, from: { time: -5 } }).ended;
+    expect([bad?.code, bad?.details]).toEqual([Status.INVALID_ARGUMENT, expect.stringMatching(/from.time: -5 is not a time/)]);
+  }, 120_000);
 });

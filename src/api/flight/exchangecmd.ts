@@ -3,7 +3,8 @@
 // given as an object under "feed" (or as a string under "feedJson"):
 //   {"feed": {"op":"lastBy","table":"trades"}, "from": "snapshot", "durable": false,
 //    "maxBuffer": 1024, "conflate": false, "lateness": "60s"}
-// It is read into the same request gRPC Subscribe gets, so both are checked alike.
+// "from" may also be an object, {"time": µs} or {"offset": token}. It is read
+// into the same request gRPC Subscribe gets, so both are checked alike.
 import { fromJson } from "@bufbuild/protobuf";
 import type { JsonValue } from "@bufbuild/protobuf";
 import { FlightDescriptor_DescriptorType } from "../../../protocols/gen/arrow/flight/protocol/Flight_pb.js";
@@ -35,6 +36,8 @@ export function exchangeRequest(d: FlightDescriptor | undefined): SubscribeReque
     if (typeof feed !== "object" || feed === null || Array.isArray(feed)) throw refuse(`"feed" must be the feed's query as a JSON object, e.g. {"op":"range","table":"trades"}`);
     rest.feedJson = JSON.stringify(feed);
   } else if (!("feedJson" in rest) && !("feed_json" in rest)) throw refuse(`the command has no "feed"`);
+  // from as an object ({"time": µs} or {"offset": token}) travels as its JSON text, as in Subscribe's string field.
+  if (typeof rest.from === "object" && rest.from !== null) rest.from = JSON.stringify(rest.from);
   try {
     return fromJson(SubscribeRequestSchema, rest as JsonValue);
   } catch (e) {
