@@ -63,7 +63,7 @@ def main():
                         start_meta = meta
                     continue
                 rows = rows_of(chunk.data)
-                batches.append({"kind": meta["kind"], "offset": meta["offset"], "rows": rows, "shards": meta["shards"], "schema": chunk.data.schema.names})
+                batches.append({"kind": meta["kind"], "offset": meta["offset"], "rows": rows, "shards": meta["shards"]})
                 offset = meta["offset"]
                 got_here += 1
                 if any(r["ts"] >= args.stop_ts for r in rows) or len(batches) >= args.max_batches:
@@ -72,7 +72,7 @@ def main():
                 if calls == 1 and args.cut_after and got_here >= args.cut_after:
                     break
             reader.cancel()
-        print(json.dumps({"batches": batches, "calls": calls, "start": start_meta, "schema": str(reader.schema)}))
+        print(json.dumps({"batches": batches, "calls": calls, "start": start_meta}))
     except flight.FlightError as e:
         print(json.dumps({"error": type(e).__name__, "message": str(e), "batches": batches}))
     except pa.ArrowException as e:
