@@ -102,7 +102,8 @@ export async function runFeed(ctx: ApiContext, principal: Principal, req: FeedRe
   const wmConsumer = await js.consumers.get(watermarkStream(tenant), { filter_subjects: watermarkSubjectsOfTenant(tenant), deliver_policy: DeliverPolicy.LastPerSubject }).catch(() => undefined);
   if (wmConsumer !== undefined) {
     const wms = await wmConsumer.consume({ max_messages: 64 });
-    stops.push(() => void wms.stop());
+    // Ordered consumers outlive stop() on the server (5 minutes inactive): delete them when the call ends.
+    stops.push(() => void wms.stop(), () => void wmConsumer.delete().catch(() => false));
     void (async () => {
       for await (const m of wms) {
         try {
@@ -126,7 +127,7 @@ export async function runFeed(ctx: ApiContext, principal: Principal, req: FeedRe
     opt_start_seq: session.readFrom,
   });
   const msgs = await walConsumer.consume({ max_messages: 256 });
-  stops.push(() => void msgs.stop());
+  stops.push(() => void msgs.stop(), () => void walConsumer.delete().catch(() => false));
   void (async () => {
     for await (const m of msgs) {
       if (signal.aborted || session.overflowed) break;

@@ -7,12 +7,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { create } from "@bufbuild/protobuf";
 import { credentials } from "@grpc/grpc-js";
+import { jetstreamManager } from "@nats-io/jetstream";
 import type { ClientReadableStream } from "@grpc/grpc-js";
 import type { Table } from "apache-arrow";
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { SubscribeRequestSchema } from "../../protocols/gen/proxist/v1/feed_pb.js";
+import { walStream, watermarkStream } from "../../protocols/subjects.js";
 import type { FeedMessage } from "../../protocols/gen/proxist/v1/feed_pb.js";
 import { FlightDataSchema } from "../../protocols/gen/arrow/flight/protocol/Flight_pb.js";
 import { FeedsClient } from "../../src/api/index.js";
@@ -168,8 +170,11 @@ describe.skipIf(!havePython())("feeds over Flight DoExchange", () => {
     expect(board(snap.batches[0]!.rows)).toEqual(board(wantRows as Row[]));
   }, 180_000);
 
-  it("stalled client - the call ends RESOURCE_EXHAUSTED naming the offset of the last batch delivered, as Subscribe does", async () => {
+  it("stalled client - the call ends RESOURCE_EXHAUSTED naming the offset of the last batch delivered, as Subscribe does; ended and cancelled calls leave no consumer", async () => {
     const t0 = 1_771_000_000_000_000;
+    const jsm = await jetstreamManager(f.node.nc);
+    const consumers = async () => (await jsm.streams.info(walStream("alpha"))).state.consumer_count + (await jsm.streams.info(watermarkStream("alpha"))).state.consumer_count;
+    const before = await consumers();
     const ex = exchange(flight, reader, { feed: { op: "range", table: "trades" }, maxBuffer: 2 });
     // Stops reading after the start message: the server's writes back up, then its buffer of 2 overflows.
     await ex.started;
@@ -189,6 +194,10 @@ describe.skipIf(!havePython())("feeds over Flight DoExchange", () => {
     const next = await new Promise<Table>((resolve) => (again.onBatch = (b) => resolve(b.table)));
     again.call.cancel();
     expect(Math.min(...Array.from(next.getChild("_lsn")!.toArray() as ArrayLike<bigint | number>, Number))).toBe(lastLsn + 1);
+    // The server stopped the WAL and watermark consumers of both calls.
+    const deadline = Date.now() + 10_000;
+    while ((await consumers()) > before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(await consumers()).toBe(before);
   }, 120_000);
 
   it("bad input - DoExchange refuses by name with Subscribe's statuses and messages; a bad command or client data is named too", async () => {
