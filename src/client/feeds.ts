@@ -18,8 +18,8 @@ export interface FeedSubscriberOptions {
   readonly token: string;
   /** The feed's standing query (query JSON), e.g. {op:"rolling", table:"trades", window:"1m", aggregates:[...]}. */
   readonly feed: Record<string, unknown>;
-  /** "now" (default), "snapshot", or an offset token from an earlier update. */
-  readonly from?: string;
+  /** "now" (default), "snapshot", an offset token from an earlier update, or {time: µs} (from the first WAL record holding a tick at or after it). */
+  readonly from?: string | { readonly time: number };
   readonly durable?: boolean;
   readonly maxBuffer?: number;
   readonly conflate?: boolean;
@@ -57,14 +57,14 @@ export class FeedSubscriber {
 
   constructor(private readonly o: FeedSubscriberOptions) {
     this.client = new FeedsClient(o.address, o.credentials ?? channelCredentials(o.tlsCa));
-    if (o.from !== undefined && o.from !== "now" && o.from !== "snapshot") this.offset = o.from;
+    if (typeof o.from === "string" && o.from !== "now" && o.from !== "snapshot") this.offset = o.from;
   }
 
   /** The feed's updates, in order, across reconnects; ends when `close()` is called; throws a non-retryable status. */
   async *updates(): AsyncGenerator<FeedUpdate> {
     let delay = this.o.backoffMs ?? 100;
     while (!this.closed) {
-      const from = this.offset ?? this.o.from ?? "now";
+      const from = this.offset ?? (typeof this.o.from === "object" ? JSON.stringify(this.o.from) : (this.o.from ?? "now"));
       const call = this.client.subscribe!(
         create(SubscribeRequestSchema, { feedJson: JSON.stringify(this.o.feed), from, durable: this.o.durable ?? false, maxBuffer: this.o.maxBuffer ?? 0, conflate: this.o.conflate ?? false, lateness: this.o.lateness ?? "" }),
         bearer(this.o.token),
@@ -74,8 +74,9 @@ export class FeedSubscriber {
         for await (const m of call as AsyncIterable<FeedMessage>) {
           delay = this.o.backoffMs ?? 100;
           // The start message: where this subscription begins (a reconnect before any update resumes there, not at a new "now").
+          // From a time, the start is not a position yet (LSN 0): until an update arrives, a reconnect asks for the time again.
           if (m.kind === "start") {
-            this.offset ??= m.offset;
+            if (typeof this.o.from !== "object") this.offset ??= m.offset;
             continue;
           }
           this.offset = m.offset;

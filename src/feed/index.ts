@@ -10,4 +10,6 @@ export type { FeedOperator, FeedRecord } from "./operator.js";
 export { FeedRunner, feedOperator } from "./runner.js";
 export type { FeedBatch } from "./runner.js";
 export { FeedSession } from "./session.js";
-export type { FeedFrom, FeedSessionOptions } from "./session.js";
+export type { FeedSessionOptions } from "./session.js";
+export { isStartTime, parseFrom } from "./from.js";
+export type { FeedFrom, FeedStartTime } from "./from.js";

@@ -1,8 +1,11 @@
 // One subscription of a feed, without IO: where its WAL reading starts, the
-// runner, the durable gate (a batch waits until its record's shard persisted
+// runner, the start-time gate (from a time: nothing is sent before the first
+// record holding a tick at or after it), the durable gate (a batch waits until its record's shard persisted
 // it) and the bounded queue towards the consumer. The transport (gRPC) feeds
 // it records and watermarks and drains it; on overflow the session stops
 // (exact kinds) or conflates the backlog into one snapshot (last-by, bars).
+import { isStartTime, reaches } from "./from.js";
+import type { FeedFrom } from "./from.js";
 import type { FeedPlan } from "./model.js";
 import { feedTables } from "./model.js";
 import { resumeSeq, shardKey, uniformOffset } from "./offset.js";
@@ -10,8 +13,6 @@ import type { FeedOffset } from "./offset.js";
 import type { FeedRecord } from "./operator.js";
 import { FeedRunner } from "./runner.js";
 import type { FeedBatch } from "./runner.js";
-
-export type FeedFrom = "now" | "snapshot" | FeedOffset;
 
 export interface FeedSessionOptions {
   readonly from: FeedFrom;
@@ -47,6 +48,8 @@ export class FeedSession {
   private readonly queue: FeedBatch[] = [];
   private readonly held: Pending[] = [];
   private snapshotDue: boolean;
+  /** From a time: set until the first record holding a tick at or after it (output before that is folded, not sent). */
+  private startTime: number | undefined;
 
   constructor(
     readonly plan: FeedPlan,
@@ -62,21 +65,27 @@ export class FeedSession {
       // Stateful kinds show the state once caught up; per-tick kinds send every tick the WAL holds.
       this.runner = new FeedRunner(plan, plan.kind === "lastBy" || plan.kind === "bars" ? now : undefined);
       this.startOffset = uniformOffset(plan.fingerprint, tables, 0);
+    } else if (isStartTime(o.from)) {
+      // Where the time starts is known only once a record reaches it: resuming before then needs the time again, or LSN 0.
+      this.runner = new FeedRunner(plan);
+      this.startOffset = uniformOffset(plan.fingerprint, tables, 0);
+      this.startTime = o.from.timeMicros;
     } else {
       this.runner = new FeedRunner(plan, o.from);
       this.startOffset = o.from;
     }
-    // A raw feed has no state: it reads from where it sends. Every other kind folds the WAL from its start.
-    this.readFrom = !stateless ? 1 : o.from === "now" ? o.lastLsn + 1 : o.from === "snapshot" ? 1 : resumeSeq(o.from);
-    if (stateless && o.from !== "snapshot") this.runner.skipTo(o.from === "now" ? now : o.from);
+    // A raw feed has no state: it reads from where it sends. Every other kind folds the WAL from its start, and so does a start time (it is found by reading).
+    this.readFrom = !stateless || o.from === "snapshot" || isStartTime(o.from) ? 1 : o.from === "now" ? o.lastLsn + 1 : resumeSeq(o.from);
+    if (stateless && o.from !== "snapshot" && !isStartTime(o.from)) this.runner.skipTo(o.from === "now" ? now : o.from);
     this.snapshotDue = o.from === "snapshot" && (plan.kind === "lastBy" || plan.kind === "bars");
     if (this.snapshotDue && o.lastLsn === 0) this.snapshotDue = false;
   }
 
   /** Folds a record read from the WAL. */
   push(rec: FeedRecord): void {
+    if (this.startTime !== undefined && reaches(rec.batch.ts, rec.batch.rows, this.startTime)) this.startTime = undefined;
     const b = this.runner.push(rec);
-    if (b !== undefined) this.offer({ batch: b, key: shardKey(rec.table, rec.bucket), lsn: rec.lsn });
+    if (b !== undefined && this.startTime === undefined) this.offer({ batch: b, key: shardKey(rec.table, rec.bucket), lsn: rec.lsn });
     if (this.snapshotDue && rec.lsn >= this.o.lastLsn) {
       this.snapshotDue = false;
       const s = this.runner.snapshot();

@@ -3,7 +3,7 @@
 // the bounded buffer (an exact feed stops; last-by conflates into one snapshot
 // the consumer can replace its state with).
 import { describe, expect, it } from "vitest";
-import { FeedRunner, FeedSession, planFeed, uniformOffset } from "../../src/feed/index.js";
+import { FeedRunner, FeedSession, encodeOffset, parseFrom, planFeed, uniformOffset } from "../../src/feed/index.js";
 import type { FeedPlan } from "../../src/feed/index.js";
 import { TENANT, workload } from "../query/fixture.js";
 
@@ -78,5 +78,46 @@ describe("feeds - a subscription (FeedSession)", () => {
     }
     const snap = whole.snapshot()!.table;
     expect(Object.fromEntries(state)).toEqual(Object.fromEntries(Array.from({ length: snap.rows }, (_, k) => [snap.symbols[snap.columns[0]!.data[k]!]!, snap.columns[1]!.data[k]!])));
+  });
+
+  it("from a time - the output is the one from the offset just before the first record holding a tick at or after the time", () => {
+    const o = { lastLsn, durable: false, maxBuffer: 1000, conflate: false };
+    const at = trades[4]!;
+    const time = Math.max(...at.batch.ts);
+    // The first trades record reaching the time (late ticks make it no later than `at`).
+    const first = trades.find((r) => r.batch.ts.some((t) => t >= time))!;
+    expect(first.lsn).toBeLessThanOrEqual(at.lsn);
+    for (const query of [{ op: "range", table: "trades" }, { op: "rolling", table: "trades", window: "2s", aggregates: [{ fn: "vwap", column: "price", weight: "size" }] }, { op: "lastBy", table: "trades" }]) {
+      const p = plan(query);
+      const byTime = new FeedSession(p, { ...o, from: parseFrom(JSON.stringify({ time }), p.fingerprint, [p.left]) });
+      const byOffset = new FeedSession(p, { ...o, from: uniformOffset(p.fingerprint, [p.left], first.lsn - 1) });
+      expect(byTime.readFrom).toBe(1); // the time is found by reading
+      for (const r of trades) {
+        byTime.push(r);
+        if (r.lsn >= byOffset.readFrom) byOffset.push(r);
+      }
+      const got = byTime.drain();
+      expect(got.length, query.op).toBeGreaterThan(0);
+      expect(got, query.op).toEqual(byOffset.drain());
+      expect(Math.min(...Object.values(got[0]!.offset.lsn))).toBe(first.lsn);
+    }
+    // Negative control: a time no tick reaches sends nothing.
+    const p = plan({ op: "range", table: "trades" });
+    const never = new FeedSession(p, { ...o, from: { timeMicros: Number.MAX_SAFE_INTEGER } });
+    for (const r of trades) never.push(r);
+    expect(never.drain()).toEqual([]);
+  });
+
+  it("from - the field is read by name: a bad time or JSON is refused with the forms it takes", () => {
+    const p = plan({ op: "range", table: "trades" });
+    const from = (text: string) => parseFrom(text, p.fingerprint, [p.left]);
+    expect(from("")).toBe("now");
+    expect(from('{"time":1700000000000000}')).toEqual({ timeMicros: 1_700_000_000_000_000 });
+    const token = encodeOffset(uniformOffset(p.fingerprint, [p.left], 7));
+    expect(from(JSON.stringify({ offset: token }))).toEqual(from(token));
+    expect(() => from('{"time":-1}')).toThrow(/from.time: -1 is not a time; pass microseconds since the epoch as a non-negative integer/);
+    expect(() => from('{"time":"2026-01-01"}')).toThrow(/from.time: "2026-01-01" is not a time/);
+    expect(() => from('{"tim":1}')).toThrow(/is neither \{"time": µs\} nor \{"offset": token\}/);
+    expect(() => from("{time:1}")).toThrow(/is not valid JSON/);
   });
 });

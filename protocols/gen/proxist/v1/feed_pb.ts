@@ -31,7 +31,9 @@ export type SubscribeRequest = Message<"proxist.v1.SubscribeRequest"> & {
 
   /**
    * "now" (default: changes after the call starts), "snapshot" (the state, or
-   * every retained tick, first), or an offset token from a FeedMessage.
+   * every retained tick, first), an offset token from a FeedMessage, or JSON:
+   * {"time": µs} (from the first WAL record holding a tick with ts >= time) or
+   * {"offset": "<token>"}.
    *
    * @generated from field: string from = 2;
    */

@@ -1,0 +1,210 @@
+// One ad-hoc feed subscription, whatever carries it (gRPC Subscribe, Flight
+// DoExchange): plan the feed from the request, read its WAL subjects in LSN
+// order into a FeedSession (src/feed), follow each shard's P, and hand each
+// batch the session releases to the transport's sink. A consumer slower than
+// the buffer ends the call with RESOURCE_EXHAUSTED naming the offset to resume from.
+import type { RecordBatch, Schema } from "apache-arrow";
+import { DeliverPolicy, jetstream } from "@nats-io/jetstream";
+import type { JetStreamManager } from "@nats-io/jetstream";
+import type { Principal } from "../auth/index.js";
+import { decodeWatermark } from "../../protocols/codec.js";
+import { parseWalSubject, walStream, walSubject, walSubjectsOfTable, walSubjectsOfTenant, watermarkStream, watermarkSubjectsOfTenant } from "../../protocols/subjects.js";
+import { FeedSession, encodeOffset, feedTables, parseFrom, planFeed, shardKey } from "../feed/index.js";
+import type { FeedOffset, FeedPlan } from "../feed/index.js";
+import { arrowSchema, toRecordBatches } from "../query/index.js";
+import { compactionFloor, decodeWalEntry } from "../wal/index.js";
+import type { ApiContext } from "./context.js";
+import { ApiError } from "./errors.js";
+import { presentBatch, presentSchema } from "./presentation.js";
+import { parseQuery } from "./queryjson.js";
+
+/** Messages a subscription holds for a slow consumer by default, and at most. */
+export const DEFAULT_FEED_BUFFER = 1024;
+export const MAX_FEED_BUFFER = 65_536;
+
+/** What a subscription asks for (the fields of proxist.v1.SubscribeRequest). */
+export interface FeedRequest {
+  readonly feedJson: string | Uint8Array;
+  /** "" or "now", "snapshot", an offset token, or JSON {"time": µs} / {"offset": token} (src/feed/from.ts). */
+  readonly from: string;
+  readonly durable: boolean;
+  /** 0: the default. */
+  readonly maxBuffer: number;
+  readonly conflate: boolean;
+  /** "": the default. */
+  readonly lateness: string;
+}
+
+/** A shard's place at one message: the LSN covered, P, and H in µs (-1: not hosted by this node). */
+export interface ShardAt {
+  readonly table: string;
+  readonly bucket: number;
+  readonly lsn: number;
+  readonly persistedLsn: number;
+  readonly horizonMicros: number;
+}
+
+/** Where one message of the feed stands: its resume token and every shard's LSN, P and H. */
+export interface FeedAt {
+  readonly kind: "start" | "snapshot" | "update";
+  readonly feed: string;
+  readonly offset: string;
+  readonly rows: number;
+  readonly shards: readonly ShardAt[];
+}
+
+/** The transport's side: writes one message, resolving once the client can take more (or `signal` fired). */
+export interface FeedSink {
+  start(schema: Schema, at: FeedAt, signal: AbortSignal): Promise<void>;
+  batch(batch: RecordBatch, at: FeedAt, signal: AbortSignal): Promise<void>;
+}
+
+async function lastSeqOn(jsm: JetStreamManager, tenant: string, table: string, bucket: number): Promise<number> {
+  const m = await jsm.streams.getMessage(walStream(tenant), { last_by_subj: walSubject(tenant, table, bucket) }).catch(() => null);
+  return m?.seq ?? 0;
+}
+
+/**
+ * Runs the subscription until `signal` aborts (rejects with its reason) or
+ * the feed fails (rejects with an ApiError); `stops` gets the cleanups of the
+ * consumers it opens, for the caller to run when the call ends.
+ */
+export async function runFeed(ctx: ApiContext, principal: Principal, req: FeedRequest, signal: AbortSignal, sink: FeedSink, stops: (() => void)[]): Promise<never> {
+  const tenant = principal.tenant;
+  const query = parseQuery(principal, req.feedJson, "feed_json");
+  const catalog = ctx.node.catalog().get(tenant);
+  const plan = planFeed(tenant, req.lateness === "" ? { query } : { query, lateness: req.lateness }, (t) => catalog?.get(t), () => [...(catalog?.keys() ?? [])]);
+  const tables = feedTables(plan);
+  const from = parseFrom(req.from, plan.fingerprint, tables);
+  const maxBuffer = req.maxBuffer === 0 ? DEFAULT_FEED_BUFFER : Math.min(req.maxBuffer, MAX_FEED_BUFFER);
+  const jsm = await ctx.jsm();
+  const shards = tables.flatMap((t) => Array.from({ length: t.shards }, (_, bucket) => ({ table: t.name, bucket })));
+  const lastLsn = Math.max(0, ...(await Promise.all(shards.map((s) => lastSeqOn(jsm, tenant, s.table, s.bucket)))));
+  const session = new FeedSession(plan, { from, lastLsn, durable: req.durable, maxBuffer, conflate: req.conflate });
+  const notes = await walNotes(jsm, tenant, plan, shards, session.readFrom);
+  const raw = arrowSchema(plan.fields, new Map([["proxist.feed", plan.fingerprint], ...(notes.length > 0 ? [["proxist.notes", notes.join("\n")] as [string, string]] : [])]));
+  // Time columns leave as Arrow timestamp[us, UTC], as query results do.
+  const schema = presentSchema(raw, "timestamp");
+
+  let wake: (() => void) | undefined;
+  const poke = (): void => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  let readError: Error | undefined;
+  const fail = (e: Error): void => {
+    readError ??= e;
+    poke();
+  };
+  const js = jetstream(ctx.node.nc);
+  // Watermarks: the last one of every shard of the tenant, then each new one.
+  const wmConsumer = await js.consumers.get(watermarkStream(tenant), { filter_subjects: watermarkSubjectsOfTenant(tenant), deliver_policy: DeliverPolicy.LastPerSubject }).catch(() => undefined);
+  if (wmConsumer !== undefined) {
+    const wms = await wmConsumer.consume({ max_messages: 64 });
+    // Ordered consumers outlive stop() on the server (5 minutes inactive): delete them when the call ends.
+    stops.push(() => void wms.stop(), () => void wmConsumer.delete().catch(() => false));
+    void (async () => {
+      for await (const m of wms) {
+        try {
+          const w = decodeWatermark(m.data);
+          session.setPersisted(w.table, w.bucket, Number(w.persistedLsn));
+          poke();
+        } catch {
+          // An unreadable watermark: the next one supersedes it.
+        }
+      }
+    })().catch(fail);
+  } else if (req.durable) throw new ApiError("UNAVAILABLE", `tenant ${tenant} has no watermark stream yet, so no row can be known durable; retry once the node serves the tenant`);
+
+  // A write blocked by a stalled client must not hold the call open once the buffer overflowed: the overflow cuts the wait.
+  const overflow = new AbortController();
+  const writeSignal = AbortSignal.any([signal, overflow.signal]);
+  const specs = new Map(tables.map((t) => [t.name, t]));
+  const walConsumer = await js.consumers.get(walStream(tenant), {
+    filter_subjects: tables.length === 1 ? walSubjectsOfTable(tenant, plan.left.name) : walSubjectsOfTenant(tenant),
+    deliver_policy: DeliverPolicy.StartSequence,
+    opt_start_seq: session.readFrom,
+  });
+  const msgs = await walConsumer.consume({ max_messages: 256 });
+  stops.push(() => void msgs.stop(), () => void walConsumer.delete().catch(() => false));
+  void (async () => {
+    for await (const m of msgs) {
+      if (signal.aborted || session.overflowed) break;
+      const a = parseWalSubject(m.subject);
+      const spec = a === undefined ? undefined : specs.get(a.table);
+      if (a === undefined || spec === undefined) continue;
+      session.push({ table: a.table, bucket: a.bucket, lsn: m.seq, batch: decodeWalEntry(spec, m.seq, m.data).batch });
+      if (session.overflowed) overflow.abort();
+      if (session.buffered > 0 || session.overflowed) poke();
+    }
+  })().catch(fail);
+
+  const at = (kind: FeedAt["kind"], rows: number, offset: FeedOffset): FeedAt => ({
+    kind,
+    feed: plan.fingerprint,
+    offset: encodeOffset(offset),
+    rows,
+    shards: shards.map((s) => ({
+      table: s.table,
+      bucket: s.bucket,
+      lsn: offset.lsn[shardKey(s.table, s.bucket)] ?? 0,
+      persistedLsn: session.persisted.get(shardKey(s.table, s.bucket)) ?? 0,
+      horizonMicros: Math.trunc(ctx.horizon?.(tenant, s.table, s.bucket) ?? -1),
+    })),
+  });
+  let sent: FeedOffset = session.startOffset;
+  await sink.start(schema, at("start", 0, sent), signal);
+  while (!signal.aborted) {
+    if (readError !== undefined) throw new ApiError("UNAVAILABLE", `feed ${plan.fingerprint}: reading the WAL failed (${readError.message}); resume with from = the last offset received`);
+    for (const b of session.drain()) {
+      if (writeSignal.aborted) break;
+      const [rb] = toRecordBatches(b.table, raw, Infinity);
+      await sink.batch(presentBatch(rb!, schema), at(b.kind, b.table.rows, b.offset), writeSignal);
+      sent = b.offset;
+    }
+    if (session.overflowed) {
+      const why =
+        session.overflowReason === "durable"
+          ? `${maxBuffer} messages wait for their shard's persisted LSN (P), which has not advanced (is ClickHouse or the sink down?)`
+          : `the consumer read too slowly and the subscription's buffer of ${maxBuffer} messages is full`;
+      throw new ApiError(
+        "RESOURCE_EXHAUSTED",
+        `feed ${plan.fingerprint}: ${why}; nothing is lost: subscribe again with from = "${encodeOffset(sent)}" (the offset of the last message sent)${plan.kind === "lastBy" || plan.kind === "bars" ? ", or set conflate to get the latest state instead" : ""}`,
+      );
+    }
+    if (session.buffered === 0 && readError === undefined) {
+      await new Promise<void>((resolve) => {
+        const onAbort = (): void => resolve();
+        wake = () => {
+          signal.removeEventListener("abort", onAbort);
+          resolve();
+        };
+        signal.addEventListener("abort", onAbort, { once: true });
+      });
+    }
+  }
+  throw signal.reason;
+}
+
+/**
+ * Why the feed may differ from the batch query at its start: the WAL below its
+ * first sequence was trimmed, by a limit or a hand purge (the stream's first
+ * sequence) or by compaction (a shard's floor in px_compaction: the stream's
+ * anchor record keeps its first sequence in place, so only the floors show it).
+ */
+async function walNotes(jsm: JetStreamManager, tenant: string, plan: FeedPlan, shards: readonly { table: string; bucket: number }[], readFrom: number): Promise<string[]> {
+  const [streamFirst, ...floors] = await Promise.all([
+    jsm.streams
+      .info(walStream(tenant))
+      .then((i) => i.state.first_seq)
+      .catch(() => 1),
+    ...shards.map((s) => compactionFloor(jsm, { tenant, table: s.table, bucket: s.bucket }).catch(() => 0)),
+  ]);
+  const first = Math.max(streamFirst, ...floors);
+  if (first <= readFrom) return [];
+  if (plan.kind === "raw" && readFrom > 1) {
+    throw new ApiError("FAILED_PRECONDITION", `feed ${plan.fingerprint}: the offset needs WAL records from LSN ${readFrom}, but the WAL now starts at ${first} (older records were compacted); resuming below the WAL's start is not implemented yet: start from "now" or "snapshot" and read the gap with a range query`);
+  }
+  return [`the WAL starts at LSN ${first}: the feed's state is built from there (older rows are not in it)`];
+}
