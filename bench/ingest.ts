@@ -17,7 +17,7 @@ import { createServer } from "node:http";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { startTracing } from "../src/node/obs/index.js";
-import { latencies, median, mergeResult, percentile, round, writeResult } from "./lib.js";
+import { latencies, median, mergeResult, percentile, pipelined, round, writeResult } from "./lib.js";
 
 /** An OTLP/HTTP receiver that accepts every export and keeps nothing (counts requests). */
 async function otlpSink(received: { requests: number }): Promise<Server> {
@@ -44,17 +44,6 @@ const TRACE_SAMPLE = 0.01;
 
 const trades = DEFAULT_CLUSTER_SPEC.tenants[0]!.tables.find((t) => t.name === "trades")!;
 
-async function pipelined(n: number, send: (i: number) => Promise<unknown>): Promise<number> {
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: WINDOW }, async () => {
-      while (next < n) await send(next++);
-    }),
-  );
-  return (performance.now() - t0) / 1000;
-}
-
 async function main(): Promise<void> {
   const loadBefore = round(loadavg()[0]!, 2);
   const nats = await startNatsServer({ auth: "open" });
@@ -74,17 +63,17 @@ async function main(): Promise<void> {
 
     // Warm both paths (JIT in the client and the node process) before measuring either.
     const warm = new TickPublisher(nc, { tenant: "default", spec: trades, maxInFlight: WINDOW });
-    await pipelined(WARMUP, (i) => warm.publish(batches[i % batches.length]!));
-    await pipelined(WARMUP, (i) => js.publish("raw.trades", payloads[i % payloads.length]!, { msgID: `raw-warm-${i}` }));
+    await pipelined(WARMUP, (i) => warm.publish(batches[i % batches.length]!), WINDOW);
+    await pipelined(WARMUP, (i) => js.publish("raw.trades", payloads[i % payloads.length]!, { msgID: `raw-warm-${i}` }), WINDOW);
 
     const e2e: number[] = [];
     const raw: number[] = [];
     for (let r = 0; r < REPEATS; r++) {
       const pub = new TickPublisher(nc, { tenant: "default", spec: trades, maxInFlight: WINDOW });
       // End to end includes the client's Arrow encoding (grouped by bucket, TickPublisher's default), as a real publisher pays it.
-      const s1 = await pipelined(BATCHES, (i) => pub.publish(batches[i % batches.length]!));
+      const s1 = await pipelined(BATCHES, (i) => pub.publish(batches[i % batches.length]!), WINDOW);
       e2e.push((BATCHES * BATCH) / s1);
-      const s2 = await pipelined(BATCHES, (i) => js.publish("raw.trades", payloads[i % payloads.length]!, { msgID: `raw-${r}-${i}` }));
+      const s2 = await pipelined(BATCHES, (i) => js.publish("raw.trades", payloads[i % payloads.length]!, { msgID: `raw-${r}-${i}` }), WINDOW);
       raw.push((BATCHES * BATCH) / s2);
       console.error(`run ${r + 1}: e2e ${Math.round(e2e.at(-1)!)} ticks/s, raw ${Math.round(raw.at(-1)!)} ticks/s`);
     }
@@ -133,8 +122,8 @@ async function main(): Promise<void> {
         node = await spawnNodeProcess(nats.url, side === "tracing" ? { PX_TRACE_SAMPLE: String(TRACE_SAMPLE), PX_OTLP_URL: otlpUrl } : {}, ["--shards", "none"]);
         const stopTracing = side === "tracing" ? startTracing({ sampleRatio: TRACE_SAMPLE, otlpUrl }) : undefined;
         const p = new TickPublisher(nc, { tenant: "default", spec: trades, maxInFlight: WINDOW });
-        await pipelined(WARMUP, (i) => p.publish(batches[i % batches.length]!));
-        rates[side].push((BATCHES * BATCH) / (await pipelined(BATCHES, (i) => p.publish(batches[i % batches.length]!))));
+        await pipelined(WARMUP, (i) => p.publish(batches[i % batches.length]!), WINDOW);
+        rates[side].push((BATCHES * BATCH) / (await pipelined(BATCHES, (i) => p.publish(batches[i % batches.length]!), WINDOW)));
         await stopTracing?.();
         await node.kill("SIGTERM");
       }

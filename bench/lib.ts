@@ -8,6 +8,17 @@ export function machine(): string {
   return `${c.length} x ${c[0]?.model ?? "unknown cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB RAM, ${process.platform}/${process.arch}`;
 }
 
+/** CPU seconds (user + system) process `pid` has used so far, from /proc (Linux; NaN elsewhere or once it is gone). */
+export function cpuSeconds(pid: number): number {
+  try {
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th, in clock ticks (100 a second on Linux).
+    const f = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /s, "").split(" ");
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 export function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
@@ -32,7 +43,21 @@ export async function latencies(n: number, once: () => Promise<unknown>): Promis
   return out.sort((a, b) => a - b);
 }
 
-/** Writes bench/results/<name>.json and prints it. */
+/**
+ * Calls `send(0)` .. `send(n - 1)` with at most `window` calls in flight, as fast
+ * as they complete (unpaced); resolves with the seconds from the first call to the last answer.
+ */
+export async function pipelined(n: number, send: (i: number) => Promise<unknown>, window: number): Promise<number> {
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: window }, async () => {
+      while (next < n) await send(next++);
+    }),
+  );
+  return (performance.now() - t0) / 1000;
+}
+
 /**
  * Adds `figures` (and notes under `section`) to a result file several benchmarks
  * share (observability.json: bench:ingest and bench:query each add their ratio).
@@ -48,6 +73,7 @@ export function mergeResult(name: string, section: string, figures: Record<strin
   writeResult(name, { ...prior.figures, ...figures }, { runs: { ...prior.runs, [section]: { date: new Date().toISOString(), load_avg_at_end: loadavg().map((x) => Number(x.toFixed(2))), ...notes } } });
 }
 
+/** Writes bench/results/<name>.json and prints it. */
 export function writeResult(name: string, figures: Record<string, number>, notes: Record<string, unknown> = {}): void {
   const dir = fileURLToPath(new URL("./results/", import.meta.url));
   mkdirSync(dir, { recursive: true });

@@ -21,15 +21,16 @@ import { walSubject, watermarkSubjectsOfTenant } from "../protocols/subjects.js"
 import { parseClusterSpec } from "../protocols/tablespec.js";
 import type { ClusterSpec, TableSpec } from "../protocols/tablespec.js";
 import { tickBatchToIpc } from "../src/codec/arrow.js";
-import type { TickBatch } from "../src/codec/tickbatch.js";
 import { splitByBucket } from "../src/ingest/prepare.js";
-import { ensureSchema, encodeRowBinarySegments, insertRowBinary } from "../src/clickhouse/index.js";
+import { ensureSchema } from "../src/clickhouse/index.js";
 import { SinkRuntime } from "../src/node/sink/runtime.js";
 import { DEFAULT_SINK_LIMITS, SinkClickhouse } from "../src/sink/index.js";
 import { TickPublisher } from "../src/client/publisher.js";
 import { RandomWalk } from "../src/demo/randomwalk.js";
 import { genBatches } from "./gen.js";
 import { spawnNodeProcess } from "../test/helpers/nodeproc.js";
+import { rawInsertRun, rowsIn } from "./rawinsert.js";
+import type { Stored } from "./rawinsert.js";
 import { median, percentile, round, writeResult } from "./lib.js";
 
 const ROWS = Number(process.env.BENCH_SINK_ROWS ?? 2_000_000);
@@ -43,11 +44,6 @@ const TICK_MS = 10;
 
 const specOf = (tenant: string): ClusterSpec =>
   parseClusterSpec({ tenants: [{ name: tenant, tables: [{ name: "trades", shards: SHARDS, columns: [{ name: "price", type: "float64" }, { name: "size", type: "float64" }] }] }] });
-
-interface Stored {
-  readonly lsn: number;
-  readonly batch: TickBatch;
-}
 
 /** Writes the WAL directly (as the gateway would), split by bucket; returns what each bucket holds. */
 async function prefill(js: JetStreamClient, jsm: JetStreamManager, tenant: string, spec: TableSpec, seed: number, rows = ROWS): Promise<Map<number, Stored[]>> {
@@ -87,8 +83,6 @@ async function prefill(js: JetStreamClient, jsm: JetStreamManager, tenant: strin
   return out;
 }
 
-const rowsIn = (wal: Map<number, Stored[]>): number => [...wal.values()].reduce((n, l) => n + l.reduce((m, r) => m + r.batch.rows, 0), 0);
-
 /** The sink runtime drains the prefilled WAL of `tenant`: rows/s until every shard's P is its last LSN. */
 async function sinkRun(ch: SinkClickhouse, js: JetStreamClient, jsm: JetStreamManager, tenant: string, spec: TableSpec, wal: Map<number, Stored[]>): Promise<number> {
   const t0 = performance.now();
@@ -103,29 +97,6 @@ async function sinkRun(ch: SinkClickhouse, js: JetStreamClient, jsm: JetStreamMa
   } finally {
     for (const s of sinks) await s.stop();
   }
-}
-
-/** The same rows, same INSERT sizes and concurrency, encoded and inserted as they are. */
-async function rawRun(ch: SinkClickhouse, tenant: string, spec: TableSpec, wal: Map<number, Stored[]>): Promise<number> {
-  const raw = { ...spec, name: "trades_raw" };
-  await ensureSchema(ch.client, tenant, raw);
-  const capabilities = await ch.capabilities();
-  const t0 = performance.now();
-  await Promise.all(
-    [...wal].map(async ([bucket, records]) => {
-      for (let i = 0; i < records.length; ) {
-        const group: Stored[] = [];
-        let rows = 0;
-        while (i < records.length && (group.length === 0 || rows + records[i]!.batch.rows <= DEFAULT_SINK_LIMITS.maxBatchRows)) {
-          rows += records[i]!.batch.rows;
-          group.push(records[i++]!);
-        }
-        const body = encodeRowBinarySegments(raw, group.map((r) => ({ batch: r.batch, meta: { lsn: r.lsn, shard: bucket } })));
-        await insertRowBinary(ch.client, tenant, raw, body, { rows, capabilities });
-      }
-    }),
-  );
-  return rowsIn(wal) / ((performance.now() - t0) / 1000);
 }
 
 interface LagResult {
@@ -235,7 +206,7 @@ async function main(): Promise<void> {
       await ensureSchema(ch.client, "bwarm", spec);
       const wal = await prefill(js, jsm, "bwarm", spec, 99, 400_000);
       await sinkRun(ch, js, jsm, "bwarm", spec, wal);
-      await rawRun(ch, "bwarm", spec, wal);
+      await rawInsertRun(ch, "bwarm", [{ spec, wal }]);
     }
     for (let r = 0; r < REPEATS; r++) {
       const tenant = `bsink${r}`;
@@ -246,9 +217,9 @@ async function main(): Promise<void> {
       // Alternate which goes first, so neither always meets a busier server.
       if (r % 2 === 0) {
         sinkRates.push(await sinkRun(ch, js, jsm, tenant, spec, wal));
-        rawRates.push(await rawRun(ch, tenant, spec, wal));
+        rawRates.push(await rawInsertRun(ch, tenant, [{ spec, wal }]));
       } else {
-        rawRates.push(await rawRun(ch, tenant, spec, wal));
+        rawRates.push(await rawInsertRun(ch, tenant, [{ spec, wal }]));
         sinkRates.push(await sinkRun(ch, js, jsm, tenant, spec, wal));
       }
       const counted = Number(await ch.client.query(`SELECT count() FROM px_${tenant}.trades FORMAT TabSeparated`));
