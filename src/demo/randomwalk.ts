@@ -15,27 +15,38 @@ export function rng(seed: number): () => number {
   };
 }
 
+/** `n` distinct synthetic tickers, in a fixed order: AAA, AAB, ..., ZZZ, AAAA, ... */
 export function symbolNames(n: number): string[] {
   const out: string[] = [];
   for (let i = 0; i < n; i++) {
-    let s = "";
+    // Fixed width per range (AAA..ZZZ, then AAAA..ZZZZ, ...): every name distinct. Padding shorter names with X made
+    // "A", "AX" and "AXX" one name (1,000 names held 963 distinct symbols).
     let k = i;
-    do {
+    let width = 3;
+    while (k >= 26 ** width) {
+      k -= 26 ** width;
+      width++;
+    }
+    let s = "";
+    for (let d = 0; d < width; d++) {
       s = String.fromCharCode(65 + (k % 26)) + s;
-      k = Math.floor(k / 26) - 1;
-    } while (k >= 0);
-    out.push(s.padEnd(3, "X"));
+      k = Math.floor(k / 26);
+    }
+    out.push(s);
   }
   return out;
 }
 
-/** Tickers a user will try first; the demo publishes these, then synthetic ones (AAX, ABX, ...). */
+/** Tickers a user will try first; the demo publishes these, then synthetic ones (AAA, AAB, ...). */
 export const WELL_KNOWN_SYMBOLS: readonly string[] = ["AAPL", "MSFT", "GOOG", "AMZN", "NVDA", "META", "TSLA", "IBM", "JPM", "XOM"];
 
 /** `n` demo symbols: the well-known tickers first, then synthetic names. */
 export function demoSymbols(n: number): string[] {
   const known = WELL_KNOWN_SYMBOLS.slice(0, n);
-  return [...known, ...symbolNames(n - known.length)];
+  // A synthetic name may spell a well-known ticker (IBM, JPM, XOM): skipped, so every symbol is distinct.
+  const taken = new Set(known);
+  const synthetic = symbolNames(n - known.length + WELL_KNOWN_SYMBOLS.length).filter((s) => !taken.has(s));
+  return [...known, ...synthetic.slice(0, n - known.length)];
 }
 
 export class RandomWalk {
