@@ -7,6 +7,7 @@ import { classify, toStatus } from "./errors.js";
 import type { ApiNode } from "./ingest.js";
 import type { ApiLimits } from "./limits.js";
 import type { QueryEngine } from "./queryengine.js";
+import type { SubscriptionHolds } from "../feed/index.js";
 
 export interface ApiContext {
   readonly node: ApiNode;
@@ -18,6 +19,8 @@ export interface ApiContext {
   readonly jsm: () => Promise<JetStreamManager>;
   /** H of a shard this node hosts (feeds report it with each message); undefined when not hosted here. */
   readonly horizon?: (tenant: string, table: string, bucket: number) => number | undefined;
+  /** Where open subscriptions register what they still need of the WAL (the node's compaction holds it). */
+  readonly subscriptions?: SubscriptionHolds;
 }
 
 interface ErrorEmitter {

@@ -81,6 +81,9 @@ export async function runFeed(ctx: ApiContext, principal: Principal, req: FeedRe
   const shards = tables.flatMap((t) => Array.from({ length: t.shards }, (_, bucket) => ({ table: t.name, bucket })));
   const lastLsn = Math.max(0, ...(await Promise.all(shards.map((s) => lastSeqOn(jsm, tenant, s.table, s.bucket)))));
   const session = new FeedSession(plan, { from, lastLsn, durable: req.durable, maxBuffer, conflate: req.conflate });
+  // Until the call ends, the node's WAL compaction keeps every record from the first this subscription has not received.
+  let received = session.readFrom - 1;
+  stops.push(ctx.subscriptions?.add({ tenant, tables: tables.map((t) => t.name), needs: () => received + 1 }) ?? (() => {}));
   const notes = await walNotes(jsm, tenant, plan, shards, session.readFrom);
   const raw = arrowSchema(plan.fields, new Map([["proxist.feed", plan.fingerprint], ...(notes.length > 0 ? [["proxist.notes", notes.join("\n")] as [string, string]] : [])]));
   // Time columns leave as Arrow timestamp[us, UTC], as query results do.
@@ -131,6 +134,7 @@ export async function runFeed(ctx: ApiContext, principal: Principal, req: FeedRe
   void (async () => {
     for await (const m of msgs) {
       if (signal.aborted || session.overflowed) break;
+      received = m.seq;
       const a = parseWalSubject(m.subject);
       const spec = a === undefined ? undefined : specs.get(a.table);
       if (a === undefined || spec === undefined) continue;

@@ -19,6 +19,7 @@ import { resolveLimits } from "./limits.js";
 import type { ApiLimits } from "./limits.js";
 import { adminRpcs, feedsService, proxistService } from "./proxist/service.js";
 import type { QueryEngine } from "./queryengine.js";
+import type { SubscriptionHolds } from "../feed/index.js";
 import { presentingEngine } from "./presentation.js";
 
 export interface ApiServerOptions {
@@ -35,6 +36,8 @@ export interface ApiServerOptions {
   readonly log?: (line: string) => void;
   /** H of a shard this node hosts, for feed messages (absent: reported as unknown, -1). */
   readonly horizon?: (tenant: string, table: string, bucket: number) => number | undefined;
+  /** Open subscriptions' WAL needs, for the node's compaction (absent: they hold nothing). */
+  readonly subscriptions?: SubscriptionHolds;
 }
 
 export interface ApiServer {
@@ -61,6 +64,7 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
     log,
     jsm: () => (jsm ??= jetstreamManager(o.node.nc)),
     ...(o.horizon === undefined ? {} : { horizon: o.horizon }),
+    ...(o.subscriptions === undefined ? {} : { subscriptions: o.subscriptions }),
   };
   const server = new Server({
     "grpc.max_receive_message_length": limits.maxMessageBytes + TRANSPORT_SLACK_BYTES,

@@ -12,4 +12,6 @@ export type { FeedBatch } from "./runner.js";
 export { FeedSession } from "./session.js";
 export type { FeedSessionOptions } from "./session.js";
 export { isStartTime, parseFrom } from "./from.js";
+export { SubscriptionHolds } from "./subholds.js";
+export type { SubscriptionHold } from "./subholds.js";
 export type { FeedFrom, FeedStartTime } from "./from.js";

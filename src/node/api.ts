@@ -17,6 +17,7 @@ import type { Meter } from "./meter.js";
 import { retryOnTimeout } from "./startup.js";
 import { meteredCold, meteredEngine, meteredParts } from "./querymeter.js";
 import type { SlowQueries } from "./slowlog.js";
+import type { SubscriptionHolds } from "../feed/index.js";
 import type { LocalShardHost } from "./shard/host.js";
 
 export interface NodeApiOptions {
@@ -40,6 +41,8 @@ export interface NodeApiOptions {
   readonly meter?: Meter | undefined;
   /** Queries over their tenant's threshold go to px_system.query_log. */
   readonly slow?: SlowQueries | undefined;
+  /** Open subscriptions register what they still need of the WAL here (the node's compaction holds it). */
+  readonly subscriptions?: SubscriptionHolds;
 }
 
 export interface ApiTlsFiles {
@@ -89,7 +92,7 @@ export async function startNodeApi(o: NodeApiOptions): Promise<NodeApi> {
   const tuning = { ...(o.host === undefined ? {} : { host: o.host }), ...(o.limits === undefined ? {} : { limits: o.limits }) };
   const served = watched ? meteredEngine(engine, { meter: o.meter, slow: o.slow, localBuckets }) : engine;
   const credentials = o.tls === undefined ? {} : { credentials: apiServerCredentials(o.tls) };
-  const server = await startApiServer({ node: o.node, tokens, queryEngine: served, port: o.grpcPort, log: o.log, ...tuning, ...credentials, horizon });
+  const server = await startApiServer({ node: o.node, tokens, queryEngine: served, port: o.grpcPort, log: o.log, ...tuning, ...credentials, horizon, ...(o.subscriptions === undefined ? {} : { subscriptions: o.subscriptions }) });
   return {
     engine,
     served,

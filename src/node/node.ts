@@ -48,6 +48,7 @@ import { LocalShardHost } from "./shard/host.js";
 import type { HostSinkOptions } from "./shard/host.js";
 import { catalogNotLoaded, nodeProblems, tenantStreams } from "./streams.js";
 import { retryOnTimeout } from "./startup.js";
+import { SubscriptionHolds } from "../feed/index.js";
 import { CompactionRuntime, compactionIntervalMs } from "./compaction.js";
 import { RemediationRuntime, remediationIntervalMs } from "./remediation.js";
 import type { MoveSink } from "./remediation.js";
@@ -156,6 +157,8 @@ export interface ProxistNode {
   readonly feeds: FeedHost | undefined;
   /** The lag remediation workflow (undefined without ClickHouse, or with its interval 0). */
   readonly remediation: RemediationRuntime | undefined;
+  /** Open subscriptions' WAL needs (the node's compaction holds them); an API started apart from the node registers here too. */
+  readonly subscriptions: SubscriptionHolds;
   stop(): Promise<void>;
 }
 
@@ -208,8 +211,13 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
           horizon: (tenant, table, bucket) => shards.all().find((h) => h.shard.tenant === tenant && h.shard.table === table && h.shard.bucket === bucket)?.runtime.table.horizonMicros,
         })
       : undefined;
-  // Compaction holds what the feeds running here have not folded yet, besides the holds given.
-  const holds = async (shard: ShardAddress): Promise<readonly number[]> => [...((await o.compaction?.holds?.(shard)) ?? []), ...(feeds?.holds(shard.tenant, shard.table) ?? [])];
+  // Compaction holds what the feeds running here have not folded yet and what open subscriptions here have not received, besides the holds given.
+  const subscriptions = new SubscriptionHolds();
+  const holds = async (shard: ShardAddress): Promise<readonly number[]> => [
+    ...((await o.compaction?.holds?.(shard)) ?? []),
+    ...(feeds?.holds(shard.tenant, shard.table) ?? []),
+    ...subscriptions.holds(shard.tenant, shard.table),
+  ];
   const compaction =
     clickhouse === undefined
       ? undefined
@@ -339,6 +347,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
           log,
           meter,
           slow,
+          subscriptions,
           // The control plane's own px_assign handle (assigned mode): one set of control stores per node.
           ...(control === undefined ? {} : { parts: natsClusterParts({ nc, nodeId, assignments: control.stores.assignments }) }),
         });
@@ -365,6 +374,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
     compaction,
     feeds,
     remediation,
+    subscriptions,
     stop: async () => {
       // Tables whose snapshot policy says so get a fresh snapshot first: the restart replays only what comes after.
       const snapped = await shards.snapshotOnShutdown();

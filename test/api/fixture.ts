@@ -92,6 +92,7 @@ export async function apiFixture(o: { limits?: Partial<ApiLimits>; cacheTtlMs?: 
     replicas: 1,
     log: o.log ?? (() => {}),
     tokenCacheTtlMs: o.cacheTtlMs ?? 2_000,
+    subscriptions: node.subscriptions,
     ...(o.limits ? { limits: o.limits } : {}),
   });
   const api = nodeApi.server;

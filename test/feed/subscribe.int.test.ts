@@ -182,6 +182,23 @@ describe("feeds over gRPC Subscribe", () => {
     expect(slow.reconnects).toBeGreaterThan(0);
   }, 150_000);
 
+  it("compaction hold - an open subscription holds its table's WAL from the first record it has not received; the hold ends with the call", async () => {
+    const before = await send(2, 20, 1_762_000_000_000_000);
+    expect(f.node.subscriptions.holds("alpha", "trades")).toEqual([]);
+    // From the start of the WAL: it needs everything it has not read yet.
+    const sub = new FeedSubscriber({ address: f.address, token: reader, feed: { op: "range", table: "trades" }, from: "snapshot" });
+    const seen = await collect(sub, (_, us) => us.some((u) => Math.max(...u.shards.map((s) => s.lsn)) >= before));
+    const held = f.node.subscriptions.holds("alpha", "trades");
+    expect(held).toHaveLength(1);
+    expect(held[0]).toBeGreaterThan(before);
+    expect(f.node.subscriptions.holds("alpha", "quotes")).toEqual([]);
+    expect(seen.rows.length).toBeGreaterThan(0);
+    sub.close();
+    const deadline = Date.now() + 10_000;
+    while (f.node.subscriptions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(f.node.subscriptions.holds("alpha", "trades")).toEqual([]);
+  });
+
   it("durable - a durable feed delivers a record only once its shard's P covers it", async () => {
     const t0 = 1_763_000_000_000_000;
     const sub = new FeedSubscriber({ address: f.address, token: reader, feed: { op: "range", table: "trades", symbols: ["AAPL"] }, durable: true });
