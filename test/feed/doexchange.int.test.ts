@@ -20,8 +20,7 @@ import { FlightDataSchema } from "../../protocols/gen/arrow/flight/protocol/Flig
 import { FeedsClient } from "../../src/api/index.js";
 import { FeedSubscriber } from "../../src/client/feeds.js";
 import type { FeedUpdate } from "../../src/client/feeds.js";
-import { tickBatchToIpc } from "../../src/codec/arrow.js";
-import type { TickBatch } from "../../src/codec/tickbatch.js";
+import { batch, ipc } from "./ticks.js";
 import { Status, apiFixture, ingest, lsnOf, md, pathDescriptor, serverStream, tableOf } from "../api/fixture.js";
 import type { ApiFixture, ServiceClient } from "../api/fixture.js";
 import { PYTHON, havePython, runPython } from "../api/python.js";
@@ -48,18 +47,6 @@ afterAll(async () => {
   await f?.close();
 });
 
-const SYMS = ["AAPL", "MSFT", "IBM", "XOM"];
-/** `rows` trades from t0, two ticks per timestamp, prices moving. */
-function batch(rows: number, t0: number, seed: number): TickBatch {
-  return {
-    rows,
-    symbols: SYMS,
-    symbolIndex: Uint32Array.from({ length: rows }, (_, i) => (i * 7 + seed) % SYMS.length),
-    ts: Float64Array.from({ length: rows }, (_, i) => t0 + Math.floor(i / 2) * 1000),
-    values: [Float64Array.from({ length: rows }, (_, i) => 100 + ((i * 13 + seed * 5) % 97) / 10), Float64Array.from({ length: rows }, (_, i) => 1 + ((i * 31 + seed) % 50))],
-  };
-}
-const ipc = (b: TickBatch) => tickBatchToIpc(tableOf("alpha", "trades"), b);
 
 async function send(n: number, rows: number, t0: number, gapMs = 0): Promise<number> {
   let lsn = 0;

@@ -12,8 +12,7 @@ import type { FeedMessage } from "../../protocols/gen/proxist/v1/feed_pb.js";
 import { FeedsClient } from "../../src/api/index.js";
 import { FeedSubscriber } from "../../src/client/feeds.js";
 import type { FeedUpdate } from "../../src/client/feeds.js";
-import { tickBatchToIpc } from "../../src/codec/arrow.js";
-import type { TickBatch } from "../../src/codec/tickbatch.js";
+import { batch, ipc } from "./ticks.js";
 import { publishWatermark } from "../../src/wal/index.js";
 import { credentials } from "@grpc/grpc-js";
 import { Status, apiFixture, ingest, lsnOf, md, serverStream, tableOf } from "../api/fixture.js";
@@ -36,18 +35,6 @@ afterAll(async () => {
   await f?.close();
 });
 
-const SYMS = ["AAPL", "MSFT", "IBM", "XOM"];
-/** `rows` trades from t0, two ticks per timestamp (equal timestamps), prices moving. */
-function batch(rows: number, t0: number, seed: number): TickBatch {
-  return {
-    rows,
-    symbols: SYMS,
-    symbolIndex: Uint32Array.from({ length: rows }, (_, i) => (i * 7 + seed) % SYMS.length),
-    ts: Float64Array.from({ length: rows }, (_, i) => t0 + Math.floor(i / 2) * 1000),
-    values: [Float64Array.from({ length: rows }, (_, i) => 100 + ((i * 13 + seed * 5) % 97) / 10), Float64Array.from({ length: rows }, (_, i) => 1 + ((i * 31 + seed) % 50))],
-  };
-}
-const ipc = (b: TickBatch) => tickBatchToIpc(tableOf("alpha", "trades"), b);
 
 async function send(n: number, rows: number, t0: number): Promise<number> {
   const { acks, error } = await ingest(client, writer, Array.from({ length: n }, (_, k) => ({ table: "trades", arrowIpc: ipc(batch(rows, t0 + k * rows * 500, k)) })));
