@@ -1,0 +1,257 @@
+// The nemesis harness: a 3-server NATS cluster (R3 WAL and KV), one
+// clickhouse-server and Proxist node processes in `--shards assigned` mode with
+// sinks, and the faults of schedule.ts done to them: SIGKILL + restart of a
+// node, SIGSTOP/SIGCONT of a node, SIGKILL + restart of the NATS server leading
+// the tenant's WAL stream (or of any NATS server), SIGSTOP/SIGCONT of
+// clickhouse-server. One fault at a time; each ends healed (restarted or
+// continued) before the next starts, and heal() repairs whatever an aborted
+// fault left.
+import { jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { walStream } from "../../protocols/subjects.js";
+import type { ClusterSpec } from "../../protocols/tablespec.js";
+import { MetadataStore } from "../../src/control/index.js";
+import { natsCluster } from "../control/natscluster.js";
+import type { NatsCluster } from "../control/natscluster.js";
+import { spawnNodeProcess } from "../helpers/nodeproc.js";
+import type { NodeProcess } from "../helpers/nodeproc.js";
+import type { NodeShard } from "../helpers/replay.js";
+import { clickhouseFixture } from "../helpers/sink.js";
+import type { ClickhouseFixture } from "../helpers/sink.js";
+import type { Fault } from "./schedule.js";
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export interface HarnessOptions {
+  readonly spec: ClusterSpec;
+  readonly nodeIds: readonly string[];
+  /** Added to every node's environment (PX_REPLICAS=3 is always set). */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Per node id, added on top of `env` (e.g. a failpoint on one node only). */
+  readonly nodeEnv?: Readonly<Record<string, Readonly<Record<string, string>>>>;
+  readonly log?: (line: string) => void;
+}
+
+export class Harness {
+  readonly nodes = new Map<string, NodeProcess>();
+  /** Processes this harness stopped (SIGSTOP) or killed and has not yet continued or restarted. */
+  private readonly broken = new Set<string>();
+  /** Faults injected, by kind. */
+  readonly injected = new Map<string, number>();
+  private readonly log: (line: string) => void;
+
+  private constructor(
+    readonly o: HarnessOptions,
+    readonly nats: NatsCluster,
+    readonly nc: NatsConnection,
+    readonly clickhouse: ClickhouseFixture,
+  ) {
+    this.log = o.log ?? (() => {});
+  }
+
+  static async start(o: HarnessOptions): Promise<Harness> {
+    const [nats, clickhouse] = await Promise.all([natsCluster(3), clickhouseFixture()]);
+    const nc = await nats.connect("nemesis");
+    const h = new Harness(o, nats, nc, clickhouse);
+    try {
+      await (await MetadataStore.open(nc, 3)).applyCurrent(o.spec);
+      await Promise.all(o.nodeIds.map((id) => h.spawnRetrying(id)));
+    } catch (e) {
+      await h.close();
+      throw e;
+    }
+    return h;
+  }
+
+  /** Starts node `id` (again); `env` overrides its environment for this start only. */
+  async spawn(id: string, env: Readonly<Record<string, string>> = {}): Promise<NodeProcess> {
+    const args = ["--shards", "assigned", "--node-id", id, "--grpc-port", "0", "--clickhouse", this.clickhouse.server.httpUrl];
+    const p = await spawnNodeProcess(this.nats.urls, { PX_REPLICAS: "3", ...this.o.env, ...this.o.nodeEnv?.[id], ...env }, args);
+    this.nodes.set(id, p);
+    return p;
+  }
+
+  /** Node ids with a process that is running (not killed, not stopped). */
+  runningNodes(): string[] {
+    return [...this.nodes.keys()].filter((id) => !this.broken.has(`node:${id}`));
+  }
+
+  /** Does `f` and undoes it after its hold time; returns what was done. */
+  async inject(f: Fault): Promise<string> {
+    const what = await this.start(f);
+    this.injected.set(f.kind, (this.injected.get(f.kind) ?? 0) + 1);
+    this.log(`nemesis: ${what}, hold ${f.holdMs} ms`);
+    await sleep(f.holdMs);
+    await this.heal();
+    return what;
+  }
+
+  private async start(f: Fault): Promise<string> {
+    const ids = this.o.nodeIds;
+    switch (f.kind) {
+      case "node-kill": {
+        const id = ids[f.target % ids.length]!;
+        this.broken.add(`node:${id}`);
+        await this.nodes.get(id)?.kill("SIGKILL");
+        this.nodes.delete(id);
+        return `SIGKILL node ${id}`;
+      }
+      case "node-pause": {
+        const id = ids[f.target % ids.length]!;
+        this.broken.add(`node:${id}`);
+        this.nodes.get(id)?.child.kill("SIGSTOP");
+        return `SIGSTOP node ${id}`;
+      }
+      case "nats-leader-kill": {
+        const i = await this.walLeader();
+        await this.killNats(i);
+        return `SIGKILL nats server px${i + 1} (WAL stream leader)`;
+      }
+      case "nats-kill": {
+        const i = f.target % this.nats.servers.length;
+        await this.killNats(i);
+        return `SIGKILL nats server px${i + 1}`;
+      }
+      case "clickhouse-pause": {
+        this.broken.add("clickhouse");
+        await this.clickhouse.server.kill("SIGSTOP");
+        return "SIGSTOP clickhouse-server";
+      }
+    }
+  }
+
+  /** Index of the NATS server leading the first tenant's WAL stream (a random one when no leader is known, e.g. mid-election). */
+  async walLeader(): Promise<number> {
+    const tenant = this.o.spec.tenants[0]!.name;
+    try {
+      const jsm = await jetstreamManager(this.nc, { timeout: 5_000 });
+      const leader = (await jsm.streams.info(walStream(tenant))).cluster?.leader;
+      const i = this.nats.servers.findIndex((s) => s.options.serverName === leader);
+      if (i >= 0) return i;
+    } catch {
+      // fall through: no answer in time
+    }
+    return Math.floor(Math.random() * this.nats.servers.length);
+  }
+
+  private async killNats(i: number): Promise<void> {
+    this.broken.add(`nats:${i}`);
+    this.nats.servers[i]!.kill("SIGKILL");
+    await sleep(100);
+  }
+
+  /** Continues and restarts everything a fault left stopped or dead. */
+  async heal(): Promise<void> {
+    for (const b of [...this.broken]) {
+      const [kind, name] = b.split(":") as [string, string | undefined];
+      if (kind === "clickhouse") await this.clickhouse.server.kill("SIGCONT");
+      else if (kind === "nats") await this.restartNats(Number(name));
+      else if (kind === "node") {
+        const p = this.nodes.get(name!);
+        if (p) p.child.kill("SIGCONT");
+        else await this.spawnRetrying(name!);
+      }
+      this.broken.delete(b);
+    }
+  }
+
+  /**
+   * Restarts NATS server `i` and waits until it is healthy and the WAL stream
+   * has a leader and every replica current again, so the next fault starts on
+   * a whole cluster. A restarted server's /healthz waits for its streams to
+   * catch up, which was seen to take over 30 s on a loaded machine: the wait
+   * goes on (bounded) past nats.ts's 30 s.
+   */
+  private async restartNats(i: number): Promise<void> {
+    const s = this.nats.servers[i]!;
+    const t0 = performance.now();
+    await s.restart().catch((e: unknown) => this.log(`nemesis: px${i + 1} not healthy within 30 s of its restart (${(e as Error).message}), waiting on`));
+    const deadline = Date.now() + 120_000;
+    const tenant = this.o.spec.tenants[0]!.name;
+    let health: string;
+    for (;;) {
+      // /healthz of a restarted cluster member was seen failing for minutes while the WAL stream was whole and
+      // current (it also judges every other stream and consumer): logged, not waited for.
+      health = await fetch(`http://127.0.0.1:${s.monitorPort}/healthz`, { signal: AbortSignal.timeout(3_000) }).then(
+        async (r) => (r.ok ? "ok" : (await r.text()).trim()),
+        (e: unknown) => `unreachable (${(e as Error).message})`,
+      );
+      const info = await jetstreamManager(this.nc, { timeout: 3_000 })
+        .then((jsm) => jsm.streams.info(walStream(tenant)))
+        .catch(() => undefined);
+      const whole = info?.cluster?.leader !== undefined && (info.cluster.replicas ?? []).length === 2 && (info.cluster.replicas ?? []).every((r) => r.current && !r.offline);
+      if (!health.startsWith("unreachable") && whole) break;
+      if (Date.now() > deadline) throw new Error(`NATS server px${i + 1} restarted but the cluster is not whole after 120 s: healthz ${health}, WAL stream ${JSON.stringify(info?.cluster)}`);
+      await sleep(250);
+    }
+    if (health !== "ok") this.log(`nemesis: px${i + 1} /healthz: ${health}`);
+    this.log(`nemesis: px${i + 1} back, WAL stream whole after ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
+
+  /** A restart can miss its 30 s readiness window on a loaded machine while shards move: try again. */
+  async spawnRetrying(id: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.spawn(id);
+        return;
+      } catch (e) {
+        if (attempt >= 3) throw e;
+        this.log(`nemesis: restart of ${id} failed (${(e as Error).message.split("\n")[0]}), again`);
+      }
+    }
+  }
+
+  /** shard key -> node ids reporting it live (running.live or running.snapshotting). */
+  async liveShards(): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>();
+    await Promise.all(
+      [...this.nodes].map(async ([id, p]) => {
+        // A timeout: a node just continued from SIGSTOP may take a moment to answer.
+        const res = await fetch(`http://127.0.0.1:${p.httpPort}/v1/shards`, { signal: AbortSignal.timeout(3_000) }).catch(() => undefined);
+        const list = ((await res?.json().catch(() => [])) ?? []) as NodeShard[];
+        for (const s of list) if (/running\.(live|snapshotting)/.test(s.state)) out.set(`${s.tenant}.${s.table}.${s.bucket}`, [...(out.get(`${s.tenant}.${s.table}.${s.bucket}`) ?? []), id]);
+      }),
+    );
+    return out;
+  }
+
+  /** Waits until every shard of the spec is live on exactly one node. */
+  async waitSettled(timeoutMs: number): Promise<void> {
+    const keys = this.o.spec.tenants.flatMap((t) => t.tables.flatMap((s) => Array.from({ length: s.shards }, (_, b) => `${t.name}.${s.name}.${b}`)));
+    const deadline = Date.now() + timeoutMs;
+    let view = new Map<string, string[]>();
+    while (Date.now() < deadline) {
+      view = await this.liveShards();
+      if (keys.every((k) => view.get(k)?.length === 1)) return;
+      await sleep(200);
+    }
+    const bad = new Set(keys.filter((k) => view.get(k)?.length !== 1));
+    const states = await Promise.all(
+      [...this.nodes].map(async ([id, p]) => {
+        const res = await fetch(`http://127.0.0.1:${p.httpPort}/v1/shards`, { signal: AbortSignal.timeout(3_000) }).catch(() => undefined);
+        const list = ((await res?.json().catch(() => [])) ?? []) as (NodeShard & { error?: string })[];
+        return list.filter((s) => bad.has(`${s.tenant}.${s.table}.${s.bucket}`)).map((s) => `${id}: ${s.tenant}.${s.table}.${s.bucket} ${s.state}${s.error ? ` (${s.error})` : ""}`);
+      }),
+    );
+    throw new Error(
+      `shards not live exactly once after ${timeoutMs} ms: ${keys.map((k) => `${k}=${(view.get(k) ?? []).join("+") || "-"}`).join(", ")}\nthose shards on the nodes: ${states.flat().join("; ") || "none reported"}\n${this.tails(30)}`,
+    );
+  }
+
+  /** Last lines of every node's output (for failure messages). */
+  tails(lines = 15): string {
+    return [...this.nodes].map(([id, p]) => `--- ${id}\n${p.output().split("\n").slice(-lines).join("\n")}`).join("\n");
+  }
+
+  async close(): Promise<void> {
+    await this.heal().catch(() => {});
+    for (const p of this.nodes.values()) {
+      p.child.kill("SIGCONT");
+      await p.kill("SIGKILL");
+    }
+    this.nodes.clear();
+    await this.nc.close().catch(() => {});
+    await this.nats.close();
+    await this.clickhouse.close();
+  }
+}

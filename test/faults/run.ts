@@ -1,0 +1,166 @@
+// One chaos run: start the harness, ingest and read while the nemesis does a
+// seeded schedule of faults, heal, wait until every acknowledged row is
+// persisted, then let the checker read everything back. Used by the short
+// suite (chaos.int.test.ts) and bench/chaos.ts.
+import { randomBytes } from "node:crypto";
+import { createToken } from "../../src/auth/index.js";
+import { parseClusterSpec } from "../../protocols/tablespec.js";
+import type { ClusterSpec, TableSpec } from "../../protocols/tablespec.js";
+import { NodeQuerier } from "../helpers/nodequery.js";
+import { WatermarkLog } from "../helpers/sink.js";
+import { addReaderFindings, checkClickhouse, checkServed, emptyFindings, summarize, violations } from "./checker.js";
+import type { Findings } from "./checker.js";
+import { Harness } from "./harness.js";
+import { describeSchedule, faultSchedule } from "./schedule.js";
+import type { Fault } from "./schedule.js";
+import { Ledger, ingest, readers } from "./workload.js";
+import type { IngestOptions } from "./workload.js";
+
+export const CHAOS_TENANT = "chaos";
+
+/** A table of uniquely numbered rows (see workload.ts); rows older than 1 s of data time leave RAM once persisted, so reads stitch ClickHouse and RAM. */
+export function chaosSpec(tenant = CHAOS_TENANT, shards = 6): ClusterSpec {
+  return parseClusterSpec({
+    tenants: [{ name: tenant, tables: [{ name: "trades", shards, retention: { hotSeconds: 1 }, columns: [{ name: "rid", type: "float64" }, { name: "pk", type: "float64" }] }] }],
+  });
+}
+
+export interface RunOptions {
+  readonly seed: number;
+  /** Faults in the schedule (at least the number of kinds to cover each once). */
+  readonly faults: number;
+  readonly nodeIds?: readonly string[];
+  readonly ingest?: Partial<IngestOptions>;
+  readonly log?: (line: string) => void;
+}
+
+export interface RunResult {
+  readonly seed: number;
+  readonly schedule: readonly Fault[];
+  readonly injected: Readonly<Record<string, number>>;
+  readonly ackedBatches: number;
+  readonly ackedRows: number;
+  readonly failedBatches: number;
+  readonly clickhouseRows: number;
+  readonly readerQueries: number;
+  readonly readerErrors: number;
+  readonly watermarks: number;
+  readonly findings: Findings;
+  readonly seconds: number;
+}
+
+/** Fails with the seed and the schedule, so the run can be replayed. */
+export function assertClean(r: RunResult): void {
+  if (violations(r.findings) === 0) return;
+  throw new Error(`chaos run with seed ${r.seed} found violations: ${summarize(r.findings)}\nschedule (replay: npm run bench:chaos -- --seed ${r.seed}):\n${describeSchedule(r.schedule)}`);
+}
+
+export async function chaosRun(o: RunOptions): Promise<RunResult> {
+  try {
+    return await runOnce(o);
+  } catch (e) {
+    const schedule = faultSchedule({ seed: o.seed, faults: o.faults, nodes: (o.nodeIds ?? ["n1", "n2", "n3"]).length, natsServers: 3 });
+    throw new Error(`chaos run with seed ${o.seed} failed: ${(e as Error).message}\nschedule (replay: npm run bench:chaos -- --seed ${o.seed}):\n${describeSchedule(schedule)}`, { cause: e });
+  }
+}
+
+async function runOnce(o: RunOptions): Promise<RunResult> {
+  const t0 = performance.now();
+  const log = o.log ?? (() => {});
+  const nodeIds = o.nodeIds ?? ["n1", "n2", "n3"];
+  const spec = chaosSpec();
+  const table: TableSpec = spec.tenants[0]!.tables[0]!;
+  const schedule = faultSchedule({ seed: o.seed, faults: o.faults, nodes: nodeIds.length, natsServers: 3 });
+  log(`chaos: seed ${o.seed}\n${describeSchedule(schedule)}`);
+  const h = await Harness.start({ spec, nodeIds, log });
+  try {
+    await h.waitSettled(90_000);
+    const ledger = new Ledger();
+    const wm = new WatermarkLog(h.nc, h.clickhouse.ch, CHAOS_TENANT, table);
+    const token = await createToken(h.nc, { tenant: CHAOS_TENANT, role: "reader", replicas: 3 });
+    const io: IngestOptions = { producers: 3, symbolsPerProducer: 8, rowsPerBatch: 200, pauseMs: 20, ...o.ingest };
+    const pumping = ingest(h.nc, CHAOS_TENANT, table, ledger, io, `s${o.seed}-${randomBytes(3).toString("hex")}`);
+    const reading = readers(() => h.runningNodes().map((id) => ({ id, grpcPort: h.nodes.get(id)!.grpcPort })), token, table.name, ledger, 250);
+    try {
+      for (const f of schedule) {
+        await new Promise((r) => setTimeout(r, f.afterMs));
+        await h.inject(f);
+      }
+      // Some ingest after the last fault, on a healed cluster.
+      await new Promise((r) => setTimeout(r, 2_000));
+    } finally {
+      await h.heal();
+      await pumping.stop();
+      await reading.stop();
+    }
+    log(`chaos: ${ledger.acks.length} batches acked, ${ledger.failed} failed; waiting for every shard and sink`);
+    const findings = emptyFindings();
+    addReaderFindings(reading.report, findings);
+    const { clickhouseRows, watermarks } = await readBack(h, CHAOS_TENANT, table.name, ledger, token, wm, findings, log);
+    const acked = ledger.ackedRids().size;
+    const result: RunResult = {
+      seed: o.seed,
+      schedule,
+      injected: Object.fromEntries(h.injected),
+      ackedBatches: ledger.acks.length,
+      ackedRows: acked,
+      failedBatches: ledger.failed,
+      clickhouseRows,
+      readerQueries: reading.report.queries,
+      readerErrors: reading.report.errors,
+      watermarks,
+      findings,
+      seconds: (performance.now() - t0) / 1000,
+    };
+    log(`chaos: seed ${o.seed}: ${result.ackedRows} acked rows, ${clickhouseRows} in ClickHouse, ${result.readerQueries} reads (${result.readerErrors} refused), ${watermarks} watermarks; ${summarize(findings)} (${result.seconds.toFixed(1)} s)`);
+    if (violations(findings) > 0) log(h.tails());
+    return result;
+  } finally {
+    await h.close();
+  }
+}
+
+/**
+ * After the faults: waits until every shard is live once (else a stuck
+ * finding) and ClickHouse holds every acked row (bounded), then checks
+ * ClickHouse, every node's complete answer and the watermarks seen; adds
+ * everything to `findings`.
+ */
+export async function readBack(h: Harness, tenant: string, table: string, ledger: Ledger, token: string, wm: WatermarkLog, findings: Findings, log: (l: string) => void, persistTimeoutMs = 120_000): Promise<{ clickhouseRows: number; watermarks: number }> {
+  // A shard that never comes back is a finding (S), not the end of the run: ClickHouse is still checked.
+  const settled = await h.waitSettled(120_000).then(
+    () => true,
+    (e: unknown) => {
+      findings.stuck.push((e as Error).message.split("\n").slice(0, 2).join(" | "));
+      log((e as Error).message);
+      return false;
+    },
+  );
+  // Everything acknowledged must reach ClickHouse: wait (bounded) until it has all acked rows, then check.
+  const deadline = Date.now() + persistTimeoutMs;
+  let clickhouseRows: number;
+  for (;;) {
+    const f = emptyFindings();
+    clickhouseRows = (await checkClickhouse(h.clickhouse.server.httpUrl, tenant, table, ledger, f)).rows;
+    if (f.lost.length === 0 || Date.now() > deadline) {
+      for (const k of Object.keys(f) as (keyof Findings)[]) findings[k].push(...f[k]);
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 1_000));
+  }
+  // Every node's complete answer (RAM and ClickHouse stitched) holds every acked row once, in order.
+  for (const id of settled ? h.runningNodes() : []) {
+    const q = new NodeQuerier(h.nodes.get(id)!.grpcPort, token);
+    try {
+      const a = await q.query({ op: "range", table, columns: ["rid"], consistency: "complete", minLsn: ledger.maxLsn() });
+      if (a.error) findings.lost.push(`node ${id}: complete query failed: ${a.error.details}`);
+      else checkServed(`node ${id}`, a.rows, ledger, findings);
+    } finally {
+      q.close();
+    }
+  }
+  wm.close();
+  const w = await wm.check(h.nc, tenant, table);
+  findings.watermark.push(...w.decreased.map((s) => `decreased: ${s}`), ...w.ahead.map((s) => `ahead: ${s}`));
+  return { clickhouseRows, watermarks: w.watermarks };
+}

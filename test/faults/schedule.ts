@@ -1,0 +1,61 @@
+// The nemesis's plan: a seeded list of faults, one at a time, each with the
+// pause before it and how long it lasts. Pure (no IO), so a seed replays the
+// same schedule and a unit test can check what a seed covers.
+import { rng } from "../../src/demo/randomwalk.js";
+
+/** What the harness can break (see harness.ts for how each is done). */
+export const FAULT_KINDS = ["node-kill", "node-pause", "nats-leader-kill", "nats-kill", "clickhouse-pause"] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+export interface Fault {
+  readonly kind: FaultKind;
+  /** Quiet time before the fault starts, ms. */
+  readonly afterMs: number;
+  /** How long the process stays dead or stopped before it is restarted or continued, ms. */
+  readonly holdMs: number;
+  /** Which node (index into the node ids) or NATS server (index) when the kind picks one; the leader kill ignores it. */
+  readonly target: number;
+}
+
+export interface ScheduleOptions {
+  readonly seed: number;
+  /** Faults in all; the first FAULT_KINDS.length are every kind once, in a seeded order. */
+  readonly faults: number;
+  readonly nodes: number;
+  readonly natsServers: number;
+}
+
+/** Hold times by kind, [min, max) ms: a node pause longer than the lease TTL makes its shards move. */
+const HOLD: Record<FaultKind, readonly [number, number]> = {
+  "node-kill": [500, 3_000],
+  "node-pause": [2_000, 9_000],
+  "nats-leader-kill": [1_000, 5_000],
+  "nats-kill": [1_000, 5_000],
+  "clickhouse-pause": [2_000, 10_000],
+};
+
+export function faultSchedule(o: ScheduleOptions): Fault[] {
+  if (!Number.isInteger(o.seed) || o.seed < 0) throw new Error(`seed ${o.seed}: must be a non-negative integer; pass --seed N`);
+  if (o.faults < 1) throw new Error(`faults ${o.faults}: must be at least 1`);
+  const r = rng(o.seed);
+  const pick = (n: number): number => Math.floor(r() * n);
+  const between = ([lo, hi]: readonly [number, number]): number => Math.round(lo + r() * (hi - lo));
+  // Every kind once first (a short run covers them all), then kinds at random.
+  const first = [...FAULT_KINDS];
+  for (let i = first.length - 1; i > 0; i--) {
+    const j = pick(i + 1);
+    [first[i], first[j]] = [first[j]!, first[i]!];
+  }
+  const kinds = Array.from({ length: o.faults }, (_, i) => first[i] ?? FAULT_KINDS[pick(FAULT_KINDS.length)]!);
+  return kinds.map((kind) => ({
+    kind,
+    afterMs: between([1_500, 4_000]),
+    holdMs: between(HOLD[kind]),
+    target: pick(kind === "nats-kill" ? o.natsServers : o.nodes),
+  }));
+}
+
+/** One line per fault, for logs and failure messages. */
+export function describeSchedule(s: readonly Fault[]): string {
+  return s.map((f, i) => `#${i + 1} ${f.kind} target ${f.target} after ${f.afterMs} ms, hold ${f.holdMs} ms`).join("\n");
+}
