@@ -7,7 +7,7 @@ import { createToken } from "../../src/auth/index.js";
 import { parseClusterSpec } from "../../protocols/tablespec.js";
 import type { ClusterSpec, TableSpec } from "../../protocols/tablespec.js";
 import { NodeQuerier } from "../helpers/nodequery.js";
-import { WatermarkLog } from "../helpers/sink.js";
+import { WatermarkLog, walRows } from "../helpers/sink.js";
 import { addReaderFindings, checkClickhouse, checkServed, emptyFindings, summarize, violations } from "./checker.js";
 import type { Findings } from "./checker.js";
 import { Harness } from "./harness.js";
@@ -96,7 +96,7 @@ async function runOnce(o: RunOptions): Promise<RunResult> {
     log(`chaos: ${ledger.acks.length} batches acked, ${ledger.failed} failed; waiting for every shard and sink`);
     const findings = emptyFindings();
     addReaderFindings(reading.report, findings);
-    const { clickhouseRows, watermarks } = await readBack(h, CHAOS_TENANT, table.name, ledger, token, wm, findings, log);
+    const { clickhouseRows, watermarks } = await readBack(h, CHAOS_TENANT, table.name, ledger, token, wm, findings, log).finally(() => wm.close());
     const acked = ledger.ackedRids().size;
     const result: RunResult = {
       seed: o.seed,
@@ -123,9 +123,18 @@ async function runOnce(o: RunOptions): Promise<RunResult> {
 /**
  * After the faults: waits until every shard is live once (else a stuck
  * finding) and ClickHouse holds every acked row (bounded), then checks
- * ClickHouse, every node's complete answer and the watermarks seen; adds
- * everything to `findings`.
+ * ClickHouse, every node's complete answer and the watermarks `wm` saw
+ * (the caller closes it); adds everything to `findings`.
  */
+/** Whether, for every bucket of `table` with WAL records, a watermark at or past its last record was seen. */
+async function watermarksCoverWal(h: Harness, tenant: string, table: string, wm: WatermarkLog): Promise<boolean> {
+  const last = new Map<number, number>();
+  for (const [lsn, r] of await walRows(h.nc, tenant, table)) last.set(r.bucket, Math.max(last.get(r.bucket) ?? 0, lsn));
+  const persisted = new Map<number, number>();
+  for (const w of wm.seen) persisted.set(w.bucket, Math.max(persisted.get(w.bucket) ?? 0, w.persistedLsn));
+  return [...last].every(([b, l]) => (persisted.get(b) ?? 0) >= l);
+}
+
 export async function readBack(h: Harness, tenant: string, table: string, ledger: Ledger, token: string, wm: WatermarkLog, findings: Findings, log: (l: string) => void, persistTimeoutMs = 120_000): Promise<{ clickhouseRows: number; watermarks: number }> {
   // A shard that never comes back is a finding (S), not the end of the run: ClickHouse is still checked.
   const settled = await h.waitSettled(120_000).then(
@@ -136,8 +145,10 @@ export async function readBack(h: Harness, tenant: string, table: string, ledger
       return false;
     },
   );
-  // Everything acknowledged must reach ClickHouse: wait (bounded) until it has all acked rows, then check.
+  // Everything in the WAL must reach ClickHouse: wait (bounded) until the watermarks seen cover each bucket's last
+  // WAL record (so a late duplicate is in ClickHouse when it is read) and ClickHouse has every acked row, then check.
   const deadline = Date.now() + persistTimeoutMs;
+  while (!(await watermarksCoverWal(h, tenant, table, wm)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
   let clickhouseRows: number;
   for (;;) {
     const f = emptyFindings();
@@ -159,7 +170,6 @@ export async function readBack(h: Harness, tenant: string, table: string, ledger
       q.close();
     }
   }
-  wm.close();
   const w = await wm.check(h.nc, tenant, table);
   findings.watermark.push(...w.decreased.map((s) => `decreased: ${s}`), ...w.ahead.map((s) => `ahead: ${s}`));
   return { clickhouseRows, watermarks: w.watermarks };

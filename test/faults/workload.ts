@@ -59,6 +59,11 @@ export class Producer {
     this.symbols = Array.from({ length: symbols }, (_, j) => `p${index}s${j}`);
   }
 
+  /** Moves past `rows` rows without making them (to rebuild a batch sent before). */
+  skip(rows: number): void {
+    this.next += rows;
+  }
+
   batch(spec: TableSpec, rows: number, ledger: Ledger): { batch: TickBatch; rids: number[] } {
     const out: Row[] = [];
     const rids: number[] = [];
