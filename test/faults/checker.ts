@@ -6,7 +6,8 @@
 //   D  a row twice: in ClickHouse, in a node's answer, or in any answer a reader got during the run
 //   O  a symbol's rows out of publish order: in ClickHouse by (_lsn, _row), or in an answer
 //   W  a watermark that went backwards, or announced P while ClickHouse lacked rows up to P
-//   S  (liveness) a shard not live exactly once 2 minutes after the last fault was healed
+//   S  (liveness) a shard not live exactly once 2 minutes after the last fault was healed, or a node that
+//      gives no complete answer for a minute after that
 // and, as corruption, rows nobody sent or stored at an LSN their ack did not name.
 import { qualifiedTable } from "../../src/clickhouse/index.js";
 import type { Ledger, ReaderReport } from "./workload.js";
@@ -19,7 +20,7 @@ export interface Findings {
   readonly watermark: string[];
   /** Rows nobody sent, with another symbol, or at an LSN their ack did not name. */
   readonly corrupt: string[];
-  /** Liveness: shards not live exactly once well after every fault was healed. */
+  /** Liveness: shards not live exactly once well after every fault was healed, or a node with no complete answer. */
   readonly stuck: string[];
 }
 
@@ -32,6 +33,16 @@ export function summarize(f: Findings, sample = 5): string {
   return (Object.entries(f) as [string, string[]][])
     .map(([k, v]) => `${k}=${v.length}${v.length ? ` (${v.slice(0, sample).join("; ")}${v.length > sample ? "; …" : ""})` : ""}`)
     .join(", ");
+}
+
+/** Findings of one kind counted by where they were seen ("ClickHouse", "node n1", "reader on n2"). */
+export function bySource(xs: readonly string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const x of xs) {
+    const k = x.slice(0, x.indexOf(":"));
+    out[k] = (out[k] ?? 0) + 1;
+  }
+  return out;
 }
 
 /** Plain SQL to clickhouse-server's HTTP interface; TabSeparated rows. */

@@ -2,9 +2,10 @@
 // on purpose and returns what the checker (checker.ts) then reports, so a
 // clean chaos run means something. Used by controls.int.test.ts (which asserts
 // each violation is found) and bench/chaos.ts (negative_controls_detected).
-//   dedup-off   the WAL stream's duplicate window shrunk to 100 ms (JetStream's
-//               least), then a publisher resends an acknowledged batch with
-//               the same producer id and seq (a retry): D expected.
+//   dedup-off   the tenant's WAL stream made with a duplicate window of 100 ms
+//               (JetStream's least) instead of 2 minutes, then a publisher
+//               resends an acknowledged batch with the same producer id and
+//               seq (a retry) seconds later: D expected.
 //   landed-off  sinks without the landed check (PX_SINK_UNSAFE_SKIP_LANDED_CHECK=1,
 //               the switch test/sink uses) and a node SIGKILLed right after an
 //               INSERT committed, before its watermark (faultnode's
@@ -14,14 +15,17 @@
 // One harness (2 nodes, both with the landed check off: only the landed-off
 // control crashes a sink, so only it can duplicate through that), a tenant each.
 import { jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { createToken } from "../../src/auth/index.js";
 import { TickPublisher } from "../../src/client/publisher.js";
 import { qualifiedTable } from "../../src/clickhouse/index.js";
+import { storeLimits } from "../../src/config/limits.js";
+import { ensureWalStream } from "../../src/wal/streams.js";
 import { walStream } from "../../protocols/subjects.js";
 import { parseClusterSpec } from "../../protocols/tablespec.js";
 import type { ClusterSpec, TableSpec } from "../../protocols/tablespec.js";
 import { WatermarkLog } from "../helpers/sink.js";
-import { clickhouseRows, emptyFindings, summarize } from "./checker.js";
+import { bySource, clickhouseRows, emptyFindings, summarize } from "./checker.js";
 import type { Findings } from "./checker.js";
 import { Harness } from "./harness.js";
 import { readBack } from "./run.js";
@@ -46,7 +50,12 @@ export function controlsSpec(): ClusterSpec {
 }
 
 export function startControlsHarness(log: (l: string) => void): Promise<Harness> {
-  return Harness.start({ spec: controlsSpec(), nodeIds: ["n1", "n2"], env: { PX_SINK_UNSAFE_SKIP_LANDED_CHECK: "1" }, log });
+  // dedup-off's WAL is made before any node starts, with the shortest duplicate window JetStream takes (100 ms) and
+  // otherwise as a node makes it: changing a live WAL stream's config was seen to stall a shard's consumer.
+  const prepare = async (nc: NatsConnection): Promise<void> => {
+    await ensureWalStream(await jetstreamManager(nc), CONTROLS["dedup-off"], { replicas: 3, maxBytes: storeLimits().walMaxBytes, duplicateWindowMs: 100 });
+  };
+  return Harness.start({ spec: controlsSpec(), nodeIds: ["n1", "n2"], env: { PX_SINK_UNSAFE_SKIP_LANDED_CHECK: "1" }, log, prepare });
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -78,7 +87,7 @@ export class Controls {
     const token = await createToken(this.h.nc, { tenant, role: "reader", replicas: 3 });
     const f = emptyFindings();
     await readBack(this.h, tenant, "trades", ledger, token, wm, f, this.log, persistTimeoutMs);
-    this.log(`control ${tenant}: ${ledger.acks.length} batches acked; ${summarize(f)}`);
+    this.log(`control ${tenant}: ${ledger.acks.length} batches acked; duplicated by source ${JSON.stringify(bySource(f.duplicated))}, lost by source ${JSON.stringify(bySource(f.lost))}; ${summarize(f)}`);
     return f;
   }
 
@@ -93,9 +102,8 @@ export class Controls {
     try {
       const ledger = await this.ingestFor(tenant, 3_000);
       if (ledger.acks.length < 3) throw new Error(`control dedup-off: only ${ledger.acks.length} batches acked in 3 s`);
-      const jsm = await jetstreamManager(this.h.nc);
-      const info = await jsm.streams.info(walStream(tenant));
-      await jsm.streams.update(walStream(tenant), { ...info.config, duplicate_window: 100_000_000 });
+      const window = (await (await jetstreamManager(this.h.nc)).streams.info(walStream(tenant))).config.duplicate_window;
+      if (window !== 100_000_000) throw new Error(`control dedup-off: the WAL's duplicate window is ${window} ns, not 100 ms (made by a node before the control's prepare?)`);
       await sleep(300);
       // The retry: the same producer id and seq, the same rows (rebuilt from the producer's numbering).
       const victim = ledger.acks[Math.floor(ledger.acks.length / 2)]!;
@@ -104,6 +112,7 @@ export class Controls {
       const { batch } = prod.batch(spec, victim.rids.length, new Ledger());
       const retry = new TickPublisher(this.h.nc, { tenant, spec, producerId: victim.producerId, firstSeq: BigInt(victim.seq), maxInFlight: 1 });
       const ack = await retry.publish(batch);
+      this.log(`control dedup-off: resent ${victim.producerId} seq ${victim.seq} (first acked at LSNs ${victim.lsns.join(",")}): ${JSON.stringify(ack.appends)}`);
       if (ack.appends.some((a) => a.duplicate)) throw new Error("control dedup-off: the WAL still deduplicated the retry");
       return { name: "dedup-off", findings: await this.check(tenant, ledger, wm), acked: ledger.acks.length, broken: victim.rids.length };
     } finally {

@@ -30,6 +30,8 @@ export interface HarnessOptions {
   /** Per node id, added on top of `env` (e.g. a failpoint on one node only). */
   readonly nodeEnv?: Readonly<Record<string, Readonly<Record<string, string>>>>;
   readonly log?: (line: string) => void;
+  /** Runs on the NATS cluster before the spec is applied (and so before any node creates a stream). */
+  readonly prepare?: (nc: NatsConnection) => Promise<void>;
 }
 
 export class Harness {
@@ -54,6 +56,7 @@ export class Harness {
     const nc = await nats.connect("nemesis");
     const h = new Harness(o, nats, nc, clickhouse);
     try {
+      await o.prepare?.(nc);
       await (await MetadataStore.open(nc, 3)).applyCurrent(o.spec);
       await Promise.all(o.nodeIds.map((id) => h.spawnRetrying(id)));
     } catch (e) {
