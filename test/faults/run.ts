@@ -4,11 +4,12 @@
 // suite (chaos.int.test.ts) and bench/chaos.ts.
 import { randomBytes } from "node:crypto";
 import { createToken } from "../../src/auth/index.js";
+import { qualifiedTable } from "../../src/clickhouse/index.js";
 import { parseClusterSpec } from "../../protocols/tablespec.js";
 import type { ClusterSpec, TableSpec } from "../../protocols/tablespec.js";
 import { NodeQuerier } from "../helpers/nodequery.js";
 import { WatermarkLog, walRows } from "../helpers/sink.js";
-import { addReaderFindings, checkClickhouse, checkServed, emptyFindings, summarize, violations } from "./checker.js";
+import { addReaderFindings, checkClickhouse, checkServed, clickhouseRows, emptyFindings, summarize, violations } from "./checker.js";
 import type { Findings } from "./checker.js";
 import { Harness } from "./harness.js";
 import { describeSchedule, faultSchedule } from "./schedule.js";
@@ -165,6 +166,7 @@ export async function readBack(h: Harness, tenant: string, table: string, ledger
     }
     await new Promise((r) => setTimeout(r, 1_000));
   }
+  if (findings.lost.some((l) => l.startsWith("ClickHouse"))) log(await lostDiagnosis(h, tenant, table, ledger, wm, findings));
   // Every node's complete answer (RAM and ClickHouse stitched) holds every acked row once, in order.
   for (const id of settled ? h.runningNodes() : []) {
     const q = new NodeQuerier(h.nodes.get(id)!.grpcPort, token);
@@ -183,4 +185,22 @@ export async function readBack(h: Harness, tenant: string, table: string, ledger
   const w = await wm.check(h.nc, tenant, table);
   findings.watermark.push(...w.decreased.map((s) => `decreased: ${s}`), ...w.ahead.map((s) => `ahead: ${s}`));
   return { clickhouseRows, watermarks: w.watermarks };
+}
+
+/** For a report: where the acked rows ClickHouse lacks are (their acks' LSNs, the WAL's records, ClickHouse by LSN, the highest watermark per bucket). */
+async function lostDiagnosis(h: Harness, tenant: string, table: string, ledger: Ledger, wm: WatermarkLog, findings: Findings): Promise<string> {
+  const lost = new Set(findings.lost.filter((l) => l.startsWith("ClickHouse")).map((l) => Number(/rid (\d+)/.exec(l)![1])));
+  const acks = ledger.acks.filter((a) => a.rids.some((r) => lost.has(r)));
+  const lsns = [...new Set(acks.flatMap((a) => a.lsns))];
+  const wal = await walRows(h.nc, tenant, table);
+  const inCh = await clickhouseRows(h.clickhouse.server.httpUrl, `SELECT _lsn, _shard, count() FROM ${qualifiedTable(tenant, table)} WHERE _lsn IN (${lsns.join(",")}) GROUP BY _lsn, _shard ORDER BY _lsn`);
+  const maxP = new Map<number, number>();
+  for (const w of wm.seen) maxP.set(w.bucket, Math.max(maxP.get(w.bucket) ?? 0, w.persistedLsn));
+  return [
+    `checker: ${lost.size} acked rows missing from ClickHouse, of ${acks.length} acks:`,
+    ...acks.map((a) => `  ${a.producerId} seq ${a.seq}: LSNs ${a.lsns.join(",")}, ${a.rids.filter((r) => lost.has(r)).length} of ${a.rids.length} rows missing`),
+    `  WAL records at those LSNs: ${lsns.map((l) => `${l}=${wal.has(l) ? `bucket ${wal.get(l)!.bucket}, ${wal.get(l)!.rows} rows` : "absent"}`).join("; ")}`,
+    `  ClickHouse rows at those LSNs: ${inCh.map(([l, b, n]) => `${l} (shard ${b}): ${n}`).join("; ") || "none"}`,
+    `  highest watermark seen per bucket: ${[...maxP].sort((x, y) => x[0] - y[0]).map(([b, p]) => `${b}:${p}`).join(", ")}`,
+  ].join("\n");
 }
