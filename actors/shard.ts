@@ -1,7 +1,10 @@
 // Shard actor: owns one shard's hot set. recovering (load the newest valid
 // snapshot) -> replaying (ordered WAL consumer from the snapshot's LSN + 1)
 // -> live, with snapshotting on a schedule or on demand, draining on request
-// and failed when the WAL holds a record it cannot apply. While running it
+// and failed when the WAL holds a record it cannot apply or lost records it
+// needs. A WAL consumer that breaks otherwise (a timeout while NATS elects a
+// stream leader, a server restart) is retried after a backoff (walRetry), from
+// the record after the last one applied. While running it
 // follows the sink's watermarks and evicts what ClickHouse holds and the
 // table's hot retention lets go. IO is injected: `loadSnapshot`, `wal`,
 // `watermarks` and `writeSnapshot` come from the runtime or from fakes.
@@ -65,6 +68,10 @@ export interface ShardContext {
   readonly unpersisted: UnpersistedLsns;
   newestTickMicros: number;
   error: string | undefined;
+  /** Consecutive WAL consumer failures since the shard last caught up (the backoff grows with them). */
+  walRetries: number;
+  /** Why the WAL consumer last broke (shown while the shard waits in walRetry). */
+  walRetryError: string | undefined;
 }
 
 export interface ShardInput {
@@ -77,7 +84,8 @@ export interface ShardInput {
 export type ShardEvent =
   | { type: "records"; records: readonly WalEntry[] }
   | { type: "caughtUp" }
-  | { type: "walError"; message: string }
+  /** The WAL consumer failed; `fatal` when retrying cannot help (records it needs are gone). */
+  | { type: "walError"; message: string; fatal: boolean }
   | { type: "snapshot" }
   | { type: "watermark"; persistedLsn: number; tPersistedMicros: number; leaseRevision: number }
   /** Lag remediation: keep persisted rows older than hotSeconds in RAM (within maxHotBytes), or let them go again. */
@@ -191,6 +199,7 @@ export const shardMachine = setup({
   },
   guards: {
     broken: ({ context }) => context.error !== undefined,
+    fatal: (_, params: { fatal: boolean }) => params.fatal,
     scheduled: ({ context }) => context.snapshotIntervalMs > 0,
     snapshotDue: ({ context }) =>
       (context.snapshotRecords > 0 && context.stats.records - context.recordsAtSnapshot >= context.snapshotRecords) ||
@@ -198,6 +207,8 @@ export const shardMachine = setup({
   },
   delays: {
     snapshotInterval: ({ context }) => context.snapshotIntervalMs,
+    /** 0.5 s, doubling per consecutive failure, at most 10 s. */
+    walRetry: ({ context }) => Math.min(10_000, 500 * 2 ** Math.max(0, context.walRetries - 1)),
   },
 }).createMachine({
   id: "shard",
@@ -236,6 +247,8 @@ export const shardMachine = setup({
     unpersisted: new UnpersistedLsns(),
     newestTickMicros: -Infinity,
     error: undefined,
+    walRetries: 0,
+    walRetryError: undefined,
   }),
   initial: "recovering",
   on: { holdEviction: { actions: assign({ evictionHeld: ({ event }) => event.hold }) } },
@@ -290,13 +303,23 @@ export const shardMachine = setup({
             },
           },
         ],
-        walError: { target: "failed", actions: assign({ error: ({ event }) => `WAL consumer failed: ${event.message}` }) },
+        walError: [
+          {
+            guard: { type: "fatal", params: ({ event }) => ({ fatal: event.fatal }) },
+            target: "failed",
+            actions: assign({ error: ({ event }) => `WAL consumer failed: ${event.message}` }),
+          },
+          {
+            target: "walRetry",
+            actions: assign({ walRetries: ({ context }) => context.walRetries + 1, walRetryError: ({ event }) => event.message }),
+          },
+        ],
         drain: { target: "draining" },
       },
       initial: "replaying",
       states: {
         replaying: {
-          on: { caughtUp: { target: "live" } },
+          on: { caughtUp: { target: "live", actions: assign({ walRetries: 0, walRetryError: undefined }) } },
         },
         live: {
           always: { guard: "snapshotDue", target: "snapshotting" },
@@ -320,6 +343,11 @@ export const shardMachine = setup({
           },
         },
       },
+    },
+    walRetry: {
+      // Re-entering running opens a new consumer from appliedLsn + 1 (replaying until caught up again).
+      after: { walRetry: { target: "running" } },
+      on: { drain: { target: "stopped" } },
     },
     draining: {
       // Leaving `running` stopped the WAL consumer; nothing else holds resources.

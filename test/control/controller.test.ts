@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { SimulatedClock, createActor } from "xstate";
+import { SimulatedClock, createActor, fromPromise } from "xstate";
 import type { Actor } from "xstate";
 import { controllerMachine, controllerRole } from "../../actors/controller.js";
-import type { ControllerEmitted, ControllerInput } from "../../actors/controller.js";
+import type { AcquireInput, ControllerEmitted, ControllerInput } from "../../actors/controller.js";
 import { controllerActors } from "../../src/node/control/index.js";
 import { AssignmentStore, FencedError, jsonValue } from "../../src/control/index.js";
 import type { Assignment, LeaseRecord } from "../../src/control/index.js";
@@ -46,6 +46,33 @@ async function heartbeats(cluster: Cluster, clock: SimulatedClock | SimulatedClo
 }
 
 describe("controller", () => {
+  it("controller - a lease acquire that fails at once (NATS without JetStream) is tried again after a poll interval, not in a tight loop", async () => {
+    const cluster = new Cluster();
+    const clock = new SimulatedClock();
+    const client = cluster.client();
+    let attempts = 0;
+    const actor = createActor(
+      controllerMachine.provide({
+        actors: {
+          ...controllerActors({ ...client.stores, catalog: staticCatalog([]) }),
+          acquireLease: fromPromise<number, AcquireInput>(async () => {
+            attempts++;
+            // Without the pause the machine comes straight back: stop it spinning so the test can report.
+            if (attempts > 200) actor.stop();
+            throw new Error("jetstream is not enabled");
+          }),
+        },
+      }),
+      { input: { id: "c1", leaseMs: LEASE, nodeTimeoutMs: 600, reconcileMs: 200, retryMs: 100, pollMs: 250, now: () => clock.now() }, clock },
+    );
+    actors.push(actor);
+    actor.start();
+    await advance(clock, 1_000);
+    // One try, then one per 250 ms poll.
+    expect(attempts).toBeGreaterThanOrEqual(2);
+    expect(attempts).toBeLessThanOrEqual(6);
+  });
+
   it("controller - the only contender becomes leader and assigns every shard to a running node", async () => {
     const cluster = new Cluster();
     const clock = new SimulatedClock();

@@ -96,7 +96,7 @@ function harness(o: HarnessOptions = {}) {
     stats: () => actor.getSnapshot().context.stats,
     records: (...records: WalEntry[]) => toShard({ type: "records", records }),
     caughtUp: () => toShard({ type: "caughtUp" }),
-    walError: (message: string) => toShard({ type: "walError", message }),
+    walError: (message: string, fatal = false) => toShard({ type: "walError", message, fatal }),
     watermark: (persistedLsn: number, tPersistedMicros = 0, leaseRevision = 1) => toShardWm({ type: "watermark", persistedLsn, tPersistedMicros, leaseRevision }),
   };
 }
@@ -357,14 +357,45 @@ describe("shard machine", () => {
     expect(h.actor.getSnapshot().context.error).toMatch(/written for version 2 of table trades; this node serves version 1/);
   });
 
-  it("failure - the WAL consumer failing fails the shard with its reason", async () => {
+  it("failure - the WAL consumer losing records it needs (fatal) fails the shard with its reason", async () => {
     const h = harness();
     await settle();
     h.caughtUp();
     h.records(entry(1));
-    h.walError("consumer deleted");
+    h.walError("records 2-5 are gone", true);
     expect(h.state()).toBe("failed");
-    expect(h.actor.getSnapshot().context.error).toBe("WAL consumer failed: consumer deleted");
+    expect(h.actor.getSnapshot().context.error).toBe("WAL consumer failed: records 2-5 are gone");
     expect(h.stats().appliedLsn).toBe(1);
+  });
+
+  it("failure - a WAL consumer that breaks (a timeout) is opened again after a growing backoff from the next LSN, and the shard goes live again", async () => {
+    const h = harness();
+    await settle();
+    h.caughtUp();
+    h.records(entry(1), entry(2));
+    h.walError("timeout");
+    expect(h.state()).toBe("walRetry");
+    expect(h.actor.getSnapshot().context.error).toBeUndefined();
+    h.clock.increment(499);
+    await settle();
+    expect(h.walStarts).toEqual([1]);
+    h.clock.increment(1);
+    await settle();
+    // Re-read from the record after the last one applied; replaying until it catches up again.
+    expect(h.walStarts).toEqual([1, 3]);
+    expect(h.state()).toBe("running.replaying");
+    // A second failure before catching up waits twice as long.
+    h.walError("timeout");
+    h.clock.increment(999);
+    await settle();
+    expect(h.walStarts).toEqual([1, 3]);
+    h.clock.increment(1);
+    await settle();
+    expect(h.walStarts).toEqual([1, 3, 3]);
+    h.records(entry(3));
+    h.caughtUp();
+    expect(h.state()).toBe("running.live");
+    expect(h.stats().appliedLsn).toBe(3);
+    expect(h.actor.getSnapshot().context.walRetries).toBe(0);
   });
 });

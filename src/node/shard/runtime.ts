@@ -19,7 +19,7 @@ import { WatermarkGate } from "../../sink/index.js";
 import { consumeBatches, followWatermarks } from "../../wal/index.js";
 import type { WatermarkEvent } from "../../wal/index.js";
 import type { DecodedRecord, DecodedRecordCache, SkippedLsns } from "../../wal/index.js";
-import { skippedRecord } from "../../wal/index.js";
+import { WalGapError, skippedRecord } from "../../wal/index.js";
 import type { Meter } from "../meter.js";
 import { TRACEPARENT, childSpan, tracingOn } from "../obs/index.js";
 import { walGapGate } from "../walgap.js";
@@ -116,7 +116,8 @@ export function jetstreamWalConsumer(
         },
       });
     })().catch((e: unknown) => {
-      if (!stopped) sendBack({ type: "walError", message: (e as Error).message });
+      // Lost records end the shard (fatal); anything else (a timeout, a NATS server going away) is retried.
+      if (!stopped) sendBack({ type: "walError", message: (e as Error).message, fatal: e instanceof WalGapError });
     });
     return () => {
       stopped = true;
@@ -219,6 +220,7 @@ export class ShardRuntime {
       }),
       { input: { shard: o.shard, spec: o.spec, snapshotIntervalMs: o.snapshotIntervalMs ?? 0 } },
     );
+    let loggedRetries = 0;
     this.actor.subscribe((snap) => {
       const applied = snap.context.stats.appliedLsn;
       for (const w of this.waiters) {
@@ -228,6 +230,10 @@ export class ShardRuntime {
         }
       }
       if (snap.value === "failed") o.log(`shard ${name}: FAILED: ${snap.context.error}`);
+      if (snap.value === "walRetry" && snap.context.walRetries !== loggedRetries) {
+        loggedRetries = snap.context.walRetries;
+        o.log(`shard ${name}: WAL consumer failed (${snap.context.walRetryError}); retrying from LSN ${snap.context.stats.appliedLsn + 1} (attempt ${loggedRetries})`);
+      }
     });
   }
 
