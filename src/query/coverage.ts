@@ -93,6 +93,9 @@ export async function fanLoad(ctx: FanLoadContext, cov: Coverage, req: Omit<Load
   const spec = cov.spec;
   const extra = limit === undefined ? {} : { limit };
   const remote = retryMissing(ctx, spec, sendParts(ctx, cov, req, extra), (node, bs) => sendPart(ctx, spec, node, bs, req, extra));
+  // Awaited below, after the local statuses: a cancelled query rejecting it meanwhile must not be an unhandled
+  // rejection (Node ends the process on one: a client cancelling a fan-out query killed a node in the fault suite).
+  remote.catch(() => {});
   const localReq: LoadRequest = { ...req, tenant: ctx.tenant, spec, shards: cov.local, symbols: allLocal(cov) ? req.symbols : symbolsIn(req.symbols, spec, cov.local.map((h) => h.bucket)) };
   // Status before rows: a shard that turns live after its rows were read would be counted live with the rows of its recovery.
   const statuses = await localStatuses(cov.local);
@@ -113,6 +116,9 @@ export async function fanGroup(ctx: FanLoadContext, cov: Coverage, req: Omit<Loa
   const spec = cov.spec;
   const extra = { partials: { aggs: g.aggs, bucketMicros: g.bucketMicros, bySymbol: g.bySymbol } };
   const remote = retryMissing(ctx, spec, sendParts(ctx, cov, req, extra), (node, bs) => sendPart(ctx, spec, node, bs, req, extra));
+  // Awaited below, after the local statuses: a cancelled query rejecting it meanwhile must not be an unhandled
+  // rejection (Node ends the process on one: a client cancelling a fan-out query killed a node in the fault suite).
+  remote.catch(() => {});
   const localReq: LoadRequest = { ...req, tenant: ctx.tenant, spec, shards: cov.local, symbols: symbolsIn(req.symbols, spec, cov.local.map((h) => h.bucket)) };
   const statuses = await localStatuses(cov.local);
   const [local, replies] = await Promise.all([groupPartials(t, localReq, g, ctx.cold, ctx.signal), remote]);

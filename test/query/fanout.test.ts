@@ -250,6 +250,32 @@ describe("fanout - completeness", () => {
     await expect(e.execute(TENANT, { op: "range", table: "trades" })).rejects.toMatchObject({ code: "UNAVAILABLE", message: expect.stringMatching(/table trades live \(px_assign\): KV timeout; retry/) as unknown });
   });
 
+  it("fanout - a query cancelled while its local shards' status is read ends with the cancellation, not an unhandled rejection", async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown): void => void unhandled.push(e);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      const parts: ClusterParts = {
+        placement: (_t, spec) => Promise.resolve(Array.from({ length: spec.shards }, (_, b): BucketPlace => (b === 0 ? { kind: "local" } : { kind: "remote", node: "b" }))),
+        // The owner's part rejects with the query's cancellation, as runPart does.
+        run: (_node, _spec, _req, signal) => new Promise((_resolve, reject) => signal?.addEventListener("abort", () => reject(signal.reason as Error))),
+      };
+      const local = tables.get("trades")![0]!;
+      // A local shard whose status takes a while to read (a lagging shard asks NATS for its last LSN).
+      const slow: HotShard = { ...local, readiness: () => new Promise((r) => setTimeout(() => r({ kind: "live", why: "" }), 100)) };
+      const e = new ProxistQueryEngine({ source: staticSource(new Map([[TENANT, new Map([["trades", { spec: specs[0]!, shards: [slow] }]])]])), parts });
+      const ctl = new AbortController();
+      const p = e.execute(TENANT, { op: "range", table: "trades" }, ctl.signal);
+      await new Promise((r) => setTimeout(r, 20));
+      ctl.abort(new Error("client cancelled"));
+      await expect(p).rejects.toThrow("client cancelled");
+      await new Promise((r) => setTimeout(r, 150));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+    }
+  });
+
   it("fanout - a cancelled query aborts its parts (the signal reaches run)", async () => {
     const seen: (AbortSignal | undefined)[] = [];
     const parts: ClusterParts = {
