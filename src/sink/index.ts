@@ -14,7 +14,7 @@ export { partlyLanded, reconcile, wholeBatch } from "./reconcile.js";
 export type { LandedCounts, Reconciled } from "./reconcile.js";
 export { DEFAULT_RETRY_POLICY, DEFAULT_SINK_LIMITS, bytesOf, rowsOf } from "./types.js";
 export type { RetryPolicy, SinkLimits, SinkRecord } from "./types.js";
-export { SinkRecordError, consumerAckFloor, decodeSinkRecord, positionSinkConsumer, sinkConsumerName } from "./wal.js";
+export { DeliveryGapError, SinkRecordError, consumerAckFloor, decodeSinkRecord, positionSinkConsumer, sinkConsumerName } from "./wal.js";
 export type { SinkConsumerOptions } from "./wal.js";
 export { runFlush } from "./flush.js";
 export type { FlushAttempt, FlushIo, FlushResult, FlushSettings } from "./flush.js";

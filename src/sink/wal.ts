@@ -42,8 +42,12 @@ export interface SinkConsumerOptions {
   readonly ackWaitMs?: number;
 }
 
-/** Makes the durable consumer of `shard` deliver from `fromLsn` on. */
-export async function positionSinkConsumer(jsm: JetStreamManager, shard: ShardAddress, fromLsn: number, o: SinkConsumerOptions = {}): Promise<void> {
+/**
+ * Makes the durable consumer of `shard` deliver from `fromLsn` on. Returns the
+ * consumer (delivery) sequence its next delivery carries: deliveries are
+ * numbered one by one, so a number skipped is a delivery that never arrived.
+ */
+export async function positionSinkConsumer(jsm: JetStreamManager, shard: ShardAddress, fromLsn: number, o: SinkConsumerOptions = {}): Promise<number> {
   const stream = walStream(shard.tenant);
   const name = sinkConsumerName(shard);
   const subject = walSubject(shard.tenant, shard.table, shard.bucket);
@@ -54,7 +58,7 @@ export async function positionSinkConsumer(jsm: JetStreamManager, shard: ShardAd
   if (info !== undefined) {
     const sameFilter = info.config.filter_subject === subject;
     const atPosition = info.ack_floor.stream_seq + 1 === fromLsn || (info.ack_floor.stream_seq === 0 && info.delivered.stream_seq === 0 && (info.config.opt_start_seq ?? 1) === fromLsn);
-    if (sameFilter && atPosition && info.num_ack_pending === 0) return;
+    if (sameFilter && atPosition && info.num_ack_pending === 0) return info.delivered.consumer_seq + 1;
     await jsm.consumers.delete(stream, name);
   }
   await jsm.consumers.add(stream, {
@@ -66,7 +70,16 @@ export async function positionSinkConsumer(jsm: JetStreamManager, shard: ShardAd
     max_ack_pending: o.maxAckPending ?? 1_000,
     ack_wait: (o.ackWaitMs ?? 5 * 60_000) * NS_PER_MS,
   });
+  return 1;
 }
+
+/**
+ * A delivery of the sink's consumer never arrived (lost in flight when a NATS
+ * server died, or pulled by another process): the record it carried is
+ * pending on the server, and acknowledging any later one (ack-all) would
+ * acknowledge it unread. The sink starts over from P + 1 instead.
+ */
+export class DeliveryGapError extends TaggedError("DeliveryGapError") {}
 
 /**
  * Decodes one WAL message of the shard for the sink (through `cache` when the

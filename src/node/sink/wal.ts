@@ -7,7 +7,7 @@ import type { JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstrea
 import { fromCallback } from "xstate";
 import type { SinkEvent, SinkWalInput, WalAck } from "../../../actors/sink.js";
 import { walStream } from "../../../protocols/subjects.js";
-import { SinkRecordError, decodeSinkRecord, isFenced, positionSinkConsumer, sinkConsumerName } from "../../sink/index.js";
+import { DeliveryGapError, SinkRecordError, decodeSinkRecord, isFenced, positionSinkConsumer, sinkConsumerName } from "../../sink/index.js";
 import type { SinkConsumerOptions, SinkRecord } from "../../sink/index.js";
 import { WalGapError, consumeBatches } from "../../wal/index.js";
 import { walGapGate } from "../walgap.js";
@@ -23,7 +23,7 @@ export function jetstreamSinkConsumer(
   js: JetStreamClient,
   jsm: JetStreamManager,
   clock: () => number,
-  o: SinkConsumerOptions & { maxEventRecords?: number; trace?: (line: string) => void; decoded?: DecodedRecordCache; skipped?: SkippedLsns; permit?: (what: string) => void; traced?: Map<number, string>; gapCheckOff?: boolean } = {},
+  o: SinkConsumerOptions & { maxEventRecords?: number; trace?: (line: string) => void; decoded?: DecodedRecordCache; skipped?: SkippedLsns; permit?: (what: string) => void; traced?: Map<number, string>; gapCheckOff?: boolean; /** TESTS ONLY (the negative control): go on past a delivery that never arrived. */ deliveryGapCheckOff?: boolean } = {},
 ) {
   return fromCallback<WalAck, SinkWalInput>(({ input, sendBack, receive }) => {
     const send = (e: SinkEvent): void => sendBack(e);
@@ -56,7 +56,7 @@ export function jetstreamSinkConsumer(
       }
       const t0 = performance.now();
       o.permit?.(`positioning the durable consumer at ${fromLsn}`);
-      await positionSinkConsumer(jsm, shard, fromLsn, o);
+      let nextDelivery = await positionSinkConsumer(jsm, shard, fromLsn, o);
       o.trace?.(`consumer positioned at ${fromLsn} in ${(performance.now() - t0).toFixed(1)} ms`);
       if (stopped) return;
       const consumer = await js.consumers.get(walStream(shard.tenant), sinkConsumerName(shard));
@@ -71,6 +71,12 @@ export function jetstreamSinkConsumer(
           beforeBatch: gate.beforeBatch,
           onRefused: () => void messages.stop(),
           read: (m) => {
+            // Deliveries are numbered one by one: one skipped never reached us, and its record may be one of ours
+            // that an ack-all of a later record would acknowledge unread. Start over from P + 1 (nothing acked past it).
+            if (o.deliveryGapCheckOff !== true && m.info.deliverySequence !== nextDelivery) {
+              throw new DeliveryGapError(`sink ${shard.tenant}/${shard.table}/${shard.bucket}: delivery ${nextDelivery} of the WAL consumer never arrived (got ${m.info.deliverySequence}, LSN ${m.seq}); starting over from P + 1`);
+            }
+            nextDelivery = m.info.deliverySequence + 1;
             unacked.set(m.seq, m);
             // A redelivery (ack_wait passed while ClickHouse was down): already handed over.
             if (m.seq <= highest) return undefined;
