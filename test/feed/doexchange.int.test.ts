@@ -23,7 +23,7 @@ import type { FeedUpdate } from "../../src/client/feeds.js";
 import { batch, ipc } from "./ticks.js";
 import { Status, apiFixture, ingest, lsnOf, md, pathDescriptor, serverStream, tableOf } from "../api/fixture.js";
 import type { ApiFixture, ServiceClient } from "../api/fixture.js";
-import { PYTHON, havePython, runPython } from "../api/python.js";
+import { PYTHON, runPython } from "../api/python.js";
 import { exchange } from "./exchange.js";
 
 const CLIENT = fileURLToPath(new URL("./exchange_client.py", import.meta.url));
@@ -108,7 +108,7 @@ interface PyOut {
 const pyRead = (feed: unknown, from: string, stopTs: number, extra: Record<string, number> = {}) =>
   runPython(CLIENT, "read", { port: f.api.port, token: reader, feed: JSON.stringify(feed), from, "stop-ts": stopTs, ...extra }, 90_000) as unknown as Promise<PyOut>;
 
-describe.skipIf(!havePython())("feeds over Flight DoExchange", () => {
+describe("feeds over Flight DoExchange", () => {
   it("pyarrow - raw and last-by feeds read while ticks are published, resumed from the last offset: every tick once, batches and offsets equal gRPC Subscribe's", async () => {
     const t0 = 1_770_000_000_000_000;
     const stopTs = t0 + 1_000_000_000;
