@@ -32,6 +32,13 @@ export interface ControllerInput {
   readonly retryMs?: number;
   /** Timestamps (defaults to Date.now); tests pass the SimulatedClock's now. */
   readonly now?: () => number;
+  /**
+   * The clock node liveness is judged on (defaults to `now`): the wiring passes
+   * wall time minus this process's own event-loop blocks (src/control/attention.ts),
+   * so a leader that could not watch does not count that time against the nodes.
+   * Leases stay on `now`: their safety needs real time.
+   */
+  readonly attention?: () => number;
 }
 
 export interface HeldLease {
@@ -51,6 +58,7 @@ export interface ControllerContext {
   readonly reconcileMs: number;
   readonly retryMs: number;
   readonly now: () => number;
+  readonly attention: () => number;
   observation: LeaseObservation | undefined;
   lease: HeldLease | undefined;
   /** Own-clock start of the lease write in flight: a granted lease counts from here. */
@@ -125,13 +133,13 @@ export function currentPlan(c: ControllerContext): AssignmentWrite[] {
   if (!c.table) return [];
   const desired = shardsOfCatalog(c.catalog).map(shardKey);
   const overrides = new Map([...c.overrides].map(([k, o]) => [k, o.node]));
-  return planAssignments(desired, placeableNodes(c.nodes, c.now(), c.nodeTimeoutMs), c.table.assignments, overrides);
+  return planAssignments(desired, placeableNodes(c.nodes, c.attention(), c.nodeTimeoutMs), c.table.assignments, overrides);
 }
 
 /** Overrides the leader clears now: their node is not placeable any more, or their shard is gone (pure). */
 export function staleOverrides(c: ControllerContext): OverrideClear[] {
   const desired = shardsOfCatalog(c.catalog).map(shardKey);
-  const nodes = placeableNodes(c.nodes, c.now(), c.nodeTimeoutMs);
+  const nodes = placeableNodes(c.nodes, c.attention(), c.nodeTimeoutMs);
   return voidOverrides(new Map([...c.overrides].map(([k, o]) => [k, o.node])), desired, nodes).map((key) => ({ key, revision: c.overrides.get(key)!.revision, node: c.overrides.get(key)!.node }));
 }
 
@@ -162,7 +170,7 @@ export const controllerMachine = setup({
     leaseLeft: ({ context }) => Math.max(0, (context.lease?.validUntil ?? 0) - context.now()),
     // Wake when the next node goes stale, so failover does not wait a full reconcile period.
     reconcileMs: ({ context }) => {
-      const now = context.now();
+      const now = context.attention();
       const at = nextExpiry(context.nodes, now, context.nodeTimeoutMs);
       return at === undefined ? context.reconcileMs : Math.max(1, Math.min(context.reconcileMs, at - now + 1));
     },
@@ -220,6 +228,7 @@ export const controllerMachine = setup({
       reconcileMs: input.reconcileMs ?? 1_000,
       retryMs: input.retryMs ?? 500,
       now: input.now ?? Date.now,
+      attention: input.attention ?? input.now ?? Date.now,
       observation: undefined,
       lease: undefined,
       attemptStartedAt: 0,
@@ -240,7 +249,7 @@ export const controllerMachine = setup({
   ],
   on: {
     catalog: { actions: assign({ catalog: ({ event }) => event.catalog, catalogLoaded: true }) },
-    "node.seen": { actions: assign({ nodes: ({ context, event }) => sightNode(context.nodes, event.nodeId, event.revision, event.info, context.now()) }) },
+    "node.seen": { actions: assign({ nodes: ({ context, event }) => sightNode(context.nodes, event.nodeId, event.revision, event.info, context.attention()) }) },
     "node.gone": { actions: assign({ nodes: ({ context, event }) => forgetNode(context.nodes, event.nodeId) }) },
     "nodes.synced": { actions: assign({ nodesSynced: true }) },
     "override.set": {

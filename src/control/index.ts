@@ -23,11 +23,13 @@ export { planAssignments } from "./plan.js";
 export type { LeaseRecord, StoredLease, LeaseObservation, LeaseVerdict } from "./lease.js";
 export { LeaseStore, LEASE_KEY, observeLease, leaseVerdict } from "./lease.js";
 export type { HeartbeatInfo, StoredHeartbeat, HeartbeatChange, NodePhase } from "./heartbeat.js";
-export { HeartbeatStore, validateNodeId } from "./heartbeat.js";
+export { HeartbeatStore, validateNodeId, encodeHeartbeatInfo } from "./heartbeat.js";
 export type { Assignment, AssignmentTable, AssignmentWrite, AssignmentChange, LeaderMarker } from "./assignments.js";
 export { AssignmentStore, FencedError, LEADER_MARKER_KEY } from "./assignments.js";
 export type { NodeSighting, NodeTable } from "./liveness.js";
 export { sightNode, forgetNode, placeableNodes, nextExpiry } from "./liveness.js";
+export type { AttentionState } from "./attention.js";
+export { startAttention, tickAttention, attentionAt } from "./attention.js";
 
 export type { ControlStores, ControlStoreOptions } from "./stores.js";
 export { openControlStores, storesOver } from "./stores.js";

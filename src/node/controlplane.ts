@@ -4,7 +4,7 @@
 import { hostname } from "node:os";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { startControlPlane } from "./control/index.js";
-import type { ControlPlane, ControlPlaneOptions } from "./control/index.js";
+import type { ControlPlane, ControlPlaneOptions, HeartbeatCoverDial } from "./control/index.js";
 import type { MetadataStore, NodeCatalog, ShardHost } from "../control/index.js";
 import type { LocalShardHost } from "./shard/host.js";
 
@@ -56,6 +56,8 @@ export interface NodeControlOptions {
   readonly clickhouseHealth?: () => string;
   /** Control-plane timings (heartbeat, node timeout, lease, ...); defaults: CONTROL_DEFAULTS. */
   readonly timings?: Partial<Pick<ControlPlaneOptions, "heartbeatMs" | "nodeTimeoutMs" | "leaseMs" | "reconcileMs" | "isolationMs" | "drainTimeoutMs">>;
+  /** The node's NATS settings for the heartbeat thread, and its grace (PX_HEARTBEAT_GRACE_MS). */
+  readonly heartbeatCover?: HeartbeatCoverDial;
   readonly log: (line: string) => void;
 }
 
@@ -69,6 +71,7 @@ export function startNodeControlPlane(nc: NatsConnection, o: NodeControlOptions)
     metadata: o.metadata,
     replicas: o.replicas,
     log: o.log,
+    ...(o.heartbeatCover === undefined ? {} : { heartbeatCover: o.heartbeatCover }),
     ...(o.clickhouseHealth === undefined ? {} : { clickhouseHealth: o.clickhouseHealth }),
   });
 }

@@ -27,6 +27,7 @@ import { natsClusterParts } from "./fanout.js";
 import { servePartQueries } from "./qpart.js";
 import { ClickhouseColdSource } from "../query/index.js";
 import { startNodeControlPlane } from "./controlplane.js";
+import { heartbeatGraceMs } from "./control/index.js";
 import type { NodeControlOptions } from "./controlplane.js";
 import { feedHost } from "./feed/host.js";
 import type { FeedHost } from "./feed/host.js";
@@ -305,6 +306,8 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
           clickhouseHealth: () => clickhouseDisplay(o.clickhouseUrl),
           log,
           ...(o.control === undefined ? {} : { timings: o.control }),
+          // A long synchronous query must not look like a dead node: a thread of its own keeps the heartbeat (up to the grace).
+          heartbeatCover: { servers: o.natsUrl, credsPath: o.natsCreds ?? process.env[NATS_CREDS_ENV], caPath: natsCa, graceMs: heartbeatGraceMs() },
         })
       : undefined;
   if (control !== undefined) metrics.watchControl(control);

@@ -185,6 +185,29 @@ describe("controller", () => {
     }
   });
 
+  // The leader's own event loop blocked (a long synchronous query) for longer than the node timeout: the
+  // heartbeats put meanwhile are delivered after its timers fire. On wall time it judged every node dead.
+  for (const judged of ["attention", "wall"] as const) {
+    it(`controller - a leader whose loop was blocked past the node timeout moves no shard when liveness is judged on attention time${judged === "wall" ? " (negative control: on wall time it does)" : ""}`, async () => {
+      const cluster = new Cluster();
+      const clock = new SimulatedClock();
+      let blockedMs = 0;
+      const attention = judged === "attention" ? () => clock.now() - blockedMs : undefined;
+      controller(cluster, "c1", clock, staticCatalog([tenant("acme", { trades: 8 })]), attention === undefined ? {} : { attention });
+      await heartbeats(cluster, clock, 600, { n1: true, n2: true });
+      const before = await assignments(cluster);
+      expect(new Set([...before.values()].map((a) => a.node))).toEqual(new Set(["n1", "n2"]));
+      // 1.5 s in one step (timeout 600 ms): nothing is observed meanwhile, every due timer fires at its end.
+      blockedMs += 1_500;
+      clock.increment(1_500);
+      await flush(4);
+      await heartbeats(cluster, clock, 600, { n1: true, n2: true });
+      const after = await assignments(cluster);
+      const same = [...after].every(([k, a]) => before.get(k)?.node === a.node && before.get(k)?.leaseRevision === a.leaseRevision) && after.size === before.size;
+      expect(same).toBe(judged === "attention");
+    });
+  }
+
   it("controller - draining and removed nodes lose their shards at once", async () => {
     const cluster = new Cluster();
     const clock = new SimulatedClock();

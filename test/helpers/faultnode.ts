@@ -18,6 +18,10 @@
 //                         recalled): a node SIGSTOPped mid-ingest surely holds a
 //                         batch it has not sent, and only the sink's permit,
 //                         checked right before the request, can stop it.
+// And one blocks the main thread without stopping the process:
+//   main.block-on-sigusr2 each SIGUSR2 runs a synchronous loop of PX_BLOCK_MS
+//                         (default 5000) on the main thread, as a long query
+//                         does; worker threads (the heartbeat thread) go on.
 import { request } from "node:http";
 import { parseArgs } from "node:util";
 import type { ObjectStore } from "@nats-io/obj";
@@ -40,6 +44,16 @@ function die(): never {
 }
 
 const sinkArmed = (name: string): boolean => armed.has(name) && inserts >= sinkAfter;
+
+if (armed.has("main.block-on-sigusr2")) {
+  const blockMs = Number(process.env.PX_BLOCK_MS ?? 5_000);
+  process.on("SIGUSR2", () => {
+    const end = Date.now() + blockMs;
+    while (Date.now() < end) {
+      // A synchronous computation: nothing else runs on this thread meanwhile.
+    }
+  });
+}
 
 /**
  * Sends the first half of the INSERT's rows (cut at a row boundary, as a client

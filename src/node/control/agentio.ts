@@ -5,6 +5,7 @@ import { fromCallback, fromPromise } from "xstate";
 import type { AgentEvent, ApplyResult, HeartbeatInput, HostedShard, ShardWork } from "../../../actors/agent.js";
 import { runWatch, shardKey } from "../../control/index.js";
 import type { AssignmentStore, HeartbeatStore, ShardHost } from "../../control/index.js";
+import type { HeartbeatCover } from "./heartbeatcover.js";
 import { shardStatus } from "../../../protocols/shardstatus.js";
 import type { ShardStatus } from "../../../protocols/shardstatus.js";
 
@@ -22,6 +23,8 @@ export interface AgentIO {
   readonly clickhouseHealth?: () => string;
   readonly nowMicros?: () => number;
   readonly log?: (line: string) => void;
+  /** Keeps the heartbeat going while the main thread is busy (./heartbeatcover.ts); told of every heartbeat put. */
+  readonly cover?: Pick<HeartbeatCover, "sent" | "stop">;
 }
 
 /** Host status, with the lease revision filled in from what the agent started. */
@@ -71,7 +74,7 @@ export function agentActors(io: AgentIO) {
   const nowMicros = io.nowMicros ?? (() => Date.now() * 1000);
   return {
     sendHeartbeat: fromPromise<void, HeartbeatInput>(async ({ input }) => {
-      await io.heartbeats.put({
+      const info = {
         nodeId: io.nodeId,
         address: io.address,
         softwareVersion: io.softwareVersion,
@@ -80,11 +83,17 @@ export function agentActors(io: AgentIO) {
         state: input.phase,
         clickhouse: io.clickhouseHealth?.() ?? "",
         shards: shardStatuses(io.host, input.hosted),
-      });
+      };
+      await io.heartbeats.put(info);
+      io.cover?.sent(info);
       // Stored: this node is alive in px_nodes, its sinks may keep writing a while longer.
       io.host.renewLeases?.();
     }),
-    removeHeartbeat: fromPromise<void>(() => io.heartbeats.remove(io.nodeId)),
+    // The cover stops first: it must not put the heartbeat back after it is removed.
+    removeHeartbeat: fromPromise<void>(async () => {
+      await io.cover?.stop();
+      await io.heartbeats.remove(io.nodeId);
+    }),
     applyShards: fromPromise<ApplyResult, ShardWork>(({ input }) => applyShardWork(io.host, input)),
     watchAssignments: fromCallback<AgentEvent>(({ sendBack }) =>
       runWatch(

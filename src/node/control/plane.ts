@@ -9,7 +9,7 @@ import { controlBackend, openControlStores, startControlServer, validateNodeId }
 import type { CatalogSource, ControlServer, ControlStores, MetadataStore, ShardHost } from "../../control/index.js";
 import { retryOnTimeout } from "../startup.js";
 import { startAgent, startController } from "./runtime.js";
-import type { AgentHandle, ControllerHandle } from "./runtime.js";
+import type { AgentHandle, ControllerHandle, HeartbeatCoverDial } from "./runtime.js";
 
 export interface ControlPlaneOptions {
   readonly nodeId: string;
@@ -40,6 +40,8 @@ export interface ControlPlaneOptions {
    */
   readonly isolationMs?: number;
   readonly drainTimeoutMs?: number;
+  /** A heartbeat thread that bridges main-thread blocks (long queries); without it heartbeats come from the main thread only. */
+  readonly heartbeatCover?: HeartbeatCoverDial;
   readonly log?: (line: string) => void;
 }
 
@@ -84,6 +86,7 @@ export async function startControlPlane(nc: NatsConnection, o: ControlPlaneOptio
     heartbeatMs: t.heartbeatMs,
     isolationMs: t.isolationMs,
     drainTimeoutMs: t.drainTimeoutMs,
+    ...(o.heartbeatCover === undefined ? {} : { heartbeatCover: o.heartbeatCover }),
     ...(o.capacityShards === undefined ? {} : { capacityShards: o.capacityShards }),
     ...(o.clickhouseHealth === undefined ? {} : { clickhouseHealth: o.clickhouseHealth }),
     log,

@@ -13,6 +13,8 @@ import type { AgentIO } from "./agentio.js";
 import { controllerActors } from "./controllerio.js";
 import { openCatalogSource, openControlStores } from "../../control/index.js";
 import type { CatalogSource, ControlStores } from "../../control/index.js";
+import { startAttentionClock } from "./attentionclock.js";
+import { startHeartbeatCover } from "./heartbeatcover.js";
 import pkg from "../../../package.json" with { type: "json" };
 
 export const SOFTWARE_VERSION: string = pkg.version;
@@ -47,7 +49,9 @@ export async function startController(nc: NatsConnection, o: ControllerOptions):
   const leaseMs = o.leaseMs ?? 5_000;
   const stores = o.stores ?? (await openControlStores(nc, { replicas: o.replicas ?? 1, writeTimeoutMs: Math.max(250, Math.floor(leaseMs / 3)) }));
   const catalog = o.catalog ?? (await openCatalogSource(nc, o.replicas ?? 1));
-  const actor = createActor(controllerMachine.provide({ actors: controllerActors({ ...stores, catalog, log }) }), { input: o });
+  // Node liveness is judged on attention time: this process's own loop blocks do not count against the nodes.
+  const attention = o.attention === undefined ? startAttentionClock() : undefined;
+  const actor = createActor(controllerMachine.provide({ actors: controllerActors({ ...stores, catalog, log }) }), { input: { ...o, attention: o.attention ?? attention!.now } });
   actor.on("elected", (e) => log(`controller ${o.id}: leader (term ${e.term}, lease revision ${e.revision})`));
   actor.on("steppedDown", (e) => log(`controller ${o.id}: stepped down: ${e.reason}`));
   actor.on("assigned", (e) => {
@@ -70,6 +74,7 @@ export async function startController(nc: NatsConnection, o: ControllerOptions):
     stop: async () => {
       actor.send({ type: "stop" });
       await waitStopped(actor, 2_000);
+      attention?.stop();
     },
   };
 }
@@ -85,8 +90,19 @@ export interface AgentHandle {
   stop(): Promise<void>;
 }
 
-export interface AgentOptions extends AgentInput, Omit<AgentIO, "heartbeats" | "assignments" | "softwareVersion" | "nodeId"> {
+/** How the heartbeat thread reaches NATS (the node's own connection settings), and its grace. */
+export interface HeartbeatCoverDial {
+  readonly servers: string | string[];
+  readonly credsPath: string | undefined;
+  readonly caPath: string | undefined;
+  /** Longest main-thread block it bridges; 0: no heartbeat thread. */
+  readonly graceMs: number;
+}
+
+export interface AgentOptions extends AgentInput, Omit<AgentIO, "heartbeats" | "assignments" | "softwareVersion" | "nodeId" | "cover"> {
   readonly softwareVersion?: string;
+  /** Start a heartbeat thread (./heartbeatcover.ts); without it heartbeats come from the main thread only. */
+  readonly heartbeatCover?: HeartbeatCoverDial;
   readonly stores?: ControlStores;
   readonly replicas?: number;
 }
@@ -94,7 +110,9 @@ export interface AgentOptions extends AgentInput, Omit<AgentIO, "heartbeats" | "
 export async function startAgent(nc: NatsConnection, o: AgentOptions): Promise<AgentHandle> {
   const log = o.log ?? (() => {});
   const stores = o.stores ?? (await openControlStores(nc, { replicas: o.replicas ?? 1 }));
-  const io: AgentIO = { ...o, softwareVersion: o.softwareVersion ?? SOFTWARE_VERSION, heartbeats: stores.heartbeats, assignments: stores.assignments, log };
+  const dial = o.heartbeatCover;
+  const cover = dial !== undefined && dial.graceMs > 0 ? startHeartbeatCover({ ...dial, nodeId: o.nodeId, periodMs: o.heartbeatMs ?? 1_000, log }) : undefined;
+  const io: AgentIO = { ...o, softwareVersion: o.softwareVersion ?? SOFTWARE_VERSION, heartbeats: stores.heartbeats, assignments: stores.assignments, log, ...(cover === undefined ? {} : { cover }) };
   const actor = createActor(agentMachine.provide({ actors: agentActors(io) }), { input: o });
   actor.on("shards", (e) => {
     for (const k of e.stopped) log(`agent ${o.nodeId}: stopped ${k}`);
@@ -111,10 +129,12 @@ export async function startAgent(nc: NatsConnection, o: AgentOptions): Promise<A
     drain: async () => {
       actor.send({ type: "drain" });
       await waitStopped(actor, (o.drainTimeoutMs ?? 30_000) + 5_000);
+      await cover?.stop();
     },
     stop: async () => {
       actor.send({ type: "stop" });
       await waitStopped(actor, 10_000);
+      await cover?.stop();
     },
   };
 }
