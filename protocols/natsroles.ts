@@ -4,6 +4,7 @@
 import {
   CONTROL_WILDCARD,
   feedStream,
+  feedSubject,
   feedSubjectsOfTenant,
   ingestErrorSubject,
   ingestErrorSubjectsOfTenant,
@@ -11,6 +12,7 @@ import {
   ingestSubject,
   ingestSubjectsOfTenant,
   tenantInboxPrefix,
+  watermarkSubjectsOfTable,
   watermarkSubjectsOfTenant,
 } from "./subjects.js";
 
@@ -39,8 +41,29 @@ export interface RoleScope {
   readonly tenant?: string;
   /** The credential's id: names its private reply inbox (tenant roles). */
   readonly credId?: string;
-  /** Publisher only: the tables it may ingest into (absent: every table of its tenant). */
+  /**
+   * Table grants (absent: every table of its tenant). Publisher: the tables it
+   * may ingest into. Subscriber: the tables whose watermarks it may read; its
+   * feeds are then exactly `feeds`.
+   */
   readonly tables?: readonly string[];
+  /** Subscriber with table grants: the feeds it may consume (those reading only granted tables, resolved at mint time). */
+  readonly feeds?: readonly string[];
+}
+
+/** The tables a materialized feed reads: its table, and an as-of feed's right table. */
+export function tablesOfFeed(query: Readonly<Record<string, unknown>>): string[] {
+  const out: string[] = [];
+  if (typeof query.table === "string") out.push(query.table);
+  const right = query.right as { table?: unknown } | undefined;
+  if (query.op === "asof" && typeof right?.table === "string") out.push(right.table);
+  return out;
+}
+
+/** The feeds a subscriber granted `tables` may consume: those that read only granted tables. */
+export function feedsWithin(feeds: readonly { readonly name: string; readonly query: Readonly<Record<string, unknown>> }[], tables: readonly string[]): string[] {
+  const granted = new Set(tables);
+  return feeds.filter((f) => tablesOfFeed(f.query).every((t) => granted.has(t))).map((f) => f.name).sort();
 }
 
 /**
@@ -65,23 +88,27 @@ export function permissionsOf(scope: RoleScope): SubjectPermissions | undefined 
       return { pub: { allow: [ingestSubjectsOfTenant(tenant)] }, sub: { allow: [`${inbox}.>`, ingestErrorSubjectsOfTenant(tenant)] } };
     }
     case "subscriber": {
-      if (scope.tables !== undefined) throw new Error("table grants (--tables) apply to publisher credentials; a subscriber reads its tenant's feeds and watermarks");
       const { tenant, inbox } = tenantScope(scope);
       const stream = feedStream(tenant);
+      // Consumers of its own feed stream only. With table grants, a consumer may be created only with a
+      // granted feed's subject as its filter (the API subject carries the filter: nats.js and nats-py both
+      // use that form for a single filter), and only those feeds' and tables' subjects may be subscribed to.
+      const t = scope.tables;
+      if (t === undefined && scope.feeds !== undefined) throw new Error("feed grants come with table grants (--tables); without them a subscriber reads every feed of its tenant");
+      const create = t === undefined ? [`$JS.API.CONSUMER.CREATE.${stream}`, `$JS.API.CONSUMER.CREATE.${stream}.>`] : (scope.feeds ?? []).map((f) => `$JS.API.CONSUMER.CREATE.${stream}.*.${feedSubject(tenant, f)}`);
+      const reads = t === undefined ? [feedSubjectsOfTenant(tenant), watermarkSubjectsOfTenant(tenant)] : [...(scope.feeds ?? []).map((f) => feedSubject(tenant, f)), ...t.map((x) => watermarkSubjectsOfTable(tenant, x))];
       return {
-        // Ordered/durable consumers on its own feed stream only.
         pub: {
           allow: [
             `$JS.API.STREAM.INFO.${stream}`,
-            `$JS.API.CONSUMER.CREATE.${stream}`,
-            `$JS.API.CONSUMER.CREATE.${stream}.>`,
+            ...create,
             `$JS.API.CONSUMER.INFO.${stream}.>`,
             `$JS.API.CONSUMER.DELETE.${stream}.>`,
             `$JS.API.CONSUMER.MSG.NEXT.${stream}.>`,
             `$JS.ACK.${stream}.>`,
           ],
         },
-        sub: { allow: [`${inbox}.>`, feedSubjectsOfTenant(tenant), watermarkSubjectsOfTenant(tenant)] },
+        sub: { allow: [`${inbox}.>`, ...reads] },
       };
     }
   }

@@ -26,6 +26,7 @@ export const watermarkStream = (tenant: string): string => `PX_WM_${tenant}`;
 export const watermarkSubject = (tenant: string, table: string, bucket: number): string =>
   `px.${tenant}.wm.${table}.${bucket}`;
 export const watermarkSubjectsOfTenant = (tenant: string): string => `px.${tenant}.wm.>`;
+export const watermarkSubjectsOfTable = (tenant: string, table: string): string => `px.${tenant}.wm.${table}.*`;
 
 export const controlSubject = (verb: string): string => `px.ctl.${verb}`;
 /**

@@ -14,8 +14,10 @@ export interface CredsInfo {
   readonly id: string;
   readonly tenant: string | null;
   readonly role: NatsRole;
-  /** Publisher table grants (absent or null: every table of its tenant). */
+  /** Table grants (absent or null: every table of its tenant). */
   readonly tables?: readonly string[] | null;
+  /** A subscriber's feeds under its table grants, as resolved when it was minted (absent or null: every feed). */
+  readonly feeds?: readonly string[] | null;
   /** The NATS user public key (not a secret). */
   readonly publicKey: string;
   readonly createdAtMs: number;

@@ -58,8 +58,10 @@ export function revocationsOf(accountJwtText: string): Record<string, number> {
 export interface MintOptions {
   readonly role: NatsRole;
   readonly tenant?: string;
-  /** Publisher only: the tables it may ingest into (checked names; absent: every table of its tenant). */
+  /** Table grants (checked names; absent: every table of its tenant): a publisher's ingest tables, a subscriber's watermark tables. */
   readonly tables?: readonly string[];
+  /** Subscriber with table grants: the feeds it may consume (protocols/natsroles.ts feedsWithin). */
+  readonly feeds?: readonly string[];
   /** Lifetime in seconds; omitted: no expiry (revoke it to end it). */
   readonly ttlSeconds?: number;
   readonly nowMs?: number;
@@ -81,7 +83,7 @@ export const newCredId = (): string => randomBytes(6).toString("hex");
 export async function mintUser(id: NatsIdentity, o: MintOptions): Promise<MintedCreds> {
   const credId = newCredId();
   const ukp = createUser();
-  const perms = permissionsOf({ role: o.role, credId, ...(o.tenant !== undefined ? { tenant: o.tenant } : {}), ...(o.tables !== undefined ? { tables: o.tables } : {}) });
+  const perms = permissionsOf({ role: o.role, credId, ...(o.tenant !== undefined ? { tenant: o.tenant } : {}), ...(o.tables !== undefined ? { tables: o.tables } : {}), ...(o.feeds !== undefined ? { feeds: o.feeds } : {}) });
   const nowMs = o.nowMs ?? Date.now();
   const exp = o.ttlSeconds === undefined ? undefined : Math.floor(nowMs / 1000) + o.ttlSeconds;
   const name = o.tenant ? `${o.role}.${o.tenant}.${credId}` : `${o.role}.${credId}`;

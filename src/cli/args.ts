@@ -227,7 +227,7 @@ export function parsePxctlArgs(argv: readonly string[], env: Readonly<Record<str
           const tenantRole = role === "publisher" || role === "subscriber";
           if (tenantRole && v.tenant === undefined) usage(`creds create --role ${role}: give --tenant`);
           if (!tenantRole && v.tenant !== undefined) usage(`creds create --role ${role}: a ${role} is not scoped to a tenant; drop --tenant`);
-          if (v.tables !== undefined && role !== "publisher") usage(`creds create --tables: table grants apply to publishers (ingest subjects); a ${role} is not scoped to tables`);
+          if (v.tables !== undefined && !tenantRole) usage(`creds create --tables: table grants apply to publishers (ingest subjects) and subscribers (feeds and watermarks); a ${role} is not scoped to tables`);
           command = { kind: "creds.create", tenant: v.tenant, role, ttlSeconds: parseTtl(v.ttl ?? "24h"), out: v.out, note: v.note, tables: v.tables === undefined ? undefined : v.tables.split(",").map((t) => t.trim()) };
         } else if (sub === "list") {
           extra(2);

@@ -7,6 +7,7 @@ import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { parse as parseYaml } from "yaml";
 import { SpecError, parseClusterSpec } from "../../protocols/tablespec.js";
+import { feedsWithin } from "../../protocols/natsroles.js";
 import { TokenNotFoundError, TokenOptionsError, TokenStoreUnavailableError, checkedTables, createToken, getCreds, listCreds, listTokens, markCredsRevoked, mintUser, recordCreds, revokeToken } from "../auth/index.js";
 import { explainNatsTlsError, natsCredsOptions, natsTlsOptions } from "../runtime/natsclient.js";
 import { CertsError, certificateNames, initCerts } from "../runtime/certs.js";
@@ -178,15 +179,18 @@ async function run(inv: Invocation, nc: NatsConnection, io: CliIO, specDoc: unkn
         throw new CliError(EXIT.usage, `--tenant ${c.tenant.slice(0, 40)}: not a tenant name (lowercase letters, digits, _; starts with a letter; at most 32 characters)`);
       }
       const tables = c.tables === undefined ? undefined : credsTables(c.tables);
+      // A subscriber with table grants may consume the feeds that read only those tables, as the spec has them now.
+      const feeds = c.role === "subscriber" && tables !== undefined ? grantedFeeds(await req<DescribeReply>("describe", { kind: "tenant", name: c.tenant }), tables) : undefined;
       const files = await loadOrCreateNatsAuth(authDirOf(inv, io));
-      const minted = await mintUser(files.identity, { role: c.role, ...(c.tenant === undefined ? {} : { tenant: c.tenant }), ...(tables === undefined ? {} : { tables }), ...(c.ttlSeconds === undefined ? {} : { ttlSeconds: c.ttlSeconds }) });
+      const minted = await mintUser(files.identity, { role: c.role, ...(c.tenant === undefined ? {} : { tenant: c.tenant }), ...(tables === undefined ? {} : { tables }), ...(feeds === undefined ? {} : { feeds }), ...(c.ttlSeconds === undefined ? {} : { ttlSeconds: c.ttlSeconds }) });
       const out = resolve(c.out ?? `${c.tenant ? `${c.tenant}-` : ""}${c.role}-${minted.credId}.creds`);
       if (existsSync(out)) throw new CliError(EXIT.conflict, `${out} exists; pass another --out (credentials are never overwritten)`);
       // The seed is written to the 0600 file only; KV keeps the public key.
       writeSecretFile(out, minted.creds);
-      await recordCreds(nc, { id: minted.credId, tenant: c.tenant ?? null, role: c.role, publicKey: minted.publicKey, createdAtMs: Date.now(), expiresAtMs: minted.expiresAtMs, revokedAtMs: null, note: c.note ?? "", tables: tables ?? null });
-      const info = { id: minted.credId, file: out, tenant: c.tenant ?? null, role: c.role, tables: tables ?? null, expiresAtMs: minted.expiresAtMs, inboxPrefix: minted.inboxPrefix ?? null };
-      print(info, () => `wrote ${out} (id ${minted.credId}${minted.inboxPrefix ? `; clients connect with inbox prefix ${minted.inboxPrefix}` : ""})`);
+      await recordCreds(nc, { id: minted.credId, tenant: c.tenant ?? null, role: c.role, publicKey: minted.publicKey, createdAtMs: Date.now(), expiresAtMs: minted.expiresAtMs, revokedAtMs: null, note: c.note ?? "", tables: tables ?? null, ...(feeds === undefined ? {} : { feeds }) });
+      const info = { id: minted.credId, file: out, tenant: c.tenant ?? null, role: c.role, tables: tables ?? null, ...(feeds === undefined ? {} : { feeds }), expiresAtMs: minted.expiresAtMs, inboxPrefix: minted.inboxPrefix ?? null };
+      const feedLine = feeds === undefined ? "" : `; feeds it may consume: ${feeds.length === 0 ? "none yet (no feed reads only those tables; mint again after adding one)" : feeds.join(", ")}`;
+      print(info, () => `wrote ${out} (id ${minted.credId}${minted.inboxPrefix ? `; clients connect with inbox prefix ${minted.inboxPrefix}` : ""}${feedLine})`);
       return EXIT.ok;
     }
     case "creds.list": {
@@ -211,7 +215,16 @@ async function run(inv: Invocation, nc: NatsConnection, io: CliIO, specDoc: unkn
   }
 }
 
-/** A publisher credential's table grants, checked like a token's (names, at least one). */
+/** The feeds a subscriber granted `tables` may consume; refuses a table the tenant does not have. */
+function grantedFeeds(d: DescribeReply, tables: readonly string[]): string[] {
+  if (d.kind !== "tenant") throw new CliError(EXIT.other, `describe tenant answered a ${d.kind}`);
+  const known = new Set(d.spec.tables.map((t) => t.name));
+  const unknown = tables.filter((t) => !known.has(t));
+  if (unknown.length > 0) throw new CliError(EXIT.usage, `creds create --tables: tenant ${d.spec.name} has no table ${unknown.join(", ")} (it has ${[...known].join(", ")})`);
+  return feedsWithin(d.spec.feeds ?? [], tables);
+}
+
+/** A credential's table grants, checked like a token's (names, at least one). */
 function credsTables(tables: readonly string[]): string[] {
   try {
     return checkedTables(tables);

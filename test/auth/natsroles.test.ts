@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { decode } from "@nats-io/jwt";
 import type { User } from "@nats-io/jwt";
-import { permissionsOf, tenantInboxPrefix } from "../../protocols/index.js";
+import { feedsWithin, permissionsOf, tablesOfFeed, tenantInboxPrefix } from "../../protocols/index.js";
 import { accountJwt, accountPublicKey, inboxPrefixOfCreds, mintUser, newNatsIdentity, revocationsOf } from "../../src/auth/index.js";
 
 describe("auth - NATS roles", () => {
@@ -17,7 +17,25 @@ describe("auth - NATS roles", () => {
     const p = permissionsOf({ role: "publisher", tenant: "acme", credId: "abc", tables: ["quotes"] })!;
     expect(p.pub.allow).toEqual(["px.acme.ingest.quotes", "px.acme.ingest._status"]);
     expect(p.sub.allow).toEqual([`${tenantInboxPrefix("acme", "abc")}.>`, "px.acme.ingest_errors.quotes"]);
-    expect(() => permissionsOf({ role: "subscriber", tenant: "acme", credId: "abc", tables: ["quotes"] })).toThrow(/apply to publisher credentials/);
+  });
+
+  it("natsroles - a subscriber with table grants may create consumers filtered on its feeds only, and read those feeds and its tables' watermarks", () => {
+    const p = permissionsOf({ role: "subscriber", tenant: "acme", credId: "abc", tables: ["quotes"], feeds: ["q1"] })!;
+    expect(p.pub.allow.filter((s) => s.includes("CONSUMER.CREATE"))).toEqual(["$JS.API.CONSUMER.CREATE.PX_FEED_acme.*.px.acme.feed.q1"]);
+    expect(p.sub.allow).toEqual([`${tenantInboxPrefix("acme", "abc")}.>`, "px.acme.feed.q1", "px.acme.wm.quotes.*"]);
+    // Feed grants only under table grants.
+    expect(() => permissionsOf({ role: "subscriber", tenant: "acme", credId: "abc", feeds: ["q1"] })).toThrow(/come with table grants/);
+  });
+
+  it("natsroles - the feeds within a table grant: those reading only granted tables (an as-of feed reads two)", () => {
+    const feeds = [
+      { name: "t", query: { op: "lastBy", table: "trades" } },
+      { name: "q", query: { op: "rolling", table: "quotes" } },
+      { name: "tq", query: { op: "asof", table: "trades", right: { table: "quotes" } } },
+    ];
+    expect(feedsWithin(feeds, ["quotes"])).toEqual(["q"]);
+    expect(feedsWithin(feeds, ["quotes", "trades"])).toEqual(["q", "t", "tq"]);
+    expect(tablesOfFeed(feeds[2]!.query)).toEqual(["trades", "quotes"]);
   });
 
   it("natsroles - a subscriber reaches its own feed stream and subjects only", () => {

@@ -210,8 +210,8 @@ describe("security - NATS surfaces (locked by default)", () => {
     const all = new TickPublisher(as.alphaPublisher!, { tenant: "alpha", spec: tableOf("alpha", "trades"), timeoutMs: 10_000 });
     expect((await all.publish(trades(5, 1_700_200_000_000_000))).rows).toBe(5);
     out.length = 0;
-    expect(await pxctl("creds", "create", "--tenant", "alpha", "--role", "subscriber", "--tables", "quotes")).toBe(2);
-    expect(out.join("\n")).toMatch(/--tables: table grants apply to publishers/);
+    expect(await pxctl("creds", "create", "--role", "admin", "--tables", "quotes")).toBe(2);
+    expect(out.join("\n")).toMatch(/--tables: table grants apply to publishers \(ingest subjects\) and subscribers/);
     expect(await pxctl("creds", "create", "--tenant", "alpha", "--role", "publisher", "--tables", "Bad-Name")).toBe(2);
     expect(out.join("\n")).toMatch(/creds create --tables: table "Bad-Name" is not a table name/);
   });
