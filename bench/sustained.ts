@@ -22,7 +22,9 @@
 //
 // Env: BENCH_RATES (ticks/s, comma-separated, ascending), BENCH_STEP_SECONDS,
 // BENCH_HOT_SECONDS, BENCH_QUERY_HZ, BENCH_RAW_ROWS, BENCH_SNAPSHOT_SECONDS,
-// BENCH_WARMUP_SECONDS. Writes bench/results/sustained.json.
+// BENCH_WARMUP_SECONDS, BENCH_NODE_CPU_PROF (a directory: the node process runs
+// with --cpu-prof and writes its profile there when it stops). Writes
+// bench/results/sustained.json.
 import { rmSync } from "node:fs";
 import { loadavg } from "node:os";
 import { credentials } from "@grpc/grpc-js";
@@ -63,6 +65,7 @@ const RAW_ROWS = Number(process.env.BENCH_RAW_ROWS ?? 2_000_000);
 const SNAPSHOT_S = Number(process.env.BENCH_SNAPSHOT_SECONDS ?? 20);
 const WARMUP_S = Number(process.env.BENCH_WARMUP_SECONDS ?? 10);
 const WARM_S = Math.min(5, STEP_S / 4);
+const CPU_PROF_DIR = process.env.BENCH_NODE_CPU_PROF;
 /** The rate the query figures are taken under (issue 20: last-by while 100 k ticks/s are ingested). */
 const QUERY_FIGURE_RATE = 100_000;
 const LAG_SAMPLE_MS = 250;
@@ -400,7 +403,7 @@ async function main(): Promise<void> {
 
     // 2. The node: every shard, sinks, snapshots every SNAPSHOT_S.
     await (await MetadataStore.open(nc)).applyCurrent(cluster);
-    node = await spawnNodeProcess(nats.url, {}, ["--clickhouse", chServer.httpUrl, "--snapshot-interval-ms", String(SNAPSHOT_S * 1000)]);
+    node = await spawnNodeProcess(nats.url, CPU_PROF_DIR === undefined ? {} : { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${CPU_PROF_DIR}` }, ["--clickhouse", chServer.httpUrl, "--snapshot-interval-ms", String(SNAPSHOT_S * 1000)]);
     const up = performance.now();
     while ((await shardViews(node)).filter((s) => s.sinkState === "idle").length < 2 * SHARDS) {
       if (performance.now() - up > 60_000) throw new Error(`the node did not bring up the ${2 * SHARDS} shards of ${TENANT} with their sinks in 60 s:\n${node.output()}`);

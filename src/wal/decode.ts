@@ -9,6 +9,7 @@ import { decodeTickBatch } from "../codec/arrow.js";
 import { allocValueArray } from "../codec/tickbatch.js";
 import type { TickBatch } from "../codec/tickbatch.js";
 import { TaggedError } from "../../protocols/tagged.js";
+import { tryDecodeWalPayload } from "./fastdecode.js";
 
 /** A WAL record's envelope facts and its ticks. */
 export interface DecodedRecord {
@@ -30,6 +31,9 @@ function withAddedColumns(spec: TableSpec, batch: TickBatch): TickBatch {
   return { ...batch, values: [...batch.values, ...added] };
 }
 
+/** PX_WAL_FAST_DECODE=off decodes every WAL record with the general decoder (to compare; the result is the same). */
+const useFastDecode = process.env.PX_WAL_FAST_DECODE !== "off";
+
 /**
  * Envelope and Arrow payload of a WAL record, as `spec`'s ticks. A record of
  * an older version is decoded with that version's columns and the columns
@@ -44,7 +48,10 @@ export function decodeWalEntry(spec: TableSpec, lsn: number, data: Uint8Array): 
       `WAL record at LSN ${lsn} was written for version ${rec.schemaVersion} of table ${spec.name}; this node serves version ${spec.version}; the shard restarts with the new spec once this node's catalog has it`,
     );
   }
-  const batch = withAddedColumns(spec, decodeTickBatch(specAtVersion(spec, rec.schemaVersion), rec.payload, `WAL record at LSN ${lsn}`));
+  const asWritten = specAtVersion(spec, rec.schemaVersion);
+  // The gateway's layout is read directly (./fastdecode.ts); anything else, and every error, by the general decoder.
+  const ticks = (useFastDecode ? tryDecodeWalPayload(asWritten, rec.payload) : undefined) ?? decodeTickBatch(asWritten, rec.payload, `WAL record at LSN ${lsn}`);
+  const batch = withAddedColumns(spec, ticks);
   let minTs = Number(rec.minTsMicros);
   let maxTs = Number(rec.maxTsMicros);
   if (batch.rows > 0 && !(minTs <= maxTs && maxTs > 0)) {

@@ -1,0 +1,233 @@
+// WAL payload fast path: a record's Arrow payload in exactly the layout the
+// gateway writes (src/codec/ipcwrite.ts: the table's schema message, ONE
+// dictionary + record batch pair, end of stream) is read straight into a
+// TickBatch, without apache-arrow's Data objects or the general decoder's
+// per-column dispatch. Every WAL record is decoded once per node (shard and
+// sink share it, ./decode.ts), so this is per-record cost on the ingest path.
+//
+// It only accepts; it never rejects. Anything it does not recognise, or that
+// breaks a rule, returns undefined and the general decoder (decodeTickBatch)
+// decides, with its exact error. For what it accepts it returns what the
+// general decoder returns (test/wal/fastdecode.test.ts checks both on the same
+// bytes, corrupted ones included).
+import type { TableSpec } from "../../protocols/tablespec.js";
+import { MAX_SYMBOL_BYTES, MAX_TS_MICROS, MIN_TS_MICROS } from "../codec/arrow.js";
+import { EOS, dictSlotValues, dictTemplate, fieldWidths, rbSlotValues, rbTemplate, walSchemaMessage } from "../codec/ipcwrite.js";
+import type { MetaTemplate } from "../codec/ipcwrite.js";
+import type { TickBatch, ValueArray } from "../codec/tickbatch.js";
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+const expected = new Float64Array(2 + 64 + 2 * 128);
+
+/** Typed views of a payload, 8-aligned at its start (copied to a scratch buffer when not). */
+interface Views {
+  readonly u8: Uint8Array;
+  readonly i32: Int32Array;
+  readonly u32: Uint32Array;
+  readonly f32: Float32Array;
+  readonly f64: Float64Array;
+  readonly dv: DataView;
+}
+
+let scratch: Views | undefined;
+
+function viewsOf(bytes: Uint8Array): Views {
+  const n = bytes.length;
+  if (bytes.byteOffset % 8 !== 0) {
+    // NATS message data sits anywhere in the read buffer: one copy to read aligned words (every output is a copy anyway).
+    if (!scratch || scratch.u8.length < n) {
+      const s = new ArrayBuffer(Math.max(1 << 16, 2 ** Math.ceil(Math.log2(n))));
+      scratch = { u8: new Uint8Array(s), i32: new Int32Array(s), u32: new Uint32Array(s), f32: new Float32Array(s), f64: new Float64Array(s), dv: new DataView(s) };
+    }
+    scratch.u8.set(bytes);
+    return scratch;
+  }
+  const ab = bytes.buffer as ArrayBuffer;
+  const base = bytes.byteOffset;
+  return {
+    u8: bytes,
+    i32: new Int32Array(ab, base, n >> 2),
+    u32: new Uint32Array(ab, base, n >> 2),
+    f32: new Float32Array(ab, base, n >> 2),
+    f64: new Float64Array(ab, base, n >> 3),
+    dv: new DataView(ab, base, n),
+  };
+}
+
+/** Compares `u8[p..]` with a template (slot bytes excepted) and its slot values with `want`. */
+function matches(u8: Uint8Array, dv: DataView, p: number, t: MetaTemplate, want: Float64Array): boolean {
+  const tb = t.bytes;
+  const mask = t.mask;
+  if (p + tb.length > u8.length) return false;
+  for (let i = 0; i < tb.length; i++) if (mask[i] === 0 && u8[p + i] !== tb[i]) return false;
+  const slots = t.slots;
+  for (let k = 0; k < slots.length; k++) {
+    const at = p + slots[k]!;
+    if (dv.getUint32(at + 4, true) !== 0 || dv.getUint32(at, true) !== want[k]) return false;
+  }
+  return true;
+}
+
+/** Slot `k` of a template at `p`: a small non-negative number, -1 when it is not one. */
+function slot(dv: DataView, p: number, t: MetaTemplate, k: number): number {
+  const at = p + t.slots[k]!;
+  if (at + 8 > dv.byteLength) return -1;
+  return dv.getUint32(at + 4, true) !== 0 ? -1 : dv.getUint32(at, true);
+}
+
+/** UTF-8 bytes u8[a..b) as a string; undefined when they are not valid UTF-8. */
+function symbolOf(u8: Uint8Array, a: number, b: number): string | undefined {
+  if (b - a <= 16) {
+    let s = "";
+    let i = a;
+    for (; i < b; i++) {
+      const c = u8[i]!;
+      if (c >= 0x80) break;
+      s += String.fromCharCode(c);
+    }
+    if (i === b) return s;
+  }
+  try {
+    return utf8.decode(u8.subarray(a, b));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The ticks of a WAL payload written in the gateway's layout for `spec` (the
+ * spec of the record's version), or undefined: not that layout, or a rule
+ * broken (the general decoder then gives the error).
+ */
+export function tryDecodeWalPayload(spec: TableSpec, bytes: Uint8Array): TickBatch | undefined {
+  const schema = walSchemaMessage(spec);
+  const n = bytes.length;
+  if (n < schema.length + 8 || n % 8 !== 0) return undefined;
+  for (let i = 0; i < schema.length; i++) if (bytes[i] !== schema[i]) return undefined;
+  const v = viewsOf(bytes);
+  const { u8, i32, u32, dv } = v;
+  const dt = dictTemplate();
+  const widths = fieldWidths(spec);
+  const rt = rbTemplate(widths.length);
+
+  // Dictionary batch: its size from the slots, then the whole metadata checked.
+  let p = schema.length;
+  if (p + dt.bytes.length > n) return undefined;
+  const nsym = slot(dv, p, dt, 1);
+  const dataLen = slot(dv, p, dt, 8);
+  if (nsym <= 0 || dataLen < 0) return undefined;
+  dictSlotValues(nsym, dataLen, expected);
+  if (!matches(u8, dv, p, dt, expected)) return undefined;
+  p += dt.bytes.length;
+  const dictAt = p;
+  const dictBody = expected[0]!;
+  const dataAt = p + expected[7]!;
+  if (p + dictBody > n) return undefined;
+  // Offsets: from 0, non-decreasing, within the data (entries are checked when a row uses them).
+  const o4 = dictAt >> 2;
+  if (i32[o4] !== 0) return undefined;
+  for (let i = 1; i <= nsym; i++) {
+    const o = i32[o4 + i]!;
+    if (o < i32[o4 + i - 1]! || o > dataLen) return undefined;
+  }
+  p += dictBody;
+
+  // Record batch.
+  if (p + rt.bytes.length > n) return undefined;
+  const rows = slot(dv, p, rt, 1);
+  if (rows <= 0 || rows > spec.maxBatchRows) return undefined;
+  rbSlotValues(widths, rows, expected);
+  if (!matches(u8, dv, p, rt, expected)) return undefined;
+  p += rt.bytes.length;
+  const body = p;
+  const end = body + expected[0]!;
+  // Exactly one pair, then the end of stream.
+  if (end + EOS.length !== n) return undefined;
+  for (let i = 0; i < EOS.length; i++) if (u8[end + i] !== EOS[i]) return undefined;
+
+  // Symbols: distinct, in order of first use (as the general decoder interns them).
+  let s = 2 + widths.length + 2; // slot of field 0's values buffer offset
+  let at = (body + expected[s]!) >> 2;
+  const symbols: string[] = [];
+  const symbolIndex = new Uint32Array(rows);
+  const mapped = new Int32Array(nsym).fill(-1);
+  let byName: Map<string, number> | undefined;
+  for (let r = 0; r < rows; r++) {
+    const k = i32[at + r]!;
+    if (k < 0 || k >= nsym) return undefined;
+    let id = mapped[k]!;
+    if (id < 0) {
+      const a = i32[o4 + k]!;
+      const b = i32[o4 + k + 1]!;
+      if (b === a || b - a > MAX_SYMBOL_BYTES) return undefined;
+      const sym = symbolOf(u8, dataAt + a, dataAt + b);
+      if (sym === undefined) return undefined;
+      // Two dictionary entries may hold the same symbol: one id for both.
+      byName ??= new Map();
+      const seen = byName.get(sym);
+      if (seen === undefined) {
+        id = symbols.length;
+        symbols.push(sym);
+        byName.set(sym, id);
+      } else id = seen;
+      mapped[k] = id;
+    }
+    symbolIndex[r] = id;
+  }
+
+  // Timestamps: int64 microseconds in range.
+  s += 4;
+  at = (body + expected[s]!) >> 2;
+  const ts = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    const hi = i32[at + 2 * r + 1]!;
+    if (hi < 0 || hi >= 0x200000) return undefined;
+    const t = hi * 4294967296 + u32[at + 2 * r]!;
+    if (!(t >= MIN_TS_MICROS && t < MAX_TS_MICROS)) return undefined;
+    ts[r] = t;
+  }
+
+  // Values, each a copy (the record's bytes are not kept).
+  const values: ValueArray[] = [];
+  const cols = spec.columns;
+  for (let c = 0; c < cols.length; c++) {
+    s += 4;
+    const off = body + expected[s]!;
+    const col = cols[c]!;
+    switch (col.type) {
+      case "float64": {
+        const out = v.f64.slice(off >> 3, (off >> 3) + rows);
+        if (!col.allowNonFinite) for (let r = 0; r < rows; r++) if (!Number.isFinite(out[r]!)) return undefined;
+        values.push(out);
+        break;
+      }
+      case "float32": {
+        const out = v.f32.slice(off >> 2, (off >> 2) + rows);
+        if (!col.allowNonFinite) for (let r = 0; r < rows; r++) if (!Number.isFinite(out[r]!)) return undefined;
+        values.push(out);
+        break;
+      }
+      case "int32":
+        values.push(v.i32.slice(off >> 2, (off >> 2) + rows));
+        break;
+      case "int64": {
+        const out = new Float64Array(rows);
+        for (let r = 0, a = off >> 2; r < rows; r++) {
+          const hi = i32[a + 2 * r + 1]!;
+          const x = hi * 4294967296 + u32[a + 2 * r]!;
+          if (hi < -0x200000 || hi >= 0x200000 || !Number.isSafeInteger(x)) return undefined;
+          out[r] = x;
+        }
+        values.push(out);
+        break;
+      }
+      case "bool": {
+        const out = new Uint8Array(rows);
+        for (let r = 0; r < rows; r++) out[r] = (u8[off + (r >> 3)]! >> (r & 7)) & 1;
+        values.push(out);
+        break;
+      }
+    }
+  }
+  return { rows, symbols, symbolIndex, ts, values };
+}
