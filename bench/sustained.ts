@@ -23,9 +23,10 @@
 // Env: BENCH_RATES (ticks/s, comma-separated, ascending), BENCH_STEP_SECONDS,
 // BENCH_HOT_SECONDS, BENCH_QUERY_HZ, BENCH_RAW_ROWS, BENCH_SNAPSHOT_SECONDS,
 // BENCH_WARMUP_SECONDS, BENCH_NODE_CPU_PROF (a directory: the node process runs
-// with --cpu-prof and writes its profile there when it stops). Writes
+// with --cpu-prof and writes its profile there when it stops), BENCH_NODE_LOG (a
+// file: the node process's output is written there when it stops). Writes
 // bench/results/sustained.json.
-import { rmSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { credentials } from "@grpc/grpc-js";
 import { connect } from "@nats-io/transport-node";
@@ -66,6 +67,7 @@ const SNAPSHOT_S = Number(process.env.BENCH_SNAPSHOT_SECONDS ?? 20);
 const WARMUP_S = Number(process.env.BENCH_WARMUP_SECONDS ?? 10);
 const WARM_S = Math.min(5, STEP_S / 4);
 const CPU_PROF_DIR = process.env.BENCH_NODE_CPU_PROF;
+const NODE_LOG = process.env.BENCH_NODE_LOG;
 /** The rate the query figures are taken under (issue 20: last-by while 100 k ticks/s are ingested). */
 const QUERY_FIGURE_RATE = 100_000;
 const LAG_SAMPLE_MS = 250;
@@ -471,6 +473,7 @@ async function main(): Promise<void> {
   } finally {
     fl?.close();
     await node?.kill("SIGTERM");
+    if (node !== undefined && NODE_LOG !== undefined) writeFileSync(NODE_LOG, node.output());
     ch.close();
     await nc.close();
     await nats.stop();

@@ -20,3 +20,6 @@ export { describePlan, planCompaction } from "./compaction.js";
 export type { CompactionInputs, CompactionPlan } from "./compaction.js";
 export { ensureEventsStream, readEvents, eventRecorder, recordEvent } from "./events.js";
 export type { OpsEvent } from "./events.js";
+export { SharedWalFloors, sharedWalFloors } from "./sharedfloor.js";
+export { sharedWalGapGate } from "./gapgate.js";
+export type { WalGapGate } from "./gapgate.js";

@@ -19,10 +19,9 @@ import { WatermarkGate } from "../../sink/index.js";
 import { consumeBatches, followWatermarks } from "../../wal/index.js";
 import type { WatermarkEvent } from "../../wal/index.js";
 import type { DecodedRecord, DecodedRecordCache, SkippedLsns } from "../../wal/index.js";
-import { WalGapError, skippedRecord } from "../../wal/index.js";
+import { WalGapError, sharedWalGapGate, skippedRecord } from "../../wal/index.js";
 import type { Meter } from "../meter.js";
 import { TRACEPARENT, childSpan, tracingOn } from "../obs/index.js";
-import { walGapGate } from "../walgap.js";
 import { snapshotWorkerEnabled, writeSnapshotOffLoop } from "./snapshotwriter.js";
 
 /** An on-demand snapshot that failed, timed out, or was cut short by the shard stopping. */
@@ -56,7 +55,7 @@ export function jetstreamWalConsumer(
     void (async () => {
       const subject = walSubject(input.shard.tenant, input.shard.table, input.shard.bucket);
       // Records this replay needs that are gone (purged, compacted past an older snapshot): fail, never serve a hole.
-      const gate = walGapGate(jsm, input.shard, "the hot set", input.fromLsn, gapCheckOff);
+      const gate = sharedWalGapGate(jsm, input.shard, "the hot set", input.fromLsn, gapCheckOff);
       await gate.atStart();
       const last = await lastLsnOf(jsm, input.shard);
       let caughtUp = false;

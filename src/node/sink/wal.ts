@@ -9,8 +9,7 @@ import type { SinkEvent, SinkWalInput, WalAck } from "../../../actors/sink.js";
 import { walStream } from "../../../protocols/subjects.js";
 import { DeliveryGapError, SinkRecordError, decodeSinkRecord, isFenced, positionSinkConsumer, sinkConsumerName } from "../../sink/index.js";
 import type { SinkConsumerOptions, SinkRecord } from "../../sink/index.js";
-import { WalGapError, consumeBatches } from "../../wal/index.js";
-import { walGapGate } from "../walgap.js";
+import { WalGapError, consumeBatches, sharedWalGapGate } from "../../wal/index.js";
 import type { DecodedRecordCache, SkippedLsns } from "../../wal/index.js";
 import { TRACEPARENT, tracingOn } from "../obs/index.js";
 
@@ -45,7 +44,7 @@ export function jetstreamSinkConsumer(
     void (async () => {
       const { shard, spec, fromLsn } = input;
       // Records after P that are gone can never reach ClickHouse: stop (fatal), never persist past them.
-      const gate = walGapGate(jsm, shard, "the sink", fromLsn, o.gapCheckOff === true);
+      const gate = sharedWalGapGate(jsm, shard, "the sink", fromLsn, o.gapCheckOff === true);
       try {
         await gate.atStart();
       } catch (e) {
