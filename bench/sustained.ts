@@ -212,14 +212,21 @@ async function sampleShards(node: NodeProcess): Promise<ShardSample> {
   };
 }
 
-/** The node's count of last-by queries of the tenant by the tiers they read (hot: RAM only; cold: ClickHouse too), from /metrics. */
-async function lastByTiers(node: NodeProcess): Promise<Record<string, number>> {
+/**
+ * From the node's /metrics: its count of last-by queries of the tenant by the tiers they read (hot: RAM only;
+ * cold: ClickHouse too), and its event loop's delay since the previous scrape (prom-client resets it per scrape).
+ */
+async function nodeMetrics(node: NodeProcess): Promise<{ tiers: Record<string, number>; loopP99Ms: number; loopMaxMs: number }> {
   const text = await (await fetch(`http://127.0.0.1:${node.httpPort}/metrics`)).text();
-  const out: Record<string, number> = {};
+  const tiers: Record<string, number> = {};
+  let loopP99Ms = Number.NaN;
+  let loopMaxMs = Number.NaN;
   for (const m of parsePromText(text)) {
-    if (m.name === "px_query_seconds_count" && m.labels.tenant === TENANT && m.labels.op === "lastBy") out[m.labels.tier ?? "?"] = m.value;
+    if (m.name === "px_query_seconds_count" && m.labels.tenant === TENANT && m.labels.op === "lastBy") tiers[m.labels.tier ?? "?"] = m.value;
+    if (m.name === "nodejs_eventloop_lag_p99_seconds") loopP99Ms = m.value * 1000;
+    if (m.name === "nodejs_eventloop_lag_max_seconds") loopMaxMs = m.value * 1000;
   }
-  return out;
+  return { tiers, loopP99Ms, loopMaxMs };
 }
 
 /** Least-squares slope of (x, y), per unit of x. */
@@ -288,6 +295,11 @@ interface StepResult {
   /** Last-by queries the node ran in the step by the tiers they read (cold: it asked ClickHouse). */
   readonly lastby_tiers: Readonly<Record<string, number>>;
   readonly drain_s: number;
+  /** JetStream API requests ($JS.API.>) per second over the step, every client's (the node's, mostly). */
+  readonly jetstream_api_requests_per_s: number;
+  /** The node's event loop delay over the step (p99 and max, ms): how long it stalls (snapshots, big flushes, GC). */
+  readonly node_event_loop_p99_ms: number;
+  readonly node_event_loop_max_ms: number;
   /** CPU each process used over the step, in cores (CPU seconds / wall seconds). */
   readonly cpu_cores: Readonly<Record<string, number>>;
 }
@@ -302,12 +314,13 @@ function cpuNow(pids: Pids): Record<string, number> {
   return out;
 }
 
-async function runStep(o: { node: NodeProcess; pids: Pids; tradesPub: TickPublisher; quotesPub: TickPublisher; lag: PersistLag; queries: ReturnType<typeof queryLoad>; rate: number; seconds: number }): Promise<StepResult> {
+async function runStep(o: { api: { count: number }; node: NodeProcess; pids: Pids; tradesPub: TickPublisher; quotesPub: TickPublisher; lag: PersistLag; queries: ReturnType<typeof queryLoad>; rate: number; seconds: number }): Promise<StepResult> {
   const pool = slotPool(symbolNames(SYMBOLS), o.rate, 100, o.rate);
   const lagSamples: { at: number; ms: number }[] = [];
   const shardSamples: ShardSample[] = [await sampleShards(o.node)];
   const cpu0 = cpuNow(o.pids);
-  const tiers0 = await lastByTiers(o.node);
+  const api0 = o.api.count;
+  const tiers0 = (await nodeMetrics(o.node)).tiers;
   const wall0 = performance.now();
   const lagTimer = setInterval(() => lagSamples.push({ at: performance.now(), ms: o.lag.oldestAgeMs() }), LAG_SAMPLE_MS);
   let sampling = Promise.resolve();
@@ -325,7 +338,9 @@ async function runStep(o: { node: NodeProcess; pids: Pids; tradesPub: TickPublis
   const end = out.t0 + o.seconds * 1000;
   shardSamples.push(await sampleShards(o.node));
   const cpu1 = cpuNow(o.pids);
-  const tiers1 = await lastByTiers(o.node);
+  const api1 = o.api.count;
+  const metrics1 = await nodeMetrics(o.node);
+  const tiers1 = metrics1.tiers;
   const wall = (performance.now() - wall0) / 1000;
   const from = out.t0 + WARM_S * 1000;
   const inWindow = <T extends { at: number }>(xs: readonly T[], start = from): T[] => xs.filter((x) => x.at >= start && x.at <= end + SHARD_SAMPLE_MS);
@@ -380,6 +395,9 @@ async function runStep(o: { node: NodeProcess; pids: Pids; tradesPub: TickPublis
     lastby_short_answers: queries.filter((q) => q.rows !== SYMBOLS).length,
     lastby_tiers: Object.fromEntries(Object.entries(tiers1).map(([k, v]) => [k, v - (tiers0[k] ?? 0)])),
     drain_s: round((performance.now() - d0) / 1000, 2),
+    jetstream_api_requests_per_s: Math.round((api1 - api0) / wall),
+    node_event_loop_p99_ms: round(metrics1.loopP99Ms, 1),
+    node_event_loop_max_ms: round(metrics1.loopMaxMs, 1),
     cpu_cores: Object.fromEntries(Object.entries(cpu1).map(([k, v]) => [k, round((v - cpu0[k]!) / wall, 2)])),
   };
 }
@@ -421,20 +439,23 @@ async function main(): Promise<void> {
     const lag = new PersistLag(nc, TENANT);
     const queries = queryLoad(fl, token);
     const pids = { node: node.child.pid ?? -1, nats: nats.pid, clickhouse: chServer.pid };
+    const api = { count: 0 };
+    const apiSub = nc.subscribe("$JS.API.>", { callback: () => void api.count++ });
     const steps: StepResult[] = [];
     try {
       log(`warm-up: ${RATES[0]} ticks/s for ${WARMUP_S} s (not counted)`);
-      await runStep({ node, pids, tradesPub, quotesPub, lag, queries, rate: RATES[0]!, seconds: WARMUP_S });
+      await runStep({ api, node, pids, tradesPub, quotesPub, lag, queries, rate: RATES[0]!, seconds: WARMUP_S });
       for (const rate of RATES) {
         log(`${rate} ticks/s for ${STEP_S} s ...`);
-        const s = await runStep({ node, pids, tradesPub, quotesPub, lag, queries, rate, seconds: STEP_S });
+        const s = await runStep({ api, node, pids, tradesPub, quotesPub, lag, queries, rate, seconds: STEP_S });
         steps.push(s);
-        log(`  ${s.holds ? "holds" : `does not hold: ${s.why_not.join("; ")}`}: achieved ${s.achieved_ticks_per_s}, ack p50/p99 ${s.ack_p50_ms}/${s.ack_p99_ms} ms, lag p50/p99 ${s.lag_p50_ms}/${s.lag_p99_ms} ms, hot ${s.hot_bytes_start} -> ${s.hot_bytes_end} B (${s.hot_bytes_growth_per_min} B/min), rows ${s.hot_rows_end}/${s.hot_rows_bound}, ${s.shards_snapshotted} shards snapshotted, last-by p50/p99 ${s.lastby_p50_ms}/${s.lastby_p99_ms} ms (${s.lastby_samples}, tiers ${JSON.stringify(s.lastby_tiers)}), drained in ${s.drain_s} s, CPU cores ${JSON.stringify(s.cpu_cores)}`);
+        log(`  ${s.holds ? "holds" : `does not hold: ${s.why_not.join("; ")}`}: achieved ${s.achieved_ticks_per_s}, ack p50/p99 ${s.ack_p50_ms}/${s.ack_p99_ms} ms, lag p50/p99 ${s.lag_p50_ms}/${s.lag_p99_ms} ms, hot ${s.hot_bytes_start} -> ${s.hot_bytes_end} B (${s.hot_bytes_growth_per_min} B/min), rows ${s.hot_rows_end}/${s.hot_rows_bound}, ${s.shards_snapshotted} shards snapshotted, last-by p50/p99 ${s.lastby_p50_ms}/${s.lastby_p99_ms} ms (${s.lastby_samples}, tiers ${JSON.stringify(s.lastby_tiers)}), drained in ${s.drain_s} s, JetStream API ${s.jetstream_api_requests_per_s}/s, node event loop delay p99/max ${s.node_event_loop_p99_ms}/${s.node_event_loop_max_ms} ms, CPU cores ${JSON.stringify(s.cpu_cores)}`);
         if (!s.holds) break;
       }
     } finally {
       await queries.stop();
       lag.close();
+      apiSub.unsubscribe();
     }
 
     const held = steps.filter((s, i) => s.holds && steps.slice(0, i).every((p) => p.holds)).at(-1);
