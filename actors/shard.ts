@@ -178,11 +178,15 @@ export const shardMachine = setup({
       };
     }),
     // The sink persisted up to P: evict what is both persisted and outside the hot retention.
-    evict: assign(({ context }, params: { persistedLsn: number; tPersistedMicros: number; leaseRevision: number }) => {
+    evict: assign(({ context }, params: { persistedLsn: number; tPersistedMicros: number; leaseRevision: number; snapshotting?: boolean }) => {
       const table = context.table;
       const p = Math.max(table.persistedLsn, params.persistedLsn);
       // Held: the age horizon stays where it is; maxHotBytes still evicts the oldest persisted rows (memory wins).
-      const retention = context.evictionHeld ? { ...context.retention, hotMicros: Infinity } : context.retention;
+      // While a snapshot is taken, likewise: the writer exports the hot set in slices between which the event loop
+      // runs, and an eviction in between restarts the export (after three, it copies the whole table in one turn,
+      // stalling ingest and queries). With a watermark every ~200 ms per shard that was every snapshot; the age
+      // horizon catches up on the first watermark after it.
+      const retention = context.evictionHeld || params.snapshotting === true ? { ...context.retention, hotMicros: Infinity } : context.retention;
       const { evictedRows } = evictForRetention(table, p, context.newestTickMicros, retention);
       context.unpersisted.prune(p);
       return {
@@ -329,6 +333,21 @@ export const shardMachine = setup({
         snapshotting: {
           // Counted from the start: a failed write waits for as many records again before the next try.
           entry: assign({ recordsAtSnapshot: ({ context }) => context.stats.records, walBytesAtSnapshot: ({ context }) => context.stats.walBytes }),
+          on: {
+            // As in `running`, but eviction by age waits for the snapshot (see the evict action).
+            watermark: [
+              {
+                guard: ({ context, event }) => event.leaseRevision < context.stats.watermarkLeaseRevision,
+                actions: assign({ stats: ({ context }) => ({ ...context.stats, refusedWatermarks: context.stats.refusedWatermarks + 1 }) }),
+              },
+              {
+                actions: {
+                  type: "evict",
+                  params: ({ event }) => ({ persistedLsn: event.persistedLsn, tPersistedMicros: event.tPersistedMicros, leaseRevision: event.leaseRevision, snapshotting: true }),
+                },
+              },
+            ],
+          },
           invoke: {
             src: "writeSnapshot",
             input: ({ context }) => ({ shard: context.shard, table: context.table }),

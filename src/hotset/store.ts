@@ -194,10 +194,12 @@ export class HotTable {
     }
     this.persisted = Math.max(this.persisted, persistedLsn);
     this.horizon = Math.max(this.horizon, horizonMicros);
-    this.evictions++;
     let evictedRows = 0;
     for (const s of this.bySymbol) evictedRows += s.evict(this.persisted, this.horizon);
     this.rows -= evictedRows;
+    // Only an eviction that removed rows changes what an export in slices reads (a series removes nothing and
+    // keeps its seam cache when it evicts no row); a watermark that moved P alone must not restart it.
+    if (evictedRows > 0) this.evictions++;
     return { evictedRows };
   }
 
@@ -222,7 +224,7 @@ export class HotTable {
   }
 
   /** The whole table as plain data (copies), for a snapshot writer. */
-  /** How many evict calls the table has seen (see `exportSeries`). */
+  /** How many evict calls removed rows (see `exportSeries`): while it stays, every series is as it was. */
   get evictionCount(): number {
     return this.evictions;
   }

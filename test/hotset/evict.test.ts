@@ -24,6 +24,21 @@ describe("hot table - evict", () => {
     t.verify();
   });
 
+  it("evict - the eviction count (what an export in slices watches) moves only when rows are removed", () => {
+    const t = new HotTable(TRADES, small);
+    t.apply(1, trades(["A", 10, 1], ["A", 20, 2], ["B", 15, 3]));
+    t.apply(2, trades(["A", 30, 4], ["B", 25, 5]));
+    const before = t.evictionCount;
+    // P moves, nothing is below the horizon: every series is as it was.
+    expect(t.evict(2, 5).evictedRows).toBe(0);
+    expect(t.persistedLsn).toBe(2);
+    expect(t.evictionCount).toBe(before);
+    // Rows go: the count moves (an export running meanwhile starts over).
+    expect(t.evict(2, 16).evictedRows).toBe(2);
+    expect(t.evictionCount).toBe(before + 1);
+    t.verify();
+  });
+
   it("evict - the seam cache holds the last evicted row per symbol", () => {
     const t = new HotTable(TRADES, small);
     t.apply(1, trades(["A", 10, 1, 100], ["A", 20, 2, 200], ["B", 15, 3, 300]));

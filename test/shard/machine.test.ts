@@ -193,6 +193,68 @@ describe("shard machine", () => {
     expect(h.stats()).toMatchObject({ persistedLsn: 2, evictedRows: 20, rows: 10 });
   });
 
+  it("snapshot - while one is written, watermarks move P and the memory budget evicts, eviction by age waits for its end (no export restarted by it)", async () => {
+    const spec = parseTableSpec({ name: "trades", columns: SPEC.columns.map((c) => ({ name: c.name, type: c.type })), retention: { hotSeconds: 1 } });
+    const h = harness({ spec });
+    await settle();
+    h.caughtUp();
+    const t0 = DAY0 + 3_600 * SECOND;
+    h.records(entry(1, 10, t0, spec), entry(2, 10, t0 + 10 * SECOND, spec), entry(3, 10, t0 + 20 * SECOND, spec));
+    h.actor.send({ type: "snapshot" });
+    await settle();
+    expect(h.state()).toBe("running.snapshotting");
+    const evictions = h.writes[0]!.input.table.evictionCount;
+    h.watermark(2, t0 + 11 * SECOND, 5);
+    expect(h.stats()).toMatchObject({ persistedLsn: 2, lagRecords: 1, watermarks: 1, evictedRows: 0, rows: 30 });
+    expect(h.writes[0]!.input.table.evictionCount).toBe(evictions);
+    h.writes[0]!.resolve({ lsn: 3 });
+    await settle();
+    expect(h.state()).toBe("running.live");
+    // The first watermark after the snapshot evicts by age as usual.
+    h.watermark(2, t0 + 11 * SECOND, 5);
+    expect(h.stats()).toMatchObject({ persistedLsn: 2, evictedRows: 20, rows: 10 });
+  });
+
+  it("snapshot - negative control: the same watermark outside a snapshot evicts by age at once", async () => {
+    const spec = parseTableSpec({ name: "trades", columns: SPEC.columns.map((c) => ({ name: c.name, type: c.type })), retention: { hotSeconds: 1 } });
+    const h = harness({ spec });
+    await settle();
+    h.caughtUp();
+    const t0 = DAY0 + 3_600 * SECOND;
+    h.records(entry(1, 10, t0, spec), entry(2, 10, t0 + 10 * SECOND, spec), entry(3, 10, t0 + 20 * SECOND, spec));
+    h.watermark(2, t0 + 11 * SECOND, 5);
+    expect(h.stats()).toMatchObject({ persistedLsn: 2, evictedRows: 20, rows: 10 });
+  });
+
+  it("snapshot - the memory budget still evicts persisted rows while a snapshot is written", async () => {
+    const spec = parseTableSpec({ name: "trades", columns: SPEC.columns.map((c) => ({ name: c.name, type: c.type })), retention: { hotSeconds: 3_600, maxHotBytes: 1 } });
+    const h = harness({ spec });
+    await settle();
+    h.caughtUp();
+    const t0 = DAY0 + 3_600 * SECOND;
+    h.records(entry(1, 10, t0, spec), entry(2, 10, t0 + 10 * SECOND, spec), entry(3, 10, t0 + 20 * SECOND, spec));
+    h.actor.send({ type: "snapshot" });
+    await settle();
+    expect(h.state()).toBe("running.snapshotting");
+    h.watermark(2, t0 + 11 * SECOND, 5);
+    expect(h.stats()).toMatchObject({ persistedLsn: 2, evictedRows: 20, rows: 10 });
+  });
+
+  it("snapshot - a watermark of an older lease revision is refused while a snapshot is written too", async () => {
+    const spec = parseTableSpec({ name: "trades", columns: SPEC.columns.map((c) => ({ name: c.name, type: c.type })), retention: { hotSeconds: 1 } });
+    const h = harness({ spec });
+    await settle();
+    h.caughtUp();
+    const t0 = DAY0 + 3_600 * SECOND;
+    h.records(entry(1, 10, t0, spec), entry(2, 10, t0 + 10 * SECOND, spec));
+    h.watermark(1, t0, 9);
+    h.actor.send({ type: "snapshot" });
+    await settle();
+    expect(h.state()).toBe("running.snapshotting");
+    h.watermark(2, t0 + 11 * SECOND, 8);
+    expect(h.stats()).toMatchObject({ persistedLsn: 1, watermarks: 1, refusedWatermarks: 1 });
+  });
+
   it("watermarks - one of an older lease revision than seen (a stale owner's) is refused: nothing is evicted against it", async () => {
     const spec = parseTableSpec({ name: "trades", columns: SPEC.columns.map((c) => ({ name: c.name, type: c.type })), retention: { hotSeconds: 1 } });
     const h = harness({ spec });
