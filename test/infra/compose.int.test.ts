@@ -145,6 +145,16 @@ describe("compose cluster (docker-compose.yml on Podman)", () => {
     expect(refused).toMatch(/authorization|authentication/i);
   });
 
+  it("compose - the NATS routes authenticate: the members are routed to each other; a route without the password is refused", async () => {
+    // The cluster formed with the password: each member sees the other two as routes.
+    const routez = (await (await fetch("http://127.0.0.1:8222/routez")).json()) as { num_routes: number };
+    expect(routez.num_routes).toBeGreaterThanOrEqual(2);
+    // From inside the compose network (nats-2's container), a route CONNECT without credentials to nats-1.
+    const probe = "exec 3<>/dev/tcp/nats-1/6222; printf 'CONNECT {\"verbose\":false,\"pedantic\":false,\"name\":\"intruder\"}\\r\\nPING\\r\\n' >&3; timeout 3 cat <&3; true";
+    const out = spawnSync("podman", ["exec", container("nats-2"), "bash", "-c", probe], { encoding: "utf8", timeout: 20_000 });
+    expect(`${out.stdout}${out.stderr}`).toMatch(/Authorization Violation/i);
+  });
+
   it("compose - the demo's ticks arrive: ingest counters and ClickHouse row counts grow", async () => {
     const before = { ingest: (await ingestedRows("proxist-1")) + (await ingestedRows("proxist-2")), trades: await clickhouseCount("trades").catch(() => 0) };
     await until("ingest and ClickHouse rows grow", 60_000, async () => {

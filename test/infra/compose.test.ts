@@ -13,6 +13,9 @@ import {
   CLICKHOUSE_PASSWORD_FILE,
   CLICKHOUSE_USERS_FILE,
   NATS_AUTH_CONF,
+  NATS_ROUTES_CONF,
+  NATS_ROUTE_PASSWORD_FILE,
+  natsRoutesConf,
   NATS_AUTH_DIR,
   NATS_DEMO_CREDS,
   NATS_SERVICE_CREDS,
@@ -72,7 +75,7 @@ describe("docker-compose.yml", () => {
   });
 
   it("compose - every bind-mounted file exists (or is a secret ./proxist compose generates) and named volumes are declared", () => {
-    const generated = new Set([CLICKHOUSE_PASSWORD_FILE, CLICKHOUSE_USERS_FILE, NATS_AUTH_CONF].map((f) => `./${SECRETS_DIR}/${f}`));
+    const generated = new Set([CLICKHOUSE_PASSWORD_FILE, CLICKHOUSE_USERS_FILE, NATS_AUTH_CONF, NATS_ROUTES_CONF].map((f) => `./${SECRETS_DIR}/${f}`));
     for (const [name, s] of Object.entries(services)) {
       for (const v of s.volumes ?? []) {
         const src = v.split(":")[0]!;
@@ -125,12 +128,23 @@ describe("docker-compose.yml", () => {
       expect(conf).toMatch(/dir: "\/data\/jwt"/);
       expect(readFileSync(join(dir, NATS_SERVICE_CREDS), "utf8")).toMatch(/BEGIN NATS USER JWT/);
       expect(readFileSync(join(dir, NATS_DEMO_CREDS), "utf8")).toBe(readFileSync(join(dir, NATS_SERVICE_CREDS), "utf8"));
+      const routes = readFileSync(join(dir, NATS_ROUTES_CONF), "utf8");
+      const pw = readFileSync(join(dir, NATS_ROUTE_PASSWORD_FILE), "utf8").trim();
+      expect(pw).toMatch(/^[0-9a-f]{48}$/);
+      expect(statSync(join(dir, NATS_ROUTE_PASSWORD_FILE)).mode & 0o777).toBe(0o600);
+      // Routes authenticate: the cluster accepts only members with the password, and each dials the others with it.
+      expect(routes).toContain(`authorization { user: route, password: "${pw}"`);
+      for (const n of ["nats-1", "nats-2", "nats-3"]) expect(routes).toContain(`nats://route:${pw}@${n}:6222`);
       expect((await ensureComposeNatsAuth(tmp)).created, "kept on the next run").toBe(false);
+      expect(readFileSync(join(dir, NATS_ROUTE_PASSWORD_FILE), "utf8").trim(), "the route password is kept").toBe(pw);
     } finally {
       rmSync(tmp, { recursive: true, force: true });
     }
     expect(read("infra/nats/nats.conf")).toMatch(/^include \.\/auth\.conf$/m);
+    expect(read("infra/nats/nats.conf")).toMatch(/^include \.\/routes\.conf$/m);
+    expect(read("infra/nats/nats.conf")).not.toMatch(/^cluster \{/m);
     for (const n of ["nats-1", "nats-2", "nats-3"]) expect(services[n]!.volumes, n).toContain(`./${SECRETS_DIR}/${NATS_AUTH_CONF}:/etc/nats/auth.conf:ro`);
+    for (const n of ["nats-1", "nats-2", "nats-3"]) expect(services[n]!.volumes, n).toContain(`./${SECRETS_DIR}/${NATS_ROUTES_CONF}:/etc/nats/routes.conf:ro`);
     const secrets = (parse(read("docker-compose.yml")) as { secrets?: Record<string, { file: string }> }).secrets ?? {};
     expect(secrets.nats_service_creds?.file).toBe(`./${SECRETS_DIR}/${NATS_SERVICE_CREDS}`);
     expect(secrets.nats_demo_creds?.file).toBe(`./${SECRETS_DIR}/${NATS_DEMO_CREDS}`);
@@ -153,8 +167,10 @@ describe("docker-compose.yml", () => {
     expect(conf).toContain(`listen: 0.0.0.0:${DEFAULT_PORTS.nats}`);
     expect(conf).toContain(`http: 0.0.0.0:${DEFAULT_PORTS.natsMonitor}`);
     expect(conf).toMatch(/jetstream\s*\{/);
+    // The routes are in the generated include (they carry the route password): one per member of this file.
+    const routes = natsRoutesConf("0".repeat(48));
     for (const n of natsServers) {
-      expect(conf).toContain(`nats://${n}:6222`);
+      expect(routes).toContain(`@${n}:6222`);
       expect(services[n]!.environment?.NATS_SERVER_NAME).toBe(n);
     }
     expect(services["nats-1"]!.ports?.map(portPair)).toEqual([
