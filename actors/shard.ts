@@ -51,6 +51,8 @@ export interface ShardContext {
   readonly shard: ShardAddress;
   readonly spec: TableSpec;
   readonly snapshotIntervalMs: number;
+  /** [0, 1): the first scheduled snapshot comes after (1 - phase / 2) intervals (see ShardInput). */
+  readonly snapshotPhase: number;
   /** Snapshot once this many records were applied since the last one (0: no such trigger). */
   readonly snapshotRecords: number;
   /** stats.records when the last snapshot started. */
@@ -79,6 +81,13 @@ export interface ShardInput {
   readonly spec: TableSpec;
   /** 0 disables scheduled snapshots (on demand still works). */
   readonly snapshotIntervalMs?: number;
+  /**
+   * [0, 1), default 0: the first scheduled snapshot comes after (1 - phase / 2)
+   * intervals, the later ones an interval apart. The wiring gives each shard its
+   * own phase, so the shards a node started together do not all snapshot in the
+   * same second (a snapshot below the off-loop size is written on the event loop).
+   */
+  readonly snapshotPhase?: number;
 }
 
 export type ShardEvent =
@@ -210,7 +219,8 @@ export const shardMachine = setup({
       (context.snapshotWalBytes > 0 && context.stats.walBytes - context.walBytesAtSnapshot >= context.snapshotWalBytes),
   },
   delays: {
-    snapshotInterval: ({ context }) => context.snapshotIntervalMs,
+    snapshotInterval: ({ context }) =>
+      context.stats.snapshots + context.stats.snapshotFailures === 0 ? Math.round(context.snapshotIntervalMs * (1 - context.snapshotPhase / 2)) : context.snapshotIntervalMs,
     /** 0.5 s, doubling per consecutive failure, at most 10 s. */
     walRetry: ({ context }) => Math.min(10_000, 500 * 2 ** Math.max(0, context.walRetries - 1)),
   },
@@ -221,6 +231,7 @@ export const shardMachine = setup({
     spec: input.spec,
     // The table's policy wins over the node's schedule.
     snapshotIntervalMs: input.spec.snapshot?.intervalSeconds !== undefined ? input.spec.snapshot.intervalSeconds * 1000 : (input.snapshotIntervalMs ?? 0),
+    snapshotPhase: Math.min(0.999, Math.max(0, input.snapshotPhase ?? 0)),
     snapshotRecords: input.spec.snapshot?.records ?? 0,
     recordsAtSnapshot: 0,
     snapshotWalBytes: input.spec.snapshot?.walBytes ?? 0,

@@ -12,6 +12,7 @@ import type { TableSpec } from "../../protocols/tablespec.js";
 import { tickBatchToIpc } from "../../src/codec/arrow.js";
 import { HotTable } from "../../src/hotset/index.js";
 import { applyWalRecord } from "../../src/shard/apply.js";
+import { snapshotPhaseOf } from "../../src/shard/snapshotphase.js";
 import type { WalEntry } from "../../src/shard/apply.js";
 import { decodeWalEntry } from "../../src/wal/index.js";
 import { DAY0, SPEC, batch } from "../sink/fixtures.js";
@@ -49,6 +50,7 @@ const settle = async (): Promise<void> => {
 interface HarnessOptions {
   readonly spec?: TableSpec;
   readonly snapshotIntervalMs?: number;
+  readonly snapshotPhase?: number;
   /** What loadSnapshot finds; an Error makes it fail. */
   readonly snapshot?: HotTable | Error;
 }
@@ -79,7 +81,7 @@ function harness(o: HarnessOptions = {}) {
         writeSnapshot: fromPromise<{ lsn: number }, SnapshotWriteInput>(({ input }) => new Promise((resolve, reject) => writes.push({ input, resolve, reject }))),
       },
     }),
-    { input: { shard: SHARD, spec, snapshotIntervalMs: o.snapshotIntervalMs ?? 0 }, clock },
+    { input: { shard: SHARD, spec, snapshotIntervalMs: o.snapshotIntervalMs ?? 0, ...(o.snapshotPhase === undefined ? {} : { snapshotPhase: o.snapshotPhase }) }, clock },
   );
   actor.start();
   const state = (): string => {
@@ -295,6 +297,34 @@ describe("shard machine", () => {
     h.clock.increment(1_000);
     await settle();
     expect(h.writes).toHaveLength(2);
+  });
+
+  it("snapshots - a shard's phase moves its first scheduled snapshot earlier (phase 0.5: after 0.75 intervals), the next ones an interval apart", async () => {
+    const h = harness({ snapshotIntervalMs: 1_000, snapshotPhase: 0.5 });
+    await settle();
+    h.records(entry(1));
+    h.caughtUp();
+    h.clock.increment(749);
+    await settle();
+    expect(h.writes).toHaveLength(0);
+    h.clock.increment(1);
+    await settle();
+    expect(h.writes).toHaveLength(1);
+    h.writes[0]!.resolve({ lsn: 1 });
+    await settle();
+    h.clock.increment(999);
+    await settle();
+    expect(h.writes).toHaveLength(1);
+    h.clock.increment(1);
+    await settle();
+    expect(h.writes).toHaveLength(2);
+  });
+
+  it("snapshots - the phases of a node's shards spread over [0, 1)", () => {
+    const phases = Array.from({ length: 8 }, (_, bucket) => snapshotPhaseOf({ tenant: "default", table: "trades", bucket }));
+    expect(phases.every((p) => p >= 0 && p < 1)).toBe(true);
+    // Spread: the 8 shards' first snapshots fall in at least 3 of the 4 quarters of the half interval.
+    expect(new Set(phases.map((p) => Math.floor(p * 4))).size).toBeGreaterThanOrEqual(3);
   });
 
   it("snapshots - the table's policy: every N records applied (also right after a long replay), and its interval over the node's", async () => {

@@ -23,6 +23,7 @@ import { WalGapError, sharedWalGapGate, skippedRecord } from "../../wal/index.js
 import type { Meter } from "../meter.js";
 import { TRACEPARENT, childSpan, tracingOn } from "../obs/index.js";
 import { snapshotWorkerEnabled, writeSnapshotOffLoop } from "./snapshotwriter.js";
+import { snapshotPhaseOf } from "../../shard/snapshotphase.js";
 
 /** An on-demand snapshot that failed, timed out, or was cut short by the shard stopping. */
 export class SnapshotFailedError extends TaggedError("SnapshotFailedError") {}
@@ -217,7 +218,7 @@ export class ShardRuntime {
           }),
         },
       }),
-      { input: { shard: o.shard, spec: o.spec, snapshotIntervalMs: o.snapshotIntervalMs ?? 0 } },
+      { input: { shard: o.shard, spec: o.spec, snapshotIntervalMs: o.snapshotIntervalMs ?? 0, snapshotPhase: snapshotPhaseOf(o.shard) } },
     );
     let loggedRetries = 0;
     this.actor.subscribe((snap) => {
