@@ -74,9 +74,9 @@ export class SeriesBuffer {
     return this.position(ts, lsn, row) - 1;
   }
 
-  /** Drops the first k rows (amortised: only once they are a good part of the buffer). */
-  dropFront(k: number): void {
-    if (k <= 0 || (k < 64 && k * 2 < this.n)) return;
+  /** Drops the first k rows (amortised: only once they are a good part of the buffer); returns how many it dropped. */
+  dropFront(k: number): number {
+    if (k <= 0 || (k < 64 && k * 2 < this.n)) return 0;
     const n = this.n;
     const move = (a: ValueArray): void => void a.copyWithin(0, k, n);
     move(this.ts);
@@ -85,6 +85,7 @@ export class SeriesBuffer {
     for (const v of this.values) if (v !== undefined) move(v);
     for (const e of this.extra) move(e);
     this.n = n - k;
+    return k;
   }
 
   /** The rows as a query series (views, valid until the next insert). */

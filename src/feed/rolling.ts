@@ -3,9 +3,11 @@
 // batch rolling query gives it over the ticks up to its record. The window
 // math is the query engine's (slidingAggregates, ema) run on the symbol's
 // retained rows; a late tick is shifted into place and its window computed there.
+// The window pass of each symbol continues from record to record (SlideState):
+// a record costs its own ticks, not its ticks' whole windows again.
 import type { RollingQuery } from "../../protocols/query.js";
 import type { TableSpec, ValueType } from "../../protocols/tablespec.js";
-import { aggInputs, columnIndex, ema, lowerBound, selectedColumns, slidingAggregates, upperBound } from "../query/index.js";
+import { SlideState, aggInputs, columnIndex, ema, lowerBound, selectedColumns, slidingAggregates, upperBound } from "../query/index.js";
 import type { OutField } from "../query/index.js";
 import { SeriesBuffer } from "./buffer.js";
 import { tickTable, wantedRows } from "./operator.js";
@@ -23,7 +25,8 @@ export function rollingOperator(q: RollingQuery, spec: TableSpec, fields: readon
   const nEma = q.aggregates.filter((a) => a.fn === "ema").length;
   const windowAggs = q.aggregates.filter((a) => a.fn !== "ema");
   const nullable = fields.slice(2 + cols.length, 2 + cols.length + q.aggregates.length).map((f) => f.nullable);
-  const bufs = new Map<string, SeriesBuffer>();
+  /** Per symbol: its retained rows and the window pass over them, continued record after record. */
+  const bufs = new Map<string, { buf: SeriesBuffer; slide: SlideState }>();
   const op = { tooLate: 0, snapshot: () => undefined, apply };
 
   function apply(rec: FeedRecord) {
@@ -31,21 +34,28 @@ export function rollingOperator(q: RollingQuery, spec: TableSpec, fields: readon
     const b = rec.batch;
     const idx = wantedRows(b, symbols);
     if (idx.length === 0) return undefined;
-    const bySym = new Map<string, number[]>();
+    // The record's symbols resolved once each (a record holds many ticks of few symbols).
+    const ofSym: ({ buf: SeriesBuffer; slide: SlideState; ks: number[] } | undefined)[] = new Array(b.symbols.length);
+    const touched: { buf: SeriesBuffer; slide: SlideState; ks: number[] }[] = [];
     for (let k = 0; k < idx.length; k++) {
       const i = idx[k]!;
-      const s = b.symbols[b.symbolIndex[i]!]!;
-      let buf = bufs.get(s);
-      if (buf === undefined) bufs.set(s, (buf = new SeriesBuffer(s, kept, nEma)));
+      const si = b.symbolIndex[i]!;
+      let t = ofSym[si];
+      if (t === undefined) {
+        const s = b.symbols[si]!;
+        let entry = bufs.get(s);
+        if (entry === undefined) bufs.set(s, (entry = { buf: new SeriesBuffer(s, kept, nEma), slide: new SlideState() }));
+        t = ofSym[si] = { buf: entry.buf, slide: entry.slide, ks: [] };
+        touched.push(t);
+      }
+      const buf = t.buf;
       if (b.ts[i]! < buf.maxTs - latenessMicros) op.tooLate++;
-      buf.insert(b.ts[i]!, rec.lsn, i, b.values, i);
-      let list = bySym.get(s);
-      if (list === undefined) bySym.set(s, (list = []));
-      list.push(k);
+      // A late tick lands among rows the window pass has read: that pass starts over.
+      if (buf.insert(b.ts[i]!, rec.lsn, i, b.values, i) < t.slide.readTo) t.slide.reset();
+      t.ks.push(k);
     }
     const out = q.aggregates.map(() => ({ data: new Float64Array(idx.length), valid: new Uint8Array(idx.length) }));
-    for (const [s, ks] of bySym) {
-      const buf = bufs.get(s)!;
+    for (const { buf, slide, ks } of touched) {
       const pos = ks.map((k) => ({ k, p: buf.indexOf(b.ts[idx[k]!]!, rec.lsn, idx[k]!) })).sort((x, y) => x.p - y.p);
       // EMA: recompute from the earliest new row (a late tick changes the EMA of every row after it).
       const pmin = pos[0]!.p;
@@ -67,7 +77,7 @@ export function rollingOperator(q: RollingQuery, spec: TableSpec, fields: readon
         start[m] = "rows" in q.window ? Math.max(0, p + 1 - q.window.rows) : upperBound(view.ts, view.ts[p]! - q.window.micros, 0, p + 1);
       });
       if (windowAggs.length > 0) {
-        const outs = slidingAggregates(aggInputs(spec, view, windowAggs), start, end);
+        const outs = slidingAggregates(aggInputs(spec, view, windowAggs), start, end, slide);
         let w = 0;
         q.aggregates.forEach((a, ai) => {
           if (a.fn === "ema") return;
@@ -83,7 +93,7 @@ export function rollingOperator(q: RollingQuery, spec: TableSpec, fields: readon
       const lb = lowerBound(view.ts, cutoff, 0, view.n);
       let drop = "rows" in q.window ? Math.max(0, lb - (q.window.rows - 1)) : upperBound(view.ts, cutoff - q.window.micros, 0, view.n);
       if (nEma > 0) drop = Math.min(drop, Math.max(0, lb - 1));
-      buf.dropFront(drop);
+      slide.shift(buf.dropFront(drop));
     }
     return tickTable(fields, rec, idx, cols, out.map((o, ai) => (nullable[ai] ? o : { data: o.data })));
   }

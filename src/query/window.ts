@@ -2,6 +2,9 @@
 // [start, end) whose ends never move backwards (rolling windows, window joins).
 // Sums are running (values shifted by the first value so variance keeps its
 // precision); min/max use monotonic deques: O(n) for any window sizes.
+// A SlideState carries a pass over to the next call on the same series, so a
+// feed that appends rows and asks for their windows pays for the new rows only,
+// not for the whole window again (and sums in the batch query's order).
 import type { Aggregate } from "../../protocols/query.js";
 import type { ValueArray } from "../codec/tickbatch.js";
 
@@ -19,15 +22,78 @@ export interface AggInput {
   readonly w: ValueArray | undefined;
 }
 
+/** Where one aggregate's pass stands: rows [a, b) are summed (min/max: a is the last window's start, dq[head, tail) the deque). */
+interface Cursor {
+  a: number;
+  b: number;
+  s: number;
+  q: number;
+  removed: number;
+  shift: number;
+  /** Length of the run of equal values ending at row b - 1, counted from the last restart (stddev). */
+  run: number;
+  dq: Int32Array;
+  head: number;
+  tail: number;
+}
+
+const freshCursor = (): Cursor => ({ a: 0, b: 0, s: 0, q: 0, removed: 0, shift: Number.NaN, run: 0, dq: new Int32Array(0), head: 0, tail: 0 });
+
+/**
+ * A sliding pass over one growing series, continued call after call: the
+ * caller keeps rows before `readTo` unchanged (a row inserted before it needs
+ * `reset`), asks for windows whose starts and ends do not move back from the
+ * last call's, and reports rows dropped from the front with `shift`.
+ */
+export class SlideState {
+  private cursors: Cursor[] = [];
+
+  /** The cursor of aggregate i (a fresh pass when none). */
+  cursor(i: number): Cursor {
+    return (this.cursors[i] ??= freshCursor());
+  }
+
+  /** Rows every pass has read: the series must not change before this. */
+  get readTo(): number {
+    let b = 0;
+    for (const c of this.cursors) if (c.b > b) b = c.b;
+    return b;
+  }
+
+  /** Starts every pass over (a row was inserted before `readTo`). */
+  reset(): void {
+    this.cursors = [];
+  }
+
+  /** The series dropped its first k rows (all before every window still asked for). */
+  shift(k: number): void {
+    if (k <= 0) return;
+    for (let i = 0; i < this.cursors.length; i++) {
+      const c = this.cursors[i]!;
+      if (c.a < k || (c.tail > c.head && c.dq[c.head]! < k)) {
+        this.cursors[i] = freshCursor();
+        continue;
+      }
+      c.a -= k;
+      c.b -= k;
+      for (let j = c.head; j < c.tail; j++) c.dq[j]! -= k;
+    }
+  }
+}
+
 /**
  * Aggregates of rows [start[k], end[k]) for every k. `start` and `end` must be
- * non-decreasing. ema is not a window aggregate (see `ema`).
+ * non-decreasing. ema is not a window aggregate (see `ema`). With `state`, the
+ * pass continues where the last call on this series left it (see SlideState).
  */
-export function slidingAggregates(inputs: readonly AggInput[], start: Int32Array, end: Int32Array): AggOut[] {
+export function slidingAggregates(inputs: readonly AggInput[], start: Int32Array, end: Int32Array, state?: SlideState): AggOut[] {
   const m = start.length;
-  return inputs.map(({ agg, x, w }) => {
+  return inputs.map(({ agg, x, w }, ai) => {
     const data = new Float64Array(m);
     const valid = new Uint8Array(m);
+    const c = state?.cursor(ai) ?? freshCursor();
+    // A window moved back from the last call's: that pass cannot continue.
+    if (m > 0 && (start[0]! < c.a || end[0]! < c.b)) Object.assign(c, freshCursor());
     switch (agg.fn) {
       case "count":
         for (let k = 0; k < m; k++) {
@@ -39,20 +105,14 @@ export function slidingAggregates(inputs: readonly AggInput[], start: Int32Array
       case "avg":
       case "stddev": {
         const xs = x!;
-        // Length of the run of equal values ending at each row: a window inside one run has stddev exactly 0.
-        const same = agg.fn === "stddev" ? equalRuns(xs) : undefined;
-        let s = 0;
-        let q = 0;
-        let a = 0;
-        let b = 0;
-        let removed = 0;
-        let shift = Number.NaN;
+        let { s, q, a, b, removed, shift, run } = c;
         for (let k = 0; k < m; k++) {
           const e = end[k]!;
           const st = start[k]!;
           if (st >= e) {
             a = b = st;
             s = q = 0;
+            run = 0;
             shift = Number.NaN;
             continue;
           }
@@ -60,10 +120,13 @@ export function slidingAggregates(inputs: readonly AggInput[], start: Int32Array
           if (st > b || shift !== shift || removed > 4096) {
             a = b = st;
             s = q = 0;
+            run = 0;
             removed = 0;
             shift = xs[st]!;
           }
           while (b < e) {
+            // The run of equal values ending here: a window inside one run has stddev exactly 0.
+            run = run > 0 && xs[b] === xs[b - 1] ? run + 1 : 1;
             const v = xs[b++]! - shift;
             s += v;
             q += v * v;
@@ -82,20 +145,18 @@ export function slidingAggregates(inputs: readonly AggInput[], start: Int32Array
             data[k] = s / n + shift;
             valid[k] = 1;
           } else if (n >= 2) {
-            const v = same![e - 1]! >= n ? 0 : (q - (s * s) / n) / (n - 1);
+            const v = run >= n ? 0 : (q - (s * s) / n) / (n - 1);
             data[k] = Math.sqrt(Math.max(0, v));
             valid[k] = 1;
           }
         }
+        Object.assign(c, { s, q, a, b, removed, shift, run });
         break;
       }
       case "vwap": {
         const xs = x!;
         const ws = w!;
-        let pw = 0;
-        let sw = 0;
-        let a = 0;
-        let b = 0;
+        let { s: pw, q: sw, a, b } = c;
         for (let k = 0; k < m; k++) {
           const e = end[k]!;
           const st = start[k]!;
@@ -117,19 +178,27 @@ export function slidingAggregates(inputs: readonly AggInput[], start: Int32Array
             valid[k] = 1;
           }
         }
+        Object.assign(c, { s: pw, q: sw, a, b });
         break;
       }
       case "min":
       case "max": {
         const xs = x!;
         const isMax = agg.fn === "max";
-        const dq = new Int32Array(Math.max(1, xs.length));
-        let head = 0;
-        let tail = 0;
-        let b = 0;
+        let { head, tail, b, dq } = c;
+        // Room for every row still to be pushed: compact (and grow) when the deque could run off its end.
+        if (tail + (xs.length - b) > dq.length) {
+          const next = new Int32Array(Math.max(1, xs.length * (state === undefined ? 1 : 2)));
+          next.set(dq.subarray(head, tail));
+          tail -= head;
+          head = 0;
+          dq = next;
+        }
+        let a = c.a;
         for (let k = 0; k < m; k++) {
           const e = end[k]!;
           const st = start[k]!;
+          a = st;
           if (b < st) {
             head = tail = 0;
             b = st;
@@ -145,6 +214,7 @@ export function slidingAggregates(inputs: readonly AggInput[], start: Int32Array
             valid[k] = 1;
           }
         }
+        Object.assign(c, { head, tail, b, dq, a });
         break;
       }
       case "first":
@@ -163,12 +233,6 @@ export function slidingAggregates(inputs: readonly AggInput[], start: Int32Array
     }
     return { data, valid };
   });
-}
-
-function equalRuns(xs: ValueArray): Int32Array {
-  const out = new Int32Array(xs.length);
-  for (let i = 0; i < xs.length; i++) out[i] = i > 0 && xs[i] === xs[i - 1] ? out[i - 1]! + 1 : 1;
-  return out;
 }
 
 /**
