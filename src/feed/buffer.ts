@@ -50,9 +50,10 @@ export class SeriesBuffer {
     this.ts[p] = ts;
     this.lsn[p] = lsn;
     this.row[p] = row;
-    this.values.forEach((v, j) => {
+    for (let j = 0; j < this.values.length; j++) {
+      const v = this.values[j];
       if (v !== undefined) v[p] = cols[j]![i]!;
-    });
+    }
     this.n = n + 1;
     return p;
   }

@@ -7,11 +7,21 @@
 // a record costs its own ticks, not its ticks' whole windows again.
 import type { RollingQuery } from "../../protocols/query.js";
 import type { TableSpec, ValueType } from "../../protocols/tablespec.js";
-import { SlideState, aggInputs, columnIndex, ema, lowerBound, selectedColumns, slidingAggregates, upperBound } from "../query/index.js";
-import type { OutField } from "../query/index.js";
+import { SlideState, columnIndex, ema, lowerBound, selectedColumns, slideRange, upperBound } from "../query/index.js";
+import type { AggInput, OutField } from "../query/index.js";
+import type { ValueArray } from "../codec/tickbatch.js";
 import { SeriesBuffer } from "./buffer.js";
 import { tickTable, wantedRows } from "./operator.js";
 import type { FeedOperator, FeedRecord } from "./operator.js";
+
+/** One symbol's rows, its window pass, and (during a record) the record's rows of it. */
+interface SymbolState {
+  readonly buf: SeriesBuffer;
+  readonly slide: SlideState;
+  readonly ks: number[];
+  inputs: AggInput[];
+  inputsOf: readonly (ValueArray | undefined)[] | undefined;
+}
 
 export function rollingOperator(q: RollingQuery, spec: TableSpec, fields: readonly OutField[], latenessMicros: number): FeedOperator {
   const cols = selectedColumns(spec, q.columns);
@@ -25,27 +35,42 @@ export function rollingOperator(q: RollingQuery, spec: TableSpec, fields: readon
   const nEma = q.aggregates.filter((a) => a.fn === "ema").length;
   const windowAggs = q.aggregates.filter((a) => a.fn !== "ema");
   const nullable = fields.slice(2 + cols.length, 2 + cols.length + q.aggregates.length).map((f) => f.nullable);
+  const windowAi = q.aggregates.flatMap((a, ai) => (a.fn === "ema" ? [] : [ai]));
+  const xCol = windowAggs.map((a) => (a.column === undefined ? -1 : columnIndex(spec, a.column, "aggregates.column")));
+  const wCol = windowAggs.map((a) => (a.weight === undefined ? -1 : columnIndex(spec, a.weight, "aggregates.weight")));
   /** Per symbol: its retained rows and the window pass over them, continued record after record. */
-  const bufs = new Map<string, { buf: SeriesBuffer; slide: SlideState }>();
+  const bufs = new Map<string, SymbolState>();
   const op = { tooLate: 0, snapshot: () => undefined, apply };
+
+  /** The window aggregates' inputs over the symbol's columns (rebuilt when the buffer grew into new arrays). */
+  function inputsOf(t: SymbolState): AggInput[] {
+    if (t.inputsOf !== t.buf.values) {
+      const v = t.buf.values;
+      t.inputs = windowAggs.map((agg, wi) => ({ agg, x: xCol[wi]! < 0 ? undefined : v[xCol[wi]!], w: wCol[wi]! < 0 ? undefined : v[wCol[wi]!] }));
+      t.inputsOf = v;
+    }
+    return t.inputs;
+  }
 
   function apply(rec: FeedRecord) {
     if (rec.table !== spec.name) return undefined;
     const b = rec.batch;
     const idx = wantedRows(b, symbols);
-    if (idx.length === 0) return undefined;
-    // The record's symbols resolved once each (a record holds many ticks of few symbols).
-    const ofSym: ({ buf: SeriesBuffer; slide: SlideState; ks: number[] } | undefined)[] = new Array(b.symbols.length);
-    const touched: { buf: SeriesBuffer; slide: SlideState; ks: number[] }[] = [];
-    for (let k = 0; k < idx.length; k++) {
+    const n = idx.length;
+    if (n === 0) return undefined;
+    // The record's rows grouped by symbol (each symbol resolved once per record).
+    const ofSym: (SymbolState | undefined)[] = new Array(b.symbols.length);
+    const touched: SymbolState[] = [];
+    for (let k = 0; k < n; k++) {
       const i = idx[k]!;
       const si = b.symbolIndex[i]!;
       let t = ofSym[si];
       if (t === undefined) {
         const s = b.symbols[si]!;
-        let entry = bufs.get(s);
-        if (entry === undefined) bufs.set(s, (entry = { buf: new SeriesBuffer(s, kept, nEma), slide: new SlideState() }));
-        t = ofSym[si] = { buf: entry.buf, slide: entry.slide, ks: [] };
+        t = bufs.get(s);
+        if (t === undefined) bufs.set(s, (t = { buf: new SeriesBuffer(s, kept, nEma), slide: new SlideState(), ks: [], inputs: [], inputsOf: undefined }));
+        ofSym[si] = t;
+        t.ks.length = 0;
         touched.push(t);
       }
       const buf = t.buf;
@@ -54,47 +79,67 @@ export function rollingOperator(q: RollingQuery, spec: TableSpec, fields: readon
       if (buf.insert(b.ts[i]!, rec.lsn, i, b.values, i) < t.slide.readTo) t.slide.reset();
       t.ks.push(k);
     }
-    const out = q.aggregates.map(() => ({ data: new Float64Array(idx.length), valid: new Uint8Array(idx.length) }));
-    for (const { buf, slide, ks } of touched) {
-      const pos = ks.map((k) => ({ k, p: buf.indexOf(b.ts[idx[k]!]!, rec.lsn, idx[k]!) })).sort((x, y) => x.p - y.p);
-      // EMA: recompute from the earliest new row (a late tick changes the EMA of every row after it).
-      const pmin = pos[0]!.p;
-      q.aggregates.forEach((a, ai) => {
-        if (a.fn !== "ema") return;
-        const e = buf.extra[emaSlot[ai]!]!;
-        const x = buf.values[columnIndex(spec, a.column!, "aggregates.column")]!;
-        e.set(ema(x, pmin, buf.n, a.alpha!, pmin > 0 ? e[pmin - 1]! : undefined), pmin);
-        for (const { k, p } of pos) {
-          out[ai]!.data[k] = e[p]!;
-          out[ai]!.valid[k] = 1;
+    const out = q.aggregates.map(() => ({ data: new Float64Array(n), valid: new Uint8Array(n) }));
+    // Windows in symbol-grouped order (gk: the row's place in the record, gp: its place in the symbol's buffer).
+    const gk = new Int32Array(n);
+    const gp = new Int32Array(n);
+    const start = new Int32Array(n);
+    const end = new Int32Array(n);
+    const grouped = windowAggs.map(() => ({ data: new Float64Array(n), valid: new Uint8Array(n) }));
+    let j = 0;
+    for (const t of touched) {
+      const { buf, slide, ks } = t;
+      const from = j;
+      for (const k of ks) {
+        gk[j] = k;
+        gp[j++] = buf.indexOf(b.ts[idx[k]!]!, rec.lsn, idx[k]!);
+      }
+      // In buffer order (a symbol has few rows per record: insertion sort).
+      for (let x = from + 1; x < j; x++) {
+        for (let y = x; y > from && gp[y - 1]! > gp[y]!; y--) {
+          const p = gp[y]!;
+          gp[y] = gp[y - 1]!;
+          gp[y - 1] = p;
+          const k = gk[y]!;
+          gk[y] = gk[y - 1]!;
+          gk[y - 1] = k;
         }
-      });
-      const view = buf.view();
-      const start = new Int32Array(pos.length);
-      const end = new Int32Array(pos.length);
-      pos.forEach(({ p }, m) => {
-        end[m] = p + 1;
-        start[m] = "rows" in q.window ? Math.max(0, p + 1 - q.window.rows) : upperBound(view.ts, view.ts[p]! - q.window.micros, 0, p + 1);
-      });
-      if (windowAggs.length > 0) {
-        const outs = slidingAggregates(aggInputs(spec, view, windowAggs), start, end, slide);
-        let w = 0;
+      }
+      if (nEma > 0) {
+        // EMA: recompute from the earliest new row (a late tick changes the EMA of every row after it).
+        const pmin = gp[from]!;
         q.aggregates.forEach((a, ai) => {
-          if (a.fn === "ema") return;
-          const o = outs[w++]!;
-          pos.forEach(({ k }, m) => {
-            out[ai]!.data[k] = o.data[m]!;
-            out[ai]!.valid[k] = o.valid[m]!;
-          });
+          if (a.fn !== "ema") return;
+          const e = buf.extra[emaSlot[ai]!]!;
+          const x = buf.values[columnIndex(spec, a.column!, "aggregates.column")]!;
+          e.set(ema(x, pmin, buf.n, a.alpha!, pmin > 0 ? e[pmin - 1]! : undefined), pmin);
+          for (let m = from; m < j; m++) {
+            out[ai]!.data[gk[m]!] = e[gp[m]!]!;
+            out[ai]!.valid[gk[m]!] = 1;
+          }
         });
       }
+      for (let m = from; m < j; m++) {
+        const p = gp[m]!;
+        end[m] = p + 1;
+        start[m] = "rows" in q.window ? Math.max(0, p + 1 - q.window.rows) : upperBound(buf.ts, buf.ts[p]! - q.window.micros, 0, p + 1);
+      }
+      if (windowAggs.length > 0) slideRange(inputsOf(t), start, end, from, j, grouped, slide);
       // Keep what a tick up to `lateness` behind the newest can still need: its window, and the EMA row before it.
       const cutoff = buf.maxTs - latenessMicros;
-      const lb = lowerBound(view.ts, cutoff, 0, view.n);
-      let drop = "rows" in q.window ? Math.max(0, lb - (q.window.rows - 1)) : upperBound(view.ts, cutoff - q.window.micros, 0, view.n);
+      const lb = lowerBound(buf.ts, cutoff, 0, buf.n);
+      let drop = "rows" in q.window ? Math.max(0, lb - (q.window.rows - 1)) : upperBound(buf.ts, cutoff - q.window.micros, 0, buf.n);
       if (nEma > 0) drop = Math.min(drop, Math.max(0, lb - 1));
       slide.shift(buf.dropFront(drop));
     }
+    windowAi.forEach((ai, wi) => {
+      const { data, valid } = grouped[wi]!;
+      const o = out[ai]!;
+      for (let m = 0; m < n; m++) {
+        o.data[gk[m]!] = data[m]!;
+        o.valid[gk[m]!] = valid[m]!;
+      }
+    });
     return tickTable(fields, rec, idx, cols, out.map((o, ai) => (nullable[ai] ? o : { data: o.data })));
   }
   return op;

@@ -19,7 +19,8 @@ export type { Loaded, LoadRequest } from "./load.js";
 export type { SymbolSeries } from "./series.js";
 // The operator pieces materialized feeds (src/feed/) run incrementally: one copy of the math.
 export { aggInputs, asofMatch, barAggregates, barsOp, columnIndex, fieldsOf, selectedColumns } from "./ops/index.js";
-export { SlideState, ema, slidingAggregates } from "./window.js";
+export { SlideState, ema, slideRange, slidingAggregates } from "./window.js";
+export type { AggInput, AggOut } from "./window.js";
 export { GroupTable, bucketStart, hotPartials } from "./partials.js";
 export { before, lowerBound, upperBound } from "./series.js";
 export { compareStrings } from "./load.js";

@@ -37,7 +37,12 @@ interface Cursor {
   tail: number;
 }
 
-const freshCursor = (): Cursor => ({ a: 0, b: 0, s: 0, q: 0, removed: 0, shift: Number.NaN, run: 0, dq: new Int32Array(0), head: 0, tail: 0 });
+const EMPTY = new Int32Array(0);
+const freshCursor = (): Cursor => ({ a: 0, b: 0, s: 0, q: 0, removed: 0, shift: Number.NaN, run: 0, dq: EMPTY, head: 0, tail: 0 });
+function resetCursor(c: Cursor): void {
+  c.a = c.b = c.s = c.q = c.removed = c.run = c.head = c.tail = 0;
+  c.shift = Number.NaN;
+}
 
 /**
  * A sliding pass over one growing series, continued call after call: the
@@ -88,15 +93,26 @@ export class SlideState {
  */
 export function slidingAggregates(inputs: readonly AggInput[], start: Int32Array, end: Int32Array, state?: SlideState): AggOut[] {
   const m = start.length;
-  return inputs.map(({ agg, x, w }, ai) => {
-    const data = new Float64Array(m);
-    const valid = new Uint8Array(m);
+  const outs = inputs.map(() => ({ data: new Float64Array(m), valid: new Uint8Array(m) }));
+  slideRange(inputs, start, end, 0, m, outs, state);
+  return outs;
+}
+
+/**
+ * slidingAggregates of windows [from, to) of `start`/`end` only, written at
+ * the same indices of `outs` (allocated by the caller: a feed fills one output
+ * per record from many series' calls without allocating per call).
+ */
+export function slideRange(inputs: readonly AggInput[], start: Int32Array, end: Int32Array, from: number, to: number, outs: readonly AggOut[], state?: SlideState): void {
+  for (let ai = 0; ai < inputs.length; ai++) {
+    const { agg, x, w } = inputs[ai]!;
+    const { data, valid } = outs[ai]!;
     const c = state?.cursor(ai) ?? freshCursor();
     // A window moved back from the last call's: that pass cannot continue.
-    if (m > 0 && (start[0]! < c.a || end[0]! < c.b)) Object.assign(c, freshCursor());
+    if (to > from && (start[from]! < c.a || end[from]! < c.b)) resetCursor(c);
     switch (agg.fn) {
       case "count":
-        for (let k = 0; k < m; k++) {
+        for (let k = from; k < to; k++) {
           data[k] = end[k]! - start[k]!;
           valid[k] = 1;
         }
@@ -106,7 +122,7 @@ export function slidingAggregates(inputs: readonly AggInput[], start: Int32Array
       case "stddev": {
         const xs = x!;
         let { s, q, a, b, removed, shift, run } = c;
-        for (let k = 0; k < m; k++) {
+        for (let k = from; k < to; k++) {
           const e = end[k]!;
           const st = start[k]!;
           if (st >= e) {
@@ -150,14 +166,20 @@ export function slidingAggregates(inputs: readonly AggInput[], start: Int32Array
             valid[k] = 1;
           }
         }
-        Object.assign(c, { s, q, a, b, removed, shift, run });
+        c.s = s;
+        c.q = q;
+        c.a = a;
+        c.b = b;
+        c.removed = removed;
+        c.shift = shift;
+        c.run = run;
         break;
       }
       case "vwap": {
         const xs = x!;
         const ws = w!;
         let { s: pw, q: sw, a, b } = c;
-        for (let k = 0; k < m; k++) {
+        for (let k = from; k < to; k++) {
           const e = end[k]!;
           const st = start[k]!;
           if (st >= e || st > b) {
@@ -178,7 +200,10 @@ export function slidingAggregates(inputs: readonly AggInput[], start: Int32Array
             valid[k] = 1;
           }
         }
-        Object.assign(c, { s: pw, q: sw, a, b });
+        c.s = pw;
+        c.q = sw;
+        c.a = a;
+        c.b = b;
         break;
       }
       case "min":
@@ -195,7 +220,7 @@ export function slidingAggregates(inputs: readonly AggInput[], start: Int32Array
           dq = next;
         }
         let a = c.a;
-        for (let k = 0; k < m; k++) {
+        for (let k = from; k < to; k++) {
           const e = end[k]!;
           const st = start[k]!;
           a = st;
@@ -214,13 +239,17 @@ export function slidingAggregates(inputs: readonly AggInput[], start: Int32Array
             valid[k] = 1;
           }
         }
-        Object.assign(c, { head, tail, b, dq, a });
+        c.head = head;
+        c.tail = tail;
+        c.b = b;
+        c.dq = dq;
+        c.a = a;
         break;
       }
       case "first":
       case "last": {
         const xs = x!;
-        for (let k = 0; k < m; k++) {
+        for (let k = from; k < to; k++) {
           if (start[k]! < end[k]!) {
             data[k] = xs[agg.fn === "first" ? start[k]! : end[k]! - 1]!;
             valid[k] = 1;
@@ -231,8 +260,7 @@ export function slidingAggregates(inputs: readonly AggInput[], start: Int32Array
       case "ema":
         throw new Error("ema is not a window aggregate");
     }
-    return { data, valid };
-  });
+  }
 }
 
 /**
