@@ -19,6 +19,8 @@ interface SymbolState {
   readonly buf: SeriesBuffer;
   readonly slide: SlideState;
   readonly ks: number[];
+  /** Where each of `ks` sits in the buffer. */
+  readonly ps: number[];
   inputs: AggInput[];
   inputsOf: readonly (ValueArray | undefined)[] | undefined;
 }
@@ -68,16 +70,21 @@ export function rollingOperator(q: RollingQuery, spec: TableSpec, fields: readon
       if (t === undefined) {
         const s = b.symbols[si]!;
         t = bufs.get(s);
-        if (t === undefined) bufs.set(s, (t = { buf: new SeriesBuffer(s, kept, nEma), slide: new SlideState(), ks: [], inputs: [], inputsOf: undefined }));
+        if (t === undefined) bufs.set(s, (t = { buf: new SeriesBuffer(s, kept, nEma), slide: new SlideState(), ks: [], ps: [], inputs: [], inputsOf: undefined }));
         ofSym[si] = t;
         t.ks.length = 0;
+        t.ps.length = 0;
         touched.push(t);
       }
       const buf = t.buf;
       if (b.ts[i]! < buf.maxTs - latenessMicros) op.tooLate++;
+      const p = buf.insert(b.ts[i]!, rec.lsn, i, b.values, i);
       // A late tick lands among rows the window pass has read: that pass starts over.
-      if (buf.insert(b.ts[i]!, rec.lsn, i, b.values, i) < t.slide.readTo) t.slide.reset();
+      if (p < t.slide.readTo) t.slide.reset();
+      // The symbol's rows of this record inserted before at or after p moved one place up.
+      for (let x = 0; x < t.ps.length; x++) if (t.ps[x]! >= p) t.ps[x]!++;
       t.ks.push(k);
+      t.ps.push(p);
     }
     const out = q.aggregates.map(() => ({ data: new Float64Array(n), valid: new Uint8Array(n) }));
     // Windows in symbol-grouped order (gk: the row's place in the record, gp: its place in the symbol's buffer).
@@ -88,11 +95,11 @@ export function rollingOperator(q: RollingQuery, spec: TableSpec, fields: readon
     const grouped = windowAggs.map(() => ({ data: new Float64Array(n), valid: new Uint8Array(n) }));
     let j = 0;
     for (const t of touched) {
-      const { buf, slide, ks } = t;
+      const { buf, slide, ks, ps } = t;
       const from = j;
-      for (const k of ks) {
-        gk[j] = k;
-        gp[j++] = buf.indexOf(b.ts[idx[k]!]!, rec.lsn, idx[k]!);
+      for (let x = 0; x < ks.length; x++) {
+        gk[j] = ks[x]!;
+        gp[j++] = ps[x]!;
       }
       // In buffer order (a symbol has few rows per record: insertion sort).
       for (let x = from + 1; x < j; x++) {
@@ -127,6 +134,8 @@ export function rollingOperator(q: RollingQuery, spec: TableSpec, fields: readon
       if (windowAggs.length > 0) slideRange(inputsOf(t), start, end, from, j, grouped, slide);
       // Keep what a tick up to `lateness` behind the newest can still need: its window, and the EMA row before it.
       const cutoff = buf.maxTs - latenessMicros;
+      // Nothing to drop while the first row is still inside the window of a tick at the cutoff (the searches are skipped).
+      if ("rows" in q.window ? buf.n <= q.window.rows : buf.ts[0]! > cutoff - q.window.micros) continue;
       const lb = lowerBound(buf.ts, cutoff, 0, buf.n);
       let drop = "rows" in q.window ? Math.max(0, lb - (q.window.rows - 1)) : upperBound(buf.ts, cutoff - q.window.micros, 0, buf.n);
       if (nEma > 0) drop = Math.min(drop, Math.max(0, lb - 1));
