@@ -4,7 +4,11 @@
 // feed's WAL in LSN order from its start, publishing nothing the stream
 // already has) -> live, with snapshotting (publish the whole state as one
 // "snapshot" message, where a new consumer can start) on a schedule or on
-// demand; failed when the WAL or the output cannot be read or written.
+// demand; failed when the output cannot be written or the WAL lost records
+// the feed needs. A WAL consumer that breaks for another reason (a timeout, a
+// NATS server going away) is opened again after a backoff (walRetry, as the
+// shard does: 0.5 s doubling to 10 s) from the record after the last folded,
+// while the output keeps publishing what was folded.
 // IO is injected: `lastPublished`, `wal` and `publish` come from the runtime
 // (src/node/feed/) or from fakes. The operator state is the FeedRunner
 // (src/feed), mutated in place like the shard's hot set.
@@ -39,6 +43,10 @@ export interface FeedContext {
   inFlight: number;
   stats: FeedStats;
   error: string | undefined;
+  /** WAL consumer failures in a row (reset once the reader caught up again). */
+  walRetries: number;
+  /** Why the WAL consumer last broke (shown while the feed waits to reopen it). */
+  walRetryError: string | undefined;
 }
 
 export interface FeedInput {
@@ -51,7 +59,8 @@ export interface FeedInput {
 export type FeedEvent =
   | { type: "records"; records: readonly FeedRecord[] }
   | { type: "caughtUp" }
-  | { type: "walError"; message: string }
+  /** The WAL consumer failed; `fatal` when retrying cannot help (records the feed needs are gone). */
+  | { type: "walError"; message: string; fatal: boolean }
   | { type: "snapshot" }
   | { type: "stop" };
 
@@ -111,11 +120,13 @@ export const feedMachine = setup({
   },
   guards: {
     broken: ({ context }) => context.error !== undefined,
+    fatal: ({ event }) => event.type === "walError" && event.fatal,
     scheduled: ({ context }) => context.snapshotIntervalMs > 0,
     hasOutput: ({ context }) => context.outbox.length > 0,
   },
   delays: {
     snapshotInterval: ({ context }) => context.snapshotIntervalMs,
+    walRetry: ({ context }) => Math.min(10_000, 500 * 2 ** Math.max(0, context.walRetries - 1)),
   },
 }).createMachine({
   id: "feed",
@@ -128,6 +139,8 @@ export const feedMachine = setup({
     inFlight: 0,
     stats: { records: 0, published: 0, snapshots: 0, foldedLsn: 0, publishedOffset: undefined },
     error: undefined,
+    walRetries: 0,
+    walRetryError: undefined,
   }),
   initial: "recovering",
   states: {
@@ -146,13 +159,30 @@ export const feedMachine = setup({
     running: {
       type: "parallel",
       always: { guard: "broken", target: "failed" },
-      invoke: { id: "wal", src: "wal", input: ({ context }) => ({ plan: context.plan, fromSeq: 1 }) },
       on: {
         records: { actions: { type: "fold", params: ({ event }) => ({ records: event.records }) } },
-        walError: { target: "failed", actions: assign({ error: ({ event }) => `WAL consumer failed: ${event.message}` }) },
         stop: { target: "stopped" },
       },
       states: {
+        wal: {
+          initial: "reading",
+          states: {
+            reading: {
+              // From the record after the last folded: the WAL's start at first, where the last consumer stopped after a retry.
+              invoke: { id: "wal", src: "wal", input: ({ context }) => ({ plan: context.plan, fromSeq: context.stats.foldedLsn + 1 }) },
+              on: {
+                caughtUp: { actions: assign({ walRetries: 0, walRetryError: undefined }) },
+                walError: [
+                  { guard: "fatal", target: "#feed.failed", actions: assign({ error: ({ event }) => `WAL consumer failed: ${event.message}` }) },
+                  { target: "waiting", actions: assign({ walRetries: ({ context }) => context.walRetries + 1, walRetryError: ({ event }) => event.message }) },
+                ],
+              },
+            },
+            waiting: {
+              after: { walRetry: { target: "reading" } },
+            },
+          },
+        },
         phase: {
           initial: "replaying",
           states: {

@@ -3,9 +3,11 @@
 // stream equals the feed's uninterrupted output; a restart recovers from the
 // stream's last offset and continues with no gap and no duplicate (negative
 // control: recovery that ignores the stream republishes and is caught);
-// snapshots; WAL and publish failures end in failed.
+// snapshots; a WAL consumer that breaks is reopened after a backoff (simulated
+// clock) from the record after the last folded, and the stream still equals
+// the uninterrupted output; lost WAL records and publish failures end in failed.
 import { describe, expect, it } from "vitest";
-import { createActor, fromCallback, fromPromise, waitFor } from "xstate";
+import { SimulatedClock, createActor, fromCallback, fromPromise, waitFor } from "xstate";
 import { feedMachine } from "../../actors/feed.js";
 import type { FeedEvent, FeedWalInput, LastPublishedInput, PublishInput } from "../../actors/feed.js";
 import { FeedRunner, planFeed } from "../../src/feed/index.js";
@@ -112,14 +114,90 @@ describe("feed actor", () => {
       actors: {
         lastPublished: fromPromise<FeedOffset | undefined, LastPublishedInput>(async () => undefined),
         wal: fromCallback<FeedEvent, FeedWalInput>(({ sendBack }) => {
-          const t = setTimeout(() => sendBack({ type: "walError", message: "stream PX_WAL_qt not found" }), 0);
+          const t = setTimeout(() => sendBack({ type: "walError", message: "records 1-4 of trades/0 are gone", fatal: true }), 0);
           return () => clearTimeout(t);
         }),
       },
     });
     const b = createActor(m, { input: { feed: { tenant: TENANT, name: "vwap" }, plan } }).start();
     const f = await waitFor(b, (x) => x.matches("failed"));
-    expect(f.context.error).toBe("WAL consumer failed: stream PX_WAL_qt not found");
+    expect(f.context.error).toBe("WAL consumer failed: records 1-4 of trades/0 are gone");
     b.stop();
+  });
+
+  /**
+   * A feed whose WAL reader breaks after 5 records and is retried 7 times;
+   * each reader delivers the fixture's records from its start + `skew` (0: a
+   * real consumer; 1: one opened past the right place, the negative control).
+   */
+  async function retried(skew: number) {
+    const clock = new SimulatedClock();
+    const stream: FeedBatch[] = [];
+    const starts: number[] = [];
+    let wal: ((e: FeedEvent) => void) | undefined;
+    const machine = feedMachine.provide({
+      actors: {
+        lastPublished: fromPromise<FeedOffset | undefined, LastPublishedInput>(async () => undefined),
+        wal: fromCallback<FeedEvent, FeedWalInput>(({ input, sendBack }) => {
+          starts.push(input.fromSeq);
+          wal = sendBack;
+        }),
+        publish: fromPromise<void, PublishInput>(async ({ input }) => void stream.push(...input.batches)),
+      },
+    });
+    const a = createActor(machine, { input: { feed: { tenant: TENANT, name: "vwap" }, plan }, clock }).start();
+    const settle = async (): Promise<void> => {
+      for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    };
+    const deliver = (from: number, to: number): void => wal!({ type: "records", records: w.records.slice(from, to).filter((r) => r.lsn >= starts.at(-1)! + skew) });
+    const waits: boolean[] = [];
+    /** Breaks the reader; true when it was reopened exactly `ms` later (not 1 ms before). */
+    const breakFor = async (ms: number): Promise<void> => {
+      wal!({ type: "walError", message: "timeout", fatal: false });
+      await settle();
+      const n = starts.length;
+      clock.increment(ms - 1);
+      await settle();
+      const early = starts.length !== n;
+      clock.increment(1);
+      await settle();
+      waits.push(!early && starts.length === n + 1);
+    };
+    await settle();
+    deliver(0, 5);
+    wal!({ type: "caughtUp" });
+    await settle();
+    const folded = a.getSnapshot().context.stats.foldedLsn;
+    wal!({ type: "walError", message: "timeout", fatal: false });
+    await settle();
+    const waiting = a.getSnapshot();
+    clock.increment(500);
+    await settle();
+    // Before catching up again the waits double, up to 10 s.
+    for (const ms of [1_000, 2_000, 4_000, 8_000, 10_000, 10_000]) await breakFor(ms);
+    deliver(0, w.records.length);
+    wal!({ type: "caughtUp" });
+    await settle();
+    const end = a.getSnapshot();
+    a.stop();
+    return { stream, starts, folded, waiting, waits, end };
+  }
+
+  it("feed actor - a WAL consumer that breaks is reopened after 0.5 s, doubling to 10 s, from the record after the last folded: no gap, no duplicate", async () => {
+    const r = await retried(0);
+    expect(r.folded).toBe(w.records[4]!.lsn);
+    expect(r.waiting.matches({ running: { wal: "waiting" } })).toBe(true);
+    expect(r.waiting.context.walRetryError).toBe("timeout");
+    expect(r.waiting.context.error).toBeUndefined();
+    expect(r.starts).toEqual([1, ...Array.from({ length: 7 }, () => r.folded + 1)]);
+    expect(r.waits).toEqual([true, true, true, true, true, true]);
+    expect(r.end.context.walRetries).toBe(0);
+    expect(r.end.matches({ running: { phase: "live", output: "idle", wal: "reading" } })).toBe(true);
+    expect(r.stream.map(text)).toEqual(uninterrupted());
+  });
+
+  it("negative control - a reader reopened one record past the right place leaves a gap, and the comparison sees it", async () => {
+    const r = await retried(1);
+    expect(r.stream.map(text)).not.toEqual(uninterrupted());
   });
 });

@@ -133,8 +133,11 @@ function walReader(js: JetStreamClient, jsm: JetStreamManager) {
         onBatch: (records) => sendBack({ type: "records", records: records.filter((r): r is FeedRecord => r !== null) }),
         onCaughtUp: () => sendBack({ type: "caughtUp" }),
       });
+      // Deliveries that end without a stop would leave the feed waiting forever: reopen the consumer.
+      if (!stopped) throw new Error(`the WAL consumer of feed ${plan.fingerprint} ended`);
     })().catch((e: unknown) => {
-      if (!stopped) sendBack({ type: "walError", message: (e as Error).message });
+      // Lost records end the feed (fatal); anything else (a timeout, a NATS server going away) is retried.
+      if (!stopped) sendBack({ type: "walError", message: (e as Error).message, fatal: e instanceof WalGapError });
     });
     return () => {
       stopped = true;
