@@ -9,7 +9,7 @@ import type { JetStreamManager } from "@nats-io/jetstream";
 import type { Principal } from "../auth/index.js";
 import { decodeWatermark } from "../../protocols/codec.js";
 import { parseWalSubject, walStream, walSubject, walSubjectsOfTable, walSubjectsOfTenant, watermarkStream, watermarkSubjectsOfTenant } from "../../protocols/subjects.js";
-import { FeedSession, encodeOffset, feedTables, parseFrom, planFeed, shardKey } from "../feed/index.js";
+import { FeedSession, encodeOffset, feedDecodes, feedTables, parseFrom, planFeed, shardKey } from "../feed/index.js";
 import type { FeedOffset, FeedPlan } from "../feed/index.js";
 import { arrowSchema, toRecordBatches } from "../query/index.js";
 import { compactionFloor, decodeWalEntry } from "../wal/index.js";
@@ -138,7 +138,7 @@ export async function runFeed(ctx: ApiContext, principal: Principal, req: FeedRe
       const a = parseWalSubject(m.subject);
       const spec = a === undefined ? undefined : specs.get(a.table);
       if (a === undefined || spec === undefined) continue;
-      session.push({ table: a.table, bucket: a.bucket, lsn: m.seq, batch: decodeWalEntry(spec, m.seq, m.data).batch });
+      session.push({ table: a.table, bucket: a.bucket, lsn: m.seq, batch: feedDecodes.get(tenant, a.table, spec.version, m.seq, () => decodeWalEntry(spec, m.seq, m.data).batch) });
       if (session.overflowed) overflow.abort();
       if (session.buffered > 0 || session.overflowed) poke();
     }

@@ -15,3 +15,4 @@ export { isStartTime, parseFrom } from "./from.js";
 export { SubscriptionHolds } from "./subholds.js";
 export type { SubscriptionHold } from "./subholds.js";
 export type { FeedFrom, FeedStartTime } from "./from.js";
+export { SharedDecodes, feedDecodes } from "./decoded.js";

@@ -15,7 +15,7 @@ import { feedMachine } from "../../../actors/feed.js";
 import type { FeedEvent, FeedWalInput, LastPublishedInput, PublishInput } from "../../../actors/feed.js";
 import { decodeWatermark } from "../../../protocols/codec.js";
 import { HDR_FEED_KIND, HDR_FEED_OFFSET, HDR_FEED_SHARDS, feedStream, feedSubject, feedSubjectsOfTenant, parseWalSubject, walStream, walSubjectsOfTable, walSubjectsOfTenant, watermarkStream, watermarkSubjectsOfTenant } from "../../../protocols/subjects.js";
-import { decodeOffset, encodeOffset, feedTables, shardKey } from "../../feed/index.js";
+import { decodeOffset, encodeOffset, feedDecodes, feedTables, shardKey } from "../../feed/index.js";
 import type { FeedBatch, FeedOffset, FeedPlan, FeedRecord } from "../../feed/index.js";
 import { arrowSchema, toRecordBatches } from "../../query/index.js";
 import { WalGapError, consumeBatches, decodeWalEntry, gapAt, walFloor } from "../../wal/index.js";
@@ -128,7 +128,7 @@ function walReader(js: JetStreamClient, jsm: JetStreamManager) {
           const spec = a === undefined ? undefined : specs.get(a.table);
           // Another table of the tenant (as-of feeds read the tenant's whole WAL).
           if (a === undefined || spec === undefined) return null;
-          return { table: a.table, bucket: a.bucket, lsn: m.seq, batch: decodeWalEntry(spec, m.seq, m.data).batch };
+          return { table: a.table, bucket: a.bucket, lsn: m.seq, batch: feedDecodes.get(plan.tenant, a.table, spec.version, m.seq, () => decodeWalEntry(spec, m.seq, m.data).batch) };
         },
         onBatch: (records) => sendBack({ type: "records", records: records.filter((r): r is FeedRecord => r !== null) }),
         onCaughtUp: () => sendBack({ type: "caughtUp" }),
