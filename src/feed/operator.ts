@@ -23,7 +23,12 @@ export interface FeedOperator {
 
 /** Indices of the record's rows whose symbol the feed wants, in record order. */
 export function wantedRows(batch: TickBatch, symbols: ReadonlySet<string> | undefined): Int32Array {
-  if (symbols === undefined) return Int32Array.from({ length: batch.rows }, (_, i) => i);
+  if (symbols === undefined) {
+    // A loop, not Int32Array.from with a map function (per tick of every record, that was ~2% of a node's CPU).
+    const all = new Int32Array(batch.rows);
+    for (let i = 0; i < all.length; i++) all[i] = i;
+    return all;
+  }
   const ok = batch.symbols.map((s) => symbols.has(s));
   const out: number[] = [];
   for (let i = 0; i < batch.rows; i++) if (ok[batch.symbolIndex[i]!]) out.push(i);
