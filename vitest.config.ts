@@ -23,6 +23,7 @@ export default defineConfig({
           testTimeout: 120_000,
           hookTimeout: 120_000,
           fileParallelism: false,
+          setupFiles: ["test/helpers/teardown.ts"],
           // The servers the tests start reserve every stream's max_bytes (a WAL: 2 GiB) against a
           // store sized from the free disk by default: on a nearly full disk, streams were refused.
           env: { PX_NATS_MAX_FILE_STORE: "1T" },

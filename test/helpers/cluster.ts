@@ -26,13 +26,23 @@ export interface NatsFixture {
 }
 
 let identity: Promise<NatsAuthFiles> | undefined;
+let identityDir: string | undefined;
+
+/** Removes the test process's NATS identity (test/helpers/teardown.ts, after each int test file). */
+export function disposeTestNatsAuth(): void {
+  if (identityDir !== undefined) rmSync(identityDir, { recursive: true, force: true });
+  identity = identityDir = undefined;
+}
 
 /** The test process's NATS identity (created once); sets $PX_NATS_CREDS to its service credentials. */
 export function testNatsAuth(): Promise<NatsAuthFiles> {
-  identity ??= loadOrCreateNatsAuth(join(mkdtempSync(join(tmpdir(), "px-auth-")), "auth")).then((files) => {
-    process.env[NATS_CREDS_ENV] = files.credsPath("service");
-    return files;
-  });
+  if (identity === undefined) {
+    const dir = (identityDir = mkdtempSync(join(tmpdir(), "px-auth-")));
+    identity = loadOrCreateNatsAuth(join(dir, "auth")).then((files) => {
+      process.env[NATS_CREDS_ENV] = files.credsPath("service");
+      return files;
+    });
+  }
   return identity;
 }
 
