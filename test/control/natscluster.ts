@@ -17,14 +17,15 @@ export interface NatsCluster {
   close(): Promise<void>;
 }
 
-export async function natsCluster(size = 3): Promise<NatsCluster> {
+/** `netns`: server i runs in that network namespace on its address (the fault suite's partitions; needs root). */
+export async function natsCluster(size = 3, o: { netns?: (i: number) => { name: string; address: string } } = {}): Promise<NatsCluster> {
   const ports = await freePorts(size * 3);
   const routePorts = ports.slice(size * 2);
-  const routes = routePorts.map((p) => `nats://127.0.0.1:${p}`);
+  const routes = routePorts.map((p, i) => `nats://${o.netns?.(i).address ?? "127.0.0.1"}:${p}`);
   const auth = await testNatsAuth();
   const servers = await Promise.all(
     Array.from({ length: size }, (_, i) =>
-      startNatsServer({ port: ports[i]!, monitorPort: ports[size + i]!, serverName: `px${i + 1}`, cluster: { name: "pxtest", port: routePorts[i]!, routes }, auth }),
+      startNatsServer({ port: ports[i]!, monitorPort: ports[size + i]!, serverName: `px${i + 1}`, cluster: { name: "pxtest", port: routePorts[i]!, routes }, auth, ...(o.netns ? { netns: o.netns(i) } : {}) }),
     ),
   );
   const urls = servers.map((s) => s.url).join(",");

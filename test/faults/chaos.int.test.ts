@@ -1,7 +1,10 @@
 // The short chaos suite (issue 19): one seeded run of every fault kind the
 // harness has (node SIGKILL, node SIGSTOP, WAL-leader NATS server SIGKILL, any
-// NATS server SIGKILL, clickhouse-server SIGSTOP) while 3 producers ingest and
-// a reader queries; the independent checker (checker.ts) must find no lost,
+// NATS server SIGKILL, clickhouse-server SIGSTOP, a node partitioned from
+// every NATS server, a NATS server partitioned from its peers, a node's wall
+// clock jumping, ClickHouse refusing every INSERT) while 3 producers ingest and
+// a reader queries; it needs root (network namespaces, iptables) and
+// libfaketime (scripts/setup.sh installs it); the independent checker (checker.ts) must find no lost,
 // duplicated or reordered acknowledged row and no bad watermark. A failure
 // names the seed; replay it with `npm run bench:chaos -- --seed S`.
 import { describe, expect, it } from "vitest";

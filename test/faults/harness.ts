@@ -5,7 +5,10 @@
 // the tenant's WAL stream (or of any NATS server), SIGSTOP/SIGCONT of
 // clickhouse-server. One fault at a time; each ends healed (restarted or
 // continued) before the next starts, and heal() repairs whatever an aborted
-// fault left.
+// fault left. With `network` (netns.ts, needs root) every NATS server and node
+// runs in a network namespace of its own, and partitions cut them apart:
+// a node from every NATS server, a NATS server from its peers (its clients
+// still reach it), a node from ClickHouse.
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { walStream } from "../../protocols/subjects.js";
@@ -18,6 +21,9 @@ import type { NodeProcess } from "../helpers/nodeproc.js";
 import type { NodeShard } from "../helpers/replay.js";
 import { clickhouseFixture } from "../helpers/sink.js";
 import type { ClickhouseFixture } from "../helpers/sink.js";
+import { InsertRefusal } from "./chrefuse.js";
+import { Clocks, clockOffsetOf } from "./clock.js";
+import { Network } from "./netns.js";
 import type { Fault } from "./schedule.js";
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -32,6 +38,10 @@ export interface HarnessOptions {
   readonly log?: (line: string) => void;
   /** Runs on the NATS cluster before the spec is applied (and so before any node creates a stream). */
   readonly prepare?: (nc: NatsConnection) => Promise<void>;
+  /** Every NATS server and node in a network namespace of its own (netns.ts; needs root): the partition faults need it. */
+  readonly network?: boolean;
+  /** Every node with libfaketime preloaded (clock.ts): the clock-jump fault needs it. */
+  readonly clocks?: boolean;
 }
 
 export class Harness {
@@ -41,23 +51,38 @@ export class Harness {
   /** Faults injected, by kind. */
   readonly injected = new Map<string, number>();
   private readonly log: (line: string) => void;
+  readonly clocks: Clocks | undefined;
+  private readonly refusal: InsertRefusal;
 
   private constructor(
     readonly o: HarnessOptions,
     readonly nats: NatsCluster,
     readonly nc: NatsConnection,
     readonly clickhouse: ClickhouseFixture,
+    readonly net: Network | undefined,
+    /** The ClickHouse URL the nodes use (through the network's relay when there is one). */
+    readonly clickhouseUrl: string,
   ) {
     this.log = o.log ?? (() => {});
+    this.clocks = o.clocks ? new Clocks() : undefined;
+    this.refusal = new InsertRefusal(clickhouse.server);
   }
 
   static async start(o: HarnessOptions): Promise<Harness> {
-    const [nats, clickhouse] = await Promise.all([natsCluster(3), clickhouseFixture()]);
-    const nc = await nats.connect("nemesis");
-    const h = new Harness(o, nats, nc, clickhouse);
+    const net = o.network ? Network.create([...["s1", "s2", "s3"], ...o.nodeIds]) : undefined;
+    let h: Harness;
     try {
-      await o.prepare?.(nc);
-      await (await MetadataStore.open(nc, 3)).applyCurrent(o.spec);
+      const [nats, clickhouse] = await Promise.all([natsCluster(3, net ? { netns: (i) => net.place(`s${i + 1}`) } : {}), clickhouseFixture()]);
+      const nc = await nats.connect("nemesis");
+      const url = net ? `http://${net.gateway}:${await net.relay(clickhouse.server.httpPort)}` : clickhouse.server.httpUrl;
+      h = new Harness(o, nats, nc, clickhouse, net, url);
+    } catch (e) {
+      await net?.close().catch(() => {});
+      throw e;
+    }
+    try {
+      await o.prepare?.(h.nc);
+      await (await MetadataStore.open(h.nc, 3)).applyCurrent(o.spec);
       await Promise.all(o.nodeIds.map((id) => h.spawnRetrying(id)));
     } catch (e) {
       await h.close();
@@ -68,8 +93,13 @@ export class Harness {
 
   /** Starts node `id` (again); `env` overrides its environment for this start only. */
   async spawn(id: string, env: Readonly<Record<string, string>> = {}): Promise<NodeProcess> {
-    const args = ["--shards", "assigned", "--node-id", id, "--grpc-port", "0", "--clickhouse", this.clickhouse.server.httpUrl];
-    const p = await spawnNodeProcess(this.nats.urls, { PX_REPLICAS: "3", ...this.o.env, ...this.o.nodeEnv?.[id], ...env }, args);
+    const args = ["--shards", "assigned", "--node-id", id, "--grpc-port", "0", "--clickhouse", this.clickhouseUrl];
+    const p = await spawnNodeProcess(
+      this.nats.urls,
+      { PX_REPLICAS: "3", ...this.clocks?.env(id), ...this.o.env, ...this.o.nodeEnv?.[id], ...env },
+      args,
+      { ...(this.net ? { netns: this.net.place(id) } : {}), ...(this.clocks ? { preload: [this.clocks.lib] } : {}) },
+    );
     this.nodes.set(id, p);
     return p;
   }
@@ -120,7 +150,43 @@ export class Harness {
         await this.clickhouse.server.kill("SIGSTOP");
         return "SIGSTOP clickhouse-server";
       }
+      case "partition-node-nats": {
+        const id = ids[f.target % ids.length]!;
+        this.network(f.kind).partition(id, ["s1", "s2", "s3"]);
+        this.broken.add(`net:${id}`);
+        return `partition: node ${id} cut from every NATS server`;
+      }
+      case "partition-nats": {
+        const i = f.target % this.nats.servers.length;
+        const me = `s${i + 1}`;
+        this.network(f.kind).partition(me, ["s1", "s2", "s3"].filter((s) => s !== me));
+        this.broken.add(`net:${me}`);
+        return `partition: NATS server px${i + 1} cut from its peers (its clients still reach it)`;
+      }
+      case "clock-jump": {
+        const id = ids[f.target % ids.length]!;
+        if (!this.clocks) throw new Error(`fault ${f.kind} needs nodes with libfaketime (HarnessOptions.clocks)`);
+        const skew = f.skewS ?? 10;
+        this.clocks.set(id, skew);
+        this.broken.add(`clock:${id}`);
+        // libfaketime re-reads the offset within 1 s: then the node's own HTTP Date header must show it.
+        await sleep(1_500);
+        const p = this.nodes.get(id);
+        const seen = p ? await clockOffsetOf(p.host, p.httpPort) : undefined;
+        if (seen !== undefined && Math.abs(seen - skew) > 2.5) throw new Error(`clock-jump: node ${id}'s clock was set ${skew} s off, its HTTP Date header says ${seen.toFixed(1)} s: libfaketime not in force`);
+        return `clock: node ${id}'s wall clock ${skew > 0 ? "+" : ""}${skew} s (its Date header: ${seen === undefined ? "no answer" : `${seen > 0 ? "+" : ""}${seen.toFixed(1)} s`})`;
+      }
+      case "clickhouse-refuse": {
+        this.broken.add("refuse");
+        const ms = await this.refusal.start();
+        return `ClickHouse refuses every INSERT (read-only profile, in force after ${ms} ms)`;
+      }
     }
+  }
+
+  private network(kind: string): Network {
+    if (!this.net) throw new Error(`fault ${kind} needs the harness's network (HarnessOptions.network)`);
+    return this.net;
   }
 
   /** Index of the NATS server leading the first tenant's WAL stream (a random one when no leader is known, e.g. mid-election). */
@@ -148,6 +214,12 @@ export class Harness {
     for (const b of [...this.broken]) {
       const [kind, name] = b.split(":") as [string, string | undefined];
       if (kind === "clickhouse") await this.clickhouse.server.kill("SIGCONT");
+      else if (kind === "net") {
+        this.net?.heal(name);
+        // A NATS server back from a partition catches up before the next fault (as after a restart).
+        if (name!.startsWith("s")) await this.waitNatsWhole(Number(name!.slice(1)) - 1, performance.now());
+      } else if (kind === "clock") this.clocks?.set(name!, 0);
+      else if (kind === "refuse") await this.refusal.heal();
       else if (kind === "nats") await this.restartNats(Number(name));
       else if (kind === "node") {
         const p = this.nodes.get(name!);
@@ -166,16 +238,21 @@ export class Harness {
    * goes on (bounded) past nats.ts's 30 s.
    */
   private async restartNats(i: number): Promise<void> {
-    const s = this.nats.servers[i]!;
     const t0 = performance.now();
-    await s.restart().catch((e: unknown) => this.log(`nemesis: px${i + 1} not healthy within 30 s of its restart (${(e as Error).message}), waiting on`));
+    await this.nats.servers[i]!.restart().catch((e: unknown) => this.log(`nemesis: px${i + 1} not healthy within 30 s of its restart (${(e as Error).message}), waiting on`));
+    await this.waitNatsWhole(i, t0);
+  }
+
+  /** Waits until NATS server `i` answers and the WAL stream has a leader and every replica current. */
+  private async waitNatsWhole(i: number, t0: number): Promise<void> {
+    const s = this.nats.servers[i]!;
     const deadline = Date.now() + 120_000;
     const tenant = this.o.spec.tenants[0]!.name;
     let health: string;
     for (;;) {
       // /healthz of a restarted cluster member was seen failing for minutes while the WAL stream was whole and
       // current (it also judges every other stream and consumer): logged, not waited for.
-      health = await fetch(`http://127.0.0.1:${s.monitorPort}/healthz`, { signal: AbortSignal.timeout(3_000) }).then(
+      health = await fetch(`http://${s.options.netns?.address ?? "127.0.0.1"}:${s.monitorPort}/healthz`, { signal: AbortSignal.timeout(3_000) }).then(
         async (r) => (r.ok ? "ok" : (await r.text()).trim()),
         (e: unknown) => `unreachable (${(e as Error).message})`,
       );
@@ -184,7 +261,7 @@ export class Harness {
         .catch(() => undefined);
       const whole = info?.cluster?.leader !== undefined && (info.cluster.replicas ?? []).length === 2 && (info.cluster.replicas ?? []).every((r) => r.current && !r.offline);
       if (!health.startsWith("unreachable") && whole) break;
-      if (Date.now() > deadline) throw new Error(`NATS server px${i + 1} restarted but the cluster is not whole after 120 s: healthz ${health}, WAL stream ${JSON.stringify(info?.cluster)}`);
+      if (Date.now() > deadline) throw new Error(`NATS server px${i + 1} back (restarted or partition healed) but the cluster is not whole after 120 s: healthz ${health}, WAL stream ${JSON.stringify(info?.cluster)}`);
       await sleep(250);
     }
     if (health !== "ok") this.log(`nemesis: px${i + 1} /healthz: ${health}`);
@@ -210,7 +287,7 @@ export class Harness {
     await Promise.all(
       [...this.nodes].map(async ([id, p]) => {
         // A timeout: a node just continued from SIGSTOP may take a moment to answer.
-        const res = await fetch(`http://127.0.0.1:${p.httpPort}/v1/shards`, { signal: AbortSignal.timeout(3_000) }).catch(() => undefined);
+        const res = await fetch(`http://${p.host}:${p.httpPort}/v1/shards`, { signal: AbortSignal.timeout(3_000) }).catch(() => undefined);
         const list = ((await res?.json().catch(() => [])) ?? []) as NodeShard[];
         for (const s of list) if (/running\.(live|snapshotting)/.test(s.state)) out.set(`${s.tenant}.${s.table}.${s.bucket}`, [...(out.get(`${s.tenant}.${s.table}.${s.bucket}`) ?? []), id]);
       }),
@@ -231,7 +308,7 @@ export class Harness {
     const bad = new Set(keys.filter((k) => view.get(k)?.length !== 1));
     const states = await Promise.all(
       [...this.nodes].map(async ([id, p]) => {
-        const res = await fetch(`http://127.0.0.1:${p.httpPort}/v1/shards`, { signal: AbortSignal.timeout(3_000) }).catch(() => undefined);
+        const res = await fetch(`http://${p.host}:${p.httpPort}/v1/shards`, { signal: AbortSignal.timeout(3_000) }).catch(() => undefined);
         const list = ((await res?.json().catch(() => [])) ?? []) as (NodeShard & { error?: string })[];
         return list.filter((s) => bad.has(`${s.tenant}.${s.table}.${s.bucket}`)).map((s) => `${id}: ${s.tenant}.${s.table}.${s.bucket} ${s.state}${s.error ? ` (${s.error})` : ""}`);
       }),
@@ -253,8 +330,13 @@ export class Harness {
       await p.kill("SIGKILL");
     }
     this.nodes.clear();
-    await this.nc.close().catch(() => {});
-    await this.nats.close();
-    await this.clickhouse.close();
+    try {
+      await this.nc.close().catch(() => {});
+      await this.nats.close();
+      await this.clickhouse.close();
+    } finally {
+      this.clocks?.close();
+      await this.net?.close();
+    }
   }
 }

@@ -46,6 +46,8 @@ export interface RunResult {
   readonly readerQueries: number;
   readonly readerErrors: number;
   readonly watermarks: number;
+  /** Watermarks of an older lease revision seen after a newer one (a fenced owner's, which readers refuse): counted, not violations. */
+  readonly staleWatermarks: number;
   readonly findings: Findings;
   readonly seconds: number;
 }
@@ -73,7 +75,7 @@ async function runOnce(o: RunOptions): Promise<RunResult> {
   const table: TableSpec = spec.tenants[0]!.tables[0]!;
   const schedule = faultSchedule({ seed: o.seed, faults: o.faults, nodes: nodeIds.length, natsServers: 3 });
   log(`chaos: seed ${o.seed}\n${describeSchedule(schedule)}`);
-  const h = await Harness.start({ spec, nodeIds, log });
+  const h = await Harness.start({ spec, nodeIds, log, network: true, clocks: true });
   try {
     await h.waitSettled(90_000);
     const ledger = new Ledger();
@@ -81,7 +83,7 @@ async function runOnce(o: RunOptions): Promise<RunResult> {
     const token = await createToken(h.nc, { tenant: CHAOS_TENANT, role: "reader", replicas: 3 });
     const io: IngestOptions = { producers: 3, symbolsPerProducer: 8, rowsPerBatch: 200, pauseMs: 20, ...o.ingest };
     const pumping = ingest(h.nc, CHAOS_TENANT, table, ledger, io, `s${o.seed}-${randomBytes(3).toString("hex")}`);
-    const reading = readers(() => h.runningNodes().map((id) => ({ id, grpcPort: h.nodes.get(id)!.grpcPort })), token, table.name, ledger, 250);
+    const reading = readers(() => h.runningNodes().map((id) => ({ id, host: h.nodes.get(id)!.host, grpcPort: h.nodes.get(id)!.grpcPort })), token, table.name, ledger, 250);
     try {
       for (const f of schedule) {
         await new Promise((r) => setTimeout(r, f.afterMs));
@@ -97,7 +99,7 @@ async function runOnce(o: RunOptions): Promise<RunResult> {
     log(`chaos: ${ledger.acks.length} batches acked, ${ledger.failed} failed; waiting for every shard and sink`);
     const findings = emptyFindings();
     addReaderFindings(reading.report, findings);
-    const { clickhouseRows, watermarks } = await readBack(h, CHAOS_TENANT, table.name, ledger, token, wm, findings, log).finally(() => wm.close());
+    const { clickhouseRows, watermarks, staleWatermarks } = await readBack(h, CHAOS_TENANT, table.name, ledger, token, wm, findings, log).finally(() => wm.close());
     const acked = ledger.ackedRids().size;
     const result: RunResult = {
       seed: o.seed,
@@ -110,10 +112,11 @@ async function runOnce(o: RunOptions): Promise<RunResult> {
       readerQueries: reading.report.queries,
       readerErrors: reading.report.errors,
       watermarks,
+      staleWatermarks,
       findings,
       seconds: (performance.now() - t0) / 1000,
     };
-    log(`chaos: seed ${o.seed}: ${result.ackedRows} acked rows, ${clickhouseRows} in ClickHouse, ${result.readerQueries} reads (${result.readerErrors} refused), ${watermarks} watermarks; ${summarize(findings)} (${result.seconds.toFixed(1)} s)`);
+    log(`chaos: seed ${o.seed}: ${result.ackedRows} acked rows, ${clickhouseRows} in ClickHouse, ${result.readerQueries} reads (${result.readerErrors} refused), ${watermarks} watermarks (${staleWatermarks} of a fenced owner); ${summarize(findings)} (${result.seconds.toFixed(1)} s)`);
     if (violations(findings) > 0) log(h.tails());
     return result;
   } finally {
@@ -136,7 +139,7 @@ async function watermarksCoverWal(h: Harness, tenant: string, table: string, wm:
   return [...last].every(([b, l]) => (persisted.get(b) ?? 0) >= l);
 }
 
-export async function readBack(h: Harness, tenant: string, table: string, ledger: Ledger, token: string, wm: WatermarkLog, findings: Findings, log: (l: string) => void, persistTimeoutMs = 120_000): Promise<{ clickhouseRows: number; watermarks: number }> {
+export async function readBack(h: Harness, tenant: string, table: string, ledger: Ledger, token: string, wm: WatermarkLog, findings: Findings, log: (l: string) => void, persistTimeoutMs = 120_000): Promise<{ clickhouseRows: number; watermarks: number; staleWatermarks: number }> {
   // A shard that never comes back is a finding (S), not the end of the run: ClickHouse is still checked.
   const settled = await h.waitSettled(120_000).then(
     () => true,
@@ -169,7 +172,7 @@ export async function readBack(h: Harness, tenant: string, table: string, ledger
   if (findings.lost.some((l) => l.startsWith("ClickHouse"))) log(await lostDiagnosis(h, tenant, table, ledger, wm, findings));
   // Every node's complete answer (RAM and ClickHouse stitched) holds every acked row once, in order.
   for (const id of settled ? h.runningNodes() : []) {
-    const q = new NodeQuerier(h.nodes.get(id)!.grpcPort, token);
+    const q = new NodeQuerier(h.nodes.get(id)!.grpcPort, token, h.nodes.get(id)!.host);
     try {
       // A complete read after the last acked LSN waits (5 s) for the shards to apply it: under load they may
       // need longer, so it is asked again for up to 60 s; a node that never answers is unavailable (S), not a loss.
@@ -184,7 +187,8 @@ export async function readBack(h: Harness, tenant: string, table: string, ledger
   }
   const w = await wm.check(h.nc, tenant, table);
   findings.watermark.push(...w.decreased.map((s) => `decreased: ${s}`), ...w.ahead.map((s) => `ahead: ${s}`));
-  return { clickhouseRows, watermarks: w.watermarks };
+  if (w.stale.length > 0) log(`checker: ${w.stale.length} watermarks of a fenced owner (older lease revision after a newer one; readers refuse them): ${w.stale.slice(0, 5).join("; ")}`);
+  return { clickhouseRows, watermarks: w.watermarks, staleWatermarks: w.stale.length };
 }
 
 /** For a report: where the acked rows ClickHouse lacks are (their acks' LSNs, the WAL's records, ClickHouse by LSN, the highest watermark per bucket). */

@@ -4,7 +4,7 @@
 import { rng } from "../../src/demo/randomwalk.js";
 
 /** What the harness can break (see harness.ts for how each is done). */
-export const FAULT_KINDS = ["node-kill", "node-pause", "nats-leader-kill", "nats-kill", "clickhouse-pause"] as const;
+export const FAULT_KINDS = ["node-kill", "node-pause", "nats-leader-kill", "nats-kill", "clickhouse-pause", "partition-node-nats", "partition-nats", "clock-jump", "clickhouse-refuse"] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 export interface Fault {
@@ -15,6 +15,8 @@ export interface Fault {
   readonly holdMs: number;
   /** Which node (index into the node ids) or NATS server (index) when the kind picks one; the leader kill ignores it. */
   readonly target: number;
+  /** clock-jump only: how far the target node's wall clock jumps, s (either way; its monotonic clock does not move). */
+  readonly skewS?: number;
 }
 
 export interface ScheduleOptions {
@@ -32,7 +34,17 @@ const HOLD: Record<FaultKind, readonly [number, number]> = {
   "nats-leader-kill": [1_000, 5_000],
   "nats-kill": [1_000, 5_000],
   "clickhouse-pause": [2_000, 10_000],
+  // Past the sink lease (1.5 s) and, at the long end, past the controller's node timeout: shards move off the cut node.
+  "partition-node-nats": [2_000, 10_000],
+  "partition-nats": [2_000, 8_000],
+  "clock-jump": [3_000, 10_000],
+  // Every INSERT refused (ClickHouse read-only): the sinks back off and land everything afterwards. bench:chaos's
+  // longer runs see the same spans; minutes-long refusals are the sink's own tests' (test/sink).
+  "clickhouse-refuse": [4_000, 12_000],
 };
+
+/** clock-jump offsets, s: past the sink lease (1.5 s) and the controller's node timeout, either way. */
+const SKEW_S: readonly [number, number] = [3, 15];
 
 export function faultSchedule(o: ScheduleOptions): Fault[] {
   if (!Number.isInteger(o.seed) || o.seed < 0) throw new Error(`seed ${o.seed}: must be a non-negative integer; pass --seed N`);
@@ -51,11 +63,12 @@ export function faultSchedule(o: ScheduleOptions): Fault[] {
     kind,
     afterMs: between([1_500, 4_000]),
     holdMs: between(HOLD[kind]),
-    target: pick(kind === "nats-kill" ? o.natsServers : o.nodes),
+    target: pick(kind === "nats-kill" || kind === "partition-nats" ? o.natsServers : o.nodes),
+    ...(kind === "clock-jump" ? { skewS: (r() < 0.5 ? -1 : 1) * between(SKEW_S) } : {}),
   }));
 }
 
 /** One line per fault, for logs and failure messages. */
 export function describeSchedule(s: readonly Fault[]): string {
-  return s.map((f, i) => `#${i + 1} ${f.kind} target ${f.target} after ${f.afterMs} ms, hold ${f.holdMs} ms`).join("\n");
+  return s.map((f, i) => `#${i + 1} ${f.kind} target ${f.target}${f.skewS === undefined ? "" : ` skew ${f.skewS} s`} after ${f.afterMs} ms, hold ${f.holdMs} ms`).join("\n");
 }

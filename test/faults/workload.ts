@@ -132,7 +132,7 @@ export interface ReaderReport {
  * mid-fault) and checks each answer alone: no row twice, per symbol in rid
  * order (the answer is sorted by time and ts grows with rid), no row nobody sent.
  */
-export function readers(nodes: () => { id: string; grpcPort: number }[], token: string, table: string, ledger: Ledger, pauseMs: number): Running & { report: ReaderReport } {
+export function readers(nodes: () => { id: string; host: string; grpcPort: number }[], token: string, table: string, ledger: Ledger, pauseMs: number): Running & { report: ReaderReport } {
   const report: ReaderReport = { queries: 0, errors: 0, duplicated: [], outOfOrder: [], phantoms: [] };
   let go = true;
   const loop = (async () => {
@@ -141,7 +141,7 @@ export function readers(nodes: () => { id: string; grpcPort: number }[], token: 
       const list = nodes();
       const n = list[turn++ % Math.max(1, list.length)];
       if (n !== undefined) {
-        const q = new NodeQuerier(n.grpcPort, token);
+        const q = new NodeQuerier(n.grpcPort, token, n.host);
         try {
           const a = await q.query({ op: "range", table, columns: ["rid"], consistency: "available" }, 5_000);
           if (a.error) report.errors++;

@@ -11,6 +11,8 @@ const root = fileURLToPath(new URL("../..", import.meta.url));
 
 export interface NodeProcess {
   readonly child: ChildProcess;
+  /** Where its ports listen: 127.0.0.1, or its network namespace's address. */
+  readonly host: string;
   readonly httpPort: number;
   /** The gRPC/Flight port, 0 when the node serves no API. */
   readonly grpcPort: number;
@@ -19,11 +21,28 @@ export interface NodeProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function spawnNodeProcess(natsUrl: string, env: Record<string, string> = {}, args: string[] = []): Promise<NodeProcess> {
+export interface SpawnOptions {
+  /** Run inside this network namespace (`ip netns exec`, needs root), HTTP and gRPC on its address. */
+  readonly netns?: { readonly name: string; readonly address: string };
+  /** Libraries to preload (LD_PRELOAD; e.g. libfaketime for a clock offset). */
+  readonly preload?: readonly string[];
+}
+
+export async function spawnNodeProcess(natsUrl: string, env: Record<string, string> = {}, args: string[] = [], o: SpawnOptions = {}): Promise<NodeProcess> {
   const entry = env.PX_FAILPOINTS === undefined ? "src/main.ts" : "test/helpers/faultnode.ts";
-  const child = spawn(process.execPath, ["--import", "tsx", entry, "node", "--nats", natsUrl, "--http-port", "0", "--grpc-port", "0", ...args], {
+  const host = o.netns?.address ?? "127.0.0.1";
+  const argv = [process.execPath, "--import", "tsx", entry, "node", "--nats", natsUrl, "--http-port", "0", "--grpc-port", "0", ...args];
+  // `ip netns exec` execs the node in place: the child's PID is the node's (SIGSTOP/SIGKILL reach it).
+  const [cmd, ...rest] = o.netns ? ["ip", "netns", "exec", o.netns.name, ...argv] : argv;
+  const child = spawn(cmd!, rest, {
     cwd: root,
-    env: { GLIBC_TUNABLES: MALLOC_TUNABLES, ...process.env, ...env },
+    env: {
+      GLIBC_TUNABLES: MALLOC_TUNABLES,
+      ...process.env,
+      ...(o.netns ? { PX_HTTP_HOST: host, PX_GRPC_HOST: host } : {}),
+      ...(o.preload?.length ? { LD_PRELOAD: o.preload.join(":") } : {}),
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -51,12 +70,13 @@ export async function spawnNodeProcess(natsUrl: string, env: Record<string, stri
   const grpcPort = Number(/grpc :(\d+)\)/.exec(out)?.[1] ?? 0);
   // "up" is printed before the catalog is loaded; ready means it serves the tenants.
   const deadline = Date.now() + 30_000;
-  while (!(await fetch(`http://127.0.0.1:${httpPort}/readyz`).then((r) => r.ok, () => false))) {
+  while (!(await fetch(`http://${host}:${httpPort}/readyz`).then((r) => r.ok, () => false))) {
     if (Date.now() > deadline) await giveUp(new Error(`node process not ready after 30 s:\n${out}`));
     await new Promise((r) => setTimeout(r, 50));
   }
   return {
     child,
+    host,
     httpPort,
     grpcPort,
     exited,

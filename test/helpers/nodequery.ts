@@ -39,9 +39,13 @@ export function arrowRows(tables: readonly Table[]): unknown[][] {
 export class NodeQuerier {
   private readonly client: InstanceType<typeof ProxistClient>;
 
-  constructor(grpcPort: number, private readonly token: string) {
+  constructor(
+    grpcPort: number,
+    private readonly token: string,
+    host = "127.0.0.1",
+  ) {
     // Chunks of 65,536 rows of a wide result (bars) pass grpc-js's default 4 MiB receive limit.
-    this.client = new ProxistClient(`127.0.0.1:${grpcPort}`, credentials.createInsecure(), { ...LARGE_READS, "grpc.max_receive_message_length": -1 });
+    this.client = new ProxistClient(`${host}:${grpcPort}`, credentials.createInsecure(), { ...LARGE_READS, "grpc.max_receive_message_length": -1 });
   }
 
   query(q: unknown, deadlineMs = 60_000): Promise<NodeAnswer> {

@@ -121,23 +121,35 @@ export class WatermarkLog {
     this.sub.unsubscribe();
   }
 
-  /** Per bucket: P values that went backwards, and watermarks whose P ClickHouse did not fully hold. */
-  async check(nc: NatsConnection, tenant: string, table: string): Promise<{ watermarks: number; decreased: string[]; ahead: string[] }> {
+  /**
+   * Per bucket: P values that went backwards, and watermarks whose P
+   * ClickHouse did not fully hold. As readers do (src/sink/lease.ts's
+   * WatermarkFence), the highest lease revision seen wins: a watermark of an
+   * older revision arriving after it is a stale owner's (e.g. one published
+   * before a partition and delivered after it), refused by readers: listed in
+   * `stale`, not judged as a decrease. A decrease within the accepted ones
+   * (same or newer revision) is a violation.
+   */
+  async check(nc: NatsConnection, tenant: string, table: string): Promise<{ watermarks: number; decreased: string[]; ahead: string[]; stale: string[] }> {
     const wal = await walRows(nc, tenant, table);
-    const last = new Map<number, number>();
+    const last = new Map<number, { p: number; rev: number }>();
     const decreased: string[] = [];
     const ahead: string[] = [];
+    const stale: string[] = [];
     for (const w of this.seen) {
-      const prev = last.get(w.bucket) ?? 0;
-      if (w.persistedLsn < prev) decreased.push(`bucket ${w.bucket}: P ${prev} -> ${w.persistedLsn}`);
-      last.set(w.bucket, Math.max(prev, w.persistedLsn));
+      const prev = last.get(w.bucket) ?? { p: 0, rev: 0 };
+      if (w.leaseRevision < prev.rev) stale.push(`bucket ${w.bucket}: P ${w.persistedLsn} of revision ${w.leaseRevision} after revision ${prev.rev}`);
+      else {
+        if (w.persistedLsn < prev.p) decreased.push(`bucket ${w.bucket}: P ${prev.p} (revision ${prev.rev}) -> ${w.persistedLsn} (revision ${w.leaseRevision})`);
+        last.set(w.bucket, { p: Math.max(prev.p, w.persistedLsn), rev: w.leaseRevision });
+      }
       let expected = 0;
       for (const [lsn, r] of wal) if (r.bucket === w.bucket && lsn <= w.persistedLsn) expected += r.rows;
       const got = await w.clickhouseRowsUpToP;
       // A query that failed (ClickHouse down) proves nothing either way.
       if (got >= 0 && got < expected) ahead.push(`bucket ${w.bucket}: P ${w.persistedLsn} announced with ${got} of ${expected} rows in ClickHouse`);
     }
-    return { watermarks: this.seen.length, decreased, ahead };
+    return { watermarks: this.seen.length, decreased, ahead, stale };
   }
 }
 

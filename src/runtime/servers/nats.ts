@@ -43,6 +43,12 @@ export interface NatsServerOptions {
    * the disk free at start (streams reserve their max_bytes against it).
    */
   readonly maxFileStore?: string;
+  /**
+   * Run inside this network namespace (`ip netns exec`; the fault suite's
+   * partitions): every port (client, monitor, cluster) binds `address`, the
+   * namespace's own, instead of loopback. Needs root.
+   */
+  readonly netns?: { readonly name: string; readonly address: string };
 }
 
 export interface NatsServerTls {
@@ -82,8 +88,8 @@ export function findNatsServerBinary(): string {
 function configText(o: Required<Pick<NatsServerOptions, "port" | "monitorPort" | "serverName" | "maxPayloadBytes">> & NatsServerOptions, storeDir: string, auth: NatsAuthFiles | undefined, dir: string, sync: string | undefined): string {
   const lines = [
     `server_name: ${o.serverName}`,
-    `listen: ${o.host ?? "127.0.0.1"}:${o.port}`,
-    `http: 127.0.0.1:${o.monitorPort}`,
+    `listen: ${o.netns?.address ?? o.host ?? "127.0.0.1"}:${o.port}`,
+    `http: ${o.netns?.address ?? "127.0.0.1"}:${o.monitorPort}`,
     `max_payload: ${o.maxPayloadBytes}`,
     `jetstream {`,
     `  store_dir: "${storeDir}"`,
@@ -98,7 +104,7 @@ function configText(o: Required<Pick<NatsServerOptions, "port" | "monitorPort" |
     lines.push(
       `cluster {`,
       `  name: ${o.cluster.name}`,
-      `  listen: 127.0.0.1:${o.cluster.port}`,
+      `  listen: ${o.netns?.address ?? "127.0.0.1"}:${o.cluster.port}`,
       `  routes: [${o.cluster.routes.map((r) => `"${r}"`).join(", ")}]`,
       `}`,
     );
@@ -124,11 +130,12 @@ export async function startNatsServer(given: NatsServerOptions = {}): Promise<Na
   let proc: Spawned;
   const launch = async (): Promise<void> => {
     writeConf();
-    proc = spawnLogged(bin, ["-c", conf], join(dir, "nats.log"));
+    // `ip netns exec` execs the server in place: the child's PID is the server's (signals reach it).
+    proc = options.netns ? spawnLogged("ip", ["netns", "exec", options.netns.name, bin, "-c", conf], join(dir, "nats.log")) : spawnLogged(bin, ["-c", conf], join(dir, "nats.log"));
     await waitUntil(
       `nats-server on port ${port} (log: ${join(dir, "nats.log")})`,
       async () => {
-        const res = await fetch(`http://127.0.0.1:${monitorPort}/healthz${options.cluster ? "" : "?js-enabled-only=true"}`);
+        const res = await fetch(`http://${options.netns?.address ?? "127.0.0.1"}:${monitorPort}/healthz${options.cluster ? "" : "?js-enabled-only=true"}`);
         return res.ok;
       },
       proc,
@@ -138,7 +145,7 @@ export async function startNatsServer(given: NatsServerOptions = {}): Promise<Na
   await launch();
   return {
     // tls:// tells clients (nats-py, the nats CLI) to speak TLS; nats.js ignores the scheme and takes its tls option.
-    url: `${options.tls ? "tls" : "nats"}://127.0.0.1:${port}`,
+    url: `${options.tls ? "tls" : "nats"}://${options.netns?.address ?? "127.0.0.1"}:${port}`,
     port,
     monitorPort,
     dir,
