@@ -8,7 +8,7 @@
 // and the process exits 1 after writing the results.
 import { parseArgs } from "node:util";
 import { violations } from "../test/faults/checker.js";
-import { Controls, detected, startControlsHarness } from "../test/faults/controls.js";
+import { Controls, detected, runControls, startControlsHarness } from "../test/faults/controls.js";
 import type { ControlResult } from "../test/faults/controls.js";
 import { assertClean, chaosRun } from "../test/faults/run.js";
 import type { RunResult } from "../test/faults/run.js";
@@ -62,8 +62,7 @@ async function main(): Promise<void> {
     const h = await startControlsHarness(log);
     try {
       await h.waitSettled(90_000);
-      const c = new Controls(h, log);
-      for (const run of [() => c.dedupOff(), () => c.landedOff(), () => c.dropped()]) controls.push(await run());
+      controls.push(...(await runControls(new Controls(h, log))));
     } finally {
       await h.close();
     }

@@ -1,7 +1,8 @@
 // Negative controls of the chaos checker (see controls.ts): with WAL dedup
-// off, with the sink's landed check off, and with an acknowledged batch
-// dropped from ClickHouse, the checker must report the violation (and no other
-// loss or duplicate), proving a clean chaos run is not a blind checker.
+// off, with the sink's landed check off, with an acknowledged batch dropped
+// from ClickHouse, and with the sink's fence off, the checker must report the
+// violation (and no other loss or duplicate), proving a clean chaos run is not
+// a blind checker.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { summarize } from "./checker.js";
 import { Controls, detected, startControlsHarness } from "./controls.js";
@@ -35,6 +36,12 @@ describe("faults - negative controls: the checker finds each violation", () => {
 
   it("control - an acknowledged batch deleted from ClickHouse: every row of it found lost", async () => {
     const r = await controls.dropped();
+    expect(detected(r), summarize(r.findings)).toBe(true);
+  }, 240_000);
+
+  // Last: it restarts both nodes.
+  it("control - sink fence off (PX_FENCE_OFF=1) and the owner SIGSTOPped inside a stalled INSERT while its shards move: duplicates found in ClickHouse", async () => {
+    const r = await controls.fenceOff();
     expect(detected(r), summarize(r.findings)).toBe(true);
   }, 240_000);
 });

@@ -12,6 +12,14 @@
 //               sink.after-insert): its successor writes those rows again: D expected.
 //   dropped     an acknowledged batch deleted from ClickHouse (ALTER TABLE …
 //               DELETE of its rows) after it was persisted: L expected.
+//   fence-off   sinks without the fence (PX_FENCE_OFF=1, the switch of
+//               src/node/shard/host.ts) whose INSERTs stall 2 s before they are
+//               sent and are then sent regardless (faultnode's
+//               sink.stalled-insert); the owner of the tenant's shards is
+//               SIGSTOPped inside such a stall, its shards move, SIGCONT: its
+//               stale INSERT lands after the new owner wrote the same rows: D
+//               expected. Runs last: it restarts both nodes (landed check on,
+//               so only the missing fence can duplicate).
 // One harness (2 nodes, both with the landed check off: only the landed-off
 // control crashes a sink, so only it can duplicate through that), a tenant each.
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -31,7 +39,7 @@ import { Harness } from "./harness.js";
 import { readBack } from "./run.js";
 import { Ledger, Producer, RID_STRIDE, ingest } from "./workload.js";
 
-export const CONTROLS = { "dedup-off": "ncdedup", "landed-off": "nclanded", dropped: "ncdrop" } as const;
+export const CONTROLS = { "dedup-off": "ncdedup", "landed-off": "nclanded", dropped: "ncdrop", "fence-off": "ncfence" } as const;
 export type ControlName = keyof typeof CONTROLS;
 
 export interface ControlResult {
@@ -169,6 +177,52 @@ export class Controls {
       wm.close();
     }
   }
+
+  async fenceOff(): Promise<ControlResult> {
+    const tenant = CONTROLS["fence-off"];
+    const h = this.h;
+    const env = { PX_SINK_UNSAFE_SKIP_LANDED_CHECK: "0", PX_FENCE_OFF: "1", PX_FAILPOINTS: "sink.stalled-insert", PX_SINK_STALL_MS: "2000" };
+    // One node at a time, so the other keeps the shards meanwhile.
+    for (const id of h.o.nodeIds) {
+      await h.nodes.get(id)?.kill("SIGKILL");
+      h.nodes.delete(id);
+      await h.spawn(id, env);
+    }
+    await h.waitSettled(90_000);
+    const wm = this.watermarks(tenant);
+    const ledger = new Ledger();
+    const run = this.ingest(tenant, ledger);
+    const frozen = (await h.liveShards()).get(`${tenant}.trades.0`)?.[0];
+    if (frozen === undefined) throw new Error(`control fence-off: ${tenant}.trades.0 is live nowhere`);
+    const p = h.nodes.get(frozen)!;
+    try {
+      // Every INSERT stalls 2 s before it is sent: 3 s into the ingest the owner's sinks are (most likely) inside one.
+      await sleep(3_000);
+      p.child.kill("SIGSTOP");
+      this.log(`control fence-off: SIGSTOP ${frozen} (owner of ${tenant}.trades.0) inside a stalled INSERT`);
+      await h.waitSettled(90_000); // the stopped node does not answer: its shards live on the other node
+      await sleep(4_000); // the new owner writes the rows the frozen one holds
+    } finally {
+      p.child.kill("SIGCONT");
+    }
+    try {
+      await sleep(4_000);
+    } finally {
+      await run.stop();
+    }
+    try {
+      return { name: "fence-off", findings: await this.check(tenant, ledger, wm), acked: ledger.acks.length, broken: 0 };
+    } finally {
+      wm.close();
+    }
+  }
+}
+
+/** Every control in turn (fence-off last: it restarts the nodes). */
+export async function runControls(c: Controls): Promise<ControlResult[]> {
+  const out: ControlResult[] = [];
+  for (const run of [() => c.dedupOff(), () => c.landedOff(), () => c.dropped(), () => c.fenceOff()]) out.push(await run());
+  return out;
 }
 
 /** Whether the checker found what the control broke (and nothing it did not break). */
@@ -177,6 +231,7 @@ export function detected(r: ControlResult): boolean {
   switch (r.name) {
     case "dedup-off":
     case "landed-off":
+    case "fence-off":
       return cold(r.findings.duplicated) > 0 && r.findings.lost.length === 0;
     case "dropped":
       return cold(r.findings.lost) === r.broken && r.findings.duplicated.length === 0;
