@@ -1,11 +1,13 @@
 // Chaos benchmark (issue 19): seeded chaos runs (test/faults/run.ts: a 3-server
 // NATS cluster, ClickHouse, 3 Proxist node processes, faults one at a time
-// while 3 producers ingest and a reader queries; the independent checker
+// while 3 producers ingest, a reader queries and one subscribes; the independent checker
 // after each run) for --minutes, then the negative controls
 // (test/faults/controls.ts). Writes bench/results/chaos.json.
 //   npm run bench:chaos -- --minutes 30 --seed 7
 // Run i uses seed S + i; a run with violations prints its seed and schedule,
 // and the process exits 1 after writing the results.
+import { execFileSync } from "node:child_process";
+import { loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { violations } from "../test/faults/checker.js";
 import { Controls, detected, runControls, startControlsHarness } from "../test/faults/controls.js";
@@ -32,6 +34,8 @@ function args(): { minutes: number; seed: number; faults: number; controls: bool
 
 async function main(): Promise<void> {
   const a = args();
+  const uptimeAtStart = execFileSync("uptime", { encoding: "utf8" }).trim();
+  const loadAtStart = loadavg().map((x) => Number(x.toFixed(2)));
   // As in the int tests (vitest.config.ts): the servers reserve every stream's max_bytes against a store sized
   // from the free disk by default, and on a nearly full disk streams were refused.
   process.env.PX_NATS_MAX_FILE_STORE ??= "1T";
@@ -85,20 +89,39 @@ async function main(): Promise<void> {
       negative_controls: controls.length,
       negative_controls_detected: controls.filter(detected).length,
       fault_kinds_covered: kinds.size,
+      chaos_feed_rows: sum((r) => r.feedRows),
+      chaos_feed_resubscriptions: sum((r) => r.feedResubscribes),
+      chaos_stale_watermarks: sum((r) => r.staleWatermarks),
     },
     {
       notes: {
-        setup: "3 nats-server processes (cluster, R3 WAL and KV), 1 clickhouse-server, 3 Proxist node processes (--shards assigned, sinks on), one machine, loopback; table chaos.trades, 6 shards, rows older than 1 s of data time leave RAM once persisted",
+        setup: "3 nats-server processes (cluster, R3 WAL and KV; each in a network namespace of its own and its directory on a 768 MiB tmpfs), 1 clickhouse-server (root namespace, reached through a TCP relay on the bridge), 3 Proxist node processes (--shards assigned, sinks on; each in a network namespace of its own, libfaketime preloaded), one machine; table chaos.trades, 6 shards, rows older than 1 s of data time leave RAM once persisted",
+        uptime_at_start: uptimeAtStart,
+        uptime_at_end: execFileSync("uptime", { encoding: "utf8" }).trim(),
+        load_avg_at_start: loadAtStart,
+        machine_shared: "other helpers' builds, tests and benchmarks ran on the same 2 cores during this run (load above): a correctness run, not a speed figure",
         minutes: a.minutes,
         first_seed: a.seed,
         seeds: runs.map((r) => r.seed),
         faults_per_run: a.faults,
         fault_kinds_covered: [...kinds].sort(),
         fault_kinds_available: FAULT_KINDS,
-        workload: "3 producers (own symbols, one batch of 200 rows in flight each, producer ids, retries with the same seq), 1 reader querying the running nodes every 250 ms",
-        checker: "ledger of every ack (producer id, seq, LSNs, row ids) against ClickHouse read with plain SQL over HTTP and every node's complete answer; lost, duplicated, out of order per symbol, watermark decreased or ahead of ClickHouse, corrupt rows, shards not live once 2 min after healing",
+        workload: "3 producers (own symbols, one batch of 200 rows in flight each, producer ids, retries with the same seq), 1 reader querying the running nodes every 250 ms, 1 reader subscribed to a raw-tick feed (gRPC Subscribe from the first WAL record, moving to the next running node from its last offset when its node dies, stops, is cut off or is silent 8 s)",
+        fault_injection: {
+          "node-kill": "SIGKILL of a node process, restarted after the hold",
+          "node-pause": "SIGSTOP/SIGCONT of a node process",
+          "nats-leader-kill": "SIGKILL of the NATS server leading the WAL stream, restarted; the next fault waits until the stream is whole",
+          "nats-kill": "SIGKILL of any NATS server, restarted",
+          "clickhouse-pause": "SIGSTOP/SIGCONT of clickhouse-server",
+          "partition-node-nats": "iptables DROP in a node's network namespace of every NATS server's address, both ways",
+          "partition-nats": "iptables DROP in a NATS server's namespace of its two peers' addresses (its clients still reach it)",
+          "clock-jump": "a node's wall clock (CLOCK_REALTIME via libfaketime's re-read offset file) 3-15 s ahead or behind; its HTTP Date header checked; monotonic clock untouched",
+          "clickhouse-refuse": "the ClickHouse default profile made readonly=2 (users.xml, reloaded by the server): every INSERT refused with 164 READONLY",
+          "nats-disk-full": "a NATS server's tmpfs filled to the last 64 KiB with fallocate; freed after the hold (restarted if its JetStream does not recover in 20 s)",
+        },
+        checker: "ledger of every ack (producer id, seq, LSNs, row ids) against ClickHouse read with plain SQL over HTTP and every node's complete answer and the feed reader's rows; lost (feed: an acked row that never arrived), duplicated, out of order per symbol, watermark decreased (among those readers accept: the highest lease revision wins; an older revision's after it is counted as stale, not judged) or ahead of ClickHouse, corrupt rows, shards not live once 2 min after healing",
         controls: controls.map((c) => ({ name: c.name, detected: detected(c), lost: c.findings.lost.length, duplicated: c.findings.duplicated.length })),
-        runs: runs.map((r) => ({ seed: r.seed, seconds: Math.round(r.seconds), acked_rows: r.ackedRows, injected: r.injected, reads: r.readerQueries, watermarks: r.watermarks, violations: violations(r.findings) })),
+        runs: runs.map((r) => ({ seed: r.seed, seconds: Math.round(r.seconds), acked_rows: r.ackedRows, injected: r.injected, reads: r.readerQueries, feed_rows: r.feedRows, feed_resubscriptions: r.feedResubscribes, watermarks: r.watermarks, stale_watermarks: r.staleWatermarks, violations: violations(r.findings) })),
         failures,
       },
     },

@@ -18,14 +18,15 @@ export interface NatsCluster {
 }
 
 /** `netns`: server i runs in that network namespace on its address (the fault suite's partitions; needs root). */
-export async function natsCluster(size = 3, o: { netns?: (i: number) => { name: string; address: string } } = {}): Promise<NatsCluster> {
+/** `dirs`: server i keeps its data in dirs[i] (e.g. a small tmpfs), which close() leaves to its maker. */
+export async function natsCluster(size = 3, o: { netns?: (i: number) => { name: string; address: string }; dirs?: readonly string[] } = {}): Promise<NatsCluster> {
   const ports = await freePorts(size * 3);
   const routePorts = ports.slice(size * 2);
   const routes = routePorts.map((p, i) => `nats://${o.netns?.(i).address ?? "127.0.0.1"}:${p}`);
   const auth = await testNatsAuth();
   const servers = await Promise.all(
     Array.from({ length: size }, (_, i) =>
-      startNatsServer({ port: ports[i]!, monitorPort: ports[size + i]!, serverName: `px${i + 1}`, cluster: { name: "pxtest", port: routePorts[i]!, routes }, auth, ...(o.netns ? { netns: o.netns(i) } : {}) }),
+      startNatsServer({ port: ports[i]!, monitorPort: ports[size + i]!, serverName: `px${i + 1}`, cluster: { name: "pxtest", port: routePorts[i]!, routes }, auth, ...(o.netns ? { netns: o.netns(i) } : {}), ...(o.dirs ? { dir: o.dirs[i]! } : {}) }),
     ),
   );
   const urls = servers.map((s) => s.url).join(",");
@@ -41,7 +42,7 @@ export async function natsCluster(size = 3, o: { netns?: (i: number) => { name: 
     close: async () => {
       await Promise.all(conns.map((c) => c.close().catch(() => {})));
       await Promise.all(servers.map((s) => s.stop().catch(() => {})));
-      for (const s of servers) rmSync(s.dir, { recursive: true, force: true });
+      for (const s of servers) if (!o.dirs) rmSync(s.dir, { recursive: true, force: true });
     },
   };
   // JetStream needs a meta leader before any R3 asset can be created.

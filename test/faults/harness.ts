@@ -23,6 +23,7 @@ import { clickhouseFixture } from "../helpers/sink.js";
 import type { ClickhouseFixture } from "../helpers/sink.js";
 import { InsertRefusal } from "./chrefuse.js";
 import { Clocks, clockOffsetOf } from "./clock.js";
+import { SmallDisks } from "./diskfull.js";
 import { Network } from "./netns.js";
 import type { Fault } from "./schedule.js";
 
@@ -42,7 +43,12 @@ export interface HarnessOptions {
   readonly network?: boolean;
   /** Every node with libfaketime preloaded (clock.ts): the clock-jump fault needs it. */
   readonly clocks?: boolean;
+  /** Every NATS server's directory on a small tmpfs of its own (diskfull.ts; needs root): the nats-disk-full fault needs it. */
+  readonly smallDisks?: boolean;
 }
+
+/** Each NATS server's tmpfs with smallDisks, MiB: room for a run's WAL and KV, filled whole by the fault. */
+const DISK_MB = 768;
 
 export class Harness {
   readonly nodes = new Map<string, NodeProcess>();
@@ -62,6 +68,7 @@ export class Harness {
     readonly net: Network | undefined,
     /** The ClickHouse URL the nodes use (through the network's relay when there is one). */
     readonly clickhouseUrl: string,
+    readonly disks: SmallDisks | undefined,
   ) {
     this.log = o.log ?? (() => {});
     this.clocks = o.clocks ? new Clocks() : undefined;
@@ -70,13 +77,20 @@ export class Harness {
 
   static async start(o: HarnessOptions): Promise<Harness> {
     const net = o.network ? Network.create([...["s1", "s2", "s3"], ...o.nodeIds]) : undefined;
+    let disks: SmallDisks | undefined;
     let h: Harness;
     try {
-      const [nats, clickhouse] = await Promise.all([natsCluster(3, net ? { netns: (i) => net.place(`s${i + 1}`) } : {}), clickhouseFixture()]);
+      disks = o.smallDisks ? SmallDisks.create(3, DISK_MB) : undefined;
+      const [nats, clickhouse] = await Promise.all([natsCluster(3, { ...(net ? { netns: (i: number) => net.place(`s${i + 1}`) } : {}), ...(disks ? { dirs: disks.dirs } : {}) }), clickhouseFixture()]);
       const nc = await nats.connect("nemesis");
       const url = net ? `http://${net.gateway}:${await net.relay(clickhouse.server.httpPort)}` : clickhouse.server.httpUrl;
-      h = new Harness(o, nats, nc, clickhouse, net, url);
+      h = new Harness(o, nats, nc, clickhouse, net, url, disks);
     } catch (e) {
+      try {
+        disks?.close();
+      } catch {
+        // a server still holding it: the next run's create() unmounts it
+      }
       await net?.close().catch(() => {});
       throw e;
     }
@@ -169,12 +183,24 @@ export class Harness {
         const skew = f.skewS ?? 10;
         this.clocks.set(id, skew);
         this.broken.add(`clock:${id}`);
-        // libfaketime re-reads the offset within 1 s: then the node's own HTTP Date header must show it.
-        await sleep(1_500);
+        // libfaketime re-reads the offset every second (of a loaded machine): the node's own HTTP Date header (1 s
+        // resolution, itself cached for a second) must show it within 15 s.
         const p = this.nodes.get(id);
-        const seen = p ? await clockOffsetOf(p.host, p.httpPort) : undefined;
-        if (seen !== undefined && Math.abs(seen - skew) > 2.5) throw new Error(`clock-jump: node ${id}'s clock was set ${skew} s off, its HTTP Date header says ${seen.toFixed(1)} s: libfaketime not in force`);
+        let seen: number | undefined;
+        for (const until = Date.now() + 15_000; p && Date.now() < until; ) {
+          await sleep(1_000);
+          seen = await clockOffsetOf(p.host, p.httpPort);
+          if (seen !== undefined && Math.abs(seen - skew) <= 2.5) break;
+        }
+        if (seen !== undefined && Math.abs(seen - skew) > 2.5) throw new Error(`clock-jump: node ${id}'s clock was set ${skew} s off, its HTTP Date header still says ${seen.toFixed(1)} s after 15 s: libfaketime not in force`);
         return `clock: node ${id}'s wall clock ${skew > 0 ? "+" : ""}${skew} s (its Date header: ${seen === undefined ? "no answer" : `${seen > 0 ? "+" : ""}${seen.toFixed(1)} s`})`;
+      }
+      case "nats-disk-full": {
+        const i = f.target % this.nats.servers.length;
+        if (!this.disks) throw new Error(`fault ${f.kind} needs the NATS servers on small disks (HarnessOptions.smallDisks)`);
+        const bytes = this.disks.fill(i);
+        this.broken.add(`disk:${i}`);
+        return `disk full: NATS server px${i + 1}'s store (${(bytes / 2 ** 20).toFixed(0)} MiB filler on its ${DISK_MB} MiB tmpfs)`;
       }
       case "clickhouse-refuse": {
         this.broken.add("refuse");
@@ -220,6 +246,16 @@ export class Harness {
         if (name!.startsWith("s")) await this.waitNatsWhole(Number(name!.slice(1)) - 1, performance.now());
       } else if (kind === "clock") this.clocks?.set(name!, 0);
       else if (kind === "refuse") await this.refusal.heal();
+      else if (kind === "disk") {
+        const i = Number(name);
+        this.disks?.release(i);
+        // A server whose store write failed may have switched JetStream off for good: restarted when not whole soon.
+        await this.waitNatsWhole(i, performance.now(), 20_000).catch(async (e: unknown) => {
+          this.log(`nemesis: px${i + 1} not whole 20 s after its disk was freed (${(e as Error).message.split("\n")[0]}): restarting it`);
+          this.nats.servers[i]!.kill("SIGKILL");
+          await this.restartNats(i);
+        });
+      }
       else if (kind === "nats") await this.restartNats(Number(name));
       else if (kind === "node") {
         const p = this.nodes.get(name!);
@@ -244,9 +280,9 @@ export class Harness {
   }
 
   /** Waits until NATS server `i` answers and the WAL stream has a leader and every replica current. */
-  private async waitNatsWhole(i: number, t0: number): Promise<void> {
+  private async waitNatsWhole(i: number, t0: number, timeoutMs = 120_000): Promise<void> {
     const s = this.nats.servers[i]!;
-    const deadline = Date.now() + 120_000;
+    const deadline = Date.now() + timeoutMs;
     const tenant = this.o.spec.tenants[0]!.name;
     let health: string;
     for (;;) {
@@ -261,7 +297,7 @@ export class Harness {
         .catch(() => undefined);
       const whole = info?.cluster?.leader !== undefined && (info.cluster.replicas ?? []).length === 2 && (info.cluster.replicas ?? []).every((r) => r.current && !r.offline);
       if (!health.startsWith("unreachable") && whole) break;
-      if (Date.now() > deadline) throw new Error(`NATS server px${i + 1} back (restarted or partition healed) but the cluster is not whole after 120 s: healthz ${health}, WAL stream ${JSON.stringify(info?.cluster)}`);
+      if (Date.now() > deadline) throw new Error(`NATS server px${i + 1} back (restarted, partition healed or disk freed) but the cluster is not whole after ${timeoutMs / 1000} s: healthz ${health}, WAL stream ${JSON.stringify(info?.cluster)}`);
       await sleep(250);
     }
     if (health !== "ok") this.log(`nemesis: px${i + 1} /healthz: ${health}`);
@@ -336,7 +372,11 @@ export class Harness {
       await this.clickhouse.close();
     } finally {
       this.clocks?.close();
-      await this.net?.close();
+      try {
+        this.disks?.close();
+      } finally {
+        await this.net?.close();
+      }
     }
   }
 }

@@ -14,7 +14,8 @@ import type { Findings } from "./checker.js";
 import { Harness } from "./harness.js";
 import { describeSchedule, faultSchedule } from "./schedule.js";
 import type { Fault } from "./schedule.js";
-import { Ledger, ingest, readers } from "./workload.js";
+import { feedReader } from "./feedreader.js";
+import { Ledger, TS_BASE, ingest, readers } from "./workload.js";
 import type { IngestOptions } from "./workload.js";
 
 export const CHAOS_TENANT = "chaos";
@@ -45,6 +46,9 @@ export interface RunResult {
   readonly clickhouseRows: number;
   readonly readerQueries: number;
   readonly readerErrors: number;
+  /** The subscribing reader: rows received, subscriptions after the first. */
+  readonly feedRows: number;
+  readonly feedResubscribes: number;
   readonly watermarks: number;
   /** Watermarks of an older lease revision seen after a newer one (a fenced owner's, which readers refuse): counted, not violations. */
   readonly staleWatermarks: number;
@@ -75,7 +79,8 @@ async function runOnce(o: RunOptions): Promise<RunResult> {
   const table: TableSpec = spec.tenants[0]!.tables[0]!;
   const schedule = faultSchedule({ seed: o.seed, faults: o.faults, nodes: nodeIds.length, natsServers: 3 });
   log(`chaos: seed ${o.seed}\n${describeSchedule(schedule)}`);
-  const h = await Harness.start({ spec, nodeIds, log, network: true, clocks: true });
+  const h = await Harness.start({ spec, nodeIds, log, network: true, clocks: true, smallDisks: true });
+  let stopFeed: (() => Promise<void>) | undefined;
   try {
     await h.waitSettled(90_000);
     const ledger = new Ledger();
@@ -83,7 +88,10 @@ async function runOnce(o: RunOptions): Promise<RunResult> {
     const token = await createToken(h.nc, { tenant: CHAOS_TENANT, role: "reader", replicas: 3 });
     const io: IngestOptions = { producers: 3, symbolsPerProducer: 8, rowsPerBatch: 200, pauseMs: 20, ...o.ingest };
     const pumping = ingest(h.nc, CHAOS_TENANT, table, ledger, io, `s${o.seed}-${randomBytes(3).toString("hex")}`);
-    const reading = readers(() => h.runningNodes().map((id) => ({ id, host: h.nodes.get(id)!.host, grpcPort: h.nodes.get(id)!.grpcPort })), token, table.name, ledger, 250);
+    const running = (): { id: string; host: string; grpcPort: number }[] => h.runningNodes().map((id) => ({ id, host: h.nodes.get(id)!.host, grpcPort: h.nodes.get(id)!.grpcPort }));
+    const reading = readers(running, token, table.name, ledger, 250);
+    const feed = feedReader(running, token, table.name, ledger, TS_BASE);
+    stopFeed = () => feed.stop();
     try {
       for (const f of schedule) {
         await new Promise((r) => setTimeout(r, f.afterMs));
@@ -100,6 +108,18 @@ async function runOnce(o: RunOptions): Promise<RunResult> {
     const findings = emptyFindings();
     addReaderFindings(reading.report, findings);
     const { clickhouseRows, watermarks, staleWatermarks } = await readBack(h, CHAOS_TENANT, table.name, ledger, token, wm, findings, log).finally(() => wm.close());
+    // The subscribing reader must have got every acked row, once, in order, whatever node it was on.
+    const gaps = await feed.drain(60_000);
+    await feed.stop();
+    const fr = feed.report;
+    if (gaps > 0) {
+      const missing = [...ledger.ackedRids().keys()].filter((r) => !fr.received.has(r));
+      findings.lost.push(...missing.slice(0, 1_000).map((r) => `feed: acked rid ${r} never arrived`));
+    }
+    findings.duplicated.push(...fr.duplicated);
+    findings.outOfOrder.push(...fr.outOfOrder);
+    findings.corrupt.push(...fr.phantoms);
+    log(`chaos: feed reader: ${fr.rows} rows in ${fr.updates} updates, ${fr.resubscribes} resubscriptions (${fr.ends.slice(0, 8).join("; ")}), ${gaps} acked rows missing`);
     const acked = ledger.ackedRids().size;
     const result: RunResult = {
       seed: o.seed,
@@ -111,6 +131,8 @@ async function runOnce(o: RunOptions): Promise<RunResult> {
       clickhouseRows,
       readerQueries: reading.report.queries,
       readerErrors: reading.report.errors,
+      feedRows: fr.rows,
+      feedResubscribes: fr.resubscribes,
       watermarks,
       staleWatermarks,
       findings,
@@ -120,6 +142,7 @@ async function runOnce(o: RunOptions): Promise<RunResult> {
     if (violations(findings) > 0) log(h.tails());
     return result;
   } finally {
+    await stopFeed?.(); // however the run ends (a second stop() is harmless)
     await h.close();
   }
 }

@@ -4,7 +4,7 @@
 import { rng } from "../../src/demo/randomwalk.js";
 
 /** What the harness can break (see harness.ts for how each is done). */
-export const FAULT_KINDS = ["node-kill", "node-pause", "nats-leader-kill", "nats-kill", "clickhouse-pause", "partition-node-nats", "partition-nats", "clock-jump", "clickhouse-refuse"] as const;
+export const FAULT_KINDS = ["node-kill", "node-pause", "nats-leader-kill", "nats-kill", "clickhouse-pause", "partition-node-nats", "partition-nats", "clock-jump", "clickhouse-refuse", "nats-disk-full"] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 export interface Fault {
@@ -41,6 +41,7 @@ const HOLD: Record<FaultKind, readonly [number, number]> = {
   // Every INSERT refused (ClickHouse read-only): the sinks back off and land everything afterwards. bench:chaos's
   // longer runs see the same spans; minutes-long refusals are the sink's own tests' (test/sink).
   "clickhouse-refuse": [4_000, 12_000],
+  "nats-disk-full": [2_000, 8_000],
 };
 
 /** clock-jump offsets, s: past the sink lease (1.5 s) and the controller's node timeout, either way. */
@@ -63,7 +64,7 @@ export function faultSchedule(o: ScheduleOptions): Fault[] {
     kind,
     afterMs: between([1_500, 4_000]),
     holdMs: between(HOLD[kind]),
-    target: pick(kind === "nats-kill" || kind === "partition-nats" ? o.natsServers : o.nodes),
+    target: pick(kind === "nats-kill" || kind === "partition-nats" || kind === "nats-disk-full" ? o.natsServers : o.nodes),
     ...(kind === "clock-jump" ? { skewS: (r() < 0.5 ? -1 : 1) * between(SKEW_S) } : {}),
   }));
 }

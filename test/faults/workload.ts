@@ -16,7 +16,8 @@ import type { TableSpec } from "../../protocols/tablespec.js";
 import { NodeQuerier } from "../helpers/nodequery.js";
 
 export const RID_STRIDE = 1e9;
-const TS_BASE = 1.75e15;
+/** Data time of a producer's row 0, µs (ts grows by 100 µs a row). */
+export const TS_BASE = 1.75e15;
 
 export interface AckRecord {
   readonly producerId: string;
