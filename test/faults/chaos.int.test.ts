@@ -20,5 +20,5 @@ describe("faults - nemesis and checker", () => {
     expect(r.ackedRows).toBeGreaterThan(1_000);
     expect(r.readerQueries).toBeGreaterThan(0);
     assertClean(r);
-  }, 300_000);
+  }, 600_000);
 });

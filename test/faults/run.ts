@@ -229,5 +229,35 @@ async function lostDiagnosis(h: Harness, tenant: string, table: string, ledger: 
     `  WAL records at those LSNs: ${lsns.map((l) => `${l}=${wal.has(l) ? `bucket ${wal.get(l)!.bucket}, ${wal.get(l)!.rows} rows` : "absent"}`).join("; ")}`,
     `  ClickHouse rows at those LSNs: ${inCh.map(([l, b, n]) => `${l} (shard ${b}): ${n}`).join("; ") || "none"}`,
     `  highest watermark seen per bucket: ${[...maxP].sort((x, y) => x[0] - y[0]).map(([b, p]) => `${b}:${p}`).join(", ")}`,
+    ...(await laggingSinks(h, tenant, table, wal, maxP)),
   ].join("\n");
+}
+
+/**
+ * For each bucket whose highest watermark is behind its last WAL record: every
+ * node's view of the shard and its sink (/v1/shards) and the node's log lines
+ * about that shard or sink (the first error of a run is logged once, long
+ * before the tails a failure prints).
+ */
+async function laggingSinks(h: Harness, tenant: string, table: string, wal: Map<number, { bucket: number }>, maxP: Map<number, number>): Promise<string[]> {
+  const last = new Map<number, number>();
+  for (const [lsn, r] of wal) last.set(r.bucket, Math.max(last.get(r.bucket) ?? 0, lsn));
+  const out: string[] = [];
+  for (const [b, l] of [...last].sort((x, y) => x[0] - y[0])) {
+    if ((maxP.get(b) ?? 0) >= l) continue;
+    out.push(`  bucket ${b}: highest watermark ${maxP.get(b) ?? 0}, last WAL record ${l}`);
+    for (const [id, p] of h.nodes) {
+      const views = await fetch(`http://${p.host}:${p.httpPort}/v1/shards`, { signal: AbortSignal.timeout(3_000) }).then(
+        async (r) => ((await r.json()) as { tenant: string; table: string; bucket: number }[]).filter((v) => v.tenant === tenant && v.table === table && v.bucket === b),
+        () => [],
+      );
+      if (views.length > 0) out.push(`    ${id} /v1/shards: ${JSON.stringify(views)}`);
+      const lines = p
+        .output()
+        .split("\n")
+        .filter((x) => x.includes(`${tenant}/${table}/${b}:`) || x.includes(`${tenant}.${table}.${b}`));
+      out.push(...lines.slice(-40).map((x) => `    ${id}: ${x.slice(0, 600)}`));
+    }
+  }
+  return out;
 }
