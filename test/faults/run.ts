@@ -13,7 +13,7 @@ import { addReaderFindings, checkClickhouse, checkServed, clickhouseRows, emptyF
 import type { Findings } from "./checker.js";
 import { Harness } from "./harness.js";
 import { describeSchedule, faultSchedule } from "./schedule.js";
-import type { Fault } from "./schedule.js";
+import type { Fault, FaultKind } from "./schedule.js";
 import { feedReader } from "./feedreader.js";
 import { Ledger, Producer, TS_BASE, ingest, readers } from "./workload.js";
 import type { IngestOptions } from "./workload.js";
@@ -31,6 +31,8 @@ export interface RunOptions {
   readonly seed: number;
   /** Faults in the schedule (at least the number of kinds to cover each once). */
   readonly faults: number;
+  /** The kinds to draw from (default every kind). Without a network, clock or disk kind the harness runs without namespaces, libfaketime and small disks. */
+  readonly kinds?: readonly FaultKind[];
   readonly nodeIds?: readonly string[];
   readonly ingest?: Partial<IngestOptions>;
   readonly log?: (line: string) => void;
@@ -66,7 +68,7 @@ export async function chaosRun(o: RunOptions): Promise<RunResult> {
   try {
     return await runOnce(o);
   } catch (e) {
-    const schedule = faultSchedule({ seed: o.seed, faults: o.faults, nodes: (o.nodeIds ?? ["n1", "n2", "n3"]).length, natsServers: 3 });
+    const schedule = faultSchedule({ seed: o.seed, faults: o.faults, nodes: (o.nodeIds ?? ["n1", "n2", "n3"]).length, natsServers: 3, ...(o.kinds === undefined ? {} : { kinds: o.kinds }) });
     throw new Error(`chaos run with seed ${o.seed} failed: ${(e as Error).message}\nschedule (replay: npm run bench:chaos -- --seed ${o.seed}):\n${describeSchedule(schedule)}`, { cause: e });
   }
 }
@@ -77,9 +79,10 @@ async function runOnce(o: RunOptions): Promise<RunResult> {
   const nodeIds = o.nodeIds ?? ["n1", "n2", "n3"];
   const spec = chaosSpec();
   const table: TableSpec = spec.tenants[0]!.tables[0]!;
-  const schedule = faultSchedule({ seed: o.seed, faults: o.faults, nodes: nodeIds.length, natsServers: 3 });
+  const schedule = faultSchedule({ seed: o.seed, faults: o.faults, nodes: nodeIds.length, natsServers: 3, ...(o.kinds === undefined ? {} : { kinds: o.kinds }) });
   log(`chaos: seed ${o.seed}\n${describeSchedule(schedule)}`);
-  const h = await Harness.start({ spec, nodeIds, log, network: true, clocks: true, smallDisks: true });
+  const uses = (...k: FaultKind[]): boolean => schedule.some((f) => k.includes(f.kind));
+  const h = await Harness.start({ spec, nodeIds, log, network: uses("partition-node-nats", "partition-nats"), clocks: uses("clock-jump"), smallDisks: uses("nats-disk-full") });
   let stopFeed: (() => Promise<void>) | undefined;
   try {
     await h.waitSettled(90_000);
