@@ -166,10 +166,12 @@ export interface ProxistNode {
 export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   const nodeId = o.nodeId ?? `node-${process.pid}`;
   const log = o.log ?? lineLog(createLogger({ nodeId }));
-  // noAsyncTraces: no Error object (stack capture) per request; at thousands of WAL appends per second it showed in profiles.
   const natsCa = o.natsCa ?? process.env[TLS_CA_ENV];
   // A TLS mismatch (no CA for a TLS server, a CA for a plaintext one) fails with the fix named.
-  const nc = await connect({ servers: o.natsUrl, name: `proxist ${nodeId}`, maxReconnectAttempts: -1, noAsyncTraces: true, ...natsCredsOptions(o.natsCreds ?? process.env[NATS_CREDS_ENV]), ...natsTlsOptions(natsCa) }).catch((e: unknown) => {
+  // noAsyncTraces: no Error object (stack capture) per request; at thousands of WAL appends per second it showed in profiles.
+  // PX_NATS_ASYNC_TRACES=1 turns the traces back on, to see which call a NATS timeout came from.
+  const noAsyncTraces = process.env.PX_NATS_ASYNC_TRACES !== "1";
+  const nc = await connect({ servers: o.natsUrl, name: `proxist ${nodeId}`, maxReconnectAttempts: -1, noAsyncTraces, ...natsCredsOptions(o.natsCreds ?? process.env[NATS_CREDS_ENV]), ...natsTlsOptions(natsCa) }).catch((e: unknown) => {
     throw explainNatsTlsError(e, String(o.natsUrl), natsCa);
   });
   const startLog = (line: string): void => log(`node ${nodeId}: ${line}`);

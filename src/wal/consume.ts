@@ -29,6 +29,8 @@ export interface ConsumeBatchesOptions<T> {
   readonly onRefused?: () => void;
 }
 
+const ignore = (): void => {};
+
 /** Reads `messages` until they end or the reader stops; resolves after the last batch is handed over. */
 export async function consumeBatches<T>(messages: AsyncIterable<JsMsg>, o: ConsumeBatchesOptions<T>): Promise<void> {
   let pending: T[] = [];
@@ -49,6 +51,10 @@ export async function consumeBatches<T>(messages: AsyncIterable<JsMsg>, o: Consu
       o.onBatch(records);
       return;
     }
+    // The chain only reaches this gate once the batches before it are handed over; a gate that
+    // rejects earlier (every pending floor read times out at once after the process was stopped)
+    // must not count as unhandled meanwhile: Node would end the process for it.
+    gate?.catch(ignore);
     heldCount++;
     held = (held ?? Promise.resolve())
       .then(() => gate)

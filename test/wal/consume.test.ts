@@ -117,6 +117,40 @@ describe("wal consume", () => {
     expect(events).toEqual(["batch 1,3,5", "caught up"]);
   });
 
+  it("a later batch's check failing while an earlier one is held: the loop ends with it, no unhandled rejection", async () => {
+    // Seen after a node was SIGSTOPped: every pending floor read timed out at once on SIGCONT; the later
+    // check's promise rejected before the chain reached it and the process died of an unhandled rejection.
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown): void => void unhandled.push(e);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      const f = feed();
+      let release!: () => void;
+      const first = new Promise<void>((r) => (release = r));
+      const gates: (() => Promise<void>)[] = [() => first, () => Promise.reject(new Error("floor read timed out"))];
+      let refused = 0;
+      const batches: number[][] = [];
+      const done = consumeBatches(f.iterable, {
+        maxBatch: 1,
+        stopped: () => false,
+        read: (m) => m.seq,
+        beforeBatch: () => gates.shift()?.(),
+        onBatch: (b) => batches.push(b),
+        onRefused: () => refused++,
+      });
+      f.push(msg(1, 1), msg(3, 0));
+      for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+      release();
+      f.end();
+      await expect(done).rejects.toThrow("floor read timed out");
+      expect(batches).toEqual([[1]]);
+      expect(refused).toBe(1);
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+    }
+  });
+
   it("stop - once the reader stopped nothing more is handed over", async () => {
     const batches: number[][] = [];
     let stopped = false;
