@@ -1,6 +1,6 @@
 // The API's one error type and the single place where errors from every layer
 // (auth, Arrow checks, limits, gateway nacks, query engine) become gRPC
-// statuses. Unknown errors are logged with a reference and answered INTERNAL
+// statuses. A broker that did not answer is UNAVAILABLE (retry). Unknown errors are logged with a reference and answered INTERNAL
 // without their text, so no internal detail (or credential) reaches a client.
 import { randomUUID } from "node:crypto";
 import { status as GrpcStatus } from "@grpc/grpc-js";
@@ -10,6 +10,7 @@ import { AuthError, TokenStoreUnavailableError } from "../auth/index.js";
 import { BatchRejected } from "../codec/arrow.js";
 import { IpcError } from "./ipc/index.js";
 import { LimitExceeded } from "./limits.js";
+import { brokerUnavailable } from "./brokerdown.js";
 import { TaggedError } from "../../protocols/tagged.js";
 
 export const API_CODES = [
@@ -43,6 +44,8 @@ export function classify(e: unknown, log: (line: string) => void): ApiError {
   if (e instanceof AuthError) return new ApiError(e.code, e.message);
   if (e instanceof TokenStoreUnavailableError) return new ApiError("UNAVAILABLE", e.message);
   if (e instanceof QueryError || e instanceof LimitExceeded || e instanceof IpcError || e instanceof BatchRejected) return new ApiError(e.code, e.message);
+  const broker = brokerUnavailable(e);
+  if (broker !== undefined) return new ApiError("UNAVAILABLE", `the message broker (NATS) did not answer: ${broker}; it may be restarting or electing a leader: retry the call`);
   const ref = randomUUID().slice(0, 8);
   log(`api: internal error ref ${ref}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
   return new ApiError("INTERNAL", `internal error (ref ${ref}); the server log has the details`);
