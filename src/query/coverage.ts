@@ -96,7 +96,8 @@ export async function fanLoad(ctx: FanLoadContext, cov: Coverage, req: Omit<Load
   // Awaited below, after the local statuses: a cancelled query rejecting it meanwhile must not be an unhandled
   // rejection (Node ends the process on one: a client cancelling a fan-out query killed a node in the fault suite).
   remote.catch(() => {});
-  const localReq: LoadRequest = { ...req, tenant: ctx.tenant, spec, shards: cov.local, symbols: allLocal(cov) ? req.symbols : symbolsIn(req.symbols, spec, cov.local.map((h) => h.bucket)) };
+  // Views of hot rows only when nothing is awaited after the local load: remote parts are (the shards apply records meanwhile).
+  const localReq: LoadRequest = { ...req, tenant: ctx.tenant, spec, shards: cov.local, symbols: allLocal(cov) ? req.symbols : symbolsIn(req.symbols, spec, cov.local.map((h) => h.bucket)), views: req.views === true && allLocal(cov) };
   // Status before rows: a shard that turns live after its rows were read would be counted live with the rows of its recovery.
   const statuses = await localStatuses(cov.local);
   const [local, replies] = await Promise.all([loadSeries(localReq, ctx.cold, ctx.signal), remote]);

@@ -208,16 +208,17 @@ export class ProxistQueryEngine {
       const ctx = { tenant, parts: this.options.parts, cold: this.options.cold, signal, deadlineAt, minLsn: minLsnOf(spec.name), complete, newId: () => `${this.idPrefix}.${++this.partSeq}`, ...(this.options.partRetriesMs === undefined ? {} : { partRetriesMs: this.options.partRetriesMs }) };
       return f(ctx, covs.get(spec.name)!);
     };
-    const load = (spec: TableSpec, wanted: boolean[], t0: number, t1: number, behind: number, ahead: number, limit?: PartLimit): Promise<Loaded> => {
+    // `alone`: the op uses the rows as soon as this load resolves, with no other load in flight (hot rows may then be views).
+    const load = (spec: TableSpec, wanted: boolean[], t0: number, t1: number, behind: number, ahead: number, limit?: PartLimit, alone = true): Promise<Loaded> => {
       const cov = covs.get(spec.name)!;
       if (this.options.parts === undefined) {
         // A cold read past what the memory quota leaves could never be answered: read one row more than fits, then refuse.
         const rowBytes = 24 + 8 * wanted.filter(Boolean).length;
         const left = budget.leftBytes;
-        const req: LoadRequest = { tenant, spec, shards: cov.local, symbols: q.symbols, t0, t1, behind, ahead, wanted, ...(Number.isFinite(left) ? { maxColdRows: Math.floor(left / rowBytes) } : {}) };
+        const req: LoadRequest = { tenant, spec, shards: cov.local, symbols: q.symbols, t0, t1, behind, ahead, wanted, views: alone, ...(Number.isFinite(left) ? { maxColdRows: Math.floor(left / rowBytes) } : {}) };
         return loadSeries(req, this.options.cold, signal);
       }
-      return fan(spec, (ctx) => fanLoad(ctx, cov, { symbols: q.symbols, t0, t1, behind, ahead, wanted }, limit));
+      return fan(spec, (ctx) => fanLoad(ctx, cov, { symbols: q.symbols, t0, t1, behind, ahead, wanted, views: alone }, limit));
     };
     const notes: string[] = [];
     let coldRows = 0;
@@ -262,7 +263,7 @@ export class ProxistQueryEngine {
     left: TableSpec,
     right: TableSpec | undefined,
     cols: { left: boolean[]; right: boolean[] },
-    load: (spec: TableSpec, wanted: boolean[], t0: number, t1: number, behind: number, ahead: number, limit?: PartLimit) => Promise<Loaded>,
+    load: (spec: TableSpec, wanted: boolean[], t0: number, t1: number, behind: number, ahead: number, limit?: PartLimit, alone?: boolean) => Promise<Loaded>,
     use: (l: Loaded) => SymbolSeries[],
     signal: AbortSignal | undefined,
     direct: readonly HotShard[] | undefined,
@@ -290,13 +291,13 @@ export class ProxistQueryEngine {
       case "asof": {
         const back = q.direction !== "forward" ? 1 : 0;
         const fwd = q.direction !== "backward" ? 1 : 0;
-        const [l, r] = await Promise.all([load(left, cols.left, q.t0, q.t1, 0, 0), load(right!, cols.right, q.t0, q.t1, back, fwd)]);
+        const [l, r] = await Promise.all([load(left, cols.left, q.t0, q.t1, 0, 0, undefined, false), load(right!, cols.right, q.t0, q.t1, back, fwd, undefined, false)]);
         return asofOp(q, left, right!, use(l), bySymbolMap(use(r)));
       }
       case "windowJoin": {
         const [l, r] = await Promise.all([
-          load(left, cols.left, q.t0, q.t1, 0, 0),
-          load(right!, cols.right, Math.max(0, q.t0 - q.beforeMicros), Math.max(q.t0, q.t1 + q.afterMicros), 0, 0),
+          load(left, cols.left, q.t0, q.t1, 0, 0, undefined, false),
+          load(right!, cols.right, Math.max(0, q.t0 - q.beforeMicros), Math.max(q.t0, q.t1 + q.afterMicros), 0, 0, undefined, false),
         ]);
         return windowJoinOp(q, left, right!, use(l), bySymbolMap(use(r)));
       }

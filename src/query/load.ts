@@ -29,6 +29,13 @@ export interface LoadRequest {
   readonly wanted: readonly boolean[];
   /** Most rows a cold range read may return before the query is refused for its memory quota (absent: no cap). */
   readonly maxColdRows?: number;
+  /**
+   * Hot rows may come back as views of the hot set's memory instead of copies. A view is valid only until
+   * the event loop turns: a record applied or an eviction moves rows in place. Only for a caller that uses
+   * the rows before its next await on anything but this load (a fan-out waiting for remote parts, or a
+   * join loading its other table from ClickHouse, held views across that wait and read moved rows).
+   */
+  readonly views?: boolean;
 }
 
 export interface Loaded {
@@ -58,8 +65,8 @@ export async function loadSeries(req: LoadRequest, cold: ColdSource | undefined,
     return { series: lastRowsHot(req, plans), notes: [], coldRows: 0 };
   }
   const anyCold = cold !== undefined && plans.some((p) => p.needRange || p.needBefore || p.needAfter);
-  // Hot part first, synchronously: copies if a cold read will be awaited.
-  const hot = plans.map((p) => hotPart(req, p, anyCold));
+  // Hot part first, synchronously: copies if a cold read will be awaited or the caller holds the rows across a wait.
+  const hot = plans.map((p) => hotPart(req, p, anyCold || req.views !== true));
   const notes: string[] = [];
   let coldRows = 0;
   const coldParts = await Promise.all(

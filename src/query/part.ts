@@ -215,6 +215,7 @@ export function joinChunks(parts: readonly Uint8Array[]): Uint8Array {
  * The owner's answer to a part: the stitched series of the buckets it hosts
  * (`hosted`), a status per asked bucket (missing when not hosted here, lagging
  * when not live or when minLsn was not applied within `minLsnWaitMs`).
+ * Its hot rows may be views of the hot set: encode them before awaiting anything.
  */
 export async function answerPart(req: PartRequest, spec: TableSpec, hosted: readonly HotShard[], cold: ColdSource | undefined, signal: AbortSignal | undefined, o: { readonly nodeId: string; readonly minLsnWaitMs: number }): Promise<PartReply> {
   const wanted = wantedOf(spec, req.columns);
@@ -240,7 +241,8 @@ export async function answerPart(req: PartRequest, spec: TableSpec, hosted: read
   }
   // Status before rows: a shard that turns live after its rows were read would be reported live with the rows of its recovery.
   for (const s of await localStatuses(mine.filter((h) => !lagged.has(h.bucket)))) statuses.push(s);
-  const load: LoadRequest = { tenant: req.tenant, spec, shards: mine, symbols: req.symbols, t0: req.t0, t1: req.t1, behind: req.behind, ahead: req.ahead, wanted };
+  // Views: the reply's rows are encoded as soon as this resolves (src/node/qpart.ts), before the event loop turns.
+  const load: LoadRequest = { tenant: req.tenant, spec, shards: mine, symbols: req.symbols, t0: req.t0, t1: req.t1, behind: req.behind, ahead: req.ahead, wanted, views: true };
   if (req.partials !== undefined) {
     const t = new GroupTable(req.partials.aggs);
     const r = await groupPartials(t, load, req.partials, cold, signal);

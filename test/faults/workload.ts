@@ -148,7 +148,10 @@ export function readers(nodes: () => { id: string; host: string; grpcPort: numbe
           if (a.error) report.errors++;
           else {
             report.queries++;
+            const before = report.outOfOrder.length;
             checkAnswer(`reader on ${n.id}`, a.rows, ledger, report);
+            // The first misordered answer, with what it said about itself (lagging, missing, cold shards): to replay it.
+            if (before === 0 && report.outOfOrder.length > 0) console.log(`reader: misordered answer from ${n.id}: ${misorderDetail(a.rows, report.outOfOrder[0]!)}; complete=${a.complete}; notes ${JSON.stringify(a.notes)}`);
           }
         } finally {
           q.close();
@@ -164,6 +167,14 @@ export function readers(nodes: () => { id: string; host: string; grpcPort: numbe
       await loop;
     },
   };
+}
+
+/** Where the rows of the symbol named in `finding` ("who: sym rid ...") go backwards in an answer. */
+function misorderDetail(rows: readonly unknown[][], finding: string): string {
+  const sym = finding.split(": ")[1]?.split(" ")[0];
+  const rids = rows.filter((r) => String(r[0]) === sym).map((r) => Number(r[2]));
+  const breaks = rids.flatMap((rid, i) => (i > 0 && rid < rids[i - 1]! ? [`row ${i}: ${rids[i - 1]} then ${rid}`] : []));
+  return `${rows.length} rows; ${sym}: ${rids.length} rows from rid ${rids[0]} to ${rids.at(-1)}, ${breaks.length} breaks (${breaks.slice(0, 4).join("; ")})`;
 }
 
 /** Checks one answer's rows ([sym, ts, rid]) for duplicates, per-symbol order and phantoms; adds findings to `into`. */
