@@ -215,6 +215,30 @@ export function writeMeta(out: Uint8Array, dv: DataView, p: number, t: MetaTempl
   return p + t.bytes.length;
 }
 
+/**
+ * Whether `u8[p..]` holds template `t` (its bytes outside the slots) with slot values `want`: the read side
+ * of writeMeta, for the fast paths that recognise messages this module wrote (ingest, WAL decode).
+ */
+export function metaMatches(u8: Uint8Array, dv: DataView, p: number, t: MetaTemplate, want: Float64Array): boolean {
+  const tb = t.bytes;
+  const mask = t.mask;
+  if (p + tb.length > u8.length) return false;
+  for (let i = 0; i < tb.length; i++) if (mask[i] === 0 && u8[p + i] !== tb[i]) return false;
+  const slots = t.slots;
+  for (let k = 0; k < slots.length; k++) {
+    const at = p + slots[k]!;
+    if (dv.getUint32(at + 4, true) !== 0 || dv.getUint32(at, true) !== want[k]) return false;
+  }
+  return true;
+}
+
+/** Slot `k` of template `t` at `p`: a small non-negative number, -1 when it is not one (or lies past the end). */
+export function metaSlot(dv: DataView, p: number, t: MetaTemplate, k: number): number {
+  const at = p + t.slots[k]!;
+  if (at + 8 > dv.byteLength) return -1;
+  return dv.getUint32(at + 4, true) !== 0 ? -1 : dv.getUint32(at, true);
+}
+
 // ---------------------------------------------------------------- symbols
 
 const utf8Encoder = new TextEncoder();

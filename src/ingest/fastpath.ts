@@ -14,32 +14,11 @@ import { walMsgId, walSubject } from "../../protocols/subjects.js";
 import { fnv1a32, fnv1a32AsciiBytes } from "../../protocols/routing.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
 import { MAX_SYMBOL_BYTES, MAX_TS_MICROS, MIN_TS_MICROS } from "../codec/arrow.js";
-import { EOS, dictSlotValues, dictTemplate, fieldWidths, rbSlotValues, rbTemplate, walSchemaMessage } from "../codec/ipcwrite.js";
-import type { MetaTemplate } from "../codec/ipcwrite.js";
+import { EOS, dictSlotValues, dictTemplate, fieldWidths, metaMatches, metaSlot, rbSlotValues, rbTemplate, walSchemaMessage } from "../codec/ipcwrite.js";
 import type { PreparedBatch, Producer, TimeWindow, WalAppendPlan } from "./plan.js";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 const expected = new Float64Array(2 + 64 + 2 * 128);
-
-/** Compares `bytes[p..]` with a template (slot bytes excepted) and checks its slot values against `want`. */
-function matches(bytes: Uint8Array, dv: DataView, p: number, t: MetaTemplate, want: Float64Array): boolean {
-  const tb = t.bytes;
-  const mask = t.mask;
-  if (p + tb.length > bytes.length) return false;
-  for (let i = 0; i < tb.length; i++) if (mask[i] === 0 && bytes[p + i] !== tb[i]) return false;
-  const slots = t.slots;
-  for (let k = 0; k < slots.length; k++) {
-    const at = p + slots[k]!;
-    if (dv.getUint32(at + 4, true) !== 0 || dv.getUint32(at, true) !== want[k]) return false;
-  }
-  return true;
-}
-
-/** Reads slot `k` of a template at `p` (a small non-negative number; -1 when it is not). */
-function slot(dv: DataView, p: number, t: MetaTemplate, k: number): number {
-  const at = p + t.slots[k]!;
-  return dv.getUint32(at + 4, true) !== 0 ? -1 : dv.getUint32(at, true);
-}
 
 /** FNV-1a of bytes[a..b) (protocols/routing.ts), or -1 when they are not valid UTF-8. */
 function symbolHash(bytes: Uint8Array, a: number, b: number): number {
@@ -119,11 +98,11 @@ export function tryFastPrepare(tenant: string, spec: TableSpec, bytes: Uint8Arra
     const start = p;
     // Dictionary batch: read its size from the slots, then check the whole metadata.
     if (p + dt.bytes.length > n) return undefined;
-    const nsym = slot(dv, p, dt, 1);
-    const dataLen = slot(dv, p, dt, 8);
+    const nsym = metaSlot(dv, p, dt, 1);
+    const dataLen = metaSlot(dv, p, dt, 8);
     if (nsym <= 0 || dataLen < 0) return undefined;
     dictSlotValues(nsym, dataLen, expected);
-    if (!matches(u8, dv, p, dt, expected)) return undefined;
+    if (!metaMatches(u8, dv, p, dt, expected)) return undefined;
     p += dt.bytes.length;
     const dictBody = expected[0]!;
     if (p + dictBody > n) return undefined;
@@ -152,10 +131,10 @@ export function tryFastPrepare(tenant: string, spec: TableSpec, bytes: Uint8Arra
 
     // Record batch.
     if (p + rt.bytes.length > n) return undefined;
-    const rows = slot(dv, p, rt, 1);
+    const rows = metaSlot(dv, p, rt, 1);
     if (rows <= 0) return undefined;
     rbSlotValues(widths, rows, expected);
-    if (!matches(u8, dv, p, rt, expected)) return undefined;
+    if (!metaMatches(u8, dv, p, rt, expected)) return undefined;
     p += rt.bytes.length;
     const body = p;
     if (body + expected[0]! > n) return undefined;

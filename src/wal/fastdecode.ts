@@ -12,8 +12,7 @@
 // bytes, corrupted ones included).
 import type { TableSpec } from "../../protocols/tablespec.js";
 import { MAX_SYMBOL_BYTES, MAX_TS_MICROS, MIN_TS_MICROS } from "../codec/arrow.js";
-import { EOS, dictSlotValues, dictTemplate, fieldWidths, rbSlotValues, rbTemplate, walSchemaMessage } from "../codec/ipcwrite.js";
-import type { MetaTemplate } from "../codec/ipcwrite.js";
+import { EOS, dictSlotValues, dictTemplate, fieldWidths, metaMatches, metaSlot, rbSlotValues, rbTemplate, walSchemaMessage } from "../codec/ipcwrite.js";
 import type { TickBatch, ValueArray } from "../codec/tickbatch.js";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
@@ -54,27 +53,6 @@ function viewsOf(bytes: Uint8Array): Views {
   };
 }
 
-/** Compares `u8[p..]` with a template (slot bytes excepted) and its slot values with `want`. */
-function matches(u8: Uint8Array, dv: DataView, p: number, t: MetaTemplate, want: Float64Array): boolean {
-  const tb = t.bytes;
-  const mask = t.mask;
-  if (p + tb.length > u8.length) return false;
-  for (let i = 0; i < tb.length; i++) if (mask[i] === 0 && u8[p + i] !== tb[i]) return false;
-  const slots = t.slots;
-  for (let k = 0; k < slots.length; k++) {
-    const at = p + slots[k]!;
-    if (dv.getUint32(at + 4, true) !== 0 || dv.getUint32(at, true) !== want[k]) return false;
-  }
-  return true;
-}
-
-/** Slot `k` of a template at `p`: a small non-negative number, -1 when it is not one. */
-function slot(dv: DataView, p: number, t: MetaTemplate, k: number): number {
-  const at = p + t.slots[k]!;
-  if (at + 8 > dv.byteLength) return -1;
-  return dv.getUint32(at + 4, true) !== 0 ? -1 : dv.getUint32(at, true);
-}
-
 /** UTF-8 bytes u8[a..b) as a string; undefined when they are not valid UTF-8. */
 function symbolOf(u8: Uint8Array, a: number, b: number): string | undefined {
   if (b - a <= 16) {
@@ -113,11 +91,11 @@ export function tryDecodeWalPayload(spec: TableSpec, bytes: Uint8Array): TickBat
   // Dictionary batch: its size from the slots, then the whole metadata checked.
   let p = schema.length;
   if (p + dt.bytes.length > n) return undefined;
-  const nsym = slot(dv, p, dt, 1);
-  const dataLen = slot(dv, p, dt, 8);
+  const nsym = metaSlot(dv, p, dt, 1);
+  const dataLen = metaSlot(dv, p, dt, 8);
   if (nsym <= 0 || dataLen < 0) return undefined;
   dictSlotValues(nsym, dataLen, expected);
-  if (!matches(u8, dv, p, dt, expected)) return undefined;
+  if (!metaMatches(u8, dv, p, dt, expected)) return undefined;
   p += dt.bytes.length;
   const dictAt = p;
   const dictBody = expected[0]!;
@@ -134,10 +112,10 @@ export function tryDecodeWalPayload(spec: TableSpec, bytes: Uint8Array): TickBat
 
   // Record batch.
   if (p + rt.bytes.length > n) return undefined;
-  const rows = slot(dv, p, rt, 1);
+  const rows = metaSlot(dv, p, rt, 1);
   if (rows <= 0 || rows > spec.maxBatchRows) return undefined;
   rbSlotValues(widths, rows, expected);
-  if (!matches(u8, dv, p, rt, expected)) return undefined;
+  if (!metaMatches(u8, dv, p, rt, expected)) return undefined;
   p += rt.bytes.length;
   const body = p;
   const end = body + expected[0]!;
