@@ -110,6 +110,18 @@ function restored(lsn: number): HotTable {
   return t;
 }
 
+
+/** A harness on a trades spec with `retention`, caught up, with `records` records of 10 ticks, 10 s apart from t0. */
+async function liveWith(retention: Record<string, number>, records: number) {
+  const spec = parseTableSpec({ name: "trades", columns: SPEC.columns.map((c) => ({ name: c.name, type: c.type })), retention });
+  const h = harness({ spec });
+  await settle();
+  h.caughtUp();
+  const t0 = DAY0 + 3_600 * SECOND;
+  h.records(...Array.from({ length: records }, (_, i) => entry(i + 1, 10, t0 + i * 10 * SECOND, spec)));
+  return { h, t0, spec };
+}
+
 describe("shard machine", () => {
   it("recovery - without a snapshot the WAL is read from LSN 1, replaying until caught up", async () => {
     const h = harness();
@@ -152,12 +164,7 @@ describe("shard machine", () => {
   });
 
   it("watermarks - P lowers the lag; rows outside the hot retention and persisted are evicted", async () => {
-    const spec = parseTableSpec({ name: "trades", columns: SPEC.columns.map((c) => ({ name: c.name, type: c.type })), retention: { hotSeconds: 1 } });
-    const h = harness({ spec });
-    await settle();
-    h.caughtUp();
-    const t0 = DAY0 + 3_600 * SECOND;
-    h.records(entry(1, 10, t0, spec), entry(2, 10, t0 + 10 * SECOND, spec), entry(3, 10, t0 + 20 * SECOND, spec));
+    const { h, t0 } = await liveWith({ hotSeconds: 1 }, 3);
     expect(h.stats().lagRecords).toBe(3);
     h.watermark(2, t0 + 11 * SECOND, 5);
     expect(h.stats()).toMatchObject({ persistedLsn: 2, lagRecords: 1, watermarks: 1, watermarkLeaseRevision: 5, evictedRows: 20, rows: 10 });
@@ -168,12 +175,7 @@ describe("shard machine", () => {
   });
 
   it("hold eviction - while held (lag remediation) persisted rows older than hotSeconds stay; released, the next watermark evicts them", async () => {
-    const spec = parseTableSpec({ name: "trades", columns: SPEC.columns.map((c) => ({ name: c.name, type: c.type })), retention: { hotSeconds: 1 } });
-    const h = harness({ spec });
-    await settle();
-    h.caughtUp();
-    const t0 = DAY0 + 3_600 * SECOND;
-    h.records(entry(1, 10, t0, spec), entry(2, 10, t0 + 10 * SECOND, spec), entry(3, 10, t0 + 20 * SECOND, spec));
+    const { h, t0 } = await liveWith({ hotSeconds: 1 }, 3);
     h.actor.send({ type: "holdEviction", hold: true });
     h.watermark(2, t0 + 11 * SECOND, 5);
     expect(h.stats()).toMatchObject({ persistedLsn: 2, lagRecords: 1, evictedRows: 0, rows: 30 });
@@ -183,12 +185,7 @@ describe("shard machine", () => {
   });
 
   it("hold eviction - the memory budget still evicts persisted rows while eviction by age is held", async () => {
-    const spec = parseTableSpec({ name: "trades", columns: SPEC.columns.map((c) => ({ name: c.name, type: c.type })), retention: { hotSeconds: 3_600, maxHotBytes: 1 } });
-    const h = harness({ spec });
-    await settle();
-    h.caughtUp();
-    const t0 = DAY0 + 3_600 * SECOND;
-    h.records(entry(1, 10, t0, spec), entry(2, 10, t0 + 10 * SECOND, spec), entry(3, 10, t0 + 20 * SECOND, spec));
+    const { h, t0 } = await liveWith({ hotSeconds: 3_600, maxHotBytes: 1 }, 3);
     h.actor.send({ type: "holdEviction", hold: true });
     h.watermark(2, t0 + 11 * SECOND, 5);
     // Over budget: the persisted rows go; the unpersisted record stays whatever the budget says.
@@ -196,12 +193,7 @@ describe("shard machine", () => {
   });
 
   it("snapshot - while one is written, watermarks move P and the memory budget evicts, eviction by age waits for its end (no export restarted by it)", async () => {
-    const spec = parseTableSpec({ name: "trades", columns: SPEC.columns.map((c) => ({ name: c.name, type: c.type })), retention: { hotSeconds: 1 } });
-    const h = harness({ spec });
-    await settle();
-    h.caughtUp();
-    const t0 = DAY0 + 3_600 * SECOND;
-    h.records(entry(1, 10, t0, spec), entry(2, 10, t0 + 10 * SECOND, spec), entry(3, 10, t0 + 20 * SECOND, spec));
+    const { h, t0 } = await liveWith({ hotSeconds: 1 }, 3);
     h.actor.send({ type: "snapshot" });
     await settle();
     expect(h.state()).toBe("running.snapshotting");
@@ -218,23 +210,13 @@ describe("shard machine", () => {
   });
 
   it("snapshot - negative control: the same watermark outside a snapshot evicts by age at once", async () => {
-    const spec = parseTableSpec({ name: "trades", columns: SPEC.columns.map((c) => ({ name: c.name, type: c.type })), retention: { hotSeconds: 1 } });
-    const h = harness({ spec });
-    await settle();
-    h.caughtUp();
-    const t0 = DAY0 + 3_600 * SECOND;
-    h.records(entry(1, 10, t0, spec), entry(2, 10, t0 + 10 * SECOND, spec), entry(3, 10, t0 + 20 * SECOND, spec));
+    const { h, t0 } = await liveWith({ hotSeconds: 1 }, 3);
     h.watermark(2, t0 + 11 * SECOND, 5);
     expect(h.stats()).toMatchObject({ persistedLsn: 2, evictedRows: 20, rows: 10 });
   });
 
   it("snapshot - the memory budget still evicts persisted rows while a snapshot is written", async () => {
-    const spec = parseTableSpec({ name: "trades", columns: SPEC.columns.map((c) => ({ name: c.name, type: c.type })), retention: { hotSeconds: 3_600, maxHotBytes: 1 } });
-    const h = harness({ spec });
-    await settle();
-    h.caughtUp();
-    const t0 = DAY0 + 3_600 * SECOND;
-    h.records(entry(1, 10, t0, spec), entry(2, 10, t0 + 10 * SECOND, spec), entry(3, 10, t0 + 20 * SECOND, spec));
+    const { h, t0 } = await liveWith({ hotSeconds: 3_600, maxHotBytes: 1 }, 3);
     h.actor.send({ type: "snapshot" });
     await settle();
     expect(h.state()).toBe("running.snapshotting");
@@ -243,12 +225,7 @@ describe("shard machine", () => {
   });
 
   it("snapshot - a watermark of an older lease revision is refused while a snapshot is written too", async () => {
-    const spec = parseTableSpec({ name: "trades", columns: SPEC.columns.map((c) => ({ name: c.name, type: c.type })), retention: { hotSeconds: 1 } });
-    const h = harness({ spec });
-    await settle();
-    h.caughtUp();
-    const t0 = DAY0 + 3_600 * SECOND;
-    h.records(entry(1, 10, t0, spec), entry(2, 10, t0 + 10 * SECOND, spec));
+    const { h, t0 } = await liveWith({ hotSeconds: 1 }, 2);
     h.watermark(1, t0, 9);
     h.actor.send({ type: "snapshot" });
     await settle();
@@ -258,12 +235,7 @@ describe("shard machine", () => {
   });
 
   it("watermarks - one of an older lease revision than seen (a stale owner's) is refused: nothing is evicted against it", async () => {
-    const spec = parseTableSpec({ name: "trades", columns: SPEC.columns.map((c) => ({ name: c.name, type: c.type })), retention: { hotSeconds: 1 } });
-    const h = harness({ spec });
-    await settle();
-    h.caughtUp();
-    const t0 = DAY0 + 3_600 * SECOND;
-    h.records(entry(1, 10, t0, spec), entry(2, 10, t0 + 10 * SECOND, spec), entry(3, 10, t0 + 20 * SECOND, spec));
+    const { h, t0 } = await liveWith({ hotSeconds: 1 }, 3);
     h.watermark(1, t0, 9);
     expect(h.stats()).toMatchObject({ persistedLsn: 1, watermarkLeaseRevision: 9, refusedWatermarks: 0 });
     h.watermark(3, t0 + 20 * SECOND, 8);
