@@ -3,7 +3,7 @@ import { SimulatedClock, createActor, fromPromise } from "xstate";
 import type { Actor } from "xstate";
 import { controllerMachine, controllerRole } from "../../actors/controller.js";
 import type { AcquireInput, ControllerEmitted, ControllerInput } from "../../actors/controller.js";
-import { controllerActors } from "../../src/node/control/index.js";
+import { controllerActors, placementSettleMs } from "../../src/node/control/index.js";
 import { AssignmentStore, FencedError, jsonValue } from "../../src/control/index.js";
 import type { Assignment, LeaseRecord } from "../../src/control/index.js";
 import { Cluster, advance, flush, heartbeat, staticCatalog, tenant } from "./fakes.js";
@@ -265,6 +265,14 @@ describe("controller", () => {
       else expect(writesToN3).toBeGreaterThanOrEqual(4 * 5);
     });
   }
+
+  it("controller - PX_PLACEMENT_SETTLE_MS: unset is 15 s, 0 is allowed, anything else is refused naming the variable, the rule and the fix", () => {
+    expect(placementSettleMs({})).toBe(15_000);
+    expect(placementSettleMs({ PX_PLACEMENT_SETTLE_MS: "0" })).toBe(0);
+    expect(placementSettleMs({ PX_PLACEMENT_SETTLE_MS: "2500" })).toBe(2_500);
+    expect(() => placementSettleMs({ PX_PLACEMENT_SETTLE_MS: "10s" })).toThrow(/PX_PLACEMENT_SETTLE_MS=10s: must be a number of milliseconds >= 0 .*unset it for the default 15000/);
+    expect(() => placementSettleMs({ PX_PLACEMENT_SETTLE_MS: "-1" })).toThrow(/PX_PLACEMENT_SETTLE_MS=-1/);
+  });
 
   it("controller - draining and removed nodes lose their shards at once", async () => {
     const cluster = new Cluster();
