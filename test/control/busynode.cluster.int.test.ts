@@ -12,7 +12,7 @@
 // back within seconds, as before hysteresis).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseClusterSpec } from "../../protocols/tablespec.js";
-import { proxistCluster, waitEachShardLiveOnce } from "../helpers/nodecluster.js";
+import { proxistCluster, waitEachShardLiveOnce, waitSpread } from "../helpers/nodecluster.js";
 import type { ProxistCluster } from "../helpers/nodecluster.js";
 import { spawnNodeProcess } from "../helpers/nodeproc.js";
 import type { Assignment } from "../../src/control/index.js";
@@ -42,12 +42,7 @@ beforeAll(async () => {
   c.nodes.set("covered", covered);
   c.nodes.set("bare", bare);
   // The two join a leader that may have settled already: they get their shares once they have settled.
-  const spread = Date.now() + 60_000;
-  for (let m = await owners(); ownedBy(m, "covered").length === 0 || ownedBy(m, "bare").length === 0; m = await owners()) {
-    if (Date.now() > spread) throw new Error(`covered and bare do not both own shards after 60 s: ${JSON.stringify([...m].map(([k, a]) => [k, a.node]))}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  await waitEachShardLiveOnce(c, ["lead", "covered", "bare"], 60_000);
+  await waitSpread(c, ["lead", "covered", "bare"], 90_000);
 }, 150_000);
 afterAll(async () => {
   await c?.close();
