@@ -18,7 +18,7 @@ import { TickPublisher } from "../../src/client/publisher.js";
 import { RandomWalk, symbolNames } from "../../src/demo/randomwalk.js";
 import { readEvents } from "../../src/wal/index.js";
 import { testNatsAuth } from "../helpers/cluster.js";
-import { proxistCluster, waitPersistedOn, waitSpread } from "../helpers/nodecluster.js";
+import { proxistCluster, waitEachShardLiveOnce, waitPersistedOn } from "../helpers/nodecluster.js";
 import type { ProxistCluster } from "../helpers/nodecluster.js";
 import { publishUntilStopped } from "../helpers/pump.js";
 import { exactlyOnceReport } from "../helpers/sink.js";
@@ -41,7 +41,7 @@ let c: ProxistCluster;
 beforeAll(async () => {
   c = await proxistCluster(SPEC, { PX_LAG_REMEDIATION_INTERVAL_MS: "200", PX_COMPACTION_INTERVAL_MS: "0" }, ["--snapshot-interval-ms", "0"], { clickhouse: true });
   await c.spawn(IDS);
-  await waitSpread(c, IDS, 60_000);
+  await waitEachShardLiveOnce(c, IDS, 60_000);
 }, 180_000);
 afterAll(async () => {
   if (c?.clickhouse?.server.running) process.kill(c.clickhouse.server.pid, "SIGCONT");
