@@ -152,8 +152,8 @@ export const SHORT_OF_SHARE = 0.5;
  * Shards that move anyway (no live owner, or over the upper bound) go first:
  * that costs no extra move, so a node dying moves only its own shards. A live
  * owner's resident is taken only by a node that kept less than half its share
- * (SHORT_OF_SHARE) of its own shards, and then up to its share, preferring the shards that rank
- * it highest (the shards it wins): a node that joined or came back after a
+ * (SHORT_OF_SHARE) of its own shards, and then up to its share, preferring
+ * the shards that rank it highest (the shards it wins): a node that joined or came back after a
  * failover gets its share in one step and no more, while a node one shard
  * short (after an override, say) pulls nothing. Without a lower bound such a
  * node would get only the excess over the upper bound (1 of 9 shards on 3
@@ -178,7 +178,13 @@ function fillToShare(
   // Counted on the shards it keeps: those that reach it in this pass (over the bound elsewhere) do not make a node back whole.
   const kept = new Map(eligible.map((n) => [n.id, hashed.filter((s) => owners.get(s) === n.id && previous.get(s) === n.id).length]));
   const short = new Set(eligible.filter((n) => (kept.get(n.id) ?? 0) < share * SHORT_OF_SHARE).map((n) => n.id));
-  const rankOf = new Map(hashed.map((s) => [s, new Map(rankNodes(s, eligible).map((n, i) => [n.id, i]))]));
+  // Ranked only when some node is below its share (placement runs on every reconcile; mostly none is).
+  const ranked = new Map<string, Map<string, number>>();
+  const rankOf = (s: string, id: string): number => {
+    let r = ranked.get(s);
+    if (r === undefined) ranked.set(s, (r = new Map(rankNodes(s, eligible).map((n, i) => [n.id, i]))));
+    return r.get(id) ?? 0;
+  };
   for (;;) {
     const takers = eligible
       .filter((n) => (own.get(n.id) ?? 0) < share && (load.get(n.id) ?? 0) < (cap.get(n.id) ?? 0))
@@ -194,7 +200,7 @@ function fillToShare(
         const resident = previous.get(s) === from;
         if (fromOwn < tOwn + 2 || (resident && !short.has(t.id))) continue;
         // Lower is better: a shard that moves anyway, then the most loaded giver, then the taker's rank for the shard.
-        const key: [number, number, number] = [resident ? 1 : 0, -fromOwn, rankOf.get(s)?.get(t.id) ?? 0];
+        const key: [number, number, number] = [resident ? 1 : 0, -fromOwn, rankOf(s, t.id)];
         if (lessKey(key, best?.key)) best = { s, from, key }; // ties: the first key (sorted)
       }
       if (best === undefined) continue;
