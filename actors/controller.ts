@@ -10,7 +10,7 @@ import { errorMessage, ioErrorNote, notProvided as notProvidedBy } from "./commo
 import type { IoErrorEmitted, IoErrorParams } from "./common.js";
 import type { Catalog } from "../src/catalog.js";
 import { EMPTY_CATALOG } from "../src/catalog.js";
-import { forgetNode, isConflict, leaseVerdict, nextExpiry, observeLease, placeableNodes, planAssignments, shardKey, shardsOfCatalog, sightNode, voidOverrides } from "../src/control/index.js";
+import { PLACEMENT_SETTLE_MS, forgetNode, isConflict, leaseVerdict, nextExpiry, nextSettle, observeLease, placeableNodes, planAssignments, shardKey, shardsOfCatalog, sightNode, voidOverrides } from "../src/control/index.js";
 import type { AssignmentTable, AssignmentWrite, LeaseObservation, LeaseRecord, NodePhase, NodeTable, StoredLease } from "../src/control/index.js";
 
 export interface ControllerInput {
@@ -26,6 +26,12 @@ export interface ControllerInput {
   readonly guardMs?: number;
   /** A node whose heartbeat did not change for this long loses its shards. */
   readonly nodeTimeoutMs?: number;
+  /**
+   * A node takes shards from live owners only after being live this long without a
+   * heartbeat gap (default PLACEMENT_SETTLE_MS; 0: at once). Failover away from a
+   * dead node and overrides do not wait.
+   */
+  readonly settleMs?: number;
   /** Longest time between reconciles (liveness changes without events). */
   readonly reconcileMs?: number;
   /** Pause after a failed KV operation. */
@@ -55,6 +61,7 @@ export interface ControllerContext {
   readonly pollMs: number;
   readonly guardMs: number;
   readonly nodeTimeoutMs: number;
+  readonly settleMs: number;
   readonly reconcileMs: number;
   readonly retryMs: number;
   readonly now: () => number;
@@ -133,7 +140,7 @@ export function currentPlan(c: ControllerContext): AssignmentWrite[] {
   if (!c.table) return [];
   const desired = shardsOfCatalog(c.catalog).map(shardKey);
   const overrides = new Map([...c.overrides].map(([k, o]) => [k, o.node]));
-  return planAssignments(desired, placeableNodes(c.nodes, c.attention(), c.nodeTimeoutMs), c.table.assignments, overrides);
+  return planAssignments(desired, placeableNodes(c.nodes, c.attention(), c.nodeTimeoutMs, c.settleMs), c.table.assignments, overrides);
 }
 
 /** Overrides the leader clears now: their node is not placeable any more, or their shard is gone (pure). */
@@ -168,11 +175,11 @@ export const controllerMachine = setup({
     renewMs: ({ context }) => context.renewMs,
     retryMs: ({ context }) => context.retryMs,
     leaseLeft: ({ context }) => Math.max(0, (context.lease?.validUntil ?? 0) - context.now()),
-    // Wake when the next node goes stale, so failover does not wait a full reconcile period.
+    // Wake when the next node goes stale (so failover does not wait a full reconcile period) or settles.
     reconcileMs: ({ context }) => {
       const now = context.attention();
-      const at = nextExpiry(context.nodes, now, context.nodeTimeoutMs);
-      return at === undefined ? context.reconcileMs : Math.max(1, Math.min(context.reconcileMs, at - now + 1));
+      const at = [nextExpiry(context.nodes, now, context.nodeTimeoutMs), nextSettle(context.nodes, now, context.nodeTimeoutMs, context.settleMs)].filter((t) => t !== undefined);
+      return at.length === 0 ? context.reconcileMs : Math.max(1, Math.min(context.reconcileMs, Math.min(...at) - now + 1));
     },
   },
   guards: {
@@ -225,6 +232,7 @@ export const controllerMachine = setup({
       pollMs: input.pollMs ?? Math.min(renewMs, 500),
       guardMs: input.guardMs ?? Math.floor(leaseMs / 5),
       nodeTimeoutMs: input.nodeTimeoutMs ?? 5_000,
+      settleMs: input.settleMs ?? PLACEMENT_SETTLE_MS,
       reconcileMs: input.reconcileMs ?? 1_000,
       retryMs: input.retryMs ?? 500,
       now: input.now ?? Date.now,
@@ -249,7 +257,7 @@ export const controllerMachine = setup({
   ],
   on: {
     catalog: { actions: assign({ catalog: ({ event }) => event.catalog, catalogLoaded: true }) },
-    "node.seen": { actions: assign({ nodes: ({ context, event }) => sightNode(context.nodes, event.nodeId, event.revision, event.info, context.attention()) }) },
+    "node.seen": { actions: assign({ nodes: ({ context, event }) => sightNode(context.nodes, event.nodeId, event.revision, event.info, context.attention(), context.nodeTimeoutMs) }) },
     "node.gone": { actions: assign({ nodes: ({ context, event }) => forgetNode(context.nodes, event.nodeId) }) },
     "nodes.synced": { actions: assign({ nodesSynced: true }) },
     "override.set": {

@@ -11,7 +11,7 @@ import { RandomWalk, symbolNames } from "../src/demo/randomwalk.js";
 import { CONTROL_DEFAULTS } from "../src/node/control/index.js";
 import { parseClusterSpec } from "../protocols/tablespec.js";
 import type { IngestAck } from "../protocols/ingest.js";
-import { proxistCluster, waitEachShardLiveOnce } from "../test/helpers/nodecluster.js";
+import { proxistCluster, waitEachShardLiveOnce, waitSpread } from "../test/helpers/nodecluster.js";
 import type { ProxistCluster } from "../test/helpers/nodecluster.js";
 import { publishUntilStopped } from "../test/helpers/pump.js";
 import { readWal } from "../test/helpers/wal.js";
@@ -116,7 +116,7 @@ async function main(): Promise<void> {
   const c = await proxistCluster(SPEC);
   try {
     await c.spawn(IDS);
-    await waitEachShardLiveOnce(c, IDS, 60_000);
+    await waitSpread(c, IDS, 60_000);
     const t0 = performance.now();
     await preload(c);
     log(`preloaded ${HOT_TICKS} ticks in ${((performance.now() - t0) / 1000).toFixed(1)} s`);

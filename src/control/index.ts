@@ -13,7 +13,7 @@ export { shardKey, parseShardKey, shardsOfCatalog } from "./shard.js";
 export type { ShardHost } from "./shardhost.js";
 
 export type { PlacementNode, Placement } from "./placement.js";
-export { placeShards, rankNodes, voidOverrides } from "./placement.js";
+export { placeShards, rankNodes, voidOverrides, LOAD_BOUND, PLACEMENT_SETTLE_MS } from "./placement.js";
 export type { StoredOverride, OverrideChange } from "./overrides.js";
 export { OverrideStore } from "./overrides.js";
 export type { MoveDecision } from "./move.js";
@@ -27,7 +27,7 @@ export { HeartbeatStore, validateNodeId, encodeHeartbeatInfo } from "./heartbeat
 export type { Assignment, AssignmentTable, AssignmentWrite, AssignmentChange, LeaderMarker } from "./assignments.js";
 export { AssignmentStore, FencedError, LEADER_MARKER_KEY } from "./assignments.js";
 export type { NodeSighting, NodeTable } from "./liveness.js";
-export { sightNode, forgetNode, placeableNodes, nextExpiry } from "./liveness.js";
+export { sightNode, forgetNode, placeableNodes, nextExpiry, nextSettle } from "./liveness.js";
 export type { AttentionState } from "./attention.js";
 export { startAttention, tickAttention, attentionAt } from "./attention.js";
 

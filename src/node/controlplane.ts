@@ -55,7 +55,7 @@ export interface NodeControlOptions {
   readonly apiPort: number;
   readonly clickhouseHealth?: () => string;
   /** Control-plane timings (heartbeat, node timeout, lease, ...); defaults: CONTROL_DEFAULTS. */
-  readonly timings?: Partial<Pick<ControlPlaneOptions, "heartbeatMs" | "nodeTimeoutMs" | "leaseMs" | "reconcileMs" | "isolationMs" | "drainTimeoutMs">>;
+  readonly timings?: Partial<Pick<ControlPlaneOptions, "heartbeatMs" | "nodeTimeoutMs" | "leaseMs" | "reconcileMs" | "isolationMs" | "drainTimeoutMs" | "placementSettleMs">>;
   /** The node's NATS settings for the heartbeat thread, and its grace (PX_HEARTBEAT_GRACE_MS). */
   readonly heartbeatCover?: HeartbeatCoverDial;
   readonly log: (line: string) => void;

@@ -6,9 +6,13 @@
 // first node that leads the control plane (started alone, so it wins the lease
 // and keeps it), then the covered node and the control, each blocked in turn
 // (a blocked leader would hand over its lease, which is another story).
+// The control's shards come back only after the placement settle period
+// (PX_PLACEMENT_SETTLE_MS, 8 s here): not while it flaps back, then its share
+// in one step. BUSYNODE_SETTLE_MS=0 is that part's negative control (they come
+// back within seconds, as before hysteresis).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseClusterSpec } from "../../protocols/tablespec.js";
-import { proxistCluster, waitEachShardLiveOnce } from "../helpers/nodecluster.js";
+import { proxistCluster, waitEachShardLiveOnce, waitSpread } from "../helpers/nodecluster.js";
 import type { ProxistCluster } from "../helpers/nodecluster.js";
 import { spawnNodeProcess } from "../helpers/nodeproc.js";
 import type { Assignment } from "../../src/control/index.js";
@@ -17,10 +21,11 @@ const SPEC = parseClusterSpec({
   tenants: [{ name: "busy", tables: [{ name: "trades", shards: 9, columns: [{ name: "price", type: "float64" }] }] }],
 });
 const BLOCK_MS = 5_000;
+const SETTLE_MS = Number(process.env.BUSYNODE_SETTLE_MS ?? 8_000);
 
 let c: ProxistCluster;
 beforeAll(async () => {
-  c = await proxistCluster(SPEC);
+  c = await proxistCluster(SPEC, { PX_PLACEMENT_SETTLE_MS: String(SETTLE_MS) });
   await c.spawn(["lead"]);
   const deadline = Date.now() + 30_000;
   while ((await c.stores.lease.read())?.record.holder !== "lead") {
@@ -29,15 +34,16 @@ beforeAll(async () => {
   }
   // Started by hand: each node gets its own environment (the covered one and the control).
   const args = ["--shards", "assigned", "--grpc-port", "0"];
-  const base = { PX_REPLICAS: "3", PX_FAILPOINTS: "main.block-on-sigusr2", PX_BLOCK_MS: String(BLOCK_MS) };
+  const base = { PX_REPLICAS: "3", PX_FAILPOINTS: "main.block-on-sigusr2", PX_BLOCK_MS: String(BLOCK_MS), PX_PLACEMENT_SETTLE_MS: String(SETTLE_MS) };
   const [covered, bare] = await Promise.all([
     spawnNodeProcess(c.nats.urls, base, [...args, "--node-id", "covered"]),
     spawnNodeProcess(c.nats.urls, { ...base, PX_HEARTBEAT_GRACE_MS: "0" }, [...args, "--node-id", "bare"]),
   ]);
   c.nodes.set("covered", covered);
   c.nodes.set("bare", bare);
-  await waitEachShardLiveOnce(c, ["lead", "covered", "bare"], 60_000);
-}, 120_000);
+  // The two join a leader that may have settled already: they get their shares once they have settled.
+  await waitSpread(c, ["lead", "covered", "bare"], 90_000);
+}, 150_000);
 afterAll(async () => {
   await c?.close();
 });
@@ -80,10 +86,27 @@ describe("a busy node keeps its shards", () => {
     expect(c.nodes.get("covered")!.output()).toMatch(/main thread was busy for \d+ ms; the heartbeat thread kept the node's heartbeat/);
   }, 60_000);
 
-  it("busy node - negative control: without the heartbeat thread (PX_HEARTBEAT_GRACE_MS=0) the same block moves the node's shards away", async () => {
+  it("busy node - negative control: without the heartbeat thread (PX_HEARTBEAT_GRACE_MS=0) the same block moves the node's shards away; they come back only after the settle period, then nothing moves", async () => {
     const { before, samples } = await blockAndSee("bare");
-    // Moved away during the block (placement may hand them back once it heartbeats again).
+    const t0 = Date.now() - (BLOCK_MS + 1_500);
     const moved = ownedBy(before, "bare").filter((k) => samples.some((m) => m.get(k)?.node !== "bare"));
     expect(moved.length).toBeGreaterThan(0);
-  }, 60_000);
+    // Awake again (it heartbeats from the block's end), but settling: it gets nothing back for the settle period.
+    const awake = t0 + BLOCK_MS;
+    let back: number | undefined;
+    while (back === undefined && Date.now() - awake < SETTLE_MS + 15_000) {
+      if (ownedBy(await owners(), "bare").length > 0) back = Date.now();
+      else await new Promise((r) => setTimeout(r, 200));
+    }
+    console.log(`busy node: bare awake at +${awake - t0} ms, owns shards again at ${back === undefined ? "never" : `+${back - t0} ms`} (settle ${SETTLE_MS} ms)`);
+    expect(back).toBeDefined();
+    // The 8 s settle less a second of slack (fails with BUSYNODE_SETTLE_MS=0, the negative control).
+    expect(back! - awake).toBeGreaterThanOrEqual(7_000);
+    // Its share (floor(9 / 3)) in one step (a second for the leader's writes of that step); then nothing moves.
+    await new Promise((r) => setTimeout(r, 1_000));
+    const settled = await owners();
+    expect(ownedBy(settled, "bare").length).toBeGreaterThanOrEqual(3);
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect([...(await owners())].map(([k, a]) => [k, a.node, a.leaseRevision])).toEqual([...settled].map(([k, a]) => [k, a.node, a.leaseRevision]));
+  }, 90_000);
 });

@@ -3,7 +3,7 @@ import { SimulatedClock, createActor, fromPromise } from "xstate";
 import type { Actor } from "xstate";
 import { controllerMachine, controllerRole } from "../../actors/controller.js";
 import type { AcquireInput, ControllerEmitted, ControllerInput } from "../../actors/controller.js";
-import { controllerActors } from "../../src/node/control/index.js";
+import { controllerActors, placementSettleMs } from "../../src/node/control/index.js";
 import { AssignmentStore, FencedError, jsonValue } from "../../src/control/index.js";
 import type { Assignment, LeaseRecord } from "../../src/control/index.js";
 import { Cluster, advance, flush, heartbeat, staticCatalog, tenant } from "./fakes.js";
@@ -207,6 +207,72 @@ describe("controller", () => {
       expect(same).toBe(judged === "attention");
     });
   }
+
+  // Hysteresis (src/control/placement.ts): a node that comes back takes shards of live owners only after the settle period.
+  const ownedBy = (m: ReadonlyMap<string, Assignment>, node: string): string[] => [...m].filter(([, a]) => a.node === node).map(([k]) => k).sort();
+  const same = (a: ReadonlyMap<string, Assignment>, b: ReadonlyMap<string, Assignment>): boolean =>
+    a.size === b.size && [...a].every(([k, x]) => b.get(k)?.node === x.node && b.get(k)?.leaseRevision === x.leaseRevision);
+  const SETTLE = 3_000;
+
+  for (const settleMs of [SETTLE, 0]) {
+    it(`controller - a node back after a failover ${settleMs > 0 ? "takes no shard before the settle period; after it, its share, and then nothing moves" : "(negative control: settle 0) takes shards at once"}`, async () => {
+      const cluster = new Cluster();
+      const clock = new SimulatedClock();
+      controller(cluster, "c1", clock, staticCatalog([tenant("acme", { trades: 16 })]), { settleMs });
+      await heartbeats(cluster, clock, SETTLE + 500, { n1: true, n2: true, n3: true });
+      const first = await assignments(cluster);
+      expect(ownedBy(first, "n3").length).toBeGreaterThanOrEqual(5);
+      // n3 dies: its shards move at once (node timeout 600 ms, a reconcile 200 ms).
+      await heartbeats(cluster, clock, 1_000, { n1: true, n2: true });
+      const failedOver = await assignments(cluster);
+      expect(ownedBy(failedOver, "n3")).toEqual([]);
+      // n3 back for 2.5 s (settle 3 s).
+      await heartbeats(cluster, clock, SETTLE - 500, { n1: true, n2: true, n3: true });
+      const back = await assignments(cluster);
+      if (settleMs === 0) {
+        expect(ownedBy(back, "n3").length).toBeGreaterThanOrEqual(5);
+        return;
+      }
+      expect(same(back, failedOver)).toBe(true);
+      // Settled: its share (floor(16 / 3)), every move to n3, in one step.
+      await heartbeats(cluster, clock, 1_000, { n1: true, n2: true, n3: true });
+      const settled = await assignments(cluster);
+      expect(ownedBy(settled, "n3").length).toBeGreaterThanOrEqual(5);
+      for (const [k, a] of settled) if (a.node !== "n3") expect(a).toEqual(failedOver.get(k));
+      // And then nothing moves.
+      await heartbeats(cluster, clock, 3 * SETTLE, { n1: true, n2: true, n3: true });
+      expect(same(await assignments(cluster), settled)).toBe(true);
+    });
+  }
+
+  for (const settleMs of [SETTLE, 0]) {
+    it(`controller - a flapping node (down 1 s, up 2 s, settle 3 s) ${settleMs > 0 ? "never receives a shard" : "(negative control: settle 0) gets shards on every flap"}`, async () => {
+      const cluster = new Cluster();
+      const clock = new SimulatedClock();
+      controller(cluster, "c1", clock, staticCatalog([tenant("acme", { trades: 16 })]), { settleMs });
+      await heartbeats(cluster, clock, SETTLE + 500, { n1: true, n2: true, n3: true });
+      let writesToN3 = 0;
+      for (let flap = 0; flap < 4; flap++) {
+        await heartbeats(cluster, clock, 1_000, { n1: true, n2: true });
+        expect(ownedBy(await assignments(cluster), "n3")).toEqual([]);
+        const down = await assignments(cluster);
+        await heartbeats(cluster, clock, 2_000, { n1: true, n2: true, n3: true });
+        const up = await assignments(cluster);
+        writesToN3 += ownedBy(up, "n3").length;
+        if (settleMs > 0) expect(same(up, down)).toBe(true);
+      }
+      if (settleMs > 0) expect(writesToN3).toBe(0);
+      else expect(writesToN3).toBeGreaterThanOrEqual(4 * 5);
+    });
+  }
+
+  it("controller - PX_PLACEMENT_SETTLE_MS: unset is 15 s, 0 is allowed, anything else is refused naming the variable, the rule and the fix", () => {
+    expect(placementSettleMs({})).toBe(15_000);
+    expect(placementSettleMs({ PX_PLACEMENT_SETTLE_MS: "0" })).toBe(0);
+    expect(placementSettleMs({ PX_PLACEMENT_SETTLE_MS: "2500" })).toBe(2_500);
+    expect(() => placementSettleMs({ PX_PLACEMENT_SETTLE_MS: "10s" })).toThrow(/PX_PLACEMENT_SETTLE_MS=10s: must be a number of milliseconds >= 0 .*unset it for the default 15000/);
+    expect(() => placementSettleMs({ PX_PLACEMENT_SETTLE_MS: "-1" })).toThrow(/PX_PLACEMENT_SETTLE_MS=-1/);
+  });
 
   it("controller - draining and removed nodes lose their shards at once", async () => {
     const cluster = new Cluster();

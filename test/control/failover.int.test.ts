@@ -13,7 +13,7 @@ import { publishUntilStopped } from "../helpers/pump.js";
 import type { Running } from "../helpers/pump.js";
 import { readWal } from "../helpers/wal.js";
 import { replayDigests } from "../helpers/replay.js";
-import { proxistCluster, waitEachShardLiveOnce } from "../helpers/nodecluster.js";
+import { proxistCluster, waitEachShardLiveOnce, waitSpread } from "../helpers/nodecluster.js";
 import type { ProxistCluster } from "../helpers/nodecluster.js";
 
 const SPEC = parseClusterSpec({
@@ -67,7 +67,7 @@ const leaderLines = (id: string): number => (c.nodes.get(id)?.output().match(/co
 beforeAll(async () => {
   c = await proxistCluster(SPEC);
   await c.spawn(IDS);
-  await waitEachShardLiveOnce(c, IDS, 30_000);
+  await waitSpread(c, IDS, 30_000);
 });
 
 afterAll(async () => {

@@ -14,7 +14,7 @@ import type { IngestAck } from "../../protocols/ingest.js";
 import { publishUntilStopped } from "../helpers/pump.js";
 import type { Running } from "../helpers/pump.js";
 import { replayDigests } from "../helpers/replay.js";
-import { proxistCluster, waitEachShardLiveOnce, waitPersistedOn } from "../helpers/nodecluster.js";
+import { proxistCluster, waitEachShardLiveOnce, waitPersistedOn, waitSpread } from "../helpers/nodecluster.js";
 import type { ProxistCluster } from "../helpers/nodecluster.js";
 import { exactlyOnceReport } from "../helpers/sink.js";
 import { NodeQuerier } from "../helpers/nodequery.js";
@@ -41,7 +41,7 @@ function pump(): Running {
 beforeAll(async () => {
   c = await proxistCluster(SPEC, {}, [], { clickhouse: true });
   await c.spawn(IDS);
-  await waitEachShardLiveOnce(c, IDS, 60_000);
+  await waitSpread(c, IDS, 60_000);
 }, 180_000);
 
 afterAll(async () => {

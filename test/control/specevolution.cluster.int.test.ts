@@ -18,7 +18,7 @@ import { decodeTickBatch } from "../../src/codec/arrow.js";
 import { controlRequest } from "../../src/control/index.js";
 import type { ApplyReply } from "../../src/control/index.js";
 import { RandomWalk, symbolNames } from "../../src/demo/randomwalk.js";
-import { isLive, proxistCluster, waitEachShardLiveOnce, waitPersistedOn } from "../helpers/nodecluster.js";
+import { isLive, proxistCluster, waitEachShardLiveOnce, waitPersistedOn, waitSpread } from "../helpers/nodecluster.js";
 import type { ProxistCluster } from "../helpers/nodecluster.js";
 import { NodeQuerier } from "../helpers/nodequery.js";
 import { exactlyOnceReport } from "../helpers/sink.js";
@@ -44,7 +44,7 @@ let c: ProxistCluster;
 beforeAll(async () => {
   c = await proxistCluster(parseClusterSpec(fileV1), {}, [], { clickhouse: true });
   await c.spawn(IDS);
-  await waitEachShardLiveOnce(c, IDS, 90_000);
+  await waitSpread(c, IDS, 90_000);
 }, 240_000);
 
 afterAll(async () => {

@@ -45,6 +45,13 @@ export interface ClusterOptions {
   readonly clickhouse?: boolean | ClickhouseFixture;
 }
 
+/**
+ * The placement settle period of the nodes (PX_PLACEMENT_SETTLE_MS; an `env` of
+ * the cluster overrides it): 1 s, not the 15 s default, so a node that joins or
+ * comes back gets its shares soon (waitSpread) without slowing CI.
+ */
+export const TEST_SETTLE_MS = "1000";
+
 /** `args` are added to every node's command line. */
 export async function proxistCluster(spec: ClusterSpec, env: Record<string, string> = {}, args: readonly string[] = [], o: ClusterOptions = {}): Promise<ProxistCluster> {
   const ownClickhouse = o.clickhouse === true;
@@ -64,7 +71,7 @@ export async function proxistCluster(spec: ClusterSpec, env: Record<string, stri
     nodes,
     spawn: async (ids) => {
       const procs = await Promise.all(
-        ids.map((id) => spawnNodeProcess(nats.urls, { PX_REPLICAS: "3", ...env }, ["--shards", "assigned", "--node-id", id, "--grpc-port", "0", ...chArgs, ...args])),
+        ids.map((id) => spawnNodeProcess(nats.urls, { PX_REPLICAS: "3", PX_PLACEMENT_SETTLE_MS: TEST_SETTLE_MS, ...env }, ["--shards", "assigned", "--node-id", id, "--grpc-port", "0", ...chArgs, ...args])),
       );
       ids.forEach((id, i) => nodes.set(id, procs[i]!));
     },
@@ -118,6 +125,21 @@ export async function waitEachShardLiveOnce(c: ProxistCluster, ids: readonly str
     }
     await new Promise((r) => setTimeout(r, pollMs));
   }
+}
+
+/**
+ * Waits until every node of `ids` owns a shard, then until every shard is live on exactly one of them: nodes that boot
+ * later than the first settled one take shards only after the settle period (src/control/placement.ts).
+ */
+export async function waitSpread(c: ProxistCluster, ids: readonly string[], timeoutMs: number): Promise<Map<string, [string, NodeShard][]>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const owned = new Set([...(await c.stores.assignments.read()).values()].map((a) => a.node));
+    if (ids.every((id) => owned.has(id))) break;
+    if (Date.now() > deadline) throw new Error(`shards not spread over ${ids.join(",")} after ${timeoutMs} ms: owners ${[...owned].sort().join(",") || "none"}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return waitEachShardLiveOnce(c, ids, Math.max(1_000, deadline - Date.now()));
 }
 
 /** Waits until, on the nodes given, an unfenced sink of every bucket of `table` persisted the bucket's last WAL LSN. */

@@ -15,7 +15,7 @@ import { TickPublisher } from "../../src/client/publisher.js";
 import { createToken } from "../../src/auth/index.js";
 import { RandomWalk, symbolNames } from "../../src/demo/randomwalk.js";
 import { testNatsAuth } from "../helpers/cluster.js";
-import { proxistCluster, waitEachShardLiveOnce, waitPersistedOn } from "../helpers/nodecluster.js";
+import { proxistCluster, waitEachShardLiveOnce, waitPersistedOn, waitSpread } from "../helpers/nodecluster.js";
 import type { ProxistCluster } from "../helpers/nodecluster.js";
 import { publishUntilStopped } from "../helpers/pump.js";
 import { exactlyOnceReport } from "../helpers/sink.js";
@@ -35,7 +35,7 @@ let c: ProxistCluster;
 beforeAll(async () => {
   c = await proxistCluster(SPEC, {}, [], { clickhouse: true });
   await c.spawn(IDS);
-  await waitEachShardLiveOnce(c, IDS, 60_000);
+  await waitSpread(c, IDS, 60_000);
 }, 180_000);
 afterAll(async () => {
   await c?.close();

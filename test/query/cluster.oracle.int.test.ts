@@ -18,7 +18,7 @@ import type { IngestAck } from "../../protocols/ingest.js";
 import { createToken } from "../../src/auth/index.js";
 import { TickPublisher } from "../../src/client/publisher.js";
 import type { TickBatch } from "../../src/codec/tickbatch.js";
-import { proxistCluster, waitEachShardLiveOnce, waitPersistedOn } from "../helpers/nodecluster.js";
+import { proxistCluster, waitPersistedOn, waitSpread } from "../helpers/nodecluster.js";
 import type { ProxistCluster } from "../helpers/nodecluster.js";
 import { NodeQuerier } from "../helpers/nodequery.js";
 import type { NodeAnswer } from "../helpers/nodequery.js";
@@ -182,7 +182,7 @@ async function judge(oracle: Oracle, k: (typeof KILL_QUERIES)[number], got: Node
 beforeAll(async () => {
   c = await proxistCluster(SPEC, {}, [], { clickhouse: true });
   await c.spawn(IDS);
-  await waitEachShardLiveOnce(c, IDS, 60_000);
+  await waitSpread(c, IDS, 60_000);
   token = await createToken(c.nc, { tenant: TENANT, role: "reader", replicas: 3 });
 }, 180_000);
 

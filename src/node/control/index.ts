@@ -7,6 +7,7 @@ export type { AgentIO } from "./agentio.js";
 export { agentActors, applyShardWork } from "./agentio.js";
 export type { ControllerHandle, ControllerOptions, AgentHandle, AgentOptions, HeartbeatCoverDial } from "./runtime.js";
 export { heartbeatGraceMs } from "./heartbeatcover.js";
+export { placementSettleMs } from "./settle.js";
 export { startController, startAgent, SOFTWARE_VERSION } from "./runtime.js";
 export type { ControlPlane, ControlPlaneOptions } from "./plane.js";
 export { startControlPlane, CONTROL_DEFAULTS } from "./plane.js";

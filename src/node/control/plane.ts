@@ -9,6 +9,7 @@ import { controlBackend, openControlStores, startControlServer, validateNodeId }
 import type { CatalogSource, ControlServer, ControlStores, MetadataStore, ShardHost } from "../../control/index.js";
 import { retryOnTimeout } from "../startup.js";
 import { startAgent, startController } from "./runtime.js";
+import { placementSettleMs } from "./settle.js";
 import type { AgentHandle, ControllerHandle, HeartbeatCoverDial } from "./runtime.js";
 
 export interface ControlPlaneOptions {
@@ -30,6 +31,8 @@ export interface ControlPlaneOptions {
   readonly heartbeatMs?: number;
   /** A node silent this long loses its shards; keep it a few heartbeats long. */
   readonly nodeTimeoutMs?: number;
+  /** A node that joined or came back takes shards of live owners after being live this long (default: PX_PLACEMENT_SETTLE_MS, else 15 s). */
+  readonly placementSettleMs?: number;
   readonly leaseMs?: number;
   readonly reconcileMs?: number;
   /**
@@ -77,7 +80,7 @@ export async function startControlPlane(nc: NatsConnection, o: ControlPlaneOptio
   const controller =
     o.controller === false
       ? undefined
-      : await startController(nc, { id: o.nodeId, stores, ...(o.catalog === undefined ? {} : { catalog: o.catalog }), replicas: o.replicas ?? 1, leaseMs: t.leaseMs, nodeTimeoutMs: t.nodeTimeoutMs, reconcileMs: t.reconcileMs, log });
+      : await startController(nc, { id: o.nodeId, stores, ...(o.catalog === undefined ? {} : { catalog: o.catalog }), replicas: o.replicas ?? 1, leaseMs: t.leaseMs, nodeTimeoutMs: t.nodeTimeoutMs, settleMs: o.placementSettleMs ?? placementSettleMs(), reconcileMs: t.reconcileMs, log });
   const agent = await startAgent(nc, {
     nodeId: o.nodeId,
     address: o.address,

@@ -7,6 +7,7 @@ import { parseArgs } from "node:util";
 import { connect } from "@nats-io/transport-node";
 import { controlBackend, MetadataStore, startControlServer } from "../../control/index.js";
 import { startController } from "./runtime.js";
+import { placementSettleMs } from "./settle.js";
 import { NATS_CREDS_ENV, TLS_CA_ENV, natsCredsOptions, natsTlsOptions } from "../../runtime/natsclient.js";
 
 const { values } = parseArgs({
@@ -17,6 +18,7 @@ const { values } = parseArgs({
     "lease-ms": { type: "string", default: "5000" },
     "node-timeout-ms": { type: "string", default: "5000" },
     "reconcile-ms": { type: "string", default: "1000" },
+    "settle-ms": { type: "string", default: String(placementSettleMs()) },
     "serve-control": { type: "boolean", default: false },
   },
 });
@@ -34,6 +36,7 @@ const ctl = await startController(nc, {
   leaseMs: Number(values["lease-ms"]),
   nodeTimeoutMs: Number(values["node-timeout-ms"]),
   reconcileMs: Number(values["reconcile-ms"]),
+  settleMs: Number(values["settle-ms"]),
   log: (line) => process.stderr.write(line + "\n"),
 });
 ctl.actor.on("elected", (e) => out({ event: "elected", term: e.term, revision: e.revision }));
