@@ -10,6 +10,9 @@
 // PX_FAULTS_DISK_FULL=enospc): nats-server 2.9 loses acknowledged writes of
 // the replica whose disk filled up (README, Durability), which no Proxist
 // setting prevents; a store limit below the disk keeps JetStream from it.
+// Open: seed 19 runs with this fault found WAL replicas drifting apart by a
+// sequence later on, also with the fillers and no limit (README, "Disk full,
+// investigated"): the fillers or their deletes, not the refusals.
 import type { JetStreamManager } from "@nats-io/jetstream";
 import { walAnchorSubject, walStream } from "../../protocols/subjects.js";
 import { TaggedError } from "../../protocols/tagged.js";
