@@ -15,12 +15,17 @@ import type { ControlResult } from "../test/faults/controls.js";
 import { assertClean, chaosRun } from "../test/faults/run.js";
 import type { RunResult } from "../test/faults/run.js";
 import { FAULT_KINDS } from "../test/faults/schedule.js";
+import type { FaultKind } from "../test/faults/schedule.js";
 import { writeResult } from "./lib.js";
 
 const log = (l: string): void => console.log(`[${new Date().toISOString()}] ${l}`);
 
-function args(): { minutes: number; seed: number; faults: number; controls: boolean } {
-  const { values } = parseArgs({ options: { minutes: { type: "string" }, seed: { type: "string" }, faults: { type: "string" }, "no-controls": { type: "boolean" } } });
+function args(): { minutes: number; seed: number; faults: number; controls: boolean; kinds: readonly FaultKind[] } {
+  const { values } = parseArgs({ options: { minutes: { type: "string" }, seed: { type: "string" }, faults: { type: "string" }, kinds: { type: "string" }, "no-controls": { type: "boolean" } } });
+  // A subset of the kinds (e.g. --kinds nats-disk-full) to replay one fault's effect on its own.
+  const kinds = values.kinds === undefined ? FAULT_KINDS : values.kinds.split(",").map((k) => k.trim());
+  const unknown = kinds.filter((k) => !(FAULT_KINDS as readonly string[]).includes(k));
+  if (unknown.length > 0 || kinds.length === 0) throw new Error(`--kinds ${values.kinds}: unknown kind ${unknown.join(", ") || "(none given)"}; name some of ${FAULT_KINDS.join(", ")}, comma separated`);
   const num = (name: string, v: string | undefined, fallback: number): number => {
     const n = v === undefined ? fallback : Number(v);
     if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} ${v}: must be a non-negative number (e.g. --${name} ${fallback})`);
@@ -29,7 +34,7 @@ function args(): { minutes: number; seed: number; faults: number; controls: bool
   const seed = num("seed", values.seed, Date.now() % 100_000);
   if (!Number.isInteger(seed)) throw new Error(`--seed ${values.seed}: must be an integer`);
   // 10 faults a run: every kind once, then 5 more at random (about 1 min of faults on top of ~1.5 min setup and checks).
-  return { minutes: num("minutes", values.minutes, 5), seed, faults: Math.max(FAULT_KINDS.length, Math.round(num("faults", values.faults, 10))), controls: values["no-controls"] !== true };
+  return { minutes: num("minutes", values.minutes, 5), seed, faults: Math.max(kinds.length, Math.round(num("faults", values.faults, 10))), controls: values["no-controls"] !== true, kinds: kinds as FaultKind[] };
 }
 
 async function main(): Promise<void> {
@@ -39,7 +44,7 @@ async function main(): Promise<void> {
   // As in the int tests (vitest.config.ts): the servers reserve every stream's max_bytes against a store sized
   // from the free disk by default, and on a nearly full disk streams were refused.
   process.env.PX_NATS_MAX_FILE_STORE ??= "1T";
-  log(`chaos: ${a.minutes} min from seed ${a.seed}, ${a.faults} faults a run`);
+  log(`chaos: ${a.minutes} min from seed ${a.seed}, ${a.faults} faults a run${a.kinds.length < FAULT_KINDS.length ? ` of kinds ${a.kinds.join(", ")}` : ""}`);
   const end = Date.now() + a.minutes * 60_000;
   const runs: RunResult[] = [];
   const failures: string[] = [];
@@ -47,7 +52,7 @@ async function main(): Promise<void> {
   for (let i = 0; runs.length === 0 || Date.now() < end; i++) {
     const seed = a.seed + i;
     try {
-      const r = await chaosRun({ seed, faults: a.faults, log });
+      const r = await chaosRun({ seed, faults: a.faults, kinds: a.kinds, log });
       runs.push(r);
       try {
         assertClean(r);
@@ -95,7 +100,7 @@ async function main(): Promise<void> {
     },
     {
       notes: {
-        setup: "3 nats-server processes (cluster, R3 WAL and KV; each in a network namespace of its own and its directory on a 768 MiB tmpfs), 1 clickhouse-server (root namespace, reached through a TCP relay on the bridge), 3 Proxist node processes (--shards assigned, sinks on; each in a network namespace of its own, libfaketime preloaded), one machine; table chaos.trades, 6 shards, rows older than 1 s of data time leave RAM once persisted",
+        setup: "3 nats-server processes (cluster, R3 WAL and KV; each in a network namespace of its own; with PX_FAULTS_DISK_FULL=enospc its directory on a 768 MiB tmpfs), 1 clickhouse-server (root namespace, reached through a TCP relay on the bridge), 3 Proxist node processes (--shards assigned, sinks on; each in a network namespace of its own, libfaketime preloaded), one machine; table chaos.trades, 6 shards, rows older than 1 s of data time leave RAM once persisted",
         uptime_at_start: uptimeAtStart,
         uptime_at_end: execFileSync("uptime", { encoding: "utf8" }).trim(),
         load_avg_at_start: loadAtStart,
@@ -117,7 +122,10 @@ async function main(): Promise<void> {
           "partition-nats": "iptables DROP in a NATS server's namespace of its two peers' addresses (its clients still reach it)",
           "clock-jump": "a node's wall clock (CLOCK_REALTIME via libfaketime's re-read offset file) 3-15 s ahead or behind; its HTTP Date header checked; monotonic clock untouched",
           "clickhouse-refuse": "the ClickHouse default profile made readonly=2 (users.xml, reloaded by the server): every INSERT refused with 164 READONLY",
-          "nats-disk-full": "a NATS server's tmpfs filled to the last 64 KiB with fallocate; freed after the hold (restarted if its JetStream does not recover in 20 s)",
+          "nats-disk-full":
+            process.env.PX_FAULTS_DISK_FULL === "enospc"
+              ? "a NATS server's tmpfs filled to the last 64 KiB with fallocate; freed after the hold (restarted if its JetStream does not recover in 20 s)"
+              : "the WAL's store full: its max_bytes lowered to what it holds plus 8 MiB and that margin filled with filler records on the anchor subject (JetStream refuses appends, discard new); fillers deleted and the limit put back after the hold",
         },
         checker: "ledger of every ack (producer id, seq, LSNs, row ids) against ClickHouse read with plain SQL over HTTP and every node's complete answer and the feed reader's rows; lost (feed: an acked row that never arrived), duplicated, out of order per symbol, watermark decreased (among those readers accept: the highest lease revision wins; an older revision's after it is counted as stale, not judged) or ahead of ClickHouse, corrupt rows, shards not live once 2 min after healing",
         controls: controls.map((c) => ({ name: c.name, detected: detected(c), lost: c.findings.lost.length, duplicated: c.findings.duplicated.length })),

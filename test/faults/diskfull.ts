@@ -1,4 +1,5 @@
-// Small disks for the NATS servers (the nats-disk-full fault): each server's
+// Small disks for the NATS servers (the nats-disk-full fault with
+// PX_FAULTS_DISK_FULL=enospc; see diskFullMode): each server's
 // directory (JetStream store, log, config) is a tmpfs of its own, mounted by
 // the harness; the fault fills one to the last byte with a filler file
 // (fallocate) and heal() deletes it. Mount points are named
@@ -9,6 +10,21 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, statfsSync } from "node
 import { join } from "node:path";
 
 const PREFIX = "/tmp/px-faults-tmpfs-";
+
+/**
+ * How the nats-disk-full fault fills a store: "store" (default) fills the
+ * WAL's JetStream store limit (walfull.ts), as on a server whose
+ * max_file_store is below its disk; "enospc" (PX_FAULTS_DISK_FULL=enospc)
+ * fills a NATS server's tmpfs to the last block, which nats-server 2.9 does
+ * not survive without losing acknowledged writes (README, Durability): kept
+ * to reproduce that.
+ */
+export function diskFullMode(env: Record<string, string | undefined> = process.env): "store" | "enospc" {
+  const v = env.PX_FAULTS_DISK_FULL ?? "";
+  if (v === "" || v === "store") return "store";
+  if (v === "enospc") return "enospc";
+  throw new Error(`PX_FAULTS_DISK_FULL=${JSON.stringify(v)}: expected "store" (the WAL's store limit reached; the default) or "enospc" (a NATS server's disk filled to the last block)`);
+}
 
 const alive = (pid: number): boolean => {
   try {

@@ -3,12 +3,15 @@
 // sinks, and the faults of schedule.ts done to them: SIGKILL + restart of a
 // node, SIGSTOP/SIGCONT of a node, SIGKILL + restart of the NATS server leading
 // the tenant's WAL stream (or of any NATS server), SIGSTOP/SIGCONT of
-// clickhouse-server. One fault at a time; each ends healed (restarted or
+// clickhouse-server, the WAL's store full (walfull.ts; or a NATS server's
+// disk, diskfull.ts). One fault at a time; each ends healed (restarted or
 // continued) before the next starts, and heal() repairs whatever an aborted
 // fault left. With `network` (netns.ts, needs root) every NATS server and node
 // runs in a network namespace of its own, and partitions cut them apart:
 // a node from every NATS server, a NATS server from its peers (its clients
 // still reach it), a node from ClickHouse.
+import { copyFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { walStream } from "../../protocols/subjects.js";
@@ -25,7 +28,14 @@ import { InsertRefusal } from "./chrefuse.js";
 import { Clocks, clockOffsetOf } from "./clock.js";
 import { SmallDisks } from "./diskfull.js";
 import { Network } from "./netns.js";
+import { WalFull } from "./walfull.js";
 import type { Fault } from "./schedule.js";
+
+/** The part of nats-server's /jsz?accounts=true&streams=true that walReplicas reads. */
+interface JszView {
+  readonly disabled?: boolean;
+  readonly account_details?: readonly { readonly stream_detail?: readonly { readonly name: string; readonly cluster?: { readonly leader?: string }; readonly state: { readonly first_seq: number; readonly last_seq: number; readonly messages: number } }[] }[];
+}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -43,7 +53,11 @@ export interface HarnessOptions {
   readonly network?: boolean;
   /** Every node with libfaketime preloaded (clock.ts): the clock-jump fault needs it. */
   readonly clocks?: boolean;
-  /** Every NATS server's directory on a small tmpfs of its own (diskfull.ts; needs root): the nats-disk-full fault needs it. */
+  /**
+   * Every NATS server's directory on a small tmpfs of its own (diskfull.ts;
+   * needs root): the nats-disk-full fault then fills one to ENOSPC instead of
+   * filling the WAL's store limit (walfull.ts). See diskFullMode.
+   */
   readonly smallDisks?: boolean;
 }
 
@@ -59,6 +73,8 @@ export class Harness {
   private readonly log: (line: string) => void;
   readonly clocks: Clocks | undefined;
   private readonly refusal: InsertRefusal;
+  /** The nats-disk-full fault in force (store-limit mode). */
+  private walFull: WalFull | undefined;
 
   private constructor(
     readonly o: HarnessOptions,
@@ -129,7 +145,10 @@ export class Harness {
     this.injected.set(f.kind, (this.injected.get(f.kind) ?? 0) + 1);
     this.log(`nemesis: ${what}, hold ${f.holdMs} ms`);
     await sleep(f.holdMs);
+    if (f.kind === "nats-disk-full") this.log(`nemesis: disk full, end of hold: ${this.walFull ? await this.walFull.state().catch((e: unknown) => `no stream info (${(e as Error).message})`) : await this.walReplicas()}`);
     await this.heal();
+    // Each server's own copy of the WAL after every fault: a replica whose first sequence moves shows when and where.
+    this.log(`nemesis: healed ${f.kind}: ${await this.walReplicas()}`);
     return what;
   }
 
@@ -196,8 +215,15 @@ export class Harness {
         return `clock: node ${id}'s wall clock ${skew > 0 ? "+" : ""}${skew} s (its Date header: ${seen === undefined ? "no answer" : `${seen > 0 ? "+" : ""}${seen.toFixed(1)} s`})`;
       }
       case "nats-disk-full": {
+        if (!this.disks) {
+          // The store of a server whose max_file_store is below its disk: the WAL's limit refuses appends (walfull.ts).
+          const tenant = this.o.spec.tenants[0]!.name;
+          this.broken.add("walfull");
+          this.walFull = await WalFull.fill(await jetstreamManager(this.nc, { timeout: 5_000 }), tenant);
+          return `WAL store full: ${walStream(tenant)}'s max_bytes lowered to ${this.walFull.capBytes} bytes (what it held plus 8 MiB), filled with ${this.walFull.fillerCount} filler records (${await this.walFull.state()})`;
+        }
         const i = f.target % this.nats.servers.length;
-        if (!this.disks) throw new Error(`fault ${f.kind} needs the NATS servers on small disks (HarnessOptions.smallDisks)`);
+        this.log(`nemesis: before disk full: ${await this.walReplicas()}`);
         const bytes = this.disks.fill(i);
         this.broken.add(`disk:${i}`);
         return `disk full: NATS server px${i + 1}'s store (${(bytes / 2 ** 20).toFixed(0)} MiB filler on its ${DISK_MB} MiB tmpfs)`;
@@ -213,6 +239,31 @@ export class Harness {
   private network(kind: string): Network {
     if (!this.net) throw new Error(`fault ${kind} needs the harness's network (HarnessOptions.network)`);
     return this.net;
+  }
+
+  /**
+   * The WAL stream as each NATS server holds it (its /jsz: first..last
+   * sequence, messages, leader or not), one line; a server that does not
+   * answer in 2 s says so.
+   */
+  async walReplicas(): Promise<string> {
+    const stream = walStream(this.o.spec.tenants[0]!.name);
+    const views = await Promise.all(
+      this.nats.servers.map(async (s) => {
+        const url = `http://${s.options.netns?.address ?? "127.0.0.1"}:${s.monitorPort}/jsz?accounts=true&streams=true`;
+        try {
+          const jsz = (await (await fetch(url, { signal: AbortSignal.timeout(2_000) })).json()) as JszView;
+          if (jsz.disabled) return `${s.options.serverName}: JetStream disabled`;
+          const st = jsz.account_details?.flatMap((a) => a.stream_detail ?? []).find((d) => d.name === stream);
+          if (!st) return `${s.options.serverName}: no ${stream}`;
+          const lead = st.cluster?.leader === s.options.serverName ? " leader" : "";
+          return `${s.options.serverName}: ${st.state.first_seq}..${st.state.last_seq} (${st.state.messages} msgs)${lead}`;
+        } catch (e) {
+          return `${s.options.serverName}: no answer (${(e as Error).message})`;
+        }
+      }),
+    );
+    return `${stream} per server: ${views.join("; ")}`;
   }
 
   /** Index of the NATS server leading the first tenant's WAL stream (a random one when no leader is known, e.g. mid-election). */
@@ -246,6 +297,10 @@ export class Harness {
         if (name!.startsWith("s")) await this.waitNatsWhole(Number(name!.slice(1)) - 1, performance.now());
       } else if (kind === "clock") this.clocks?.set(name!, 0);
       else if (kind === "refuse") await this.refusal.heal();
+      else if (kind === "walfull") {
+        await this.walFull?.release();
+        this.walFull = undefined;
+      }
       else if (kind === "disk") {
         const i = Number(name);
         this.disks?.release(i);
@@ -354,6 +409,24 @@ export class Harness {
     );
   }
 
+  /**
+   * With PX_FAULTS_NATS_LOGS=DIR: every NATS server's log copied to DIR
+   * before the small disks holding them are unmounted (a failed run's
+   * evidence of what JetStream did).
+   */
+  private keepNatsLogs(): void {
+    const dir = process.env.PX_FAULTS_NATS_LOGS;
+    if (!dir) return;
+    mkdirSync(dir, { recursive: true });
+    for (const s of this.nats.servers) {
+      try {
+        copyFileSync(join(s.dir, "nats.log"), join(dir, `${s.options.serverName}-${process.pid}-${Date.now()}.log`));
+      } catch (e) {
+        this.log(`nemesis: ${s.options.serverName}'s log not kept: ${(e as Error).message}`);
+      }
+    }
+  }
+
   /** Last lines of every node's output (for failure messages). */
   tails(lines = 15): string {
     return [...this.nodes].map(([id, p]) => `--- ${id}\n${p.output().split("\n").slice(-lines).join("\n")}`).join("\n");
@@ -368,6 +441,8 @@ export class Harness {
     this.nodes.clear();
     try {
       await this.nc.close().catch(() => {});
+      // Before close(), which deletes the servers' directories when they are not on small disks.
+      this.keepNatsLogs();
       await this.nats.close();
       await this.clickhouse.close();
     } finally {
