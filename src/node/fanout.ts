@@ -5,7 +5,7 @@
 // ports or peer addresses; subject permissions can scope it per node).
 import { trace } from "@opentelemetry/api";
 import { createInbox, headers } from "@nats-io/transport-node";
-import type { NatsConnection } from "@nats-io/transport-node";
+import type { Msg, NatsConnection } from "@nats-io/transport-node";
 import { HDR_PART_LAST, HDR_PART_SEQ, queryCancelSubject, queryPartSubject } from "../../protocols/subjects.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
 import { shardKey } from "../control/index.js";
@@ -50,10 +50,61 @@ export function natsClusterParts(o: NatsPartsOptions): ClusterParts {
   };
 }
 
+/**
+ * One wildcard inbox subscription per connection for every part's reply
+ * chunks (<prefix>.<n> per part), as src/ingest/replymux.ts does for requests:
+ * a subscription per part cost a SUB and an UNSUB, each carried to every
+ * server of the NATS cluster, per part.
+ */
+class PartInbox {
+  readonly prefix: string;
+  private readonly handlers = new Map<number, (err: Error | null, msg: Msg) => void>();
+  private next = 1;
+
+  constructor(private readonly nc: NatsConnection) {
+    // The connection's inbox prefix: credentials may only receive under their own.
+    this.prefix = `${createInbox((nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix)}.`;
+    const sub = nc.subscribe(`${this.prefix}*`, {
+      callback: (err, msg) => {
+        if (err !== null) {
+          for (const h of this.handlers.values()) h(err, msg);
+          return;
+        }
+        this.handlers.get(Number(msg.subject.slice(this.prefix.length)))?.(null, msg);
+      },
+    });
+    void sub.closed.then(
+      () => this.failAll(new Error("the part reply subscription closed (connection closed)")),
+      (e: unknown) => this.failAll(e instanceof Error ? e : new Error(String(e))),
+    );
+  }
+
+  /** A reply subject routed to `h` until the returned function is called. */
+  open(h: (err: Error | null, msg: Msg) => void): { subject: string; close: () => void } {
+    const id = this.next++;
+    this.handlers.set(id, h);
+    return { subject: this.prefix + id, close: () => void this.handlers.delete(id) };
+  }
+
+  private failAll(e: Error): void {
+    inboxes.delete(this.nc);
+    for (const h of [...this.handlers.values()]) h(e, undefined as unknown as Msg);
+    this.handlers.clear();
+  }
+}
+
+const inboxes = new WeakMap<NatsConnection, PartInbox>();
+
+/** The connection's shared part inbox. */
+function partInbox(nc: NatsConnection): PartInbox {
+  let i = inboxes.get(nc);
+  if (i === undefined) inboxes.set(nc, (i = new PartInbox(nc)));
+  return i;
+}
+
 /** Sends one part and gathers its chunked answer; on abort or deadline it tells the owner to cancel. */
 export function runPart(nc: NatsConnection, node: string, spec: TableSpec, req: PartRequest, signal: AbortSignal | undefined): Promise<PartReply> {
   return new Promise<PartReply>((resolve, reject) => {
-    const inbox = createInbox();
     const got: Uint8Array[] = [];
     let done = false;
     const finish = (err: Error | undefined, value?: PartReply): void => {
@@ -61,7 +112,7 @@ export function runPart(nc: NatsConnection, node: string, spec: TableSpec, req: 
       done = true;
       clearTimeout(timer);
       signal?.removeEventListener("abort", onAbort);
-      sub.unsubscribe();
+      sub.close();
       if (err !== undefined) reject(err);
       else resolve(value!);
     };
@@ -70,22 +121,20 @@ export function runPart(nc: NatsConnection, node: string, spec: TableSpec, req: 
       cancel();
       finish(signal?.reason instanceof Error ? signal.reason : new Error("the query was cancelled"));
     };
-    const sub = nc.subscribe(inbox, {
-      callback: (err, msg) => {
-        if (err !== null) return finish(err);
-        // NATS answers a request nobody listens to with an empty 503 status message.
-        if (msg.data.length === 0 && (msg.headers?.code === 503 || msg.headers?.status === "503")) return finish(new Error(`no responders on ${queryPartSubject(node)} (node ${node} is down or not serving queries)`));
-        const seq = Number(msg.headers?.get(HDR_PART_SEQ) ?? "0");
-        // Chunks of one publisher arrive in order; a gap means a chunk was lost (slow consumer).
-        if (seq !== got.length) return finish(new Error(`part reply chunk ${seq} arrived after ${got.length} chunks; a chunk was lost`));
-        got.push(msg.data);
-        if (msg.headers?.get(HDR_PART_LAST) !== "1") return;
-        try {
-          finish(undefined, decodePartReply(spec, joinChunks(got), req));
-        } catch (e) {
-          finish(e as Error);
-        }
-      },
+    const sub = partInbox(nc).open((err, msg) => {
+      if (err !== null) return finish(err);
+      // NATS answers a request nobody listens to with an empty 503 status message.
+      if (msg.data.length === 0 && (msg.headers?.code === 503 || msg.headers?.status === "503")) return finish(new Error(`no responders on ${queryPartSubject(node)} (node ${node} is down or not serving queries)`));
+      const seq = Number(msg.headers?.get(HDR_PART_SEQ) ?? "0");
+      // Chunks of one publisher arrive in order; a gap means a chunk was lost (slow consumer).
+      if (seq !== got.length) return finish(new Error(`part reply chunk ${seq} arrived after ${got.length} chunks; a chunk was lost`));
+      got.push(msg.data);
+      if (msg.headers?.get(HDR_PART_LAST) !== "1") return;
+      try {
+        finish(undefined, decodePartReply(spec, joinChunks(got), req));
+      } catch (e) {
+        finish(e as Error);
+      }
     });
     const timer = setTimeout(() => {
       cancel();
@@ -98,6 +147,6 @@ export function runPart(nc: NatsConnection, node: string, spec: TableSpec, req: 
     const tp = span === undefined ? undefined : traceparentOf(span);
     const h = tp === undefined ? undefined : headers();
     if (tp !== undefined) h!.set(TRACEPARENT, tp);
-    nc.publish(queryPartSubject(node), JSON.stringify(req), { reply: inbox, ...(h === undefined ? {} : { headers: h }) });
+    nc.publish(queryPartSubject(node), JSON.stringify(req), { reply: sub.subject, ...(h === undefined ? {} : { headers: h }) });
   });
 }

@@ -85,7 +85,7 @@ async function handle(o: PartServerOptions, running: Map<string, AbortController
           waitForLsn: (lsn, ms) => h.runtime.waitForLsn(lsn, ms), readiness: () => readinessOf(h.runtime) }));
     const reply = await answerPart(req, table, hosted, o.cold, ctl.signal, { nodeId: o.nodeId, minLsnWaitMs: o.minLsnTimeoutMs ?? 5_000 });
     bytes = encodePartReply(table, reply);
-    span?.setAttributes({ "px.symbols": reply.series.length, "px.cold_rows": reply.coldRows });
+    span?.setAttributes({ "px.symbols": reply.rows?.symbols.length ?? reply.series.length, "px.cold_rows": reply.coldRows });
   } catch (e) {
     bytes = encodePartError(`node ${o.nodeId}: ${(e as Error).message}`);
     span?.setStatus({ code: SpanStatusCode.ERROR, message: (e as Error).message });

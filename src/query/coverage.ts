@@ -11,7 +11,9 @@ import type { Loaded, LoadRequest } from "./load.js";
 import { addGroupRows, groupPartials } from "./grouping.js";
 import type { GroupSpec } from "./grouping.js";
 import type { GroupTable } from "./partials.js";
-import { localStatuses } from "./part.js";
+import { loadLastRows } from "./lastrows.js";
+import type { PartRows } from "./lastrows.js";
+import { localStatuses, seriesOfRows } from "./part.js";
 import type { BucketStatus, PartLimit, PartReply, PartRequest } from "./part.js";
 import { EMPTY_ROWS, toSeries } from "./series.js";
 import type { SymbolSeries } from "./series.js";
@@ -109,6 +111,30 @@ export async function fanLoad(ctx: FanLoadContext, cov: Coverage, req: Omit<Load
 }
 
 /**
+ * lastBy's load (t0 = t1, one row behind) over every bucket as flat rows: this
+ * node's buckets read from RAM as copies (held across the wait for the parts),
+ * each part's reply as decoded. `rows` is undefined when a bucket needed
+ * ClickHouse here or a reply came without flat rows: then `series` holds the
+ * union as fanLoad makes it.
+ */
+export async function fanLast(ctx: FanLoadContext, cov: Coverage, req: Omit<LoadRequest, "shards" | "tenant" | "spec">): Promise<{ rows: PartRows[] | undefined; series: SymbolSeries[]; notes: string[]; coldRows: number }> {
+  const spec = cov.spec;
+  const remote = retryMissing(ctx, spec, sendParts(ctx, cov, req, {}), (node, bs) => sendPart(ctx, spec, node, bs, req, {}));
+  // Awaited below, after the local statuses (see fanLoad).
+  remote.catch(() => {});
+  const localReq: LoadRequest = { ...req, tenant: ctx.tenant, spec, shards: cov.local, symbols: allLocal(cov) ? req.symbols : symbolsIn(req.symbols, spec, cov.local.map((h) => h.bucket)) };
+  // Status before rows, as in fanLoad.
+  const statuses = await localStatuses(cov.local);
+  const flat = loadLastRows(localReq);
+  const [local, replies] = await Promise.all([flat === undefined ? loadSeries(localReq, ctx.cold, ctx.signal) : { series: [], notes: [], coldRows: 0 }, remote]);
+  const { notes, coldRows } = account(ctx, cov, local, statuses, replies);
+  if (flat !== undefined && replies.every((r) => r.rows !== undefined)) return { rows: [flat, ...replies.map((r) => r.rows!)], series: [], notes, coldRows };
+  const series: SymbolSeries[] = flat === undefined ? [...local.series] : seriesOfRows(flat, req);
+  for (const r of replies) series.push(...r.series);
+  return { rows: undefined, series: unionSeries(series, spec, req), notes, coldRows };
+}
+
+/**
  * Group partials (bars, groupBy) over every bucket into `t`: this node's from
  * its shards, each owner's computed there (pushed down, cold side as SQL where
  * it has ClickHouse) and combined here exactly. Returns the notes.
@@ -159,11 +185,26 @@ function sendParts(ctx: FanLoadContext, cov: Coverage, req: Omit<LoadRequest, "s
 /** A part's reply, or "missing" for each of its buckets with `down` set when the owner did not answer at all. */
 type Answered = PartReply & { readonly node: string; readonly down?: true };
 
+/** `r` with its node; not a spread, which would read (build) a decoded reply's lazy series. */
+function answered(r: PartReply, node: string): Answered {
+  return {
+    statuses: r.statuses,
+    notes: r.notes,
+    coldRows: r.coldRows,
+    get series() {
+      return r.series;
+    },
+    ...(r.group === undefined ? {} : { group: r.group }),
+    ...(r.rows === undefined ? {} : { rows: r.rows }),
+    node,
+  };
+}
+
 function sendPart(ctx: FanLoadContext, spec: TableSpec, node: string, bs: readonly number[], req: Omit<LoadRequest, "shards" | "tenant" | "spec">, extra: PartExtra): Promise<Answered> {
   const columns = spec.columns.filter((_, j) => req.wanted[j]).map((c) => c.name);
   const part: PartRequest = { id: ctx.newId(), tenant: ctx.tenant, table: spec.name, buckets: bs, symbols: symbolsIn(req.symbols, spec, bs), t0: req.t0, t1: req.t1, behind: req.behind, ahead: req.ahead, columns, minLsn: ctx.minLsn, timeoutMs: Math.max(1, ctx.deadlineAt - Date.now()), ...extra };
   return ctx.parts!.run(node, spec, part, ctx.signal).then(
-    (r): Answered => ({ ...r, node }),
+    (r): Answered => answered(r, node),
     (e: unknown): Answered => {
       if (ctx.signal?.aborted === true) throw e;
       // The owner did not answer: its buckets are missing, the rest of the answer stands.

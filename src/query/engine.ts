@@ -13,14 +13,15 @@ import type { QueryBudget } from "../quota/index.js";
 import { loadSeries } from "./load.js";
 import { GroupTable } from "./partials.js";
 import type { Loaded, LoadRequest } from "./load.js";
-import { asofOp, barAggregates, barsOp, byOp, fastByOp, bySymbolMap, fieldsOf, groupByOp, neededColumns, rangeOp, rollingOp, windowJoinOp } from "./ops/index.js";
+import { asofOp, barAggregates, barsOp, byOp, fastByOp, lastByRows, bySymbolMap, fieldsOf, groupByOp, neededColumns, rangeOp, rollingOp, windowJoinOp } from "./ops/index.js";
 import { arrowSchema, toRecordBatches } from "./output.js";
 import type { OutField, OutTable } from "./output.js";
 import { lowerBound } from "./series.js";
 import type { SymbolSeries } from "./series.js";
 import type { ColdSource, HotShard, TableSource } from "./source.js";
 import { fastRangeOp } from "./rangefast.js";
-import { allLocal, coverageOf, fanGroup, fanLoad, refuseIncomplete, shardNote } from "./coverage.js";
+import { allLocal, coverageOf, fanGroup, fanLast, fanLoad, refuseIncomplete, shardNote } from "./coverage.js";
+import type { PartRows } from "./lastrows.js";
 import { groupPartials } from "./grouping.js";
 import { localStatuses } from "./part.js";
 import type { PartLimit } from "./part.js";
@@ -230,13 +231,17 @@ export class ProxistQueryEngine {
         notes.push(...bad.map((st) => shardNote(c.spec.name, st)));
       }
     }
-    const use = (l: Loaded): SymbolSeries[] => {
+    const use = (l: Loaded, flat?: readonly PartRows[]): SymbolSeries[] => {
       // Rows loaded are held until the result is built: charged to the query's memory budget.
       let rows = 0;
       let bytes = 0;
       for (const s of l.series) {
         rows += s.n;
         bytes += s.n * (24 + 8 * s.values.filter((v) => v !== undefined).length);
+      }
+      for (const f of flat ?? []) {
+        rows += f.ts.length;
+        bytes += f.ts.length * (24 + 8 * f.values.filter((v) => v !== undefined).length);
       }
       budget.hold(bytes, `loading ${rows} rows`);
       notes.push(...l.notes);
@@ -264,7 +269,7 @@ export class ProxistQueryEngine {
     right: TableSpec | undefined,
     cols: { left: boolean[]; right: boolean[] },
     load: (spec: TableSpec, wanted: boolean[], t0: number, t1: number, behind: number, ahead: number, limit?: PartLimit, alone?: boolean) => Promise<Loaded>,
-    use: (l: Loaded) => SymbolSeries[],
+    use: (l: Loaded, flat?: readonly PartRows[]) => SymbolSeries[],
     signal: AbortSignal | undefined,
     direct: readonly HotShard[] | undefined,
     fan: Fan,
@@ -285,6 +290,13 @@ export class ProxistQueryEngine {
           return byOp(q, left, s);
         }
         // The last row before t1: an empty range at t1 with one row of look-behind.
+        if (this.options.parts !== undefined) {
+          // Fan-out: flat rows from this node's buckets and the parts (no per-symbol series), when all came so.
+          const r = await fan(left, (ctx, cov) => fanLast(ctx, cov, { symbols: q.symbols, t0: q.t1, t1: q.t1, behind: 1, ahead: 0, wanted: cols.left }));
+          if (r.rows === undefined) return byOp(q, left, use(r));
+          use({ series: [], notes: r.notes, coldRows: r.coldRows }, r.rows);
+          return lastByRows(q, left, r.rows);
+        }
         const s = use(await load(left, cols.left, q.t1, q.t1, 1, 0));
         return byOp(q, left, s);
       }
@@ -334,7 +346,7 @@ export class ProxistQueryEngine {
     aggs: readonly Aggregate[],
     bucket: number | undefined,
     bySymbol: boolean,
-    use: (l: Loaded) => SymbolSeries[],
+    use: (l: Loaded, flat?: readonly PartRows[]) => SymbolSeries[],
     fan: Fan,
     signal: AbortSignal | undefined,
     direct: readonly HotShard[] | undefined,

@@ -47,7 +47,7 @@ export interface Loaded {
   readonly coldRows: number;
 }
 
-interface ShardPlan {
+export interface ShardPlan {
   readonly shard: HotShard;
   readonly slice: ColdSlice;
   readonly symbols: readonly string[] | undefined;
@@ -189,7 +189,7 @@ function emptyRows(req: LoadRequest): FlatRows {
   return { ...e, values: req.spec.columns.map((c, j) => (req.wanted[j] ? allocValueArray(c.type, 0) : undefined)) };
 }
 
-function plan(req: LoadRequest): ShardPlan[] {
+export function plan(req: LoadRequest): ShardPlan[] {
   const { spec, t0, t1 } = req;
   return req.shards.map((shard) => {
     const table = shard.table;

@@ -10,6 +10,8 @@ import type { ValueArray } from "../codec/tickbatch.js";
 import { allocValueArray } from "../codec/tickbatch.js";
 import { groupPartials, groupRowsOf } from "./grouping.js";
 import type { GroupRows, GroupSpec } from "./grouping.js";
+import { loadLastRows } from "./lastrows.js";
+import type { PartRows } from "./lastrows.js";
 import { loadSeries } from "./load.js";
 import type { LoadRequest } from "./load.js";
 import { GroupTable } from "./partials.js";
@@ -65,6 +67,8 @@ export interface PartReply {
   readonly series: readonly SymbolSeries[];
   /** The group partials when the request asked for them. */
   readonly group?: GroupRows;
+  /** The same rows as `series`, flat (a decoded reply, a lastBy part's answer): read these to skip building series. */
+  readonly rows?: PartRows;
 }
 
 interface Header {
@@ -92,6 +96,7 @@ export function wantedOf(spec: TableSpec, columns: readonly string[]): boolean[]
 
 /** The reply as one byte frame: u32 header length, header JSON padded to 8, then per column the rows of all symbols. */
 export function encodePartReply(spec: TableSpec, r: PartReply): Uint8Array {
+  if (r.rows !== undefined && r.group === undefined) return encodeRows(spec, r, r.rows);
   const cols = spec.columns.map((_, j) => j).filter((j) => r.series.some((s) => s.values[j] !== undefined));
   const g = r.group;
   const header: Header = {
@@ -110,6 +115,13 @@ export function encodePartReply(spec: TableSpec, r: PartReply): Uint8Array {
   for (const j of cols) groups.push(r.series.map((s) => s.values[j]?.subarray(0, s.n) ?? allocValueArray(spec.columns[j]!.type, s.n)));
   if (g !== undefined) for (const a of [g.sym, g.bucket, g.n, ...g.arrs]) groups.push([a]);
   return frame(header, groups);
+}
+
+/** Flat rows in the same frame as series (one column group per column, symbols back to back): no per-symbol copies. */
+function encodeRows(spec: TableSpec, r: PartReply, rows: PartRows): Uint8Array {
+  const cols = spec.columns.map((_, j) => j).filter((j) => rows.values[j] !== undefined);
+  const header: Header = { v: 1, statuses: r.statuses, notes: r.notes, coldRows: r.coldRows, symbols: rows.symbols, cols };
+  return frame(header, [[rows.ts], [rows.lsn], [rows.row], ...cols.map((j) => [rows.values[j]!])]);
 }
 
 /** A reply saying the part failed as a whole (the coordinator throws PartFailedError with `message`). */
@@ -176,14 +188,32 @@ export function decodePartReply(spec: TableSpec, bytes: Uint8Array, req: Pick<Pa
     hg === undefined
       ? undefined
       : { names: hg.names, size: hg.size, sym: take(Int32Array, hg.size), bucket: take(Float64Array, hg.size), n: take(Float64Array, hg.size), arrs: Array.from({ length: hg.fields }, () => take(Float64Array, hg.size)) };
+  const rows: PartRows = { symbols: header.symbols, ts, lsn, row, values };
+  return withRows({ statuses: header.statuses, notes: header.notes, coldRows: header.coldRows, ...(group === undefined ? {} : { group }) }, rows, req);
+}
+
+/** A reply over flat rows whose `series` are built on first read (a fan-out lastBy reads `rows` only). */
+export function withRows(r: Omit<PartReply, "series" | "rows">, rows: PartRows, req: Pick<PartRequest, "t0" | "t1" | "behind" | "ahead">): PartReply {
+  let series: SymbolSeries[] | undefined;
+  return {
+    ...r,
+    rows,
+    get series(): SymbolSeries[] {
+      return (series ??= seriesOfRows(rows, req));
+    },
+  };
+}
+
+/** Per-symbol series viewing `rows`, with [t0, t1) bounds. */
+export function seriesOfRows(rows: PartRows, req: Pick<PartRequest, "t0" | "t1" | "behind" | "ahead">): SymbolSeries[] {
   const series: SymbolSeries[] = [];
   let from = 0;
-  for (const [symbol, n] of header.symbols) {
+  for (const [symbol, n] of rows.symbols) {
     const sub = <T extends ValueArray>(v: T): T => v.subarray(from, from + n) as T;
-    series.push(toSeries(symbol, { n, ts: sub(ts), lsn: sub(lsn), row: sub(row), values: values.map((v) => (v === undefined ? undefined : sub(v))) }, req.t0, req.t1, req.behind, req.ahead));
+    series.push(toSeries(symbol, { n, ts: sub(rows.ts), lsn: sub(rows.lsn), row: sub(rows.row), values: rows.values.map((v) => (v === undefined ? undefined : sub(v))) }, req.t0, req.t1, req.behind, req.ahead));
     from += n;
   }
-  return { statuses: header.statuses, notes: header.notes, coldRows: header.coldRows, series, ...(group === undefined ? {} : { group }) };
+  return series;
 }
 
 /** The owner could not run the part (its message says why). */
@@ -248,6 +278,9 @@ export async function answerPart(req: PartRequest, spec: TableSpec, hosted: read
     const r = await groupPartials(t, load, req.partials, cold, signal);
     return { statuses, notes: r.notes, coldRows: r.coldRows, series: [], group: groupRowsOf(t) };
   }
+  // lastBy's shape from RAM: flat rows (the frame is the same; no per-symbol series built on either side).
+  const last = req.limit === undefined ? loadLastRows(load) : undefined;
+  if (last !== undefined) return withRows({ statuses, notes: [], coldRows: 0 }, last, req);
   const loaded = await loadSeries(load, cold, signal);
   const series = req.limit === undefined ? loaded.series : firstRows(loaded.series, req.limit, req);
   return { statuses, notes: loaded.notes, coldRows: loaded.coldRows, series };

@@ -78,7 +78,7 @@ function cluster(
     },
   };
   const local = staticSource(new Map([[TENANT, new Map(specs.map((spec) => [spec.name, { spec, shards: shardsOn("a", spec.name) }]))]]));
-  return { engine: new ProxistQueryEngine({ source: local, parts, ...(opts.partRetriesMs === undefined ? {} : { partRetriesMs: opts.partRetriesMs }) }), runs, replies };
+  return { engine: new ProxistQueryEngine({ source: local, parts, ...(opts.partRetriesMs === undefined ? {} : { partRetriesMs: opts.partRetriesMs }) }), runs, replies, parts, source: local };
 }
 
 function single(specs: readonly TableSpec[], tables: Map<string, HotShard[]>): ProxistQueryEngine {
@@ -176,6 +176,40 @@ describe("fanout - every operator over shards spread across nodes", () => {
       const { engine } = cluster(specs, tables, { trades: ["a", "b", "c"], quotes: ["b", "a", "c"] }, { whilePending: late });
       const got = outRows((await engine.execute(TENANT, q)).table);
       expect({ q, diff: diffRows(got, want) }).toEqual({ q, diff: undefined });
+    }
+  });
+
+  it("fanout - last-by from flat rows (own buckets read as copies, replies' rows) equals the generic path over series, with and without evictions", async () => {
+    const specs = [tradesSpec(4), quotesSpec(3)];
+    const owners = { trades: ["b", "a", "c", "b"], quotes: ["c", "a", "b"] };
+    for (const evict of [false, true]) {
+      const tables = rebucket(w, specs);
+      if (evict) for (const shards of tables.values()) for (const h of shards) h.table.evict(Number.MAX_SAFE_INTEGER, Math.floor(T_BASE + SPAN / 3));
+      const flat = cluster(specs, tables, owners);
+      // The generic path: replies without flat rows make the coordinator union series and run byOp.
+      const generic = cluster(specs, tables, owners);
+      const run = generic.parts.run;
+      generic.parts.run = async (node, spec, req, signal) => {
+        const r = await run(node, spec, req, signal);
+        return { statuses: r.statuses, notes: r.notes, coldRows: r.coldRows, series: r.series };
+      };
+      const engineOf = (c: typeof flat): ProxistQueryEngine => new ProxistQueryEngine({ source: c.source, parts: c.parts });
+      let flatReplies = 0;
+      for (const at of [undefined, T_BASE + SPAN / 2, T_BASE + SPAN / 5, T_BASE - 1, T_BASE + SPAN * 2]) {
+        for (const extra of [{}, { symbols: ["S1", "S7", "NOPE", "S12"] }, { columns: ["size"] }, { t0: T_BASE + SPAN / 10 }]) {
+          if ("t0" in extra && at !== undefined && at <= extra.t0) continue;
+          const q = { op: "lastBy", table: "trades", ...(at === undefined ? {} : { at }), ...extra };
+          flat.replies.length = 0;
+          const got = await engineOf(flat).execute(TENANT, q);
+          flatReplies += flat.replies.filter((r) => r.rows !== undefined).length;
+          const want = await engineOf(generic).execute(TENANT, q);
+          const oracle = await single(specs, tables).execute(TENANT, q);
+          expect({ q, diff: diffRows(outRows(got.table), outRows(want.table)) }).toEqual({ q, diff: undefined });
+          expect({ q, diff: diffRows(outRows(got.table), outRows(oracle.table)) }).toEqual({ q, diff: undefined });
+          expect({ q, notes: got.notes }).toEqual({ q, notes: want.notes });
+        }
+      }
+      expect(flatReplies).toBeGreaterThan(0);
     }
   });
 

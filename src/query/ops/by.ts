@@ -10,6 +10,8 @@ import type { OutColumn, OutTable } from "../output.js";
 import { before } from "../series.js";
 import type { SymbolSeries } from "../series.js";
 import type { HotShard } from "../source.js";
+import type { PartRows } from "../lastrows.js";
+import { compareStrings } from "../load.js";
 import { symbolsInOrder, symbolsListed } from "../symorder.js";
 import { fieldsOf, selectedColumns } from "./fields.js";
 import { rowsTable } from "./rows.js";
@@ -82,6 +84,54 @@ export function fastByOp(q: ByQuery, spec: TableSpec, shards: readonly HotShard[
       { field: fields[0]!, data: Int32Array.from(names.keys()) },
       { field: fields[1]!, data: ts.subarray(0, k) },
       ...cols.map((_, c): OutColumn => ({ field: fields[2 + c]!, data: values[c]!.subarray(0, k) as OutColumn["data"] })),
+    ],
+  };
+}
+
+/**
+ * lastBy over flat rows (a fan-out's own buckets and its parts' replies, see
+ * ../lastrows.ts): per symbol its last row before t1, kept when at or after t0.
+ * Same answer as byOp over the union of the same rows as series (a symbol in
+ * two inputs: the later input's row, as unionSeries keeps the later series).
+ */
+export function lastByRows(q: ByQuery, spec: TableSpec, parts: readonly PartRows[]): OutTable {
+  const names: string[] = [];
+  const from: number[] = [];
+  const at: number[] = [];
+  parts.forEach((p, k) => {
+    let end = 0;
+    for (const [name, n] of p.symbols) {
+      const start = end;
+      end += n;
+      let i = end - 1;
+      while (i >= start && !(p.ts[i]! < q.t1)) i--;
+      if (i < start || !(p.ts[i]! >= q.t0)) continue;
+      names.push(name);
+      from.push(k);
+      at.push(i);
+    }
+  });
+  // Stable: of equal names the later input stays last, and is kept.
+  const order = Array.from(names.keys()).sort((a, b) => compareStrings(names[a]!, names[b]!) || a - b);
+  const pick: number[] = [];
+  for (let r = 0; r < order.length; r++) if (r + 1 === order.length || names[order[r + 1]!] !== names[order[r]!]) pick.push(order[r]!);
+  const cols = selectedColumns(spec, q.columns);
+  const n = pick.length;
+  const ts = new Float64Array(n);
+  const values = cols.map((j) => allocValueArray(spec.columns[j]!.type, n));
+  pick.forEach((r, k) => {
+    const p = parts[from[r]!]!;
+    ts[k] = p.ts[at[r]!]!;
+    cols.forEach((j, c) => (values[c]![k] = p.values[j]![at[r]!]!));
+  });
+  const fields = fieldsOf(q, spec, undefined);
+  return {
+    rows: n,
+    symbols: pick.map((r) => names[r]!),
+    columns: [
+      { field: fields[0]!, data: Int32Array.from(pick.keys()) },
+      { field: fields[1]!, data: ts },
+      ...cols.map((_, c): OutColumn => ({ field: fields[2 + c]!, data: values[c]! as OutColumn["data"] })),
     ],
   };
 }

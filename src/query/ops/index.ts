@@ -4,7 +4,7 @@
 export { columnIndex, fieldsOf, neededColumns, selectedColumns } from "./fields.js";
 export { aggInputs, bySymbolMap } from "./rows.js";
 export { rangeOp } from "./range.js";
-export { byOp, fastByOp } from "./by.js";
+export { byOp, fastByOp, lastByRows } from "./by.js";
 export { asofMatch, asofOp } from "./asof.js";
 export { windowJoinOp } from "./windowjoin.js";
 export { rollingOp } from "./rolling.js";
