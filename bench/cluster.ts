@@ -30,7 +30,7 @@ import { NodeQuerier } from "../test/helpers/nodequery.js";
 import { clickhouseFixture, exactlyOnceReport } from "../test/helpers/sink.js";
 import { walTicks } from "../test/helpers/walticks.js";
 import { genBatches, sessionMicros } from "./gen.js";
-import { median, percentile, round, writeResult } from "./lib.js";
+import { median, percentile, round, waitQuiet, writeResult } from "./lib.js";
 
 const TICKS = Number(process.env.BENCH_CLUSTER_TICKS ?? 10_000_000);
 const RANGE_ROWS = Math.min(Number(process.env.BENCH_CLUSTER_RANGE_ROWS ?? 1_000_000), Math.floor(TICKS / 2));
@@ -59,23 +59,38 @@ interface Timing {
   readonly rows: number;
 }
 
-/** Two warm-ups, then runs until ~3 s are spent (3..30 runs); every answer must be complete. */
-async function time(q: NodeQuerier, query: unknown): Promise<Timing> {
-  let rows = 0;
-  const once = async (): Promise<number> => {
+/**
+ * The two peers of a comparison, interleaved (a, b, a, b, ...: whatever the machine does meanwhile falls on
+ * both alike): two warm-ups each, then pairs until ~6 s are spent (3..30 pairs); every answer must be complete.
+ */
+async function timePair(a: NodeQuerier, b: NodeQuerier, query: unknown): Promise<[Timing, Timing]> {
+  const once = async (q: NodeQuerier): Promise<{ ms: number; rows: number }> => {
     const t = performance.now();
     const r = await q.count(query);
     if (!r.complete) throw new Error(`incomplete answer to ${JSON.stringify(query)}: ${r.notes.join("; ")}`);
-    rows = r.rows;
-    return performance.now() - t;
+    return { ms: performance.now() - t, rows: r.rows };
   };
-  await once();
-  await once();
+  for (let i = 0; i < 2; i++) {
+    await once(a);
+    await once(b);
+  }
   const xs: number[] = [];
+  const ys: number[] = [];
+  let rows: [number, number] = [0, 0];
   const start = performance.now();
-  while (xs.length < 3 || (xs.length < 30 && performance.now() - start < 3_000)) xs.push(await once());
-  xs.sort((a, b) => a - b);
-  return { p50: percentile(xs, 50), runs: xs.length, rows };
+  while (xs.length < 3 || (xs.length < 30 && performance.now() - start < 6_000)) {
+    const x = await once(a);
+    const y = await once(b);
+    xs.push(x.ms);
+    ys.push(y.ms);
+    rows = [x.rows, y.rows];
+  }
+  xs.sort((p, q) => p - q);
+  ys.sort((p, q) => p - q);
+  return [
+    { p50: percentile(xs, 50), runs: xs.length, rows: rows[0] },
+    { p50: percentile(ys, 50), runs: ys.length, rows: rows[1] },
+  ];
 }
 
 async function queryPhase(): Promise<{ figures: Record<string, number>; notes: Record<string, unknown> }> {
@@ -122,9 +137,11 @@ async function queryPhase(): Promise<{ figures: Record<string, number>; notes: R
         };
         const figures: Record<string, number> = {};
         const rows: Record<string, number> = {};
+        // The nodes persist and snapshot the day for a while after it is read back: time the queries after that.
+        const quiet = await waitQuiet();
+        log(`quiet after ${quiet.waitedMs} ms (${quiet.busyCores} cores busy)`);
         for (const [name, q] of Object.entries(queries)) {
-          const f = await time(fan, q);
-          const l = await time(one, q);
+          const [f, l] = await timePair(fan, one, q);
           if (f.rows !== l.rows) throw new Error(`${name}: fan-out answered ${f.rows} rows, the all-shards node ${l.rows}`);
           rows[name] = f.rows;
           log(`${name}: fan-out p50 ${f.p50.toFixed(2)} ms (${f.runs} runs), one node ${l.p50.toFixed(2)} ms (${l.runs} runs), ${f.rows} rows`);
@@ -138,7 +155,7 @@ async function queryPhase(): Promise<{ figures: Record<string, number>; notes: R
             figures[`fanout_vs_local_${name}_ratio`] = round(f.p50 / l.p50);
           }
         }
-        return { figures, notes: { result_rows: rows, queries } };
+        return { figures, notes: { result_rows: rows, queries, quiet_before_queries: quiet } };
       } finally {
         fan.close();
         one.close();
@@ -255,7 +272,7 @@ async function main(): Promise<void> {
     failover: f.notes,
     notes: [
       "One machine: 3 nats-server processes (cluster, R3 WAL and KV), 3 Proxist nodes (--shards assigned) and, for the query phase, a 4th node holding every shard (--shards all) reading the same WAL; all share the CPU.",
-      "Query timings are gRPC Query calls from this process (answer read to its end, rows counted, values not converted), fan-out asked of n1, local asked of the all-shards node; each p50 over 3..30 runs after 2 warm-ups; every answer complete.",
+      "Query timings are gRPC Query calls from this process (answer read to its end, rows counted, values not converted), fan-out asked of n1, local asked of the all-shards node, interleaved (fan-out, local, fan-out, ...); each p50 over 3..30 pairs after 2 warm-ups each; every answer complete. Timing starts once the machine is quiet (under 0.15 cores busy over two 2 s windows, at most 180 s: quiet_before_queries) after the day was read back: the nodes persist and snapshot it meanwhile.",
       "Data: bench/gen.ts trades day (seed 42, 1,000 symbols) over 12 shards; quotes are not loaded (no figure reads them). lastBy at mid-day, range over a quarter-day window of ~range_rows rows, bars 1 minute over the day.",
       `Failover: a fresh cluster with ClickHouse (sinks on, hot 60 s of data time); each run preloads ticks, ingests with 4 publisher loops, SIGKILLs the control-plane leader; live = every shard live once on the survivors (GET /v1/shards every 20 ms). Node timeout ${CONTROL_DEFAULTS.nodeTimeoutMs} ms, leader lease ${CONTROL_DEFAULTS.leaseMs} ms.`,
       "lost_acked: acked rows missing from the WAL plus WAL rows missing in ClickHouse after the survivors persisted; duplicated: batches stored twice in the WAL plus extra (_lsn, _row) copies and foreign rows in ClickHouse.",

@@ -19,6 +19,38 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
+/** Busy CPU time of the whole machine (all cores), seconds, from /proc/stat (NaN off Linux). */
+function machineBusySeconds(): number {
+  try {
+    const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal: busy is all but idle and iowait.
+    return (f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/**
+ * Waits until the machine is quiet: less than `busyCores` cores busy over two windows of `windowMs` in a row
+ * (servers of a benchmark still persisting or snapshotting after a load would time the peers of a
+ * comparison against a background that decays while they run). Gives up after `maxMs`; returns
+ * { waitedMs, busyCores } of the last window.
+ */
+export async function waitQuiet(busyCores = 0.15, windowMs = 2_000, maxMs = 180_000): Promise<{ waitedMs: number; busyCores: number }> {
+  const t0 = performance.now();
+  let calm = 0;
+  let busy = Number.NaN;
+  while (performance.now() - t0 < maxMs) {
+    const a = machineBusySeconds();
+    await new Promise((r) => setTimeout(r, windowMs));
+    busy = (machineBusySeconds() - a) / (windowMs / 1000);
+    if (!(busy >= 0)) break;
+    calm = busy < busyCores ? calm + 1 : 0;
+    if (calm >= 2) break;
+  }
+  return { waitedMs: Math.round(performance.now() - t0), busyCores: round(busy, 2) };
+}
+
 export function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
