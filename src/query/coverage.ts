@@ -6,14 +6,16 @@ import { QueryError } from "../../protocols/errors.js";
 import { bucketOf } from "../../protocols/routing.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
 import { allocValueArray } from "../codec/tickbatch.js";
-import { compareStrings, loadSeries } from "./load.js";
-import type { Loaded, LoadRequest } from "./load.js";
+import { loadSeries } from "./load.js";
+import type { Loaded } from "./load.js";
+import { compareStrings } from "./symorder.js";
+import type { LoadRequest } from "./plan.js";
 import { addGroupRows, groupPartials } from "./grouping.js";
 import type { GroupSpec } from "./grouping.js";
 import type { GroupTable } from "./partials.js";
-import { loadLastRows } from "./lastrows.js";
+import { loadLastRows, seriesOfRows } from "./lastrows.js";
 import type { PartRows } from "./lastrows.js";
-import { localStatuses, seriesOfRows } from "./part.js";
+import { localStatuses } from "./part.js";
 import type { BucketStatus, PartLimit, PartReply, PartRequest } from "./part.js";
 import { EMPTY_ROWS, toSeries } from "./series.js";
 import type { SymbolSeries } from "./series.js";
@@ -91,23 +93,12 @@ export const PART_RETRIES_MS: readonly number[] = [50, 150, 400, 800];
  * exact because a symbol lives in one bucket. Notes name every shard that is
  * missing or lagging.
  */
-export async function fanLoad(ctx: FanLoadContext, cov: Coverage, req: Omit<LoadRequest, "shards" | "tenant" | "spec">, limit?: PartLimit): Promise<Loaded> {
-  const spec = cov.spec;
-  const extra = limit === undefined ? {} : { limit };
-  const remote = retryMissing(ctx, spec, sendParts(ctx, cov, req, extra), (node, bs) => sendPart(ctx, spec, node, bs, req, extra));
-  // Awaited below, after the local statuses: a cancelled query rejecting it meanwhile must not be an unhandled
-  // rejection (Node ends the process on one: a client cancelling a fan-out query killed a node in the fault suite).
-  remote.catch(() => {});
+export async function fanLoad(ctx: FanLoadContext, cov: Coverage, req: FanRequest, limit?: PartLimit): Promise<Loaded> {
   // Views of hot rows only when nothing is awaited after the local load: remote parts are (the shards apply records meanwhile).
-  const localReq: LoadRequest = { ...req, tenant: ctx.tenant, spec, shards: cov.local, symbols: allLocal(cov) ? req.symbols : symbolsIn(req.symbols, spec, cov.local.map((h) => h.bucket)), views: req.views === true && allLocal(cov) };
-  // Status before rows: a shard that turns live after its rows were read would be counted live with the rows of its recovery.
-  const statuses = await localStatuses(cov.local);
-  const [local, replies] = await Promise.all([loadSeries(localReq, ctx.cold, ctx.signal), remote]);
-  const series: SymbolSeries[] = [...local.series];
-  for (const r of replies) series.push(...r.series);
-  const { notes, coldRows } = account(ctx, cov, local, statuses, replies);
-  if (allLocal(cov)) return { series, notes, coldRows };
-  return { series: unionSeries(series, spec, req), notes, coldRows };
+  const r = await fanOut(ctx, cov, req, limit === undefined ? {} : { limit }, (local) => loadSeries({ ...local, views: req.views === true && allLocal(cov) }, ctx.cold, ctx.signal));
+  const series: SymbolSeries[] = [...r.local.series];
+  for (const p of r.replies) series.push(...p.series);
+  return { series: allLocal(cov) ? series : unionSeries(series, cov.spec, req), notes: r.notes, coldRows: r.coldRows };
 }
 
 /**
@@ -117,21 +108,17 @@ export async function fanLoad(ctx: FanLoadContext, cov: Coverage, req: Omit<Load
  * ClickHouse here or a reply came without flat rows: then `series` holds the
  * union as fanLoad makes it.
  */
-export async function fanLast(ctx: FanLoadContext, cov: Coverage, req: Omit<LoadRequest, "shards" | "tenant" | "spec">): Promise<{ rows: PartRows[] | undefined; series: SymbolSeries[]; notes: string[]; coldRows: number }> {
-  const spec = cov.spec;
-  const remote = retryMissing(ctx, spec, sendParts(ctx, cov, req, {}), (node, bs) => sendPart(ctx, spec, node, bs, req, {}));
-  // Awaited below, after the local statuses (see fanLoad).
-  remote.catch(() => {});
-  const localReq: LoadRequest = { ...req, tenant: ctx.tenant, spec, shards: cov.local, symbols: allLocal(cov) ? req.symbols : symbolsIn(req.symbols, spec, cov.local.map((h) => h.bucket)) };
-  // Status before rows, as in fanLoad.
-  const statuses = await localStatuses(cov.local);
-  const flat = loadLastRows(localReq);
-  const [local, replies] = await Promise.all([flat === undefined ? loadSeries(localReq, ctx.cold, ctx.signal) : { series: [], notes: [], coldRows: 0 }, remote]);
-  const { notes, coldRows } = account(ctx, cov, local, statuses, replies);
-  if (flat !== undefined && replies.every((r) => r.rows !== undefined)) return { rows: [flat, ...replies.map((r) => r.rows!)], series: [], notes, coldRows };
-  const series: SymbolSeries[] = flat === undefined ? [...local.series] : seriesOfRows(flat, req);
-  for (const r of replies) series.push(...r.series);
-  return { rows: undefined, series: unionSeries(series, spec, req), notes, coldRows };
+export async function fanLast(ctx: FanLoadContext, cov: Coverage, req: FanRequest): Promise<{ rows: PartRows[] | undefined; series: SymbolSeries[]; notes: string[]; coldRows: number }> {
+  let flat: PartRows | undefined;
+  const r = await fanOut(ctx, cov, req, {}, (local) => {
+    flat = loadLastRows(local);
+    return flat === undefined ? loadSeries(local, ctx.cold, ctx.signal) : { series: [], notes: [], coldRows: 0 };
+  });
+  const { notes, coldRows } = r;
+  if (flat !== undefined && r.replies.every((p) => p.rows !== undefined)) return { rows: [flat, ...r.replies.map((p) => p.rows!)], series: [], notes, coldRows };
+  const series: SymbolSeries[] = flat === undefined ? [...r.local.series] : seriesOfRows(flat, req);
+  for (const p of r.replies) series.push(...p.series);
+  return { rows: undefined, series: unionSeries(series, cov.spec, req), notes, coldRows };
 }
 
 /**
@@ -139,18 +126,38 @@ export async function fanLast(ctx: FanLoadContext, cov: Coverage, req: Omit<Load
  * its shards, each owner's computed there (pushed down, cold side as SQL where
  * it has ClickHouse) and combined here exactly. Returns the notes.
  */
-export async function fanGroup(ctx: FanLoadContext, cov: Coverage, req: Omit<LoadRequest, "shards" | "tenant" | "spec">, g: GroupSpec, t: GroupTable): Promise<{ notes: string[]; coldRows: number }> {
-  const spec = cov.spec;
+export async function fanGroup(ctx: FanLoadContext, cov: Coverage, req: FanRequest, g: GroupSpec, t: GroupTable): Promise<{ notes: string[]; coldRows: number }> {
   const extra = { partials: { aggs: g.aggs, bucketMicros: g.bucketMicros, bySymbol: g.bySymbol } };
+  const r = await fanOut(ctx, cov, req, extra, (local) => groupPartials(t, local, g, ctx.cold, ctx.signal));
+  for (const p of r.replies) if (p.group !== undefined) addGroupRows(t, p.group);
+  return { notes: r.notes, coldRows: r.coldRows };
+}
+
+type FanRequest = Omit<LoadRequest, "shards" | "tenant" | "spec">;
+
+/**
+ * The steps every fan-out shares: parts sent to the remote owners first (with
+ * retries where a shard moved), this node's statuses read before its rows (a
+ * shard that turns live after its rows were read would be counted live with
+ * the rows of its recovery), `readLocal` over this node's buckets, then the
+ * notes and cold rows of all (refused under consistency "complete").
+ */
+async function fanOut<L extends { readonly notes: readonly string[]; readonly coldRows: number }>(
+  ctx: FanLoadContext,
+  cov: Coverage,
+  req: FanRequest,
+  extra: PartExtra,
+  readLocal: (local: LoadRequest) => L | Promise<L>,
+): Promise<{ local: L; replies: PartReply[]; notes: string[]; coldRows: number }> {
+  const spec = cov.spec;
   const remote = retryMissing(ctx, spec, sendParts(ctx, cov, req, extra), (node, bs) => sendPart(ctx, spec, node, bs, req, extra));
   // Awaited below, after the local statuses: a cancelled query rejecting it meanwhile must not be an unhandled
   // rejection (Node ends the process on one: a client cancelling a fan-out query killed a node in the fault suite).
   remote.catch(() => {});
-  const localReq: LoadRequest = { ...req, tenant: ctx.tenant, spec, shards: cov.local, symbols: symbolsIn(req.symbols, spec, cov.local.map((h) => h.bucket)) };
+  const localReq: LoadRequest = { ...req, tenant: ctx.tenant, spec, shards: cov.local, symbols: allLocal(cov) ? req.symbols : symbolsIn(req.symbols, spec, cov.local.map((h) => h.bucket)), views: false };
   const statuses = await localStatuses(cov.local);
-  const [local, replies] = await Promise.all([groupPartials(t, localReq, g, ctx.cold, ctx.signal), remote]);
-  for (const r of replies) if (r.group !== undefined) addGroupRows(t, r.group);
-  return account(ctx, cov, local, statuses, replies);
+  const [local, replies] = await Promise.all([readLocal(localReq), remote]);
+  return { local, replies, ...account(ctx, cov, local, statuses, replies) };
 }
 
 const symbolsIn = (symbols: readonly string[] | undefined, spec: TableSpec, buckets: readonly number[]): readonly string[] | undefined => {
@@ -178,7 +185,7 @@ function account(ctx: FanLoadContext, cov: Coverage, local: { notes: readonly st
 type PartExtra = Pick<PartRequest, "limit" | "partials">;
 
 /** One part per remote owner; an owner that does not answer yields "missing" statuses for its buckets. */
-function sendParts(ctx: FanLoadContext, cov: Coverage, req: Omit<LoadRequest, "shards" | "tenant" | "spec">, extra: PartExtra): Promise<Answered>[] {
+function sendParts(ctx: FanLoadContext, cov: Coverage, req: FanRequest, extra: PartExtra): Promise<Answered>[] {
   return [...cov.remote].map(([node, bs]) => sendPart(ctx, cov.spec, node, bs, req, extra));
 }
 
@@ -200,7 +207,7 @@ function answered(r: PartReply, node: string): Answered {
   };
 }
 
-function sendPart(ctx: FanLoadContext, spec: TableSpec, node: string, bs: readonly number[], req: Omit<LoadRequest, "shards" | "tenant" | "spec">, extra: PartExtra): Promise<Answered> {
+function sendPart(ctx: FanLoadContext, spec: TableSpec, node: string, bs: readonly number[], req: FanRequest, extra: PartExtra): Promise<Answered> {
   const columns = spec.columns.filter((_, j) => req.wanted[j]).map((c) => c.name);
   const part: PartRequest = { id: ctx.newId(), tenant: ctx.tenant, table: spec.name, buckets: bs, symbols: symbolsIn(req.symbols, spec, bs), t0: req.t0, t1: req.t1, behind: req.behind, ahead: req.ahead, columns, minLsn: ctx.minLsn, timeoutMs: Math.max(1, ctx.deadlineAt - Date.now()), ...extra };
   return ctx.parts!.run(node, spec, part, ctx.signal).then(

@@ -12,7 +12,8 @@ import { QueryQuotas } from "../quota/index.js";
 import type { QueryBudget } from "../quota/index.js";
 import { loadSeries } from "./load.js";
 import { GroupTable } from "./partials.js";
-import type { Loaded, LoadRequest } from "./load.js";
+import type { Loaded } from "./load.js";
+import type { LoadRequest } from "./plan.js";
 import { asofOp, barAggregates, barsOp, byOp, fastByOp, lastByRows, bySymbolMap, fieldsOf, groupByOp, neededColumns, rangeOp, rollingOp, windowJoinOp } from "./ops/index.js";
 import { arrowSchema, toRecordBatches } from "./output.js";
 import type { OutField, OutTable } from "./output.js";
@@ -209,17 +210,17 @@ export class ProxistQueryEngine {
       const ctx = { tenant, parts: this.options.parts, cold: this.options.cold, signal, deadlineAt, minLsn: minLsnOf(spec.name), complete, newId: () => `${this.idPrefix}.${++this.partSeq}`, ...(this.options.partRetriesMs === undefined ? {} : { partRetriesMs: this.options.partRetriesMs }) };
       return f(ctx, covs.get(spec.name)!);
     };
-    // `alone`: the op uses the rows as soon as this load resolves, with no other load in flight (hot rows may then be views).
-    const load = (spec: TableSpec, wanted: boolean[], t0: number, t1: number, behind: number, ahead: number, limit?: PartLimit, alone = true): Promise<Loaded> => {
+    const load: Load = (spec, wanted, t0, t1, behind, ahead, { limit, shared = false } = {}) => {
+      // Hot rows may be views when the op uses them as soon as this load resolves, with no other load in flight.
       const cov = covs.get(spec.name)!;
       if (this.options.parts === undefined) {
         // A cold read past what the memory quota leaves could never be answered: read one row more than fits, then refuse.
         const rowBytes = 24 + 8 * wanted.filter(Boolean).length;
         const left = budget.leftBytes;
-        const req: LoadRequest = { tenant, spec, shards: cov.local, symbols: q.symbols, t0, t1, behind, ahead, wanted, views: alone, ...(Number.isFinite(left) ? { maxColdRows: Math.floor(left / rowBytes) } : {}) };
+        const req: LoadRequest = { tenant, spec, shards: cov.local, symbols: q.symbols, t0, t1, behind, ahead, wanted, views: !shared, ...(Number.isFinite(left) ? { maxColdRows: Math.floor(left / rowBytes) } : {}) };
         return loadSeries(req, this.options.cold, signal);
       }
-      return fan(spec, (ctx) => fanLoad(ctx, cov, { symbols: q.symbols, t0, t1, behind, ahead, wanted, views: alone }, limit));
+      return fan(spec, (ctx) => fanLoad(ctx, cov, { symbols: q.symbols, t0, t1, behind, ahead, wanted, views: !shared }, limit));
     };
     const notes: string[] = [];
     let coldRows = 0;
@@ -231,19 +232,19 @@ export class ProxistQueryEngine {
         notes.push(...bad.map((st) => shardNote(c.spec.name, st)));
       }
     }
-    const use = (l: Loaded, flat?: readonly PartRows[]): SymbolSeries[] => {
-      // Rows loaded are held until the result is built: charged to the query's memory budget.
+    // Rows loaded are held until the result is built: charged to the query's memory budget.
+    const charge = (sizes: Iterable<{ readonly n: number; readonly values: readonly unknown[] }>): void => {
       let rows = 0;
       let bytes = 0;
-      for (const s of l.series) {
-        rows += s.n;
-        bytes += s.n * (24 + 8 * s.values.filter((v) => v !== undefined).length);
-      }
-      for (const f of flat ?? []) {
-        rows += f.ts.length;
-        bytes += f.ts.length * (24 + 8 * f.values.filter((v) => v !== undefined).length);
+      for (const { n, values } of sizes) {
+        rows += n;
+        bytes += n * (24 + 8 * values.filter((v) => v !== undefined).length);
       }
       budget.hold(bytes, `loading ${rows} rows`);
+    };
+    const use: Use = (l, flat) => {
+      charge(l.series);
+      if (flat !== undefined) charge(flat.map((f) => ({ n: f.ts.length, values: f.values })));
       notes.push(...l.notes);
       coldRows += l.coldRows;
       return l.series;
@@ -268,8 +269,8 @@ export class ProxistQueryEngine {
     left: TableSpec,
     right: TableSpec | undefined,
     cols: { left: boolean[]; right: boolean[] },
-    load: (spec: TableSpec, wanted: boolean[], t0: number, t1: number, behind: number, ahead: number, limit?: PartLimit, alone?: boolean) => Promise<Loaded>,
-    use: (l: Loaded, flat?: readonly PartRows[]) => SymbolSeries[],
+    load: Load,
+    use: Use,
     signal: AbortSignal | undefined,
     direct: readonly HotShard[] | undefined,
     fan: Fan,
@@ -278,7 +279,7 @@ export class ProxistQueryEngine {
       case "range": {
         // Per-part limit pushed down: no part needs to send more than the merged answer keeps.
         const limit = q.limit === undefined ? undefined : { n: q.limit, sort: q.sort, desc: q.order === "desc" };
-        const s = use(await load(left, cols.left, q.t0, q.t1, 0, 0, limit));
+        const s = use(await load(left, cols.left, q.t0, q.t1, 0, 0, { limit }));
         return rangeOp(q, left, s);
       }
       case "lastBy":
@@ -303,13 +304,13 @@ export class ProxistQueryEngine {
       case "asof": {
         const back = q.direction !== "forward" ? 1 : 0;
         const fwd = q.direction !== "backward" ? 1 : 0;
-        const [l, r] = await Promise.all([load(left, cols.left, q.t0, q.t1, 0, 0, undefined, false), load(right!, cols.right, q.t0, q.t1, back, fwd, undefined, false)]);
+        const [l, r] = await Promise.all([load(left, cols.left, q.t0, q.t1, 0, 0, { shared: true }), load(right!, cols.right, q.t0, q.t1, back, fwd, { shared: true })]);
         return asofOp(q, left, right!, use(l), bySymbolMap(use(r)));
       }
       case "windowJoin": {
         const [l, r] = await Promise.all([
-          load(left, cols.left, q.t0, q.t1, 0, 0, undefined, false),
-          load(right!, cols.right, Math.max(0, q.t0 - q.beforeMicros), Math.max(q.t0, q.t1 + q.afterMicros), 0, 0, undefined, false),
+          load(left, cols.left, q.t0, q.t1, 0, 0, { shared: true }),
+          load(right!, cols.right, Math.max(0, q.t0 - q.beforeMicros), Math.max(q.t0, q.t1 + q.afterMicros), 0, 0, { shared: true }),
         ]);
         return windowJoinOp(q, left, right!, use(l), bySymbolMap(use(r)));
       }
@@ -346,7 +347,7 @@ export class ProxistQueryEngine {
     aggs: readonly Aggregate[],
     bucket: number | undefined,
     bySymbol: boolean,
-    use: (l: Loaded, flat?: readonly PartRows[]) => SymbolSeries[],
+    use: Use,
     fan: Fan,
     signal: AbortSignal | undefined,
     direct: readonly HotShard[] | undefined,
@@ -386,6 +387,15 @@ export class ProxistQueryEngine {
 
 /** Runs `f` with the fan-out context and coverage of `spec` for the current query. */
 type Fan = <T>(spec: TableSpec, f: (ctx: FanLoadContext, cov: Coverage) => Promise<T>) => Promise<T>;
+
+/**
+ * Loads [t0, t1) of a table plus `behind`/`ahead` rows per symbol. `limit`: the most rows a range keeps (pushed
+ * down to the parts). `shared`: another load is in flight for the same op (a join), so hot rows must be copies.
+ */
+type Load = (spec: TableSpec, wanted: boolean[], t0: number, t1: number, behind: number, ahead: number, opts?: { readonly limit?: PartLimit | undefined; readonly shared?: boolean }) => Promise<Loaded>;
+
+/** Takes a load's series (and a fan-out lastBy's flat rows) into the result: charges their memory, keeps their notes. */
+type Use = (l: Loaded, flat?: readonly PartRows[]) => SymbolSeries[];
 
 /** The series with lo moved to the first row with ts >= t0 (rows before it stay as window context). */
 function rebound(s: SymbolSeries, t0: number): SymbolSeries {

@@ -5,7 +5,7 @@
 // partial rows travel as columns (GroupRows) and combine exactly on arrival.
 import type { Aggregate } from "../../protocols/query.js";
 import { loadHotOnly, loadSeries } from "./load.js";
-import type { LoadRequest } from "./load.js";
+import type { LoadRequest } from "./plan.js";
 import { addColdPartials, coldPartialsSql, hotPartials } from "./partials.js";
 import type { GroupTable } from "./partials.js";
 import type { ColdSource } from "./source.js";

@@ -15,7 +15,8 @@ export type { BucketPlace, ClusterParts, Coverage } from "./coverage.js";
 export { arrowSchema, arrowType, toRecordBatches, TS_FIELD_META } from "./output.js";
 export type { OutColumn, OutField, OutKind, OutTable } from "./output.js";
 export { loadSeries } from "./load.js";
-export type { Loaded, LoadRequest } from "./load.js";
+export type { Loaded } from "./load.js";
+export type { LoadRequest } from "./plan.js";
 export type { SymbolSeries } from "./series.js";
 // The operator pieces materialized feeds (src/feed/) run incrementally: one copy of the math.
 export { aggInputs, asofMatch, barAggregates, barsOp, columnIndex, fieldsOf, selectedColumns } from "./ops/index.js";
@@ -23,4 +24,4 @@ export { SlideState, ema, slideRange, slidingAggregates } from "./window.js";
 export type { AggInput, AggOut } from "./window.js";
 export { GroupTable, bucketStart, hotPartials } from "./partials.js";
 export { before, lowerBound, upperBound } from "./series.js";
-export { compareStrings } from "./load.js";
+export { compareStrings } from "./symorder.js";

@@ -9,9 +9,10 @@
 import { allocValueArray } from "../codec/tickbatch.js";
 import type { ValueArray } from "../codec/tickbatch.js";
 import type { SeamRow } from "../hotset/index.js";
-import { plan } from "./load.js";
-import type { LoadRequest } from "./load.js";
-import { before } from "./series.js";
+import { plan } from "./plan.js";
+import type { LoadRequest, ShardPlan } from "./plan.js";
+import { before, toSeries } from "./series.js";
+import type { SymbolSeries } from "./series.js";
 import { symbolsInOrder, symbolsListed } from "./symorder.js";
 
 /**
@@ -35,9 +36,24 @@ export interface PartRows {
  * t1 are left out (a symbol asked for that no shard holds included).
  */
 export function loadLastRows(req: LoadRequest): PartRows | undefined {
-  if (!(req.behind === 1 && req.ahead === 0 && req.t0 === req.t1)) return undefined;
+  if (!isLastShape(req)) return undefined;
   const plans = plan(req);
-  if (plans.some((p) => p.needRange || p.needBefore || p.needAfter)) return undefined;
+  return plans.some(needsCold) ? undefined : lastRows(req, plans);
+}
+
+/** lastBy's shape: an empty range at t1 with one row of look-behind. */
+export const isLastShape = (req: Pick<LoadRequest, "t0" | "t1" | "behind" | "ahead">): boolean => req.behind === 1 && req.ahead === 0 && req.t0 === req.t1;
+
+export const needsCold = (p: ShardPlan): boolean => p.needRange || p.needBefore || p.needAfter;
+
+/**
+ * Per symbol the row before t1 that a merge of its hot rows and seam row would
+ * put last (the later by (ts, lsn, row)), written into one set of columns
+ * shared by every symbol: no per-symbol copies and merges. `plans` need no
+ * ClickHouse read. Same result as the general path for this shape (the query
+ * oracle tests cover both).
+ */
+export function lastRows(req: LoadRequest, plans: readonly ShardPlan[]): PartRows {
   const shards = plans.map((p) => p.shard);
   const candidates = req.symbols === undefined ? symbolsInOrder(shards) : symbolsListed(req.symbols, req.spec, shards);
   // Each shard's table read once, synchronously (nothing here awaits, so none can change meanwhile).
@@ -77,4 +93,16 @@ export function loadLastRows(req: LoadRequest): PartRows | undefined {
   }
   const cut = <T extends ValueArray>(v: T): T => v.subarray(0, k) as T;
   return { symbols, ts: cut(ts), lsn: cut(lsn), row: cut(row), values: values.map((v) => (v === undefined ? undefined : cut(v))) };
+}
+
+/** Per-symbol series viewing `rows`, with [t0, t1) bounds. */
+export function seriesOfRows(rows: PartRows, req: Pick<LoadRequest, "t0" | "t1" | "behind" | "ahead">): SymbolSeries[] {
+  const series: SymbolSeries[] = [];
+  let from = 0;
+  for (const [symbol, n] of rows.symbols) {
+    const sub = <T extends ValueArray>(v: T): T => v.subarray(from, from + n) as T;
+    series.push(toSeries(symbol, { n, ts: sub(rows.ts), lsn: sub(rows.lsn), row: sub(rows.row), values: rows.values.map((v) => (v === undefined ? undefined : sub(v))) }, req.t0, req.t1, req.behind, req.ahead));
+    from += n;
+  }
+  return series;
 }

@@ -10,10 +10,10 @@ import type { ValueArray } from "../codec/tickbatch.js";
 import { allocValueArray } from "../codec/tickbatch.js";
 import { groupPartials, groupRowsOf } from "./grouping.js";
 import type { GroupRows, GroupSpec } from "./grouping.js";
-import { loadLastRows } from "./lastrows.js";
+import { loadLastRows, seriesOfRows } from "./lastrows.js";
 import type { PartRows } from "./lastrows.js";
 import { loadSeries } from "./load.js";
-import type { LoadRequest } from "./load.js";
+import type { LoadRequest } from "./plan.js";
 import { GroupTable } from "./partials.js";
 import { orderRows } from "./order.js";
 import { toSeries } from "./series.js";
@@ -202,18 +202,6 @@ export function withRows(r: Omit<PartReply, "series" | "rows">, rows: PartRows, 
       return (series ??= seriesOfRows(rows, req));
     },
   };
-}
-
-/** Per-symbol series viewing `rows`, with [t0, t1) bounds. */
-export function seriesOfRows(rows: PartRows, req: Pick<PartRequest, "t0" | "t1" | "behind" | "ahead">): SymbolSeries[] {
-  const series: SymbolSeries[] = [];
-  let from = 0;
-  for (const [symbol, n] of rows.symbols) {
-    const sub = <T extends ValueArray>(v: T): T => v.subarray(from, from + n) as T;
-    series.push(toSeries(symbol, { n, ts: sub(rows.ts), lsn: sub(rows.lsn), row: sub(rows.row), values: rows.values.map((v) => (v === undefined ? undefined : sub(v))) }, req.t0, req.t1, req.behind, req.ahead));
-    from += n;
-  }
-  return series;
 }
 
 /** The owner could not run the part (its message says why). */

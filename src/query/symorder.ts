@@ -5,8 +5,10 @@
 import { bucketOf } from "../../protocols/routing.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
 import type { HotTable } from "../hotset/index.js";
-import { compareStrings } from "./load.js";
 import type { HotShard } from "./source.js";
+
+/** The order of symbol names in every answer (JavaScript string order). */
+export const compareStrings = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 interface Order {
   readonly count: number;

@@ -3,7 +3,7 @@
 // empty buckets filled as the query asks.
 import type { Aggregate, BarsQuery } from "../../../protocols/query.js";
 import type { TableSpec } from "../../../protocols/tablespec.js";
-import { compareStrings } from "../load.js";
+import { compareStrings } from "../symorder.js";
 import type { OutColumn, OutTable } from "../output.js";
 import { bucketStart } from "../partials.js";
 import type { GroupTable } from "../partials.js";

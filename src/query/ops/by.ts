@@ -11,7 +11,7 @@ import { before } from "../series.js";
 import type { SymbolSeries } from "../series.js";
 import type { HotShard } from "../source.js";
 import type { PartRows } from "../lastrows.js";
-import { compareStrings } from "../load.js";
+import { compareStrings } from "../symorder.js";
 import { symbolsInOrder, symbolsListed } from "../symorder.js";
 import { fieldsOf, selectedColumns } from "./fields.js";
 import { rowsTable } from "./rows.js";
