@@ -6,6 +6,7 @@
 // /tmp/px-faults-tmpfs-<pid>-*: create() first unmounts those a crashed run
 // (dead PID) left. Needs root.
 import { execFileSync } from "node:child_process";
+import { alive } from "./pids.js";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statfsSync } from "node:fs";
 import { join } from "node:path";
 
@@ -25,15 +26,6 @@ export function diskFullMode(env: Record<string, string | undefined> = process.e
   if (v === "enospc") return "enospc";
   throw new Error(`PX_FAULTS_DISK_FULL=${JSON.stringify(v)}: expected "store" (the WAL's store limit reached; the default) or "enospc" (a NATS server's disk filled to the last block)`);
 }
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-};
 
 function mounts(): string[] {
   return readFileSync("/proc/mounts", "utf8")

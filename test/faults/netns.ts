@@ -9,6 +9,7 @@
 // namespace; members reach it through a TCP relay on the bridge address.
 // Needs root (ip netns, iptables): without it, create() fails saying so.
 import { execFileSync } from "node:child_process";
+import { alive } from "./pids.js";
 import { createServer, connect as tcpConnect } from "node:net";
 import type { Server, Socket } from "node:net";
 
@@ -24,15 +25,6 @@ function run(args: readonly string[]): string {
     throw new Error(`${args.join(" ")} failed: ${(err.stderr ?? err.message).trim()}`, { cause: e });
   }
 }
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-};
 
 /** Deletes namespaces `pxf-<pid>-*` and links `pxf<pid>*` whose creating process is gone (a crashed run's). */
 export function removeLeftovers(): string[] {
