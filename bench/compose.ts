@@ -27,6 +27,8 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 // The stack's NATS is locked (operator JWT auth): `compose up` generates the identity under infra/secrets/.
 const ADMIN_CREDS = join(root, "infra/secrets/nats-auth/admin.creds");
 const DEMO_CREDS = join(root, "infra/secrets/nats_demo.creds");
+// The stack speaks TLS only; its CA (made by compose up with the other secrets).
+const CA = join(root, "infra/secrets/tls_ca.crt");
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const RATES = (process.env.BENCH_RATES ?? "2000,5000,10000,20000,40000").split(",").map(Number);
 // Long enough for the demo to start (~10 s in a container here) and report twice, 10 s apart.
@@ -46,7 +48,7 @@ function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): number
 const podman = (...args: string[]): void => void spawnSync("podman", args, { stdio: "ignore" });
 
 async function status(): Promise<StatusView> {
-  const nc = await connect({ servers: "nats://127.0.0.1:4222", maxReconnectAttempts: 0, ...natsCredsOptions(ADMIN_CREDS) });
+  const nc = await connect({ servers: "tls://127.0.0.1:4222", maxReconnectAttempts: 0, tls: { caFile: CA }, ...natsCredsOptions(ADMIN_CREDS) });
   try {
     return await controlRequest<StatusView>(nc, "status", {});
   } finally {
@@ -139,7 +141,7 @@ async function main(): Promise<void> {
   }
   podman("stop", "-t", "10", "proxist_demo_1");
   log("containers: the demo in a container of the compose network against the containers");
-  const inPodman = await demoRates((rate) => ["podman", ["run", "--rm", "--network", "proxist_default", "-e", "PX_NATS_URL=nats://nats-3:4222", "-v", `${DEMO_CREDS}:/run/secrets/nats_demo_creds:ro`, "-e", "PX_NATS_CREDS=/run/secrets/nats_demo_creds", "localhost/proxist:local", "demo", "--rate", String(rate)]]);
+  const inPodman = await demoRates((rate) => ["podman", ["run", "--rm", "--network", "proxist_default", "-e", "PX_NATS_URL=tls://nats-3:4222", "-v", `${DEMO_CREDS}:/run/secrets/nats_demo_creds:ro`, "-v", `${CA}:/run/secrets/tls_ca:ro`, "-e", "PX_TLS_CA=/run/secrets/tls_ca", "-e", "PX_NATS_CREDS=/run/secrets/nats_demo_creds", "localhost/proxist:local", "demo", "--rate", String(rate)]]);
   sh("./proxist", ["compose", "down", "-v"]);
   const onHost = await hostIngest();
   const c = sustained(inPodman);

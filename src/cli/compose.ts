@@ -3,7 +3,7 @@
 // Podman (installed and configured when missing) on locally built images.
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
-import { ComposeError, down, ensureComposeNatsAuth, ensureComposeSecrets, up } from "./compose/index.js";
+import { ComposeError, down, ensureComposeNatsAuth, ensureComposeSecrets, ensureComposeTls, up } from "./compose/index.js";
 import type { ComposeOptions } from "./compose/index.js";
 
 const USAGE = `usage:
@@ -16,7 +16,8 @@ const USAGE = `usage:
   proxist compose down [-v]
       removes the containers and the network; -v also the volumes (NATS and ClickHouse data)
   proxist compose secrets
-      generates ClickHouse's password into infra/secrets/ (up does it too): run it before a plain
+      generates ClickHouse's password, the NATS identity and the stack's TLS certificates into
+      infra/secrets/ (up does it too): run it before a plain
       \`docker compose up\``;
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
@@ -45,6 +46,8 @@ async function main(argv: string[]): Promise<void> {
       console.log(`${s.created ? "generated" : "kept"} ${s.passwordFile} (ClickHouse user default); clients: PX_CLICKHOUSE_PASSWORD_FILE=${s.passwordFile}`);
       const n = await ensureComposeNatsAuth(root);
       console.log(`${n.created ? "generated" : "kept"} the NATS identity; pxctl and other clients on this machine: PX_NATS_CREDS=${n.adminCreds}`);
+      const t = ensureComposeTls(root);
+      console.log(`${t.created ? "generated" : "kept"} the stack's TLS; clients on this machine trust PX_TLS_CA=${t.ca} (NATS tls://127.0.0.1:4222, gRPC/Flight grpc+tls://, HTTPS)`);
       return;
     }
     default:

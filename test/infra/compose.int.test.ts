@@ -1,11 +1,14 @@
 // The docker-compose.yml cluster for real: `./proxist compose up -d --demo`
 // (Podman here, on the local images; the first run makes the Debian base and
 // the images, later runs reuse them), then everything through the published
-// ports: pxctl status, the demo's ticks, pyarrow.flight against both nodes, a
-// Proxist node and a NATS server stopped, and `compose down -v` leaving nothing.
+// ports, all over TLS (the stack's CA in infra/secrets/tls_ca.crt): pxctl
+// status, the console over HTTPS, the demo's ticks, pyarrow.flight over
+// grpc+tls against both nodes, a Proxist node and a NATS server stopped, and
+// `compose down -v` leaving nothing.
 // Run alone: npx vitest run --project int test/infra/compose.int.test.ts
 import { execFile, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { request as httpsRequest } from "node:https";
 import { fileURLToPath } from "node:url";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -23,6 +26,9 @@ const NODES = { "proxist-1": { grpc: 50051, http: 8080 }, "proxist-2": { grpc: 5
 type NodeName = keyof typeof NODES;
 // NATS in the stack is locked: `compose up` generated this identity; the test and pxctl use its admin role.
 const ADMIN_CREDS = `${root}infra/secrets/nats-auth/admin.creds`;
+// Clients speak TLS only and trust the stack's CA, also made by `compose up`.
+const CA = `${root}infra/secrets/tls_ca.crt`;
+const NATS_URL = "tls://127.0.0.1:4222";
 const UP_TIMEOUT_MS = 20 * 60_000; // a cold run builds the base and three images (~5 min here); a warm one ~1 min
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -30,7 +36,7 @@ const log = (line: string): void => console.log(`compose test: ${line}`);
 
 function run(cmd: string, args: string[], timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { cwd: root, timeout: timeoutMs, maxBuffer: 64 << 20, env: { ...process.env, PX_SKIP_SETUP: "1", PX_NATS_CREDS: ADMIN_CREDS } }, (err, stdout, stderr) => {
+    execFile(cmd, args, { cwd: root, timeout: timeoutMs, maxBuffer: 64 << 20, env: { ...process.env, PX_SKIP_SETUP: "1", PX_NATS_CREDS: ADMIN_CREDS, PX_NATS_URL: NATS_URL, PX_TLS_CA: CA } }, (err, stdout, stderr) => {
       if (err) reject(new Error(`${cmd} ${args.join(" ")} failed: ${err.message}\n${stderr.slice(-4000)}`));
       else resolve(stdout + stderr);
     });
@@ -54,6 +60,21 @@ async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T 
   }
 }
 
+/** GET over HTTPS trusting the stack's CA (`trust` "system": the system's roots only). */
+function httpsGet(port: number, path: string, trust: "stack" | "system" = "stack"): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest({ host: "127.0.0.1", port, path, ...(trust === "stack" ? { ca: readFileSync(CA) } : {}) }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => (body += c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on("error", reject);
+    req.setTimeout(10_000, () => req.destroy(new Error(`GET https://127.0.0.1:${port}${path}: no answer in 10 s`)));
+    req.end();
+  });
+}
+
 async function clickhouseCount(table: string): Promise<number> {
   // ClickHouse has the password `compose up` generated (infra/secrets/clickhouse_password).
   const password = readFileSync(`${root}/infra/secrets/clickhouse_password`, "utf8").trim();
@@ -63,7 +84,7 @@ async function clickhouseCount(table: string): Promise<number> {
 }
 
 async function ingestedRows(node: NodeName): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${NODES[node].http}/metrics`)).text();
+  const text = (await httpsGet(NODES[node].http, "/metrics")).body;
   const m = /^px_ingest_rows_accepted_total\s+(\d+)/m.exec(text);
   return m ? Number(m[1]) : 0;
 }
@@ -76,7 +97,7 @@ interface FlightAnswer {
   message?: string;
 }
 function flightQuery(port: number, token: string, query: object): Promise<FlightAnswer> {
-  return run(PYTHON, [SCRIPT, "--port", String(port), "--token", token, "--query", JSON.stringify(query)], 60_000).then(
+  return run(PYTHON, [SCRIPT, "--port", String(port), "--token", token, "--ca", CA, "--query", JSON.stringify(query)], 60_000).then(
     (out) => JSON.parse(out.trim().split("\n").at(-1)!) as FlightAnswer,
   );
 }
@@ -101,7 +122,7 @@ describe("compose cluster (docker-compose.yml on Podman)", () => {
     const out = await run("./proxist", ["compose", "up", "-d", "--demo"], UP_TIMEOUT_MS);
     log(`compose up -d --demo took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     expect(out).toContain("compose: up:");
-    nc = await connect({ servers: "nats://127.0.0.1:4222", name: "compose test", maxReconnectAttempts: -1, ...natsCredsOptions(ADMIN_CREDS) });
+    nc = await connect({ servers: NATS_URL, name: "compose test", maxReconnectAttempts: -1, tls: { caFile: CA }, ...natsCredsOptions(ADMIN_CREDS) });
     token = await until("a reader token", 60_000, () => createToken(nc, { tenant: "default", role: "reader", ttlSeconds: 3_600 }));
   }, UP_TIMEOUT_MS + 120_000);
 
@@ -129,20 +150,25 @@ describe("compose cluster (docker-compose.yml on Podman)", () => {
     expect(pxctl).toContain("running.live");
   }, 150_000);
 
-  it("compose - both nodes serve the web console at /", async () => {
+  it("compose - both nodes serve the web console at / over HTTPS; a client not trusting the CA and a plaintext one are refused", async () => {
     for (const node of Object.keys(NODES) as NodeName[]) {
-      const r = await fetch(`http://127.0.0.1:${NODES[node].http}/`);
+      const r = await httpsGet(NODES[node].http, "/");
       expect(r.status, node).toBe(200);
-      expect(await r.text(), node).toContain("<title>Proxist console</title>");
+      expect(r.body, node).toContain("<title>Proxist console</title>");
+      await expect(httpsGet(NODES[node].http, "/healthz", "system"), node).rejects.toThrow(/self[- ]signed|unable to verify|certificate/i);
+      const plain = await fetch(`http://127.0.0.1:${NODES[node].http}/healthz`).then((x) => `HTTP ${x.status}`, (e: Error) => `refused: ${e.message}`);
+      expect(plain, node).toMatch(/^refused/);
     }
   });
 
-  it("compose - NATS refuses a client without credentials", async () => {
-    const refused = await connect({ servers: "nats://127.0.0.1:4222", name: "compose test, no creds", maxReconnectAttempts: 0 }).then(
-      async (c) => (await c.close(), "connected"),
-      (e: Error) => e.message,
-    );
-    expect(refused).toMatch(/authorization|authentication/i);
+  it("compose - NATS refuses a client without credentials, and one that does not trust the stack's CA", async () => {
+    const attempt = (opts: object): Promise<string> =>
+      connect({ servers: NATS_URL, name: "compose test, refused", maxReconnectAttempts: 0, ...opts }).then(
+        async (c) => (await c.close(), "connected"),
+        (e: Error) => `${e.message} ${(e.cause as Error | undefined)?.message ?? ""}`,
+      );
+    expect(await attempt({ tls: { caFile: CA } })).toMatch(/authorization|authentication/i);
+    expect(await attempt(natsCredsOptions(ADMIN_CREDS))).toMatch(/certificate|self[- ]signed|tls/i);
   });
 
   it("compose - the NATS routes authenticate: the members are routed to each other; a route without the password is refused", async () => {

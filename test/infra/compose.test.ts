@@ -2,6 +2,7 @@
 // runs it on Podman): it parses, everything it builds or mounts exists, and its
 // ports and environment agree with src/config/defaults.ts and the code that reads them.
 import { createHash } from "node:crypto";
+import { X509Certificate } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,6 +23,12 @@ import {
   SECRETS_DIR,
   ensureComposeNatsAuth,
   ensureComposeSecrets,
+  ensureComposeTls,
+  NATS_TLS_CONF,
+  TLS_CA_FILE,
+  TLS_CERT_FILE,
+  TLS_HOSTS,
+  TLS_KEY_FILE,
 } from "../../src/cli/compose/index.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
@@ -39,6 +46,8 @@ interface Service {
 const compose = parse(read("docker-compose.yml"), { merge: true }) as { services: Record<string, Service>; volumes?: Record<string, unknown> };
 const services = compose.services;
 const proxistNodes = ["proxist-1", "proxist-2"];
+/** Read by Node.js itself, not by Proxist: the healthcheck's fetch trusts the stack's CA through it. */
+const NODE_OWN = new Set(["NODE_EXTRA_CA_CERTS"]);
 const natsServers = ["nats-1", "nats-2", "nats-3"];
 
 /** "8081:8080" -> { host: 8081, container: 8080 } */
@@ -75,7 +84,7 @@ describe("docker-compose.yml", () => {
   });
 
   it("compose - every bind-mounted file exists (or is a secret ./proxist compose generates) and named volumes are declared", () => {
-    const generated = new Set([CLICKHOUSE_PASSWORD_FILE, CLICKHOUSE_USERS_FILE, NATS_AUTH_CONF, NATS_ROUTES_CONF].map((f) => `./${SECRETS_DIR}/${f}`));
+    const generated = new Set([CLICKHOUSE_PASSWORD_FILE, CLICKHOUSE_USERS_FILE, NATS_AUTH_CONF, NATS_ROUTES_CONF, NATS_TLS_CONF, TLS_CERT_FILE, TLS_KEY_FILE].map((f) => `./${SECRETS_DIR}/${f}`));
     for (const [name, s] of Object.entries(services)) {
       for (const v of s.volumes ?? []) {
         const src = v.split(":")[0]!;
@@ -107,7 +116,7 @@ describe("docker-compose.yml", () => {
     expect(services.clickhouse!.environment?.CLICKHOUSE_PASSWORD, "no password in the environment").toBeUndefined();
     for (const name of proxistNodes) {
       const s = services[name] as Service & { secrets?: string[] };
-      expect(s.secrets).toEqual(["clickhouse_password", "nats_service_creds"]);
+      expect(s.secrets).toEqual(["clickhouse_password", "nats_service_creds", "tls_ca", "tls_server_cert", "tls_server_key"]);
       expect(s.environment?.[ENV.clickhousePasswordFile]).toBe("/run/secrets/clickhouse_password");
       expect(s.environment?.[ENV.grpcHost], "plaintext gRPC binds loopback unless asked; a container must ask").toBe("0.0.0.0");
     }
@@ -153,7 +162,45 @@ describe("docker-compose.yml", () => {
     }
   });
 
-  it("compose - every published port binds the host's loopback (the stack speaks plaintext)", () => {
+  it("compose - TLS is on: NATS requires it, the nodes reach NATS over tls:// trusting the stack's CA and serve gRPC/Flight and HTTPS with its certificate, valid for every service name", () => {
+    const tmp = mkdtempSync(join(tmpdir(), "px-compose-"));
+    try {
+      const made = ensureComposeTls(tmp);
+      expect(made.created).toBe(true);
+      const dir = join(tmp, SECRETS_DIR);
+      const cert = new X509Certificate(readFileSync(join(dir, TLS_CERT_FILE)));
+      const ca = new X509Certificate(readFileSync(made.ca));
+      expect(cert.verify(ca.publicKey), "signed by the stack's CA").toBe(true);
+      for (const h of [...TLS_HOSTS, "localhost"]) expect(cert.checkHost(h), h).toBe(h);
+      expect(cert.checkIP("127.0.0.1")).toBe("127.0.0.1");
+      // The key is readable by the containers' users (copies, 0644) inside the 0700 secrets directory; the original stays 0600.
+      expect(statSync(join(dir, TLS_KEY_FILE)).mode & 0o777).toBe(0o644);
+      expect(statSync(join(dir, "tls", "server.key")).mode & 0o777).toBe(0o600);
+      expect(readFileSync(join(dir, NATS_TLS_CONF), "utf8")).toMatch(/^tls \{\n {2}cert_file: "\/etc\/nats\/tls\/server\.crt"\n {2}key_file: "\/etc\/nats\/tls\/server\.key"/m);
+      const again = ensureComposeTls(tmp);
+      expect(again.created, "kept on the next run").toBe(false);
+      expect(readFileSync(again.ca, "utf8"), "the same CA: clients keep trusting it").toBe(readFileSync(made.ca, "utf8"));
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+    expect(read("infra/nats/nats.conf")).toMatch(/^include \.\/tls\.conf$/m);
+    for (const n of natsServers) {
+      expect(services[n]!.volumes, n).toEqual(expect.arrayContaining([`./${SECRETS_DIR}/${NATS_TLS_CONF}:/etc/nats/tls.conf:ro`, `./${SECRETS_DIR}/${TLS_CERT_FILE}:/etc/nats/tls/server.crt:ro`, `./${SECRETS_DIR}/${TLS_KEY_FILE}:/etc/nats/tls/server.key:ro`]));
+    }
+    const secrets = (parse(read("docker-compose.yml")) as { secrets?: Record<string, { file: string }> }).secrets ?? {};
+    expect(secrets.tls_ca?.file).toBe(`./${SECRETS_DIR}/${TLS_CA_FILE}`);
+    for (const name of [...proxistNodes, "demo"]) {
+      const env = services[name]!.environment ?? {};
+      expect(env[ENV.natsUrl], name).toMatch(/^tls:\/\/nats-\d:4222$/);
+      expect(env.PX_TLS_CA, name).toBe("/run/secrets/tls_ca");
+    }
+    for (const name of proxistNodes) {
+      const env = services[name]!.environment ?? {};
+      expect([env.PX_TLS_CERT, env.PX_TLS_KEY, env.PX_HTTP_TLS, env.NODE_EXTRA_CA_CERTS], name).toEqual(["/run/secrets/tls_server_cert", "/run/secrets/tls_server_key", "1", "/run/secrets/tls_ca"]);
+    }
+  });
+
+  it("compose - every published port binds the host's loopback", () => {
     for (const [name, s] of Object.entries(services)) for (const p of s.ports ?? []) expect(portPair(p).address, `${name}: ${p}`).toBe("127.0.0.1");
   });
 
@@ -186,7 +233,7 @@ describe("docker-compose.yml", () => {
   it("compose - Proxist nodes use the env names and ports of src/config/defaults.ts", () => {
     const known = new Set<string>(Object.values(ENV));
     for (const name of [...proxistNodes, "demo"]) {
-      for (const key of Object.keys(services[name]!.environment ?? {})) expect(known, `${name}: ${key} is not in ENV`).toContain(key);
+      for (const key of Object.keys(services[name]!.environment ?? {})) if (!NODE_OWN.has(key)) expect(known, `${name}: ${key} is not in ENV`).toContain(key);
     }
     for (const name of proxistNodes) {
       const env = services[name]!.environment!;
@@ -207,7 +254,7 @@ describe("docker-compose.yml", () => {
     const code = sources("src").filter((f) => !f.startsWith("src/config/")).map(read).join("\n");
     const keyOf = new Map(Object.entries(ENV).map(([k, v]) => [v as string, k]));
     const set = new Set([...proxistNodes, "demo"].flatMap((n) => Object.keys(services[n]!.environment ?? {})));
-    const unread = [...set].filter((v) => !code.includes(`ENV.${keyOf.get(v)}`));
+    const unread = [...set].filter((v) => !NODE_OWN.has(v) && !code.includes(`ENV.${keyOf.get(v)}`));
     expect(unread, "set in docker-compose.yml but never read via ENV.<name> in src/").toEqual([]);
   });
 
@@ -249,7 +296,8 @@ describe("docker-compose.yml", () => {
     const overlay = parse(read("infra/observability.compose.yml")) as { services: Record<string, Service> };
     for (const [name, s] of Object.entries(overlay.services)) {
       expect(s.image, name).toMatch(/^[a-z0-9./_-]+:v?[0-9][\w.-]*$/);
-      for (const v of s.volumes ?? []) expect(existsSync(join(root, v.split(":")[0]!)), `${name}: ${v}`).toBe(true);
+      // infra/secrets/ is made by ./proxist compose secrets, not in git.
+      for (const v of s.volumes ?? []) if (!v.startsWith(`./${SECRETS_DIR}/`)) expect(existsSync(join(root, v.split(":")[0]!)), `${name}: ${v}`).toBe(true);
     }
     const prom = parse(read("infra/prometheus/prometheus.yml")) as { scrape_configs: { static_configs: { targets: string[] }[] }[] };
     const targets = prom.scrape_configs.flatMap((c) => c.static_configs.flatMap((t) => t.targets));

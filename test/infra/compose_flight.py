@@ -1,5 +1,5 @@
 """pyarrow.flight query for the compose test: one DoGet of a query ticket against
-127.0.0.1:<port>; prints {"rows", "digest", "metadata"} (digest: sha256 of the
+grpc+tls://127.0.0.1:<port> trusting --ca; prints {"rows", "digest", "metadata"} (digest: sha256 of the
 rows sorted by ts, sym, price) or {"error", "message"}. Never prints the token."""
 import argparse
 import hashlib
@@ -13,9 +13,11 @@ def main():
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--token", required=True)
     p.add_argument("--query", required=True)
+    p.add_argument("--ca", required=True)
     a = p.parse_args()
     try:
-        client = flight.FlightClient(f"grpc://127.0.0.1:{a.port}")
+        with open(a.ca, "rb") as f:
+            client = flight.FlightClient(f"grpc+tls://127.0.0.1:{a.port}", tls_root_certs=f.read())
         opts = flight.FlightCallOptions(headers=[(b"authorization", f"Bearer {a.token}".encode())])
         reader = client.do_get(flight.Ticket(a.query.encode()), opts)
         t = reader.read_all()

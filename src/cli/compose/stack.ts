@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { ComposeError, buildLocalImages, ensureBaseImage, ensurePodman, healthy, ok, running, say, sh } from "./podman.js";
-import { ensureComposeNatsAuth, ensureComposeSecrets } from "./secrets.js";
+import { ensureComposeNatsAuth, ensureComposeSecrets, ensureComposeTls } from "./secrets.js";
 
 export const PROJECT = process.env.PX_COMPOSE_PROJECT ?? "proxist";
 export const DEMO_SERVICE = "demo";
@@ -96,6 +96,8 @@ export async function up(o: ComposeOptions, demo: boolean, detach: boolean): Pro
   // NATS runs locked (operator-mode JWT auth): its include and the containers' credentials must exist first too.
   const nats = await ensureComposeNatsAuth(o.root);
   say(`${nats.created ? "generated" : "kept"} the NATS identity; pxctl on this machine: PX_NATS_CREDS=${nats.adminCreds}`);
+  const tls = ensureComposeTls(o.root);
+  say(`${tls.created ? "generated" : "kept"} the stack's TLS (NATS, gRPC/Flight and HTTPS speak TLS only); clients trust PX_TLS_CA=${tls.ca}`);
   const engine = o.engine ?? findEngine();
   const files = composeFiles(o, engine);
   const all = services(o.root);
@@ -120,6 +122,7 @@ export async function up(o: ComposeOptions, demo: boolean, detach: boolean): Pro
   }
   for (const s of wanted) await waitCondition(all, s, "service_healthy");
   say(`up: ${wanted.join(" ")} (healthy where they have a healthcheck)`);
+  say(`reach it with TLS: PX_NATS_URL=tls://127.0.0.1:4222 PX_TLS_CA=${tls.ca} PX_NATS_CREDS=${nats.adminCreds} ./proxist pxctl status; gRPC/Flight grpc+tls://127.0.0.1:50051 and :50052; console https://127.0.0.1:8080/ and :8081/`);
   if (!detach) await followLogs(o, wanted);
 }
 
