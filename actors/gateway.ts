@@ -18,8 +18,8 @@ import type { Catalog } from "../src/catalog.js";
 import { prepareBatch } from "../src/ingest/prepare.js";
 import type { PreparedBatch, Producer, WalAppendPlan } from "../src/ingest/prepare.js";
 import { decodeTickBatch } from "../src/codec/arrow.js";
-import { NO_INGEST_STATE, charge, precheck, wantsSymbols, withUsage } from "../src/quota/index.js";
-import type { IngestQuotaState, QuotaRefusal, TenantUsage } from "../src/quota/index.js";
+import { NO_INGEST_STATE, charge, precheck, wantsSymbols, withPeers, withUsage } from "../src/quota/index.js";
+import type { IngestQuotaState, PeerRates, QuotaRefusal, TenantUsage } from "../src/quota/index.js";
 
 /** One received batch; `id` is the source's handle for replying. */
 export interface IngestRequest {
@@ -60,7 +60,9 @@ export type GatewayEvent =
   | { type: "appendRefused"; batch: AppendRef; message: string; code?: "INVALID_ARGUMENT" | "RESOURCE_EXHAUSTED" | undefined }
   | { type: "catalog"; catalog: Catalog }
   /** The node's report of each quota'd tenant's hot-set bytes and symbols on it (the hotBytes and symbols quotas). */
-  | { type: "usage"; usage: ReadonlyMap<string, TenantUsage> };
+  | { type: "usage"; usage: ReadonlyMap<string, TenantUsage> }
+  /** What the other gateways admit of each tenant's rate quotas (src/quota/share.ts): this one grants the rest. */
+  | { type: "peers"; peers: ReadonlyMap<string, PeerRates> };
 
 /** Sent to the source actor. */
 export type SourceCommand = { type: "reply"; id: number; tenant: string; table: string; wantsReply: boolean; reply: IngestReply };
@@ -204,6 +206,7 @@ export const gatewayMachine = setup({
   actions: {
     setCatalog: assign({ catalog: (_, params: { catalog: Catalog }) => params.catalog }),
     setUsage: assign({ quota: ({ context }, params: { usage: ReadonlyMap<string, TenantUsage> }) => withUsage(context.quota, params.usage) }),
+    setPeers: assign({ quota: ({ context }, params: { peers: ReadonlyMap<string, PeerRates> }) => withPeers(context.quota, params.peers) }),
     // The record pool only lends memory: what is decided does not depend on it.
     admit: enqueueActions(({ context, enqueue }, params: { request: IngestRequest }) => {
       const a = admission(context, params.request);
@@ -280,6 +283,7 @@ export const gatewayMachine = setup({
   on: {
     catalog: { actions: { type: "setCatalog", params: ({ event }) => ({ catalog: event.catalog }) } },
     usage: { actions: { type: "setUsage", params: ({ event }) => ({ usage: event.usage }) } },
+    peers: { actions: { type: "setPeers", params: ({ event }) => ({ peers: event.peers }) } },
   },
   initial: "loading",
   states: {

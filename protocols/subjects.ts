@@ -146,6 +146,9 @@ export const queryCancelSubject = (nodeId: string): string => `px.node.${nodeId}
 export const HDR_PART_SEQ = "Px-Part-Seq";
 export const HDR_PART_LAST = "Px-Part-Last";
 
+/** Publish: a gateway's admitted ingest rates per tenant (src/quota/share.ts): tenants' rate quotas hold cluster-wide. */
+export const QUOTA_RATES_SUBJECT = "px.node._quota.rates";
+
 /** Subjects every pxctl control request matches. */
 export const CONTROL_WILDCARD = "px.ctl.>";
 export const ingestSubjectsOfTenant = (tenant: string): string => `px.${tenant}.ingest.>`;

@@ -35,6 +35,7 @@ import { catalogActor } from "./gateway/catalog.js";
 import { LocalIngress, jetstreamWal, natsIngestSource } from "./gateway/io.js";
 import { jetstreamDigestAt } from "./gateway/pairs.js";
 import { reportUsage } from "./gateway/usage.js";
+import { shareIngestQuotas } from "./gateway/quotashare.js";
 import type { AfterAppend, LoseWalAck, SourceStats } from "./gateway/io.js";
 import { ProducerMint } from "./gateway/mint.js";
 import { shardRoutes, startHttp } from "./http.js";
@@ -106,6 +107,8 @@ export interface NodeOptions {
   readonly unsafeSkipProducerPairCheck?: boolean;
   /** Test-only negative control: batches without a producer pair get none (the gateway's retries may then duplicate them). */
   readonly unsafeNoMintedProducer?: boolean;
+  /** Test only (negative control): rate quotas per gateway, as before they were shared over the cluster (src/quota/share.ts). */
+  readonly unsafeLocalRateQuotas?: boolean;
   /** Test-only negative control: no check of WAL record sizes against max_payload before appending. */
   readonly unsafeSkipRecordLimit?: boolean;
   /** Wrappers around the node's IO; crash tests inject faults through them (test/helpers/faultnode.ts). */
@@ -258,6 +261,8 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   const ingestStatus = new IngestStatusServer(nc, js, jsm, log).start();
   // The hotBytes and symbols quotas are measured on this node's shards (src/quota).
   const stopUsage = reportUsage((e) => gateway.send(e), catalog.current, shards);
+  // Rate quotas hold cluster-wide: the gateways tell each other what they admit.
+  const stopShare = o.unsafeLocalRateQuotas === true ? () => {} : shareIngestQuotas(nc, { nodeId, catalog: catalog.current, state: () => gateway.getSnapshot().context.quota, send: (e) => gateway.send(e) });
   const state = (): string => String(gateway.getSnapshot().value);
   const walFull = (): string | undefined => gateway.getSnapshot().context.walFull;
   const stats = (): Record<string, number> => ({ ...gateway.getSnapshot().context.stats, fireAndForgetFailures: sourceStats.fireAndForgetFailures });
@@ -395,6 +400,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
       partServer.stop();
       ingestStatus.stop();
       stopUsage();
+      stopShare();
       gateway.stop();
       await catalog.stop();
       feeds?.stop();

@@ -4,7 +4,9 @@
 export type { Bucket, BucketRate, Take } from "./bucket.js";
 export { fullBucket, refill, take } from "./bucket.js";
 export type { IngestQuotaState, TenantIngestState, QuotaRefusal, TenantUsage, Charge } from "./ingest.js";
-export { NO_INGEST_STATE, charge, precheck, symbolKey, wantsSymbols, withUsage } from "./ingest.js";
+export { NO_INGEST_STATE, admittedSoFar, charge, precheck, symbolKey, wantsSymbols, withPeers, withUsage } from "./ingest.js";
+export type { PeerRates, RateReport } from "./share.js";
+export { PeerReports, parseRateReport, shareOf } from "./share.js";
 export type { QueryBudget } from "./query.js";
 export { QueryQuotas } from "./query.js";
 export { quotaMessage, raiseHint } from "./refusal.js";

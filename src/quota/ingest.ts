@@ -6,6 +6,8 @@ import type { QuotaName, TenantQuotas } from "../../protocols/tablespec.js";
 import { fullBucket, refill, take } from "./bucket.js";
 import type { Bucket, BucketRate } from "./bucket.js";
 import { quotaMessage } from "./refusal.js";
+import { shareOf } from "./share.js";
+import type { PeerRates } from "./share.js";
 
 export interface TenantIngestState {
   readonly ticks?: Bucket;
@@ -14,6 +16,10 @@ export interface TenantIngestState {
   readonly hotBytes: number;
   /** Known `table\0symbol` keys (only with a symbols quota): reported by the shards, plus those admitted since. */
   readonly symbols?: ReadonlySet<string>;
+  /** Ticks and payload bytes admitted on this node since it started (what it reports to its peers: share.ts). */
+  readonly admitted?: { readonly ticks: number; readonly bytes: number };
+  /** What the other gateways admit of the tenant's rate quotas: this node grants what they leave (share.ts). */
+  readonly peers?: PeerRates;
 }
 
 /** Per tenant; a tenant without ingest quotas has no entry. */
@@ -43,7 +49,11 @@ export const symbolKey = (table: string, symbol: string): string => `${table}\0$
 /** Whether the gateway needs the batch's symbols for this tenant. */
 export const wantsSymbols = (q: TenantQuotas): boolean => q.symbols !== undefined;
 
-const rateOf = (perSecond: number, q: TenantQuotas): BucketRate => ({ perSecond, capacity: perSecond * (q.ingestBurstSeconds ?? 1) });
+/** This node's bucket for a cluster-wide rate `quota`: its share of it (all of it while it hears from no peer). */
+const rateOf = (quota: number, q: TenantQuotas, t: TenantIngestState, unit: "ticks" | "bytes"): BucketRate => {
+  const perSecond = shareOf(quota, t.peers, unit);
+  return { perSecond, capacity: perSecond * (q.ingestBurstSeconds ?? 1) };
+};
 
 const hasIngestQuota = (q: TenantQuotas): boolean => q.ingestTicksPerSecond !== undefined || q.ingestBytesPerSecond !== undefined || q.hotBytes !== undefined || q.symbols !== undefined;
 
@@ -70,16 +80,19 @@ export function precheck(s: IngestQuotaState, q: TenantQuotas, tenant: string, n
       ),
     };
   }
-  return emptyBucket(tenant, "ingestTicksPerSecond", q, t.ticks, nowMs) ?? emptyBucket(tenant, "ingestBytesPerSecond", q, t.bytes, nowMs);
+  return emptyBucket(tenant, "ingestTicksPerSecond", q, t, nowMs) ?? emptyBucket(tenant, "ingestBytesPerSecond", q, t, nowMs);
 }
 
 /** The refusal when the bucket of `quota` holds no token at `nowMs`. */
-function emptyBucket(tenant: string, quota: "ingestTicksPerSecond" | "ingestBytesPerSecond", q: TenantQuotas, b: Bucket | undefined, nowMs: number): QuotaRefusal | undefined {
+function emptyBucket(tenant: string, quota: "ingestTicksPerSecond" | "ingestBytesPerSecond", q: TenantQuotas, t: TenantIngestState, nowMs: number): QuotaRefusal | undefined {
   const value = q[quota];
+  const unit = quota === "ingestTicksPerSecond" ? "ticks" : "bytes";
+  const b = unit === "ticks" ? t.ticks : t.bytes;
   if (value === undefined || b === undefined) return undefined;
-  const now = refill(b, rateOf(value, q), nowMs);
+  const rate = rateOf(value, q, t, unit);
+  const now = refill(b, rate, nowMs);
   if (now.tokens > 0) return undefined;
-  return rateRefusal(tenant, quota, value, undefined, Math.ceil(((1 - now.tokens) / value) * 1000));
+  return rateRefusal(tenant, quota, value, undefined, Math.ceil(((1 - now.tokens) / rate.perSecond) * 1000));
 }
 
 function rateRefusal(tenant: string, quota: QuotaName, value: number, cost: number | undefined, waitMs: number): QuotaRefusal {
@@ -104,14 +117,14 @@ export function charge(s: IngestQuotaState, q: TenantQuotas, tenant: string, tab
   const t = stateOf(s, tenant);
   let next: TenantIngestState = t;
   if (q.ingestTicksPerSecond !== undefined) {
-    const rate = rateOf(q.ingestTicksPerSecond, q);
+    const rate = rateOf(q.ingestTicksPerSecond, q, t, "ticks");
     const b = t.ticks ?? fullBucket(rate, nowMs);
     const r = take(b, rate, rows, nowMs);
     if (!r.ok) return { ok: false, state: s, refusal: rateRefusal(tenant, "ingestTicksPerSecond", q.ingestTicksPerSecond, rows, r.waitMs) };
     next = { ...next, ticks: r.bucket };
   }
   if (q.ingestBytesPerSecond !== undefined) {
-    const rate = rateOf(q.ingestBytesPerSecond, q);
+    const rate = rateOf(q.ingestBytesPerSecond, q, t, "bytes");
     const b = t.bytes ?? fullBucket(rate, nowMs);
     const r = take(b, rate, bytes, nowMs);
     if (!r.ok) return { ok: false, state: s, refusal: rateRefusal(tenant, "ingestBytesPerSecond", q.ingestBytesPerSecond, bytes, r.waitMs) };
@@ -141,7 +154,31 @@ export function charge(s: IngestQuotaState, q: TenantQuotas, tenant: string, tab
       next = { ...next, symbols: new Set([...known, ...fresh]) };
     }
   }
+  if (q.ingestTicksPerSecond !== undefined || q.ingestBytesPerSecond !== undefined) {
+    const a = t.admitted ?? { ticks: 0, bytes: 0 };
+    next = { ...next, admitted: { ticks: a.ticks + rows, bytes: a.bytes + bytes } };
+  }
   return { ok: true, state: new Map(s).set(tenant, next) };
+}
+
+/** The peers' rates (share.ts) as of now: a tenant they no longer name gets its whole quota back here. */
+export function withPeers(s: IngestQuotaState, peers: ReadonlyMap<string, PeerRates>): IngestQuotaState {
+  const out = new Map(s);
+  for (const [tenant, t] of s) {
+    if (t.peers !== undefined && !peers.has(tenant)) {
+      const { peers: _gone, ...rest } = t;
+      out.set(tenant, rest);
+    }
+  }
+  for (const [tenant, p] of peers) out.set(tenant, { ...stateOf(s, tenant), peers: p });
+  return out;
+}
+
+/** Per tenant with a rate quota: ticks and bytes admitted on this node so far (the node turns them into rates). */
+export function admittedSoFar(s: IngestQuotaState): Map<string, { ticks: number; bytes: number }> {
+  const out = new Map<string, { ticks: number; bytes: number }>();
+  for (const [tenant, t] of s) if (t.admitted !== undefined) out.set(tenant, { ...t.admitted });
+  return out;
 }
 
 /** Folds the node's report of each tenant's hot bytes and symbols into the state (symbols only ever add). */
