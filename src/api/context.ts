@@ -7,7 +7,8 @@ import { classify, toStatus } from "./errors.js";
 import type { ApiNode } from "./ingest.js";
 import type { ApiLimits } from "./limits.js";
 import type { QueryEngine } from "./queryengine.js";
-import type { SubscriptionHolds } from "../feed/index.js";
+import type { TableSpec } from "../../protocols/tablespec.js";
+import type { GapReader, SubscriptionHolds } from "../feed/index.js";
 
 export interface ApiContext {
   readonly node: ApiNode;
@@ -19,6 +20,11 @@ export interface ApiContext {
   readonly jsm: () => Promise<JetStreamManager>;
   /** H of a shard this node hosts (feeds report it with each message); undefined when not hosted here. */
   readonly horizon?: (tenant: string, table: string, bucket: number) => number | undefined;
+  /**
+   * Rows of a table by WAL position from ClickHouse (a raw feed resuming below the WAL's start reads the compacted
+   * records there); absent on a node without ClickHouse.
+   */
+  readonly walHistory?: (tenant: string, spec: TableSpec) => GapReader;
   /** Where open subscriptions register what they still need of the WAL (the node's compaction holds it). */
   readonly subscriptions?: SubscriptionHolds;
 }

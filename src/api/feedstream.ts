@@ -9,8 +9,8 @@ import type { JetStreamManager } from "@nats-io/jetstream";
 import type { Principal } from "../auth/index.js";
 import { decodeWatermark } from "../../protocols/codec.js";
 import { parseWalSubject, walStream, walSubject, walSubjectsOfTable, walSubjectsOfTenant, watermarkStream, watermarkSubjectsOfTenant } from "../../protocols/subjects.js";
-import { FeedSession, encodeOffset, feedDecodes, feedTables, parseFrom, planFeed, shardKey } from "../feed/index.js";
-import type { FeedOffset, FeedPlan } from "../feed/index.js";
+import { FeedSession, encodeOffset, feedDecodes, feedTables, isStartTime, parseFrom, planFeed, readWalGap, shardKey } from "../feed/index.js";
+import type { FeedFrom, FeedOffset, FeedPlan, WalGap } from "../feed/index.js";
 import { arrowSchema, toRecordBatches } from "../query/index.js";
 import { compactionFloor, decodeWalEntry } from "../wal/index.js";
 import type { ApiContext } from "./context.js";
@@ -84,7 +84,7 @@ export async function runFeed(ctx: ApiContext, principal: Principal, req: FeedRe
   // Until the call ends, the node's WAL compaction keeps every record from the first this subscription has not received.
   let received = session.readFrom - 1;
   stops.push(ctx.subscriptions?.add({ tenant, tables: tables.map((t) => t.name), needs: () => received + 1 }) ?? (() => {}));
-  const notes = await walNotes(jsm, tenant, plan, shards, session.readFrom);
+  const { notes, gaps } = await walNotes(ctx, jsm, tenant, plan, from, shards, session.readFrom);
   const raw = arrowSchema(plan.fields, new Map([["proxist.feed", plan.fingerprint], ...(notes.length > 0 ? [["proxist.notes", notes.join("\n")] as [string, string]] : [])]));
   // Time columns leave as Arrow timestamp[us, UTC], as query results do.
   const schema = presentSchema(raw, "timestamp");
@@ -131,7 +131,23 @@ export async function runFeed(ctx: ApiContext, principal: Principal, req: FeedRe
   });
   const msgs = await walConsumer.consume({ max_messages: 256 });
   stops.push(() => void msgs.stop(), () => void walConsumer.delete().catch(() => false));
+  // The records compaction purged below the WAL's start come first, read back from ClickHouse (a raw feed only; the
+  // WAL consumer's deliveries wait meanwhile), a page at a time: the reader waits while the buffer is half full.
+  let room: (() => void) | undefined;
+  signal.addEventListener("abort", () => room?.(), { once: true });
+  const readGap = async (): Promise<void> => {
+    // PX_UNSAFE_NO_WAL_GAP_READ=1: the negative control of test/feed/gapresume.int.test.ts (the compacted rows are then missing).
+    if (gaps.length === 0 || process.env.PX_UNSAFE_NO_WAL_GAP_READ === "1") return;
+    await readWalGap(plan.left, gaps, ctx.walHistory!(tenant, plan.left), async (rec) => {
+      if (signal.aborted || session.overflowed) throw new Error("the subscription ended");
+      session.push(rec);
+      if (session.overflowed) overflow.abort();
+      poke();
+      while (session.buffered >= maxBuffer / 2 && !signal.aborted && !session.overflowed) await new Promise<void>((r) => (room = r));
+    });
+  };
   void (async () => {
+    await readGap();
     for await (const m of msgs) {
       if (signal.aborted || session.overflowed) break;
       received = m.seq;
@@ -167,6 +183,9 @@ export async function runFeed(ctx: ApiContext, principal: Principal, req: FeedRe
       await sink.batch(presentBatch(rb!, schema), at(b.kind, b.table.rows, b.offset), writeSignal);
       sent = b.offset;
     }
+    const r = room;
+    room = undefined;
+    r?.();
     if (session.overflowed) {
       const why =
         session.overflowReason === "durable"
@@ -196,8 +215,19 @@ export async function runFeed(ctx: ApiContext, principal: Principal, req: FeedRe
  * first sequence was trimmed, by a limit or a hand purge (the stream's first
  * sequence) or by compaction (a shard's floor in px_compaction: the stream's
  * anchor record keeps its first sequence in place, so only the floors show it).
+ * A raw feed resuming from an offset below a compaction floor gets `gaps`: the
+ * purged records, which ClickHouse holds (compaction purges only what the sink
+ * persisted), are read from there.
  */
-async function walNotes(jsm: JetStreamManager, tenant: string, plan: FeedPlan, shards: readonly { table: string; bucket: number }[], readFrom: number): Promise<string[]> {
+async function walNotes(
+  ctx: ApiContext,
+  jsm: JetStreamManager,
+  tenant: string,
+  plan: FeedPlan,
+  from: FeedFrom,
+  shards: readonly { table: string; bucket: number }[],
+  readFrom: number,
+): Promise<{ notes: string[]; gaps: WalGap[] }> {
   const [streamFirst, ...floors] = await Promise.all([
     jsm.streams
       .info(walStream(tenant))
@@ -206,9 +236,21 @@ async function walNotes(jsm: JetStreamManager, tenant: string, plan: FeedPlan, s
     ...shards.map((s) => compactionFloor(jsm, { tenant, table: s.table, bucket: s.bucket }).catch(() => 0)),
   ]);
   const first = Math.max(streamFirst, ...floors);
-  if (first <= readFrom) return [];
-  if (plan.kind === "raw" && readFrom > 1) {
-    throw new ApiError("FAILED_PRECONDITION", `feed ${plan.fingerprint}: the offset needs WAL records from LSN ${readFrom}, but the WAL now starts at ${first} (older records were compacted); resuming below the WAL's start is not implemented yet: start from "now" or "snapshot" and read the gap with a range query`);
+  if (first <= readFrom) return { notes: [], gaps: [] };
+  if (plan.kind === "raw" && typeof from === "object" && !isStartTime(from)) {
+    const refuse = (why: string): never => {
+      throw new ApiError("FAILED_PRECONDITION", `feed ${plan.fingerprint}: the offset needs WAL records from LSN ${readFrom}, but the WAL now starts at ${first}; ${why}: start from "now" or "snapshot" and read the gap with a range query`);
+    };
+    // Records gone by a stream limit or a hand purge may never have reached ClickHouse.
+    if (streamFirst > readFrom) refuse(`records below ${streamFirst} were removed from the stream itself (a limit or a purge), not by compaction, so ClickHouse may not hold them`);
+    if (ctx.walHistory === undefined) refuse("the older records were compacted and this node has no ClickHouse to read them from");
+    const gaps: WalGap[] = [];
+    shards.forEach((s, i) => {
+      const after = from.lsn[shardKey(s.table, s.bucket)] ?? 0;
+      const below = floors[i]!;
+      if (s.table === plan.left.name && below > after + 1) gaps.push({ bucket: s.bucket, after, below });
+    });
+    return { notes: [], gaps };
   }
-  return [`the WAL starts at LSN ${first}: the feed's state is built from there (older rows are not in it)`];
+  return { notes: [`the WAL starts at LSN ${first}: the feed's state is built from there (older rows are not in it)`], gaps: [] };
 }

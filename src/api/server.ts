@@ -36,6 +36,8 @@ export interface ApiServerOptions {
   readonly log?: (line: string) => void;
   /** H of a shard this node hosts, for feed messages (absent: reported as unknown, -1). */
   readonly horizon?: (tenant: string, table: string, bucket: number) => number | undefined;
+  /** ClickHouse rows by WAL position, for raw feeds resuming below the WAL's start (absent: refused). */
+  readonly walHistory?: ApiContext["walHistory"];
   /** Open subscriptions' WAL needs, for the node's compaction (absent: they hold nothing). */
   readonly subscriptions?: SubscriptionHolds;
 }
@@ -65,6 +67,7 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
     jsm: () => (jsm ??= jetstreamManager(o.node.nc)),
     ...(o.horizon === undefined ? {} : { horizon: o.horizon }),
     ...(o.subscriptions === undefined ? {} : { subscriptions: o.subscriptions }),
+    ...(o.walHistory === undefined ? {} : { walHistory: o.walHistory }),
   };
   const server = new Server({
     "grpc.max_receive_message_length": limits.maxMessageBytes + TRANSPORT_SLACK_BYTES,

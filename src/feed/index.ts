@@ -16,3 +16,5 @@ export { SubscriptionHolds } from "./subholds.js";
 export type { SubscriptionHold } from "./subholds.js";
 export type { FeedFrom, FeedStartTime } from "./from.js";
 export { SharedDecodes, feedDecodes } from "./decoded.js";
+export { readWalGap } from "./gap.js";
+export type { GapReader, WalGap } from "./gap.js";

@@ -17,7 +17,8 @@ import type { Meter } from "./meter.js";
 import { retryOnTimeout } from "./startup.js";
 import { meteredCold, meteredEngine, meteredParts } from "./querymeter.js";
 import type { SlowQueries } from "./slowlog.js";
-import type { SubscriptionHolds } from "../feed/index.js";
+import type { GapReader, SubscriptionHolds } from "../feed/index.js";
+import type { TableSpec } from "../../protocols/tablespec.js";
 import type { LocalShardHost } from "./shard/host.js";
 
 export interface NodeApiOptions {
@@ -92,7 +93,10 @@ export async function startNodeApi(o: NodeApiOptions): Promise<NodeApi> {
   const tuning = { ...(o.host === undefined ? {} : { host: o.host }), ...(o.limits === undefined ? {} : { limits: o.limits }) };
   const served = watched ? meteredEngine(engine, { meter: o.meter, slow: o.slow, localBuckets }) : engine;
   const credentials = o.tls === undefined ? {} : { credentials: apiServerCredentials(o.tls) };
-  const server = await startApiServer({ node: o.node, tokens, queryEngine: served, port: o.grpcPort, log: o.log, ...tuning, ...credentials, horizon, ...(o.subscriptions === undefined ? {} : { subscriptions: o.subscriptions }) });
+  // A raw feed resuming below the WAL's start reads the compacted records back from ClickHouse.
+  const history = o.clickhouse === undefined ? undefined : new ClickhouseColdSource(o.clickhouse);
+  const walHistory = history === undefined ? {} : { walHistory: (tenant: string, spec: TableSpec): GapReader => (gaps, cursor, limit) => history.byLsn(tenant, spec, gaps, cursor, limit) };
+  const server = await startApiServer({ node: o.node, tokens, queryEngine: served, port: o.grpcPort, log: o.log, ...tuning, ...credentials, horizon, ...walHistory, ...(o.subscriptions === undefined ? {} : { subscriptions: o.subscriptions }) });
   return {
     engine,
     served,

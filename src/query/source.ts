@@ -137,6 +137,19 @@ export class ClickhouseColdSource implements ColdSource {
     return decodeRowBinary(spec, await this.bytes(sql, signal));
   }
 
+  /**
+   * Rows of `spec` by WAL position: per shard those with after < _lsn < below
+   * (`gaps`), past `cursor` (an LSN: rows of later records only), in
+   * (_lsn, _row) order, at most `limit` rows. What a feed resuming below the
+   * WAL's start reads instead of the compacted records.
+   */
+  async byLsn(tenant: string, spec: TableSpec, gaps: readonly { readonly bucket: number; readonly after: number; readonly below: number }[], cursor: number, limit: number | undefined, signal?: AbortSignal): Promise<DecodedRows> {
+    const shard = gaps.map((g) => `(${quoteIdent("_shard")} = ${int(g.bucket, "shard")} AND ${quoteIdent("_lsn")} > ${int(g.after, "LSN")} AND ${quoteIdent("_lsn")} < ${int(g.below, "LSN")})`).join(" OR ");
+    const cap = limit === undefined ? "" : ` LIMIT ${int(limit, "limit")}`;
+    const sql = `SELECT ${this.cols(spec)} FROM ${qualifiedTable(tenant, spec.name)} WHERE (${shard}) AND ${quoteIdent("_lsn")} > ${int(cursor, "cursor")} ORDER BY ${quoteIdent("_lsn")}, ${quoteIdent("_row")}${cap} FORMAT RowBinary`;
+    return decodeRowBinary(spec, await this.bytes(sql, signal));
+  }
+
   async sql(text: string, signal?: AbortSignal): Promise<string> {
     return read(() => this.client.query(text, signal === undefined ? {} : { signal }), signal);
   }
