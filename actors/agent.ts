@@ -61,7 +61,8 @@ export interface AgentContext {
 
 export type AgentEvent =
   | { type: "assignment"; key: string; shard: ShardRef; assignment: Assignment | undefined }
-  | { type: "assignments.synced" }
+  /** The watch delivered every current assignment; `keys`: those it delivered since it was (re)opened, the others are gone. */
+  | { type: "assignments.synced"; keys?: readonly string[] }
   | { type: "drain" }
   | { type: "stop" }
   | { type: "heartbeat.ok" }
@@ -190,7 +191,17 @@ export const agentMachine = setup({
             },
           }),
         },
-        "assignments.synced": { actions: assign({ assignmentsSynced: true }) },
+        "assignments.synced": {
+          actions: assign({
+            assignmentsSynced: true,
+            // A watch re-opened after it broke delivers only what exists: an assignment deleted while it was blind is dropped here.
+            assignments: ({ context, event }) => {
+              if (event.keys === undefined) return context.assignments;
+              const keep = new Set(event.keys);
+              return new Map([...context.assignments].filter(([k]) => keep.has(k)));
+            },
+          }),
+        },
       },
       states: {
         phase: {

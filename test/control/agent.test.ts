@@ -109,6 +109,39 @@ describe("agent", () => {
     expect(hb?.info.shards).toEqual([expect.objectContaining({ tenant: "acme", table: "trades", bucket: 0, leaseRevision: second, appliedLsn: 10 })]);
   });
 
+  // Issue 19: a KV watch that breaks (its consumer gone, its iterator ended) delivers nothing more. The agent let it lie, so
+  // every later assignment of its node was missed while the node kept heartbeating: shards hosted by no node, silently.
+  it("agent - a px_assign watch that breaks is re-opened: assignments made and removed while it was blind are followed", async () => {
+    const cluster = new Cluster();
+    const clock = new SimulatedClock();
+    const leader = new FakeLeader(cluster);
+    const lines: string[] = [];
+    const client = cluster.client();
+    const host = new FakeHost();
+    const actor = createActor(
+      agentMachine.provide({
+        actors: agentActors({ nodeId: "n1", address: "n1:8080", softwareVersion: "test", host, heartbeats: client.stores.heartbeats, assignments: client.stores.assignments, log: (l) => lines.push(l) }),
+      }),
+      { input: { nodeId: "n1", heartbeatMs: 100, isolationMs: 5_000, retryMs: 100 }, clock },
+    );
+    actors.push(actor);
+    actor.start();
+    await leader.assign({ "acme.trades.0": "n1", "acme.trades.1": "n1" });
+    await advance(clock, 100);
+    expect([...host.running.keys()].sort()).toEqual(["acme.trades.0", "acme.trades.1"]);
+    cluster.buckets.assign.breakWatchers("watcher consumer lost (test)");
+    // While blind: a shard failed over to this node, another moved away, one removed.
+    await leader.assign({ "acme.trades.2": "n1", "acme.trades.0": "n2", "acme.trades.1": undefined });
+    // The watch re-opens within its retry (1 s) and resyncs.
+    await advance(clock, 1_500);
+    expect(new Map(host.running)).toEqual(new Map([["acme.trades.2", leader.revision("acme.trades.2")]]));
+    expect(lines.some((l) => l.includes("cannot watch px_assign") && l.includes("watcher consumer lost"))).toBe(true);
+    // And it goes on following changes.
+    await leader.assign({ "acme.trades.3": "n1" });
+    await advance(clock, 100);
+    expect([...host.running.keys()].sort()).toEqual(["acme.trades.2", "acme.trades.3"]);
+  });
+
   it("agent - a failed start is retried after a backoff", async () => {
     const cluster = new Cluster();
     const clock = new SimulatedClock();

@@ -97,18 +97,25 @@ export function agentActors(io: AgentIO) {
     applyShards: fromPromise<ApplyResult, ShardWork>(({ input }) => applyShardWork(io.host, input)),
     watchAssignments: fromCallback<AgentEvent>(({ sendBack }) =>
       runWatch(
-        () =>
-          io.assignments.watch(
+        (onBroken) => {
+          // The keys this open delivered: a watch re-opened after it broke resyncs, and an assignment deleted while it was
+          // blind is one it does not deliver again (the agent drops those at synced).
+          const present = new Set<string>();
+          return io.assignments.watch(
             (c) => {
               // Fence first: the sink loses its permit before the agent schedules the stop.
               if (c.assignment === undefined) io.host.revoke?.(c.shard, "the assignment was removed from px_assign");
               else if (c.assignment.node !== io.nodeId) io.host.revoke?.(c.shard, `px_assign moved the shard to ${c.assignment.node} (lease revision ${c.assignment.leaseRevision})`);
               else io.host.revoke?.(c.shard, `px_assign holds a newer lease revision ${c.assignment.leaseRevision}`, c.assignment.leaseRevision);
+              if (c.assignment === undefined) present.delete(c.key);
+              else present.add(c.key);
               sendBack({ type: "assignment", key: c.key, shard: c.shard, assignment: c.assignment });
             },
-            () => sendBack({ type: "assignments.synced" }),
-          ),
-        (e) => log(`agent ${io.nodeId}: cannot watch px_assign: ${(e as Error).message}`),
+            () => sendBack({ type: "assignments.synced", keys: [...present] }),
+            onBroken,
+          );
+        },
+        (e) => log(`agent ${io.nodeId}: cannot watch px_assign (re-opening it): ${(e as Error).message}`),
       ),
     ),
   };

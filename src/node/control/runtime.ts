@@ -57,6 +57,7 @@ export async function startController(nc: NatsConnection, o: ControllerOptions):
   actor.on("assigned", (e) => {
     for (const w of e.writes) log(`controller ${o.id}: ${w.key} -> ${w.node ?? "(removed)"} (term ${e.term})`);
   });
+  actor.on("unhosted", (e) => log(`controller ${o.id}: ${e.key} assigned to ${e.from} (lease revision ${e.revision}) is missing from its heartbeats for ${e.forMs} ms: the node does not host it; ${e.to === e.from ? "writing it again under a new revision" : `moving it to ${e.to}`}`));
   actor.on("overridesCleared", (e) => {
     for (const c of e.cleared) log(`controller ${o.id}: placement override of ${c.key} (to ${c.node}) cleared: ${c.node} is not a live running node any more, or the shard is gone`);
   });
