@@ -43,6 +43,11 @@ export interface HeartbeatInput {
   readonly hosted: readonly HostedShard[];
 }
 
+export interface HeartbeatResult {
+  /** Shards the agent started that the host no longer runs: started again (see shardStatuses in agentio.ts). */
+  readonly lost: readonly HostedShard[];
+}
+
 export interface AgentContext {
   readonly nodeId: string;
   readonly heartbeatMs: number;
@@ -71,6 +76,7 @@ export type AgentEvent =
 export type AgentEmitted =
   | { type: "shards"; started: readonly HostedShard[]; stopped: readonly string[]; failed: ApplyResult["failed"] }
   | { type: "isolated" }
+  | { type: "lost"; shards: readonly HostedShard[] }
   | { type: "reconnected" }
   | IoErrorEmitted;
 
@@ -113,7 +119,7 @@ export const agentMachine = setup({
   },
   actors: {
     open: fromPromise<void>(async () => {}),
-    sendHeartbeat: fromPromise<void, HeartbeatInput>(notProvided("sendHeartbeat")),
+    sendHeartbeat: fromPromise<HeartbeatResult, HeartbeatInput>(notProvided("sendHeartbeat")),
     removeHeartbeat: fromPromise<void>(notProvided("removeHeartbeat")),
     applyShards: fromPromise<ApplyResult, ShardWork>(notProvided("applyShards")),
     watchAssignments: fromCallback<AgentEvent>(() => () => {}),
@@ -230,7 +236,22 @@ export const agentMachine = setup({
               invoke: {
                 src: "sendHeartbeat",
                 input: ({ context }): HeartbeatInput => ({ phase: context.phase, hosted: [...context.hosted.values()] }),
-                onDone: { target: "waiting", actions: [assign({ heartbeatOk: true }), raise({ type: "heartbeat.ok" })] },
+                onDone: {
+                  target: "waiting",
+                  actions: [
+                    assign({ heartbeatOk: true }),
+                    raise({ type: "heartbeat.ok" }),
+                    // The host no longer runs them: forgotten (at the revision seen, not one restarted since), so they start again.
+                    enqueueActions(({ context, event, enqueue }) => {
+                      const lost = (event.output?.lost ?? []).filter((h) => context.hosted.get(shardKey(h.shard))?.leaseRevision === h.leaseRevision);
+                      if (lost.length === 0) return;
+                      const hosted = new Map(context.hosted);
+                      for (const h of lost) hosted.delete(shardKey(h.shard));
+                      enqueue.assign({ hosted });
+                      enqueue.emit({ type: "lost", shards: lost });
+                    }),
+                  ],
+                },
                 onError: { target: "waiting", actions: { type: "noteError", params: ({ event }) => ({ operation: "heartbeat", error: event.error }) } },
               },
             },

@@ -157,18 +157,30 @@ export function currentPlan(c: ControllerContext): AssignmentWrite[] {
 }
 
 /** Assignments whose live node has not reported hosting them for repairMs, with where each goes (pure). */
-export function currentRepairs(c: ControllerContext): UnhostedRepair[] {
+function dueUnhosted(c: ControllerContext): UnhostedRepair[] {
   if (!c.table) return [];
   const wanted = new Set(shardsOfCatalog(c.catalog).map(shardKey));
   const now = c.attention();
   return dueRepairs(c.unreported, c.table.assignments, placeableNodes(c.nodes, now, c.nodeTimeoutMs, c.settleMs), now, c.repairMs).filter((r) => wanted.has(r.key));
 }
 
-/** Overrides the leader clears now: their node is not placeable any more, or their shard is gone (pure). */
+/**
+ * The repairs the leader writes now. A shard an override put on the node that
+ * does not host it is not moved here: placement would put it back; the
+ * override is cleared first (staleOverrides), then it is placed afresh.
+ */
+export function currentRepairs(c: ControllerContext): UnhostedRepair[] {
+  return dueUnhosted(c).filter((r) => c.overrides.get(r.key)?.node !== r.from);
+}
+
+/** Overrides the leader clears now: their node is not placeable any more, or their shard is gone, or their node does not host it (pure). */
 export function staleOverrides(c: ControllerContext): OverrideClear[] {
   const desired = shardsOfCatalog(c.catalog).map(shardKey);
   const nodes = placeableNodes(c.nodes, c.attention(), c.nodeTimeoutMs);
-  return voidOverrides(new Map([...c.overrides].map(([k, o]) => [k, o.node])), desired, nodes).map((key) => ({ key, revision: c.overrides.get(key)!.revision, node: c.overrides.get(key)!.node }));
+  const stale = new Set(voidOverrides(new Map([...c.overrides].map(([k, o]) => [k, o.node])), desired, nodes));
+  // An override to a node that does not host its shard (src/control/unhosted.ts) goes too.
+  for (const r of dueUnhosted(c)) if (c.overrides.get(r.key)?.node === r.from) stale.add(r.key);
+  return [...stale].sort().map((key) => ({ key, revision: c.overrides.get(key)!.revision, node: c.overrides.get(key)!.node }));
 }
 
 export const controllerMachine = setup({

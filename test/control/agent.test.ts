@@ -142,6 +142,29 @@ describe("agent", () => {
     expect([...host.running.keys()].sort()).toEqual(["acme.trades.2", "acme.trades.3"]);
   });
 
+  it("agent - a shard its host stopped running behind its back is left out of the heartbeat and started again", async () => {
+    const cluster = new Cluster();
+    const clock = new SimulatedClock();
+    const leader = new FakeLeader(cluster);
+    const a = agent(cluster, "n1", clock);
+    const lost: string[] = [];
+    a.actor.on("lost", (e) => lost.push(...e.shards.map((h) => `${h.shard.bucket}@${h.leaseRevision}`)));
+    await leader.assign({ "acme.trades.0": "n1", "acme.trades.1": "n1" });
+    await advance(clock, 100);
+    const rev = leader.revision("acme.trades.1")!;
+    // The host lost it (a restart on a new spec that failed after its stop, say); the start fails for a while.
+    a.host.running.delete("acme.trades.1");
+    a.host.failStarts.add("acme.trades.1");
+    await advance(clock, 250);
+    expect.soft(lost).toEqual([`1@${rev}`]);
+    const hb = (await cluster.client().stores.heartbeats.read()).get("n1");
+    expect.soft(hb?.info.shards.map((s) => s.bucket)).toEqual([0]);
+    a.host.failStarts.clear();
+    await advance(clock, 250);
+    expect.soft(new Map(a.host.running)).toEqual(new Map([["acme.trades.0", leader.revision("acme.trades.0")], ["acme.trades.1", rev]]));
+    expect.soft((await cluster.client().stores.heartbeats.read()).get("n1")?.info.shards.map((s) => s.bucket)).toEqual([0, 1]);
+  });
+
   it("agent - a failed start is retried after a backoff", async () => {
     const cluster = new Cluster();
     const clock = new SimulatedClock();

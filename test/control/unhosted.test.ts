@@ -11,7 +11,7 @@ import { controllerMachine } from "../../actors/controller.js";
 import type { ControllerEmitted } from "../../actors/controller.js";
 import { agentMachine } from "../../actors/agent.js";
 import { agentActors, controllerActors } from "../../src/node/control/index.js";
-import { AssignmentStore, dueRepairs, noteReport } from "../../src/control/index.js";
+import { AssignmentStore, OverrideStore, dueRepairs, noteReport } from "../../src/control/index.js";
 import type { Assignment } from "../../src/control/index.js";
 import { Cluster, FakeHost, advance, staticCatalog, tenant } from "./fakes.js";
 
@@ -171,6 +171,25 @@ describe("unhosted shards (issue 19)", () => {
       else expect(after).toEqual([]);
     });
   }
+
+  it("a shard a placement override put on a node that cannot start it: the override is cleared and the shard placed where it runs", async () => {
+    const { cluster: c, clock, nodes } = cluster(REPAIR_MS);
+    for (const n of nodes) n.start();
+    await advance(clock, 5_000);
+    const assigned = await new AssignmentStore(c.buckets.assign).read();
+    const [key, a] = [...assigned].find(([, x]) => x.node !== "n3")!;
+    const n3 = nodes[2]!;
+    n3.host.failStarts.add(key);
+    const overrides = new OverrideStore(c.buckets.placement);
+    await overrides.set(key, { node: "n3", from: a.node, by: "operator", reason: "test", requestedAtMs: 0 });
+    await advance(clock, 1_000);
+    expect((await new AssignmentStore(c.buckets.assign).read()).get(key)?.node).toBe("n3");
+    expect(await unhosted(c, nodes)).toEqual([expect.stringContaining(`${key}: assigned to n3@`)]);
+    await advance(clock, REPAIR_MS + 2_000);
+    expect((await overrides.read()).has(key)).toBe(false);
+    expect(await unhosted(c, nodes)).toEqual([]);
+    expect((await new AssignmentStore(c.buckets.assign).read()).get(key)?.node).not.toBe("n3");
+  });
 
   it("noteReport / dueRepairs: an assignment counts as hosted once the node reports its revision or a newer one; a node not placeable is left to failover", () => {
     const as = new Map<string, Assignment>([
