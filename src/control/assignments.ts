@@ -5,7 +5,7 @@
 // from then on every write of the old leader is rejected by NATS (FencedError).
 // The KV revision of an assignment is its lease revision, the fencing token a
 // shard carries.
-import { jsonValue, isConflict } from "./kv.js";
+import { STALLS, jsonValue, isConflict } from "./kv.js";
 import type { ControlKv, KvChange, KvWatchError } from "./kv.js";
 import { parseShardKey } from "./shard.js";
 import type { ShardRef } from "./shard.js";
@@ -132,6 +132,6 @@ export class AssignmentStore {
       const shard = parseShardKey(c.key);
       if (!shard) return;
       onChange({ key: c.key, shard, assignment: c.value === undefined ? undefined : decodeAssignment(c.value, c.revision) });
-    }, onSynced, onError);
+    }, onSynced, onError, STALLS);
   }
 }

@@ -5,6 +5,7 @@ import { decodeHeartbeat, encodeHeartbeat } from "../../protocols/codec.js";
 import { shardStatusFromMessage, shardStatusToMessage } from "../../protocols/shardstatus.js";
 import type { ShardStatus } from "../../protocols/shardstatus.js";
 import type { ControlKv, KvWatchError } from "./kv.js";
+import { STALLS } from "./kv.js";
 
 /** The agent's phase as it reports it. The controller places shards on `running` nodes only. */
 export type NodePhase = "joining" | "running" | "draining";
@@ -103,6 +104,6 @@ export class HeartbeatStore {
         return; // unreadable (newer version): not counted as a heartbeat
       }
       onChange({ type: "seen", nodeId: c.key, revision: c.revision, info });
-    }, onSynced, onError);
+    }, onSynced, onError, STALLS);
   }
 }

@@ -4,7 +4,7 @@
 // shard on the override's node while that node is placeable, and deletes the
 // override (compare-and-set on its revision) once its node died or the shard is gone.
 import type { PlacementOverride } from "../../protocols/placement.js";
-import { jsonValue } from "./kv.js";
+import { STALLS, jsonValue } from "./kv.js";
 import type { ControlKv, KvChange, KvWatchError } from "./kv.js";
 import { parseShardKey } from "./shard.js";
 
@@ -49,6 +49,6 @@ export class OverrideStore {
     return this.kv.watch((c: KvChange) => {
       if (!parseShardKey(c.key)) return;
       onChange({ key: c.key, stored: c.value === undefined ? undefined : { override: decodeOverride(c.value), revision: c.revision } });
-    }, onSynced, onError);
+    }, onSynced, onError, STALLS);
   }
 }

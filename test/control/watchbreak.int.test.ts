@@ -1,7 +1,10 @@
 // Issue 19 on a real nats-server: the agent's px_assign watcher loses its
 // consumer (deleted on the server, as when the server holding it dies). The
-// watch reports the stall and is re-opened (src/control/watchactor.ts); the
-// agent goes on following assignments made after the loss.
+// iterator does not end (the client notices only after missed idle
+// heartbeats, a minute): the watch sees the bucket move past what it
+// delivered and fills the gap from the stream (fillStalls, src/control/kv.ts),
+// so the agent goes on following assignments made after the loss. A watcher
+// that ends is re-opened instead (test/control/agent.test.ts).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { natsFixture } from "../helpers/cluster.js";
@@ -33,7 +36,7 @@ async function until(what: string, probe: () => boolean, timeoutMs: number): Pro
 }
 
 describe("control - a px_assign watcher that loses its consumer", () => {
-  it("watch - the agent's watcher consumer deleted on the server: the watch is re-opened and later assignments are followed", async () => {
+  it("watch - the agent's watcher consumer deleted on the server: the gap is filled from the stream and later assignments are followed", async () => {
     const stores = await openControlStores(f.nc);
     const host = new FakeHost();
     const lines: string[] = [];
@@ -50,7 +53,6 @@ describe("control - a px_assign watcher that loses its consumer", () => {
     table = await stores.assignments.write(table, [{ key: "acme.trades.1", node: "n1" }, { key: "acme.trades.0", node: "n2" }], 1, Date.now());
     const ms = await until("the agent to follow assignments made after its consumer was deleted", () => host.running.has("acme.trades.1") && !host.running.has("acme.trades.0"), 15_000);
     console.log(`watch: followed ${ms} ms after the write; agent log: ${lines.filter((l) => l.includes("px_assign")).join(" | ")}`);
-    expect(lines.some((l) => l.includes("cannot watch px_assign (re-opening it)") && l.includes("stalled"))).toBe(true);
     expect(host.running.get("acme.trades.1")).toBe(table.assignments.get("acme.trades.1")?.leaseRevision);
   });
 });
