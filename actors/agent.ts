@@ -242,8 +242,15 @@ export const agentMachine = setup({
                     assign({ heartbeatOk: true }),
                     raise({ type: "heartbeat.ok" }),
                     // The host no longer runs them: forgotten (at the revision seen, not one restarted since), so they start again.
-                    enqueueActions(({ context, event, enqueue }) => {
-                      const lost = (event.output?.lost ?? []).filter((h) => context.hosted.get(shardKey(h.shard))?.leaseRevision === h.leaseRevision);
+                    // Not while shards are being stopped or started (a stop takes the shard off the host before it resolves), and
+                    // only those still wanted here at that revision.
+                    enqueueActions(({ context, event, enqueue, self }) => {
+                      if (self.getSnapshot().matches({ active: { shards: "applying" } })) return;
+                      const desired = desiredShards(context);
+                      const lost = (event.output?.lost ?? []).filter((h) => {
+                        const key = shardKey(h.shard);
+                        return context.hosted.get(key)?.leaseRevision === h.leaseRevision && desired.get(key)?.leaseRevision === h.leaseRevision;
+                      });
                       if (lost.length === 0) return;
                       const hosted = new Map(context.hosted);
                       for (const h of lost) hosted.delete(shardKey(h.shard));

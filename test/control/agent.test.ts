@@ -165,6 +165,36 @@ describe("agent", () => {
     expect.soft((await cluster.client().stores.heartbeats.read()).get("n1")?.info.shards.map((s) => s.bucket)).toEqual([0, 1]);
   });
 
+  it("agent - a shard its host takes off while stopping it (as the real host does) is not reported lost", async () => {
+    const cluster = new Cluster();
+    const clock = new SimulatedClock();
+    const leader = new FakeLeader(cluster);
+    // Like LocalShardHost: the shard leaves the host's map at once, the stop resolves once its sink stopped (here 500 ms).
+    class SlowStopHost extends FakeHost {
+      override async stop(shard: Parameters<FakeHost["stop"]>[0]): Promise<void> {
+        await super.stop(shard);
+        await new Promise((r) => clock.setTimeout(r, 500));
+      }
+    }
+    const client = cluster.client();
+    const host = new SlowStopHost();
+    const actor = createActor(agentMachine.provide({ actors: agentActors({ nodeId: "n1", address: "n1:8080", softwareVersion: "test", host, heartbeats: client.stores.heartbeats, assignments: client.stores.assignments }) }), {
+      input: { nodeId: "n1", heartbeatMs: 100, isolationMs: 5_000, retryMs: 100 },
+      clock,
+    });
+    actors.push(actor);
+    const lost: unknown[] = [];
+    actor.on("lost", (e) => lost.push(e));
+    actor.start();
+    await leader.assign({ "acme.trades.0": "n1", "acme.trades.1": "n1" });
+    await advance(clock, 100);
+    // One moves away, the other is restarted under a newer revision (fencing): both stops take 5 heartbeats.
+    await leader.assign({ "acme.trades.0": "n2", "acme.trades.1": "n1" });
+    await advance(clock, 1_500);
+    expect(lost).toEqual([]);
+    expect(new Map(host.running)).toEqual(new Map([["acme.trades.1", leader.revision("acme.trades.1")]]));
+  });
+
   it("agent - a failed start is retried after a backoff", async () => {
     const cluster = new Cluster();
     const clock = new SimulatedClock();
