@@ -43,6 +43,11 @@ export interface HeartbeatInput {
   readonly hosted: readonly HostedShard[];
 }
 
+export interface HeartbeatResult {
+  /** Shards the agent started that the host no longer runs: started again (see shardStatuses in agentio.ts). */
+  readonly lost: readonly HostedShard[];
+}
+
 export interface AgentContext {
   readonly nodeId: string;
   readonly heartbeatMs: number;
@@ -61,7 +66,8 @@ export interface AgentContext {
 
 export type AgentEvent =
   | { type: "assignment"; key: string; shard: ShardRef; assignment: Assignment | undefined }
-  | { type: "assignments.synced" }
+  /** The watch delivered every current assignment; `keys`: those it delivered since it was (re)opened, the others are gone. */
+  | { type: "assignments.synced"; keys?: readonly string[] }
   | { type: "drain" }
   | { type: "stop" }
   | { type: "heartbeat.ok" }
@@ -70,6 +76,7 @@ export type AgentEvent =
 export type AgentEmitted =
   | { type: "shards"; started: readonly HostedShard[]; stopped: readonly string[]; failed: ApplyResult["failed"] }
   | { type: "isolated" }
+  | { type: "lost"; shards: readonly HostedShard[] }
   | { type: "reconnected" }
   | IoErrorEmitted;
 
@@ -112,7 +119,7 @@ export const agentMachine = setup({
   },
   actors: {
     open: fromPromise<void>(async () => {}),
-    sendHeartbeat: fromPromise<void, HeartbeatInput>(notProvided("sendHeartbeat")),
+    sendHeartbeat: fromPromise<HeartbeatResult, HeartbeatInput>(notProvided("sendHeartbeat")),
     removeHeartbeat: fromPromise<void>(notProvided("removeHeartbeat")),
     applyShards: fromPromise<ApplyResult, ShardWork>(notProvided("applyShards")),
     watchAssignments: fromCallback<AgentEvent>(() => () => {}),
@@ -190,7 +197,17 @@ export const agentMachine = setup({
             },
           }),
         },
-        "assignments.synced": { actions: assign({ assignmentsSynced: true }) },
+        "assignments.synced": {
+          actions: assign({
+            assignmentsSynced: true,
+            // A watch re-opened after it broke delivers only what exists: an assignment deleted while it was blind is dropped here.
+            assignments: ({ context, event }) => {
+              if (event.keys === undefined) return context.assignments;
+              const keep = new Set(event.keys);
+              return new Map([...context.assignments].filter(([k]) => keep.has(k)));
+            },
+          }),
+        },
       },
       states: {
         phase: {
@@ -219,7 +236,29 @@ export const agentMachine = setup({
               invoke: {
                 src: "sendHeartbeat",
                 input: ({ context }): HeartbeatInput => ({ phase: context.phase, hosted: [...context.hosted.values()] }),
-                onDone: { target: "waiting", actions: [assign({ heartbeatOk: true }), raise({ type: "heartbeat.ok" })] },
+                onDone: {
+                  target: "waiting",
+                  actions: [
+                    assign({ heartbeatOk: true }),
+                    raise({ type: "heartbeat.ok" }),
+                    // The host no longer runs them: forgotten (at the revision seen, not one restarted since), so they start again.
+                    // Not while shards are being stopped or started (a stop takes the shard off the host before it resolves), and
+                    // only those still wanted here at that revision.
+                    enqueueActions(({ context, event, enqueue, self }) => {
+                      if (self.getSnapshot().matches({ active: { shards: "applying" } })) return;
+                      const desired = desiredShards(context);
+                      const lost = (event.output?.lost ?? []).filter((h) => {
+                        const key = shardKey(h.shard);
+                        return context.hosted.get(key)?.leaseRevision === h.leaseRevision && desired.get(key)?.leaseRevision === h.leaseRevision;
+                      });
+                      if (lost.length === 0) return;
+                      const hosted = new Map(context.hosted);
+                      for (const h of lost) hosted.delete(shardKey(h.shard));
+                      enqueue.assign({ hosted });
+                      enqueue.emit({ type: "lost", shards: lost });
+                    }),
+                  ],
+                },
                 onError: { target: "waiting", actions: { type: "noteError", params: ({ event }) => ({ operation: "heartbeat", error: event.error }) } },
               },
             },

@@ -10,8 +10,8 @@ import { errorMessage, ioErrorNote, notProvided as notProvidedBy } from "./commo
 import type { IoErrorEmitted, IoErrorParams } from "./common.js";
 import type { Catalog } from "../src/catalog.js";
 import { EMPTY_CATALOG } from "../src/catalog.js";
-import { PLACEMENT_SETTLE_MS, forgetNode, isConflict, leaseVerdict, nextExpiry, nextSettle, observeLease, placeableNodes, planAssignments, shardKey, shardsOfCatalog, sightNode, voidOverrides } from "../src/control/index.js";
-import type { AssignmentTable, AssignmentWrite, LeaseObservation, LeaseRecord, NodePhase, NodeTable, StoredLease } from "../src/control/index.js";
+import { PLACEMENT_SETTLE_MS, UNHOSTED_REPAIR_MS, dueRepairs, forgetNode, noteReport, pruneUnreported, repairWrite, isConflict, leaseVerdict, nextExpiry, nextSettle, observeLease, placeableNodes, planAssignments, shardKey, shardsOfCatalog, sightNode, voidOverrides } from "../src/control/index.js";
+import type { AssignmentTable, AssignmentWrite, LeaseObservation, LeaseRecord, NodeReport, NodeTable, StoredLease, UnhostedRepair, UnreportedTable } from "../src/control/index.js";
 
 export interface ControllerInput {
   /** This controller's id (the node id). */
@@ -32,6 +32,11 @@ export interface ControllerInput {
    * dead node and overrides do not wait.
    */
   readonly settleMs?: number;
+  /**
+   * An assignment its live node leaves out of its heartbeats this long is
+   * written again, to another node (default UNHOSTED_REPAIR_MS; 0: never).
+   */
+  readonly repairMs?: number;
   /** Longest time between reconciles (liveness changes without events). */
   readonly reconcileMs?: number;
   /** Pause after a failed KV operation. */
@@ -62,6 +67,7 @@ export interface ControllerContext {
   readonly guardMs: number;
   readonly nodeTimeoutMs: number;
   readonly settleMs: number;
+  readonly repairMs: number;
   readonly reconcileMs: number;
   readonly retryMs: number;
   readonly now: () => number;
@@ -75,6 +81,8 @@ export interface ControllerContext {
   nodes: NodeTable;
   nodesSynced: boolean;
   table: AssignmentTable | undefined;
+  /** While leader: assignments their node's heartbeats leave out, since when (src/control/unhosted.ts). */
+  unreported: UnreportedTable;
   /** Placement overrides by shard key (px_placement, watched by every contender). */
   overrides: ReadonlyMap<string, HeldOverride>;
   overridesSynced: boolean;
@@ -88,12 +96,13 @@ export interface HeldOverride {
 
 export type ControllerEvent =
   | { type: "catalog"; catalog: Catalog }
-  | { type: "node.seen"; nodeId: string; revision: number; info: { state: NodePhase; capacityShards: number } }
+  | { type: "node.seen"; nodeId: string; revision: number; info: NodeReport }
   | { type: "node.gone"; nodeId: string }
   | { type: "nodes.synced" }
   | { type: "override.set"; key: string; node: string; revision: number }
   | { type: "override.cleared"; key: string }
-  | { type: "overrides.synced" }
+  /** `keys`: the overrides the watch delivered since it was (re)opened; the others are gone. */
+  | { type: "overrides.synced"; keys?: readonly string[] }
   | { type: "stop" };
 
 /** Notifications for logs and tests (actor.on(type, ...)). */
@@ -102,6 +111,8 @@ export type ControllerEmitted =
   | { type: "steppedDown"; reason: string }
   | { type: "assigned"; term: number; writes: readonly AssignmentWrite[]; lastRevision: number }
   | { type: "overridesCleared"; cleared: readonly OverrideClear[] }
+  /** An assignment its node did not host (not in its heartbeats) was written again elsewhere. */
+  | ({ type: "unhosted" } & UnhostedRepair)
   | IoErrorEmitted;
 
 export interface OverrideClear {
@@ -135,19 +146,41 @@ const notProvided = (name: string): (() => never) => notProvidedBy("controller",
 
 const isFenced = (e: unknown): boolean => e instanceof Error && e.name === "FencedError";
 
-/** The writes the leader would make now (pure; used by the guard and the write input). */
+/** The writes the leader would make now (pure; used by the guard and the write input): placement, then repairs of unhosted shards. */
 export function currentPlan(c: ControllerContext): AssignmentWrite[] {
   if (!c.table) return [];
   const desired = shardsOfCatalog(c.catalog).map(shardKey);
   const overrides = new Map([...c.overrides].map(([k, o]) => [k, o.node]));
-  return planAssignments(desired, placeableNodes(c.nodes, c.attention(), c.nodeTimeoutMs, c.settleMs), c.table.assignments, overrides);
+  const planned = planAssignments(desired, placeableNodes(c.nodes, c.attention(), c.nodeTimeoutMs, c.settleMs), c.table.assignments, overrides);
+  const touched = new Set(planned.map((w) => w.key));
+  return [...planned, ...currentRepairs(c).filter((r) => !touched.has(r.key)).map(repairWrite)];
 }
 
-/** Overrides the leader clears now: their node is not placeable any more, or their shard is gone (pure). */
+/** Assignments whose live node has not reported hosting them for repairMs, with where each goes (pure). */
+function dueUnhosted(c: ControllerContext): UnhostedRepair[] {
+  if (!c.table) return [];
+  const wanted = new Set(shardsOfCatalog(c.catalog).map(shardKey));
+  const now = c.attention();
+  return dueRepairs(c.unreported, c.table.assignments, placeableNodes(c.nodes, now, c.nodeTimeoutMs, c.settleMs), now, c.repairMs).filter((r) => wanted.has(r.key));
+}
+
+/**
+ * The repairs the leader writes now. A shard an override put on the node that
+ * does not host it is not moved here: placement would put it back; the
+ * override is cleared first (staleOverrides), then it is placed afresh.
+ */
+export function currentRepairs(c: ControllerContext): UnhostedRepair[] {
+  return dueUnhosted(c).filter((r) => c.overrides.get(r.key)?.node !== r.from);
+}
+
+/** Overrides the leader clears now: their node is not placeable any more, or their shard is gone, or their node does not host it (pure). */
 export function staleOverrides(c: ControllerContext): OverrideClear[] {
   const desired = shardsOfCatalog(c.catalog).map(shardKey);
   const nodes = placeableNodes(c.nodes, c.attention(), c.nodeTimeoutMs);
-  return voidOverrides(new Map([...c.overrides].map(([k, o]) => [k, o.node])), desired, nodes).map((key) => ({ key, revision: c.overrides.get(key)!.revision, node: c.overrides.get(key)!.node }));
+  const stale = new Set(voidOverrides(new Map([...c.overrides].map(([k, o]) => [k, o.node])), desired, nodes));
+  // An override to a node that does not host its shard (src/control/unhosted.ts) goes too.
+  for (const r of dueUnhosted(c)) if (c.overrides.get(r.key)?.node === r.from) stale.add(r.key);
+  return [...stale].sort().map((key) => ({ key, revision: c.overrides.get(key)!.revision, node: c.overrides.get(key)!.node }));
 }
 
 export const controllerMachine = setup({
@@ -213,7 +246,7 @@ export const controllerMachine = setup({
         validUntil: context.attemptStartedAt + context.leaseMs - context.guardMs,
       }),
     }),
-    dropLeadership: assign({ lease: undefined, table: undefined, observation: undefined }),
+    dropLeadership: assign({ lease: undefined, table: undefined, observation: undefined, unreported: new Map() }),
     noteError: enqueueActions(({ enqueue }, params: IoErrorParams) => {
       const note = ioErrorNote(params);
       enqueue.assign({ lastError: note.lastError });
@@ -233,6 +266,7 @@ export const controllerMachine = setup({
       guardMs: input.guardMs ?? Math.floor(leaseMs / 5),
       nodeTimeoutMs: input.nodeTimeoutMs ?? 5_000,
       settleMs: input.settleMs ?? PLACEMENT_SETTLE_MS,
+      repairMs: input.repairMs ?? UNHOSTED_REPAIR_MS,
       reconcileMs: input.reconcileMs ?? 1_000,
       retryMs: input.retryMs ?? 500,
       now: input.now ?? Date.now,
@@ -245,6 +279,7 @@ export const controllerMachine = setup({
       nodes: new Map(),
       nodesSynced: false,
       table: undefined,
+      unreported: new Map(),
       overrides: new Map(),
       overridesSynced: false,
       lastError: undefined,
@@ -257,7 +292,16 @@ export const controllerMachine = setup({
   ],
   on: {
     catalog: { actions: assign({ catalog: ({ event }) => event.catalog, catalogLoaded: true }) },
-    "node.seen": { actions: assign({ nodes: ({ context, event }) => sightNode(context.nodes, event.nodeId, event.revision, event.info, context.attention(), context.nodeTimeoutMs) }) },
+    "node.seen": {
+      actions: assign({
+        nodes: ({ context, event }) => sightNode(context.nodes, event.nodeId, event.revision, event.info, context.attention(), context.nodeTimeoutMs),
+        // Leader only: what the node reports against what it was assigned (a re-delivered revision tells nothing new).
+        unreported: ({ context, event }) =>
+          context.table === undefined || (context.nodes.get(event.nodeId)?.revision ?? 0) >= event.revision
+            ? context.unreported
+            : noteReport(context.unreported, context.table.assignments, event.nodeId, event.info.shards, context.attention()),
+      }),
+    },
     "node.gone": { actions: assign({ nodes: ({ context, event }) => forgetNode(context.nodes, event.nodeId) }) },
     "nodes.synced": { actions: assign({ nodesSynced: true }) },
     "override.set": {
@@ -272,7 +316,17 @@ export const controllerMachine = setup({
         },
       }),
     },
-    "overrides.synced": { actions: assign({ overridesSynced: true }) },
+    "overrides.synced": {
+      actions: assign({
+        overridesSynced: true,
+        // A watch re-opened after it broke delivers only what exists: an override deleted while it was blind is dropped here.
+        overrides: ({ context, event }) => {
+          if (event.keys === undefined) return context.overrides;
+          const keep = new Set(event.keys);
+          return new Map([...context.overrides].filter(([k]) => keep.has(k)));
+        },
+      }),
+    },
   },
   initial: "follower",
   states: {
@@ -382,7 +436,7 @@ export const controllerMachine = setup({
               invoke: {
                 src: "fenceAssignments",
                 input: ({ context }): FenceInput => ({ holder: context.id, term: context.lease!.record.term, nowMs: context.now() }),
-                onDone: { target: "ready", actions: assign({ table: ({ event }) => event.output }) },
+                onDone: { target: "ready", actions: assign({ table: ({ event }) => event.output, unreported: new Map() }) },
                 onError: [
                   {
                     guard: { type: "fenced", params: ({ event }) => ({ error: event.error }) },
@@ -424,6 +478,11 @@ export const controllerMachine = setup({
               },
             },
             writing: {
+              // Not silent: each repair says which node left which shard unhosted, and for how long.
+              entry: enqueueActions(({ context, enqueue }) => {
+                const plan = currentPlan(context);
+                for (const r of currentRepairs(context)) if (plan.some((w) => w.key === r.key && w.node === r.to)) enqueue.emit({ type: "unhosted" as const, ...r });
+              }),
               invoke: {
                 src: "writeAssignments",
                 input: ({ context }): WriteInput => ({ table: context.table!, writes: currentPlan(context), term: context.lease!.record.term, nowMs: context.now() }),
@@ -436,7 +495,7 @@ export const controllerMachine = setup({
                       writes: diffWrites(context.table, event.output),
                       lastRevision: event.output.lastRevision,
                     })),
-                    assign({ table: ({ event }) => event.output }),
+                    assign({ table: ({ event }) => event.output, unreported: ({ context, event }) => pruneUnreported(context.unreported, event.output.assignments) }),
                   ],
                 },
                 onError: [

@@ -5,8 +5,8 @@
 // from then on every write of the old leader is rejected by NATS (FencedError).
 // The KV revision of an assignment is its lease revision, the fencing token a
 // shard carries.
-import { jsonValue, isConflict } from "./kv.js";
-import type { ControlKv, KvChange } from "./kv.js";
+import { STALLS, jsonValue, isConflict } from "./kv.js";
+import type { ControlKv, KvChange, KvWatchError } from "./kv.js";
 import { parseShardKey } from "./shard.js";
 import type { ShardRef } from "./shard.js";
 import { TaggedError } from "../../protocols/tagged.js";
@@ -127,11 +127,11 @@ export class AssignmentStore {
   }
 
   /** Streams assignment changes (current ones first, then `onSynced`, then live changes). */
-  watch(onChange: (c: AssignmentChange) => void, onSynced?: () => void): Promise<() => void> {
+  watch(onChange: (c: AssignmentChange) => void, onSynced?: () => void, onError?: (e: KvWatchError) => void): Promise<() => void> {
     return this.kv.watch((c: KvChange) => {
       const shard = parseShardKey(c.key);
       if (!shard) return;
       onChange({ key: c.key, shard, assignment: c.value === undefined ? undefined : decodeAssignment(c.value, c.revision) });
-    }, onSynced);
+    }, onSynced, onError, STALLS);
   }
 }

@@ -4,7 +4,8 @@
 import { decodeHeartbeat, encodeHeartbeat } from "../../protocols/codec.js";
 import { shardStatusFromMessage, shardStatusToMessage } from "../../protocols/shardstatus.js";
 import type { ShardStatus } from "../../protocols/shardstatus.js";
-import type { ControlKv } from "./kv.js";
+import type { ControlKv, KvWatchError } from "./kv.js";
+import { STALLS } from "./kv.js";
 
 /** The agent's phase as it reports it. The controller places shards on `running` nodes only. */
 export type NodePhase = "joining" | "running" | "draining";
@@ -93,7 +94,7 @@ export class HeartbeatStore {
     return out;
   }
 
-  watch(onChange: (c: HeartbeatChange) => void, onSynced?: () => void): Promise<() => void> {
+  watch(onChange: (c: HeartbeatChange) => void, onSynced?: () => void, onError?: (e: KvWatchError) => void): Promise<() => void> {
     return this.kv.watch((c) => {
       if (c.value === undefined) return onChange({ type: "gone", nodeId: c.key });
       let info: HeartbeatInfo;
@@ -103,6 +104,6 @@ export class HeartbeatStore {
         return; // unreadable (newer version): not counted as a heartbeat
       }
       onChange({ type: "seen", nodeId: c.key, revision: c.revision, info });
-    }, onSynced);
+    }, onSynced, onError, STALLS);
   }
 }

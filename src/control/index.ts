@@ -26,7 +26,7 @@ export type { HeartbeatInfo, StoredHeartbeat, HeartbeatChange, NodePhase } from 
 export { HeartbeatStore, validateNodeId, encodeHeartbeatInfo } from "./heartbeat.js";
 export type { Assignment, AssignmentTable, AssignmentWrite, AssignmentChange, LeaderMarker } from "./assignments.js";
 export { AssignmentStore, FencedError, LEADER_MARKER_KEY } from "./assignments.js";
-export type { NodeSighting, NodeTable } from "./liveness.js";
+export type { NodeReport, NodeSighting, NodeTable } from "./liveness.js";
 export { sightNode, forgetNode, placeableNodes, nextExpiry, nextSettle } from "./liveness.js";
 export type { AttentionState } from "./attention.js";
 export { startAttention, tickAttention, attentionAt } from "./attention.js";
@@ -52,3 +52,5 @@ export { ControlError, controlBackend, handleControl, CONTROL_VERBS, GET_KINDS, 
 export type { ControlServer } from "./ctlserver.js";
 export { startControlServer, serveControl, CONTROL_QUEUE } from "./ctlserver.js";
 export { controlRequest, ControlUnreachableError, ControlReplyError } from "./ctlclient.js";
+export type { Unreported, UnreportedTable, UnhostedRepair } from "./unhosted.js";
+export { UNHOSTED_REPAIR_MS, noteReport, pruneUnreported, dueRepairs, repairWrite } from "./unhosted.js";

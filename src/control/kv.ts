@@ -46,9 +46,27 @@ export interface ControlKv {
    * every later change, until the returned stop is called. If the watcher
    * breaks (its consumer is gone, the iterator failed) `onError` is called once
    * and nothing more is delivered: the caller re-opens the watch to resync.
+   * A watcher that stalls (no error, nothing delivered while the bucket moves
+   * on) counts as broken too, unless `o.fillStalls`: then the gap is read
+   * from the stream and the watch goes on (no consumer is created, so this
+   * works while JetStream elects a meta leader, when a re-open would fail).
    */
-  watch(onChange: (change: KvChange) => void, onSynced?: () => void, onError?: (e: KvWatchError) => void): Promise<() => void>;
+  watch(onChange: (change: KvChange) => void, onSynced?: () => void, onError?: (e: KvWatchError) => void, o?: WatchOptions): Promise<() => void>;
 }
+
+export interface WatchOptions {
+  /** A stalled watcher's gap is filled from the stream instead of reported to onError (see ControlKv.watch). */
+  readonly fillStalls?: boolean;
+}
+
+/**
+ * The control plane's watches (px_assign, px_nodes, px_placement): a stall is
+ * filled from the stream, since a re-open needs a consumer and so the JetStream
+ * meta leader, and the leader judging heartbeats (or an agent waiting for a
+ * failover) cannot be blind for an election; a watcher that ends or fails is
+ * re-opened (src/control/watchactor.ts).
+ */
+export const STALLS: WatchOptions = { fillStalls: true };
 
 /** A KV watcher stopped delivering without being asked to: re-open it to resync. */
 export class KvWatchError extends TaggedError("KvWatchError") {}

@@ -15,18 +15,28 @@ export interface NodeSighting {
   readonly capacityShards: number;
   /** Observer clock when the node was first seen running in its current run: first sighting, back after a gap of the timeout or more, or back to `running`. */
   readonly liveSince: number;
+  /** What its newest heartbeat says it hosts: shard key -> lease revision (undefined: the heartbeat did not say). */
+  readonly shards?: ReadonlyMap<string, number>;
+}
+
+/** What a heartbeat tells the controller about its node. */
+export interface NodeReport {
+  readonly state: NodePhase;
+  readonly capacityShards: number;
+  /** shard key -> the lease revision the node runs it under. */
+  readonly shards?: ReadonlyMap<string, number>;
 }
 
 export type NodeTable = ReadonlyMap<string, NodeSighting>;
 
-export function sightNode(table: NodeTable, nodeId: string, revision: number, info: { state: NodePhase; capacityShards: number }, now: number, timeoutMs: number): NodeTable {
+export function sightNode(table: NodeTable, nodeId: string, revision: number, info: NodeReport, now: number, timeoutMs: number): NodeTable {
   const prev = table.get(nodeId);
   // A watcher restart re-delivers the same revision: that is not a sign of life.
   if (prev && prev.revision >= revision) return table;
   // The run goes on while the node was fresh and running all along; a gap (it was dead for placement) starts a new one.
   const goesOn = prev !== undefined && prev.state === "running" && info.state === "running" && isFresh(prev, now, timeoutMs);
   const next = new Map(table);
-  next.set(nodeId, { revision, seenAt: now, state: info.state, capacityShards: info.capacityShards, liveSince: goesOn ? prev.liveSince : now });
+  next.set(nodeId, { revision, seenAt: now, state: info.state, capacityShards: info.capacityShards, liveSince: goesOn ? prev.liveSince : now, ...(info.shards === undefined ? {} : { shards: info.shards }) });
   return next;
 }
 

@@ -2,7 +2,7 @@
 // sequence for the whole bucket, compare-and-set per key and per bucket). Unit
 // tests and the simulated cluster use it; `unavailable` simulates a partition.
 import { KvConflictError, KvWatchError } from "./kv.js";
-import type { ControlKv, KvChange, KvRecord } from "./kv.js";
+import type { ControlKv, KvChange, KvRecord, WatchOptions } from "./kv.js";
 
 interface Slot {
   readonly value: Uint8Array | undefined;
@@ -129,7 +129,7 @@ export class PartitionedKv implements ControlKv {
   delete = async (key: string, revision?: number) => (await this.check(), this.inner.delete(key, revision));
   writeIfBucketAt = async (key: string, value: Uint8Array | undefined, lastRevision: number) => (await this.check(), this.inner.writeIfBucketAt(key, value, lastRevision));
   lastRevision = async () => (await this.check(), this.inner.lastRevision());
-  watch = async (onChange: (c: KvChange) => void, onSynced?: () => void, onError?: (e: KvWatchError) => void) => {
+  watch = async (onChange: (c: KvChange) => void, onSynced?: () => void, onError?: (e: KvWatchError) => void, o?: WatchOptions) => {
     await this.check();
     // Changes made while cut off are lost to this client, as with a real partition (a watcher would resync).
     return this.inner.watch(
@@ -138,6 +138,7 @@ export class PartitionedKv implements ControlKv {
       },
       onSynced,
       onError,
+      o,
     );
   };
 }

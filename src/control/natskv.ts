@@ -129,7 +129,7 @@ export function natsControlKv(nc: NatsConnection, kv: KV, bucket: string, o: Buc
       }
     },
     lastRevision,
-    watch: async (onChange, onSynced, onError) => {
+    watch: async (onChange, onSynced, onError, wo) => {
       // Changes arrive from the KV watcher and from the periodic resync; each key only moves forward.
       const seen = new Map<string, { revision: number; present: boolean }>();
       let maxSeen = 0;
@@ -192,8 +192,8 @@ export function natsControlKv(nc: NatsConnection, kv: KV, bucket: string, o: Buc
         behindAt = 0;
         // Still behind a period later: the watcher is stalled (a deleted or lost consumer only shows as
         // missing heartbeats, the iterator does not end). A caller that can re-open the watch gets an error
-        // and resyncs from a fresh watcher; the others get the gap filled from the stream.
-        if (onError) return fail(new KvWatchError(`${bucket}: the KV watcher stalled (bucket at revision ${last}, delivered up to ${maxSeen}); re-open the watch`));
+        // and resyncs from a fresh watcher (unless it asked for fillStalls); the others get the gap filled from the stream.
+        if (onError && wo?.fillStalls !== true) return fail(new KvWatchError(`${bucket}: the KV watcher stalled (bucket at revision ${last}, delivered up to ${maxSeen}); re-open the watch`));
         const records = await list();
         const present = new Set(records.map((r) => r.key));
         for (const r of records) deliver(r);

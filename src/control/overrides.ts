@@ -4,8 +4,8 @@
 // shard on the override's node while that node is placeable, and deletes the
 // override (compare-and-set on its revision) once its node died or the shard is gone.
 import type { PlacementOverride } from "../../protocols/placement.js";
-import { jsonValue } from "./kv.js";
-import type { ControlKv, KvChange } from "./kv.js";
+import { STALLS, jsonValue } from "./kv.js";
+import type { ControlKv, KvChange, KvWatchError } from "./kv.js";
 import { parseShardKey } from "./shard.js";
 
 export interface StoredOverride {
@@ -45,10 +45,10 @@ export class OverrideStore {
   }
 
   /** Current overrides first, then `onSynced`, then every change. */
-  watch(onChange: (c: OverrideChange) => void, onSynced?: () => void): Promise<() => void> {
+  watch(onChange: (c: OverrideChange) => void, onSynced?: () => void, onError?: (e: KvWatchError) => void): Promise<() => void> {
     return this.kv.watch((c: KvChange) => {
       if (!parseShardKey(c.key)) return;
       onChange({ key: c.key, stored: c.value === undefined ? undefined : { override: decodeOverride(c.value), revision: c.revision } });
-    }, onSynced);
+    }, onSynced, onError, STALLS);
   }
 }

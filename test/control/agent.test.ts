@@ -109,6 +109,92 @@ describe("agent", () => {
     expect(hb?.info.shards).toEqual([expect.objectContaining({ tenant: "acme", table: "trades", bucket: 0, leaseRevision: second, appliedLsn: 10 })]);
   });
 
+  // Issue 19: a KV watch that breaks (its consumer gone, its iterator ended) delivers nothing more. The agent let it lie, so
+  // every later assignment of its node was missed while the node kept heartbeating: shards hosted by no node, silently.
+  it("agent - a px_assign watch that breaks is re-opened: assignments made and removed while it was blind are followed", async () => {
+    const cluster = new Cluster();
+    const clock = new SimulatedClock();
+    const leader = new FakeLeader(cluster);
+    const lines: string[] = [];
+    const client = cluster.client();
+    const host = new FakeHost();
+    const actor = createActor(
+      agentMachine.provide({
+        actors: agentActors({ nodeId: "n1", address: "n1:8080", softwareVersion: "test", host, heartbeats: client.stores.heartbeats, assignments: client.stores.assignments, log: (l) => lines.push(l) }),
+      }),
+      { input: { nodeId: "n1", heartbeatMs: 100, isolationMs: 5_000, retryMs: 100 }, clock },
+    );
+    actors.push(actor);
+    actor.start();
+    await leader.assign({ "acme.trades.0": "n1", "acme.trades.1": "n1" });
+    await advance(clock, 100);
+    expect([...host.running.keys()].sort()).toEqual(["acme.trades.0", "acme.trades.1"]);
+    cluster.buckets.assign.breakWatchers("watcher consumer lost (test)");
+    // While blind: a shard failed over to this node, another moved away, one removed.
+    await leader.assign({ "acme.trades.2": "n1", "acme.trades.0": "n2", "acme.trades.1": undefined });
+    // The watch re-opens within its retry (1 s) and resyncs.
+    await advance(clock, 1_500);
+    expect(new Map(host.running)).toEqual(new Map([["acme.trades.2", leader.revision("acme.trades.2")]]));
+    expect(lines.some((l) => l.includes("cannot watch px_assign") && l.includes("watcher consumer lost"))).toBe(true);
+    // And it goes on following changes.
+    await leader.assign({ "acme.trades.3": "n1" });
+    await advance(clock, 100);
+    expect([...host.running.keys()].sort()).toEqual(["acme.trades.2", "acme.trades.3"]);
+  });
+
+  it("agent - a shard its host stopped running behind its back is left out of the heartbeat and started again", async () => {
+    const cluster = new Cluster();
+    const clock = new SimulatedClock();
+    const leader = new FakeLeader(cluster);
+    const a = agent(cluster, "n1", clock);
+    const lost: string[] = [];
+    a.actor.on("lost", (e) => lost.push(...e.shards.map((h) => `${h.shard.bucket}@${h.leaseRevision}`)));
+    await leader.assign({ "acme.trades.0": "n1", "acme.trades.1": "n1" });
+    await advance(clock, 100);
+    const rev = leader.revision("acme.trades.1")!;
+    // The host lost it (a restart on a new spec that failed after its stop, say); the start fails for a while.
+    a.host.running.delete("acme.trades.1");
+    a.host.failStarts.add("acme.trades.1");
+    await advance(clock, 250);
+    expect.soft(lost).toEqual([`1@${rev}`]);
+    const hb = (await cluster.client().stores.heartbeats.read()).get("n1");
+    expect.soft(hb?.info.shards.map((s) => s.bucket)).toEqual([0]);
+    a.host.failStarts.clear();
+    await advance(clock, 250);
+    expect.soft(new Map(a.host.running)).toEqual(new Map([["acme.trades.0", leader.revision("acme.trades.0")], ["acme.trades.1", rev]]));
+    expect.soft((await cluster.client().stores.heartbeats.read()).get("n1")?.info.shards.map((s) => s.bucket)).toEqual([0, 1]);
+  });
+
+  it("agent - a shard its host takes off while stopping it (as the real host does) is not reported lost", async () => {
+    const cluster = new Cluster();
+    const clock = new SimulatedClock();
+    const leader = new FakeLeader(cluster);
+    // Like LocalShardHost: the shard leaves the host's map at once, the stop resolves once its sink stopped (here 500 ms).
+    class SlowStopHost extends FakeHost {
+      override async stop(shard: Parameters<FakeHost["stop"]>[0]): Promise<void> {
+        await super.stop(shard);
+        await new Promise((r) => clock.setTimeout(r, 500));
+      }
+    }
+    const client = cluster.client();
+    const host = new SlowStopHost();
+    const actor = createActor(agentMachine.provide({ actors: agentActors({ nodeId: "n1", address: "n1:8080", softwareVersion: "test", host, heartbeats: client.stores.heartbeats, assignments: client.stores.assignments }) }), {
+      input: { nodeId: "n1", heartbeatMs: 100, isolationMs: 5_000, retryMs: 100 },
+      clock,
+    });
+    actors.push(actor);
+    const lost: unknown[] = [];
+    actor.on("lost", (e) => lost.push(e));
+    actor.start();
+    await leader.assign({ "acme.trades.0": "n1", "acme.trades.1": "n1" });
+    await advance(clock, 100);
+    // One moves away, the other is restarted under a newer revision (fencing): both stops take 5 heartbeats.
+    await leader.assign({ "acme.trades.0": "n2", "acme.trades.1": "n1" });
+    await advance(clock, 1_500);
+    expect(lost).toEqual([]);
+    expect(new Map(host.running)).toEqual(new Map([["acme.trades.1", leader.revision("acme.trades.1")]]));
+  });
+
   it("agent - a failed start is retried after a backoff", async () => {
     const cluster = new Cluster();
     const clock = new SimulatedClock();

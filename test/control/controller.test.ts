@@ -18,7 +18,8 @@ function controller(cluster: Cluster, id: string, clock: SimulatedClock, catalog
   const client = cluster.client();
   const events: ControllerEmitted[] = [];
   const actor = createActor(controllerMachine.provide({ actors: controllerActors({ ...client.stores, catalog }) }), {
-    input: { id, leaseMs: LEASE, nodeTimeoutMs: 600, reconcileMs: 200, retryMs: 100, now: () => clock.now(), ...o },
+    // Heartbeats here come from no agent and list no shard: the unhosted repair (repairMs) is off unless a test turns it on.
+    input: { id, leaseMs: LEASE, nodeTimeoutMs: 600, reconcileMs: 200, retryMs: 100, repairMs: 0, now: () => clock.now(), ...o },
     clock,
   });
   for (const t of ["elected", "steppedDown", "assigned"] as const) actor.on(t, (e) => events.push(e));

@@ -2,11 +2,10 @@
 // status), the px_assign watcher, and ShardHost calls. Provide with
 // agentMachine.provide({ actors: agentActors(...) }).
 import { fromCallback, fromPromise } from "xstate";
-import type { AgentEvent, ApplyResult, HeartbeatInput, HostedShard, ShardWork } from "../../../actors/agent.js";
+import type { AgentEvent, ApplyResult, HeartbeatInput, HeartbeatResult, HostedShard, ShardWork } from "../../../actors/agent.js";
 import { runWatch, shardKey } from "../../control/index.js";
 import type { AssignmentStore, HeartbeatStore, ShardHost } from "../../control/index.js";
 import type { HeartbeatCover } from "./heartbeatcover.js";
-import { shardStatus } from "../../../protocols/shardstatus.js";
 import type { ShardStatus } from "../../../protocols/shardstatus.js";
 
 export interface AgentIO {
@@ -27,16 +26,25 @@ export interface AgentIO {
   readonly cover?: Pick<HeartbeatCover, "sent" | "stop">;
 }
 
-/** Host status, with the lease revision filled in from what the agent started. */
-export function shardStatuses(host: ShardHost, hosted: readonly HostedShard[]): ShardStatus[] {
+/**
+ * Host status of the shards the agent started, with the lease revision filled
+ * in from what it started; `lost`: those the host does not run any more (a
+ * restart on a new spec that failed after the stop, say). They are left out
+ * of the heartbeat, so the leader sees them missing, and the agent starts
+ * them again. They used to be reported as "starting", which hid the shard
+ * being run by no node.
+ */
+export function shardStatuses(host: ShardHost, hosted: readonly HostedShard[]): { statuses: ShardStatus[]; lost: HostedShard[] } {
   const reported = new Map(host.status().map((s) => [shardKey(s), s]));
-  const out: ShardStatus[] = [];
+  const statuses: ShardStatus[] = [];
+  const lost: HostedShard[] = [];
   for (const h of hosted) {
     const s = reported.get(shardKey(h.shard));
     // A host that does not know the revision reports 0.
-    out.push(s ? { ...s, leaseRevision: s.leaseRevision > 0 ? s.leaseRevision : h.leaseRevision } : shardStatus(h.shard, "starting", { leaseRevision: h.leaseRevision }));
+    if (s) statuses.push({ ...s, leaseRevision: s.leaseRevision > 0 ? s.leaseRevision : h.leaseRevision });
+    else lost.push(h);
   }
-  return out;
+  return { statuses, lost };
 }
 
 export async function applyShardWork(host: ShardHost, work: ShardWork): Promise<ApplyResult> {
@@ -73,7 +81,8 @@ export function agentActors(io: AgentIO) {
   const log = io.log ?? (() => {});
   const nowMicros = io.nowMicros ?? (() => Date.now() * 1000);
   return {
-    sendHeartbeat: fromPromise<void, HeartbeatInput>(async ({ input }) => {
+    sendHeartbeat: fromPromise<HeartbeatResult, HeartbeatInput>(async ({ input }) => {
+      const { statuses, lost } = shardStatuses(io.host, input.hosted);
       const info = {
         nodeId: io.nodeId,
         address: io.address,
@@ -82,12 +91,13 @@ export function agentActors(io: AgentIO) {
         capacityShards: io.capacityShards ?? 0,
         state: input.phase,
         clickhouse: io.clickhouseHealth?.() ?? "",
-        shards: shardStatuses(io.host, input.hosted),
+        shards: statuses,
       };
       await io.heartbeats.put(info);
       io.cover?.sent(info);
       // Stored: this node is alive in px_nodes, its sinks may keep writing a while longer.
       io.host.renewLeases?.();
+      return { lost };
     }),
     // The cover stops first: it must not put the heartbeat back after it is removed.
     removeHeartbeat: fromPromise<void>(async () => {
@@ -97,18 +107,25 @@ export function agentActors(io: AgentIO) {
     applyShards: fromPromise<ApplyResult, ShardWork>(({ input }) => applyShardWork(io.host, input)),
     watchAssignments: fromCallback<AgentEvent>(({ sendBack }) =>
       runWatch(
-        () =>
-          io.assignments.watch(
+        (onBroken) => {
+          // The keys this open delivered: a watch re-opened after it broke resyncs, and an assignment deleted while it was
+          // blind is one it does not deliver again (the agent drops those at synced).
+          const present = new Set<string>();
+          return io.assignments.watch(
             (c) => {
               // Fence first: the sink loses its permit before the agent schedules the stop.
               if (c.assignment === undefined) io.host.revoke?.(c.shard, "the assignment was removed from px_assign");
               else if (c.assignment.node !== io.nodeId) io.host.revoke?.(c.shard, `px_assign moved the shard to ${c.assignment.node} (lease revision ${c.assignment.leaseRevision})`);
               else io.host.revoke?.(c.shard, `px_assign holds a newer lease revision ${c.assignment.leaseRevision}`, c.assignment.leaseRevision);
+              if (c.assignment === undefined) present.delete(c.key);
+              else present.add(c.key);
               sendBack({ type: "assignment", key: c.key, shard: c.shard, assignment: c.assignment });
             },
-            () => sendBack({ type: "assignments.synced" }),
-          ),
-        (e) => log(`agent ${io.nodeId}: cannot watch px_assign: ${(e as Error).message}`),
+            () => sendBack({ type: "assignments.synced", keys: [...present] }),
+            onBroken,
+          );
+        },
+        (e) => log(`agent ${io.nodeId}: cannot watch px_assign (re-opening it): ${(e as Error).message}`),
       ),
     ),
   };

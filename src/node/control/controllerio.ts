@@ -3,7 +3,8 @@
 // placement-override watchers, and clearing void overrides. Provide with controllerMachine.provide({ actors: controllerActors(...) }).
 import { fromCallback, fromPromise } from "xstate";
 import type { AcquireInput, ControllerEvent, FenceInput, OverrideClear, RenewInput, WriteInput } from "../../../actors/controller.js";
-import { isConflict, runWatch } from "../../control/index.js";
+import { isConflict, runWatch, shardKey } from "../../control/index.js";
+import type { ShardStatus } from "../../../protocols/shardstatus.js";
 import type { AssignmentStore, AssignmentTable, CatalogSource, HeartbeatStore, LeaseStore, OverrideStore, StoredLease } from "../../control/index.js";
 
 export interface ControllerIO {
@@ -13,6 +14,11 @@ export interface ControllerIO {
   readonly overrides: OverrideStore;
   readonly catalog: CatalogSource;
   readonly log?: (line: string) => void;
+}
+
+/** What a heartbeat says the node hosts: shard key -> the lease revision it runs under. */
+function reportedShards(shards: readonly ShardStatus[]): ReadonlyMap<string, number> {
+  return new Map(shards.map((s) => [shardKey(s), s.leaseRevision]));
 }
 
 export function controllerActors(io: ControllerIO) {
@@ -39,27 +45,37 @@ export function controllerActors(io: ControllerIO) {
     }),
     watchOverrides: fromCallback<ControllerEvent>(({ sendBack }) =>
       runWatch(
-        () =>
-          io.overrides.watch(
-            (c) => sendBack(c.stored === undefined ? { type: "override.cleared", key: c.key } : { type: "override.set", key: c.key, node: c.stored.override.node, revision: c.stored.revision }),
-            () => sendBack({ type: "overrides.synced" }),
-          ),
-        (e) => log(`controller: cannot watch px_placement: ${(e as Error).message}`),
+        (onBroken) => {
+          // Keys this open delivered: an override deleted while a broken watch was blind is dropped at synced.
+          const present = new Set<string>();
+          return io.overrides.watch(
+            (c) => {
+              if (c.stored === undefined) present.delete(c.key);
+              else present.add(c.key);
+              sendBack(c.stored === undefined ? { type: "override.cleared", key: c.key } : { type: "override.set", key: c.key, node: c.stored.override.node, revision: c.stored.revision });
+            },
+            () => sendBack({ type: "overrides.synced", keys: [...present] }),
+            onBroken,
+          );
+        },
+        (e) => log(`controller: cannot watch px_placement (re-opening it): ${(e as Error).message}`),
       ),
     ),
+    // Re-opened when it breaks: a re-delivered heartbeat revision is no sign of life (liveness.ts), a node gone meanwhile goes stale.
     watchNodes: fromCallback<ControllerEvent>(({ sendBack }) =>
       runWatch(
-        () =>
+        (onBroken) =>
           io.heartbeats.watch(
             (c) =>
               sendBack(
                 c.type === "seen"
-                  ? { type: "node.seen", nodeId: c.nodeId, revision: c.revision, info: { state: c.info.state, capacityShards: c.info.capacityShards } }
+                  ? { type: "node.seen", nodeId: c.nodeId, revision: c.revision, info: { state: c.info.state, capacityShards: c.info.capacityShards, shards: reportedShards(c.info.shards) } }
                   : { type: "node.gone", nodeId: c.nodeId },
               ),
             () => sendBack({ type: "nodes.synced" }),
+            onBroken,
           ),
-        (e) => log(`controller: cannot watch px_nodes: ${(e as Error).message}`),
+        (e) => log(`controller: cannot watch px_nodes (re-opening it): ${(e as Error).message}`),
       ),
     ),
     watchCatalog: fromCallback<ControllerEvent>(({ sendBack }) =>

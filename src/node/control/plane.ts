@@ -97,7 +97,7 @@ export async function startControlPlane(nc: NatsConnection, o: ControlPlaneOptio
   // Placement changes (pxctl move, lag remediation's move, an override the leader drops) go to `pxctl events`.
   const record = eventRecorder({ js: jetstream(nc), nodeId: o.nodeId, log: () => {} });
   controller?.actor.on("overridesCleared", (e) => {
-    for (const c of e.cleared) record({ kind: "shard.move_cleared", message: `placement override of ${c.key} (to ${c.node}) cleared by the leader: ${c.node} is not a live running node any more, or the shard is gone` });
+    for (const c of e.cleared) record({ kind: "shard.move_cleared", message: `placement override of ${c.key} (to ${c.node}) cleared by the leader: ${c.node} is not a live running node any more, or the shard is gone, or that node does not host it` });
   });
   const server = startControlServer(nc, controlBackend(o.metadata, stores, Date.now, t.nodeTimeoutMs, record), { log });
   const stopRest = async (): Promise<void> => {

@@ -57,8 +57,9 @@ export async function startController(nc: NatsConnection, o: ControllerOptions):
   actor.on("assigned", (e) => {
     for (const w of e.writes) log(`controller ${o.id}: ${w.key} -> ${w.node ?? "(removed)"} (term ${e.term})`);
   });
+  actor.on("unhosted", (e) => log(`controller ${o.id}: ${e.key} assigned to ${e.from} (lease revision ${e.revision}) is missing from its heartbeats for ${e.forMs} ms: the node does not host it; ${e.to === e.from ? "writing it again under a new revision" : `moving it to ${e.to}`}`));
   actor.on("overridesCleared", (e) => {
-    for (const c of e.cleared) log(`controller ${o.id}: placement override of ${c.key} (to ${c.node}) cleared: ${c.node} is not a live running node any more, or the shard is gone`);
+    for (const c of e.cleared) log(`controller ${o.id}: placement override of ${c.key} (to ${c.node}) cleared: ${c.node} is not a live running node any more, or the shard is gone, or that node does not host it`);
   });
   actor.on("ioError", (e) => log(`controller ${o.id}: ${e.operation} failed: ${e.message}`));
   actor.start();
@@ -118,6 +119,9 @@ export async function startAgent(nc: NatsConnection, o: AgentOptions): Promise<A
     for (const k of e.stopped) log(`agent ${o.nodeId}: stopped ${k}`);
     for (const h of e.started) log(`agent ${o.nodeId}: started ${h.shard.tenant}.${h.shard.table}.${h.shard.bucket} (lease revision ${h.leaseRevision})`);
     for (const f of e.failed) log(`agent ${o.nodeId}: ${f.op} ${f.key} failed: ${f.message}`);
+  });
+  actor.on("lost", (e) => {
+    for (const h of e.shards) log(`agent ${o.nodeId}: ${h.shard.tenant}.${h.shard.table}.${h.shard.bucket} (lease revision ${h.leaseRevision}) is not run by this node's host any more; starting it again`);
   });
   actor.on("isolated", () => log(`agent ${o.nodeId}: no heartbeat stored for a while; stopped every shard until NATS answers again`));
   actor.on("ioError", (e) => log(`agent ${o.nodeId}: ${e.operation} failed: ${e.message}`));
