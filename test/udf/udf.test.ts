@@ -13,13 +13,8 @@ import { UdfHost, functionHash } from "../../src/udf/index.js";
 import type { UdfLimits } from "../../src/udf/index.js";
 import { buildHot, SPAN, T_BASE, TENANT, workload } from "../query/fixture.js";
 import { outRows } from "../query/oracle.js";
+import { VWAP_SOURCE } from "./sources.js";
 
-export const VWAP_SOURCE = `const myvwap = {
-  init() { return { pv: 0, v: 0 }; },
-  accumulate(s, price, size) { s.pv += price * size; s.v += size; },
-  merge(a, b) { return { pv: a.pv + b.pv, v: a.v + b.v }; },
-  finish(s) { return s.v === 0 ? null : s.pv / s.v; },
-};`;
 
 const fn = (name: string, kind: FunctionSpec["kind"], source: string, limits?: FunctionSpec["limits"]): FunctionSpec => {
   const f: FunctionSpec = { name, kind, source, ...(limits === undefined ? {} : { limits }) };
