@@ -26,7 +26,7 @@ const FUNCTIONS: FunctionSpec[] = [
   fn("mid", "scalar", "function mid(bid, ask) { return (bid + ask) / 2; }"),
   fn("spin", "scalar", "function spin(x) { for (;;) {} }", { cpuMsPerCall: 200 }),
   fn("slow", "scalar", "function slow(x) { const t = Date.now(); while (Date.now() - t < 60) {} return x; }", { cpuMsPerCall: 1000, cpuMsPerQuery: 150 }),
-  fn("bomb", "aggregate", "const bomb = { init() { return []; }, accumulate(s, x) { for (;;) s.push({ x, n: s.length }); }, merge(a, b) { return a; }, finish(s) { return 0; } };", { memoryBytes: 16 << 20 }),
+  fn("bomb", "aggregate", "const bomb = { init() { return []; }, accumulate(s, x) { for (;;) s.push({ x, n: s.length }); }, merge(a, b) { return a; }, finish(s) { return 0; } };", { memoryBytes: 16 << 20, cpuMsPerCall: 30_000, cpuMsPerQuery: 30_000 }),
   fn("deep", "scalar", "function deep(x) { return deep(x + 1) + 1; }"),
   fn("oops", "scalar", "function oops(x) { if (x > 0) throw new RangeError('negative prices only, got ' + x); return x; }"),
   fn(
