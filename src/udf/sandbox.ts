@@ -77,7 +77,21 @@ const DRIVER = String.raw`(() => {
     drop(slot) { slots.delete(slot); },
     window(agg, startBuf, endBuf, ...bufs) {
       const start = new I32(startBuf), end = new I32(endBuf), a = cols(bufs), n = start.length, out = new F64(n);
-      for (let i = 0; i < n; i++) out[i] = num(agg.finish(fold(agg, agg.init(), a, start[i], end[i])));
+      if (typeof agg.retract !== "function") {
+        for (let i = 0; i < n; i++) out[i] = num(agg.finish(fold(agg, agg.init(), a, start[i], end[i])));
+        return out.buffer;
+      }
+      // Sliding: windows only move forward, so add the rows entering and retract the rows leaving (O(rows), not O(rows x window)).
+      let s = agg.init(), lo = n > 0 ? start[0] : 0, hi = lo;
+      const retract = (from, to) => {
+        const args = new Array(a.length + 1);
+        for (let i = from; i < to; i++) { args[0] = s; for (let k = 0; k < a.length; k++) args[k + 1] = a[k][i]; const t = agg.retract.apply(agg, args); if (t !== undefined) s = t; }
+      };
+      for (let i = 0; i < n; i++) {
+        if (end[i] > hi) { s = fold(agg, s, a, hi, end[i]); hi = end[i]; }
+        if (start[i] > lo) { retract(lo, start[i]); lo = start[i]; }
+        out[i] = num(agg.finish(s));
+      }
       return out.buffer;
     },
   };

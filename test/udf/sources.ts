@@ -7,3 +7,12 @@ export const VWAP_SOURCE = `const myvwap = {
   merge(a, b) { return { pv: a.pv + b.pv, v: a.v + b.v }; },
   finish(s) { return s.v === 0 ? null : s.pv / s.v; },
 };`;
+
+/** The same VWAP with retract: rolling windows slide (add the rows entering, retract the rows leaving). */
+export const SLIDING_VWAP_SOURCE = `const slidevwap = {
+  init() { return { pv: 0, v: 0 }; },
+  accumulate(s, price, size) { s.pv += price * size; s.v += size; },
+  retract(s, price, size) { s.pv -= price * size; s.v -= size; },
+  merge(a, b) { return { pv: a.pv + b.pv, v: a.v + b.v }; },
+  finish(s) { return s.v === 0 ? null : s.pv / s.v; },
+};`;

@@ -13,7 +13,7 @@ import { UdfHost, functionHash } from "../../src/udf/index.js";
 import type { UdfLimits } from "../../src/udf/index.js";
 import { buildHot, SPAN, T_BASE, TENANT, workload } from "../query/fixture.js";
 import { outRows } from "../query/oracle.js";
-import { VWAP_SOURCE } from "./sources.js";
+import { SLIDING_VWAP_SOURCE, VWAP_SOURCE } from "./sources.js";
 
 
 const fn = (name: string, kind: FunctionSpec["kind"], source: string, limits?: FunctionSpec["limits"]): FunctionSpec => {
@@ -23,6 +23,7 @@ const fn = (name: string, kind: FunctionSpec["kind"], source: string, limits?: F
 
 const FUNCTIONS: FunctionSpec[] = [
   fn("myvwap", "aggregate", VWAP_SOURCE),
+  fn("slidevwap", "aggregate", SLIDING_VWAP_SOURCE),
   fn("mid", "scalar", "function mid(bid, ask) { return (bid + ask) / 2; }"),
   fn("spin", "scalar", "function spin(x) { for (;;) {} }", { cpuMsPerCall: 200 }),
   fn("slow", "scalar", "function slow(x) { const t = Date.now(); while (Date.now() - t < 60) {} return x; }", { cpuMsPerCall: 1000, cpuMsPerQuery: 150 }),
@@ -115,11 +116,13 @@ describe("user-defined aggregate = built-in", () => {
     expectClose(col(r.table, "hi2"), col(r.table, "high"));
   });
 
-  it("rolling rows and time windows: myvwap equals vwap", async () => {
+  it("rolling rows and time windows: myvwap (refolded per window) and slidevwap (with retract: sliding) equal vwap", async () => {
+    const slide = { fn: "udf", name: "slidevwap", args: ["price", "size"] };
     for (const win of [{ rows: 5 }, { window: "2s" }]) {
-      const r = await engine.execute(TENANT, { op: "rolling", table: "trades", t0: T0 + SPAN / 4, t1: T1, ...win, aggregates: [BUILTIN, UDAF] });
+      const r = await engine.execute(TENANT, { op: "rolling", table: "trades", t0: T0 + SPAN / 4, t1: T1, ...win, aggregates: [BUILTIN, UDAF, slide] });
       expect(r.table.rows).toBeGreaterThan(100);
       expectClose(col(r.table, "uvwap"), col(r.table, "vwap"));
+      expectClose(col(r.table, "slidevwap"), col(r.table, "vwap"));
     }
   });
 });
@@ -136,7 +139,7 @@ describe("scalar user-defined function", () => {
   it("a query naming an unknown function, or a scalar as an aggregate, is refused naming it", async () => {
     const e1 = await failure(engine, { op: "range", table: "quotes", derived: [{ fn: "udf", name: "nosuch", args: ["bid"] }] });
     expect(e1.code).toBe("INVALID_ARGUMENT");
-    expect(e1.message).toMatch(/function nosuch.*its functions: myvwap, mid/);
+    expect(e1.message).toMatch(/function nosuch.*its functions: myvwap, slidevwap, mid/);
     const e2 = await failure(engine, { op: "groupBy", table: "quotes", by: ["symbol"], aggregates: [{ fn: "udf", name: "mid", args: ["bid", "ask"] }] });
     expect(e2.code).toBe("INVALID_ARGUMENT");
     expect(e2.message).toMatch(/mid .* is a scalar function/);
