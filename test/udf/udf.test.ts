@@ -6,6 +6,8 @@
 // answered; the per-tenant rate limit refuses with RESOURCE_EXHAUSTED.
 import { afterAll, describe, expect, it } from "vitest";
 import { QueryError } from "../../protocols/errors.js";
+import { decodeQuery, encodeQuery, parseQuery } from "../../protocols/query.js";
+import { planFeed } from "../../src/feed/index.js";
 import type { FunctionSpec, TenantQuotas } from "../../protocols/tablespec.js";
 import { ProxistQueryEngine, staticSource } from "../../src/query/index.js";
 import type { OutTable } from "../../src/query/index.js";
@@ -247,5 +249,39 @@ describe("rate limit", () => {
     await e.execute(TENANT, { op: "range", table: "quotes", limit: 1 });
     now += 600;
     await e.execute(TENANT, q);
+  });
+});
+
+describe("query forms", () => {
+  const calls = [
+    { op: "range", table: "quotes", derived: [{ fn: "udf", name: "mid", args: ["bid", "ask"], as: "m" }] },
+    { op: "bars", table: "trades", bucket: "1m", aggregates: [{ fn: "udf", name: "myvwap", args: ["price", "size"] }, { fn: "max", column: "price", as: "hi" }] },
+    { op: "groupBy", table: "trades", by: ["symbol"], aggregates: [{ fn: "udf", name: "myvwap", args: ["price", "size"] }] },
+    { op: "rolling", table: "trades", rows: 5, aggregates: [{ fn: "udf", name: "myvwap", args: ["price", "size"] }] },
+  ];
+  it("udf calls survive the protobuf form (gRPC, Flight tickets)", () => {
+    for (const q of calls) expect(parseQuery(decodeQuery(encodeQuery(q)))).toEqual(parseQuery(q));
+  });
+
+  it("malformed calls are refused naming the field, the rule and the fix", () => {
+    const refused: [unknown, RegExp][] = [
+      [{ op: "groupBy", table: "trades", by: [], aggregates: [{ fn: "udf", args: ["price"] }] }, /aggregates\[0\]: fn "udf" needs "name" .* and "args"/],
+      [{ op: "groupBy", table: "trades", by: [], aggregates: [{ fn: "udf", name: "f", args: ["price"], column: "price" }] }, /fn "udf" takes its columns in "args"; remove "column"/],
+      [{ op: "groupBy", table: "trades", by: [], aggregates: [{ fn: "sum", column: "price", name: "f" }] }, /"name" and "args" are only for fn "udf"; remove them/],
+      [{ op: "windowJoin", table: "trades", right: { table: "quotes" }, before: "1s", after: "0s", aggregates: [{ fn: "udf", name: "f", args: ["bid"] }] }, /windowJoin does not support fn "udf"/],
+      [{ op: "range", table: "trades", derived: [{ fn: "sum", column: "price" }] }, /derived\[0\]: range does not support fn "sum"; use one of udf/],
+      [{ op: "bars", table: "trades", bucket: "1m", aggregates: [{ fn: "udf", name: "vwap", args: ["price", "size"] }] }, /output name "vwap" is used twice; give one an "as" name/],
+    ];
+    for (const [q, msg] of refused) expect(() => parseQuery(q)).toThrow(msg);
+  });
+
+  it("an argument column that does not exist or is not numeric is refused before anything runs", async () => {
+    const e = await failure(engine, { op: "groupBy", table: "trades", by: [], aggregates: [{ fn: "udf", name: "myvwap", args: ["price", "volume"] }] });
+    expect(e.message).toMatch(/aggregates\[0\]\.args\[1\]: table trades has no column "volume"/);
+  });
+
+  it("feeds refuse user-defined functions (not built) with the reason", () => {
+    const specOf = (t: string) => w.specs.find((s) => s.name === t);
+    expect(() => planFeed(TENANT, { query: { op: "bars", table: "trades", bucket: "1m", aggregates: [{ fn: "udf", name: "myvwap", args: ["price", "size"] }] } }, specOf, () => ["trades"])).toThrow(/user-defined functions do not run in feeds yet/);
   });
 });
