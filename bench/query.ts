@@ -19,6 +19,8 @@ import { genBatches, sessionMicros, symbolNames } from "./gen.js";
 import { NodeMetrics } from "../src/node/metrics.js";
 import { meteredCold, meteredEngine } from "../src/node/querymeter.js";
 import { median, mergeResult, percentile, round, writeResult } from "./lib.js";
+import { UdfHost, functionHash } from "../src/udf/index.js";
+import type { FunctionSpec } from "../protocols/tablespec.js";
 import { bySymbol, floorAsof, floorBars, floorLastBy, floorRange, floorRollingVwap } from "./floor.js";
 
 const TICKS = Number(process.env.BENCH_QUERY_TICKS ?? 10_000_000);
@@ -40,6 +42,24 @@ const quotes = parseTableSpec({
     { name: "ask_size", type: "float64" },
   ],
 });
+
+/** The user-written VWAP of the UDF figures (as test/udf/sources.ts, the README's example). */
+const udfOf = (name: string, retract: boolean): FunctionSpec => {
+  const f: FunctionSpec = {
+    name,
+    kind: "aggregate",
+    source: `const ${name} = {
+  init() { return { pv: 0, v: 0 }; },
+  accumulate(s, price, size) { s.pv += price * size; s.v += size; },${retract ? "\n  retract(s, price, size) { s.pv -= price * size; s.v -= size; }," : ""}
+  merge(a, b) { return { pv: a.pv + b.pv, v: a.v + b.v }; },
+  finish(s) { return s.v === 0 ? null : s.pv / s.v; },
+};`,
+  };
+  return { ...f, hash: functionHash(f), version: 1 };
+};
+const UDF_VWAP = udfOf("myvwap", false);
+/** With retract: rolling windows slide instead of being folded again per row. */
+const UDF_SLIDING_VWAP = udfOf("slidevwap", true);
 
 interface Timing {
   readonly p50: number;
@@ -278,6 +298,43 @@ async function main(): Promise<void> {
       log(`${name}: floor ${figures[`${name}_floor_p50_ms`] ?? failures[`${name}_floor`]} ms; proxist p50 ${p.p50.toFixed(3)} ms p95 ${p.p95.toFixed(3)} ms (${r.table.rows} rows), duckdb ${d.p50.toFixed(1)} ms, clickhouse ${figures[`${name}_clickhouse_p50_ms`] ?? "n/a"} ms`);
     }
 
+    // User-defined functions (issue 17), same data, same run: a user-written VWAP aggregate (JavaScript in the
+    // QuickJS WebAssembly sandbox) against the built-in vwap, in a 1-minute groupBy over every symbol; and a
+    // user-written rolling VWAP over 50-row windows of ten symbols (rows per second of output).
+    {
+      const udfEngine = new ProxistQueryEngine({ source, cold: new ClickhouseColdSource(ch), udfs: new UdfHost({ functions: () => [UDF_VWAP, UDF_SLIDING_VWAP] }) });
+      const g = (agg: unknown) => ({ op: "groupBy", table: "trades", t0: openMicros, t1: closeMicros, by: ["symbol", "bucket"], bucket: "1m", aggregates: [agg] });
+      const builtinQ = g({ fn: "vwap", column: "price", weight: "size", as: "v" });
+      const udfQ = g({ fn: "udf", name: "myvwap", args: ["price", "size"], as: "v" });
+      const a = await udfEngine.execute(TENANT, builtinQ);
+      const b = await udfEngine.execute(TENANT, udfQ);
+      // Same question, same answer: checked before timing (relative 1e-9).
+      const va = a.table.columns[2]!.data;
+      const vb = b.table.columns[2]!.data;
+      let worst = 0;
+      for (let i = 0; i < va.length; i++) worst = Math.max(worst, Math.abs(va[i]! - vb[i]!) / Math.max(1, Math.abs(va[i]!)));
+      if (a.table.rows !== b.table.rows || !(worst <= 1e-9)) failures.udf_vwap = `the UDF vwap differs from the built-in: ${b.table.rows} vs ${a.table.rows} rows, worst relative difference ${worst}`;
+      const tb = await time(() => udfEngine.execute(TENANT, builtinQ));
+      const tu = await time(() => udfEngine.execute(TENANT, udfQ));
+      figures.udf_vwap_builtin_p50_ms = round(tb.p50);
+      figures.udf_vwap_udf_p50_ms = round(tu.p50);
+      figures.udf_vwap_vs_builtin_ratio = round(tu.p50 / tb.p50, 1);
+      const roll = (agg: unknown) => ({ op: "rolling", table: "trades", symbols: ten, t0: openMicros, t1: closeMicros, rows: 50, columns: ["price"], aggregates: [agg] });
+      const rb = roll({ fn: "vwap", column: "price", weight: "size", as: "v" });
+      const ru = roll({ fn: "udf", name: "slidevwap", args: ["price", "size"], as: "v" });
+      const rr = roll({ fn: "udf", name: "myvwap", args: ["price", "size"], as: "v" });
+      const rowsR = (await udfEngine.execute(TENANT, ru)).table.rows;
+      const trb = await time(() => udfEngine.execute(TENANT, rb));
+      const tru = await time(() => udfEngine.execute(TENANT, ru));
+      const trr = await time(() => udfEngine.execute(TENANT, rr));
+      figures.udf_rolling_rows_per_s = Math.round(rowsR / (tru.p50 / 1000));
+      figures.udf_rolling_refold_rows_per_s = Math.round(rowsR / (trr.p50 / 1000));
+      figures.udf_rolling_builtin_rows_per_s = Math.round(rowsR / (trb.p50 / 1000));
+      rowsOut.udf_vwap = b.table.rows;
+      rowsOut.udf_rolling = rowsR;
+      log(`udf: vwap groupBy 1m all symbols builtin ${tb.p50.toFixed(1)} ms, udf ${tu.p50.toFixed(1)} ms (ratio ${figures.udf_vwap_vs_builtin_ratio}); rolling 50 rows x ${rowsR} rows: udf sliding ${figures.udf_rolling_rows_per_s} rows/s, refolded ${figures.udf_rolling_refold_rows_per_s} rows/s, builtin ${figures.udf_rolling_builtin_rows_per_s} rows/s`);
+    }
+
     // q1 through the API's engine interface (run, batches drained) with the node's query metrics and without
     // (PX_METRICS=off: the node then wraps nothing); alternated, three rounds each, the median of the p50s.
     {
@@ -326,6 +383,7 @@ async function main(): Promise<void> {
         "Floor (issue 17): bench/floor.ts, the tightest plain TypeScript loop per query over per-symbol time-ordered Float64Arrays of the same data (built before timing), results as typed arrays; N_vs_floor_ratio = Proxist p50 / floor p50. q3 floor sums run without compensation; its row count is checked against the engine's.",
         "DuckDB: q2 ASOF LEFT JOIN; q3 RANGE window (peers with equal ts share a window, Proxist's windows end at the current row); q4 GROUP BY with arg_min/arg_max.",
         "Seam run: all rows in ClickHouse, every shard evicted with P = last LSN and H = mid-day. q1 at mid-day is answered from the seam cache; q2 straddles H; q3/q4 cover the whole day; q5 is an hour of the morning (all cold). The cold baseline is ClickHouse's own time for the cold part of the same query.",
+        "UDF (issue 17): udf_vwap_vs_builtin_ratio = p50 of a 1-minute groupBy (symbol, bucket) over the whole day with a user-written JavaScript VWAP aggregate (QuickJS compiled to WebAssembly, rows passed in batches of 64 Ki) / the same query with the built-in vwap (answers checked equal first). udf_rolling_rows_per_s = output rows per second of a rolling 50-row user-written VWAP with retract (the window slides) over ten symbols for the day; udf_rolling_refold_rows_per_s: the same without retract (each window folded again); udf_rolling_builtin_rows_per_s: the built-in vwap, same query.",
         "The machine was shared with other engineers' test runs; see the load average printed by the run.",
       ],
     });

@@ -24,11 +24,13 @@ export const QUERY_VERSION = 1;
 export const QUERY_OPS = ["range", "lastBy", "firstBy", "asof", "windowJoin", "rolling", "bars", "groupBy"] as const;
 export type QueryOp = (typeof QUERY_OPS)[number];
 
-export const AGG_FNS = ["count", "sum", "avg", "min", "max", "first", "last", "vwap", "stddev", "ema"] as const;
+export const AGG_FNS = ["count", "sum", "avg", "min", "max", "first", "last", "vwap", "stddev", "ema", "udf"] as const;
 export type AggFn = (typeof AGG_FNS)[number];
-/** Aggregates each operator accepts. */
-export const ROLLING_FNS: readonly AggFn[] = ["sum", "avg", "min", "max", "count", "stddev", "vwap", "ema"];
-export const GROUP_FNS: readonly AggFn[] = ["count", "sum", "avg", "min", "max", "first", "last", "vwap"];
+/** The built-in aggregates: a user-defined function may not take one of these names. */
+export const BUILTIN_FNS: readonly string[] = AGG_FNS.filter((f) => f !== "udf");
+/** Aggregates each operator accepts ("udf": a user-defined aggregate of the tenant, issue 17). */
+export const ROLLING_FNS: readonly AggFn[] = ["sum", "avg", "min", "max", "count", "stddev", "vwap", "ema", "udf"];
+export const GROUP_FNS: readonly AggFn[] = ["count", "sum", "avg", "min", "max", "first", "last", "vwap", "udf"];
 export const WINDOW_JOIN_FNS: readonly AggFn[] = ["count", "sum", "avg", "min", "max", "first", "last", "vwap"];
 
 /** Largest timestamp a query may name: 2200-01-01 UTC in microseconds. */
@@ -55,6 +57,9 @@ const AggJson = Schema.Struct({
   weight: Schema.optionalKey(Schema.String),
   /** ema: smoothing factor in (0, 1]. */
   alpha: Schema.optionalKey(Schema.Number),
+  /** udf: the tenant's function (pxctl apply), called with the `args` columns. */
+  name: Schema.optionalKey(Name),
+  args: Schema.optionalKey(Schema.Array(Schema.String).check(Schema.isMinLength(1), Schema.isMaxLength(16))),
   as: Schema.optionalKey(Name),
 });
 
@@ -77,7 +82,13 @@ const Common = {
 
 const RightJson = Schema.Struct({ table: Name, columns: Schema.optionalKey(Columns) });
 
-const RangeJson = Schema.Struct({ ...Common, limit: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 1e12 }))), order: Schema.optionalKey(Schema.Literals(["asc", "desc"])) });
+const RangeJson = Schema.Struct({
+  ...Common,
+  limit: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 1e12 }))),
+  order: Schema.optionalKey(Schema.Literals(["asc", "desc"])),
+  /** Derived columns: scalar user-defined functions ({fn: "udf", name, args, as}). */
+  derived: Schema.optionalKey(Schema.Array(AggJson).check(Schema.isMinLength(1))),
+});
 const ByJson = Schema.Struct({ ...Common, at: Schema.optionalKey(Micros) });
 const AsofJson = Schema.Struct({
   ...Common,
@@ -98,6 +109,8 @@ const BarsJson = Schema.Struct({
   price: Schema.optionalKey(Schema.String),
   size: Schema.optionalKey(Schema.String),
   fill: Schema.optionalKey(Schema.Literals(["none", "null", "previous", "zero"])),
+  /** Extra per-bar aggregates after vwap (e.g. a user-defined one). */
+  aggregates: Schema.optionalKey(Schema.Array(AggJson).check(Schema.isMinLength(1))),
 });
 const GroupByJson = Schema.Struct({
   ...Common,
@@ -115,6 +128,8 @@ export interface Aggregate {
   /** vwap weight (size) column. */
   readonly weight: string | undefined;
   readonly alpha: number | undefined;
+  /** fn "udf": the tenant's function name and its argument columns. */
+  readonly udf?: { readonly name: string; readonly args: readonly string[] };
   /** Output column name. */
   readonly as: string;
 }
@@ -140,6 +155,8 @@ export interface RangeQuery extends Base {
   readonly op: "range";
   readonly limit: number | undefined;
   readonly order: "asc" | "desc";
+  /** Scalar user-defined functions as extra columns (absent: none). */
+  readonly derived?: readonly Aggregate[];
 }
 export interface ByQuery extends Base {
   readonly op: "lastBy" | "firstBy";
@@ -172,6 +189,8 @@ export interface BarsQuery extends Base {
   readonly price: string;
   readonly size: string;
   readonly fill: "none" | "null" | "previous" | "zero";
+  /** Extra aggregates per bar after vwap (absent: none). */
+  readonly aggregates?: readonly Aggregate[];
 }
 export interface GroupByQuery extends Base {
   readonly op: "groupBy";
@@ -181,6 +200,9 @@ export interface GroupByQuery extends Base {
 }
 
 export type Query = RangeQuery | ByQuery | AsofQuery | WindowJoinQuery | RollingQuery | BarsQuery | GroupByQuery;
+
+/** The columns of a bars result before its extra aggregates. */
+const BAR_NAMES = ["open", "high", "low", "close", "volume", "count", "vwap"];
 
 const UNITS: Record<string, number> = { us: 1, ms: 1_000, s: 1_000_000, m: 60_000_000, h: 3_600_000_000, d: MICROS_PER_DAY };
 
@@ -208,11 +230,20 @@ function decode<T>(schema: Schema.Decoder<T>, op: string, input: unknown): T {
   return result.success;
 }
 
-function aggregatesOf(op: string, list: readonly Schema.Schema.Type<typeof AggJson>[], allowed: readonly AggFn[]): Aggregate[] {
-  const names = new Set<string>();
+function aggregatesOf(op: string, list: readonly Schema.Schema.Type<typeof AggJson>[], allowed: readonly AggFn[], field = "aggregates", taken: readonly string[] = []): Aggregate[] {
+  const names = new Set<string>(taken);
   return list.map((a, i) => {
-    const where = `query field aggregates[${i}]`;
+    const where = `query field ${field}[${i}]`;
     if (!allowed.includes(a.fn)) throw invalid(`${where}: ${op} does not support fn "${a.fn}"; use one of ${allowed.join(", ")}`);
+    if (a.fn === "udf") {
+      if (a.name === undefined || a.args === undefined) throw invalid(`${where}: fn "udf" needs "name" (the tenant's function, see pxctl apply) and "args" (its argument columns), e.g. {"fn":"udf","name":"myvwap","args":["price","size"]}`);
+      if (a.column !== undefined || a.weight !== undefined || a.alpha !== undefined) throw invalid(`${where}: fn "udf" takes its columns in "args"; remove "column", "weight" and "alpha"`);
+      const as = a.as ?? a.name;
+      if (names.has(as)) throw invalid(`${where}: output name "${as}" is used twice; give one an "as" name`);
+      names.add(as);
+      return { fn: a.fn, column: undefined, weight: undefined, alpha: undefined, udf: { name: a.name, args: a.args }, as };
+    }
+    if (a.name !== undefined || a.args !== undefined) throw invalid(`${where}: "name" and "args" are only for fn "udf"; remove them`);
     if (a.fn !== "count" && a.column === undefined) throw invalid(`${where}: fn "${a.fn}" needs "column" (a value column)`);
     if (a.fn === "ema") {
       if (a.alpha === undefined || !(a.alpha > 0 && a.alpha <= 1)) throw invalid(`${where}: ema needs "alpha" in (0, 1], e.g. 0.1`);
@@ -262,7 +293,8 @@ export function parseQuery(input: unknown): Query {
   switch (op) {
     case "range": {
       const j = decode(RangeJson, op, input);
-      return { op, ...base(op, j, "time"), limit: j.limit, order: j.order ?? "asc" };
+      const derived = j.derived === undefined ? {} : { derived: aggregatesOf(op, j.derived, ["udf"], "derived") };
+      return { op, ...base(op, j, "time"), limit: j.limit, order: j.order ?? "asc", ...derived };
     }
     case "lastBy":
     case "firstBy": {
@@ -316,6 +348,7 @@ export function parseQuery(input: unknown): Query {
         price: j.price ?? "price",
         size: j.size ?? "size",
         fill: j.fill ?? "none",
+        ...(j.aggregates === undefined ? {} : { aggregates: aggregatesOf(op, j.aggregates, GROUP_FNS, "aggregates", BAR_NAMES) }),
       };
     }
     case "groupBy": {
@@ -349,12 +382,13 @@ const FN_TO_PROTO: Record<AggFn, AggFnProto> = {
   vwap: AggFnProto.VWAP,
   stddev: AggFnProto.STDDEV,
   ema: AggFnProto.EMA,
+  udf: AggFnProto.UDF,
 };
 const DIRECTIONS = ["backward", "forward", "nearest"] as const;
 const FILLS = ["none", "null", "previous", "zero"] as const;
 
 const big = (n: number): bigint => BigInt(n);
-const aggToProto = (a: Aggregate) => ({ fn: FN_TO_PROTO[a.fn], column: a.column ?? "", weight: a.weight ?? "", as: a.as, ...(a.alpha === undefined ? {} : { alpha: a.alpha }) });
+const aggToProto = (a: Aggregate) => ({ fn: FN_TO_PROTO[a.fn], column: a.column ?? "", weight: a.weight ?? "", as: a.as, ...(a.alpha === undefined ? {} : { alpha: a.alpha }), ...(a.udf === undefined ? {} : { udf: a.udf.name, args: [...a.udf.args] }) });
 const rightToProto = (r: RightSide) => ({ table: r.table, ...(r.columns === undefined ? {} : { columns: { columns: [...r.columns] } }) });
 
 /** The protobuf form of a query (validated first: throws QueryError INVALID_ARGUMENT). */
@@ -375,7 +409,7 @@ export function queryToProto(input: unknown): QueryProto {
   const op = ((): QueryProto["op"] => {
     switch (q.op) {
       case "range":
-        return { case: "range", value: create(RangeOpSchema, { descending: q.order === "desc", ...(q.limit === undefined ? {} : { limit: big(q.limit) }) }) };
+        return { case: "range", value: create(RangeOpSchema, { descending: q.order === "desc", ...(q.limit === undefined ? {} : { limit: big(q.limit) }), ...(q.derived === undefined ? {} : { derived: q.derived.map(aggToProto) }) }) };
       case "lastBy":
         return { case: "lastBy", value: create(ByOpSchema, {}) };
       case "firstBy":
@@ -393,7 +427,7 @@ export function queryToProto(input: unknown): QueryProto {
           value: create(RollingOpSchema, { window: "rows" in q.window ? { case: "rows", value: q.window.rows } : { case: "windowMicros", value: big(q.window.micros) }, aggregates: q.aggregates.map(aggToProto) }),
         };
       case "bars":
-        return { case: "bars", value: create(BarsOpSchema, { bucketMicros: big(q.bucketMicros), price: q.price, size: q.size, fill: FILLS.indexOf(q.fill) }) };
+        return { case: "bars", value: create(BarsOpSchema, { bucketMicros: big(q.bucketMicros), price: q.price, size: q.size, fill: FILLS.indexOf(q.fill), ...(q.aggregates === undefined ? {} : { aggregates: q.aggregates.map(aggToProto) }) }) };
       case "groupBy":
         return { case: "groupBy", value: create(GroupByOpSchema, { bySymbol: q.bySymbol, aggregates: q.aggregates.map(aggToProto), ...(q.bucketMicros === undefined ? {} : { bucketMicros: big(q.bucketMicros) }) }) };
     }
@@ -406,10 +440,18 @@ const num = (b: bigint, field: string): number => {
   return Number(b);
 };
 
-function aggFromProto(a: { fn: AggFnProto; column: string; weight: string; alpha?: number | undefined; as: string }, i: number): Record<string, unknown> {
+function aggFromProto(a: { fn: AggFnProto; column: string; weight: string; alpha?: number | undefined; as: string; udf: string; args: string[] }, i: number): Record<string, unknown> {
   const fn = (Object.keys(FN_TO_PROTO) as AggFn[]).find((k) => FN_TO_PROTO[k] === a.fn);
   if (fn === undefined) throw invalid(`query field aggregates[${i}].fn: ${a.fn} is not a known aggregate; use one of ${AGG_FNS.join(", ")}`);
-  return { fn, ...(a.column === "" ? {} : { column: a.column }), ...(a.weight === "" ? {} : { weight: a.weight }), ...(a.alpha === undefined ? {} : { alpha: a.alpha }), ...(a.as === "" ? {} : { as: a.as }) };
+  return {
+    fn,
+    ...(a.column === "" ? {} : { column: a.column }),
+    ...(a.weight === "" ? {} : { weight: a.weight }),
+    ...(a.alpha === undefined ? {} : { alpha: a.alpha }),
+    ...(a.udf === "" ? {} : { name: a.udf }),
+    ...(a.args.length === 0 ? {} : { args: a.args }),
+    ...(a.as === "" ? {} : { as: a.as }),
+  };
 }
 
 function minLsnFromProto(p: QueryProto): { minLsn?: number | Record<string, number> } {
@@ -437,7 +479,13 @@ export function queryFromProto(p: QueryProto): Record<string, unknown> {
   const op = p.op;
   switch (op.case) {
     case "range":
-      return { op: "range", ...out, order: op.value.descending ? "desc" : "asc", ...(op.value.limit === undefined ? {} : { limit: num(op.value.limit, "limit") }) };
+      return {
+        op: "range",
+        ...out,
+        order: op.value.descending ? "desc" : "asc",
+        ...(op.value.limit === undefined ? {} : { limit: num(op.value.limit, "limit") }),
+        ...(op.value.derived.length === 0 ? {} : { derived: op.value.derived.map(aggFromProto) }),
+      };
     case "lastBy":
     case "firstBy":
       return { op: op.case, ...out };
@@ -451,7 +499,7 @@ export function queryFromProto(p: QueryProto): Record<string, unknown> {
       return { op: "rolling", ...out, ...window, aggregates: op.value.aggregates.map(aggFromProto) };
     }
     case "bars":
-      return { op: "bars", ...out, bucket: num(op.value.bucketMicros, "bucket"), ...(op.value.price === "" ? {} : { price: op.value.price }), ...(op.value.size === "" ? {} : { size: op.value.size }), fill: FILLS[op.value.fill] ?? "none" };
+      return { op: "bars", ...out, bucket: num(op.value.bucketMicros, "bucket"), ...(op.value.price === "" ? {} : { price: op.value.price }), ...(op.value.size === "" ? {} : { size: op.value.size }), fill: FILLS[op.value.fill] ?? "none", ...(op.value.aggregates.length === 0 ? {} : { aggregates: op.value.aggregates.map(aggFromProto) }) };
     case "groupBy":
       return {
         op: "groupBy",
@@ -477,3 +525,12 @@ export function decodeQuery(bytes: Uint8Array): Record<string, unknown> {
   }
   return queryFromProto(p);
 }
+
+/** The user-defined functions a query calls (aggregates and derived columns with fn "udf"), in query order. */
+export function udfCalls(q: Query): Aggregate[] {
+  const list = q.op === "range" ? (q.derived ?? []) : q.op === "bars" ? (q.aggregates ?? []) : "aggregates" in q ? q.aggregates : [];
+  return list.filter((a) => a.fn === "udf");
+}
+
+/** True when the query calls a user-defined function. */
+export const usesUdf = (q: Query): boolean => udfCalls(q).length > 0;

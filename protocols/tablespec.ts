@@ -104,6 +104,32 @@ export const FeedSpecSchema = Schema.Struct({
   snapshotSeconds: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 86_400 }))),
 });
 
+/** The kinds of user-defined function (issue 17): a scalar maps row values to a value; an aggregate folds rows into one value per group or window. */
+export const FUNCTION_KINDS = ["scalar", "aggregate"] as const;
+export const FUNCTION_LANGUAGES = ["javascript"] as const;
+
+/** Per-function sandbox limits; absent ones take the node's defaults (src/udf/limits.ts), and none may exceed the node's caps. */
+export const FunctionLimitsSchema = Schema.Struct({
+  /** Heap of the function's sandbox (bytes). */
+  memoryBytes: Schema.optionalKey(PositiveInt(Number.MAX_SAFE_INTEGER)),
+  /** CPU time of one call into the sandbox (one batch of rows), milliseconds. */
+  cpuMsPerCall: Schema.optionalKey(PositiveInt(3_600_000)),
+  /** CPU time of all the function's calls in one query, milliseconds. */
+  cpuMsPerQuery: Schema.optionalKey(PositiveInt(3_600_000)),
+});
+
+/** A user-defined function (issue 17): source run in a sandbox; `version` and `hash` are set by pxctl apply (leave them out). */
+export const FunctionSpecSchema = Schema.Struct({
+  name: Ident("function name", 63),
+  kind: Schema.Literals(FUNCTION_KINDS),
+  language: Schema.optionalKey(Schema.Literals(FUNCTION_LANGUAGES)),
+  /** JavaScript defining `function <name>(...)` (scalar) or `const <name> = { init, accumulate, merge, finish }` (aggregate). */
+  source: Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(256 * 1024)),
+  limits: Schema.optionalKey(FunctionLimitsSchema),
+  version: Schema.optionalKey(PositiveInt(1_000_000_000)),
+  hash: Schema.optionalKey(Schema.String),
+});
+
 /**
  * Per-tenant quotas (issue 13): each is off when absent. Enforced where the cost
  * is spent (src/quota): the gateway for ingest rate, hot bytes and symbols, the
@@ -126,12 +152,16 @@ export const QuotasSpecSchema = Schema.Struct({
   hotBytes: Schema.optionalKey(PositiveInt(Number.MAX_SAFE_INTEGER)),
   /** Distinct symbols summed over the tenant's tables; a batch bringing new symbols past it is refused. */
   symbols: Schema.optionalKey(PositiveInt(Number.MAX_SAFE_INTEGER)),
+  /** Queries calling a user-defined function the tenant may start per second on one node (burst: one second of it). */
+  udfQueriesPerSecond: Schema.optionalKey(PositiveInt(1_000_000)),
 });
 
 export const TenantSpecSchema = Schema.Struct({
   name: Ident("tenant name", 32),
   tables: Schema.Array(TableSpecSchema),
   feeds: Schema.optionalKey(Schema.Array(FeedSpecSchema)),
+  /** User-defined functions its queries may call (issue 17). */
+  functions: Schema.optionalKey(Schema.Array(FunctionSpecSchema)),
   quotas: Schema.optionalKey(QuotasSpecSchema),
 });
 
@@ -182,11 +212,17 @@ export interface FeedSpec {
   readonly snapshotSeconds?: number;
 }
 
+/** A user-defined function as stored in px_config (same shape as the input; apply stamps version and hash). */
+export type FunctionSpec = Schema.Schema.Type<typeof FunctionSpecSchema>;
+export type FunctionKind = (typeof FUNCTION_KINDS)[number];
+
 export interface TenantSpec {
   readonly name: string;
   readonly tables: readonly TableSpec[];
   /** Materialized feeds (absent: none). */
   readonly feeds?: readonly FeedSpec[];
+  /** User-defined functions (absent: none). */
+  readonly functions?: readonly FunctionSpec[];
   /** Resource quotas (absent: none). */
   readonly quotas?: TenantQuotas;
 }
@@ -351,9 +387,15 @@ function normalizeTenant(t: Schema.Schema.Type<typeof TenantSpecSchema>): Tenant
     if (feeds.has(f.name)) throw new SpecError(`tenant ${t.name}: feed "${f.name}" is declared twice; keep one`);
     feeds.add(f.name);
   }
+  const fns = new Set<string>();
+  for (const f of t.functions ?? []) {
+    if (fns.has(f.name)) throw new SpecError(`tenant ${t.name}: function "${f.name}" is declared twice; keep one`);
+    fns.add(f.name);
+  }
   const tables = t.tables.map((table) => normalizeTable(table, t.name));
   const quotas = t.quotas === undefined || Object.keys(t.quotas).length === 0 ? {} : { quotas: t.quotas };
-  return t.feeds === undefined || t.feeds.length === 0 ? { name: t.name, tables, ...quotas } : { name: t.name, tables, feeds: t.feeds, ...quotas };
+  const functions = t.functions === undefined || t.functions.length === 0 ? {} : { functions: t.functions };
+  return t.feeds === undefined || t.feeds.length === 0 ? { name: t.name, tables, ...functions, ...quotas } : { name: t.name, tables, feeds: t.feeds, ...functions, ...quotas };
 }
 
 export function parseTableSpec(input: unknown, tenant = "?"): TableSpec {

@@ -1,7 +1,7 @@
 // Catalog: the decoded specs a node currently serves, keyed by tenant and table.
 // Built from the px_config KV bucket by the runtime; pure lookups here.
 import { NO_QUOTAS } from "../protocols/tablespec.js";
-import type { ClusterSpec, TableSpec, TenantQuotas, TenantSpec } from "../protocols/tablespec.js";
+import type { ClusterSpec, FunctionSpec, TableSpec, TenantQuotas, TenantSpec } from "../protocols/tablespec.js";
 
 export type Catalog = ReadonlyMap<string, ReadonlyMap<string, TableSpec>>;
 
@@ -10,12 +10,15 @@ export const EMPTY_CATALOG: Catalog = new Map();
 // A tenant's quotas ride with its table map (the catalog's shape stays a map of
 // tables, which every reader already walks); a map built elsewhere has none.
 const quotasOfTables = new WeakMap<ReadonlyMap<string, TableSpec>, TenantQuotas>();
+// The tenant's user-defined functions ride the same way.
+const functionsOfTables = new WeakMap<ReadonlyMap<string, TableSpec>, readonly FunctionSpec[]>();
 
 export function catalogOf(tenants: Iterable<TenantSpec>): Catalog {
   const out = new Map<string, Map<string, TableSpec>>();
   for (const t of tenants) {
     const tables = new Map(t.tables.map((table) => [table.name, table]));
     if (t.quotas !== undefined) quotasOfTables.set(tables, t.quotas);
+    if (t.functions !== undefined) functionsOfTables.set(tables, t.functions);
     out.set(t.name, tables);
   }
   return out;
@@ -25,6 +28,12 @@ export function catalogOf(tenants: Iterable<TenantSpec>): Catalog {
 export function tenantQuotas(catalog: Catalog, tenant: string): TenantQuotas {
   const tables = catalog.get(tenant);
   return (tables === undefined ? undefined : quotasOfTables.get(tables)) ?? NO_QUOTAS;
+}
+
+/** The user-defined functions of `tenant` in `catalog` (none, or an unknown tenant: []). */
+export function tenantFunctions(catalog: Catalog, tenant: string): readonly FunctionSpec[] {
+  const tables = catalog.get(tenant);
+  return (tables === undefined ? undefined : functionsOfTables.get(tables)) ?? [];
 }
 
 export function catalogOfCluster(spec: ClusterSpec): Catalog {

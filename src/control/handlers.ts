@@ -9,6 +9,7 @@ import type { Assignment } from "./assignments.js";
 import type { HeartbeatInfo } from "./heartbeat.js";
 import { diffClusterSpec } from "./specdiff.js";
 import { planFeed } from "../feed/index.js";
+import { stampFunctions } from "../udf/index.js";
 import { evolveClusterSpec } from "./specevolve.js";
 import type { SpecDiff } from "./specdiff.js";
 import type { ControlStores } from "./stores.js";
@@ -107,6 +108,10 @@ async function apply(backend: ControlBackend, req: ApplyRequest): Promise<ApplyR
   }
   spec = evolved.spec;
   checkFeeds(spec);
+  // Each user-defined function is loaded into a sandbox once: a bad one is refused by name before anything is written.
+  const fns = await stampFunctions(currentSpecs, spec);
+  if (fns.refused.length > 0) throw new ControlError("INVALID_ARGUMENT", `apply refused, nothing was changed:\n${fns.refused.map((r) => `  ${r}`).join("\n")}`);
+  spec = fns.spec;
   const diff = diffClusterSpec(currentSpecs, spec);
   const revisions: Record<string, number> = {};
   for (const t of spec.tenants) revisions[t.name] = current.get(t.name)?.revision ?? 0;

@@ -1,7 +1,7 @@
 // What applying a cluster spec would change, per tenant and table (pure). A
 // tenant's spec is replaced whole, so tables missing from the file are removed;
 // tenants missing from the file are left alone.
-import type { ClusterSpec, FeedSpec, TableSpec, TenantSpec } from "../../protocols/tablespec.js";
+import type { ClusterSpec, FeedSpec, FunctionSpec, TableSpec, TenantSpec } from "../../protocols/tablespec.js";
 
 export interface FieldChange {
   readonly path: string;
@@ -17,6 +17,9 @@ export type SpecChange =
   | { readonly kind: "feed.add"; readonly tenant: string; readonly feed: string }
   | { readonly kind: "feed.remove"; readonly tenant: string; readonly feed: string }
   | { readonly kind: "feed.change"; readonly tenant: string; readonly feed: string; readonly fields: readonly FieldChange[] }
+  | { readonly kind: "function.add"; readonly tenant: string; readonly name: string; readonly version: number; readonly hash: string }
+  | { readonly kind: "function.remove"; readonly tenant: string; readonly name: string }
+  | { readonly kind: "function.change"; readonly tenant: string; readonly name: string; readonly from: number; readonly to: number; readonly hash: string }
   | { readonly kind: "quotas.change"; readonly tenant: string; readonly fields: readonly FieldChange[] };
 
 export interface SpecDiff {
@@ -83,6 +86,7 @@ export function diffClusterSpec(current: ReadonlyMap<string, TenantSpec>, desire
       }
     }
     diffFeeds(t.name, before?.feeds ?? [], t.feeds ?? [], changes, warnings);
+    diffFunctions(t.name, before?.functions ?? [], t.functions ?? [], changes);
     // Quotas apply live (the gateway and the query engine read them from the catalog): a change is one line.
     const quotaFields: FieldChange[] = [];
     diffValues("quotas", before?.quotas ?? {}, t.quotas ?? {}, quotaFields);
@@ -111,6 +115,18 @@ function diffFeeds(tenant: string, before: readonly FeedSpec[], after: readonly 
   for (const name of old.keys()) if (!kept.has(name)) changes.push({ kind: "feed.remove", tenant, feed: name });
 }
 
+/** Functions compare by content hash (apply stamps it with the version). */
+function diffFunctions(tenant: string, before: readonly FunctionSpec[], after: readonly FunctionSpec[], changes: SpecChange[]): void {
+  const old = new Map(before.map((f) => [f.name, f]));
+  for (const f of after) {
+    const prev = old.get(f.name);
+    if (prev === undefined) changes.push({ kind: "function.add", tenant, name: f.name, version: f.version ?? 1, hash: f.hash ?? "" });
+    else if (prev.hash !== f.hash) changes.push({ kind: "function.change", tenant, name: f.name, from: prev.version ?? 1, to: f.version ?? 1, hash: f.hash ?? "" });
+  }
+  const kept = new Set(after.map((f) => f.name));
+  for (const name of old.keys()) if (!kept.has(name)) changes.push({ kind: "function.remove", tenant, name });
+}
+
 const show = (v: unknown): string => (v === undefined ? "(none)" : JSON.stringify(v));
 
 /** One line per change, `+` added, `-` removed, `~` changed. */
@@ -131,6 +147,12 @@ export function formatDiff(diff: SpecDiff): string[] {
         return `- feed ${c.tenant}.${c.feed}`;
       case "feed.change":
         return `~ feed ${c.tenant}.${c.feed}: ${c.fields.map((f) => `${f.path} ${show(f.from)} -> ${show(f.to)}`).join("; ")}`;
+      case "function.add":
+        return `+ function ${c.tenant}.${c.name} (version ${c.version}, hash ${c.hash})`;
+      case "function.remove":
+        return `- function ${c.tenant}.${c.name}`;
+      case "function.change":
+        return `~ function ${c.tenant}.${c.name}: version ${c.from} -> ${c.to} (hash ${c.hash})`;
       case "quotas.change":
         return `~ tenant ${c.tenant}: ${c.fields.map((f) => `${f.path} ${show(f.from)} -> ${show(f.to)}`).join("; ")}`;
     }

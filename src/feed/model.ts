@@ -4,7 +4,7 @@
 // same bad input with the same words; this adds the rules only feeds have.
 import { createHash } from "node:crypto";
 import { QueryError } from "../../protocols/errors.js";
-import { MICROS_PER_DAY, parseDuration } from "../../protocols/query.js";
+import { MICROS_PER_DAY, parseDuration, usesUdf } from "../../protocols/query.js";
 import type { AsofQuery, BarsQuery, ByQuery, Query, RangeQuery, RollingQuery } from "../../protocols/query.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
 import { fieldsOf, parseTenantQuery } from "../query/index.js";
@@ -66,6 +66,7 @@ export function planFeed(tenant: string, input: FeedPlanInput, specOf: (table: s
     if (q.direction !== "backward") throw invalid(`feed query field direction: "${q.direction}" would wait for right rows that have not arrived yet; a feed joins the prevailing right row, direction "backward"`);
     if (q.right.table === q.table) throw invalid(`feed query field right.table: an as-of feed joins two different tables; ${q.table} is on both sides`);
   }
+  if (usesUdf(q)) throw invalid(`feed query: user-defined functions do not run in feeds yet (issue 17); compute the function in a query over the feed's table instead, or remove the "udf" aggregate/derived column`);
   if (q.op === "bars" && q.fill !== "none") throw invalid(`feed query field fill: a bar feed sends each bar when it changes, it has no empty buckets to fill; remove "fill"`);
   const latenessMicros = input.lateness === undefined ? DEFAULT_LATENESS_MICROS : parseDuration("lateness", input.lateness, 0, MICROS_PER_DAY);
   const fq = q as FeedQuery;

@@ -8,13 +8,14 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { startApiServer } from "../api/index.js";
 import type { ApiLimits, ApiNode, ApiServer, QueryEngine } from "../api/index.js";
 import { TokenVerifier } from "../auth/index.js";
-import { tenantQuotas } from "../catalog.js";
+import { tenantFunctions, tenantQuotas } from "../catalog.js";
 import type { Catalog } from "../catalog.js";
 import type { ClickhouseHttp } from "../clickhouse/index.js";
 import { ClickhouseColdSource, ProxistQueryEngine, shardHostSource } from "../query/index.js";
 import type { ClusterParts } from "../query/index.js";
 import type { Meter } from "./meter.js";
 import { retryOnTimeout } from "./startup.js";
+import { UdfHost } from "../udf/index.js";
 import { meteredCold, meteredEngine, meteredParts } from "./querymeter.js";
 import type { SlowQueries } from "./slowlog.js";
 import type { GapReader, SubscriptionHolds } from "../feed/index.js";
@@ -77,6 +78,8 @@ export function queryEngineOf(catalog: () => Catalog, shards: LocalShardHost, cl
   return new ProxistQueryEngine({
     source: shardHostSource(catalog, shards),
     quotas: (tenant) => tenantQuotas(catalog(), tenant),
+    // User-defined functions of px_config, each in its own sandbox (issue 17).
+    udfs: new UdfHost({ functions: (tenant) => tenantFunctions(catalog(), tenant), quotas: (tenant) => tenantQuotas(catalog(), tenant) }),
     // Wrapped when metrics or the slow-query log watch queries (they note cold reads and parts in the query's scope).
     ...(cold === undefined ? {} : { cold: watched ? meteredCold(cold, meter) : cold }),
     ...(parts === undefined ? {} : { parts: watched ? meteredParts(parts, meter) : parts }),

@@ -4,7 +4,7 @@
 // like src/api's QueryEngine (schema / run / tableQuery) so the API can serve it.
 import type { RecordBatch, Schema } from "apache-arrow";
 import { QueryError } from "../../protocols/errors.js";
-import { parseQuery } from "../../protocols/query.js";
+import { parseQuery, udfCalls, usesUdf } from "../../protocols/query.js";
 import type { Aggregate, Query } from "../../protocols/query.js";
 import { NO_QUOTAS } from "../../protocols/tablespec.js";
 import type { TableSpec, TenantQuotas } from "../../protocols/tablespec.js";
@@ -14,7 +14,8 @@ import { loadSeries } from "./load.js";
 import { GroupTable } from "./partials.js";
 import type { Loaded } from "./load.js";
 import type { LoadRequest } from "./plan.js";
-import { asofOp, barAggregates, barsOp, byOp, fastByOp, lastByRows, bySymbolMap, fieldsOf, groupByOp, neededColumns, rangeOp, rollingOp, windowJoinOp } from "./ops/index.js";
+import { asofOp, barAggregates, barsOp, byOp, fastByOp, lastByRows, bySymbolMap, fieldsOf, groupByOp, neededColumns, rangeOp, rollingOp, udfGroupTable, udfRangeOp, udfUses, windowJoinOp } from "./ops/index.js";
+import type { UdfRunner, UdfSessions } from "./ops/index.js";
 import { arrowSchema, toRecordBatches } from "./output.js";
 import type { OutField, OutTable } from "./output.js";
 import { lowerBound } from "./series.js";
@@ -44,6 +45,8 @@ export interface QueryEngineOptions {
   readonly partRetriesMs?: readonly number[];
   /** The tenant's quotas (concurrentQueries, queryMemoryBytes, resultRows); absent: none. */
   readonly quotas?: (tenant: string) => TenantQuotas;
+  /** The tenants' user-defined functions (src/udf); absent: a query calling one is refused. */
+  readonly udfs?: UdfSessions;
 }
 
 export interface QueryResult {
@@ -256,9 +259,15 @@ export class ProxistQueryEngine {
       budget.resultRows(rows);
       budget.hold(rows * rowBytes, `its result of ${rows} rows`);
     };
-    const fast = q.op === "range" && direct !== undefined ? fastRangeOp(q, left, direct, chunkRows, admit) : undefined;
+    const fast = q.op === "range" && direct !== undefined && !usesUdf(q) ? fastRangeOp(q, left, direct, chunkRows, admit) : undefined;
     if (fast !== undefined) return { fields, tables: fast, notes, coldRows };
-    const table = await this.runOp(tenant, q, left, right, cols, load, use, signal, direct, fan);
+    const udf = await this.udfSession(tenant, q);
+    let table: OutTable;
+    try {
+      table = await this.runOp(tenant, q, left, right, cols, load, use, signal, direct, fan, udf);
+    } finally {
+      udf?.close();
+    }
     admit(table.rows, 8 * table.columns.length);
     return { fields, tables: [table], notes, coldRows };
   }
@@ -274,13 +283,20 @@ export class ProxistQueryEngine {
     signal: AbortSignal | undefined,
     direct: readonly HotShard[] | undefined,
     fan: Fan,
+    udf: UdfRunner | undefined,
   ): Promise<OutTable> {
+    if (udf !== undefined && (q.op === "groupBy" || q.op === "bars")) {
+      // User-defined aggregates fold rows (a user's state cannot be pushed down to ClickHouse as partials).
+      const s = use(await load(left, cols.left, q.t0, q.t1, 0, 0));
+      const t = udfGroupTable(q.op === "bars" ? barAggregates(q) : q.aggregates, left, s, q.bucketMicros, q.op === "bars" || q.bySymbol, udf);
+      return q.op === "bars" ? barsOp(q, left, t, q.symbols) : groupByOp(q, left, t);
+    }
     switch (q.op) {
       case "range": {
         // Per-part limit pushed down: no part needs to send more than the merged answer keeps.
         const limit = q.limit === undefined ? undefined : { n: q.limit, sort: q.sort, desc: q.order === "desc" };
         const s = use(await load(left, cols.left, q.t0, q.t1, 0, 0, { limit }));
-        return rangeOp(q, left, s);
+        return udf === undefined ? rangeOp(q, left, s) : udfRangeOp(q, left, s, udf);
       }
       case "lastBy":
       case "firstBy": {
@@ -317,11 +333,11 @@ export class ProxistQueryEngine {
       case "rolling": {
         if ("rows" in q.window) {
           const s = use(await load(left, cols.left, q.t0, q.t1, q.window.rows - 1, 0));
-          return rollingOp(q, left, s);
+          return rollingOp(q, left, s, udf);
         }
         const from = Math.max(0, q.t0 - q.window.micros + 1);
         const s = use(await load(left, cols.left, from, q.t1, 0, 0)).map((x) => rebound(x, q.t0));
-        return rollingOp(q, left, s);
+        return rollingOp(q, left, s, udf);
       }
       case "bars": {
         const t = await this.partials(tenant, q, left, cols.left, barAggregates(q), q.bucketMicros, true, use, fan, signal, direct);
@@ -363,6 +379,14 @@ export class ProxistQueryEngine {
     // Across nodes: each owner computes the partials of its shards, the coordinator combines them.
     use({ series: [], ...(await fan(spec, (ctx, cov) => fanGroup(ctx, cov, range, g, t))) });
     return t;
+  }
+
+  /** The query's user-defined function session (undefined when it calls none); refused when this engine runs none. */
+  private async udfSession(tenant: string, q: Query): Promise<(UdfRunner & { close(): void }) | undefined> {
+    const calls = udfCalls(q);
+    if (calls.length === 0) return undefined;
+    if (this.options.udfs === undefined) throw new QueryError("FAILED_PRECONDITION", `query calls function ${calls[0]!.udf!.name}, but this query engine runs no user-defined functions; query a node (it runs them) or remove the "udf" entries`);
+    return this.options.udfs.session(tenant, udfUses(q, calls));
   }
 
   /** Where the table's buckets live; an unreadable assignment table is UNAVAILABLE (retryable), not a bug. */

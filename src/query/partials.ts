@@ -29,6 +29,7 @@ const FIELDS: Record<Aggregate["fn"], readonly Field[]> = {
   vwap: ["pw", "w"],
   stddev: [],
   ema: [],
+  udf: [],
 };
 
 /**
@@ -49,6 +50,9 @@ export class GroupTable {
   /** Field columns; `slot[k][f]` is the column of field f of aggregate k (FIELDS order). */
   arrs: Float64Array[] = [];
   readonly slot: number[][];
+
+  /** Values of the user-defined aggregates (fn "udf") per aggregate and group row, set by the UDF path (ops/udf.ts) before the table is read. */
+  udf: ((k: number, i: number) => number) | undefined;
 
   constructor(readonly aggs: readonly Aggregate[]) {
     this.slot = aggs.map((a) => FIELDS[a.fn].map(() => this.arrs.push(new Float64Array(this.cap)) - 1));
@@ -168,6 +172,7 @@ export class GroupTable {
     const n = this.n[i]!;
     const fn = this.aggs[k]!.fn;
     if (fn === "count") return n;
+    if (fn === "udf") return this.udf?.(k, i) ?? Number.NaN;
     if (fn === "vwap") {
       const w = this.col(k, 1)[i]!;
       return w !== 0 ? this.col(k, 0)[i]! / w : Number.NaN;

@@ -14,10 +14,13 @@ export const MAX_FILL_BUCKETS = 10_000_000;
 
 const agg = (fn: Aggregate["fn"], column: string | undefined, weight?: string): Aggregate => ({ fn, column, weight, alpha: undefined, as: fn });
 
-/** The group-by aggregates a bars query computes: open, high, low, close, volume, count, vwap. */
+/** The group-by aggregates a bars query computes: open, high, low, close, volume, count, vwap, then the query's extra aggregates. */
 export function barAggregates(q: BarsQuery): Aggregate[] {
-  return [agg("first", q.price), agg("max", q.price), agg("min", q.price), agg("last", q.price), agg("sum", q.size), agg("count", undefined), agg("vwap", q.price, q.size)];
+  return [agg("first", q.price), agg("max", q.price), agg("min", q.price), agg("last", q.price), agg("sum", q.size), agg("count", undefined), agg("vwap", q.price, q.size), ...(q.aggregates ?? [])];
 }
+
+/** Aggregates of barAggregates before the query's extra ones. */
+const BAR_AGGS = 7;
 
 /** OHLCV bars from the partials of `barAggregates` grouped by symbol and bucket, with empty buckets filled as asked. */
 export function barsOp(q: BarsQuery, spec: TableSpec, t: GroupTable, listed: readonly string[] | undefined): OutTable {
@@ -40,6 +43,8 @@ export function barsOp(q: BarsQuery, spec: TableSpec, t: GroupTable, listed: rea
   const vw = new Float64Array(cap);
   const ok = new Uint8Array(cap);
   const vwOk = new Uint8Array(cap);
+  // Extra aggregates: null in filled (empty) buckets.
+  const extra = (q.aggregates ?? []).map(() => new Float64Array(cap).fill(Number.NaN));
   let n = 0;
   let gi = 0;
   symbols.forEach((name, si) => {
@@ -66,6 +71,7 @@ export function barsOp(q: BarsQuery, spec: TableSpec, t: GroupTable, listed: rea
       cnt[n] = t.n[g]!;
       vw[n] = t.value(6, g);
       vwOk[n] = vw[n] === vw[n] ? 1 : 0;
+      extra.forEach((col, k) => (col[n] = t.value(BAR_AGGS + k, g)));
       ok[n] = 1;
       prevClose = ohlc[3][n]!;
       next = bk + b;
@@ -82,6 +88,10 @@ export function barsOp(q: BarsQuery, spec: TableSpec, t: GroupTable, listed: rea
     { field: fields[6]!, data: cut(vol) },
     { field: fields[7]!, data: cut(cnt) },
     { field: fields[8]!, data: cut(vw), valid: cut(vwOk) },
+    ...extra.map((col, k): OutColumn => {
+      const data = cut(col);
+      return { field: fields[9 + k]!, data, valid: Uint8Array.from(data, (x) => (x === x ? 1 : 0)) };
+    }),
   ];
   return { rows: n, symbols, columns };
 }

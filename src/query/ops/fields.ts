@@ -1,7 +1,7 @@
 // What a query reads and returns: the value columns each table of a query
 // loads and the fields of its result, checked against the tables' specs (an
 // unknown or unusable column is QueryError INVALID_ARGUMENT). Shared by the operators.
-import type { Query } from "../../../protocols/query.js";
+import type { Aggregate, Query } from "../../../protocols/query.js";
 import type { TableSpec } from "../../../protocols/tablespec.js";
 import { QueryError } from "../../../protocols/errors.js";
 import type { OutField } from "../output.js";
@@ -24,11 +24,21 @@ export const numeric = (spec: TableSpec, j: number, field: string): void => {
   if (spec.columns[j]!.type === "bool") throw planError(`query field ${field}: column ${spec.columns[j]!.name} is bool; aggregate a numeric column`);
 };
 
-export function aggColumns(spec: TableSpec, q: { aggregates: readonly { column: string | undefined; weight: string | undefined }[] }): void {
+export function aggColumns(spec: TableSpec, q: { aggregates: readonly Aggregate[] }, field = "aggregates"): void {
   q.aggregates.forEach((a, i) => {
-    if (a.column !== undefined) numeric(spec, columnIndex(spec, a.column, `aggregates[${i}].column`), `aggregates[${i}].column`);
-    if (a.weight !== undefined) numeric(spec, columnIndex(spec, a.weight, `aggregates[${i}].weight`), `aggregates[${i}].weight`);
+    if (a.column !== undefined) numeric(spec, columnIndex(spec, a.column, `${field}[${i}].column`), `${field}[${i}].column`);
+    if (a.weight !== undefined) numeric(spec, columnIndex(spec, a.weight, `${field}[${i}].weight`), `${field}[${i}].weight`);
+    a.udf?.args.forEach((c, k) => numeric(spec, columnIndex(spec, c, `${field}[${i}].args[${k}]`), `${field}[${i}].args[${k}]`));
   });
+}
+
+/** Marks the columns aggregates read (value, weight, user-defined function arguments). */
+function markAggs(spec: TableSpec, arr: boolean[], aggs: readonly Aggregate[]): void {
+  for (const a of aggs) {
+    if (a.column !== undefined) arr[columnIndex(spec, a.column, "aggregates.column")] = true;
+    if (a.weight !== undefined) arr[columnIndex(spec, a.weight, "aggregates.weight")] = true;
+    for (const c of a.udf?.args ?? []) arr[columnIndex(spec, c, "aggregates.args")] = true;
+  }
 }
 
 export const f = (name: string, kind: OutField["kind"], nullable = false): OutField => ({ name, kind, nullable });
@@ -55,6 +65,9 @@ export function neededColumns(q: Query, left: TableSpec, right: TableSpec | unde
   const mark = (arr: boolean[], js: readonly number[]): void => js.forEach((j) => (arr[j] = true));
   switch (q.op) {
     case "range":
+      mark(l, selectedColumns(left, q.columns));
+      markAggs(left, l, q.derived ?? []);
+      break;
     case "lastBy":
     case "firstBy":
       mark(l, selectedColumns(left, q.columns));
@@ -65,22 +78,17 @@ export function neededColumns(q: Query, left: TableSpec, right: TableSpec | unde
       break;
     case "windowJoin":
       mark(l, selectedColumns(left, q.columns));
-      for (const a of q.aggregates) {
-        if (a.column !== undefined) r[columnIndex(right!, a.column, "aggregates.column")] = true;
-        if (a.weight !== undefined) r[columnIndex(right!, a.weight, "aggregates.weight")] = true;
-      }
+      markAggs(right!, r, q.aggregates);
       break;
     case "rolling":
     case "groupBy":
       if (q.op === "rolling") mark(l, selectedColumns(left, q.columns));
-      for (const a of q.aggregates) {
-        if (a.column !== undefined) l[columnIndex(left, a.column, "aggregates.column")] = true;
-        if (a.weight !== undefined) l[columnIndex(left, a.weight, "aggregates.weight")] = true;
-      }
+      markAggs(left, l, q.aggregates);
       break;
     case "bars":
       l[columnIndex(left, q.price, "price")] = true;
       l[columnIndex(left, q.size, "size")] = true;
+      markAggs(left, l, q.aggregates ?? []);
       break;
   }
   return { left: l, right: r };
@@ -90,7 +98,15 @@ export function neededColumns(q: Query, left: TableSpec, right: TableSpec | unde
 export function fieldsOf(q: Query, left: TableSpec, right: TableSpec | undefined): OutField[] {
   const head = [f(left.symbolColumn, "sym"), f(left.timeColumn, "ts")];
   switch (q.op) {
-    case "range":
+    case "range": {
+      const derived = q.derived ?? [];
+      aggColumns(left, { aggregates: derived }, "derived");
+      const taken = new Set([left.symbolColumn, left.timeColumn, ...selectedColumns(left, q.columns).map((j) => left.columns[j]!.name)]);
+      derived.forEach((a, i) => {
+        if (taken.has(a.as)) throw planError(`query field derived[${i}].as: "${a.as}" is already a column of the result; give the derived column another "as" name`);
+      });
+      return [...head, ...valueFields(left, selectedColumns(left, q.columns)), ...derived.map((a) => f(a.as, "f64", true))];
+    }
     case "lastBy":
     case "firstBy":
       return [...head, ...valueFields(left, selectedColumns(left, q.columns))];
@@ -108,7 +124,9 @@ export function fieldsOf(q: Query, left: TableSpec, right: TableSpec | undefined
       numeric(left, columnIndex(left, q.price, "price"), "price");
       numeric(left, columnIndex(left, q.size, "size"), "size");
       const nullOhlc = q.fill === "null" || q.fill === "previous";
-      return [...head, ...BAR_FIELDS.map((n) => f(n, "f64", nullOhlc)), f("volume", "f64"), f("count", "i64"), f("vwap", "f64", true)];
+      const extra = q.aggregates ?? [];
+      aggColumns(left, { aggregates: extra });
+      return [...head, ...BAR_FIELDS.map((n) => f(n, "f64", nullOhlc)), f("volume", "f64"), f("count", "i64"), f("vwap", "f64", true), ...extra.map((a) => f(a.as, a.fn === "count" ? "i64" : "f64", true))];
     }
     case "groupBy": {
       aggColumns(left, q);

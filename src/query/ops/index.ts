@@ -10,3 +10,5 @@ export { windowJoinOp } from "./windowjoin.js";
 export { rollingOp } from "./rolling.js";
 export { MAX_FILL_BUCKETS, barAggregates, barsOp } from "./bars.js";
 export { groupByOp } from "./groupby.js";
+export { udfGroupTable, udfRangeOp, udfUses } from "./udf.js";
+export type { UdfFold, UdfRunner, UdfSessions } from "./udf.js";

@@ -9,8 +9,11 @@ import type { SymbolSeries } from "../series.js";
 import { ema, slidingAggregates } from "../window.js";
 import { fieldsOf, selectedColumns } from "./fields.js";
 import { aggInputs, gatherPerSeries, gatherValid, rowsTable } from "./rows.js";
+import { udfArgs } from "./udf.js";
+import type { UdfRunner } from "./udf.js";
 
-export function rollingOp(q: RollingQuery, spec: TableSpec, series: readonly SymbolSeries[]): OutTable {
+/** `udf` runs the query's user-defined aggregates (required when it has some). */
+export function rollingOp(q: RollingQuery, spec: TableSpec, series: readonly SymbolSeries[], udf?: UdfRunner): OutTable {
   const fields = fieldsOf(q, spec, undefined);
   const per = q.aggregates.map(() => ({ data: [] as Float64Array[], valid: [] as Uint8Array[] }));
   for (const s of series) {
@@ -34,11 +37,16 @@ export function rollingOp(q: RollingQuery, spec: TableSpec, series: readonly Sym
       }
     }
     const inputs = aggInputs(spec, s, q.aggregates);
-    const win = inputs.filter((x) => x.agg.fn !== "ema");
+    const win = inputs.filter((x) => x.agg.fn !== "ema" && x.agg.fn !== "udf");
     const outs = slidingAggregates(win, start, end);
     let k = 0;
     inputs.forEach((inp, a) => {
-      if (inp.agg.fn === "ema") {
+      if (inp.agg.fn === "udf") {
+        // The window's rows as indices into the whole series (rows before lo are window context).
+        const d = udf!.window(inp.agg, start, end, udfArgs(spec, s, inp.agg, 0, s.n));
+        per[a]!.data.push(d);
+        per[a]!.valid.push(Uint8Array.from(d, (x) => (x === x ? 1 : 0)));
+      } else if (inp.agg.fn === "ema") {
         per[a]!.data.push(ema(inp.x!, s.lo, s.hi, inp.agg.alpha!));
         per[a]!.valid.push(new Uint8Array(m).fill(1));
       } else {

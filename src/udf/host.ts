@@ -1,0 +1,212 @@
+// The node's user-defined functions: each tenant's functions (from its spec in
+// px_config) loaded on first use into their own sandbox and kept until the
+// spec's hash changes or a failure discarded the sandbox; a per-tenant rate
+// limit on queries calling them; and, per query, a session that batches rows
+// into sandbox calls and holds the query's CPU-time budget per function.
+import { QueryError } from "../../protocols/errors.js";
+import type { Aggregate } from "../../protocols/query.js";
+import type { FunctionSpec, TenantQuotas } from "../../protocols/tablespec.js";
+import { fullBucket, take } from "../quota/bucket.js";
+import type { Bucket } from "../quota/bucket.js";
+import { quotaMessage } from "../quota/refusal.js";
+import type { UdfFold, UdfRunner } from "../query/ops/udf.js";
+import { cpuCallError, cpuQueryError, memoryError, threwError } from "./errors.js";
+import { LoadedFunction, functionHash } from "./function.js";
+import { UDF_BATCH_ROWS, limitsOf } from "./limits.js";
+import type { UdfLimits } from "./limits.js";
+import { SandboxError } from "./sandbox.js";
+
+export interface UdfHostOptions {
+  /** The tenant's functions as applied (its spec's `functions`). */
+  readonly functions: (tenant: string) => readonly FunctionSpec[];
+  /** The tenant's quotas (udfQueriesPerSecond). */
+  readonly quotas?: (tenant: string) => TenantQuotas;
+  readonly nowMs?: () => number;
+  /** Replaces limits of every function (tests: e.g. cpuMsPerCall 0 = off for a negative control). */
+  readonly limitsOverride?: Partial<UdfLimits>;
+}
+
+interface Cached {
+  readonly hash: string;
+  readonly fn: Promise<LoadedFunction>;
+}
+
+export class UdfHost {
+  private readonly loaded = new Map<string, Cached>();
+  private readonly buckets = new Map<string, Bucket>();
+
+  constructor(private readonly o: UdfHostOptions) {}
+
+  /** Starts one query's use of the functions `calls` name: checks the rate limit, resolves and loads them. */
+  async session(tenant: string, calls: readonly { readonly a: Aggregate; readonly kind: FunctionSpec["kind"] }[]): Promise<UdfSession> {
+    this.admit(tenant);
+    const specs = this.o.functions(tenant);
+    const fns = new Map<string, LoadedFunction>();
+    for (const { a, kind } of calls) {
+      const name = a.udf!.name;
+      const spec = specs.find((f) => f.name === name);
+      if (spec === undefined) {
+        const known = specs.map((f) => f.name).join(", ") || "none";
+        throw new QueryError("INVALID_ARGUMENT", `query names function ${name}, but tenant ${tenant} has none of that name (its functions: ${known}); apply it with pxctl apply (functions: in the tenant spec) or fix the name`);
+      }
+      if (spec.kind !== kind) {
+        const use = spec.kind === "scalar" ? `use it in "derived" of a range query` : `use it in "aggregates" of groupBy, bars or rolling`;
+        throw new QueryError("INVALID_ARGUMENT", `function ${name} of tenant ${tenant} is a ${spec.kind} function, and ${kind === "scalar" ? `"derived"` : `"aggregates"`} need a ${kind} one; ${use}`);
+      }
+      fns.set(name, await this.fn(tenant, spec));
+    }
+    return new UdfSession(fns, this.o.limitsOverride);
+  }
+
+  private admit(tenant: string): void {
+    const rate = this.o.quotas?.(tenant).udfQueriesPerSecond;
+    if (rate === undefined) return;
+    const now = (this.o.nowMs ?? Date.now)();
+    const r = { perSecond: rate, capacity: rate };
+    const t = take(this.buckets.get(tenant) ?? fullBucket(r, now), r, 1, now);
+    this.buckets.set(tenant, t.bucket);
+    if (!t.ok) throw new QueryError("RESOURCE_EXHAUSTED", quotaMessage(tenant, "udfQueriesPerSecond", rate, "is reached (queries calling user-defined functions)", `retry in ${t.waitMs} ms`));
+  }
+
+  private async fn(tenant: string, spec: FunctionSpec): Promise<LoadedFunction> {
+    const key = `${tenant}\u0000${spec.name}`;
+    const hash = spec.hash ?? functionHash(spec);
+    const c = this.loaded.get(key);
+    if (c !== undefined && c.hash === hash) {
+      const f = await c.fn.catch(() => undefined);
+      if (f !== undefined && !f.sandbox.broken) return f;
+    }
+    if (c !== undefined) void c.fn.then((f) => f.dispose()).catch(() => undefined);
+    const fn = LoadedFunction.load(tenant, spec, { ...limitsOf(spec), ...this.o.limitsOverride });
+    this.loaded.set(key, { hash, fn });
+    try {
+      return await fn;
+    } catch (e) {
+      this.loaded.delete(key);
+      throw new QueryError("FAILED_PRECONDITION", `function ${spec.name} of tenant ${tenant} does not load on this node: ${(e as Error).message}; fix it and apply it again`, { cause: e });
+    }
+  }
+
+  /** Frees every sandbox. */
+  close(): void {
+    for (const c of this.loaded.values()) void c.fn.then((f) => f.dispose()).catch(() => undefined);
+    this.loaded.clear();
+  }
+}
+
+/** One query's calls: batches rows into the sandboxes and spends each function's per-query CPU budget. */
+export class UdfSession implements UdfRunner {
+  private readonly spent = new Map<string, number>();
+  private readonly open: { fn: LoadedFunction; slot: number }[] = [];
+
+  constructor(
+    private readonly fns: ReadonlyMap<string, LoadedFunction>,
+    private readonly override: Partial<UdfLimits> | undefined,
+  ) {}
+
+  private fnOf(a: Aggregate): LoadedFunction {
+    return this.fns.get(a.udf!.name)!;
+  }
+
+  /** Runs one sandbox call with the function's remaining budget; maps a failure to the query error naming the function and the limit. */
+  private run<T>(f: LoadedFunction, body: (cpuMs: number) => { value: T; ms: number }): T {
+    const l = { ...f.limits, ...this.override };
+    const spent = this.spent.get(f.spec.name) ?? 0;
+    const left = l.cpuMsPerQuery === 0 ? Infinity : Math.max(1, l.cpuMsPerQuery - spent);
+    const perCall = l.cpuMsPerCall === 0 ? Infinity : l.cpuMsPerCall;
+    const cpu = Math.min(left, perCall);
+    const name = { tenant: f.tenant, name: f.spec.name, version: f.version };
+    try {
+      const r = body(cpu === Infinity ? 0 : cpu);
+      this.spent.set(f.spec.name, spent + r.ms);
+      return r.value;
+    } catch (e) {
+      if (!(e instanceof SandboxError)) throw e;
+      const x = e.failure;
+      switch (x.kind) {
+        case "cpu":
+          throw left < perCall ? cpuQueryError(name, l.cpuMsPerQuery) : cpuCallError(name, l.cpuMsPerCall);
+        case "memory":
+          throw memoryError(name, l.memoryBytes, x.what);
+        case "threw":
+          throw threwError(name, x.detail);
+        case "broken":
+          throw new QueryError("FAILED_PRECONDITION", `function ${name.name} (tenant ${name.tenant}): ${x.detail}; retry (the sandbox is rebuilt)`);
+      }
+    }
+  }
+
+  scalar(a: Aggregate, cols: readonly Float64Array[], n: number): Float64Array {
+    const f = this.fnOf(a);
+    const out = new Float64Array(n);
+    for (let i = 0; i < n; i += UDF_BATCH_ROWS) {
+      const j = Math.min(n, i + UDF_BATCH_ROWS);
+      out.set(
+        this.run(f, (cpu) => f.sandbox.scalar(f.handle, cols.map((c) => c.subarray(i, j)), j - i, cpu)),
+        i,
+      );
+    }
+    return out;
+  }
+
+  aggregate(a: Aggregate): UdfFold {
+    const f = this.fnOf(a);
+    const slot = f.sandbox.newSlot();
+    const entry = { fn: f, slot };
+    this.open.push(entry);
+    return {
+      add: (gids, ends, cols) => {
+        // Split into batches of at most UDF_BATCH_ROWS rows; a segment cut in two is merged in the sandbox (same group).
+        let seg = 0;
+        let from = 0;
+        while (seg < gids.length) {
+          const bg: number[] = [];
+          const be: number[] = [];
+          const start = from;
+          while (seg < gids.length && from - start < UDF_BATCH_ROWS) {
+            const end = Math.min(ends[seg]!, start + UDF_BATCH_ROWS);
+            bg.push(gids[seg]!);
+            be.push(end - start);
+            from = end;
+            if (end === ends[seg]) seg++;
+          }
+          const bcols = cols.map((c) => c.subarray(start, from));
+          this.run(f, (cpu) => ({ value: undefined, ms: f.sandbox.add(f.handle, slot, Int32Array.from(bg), Int32Array.from(be), bcols, cpu) }));
+        }
+      },
+      finish: (groups) => {
+        const out = this.run(f, (cpu) => f.sandbox.finish(f.handle, slot, groups, cpu));
+        this.open.splice(this.open.indexOf(entry), 1);
+        return out;
+      },
+    };
+  }
+
+  window(a: Aggregate, start: Int32Array, end: Int32Array, cols: readonly Float64Array[]): Float64Array {
+    const f = this.fnOf(a);
+    const n = start.length;
+    const out = new Float64Array(n);
+    // Windows move forward (start and end never decrease): a batch of outputs needs rows [start[i], end[j-1]).
+    for (let i = 0; i < n; i += UDF_BATCH_ROWS) {
+      const j = Math.min(n, i + UDF_BATCH_ROWS);
+      let lo = start[i]!;
+      let hi = end[j - 1]!;
+      for (let k = i; k < j; k++) {
+        if (start[k]! < lo) lo = start[k]!;
+        if (end[k]! > hi) hi = end[k]!;
+      }
+      const s = Int32Array.from(start.subarray(i, j), (x) => x - lo);
+      const e = Int32Array.from(end.subarray(i, j), (x) => x - lo);
+      out.set(
+        this.run(f, (cpu) => f.sandbox.window(f.handle, s, e, cols.map((c) => c.subarray(lo, hi)), cpu)),
+        i,
+      );
+    }
+    return out;
+  }
+
+  /** Frees aggregate states a failed query left in the sandboxes. */
+  close(): void {
+    for (const { fn, slot } of this.open.splice(0)) fn.sandbox.drop(slot);
+  }
+}
