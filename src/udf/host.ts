@@ -6,10 +6,9 @@
 import { QueryError } from "../../protocols/errors.js";
 import type { Aggregate } from "../../protocols/query.js";
 import type { FunctionSpec, TenantQuotas } from "../../protocols/tablespec.js";
-import { fullBucket, take } from "../quota/bucket.js";
-import type { Bucket } from "../quota/bucket.js";
-import { quotaMessage } from "../quota/refusal.js";
-import type { UdfFold, UdfRunner } from "../query/ops/udf.js";
+import { fullBucket, quotaMessage, take } from "../quota/index.js";
+import type { Bucket } from "../quota/index.js";
+import type { UdfFold, UdfRunner } from "../query/ops/index.js";
 import { cpuCallError, cpuQueryError, memoryError, threwError } from "./errors.js";
 import { LoadedFunction, functionHash } from "./function.js";
 import { UDF_BATCH_ROWS, limitsOf } from "./limits.js";

@@ -11,7 +11,7 @@ export type Layer = "protocols" | "core" | "machines" | "faces" | "wiring" | "en
 /** Which folders make each layer (paths relative to the repository root). */
 export const LAYERS: Readonly<Record<Layer, readonly string[]>> = {
   protocols: ["protocols/"],
-  core: ["src/wal/", "src/hotset/", "src/query/", "src/sql/", "src/codec/", "src/ingest/", "src/clickhouse/", "src/snapshot/", "src/auth/", "src/sink/", "src/shard/", "src/control/", "src/feed/", "src/catalog.ts", "src/config/", "src/quota/"],
+  core: ["src/wal/", "src/hotset/", "src/query/", "src/sql/", "src/codec/", "src/ingest/", "src/clickhouse/", "src/snapshot/", "src/auth/", "src/sink/", "src/shard/", "src/control/", "src/feed/", "src/catalog.ts", "src/config/", "src/quota/", "src/udf/"],
   machines: ["actors/"],
   faces: ["src/api/", "src/client/"],
   wiring: ["src/node/", "src/runtime/", "src/demo/"],
