@@ -54,6 +54,8 @@ export const KV_TOKENS = "px_tokens";
 export const OBJ_SNAPSHOTS = "px_snapshots";
 /** Per shard: the WAL sequence below which compaction purged the shard's subject (readers needing less stop on a gap). */
 export const KV_COMPACTION = "px_compaction";
+/** Compaction holds across nodes: `<node>.<tenant>.<table>` = the lowest LSN that node's subscriptions and feeds need (src/node/clusterholds.ts). */
+export const KV_HOLDS = "px_holds";
 /** Events the operations workflows record (compaction, snapshots on demand, gaps): `pxctl events`. */
 export const EVENTS_STREAM = "PX_EVENTS";
 export const eventSubject = (kind: string): string => `px.events.${kind}`;

@@ -36,6 +36,7 @@ import { LocalIngress, jetstreamWal, natsIngestSource } from "./gateway/io.js";
 import { jetstreamDigestAt } from "./gateway/pairs.js";
 import { reportUsage } from "./gateway/usage.js";
 import { shareIngestQuotas } from "./gateway/quotashare.js";
+import { startClusterHolds } from "./clusterholds.js";
 import type { AfterAppend, LoseWalAck, SourceStats } from "./gateway/io.js";
 import { ProducerMint } from "./gateway/mint.js";
 import { shardRoutes, startHttp } from "./http.js";
@@ -217,13 +218,12 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
           horizon: (tenant, table, bucket) => shards.all().find((h) => h.shard.tenant === tenant && h.shard.table === table && h.shard.bucket === bucket)?.runtime.table.horizonMicros,
         })
       : undefined;
-  // Compaction holds what the feeds running here have not folded yet and what open subscriptions here have not received, besides the holds given.
+  // Compaction holds what the feeds running here have not folded yet and what open subscriptions here have not received,
+  // what those of the other nodes need (px_holds), besides the holds given.
   const subscriptions = new SubscriptionHolds();
-  const holds = async (shard: ShardAddress): Promise<readonly number[]> => [
-    ...((await o.compaction?.holds?.(shard)) ?? []),
-    ...(feeds?.holds(shard.tenant, shard.table) ?? []),
-    ...subscriptions.holds(shard.tenant, shard.table),
-  ];
+  const localHolds = (tenant: string, table: string): number[] => [...(feeds?.holds(tenant, table) ?? []), ...subscriptions.holds(tenant, table)];
+  const clusterHolds = await retryOnTimeout("opening the compaction holds bucket", () => startClusterHolds({ nc, nodeId, replicas, catalog: catalog.current, local: localHolds, log }), startLog);
+  const holds = async (shard: ShardAddress): Promise<readonly number[]> => [...((await o.compaction?.holds?.(shard)) ?? []), ...localHolds(shard.tenant, shard.table), ...clusterHolds.holds(shard)];
   const compaction =
     clickhouse === undefined
       ? undefined
@@ -391,6 +391,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
       if (snapped > 0) log(`node ${nodeId}: ${snapped} snapshots written on shutdown`);
       ops.stop();
       compaction?.stop();
+      await clusterHolds.stop();
       remediation?.stop();
       // First the control plane: its shards stop, the heartbeat goes, the lease is released.
       await control?.stop().catch((e: unknown) => log(`node ${nodeId}: control plane stop failed: ${(e as Error).message}`));

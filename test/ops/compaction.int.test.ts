@@ -83,14 +83,14 @@ describe("ops - WAL compaction", () => {
     await waitPersisted(a.httpPort, f.nc, "cmp", "trades");
     const every = new Map((await readWal(f.nc, "cmp")).map((r) => [r.lsn, r]));
 
-    const snaps = await opsRequest(f.nc, "snapshot", { shards: ["cmp"] }, 5_000);
+    const snaps = await opsRequest(f.nc, "snapshot", { shards: ["cmp"] }, 3_000);
     expect(snaps.flatMap((r) => r.lines).map((l) => l.ok)).toEqual([true, true]);
-    const dry = (await opsRequest(f.nc, "compact", { shards: ["cmp.trades"], dryRun: true }, 5_000)).flatMap((r) => r.lines);
+    const dry = (await opsRequest(f.nc, "compact", { shards: ["cmp.trades"], dryRun: true }, 3_000)).flatMap((r) => r.lines);
     expect(dry).toHaveLength(2);
     for (const l of dry) expect(l.message).toMatch(/^dry run: cmp\/trades\/\d: purge below LSN \d+ \(/);
     expect(await walMessageCount(f.nc, "cmp")).toBe(every.size + 1);
 
-    const run = await opsRequest(f.nc, "compact", { shards: ["cmp"] }, 10_000);
+    const run = await opsRequest(f.nc, "compact", { shards: ["cmp"] }, 5_000);
     expect(run.map((r) => r.error)).toEqual([undefined]);
     const lines = run.flatMap((r) => r.lines);
     expect(lines.every((l) => l.ok && /records purged/.test(l.message))).toBe(true);
