@@ -67,25 +67,27 @@ export interface LiveFrames {
 /**
  * The table as of its applied LSN now, as frames of at most `chunkRows` rows
  * (then the seam chunk), each written into a buffer `take` gives (at least
- * liveFrameBytes long; it may wait for one to come back). `frozen`: frames of
+ * liveFrameBytes long; it may wait for one to come back; one not handed on
+ * in a frame goes back through `give`). `frozen`: frames of
  * an export taken in one go instead of the live table (the writer's last
  * resort when evictions keep interleaving). Yields to the event loop between
  * frames at least every few milliseconds.
  */
-export function liveFrames(table: HotTable, chunkRows: number, take: () => Promise<ArrayBuffer>, frozen?: HotTableColumns): LiveFrames {
+export function liveFrames(table: HotTable, chunkRows: number, take: () => Promise<ArrayBuffer>, give: (buffer: ArrayBuffer) => void, frozen?: HotTableColumns): LiveFrames {
   const evictions = table.evictionCount;
   const appliedLsn = frozen?.appliedLsn ?? table.appliedLsn;
   const count = frozen?.series.length ?? table.symbolCount;
   const symbols: string[] = frozen ? [...frozen.symbols] : [];
   if (!frozen) for (let id = 0; id < count; id++) symbols.push(table.symbolAt(id));
   const head = { appliedLsn, persistedLsn: frozen?.persistedLsn ?? table.persistedLsn, horizonMicros: frozen?.horizonMicros ?? table.horizonMicros, symbols };
-  return { head, frames: framesOf(table, chunkRows, take, frozen, evictions, appliedLsn, count) };
+  return { head, frames: framesOf(table, chunkRows, take, give, frozen, evictions, appliedLsn, count) };
 }
 
 async function* framesOf(
   table: HotTable,
   chunkRows: number,
   take: () => Promise<ArrayBuffer>,
+  give: (buffer: ArrayBuffer) => void,
   frozen: HotTableColumns | undefined,
   evictions: number,
   appliedLsn: number,
@@ -131,7 +133,11 @@ async function* framesOf(
   let sliceStart = performance.now();
   while (sym < count) {
     const buffer = await take();
-    if (!frozen && table.evictionCount !== evictions) throw new SnapshotInterruptedError(`table ${table.spec.name}: rows were evicted while the snapshot at LSN ${appliedLsn} was being built`);
+    if (!frozen && table.evictionCount !== evictions) {
+      // Back to the pool: a buffer taken and never handed on would be lost to it for good (the pool then runs dry).
+      give(buffer);
+      throw new SnapshotInterruptedError(`table ${table.spec.name}: rows were evicted while the snapshot at LSN ${appliedLsn} was being built`);
+    }
     // One frame in one turn: the slices it copies stay valid until the table next changes.
     const runs: FrameRun[] = [];
     let rows = 0;

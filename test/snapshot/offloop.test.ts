@@ -46,9 +46,12 @@ describe("snapshot - off the event loop", () => {
     expect(Array.from(t.exportSeries(id, 3).tsMicros)).toEqual([9, 10, 11, 40]);
   });
 
+  /** Buffers the frames took and gave back (a frame's buffer is handed on with it). */
+  let taken = 0;
+  let given = 0;
   /** Frames of `t` (fresh buffers), with `between(i)` run after frame i: their concatenation and summary. */
   async function framesOf(t: HotTable, chunkRows: number, between: (i: number) => void = () => {}, frozen?: HotTableColumns): Promise<{ data: Buffer; summary: unknown; head: { appliedLsn: number } }> {
-    const { head, frames } = liveFrames(t, chunkRows, () => Promise.resolve(new ArrayBuffer(liveFrameBytes(t.spec.columns, chunkRows))), frozen);
+    const { head, frames } = liveFrames(t, chunkRows, () => (taken++, Promise.resolve(new ArrayBuffer(liveFrameBytes(t.spec.columns, chunkRows)))), () => given++, frozen);
     const out: Buffer[] = [];
     let r = await frames.next();
     while (r.done !== true) {
@@ -99,7 +102,10 @@ describe("snapshot - off the event loop", () => {
   it("live frames - an eviction between frames interrupts them (never a snapshot mixing before and after)", async () => {
     const t = new HotTable(TRADES, { chunkRows: 64, firstChunkRows: 16, nextChunkRows: 16 });
     for (let i = 0; i < 3_000; i++) t.apply(i + 1, trades([`S${i % 300}`, 100 + i, i]));
+    taken = given = 0;
     await expect(framesOf(t, 100, (i) => i === 3 && t.evict(1_000, 1_000))).rejects.toBeInstanceOf(SnapshotInterruptedError);
+    // The buffer taken for the frame it did not build went back to the pool (else a pool of a few runs dry and the next snapshot waits forever).
+    expect({ taken, given }).toEqual({ taken: 4, given: 1 });
     // Negative control: the same frames without the eviction complete.
     await expect(framesOf(t, 100)).resolves.toBeDefined();
     // The writer's last resort, frames of a one-go export, ignores evictions after it.

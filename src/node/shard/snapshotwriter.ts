@@ -110,8 +110,6 @@ class SnapshotThread {
     if (this.worker === undefined) {
       // The main thread runs under tsx (src/main.ts) or vitest: the worker loads TypeScript through tsx either way.
       const w = new Worker(WORKER_URL, { execArgv: ["--import", "tsx"] });
-      // Never keeps the process alive on its own.
-      w.unref();
       const gone = (e: Error): void => {
         if (this.worker !== w) return;
         this.worker = undefined;
@@ -124,6 +122,8 @@ class SnapshotThread {
       });
       w.on("error", gone);
       w.on("exit", (code) => gone(new SnapshotWorkerError(`snapshot worker exited with code ${code} before it finished`)));
+      // Never keeps the process alive on its own (after the listeners: adding a "message" listener refs the thread's port again).
+      w.unref();
       this.worker = w;
     }
     return this.worker;
@@ -173,14 +173,17 @@ class SnapshotThread {
     };
     this.onFailure = (e) => end(e);
     const bytes = liveFrameBytes(table.spec.columns, FRAME_ROWS);
-    const { head, frames } = liveFrames(table, FRAME_ROWS, () => this.pool.take(bytes), frozen ? table.exportColumns() : undefined);
+    const { head, frames } = liveFrames(table, FRAME_ROWS, () => this.pool.take(bytes), (b) => this.pool.give(b), frozen ? table.exportColumns() : undefined);
     this.send(w, { type: "start", spec: table.spec });
     // Frames go to the thread as they are built; the worker's "free" brings their buffers back.
     const feeding = (async (): Promise<SnapshotSummary> => {
       try {
         let r = await frames.next();
         while (r.done !== true) {
-          if (finished) throw failure ?? new SnapshotWorkerError("snapshot worker: the job ended before its frames were sent");
+          if (finished) {
+            this.pool.give(r.value.buffer);
+            throw failure ?? new SnapshotWorkerError("snapshot worker: the job ended before its frames were sent");
+          }
           this.send(w, { type: "frame", buffer: r.value.buffer, length: r.value.bytes.length }, [r.value.buffer]);
           r = await frames.next();
         }
