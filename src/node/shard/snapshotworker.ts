@@ -25,12 +25,12 @@ export type SnapshotWorkerMessage =
   | { readonly type: "error"; readonly message: string };
 
 /**
- * Frames compressed at once on libuv's thread pool. Two: the worker thread
- * itself does little (a delta pass and the hash) and a zstd call per core
- * keeps the write near its CPU bound; more crowded out the event loop and
- * ingest on these 2-core machines (the earlier PACK_AHEAD measurements, codec.ts).
+ * Frames compressed at once on libuv's thread pool. One: with two, bench:ops
+ * (1 M ticks, load ~6) measured ingest during a snapshot at 0.58 of idle and
+ * the write no faster (6.3 vs 5.0 s/10M) than with one (0.65); the event loop
+ * and the node's ingest need the second core (as codec.ts's PACK_AHEAD found).
  */
-const PACK_AHEAD = 2;
+const PACK_AHEAD = 1;
 
 interface Job {
   readonly stored: readonly ColumnSpec[];
