@@ -124,7 +124,7 @@ describe("feeds - resuming below the WAL's start", () => {
     try {
       const sub = new FeedSubscriber({ address: `127.0.0.1:${node.grpcPort!}`, token: reader, feed: { op: "range", table: "trades" }, from: resumeFrom, reconnect: false });
       // Everything the WAL still has arrives within a few seconds; the compacted rows never do.
-      const got = await read(sub, (k) => k.length >= wantedAfter.length, 8_000);
+      const got = await read(sub, (k) => k.length >= wantedAfter.length, 5_000);
       const seen = new Set(got.keys);
       expect(wantedAfter.filter((k) => !seen.has(k)).length).toBeGreaterThan(0);
     } finally {

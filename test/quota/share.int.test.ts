@@ -59,7 +59,7 @@ async function twoGateways(local: boolean): Promise<void> {
 describe("quotas - rate quotas across gateways", () => {
   it("quotas - two gateways flooded through the ingest queue group admit about the tenant's ticks/s quota in all", async () => {
     await twoGateways(false);
-    const rate = await flood(2_500, 4_000);
+    const rate = await flood(2_000, 3_000);
     console.log(`shared: ${Math.round(rate)} ticks/s admitted across 2 gateways (quota ${QUOTA})`);
     expect(rate).toBeLessThan(QUOTA * 1.35);
     expect(rate).toBeGreaterThan(QUOTA * 0.6);
@@ -67,7 +67,7 @@ describe("quotas - rate quotas across gateways", () => {
 
   it("quotas - negative control: with each gateway on its own (unsafeLocalRateQuotas) the two admit about twice the quota", async () => {
     await twoGateways(true);
-    const rate = await flood(2_500, 4_000);
+    const rate = await flood(2_000, 3_000);
     console.log(`local: ${Math.round(rate)} ticks/s admitted across 2 gateways (quota ${QUOTA})`);
     expect(rate).toBeGreaterThan(QUOTA * 1.6);
   }, 60_000);
