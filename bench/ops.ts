@@ -18,7 +18,7 @@ import { parseClusterSpec, parseTableSpec } from "../protocols/tablespec.js";
 import { walStream } from "../protocols/subjects.js";
 import { HotTable } from "../src/hotset/index.js";
 import { ShardRuntime } from "../src/node/shard/runtime.js";
-import { warmSnapshotWriter, writeSnapshotOffLoop } from "../src/node/shard/snapshotwriter.js";
+import { writeSnapshotOffLoop } from "../src/node/shard/snapshotwriter.js";
 import { SnapshotStore } from "../src/snapshot/store.js";
 import { MetadataStore } from "../src/control/index.js";
 import { startNode } from "../src/node/node.js";
@@ -89,8 +89,6 @@ async function main(): Promise<void> {
 
     // 1. Snapshot write (off the event loop) and load of TICKS ticks, the loop's longest stall meanwhile.
     console.error(`snapshot of ${TICKS} ticks ...`);
-    // As a shard runtime with a snapshot policy does when it starts: the thread boots (tsx, a second or more) before the first snapshot is due, not during it.
-    warmSnapshotWriter();
     const table = new HotTable(spec);
     let lsn = 0;
     for (const b of genBatches("trades", { symbols: 1000, ticks: TICKS, batchRows: 10_000, seed: 4 })) table.apply(++lsn, b);

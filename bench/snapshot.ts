@@ -12,7 +12,7 @@ import { connect } from "@nats-io/transport-node";
 import { startNatsServer } from "../src/runtime/servers/nats.js";
 import { parseTableSpec } from "../protocols/tablespec.js";
 import { HotTable } from "../src/hotset/index.js";
-import { warmSnapshotWriter, writeSnapshotOffLoop } from "../src/node/shard/snapshotwriter.js";
+import { writeSnapshotOffLoop } from "../src/node/shard/snapshotwriter.js";
 import { SnapshotStore } from "../src/snapshot/store.js";
 import { genBatches } from "./gen.js";
 
@@ -27,8 +27,6 @@ async function main(): Promise<void> {
   const nats = await startNatsServer({ auth: "open", dir });
   const nc = await connect({ servers: nats.url });
   try {
-    // As a shard runtime with a snapshot policy does when it starts (bench/ops.ts too).
-    warmSnapshotWriter();
     const table = new HotTable(spec);
     let lsn = 0;
     for (const b of genBatches("trades", { symbols: 1000, ticks: TICKS, batchRows: 10_000, seed: 4 })) table.apply(++lsn, b);

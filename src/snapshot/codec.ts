@@ -118,8 +118,7 @@ const PACK_AHEAD = 1;
 
 /**
  * snapshotParts in format 3 with the compression off this thread and on every
- * core: the same bytes, in the same order (the snapshot worker packs frames the
- * same way, from frames the event loop builds: src/snapshot/liveframes.ts).
+ * core (the snapshot worker's way): the same bytes, in the same order.
  */
 export async function* snapshotPartsAsync(spec: TableSpec, cols: HotTableColumns, chunkRows = MAX_CHUNK_ROWS): AsyncGenerator<Uint8Array, SnapshotSummary, undefined> {
   const frames = columnarParts(spec.columns, cols, chunkRows);

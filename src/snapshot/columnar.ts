@@ -15,7 +15,7 @@
 import { allocValueArray } from "../codec/tickbatch.js";
 import type { ValueArray } from "../codec/tickbatch.js";
 import type { ColumnSpec } from "../../protocols/tablespec.js";
-import type { HotTableColumns, SeamRow, SeriesColumns } from "../hotset/index.js";
+import type { HotTableColumns, SeriesColumns } from "../hotset/index.js";
 import { TaggedError } from "../../protocols/tagged.js";
 
 export class SnapshotCorruptError extends TaggedError("SnapshotCorruptError") {}
@@ -27,19 +27,13 @@ const CHUNK_HEAD = 16;
 
 const pad8 = (n: number): number => (n + 7) & ~7;
 
-/** Column arrays of consecutive rows of one series (a hot-set chunk's slice, an exported series' part, a seam row as arrays of one). */
-export interface RunPiece {
+interface Run {
+  readonly sym: number;
+  /** Column arrays of the run's rows (a series' slice, or a seam row as arrays of one). */
   readonly ts: Float64Array;
   readonly lsn: Float64Array;
   readonly row: Int32Array;
   readonly values: readonly ValueArray[];
-}
-
-/** One symbol's rows of a chunk: pieces laid end to end (a series held in several hot-set chunks is one run of several pieces). */
-export interface FrameRun {
-  readonly sym: number;
-  readonly rows: number;
-  readonly pieces: readonly RunPiece[];
 }
 
 function payloadBytes(columns: readonly ColumnSpec[], runs: number, rows: number): number {
@@ -48,26 +42,12 @@ function payloadBytes(columns: readonly ColumnSpec[], runs: number, rows: number
   return n;
 }
 
-/** Bytes of a frame of at most `runs` runs and `rows` rows: a buffer this big holds any such frame (frameInto). */
-export const frameBytes = (columns: readonly ColumnSpec[], runs: number, rows: number): number => FRAME_HEAD + payloadBytes(columns, runs, rows);
-
-/** One frame of `runs` (rows total) in a buffer of its own: a single allocation, each column copied once. */
-function frame(kind: number, columns: readonly ColumnSpec[], runs: readonly FrameRun[], rows: number): Uint8Array {
-  // Its own ArrayBuffer (never Node's shared pool): offset 0, so the Uint32 header view is aligned, and the worker can transfer it whole.
-  return frameInto(Buffer.allocUnsafeSlow(frameBytes(columns, runs.length, rows)).buffer, kind, columns, runs, rows);
-}
-
-/**
- * One frame of `runs` (rows total) written at the start of `into` (at least
- * frameBytes long): a snapshot writer recycles a few such buffers rather than
- * allocating each frame (fresh memory costs a page fault per 4 KiB, on these
- * machines ~4 ms per MB: more than the copy itself).
- */
-export function frameInto(into: ArrayBuffer, kind: number, columns: readonly ColumnSpec[], runs: readonly FrameRun[], rows: number): Uint8Array {
+/** One frame of `runs` (rows total): a single allocation, each column copied once. */
+function frame(kind: number, columns: readonly ColumnSpec[], runs: readonly Run[], rows: number): Uint8Array {
   const len = payloadBytes(columns, runs.length, rows);
-  if (into.byteLength < FRAME_HEAD + len) throw new RangeError(`frameInto: a ${FRAME_HEAD + len}-byte frame does not fit a ${into.byteLength}-byte buffer`);
-  const out = new Uint8Array(into, 0, FRAME_HEAD + len);
-  const head = new Uint32Array(into, 0, (FRAME_HEAD + CHUNK_HEAD + 8 * runs.length) / 4);
+  // Its own ArrayBuffer (never Node's shared pool): offset 0, so the Uint32 header view is aligned, and the worker can transfer it whole.
+  const out = Buffer.allocUnsafeSlow(FRAME_HEAD + len);
+  const head = new Uint32Array(out.buffer, out.byteOffset, (FRAME_HEAD + CHUNK_HEAD + 8 * runs.length) / 4);
   head[0] = len;
   head[1] = 0;
   head[2] = kind;
@@ -76,47 +56,32 @@ export function frameInto(into: ArrayBuffer, kind: number, columns: readonly Col
   head[5] = columns.length;
   runs.forEach((r, i) => {
     head[6 + 2 * i] = r.sym;
-    head[7 + 2 * i] = r.rows;
+    head[7 + 2 * i] = r.ts.length;
   });
   let at = FRAME_HEAD + CHUNK_HEAD + 8 * runs.length;
   out.fill(0, at, FRAME_HEAD + CHUNK_HEAD + pad8(8 * runs.length));
   at = FRAME_HEAD + CHUNK_HEAD + pad8(8 * runs.length);
-  const put = (pick: (p: RunPiece) => ValueArray | Float64Array | Int32Array, make: (buf: ArrayBuffer, off: number, n: number) => ValueArray | Float64Array | Int32Array, width: number): void => {
-    const dst = make(into, at, rows);
+  const put = (pick: (r: Run) => ValueArray | Float64Array | Int32Array, make: (buf: ArrayBuffer, off: number, n: number) => ValueArray | Float64Array | Int32Array, width: number): void => {
+    const dst = make(out.buffer as ArrayBuffer, out.byteOffset + at, rows);
     let k = 0;
     for (const r of runs) {
-      for (const p of r.pieces) {
-        const src = pick(p);
-        dst.set(src as never, k);
-        k += src.length;
-      }
+      const src = pick(r);
+      dst.set(src as never, k);
+      k += src.length;
     }
-    if (k !== rows) throw new RangeError(`frameInto: runs hold ${k} rows, the frame says ${rows}`);
     const end = at + width * rows;
     at = FRAME_HEAD + pad8(end - FRAME_HEAD);
     out.fill(0, end, at);
   };
-  put((p) => p.ts, (b, o, n) => new Float64Array(b, o, n), 8);
-  put((p) => p.lsn, (b, o, n) => new Float64Array(b, o, n), 8);
-  put((p) => p.row, (b, o, n) => new Int32Array(b, o, n), 4);
+  put((r) => r.ts, (b, o, n) => new Float64Array(b, o, n), 8);
+  put((r) => r.lsn, (b, o, n) => new Float64Array(b, o, n), 8);
+  put((r) => r.row, (b, o, n) => new Int32Array(b, o, n), 4);
   columns.forEach((c, v) => {
     const T = allocValueArray(c.type, 0).constructor as new (b: ArrayBuffer, o: number, n: number) => ValueArray;
-    put((p) => p.values[v]!, (b, o, n) => new T(b, o, n), allocValueArray(c.type, 0).BYTES_PER_ELEMENT);
+    put((r) => r.values[v]!, (b, o, n) => new T(b, o, n), allocValueArray(c.type, 0).BYTES_PER_ELEMENT);
   });
   return out;
 }
-
-/** The seam chunk's runs: one row per symbol that has a seam row. */
-export function seamRuns(columns: readonly ColumnSpec[], seams: readonly (SeamRow | null)[]): FrameRun[] {
-  const out: FrameRun[] = [];
-  seams.forEach((r, sym) => {
-    if (r === null) return;
-    out.push({ sym, rows: 1, pieces: [{ ts: Float64Array.of(r.tsMicros), lsn: Float64Array.of(r.lsn), row: Int32Array.of(r.rowInRecord), values: columns.map((c, v) => Object.assign(allocValueArray(c.type, 1), { 0: r.values[v]! })) }] });
-  });
-  return out;
-}
-
-export { KIND_ROWS, KIND_SEAM };
 
 /** Figures the manifest carries about the data. */
 export interface ColumnarSummary {
@@ -128,7 +93,7 @@ export interface ColumnarSummary {
 /** The frames of `cols`: chunks of up to `chunkRows` rows, then the seam chunk. */
 export function* columnarParts(columns: readonly ColumnSpec[], cols: HotTableColumns, chunkRows: number): Generator<Uint8Array, ColumnarSummary, undefined> {
   const sizes: number[] = [];
-  let runs: FrameRun[] = [];
+  let runs: Run[] = [];
   let pending = 0;
   let rows = 0;
   for (let sym = 0; sym < cols.series.length; sym++) {
@@ -136,7 +101,7 @@ export function* columnarParts(columns: readonly ColumnSpec[], cols: HotTableCol
     const len = s.tsMicros.length;
     for (let from = 0; from < len; ) {
       const to = Math.min(len, from + chunkRows - pending);
-      runs.push({ sym, rows: to - from, pieces: [{ ts: s.tsMicros.subarray(from, to), lsn: s.lsn.subarray(from, to), row: s.rowInRecord.subarray(from, to), values: s.values.map((a) => a.subarray(from, to) as ValueArray) }] });
+      runs.push({ sym, ts: s.tsMicros.subarray(from, to), lsn: s.lsn.subarray(from, to), row: s.rowInRecord.subarray(from, to), values: s.values.map((a) => a.subarray(from, to) as ValueArray) });
       pending += to - from;
       rows += to - from;
       from = to;
@@ -152,7 +117,12 @@ export function* columnarParts(columns: readonly ColumnSpec[], cols: HotTableCol
     yield frame(KIND_ROWS, columns, runs, pending);
     sizes.push(pending);
   }
-  const seam = seamRuns(columns, cols.series.map((x) => x.seam));
+  const seam: Run[] = [];
+  cols.series.forEach((s, sym) => {
+    const r = s.seam;
+    if (r === null) return;
+    seam.push({ sym, ts: Float64Array.of(r.tsMicros), lsn: Float64Array.of(r.lsn), row: Int32Array.of(r.rowInRecord), values: columns.map((c, v) => Object.assign(allocValueArray(c.type, 1), { 0: r.values[v]! })) });
+  });
   yield frame(KIND_SEAM, columns, seam, seam.length);
   return { chunkRows: sizes, seamRows: seam.length, rows };
 }

@@ -22,7 +22,7 @@ import type { DecodedRecord, DecodedRecordCache, SkippedLsns } from "../../wal/i
 import { WalGapError, sharedWalGapGate, skippedRecord } from "../../wal/index.js";
 import type { Meter } from "../meter.js";
 import { TRACEPARENT, childSpan, tracingOn } from "../obs/index.js";
-import { snapshotWorkerEnabled, warmSnapshotWriter, writeSnapshotOffLoop } from "./snapshotwriter.js";
+import { snapshotWorkerEnabled, writeSnapshotOffLoop } from "./snapshotwriter.js";
 import { snapshotPhaseOf } from "../../shard/snapshotphase.js";
 
 /** An on-demand snapshot that failed, timed out, or was cut short by the shard stopping. */
@@ -238,8 +238,6 @@ export class ShardRuntime {
   }
 
   start(): this {
-    // A shard with a snapshot policy gets the snapshot thread booted now, not when its first (large) snapshot is due.
-    if ((this.o.snapshotIntervalMs ?? 0) > 0 && snapshotWorkerEnabled()) warmSnapshotWriter();
     this.actor.start();
     return this;
   }
