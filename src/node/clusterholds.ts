@@ -1,7 +1,8 @@
 // Compaction holds across the cluster. A subscription or a materialized feed
 // needs the WAL from some LSN on; the node serving it held only its own
 // compaction, so a shard hosted (and compacted) by another node could be
-// purged under it. Every node now puts, every `everyMs`, the lowest LSN its
+// purged under it. Every node now puts (when it changes, and at least every
+// third of the TTL) the lowest LSN its
 // subscriptions and feeds need of each table into KV px_holds
 // (`<node>.<tenant>.<table>`), deletes the key when nothing needs the table,
 // and watches the bucket: its compaction also keeps what the other nodes need.
@@ -64,22 +65,31 @@ export async function startClusterHolds(o: ClusterHoldsOptions): Promise<Cluster
     }
   };
   void watch();
-  const mine = new Set<string>();
+  // This node's keys: the value last put and when. An unchanged hold is put again only a third of the TTL after its
+  // last put (the refresh that keeps it counting), not every tick.
+  const mine = new Map<string, { value: string; atMs: number }>();
   const publish = async (): Promise<void> => {
     const catalog = o.catalog();
     const live = new Set<string>();
+    const t = now();
     for (const [tenant, tables] of catalog) {
       for (const table of tables.keys()) {
         const needs = o.local(tenant, table);
         if (needs.length === 0) continue;
         const key = holdKey(o.nodeId, tenant, table);
         live.add(key);
-        await kv.put(key, String(Math.min(...needs)));
+        const value = String(Math.min(...needs));
+        const last = mine.get(key);
+        if (last !== undefined && last.value === value && t - last.atMs < ttl / 3) continue;
+        await kv.put(key, value);
+        mine.set(key, { value, atMs: t });
       }
     }
-    for (const key of mine) if (!live.has(key)) await kv.delete(key);
-    mine.clear();
-    for (const key of live) mine.add(key);
+    for (const key of [...mine.keys()]) {
+      if (live.has(key)) continue;
+      await kv.delete(key);
+      mine.delete(key);
+    }
   };
   let running: Promise<void> = Promise.resolve();
   const timer = setInterval(() => {
@@ -101,7 +111,7 @@ export async function startClusterHolds(o: ClusterHoldsOptions): Promise<Cluster
       stopped = true;
       clearInterval(timer);
       await running;
-      for (const key of mine) await kv.delete(key).catch(() => {});
+      for (const key of mine.keys()) await kv.delete(key).catch(() => {});
     },
   };
 }
