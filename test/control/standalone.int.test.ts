@@ -49,6 +49,16 @@ describe("pxctl - standalone node", () => {
     expect(r.err).toMatch(/UNSUPPORTED: move: this node runs standalone \(--shards all\): there is no other node to move a shard to/);
   });
 
+  it("standalone - pxctl snapshot ends once the node answered, not at its --wait", async () => {
+    const t0 = Date.now();
+    const r = await pxctl("snapshot", "default", "--wait", "20000", "-o", "json");
+    const ms = Date.now() - t0;
+    expect(r.code, r.err).toBe(EXIT.ok);
+    expect((JSON.parse(r.out) as { node: string }[]).map((x) => x.node)).toEqual(["solo"]);
+    // Gathering until the wait ran out took the whole 20 s; the node answers within a few.
+    expect(ms).toBeLessThan(15_000);
+  }, 30_000);
+
   it("standalone - the CLICKHOUSE column shows the configured URL without credentials", async () => {
     const r = await pxctl("get", "nodes");
     expect(r.code, r.err).toBe(EXIT.ok);
