@@ -28,6 +28,15 @@ export const watermarkSubject = (tenant: string, table: string, bucket: number):
 export const watermarkSubjectsOfTenant = (tenant: string): string => `px.${tenant}.wm.>`;
 export const watermarkSubjectsOfTable = (tenant: string, table: string): string => `px.${tenant}.wm.${table}.*`;
 
+/**
+ * Second subject tokens Proxist itself uses (px.ctl.*, px.events.*,
+ * px.node.*). Tenants live at px.<tenant>.*, so a tenant with one of these
+ * names would share the system's subject space: e.g. admin credentials, which
+ * may publish px.ctl.>, could publish tenant ctl's ingest, and tenant node's
+ * subjects would be those of a node named "ingest" or "wal".
+ */
+export const SYSTEM_SUBJECT_TOKENS = ["ctl", "events", "node"] as const;
+
 export const controlSubject = (verb: string): string => `px.ctl.${verb}`;
 /**
  * Operations requests (pxctl compact, snapshot): every node answers for the

@@ -2,6 +2,7 @@
 // validated with effect Schema at the edge. Every other module works on the
 // decoded, defaulted `TableSpec`/`TenantSpec` types.
 import { Result, Schema } from "effect";
+import { SYSTEM_SUBJECT_TOKENS } from "./subjects.js";
 import { TaggedError } from "./tagged.js";
 
 /** Value column types a table may declare. Timestamps and symbols are separate. */
@@ -156,8 +157,14 @@ export const QuotasSpecSchema = Schema.Struct({
   udfQueriesPerSecond: Schema.optionalKey(PositiveInt(1_000_000)),
 });
 
+const TenantName = Ident("tenant name", 32).check(
+  Schema.isPattern(new RegExp(`^(?!(${SYSTEM_SUBJECT_TOKENS.join("|")})$)`), {
+    message: `tenant name must not be ${SYSTEM_SUBJECT_TOKENS.join(", ")}: those are Proxist's own subjects (px.<name>.*); choose another name`,
+  }),
+);
+
 export const TenantSpecSchema = Schema.Struct({
-  name: Ident("tenant name", 32),
+  name: TenantName,
   tables: Schema.Array(TableSpecSchema),
   feeds: Schema.optionalKey(Schema.Array(FeedSpecSchema)),
   /** User-defined functions its queries may call (issue 17). */

@@ -31,6 +31,12 @@ describe("tablespec - validation", () => {
     expect(() => parseTableSpec(input, "x")).toThrow(message);
   });
 
+  it.each(["ctl", "events", "node"])("tenant name %s - refused: px.%s.* is a system subject a tenant would be granted", (name) => {
+    expect(() => parseTenantSpec({ name, tables: [] })).toThrow(new RegExp(`tenant name must not be ctl, events, node: those are Proxist's own subjects`));
+    // Names that only start like one stay valid.
+    expect(parseTenantSpec({ name: `${name}x`, tables: [] }).name).toBe(`${name}x`);
+  });
+
   it("cluster - duplicate tenants and tables are rejected", () => {
     expect(() => parseClusterSpec({ tenants: [{ name: "a", tables: [] }, { name: "a", tables: [] }] })).toThrow(/tenant "a" is declared twice/);
     const t = { name: "x", columns: [{ name: "p", type: "float64" }] };
