@@ -60,16 +60,19 @@ export interface ControlBackend {
   readonly overrides?: OverrideStore;
   /** A node counts as live for a move while its heartbeat is younger than this (the controller's node timeout). */
   readonly liveWithinMs?: number;
+  /** A node live for less than this is settling: a move picks it only when no settled node can take the shard (placement's settle period). */
+  readonly settleMs?: number;
   readonly nowMs?: () => number;
   /** Where a placement change is written down for people (`pxctl events`); best effort, never fails the request. */
   readonly record?: (e: { readonly kind: string; readonly message: string }) => void;
 }
 
-export function controlBackend(metadata: MetadataStore, stores: ControlStores, nowMs: () => number = Date.now, liveWithinMs = 5_000, record?: ControlBackend["record"]): ControlBackend {
+export function controlBackend(metadata: MetadataStore, stores: ControlStores, nowMs: () => number = Date.now, liveWithinMs = 5_000, record?: ControlBackend["record"], settleMs = 0): ControlBackend {
   return {
     ...(record === undefined ? {} : { record }),
     overrides: stores.overrides,
     liveWithinMs,
+    settleMs,
     nowMs,
     readState: async () => {
       const [lease, heartbeats, assignments, tenants] = await Promise.all([stores.lease.read(), stores.heartbeats.read(), stores.assignments.read(), metadata.snapshot().then((s) => s.tenants)]);
@@ -196,7 +199,7 @@ export async function handleControl(verb: string, body: unknown, backend: Contro
       return apply(backend, b as unknown as ApplyRequest);
     case MOVE_VERB: {
       if (backend.overrides === undefined) throw new ControlError("UNSUPPORTED", "move: this node runs standalone (--shards all): there is no other node to move a shard to; run nodes with --shards assigned");
-      const reply = await moveShard(await backend.readState(), backend.overrides, b, backend.liveWithinMs ?? 5_000, (backend.nowMs ?? Date.now)());
+      const reply = await moveShard(await backend.readState(), backend.overrides, b, backend.liveWithinMs ?? 5_000, (backend.nowMs ?? Date.now)(), backend.settleMs ?? 0);
       // Only a change is an event: clearing an override that is not there changed nothing.
       if (reply.changed) backend.record?.({ kind: reply.to === "" ? "shard.move_cleared" : "shard.move", message: `${moveRequester(b)}: ${reply.message}` });
       return reply;

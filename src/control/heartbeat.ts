@@ -21,6 +21,13 @@ export interface HeartbeatInfo {
   /** "ok" or what failed; "" when the node does not know. */
   readonly clickhouse: string;
   readonly shards: readonly ShardStatus[];
+  /**
+   * How long the node's heartbeats have gone out without a gap longer than the
+   * node timeout, by its own clock; 0 or absent: unknown (an older agent).
+   * Lets any node (not only the leader, which keeps its own liveness table)
+   * tell a node that just joined or came back from a settled one.
+   */
+  readonly liveForMs?: number;
 }
 
 export interface StoredHeartbeat {
@@ -46,6 +53,7 @@ export function encodeHeartbeatInfo(h: HeartbeatInfo): Uint8Array {
     state: h.state,
     clickhouse: h.clickhouse,
     shards: h.shards.map(shardStatusToMessage),
+    liveForMs: BigInt(Math.max(0, Math.trunc(h.liveForMs ?? 0))),
   });
 }
 
@@ -63,6 +71,7 @@ export function decodeHeartbeatInfo(bytes: Uint8Array): HeartbeatInfo {
     state: (PHASES.includes(m.state) ? m.state : "running") as NodePhase,
     clickhouse: m.clickhouse,
     shards: m.shards.map(shardStatusFromMessage),
+    ...(m.liveForMs > 0n ? { liveForMs: Number(m.liveForMs) } : {}),
   };
 }
 

@@ -28,32 +28,50 @@ export function resolveShard(state: ClusterState, table: string, bucket: number)
   return shardKey({ tenant: t.tenant, table: t.table, bucket });
 }
 
-/** Nodes that may take a shard now, with the shards each owns: heartbeat fresher than `liveWithinMs` and phase running. */
-export function liveNodeLoads(state: ClusterState, liveWithinMs: number): Map<string, { readonly shards: number; readonly capacity: number }> {
+export interface NodeLoad {
+  readonly shards: number;
+  readonly capacity: number;
+  /** Live for less than the settle period by its own heartbeat's report (see HeartbeatInfo.liveForMs). */
+  readonly settling: boolean;
+}
+
+/**
+ * Nodes that may take a shard now, with the shards each owns: heartbeat
+ * fresher than `liveWithinMs` and phase running. A node whose heartbeat says
+ * it has been live for less than `settleMs` (counting the heartbeat's age) is
+ * settling; one that does not say (an older agent) counts as settled.
+ */
+export function liveNodeLoads(state: ClusterState, liveWithinMs: number, settleMs = 0): Map<string, NodeLoad> {
   const owned = new Map<string, number>();
   for (const a of state.assignments.values()) owned.set(a.node, (owned.get(a.node) ?? 0) + 1);
-  const out = new Map<string, { shards: number; capacity: number }>();
+  const out = new Map<string, NodeLoad>();
   for (const [id, h] of [...state.heartbeats].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    if (h.info.state === "running" && state.nowMs - h.createdMs < liveWithinMs) out.set(id, { shards: owned.get(id) ?? 0, capacity: h.info.capacityShards });
+    const age = state.nowMs - h.createdMs;
+    if (h.info.state !== "running" || age >= liveWithinMs) continue;
+    const liveFor = h.info.liveForMs;
+    out.set(id, { shards: owned.get(id) ?? 0, capacity: h.info.capacityShards, settling: liveFor !== undefined && liveFor + age < settleMs });
   }
   return out;
 }
 
 /**
  * Where the shard goes: `req.to` when it is a live running node with room,
- * else the live node other than its owner with the fewest shards (ties: by id).
+ * else the live node other than its owner with the fewest shards (ties: by id),
+ * settled nodes first: one that just joined or came back (live for less than
+ * `settleMs`) may be gone again, so an operator's move takes it only when no
+ * settled node has room, and lag remediation never does (its move is skipped).
  * Lag remediation (`by: remediation`) moves a shard only to a node owning
  * fewer shards than its owner, and only once: a shard it moved already stays
  * (moving it back and forth would replay it each time and not help).
  */
-export function decideMove(state: ClusterState, overrides: ReadonlyMap<string, StoredOverride>, req: MoveShardRequest, liveWithinMs: number): MoveDecision {
+export function decideMove(state: ClusterState, overrides: ReadonlyMap<string, StoredOverride>, req: MoveShardRequest, liveWithinMs: number, settleMs = 0): MoveDecision {
   const key = resolveShard(state, req.table, req.bucket);
   const owner = state.assignments.get(key)?.node ?? "";
   const from = req.from ?? owner;
   if (req.from !== undefined && owner !== req.from) {
     throw new ControlError("CONFLICT", `move: shard ${key} is not on node ${req.from} (its owner is ${owner || "nobody yet"}); nothing was changed`);
   }
-  const live = liveNodeLoads(state, liveWithinMs);
+  const live = liveNodeLoads(state, liveWithinMs, settleMs);
   const room = (id: string): boolean => {
     const n = live.get(id);
     return n !== undefined && (n.capacity <= 0 || n.shards < n.capacity);
@@ -71,9 +89,13 @@ export function decideMove(state: ClusterState, overrides: ReadonlyMap<string, S
     if (!room(req.to)) throw new ControlError("CONFLICT", `move: target node ${req.to} is full (${live.get(req.to)!.shards} of ${live.get(req.to)!.capacity} shards); pick another node`);
     return { key, from, to: req.to, why: `asked for ${req.to}` };
   }
-  const candidates = [...live].filter(([id]) => id !== from && room(id)).sort(([a, x], [b, y]) => x.shards - y.shards || (a < b ? -1 : 1));
+  const all = [...live].filter(([id]) => id !== from && room(id)).sort(([a, x], [b, y]) => x.shards - y.shards || (a < b ? -1 : 1));
+  const settled = all.filter(([, n]) => !n.settling);
+  const candidates = settled.length > 0 || req.by === "remediation" ? settled : all;
   const best = candidates[0];
   if (best === undefined) {
+    const settling = all.map(([id]) => id);
+    if (settling.length > 0) throw new ControlError("UNAVAILABLE", `move: the nodes that could take shard ${key} (${settling.join(", ")}) joined or came back less than ${settleMs} ms ago and are still settling; lag remediation does not move a shard onto a node that may be gone again (pxctl move shard ${key.split(".")[1]}/${key.split(".")[2]} --to NODE moves it there)`);
     throw new ControlError("UNAVAILABLE", `move: no other live running node can take shard ${key} (live: ${[...live.keys()].join(", ") || "none"}); start another node, or wait for one to finish joining`);
   }
   const [to, load] = best;
@@ -81,11 +103,12 @@ export function decideMove(state: ClusterState, overrides: ReadonlyMap<string, S
   if (req.by === "remediation" && load.shards >= fromShards) {
     throw new ControlError("CONFLICT", `move: no node owns fewer shards than ${from} (${fromShards}); the least loaded other node, ${to}, owns ${load.shards}`);
   }
-  return { key, from, to, why: `the live node with the fewest shards: ${load.shards}${live.has(from) ? `, ${from} owns ${fromShards}` : ""}` };
+  const note = load.settling ? ` (it is still settling: no settled node has room)` : "";
+  return { key, from, to, why: `the live node with the fewest shards: ${load.shards}${live.has(from) ? `, ${from} owns ${fromShards}` : ""}${note}` };
 }
 
 /** Runs a `move` request: records the override (or clears it) and says where the shard goes. */
-export async function moveShard(state: ClusterState, overrides: OverrideStore, body: unknown, liveWithinMs: number, nowMs: number): Promise<MoveShardReply> {
+export async function moveShard(state: ClusterState, overrides: OverrideStore, body: unknown, liveWithinMs: number, nowMs: number, settleMs = 0): Promise<MoveShardReply> {
   let req: MoveShardRequest;
   try {
     req = parseMoveShardRequest(body);
@@ -101,7 +124,7 @@ export async function moveShard(state: ClusterState, overrides: OverrideStore, b
     await overrides.clear(key);
     return { shard: key, from: owner, to: "", revision: 0, changed: true, message: `placement override of ${key} (to ${o.override.node}) cleared: the leader places it where placement puts it` };
   }
-  const d = decideMove(state, held, req, liveWithinMs);
+  const d = decideMove(state, held, req, liveWithinMs, settleMs);
   const by = req.by ?? "operator";
   const reason = by === "remediation" ? `lag remediation on ${d.from}` : "pxctl move shard";
   const override: PlacementOverride = { node: d.to, from: d.from, by, reason, requestedAtMs: nowMs };

@@ -69,6 +69,37 @@ describe("agent", () => {
     expect(hb?.info).toMatchObject({ nodeId: "n1", state: "running", address: "n1:8080" });
   });
 
+  it("agent - the heartbeat says how long the node has been live; a gap longer than liveGapMs (a pause) starts it again", async () => {
+    const cluster = new Cluster();
+    const clock = new SimulatedClock();
+    // Wall time = the simulated clock + a jump: a jump is time that passed without the process running (SIGSTOP).
+    let jump = 0;
+    const client = cluster.client();
+    const actor = createActor(
+      agentMachine.provide({
+        actors: agentActors({ nodeId: "n1", address: "n1:8080", softwareVersion: "test", host: new FakeHost(), heartbeats: client.stores.heartbeats, assignments: client.stores.assignments, nowMicros: () => (clock.now() + jump) * 1000, liveGapMs: 300 }),
+      }),
+      { input: { nodeId: "n1", heartbeatMs: 100, isolationMs: 5_000, drainTimeoutMs: 2_000, retryMs: 100 }, clock },
+    );
+    actors.push(actor);
+    actor.start();
+    const liveFor = async (): Promise<number | undefined> => (await client.stores.heartbeats.read()).get("n1")?.info.liveForMs;
+    await advance(clock, 50);
+    for (let i = 0; i < 20; i++) await advance(clock, 100);
+    const before = (await liveFor())!;
+    expect(before).toBeGreaterThanOrEqual(1_800);
+    // A 200 ms hiccup is within the gap: it keeps counting.
+    jump += 200;
+    await advance(clock, 100);
+    expect(await liveFor()).toBeGreaterThan(before);
+    // Paused for a second: live again from the next heartbeat.
+    jump += 1_000;
+    await advance(clock, 100);
+    expect(await liveFor()).toBeLessThan(300);
+    for (let i = 0; i < 5; i++) await advance(clock, 100);
+    expect(await liveFor()).toBeGreaterThanOrEqual(400);
+  });
+
   it("agent - starts its assigned shards with their lease revision and stops those moved away", async () => {
     const cluster = new Cluster();
     const clock = new SimulatedClock();

@@ -57,9 +57,10 @@ describe("placement - overrides", () => {
 
 const NOW = 1_000_000;
 
-function state(owners: Record<string, string>, live: Record<string, { state?: "running" | "draining"; ageMs?: number; capacity?: number }>, shardsOfTrades = 4): ClusterState {
+function state(owners: Record<string, string>, live: Record<string, { state?: "running" | "draining"; ageMs?: number; capacity?: number; liveForMs?: number }>, shardsOfTrades = 4): ClusterState {
   const assignments = new Map<string, Assignment>(Object.entries(owners).map(([k, node], i) => [k, { node, leaseRevision: i + 1, term: 1, assignedAtMs: 0 }]));
-  const heartbeats = new Map(Object.entries(live).map(([id, h], i) => [id, { info: heartbeat(id, h.state ?? "running", h.capacity ?? 0), revision: i + 1, createdMs: NOW - (h.ageMs ?? 100) }]));
+  const info = (id: string, h: { state?: "running" | "draining"; capacity?: number; liveForMs?: number }) => ({ ...heartbeat(id, h.state ?? "running", h.capacity ?? 0), ...(h.liveForMs === undefined ? {} : { liveForMs: h.liveForMs }) });
+  const heartbeats = new Map(Object.entries(live).map(([id, h], i) => [id, { info: info(id, h), revision: i + 1, createdMs: NOW - (h.ageMs ?? 100) }]));
   const spec = tenant("acme", { trades: shardsOfTrades, quotes: 1 });
   return { nowMs: NOW, lease: undefined, leaseCreatedMs: undefined, heartbeats, assignments, tenants: new Map([["acme", { spec, revision: 1 }]]) };
 }
@@ -108,6 +109,25 @@ describe("move - decision", () => {
     expect(code(() => decideMove(lopsided, held, { table: "trades", bucket: 0, from: "n1", by: "remediation" }, 2_000))).toMatch(/^CONFLICT: move: shard acme.trades.0 was moved to n1 already \(remediation: lag remediation on n2\); .*--clear/);
     // The operator's move replaces it.
     expect(decideMove(lopsided, held, { table: "trades", bucket: 0 }, 2_000).to).toBe("n2");
+  });
+
+  it("move - a node still settling (live for less than the settle period by its heartbeat) is taken only when no settled node has room; never by lag remediation", () => {
+    const settle = 15_000;
+    // n2 owns fewest but came back 3 s ago; n3 has been live for a minute.
+    const s = state(owners, { n1: { liveForMs: 60_000 }, n2: { liveForMs: 3_000 }, n3: { liveForMs: 60_000 } });
+    expect(decideMove(s, none, { table: "trades", bucket: 0 }, 2_000, settle).to).toBe("n3");
+    // Negative control: without a settle period n2 (fewest shards) is chosen, as before.
+    expect(decideMove(s, none, { table: "trades", bucket: 0 }, 2_000).to).toBe("n2");
+    // The heartbeat's age counts: 14.95 s reported + 100 ms old is settled.
+    expect(decideMove(state(owners, { n1: {}, n2: { liveForMs: 14_950 }, n3: {} }), none, { table: "trades", bucket: 0 }, 2_000, settle).to).toBe("n2");
+    // An agent that does not report it counts as settled.
+    expect(decideMove(state(owners, { n1: {}, n2: {}, n3: { liveForMs: 60_000 } }), none, { table: "trades", bucket: 0 }, 2_000, settle).to).toBe("n2");
+    // Only settling nodes: the operator's move takes one and says so; remediation's is refused naming them.
+    const only = state({ "acme.trades.0": "n1", "acme.trades.1": "n1" }, { n1: { liveForMs: 60_000 }, n2: { liveForMs: 1_000 } });
+    const d = decideMove(only, none, { table: "trades", bucket: 0 }, 2_000, settle);
+    expect(d.to).toBe("n2");
+    expect(d.why).toMatch(/still settling: no settled node has room/);
+    expect(code(() => decideMove(only, none, { table: "trades", bucket: 0, from: "n1", by: "remediation" }, 2_000, settle))).toMatch(/^UNAVAILABLE: move: the nodes that could take shard acme.trades.0 \(n2\) joined or came back less than 15000 ms ago and are still settling; .*pxctl move shard trades\/0 --to NODE/);
   });
 
   it("move - the request records the override in px_placement; clear drops it", async () => {

@@ -22,6 +22,8 @@ export interface AgentIO {
   readonly clickhouseHealth?: () => string;
   readonly nowMicros?: () => number;
   readonly log?: (line: string) => void;
+  /** A wait longer than this between two stored heartbeats is a gap: the node counts as live from the next one (default 2 s, the node timeout). */
+  readonly liveGapMs?: number;
   /** Keeps the heartbeat going while the main thread is busy (./heartbeatcover.ts); told of every heartbeat put. */
   readonly cover?: Pick<HeartbeatCover, "sent" | "stop">;
 }
@@ -80,9 +82,16 @@ export async function applyShardWork(host: ShardHost, work: ShardWork): Promise<
 export function agentActors(io: AgentIO) {
   const log = io.log ?? (() => {});
   const nowMicros = io.nowMicros ?? (() => Date.now() * 1000);
+  // Since when this node's heartbeats were stored without a gap (a pause, a partition, a failing KV): what the
+  // leader's liveness table calls live since, reported so a node deciding a move can skip nodes still settling.
+  let liveSinceMs: number | undefined;
+  let lastStoredMs: number | undefined;
+  const liveGapMs = io.liveGapMs ?? 2_000;
   return {
     sendHeartbeat: fromPromise<HeartbeatResult, HeartbeatInput>(async ({ input }) => {
       const { statuses, lost } = shardStatuses(io.host, input.hosted);
+      const nowMs = nowMicros() / 1000;
+      if (lastStoredMs === undefined || nowMs - lastStoredMs > liveGapMs) liveSinceMs = nowMs;
       const info = {
         nodeId: io.nodeId,
         address: io.address,
@@ -92,8 +101,10 @@ export function agentActors(io: AgentIO) {
         state: input.phase,
         clickhouse: io.clickhouseHealth?.() ?? "",
         shards: statuses,
+        liveForMs: Math.max(1, Math.round(nowMs - (liveSinceMs ?? nowMs))),
       };
       await io.heartbeats.put(info);
+      lastStoredMs = nowMs;
       io.cover?.sent(info);
       // Stored: this node is alive in px_nodes, its sinks may keep writing a while longer.
       io.host.renewLeases?.();

@@ -76,17 +76,19 @@ export async function startControlPlane(nc: NatsConnection, o: ControlPlaneOptio
   validateNodeId(o.nodeId);
   const log = o.log ?? (() => {});
   const t = { ...CONTROL_DEFAULTS, ...Object.fromEntries(Object.entries(o).filter(([k, v]) => k in CONTROL_DEFAULTS && v !== undefined)) } as typeof CONTROL_DEFAULTS;
+  const settleMs = o.placementSettleMs ?? placementSettleMs();
   const stores = await retryOnTimeout("opening the control-plane stores", () => openControlStores(nc, { replicas: o.replicas ?? 1, writeTimeoutMs: Math.max(250, Math.floor(t.leaseMs / 3)) }), (line) => log(`node ${o.nodeId}: ${line}`));
   const controller =
     o.controller === false
       ? undefined
-      : await startController(nc, { id: o.nodeId, stores, ...(o.catalog === undefined ? {} : { catalog: o.catalog }), replicas: o.replicas ?? 1, leaseMs: t.leaseMs, nodeTimeoutMs: t.nodeTimeoutMs, settleMs: o.placementSettleMs ?? placementSettleMs(), reconcileMs: t.reconcileMs, log });
+      : await startController(nc, { id: o.nodeId, stores, ...(o.catalog === undefined ? {} : { catalog: o.catalog }), replicas: o.replicas ?? 1, leaseMs: t.leaseMs, nodeTimeoutMs: t.nodeTimeoutMs, settleMs, reconcileMs: t.reconcileMs, log });
   const agent = await startAgent(nc, {
     nodeId: o.nodeId,
     address: o.address,
     host: o.host,
     stores,
     heartbeatMs: t.heartbeatMs,
+    liveGapMs: t.nodeTimeoutMs,
     isolationMs: t.isolationMs,
     drainTimeoutMs: t.drainTimeoutMs,
     ...(o.heartbeatCover === undefined ? {} : { heartbeatCover: o.heartbeatCover }),
@@ -99,7 +101,7 @@ export async function startControlPlane(nc: NatsConnection, o: ControlPlaneOptio
   controller?.actor.on("overridesCleared", (e) => {
     for (const c of e.cleared) record({ kind: "shard.move_cleared", message: `placement override of ${c.key} (to ${c.node}) cleared by the leader: ${c.node} is not a live running node any more, or the shard is gone, or that node does not host it` });
   });
-  const server = startControlServer(nc, controlBackend(o.metadata, stores, Date.now, t.nodeTimeoutMs, record), { log });
+  const server = startControlServer(nc, controlBackend(o.metadata, stores, Date.now, t.nodeTimeoutMs, record, settleMs), { log });
   const stopRest = async (): Promise<void> => {
     await controller?.stop();
     await server.stop();
