@@ -10,7 +10,7 @@ import { gatewayMachine } from "../../actors/gateway.js";
 import type { IngestRequest } from "../../actors/gateway.js";
 import type { IngestReply } from "../../protocols/ingest.js";
 import type { Catalog } from "../catalog.js";
-import { MetadataStore, controlRequest, openCatalog } from "../control/index.js";
+import { MetadataStore, controlRequest, openCatalog, shardKey } from "../control/index.js";
 import { MOVE_VERB } from "../../protocols/placement.js";
 import type { MoveShardReply, MoveShardRequest } from "../../protocols/placement.js";
 import type { ProxistQueryEngine } from "../query/index.js";
@@ -52,6 +52,7 @@ import type { HostSinkOptions } from "./shard/host.js";
 import { catalogNotLoaded, nodeProblems, tenantStreams } from "./streams.js";
 import { retryOnTimeout } from "./startup.js";
 import { SubscriptionHolds } from "../feed/index.js";
+import type { FeedPlan } from "../feed/index.js";
 import { CompactionRuntime, compactionIntervalMs } from "./compaction.js";
 import { RemediationRuntime, remediationIntervalMs } from "./remediation.js";
 import type { MoveSink } from "./remediation.js";
@@ -206,22 +207,28 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   // WAL compaction needs P, so only a node with sinks runs it; every node records operations events.
   await retryOnTimeout("creating the events stream", () => ensureEventsStream(jsm, replicas), startLog);
   const shardMode = o.shards ?? "all";
-  // Materialized feeds of px_config: a standalone node runs them all (issue 14; controller placement is not built yet).
-  const feeds =
-    shardMode === "all"
-      ? feedHost({
-          nc,
-          tenants: () => store.tenants(),
-          catalog: catalog.current,
-          replicas,
-          log: (line) => log(`node ${nodeId}: ${line}`),
-          horizon: (tenant, table, bucket) => shards.all().find((h) => h.shard.tenant === tenant && h.shard.table === table && h.shard.bucket === bucket)?.runtime.table.horizonMicros,
-        })
-      : undefined;
+  // Materialized feeds of px_config: a standalone node runs them all; in a cluster each runs on the node the controller
+  // gave shard 0 of its table, so feeds are placed, fail over and drain with that shard (issue 14).
+  const feedShard = (p: FeedPlan): ShardAddress => ({ tenant: p.tenant, table: p.left.name, bucket: 0 });
+  const feeds = feedHost({
+    nc,
+    tenants: () => store.tenants(),
+    catalog: catalog.current,
+    replicas,
+    log: (line) => log(`node ${nodeId}: ${line}`),
+    horizon: (tenant, table, bucket) => shards.all().find((h) => h.shard.tenant === tenant && h.shard.table === table && h.shard.bucket === bucket)?.runtime.table.horizonMicros,
+    ...(shardMode === "all"
+      ? {}
+      : {
+          runsHere: (p: FeedPlan) => shards.get(feedShard(p)) !== undefined,
+          elsewhere: (p: FeedPlan) => `shard ${shardKey(feedShard(p))}, which places it, left this node`,
+        }),
+  });
+  if (shardMode !== "all") shards.onChange(() => void feeds.reconcile());
   // Compaction holds what the feeds running here have not folded yet and what open subscriptions here have not received,
   // what those of the other nodes need (px_holds), besides the holds given.
   const subscriptions = new SubscriptionHolds();
-  const localHolds = (tenant: string, table: string): number[] => [...(feeds?.holds(tenant, table) ?? []), ...subscriptions.holds(tenant, table)];
+  const localHolds = (tenant: string, table: string): number[] => [...(feeds.holds(tenant, table) ?? []), ...subscriptions.holds(tenant, table)];
   const clusterHolds = await retryOnTimeout("opening the compaction holds bucket", () => startClusterHolds({ nc, nodeId, replicas, catalog: catalog.current, local: localHolds, log }), startLog);
   const holds = async (shard: ShardAddress): Promise<readonly number[]> => [...((await o.compaction?.holds?.(shard)) ?? []), ...localHolds(shard.tenant, shard.table), ...clusterHolds.holds(shard)];
   const compaction =
@@ -230,11 +237,11 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
       : new CompactionRuntime({ nc, js, jsm, nodeId, shards, snapshots, replicas, log, unsafeIgnoreSink: process.env.PX_COMPACT_IGNORE_SINK === "1", intervalMs: o.compaction?.intervalMs ?? compactionIntervalMs(process.env), holds }).start();
   if (shardMode === "all") {
     catalog.subscribe((c) => void shards.ownAll(c).catch((e: unknown) => log(`node ${nodeId}: cannot start shards: ${(e as Error).message}`)));
-    catalog.subscribe(() => void feeds?.reconcile());
   } else {
     // Assigned shards: the agent starts them; a changed table spec restarts them here.
     catalog.subscribe((c) => void shards.respec(c).catch((e: unknown) => log(`node ${nodeId}: cannot restart shards on the new spec: ${(e as Error).message}`)));
   }
+  catalog.subscribe(() => void feeds.reconcile());
 
   const sourceStats: SourceStats = { fireAndForgetFailures: 0 };
   // One batch per (producer id, seq): see gateway/pairs.ts.
@@ -404,7 +411,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
       stopShare();
       gateway.stop();
       await catalog.stop();
-      feeds?.stop();
+      feeds.stop();
       await shards.stopAll();
       clickhouse?.close();
       await new Promise<void>((resolve) => http.server.close(() => resolve()));

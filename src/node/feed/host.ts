@@ -1,8 +1,11 @@
 // The materialized feeds this node runs: those of px_config (FeedSpec in a
-// tenant spec, applied with `pxctl apply`). A standalone node (--shards all)
-// runs every feed; placing feeds on nodes through the controller, like shards,
-// is not built yet. Reconciled on each catalog change: new feeds start, removed
-// ones stop, a changed definition restarts under the new fingerprint.
+// tenant spec, applied with `pxctl apply`) that `runsHere` gives this node. A
+// standalone node (--shards all) runs every feed; in a cluster a feed runs
+// where the controller placed shard 0 of its table (node.ts), so it is placed,
+// moved on failover and drained with that shard. Reconciled on each catalog
+// change and each change of the hosted shards: new feeds start, removed ones
+// and those whose shard left stop, a changed definition restarts under the new
+// fingerprint.
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { TenantSpec } from "../../../protocols/tablespec.js";
 import type { Catalog } from "../../catalog.js";
@@ -20,6 +23,10 @@ export interface FeedHostOptions {
   readonly log: (line: string) => void;
   /** H of a shard this node hosts. */
   readonly horizon?: (tenant: string, table: string, bucket: number) => number | undefined;
+  /** Whether this node runs the feed (default: every feed). */
+  readonly runsHere?: (plan: FeedPlan) => boolean;
+  /** Why a feed that `runsHere` refuses is not run here, for the log. */
+  readonly elsewhere?: (plan: FeedPlan) => string;
 }
 
 export interface FeedHost {
@@ -56,6 +63,7 @@ export function feedHolds(feeds: Iterable<FeedPosition>, tenant: string, table: 
 export function feedHost(o: FeedHostOptions): FeedHost {
   const running = new Map<string, { runtime: FeedRuntime; fingerprint: string; plan: FeedPlan }>();
   let chain: Promise<void> = Promise.resolve();
+  let queued = false;
   const reconcileOnce = async (): Promise<void> => {
     const tenants = await o.tenants();
     const catalog = o.catalog();
@@ -64,14 +72,17 @@ export function feedHost(o: FeedHostOptions): FeedHost {
       const tables = catalog.get(tenant);
       for (const f of spec.feeds ?? []) {
         const key = `${tenant}/${f.name}`;
-        want.add(key);
         let plan;
         try {
           plan = planFeed(tenant, f.lateness === undefined ? { query: f.query } : { query: f.query, lateness: f.lateness }, (t) => tables?.get(t), () => [...(tables?.keys() ?? [])]);
         } catch (e) {
           o.log(`feed ${key}: not started: ${(e as Error).message}`);
+          // A definition that no longer plans leaves a running one as it is.
+          if (running.has(key)) want.add(key);
           continue;
         }
+        if (o.runsHere !== undefined && !o.runsHere(plan)) continue;
+        want.add(key);
         const cur = running.get(key);
         if (cur !== undefined && cur.fingerprint === plan.fingerprint) continue;
         cur?.runtime.stop();
@@ -87,7 +98,8 @@ export function feedHost(o: FeedHostOptions): FeedHost {
       if (want.has(key)) continue;
       r.runtime.stop();
       running.delete(key);
-      o.log(`feed ${key}: stopped (removed from the spec)`);
+      const gone = !(tenants.get(r.plan.tenant)?.spec.feeds ?? []).some((f) => `${r.plan.tenant}/${f.name}` === key);
+      o.log(`feed ${key}: stopped (${gone ? "removed from the spec" : (o.elsewhere?.(r.plan) ?? "not run on this node any more")})`);
     }
   };
   return {
@@ -103,7 +115,18 @@ export function feedHost(o: FeedHostOptions): FeedHost {
         tenant,
         table,
       ),
-    reconcile: () => (chain = chain.then(reconcileOnce).catch((e: unknown) => o.log(`feeds: cannot reconcile: ${(e as Error).message}`))),
+    // One pass queued at most: a burst of shard starts asks many times, one pass after the last sees them all.
+    reconcile: () => {
+      if (queued) return chain;
+      queued = true;
+      chain = chain
+        .then(() => {
+          queued = false;
+          return reconcileOnce();
+        })
+        .catch((e: unknown) => o.log(`feeds: cannot reconcile: ${(e as Error).message}`));
+      return chain;
+    },
     stop: () => {
       for (const r of running.values()) r.runtime.stop();
       running.clear();

@@ -92,6 +92,7 @@ export class LocalShardHost {
   private readonly gapCheckOff = process.env.PX_GAP_CHECK_OFF === "1";
   // start/stop run one at a time: the agent, ownAll and respec may ask at once.
   private queue: Promise<unknown> = Promise.resolve();
+  private readonly listeners = new Set<() => void>();
 
   constructor(private readonly o: ShardHostOptions) {}
 
@@ -107,10 +108,25 @@ export class LocalShardHost {
     return this.o.sink !== undefined;
   }
 
+  /** Calls `f` after each start, restart or stop (whatever its outcome); the returned function removes it. */
+  onChange(f: () => void): () => void {
+    this.listeners.add(f);
+    return () => this.listeners.delete(f);
+  }
+
   private serial<T>(f: () => Promise<T>): Promise<T> {
     const run = this.queue.then(f, f);
     this.queue = run.catch(() => {});
+    // What runs here follows the hosted shards (materialized feeds: node.ts).
+    void run.then(
+      () => this.changed(),
+      () => this.changed(),
+    );
     return run;
+  }
+
+  private changed(): void {
+    for (const f of this.listeners) f();
   }
 
   /** Starts the shard (restarts it when its lease revision or its table spec changed). */
