@@ -20,6 +20,8 @@ import { chunks, encodePartReply } from "../../src/query/index.js";
 import type { PartRequest, ProxistQueryEngine } from "../../src/query/index.js";
 import { natsFixture, applyAndWait } from "../helpers/cluster.js";
 import type { NatsFixture } from "../helpers/cluster.js";
+import { stampFunctions } from "../../src/udf/index.js";
+import { SLIDING_VWAP_SOURCE } from "../udf/sources.js";
 import { rng } from "./fixture.js";
 import { diffRows, outRows } from "./oracle.js";
 
@@ -31,6 +33,11 @@ const SPEC = parseClusterSpec({
       tables: [
         { name: "trades", shards: 6, columns: [{ name: "price", type: "float64" }, { name: "size", type: "int64" }] },
         { name: "quotes", shards: 4, columns: [{ name: "bid", type: "float64" }, { name: "ask", type: "float64" }] },
+      ],
+      // User-defined functions (issue 17): an aggregate with merge and retract, and a scalar.
+      functions: [
+        { name: "slidevwap", kind: "aggregate", source: SLIDING_VWAP_SOURCE },
+        { name: "notional", kind: "scalar", source: "function notional(price, size) { return price * size; }" },
       ],
     },
   ],
@@ -73,7 +80,9 @@ function batch(rand: () => number, table: TableSpec, n: number, at: number): Tic
 
 beforeAll(async () => {
   f = await natsFixture();
-  await applyAndWait(f.nc, SPEC);
+  const stamped = await stampFunctions(new Map(), SPEC);
+  expect(stamped.refused).toEqual([]);
+  await applyAndWait(f.nc, stamped.spec);
   for (const id of ["n1", "n2", "n3"]) nodes.push(await startNode({ natsUrl: f.server.url, nodeId: id, shards: "assigned", grpcPort: 0, control: CONTROL, log: () => {} }));
   // The reference holds every shard itself (single-node mode) and reads the same WAL.
   reference = await startNode({ natsUrl: f.server.url, nodeId: "ref", shards: "all", log: () => {} });
@@ -111,6 +120,11 @@ const QUERIES: Record<string, unknown>[] = [
   { op: "bars", table: "trades", bucket: "1s", t0, t1 },
   { op: "groupBy", table: "trades", by: ["symbol"], aggregates: [{ fn: "count" }, { fn: "sum", column: "size" }, { fn: "last", column: "price" }] },
   { op: "groupBy", table: "trades", by: [], aggregates: [{ fn: "count" }, { fn: "vwap", column: "price" }] },
+  // User-defined functions: the coordinator folds the rows its parts bring, as one node folds its own.
+  { op: "groupBy", table: "trades", by: ["symbol"], aggregates: [{ fn: "vwap", column: "price", weight: "size" }, { fn: "udf", name: "slidevwap", args: ["price", "size"] }] },
+  { op: "bars", table: "trades", bucket: "1s", t0, t1, aggregates: [{ fn: "udf", name: "slidevwap", args: ["price", "size"], as: "mine" }] },
+  { op: "rolling", table: "trades", window: "2s", aggregates: [{ fn: "udf", name: "slidevwap", args: ["price", "size"] }] },
+  { op: "range", table: "trades", t0, t1, derived: [{ fn: "udf", name: "notional", args: ["price", "size"] }] },
 ];
 
 describe("fanout - three nodes over NATS", () => {
