@@ -129,6 +129,31 @@ export function initCerts(o: CertsInitOptions): { files: TlsFiles; created: stri
   return { files: f, created };
 }
 
+/**
+ * A certificate for NATS routes (cluster members dialing each other) in `dir`,
+ * next to what initCerts made there (its CA must exist): route.key/route.crt,
+ * for `hosts` and with both serverAuth and clientAuth, because nats-server
+ * verifies the certificate a dialing member presents as a client certificate
+ * (route TLS is always mutual) while the member it dials presents it as a
+ * server certificate. Made once; reissued when `hosts` change.
+ */
+export function initRouteCert(o: CertsInitOptions): { cert: string; key: string; created: boolean } {
+  const days = o.days ?? 825;
+  const sans = subjectAltNames(o.hosts ?? []);
+  const cert = join(o.dir, "route.crt");
+  const key = join(o.dir, "route.key");
+  if (!existsSync(tlsFilesIn(o.dir).ca) || !existsSync(join(o.dir, CA_KEY))) throw new CertsError(`${o.dir}: no CA to sign the route certificate with; make it first (pxctl certs init --dir ${o.dir})`);
+  if (existsSync(cert) && existsSync(key) && namesAll(cert, sans) && signedBy(cert, tlsFilesIn(o.dir).ca)) return { cert, key, created: false };
+  signLeaf(o.dir, "route", "/O=Proxist/CN=proxist nats route", `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=${sans.join(",")}\n`, days);
+  rmSync(join(o.dir, "ca.srl"), { force: true });
+  return { cert, key, created: true };
+}
+
+/** Whether `certPath` was signed by the CA in `caPath` (a CA made anew invalidates it). */
+function signedBy(certPath: string, caPath: string): boolean {
+  return new X509Certificate(readFileSync(certPath)).checkIssued(new X509Certificate(readFileSync(caPath)));
+}
+
 /** Does the certificate name every subjectAltName entry in `sans` ("DNS:x", "IP:y")? */
 function namesAll(certPath: string, sans: readonly string[]): boolean {
   const x = new X509Certificate(readFileSync(certPath));

@@ -27,6 +27,8 @@ import {
   NATS_TLS_CONF,
   TLS_CA_FILE,
   TLS_CERT_FILE,
+  TLS_ROUTE_CERT_FILE,
+  TLS_ROUTE_KEY_FILE,
   TLS_HOSTS,
   TLS_KEY_FILE,
 } from "../../src/cli/compose/index.js";
@@ -84,7 +86,7 @@ describe("docker-compose.yml", () => {
   });
 
   it("compose - every bind-mounted file exists (or is a secret ./proxist compose generates) and named volumes are declared", () => {
-    const generated = new Set([CLICKHOUSE_PASSWORD_FILE, CLICKHOUSE_USERS_FILE, NATS_AUTH_CONF, NATS_ROUTES_CONF, NATS_TLS_CONF, TLS_CERT_FILE, TLS_KEY_FILE].map((f) => `./${SECRETS_DIR}/${f}`));
+    const generated = new Set([CLICKHOUSE_PASSWORD_FILE, CLICKHOUSE_USERS_FILE, NATS_AUTH_CONF, NATS_ROUTES_CONF, NATS_TLS_CONF, TLS_CERT_FILE, TLS_KEY_FILE, TLS_ROUTE_CERT_FILE, TLS_ROUTE_KEY_FILE, TLS_CA_FILE].map((f) => `./${SECRETS_DIR}/${f}`));
     for (const [name, s] of Object.entries(services)) {
       for (const v of s.volumes ?? []) {
         const src = v.split(":")[0]!;
@@ -172,6 +174,11 @@ describe("docker-compose.yml", () => {
       const ca = new X509Certificate(readFileSync(made.ca));
       expect(cert.verify(ca.publicKey), "signed by the stack's CA").toBe(true);
       for (const h of [...TLS_HOSTS, "localhost"]) expect(cert.checkHost(h), h).toBe(h);
+      // The route certificate: same CA, every member's name, usable as server and as client (route TLS is mutual).
+      const route = new X509Certificate(readFileSync(join(dir, TLS_ROUTE_CERT_FILE)));
+      expect(route.verify(ca.publicKey)).toBe(true);
+      for (const h of ["nats-1", "nats-2", "nats-3"]) expect(route.checkHost(h), h).toBe(h);
+      expect(route.keyUsage).toEqual(expect.arrayContaining(["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"]));
       expect(cert.checkIP("127.0.0.1")).toBe("127.0.0.1");
       // The key is readable by the containers' users (copies, 0644) inside the 0700 secrets directory; the original stays 0600.
       expect(statSync(join(dir, TLS_KEY_FILE)).mode & 0o777).toBe(0o644);
@@ -216,8 +223,11 @@ describe("docker-compose.yml", () => {
     expect(conf).toMatch(/jetstream\s*\{/);
     // The routes are in the generated include (they carry the route password): one per member of this file.
     const routes = natsRoutesConf("0".repeat(48));
+    // Routes speak TLS with the route certificate, checked against the stack's CA.
+    expect(routes).toMatch(/ {2}tls \{\n {4}cert_file: "\/etc\/nats\/tls\/route\.crt"\n {4}key_file: "\/etc\/nats\/tls\/route\.key"\n {4}ca_file: "\/etc\/nats\/tls\/ca\.crt"/);
     for (const n of natsServers) {
       expect(routes).toContain(`@${n}:6222`);
+      expect(services[n]!.volumes, n).toEqual(expect.arrayContaining([`./${SECRETS_DIR}/${TLS_ROUTE_CERT_FILE}:/etc/nats/tls/route.crt:ro`, `./${SECRETS_DIR}/${TLS_ROUTE_KEY_FILE}:/etc/nats/tls/route.key:ro`, `./${SECRETS_DIR}/${TLS_CA_FILE}:/etc/nats/tls/ca.crt:ro`]));
       expect(services[n]!.environment?.NATS_SERVER_NAME).toBe(n);
     }
     expect(services["nats-1"]!.ports?.map(portPair)).toEqual([
