@@ -171,11 +171,15 @@ describe("compose cluster (docker-compose.yml on Podman)", () => {
     expect(await attempt(natsCredsOptions(ADMIN_CREDS))).toMatch(/certificate|self[- ]signed|tls/i);
   });
 
-  it("compose - the NATS routes speak TLS and authenticate: the members are routed to each other; a plaintext route is refused", async () => {
+  it("compose - the NATS routes and monitor speak TLS: the members are routed to each other; a plaintext route and a plaintext monitor request are refused", async () => {
     // The cluster formed over TLS with the route certificate and the password: each member sees the other two as routes.
-    const routez = (await (await fetch("http://127.0.0.1:8222/routez")).json()) as { num_routes: number };
+    // The monitor speaks HTTPS only (the stack's certificate); plaintext HTTP gets no JSON.
+    const routez = JSON.parse((await httpsGet(8222, "/routez")).body) as { num_routes: number };
     expect(routez.num_routes).toBeGreaterThanOrEqual(2);
-    const varz = (await (await fetch("http://127.0.0.1:8222/varz")).json()) as { cluster?: { tls_required?: boolean; tls_verify?: boolean } };
+    const varz = JSON.parse((await httpsGet(8222, "/varz")).body) as { cluster?: { tls_required?: boolean; tls_verify?: boolean } };
+    const plain = await fetch("http://127.0.0.1:8222/varz");
+    expect(plain.status).toBe(400);
+    expect(await plain.text()).toMatch(/HTTP request to an HTTPS server/);
     expect(varz.cluster).toMatchObject({ tls_required: true, tls_verify: true });
     // From inside the compose network (nats-2's container), a plaintext route CONNECT to nats-1: the port accepts the
     // connection and waits for a TLS handshake, so nothing comes back in clear (before route TLS: INFO, then
