@@ -219,7 +219,7 @@ describe("docker-compose.yml", () => {
   it("compose - NATS listens where the code expects and routes name every member", () => {
     const conf = read("infra/nats/nats.conf");
     expect(conf).toContain(`listen: 0.0.0.0:${DEFAULT_PORTS.nats}`);
-    expect(conf).toContain(`http: 0.0.0.0:${DEFAULT_PORTS.natsMonitor}`);
+    expect(conf).toContain(`https: 0.0.0.0:${DEFAULT_PORTS.natsMonitor}`);
     expect(conf).toMatch(/jetstream\s*\{/);
     // The routes are in the generated include (they carry the route password): one per member of this file.
     const routes = natsRoutesConf("0".repeat(48));
