@@ -4,11 +4,16 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { opsSubject } from "../../protocols/subjects.js";
 import type { OpsReply, OpsRequest } from "../node/opsctl.js";
 
-/** Sends an operations request to every node and gathers the replies for `waitMs`. */
-export async function opsRequest(nc: NatsConnection, verb: "compact" | "snapshot" | "drain" | "skip-record", body: OpsRequest, waitMs: number): Promise<OpsReply[]> {
+/**
+ * Sends an operations request to every node and gathers the replies for `waitMs`.
+ * `replies`: the caller knows how many nodes answer (a test's one node), so the
+ * gathering ends as soon as that many replied, `waitMs` being only the bound.
+ */
+export async function opsRequest(nc: NatsConnection, verb: "compact" | "snapshot" | "drain" | "skip-record", body: OpsRequest, waitMs: number, replies?: number): Promise<OpsReply[]> {
   const out: OpsReply[] = [];
-  const replies = await nc.requestMany(opsSubject(verb), JSON.stringify(body), { strategy: "timer", maxWait: waitMs });
-  for await (const m of replies) {
+  const strategy = replies === undefined ? { strategy: "timer" as const } : { strategy: "count" as const, maxMessages: replies };
+  const answers = await nc.requestMany(opsSubject(verb), JSON.stringify(body), { ...strategy, maxWait: waitMs });
+  for await (const m of answers) {
     try {
       out.push(JSON.parse(new TextDecoder().decode(m.data)) as OpsReply);
     } catch {
