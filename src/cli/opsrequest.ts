@@ -32,10 +32,12 @@ async function liveNodes(nc: NatsConnection, waitMs: number): Promise<ReadonlySe
  * node the leader sees alive has answered (and then GRACE_MS without a new
  * one), or for `waitMs` at most. Without a leader's view it gathers for the
  * whole `waitMs`, which is what every call paid before, even on one node.
+ * `replies`: the caller knows how many nodes answer (a test's one node), so
+ * the gathering ends as soon as that many replied.
  */
-export async function opsRequest(nc: NatsConnection, verb: "compact" | "snapshot" | "drain" | "skip-record", body: OpsRequest, waitMs: number): Promise<OpsReply[]> {
+export async function opsRequest(nc: NatsConnection, verb: "compact" | "snapshot" | "drain" | "skip-record", body: OpsRequest, waitMs: number, replies?: number): Promise<OpsReply[]> {
   const t0 = Date.now();
-  const expected = await liveNodes(nc, waitMs);
+  const expected = replies === undefined ? await liveNodes(nc, waitMs) : undefined;
   const out: OpsReply[] = [];
   const answered = new Set<string>();
   // A plain inbox subscription rather than requestMany: the gathering must end
@@ -44,7 +46,10 @@ export async function opsRequest(nc: NatsConnection, verb: "compact" | "snapshot
   const inbox = createInbox((nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix);
   await new Promise<void>((resolve) => {
     let grace: ReturnType<typeof setTimeout> | undefined;
+    let done = false;
     const finish = (): void => {
+      if (done) return;
+      done = true;
       clearTimeout(grace);
       clearTimeout(deadline);
       sub.unsubscribe();
@@ -59,7 +64,8 @@ export async function opsRequest(nc: NatsConnection, verb: "compact" | "snapshot
         } catch {
           // Not a node's reply (or an empty no-responders status).
         }
-        if (expected !== undefined && [...expected].every((n) => answered.has(n))) {
+        if (replies !== undefined && out.length >= replies) finish();
+        else if (expected !== undefined && [...expected].every((n) => answered.has(n))) {
           clearTimeout(grace);
           grace = setTimeout(finish, GRACE_MS);
         }

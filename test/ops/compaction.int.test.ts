@@ -83,14 +83,15 @@ describe("ops - WAL compaction", () => {
     await waitPersisted(a.httpPort, f.nc, "cmp", "trades");
     const every = new Map((await readWal(f.nc, "cmp")).map((r) => [r.lsn, r]));
 
-    const snaps = await opsRequest(f.nc, "snapshot", { shards: ["cmp"] }, 3_000);
+    // One node: each request ends at its reply (the timeout only bounds a node that never answers).
+    const snaps = await opsRequest(f.nc, "snapshot", { shards: ["cmp"] }, 30_000, 1);
     expect(snaps.flatMap((r) => r.lines).map((l) => l.ok)).toEqual([true, true]);
-    const dry = (await opsRequest(f.nc, "compact", { shards: ["cmp.trades"], dryRun: true }, 3_000)).flatMap((r) => r.lines);
+    const dry = (await opsRequest(f.nc, "compact", { shards: ["cmp.trades"], dryRun: true }, 30_000, 1)).flatMap((r) => r.lines);
     expect(dry).toHaveLength(2);
     for (const l of dry) expect(l.message).toMatch(/^dry run: cmp\/trades\/\d: purge below LSN \d+ \(/);
     expect(await walMessageCount(f.nc, "cmp")).toBe(every.size + 1);
 
-    const run = await opsRequest(f.nc, "compact", { shards: ["cmp"] }, 5_000);
+    const run = await opsRequest(f.nc, "compact", { shards: ["cmp"] }, 30_000, 1);
     expect(run.map((r) => r.error)).toEqual([undefined]);
     const lines = run.flatMap((r) => r.lines);
     expect(lines.every((l) => l.ok && /records purged/.test(l.message))).toBe(true);
@@ -124,7 +125,8 @@ describe("ops - WAL compaction", () => {
     // The same through pxctl, as an operator runs it (admin credentials).
     const out: string[] = [];
     const io = { stdout: (t: string) => out.push(t), stderr: (t: string) => out.push(t), readFile: async () => "", prompt: async () => "", env: { PX_NATS_CREDS: f.server.auth!.credsPath("admin") } };
-    expect(await runPxctl(["--nats", f.server.url, "compact", "cmp", "--dry-run"], io)).toBe(EXIT.ok);
+    // pxctl gathers replies for --wait (3 s by default): one node here, a dry run answers at once.
+    expect(await runPxctl(["--nats", f.server.url, "compact", "cmp", "--dry-run", "--wait", "1500"], io)).toBe(EXIT.ok);
     expect(out.join("\n")).toMatch(/cmp\.trades\.0 {2}dry run: cmp\/trades\/0: /);
     expect(await runPxctl(["--nats", f.server.url, "events", "--last", "10"], io)).toBe(EXIT.ok);
     expect(out.join("\n")).toMatch(/compaction\.purged {2}cmp\/trades\/0: purge below LSN/);
@@ -158,7 +160,8 @@ describe("ops - WAL compaction", () => {
   async function compactBehindStalledSink(tenant: string): Promise<{ node: ProxistNode; ackedRows: number; purged: number; neededBy: string }> {
     const spec = specOf(tenant, 1, 1);
     const trades = spec.tenants[0]!.tables[0]!;
-    const node = await nodeOn(f.server, f.nc, { clickhouseUrl: chf.server.httpUrl, snapshotIntervalMs: 0, compaction: { intervalMs: 0 }, sink: { maxAckPending: 4 } }, spec);
+    // Retries at most 500 ms apart: the default backoff (up to 10 s) only delays the sink once ClickHouse is back.
+    const node = await nodeOn(f.server, f.nc, { clickhouseUrl: chf.server.httpUrl, snapshotIntervalMs: 0, compaction: { intervalMs: 0 }, sink: { maxAckPending: 4, retry: { maxMs: 500 } } }, spec);
     nodes.push(node);
     const walk = new RandomWalk(symbolNames(20), 9, 1.75e15);
     const pub = new TickPublisher(f.nc, { tenant, spec: trades, maxInFlight: 4 });

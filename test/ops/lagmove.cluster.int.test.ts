@@ -48,6 +48,24 @@ afterAll(async () => {
   await c?.close();
 });
 
+/**
+ * Slows ClickHouse in bursts (SIGSTOP 3.5 s, SIGCONT 0.5 s; at most 8) until `seen` finds what it waits for. A burst
+ * ends early once it is seen: waiting out the burst proved nothing more.
+ */
+async function slowUntil(pid: number, seen: () => Promise<unknown>): Promise<void> {
+  for (let burst = 0; burst < 8 && (await seen()) === undefined; burst++) {
+    process.kill(pid, "SIGSTOP");
+    const end = Date.now() + 3_500;
+    try {
+      while (Date.now() < end && (await seen()) === undefined) await sleep(Math.min(250, Math.max(0, end - Date.now())));
+    } finally {
+      process.kill(pid, "SIGCONT");
+    }
+    if ((await seen()) !== undefined) return;
+    await sleep(500);
+  }
+}
+
 describe("ops - lag remediation moves the shard", () => {
   it("remediation - lag above the SLO through steps 1 and 2: step 3 moves the shard to the other node, where it goes live; the event names the node; 0 acked ticks lost or doubled", async () => {
     const from = (await c.liveShards(IDS)).get(KEY)![0]![0];
@@ -62,12 +80,7 @@ describe("ops - lag remediation moves the shard", () => {
     const moveEvent = async () => (await readEvents(jsm, js, 500)).find((e) => e.kind === "lag.step_up" && e.message.includes(KEY) && / -> 3 \(move-sink\)/.test(e.message));
     // ClickHouse slowed: stopped 3.5 s, running 0.5 s, until step 3 was taken (at most 8 bursts).
     const pid = c.clickhouse!.server.pid;
-    for (let burst = 0; burst < 8 && (await moveEvent()) === undefined; burst++) {
-      process.kill(pid, "SIGSTOP");
-      await sleep(3_500);
-      process.kill(pid, "SIGCONT");
-      await sleep(500);
-    }
+    await slowUntil(pid, moveEvent);
     const event = await moveEvent();
     const lagEvents = (await readEvents(jsm, js, 500)).filter((e) => e.kind.startsWith("lag.")).map((e) => `${e.node} ${e.kind} ${e.message}`);
     expect(event, lagEvents.join("\n")).toBeDefined();
@@ -90,12 +103,7 @@ describe("ops - lag remediation moves the shard", () => {
 
     // Still slow on the new owner: its workflow climbs again, but step 3 does not move the shard back (once per shard until cleared).
     const skipped = async () => (await readEvents(jsm, js, 500)).find((e) => e.node === to && e.kind === "lag.step_skipped" && e.message.includes(KEY));
-    for (let burst = 0; burst < 8 && (await skipped()) === undefined; burst++) {
-      process.kill(pid, "SIGSTOP");
-      await sleep(3_500);
-      process.kill(pid, "SIGCONT");
-      await sleep(500);
-    }
+    await slowUntil(pid, skipped);
     const skip = await skipped();
     expect(skip, (await readEvents(jsm, js, 500)).filter((e) => e.kind.startsWith("lag.")).map((e) => `${e.node} ${e.kind} ${e.message}`).join("\n")).toBeDefined();
     console.log(`on ${to}: ${skip!.kind} ${skip!.message}`);

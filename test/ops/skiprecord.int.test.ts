@@ -70,7 +70,8 @@ function pxctl(args: string[]): Promise<{ code: number; out: string }> {
   );
 }
 
-const skip = (bucket: number, lsn: number, reason = "test poison") => pxctl(["shard", "skip-record", "--tenant", "default", "--table", "trades", "--bucket", String(bucket), "--lsn", String(lsn), "--reason", reason]);
+// pxctl gathers the nodes' replies for --wait (3 s by default): one in-process node here, which answers at once.
+const skip = (bucket: number, lsn: number, reason = "test poison") => pxctl(["shard", "skip-record", "--tenant", "default", "--table", "trades", "--bucket", String(bucket), "--lsn", String(lsn), "--reason", reason, "--wait", "1500"]);
 
 describe("shard - a WAL record that does not decode", () => {
   it("poison record - the shard stops with the named error, skip-record refuses good and foreign records, skips the bad one with an audit, and the shard goes on", async () => {
