@@ -1,6 +1,7 @@
 // The fast path of InfluxDB line protocol: one pass over the body's bytes
 // (never decoded to a string), no split strings, no regular expressions,
-// numbers read digit by digit, symbols from a cache keyed by their bytes' hash. It takes only the plain shape the usual client sends
+// numbers read digit by digit, symbols from a cache keyed by their bytes (kept
+// across bodies of a table). It takes only the plain shape the usual client sends
 // (`table,sym=X f1=1.5,f2=100i 1704205800000000000`, no escapes, no quotes,
 // one space between sections) and returns false for anything else, so the
 // general parser (lineproto.ts) reads that line and words every refusal. The
@@ -25,17 +26,18 @@ const CR = 13;
 const POW10 = Array.from({ length: 23 }, (_, k) => 10 ** k);
 const MAX_MANTISSA = 2 ** 53;
 
-/** Per body: the table's names and columns, looked up once. */
+/** A table's names and columns as bytes, and its symbol cache: kept per table spec and precision, across bodies. */
 export interface FastLineTable {
-  readonly name: Uint8Array;
-  readonly symbolColumn: Uint8Array;
+  /** `<table>,<symbolColumn>=`: every plain line starts with it. */
+  readonly prefix: Uint8Array;
   readonly columns: readonly { readonly name: Uint8Array; readonly integer: boolean }[];
   /** Microseconds per unit of an integer timestamp, or 0 for nanoseconds (divided by 1000). */
   readonly microsPerUnit: number;
   /** Column j was given on the current line (index: line number stamp). */
   readonly seen: Int32Array;
-  /** Symbols seen in this body by the FNV-1a hash of their bytes (checked byte for byte on a hit), with their id in the body's collector. */
-  readonly symbols: Map<number, { readonly name: string; readonly id: number }>;
+  /** The current line's values, by column. */
+  readonly values: Float64Array;
+  readonly symbols: SymbolCache;
 }
 
 const ascii = (s: string): Uint8Array => Buffer.from(s, "utf8");
@@ -47,16 +49,116 @@ function equalAt(bytes: Uint8Array, at: number, want: Uint8Array): boolean {
   return true;
 }
 
-/** Null when the table has a column the fast path does not read (bool): every line goes to the general parser. */
+/**
+ * Symbols by their bytes, kept across bodies (a feed sends the same symbols in
+ * every body: decoding them again per body was a tenth of the parse). An open
+ * addressing table on the FNV-1a hash; a hit is checked byte for byte, so any
+ * UTF-8 symbol is cached. Each entry remembers its id in the collector of the
+ * body that last used it (`stamp`): the ids of another body are looked up again
+ * by name. Bounded: full, it starts over empty.
+ */
+class SymbolCache {
+  private static readonly SLOTS = 1 << 16;
+  private static readonly MAX_ENTRIES = SymbolCache.SLOTS >> 1;
+  private static readonly MAX_BYTES = 1 << 20;
+  private readonly slotHash = new Int32Array(SymbolCache.SLOTS);
+  /** Entry index + 1, 0 for an empty slot. */
+  private readonly slotEntry = new Int32Array(SymbolCache.SLOTS);
+  private names: string[] = [];
+  private readonly start = new Int32Array(SymbolCache.MAX_ENTRIES);
+  private readonly length = new Int32Array(SymbolCache.MAX_ENTRIES);
+  private readonly id = new Int32Array(SymbolCache.MAX_ENTRIES);
+  private readonly stamp = new Int32Array(SymbolCache.MAX_ENTRIES);
+  private bytes = new Uint8Array(1 << 14);
+  private used = 0;
+  /** The current body (bumped per body: ids of earlier bodies are stale). */
+  body = 1;
+
+  /** The symbol text[from, to)'s id in `into`, whose hash (FNV-1a of those bytes) is `hash`. */
+  idOf(text: Uint8Array, from: number, to: number, hash: number, into: RowCollector): number {
+    const len = to - from;
+    const mask = SymbolCache.SLOTS - 1;
+    let s = hash & mask;
+    for (let e = this.slotEntry[s]!; e !== 0; s = (s + 1) & mask, e = this.slotEntry[s]!) {
+      if (this.slotHash[s] !== hash) continue;
+      const k = e - 1;
+      if (this.length[k] !== len) continue;
+      const bytes = this.bytes;
+      const at = this.start[k]!;
+      let same = true;
+      for (let i = 0; i < len; i++) {
+        if (bytes[at + i] !== text[from + i]) {
+          same = false;
+          break;
+        }
+      }
+      if (!same) continue;
+      if (this.stamp[k] !== this.body) {
+        this.id[k] = into.symbolIdOf(this.names[k]!);
+        this.stamp[k] = this.body;
+      }
+      return this.id[k]!;
+    }
+    const name = utf8.decode(text.subarray(from, to));
+    const id = into.symbolIdOf(name);
+    if (this.names.length >= SymbolCache.MAX_ENTRIES || this.used + len > SymbolCache.MAX_BYTES) {
+      this.clear();
+      s = hash & mask;
+    }
+    const k = this.names.length;
+    if (this.used + len > this.bytes.length) {
+      const grown = new Uint8Array(Math.min(SymbolCache.MAX_BYTES, Math.max(this.bytes.length * 2, this.used + len)));
+      grown.set(this.bytes.subarray(0, this.used));
+      this.bytes = grown;
+    }
+    this.bytes.set(text.subarray(from, to), this.used);
+    this.start[k] = this.used;
+    this.length[k] = len;
+    this.used += len;
+    this.names.push(name);
+    this.id[k] = id;
+    this.stamp[k] = this.body;
+    this.slotHash[s] = hash;
+    this.slotEntry[s] = k + 1;
+    return id;
+  }
+
+  private clear(): void {
+    this.slotEntry.fill(0);
+    this.names = [];
+    this.used = 0;
+  }
+}
+
+const tables = new WeakMap<TableSpec, (FastLineTable | null)[]>();
+const PRECISIONS: readonly Precision[] = ["ns", "us", "ms", "s"];
+
+/**
+ * The table's fast path state (kept per spec and precision, so its symbol
+ * cache serves the next body), ready for a new body; null when the table has a
+ * column the fast path does not read (bool): every line goes to the general parser.
+ */
 export function fastLineTable(spec: TableSpec, precision: Precision): FastLineTable | null {
+  let bySpec = tables.get(spec);
+  if (bySpec === undefined) tables.set(spec, (bySpec = PRECISIONS.map((p) => buildTable(spec, p))));
+  const t = bySpec[PRECISIONS.indexOf(precision)]!;
+  if (t !== null) {
+    // A new body: no line of it has given a column yet, and no symbol id of an earlier body holds.
+    t.seen.fill(0);
+    t.symbols.body = (t.symbols.body + 1) | 0 || 1;
+  }
+  return t;
+}
+
+function buildTable(spec: TableSpec, precision: Precision): FastLineTable | null {
   if (spec.columns.some((c) => c.type === "bool")) return null;
   return {
-    name: ascii(spec.name),
-    symbolColumn: ascii(spec.symbolColumn),
+    prefix: ascii(`${spec.name},${spec.symbolColumn}=`),
     columns: spec.columns.map((c) => ({ name: ascii(c.name), integer: c.type === "int64" || c.type === "int32" })),
     microsPerUnit: { ns: 0, us: 1, ms: 1000, s: 1_000_000 }[precision],
     seen: new Int32Array(spec.columns.length),
-    symbols: new Map(),
+    values: new Float64Array(spec.columns.length),
+    symbols: new SymbolCache(),
   };
 }
 
@@ -71,15 +173,12 @@ const NEWLINE = 10;
  */
 export function readPlainLine(t: FastLineTable, text: Uint8Array, from: number, line: number, into: RowCollector, nowMicros: number): number {
   const len = text.length;
-  // measurement == table, then ",<symbolColumn>="
-  const name = t.name;
-  if (!equalAt(text, from, name) || text[from + name.length] !== COMMA) return -1;
-  let p = from + name.length + 1;
-  const sc = t.symbolColumn;
-  if (!equalAt(text, p, sc) || text[p + sc.length] !== EQ) return -1;
-  p += sc.length + 1;
+  // "<table>,<symbolColumn>=" in one comparison.
+  const prefix = t.prefix;
+  if (!equalAt(text, from, prefix)) return -1;
+  let p = from + prefix.length;
   const symStart = p;
-  let hash = 0x811c9dc5;
+  let hash = 0x811c9dc5 | 0;
   for (; p < len; p++) {
     const c = text[p]!;
     if (c === SPACE) break;
@@ -93,7 +192,7 @@ export function readPlainLine(t: FastLineTable, text: Uint8Array, from: number, 
   // Fields: key=value[,key=value]...
   const cols = t.columns;
   const seen = t.seen;
-  const values: number[] = fieldScratch;
+  const values = t.values;
   let given = 0;
   // Where the line ends (its newline or the end of the text), once the fields or the timestamp reached it.
   let end = -1;
@@ -106,8 +205,9 @@ export function readPlainLine(t: FastLineTable, text: Uint8Array, from: number, 
     }
     if (p >= len) return -1;
     const keyLen = p - keyStart;
-    let j = -1;
-    for (let k = 0; k < cols.length; k++) {
+    // The usual client sends the columns in the table's order: try the next one first.
+    let j = given < cols.length && cols[given]!.name.length === keyLen && equalAt(text, keyStart, cols[given]!.name) ? given : -1;
+    for (let k = 0; j < 0 && k < cols.length; k++) {
       const n = cols[k]!.name;
       if (n.length === keyLen && equalAt(text, keyStart, n)) {
         j = k;
@@ -186,7 +286,7 @@ export function readPlainLine(t: FastLineTable, text: Uint8Array, from: number, 
     if (v > Number.MAX_SAFE_INTEGER) return -1;
     ts = v;
   }
-  const i = into.appendRow(line, symbolIdOf(t, text, symStart, symEnd, hash >>> 0, into), ts);
+  const i = into.appendRow(line, t.symbols.idOf(text, symStart, symEnd, hash, into), ts);
   for (let j = 0; j < cols.length; j++) into.column(j)[i] = values[j]!;
   return end;
 }
@@ -202,30 +302,4 @@ function endAt(text: Uint8Array, p: number, c: number): number {
   return -1;
 }
 
-/**
- * The symbol's id in `into`: from the body's cache when its bytes match (no
- * string decoded, no string-keyed lookup), else decoded (UTF-8), looked up and,
- * when ASCII, cached.
- */
-function symbolIdOf(t: FastLineTable, bytes: Uint8Array, from: number, to: number, hash: number, into: RowCollector): number {
-  const hit = t.symbols.get(hash);
-  if (hit !== undefined && hit.name.length === to - from) {
-    const name = hit.name;
-    let same = true;
-    for (let i = 0; i < name.length; i++) {
-      if (name.charCodeAt(i) !== bytes[from + i]) {
-        same = false;
-        break;
-      }
-    }
-    if (same) return hit.id;
-  }
-  const s = utf8.decode(bytes.subarray(from, to));
-  const id = into.symbolIdOf(s);
-  // Only ASCII symbols are cached (one byte per character: the check above is then exact); others are decoded each time.
-  if (s.length === to - from) t.symbols.set(hash, { name: s, id });
-  return id;
-}
-
 const utf8 = new TextDecoder("utf-8");
-const fieldScratch: number[] = [];
