@@ -21,6 +21,10 @@ const LOWER_I = 105;
 const LOWER_U = 117;
 const CR = 13;
 
+// Bytes that end or break a symbol or a field key in the plain shape (space, comma, '=', backslash, quote, newline, CR): one table load per byte.
+const STOP = new Uint8Array(256);
+for (const c of [32, 44, 61, 92, 34, 10, 13]) STOP[c] = 1;
+
 // 10^k is exact in a double up to k = 22: a mantissa below 2^53 divided by one
 // is the correctly rounded value, so it equals Number(text) (Clinger's fast path).
 const POW10 = Array.from({ length: 23 }, (_, k) => 10 ** k);
@@ -181,9 +185,11 @@ export function readPlainLine(t: FastLineTable, text: Uint8Array, from: number, 
   let hash = 0x811c9dc5 | 0;
   for (; p < len; p++) {
     const c = text[p]!;
-    if (c === SPACE) break;
-    // Escapes, quotes, a second tag, '=' in the value, the line's end: the general parser's rules.
-    if (c === COMMA || c === 92 || c === 34 || c === EQ || c === NEWLINE || c === CR) return -1;
+    if (STOP[c] !== 0) {
+      if (c === SPACE) break;
+      // Escapes, quotes, a second tag, '=' in the value, the line's end: the general parser's rules.
+      return -1;
+    }
     hash = Math.imul(hash ^ c, 0x01000193);
   }
   if (p === symStart || p >= len) return -1;
@@ -198,9 +204,12 @@ export function readPlainLine(t: FastLineTable, text: Uint8Array, from: number, 
   let end = -1;
   for (;;) {
     const keyStart = p;
-    while (p < len && text[p] !== EQ) {
+    while (p < len) {
       const k = text[p]!;
-      if (k === SPACE || k === COMMA || k === 92 || k === 34 || k === NEWLINE || k === CR) return -1;
+      if (STOP[k] !== 0) {
+        if (k === EQ) break;
+        return -1;
+      }
       p++;
     }
     if (p >= len) return -1;
