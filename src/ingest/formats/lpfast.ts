@@ -56,24 +56,25 @@ function equalAt(bytes: Uint8Array, at: number, want: Uint8Array): boolean {
 /**
  * Symbols by their bytes, kept across bodies (a feed sends the same symbols in
  * every body: decoding them again per body was a tenth of the parse). An open
- * addressing table on the FNV-1a hash; a hit is checked byte for byte, so any
- * UTF-8 symbol is cached. Each entry remembers its id in the collector of the
- * body that last used it (`stamp`): the ids of another body are looked up again
- * by name. Bounded: full, it starts over empty.
+ * addressing table on the FNV-1a hash, grown as symbols come (so a table with
+ * few symbols holds little); a hit is checked byte for byte, so any UTF-8
+ * symbol is cached. Each entry remembers its id in the collector of the body
+ * that last used it (`stamp`): the ids of another body are looked up again by
+ * name. Bounded: full, it starts over empty.
  */
 class SymbolCache {
-  private static readonly SLOTS = 1 << 16;
-  private static readonly MAX_ENTRIES = SymbolCache.SLOTS >> 1;
+  private static readonly MAX_ENTRIES = 1 << 15;
   private static readonly MAX_BYTES = 1 << 20;
-  private readonly slotHash = new Int32Array(SymbolCache.SLOTS);
-  /** Entry index + 1, 0 for an empty slot. */
-  private readonly slotEntry = new Int32Array(SymbolCache.SLOTS);
+  /** Per slot: entry index + 1, 0 for an empty slot (at most half the slots are used). */
+  private slots = new Int32Array(1 << 10);
   private names: string[] = [];
-  private readonly start = new Int32Array(SymbolCache.MAX_ENTRIES);
-  private readonly length = new Int32Array(SymbolCache.MAX_ENTRIES);
-  private readonly id = new Int32Array(SymbolCache.MAX_ENTRIES);
-  private readonly stamp = new Int32Array(SymbolCache.MAX_ENTRIES);
-  private bytes = new Uint8Array(1 << 14);
+  /** Per entry: its hash, where its bytes start in `bytes`, their length, its id in the body `stamp`. */
+  private hash = new Int32Array(1 << 9);
+  private start = new Int32Array(1 << 9);
+  private length = new Int32Array(1 << 9);
+  private id = new Int32Array(1 << 9);
+  private stamp = new Int32Array(1 << 9);
+  private bytes = new Uint8Array(1 << 12);
   private used = 0;
   /** The current body (bumped per body: ids of earlier bodies are stale). */
   body = 1;
@@ -81,12 +82,11 @@ class SymbolCache {
   /** The symbol text[from, to)'s id in `into`, whose hash (FNV-1a of those bytes) is `hash`. */
   idOf(text: Uint8Array, from: number, to: number, hash: number, into: RowCollector): number {
     const len = to - from;
-    const mask = SymbolCache.SLOTS - 1;
-    let s = hash & mask;
-    for (let e = this.slotEntry[s]!; e !== 0; s = (s + 1) & mask, e = this.slotEntry[s]!) {
-      if (this.slotHash[s] !== hash) continue;
+    const slots = this.slots;
+    const mask = slots.length - 1;
+    for (let s = hash & mask, e = slots[s]!; e !== 0; s = (s + 1) & mask, e = slots[s]!) {
       const k = e - 1;
-      if (this.length[k] !== len) continue;
+      if (this.hash[k] !== hash || this.length[k] !== len) continue;
       const bytes = this.bytes;
       const at = this.start[k]!;
       let same = true;
@@ -105,47 +105,73 @@ class SymbolCache {
     }
     const name = utf8.decode(text.subarray(from, to));
     const id = into.symbolIdOf(name);
-    if (this.names.length >= SymbolCache.MAX_ENTRIES || this.used + len > SymbolCache.MAX_BYTES) {
-      this.clear();
-      s = hash & mask;
-    }
+    this.add(text, from, to, hash, id, name);
+    return id;
+  }
+
+  private add(text: Uint8Array, from: number, to: number, hash: number, id: number, name: string): void {
+    const len = to - from;
+    if (this.names.length >= SymbolCache.MAX_ENTRIES || this.used + len > SymbolCache.MAX_BYTES) this.clear();
     const k = this.names.length;
+    if (k >= this.hash.length) {
+      const grow = (a: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> => {
+        const b = new Int32Array(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.hash = grow(this.hash);
+      this.start = grow(this.start);
+      this.length = grow(this.length);
+      this.id = grow(this.id);
+      this.stamp = grow(this.stamp);
+      this.slots = new Int32Array(this.slots.length * 2);
+      for (let j = 0; j < k; j++) this.place(j);
+    }
     if (this.used + len > this.bytes.length) {
-      const grown = new Uint8Array(Math.min(SymbolCache.MAX_BYTES, Math.max(this.bytes.length * 2, this.used + len)));
+      const grown = new Uint8Array(Math.max(this.bytes.length * 2, this.used + len));
       grown.set(this.bytes.subarray(0, this.used));
       this.bytes = grown;
     }
     this.bytes.set(text.subarray(from, to), this.used);
+    this.hash[k] = hash;
     this.start[k] = this.used;
     this.length[k] = len;
-    this.used += len;
-    this.names.push(name);
     this.id[k] = id;
     this.stamp[k] = this.body;
-    this.slotHash[s] = hash;
-    this.slotEntry[s] = k + 1;
-    return id;
+    this.used += len;
+    this.names.push(name);
+    this.place(k);
+  }
+
+  /** Entry k into the first free slot from its hash. */
+  private place(k: number): void {
+    const mask = this.slots.length - 1;
+    let s = this.hash[k]! & mask;
+    while (this.slots[s] !== 0) s = (s + 1) & mask;
+    this.slots[s] = k + 1;
   }
 
   private clear(): void {
-    this.slotEntry.fill(0);
+    this.slots.fill(0);
     this.names = [];
     this.used = 0;
   }
 }
 
-const tables = new WeakMap<TableSpec, (FastLineTable | null)[]>();
+const tables = new WeakMap<TableSpec, { readonly symbols: SymbolCache; readonly byPrecision: (FastLineTable | null | undefined)[] }>();
 const PRECISIONS: readonly Precision[] = ["ns", "us", "ms", "s"];
 
 /**
- * The table's fast path state (kept per spec and precision, so its symbol
- * cache serves the next body), ready for a new body; null when the table has a
- * column the fast path does not read (bool): every line goes to the general parser.
+ * The table's fast path state (kept per spec, so its symbol cache serves the
+ * next body), ready for a new body; null when the table has a column the fast
+ * path does not read (bool): every line goes to the general parser.
  */
 export function fastLineTable(spec: TableSpec, precision: Precision): FastLineTable | null {
-  let bySpec = tables.get(spec);
-  if (bySpec === undefined) tables.set(spec, (bySpec = PRECISIONS.map((p) => buildTable(spec, p))));
-  const t = bySpec[PRECISIONS.indexOf(precision)]!;
+  let kept = tables.get(spec);
+  if (kept === undefined) tables.set(spec, (kept = { symbols: new SymbolCache(), byPrecision: [] }));
+  const at = PRECISIONS.indexOf(precision);
+  let t = kept.byPrecision[at];
+  if (t === undefined) kept.byPrecision[at] = t = buildTable(spec, precision, kept.symbols);
   if (t !== null) {
     // A new body: no line of it has given a column yet, and no symbol id of an earlier body holds.
     t.seen.fill(0);
@@ -154,7 +180,7 @@ export function fastLineTable(spec: TableSpec, precision: Precision): FastLineTa
   return t;
 }
 
-function buildTable(spec: TableSpec, precision: Precision): FastLineTable | null {
+function buildTable(spec: TableSpec, precision: Precision, symbols: SymbolCache): FastLineTable | null {
   if (spec.columns.some((c) => c.type === "bool")) return null;
   return {
     prefix: ascii(`${spec.name},${spec.symbolColumn}=`),
@@ -162,7 +188,7 @@ function buildTable(spec: TableSpec, precision: Precision): FastLineTable | null
     microsPerUnit: { ns: 0, us: 1, ms: 1000, s: 1_000_000 }[precision],
     seen: new Int32Array(spec.columns.length),
     values: new Float64Array(spec.columns.length),
-    symbols: new SymbolCache(),
+    symbols,
   };
 }
 
