@@ -2,7 +2,9 @@
 // general parser: on random bodies — plain lines and lines with every odd
 // shape the fast path hands over (escapes, quotes, exponents, signs, missing
 // or repeated fields, spaces, CRs, comments, precisions) — both give the same
-// rows or the same refusal.
+// rows or the same refusal. The fast path's symbol cache outlives a body (it is
+// kept per table spec): bodies in a row, symbols whose hashes collide and more
+// symbols than it holds must still give each row its own symbol.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { parseTableSpec } from "../../protocols/tablespec.js";
@@ -50,7 +52,7 @@ const line = fc.tuple(fc.constantFrom("trades", "trades", "trades", "quotes", "t
 // The shape clients send, which the fast path must read itself (and equal the general parser on).
 const plain = fc
   .tuple(
-    // Symbols repeat (the symbol cache's hits), some are not ASCII (decoded as UTF-8, never cached).
+    // Symbols repeat (the symbol cache's hits, across bodies too), some are not ASCII (cached by their UTF-8 bytes).
     fc.constantFrom("AAPL", "MSFT", "SYM00001", "A", "ÄPPL", "株式", "é"),
     fc.oneof(fc.tuple(fc.double({ min: -1e6, max: 1e6, noNaN: true }), fc.integer({ min: 1, max: 8 })).map(([d, k]) => d.toFixed(k)), fc.integer({ min: -1e9, max: 1e9 }).map(String)),
     fc.integer({ min: -1e9, max: 1e9 }),
@@ -74,5 +76,43 @@ describe("line protocol fast path", () => {
     const out = read(text, "ns", true);
     expect(out).toEqual({ rows: [["AAPL", 1704205800123456, 187.25, 100], ["MSFT", 1704205800000000, -0.5, -3]], lines: [1, 2] });
     expect(out).toEqual(read(text, "ns", false));
+  });
+
+  it("lpfast - bodies in a row share the symbol cache, each with its own collector's ids", () => {
+    // Every run reads the bodies in order (a refused body in the middle included): each body's rows as the general parser reads them.
+    fc.assert(
+      fc.property(fc.array(fc.tuple(body, fc.constantFrom<Precision>("ns", "us", "ms", "s")), { minLength: 2, maxLength: 6 }), (bodies) => {
+        for (const [text, precision] of bodies) expect(read(text, precision, true)).toEqual(read(text, precision, false));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it("lpfast - symbols whose hashes collide stay apart", () => {
+    const fnv = (s: string): number => {
+      let h = 0x811c9dc5 | 0;
+      for (const b of Buffer.from(s, "utf8")) h = Math.imul(h ^ b, 0x01000193);
+      return h;
+    };
+    // Two names with the same FNV-1a hash (found by a birthday search over short names).
+    const pair = ["S6pfs", "Snvja"] as const;
+    const [a, b] = pair;
+    expect(fnv(a)).toBe(fnv(b));
+    const text = [a, b, a, b, b].map((s, i) => `trades,sym=${s} price=1.5,size=${i}i 1704205800000000`).join("\n");
+    for (let round = 0; round < 2; round++) {
+      const out = read(text, "us", true);
+      expect(out).toEqual(read(text, "us", false));
+      expect((out as { rows: unknown[][] }).rows.map((r) => r[0])).toEqual([a, b, a, b, b]);
+    }
+  });
+
+  it("lpfast - more symbols than the cache holds: it starts over, rows keep their symbols", () => {
+    // 40,000 distinct symbols (the cache holds 32,768), then the first ones again.
+    const names = Array.from({ length: 40_000 }, (_, i) => `X${i}`);
+    const text = [...names, ...names.slice(0, 100)].map((s, i) => `trades,sym=${s} price=2.5,size=${i}i 1704205800000001`).join("\n");
+    const out = read(text, "us", true) as { rows: unknown[][] };
+    expect(out.rows.map((r) => r[0])).toEqual([...names, ...names.slice(0, 100)]);
+    expect(out.rows.map((r) => r[3])).toEqual(Array.from({ length: 40_100 }, (_, i) => i));
+    expect(read(text.slice(0, 2000), "us", true)).toEqual(read(text.slice(0, 2000), "us", false));
   });
 });

@@ -1,6 +1,7 @@
 // The fast path of InfluxDB line protocol: one pass over the body's bytes
 // (never decoded to a string), no split strings, no regular expressions,
-// numbers read digit by digit, symbols from a cache keyed by their bytes' hash. It takes only the plain shape the usual client sends
+// numbers read digit by digit, symbols from a cache keyed by their bytes (kept
+// across bodies of a table). It takes only the plain shape the usual client sends
 // (`table,sym=X f1=1.5,f2=100i 1704205800000000000`, no escapes, no quotes,
 // one space between sections) and returns false for anything else, so the
 // general parser (lineproto.ts) reads that line and words every refusal. The
@@ -20,22 +21,27 @@ const LOWER_I = 105;
 const LOWER_U = 117;
 const CR = 13;
 
+// Bytes that end or break a symbol or a field key in the plain shape (space, comma, '=', backslash, quote, newline, CR): one table load per byte.
+const STOP = new Uint8Array(256);
+for (const c of [32, 44, 61, 92, 34, 10, 13]) STOP[c] = 1;
+
 // 10^k is exact in a double up to k = 22: a mantissa below 2^53 divided by one
 // is the correctly rounded value, so it equals Number(text) (Clinger's fast path).
 const POW10 = Array.from({ length: 23 }, (_, k) => 10 ** k);
 const MAX_MANTISSA = 2 ** 53;
 
-/** Per body: the table's names and columns, looked up once. */
+/** A table's names and columns as bytes, and its symbol cache: kept per table spec and precision, across bodies. */
 export interface FastLineTable {
-  readonly name: Uint8Array;
-  readonly symbolColumn: Uint8Array;
+  /** `<table>,<symbolColumn>=`: every plain line starts with it. */
+  readonly prefix: Uint8Array;
   readonly columns: readonly { readonly name: Uint8Array; readonly integer: boolean }[];
   /** Microseconds per unit of an integer timestamp, or 0 for nanoseconds (divided by 1000). */
   readonly microsPerUnit: number;
   /** Column j was given on the current line (index: line number stamp). */
   readonly seen: Int32Array;
-  /** Symbols seen in this body by the FNV-1a hash of their bytes (checked byte for byte on a hit), with their id in the body's collector. */
-  readonly symbols: Map<number, { readonly name: string; readonly id: number }>;
+  /** The current line's values, by column. */
+  readonly values: Float64Array;
+  readonly symbols: SymbolCache;
 }
 
 const ascii = (s: string): Uint8Array => Buffer.from(s, "utf8");
@@ -47,16 +53,142 @@ function equalAt(bytes: Uint8Array, at: number, want: Uint8Array): boolean {
   return true;
 }
 
-/** Null when the table has a column the fast path does not read (bool): every line goes to the general parser. */
+/**
+ * Symbols by their bytes, kept across bodies (a feed sends the same symbols in
+ * every body: decoding them again per body was a tenth of the parse). An open
+ * addressing table on the FNV-1a hash, grown as symbols come (so a table with
+ * few symbols holds little); a hit is checked byte for byte, so any UTF-8
+ * symbol is cached. Each entry remembers its id in the collector of the body
+ * that last used it (`stamp`): the ids of another body are looked up again by
+ * name. Bounded: full, it starts over empty.
+ */
+class SymbolCache {
+  private static readonly MAX_ENTRIES = 1 << 15;
+  private static readonly MAX_BYTES = 1 << 20;
+  /** Per slot: entry index + 1, 0 for an empty slot (at most half the slots are used). */
+  private slots = new Int32Array(1 << 10);
+  private names: string[] = [];
+  /** Per entry: its hash, where its bytes start in `bytes`, their length, its id in the body `stamp`. */
+  private hash = new Int32Array(1 << 9);
+  private start = new Int32Array(1 << 9);
+  private length = new Int32Array(1 << 9);
+  private id = new Int32Array(1 << 9);
+  private stamp = new Int32Array(1 << 9);
+  private bytes = new Uint8Array(1 << 12);
+  private used = 0;
+  /** The current body (bumped per body: ids of earlier bodies are stale). */
+  body = 1;
+
+  /** The symbol text[from, to)'s id in `into`, whose hash (FNV-1a of those bytes) is `hash`. */
+  idOf(text: Uint8Array, from: number, to: number, hash: number, into: RowCollector): number {
+    const len = to - from;
+    const slots = this.slots;
+    const mask = slots.length - 1;
+    for (let s = hash & mask, e = slots[s]!; e !== 0; s = (s + 1) & mask, e = slots[s]!) {
+      const k = e - 1;
+      if (this.hash[k] !== hash || this.length[k] !== len) continue;
+      const bytes = this.bytes;
+      const at = this.start[k]!;
+      let same = true;
+      for (let i = 0; i < len; i++) {
+        if (bytes[at + i] !== text[from + i]) {
+          same = false;
+          break;
+        }
+      }
+      if (!same) continue;
+      if (this.stamp[k] !== this.body) {
+        this.id[k] = into.symbolIdOf(this.names[k]!);
+        this.stamp[k] = this.body;
+      }
+      return this.id[k]!;
+    }
+    const name = utf8.decode(text.subarray(from, to));
+    const id = into.symbolIdOf(name);
+    this.add(text, from, to, hash, id, name);
+    return id;
+  }
+
+  private add(text: Uint8Array, from: number, to: number, hash: number, id: number, name: string): void {
+    const len = to - from;
+    if (this.names.length >= SymbolCache.MAX_ENTRIES || this.used + len > SymbolCache.MAX_BYTES) this.clear();
+    const k = this.names.length;
+    if (k >= this.hash.length) {
+      const grow = (a: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> => {
+        const b = new Int32Array(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.hash = grow(this.hash);
+      this.start = grow(this.start);
+      this.length = grow(this.length);
+      this.id = grow(this.id);
+      this.stamp = grow(this.stamp);
+      this.slots = new Int32Array(this.slots.length * 2);
+      for (let j = 0; j < k; j++) this.place(j);
+    }
+    if (this.used + len > this.bytes.length) {
+      const grown = new Uint8Array(Math.max(this.bytes.length * 2, this.used + len));
+      grown.set(this.bytes.subarray(0, this.used));
+      this.bytes = grown;
+    }
+    this.bytes.set(text.subarray(from, to), this.used);
+    this.hash[k] = hash;
+    this.start[k] = this.used;
+    this.length[k] = len;
+    this.id[k] = id;
+    this.stamp[k] = this.body;
+    this.used += len;
+    this.names.push(name);
+    this.place(k);
+  }
+
+  /** Entry k into the first free slot from its hash. */
+  private place(k: number): void {
+    const mask = this.slots.length - 1;
+    let s = this.hash[k]! & mask;
+    while (this.slots[s] !== 0) s = (s + 1) & mask;
+    this.slots[s] = k + 1;
+  }
+
+  private clear(): void {
+    this.slots.fill(0);
+    this.names = [];
+    this.used = 0;
+  }
+}
+
+const tables = new WeakMap<TableSpec, { readonly symbols: SymbolCache; readonly byPrecision: (FastLineTable | null | undefined)[] }>();
+const PRECISIONS: readonly Precision[] = ["ns", "us", "ms", "s"];
+
+/**
+ * The table's fast path state (kept per spec, so its symbol cache serves the
+ * next body), ready for a new body; null when the table has a column the fast
+ * path does not read (bool): every line goes to the general parser.
+ */
 export function fastLineTable(spec: TableSpec, precision: Precision): FastLineTable | null {
+  let kept = tables.get(spec);
+  if (kept === undefined) tables.set(spec, (kept = { symbols: new SymbolCache(), byPrecision: [] }));
+  const at = PRECISIONS.indexOf(precision);
+  let t = kept.byPrecision[at];
+  if (t === undefined) kept.byPrecision[at] = t = buildTable(spec, precision, kept.symbols);
+  if (t !== null) {
+    // A new body: no line of it has given a column yet, and no symbol id of an earlier body holds.
+    t.seen.fill(0);
+    t.symbols.body = (t.symbols.body + 1) | 0 || 1;
+  }
+  return t;
+}
+
+function buildTable(spec: TableSpec, precision: Precision, symbols: SymbolCache): FastLineTable | null {
   if (spec.columns.some((c) => c.type === "bool")) return null;
   return {
-    name: ascii(spec.name),
-    symbolColumn: ascii(spec.symbolColumn),
+    prefix: ascii(`${spec.name},${spec.symbolColumn}=`),
     columns: spec.columns.map((c) => ({ name: ascii(c.name), integer: c.type === "int64" || c.type === "int32" })),
     microsPerUnit: { ns: 0, us: 1, ms: 1000, s: 1_000_000 }[precision],
     seen: new Int32Array(spec.columns.length),
-    symbols: new Map(),
+    values: new Float64Array(spec.columns.length),
+    symbols,
   };
 }
 
@@ -71,20 +203,19 @@ const NEWLINE = 10;
  */
 export function readPlainLine(t: FastLineTable, text: Uint8Array, from: number, line: number, into: RowCollector, nowMicros: number): number {
   const len = text.length;
-  // measurement == table, then ",<symbolColumn>="
-  const name = t.name;
-  if (!equalAt(text, from, name) || text[from + name.length] !== COMMA) return -1;
-  let p = from + name.length + 1;
-  const sc = t.symbolColumn;
-  if (!equalAt(text, p, sc) || text[p + sc.length] !== EQ) return -1;
-  p += sc.length + 1;
+  // "<table>,<symbolColumn>=" in one comparison.
+  const prefix = t.prefix;
+  if (!equalAt(text, from, prefix)) return -1;
+  let p = from + prefix.length;
   const symStart = p;
-  let hash = 0x811c9dc5;
+  let hash = 0x811c9dc5 | 0;
   for (; p < len; p++) {
     const c = text[p]!;
-    if (c === SPACE) break;
-    // Escapes, quotes, a second tag, '=' in the value, the line's end: the general parser's rules.
-    if (c === COMMA || c === 92 || c === 34 || c === EQ || c === NEWLINE || c === CR) return -1;
+    if (STOP[c] !== 0) {
+      if (c === SPACE) break;
+      // Escapes, quotes, a second tag, '=' in the value, the line's end: the general parser's rules.
+      return -1;
+    }
     hash = Math.imul(hash ^ c, 0x01000193);
   }
   if (p === symStart || p >= len) return -1;
@@ -93,21 +224,25 @@ export function readPlainLine(t: FastLineTable, text: Uint8Array, from: number, 
   // Fields: key=value[,key=value]...
   const cols = t.columns;
   const seen = t.seen;
-  const values: number[] = fieldScratch;
+  const values = t.values;
   let given = 0;
   // Where the line ends (its newline or the end of the text), once the fields or the timestamp reached it.
   let end = -1;
   for (;;) {
     const keyStart = p;
-    while (p < len && text[p] !== EQ) {
+    while (p < len) {
       const k = text[p]!;
-      if (k === SPACE || k === COMMA || k === 92 || k === 34 || k === NEWLINE || k === CR) return -1;
+      if (STOP[k] !== 0) {
+        if (k === EQ) break;
+        return -1;
+      }
       p++;
     }
     if (p >= len) return -1;
     const keyLen = p - keyStart;
-    let j = -1;
-    for (let k = 0; k < cols.length; k++) {
+    // The usual client sends the columns in the table's order: try the next one first.
+    let j = given < cols.length && cols[given]!.name.length === keyLen && equalAt(text, keyStart, cols[given]!.name) ? given : -1;
+    for (let k = 0; j < 0 && k < cols.length; k++) {
       const n = cols[k]!.name;
       if (n.length === keyLen && equalAt(text, keyStart, n)) {
         j = k;
@@ -186,7 +321,7 @@ export function readPlainLine(t: FastLineTable, text: Uint8Array, from: number, 
     if (v > Number.MAX_SAFE_INTEGER) return -1;
     ts = v;
   }
-  const i = into.appendRow(line, symbolIdOf(t, text, symStart, symEnd, hash >>> 0, into), ts);
+  const i = into.appendRow(line, t.symbols.idOf(text, symStart, symEnd, hash, into), ts);
   for (let j = 0; j < cols.length; j++) into.column(j)[i] = values[j]!;
   return end;
 }
@@ -202,30 +337,4 @@ function endAt(text: Uint8Array, p: number, c: number): number {
   return -1;
 }
 
-/**
- * The symbol's id in `into`: from the body's cache when its bytes match (no
- * string decoded, no string-keyed lookup), else decoded (UTF-8), looked up and,
- * when ASCII, cached.
- */
-function symbolIdOf(t: FastLineTable, bytes: Uint8Array, from: number, to: number, hash: number, into: RowCollector): number {
-  const hit = t.symbols.get(hash);
-  if (hit !== undefined && hit.name.length === to - from) {
-    const name = hit.name;
-    let same = true;
-    for (let i = 0; i < name.length; i++) {
-      if (name.charCodeAt(i) !== bytes[from + i]) {
-        same = false;
-        break;
-      }
-    }
-    if (same) return hit.id;
-  }
-  const s = utf8.decode(bytes.subarray(from, to));
-  const id = into.symbolIdOf(s);
-  // Only ASCII symbols are cached (one byte per character: the check above is then exact); others are decoded each time.
-  if (s.length === to - from) t.symbols.set(hash, { name: s, id });
-  return id;
-}
-
 const utf8 = new TextDecoder("utf-8");
-const fieldScratch: number[] = [];

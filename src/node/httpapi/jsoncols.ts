@@ -37,6 +37,19 @@ const wellFormed = (s: string): string => (s as string & { toWellFormed(): strin
 // timestamp, ~300 ns for a price). The two fast paths below give the same text
 // for the common shapes; everything else is printed by String().
 
+// Zero-padded digit groups: PAD[k][x] is x in exactly k digits (k = 1..4). A
+// number's digits are built from them and String() of small integers (which V8
+// keeps in its number-string cache) instead of a slice or repeat per value.
+const PAD: readonly (readonly string[])[] = [[], ...[1, 2, 3, 4].map((k) => Array.from({ length: 10 ** k }, (_, x) => String(x).padStart(k, "0")))];
+const PAD4 = PAD[4]!;
+
+/** x (0 <= x < 10^k, an integer) in exactly k digits, zero-padded (k = 1..8). */
+function padded(x: number, k: number): string {
+  if (k <= 4) return PAD[k]![x]!;
+  const hi = Math.floor(x / 1e4);
+  return PAD[k - 4]![hi]! + PAD4[x - hi * 1e4]!;
+}
+
 /** String(v) for a safe integer: a timestamp in µs printed as two halves that are small integers. */
 export function integerText(v: number): string {
   if (v >= -0x3fffffff && v <= 0x3fffffff) return String(v);
@@ -51,7 +64,7 @@ export function integerText(v: number): string {
     hi++;
     lo -= 1e8;
   }
-  const text = String(hi) + String(lo + 1e8).slice(1);
+  const text = String(hi) + padded(lo, 8);
   return v < 0 ? `-${text}` : text;
 }
 
@@ -74,9 +87,9 @@ export function numberText(v: number): string {
       const m = Math.round(a * p);
       if (m / p !== a) continue;
       if (m % 10 === 0) break;
-      let digits = integerText(m);
-      if (digits.length <= k) digits = "0".repeat(k + 1 - digits.length) + digits;
-      const text = `${digits.slice(0, digits.length - k)}.${digits.slice(digits.length - k)}`;
+      // m's digits with the point k from the right (at least one digit before it): the whole part, then k digits (m < 2^50: exact).
+      const whole = Math.floor(m / p);
+      const text = `${integerText(whole)}.${padded(m - whole * p, k)}`;
       return v < 0 ? `-${text}` : text;
     }
   }
@@ -87,17 +100,33 @@ const num = numberText;
 
 type Cell = (i: number) => string;
 
+// A symbol's JSON text, kept across answers: a last-by names the same ~1,000
+// symbols in every answer, and JSON.stringify of each was a tenth of the render.
+// Bounded: full, it starts over.
+const SYMBOL_JSON_MAX = 100_000;
+let symbolTexts = new Map<string, string>();
+
+function symbolJson(name: string): string {
+  let text = symbolTexts.get(name);
+  if (text === undefined) {
+    if (symbolTexts.size >= SYMBOL_JSON_MAX) symbolTexts = new Map();
+    // The Arrow path writes symbols as UTF-8 and reads them back: a lone surrogate comes back as U+FFFD.
+    text = JSON.stringify(wellFormed(name));
+    symbolTexts.set(name, text);
+  }
+  return text;
+}
+
 function cellOf(c: OutColumn, symbols: readonly string[], iso: boolean): Cell {
   const data = c.data;
   const valid = c.valid;
   let cell: Cell;
   switch (c.field.kind) {
     case "sym": {
-      // The Arrow path writes symbols as UTF-8 and reads them back: a lone surrogate comes back as U+FFFD.
       const text = new Array<string | undefined>(symbols.length);
       cell = (i) => {
         const k = data[i]!;
-        return (text[k] ??= JSON.stringify(wellFormed(symbols[k]!)));
+        return (text[k] ??= symbolJson(symbols[k]!));
       };
       break;
     }
