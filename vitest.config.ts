@@ -24,6 +24,8 @@ export default defineConfig({
           hookTimeout: 120_000,
           fileParallelism: false,
           setupFiles: ["test/helpers/teardown.ts"],
+          // Node processes the tests spawn run from one bundle built here (test/helpers/nodebundle.ts).
+          globalSetup: ["test/helpers/nodebundlesetup.ts"],
           // The servers the tests start reserve every stream's max_bytes (a WAL: 2 GiB) against a
           // store sized from the free disk by default: on a nearly full disk, streams were refused.
           env: { PX_NATS_MAX_FILE_STORE: "1T" },

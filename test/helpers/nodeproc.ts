@@ -4,6 +4,7 @@
 // those faults (production code has none).
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { MALLOC_TUNABLES } from "../../src/config/defaults.js";
 
@@ -28,10 +29,16 @@ export interface SpawnOptions {
   readonly preload?: readonly string[];
 }
 
+/** The node's entry point: the suite's bundle when globalSetup built one (nodebundle.ts), else the source through tsx. */
+function nodeEntry(faults: boolean): string[] {
+  const bundle = process.env.PX_TEST_NODE_BUNDLE;
+  if (bundle !== undefined && bundle !== "") return [join(bundle, faults ? "faultnode.mjs" : "main.mjs")];
+  return ["--import", "tsx", faults ? "test/helpers/faultnode.ts" : "src/main.ts"];
+}
+
 export async function spawnNodeProcess(natsUrl: string, env: Record<string, string> = {}, args: string[] = [], o: SpawnOptions = {}): Promise<NodeProcess> {
-  const entry = env.PX_FAILPOINTS === undefined ? "src/main.ts" : "test/helpers/faultnode.ts";
   const host = o.netns?.address ?? "127.0.0.1";
-  const argv = [process.execPath, "--import", "tsx", entry, "node", "--nats", natsUrl, "--http-port", "0", "--grpc-port", "0", ...args];
+  const argv = [process.execPath, ...nodeEntry(env.PX_FAILPOINTS !== undefined), "node", "--nats", natsUrl, "--http-port", "0", "--grpc-port", "0", ...args];
   // `ip netns exec` execs the node in place: the child's PID is the node's (SIGSTOP/SIGKILL reach it).
   const [cmd, ...rest] = o.netns ? ["ip", "netns", "exec", o.netns.name, ...argv] : argv;
   const child = spawn(cmd!, rest, {

@@ -11,10 +11,11 @@ import { Worker } from "node:worker_threads";
 import { encodeHeartbeatInfo } from "../../control/index.js";
 import type { HeartbeatInfo } from "../../control/index.js";
 import { KV_NODES } from "../../../protocols/subjects.js";
+import { workerEntry } from "../workerentry.js";
 import { COVER_LAST_PUT, COVER_MAIN_PUT, COVER_MAIN_TICK, COVER_SLOTS } from "./heartbeatslots.js";
 import type { CoverConfig, CoverMessage } from "./heartbeatslots.js";
 
-const WORKER_URL = new URL("./heartbeatworker.ts", import.meta.url);
+const WORKER = workerEntry("heartbeatworker", import.meta.url);
 const MAIN_TICK_MS = 100;
 
 export interface HeartbeatCoverOptions {
@@ -44,8 +45,7 @@ export function startHeartbeatCover(o: HeartbeatCoverOptions): HeartbeatCover {
   const ticker = setInterval(tick, MAIN_TICK_MS);
   ticker.unref();
   const config: CoverConfig = { servers: o.servers, name: `proxist ${o.nodeId}`, credsPath: o.credsPath, caPath: o.caPath, subject: `$KV.${KV_NODES}.${o.nodeId}`, periodMs: o.periodMs, graceMs: o.graceMs, shared };
-  // The main thread runs under tsx (src/main.ts) or vitest: the worker loads TypeScript through tsx either way.
-  const worker = new Worker(WORKER_URL, { workerData: config, execArgv: ["--import", "tsx"] });
+  const worker = new Worker(WORKER.url, { workerData: config, execArgv: WORKER.execArgv });
   worker.unref();
   let stopped = false;
   worker.on("message", (m: CoverMessage) => {

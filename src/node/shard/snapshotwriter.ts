@@ -13,9 +13,10 @@ import type { HotTable, HotTableColumns, SeriesColumns } from "../../hotset/inde
 import type { SnapshotStore, WrittenSnapshot } from "../../snapshot/store.js";
 import type { SnapshotJob, SnapshotWorkerMessage } from "./snapshotworker.js";
 import { TaggedError } from "../../../protocols/tagged.js";
+import { workerEntry } from "../workerentry.js";
 
 const SLICE_MS = 5;
-const WORKER_URL = new URL("./snapshotworker.ts", import.meta.url);
+const WORKER = workerEntry("snapshotworker", import.meta.url);
 
 export const snapshotWorkerEnabled = (env: Record<string, string | undefined> = process.env): boolean => env.PX_SNAPSHOT_WORKER !== "off";
 
@@ -69,8 +70,7 @@ class SnapshotThread {
 
   private get(): Worker {
     if (this.worker === undefined) {
-      // The main thread runs under tsx (src/main.ts) or vitest: the worker loads TypeScript through tsx either way.
-      const w = new Worker(WORKER_URL, { execArgv: ["--import", "tsx"] });
+      const w = new Worker(WORKER.url, { execArgv: WORKER.execArgv });
       // Never keeps the process alive on its own.
       w.unref();
       w.on("exit", () => {
