@@ -36,6 +36,12 @@ export function tenantFunctions(catalog: Catalog, tenant: string): readonly Func
   return (tables === undefined ? undefined : functionsOfTables.get(tables)) ?? [];
 }
 
+/** The kind of each of the tenant's user-defined functions by name (what SQL needs to tell a UDF call from an unknown name). */
+export function functionKinds(catalog: Catalog, tenant: string): (name: string) => FunctionSpec["kind"] | undefined {
+  const kinds = new Map(tenantFunctions(catalog, tenant).map((f) => [f.name, f.kind]));
+  return (name) => kinds.get(name);
+}
+
 export function catalogOfCluster(spec: ClusterSpec): Catalog {
   return catalogOf(spec.tenants);
 }

@@ -22,6 +22,9 @@ export interface SqlTable {
 }
 export type SqlTables = (table: string) => SqlTable | undefined;
 
+/** The tenant's user-defined functions by name (pxctl apply): their kind, or undefined for no such function. */
+export type SqlFunctions = (name: string) => "scalar" | "aggregate" | undefined;
+
 export interface CompiledSql {
   /** EXPLAIN <statement>: show the plan instead of running it. */
   readonly explain: boolean;
@@ -45,6 +48,9 @@ interface Agg {
   readonly weight?: string;
   readonly alpha?: number;
   readonly as?: string;
+  /** fn "udf": the function and its argument columns. */
+  readonly name?: string;
+  readonly args?: readonly string[];
 }
 
 type Item =
@@ -52,6 +58,8 @@ type Item =
   | { readonly kind: "col"; readonly side: "left" | "right"; readonly name: string }
   | { readonly kind: "agg"; readonly agg: Agg; readonly side: "left" | "right" }
   | { readonly kind: "over"; readonly agg: Agg; readonly spec: OverSpec }
+  /** A scalar user-defined function: a derived column of a range scan. */
+  | { readonly kind: "derived"; readonly agg: Agg }
   | { readonly kind: "bucket"; readonly bucket: string | number; readonly alias: string | undefined };
 
 const AGG_NAMES: Record<string, string> = {
@@ -69,6 +77,7 @@ class Compiler {
     private readonly ext: Extracted,
     private readonly tables: SqlTables,
     private readonly nowMicros: number,
+    private readonly functions: SqlFunctions,
   ) {
     const from: Node[] = ast.from ?? [];
     if (from.length === 0) throw refuse("SELECT without FROM", "name a table: SELECT * FROM trades");
@@ -131,7 +140,8 @@ class Compiler {
   private aggOf(n: Node, as: string | undefined): { agg: Agg; side: "left" | "right" } {
     const call = callOf(n)!;
     const fn = AGG_NAMES[call.name];
-    if (fn === undefined) throw refuse(`the function ${call.name}()`, AGG_FIX);
+    if (fn === undefined && this.functions(call.name) === "aggregate") return this.udfOf(call, as);
+    if (fn === undefined) throw refuse(`the function ${call.name}()`, `${AGG_FIX}, or a user-defined function of the tenant (pxctl apply)`);
     if (call.distinct) throw refuse(`${call.name}(DISTINCT ...)`, AGG_FIX);
     const cols = call.args.map((a) => (a?.type === "star" ? { qual: undefined, name: "*" } : colRef(a)));
     const value = cols[0];
@@ -160,6 +170,20 @@ class Compiler {
     return { agg, side };
   }
 
+  /** A user-defined function's call: every argument a column of one table. */
+  private udfOf(call: { name: string; args: Node[]; distinct: boolean }, as: string | undefined): { agg: Agg; side: "left" | "right" } {
+    const fix = `call it with columns, e.g. ${call.name}(price, size)`;
+    if (call.distinct) throw refuse(`${call.name}(DISTINCT ...)`, fix);
+    const refs = call.args.map((a) => colRef(a));
+    if (refs.length === 0) throw malformed(`${call.name}() needs columns`, fix);
+    const bad = refs.findIndex((r) => r === undefined || r.name === "*");
+    if (bad >= 0) throw malformed(`${call.name}(): argument ${bad + 1} (${show(call.args[bad])}) must be a column`, `${fix}; compute other values in the function`);
+    const sides = new Set(refs.map((r) => this.whose(r!)));
+    if (sides.size > 1) throw malformed(`${call.name}() takes columns of both tables`, "give a user-defined function the columns of one table");
+    const agg: Agg = { fn: "udf", name: call.name, args: refs.map((r) => r!.name), ...(as === undefined ? {} : { as }) };
+    return { agg, side: [...sides][0]! };
+  }
+
   private items(): Item[] {
     const cols: Node[] = this.ast.columns === "*" ? [{ expr: { type: "column_ref", table: null, column: "*" }, as: null }] : this.ast.columns;
     return cols.map((c): Item => {
@@ -178,6 +202,7 @@ class Compiler {
         return { kind: "over", agg: this.aggOf(call.args[0], as).agg, spec };
       }
       if (call?.name === "time_bucket") return { kind: "bucket", bucket: this.bucketOf(e), alias: as };
+      if (call !== undefined && AGG_NAMES[call.name] === undefined && this.functions(call.name) === "scalar") return { kind: "derived", agg: this.udfOf(call, as).agg };
       if (call !== undefined) return { kind: "agg", ...this.aggOf(e, as) };
       throw refuse(`the expression ${show(e)} in the select list`, "select columns, aggregates (sum(size) AS volume) or time_bucket('1m', ts); compute derived values in the client");
     });
@@ -257,6 +282,11 @@ class Compiler {
     const groupBy: Node[] = this.ast.groupby?.columns ?? (Array.isArray(this.ast.groupby) ? this.ast.groupby : []);
     const forms = [ext.latest && "LATEST ON", ext.join && `${ext.join.kind.toUpperCase()} JOIN`, ext.sample && "SAMPLE BY", groupBy.length > 0 && "GROUP BY", has("over") && "OVER"].filter(Boolean);
     if (forms.length > 1) throw refuse(`${forms.join(" with ")} in one query`, "each query uses one of LATEST ON, ASOF JOIN, WINDOW JOIN, OVER, SAMPLE BY or GROUP BY; run them as separate queries");
+    const derived = items.find((i) => i.kind === "derived");
+    const aggregated = has("agg") || has("bucket");
+    if (derived !== undefined && (forms.length > 0 || aggregated)) {
+      throw refuse(`the scalar function ${derived.agg.name}() with ${forms[0] ?? "aggregates"}`, "scalar user-defined functions add columns to plain SELECTs (range scans); aggregate with a user-defined aggregate instead");
+    }
     if (ext.latest) return this.latest(items);
     if (ext.join?.kind === "asof") return this.asof(items, ext.join.tolerance);
     if (ext.join?.kind === "window") return this.windowJoin(items, ext.join.before!, ext.join.after!);
@@ -274,10 +304,13 @@ class Compiler {
   }
 
   private range(items: Item[]): Json {
-    this.plainOnly(items, "SELECT");
-    const columns = this.valueColumns(items, "left");
+    const derived = items.flatMap((i) => (i.kind === "derived" ? [i.agg] : []));
+    const plain = items.filter((i) => i.kind !== "derived");
+    this.plainOnly(plain, "SELECT");
+    // Only derived columns selected: no value column besides what they need is asked for.
+    const columns = this.valueColumns(plain, "left");
     const limit = this.limit();
-    return { op: "range", ...this.common(), ...(columns === undefined ? {} : { columns }), ...this.sortOf(true, "time"), ...(limit === undefined ? {} : { limit }) };
+    return { op: "range", ...this.common(), ...(columns === undefined ? {} : { columns }), ...(derived.length === 0 ? {} : { derived }), ...this.sortOf(true, "time"), ...(limit === undefined ? {} : { limit }) };
   }
 
   private latest(items: Item[]): Json {
@@ -457,10 +490,10 @@ function parsedOf(sql: string): { ext: Extracted; ast: Node } {
  * INVALID_ARGUMENT naming what is not supported. `nowMicros` is what now()
  * means (default: the wall clock; tests pass their own).
  */
-export function compileSql(sql: string, tables: SqlTables = () => undefined, nowMicros: number = Date.now() * 1000): CompiledSql {
+export function compileSql(sql: string, tables: SqlTables = () => undefined, nowMicros: number = Date.now() * 1000, functions: SqlFunctions = () => undefined): CompiledSql {
   if (sql.trim() === "") throw malformed("the statement is empty", "send a SELECT, e.g. SELECT * FROM trades LATEST ON ts PARTITION BY sym");
   const { ext, ast } = parsedOf(sql);
-  const query = new Compiler(ast, ext, tables, nowMicros).compile();
+  const query = new Compiler(ast, ext, tables, nowMicros, functions).compile();
   // The model's own validation: its messages name the field and the fix, and nothing invalid leaves here.
   parseQuery(query);
   return { explain: ext.explain, query };

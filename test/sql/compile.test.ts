@@ -191,3 +191,25 @@ describe("sql - refused forms name the construct and the alternative", () => {
     expect(() => q("SELECT * FROM trades WHERE ts < 9 LATEST BY sym AT 5")).toThrow(/either "at" or t0\/t1|at/);
   });
 });
+
+describe("sql - user-defined functions (the tenant's, by kind)", () => {
+  const fns = (name: string) => ({ myvwap: "aggregate", notional: "scalar" }) [name] as "aggregate" | "scalar" | undefined;
+  const u = (sql: string) => compileSql(sql, (t) => specs.get(t.split(".").pop()!), T, fns).query;
+  it("udf - an aggregate in GROUP BY, SAMPLE BY and OVER; a scalar as a derived column of a range scan", () => {
+    expect(u("SELECT sym, myvwap(price, size) AS mine FROM trades GROUP BY sym")).toEqual({ op: "groupBy", table: "trades", by: ["symbol"], aggregates: [{ fn: "udf", name: "myvwap", args: ["price", "size"], as: "mine" }] });
+    expect(u("SELECT sym, ts, myvwap(price, size) FROM trades WHERE ts >= 0 AND ts < 60000000 SAMPLE BY 1m")).toMatchObject({ op: "groupBy", by: ["symbol", "bucket"], bucket: "1m", aggregates: [{ fn: "udf", name: "myvwap", args: ["price", "size"] }] });
+    expect(u("SELECT sym, ts, myvwap(price, size) OVER (PARTITION BY sym ORDER BY ts RANGE INTERVAL '5m' PRECEDING) FROM trades")).toMatchObject({ op: "rolling", window: "5m", aggregates: [{ fn: "udf", name: "myvwap", args: ["price", "size"] }] });
+    expect(u("SELECT ts, sym, price, notional(price, size) AS n FROM trades WHERE sym = 'A' LIMIT 5")).toEqual({ op: "range", table: "trades", symbols: ["A"], columns: ["price"], derived: [{ fn: "udf", name: "notional", args: ["price", "size"], as: "n" }], limit: 5 });
+    expect(u("SELECT *, notional(price, size) FROM trades")).toEqual({ op: "range", table: "trades", derived: [{ fn: "udf", name: "notional", args: ["price", "size"] }] });
+  });
+
+  it("udf - refused: a scalar with an aggregating form, a non-column argument, an unknown name (the alternative named)", () => {
+    expect(() => u("SELECT sym, notional(price, size) FROM trades GROUP BY sym")).toThrow(/SQL: the scalar function notional\(\) with GROUP BY is not supported; scalar user-defined functions add columns to plain SELECTs/);
+    expect(() => u("SELECT notional(price, size), count(*) FROM trades")).toThrow(/the scalar function notional\(\) with aggregates is not supported/);
+    expect(() => u("SELECT * FROM trades LATEST ON ts PARTITION BY sym")).not.toThrow();
+    expect(() => u("SELECT sym, myvwap(price, 2) FROM trades GROUP BY sym")).toThrow(/myvwap\(\): argument 2 \(2\) must be a column/);
+    expect(() => u("SELECT sym, nope(price) FROM trades GROUP BY sym")).toThrow(/SQL: the function nope\(\) is not supported; .*or a user-defined function of the tenant \(pxctl apply\)/);
+    // Without the tenant's functions (another tenant), the same name is unknown.
+    expect(() => q("SELECT sym, myvwap(price, size) FROM trades GROUP BY sym")).toThrow(/the function myvwap\(\) is not supported/);
+  });
+});

@@ -157,6 +157,26 @@ describe("user-defined functions on a node", () => {
     for (const [, , price, size, notional] of r.rows as number[][]) expect(notional).toBe(price! * size!);
   });
 
+  it("udf - SQL calls them over the HTTP API: an aggregate in GROUP BY and a scalar in a plain SELECT, equal to the built-ins", async () => {
+    await waitFunctions(["myvwap", "notional"]);
+    const sqlQuery = async (sql: string) => {
+      const r = await post("/v1/query", sql, tok.reader!);
+      return { status: r.status, ...((await r.json()) as { rows: unknown[][]; columns?: string[]; error?: string }) };
+    };
+    const g = await sqlQuery("SELECT sym, vwap(price, size) AS vw, myvwap(price, size) AS mine FROM trades GROUP BY sym");
+    expect(g.status, g.error).toBe(200);
+    expect(g.rows.length).toBe(3);
+    for (const [, vw, mine] of g.rows as [string, number, number][]) expect(Math.abs(mine - vw)).toBeLessThan(1e-9 * vw);
+    const r = await sqlQuery("SELECT ts, sym, price, size, notional(price, size) AS n FROM trades WHERE sym = 'IBM' LIMIT 4");
+    expect(r.status, r.error).toBe(200);
+    expect(r.rows.length).toBe(4);
+    for (const [, , price, size, n] of r.rows as number[][]) expect(n).toBe(price! * size!);
+    // A scalar with an aggregating form is refused by name, with the alternative.
+    const bad = await sqlQuery("SELECT sym, notional(price, size) FROM trades GROUP BY sym");
+    expect(bad.status).toBe(400);
+    expect(bad.error).toMatch(/the scalar function notional\(\) with GROUP BY is not supported/);
+  });
+
   it("udf - a function that does not parse is refused at apply by name, and the node keeps the applied ones", async () => {
     const bad = await pxctlApply(specWith([MYVWAP, NOTIONAL, { name: "broken", kind: "scalar", source: "function broken(x) { return x +; }" }]));
     expect(bad.code).not.toBe(0);

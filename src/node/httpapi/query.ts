@@ -7,6 +7,7 @@ import type { RecordBatch, Schema } from "apache-arrow";
 import { ApiError, checkQueryScope, presentingEngine } from "../../api/index.js";
 import type { Scope } from "../../api/index.js";
 import type { QueryEngine } from "../../api/index.js";
+import { functionKinds } from "../../catalog.js";
 import type { Catalog } from "../../catalog.js";
 import { compileSql, looksLikeSql } from "../../sql/index.js";
 import type { LocalShardHost } from "../shard/host.js";
@@ -59,8 +60,9 @@ function queryOf(text: string, scope: Scope, catalog: Catalog): { query: Record<
 
 function queryText(text: string, tenant: string, catalog: Catalog): { query: Record<string, unknown>; explain: boolean } {
   const tables = (name: string) => catalog.get(tenant)?.get(name.split(".").pop()!);
+  const functions = functionKinds(catalog, tenant);
   if (text.trim() === "") throw new ApiError("INVALID_ARGUMENT", "the body is empty; send SQL (SELECT * FROM trades LATEST ON ts PARTITION BY sym) or a JSON query");
-  if (looksLikeSql(text)) return compileSql(text, tables);
+  if (looksLikeSql(text)) return compileSql(text, tables, undefined, functions);
   let obj: unknown;
   try {
     obj = JSON.parse(text);
@@ -68,7 +70,7 @@ function queryText(text: string, tenant: string, catalog: Catalog): { query: Rec
     throw new ApiError("INVALID_ARGUMENT", `the body starts with "{" but is not valid JSON (${(e as Error).message}); send a JSON query object or SQL text`);
   }
   const o = obj as Record<string, unknown>;
-  if (typeof o.sql === "string" && Object.keys(o).length === 1) return compileSql(o.sql, tables);
+  if (typeof o.sql === "string" && Object.keys(o).length === 1) return compileSql(o.sql, tables, undefined, functions);
   return { query: o, explain: false };
 }
 

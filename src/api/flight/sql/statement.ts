@@ -4,6 +4,7 @@
 // any node and closing it frees nothing (there is no server state to leak);
 // the statement is compiled again against the current catalog at each run.
 import type { Principal } from "../../../auth/index.js";
+import { functionKinds } from "../../../catalog.js";
 import type { Catalog } from "../../../catalog.js";
 import { compileSql } from "../../../sql/index.js";
 import { ApiError } from "../../errors.js";
@@ -36,7 +37,7 @@ export function statementQuery(catalog: Catalog, p: Principal, sql: string): Rec
     );
   }
   const tables = (name: string) => catalog.get(p.tenant)?.get(name.split(".").pop()!);
-  const compiled = compileSql(sql, tables);
+  const compiled = compileSql(sql, tables, undefined, functionKinds(catalog, p.tenant));
   if (compiled.explain) {
     throw new ApiError("INVALID_ARGUMENT", "SQL: EXPLAIN is not answered over Flight SQL; send it to POST /v1/query or `pxctl query`, which show the plan");
   }
