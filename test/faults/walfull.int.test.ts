@@ -2,9 +2,9 @@
 // nats-server: the WAL refuses appends by name while the fault holds, keeps
 // every record, and takes appends again after release() with its first
 // sequence (the anchor) unmoved. Negative control: a limit below what the WAL
-// holds drops its oldest records, and fill() says so instead of going on.
+// holds drops its oldest records (discard old), and fill() says so instead of going on.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { DiscardPolicy, jetstreamManager } from "@nats-io/jetstream";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import { natsFixture } from "../helpers/cluster.js";
 import type { NatsFixture } from "../helpers/cluster.js";
@@ -55,6 +55,10 @@ describe("faults - nats-disk-full as a full WAL store", () => {
   it("walfull - negative control: a limit below what the WAL holds drops its oldest records (the anchor first) and fill() throws WalLimitDroppedError", async () => {
     const tenant = "wfneg";
     await ensureWalStream(jsm, tenant);
+    // nats-server 2.10 no longer drops records of a discard-new stream when its limit is lowered below them
+    // (nats-server #4775; 2.9.10 did): the control switches this WAL to discard old, so the lowered limit drops.
+    const cfg = (await jsm.streams.info(walStream(tenant))).config;
+    await jsm.streams.update(walStream(tenant), { ...cfg, discard: DiscardPolicy.Old });
     for (let i = 0; i < 200; i++) expect(await appendOne(tenant, i)).toBeUndefined();
     const held = (await jsm.streams.info(walStream(tenant))).state.bytes;
     await expect(WalFull.fill(jsm, tenant, -Math.floor(held / 2))).rejects.toBeInstanceOf(WalLimitDroppedError);

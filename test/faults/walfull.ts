@@ -2,8 +2,9 @@
 // WAL's JetStream store is full and JetStream refuses every append by name
 // (max_bytes reached, discard new) while everything it holds stays. The WAL
 // stream's max_bytes is lowered to what it holds plus a margin far larger than
-// the appends of the moment (a limit below the data would drop the oldest
-// records, the anchor first), then the margin is filled with filler records
+// the appends of the moment (on nats-server 2.9 a limit below the data drops
+// the oldest records, the anchor first; 2.10 keeps them on a discard-new
+// stream, nats-server #4775), then the margin is filled with filler records
 // on the anchor subject (no WAL reader reads it). heal() deletes each filler
 // by its sequence (interior deletes: the first sequence stays) and puts the
 // limit back. Why not a really full disk (diskfull.ts,

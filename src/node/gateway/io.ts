@@ -13,6 +13,7 @@ import type { Producer, WalAppendPlan } from "../../ingest/prepare.js";
 import { HDR_BATCH_DIGEST, HDR_BATCH_RECORDS, HDR_MSG_ID, HDR_PRODUCER_ID, HDR_PRODUCER_SEQ, INGEST_WILDCARD, ingestErrorSubject, parseIngestSubject } from "../../../protocols/subjects.js";
 import { parseProducer } from "../../ingest/headers.js";
 import { replyMux } from "../../ingest/replymux.js";
+import { TaggedError } from "../../../protocols/tagged.js";
 import { PairReusedError, pairMsgId, pairReused, recordsDigest } from "./pairs.js";
 import type { DigestAt } from "./pairs.js";
 import type { Meter } from "../meter.js";
@@ -155,7 +156,7 @@ interface PairMark {
  * one shared inbox subscription: what `js.publish` does, without its per-call
  * request machinery. Falls back to `js.publish` for a client without a connection.
  */
-function walAppender(js: JetStreamClient, timeoutMs: number): (plan: WalAppendPlan, pair?: PairMark, traceparent?: string) => Promise<Stored> {
+export function walAppender(js: JetStreamClient, timeoutMs: number): (plan: WalAppendPlan, pair?: PairMark, traceparent?: string) => Promise<Stored> {
   const headersOf = (plan: WalAppendPlan, pair: PairMark | undefined, traceparent?: string): MsgHdrs | undefined => {
     const msgId = pair?.msgId ?? plan.msgId;
     if (msgId === undefined && traceparent === undefined) return undefined;
@@ -174,6 +175,7 @@ function walAppender(js: JetStreamClient, timeoutMs: number): (plan: WalAppendPl
     return async (plan, pair, traceparent) => {
       const h = headersOf(plan, pair, traceparent);
       const ack = await js.publish(plan.subject, plan.record, { timeout: timeoutMs, ...(h === undefined ? {} : { headers: h }) });
+      notStoredCheck(plan.subject, ack.seq, ack.duplicate);
       return { bucket: plan.bucket, lsn: ack.seq, rows: plan.rows, duplicate: ack.duplicate, stream: ack.stream };
     };
   }
@@ -187,8 +189,28 @@ function walAppender(js: JetStreamClient, timeoutMs: number): (plan: WalAppendPl
     }
     if (ack.error) throw new Error(`JetStream refused the append to ${plan.subject}: ${ack.error.description ?? "error"} (code ${ack.error.err_code ?? ack.error.code ?? "?"})`);
     if (!ack.stream || typeof ack.seq !== "number") throw new Error(`JetStream answered the append to ${plan.subject} with an invalid PubAck`);
+    notStoredCheck(plan.subject, ack.seq, ack.duplicate === true);
     return { bucket: plan.bucket, lsn: ack.seq, rows: plan.rows, duplicate: ack.duplicate === true, stream: ack.stream };
   };
+}
+
+/** A PubAck that names no stored message: the record is not in the WAL, and the batch must not be acknowledged. */
+export class WalNotStoredError extends TaggedError("WalNotStoredError") {}
+
+/**
+ * Stream sequences start at 1: a PubAck with sequence 0 stores nothing. nats-server 2.10 (clustered streams)
+ * stages a record's Nats-Msg-Id before the store and keeps it when the store is refused (e.g. max_bytes with
+ * discard new), then answers every append of that id within the duplicate window `{"seq":0,"duplicate":true}`
+ * (seen with 2.10.27; 2.9.10 refuses again). Taking that 0 as the record's LSN acknowledged rows that were never
+ * stored (the fault suite, seed 19: a batch acknowledged at LSNs 369,0,0,0,0,0 after the WAL had been full).
+ */
+export function notStoredCheck(subject: string, seq: number, duplicate: boolean | undefined): void {
+  if (seq >= 1) return;
+  throw new WalNotStoredError(
+    duplicate === true
+      ? `JetStream answered the append to ${subject} as a duplicate of a message it never stored (sequence 0: this record's Nats-Msg-Id is still held from an append it refused, e.g. while the WAL was full); not stored: retry after JetStream's duplicate window (2 minutes)`
+      : `JetStream answered the append to ${subject} with sequence ${seq}; not stored: retry`,
+  );
 }
 
 /** Test seam: runs after JetStream stored every record of a batch, before the gateway hears of it. */
