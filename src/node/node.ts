@@ -228,7 +228,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   // Compaction holds what the feeds running here have not folded yet and what open subscriptions here have not received,
   // what those of the other nodes need (px_holds), besides the holds given.
   const subscriptions = new SubscriptionHolds();
-  const localHolds = (tenant: string, table: string): number[] => [...(feeds.holds(tenant, table) ?? []), ...subscriptions.holds(tenant, table)];
+  const localHolds = (tenant: string, table: string): number[] => [...feeds.holds(tenant, table), ...subscriptions.holds(tenant, table)];
   const clusterHolds = await retryOnTimeout("opening the compaction holds bucket", () => startClusterHolds({ nc, nodeId, replicas, catalog: catalog.current, local: localHolds, log }), startLog);
   const holds = async (shard: ShardAddress): Promise<readonly number[]> => [...((await o.compaction?.holds?.(shard)) ?? []), ...localHolds(shard.tenant, shard.table), ...clusterHolds.holds(shard)];
   const compaction =
