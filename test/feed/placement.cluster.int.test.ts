@@ -6,9 +6,8 @@
 // message lost, none twice.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { tableFromIPC } from "apache-arrow";
 import { waitFor } from "xstate";
-import { HDR_FEED_OFFSET, feedStream, feedSubject, walStream } from "../../protocols/subjects.js";
+import { feedStream, feedSubject, walStream } from "../../protocols/subjects.js";
 import { parseClusterSpec } from "../../protocols/tablespec.js";
 import type { IngestAck } from "../../protocols/ingest.js";
 import { runPxctl } from "../../src/cli/commands.js";
@@ -19,6 +18,7 @@ import { startFeed } from "../../src/node/feed/runtime.js";
 import { testNatsAuth } from "../helpers/cluster.js";
 import { proxistCluster, waitSpread } from "../helpers/nodecluster.js";
 import type { ProxistCluster } from "../helpers/nodecluster.js";
+import { feedMessages } from "../helpers/feedstream.js";
 import { keepRunning } from "../helpers/pump.js";
 
 const QUERY = { op: "rolling", table: "trades", window: "50ms", aggregates: [{ fn: "vwap", column: "price", weight: "size" }] };
@@ -44,19 +44,7 @@ afterAll(async () => {
   await c?.close();
 });
 
-/** The feed's messages in stream order: offset and rows. */
-async function messages(name: string): Promise<{ offset: string; rows: string }[]> {
-  const jsm = await jetstreamManager(c.nc);
-  const info = await jsm.streams.info(feedStream("fp")).catch(() => undefined);
-  const out: { offset: string; rows: string }[] = [];
-  if (info === undefined) return out;
-  for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
-    const m = await jsm.streams.getMessage(feedStream("fp"), { seq }).catch(() => null);
-    if (m === null || m.subject !== feedSubject("fp", name)) continue;
-    out.push({ offset: m.header.get(HDR_FEED_OFFSET), rows: JSON.stringify(tableFromIPC(m.data).toArray().map((r) => JSON.stringify(r, (_, v: unknown) => (typeof v === "bigint" ? Number(v) : v)))) });
-  }
-  return out;
-}
+const messages = (name: string) => feedMessages(c.nc, "fp", name);
 
 /** How many messages the feed's subject holds (one stream info request, for polling). */
 async function count(name: string): Promise<number> {

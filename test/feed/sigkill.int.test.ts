@@ -4,9 +4,8 @@
 // message lost, none twice.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { tableFromIPC } from "apache-arrow";
 import { waitFor } from "xstate";
-import { HDR_FEED_OFFSET, feedStream, feedSubject, walStream } from "../../protocols/subjects.js";
+import { walStream } from "../../protocols/subjects.js";
 import { parseClusterSpec } from "../../protocols/tablespec.js";
 import type { IngestAck } from "../../protocols/ingest.js";
 import { TickPublisher } from "../../src/client/publisher.js";
@@ -17,6 +16,7 @@ import { applyAndWait, natsFixture } from "../helpers/cluster.js";
 import type { NatsFixture } from "../helpers/cluster.js";
 import { spawnNodeProcess } from "../helpers/nodeproc.js";
 import type { NodeProcess } from "../helpers/nodeproc.js";
+import { feedMessages } from "../helpers/feedstream.js";
 import { publishUntilStopped } from "../helpers/pump.js";
 
 const QUERY = { op: "rolling", table: "trades", window: "50ms", aggregates: [{ fn: "vwap", column: "price", weight: "size" }] };
@@ -42,19 +42,7 @@ afterAll(async () => {
   await f?.close();
 });
 
-/** The feed's messages in stream order: offset and rows. */
-async function messages(name: string): Promise<{ offset: string; rows: string }[]> {
-  const jsm = await jetstreamManager(f.nc);
-  const info = await jsm.streams.info(feedStream("fk")).catch(() => undefined);
-  const out: { offset: string; rows: string }[] = [];
-  if (info === undefined) return out;
-  for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
-    const m = await jsm.streams.getMessage(feedStream("fk"), { seq }).catch(() => null);
-    if (m === null || m.subject !== feedSubject("fk", name)) continue;
-    out.push({ offset: m.header.get(HDR_FEED_OFFSET), rows: JSON.stringify(tableFromIPC(m.data).toArray().map((r) => JSON.stringify(r, (_, v: unknown) => (typeof v === "bigint" ? Number(v) : v)))) });
-  }
-  return out;
-}
+const messages = (name: string) => feedMessages(f.nc, "fk", name);
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
