@@ -45,9 +45,12 @@ export async function natsCluster(size = 3, o: { netns?: (i: number) => { name: 
       for (const s of servers) if (!o.dirs) rmSync(s.dir, { recursive: true, force: true });
     },
   };
-  // JetStream needs a meta leader before any R3 asset can be created.
+  // JetStream needs a meta leader before any R3 asset can be created, and nats-server 2.10 places an R3 asset
+  // only once its meta leader has heard from every peer ("no suitable peers for placement" until then): a
+  // peer's first report can be missed and the next comes up to ~30 s later (seen once in CI: 30 s were not
+  // enough), so this waits up to 90 s.
   const nc = await cluster.connect("probe");
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + 90_000;
   for (;;) {
     try {
       const kv = await new Kvm(nc).create("px_probe", { replicas: size });

@@ -15,6 +15,12 @@ describe("node start-up", () => {
     expect(lines).toEqual(["opening px_config timed out; retrying", "opening px_config timed out; retrying"]);
   });
 
+  it("start-up - JetStream's 'no suitable peers for placement' (a cluster whose meta leader has not heard from every peer) is retried like a timeout", async () => {
+    let calls = 0;
+    const v = await retryOnTimeout("opening px_config", () => (++calls < 2 ? Promise.reject(new Error("no suitable peers for placement")) : Promise.resolve(7)), () => {});
+    expect([v, calls]).toEqual([7, 2]);
+  });
+
   it("start-up - any other error fails at once, as thrown; timeouts give up after the attempts", async () => {
     let calls = 0;
     const denied = new Error("permissions violation for subscription");
