@@ -64,6 +64,7 @@ export function feedHost(o: FeedHostOptions): FeedHost {
   const running = new Map<string, { runtime: FeedRuntime; fingerprint: string; plan: FeedPlan }>();
   let chain: Promise<void> = Promise.resolve();
   let queued = false;
+  let stopped = false;
   const reconcileOnce = async (): Promise<void> => {
     const tenants = await o.tenants();
     const catalog = o.catalog();
@@ -102,7 +103,7 @@ export function feedHost(o: FeedHostOptions): FeedHost {
       o.log(`feed ${key}: stopped (${gone ? "removed from the spec" : (o.elsewhere?.(r.plan) ?? "not run on this node any more")})`);
     }
   };
-  return {
+  const host: FeedHost = {
     get running() {
       return new Map([...running].map(([k, v]) => [k, v.runtime]));
     },
@@ -117,19 +118,25 @@ export function feedHost(o: FeedHostOptions): FeedHost {
       ),
     // One pass queued at most: a burst of shard starts asks many times, one pass after the last sees them all.
     reconcile: () => {
-      if (queued) return chain;
+      if (queued || stopped) return chain;
       queued = true;
       chain = chain
         .then(() => {
           queued = false;
           return reconcileOnce();
         })
-        .catch((e: unknown) => o.log(`feeds: cannot reconcile: ${(e as Error).message}`));
+        .catch((e: unknown) => {
+          // A feed that could not start (JetStream busy, a timeout) is tried again, not left off until the next change.
+          o.log(`feeds: cannot reconcile (trying again in 1 s): ${(e as Error).message}`);
+          setTimeout(() => void host.reconcile(), 1_000).unref();
+        });
       return chain;
     },
     stop: () => {
+      stopped = true;
       for (const r of running.values()) r.runtime.stop();
       running.clear();
     },
   };
+  return host;
 }
