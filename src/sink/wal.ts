@@ -7,7 +7,7 @@
 // edge (decodeSinkRecord) and handed to the sink machine in order by the `wal`
 // actor in src/node/sink/wal.ts.
 import type { JetStreamManager } from "@nats-io/jetstream";
-import { AckPolicy, DeliverPolicy } from "@nats-io/jetstream";
+import { AckPolicy, DeliverPolicy, JetStreamApiError } from "@nats-io/jetstream";
 import { walStream, walSubject } from "../../protocols/subjects.js";
 import type { ShardAddress } from "../../protocols/subjects.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
@@ -24,13 +24,29 @@ export const sinkConsumerName = (shard: ShardAddress): string => `px_sink_${shar
 /** A WAL record the sink cannot write (restarting will not help). */
 export class SinkRecordError extends TaggedError("SinkRecordError") {}
 
-/** Stream sequence of the last record the shard's sink consumer acknowledged (0: none, or no consumer). */
+/**
+ * The shard's consumer cannot be read while the rest of JetStream answers:
+ * "JetStream system temporarily unavailable" (err_code 10008: its own group has
+ * no leader) or no answer at all (its only server is gone). After NATS servers
+ * were SIGKILLed, chaos runs (issue 19) saw a sink consumer answer 10008 for
+ * minutes (a server's /healthz: "consumer ... is not current") while every
+ * other consumer of the stream worked, and its sink fail recovery on it until
+ * the run ended. Its state is of no use then: the sink positions it itself.
+ */
+export const consumerUnreadable = (e: unknown): boolean => (e instanceof JetStreamApiError && e.code === 10008) || (e instanceof Error && e.name === "TimeoutError");
+
+/**
+ * Stream sequence of the last record the shard's sink consumer acknowledged
+ * (0: none, no consumer, or one that cannot be read). 0 is safe for both
+ * readers: recovery takes the largest of its claims and verifies it against
+ * ClickHouse, compaction the smallest (it then purges nothing).
+ */
 export async function consumerAckFloor(jsm: JetStreamManager, shard: ShardAddress): Promise<number> {
   try {
     const info = await jsm.consumers.info(walStream(shard.tenant), sinkConsumerName(shard));
     return info.ack_floor.stream_seq;
   } catch (e) {
-    if (/consumer not found/i.test((e as Error).message)) return 0;
+    if (/consumer not found/i.test((e as Error).message) || consumerUnreadable(e)) return 0;
     throw e;
   }
 }
@@ -40,6 +56,8 @@ export interface SinkConsumerOptions {
   readonly maxAckPending?: number;
   /** After this long unacknowledged, the server delivers a record again (the sink drops repeats). */
   readonly ackWaitMs?: number;
+  /** Told why an existing consumer is deleted and made anew when that is not just a move of its position (logged). */
+  readonly onRecreate?: (why: string) => void;
 }
 
 /**
@@ -53,9 +71,17 @@ export async function positionSinkConsumer(jsm: JetStreamManager, shard: ShardAd
   const subject = walSubject(shard.tenant, shard.table, shard.bucket);
   const info = await jsm.consumers.info(stream, name).catch((e: unknown) => {
     if (/consumer not found/i.test((e as Error).message)) return undefined;
+    // A consumer without a leader is of no use and its position is ours to set (P + 1): made anew below.
+    if (consumerUnreadable(e)) return { unreadable: (e as Error).message };
     throw e;
   });
-  if (info !== undefined) {
+  if (info !== undefined && "unreadable" in info) {
+    o.onRecreate?.(`the durable consumer ${name} cannot be read (${info.unreadable}); deleting it and creating it again at LSN ${fromLsn}`);
+    await jsm.consumers.delete(stream, name).catch((e: unknown) => {
+      if (!/consumer not found/i.test((e as Error).message) && !consumerUnreadable(e)) throw e;
+      o.onRecreate?.(`deleting ${name}: ${(e as Error).message}`);
+    });
+  } else if (info !== undefined) {
     const sameFilter = info.config.filter_subject === subject;
     const atPosition = info.ack_floor.stream_seq + 1 === fromLsn || (info.ack_floor.stream_seq === 0 && info.delivered.stream_seq === 0 && (info.config.opt_start_seq ?? 1) === fromLsn);
     if (sameFilter && atPosition && info.num_ack_pending === 0) return info.delivered.consumer_seq + 1;

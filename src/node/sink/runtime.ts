@@ -238,6 +238,7 @@ export class SinkRuntime {
         actors: {
           recover,
           wal: jetstreamSinkConsumer(o.js, o.jsm, clock, {
+            onRecreate: (why) => o.log(`sink ${name}: ${why}`),
             ...(o.maxAckPending === undefined ? {} : { maxAckPending: o.maxAckPending }),
             ...(TRACE ? { trace: (line: string) => o.log(`sink ${name}: TRACE ${line}`) } : {}),
             ...(o.decoded === undefined ? {} : { decoded: o.decoded }),
