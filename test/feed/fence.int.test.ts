@@ -7,6 +7,11 @@
 // twice is stored (the subject equals an uninterrupted run's), the old owner
 // ends fenced naming the new one. Negative control (PX_FEED_FENCE_OFF=1):
 // the same race stores the old owner's stale updates after the new owner's.
+// Through two feed hosts (as on two nodes): the feed moves from host A to
+// host B while A has not learnt it yet and both fold the same records; the
+// one that publishes second is fenced, and the hosts settle with the feed on
+// B alone (A stops it once its shard left; a fenced B runs again from the
+// subject's head), the subject equal to an uninterrupted run's.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DiscardPolicy, RetentionPolicy, StorageType, jetstreamManager } from "@nats-io/jetstream";
 import { waitFor } from "xstate";
@@ -16,6 +21,7 @@ import { TickPublisher } from "../../src/client/publisher.js";
 import { RandomWalk, symbolNames } from "../../src/demo/randomwalk.js";
 import { planFeed } from "../../src/feed/index.js";
 import type { FeedPlan } from "../../src/feed/index.js";
+import { FENCED_RESTART_MS, feedHost } from "../../src/node/feed/host.js";
 import { startFeed } from "../../src/node/feed/runtime.js";
 import type { FeedRuntime } from "../../src/node/feed/runtime.js";
 import type { ProxistNode } from "../../src/node/node.js";
@@ -136,4 +142,71 @@ describe("materialized feed - fenced output", () => {
     expect(dups).toBeGreaterThan(0);
     expect(r.by.at(-1)).toBe(r.a.publisher);
   }, 120_000);
+
+  it("feed fence - two feed hosts racing over a move settle with the feed on the new owner alone: the loser is fenced, the subject equals an uninterrupted run's", async () => {
+    const withFeed = parseClusterSpec({ tenants: [{ ...SPEC.tenants[0]!, feeds: [{ name: "hosted", query: QUERY }] }] }).tenants[0]!;
+    let owner = "A";
+    const logs: string[] = [];
+    const host = (id: string) =>
+      feedHost({
+        nc: f.nc,
+        tenants: async () => new Map([[TENANT, { spec: withFeed }]]),
+        catalog: () => node.catalog(),
+        replicas: 1,
+        log: (line) => logs.push(`${id}: ${line}`),
+        runsHere: () => owner === id,
+        elsewhere: () => "shard 0 left this node",
+      });
+    const a = host("A");
+    const b = host("B");
+    try {
+      await a.reconcile();
+      await folded(a.running.get(`${TENANT}/hosted`)!, await ingest(3));
+      // The feed moves to B; A has not heard yet: both fold the next records and both publish.
+      owner = "B";
+      await b.reconcile();
+      await waitFor(b.running.get(`${TENANT}/hosted`)!.actor, (s) => s.matches("running"), { timeout: 30_000 });
+      const end = await ingest(4);
+      const fenced = await waitForValue("one host's feed to be fenced", () => [a, b].flatMap((h) => h.status()).find((x) => x.state === "fenced"));
+      const loser = fenced.publisher === a.running.get(`${TENANT}/hosted`)?.publisher ? "A" : "B";
+      console.log(`fenced on ${loser}: ${fenced.fenced}`);
+      // A hears that shard 0 left; a fenced B runs again from the subject's head after FENCED_RESTART_MS.
+      await a.reconcile();
+      expect(a.running.size).toBe(0);
+      await new Promise((r) => setTimeout(r, FENCED_RESTART_MS + 500));
+      const live = (lsn: number) =>
+        waitForValue("the feed on B to be live and caught up", () => {
+          const r = b.running.get(`${TENANT}/hosted`);
+          const s = r?.actor.getSnapshot();
+          return s !== undefined && s.matches({ running: { phase: "live", output: "idle" } }) && s.context.stats.foldedLsn >= lsn ? r : undefined;
+        });
+      await live(end);
+      // More records after the dust settled: B (restarted or not) publishes them, A nothing.
+      const last = await ingest(2);
+      const settled = await live(last);
+      expect(b.status().map((x) => x.state)).toEqual(["running"]);
+      const got = await feedMessages(f.nc, TENANT, "hosted");
+      const want = await uninterrupted("hosted_steady", last);
+      expect(new Set(got.map((m) => m.offset)).size).toBe(got.length);
+      expect(got.map((m) => m.rows)).toEqual(want.map((m) => m.rows));
+      expect((await publishers("hosted")).at(-1)).toBe(settled.publisher);
+      expect(logs.some((l) => /^[AB]: feed ff\/hosted: fenced, publishes nothing more: /.test(l))).toBe(true);
+      expect(logs).toContain("A: feed ff/hosted: stopped (shard 0 left this node)");
+      // The new owner, if it lost the race, took the subject back by running again from its head.
+      if (loser === "B") expect(logs.some((l) => /^B: feed ff\/hosted: fenced [\d.]+ s ago and still placed here: running again from its subject's head$/.test(l))).toBe(true);
+    } finally {
+      a.stop();
+      b.stop();
+    }
+  }, 120_000);
 });
+
+async function waitForValue<T>(what: string, probe: () => T | undefined, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
