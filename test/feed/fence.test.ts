@@ -107,6 +107,15 @@ describe("feed fence - publishFenced", () => {
     await expect(publishFenced(port, msgs("A", 0, 1), opts("A", 0))).rejects.toThrow("stream not found");
   });
 
+  it("feed fence - a stopped publisher (aborted signal) sends nothing more of its batches", async () => {
+    const s = new FakeStream();
+    const stop = new AbortController();
+    const port = s.port(SUBJ);
+    const stopping: FeedSubjectPort<Msg> = { send: async (m, e) => port.send(m, e).finally(() => m.offset === "o1" && stop.abort()), head: port.head };
+    await expect(publishFenced(stopping, msgs("A", 0, 4), { ...opts("A", 0), signal: stop.signal })).rejects.toThrow(/stopped after stream sequence 2/);
+    expect(offsetsOf(s)).toEqual(["o0", "o1"]);
+  });
+
   it("negative control - unfenced, the stale owner's messages are stored after the new owner's", async () => {
     const s = new FakeStream();
     const aSeq = await publishFenced(s.port(SUBJ), msgs("A", 0, 3), opts("A", 0, false));

@@ -47,11 +47,14 @@ const MAX_RESYNCS = 3;
  * lost ack (resync and go on, the message stored once); anyone else's means
  * the feed was published elsewhere since, and FeedFencedError ends the publish
  * before anything more is sent. `fenced: false` (tests only, the negative
- * control) publishes with no expectation, as before the fence.
+ * control) publishes with no expectation, as before the fence. `signal`:
+ * aborted when the feed stops, which ends the publish before the next message.
  */
-export async function publishFenced<M>(port: FeedSubjectPort<M>, messages: readonly FencedMessage<M>[], o: { readonly lastSeq: number; readonly publisher: string; readonly fenced: boolean; readonly ackUnknown: AckUnknown }): Promise<number> {
+export async function publishFenced<M>(port: FeedSubjectPort<M>, messages: readonly FencedMessage<M>[], o: { readonly lastSeq: number; readonly publisher: string; readonly fenced: boolean; readonly ackUnknown: AckUnknown; readonly signal?: AbortSignal }): Promise<number> {
   let seq = o.lastSeq;
   for (const m of messages) {
+    // A feed stopped (moved, removed) sends nothing more of the batches it had in hand.
+    if (o.signal?.aborted === true) throw new Error(`publisher ${o.publisher} stopped after stream sequence ${seq}`);
     for (let resyncs = 0; ; resyncs++) {
       let refusal: unknown;
       try {

@@ -95,7 +95,7 @@ interface Publisher {
   readonly beforePublish: (() => Promise<void>) | undefined;
 }
 
-async function publish(js: JetStreamClient, jsm: JetStreamManager, name: string, input: PublishInput, facts: ShardFacts, me: Publisher): Promise<number> {
+async function publish(js: JetStreamClient, jsm: JetStreamManager, name: string, input: PublishInput, facts: ShardFacts, me: Publisher, signal: AbortSignal): Promise<number> {
   await me.beforePublish?.();
   const subject = feedSubject(input.plan.tenant, name);
   const shards = feedTables(input.plan).flatMap((t) => Array.from({ length: t.shards }, (_, bucket) => ({ table: t.name, bucket })));
@@ -131,7 +131,7 @@ async function publish(js: JetStreamClient, jsm: JetStreamManager, name: string,
       return m === undefined ? undefined : headOf(m);
     },
   };
-  return publishFenced(port, messages, { lastSeq: input.lastSeq, publisher: me.id, fenced: true, ackUnknown: (e) => e instanceof TimeoutError });
+  return publishFenced(port, messages, { lastSeq: input.lastSeq, publisher: me.id, fenced: true, ackUnknown: (e) => e instanceof TimeoutError, signal });
 }
 
 /**
@@ -212,7 +212,7 @@ export async function startFeed(o: FeedRuntimeOptions): Promise<FeedRuntime> {
     actors: {
       lastPublished: fromPromise<LastPublished, LastPublishedInput>(({ input }) => lastPublished(jsm, o.name, input.plan)),
       wal: walReader(js, jsm),
-      publish: fromPromise<number, PublishInput>(({ input }) => publish(js, jsm, o.name, input, facts, me)),
+      publish: fromPromise<number, PublishInput>(({ input, signal }) => publish(js, jsm, o.name, input, facts, me, signal)),
     },
   });
   const actor = createActor(machine, { input: { feed: { tenant: o.plan.tenant, name: o.name }, plan: o.plan, snapshotIntervalMs: o.snapshotIntervalMs ?? 0 } }).start();
