@@ -10,7 +10,7 @@ export type { BucketOptions } from "./natskv.js";
 
 export type { ShardRef } from "./shard.js";
 export { shardKey, parseShardKey, shardsOfCatalog } from "./shard.js";
-export type { ShardHost } from "./shardhost.js";
+export type { LeaseConfirm, ShardHost } from "./shardhost.js";
 
 export type { PlacementNode, Placement } from "./placement.js";
 export { placeShards, rankNodes, voidOverrides, LOAD_BOUND, PLACEMENT_SETTLE_MS } from "./placement.js";

@@ -20,6 +20,14 @@ export interface ShardHost {
    * its sink must not write again. Optional: hosts without sinks ignore it.
    */
   revoke?(shard: ShardRef, reason: string, newRevision?: number): void;
-  /** The agent's heartbeat was stored: the sinks' permits are extended. */
-  renewLeases?(): void;
+  /**
+   * The agent's heartbeat sent `sentAgoMs` ago was stored: the sinks' permits
+   * are extended from when it was sent. A permit that had lapsed is extended
+   * (or its sink started again) only once `confirm` read px_assign and found
+   * the shard still this node's under the same lease revision.
+   */
+  renewLeases?(sentAgoMs: number, confirm: LeaseConfirm): void;
 }
+
+/** Reads px_assign now: does `shard` still belong to this node under `leaseRevision`? */
+export type LeaseConfirm = (shard: ShardRef, leaseRevision: number) => Promise<boolean>;

@@ -38,7 +38,7 @@ export function controlShardHost(host: LocalShardHost, catalog: Pick<NodeCatalog
     },
     stop: (shard) => host.stop(shard),
     revoke: (shard, reason, newRevision) => host.revoke(shard, reason, newRevision),
-    renewLeases: () => host.renewLeases(),
+    renewLeases: (sentAgoMs, confirm) => host.renewLeases(sentAgoMs, confirm),
     // Richer than ShardStatus; a heartbeat encodes the ShardStatus fields only.
     status: () => host.status(),
   };

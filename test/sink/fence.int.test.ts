@@ -155,7 +155,7 @@ function owner(s: Scenario, revision: number, o: { fenceOff?: boolean; leaseTtlM
     clock: () => Date.now() + skewMs,
   });
   (self as { sink: SinkRuntime }).sink = sink;
-  const renew = setInterval(() => sink.renew(), 200);
+  const renew = setInterval(() => sink.renew(0), 200);
   timers.push(renew);
   sinks.push(sink);
   sink.start();

@@ -33,6 +33,17 @@ describe("SinkLease", () => {
     expect(revoked.verdict(3)).toEqual({ ok: false, reason: "lease revision 7 revoked: px_assign moved the shard to n2" });
   });
 
+  it("permit - renewed from a heartbeat sent before a pause (its reply late): the permit stays expired", () => {
+    const lease = new SinkLease(7, 1_500, 0);
+    // The process froze at 1,000 with a heartbeat sent at 900 in flight; the reply is handled at 7,000: the
+    // renewal counts from 900 (SinkRuntime.renew(sentAgoMs) passes now - sentAgoMs), so nothing is extended.
+    lease.renew(900);
+    expect(() => lease.permit(7_001, "INSERT")).toThrow(/expired/);
+    // A heartbeat sent after the pause does extend it (the host asks px_assign first when it had lapsed).
+    lease.renew(7_000);
+    expect(() => lease.permit(7_001, "INSERT")).not.toThrow();
+  });
+
   it("permit - switched off (the negative control's PX_FENCE_OFF=1) everything is granted", () => {
     const lease = new SinkLease(7, 1_000, 0, true);
     lease.revoke("moved");

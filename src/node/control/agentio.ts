@@ -103,11 +103,18 @@ export function agentActors(io: AgentIO) {
         shards: statuses,
         liveForMs: Math.max(1, Math.round(nowMs - (liveSinceMs ?? nowMs))),
       };
+      const sentAt = performance.now();
       await io.heartbeats.put(info);
       lastStoredMs = nowMs;
       io.cover?.sent(info);
-      // Stored: this node is alive in px_nodes, its sinks may keep writing a while longer.
-      io.host.renewLeases?.();
+      // Stored: this node was alive in px_nodes when the put was sent, so its sinks may write a while longer from
+      // then, not from now: a put in flight when the process was paused (SIGSTOP) comes back after the pause, when
+      // the controller may have moved the shards. A chaos run saw exactly that: the permit renewed on such a late
+      // reply, one INSERT of records the new owner had written, ClickHouse holding them twice.
+      io.host.renewLeases?.(performance.now() - sentAt, async (shard, leaseRevision) => {
+        const a = (await io.assignments.read()).get(shardKey(shard));
+        return a !== undefined && a.node === io.nodeId && a.leaseRevision === leaseRevision;
+      });
       return { lost };
     }),
     // The cover stops first: it must not put the heartbeat back after it is removed.

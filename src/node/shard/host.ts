@@ -14,6 +14,7 @@ import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { ShardAddress } from "../../../protocols/subjects.js";
 import type { ShardStatus } from "../../../protocols/shardstatus.js";
 import { shardKey } from "../../control/index.js";
+import type { LeaseConfirm } from "../../control/index.js";
 import type { Catalog } from "../../catalog.js";
 import type { SnapshotStore } from "../../snapshot/store.js";
 import type { SinkClickhouse } from "../../sink/index.js";
@@ -92,6 +93,8 @@ export class LocalShardHost {
   private readonly gapCheckOff = process.env.PX_GAP_CHECK_OFF === "1";
   // start/stop run one at a time: the agent, ownAll and respec may ask at once.
   private queue: Promise<unknown> = Promise.resolve();
+  /** Shards whose lapsed permit is being confirmed against px_assign (one read at a time each). */
+  private readonly confirming = new Set<string>();
   private readonly listeners = new Set<() => void>();
 
   constructor(private readonly o: ShardHostOptions) {}
@@ -244,24 +247,52 @@ export class LocalShardHost {
   }
 
   /**
-   * The agent's heartbeat went through and it still holds its assignments:
-   * extend every sink's permit. A sink fenced only because its permit lapsed
-   * (the node was paused or cut off) is started again: its recovery waits for
-   * earlier INSERTs, verifies P, and fences itself if a newer owner wrote.
+   * The agent's heartbeat, sent `sentAgoMs` ago, was stored: extend every
+   * sink's permit from when it was sent. A permit that lapsed meanwhile (the
+   * node was paused or cut off longer than it lasts) is not extended on the
+   * heartbeat alone: the controller may have moved the shard in that time and
+   * this node's watch of px_assign may not have said so yet (a paused
+   * process's buffered messages come in any order with the heartbeat's
+   * reply). `confirm` reads px_assign first; only if the shard is still this
+   * node's under the same lease revision is the permit extended (from when
+   * the read was sent), or a sink fenced by the lapse started again (its
+   * recovery waits for earlier INSERTs, verifies P, and fences itself if a
+   * newer owner wrote); otherwise its permit is revoked.
    */
-  renewLeases(): void {
-    for (const h of this.shards.values()) {
+  renewLeases(sentAgoMs: number, confirm: LeaseConfirm): void {
+    for (const [key, h] of this.shards) {
       const sink = h.sink;
       if (sink === undefined || sink.lease.revoked) continue;
-      if (sink.state !== "fenced") {
-        sink.renew();
+      if (sink.state !== "fenced" && !sink.permitLapsed) {
+        sink.renew(sentAgoMs);
         continue;
       }
-      this.o.log(`shard ${shardKey(h.shard)}: sink permit lapsed and the assignment still holds: starting the sink again`);
-      void sink.stop();
-      h.sink = this.makeSink(h.shard, h.leaseRevision, h.decoded, h.skipped);
-      h.lagStep = 0; // a new sink runs with the base limits: the remediation sets its knobs again
-      h.sink?.start();
+      if (this.confirming.has(key)) continue;
+      this.confirming.add(key);
+      const asked = performance.now();
+      void confirm(h.shard, h.leaseRevision)
+        .then(
+          (holds) => {
+            // Stopped, restarted or revoked while px_assign was read: nothing to do for this sink any more.
+            if (this.shards.get(key) !== h || h.sink !== sink || sink.lease.revoked) return;
+            if (!holds) {
+              sink.revoke(`its permit lapsed and px_assign no longer gives the shard to this node under lease revision ${h.leaseRevision}`);
+              return;
+            }
+            if (sink.state !== "fenced") {
+              sink.renew(performance.now() - asked);
+              return;
+            }
+            this.o.log(`shard ${key}: sink permit lapsed and px_assign still gives it lease revision ${h.leaseRevision}: starting the sink again`);
+            void sink.stop();
+            h.sink = this.makeSink(h.shard, h.leaseRevision, h.decoded, h.skipped);
+            h.lagStep = 0; // a new sink runs with the base limits: the remediation sets its knobs again
+            h.sink?.start();
+          },
+          // px_assign unreadable: the permit stays lapsed; the next heartbeat asks again.
+          () => {},
+        )
+        .finally(() => this.confirming.delete(key));
     }
   }
 

@@ -336,8 +336,14 @@ export class SinkRuntime {
   }
 
   /** The agent still holds the assignment: extend the permit's deadline. */
-  renew(): void {
-    this.lease.renew(this.clock());
+  /** The agent's heartbeat, sent `sentAgoMs` ago, was stored: the permit holds from when it was sent. */
+  renew(sentAgoMs: number): void {
+    this.lease.renew(this.clock() - Math.max(0, sentAgoMs));
+  }
+
+  /** The permit ran out (not revoked): the node was paused or cut off longer than it lasts. */
+  get permitLapsed(): boolean {
+    return !this.lease.revoked && this.lease.deadlineMs < this.clock();
   }
 
   /** Stops consuming and aborts an INSERT in flight (which may still commit: the next owner checks). */
