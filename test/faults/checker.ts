@@ -28,10 +28,14 @@ export const emptyFindings = (): Findings => ({ lost: [], duplicated: [], outOfO
 
 export const violations = (f: Findings): number => f.lost.length + f.duplicated.length + f.outOfOrder.length + f.watermark.length + f.corrupt.length + f.stuck.length;
 
-/** Counts and the first few findings of each kind, for a failure message. */
+/**
+ * Counts, where they were seen, and the first few findings of each kind, for a
+ * failure message. Where: the first findings are often one reader's, and
+ * rows twice in ClickHouse among thousands of reader findings went unseen.
+ */
 export function summarize(f: Findings, sample = 5): string {
   return (Object.entries(f) as [string, string[]][])
-    .map(([k, v]) => `${k}=${v.length}${v.length ? ` (${v.slice(0, sample).join("; ")}${v.length > sample ? "; …" : ""})` : ""}`)
+    .map(([k, v]) => `${k}=${v.length}${v.length ? ` ${JSON.stringify(bySource(v))} (${v.slice(0, sample).join("; ")}${v.length > sample ? "; …" : ""})` : ""}`)
     .join(", ");
 }
 

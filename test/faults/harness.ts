@@ -10,7 +10,7 @@
 // runs in a network namespace of its own, and partitions cut them apart:
 // a node from every NATS server, a NATS server from its peers (its clients
 // still reach it), a node from ClickHouse.
-import { copyFileSync, mkdirSync } from "node:fs";
+import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -434,6 +434,12 @@ export class Harness {
 
   async close(): Promise<void> {
     await this.heal().catch(() => {});
+    // Whole node logs to replay a finding (PX_CHAOS_LOG_DIR=dir): the failure message holds only their tails.
+    const logDir = process.env.PX_CHAOS_LOG_DIR;
+    if (logDir !== undefined) {
+      mkdirSync(logDir, { recursive: true });
+      for (const [id, p] of this.nodes) writeFileSync(join(logDir, `${id}-${Date.now()}.log`), p.output());
+    }
     for (const p of this.nodes.values()) {
       p.child.kill("SIGCONT");
       await p.kill("SIGKILL");

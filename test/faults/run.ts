@@ -93,7 +93,7 @@ async function runOnce(o: RunOptions): Promise<RunResult> {
     const io: IngestOptions = { producers: 3, symbolsPerProducer: 8, rowsPerBatch: 200, pauseMs: 20, ...o.ingest };
     const pumping = ingest(h.nc, CHAOS_TENANT, table, ledger, io, `s${o.seed}-${randomBytes(3).toString("hex")}`);
     const running = (): { id: string; host: string; grpcPort: number }[] => h.runningNodes().map((id) => ({ id, host: h.nodes.get(id)!.host, grpcPort: h.nodes.get(id)!.grpcPort }));
-    const reading = readers(running, token, table.name, ledger, 250);
+    const reading = readers(running, token, table.name, ledger, Number(process.env.PX_CHAOS_READ_PAUSE_MS ?? 250));
     // Producer 1's symbols (a third of the rows): see feedreader.ts.
     const feed = feedReader(running, token, table.name, ledger, TS_BASE, new Producer(1, io.symbolsPerProducer).symbols);
     stopFeed = () => feed.stop();

@@ -149,7 +149,12 @@ export function readers(nodes: () => { id: string; host: string; grpcPort: numbe
           else {
             report.queries++;
             const before = report.outOfOrder.length;
+            const dupsBefore = report.duplicated.length;
+            const answeredAt = new Date().toISOString();
             checkAnswer(`reader on ${n.id}`, a.rows, ledger, report);
+            // Each answer with a row twice (the first few), with what it said about itself: which shards were lagging or moving.
+            const twice = report.duplicated.length - dupsBefore;
+            if (twice > 0 && report.duplicated.length - twice < 20_000) console.log(`reader: answer from ${n.id} (answered by ${answeredAt}) holds ${twice} rows twice (${report.duplicated[dupsBefore]}); ${a.rows.length} rows; complete=${a.complete}; notes ${JSON.stringify(a.notes)}`);
             // The first misordered answer, with what it said about itself (lagging, missing, cold shards): to replay it.
             if (before === 0 && report.outOfOrder.length > 0) console.log(`reader: misordered answer from ${n.id}: ${misorderDetail(a.rows, report.outOfOrder[0]!)}; complete=${a.complete}; notes ${JSON.stringify(a.notes)}`);
           }
