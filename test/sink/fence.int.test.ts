@@ -197,7 +197,51 @@ async function pausedOwner(fenceOff: boolean): Promise<{ s: Scenario; a: Owner; 
   return { s, a, b };
 }
 
+/**
+ * Old owner A paused with a batch on its way and a heartbeat put in flight; new owner B persists the batch; the
+ * put's reply comes back after the pause and renews A's permit, from when the put was sent (`fromSend`) or, as
+ * before the fix, from now; then A's INSERT reaches its permit check.
+ */
+async function lateHeartbeat(fromSend: boolean): Promise<{ s: Scenario; a: Owner }> {
+  const s = await scenario();
+  const a = owner(s, 1);
+  await ingest(s, 6);
+  await waitFor("A persisted the first batches", persisted(a, await lastLsn(s)));
+  const stalled = a.stallNext();
+  await ingest(s, 4);
+  const l2 = await lastLsn(s);
+  await stalled.entered;
+  // The heartbeat put goes out, then A freezes (its clock 10 s ahead once it resumes, see owner()).
+  const sentAt = Date.now();
+  a.pause();
+  const b = owner(s, 2);
+  await waitFor("B persisted everything", persisted(b, l2));
+  while (Date.now() - sentAt < 2_000) await new Promise((r) => setTimeout(r, 100));
+  // The put's reply, handled after SIGCONT: the agent passes how long ago the put was sent (in A's time).
+  a.sink.renew(fromSend ? Date.now() + 10_000 - sentAt : 0);
+  stalled.release();
+  await waitFor("A's INSERT resolved one way or the other", () => a.sink.state === "fenced" || a.inserts > 0 || a.sink.status().attempt > 0, 30_000);
+  await new Promise((r) => setTimeout(r, 500));
+  return { s, a };
+}
+
 describe("fenced sinks", () => {
+  it("fence - a heartbeat reply that comes back after a pause renews from when it was sent: the old owner's INSERT is refused, 0 duplicates", async () => {
+    const { s, a } = await lateHeartbeat(true);
+    expect(a.sink.state).toBe("fenced");
+    expect(a.log.join("\n")).toMatch(/lease revision 1 expired/);
+    const r = await exactlyOnceReport(chf.ch, f.nc, s.tenant, s.trades);
+    expect(r).toMatchObject({ duplicates: 0, missing: 0, unexpected: 0 });
+    s.wm.close();
+  });
+
+  it("fence - negative control: the same reply renewing from when it came back (as before the fix) lets the old owner's INSERT through: duplicates", async () => {
+    const { s } = await lateHeartbeat(false);
+    const r = await exactlyOnceReport(chf.ch, f.nc, s.tenant, s.trades);
+    expect(r.duplicates).toBeGreaterThan(0);
+    s.wm.close();
+  });
+
   it("fence - the old owner paused with a pending batch resumes after the new owner persisted it: fenced, 0 duplicates, P never decreases", async () => {
     const { s, a, b } = await pausedOwner(false);
     expect(a.sink.state).toBe("fenced");
