@@ -8,19 +8,13 @@
 // the feed needs. A WAL consumer that breaks for another reason (a timeout, a
 // NATS server going away) is opened again after a backoff (walRetry, as the
 // shard does: 0.5 s doubling to 10 s) from the record after the last folded,
-// while the output keeps publishing what was folded. fenced when another
-// publisher stored a message on the feed's subject since this one's last (the
-// feed moved: JetStream refused the publish, FeedFencedError): it stops
-// reading and publishing at once and waits to be stopped (the feed host stops
-// it, or starts it again from the subject's head if the feed is still placed
-// on its node). Publishes carry the subject's last sequence this feed saw:
-// from recovery, then from each publish's PubAck.
+// while the output keeps publishing what was folded.
 // IO is injected: `lastPublished`, `wal` and `publish` come from the runtime
 // (src/node/feed/) or from fakes. The operator state is the FeedRunner
 // (src/feed), mutated in place like the shard's hot set.
 import { assign, fromCallback, fromPromise, setup } from "xstate";
-import { FeedRunner, isFeedFenced } from "../src/feed/index.js";
-import type { FeedBatch, FeedFence, FeedOffset, FeedPlan, FeedRecord } from "../src/feed/index.js";
+import { FeedRunner } from "../src/feed/index.js";
+import type { FeedBatch, FeedOffset, FeedPlan, FeedRecord } from "../src/feed/index.js";
 import { errorMessage } from "./common.js";
 
 export interface FeedAddress {
@@ -53,10 +47,6 @@ export interface FeedContext {
   walRetries: number;
   /** Why the WAL consumer last broke (shown while the feed waits to reopen it). */
   walRetryError: string | undefined;
-  /** The feed's subject's last stream sequence as this feed saw it (0: empty): each publish expects it. */
-  subjectSeq: number;
-  /** Whose message was at the subject's head when this feed was fenced, and why. */
-  fenced: (FeedFence & { readonly reason: string }) | undefined;
 }
 
 export interface FeedInput {
@@ -80,12 +70,6 @@ export interface FeedWalInput {
   readonly fromSeq: number;
 }
 
-/** Where the feed's subject ends: the offset of its last message (undefined: none) and its stream sequence (0: empty). */
-export interface LastPublished {
-  readonly offset: FeedOffset | undefined;
-  readonly seq: number;
-}
-
 export interface LastPublishedInput {
   readonly feed: FeedAddress;
   readonly plan: FeedPlan;
@@ -95,8 +79,6 @@ export interface PublishInput {
   readonly feed: FeedAddress;
   readonly plan: FeedPlan;
   readonly batches: readonly FeedBatch[];
-  /** The subject's last sequence this feed saw: the first batch is stored only if it is still the last. */
-  readonly lastSeq: number;
 }
 
 const MAX_PUBLISH = 256;
@@ -108,15 +90,11 @@ export const feedMachine = setup({
     input: {} as FeedInput,
   },
   actors: {
-    /** The offset and sequence of the newest message of the feed's subject. */
-    lastPublished: fromPromise<LastPublished, LastPublishedInput>(async () => ({ offset: undefined, seq: 0 })),
+    /** The offset of the newest message of the feed's stream (undefined: it has none). */
+    lastPublished: fromPromise<FeedOffset | undefined, LastPublishedInput>(async () => undefined),
     wal: fromCallback<FeedEvent, FeedWalInput>(() => () => {}),
-    /**
-     * Publishes the batches in order; resolves to the subject's sequence once
-     * the stream acknowledged every one; rejects with FeedFencedError when
-     * another publisher stored a message there since `lastSeq`.
-     */
-    publish: fromPromise<number, PublishInput>(async ({ input }) => input.lastSeq),
+    /** Publishes the batches in order; resolves once the stream acknowledged every one. */
+    publish: fromPromise<void, PublishInput>(async () => {}),
   },
   actions: {
     // The runner is mutated in place (the feed's one big mutable structure); the machine records what came out.
@@ -145,7 +123,6 @@ export const feedMachine = setup({
     fatal: ({ event }) => event.type === "walError" && event.fatal,
     scheduled: ({ context }) => context.snapshotIntervalMs > 0,
     hasOutput: ({ context }) => context.outbox.length > 0,
-    fencedOut: ({ event }) => "error" in event && isFeedFenced(event.error),
   },
   delays: {
     snapshotInterval: ({ context }) => context.snapshotIntervalMs,
@@ -164,8 +141,6 @@ export const feedMachine = setup({
     error: undefined,
     walRetries: 0,
     walRetryError: undefined,
-    subjectSeq: 0,
-    fenced: undefined,
   }),
   initial: "recovering",
   states: {
@@ -176,7 +151,7 @@ export const feedMachine = setup({
         onDone: {
           target: "running",
           // Fold from the WAL's start again, but publish only what the stream does not have yet.
-          actions: assign(({ context, event }) => ({ runner: new FeedRunner(context.plan, event.output.offset), subjectSeq: event.output.seq, stats: { ...context.stats, publishedOffset: event.output.offset } })),
+          actions: assign(({ context, event }) => ({ runner: new FeedRunner(context.plan, event.output), stats: { ...context.stats, publishedOffset: event.output } })),
         },
         onError: { target: "failed", actions: assign({ error: ({ event }) => `cannot read the feed's stream: ${errorMessage(event.error)}` }) },
       },
@@ -231,25 +206,16 @@ export const feedMachine = setup({
               entry: assign({ inFlight: ({ context }) => Math.min(context.outbox.length, MAX_PUBLISH) }),
               invoke: {
                 src: "publish",
-                input: ({ context }) => ({ feed: context.feed, plan: context.plan, batches: context.outbox.slice(0, context.inFlight), lastSeq: context.subjectSeq }),
+                input: ({ context }) => ({ feed: context.feed, plan: context.plan, batches: context.outbox.slice(0, context.inFlight) }),
                 onDone: {
                   target: "idle",
-                  actions: assign(({ context, event }) => ({
-                    subjectSeq: event.output,
+                  actions: assign(({ context }) => ({
                     outbox: context.outbox.slice(context.inFlight),
                     stats: { ...context.stats, published: context.stats.published + context.inFlight, publishedOffset: context.outbox[context.inFlight - 1]!.offset },
                     inFlight: 0,
                   })),
                 },
-                onError: [
-                  // Not a failure of this feed: it lost the subject to another owner and must not publish again.
-                  {
-                    guard: "fencedOut",
-                    target: "#feed.fenced",
-                    actions: assign({ fenced: ({ event }) => (isFeedFenced(event.error) ? { ...event.error.fence, reason: event.error.message } : undefined) }),
-                  },
-                  { actions: assign({ error: ({ context, event }) => `feed ${context.feed.name}: publishing failed: ${errorMessage(event.error)}` }) },
-                ],
+                onError: { actions: assign({ error: ({ context, event }) => `feed ${context.feed.name}: publishing failed: ${errorMessage(event.error)}` }) },
               },
             },
           },
@@ -257,10 +223,6 @@ export const feedMachine = setup({
       },
     },
     stopped: { type: "final" },
-    // Reads and publishes nothing (leaving `running` stopped the WAL consumer); the outbox is kept for the record.
-    fenced: {
-      on: { stop: { target: "stopped" } },
-    },
     failed: {
       on: { stop: { target: "stopped" } },
     },

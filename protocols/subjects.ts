@@ -52,8 +52,6 @@ export const HDR_FEED_OFFSET = "Px-Feed-Offset";
 export const HDR_FEED_KIND = "Px-Feed-Kind";
 /** JSON [{table, bucket, lsn, persistedLsn, horizonMicros}]: per shard the LSN covered, P and H (-1: not known) when the message was published. */
 export const HDR_FEED_SHARDS = "Px-Feed-Shards";
-/** Id of the feed runtime that published the message (one per start): how a fenced publisher tells its own lost ack from another owner's message. */
-export const HDR_FEED_PUBLISHER = "Px-Feed-Publisher";
 
 export const KV_CONFIG = "px_config";
 export const KV_NODES = "px_nodes";

@@ -18,5 +18,3 @@ export type { FeedFrom, FeedStartTime } from "./from.js";
 export { SharedDecodes, feedDecodes } from "./decoded.js";
 export { readWalGap } from "./gap.js";
 export type { GapReader, WalGap } from "./gap.js";
-export { FeedFencedError, WrongLastSequenceError, isFeedFenced } from "./fenced.js";
-export type { FeedFence } from "./fenced.js";

@@ -296,8 +296,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   const localShardRoutes = shardRoutes(shards);
   const http = await startHttp(o.httpPort ?? 0, {
     // The web console at / (dist/console) and its cluster page's GET /v1/cluster.
-    // GET /v1/feeds: the materialized feeds here and their state (a fenced one names who holds its subject).
-    routes: { ...localShardRoutes, "/v1/feeds": async () => ({ status: 200, body: JSON.stringify(feeds.status()) }), ...httpApi.routes, "/v1/cluster": clusterRoute({ nc, nodeId, ingestStats: stats, walStreams, localShards: localShardRoutes["/v1/shards"]! }), ...consoleRoutes(o.consoleDir) },
+    routes: { ...localShardRoutes, ...httpApi.routes, "/v1/cluster": clusterRoute({ nc, nodeId, ingestStats: stats, walStreams, localShards: localShardRoutes["/v1/shards"]! }), ...consoleRoutes(o.consoleDir) },
     adminRoutes: new Set(["/v1/snapshot"]),
     authorize: adminGate.authorize,
     ready: () => catalog.loaded() && !nc.isClosed(),

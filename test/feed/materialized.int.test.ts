@@ -139,9 +139,5 @@ describe("materialized feeds over NATS", () => {
     const msgs = await stream("bars_1s");
     expect(msgs.length).toBeGreaterThan(0);
     expect(msgs.every((m) => m.kind === "update")).toBe(true);
-    // The node's feed status route: the feed running, under the publisher id its messages carry.
-    const feeds = (await (await fetch(`http://127.0.0.1:${f.node.httpPort}/v1/feeds`)).json()) as { key: string; state: string; publisher: string; fenced?: string }[];
-    expect(feeds).toEqual([expect.objectContaining({ key: "alpha/bars_1s", state: "running", publisher: rt.publisher })]);
-    expect(feeds[0]!.fenced).toBeUndefined();
   }, 90_000);
 });

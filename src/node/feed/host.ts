@@ -5,15 +5,11 @@
 // moved on failover and drained with that shard. Reconciled on each catalog
 // change and each change of the hosted shards: new feeds start, removed ones
 // and those whose shard left stop, a changed definition restarts under the new
-// fingerprint. A feed fenced on its output (another node published it since:
-// it moved) stops at once; the next reconcile stops it for good if it is no
-// longer placed here, or starts it again from the subject's head if it still
-// is, no sooner than FENCED_RESTART_MS after it was fenced (a node that was
-// paused learns its shards moved meanwhile).
+// fingerprint.
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { TenantSpec } from "../../../protocols/tablespec.js";
 import type { Catalog } from "../../catalog.js";
-import { encodeOffset, feedTables, planFeed } from "../../feed/index.js";
+import { feedTables, planFeed } from "../../feed/index.js";
 import type { FeedPlan } from "../../feed/index.js";
 import { startFeed } from "./runtime.js";
 import type { FeedRuntime } from "./runtime.js";
@@ -33,27 +29,9 @@ export interface FeedHostOptions {
   readonly elsewhere?: (plan: FeedPlan) => string;
 }
 
-/** A feed fenced this long and still placed here is started again (one pass of the shard agent's watch, and some). */
-export const FENCED_RESTART_MS = 2_000;
-
-/** One feed on this node as the host sees it (for status and logs). */
-export interface FeedStatus {
-  /** "tenant/name". */
-  readonly key: string;
-  readonly publisher: string;
-  /** The feed machine's top state: recovering, running, fenced, failed, stopped. */
-  readonly state: string;
-  readonly publishedOffset: string | undefined;
-  /** Why it is fenced: whose message holds its subject. */
-  readonly fenced: string | undefined;
-  readonly error: string | undefined;
-}
-
 export interface FeedHost {
   /** Feeds running here, "tenant/name" -> runtime. */
   readonly running: ReadonlyMap<string, FeedRuntime>;
-  /** Each feed here and its state (fenced ones included until the next reconcile stops or restarts them). */
-  status(): FeedStatus[];
   /** Lowest WAL LSN each feed here still needs of `table` (WAL compaction purges nothing from it on). */
   holds(tenant: string, table: string): number[];
   reconcile(): Promise<void>;
@@ -83,7 +61,7 @@ export function feedHolds(feeds: Iterable<FeedPosition>, tenant: string, table: 
 }
 
 export function feedHost(o: FeedHostOptions): FeedHost {
-  const running = new Map<string, { runtime: FeedRuntime; fingerprint: string; plan: FeedPlan; fencedAt: number | undefined }>();
+  const running = new Map<string, { runtime: FeedRuntime; fingerprint: string; plan: FeedPlan }>();
   let chain: Promise<void> = Promise.resolve();
   let queued = false;
   let stopped = false;
@@ -107,22 +85,14 @@ export function feedHost(o: FeedHostOptions): FeedHost {
         if (o.runsHere !== undefined && !o.runsHere(plan)) continue;
         want.add(key);
         const cur = running.get(key);
-        const fencedFor = cur?.fencedAt === undefined ? undefined : Date.now() - cur.fencedAt;
-        if (cur !== undefined && cur.fingerprint === plan.fingerprint && (fencedFor === undefined || fencedFor < FENCED_RESTART_MS)) continue;
+        if (cur !== undefined && cur.fingerprint === plan.fingerprint) continue;
         cur?.runtime.stop();
         const runtime = await startFeed({ nc: o.nc, name: f.name, plan, snapshotIntervalMs: (f.snapshotSeconds ?? 0) * 1000, replicas: o.replicas, ...(o.horizon === undefined ? {} : { horizon: o.horizon }) });
-        const entry = { runtime, fingerprint: plan.fingerprint, plan, fencedAt: undefined as number | undefined };
         runtime.actor.subscribe((s) => {
           if (s.matches("failed")) o.log(`feed ${key}: failed: ${s.context.error ?? "unknown"}`);
-          if (s.matches("fenced") && entry.fencedAt === undefined) {
-            entry.fencedAt = Date.now();
-            o.log(`feed ${key}: fenced, publishes nothing more: ${s.context.fenced?.reason ?? "another publisher holds its subject"}`);
-            // Stopped if its shard left this node, else started again from the subject's head.
-            setTimeout(() => void host.reconcile(), FENCED_RESTART_MS).unref();
-          }
         });
-        running.set(key, entry);
-        o.log(fencedFor === undefined ? `feed ${key}: started (${plan.kind} on ${plan.left.name})` : `feed ${key}: fenced ${(fencedFor / 1000).toFixed(1)} s ago and still placed here: running again from its subject's head`);
+        running.set(key, { runtime, fingerprint: plan.fingerprint, plan });
+        o.log(`feed ${key}: started (${plan.kind} on ${plan.left.name})`);
       }
     }
     for (const [key, r] of running) {
@@ -137,12 +107,6 @@ export function feedHost(o: FeedHostOptions): FeedHost {
     get running() {
       return new Map([...running].map(([k, v]) => [k, v.runtime]));
     },
-    status: () =>
-      [...running].map(([key, { runtime }]) => {
-        const snap = runtime.actor.getSnapshot();
-        const offset = snap.context.stats.publishedOffset;
-        return { key, publisher: runtime.publisher, state: typeof snap.value === "string" ? snap.value : Object.keys(snap.value)[0]!, publishedOffset: offset === undefined ? undefined : encodeOffset(offset), fenced: snap.context.fenced?.reason, error: snap.context.error };
-      }),
     holds: (tenant, table) =>
       feedHolds(
         [...running.values()].map(({ runtime, plan }) => {
