@@ -4,7 +4,7 @@
 import { fromCallback, fromPromise } from "xstate";
 import type { AgentEvent, ApplyResult, HeartbeatInput, HeartbeatResult, HostedShard, ShardWork } from "../../../actors/agent.js";
 import { runWatch, shardKey } from "../../control/index.js";
-import type { AssignmentStore, HeartbeatStore, ShardHost } from "../../control/index.js";
+import type { Assignment, AssignmentStore, HeartbeatStore, ShardHost } from "../../control/index.js";
 import type { HeartbeatCover } from "./heartbeatcover.js";
 import type { ShardStatus } from "../../../protocols/shardstatus.js";
 
@@ -111,8 +111,11 @@ export function agentActors(io: AgentIO) {
       // then, not from now: a put in flight when the process was paused (SIGSTOP) comes back after the pause, when
       // the controller may have moved the shards. A chaos run saw exactly that: the permit renewed on such a late
       // reply, one INSERT of records the new owner had written, ClickHouse holding them twice.
+      // One read of px_assign for every lapsed permit of this heartbeat, not one per shard.
+      let table: Promise<Map<string, Assignment>> | undefined;
       io.host.renewLeases?.(performance.now() - sentAt, async (shard, leaseRevision) => {
-        const a = (await io.assignments.read()).get(shardKey(shard));
+        table ??= io.assignments.read();
+        const a = (await table).get(shardKey(shard));
         return a !== undefined && a.node === io.nodeId && a.leaseRevision === leaseRevision;
       });
       return { lost };

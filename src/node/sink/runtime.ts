@@ -335,7 +335,6 @@ export class SinkRuntime {
     if (this.o.unsafeFenceOff !== true) this.actor.send({ type: "fenced", reason });
   }
 
-  /** The agent still holds the assignment: extend the permit's deadline. */
   /** The agent's heartbeat, sent `sentAgoMs` ago, was stored: the permit holds from when it was sent. */
   renew(sentAgoMs: number): void {
     this.lease.renew(this.clock() - Math.max(0, sentAgoMs));
