@@ -3,6 +3,10 @@
 // user JWT); Proxist only decides them here, in one place.
 import {
   CONTROL_WILDCARD,
+  EVENTS_STREAM,
+  KV_CREDS,
+  KV_TOKENS,
+  TENANT_INBOX_ROOT,
   feedStream,
   feedSubject,
   feedSubjectsOfTenant,
@@ -67,19 +71,65 @@ export function feedsWithin(feeds: readonly { readonly name: string; readonly qu
 }
 
 /**
- * Allowed subjects of a role; undefined: no restriction inside the account
- * (the service role: nodes serve every tenant, run the JetStream API and
- * answer every inbox, so a list would name everything the account has).
+ * What a client needs of the JetStream API to read one stream through consumers
+ * (nats.js and nats-py alike): the stream's info, creating, reading, deleting
+ * its consumers (pull and push), acks and flow-control replies.
  */
-export function permissionsOf(scope: RoleScope): SubjectPermissions | undefined {
+export function streamReadApi(stream: string): string[] {
+  return [
+    `$JS.API.STREAM.INFO.${stream}`,
+    `$JS.API.CONSUMER.CREATE.${stream}`,
+    `$JS.API.CONSUMER.CREATE.${stream}.>`,
+    `$JS.API.CONSUMER.INFO.${stream}.>`,
+    `$JS.API.CONSUMER.DELETE.${stream}.>`,
+    `$JS.API.CONSUMER.MSG.NEXT.${stream}.>`,
+    `$JS.ACK.${stream}.>`,
+    `$JS.FC.${stream}.>`,
+  ];
+}
+
+/** Reading and writing one KV bucket (a put is a publish on `$KV.<bucket>.<key>`; opening it may create it). */
+export function kvBucketApi(bucket: string): string[] {
+  const stream = `KV_${bucket}`;
+  return [`$KV.${bucket}.>`, `$JS.API.STREAM.CREATE.${stream}`, `$JS.API.STREAM.MSG.GET.${stream}`, `$JS.API.DIRECT.GET.${stream}`, `$JS.API.DIRECT.GET.${stream}.>`, ...streamReadApi(stream)];
+}
+
+/**
+ * The service role (nodes: gateway, shards, sinks, feeds, control plane). The
+ * Proxist account holds only Proxist's own subjects, so this is an allow-list
+ * of its namespaces rather than of single subjects: `px.>` (ingest, WAL,
+ * watermarks, feeds, control, node-to-node), the JetStream API, acks and flow
+ * control, KV and object-store subjects, its own request inboxes, and replies
+ * to tenants' private inboxes. What it is refused: subscribing to a tenant's
+ * private inbox (the replies the node itself sends to that tenant), and any
+ * subject outside these namespaces.
+ */
+const SERVICE_PERMISSIONS: SubjectPermissions = {
+  pub: { allow: ["px.>", "$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "$KV.>", "$O.>", "_INBOX.>", `${TENANT_INBOX_ROOT}.>`] },
+  sub: { allow: ["px.>", "_INBOX.>"] },
+};
+
+/**
+ * pxctl: control requests, the KV buckets it keeps itself (tokens, NATS
+ * credentials), the ops event stream it reads (`pxctl ops events`), and the
+ * JetStream account info every JetStream client asks first. Not the WAL,
+ * watermark or feed streams, not the other KV buckets (specs go through
+ * `px.ctl.apply`, where the control plane checks them), not stream deletion.
+ */
+const ADMIN_PERMISSIONS: SubjectPermissions = {
+  pub: { allow: [CONTROL_WILDCARD, "$JS.API.INFO", ...kvBucketApi(KV_TOKENS), ...kvBucketApi(KV_CREDS), ...streamReadApi(EVENTS_STREAM)] },
+  sub: { allow: ["_INBOX.>"] },
+};
+
+/** Allowed subjects of a role, enforced by nats-server from the user JWT. */
+export function permissionsOf(scope: RoleScope): SubjectPermissions {
   switch (scope.role) {
     case "service":
       if (scope.tables !== undefined) throw new Error("table grants (--tables) apply to publisher credentials; a service credential serves every table");
-      return undefined;
+      return SERVICE_PERMISSIONS;
     case "admin":
       if (scope.tables !== undefined) throw new Error("table grants (--tables) apply to publisher credentials; an admin credential is not scoped to tables");
-      // pxctl: control requests, KV buckets (tokens, creds, config) through the JetStream API.
-      return { pub: { allow: [CONTROL_WILDCARD, "$JS.API.>", "$KV.>"] }, sub: { allow: ["_INBOX.>"] } };
+      return ADMIN_PERMISSIONS;
     case "publisher": {
       const { tenant, inbox } = tenantScope(scope);
       const t = scope.tables;

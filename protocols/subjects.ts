@@ -171,6 +171,8 @@ export const feedSubjectsOfTenant = (tenant: string): string => `px.${tenant}.fe
  * Clients pass it as their connection's inbox prefix (nats.js `inboxPrefix`,
  * nats-py `inbox_prefix`).
  */
-export const tenantInboxPrefix = (tenant: string, credId: string): string => `_px_inbox.${tenant}.${credId}`;
+/** The root of every tenant credential's reply inbox: nodes reply under it, only the credential itself reads its own. */
+export const TENANT_INBOX_ROOT = "_px_inbox";
+export const tenantInboxPrefix = (tenant: string, credId: string): string => `${TENANT_INBOX_ROOT}.${tenant}.${credId}`;
 /** KV bucket of issued NATS credentials: public keys and metadata, never seeds. */
 export const KV_CREDS = "px_creds";

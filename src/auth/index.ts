@@ -10,7 +10,7 @@ export { checkedTables, createToken, getToken, listTokens, openTokenBucket, revo
 export type { CreateTokenOptions, TokenInfo } from "./store.js";
 export { TokenVerifier, kvTokenSource } from "./verifier.js";
 export type { TokenSource, VerifierOptions } from "./verifier.js";
-export { accountJwt, accountPublicKey, inboxPrefixOfCreds, mintSystemUser, mintUser, newCredId, newNatsIdentity, operatorJwt, revocationsOf, systemAccountJwt, systemAccountPublicKey } from "./natsjwt.js";
+export { accountJwt, accountPublicKey, credsHasRolePermissions, inboxPrefixOfCreds, mintSystemUser, mintUser, newCredId, newNatsIdentity, operatorJwt, revocationsOf, systemAccountJwt, systemAccountPublicKey } from "./natsjwt.js";
 export type { MintOptions, MintedCreds, NatsIdentity } from "./natsjwt.js";
 export { getCreds, listCreds, markCredsRevoked, openCredsBucket, recordCreds } from "./credstore.js";
 export type { CredsInfo } from "./credstore.js";

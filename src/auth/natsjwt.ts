@@ -4,7 +4,7 @@
 // enforces. Keys are nkeys; JWTs are signed here, nothing is sent anywhere.
 import { randomBytes } from "node:crypto";
 import { createAccount, createOperator, createUser, decode, encodeAccount, encodeOperator, encodeUser, fmtCreds, fromSeed } from "@nats-io/jwt";
-import type { Account, ClaimsData, OperatorLimits } from "@nats-io/jwt";
+import type { Account, ClaimsData, OperatorLimits, User } from "@nats-io/jwt";
 import { permissionsOf, tenantInboxPrefix } from "../../protocols/index.js";
 import type { NatsRole } from "../../protocols/index.js";
 
@@ -87,7 +87,7 @@ export async function mintUser(id: NatsIdentity, o: MintOptions): Promise<Minted
   const nowMs = o.nowMs ?? Date.now();
   const exp = o.ttlSeconds === undefined ? undefined : Math.floor(nowMs / 1000) + o.ttlSeconds;
   const name = o.tenant ? `${o.role}.${o.tenant}.${credId}` : `${o.role}.${credId}`;
-  const user = perms ? { pub: { allow: [...perms.pub.allow] }, sub: { allow: [...perms.sub.allow] } } : {};
+  const user = { pub: { allow: [...perms.pub.allow] }, sub: { allow: [...perms.sub.allow] } };
   const jwt = await encodeUser(name, ukp, id.accountSeed, user, exp === undefined ? {} : { exp });
   const inboxPrefix = o.tenant && o.role !== "service" && o.role !== "admin" ? tenantInboxPrefix(o.tenant, credId) : undefined;
   const header = inboxPrefix ? `# Proxist ${o.role} of tenant ${o.tenant}; connect with inbox prefix ${inboxPrefix}\n` : `# Proxist ${o.role}\n`;
@@ -104,4 +104,23 @@ export async function mintSystemUser(id: NatsIdentity): Promise<string> {
 /** The inbox prefix written into a Proxist `.creds` file header, if any. */
 export function inboxPrefixOfCreds(creds: string): string | undefined {
   return /connect with inbox prefix (\S+)/.exec(creds)?.[1];
+}
+
+/**
+ * Whether a `.creds` file of a built-in role (service, admin) carries exactly
+ * the permissions that role has now. A file minted by an earlier release (the
+ * service role was unrestricted then) does not, and is minted again.
+ */
+export function credsHasRolePermissions(creds: string, role: "service" | "admin"): boolean {
+  const jwt = /-----BEGIN NATS USER JWT-----\s*(\S+)/.exec(creds)?.[1];
+  if (jwt === undefined) return false;
+  let user: { pub?: { allow?: string[] }; sub?: { allow?: string[] } };
+  try {
+    user = (decode<User>(jwt) as ClaimsData<User>).nats;
+  } catch {
+    return false;
+  }
+  const want = permissionsOf({ role });
+  const same = (a: readonly string[] | undefined, b: readonly string[]): boolean => a !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
+  return same(user.pub?.allow, want.pub.allow) && same(user.sub?.allow, want.sub.allow);
 }

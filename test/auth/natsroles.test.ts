@@ -49,7 +49,19 @@ describe("auth - NATS roles", () => {
     const a = permissionsOf({ role: "admin" })!;
     expect(a.pub.allow).toContain("px.ctl.>");
     expect(a.sub.allow).toEqual(["_INBOX.>"]);
+    // pxctl's own buckets and the event stream, not the JetStream API at large (no WAL, no stream deletion).
+    expect(a.pub.allow).toContain("$KV.px_tokens.>");
+    expect(a.pub.allow).not.toContain("$JS.API.>");
+    expect(a.pub.allow.some((s) => s.includes("PX_WAL") || s.includes("STREAM.DELETE") || s.includes("STREAM.PURGE") || s.includes("px_assign"))).toBe(false);
     expect(() => permissionsOf({ role: "publisher" })).toThrow(/needs a tenant/);
+  });
+
+  it("natsroles - the service role replies to tenants' inboxes but cannot read them, and stays inside Proxist's namespaces", () => {
+    const s = permissionsOf({ role: "service" });
+    expect(s.pub.allow).toContain("_px_inbox.>");
+    expect(s.sub.allow.some((x) => x.startsWith("_px_inbox") || x === ">" || x.startsWith("$"))).toBe(false);
+    expect([...s.pub.allow, ...s.sub.allow].every((x) => /^(px|\$JS|\$KV|\$O|_INBOX|_px_inbox)\./.test(x))).toBe(true);
+    expect(() => permissionsOf({ role: "service", tables: ["t"] })).toThrow(/table grants/);
   });
 });
 

@@ -24,19 +24,19 @@ afterAll(async () => {
 });
 
 const STREAM = "DZ";
-const plan = (id: string, size: number) => ({ bucket: 0, subject: "dz.t.0", msgId: id, rows: 1, record: new Uint8Array(size) });
+const plan = (id: string, size: number) => ({ bucket: 0, subject: "px.dz.t.0", msgId: id, rows: 1, record: new Uint8Array(size) });
 
 async function rawAppend(id: string, size: number): Promise<{ seq?: number; duplicate?: boolean; error?: unknown }> {
   const h = headers();
   h.set("Nats-Msg-Id", id);
-  const m = await nc.request("dz.t.0", new Uint8Array(size), { timeout: 5_000, headers: h });
+  const m = await nc.request("px.dz.t.0", new Uint8Array(size), { timeout: 5_000, headers: h });
   return JSON.parse(new TextDecoder().decode(m.data)) as { seq?: number; duplicate?: boolean; error?: unknown };
 }
 
 describe("ingest - a PubAck with sequence 0 is no stored record", () => {
   it("dupzero - after a max_bytes refusal, the same Nats-Msg-Id again: the appender throws WalNotStoredError, never LSN 0", async () => {
     const jsm = await jetstreamManager(nc);
-    await jsm.streams.add({ name: STREAM, subjects: ["dz.>"], num_replicas: 3, discard: DiscardPolicy.New, max_bytes: 4096 });
+    await jsm.streams.add({ name: STREAM, subjects: ["px.dz.>"], num_replicas: 3, discard: DiscardPolicy.New, max_bytes: 4096 });
     const append = walAppender(jetstream(nc), 5_000);
     expect((await append(plan("fill", 3_000))).lsn).toBe(1);
     await expect(append(plan("a", 3_000))).rejects.toThrow(/maximum bytes exceeded/);

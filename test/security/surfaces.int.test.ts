@@ -3,9 +3,10 @@
 // tables below; each must be refused. The negative control runs the NATS table
 // against an open server (no auth) and must find every hole.
 //
-// NATS oracle: a publish is refused when a service witness subscribed to the
-// subject sees nothing; a subscription is refused when a service publish on
-// the subject never reaches the attacker.
+// NATS oracle: a publish is refused when a witness subscribed to the subject
+// sees nothing; a subscription is refused when the witness's publish on the
+// subject never reaches the attacker. The witness is a user without any
+// permission limits (witnessFile), so it sees every subject the roles do not.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -27,6 +28,7 @@ import {
   walSubject,
   watermarkSubject,
 } from "../../protocols/index.js";
+import { createUser, encodeUser, fmtCreds } from "@nats-io/jwt";
 import { mintUser, revokeToken } from "../../src/auth/index.js";
 import type { ClientDuplexStream } from "@grpc/grpc-js";
 import { IngestBatchSchema } from "../../protocols/gen/proxist/v1/api_pb.js";
@@ -40,7 +42,7 @@ import type { NatsServer } from "../../src/runtime/servers/nats.js";
 import { Status, apiFixture, bidi, flightDataOf, ingest, md, pathDescriptor, query, serverStream, status, ticket, tradesIpc, unary } from "../api/fixture.js";
 import type { ApiFixture, CallError, ServiceClient } from "../api/fixture.js";
 
-type Who = "alphaPublisher" | "alphaSubscriber" | "admin";
+type Who = "alphaPublisher" | "alphaSubscriber" | "admin" | "service";
 interface NatsSurface {
   readonly surface: string;
   readonly who: Who;
@@ -76,6 +78,13 @@ const NATS_SURFACES: readonly NatsSurface[] = [
   { surface: "read the token bucket", who: "alphaSubscriber", op: "sub", subject: `$KV.${KV_TOKENS}.>` },
   { surface: "admin reads tenant ingest", who: "admin", op: "sub", subject: "px.alpha.ingest.>" },
   { surface: "admin publishes to a WAL", who: "admin", op: "pub", subject: walSubject("alpha", "trades", 0) },
+  { surface: "admin deletes a WAL stream", who: "admin", op: "pub", subject: `$JS.API.STREAM.DELETE.${walStream("alpha")}` },
+  { surface: "admin reads a WAL through a consumer", who: "admin", op: "pub", subject: `$JS.API.CONSUMER.CREATE.${walStream("alpha")}` },
+  { surface: "admin puts a shard assignment (moves go through px.ctl)", who: "admin", op: "pub", subject: `$KV.${KV_ASSIGN}.alpha.trades.0` },
+  { surface: "admin puts a spec (apply goes through px.ctl)", who: "admin", op: "pub", subject: `$KV.${KV_CONFIG}.tenant.alpha` },
+  { surface: "service reads a tenant's private replies", who: "service", op: "sub", subject: "OTHER_ALPHA_INBOX" },
+  { surface: "service publishes outside Proxist's namespaces", who: "service", op: "pub", subject: "elsewhere.probe" },
+  { surface: "service reads outside Proxist's namespaces", who: "service", op: "sub", subject: "elsewhere.>" },
 ];
 
 const concrete = (subject: string): string => subject.replace(/>$/, "probe").replaceAll("*", "x");
@@ -124,7 +133,21 @@ async function mintFile(server: NatsServer, role: NatsRole, tenant: string | und
   return { path, credId: m.credId, publicKey: m.publicKey };
 }
 
+/**
+ * The oracle's witness: a user of the Proxist account with no permissions at
+ * all (no role has that), signed here with the account key, so it can watch
+ * and publish on every subject an attacker tries.
+ */
+async function witnessFile(server: NatsServer): Promise<string> {
+  const ukp = createUser();
+  const jwt = await encodeUser("witness", ukp, server.auth!.identity.accountSeed);
+  const path = join(server.dir, "witness.creds");
+  writeFileSync(path, new TextDecoder().decode(fmtCreds(jwt, ukp)), { mode: 0o600 });
+  return path;
+}
+
 let f: ApiFixture;
+let witness: NatsConnection;
 let grpc: ServiceClient;
 let flight: ServiceClient;
 let adminRpc: ServiceClient;
@@ -147,6 +170,8 @@ beforeAll(async () => {
   as.alphaPublisher = await open((await mintFile(server, "publisher", "alpha")).path);
   as.alphaSubscriber = await open((await mintFile(server, "subscriber", "alpha")).path);
   as.admin = await open(server.auth!.credsPath("admin"));
+  as.service = await open(server.auth!.credsPath("service"));
+  witness = await open(await witnessFile(server));
   otherAlphaInbox = tenantInboxPrefix("alpha", (await mintFile(server, "publisher", "alpha")).credId);
   alphaReader = await f.token("alpha", "reader");
   betaWriter = await f.token("beta", "writer");
@@ -164,7 +189,7 @@ describe("security - NATS surfaces (locked by default)", () => {
 
   it("nats - every surface in the table is refused", async () => {
     const holes: string[] = [];
-    for (const s of NATS_SURFACES) if (await attempt(s, f.nats.nc, as[s.who]!)) holes.push(`${s.who} ${s.op} ${s.subject}: ${s.surface}`);
+    for (const s of NATS_SURFACES) if (await attempt(s, witness, as[s.who]!)) holes.push(`${s.who} ${s.op} ${s.subject}: ${s.surface}`);
     expect(holes).toEqual([]);
   });
 

@@ -4,7 +4,7 @@
 // `proxist up`, the test helpers and pxctl (mint, revoke) read the same files.
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { accountJwt, accountPublicKey, mintSystemUser, mintUser, newNatsIdentity, operatorJwt, systemAccountJwt, systemAccountPublicKey } from "../../auth/index.js";
+import { accountJwt, accountPublicKey, credsHasRolePermissions, mintSystemUser, mintUser, newNatsIdentity, operatorJwt, systemAccountJwt, systemAccountPublicKey } from "../../auth/index.js";
 import type { NatsIdentity } from "../../auth/index.js";
 
 export type BuiltinCreds = "service" | "admin" | "system";
@@ -42,8 +42,9 @@ export async function loadOrCreateNatsAuth(dir: string): Promise<NatsAuthFiles> 
   // The account JWT is kept, not re-signed: re-signing would drop revocations made since.
   if (!existsSync(accPath)) writeSecretFile(accPath, await accountJwt(identity));
   const credsPath = (which: BuiltinCreds): string => join(dir, `${which}.creds`);
+  // Minted again when the role's permissions changed since (a file of an earlier release), so an upgrade tightens them.
   for (const which of ["service", "admin"] as const) {
-    if (!existsSync(credsPath(which))) writeSecretFile(credsPath(which), (await mintUser(identity, { role: which })).creds);
+    if (!existsSync(credsPath(which)) || !credsHasRolePermissions(readFileSync(credsPath(which), "utf8"), which)) writeSecretFile(credsPath(which), (await mintUser(identity, { role: which })).creds);
   }
   if (!existsSync(credsPath("system"))) writeSecretFile(credsPath("system"), await mintSystemUser(identity));
   return {
