@@ -35,6 +35,9 @@ export class SinkRecordError extends TaggedError("SinkRecordError") {}
  */
 export const consumerUnreadable = (e: unknown): boolean => (e instanceof JetStreamApiError && e.code === 10008) || (e instanceof Error && e.name === "TimeoutError");
 
+/** The server has no such consumer (never made, or deleted). */
+const consumerMissing = (e: unknown): boolean => /consumer not found/i.test((e as Error).message);
+
 /**
  * Stream sequence of the last record the shard's sink consumer acknowledged
  * (0: none, no consumer, or one that cannot be read). 0 is safe for both
@@ -46,7 +49,7 @@ export async function consumerAckFloor(jsm: JetStreamManager, shard: ShardAddres
     const info = await jsm.consumers.info(walStream(shard.tenant), sinkConsumerName(shard));
     return info.ack_floor.stream_seq;
   } catch (e) {
-    if (/consumer not found/i.test((e as Error).message) || consumerUnreadable(e)) return 0;
+    if (consumerMissing(e) || consumerUnreadable(e)) return 0;
     throw e;
   }
 }
@@ -70,7 +73,7 @@ export async function positionSinkConsumer(jsm: JetStreamManager, shard: ShardAd
   const name = sinkConsumerName(shard);
   const subject = walSubject(shard.tenant, shard.table, shard.bucket);
   const info = await jsm.consumers.info(stream, name).catch((e: unknown) => {
-    if (/consumer not found/i.test((e as Error).message)) return undefined;
+    if (consumerMissing(e)) return undefined;
     // A consumer without a leader is of no use and its position is ours to set (P + 1): made anew below.
     if (consumerUnreadable(e)) return { unreadable: (e as Error).message };
     throw e;
@@ -78,7 +81,7 @@ export async function positionSinkConsumer(jsm: JetStreamManager, shard: ShardAd
   if (info !== undefined && "unreadable" in info) {
     o.onRecreate?.(`the durable consumer ${name} cannot be read (${info.unreadable}); deleting it and creating it again at LSN ${fromLsn}`);
     await jsm.consumers.delete(stream, name).catch((e: unknown) => {
-      if (!/consumer not found/i.test((e as Error).message) && !consumerUnreadable(e)) throw e;
+      if (!consumerMissing(e) && !consumerUnreadable(e)) throw e;
       o.onRecreate?.(`deleting ${name}: ${(e as Error).message}`);
     });
   } else if (info !== undefined) {
