@@ -115,7 +115,7 @@ async function grantedFeeds(nc: NatsConnection, tenant: string, tables: readonly
 export async function revokeCreds(nc: NatsConnection, authority: CredsAuthority, id: string, tenant?: string): Promise<CredsInfo> {
   if (tenant === undefined && !ID_RE.test(id)) throw new TokenNotFoundError(`${id.slice(0, 40)} is not a credentials id (12 hex digits); list them with \`pxctl creds list\``);
   const info = tenant === undefined ? await getCreds(nc, id) : await credsOfTenant(nc, id, tenant);
-  await revokeNatsUser([...authority.servers], authority.files, info.publicKey, Date.now(), authority.tlsCa);
+  await revokeNatsUser([...authority.servers], authority.files, info.publicKey, { tlsCa: authority.tlsCa });
   await markCredsRevoked(nc, id);
   return info;
 }

@@ -6,7 +6,7 @@
 // admin's own, another tenant's credentials (NOT_FOUND), and any call on an
 // API without the NATS identity (FAILED_PRECONDITION).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtempSync, rmSync } from "node:fs";
+import { cpSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
@@ -20,6 +20,8 @@ import { AdminClient } from "../../src/api/index.js";
 import { TickPublisher } from "../../src/client/publisher.js";
 import { startNodeApi } from "../../src/node/api.js";
 import { startNode } from "../../src/node/node.js";
+import { revokeNatsUser } from "../../src/runtime/natsrevoke.js";
+import { loadNatsAuth } from "../../src/runtime/servers/natsauth.js";
 import { Status, apiFixture, tableOf, trades, unary } from "./fixture.js";
 import type { ApiFixture, ServiceClient } from "./fixture.js";
 
@@ -190,6 +192,38 @@ describe("admin rpcs - NATS credentials", () => {
     } finally {
       delete process.env.PX_AUTH_DIR;
       rmSync(empty, { recursive: true, force: true });
+    }
+  });
+
+  it("creds - a revocation pushed from another copy of the auth directory keeps the ones made here; negative control: signed from that copy's file alone it lifts them", async () => {
+    // Two other copies (pxctl elsewhere, another node's PX_AUTH_DIR), taken before the revocation below.
+    const copies = [0, 1].map(() => {
+      const dir = mkdtempSync(join(tmpdir(), "px-authcopy-"));
+      cpSync(f.nats.server.auth!.dir, dir, { recursive: true });
+      return dir;
+    });
+    try {
+      const [merged, fileOnly] = await Promise.all(copies.map((d) => loadNatsAuth(d)));
+      const a = await mintOk(alphaAdmin, { role: "publisher" });
+      const b = await mintOk(alphaAdmin, { role: "publisher" });
+      const listed = (await unary<Listed>(admin, "listCreds", list(), alphaAdmin)).reply!.creds;
+      const keyOf = (id: string): string => listed.find((c) => c.id === id)!.publicKey;
+      expect((await unary(admin, "revokeCreds", revoke(a.id), alphaAdmin)).error).toBeUndefined();
+      await expect(connectWith(a)).rejects.toThrow(/Authorization|revoked/i);
+
+      // The copy's account.jwt lacks a's revocation; merged with the server's, the JWT it pushes keeps it.
+      await revokeNatsUser([f.nats.server.url], merged!, keyOf(b.id));
+      await expect(connectWith(b)).rejects.toThrow(/Authorization|revoked/i);
+      await expect(connectWith(a)).rejects.toThrow(/Authorization|revoked/i);
+
+      // Control: signed from the other copy's file alone, a gets back in.
+      await revokeNatsUser([f.nats.server.url], fileOnly!, keyOf(b.id), { unsafeFileOnly: true });
+      expect((await connectWith(a)).isClosed()).toBe(false);
+      // Put a's revocation back for whatever runs after.
+      expect((await unary(admin, "revokeCreds", revoke(a.id), alphaAdmin)).error).toBeUndefined();
+      await expect(connectWith(a)).rejects.toThrow(/Authorization|revoked/i);
+    } finally {
+      for (const d of copies) rmSync(d, { recursive: true, force: true });
     }
   });
 });
