@@ -22,16 +22,6 @@ async function push(nc: Conn, jwt: string): Promise<void> {
   if (body.error) throw new Error(`nats-server refused the account update: ${body.error.description ?? JSON.stringify(body.error)}`);
 }
 
-/** Pushes the stored account JWT to the servers at `servers`; throws with the server's reason when refused. */
-export async function pushAccountJwt(servers: string | string[], files: NatsAuthFiles, tlsCa?: string): Promise<void> {
-  const nc = await systemConnection(servers, files, tlsCa);
-  try {
-    await push(nc, files.accountJwt());
-  } finally {
-    await nc.close();
-  }
-}
-
 /** The revocations of the account JWT the servers hold now; {} when they answer none (the caller's file is then all there is). */
 async function serverRevocations(nc: Conn, account: string): Promise<Record<string, number>> {
   try {

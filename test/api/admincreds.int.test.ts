@@ -30,8 +30,10 @@ let admin: ServiceClient;
 let alphaAdmin = "";
 let betaAdmin = "";
 const conns: NatsConnection[] = [];
+/** What the API logged: a seed must never be in it. */
+const apiLog: string[] = [];
 beforeAll(async () => {
-  f = await apiFixture({ natsIdentity: true });
+  f = await apiFixture({ natsIdentity: true, log: (line) => apiLog.push(line) });
   admin = new AdminClient(f.address, credentials.createInsecure()) as unknown as ServiceClient;
   alphaAdmin = await f.token("alpha", "admin");
   betaAdmin = await f.token("beta", "admin");
@@ -114,6 +116,7 @@ describe("admin rpcs - NATS credentials", () => {
     expect((await new TickPublisher(other, { tenant: "alpha", spec: tableOf("alpha", "trades"), timeoutMs: 10_000 }).publish(trades(3, 1_700_300_000_100_000))).rows).toBe(3);
     const after = await unary<Listed>(admin, "listCreds", list(), alphaAdmin);
     expect(after.reply!.creds.find((c) => c.id === made.id)!.revokedAtMs).toBeGreaterThan(0n);
+    expect(apiLog.join("\n")).not.toContain(seed);
   });
 
   it("creds - a table-granted admin mints only within its grants; those creds ingest quotes and NATS refuses their trades", async () => {
