@@ -71,8 +71,10 @@ export interface ApiFixture {
 /** Every shard of SPEC, as the node hosts them with `shards: "all"`. */
 const SHARDS = SPEC.tenants.reduce((n, t) => n + t.tables.reduce((m, table) => m + table.shards, 0), 0);
 
-/** `node`: options of the node under the API (e.g. test seams). */
-/** `natsIdentity`: the API gets the test NATS identity (as a node started with PX_AUTH_DIR), so the admin credentials calls work. */
+/**
+ * `node`: options of the node under the API (e.g. test seams); `natsIdentity`: the API gets the test NATS identity
+ * (as a node started with PX_AUTH_DIR), so the admin credentials calls work.
+ */
 export async function apiFixture(o: { limits?: Partial<ApiLimits>; cacheTtlMs?: number; log?: (line: string) => void; node?: Partial<NodeOptions>; natsIdentity?: boolean } = {}): Promise<ApiFixture> {
   const nats = await natsFixture();
   const node = await nodeOn(nats.server, nats.nc, o.node ?? {}, SPEC);
