@@ -60,7 +60,8 @@ const USAGE = `usage:
                [--shards all|assigned|none] [--replicas N]
   proxist nats-auth --dir DIR [--resolver-dir DIR]
   proxist demo [--nats URL] [--creds FILE] [--tls-ca FILE] [--rate TICKS_PER_S] [--symbols N]
-  node and demo read PX_TLS_CA (the CA of a NATS with TLS); node also PX_TLS_CERT/PX_TLS_KEY (gRPC/Flight TLS; with PX_HTTP_TLS=1 HTTPS too), PX_GRPC_HOST`;
+  node and demo read PX_TLS_CA (the CA of a NATS with TLS); node also PX_TLS_CERT/PX_TLS_KEY (gRPC/Flight TLS; with PX_HTTP_TLS=1 HTTPS too), PX_GRPC_HOST,
+  and PX_AUTH_DIR (the NATS auth directory: the node then holds the account key and serves the gRPC credentials calls)`;
 
 class UsageError extends Error {}
 
@@ -172,7 +173,8 @@ async function up(args: string[]): Promise<void> {
 
     await requireFreePort(ports.grpc, "Proxist gRPC/Flight", "free it or pass --base-port N");
     // "assigned": the node runs the control plane too (it elects itself leader), so pxctl works against it.
-    node = await startNode({ natsUrl: nats.url, natsCreds: auth.credsPath("service"), ...(tls ? { natsCa: tls.ca, grpcTls: { cert: tls.serverCert, key: tls.serverKey }, httpTls: { cert: tls.serverCert, key: tls.serverKey } } : {}), nodeId: "local", httpPort: ports.http, grpcPort: ports.grpc, shards: "assigned", log: nodeLog("local"), ...(ch ? { clickhouseUrl: ch.httpUrl } : {}) });
+    // authDir: the node serves the gRPC credentials calls (ProxistAdmin CreateCreds...) with the identity up made.
+    node = await startNode({ natsUrl: nats.url, natsCreds: auth.credsPath("service"), authDir: auth.dir, ...(tls ? { natsCa: tls.ca, grpcTls: { cert: tls.serverCert, key: tls.serverKey }, httpTls: { cert: tls.serverCert, key: tls.serverKey } } : {}), nodeId: "local", httpPort: ports.http, grpcPort: ports.grpc, shards: "assigned", log: nodeLog("local"), ...(ch ? { clickhouseUrl: ch.httpUrl } : {}) });
     cleanups.push(() => node!.stop());
     const store = node.store;
     const existing = await store.tenants();

@@ -17,7 +17,7 @@ import { ProxistAdmin } from "../../protocols/gen/proxist/v1/admin_pb.js";
 /** new ProxistClient(`host:port`, credentials.createInsecure()); methods: ingest, query, status. */
 export const ProxistClient: ServiceClientConstructor = makeGenericClientConstructor(clientDefinition(Proxist), Proxist.typeName);
 
-/** new AdminClient(`host:port`, credentials.createInsecure()); methods: applyTenant, createToken, listTokens, revokeToken (an admin token). */
+/** new AdminClient(`host:port`, credentials.createInsecure()); methods: applyTenant, createToken, listTokens, revokeToken, createCreds, listCreds, revokeCreds (an admin token). */
 export const AdminClient: ServiceClientConstructor = makeGenericClientConstructor(clientDefinition(ProxistAdmin), ProxistAdmin.typeName);
 
 /** new FeedsClient(`host:port`, credentials.createInsecure()); method: subscribe (see src/client/feeds.ts for a resuming subscriber). */

@@ -9,6 +9,8 @@ import type { ApiLimits } from "./limits.js";
 import type { QueryEngine } from "./queryengine.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
 import type { GapReader, SubscriptionHolds } from "../feed/index.js";
+import type { CredsInfo, MintedCreds } from "../auth/index.js";
+import type { NatsRole } from "../../protocols/index.js";
 
 export interface ApiContext {
   readonly node: ApiNode;
@@ -27,6 +29,20 @@ export interface ApiContext {
   readonly walHistory?: (tenant: string, spec: TableSpec) => GapReader;
   /** Where open subscriptions register what they still need of the WAL (the node's compaction holds it). */
   readonly subscriptions?: SubscriptionHolds;
+  /** Mints and revokes NATS credentials (a node started with PX_AUTH_DIR provides it); absent: those calls are FAILED_PRECONDITION. */
+  readonly creds?: CredsIssuer;
+}
+
+/**
+ * NATS credentials issued and revoked with the deployment's identity. The node
+ * provides it (src/runtime/natscreds.ts, the sequence pxctl runs too); the
+ * admin service has checked the caller's role, tenant and grants before.
+ */
+export interface CredsIssuer {
+  /** Bad options are CredsOptionsError. */
+  issue(o: { readonly role: NatsRole; readonly tenant: string; readonly tables?: readonly string[]; readonly ttlSeconds?: number; readonly note: string }): Promise<{ readonly minted: MintedCreds; readonly info: CredsInfo }>;
+  /** Credentials of another tenant read as unknown (TokenNotFoundError). */
+  revoke(id: string, tenant: string): Promise<void>;
 }
 
 interface ErrorEmitter {

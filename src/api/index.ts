@@ -10,6 +10,7 @@ export { QueryError } from "../../protocols/errors.js";
 export type { QueryErrorCode } from "../../protocols/errors.js";
 export type { QueryEngine } from "./queryengine.js";
 export type { ApiNode, Producer } from "./ingest.js";
+export type { CredsIssuer } from "./context.js";
 export type { TokenCheck } from "./auth.js";
 export { scopedTable } from "./scope.js";
 export type { Scope } from "./scope.js";

@@ -40,6 +40,8 @@ export interface ApiServerOptions {
   readonly walHistory?: ApiContext["walHistory"];
   /** Open subscriptions' WAL needs, for the node's compaction (absent: they hold nothing). */
   readonly subscriptions?: SubscriptionHolds;
+  /** The NATS identity for the admin credentials calls (absent: they are FAILED_PRECONDITION). */
+  readonly creds?: ApiContext["creds"];
 }
 
 export interface ApiServer {
@@ -68,6 +70,7 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
     ...(o.horizon === undefined ? {} : { horizon: o.horizon }),
     ...(o.subscriptions === undefined ? {} : { subscriptions: o.subscriptions }),
     ...(o.walHistory === undefined ? {} : { walHistory: o.walHistory }),
+    ...(o.creds === undefined ? {} : { creds: o.creds }),
   };
   const server = new Server({
     "grpc.max_receive_message_length": limits.maxMessageBytes + TRANSPORT_SLACK_BYTES,

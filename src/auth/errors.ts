@@ -21,3 +21,13 @@ export class TokenOptionsError extends TaggedError("TokenOptionsError") {}
 
 /** The token store could not be read; the call may succeed if retried. */
 export class TokenStoreUnavailableError extends TaggedError("TokenStoreUnavailableError") {}
+
+/** NATS credentials were asked for with options that break a rule; `option` names which. */
+export class CredsOptionsError extends TaggedError("CredsOptionsError") {
+  constructor(
+    readonly option: "tenant" | "tables",
+    message: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,6 +1,6 @@
 // Public surface of src/auth: tenant-scoped tokens with roles, stored as salted
 // hashes in KV px_tokens, verified with a short revocation-aware cache.
-export { AuthError, TokenNotFoundError, TokenOptionsError, TokenStoreUnavailableError } from "./errors.js";
+export { AuthError, CredsOptionsError, TokenNotFoundError, TokenOptionsError, TokenStoreUnavailableError } from "./errors.js";
 export type { AuthErrorCode } from "./errors.js";
 export { ROLES, allows, isRole, roleFor } from "./roles.js";
 export type { Action, Role } from "./roles.js";

@@ -7,11 +7,10 @@ import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { parse as parseYaml } from "yaml";
 import { SpecError, parseClusterSpec } from "../../protocols/tablespec.js";
-import { feedsWithin } from "../../protocols/natsroles.js";
-import { TokenNotFoundError, TokenOptionsError, TokenStoreUnavailableError, checkedTables, createToken, getCreds, listCreds, listTokens, markCredsRevoked, mintUser, recordCreds, revokeToken } from "../auth/index.js";
+import { CredsOptionsError, TokenNotFoundError, TokenOptionsError, TokenStoreUnavailableError, createToken, listCreds, listTokens, revokeToken } from "../auth/index.js";
 import { explainNatsTlsError, natsCredsOptions, natsTlsOptions } from "../runtime/natsclient.js";
 import { CertsError, certificateNames, initCerts } from "../runtime/certs.js";
-import { revokeNatsUser } from "../runtime/natsrevoke.js";
+import { issueCreds, revokeCreds } from "../runtime/natscreds.js";
 import { loadOrCreateNatsAuth, writeSecretFile } from "../runtime/servers/natsauth.js";
 import { ControlReplyError, controlRequest, ControlUnreachableError } from "../control/index.js";
 import type { ApplyReply, DescribeReply, GetReply, StatusView } from "../control/index.js";
@@ -37,13 +36,17 @@ function authDirOf(inv: Invocation, io: CliIO): string {
   return resolve(inv.authDir ?? join(io.env.PX_DATA_DIR ?? ".data", "auth"));
 }
 
+/** The CA to trust for NATS: --tls-ca, else for a tls:// URL the CA `proxist up --tls` made next to the auth dir, when there is one. */
+function natsCaOf(inv: Invocation, io: CliIO): string | undefined {
+  const localCa = join(authDirOf(inv, io), "..", "tls", "ca.crt");
+  return inv.tlsCa ?? (inv.natsUrl.startsWith("tls://") && existsSync(localCa) ? localCa : undefined);
+}
+
 async function connectNats(inv: Invocation, io: CliIO): Promise<NatsConnection> {
   const url = inv.natsUrl;
   const fallback = join(authDirOf(inv, io), "admin.creds");
   const creds = inv.natsCreds ?? (existsSync(fallback) ? fallback : undefined);
-  // A tls:// URL without --tls-ca: the CA `proxist up --tls` made next to the auth dir, when there is one.
-  const localCa = join(authDirOf(inv, io), "..", "tls", "ca.crt");
-  const tlsCa = inv.tlsCa ?? (url.startsWith("tls://") && existsSync(localCa) ? localCa : undefined);
+  const tlsCa = natsCaOf(inv, io);
   try {
     return await connect({ servers: url.split(","), name: "pxctl", timeout: 3_000, maxReconnectAttempts: 0, ...natsCredsOptions(creds), ...natsTlsOptions(tlsCa) });
   } catch (raw) {
@@ -175,20 +178,18 @@ async function run(inv: Invocation, nc: NatsConnection, io: CliIO, specDoc: unkn
       return EXIT.ok;
     }
     case "creds.create": {
-      if (c.tenant !== undefined && !/^[a-z][a-z0-9_]{0,31}$/.test(c.tenant)) {
-        throw new CliError(EXIT.usage, `--tenant ${c.tenant.slice(0, 40)}: not a tenant name (lowercase letters, digits, _; starts with a letter; at most 32 characters)`);
-      }
-      const tables = c.tables === undefined ? undefined : credsTables(c.tables);
-      // A subscriber with table grants may consume the feeds that read only those tables, as the spec has them now.
-      const feeds = c.role === "subscriber" && tables !== undefined ? grantedFeeds(await req<DescribeReply>("describe", { kind: "tenant", name: c.tenant }), tables) : undefined;
       const files = await loadOrCreateNatsAuth(authDirOf(inv, io));
-      const minted = await mintUser(files.identity, { role: c.role, ...(c.tenant === undefined ? {} : { tenant: c.tenant }), ...(tables === undefined ? {} : { tables }), ...(feeds === undefined ? {} : { feeds }), ...(c.ttlSeconds === undefined ? {} : { ttlSeconds: c.ttlSeconds }) });
-      const out = resolve(c.out ?? `${c.tenant ? `${c.tenant}-` : ""}${c.role}-${minted.credId}.creds`);
-      if (existsSync(out)) throw new CliError(EXIT.conflict, `${out} exists; pass another --out (credentials are never overwritten)`);
-      // The seed is written to the 0600 file only; KV keeps the public key.
-      writeSecretFile(out, minted.creds);
-      await recordCreds(nc, { id: minted.credId, tenant: c.tenant ?? null, role: c.role, publicKey: minted.publicKey, createdAtMs: Date.now(), expiresAtMs: minted.expiresAtMs, revokedAtMs: null, note: c.note ?? "", tables: tables ?? null, ...(feeds === undefined ? {} : { feeds }) });
-      const info = { id: minted.credId, file: out, tenant: c.tenant ?? null, role: c.role, tables: tables ?? null, ...(feeds === undefined ? {} : { feeds }), expiresAtMs: minted.expiresAtMs, inboxPrefix: minted.inboxPrefix ?? null };
+      let out = "";
+      // The shared sequence (src/runtime/natscreds.ts): the seed goes to the 0600 file only, before KV records the public key.
+      const { minted, info: made } = await issueCreds(nc, files, { role: c.role, tenant: c.tenant, tables: c.tables, ttlSeconds: c.ttlSeconds, note: c.note, timeoutMs: inv.timeoutMs }, (m) => {
+        out = resolve(c.out ?? `${c.tenant ? `${c.tenant}-` : ""}${c.role}-${m.credId}.creds`);
+        if (existsSync(out)) throw new CliError(EXIT.conflict, `${out} exists; pass another --out (credentials are never overwritten)`);
+        writeSecretFile(out, m.creds);
+      }).catch((e: unknown) => {
+        throw e instanceof CredsOptionsError ? new CliError(EXIT.usage, `creds create --${e.option}: ${e.message}`, { cause: e }) : e;
+      });
+      const feeds = made.feeds ?? undefined;
+      const info = { id: minted.credId, file: out, tenant: c.tenant ?? null, role: c.role, tables: made.tables ?? null, ...(feeds === undefined ? {} : { feeds }), expiresAtMs: minted.expiresAtMs, inboxPrefix: minted.inboxPrefix ?? null };
       const feedLine = feeds === undefined ? "" : `; feeds it may consume: ${feeds.length === 0 ? "none yet (no feed reads only those tables; mint again after adding one)" : feeds.join(", ")}`;
       print(info, () => `wrote ${out} (id ${minted.credId}${minted.inboxPrefix ? `; clients connect with inbox prefix ${minted.inboxPrefix}` : ""}${feedLine})`);
       return EXIT.ok;
@@ -199,10 +200,8 @@ async function run(inv: Invocation, nc: NatsConnection, io: CliIO, specDoc: unkn
       return EXIT.ok;
     }
     case "creds.revoke": {
-      const info = await getCreds(nc, c.id);
       const files = await loadOrCreateNatsAuth(authDirOf(inv, io));
-      await revokeNatsUser(inv.natsUrl.split(","), files, info.publicKey);
-      await markCredsRevoked(nc, c.id);
+      await revokeCreds(nc, { files, servers: inv.natsUrl.split(","), tlsCa: natsCaOf(inv, io) }, c.id);
       print({ revoked: c.id }, () => `revoked ${c.id} (NATS disconnects it now and refuses it from now on)`);
       return EXIT.ok;
     }
@@ -212,25 +211,6 @@ async function run(inv: Invocation, nc: NatsConnection, io: CliIO, specDoc: unkn
       return certsInit(c, inv, io);
     case "top":
       return runTop(c, inv.output, io);
-  }
-}
-
-/** The feeds a subscriber granted `tables` may consume; refuses a table the tenant does not have. */
-function grantedFeeds(d: DescribeReply, tables: readonly string[]): string[] {
-  if (d.kind !== "tenant") throw new CliError(EXIT.other, `describe tenant answered a ${d.kind}`);
-  const known = new Set(d.spec.tables.map((t) => t.name));
-  const unknown = tables.filter((t) => !known.has(t));
-  if (unknown.length > 0) throw new CliError(EXIT.usage, `creds create --tables: tenant ${d.spec.name} has no table ${unknown.join(", ")} (it has ${[...known].join(", ")})`);
-  return feedsWithin(d.spec.feeds ?? [], tables);
-}
-
-/** A credential's table grants, checked like a token's (names, at least one). */
-function credsTables(tables: readonly string[]): string[] {
-  try {
-    return checkedTables(tables);
-  } catch (e) {
-    if (e instanceof TokenOptionsError) throw new CliError(EXIT.usage, `creds create --tables: ${e.message}`);
-    throw e;
   }
 }
 

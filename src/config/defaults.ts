@@ -26,6 +26,8 @@ export const ENV = {
   /** CA certificate (PEM) trusted for NATS and the gRPC API (`pxctl certs init` writes ca.crt). */
   tlsCa: "PX_TLS_CA",
   natsCreds: "PX_NATS_CREDS",
+  /** The deployment's NATS auth directory: a node given it serves the admin credentials calls (it then holds the account key). */
+  authDir: "PX_AUTH_DIR",
   httpTls: "PX_HTTP_TLS",
   /** ClickHouse user and a file holding its password (a compose secret); default user `default`, no password. */
   clickhouseUser: "PX_CLICKHOUSE_USER",

@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { ServerCredentials } from "@grpc/grpc-js";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { startApiServer } from "../api/index.js";
-import type { ApiLimits, ApiNode, ApiServer, QueryEngine } from "../api/index.js";
+import type { ApiLimits, ApiNode, ApiServer, CredsIssuer, QueryEngine } from "../api/index.js";
 import { TokenVerifier } from "../auth/index.js";
 import { tenantFunctions, tenantQuotas } from "../catalog.js";
 import type { Catalog } from "../catalog.js";
@@ -45,6 +45,8 @@ export interface NodeApiOptions {
   readonly slow?: SlowQueries | undefined;
   /** Open subscriptions register what they still need of the WAL here (the node's compaction holds it). */
   readonly subscriptions?: SubscriptionHolds;
+  /** The deployment's NATS identity (PX_AUTH_DIR): the admin credentials calls mint and revoke with it; absent: they are refused. */
+  readonly creds?: CredsIssuer;
 }
 
 export interface ApiTlsFiles {
@@ -99,7 +101,7 @@ export async function startNodeApi(o: NodeApiOptions): Promise<NodeApi> {
   // A raw feed resuming below the WAL's start reads the compacted records back from ClickHouse.
   const history = o.clickhouse === undefined ? undefined : new ClickhouseColdSource(o.clickhouse);
   const walHistory = history === undefined ? {} : { walHistory: (tenant: string, spec: TableSpec): GapReader => (gaps, cursor, limit) => history.byLsn(tenant, spec, gaps, cursor, limit) };
-  const server = await startApiServer({ node: o.node, tokens, queryEngine: served, port: o.grpcPort, log: o.log, ...tuning, ...credentials, horizon, ...walHistory, ...(o.subscriptions === undefined ? {} : { subscriptions: o.subscriptions }) });
+  const server = await startApiServer({ node: o.node, tokens, queryEngine: served, port: o.grpcPort, log: o.log, ...tuning, ...credentials, horizon, ...walHistory, ...(o.subscriptions === undefined ? {} : { subscriptions: o.subscriptions }), ...(o.creds === undefined ? {} : { creds: o.creds }) });
   return {
     engine,
     served,

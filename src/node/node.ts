@@ -63,6 +63,10 @@ import { ensureEventsStream, readWalSkips } from "../wal/index.js";
 import { walStream } from "../../protocols/subjects.js";
 import type { ShardAddress } from "../../protocols/subjects.js";
 import { NATS_CREDS_ENV, TLS_CA_ENV, explainNatsTlsError, natsCredsOptions, natsTlsOptions } from "../runtime/natsclient.js";
+import { loadNatsAuth } from "../runtime/servers/natsauth.js";
+import { credsIssuer } from "../runtime/natscreds.js";
+import { ENV } from "../config/defaults.js";
+import { resolve } from "node:path";
 import { clickhouseDisplay, startStandaloneControl } from "./standalone.js";
 
 export interface NodeOptions {
@@ -73,6 +77,11 @@ export interface NodeOptions {
   readonly natsCreds?: string;
   /** CA certificate (PEM) of a NATS that speaks TLS; default $PX_TLS_CA; none: plaintext NATS. */
   readonly natsCa?: string;
+  /**
+   * The deployment's NATS auth directory (identity.json: the operator and account seeds); default $PX_AUTH_DIR.
+   * With it, the gRPC admin service mints and revokes tenants' NATS credentials; without it those calls are refused.
+   */
+  readonly authDir?: string;
   /** The gRPC/Flight server's TLS certificate and key (PEM files); without them it listens in plaintext. */
   readonly grpcTls?: ApiTlsFiles;
   /** Interface of the gRPC/Flight server: 127.0.0.1 in plaintext, all interfaces with TLS, unless asked (PX_GRPC_HOST). */
@@ -172,6 +181,9 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   const nodeId = o.nodeId ?? `node-${process.pid}`;
   const log = o.log ?? lineLog(createLogger({ nodeId }));
   const natsCa = o.natsCa ?? process.env[TLS_CA_ENV];
+  // Read before anything starts: a wrong directory stops the node at once, naming the fix.
+  const authDir = o.authDir ?? process.env[ENV.authDir];
+  const natsAuth = authDir === undefined || authDir === "" ? undefined : await loadNatsAuth(resolve(authDir));
   // A TLS mismatch (no CA for a TLS server, a CA for a plaintext one) fails with the fix named.
   // noAsyncTraces: no Error object (stack capture) per request; at thousands of WAL appends per second it showed in profiles.
   // PX_NATS_ASYNC_TRACES=1 turns the traces back on, to see which call a NATS timeout came from.
@@ -365,11 +377,14 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
           meter,
           slow,
           subscriptions,
+          ...(natsAuth === undefined ? {} : { creds: credsIssuer(nc, { files: natsAuth, servers: typeof o.natsUrl === "string" ? o.natsUrl.split(",") : o.natsUrl, tlsCa: natsCa }) }),
           // The control plane's own px_assign handle (assigned mode): one set of control stores per node.
           ...(control === undefined ? {} : { parts: natsClusterParts({ nc, nodeId, assignments: control.stores.assignments }) }),
         });
   httpEngine.current = api?.served ?? queryEngineOf(catalog.current, shards, clickhouse?.client);
   log(`node ${nodeId}: up (nats ${String(o.natsUrl)}, http :${http.port}${api ? `, grpc :${api.server.port}` : ""})`);
+  // Said at start: a node with the auth directory holds the operator and account keys.
+  if (natsAuth !== undefined) log(`node ${nodeId}: holds the NATS identity in ${natsAuth.dir} (PX_AUTH_DIR): ${api ? "gRPC admins mint and revoke their tenant's NATS credentials here" : "no gRPC API, so nothing uses it"}`);
   log(
     clickhouse === undefined
       ? `node ${nodeId}: no ClickHouse configured (--clickhouse URL or PX_CLICKHOUSE_URL): shards run without sinks; ticks stay in the WAL and RAM, nothing is evicted`

@@ -23,6 +23,7 @@ import type { Role } from "../../src/auth/index.js";
 import { FlightClient, ProxistClient, bearer } from "../../src/api/index.js";
 import type { ApiLimits, ApiServer } from "../../src/api/index.js";
 import { startNodeApi } from "../../src/node/api.js";
+import { credsIssuer } from "../../src/runtime/natscreds.js";
 import type { NodeApi } from "../../src/node/api.js";
 import type { NodeOptions, ProxistNode } from "../../src/node/node.js";
 import type { ProxistQueryEngine } from "../../src/query/index.js";
@@ -70,8 +71,11 @@ export interface ApiFixture {
 /** Every shard of SPEC, as the node hosts them with `shards: "all"`. */
 const SHARDS = SPEC.tenants.reduce((n, t) => n + t.tables.reduce((m, table) => m + table.shards, 0), 0);
 
-/** `node`: options of the node under the API (e.g. test seams). */
-export async function apiFixture(o: { limits?: Partial<ApiLimits>; cacheTtlMs?: number; log?: (line: string) => void; node?: Partial<NodeOptions> } = {}): Promise<ApiFixture> {
+/**
+ * `node`: options of the node under the API (e.g. test seams); `natsIdentity`: the API gets the test NATS identity
+ * (as a node started with PX_AUTH_DIR), so the admin credentials calls work.
+ */
+export async function apiFixture(o: { limits?: Partial<ApiLimits>; cacheTtlMs?: number; log?: (line: string) => void; node?: Partial<NodeOptions>; natsIdentity?: boolean } = {}): Promise<ApiFixture> {
   const nats = await natsFixture();
   const node = await nodeOn(nats.server, nats.nc, o.node ?? {}, SPEC);
   // The node starts its shards after the catalog loads; a query before that would find no shard to wait on.
@@ -94,6 +98,7 @@ export async function apiFixture(o: { limits?: Partial<ApiLimits>; cacheTtlMs?: 
     tokenCacheTtlMs: o.cacheTtlMs ?? 2_000,
     subscriptions: node.subscriptions,
     ...(o.limits ? { limits: o.limits } : {}),
+    ...(o.natsIdentity ? { creds: credsIssuer(node.nc, { files: nats.server.auth!, servers: [nats.server.url] }) } : {}),
   });
   const api = nodeApi.server;
   const address = `127.0.0.1:${api.port}`;

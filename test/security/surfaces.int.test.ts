@@ -32,7 +32,7 @@ import { createUser, encodeUser, fmtCreds } from "@nats-io/jwt";
 import { mintUser, revokeToken } from "../../src/auth/index.js";
 import type { ClientDuplexStream } from "@grpc/grpc-js";
 import { IngestBatchSchema } from "../../protocols/gen/proxist/v1/api_pb.js";
-import { ApplyTenantRequestSchema, CreateTokenRequestSchema, ListTokensRequestSchema, RevokeTokenRequestSchema } from "../../protocols/gen/proxist/v1/admin_pb.js";
+import { ApplyTenantRequestSchema, CreateCredsRequestSchema, CreateTokenRequestSchema, ListCredsRequestSchema, ListTokensRequestSchema, RevokeCredsRequestSchema, RevokeTokenRequestSchema } from "../../protocols/gen/proxist/v1/admin_pb.js";
 import { credentials } from "@grpc/grpc-js";
 import { AdminClient } from "../../src/api/index.js";
 import type { NatsRole } from "../../protocols/index.js";
@@ -157,7 +157,8 @@ let alphaReader = "";
 let betaWriter = "";
 
 beforeAll(async () => {
-  f = await apiFixture();
+  // With the NATS identity, as a node started with PX_AUTH_DIR: the credentials calls in RPC_SURFACES are refused by their auth checks alone.
+  f = await apiFixture({ natsIdentity: true });
   grpc = f.proxist();
   adminRpc = new AdminClient(f.address, credentials.createInsecure()) as unknown as ServiceClient;
   flight = f.flight();
@@ -313,6 +314,9 @@ const RPC_SURFACES: readonly RpcSurface[] = [
   { surface: "Admin CreateToken by a writer", token: "betaWriter", call: async (t) => (await unary(adminRpc, "createToken", create(CreateTokenRequestSchema, { role: "admin" }), t)).error },
   { surface: "Admin ListTokens", token: "none", call: async (t) => (await unary(adminRpc, "listTokens", create(ListTokensRequestSchema, {}), t)).error },
   { surface: "Admin RevokeToken by a reader", token: "alphaReader", call: async (t) => (await unary(adminRpc, "revokeToken", create(RevokeTokenRequestSchema, { id: "x" }), t)).error },
+  { surface: "Admin CreateCreds", token: "none", call: async (t) => (await unary(adminRpc, "createCreds", create(CreateCredsRequestSchema, { role: "publisher" }), t)).error },
+  { surface: "Admin ListCreds by a reader", token: "alphaReader", call: async (t) => (await unary(adminRpc, "listCreds", create(ListCredsRequestSchema, {}), t)).error },
+  { surface: "Admin RevokeCreds by a writer", token: "betaWriter", call: async (t) => (await unary(adminRpc, "revokeCreds", create(RevokeCredsRequestSchema, { id: "0123456789ab" }), t)).error },
   { surface: "Flight SQL CreatePreparedStatement on another tenant", token: "betaWriter", call: async (t) => (await serverStream(flight, "doAction", sqlPrepare("SELECT * FROM alpha.trades"), t)).error },
 ];
 

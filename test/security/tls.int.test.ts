@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ProxistClient, channelCredentials, speaksTls, tlsHint } from "../../src/api/index.js";
 import { createToken, mintUser } from "../../src/auth/index.js";
 import { runPxctl } from "../../src/cli/commands.js";
-import { explainNatsTlsError } from "../../src/runtime/natsclient.js";
+import { explainNatsTlsError, natsCredsOptions, natsTlsOptions } from "../../src/runtime/natsclient.js";
 import { writeSecretFile } from "../../src/runtime/servers/natsauth.js";
 import type { ProxistNode } from "../../src/node/node.js";
 import { natsFixture, nodeOn, serviceCreds, testNatsAuth } from "../helpers/cluster.js";
@@ -109,6 +109,20 @@ describe("tls - NATS", () => {
     out.length = 0;
     expect(await runPxctl(["--nats", f.server.url, "--creds", admin, "get", "tenants"], io)).toBe(3);
     expect(out.join("\n")).toMatch(/requires TLS.*--tls-ca/);
+  });
+
+  it("nats.js - pxctl creds revoke against a TLS NATS (--tls-ca) pushes the account update over TLS: the user is disconnected", async () => {
+    const auth = await testNatsAuth();
+    const out: string[] = [];
+    const io = { stdout: (t: string) => out.push(t), stderr: (t: string) => out.push(t), readFile: () => Promise.resolve(""), prompt: () => Promise.resolve(""), env: { PX_AUTH_DIR: auth.dir } };
+    const pxctl = (...argv: string[]): Promise<number> => runPxctl(["--nats", f.server.url, "--creds", auth.credsPath("admin"), "--tls-ca", f.tls.ca, "-o", "json", ...argv], io);
+    const file = join(f.server.dir, "revoked-pub.creds");
+    expect(await pxctl("creds", "create", "--tenant", "default", "--role", "publisher", "--out", file), out.join("\n")).toBe(0);
+    const made = JSON.parse(out.pop()!) as { id: string };
+    const nc = await connect({ servers: f.server.url, maxReconnectAttempts: 0, ...natsCredsOptions(file), ...natsTlsOptions(f.tls.ca) });
+    const closed = nc.closed().then(() => "closed");
+    expect(await pxctl("creds", "revoke", made.id), out.join("\n")).toBe(0);
+    expect(await Promise.race([closed, new Promise((r) => setTimeout(r, 5_000)).then(() => "open")])).toBe("closed");
   });
 
   it("node - without the CA it refuses to start naming PX_TLS_CA; with a CA against a plaintext NATS it says that NATS has no TLS", async () => {

@@ -1,33 +1,45 @@
 // proxist.v1.ProxistAdmin: what pxctl does over NATS (apply a spec, manage API
-// tokens), over gRPC for a tenant's admins. Every call needs an admin token and
-// acts on that token's tenant only: the spec applied is the caller's tenant's,
-// tokens are created, listed and revoked within it.
+// tokens and NATS credentials), over gRPC for a tenant's admins. Every call
+// needs an admin token and acts on that token's tenant only: the spec applied
+// is the caller's tenant's, tokens and credentials are created, listed and
+// revoked within it. Credentials need the node's auth directory (PX_AUTH_DIR).
 import { create } from "@bufbuild/protobuf";
 import type { ServerUnaryCall, sendUnaryData } from "@grpc/grpc-js";
 import {
   ApplyTenantReplySchema,
+  CreateCredsReplySchema,
   CreateTokenReplySchema,
+  CredsInfoSchema,
+  ListCredsReplySchema,
   ListTokensReplySchema,
+  RevokeCredsReplySchema,
   RevokeTokenReplySchema,
   TokenInfoSchema,
 } from "../../../protocols/gen/proxist/v1/admin_pb.js";
 import type {
   ApplyTenantReply,
   ApplyTenantRequest,
+  CreateCredsReply,
+  CreateCredsRequest,
   CreateTokenReply,
   CreateTokenRequest,
+  ListCredsReply,
+  ListCredsRequest,
   ListTokensReply,
   ListTokensRequest,
+  RevokeCredsReply,
+  RevokeCredsRequest,
   RevokeTokenReply,
   RevokeTokenRequest,
 } from "../../../protocols/gen/proxist/v1/admin_pb.js";
-import { AuthError, TokenNotFoundError, TokenOptionsError, createToken, getToken, isRole, listTokens, revokeToken, tokenIdOf } from "../../auth/index.js";
+import { AuthError, CredsOptionsError, TokenNotFoundError, TokenOptionsError, createToken, getToken, isRole, listCreds, listTokens, revokeToken, tokenIdOf } from "../../auth/index.js";
 import type { Principal } from "../../auth/index.js";
 import { ControlReplyError, ControlUnreachableError, controlRequest } from "../../control/index.js";
+import { isNatsRole } from "../../../protocols/index.js";
 import type { ApplyReply } from "../../control/index.js";
 import { authenticate, authorize } from "../auth.js";
 import { failUnary } from "../context.js";
-import type { ApiContext } from "../context.js";
+import type { ApiContext, CredsIssuer } from "../context.js";
 import { ApiError } from "../errors.js";
 import { unwrap } from "../grpcdef.js";
 import type { Decoded } from "../grpcdef.js";
@@ -48,6 +60,7 @@ function adminCall<Req, Res>(ctx: ApiContext, run: (p: Principal, req: Req) => P
 const CONTROL_CODES: Record<string, ApiError["code"]> = { INVALID_ARGUMENT: "INVALID_ARGUMENT", NOT_FOUND: "NOT_FOUND", CONFLICT: "FAILED_PRECONDITION", UNAVAILABLE: "UNAVAILABLE" };
 
 function apiErrorOf(e: unknown): unknown {
+  if (e instanceof CredsOptionsError) return new ApiError("INVALID_ARGUMENT", e.message, { cause: e });
   if (e instanceof TokenOptionsError) return new ApiError("INVALID_ARGUMENT", e.message, { cause: e });
   if (e instanceof TokenNotFoundError) return new ApiError("NOT_FOUND", e.message, { cause: e });
   if (e instanceof ControlReplyError) return new ApiError(CONTROL_CODES[e.code] ?? "INTERNAL", e.message, { cause: e });
@@ -69,6 +82,21 @@ function tenantSpecOf(p: Principal, json: string): Record<string, unknown> {
   return { ...spec, name: p.tenant };
 }
 
+/** A table-granted admin token may not hand out more than it reaches: `tables` must be a non-empty subset of its grants. */
+function checkWithinGrants(p: Principal, tables: readonly string[], what: string): void {
+  if (p.tables !== undefined && (tables.length === 0 || tables.some((t) => !p.tables!.includes(t)))) {
+    throw new AuthError("PERMISSION_DENIED", `this admin token may use only tables ${p.tables.join(", ")}; ${what} it creates must name tables among them`);
+  }
+}
+
+/** The node's NATS identity, or FAILED_PRECONDITION naming how to give it one. */
+function issuerOf(ctx: ApiContext): CredsIssuer {
+  if (ctx.creds === undefined) {
+    throw new ApiError("FAILED_PRECONDITION", "this node holds no NATS identity, so it cannot mint or revoke NATS credentials; start the node with PX_AUTH_DIR=<dir> (the deployment's auth directory, e.g. <data-dir>/auth) or use pxctl creds create|list|revoke");
+  }
+  return ctx.creds;
+}
+
 export function adminService(ctx: ApiContext) {
   const nc = ctx.node.nc;
   return {
@@ -79,10 +107,7 @@ export function adminService(ctx: ApiContext) {
     }),
     createToken: adminCall<CreateTokenRequest, CreateTokenReply>(ctx, async (p, req) => {
       if (!isRole(req.role)) throw new ApiError("INVALID_ARGUMENT", `role "${req.role.slice(0, 20)}" is unknown; use reader, writer or admin`);
-      // A token with table grants may not mint one that reaches more.
-      if (p.tables !== undefined && (req.tables.length === 0 || req.tables.some((t) => !p.tables!.includes(t)))) {
-        throw new AuthError("PERMISSION_DENIED", `this admin token may use only tables ${p.tables.join(", ")}; a token it creates must name tables among them`);
-      }
+      checkWithinGrants(p, req.tables, "a token");
       const token = await createToken(nc, {
         tenant: p.tenant,
         role: req.role,
@@ -109,6 +134,42 @@ export function adminService(ctx: ApiContext) {
       }
       await revokeToken(nc, id);
       return create(RevokeTokenReplySchema, {});
+    }),
+    createCreds: adminCall<CreateCredsRequest, CreateCredsReply>(ctx, async (p, req) => {
+      const issuer = issuerOf(ctx);
+      if (req.role === "service" || req.role === "admin") {
+        // Service and admin users reach every tenant: not a tenant admin's to hand out.
+        throw new AuthError("PERMISSION_DENIED", `${req.role} credentials reach every tenant, so a tenant's admin token cannot mint them; use pxctl creds create --role ${req.role} where the deployment's identity is`);
+      }
+      if (!isNatsRole(req.role)) throw new ApiError("INVALID_ARGUMENT", `role "${req.role.slice(0, 20)}" is unknown; use publisher or subscriber`);
+      checkWithinGrants(p, req.tables, "credentials");
+      // The reply is the only copy of the seed: nothing is written, and KV records the public key.
+      const { minted, info } = await issuer.issue({ role: req.role, tenant: p.tenant, ...(req.tables.length === 0 ? {} : { tables: req.tables }), ...(req.ttlSeconds === 0n ? {} : { ttlSeconds: Number(req.ttlSeconds) }), note: req.note });
+      return create(CreateCredsReplySchema, { creds: minted.creds, id: minted.credId, inboxPrefix: minted.inboxPrefix ?? "", expiresAtMs: BigInt(minted.expiresAtMs ?? 0), feeds: [...(info.feeds ?? [])] });
+    }),
+    listCreds: adminCall<ListCredsRequest, ListCredsReply>(ctx, async (p) => {
+      issuerOf(ctx);
+      const list = await listCreds(nc, p.tenant);
+      return create(ListCredsReplySchema, {
+        creds: list.map((c) =>
+          create(CredsInfoSchema, {
+            id: c.id,
+            role: c.role,
+            publicKey: c.publicKey,
+            createdAtMs: BigInt(c.createdAtMs),
+            expiresAtMs: BigInt(c.expiresAtMs ?? 0),
+            revokedAtMs: BigInt(c.revokedAtMs ?? 0),
+            note: c.note,
+            tables: [...(c.tables ?? [])],
+            feeds: [...(c.feeds ?? [])],
+          }),
+        ),
+      });
+    }),
+    revokeCreds: adminCall<RevokeCredsRequest, RevokeCredsReply>(ctx, async (p, req) => {
+      // Another tenant's credentials read as unknown (revokeCreds with the tenant).
+      await issuerOf(ctx).revoke(req.id, p.tenant);
+      return create(RevokeCredsReplySchema, {});
     }),
   };
 }

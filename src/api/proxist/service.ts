@@ -20,7 +20,7 @@ export function feedsService(ctx: ApiContext): UntypedServiceImplementation {
   return { subscribe: subscribeHandler(ctx) } as UntypedServiceImplementation;
 }
 
-/** proxist.v1.ProxistAdmin: spec apply and API tokens for a tenant's admins. */
+/** proxist.v1.ProxistAdmin: spec apply, API tokens and NATS credentials for a tenant's admins. */
 export function adminRpcs(ctx: ApiContext): UntypedServiceImplementation {
   return adminService(ctx) as UntypedServiceImplementation;
 }

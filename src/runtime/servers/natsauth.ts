@@ -4,6 +4,7 @@
 // `proxist up`, the test helpers and pxctl (mint, revoke) read the same files.
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { TaggedError } from "../../../protocols/tagged.js";
 import { accountJwt, accountPublicKey, credsHasRolePermissions, mintSystemUser, mintUser, newNatsIdentity, operatorJwt, systemAccountJwt, systemAccountPublicKey } from "../../auth/index.js";
 import type { NatsIdentity } from "../../auth/index.js";
 
@@ -57,6 +58,21 @@ export async function loadOrCreateNatsAuth(dir: string): Promise<NatsAuthFiles> 
     accountJwt: () => readFileSync(accPath, "utf8").trim(),
     credsPath,
   };
+}
+
+/** The auth directory was not the identity directory it was said to be. */
+export class NatsAuthDirError extends TaggedError("NatsAuthDirError") {}
+
+/**
+ * Loads the auth material of an existing identity (a node given PX_AUTH_DIR):
+ * unlike loadOrCreateNatsAuth it never makes a new identity, whose credentials
+ * the deployment's nats-server would refuse.
+ */
+export async function loadNatsAuth(dir: string, what = "PX_AUTH_DIR"): Promise<NatsAuthFiles> {
+  if (!existsSync(join(dir, IDENTITY))) {
+    throw new NatsAuthDirError(`${what}=${dir}: no ${IDENTITY} there; give the deployment's auth directory (proxist up: <data-dir>/auth; proxist nats-auth --dir DIR), or leave ${what} unset to serve no credentials calls`);
+  }
+  return loadOrCreateNatsAuth(dir);
 }
 
 /** Replaces the stored account JWT (after a revocation). */
