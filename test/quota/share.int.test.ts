@@ -53,7 +53,7 @@ async function flood(warmMs: number, measureMs: number): Promise<number> {
 
 async function twoGateways(local: boolean): Promise<void> {
   f = await natsFixture();
-  for (const id of ["qa", "qb"]) nodes.push(await nodeOn(f.server, f.nc, { nodeId: id, ...(local ? { unsafeLocalRateQuotas: true } : {}) }, SPEC));
+  for (const id of ["qa", "qb"]) nodes.push(await nodeOn(f.server, f.nc, { nodeId: id, ...(local ? { unsafeLocalQuotas: true } : {}) }, SPEC));
 }
 
 describe("quotas - rate quotas across gateways", () => {
@@ -65,7 +65,7 @@ describe("quotas - rate quotas across gateways", () => {
     expect(rate).toBeGreaterThan(QUOTA * 0.6);
   }, 60_000);
 
-  it("quotas - negative control: with each gateway on its own (unsafeLocalRateQuotas) the two admit about twice the quota", async () => {
+  it("quotas - negative control: with each gateway on its own (unsafeLocalQuotas) the two admit about twice the quota", async () => {
     await twoGateways(true);
     const rate = await flood(2_000, 3_000);
     console.log(`local: ${Math.round(rate)} ticks/s admitted across 2 gateways (quota ${QUOTA})`);
