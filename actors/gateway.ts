@@ -63,9 +63,10 @@ export type GatewayEvent =
   | { type: "usage"; usage: ReadonlyMap<string, TenantUsage> }
   /**
    * What the other nodes admit of each tenant's rate quotas and use of its
-   * hotBytes and symbols (src/quota/share.ts, cluster.ts): this one grants the rest.
+   * hotBytes and symbols (src/quota/share.ts, cluster.ts): this one grants the rest. `atMs`: when, on the clock of
+   * the ingest requests' `atMs`.
    */
-  | { type: "peers"; peers: ReadonlyMap<string, PeerRates>; usage?: ReadonlyMap<string, PeerUsage> };
+  | { type: "peers"; peers: ReadonlyMap<string, PeerRates>; usage?: ReadonlyMap<string, PeerUsage>; atMs?: number };
 
 /** Sent to the source actor. */
 export type SourceCommand = { type: "reply"; id: number; tenant: string; table: string; wantsReply: boolean; reply: IngestReply };
@@ -209,7 +210,7 @@ export const gatewayMachine = setup({
   actions: {
     setCatalog: assign({ catalog: (_, params: { catalog: Catalog }) => params.catalog }),
     setUsage: assign({ quota: ({ context }, params: { usage: ReadonlyMap<string, TenantUsage> }) => withUsage(context.quota, params.usage) }),
-    setPeers: assign({ quota: ({ context }, params: { peers: ReadonlyMap<string, PeerRates>; usage: ReadonlyMap<string, PeerUsage> | undefined }) => withPeers(context.quota, params.peers, params.usage) }),
+    setPeers: assign({ quota: ({ context }, params: { peers: ReadonlyMap<string, PeerRates>; usage: ReadonlyMap<string, PeerUsage> | undefined; atMs: number | undefined }) => withPeers(context.quota, params.peers, params.usage, params.atMs) }),
     // The record pool only lends memory: what is decided does not depend on it.
     admit: enqueueActions(({ context, enqueue }, params: { request: IngestRequest }) => {
       const a = admission(context, params.request);
@@ -286,7 +287,7 @@ export const gatewayMachine = setup({
   on: {
     catalog: { actions: { type: "setCatalog", params: ({ event }) => ({ catalog: event.catalog }) } },
     usage: { actions: { type: "setUsage", params: ({ event }) => ({ usage: event.usage }) } },
-    peers: { actions: { type: "setPeers", params: ({ event }) => ({ peers: event.peers, usage: event.usage }) } },
+    peers: { actions: { type: "setPeers", params: ({ event }) => ({ peers: event.peers, usage: event.usage, atMs: event.atMs }) } },
   },
   initial: "loading",
   states: {

@@ -12,6 +12,9 @@
 //   gateway `PENDING_MS` and then until someone reports that shard). A gateway
 //   knows a symbol when one of its shards holds it, it admitted it, or a peer
 //   announced it (the `news` of a report); any other symbol of the batch is new.
+//   Below the quota, each gateway admits new symbols from an even share of
+//   what is left, taken at each exchange and reported at once as reserved,
+//   so what one admits between its reports is held back by the others.
 import type { PeerUsage, ShardUsage } from "./share.js";
 
 /** How long an admitted new symbol counts as pending: its shard applies it and reports well within 4 report intervals. */
@@ -52,14 +55,18 @@ export function stillPending(p: PendingSymbol, nowMs: number, reported: (shard: 
 }
 
 /**
- * New symbols this gateway may admit now, of a cluster-wide `quota`, when the
- * cluster holds `total` (shards + every gateway's pending), `headroomAtView`
- * was left at the last exchange and `sinceView` were admitted here since: all
- * that is left, and with peers at most an even share (rounded up) of what was
- * left per report interval, so gateways flooded alike do not each take all of it.
+ * New symbols this gateway may admit now of a cluster-wide `quota`, when the
+ * cluster holds `total` (shards + every gateway's pending), `viewTotal` was
+ * held or reserved by others at the last exchange, and `sinceView` were
+ * admitted here since: all that is left when alone; with peers at most an
+ * even share (rounded up) of what the last exchange left, so gateways flooded
+ * alike do not each take all of it.
  */
-export function symbolShare(quota: number, total: number, gateways: number, headroomAtView: number, sinceView: number): number {
+export function symbolShare(quota: number, total: number, gateways: number, viewTotal: number, sinceView: number): number {
   const left = Math.max(0, quota - total);
   if (gateways <= 1) return left;
-  return Math.min(left, Math.max(0, Math.ceil(Math.max(0, headroomAtView) / gateways) - sinceView));
+  return Math.min(left, Math.max(0, reservedShare(quota, gateways, viewTotal) - sinceView));
 }
+
+/** This gateway's share per report interval: what the last exchange left, split evenly (rounded up). */
+export const reservedShare = (quota: number, gateways: number, viewTotal: number): number => Math.ceil(Math.max(0, quota - viewTotal) / Math.max(1, gateways));

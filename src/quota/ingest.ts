@@ -8,7 +8,7 @@ import { fullBucket, refill, take } from "./bucket.js";
 import type { Bucket, BucketRate } from "./bucket.js";
 import { quotaMessage } from "./refusal.js";
 import { bucketOf } from "../../protocols/routing.js";
-import { clusterShards, stillPending, symbolShare } from "./cluster.js";
+import { clusterShards, reservedShare, stillPending, symbolShare } from "./cluster.js";
 import type { PendingSymbol } from "./cluster.js";
 import { shardUsageKey, shareOf } from "./share.js";
 import type { PeerRates, PeerUsage, ShardUsage, TenantReport } from "./share.js";
@@ -24,7 +24,7 @@ export interface TenantIngestState {
   readonly symbols?: ReadonlySet<string>;
   /** Symbols admitted here as new, counted until their shard reports them (cluster.ts). */
   readonly pending?: ReadonlyMap<string, PendingSymbol>;
-  /** The cluster's symbols at the last exchange, and new symbols admitted here since: this gateway's share (symbolShare). */
+  /** The cluster's symbols at the last exchange (with what peers reserved), and new symbols admitted here since: this gateway's share (symbolShare). */
   readonly symbolView?: { readonly total: number; readonly since: number };
   /** Ticks and payload bytes admitted on this node since it started (what it reports to its peers: share.ts). */
   readonly admitted?: { readonly ticks: number; readonly bytes: number };
@@ -193,7 +193,7 @@ export function charge(s: IngestQuotaState, q: TenantQuotas, tenant: string, tab
       const have = symbolsOf(t, nowMs);
       const gateways = t.cluster?.gateways ?? 1;
       const view = t.symbolView ?? { total: have.total, since: 0 };
-      const may = symbolShare(q.symbols, have.total, gateways, q.symbols - view.total, view.since);
+      const may = symbolShare(q.symbols, have.total, gateways, view.total, view.since);
       if (fresh.length > may) return { ok: false, state: s, refusal: symbolRefusal(tenant, table, q.symbols, have, fresh, gateways, may) };
       const pending = new Map<string, PendingSymbol>();
       // Symbols whose shard reported them by now leave the pending count (the shard's count holds them).
@@ -213,9 +213,10 @@ export function charge(s: IngestQuotaState, q: TenantQuotas, tenant: string, tab
 /**
  * The peers' rates and usage (share.ts) as of now: a tenant they no longer
  * name gets its whole quota back here. Symbols peers announced become known;
- * this gateway's share of new symbols starts over from what is left now.
+ * pending symbols their shard reported by `nowMs` (the ingest clock) are let
+ * go, and this gateway's share of new symbols starts over from what is left.
  */
-export function withPeers(s: IngestQuotaState, peers: ReadonlyMap<string, PeerRates>, usage: ReadonlyMap<string, PeerUsage> = new Map()): IngestQuotaState {
+export function withPeers(s: IngestQuotaState, peers: ReadonlyMap<string, PeerRates>, usage: ReadonlyMap<string, PeerUsage> = new Map(), nowMs?: number): IngestQuotaState {
   const out = new Map(s);
   for (const [tenant, t] of s) {
     if (t.peers === undefined && t.cluster === undefined && t.symbolView === undefined) continue;
@@ -228,21 +229,30 @@ export function withPeers(s: IngestQuotaState, peers: ReadonlyMap<string, PeerRa
     let symbols = t.symbols;
     if (symbols !== undefined && u.news.some((k) => !symbols!.has(k))) symbols = new Set([...symbols, ...u.news]);
     else if (symbols === undefined && u.news.length > 0) symbols = new Set(u.news);
-    const next: TenantIngestState = { ...t, cluster: u, ...(symbols === undefined ? {} : { symbols }) };
-    // The share of new symbols per interval is set from the total now (every pending symbol counted: no clock here, so never less).
-    out.set(tenant, { ...next, symbolView: { total: symbolsOf(next, undefined).total, since: 0 } });
+    let next: TenantIngestState = { ...t, cluster: u, ...(symbols === undefined ? {} : { symbols }) };
+    if (nowMs !== undefined && next.pending !== undefined) {
+      const reported = reports(next);
+      const live = [...next.pending].filter(([, p]) => stillPending(p, nowMs, reported));
+      if (live.length < next.pending.size) next = { ...next, pending: new Map(live) };
+    }
+    // The share of new symbols per interval is set from the total now and what the peers reserved of theirs.
+    out.set(tenant, { ...next, symbolView: { total: symbolsOf(next, nowMs).total + u.reserved, since: 0 } });
   }
   return out;
 }
 
 /**
  * What this node reports of a tenant besides rates (share.ts): its shards, its
- * pending symbols at `nowMs` and up to `maxNews` of them by name.
+ * pending symbols at `nowMs` and up to `maxNews` of them by name, and with a
+ * `symbols` quota what it may still admit of its share (reserved).
  */
-export function usageReport(s: IngestQuotaState, tenant: string, nowMs: number, maxNews = 2_000): Pick<TenantReport, "shards" | "pending" | "news"> {
+export function usageReport(s: IngestQuotaState, q: TenantQuotas, tenant: string, nowMs: number, maxNews = 2_000): Pick<TenantReport, "shards" | "pending" | "news" | "reserved"> {
   const t = s.get(tenant);
   if (t === undefined) return {};
-  const out: { shards?: Record<string, ShardUsage>; pending?: number; news?: string[] } = {};
+  const out: { shards?: Record<string, ShardUsage>; pending?: number; news?: string[]; reserved?: number } = {};
+  if (q.symbols !== undefined && t.symbolView !== undefined && t.cluster !== undefined && t.cluster.gateways > 1) {
+    out.reserved = Math.max(0, reservedShare(q.symbols, t.cluster.gateways, t.symbolView.total) - t.symbolView.since);
+  }
   if (t.shards !== undefined && t.shards.size > 0) out.shards = Object.fromEntries(t.shards);
   if (t.pending !== undefined && t.pending.size > 0) {
     const reported = reports(t);

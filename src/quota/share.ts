@@ -30,6 +30,8 @@ export interface TenantReport {
   readonly pending?: number;
   /** Some of those symbols (`table\0symbol`), so the other gateways know them too (capped: see quotashare.ts). */
   readonly news?: readonly string[];
+  /** New symbols this gateway may still admit before its next report (its share: cluster.ts symbolShare), held back by the others. */
+  readonly reserved?: number;
 }
 
 /** One node's report: what it admitted and uses per tenant. */
@@ -53,6 +55,7 @@ export interface PeerUsage {
   readonly shards: ReadonlyMap<string, ShardUsage>;
   readonly pending: number;
   readonly news: readonly string[];
+  readonly reserved: number;
 }
 
 /** The key of a shard in reports: `table/bucket` (table names hold no `/`). */
@@ -69,7 +72,7 @@ const count = (v: unknown): v is number => typeof v === "number" && v >= 0 && Nu
 /** One tenant's entry, or undefined when any field is malformed (new fields are optional, never loosely typed). */
 function parseTenant(r: unknown): TenantReport | undefined {
   if (typeof r !== "object" || r === null) return undefined;
-  const { ticks, bytes, queries, shards, pending, news } = r as Record<string, unknown>;
+  const { ticks, bytes, queries, shards, pending, news, reserved } = r as Record<string, unknown>;
   if (!count(ticks) || !count(bytes)) return undefined;
   const out: { -readonly [K in keyof TenantReport]: TenantReport[K] } = { ticks, bytes };
   if (queries !== undefined) {
@@ -79,6 +82,10 @@ function parseTenant(r: unknown): TenantReport | undefined {
   if (pending !== undefined) {
     if (!count(pending)) return undefined;
     out.pending = pending;
+  }
+  if (reserved !== undefined) {
+    if (!count(reserved)) return undefined;
+    out.reserved = reserved;
   }
   if (shards !== undefined) {
     if (typeof shards !== "object" || shards === null || Array.isArray(shards)) return undefined;
@@ -157,20 +164,21 @@ export class PeerReports {
   }
 
   /**
-   * Per tenant: the live peers' queries and pending symbols summed, their
+   * Per tenant: the live peers' queries, pending and reserved symbols summed, their
    * shards (a shard two peers report, e.g. while it moves, counts once, at the
    * larger figures) and the symbols they announced.
    */
   usage(nowMs: number): Map<string, PeerUsage> {
     const live = this.live(nowMs);
     const gateways = live.length + 1;
-    const out = new Map<string, { gateways: number; queries: number; shards: Map<string, ShardUsage>; pending: number; news: string[] }>();
+    const out = new Map<string, { gateways: number; queries: number; shards: Map<string, ShardUsage>; pending: number; news: string[]; reserved: number }>();
     for (const r of live) {
       for (const [t, x] of Object.entries(r.tenants)) {
         let u = out.get(t);
-        if (u === undefined) out.set(t, (u = { gateways, queries: 0, shards: new Map(), pending: 0, news: [] }));
+        if (u === undefined) out.set(t, (u = { gateways, queries: 0, shards: new Map(), pending: 0, news: [], reserved: 0 }));
         u.queries += x.queries ?? 0;
         u.pending += x.pending ?? 0;
+        u.reserved += x.reserved ?? 0;
         for (const [k, s] of Object.entries(x.shards ?? {})) u.shards.set(k, maxUsage(u.shards.get(k), s));
         if (x.news !== undefined) u.news.push(...x.news);
       }

@@ -52,8 +52,12 @@ export function shareIngestQuotas(nc: NatsConnection, o: QuotaShareOptions): () 
   const timer = setInterval(() => {
     const catalog = o.catalog();
     const at = now();
-    const state = o.state();
     const queries = o.queries?.();
+    // The peers' view first: the gateway takes its share of new symbols from it, and this report announces that share at once.
+    const usage = peers.usage(at);
+    queries?.setPeers(usage);
+    o.send({ type: "peers", peers: peers.rates(at), usage, atMs: ingestNow() });
+    const state = o.state();
     const admitted = admittedSoFar(state);
     history.push({ atMs: at, admitted });
     while (history.length > 2 && at - history[1]!.atMs >= 1_000) history.shift();
@@ -69,7 +73,7 @@ export function shareIngestQuotas(nc: NatsConnection, o: QuotaShareOptions): () 
         ticks: Math.max(0, a.ticks - b.ticks) / secs,
         bytes: Math.max(0, a.bytes - b.bytes) / secs,
         queries: queries?.runningOf(tenant) ?? 0,
-        ...usageReport(state, tenant, ingestNow()),
+        ...usageReport(state, tenantQuotas(catalog, tenant), tenant, ingestNow()),
       };
     }
     if (Object.keys(tenants).length > 0) {
@@ -80,9 +84,6 @@ export function shareIngestQuotas(nc: NatsConnection, o: QuotaShareOptions): () 
         // A closed or reconnecting connection (or a report over max_payload): the next tick reports again.
       }
     }
-    const usage = peers.usage(at);
-    queries?.setPeers(usage);
-    o.send({ type: "peers", peers: peers.rates(at), usage });
   }, every);
   timer.unref();
   return () => {
