@@ -258,7 +258,7 @@ export function usageReport(s: IngestQuotaState, q: TenantQuotas, tenant: string
     const reported = reports(t);
     const live = [...t.pending].filter(([, p]) => stillPending(p, nowMs, reported)).map(([k]) => k);
     out.pending = live.length;
-    out.news = live.slice(-maxNews);
+    out.news = maxNews > 0 ? live.slice(-maxNews) : [];
   }
   return out;
 }

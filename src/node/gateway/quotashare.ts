@@ -29,6 +29,9 @@ export interface QuotaShareOptions {
   readonly ingestNow?: () => number;
 }
 
+/** New symbols a report names at most (`table\0symbol`, ~20 bytes each). */
+const MAX_NEWS = 2_000;
+
 const sharesCluster = (catalog: Catalog, tenant: string): boolean => {
   const q = tenantQuotas(catalog, tenant);
   return q.ingestTicksPerSecond !== undefined || q.ingestBytesPerSecond !== undefined || q.concurrentQueries !== undefined || q.hotBytes !== undefined || q.symbols !== undefined;
@@ -54,9 +57,9 @@ export function shareIngestQuotas(nc: NatsConnection, o: QuotaShareOptions): () 
     const at = now();
     const queries = o.queries?.();
     // The peers' view first: the gateway takes its share of new symbols from it, and this report announces that share at once.
-    const usage = peers.usage(at);
-    queries?.setPeers(usage);
-    o.send({ type: "peers", peers: peers.rates(at), usage, atMs: ingestNow() });
+    const seen = peers.usage(at);
+    queries?.setPeers(seen);
+    o.send({ type: "peers", peers: peers.rates(at), usage: seen, atMs: ingestNow() });
     const state = o.state();
     const admitted = admittedSoFar(state);
     history.push({ atMs: at, admitted });
@@ -64,17 +67,16 @@ export function shareIngestQuotas(nc: NatsConnection, o: QuotaShareOptions): () 
     const from = history[0]!;
     const secs = Math.max(0.001, (at - from.atMs) / 1000);
     const tenants: Record<string, TenantReport> = {};
+    // Symbols named in one report, over all tenants: keeps it far below NATS's max_payload (a report too large is not sent at all).
+    let newsLeft = MAX_NEWS;
     for (const tenant of catalog.keys()) {
       if (!sharesCluster(catalog, tenant)) continue;
       const a = admitted.get(tenant) ?? { ticks: 0, bytes: 0 };
       const b = from.atMs === at ? a : (from.admitted.get(tenant) ?? { ticks: 0, bytes: 0 });
       // ticks and bytes always: a node of the previous release parses only reports that have them.
-      tenants[tenant] = {
-        ticks: Math.max(0, a.ticks - b.ticks) / secs,
-        bytes: Math.max(0, a.bytes - b.bytes) / secs,
-        queries: queries?.runningOf(tenant) ?? 0,
-        ...usageReport(state, tenantQuotas(catalog, tenant), tenant, ingestNow()),
-      };
+      const usage = usageReport(state, tenantQuotas(catalog, tenant), tenant, ingestNow(), newsLeft);
+      newsLeft -= usage.news?.length ?? 0;
+      tenants[tenant] = { ticks: Math.max(0, a.ticks - b.ticks) / secs, bytes: Math.max(0, a.bytes - b.bytes) / secs, queries: queries?.runningOf(tenant) ?? 0, ...usage };
     }
     if (Object.keys(tenants).length > 0) {
       const report: RateReport = { node: o.nodeId, tenants };
