@@ -1,9 +1,10 @@
 // Query quotas of each tenant: how many queries run at once (a counter per
 // tenant on this node, and the other nodes' counts as they last reported, so
-// the quota holds cluster-wide: cluster.ts queryShare), and per query a budget of memory (rows loaded and rows of the result)
-// and of result rows. Pure bookkeeping: the query engine asks before it holds
-// more, and a query over a budget stops with QueryError RESOURCE_EXHAUSTED
-// naming the quota, so the node never builds what it would refuse to send.
+// the quota holds cluster-wide: cluster.ts queryShare), and per query a budget
+// of memory (rows loaded and rows of the result) and of result rows. Pure
+// bookkeeping: the query engine asks before it holds more, and a query over a
+// budget stops with QueryError RESOURCE_EXHAUSTED naming the quota, so the node
+// never builds what it would refuse to send.
 import { QueryError } from "../../protocols/errors.js";
 import type { TenantQuotas } from "../../protocols/tablespec.js";
 import { queryShare } from "./cluster.js";
@@ -35,11 +36,6 @@ export class QueryQuotas {
   /** Queries of `tenant` running now. */
   runningOf(tenant: string): number {
     return this.running.get(tenant) ?? 0;
-  }
-
-  /** Tenants with queries running here (what this node reports to the others). */
-  tenants(): string[] {
-    return [...this.running.keys()];
   }
 
   /** The other nodes' running queries per tenant, as last reported (a tenant not named: none). */
