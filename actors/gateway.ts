@@ -19,7 +19,7 @@ import { prepareBatch } from "../src/ingest/prepare.js";
 import type { PreparedBatch, Producer, WalAppendPlan } from "../src/ingest/prepare.js";
 import { decodeTickBatch } from "../src/codec/arrow.js";
 import { NO_INGEST_STATE, charge, precheck, wantsSymbols, withPeers, withUsage } from "../src/quota/index.js";
-import type { IngestQuotaState, PeerRates, QuotaRefusal, TenantUsage } from "../src/quota/index.js";
+import type { IngestQuotaState, PeerRates, PeerUsage, QuotaRefusal, TenantUsage } from "../src/quota/index.js";
 
 /** One received batch; `id` is the source's handle for replying. */
 export interface IngestRequest {
@@ -59,10 +59,14 @@ export type GatewayEvent =
    */
   | { type: "appendRefused"; batch: AppendRef; message: string; code?: "INVALID_ARGUMENT" | "RESOURCE_EXHAUSTED" | undefined }
   | { type: "catalog"; catalog: Catalog }
-  /** The node's report of each quota'd tenant's hot-set bytes and symbols on it (the hotBytes and symbols quotas). */
+  /** The node's measure of each quota'd tenant's shards on it: hot bytes and symbols (the hotBytes and symbols quotas). */
   | { type: "usage"; usage: ReadonlyMap<string, TenantUsage> }
-  /** What the other gateways admit of each tenant's rate quotas (src/quota/share.ts): this one grants the rest. */
-  | { type: "peers"; peers: ReadonlyMap<string, PeerRates> };
+  /**
+   * What the other nodes admit of each tenant's rate quotas and use of its
+   * hotBytes and symbols (src/quota/share.ts, cluster.ts): this one grants the rest. `atMs`: when, on the clock of
+   * the ingest requests' `atMs`.
+   */
+  | { type: "peers"; peers: ReadonlyMap<string, PeerRates>; usage?: ReadonlyMap<string, PeerUsage>; atMs?: number };
 
 /** Sent to the source actor. */
 export type SourceCommand = { type: "reply"; id: number; tenant: string; table: string; wantsReply: boolean; reply: IngestReply };
@@ -149,7 +153,7 @@ function admission(context: GatewayContext, request: IngestRequest): Admission {
     if (!(e instanceof BatchRejected)) throw e;
     return { kind: "reply", rejected: true, reply: nack(request, { code: e.code, message: e.message, retryable: false }) };
   }
-  const charged = charge(context.quota, quotas, request.tenant, request.table, prepared.rows, request.payload.byteLength, symbols, nowMs);
+  const charged = charge(context.quota, quotas, request.tenant, request.table, prepared.rows, request.payload.byteLength, symbols, nowMs, found.spec.shards);
   if (!charged.ok) {
     // Nothing reads the planned records now: their buffers go back to the pool.
     if (context.recordPool !== undefined) for (const plan of prepared.appends) context.recordPool.release(plan.record.buffer);
@@ -206,7 +210,7 @@ export const gatewayMachine = setup({
   actions: {
     setCatalog: assign({ catalog: (_, params: { catalog: Catalog }) => params.catalog }),
     setUsage: assign({ quota: ({ context }, params: { usage: ReadonlyMap<string, TenantUsage> }) => withUsage(context.quota, params.usage) }),
-    setPeers: assign({ quota: ({ context }, params: { peers: ReadonlyMap<string, PeerRates> }) => withPeers(context.quota, params.peers) }),
+    setPeers: assign({ quota: ({ context }, params: { peers: ReadonlyMap<string, PeerRates>; usage: ReadonlyMap<string, PeerUsage> | undefined; atMs: number | undefined }) => withPeers(context.quota, params.peers, params.usage, params.atMs) }),
     // The record pool only lends memory: what is decided does not depend on it.
     admit: enqueueActions(({ context, enqueue }, params: { request: IngestRequest }) => {
       const a = admission(context, params.request);
@@ -283,7 +287,7 @@ export const gatewayMachine = setup({
   on: {
     catalog: { actions: { type: "setCatalog", params: ({ event }) => ({ catalog: event.catalog }) } },
     usage: { actions: { type: "setUsage", params: ({ event }) => ({ usage: event.usage }) } },
-    peers: { actions: { type: "setPeers", params: ({ event }) => ({ peers: event.peers }) } },
+    peers: { actions: { type: "setPeers", params: ({ event }) => ({ peers: event.peers, usage: event.usage, atMs: event.atMs }) } },
   },
   initial: "loading",
   states: {

@@ -143,15 +143,15 @@ export const QuotasSpecSchema = Schema.Struct({
   ingestBytesPerSecond: Schema.optionalKey(PositiveInt(Number.MAX_SAFE_INTEGER)),
   /** Seconds of the ingest rates a bucket holds (how long a burst may run at full speed; default 1). */
   ingestBurstSeconds: Schema.optionalKey(PositiveInt(3_600)),
-  /** Queries of the tenant running at the same time on one node. */
+  /** Queries of the tenant running at the same time across the cluster (counted on the node coordinating each). */
   concurrentQueries: Schema.optionalKey(PositiveInt(1_000_000)),
   /** Bytes one query may hold (rows it loaded and rows of its result). */
   queryMemoryBytes: Schema.optionalKey(PositiveInt(Number.MAX_SAFE_INTEGER)),
   /** Rows one query result may have. */
   resultRows: Schema.optionalKey(PositiveInt(Number.MAX_SAFE_INTEGER)),
-  /** Hot-set bytes of all the tenant's shards on a node; over it, ingest is refused until eviction frees memory. */
+  /** Hot-set bytes of all the tenant's shards across the cluster; over it, ingest is refused until eviction frees memory. */
   hotBytes: Schema.optionalKey(PositiveInt(Number.MAX_SAFE_INTEGER)),
-  /** Distinct symbols summed over the tenant's tables; a batch bringing new symbols past it is refused. */
+  /** Distinct symbols summed over the tenant's tables across the cluster; a batch bringing new symbols past it is refused. */
   symbols: Schema.optionalKey(PositiveInt(Number.MAX_SAFE_INTEGER)),
   /** Queries calling a user-defined function the tenant may start per second on one node (burst: one second of it). */
   udfQueriesPerSecond: Schema.optionalKey(PositiveInt(1_000_000)),

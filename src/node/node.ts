@@ -36,6 +36,7 @@ import { LocalIngress, jetstreamWal, natsIngestSource } from "./gateway/io.js";
 import { jetstreamDigestAt } from "./gateway/pairs.js";
 import { reportUsage } from "./gateway/usage.js";
 import { shareIngestQuotas } from "./gateway/quotashare.js";
+import type { QueryQuotas } from "../quota/index.js";
 import { startClusterHolds } from "./clusterholds.js";
 import type { AfterAppend, LoseWalAck, SourceStats } from "./gateway/io.js";
 import { ProducerMint } from "./gateway/mint.js";
@@ -118,8 +119,8 @@ export interface NodeOptions {
   readonly unsafeSkipProducerPairCheck?: boolean;
   /** Test-only negative control: batches without a producer pair get none (the gateway's retries may then duplicate them). */
   readonly unsafeNoMintedProducer?: boolean;
-  /** Test only (negative control): rate quotas per gateway, as before they were shared over the cluster (src/quota/share.ts). */
-  readonly unsafeLocalRateQuotas?: boolean;
+  /** Test only (negative control): no quota exchange between nodes, so rates, concurrentQueries, hotBytes and symbols hold per node, as before they were shared over the cluster (src/quota/share.ts). */
+  readonly unsafeLocalQuotas?: boolean;
   /** Test-only negative control: no check of WAL record sizes against max_payload before appending. */
   readonly unsafeSkipRecordLimit?: boolean;
   /** Wrappers around the node's IO; crash tests inject faults through them (test/helpers/faultnode.ts). */
@@ -280,8 +281,10 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   const ingestStatus = new IngestStatusServer(nc, js, jsm, log).start();
   // The hotBytes and symbols quotas are measured on this node's shards (src/quota).
   const stopUsage = reportUsage((e) => gateway.send(e), catalog.current, shards);
-  // Rate quotas hold cluster-wide: the gateways tell each other what they admit.
-  const stopShare = o.unsafeLocalRateQuotas === true ? () => {} : shareIngestQuotas(nc, { nodeId, catalog: catalog.current, state: () => gateway.getSnapshot().context.quota, send: (e) => gateway.send(e) });
+  // Tenant quotas hold cluster-wide: the nodes tell each other what they admit and use. The query engine starts below.
+  const queryQuotas: { current?: QueryQuotas } = {};
+  const stopShare =
+    o.unsafeLocalQuotas === true ? () => {} : shareIngestQuotas(nc, { nodeId, catalog: catalog.current, state: () => gateway.getSnapshot().context.quota, send: (e) => gateway.send(e), queries: () => queryQuotas.current });
   const state = (): string => String(gateway.getSnapshot().value);
   const walFull = (): string | undefined => gateway.getSnapshot().context.walFull;
   const stats = (): Record<string, number> => ({ ...gateway.getSnapshot().context.stats, fireAndForgetFailures: sourceStats.fireAndForgetFailures });
@@ -381,7 +384,10 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
           // The control plane's own px_assign handle (assigned mode): one set of control stores per node.
           ...(control === undefined ? {} : { parts: natsClusterParts({ nc, nodeId, assignments: control.stores.assignments }) }),
         });
-  httpEngine.current = api?.served ?? queryEngineOf(catalog.current, shards, clickhouse?.client);
+  // One engine per node (gRPC, Flight and HTTP share it): its query quotas are the ones the exchange reports.
+  const engine = api?.engine ?? queryEngineOf(catalog.current, shards, clickhouse?.client);
+  httpEngine.current = api?.served ?? engine;
+  queryQuotas.current = engine.quotas;
   log(`node ${nodeId}: up (nats ${String(o.natsUrl)}, http :${http.port}${api ? `, grpc :${api.server.port}` : ""})`);
   // Said at start: a node with the auth directory holds the operator and account keys.
   if (natsAuth !== undefined) log(`node ${nodeId}: holds the NATS identity in ${natsAuth.dir} (PX_AUTH_DIR): ${api ? "gRPC admins mint and revoke their tenant's NATS credentials here" : "no gRPC API, so nothing uses it"}`);

@@ -1,11 +1,18 @@
 // Query quotas of each tenant: how many queries run at once (a counter per
-// tenant), and per query a budget of memory (rows loaded and rows of the result)
-// and of result rows. Pure bookkeeping: the query engine asks before it holds
-// more, and a query over a budget stops with QueryError RESOURCE_EXHAUSTED
-// naming the quota, so the node never builds what it would refuse to send.
+// tenant on this node, and the other nodes' counts as they last reported, so
+// the quota holds cluster-wide: cluster.ts queryShare), and per query a budget
+// of memory (rows loaded and rows of the result) and of result rows. Pure
+// bookkeeping: the query engine asks before it holds more, and a query over a
+// budget stops with QueryError RESOURCE_EXHAUSTED naming the quota, so the node
+// never builds what it would refuse to send.
 import { QueryError } from "../../protocols/errors.js";
 import type { TenantQuotas } from "../../protocols/tablespec.js";
+import { queryShare } from "./cluster.js";
 import { quotaMessage } from "./refusal.js";
+import type { PeerUsage } from "./share.js";
+
+/** What the other nodes run of a tenant's queries, and how many nodes (with this one) share the quota. */
+export type PeerQueries = Pick<PeerUsage, "queries" | "gateways">;
 
 /** One running query's budget; `release()` once it ended (however it ended). */
 export interface QueryBudget {
@@ -22,6 +29,7 @@ export interface QueryBudget {
 
 export class QueryQuotas {
   private readonly running = new Map<string, number>();
+  private peers: ReadonlyMap<string, PeerQueries> = new Map();
 
   constructor(private readonly quotasOf: (tenant: string) => TenantQuotas) {}
 
@@ -30,12 +38,26 @@ export class QueryQuotas {
     return this.running.get(tenant) ?? 0;
   }
 
-  /** Admits one query of `tenant` or throws RESOURCE_EXHAUSTED naming concurrentQueries. */
+  /** The other nodes' running queries per tenant, as last reported (a tenant not named: none). */
+  setPeers(peers: ReadonlyMap<string, PeerQueries>): void {
+    this.peers = peers;
+  }
+
+  /** Admits one query of `tenant` (coordinated here) or throws RESOURCE_EXHAUSTED naming concurrentQueries. */
   begin(tenant: string): QueryBudget {
     const q = this.quotasOf(tenant);
     const n = this.runningOf(tenant);
-    if (q.concurrentQueries !== undefined && n >= q.concurrentQueries) {
-      throw new QueryError("RESOURCE_EXHAUSTED", quotaMessage(tenant, "concurrentQueries", q.concurrentQueries, `is reached (${n} queries of the tenant run on this node now)`, "retry when one of them ended"));
+    if (q.concurrentQueries !== undefined) {
+      const p = this.peers.get(tenant);
+      const may = queryShare(q.concurrentQueries, p);
+      if (n >= may) {
+        const others = p?.queries ?? 0;
+        const share = p === undefined || p.gateways <= 1 ? "" : `; this node's share now is ${may} (what the other ${p.gateways - 1} node(s) leave, at least an even share)`;
+        throw new QueryError(
+          "RESOURCE_EXHAUSTED",
+          quotaMessage(tenant, "concurrentQueries", q.concurrentQueries, `is reached across the cluster (${n + others} queries of the tenant run now: ${n} on this node, ${others} on other nodes as they last reported${share}); this query needs one more`, "retry when one of them ended"),
+        );
+      }
     }
     this.running.set(tenant, n + 1);
     let released = false;

@@ -83,18 +83,18 @@ describe("gateway machine - tenant quotas", () => {
 
   it("hot bytes - over the tenant's hotBytes (from the node's usage report) ingest is refused until the report drops", () => {
     const h = harness({ hotBytes: 1_000 });
-    h.send({ type: "usage", usage: new Map([["a", { hotBytes: 5_000 }]]) });
+    h.send({ type: "usage", usage: new Map([["a", { shards: new Map([["trades/0", { bytes: 5_000, symbols: 1 }]]) }]]) });
     h.send({ type: "ingest", request: request("a", 0) });
     expect(h.replies.at(-1)!.reply).toMatchObject({ ok: false, error: { code: "RESOURCE_EXHAUSTED", retryable: true } });
     expect(JSON.stringify(h.replies.at(-1)!.reply)).toMatch(/quota hotBytes = 1000 is reached/);
-    h.send({ type: "usage", usage: new Map([["a", { hotBytes: 10 }]]) });
+    h.send({ type: "usage", usage: new Map([["a", { shards: new Map([["trades/0", { bytes: 10, symbols: 1 }]]) }]]) });
     h.send({ type: "ingest", request: request("a", 1) });
     expect(h.appends).toHaveLength(1);
   });
 
   it("symbols - a batch bringing symbols past the quota is refused (not retryable); known symbols go on", () => {
     const h = harness({ symbols: 3 });
-    h.send({ type: "usage", usage: new Map([["a", { hotBytes: 0, symbols: new Set([symbolKey("trades", "AAPL")]) }]]) });
+    h.send({ type: "usage", usage: new Map([["a", { shards: new Map([["trades/0", { bytes: 0, symbols: 1 }]]), symbols: new Set([symbolKey("trades", "AAPL")]) }]]) });
     h.send({ type: "ingest", request: request("a", 0, ["AAPL", "MSFT", "IBM"]) });
     expect(h.appends).toHaveLength(1);
     h.send({ type: "ingest", request: request("a", 1, ["AAPL", "NEW"]) });

@@ -46,16 +46,16 @@ describe("quota - ingest", () => {
 
   it("hotBytes - at the quota ingest is refused retryably, and passes once the node reports less", () => {
     const q = { hotBytes: 1_000 };
-    const full = withUsage(NO_INGEST_STATE, new Map([["a", { hotBytes: 1_200 }]]));
+    const full = withUsage(NO_INGEST_STATE, new Map([["a", { shards: new Map([["t/0", { bytes: 700, symbols: 1 }], ["t/1", { bytes: 500, symbols: 1 }]]) }]]));
     const r = precheck(full, q, "a", 0);
     expect(r).toMatchObject({ quota: "hotBytes", retryable: true });
-    expect(r!.message).toMatch(/quota hotBytes = 1000 is reached \(its hot sets on this node hold 1200 bytes\).*nothing already acknowledged was dropped/);
-    expect(precheck(withUsage(full, new Map([["a", { hotBytes: 900 }]])), q, "a", 0)).toBeUndefined();
+    expect(r!.message).toMatch(/quota hotBytes = 1000 is reached across the cluster \(its hot sets hold 1200 bytes: 1200 on this node's shards, 0 on other nodes' as they last reported\).*nothing already acknowledged was dropped.*raise quotas.hotBytes/);
+    expect(precheck(withUsage(full, new Map([["a", { shards: new Map([["t/0", { bytes: 900, symbols: 1 }]]) }]])), q, "a", 0)).toBeUndefined();
   });
 
   it("symbols - new symbols past the quota are refused (not retryable); known ones still pass", () => {
     const q = { symbols: 3 };
-    let s = withUsage(NO_INGEST_STATE, new Map([["a", { hotBytes: 0, symbols: new Set([symbolKey("t", "X")]) }]]));
+    let s = withUsage(NO_INGEST_STATE, new Map([["a", { shards: new Map([["t/0", { bytes: 0, symbols: 1 }]]), symbols: new Set([symbolKey("t", "X")]) }]]));
     const c = charge(s, q, "a", "t", 2, 1, ["X", "Y", "Z"], 0);
     expect(c.ok).toBe(true);
     s = c.state;
@@ -63,7 +63,7 @@ describe("quota - ingest", () => {
     expect(over.ok).toBe(false);
     if (!over.ok) {
       expect(over.refusal).toMatchObject({ quota: "symbols", retryable: false });
-      expect(over.refusal.message).toMatch(/quota symbols = 3 would be passed: the tenant has 3 symbols and this batch brings 1 new one\(s\) to table t \(e.g. "W"\)/);
+      expect(over.refusal.message).toMatch(/quota symbols = 3 would be passed: the tenant has 3 symbols across the cluster \(1 in its shards, 2 admitted and not yet reported by their shard\) and this batch brings 1 new one\(s\) to table t \(e.g. "W"\).*raise quotas.symbols/);
     }
     expect(charge(s, q, "a", "t", 5, 1, ["X", "Y", "Z"], 0).ok).toBe(true);
     // The same symbol in another table is another series.

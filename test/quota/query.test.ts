@@ -20,7 +20,7 @@ describe("quota - queries", () => {
     }
     expect(err).toBeInstanceOf(QueryError);
     expect(err).toMatchObject({ code: "RESOURCE_EXHAUSTED" });
-    expect((err as Error).message).toMatch(/tenant a: quota concurrentQueries = 2 is reached \(2 queries.*raise quotas.concurrentQueries in tenant a's spec/);
+    expect((err as Error).message).toMatch(/tenant a: quota concurrentQueries = 2 is reached across the cluster \(2 queries of the tenant run now: 2 on this node, 0 on other nodes as they last reported\); this query needs one more.*raise quotas.concurrentQueries in tenant a's spec/);
     expect(() => q.begin("b")).not.toThrow();
     one.release();
     one.release(); // twice is once

@@ -102,7 +102,7 @@ describe("quotas - queries", () => {
     expect(f.engine.quotas.runningOf("alpha")).toBe(2);
     const third = await query(grpc, alphaReader, { table: "trades", op: "lastBy" });
     expect(third.error?.code).toBe(Status.RESOURCE_EXHAUSTED);
-    expect(third.error?.details).toMatch(/tenant alpha: quota concurrentQueries = 2 is reached \(2 queries of the tenant run on this node now\).*raise quotas.concurrentQueries/);
+    expect(third.error?.details).toMatch(/tenant alpha: quota concurrentQueries = 2 is reached across the cluster \(2 queries of the tenant run now: 2 on this node, 0 on other nodes as they last reported\); this query needs one more.*raise quotas.concurrentQueries/);
     await betaStillWorks();
     for (const it of open) await it.return?.();
     expect(f.engine.quotas.runningOf("alpha")).toBe(0);
@@ -157,7 +157,7 @@ describe("quotas - ingest", () => {
       (x: unknown) => x as IngestRejectedError,
     );
     expect(e?.code).toBe("RESOURCE_EXHAUSTED");
-    expect(e?.message).toMatch(/tenant alpha: quota hotBytes = 1000 is reached \(its hot sets on this node hold \d+ bytes\); this batch was not stored and nothing already acknowledged was dropped.*raise quotas.hotBytes/);
+    expect(e?.message).toMatch(/tenant alpha: quota hotBytes = 1000 is reached across the cluster \(its hot sets hold \d+ bytes: \d+ on this node's shards, 0 on other nodes' as they last reported\); this batch was not stored and nothing already acknowledged was dropped.*raise quotas.hotBytes/);
     // Every acknowledged row is still there.
     const all = await query(grpc, betaReader, { table: "trades", op: "lastBy" });
     expect(all.error).toBeUndefined();
@@ -175,7 +175,7 @@ describe("quotas - ingest", () => {
       (x: unknown) => x as IngestRejectedError,
     );
     expect(e?.code).toBe("RESOURCE_EXHAUSTED");
-    expect(e?.message).toMatch(/tenant alpha: quota symbols = 4 would be passed: the tenant has 4 symbols and this batch brings 1 new one\(s\) to table trades \(e.g. "NEW2"\).*raise quotas.symbols/);
+    expect(e?.message).toMatch(/tenant alpha: quota symbols = 4 would be passed: the tenant has 4 symbols across the cluster \(\d+ in its shards, \d+ admitted and not yet reported by their shard\) and this batch brings 1 new one\(s\) to table trades \(e.g. "NEW2"\).*raise quotas.symbols/);
     const ok = await pub.publish(trades(6, T0 + 70_000_200, ["AAPL", "NEW1", "IBM"]));
     expect(ok.rows).toBe(6);
     // gRPC ingest says the same (general decode path).

@@ -1,27 +1,29 @@
-// What the gateway's hotBytes and symbols quotas are measured against: every
-// `everyMs`, the hot-set bytes and the symbols of each quota'd tenant's shards on
-// this node, sent to the gateway machine as a `usage` event. Tenants without
-// those quotas are skipped (nothing walked for them).
+// What the gateway's hotBytes and symbols quotas are measured against on this
+// node: every `everyMs`, the hot-set bytes and symbol count of each quota'd
+// tenant's shards here (per shard: the exchange with the other nodes counts
+// each shard once) and, with a symbols quota, the symbols they hold, sent to
+// the gateway machine as a `usage` event. Tenants without those quotas are
+// skipped (nothing walked for them).
 import type { Catalog } from "../../catalog.js";
 import { tenantQuotas } from "../../catalog.js";
-import { symbolKey } from "../../quota/index.js";
-import type { TenantUsage } from "../../quota/index.js";
+import { shardUsageKey, symbolKey } from "../../quota/index.js";
+import type { ShardUsage, TenantUsage } from "../../quota/index.js";
 import type { GatewayEvent } from "../../../actors/gateway.js";
 import type { LocalShardHost } from "../shard/host.js";
 
 export function tenantUsage(catalog: Catalog, shards: Pick<LocalShardHost, "all">): Map<string, TenantUsage> {
-  const out = new Map<string, { hotBytes: number; symbols?: Set<string> }>();
+  const out = new Map<string, { shards: Map<string, ShardUsage>; symbols?: Set<string> }>();
   for (const tenant of catalog.keys()) {
     const q = tenantQuotas(catalog, tenant);
     if (q.hotBytes === undefined && q.symbols === undefined) continue;
-    out.set(tenant, q.symbols === undefined ? { hotBytes: 0 } : { hotBytes: 0, symbols: new Set() });
+    out.set(tenant, q.symbols === undefined ? { shards: new Map() } : { shards: new Map(), symbols: new Set() });
   }
   if (out.size === 0) return out;
   for (const h of shards.all()) {
     const u = out.get(h.shard.tenant);
     if (u === undefined) continue;
     const table = h.runtime.table;
-    u.hotBytes += table.bytes;
+    u.shards.set(shardUsageKey(h.shard.table, h.shard.bucket), { bytes: table.bytes, symbols: table.symbolCount });
     if (u.symbols !== undefined) for (const sym of table.symbols()) u.symbols.add(symbolKey(h.shard.table, sym));
   }
   return out;
