@@ -6,7 +6,7 @@ import tseslint from "typescript-eslint";
 const CORE = ["src/wal/", "src/hotset/", "src/query/", "src/sql/", "src/codec/", "src/ingest/", "src/clickhouse/", "src/snapshot/", "src/auth/", "src/sink/", "src/shard/", "src/control/", "src/feed/", "src/config/", "src/quota/"];
 
 export default tseslint.config(
-  { ignores: ["node_modules/", ".tools/", ".data/", "protocols/gen/", "bench/results/", ".venv/", "scratch/", "dist/", "test/.artifacts/"] },
+  { ignores: ["node_modules/", ".tools/", ".data/", "protocols/gen/", "bench/results/", ".venv/", "scratch/", "dist/", "test/.artifacts/", ".build/"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
