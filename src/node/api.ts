@@ -81,7 +81,7 @@ export function queryEngineOf(catalog: () => Catalog, shards: LocalShardHost, cl
     source: shardHostSource(catalog, shards),
     quotas: (tenant) => tenantQuotas(catalog(), tenant),
     // User-defined functions of px_config, each in its own sandbox (issue 17).
-    udfs: new UdfHost({ functions: (tenant) => tenantFunctions(catalog(), tenant), quotas: (tenant) => tenantQuotas(catalog(), tenant) }),
+    udfs: new UdfHost({ functions: (tenant) => tenantFunctions(catalog(), tenant) }),
     // Wrapped when metrics or the slow-query log watch queries (they note cold reads and parts in the query's scope).
     ...(cold === undefined ? {} : { cold: watched ? meteredCold(cold, meter) : cold }),
     ...(parts === undefined ? {} : { parts: watched ? meteredParts(parts, meter) : parts }),

@@ -47,6 +47,8 @@ export interface QueryEngineOptions {
   readonly quotas?: (tenant: string) => TenantQuotas;
   /** The tenants' user-defined functions (src/udf); absent: a query calling one is refused. */
   readonly udfs?: UdfSessions;
+  /** Clock of the rate quotas (udfQueriesPerSecond); default Date.now (tests pass their own). */
+  readonly nowMs?: () => number;
 }
 
 export interface QueryResult {
@@ -85,7 +87,7 @@ export class ProxistQueryEngine {
   readonly quotas: QueryQuotas;
 
   constructor(readonly options: QueryEngineOptions) {
-    this.quotas = new QueryQuotas(options.quotas ?? (() => NO_QUOTAS));
+    this.quotas = new QueryQuotas(options.quotas ?? (() => NO_QUOTAS), options.nowMs);
   }
 
   stats(): QueryRunStats {
@@ -386,6 +388,8 @@ export class ProxistQueryEngine {
     const calls = udfCalls(q);
     if (calls.length === 0) return undefined;
     if (this.options.udfs === undefined) throw new QueryError("FAILED_PRECONDITION", `query calls function ${calls[0]!.udf!.name}, but this query engine runs no user-defined functions; query a node (it runs them) or remove the "udf" entries`);
+    // udfQueriesPerSecond: counted once per query, on the node that coordinates it.
+    this.quotas.admitUdf(tenant);
     return this.options.udfs.session(tenant, udfUses(q, calls));
   }
 

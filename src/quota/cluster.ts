@@ -1,5 +1,6 @@
 // Cluster-wide rules of the quotas that are not rates (pure, over the values
 // the report exchange of share.ts brings):
+// - udfQueriesPerSecond: a rate, shared as the ingest rates are (udfShare).
 // - concurrentQueries: a node admits a query while the queries it coordinates
 //   stay below what its peers leave of the quota, never below an even share
 //   (rounded down), like shareOf; fan-out parts count on their coordinator only.
@@ -30,6 +31,16 @@ export interface PendingSymbol {
 export function queryShare(quota: number, peers: Pick<PeerUsage, "queries" | "gateways"> | undefined): number {
   if (peers === undefined || peers.gateways <= 1) return quota;
   return Math.max(Math.floor(quota / peers.gateways), quota - peers.queries);
+}
+
+/**
+ * UDF queries per second this node may admit of a cluster-wide
+ * `udfQueriesPerSecond` when its peers admit `peers.udf`: what they leave,
+ * never less than an even share (the rule of the ingest rates, share.ts).
+ */
+export function udfShare(quota: number, peers: Pick<PeerUsage, "udf" | "gateways"> | undefined): number {
+  if (peers === undefined || peers.gateways <= 1) return quota;
+  return Math.max(quota / peers.gateways, quota - peers.udf);
 }
 
 /** The tenant's shards over the cluster, each once: hot bytes and symbols summed. */

@@ -9,7 +9,7 @@ export { NO_INGEST_STATE, admittedSoFar, charge, precheck, symbolKey, usageRepor
 export type { PeerRates, PeerUsage, RateReport, ShardUsage, TenantReport } from "./share.js";
 export { PeerReports, maxUsage, parseRateReport, shardUsageKey, shareOf } from "./share.js";
 export type { PendingSymbol } from "./cluster.js";
-export { PENDING_MS, clusterShards, queryShare, reservedShare, stillPending, symbolShare } from "./cluster.js";
+export { PENDING_MS, clusterShards, queryShare, reservedShare, stillPending, symbolShare, udfShare } from "./cluster.js";
 export type { PeerQueries, QueryBudget } from "./query.js";
 export { QueryQuotas } from "./query.js";
 export { quotaMessage, raiseHint } from "./refusal.js";

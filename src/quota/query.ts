@@ -7,12 +7,14 @@
 // never builds what it would refuse to send.
 import { QueryError } from "../../protocols/errors.js";
 import type { TenantQuotas } from "../../protocols/tablespec.js";
-import { queryShare } from "./cluster.js";
+import { fullBucket, take } from "./bucket.js";
+import type { Bucket } from "./bucket.js";
+import { queryShare, udfShare } from "./cluster.js";
 import { quotaMessage } from "./refusal.js";
 import type { PeerUsage } from "./share.js";
 
 /** What the other nodes run of a tenant's queries, and how many nodes (with this one) share the quota. */
-export type PeerQueries = Pick<PeerUsage, "queries" | "gateways">;
+export type PeerQueries = Pick<PeerUsage, "queries" | "gateways"> & { readonly udf?: number };
 
 /** One running query's budget; `release()` once it ended (however it ended). */
 export interface QueryBudget {
@@ -30,8 +32,40 @@ export interface QueryBudget {
 export class QueryQuotas {
   private readonly running = new Map<string, number>();
   private peers: ReadonlyMap<string, PeerQueries> = new Map();
+  /** udfQueriesPerSecond: a token bucket per tenant, and the UDF queries admitted here since start (reported to the peers). */
+  private readonly udfBuckets = new Map<string, Bucket>();
+  private readonly udfAdmitted = new Map<string, number>();
 
-  constructor(private readonly quotasOf: (tenant: string) => TenantQuotas) {}
+  constructor(
+    private readonly quotasOf: (tenant: string) => TenantQuotas,
+    private readonly nowMs: () => number = Date.now,
+  ) {}
+
+  /** Queries calling user-defined functions this node admitted for `tenant` since it started. */
+  udfAdmittedOf(tenant: string): number {
+    return this.udfAdmitted.get(tenant) ?? 0;
+  }
+
+  /**
+   * Admits one query of `tenant` that calls user-defined functions, or throws
+   * RESOURCE_EXHAUSTED naming udfQueriesPerSecond. The rate holds across the
+   * cluster: this node grants what its peers leave (udfShare).
+   */
+  admitUdf(tenant: string): void {
+    const quota = this.quotasOf(tenant).udfQueriesPerSecond;
+    if (quota === undefined) return;
+    const p = this.peers.get(tenant);
+    const rate = udfShare(quota, p === undefined ? undefined : { udf: p.udf ?? 0, gateways: p.gateways });
+    const now = this.nowMs();
+    const r = { perSecond: rate, capacity: rate };
+    const t = take(this.udfBuckets.get(tenant) ?? fullBucket(r, now), r, 1, now);
+    this.udfBuckets.set(tenant, t.bucket);
+    if (!t.ok) {
+      const share = p === undefined || p.gateways <= 1 ? "" : ` across the cluster (this node's share now is ${Math.round(rate * 10) / 10}/s: what the other ${p.gateways - 1} node(s) leave, at least an even share)`;
+      throw new QueryError("RESOURCE_EXHAUSTED", quotaMessage(tenant, "udfQueriesPerSecond", quota, `is reached${share} (queries calling user-defined functions)`, `retry in ${t.waitMs} ms`));
+    }
+    this.udfAdmitted.set(tenant, this.udfAdmittedOf(tenant) + 1);
+  }
 
   /** Queries of `tenant` running now. */
   runningOf(tenant: string): number {

@@ -24,6 +24,8 @@ export interface TenantReport {
   readonly bytes: number;
   /** Queries of the tenant this node coordinates now (fan-out parts it serves for others are not counted). */
   readonly queries?: number;
+  /** Queries calling user-defined functions this node admitted per second (udfQueriesPerSecond). */
+  readonly udf?: number;
   /** Per hosted shard, keyed `table/bucket` (shardUsageKey). */
   readonly shards?: Readonly<Record<string, ShardUsage>>;
   /** Symbols this gateway admitted as new that their shard's report may not hold yet. */
@@ -52,6 +54,8 @@ export interface PeerUsage {
   /** Nodes sharing the quotas: the live peers and this one. */
   readonly gateways: number;
   readonly queries: number;
+  /** User-defined-function queries per second the peers admit. */
+  readonly udf: number;
   readonly shards: ReadonlyMap<string, ShardUsage>;
   readonly pending: number;
   readonly news: readonly string[];
@@ -72,12 +76,16 @@ const count = (v: unknown): v is number => typeof v === "number" && v >= 0 && Nu
 /** One tenant's entry, or undefined when any field is malformed (new fields are optional, never loosely typed). */
 function parseTenant(r: unknown): TenantReport | undefined {
   if (typeof r !== "object" || r === null) return undefined;
-  const { ticks, bytes, queries, shards, pending, news, reserved } = r as Record<string, unknown>;
+  const { ticks, bytes, queries, udf, shards, pending, news, reserved } = r as Record<string, unknown>;
   if (!count(ticks) || !count(bytes)) return undefined;
   const out: { -readonly [K in keyof TenantReport]: TenantReport[K] } = { ticks, bytes };
   if (queries !== undefined) {
     if (!count(queries)) return undefined;
     out.queries = queries;
+  }
+  if (udf !== undefined) {
+    if (!count(udf)) return undefined;
+    out.udf = udf;
   }
   if (pending !== undefined) {
     if (!count(pending)) return undefined;
@@ -171,12 +179,13 @@ export class PeerReports {
   usage(nowMs: number): Map<string, PeerUsage> {
     const live = this.live(nowMs);
     const gateways = live.length + 1;
-    const out = new Map<string, { gateways: number; queries: number; shards: Map<string, ShardUsage>; pending: number; news: string[]; reserved: number }>();
+    const out = new Map<string, { gateways: number; queries: number; udf: number; shards: Map<string, ShardUsage>; pending: number; news: string[]; reserved: number }>();
     for (const r of live) {
       for (const [t, x] of Object.entries(r.tenants)) {
         let u = out.get(t);
-        if (u === undefined) out.set(t, (u = { gateways, queries: 0, shards: new Map(), pending: 0, news: [], reserved: 0 }));
+        if (u === undefined) out.set(t, (u = { gateways, queries: 0, udf: 0, shards: new Map(), pending: 0, news: [], reserved: 0 }));
         u.queries += x.queries ?? 0;
+        u.udf += x.udf ?? 0;
         u.pending += x.pending ?? 0;
         u.reserved += x.reserved ?? 0;
         for (const [k, s] of Object.entries(x.shards ?? {})) u.shards.set(k, maxUsage(u.shards.get(k), s));

@@ -1,13 +1,12 @@
 // The node's user-defined functions: each tenant's functions (from its spec in
 // px_config) loaded on first use into their own sandbox and kept until the
-// spec's hash changes or a failure discarded the sandbox; a per-tenant rate
-// limit on queries calling them; and, per query, a session that batches rows
-// into sandbox calls and holds the query's CPU-time budget per function.
+// spec's hash changes or a failure discarded the sandbox; and, per query, a
+// session that batches rows into sandbox calls and holds the query's CPU-time
+// budget per function. The per-tenant rate of queries calling them
+// (udfQueriesPerSecond) is a query quota: src/quota/query.ts admitUdf.
 import { QueryError } from "../../protocols/errors.js";
 import type { Aggregate } from "../../protocols/query.js";
-import type { FunctionSpec, TenantQuotas } from "../../protocols/tablespec.js";
-import { fullBucket, quotaMessage, take } from "../quota/index.js";
-import type { Bucket } from "../quota/index.js";
+import type { FunctionSpec } from "../../protocols/tablespec.js";
 import type { UdfFold, UdfRunner } from "../query/ops/index.js";
 import { cpuCallError, cpuQueryError, memoryError, threwError } from "./errors.js";
 import { LoadedFunction, functionHash } from "./function.js";
@@ -18,9 +17,6 @@ import { SandboxError } from "./sandbox.js";
 export interface UdfHostOptions {
   /** The tenant's functions as applied (its spec's `functions`). */
   readonly functions: (tenant: string) => readonly FunctionSpec[];
-  /** The tenant's quotas (udfQueriesPerSecond). */
-  readonly quotas?: (tenant: string) => TenantQuotas;
-  readonly nowMs?: () => number;
   /** Replaces limits of every function (tests: e.g. cpuMsPerCall 0 = off for a negative control). */
   readonly limitsOverride?: Partial<UdfLimits>;
 }
@@ -32,13 +28,11 @@ interface Cached {
 
 export class UdfHost {
   private readonly loaded = new Map<string, Cached>();
-  private readonly buckets = new Map<string, Bucket>();
 
   constructor(private readonly o: UdfHostOptions) {}
 
-  /** Starts one query's use of the functions `calls` name: checks the rate limit, resolves and loads them. */
+  /** Starts one query's use of the functions `calls` name: resolves and loads them. */
   async session(tenant: string, calls: readonly { readonly a: Aggregate; readonly kind: FunctionSpec["kind"] }[]): Promise<UdfSession> {
-    this.admit(tenant);
     const specs = this.o.functions(tenant);
     const fns = new Map<string, LoadedFunction>();
     for (const { a, kind } of calls) {
@@ -55,16 +49,6 @@ export class UdfHost {
       fns.set(name, await this.fn(tenant, spec));
     }
     return new UdfSession(fns, this.o.limitsOverride);
-  }
-
-  private admit(tenant: string): void {
-    const rate = this.o.quotas?.(tenant).udfQueriesPerSecond;
-    if (rate === undefined) return;
-    const now = (this.o.nowMs ?? Date.now)();
-    const r = { perSecond: rate, capacity: rate };
-    const t = take(this.buckets.get(tenant) ?? fullBucket(r, now), r, 1, now);
-    this.buckets.set(tenant, t.bucket);
-    if (!t.ok) throw new QueryError("RESOURCE_EXHAUSTED", quotaMessage(tenant, "udfQueriesPerSecond", rate, "is reached (queries calling user-defined functions)", `retry in ${t.waitMs} ms`));
   }
 
   private async fn(tenant: string, spec: FunctionSpec): Promise<LoadedFunction> {

@@ -7,10 +7,10 @@ import { describe, expect, it } from "vitest";
 import { QueryError } from "../../protocols/errors.js";
 import { bucketOf } from "../../protocols/routing.js";
 import type { TenantQuotas } from "../../protocols/tablespec.js";
-import { NO_INGEST_STATE, PeerReports, QueryQuotas, charge, clusterShards, parseRateReport, precheck, queryShare, shardUsageKey, stillPending, symbolKey, symbolShare, usageReport, withPeers, withUsage } from "../../src/quota/index.js";
+import { NO_INGEST_STATE, PeerReports, QueryQuotas, charge, clusterShards, parseRateReport, precheck, queryShare, shardUsageKey, udfShare, stillPending, symbolKey, symbolShare, usageReport, withPeers, withUsage } from "../../src/quota/index.js";
 import type { IngestQuotaState, PeerUsage, ShardUsage } from "../../src/quota/index.js";
 
-const peerUsage = (u: Partial<PeerUsage>): PeerUsage => ({ gateways: 2, queries: 0, shards: new Map(), pending: 0, news: [], reserved: 0, ...u });
+const peerUsage = (u: Partial<PeerUsage>): PeerUsage => ({ gateways: 2, queries: 0, udf: 0, shards: new Map(), pending: 0, news: [], reserved: 0, ...u });
 
 describe("quota - cluster-wide rules", () => {
   it("concurrentQueries - alone a node runs the whole quota; with peers what they leave, never less than an even share (rounded down)", () => {
@@ -243,5 +243,68 @@ describe("quota - hotBytes and symbols across nodes", () => {
     expect(shared.max).toBeLessThanOrEqual(8);
     expect(shared.mean).toBeGreaterThan(7);
     expect(local.mean).toBeGreaterThan(15);
+  });
+});
+
+describe("quota - udfQueriesPerSecond across the cluster", () => {
+  it("udfShare - alone the whole rate; with peers what they leave, never less than an even share", () => {
+    expect(udfShare(10, undefined)).toBe(10);
+    expect(udfShare(10, { udf: 3, gateways: 2 })).toBe(7);
+    expect(udfShare(10, { udf: 10, gateways: 2 })).toBe(5);
+    expect(udfShare(9, { udf: 9, gateways: 3 })).toBe(3);
+  });
+
+  it("admitUdf - two nodes asked alike on one clock admit about the quota in all; each on its own admits twice (negative control)", () => {
+    const quota = 20;
+    const run = (exchange: boolean): number => {
+      let now = 0;
+      const nodes = [0, 1].map(() => new QueryQuotas(() => ({ udfQueriesPerSecond: quota }), () => now));
+      const reports = new PeerReports("a", 2_000);
+      const peersOf = new PeerReports("b", 2_000);
+      const history: number[][] = [[0, 0]];
+      // 10 s of each node asked every 5 ms; a report every 500 ms with the UDF queries admitted per second over the last second.
+      for (let step = 1; now < 10_000; step++) {
+        now = step * 5;
+        for (const q of nodes) {
+          try {
+            q.admitUdf("t");
+          } catch {
+            // refused: counted by what was admitted
+          }
+        }
+        if (exchange && now % 500 === 0) {
+          const admitted = nodes.map((q) => q.udfAdmittedOf("t"));
+          history.push(admitted);
+          const back = history[Math.max(0, history.length - 3)]!;
+          const secs = Math.min(1, (history.length - 1) * 0.5);
+          const rate = (i: number): number => (admitted[i]! - back[i]!) / secs;
+          reports.add({ node: "b", tenants: { t: { ticks: 0, bytes: 0, udf: rate(1) } } }, now);
+          peersOf.add({ node: "a", tenants: { t: { ticks: 0, bytes: 0, udf: rate(0) } } }, now);
+          nodes[0]!.setPeers(reports.usage(now));
+          nodes[1]!.setPeers(peersOf.usage(now));
+        }
+      }
+      return nodes.reduce((n, q) => n + q.udfAdmittedOf("t"), 0) / 10;
+    };
+    const shared = run(true);
+    const alone = run(false);
+    // The first second's burst (each bucket starts full) and one report interval of lag are above the quota.
+    expect(shared).toBeGreaterThan(quota * 0.9);
+    expect(shared).toBeLessThan(quota * 1.3);
+    expect(alone).toBeGreaterThan(quota * 1.8);
+  });
+
+  it("admitUdf - the refusal names the quota, the cluster and this node's share; a report without udf still parses", () => {
+    let now = 0;
+    const q = new QueryQuotas(() => ({ udfQueriesPerSecond: 4 }), () => now);
+    q.setPeers(new Map([["t", { queries: 0, udf: 4, gateways: 2 }]]));
+    q.admitUdf("t");
+    q.admitUdf("t");
+    expect(() => q.admitUdf("t")).toThrow(/tenant t: quota udfQueriesPerSecond = 4 is reached across the cluster \(this node's share now is 2\/s: what the other 1 node\(s\) leave, at least an even share\)/);
+    now += 500;
+    q.admitUdf("t");
+    expect(parseRateReport(JSON.stringify({ node: "x", tenants: { t: { ticks: 1, bytes: 2 } } }))?.tenants.t?.udf).toBeUndefined();
+    expect(parseRateReport(JSON.stringify({ node: "x", tenants: { t: { ticks: 1, bytes: 2, udf: 3 } } }))?.tenants.t?.udf).toBe(3);
+    expect(parseRateReport(JSON.stringify({ node: "x", tenants: { t: { ticks: 1, bytes: 2, udf: -1 } } }))).toBeUndefined();
   });
 });

@@ -84,11 +84,13 @@ describe("quotas - rate quotas across gateways", () => {
 const CONC = 4;
 const HOT = 4 << 20;
 const SYMS = 300;
+const UDF_RATE = 40;
 const CLUSTER = parseClusterSpec({
   tenants: [
     { name: "conc", quotas: { concurrentQueries: CONC }, tables: [{ name: "trades", shards: 2, columns: [{ name: "price", type: "float64" }, { name: "size", type: "float64" }] }] },
     { name: "hot", quotas: { hotBytes: HOT }, tables: [{ name: "trades", shards: 4, columns: [{ name: "price", type: "float64" }, { name: "size", type: "float64" }] }] },
     { name: "syms", quotas: { symbols: SYMS }, tables: [{ name: "trades", shards: 4, columns: [{ name: "price", type: "float64" }, { name: "size", type: "float64" }] }] },
+    { name: "udfq", quotas: { udfQueriesPerSecond: UDF_RATE }, tables: [{ name: "trades", shards: 2, columns: [{ name: "price", type: "float64" }, { name: "size", type: "float64" }] }] },
   ],
 });
 const tableOf = (tenant: string): TableSpec => CLUSTER.tenants.find((t) => t.name === tenant)!.tables[0]!;
@@ -212,6 +214,32 @@ async function floodQueries(pair: readonly ProxistNode[], ms: number): Promise<{
   return { mean: sum / samples, max, messages };
 }
 
+/**
+ * Both nodes asked to admit a query calling user-defined functions every 5 ms
+ * for `ms` (the engine's own admission, as a query's UDF session asks it):
+ * the UDF queries admitted per second in all, after the first second (the
+ * buckets start full), and the refusals' messages.
+ */
+async function floodUdf(pair: readonly ProxistNode[], ms: number): Promise<{ perSecond: number; messages: Set<string> }> {
+  const messages = new Set<string>();
+  const admitted = (): number => pair.reduce((k, node) => k + node.query!.quotas.udfAdmittedOf("udfq"), 0);
+  const end = Date.now() + ms;
+  let from: { atMs: number; n: number } | undefined;
+  while (Date.now() < end) {
+    if (from === undefined && Date.now() > end - ms + 1_000) from = { atMs: Date.now(), n: admitted() };
+    for (const node of pair) {
+      try {
+        node.query!.quotas.admitUdf("udfq");
+      } catch (e) {
+        if (!(e instanceof QueryError)) throw e;
+        messages.add(e.message.replace(/[\d.]+/g, "N"));
+      }
+    }
+    await sleep(5);
+  }
+  return { perSecond: ((admitted() - from!.n) * 1000) / (Date.now() - from!.atMs), messages };
+}
+
 let seq = 0;
 /**
  * Batches of 200 rows of one of 8 symbols in turn (spread over the 4 shards):
@@ -231,7 +259,7 @@ const newSymbols = (): TickBatch => {
 describe.each([
   { mode: "shared", local: false },
   { mode: "local (negative control: unsafeLocalQuotas, no exchange)", local: true },
-])("quotas - concurrentQueries, hotBytes and symbols across two nodes, $mode", ({ local }) => {
+])("quotas - udfQueriesPerSecond, concurrentQueries, hotBytes and symbols across two nodes, $mode", ({ local }) => {
   let fx: NatsFixture;
   let pair: ProxistNode[] = [];
   beforeAll(async () => {
@@ -241,6 +269,18 @@ describe.each([
   afterAll(async () => {
     for (const n of pair.splice(0)) await n.stop().catch(() => {});
     await fx?.close();
+  });
+
+  it("udfQueriesPerSecond - UDF queries admitted in all stay at the rate (a refusal names the cluster and this node's share); on their own the nodes admit twice it", async () => {
+    const r = await floodUdf(pair, 3_000);
+    console.log(`${local ? "local" : "shared"} udfQueriesPerSecond: ${r.perSecond.toFixed(1)}/s admitted across 2 nodes (quota ${UDF_RATE}/s)`);
+    if (local) {
+      expect(r.perSecond).toBeGreaterThan(UDF_RATE * 1.6);
+      return;
+    }
+    expect(r.perSecond).toBeLessThan(UDF_RATE * 1.3);
+    expect(r.perSecond).toBeGreaterThan(UDF_RATE * 0.7);
+    expect([...r.messages].join("\n")).toMatch(/tenant udfq: quota udfQueriesPerSecond = N is reached across the cluster \(this node's share now is N\/s: what the other N node\(s\) leave, at least an even share\).*raise quotas.udfQueriesPerSecond in tenant udfq's spec/);
   });
 
   it("concurrentQueries - queries running in all stay at the quota (a refused query names the cluster-wide count); on their own the nodes run twice it", async () => {

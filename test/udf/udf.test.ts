@@ -51,12 +51,10 @@ const hosts: UdfHost[] = [];
 function engineWith(opts: { quotas?: TenantQuotas; limitsOverride?: Partial<UdfLimits>; nowMs?: () => number } = {}): ProxistQueryEngine {
   const udfs = new UdfHost({
     functions: (t) => (t === TENANT ? FUNCTIONS : []),
-    ...(opts.quotas === undefined ? {} : { quotas: () => opts.quotas! }),
     ...(opts.limitsOverride === undefined ? {} : { limitsOverride: opts.limitsOverride }),
-    ...(opts.nowMs === undefined ? {} : { nowMs: opts.nowMs }),
   });
   hosts.push(udfs);
-  return new ProxistQueryEngine({ source, udfs });
+  return new ProxistQueryEngine({ source, udfs, ...(opts.quotas === undefined ? {} : { quotas: () => opts.quotas! }), ...(opts.nowMs === undefined ? {} : { nowMs: opts.nowMs }) });
 }
 afterAll(() => hosts.forEach((h) => h.close()));
 

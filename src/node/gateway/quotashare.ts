@@ -1,7 +1,7 @@
 // Cluster-wide tenant quotas (src/quota/share.ts, cluster.ts) over core NATS:
 // every `everyMs` this node publishes, for each tenant with a quota that holds
 // cluster-wide, what its gateway admitted per second (over the last second),
-// the queries it coordinates now, the hot bytes and symbols of each shard it
+// the queries it coordinates now and the UDF queries it admitted per second, the hot bytes and symbols of each shard it
 // hosts and the symbols it admitted that their shard has not reported yet; it
 // hands the gateway machine and the query quotas what the other nodes
 // reported. Reports are advisory and fire-and-forget: a lost one costs at
@@ -34,7 +34,7 @@ const MAX_NEWS = 2_000;
 
 const sharesCluster = (catalog: Catalog, tenant: string): boolean => {
   const q = tenantQuotas(catalog, tenant);
-  return q.ingestTicksPerSecond !== undefined || q.ingestBytesPerSecond !== undefined || q.concurrentQueries !== undefined || q.hotBytes !== undefined || q.symbols !== undefined;
+  return q.ingestTicksPerSecond !== undefined || q.ingestBytesPerSecond !== undefined || q.concurrentQueries !== undefined || q.hotBytes !== undefined || q.symbols !== undefined || q.udfQueriesPerSecond !== undefined;
 };
 
 /** Starts the exchange; the returned function stops it. */
@@ -51,7 +51,7 @@ export function shareIngestQuotas(nc: NatsConnection, o: QuotaShareOptions): () 
     },
   });
   // Admitted counters a second back: rates over the last second, not the last tick.
-  const history: { atMs: number; admitted: Map<string, { ticks: number; bytes: number }> }[] = [];
+  const history: { atMs: number; admitted: Map<string, { ticks: number; bytes: number }>; udf: Map<string, number> }[] = [];
   const timer = setInterval(() => {
     const catalog = o.catalog();
     const at = now();
@@ -62,7 +62,8 @@ export function shareIngestQuotas(nc: NatsConnection, o: QuotaShareOptions): () 
     o.send({ type: "peers", peers: peers.rates(at), usage: seen, atMs: ingestNow() });
     const state = o.state();
     const admitted = admittedSoFar(state);
-    history.push({ atMs: at, admitted });
+    const udf = new Map([...catalog.keys()].map((t) => [t, queries?.udfAdmittedOf(t) ?? 0]));
+    history.push({ atMs: at, admitted, udf });
     while (history.length > 2 && at - history[1]!.atMs >= 1_000) history.shift();
     const from = history[0]!;
     const secs = Math.max(0.001, (at - from.atMs) / 1000);
@@ -76,7 +77,9 @@ export function shareIngestQuotas(nc: NatsConnection, o: QuotaShareOptions): () 
       // ticks and bytes always: a node of the previous release parses only reports that have them.
       const usage = usageReport(state, tenantQuotas(catalog, tenant), tenant, ingestNow(), newsLeft);
       newsLeft -= usage.news?.length ?? 0;
-      tenants[tenant] = { ticks: Math.max(0, a.ticks - b.ticks) / secs, bytes: Math.max(0, a.bytes - b.bytes) / secs, queries: queries?.runningOf(tenant) ?? 0, ...usage };
+      const udfNow = udf.get(tenant) ?? 0;
+      const udfThen = from.atMs === at ? udfNow : (from.udf.get(tenant) ?? 0);
+      tenants[tenant] = { ticks: Math.max(0, a.ticks - b.ticks) / secs, bytes: Math.max(0, a.bytes - b.bytes) / secs, queries: queries?.runningOf(tenant) ?? 0, udf: Math.max(0, udfNow - udfThen) / secs, ...usage };
     }
     if (Object.keys(tenants).length > 0) {
       const report: RateReport = { node: o.nodeId, tenants };
