@@ -16,6 +16,7 @@
 //   Below the quota, each gateway admits new symbols from an even share of
 //   what is left, taken at each exchange and reported at once as reserved,
 //   so what one admits between its reports is held back by the others.
+import { rateShare } from "./share.js";
 import type { PeerUsage, ShardUsage } from "./share.js";
 
 /** How long an admitted new symbol counts as pending: its shard applies it and reports well within 4 report intervals. */
@@ -39,8 +40,7 @@ export function queryShare(quota: number, peers: Pick<PeerUsage, "queries" | "ga
  * never less than an even share (the rule of the ingest rates, share.ts).
  */
 export function udfShare(quota: number, peers: Pick<PeerUsage, "udf" | "gateways"> | undefined): number {
-  if (peers === undefined || peers.gateways <= 1) return quota;
-  return Math.max(quota / peers.gateways, quota - peers.udf);
+  return peers === undefined ? quota : rateShare(quota, peers.udf, peers.gateways);
 }
 
 /** The tenant's shards over the cluster, each once: hot bytes and symbols summed. */

@@ -65,10 +65,18 @@ export interface PeerUsage {
 /** The key of a shard in reports: `table/bucket` (table names hold no `/`). */
 export const shardUsageKey = (table: string, bucket: number): string => `${table}/${bucket}`;
 
-/** The rate this gateway grants of a cluster-wide `quota` when its peers admit `peers` of it. */
+/**
+ * The rate a node grants of a cluster-wide rate `quota` when the other nodes
+ * admit `othersAdmit` of it and `nodes` share it: what they leave, never less
+ * than an even share (the rule of every rate quota).
+ */
+export function rateShare(quota: number, othersAdmit: number, nodes: number): number {
+  return nodes <= 1 ? quota : Math.max(quota / nodes, quota - othersAdmit);
+}
+
+/** The rate this gateway grants of a cluster-wide ingest `quota` when its peers admit `peers` of it. */
 export function shareOf(quota: number, peers: PeerRates | undefined, unit: "ticks" | "bytes"): number {
-  if (peers === undefined || peers.gateways <= 1) return quota;
-  return Math.max(quota / peers.gateways, quota - peers[unit]);
+  return peers === undefined ? quota : rateShare(quota, peers[unit], peers.gateways);
 }
 
 const count = (v: unknown): v is number => typeof v === "number" && v >= 0 && Number.isFinite(v);
@@ -79,21 +87,12 @@ function parseTenant(r: unknown): TenantReport | undefined {
   const { ticks, bytes, queries, udf, shards, pending, news, reserved } = r as Record<string, unknown>;
   if (!count(ticks) || !count(bytes)) return undefined;
   const out: { -readonly [K in keyof TenantReport]: TenantReport[K] } = { ticks, bytes };
-  if (queries !== undefined) {
-    if (!count(queries)) return undefined;
-    out.queries = queries;
-  }
-  if (udf !== undefined) {
-    if (!count(udf)) return undefined;
-    out.udf = udf;
-  }
-  if (pending !== undefined) {
-    if (!count(pending)) return undefined;
-    out.pending = pending;
-  }
-  if (reserved !== undefined) {
-    if (!count(reserved)) return undefined;
-    out.reserved = reserved;
+  // The optional counts: absent is fine, present must be a count.
+  const optional = { queries, udf, pending, reserved };
+  for (const [k, v] of Object.entries(optional) as [keyof typeof optional, unknown][]) {
+    if (v === undefined) continue;
+    if (!count(v)) return undefined;
+    out[k] = v;
   }
   if (shards !== undefined) {
     if (typeof shards !== "object" || shards === null || Array.isArray(shards)) return undefined;
