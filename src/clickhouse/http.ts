@@ -48,6 +48,24 @@ export interface RequestOptions {
   readonly timeoutMs?: number;
 }
 
+/** Data sent with a statement as a temporary table the statement can read (ClickHouse's "external data"). */
+export interface ExternalTable {
+  /** The name the statement reads it by. */
+  readonly name: string;
+  /** Its columns, e.g. `a UInt32, b String`. */
+  readonly structure: string;
+  /** The data's format, e.g. `RowBinary`. */
+  readonly format: string;
+  readonly data: Uint8Array;
+}
+
+/** A request body: the statement's data (INSERT) or its external table, with what the URL must say about it. */
+interface Payload {
+  readonly chunks: readonly Uint8Array[];
+  readonly contentType: string;
+  readonly params?: Readonly<Record<string, string>>;
+}
+
 export interface ClickhouseResponse {
   readonly queryId: string;
   readonly body: Buffer;
@@ -113,7 +131,33 @@ export class ClickhouseHttp {
    * the statement goes in the URL, the data is the POST body.
    */
   async insert(sql: string, body: Uint8Array, opts: RequestOptions = {}): Promise<ClickhouseResponse> {
-    return this.send(sql, body, opts);
+    return this.send(sql, { chunks: [body], contentType: "application/octet-stream" }, opts);
+  }
+
+  /**
+   * Runs `sql` (e.g. `INSERT ... SELECT ... FROM <name>`) with `table` sent
+   * along as an external table: one multipart POST whose body is the data.
+   * The server reads the whole body before the statement starts, so a request
+   * cut short runs nothing.
+   */
+  async insertFrom(sql: string, table: ExternalTable, opts: RequestOptions = {}): Promise<ClickhouseResponse> {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(table.name)) throw new RangeError(`external table name "${table.name}" must be letters, digits or _`);
+    const boundary = `pxboundary${randomUUID().replaceAll("-", "")}`;
+    // A part without a filename would be read as a setting, not as a table.
+    const head = Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="${table.name}"; filename="${table.name}"\r\nContent-Type: application/octet-stream\r\n\r\n`,
+      "latin1",
+    );
+    const tail = Buffer.from(`\r\n--${boundary}--\r\n`, "latin1");
+    return this.send(
+      sql,
+      {
+        chunks: [head, table.data, tail],
+        contentType: `multipart/form-data; boundary=${boundary}`,
+        params: { [`${table.name}_structure`]: table.structure, [`${table.name}_format`]: table.format },
+      },
+      opts,
+    );
   }
 
   /** True when `GET /ping` answers `Ok.` (over this client's kept-alive sockets). Never throws. */
@@ -133,7 +177,7 @@ export class ClickhouseHttp {
    * or DDL, all idempotent here) is sent once more on a fresh connection; an
    * INSERT is not (it fails as possibly landed, and the sink asks what landed).
    */
-  private async send(sql: string, data: Uint8Array | undefined, opts: RequestOptions): Promise<ClickhouseResponse> {
+  private async send(sql: string, data: Payload | undefined, opts: RequestOptions): Promise<ClickhouseResponse> {
     const stale = { reset: false };
     try {
       return await this.sendOnce(sql, data, opts, this.agent, stale);
@@ -143,18 +187,19 @@ export class ClickhouseHttp {
     }
   }
 
-  private sendOnce(sql: string, data: Uint8Array | undefined, opts: RequestOptions, agent: Agent | false, stale: { reset: boolean }): Promise<ClickhouseResponse> {
+  private sendOnce(sql: string, data: Payload | undefined, opts: RequestOptions, agent: Agent | false, stale: { reset: boolean }): Promise<ClickhouseResponse> {
     const queryId = opts.queryId ?? randomUUID();
     const target = new URL(this.base.pathname === "" ? "/" : this.base.pathname, this.base);
     const params = target.searchParams;
     if (this.options.database !== undefined) params.set("database", this.options.database);
     for (const [k, v] of Object.entries({ ...this.options.settings, ...opts.settings })) params.set(k, typeof v === "boolean" ? (v ? "1" : "0") : String(v));
     params.set("query_id", queryId);
-    const body = data === undefined ? Buffer.from(sql, "utf8") : data;
+    const chunks = data === undefined ? [Buffer.from(sql, "utf8")] : data.chunks;
     if (data !== undefined) params.set("query", sql);
+    for (const [k, v] of Object.entries(data?.params ?? {})) params.set(k, v);
     const headers: Record<string, string | number> = {
-      "Content-Type": data === undefined ? "text/plain; charset=utf-8" : "application/octet-stream",
-      "Content-Length": body.byteLength,
+      "Content-Type": data === undefined ? "text/plain; charset=utf-8" : data.contentType,
+      "Content-Length": chunks.reduce((n, c) => n + c.byteLength, 0),
     };
     if (this.authHeader !== undefined) headers["Authorization"] = this.authHeader;
     const timeoutMs = opts.timeoutMs ?? this.options.requestTimeoutMs ?? 60_000;
@@ -217,7 +262,8 @@ export class ClickhouseHttp {
         return;
       }
       opts.signal?.addEventListener("abort", onAbort, { once: true });
-      req.end(body);
+      for (let i = 0; i < chunks.length - 1; i++) req.write(chunks[i]);
+      req.end(chunks[chunks.length - 1]);
     });
   }
 }

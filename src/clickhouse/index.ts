@@ -1,8 +1,9 @@
 // Public surface of src/clickhouse/: the HTTP client and its typed errors,
 // server version and capabilities, table DDL, RowBinary encode/decode/insert,
-// and the landed-LSN check that makes sink retries exactly-once on 18.16.
+// the landed-LSN check and the shard write fence that together make sink
+// retries and takeovers exactly-once on 18.16.
 export { ClickhouseHttp, pingClickhouse } from "./http.js";
-export type { ClickhouseHttpOptions, ClickhouseResponse, ClickhouseSettings, RequestOptions } from "./http.js";
+export type { ClickhouseHttpOptions, ClickhouseResponse, ClickhouseSettings, ExternalTable, RequestOptions } from "./http.js";
 export {
   ClickhouseProtocolError,
   ClickhouseQueryError,
@@ -38,10 +39,25 @@ export {
   encodeRowBinary,
   encodeRowBinarySegments,
   insertRowBinary,
+  insertRowBinaryFenced,
+  insertRowBinaryFencedSql,
   insertRowBinarySql,
   selectRowBinary,
 } from "./rowbinary.js";
-export type { DecodedRows, InsertRowBinaryOptions, RowBinarySegment, RowMeta } from "./rowbinary.js";
+export type { DecodedRows, InsertFence, InsertRowBinaryOptions, RowBinarySegment, RowMeta } from "./rowbinary.js";
+export {
+  FENCE_EPOCHS,
+  FENCE_REFUSED_CODE,
+  FENCE_TABLE,
+  createFenceTableSql,
+  ensureFenceTable,
+  fenceConditionSql,
+  isFenceRefusal,
+  nextFenceToken,
+  readFence,
+  storeFence,
+} from "./fence.js";
+export type { NextToken } from "./fence.js";
 export { landedLsns, landedRows, queryRunning, waitQueryGone } from "./landed.js";
 export type { LandedOptions } from "./landed.js";
 export { QUERY_LOG_TABLE, ensureQueryLog, insertQueryLog, readQueryLog } from "./querylog.js";

@@ -9,9 +9,10 @@ import type { TableSpec } from "../../protocols/tablespec.js";
 import { allocValueArray } from "../codec/tickbatch.js";
 import type { TickBatch, ValueArray } from "../codec/tickbatch.js";
 import { ClickhouseProtocolError } from "./errors.js";
-import type { ClickhouseHttp, ClickhouseResponse, ClickhouseSettings, RequestOptions } from "./http.js";
+import type { ClickhouseHttp, ClickhouseResponse, RequestOptions } from "./http.js";
 import { qualifiedTable, quoteIdent, tableColumns } from "./ddl.js";
 import { syncInsertSettings } from "./version.js";
+import { fenceConditionSql } from "./fence.js";
 import type { ClickhouseCapabilities } from "./version.js";
 import type { ClickhouseType } from "./ddl.js";
 import { TaggedError } from "../../protocols/tagged.js";
@@ -431,15 +432,62 @@ export function insertRowBinary(
   body: Uint8Array,
   opts: InsertRowBinaryOptions = {},
 ): Promise<ClickhouseResponse> {
-  const settings: Record<string, string | number | boolean> = {
-    ...(opts.capabilities === undefined ? {} : syncInsertSettings(opts.capabilities)),
-    ...opts.settings,
-  };
-  if (opts.rows !== undefined && settings["max_insert_block_size"] === undefined) {
-    settings["max_insert_block_size"] = Math.max(DEFAULT_MAX_INSERT_BLOCK_ROWS, opts.rows);
-  }
+  const { settings, request } = insertOptions(opts);
+  if (opts.rows !== undefined) settings["max_insert_block_size"] ??= Math.max(DEFAULT_MAX_INSERT_BLOCK_ROWS, opts.rows);
+  return client.insert(insertRowBinarySql(tenant, spec), body, { ...request, settings });
+}
+
+/** The caller's settings over the server's synchronous-insert ones, and the request options without the insert's own. */
+function insertOptions(opts: InsertRowBinaryOptions): { settings: Record<string, string | number | boolean>; request: RequestOptions } {
+  const settings = { ...(opts.capabilities === undefined ? {} : syncInsertSettings(opts.capabilities)), ...opts.settings };
   const { rows: _rows, capabilities: _capabilities, ...request } = opts;
-  return client.insert(insertRowBinarySql(tenant, spec), body, { ...request, settings: settings as ClickhouseSettings });
+  return { settings, request };
+}
+
+/** The external table a fenced INSERT reads its rows from. */
+const FENCED_ROWS = "px_rows";
+
+/** `INSERT INTO <table> (<columns>) SELECT <columns> FROM px_rows WHERE <the fence is still token>` */
+export function insertRowBinaryFencedSql(tenant: string, spec: TableSpec, fence: InsertFence): string {
+  const cols = tableColumns(spec)
+    .map((c) => quoteIdent(c.name))
+    .join(", ");
+  return `INSERT INTO ${qualifiedTable(tenant, spec.name)} (${cols}) SELECT ${cols} FROM ${FENCED_ROWS} WHERE ${fenceConditionSql(tenant, spec.name, fence.bucket, fence.token)}`;
+}
+
+export interface InsertFence {
+  readonly bucket: number;
+  readonly token: number;
+}
+
+/**
+ * As `insertRowBinary`, behind the shard's fence (./fence.ts): the rows go as
+ * an external table and are inserted only while the shard's fence is still
+ * `fence.token`; otherwise the INSERT fails (`isFenceRefusal`) and writes
+ * nothing. The server reads the whole body before it starts, so a request cut
+ * short writes nothing either.
+ */
+export function insertRowBinaryFenced(
+  client: ClickhouseHttp,
+  tenant: string,
+  spec: TableSpec,
+  body: Uint8Array,
+  fence: InsertFence,
+  opts: InsertRowBinaryOptions = {},
+): Promise<ClickhouseResponse> {
+  const { settings, request } = insertOptions(opts);
+  if (opts.rows !== undefined) {
+    // One block from the external table to the INSERT, so one part per partition (as insertRowBinary).
+    const block = Math.max(DEFAULT_MAX_INSERT_BLOCK_ROWS, opts.rows);
+    settings["max_block_size"] ??= block;
+    settings["min_insert_block_size_rows"] ??= block;
+    settings["min_insert_block_size_bytes"] ??= 0;
+  }
+  // Plain names (tableColumns' are identifiers already): 18.16 would keep backticks as part of a name here.
+  const structure = tableColumns(spec)
+    .map((c) => `${c.name} ${c.type}`)
+    .join(", ");
+  return client.insertFrom(insertRowBinaryFencedSql(tenant, spec, fence), { name: FENCED_ROWS, structure, format: "RowBinary", data: body }, { ...request, settings });
 }
 
 /**

@@ -2,7 +2,8 @@
 // capabilities and the tables already ensured (both cached), INSERTs of planned
 // bodies, and the questions exactly-once needs: which LSNs and rows of a batch
 // landed, the highest LSN of a shard, and whether INSERTs of an earlier owner
-// of the shard still run on the server.
+// of the shard still run on the server; and the shard's write fence
+// (src/clickhouse/fence.ts) that keeps a late INSERT from landing after them.
 import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ShardAddress } from "../../protocols/subjects.js";
@@ -14,14 +15,20 @@ import {
   ROW_COLUMN,
   SHARD_COLUMN,
   detectServer,
+  ensureFenceTable,
   ensureSchema,
   insertRowBinary,
+  insertRowBinaryFenced,
   landedLsns,
+  nextFenceToken,
+  readFence,
+  storeFence,
   qualifiedTable,
   quoteIdent,
 } from "../clickhouse/index.js";
-import type { ClickhouseCapabilities, ClickhouseServerInfo } from "../clickhouse/index.js";
+import type { ClickhouseCapabilities, ClickhouseServerInfo, InsertFence } from "../clickhouse/index.js";
 import { TaggedError } from "../../protocols/tagged.js";
+import { SinkFencedError } from "./lease.js";
 
 export interface SinkClickhouseOptions {
   /** e.g. `http://127.0.0.1:8123`. */
@@ -90,7 +97,7 @@ export class SinkClickhouse {
     const key = `${tenant}.${spec.name}.${spec.version}.${spec.columns.map((c) => `${c.name}:${c.type}`).join(",")}`;
     let p = this.schemas.get(key);
     if (p === undefined) {
-      p = ensureSchema(this.client, tenant, spec);
+      p = ensureSchema(this.client, tenant, spec).then(() => ensureFenceTable(this.client, tenant));
       this.schemas.set(key, p);
     }
     try {
@@ -101,10 +108,32 @@ export class SinkClickhouse {
     }
   }
 
-  /** One INSERT of a RowBinary body of `rows` rows (one part: see plan.ts). */
-  async insert(tenant: string, spec: TableSpec, body: Uint8Array, rows: number, queryId: string, signal?: AbortSignal): Promise<void> {
+  /**
+   * One INSERT of a RowBinary body of `rows` rows (one part: see plan.ts);
+   * with `fence`, only while the shard's fence is still its token (else it
+   * fails, `isFenceRefusal`, having written nothing).
+   */
+  async insert(tenant: string, spec: TableSpec, body: Uint8Array, rows: number, queryId: string, signal?: AbortSignal, fence?: InsertFence): Promise<void> {
     const capabilities = await this.capabilities();
-    await insertRowBinary(this.client, tenant, spec, body, { rows, capabilities, queryId, ...(signal === undefined ? {} : { signal }) });
+    const opts = { rows, capabilities, queryId, ...(signal === undefined ? {} : { signal }) };
+    if (fence === undefined) await insertRowBinary(this.client, tenant, spec, body, opts);
+    else await insertRowBinaryFenced(this.client, tenant, spec, body, fence, opts);
+  }
+
+  /**
+   * Raises the shard's fence for an owner of lease `revision` and returns its
+   * new token: from now on an INSERT with an older token fails. Rejects with
+   * SinkFencedError when a newer revision holds the fence. (ensureTable first.)
+   */
+  async raiseFence(shard: ShardAddress, revision: number, signal?: AbortSignal): Promise<number> {
+    const opts = signal === undefined ? {} : { signal };
+    const current = await readFence(this.client, shard.tenant, shard.table, shard.bucket, opts);
+    const next = nextFenceToken(revision, current);
+    if ("fencedBy" in next) {
+      throw new SinkFencedError(`shard ${shard.tenant}/${shard.table}/${shard.bucket}: ClickHouse's write fence is held by lease revision ${next.fencedBy}, newer than this owner's ${revision}`);
+    }
+    await storeFence(this.client, shard.tenant, shard.table, shard.bucket, next.token, opts);
+    return next.token;
   }
 
   /** `_lsn -> rows` of the shard in [lsnFrom, lsnTo], pruned to partitions of [tsMin, tsMax]. */

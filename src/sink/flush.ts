@@ -1,6 +1,8 @@
 // One flush attempt of a sink batch, over an abstract ClickHouse (`FlushIo`):
-// when the batch may have partly landed, wait for earlier INSERTs to leave the
-// server, ask what landed and reconcile; then plan and send the INSERTs. The
+// when the batch may have partly landed, raise the shard's fence (on a retry:
+// an earlier attempt's INSERT may still be on its way), wait for earlier
+// INSERTs to leave the server, ask what landed and reconcile; then plan and
+// send the INSERTs. The
 // runtime gives it the real server, unit tests an in-memory one that can fail
 // anywhere (including committing a prefix of an INSERT).
 import type { TableSpec } from "../../protocols/tablespec.js";
@@ -12,6 +14,8 @@ import { rowsOf } from "./types.js";
 import type { SinkRecord } from "./types.js";
 
 export interface FlushIo {
+  /** From now on an INSERT this sink sent before fails without writing (src/clickhouse/fence.ts). */
+  raiseFence(signal?: AbortSignal): Promise<void>;
   /** True once the query left the server (false: still running after the wait). */
   waitQueryGone(queryId: string, signal?: AbortSignal): Promise<boolean>;
   /** `_lsn -> rows` of the shard in [lsnFrom, lsnTo] (rows within [tsMin, tsMax]). */
@@ -48,6 +52,9 @@ export interface FlushResult {
 
 /** Rows of `records` still missing from ClickHouse, after waiting for `staleQueryIds`. */
 async function missingRows(io: FlushIo, records: readonly SinkRecord[], attempt: FlushAttempt, s: FlushSettings, signal?: AbortSignal) {
+  // A retry: an INSERT of an earlier attempt may not have reached the server's process list yet (queued in a
+  // stalled server's socket); fenced, it can no longer land after the answer below. (Recovery raised it for the first.)
+  if (attempt.attempt > 1) await io.raiseFence(signal);
   for (const id of attempt.staleQueryIds) {
     if (!(await io.waitQueryGone(id, signal))) throw new Error(`INSERT ${id} of an earlier attempt still runs on the server`);
   }

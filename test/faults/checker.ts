@@ -35,8 +35,31 @@ export const violations = (f: Findings): number => f.lost.length + f.duplicated.
  */
 export function summarize(f: Findings, sample = 5): string {
   return (Object.entries(f) as [string, string[]][])
-    .map(([k, v]) => `${k}=${v.length}${v.length ? ` ${JSON.stringify(bySource(v))} (${v.slice(0, sample).join("; ")}${v.length > sample ? "; …" : ""})` : ""}`)
+    .map(([k, v]) => {
+      if (v.length === 0) return `${k}=0`;
+      const shown = samples(v, sample);
+      return `${k}=${v.length} ${JSON.stringify(bySource(v))} (${shown.join("; ")}${v.length > shown.length ? "; …" : ""})`;
+    })
     .join(", ");
+}
+
+/**
+ * The first finding of every source, then more in order up to `n`: a failure
+ * message names what ClickHouse held twice (with its LSN) even when the
+ * readers' findings come first by the hundred.
+ */
+function samples(v: readonly string[], n: number): string[] {
+  const firstOf = new Map<string, string>();
+  for (const x of v) {
+    const src = x.slice(0, x.indexOf(":"));
+    if (!firstOf.has(src)) firstOf.set(src, x);
+  }
+  const out = [...firstOf.values()];
+  for (const x of v) {
+    if (out.length >= Math.max(n, firstOf.size)) break;
+    if (!out.includes(x)) out.push(x);
+  }
+  return out;
 }
 
 /** Findings of one kind counted by where they were seen ("ClickHouse", "node n1", "reader on n2"). */

@@ -1,9 +1,11 @@
 // Exactly-once, as a property: the real sink machine and flush logic against an
 // in-memory ClickHouse that fails INSERTs at random (refused, a committed
-// prefix, a lost answer) and a sink that crashes and recovers at random. After
+// prefix, a lost answer, one that times out unseen and runs late) and a sink
+// that crashes and recovers at random. After
 // every run each row is in the table exactly once, and P only grew and never
 // passed what the table held. Without the landed check the same faults
-// duplicate rows: the check is what this test measures.
+// duplicate rows, and without the fence a late INSERT does: the check and the
+// fence are what this test measures.
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { SimulatedClock, createActor, fromCallback, fromPromise } from "xstate";
@@ -37,8 +39,11 @@ function startSink(w: World, clock: SimulatedClock, skipLandedCheck: boolean, ma
     sinkMachine.provide({
       actors: {
         recover: fromPromise<RecoverOutput, RecoverInput>(async () => {
+          // As the runtime's recovery: raise the fence, then read what landed (a queued INSERT runs right after).
+          await w.ch.raiseFence();
           const p = Math.max(w.published.at(-1) ?? 0, w.acked);
           const maxLsn = Math.max(0, ...w.ch.rows.map((r) => r.lsn));
+          w.ch.runQueued();
           return { persistedLsn: p, tPersistedMicros: 0, verifyUpToLsn: Math.max(p, maxLsn), atMs: clock.now() };
         }),
         wal: fromCallback<WalAck, SinkWalInput>(({ sendBack, receive, input }) => {
@@ -99,13 +104,14 @@ const faultArb: fc.Arbitrary<InsertFault> = fc.oneof(
   { weight: 1, arbitrary: fc.constant<InsertFault>({ kind: "refused" }) },
   { weight: 2, arbitrary: fc.integer({ min: 0, max: 80 }).map((rows): InsertFault => ({ kind: "prefix", rows })) },
   { weight: 1, arbitrary: fc.constant<InsertFault>({ kind: "lostAnswer" }) },
+  { weight: 1, arbitrary: fc.constant<InsertFault>({ kind: "late" }) },
 );
 
-function world(sizes: readonly number[], seed: number, faults: readonly InsertFault[]): World {
+function world(sizes: readonly number[], seed: number, faults: readonly InsertFault[], fenced = true): World {
   let lsn = 0;
   // Ticks near midnight, so batches often span two UTC days (two INSERTs).
   const records = sizes.map((rows, i) => record((lsn += 1 + (i % 3)), batch(rows, seed + i, DAY0 + DAY_MICROS - 30_000_000 + i * 2_000_000, 4_000_000)));
-  const ch = new MemoryClickhouse();
+  const ch = new MemoryClickhouse(fenced);
   ch.faults.push(...faults);
   return { ch, records, published: [], coveredAtPublish: [], acked: 0 };
 }
@@ -142,6 +148,23 @@ describe("sink exactly-once (in-memory ClickHouse)", () => {
       await run(unsafe, [], true, 1_000);
       expect(unsafe.ch.check(unsafe.records).duplicates).toBeGreaterThan(0);
     }
+  });
+
+  it("exactly-once - an INSERT that timed out unseen and runs after the retry asked what landed: fenced, it writes nothing; negative control: unfenced, it duplicates", async () => {
+    const safe = world([20, 20, 20], 5, [{ kind: "late" }]);
+    await run(safe, [], false, 1_000);
+    expect(safe.ch.check(safe.records)).toEqual({ duplicates: 0, missing: 0, extra: 0 });
+    expect(safe.ch.fence).toBeGreaterThan(1);
+    const unsafe = world([20, 20, 20], 5, [{ kind: "late" }], false);
+    await run(unsafe, [], false, 1_000);
+    expect(unsafe.ch.check(unsafe.records).duplicates).toBeGreaterThan(0);
+    // The same across a crash: the INSERT runs after the restarted sink read what landed.
+    const crashed = world([20, 20, 20], 5, [{ kind: "late" }]);
+    await run(crashed, [1], false, 1_000);
+    expect(crashed.ch.check(crashed.records)).toEqual({ duplicates: 0, missing: 0, extra: 0 });
+    const crashedUnsafe = world([20, 20, 20], 5, [{ kind: "late" }], false);
+    await run(crashedUnsafe, [1], false, 1_000);
+    expect(crashedUnsafe.ch.check(crashedUnsafe.records).duplicates).toBeGreaterThan(0);
   });
 
   it("exactly-once - a retry after a committed prefix sends only the missing rows", async () => {

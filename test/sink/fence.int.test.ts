@@ -7,7 +7,9 @@
 // (_lsn, _row), P never decreases. The same with clickhouse-server SIGSTOPped
 // while the old owner's INSERT runs on it. Forged (P far ahead) and stale
 // (older revision) watermarks are refused: nothing counts as persisted that
-// ClickHouse lacks. The negative control (fence off) finds the duplicates.
+// ClickHouse lacks. The negative control (fence off) finds the duplicates. A
+// permit renewed wrongly (the late-heartbeat negative control) lets the old
+// owner's INSERT go, and ClickHouse's write fence still refuses it.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
@@ -93,7 +95,7 @@ interface Owner {
   inserts: number;
 }
 
-function owner(s: Scenario, revision: number, o: { fenceOff?: boolean; leaseTtlMs?: number; wrap?: WrapFlushIo } = {}): Owner {
+function owner(s: Scenario, revision: number, o: { fenceOff?: boolean; clickhouseFenceOff?: boolean; leaseTtlMs?: number; wrap?: WrapFlushIo } = {}): Owner {
   const ch = new SinkClickhouse({ url: chf.server.httpUrl, requestTimeoutMs: 20_000 });
   clients.push(ch);
   const log: string[] = [];
@@ -147,6 +149,7 @@ function owner(s: Scenario, revision: number, o: { fenceOff?: boolean; leaseTtlM
     leaseRevision: revision,
     leaseTtlMs: o.leaseTtlMs ?? 1_500,
     unsafeFenceOff: o.fenceOff ?? FENCE_OFF,
+    unsafeClickhouseFenceOff: o.clickhouseFenceOff ?? false,
     log: (l) => log.push(l),
     limits: { maxBatchDelayMs: 50 },
     retry: { baseMs: 50, maxMs: 500, uncertainGraceMs: 500 },
@@ -200,11 +203,12 @@ async function pausedOwner(fenceOff: boolean): Promise<{ s: Scenario; a: Owner; 
 /**
  * Old owner A paused with a batch on its way and a heartbeat put in flight; new owner B persists the batch; the
  * put's reply comes back after the pause and renews A's permit, from when the put was sent (`fromSend`) or, as
- * before the fix, from now; then A's INSERT reaches its permit check.
+ * before the fix, from now; then A's INSERT reaches its permit check. The permit alone is under test unless
+ * `clickhouseFence` (ClickHouse's write fence, which refuses the INSERT wherever the permit failed).
  */
-async function lateHeartbeat(fromSend: boolean): Promise<{ s: Scenario; a: Owner }> {
+async function lateHeartbeat(fromSend: boolean, clickhouseFence = false): Promise<{ s: Scenario; a: Owner }> {
   const s = await scenario();
-  const a = owner(s, 1);
+  const a = owner(s, 1, { clickhouseFenceOff: !clickhouseFence });
   await ingest(s, 6);
   await waitFor("A persisted the first batches", persisted(a, await lastLsn(s)));
   const stalled = a.stallNext();
@@ -214,7 +218,7 @@ async function lateHeartbeat(fromSend: boolean): Promise<{ s: Scenario; a: Owner
   // The heartbeat put goes out, then A freezes (its clock 10 s ahead once it resumes, see owner()).
   const sentAt = Date.now();
   a.pause();
-  const b = owner(s, 2);
+  const b = owner(s, 2, { clickhouseFenceOff: !clickhouseFence });
   await waitFor("B persisted everything", persisted(b, l2));
   while (Date.now() - sentAt < 2_000) await new Promise((r) => setTimeout(r, 100));
   // The put's reply, handled after SIGCONT: the agent passes how long ago the put was sent (in A's time).
@@ -239,6 +243,15 @@ describe("fenced sinks", () => {
     const { s } = await lateHeartbeat(false);
     const r = await exactlyOnceReport(chf.ch, f.nc, s.tenant, s.trades);
     expect(r.duplicates).toBeGreaterThan(0);
+    s.wm.close();
+  });
+
+  it("fence - the same late renewal with ClickHouse's write fence on: the permit lets the INSERT go, ClickHouse refuses it, 0 duplicates", async () => {
+    const { s, a } = await lateHeartbeat(false, true);
+    expect(a.sink.state).toBe("fenced");
+    expect(a.log.join("\n")).toMatch(/refused by the shard's write fence in ClickHouse/);
+    const r = await exactlyOnceReport(chf.ch, f.nc, s.tenant, s.trades);
+    expect(r).toMatchObject({ duplicates: 0, missing: 0, unexpected: 0 });
     s.wm.close();
   });
 

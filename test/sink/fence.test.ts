@@ -79,6 +79,7 @@ function harness() {
   let release: () => void = () => {};
   const permit = (what: string): void => lease.permit(clock.now(), what);
   const io: FlushIo = {
+    raiseFence: () => mem.raiseFence(),
     waitQueryGone: () => mem.waitQueryGone(),
     landedCounts: (a, b) => mem.landedCounts(a, b),
     landedRowSets: (l) => mem.landedRowSets(l),
@@ -227,7 +228,7 @@ describe("fenced sink machine", () => {
     off.revoke("moved");
     const mem = new MemoryClickhouse();
     const r = await runFlush(
-      { ...mem, waitQueryGone: () => mem.waitQueryGone(), landedCounts: (a, b) => mem.landedCounts(a, b), landedRowSets: (l) => mem.landedRowSets(l), insert: async (p, q) => (off.permit(clock.now(), "INSERT"), mem.insert(p, q)) },
+      { ...mem, raiseFence: () => mem.raiseFence(), waitQueryGone: () => mem.waitQueryGone(), landedCounts: (a, b) => mem.landedCounts(a, b), landedRowSets: (l) => mem.landedRowSets(l), insert: async (p, q) => (off.permit(clock.now(), "INSERT"), mem.insert(p, q)) },
       { records: [record(1, batch(10, 1))], uncertain: false, staleQueryIds: [], attempt: 1 },
       { spec: SPEC, maxInsertRows: 1_000, queryId: () => "q" },
     );

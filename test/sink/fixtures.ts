@@ -69,7 +69,13 @@ export type InsertFault =
   /** The connection broke after `rows` rows of the body were committed. */
   | { readonly kind: "prefix"; readonly rows: number }
   /** Committed, but the answer was lost. */
-  | { readonly kind: "lostAnswer" };
+  | { readonly kind: "lostAnswer" }
+  /**
+   * Timed out unseen (queued in a stalled server's socket, not in its process
+   * list), then run by the server right after the next question about what
+   * landed was answered: lands only if the shard's fence is still its token.
+   */
+  | { readonly kind: "late" };
 
 /** In-memory stand-in for one ClickHouse table of one shard. */
 export class MemoryClickhouse implements FlushIo {
@@ -77,6 +83,22 @@ export class MemoryClickhouse implements FlushIo {
   readonly faults: InsertFault[] = [];
   inserts = 0;
   landedQueries = 0;
+  /** The shard's fence (src/clickhouse/fence.ts): an INSERT lands only while it is still the fence it was sent under. */
+  fence = 0;
+  /** INSERTs that timed out unseen and run later (`late` faults), with the fence they were sent under. */
+  private readonly queued: { plan: InsertPlan; fence: number }[] = [];
+
+  /** `fenced: false` is the negative control: raising the fence does nothing. */
+  constructor(private readonly fenced = true) {}
+
+  async raiseFence(): Promise<void> {
+    if (this.fenced) this.fence++;
+  }
+
+  /** The server gets to the queued INSERTs: each lands unless the fence moved past it. */
+  runQueued(): void {
+    for (const q of this.queued.splice(0)) if (q.fence === this.fence) this.commit(q.plan, q.plan.rows);
+  }
 
   async waitQueryGone(): Promise<boolean> {
     return true;
@@ -86,6 +108,8 @@ export class MemoryClickhouse implements FlushIo {
     this.landedQueries++;
     const out = new Map<number, number>();
     for (const r of this.rows) if (r.lsn >= from && r.lsn <= to) out.set(r.lsn, (out.get(r.lsn) ?? 0) + 1);
+    // The worst moment for a queued INSERT to run: just after the answer.
+    this.runQueued();
     return out;
   }
 
@@ -106,7 +130,15 @@ export class MemoryClickhouse implements FlushIo {
     this.inserts++;
     const fault = this.faults.shift() ?? { kind: "ok" };
     if (fault.kind === "refused") throw new ClickhouseUnavailableError("mem://", "ECONNREFUSED", "refused", false, { queryId });
-    const n = fault.kind === "prefix" ? Math.min(fault.rows, plan.rows) : plan.rows;
+    if (fault.kind === "late") {
+      this.queued.push({ plan, fence: this.fence });
+      throw new ClickhouseUnavailableError("mem://", "ETIMEDOUT", "no answer", true, { queryId });
+    }
+    this.commit(plan, fault.kind === "prefix" ? Math.min(fault.rows, plan.rows) : plan.rows);
+    if (fault.kind !== "ok") throw new ClickhouseUnavailableError("mem://", "ECONNRESET", "connection reset", true, { queryId });
+  }
+
+  private commit(plan: InsertPlan, n: number): void {
     for (let i = 0; i < n; i++) {
       this.rows.push({
         lsn: plan.lsn[i]!,
@@ -116,7 +148,6 @@ export class MemoryClickhouse implements FlushIo {
         price: plan.batch.values[0]![i]!,
       });
     }
-    if (fault.kind !== "ok") throw new ClickhouseUnavailableError("mem://", "ECONNRESET", "connection reset", true, { queryId });
   }
 
   /** `(lsn, row)` pairs held more than once, and those of `records` missing. */

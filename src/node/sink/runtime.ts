@@ -3,12 +3,15 @@
 // plan, reconcile (when a batch may have partly landed) and INSERT; watermark
 // publishing. Fenced: every INSERT, watermark and consumer change first asks
 // the SinkLease for a permit (revoked by the agent's watch of px_assign,
-// lapsing at its deadline unless renewed); recovery waits for INSERTs of every
-// earlier owner to leave ClickHouse and verifies P against what ClickHouse
-// holds before trusting it. Crash tests put faults in front of the flush IO
+// lapsing at its deadline unless renewed). Every INSERT also runs behind the
+// shard's write fence in ClickHouse (src/clickhouse/fence.ts): recovery, and a
+// retry of an INSERT whose outcome is unknown, raise it before they wait for
+// earlier INSERTs to leave the server and ask what landed, so an INSERT sent
+// late (a paused owner's, one queued in a stalled server) cannot land after
+// that answer. Recovery verifies P against what ClickHouse holds before
+// trusting it. Crash tests put faults in front of the flush IO
 // (`flushIo`); PX_SINK_TRACE=1 logs timings.
 import { randomBytes } from "node:crypto";
-import { setTimeout as sleep } from "node:timers/promises";
 import { DeliverPolicy } from "@nats-io/jetstream";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { createActor, fromPromise } from "xstate";
@@ -17,7 +20,7 @@ import { sinkMachine, sinkStateName } from "../../../actors/sink.js";
 import type { FlushInput, FlushOutput, RecoverInput, RecoverOutput, SinkStats } from "../../../actors/sink.js";
 import type { ShardAddress } from "../../../protocols/subjects.js";
 import type { TableSpec } from "../../../protocols/tablespec.js";
-import { waitQueryGone } from "../../clickhouse/index.js";
+import { isFenceRefusal, waitQueryGone } from "../../clickhouse/index.js";
 import { walStream, walSubject } from "../../../protocols/subjects.js";
 import { DEFAULT_SINK_LIMITS, SinkFencedError, SinkLease, consumerAckFloor, decodeSinkRecord, encodeInsert, flushFailure, rowsOf, runFlush, sinkQueryPrefix, verifyPersisted } from "../../sink/index.js";
 import type { FlushIo, RetryPolicy, SinkClickhouse, SinkLimits, VerifyIo } from "../../sink/index.js";
@@ -54,12 +57,12 @@ export interface SinkRuntimeOptions {
   readonly flushIo?: WrapFlushIo;
   /** How long a permit holds without renewal (default 1500 ms, under the control plane's 2 s node timeout; no deadline at revision 0). */
   readonly leaseTtlMs?: number;
-  /** On takeover, how long recovery pauses before it looks for the previous owner's INSERTs a second time (default 1 s). */
-  readonly takeoverSettleMs?: number;
   /** TESTS ONLY (negative control, PX_GAP_CHECK_OFF=1 in the wiring): the sink persists past a gap. */
   readonly unsafeGapCheckOff?: boolean;
-  /** TESTS ONLY (negative control, PX_FENCE_OFF=1 in the wiring): every permit is granted. */
+  /** TESTS ONLY (negative control, PX_FENCE_OFF=1 in the wiring): every permit is granted, INSERTs go without the ClickHouse fence. */
   readonly unsafeFenceOff?: boolean;
+  /** TESTS ONLY: INSERTs go without the ClickHouse fence, the permit alone fences (to test the permit by itself). */
+  readonly unsafeClickhouseFenceOff?: boolean;
   /** Flush time and persistence lag per verified flush (absent: PX_METRICS=off). */
   readonly meter?: Meter | undefined;
   /** Records an operator skipped (src/wal/skips.ts): read as records without rows. */
@@ -145,6 +148,14 @@ export class SinkRuntime {
     this.lease = lease;
     const permit = (what: string): void => lease.permit(clock(), `sink ${name}: ${what}`);
     let flushNo = 0;
+    // This sink's token at the ClickHouse fence (none with the fence off: INSERTs go unfenced).
+    let fenceToken: number | undefined;
+    const fenceOff = o.unsafeFenceOff === true || o.unsafeClickhouseFenceOff === true;
+    const raiseFence = async (signal?: AbortSignal): Promise<void> => {
+      if (fenceOff) return;
+      fenceToken = undefined;
+      fenceToken = await ch.raiseFence(shard, revision, signal);
+    };
 
     const recover = fromPromise<RecoverOutput, RecoverInput>(async ({ input, signal }) => {
       const t0 = performance.now();
@@ -157,14 +168,10 @@ export class SinkRuntime {
       }
       const claimed = Math.max(input.persistedLsn, wm?.persistedLsn ?? 0, ackFloor);
       const t1 = performance.now();
-      // An INSERT of an earlier owner (any revision) may still commit: what landed is only final once it is gone.
+      // An INSERT of an earlier owner (or of this one before a restart) not yet started fails from here on;
+      // one that started may still commit: what landed is only final once it is gone.
+      await raiseFence(signal);
       await ch.waitWritersGone(shard, o.writersGoneTimeoutMs ?? 60_000, signal);
-      if (wm !== undefined && wm.leaseRevision !== revision) {
-        // Takeover: an INSERT of the previous owner still queued in a stalled server's socket is not in
-        // system.processes yet; look again after a pause long enough for a resumed server to pick it up.
-        await sleep(o.takeoverSettleMs ?? 1_000, undefined, { signal });
-        await ch.waitWritersGone(shard, o.writersGoneTimeoutMs ?? 60_000, signal);
-      }
       // Verified P: a watermark (or ack floor) claiming more than ClickHouse holds is refused; the gap is persisted again.
       const verified = await verifyPersisted(sinkVerifyIo(o, signal), claimed);
       if (verified.refused !== undefined) {
@@ -181,6 +188,7 @@ export class SinkRuntime {
     });
 
     const realIo: FlushIo = {
+      raiseFence,
       waitQueryGone: (id, signal) => waitQueryGone(ch.client, id, { timeoutMs: 60_000, ...(signal === undefined ? {} : { signal }) }),
       landedCounts: (from, to, tsMin, tsMax, signal) => ch.landedCounts(shard, o.spec, from, to, tsMin, tsMax, signal),
       landedRowSets: (lsns, signal) => ch.landedRowSets(shard, o.spec, lsns, signal),
@@ -190,7 +198,16 @@ export class SinkRuntime {
         const t1 = performance.now();
         // Innermost, right before the request: a sink paused or stalled anywhere above re-checks here.
         permit(`INSERT ${queryId}`);
-        await ch.insert(shard.tenant, o.spec, body, plan.rows, queryId, signal);
+        if (fenceToken === undefined && !fenceOff) throw new Error(`sink ${name}: INSERT ${queryId} without a fence token (the fence was not raised)`);
+        const fence = fenceToken === undefined ? undefined : { bucket: shard.bucket, token: fenceToken };
+        try {
+          await ch.insert(shard.tenant, o.spec, body, plan.rows, queryId, signal, fence);
+        } catch (e) {
+          if (!isFenceRefusal(e)) throw e;
+          // Another writer raised the fence: a newer owner (or a newer sink of this shard here) took over.
+          lease.revoke(`ClickHouse's write fence of the shard was raised past token ${fenceToken} by a newer writer`);
+          throw new SinkFencedError(`sink ${name}: INSERT ${queryId} refused by the shard's write fence in ClickHouse (token ${fenceToken}): a newer writer took over`, { cause: e });
+        }
         if (TRACE) o.log(`sink ${name}: TRACE insert ${plan.rows} rows encode ${(t1 - t0).toFixed(1)} ms insert ${(performance.now() - t1).toFixed(1)} ms`);
       },
     };
