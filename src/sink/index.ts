@@ -15,6 +15,7 @@ export type { LandedCounts, Reconciled } from "./reconcile.js";
 export { DEFAULT_RETRY_POLICY, DEFAULT_SINK_LIMITS, bytesOf, rowsOf } from "./types.js";
 export type { RetryPolicy, SinkLimits, SinkRecord } from "./types.js";
 export { DeliveryGapError, SinkRecordError, consumerAckFloor, decodeSinkRecord, positionSinkConsumer, sinkConsumerName } from "./wal.js";
+export type { ConsumerProbe } from "./wal.js";
 export type { SinkConsumerOptions } from "./wal.js";
 export { runFlush } from "./flush.js";
 export type { FlushAttempt, FlushIo, FlushResult, FlushSettings } from "./flush.js";

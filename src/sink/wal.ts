@@ -44,14 +44,28 @@ const consumerMissing = (e: unknown): boolean => /consumer not found/i.test((e a
  * readers: recovery takes the largest of its claims and verifies it against
  * ClickHouse, compaction the smallest (it then purges nothing).
  */
-export async function consumerAckFloor(jsm: JetStreamManager, shard: ShardAddress): Promise<number> {
+export async function consumerAckFloor(jsm: JetStreamManager, shard: ShardAddress, seen?: ConsumerProbe): Promise<number> {
   try {
     const info = await jsm.consumers.info(walStream(shard.tenant), sinkConsumerName(shard));
     return info.ack_floor.stream_seq;
   } catch (e) {
-    if (consumerMissing(e) || consumerUnreadable(e)) return 0;
+    if (consumerMissing(e)) return 0;
+    if (consumerUnreadable(e)) {
+      if (seen !== undefined) seen.unreadable = (e as Error).message;
+      return 0;
+    }
     throw e;
   }
+}
+
+/**
+ * What the sink's recovery learned of its durable consumer, for the
+ * positioning right after it: a consumer that could not be read (its info
+ * timed out, or no leader) is made anew at once instead of asked again, which
+ * would wait for the same timeout a second time.
+ */
+export interface ConsumerProbe {
+  unreadable?: string | undefined;
 }
 
 export interface SinkConsumerOptions {
@@ -61,6 +75,8 @@ export interface SinkConsumerOptions {
   readonly ackWaitMs?: number;
   /** Told why an existing consumer is deleted and made anew when that is not just a move of its position (logged). */
   readonly onRecreate?: (why: string) => void;
+  /** Filled by the recovery's consumerAckFloor; an unreadable consumer found there is not asked again (taken once). */
+  readonly probe?: ConsumerProbe;
 }
 
 /**
@@ -72,12 +88,17 @@ export async function positionSinkConsumer(jsm: JetStreamManager, shard: ShardAd
   const stream = walStream(shard.tenant);
   const name = sinkConsumerName(shard);
   const subject = walSubject(shard.tenant, shard.table, shard.bucket);
-  const info = await jsm.consumers.info(stream, name).catch((e: unknown) => {
-    if (consumerMissing(e)) return undefined;
-    // A consumer without a leader is of no use and its position is ours to set (P + 1): made anew below.
-    if (consumerUnreadable(e)) return { unreadable: (e as Error).message };
-    throw e;
-  });
+  const known = o.probe?.unreadable;
+  if (o.probe !== undefined) o.probe.unreadable = undefined;
+  const info =
+    known !== undefined
+      ? { unreadable: `${known}, at recovery just before` }
+      : await jsm.consumers.info(stream, name).catch((e: unknown) => {
+          if (consumerMissing(e)) return undefined;
+          // A consumer without a leader is of no use and its position is ours to set (P + 1): made anew below.
+          if (consumerUnreadable(e)) return { unreadable: (e as Error).message };
+          throw e;
+        });
   if (info !== undefined && "unreadable" in info) {
     o.onRecreate?.(`the durable consumer ${name} cannot be read (${info.unreadable}); deleting it and creating it again at LSN ${fromLsn}`);
     await jsm.consumers.delete(stream, name).catch((e: unknown) => {

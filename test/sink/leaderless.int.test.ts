@@ -13,6 +13,7 @@ import { AckPolicy, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { walStream, walSubject } from "../../protocols/subjects.js";
 import { consumerAckFloor, consumerUnreadable, positionSinkConsumer, sinkConsumerName } from "../../src/sink/wal.js";
+import type { ConsumerProbe } from "../../src/sink/wal.js";
 import { natsCluster } from "../control/natscluster.js";
 import type { NatsCluster } from "../control/natscluster.js";
 
@@ -49,14 +50,17 @@ describe("sink - a durable consumer without a leader", () => {
       (e: unknown) => e,
     );
     expect(consumerUnreadable(refusal), String(refusal)).toBe(true);
-    expect(await consumerAckFloor(jsm, shard)).toBe(0);
+    // Recovery notes the consumer it could not read, so the positioning right after does not ask (and time out) again.
+    const probe: ConsumerProbe = {};
+    expect(await consumerAckFloor(jsm, shard, probe)).toBe(0);
+    expect(probe.unreadable).toBeDefined();
     const why: string[] = [];
     // As the sink does: a positioning that fails (here the add right after the delete can time out while the
     // cluster removes the old consumer) is tried again.
     let next: number | undefined;
     const failures: string[] = [];
     for (let i = 0; i < 6 && next === undefined; i++) {
-      next = await positionSinkConsumer(jsm, shard, 7, { onRecreate: (w) => why.push(w) }).catch((e: unknown) => {
+      next = await positionSinkConsumer(jsm, shard, 7, { onRecreate: (w) => why.push(w), probe }).catch((e: unknown) => {
         failures.push((e as Error).message);
         return undefined;
       });
@@ -64,6 +68,9 @@ describe("sink - a durable consumer without a leader", () => {
     }
     expect(next, `positioning failed: ${failures.join("; ")}`).toBe(1);
     expect(why.join("\n")).toMatch(/cannot be read .*creating it again at LSN 7/);
+    // The first attempt went on what recovery had found; the probe is taken once.
+    expect(why[0]).toMatch(/at recovery just before/);
+    expect(probe.unreadable).toBeUndefined();
     const info = await jsm.consumers.info(stream, name);
     expect(info.config.opt_start_seq).toBe(7);
     expect(info.config.filter_subject).toBe(subject);

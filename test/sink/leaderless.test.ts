@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { JetStreamApiError } from "@nats-io/jetstream";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import { consumerAckFloor, consumerUnreadable, positionSinkConsumer } from "../../src/sink/wal.js";
+import type { ConsumerProbe } from "../../src/sink/wal.js";
 
 const shard = { tenant: "ll", table: "t", bucket: 2 };
 const unavailable = (): JetStreamApiError => new JetStreamApiError({ code: 503, err_code: 10008, description: "JetStream system temporarily unavailable" });
@@ -41,6 +42,21 @@ describe("sink - a consumer without a leader (fake manager)", () => {
     expect(await positionSinkConsumer(jsm, shard, 42, { onRecreate: (w) => why.push(w) })).toBe(1);
     expect(calls.slice(1)).toEqual(["info PX_WAL_ll px_sink_t_2", "delete PX_WAL_ll px_sink_t_2", "add PX_WAL_ll px_sink_t_2 from 42 on px.ll.wal.t.2"]);
     expect(why[0]).toMatch(/px_sink_t_2 cannot be read \(JetStream system temporarily unavailable\); deleting it and creating it again at LSN 42/);
+  });
+
+  it("leaderless - recovery found it unreadable: the positioning right after asks no second time (one info, not two timeouts); the probe is taken once", async () => {
+    const { jsm, calls } = fakeJsm(unavailable);
+    const probe: ConsumerProbe = {};
+    expect(await consumerAckFloor(jsm, shard, probe)).toBe(0);
+    expect(probe.unreadable).toMatch(/temporarily unavailable/);
+    const why: string[] = [];
+    expect(await positionSinkConsumer(jsm, shard, 42, { onRecreate: (w) => why.push(w), probe })).toBe(1);
+    expect(calls).toEqual(["info PX_WAL_ll px_sink_t_2", "delete PX_WAL_ll px_sink_t_2", "add PX_WAL_ll px_sink_t_2 from 42 on px.ll.wal.t.2"]);
+    expect(why[0]).toMatch(/at recovery just before/);
+    // A later positioning (the consumer restarting from P + 1) asks again.
+    expect(probe.unreadable).toBeUndefined();
+    await positionSinkConsumer(jsm, shard, 50, { probe });
+    expect(calls[3]).toBe("info PX_WAL_ll px_sink_t_2");
   });
 
   it("leaderless - another refusal of info still fails both (not every error means the consumer is unreadable)", async () => {

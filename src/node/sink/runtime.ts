@@ -23,7 +23,7 @@ import type { TableSpec } from "../../../protocols/tablespec.js";
 import { isFenceRefusal, waitQueryGone } from "../../clickhouse/index.js";
 import { walStream, walSubject } from "../../../protocols/subjects.js";
 import { DEFAULT_SINK_LIMITS, SinkFencedError, SinkLease, consumerAckFloor, decodeSinkRecord, encodeInsert, flushFailure, rowsOf, runFlush, sinkQueryPrefix, verifyPersisted } from "../../sink/index.js";
-import type { FlushIo, RetryPolicy, SinkClickhouse, SinkLimits, VerifyIo } from "../../sink/index.js";
+import type { ConsumerProbe, FlushIo, RetryPolicy, SinkClickhouse, SinkLimits, VerifyIo } from "../../sink/index.js";
 import { lastWatermark } from "../../wal/index.js";
 import type { DecodedRecordCache, SkippedLsns } from "../../wal/index.js";
 import type { Meter } from "../meter.js";
@@ -148,6 +148,8 @@ export class SinkRuntime {
     this.lease = lease;
     const permit = (what: string): void => lease.permit(clock(), `sink ${name}: ${what}`);
     let flushNo = 0;
+    // Recovery tells the consumer's positioning when the consumer could not be read (one timeout, not two).
+    const probe: ConsumerProbe = {};
     // This sink's token at the ClickHouse fence (none with the fence off: INSERTs go unfenced).
     let fenceToken: number | undefined;
     const fenceOff = o.unsafeFenceOff === true || o.unsafeClickhouseFenceOff === true;
@@ -161,7 +163,7 @@ export class SinkRuntime {
       const t0 = performance.now();
       permit("recovery");
       await ch.ensureTable(shard.tenant, input.spec);
-      const [wm, ackFloor] = await Promise.all([lastWatermark(o.jsm, shard), consumerAckFloor(o.jsm, shard)]);
+      const [wm, ackFloor] = await Promise.all([lastWatermark(o.jsm, shard), consumerAckFloor(o.jsm, shard, probe)]);
       if (wm !== undefined && wm.leaseRevision > revision && o.unsafeFenceOff !== true) {
         lease.revoke(`a newer owner (lease revision ${wm.leaseRevision}) published watermark P ${wm.persistedLsn}`);
         throw new SinkFencedError(`sink ${name}: lease revision ${revision} is stale: revision ${wm.leaseRevision} wrote the last watermark`);
@@ -256,6 +258,7 @@ export class SinkRuntime {
           recover,
           wal: jetstreamSinkConsumer(o.js, o.jsm, clock, {
             onRecreate: (why) => o.log(`sink ${name}: ${why}`),
+            probe,
             ...(o.maxAckPending === undefined ? {} : { maxAckPending: o.maxAckPending }),
             ...(TRACE ? { trace: (line: string) => o.log(`sink ${name}: TRACE ${line}`) } : {}),
             ...(o.decoded === undefined ? {} : { decoded: o.decoded }),
