@@ -52,6 +52,12 @@ export function valueColumnType(type: ValueType): ClickhouseType {
   }
 }
 
+/** An integer in [min, max] as SQL; anything else throws (values go into SQL text: 18.16 has no query parameters). */
+export function sqlInteger(what: string, v: number, min: number, max: number): string {
+  if (!Number.isSafeInteger(v) || v < min || v > max) throw new RangeError(`${what} must be an integer in ${min}..${max}, got ${v}`);
+  return String(v);
+}
+
 /** The tenant's database: `px_<tenant>`. */
 export function databaseName(tenant: string): string {
   if (!/^[a-z][a-z0-9_]{0,31}$/.test(tenant)) {

@@ -20,7 +20,7 @@
 // finds itself fenced when the fence holds a newer revision's token.
 import { ClickhouseProtocolError, ClickhouseQueryError } from "./errors.js";
 import type { ClickhouseHttp, RequestOptions } from "./http.js";
-import { databaseName, quoteIdent } from "./ddl.js";
+import { databaseName, quoteIdent, sqlInteger } from "./ddl.js";
 
 /** Per tenant database; table names of specs start with a letter, so it cannot clash with one. */
 export const FENCE_TABLE = "_px_sink_fence";
@@ -31,15 +31,8 @@ export const FENCE_REFUSED_CODE = 395;
 
 const fenceTable = (tenant: string): string => `${quoteIdent(databaseName(tenant))}.${quoteIdent(FENCE_TABLE)}`;
 
-function shardNo(bucket: number): string {
-  if (!Number.isInteger(bucket) || bucket < 0 || bucket > 0xffff) throw new RangeError(`fence: shard ${bucket} must be an integer in 0..65535`);
-  return String(bucket);
-}
-
-function token(t: number): string {
-  if (!Number.isSafeInteger(t) || t < 0) throw new RangeError(`fence: token ${t} must be a non-negative safe integer`);
-  return String(t);
-}
+const shardNo = (bucket: number): string => sqlInteger("fence: shard", bucket, 0, 0xffff);
+const token = (t: number): string => sqlInteger("fence: token", t, 0, Number.MAX_SAFE_INTEGER);
 
 export function createFenceTableSql(tenant: string): string {
   return `CREATE TABLE IF NOT EXISTS ${fenceTable(tenant)} (\`table\` String, \`shard\` UInt16, \`token\` UInt64, \`at\` DateTime DEFAULT now()) ENGINE = MergeTree ORDER BY (\`table\`, \`shard\`)`;

@@ -7,7 +7,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ClickhouseHttp, RequestOptions } from "./http.js";
 import { ClickhouseProtocolError } from "./errors.js";
-import { LSN_COLUMN, ROW_COLUMN, SHARD_COLUMN, qualifiedTable, quoteIdent } from "./ddl.js";
+import { LSN_COLUMN, ROW_COLUMN, SHARD_COLUMN, qualifiedTable, quoteIdent, sqlInteger } from "./ddl.js";
 
 export interface LandedOptions extends RequestOptions {
   /**
@@ -20,12 +20,7 @@ export interface LandedOptions extends RequestOptions {
   readonly timeColumn?: string;
 }
 
-function integer(what: string, v: number, min: number, max: number): string {
-  if (!Number.isSafeInteger(v) || v < min || v > max) {
-    throw new RangeError(`landedLsns: ${what} must be an integer in ${min}..${max}, got ${v}`);
-  }
-  return String(v);
-}
+const integer = (what: string, v: number, min: number, max: number): string => sqlInteger(`landedLsns: ${what}`, v, min, max);
 
 /**
  * `_lsn -> number of rows` for every LSN in `[lsnFrom, lsnTo]` that has rows
