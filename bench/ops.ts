@@ -18,7 +18,7 @@ import { parseClusterSpec, parseTableSpec } from "../protocols/tablespec.js";
 import { walStream } from "../protocols/subjects.js";
 import { HotTable } from "../src/hotset/index.js";
 import { ShardRuntime } from "../src/node/shard/runtime.js";
-import { writeSnapshotOffLoop } from "../src/node/shard/snapshotwriter.js";
+import { warmSnapshotThread, writeSnapshotOffLoop } from "../src/node/shard/snapshotwriter.js";
 import { SnapshotStore } from "../src/snapshot/store.js";
 import { MetadataStore } from "../src/control/index.js";
 import { startNode } from "../src/node/node.js";
@@ -89,6 +89,8 @@ async function main(): Promise<void> {
 
     // 1. Snapshot write (off the event loop) and load of TICKS ticks, the loop's longest stall meanwhile.
     console.error(`snapshot of ${TICKS} ticks ...`);
+    // As a shard's small snapshots do once it grows: the snapshot thread is running before the big one.
+    warmSnapshotThread();
     const table = new HotTable(spec);
     let lsn = 0;
     for (const b of genBatches("trades", { symbols: 1000, ticks: TICKS, batchRows: 10_000, seed: 4 })) table.apply(++lsn, b);
@@ -151,7 +153,7 @@ async function main(): Promise<void> {
           recovery_s_10m_ticks: round(recoveryS * SCALE),
         },
         {
-          setup: `snapshot/recovery: ${TICKS} ticks over 1000 symbols in one shard (figures scaled to 10 M), written off the event loop (slices + worker thread) to the JetStream object store, loaded and verified, then a shard runtime from that snapshot until live; the stall is monitorEventLoopDelay's max during the write. Node: in-process with ClickHouse, steady feed of 1000-tick batches at ${STEADY_RATE} ticks/s for ${STEADY_S} s with a ${WAL_LIMIT}-byte WAL, snapshots every 2 s and compaction every 1 s (walKeep 100); ingest ratio (unpaced, 8 batches in flight, the WAL's limit raised 16x first so that it measures the snapshot, not a full WAL): 5 s idle vs during one snapshot of a ${NODE_TICKS}+ tick shard`,
+          setup: `snapshot/recovery: ${TICKS} ticks over 1000 symbols in one shard (figures scaled to 10 M), staged off the hot set's chunks in slices into recycled buffers, framed, compressed and hashed on the snapshot thread (started before, as a growing shard's small snapshots start it), streamed to the JetStream object store (60 KiB chunks), loaded and verified, then a shard runtime from that snapshot until live; the stall is monitorEventLoopDelay's max during the write. Node: in-process with ClickHouse, steady feed of 1000-tick batches at ${STEADY_RATE} ticks/s for ${STEADY_S} s with a ${WAL_LIMIT}-byte WAL, snapshots every 2 s and compaction every 1 s (walKeep 100); ingest ratio (unpaced, 8 batches in flight, the WAL's limit raised 16x first so that it measures the snapshot, not a full WAL): 5 s idle vs during one snapshot of a ${NODE_TICKS}+ tick shard`,
           runs: { snapshot_bytes_10m: Math.round(written.bytes * SCALE), snapshot_compression_ratio: round(rawBytes / written.bytes), snapshot_data_format: loaded.manifest.dataFormat, ratio_phase_wal_full_refusals: walFullRefusals - refusedBefore, steady_rate_target: STEADY_RATE, steady_wal_full_refusals: steadyRefusals, wal_full_refusals_total: walFullRefusals, steady_ticks_per_s: Math.round(steady), idle_ticks_per_s: Math.round(idle), during_snapshot_ticks_per_s: Math.round(during), wal_max_bytes: steadyWalMax, event_loop_p99_ms: round(h.percentile(99) / 1e6, 1) },
         },
       );

@@ -57,9 +57,25 @@ function valueView(type: ValueType, buffer: ArrayBuffer, byteOffset: number, len
   }
 }
 
+/** Column arrays of a chunk's rows. */
+export interface ChunkColumns {
+  readonly ts: Float64Array;
+  readonly lsn: Float64Array;
+  readonly row: Int32Array;
+  readonly values: readonly ValueArray[];
+}
+
 export class Chunk {
-  /** Storage: exactly cap * layout.rowBytes bytes. */
+  /** Storage: exactly cap * layout.rowBytes bytes (for a borrowed chunk, the memory its views share). */
   buffer: ArrayBuffer;
+  /**
+   * False for a chunk whose columns are views into memory it shares with
+   * others (a loaded snapshot's, adopted rather than copied): its buffer never
+   * goes back to the allocator; it is freed when the last chunk viewing it is.
+   */
+  owned = true;
+  /** Bytes this chunk accounts for: its buffer's, or a borrowed chunk's share (its rows). */
+  bytes: number;
   cap: number;
   len = 0;
   ts: Float64Array;
@@ -71,6 +87,7 @@ export class Chunk {
   constructor(layout: ColumnLayout, cap: number, buffer: ArrayBuffer) {
     this.cap = cap;
     this.buffer = buffer;
+    this.bytes = buffer.byteLength;
     this.ts = new Float64Array(buffer, 0, cap);
     this.lsn = new Float64Array(buffer, 8 * cap, cap);
     this.row = new Int32Array(buffer, layout.rowOffset * cap, cap);
@@ -81,6 +98,26 @@ export class Chunk {
     this.values = values;
   }
 
+  /**
+   * A full chunk over `cols` (views of equal length, adopted, not copied).
+   * Its capacity is its length: a row inserted into it grows or splits it
+   * into owned storage first, so nothing is ever written past its views.
+   */
+  static borrowed(layout: ColumnLayout, cols: ChunkColumns): Chunk {
+    const c = Object.create(Chunk.prototype) as Chunk;
+    const n = cols.ts.length;
+    c.buffer = cols.ts.buffer as ArrayBuffer;
+    c.owned = false;
+    c.bytes = n * layout.rowBytes;
+    c.cap = n;
+    c.len = n;
+    c.ts = cols.ts;
+    c.lsn = cols.lsn;
+    c.row = cols.row;
+    (c as { values: ValueArray[] }).values = [...cols.values];
+    return c;
+  }
+
   /** Copies rows [0, len) into `next` (a fresh, larger chunk) and takes over its storage. */
   moveInto(next: Chunk): void {
     const n = this.len;
@@ -89,6 +126,8 @@ export class Chunk {
     next.row.set(this.row.subarray(0, n));
     for (let j = 0; j < this.values.length; j++) next.values[j]!.set(this.values[j]!.subarray(0, n));
     this.buffer = next.buffer;
+    this.owned = next.owned;
+    this.bytes = next.bytes;
     this.cap = next.cap;
     this.ts = next.ts;
     this.lsn = next.lsn;

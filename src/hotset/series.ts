@@ -395,7 +395,7 @@ export class Series {
       const b = Math.min(to, s + c.len) - s;
       if (a < b) {
         if (a === 0 && b === c.len) {
-          this.freeChunk(c.buffer);
+          this.freeChunk(c);
           continue;
         }
         c.removeRows(a, b);
@@ -431,11 +431,23 @@ export class Series {
     return { tsMicros: ts, lsn, rowInRecord: row, values, seam: this.seam() };
   }
 
-  /** @internal Loads flat, validated, time-sorted columns (the series must be empty). */
-  load(cols: SeriesColumns): void {
+  /**
+   * @internal Loads flat, validated, time-sorted columns (the series must be
+   * empty): copied into chunks of its own, or with `adopt` taken over as they
+   * are (chunks that view them: the caller must never use them again).
+   */
+  load(cols: SeriesColumns, adopt = false): void {
     const n = cols.tsMicros.length;
     for (let at = 0; at < n; ) {
       const rows = Math.min(this.opts.chunkRows, n - at);
+      if (adopt) {
+        const c = Chunk.borrowed(this.layout, { ts: cols.tsMicros.subarray(at, at + rows), lsn: cols.lsn.subarray(at, at + rows), row: cols.rowInRecord.subarray(at, at + rows), values: cols.values.map((v) => v.subarray(at, at + rows) as ValueArray) });
+        this.allocated += c.bytes;
+        this.chunks.push(c);
+        this.starts.push(at);
+        at += rows;
+        continue;
+      }
       const c = this.newChunk(rows === this.opts.chunkRows ? rows : Math.max(rows, this.opts.firstChunkRows));
       c.ts.set(cols.tsMicros.subarray(at, at + rows));
       c.lsn.set(cols.lsn.subarray(at, at + rows));
@@ -471,7 +483,7 @@ export class Series {
       const c = this.chunks[k]!;
       if (this.starts[k] !== at) throw new HotSetError(`series ${this.symbolId}: chunk ${k} starts at ${this.starts[k]}, expected ${at}`);
       if (c.len <= 0 || c.len > c.cap) throw new HotSetError(`series ${this.symbolId}: chunk ${k} has len ${c.len} of cap ${c.cap}`);
-      bytes += c.buffer.byteLength;
+      bytes += c.bytes;
       for (let i = 0; i < c.len; i++) {
         const ts = c.ts[i]!;
         const lsn = c.lsn[i]!;
@@ -498,13 +510,14 @@ export class Series {
     return new Chunk(this.layout, cap, buffer);
   }
 
-  private freeChunk(buffer: ArrayBuffer): void {
-    this.allocated -= buffer.byteLength;
-    this.alloc.give(buffer);
+  private freeChunk(c: { readonly buffer: ArrayBuffer; readonly owned: boolean; readonly bytes: number }): void {
+    this.allocated -= c.bytes;
+    // A borrowed chunk's memory is shared with others: the GC frees it once the last one is gone.
+    if (c.owned) this.alloc.give(c.buffer);
   }
 
   private grow(c: Chunk): void {
-    const old = c.buffer;
+    const old = { buffer: c.buffer, owned: c.owned, bytes: c.bytes };
     c.moveInto(this.newChunk(Math.min(this.opts.chunkRows, c.cap * 2)));
     this.freeChunk(old);
   }

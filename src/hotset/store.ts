@@ -32,8 +32,11 @@ export class HotTable {
   private persisted = 0;
   private horizon = 0;
   private rows = 0;
-  /** Bumped by every evict call: an export spread over several turns checks it did not change under it. */
+  /** Bumped by every evict call that removed rows (see evictionCount). */
   private evictions = 0;
+  /** Open holdEvictions() holds, and the furthest eviction asked for meanwhile. */
+  private holds = 0;
+  private heldEviction: { persistedLsn: number; horizonMicros: number } | undefined;
   /** Scratch: batch symbol index -> series, reused across batches. */
   private readonly batchSeries: Series[] = [];
 
@@ -45,7 +48,12 @@ export class HotTable {
   }
 
   /** Restores a table from `exportColumns()` output (validated: a corrupt snapshot throws HotSetError). */
-  static fromColumns(spec: TableSpec, exported: HotTableColumns, options: Partial<HotSetOptions> = {}): HotTable {
+  /**
+   * With `adopt`, the exported arrays become the table's storage (no copy):
+   * for a caller that made them for this table only (a snapshot loader), never
+   * for columns another table or caller still uses.
+   */
+  static fromColumns(spec: TableSpec, exported: HotTableColumns, options: Partial<HotSetOptions> = {}, adopt = false): HotTable {
     const table = new HotTable(spec, options);
     const where = `table ${spec.name}: snapshot`;
     if (exported.table !== spec.name) {
@@ -65,7 +73,7 @@ export class HotTable {
     exported.series.forEach((cols, id) => {
       checkSeriesColumns(spec, exported.symbols[id]!, cols, exported.appliedLsn);
       const s = new Series(id, table.layout, table.options, table.alloc);
-      s.load(cols);
+      s.load(cols, adopt);
       table.bySymbol.push(s);
       table.rows += s.length;
     });
@@ -192,13 +200,18 @@ export class HotTable {
     if (!Number.isSafeInteger(horizonMicros)) {
       throw new HotSetError(`table ${this.spec.name}: horizon must be integer microseconds since the epoch, got ${horizonMicros}`);
     }
+    if (this.holds > 0) {
+      const h = this.heldEviction;
+      this.heldEviction = { persistedLsn: Math.max(h?.persistedLsn ?? 0, persistedLsn), horizonMicros: Math.max(h?.horizonMicros ?? -Infinity, horizonMicros) };
+      return { evictedRows: 0 };
+    }
     this.persisted = Math.max(this.persisted, persistedLsn);
     this.horizon = Math.max(this.horizon, horizonMicros);
     let evictedRows = 0;
     for (const s of this.bySymbol) evictedRows += s.evict(this.persisted, this.horizon);
     this.rows -= evictedRows;
-    // Only an eviction that removed rows changes what an export in slices reads (a series removes nothing and
-    // keeps its seam cache when it evicts no row); a watermark that moved P alone must not restart it.
+    // Only an eviction that removed rows changes what a reader spread over several turns sees (a series
+    // removes nothing and keeps its seam cache when it evicts no row).
     if (evictedRows > 0) this.evictions++;
     return { evictedRows };
   }
@@ -223,8 +236,7 @@ export class HotTable {
     return digestRows(this);
   }
 
-  /** The whole table as plain data (copies), for a snapshot writer. */
-  /** How many evict calls removed rows (see `exportSeries`): while it stays, every series is as it was. */
+  /** How many evict calls removed rows: while it stays, every series is as it was. */
   get evictionCount(): number {
     return this.evictions;
   }
@@ -234,7 +246,7 @@ export class HotTable {
    * export spread over several turns of the event loop, between which records
    * are applied, still describes the table as of `maxLsn` (a late row applied
    * meanwhile carries a higher LSN and is left out). Eviction is not undone
-   * this way: the caller checks `evictionCount` did not move.
+   * this way: such a reader holds evictions meanwhile (holdEvictions).
    */
   exportSeries(symbolId: number, maxLsn: number): SeriesColumns {
     const cols = this.bySymbol[symbolId]!.toColumns();
@@ -251,6 +263,46 @@ export class HotTable {
     return { tsMicros: pick(cols.tsMicros), lsn: pick(cols.lsn), rowInRecord: pick(cols.rowInRecord), values: cols.values.map(pick), seam: cols.seam };
   }
 
+  /**
+   * One series' rows with LSN <= `maxLsn` as views (no copy) when none is
+   * above it, else one filtered copy (exportSeries). Views are valid until the
+   * next apply or evict: a caller copies them before it yields.
+   */
+  viewSeries(symbolId: number, maxLsn: number): ColumnSlice[] {
+    const s = this.bySymbol[symbolId]!;
+    const slices = s.slices(0, s.length);
+    for (const v of slices) {
+      const lsn = v.lsn;
+      for (let i = 0; i < lsn.length; i++) {
+        if (lsn[i]! > maxLsn) {
+          const c = this.exportSeries(symbolId, maxLsn);
+          return c.tsMicros.length === 0 ? [] : [{ rows: c.tsMicros.length, tsMicros: c.tsMicros, lsn: c.lsn, rowInRecord: c.rowInRecord, values: c.values }];
+        }
+      }
+    }
+    return slices;
+  }
+
+  /**
+   * Holds evictions until the returned release is called (a snapshot staged
+   * over several turns of the event loop reads every series as of one
+   * horizon): evict() meanwhile only checks its arguments and notes the
+   * furthest P and H asked for; release applies them. Holds nest.
+   */
+  holdEvictions(): () => void {
+    this.holds++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--this.holds > 0 || this.heldEviction === undefined) return;
+      const { persistedLsn, horizonMicros } = this.heldEviction;
+      this.heldEviction = undefined;
+      this.evict(persistedLsn, horizonMicros);
+    };
+  }
+
+  /** The whole table as plain data (copies). */
   exportColumns(): HotTableColumns {
     return {
       table: this.spec.name,

@@ -12,7 +12,7 @@ import { allocValueArray } from "../codec/tickbatch.js";
 import type { TickBatch, ValueArray } from "../codec/tickbatch.js";
 import type { HotTableColumns, SeamRow, SeriesColumns } from "../hotset/index.js";
 import { columnarParts, decodeColumnar, seriesOfChunks, SnapshotCorruptError } from "./columnar.js";
-import type { Chunk } from "./columnar.js";
+import type { Chunk, ColumnarExpect } from "./columnar.js";
 import { PackedReader, packFrame, packFrameAsync, unpackChunks } from "./packed.js";
 
 /**
@@ -241,33 +241,60 @@ const whereOf = (m: SnapshotManifest): string => `snapshot ${m.tenant}/${m.table
  */
 export function snapshotDataReader(spec: TableSpec, manifest: SnapshotManifest): PackedReader | undefined {
   if (manifest.dataFormat !== 3 || manifest.schemaVersion > spec.version) return undefined;
-  return new PackedReader(snapshotSpec(specAtVersion(spec, manifest.schemaVersion)).columns.slice(2), whereOf(manifest));
+  return new PackedReader(snapshotSpec(specAtVersion(spec, manifest.schemaVersion)).columns.slice(2), whereOf(manifest), Number(manifest.dataBytes));
+}
+
+/** What a loader received is what the manifest describes, in a format and schema this node reads. */
+function checkReceived(spec: TableSpec, manifest: SnapshotManifest, bytes: number, sha256: string, where: string): void {
+  if (![1, 2, 3].includes(manifest.dataFormat)) throw new SnapshotCorruptError(`${where}: data format ${manifest.dataFormat}, this reader knows 1, 2 and 3`);
+  if (manifest.schemaVersion > spec.version) throw new SnapshotCorruptError(`${where}: written for schema version ${manifest.schemaVersion}, newer than this node's ${spec.version}`);
+  if (bytes !== Number(manifest.dataBytes)) throw new SnapshotCorruptError(`${where}: ${bytes} bytes, the manifest says ${manifest.dataBytes}`);
+  if (sha256 !== manifest.dataSha256) throw new SnapshotCorruptError(`${where}: SHA-256 mismatch; the data object is corrupt`);
+}
+
+/**
+ * A format-3 snapshot read as it streamed in (snapshotDataReader): `received`
+ * is the count and SHA-256 of the bytes that arrived, checked against the
+ * manifest before the reader's chunks are asked for and assembled.
+ */
+export async function decodeStreamed(spec: TableSpec, manifest: SnapshotManifest, received: { readonly bytes: number; readonly sha256: string }, reader: PackedReader): Promise<HotTableColumns> {
+  const where = whereOf(manifest);
+  checkReceived(spec, manifest, received.bytes, received.sha256, where);
+  return decodeFormat3(spec, manifest, await reader.finish(), where);
+}
+
+/** Head of the table a manifest describes, and the figures its chunks must match. */
+function headOf(manifest: SnapshotManifest): { head: Omit<HotTableColumns, "series">; expect: ColumnarExpect } {
+  const symbols = manifest.symbols?.symbols ?? [];
+  return {
+    head: { table: manifest.table, appliedLsn: Number(manifest.lsn), persistedLsn: Number(manifest.persistedLsn), horizonMicros: Number(manifest.horizonMicros), symbols },
+    expect: { symbols: symbols.length, chunkRows: manifest.chunkRows.map(Number), seamRows: Number(manifest.seamRows), rows: Number(manifest.rows) },
+  };
+}
+
+/** Format 3's unpacked chunks as the table (columns added since the snapshot read as their defaults). */
+function decodeFormat3(spec: TableSpec, manifest: SnapshotManifest, chunks: readonly Chunk[], where: string): HotTableColumns {
+  const { head, expect } = headOf(manifest);
+  const stored = snapshotSpec(specAtVersion(spec, manifest.schemaVersion)).columns.slice(2);
+  return { ...head, series: seriesOfChunks(stored, spec.columns, spec.columns.map(columnDefault), chunks, expect, where) };
 }
 
 /**
  * Data bytes + manifest -> HotTableColumns. Throws SnapshotCorruptError on any
- * mismatch. `sha256` (hex) is the data's hash when the reader already took it
- * (objects.ts does, as the bytes arrive); otherwise it is taken here.
- * `chunks` are format 3's, decoded while the data arrived (snapshotDataReader).
+ * mismatch. `sha256` (hex) is the data's hash when the reader already took it;
+ * otherwise it is taken here.
  */
-export function decodeSnapshot(spec: TableSpec, manifest: SnapshotManifest, data: Uint8Array, sha256: string = sha256Hex(data), unpacked?: Chunk[]): HotTableColumns {
+export function decodeSnapshot(spec: TableSpec, manifest: SnapshotManifest, data: Uint8Array, sha256: string = sha256Hex(data)): HotTableColumns {
   const where = whereOf(manifest);
-  if (![1, 2, 3].includes(manifest.dataFormat)) throw new SnapshotCorruptError(`${where}: data format ${manifest.dataFormat}, this reader knows 1, 2 and 3`);
-  if (manifest.schemaVersion > spec.version) throw new SnapshotCorruptError(`${where}: written for schema version ${manifest.schemaVersion}, newer than this node's ${spec.version}`);
-  if (data.length !== Number(manifest.dataBytes)) throw new SnapshotCorruptError(`${where}: ${data.length} bytes, the manifest says ${manifest.dataBytes}`);
-  if (sha256 !== manifest.dataSha256) throw new SnapshotCorruptError(`${where}: SHA-256 mismatch; the data object is corrupt`);
+  checkReceived(spec, manifest, data.length, sha256, where);
   // A snapshot of an older version holds a prefix of the columns; the ones added since read as their defaults.
   const sspec = snapshotSpec(specAtVersion(spec, manifest.schemaVersion));
   const stored = sspec.columns.length - 2;
   const defaults = spec.columns.map(columnDefault);
-  const symbols = manifest.symbols?.symbols ?? [];
-  const head = { table: manifest.table, appliedLsn: Number(manifest.lsn), persistedLsn: Number(manifest.persistedLsn), horizonMicros: Number(manifest.horizonMicros), symbols };
-  const expect = { symbols: symbols.length, chunkRows: manifest.chunkRows.map(Number), seamRows: Number(manifest.seamRows), rows: Number(manifest.rows) };
+  const { head, expect } = headOf(manifest);
+  const symbols = head.symbols;
   if (manifest.dataFormat === 2) return { ...head, series: decodeColumnar(sspec.columns.slice(2), spec.columns, defaults, data, expect, where) };
-  if (manifest.dataFormat === 3) {
-    const stored = sspec.columns.slice(2);
-    return { ...head, series: seriesOfChunks(stored, spec.columns, defaults, unpacked ?? unpackChunks(stored, data, where), expect, where) };
-  }
+  if (manifest.dataFormat === 3) return decodeFormat3(spec, manifest, unpackChunks(sspec.columns.slice(2), data, where), where);
   const idOf = new Map(symbols.map((s, i) => [s, i]));
   const chunks = unframe(data, manifest.chunkRows.length + 1, where);
   let batches: TickBatch[];

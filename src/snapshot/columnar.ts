@@ -20,20 +20,16 @@ import { TaggedError } from "../../protocols/tagged.js";
 
 export class SnapshotCorruptError extends TaggedError("SnapshotCorruptError") {}
 
-const KIND_ROWS = 1;
-const KIND_SEAM = 2;
+export const KIND_ROWS = 1;
+export const KIND_SEAM = 2;
 const FRAME_HEAD = 8;
 const CHUNK_HEAD = 16;
 
 const pad8 = (n: number): number => (n + 7) & ~7;
 
-interface Run {
+/** A series' slice, or a seam row as arrays of one. */
+interface Run extends Segment {
   readonly sym: number;
-  /** Column arrays of the run's rows (a series' slice, or a seam row as arrays of one). */
-  readonly ts: Float64Array;
-  readonly lsn: Float64Array;
-  readonly row: Int32Array;
-  readonly values: readonly ValueArray[];
 }
 
 function payloadBytes(columns: readonly ColumnSpec[], runs: number, rows: number): number {
@@ -42,36 +38,61 @@ function payloadBytes(columns: readonly ColumnSpec[], runs: number, rows: number
   return n;
 }
 
+/** Column arrays of consecutive rows of a frame, copied into it in order. */
+export interface Segment {
+  readonly ts: Float64Array;
+  readonly lsn: Float64Array;
+  readonly row: Int32Array;
+  readonly values: readonly ValueArray[];
+}
+
+/** Bytes of the frame (head included) of `runs` runs and `rows` rows. */
+export const frameBytes = (columns: readonly ColumnSpec[], runs: number, rows: number): number => FRAME_HEAD + payloadBytes(columns, runs, rows);
+
 /** One frame of `runs` (rows total): a single allocation, each column copied once. */
 function frame(kind: number, columns: readonly ColumnSpec[], runs: readonly Run[], rows: number): Uint8Array {
-  const len = payloadBytes(columns, runs.length, rows);
-  // Its own ArrayBuffer (never Node's shared pool): offset 0, so the Uint32 header view is aligned, and the worker can transfer it whole.
-  const out = Buffer.allocUnsafeSlow(FRAME_HEAD + len);
-  const head = new Uint32Array(out.buffer, out.byteOffset, (FRAME_HEAD + CHUNK_HEAD + 8 * runs.length) / 4);
+  const table = new Uint32Array(2 * runs.length);
+  runs.forEach((r, i) => {
+    table[2 * i] = r.sym;
+    table[2 * i + 1] = r.ts.length;
+  });
+  return writeFrame(kind, columns, table, runs, rows);
+}
+
+/**
+ * A frame whose run table is `runTable` (symbol id, row count pairs) and whose
+ * rows are `segments` end to end, written at the start of `out` when given (it
+ * must hold frameBytes(...); the frame is then a view of it) or in a buffer of
+ * its own (never Node's shared pool: offset 0, so the Uint32 header view is
+ * aligned, and a worker can transfer it whole).
+ */
+export function writeFrame(kind: number, columns: readonly ColumnSpec[], runTable: ArrayLike<number>, segments: readonly Segment[], rows: number, out?: ArrayBuffer): Uint8Array {
+  const nruns = runTable.length / 2;
+  const len = payloadBytes(columns, nruns, rows);
+  if (out !== undefined && out.byteLength < FRAME_HEAD + len) throw new RangeError(`frame of ${FRAME_HEAD + len} bytes does not fit the ${out.byteLength}-byte buffer`);
+  const bytes = out === undefined ? Buffer.allocUnsafeSlow(FRAME_HEAD + len) : new Uint8Array(out, 0, FRAME_HEAD + len);
+  const head = new Uint32Array(bytes.buffer, bytes.byteOffset, (FRAME_HEAD + CHUNK_HEAD) / 4 + 2 * nruns);
   head[0] = len;
   head[1] = 0;
   head[2] = kind;
   head[3] = rows;
-  head[4] = runs.length;
+  head[4] = nruns;
   head[5] = columns.length;
-  runs.forEach((r, i) => {
-    head[6 + 2 * i] = r.sym;
-    head[7 + 2 * i] = r.ts.length;
-  });
-  let at = FRAME_HEAD + CHUNK_HEAD + 8 * runs.length;
-  out.fill(0, at, FRAME_HEAD + CHUNK_HEAD + pad8(8 * runs.length));
-  at = FRAME_HEAD + CHUNK_HEAD + pad8(8 * runs.length);
-  const put = (pick: (r: Run) => ValueArray | Float64Array | Int32Array, make: (buf: ArrayBuffer, off: number, n: number) => ValueArray | Float64Array | Int32Array, width: number): void => {
-    const dst = make(out.buffer as ArrayBuffer, out.byteOffset + at, rows);
+  head.set(runTable, 6);
+  let at = FRAME_HEAD + CHUNK_HEAD + 8 * nruns;
+  bytes.fill(0, at, FRAME_HEAD + CHUNK_HEAD + pad8(8 * nruns));
+  at = FRAME_HEAD + CHUNK_HEAD + pad8(8 * nruns);
+  const put = (pick: (r: Segment) => ValueArray | Float64Array | Int32Array, make: (buf: ArrayBuffer, off: number, n: number) => ValueArray | Float64Array | Int32Array, width: number): void => {
+    const dst = make(bytes.buffer as ArrayBuffer, bytes.byteOffset + at, rows);
     let k = 0;
-    for (const r of runs) {
+    for (const r of segments) {
       const src = pick(r);
       dst.set(src as never, k);
       k += src.length;
     }
     const end = at + width * rows;
     at = FRAME_HEAD + pad8(end - FRAME_HEAD);
-    out.fill(0, end, at);
+    bytes.fill(0, end, at);
   };
   put((r) => r.ts, (b, o, n) => new Float64Array(b, o, n), 8);
   put((r) => r.lsn, (b, o, n) => new Float64Array(b, o, n), 8);
@@ -80,7 +101,7 @@ function frame(kind: number, columns: readonly ColumnSpec[], runs: readonly Run[
     const T = allocValueArray(c.type, 0).constructor as new (b: ArrayBuffer, o: number, n: number) => ValueArray;
     put((r) => r.values[v]!, (b, o, n) => new T(b, o, n), allocValueArray(c.type, 0).BYTES_PER_ELEMENT);
   });
-  return out;
+  return bytes;
 }
 
 /** Figures the manifest carries about the data. */

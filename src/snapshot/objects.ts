@@ -102,37 +102,51 @@ export async function putObject(js: JetStreamClient, os: ObjectStore, bucket: st
  * does not exist. The SHA-256 (hex) comes back too: a caller that has one to
  * compare against needs no second pass over the bytes.
  */
-export async function getObject(
+export async function getObject(js: JetStreamClient, os: ObjectStore, bucket: string, name: string, expectBytes?: number): Promise<{ data: Uint8Array; sha256: string } | null> {
+  let data: Buffer | undefined;
+  let at = 0;
+  const read = await readObject(js, os, bucket, name, (piece, size) => {
+    // Aligned at 0 in its own ArrayBuffer: the decoder's column views need 8-aligned offsets.
+    data ??= Buffer.allocUnsafeSlow(size);
+    data.set(piece, at);
+    at += piece.length;
+  }, expectBytes);
+  return read === null ? null : { data: data ?? Buffer.alloc(0), sha256: read.sha256 };
+}
+
+/**
+ * Streams object `name` of `bucket` to `onPiece`, chunk by chunk as they
+ * arrive (each piece is the chunk message's own memory, never reused), then
+ * checks its digest; null when it does not exist. Nothing a caller made of the
+ * pieces may be trusted before this resolves: a damaged object throws here.
+ */
+export async function readObject(
   js: JetStreamClient,
   os: ObjectStore,
   bucket: string,
   name: string,
-  /** Called as chunks arrive: `filled` bytes of `data` (the whole object's buffer) are in; the digest is not checked yet. */
-  progress?: (data: Uint8Array, filled: number) => void,
+  onPiece: (piece: Uint8Array, size: number) => void,
   /** The size the caller's manifest records: another one is refused before a byte is read. */
   expectBytes?: number,
-): Promise<{ data: Uint8Array; sha256: string } | null> {
+): Promise<{ bytes: number; sha256: string } | null> {
   const info = await os.info(name);
   if (info === null || info.deleted) return null;
   if (expectBytes !== undefined && info.size !== expectBytes) throw new SnapshotObjectError(`object ${name} of bucket ${bucket} has ${info.size} bytes, the manifest says ${expectBytes}`);
   if (info.options?.link) throw new SnapshotObjectError(`object ${name} of bucket ${bucket} is a link; snapshot data objects never are`);
-  // Aligned at 0 in its own ArrayBuffer: the decoder's column views need 8-aligned offsets.
-  const data = Buffer.allocUnsafeSlow(info.size);
   const sha = createHash("sha256");
   let at = 0;
   let seen = 0;
   if (info.chunks > 0) {
     const consumer = await js.consumers.get(`OBJ_${bucket}`, { filter_subjects: `$O.${bucket}.C.${info.nuid}` });
-    // Several chunks asked for at once: the server streams them while the last ones are copied.
+    // Several chunks asked for at once: the server streams them while the last ones are handled.
     const messages = await consumer.consume({ max_bytes: 32 * 1024 * 1024 });
     try {
       for await (const m of messages) {
-        if (at + m.data.length > data.length) throw new SnapshotObjectError(`object ${name} of bucket ${bucket}: chunks hold more than its ${info.size} bytes`);
-        data.set(m.data, at);
+        if (at + m.data.length > info.size) throw new SnapshotObjectError(`object ${name} of bucket ${bucket}: chunks hold more than its ${info.size} bytes`);
         sha.update(m.data);
         at += m.data.length;
         seen++;
-        progress?.(data, at);
+        onPiece(m.data, info.size);
         if (m.info.pending === 0) break;
       }
     } finally {
@@ -142,5 +156,5 @@ export async function getObject(
   if (seen !== info.chunks || at !== info.size) throw new SnapshotObjectError(`object ${name} of bucket ${bucket}: read ${seen} chunks, ${at} bytes; its info says ${info.chunks}, ${info.size}`);
   const digest = sha.digest();
   if (`SHA-256=${b64url(digest)}` !== info.digest) throw new SnapshotObjectError(`object ${name} of bucket ${bucket} is corrupt: its SHA-256 does not match its info's digest`);
-  return { data, sha256: digest.toString("hex") };
+  return { bytes: at, sha256: digest.toString("hex") };
 }

@@ -23,7 +23,12 @@ import type { Chunk } from "./columnar.js";
  * 2.9-3.3x, not much faster; 3 only 3.75x before deltas and twice the CPU),
  * and the smaller table and window take ~25% less CPU for the same ratio.
  */
-const ZSTD_PARAMS = { [constants.ZSTD_c_compressionLevel]: 1, [constants.ZSTD_c_hashLog]: 14, [constants.ZSTD_c_windowLog]: 18 };
+/**
+ * Each frame also carries zstd's checksum of its content (xxHash64, 4 bytes),
+ * verified as it decompresses: a frame read in place from message memory that
+ * changed after the SHA-256 over it was taken cannot decode to other rows.
+ */
+const ZSTD_PARAMS = { [constants.ZSTD_c_compressionLevel]: 1, [constants.ZSTD_c_hashLog]: 14, [constants.ZSTD_c_windowLog]: 18, [constants.ZSTD_c_checksumFlag]: 1 };
 /** No format-2 payload is larger (a chunk is at most 1 Mi rows of a few columns): a bigger claim is corruption, not an allocation to attempt. */
 const MAX_PAYLOAD = 1 << 30;
 
@@ -88,6 +93,20 @@ export async function packFrameAsync(stored: readonly ColumnSpec[], frame2: Uint
   return framed(await zstdCompressAsync(payload, zstdOptions(payload)), payload.length);
 }
 
+/**
+ * packFrameAsync's frame as its 8-byte head and the compressed bytes, not
+ * copied together (their concatenation is the frame): a writer that streams
+ * them saves a copy into fresh memory of every compressed byte.
+ */
+export async function packFrameParts(stored: readonly ColumnSpec[], frame2: Uint8Array): Promise<readonly [Uint8Array, Uint8Array]> {
+  const payload = deltaPayload(stored, frame2);
+  const z = await zstdCompressAsync(payload, zstdOptions(payload));
+  const head = Buffer.allocUnsafeSlow(FRAME_HEAD);
+  head.writeUInt32LE(z.length, 0);
+  head.writeUInt32LE(payload.length, 4);
+  return [head, z];
+}
+
 function deltaPayload(stored: readonly ColumnSpec[], frame2: Uint8Array): Uint8Array {
   const payload = frame2.subarray(FRAME_HEAD);
   transformColumns(stored, payload, deltaEncode);
@@ -113,13 +132,17 @@ interface FrameAt {
   readonly len: number;
 }
 
-/** The frame whose header starts at byte `at` of a data object of `total` bytes (of which `dv` holds at least the header): its lengths, checked. */
-function frameAt(dv: DataView, at: number, total: number, where: string): FrameAt {
-  if (at + FRAME_HEAD > total) throw new SnapshotCorruptError(`${where}: truncated frame header at byte ${at}`);
+/**
+ * The frame whose header starts at byte `at` of `dv`, `remain` bytes before
+ * the data object's end (which the header's lengths must respect): its lengths,
+ * checked. `pos` is where the header is in the object (for errors; default `at`).
+ */
+function frameAt(dv: DataView, at: number, remain: number, where: string, pos = at): FrameAt {
+  if (remain < FRAME_HEAD) throw new SnapshotCorruptError(`${where}: truncated frame header at byte ${pos}`);
   const zlen = dv.getUint32(at, true);
   const len = dv.getUint32(at + 4, true);
-  if (at + FRAME_HEAD + zlen > total) throw new SnapshotCorruptError(`${where}: frame at byte ${at} claims ${zlen} compressed bytes, only ${total - at - FRAME_HEAD} remain`);
-  if (len % 8 !== 0 || len < CHUNK_HEAD || len > MAX_PAYLOAD) throw new SnapshotCorruptError(`${where}: frame at byte ${at} claims a ${len}-byte chunk (a multiple of 8 between ${CHUNK_HEAD} and ${MAX_PAYLOAD})`);
+  if (FRAME_HEAD + zlen > remain) throw new SnapshotCorruptError(`${where}: frame at byte ${pos} claims ${zlen} compressed bytes, only ${remain - FRAME_HEAD} remain`);
+  if (len % 8 !== 0 || len < CHUNK_HEAD || len > MAX_PAYLOAD) throw new SnapshotCorruptError(`${where}: frame at byte ${pos} claims a ${len}-byte chunk (a multiple of 8 between ${CHUNK_HEAD} and ${MAX_PAYLOAD})`);
   return { at: at + FRAME_HEAD, zlen, len };
 }
 
@@ -128,7 +151,7 @@ export function packedFrames(data: Uint8Array, where: string): FrameAt[] {
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const out: FrameAt[] = [];
   for (let at = 0; at < data.length; ) {
-    const f = frameAt(dv, at, data.length, where);
+    const f = frameAt(dv, at, data.length - at, where);
     out.push(f);
     at = f.at + f.zlen;
   }
@@ -136,86 +159,157 @@ export function packedFrames(data: Uint8Array, where: string): FrameAt[] {
 }
 
 /**
- * Unpacks the frames of a format-3 data object while it is still arriving
- * (the object's buffer is allocated whole, then filled): each frame is handed
- * to zstd on libuv's thread pool as soon as its last byte is in, so
- * decompression runs on other cores, overlapping the transfer and leaving the
- * event loop free. Nothing it returns is trusted before the data's SHA-256
- * checks out: the caller checks it before finish(), which reports any damage
- * the frames showed.
+ * Unpacks the frames of a format-3 data object of `total` bytes while it
+ * arrives in pieces (the object store's chunk messages): each frame is handed
+ * to zstd on libuv's thread pool as soon as its last byte is in, read in place
+ * when one piece holds it whole (pieces are never reused by their sender: the
+ * NATS client gives every message its own memory) and gathered otherwise, so
+ * the object is never assembled in one buffer (on these machines every fresh
+ * megabyte costs milliseconds of page faults). Decompression runs on other
+ * cores, overlapping the transfer and leaving the event loop free. Nothing it
+ * returns is trusted before the data's SHA-256 checks out: the caller checks
+ * it before finish(), which reports any damage the frames showed.
  */
 export class PackedReader {
   private readonly pending: Promise<Chunk>[] = [];
-  private next = 0;
+  /** Bytes of the object pushed so far. */
+  private pos = 0;
+  /** A frame split across pieces, being gathered (its head included), and how much of it is in. */
+  private gather: Uint8Array | undefined;
+  private gathered = 0;
+  /**
+   * Gather buffers free again (their frame decompressed): most frames span
+   * pieces, and gathering each into fresh memory cost a fifth of a load.
+   */
+  private readonly spare: ArrayBuffer[] = [];
+  /** A frame head split across pieces. */
+  private readonly head = Buffer.alloc(FRAME_HEAD);
+  private headFill = 0;
+  /** A damaged frame header seen while pushing: reported by finish(), so that a reader first learns what the checksums say. */
+  private failed: unknown;
 
   constructor(
     private readonly stored: readonly ColumnSpec[],
     private readonly where: string,
+    private readonly total: number,
   ) {}
 
-  /** A damaged frame header seen while feeding: reported by finish(), so that a reader first learns what the checksums say. */
-  private failed: unknown;
-
-  /** `filled` bytes of `data` (the whole object's buffer) have arrived. */
-  feed(data: Uint8Array, filled: number): void {
+  /** The next `piece` of the object. */
+  push(piece: Uint8Array): void {
     if (this.failed !== undefined) return;
     try {
-      this.feedFrames(data, filled);
+      this.pushFrames(piece);
     } catch (e) {
       this.failed = e;
     }
   }
 
-  private feedFrames(data: Uint8Array, filled: number): void {
-    const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
-    while (this.next + FRAME_HEAD <= filled) {
-      const f = frameAt(dv, this.next, data.length, this.where);
-      if (f.at + f.zlen > filled) return;
-      const chunk = unpackFrameAsync(this.stored, data, f, this.where);
-      // Failures surface in finish(), in frame order.
-      chunk.catch(() => {});
-      this.pending.push(chunk);
-      this.next = f.at + f.zlen;
+  private pushFrames(piece: Uint8Array): void {
+    let i = 0;
+    while (i < piece.length) {
+      if (this.gather !== undefined) {
+        const take = Math.min(this.gather.length - this.gathered, piece.length - i);
+        this.gather.set(piece.subarray(i, i + take), this.gathered);
+        this.gathered += take;
+        i += take;
+        this.pos += take;
+        if (this.gathered === this.gather.length) {
+          const g = this.gather;
+          this.gather = undefined;
+          this.unpack(g, { at: FRAME_HEAD, zlen: g.length - FRAME_HEAD, len: new DataView(g.buffer, g.byteOffset, FRAME_HEAD).getUint32(4, true) }, this.pos - g.length, true);
+        }
+        continue;
+      }
+      // At a frame's start: its head first (it may be split too).
+      let headBytes: Uint8Array;
+      if (this.headFill > 0 || piece.length - i < FRAME_HEAD) {
+        const take = Math.min(FRAME_HEAD - this.headFill, piece.length - i);
+        this.head.set(piece.subarray(i, i + take), this.headFill);
+        this.headFill += take;
+        i += take;
+        this.pos += take;
+        if (this.headFill < FRAME_HEAD) return;
+        this.headFill = 0;
+        headBytes = this.head;
+      } else {
+        headBytes = piece.subarray(i, i + FRAME_HEAD);
+        i += FRAME_HEAD;
+        this.pos += FRAME_HEAD;
+      }
+      const start = this.pos - FRAME_HEAD;
+      const f = frameAt(new DataView(headBytes.buffer, headBytes.byteOffset, FRAME_HEAD), 0, this.total - start, this.where, start);
+      if (headBytes !== this.head && piece.length - i >= f.zlen) {
+        // Whole in this piece: read in place.
+        this.unpack(piece, { at: i, zlen: f.zlen, len: f.len }, start, false);
+        i += f.zlen;
+        this.pos += f.zlen;
+        continue;
+      }
+      this.gather = this.gatherBuffer(FRAME_HEAD + f.zlen);
+      this.gather.set(headBytes.subarray(0, FRAME_HEAD), 0);
+      this.gathered = FRAME_HEAD;
+      if (f.zlen === 0) {
+        const g = this.gather;
+        this.gather = undefined;
+        this.unpack(g, { at: FRAME_HEAD, zlen: 0, len: f.len }, start, true);
+      }
     }
   }
 
-  /** The chunks of the whole object `data` (fed or not). */
-  async finish(data: Uint8Array): Promise<Chunk[]> {
-    this.feed(data, data.length);
+  /** `bytes` bytes to gather a frame in: a spare buffer if one is big enough, else a new one (with room for the frames to come). */
+  private gatherBuffer(bytes: number): Uint8Array {
+    const i = this.spare.findIndex((b) => b.byteLength >= bytes);
+    const buffer = i >= 0 ? this.spare.splice(i, 1)[0]! : Buffer.allocUnsafeSlow(Math.max(bytes, 1 << 20)).buffer;
+    return new Uint8Array(buffer, 0, bytes);
+  }
+
+  /** `gathered`: `bytes` is a gather buffer, returned to the spares once zstd has read it (the chunk is in memory of its own). */
+  private unpack(bytes: Uint8Array, f: FrameAt, start: number, gathered: boolean): void {
+    const chunk = unpackFrameAsync(this.stored, bytes, f, this.where, start);
+    // Failures surface in finish(), in frame order.
+    chunk.catch(() => {});
+    if (gathered) void chunk.finally(() => this.spare.push(bytes.buffer as ArrayBuffer)).catch(() => {});
+    this.pending.push(chunk);
+  }
+
+  /** The chunks of the whole object (every byte pushed). */
+  async finish(): Promise<Chunk[]> {
     if (this.failed !== undefined) throw this.failed;
-    if (this.next !== data.length) throw new SnapshotCorruptError(`${this.where}: truncated frame header at byte ${this.next}`);
+    if (this.pos !== this.total) throw new SnapshotCorruptError(`${this.where}: ${this.pos} bytes arrived, the object has ${this.total}`);
+    if (this.gather !== undefined || this.headFill > 0) throw new SnapshotCorruptError(`${this.where}: truncated frame at byte ${this.pos - this.gathered - this.headFill}`);
     return Promise.all(this.pending);
   }
 }
 
-async function unpackFrameAsync(stored: readonly ColumnSpec[], data: Uint8Array, frame: FrameAt, where: string): Promise<Chunk> {
+/** `pos`: where the frame starts in the data object (for errors). */
+async function unpackFrameAsync(stored: readonly ColumnSpec[], data: Uint8Array, frame: FrameAt, where: string, pos = frame.at - FRAME_HEAD): Promise<Chunk> {
   let payload: Uint8Array;
   try {
     payload = await zstdDecompressAsync(data.subarray(frame.at, frame.at + frame.zlen), { maxOutputLength: frame.len, chunkSize: Math.max(64, frame.len) });
   } catch (e) {
-    throw new SnapshotCorruptError(`${where}: frame at byte ${frame.at - FRAME_HEAD} does not decompress (${(e as Error).message})`);
+    throw new SnapshotCorruptError(`${where}: frame at byte ${pos} does not decompress (${(e as Error).message})`);
   }
-  return decodedChunk(stored, payload, frame, where);
+  return decodedChunk(stored, payload, frame, where, pos);
 }
 
 /** One format-3 frame's chunk: decompressed, checked, its columns decoded. */
-export function unpackFrame(stored: readonly ColumnSpec[], data: Uint8Array, frame: FrameAt, where: string): Chunk {
+export function unpackFrame(stored: readonly ColumnSpec[], data: Uint8Array, frame: FrameAt, where: string, pos = frame.at - FRAME_HEAD): Chunk {
   let payload: Uint8Array;
   try {
     // One output chunk of the known size: the default 16 KiB ones are concatenated at the end (a third more CPU).
     payload = zstdDecompressSync(data.subarray(frame.at, frame.at + frame.zlen), { maxOutputLength: frame.len, chunkSize: Math.max(64, frame.len) });
   } catch (e) {
-    throw new SnapshotCorruptError(`${where}: frame at byte ${frame.at - FRAME_HEAD} does not decompress (${(e as Error).message})`);
+    throw new SnapshotCorruptError(`${where}: frame at byte ${pos} does not decompress (${(e as Error).message})`);
   }
-  return decodedChunk(stored, payload, frame, where);
+  return decodedChunk(stored, payload, frame, where, pos);
 }
 
-function decodedChunk(stored: readonly ColumnSpec[], decompressed: Uint8Array, frame: FrameAt, where: string): Chunk {
-  if (decompressed.length !== frame.len) throw new SnapshotCorruptError(`${where}: frame at byte ${frame.at - FRAME_HEAD} decompresses to ${decompressed.length} bytes, its header says ${frame.len}`);
+function decodedChunk(stored: readonly ColumnSpec[], decompressed: Uint8Array, frame: FrameAt, where: string, pos: number): Chunk {
+  if (decompressed.length !== frame.len) throw new SnapshotCorruptError(`${where}: frame at byte ${pos} decompresses to ${decompressed.length} bytes, its header says ${frame.len}`);
   // Column views need an 8-aligned start (a small result may sit in Node's shared pool).
   const payload = decompressed.byteOffset % 8 === 0 ? decompressed : new Uint8Array(decompressed);
   // parseChunk checks the header against the length before any column is touched.
-  const chunk = parseChunk(stored, payload, 0, payload.length, where, frame.at - FRAME_HEAD);
+  const chunk = parseChunk(stored, payload, 0, payload.length, where, pos);
   transformColumns(stored, payload, deltaDecode);
   return chunk;
 }

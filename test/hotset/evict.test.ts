@@ -138,4 +138,29 @@ describe("hot table - evict", () => {
     expect(() => t.evict(1, Number.NaN)).toThrow(HotSetError);
     expect(() => t.evict(1, 10.5)).toThrow(/integer microseconds/);
   });
+  it("holdEvictions - while held, evict removes nothing and moves no watermark; the last release applies the furthest P and H asked for", () => {
+    const t = new HotTable(TRADES, small);
+    t.apply(1, trades(["A", 10, 1], ["A", 20, 2], ["B", 15, 3]));
+    t.apply(2, trades(["A", 30, 4], ["B", 25, 5]));
+    const outer = t.holdEvictions();
+    const inner = t.holdEvictions();
+    expect(t.evict(1, 21).evictedRows).toBe(0);
+    expect(t.evict(2, 16).evictedRows).toBe(0);
+    // Arguments are still checked while held.
+    expect(() => t.evict(-1, 0)).toThrow(HotSetError);
+    expect([t.rowCount, t.persistedLsn, t.horizonMicros]).toEqual([5, 0, 0]);
+    inner();
+    inner(); // a release counts once
+    expect(t.rowCount).toBe(5);
+    outer();
+    // P 2, H 21: A@10, A@20, B@15 go.
+    expect([t.rowCount, t.persistedLsn, t.horizonMicros]).toEqual([2, 2, 21]);
+    expect(storedRows(t).map((x) => [x.sym, x.ts])).toEqual([
+      ["A", 30],
+      ["B", 25],
+    ]);
+    // Nothing held: evict works at once again.
+    expect(t.evict(2, 26).evictedRows).toBe(1);
+    t.verify();
+  });
 });

@@ -2,6 +2,8 @@ import { describe, expect, it } from "vitest";
 import { HotSetError, HotTable, compareSymbols } from "../../src/hotset/index.js";
 import type { HotTableColumns } from "../../src/hotset/index.js";
 import { MIXED, TRADES, batchOf, sortedOracle, storedRows, tag, trades } from "./fixtures.js";
+// The demo's seeded PRNG: a failure names a case that reproduces.
+import { rng } from "../../src/demo/randomwalk.js";
 
 const small = { chunkRows: 4, firstChunkRows: 2, nextChunkRows: 2 };
 
@@ -135,5 +137,55 @@ describe("hot table - export", () => {
     expect(() => HotTable.fromColumns(TRADES, short)).toThrow(/lengths differ/);
     expect(() => HotTable.fromColumns(TRADES, { ...e, appliedLsn: 1 })).toThrow(/outside \(0, appliedLsn 1\]/);
     expect(() => HotTable.fromColumns(TRADES, { ...e, horizonMicros: -1 })).toThrow(/non-negative integer/);
+  });
+
+  it("fromColumns, adopted - a table over the arrays it was given (series end to end in shared buffers, as in a snapshot's chunk) behaves as a copied one under appends, late ticks (grow, ripple, split) and evictions, and never writes outside its own rows", () => {
+    const rand = rng(12);
+    const src = new HotTable(TRADES, small);
+    for (let lsn = 1; lsn <= 40; lsn++) src.apply(lsn, trades(...Array.from({ length: 3 }, (_, k) => [["A", "B", "C"][k]!, lsn * 10 + k, lsn] as [string, number, number])));
+    src.evict(5, 45);
+    const e = src.exportColumns();
+    // Every series' column in one buffer per column, each followed by a guard of 5 sentinel rows.
+    const GUARD = 5;
+    const total = e.series.reduce((n, x) => n + x.tsMicros.length + GUARD, 0);
+    const ts = new Float64Array(total).fill(-7);
+    const lsn = new Float64Array(total).fill(-7);
+    const row = new Int32Array(total).fill(-7);
+    const values = TRADES.columns.map(() => new Float64Array(total).fill(-7));
+    let at = 0;
+    const series = e.series.map((x) => {
+      const n = x.tsMicros.length;
+      ts.set(x.tsMicros, at);
+      lsn.set(x.lsn, at);
+      row.set(x.rowInRecord, at);
+      values.forEach((v, j) => v.set(x.values[j]!, at));
+      const out = { tsMicros: ts.subarray(at, at + n), lsn: lsn.subarray(at, at + n), rowInRecord: row.subarray(at, at + n), values: values.map((v) => v.subarray(at, at + n)), seam: x.seam };
+      at += n + GUARD;
+      return out;
+    });
+    const guards = (): number[] => {
+      const out: number[] = [];
+      let k = 0;
+      for (const x of e.series) {
+        k += x.tsMicros.length;
+        for (let g = 0; g < GUARD; g++, k++) out.push(ts[k]!, lsn[k]!, row[k]!, ...values.map((v) => v[k]!));
+      }
+      return out;
+    };
+    const before = guards();
+    const copied = HotTable.fromColumns(TRADES, e, small);
+    const adopted = HotTable.fromColumns(TRADES, { ...e, series }, small, true);
+    expect(adopted.bytes).toBeGreaterThan(0);
+    for (let lsn2 = 41; lsn2 <= 120; lsn2++) {
+      // Appends, and late ticks anywhere in a series (into full adopted chunks: they grow, ripple or split into owned ones).
+      const sym = ["A", "B", "C", "D"][Math.floor(rand() * 4)]!;
+      const tsNew = rand() < 0.5 ? 500 + lsn2 * 10 : 45 + Math.floor(rand() * 400);
+      for (const t of [copied, adopted]) t.apply(lsn2, trades([sym, tsNew, lsn2], [sym, tsNew, lsn2 + 0.5]));
+      if (lsn2 % 25 === 0) for (const t of [copied, adopted]) t.evict(lsn2 - 20, 45 + (lsn2 - 40) * 2);
+    }
+    expect(storedRows(adopted)).toEqual(storedRows(copied));
+    expect(adopted.digest()).toBe(copied.digest());
+    adopted.verify();
+    expect(guards()).toEqual(before);
   });
 });

@@ -1,16 +1,24 @@
 // Snapshot pieces that let a snapshot leave the event loop: the framed chunks
-// concatenate to exactly the one-shot encoding; a series
-// exported up to an LSN leaves later (late) rows out; an export in slices of
-// a table that changes meanwhile equals the table as of its start; the worker
-// thread produces the same bytes and SHA-256.
+// concatenate to exactly the one-shot encoding; a series read up to an LSN
+// leaves later (late) rows out; chunks staged straight from the hot set frame
+// to exactly format 2's chunks; the writer (staging here, packing on the
+// snapshot thread) streams the same bytes and SHA-256 as the one-shot async
+// encoder, and a snapshot taken while records are applied and an eviction is
+// asked for is the table as of its start, the eviction landing after.
 import { describe, expect, it } from "vitest";
-import { Worker } from "node:worker_threads";
 import { HotTable } from "../../src/hotset/index.js";
+import type { HotTableColumns } from "../../src/hotset/index.js";
 import { decodeSnapshot, encodeSnapshot, sha256Hex, snapshotParts, snapshotPartsAsync } from "../../src/snapshot/codec.js";
+import type { SnapshotSummary } from "../../src/snapshot/codec.js";
+import { columnarParts } from "../../src/snapshot/columnar.js";
+import { ChunkStager, frameOfStaged, stagingBytes } from "../../src/snapshot/staging.js";
+import type { StagedChunk } from "../../src/snapshot/staging.js";
+import type { SnapshotHead, SnapshotStore, WrittenSnapshot } from "../../src/snapshot/store.js";
+import { writeSnapshotOffLoop } from "../../src/node/shard/snapshotwriter.js";
 import { manifestOf } from "./manifest.js";
-import { exportInSlices } from "../../src/node/shard/snapshotwriter.js";
-import type { SnapshotWorkerMessage } from "../../src/node/shard/snapshotworker.js";
-import { TRADES, trades } from "../hotset/fixtures.js";
+import { randomColumns } from "./random.js";
+import { MIXED, TRADES, trades } from "../hotset/fixtures.js";
+import { rng } from "../../src/demo/randomwalk.js";
 
 function sample(): HotTable {
   const t = new HotTable(TRADES, { chunkRows: 4, firstChunkRows: 2, nextChunkRows: 2 });
@@ -18,6 +26,44 @@ function sample(): HotTable {
   t.apply(2, trades(["A", 9, 5], ["B", 12, 6], ["B", 30, 7], ["A", 40, 8]));
   return t;
 }
+
+/** A table of `symbols` x `rows` ticks (LSN 1..rows), then an eviction below `evictBelow` µs (seam rows). */
+function big(symbols: number, rows: number, evictBelow: number): HotTable {
+  const t = new HotTable(TRADES);
+  for (let r = 0; r < rows; r++) t.apply(r + 1, trades(...Array.from({ length: symbols }, (_, s) => [`S${s}`, 1_000 + r, r + s / 1000] as [string, number, number])));
+  t.evict(rows, evictBelow);
+  return t;
+}
+
+/** What a SnapshotStore's writeStream is handed, kept (the writer's bytes and figures) instead of stored. */
+function capturingStore(): { store: SnapshotStore; written: Promise<{ head: SnapshotHead; data: Buffer; summary: SnapshotSummary & { sha256: string } }> } {
+  let done!: (w: { head: SnapshotHead; data: Buffer; summary: SnapshotSummary & { sha256: string } }) => void;
+  const written = new Promise<{ head: SnapshotHead; data: Buffer; summary: SnapshotSummary & { sha256: string } }>((r) => (done = r));
+  const store = {
+    async writeStream(_shard: unknown, head: SnapshotHead, parts: AsyncIterable<Uint8Array>, summary: Promise<SnapshotSummary & { sha256: string }>): Promise<WrittenSnapshot> {
+      const got: Uint8Array[] = [];
+      for await (const p of parts) got.push(Buffer.from(p));
+      const s = await summary;
+      const data = Buffer.concat(got);
+      done({ head, data, summary: s });
+      return { lsn: head.appliedLsn, rows: s.rows, bytes: data.length };
+    },
+  } as unknown as SnapshotStore;
+  return { store, written };
+}
+
+async function asyncParts(cols: HotTableColumns): Promise<{ data: Buffer; summary: SnapshotSummary }> {
+  const parts: Uint8Array[] = [];
+  const gen = snapshotPartsAsync(TRADES, cols, 1 << 16);
+  let r = await gen.next();
+  while (r.done !== true) {
+    parts.push(r.value);
+    r = await gen.next();
+  }
+  return { data: Buffer.concat(parts), summary: r.value };
+}
+
+const shard = { tenant: "t", table: "trades", bucket: 0 };
 
 describe("snapshot - off the event loop", () => {
   it("parts - framed chunks concatenate to exactly the one-shot data (what loaders read)", () => {
@@ -34,54 +80,101 @@ describe("snapshot - off the event loop", () => {
     expect(r.value).toEqual({ chunkRows: enc.chunkRows, seamRows: enc.seamRows, rows: 8 });
   });
 
-  it("exportSeries - rows above the LSN (a late tick applied after the export began) are left out", () => {
+  it("exportSeries, viewSeries - rows above the LSN (a late tick applied after the snapshot began) are left out; below it, views of the chunks", () => {
     const t = sample();
     const before = t.exportColumns();
     t.apply(3, trades(["A", 10, 9]));
     const id = t.lookup("A")!;
     expect(Array.from(t.exportSeries(id, 2).tsMicros)).toEqual(Array.from(before.series[id]!.tsMicros));
     expect(Array.from(t.exportSeries(id, 3).tsMicros)).toEqual([9, 10, 11, 40]);
+    expect(t.viewSeries(id, 2).flatMap((v) => Array.from(v.tsMicros))).toEqual(Array.from(before.series[id]!.tsMicros));
+    const views = t.viewSeries(id, 3);
+    expect(views.flatMap((v) => Array.from(v.tsMicros))).toEqual([9, 10, 11, 40]);
+    // Nothing above the LSN: views of the chunks' memory (which holds every column), not copies.
+    for (const v of views) expect(v.tsMicros.buffer.byteLength).toBeGreaterThan(v.tsMicros.byteLength);
+    for (const v of t.viewSeries(id, 2)) expect(v.tsMicros.buffer.byteLength).toBe(v.tsMicros.byteLength);
   });
 
-  it("slices - an export interleaved with applies equals the table as of its start", async () => {
-    const t = new HotTable(TRADES);
-    for (let i = 0; i < 3_000; i++) t.apply(i + 1, trades([`S${i}`, 100 + i, i]));
-    const expected = encodeSnapshot(TRADES, t.exportColumns()).sha256;
-    const running = exportInSlices(t);
-    // Applied while the export yields: higher LSNs, new and existing symbols.
-    for (let i = 0; i < 50; i++) t.apply(10_000 + i, trades([`S${i}`, 50, 1], [`N${i}`, 1, 1]));
-    const cols = await running;
-    expect(cols.appliedLsn).toBe(3_000);
-    expect(encodeSnapshot(TRADES, cols).sha256).toBe(expected);
-  });
-
-  it("worker - the worker thread streams the same bytes and SHA-256 as snapshotPartsAsync here, and they decode to the table", async () => {
-    const t = sample();
-    // zstd's one-shot and streaming (thread pool) calls frame the same data differently: the worker's reference is the async encoder.
-    const here: Uint8Array[] = [];
-    const gen = snapshotPartsAsync(TRADES, t.exportColumns(), 1 << 16);
-    let r = await gen.next();
-    while (r.done !== true) {
-      here.push(r.value);
-      r = await gen.next();
-    }
-    const enc = { format: 3 as const, data: Buffer.concat(here), sha256: sha256Hex(Buffer.concat(here)), ...r.value };
-    const worker = new Worker(new URL("../../src/node/shard/snapshotworker.ts", import.meta.url), { execArgv: ["--import", "tsx"] });
-    const parts: Uint8Array[] = [];
-    const done = await new Promise<Extract<SnapshotWorkerMessage, { type: "done" }>>((resolve, reject) => {
-      worker.on("message", (m: SnapshotWorkerMessage) => {
-        if (m.type === "part") parts.push(m.bytes);
-        else if (m.type === "done") resolve(m);
-        else reject(new Error(m.message));
+  it("staging - chunks staged series by series frame to exactly format 2's chunks (any chunk size, every value type, seam rows), in a reused buffer too", () => {
+    const rand = rng(31);
+    for (const chunkRows of [1, 3, 100, 1000]) {
+      const cols = randomColumns(MIXED, rand, 9, 300);
+      const expected = [...columnarParts(MIXED.columns, cols, chunkRows)].map((f) => Buffer.from(f));
+      const staged: StagedChunk[] = [];
+      const stager = new ChunkStager(MIXED.columns, chunkRows, () => new ArrayBuffer(stagingBytes(MIXED.columns, chunkRows)), (c) => staged.push(c));
+      cols.series.forEach((s, sym) => {
+        // A series arrives in pieces (one per hot-set chunk).
+        for (let at = 0; at < s.tsMicros.length; ) {
+          const n = Math.min(s.tsMicros.length - at, 1 + Math.floor(rand() * 50));
+          stager.add(sym, { rows: n, tsMicros: s.tsMicros.subarray(at, at + n), lsn: s.lsn.subarray(at, at + n), rowInRecord: s.rowInRecord.subarray(at, at + n), values: s.values.map((v) => v.subarray(at, at + n)) });
+          at += n;
+        }
       });
-      worker.on("error", reject);
-      worker.postMessage({ spec: TRADES, cols: t.exportColumns() });
-    });
-    await worker.terminate();
-    expect(done.sha256).toBe(enc.sha256);
-    expect(sha256Hex(Buffer.concat(parts))).toBe(enc.sha256);
-    const back = decodeSnapshot(TRADES, manifestOf(t, enc, 3), Buffer.concat(parts));
+      const seam = cols.series.flatMap((s, sym) => (s.seam === null ? [] : [{ sym, row: s.seam }]));
+      const figures = stager.finish(seam);
+      const reused = new ArrayBuffer(4 << 20);
+      const frames = staged.map((c, i) => Buffer.from(frameOfStaged(MIXED.columns, c, i % 2 === 0 ? reused : undefined)));
+      expect(frames.length).toBe(expected.length);
+      frames.forEach((f, i) => expect(f.equals(expected[i]!), `chunk ${i} of ${frames.length} (chunkRows ${chunkRows})`).toBe(true));
+      expect(figures.rows).toBe(cols.series.reduce((n, s) => n + s.tsMicros.length, 0));
+      expect(figures.seamRows).toBe(seam.length);
+    }
+  });
+
+  it("writer - the snapshot thread streams the same bytes and SHA-256 as snapshotPartsAsync here, and they decode to the table", async () => {
+    const t = big(1_000, 130, 1_020);
+    const expected = await asyncParts(t.exportColumns());
+    const { store, written } = capturingStore();
+    await writeSnapshotOffLoop(store, shard, t);
+    const w = await written;
+    expect(w.data.equals(expected.data)).toBe(true);
+    expect(w.summary.sha256).toBe(sha256Hex(expected.data));
+    expect({ chunkRows: w.summary.chunkRows, seamRows: w.summary.seamRows, rows: w.summary.rows }).toEqual(expected.summary);
+    expect(w.summary.seamRows).toBe(1_000);
+    const back = decodeSnapshot(TRADES, manifestOf(t, { ...w.summary, data: w.data }, 3), w.data);
     expect(encodeSnapshot(TRADES, back).sha256).toBe(encodeSnapshot(TRADES, t.exportColumns()).sha256);
     // Starting a thread loads the codec through tsx: seconds on a loaded machine.
+  }, 60_000);
+
+  /** Snapshots a 4,000 x 100 table while, half way through the staging, records are applied and an eviction is asked for. */
+  async function interleaved(holdOff: boolean): Promise<{ t: HotTable; rowsBefore: number; expected: Buffer; evicted: number | undefined; w: Awaited<ReturnType<typeof capturingStore>["written"]> }> {
+    const t = big(4_000, 100, 1_010);
+    const expected = (await asyncParts(t.exportColumns())).data;
+    const rowsBefore = t.rowCount;
+    if (holdOff) t.holdEvictions = () => () => {};
+    // The staging yields between series (every few ms): the table changes there, half way through, on every machine however fast.
+    let evicted: number | undefined;
+    const view = t.viewSeries.bind(t);
+    t.viewSeries = (id, maxLsn) => {
+      if (id === 2_000) {
+        // Late ticks of known symbols (staged and not yet) and a new symbol: higher LSNs, left out of the snapshot.
+        t.apply(1_000, trades(["S1", 1_050, 1], ["S2500", 1_001, 1], ["NEW", 5, 1]));
+        evicted = t.evict(100, 1_060).evictedRows;
+      }
+      return view(id, maxLsn);
+    };
+    const { store, written } = capturingStore();
+    await writeSnapshotOffLoop(store, shard, t);
+    return { t, rowsBefore, expected, evicted, w: await written };
+  }
+
+  it("interleaved - records applied and an eviction asked for while the snapshot stages: it is the table as of its start; the eviction lands once every row is copied", async () => {
+    const { t, rowsBefore, expected, evicted, w } = await interleaved(false);
+    // Held: nothing was removed while rows were being copied.
+    expect(evicted).toBe(0);
+    expect(w.head.appliedLsn).toBe(100);
+    expect(w.head.horizonMicros).toBe(1_010);
+    expect(w.data.equals(expected)).toBe(true);
+    // Released: rows below 1,060 with LSN <= 100 went (50 per symbol), the late ticks stayed.
+    expect(t.horizonMicros).toBe(1_060);
+    expect(t.rowCount).toBe(rowsBefore + 3 - 4_000 * 50);
+  }, 60_000);
+
+  it("interleaved, negative control - with the eviction hold switched off the same snapshot is not the table as of its start (half its series lost rows its horizon says are hot)", async () => {
+    const { evicted, w, expected } = await interleaved(true);
+    expect(evicted).toBe(4_000 * 50);
+    expect(w.head.horizonMicros).toBe(1_010);
+    expect(w.data.equals(expected)).toBe(false);
+    expect(w.summary.rows).toBe(4_000 * 90 - 2_000 * 50);
   }, 60_000);
 });

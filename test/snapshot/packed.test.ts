@@ -6,68 +6,15 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import type { SnapshotManifest } from "../../protocols/codec.js";
-import type { TableSpec } from "../../protocols/tablespec.js";
-import { allocValueArray } from "../../src/codec/tickbatch.js";
-import type { ValueArray } from "../../src/codec/tickbatch.js";
 import { HotTable } from "../../src/hotset/index.js";
-import type { HotTableColumns, SeriesColumns } from "../../src/hotset/index.js";
-import { decodeSnapshot, encodeSnapshot, SNAPSHOT_DATA_FORMAT, SnapshotCorruptError, snapshotDataReader, snapshotPartsAsync } from "../../src/snapshot/codec.js";
+import { decodeSnapshot, decodeStreamed, encodeSnapshot, SNAPSHOT_DATA_FORMAT, SnapshotCorruptError, snapshotDataReader, snapshotPartsAsync } from "../../src/snapshot/codec.js";
 import { deltaDecode, deltaEncode } from "../../src/snapshot/packed.js";
 import { genBatches } from "../../bench/gen.js";
 import { MIXED, TRADES } from "../hotset/fixtures.js";
 import { manifestOf } from "./manifest.js";
 // The demo's seeded PRNG: a failure names a case that reproduces.
 import { rng } from "../../src/demo/randomwalk.js";
-
-/** 8-byte patterns a delta must carry through: NaNs (two payloads), ±0, ±Infinity, extremes of float64 and of int64's bits. */
-const EDGE64: bigint[] = [0x7ff8000000000000n, 0x7ff4000000000001n, 0x8000000000000000n, 0n, 0x7ff0000000000000n, 0xfff0000000000000n, 0x7fefffffffffffffn, 0x0000000000000001n, 0x7fffffffffffffffn, 0xffffffffffffffffn];
-const EDGE32: number[] = [0x7fc00000, 0x80000000, 0, 0x7f800000, 0xff800000, 0x7fffffff, 0xffffffff, 1];
-
-/** `n` random values of `width` bytes, a third of them edge patterns, some runs of equal values (what deltas turn into zeros). */
-function randomBytes(rand: () => number, width: number, n: number): Uint8Array {
-  const out = new Uint8Array(width * n);
-  const dv = new DataView(out.buffer);
-  for (let i = 0; i < n; i++) {
-    const pick = rand();
-    if (width === 8) {
-      const v = pick < 0.33 ? EDGE64[Math.floor(rand() * EDGE64.length)]! : pick < 0.5 && i > 0 ? dv.getBigUint64(8 * (i - 1), true) : (BigInt(Math.floor(rand() * 2 ** 32)) << 32n) | BigInt(Math.floor(rand() * 2 ** 32));
-      dv.setBigUint64(8 * i, v, true);
-    } else if (width === 4) dv.setUint32(4 * i, pick < 0.33 ? EDGE32[Math.floor(rand() * EDGE32.length)]! : Math.floor(rand() * 2 ** 32), true);
-    else out[i] = Math.floor(rand() * 256);
-  }
-  return out;
-}
-
-const bytesOf = (a: ArrayBufferView): Buffer => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
-
-/** Random hot-set columns of `spec` over `symbols` symbols, any bit pattern in every column (the codec does not interpret them). */
-function randomColumns(spec: TableSpec, rand: () => number, symbols: number, maxRows: number): HotTableColumns {
-  const names = Array.from({ length: symbols }, (_, i) => `S${i}`);
-  const series: SeriesColumns[] = names.map(() => {
-    const n = rand() < 0.2 ? 0 : Math.floor(rand() * maxRows);
-    const view = <T>(T: new (b: ArrayBuffer) => T, width: number): T => new T(randomBytes(rand, width, n).buffer as ArrayBuffer);
-    const values = spec.columns.map((c) => {
-      const a = allocValueArray(c.type, n);
-      bytesOf(a).set(randomBytes(rand, a.BYTES_PER_ELEMENT, n));
-      return a;
-    });
-    const seam = rand() < 0.5 ? { tsMicros: rand() * 1e15, lsn: 3, rowInRecord: 1, values: spec.columns.map((c) => (c.type === "bool" ? 1 : c.type === "float64" ? NaN : -0)) } : null;
-    return { tsMicros: view(Float64Array, 8), lsn: view(Float64Array, 8), rowInRecord: view(Int32Array, 4), values: values as ValueArray[], seam };
-  });
-  return { table: spec.name, appliedLsn: 9, persistedLsn: 2, horizonMicros: 5, symbols: names, series };
-}
-
-function expectSameBits(a: HotTableColumns, b: HotTableColumns): void {
-  expect(b.symbols).toEqual(a.symbols);
-  a.series.forEach((s, i) => {
-    const t = b.series[i]!;
-    for (const [x, y] of [[s.tsMicros, t.tsMicros], [s.lsn, t.lsn], [s.rowInRecord, t.rowInRecord], ...s.values.map((v, k) => [v, t.values[k]!])] as unknown as [ArrayBufferView, ArrayBufferView][]) {
-      expect(bytesOf(y).equals(bytesOf(x)), `series ${i}`).toBe(true);
-    }
-    expect(t.seam === null).toBe(s.seam === null);
-    if (s.seam !== null) expect(Object.is(t.seam!.values[0], s.seam.values[0]) || (Number.isNaN(t.seam!.values[0]) && Number.isNaN(s.seam.values[0]))).toBe(true);
-  });
-}
+import { expectSameBits, randomBytes, randomColumns } from "./random.js";
 
 describe("snapshot data format 3", () => {
   it("is what a node writes now", () => {
@@ -126,16 +73,14 @@ describe("snapshot data format 3", () => {
       const data = Buffer.concat(parts);
       const enc = { format: 3 as const, data, sha256: createHash("sha256").update(data).digest("hex"), ...r.value };
       const m = manifestOf(cols, enc, 3);
-      // Arriving in random pieces (as chunk messages do), fed after each.
+      // Arriving in random pieces (as chunk messages do: frames split across pieces, heads too, or several in one), each in memory of its own.
       const reader = snapshotDataReader(MIXED, m)!;
-      const arriving = Buffer.alloc(data.length);
       for (let at = 0; at < data.length; ) {
         const n = Math.min(data.length - at, 1 + Math.floor(rand() * 700));
-        arriving.set(data.subarray(at, at + n), at);
+        reader.push(Buffer.from(data.subarray(at, at + n)));
         at += n;
-        reader.feed(arriving, at);
       }
-      expectSameBits(cols, decodeSnapshot(MIXED, m, arriving, enc.sha256, await reader.finish(arriving)));
+      expectSameBits(cols, await decodeStreamed(MIXED, m, { bytes: data.length, sha256: enc.sha256 }, reader));
       // And the synchronous reader reads the same bytes.
       expectSameBits(cols, decodeSnapshot(MIXED, m, data));
     }

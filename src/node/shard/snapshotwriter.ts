@@ -1,58 +1,40 @@
-// Snapshots that do not stop the node. The hot set is exported on the event
-// loop in slices of a few milliseconds (series by series, rows up to the LSN
-// the snapshot covers, so records applied in between are left out; if an
-// eviction happens meanwhile the export starts over, after three tries it is
-// done in one go). The columns are handed to a worker thread (transferred),
-// which encodes and hashes them chunk by chunk; the chunks stream into the
-// object store while ingest and queries go on. PX_SNAPSHOT_WORKER=off writes
-// on the event loop as before (benchmarks compare the two).
+// Snapshots that do not stop the node. The hot set's rows are staged on the
+// event loop in slices of a few milliseconds, straight from its chunks into a
+// few recycled staging buffers (src/snapshot/staging.ts): series by series,
+// rows up to the LSN the snapshot covers (records applied in between are left
+// out), evictions held until every row is copied. Each staged chunk is handed
+// to a worker thread (transferred), which frames, compresses and hashes it and
+// gives the buffer back; the packed chunks stream into the object store while
+// ingest and queries go on. PX_SNAPSHOT_WORKER=off writes on the event loop as
+// before (benchmarks compare the two).
 import { setImmediate as yieldToLoop } from "node:timers/promises";
 import { Worker } from "node:worker_threads";
 import type { ShardAddress } from "../../../protocols/subjects.js";
-import type { HotTable, HotTableColumns, SeriesColumns } from "../../hotset/index.js";
-import type { SnapshotStore, WrittenSnapshot } from "../../snapshot/store.js";
-import type { SnapshotJob, SnapshotWorkerMessage } from "./snapshotworker.js";
+import type { HotTable } from "../../hotset/index.js";
+import type { SeamRow } from "../../hotset/index.js";
+import type { SnapshotHead, SnapshotStore, WrittenSnapshot } from "../../snapshot/store.js";
+import type { SnapshotSummary } from "../../snapshot/codec.js";
+import { ChunkStager, stagingBytes } from "../../snapshot/staging.js";
+import type { StagedChunk } from "../../snapshot/staging.js";
+import type { SnapshotJobMessage, SnapshotWorkerMessage } from "./snapshotworker.js";
 import { TaggedError } from "../../../protocols/tagged.js";
 import { workerEntry } from "../workerentry.js";
 
 const SLICE_MS = 5;
 const WORKER = workerEntry("snapshotworker", import.meta.url);
+/** Rows per chunk: the first bytes reach the object store early, no part is huge. */
+const CHUNK_ROWS = 1 << 16;
+/** Staged chunks handed to the thread and not yet given back: the thread always has the next one, and the buffers stay few. */
+const AHEAD = 3;
 
 export const snapshotWorkerEnabled = (env: Record<string, string | undefined> = process.env): boolean => env.PX_SNAPSHOT_WORKER !== "off";
 
-/** The table as of its applied LSN now, exported in slices between which the event loop runs. */
-export async function exportInSlices(table: HotTable): Promise<HotTableColumns> {
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const appliedLsn = table.appliedLsn;
-    const evictions = table.evictionCount;
-    const persistedLsn = table.persistedLsn;
-    const horizonMicros = table.horizonMicros;
-    const count = table.symbolCount;
-    const symbols: string[] = [];
-    for (let id = 0; id < count; id++) symbols.push(table.symbolAt(id));
-    const series: SeriesColumns[] = [];
-    let sliceStart = performance.now();
-    for (let id = 0; id < count; id++) {
-      series.push(table.exportSeries(id, appliedLsn));
-      if (performance.now() - sliceStart > SLICE_MS) {
-        await yieldToLoop();
-        if (table.evictionCount !== evictions) break;
-        sliceStart = performance.now();
-      }
-    }
-    if (table.evictionCount === evictions && series.length === count) return { table: table.spec.name, appliedLsn, persistedLsn, horizonMicros, symbols, series };
-  }
-  // Evictions kept interleaving: one consistent copy in a single turn.
-  return table.exportColumns();
+/** Snapshot data streaming out of the thread, what the manifest says of it, and its figures once the last chunk is packed. */
+interface Encoding {
+  readonly head: SnapshotHead;
+  readonly parts: AsyncIterable<Uint8Array>;
+  readonly summary: Promise<SnapshotSummary & { readonly sha256: string }>;
 }
-
-function transferList(cols: HotTableColumns): ArrayBuffer[] {
-  const seen = new Set<ArrayBuffer>();
-  for (const s of cols.series) for (const a of [s.tsMicros, s.lsn, s.rowInRecord, ...s.values]) seen.add(a.buffer as ArrayBuffer);
-  return [...seen];
-}
-
-type Done = Extract<SnapshotWorkerMessage, { type: "done" }>;
 
 /**
  * The process's snapshot thread, started on first use and kept (starting one
@@ -62,11 +44,6 @@ type Done = Extract<SnapshotWorkerMessage, { type: "done" }>;
 class SnapshotThread {
   private worker: Worker | undefined;
   private queue: Promise<unknown> = Promise.resolve();
-
-  /** Starts the thread if it is not running (loading the codec takes a while: done while the hot set is exported). */
-  warm(): void {
-    this.get();
-  }
 
   private get(): Worker {
     if (this.worker === undefined) {
@@ -81,66 +58,173 @@ class SnapshotThread {
     return this.worker;
   }
 
-  /** Encodes `job` on the thread: the framed chunks as they come, then the summary. */
-  encode(job: SnapshotJob): { parts: AsyncIterable<Uint8Array>; summary: Promise<Done> } {
-    const chunks: Uint8Array[] = [];
-    let wake: (() => void) | undefined;
+  /** Starts the thread if it is not running (it boots while the caller waits for its turn). */
+  warm(): void {
+    this.get();
+  }
+
+  /**
+   * Encodes `table` as of its applied LSN when the job's turn comes: staged
+   * here in slices, packed on the thread. The head is known once staging began.
+   */
+  encode(table: HotTable): Promise<Encoding> {
+    const ready = new Promise<Encoding>((resolve, reject) => {
+      const run = (): Promise<void> => this.stage(table, resolve).catch((e: unknown) => reject(e));
+      this.queue = this.queue.then(run, run);
+    });
+    return ready;
+  }
+
+  private stage(table: HotTable, ready: (e: Encoding) => void): Promise<void> {
+    const w = this.get();
+    const columns = table.spec.columns;
+    const parts: Uint8Array[] = [];
+    // The staging loop (waiting for a buffer) and the reader of parts (waiting for one) may both wait.
+    let waiters: (() => void)[] = [];
+    const poke = (): void => {
+      const w = waiters;
+      waiters = [];
+      for (const f of w) f();
+    };
+    const wait = (): Promise<void> => new Promise<void>((r) => waiters.push(r));
     let finished = false;
     let failure: Error | undefined;
-    let settle!: { resolve: (d: Done) => void; reject: (e: Error) => void };
-    const summary = new Promise<Done>((resolve, reject) => (settle = { resolve, reject }));
-    summary.catch(() => {});
-    const run = (): Promise<void> =>
-      new Promise<void>((release) => {
-        const w = this.get();
-        const end = (e?: Error): void => {
-          if (finished) return;
-          finished = true;
-          failure = e;
-          w.off("message", onMessage);
-          w.off("error", onError);
-          w.off("exit", onExit);
-          if (e !== undefined) {
-            settle.reject(e);
-            if (this.worker === w) this.worker = undefined;
-            void w.terminate();
-          }
-          wake?.();
-          release();
-        };
-        const onMessage = (m: SnapshotWorkerMessage): void => {
-          if (m.type === "part") {
-            chunks.push(m.bytes);
-            wake?.();
-          } else if (m.type === "done") {
-            settle.resolve(m);
-            end();
-          } else end(new SnapshotWorkerError(`snapshot worker: ${m.message}`));
-        };
-        const onError = (e: Error): void => end(e);
-        const onExit = (code: number): void => end(new SnapshotWorkerError(`snapshot worker exited with code ${code} before it finished`));
-        w.on("message", onMessage);
-        w.on("error", onError);
-        w.on("exit", onExit);
-        w.postMessage(job, transferList(job.cols));
-      });
-    this.queue = this.queue.then(run, run);
-    const parts: AsyncIterable<Uint8Array> = {
-      async *[Symbol.asyncIterator]() {
-        for (;;) {
-          const next = chunks.shift();
-          if (next !== undefined) {
-            yield next;
-            continue;
-          }
-          if (failure !== undefined) throw failure;
-          if (finished) return;
-          await new Promise<void>((r) => (wake = r));
-          wake = undefined;
+    let abandoned = false;
+    let settle!: { resolve: (d: { sha256: string }) => void; reject: (e: Error) => void };
+    const done = new Promise<{ sha256: string }>((resolve, reject) => (settle = { resolve, reject }));
+    done.catch(() => {});
+    const free: ArrayBuffer[] = [];
+    const bytes = stagingBytes(columns, CHUNK_ROWS);
+    let handedOver = 0;
+    return new Promise<void>((release) => {
+      const end = (e?: Error): void => {
+        if (finished) return;
+        finished = true;
+        failure = e;
+        w.off("message", onMessage);
+        w.off("error", onError);
+        w.off("exit", onExit);
+        if (e !== undefined) {
+          settle.reject(e);
+          if (this.worker === w) this.worker = undefined;
+          void w.terminate();
         }
-      },
-    };
-    return { parts, summary };
+        poke();
+        release();
+      };
+      const onMessage = (m: SnapshotWorkerMessage): void => {
+        if (m.type === "free") {
+          handedOver--;
+          if (m.buffer.byteLength === bytes) free.push(m.buffer);
+        } else if (m.type === "part") {
+          parts.push(m.head, m.bytes);
+        } else if (m.type === "done") {
+          settle.resolve(m);
+          end();
+          return;
+        } else end(new SnapshotWorkerError(`snapshot worker: ${m.message}`));
+        poke();
+      };
+      const onError = (e: Error): void => end(e);
+      const onExit = (code: number): void => end(new SnapshotWorkerError(`snapshot worker exited with code ${code} before it finished`));
+      w.on("message", onMessage);
+      w.on("error", onError);
+      w.on("exit", onExit);
+      const post = (m: SnapshotJobMessage, transfer: ArrayBuffer[] = []): void => w.postMessage(m, transfer);
+      const waitFor = async (ok: () => boolean): Promise<void> => {
+        while (!ok() && !finished) await wait();
+      };
+
+      const appliedLsn = table.appliedLsn;
+      const count = table.symbolCount;
+      const symbols: string[] = [];
+      for (let id = 0; id < count; id++) symbols.push(table.symbolAt(id));
+      const head: SnapshotHead = { appliedLsn, persistedLsn: table.persistedLsn, horizonMicros: table.horizonMicros, symbols, schemaVersion: table.spec.version };
+      const ingesting = new Ingesting(table);
+      const stager = new ChunkStager(
+        columns,
+        CHUNK_ROWS,
+        () => free.pop() ?? Buffer.allocUnsafeSlow(bytes).buffer,
+        (c: StagedChunk) => {
+          handedOver++;
+          post({ type: "chunk", chunk: c, busy: ingesting.busy() }, [c.buffer]);
+        },
+      );
+      const summary = (async () => {
+        post({ type: "begin", columns });
+        // Every series is read as of one horizon: an eviction asked for meanwhile waits until the last row is copied.
+        const releaseHold = table.holdEvictions();
+        let figures: SnapshotSummary;
+        try {
+          const seam: { sym: number; row: SeamRow }[] = [];
+          let sliceStart = performance.now();
+          for (let id = 0; id < count; id++) {
+            for (const slice of table.viewSeries(id, appliedLsn)) stager.add(id, slice);
+            const row = table.seam(id);
+            if (row !== null) seam.push({ sym: id, row });
+            if (performance.now() - sliceStart > SLICE_MS) {
+              await waitFor(() => handedOver < AHEAD || abandoned);
+              await yieldToLoop();
+              if (failure !== undefined) throw failure;
+              if (abandoned) throw new SnapshotWorkerError("snapshot abandoned by its writer");
+              sliceStart = performance.now();
+            }
+          }
+          figures = stager.finish(seam);
+        } finally {
+          releaseHold();
+        }
+        post({ type: "end" });
+        const { sha256 } = await done;
+        return { ...figures, sha256 };
+      })();
+      summary.catch((e: Error) => end(e));
+      const iterate: AsyncIterable<Uint8Array> = {
+        async *[Symbol.asyncIterator]() {
+          try {
+            for (;;) {
+              const next = parts.shift();
+              if (next !== undefined) {
+                yield next;
+                continue;
+              }
+              if (failure !== undefined) throw failure;
+              if (finished) return;
+              await wait();
+            }
+          } finally {
+            // A writer that stopped reading (its store failed) stops the staging too.
+            abandoned = true;
+            poke();
+          }
+        },
+      };
+      ready({ head, parts: iterate, summary });
+    });
+  }
+}
+
+/**
+ * Whether the shard is ingesting: its table applied records since the last
+ * look, at least 50 ms ago. (The event loop's own utilization cannot tell: the
+ * snapshot's streaming keeps it 50-80% busy on an idle node.)
+ */
+class Ingesting {
+  private lsn: number;
+  private at = performance.now();
+  private last = false;
+
+  constructor(private readonly table: HotTable) {
+    this.lsn = table.appliedLsn;
+  }
+
+  busy(): boolean {
+    const now = performance.now();
+    if (now - this.at < 50) return this.last;
+    this.last = this.table.appliedLsn !== this.lsn;
+    this.lsn = this.table.appliedLsn;
+    this.at = now;
+    return this.last;
   }
 }
 
@@ -154,11 +238,17 @@ const OFF_LOOP_MIN_ROWS = 100_000;
 
 /** Writes a snapshot of `table` without holding the event loop for more than a slice at a time. */
 export async function writeSnapshotOffLoop(snapshots: SnapshotStore, shard: ShardAddress, table: HotTable): Promise<WrittenSnapshot> {
-  if (table.rowCount < OFF_LOOP_MIN_ROWS) return snapshots.write(shard, table);
-  // The thread boots (a second or more the first time, under tsx) while this thread exports.
+  if (table.rowCount < OFF_LOOP_MIN_ROWS) {
+    // A growing shard starts the thread ahead of its first snapshot off the loop (booting it takes a second or more under tsx).
+    if (table.rowCount >= OFF_LOOP_MIN_ROWS / 4) thread.warm();
+    return snapshots.write(shard, table);
+  }
   thread.warm();
-  const cols = await exportInSlices(table);
-  const head = { appliedLsn: cols.appliedLsn, persistedLsn: cols.persistedLsn, horizonMicros: cols.horizonMicros, symbols: cols.symbols, schemaVersion: table.spec.version };
-  const { parts, summary } = thread.encode({ spec: table.spec, cols });
+  const { head, parts, summary } = await thread.encode(table);
   return snapshots.writeStream(shard, head, parts, summary);
+}
+
+/** Starts the snapshot thread ahead of the first snapshot (as a shard's small snapshots do once it grows: benchmarks that build a big table at once call it). */
+export function warmSnapshotThread(): void {
+  thread.warm();
 }
