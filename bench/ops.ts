@@ -140,7 +140,16 @@ async function main(): Promise<void> {
       const h2 = node.shards.get({ tenant: "ops", table: "trades", bucket: 0 })!;
       while (h2.runtime.stats.rows < NODE_TICKS) await ingestRate(pub, walk, 5);
       const idle = await ingestRate(pub, walk, 5);
-      const during = await ingestRate(pub, walk, 30, { until: h2.runtime.snapshotNow(120_000) });
+      // Snapshots back to back for as long as the idle measure (one snapshot of this shard takes well under a second: too short a window to rate).
+      let snapshotsDuring = 0;
+      const snapshotting = (async () => {
+        const end = performance.now() + 5_000;
+        do {
+          await h2.runtime.snapshotNow(120_000);
+          snapshotsDuring++;
+        } while (performance.now() < end);
+      })();
+      const during = await ingestRate(pub, walk, 30, { until: snapshotting });
       clearInterval(sampler);
       writeResult(
         "ops",
@@ -153,8 +162,8 @@ async function main(): Promise<void> {
           recovery_s_10m_ticks: round(recoveryS * SCALE),
         },
         {
-          setup: `snapshot/recovery: ${TICKS} ticks over 1000 symbols in one shard (figures scaled to 10 M), staged off the hot set's chunks in slices into recycled buffers, framed, compressed and hashed on the snapshot thread (started before, as a growing shard's small snapshots start it), streamed to the JetStream object store (60 KiB chunks), loaded and verified, then a shard runtime from that snapshot until live; the stall is monitorEventLoopDelay's max during the write. Node: in-process with ClickHouse, steady feed of 1000-tick batches at ${STEADY_RATE} ticks/s for ${STEADY_S} s with a ${WAL_LIMIT}-byte WAL, snapshots every 2 s and compaction every 1 s (walKeep 100); ingest ratio (unpaced, 8 batches in flight, the WAL's limit raised 16x first so that it measures the snapshot, not a full WAL): 5 s idle vs during one snapshot of a ${NODE_TICKS}+ tick shard`,
-          runs: { snapshot_bytes_10m: Math.round(written.bytes * SCALE), snapshot_compression_ratio: round(rawBytes / written.bytes), snapshot_data_format: loaded.manifest.dataFormat, ratio_phase_wal_full_refusals: walFullRefusals - refusedBefore, steady_rate_target: STEADY_RATE, steady_wal_full_refusals: steadyRefusals, wal_full_refusals_total: walFullRefusals, steady_ticks_per_s: Math.round(steady), idle_ticks_per_s: Math.round(idle), during_snapshot_ticks_per_s: Math.round(during), wal_max_bytes: steadyWalMax, event_loop_p99_ms: round(h.percentile(99) / 1e6, 1) },
+          setup: `snapshot/recovery: ${TICKS} ticks over 1000 symbols in one shard (figures scaled to 10 M), staged off the hot set's chunks in slices into recycled buffers, framed, compressed and hashed on the snapshot thread (started before, as a growing shard's small snapshots start it), streamed to the JetStream object store (60 KiB chunks), loaded and verified, then a shard runtime from that snapshot until live; the stall is monitorEventLoopDelay's max during the write. Node: in-process with ClickHouse, steady feed of 1000-tick batches at ${STEADY_RATE} ticks/s for ${STEADY_S} s with a ${WAL_LIMIT}-byte WAL, snapshots every 2 s and compaction every 1 s (walKeep 100); ingest ratio (unpaced, 8 batches in flight, the WAL's limit raised 16x first so that it measures the snapshot, not a full WAL): 5 s idle vs 5 s of back-to-back snapshots of a ${NODE_TICKS}+ tick shard (runs.snapshots_during)`,
+          runs: { snapshot_bytes_10m: Math.round(written.bytes * SCALE), snapshot_compression_ratio: round(rawBytes / written.bytes), snapshot_data_format: loaded.manifest.dataFormat, ratio_phase_wal_full_refusals: walFullRefusals - refusedBefore, steady_rate_target: STEADY_RATE, steady_wal_full_refusals: steadyRefusals, wal_full_refusals_total: walFullRefusals, steady_ticks_per_s: Math.round(steady), idle_ticks_per_s: Math.round(idle), during_snapshot_ticks_per_s: Math.round(during), snapshots_during: snapshotsDuring, wal_max_bytes: steadyWalMax, event_loop_p99_ms: round(h.percentile(99) / 1e6, 1) },
         },
       );
     } finally {
