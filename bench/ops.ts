@@ -8,6 +8,7 @@
 // Figures: snapshot_write_s_10m (< 2), snapshot_load_s_10m (< 2),
 // snapshot_event_loop_stall_max_ms (< 50), ingest_during_snapshot_vs_idle_ratio
 // (>= 0.8), wal_bytes_steady_vs_limit_ratio (<= 1), recovery_s_10m_ticks (< 5).
+import { spawnSync } from "node:child_process";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { connect } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
@@ -25,6 +26,7 @@ import { startNode } from "../src/node/node.js";
 import { TickPublisher } from "../src/client/publisher.js";
 import { RandomWalk, symbolNames } from "../src/demo/randomwalk.js";
 import { genBatches } from "./gen.js";
+import { MALLOC_TUNABLES } from "../src/config/defaults.js";
 import { round, writeResult } from "./lib.js";
 
 const TICKS = Number(process.env.BENCH_OPS_TICKS ?? 10_000_000);
@@ -162,7 +164,7 @@ async function main(): Promise<void> {
           recovery_s_10m_ticks: round(recoveryS * SCALE),
         },
         {
-          setup: `snapshot/recovery: ${TICKS} ticks over 1000 symbols in one shard (figures scaled to 10 M), staged off the hot set's chunks in slices into recycled buffers, framed, compressed and hashed on the snapshot thread (started before, as a growing shard's small snapshots start it), streamed to the JetStream object store (60 KiB chunks), loaded and verified, then a shard runtime from that snapshot until live; the stall is monitorEventLoopDelay's max during the write. Node: in-process with ClickHouse, steady feed of 1000-tick batches at ${STEADY_RATE} ticks/s for ${STEADY_S} s with a ${WAL_LIMIT}-byte WAL, snapshots every 2 s and compaction every 1 s (walKeep 100); ingest ratio (unpaced, 8 batches in flight, the WAL's limit raised 16x first so that it measures the snapshot, not a full WAL): 5 s idle vs 5 s of back-to-back snapshots of a ${NODE_TICKS}+ tick shard (runs.snapshots_during)`,
+          setup: `snapshot/recovery: ${TICKS} ticks over 1000 symbols in one shard (figures scaled to 10 M), staged off the hot set's chunks in slices into recycled buffers, framed, compressed and hashed on the snapshot thread (started before, as a growing shard's small snapshots start it), streamed to the JetStream object store (60 KiB chunks), loaded and verified, then a shard runtime from that snapshot until live, all in this process with GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES} (a node's); the stall is monitorEventLoopDelay's max during the write. Node: in-process with ClickHouse, steady feed of 1000-tick batches at ${STEADY_RATE} ticks/s for ${STEADY_S} s with a ${WAL_LIMIT}-byte WAL, snapshots every 2 s and compaction every 1 s (walKeep 100); ingest ratio (unpaced, 8 batches in flight, the WAL's limit raised 16x first so that it measures the snapshot, not a full WAL): 5 s idle vs 5 s of back-to-back snapshots of a ${NODE_TICKS}+ tick shard (runs.snapshots_during)`,
           runs: { snapshot_bytes_10m: Math.round(written.bytes * SCALE), snapshot_compression_ratio: round(rawBytes / written.bytes), snapshot_data_format: loaded.manifest.dataFormat, ratio_phase_wal_full_refusals: walFullRefusals - refusedBefore, steady_rate_target: STEADY_RATE, steady_wal_full_refusals: steadyRefusals, wal_full_refusals_total: walFullRefusals, steady_ticks_per_s: Math.round(steady), idle_ticks_per_s: Math.round(idle), during_snapshot_ticks_per_s: Math.round(during), snapshots_during: snapshotsDuring, wal_max_bytes: steadyWalMax, event_loop_p99_ms: round(h.percentile(99) / 1e6, 1) },
         },
       );
@@ -177,4 +179,8 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+// The snapshot and recovery run in this process: with the malloc settings a node process gets (./proxist, the Dockerfile, the test helpers), set before start.
+if (process.env.GLIBC_TUNABLES === undefined) {
+  const child = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], { stdio: "inherit", env: { ...process.env, GLIBC_TUNABLES: MALLOC_TUNABLES } });
+  process.exit(child.status ?? 1);
+} else await main();
