@@ -47,9 +47,9 @@ export class HotTable {
     this.alloc = new ChunkAllocator(this.options.poolBytes);
   }
 
-  /** Restores a table from `exportColumns()` output (validated: a corrupt snapshot throws HotSetError). */
   /**
-   * With `adopt`, the exported arrays become the table's storage (no copy):
+   * Restores a table from `exportColumns()` output (validated: a corrupt
+   * snapshot throws HotSetError). With `adopt`, the exported arrays become the table's storage (no copy):
    * for a caller that made them for this table only (a snapshot loader), never
    * for columns another table or caller still uses.
    */
