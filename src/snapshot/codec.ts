@@ -108,17 +108,17 @@ export function* snapshotParts(spec: TableSpec, cols: HotTableColumns, chunkRows
 }
 
 /**
- * Frames compressed at once (on libuv's thread pool) while the worker encodes
- * the next. One: with 3 the write was ~5% faster on the quiet 2-core machine,
- * but the compressions crowded out the event loop (stall max 80-154 ms) and
- * ingest during a snapshot (0.47-0.80 of idle); with 1, 45 ms and 0.85
- * (bench:ops, bench/results/ops.json).
+ * Frames compressed at once (on libuv's thread pool) while the next is
+ * encoded. One keeps this reference encoder's output in step with the
+ * snapshot thread's (src/node/shard/snapshotworker.ts), which tests compare it
+ * with byte for byte.
  */
 const PACK_AHEAD = 1;
 
 /**
  * snapshotParts in format 3 with the compression off this thread and on every
- * core (the snapshot worker's way): the same bytes, in the same order.
+ * core: the same bytes, in the same order (the reference the snapshot thread's
+ * output is tested against; nodes write through the thread).
  */
 export async function* snapshotPartsAsync(spec: TableSpec, cols: HotTableColumns, chunkRows = MAX_CHUNK_ROWS): AsyncGenerator<Uint8Array, SnapshotSummary, undefined> {
   const frames = columnarParts(spec.columns, cols, chunkRows);

@@ -25,7 +25,8 @@ export const KIND_SEAM = 2;
 const FRAME_HEAD = 8;
 const CHUNK_HEAD = 16;
 
-const pad8 = (n: number): number => (n + 7) & ~7;
+/** `n` rounded up to a multiple of 8 (every column starts 8-aligned). */
+export const pad8 = (n: number): number => (n + 7) & ~7;
 
 /** A series' slice, or a seam row as arrays of one. */
 interface Run extends Segment {

@@ -10,10 +10,8 @@ import { allocValueArray } from "../codec/tickbatch.js";
 import type { ValueArray } from "../codec/tickbatch.js";
 import type { ColumnSpec } from "../../protocols/tablespec.js";
 import type { ColumnSlice, SeamRow } from "../hotset/index.js";
-import { KIND_ROWS, KIND_SEAM, writeFrame } from "./columnar.js";
+import { KIND_ROWS, KIND_SEAM, pad8, writeFrame } from "./columnar.js";
 import type { Segment } from "./columnar.js";
-
-const pad8 = (n: number): number => (n + 7) & ~7;
 
 /** One chunk's rows in a staging buffer (transferable), with its run table. */
 export interface StagedChunk {
