@@ -11,6 +11,8 @@ export { followWatermarks, lastWatermark, publishWatermark } from "./watermark.j
 export type { WatermarkEvent } from "./watermark.js";
 export { consumeBatches } from "./consume.js";
 export type { ConsumeBatchesOptions } from "./consume.js";
+export { StallWatch } from "./stall.js";
+export type { StallVerdict } from "./stall.js";
 export { GapTracker, WalGapError, gapAt, walFullCause } from "./gap.js";
 export type { WalFloor } from "./gap.js";
 export { compactionFloor, streamFirstSeq, walFloor } from "./floor.js";

@@ -19,7 +19,7 @@ import { WatermarkGate } from "../../sink/index.js";
 import { consumeBatches, followWatermarks } from "../../wal/index.js";
 import type { WatermarkEvent } from "../../wal/index.js";
 import type { DecodedRecord, DecodedRecordCache, SkippedLsns } from "../../wal/index.js";
-import { WalGapError, sharedWalGapGate, skippedRecord } from "../../wal/index.js";
+import { StallWatch, WalGapError, sharedWalGapGate, skippedRecord } from "../../wal/index.js";
 import type { Meter } from "../meter.js";
 import { TRACEPARENT, childSpan, tracingOn } from "../obs/index.js";
 import { snapshotWorkerEnabled, writeSnapshotOffLoop } from "./snapshotwriter.js";
@@ -36,23 +36,45 @@ export async function lastLsnOf(jsm: JetStreamManager, shard: ShardAddress): Pro
   return m?.seq ?? 0;
 }
 
+/** How the shard's WAL consumer reads (jetstreamWalConsumer). */
+export interface WalConsumerOptions {
+  /** Records per `records` event at most (512). */
+  readonly maxBatch?: number;
+  /** Records are decoded here, through the cache the node's sink of the same shard also reads: each record is decoded once per node. */
+  readonly shared?: { readonly spec: TableSpec; readonly decoded: DecodedRecordCache };
+  readonly meter?: Meter | undefined;
+  /** TESTS ONLY (negative control): replay goes on past a gap. */
+  readonly gapCheckOff?: boolean;
+  /** Records an operator skipped: read as records without rows. */
+  readonly skipped?: { readonly spec: TableSpec; readonly lsns: SkippedLsns };
+  /** Nothing delivered for this long while the subject holds more: the consumer is reopened (src/wal/stall.ts). 0: never (TESTS ONLY, the negative control). */
+  readonly stallMs?: number;
+  /** TESTS ONLY: wraps the consumer's messages (a test makes them stop flowing). */
+  readonly unsafeWrapMessages?: (messages: AsyncIterable<JsMsg>) => AsyncIterable<JsMsg>;
+}
+
+/** Nothing delivered for 10 s while the subject holds more: the shard's WAL consumer is reopened. */
+export const DEFAULT_WAL_STALL_MS = 10_000;
+
 /**
- * The shard's ordered WAL consumer. With `shared`, records are decoded here,
- * through the cache the node's sink of the same shard also reads: each record
- * is decoded once per node.
+ * The shard's ordered WAL consumer. A consumer that fails, ends, or delivers
+ * nothing while the subject holds more (StallWatch) ends with `walError`: the
+ * shard retries from what it applied.
  */
-export function jetstreamWalConsumer(
-  js: JetStreamClient,
-  jsm: JetStreamManager,
-  maxBatch = 512,
-  shared?: { readonly spec: TableSpec; readonly decoded: DecodedRecordCache },
-  meter?: Meter,
-  gapCheckOff = false,
-  skipped?: { readonly spec: TableSpec; readonly lsns: SkippedLsns },
-) {
+export function jetstreamWalConsumer(js: JetStreamClient, jsm: JetStreamManager, o: WalConsumerOptions = {}) {
+  const { maxBatch = 512, shared, meter, gapCheckOff = false, skipped, stallMs = DEFAULT_WAL_STALL_MS } = o;
   return fromCallback<ShardEvent, WalInput>(({ input, sendBack }) => {
     let stopped = false;
     let stop: (() => void) | undefined;
+    let watchTimer: ReturnType<typeof setInterval> | undefined;
+    // One walError per consumer: a stall and the loop's own end must not both retry.
+    const fail = (message: string, fatal: boolean): void => {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(watchTimer);
+      stop?.();
+      sendBack({ type: "walError", message, fatal });
+    };
     void (async () => {
       const subject = walSubject(input.shard.tenant, input.shard.table, input.shard.bucket);
       // Records this replay needs that are gone (purged, compacted past an older snapshot): fail, never serve a hole.
@@ -73,15 +95,35 @@ export function jetstreamWalConsumer(
       // Bounded pull: with ~30 KB records a 4096-message pull stalled mid-stream on nats.js 3.4 + nats-server 2.9 (seen in the replay benchmark).
       const messages = await consumer.consume({ max_messages: 256 });
       stop = () => void messages.stop();
+      if (stopped) return stop();
+      const watch = new StallWatch(input.fromLsn, stallMs, Date.now());
+      if (stallMs > 0) {
+        let asking = false;
+        watchTimer = setInterval(
+          () => {
+            if (asking || stopped || !watch.quiet(Date.now())) return;
+            asking = true;
+            const askedAt = Date.now();
+            void lastLsnOf(jsm, input.shard).then((lastLsn) => {
+              asking = false;
+              const why = watch.verdict(lastLsn, askedAt, Date.now());
+              if (why !== undefined) fail(why, false);
+            });
+          },
+          Math.max(50, stallMs / 4),
+        );
+        watchTimer.unref?.();
+      }
       let newest: JsMsg | undefined;
       const traced: { tp: string; lsn: number }[] = [];
-      await consumeBatches<WalEntry>(messages, {
+      await consumeBatches<WalEntry>(o.unsafeWrapMessages?.(messages) ?? messages, {
         maxBatch,
         stopped: () => stopped,
         beforeBatch: gate.beforeBatch,
         onRefused: () => void messages.stop(),
         read: (m) => {
           newest = m;
+          watch.delivered(m.seq, Date.now());
           // Traced records (tracing on, the batch sampled) carry the WAL append's traceparent.
           if (tracingOn()) {
             const tp = m.headers?.get(TRACEPARENT);
@@ -115,12 +157,15 @@ export function jetstreamWalConsumer(
           sendBack({ type: "caughtUp" });
         },
       });
+      // The messages ended without this reader stopping them (the client closed them): nothing more would arrive.
+      fail("the WAL consumer's messages ended; reopening it", false);
     })().catch((e: unknown) => {
       // Lost records end the shard (fatal); anything else (a timeout, a NATS server going away) is retried.
-      if (!stopped) sendBack({ type: "walError", message: (e as Error).message, fatal: e instanceof WalGapError });
+      fail((e as Error).message, e instanceof WalGapError);
     });
     return () => {
       stopped = true;
+      clearInterval(watchTimer);
       stop?.();
     };
   });
@@ -184,6 +229,10 @@ export interface ShardRuntimeOptions {
   readonly unsafeGapCheckOff?: boolean;
   /** Records an operator skipped (src/wal/skips.ts): read as records without rows. */
   readonly skipped?: SkippedLsns;
+  /** The WAL consumer is reopened after this long without a delivery while its subject holds more (DEFAULT_WAL_STALL_MS; 0 never: TESTS ONLY). */
+  readonly walStallMs?: number;
+  /** TESTS ONLY: wraps the WAL consumer's messages (a test makes them stop flowing). */
+  readonly unsafeWrapWalMessages?: (messages: AsyncIterable<JsMsg>) => AsyncIterable<JsMsg>;
 }
 
 export class ShardRuntime {
@@ -202,7 +251,14 @@ export class ShardRuntime {
             if (s) o.log(`shard ${name}: loaded snapshot at LSN ${s.manifest.lsn} (${s.table.rowCount} rows)`);
             return s?.table;
           }),
-          wal: jetstreamWalConsumer(o.js, o.jsm, 512, o.decoded === undefined ? undefined : { spec: o.spec, decoded: o.decoded }, o.meter, o.unsafeGapCheckOff === true, o.skipped === undefined ? undefined : { spec: o.spec, lsns: o.skipped }),
+          wal: jetstreamWalConsumer(o.js, o.jsm, {
+            ...(o.decoded === undefined ? {} : { shared: { spec: o.spec, decoded: o.decoded } }),
+            meter: o.meter,
+            gapCheckOff: o.unsafeGapCheckOff === true,
+            ...(o.skipped === undefined ? {} : { skipped: { spec: o.spec, lsns: o.skipped } }),
+            ...(o.walStallMs === undefined ? {} : { stallMs: o.walStallMs }),
+            ...(o.unsafeWrapWalMessages === undefined ? {} : { unsafeWrapMessages: o.unsafeWrapWalMessages }),
+          }),
           watermarks: jetstreamWatermarks(o.js, o.log, this.refusedWatermarks, o.verifyWatermark),
           writeSnapshot: fromPromise(async ({ input }: { input: SnapshotWriteInput }) => {
             const t0 = performance.now();
