@@ -55,6 +55,7 @@ import { retryOnTimeout } from "./startup.js";
 import { SubscriptionHolds } from "../feed/index.js";
 import type { FeedPlan } from "../feed/index.js";
 import { CompactionRuntime, compactionIntervalMs } from "./compaction.js";
+import { snapshotNice } from "./shard/snapshotnice.js";
 import { RemediationRuntime, remediationIntervalMs } from "./remediation.js";
 import type { MoveSink } from "./remediation.js";
 import type { CompactionHolds } from "./compaction.js";
@@ -185,6 +186,8 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   // Read before anything starts: a wrong directory stops the node at once, naming the fix.
   const authDir = o.authDir ?? process.env[ENV.authDir];
   const natsAuth = authDir === undefined || authDir === "" ? undefined : await loadNatsAuth(resolve(authDir));
+  // The snapshot thread reads it when it starts; a bad value stops the node here, not its first snapshot.
+  snapshotNice(process.env);
   // A TLS mismatch (no CA for a TLS server, a CA for a plaintext one) fails with the fix named.
   // noAsyncTraces: no Error object (stack capture) per request; at thousands of WAL appends per second it showed in profiles.
   // PX_NATS_ASYNC_TRACES=1 turns the traces back on, to see which call a NATS timeout came from.

@@ -101,10 +101,27 @@ export async function packFrameAsync(stored: readonly ColumnSpec[], frame2: Uint
  */
 export async function packFrameParts(stored: readonly ColumnSpec[], frame2: Uint8Array): Promise<readonly [Uint8Array, Uint8Array]> {
   const payload = deltaPayload(stored, frame2);
-  const z = await zstdCompressAsync(payload, zstdOptions(payload));
+  return partsOf(await zstdCompressAsync(payload, zstdOptions(payload)), payload.length);
+}
+
+/**
+ * packFrameParts on the calling thread (a background thread that runs at a low
+ * priority compresses there, not on the shared pool). The compressed bytes get
+ * a buffer of their own: the sync call returns a view of its payload-sized
+ * output buffer, which a worker could only post by copying all of it.
+ */
+export function packFramePartsSync(stored: readonly ColumnSpec[], frame2: Uint8Array): readonly [Uint8Array, Uint8Array] {
+  const payload = deltaPayload(stored, frame2);
+  const z = zstdCompressSync(payload, zstdOptions(payload));
+  const own = Buffer.allocUnsafeSlow(z.length);
+  own.set(z);
+  return partsOf(own, payload.length);
+}
+
+function partsOf(z: Uint8Array, len: number): readonly [Uint8Array, Uint8Array] {
   const head = Buffer.allocUnsafeSlow(FRAME_HEAD);
   head.writeUInt32LE(z.length, 0);
-  head.writeUInt32LE(payload.length, 4);
+  head.writeUInt32LE(len, 4);
   return [head, z];
 }
 
@@ -282,11 +299,20 @@ export class PackedReader {
   }
 }
 
+/**
+ * One output chunk a little larger than the frame's payload: the default 16 KiB
+ * ones are concatenated at the end (a third more CPU), and an output buffer the
+ * payload fills exactly makes zlib allocate a second one of the same size and
+ * run zstd again to learn there is nothing more (per 10 M ticks, 360 MB of
+ * allocations nothing writes to, which still press V8 into collecting).
+ */
+const decompressOptions = (len: number): { maxOutputLength: number; chunkSize: number } => ({ maxOutputLength: len, chunkSize: len + 64 });
+
 /** `pos`: where the frame starts in the data object (for errors). */
 async function unpackFrameAsync(stored: readonly ColumnSpec[], data: Uint8Array, frame: FrameAt, where: string, pos = frame.at - FRAME_HEAD): Promise<Chunk> {
   let payload: Uint8Array;
   try {
-    payload = await zstdDecompressAsync(data.subarray(frame.at, frame.at + frame.zlen), { maxOutputLength: frame.len, chunkSize: Math.max(64, frame.len) });
+    payload = await zstdDecompressAsync(data.subarray(frame.at, frame.at + frame.zlen), decompressOptions(frame.len));
   } catch (e) {
     throw new SnapshotCorruptError(`${where}: frame at byte ${pos} does not decompress (${(e as Error).message})`);
   }
@@ -297,8 +323,7 @@ async function unpackFrameAsync(stored: readonly ColumnSpec[], data: Uint8Array,
 export function unpackFrame(stored: readonly ColumnSpec[], data: Uint8Array, frame: FrameAt, where: string, pos = frame.at - FRAME_HEAD): Chunk {
   let payload: Uint8Array;
   try {
-    // One output chunk of the known size: the default 16 KiB ones are concatenated at the end (a third more CPU).
-    payload = zstdDecompressSync(data.subarray(frame.at, frame.at + frame.zlen), { maxOutputLength: frame.len, chunkSize: Math.max(64, frame.len) });
+    payload = zstdDecompressSync(data.subarray(frame.at, frame.at + frame.zlen), decompressOptions(frame.len));
   } catch (e) {
     throw new SnapshotCorruptError(`${where}: frame at byte ${pos} does not decompress (${(e as Error).message})`);
   }

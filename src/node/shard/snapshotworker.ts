@@ -1,5 +1,5 @@
-// Worker thread body of off-loop snapshots (./snapshotwriter.ts; one thread per
-// process, kept for the next snapshot). The main thread stages the hot set's
+// Worker thread body of off-loop snapshots (./snapshotwriter.ts; two threads
+// per process, one at a lower priority, kept for the next snapshot). The main thread stages the hot set's
 // rows chunk by chunk (src/snapshot/staging.ts) and transfers each staging
 // buffer here; this thread lays it out as a format-2 frame in a buffer of its
 // own, gives the staging buffer straight back (transferred) for the next
@@ -8,12 +8,19 @@
 // the object store; after the last chunk, the SHA-256.
 import { createHash } from "node:crypto";
 import type { Hash } from "node:crypto";
-import { parentPort } from "node:worker_threads";
+import { parentPort, workerData } from "node:worker_threads";
 import type { ColumnSpec } from "../../../protocols/tablespec.js";
 import { frameBytes } from "../../snapshot/columnar.js";
-import { packFrameParts } from "../../snapshot/packed.js";
+import { packFrameParts, packFramePartsSync } from "../../snapshot/packed.js";
 import { frameOfStaged } from "../../snapshot/staging.js";
 import type { StagedChunk } from "../../snapshot/staging.js";
+import { niceThisThread } from "../threadnice.js";
+
+/** What a snapshot thread is started with. */
+export interface SnapshotWorkerData {
+  /** Nice value the thread takes when it starts (0: the node's priority). */
+  readonly nice: number;
+}
 
 /** What the main thread sends: one job is begin, its chunks in order, end. */
 export type SnapshotJobMessage =
@@ -45,6 +52,9 @@ const PACK_AHEAD_IDLE = 2;
 
 const port = parentPort;
 if (port !== null) {
+  // The background thread (./snapshotwriter.ts): the ingest and queries of the node come first.
+  const { nice } = workerData as SnapshotWorkerData;
+  if (nice > 0) niceThisThread(nice);
   let columns: readonly ColumnSpec[] = [];
   let hash: Hash | undefined;
   /** Frames are laid out in these, reused chunk after chunk (fresh memory is what a snapshot must not spend). */
@@ -90,7 +100,8 @@ if (port !== null) {
       if (buffer === undefined || buffer.byteLength < need) buffer = new ArrayBuffer(need);
       const frame = frameOfStaged(columns, c, buffer);
       port.postMessage({ type: "free", buffer: c.buffer } satisfies SnapshotWorkerMessage, [c.buffer]);
-      const packed = packFrameParts(columns, frame);
+      // Busy: compressed here, one frame at a time at this thread's priority; idle: on libuv's pool, beside the next frame's layout.
+      const packed = m.busy ? Promise.resolve(packFramePartsSync(columns, frame)) : packFrameParts(columns, frame);
       // A failure surfaces when its turn comes to be posted.
       packed.catch(() => {});
       packing.push({ packed, buffer });

@@ -3,11 +3,12 @@
 // few recycled staging buffers (src/snapshot/staging.ts): series by series,
 // rows up to the LSN the snapshot covers (records applied in between are left
 // out), evictions held until every row is copied. Each staged chunk is handed
-// to a worker thread (transferred), which frames, compresses and hashes it and
-// gives the buffer back; the packed chunks stream into the object store while
-// ingest and queries go on. PX_SNAPSHOT_WORKER=off writes on the event loop as
-// before (benchmarks compare the two).
-import { setImmediate as yieldToLoop } from "node:timers/promises";
+// to a worker thread (one of two, by priority: see below; transferred), which
+// frames, compresses and hashes it and gives the buffer back; the packed
+// chunks stream into the object store while ingest and queries go on.
+// PX_SNAPSHOT_WORKER=off writes on the event loop as before (benchmarks
+// compare the two).
+import { setTimeout as sleep, setImmediate as yieldToLoop } from "node:timers/promises";
 import { Worker } from "node:worker_threads";
 import type { ShardAddress } from "../../../protocols/subjects.js";
 import type { HotTable } from "../../hotset/index.js";
@@ -16,7 +17,8 @@ import type { SnapshotHead, SnapshotStore, WrittenSnapshot } from "../../snapsho
 import type { SnapshotSummary } from "../../snapshot/codec.js";
 import { ChunkStager, stagingBytes } from "../../snapshot/staging.js";
 import type { StagedChunk } from "../../snapshot/staging.js";
-import type { SnapshotJobMessage, SnapshotWorkerMessage } from "./snapshotworker.js";
+import type { SnapshotJobMessage, SnapshotWorkerData, SnapshotWorkerMessage } from "./snapshotworker.js";
+import { snapshotNice } from "./snapshotnice.js";
 import { TaggedError } from "../../../protocols/tagged.js";
 import { workerEntry } from "../workerentry.js";
 
@@ -37,17 +39,22 @@ interface Encoding {
 }
 
 /**
- * The process's snapshot thread, started on first use and kept (starting one
- * loads the codec through tsx, which takes a second or more on a busy machine).
- * Jobs run one at a time; a thread that failed is replaced on the next job.
+ * A snapshot thread, started on first use and kept (starting one loads the
+ * codec through tsx, which takes a second or more on a busy machine). Jobs run
+ * one at a time; a thread that failed is replaced on the next job. `nice`:
+ * the thread lowers its own priority to it when it starts (0: it keeps the
+ * node's).
  */
 class SnapshotThread {
   private worker: Worker | undefined;
   private queue: Promise<unknown> = Promise.resolve();
 
+  constructor(private readonly nice: () => number) {}
+
   private get(): Worker {
     if (this.worker === undefined) {
-      const w = new Worker(WORKER.url, { execArgv: WORKER.execArgv });
+      const workerData: SnapshotWorkerData = { nice: this.nice() };
+      const w = new Worker(WORKER.url, { execArgv: WORKER.execArgv, workerData });
       // Never keeps the process alive on its own.
       w.unref();
       w.on("exit", () => {
@@ -231,7 +238,26 @@ class Ingesting {
 /** The snapshot thread failed or died mid-job (the snapshot fails; the next one starts a new thread). */
 export class SnapshotWorkerError extends TaggedError("SnapshotWorkerError") {}
 
-const thread = new SnapshotThread();
+/**
+ * Two threads. A shard that is ingesting when its snapshot starts is written
+ * by the background thread, at a lower priority (PX_SNAPSHOT_NICE, 10): on a
+ * busy machine the ingest gets the CPU first. A shard at rest is written by
+ * the foreground thread, at the node's priority: the snapshot's own stages
+ * (this thread's staging and streaming, the object store's server, the
+ * packing thread) share the cores, and a niced packing thread slowed a
+ * 10 M-tick write from 1.7 s to 2.1 s on an idle machine. A thread cannot
+ * raise its priority again without privileges, hence two. (bench:ops and the
+ * README's Benchmarks give what each arrangement measured.)
+ */
+const foreground = new SnapshotThread(() => 0);
+const background = new SnapshotThread(() => snapshotNice());
+
+/** Whether `table` applied records within `ms` (it is sampled twice, `ms` apart). */
+async function ingestingNow(table: HotTable, ms = 50): Promise<boolean> {
+  const lsn = table.appliedLsn;
+  await sleep(ms);
+  return table.appliedLsn !== lsn;
+}
 
 /** Below this many rows a snapshot is encoded on the event loop: it takes a few ms, less than handing it over. */
 const OFF_LOOP_MIN_ROWS = 100_000;
@@ -239,16 +265,18 @@ const OFF_LOOP_MIN_ROWS = 100_000;
 /** Writes a snapshot of `table` without holding the event loop for more than a slice at a time. */
 export async function writeSnapshotOffLoop(snapshots: SnapshotStore, shard: ShardAddress, table: HotTable): Promise<WrittenSnapshot> {
   if (table.rowCount < OFF_LOOP_MIN_ROWS) {
-    // A growing shard starts the thread ahead of its first snapshot off the loop (booting it takes a second or more under tsx).
-    if (table.rowCount >= OFF_LOOP_MIN_ROWS / 4) thread.warm();
+    // A growing shard starts the threads ahead of its first snapshot off the loop (booting one takes a second or more under tsx).
+    if (table.rowCount >= OFF_LOOP_MIN_ROWS / 4) warmSnapshotThread();
     return snapshots.write(shard, table);
   }
-  thread.warm();
+  warmSnapshotThread();
+  const thread = (await ingestingNow(table)) ? background : foreground;
   const { head, parts, summary } = await thread.encode(table);
   return snapshots.writeStream(shard, head, parts, summary);
 }
 
-/** Starts the snapshot thread ahead of the first snapshot (as a shard's small snapshots do once it grows: benchmarks that build a big table at once call it). */
+/** Starts the snapshot threads ahead of the first snapshot (as a shard's small snapshots do once it grows: benchmarks that build a big table at once call it). */
 export function warmSnapshotThread(): void {
-  thread.warm();
+  foreground.warm();
+  background.warm();
 }

@@ -1,0 +1,31 @@
+// Background threads yield the CPU to ingest and queries: a thread lowers its
+// own scheduling priority (a higher nice value) for the Linux scheduler.
+// Linux schedules each thread as a task of its own, so setpriority on the
+// thread's id (from /proc/thread-self) moves only that thread; raising one's
+// own nice value needs no privilege. Elsewhere (or without /proc) it does
+// nothing and says so.
+import { readlinkSync } from "node:fs";
+import { setPriority } from "node:os";
+
+/** The calling thread's id on Linux (undefined elsewhere). */
+export function threadId(): number | undefined {
+  try {
+    // "<pid>/task/<tid>"
+    const tid = Number(readlinkSync("/proc/thread-self").split("/").at(-1));
+    return Number.isInteger(tid) && tid > 0 ? tid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Sets the calling thread's nice value (0..19); returns why it could not, or undefined. */
+export function niceThisThread(nice: number): string | undefined {
+  const tid = threadId();
+  if (tid === undefined) return "no /proc/thread-self (not Linux): the thread keeps its priority";
+  try {
+    setPriority(tid, nice);
+    return undefined;
+  } catch (e) {
+    return `setpriority(${tid}, ${nice}) failed: ${(e as Error).message}`;
+  }
+}
