@@ -214,6 +214,8 @@ export const shardMachine = setup({
     broken: ({ context }) => context.error !== undefined,
     fatal: (_, params: { fatal: boolean }) => params.fatal,
     scheduled: ({ context }) => context.snapshotIntervalMs > 0,
+    /** Scheduled, and records were applied since the snapshot the shard last wrote or loaded. */
+    scheduledWithNews: ({ context }) => context.snapshotIntervalMs > 0 && context.table.appliedLsn !== context.stats.lastSnapshotLsn,
     snapshotDue: ({ context }) =>
       (context.snapshotRecords > 0 && context.stats.records - context.recordsAtSnapshot >= context.snapshotRecords) ||
       (context.snapshotWalBytes > 0 && context.stats.walBytes - context.walBytesAtSnapshot >= context.snapshotWalBytes),
@@ -338,7 +340,14 @@ export const shardMachine = setup({
         },
         live: {
           always: { guard: "snapshotDue", target: "snapshotting" },
-          after: { snapshotInterval: { guard: "scheduled", target: "snapshotting" } },
+          after: {
+            snapshotInterval: [
+              { guard: "scheduledWithNews", target: "snapshotting" },
+              // Nothing applied since the last snapshot (a market closed, a shard at rest): it still holds every
+              // record; writing it again would only cost CPU and the object store's churn. Looked at again an interval later.
+              { guard: "scheduled", target: "live", reenter: true },
+            ],
+          },
           on: { snapshot: { target: "snapshotting" } },
         },
         snapshotting: {

@@ -120,7 +120,19 @@ async function main(): Promise<void> {
     console.error(`  recovery ${recoveryS.toFixed(2)} s`);
 
     // 3. Ingest rate idle vs during a snapshot of a NODE_TICKS shard, and 4. the WAL under a steady feed with compaction.
-    const cluster = parseClusterSpec({ tenants: [{ name: "ops", tables: [{ name: "trades", shards: 1, retention: { walKeep: 100, hotSeconds: 60 }, columns: [{ name: "price", type: "float64" }, { name: "size", type: "float64" }] }] }] });
+    // "quiet" has no scheduled snapshot: the ingest ratio's idle window holds none (its snapshots are the measured ones).
+    const columns = [{ name: "price", type: "float64" }, { name: "size", type: "float64" }];
+    const cluster = parseClusterSpec({
+      tenants: [
+        {
+          name: "ops",
+          tables: [
+            { name: "trades", shards: 1, retention: { walKeep: 100, hotSeconds: 60 }, columns },
+            { name: "quiet", shards: 1, retention: { walKeep: 100, hotSeconds: 60 }, snapshot: { intervalSeconds: 0 }, columns },
+          ],
+        },
+      ],
+    });
     await (await MetadataStore.open(nc)).applyCurrent(cluster);
     const node = await startNode({ natsUrl: nats.url, clickhouseUrl: ch.httpUrl, log: () => {}, snapshotIntervalMs: 2_000, walMaxBytes: WAL_LIMIT, compaction: { intervalMs: 1_000 } });
     const trades = cluster.tenants[0]!.tables[0]!;
@@ -139,9 +151,20 @@ async function main(): Promise<void> {
       const info = await jsm.streams.info(walStream("ops"));
       await jsm.streams.update(walStream("ops"), { ...info.config, max_bytes: 16 * WAL_LIMIT });
       const refusedBefore = walFullRefusals;
-      const h2 = node.shards.get({ tenant: "ops", table: "trades", bucket: 0 })!;
-      while (h2.runtime.stats.rows < NODE_TICKS) await ingestRate(pub, walk, 5);
-      const idle = await ingestRate(pub, walk, 5);
+      // The steady table at rest: once its last records are in a snapshot, its schedule writes none (nothing new).
+      const h1 = node.shards.get({ tenant: "ops", table: "trades", bucket: 0 })!;
+      for (const end = performance.now() + 60_000; performance.now() < end; ) {
+        if (h1.runtime.state === "running.live" && h1.runtime.stats.lastSnapshotLsn === h1.runtime.stats.appliedLsn) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const quiet = cluster.tenants[0]!.tables[1]!;
+      const pubQ = new TickPublisher(nc, { tenant: "ops", spec: quiet, maxInFlight: 8 });
+      const h2 = node.shards.get({ tenant: "ops", table: "quiet", bucket: 0 })!;
+      while (h2.runtime.stats.rows < NODE_TICKS) await ingestRate(pubQ, walk, 5);
+      const idleSnapshots = h1.runtime.stats.snapshots + h2.runtime.stats.snapshots;
+      const idle = await ingestRate(pubQ, walk, 5);
+      // Checked, not assumed: no snapshot of either table during the idle window.
+      const idleWindowSnapshots = h1.runtime.stats.snapshots + h2.runtime.stats.snapshots - idleSnapshots;
       // Snapshots back to back for as long as the idle measure (one snapshot of this shard takes well under a second: too short a window to rate).
       let snapshotsDuring = 0;
       const snapshotting = (async () => {
@@ -151,7 +174,7 @@ async function main(): Promise<void> {
           snapshotsDuring++;
         } while (performance.now() < end);
       })();
-      const during = await ingestRate(pub, walk, 30, { until: snapshotting });
+      const during = await ingestRate(pubQ, walk, 30, { until: snapshotting });
       clearInterval(sampler);
       writeResult(
         "ops",
@@ -164,8 +187,8 @@ async function main(): Promise<void> {
           recovery_s_10m_ticks: round(recoveryS * SCALE),
         },
         {
-          setup: `snapshot/recovery: ${TICKS} ticks over 1000 symbols in one shard (figures scaled to 10 M), staged off the hot set's chunks in slices into recycled buffers, framed, compressed and hashed on the snapshot thread (started before, as a growing shard's small snapshots start it), streamed to the JetStream object store (60 KiB chunks), loaded and verified, then a shard runtime from that snapshot until live, all in this process with GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES} (a node's); the stall is monitorEventLoopDelay's max during the write. Node: in-process with ClickHouse, steady feed of 1000-tick batches at ${STEADY_RATE} ticks/s for ${STEADY_S} s with a ${WAL_LIMIT}-byte WAL, snapshots every 2 s and compaction every 1 s (walKeep 100); ingest ratio (unpaced, 8 batches in flight, the WAL's limit raised 16x first so that it measures the snapshot, not a full WAL): 5 s idle vs 5 s of back-to-back snapshots of a ${NODE_TICKS}+ tick shard (runs.snapshots_during)`,
-          runs: { snapshot_bytes_10m: Math.round(written.bytes * SCALE), snapshot_compression_ratio: round(rawBytes / written.bytes), snapshot_data_format: loaded.manifest.dataFormat, ratio_phase_wal_full_refusals: walFullRefusals - refusedBefore, steady_rate_target: STEADY_RATE, steady_wal_full_refusals: steadyRefusals, wal_full_refusals_total: walFullRefusals, steady_ticks_per_s: Math.round(steady), idle_ticks_per_s: Math.round(idle), during_snapshot_ticks_per_s: Math.round(during), snapshots_during: snapshotsDuring, wal_max_bytes: steadyWalMax, event_loop_p99_ms: round(h.percentile(99) / 1e6, 1) },
+          setup: `snapshot/recovery: ${TICKS} ticks over 1000 symbols in one shard (figures scaled to 10 M), staged off the hot set's chunks in slices into recycled buffers, framed, compressed and hashed on the snapshot thread (started before, as a growing shard's small snapshots start it), streamed to the JetStream object store (60 KiB chunks), loaded and verified, then a shard runtime from that snapshot until live, all in this process with GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES} (a node's); the stall is monitorEventLoopDelay's max during the write. Node: in-process with ClickHouse, steady feed of 1000-tick batches at ${STEADY_RATE} ticks/s for ${STEADY_S} s with a ${WAL_LIMIT}-byte WAL, snapshots every 2 s and compaction every 1 s (walKeep 100); ingest ratio (unpaced, 8 batches in flight, the WAL's limit raised 16x first so that it measures the snapshot, not a full WAL): on a table of its own without scheduled snapshots, once the steady table's last records were in a snapshot (so its schedule writes none), 5 s idle (runs.idle_window_snapshots: snapshots in it, 0) vs 5 s of back-to-back snapshots of a ${NODE_TICKS}+ tick shard (runs.snapshots_during)`,
+          runs: { snapshot_bytes_10m: Math.round(written.bytes * SCALE), snapshot_compression_ratio: round(rawBytes / written.bytes), snapshot_data_format: loaded.manifest.dataFormat, ratio_phase_wal_full_refusals: walFullRefusals - refusedBefore, steady_rate_target: STEADY_RATE, steady_wal_full_refusals: steadyRefusals, wal_full_refusals_total: walFullRefusals, steady_ticks_per_s: Math.round(steady), idle_ticks_per_s: Math.round(idle), idle_window_snapshots: idleWindowSnapshots, during_snapshot_ticks_per_s: Math.round(during), snapshots_during: snapshotsDuring, wal_max_bytes: steadyWalMax, event_loop_p99_ms: round(h.percentile(99) / 1e6, 1) },
         },
       );
     } finally {

@@ -284,12 +284,44 @@ describe("shard machine", () => {
     expect(h.writes).toHaveLength(1);
     h.writes[0]!.resolve({ lsn: 1 });
     await settle();
+    h.records(entry(2));
     h.clock.increment(999);
     await settle();
     expect(h.writes).toHaveLength(1);
     h.clock.increment(1);
     await settle();
     expect(h.writes).toHaveLength(2);
+  });
+
+  it("snapshots - a scheduled one is skipped while nothing was applied since the last (a shard at rest), and comes an interval after records arrive again", async () => {
+    const h = harness({ snapshotIntervalMs: 1_000 });
+    await settle();
+    h.records(entry(1));
+    h.caughtUp();
+    h.clock.increment(1_000);
+    await settle();
+    expect(h.writes).toHaveLength(1);
+    h.writes[0]!.resolve({ lsn: 1 });
+    await settle();
+    // At rest for 5 intervals: no snapshot of the same records again.
+    for (let i = 0; i < 5; i++) {
+      h.clock.increment(1_000);
+      await settle();
+    }
+    expect(h.writes).toHaveLength(1);
+    expect(h.state()).toBe("running.live");
+    // Records again: the schedule still runs (the skipped turns re-armed it).
+    h.records(entry(2));
+    h.clock.increment(1_000);
+    await settle();
+    expect(h.writes).toHaveLength(2);
+    expect(h.writes[1]!.input.table.appliedLsn).toBe(2);
+    // On demand still writes one without new records.
+    h.writes[1]!.resolve({ lsn: 2 });
+    await settle();
+    h.actor.send({ type: "snapshot" });
+    await settle();
+    expect(h.writes).toHaveLength(3);
   });
 
   it("snapshots - the phases of a node's shards spread over [0, 1)", () => {
