@@ -3,13 +3,13 @@
 // directory: used by integration tests and local runs. The handle can stop,
 // kill (any signal) and restart the server on the same ports and data.
 import { execFileSync } from "node:child_process";
-import { closeSync, existsSync, fstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { pingClickhouse } from "../../clickhouse/index.js";
 import { freePorts } from "./ports.js";
-import { spawnLogged } from "./process.js";
+import { logTail, spawnLogged } from "./process.js";
 import type { Spawned } from "./process.js";
 import { TaggedError } from "../../../protocols/tagged.js";
 
@@ -218,14 +218,6 @@ export function clickhouseUsersXml(): string {
 `;
 }
 
-function tail(path: string, maxChars: number): string {
-  try {
-    const text = readFileSync(path, "utf8");
-    return text.slice(Math.max(0, text.length - maxChars)).trim();
-  } catch {
-    return "";
-  }
-}
 
 /** True when the log, from byte `offset` on, says the server is ready. */
 function readySince(logFile: string, offset: number): boolean {
@@ -291,7 +283,7 @@ export async function startClickhouseServer(options: ClickhouseServerOptions = {
       p.child.kill("SIGKILL");
       await p.exited;
     }
-    const errors = tail(l.errorLogFile, 2_000) || tail(l.stdoutFile, 2_000);
+    const errors = logTail(l.errorLogFile, 2_000) || logTail(l.stdoutFile, 2_000);
     throw new ClickhouseStartError(
       `clickhouse-server (${binary.path}) on http port ${ports.http} ${exited ? `exited with ${p.child.exitCode ?? p.child.signalCode} before it was ready` : `did not answer ping within ${startTimeoutMs} ms`}; ` +
         `logs in ${l.logDir}${errors ? `; last errors:\n${errors}` : ""}`,

@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./ports.js";
-import { spawnLogged, stopProcess, waitUntil } from "./process.js";
+import { logTail, spawnLogged, stopProcess, waitUntil } from "./process.js";
 import type { Spawned } from "./process.js";
 import { loadOrCreateNatsAuth, natsAuthConfigLines } from "./natsauth.js";
 import type { NatsAuthFiles } from "./natsauth.js";
@@ -119,8 +119,8 @@ export async function startNatsServer(given: NatsServerOptions = {}): Promise<Na
   const sync = syncIntervalLine(options.syncInterval, options.syncInterval === undefined ? undefined : natsServerVersion(bin));
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), "px-nats-"));
   mkdirSync(dir, { recursive: true });
-  const port = options.port ?? (await freePort());
-  const monitorPort = options.monitorPort ?? (await freePort());
+  let port = options.port ?? (await freePort());
+  let monitorPort = options.monitorPort ?? (await freePort());
   const serverName = options.serverName ?? `px_${port}`;
   const conf = join(dir, "nats.conf");
   const auth = options.auth === "open" ? undefined : (options.auth ?? (await loadOrCreateNatsAuth(join(dir, "auth"))));
@@ -142,7 +142,18 @@ export async function startNatsServer(given: NatsServerOptions = {}): Promise<Na
       30_000,
     );
   };
-  await launch();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await launch();
+      break;
+    } catch (err) {
+      // The ports were free when chosen; someone may have taken one since (a client's ephemeral port, another server).
+      const raced = /address already in use/i.test(logTail(join(dir, "nats.log")));
+      if (options.port !== undefined || options.monitorPort !== undefined || !raced || attempt >= 3) throw err;
+      port = options.port ?? (await freePort());
+      monitorPort = options.monitorPort ?? (await freePort());
+    }
+  }
   return {
     // tls:// tells clients (nats-py, the nats CLI) to speak TLS; nats.js ignores the scheme and takes its tls option.
     url: `${options.tls ? "tls" : "nats"}://${options.netns?.address ?? "127.0.0.1"}:${port}`,

@@ -2,7 +2,7 @@
 // output to a log file, stop by PID (SIGTERM, then SIGKILL), wait for readiness.
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { openSync, closeSync } from "node:fs";
+import { openSync, closeSync, readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 
 export interface Spawned {
@@ -20,6 +20,16 @@ export function spawnLogged(cmd: string, args: readonly string[], logFile: strin
     child.once("error", () => resolve(null));
   });
   return { child, exited };
+}
+
+/** The last `maxChars` of a log file, trimmed ("" when it cannot be read). */
+export function logTail(path: string, maxChars = 2_000): string {
+  try {
+    const text = readFileSync(path, "utf8");
+    return text.slice(Math.max(0, text.length - maxChars)).trim();
+  } catch {
+    return "";
+  }
 }
 
 export async function stopProcess(p: Spawned, graceMs = 10_000): Promise<void> {
