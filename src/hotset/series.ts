@@ -28,6 +28,13 @@ export class Series {
   private tail: Chunk | null = null;
   private count = 0;
   private lastTs = -Infinity;
+  /**
+   * The greatest LSN of a row that did not arrive at the end: a late tick or a
+   * loaded row. Every other row was appended in apply (= LSN) order, so the
+   * rows with an LSN above this one's (or any higher) are a suffix of the
+   * series (see prefixUpTo).
+   */
+  private unorderedLsn = 0;
   private allocated = 0;
   // Seam cache: the greatest (ts, lsn, row) ever evicted (or absorbed as already cold).
   private hasSeam = false;
@@ -159,6 +166,25 @@ export class Series {
     return out;
   }
 
+  /**
+   * How many leading rows have an LSN <= maxLsn, when those are exactly the
+   * rows with such an LSN (no later row has one); undefined when a row that
+   * did not arrive at the end has an LSN above maxLsn and the rows may be
+   * interleaved. Reads only the rows above maxLsn, from the end.
+   */
+  prefixUpTo(maxLsn: number): number | undefined {
+    if (this.unorderedLsn > maxLsn) return undefined;
+    let n = this.count;
+    for (let k = this.chunks.length - 1; k >= 0; k--) {
+      const c = this.chunks[k]!;
+      let i = c.len;
+      while (i > 0 && c.lsn[i - 1]! > maxLsn) i--;
+      n -= c.len - i;
+      if (i > 0) break;
+    }
+    return n;
+  }
+
   /** Zero-copy views of the rows with tsMicros in [t0, t1). */
   range(t0: number, t1: number): ColumnSlice[] {
     return this.slices(this.lowerBound(t0), this.lowerBound(t1));
@@ -209,6 +235,7 @@ export class Series {
       return;
     }
     // Late tick: it goes after every row with ts <= tsMicros; chunkAbove exists since ts < lastTs.
+    if (lsn > this.unorderedLsn) this.unorderedLsn = lsn;
     let k = this.chunkAbove(tsMicros);
     let c = this.chunks[k]!;
     let off = upperBoundIn(c.ts, 0, c.len, tsMicros);
@@ -438,6 +465,7 @@ export class Series {
    */
   load(cols: SeriesColumns, adopt = false): void {
     const n = cols.tsMicros.length;
+    for (let i = 0; i < n; i++) if (cols.lsn[i]! > this.unorderedLsn) this.unorderedLsn = cols.lsn[i]!;
     for (let at = 0; at < n; ) {
       const rows = Math.min(this.opts.chunkRows, n - at);
       if (adopt) {

@@ -264,12 +264,16 @@ export class HotTable {
   }
 
   /**
-   * One series' rows with LSN <= `maxLsn` as views (no copy) when none is
-   * above it, else one filtered copy (exportSeries). Views are valid until the
-   * next apply or evict: a caller copies them before it yields.
+   * One series' rows with LSN <= `maxLsn` as views (no copy) when they are a
+   * prefix of it (rows applied since arrived at the end, or there are none),
+   * else one filtered copy (exportSeries). Views are valid until the next
+   * apply or evict: a caller copies them before it yields.
    */
   viewSeries(symbolId: number, maxLsn: number): ColumnSlice[] {
     const s = this.bySymbol[symbolId]!;
+    // Records applied since the snapshot began appended their rows at the end (the usual case): views of the rows before them.
+    const prefix = s.prefixUpTo(maxLsn);
+    if (prefix !== undefined) return s.slices(0, prefix);
     const slices = s.slices(0, s.length);
     for (const v of slices) {
       const lsn = v.lsn;

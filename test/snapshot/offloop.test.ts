@@ -97,6 +97,60 @@ describe("snapshot - off the event loop", () => {
     for (const v of t.viewSeries(id, 2)) expect(v.tsMicros.buffer.byteLength).toBe(v.tsMicros.byteLength);
   });
 
+  it("viewSeries - records applied after the LSN at a series' end are left out, and the rows before them are views (no copy)", () => {
+    const t = sample();
+    const before = t.exportColumns();
+    t.apply(3, trades(["A", 50, 9], ["B", 30, 10]));
+    t.apply(4, trades(["A", 60, 11]));
+    for (const sym of ["A", "B"]) {
+      const id = t.lookup(sym)!;
+      const views = t.viewSeries(id, 2);
+      expect(views.flatMap((v) => Array.from(v.tsMicros))).toEqual(Array.from(before.series[id]!.tsMicros));
+      expect(views.flatMap((v) => Array.from(v.lsn)).every((l) => l <= 2)).toBe(true);
+      for (const v of views) expect(v.tsMicros.buffer.byteLength).toBeGreaterThan(v.tsMicros.byteLength);
+    }
+  });
+
+  it("viewSeries - equals exportSeries for every LSN, with in-order, late, equal-time and loaded rows and evictions in any mix", () => {
+    const rand = rng(77);
+    for (let round = 0; round < 40; round++) {
+      let t = new HotTable(TRADES, { chunkRows: 2 + Math.floor(rand() * 6), firstChunkRows: 1, nextChunkRows: 2 });
+      const last = new Map<string, number>();
+      let lsn = 0;
+      const applyRandom = (records: number): void => {
+        for (let r = 0; r < records; r++) {
+          const rows = Array.from({ length: 1 + Math.floor(rand() * 5) }, () => {
+            const sym = `S${Math.floor(rand() * 4)}`;
+            const prev = last.get(sym) ?? 1_000;
+            // Mostly in time order, some equal, some late.
+            const u = rand();
+            const ts = u < 0.6 ? prev + 1 + Math.floor(rand() * 10) : u < 0.75 ? prev : prev - 1 - Math.floor(rand() * 30);
+            last.set(sym, Math.max(prev, ts));
+            return [sym, ts, rand()] as [string, number, number];
+          });
+          t.apply(++lsn, trades(...rows));
+        }
+      };
+      applyRandom(10 + Math.floor(rand() * 20));
+      if (rand() < 0.3) t.evict(Math.floor(lsn / 2), 1_000 + Math.floor(rand() * 40));
+      // Half the rounds go through a load (a restart from a snapshot), then go on applying.
+      if (rand() < 0.5) t = HotTable.fromColumns(TRADES, t.exportColumns(), { chunkRows: 3, firstChunkRows: 1, nextChunkRows: 2 });
+      applyRandom(10 + Math.floor(rand() * 20));
+      for (let maxLsn = 0; maxLsn <= lsn; maxLsn++) {
+        for (let id = 0; id < t.symbolCount; id++) {
+          const want = t.exportSeries(id, maxLsn);
+          const got = t.viewSeries(id, maxLsn);
+          const flat = (f: (v: (typeof got)[number]) => ArrayLike<number>): number[] => got.flatMap((v) => Array.from(f(v)));
+          const where = `round ${round}, symbol ${id}, LSN ${maxLsn}`;
+          expect(flat((v) => v.tsMicros), where).toEqual(Array.from(want.tsMicros));
+          expect(flat((v) => v.lsn), where).toEqual(Array.from(want.lsn));
+          expect(flat((v) => v.rowInRecord), where).toEqual(Array.from(want.rowInRecord));
+          expect(flat((v) => v.values[0]!), where).toEqual(Array.from(want.values[0]!));
+        }
+      }
+    }
+  });
+
   it("staging - chunks staged series by series frame to exactly format 2's chunks (any chunk size, every value type, seam rows), in a reused buffer too", () => {
     const rand = rng(31);
     for (const chunkRows of [1, 3, 100, 1000]) {
