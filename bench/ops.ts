@@ -37,6 +37,9 @@ const WAL_LIMIT = Number(process.env.BENCH_OPS_WAL_LIMIT ?? 64 * 1024 * 1024);
 // WAL's size shows compaction at work rather than the full-WAL refusal.
 const STEADY_RATE = Number(process.env.BENCH_OPS_RATE ?? 200_000);
 const SCALE = 10_000_000 / TICKS;
+/** Idle and snapshot windows of the ingest ratio, alternating. */
+const PAIRS = 3;
+const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const spec = parseTableSpec({ name: "trades", shards: 1, maxBatchRows: 1_000_000, columns: [{ name: "price", type: "float64" }, { name: "size", type: "float64" }] });
 const shard = { tenant: "bench", table: "trades", bucket: 0 };
 
@@ -161,20 +164,30 @@ async function main(): Promise<void> {
       const pubQ = new TickPublisher(nc, { tenant: "ops", spec: quiet, maxInFlight: 8 });
       const h2 = node.shards.get({ tenant: "ops", table: "quiet", bucket: 0 })!;
       while (h2.runtime.stats.rows < NODE_TICKS) await ingestRate(pubQ, walk, 5);
-      const idleSnapshots = h1.runtime.stats.snapshots + h2.runtime.stats.snapshots;
-      const idle = await ingestRate(pubQ, walk, 5);
-      // Checked, not assumed: no snapshot of either table during the idle window.
-      const idleWindowSnapshots = h1.runtime.stats.snapshots + h2.runtime.stats.snapshots - idleSnapshots;
-      // Snapshots back to back for as long as the idle measure (one snapshot of this shard takes well under a second: too short a window to rate).
+      // Idle and snapshot windows alternate, PAIRS of each: the node's own drift (ClickHouse merges, the hot set's
+      // chunks filling all at once, GC) lands on both sides instead of on one window.
+      const idleRates: number[] = [];
+      const duringRates: number[] = [];
+      let idleWindowSnapshots = 0;
       let snapshotsDuring = 0;
-      const snapshotting = (async () => {
-        const end = performance.now() + 5_000;
-        do {
-          await h2.runtime.snapshotNow(120_000);
-          snapshotsDuring++;
-        } while (performance.now() < end);
-      })();
-      const during = await ingestRate(pubQ, walk, 30, { until: snapshotting });
+      for (let pair = 0; pair < PAIRS; pair++) {
+        const idleSnapshots = h1.runtime.stats.snapshots + h2.runtime.stats.snapshots;
+        idleRates.push(await ingestRate(pubQ, walk, 5));
+        // Checked, not assumed: no snapshot of either table during an idle window.
+        idleWindowSnapshots += h1.runtime.stats.snapshots + h2.runtime.stats.snapshots - idleSnapshots;
+        // Snapshots back to back for as long as the idle measure (one snapshot of this shard takes about a second: too short a window to rate).
+        const snapshotting = (async () => {
+          const end = performance.now() + 5_000;
+          do {
+            await h2.runtime.snapshotNow(120_000);
+            snapshotsDuring++;
+          } while (performance.now() < end);
+        })();
+        duringRates.push(await ingestRate(pubQ, walk, 30, { until: snapshotting }));
+        console.error(`  pair ${pair + 1}: idle ${Math.round(idleRates[pair]!)} ticks/s, during snapshots ${Math.round(duringRates[pair]!)} (${round(duringRates[pair]! / idleRates[pair]!)})`);
+      }
+      const idle = median(idleRates);
+      const during = median(duringRates);
       clearInterval(sampler);
       writeResult(
         "ops",
@@ -187,8 +200,8 @@ async function main(): Promise<void> {
           recovery_s_10m_ticks: round(recoveryS * SCALE),
         },
         {
-          setup: `snapshot/recovery: ${TICKS} ticks over 1000 symbols in one shard (figures scaled to 10 M), staged off the hot set's chunks in slices into recycled buffers, framed, compressed and hashed on the snapshot thread (started before, as a growing shard's small snapshots start it), streamed to the JetStream object store (60 KiB chunks), loaded and verified, then a shard runtime from that snapshot until live, all in this process with GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES} (a node's); the stall is monitorEventLoopDelay's max during the write. Node: in-process with ClickHouse, steady feed of 1000-tick batches at ${STEADY_RATE} ticks/s for ${STEADY_S} s with a ${WAL_LIMIT}-byte WAL, snapshots every 2 s and compaction every 1 s (walKeep 100); ingest ratio (unpaced, 8 batches in flight, the WAL's limit raised 16x first so that it measures the snapshot, not a full WAL): on a table of its own without scheduled snapshots, once the steady table's last records were in a snapshot (so its schedule writes none), 5 s idle (runs.idle_window_snapshots: snapshots in it, 0) vs 5 s of back-to-back snapshots of a ${NODE_TICKS}+ tick shard (runs.snapshots_during)`,
-          runs: { snapshot_bytes_10m: Math.round(written.bytes * SCALE), snapshot_compression_ratio: round(rawBytes / written.bytes), snapshot_data_format: loaded.manifest.dataFormat, ratio_phase_wal_full_refusals: walFullRefusals - refusedBefore, steady_rate_target: STEADY_RATE, steady_wal_full_refusals: steadyRefusals, wal_full_refusals_total: walFullRefusals, steady_ticks_per_s: Math.round(steady), idle_ticks_per_s: Math.round(idle), idle_window_snapshots: idleWindowSnapshots, during_snapshot_ticks_per_s: Math.round(during), snapshots_during: snapshotsDuring, wal_max_bytes: steadyWalMax, event_loop_p99_ms: round(h.percentile(99) / 1e6, 1) },
+          setup: `snapshot/recovery: ${TICKS} ticks over 1000 symbols in one shard (figures scaled to 10 M), staged off the hot set's chunks in slices into recycled buffers, framed, compressed and hashed on the snapshot thread (started before, as a growing shard's small snapshots start it), streamed to the JetStream object store (60 KiB chunks), loaded and verified, then a shard runtime from that snapshot until live, all in this process with GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES} (a node's); the stall is monitorEventLoopDelay's max during the write. Node: in-process with ClickHouse, steady feed of 1000-tick batches at ${STEADY_RATE} ticks/s for ${STEADY_S} s with a ${WAL_LIMIT}-byte WAL, snapshots every 2 s and compaction every 1 s (walKeep 100); ingest ratio (unpaced, 8 batches in flight, the WAL's limit raised 16x first so that it measures the snapshot, not a full WAL): on a table of its own without scheduled snapshots, once the steady table's last records were in a snapshot (so its schedule writes none), ${PAIRS} pairs of 5 s idle (runs.idle_window_snapshots: snapshots in them, 0) then 5 s of back-to-back snapshots of a ${NODE_TICKS}+ tick shard (runs.snapshots_during), the median idle rate vs the median rate during; the background snapshot thread at PX_SNAPSHOT_NICE=${process.env.PX_SNAPSHOT_NICE ?? "idle"}`,
+          runs: { snapshot_bytes_10m: Math.round(written.bytes * SCALE), snapshot_compression_ratio: round(rawBytes / written.bytes), snapshot_data_format: loaded.manifest.dataFormat, ratio_phase_wal_full_refusals: walFullRefusals - refusedBefore, steady_rate_target: STEADY_RATE, steady_wal_full_refusals: steadyRefusals, wal_full_refusals_total: walFullRefusals, steady_ticks_per_s: Math.round(steady), idle_ticks_per_s: Math.round(idle), idle_ticks_per_s_windows: idleRates.map(Math.round), during_ticks_per_s_windows: duringRates.map(Math.round), idle_window_snapshots: idleWindowSnapshots, during_snapshot_ticks_per_s: Math.round(during), snapshots_during: snapshotsDuring, wal_max_bytes: steadyWalMax, event_loop_p99_ms: round(h.percentile(99) / 1e6, 1) },
         },
       );
     } finally {

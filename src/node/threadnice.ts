@@ -4,6 +4,7 @@
 // thread's id (from /proc/thread-self) moves only that thread; raising one's
 // own nice value needs no privilege. Elsewhere (or without /proc) it does
 // nothing and says so.
+import { execFileSync } from "node:child_process";
 import { readlinkSync } from "node:fs";
 import { setPriority } from "node:os";
 
@@ -27,5 +28,25 @@ export function niceThisThread(nice: number): string | undefined {
     return undefined;
   } catch (e) {
     return `setpriority(${tid}, ${nice}) failed: ${(e as Error).message}`;
+  }
+}
+
+/**
+ * Moves the calling thread to SCHED_IDLE: it runs only on a core no other
+ * thread wants, and is preempted as soon as one does (a nice value still
+ * shares: on these machines a nice-10 thread kept a third of a core while
+ * ingest waited). Any thread may lower itself to it without privilege; util-
+ * linux's chrt makes the call (Node has no binding). When it cannot, the thread
+ * takes nice 19, the lowest nice value; returns why, or undefined.
+ */
+export function idleThisThread(): string | undefined {
+  const tid = threadId();
+  if (tid === undefined) return "no /proc/thread-self (not Linux): the thread keeps its priority";
+  try {
+    execFileSync("chrt", ["--idle", "--pid", "0", String(tid)], { stdio: "pipe", timeout: 5_000 });
+    return undefined;
+  } catch (e) {
+    const why = `chrt --idle --pid 0 ${tid} failed (${(e as Error).message.split("\n")[0]})`;
+    return `${why}; ${niceThisThread(19) ?? "nice 19 instead"}`;
   }
 }

@@ -1,7 +1,7 @@
 // The background snapshot thread (the one a shard that is ingesting writes
-// with) runs at a lower priority than the node's other threads
-// (src/node/threadnice.ts): ingest and queries get the CPU first on a busy
-// machine. PX_SNAPSHOT_NICE is checked, with the fix named. In a fresh
+// with) runs at a lower priority than the node's other threads (SCHED_IDLE by
+// default, src/node/threadnice.ts): ingest and queries get the CPU first on a
+// busy machine. PX_SNAPSHOT_NICE is checked, with the fix named. In a fresh
 // process: the threads are the process's own, kept once started.
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -10,14 +10,16 @@ import { DEFAULT_SNAPSHOT_NICE, snapshotNice } from "../../src/node/shard/snapsh
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
-/** In a fresh process: the nice value of each of its threads, before and after the snapshot threads are warmed. */
-function threadNicesAroundWarm(env: Record<string, string>): { before: number[]; after: number[] } {
+/** In a fresh process: the nice value (or "idle" for SCHED_IDLE) of each of its threads, before and after the snapshot threads are warmed. */
+function threadNicesAroundWarm(env: Record<string, string>): { before: (number | string)[]; after: (number | string)[] } {
   const script = `
     import { readFileSync, readdirSync } from "node:fs";
     import { warmSnapshotThread } from "./src/node/shard/snapshotwriter.ts";
     const nices = () => readdirSync("/proc/self/task").map((t) => {
       const stat = readFileSync("/proc/self/task/" + t + "/stat", "utf8");
-      return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]);
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      // Fields from the state (3rd) on: nice is the 19th, policy the 41st (5: SCHED_IDLE).
+      return f[38] === "5" ? "idle" : Number(f[16]);
     });
     const workers = () => readdirSync("/proc/self/task").filter((t) => readFileSync("/proc/self/task/" + t + "/comm", "utf8").trim() === "WorkerThread").length;
     const before = nices();
@@ -30,22 +32,26 @@ function threadNicesAroundWarm(env: Record<string, string>): { before: number[];
     process.exit(0);
   `;
   const out = execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { cwd: ROOT, env: { ...process.env, ...env }, encoding: "utf8", timeout: 60_000 });
-  return JSON.parse(out.trim().split("\n").at(-1)!) as { before: number[]; after: number[] };
+  return JSON.parse(out.trim().split("\n").at(-1)!) as { before: (number | string)[]; after: (number | string)[] };
 }
 
 describe("node - snapshot thread priority", () => {
-  it("nice - of the two snapshot threads, the background one lowers its own priority to PX_SNAPSHOT_NICE (default 10), the foreground one and every other thread keep the node's", () => {
+  it("nice - of the two snapshot threads, the background one lowers its own priority to PX_SNAPSHOT_NICE (default SCHED_IDLE, or a nice value), the foreground one and every other thread keep the node's", () => {
     const { before, after } = threadNicesAroundWarm({});
     expect(before.filter((n) => n !== 0)).toEqual([]);
     expect(after.filter((n) => n !== 0)).toEqual([DEFAULT_SNAPSHOT_NICE]);
     const seven = threadNicesAroundWarm({ PX_SNAPSHOT_NICE: "7" });
     expect(seven.after.filter((n) => n !== 0)).toEqual([7]);
+    // Without chrt (util-linux) the background thread takes the lowest nice value instead.
+    const noChrt = threadNicesAroundWarm({ PATH: "/nonexistent" });
+    expect(noChrt.after.filter((n) => n !== 0)).toEqual([19]);
   }, 120_000);
 
   it("nice - PX_SNAPSHOT_NICE outside 0..19 or not an integer is refused, naming the range and the default", () => {
-    expect(snapshotNice({})).toBe(10);
+    expect(snapshotNice({})).toBe("idle");
+    expect(snapshotNice({ PX_SNAPSHOT_NICE: "idle" })).toBe("idle");
     expect(snapshotNice({ PX_SNAPSHOT_NICE: "0" })).toBe(0);
     expect(snapshotNice({ PX_SNAPSHOT_NICE: "19" })).toBe(19);
-    for (const bad of ["20", "-1", "5.5", "low"]) expect(() => snapshotNice({ PX_SNAPSHOT_NICE: bad })).toThrow(new RegExp(`PX_SNAPSHOT_NICE=${bad}: .*integer from 0 .* to 19 .*unset it for 10`));
+    for (const bad of ["20", "-1", "5.5", "low", "IDLE"]) expect(() => snapshotNice({ PX_SNAPSHOT_NICE: bad })).toThrow(new RegExp(`PX_SNAPSHOT_NICE=${bad}: .*"idle" .*integer from 0 .* to 19 .*unset it for idle`));
   });
 });

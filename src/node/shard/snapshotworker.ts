@@ -14,12 +14,13 @@ import { frameBytes } from "../../snapshot/columnar.js";
 import { packFrameParts, packFramePartsSync } from "../../snapshot/packed.js";
 import { frameOfStaged } from "../../snapshot/staging.js";
 import type { StagedChunk } from "../../snapshot/staging.js";
-import { niceThisThread } from "../threadnice.js";
+import { idleThisThread, niceThisThread } from "../threadnice.js";
+import type { SnapshotPriority } from "./snapshotnice.js";
 
 /** What a snapshot thread is started with. */
 export interface SnapshotWorkerData {
-  /** Nice value the thread takes when it starts (0: the node's priority). */
-  readonly nice: number;
+  /** Priority the thread takes when it starts: SCHED_IDLE or a nice value (0: the node's priority). */
+  readonly nice: SnapshotPriority;
 }
 
 /** What the main thread sends: one job is begin, its chunks in order, end. */
@@ -54,7 +55,8 @@ const port = parentPort;
 if (port !== null) {
   // The background thread (./snapshotwriter.ts): the ingest and queries of the node come first.
   const { nice } = workerData as SnapshotWorkerData;
-  if (nice > 0) niceThisThread(nice);
+  if (nice === "idle") idleThisThread();
+  else if (nice > 0) niceThisThread(nice);
   let columns: readonly ColumnSpec[] = [];
   let hash: Hash | undefined;
   /** Frames are laid out in these, reused chunk after chunk (fresh memory is what a snapshot must not spend). */

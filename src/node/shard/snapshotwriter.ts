@@ -19,6 +19,7 @@ import { ChunkStager, stagingBytes } from "../../snapshot/staging.js";
 import type { StagedChunk } from "../../snapshot/staging.js";
 import type { SnapshotJobMessage, SnapshotWorkerData, SnapshotWorkerMessage } from "./snapshotworker.js";
 import { snapshotNice } from "./snapshotnice.js";
+import type { SnapshotPriority } from "./snapshotnice.js";
 import { TaggedError } from "../../../protocols/tagged.js";
 import { workerEntry } from "../workerentry.js";
 
@@ -43,13 +44,13 @@ interface Encoding {
  * codec through tsx, which takes a second or more on a busy machine). Jobs run
  * one at a time; a thread that failed is replaced on the next job. `nice`:
  * the thread lowers its own priority to it when it starts (0: it keeps the
- * node's).
+ * node's; "idle": SCHED_IDLE).
  */
 class SnapshotThread {
   private worker: Worker | undefined;
   private queue: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly nice: () => number) {}
+  constructor(private readonly nice: () => SnapshotPriority) {}
 
   private get(): Worker {
     if (this.worker === undefined) {
@@ -240,8 +241,8 @@ export class SnapshotWorkerError extends TaggedError("SnapshotWorkerError") {}
 
 /**
  * Two threads. A shard that is ingesting when its snapshot starts is written
- * by the background thread, at a lower priority (PX_SNAPSHOT_NICE, 10): on a
- * busy machine the ingest gets the CPU first. A shard at rest is written by
+ * by the background thread, at a lower priority (PX_SNAPSHOT_NICE: SCHED_IDLE
+ * by default, or a nice value): on a busy machine the ingest gets the CPU first. A shard at rest is written by
  * the foreground thread, at the node's priority: the snapshot's own stages
  * (this thread's staging and streaming, the object store's server, the
  * packing thread) share the cores, and a niced packing thread slowed a
