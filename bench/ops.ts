@@ -99,7 +99,8 @@ async function main(): Promise<void> {
     const table = new HotTable(spec);
     let lsn = 0;
     for (const b of genBatches("trades", { symbols: 1000, ticks: TICKS, batchRows: 10_000, seed: 4 })) table.apply(++lsn, b);
-    const snapshots = await SnapshotStore.open(nc);
+    // As a node opens it: the snapshot thread writes data objects over a connection of its own.
+    const snapshots = await SnapshotStore.open(nc, 1, undefined, { servers: nats.url, name: "bench", credsPath: undefined, caPath: undefined });
     const h = monitorEventLoopDelay({ resolution: 1 });
     h.enable();
     let t0 = performance.now();

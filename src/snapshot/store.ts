@@ -53,6 +53,22 @@ export interface WrittenSnapshot {
   readonly bytes: number;
 }
 
+/** How a thread of its own reaches the NATS server this store is on (plain data: it crosses to a worker). */
+export interface SnapshotDial {
+  readonly servers: string | string[];
+  readonly name: string;
+  readonly credsPath: string | undefined;
+  readonly caPath: string | undefined;
+}
+
+/** Where a snapshot's data object goes when the snapshot thread writes it itself. */
+export interface UploadTarget {
+  readonly dial: SnapshotDial;
+  readonly bucket: string;
+  readonly name: string;
+  readonly chunkBytes: number;
+}
+
 export class SnapshotStore {
   /** Manifest names whose data verified, with the LSN they cover. */
   private readonly verified = new Map<string, number>();
@@ -63,17 +79,41 @@ export class SnapshotStore {
     /** Bytes per chunk message of a data object (at most the server's max_payload). */
     private readonly chunkBytes = 128 * 1024,
     /** When given, data objects are written and read by objects.ts (pipelined publishes, a pull consumer) rather than the client's put/get. */
-    private readonly direct?: { readonly js: JetStreamClient; readonly bucket: string },
+    private readonly direct?: { readonly js: JetStreamClient; readonly bucket: string; readonly dial?: SnapshotDial },
   ) {}
 
-  /** `wrap` lets a test put a fault in front of the object store (a crash between data and manifest). */
-  static async open(nc: NatsConnection, replicas = 1, wrap: (os: ObjectStore) => ObjectStore = (os) => os): Promise<SnapshotStore> {
+  /**
+   * `wrap` lets a test put a fault in front of the object store (a crash
+   * between data and manifest); it keeps every write on this connection.
+   * `dial`: the snapshot thread may connect with it and write data objects
+   * itself.
+   */
+  static async open(nc: NatsConnection, replicas = 1, wrap?: (os: ObjectStore) => ObjectStore, dial?: SnapshotDial): Promise<SnapshotStore> {
     // Node's own SHA-256 for the object store's digests (the default is pure JavaScript, several times slower).
     setSha256Backend("native");
     // Its own byte limit (discard new): snapshots cannot fill the WAL's or the control plane's space.
     const chunkBytes = Math.min(DATA_CHUNK_BYTES, nc.info?.max_payload ?? 1024 * 1024);
     const os = await new Objm(nc).create(OBJ_SNAPSHOTS, { replicas, max_bytes: storeLimits().snapshotMaxBytes });
-    return new SnapshotStore(wrap(os), 3, chunkBytes, { js: jetstream(nc), bucket: OBJ_SNAPSHOTS });
+    return new SnapshotStore(wrap === undefined ? os : wrap(os), 3, chunkBytes, { js: jetstream(nc), bucket: OBJ_SNAPSHOTS, ...(wrap === undefined && dial !== undefined ? { dial } : {}) });
+  }
+
+  /** Where the snapshot thread writes the data object of a snapshot with this head itself; undefined: it hands the data to writeStream. */
+  uploadTarget(shard: ShardAddress, head: SnapshotHead): UploadTarget | undefined {
+    const dial = this.direct?.dial;
+    if (dial === undefined) return undefined;
+    return { dial, bucket: this.direct!.bucket, name: `${prefix(shard)}${lsnKey(head.appliedLsn)}.data`, chunkBytes: this.chunkBytes };
+  }
+
+  /**
+   * Finishes a snapshot whose data object the snapshot thread stored at
+   * uploadTarget's name: its manifest, then pruning. `stored` is what the
+   * thread's writer sent, `summary` what it encoded.
+   */
+  async writeUploaded(shard: ShardAddress, head: SnapshotHead, stored: Promise<{ readonly bytes: number; readonly sha256: string }>, summary: Promise<SnapshotSummary & { readonly sha256: string }>): Promise<WrittenSnapshot> {
+    const base = `${prefix(shard)}${lsnKey(head.appliedLsn)}`;
+    const [put, s] = await Promise.all([stored, summary]);
+    if (s.sha256 !== put.sha256) throw new Error(`snapshot ${base}: the encoder's SHA-256 ${s.sha256} is not that of the ${put.bytes} bytes stored (${put.sha256})`);
+    return this.finish(shard, head, base, put.bytes, s);
   }
 
   /** Manifests of one shard, newest first. */

@@ -4,11 +4,22 @@
 // buffer here; this thread lays it out as a format-2 frame in a buffer of its
 // own, gives the staging buffer straight back (transferred) for the next
 // chunk, delta-encodes and compresses the frame (zstd on libuv's thread pool),
-// hashes it and posts the packed frame back for the main thread to stream into
-// the object store; after the last chunk, the SHA-256.
+// hashes it and, when the job names an upload target, writes it into the
+// object store over a connection of its own (the main thread then only
+// stages: its event loop carries the ingest); else posts the packed frame
+// back for the main thread to stream there. After the last chunk, the SHA-256.
 import { createHash } from "node:crypto";
 import type { Hash } from "node:crypto";
 import { parentPort, workerData } from "node:worker_threads";
+import { connect } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { jetstream } from "@nats-io/jetstream";
+import { Objm, setSha256Backend } from "@nats-io/obj";
+import { natsCredsOptions, natsTlsOptions } from "../../runtime/natsclient.js";
+import { putObject } from "../../snapshot/objects.js";
+import type { PutResult } from "../../snapshot/objects.js";
+import { PartQueue } from "../../snapshot/partqueue.js";
+import type { UploadTarget } from "../../snapshot/store.js";
 import type { ColumnSpec } from "../../../protocols/tablespec.js";
 import { frameBytes } from "../../snapshot/columnar.js";
 import { packFrameParts, packFramePartsSync } from "../../snapshot/packed.js";
@@ -25,7 +36,8 @@ export interface SnapshotWorkerData {
 
 /** What the main thread sends: one job is begin, its chunks in order, end. */
 export type SnapshotJobMessage =
-  | { readonly type: "begin"; readonly columns: readonly ColumnSpec[] }
+  /** `upload`: this thread writes the data object itself (a "stored" message before "done"); without, it posts the parts. */
+  | { readonly type: "begin"; readonly columns: readonly ColumnSpec[]; readonly upload?: UploadTarget }
   /** `busy`: the shard is ingesting: the thread then packs one frame at a time, leaving a core to the ingest. */
   | { readonly type: "chunk"; readonly chunk: StagedChunk; readonly busy: boolean }
   | { readonly type: "end" };
@@ -35,6 +47,8 @@ export type SnapshotWorkerMessage =
   | { readonly type: "free"; readonly buffer: ArrayBuffer }
   /** One packed frame: its head and compressed bytes (the data object is every part's head and bytes, in order). */
   | { readonly type: "part"; readonly head: Uint8Array; readonly bytes: Uint8Array }
+  /** The data object is stored (upload jobs): its size and the SHA-256 of the bytes sent. */
+  | { readonly type: "stored"; readonly bytes: number; readonly sha256: string }
   | { readonly type: "done"; readonly sha256: string }
   | { readonly type: "error"; readonly message: string };
 
@@ -65,15 +79,48 @@ if (port !== null) {
   let packing: { readonly packed: Promise<readonly [Uint8Array, Uint8Array]>; readonly buffer: ArrayBuffer }[] = [];
   /** Set when a chunk failed: the job's remaining chunks are dropped until the next begin. */
   let failed = false;
+  /** An upload job's writer: the parts it reads, its connection, what it stored. */
+  let upload: { readonly parts: PartQueue; readonly nc: Promise<NatsConnection>; readonly put: Promise<PutResult> } | undefined;
 
-  /** Posts the oldest packed frame (hashed in order) and frees its frame buffer. */
+  /** Posts the oldest packed frame (hashed in order), or hands it to the upload, and frees its frame buffer. */
   const emitOldest = async (): Promise<void> => {
     const p = packing.shift()!;
     const [head, bytes] = await p.packed;
     frameBuffers.push(p.buffer);
     hash!.update(head);
     hash!.update(bytes);
-    port.postMessage({ type: "part", head, bytes } satisfies SnapshotWorkerMessage, [...whole(head), ...whole(bytes)]);
+    if (upload !== undefined) {
+      await upload.parts.push(head);
+      await upload.parts.push(bytes);
+    } else port.postMessage({ type: "part", head, bytes } satisfies SnapshotWorkerMessage, [...whole(head), ...whole(bytes)]);
+  };
+
+  /** A connection per job: a process may run nodes on several servers (tests), and a snapshot is long beside a connect. */
+  const startUpload = (t: UploadTarget): NonNullable<typeof upload> => {
+    setSha256Backend("native");
+    const parts = new PartQueue();
+    const nc = connect({ servers: t.dial.servers, name: `${t.dial.name} snapshot`, maxReconnectAttempts: 10, ...natsCredsOptions(t.dial.credsPath), ...natsTlsOptions(t.dial.caPath) });
+    const put = (async () => {
+      const c = await nc;
+      const os = await new Objm(c).open(t.bucket);
+      return putObject(jetstream(c), os, t.bucket, t.name, parts, t.chunkBytes);
+    })();
+    // The packer learns of a failed writer at its next part.
+    put.catch((e: unknown) => parts.fail(e as Error));
+    nc.catch(() => {});
+    return { parts, nc, put };
+  };
+
+  /** Ends an upload job's writer and closes its connection; a failure ends the job. */
+  const finishUpload = async (u: NonNullable<typeof upload>, ok: boolean): Promise<PutResult | undefined> => {
+    if (ok) u.parts.close();
+    else u.parts.fail(new Error("snapshot job failed"));
+    try {
+      return ok ? await u.put : undefined;
+    } finally {
+      await u.put.catch(() => {});
+      await u.nc.then((c) => c.close()).catch(() => {});
+    }
   };
 
   const handle = async (m: SnapshotJobMessage): Promise<void> => {
@@ -83,6 +130,7 @@ if (port !== null) {
       failed = false;
       frameBuffers = [];
       packing = [];
+      upload = m.upload === undefined ? undefined : startUpload(m.upload);
       return;
     }
     if (failed) {
@@ -92,6 +140,12 @@ if (port !== null) {
     try {
       if (m.type === "end") {
         while (packing.length > 0) await emitOldest();
+        if (upload !== undefined) {
+          const u = upload;
+          upload = undefined;
+          const stored = (await finishUpload(u, true))!;
+          port.postMessage({ type: "stored", bytes: stored.bytes, sha256: stored.sha256 } satisfies SnapshotWorkerMessage);
+        }
         port.postMessage({ type: "done", sha256: hash!.digest("hex") } satisfies SnapshotWorkerMessage);
         frameBuffers = [];
         return;
@@ -111,6 +165,11 @@ if (port !== null) {
     } catch (e) {
       failed = true;
       packing = [];
+      if (upload !== undefined) {
+        const u = upload;
+        upload = undefined;
+        await finishUpload(u, false);
+      }
       port.postMessage({ type: "error", message: (e as Error).message } satisfies SnapshotWorkerMessage);
     }
   };

@@ -13,7 +13,7 @@ import { Worker } from "node:worker_threads";
 import type { ShardAddress } from "../../../protocols/subjects.js";
 import type { HotTable } from "../../hotset/index.js";
 import type { SeamRow } from "../../hotset/index.js";
-import type { SnapshotHead, SnapshotStore, WrittenSnapshot } from "../../snapshot/store.js";
+import type { SnapshotHead, SnapshotStore, UploadTarget, WrittenSnapshot } from "../../snapshot/store.js";
 import type { SnapshotSummary } from "../../snapshot/codec.js";
 import { ChunkStager, stagingBytes } from "../../snapshot/staging.js";
 import type { StagedChunk } from "../../snapshot/staging.js";
@@ -30,12 +30,24 @@ const CHUNK_ROWS = 1 << 16;
 /** Staged chunks handed to the thread and not yet given back: the thread always has the next one, and the buffers stay few. */
 const AHEAD = 3;
 
+/**
+ * Whether the snapshot thread writes the data object itself (over a NATS
+ * connection of its own) when the store allows it. PX_SNAPSHOT_UPLOAD=main
+ * streams it from the event loop as before (benchmarks compare the two).
+ */
+const uploadOffLoop = (env: Record<string, string | undefined> = process.env): boolean => env.PX_SNAPSHOT_UPLOAD !== "main";
+
 export const snapshotWorkerEnabled = (env: Record<string, string | undefined> = process.env): boolean => env.PX_SNAPSHOT_WORKER !== "off";
 
-/** Snapshot data streaming out of the thread, what the manifest says of it, and its figures once the last chunk is packed. */
+/**
+ * Snapshot data streaming out of the thread (or, `stored`, what the thread
+ * stored itself), what the manifest says of it, and its figures once the last
+ * chunk is packed.
+ */
 interface Encoding {
   readonly head: SnapshotHead;
   readonly parts: AsyncIterable<Uint8Array>;
+  readonly stored: Promise<{ readonly bytes: number; readonly sha256: string }> | undefined;
   readonly summary: Promise<SnapshotSummary & { readonly sha256: string }>;
 }
 
@@ -75,15 +87,15 @@ class SnapshotThread {
    * Encodes `table` as of its applied LSN when the job's turn comes: staged
    * here in slices, packed on the thread. The head is known once staging began.
    */
-  encode(table: HotTable): Promise<Encoding> {
+  encode(table: HotTable, target: (head: SnapshotHead) => UploadTarget | undefined = () => undefined): Promise<Encoding> {
     const ready = new Promise<Encoding>((resolve, reject) => {
-      const run = (): Promise<void> => this.stage(table, resolve).catch((e: unknown) => reject(e));
+      const run = (): Promise<void> => this.stage(table, target, resolve).catch((e: unknown) => reject(e));
       this.queue = this.queue.then(run, run);
     });
     return ready;
   }
 
-  private stage(table: HotTable, ready: (e: Encoding) => void): Promise<void> {
+  private stage(table: HotTable, target: (head: SnapshotHead) => UploadTarget | undefined, ready: (e: Encoding) => void): Promise<void> {
     const w = this.get();
     const columns = table.spec.columns;
     const parts: Uint8Array[] = [];
@@ -101,6 +113,9 @@ class SnapshotThread {
     let settle!: { resolve: (d: { sha256: string }) => void; reject: (e: Error) => void };
     const done = new Promise<{ sha256: string }>((resolve, reject) => (settle = { resolve, reject }));
     done.catch(() => {});
+    let settleStored!: { resolve: (s: { bytes: number; sha256: string }) => void; reject: (e: Error) => void };
+    const stored = new Promise<{ bytes: number; sha256: string }>((resolve, reject) => (settleStored = { resolve, reject }));
+    stored.catch(() => {});
     const free: ArrayBuffer[] = [];
     const bytes = stagingBytes(columns, CHUNK_ROWS);
     let handedOver = 0;
@@ -114,6 +129,7 @@ class SnapshotThread {
         w.off("exit", onExit);
         if (e !== undefined) {
           settle.reject(e);
+          settleStored.reject(e);
           if (this.worker === w) this.worker = undefined;
           void w.terminate();
         }
@@ -126,6 +142,8 @@ class SnapshotThread {
           if (m.buffer.byteLength === bytes) free.push(m.buffer);
         } else if (m.type === "part") {
           parts.push(m.head, m.bytes);
+        } else if (m.type === "stored") {
+          settleStored.resolve(m);
         } else if (m.type === "done") {
           settle.resolve(m);
           end();
@@ -148,6 +166,7 @@ class SnapshotThread {
       const symbols: string[] = [];
       for (let id = 0; id < count; id++) symbols.push(table.symbolAt(id));
       const head: SnapshotHead = { appliedLsn, persistedLsn: table.persistedLsn, horizonMicros: table.horizonMicros, symbols, schemaVersion: table.spec.version };
+      const upload = target(head);
       const ingesting = new Ingesting(table);
       const stager = new ChunkStager(
         columns,
@@ -159,7 +178,7 @@ class SnapshotThread {
         },
       );
       const summary = (async () => {
-        post({ type: "begin", columns });
+        post({ type: "begin", columns, ...(upload === undefined ? {} : { upload }) });
         // Every series is read as of one horizon: an eviction asked for meanwhile waits until the last row is copied.
         const releaseHold = table.holdEvictions();
         let figures: SnapshotSummary;
@@ -207,7 +226,7 @@ class SnapshotThread {
           }
         },
       };
-      ready({ head, parts: iterate, summary });
+      ready({ head, parts: iterate, stored: upload === undefined ? undefined : stored, summary });
     });
   }
 }
@@ -272,8 +291,8 @@ export async function writeSnapshotOffLoop(snapshots: SnapshotStore, shard: Shar
   }
   warmSnapshotThread();
   const thread = (await ingestingNow(table)) ? background : foreground;
-  const { head, parts, summary } = await thread.encode(table);
-  return snapshots.writeStream(shard, head, parts, summary);
+  const { head, parts, stored, summary } = await thread.encode(table, (h) => (uploadOffLoop() ? snapshots.uploadTarget?.(shard, h) : undefined));
+  return stored === undefined ? snapshots.writeStream(shard, head, parts, summary) : snapshots.writeUploaded(shard, head, stored, summary);
 }
 
 /** Starts the snapshot threads ahead of the first snapshot (as a shard's small snapshots do once it grows: benchmarks that build a big table at once call it). */
