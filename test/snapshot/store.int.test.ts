@@ -1,7 +1,9 @@
 // The snapshot store's own data path (src/snapshot/objects.ts: pipelined chunk
 // publishes, a pull-consumer read) against a real nats-server: a format-3
 // snapshot written off the event loop loads to the same table and is a valid
-// object for the object store client too; a damaged or missing chunk makes the
+// object for the object store client too, also when the snapshot thread writes
+// it over a connection of its own (and fails, naming them, on credentials it
+// cannot read); a damaged or missing chunk makes the
 // load fall back to the older snapshot and then to none (full WAL replay), and
 // such a snapshot never counts as verified for compaction; a format-2
 // snapshot, as a node wrote it before format 3, still loads.
@@ -17,7 +19,7 @@ import { writeSnapshotOffLoop } from "../../src/node/shard/snapshotwriter.js";
 import { encodeSnapshot, sha256Hex } from "../../src/snapshot/codec.js";
 import { SnapshotStore } from "../../src/snapshot/store.js";
 import { genBatches } from "../../bench/gen.js";
-import { natsFixture } from "../helpers/cluster.js";
+import { natsFixture, testNatsAuth } from "../helpers/cluster.js";
 import type { NatsFixture } from "../helpers/cluster.js";
 import { TRADES } from "../hotset/fixtures.js";
 
@@ -79,6 +81,25 @@ describe("snapshot store - pipelined data objects", () => {
     const viaClient = (await os.getBlob(loaded.manifest.dataObject))!;
     expect(sha256Hex(viaClient)).toBe(loaded.manifest.dataSha256);
     expect(await store.newestVerifiedLsn(shard)).toBe(Number(loaded.manifest.lsn));
+  });
+
+  it("thread upload - with a dial the snapshot thread writes the data object over its own connection: it loads to the same table, the client's get reads it; unreadable credentials fail that snapshot with their path named, and the next one is written", async () => {
+    const s = { tenant: "st", table: "trades", bucket: 7 };
+    const creds = (await testNatsAuth()).credsPath("service");
+    const bad = await SnapshotStore.open(f.nc, 1, undefined, { servers: f.server.url, name: "test", credsPath: `${creds}.missing`, caPath: undefined });
+    const t = table(300_000, 3);
+    expect(bad.uploadTarget(s, { appliedLsn: 1, persistedLsn: 0, horizonMicros: 0, symbols: [], schemaVersion: 1 })?.name).toBe("st.trades.7.00000000000000000001.data");
+    await expect(writeSnapshotOffLoop(bad, s, t)).rejects.toThrow(`cannot read NATS credentials ${creds}.missing`);
+    expect(await bad.manifests(s)).toEqual([]);
+    const store = await SnapshotStore.open(f.nc, 1, undefined, { servers: f.server.url, name: "test", credsPath: creds, caPath: undefined });
+    const w = await writeSnapshotOffLoop(store, s, t);
+    expect(w.rows).toBe(300_000);
+    const lines: string[] = [];
+    const loaded = (await store.loadLatest(s, TRADES, (l) => lines.push(l)))!;
+    expect(lines).toEqual([]);
+    expect(Number(loaded.manifest.dataBytes)).toBe(w.bytes);
+    expect(bits(loaded.table.exportColumns())).toBe(bits(t.exportColumns()));
+    expect(sha256Hex((await os.getBlob(loaded.manifest.dataObject))!)).toBe(loaded.manifest.dataSha256);
   });
 
   it("corruption - a changed chunk, then a missing one: the load falls back to the older snapshot, then to none (full replay)", async () => {

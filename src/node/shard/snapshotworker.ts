@@ -130,7 +130,14 @@ if (port !== null) {
       failed = false;
       frameBuffers = [];
       packing = [];
-      upload = m.upload === undefined ? undefined : startUpload(m.upload);
+      try {
+        upload = m.upload === undefined ? undefined : startUpload(m.upload);
+      } catch (e) {
+        // Credentials or CA unreadable: this job fails with the reason; its chunks are dropped.
+        failed = true;
+        upload = undefined;
+        port.postMessage({ type: "error", message: (e as Error).message } satisfies SnapshotWorkerMessage);
+      }
       return;
     }
     if (failed) {
