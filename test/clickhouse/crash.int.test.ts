@@ -1,6 +1,7 @@
 // The server dies, stalls or loses its client mid-INSERT: what is committed,
 // how errors are classified, and that restarts keep committed data. Runs the
 // installed clickhouse-server (18.16 here); 18.16-only facts are marked.
+import { readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -92,6 +93,18 @@ describe("server handle", () => {
   });
 });
 
+/** Waits until process `pid` is stopped (state T in /proc/<pid>/stat), at most 5 s. */
+async function stoppedState(pid: number): Promise<void> {
+  const state = (): string => {
+    const st = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return st.slice(st.lastIndexOf(")") + 2, st.lastIndexOf(")") + 3);
+  };
+  for (const end = Date.now() + 5_000; state() !== "T"; ) {
+    if (Date.now() > end) throw new Error(`clickhouse-server ${pid} is in state ${state()} 5 s after SIGSTOP`);
+    await sleep(10);
+  }
+}
+
 describe("unavailable", () => {
   it("unavailable - a stopped server gives ClickhouseUnavailableError that certainly did not land", async () => {
     const spec = await freshTable();
@@ -112,6 +125,8 @@ describe("unavailable", () => {
     const stalled = new ClickhouseHttp({ url: server.httpUrl, requestTimeoutMs: 500 });
     await server.kill("SIGSTOP");
     try {
+      // Asked only once the kernel shows the server stopped (state T): a CI run got its answer, the stop not yet in effect.
+      await stoppedState(server.pid);
       const err = await stalled.query("SELECT 1").catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ClickhouseUnavailableError);
       expect(err).toMatchObject({ code: "ETIMEDOUT", mayHaveLanded: true });
