@@ -103,6 +103,17 @@ function harness(o: HarnessOptions = {}) {
   };
 }
 
+/** A live shard with a 1 s schedule, record 1 applied, one interval passed: its first scheduled snapshot is being written. */
+async function firstScheduledSnapshot(): Promise<ReturnType<typeof harness>> {
+  const h = harness({ snapshotIntervalMs: 1_000 });
+  await settle();
+  h.records(entry(1));
+  h.caughtUp();
+  h.clock.increment(1_000);
+  await settle();
+  return h;
+}
+
 /** A hot set as a snapshot restores it: records 1..lsn applied. */
 function restored(lsn: number): HotTable {
   const t = new HotTable(SPEC);
@@ -294,12 +305,7 @@ describe("shard machine", () => {
   });
 
   it("snapshots - a scheduled one is skipped while nothing was applied since the last (a shard at rest), and comes an interval after records arrive again", async () => {
-    const h = harness({ snapshotIntervalMs: 1_000 });
-    await settle();
-    h.records(entry(1));
-    h.caughtUp();
-    h.clock.increment(1_000);
-    await settle();
+    const h = await firstScheduledSnapshot();
     expect(h.writes).toHaveLength(1);
     h.writes[0]!.resolve({ lsn: 1 });
     await settle();
@@ -402,12 +408,7 @@ describe("shard machine", () => {
   });
 
   it("snapshots - a failed write is counted, the shard stays live and the next one succeeds", async () => {
-    const h = harness({ snapshotIntervalMs: 1_000 });
-    await settle();
-    h.records(entry(1));
-    h.caughtUp();
-    h.clock.increment(1_000);
-    await settle();
+    const h = await firstScheduledSnapshot();
     h.writes[0]!.reject(new Error("bucket full"));
     await settle();
     expect(h.state()).toBe("running.live");
