@@ -106,13 +106,15 @@ export async function packFrameParts(stored: readonly ColumnSpec[], frame2: Uint
 
 /**
  * packFrameParts on the calling thread (a background thread that runs at a low
- * priority compresses there, not on the shared pool). The compressed bytes get
- * a buffer of their own: the sync call returns a view of its payload-sized
- * output buffer, which a worker could only post by copying all of it.
+ * priority compresses there, not on the shared pool). `transferable`: the
+ * compressed bytes get a buffer of their own (the sync call returns a view of
+ * its larger output buffer, which a worker could only post by copying all of
+ * it); without, the view, for a caller that copies the bytes on anyway.
  */
-export function packFramePartsSync(stored: readonly ColumnSpec[], frame2: Uint8Array): readonly [Uint8Array, Uint8Array] {
+export function packFramePartsSync(stored: readonly ColumnSpec[], frame2: Uint8Array, transferable = true): readonly [Uint8Array, Uint8Array] {
   const payload = deltaPayload(stored, frame2);
   const z = zstdCompressSync(payload, zstdOptions(payload));
+  if (!transferable) return partsOf(z, payload.length);
   const own = Buffer.allocUnsafeSlow(z.length);
   own.set(z);
   return partsOf(own, payload.length);
@@ -131,8 +133,16 @@ function deltaPayload(stored: readonly ColumnSpec[], frame2: Uint8Array): Uint8A
   return payload;
 }
 
-// One output buffer (compressed is smaller than the payload): the default 16 KiB pieces are concatenated at the end.
-const zstdOptions = (payload: Uint8Array): { params: typeof ZSTD_PARAMS; chunkSize: number } => ({ params: ZSTD_PARAMS, chunkSize: Math.max(64, payload.length) });
+/**
+ * Output pieces of a third of the payload: one holds a frame of bench ticks
+ * (4.4x), so nothing is concatenated (zlib's default 16 KiB pieces are, at the
+ * end), and far less is allocated than with a payload-sized piece (2.4 MB per
+ * 64 Ki-row chunk). V8 counts such buffers towards its next full GC: with
+ * payload-sized pieces the background snapshot thread ran 75 full GCs in 27 s
+ * of back-to-back snapshots, with a third 38 in 25 s (--trace-gc), their
+ * marking on V8's helper threads at the node's priority.
+ */
+const zstdOptions = (payload: Uint8Array): { params: typeof ZSTD_PARAMS; chunkSize: number } => ({ params: ZSTD_PARAMS, chunkSize: Math.max(64 << 10, Math.ceil(payload.length / 3)) });
 
 function framed(z: Uint8Array, len: number): Uint8Array {
   const out = Buffer.allocUnsafeSlow(FRAME_HEAD + z.length);

@@ -1,7 +1,8 @@
 // Snapshot chunks gathered straight from the hot set's own chunks, without an
 // intermediate export: rows are copied once, into a staging buffer per chunk
 // (its columns at fixed offsets for `cap` rows), which a writer hands to the
-// snapshot thread (transferred) and gets back for the next chunk. On these
+// snapshot thread (a shared buffer of a pool: see snapshotwriter.ts) and gets
+// back for the next chunk. On these
 // machines first-touched memory costs ~2.5 ms per MB (page faults), so a
 // snapshot that copied 10 M ticks into fresh arrays twice (export, then frames)
 // spent most of its time faulting; a few recycled buffers touch none.
@@ -13,10 +14,10 @@ import type { ColumnSlice, SeamRow } from "../hotset/index.js";
 import { KIND_ROWS, KIND_SEAM, pad8, writeFrame } from "./columnar.js";
 import type { Segment } from "./columnar.js";
 
-/** One chunk's rows in a staging buffer (transferable), with its run table. */
+/** One chunk's rows in a staging buffer (shared with the snapshot thread, or transferable), with its run table. */
 export interface StagedChunk {
   readonly kind: number;
-  readonly buffer: ArrayBuffer;
+  readonly buffer: ArrayBufferLike;
   /** Rows the buffer has room for (its column offsets follow from it). */
   readonly cap: number;
   readonly rows: number;
@@ -34,10 +35,10 @@ export function stagingBytes(columns: readonly ColumnSpec[], cap: number): numbe
 }
 
 /** Column views of the first `rows` rows of a staging buffer of `cap` rows. */
-export function stagingViews(columns: readonly ColumnSpec[], buffer: ArrayBuffer, cap: number, rows = cap): Segment {
+export function stagingViews(columns: readonly ColumnSpec[], buffer: ArrayBufferLike, cap: number, rows = cap): Segment {
   let at = 16 * cap + pad8(4 * cap);
   const values = columns.map((c) => {
-    const T = allocValueArray(c.type, 0).constructor as new (b: ArrayBuffer, o: number, n: number) => ValueArray;
+    const T = allocValueArray(c.type, 0).constructor as new (b: ArrayBufferLike, o: number, n: number) => ValueArray;
     const v = new T(buffer, at, rows);
     at += pad8(widthOf(c) * cap);
     return v;
@@ -57,7 +58,7 @@ export function frameOfStaged(columns: readonly ColumnSpec[], c: StagedChunk, ou
  * returns, so the slices may change right after.
  */
 export class ChunkStager {
-  private buffer: ArrayBuffer | undefined;
+  private buffer: ArrayBufferLike | undefined;
   private views: Segment | undefined;
   private rows = 0;
   private runs: number[] = [];
@@ -67,7 +68,7 @@ export class ChunkStager {
   constructor(
     private readonly columns: readonly ColumnSpec[],
     private readonly chunkRows: number,
-    private readonly take: () => ArrayBuffer,
+    private readonly take: () => ArrayBufferLike,
     private readonly emit: (c: StagedChunk) => void,
   ) {}
 

@@ -17,7 +17,7 @@ import type { SnapshotHead, SnapshotStore, WrittenSnapshot } from "../../src/sna
 import { writeSnapshotOffLoop } from "../../src/node/shard/snapshotwriter.js";
 import { manifestOf } from "./manifest.js";
 import { randomColumns } from "./random.js";
-import { MIXED, TRADES, trades } from "../hotset/fixtures.js";
+import { MIXED, TRADES, batchOf, trades } from "../hotset/fixtures.js";
 import { rng } from "../../src/demo/randomwalk.js";
 
 function sample(): HotTable {
@@ -54,9 +54,9 @@ function capturingStore(): { store: SnapshotStore; written: Promise<{ head: Snap
   return { store, written };
 }
 
-async function asyncParts(cols: HotTableColumns): Promise<{ data: Buffer; summary: SnapshotSummary }> {
+async function asyncParts(cols: HotTableColumns, spec = TRADES): Promise<{ data: Buffer; summary: SnapshotSummary }> {
   const parts: Uint8Array[] = [];
-  const gen = snapshotPartsAsync(TRADES, cols, 1 << 16);
+  const gen = snapshotPartsAsync(spec, cols, 1 << 16);
   let r = await gen.next();
   while (r.done !== true) {
     parts.push(r.value);
@@ -190,6 +190,21 @@ describe("snapshot - off the event loop", () => {
     const back = decodeSnapshot(TRADES, manifestOf(t, { ...w.summary, data: w.data }, 3), w.data);
     expect(encodeSnapshot(TRADES, back).sha256).toBe(encodeSnapshot(TRADES, t.exportColumns()).sha256);
     // Starting a thread loads the codec through tsx: seconds on a loaded machine.
+  }, 60_000);
+
+  it("writer, pool - snapshots back to back on one thread, another column layout between them: each streams the same bytes as snapshotPartsAsync (staging buffers shared with the thread are reused job after job and replaced when the layout changes)", async () => {
+    const mixed = new HotTable(MIXED);
+    for (let r = 0; r < 500; r++) mixed.apply(r + 1, batchOf(MIXED, Array.from({ length: 500 }, (_, s) => ({ sym: `M${s}`, ts: 1_000 + r, values: [r % 2, r - s, r + s / 7, s / 3, r * s] }))));
+    const tables = [big(1_000, 300, 1_020), mixed, big(700, 400, 1_100), big(1_000, 300, 1_050)];
+    for (const [i, t] of tables.entries()) {
+      const expected = await asyncParts(t.exportColumns(), t.spec);
+      expect(t.rowCount, `table ${i} spans several chunks`).toBeGreaterThan(3 << 16);
+      const { store, written } = capturingStore();
+      await writeSnapshotOffLoop(store, { ...shard, table: t.spec.name }, t);
+      const w = await written;
+      expect(w.data.equals(expected.data), `table ${i}`).toBe(true);
+      expect(w.summary.sha256).toBe(sha256Hex(expected.data));
+    }
   }, 60_000);
 
   /**

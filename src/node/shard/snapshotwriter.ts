@@ -3,8 +3,9 @@
 // few recycled staging buffers (src/snapshot/staging.ts): series by series,
 // rows up to the LSN the snapshot covers (records applied in between are left
 // out), evictions held until every row is copied. Each staged chunk is handed
-// to a worker thread (one of two, by priority: see below; transferred), which
-// frames, compresses and hashes it and gives the buffer back; the packed
+// to a worker thread (one of two, by priority: see below; the staging buffers
+// are a pool the thread shares), which frames, compresses and hashes it and
+// gives the buffer back; the packed
 // chunks stream into the object store while ingest and queries go on.
 // PX_SNAPSHOT_WORKER=off writes on the event loop as before (benchmarks
 // compare the two).
@@ -17,7 +18,7 @@ import type { SnapshotHead, SnapshotStore, UploadTarget, WrittenSnapshot } from 
 import type { SnapshotSummary } from "../../snapshot/codec.js";
 import { ChunkStager, stagingBytes } from "../../snapshot/staging.js";
 import type { StagedChunk } from "../../snapshot/staging.js";
-import type { SnapshotJobMessage, SnapshotWorkerData, SnapshotWorkerMessage } from "./snapshotworker.js";
+import type { ChunkOnWire, SnapshotJobMessage, SnapshotWorkerData, SnapshotWorkerMessage } from "./snapshotworker.js";
 import { snapshotNice } from "./snapshotnice.js";
 import type { SnapshotPriority } from "./snapshotnice.js";
 import { TaggedError } from "../../../protocols/tagged.js";
@@ -61,6 +62,14 @@ interface Encoding {
 class SnapshotThread {
   private worker: Worker | undefined;
   private queue: Promise<unknown> = Promise.resolve();
+  /**
+   * Staging buffers shared with the thread, kept from job to job (fresh
+   * memory costs page faults; a buffer sent to the thread costs a GC: see
+   * ChunkOnWire), all of `poolBytes`. Dropped when a job fails: a thread
+   * being terminated may still read one.
+   */
+  private pool: SharedArrayBuffer[] = [];
+  private poolBytes = 0;
 
   constructor(private readonly nice: () => SnapshotPriority) {}
 
@@ -116,8 +125,17 @@ class SnapshotThread {
     let settleStored!: { resolve: (s: { bytes: number; sha256: string }) => void; reject: (e: Error) => void };
     const stored = new Promise<{ bytes: number; sha256: string }>((resolve, reject) => (settleStored = { resolve, reject }));
     stored.catch(() => {});
-    const free: ArrayBuffer[] = [];
     const bytes = stagingBytes(columns, CHUNK_ROWS);
+    if (this.poolBytes !== bytes) {
+      this.pool = [];
+      this.poolBytes = bytes;
+    }
+    const pool = this.pool;
+    // Every slot is free when a job starts: the previous job's thread gave each back before its "done".
+    const free = pool.map((_, slot) => slot);
+    const slotOf = new Map<ArrayBufferLike, number>(pool.map((b, slot) => [b, slot]));
+    /** Slots this job sent the thread already. */
+    const shared = new Set<number>();
     let handedOver = 0;
     return new Promise<void>((release) => {
       const end = (e?: Error): void => {
@@ -130,6 +148,7 @@ class SnapshotThread {
         if (e !== undefined) {
           settle.reject(e);
           settleStored.reject(e);
+          if (this.pool === pool) this.pool = [];
           if (this.worker === w) this.worker = undefined;
           void w.terminate();
         }
@@ -139,7 +158,7 @@ class SnapshotThread {
       const onMessage = (m: SnapshotWorkerMessage): void => {
         if (m.type === "free") {
           handedOver--;
-          if (m.buffer.byteLength === bytes) free.push(m.buffer);
+          if (m.slot >= 0) free.push(m.slot);
         } else if (m.type === "part") {
           parts.push(m.head, m.bytes);
         } else if (m.type === "stored") {
@@ -168,15 +187,28 @@ class SnapshotThread {
       const head: SnapshotHead = { appliedLsn, persistedLsn: table.persistedLsn, horizonMicros: table.horizonMicros, symbols, schemaVersion: table.spec.version };
       const upload = target(head);
       const ingesting = new Ingesting(table);
-      const stager = new ChunkStager(
-        columns,
-        CHUNK_ROWS,
-        () => free.pop() ?? Buffer.allocUnsafeSlow(bytes).buffer,
-        (c: StagedChunk) => {
-          handedOver++;
-          post({ type: "chunk", chunk: c, busy: ingesting.busy() }, [c.buffer]);
-        },
-      );
+      const take = (): SharedArrayBuffer => {
+        const slot = free.pop();
+        if (slot !== undefined) return pool[slot]!;
+        // A slice staged more chunks than the pool holds: it grows to what the staging needs.
+        const b = new SharedArrayBuffer(bytes);
+        slotOf.set(b, pool.length);
+        pool.push(b);
+        return b;
+      };
+      const stager = new ChunkStager(columns, CHUNK_ROWS, take, (c: StagedChunk) => {
+        handedOver++;
+        const slot = slotOf.get(c.buffer);
+        const { kind, cap, rows, runs } = c;
+        if (slot === undefined) {
+          // A buffer of its own (the seam chunk): transferred.
+          post({ type: "chunk", chunk: { kind, cap, rows, runs, slot: -1, buffer: c.buffer }, busy: ingesting.busy() }, [c.buffer as ArrayBuffer]);
+          return;
+        }
+        const chunk: ChunkOnWire = shared.has(slot) ? { kind, cap, rows, runs, slot } : { kind, cap, rows, runs, slot, buffer: c.buffer };
+        shared.add(slot);
+        post({ type: "chunk", chunk, busy: ingesting.busy() });
+      });
       const summary = (async () => {
         post({ type: "begin", columns, ...(upload === undefined ? {} : { upload }) });
         // Every series is read as of one horizon: an eviction asked for meanwhile waits until the last row is copied.
