@@ -94,6 +94,9 @@ export async function putObject(js: JetStreamClient, os: ObjectStore, bucket: st
     if (fill > 0) await send(pending.subarray(0, fill));
     await Promise.all(inflight);
     if (failed !== undefined) throw failed;
+    // A write that stalled long enough to look cut off may have lost chunks to a sweep (./sweep.ts): it must not become an object.
+    const held = (await js.jetstreamManager(false).then((jsm) => jsm.streams.info(stream, { subjects_filter: chunkSubject }))).state.subjects?.[chunkSubject] ?? 0;
+    if (held !== chunks) throw new SnapshotObjectError(`object ${name} of bucket ${bucket}: the stream holds ${held} of its ${chunks} chunks (removed as leftovers while this write stalled?); the object is not written`);
     const digest = sha.digest();
     const info = { name, description: "", options: { max_chunk_size: chunkBytes }, bucket, nuid: id, size, chunks, mtime: new Date().toISOString(), digest: `SHA-256=${b64url(digest)}`, deleted: false };
     const h = headers();
@@ -151,7 +154,11 @@ export async function readObject(
   let at = 0;
   let seen = 0;
   if (info.chunks > 0) {
-    const consumer = await js.consumers.get(`OBJ_${bucket}`, { filter_subjects: `$O.${bucket}.C.${info.nuid}` });
+    const chunkSubject = `$O.${bucket}.C.${info.nuid}`;
+    // Chunks gone from the stream (purged by hand or by a sweep gone wrong) would leave the consumer below waiting forever.
+    const held = (await js.jetstreamManager(false).then((jsm) => jsm.streams.info(`OBJ_${bucket}`, { subjects_filter: chunkSubject }))).state.subjects?.[chunkSubject] ?? 0;
+    if (held !== info.chunks) throw new SnapshotObjectError(`object ${name} of bucket ${bucket}: the stream holds ${held} of its ${info.chunks} chunks`);
+    const consumer = await js.consumers.get(`OBJ_${bucket}`, { filter_subjects: chunkSubject });
     // Several chunks asked for at once: the server streams them while the last ones are handled.
     const messages = await consumer.consume({ max_bytes: 32 * 1024 * 1024 });
     try {

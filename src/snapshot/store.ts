@@ -18,6 +18,8 @@ import { SNAPSHOT_DATA_FORMAT, decodeSnapshot, decodeStreamed, encodeSnapshot, s
 import type { SnapshotSummary } from "./codec.js";
 import { getObject, putObject, readObject } from "./objects.js";
 import { storeLimits } from "../config/limits.js";
+import { sweepSnapshotLeftovers } from "./sweep.js";
+import type { SweepResult } from "./sweep.js";
 
 /**
  * Chunk size of snapshot data objects (one JetStream message per chunk). Small
@@ -29,6 +31,22 @@ import { storeLimits } from "../config/limits.js";
  * 1.7-1.8 s at every size).
  */
 const DATA_CHUNK_BYTES = 60 * 1024;
+
+/**
+ * Leftovers of unfinished writes (./sweep.ts) go once untouched this long
+ * (PX_SNAPSHOT_SWEEP_GRACE_S, default 15 min): a write in progress publishes a
+ * chunk every few milliseconds and its manifest right after its data, even on
+ * a busy machine.
+ */
+export function sweepGraceMs(env: Record<string, string | undefined> = process.env): number {
+  const raw = env.PX_SNAPSHOT_SWEEP_GRACE_S;
+  if (raw === undefined || raw === "") return 15 * 60_000;
+  const s = Number(raw);
+  if (!Number.isFinite(s) || s < 0) throw new Error(`PX_SNAPSHOT_SWEEP_GRACE_S=${raw} is not a number of seconds >= 0; unset it for the default (900)`);
+  return s * 1000;
+}
+/** A store sweeps at most this often (after a snapshot it wrote): the listing reads every object's info. */
+const SWEEP_EVERY_MS = 10 * 60_000;
 
 const prefix = (s: ShardAddress): string => `${s.tenant}.${s.table}.${s.bucket}.`;
 const lsnKey = (lsn: number): string => String(lsn).padStart(20, "0");
@@ -72,6 +90,8 @@ export interface UploadTarget {
 export class SnapshotStore {
   /** Manifest names whose data verified, with the LSN they cover. */
   private readonly verified = new Map<string, number>();
+  /** When this store last swept (0: not yet: its first snapshot sweeps). */
+  private sweptAt = 0;
 
   constructor(
     private readonly os: ObjectStore,
@@ -80,6 +100,8 @@ export class SnapshotStore {
     private readonly chunkBytes = 128 * 1024,
     /** When given, data objects are written and read by objects.ts (pipelined publishes, a pull consumer) rather than the client's put/get. */
     private readonly direct?: { readonly js: JetStreamClient; readonly bucket: string; readonly dial?: SnapshotDial },
+    /** What a sweep of leftovers removed, or why it failed. */
+    private readonly log: (line: string) => void = () => {},
   ) {}
 
   /**
@@ -88,13 +110,13 @@ export class SnapshotStore {
    * `dial`: the snapshot thread may connect with it and write data objects
    * itself.
    */
-  static async open(nc: NatsConnection, replicas = 1, wrap?: (os: ObjectStore) => ObjectStore, dial?: SnapshotDial): Promise<SnapshotStore> {
+  static async open(nc: NatsConnection, replicas = 1, wrap?: (os: ObjectStore) => ObjectStore, dial?: SnapshotDial, log?: (line: string) => void): Promise<SnapshotStore> {
     // Node's own SHA-256 for the object store's digests (the default is pure JavaScript, several times slower).
     setSha256Backend("native");
     // Its own byte limit (discard new): snapshots cannot fill the WAL's or the control plane's space.
     const chunkBytes = Math.min(DATA_CHUNK_BYTES, nc.info?.max_payload ?? 1024 * 1024);
     const os = await new Objm(nc).create(OBJ_SNAPSHOTS, { replicas, max_bytes: storeLimits().snapshotMaxBytes });
-    return new SnapshotStore(wrap === undefined ? os : wrap(os), 3, chunkBytes, { js: jetstream(nc), bucket: OBJ_SNAPSHOTS, ...(wrap === undefined && dial !== undefined ? { dial } : {}) });
+    return new SnapshotStore(wrap === undefined ? os : wrap(os), 3, chunkBytes, { js: jetstream(nc), bucket: OBJ_SNAPSHOTS, ...(wrap === undefined && dial !== undefined ? { dial } : {}) }, log);
   }
 
   /** Where the snapshot thread writes the data object of a snapshot with this head itself; undefined: it hands the data to writeStream. */
@@ -226,6 +248,21 @@ export class SnapshotStore {
       await this.os.delete(m).catch(() => {});
       await this.os.delete(m.replace(/\.manifest$/, ".data")).catch(() => {});
     }
+    if (Date.now() - this.sweptAt >= SWEEP_EVERY_MS) {
+      this.sweptAt = Date.now();
+      await this.sweepLeftovers().then(
+        (r) => {
+          if (r.chunkSubjects.length + r.dataObjects.length > 0) this.log(`snapshot store: removed leftovers of unfinished snapshot writes: the chunks of ${r.chunkSubjects.length} cut-off writes, ${r.dataObjects.length} data objects without a manifest${r.dataObjects.length > 0 ? ` (${r.dataObjects.join(", ")})` : ""}`);
+        },
+        (e: unknown) => this.log(`snapshot store: sweeping leftovers of unfinished snapshot writes failed (${(e as Error).message}); tried again after the next snapshot ${SWEEP_EVERY_MS / 60_000} min from now`),
+      );
+    }
+  }
+
+  /** Removes the bucket's leftovers of writes that never finished, untouched for `graceMs` (./sweep.ts). */
+  async sweepLeftovers(graceMs = sweepGraceMs()): Promise<SweepResult> {
+    if (this.direct === undefined) return { chunkSubjects: [], dataObjects: [] };
+    return sweepSnapshotLeftovers(await this.direct.js.jetstreamManager(false), this.os, this.direct.bucket, graceMs);
   }
 
   /**
@@ -237,7 +274,7 @@ export class SnapshotStore {
       const known = this.verified.get(name);
       if (known !== undefined) return known;
       try {
-        const mbytes = await this.os.getBlob(name);
+        const mbytes = (await this.readData(name))?.data;
         if (!mbytes) continue;
         const manifest = decodeSnapshotManifest(mbytes);
         const data = await this.readData(manifest.dataObject);
@@ -252,7 +289,11 @@ export class SnapshotStore {
     return 0;
   }
 
-  /** A data object's bytes and their SHA-256 (hex); null when it does not exist. */
+  /**
+   * An object's bytes (a data object's, a manifest's) and their SHA-256 (hex);
+   * null when it does not exist. Not the client's get: it waits forever for a
+   * chunk gone from the stream; objects.ts fails on it.
+   */
   private async readData(name: string): Promise<{ data: Uint8Array; sha256: string } | null> {
     if (this.direct !== undefined) return getObject(this.direct.js, this.os, this.direct.bucket, name);
     const data = await this.os.getBlob(name);
@@ -277,7 +318,7 @@ export class SnapshotStore {
   async loadLatest(shard: ShardAddress, spec: TableSpec, log: (line: string) => void): Promise<LoadedSnapshot | undefined> {
     for (const name of await this.manifests(shard)) {
       try {
-        const mbytes = await this.os.getBlob(name);
+        const mbytes = (await this.readData(name))?.data;
         if (!mbytes) throw new Error("manifest vanished");
         const manifest = decodeSnapshotManifest(mbytes);
         // The decoded columns were made for this table alone: adopted as its storage, not copied into fresh memory again.
