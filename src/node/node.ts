@@ -201,7 +201,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   const js = jetstream(nc);
   const replicas = o.replicas ?? 1;
   const store = await retryOnTimeout("opening px_config", () => MetadataStore.open(nc, replicas), startLog);
-  const snapshots = await retryOnTimeout("opening the snapshot store", () => SnapshotStore.open(nc, replicas, o.seams?.snapshotObjects, { servers: o.natsUrl, name: `proxist ${nodeId}`, credsPath: o.natsCreds ?? process.env[NATS_CREDS_ENV], caPath: natsCa }, startLog), startLog);
+  const snapshots = await retryOnTimeout("opening the snapshot store", () => SnapshotStore.open(nc, replicas, o.seams?.snapshotObjects, { servers: o.natsUrl, name: `proxist ${nodeId}`, credsPath: o.natsCreds ?? process.env[NATS_CREDS_ENV], caPath: natsCa }, { log: startLog }), startLog);
   // The one catalog of this node: a tenant is served only once its streams exist.
   const catalog = await retryOnTimeout("loading the catalog", () => openCatalog(nc, replicas, { prepare: tenantStreams(jsm, { replicas, nodeId, log, ...(o.walMaxBytes === undefined ? {} : { walMaxBytes: o.walMaxBytes }) }), log: (line) => log(`node ${nodeId}: ${line}`) }), startLog);
   const clickhouse = o.clickhouseUrl === undefined ? undefined : new SinkClickhouse({ url: o.clickhouseUrl, ...o.clickhouseAuth });

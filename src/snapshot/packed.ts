@@ -136,8 +136,9 @@ function deltaPayload(stored: readonly ColumnSpec[], frame2: Uint8Array): Uint8A
 /**
  * Output pieces of a third of the payload: one holds a frame of bench ticks
  * (4.4x), so nothing is concatenated (zlib's default 16 KiB pieces are, at the
- * end), and far less is allocated than with a payload-sized piece (2.4 MB per
- * 64 Ki-row chunk). V8 counts such buffers towards its next full GC: with
+ * end; data that compresses less than 3x spans 2-4 pieces and is), and far
+ * less is allocated than with a payload-sized piece (2.4 MB per 64 Ki-row
+ * chunk). V8 counts such buffers towards its next full GC: with
  * payload-sized pieces the background snapshot thread ran 75 full GCs in 27 s
  * of back-to-back snapshots, with a third 38 in 25 s (--trace-gc), their
  * marking on V8's helper threads at the node's priority.

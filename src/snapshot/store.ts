@@ -34,15 +34,16 @@ const DATA_CHUNK_BYTES = 60 * 1024;
 
 /**
  * Leftovers of unfinished writes (./sweep.ts) go once untouched this long
- * (PX_SNAPSHOT_SWEEP_GRACE_S, default 15 min): a write in progress publishes a
- * chunk every few milliseconds and its manifest right after its data, even on
- * a busy machine.
+ * (PX_SNAPSHOT_SWEEP_GRACE_S, default 15 min, at least 60 s): a write in
+ * progress publishes a chunk every few milliseconds and its manifest right
+ * after its data, even on a busy machine; the floor leaves room for clocks
+ * that differ between nodes and a server.
  */
 export function sweepGraceMs(env: Record<string, string | undefined> = process.env): number {
   const raw = env.PX_SNAPSHOT_SWEEP_GRACE_S;
-  if (raw === undefined || raw === "") return 15 * 60_000;
+  if (raw === undefined) return 15 * 60_000;
   const s = Number(raw);
-  if (!Number.isFinite(s) || s < 0) throw new Error(`PX_SNAPSHOT_SWEEP_GRACE_S=${raw} is not a number of seconds >= 0; unset it for the default (900)`);
+  if (raw.trim() === "" || !Number.isFinite(s) || s < 60) throw new Error(`PX_SNAPSHOT_SWEEP_GRACE_S=${raw} is not a number of seconds >= 60; unset it for the default (900)`);
   return s * 1000;
 }
 /** A store sweeps at most this often (after a snapshot it wrote): the listing reads every object's info. */
@@ -87,11 +88,21 @@ export interface UploadTarget {
   readonly chunkBytes: number;
 }
 
+/** How a store sweeps the leftovers of unfinished writes. */
+export interface SweepOptions {
+  /** What a sweep removed, or why it failed. */
+  readonly log?: (line: string) => void;
+  /** The grace, instead of PX_SNAPSHOT_SWEEP_GRACE_S's (tests: below its floor). */
+  readonly graceMs?: number;
+}
+
 export class SnapshotStore {
   /** Manifest names whose data verified, with the LSN they cover. */
   private readonly verified = new Map<string, number>();
   /** When this store last swept (0: not yet: its first snapshot sweeps). */
   private sweptAt = 0;
+  /** The sweep under way or last done: a snapshot never waits for it (tests do). */
+  sweeping: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly os: ObjectStore,
@@ -100,8 +111,7 @@ export class SnapshotStore {
     private readonly chunkBytes = 128 * 1024,
     /** When given, data objects are written and read by objects.ts (pipelined publishes, a pull consumer) rather than the client's put/get. */
     private readonly direct?: { readonly js: JetStreamClient; readonly bucket: string; readonly dial?: SnapshotDial },
-    /** What a sweep of leftovers removed, or why it failed. */
-    private readonly log: (line: string) => void = () => {},
+    private readonly sweepOptions: SweepOptions = {},
   ) {}
 
   /**
@@ -110,13 +120,13 @@ export class SnapshotStore {
    * `dial`: the snapshot thread may connect with it and write data objects
    * itself.
    */
-  static async open(nc: NatsConnection, replicas = 1, wrap?: (os: ObjectStore) => ObjectStore, dial?: SnapshotDial, log?: (line: string) => void): Promise<SnapshotStore> {
+  static async open(nc: NatsConnection, replicas = 1, wrap?: (os: ObjectStore) => ObjectStore, dial?: SnapshotDial, sweep?: SweepOptions): Promise<SnapshotStore> {
     // Node's own SHA-256 for the object store's digests (the default is pure JavaScript, several times slower).
     setSha256Backend("native");
     // Its own byte limit (discard new): snapshots cannot fill the WAL's or the control plane's space.
     const chunkBytes = Math.min(DATA_CHUNK_BYTES, nc.info?.max_payload ?? 1024 * 1024);
     const os = await new Objm(nc).create(OBJ_SNAPSHOTS, { replicas, max_bytes: storeLimits().snapshotMaxBytes });
-    return new SnapshotStore(wrap === undefined ? os : wrap(os), 3, chunkBytes, { js: jetstream(nc), bucket: OBJ_SNAPSHOTS, ...(wrap === undefined && dial !== undefined ? { dial } : {}) }, log);
+    return new SnapshotStore(wrap === undefined ? os : wrap(os), 3, chunkBytes, { js: jetstream(nc), bucket: OBJ_SNAPSHOTS, ...(wrap === undefined && dial !== undefined ? { dial } : {}) }, sweep);
   }
 
   /** Where the snapshot thread writes the data object of a snapshot with this head itself; undefined: it hands the data to writeStream. */
@@ -250,18 +260,21 @@ export class SnapshotStore {
     }
     if (Date.now() - this.sweptAt >= SWEEP_EVERY_MS) {
       this.sweptAt = Date.now();
-      await this.sweepLeftovers().then(
+      const log = this.sweepOptions.log ?? (() => {});
+      // In the background: a slow listing must not hold the snapshot that started it.
+      this.sweeping = this.sweepLeftovers().then(
         (r) => {
-          if (r.chunkSubjects.length + r.dataObjects.length > 0) this.log(`snapshot store: removed leftovers of unfinished snapshot writes: the chunks of ${r.chunkSubjects.length} cut-off writes, ${r.dataObjects.length} data objects without a manifest${r.dataObjects.length > 0 ? ` (${r.dataObjects.join(", ")})` : ""}`);
+          if (r.chunkSubjects.length + r.dataObjects.length > 0) log(`snapshot store: removed leftovers of unfinished snapshot writes: the chunks of ${r.chunkSubjects.length} cut-off writes, ${r.dataObjects.length} data objects without a manifest${r.dataObjects.length > 0 ? ` (${r.dataObjects.join(", ")})` : ""}`);
         },
-        (e: unknown) => this.log(`snapshot store: sweeping leftovers of unfinished snapshot writes failed (${(e as Error).message}); tried again after the next snapshot ${SWEEP_EVERY_MS / 60_000} min from now`),
+        (e: unknown) => log(`snapshot store: sweeping leftovers of unfinished snapshot writes failed (${(e as Error).message}); tried again after the next snapshot ${SWEEP_EVERY_MS / 60_000} min from now`),
       );
     }
   }
 
-  /** Removes the bucket's leftovers of writes that never finished, untouched for `graceMs` (./sweep.ts). */
-  async sweepLeftovers(graceMs = sweepGraceMs()): Promise<SweepResult> {
+  /** Removes the bucket's leftovers of writes that never finished, untouched for the grace (./sweep.ts). */
+  async sweepLeftovers(): Promise<SweepResult> {
     if (this.direct === undefined) return { chunkSubjects: [], dataObjects: [] };
+    const graceMs = this.sweepOptions.graceMs ?? sweepGraceMs();
     return sweepSnapshotLeftovers(await this.direct.js.jetstreamManager(false), this.os, this.direct.bucket, graceMs);
   }
 

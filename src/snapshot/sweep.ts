@@ -5,9 +5,15 @@
 //   off: a crash, a snapshot thread terminated mid-upload);
 // - data objects without their manifest (a crash between the two).
 // Both look exactly like a write in progress, so only those untouched for a
-// grace period go. A write that stalled that long and lost chunks to a sweep
-// fails its own check before its info is written (putObject counts its chunks
-// in the stream), so a sweep never leaves a readable object incomplete.
+// grace period go (at least a minute; 15 by default: see store.ts). What is
+// judged a leftover is looked at again just before it goes (the infos listed
+// anew, a data object's info and manifest read anew), so a write that finished
+// or replaced it meanwhile keeps it. A write of objects.ts that stalled past
+// the grace and lost chunks fails its own count of them before its info is
+// written. Left open: a write that stalled past the grace and finishes in the
+// milliseconds between that last look and the purge; and writes through the
+// object store client's put (manifests, small snapshots), which count nothing:
+// they take milliseconds, far below any grace.
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { ObjectInfo, ObjectStore } from "@nats-io/obj";
 
@@ -40,17 +46,25 @@ export function unreferencedChunkSubjects(bucket: string, subjects: readonly str
  */
 export async function sweepSnapshotLeftovers(jsm: JetStreamManager, os: ObjectStore, bucket: string, graceMs: number, now = Date.now()): Promise<SweepResult> {
   const stream = `OBJ_${bucket}`;
-  // Infos first: a write that finishes after this listing has chunks younger than the grace (or is judged next time).
   const infos = await os.list();
   const state = (await jsm.streams.info(stream, { subjects_filter: `$O.${bucket}.C.>` })).state;
-  const chunkSubjects: string[] = [];
+  const stale: string[] = [];
   for (const subject of unreferencedChunkSubjects(bucket, Object.keys(state.subjects ?? {}), infos)) {
     const last = await jsm.streams.getMessage(stream, { last_by_subj: subject });
-    if (last === null || now - last.time.getTime() < graceMs) continue;
-    await jsm.streams.purge(stream, { filter: subject });
-    chunkSubjects.push(subject);
+    if (last !== null && now - last.time.getTime() >= graceMs) stale.push(subject);
   }
-  const dataObjects = dataWithoutManifest(infos, now, graceMs);
-  for (const name of dataObjects) await os.delete(name);
+  // A write that stalled past the grace may have written its info since the listing: it keeps its chunks.
+  const chunkSubjects = stale.length === 0 ? [] : unreferencedChunkSubjects(bucket, stale, await os.list());
+  for (const subject of chunkSubjects) await jsm.streams.purge(stream, { filter: subject });
+  const dataObjects: string[] = [];
+  for (const name of dataWithoutManifest(infos, now, graceMs)) {
+    // Rewritten meanwhile (a snapshot of the same LSN replaces it) or given its manifest: not a leftover any more.
+    const listed = infos.find((i) => i.name === name)!;
+    const current = await os.info(name);
+    const manifest = await os.info(`${name.slice(0, -".data".length)}.manifest`);
+    if (current === null || current.deleted || current.nuid !== listed.nuid || (manifest !== null && !manifest.deleted)) continue;
+    await os.delete(name);
+    dataObjects.push(name);
+  }
   return { chunkSubjects, dataObjects };
 }

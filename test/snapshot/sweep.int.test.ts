@@ -51,6 +51,20 @@ const held = async (subject: string): Promise<number> => (await jsm.streams.info
 /** Chunk subjects of writes in progress (no info names them yet). */
 const inProgress = async (): Promise<string[]> => unreferencedChunkSubjects(OBJ_SNAPSHOTS, Object.keys((await jsm.streams.info(STREAM, { subjects_filter: `$O.${OBJ_SNAPSHOTS}.C.>` })).state.subjects ?? {}), await os.list());
 
+/** The object store, whose first listing is `listed` (taken earlier): the sweep's first look predates what happened since. */
+function staleOnce(listed: Awaited<ReturnType<ObjectStore["list"]>>): ObjectStore {
+  let first = true;
+  return Object.create(os, {
+    list: {
+      value: async () => {
+        if (!first) return os.list();
+        first = false;
+        return listed;
+      },
+    },
+  }) as ObjectStore;
+}
+
 /** `n` bytes of a pattern (not all zeros: nothing about them is special). */
 const bytes = (n: number, seed: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff);
 
@@ -81,25 +95,52 @@ describe("snapshot sweep - leftovers of unfinished writes", () => {
     expect(await sweepSnapshotLeftovers(jsm, os, OBJ_SNAPSHOTS, 0)).toEqual({ chunkSubjects: [], dataObjects: [] });
   });
 
-  it("sweep after a snapshot - a store sweeps after the first snapshot it writes and logs what it removed (PX_SNAPSHOT_SWEEP_GRACE_S=0); a bad grace is logged naming the variable", async () => {
+  it("sweep after a snapshot - a store sweeps in the background after the first snapshot it writes and logs what it removed; a grace below 60 s from PX_SNAPSHOT_SWEEP_GRACE_S is refused, logged naming the variable", async () => {
     const s = { tenant: "sw", table: "trades", bucket: 4 };
     const cut = `$O.${OBJ_SNAPSHOTS}.C.${nuid.next()}`;
     await jsm.jetstream().publish(cut, bytes(1_000, 3));
     const lines: string[] = [];
-    process.env.PX_SNAPSHOT_SWEEP_GRACE_S = "0";
-    try {
-      const store = await SnapshotStore.open(f.nc, 1, undefined, undefined, (l) => lines.push(l));
-      await store.write(s, table(20_000, 4));
-      expect(lines).toEqual(["snapshot store: removed leftovers of unfinished snapshot writes: the chunks of 1 cut-off writes, 0 data objects without a manifest"]);
-      expect(await held(cut)).toBe(0);
-      process.env.PX_SNAPSHOT_SWEEP_GRACE_S = "soon";
-      const other = await SnapshotStore.open(f.nc, 1, undefined, undefined, (l) => lines.push(l));
-      await other.write(s, table(20_000, 5));
-      expect(lines[1]).toMatch(/sweeping leftovers of unfinished snapshot writes failed \(PX_SNAPSHOT_SWEEP_GRACE_S=soon is not a number of seconds >= 0; unset it for the default \(900\)\)/);
-      expect((await other.loadLatest(s, TRADES, () => {}))!.table.rowCount).toBe(20_000);
-    } finally {
-      delete process.env.PX_SNAPSHOT_SWEEP_GRACE_S;
+    const store = await SnapshotStore.open(f.nc, 1, undefined, undefined, { log: (l) => lines.push(l), graceMs: 0 });
+    await store.write(s, table(20_000, 4));
+    await store.sweeping;
+    expect(lines).toEqual(["snapshot store: removed leftovers of unfinished snapshot writes: the chunks of 1 cut-off writes, 0 data objects without a manifest"]);
+    expect(await held(cut)).toBe(0);
+    for (const bad of ["30", "soon", " "]) {
+      process.env.PX_SNAPSHOT_SWEEP_GRACE_S = bad;
+      try {
+        const other = await SnapshotStore.open(f.nc, 1, undefined, undefined, { log: (l) => lines.push(l) });
+        await other.write(s, table(20_000, 5));
+        await other.sweeping;
+        expect(lines.at(-1)).toBe(`snapshot store: sweeping leftovers of unfinished snapshot writes failed (PX_SNAPSHOT_SWEEP_GRACE_S=${bad} is not a number of seconds >= 60; unset it for the default (900)); tried again after the next snapshot 10 min from now`);
+        expect((await other.loadLatest(s, TRADES, () => {}))!.table.rowCount).toBe(20_000);
+      } finally {
+        delete process.env.PX_SNAPSHOT_SWEEP_GRACE_S;
+      }
     }
+  });
+
+  it("sweep - a data object rewritten after the listing (a snapshot of the same LSN replaced it) or given its manifest meanwhile is kept", async () => {
+    const name = "sw.trades.5.00000000000000000042.data";
+    await os.put({ name }, ReadableStream.from([bytes(3_000, 1)]));
+    const listed = await os.list();
+    // The rewrite: same name, new chunks (new nuid), after the sweep listed the bucket.
+    await os.put({ name }, ReadableStream.from([bytes(3_000, 2)]));
+    const stale = staleOnce(listed);
+    const r = await sweepSnapshotLeftovers(jsm, stale, OBJ_SNAPSHOTS, 0, Date.now() + 1_000);
+    expect(r.dataObjects).toEqual([]);
+    expect(Buffer.from((await os.getBlob(name))!).equals(Buffer.from(bytes(3_000, 2)))).toBe(true);
+    // Its manifest written after the listing: kept too.
+    const other = "sw.trades.5.00000000000000000043.data";
+    await os.put({ name: other }, ReadableStream.from([bytes(3_000, 3)]));
+    const listedAgain = await os.list();
+    await os.put({ name: other.replace(/\.data$/, ".manifest") }, ReadableStream.from([bytes(10, 4)]));
+    const stale2 = staleOnce(listedAgain);
+    // The first one, unchanged since this listing and still without a manifest, goes now.
+    expect((await sweepSnapshotLeftovers(jsm, stale2, OBJ_SNAPSHOTS, 0, Date.now() + 1_000)).dataObjects).toEqual([name]);
+    expect((await os.info(other))?.deleted).toBe(false);
+    // Without its manifest again, unchanged: it goes.
+    await os.delete(other.replace(/\.data$/, ".manifest"));
+    expect((await sweepSnapshotLeftovers(jsm, os, OBJ_SNAPSHOTS, 0, Date.now() + 1_000)).dataObjects).toEqual([other]);
   });
 
   it("sweep, negative control - blind to the objects' infos, the same sweep takes the finished snapshot's chunks: the shard would replay from the start", async () => {

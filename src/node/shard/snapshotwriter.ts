@@ -165,6 +165,8 @@ class SnapshotThread {
           settleStored.resolve(m);
         } else if (m.type === "done") {
           settle.resolve(m);
+          // A series staged whole in one slice (every chunk of one huge symbol) grew the pool: it keeps only what the next job needs to start.
+          if (this.pool === pool && pool.length > AHEAD + 1) pool.length = AHEAD + 1;
           end();
           return;
         } else end(new SnapshotWorkerError(`snapshot worker: ${m.message}`));
