@@ -178,7 +178,7 @@ async function nodeAb(baseRoot: string): Promise<Record<string, Compared>> {
     const sides = {} as Record<Side, { px: InstanceType<typeof ProxistClient>; fl: InstanceType<typeof FlightClient>; token: string; nc: Awaited<ReturnType<typeof connect>> }>;
     for (const side of ["base", "this"] as const) {
       const nats = await startNatsServer({ auth: "open" });
-      stops.push(() => nats.stop());
+      stops.push(() => nats.dispose());
       const nc = await connect({ servers: nats.url, noAsyncTraces: true });
       stops.push(() => nc.close());
       const token = await declare(side === "base" ? baseRoot : here, nc);

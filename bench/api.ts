@@ -310,7 +310,7 @@ async function main(): Promise<void> {
     ch.close();
     await chServer.stop();
     await nc.close();
-    await nats.stop();
+    await nats.dispose();
   }
 }
 

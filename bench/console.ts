@@ -227,7 +227,7 @@ async function main(): Promise<void> {
   } finally {
     for (const n of nodes) await n.kill();
     await nc.close();
-    await nats.stop();
+    await nats.dispose();
   }
 }
 

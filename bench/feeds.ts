@@ -238,7 +238,7 @@ async function main(): Promise<void> {
   } finally {
     await node.kill("SIGTERM");
     await nc.close();
-    await nats.stop();
+    await nats.dispose();
   }
 }
 

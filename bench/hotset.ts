@@ -119,7 +119,7 @@ async function main(): Promise<void> {
     );
   } finally {
     await nc.close();
-    await nats.stop();
+    await nats.dispose();
   }
 }
 

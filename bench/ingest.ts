@@ -147,7 +147,7 @@ async function main(): Promise<void> {
     await node.kill("SIGTERM");
     otlp?.close();
     await nc.close();
-    await nats.stop();
+    await nats.dispose();
   }
 }
 

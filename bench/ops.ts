@@ -211,7 +211,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await nc.close();
-    await nats.stop();
+    await nats.dispose();
     await ch.dispose();
   }
 }

@@ -285,7 +285,7 @@ async function main(): Promise<void> {
     ch.close();
     await nc.close();
     await chServer.dispose();
-    await nats.stop();
+    await nats.dispose();
   }
 }
 

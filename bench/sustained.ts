@@ -497,7 +497,7 @@ async function main(): Promise<void> {
     if (node !== undefined && NODE_LOG !== undefined) writeFileSync(NODE_LOG, node.output());
     ch.close();
     await nc.close();
-    await nats.stop();
+    await nats.dispose();
     rmSync(nats.dir, { recursive: true, force: true });
     await chServer.dispose();
   }

@@ -2,7 +2,7 @@
 // local cluster (`proxist up`) and by integration tests. Supports a cluster of
 // servers with routes. The handle stops the server by PID.
 import { execFileSync } from "node:child_process";
-import { mkdirSync, writeFileSync, mkdtempSync } from "node:fs";
+import { mkdirSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./ports.js";
@@ -13,7 +13,7 @@ import type { NatsAuthFiles } from "./natsauth.js";
 import { natsServerVersion, syncIntervalLine } from "./natssync.js";
 
 export interface NatsServerOptions {
-  /** Data and logs go here; a temp dir when omitted. */
+  /** Data and logs go here; a fresh temp dir (removed by `dispose`) when omitted. */
   readonly dir?: string;
   readonly port?: number;
   readonly monitorPort?: number;
@@ -66,6 +66,8 @@ export interface NatsServer {
   /** The auth material clients connect with; undefined on an open server. */
   readonly auth: NatsAuthFiles | undefined;
   stop(): Promise<void>;
+  /** Stops the server and removes its data directory if this call made it (a benchmark's JetStream store is gigabytes). */
+  dispose(): Promise<void>;
   kill(signal?: NodeJS.Signals): void;
   /** Starts again on the same ports and data directory. */
   restart(): Promise<void>;
@@ -117,6 +119,7 @@ export async function startNatsServer(given: NatsServerOptions = {}): Promise<Na
   const options: NatsServerOptions = given.maxFileStore === undefined && envStore ? { ...given, maxFileStore: checkedStoreSize(envStore) } : given;
   const bin = findNatsServerBinary();
   const sync = syncIntervalLine(options.syncInterval, options.syncInterval === undefined ? undefined : natsServerVersion(bin));
+  const ownsDir = options.dir === undefined;
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), "px-nats-"));
   mkdirSync(dir, { recursive: true });
   let port = options.port ?? (await freePort());
@@ -166,6 +169,10 @@ export async function startNatsServer(given: NatsServerOptions = {}): Promise<Na
     options: { ...options, port, monitorPort, serverName, dir, ...(auth ? { auth } : { auth: "open" as const }) },
     auth,
     stop: () => stopProcess(proc),
+    dispose: async () => {
+      await stopProcess(proc);
+      if (ownsDir) rmSync(dir, { recursive: true, force: true });
+    },
     kill: (signal = "SIGKILL") => {
       proc.child.kill(signal);
     },
