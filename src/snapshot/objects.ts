@@ -20,6 +20,20 @@ import { TaggedError } from "../../protocols/tagged.js";
  */
 const INFLIGHT = 4;
 
+/**
+ * How long a read waits for the next chunk before it gives up (a chunk purged
+ * while the read runs would otherwise leave it waiting forever: the count is
+ * checked before the read, not during it).
+ */
+const READ_IDLE_MS = 30_000;
+
+/** Messages the object stream holds on one chunk subject (`$O.<bucket>.C.<nuid>`). */
+export async function chunksHeld(js: JetStreamClient, bucket: string, nuid: string): Promise<number> {
+  const subject = `$O.${bucket}.C.${nuid}`;
+  const info = await js.jetstreamManager(false).then((jsm) => jsm.streams.info(`OBJ_${bucket}`, { subjects_filter: subject }));
+  return info.state.subjects?.[subject] ?? 0;
+}
+
 /** A data object could not be read whole, or its bytes do not match its digest. */
 export class SnapshotObjectError extends TaggedError("SnapshotObjectError") {}
 
@@ -95,7 +109,7 @@ export async function putObject(js: JetStreamClient, os: ObjectStore, bucket: st
     await Promise.all(inflight);
     if (failed !== undefined) throw failed;
     // A write that stalled long enough to look cut off may have lost chunks to a sweep (./sweep.ts): it must not become an object.
-    const held = (await js.jetstreamManager(false).then((jsm) => jsm.streams.info(stream, { subjects_filter: chunkSubject }))).state.subjects?.[chunkSubject] ?? 0;
+    const held = await chunksHeld(js, bucket, id);
     if (held !== chunks) throw new SnapshotObjectError(`object ${name} of bucket ${bucket}: the stream holds ${held} of its ${chunks} chunks (removed as leftovers while this write stalled?); the object is not written`);
     const digest = sha.digest();
     const info = { name, description: "", options: { max_chunk_size: chunkBytes }, bucket, nuid: id, size, chunks, mtime: new Date().toISOString(), digest: `SHA-256=${b64url(digest)}`, deleted: false };
@@ -145,6 +159,8 @@ export async function readObject(
   onPiece: (piece: Uint8Array, size: number) => void,
   /** The size the caller's manifest records: another one is refused before a byte is read. */
   expectBytes?: number,
+  /** How long to wait for the next chunk (tests shorten it). */
+  idleMs = READ_IDLE_MS,
 ): Promise<{ bytes: number; sha256: string } | null> {
   const info = await os.info(name);
   if (info === null || info.deleted) return null;
@@ -155,14 +171,22 @@ export async function readObject(
   let seen = 0;
   if (info.chunks > 0) {
     const chunkSubject = `$O.${bucket}.C.${info.nuid}`;
-    // Chunks gone from the stream (purged by hand or by a sweep gone wrong) would leave the consumer below waiting forever.
-    const held = (await js.jetstreamManager(false).then((jsm) => jsm.streams.info(`OBJ_${bucket}`, { subjects_filter: chunkSubject }))).state.subjects?.[chunkSubject] ?? 0;
+    // Chunks gone from the stream (purged by hand or by a sweep gone wrong) would leave the consumer below waiting: refused before the read, and during it by the idle deadline.
+    const held = await chunksHeld(js, bucket, info.nuid);
     if (held !== info.chunks) throw new SnapshotObjectError(`object ${name} of bucket ${bucket}: the stream holds ${held} of its ${info.chunks} chunks`);
     const consumer = await js.consumers.get(`OBJ_${bucket}`, { filter_subjects: chunkSubject });
     // Several chunks asked for at once: the server streams them while the last ones are handled.
     const messages = await consumer.consume({ max_bytes: 32 * 1024 * 1024 });
+    let idle = false;
+    const idleTimer = (): NodeJS.Timeout =>
+      setTimeout(() => {
+        idle = true;
+        messages.stop();
+      }, idleMs);
+    const timer = idleTimer();
     try {
       for await (const m of messages) {
+        timer.refresh();
         if (at + m.data.length > info.size) throw new SnapshotObjectError(`object ${name} of bucket ${bucket}: chunks hold more than its ${info.size} bytes`);
         sha.update(m.data);
         at += m.data.length;
@@ -171,8 +195,10 @@ export async function readObject(
         if (m.info.pending === 0) break;
       }
     } finally {
+      clearTimeout(timer);
       messages.stop();
     }
+    if (idle) throw new SnapshotObjectError(`object ${name} of bucket ${bucket}: no chunk came for ${idleMs} ms after ${seen} of ${info.chunks} (chunks removed while it was read?)`);
   }
   if (seen !== info.chunks || at !== info.size) throw new SnapshotObjectError(`object ${name} of bucket ${bucket}: read ${seen} chunks, ${at} bytes; its info says ${info.chunks}, ${info.size}`);
   const digest = sha.digest();

@@ -6,7 +6,8 @@
 // after a snapshot it wrote and logs what it removed. A write whose chunks
 // were swept while it stalled fails before its
 // info is written (negative control: with that check blinded it leaves an
-// object that cannot be read).
+// object that cannot be read). A read whose chunks go after its count check
+// ends at its idle deadline (negative control: without one it waits on).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
@@ -15,7 +16,7 @@ import type { ObjectStore } from "@nats-io/obj";
 import { nuid } from "@nats-io/transport-node";
 import { OBJ_SNAPSHOTS } from "../../protocols/subjects.js";
 import { HotTable } from "../../src/hotset/index.js";
-import { putObject, getObject } from "../../src/snapshot/objects.js";
+import { putObject, getObject, readObject } from "../../src/snapshot/objects.js";
 import { SnapshotStore } from "../../src/snapshot/store.js";
 import { sweepSnapshotLeftovers, unreferencedChunkSubjects } from "../../src/snapshot/sweep.js";
 import { genBatches } from "../../bench/gen.js";
@@ -193,5 +194,39 @@ describe("snapshot sweep - leftovers of unfinished writes", () => {
     expect(r).toMatchObject({ bytes: 10 * 4096 });
     expect((await os.info(name))?.chunks).toBe(10);
     await expect(getObject(js, os, OBJ_SNAPSHOTS, name)).rejects.toThrow(/the stream holds \d of its 10 chunks/);
+  });
+
+  /** Object `name` (10 chunks of 4 KiB) read through a client whose consumer lookup first purges its chunks: the count check passed, then they went. */
+  async function readPurgedMidway(name: string, idleMs: number): Promise<unknown> {
+    async function* parts(): AsyncGenerator<Uint8Array> {
+      yield bytes(10 * 4096, 3);
+    }
+    const js = jsm.jetstream();
+    await putObject(js, os, OBJ_SNAPSHOTS, name, parts(), 4096);
+    const nuid = (await os.info(name))!.nuid;
+    const purging = new Proxy(js, {
+      get(target, p) {
+        if (p === "consumers")
+          return new Proxy(target.consumers, {
+            get: (c, k) => (k === "get" ? async (...a: Parameters<typeof c.get>) => (await jsm.streams.purge(STREAM, { filter: `$O.${OBJ_SNAPSHOTS}.C.${nuid}` }), c.get(...a)) : Reflect.get(c, k)),
+          });
+        const v = Reflect.get(target, p) as unknown;
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+    });
+    return readObject(purging, os, OBJ_SNAPSHOTS, name, () => {}, undefined, idleMs).then(
+      (r) => r,
+      (e: unknown) => e,
+    );
+  }
+
+  it("read - chunks removed after the count check: the read ends after its idle deadline, naming what it got", async () => {
+    const r = await readPurgedMidway("sw.trades.4.purged.data", 500);
+    expect(String(r)).toMatch(/no chunk came for 500 ms after 0 of 10 \(chunks removed while it was read\?\)/);
+  });
+
+  it("read, negative control - without the idle deadline the same read is still waiting 3 s later", async () => {
+    const r = await Promise.race([readPurgedMidway("sw.trades.5.purged.data", 2 ** 31 - 1), new Promise((r) => setTimeout(() => r("still waiting"), 3_000))]);
+    expect(r).toBe("still waiting");
   });
 });
