@@ -5,9 +5,14 @@
 // other node, whose sinks persist; SIGCONT: the old owner's permits lapsed and
 // px_assign revoked them, so it writes nothing. ClickHouse ends with every WAL
 // row exactly once by (_lsn, _row) and P never went backwards. Negative
-// control: the same with PX_FENCE_OFF=1 finds duplicates.
+// control: the same with PX_FENCE_OFF=1 finds duplicates. Then the same with
+// clickhouse-server SIGSTOPped while the owner's INSERT runs (and the owner
+// after it, its body cut short): every row exactly once, P never decreases.
+// (No negative control of its own yet: with ClickHouse's write fence and the
+// new owner's wait for earlier INSERTs both switched off the resumed INSERT
+// still did not land in three tries; see the README's Limitations.)
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { frozenOwner } from "../helpers/frozenowner.js";
+import { frozenClickhouse, frozenOwner } from "../helpers/frozenowner.js";
 import { clickhouseFixture } from "../helpers/sink.js";
 import type { ClickhouseFixture } from "../helpers/sink.js";
 
@@ -34,5 +39,15 @@ describe("fenced sinks - node processes", () => {
     const { report } = await frozenOwner(chf, "fcloff", true);
     console.log(`fence off: ${JSON.stringify(report)}`);
     expect(report.duplicates).toBeGreaterThan(0);
+  }, 300_000);
+
+  it("fence - clickhouse-server SIGSTOPped during the owner's INSERT, then the owner; its shards move; both resume: 0 duplicates, P never decreases", async () => {
+    const { report, watermarks, unsent, caught, log } = await frozenClickhouse(chf, "fclch");
+    console.log(`unsent ${unsent} bytes, caught ${caught || "-"}: ${JSON.stringify(report)}`);
+    // The scenario happened: the owner froze with an INSERT on its way to the frozen server.
+    expect(unsent).toBeGreaterThan(0);
+    expect(report, log.slice(-4000)).toMatchObject({ duplicates: 0, missing: 0, unexpected: 0 });
+    expect(watermarks.decreased).toEqual([]);
+    expect(watermarks.ahead).toEqual([]);
   }, 300_000);
 });
