@@ -178,12 +178,10 @@ export async function readObject(
     // Several chunks asked for at once: the server streams them while the last ones are handled.
     const messages = await consumer.consume({ max_bytes: 32 * 1024 * 1024 });
     let idle = false;
-    const idleTimer = (): NodeJS.Timeout =>
-      setTimeout(() => {
-        idle = true;
-        messages.stop();
-      }, idleMs);
-    const timer = idleTimer();
+    const timer = setTimeout(() => {
+      idle = true;
+      messages.stop();
+    }, idleMs);
     try {
       for await (const m of messages) {
         timer.refresh();

@@ -73,7 +73,6 @@ export async function frozenOwner(chf: ClickhouseFixture, tenant: string, fenceO
   }
 }
 
-
 /**
  * The same cluster with clickhouse-server SIGSTOPped while an owner's INSERT
  * is on its way: ClickHouse is frozen (and thawed and frozen again) until it
