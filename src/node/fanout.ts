@@ -6,6 +6,7 @@
 import { trace } from "@opentelemetry/api";
 import { createInbox, headers } from "@nats-io/transport-node";
 import type { Msg, NatsConnection } from "@nats-io/transport-node";
+import { QueryError } from "../../protocols/errors.js";
 import { HDR_PART_LAST, HDR_PART_SEQ, queryCancelSubject, queryPartSubject } from "../../protocols/subjects.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
 import { shardKey } from "../control/index.js";
@@ -102,6 +103,21 @@ function partInbox(nc: NatsConnection): PartInbox {
   return i;
 }
 
+/** Room left in a message for the headers NATS adds (the trace parent, the reply subject). */
+const HEADER_ROOM = 1024;
+
+/**
+ * The refusal of a part request too large for one NATS message (its symbol
+ * list, in practice): INVALID_ARGUMENT naming the sizes and what to do.
+ */
+function partTooLarge(spec: TableSpec, node: string, req: PartRequest, bytes: number, maxPayload: number): QueryError {
+  return new QueryError(
+    "INVALID_ARGUMENT",
+    `the part of table ${spec.name} asked of node ${node} is ${bytes} bytes (its symbol list: ${req.symbols?.length ?? 0} symbols), over what one NATS message carries here (max_payload ${maxPayload} bytes, less ${HEADER_ROOM} for headers): ` +
+      `a cluster query sends each shard owner the symbols of its shards in one message; split the list over several queries, or leave it out to read every symbol`,
+  );
+}
+
 /** Sends one part and gathers its chunked answer; on abort or deadline it tells the owner to cancel. */
 export function runPart(nc: NatsConnection, node: string, spec: TableSpec, req: PartRequest, signal: AbortSignal | undefined): Promise<PartReply> {
   return new Promise<PartReply>((resolve, reject) => {
@@ -147,6 +163,15 @@ export function runPart(nc: NatsConnection, node: string, spec: TableSpec, req: 
     const tp = span === undefined ? undefined : traceparentOf(span);
     const h = tp === undefined ? undefined : headers();
     if (tp !== undefined) h!.set(TRACEPARENT, tp);
-    nc.publish(queryPartSubject(node), JSON.stringify(req), { reply: sub.subject, ...(h === undefined ? {} : { headers: h }) });
+    const body = JSON.stringify(req);
+    const bytes = Buffer.byteLength(body);
+    const max = nc.info?.max_payload;
+    if (max !== undefined && bytes > max - HEADER_ROOM) return finish(partTooLarge(spec, node, req, bytes, max));
+    try {
+      nc.publish(queryPartSubject(node), body, { reply: sub.subject, ...(h === undefined ? {} : { headers: h }) });
+    } catch (e) {
+      // A closed connection: the part fails now, not at its deadline.
+      finish(e instanceof Error ? e : new Error(String(e)));
+    }
   });
 }

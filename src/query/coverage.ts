@@ -214,6 +214,8 @@ function sendPart(ctx: FanLoadContext, spec: TableSpec, node: string, bs: readon
     (r): Answered => answered(r, node),
     (e: unknown): Answered => {
       if (ctx.signal?.aborted === true) throw e;
+      // A part no owner could take (too large for one message): the query's own fault, not a missing shard.
+      if (e instanceof QueryError && e.code === "INVALID_ARGUMENT") throw e;
       // The owner did not answer: its buckets are missing, the rest of the answer stands.
       const why = `owner ${node} did not answer (${(e as Error).message})`;
       return { statuses: bs.map((bucket) => ({ bucket, kind: "missing" as const, why })), notes: [], coldRows: 0, series: [], node, down: true };

@@ -5,6 +5,7 @@
 // holding every shard (same WAL, same LSNs). A node whose connection dies
 // (its assignments stay until it times out) makes answers incomplete with a
 // note naming each of its shards, and UNAVAILABLE under consistency "complete".
+// A symbol list too large for one NATS message is refused with the sizes.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createInbox, headers } from "@nats-io/transport-node";
 import { parseClusterSpec } from "../../protocols/tablespec.js";
@@ -13,6 +14,7 @@ import { HDR_PART_LAST, HDR_PART_SEQ, queryCancelSubject, queryPartSubject } fro
 import { TickPublisher } from "../../src/client/publisher.js";
 import type { TickBatch } from "../../src/codec/tickbatch.js";
 import { queryEngineOf } from "../../src/node/api.js";
+import type { QueryError } from "../../protocols/errors.js";
 import { runPart } from "../../src/node/fanout.js";
 import { startNode } from "../../src/node/node.js";
 import type { ProxistNode } from "../../src/node/node.js";
@@ -163,6 +165,28 @@ describe("fanout - three nodes over NATS", () => {
     silent.unsubscribe();
     cs.unsubscribe();
   }, 30_000);
+
+  it("fanout - a symbol list too large for one NATS message: INVALID_ARGUMENT naming the sizes and the way out, at once, nothing sent", async () => {
+    const seen: string[] = [];
+    const owner = f.nc.subscribe(queryPartSubject("listener"), { callback: (_e, m) => void seen.push(m.subject) });
+    // 600,000 symbols of 16 characters: ~11 MB of JSON against the server's 8 MiB max_payload.
+    const symbols = Array.from({ length: 600_000 }, (_, i) => `SYM${String(i).padStart(13, "0")}`);
+    const req: PartRequest = { id: "huge", tenant: TENANT, table: "trades", buckets: [0], symbols, t0: 0, t1: 1, behind: 0, ahead: 0, columns: [], minLsn: undefined, timeoutMs: 60_000 };
+    const t0 = Date.now();
+    const err = await runPart(f.nc, "listener", spec("trades"), req, undefined).then(
+      () => undefined,
+      (e: unknown) => e as QueryError,
+    );
+    expect(err?.code).toBe("INVALID_ARGUMENT");
+    expect(err?.message).toMatch(/the part of table trades asked of node listener is \d+ bytes \(its symbol list: 600000 symbols\), over what one NATS message carries here \(max_payload 8388608 bytes.*split the list over several queries/);
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    await f.nc.flush();
+    expect(seen).toEqual([]);
+    owner.unsubscribe();
+    // Through a node's engine (each part carries the symbols of its buckets): 100,000 symbols (a query's most) of 300 characters.
+    const long = Array.from({ length: 100_000 }, (_, i) => `S${String(i).padStart(299, "0")}`);
+    await expect(nodes[0]!.query!.execute(TENANT, { op: "lastBy", table: "trades", symbols: long })).rejects.toThrow(/its symbol list: \d+ symbols\), over what one NATS message carries here/);
+  }, 60_000);
 
   it("fanout - a large part answer arrives in order over many chunks and decodes whole", async () => {
     const n = 50_000;
