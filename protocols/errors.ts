@@ -31,3 +31,14 @@ export class QueryError extends TaggedError("QueryError") {
     super(message, options);
   }
 }
+
+/**
+ * A query part refused before it was sent because no single message can carry
+ * it: the query's own fault (INVALID_ARGUMENT), which the coordinator must not
+ * mistake for a shard owner that did not answer.
+ */
+export class PartTooLargeError extends QueryError {
+  constructor(message: string) {
+    super("INVALID_ARGUMENT", message);
+  }
+}

@@ -6,7 +6,7 @@
 import { trace } from "@opentelemetry/api";
 import { createInbox, headers } from "@nats-io/transport-node";
 import type { Msg, NatsConnection } from "@nats-io/transport-node";
-import { QueryError } from "../../protocols/errors.js";
+import { PartTooLargeError } from "../../protocols/errors.js";
 import { HDR_PART_LAST, HDR_PART_SEQ, queryCancelSubject, queryPartSubject } from "../../protocols/subjects.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
 import { shardKey } from "../control/index.js";
@@ -110,9 +110,8 @@ const HEADER_ROOM = 1024;
  * The refusal of a part request too large for one NATS message (its symbol
  * list, in practice): INVALID_ARGUMENT naming the sizes and what to do.
  */
-function partTooLarge(spec: TableSpec, node: string, req: PartRequest, bytes: number, maxPayload: number): QueryError {
-  return new QueryError(
-    "INVALID_ARGUMENT",
+function partTooLarge(spec: TableSpec, node: string, req: PartRequest, bytes: number, maxPayload: number): PartTooLargeError {
+  return new PartTooLargeError(
     `the part of table ${spec.name} asked of node ${node} is ${bytes} bytes (its symbol list: ${req.symbols?.length ?? 0} symbols), over what one NATS message carries here (max_payload ${maxPayload} bytes, less ${HEADER_ROOM} for headers): ` +
       `a cluster query sends each shard owner the symbols of its shards in one message; split the list over several queries, or leave it out to read every symbol`,
   );
@@ -163,10 +162,10 @@ export function runPart(nc: NatsConnection, node: string, spec: TableSpec, req: 
     const tp = span === undefined ? undefined : traceparentOf(span);
     const h = tp === undefined ? undefined : headers();
     if (tp !== undefined) h!.set(TRACEPARENT, tp);
-    const body = JSON.stringify(req);
-    const bytes = Buffer.byteLength(body);
+    // Encoded once: the size check and the publish see the same bytes.
+    const body = Buffer.from(JSON.stringify(req));
     const max = nc.info?.max_payload;
-    if (max !== undefined && bytes > max - HEADER_ROOM) return finish(partTooLarge(spec, node, req, bytes, max));
+    if (max !== undefined && body.length > max - HEADER_ROOM) return finish(partTooLarge(spec, node, req, body.length, max));
     try {
       nc.publish(queryPartSubject(node), body, { reply: sub.subject, ...(h === undefined ? {} : { headers: h }) });
     } catch (e) {

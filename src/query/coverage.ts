@@ -2,7 +2,7 @@
 // answers itself, which go as parts to their owners, which nobody serves; then
 // the union of the loaded series and one note per shard that did not answer
 // from a live, caught-up replica (what makes `proxist.complete` false).
-import { QueryError } from "../../protocols/errors.js";
+import { PartTooLargeError, QueryError } from "../../protocols/errors.js";
 import { bucketOf } from "../../protocols/routing.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
 import { allocValueArray } from "../codec/tickbatch.js";
@@ -215,7 +215,7 @@ function sendPart(ctx: FanLoadContext, spec: TableSpec, node: string, bs: readon
     (e: unknown): Answered => {
       if (ctx.signal?.aborted === true) throw e;
       // A part no owner could take (too large for one message): the query's own fault, not a missing shard.
-      if (e instanceof QueryError && e.code === "INVALID_ARGUMENT") throw e;
+      if (e instanceof PartTooLargeError) throw e;
       // The owner did not answer: its buckets are missing, the rest of the answer stands.
       const why = `owner ${node} did not answer (${(e as Error).message})`;
       return { statuses: bs.map((bucket) => ({ bucket, kind: "missing" as const, why })), notes: [], coldRows: 0, series: [], node, down: true };

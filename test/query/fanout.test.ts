@@ -5,6 +5,7 @@
 // different shard counts; shards that are missing or lagging make the answer
 // incomplete with notes, or UNAVAILABLE under consistency "complete".
 import { describe, expect, it } from "vitest";
+import { PartTooLargeError, QueryError } from "../../protocols/errors.js";
 import { bucketOf } from "../../protocols/routing.js";
 import { parseTableSpec } from "../../protocols/tablespec.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
@@ -50,7 +51,8 @@ function cluster(
   owners: Record<string, readonly (Owner | undefined)[]>,
   // moved: buckets now hosted elsewhere than `owners` says; a fresh placement read sees it, a cached one does not.
   // whilePending: runs while a part is in flight (what a node does meanwhile: apply records, evict).
-  opts: { lagging?: Record<string, number[]>; down?: string[]; moved?: Record<string, Record<number, Owner>>; partRetriesMs?: number[]; whilePending?: () => void } = {},
+  // fail: what a node's part rejects with instead of an answer.
+  opts: { lagging?: Record<string, number[]>; down?: string[]; fail?: Record<string, Error>; moved?: Record<string, Record<number, Owner>>; partRetriesMs?: number[]; whilePending?: () => void } = {},
 ) {
   const now = (table: string): (Owner | undefined)[] => owners[table]!.map((o, b) => opts.moved?.[table]?.[b] ?? o);
   const shardsOn = (node: Owner, table: string): HotShard[] =>
@@ -65,6 +67,8 @@ function cluster(
     run: async (node, spec, req, signal) => {
       runs.push(req);
       if (opts.down?.includes(node)) throw new Error(`no responders (node ${node} is down)`);
+      const fail = opts.fail?.[node];
+      if (fail !== undefined) throw fail;
       // A reply comes back on a later turn of the event loop, after whatever the node did meanwhile.
       await new Promise((r) => setImmediate(r));
       opts.whilePending?.();
@@ -255,6 +259,15 @@ describe("fanout - completeness", () => {
     const down = cluster(specs, tables, { trades: ["a", "b", "c"], quotes: ["a", "b", "c"] }, { down: ["c"] });
     const d = await down.engine.execute(TENANT, { op: "range", table: "trades" });
     expect(d.notes).toEqual(["table trades shard 2: missing: owner c did not answer (no responders (node c is down))"]);
+  });
+
+  it("fanout - a part too large to send fails the whole query with INVALID_ARGUMENT; another part error, even one coded INVALID_ARGUMENT, names the shard missing", async () => {
+    const owners = { trades: ["a", "b", "c"], quotes: ["a", "b", "c"] };
+    const big = cluster(specs, tables, owners, { fail: { c: new PartTooLargeError("the part of table trades asked of node c is 2000000 bytes") } });
+    await expect(big.engine.execute(TENANT, { op: "range", table: "trades" })).rejects.toMatchObject({ code: "INVALID_ARGUMENT", message: expect.stringContaining("2000000 bytes") as unknown });
+    // Only the coordinator's own refusal is the query's fault: an owner's error stays that owner's shard missing.
+    const other = cluster(specs, tables, owners, { fail: { c: new QueryError("INVALID_ARGUMENT", "column px_new is not in table trades") } });
+    expect((await other.engine.execute(TENANT, { op: "range", table: "trades" })).notes).toEqual(["table trades shard 2: missing: owner c did not answer (column px_new is not in table trades)"]);
   });
 
   it("fanout - a shard that moved after the coordinator read px_assign is asked of its new owner: a complete answer; without the retry it is named missing", async () => {

@@ -31,8 +31,9 @@ describe("fenced sinks - node processes", () => {
     expect(report).toMatchObject({ duplicates: 0, missing: 0, unexpected: 0 });
     expect(watermarks.decreased).toEqual([]);
     expect(watermarks.ahead).toEqual([]);
-    // The resumed owner saw it had lost its lease (lapsed permit or px_assign's revocation).
-    expect(frozen).toMatch(/fenced|lease revision \d+ (expired|revoked)/);
+    // The resumed owner saw it had lost its lease (lapsed permit or px_assign's revocation), or its
+    // agent, finding its heartbeat stale, stopped its shards before a held INSERT came due.
+    expect(frozen).toMatch(/fenced|lease revision \d+ (expired|revoked)|no heartbeat stored for a while; stopped every shard/);
   }, 300_000);
 
   it("fence - negative control: the same with PX_FENCE_OFF=1 finds duplicates in ClickHouse", async () => {
@@ -42,8 +43,10 @@ describe("fenced sinks - node processes", () => {
   }, 300_000);
 
   it("fence - clickhouse-server SIGSTOPped during the owner's INSERT, then the owner; its shards move; both resume: 0 duplicates, P never decreases", async () => {
-    const { report, watermarks, unsent, caught, log } = await frozenClickhouse(chf, "fclch");
-    console.log(`unsent ${unsent} bytes, caught ${caught || "-"}: ${JSON.stringify(report)}`);
+    const { report, watermarks, unsent, inFlight, log } = await frozenClickhouse(chf, "fclch");
+    // inFlight (whether ClickHouse was seen running the old owner's INSERT after it resumed) is a
+    // diagnostic, not asserted: it depends on how much of the body arrived before the freeze.
+    console.log(`unsent ${unsent} bytes, INSERT seen in flight ${inFlight || "no"}: ${JSON.stringify(report)}`);
     // The scenario happened: the owner froze with an INSERT on its way to the frozen server.
     expect(unsent).toBeGreaterThan(0);
     expect(report, log.slice(-4000)).toMatchObject({ duplicates: 0, missing: 0, unexpected: 0 });

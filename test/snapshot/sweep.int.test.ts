@@ -9,18 +9,18 @@
 // object that cannot be read). A read whose chunks go after its count check
 // ends at its idle deadline (negative control: without one it waits on).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { Objm } from "@nats-io/obj";
 import type { ObjectStore } from "@nats-io/obj";
-import { nuid } from "@nats-io/transport-node";
+import { connect, nuid } from "@nats-io/transport-node";
 import { OBJ_SNAPSHOTS } from "../../protocols/subjects.js";
 import { HotTable } from "../../src/hotset/index.js";
 import { putObject, getObject, readObject } from "../../src/snapshot/objects.js";
 import { SnapshotStore } from "../../src/snapshot/store.js";
 import { sweepSnapshotLeftovers, unreferencedChunkSubjects } from "../../src/snapshot/sweep.js";
 import { genBatches } from "../../bench/gen.js";
-import { natsFixture } from "../helpers/cluster.js";
+import { natsFixture, serviceCreds } from "../helpers/cluster.js";
 import type { NatsFixture } from "../helpers/cluster.js";
 import { TRADES } from "../hotset/fixtures.js";
 
@@ -196,14 +196,19 @@ describe("snapshot sweep - leftovers of unfinished writes", () => {
     await expect(getObject(js, os, OBJ_SNAPSHOTS, name)).rejects.toThrow(/the stream holds \d of its 10 chunks/);
   });
 
-  /** Object `name` (10 chunks of 4 KiB) read through a client whose consumer lookup first purges its chunks: the count check passed, then they went. */
-  async function readPurgedMidway(name: string, idleMs: number): Promise<unknown> {
+  /**
+   * Object `name` (10 chunks of 4 KiB) read over a connection of its own whose
+   * consumer lookup first purges its chunks: the count check passed, then they
+   * went. `close` ends that connection (and with it a read still waiting).
+   */
+  async function readPurgedMidway(name: string, idleMs: number): Promise<{ read: Promise<unknown>; close: () => Promise<void> }> {
     async function* parts(): AsyncGenerator<Uint8Array> {
       yield bytes(10 * 4096, 3);
     }
-    const js = jsm.jetstream();
-    await putObject(js, os, OBJ_SNAPSHOTS, name, parts(), 4096);
+    await putObject(jsm.jetstream(), os, OBJ_SNAPSHOTS, name, parts(), 4096);
     const nuid = (await os.info(name))!.nuid;
+    const nc = await connect({ servers: f.server.url, ...(await serviceCreds()) });
+    const js = jetstream(nc);
     const purging = new Proxy(js, {
       get(target, p) {
         if (p === "consumers")
@@ -214,19 +219,25 @@ describe("snapshot sweep - leftovers of unfinished writes", () => {
         return typeof v === "function" ? v.bind(target) : v;
       },
     });
-    return readObject(purging, os, OBJ_SNAPSHOTS, name, () => {}, undefined, idleMs).then(
+    const read = readObject(purging, os, OBJ_SNAPSHOTS, name, () => {}, undefined, idleMs).then(
       (r) => r,
       (e: unknown) => e,
     );
+    return { read, close: () => nc.close() };
   }
 
   it("read - chunks removed after the count check: the read ends after its idle deadline, naming what it got", async () => {
-    const r = await readPurgedMidway("sw.trades.4.purged.data", 500);
-    expect(String(r)).toMatch(/no chunk came for 500 ms after 0 of 10 \(chunks removed while it was read\?\)/);
+    const { read, close } = await readPurgedMidway("sw.trades.4.purged.data", 500);
+    expect(String(await read)).toMatch(/no chunk came for 500 ms after 0 of 10 \(chunks removed while it was read\?\)/);
+    await close();
   });
 
   it("read, negative control - without the idle deadline the same read is still waiting 3 s later", async () => {
-    const r = await Promise.race([readPurgedMidway("sw.trades.5.purged.data", 2 ** 31 - 1), new Promise((r) => setTimeout(() => r("still waiting"), 3_000))]);
+    const { read, close } = await readPurgedMidway("sw.trades.5.purged.data", 2 ** 31 - 1);
+    const r = await Promise.race([read, new Promise((r) => setTimeout(() => r("still waiting"), 3_000))]);
     expect(r).toBe("still waiting");
+    // Its connection closed, the read ends (nothing of it is left pending after the test).
+    await close();
+    expect(String(await read)).toMatch(/read 0 chunks, 0 bytes; its info says 10, 40960/);
   });
 });
