@@ -8,11 +8,12 @@
 //    ratios are calm's p99 (pooled over rounds) flooded / alone. Every refusal
 //    the flood got is counted (quota_refusals).
 // 2. Auth vs open: bench:ingest's e2e path (a gateway-only node process, a
-//    TickPublisher with a window) on an open nats-server and on a locked one
-//    (the node with service credentials, the publisher with a tenant
-//    publisher's), in alternating rounds, same batches; figure = median of the
-//    per-round auth/open throughput ratios. TLS is not in this run: the field
-//    `transport` says what was measured (see TLS_NOTE).
+//    TickPublisher with a window) on an open plaintext nats-server, on a locked
+//    one (the node with service credentials, the publisher with a tenant
+//    publisher's) and on a locked one that speaks TLS only (both clients
+//    trusting its CA), in rounds whose order rotates, same batches; figures =
+//    median of the per-round ratios: auth + TLS / open (the issue's
+//    auth_ingest_vs_open_ratio) and auth alone / open.
 // Writes bench/results/tenants.json. Sizes: BENCH_TENANTS_SECONDS (per phase, 10),
 // BENCH_TENANTS_ROUNDS (3), BENCH_TENANTS_BATCHES (auth part, 1000 per run),
 // BENCH_TENANTS_AUTH_ROUNDS (5).
@@ -27,7 +28,8 @@ import { startNatsServer } from "../src/runtime/servers/nats.js";
 import type { NatsServer } from "../src/runtime/servers/nats.js";
 import { loadOrCreateNatsAuth, writeSecretFile } from "../src/runtime/servers/natsauth.js";
 import type { NatsAuthFiles } from "../src/runtime/servers/natsauth.js";
-import { NATS_CREDS_ENV, natsCredsOptions } from "../src/runtime/natsclient.js";
+import { NATS_CREDS_ENV, TLS_CA_ENV, natsCredsOptions, natsTlsOptions } from "../src/runtime/natsclient.js";
+import { initCerts } from "../src/runtime/certs.js";
 import { MetadataStore } from "../src/control/index.js";
 import { createToken, mintUser } from "../src/auth/index.js";
 import { IngestRejectedError, TickPublisher } from "../src/client/publisher.js";
@@ -66,8 +68,6 @@ const FLOOD_KIND = process.env.BENCH_TENANTS_FLOOD ?? "both";
 const FLOOD_X = Number(process.env.BENCH_TENANTS_FLOOD_X ?? 10);
 const SYMBOLS = 200;
 const WINDOW = 32;
-/** What a TLS run would add (the tls work): then `transport` reads "tls" and the ratio is auth + TLS vs open. */
-const TLS_NOTE = "plaintext NATS: auth_ingest_vs_open_ratio is JWT auth + subject permissions vs an open server; a TLS run (./proxist up --tls) adds auth_tls_ingest_vs_open_ratio";
 
 const log = (s: string): void => console.error(`[bench:tenants ${new Date().toISOString().slice(11, 19)}] ${s}`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -316,44 +316,61 @@ async function ingestRate(server: NatsServer, nodeEnv: Record<string, string>, c
   }
 }
 
+type Side = "open" | "auth" | "tls";
+
 async function authVsOpen(): Promise<{ figures: Record<string, number>; notes: Record<string, unknown> }> {
   const open = await startNatsServer({ auth: "open" });
   const locked = await lockedNats();
+  // The same identity behind TLS: certificates as `pxctl certs init` makes them (its code).
+  const certs = initCerts({ dir: join(locked.dir, "tls") }).files;
+  const tls = await startNatsServer({ auth: locked.auth, tls: { cert: certs.serverCert, key: certs.serverKey } });
   try {
     const openNc = await connect({ servers: open.url });
     await (await MetadataStore.open(openNc)).applyCurrent(SPEC);
     await openNc.close();
-    const lockedNc = await connect({ servers: locked.server.url, ...natsCredsOptions(locked.auth.credsPath("service")) });
-    await (await MetadataStore.open(lockedNc)).applyCurrent(SPEC);
-    await lockedNc.close();
+    for (const [server, extra] of [[locked.server, {}], [tls, natsTlsOptions(certs.ca)]] as const) {
+      const nc = await connect({ servers: server.url, ...natsCredsOptions(locked.auth.credsPath("service")), ...extra });
+      await (await MetadataStore.open(nc)).applyCurrent(SPEC);
+      await nc.close();
+    }
     const creds = await publisherCreds(locked.auth, locked.dir, "default");
     const walk = new RandomWalk(symbolNames(1000), 3, 1.7e15);
     const batches = Array.from({ length: 100 }, () => walk.trades(1_000, 1_000_000));
-    const rates: Record<"open" | "auth", number[]> = { open: [], auth: [] };
+    // The open side's node must not pick up the locked sides' service creds (or CA) from the environment.
+    const service = { [NATS_CREDS_ENV]: locked.auth.credsPath("service"), [TLS_CA_ENV]: "" };
+    const run: Record<Side, () => Promise<number>> = {
+      open: () => ingestRate(open, { [NATS_CREDS_ENV]: "", [TLS_CA_ENV]: "" }, {}, batches),
+      auth: () => ingestRate(locked.server, service, natsCredsOptions(creds), batches),
+      tls: () => ingestRate(tls, { ...service, [TLS_CA_ENV]: certs.ca }, { ...natsCredsOptions(creds), ...natsTlsOptions(certs.ca) }, batches),
+    };
+    const order: Side[] = ["open", "auth", "tls"];
+    const rates: Record<Side, number[]> = { open: [], auth: [], tls: [] };
     for (let r = 0; r < AUTH_ROUNDS; r++) {
-      for (const side of r % 2 === 0 ? (["open", "auth"] as const) : (["auth", "open"] as const)) {
-        // The node process of the open side must not pick up the locked side's service creds from the environment.
-        rates[side].push(side === "open" ? await ingestRate(open, { [NATS_CREDS_ENV]: "" }, {}, batches) : await ingestRate(locked.server, { [NATS_CREDS_ENV]: locked.auth.credsPath("service") }, natsCredsOptions(creds), batches));
+      // Each side goes first, second and third in turn.
+      for (let k = 0; k < order.length; k++) {
+        const side = order[(r + k) % order.length]!;
+        rates[side].push(await run[side]());
       }
-      log(`auth round ${r + 1}: open ${Math.round(rates.open.at(-1)!)} ticks/s, auth ${Math.round(rates.auth.at(-1)!)} ticks/s`);
+      log(`auth round ${r + 1}: open ${Math.round(rates.open.at(-1)!)} ticks/s, auth ${Math.round(rates.auth.at(-1)!)}, auth + TLS ${Math.round(rates.tls.at(-1)!)}`);
     }
-    const ratios = rates.auth.map((x, i) => x / rates.open[i]!).sort((a, b) => a - b);
+    const ratios = (side: Side): number[] => rates[side].map((x, i) => x / rates.open[i]!).sort((a, b) => a - b);
+    const tlsRatios = ratios("tls");
+    const authRatios = ratios("auth");
     return {
-      figures: { auth_ingest_vs_open_ratio: round(median(ratios)) },
+      figures: { auth_ingest_vs_open_ratio: round(median(tlsRatios)), auth_plaintext_ingest_vs_open_ratio: round(median(authRatios)) },
       notes: {
         auth_vs_open: {
-          setup: `bench:ingest's e2e path: a gateway-only node process (--shards none) per side and round, 1000-tick batches, window ${WINDOW}, ${Math.min(200, AUTH_BATCHES)} batches of warm-up then ${AUTH_BATCHES} timed; open nats-server vs a locked one (operator JWT auth, node with service creds, publisher with tenant publisher creds); ${AUTH_ROUNDS} rounds, the side going first alternating; figure = median of per-round auth/open ratios`,
-          transport: "plaintext",
-          tls: TLS_NOTE,
-          ticks_per_s: { open: rates.open.map(Math.round), auth: rates.auth.map(Math.round) },
-          ratio_min_max: [round(ratios[0]!), round(ratios.at(-1)!)],
+          setup: `bench:ingest's e2e path: a gateway-only node process (--shards none) per side and round, 1000-tick batches, window ${WINDOW}, ${Math.min(200, AUTH_BATCHES)} batches of warm-up then ${AUTH_BATCHES} timed; three nats-servers: open and plaintext; locked (operator JWT auth, node with service creds, publisher with tenant publisher creds) and plaintext; locked and TLS only (the same identity; node and publisher trust its CA, certificates from pxctl certs init's code); ${AUTH_ROUNDS} rounds, the order of the sides rotating; figures = median of per-round ratios to open: auth_ingest_vs_open_ratio = locked + TLS, auth_plaintext_ingest_vs_open_ratio = locked alone`,
+          transport: { open: "plaintext", auth: "plaintext", tls: "TLS (the node and the publisher both speak TLS to NATS)" },
+          ticks_per_s: { open: rates.open.map(Math.round), auth: rates.auth.map(Math.round), auth_tls: rates.tls.map(Math.round) },
+          ratio_min_max: { auth_tls: [round(tlsRatios[0]!), round(tlsRatios.at(-1)!)], auth: [round(authRatios[0]!), round(authRatios.at(-1)!)] },
         },
       },
     };
   } finally {
-    await open.stop();
-    await locked.server.stop();
-    rmSync(open.dir, { recursive: true, force: true });
+    await open.dispose();
+    await locked.server.dispose();
+    await tls.dispose();
     rmSync(locked.dir, { recursive: true, force: true });
   }
 }
