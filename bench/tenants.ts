@@ -15,7 +15,7 @@
 //    median of the per-round ratios: auth + TLS / open (the issue's
 //    auth_ingest_vs_open_ratio) and auth alone / open.
 // Writes bench/results/tenants.json. Sizes: BENCH_TENANTS_SECONDS (per phase, 10),
-// BENCH_TENANTS_ROUNDS (3), BENCH_TENANTS_BATCHES (auth part, 1000 per run),
+// BENCH_TENANTS_ROUNDS (3), BENCH_TENANTS_BATCHES (auth part, 5000 per side and round),
 // BENCH_TENANTS_AUTH_ROUNDS (5).
 import { fork } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
@@ -44,7 +44,7 @@ import { median, percentile, round, writeResult } from "./lib.js";
 
 const SECONDS = Number(process.env.BENCH_TENANTS_SECONDS ?? 10);
 const ROUNDS = Number(process.env.BENCH_TENANTS_ROUNDS ?? 3);
-const AUTH_BATCHES = Number(process.env.BENCH_TENANTS_BATCHES ?? 1000);
+const AUTH_BATCHES = Number(process.env.BENCH_TENANTS_BATCHES ?? 5000);
 const AUTH_ROUNDS = Number(process.env.BENCH_TENANTS_AUTH_ROUNDS ?? 5);
 /** calm's normal load: one batch of CALM_BATCH ticks every CALM_EVERY_MS, one last-by every QUERY_EVERY_MS. */
 const CALM_BATCH = 100;
