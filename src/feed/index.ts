@@ -17,4 +17,6 @@ export type { SubscriptionHold } from "./subholds.js";
 export type { FeedFrom, FeedStartTime } from "./from.js";
 export { SharedDecodes, feedDecodes } from "./decoded.js";
 export { readWalGap } from "./gap.js";
+export { EMPTY_TAIL, coveredBy, offsetLsn, outputPlace } from "./tail.js";
+export type { FeedTail } from "./tail.js";
 export type { GapReader, WalGap } from "./gap.js";

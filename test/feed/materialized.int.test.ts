@@ -3,6 +3,10 @@
 // mid-stream and started again it continues exactly (the stream equals an
 // uninterrupted feed's, no gap, no duplicate); nats-py reads it with
 // subscriber-role credentials; a feed redefined under the same name is refused.
+// Fence: a writer of the feed falls silent (its NATS connection behind a
+// frozen proxy) after publishing, another takes over and publishes what came
+// meanwhile, and the first comes back after the duplicate window: it stores
+// nothing twice (negative control: unfenced, its messages are stored again).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execFile } from "node:child_process";
 import { writeFileSync } from "node:fs";
@@ -13,6 +17,7 @@ import { tableFromIPC } from "apache-arrow";
 import { waitFor } from "xstate";
 import { HDR_FEED_KIND, HDR_FEED_OFFSET, HDR_FEED_SHARDS, feedStream, feedSubject } from "../../protocols/subjects.js";
 import { jetstream } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
 import { publishWatermark } from "../../src/wal/index.js";
 import { mintUser } from "../../src/auth/index.js";
 import { planFeed } from "../../src/feed/index.js";
@@ -21,7 +26,8 @@ import { startFeed } from "../../src/node/feed/runtime.js";
 import type { FeedRuntime } from "../../src/node/feed/runtime.js";
 import { tickBatchToIpc } from "../../src/codec/arrow.js";
 import { SPEC, apiFixture, ingest, tableOf } from "../api/fixture.js";
-import { applyAndWait } from "../helpers/cluster.js";
+import { applyAndWait, serviceCreds } from "../helpers/cluster.js";
+import { tcpProxy } from "../helpers/tcpproxy.js";
 import { parseClusterSpec } from "../../protocols/tablespec.js";
 import type { ApiFixture, ServiceClient } from "../api/fixture.js";
 
@@ -69,6 +75,50 @@ async function stream(name: string, shards?: Position[][]): Promise<{ kind: stri
     out.push({ kind: m.header.get(HDR_FEED_KIND), offset: m.header.get(HDR_FEED_OFFSET), rows: JSON.stringify(tableFromIPC(m.data).toArray().map((r) => JSON.stringify(r, (_, v: unknown) => (typeof v === "bigint" ? Number(v) : v)))) });
   }
   return out;
+}
+
+/** The WAL's last LSN now. */
+const walEnd = async (): Promise<number> => (await (await jetstreamManager(f.node.nc)).streams.info("PX_WAL_alpha")).state.last_seq;
+/** Until `r` folded the WAL to `lsn` and published everything it had. */
+const folded = (r: FeedRuntime, lsn: number) => waitFor(r.actor, (s) => s.context.stats.foldedLsn >= lsn && s.matches({ running: { output: "idle" } }), { timeout: 60_000 });
+
+/**
+ * Writer `stale` of feed `name` publishes over its own NATS connection
+ * through a proxy; the proxy freezes (it hears and says nothing); 3 batches
+ * are ingested and writer `fresh` (the node's connection) publishes their
+ * updates and stops; past the stream's duplicate window (200 ms here) the
+ * proxy thaws and `stale` folds the same records. Returns the offsets of the
+ * subject's messages and those of an uninterrupted feed.
+ */
+async function staleWriter(name: string, t0: number, fenceOff: boolean): Promise<{ offsets: string[]; steady: string[] }> {
+  const jsm = await jetstreamManager(f.node.nc);
+  const window = (await jsm.streams.info(feedStream("alpha"))).config.duplicate_window;
+  await jsm.streams.update(feedStream("alpha"), { duplicate_window: 200 * 1_000_000 });
+  const proxy = await tcpProxy(f.nats.server.port);
+  const nc = await connect({ servers: `127.0.0.1:${proxy.port}`, ...(await serviceCreds()) });
+  const p = plan({ op: "lastBy", table: "trades" });
+  const stale = await startFeed({ nc, name, plan: p, fenceOff });
+  try {
+    for (let k = 0; k < 3; k++) await send(k, t0);
+    await folded(stale, await walEnd());
+    proxy.freeze();
+    for (let k = 3; k < 6; k++) await send(k, t0);
+    const fresh = await startFeed({ nc: f.node.nc, name, plan: p });
+    await folded(fresh, await walEnd());
+    fresh.stop();
+    await new Promise((r) => setTimeout(r, 500));
+    proxy.thaw();
+    await folded(stale, await walEnd());
+    const steady = await startFeed({ nc: f.node.nc, name: `${name}_steady`, plan: p });
+    await folded(steady, await walEnd());
+    steady.stop();
+    return { offsets: (await stream(name)).map((m) => m.offset), steady: (await stream(`${name}_steady`)).map((m) => m.offset) };
+  } finally {
+    stale.stop();
+    await nc.close();
+    await proxy.close();
+    await jsm.streams.update(feedStream("alpha"), { duplicate_window: window });
+  }
 }
 
 const live = (r: FeedRuntime, records: number) => waitFor(r.actor, (s) => (s.matches({ running: { phase: "live", output: "idle" } }) && s.context.stats.records >= records) || s.matches("failed"), { timeout: 60_000 });
@@ -125,6 +175,19 @@ describe("materialized feeds over NATS", () => {
     expect(s.context.error).toMatch(/the offset belongs to feed .*, not to this feed/);
     other.stop();
   }, 90_000);
+
+  it("feed fence - a writer silent while another published comes back past the duplicate window: nothing is stored twice, the subject equals an uninterrupted feed's", async () => {
+    const { offsets, steady } = await staleWriter("fenced", 1_768_000_000_000_000, false);
+    expect(offsets.length).toBeGreaterThan(3);
+    expect(new Set(offsets).size).toBe(offsets.length);
+    expect(offsets).toEqual(steady);
+  }, 120_000);
+
+  it("feed fence, negative control - unfenced, the writer that comes back stores the other's messages again", async () => {
+    const { offsets } = await staleWriter("unfenced", 1_769_000_000_000_000, true);
+    console.log(`unfenced: ${offsets.length} messages, ${new Set(offsets).size} offsets`);
+    expect(new Set(offsets).size).toBeLessThan(offsets.length);
+  }, 120_000);
 
   it("FeedSpec - a feed applied in px_config runs on the standalone node and publishes to px.<tenant>.feed.<name>", async () => {
     const raw = JSON.parse(JSON.stringify(SPEC)) as { tenants: { name: string; feeds?: unknown[] }[] };

@@ -3,8 +3,10 @@
 // of the stream PX_FEED_<tenant> (each message an Arrow IPC stream, headers
 // Px-Feed-Offset and Px-Feed-Kind, Nats-Msg-Id from the offset so a republish
 // after a crash is stored once), and its recovery point the offset of the
-// subject's last message.
-import { DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, jetstream, jetstreamManager } from "@nats-io/jetstream";
+// subject's last message. Its writes are fenced by the subject's last
+// sequence (src/feed/tail.ts): a former owner that resumes after its feed
+// moved stores nothing the new owner already published.
+import { DeliverPolicy, DiscardPolicy, JetStreamApiError, RetentionPolicy, StorageType, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -15,8 +17,8 @@ import { feedMachine } from "../../../actors/feed.js";
 import type { FeedEvent, FeedWalInput, LastPublishedInput, PublishInput } from "../../../actors/feed.js";
 import { decodeWatermark } from "../../../protocols/codec.js";
 import { HDR_FEED_KIND, HDR_FEED_OFFSET, HDR_FEED_SHARDS, feedStream, feedSubject, feedSubjectsOfTenant, parseWalSubject, walStream, walSubjectsOfTable, walSubjectsOfTenant, watermarkStream, watermarkSubjectsOfTenant } from "../../../protocols/subjects.js";
-import { decodeOffset, encodeOffset, feedDecodes, feedTables, shardKey } from "../../feed/index.js";
-import type { FeedBatch, FeedOffset, FeedPlan, FeedRecord } from "../../feed/index.js";
+import { EMPTY_TAIL, coveredBy, decodeOffset, encodeOffset, feedDecodes, feedTables, offsetLsn, outputPlace, shardKey } from "../../feed/index.js";
+import type { FeedBatch, FeedOffset, FeedPlan, FeedRecord, FeedTail } from "../../feed/index.js";
 import { arrowSchema, toRecordBatches } from "../../query/index.js";
 import { WalGapError, consumeBatches, decodeWalEntry, gapAt, walFloor } from "../../wal/index.js";
 
@@ -28,6 +30,8 @@ export interface FeedRuntimeOptions {
   readonly replicas?: number;
   /** H of a shard this node hosts (undefined: not hosted here, published as -1). */
   readonly horizon?: (tenant: string, table: string, bucket: number) => number | undefined;
+  /** TESTS ONLY (the negative control): publish without the subject-sequence fence. */
+  readonly fenceOff?: boolean;
 }
 
 /** What each message says about the shards besides its offset: P (followed from the watermark stream) and H. */
@@ -50,16 +54,18 @@ export async function ensureFeedStream(jsm: JetStreamManager, tenant: string, re
   }
 }
 
-/** The feed's last published offset (undefined: the subject is empty); refuses a subject holding another feed's messages. */
-async function lastPublished(jsm: JetStreamManager, name: string, plan: FeedPlan): Promise<FeedOffset | undefined> {
+/** The subject's last message: its offset (undefined: none) and the tail; refuses a subject holding another feed's messages. */
+async function readTail(jsm: JetStreamManager, name: string, plan: FeedPlan): Promise<{ offset: FeedOffset | undefined; tail: FeedTail }> {
   const m = await jsm.streams.getMessage(feedStream(plan.tenant), { last_by_subj: feedSubject(plan.tenant, name) }).catch((e: Error) => {
     if (/no message found|not found/i.test(e.message)) return null;
     throw e;
   });
-  const token = m?.header?.get(HDR_FEED_OFFSET);
-  if (m === null || m === undefined || !token) return undefined;
+  if (m === null || m === undefined) return { offset: undefined, tail: EMPTY_TAIL };
+  const token = m.header?.get(HDR_FEED_OFFSET);
+  if (!token) return { offset: undefined, tail: { seq: m.seq, place: -1 } };
   // A redefined feed under the same name would mix two feeds' messages on one subject: refuse by name.
-  return decodeOffset(token, plan.fingerprint, feedTables(plan));
+  const offset = decodeOffset(token, plan.fingerprint, feedTables(plan));
+  return { offset, tail: { seq: m.seq, place: outputPlace(m.header.get(HDR_FEED_KIND) === "snapshot" ? "snapshot" : "update", offset) } };
 }
 
 /** One message per batch: an Arrow IPC stream (ts as int64 µs, field metadata proxist.unit=us). */
@@ -68,12 +74,29 @@ function encode(plan: FeedPlan, b: FeedBatch): Uint8Array {
   return RecordBatchStreamWriter.writeAll(toRecordBatches(b.table, schema, Infinity)).toUint8Array(true);
 }
 
-const maxLsn = (o: FeedOffset): number => Math.max(0, ...Object.values(o.lsn));
+/** What one writer of a feed knows of its subject. */
+interface Writer {
+  tail: FeedTail;
+  readonly fenceOff: boolean;
+}
 
-async function publish(js: JetStreamClient, name: string, input: PublishInput, facts: ShardFacts): Promise<void> {
+/** The stream refused a publish because the subject's last sequence is not the one expected: another writer wrote it. */
+const anotherWriter = (e: unknown): boolean => e instanceof JetStreamApiError && e.code === 10071;
+
+/**
+ * Publishes `input.batches` in order, fenced: the first batch the subject
+ * does not hold yet expects the subject's last sequence to be the writer's
+ * tail; when another writer wrote since (a former owner resuming after a long
+ * pause, or the owner it resumed beside), the tail is read again and only
+ * batches beyond it are sent. The rest follow pipelined once that one is
+ * stored: while two writers run at once (a move), Nats-Msg-Id stores their
+ * identical messages once, and a writer resuming after longer than the
+ * duplicate window meets the fence with its first message.
+ */
+async function publish(js: JetStreamClient, jsm: JetStreamManager, name: string, input: PublishInput, facts: ShardFacts, w: Writer): Promise<void> {
   const subject = feedSubject(input.plan.tenant, name);
   const shards = feedTables(input.plan).flatMap((t) => Array.from({ length: t.shards }, (_, bucket) => ({ table: t.name, bucket })));
-  const acks = input.batches.map((b) => {
+  const send = (b: FeedBatch, expectSeq?: number) => {
     const h = natsHeaders();
     h.set(HDR_FEED_OFFSET, encodeOffset(b.offset));
     h.set(HDR_FEED_KIND, b.kind);
@@ -82,9 +105,37 @@ async function publish(js: JetStreamClient, name: string, input: PublishInput, f
       return { ...s, lsn: b.offset.lsn[k] ?? 0, persistedLsn: facts.persisted.get(k) ?? 0, horizonMicros: facts.horizon(s.table, s.bucket) };
     });
     h.set(HDR_FEED_SHARDS, JSON.stringify(positions));
-    return js.publish(subject, encode(input.plan, b), { headers: h, msgID: `${name}:${input.plan.fingerprint}:${b.kind === "snapshot" ? "s" : "u"}:${maxLsn(b.offset)}` });
-  });
-  await Promise.all(acks);
+    const msgID = `${name}:${input.plan.fingerprint}:${b.kind === "snapshot" ? "s" : "u"}:${offsetLsn(b.offset)}`;
+    return js.publish(subject, encode(input.plan, b), { headers: h, msgID, ...(expectSeq === undefined ? {} : { expect: { lastSubjectSequence: expectSeq } }) });
+  };
+  if (w.fenceOff) {
+    await Promise.all(input.batches.map((b) => send(b)));
+    return;
+  }
+  // After a duplicate (another writer stored the same message) the writer's tail is read, not guessed.
+  const stored = async (b: FeedBatch, ack: { seq: number; duplicate: boolean }): Promise<void> => {
+    w.tail = ack.duplicate ? (await readTail(jsm, name, input.plan)).tail : { seq: ack.seq, place: outputPlace(b.kind, b.offset) };
+  };
+  let i = 0;
+  while (i < input.batches.length) {
+    const b = input.batches[i]!;
+    if (coveredBy(w.tail, b)) {
+      i++;
+      continue;
+    }
+    try {
+      await stored(b, await send(b, w.tail.seq));
+      i++;
+      break;
+    } catch (e) {
+      if (!anotherWriter(e)) throw e;
+      w.tail = (await readTail(jsm, name, input.plan)).tail;
+    }
+  }
+  const rest = input.batches.slice(i).filter((b) => !coveredBy(w.tail, b));
+  if (rest.length === 0) return;
+  const acks = await Promise.all(rest.map((b) => send(b)));
+  await stored(rest.at(-1)!, acks.at(-1)!);
 }
 
 /**
@@ -158,11 +209,17 @@ export async function startFeed(o: FeedRuntimeOptions): Promise<FeedRuntime> {
   await ensureFeedStream(jsm, o.plan.tenant, o.replicas ?? 1);
   const facts: ShardFacts = { persisted: new Map(), horizon: (table, bucket) => o.horizon?.(o.plan.tenant, table, bucket) ?? -1 };
   const stopWatermarks = await followPersisted(js, o.plan.tenant, facts.persisted);
+  const writer: Writer = { tail: EMPTY_TAIL, fenceOff: o.fenceOff === true };
   const machine = feedMachine.provide({
     actors: {
-      lastPublished: fromPromise<FeedOffset | undefined, LastPublishedInput>(({ input }) => lastPublished(jsm, o.name, input.plan)),
+      // Recovery reads where the subject stands: the offset to resume after, and the tail the next publish expects.
+      lastPublished: fromPromise<FeedOffset | undefined, LastPublishedInput>(async ({ input }) => {
+        const { offset, tail } = await readTail(jsm, o.name, input.plan);
+        writer.tail = tail;
+        return offset;
+      }),
       wal: walReader(js, jsm),
-      publish: fromPromise<void, PublishInput>(({ input }) => publish(js, o.name, input, facts)),
+      publish: fromPromise<void, PublishInput>(({ input }) => publish(js, jsm, o.name, input, facts, writer)),
     },
   });
   const actor = createActor(machine, { input: { feed: { tenant: o.plan.tenant, name: o.name }, plan: o.plan, snapshotIntervalMs: o.snapshotIntervalMs ?? 0 } }).start();
