@@ -81,6 +81,11 @@ export interface PublishInput {
   readonly batches: readonly FeedBatch[];
 }
 
+export interface PublishOutput {
+  /** How many of the batches this feed stored; the rest the stream held already (another writer of the feed stored them). */
+  readonly stored: number;
+}
+
 const MAX_PUBLISH = 256;
 
 export const feedMachine = setup({
@@ -93,8 +98,8 @@ export const feedMachine = setup({
     /** The offset of the newest message of the feed's stream (undefined: it has none). */
     lastPublished: fromPromise<FeedOffset | undefined, LastPublishedInput>(async () => undefined),
     wal: fromCallback<FeedEvent, FeedWalInput>(() => () => {}),
-    /** Publishes the batches in order; resolves once the stream acknowledged every one. */
-    publish: fromPromise<void, PublishInput>(async () => {}),
+    /** Publishes the batches in order; resolves once the stream holds every one. */
+    publish: fromPromise<PublishOutput, PublishInput>(async ({ input }) => ({ stored: input.batches.length })),
   },
   actions: {
     // The runner is mutated in place (the feed's one big mutable structure); the machine records what came out.
@@ -209,9 +214,9 @@ export const feedMachine = setup({
                 input: ({ context }) => ({ feed: context.feed, plan: context.plan, batches: context.outbox.slice(0, context.inFlight) }),
                 onDone: {
                   target: "idle",
-                  actions: assign(({ context }) => ({
+                  actions: assign(({ context, event }) => ({
                     outbox: context.outbox.slice(context.inFlight),
-                    stats: { ...context.stats, published: context.stats.published + context.inFlight, publishedOffset: context.outbox[context.inFlight - 1]!.offset },
+                    stats: { ...context.stats, published: context.stats.published + event.output.stored, publishedOffset: context.outbox[context.inFlight - 1]!.offset },
                     inFlight: 0,
                   })),
                 },

@@ -1,11 +1,12 @@
 // Where a materialized feed's output stands on its subject, for fencing its
 // writers: every message has a place in the output order (the highest LSN its
 // offset covers: one update per WAL record, so two writers of the same feed
-// make the same messages at the same places; a snapshot comes after the update
-// of the record it was taken at). A writer knows the subject's last message
-// (its stream sequence and place) and publishes with that sequence expected;
-// when the stream says another writer wrote since, it reads the tail again and
-// publishes only what lies beyond it.
+// make the same update at the same place; a snapshot comes after the update of
+// the record it was taken at, and writers take snapshots on timers of their
+// own). A writer knows the subject's last message (its stream sequence and
+// place) and publishes each message with that sequence expected; when the
+// stream says another writer wrote since, it reads the tail again and
+// publishes only what lies beyond it. So places on the subject only grow.
 import type { FeedOffset } from "./offset.js";
 import type { FeedBatch } from "./runner.js";
 

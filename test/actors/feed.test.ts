@@ -9,7 +9,7 @@
 import { describe, expect, it } from "vitest";
 import { SimulatedClock, createActor, fromCallback, fromPromise, waitFor } from "xstate";
 import { feedMachine } from "../../actors/feed.js";
-import type { FeedEvent, FeedWalInput, LastPublishedInput, PublishInput } from "../../actors/feed.js";
+import type { FeedEvent, FeedWalInput, LastPublishedInput, PublishInput, PublishOutput } from "../../actors/feed.js";
 import { FeedRunner, planFeed } from "../../src/feed/index.js";
 import type { FeedBatch, FeedOffset, FeedPlan } from "../../src/feed/index.js";
 import { TENANT, workload } from "../query/fixture.js";
@@ -34,9 +34,10 @@ function run(stream: FeedBatch[], o: { upTo?: number; recover?: boolean; publish
     actors: {
       lastPublished: fromPromise<FeedOffset | undefined, LastPublishedInput>(async () => (o.recover === false ? undefined : stream.at(-1)?.offset)),
       wal: fakeWal(o.upTo),
-      publish: fromPromise<void, PublishInput>(async ({ input }) => {
+      publish: fromPromise<PublishOutput, PublishInput>(async ({ input }) => {
         if (o.publishFails) throw new Error("stream PX_FEED_qt: no responders");
         stream.push(...input.batches);
+        return { stored: input.batches.length };
       }),
     },
   });
@@ -92,7 +93,10 @@ describe("feed actor", () => {
     const p = planFeed(TENANT, { query: { op: "lastBy", table: "quotes" } }, (t) => w.specs.find((s) => s.name === t), () => ["trades", "quotes"]);
     const stream: FeedBatch[] = [];
     const machine = feedMachine.provide({
-      actors: { lastPublished: fromPromise<FeedOffset | undefined, LastPublishedInput>(async () => undefined), wal: fakeWal(), publish: fromPromise<void, PublishInput>(async ({ input }) => void stream.push(...input.batches)) },
+      actors: { lastPublished: fromPromise<FeedOffset | undefined, LastPublishedInput>(async () => undefined), wal: fakeWal(), publish: fromPromise<PublishOutput, PublishInput>(async ({ input }) => {
+        stream.push(...input.batches);
+        return { stored: input.batches.length };
+      }) },
     });
     const a = createActor(machine, { input: { feed: { tenant: TENANT, name: "quotes_last" }, plan: p } }).start();
     await settled(a);
@@ -142,7 +146,10 @@ describe("feed actor", () => {
           starts.push(input.fromSeq);
           wal = sendBack;
         }),
-        publish: fromPromise<void, PublishInput>(async ({ input }) => void stream.push(...input.batches)),
+        publish: fromPromise<PublishOutput, PublishInput>(async ({ input }) => {
+        stream.push(...input.batches);
+        return { stored: input.batches.length };
+      }),
       },
     });
     const a = createActor(machine, { input: { feed: { tenant: TENANT, name: "vwap" }, plan }, clock }).start();

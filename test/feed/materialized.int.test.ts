@@ -7,6 +7,9 @@
 // frozen proxy) after publishing, another takes over and publishes what came
 // meanwhile, and the first comes back after the duplicate window: it stores
 // nothing twice (negative control: unfenced, its messages are stored again).
+// Two writers at once, each taking snapshots on its own timer: the subject's
+// places only grow (a regression check without a control of its own: unfenced,
+// Nats-Msg-Id's duplicate window hides most of it at this speed).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execFile } from "node:child_process";
 import { writeFileSync } from "node:fs";
@@ -20,7 +23,7 @@ import { jetstream } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { publishWatermark } from "../../src/wal/index.js";
 import { mintUser } from "../../src/auth/index.js";
-import { planFeed } from "../../src/feed/index.js";
+import { decodeOffset, feedTables, outputPlace, planFeed } from "../../src/feed/index.js";
 import type { FeedPlan } from "../../src/feed/index.js";
 import { startFeed } from "../../src/node/feed/runtime.js";
 import type { FeedRuntime } from "../../src/node/feed/runtime.js";
@@ -187,6 +190,29 @@ describe("materialized feeds over NATS", () => {
     const { offsets } = await staleWriter("unfenced", 1_769_000_000_000_000, true);
     console.log(`unfenced: ${offsets.length} messages, ${new Set(offsets).size} offsets`);
     expect(new Set(offsets).size).toBeLessThan(offsets.length);
+  }, 120_000);
+
+  it("feed fence - two writers of one feed at once, each with its own snapshots: the subject's places only grow, its updates are an uninterrupted feed's", async () => {
+    const p = plan({ op: "lastBy", table: "trades" });
+    const t0 = 1_770_000_000_000_000;
+    const writers = [await startFeed({ nc: f.node.nc, name: "twice", plan: p, snapshotIntervalMs: 30 }), await startFeed({ nc: f.node.nc, name: "twice", plan: p, snapshotIntervalMs: 45 })];
+    const steady = await startFeed({ nc: f.node.nc, name: "twice_steady", plan: p });
+    try {
+      for (let k = 0; k < 8; k++) {
+        await send(k, t0);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const end = await walEnd();
+      await Promise.all([...writers, steady].map((w) => folded(w, end)));
+    } finally {
+      for (const w of [...writers, steady]) w.stop();
+    }
+    const msgs = await stream("twice");
+    const place = (m: { kind: string; offset: string }): number => outputPlace(m.kind === "snapshot" ? "snapshot" : "update", decodeOffset(m.offset, p.fingerprint, feedTables(p)));
+    const places = msgs.map(place);
+    expect(places.every((x, i) => i === 0 || x > places[i - 1]!)).toBe(true);
+    expect(msgs.some((m) => m.kind === "snapshot")).toBe(true);
+    expect(msgs.filter((m) => m.kind === "update")).toEqual(await stream("twice_steady"));
   }, 120_000);
 
   it("FeedSpec - a feed applied in px_config runs on the standalone node and publishes to px.<tenant>.feed.<name>", async () => {

@@ -14,7 +14,7 @@ import { RecordBatchStreamWriter } from "apache-arrow";
 import { createActor, fromCallback, fromPromise } from "xstate";
 import type { Actor } from "xstate";
 import { feedMachine } from "../../../actors/feed.js";
-import type { FeedEvent, FeedWalInput, LastPublishedInput, PublishInput } from "../../../actors/feed.js";
+import type { FeedEvent, FeedWalInput, LastPublishedInput, PublishInput, PublishOutput } from "../../../actors/feed.js";
 import { decodeWatermark } from "../../../protocols/codec.js";
 import { HDR_FEED_KIND, HDR_FEED_OFFSET, HDR_FEED_SHARDS, feedStream, feedSubject, feedSubjectsOfTenant, parseWalSubject, walStream, walSubjectsOfTable, walSubjectsOfTenant, watermarkStream, watermarkSubjectsOfTenant } from "../../../protocols/subjects.js";
 import { EMPTY_TAIL, coveredBy, decodeOffset, encodeOffset, feedDecodes, feedTables, offsetLsn, outputPlace, shardKey } from "../../feed/index.js";
@@ -84,16 +84,18 @@ interface Writer {
 const anotherWriter = (e: unknown): boolean => e instanceof JetStreamApiError && e.code === 10071;
 
 /**
- * Publishes `input.batches` in order, fenced: the first batch the subject
- * does not hold yet expects the subject's last sequence to be the writer's
- * tail; when another writer wrote since (a former owner resuming after a long
- * pause, or the owner it resumed beside), the tail is read again and only
- * batches beyond it are sent. The rest follow pipelined once that one is
- * stored: while two writers run at once (a move), Nats-Msg-Id stores their
- * identical messages once, and a writer resuming after longer than the
- * duplicate window meets the fence with its first message.
+ * Publishes `input.batches` in order, fenced: each message expects the
+ * subject's last sequence to be the writer's tail, so a message is stored only
+ * right after the one the writer knows is last. When another writer wrote
+ * since (a former owner resuming after a pause, or the owner it resumed
+ * beside), the stream refuses it; the writer reads the tail again and sends
+ * only batches beyond it. So the subject's places only ever grow, whoever
+ * writes: nothing is stored twice or out of order, however long a writer was
+ * away (Nats-Msg-Id's duplicate window is no longer what keeps a stale writer
+ * out). One message at a time: a round trip each. Returns how many this writer
+ * stored. `fenceOff` (TESTS ONLY) sends them all at once, unfenced.
  */
-async function publish(js: JetStreamClient, jsm: JetStreamManager, name: string, input: PublishInput, facts: ShardFacts, w: Writer): Promise<void> {
+async function publish(js: JetStreamClient, jsm: JetStreamManager, name: string, input: PublishInput, facts: ShardFacts, w: Writer): Promise<PublishOutput> {
   const subject = feedSubject(input.plan.tenant, name);
   const shards = feedTables(input.plan).flatMap((t) => Array.from({ length: t.shards }, (_, bucket) => ({ table: t.name, bucket })));
   const send = (b: FeedBatch, expectSeq?: number) => {
@@ -110,32 +112,26 @@ async function publish(js: JetStreamClient, jsm: JetStreamManager, name: string,
   };
   if (w.fenceOff) {
     await Promise.all(input.batches.map((b) => send(b)));
-    return;
+    return { stored: input.batches.length };
   }
-  // After a duplicate (another writer stored the same message) the writer's tail is read, not guessed.
-  const stored = async (b: FeedBatch, ack: { seq: number; duplicate: boolean }): Promise<void> => {
-    w.tail = ack.duplicate ? (await readTail(jsm, name, input.plan)).tail : { seq: ack.seq, place: outputPlace(b.kind, b.offset) };
-  };
-  let i = 0;
-  while (i < input.batches.length) {
-    const b = input.batches[i]!;
-    if (coveredBy(w.tail, b)) {
-      i++;
-      continue;
-    }
-    try {
-      await stored(b, await send(b, w.tail.seq));
-      i++;
-      break;
-    } catch (e) {
-      if (!anotherWriter(e)) throw e;
-      w.tail = (await readTail(jsm, name, input.plan)).tail;
+  let stored = 0;
+  for (const b of input.batches) {
+    while (!coveredBy(w.tail, b)) {
+      try {
+        const ack = await send(b, w.tail.seq);
+        // A duplicate (the same message stored by another writer within the window) stores nothing: read where the subject stands.
+        if (ack.duplicate) w.tail = (await readTail(jsm, name, input.plan)).tail;
+        else {
+          w.tail = { seq: ack.seq, place: outputPlace(b.kind, b.offset) };
+          stored++;
+        }
+      } catch (e) {
+        if (!anotherWriter(e)) throw e;
+        w.tail = (await readTail(jsm, name, input.plan)).tail;
+      }
     }
   }
-  const rest = input.batches.slice(i).filter((b) => !coveredBy(w.tail, b));
-  if (rest.length === 0) return;
-  const acks = await Promise.all(rest.map((b) => send(b)));
-  await stored(rest.at(-1)!, acks.at(-1)!);
+  return { stored };
 }
 
 /**
@@ -219,7 +215,7 @@ export async function startFeed(o: FeedRuntimeOptions): Promise<FeedRuntime> {
         return offset;
       }),
       wal: walReader(js, jsm),
-      publish: fromPromise<void, PublishInput>(({ input }) => publish(js, jsm, o.name, input, facts, writer)),
+      publish: fromPromise<PublishOutput, PublishInput>(({ input }) => publish(js, jsm, o.name, input, facts, writer)),
     },
   });
   const actor = createActor(machine, { input: { feed: { tenant: o.plan.tenant, name: o.name }, plan: o.plan, snapshotIntervalMs: o.snapshotIntervalMs ?? 0 } }).start();
