@@ -4,9 +4,9 @@
 // make the same update at the same place; a snapshot comes after the update of
 // the record it was taken at, and writers take snapshots on timers of their
 // own). A writer knows the subject's last message (its stream sequence and
-// place) and publishes each message with that sequence expected; when the
-// stream says another writer wrote since, it reads the tail again and
-// publishes only what lies beyond it. So places on the subject only grow.
+// place) and publishes the first message of a round, and every snapshot, with
+// that sequence expected; when the stream says another writer wrote since, it
+// reads the tail again and publishes only what lies beyond it.
 import type { FeedOffset } from "./offset.js";
 import type { FeedBatch } from "./runner.js";
 
