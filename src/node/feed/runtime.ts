@@ -5,8 +5,9 @@
 // after a crash is stored once), and its recovery point the offset of the
 // subject's last message. Its writes are fenced by the subject's last
 // sequence (src/feed/tail.ts): a former owner that resumes after its feed
-// moved stores nothing the new owner already published.
-import { DeliverPolicy, DiscardPolicy, JetStreamApiError, RetentionPolicy, StorageType, jetstream, jetstreamManager } from "@nats-io/jetstream";
+// moved stores nothing the new owner already published (but for the one case
+// `publish` names).
+import { DeliverPolicy, DiscardPolicy, JetStreamApiCodes, JetStreamApiError, RetentionPolicy, StorageType, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -81,7 +82,7 @@ interface Writer {
 }
 
 /** The stream refused a publish because the subject's last sequence is not the one expected: another writer wrote it. */
-const anotherWriter = (e: unknown): boolean => e instanceof JetStreamApiError && e.code === 10071;
+const anotherWriter = (e: unknown): boolean => e instanceof JetStreamApiError && e.code === JetStreamApiCodes.StreamWrongLastSequence;
 
 /**
  * Publishes `input.batches` in order, fenced: the first message of a round,
@@ -90,8 +91,8 @@ const anotherWriter = (e: unknown): boolean => e instanceof JetStreamApiError &&
  * pause, or the owner it resumed beside), the stream refuses it, and the
  * writer reads the tail again and sends only batches beyond it. The updates
  * after a fenced message follow pipelined (fenced one at a time, a round trip
- * each, a feed fell behind its WAL at 100 k ticks/s): two writers' updates are the
- * same messages in the same order, so while both run Nats-Msg-Id stores each
+ * each, a feed fell behind its WAL at 100 k ticks/s): two writers' updates are
+ * the same messages in the same order, so while both run Nats-Msg-Id stores each
  * once, and a snapshot, which each writer takes on its own timer, is never
  * sent unfenced (it could land among the other's updates). What is not
  * fenced: the pipelined updates of a round whose first message was stored,
