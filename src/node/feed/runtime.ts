@@ -18,7 +18,7 @@ import { feedMachine } from "../../../actors/feed.js";
 import type { FeedEvent, FeedWalInput, LastPublishedInput, PublishInput, PublishOutput } from "../../../actors/feed.js";
 import { decodeWatermark } from "../../../protocols/codec.js";
 import { HDR_FEED_KIND, HDR_FEED_OFFSET, HDR_FEED_SHARDS, feedStream, feedSubject, feedSubjectsOfTenant, parseWalSubject, walStream, walSubjectsOfTable, walSubjectsOfTenant, watermarkStream, watermarkSubjectsOfTenant } from "../../../protocols/subjects.js";
-import { EMPTY_TAIL, coveredBy, decodeOffset, encodeOffset, feedDecodes, feedTables, offsetLsn, outputPlace, shardKey } from "../../feed/index.js";
+import { EMPTY_TAIL, decodeOffset, encodeOffset, feedDecodes, feedTables, offsetLsn, outputPlace, publishFenced, shardKey } from "../../feed/index.js";
 import type { FeedBatch, FeedOffset, FeedPlan, FeedRecord, FeedTail } from "../../feed/index.js";
 import { arrowSchema, toRecordBatches } from "../../query/index.js";
 import { WalGapError, consumeBatches, decodeWalEntry, gapAt, walFloor } from "../../wal/index.js";
@@ -85,21 +85,10 @@ interface Writer {
 const anotherWriter = (e: unknown): boolean => e instanceof JetStreamApiError && e.code === JetStreamApiCodes.StreamWrongLastSequence;
 
 /**
- * Publishes `input.batches` in order, fenced: the first message of a round,
- * and every snapshot, expect the subject's last sequence to be the writer's
- * tail; when another writer wrote since (a former owner resuming after a
- * pause, or the owner it resumed beside), the stream refuses it, and the
- * writer reads the tail again and sends only batches beyond it. The updates
- * after a fenced message follow pipelined (fenced one at a time, a round trip
- * each, a feed fell behind its WAL at 100 k ticks/s): two writers' updates are
- * the same messages in the same order, so while both run Nats-Msg-Id stores each
- * once, and a snapshot, which each writer takes on its own timer, is never
- * sent unfenced (it could land among the other's updates). What is not
- * fenced: the pipelined updates of a round whose first message was stored,
- * if they reach the server after longer than the duplicate window (the
- * writer stopped, or its connection stalled, in between). Returns how many
- * messages this writer stored. `fenceOff` (TESTS ONLY) sends every batch
- * unfenced and at once.
+ * Publishes `input.batches` to the feed's subject through publishFenced
+ * (src/feed/fence.ts: what it fences and the one case it does not); returns
+ * how many messages this writer stored. `fenceOff` (TESTS ONLY) sends every
+ * batch unfenced and at once.
  */
 async function publish(js: JetStreamClient, jsm: JetStreamManager, name: string, input: PublishInput, facts: ShardFacts, w: Writer): Promise<PublishOutput> {
   const subject = feedSubject(input.plan.tenant, name);
@@ -120,39 +109,7 @@ async function publish(js: JetStreamClient, jsm: JetStreamManager, name: string,
     await Promise.all(input.batches.map((b) => send(b)));
     return { stored: input.batches.length };
   }
-  let stored = 0;
-  const tailAfter = async (b: FeedBatch, ack: { seq: number; duplicate: boolean }): Promise<void> => {
-    // A duplicate (the same message stored by another writer within the window) stores nothing: read where the subject stands.
-    if (ack.duplicate) w.tail = (await readTail(jsm, name, input.plan)).tail;
-    else {
-      w.tail = { seq: ack.seq, place: outputPlace(b.kind, b.offset) };
-      stored++;
-    }
-  };
-  let i = 0;
-  while (i < input.batches.length) {
-    const first = input.batches[i]!;
-    if (coveredBy(w.tail, first)) {
-      i++;
-      continue;
-    }
-    try {
-      await tailAfter(first, await send(first, w.tail.seq));
-    } catch (e) {
-      if (!anotherWriter(e)) throw e;
-      w.tail = (await readTail(jsm, name, input.plan)).tail;
-      continue;
-    }
-    // The updates after it, up to the next snapshot (which is fenced on its own).
-    let j = i + 1;
-    while (j < input.batches.length && input.batches[j]!.kind === "update") j++;
-    const rest = input.batches.slice(i + 1, j).filter((b) => !coveredBy(w.tail, b));
-    i = j;
-    if (rest.length === 0) continue;
-    const acks = await Promise.all(rest.map((b) => send(b)));
-    stored += acks.slice(0, -1).filter((a) => !a.duplicate).length;
-    await tailAfter(rest.at(-1)!, acks.at(-1)!);
-  }
+  const stored = await publishFenced(input.batches, w, { send, readTail: async () => (await readTail(jsm, name, input.plan)).tail, refused: anotherWriter });
   return { stored };
 }
 

@@ -1,0 +1,64 @@
+// The fenced publish of a materialized feed's output (see ./tail.ts), with
+// the stream behind an interface so the rounds can be tested without NATS:
+// the first message of a round and every snapshot expect the subject's last
+// sequence to be the writer's tail; when another writer wrote since, the tail
+// is read again and only batches beyond it are sent; the updates after a
+// fenced message follow pipelined (two writers' updates are the same messages
+// in the same order, and the stream's message-id deduplication stores each
+// once while both run; fencing each one, a round trip apiece, a feed fell
+// behind its WAL at 100 k ticks/s). A snapshot, taken on each writer's own
+// timer, is never sent unfenced: it could land among the other's updates.
+// Not fenced: the pipelined updates of a round whose first message was
+// stored, if they reach the server more than the deduplication window later
+// (the writer stopped, or its connection stalled, in between).
+import type { FeedBatch } from "./runner.js";
+import { coveredBy, outputPlace } from "./tail.js";
+import type { FeedTail } from "./tail.js";
+
+/** The feed subject as a writer sees it. */
+export interface FeedSubjectIO {
+  /** Appends `b`; with `expectSeq`, only if the subject's last message has that sequence (else rejects so that `refused` is true). */
+  send(b: FeedBatch, expectSeq?: number): Promise<{ readonly seq: number; readonly duplicate: boolean }>;
+  /** The subject's last message now. */
+  readTail(): Promise<FeedTail>;
+  /** Whether `e` is the stream's refusal of an expected sequence (another writer wrote since). */
+  refused(e: unknown): boolean;
+}
+
+/** Publishes `batches` in order past `w.tail` (kept up to date); returns how many this writer stored. */
+export async function publishFenced(batches: readonly FeedBatch[], w: { tail: FeedTail }, io: FeedSubjectIO): Promise<number> {
+  let stored = 0;
+  const tailAfter = async (b: FeedBatch, ack: { seq: number; duplicate: boolean }): Promise<void> => {
+    // A duplicate (the same message stored by another writer within the window) stores nothing: read where the subject stands.
+    if (ack.duplicate) w.tail = await io.readTail();
+    else {
+      w.tail = { seq: ack.seq, place: outputPlace(b.kind, b.offset) };
+      stored++;
+    }
+  };
+  let i = 0;
+  while (i < batches.length) {
+    const first = batches[i]!;
+    if (coveredBy(w.tail, first)) {
+      i++;
+      continue;
+    }
+    try {
+      await tailAfter(first, await io.send(first, w.tail.seq));
+    } catch (e) {
+      if (!io.refused(e)) throw e;
+      w.tail = await io.readTail();
+      continue;
+    }
+    // The updates after it, up to the next snapshot (which is fenced on its own).
+    let j = i + 1;
+    while (j < batches.length && batches[j]!.kind === "update") j++;
+    const rest = batches.slice(i + 1, j).filter((b) => !coveredBy(w.tail, b));
+    i = j;
+    if (rest.length === 0) continue;
+    const acks = await Promise.all(rest.map((b) => io.send(b)));
+    stored += acks.slice(0, -1).filter((a) => !a.duplicate).length;
+    await tailAfter(rest.at(-1)!, acks.at(-1)!);
+  }
+  return stored;
+}
