@@ -8,15 +8,28 @@
 // once while both run; fencing each one, a round trip apiece, a feed fell
 // behind its WAL at 100 k ticks/s). A snapshot, taken on each writer's own
 // timer, is never sent unfenced: it could land among the other's updates.
-// Not fenced: the pipelined updates of a round whose first message was
-// stored, if they reach the server more than the deduplication window later
-// (the writer stopped, or its connection stalled, in between).
+// Not fenced: the pipelined updates of a round, if they reach the server more
+// than the deduplication window after the other writer stored them (the
+// writer stopped, or its connection stalled, in between). A round whose acks
+// took longer than ROUND_LIMIT_MS, a sign of that, stops the writer with
+// FeedFenceError instead of letting it take such a stray update for the
+// subject's tail and go on from there; so does a duplicate the subject's tail
+// does not cover (it would otherwise be sent again and again).
+import { TaggedError } from "../../protocols/tagged.js";
 import type { FeedBatch } from "./runner.js";
 import { coveredBy, outputPlace } from "./tail.js";
 import type { FeedTail } from "./tail.js";
 
+/** The writer cannot tell where the subject stands any more: it stops (the feed fails, naming this) instead of publishing on. */
+export class FeedFenceError extends TaggedError("FeedFenceError") {}
+
+/** Half the feed stream's deduplication window (2 min): a round acknowledged later may have had updates land after it. */
+export const ROUND_LIMIT_MS = 60_000;
+
 /** The feed subject as a writer sees it. */
 export interface FeedSubjectIO {
+  /** Milliseconds on a monotonic clock. */
+  now(): number;
   /** Appends `b`; with `expectSeq`, only if the subject's last message has that sequence (else rejects so that `refused` is true). */
   send(b: FeedBatch, expectSeq?: number): Promise<{ readonly seq: number; readonly duplicate: boolean }>;
   /** The subject's last message now. */
@@ -30,8 +43,13 @@ export async function publishFenced(batches: readonly FeedBatch[], w: { tail: Fe
   let stored = 0;
   const tailAfter = async (b: FeedBatch, ack: { seq: number; duplicate: boolean }): Promise<void> => {
     // A duplicate (the same message stored by another writer within the window) stores nothing: read where the subject stands.
-    if (ack.duplicate) w.tail = await io.readTail();
-    else {
+    if (ack.duplicate) {
+      w.tail = await io.readTail();
+      if (!coveredBy(w.tail, b))
+        throw new FeedFenceError(
+          `the stream took the feed message at place ${outputPlace(b.kind, b.offset)} for a duplicate, but the subject's last message is at place ${w.tail.place}: the subject is not in the order the feed writes it (a message stored out of place); the feed stops instead of sending it again: look at the subject's last messages, then restart the feed`,
+        );
+    } else {
       w.tail = { seq: ack.seq, place: outputPlace(b.kind, b.offset) };
       stored++;
     }
@@ -43,6 +61,7 @@ export async function publishFenced(batches: readonly FeedBatch[], w: { tail: Fe
       i++;
       continue;
     }
+    const sentAt = io.now();
     try {
       await tailAfter(first, await io.send(first, w.tail.seq));
     } catch (e) {
@@ -57,6 +76,11 @@ export async function publishFenced(batches: readonly FeedBatch[], w: { tail: Fe
     i = j;
     if (rest.length === 0) continue;
     const acks = await Promise.all(rest.map((b) => io.send(b)));
+    const took = io.now() - sentAt;
+    if (took > ROUND_LIMIT_MS)
+      throw new FeedFenceError(
+        `a publish round of the feed took ${Math.round(took)} ms to be acknowledged, more than ${ROUND_LIMIT_MS} ms: some of its updates may have reached the stream after its deduplication window, out of place; the feed stops instead of going on from them: check the subject's last messages for a stray update, then restart the feed`,
+      );
     stored += acks.slice(0, -1).filter((a) => !a.duplicate).length;
     await tailAfter(rest.at(-1)!, acks.at(-1)!);
   }

@@ -8,7 +8,7 @@
 // grow and every update once (with snapshots pipelined like updates, tried
 // once by hand, 1 of the 50 interleavings stored one out of order).
 import { describe, expect, it } from "vitest";
-import { EMPTY_TAIL, outputPlace, publishFenced } from "../../src/feed/index.js";
+import { EMPTY_TAIL, FeedFenceError, ROUND_LIMIT_MS, outputPlace, publishFenced } from "../../src/feed/index.js";
 import type { FeedBatch, FeedSubjectIO, FeedTail } from "../../src/feed/index.js";
 
 class Refused extends Error {}
@@ -31,6 +31,8 @@ class FakeSubject {
   private ids = new Map<string, number>();
   private readonly conns: Pending[][] = [];
   private rnd: number;
+  /** The writers' clock (ms); a connection's `slowMs` advances it by that much per message served. */
+  clock = 0;
 
   constructor(seed = 1) {
     this.rnd = seed;
@@ -41,13 +43,23 @@ class FakeSubject {
     this.ids.clear();
   }
 
-  io(o: { ignoreExpected?: boolean } = {}): FeedSubjectIO {
+  io(o: { ignoreExpected?: boolean; slowMs?: number } = {}): FeedSubjectIO {
     const queue: Pending[] = [];
     this.conns.push(queue);
     return {
+      now: () => this.clock,
       send: (b, expectSeq) =>
         new Promise((resolve, reject) => {
-          queue.push({ b, expectSeq, ignoreExpected: o.ignoreExpected === true, done: (v) => (v instanceof Refused ? reject(v) : resolve(v)) });
+          queue.push({
+            b,
+            expectSeq,
+            ignoreExpected: o.ignoreExpected === true,
+            done: (v) => {
+              this.clock += o.slowMs ?? 0;
+              if (v instanceof Refused) reject(v);
+              else resolve(v);
+            },
+          });
           // The server gets to it 0-3 turns later: meanwhile other messages queue up, on this connection and others.
           void this.later(this.draw() % 4).then(() => this.serveOne());
         }),
@@ -123,6 +135,26 @@ describe("feed fence", () => {
     const { subject } = await staleWriter(true);
     expect(growing(subject.places())).toBe(false);
     expect(new Set(subject.stored.map((m) => m.id)).size).toBeLessThan(subject.stored.length);
+  });
+
+  it("feed fence - a round acknowledged later than ROUND_LIMIT_MS stops the writer (its updates may have landed after the deduplication window); a single fenced message may take as long as it takes", async () => {
+    const s = new FakeSubject();
+    const w = { tail: EMPTY_TAIL as FeedTail };
+    expect(await publishFenced(updates(1, 1), w, s.io({ slowMs: 2 * ROUND_LIMIT_MS }))).toBe(1);
+    await expect(publishFenced(updates(2, 4), w, s.io({ slowMs: ROUND_LIMIT_MS / 2 }))).rejects.toThrow(FeedFenceError);
+    await expect(publishFenced(updates(5, 7), w, s.io({ slowMs: ROUND_LIMIT_MS / 2 }))).rejects.toThrow(/took \d+ ms to be acknowledged, more than 60000 ms: .*restart the feed/);
+  });
+
+  it("feed fence - a duplicate that the subject's last message does not cover stops the writer instead of sending it again and again", async () => {
+    let sends = 0;
+    const io: FeedSubjectIO = {
+      now: () => 0,
+      send: async () => (sends++, { seq: 1, duplicate: true }),
+      readTail: async () => EMPTY_TAIL,
+      refused: () => false,
+    };
+    await expect(publishFenced(updates(1, 3), { tail: EMPTY_TAIL }, io)).rejects.toThrow(/took the feed message at place 2 for a duplicate, but the subject's last message is at place -1/);
+    expect(sends).toBe(1);
   });
 
   it("feed fence - two writers at once, each with snapshots of its own: places only grow, every update is stored once", async () => {

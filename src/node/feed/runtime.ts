@@ -6,7 +6,7 @@
 // subject's last message. Its writes are fenced by the subject's last
 // sequence (src/feed/tail.ts): a former owner that resumes after its feed
 // moved stores nothing the new owner already published (but for the one case
-// `publish` names).
+// src/feed/fence.ts names, after which the writer stops).
 import { DeliverPolicy, DiscardPolicy, JetStreamApiCodes, JetStreamApiError, RetentionPolicy, StorageType, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/transport-node";
@@ -109,7 +109,7 @@ async function publish(js: JetStreamClient, jsm: JetStreamManager, name: string,
     await Promise.all(input.batches.map((b) => send(b)));
     return { stored: input.batches.length };
   }
-  const stored = await publishFenced(input.batches, w, { send, readTail: async () => (await readTail(jsm, name, input.plan)).tail, refused: anotherWriter });
+  const stored = await publishFenced(input.batches, w, { now: () => performance.now(), send, readTail: async () => (await readTail(jsm, name, input.plan)).tail, refused: anotherWriter });
   return { stored };
 }
 
