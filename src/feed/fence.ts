@@ -23,8 +23,11 @@ import type { FeedTail } from "./tail.js";
 /** The writer cannot tell where the subject stands any more: it stops (the feed fails, naming this) instead of publishing on. */
 export class FeedFenceError extends TaggedError("FeedFenceError") {}
 
-/** Half the feed stream's deduplication window (2 min): a round acknowledged later may have had updates land after it. */
-export const ROUND_LIMIT_MS = 60_000;
+/** The feed stream's deduplication window (Nats-Msg-Id): what stores two writers' identical updates once. */
+export const FEED_DEDUP_WINDOW_MS = 120_000;
+
+/** Half the deduplication window: a round acknowledged later may have had updates land after it. */
+export const ROUND_LIMIT_MS = FEED_DEDUP_WINDOW_MS / 2;
 
 /** The feed subject as a writer sees it. */
 export interface FeedSubjectIO {

@@ -19,6 +19,6 @@ export { SharedDecodes, feedDecodes } from "./decoded.js";
 export { readWalGap } from "./gap.js";
 export { EMPTY_TAIL, coveredBy, offsetLsn, outputPlace } from "./tail.js";
 export type { FeedTail } from "./tail.js";
-export { FeedFenceError, ROUND_LIMIT_MS, publishFenced } from "./fence.js";
+export { FEED_DEDUP_WINDOW_MS, FeedFenceError, ROUND_LIMIT_MS, publishFenced } from "./fence.js";
 export type { FeedSubjectIO } from "./fence.js";
 export type { GapReader, WalGap } from "./gap.js";

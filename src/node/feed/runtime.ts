@@ -18,7 +18,7 @@ import { feedMachine } from "../../../actors/feed.js";
 import type { FeedEvent, FeedWalInput, LastPublishedInput, PublishInput, PublishOutput } from "../../../actors/feed.js";
 import { decodeWatermark } from "../../../protocols/codec.js";
 import { HDR_FEED_KIND, HDR_FEED_OFFSET, HDR_FEED_SHARDS, feedStream, feedSubject, feedSubjectsOfTenant, parseWalSubject, walStream, walSubjectsOfTable, walSubjectsOfTenant, watermarkStream, watermarkSubjectsOfTenant } from "../../../protocols/subjects.js";
-import { EMPTY_TAIL, decodeOffset, encodeOffset, feedDecodes, feedTables, offsetLsn, outputPlace, publishFenced, shardKey } from "../../feed/index.js";
+import { EMPTY_TAIL, FEED_DEDUP_WINDOW_MS, decodeOffset, encodeOffset, feedDecodes, feedTables, offsetLsn, outputPlace, publishFenced, shardKey } from "../../feed/index.js";
 import type { FeedBatch, FeedOffset, FeedPlan, FeedRecord, FeedTail } from "../../feed/index.js";
 import { arrowSchema, toRecordBatches } from "../../query/index.js";
 import { WalGapError, consumeBatches, decodeWalEntry, gapAt, walFloor } from "../../wal/index.js";
@@ -48,7 +48,7 @@ export async function ensureFeedStream(jsm: JetStreamManager, tenant: string, re
   } catch (e) {
     if (!/stream not found/i.test((e as Error).message)) throw e;
     await jsm.streams
-      .add({ name: feedStream(tenant), subjects: [feedSubjectsOfTenant(tenant)], storage: StorageType.File, retention: RetentionPolicy.Limits, discard: DiscardPolicy.Old, num_replicas: replicas, duplicate_window: 120_000 * 1_000_000 })
+      .add({ name: feedStream(tenant), subjects: [feedSubjectsOfTenant(tenant)], storage: StorageType.File, retention: RetentionPolicy.Limits, discard: DiscardPolicy.Old, num_replicas: replicas, duplicate_window: FEED_DEDUP_WINDOW_MS * 1_000_000 })
       .catch((addErr: Error) => {
         if (!/already in use|exists/i.test(addErr.message)) throw addErr;
       });
