@@ -61,6 +61,15 @@ export const KV_LEADER = "px_leader";
 export const KV_PLACEMENT = "px_placement";
 export const KV_TOKENS = "px_tokens";
 export const OBJ_SNAPSHOTS = "px_snapshots";
+
+/**
+ * A materialized feed's checkpoints in OBJ_SNAPSHOTS: `_feed.<tenant>.<name>.<fingerprint>.<LSN, 20 digits>`
+ * (a leading "_": no tenant's shard snapshot name starts so). Named by LSN, so
+ * a former owner of the feed that saves late adds an older one and never
+ * replaces the newest.
+ */
+export const feedCheckpointPrefix = (tenant: string, name: string): string => `_feed.${tenant}.${name}.`;
+export const feedCheckpointObject = (tenant: string, name: string, fingerprint: string, lsn: number): string => `${feedCheckpointPrefix(tenant, name)}${fingerprint}.${String(lsn).padStart(20, "0")}`;
 /** Per shard: the WAL sequence below which compaction purged the shard's subject (readers needing less stop on a gap). */
 export const KV_COMPACTION = "px_compaction";
 /** Compaction holds across nodes: `<node>.<tenant>.<table>` = the lowest LSN that node's subscriptions and feeds need (src/node/clusterholds.ts). */

@@ -103,6 +103,8 @@ export const FeedSpecSchema = Schema.Struct({
   lateness: Schema.optionalKey(Schema.Union([Schema.Int, Schema.String])),
   /** Publish the feed's whole state as one "snapshot" message this often (seconds; 0 = never). */
   snapshotSeconds: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 86_400 }))),
+  /** Checkpoint the operator state this often (seconds; default 60; 0 = never: a restart folds the whole WAL, and fails once compaction purged its start). */
+  checkpointSeconds: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 86_400 }))),
 });
 
 /** The kinds of user-defined function (issue 17): a scalar maps row values to a value; an aggregate folds rows into one value per group or window. */
@@ -217,6 +219,7 @@ export interface FeedSpec {
   readonly query: Readonly<Record<string, unknown>>;
   readonly lateness?: number | string;
   readonly snapshotSeconds?: number;
+  readonly checkpointSeconds?: number;
 }
 
 /** A user-defined function as stored in px_config (same shape as the input; apply stamps version and hash). */

@@ -8,7 +8,8 @@ import { allocValueArray } from "../codec/tickbatch.js";
 import { asofMatch, lowerBound, selectedColumns } from "../query/index.js";
 import type { OutField } from "../query/index.js";
 import { SeriesBuffer } from "./buffer.js";
-import { tickTable, wantedRows } from "./operator.js";
+import type { SavedSeries } from "./buffer.js";
+import { tickTable, unfitState, wantedRows } from "./operator.js";
 import type { FeedOperator, FeedRecord } from "./operator.js";
 
 export function asofOperator(q: AsofQuery, left: TableSpec, right: TableSpec, fields: readonly OutField[], latenessMicros: number): FeedOperator {
@@ -18,7 +19,13 @@ export function asofOperator(q: AsofQuery, left: TableSpec, right: TableSpec, fi
   const tol = q.toleranceMicros ?? Infinity;
   const kept: (ValueType | undefined)[] = right.columns.map((c, j) => (rc.includes(j) ? c.type : undefined));
   const quotes = new Map<string, SeriesBuffer>();
-  const op = { tooLate: 0, snapshot: () => undefined, apply };
+  const op: FeedOperator = { tooLate: 0, snapshot: () => undefined, apply, save: () => new Map([...quotes].map(([s, b]) => [s, b.save()])), load };
+
+  function load(state: unknown): void {
+    if (!(state instanceof Map)) throw unfitState("as-of", "not a map of symbols");
+    quotes.clear();
+    for (const [s, saved] of state as Map<string, SavedSeries>) quotes.set(s, SeriesBuffer.load(s, kept, 0, saved));
+  }
 
   function apply(rec: FeedRecord) {
     const b = rec.batch;

@@ -8,8 +8,16 @@ import type { TableSpec } from "../../protocols/tablespec.js";
 import type { ValueArray } from "../codec/tickbatch.js";
 import { GroupTable, barAggregates, barsOp, hotPartials } from "../query/index.js";
 import type { OutField, OutTable, SymbolSeries } from "../query/index.js";
-import { wantedRows } from "./operator.js";
+import { unfitState, wantedRows } from "./operator.js";
 import type { FeedOperator, FeedRecord } from "./operator.js";
+
+interface SavedBars {
+  readonly maxTs: number;
+  readonly names: readonly string[];
+  readonly bucket: Float64Array;
+  readonly n: Float64Array;
+  readonly fields: readonly Float64Array[];
+}
 
 export function barsOperator(q: BarsQuery, spec: TableSpec, fields: readonly OutField[], latenessMicros: number): FeedOperator {
   const aggs = barAggregates(q);
@@ -19,7 +27,35 @@ export function barsOperator(q: BarsQuery, spec: TableSpec, fields: readonly Out
   let index = new Map<string, number>();
   let maxTs = -Infinity;
   const key = (sym: string, bucket: number): string => `${sym}\u0000${bucket}`;
-  const op = { tooLate: 0, apply, snapshot: () => (index.size === 0 ? undefined : tableOf([...index.values()])) };
+  const op: FeedOperator = { tooLate: 0, apply, snapshot: () => (index.size === 0 ? undefined : tableOf([...index.values()])), save, load };
+
+  /** The bars still held (as columns: symbol, bucket, count, then each partial field) and the newest ts seen. */
+  function save(): SavedBars {
+    const rows = [...index.values()];
+    return {
+      maxTs,
+      names: rows.map((r) => state.names[state.sym[r]!]!),
+      bucket: Float64Array.from(rows, (r) => state.bucket[r]!),
+      n: Float64Array.from(rows, (r) => state.n[r]!),
+      fields: state.arrs.map((a) => Float64Array.from(rows, (r) => a[r]!)),
+    };
+  }
+
+  function load(saved: unknown): void {
+    const s = saved as SavedBars;
+    if (typeof s !== "object" || s === null || !Array.isArray(s.names)) throw unfitState("bars", "not a table of bars");
+    const next = new GroupTable(aggs);
+    if (s.fields.length !== next.arrs.length) throw unfitState("bars", `${s.fields.length} partial fields, the feed's aggregates have ${next.arrs.length}`);
+    const nextIndex = new Map<string, number>();
+    s.names.forEach((name, k) => {
+      const r = next.add(next.symbolId(name), s.bucket[k]!, s.n[k]!);
+      for (let f = 0; f < s.fields.length; f++) next.arrs[f]![r] = s.fields[f]![k]!;
+      nextIndex.set(key(name, s.bucket[k]!), r);
+    });
+    state = next;
+    index = nextIndex;
+    maxTs = s.maxTs;
+  }
 
   /** The bars of state rows `rows`, as the bars query shows them, plus `closed`. */
   function tableOf(rows: readonly number[]): OutTable {

@@ -8,6 +8,16 @@ import type { ValueArray } from "../codec/tickbatch.js";
 import { before } from "../query/index.js";
 import type { SymbolSeries } from "../query/index.js";
 
+/** A SeriesBuffer's rows as plain data (typed arrays of exactly n rows). */
+export interface SavedSeries {
+  readonly n: number;
+  readonly ts: Float64Array;
+  readonly lsn: Float64Array;
+  readonly row: Float64Array;
+  readonly values: readonly (ValueArray | undefined)[];
+  readonly extra: readonly Float64Array[];
+}
+
 export class SeriesBuffer {
   n = 0;
   private cap = 16;
@@ -102,6 +112,33 @@ export class SeriesBuffer {
       lo: 0,
       hi: n,
     };
+  }
+
+  /** The rows as plain data (a feed checkpoint): copies, so the buffer may go on changing. */
+  save(): SavedSeries {
+    const n = this.n;
+    return { n, ts: this.ts.slice(0, n), lsn: this.lsn.slice(0, n), row: this.row.slice(0, n), values: this.values.map((v) => v?.slice(0, n)), extra: this.extra.map((e) => e.slice(0, n)) };
+  }
+
+  /** A buffer holding what `save` gave; throws when the saved columns do not fit `types` (the table changed). */
+  static load(symbol: string, types: readonly (ValueType | undefined)[], extras: number, s: SavedSeries): SeriesBuffer {
+    if (s.values.length !== types.length || s.extra.length !== extras || s.values.some((v, j) => (v === undefined) !== (types[j] === undefined))) {
+      throw new Error(`the saved rows of ${symbol} have ${s.values.length} columns and ${s.extra.length} extra, the feed keeps ${types.length} and ${extras}`);
+    }
+    const b = new SeriesBuffer(symbol, types, extras);
+    while (b.cap < s.n) b.cap *= 2;
+    const fill = <T extends ValueArray>(make: (n: number) => T, from: ValueArray): T => {
+      const a = make(b.cap);
+      a.set(from as never);
+      return a;
+    };
+    b.ts = fill((c) => new Float64Array(c), s.ts);
+    b.lsn = fill((c) => new Float64Array(c), s.lsn);
+    b.row = fill((c) => new Float64Array(c), s.row);
+    b.values = s.values.map((v, j) => (v === undefined ? undefined : fill((c) => allocValueArray(types[j]!, c), v)));
+    b.extra = s.extra.map((e) => fill((c) => new Float64Array(c), e));
+    b.n = s.n;
+    return b;
   }
 
   private grow(): void {

@@ -22,3 +22,6 @@ export type { FeedTail } from "./tail.js";
 export { FEED_DEDUP_WINDOW_MS, FeedFenceError, ROUND_LIMIT_MS, publishFenced } from "./fence.js";
 export type { FeedSubjectIO } from "./fence.js";
 export type { GapReader, WalGap } from "./gap.js";
+export { CHECKPOINT_FORMAT, FeedCheckpointError, decodeCheckpoint, encodeCheckpoint, restoreRunner, tableSignature } from "./checkpoint.js";
+export type { FeedCheckpoint } from "./checkpoint.js";
+export type { SavedRunner } from "./runner.js";

@@ -5,6 +5,7 @@ import type { TableSpec } from "../../protocols/tablespec.js";
 import { before, compareStrings, selectedColumns } from "../query/index.js";
 import type { OutColumn, OutField, OutTable } from "../query/index.js";
 import { wantedRows } from "./operator.js";
+import { unfitState } from "./operator.js";
 import type { FeedOperator, FeedRecord } from "./operator.js";
 
 interface Last {
@@ -53,6 +54,16 @@ export function lastByOperator(q: ByQuery, spec: TableSpec, fields: readonly Out
       return changed.size === 0 ? undefined : table([...changed].sort(compareStrings));
     },
     snapshot: () => (last.size === 0 ? undefined : table([...last.keys()].sort(compareStrings))),
+    // Each update replaces a symbol's entry (never mutates one): the map's entries are the state.
+    save: () => [...last],
+    load(state: unknown) {
+      if (!Array.isArray(state)) throw unfitState("last-by", "not a list of symbols");
+      last.clear();
+      for (const [s, r] of state as [string, Last][]) {
+        if (r.values.length !== cols.length) throw unfitState("last-by", `${s} has ${r.values.length} values, the feed keeps ${cols.length}`);
+        last.set(s, r);
+      }
+    },
   };
 }
 

@@ -18,8 +18,19 @@ export interface FeedOperator {
   /** The whole current state (last-by rows, open and retained bars), or undefined for the per-tick kinds. */
   snapshot(): OutTable | undefined;
   /** Ticks that arrived later than the feed's lateness: their values may differ from the batch query's. */
-  readonly tooLate: number;
+  tooLate: number;
+  /**
+   * The state as plain data (Maps, arrays, typed arrays: what v8.serialize
+   * copies) for a checkpoint; `load` puts such a state back into a fresh
+   * operator of the same plan, which then folds on exactly as this one would.
+   */
+  save(): unknown;
+  /** Replaces the state with a saved one; throws when it does not fit this operator. */
+  load(state: unknown): void;
 }
+
+/** A saved state that does not fit the operator loading it. */
+export const unfitState = (kind: string, why: string): Error => new Error(`the saved ${kind} state does not fit this feed: ${why}`);
 
 /** Indices of the record's rows whose symbol the feed wants, in record order. */
 export function wantedRows(batch: TickBatch, symbols: ReadonlySet<string> | undefined): Int32Array {

@@ -13,6 +13,9 @@ export function rawOperator(q: RangeQuery, spec: TableSpec, fields: readonly Out
   return {
     tooLate: 0,
     snapshot: () => undefined,
+    // Stateless: nothing to save beyond the runner's offset.
+    save: () => null,
+    load: () => {},
     apply(rec: FeedRecord) {
       if (rec.table !== spec.name) return undefined;
       const idx = wantedRows(rec.batch, symbols);

@@ -11,7 +11,8 @@ import { SlideState, columnIndex, ema, lowerBound, selectedColumns, slideRange, 
 import type { AggInput, OutField } from "../query/index.js";
 import type { ValueArray } from "../codec/tickbatch.js";
 import { SeriesBuffer } from "./buffer.js";
-import { tickTable, wantedRows } from "./operator.js";
+import type { SavedSeries } from "./buffer.js";
+import { tickTable, unfitState, wantedRows } from "./operator.js";
 import type { FeedOperator, FeedRecord } from "./operator.js";
 
 /** One symbol's rows, its window pass, and (during a record) the record's rows of it. */
@@ -23,6 +24,11 @@ interface SymbolState {
   readonly ps: number[];
   inputs: AggInput[];
   inputsOf: readonly (ValueArray | undefined)[] | undefined;
+}
+
+interface SavedSymbol {
+  readonly buf: SavedSeries;
+  readonly slide: ReturnType<SlideState["save"]>;
 }
 
 export function rollingOperator(q: RollingQuery, spec: TableSpec, fields: readonly OutField[], latenessMicros: number): FeedOperator {
@@ -42,7 +48,20 @@ export function rollingOperator(q: RollingQuery, spec: TableSpec, fields: readon
   const wCol = windowAggs.map((a) => (a.weight === undefined ? -1 : columnIndex(spec, a.weight, "aggregates.weight")));
   /** Per symbol: its retained rows and the window pass over them, continued record after record. */
   const bufs = new Map<string, SymbolState>();
-  const op = { tooLate: 0, snapshot: () => undefined, apply };
+  const op: FeedOperator = { tooLate: 0, snapshot: () => undefined, apply, save, load };
+
+  /** Per symbol its rows and where its window passes stand (so a loaded feed sums on in the same order). */
+  function save(): Map<string, SavedSymbol> {
+    return new Map([...bufs].map(([s, t]) => [s, { buf: t.buf.save(), slide: t.slide.save() }]));
+  }
+
+  function load(state: unknown): void {
+    if (!(state instanceof Map)) throw unfitState("rolling", "not a map of symbols");
+    bufs.clear();
+    for (const [s, saved] of state as Map<string, SavedSymbol>) {
+      bufs.set(s, { buf: SeriesBuffer.load(s, kept, nEma, saved.buf), slide: SlideState.load(saved.slide), ks: [], ps: [], inputs: [], inputsOf: undefined });
+    }
+  }
 
   /** The window aggregates' inputs over the symbol's columns (rebuilt when the buffer grew into new arrays). */
   function inputsOf(t: SymbolState): AggInput[] {

@@ -22,6 +22,13 @@ export interface FeedBatch {
   readonly offset: FeedOffset;
 }
 
+/** A runner's state as plain data. */
+export interface SavedRunner {
+  readonly lsn: Readonly<Record<string, number>>;
+  readonly tooLate: number;
+  readonly state: unknown;
+}
+
 export function feedOperator(plan: FeedPlan): FeedOperator {
   const q = plan.query;
   switch (q.op) {
@@ -84,6 +91,21 @@ export class FeedRunner {
    */
   advanceTo(lsn: number): void {
     for (const k of Object.keys(this.lsn)) if (this.lsn[k]! < lsn) this.lsn[k] = lsn;
+  }
+
+  /** What a checkpoint keeps (./checkpoint.ts): the offset reached, the late-tick count and the operator's state. */
+  save(): SavedRunner {
+    return { lsn: { ...this.lsn }, tooLate: this.operator.tooLate, state: this.operator.save() };
+  }
+
+  /** Puts a saved runner's state into this one (fresh, of the same plan): it folds on from the saved offset. */
+  load(s: SavedRunner): void {
+    const want = Object.keys(this.lsn).sort().join(",");
+    const got = Object.keys(s.lsn).sort().join(",");
+    if (want !== got) throw new Error(`the saved offset covers shards ${got}, the feed reads ${want}`);
+    this.operator.load(s.state);
+    this.operator.tooLate = s.tooLate;
+    this.lsn = { ...s.lsn };
   }
 
   /** The state now as one batch (last-by, bars), or undefined for per-tick kinds or an empty state. */

@@ -23,7 +23,7 @@ export interface AggInput {
 }
 
 /** Where one aggregate's pass stands: rows [a, b) are summed (min/max: a is the last window's start, dq[head, tail) the deque). */
-interface Cursor {
+export interface Cursor {
   a: number;
   b: number;
   s: number;
@@ -63,6 +63,18 @@ export class SlideState {
     let b = 0;
     for (const c of this.cursors) if (c.b > b) b = c.b;
     return b;
+  }
+
+  /** The passes as plain data (a feed checkpoint): loaded back, the next call continues exactly where this one stands. */
+  save(): readonly Cursor[] {
+    return this.cursors.map((c) => ({ ...c, dq: c.dq.slice() }));
+  }
+
+  /** A state saved by `save` (cursors copied, so the saved data stays unchanged). */
+  static load(saved: readonly Cursor[]): SlideState {
+    const s = new SlideState();
+    s.cursors = saved.map((c) => ({ ...c, dq: Int32Array.from(c.dq) }));
+    return s;
   }
 
   /** Starts every pass over (a row was inserted before `readTo`). */

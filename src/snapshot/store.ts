@@ -96,6 +96,11 @@ export interface SweepOptions {
   readonly graceMs?: number;
 }
 
+/** The object store snapshots live in (made with its byte limit if missing); feed checkpoints share it. */
+export function openSnapshotBucket(nc: NatsConnection, replicas = 1): Promise<ObjectStore> {
+  return new Objm(nc).create(OBJ_SNAPSHOTS, { replicas, max_bytes: storeLimits().snapshotMaxBytes });
+}
+
 export class SnapshotStore {
   /** Manifest names whose data verified, with the LSN they cover. */
   private readonly verified = new Map<string, number>();
@@ -125,7 +130,7 @@ export class SnapshotStore {
     setSha256Backend("native");
     // Its own byte limit (discard new): snapshots cannot fill the WAL's or the control plane's space.
     const chunkBytes = Math.min(DATA_CHUNK_BYTES, nc.info?.max_payload ?? 1024 * 1024);
-    const os = await new Objm(nc).create(OBJ_SNAPSHOTS, { replicas, max_bytes: storeLimits().snapshotMaxBytes });
+    const os = await openSnapshotBucket(nc, replicas);
     return new SnapshotStore(wrap === undefined ? os : wrap(os), 3, chunkBytes, { js: jetstream(nc), bucket: OBJ_SNAPSHOTS, ...(wrap === undefined && dial !== undefined ? { dial } : {}) }, sweep);
   }
 

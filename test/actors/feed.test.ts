@@ -6,11 +6,16 @@
 // snapshots; a WAL consumer that breaks is reopened after a backoff (simulated
 // clock) from the record after the last folded, and the stream still equals
 // the uninterrupted output; lost WAL records and publish failures end in failed.
+// Checkpoints: saved only once the stream holds every batch folded before the
+// copy; a restart loads the checkpoint and reads the WAL from the record after
+// it (the stream still equals the uninterrupted output); a checkpoint that
+// does not fit is passed over (the WAL from its start), a store that cannot be
+// read is asked again after a backoff.
 import { describe, expect, it } from "vitest";
 import { SimulatedClock, createActor, fromCallback, fromPromise, waitFor } from "xstate";
 import { feedMachine } from "../../actors/feed.js";
-import type { FeedEvent, FeedWalInput, LastPublishedInput, PublishInput, PublishOutput } from "../../actors/feed.js";
-import { FeedRunner, planFeed } from "../../src/feed/index.js";
+import type { CheckpointInput, FeedEvent, FeedWalInput, LastPublishedInput, PublishInput, PublishOutput, SaveCheckpointInput } from "../../actors/feed.js";
+import { FeedRunner, encodeCheckpoint, planFeed } from "../../src/feed/index.js";
 import type { FeedBatch, FeedOffset, FeedPlan } from "../../src/feed/index.js";
 import { TENANT, workload } from "../query/fixture.js";
 
@@ -206,5 +211,120 @@ describe("feed actor", () => {
   it("negative control - a reader reopened one record past the right place leaves a gap, and the comparison sees it", async () => {
     const r = await retried(1);
     expect(r.stream.map(text)).not.toEqual(uninterrupted());
+  });
+
+  /** A feed with a simulated clock whose WAL, publish and checkpoint store the test drives. */
+  function driven(o: { stream: FeedBatch[]; saved: SaveCheckpointInput[]; load?: () => Promise<Uint8Array | undefined>; p?: FeedPlan }) {
+    const clock = new SimulatedClock();
+    const starts: number[] = [];
+    const gates: (() => void)[] = [];
+    let wal: ((e: FeedEvent) => void) | undefined;
+    const machine = feedMachine.provide({
+      actors: {
+        lastPublished: fromPromise<FeedOffset | undefined, LastPublishedInput>(async () => o.stream.at(-1)?.offset),
+        loadCheckpoint: fromPromise<Uint8Array | undefined, CheckpointInput>(() => (o.load ?? (async () => undefined))()),
+        saveCheckpoint: fromPromise<void, SaveCheckpointInput>(async ({ input }) => void o.saved.push(input)),
+        wal: fromCallback<FeedEvent, FeedWalInput>(({ input, sendBack }) => {
+          starts.push(input.fromSeq);
+          wal = sendBack;
+        }),
+        // Each publish waits until the test opens its gate.
+        publish: fromPromise<PublishOutput, PublishInput>(
+          ({ input }) =>
+            new Promise((resolve) =>
+              gates.push(() => {
+                o.stream.push(...input.batches);
+                resolve({ stored: input.batches.length });
+              }),
+            ),
+        ),
+      },
+    });
+    const a = createActor(machine, { input: { feed: { tenant: TENANT, name: "vwap" }, plan: o.p ?? plan, checkpointIntervalMs: 1_000 }, clock }).start();
+    const settle = async (): Promise<void> => {
+      for (let i = 0; i < 8; i++) await new Promise((r) => setImmediate(r));
+    };
+    /** Records [from, to) of the fixture that the reader's start lets through. */
+    const deliver = (from: number, to: number): void => wal!({ type: "records", records: w.records.slice(from, to).filter((r) => r.lsn >= starts.at(-1)!) });
+    const openGates = async (): Promise<void> => {
+      while (gates.length > 0) {
+        gates.shift()!();
+        await settle();
+      }
+    };
+    return { a, clock, starts, settle, deliver, openGates, wal: (e: FeedEvent) => wal!(e) };
+  }
+
+  it("feed actor - a checkpoint is saved once the stream holds what was folded before it; a restart loads it and reads the WAL from the record after it", async () => {
+    const stream: FeedBatch[] = [];
+    const saved: SaveCheckpointInput[] = [];
+    const d = driven({ stream, saved });
+    await d.settle();
+    d.deliver(0, 8);
+    d.wal({ type: "caughtUp" });
+    await d.settle();
+    // The copy is taken at the interval while the first publish is still out.
+    d.clock.increment(1_000);
+    await d.settle();
+    expect(d.a.getSnapshot().matches({ running: { checkpoint: "covering" } })).toBe(true);
+    expect(saved).toEqual([]);
+    // More records fold meanwhile; the copy stays at what it covered.
+    d.deliver(8, 10);
+    await d.openGates();
+    expect(saved.map((x) => x.foldedLsn)).toEqual([w.records[7]!.lsn]);
+    expect(d.a.getSnapshot().context.stats.checkpointLsn).toBe(w.records[7]!.lsn);
+    // Nothing new folded since the last checkpoint: nothing saved.
+    d.clock.increment(1_000);
+    await d.settle();
+    await d.openGates();
+    d.clock.increment(1_000);
+    await d.settle();
+    expect(saved.map((x) => x.foldedLsn)).toEqual([w.records[7]!.lsn, w.records[9]!.lsn]);
+    d.clock.increment(1_000);
+    await d.settle();
+    expect(saved.length).toBe(2);
+    d.a.stop(); // the process dies here, the stream holds records 0-9's output
+
+    const e = driven({ stream, saved, load: async () => saved.at(-1)!.bytes });
+    await d.settle();
+    await e.settle();
+    expect(e.starts).toEqual([w.records[9]!.lsn + 1]);
+    expect(e.a.getSnapshot().context.stats.restoredFrom).toMatch(new RegExp(`^checkpoint at LSN ${w.records[9]!.lsn} \\(\\d+ bytes\\)$`));
+    e.deliver(0, w.records.length);
+    e.wal({ type: "caughtUp" });
+    await e.settle();
+    await e.openGates();
+    e.a.stop();
+    expect(stream.map(text)).toEqual(uninterrupted());
+  });
+
+  it("feed actor - a checkpoint that does not fit is passed over (the WAL from its start); an unreadable store is asked again after 0.5 s", async () => {
+    const other = planFeed(TENANT, { query: { op: "lastBy", table: "trades" } }, (t) => w.specs.find((s) => s.name === t), () => ["trades", "quotes"]);
+    const r = new FeedRunner(other);
+    r.push(w.records[0]!);
+    const foreign = encodeCheckpoint(r, w.records[0]!.lsn, undefined);
+    let reads = 0;
+    const stream: FeedBatch[] = [];
+    const d = driven({
+      stream,
+      saved: [],
+      load: async () => {
+        reads++;
+        if (reads === 1) throw new Error("timeout reading px_snapshots");
+        return foreign;
+      },
+    });
+    await d.settle();
+    expect(d.a.getSnapshot().matches("restoreWaiting")).toBe(true);
+    expect(d.a.getSnapshot().context.stats.checkpointError).toBe("cannot read the feed's checkpoint: timeout reading px_snapshots");
+    d.clock.increment(499);
+    await d.settle();
+    expect(reads).toBe(1);
+    d.clock.increment(1);
+    await d.settle();
+    expect(reads).toBe(2);
+    expect(d.starts).toEqual([1]);
+    expect(d.a.getSnapshot().context.stats.restoredFrom).toMatch(/^checkpoint not used, folding the WAL from its first record: the checkpoint is of feed [0-9a-f]+, not of this feed/);
+    d.a.stop();
   });
 });

@@ -38,24 +38,32 @@ export interface FeedHost {
   stop(): void;
 }
 
-/** What a feed holds of the WAL: the state it is in and the last LSN it folded. */
+/** Checkpoint interval of a feed that does not set checkpointSeconds. */
+export const DEFAULT_CHECKPOINT_SECONDS = 60;
+
+/** What a feed holds of the WAL: the state it is in, the last LSN it folded and the LSN its checkpoint covers. */
 export interface FeedPosition {
   readonly plan: FeedPlan;
   readonly failed: boolean;
   readonly foldedLsn: number;
+  /** Whether the feed saves checkpoints (a restart then folds the WAL from the last one). */
+  readonly checkpointing: boolean;
+  readonly checkpointLsn: number;
 }
 
 /**
- * The holds of feeds on `tenant`'s `table`: each feed reading it needs every
- * record after the last it folded (a feed still recovering has folded 0, so it
- * holds everything). A failed feed holds nothing: it reads no more, and when it
+ * The holds of feeds on `tenant`'s `table`: a feed that checkpoints needs
+ * every record after its last checkpoint (what a restart folds on from); one
+ * that does not, every record after the last it folded (a restart after
+ * compaction then fails by name). A feed still recovering has neither, so it
+ * holds everything. A failed feed holds nothing: it reads no more, and when it
  * is redefined it checks the WAL's floor and fails by name if records are gone.
  */
 export function feedHolds(feeds: Iterable<FeedPosition>, tenant: string, table: string): number[] {
   const out: number[] = [];
   for (const f of feeds) {
     if (f.failed || f.plan.tenant !== tenant || !feedTables(f.plan).some((t) => t.name === table)) continue;
-    out.push(f.foldedLsn + 1);
+    out.push((f.checkpointing ? f.checkpointLsn : f.foldedLsn) + 1);
   }
   return out;
 }
@@ -87,9 +95,16 @@ export function feedHost(o: FeedHostOptions): FeedHost {
         const cur = running.get(key);
         if (cur !== undefined && cur.fingerprint === plan.fingerprint) continue;
         cur?.runtime.stop();
-        const runtime = await startFeed({ nc: o.nc, name: f.name, plan, snapshotIntervalMs: (f.snapshotSeconds ?? 0) * 1000, replicas: o.replicas, ...(o.horizon === undefined ? {} : { horizon: o.horizon }) });
+        const checkpointIntervalMs = (f.checkpointSeconds ?? DEFAULT_CHECKPOINT_SECONDS) * 1000;
+        const runtime = await startFeed({ nc: o.nc, name: f.name, plan, snapshotIntervalMs: (f.snapshotSeconds ?? 0) * 1000, checkpointIntervalMs, replicas: o.replicas, ...(o.horizon === undefined ? {} : { horizon: o.horizon }) });
+        let told = { restored: false, checkpointError: undefined as string | undefined };
         runtime.actor.subscribe((s) => {
           if (s.matches("failed")) o.log(`feed ${key}: failed: ${s.context.error ?? "unknown"}`);
+          const { restoredFrom, checkpointError } = s.context.stats;
+          if (!told.restored && restoredFrom !== undefined) o.log(`feed ${key}: recovered from ${restoredFrom}`);
+          // Each new checkpoint problem once (a store that stays full would say the same every interval).
+          if (checkpointError !== undefined && checkpointError !== told.checkpointError) o.log(`feed ${key}: ${checkpointError} (the feed goes on; it holds the WAL from its last checkpoint)`);
+          told = { restored: told.restored || restoredFrom !== undefined, checkpointError };
         });
         running.set(key, { runtime, fingerprint: plan.fingerprint, plan });
         o.log(`feed ${key}: started (${plan.kind} on ${plan.left.name})`);
@@ -111,7 +126,7 @@ export function feedHost(o: FeedHostOptions): FeedHost {
       feedHolds(
         [...running.values()].map(({ runtime, plan }) => {
           const snap = runtime.actor.getSnapshot();
-          return { plan, failed: snap.matches("failed"), foldedLsn: snap.context.stats.foldedLsn };
+          return { plan, failed: snap.matches("failed"), foldedLsn: snap.context.stats.foldedLsn, checkpointing: snap.context.checkpointIntervalMs > 0, checkpointLsn: snap.context.stats.checkpointLsn };
         }),
         tenant,
         table,

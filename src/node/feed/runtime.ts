@@ -15,19 +15,23 @@ import { RecordBatchStreamWriter } from "apache-arrow";
 import { createActor, fromCallback, fromPromise } from "xstate";
 import type { Actor } from "xstate";
 import { feedMachine } from "../../../actors/feed.js";
-import type { FeedEvent, FeedWalInput, LastPublishedInput, PublishInput, PublishOutput } from "../../../actors/feed.js";
+import type { CheckpointInput, FeedEvent, FeedWalInput, LastPublishedInput, PublishInput, PublishOutput, SaveCheckpointInput } from "../../../actors/feed.js";
 import { decodeWatermark } from "../../../protocols/codec.js";
 import { HDR_FEED_KIND, HDR_FEED_OFFSET, HDR_FEED_SHARDS, feedStream, feedSubject, feedSubjectsOfTenant, parseWalSubject, walStream, walSubjectsOfTable, walSubjectsOfTenant, watermarkStream, watermarkSubjectsOfTenant } from "../../../protocols/subjects.js";
 import { EMPTY_TAIL, FEED_DEDUP_WINDOW_MS, decodeOffset, encodeOffset, feedDecodes, feedTables, offsetLsn, outputPlace, publishFenced, shardKey } from "../../feed/index.js";
 import type { FeedBatch, FeedOffset, FeedPlan, FeedRecord, FeedTail } from "../../feed/index.js";
 import { arrowSchema, toRecordBatches } from "../../query/index.js";
 import { WalGapError, consumeBatches, decodeWalEntry, gapAt, walFloor } from "../../wal/index.js";
+import { openSnapshotBucket } from "../../snapshot/store.js";
+import { feedCheckpoints } from "./checkpoints.js";
 
 export interface FeedRuntimeOptions {
   readonly nc: NatsConnection;
   readonly name: string;
   readonly plan: FeedPlan;
   readonly snapshotIntervalMs?: number;
+  /** How often the operator state is checkpointed (0: never). */
+  readonly checkpointIntervalMs?: number;
   readonly replicas?: number;
   /** H of a shard this node hosts (undefined: not hosted here, published as -1). */
   readonly horizon?: (tenant: string, table: string, bucket: number) => number | undefined;
@@ -123,7 +127,7 @@ async function checkFloors(jsm: JetStreamManager, plan: FeedPlan, fromSeq: numbe
     for (let bucket = 0; bucket < t.shards; bucket++) {
       const shard = { tenant: plan.tenant, table: t.name, bucket };
       const gap = gapAt(`feed ${plan.fingerprint}`, shard, fromSeq, await walFloor(jsm, shard));
-      if (gap !== undefined) throw new WalGapError(`${gap.message}. A materialized feed rebuilds its state from the WAL only (not yet from ClickHouse): redefine the feed to start over from the WAL as it is now`);
+      if (gap !== undefined) throw new WalGapError(`${gap.message}. A materialized feed rebuilds its state from its last checkpoint and the WAL after it, not from ClickHouse, and it had no checkpoint it could use (checkpointSeconds 0, or see the feed's log line on recovery): redefine the feed to start over from the WAL as it is now`);
     }
   }
 }
@@ -185,6 +189,7 @@ export async function startFeed(o: FeedRuntimeOptions): Promise<FeedRuntime> {
   const facts: ShardFacts = { persisted: new Map(), horizon: (table, bucket) => o.horizon?.(o.plan.tenant, table, bucket) ?? -1 };
   const stopWatermarks = await followPersisted(js, o.plan.tenant, facts.persisted);
   const writer: Writer = { tail: EMPTY_TAIL, fenceOff: o.fenceOff === true };
+  const checkpoints = feedCheckpoints(await openSnapshotBucket(o.nc, o.replicas ?? 1), o.plan.tenant, o.name, o.plan.fingerprint);
   const machine = feedMachine.provide({
     actors: {
       // Recovery reads where the subject stands: the offset to resume after, and the tail the next publish expects.
@@ -195,9 +200,11 @@ export async function startFeed(o: FeedRuntimeOptions): Promise<FeedRuntime> {
       }),
       wal: walReader(js, jsm),
       publish: fromPromise<PublishOutput, PublishInput>(({ input }) => publish(js, jsm, o.name, input, facts, writer)),
+      loadCheckpoint: fromPromise<Uint8Array | undefined, CheckpointInput>(() => checkpoints.load()),
+      saveCheckpoint: fromPromise<void, SaveCheckpointInput>(({ input }) => checkpoints.save(input.foldedLsn, input.bytes)),
     },
   });
-  const actor = createActor(machine, { input: { feed: { tenant: o.plan.tenant, name: o.name }, plan: o.plan, snapshotIntervalMs: o.snapshotIntervalMs ?? 0 } }).start();
+  const actor = createActor(machine, { input: { feed: { tenant: o.plan.tenant, name: o.name }, plan: o.plan, snapshotIntervalMs: o.snapshotIntervalMs ?? 0, checkpointIntervalMs: o.checkpointIntervalMs ?? 0 } }).start();
   return {
     actor,
     stop: () => {

@@ -1,0 +1,49 @@
+// Where a materialized feed's checkpoints are kept: objects of the snapshot
+// object store (px_snapshots, its byte limit shared with shard snapshots),
+// named by feed, fingerprint and LSN (protocols/subjects.ts). Loading takes
+// the newest of this definition of the feed; saving writes a new object, then
+// removes all but the two newest and any of another definition under the same
+// name. The object store checks each object's SHA-256 on reading.
+import type { ObjectStore } from "@nats-io/obj";
+import { feedCheckpointObject, feedCheckpointPrefix } from "../../../protocols/subjects.js";
+
+/** How many checkpoints of a feed are kept (the newest, and one before it should the newest not read). */
+const KEEP = 2;
+
+export interface FeedCheckpoints {
+  /** The newest checkpoint's bytes (undefined: none); an unreadable newest gives the one before it. */
+  load(): Promise<Uint8Array | undefined>;
+  save(foldedLsn: number, bytes: Uint8Array): Promise<void>;
+}
+
+export function feedCheckpoints(os: ObjectStore, tenant: string, name: string, fingerprint: string): FeedCheckpoints {
+  const prefix = feedCheckpointPrefix(tenant, name);
+  const mine = `${prefix}${fingerprint}.`;
+  /** This feed's checkpoint names, newest first, and the names of other definitions under its name. */
+  const listed = async (): Promise<{ ours: string[]; others: string[] }> => {
+    const names = (await os.list()).filter((i) => !i.deleted && i.name.startsWith(prefix)).map((i) => i.name);
+    return { ours: names.filter((n) => n.startsWith(mine)).sort().reverse(), others: names.filter((n) => !n.startsWith(mine)) };
+  };
+  return {
+    async load() {
+      const { ours } = await listed();
+      let lastError: unknown;
+      for (const n of ours) {
+        try {
+          const b = await os.getBlob(n);
+          if (b !== null) return b;
+        } catch (e) {
+          // A corrupt object (its digest does not match): the one before it.
+          lastError = e;
+        }
+      }
+      if (lastError !== undefined) throw new Error(`no checkpoint of feed ${tenant}/${name} reads: ${(lastError as Error).message}`);
+      return undefined;
+    },
+    async save(foldedLsn, bytes) {
+      await os.putBlob({ name: feedCheckpointObject(tenant, name, fingerprint, foldedLsn) }, bytes);
+      const { ours, others } = await listed();
+      for (const n of [...ours.slice(KEEP), ...others]) await os.delete(n).catch(() => {});
+    },
+  };
+}
