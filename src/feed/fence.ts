@@ -15,6 +15,12 @@
 // FeedFenceError instead of letting it take such a stray update for the
 // subject's tail and go on from there; so does a duplicate the subject's tail
 // does not cover (it would otherwise be sent again and again).
+// Holes: every message of a call is checked before any is sent (`check`: one
+// too large for a NATS message would be refused while the updates after it,
+// pipelined, were stored; a restarted feed goes on after the subject's last
+// message and would never send it). A pipelined update the stream refuses for
+// another reason while a later one was stored stops the writer with
+// FeedFenceError naming the hole (not closed: see the README).
 import { TaggedError } from "../../protocols/tagged.js";
 import type { FeedBatch } from "./runner.js";
 import { coveredBy, outputPlace } from "./tail.js";
@@ -22,6 +28,9 @@ import type { FeedTail } from "./tail.js";
 
 /** The writer cannot tell where the subject stands any more: it stops (the feed fails, naming this) instead of publishing on. */
 export class FeedFenceError extends TaggedError("FeedFenceError") {}
+
+/** A feed message that cannot be sent at all (over the server's max_payload): the feed stops before its round, so no later message is stored past it. */
+export class FeedMessageTooLargeError extends TaggedError("FeedMessageTooLargeError") {}
 
 /** The feed stream's deduplication window (Nats-Msg-Id): what stores two writers' identical updates once. */
 export const FEED_DEDUP_WINDOW_MS = 120_000;
@@ -39,6 +48,8 @@ export interface FeedSubjectIO {
   readTail(): Promise<FeedTail>;
   /** Whether `e` is the stream's refusal of an expected sequence (another writer wrote since). */
   refused(e: unknown): boolean;
+  /** Throws (FeedMessageTooLargeError) when `b` could never be sent; called for every batch before any is sent. */
+  check?(b: FeedBatch): void;
 }
 
 /** Publishes `batches` in order past `w.tail` (kept up to date); returns how many this writer stored. */
@@ -57,6 +68,7 @@ export async function publishFenced(batches: readonly FeedBatch[], w: { tail: Fe
       stored++;
     }
   };
+  if (io.check !== undefined) for (const b of batches) if (!coveredBy(w.tail, b)) io.check(b);
   let i = 0;
   while (i < batches.length) {
     const first = batches[i]!;
@@ -78,7 +90,18 @@ export async function publishFenced(batches: readonly FeedBatch[], w: { tail: Fe
     const rest = batches.slice(i + 1, j).filter((b) => !coveredBy(w.tail, b));
     i = j;
     if (rest.length === 0) continue;
-    const acks = await Promise.all(rest.map((b) => io.send(b)));
+    const settled = await Promise.allSettled(rest.map((b) => io.send(b)));
+    const failed = settled.findIndex((s) => s.status === "rejected");
+    if (failed >= 0) {
+      const why = (settled[failed] as PromiseRejectedResult).reason as unknown;
+      const later = settled.slice(failed + 1).findIndex((s) => s.status === "fulfilled" && !s.value.duplicate);
+      if (later < 0) throw why;
+      throw new FeedFenceError(
+        `the stream refused the feed update at place ${outputPlace("update", rest[failed]!.offset)} (${why instanceof Error ? why.message : String(why)}) but stored the one at place ${outputPlace("update", rest[failed + 1 + later]!.offset)} after it: the subject has a hole there; the feed stops: a restarted feed goes on after the subject's last message and would not fill it, so redefine the feed under a new name to rebuild its stream`,
+        { cause: why },
+      );
+    }
+    const acks = settled.map((s) => (s as PromiseFulfilledResult<{ readonly seq: number; readonly duplicate: boolean }>).value);
     const took = io.now() - sentAt;
     if (took > ROUND_LIMIT_MS)
       throw new FeedFenceError(

@@ -19,7 +19,7 @@ export { SharedDecodes, feedDecodes } from "./decoded.js";
 export { readWalGap } from "./gap.js";
 export { EMPTY_TAIL, coveredBy, offsetLsn, outputPlace } from "./tail.js";
 export type { FeedTail } from "./tail.js";
-export { FEED_DEDUP_WINDOW_MS, FeedFenceError, ROUND_LIMIT_MS, publishFenced } from "./fence.js";
+export { FEED_DEDUP_WINDOW_MS, FeedFenceError, FeedMessageTooLargeError, ROUND_LIMIT_MS, publishFenced } from "./fence.js";
 export type { FeedSubjectIO } from "./fence.js";
 export type { GapReader, WalGap } from "./gap.js";
 export { CHECKPOINT_FORMAT, FeedCheckpointError, decodeCheckpoint, encodeCheckpoint, restoreRunner, tableSignature } from "./checkpoint.js";

@@ -7,8 +7,11 @@
 // writers at once, each with snapshots of its own, leave places that only
 // grow and every update once (with snapshots pipelined like updates, tried
 // once by hand, 1 of the 50 interleavings stored one out of order).
+// A message too large to send stops the call before anything is sent
+// (negative control: without the check, the later updates of its round are
+// stored and the subject has a hole, which the writer then names).
 import { describe, expect, it } from "vitest";
-import { EMPTY_TAIL, FeedFenceError, ROUND_LIMIT_MS, outputPlace, publishFenced } from "../../src/feed/index.js";
+import { EMPTY_TAIL, FeedFenceError, FeedMessageTooLargeError, ROUND_LIMIT_MS, outputPlace, publishFenced } from "../../src/feed/index.js";
 import type { FeedBatch, FeedSubjectIO, FeedTail } from "../../src/feed/index.js";
 
 class Refused extends Error {}
@@ -43,13 +46,23 @@ class FakeSubject {
     this.ids.clear();
   }
 
-  io(o: { ignoreExpected?: boolean; slowMs?: number } = {}): FeedSubjectIO {
+  /** `tooLarge`: the update at that LSN cannot be sent (the client refuses it at once, as NATS does over max_payload); `checked`: the writer is told so up front. */
+  io(o: { ignoreExpected?: boolean; slowMs?: number; tooLarge?: number; checked?: boolean } = {}): FeedSubjectIO {
     const queue: Pending[] = [];
     this.conns.push(queue);
+    const big = (b: FeedBatch): boolean => Object.values(b.offset.lsn)[0] === o.tooLarge;
     return {
       now: () => this.clock,
+      ...(o.checked === true
+        ? {
+            check: (b: FeedBatch) => {
+              if (big(b)) throw new FeedMessageTooLargeError(`the update at LSN ${o.tooLarge} is over max_payload`);
+            },
+          }
+        : {}),
       send: (b, expectSeq) =>
         new Promise((resolve, reject) => {
+          if (big(b)) return reject(new Error("MAX_PAYLOAD_EXCEEDED"));
           queue.push({
             b,
             expectSeq,
@@ -179,5 +192,22 @@ describe("feed fence", () => {
       const ups = s.stored.filter((m) => m.id.startsWith("update:")).map((m) => m.id);
       expect(ups).toEqual(updates(1, 30).map((b) => `update:${Object.values(b.offset.lsn)[0]}`));
     }
+  });
+
+  it("feed fence - a message too large to send stops the call before anything of it is sent: no later update is stored past it", async () => {
+    const s = new FakeSubject();
+    const w = { tail: EMPTY_TAIL as FeedTail };
+    expect(await publishFenced(updates(1, 2), w, s.io())).toBe(2);
+    await expect(publishFenced(updates(3, 8), w, s.io({ tooLarge: 5, checked: true }))).rejects.toThrow(FeedMessageTooLargeError);
+    expect(s.places()).toEqual([2, 4]);
+    expect(w.tail.place).toBe(4);
+  });
+
+  it("feed fence, negative control - without the check the updates after it are stored, the subject has a hole, and the writer names it", async () => {
+    const s = new FakeSubject();
+    const w = { tail: EMPTY_TAIL as FeedTail };
+    expect(await publishFenced(updates(1, 2), w, s.io())).toBe(2);
+    await expect(publishFenced(updates(3, 8), w, s.io({ tooLarge: 5 }))).rejects.toThrow(/refused the feed update at place 10 \(MAX_PAYLOAD_EXCEEDED\) but stored the one at place 12 after it: the subject has a hole there/);
+    expect(s.places()).toEqual([2, 4, 6, 8, 12, 14, 16]);
   });
 });

@@ -18,7 +18,7 @@ import { feedMachine } from "../../../actors/feed.js";
 import type { CheckpointInput, FeedEvent, FeedWalInput, LastPublishedInput, PublishInput, PublishOutput, SaveCheckpointInput } from "../../../actors/feed.js";
 import { decodeWatermark } from "../../../protocols/codec.js";
 import { HDR_FEED_KIND, HDR_FEED_OFFSET, HDR_FEED_SHARDS, feedStream, feedSubject, feedSubjectsOfTenant, parseWalSubject, walStream, walSubjectsOfTable, walSubjectsOfTenant, watermarkStream, watermarkSubjectsOfTenant } from "../../../protocols/subjects.js";
-import { EMPTY_TAIL, FEED_DEDUP_WINDOW_MS, decodeOffset, encodeOffset, feedDecodes, feedTables, offsetLsn, outputPlace, publishFenced, shardKey } from "../../feed/index.js";
+import { EMPTY_TAIL, FEED_DEDUP_WINDOW_MS, FeedMessageTooLargeError, decodeOffset, encodeOffset, feedDecodes, feedTables, offsetLsn, outputPlace, publishFenced, shardKey } from "../../feed/index.js";
 import type { FeedBatch, FeedOffset, FeedPlan, FeedRecord, FeedTail } from "../../feed/index.js";
 import { arrowSchema, toRecordBatches } from "../../query/index.js";
 import { WalGapError, consumeBatches, decodeWalEntry, gapAt, walFloor } from "../../wal/index.js";
@@ -79,6 +79,9 @@ function encode(plan: FeedPlan, b: FeedBatch): Uint8Array {
   return RecordBatchStreamWriter.writeAll(toRecordBatches(b.table, schema, Infinity)).toUint8Array(true);
 }
 
+/** Bytes of max_payload left for a feed message's headers besides the per-shard positions. */
+const HEADER_ROOM = 1024;
+
 /** What one writer of a feed knows of its subject. */
 interface Writer {
   tail: FeedTail;
@@ -94,9 +97,26 @@ const anotherWriter = (e: unknown): boolean => e instanceof JetStreamApiError &&
  * how many messages this writer stored. `fenceOff` (TESTS ONLY) sends every
  * batch unfenced and at once.
  */
-async function publish(js: JetStreamClient, jsm: JetStreamManager, name: string, input: PublishInput, facts: ShardFacts, w: Writer): Promise<PublishOutput> {
+async function publish(js: JetStreamClient, jsm: JetStreamManager, name: string, input: PublishInput, facts: ShardFacts, w: Writer, maxPayload: number | undefined): Promise<PublishOutput> {
   const subject = feedSubject(input.plan.tenant, name);
   const shards = feedTables(input.plan).flatMap((t) => Array.from({ length: t.shards }, (_, bucket) => ({ table: t.name, bucket })));
+  // Encoded once: the size check and the publish see the same bytes.
+  const bodies = new Map<FeedBatch, Uint8Array>();
+  const body = (b: FeedBatch): Uint8Array => {
+    let x = bodies.get(b);
+    if (x === undefined) bodies.set(b, (x = encode(input.plan, b)));
+    return x;
+  };
+  // The headers (offset token, per-shard positions, message id) take their share of max_payload.
+  const room = maxPayload === undefined ? Infinity : maxPayload - HEADER_ROOM - 160 * shards.length;
+  const check = (b: FeedBatch): void => {
+    const n = body(b).length;
+    if (n > room) {
+      throw new FeedMessageTooLargeError(
+        `feed ${input.plan.tenant}/${name}: the ${b.kind} at LSN ${offsetLsn(b.offset)} is ${n} bytes (${b.table.rows} rows), more than one NATS message carries here (max_payload ${maxPayload} bytes, less room for headers); the feed sends one WAL record's output per message: select fewer columns or symbols in the feed's query, write smaller ingest batches, or raise the server's max_payload`,
+      );
+    }
+  };
   const send = (b: FeedBatch, expectSeq?: number) => {
     const h = natsHeaders();
     h.set(HDR_FEED_OFFSET, encodeOffset(b.offset));
@@ -107,13 +127,13 @@ async function publish(js: JetStreamClient, jsm: JetStreamManager, name: string,
     });
     h.set(HDR_FEED_SHARDS, JSON.stringify(positions));
     const msgID = `${name}:${input.plan.fingerprint}:${b.kind === "snapshot" ? "s" : "u"}:${offsetLsn(b.offset)}`;
-    return js.publish(subject, encode(input.plan, b), { headers: h, msgID, ...(expectSeq === undefined ? {} : { expect: { lastSubjectSequence: expectSeq } }) });
+    return js.publish(subject, body(b), { headers: h, msgID, ...(expectSeq === undefined ? {} : { expect: { lastSubjectSequence: expectSeq } }) });
   };
   if (w.fenceOff) {
     await Promise.all(input.batches.map((b) => send(b)));
     return { stored: input.batches.length };
   }
-  const stored = await publishFenced(input.batches, w, { now: () => performance.now(), send, readTail: async () => (await readTail(jsm, name, input.plan)).tail, refused: anotherWriter });
+  const stored = await publishFenced(input.batches, w, { now: () => performance.now(), send, readTail: async () => (await readTail(jsm, name, input.plan)).tail, refused: anotherWriter, check });
   return { stored };
 }
 
@@ -199,7 +219,7 @@ export async function startFeed(o: FeedRuntimeOptions): Promise<FeedRuntime> {
         return offset;
       }),
       wal: walReader(js, jsm),
-      publish: fromPromise<PublishOutput, PublishInput>(({ input }) => publish(js, jsm, o.name, input, facts, writer)),
+      publish: fromPromise<PublishOutput, PublishInput>(({ input }) => publish(js, jsm, o.name, input, facts, writer, o.nc.info?.max_payload)),
       loadCheckpoint: fromPromise<Uint8Array | undefined, CheckpointInput>(() => checkpoints.load()),
       saveCheckpoint: fromPromise<void, SaveCheckpointInput>(({ input }) => checkpoints.save(input.foldedLsn, input.bytes)),
     },
