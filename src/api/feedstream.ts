@@ -5,7 +5,7 @@
 // the buffer ends the call with RESOURCE_EXHAUSTED naming the offset to resume from.
 import type { RecordBatch, Schema } from "apache-arrow";
 import { DeliverPolicy, jetstream } from "@nats-io/jetstream";
-import type { JetStreamManager } from "@nats-io/jetstream";
+import type { JetStreamManager, JsMsg } from "@nats-io/jetstream";
 import type { Principal } from "../auth/index.js";
 import { decodeWatermark } from "../../protocols/codec.js";
 import { parseWalSubject, walStream, walSubject, walSubjectsOfTable, walSubjectsOfTenant, watermarkStream, watermarkSubjectsOfTenant } from "../../protocols/subjects.js";
@@ -15,8 +15,23 @@ import { arrowSchema, toRecordBatches } from "../query/index.js";
 import { compactionFloor, decodeWalEntry } from "../wal/index.js";
 import type { ApiContext } from "./context.js";
 import { ApiError } from "./errors.js";
+import { QueryError } from "../../protocols/errors.js";
 import { presentBatch, presentSchema } from "./presentation.js";
 import { parseQuery } from "./queryjson.js";
+
+/**
+ * Rows of compacted history a stateful subscription may read back from
+ * ClickHouse to build its state (PX_FEED_HISTORY_MAX_ROWS, default 10 M): a
+ * last-by over a table's whole history must not read a billion rows at
+ * subscribe time.
+ */
+export function feedHistoryMaxRows(env: Record<string, string | undefined> = process.env): number {
+  const raw = env.PX_FEED_HISTORY_MAX_ROWS;
+  if (raw === undefined || raw === "") return 10_000_000;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`PX_FEED_HISTORY_MAX_ROWS=${raw} is not a number of rows >= 0; unset it for the default (10000000)`);
+  return n;
+}
 
 /** Messages a subscription holds for a slow consumer by default, and at most. */
 export const DEFAULT_FEED_BUFFER = 1024;
@@ -129,17 +144,61 @@ export async function runFeed(ctx: ApiContext, principal: Principal, req: FeedRe
     deliver_policy: DeliverPolicy.StartSequence,
     opt_start_seq: session.readFrom,
   });
+  // Every delivery it has now is a record stored before the subscription started (the gap merge below needs the count).
+  const storedAtStart = gaps.length === 0 ? 0 : ((await walConsumer.info(true).catch(() => undefined))?.num_pending ?? 0);
   const msgs = await walConsumer.consume({ max_messages: 256 });
   stops.push(() => void msgs.stop(), () => void walConsumer.delete().catch(() => false));
-  // The records compaction purged below the WAL's start come first, read back from ClickHouse (a raw feed only; the
-  // WAL consumer's deliveries wait meanwhile), a page at a time: the reader waits while the buffer is half full.
+  const deliveries = msgs[Symbol.asyncIterator]();
+  const pushWal = (m: JsMsg): void => {
+    received = m.seq;
+    const a = parseWalSubject(m.subject);
+    const spec = a === undefined ? undefined : specs.get(a.table);
+    if (a === undefined || spec === undefined) return;
+    session.push({ table: a.table, bucket: a.bucket, lsn: m.seq, batch: feedDecodes.get(tenant, a.table, spec.version, m.seq, () => decodeWalEntry(spec, m.seq, m.data).batch) });
+    if (session.overflowed) overflow.abort();
+    if (session.buffered > 0 || session.overflowed) poke();
+  };
+  // The records compaction purged below the WAL's start come first, read back from ClickHouse, a page at a time (the
+  // reader waits while the buffer is half full), merged in LSN order with the WAL's own records below them: shards
+  // compact to floors of their own, so the WAL still holds another shard's records below this shard's floor, and a
+  // feed folds its shards' records in LSN order.
   let room: (() => void) | undefined;
   signal.addEventListener("abort", () => room?.(), { once: true });
+  let delivered = 0;
+  let ahead: JsMsg | undefined;
+  /** The WAL's next record if it is below `lsn` (only records stored before the subscription started can be). */
+  // PX_UNSAFE_NO_GAP_MERGE=1 (TESTS ONLY, the negative control of test/feed/gapstate.int.test.ts): the WAL's records come after the gap's.
+  const merge = process.env.PX_UNSAFE_NO_GAP_MERGE !== "1";
+  const walBelow = async (lsn: number): Promise<JsMsg | undefined> => {
+    if (!merge) return undefined;
+    if (ahead === undefined && delivered < storedAtStart) {
+      const r = await deliveries.next();
+      if (!r.done) {
+        ahead = r.value;
+        delivered++;
+      }
+    }
+    if (ahead === undefined || ahead.seq >= lsn) return undefined;
+    const m = ahead;
+    ahead = undefined;
+    return m;
+  };
+  const historyCap = feedHistoryMaxRows();
+  let historyRows = 0;
   const readGap = async (): Promise<void> => {
-    // PX_UNSAFE_NO_WAL_GAP_READ=1: the negative control of test/feed/gapresume.int.test.ts (the compacted rows are then missing).
+    // PX_UNSAFE_NO_WAL_GAP_READ=1: the negative control of the gap tests (the compacted rows are then missing).
     if (gaps.length === 0 || process.env.PX_UNSAFE_NO_WAL_GAP_READ === "1") return;
     await readWalGap(plan.left, gaps, ctx.walHistory!(tenant, plan.left), async (rec) => {
       if (signal.aborted || session.overflowed) throw new Error("the subscription ended");
+      // A raw feed streams the history out; a stateful one keeps what it reads.
+      if (plan.kind !== "raw") historyRows += rec.batch.rows;
+      if (historyRows > historyCap) {
+        throw new ApiError(
+          "FAILED_PRECONDITION",
+          `feed ${plan.fingerprint}: its state needs more than ${historyCap} rows of compacted WAL history read back from ClickHouse (PX_FEED_HISTORY_MAX_ROWS); declare it as a materialized feed (its state is checkpointed), start a raw feed "now", or raise the limit`,
+        );
+      }
+      for (let m = await walBelow(rec.lsn); m !== undefined; m = await walBelow(rec.lsn)) pushWal(m);
       session.push(rec);
       if (session.overflowed) overflow.abort();
       poke();
@@ -148,15 +207,10 @@ export async function runFeed(ctx: ApiContext, principal: Principal, req: FeedRe
   };
   void (async () => {
     await readGap();
-    for await (const m of msgs) {
+    if (ahead !== undefined && !signal.aborted && !session.overflowed) pushWal(ahead);
+    for (let r = await deliveries.next(); !r.done; r = await deliveries.next()) {
       if (signal.aborted || session.overflowed) break;
-      received = m.seq;
-      const a = parseWalSubject(m.subject);
-      const spec = a === undefined ? undefined : specs.get(a.table);
-      if (a === undefined || spec === undefined) continue;
-      session.push({ table: a.table, bucket: a.bucket, lsn: m.seq, batch: feedDecodes.get(tenant, a.table, spec.version, m.seq, () => decodeWalEntry(spec, m.seq, m.data).batch) });
-      if (session.overflowed) overflow.abort();
-      if (session.buffered > 0 || session.overflowed) poke();
+      pushWal(r.value);
     }
   })().catch(fail);
 
@@ -176,6 +230,8 @@ export async function runFeed(ctx: ApiContext, principal: Principal, req: FeedRe
   let sent: FeedOffset = session.startOffset;
   await sink.start(schema, at("start", 0, sent), signal);
   while (!signal.aborted) {
+    // Refusals by name (a record ClickHouse does not hold whole, too much history) go out as they are.
+    if (readError instanceof ApiError || readError instanceof QueryError) throw readError;
     if (readError !== undefined) throw new ApiError("UNAVAILABLE", `feed ${plan.fingerprint}: reading the WAL failed (${readError.message}); resume with from = the last offset received`);
     for (const b of session.drain()) {
       if (writeSignal.aborted) break;
@@ -215,9 +271,11 @@ export async function runFeed(ctx: ApiContext, principal: Principal, req: FeedRe
  * first sequence was trimmed, by a limit or a hand purge (the stream's first
  * sequence) or by compaction (a shard's floor in px_compaction: the stream's
  * anchor record keeps its first sequence in place, so only the floors show it).
- * A raw feed resuming from an offset below a compaction floor gets `gaps`: the
- * purged records, which ClickHouse holds (compaction purges only what the sink
- * persisted), are read from there.
+ * A raw feed resuming from an offset below a compaction floor, and a stateful
+ * single-table feed (last-by, bars, rolling: they fold the WAL from its first
+ * record), get `gaps`: the purged records, which ClickHouse holds (compaction
+ * purges only what the sink persisted), are read from there. As-of feeds (two
+ * tables) still build their state from the WAL left, with a note.
  */
 async function walNotes(
   ctx: ApiContext,
@@ -237,7 +295,13 @@ async function walNotes(
   ]);
   const first = Math.max(streamFirst, ...floors);
   if (first <= readFrom) return { notes: [], gaps: [] };
-  if (plan.kind === "raw" && typeof from === "object" && !isStartTime(from)) {
+  const rawResume = plan.kind === "raw" && typeof from === "object" && !isStartTime(from);
+  const stateful = plan.kind === "lastBy" || plan.kind === "bars" || plan.kind === "rolling";
+  if (stateful && (streamFirst > readFrom || ctx.walHistory === undefined)) {
+    const why = streamFirst > readFrom ? "records below it were removed from the stream itself (a limit or a purge), not by compaction" : "the older records were compacted and this node has no ClickHouse to read them from";
+    return { notes: [`the WAL starts at LSN ${first}: the feed's state is built from there (older rows are not in it: ${why})`], gaps: [] };
+  }
+  if (rawResume || stateful) {
     const refuse = (why: string): never => {
       throw new ApiError("FAILED_PRECONDITION", `feed ${plan.fingerprint}: the offset needs WAL records from LSN ${readFrom}, but the WAL now starts at ${first}; ${why}: start from "now" or "snapshot" and read the gap with a range query`);
     };
@@ -246,7 +310,8 @@ async function walNotes(
     if (ctx.walHistory === undefined) refuse("the older records were compacted and this node has no ClickHouse to read them from");
     const gaps: WalGap[] = [];
     shards.forEach((s, i) => {
-      const after = from.lsn[shardKey(s.table, s.bucket)] ?? 0;
+      // A stateful feed folds every record from the first: its state needs the whole compacted history.
+      const after = rawResume ? ((from as FeedOffset).lsn[shardKey(s.table, s.bucket)] ?? 0) : readFrom - 1;
       const below = floors[i]!;
       if (s.table === plan.left.name && below > after + 1) gaps.push({ bucket: s.bucket, after, below });
     });
