@@ -103,7 +103,7 @@ export const FeedSpecSchema = Schema.Struct({
   lateness: Schema.optionalKey(Schema.Union([Schema.Int, Schema.String])),
   /** Publish the feed's whole state as one "snapshot" message this often (seconds; 0 = never). */
   snapshotSeconds: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 86_400 }))),
-  /** Checkpoint the operator state this often (seconds; default 60; 0 = never: a restart folds the whole WAL, and fails once compaction purged its start). */
+  /** Checkpoint the operator state this often (seconds; default 60; 0 = never: a restart folds the whole history again, reading what compaction purged back from ClickHouse). */
   checkpointSeconds: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 86_400 }))),
 });
 

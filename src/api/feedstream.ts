@@ -9,7 +9,7 @@ import type { JetStreamManager, JsMsg } from "@nats-io/jetstream";
 import type { Principal } from "../auth/index.js";
 import { decodeWatermark } from "../../protocols/codec.js";
 import { parseWalSubject, walStream, walSubject, walSubjectsOfTable, walSubjectsOfTenant, watermarkStream, watermarkSubjectsOfTenant } from "../../protocols/subjects.js";
-import { FeedSession, encodeOffset, feedDecodes, feedTables, isStartTime, parseFrom, planFeed, readWalGap, shardKey } from "../feed/index.js";
+import { FeedSession, encodeOffset, feedDecodes, feedTables, isStartTime, parseFrom, planFeed, pushMerged, readWalGap, shardKey } from "../feed/index.js";
 import type { FeedFrom, FeedOffset, FeedPlan, WalGap } from "../feed/index.js";
 import { arrowSchema, toRecordBatches } from "../query/index.js";
 import { compactionFloor, decodeWalEntry } from "../wal/index.js";
@@ -164,49 +164,39 @@ export async function runFeed(ctx: ApiContext, principal: Principal, req: FeedRe
   // feed folds its shards' records in LSN order.
   let room: (() => void) | undefined;
   signal.addEventListener("abort", () => room?.(), { once: true });
-  let delivered = 0;
-  let ahead: JsMsg | undefined;
-  /** The WAL's next record if it is below `lsn` (only records stored before the subscription started can be). */
-  // PX_UNSAFE_NO_GAP_MERGE=1 (TESTS ONLY, the negative control of test/feed/gapstate.int.test.ts): the WAL's records come after the gap's.
-  const merge = process.env.PX_UNSAFE_NO_GAP_MERGE !== "1";
-  const walBelow = async (lsn: number): Promise<JsMsg | undefined> => {
-    if (!merge) return undefined;
-    if (ahead === undefined && delivered < storedAtStart) {
-      const r = await deliveries.next();
-      if (!r.done) {
-        ahead = r.value;
-        delivered++;
-      }
-    }
-    if (ahead === undefined || ahead.seq >= lsn) return undefined;
-    const m = ahead;
-    ahead = undefined;
-    return m;
-  };
   const historyCap = feedHistoryMaxRows();
   let historyRows = 0;
-  const readGap = async (): Promise<void> => {
+  /** Reads the gap (the WAL's records below it merged in); returns the WAL delivery read ahead of it, if any. */
+  const readGap = async (): Promise<JsMsg | undefined> => {
     // PX_UNSAFE_NO_WAL_GAP_READ=1: the negative control of the gap tests (the compacted rows are then missing).
-    if (gaps.length === 0 || process.env.PX_UNSAFE_NO_WAL_GAP_READ === "1") return;
-    await readWalGap(plan.left, gaps, ctx.walHistory!(tenant, plan.left), async (rec) => {
-      if (signal.aborted || session.overflowed) throw new Error("the subscription ended");
-      // A raw feed streams the history out; a stateful one keeps what it reads.
-      if (plan.kind !== "raw") historyRows += rec.batch.rows;
-      if (historyRows > historyCap) {
-        throw new ApiError(
-          "FAILED_PRECONDITION",
-          `feed ${plan.fingerprint}: its state needs more than ${historyCap} rows of compacted WAL history read back from ClickHouse (PX_FEED_HISTORY_MAX_ROWS); declare it as a materialized feed (its state is checkpointed), start a raw feed "now", or raise the limit`,
-        );
-      }
-      for (let m = await walBelow(rec.lsn); m !== undefined; m = await walBelow(rec.lsn)) pushWal(m);
-      session.push(rec);
-      if (session.overflowed) overflow.abort();
-      poke();
-      while (session.buffered >= maxBuffer / 2 && !signal.aborted && !session.overflowed) await new Promise<void>((r) => (room = r));
+    if (gaps.length === 0 || process.env.PX_UNSAFE_NO_WAL_GAP_READ === "1") return undefined;
+    return pushMerged({
+      gap: (push) => readWalGap(plan.left, gaps, ctx.walHistory!(tenant, plan.left), push),
+      wal: deliveries,
+      stored: storedAtStart,
+      lsnOf: (m) => m.seq,
+      onWal: pushWal,
+      // PX_UNSAFE_NO_GAP_MERGE=1 (TESTS ONLY, the negative control of test/feed/gapstate.int.test.ts): the WAL's records come after the gap's.
+      merge: process.env.PX_UNSAFE_NO_GAP_MERGE !== "1",
+      onGap: async (rec) => {
+        if (signal.aborted || session.overflowed) throw new Error("the subscription ended");
+        // A raw feed streams the history out; a stateful one keeps what it reads.
+        if (plan.kind !== "raw") historyRows += rec.batch.rows;
+        if (historyRows > historyCap) {
+          throw new ApiError(
+            "FAILED_PRECONDITION",
+            `feed ${plan.fingerprint}: its state needs more than ${historyCap} rows of compacted WAL history read back from ClickHouse (PX_FEED_HISTORY_MAX_ROWS); declare it as a materialized feed (its state is checkpointed), start a raw feed "now", or raise the limit`,
+          );
+        }
+        session.push(rec);
+        if (session.overflowed) overflow.abort();
+        poke();
+        while (session.buffered >= maxBuffer / 2 && !signal.aborted && !session.overflowed) await new Promise<void>((r) => (room = r));
+      },
     });
   };
   void (async () => {
-    await readGap();
+    const ahead = await readGap();
     if (ahead !== undefined && !signal.aborted && !session.overflowed) pushWal(ahead);
     for (let r = await deliveries.next(); !r.done; r = await deliveries.next()) {
       if (signal.aborted || session.overflowed) break;

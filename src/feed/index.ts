@@ -17,6 +17,8 @@ export type { SubscriptionHold } from "./subholds.js";
 export type { FeedFrom, FeedStartTime } from "./from.js";
 export { SharedDecodes, feedDecodes } from "./decoded.js";
 export { readWalGap } from "./gap.js";
+export { pushMerged } from "./gapmerge.js";
+export type { MergeInput } from "./gapmerge.js";
 export { EMPTY_TAIL, coveredBy, offsetLsn, outputPlace } from "./tail.js";
 export type { FeedTail } from "./tail.js";
 export { FEED_DEDUP_WINDOW_MS, FeedFenceError, FeedMessageTooLargeError, ROUND_LIMIT_MS, publishFenced } from "./fence.js";

@@ -12,14 +12,14 @@ import { tenantFunctions, tenantQuotas } from "../catalog.js";
 import type { Catalog } from "../catalog.js";
 import type { ClickhouseHttp } from "../clickhouse/index.js";
 import { ClickhouseColdSource, ProxistQueryEngine, shardHostSource } from "../query/index.js";
+import { historyOf } from "./feed/runtime.js";
 import type { ClusterParts } from "../query/index.js";
 import type { Meter } from "./meter.js";
 import { retryOnTimeout } from "./startup.js";
 import { UdfHost } from "../udf/index.js";
 import { meteredCold, meteredEngine, meteredParts } from "./querymeter.js";
 import type { SlowQueries } from "./slowlog.js";
-import type { GapReader, SubscriptionHolds } from "../feed/index.js";
-import type { TableSpec } from "../../protocols/tablespec.js";
+import type { SubscriptionHolds } from "../feed/index.js";
 import type { LocalShardHost } from "./shard/host.js";
 
 export interface NodeApiOptions {
@@ -100,7 +100,7 @@ export async function startNodeApi(o: NodeApiOptions): Promise<NodeApi> {
   const credentials = o.tls === undefined ? {} : { credentials: apiServerCredentials(o.tls) };
   // A raw feed resuming below the WAL's start reads the compacted records back from ClickHouse.
   const history = o.clickhouse === undefined ? undefined : new ClickhouseColdSource(o.clickhouse);
-  const walHistory = history === undefined ? {} : { walHistory: (tenant: string, spec: TableSpec): GapReader => (gaps, cursor, limit) => history.byLsn(tenant, spec, gaps, cursor, limit) };
+  const walHistory = history === undefined ? {} : { walHistory: historyOf(history) };
   const server = await startApiServer({ node: o.node, tokens, queryEngine: served, port: o.grpcPort, log: o.log, ...tuning, ...credentials, horizon, ...walHistory, ...(o.subscriptions === undefined ? {} : { subscriptions: o.subscriptions }), ...(o.creds === undefined ? {} : { creds: o.creds }) });
   return {
     engine,

@@ -31,6 +31,7 @@ import { heartbeatGraceMs } from "./control/index.js";
 import type { NodeControlOptions } from "./controlplane.js";
 import { feedHost } from "./feed/host.js";
 import type { FeedHost } from "./feed/host.js";
+import { historyOf } from "./feed/runtime.js";
 import { catalogActor } from "./gateway/catalog.js";
 import { LocalIngress, jetstreamWal, natsIngestSource } from "./gateway/io.js";
 import { jetstreamDigestAt } from "./gateway/pairs.js";
@@ -233,6 +234,8 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
     replicas,
     log: (line) => log(`node ${nodeId}: ${line}`),
     horizon: (tenant, table, bucket) => shards.all().find((h) => h.shard.tenant === tenant && h.shard.table === table && h.shard.bucket === bucket)?.runtime.table.horizonMicros,
+    // A feed without a usable checkpoint on a compacted WAL reads the compacted records back from ClickHouse.
+    ...(clickhouse === undefined ? {} : { history: historyOf(new ClickhouseColdSource(clickhouse.client)) }),
     ...(shardMode === "all"
       ? {}
       : {

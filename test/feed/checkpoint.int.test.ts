@@ -7,7 +7,11 @@
 // the same definition that ran the whole time without a restart (in the test
 // process): no gap, no duplicate, the same values. Negative control: a feed of
 // the same definition that saves no checkpoint (checkpointSeconds 0) fails
-// after the same restart, naming the WAL records compaction purged.
+// after the same restart, naming the WAL records compaction purged, when
+// reading them back from ClickHouse is switched off (PX_UNSAFE_NO_WAL_GAP_READ=1).
+// Then a bar feed declared only now, on the compacted WAL, reads the compacted
+// records back from ClickHouse (merged with the WAL's) and publishes exactly
+// the stream of the twin that ran from the start.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { tableFromIPC } from "apache-arrow";
@@ -21,7 +25,7 @@ import type { FeedPlan } from "../../src/feed/index.js";
 import { startFeed } from "../../src/node/feed/runtime.js";
 import type { FeedRuntime } from "../../src/node/feed/runtime.js";
 import type { ProxistNode } from "../../src/node/node.js";
-import { natsFixture, nodeOn } from "../helpers/cluster.js";
+import { applyAndWait, natsFixture, nodeOn } from "../helpers/cluster.js";
 import type { NatsFixture } from "../helpers/cluster.js";
 import { clickhouseFixture, waitPersisted, walRows } from "../helpers/sink.js";
 import type { ClickhouseFixture } from "../helpers/sink.js";
@@ -92,7 +96,7 @@ async function messages(name: string): Promise<string[]> {
 }
 
 describe("feed checkpoints - a restart after WAL compaction", () => {
-  it("checkpoint restart - feeds restarted after their WAL was compacted load their checkpoints and go on exactly as an uninterrupted twin; without checkpoints the same restart fails by name", async () => {
+  it("checkpoint restart - feeds restarted after their WAL was compacted load their checkpoints and go on exactly as an uninterrupted twin; without checkpoints nor the read back from ClickHouse the same restart fails by name; a feed declared on the compacted WAL reads its history from ClickHouse", async () => {
     node = await nodeOn(f.server, f.nc, nodeOptions(chf.server.httpUrl), spec);
     for (const [name, query] of [["vwap_twin", VWAP], ["bars_twin", BARS]] as const) twins.push(await startFeed({ nc: f.nc, name, plan: planOf(node, query) }));
     const walk = new RandomWalk(symbolNames(20), 11, 1.75e15);
@@ -113,11 +117,14 @@ describe("feed checkpoints - a restart after WAL compaction", () => {
 
     await n1.stop();
     node = undefined;
+    // The control below: without checkpoints and without the read back from ClickHouse, nothing can rebuild the state.
+    process.env.PX_UNSAFE_NO_WAL_GAP_READ = "1";
     node = await nodeOn(f.server, f.nc, nodeOptions(chf.server.httpUrl), spec);
     const n2 = node;
+    await until("the feed without checkpoints to fail", () => n2.feeds!.running.get(`${TENANT}/vwap_nockpt`)?.actor.getSnapshot().matches("failed") === true).finally(() => delete process.env.PX_UNSAFE_NO_WAL_GAP_READ);
     for (let i = 0; i < 8; i++) await pub.publish(walk.trades(400, 200_000));
     const second = await lastWalLsn();
-    await until("the restarted feeds to fold the second part", () => idleAt(stats(n2, "vwap"), second) && idleAt(stats(n2, "bars"), second));
+    await until("the restarted feeds to fold the second part", () => n2.feeds!.running.has(`${TENANT}/bars`) && idleAt(stats(n2, "vwap"), second) && idleAt(stats(n2, "bars"), second));
     await until("the twins to fold the second part", () => twins.every((t) => idleAt(t.actor.getSnapshot(), second)));
 
     for (const name of ["vwap", "bars"]) {
@@ -129,7 +136,16 @@ describe("feed checkpoints - a restart after WAL compaction", () => {
       expect(got, `${name}: the stream equals the uninterrupted twin's`).toEqual(want);
     }
     // Negative control: the same definition without checkpoints cannot rebuild its state from the compacted WAL.
-    await until("the feed without checkpoints to fail", () => stats(n2, "vwap_nockpt").matches("failed"));
-    expect(stats(n2, "vwap_nockpt").context.error).toMatch(/WAL consumer failed: .*A materialized feed rebuilds its state from its last checkpoint and the WAL after it/);
+    expect(stats(n2, "vwap_nockpt").context.error).toMatch(/WAL consumer failed: .*A materialized feed rebuilds its state from its last checkpoint and the WAL after it, or reads compacted records back from ClickHouse, and neither works here \(reading compacted records back is switched off/);
+
+    // A feed declared now, on the compacted WAL: its state comes from ClickHouse, then the WAL.
+    const withLate = parseClusterSpec({ tenants: [{ ...JSON.parse(JSON.stringify(spec.tenants[0])), feeds: [...spec.tenants[0]!.feeds!, { name: "bars_late", query: BARS }] }] });
+    await applyAndWait(f.nc, withLate, n2);
+    await until("the late feed to start", () => n2.feeds!.running.has(`${TENANT}/bars_late`));
+    await until("the late feed to fold everything", () => idleAt(stats(n2, "bars_late"), second));
+    expect(stats(n2, "bars_late").context.stats.restoredFrom).toBe("no checkpoint: folding the WAL from its first record");
+    const late = await messages("bars_late");
+    expect(late.length).toBeGreaterThan(16);
+    expect(late, "bars_late: the stream equals the twin's that ran from the start").toEqual(await messages("bars_twin"));
   }, 240_000);
 });

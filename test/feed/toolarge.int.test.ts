@@ -63,6 +63,7 @@ async function published(): Promise<number[]> {
 
 describe("feeds - a record whose feed message is too large", () => {
   it("too large - the feed stops naming the sizes, and stores nothing past the record it cannot send", async () => {
+    await until("the feed to start", () => node.feeds!.running.has(`${TENANT}/raw`));
     const feed = node.feeds!.running.get(`${TENANT}/raw`)!.actor;
     const walk = new RandomWalk(symbolNames(50), 5, 1.75e15);
     const pub = new TickPublisher(f.nc, { tenant: TENANT, spec: trades, maxInFlight: 4 });

@@ -12,7 +12,7 @@ import type { Catalog } from "../../catalog.js";
 import { feedTables, planFeed } from "../../feed/index.js";
 import type { FeedPlan } from "../../feed/index.js";
 import { startFeed } from "./runtime.js";
-import type { FeedRuntime } from "./runtime.js";
+import type { FeedHistory, FeedRuntime } from "./runtime.js";
 
 export interface FeedHostOptions {
   readonly nc: NatsConnection;
@@ -27,6 +27,8 @@ export interface FeedHostOptions {
   readonly runsHere?: (plan: FeedPlan) => boolean;
   /** Why a feed that `runsHere` refuses is not run here, for the log. */
   readonly elsewhere?: (plan: FeedPlan) => string;
+  /** Compacted WAL records read back from ClickHouse (a node with ClickHouse). */
+  readonly history?: FeedHistory;
 }
 
 export interface FeedHost {
@@ -96,7 +98,7 @@ export function feedHost(o: FeedHostOptions): FeedHost {
         if (cur !== undefined && cur.fingerprint === plan.fingerprint) continue;
         cur?.runtime.stop();
         const checkpointIntervalMs = (f.checkpointSeconds ?? DEFAULT_CHECKPOINT_SECONDS) * 1000;
-        const runtime = await startFeed({ nc: o.nc, name: f.name, plan, snapshotIntervalMs: (f.snapshotSeconds ?? 0) * 1000, checkpointIntervalMs, replicas: o.replicas, ...(o.horizon === undefined ? {} : { horizon: o.horizon }) });
+        const runtime = await startFeed({ nc: o.nc, name: f.name, plan, snapshotIntervalMs: (f.snapshotSeconds ?? 0) * 1000, checkpointIntervalMs, replicas: o.replicas, ...(o.horizon === undefined ? {} : { horizon: o.horizon }), ...(o.history === undefined ? {} : { history: o.history }) });
         let told = { restored: false, checkpointError: undefined as string | undefined };
         runtime.actor.subscribe((s) => {
           if (s.matches("failed")) o.log(`feed ${key}: failed: ${s.context.error ?? "unknown"}`);

@@ -8,7 +8,7 @@
 // moved stores nothing the new owner already published (but for the one case
 // src/feed/fence.ts names, after which the writer stops).
 import { DeliverPolicy, DiscardPolicy, JetStreamApiCodes, JetStreamApiError, RetentionPolicy, StorageType, jetstream, jetstreamManager } from "@nats-io/jetstream";
-import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import type { JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { RecordBatchStreamWriter } from "apache-arrow";
@@ -18,10 +18,14 @@ import { feedMachine } from "../../../actors/feed.js";
 import type { CheckpointInput, FeedEvent, FeedWalInput, LastPublishedInput, PublishInput, PublishOutput, SaveCheckpointInput } from "../../../actors/feed.js";
 import { decodeWatermark } from "../../../protocols/codec.js";
 import { HDR_FEED_KIND, HDR_FEED_OFFSET, HDR_FEED_SHARDS, feedStream, feedSubject, feedSubjectsOfTenant, parseWalSubject, walStream, walSubjectsOfTable, walSubjectsOfTenant, watermarkStream, watermarkSubjectsOfTenant } from "../../../protocols/subjects.js";
-import { EMPTY_TAIL, FEED_DEDUP_WINDOW_MS, FeedMessageTooLargeError, decodeOffset, encodeOffset, feedDecodes, feedTables, offsetLsn, outputPlace, publishFenced, shardKey } from "../../feed/index.js";
-import type { FeedBatch, FeedOffset, FeedPlan, FeedRecord, FeedTail } from "../../feed/index.js";
+import { EMPTY_TAIL, FEED_DEDUP_WINDOW_MS, FeedMessageTooLargeError, decodeOffset, encodeOffset, feedDecodes, feedTables, offsetLsn, outputPlace, publishFenced, pushMerged, readWalGap, shardKey } from "../../feed/index.js";
+import type { FeedBatch, FeedOffset, FeedPlan, FeedRecord, FeedTail, GapReader, WalGap } from "../../feed/index.js";
 import { arrowSchema, toRecordBatches } from "../../query/index.js";
+import type { ClickhouseColdSource } from "../../query/index.js";
 import { WalGapError, consumeBatches, decodeWalEntry, gapAt, walFloor } from "../../wal/index.js";
+import type { WalFloor } from "../../wal/index.js";
+import type { ShardAddress } from "../../../protocols/subjects.js";
+import type { TableSpec } from "../../../protocols/tablespec.js";
 import { openSnapshotBucket } from "../../snapshot/store.js";
 import { feedCheckpoints } from "./checkpoints.js";
 
@@ -37,6 +41,8 @@ export interface FeedRuntimeOptions {
   readonly horizon?: (tenant: string, table: string, bucket: number) => number | undefined;
   /** TESTS ONLY (the negative control): publish without the subject-sequence fence. */
   readonly fenceOff?: boolean;
+  /** Reads compacted WAL records back from ClickHouse (a node with ClickHouse): a feed with no checkpoint rebuilds its state on a compacted WAL. */
+  readonly history?: FeedHistory;
 }
 
 /** What each message says about the shards besides its offset: P (followed from the watermark stream) and H. */
@@ -137,33 +143,112 @@ async function publish(js: JetStreamClient, jsm: JetStreamManager, name: string,
   return { stored };
 }
 
-/**
- * The feed folds its tables' WAL from `fromSeq`: records compaction already
- * purged below that would be missing from its state without a word. Rebuilding
- * the state from ClickHouse is not implemented, so the feed fails, naming it.
- */
-async function checkFloors(jsm: JetStreamManager, plan: FeedPlan, fromSeq: number): Promise<void> {
-  for (const t of feedTables(plan)) {
-    for (let bucket = 0; bucket < t.shards; bucket++) {
-      const shard = { tenant: plan.tenant, table: t.name, bucket };
-      const gap = gapAt(`feed ${plan.fingerprint}`, shard, fromSeq, await walFloor(jsm, shard));
-      if (gap !== undefined) throw new WalGapError(`${gap.message}. A materialized feed rebuilds its state from its last checkpoint and the WAL after it, not from ClickHouse, and it had no checkpoint it could use (checkpointSeconds 0, or see the feed's log line on recovery): redefine the feed to start over from the WAL as it is now`);
-    }
-  }
+/** Reads the compacted WAL records of a table back from ClickHouse (the node's cold source). */
+export type FeedHistory = (tenant: string, spec: TableSpec) => GapReader;
+
+/** The history of the node's ClickHouse: rows by (_lsn, _row). */
+export const historyOf =
+  (cold: Pick<ClickhouseColdSource, "byLsn">): FeedHistory =>
+  (tenant, spec) =>
+  (gaps, cursor, limit) =>
+    cold.byLsn(tenant, spec, gaps, cursor, limit);
+
+/** Each shard of the feed's tables with its WAL floor. */
+async function floorsOf(jsm: JetStreamManager, plan: FeedPlan): Promise<{ shard: ShardAddress; floor: WalFloor }[]> {
+  const shards = feedTables(plan).flatMap((t) => Array.from({ length: t.shards }, (_, bucket) => ({ tenant: plan.tenant, table: t.name, bucket })));
+  return Promise.all(shards.map(async (shard) => ({ shard, floor: await walFloor(jsm, shard) })));
 }
 
-function walReader(js: JetStreamClient, jsm: JetStreamManager) {
+/**
+ * The feed folds its tables' WAL from `fromSeq`: records compaction already
+ * purged below that would be missing from its state without a word. Those of a
+ * single-table feed are read back from ClickHouse (`history`), merged in LSN
+ * order with the WAL's records below them (src/feed/gapmerge.ts), and handed
+ * to the feed; returns the first LSN left to read from the WAL. Anything else
+ * missing (no ClickHouse, an as-of feed, records removed from the stream
+ * itself, or purged further meanwhile) fails the feed, naming it.
+ */
+async function foldHistory(js: JetStreamClient, jsm: JetStreamManager, plan: FeedPlan, fromSeq: number, history: FeedHistory | undefined, recordOf: (m: JsMsg) => FeedRecord | null, send: (records: FeedRecord[]) => void, stopped: () => boolean): Promise<number> {
+  const reader = `feed ${plan.fingerprint}`;
+  const before = await floorsOf(jsm, plan);
+  const gaps = before.filter((x) => gapAt(reader, x.shard, fromSeq, x.floor) !== undefined);
+  if (gaps.length === 0) return fromSeq;
+  const first = gapAt(reader, gaps[0]!.shard, fromSeq, gaps[0]!.floor)!;
+  const cannot: [why: string, fix: string] | undefined =
+    history === undefined
+      ? ["this node has no ClickHouse to read the compacted records back from", "run the feed's node with ClickHouse (--clickhouse)"]
+      : plan.right !== undefined
+        ? ["an as-of feed (two tables) does not read compacted records back from ClickHouse yet", "keep its checkpoints on (checkpointSeconds > 0) so that a restart starts from one"]
+        : gaps.some((g) => g.floor.firstSeq > fromSeq)
+          ? ["records were removed from the stream itself (a limit or a hand purge), not by compaction, so ClickHouse may not hold them", "its state cannot be rebuilt exactly; re-publish the lost range from the source"]
+          : process.env.PX_UNSAFE_NO_WAL_GAP_READ === "1"
+            ? ["reading compacted records back is switched off (PX_UNSAFE_NO_WAL_GAP_READ=1, tests only)", "unset PX_UNSAFE_NO_WAL_GAP_READ"]
+            : undefined;
+  if (cannot !== undefined) throw new WalGapError(`${first.message}. A materialized feed rebuilds its state from its last checkpoint and the WAL after it, or reads compacted records back from ClickHouse, and neither works here (${cannot[0]}): ${cannot[1]}`);
+  const walGaps: WalGap[] = gaps.map((g) => ({ bucket: g.shard.bucket, after: fromSeq - 1, below: g.floor.compactedBelow }));
+  const consumer = await js.consumers.get(walStream(plan.tenant), { filter_subjects: walSubjectsOfTable(plan.tenant, plan.left.name), deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq });
+  const stored = (await consumer.info(true)).num_pending;
+  const messages = await consumer.consume({ max_messages: 256 });
+  let last = fromSeq - 1;
+  let batch: FeedRecord[] = [];
+  const flush = (): void => {
+    if (batch.length > 0) send(batch);
+    batch = [];
+  };
+  const take = (r: FeedRecord | null, lsn: number): void => {
+    if (r !== null) batch.push(r);
+    last = lsn;
+    if (batch.length >= 256) flush();
+  };
+  try {
+    await pushMerged({
+      gap: (push) => readWalGap(plan.left, walGaps, history!(plan.tenant, plan.left), push),
+      wal: messages[Symbol.asyncIterator](),
+      stored,
+      lsnOf: (m) => m.seq,
+      onWal: (m) => take(recordOf(m), m.seq),
+      onGap: async (rec) => {
+        if (stopped()) throw new Error(`feed ${plan.fingerprint} stopped while reading its history`);
+        take(rec, rec.lsn);
+        // Let the feed fold what was sent before reading the next page's worth.
+        if (batch.length === 0) await new Promise((r) => setImmediate(r));
+      },
+    });
+    flush();
+  } finally {
+    messages.stop();
+  }
+  // Read below each floor as it was; compacted further meanwhile, records after those read may be gone too.
+  const after = await floorsOf(jsm, plan);
+  const readBelow = new Map(walGaps.map((g) => [g.bucket, g.below]));
+  for (const x of after) {
+    const floor = { firstSeq: x.floor.firstSeq, compactedBelow: x.floor.compactedBelow <= (readBelow.get(x.shard.bucket) ?? 0) ? 0 : x.floor.compactedBelow };
+    const gap = gapAt(reader, x.shard, last + 1, floor);
+    if (gap !== undefined) throw new WalGapError(`${gap.message}. (It was compacted further while the feed read its history back from ClickHouse: restart the node running the feed, which reads it again.)`);
+  }
+  return last + 1;
+}
+
+function walReader(js: JetStreamClient, jsm: JetStreamManager, history: FeedHistory | undefined) {
   return fromCallback<FeedEvent, FeedWalInput>(({ input, sendBack }) => {
     let stopped = false;
     let stop: (() => void) | undefined;
     const plan = input.plan;
     const specs = new Map(feedTables(plan).map((t) => [t.name, t]));
+    const recordOf = (m: JsMsg): FeedRecord | null => {
+      const a = parseWalSubject(m.subject);
+      const spec = a === undefined ? undefined : specs.get(a.table);
+      // Another table of the tenant (as-of feeds read the tenant's whole WAL).
+      if (a === undefined || spec === undefined) return null;
+      return { table: a.table, bucket: a.bucket, lsn: m.seq, batch: feedDecodes.get(plan.tenant, a.table, spec.version, m.seq, () => decodeWalEntry(spec, m.seq, m.data).batch) };
+    };
     void (async () => {
-      await checkFloors(jsm, plan, input.fromSeq);
+      const fromSeq = await foldHistory(js, jsm, plan, input.fromSeq, history, recordOf, (records) => sendBack({ type: "records", records }), () => stopped);
+      if (stopped) return;
       const consumer = await js.consumers.get(walStream(plan.tenant), {
         filter_subjects: specs.size === 1 ? walSubjectsOfTable(plan.tenant, plan.left.name) : walSubjectsOfTenant(plan.tenant),
         deliver_policy: DeliverPolicy.StartSequence,
-        opt_start_seq: input.fromSeq,
+        opt_start_seq: fromSeq,
       });
       if (stopped) return;
       const info = await consumer.info(true).catch(() => undefined);
@@ -173,13 +258,7 @@ function walReader(js: JetStreamClient, jsm: JetStreamManager) {
       await consumeBatches<FeedRecord | null>(messages, {
         maxBatch: 512,
         stopped: () => stopped,
-        read: (m) => {
-          const a = parseWalSubject(m.subject);
-          const spec = a === undefined ? undefined : specs.get(a.table);
-          // Another table of the tenant (as-of feeds read the tenant's whole WAL).
-          if (a === undefined || spec === undefined) return null;
-          return { table: a.table, bucket: a.bucket, lsn: m.seq, batch: feedDecodes.get(plan.tenant, a.table, spec.version, m.seq, () => decodeWalEntry(spec, m.seq, m.data).batch) };
-        },
+        read: recordOf,
         onBatch: (records) => sendBack({ type: "records", records: records.filter((r): r is FeedRecord => r !== null) }),
         onCaughtUp: () => sendBack({ type: "caughtUp" }),
       });
@@ -218,7 +297,7 @@ export async function startFeed(o: FeedRuntimeOptions): Promise<FeedRuntime> {
         writer.tail = tail;
         return offset;
       }),
-      wal: walReader(js, jsm),
+      wal: walReader(js, jsm, o.history),
       publish: fromPromise<PublishOutput, PublishInput>(({ input }) => publish(js, jsm, o.name, input, facts, writer, o.nc.info?.max_payload)),
       loadCheckpoint: fromPromise<Uint8Array | undefined, CheckpointInput>(() => checkpoints.load()),
       saveCheckpoint: fromPromise<void, SaveCheckpointInput>(({ input }) => checkpoints.save(input.foldedLsn, input.bytes)),
