@@ -9,13 +9,14 @@ import type { JetStreamManager, JsMsg } from "@nats-io/jetstream";
 import type { Principal } from "../auth/index.js";
 import { decodeWatermark } from "../../protocols/codec.js";
 import { parseWalSubject, walStream, walSubject, walSubjectsOfTable, walSubjectsOfTenant, watermarkStream, watermarkSubjectsOfTenant } from "../../protocols/subjects.js";
-import { FeedSession, encodeOffset, feedDecodes, feedTables, isStartTime, parseFrom, planFeed, pushMerged, readWalGap, shardKey } from "../feed/index.js";
+import { FeedSession, encodeOffset, feedDecodes, feedTables, isStartTime, parseFrom, planFeed, pushMerged, readTableGaps, shardKey } from "../feed/index.js";
 import type { FeedFrom, FeedOffset, FeedPlan, WalGap } from "../feed/index.js";
 import { arrowSchema, toRecordBatches } from "../query/index.js";
 import { compactionFloor, decodeWalEntry } from "../wal/index.js";
 import type { ApiContext } from "./context.js";
 import { ApiError } from "./errors.js";
 import { QueryError } from "../../protocols/errors.js";
+import type { TableSpec } from "../../protocols/tablespec.js";
 import { presentBatch, presentSchema } from "./presentation.js";
 import { parseQuery } from "./queryjson.js";
 
@@ -171,7 +172,7 @@ export async function runFeed(ctx: ApiContext, principal: Principal, req: FeedRe
     // PX_UNSAFE_NO_WAL_GAP_READ=1: the negative control of the gap tests (the compacted rows are then missing).
     if (gaps.length === 0 || process.env.PX_UNSAFE_NO_WAL_GAP_READ === "1") return undefined;
     return pushMerged({
-      gap: (push) => readWalGap(plan.left, gaps, ctx.walHistory!(tenant, plan.left), push),
+      gap: (push) => readTableGaps(gaps.map((g) => ({ ...g, read: ctx.walHistory!(tenant, g.spec) })), push),
       wal: deliveries,
       stored: storedAtStart,
       lsnOf: (m) => m.seq,
@@ -262,10 +263,9 @@ export async function runFeed(ctx: ApiContext, principal: Principal, req: FeedRe
  * sequence) or by compaction (a shard's floor in px_compaction: the stream's
  * anchor record keeps its first sequence in place, so only the floors show it).
  * A raw feed resuming from an offset below a compaction floor, and a stateful
- * single-table feed (last-by, bars, rolling: they fold the WAL from its first
- * record), get `gaps`: the purged records, which ClickHouse holds (compaction
- * purges only what the sink persisted), are read from there. As-of feeds (two
- * tables) still build their state from the WAL left, with a note.
+ * feed (last-by, bars, rolling, as-of: they fold the WAL from its first
+ * record), get `gaps`: the purged records of each table, which ClickHouse
+ * holds (compaction purges only what the sink persisted), are read from there.
  */
 async function walNotes(
   ctx: ApiContext,
@@ -275,7 +275,7 @@ async function walNotes(
   from: FeedFrom,
   shards: readonly { table: string; bucket: number }[],
   readFrom: number,
-): Promise<{ notes: string[]; gaps: WalGap[] }> {
+): Promise<{ notes: string[]; gaps: { spec: TableSpec; gaps: WalGap[] }[] }> {
   const [streamFirst, ...floors] = await Promise.all([
     jsm.streams
       .info(walStream(tenant))
@@ -286,26 +286,24 @@ async function walNotes(
   const first = Math.max(streamFirst, ...floors);
   if (first <= readFrom) return { notes: [], gaps: [] };
   const rawResume = plan.kind === "raw" && typeof from === "object" && !isStartTime(from);
-  const stateful = plan.kind === "lastBy" || plan.kind === "bars" || plan.kind === "rolling";
+  const stateful = plan.kind !== "raw";
   if (stateful && (streamFirst > readFrom || ctx.walHistory === undefined)) {
     const why = streamFirst > readFrom ? "records below it were removed from the stream itself (a limit or a purge), not by compaction" : "the older records were compacted and this node has no ClickHouse to read them from";
     return { notes: [`the WAL starts at LSN ${first}: the feed's state is built from there (older rows are not in it: ${why})`], gaps: [] };
   }
-  if (rawResume || stateful) {
-    const refuse = (why: string): never => {
-      throw new ApiError("FAILED_PRECONDITION", `feed ${plan.fingerprint}: the offset needs WAL records from LSN ${readFrom}, but the WAL now starts at ${first}; ${why}: start from "now" or "snapshot" and read the gap with a range query`);
-    };
-    // Records gone by a stream limit or a hand purge may never have reached ClickHouse.
-    if (streamFirst > readFrom) refuse(`records below ${streamFirst} were removed from the stream itself (a limit or a purge), not by compaction, so ClickHouse may not hold them`);
-    if (ctx.walHistory === undefined) refuse("the older records were compacted and this node has no ClickHouse to read them from");
-    const gaps: WalGap[] = [];
-    shards.forEach((s, i) => {
-      // A stateful feed folds every record from the first: its state needs the whole compacted history.
-      const after = rawResume ? ((from as FeedOffset).lsn[shardKey(s.table, s.bucket)] ?? 0) : readFrom - 1;
-      const below = floors[i]!;
-      if (s.table === plan.left.name && below > after + 1) gaps.push({ bucket: s.bucket, after, below });
-    });
-    return { notes: [], gaps };
-  }
-  return { notes: [`the WAL starts at LSN ${first}: the feed's state is built from there (older rows are not in it)`], gaps: [] };
+  if (!rawResume && !stateful) return { notes: [`the WAL starts at LSN ${first}: the feed sends what it holds from there (older rows are not in it)`], gaps: [] };
+  const refuse = (why: string): never => {
+    throw new ApiError("FAILED_PRECONDITION", `feed ${plan.fingerprint}: the offset needs WAL records from LSN ${readFrom}, but the WAL now starts at ${first}; ${why}: start from "now" or "snapshot" and read the gap with a range query`);
+  };
+  // Records gone by a stream limit or a hand purge may never have reached ClickHouse.
+  if (streamFirst > readFrom) refuse(`records below ${streamFirst} were removed from the stream itself (a limit or a purge), not by compaction, so ClickHouse may not hold them`);
+  if (ctx.walHistory === undefined) refuse("the older records were compacted and this node has no ClickHouse to read them from");
+  const byTable = new Map<string, WalGap[]>();
+  shards.forEach((s, i) => {
+    // A stateful feed folds every record from the first: its state needs the whole compacted history.
+    const after = rawResume ? ((from as FeedOffset).lsn[shardKey(s.table, s.bucket)] ?? 0) : readFrom - 1;
+    const below = floors[i]!;
+    if (below > after + 1) byTable.set(s.table, [...(byTable.get(s.table) ?? []), { bucket: s.bucket, after, below }]);
+  });
+  return { notes: [], gaps: feedTables(plan).flatMap((spec) => (byTable.has(spec.name) ? [{ spec, gaps: byTable.get(spec.name)! }] : [])) };
 }

@@ -1,10 +1,12 @@
-// A raw feed resuming below the WAL's start: compaction purged the records
-// between its offset and the shard's compaction floor, but only after the sink
-// had persisted them, so ClickHouse holds every row of them under their
-// (_lsn, _row). They are read back page by page in (_lsn, _row) order and
-// handed to the feed as the records they were, each whole: a page that ends
-// inside a record is cut back to the record before, and a record larger than a
-// page is read on its own.
+// A feed that needs records below the WAL's start (a raw feed resuming from an
+// old offset, a stateful one folding its history): compaction purged the
+// records below the shard's compaction floor, but only after the sink had
+// persisted them, so ClickHouse holds every row of them under their (_lsn,
+// _row). They are read back page by page in (_lsn, _row) order and handed to
+// the feed as the records they were, each whole: a page that ends inside a
+// record is cut back to the record before, and a record larger than a page is
+// read on its own. An as-of feed's two tables are read side by side, merged
+// in LSN order.
 import { QueryError } from "../../protocols/errors.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
 import type { DecodedRows } from "../clickhouse/index.js";
@@ -21,14 +23,50 @@ export interface WalGap {
 /** Rows of the gaps past `cursor` (an LSN) in (_lsn, _row) order, at most `limit` (ClickhouseColdSource.byLsn). */
 export type GapReader = (gaps: readonly WalGap[], cursor: number, limit: number | undefined) => Promise<DecodedRows>;
 
+/** One table's gaps and where to read them (an as-of feed has two tables). */
+export interface TableGaps {
+  readonly spec: TableSpec;
+  readonly gaps: readonly WalGap[];
+  readonly read: GapReader;
+}
+
 /** Reads every record of `gaps` in LSN order into `push` (awaited: it may wait for room); returns the records read. */
 export async function readWalGap(spec: TableSpec, gaps: readonly WalGap[], read: GapReader, push: (rec: FeedRecord) => Promise<void>, pageRows = 100_000): Promise<number> {
-  let cursor = 0;
   let records = 0;
+  for await (const rec of gapRecords(spec, gaps, read, pageRows)) {
+    await push(rec);
+    records++;
+  }
+  return records;
+}
+
+/** The gaps of several tables in LSN order, each table read page by page (readWalGap); returns the records read. */
+export async function readTableGaps(tables: readonly TableGaps[], push: (rec: FeedRecord) => Promise<void>, pageRows = 100_000): Promise<number> {
+  const heads = await Promise.all(
+    tables.map(async (t) => {
+      const it = gapRecords(t.spec, t.gaps, t.read, pageRows);
+      return { it, cur: await it.next() };
+    }),
+  );
+  let records = 0;
+  for (;;) {
+    let min: (typeof heads)[number] | undefined;
+    for (const h of heads) if (!h.cur.done && (min === undefined || h.cur.value.lsn < (min.cur.value as FeedRecord).lsn)) min = h;
+    if (min === undefined) return records;
+    await push(min.cur.value as FeedRecord);
+    records++;
+    min.cur = await min.it.next();
+  }
+}
+
+/** The records of `gaps` in LSN order, a page of `pageRows` rows read at a time, each record whole. */
+async function* gapRecords(spec: TableSpec, gaps: readonly WalGap[], read: GapReader, pageRows: number): AsyncGenerator<FeedRecord> {
+  if (gaps.length === 0) return;
+  let cursor = 0;
   for (;;) {
     let d = await read(gaps, cursor, pageRows);
     const n = d.batch.rows;
-    if (n === 0) return records;
+    if (n === 0) return;
     let end = n;
     if (n === pageRows) {
       // The page may end inside its last record: keep the records before it for the next page.
@@ -45,11 +83,10 @@ export async function readWalGap(spec: TableSpec, gaps: readonly WalGap[], read:
       }
     }
     for (const rec of recordsOf(spec, d, end)) {
-      await push(rec);
+      yield rec;
       cursor = rec.lsn;
-      records++;
     }
-    if (n < pageRows) return records;
+    if (n < pageRows) return;
   }
 }
 

@@ -2,11 +2,12 @@
 // (src/feed/gap.ts), against a fake of the ClickHouse read: every record
 // arrives whole, once, in LSN order, whatever the page size (pages ending
 // inside a record, a record larger than a page); a record ClickHouse does not
-// hold whole is refused by name.
+// hold whole is refused by name. An as-of feed's two tables come out merged
+// in LSN order.
 import { describe, expect, it } from "vitest";
 import { parseTableSpec } from "../../protocols/tablespec.js";
 import type { DecodedRows } from "../../src/clickhouse/index.js";
-import { readWalGap } from "../../src/feed/index.js";
+import { readTableGaps, readWalGap } from "../../src/feed/index.js";
 import type { FeedRecord, GapReader, WalGap } from "../../src/feed/index.js";
 
 const spec = parseTableSpec({ name: "trades", shards: 2, columns: [{ name: "price", type: "float64" }] }, "t");
@@ -86,5 +87,32 @@ describe("feed - a raw feed's compacted WAL read back from ClickHouse", () => {
   it("gap - a record ClickHouse does not hold whole is refused naming it (negative control: a row missing in the middle)", async () => {
     const holed = rows.filter((r) => !(r.lsn === 5 && r.row === 4));
     await expect(readAll(holed, gaps, 1000)).rejects.toThrow(/ClickHouse does not hold WAL record 5 whole \(row 4 is 5\)/);
+  });
+
+  it("two tables - an as-of feed's gaps are read side by side and come out merged in LSN order, every record once, at any page size", async () => {
+    // Records of `trades` at odd LSNs, of `quotes` at even ones (the table reads its rows of its own LSNs only).
+    const all = table(sizes);
+    const quotesSpec = parseTableSpec({ name: "quotes", shards: 2, columns: [{ name: "price", type: "float64" }] }, "t");
+    const of = (odd: boolean) => all.filter((r) => r.lsn % 2 === (odd ? 1 : 0));
+    const gaps: WalGap[] = [
+      { bucket: 0, after: 0, below: 100 },
+      { bucket: 1, after: 0, below: 100 },
+    ];
+    for (const pageRows of [4, 7, 1000]) {
+      const recs: FeedRecord[] = [];
+      const calls = { n: 0 };
+      const n = await readTableGaps(
+        [
+          { spec, gaps, read: reader(of(true), calls) },
+          { spec: quotesSpec, gaps, read: reader(of(false), calls) },
+        ],
+        async (r) => void recs.push(r),
+        pageRows,
+      );
+      expect(n).toBe(sizes.length);
+      expect(recs.map((r) => r.lsn)).toEqual(sizes.map((_, k) => k + 1));
+      expect(recs.map((r) => r.table)).toEqual(sizes.map((_, k) => (k % 2 === 0 ? "trades" : "quotes")));
+      expect(flat(recs)).toEqual(want(all, gaps));
+    }
   });
 });

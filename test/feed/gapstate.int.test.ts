@@ -14,6 +14,10 @@
 //    board lacks the symbols whose rows were all compacted.
 // 3. PX_FEED_HISTORY_MAX_ROWS bounds what a stateful subscription reads back:
 //    past it the call ends FAILED_PRECONDITION naming the limit.
+// 4. An as-of subscription (trades with quotes, shard counts 2 and 3) on a
+//    compacted WAL reads both tables' history back, merged in LSN order: every
+//    trade with the prevailing quote, as the batch as-of query answers.
+//    Negative control: without the ClickHouse read, trades are missing.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { status as Status } from "@grpc/grpc-js";
 import { parseClusterSpec } from "../../protocols/tablespec.js";
@@ -31,8 +35,19 @@ import type { ClickhouseFixture } from "../helpers/sink.js";
 import { readWal } from "../helpers/wal.js";
 
 const TENANT = "gaps";
-const spec = parseClusterSpec({ tenants: [{ name: TENANT, tables: [{ name: "trades", shards: 2, retention: { walKeep: 1 }, columns: [{ name: "price", type: "float64" }, { name: "size", type: "float64" }] }] }] });
+const spec = parseClusterSpec({
+  tenants: [
+    {
+      name: TENANT,
+      tables: [
+        { name: "trades", shards: 2, retention: { walKeep: 1 }, columns: [{ name: "price", type: "float64" }, { name: "size", type: "float64" }] },
+        { name: "quotes", shards: 3, retention: { walKeep: 1 }, columns: ["bid", "ask", "bid_size", "ask_size"].map((name) => ({ name, type: "float64" })) },
+      ],
+    },
+  ],
+});
 const trades = spec.tenants[0]!.tables[0]!;
+const quotes = spec.tenants[0]!.tables[1]!;
 const BAR_COLUMNS = ["sym", "ts", "open", "high", "low", "close", "volume"];
 
 let f: NatsFixture;
@@ -163,7 +178,7 @@ describe("feeds - subscriptions over a compacted WAL", () => {
     const late = new RandomWalk(symbolNames(8), 10, 1.76e15 + 20e6);
     const pub = new TickPublisher(f.nc, { tenant: TENANT, spec: trades, maxInFlight: 4 });
     for (let i = 0; i < 6; i++) await pub.publish(walk.trades(150, 40_000));
-    await compact([TENANT]);
+    await compact([`${TENANT}.trades`]);
     for (let i = 0; i < 2; i++) await pub.publish(late.trades(40, 40_000));
     const b = await boards();
     expect(b.notes).toBe("");
@@ -198,6 +213,45 @@ describe("feeds - subscriptions over a compacted WAL", () => {
       expect((r.error as { code?: number } | undefined)?.code).toBe(Status.FAILED_PRECONDITION);
     } finally {
       delete process.env.PX_FEED_HISTORY_MAX_ROWS;
+    }
+  }, 60_000);
+
+  /** Every trade of an as-of subscription from "snapshot" until it sent `n` rows (or the deadline), as [sym, ts, price, bid]. */
+  async function asofRows(n: number, ms = 30_000): Promise<string[]> {
+    const r = await read(new FeedSubscriber({ address, token: reader, feed: { op: "asof", table: "trades", columns: ["price"], right: { table: "quotes", columns: ["bid"] } }, from: "snapshot", reconnect: false }), (u) => u.reduce((k, x) => k + x.table.numRows, 0) >= n, ms);
+    expect(r.error).toBeUndefined();
+    return r.updates.flatMap((u) => u.table.toArray().map((x) => JSON.stringify([x.sym, Number(x.ts) * 1000, x.price, x.bid ?? null]))).sort();
+  }
+
+  it("as-of - a subscription of trades with quotes on a compacted WAL reads both tables' history back: every trade with the prevailing quote, as the batch query answers", async () => {
+    const start = 1.77e15;
+    const q = new RandomWalk(symbolNames(12), 21, start);
+    const t = new RandomWalk(symbolNames(12), 22, start);
+    const qpub = new TickPublisher(f.nc, { tenant: TENANT, spec: quotes, maxInFlight: 1 });
+    const tpub = new TickPublisher(f.nc, { tenant: TENANT, spec: trades, maxInFlight: 1 });
+    // Each round's quotes before its trades, over the same time span: a trade's prevailing quote was acknowledged before it.
+    for (let i = 0; i < 6; i++) {
+      await qpub.publish(q.quotes(120, 5_000_000));
+      await tpub.publish(t.trades(80, 5_000_000));
+    }
+    await waitPersisted(node.httpPort, f.nc, TENANT, "quotes");
+    await compact([TENANT]);
+    await qpub.publish(q.quotes(60, 5_000_000));
+    await tpub.publish(t.trades(40, 5_000_000));
+    const want = await batchQuery({ op: "asof", table: "trades", columns: ["price"], right: { table: "quotes", columns: ["bid"] } });
+    const c = (n: string) => want.columns.indexOf(n);
+    const wantRows = want.rows.map((r) => JSON.stringify([r[c("sym")], r[c("ts")], r[c("price")], r[c("bid")] ?? null])).sort();
+    expect(wantRows.filter((r) => !r.endsWith(",null]")).length, "trades with a quote").toBeGreaterThan(400);
+    expect(await asofRows(wantRows.length)).toEqual(wantRows);
+  }, 180_000);
+
+  it("as-of - negative control: without the ClickHouse read (PX_UNSAFE_NO_WAL_GAP_READ=1) the compacted trades are missing", async () => {
+    process.env.PX_UNSAFE_NO_WAL_GAP_READ = "1";
+    try {
+      const want = await batchQuery({ op: "asof", table: "trades", columns: ["price"], right: { table: "quotes", columns: ["bid"] } });
+      expect((await asofRows(want.rows.length, 5_000)).length).toBeLessThan(want.rows.length);
+    } finally {
+      delete process.env.PX_UNSAFE_NO_WAL_GAP_READ;
     }
   }, 60_000);
 });

@@ -18,8 +18,8 @@ import { feedMachine } from "../../../actors/feed.js";
 import type { CheckpointInput, FeedEvent, FeedWalInput, LastPublishedInput, PublishInput, PublishOutput, SaveCheckpointInput } from "../../../actors/feed.js";
 import { decodeWatermark } from "../../../protocols/codec.js";
 import { HDR_FEED_KIND, HDR_FEED_OFFSET, HDR_FEED_SHARDS, feedStream, feedSubject, feedSubjectsOfTenant, parseWalSubject, walStream, walSubjectsOfTable, walSubjectsOfTenant, watermarkStream, watermarkSubjectsOfTenant } from "../../../protocols/subjects.js";
-import { EMPTY_TAIL, FEED_DEDUP_WINDOW_MS, FeedMessageTooLargeError, decodeOffset, encodeOffset, feedDecodes, feedTables, offsetLsn, outputPlace, publishFenced, pushMerged, readWalGap, shardKey } from "../../feed/index.js";
-import type { FeedBatch, FeedOffset, FeedPlan, FeedRecord, FeedTail, GapReader, WalGap } from "../../feed/index.js";
+import { EMPTY_TAIL, FEED_DEDUP_WINDOW_MS, FeedMessageTooLargeError, decodeOffset, encodeOffset, feedDecodes, feedTables, offsetLsn, outputPlace, publishFenced, pushMerged, readTableGaps, shardKey } from "../../feed/index.js";
+import type { FeedBatch, FeedOffset, FeedPlan, FeedRecord, FeedTail, GapReader, TableGaps, WalGap } from "../../feed/index.js";
 import { arrowSchema, toRecordBatches } from "../../query/index.js";
 import type { ClickhouseColdSource } from "../../query/index.js";
 import { WalGapError, consumeBatches, decodeWalEntry, gapAt, walFloor } from "../../wal/index.js";
@@ -161,12 +161,12 @@ async function floorsOf(jsm: JetStreamManager, plan: FeedPlan): Promise<{ shard:
 
 /**
  * The feed folds its tables' WAL from `fromSeq`: records compaction already
- * purged below that would be missing from its state without a word. Those of a
- * single-table feed are read back from ClickHouse (`history`), merged in LSN
- * order with the WAL's records below them (src/feed/gapmerge.ts), and handed
- * to the feed; returns the first LSN left to read from the WAL. Anything else
- * missing (no ClickHouse, an as-of feed, records removed from the stream
- * itself, or purged further meanwhile) fails the feed, naming it.
+ * purged below that would be missing from its state without a word. They are
+ * read back from ClickHouse (`history`; an as-of feed's two tables side by
+ * side), merged in LSN order with the WAL's records below them
+ * (src/feed/gapmerge.ts), and handed to the feed; returns the first LSN left
+ * to read from the WAL. Anything else missing (no ClickHouse, records removed
+ * from the stream itself, or purged further meanwhile) fails the feed, naming it.
  */
 async function foldHistory(js: JetStreamClient, jsm: JetStreamManager, plan: FeedPlan, fromSeq: number, history: FeedHistory | undefined, recordOf: (m: JsMsg) => FeedRecord | null, send: (records: FeedRecord[]) => void, stopped: () => boolean): Promise<number> {
   const reader = `feed ${plan.fingerprint}`;
@@ -177,16 +177,17 @@ async function foldHistory(js: JetStreamClient, jsm: JetStreamManager, plan: Fee
   const cannot: [why: string, fix: string] | undefined =
     history === undefined
       ? ["this node has no ClickHouse to read the compacted records back from", "run the feed's node with ClickHouse (--clickhouse)"]
-      : plan.right !== undefined
-        ? ["an as-of feed (two tables) does not read compacted records back from ClickHouse yet", "keep its checkpoints on (checkpointSeconds > 0) so that a restart starts from one"]
-        : gaps.some((g) => g.floor.firstSeq > fromSeq)
+      : gaps.some((g) => g.floor.firstSeq > fromSeq)
           ? ["records were removed from the stream itself (a limit or a hand purge), not by compaction, so ClickHouse may not hold them", "its state cannot be rebuilt exactly; re-publish the lost range from the source"]
           : process.env.PX_UNSAFE_NO_WAL_GAP_READ === "1"
             ? ["reading compacted records back is switched off (PX_UNSAFE_NO_WAL_GAP_READ=1, tests only)", "unset PX_UNSAFE_NO_WAL_GAP_READ"]
             : undefined;
   if (cannot !== undefined) throw new WalGapError(`${first.message}. A materialized feed rebuilds its state from its last checkpoint and the WAL after it, or reads compacted records back from ClickHouse, and neither works here (${cannot[0]}): ${cannot[1]}`);
-  const walGaps: WalGap[] = gaps.map((g) => ({ bucket: g.shard.bucket, after: fromSeq - 1, below: g.floor.compactedBelow }));
-  const consumer = await js.consumers.get(walStream(plan.tenant), { filter_subjects: walSubjectsOfTable(plan.tenant, plan.left.name), deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq });
+  const tables: TableGaps[] = feedTables(plan).flatMap((spec) => {
+    const g: WalGap[] = gaps.filter((x) => x.shard.table === spec.name).map((x) => ({ bucket: x.shard.bucket, after: fromSeq - 1, below: x.floor.compactedBelow }));
+    return g.length === 0 ? [] : [{ spec, gaps: g, read: history!(plan.tenant, spec) }];
+  });
+  const consumer = await js.consumers.get(walStream(plan.tenant), { filter_subjects: plan.right === undefined ? walSubjectsOfTable(plan.tenant, plan.left.name) : walSubjectsOfTenant(plan.tenant), deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq });
   const stored = (await consumer.info(true)).num_pending;
   const messages = await consumer.consume({ max_messages: 256 });
   let last = fromSeq - 1;
@@ -202,7 +203,7 @@ async function foldHistory(js: JetStreamClient, jsm: JetStreamManager, plan: Fee
   };
   try {
     await pushMerged({
-      gap: (push) => readWalGap(plan.left, walGaps, history!(plan.tenant, plan.left), push),
+      gap: (push) => readTableGaps(tables, push),
       wal: messages[Symbol.asyncIterator](),
       stored,
       lsnOf: (m) => m.seq,
@@ -220,9 +221,9 @@ async function foldHistory(js: JetStreamClient, jsm: JetStreamManager, plan: Fee
   }
   // Read below each floor as it was; compacted further meanwhile, records after those read may be gone too.
   const after = await floorsOf(jsm, plan);
-  const readBelow = new Map(walGaps.map((g) => [g.bucket, g.below]));
+  const readBelow = new Map(tables.flatMap((t) => t.gaps.map((g) => [shardKey(t.spec.name, g.bucket), g.below] as const)));
   for (const x of after) {
-    const floor = { firstSeq: x.floor.firstSeq, compactedBelow: x.floor.compactedBelow <= (readBelow.get(x.shard.bucket) ?? 0) ? 0 : x.floor.compactedBelow };
+    const floor = { firstSeq: x.floor.firstSeq, compactedBelow: x.floor.compactedBelow <= (readBelow.get(shardKey(x.shard.table, x.shard.bucket)) ?? 0) ? 0 : x.floor.compactedBelow };
     const gap = gapAt(reader, x.shard, last + 1, floor);
     if (gap !== undefined) throw new WalGapError(`${gap.message}. (It was compacted further while the feed read its history back from ClickHouse: restart the node running the feed, which reads it again.)`);
   }
