@@ -9,9 +9,10 @@
 // the same definition that saves no checkpoint (checkpointSeconds 0) fails
 // after the same restart, naming the WAL records compaction purged, when
 // reading them back from ClickHouse is switched off (PX_UNSAFE_NO_WAL_GAP_READ=1).
-// Then a bar feed declared only now, on the compacted WAL, reads the compacted
-// records back from ClickHouse (merged with the WAL's) and publishes exactly
-// the stream of the twin that ran from the start.
+// Then a bar feed and an as-of feed (trades 2 shards, quotes 1) declared only
+// now, on the compacted WAL, read the compacted records back from ClickHouse
+// (merged with the WAL's) and publish exactly the streams of twins that ran
+// from the start.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { tableFromIPC } from "apache-arrow";
@@ -34,11 +35,15 @@ import { readWal } from "../helpers/wal.js";
 const TENANT = "ckpt";
 const VWAP = { op: "rolling", table: "trades", window: "2s", aggregates: [{ fn: "vwap", column: "price", weight: "size" }, { fn: "ema", column: "price", alpha: 0.1 }] };
 const BARS = { op: "bars", table: "trades", bucket: "1s" };
+const ASOF = { op: "asof", table: "trades", right: { table: "quotes", columns: ["bid"] } };
 const spec = parseClusterSpec({
   tenants: [
     {
       name: TENANT,
-      tables: [{ name: "trades", shards: 2, retention: { walKeep: 1 }, columns: [{ name: "price", type: "float64" }, { name: "size", type: "float64" }] }],
+      tables: [
+        { name: "trades", shards: 2, retention: { walKeep: 1 }, columns: [{ name: "price", type: "float64" }, { name: "size", type: "float64" }] },
+        { name: "quotes", shards: 1, retention: { walKeep: 1 }, columns: ["bid", "ask", "bid_size", "ask_size"].map((name) => ({ name, type: "float64" })) },
+      ],
       feeds: [
         { name: "vwap", query: VWAP, checkpointSeconds: 1 },
         { name: "bars", query: BARS, checkpointSeconds: 1 },
@@ -48,6 +53,7 @@ const spec = parseClusterSpec({
   ],
 });
 const trades = spec.tenants[0]!.tables[0]!;
+const quotes = spec.tenants[0]!.tables[1]!;
 const nodeOptions = (url: string) => ({ clickhouseUrl: url, snapshotIntervalMs: 0, compaction: { intervalMs: 0 }, grpcPort: 0 });
 
 let f: NatsFixture;
@@ -98,10 +104,19 @@ async function messages(name: string): Promise<string[]> {
 describe("feed checkpoints - a restart after WAL compaction", () => {
   it("checkpoint restart - feeds restarted after their WAL was compacted load their checkpoints and go on exactly as an uninterrupted twin; without checkpoints nor the read back from ClickHouse the same restart fails by name; a feed declared on the compacted WAL reads its history from ClickHouse", async () => {
     node = await nodeOn(f.server, f.nc, nodeOptions(chf.server.httpUrl), spec);
-    for (const [name, query] of [["vwap_twin", VWAP], ["bars_twin", BARS]] as const) twins.push(await startFeed({ nc: f.nc, name, plan: planOf(node, query) }));
+    for (const [name, query] of [["vwap_twin", VWAP], ["bars_twin", BARS], ["asof_twin", ASOF]] as const) twins.push(await startFeed({ nc: f.nc, name, plan: planOf(node, query) }));
     const walk = new RandomWalk(symbolNames(20), 11, 1.75e15);
+    const qwalk = new RandomWalk(symbolNames(20), 12, 1.75e15);
     const pub = new TickPublisher(f.nc, { tenant: TENANT, spec: trades, maxInFlight: 4 });
-    for (let i = 0; i < 8; i++) await pub.publish(walk.trades(400, 200_000));
+    const qpub = new TickPublisher(f.nc, { tenant: TENANT, spec: quotes, maxInFlight: 1 });
+    /** Rounds of quotes, then trades over the same span (the last record of a part is a trade). */
+    const part = async (): Promise<void> => {
+      for (let i = 0; i < 8; i++) {
+        await qpub.publish(qwalk.quotes(200, 200_000));
+        await pub.publish(walk.trades(400, 200_000));
+      }
+    };
+    await part();
     const first = await lastWalLsn();
     const n1 = node;
     await until("the feeds to fold and checkpoint the first part", () => stats(n1, "vwap").context.stats.checkpointLsn >= first && stats(n1, "bars").context.stats.checkpointLsn >= first && idleAt(stats(n1, "vwap"), first) && idleAt(stats(n1, "bars"), first) && idleAt(stats(n1, "vwap_nockpt"), first));
@@ -109,6 +124,7 @@ describe("feed checkpoints - a restart after WAL compaction", () => {
 
     // Persisted, snapshotted, compacted: the feeds hold nothing below their checkpoints, so the WAL's start goes.
     await waitPersisted(n1.httpPort, f.nc, TENANT, "trades");
+    await waitPersisted(n1.httpPort, f.nc, TENANT, "quotes");
     expect((await opsRequest(f.nc, "snapshot", { shards: [TENANT] }, 30_000, 1)).flatMap((r) => r.lines).every((l) => l.ok)).toBe(true);
     const compacted = (await opsRequest(f.nc, "compact", { shards: [TENANT] }, 30_000, 1)).flatMap((r) => r.lines);
     expect(compacted.every((l) => l.ok && /records purged/.test(l.message)), JSON.stringify(compacted)).toBe(true);
@@ -122,7 +138,7 @@ describe("feed checkpoints - a restart after WAL compaction", () => {
     node = await nodeOn(f.server, f.nc, nodeOptions(chf.server.httpUrl), spec);
     const n2 = node;
     await until("the feed without checkpoints to fail", () => n2.feeds!.running.get(`${TENANT}/vwap_nockpt`)?.actor.getSnapshot().matches("failed") === true).finally(() => delete process.env.PX_UNSAFE_NO_WAL_GAP_READ);
-    for (let i = 0; i < 8; i++) await pub.publish(walk.trades(400, 200_000));
+    await part();
     const second = await lastWalLsn();
     await until("the restarted feeds to fold the second part", () => n2.feeds!.running.has(`${TENANT}/bars`) && idleAt(stats(n2, "vwap"), second) && idleAt(stats(n2, "bars"), second));
     await until("the twins to fold the second part", () => twins.every((t) => idleAt(t.actor.getSnapshot(), second)));
@@ -138,14 +154,16 @@ describe("feed checkpoints - a restart after WAL compaction", () => {
     // Negative control: the same definition without checkpoints cannot rebuild its state from the compacted WAL.
     expect(stats(n2, "vwap_nockpt").context.error).toMatch(/WAL consumer failed: .*A materialized feed rebuilds its state from its last checkpoint and the WAL after it, or reads compacted records back from ClickHouse, and neither works here \(reading compacted records back is switched off/);
 
-    // A feed declared now, on the compacted WAL: its state comes from ClickHouse, then the WAL.
-    const withLate = parseClusterSpec({ tenants: [{ ...JSON.parse(JSON.stringify(spec.tenants[0])), feeds: [...spec.tenants[0]!.feeds!, { name: "bars_late", query: BARS }] }] });
+    // Feeds declared now, on the compacted WAL: their state comes from ClickHouse (an as-of feed's two tables merged), then the WAL.
+    const withLate = parseClusterSpec({ tenants: [{ ...JSON.parse(JSON.stringify(spec.tenants[0])), feeds: [...spec.tenants[0]!.feeds!, { name: "bars_late", query: BARS }, { name: "asof_late", query: ASOF }] }] });
     await applyAndWait(f.nc, withLate, n2);
-    await until("the late feed to start", () => n2.feeds!.running.has(`${TENANT}/bars_late`));
-    await until("the late feed to fold everything", () => idleAt(stats(n2, "bars_late"), second));
-    expect(stats(n2, "bars_late").context.stats.restoredFrom).toBe("no checkpoint: folding the WAL from its first record");
-    const late = await messages("bars_late");
-    expect(late.length).toBeGreaterThan(16);
-    expect(late, "bars_late: the stream equals the twin's that ran from the start").toEqual(await messages("bars_twin"));
+    for (const name of ["bars", "asof"]) {
+      await until(`${name}_late to start`, () => n2.feeds!.running.has(`${TENANT}/${name}_late`));
+      await until(`${name}_late to fold everything`, () => idleAt(stats(n2, `${name}_late`), second));
+      expect(stats(n2, `${name}_late`).context.stats.restoredFrom).toBe("no checkpoint: folding the WAL from its first record");
+      const late = await messages(`${name}_late`);
+      expect(late.length).toBeGreaterThan(16);
+      expect(late, `${name}_late: the stream equals the twin's that ran from the start`).toEqual(await messages(`${name}_twin`));
+    }
   }, 240_000);
 });
