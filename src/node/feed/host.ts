@@ -57,7 +57,8 @@ export interface FeedPosition {
  * The holds of feeds on `tenant`'s `table`: a feed that checkpoints needs
  * every record after its last checkpoint (what a restart folds on from); one
  * that does not, every record after the last it folded (a restart after
- * compaction then fails by name). A feed still recovering has neither, so it
+ * compaction then reads the compacted records back from ClickHouse, or fails
+ * by name on a node without it). A feed still recovering has neither, so it
  * holds everything. A failed feed holds nothing: it reads no more, and when it
  * is redefined it checks the WAL's floor and fails by name if records are gone.
  */
