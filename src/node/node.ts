@@ -32,6 +32,7 @@ import type { NodeControlOptions } from "./controlplane.js";
 import { feedHost } from "./feed/host.js";
 import type { FeedHost } from "./feed/host.js";
 import { historyOf } from "./feed/runtime.js";
+import { feedRoutes } from "./feed/routes.js";
 import { catalogActor } from "./gateway/catalog.js";
 import { LocalIngress, jetstreamWal, natsIngestSource } from "./gateway/io.js";
 import { jetstreamDigestAt } from "./gateway/pairs.js";
@@ -317,7 +318,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
   const localShardRoutes = shardRoutes(shards);
   const http = await startHttp(o.httpPort ?? 0, {
     // The web console at / (dist/console) and its cluster page's GET /v1/cluster.
-    routes: { ...localShardRoutes, ...httpApi.routes, "/v1/cluster": clusterRoute({ nc, nodeId, ingestStats: stats, walStreams, localShards: localShardRoutes["/v1/shards"]! }), ...consoleRoutes(o.consoleDir) },
+    routes: { ...localShardRoutes, ...feedRoutes(feeds), ...httpApi.routes, "/v1/cluster": clusterRoute({ nc, nodeId, ingestStats: stats, walStreams, localShards: localShardRoutes["/v1/shards"]! }), ...consoleRoutes(o.consoleDir) },
     adminRoutes: new Set(["/v1/snapshot"]),
     authorize: adminGate.authorize,
     ready: () => catalog.loaded() && !nc.isClosed(),

@@ -151,6 +151,13 @@ describe("feed checkpoints - a restart after WAL compaction", () => {
       expect(new Set(got).size, `${name}: no message twice`).toBe(got.length);
       expect(got, `${name}: the stream equals the uninterrupted twin's`).toEqual(want);
     }
+    // What an operator sees: GET /v1/feeds on the node.
+    const views = (await (await fetch(`http://127.0.0.1:${n2.httpPort}/v1/feeds`)).json()) as { name: string; state: string; checkpointing: boolean; checkpointLsn: number; restoredFrom?: string; error?: string; foldedLsn: number; publishedLsn: number }[];
+    const view = (name: string) => views.find((v) => v.name === name)!;
+    expect(view("vwap")).toMatchObject({ state: "running.live", checkpointing: true, restoredFrom: expect.stringMatching(/^checkpoint at LSN \d+/) as unknown as string });
+    expect(view("vwap").checkpointLsn).toBeGreaterThanOrEqual(first);
+    expect(view("vwap").foldedLsn).toBeGreaterThanOrEqual(second);
+    expect(view("vwap_nockpt")).toMatchObject({ state: "failed", checkpointing: false, error: expect.stringMatching(/WAL consumer failed/) as unknown as string });
     // Negative control: the same definition without checkpoints cannot rebuild its state from the compacted WAL.
     expect(stats(n2, "vwap_nockpt").context.error).toMatch(/WAL consumer failed: .*A materialized feed rebuilds its state from its last checkpoint and the WAL after it, or reads compacted records back from ClickHouse, and neither works here \(reading compacted records back is switched off/);
 
