@@ -7,6 +7,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 import type { ShardAddress } from "../../protocols/subjects.js";
 import type { ControlPlane } from "./control/index.js";
 import { controlFamilies } from "./controlmetrics.js";
+import { feedFamilies } from "./feedmetrics.js";
+import type { FeedView } from "./feed/routes.js";
 import { scrapeFamilies } from "./metricsscrape.js";
 import type { ScrapeSources } from "./metricsscrape.js";
 import type { Meter, QueryTier } from "./meter.js";
@@ -64,6 +66,12 @@ export class NodeMetrics implements Meter {
   /** Registers the scrape-time figures (gateway counters, shard and sink gauges, actor states). */
   watch(sources: ScrapeSources): this {
     scrapeFamilies(this.registry, sources);
+    return this;
+  }
+
+  /** Registers the materialized feeds' figures (GET /v1/feeds's, per feed). */
+  watchFeeds(feeds: () => readonly FeedView[]): this {
+    feedFamilies(this.registry, feeds);
     return this;
   }
 

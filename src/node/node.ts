@@ -32,7 +32,7 @@ import type { NodeControlOptions } from "./controlplane.js";
 import { feedHost } from "./feed/host.js";
 import type { FeedHost } from "./feed/host.js";
 import { historyOf } from "./feed/runtime.js";
-import { feedRoutes } from "./feed/routes.js";
+import { feedRoutes, feedViews } from "./feed/routes.js";
 import { catalogActor } from "./gateway/catalog.js";
 import { LocalIngress, jetstreamWal, natsIngestSource } from "./gateway/io.js";
 import { jetstreamDigestAt } from "./gateway/pairs.js";
@@ -309,6 +309,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
     shards,
     walStreams,
   });
+  metrics.watchFeeds(() => feedViews(feeds));
 
   const adminGate = httpAdminGate(nc, replicas);
   // POST /v1/query and /v1/ingest/<table>: the engine is set once the API below runs.

@@ -158,6 +158,12 @@ describe("feed checkpoints - a restart after WAL compaction", () => {
     expect(view("vwap").checkpointLsn).toBeGreaterThanOrEqual(first);
     expect(view("vwap").foldedLsn).toBeGreaterThanOrEqual(second);
     expect(view("vwap_nockpt")).toMatchObject({ state: "failed", checkpointing: false, error: expect.stringMatching(/WAL consumer failed/) as unknown as string });
+    const metricsText = await (await fetch(`http://127.0.0.1:${n2.httpPort}/metrics`)).text();
+    const gauge = (name: string, feed: string): number => Number(new RegExp(`^${name}\\{tenant="${TENANT}",feed="${feed}"\\} (\\S+)$`, "m").exec(metricsText)?.[1] ?? "NaN");
+    // A checkpoint may land between the two reads: the gauge is at least what /v1/feeds said.
+    expect(gauge("px_feed_checkpoint_lsn", "vwap")).toBeGreaterThanOrEqual(view("vwap").checkpointLsn);
+    expect(gauge("px_feed_failed", "vwap")).toBe(0);
+    expect(gauge("px_feed_failed", "vwap_nockpt")).toBe(1);
     // Negative control: the same definition without checkpoints cannot rebuild its state from the compacted WAL.
     expect(stats(n2, "vwap_nockpt").context.error).toMatch(/WAL consumer failed: .*A materialized feed rebuilds its state from its last checkpoint and the WAL after it, or reads compacted records back from ClickHouse, and neither works here \(reading compacted records back is switched off/);
 
