@@ -218,6 +218,8 @@ async function foldHistory(js: JetStreamClient, jsm: JetStreamManager, plan: Fee
     flush();
   } finally {
     messages.stop();
+    // An ordered consumer outlives stop() on the server until it is inactive for minutes: delete it now.
+    void consumer.delete().catch(() => false);
   }
   // Read below each floor as it was; compacted further meanwhile, records after those read may be gone too.
   const after = await floorsOf(jsm, plan);
