@@ -2,7 +2,7 @@
 // sends the symbols whose last row it changed (a late tick changes nothing).
 import type { ByQuery } from "../../protocols/query.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
-import { before, compareStrings, selectedColumns } from "../query/index.js";
+import { before, compareStrings, iota, selectedColumns } from "../query/index.js";
 import type { OutColumn, OutField, OutTable } from "../query/index.js";
 import { wantedRows } from "./operator.js";
 import { unfitState } from "./operator.js";
@@ -31,7 +31,7 @@ export function lastByOperator(q: ByQuery, spec: TableSpec, fields: readonly Out
       vals.forEach((v, c) => (v[k] = r.values[c]!));
     });
     const columns: OutColumn[] = [
-      { field: fields[0]!, data: Int32Array.from(names.keys()) },
+      { field: fields[0]!, data: iota(n) },
       { field: fields[1]!, data: ts },
       ...vals.map((data, c): OutColumn => ({ field: fields[2 + c]!, data: spec.columns[cols[c]!]!.type === "float64" || spec.columns[cols[c]!]!.type === "int64" ? data : convert(data, spec.columns[cols[c]!]!.type) })),
       { field: fields[2 + cols.length]!, data: lsn },

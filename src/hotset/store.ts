@@ -7,6 +7,7 @@ import type { TickBatch, ValueArray } from "../codec/tickbatch.js";
 import { ChunkAllocator } from "./alloc.js";
 import { ColumnLayout } from "./chunk.js";
 import { HotSetError } from "./errors.js";
+import { LastBoard } from "./lastboard.js";
 import { digestRows, sortedRows } from "./export.js";
 import type { SortedRows } from "./export.js";
 import { Series } from "./series.js";
@@ -39,12 +40,15 @@ export class HotTable {
   private heldEviction: { persistedLsn: number; horizonMicros: number } | undefined;
   /** Scratch: batch symbol index -> series, reused across batches. */
   private readonly batchSeries: Series[] = [];
+  /** Every series' last row, for last-by (see lastBoard()). */
+  private readonly board: LastBoard;
 
   constructor(spec: TableSpec, options: Partial<HotSetOptions> = {}) {
     this.spec = spec;
     this.options = checkOptions(withDefaults(options));
     this.layout = new ColumnLayout(spec.columns);
     this.alloc = new ChunkAllocator(this.options.poolBytes);
+    this.board = new LastBoard(this.bySymbol, spec.columns.length);
   }
 
   /**
@@ -165,7 +169,10 @@ export class HotTable {
     this.checkBatch(lsn, batch);
     const map = this.batchSeries;
     const syms = batch.symbols;
-    for (let s = 0; s < syms.length; s++) map[s] = this.seriesFor(syms[s]!);
+    for (let s = 0; s < syms.length; s++) {
+      map[s] = this.seriesFor(syms[s]!);
+      this.board.mark(map[s]!.symbolId);
+    }
     const n = batch.rows;
     const idx = batch.symbolIndex;
     const ts = batch.ts;
@@ -212,8 +219,20 @@ export class HotTable {
     this.rows -= evictedRows;
     // Only an eviction that removed rows changes what a reader spread over several turns sees (a series
     // removes nothing and keeps its seam cache when it evicts no row).
-    if (evictedRows > 0) this.evictions++;
+    if (evictedRows > 0) {
+      this.evictions++;
+      this.board.markAll();
+    }
     return { evictedRows };
+  }
+
+  /**
+   * Every series' last row (the greater of its last hot row and its seam row)
+   * by symbol id: `current(id)` brings an entry up to date. Valid until the
+   * next apply or evict: read it within one turn of the event loop.
+   */
+  lastBoard(): LastBoard {
+    return this.board;
   }
 
   /** Seam cache of a symbol: its last evicted row, or null. */

@@ -12,7 +12,7 @@ export { answerPart, chunks, firstRows, joinChunks, encodePartReply, encodePartE
 export type { BucketStatus, PartLimit, PartReply, PartRequest } from "./part.js";
 export { coverageOf, fanLoad, unionSeries, shardNote } from "./coverage.js";
 export type { BucketPlace, ClusterParts, Coverage } from "./coverage.js";
-export { arrowSchema, arrowType, toRecordBatches, TS_FIELD_META } from "./output.js";
+export { arrowSchema, arrowType, iota, toRecordBatches, TS_FIELD_META } from "./output.js";
 export type { OutColumn, OutField, OutKind, OutTable } from "./output.js";
 export { loadSeries } from "./load.js";
 export type { Loaded } from "./load.js";

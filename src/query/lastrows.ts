@@ -68,13 +68,28 @@ export function lastRows(req: LoadRequest, plans: readonly ShardPlan[]): PartRow
   const out = cols.map((j) => values[j]!);
   const symbols: (readonly [string, number])[] = [];
   const t1 = req.t1;
+  // Each symbol's last row from its table's board (hotset/lastboard.ts) when t1 is past its last hot row.
+  const boards = tables.map((t) => t.lastBoard());
   let k = 0;
-  for (const c of candidates) {
+  for (let r = 0; r < n; r++) {
+    const c = candidates[r]!;
+    const id = c.id;
+    const b = boards[c.shard]!;
+    if (b.current(id) && b.hotTs[id]! < t1 && (b.winSeam[id] === 0 || plans[c.shard]!.useSeam)) {
+      if (b.has[id] === 0) continue;
+      ts[k] = b.winTs[id]!;
+      lsn[k] = b.winLsn[id]!;
+      row[k] = b.winRow[id]!;
+      for (let v = 0; v < cols.length; v++) out[v]![k] = b.values[cols[v]!]![id]!;
+      symbols.push([c.name, 1]);
+      k++;
+      continue;
+    }
     const table = tables[c.shard]!;
-    const s = table.series(c.id);
+    const s = table.series(id);
     if (s === undefined) continue;
     let i = s.lowerBound(t1) - 1;
-    let seam: SeamRow | null = plans[c.shard]!.useSeam ? table.seam(c.id) : null;
+    let seam: SeamRow | null = plans[c.shard]!.useSeam ? table.seam(id) : null;
     // The seam row is the greatest cold row: it wins over a hot row only if it is later (a late unpersisted row can be older).
     if (seam !== null && i >= 0 && !before(s.tsAt(i), s.lsnAt(i), s.rowInRecordAt(i), seam.tsMicros, seam.lsn, seam.rowInRecord)) seam = null;
     else if (seam !== null) i = -1;

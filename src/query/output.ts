@@ -30,6 +30,17 @@ export interface OutTable {
   readonly columns: readonly OutColumn[];
 }
 
+/**
+ * 0, 1, ..., n-1: the sym column of a table whose dictionary lists its rows'
+ * symbols in row order (a last-by). A loop: Int32Array.from(names.keys()) goes
+ * through the iterator protocol, 44 us for 1,000 rows, half a last-by.
+ */
+export function iota(n: number): Int32Array {
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) out[i] = i;
+  return out;
+}
+
 export function arrowType(kind: OutKind): DataType {
   switch (kind) {
     case "sym":

@@ -116,34 +116,45 @@ describe("hot table - properties", () => {
     { weight: 1, arbitrary: fc.record({ kind: fc.constant("restore" as const) }) },
   );
 
+  interface Replayed {
+    t: HotTable;
+    readonly applied: { lsn: number; rows: readonly InRow[] }[];
+    lsn: number;
+    /** The greatest P and H asked for. */
+    P: number;
+    H: number;
+  }
+
+  /** Runs `ops` on a new table; `read` runs at each "read" op. */
+  function replay(ops: readonly (Op | { readonly kind: "read" })[], options: Partial<HotSetOptions>, read: (r: Replayed) => void = () => {}): Replayed {
+    const r: Replayed = { t: new HotTable(TRADES, options), applied: [], lsn: 0, P: 0, H: 0 };
+    for (const op of ops) {
+      if (op.kind === "read") read(r);
+      else if (op.kind === "apply") {
+        r.lsn++;
+        r.applied.push({ lsn: r.lsn, rows: op.rows });
+        r.t.apply(r.lsn, batchOf(TRADES, op.rows));
+      } else if (op.kind === "evict") {
+        const p = Math.max(0, r.lsn - op.pBack);
+        r.t.evict(p, op.horizon);
+        r.P = Math.max(r.P, p);
+        r.H = Math.max(r.H, op.horizon);
+      } else if (op.kind === "redeliver") {
+        const rec = r.applied[r.applied.length - 1 - op.back];
+        if (rec !== undefined) r.t.apply(rec.lsn, batchOf(TRADES, [...rec.rows, ...rec.rows]));
+      } else {
+        const restored = HotTable.fromColumns(TRADES, r.t.exportColumns(), options);
+        expect(restored.digest()).toBe(r.t.digest());
+        r.t = restored;
+      }
+    }
+    return r;
+  }
+
   it("property - eviction keeps exactly rows with ts >= H or lsn > P, the seam is the last evicted row", () => {
     fc.assert(
       fc.property(fc.array(opArb, { maxLength: 40 }), optionsArb, (ops, options) => {
-        let t = new HotTable(TRADES, options);
-        const applied: { lsn: number; rows: readonly InRow[] }[] = [];
-        let lsn = 0;
-        let P = 0;
-        let H = 0;
-        for (const op of ops) {
-          if (op.kind === "apply") {
-            lsn++;
-            applied.push({ lsn, rows: op.rows });
-            t.apply(lsn, batchOf(TRADES, op.rows));
-          } else if (op.kind === "evict") {
-            const p = Math.max(0, lsn - op.pBack);
-            t.evict(p, op.horizon);
-            P = Math.max(P, p);
-            H = Math.max(H, op.horizon);
-          } else if (op.kind === "redeliver") {
-            const rec = applied[applied.length - 1 - op.back];
-            if (rec !== undefined) t.apply(rec.lsn, batchOf(TRADES, [...rec.rows, ...rec.rows]));
-          } else {
-            const exported = t.exportColumns();
-            const restored = HotTable.fromColumns(TRADES, exported, options);
-            expect(restored.digest()).toBe(t.digest());
-            t = restored;
-          }
-        }
+        const { t, applied, lsn, P, H } = replay(ops, options);
         t.verify();
         const all = sortedOracle(TRADES, tag(applied));
         const cold = (r: StoredRow) => r.ts < H && r.lsn <= P;
@@ -161,6 +172,33 @@ describe("hot table - properties", () => {
           const seam = t.seam(t.lookup(sym)!);
           expect(seam).toEqual(e === undefined ? null : { tsMicros: e.ts, lsn: e.lsn, rowInRecord: e.row, values: e.values });
         }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("property - the last-row board equals, per symbol, the greatest row ever applied and the last hot row, read at any point", () => {
+    const readArb = fc.constant({ kind: "read" as const });
+    fc.assert(
+      fc.property(fc.array(fc.oneof({ weight: 4, arbitrary: opArb }, { weight: 2, arbitrary: readArb }), { maxLength: 40 }), optionsArb, (ops, options) => {
+        const check = ({ t, applied, P, H }: Replayed): void => {
+          const board = t.lastBoard();
+          const all = sortedOracle(TRADES, tag(applied));
+          const cold = (r: StoredRow) => r.ts < H && r.lsn <= P;
+          expect(board.current(t.symbolCount)).toBe(false);
+          for (const sym of new Set(all.map((r) => r.sym))) {
+            const id = t.lookup(sym)!;
+            const rows = all.filter((r) => r.sym === sym);
+            const win = rows[rows.length - 1]!;
+            const hot = rows.filter((r) => !cold(r));
+            expect(board.current(id)).toBe(true);
+            expect(board.has[id], sym).toBe(1);
+            expect([board.winTs[id], board.winLsn[id], board.winRow[id], board.winSeam[id]], sym).toEqual([win.ts, win.lsn, win.row, cold(win) ? 1 : 0]);
+            expect(board.values.map((v) => v[id]), sym).toEqual(win.values);
+            expect(board.hotTs[id], sym).toBe(hot.length === 0 ? -Infinity : hot[hot.length - 1]!.ts);
+          }
+        };
+        check(replay(ops, options, check));
       }),
       { numRuns: 300 },
     );

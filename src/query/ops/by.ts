@@ -3,9 +3,11 @@
 // cold row can win.
 import type { ByQuery } from "../../../protocols/query.js";
 import type { TableSpec } from "../../../protocols/tablespec.js";
-import type { SeamRow } from "../../hotset/index.js";
+import type { HotTable, SeamRow } from "../../hotset/index.js";
 import { allocValueArray } from "../../codec/tickbatch.js";
+import type { ValueArray } from "../../codec/tickbatch.js";
 import type { RowRefs } from "../order.js";
+import { iota } from "../output.js";
 import type { OutColumn, OutTable } from "../output.js";
 import { before } from "../series.js";
 import type { SymbolSeries } from "../series.js";
@@ -47,32 +49,33 @@ export function fastByOp(q: ByQuery, spec: TableSpec, shards: readonly HotShard[
   const candidates = q.symbols === undefined ? symbolsInOrder(shards) : symbolsListed(q.symbols, spec, shards);
   // Each shard's table read once: a node's shards reach it through their runtime's state (nothing here awaits, so it cannot change).
   const tables = shards.map((sh) => sh.table);
+  // lastBy: each symbol's last row from its table's board, one sweep of dense arrays (hotset/lastboard.ts).
+  const boards = q.op === "lastBy" ? tables.map((t) => t.lastBoard()) : undefined;
   const n = candidates.length;
   const names: string[] = [];
   const ts = new Float64Array(n);
   const values = cols.map((j) => allocValueArray(spec.columns[j]!.type, n));
+  const t0 = q.t0;
+  const t1 = q.t1;
+  const ncols = cols.length;
   let k = 0;
-  for (const c of candidates) {
-    const table = tables[c.shard]!;
-    const s = table.series(c.id);
-    if (s === undefined) continue;
-    let i: number;
-    let seam: SeamRow | null = null;
-    if (q.op === "lastBy") {
-      i = s.lowerBound(q.t1) - 1;
-      seam = table.seam(c.id);
-      // The seam row is the greatest cold row: it wins over a hot row only if it is later (a late unpersisted row can be older).
-      if (i >= 0 && seam !== null && before(s.tsAt(i), s.lsnAt(i), s.rowInRecordAt(i), seam.tsMicros, seam.lsn, seam.rowInRecord)) i = -1;
-      else if (i >= 0) seam = null;
+  for (let r = 0; r < n; r++) {
+    const c = candidates[r]!;
+    const id = c.id;
+    let t: number;
+    const b = boards === undefined ? undefined : boards[c.shard]!;
+    // The board answers when t1 is past the series' last hot row (lowerBound(t1) - 1 is that row).
+    if (b !== undefined && b.current(id) && b.hotTs[id]! < t1) {
+      if (b.has[id] === 0) continue;
+      t = b.winTs[id]!;
+      if (!(t >= t0 && t < t1)) continue;
+      const bv = b.values;
+      for (let v = 0; v < ncols; v++) values[v]![k] = bv[cols[v]!]![id]!;
     } else {
-      i = s.lowerBound(q.t0);
-      if (i >= s.length) i = -1;
+      t = rowFromSeries(q, tables[c.shard]!, id, cols, values, k);
+      if (!(t >= t0 && t < t1)) continue;
     }
-    // A hot row's values are written at k before its time is checked: a row left out is overwritten or cut off.
-    const t = i >= 0 ? s.readRow(i, cols, values, k) : seam !== null ? seam.tsMicros : Number.NaN;
-    if (!(t >= q.t0 && t < q.t1)) continue;
     ts[k] = t;
-    if (i < 0) for (let v = 0; v < cols.length; v++) values[v]![k] = seam!.values[cols[v]!]!;
     names.push(c.name);
     k++;
   }
@@ -81,11 +84,37 @@ export function fastByOp(q: ByQuery, spec: TableSpec, shards: readonly HotShard[
     rows: k,
     symbols: names,
     columns: [
-      { field: fields[0]!, data: Int32Array.from(names.keys()) },
+      { field: fields[0]!, data: iota(k) },
       { field: fields[1]!, data: ts.subarray(0, k) },
       ...cols.map((_, c): OutColumn => ({ field: fields[2 + c]!, data: values[c]!.subarray(0, k) as OutColumn["data"] })),
     ],
   };
+}
+
+/**
+ * The symbol's lastBy/firstBy row read from its series: its values written at
+ * `values[v][k]` (a row the caller leaves out is overwritten or cut off), its
+ * ts returned (NaN without one).
+ */
+function rowFromSeries(q: ByQuery, table: HotTable, id: number, cols: readonly number[], values: readonly ValueArray[], k: number): number {
+  const s = table.series(id);
+  if (s === undefined) return Number.NaN;
+  let i: number;
+  let seam: SeamRow | null = null;
+  if (q.op === "lastBy") {
+    i = s.lowerBound(q.t1) - 1;
+    seam = table.seam(id);
+    // The seam row is the greatest cold row: it wins over a hot row only if it is later (a late unpersisted row can be older).
+    if (i >= 0 && seam !== null && before(s.tsAt(i), s.lsnAt(i), s.rowInRecordAt(i), seam.tsMicros, seam.lsn, seam.rowInRecord)) i = -1;
+    else if (i >= 0) seam = null;
+  } else {
+    i = s.lowerBound(q.t0);
+    if (i >= s.length) i = -1;
+  }
+  if (i >= 0) return s.readRow(i, cols, values, k);
+  if (seam === null) return Number.NaN;
+  for (let v = 0; v < cols.length; v++) values[v]![k] = seam.values[cols[v]!]!;
+  return seam.tsMicros;
 }
 
 /**
@@ -129,7 +158,7 @@ export function lastByRows(q: ByQuery, spec: TableSpec, parts: readonly PartRows
     rows: n,
     symbols: pick.map((r) => names[r]!),
     columns: [
-      { field: fields[0]!, data: Int32Array.from(pick.keys()) },
+      { field: fields[0]!, data: iota(n) },
       { field: fields[1]!, data: ts },
       ...cols.map((_, c): OutColumn => ({ field: fields[2 + c]!, data: values[c]! as OutColumn["data"] })),
     ],
