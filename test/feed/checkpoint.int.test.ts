@@ -16,7 +16,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { tableFromIPC } from "apache-arrow";
-import { HDR_FEED_KIND, HDR_FEED_OFFSET, feedStream, feedSubject } from "../../protocols/subjects.js";
+import { HDR_FEED_KIND, HDR_FEED_OFFSET, feedCheckpointPrefix, feedStream, feedSubject } from "../../protocols/subjects.js";
 import { parseClusterSpec } from "../../protocols/tablespec.js";
 import { opsRequest } from "../../src/cli/opsrequest.js";
 import { TickPublisher } from "../../src/client/publisher.js";
@@ -26,6 +26,7 @@ import type { FeedPlan } from "../../src/feed/index.js";
 import { startFeed } from "../../src/node/feed/runtime.js";
 import type { FeedRuntime } from "../../src/node/feed/runtime.js";
 import type { ProxistNode } from "../../src/node/node.js";
+import { openSnapshotBucket } from "../../src/snapshot/store.js";
 import { applyAndWait, natsFixture, nodeOn } from "../helpers/cluster.js";
 import type { NatsFixture } from "../helpers/cluster.js";
 import { clickhouseFixture, waitPersisted, walRows } from "../helpers/sink.js";
@@ -178,5 +179,16 @@ describe("feed checkpoints - a restart after WAL compaction", () => {
       expect(late.length).toBeGreaterThan(16);
       expect(late, `${name}_late: the stream equals the twin's that ran from the start`).toEqual(await messages(`${name}_twin`));
     }
+
+    // A feed removed from the spec takes its checkpoints with it (px_snapshots' room is shared with shard snapshots); the others keep theirs.
+    const store = await openSnapshotBucket(f.nc, 1);
+    const saved = async (name: string): Promise<number> => (await store.list()).filter((i) => !i.deleted && i.name.startsWith(feedCheckpointPrefix(TENANT, name))).length;
+    expect(await saved("vwap"), "vwap's checkpoints before its removal").toBeGreaterThan(0);
+    expect(await saved("bars")).toBeGreaterThan(0);
+    const withoutVwap = parseClusterSpec({ tenants: [{ ...JSON.parse(JSON.stringify(withLate.tenants[0])), feeds: withLate.tenants[0]!.feeds!.filter((x) => x.name !== "vwap") }] });
+    await applyAndWait(f.nc, withoutVwap, n2);
+    await until("vwap to stop", () => !n2.feeds!.running.has(`${TENANT}/vwap`));
+    await until("vwap's checkpoints to be removed", async () => (await saved("vwap")) === 0);
+    expect(await saved("bars"), "another feed's checkpoints stay").toBeGreaterThan(0);
   }, 240_000);
 });

@@ -3,7 +3,8 @@
 // named by feed, fingerprint and LSN (protocols/subjects.ts). Loading takes
 // the newest of this definition of the feed; saving writes a new object, then
 // removes all but the two newest and any of another definition under the same
-// name. The object store checks each object's SHA-256 on reading.
+// name. A feed removed from the spec has all of them removed (drop). The
+// object store checks each object's SHA-256 on reading.
 import type { ObjectStore } from "@nats-io/obj";
 import { feedCheckpointObject, feedCheckpointPrefix } from "../../../protocols/subjects.js";
 
@@ -14,6 +15,8 @@ export interface FeedCheckpoints {
   /** The newest checkpoint's bytes (undefined: none); an unreadable newest gives the one before it. */
   load(): Promise<Uint8Array | undefined>;
   save(foldedLsn: number, bytes: Uint8Array): Promise<void>;
+  /** Removes every checkpoint under the feed's name (any definition), once a save under way settled; how many. */
+  drop(): Promise<number>;
 }
 
 export function feedCheckpoints(os: ObjectStore, tenant: string, name: string, fingerprint: string): FeedCheckpoints {
@@ -24,6 +27,8 @@ export function feedCheckpoints(os: ObjectStore, tenant: string, name: string, f
     const names = (await os.list()).filter((i) => !i.deleted && i.name.startsWith(prefix)).map((i) => i.name);
     return { ours: names.filter((n) => n.startsWith(mine)).sort().reverse(), others: names.filter((n) => !n.startsWith(mine)) };
   };
+  // The save under way: a drop waits for it, or the object it writes would outlive the drop.
+  let saving: Promise<unknown> = Promise.resolve();
   return {
     async load() {
       const { ours } = await listed();
@@ -40,10 +45,20 @@ export function feedCheckpoints(os: ObjectStore, tenant: string, name: string, f
       if (lastError !== undefined) throw new Error(`no checkpoint of feed ${tenant}/${name} reads: ${(lastError as Error).message}`);
       return undefined;
     },
-    async save(foldedLsn, bytes) {
-      await os.putBlob({ name: feedCheckpointObject(tenant, name, fingerprint, foldedLsn) }, bytes);
+    save(foldedLsn, bytes) {
+      const done = (async () => {
+        await os.putBlob({ name: feedCheckpointObject(tenant, name, fingerprint, foldedLsn) }, bytes);
+        const { ours, others } = await listed();
+        for (const n of [...ours.slice(KEEP), ...others]) await os.delete(n).catch(() => {});
+      })();
+      saving = done.catch(() => {});
+      return done;
+    },
+    async drop() {
+      await saving;
       const { ours, others } = await listed();
-      for (const n of [...ours.slice(KEEP), ...others]) await os.delete(n).catch(() => {});
+      for (const n of [...ours, ...others]) await os.delete(n);
+      return ours.length + others.length;
     },
   };
 }

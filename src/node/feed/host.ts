@@ -4,8 +4,8 @@
 // where the controller placed shard 0 of its table (node.ts), so it is placed,
 // moved on failover and drained with that shard. Reconciled on each catalog
 // change and each change of the hosted shards: new feeds start, removed ones
-// and those whose shard left stop, a changed definition restarts under the new
-// fingerprint.
+// (their checkpoints removed too) and those whose shard left stop, a changed
+// definition restarts under the new fingerprint.
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { TenantSpec } from "../../../protocols/tablespec.js";
 import type { Catalog } from "../../catalog.js";
@@ -119,6 +119,13 @@ export function feedHost(o: FeedHostOptions): FeedHost {
       running.delete(key);
       const gone = !(tenants.get(r.plan.tenant)?.spec.feeds ?? []).some((f) => `${r.plan.tenant}/${f.name}` === key);
       o.log(`feed ${key}: stopped (${gone ? "removed from the spec" : (o.elsewhere?.(r.plan) ?? "not run on this node any more")})`);
+      // A removed feed's checkpoints would hold room in px_snapshots (shared with shard snapshots) for good.
+      if (gone) {
+        void r.runtime.dropCheckpoints().then(
+          (n) => o.log(`feed ${key}: removed its ${n} checkpoint(s) from px_snapshots`),
+          (e: unknown) => o.log(`feed ${key}: could not remove its checkpoints from px_snapshots (${(e as Error).message}); they stay until a feed of that name saves one`),
+        );
+      }
     }
   };
   const host: FeedHost = {

@@ -281,6 +281,8 @@ function walReader(js: JetStreamClient, jsm: JetStreamManager, history: FeedHist
 export interface FeedRuntime {
   readonly actor: Actor<typeof feedMachine>;
   stop(): void;
+  /** After stop, for a feed removed from the spec: removes its checkpoints; how many. */
+  dropCheckpoints(): Promise<number>;
 }
 
 /** Starts the feed `name` (its stream is created if missing). */
@@ -313,6 +315,7 @@ export async function startFeed(o: FeedRuntimeOptions): Promise<FeedRuntime> {
       actor.stop();
       stopWatermarks();
     },
+    dropCheckpoints: () => checkpoints.drop(),
   };
 }
 
