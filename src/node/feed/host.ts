@@ -100,14 +100,21 @@ export function feedHost(o: FeedHostOptions): FeedHost {
         cur?.runtime.stop();
         const checkpointIntervalMs = (f.checkpointSeconds ?? DEFAULT_CHECKPOINT_SECONDS) * 1000;
         const runtime = await startFeed({ nc: o.nc, name: f.name, plan, snapshotIntervalMs: (f.snapshotSeconds ?? 0) * 1000, checkpointIntervalMs, replicas: o.replicas, ...(o.horizon === undefined ? {} : { horizon: o.horizon }), ...(o.history === undefined ? {} : { history: o.history }) });
-        let told = { restored: false, checkpointError: undefined as string | undefined };
+        // What was logged already (this runs on every event of the feed: nothing is allocated here).
+        let toldRestored = false;
+        let toldError: string | undefined;
         runtime.actor.subscribe((s) => {
           if (s.matches("failed")) o.log(`feed ${key}: failed: ${s.context.error ?? "unknown"}`);
           const { restoredFrom, checkpointError } = s.context.stats;
-          if (!told.restored && restoredFrom !== undefined) o.log(`feed ${key}: recovered from ${restoredFrom}`);
+          if (!toldRestored && restoredFrom !== undefined) {
+            toldRestored = true;
+            o.log(`feed ${key}: recovered from ${restoredFrom}`);
+          }
           // Each new checkpoint problem once (a store that stays full would say the same every interval).
-          if (checkpointError !== undefined && checkpointError !== told.checkpointError) o.log(`feed ${key}: ${checkpointError} (the feed goes on; it holds the WAL from its last checkpoint)`);
-          told = { restored: told.restored || restoredFrom !== undefined, checkpointError };
+          if (checkpointError !== toldError) {
+            if (checkpointError !== undefined) o.log(`feed ${key}: ${checkpointError} (the feed goes on; it holds the WAL from its last checkpoint)`);
+            toldError = checkpointError;
+          }
         });
         running.set(key, { runtime, fingerprint: plan.fingerprint, plan });
         o.log(`feed ${key}: started (${plan.kind} on ${plan.left.name})`);
