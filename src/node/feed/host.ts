@@ -78,6 +78,8 @@ export function feedHost(o: FeedHostOptions): FeedHost {
   let stopped = false;
   const reconcileOnce = async (): Promise<void> => {
     const tenants = await o.tenants();
+    // Stopped meanwhile (the node shuts down): nothing more starts.
+    if (stopped) return;
     const catalog = o.catalog();
     const want = new Set<string>();
     for (const [tenant, { spec }] of tenants) {
@@ -100,6 +102,10 @@ export function feedHost(o: FeedHostOptions): FeedHost {
         cur?.runtime.stop();
         const checkpointIntervalMs = (f.checkpointSeconds ?? DEFAULT_CHECKPOINT_SECONDS) * 1000;
         const runtime = await startFeed({ nc: o.nc, name: f.name, plan, snapshotIntervalMs: (f.snapshotSeconds ?? 0) * 1000, checkpointIntervalMs, replicas: o.replicas, ...(o.horizon === undefined ? {} : { horizon: o.horizon }), ...(o.history === undefined ? {} : { history: o.history }) });
+        if (stopped) {
+          runtime.stop();
+          return;
+        }
         // What was logged already (this runs on every event of the feed: nothing is allocated here).
         let toldRestored = false;
         let toldError: string | undefined;
@@ -158,6 +164,8 @@ export function feedHost(o: FeedHostOptions): FeedHost {
           return reconcileOnce();
         })
         .catch((e: unknown) => {
+          // A pass cut short by the node's shutdown (its NATS connection draining) is not a failure.
+          if (stopped) return;
           // A feed that could not start (JetStream busy, a timeout) is tried again, not left off until the next change.
           o.log(`feeds: cannot reconcile (trying again in 1 s): ${(e as Error).message}`);
           setTimeout(() => void host.reconcile(), 1_000).unref();
