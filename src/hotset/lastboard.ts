@@ -8,6 +8,8 @@
 // batch, an eviction that removed rows marks them all (their seam rows and
 // possibly their last rows moved) by starting a new epoch. So a last-by of a
 // few symbols of a large table never pays for the others.
+import type { ValueArray } from "../codec/tickbatch.js";
+import { before } from "./roworder.js";
 import type { Series } from "./series.js";
 
 /** What the board knows of one series: the greater of its last hot row and its seam row. */
@@ -46,6 +48,11 @@ export class LastBoard {
       this.seen[id] = this.epoch;
     }
     return true;
+  }
+
+  /** Writes entry `id`'s values of columns `cols` (table-spec order) to `out[v][at]` (call current(id) first). */
+  copyValues(id: number, cols: readonly number[], out: readonly ValueArray[], at: number): void {
+    for (let v = 0; v < cols.length; v++) out[v]![at] = this.values[cols[v]!]![id]!;
   }
 
   /** Series `id` changed (a row was added, or its seam row). */
@@ -94,11 +101,6 @@ export class LastBoard {
     this.winSeam = grown(this.winSeam, cap);
     this.values = this.values.map((v) => grown(v, cap));
   }
-}
-
-/** (ts, lsn, row) order, as query/series.ts `before` (the hot set does not import the query layer). */
-function before(t1: number, l1: number, r1: number, t2: number, l2: number, r2: number): boolean {
-  return t1 < t2 || (t1 === t2 && (l1 < l2 || (l1 === l2 && r1 < r2)));
 }
 
 function grown<A extends Float64Array | Uint8Array | Int32Array>(a: A, cap: number): A {

@@ -80,7 +80,7 @@ export function lastRows(req: LoadRequest, plans: readonly ShardPlan[]): PartRow
       ts[k] = b.winTs[id]!;
       lsn[k] = b.winLsn[id]!;
       row[k] = b.winRow[id]!;
-      for (let v = 0; v < cols.length; v++) out[v]![k] = b.values[cols[v]!]![id]!;
+      b.copyValues(id, cols, out, k);
       symbols.push([c.name, 1]);
       k++;
       continue;

@@ -2,6 +2,7 @@
 // columns, as the operators read them: the stitched union of cold rows
 // (ClickHouse, seam rule) and hot rows (RAM). `lo`/`hi` delimit the queried
 // range [t0, t1); rows before `lo` / from `hi` on are look-behind/ahead context.
+import { before } from "../hotset/index.js";
 import type { ColumnSlice, SeamRow } from "../hotset/index.js";
 import type { ValueArray } from "../codec/tickbatch.js";
 
@@ -83,10 +84,8 @@ export function seamRows(seam: SeamRow, template: readonly (ValueArray | undefin
   };
 }
 
-/** (ts, lsn, row) of a before b. */
-export function before(ats: number, alsn: number, arow: number, bts: number, blsn: number, brow: number): boolean {
-  return ats < bts || (ats === bts && (alsn < blsn || (alsn === blsn && arow < brow)));
-}
+// The row order is the hot set's (one definition for both layers).
+export { before };
 
 /** Merges sorted row sets (disjoint by the seam rule) into one sorted set. */
 export function mergeRows(parts: readonly FlatRows[], ncols: number): FlatRows {

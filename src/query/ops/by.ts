@@ -57,7 +57,6 @@ export function fastByOp(q: ByQuery, spec: TableSpec, shards: readonly HotShard[
   const values = cols.map((j) => allocValueArray(spec.columns[j]!.type, n));
   const t0 = q.t0;
   const t1 = q.t1;
-  const ncols = cols.length;
   let k = 0;
   for (let r = 0; r < n; r++) {
     const c = candidates[r]!;
@@ -69,8 +68,7 @@ export function fastByOp(q: ByQuery, spec: TableSpec, shards: readonly HotShard[
       if (b.has[id] === 0) continue;
       t = b.winTs[id]!;
       if (!(t >= t0 && t < t1)) continue;
-      const bv = b.values;
-      for (let v = 0; v < ncols; v++) values[v]![k] = bv[cols[v]!]![id]!;
+      b.copyValues(id, cols, values, k);
     } else {
       t = rowFromSeries(q, tables[c.shard]!, id, cols, values, k);
       if (!(t >= t0 && t < t1)) continue;
