@@ -132,6 +132,9 @@ describe("feeds over gRPC Subscribe", () => {
     const call = feeds.subscribe!(create(SubscribeRequestSchema, { feedJson: JSON.stringify({ op: "range", table: "trades" }), maxBuffer: 2 }), md(reader));
     const received: FeedMessage[] = [];
     const ended = new Promise<{ code: number; details: string }>((resolve) => call.on("error", (e: { code: number; details: string }) => resolve(e)));
+    // grpc-js emits the status as soon as it has pushed the last message into the stream, while messages may still wait in
+    // the paused stream's buffer: the stream's end comes after the last of them was read.
+    const drained = new Promise((resolve) => call.on("end", resolve));
     const startedP = new Promise((r) => call.once("data", r));
     call.on("data", (m: FeedMessage) => {
       received.push(m);
@@ -140,33 +143,39 @@ describe("feeds over gRPC Subscribe", () => {
     });
     await startedP;
     const slow = new FeedSubscriber({ address: f.address, token: reader, feed: { op: "range", table: "trades", columns: ["size"] }, maxBuffer: 2, backoffMs: 20 });
-    const n = 40 * 2000;
-    let seen = 0;
-    const slowP = collect(
-      slow,
-      (rows) => {
-        seen = rows.filter(inWindow(t0, t0 + 3_600_000_000)).length;
-        return seen >= n;
-      },
-      100_000,
-      25,
-    );
-    await new Promise((r) => setTimeout(r, 300));
-    await send(40, 2000, t0);
-    await new Promise((r) => setTimeout(r, 2000));
-    // Reading again drains what the server wrote before it gave up; the status comes after it.
-    call.resume();
-    const e = await ended;
-    expect(e.code).toBe(Status.RESOURCE_EXHAUSTED);
-    expect(e.details).toMatch(/read too slowly .* buffer of 2 messages is full; nothing is lost: subscribe again with from = "[A-Za-z0-9_-]+"/);
-    // The offset named is the last message the call delivered: resuming there loses nothing and repeats nothing.
-    expect(e.details).toContain(`"${received.at(-1)!.offset}"`);
-    const got = await slowP;
-    slow.close();
-    const mine = got.rows.filter(inWindow(t0, t0 + 3_600_000_000));
-    expect(mine.length).toBe(n);
-    expect(new Set(mine.map((r) => `${String(r._lsn)}:${String(r._row)}`)).size).toBe(n);
-    expect(slow.reconnects).toBeGreaterThan(0);
+    // Both end here whatever fails: a subscription left open would hold the WAL in the next test.
+    try {
+      const n = 40 * 2000;
+      let seen = 0;
+      const slowP = collect(
+        slow,
+        (rows) => {
+          seen = rows.filter(inWindow(t0, t0 + 3_600_000_000)).length;
+          return seen >= n;
+        },
+        100_000,
+        25,
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      await send(40, 2000, t0);
+      await new Promise((r) => setTimeout(r, 2000));
+      // Reading again drains what the server wrote before it gave up.
+      call.resume();
+      const e = await ended;
+      await Promise.race([drained, new Promise((r) => setTimeout(r, 10_000))]);
+      expect(e.code).toBe(Status.RESOURCE_EXHAUSTED);
+      expect(e.details).toMatch(/read too slowly .* buffer of 2 messages is full; nothing is lost: subscribe again with from = "[A-Za-z0-9_-]+"/);
+      // The offset named is the last message the call delivered: resuming there loses nothing and repeats nothing.
+      expect(e.details).toContain(`"${received.at(-1)!.offset}"`);
+      const got = await slowP;
+      const mine = got.rows.filter(inWindow(t0, t0 + 3_600_000_000));
+      expect(mine.length).toBe(n);
+      expect(new Set(mine.map((r) => `${String(r._lsn)}:${String(r._row)}`)).size).toBe(n);
+      expect(slow.reconnects).toBeGreaterThan(0);
+    } finally {
+      slow.close();
+      call.cancel();
+    }
   }, 150_000);
 
   it("compaction hold - an open subscription holds its table's WAL from the first record it has not received; the hold ends with the call", async () => {
