@@ -4,8 +4,16 @@
 // the fan-out latency of one materialized feed read by many NATS consumers,
 // gaps and duplicates of a subscriber that resumes from its offsets, and the
 // ingest rate with feeds against without. Writes bench/results/feeds.json.
+// The NATS consumers run in a child process of their own (this file with
+// --fanout), each on its own connection, as separate clients would: in the
+// measuring process they shared its event loop and its connection, whose
+// pending bytes (100 consumers x 256 messages) made nats-server cut it off as
+// a slow consumer, and the publisher with it.
 // BENCH_TICKS / BENCH_SUBSCRIBERS shrink a smoke run (the committed figures use the defaults).
 import { connect } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { fork } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { loadavg } from "node:os";
 import { MetadataStore } from "../src/control/index.js";
@@ -16,7 +24,7 @@ import { createToken } from "../src/auth/index.js";
 import { RandomWalk, symbolNames } from "../src/demo/randomwalk.js";
 import { startNatsServer } from "../src/runtime/servers/nats.js";
 import { DEFAULT_CLUSTER_SPEC, parseClusterSpec } from "../protocols/tablespec.js";
-import { HDR_FEED_OFFSET, feedStream, feedSubject } from "../protocols/subjects.js";
+import { HDR_FEED_OFFSET, feedStream, feedSubject, walStream } from "../protocols/subjects.js";
 import { spawnNodeProcess } from "../test/helpers/nodeproc.js";
 import { percentile, round, writeResult } from "./lib.js";
 
@@ -25,6 +33,8 @@ const TICKS = Number(process.env.BENCH_TICKS ?? 3_000_000);
 const RATE = Number(process.env.BENCH_FEED_RATE ?? 100_000);
 const PACED_S = Number(process.env.BENCH_FEED_SECONDS ?? 10);
 const SUBSCRIBERS = Number(process.env.BENCH_SUBSCRIBERS ?? 100);
+/** The second fan-out rate (ticks/s): one this 2-core machine carries beside 100 consumers of a raw feed. */
+const FANOUT_LOW_RATE = Number(process.env.BENCH_FANOUT_LOW_RATE ?? 20_000);
 const BATCH = 1000;
 const WINDOW = 32;
 const trades = DEFAULT_CLUSTER_SPEC.tenants[0]!.tables.find((t) => t.name === "trades")!;
@@ -84,10 +94,86 @@ function latencyOf(arrivals: readonly { lsn: number; at: number }[], ackAt: Read
 
 const maxLsn = (u: FeedUpdate): number => Math.max(...u.shards.map((s) => s.lsn));
 
+/** The newest LSN a feed message covers, from its Px-Feed-Offset header (a base64url JSON token whose `l` holds each shard's LSN). */
+const offsetLsn = (token: string): number => Math.max(...Object.values((JSON.parse(Buffer.from(token, "base64url").toString()) as { l: Record<string, number> }).l));
+
+/** Wall-clock milliseconds with sub-millisecond resolution: comparable across this process and the consumers' child. */
+const wallMs = (): number => performance.timeOrigin + performance.now();
+
+/** What the consumers' process sends back: per arrival the newest LSN the message covers and its wall-clock time. */
+interface FanReport {
+  lsn: number[];
+  at: number[];
+  /** Connection events other than pings (a disconnect is nats-server cutting a slow consumer off). */
+  events: string[];
+}
+
+/**
+ * The consumers' process: `n` NATS clients, each on its own connection, each
+ * reading the materialized feed `bench_raw` from `startSeq` with a JetStream
+ * ordered consumer. Tells the parent "ready" once all consume; on "stop" sends
+ * its FanReport and exits.
+ */
+async function fanoutChild(natsUrl: string, n: number, startSeq: number): Promise<void> {
+  const report: FanReport = { lsn: [], at: [], events: [] };
+  const conns: NatsConnection[] = [];
+  for (let i = 0; i < n; i++) {
+    const c = await connect({ servers: natsUrl, noAsyncTraces: true, name: `bench-fanout-${i}` });
+    conns.push(c);
+    void (async () => {
+      for await (const st of c.status()) if (st.type !== "ping" && st.type !== "close") report.events.push(`${i}:${st.type}`);
+    })();
+    const consumer = await jetstream(c).consumers.get(feedStream("default"), { filter_subjects: feedSubject("default", "bench_raw"), deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq });
+    const msgs = await consumer.consume({ max_messages: 256 });
+    void (async () => {
+      for await (const m of msgs) {
+        const token = m.headers?.get(HDR_FEED_OFFSET);
+        if (!token) continue;
+        report.lsn.push(offsetLsn(token));
+        report.at.push(wallMs());
+      }
+    })();
+  }
+  process.on("message", (m) => {
+    if (m !== "stop") return;
+    process.send!(report, () => void Promise.all(conns.map((c) => c.close())).finally(() => process.exit(0)));
+  });
+  process.send!("ready");
+}
+
+/** Starts the consumers' process; resolves once every consumer reads. `stop()` ends it and returns its report. */
+async function startFanout(natsUrl: string, n: number, startSeq: number): Promise<{ stop: () => Promise<FanReport> }> {
+  const child = fork(fileURLToPath(import.meta.url), ["--fanout", natsUrl, String(n), String(startSeq)], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  let answer: ((r: FanReport) => void) | undefined;
+  await new Promise<void>((resolve, reject) => {
+    child.on("message", (m) => {
+      if (m === "ready") resolve();
+      else answer?.(m as FanReport);
+    });
+    void exited.then(() => reject(new Error("the consumers' process exited before it was ready")));
+  });
+  return {
+    stop: async () => {
+      const r = await new Promise<FanReport>((resolve, reject) => {
+        answer = resolve;
+        child.send("stop");
+        void exited.then(() => reject(new Error("the consumers' process exited without its report")));
+      });
+      await exited;
+      return r;
+    },
+  };
+}
+
 async function main(): Promise<void> {
   const loadBefore = round(loadavg()[0]!, 2);
   const nats = await startNatsServer({ auth: "open" });
   const nc = await connect({ servers: nats.url, noAsyncTraces: true });
+  const clientEvents: string[] = [];
+  void (async () => {
+    for await (const st of nc.status()) if (st.type !== "ping" && st.type !== "close") clientEvents.push(st.type);
+  })();
   const spec = parseClusterSpec({ tenants: [{ ...JSON.parse(JSON.stringify(DEFAULT_CLUSTER_SPEC.tenants[0])), feeds: [{ name: "bench_raw", query: { op: "range", table: "trades", columns: ["price"] } }] }] });
   await (await MetadataStore.open(nc)).applyCurrent(spec);
   const node = await spawnNodeProcess(nats.url);
@@ -102,67 +188,130 @@ async function main(): Promise<void> {
     const without = await ingest(pub, walk, TICKS, new Map());
     console.error(`ingest without subscriptions: ${Math.round(without)} ticks/s`);
 
-    // 2. With a raw and a VWAP subscription and SUBSCRIBERS NATS consumers of the materialized feed.
-    const ackAt = new Map<number, number>();
-    const subs = [
-      new FeedSubscriber({ address, token, feed: { op: "range", table: "trades", columns: ["price"] } }),
-      new FeedSubscriber({ address, token, feed: { op: "rolling", table: "trades", window: "1m", columns: [], aggregates: [{ fn: "vwap", column: "price", weight: "size" }] } }),
-    ];
-    const arrivals = subs.map(() => [] as { lsn: number; at: number }[]);
-    const reading = subs.map(async (s, i) => {
-      for await (const u of s.updates()) arrivals[i]!.push({ lsn: maxLsn(u), at: performance.now() });
-    });
-    const js = jetstream(nc);
-    const jsm = await jetstreamManager(nc);
-    const lastFeedSeq = (await jsm.streams.info(feedStream("default")).catch(() => undefined))?.state.last_seq ?? 0;
-    const fanArrivals: { lsn: number; at: number }[] = [];
-    const fanStops: (() => void)[] = [];
-    for (let i = 0; i < SUBSCRIBERS; i++) {
-      const c = await js.consumers.get(feedStream("default"), { filter_subjects: feedSubject("default", "bench_raw"), deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: lastFeedSeq + 1 });
-      const msgs = await c.consume({ max_messages: 256 });
-      fanStops.push(() => void msgs.stop());
+    // 2. The latencies, each part alone at a paced RATE the machine can sustain (unpaced ingest outruns the feeds:
+    // latencies there are the backlog's): a raw and a VWAP subscription over gRPC, then SUBSCRIBERS NATS consumers of
+    // the materialized feed. Together they are more than this 2-core machine carries: 100 consumers of a raw feed at
+    // 100 k ticks/s are ~430 MB/s through nats-server on the same cores as the node and every client.
+    /** Publishes a batch every 100 ms until every reader got an update of a record published after it started; returns the ms each took. */
+    const untilLive = async (readers: readonly (readonly { lsn: number }[])[]): Promise<(number | null)[]> => {
+      const since = performance.now();
+      const first: (number | null)[] = readers.map(() => null);
+      let liveLsn = Infinity;
+      for (let i = 0; first.some((t) => t === null) && performance.now() - since < 120_000; i++) {
+        if (i % 5 === 0) {
+          const ack = await pub.publish(walk.trades(BATCH, 1_000));
+          liveLsn = Math.min(liveLsn, ...ack.appends.map((a) => a.lsn));
+        }
+        readers.forEach((a, r) => {
+          if (first[r] === null && a.some((x) => x.lsn >= liveLsn)) first[r] = round(performance.now() - since);
+        });
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      return first;
+    };
+    const openSubs = () => {
+      const subs = [
+        new FeedSubscriber({ address, token, feed: { op: "range", table: "trades", columns: ["price"] } }),
+        new FeedSubscriber({ address, token, feed: { op: "rolling", table: "trades", window: "1m", columns: [], aggregates: [{ fn: "vwap", column: "price", weight: "size" }] } }),
+      ];
+      const arrivals = subs.map(() => [] as { lsn: number; at: number }[]);
+      const reading = subs.map(async (s, i) => {
+        for await (const u of s.updates()) arrivals[i]!.push({ lsn: maxLsn(u), at: performance.now() });
+      });
+      return {
+        arrivals,
+        close: async () => {
+          for (const s of subs) s.close();
+          await Promise.all(reading);
+        },
+      };
+    };
+    const openFanout = async () => {
+      const jsm = await jetstreamManager(nc);
+      const lastFeedSeq = (await jsm.streams.info(feedStream("default")).catch(() => undefined))?.state.last_seq ?? 0;
+      const child = await startFanout(nats.url, SUBSCRIBERS, lastFeedSeq + 1);
+      // The consumers report at the end: a consumer here tells when the feed went live for them.
+      const probe: { lsn: number }[] = [];
+      const c = await jetstream(nc).consumers.get(feedStream("default"), { filter_subjects: feedSubject("default", "bench_raw"), deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: lastFeedSeq + 1 });
+      const msgs = await c.consume({ max_messages: 16 });
       void (async () => {
         for await (const m of msgs) {
           const token = m.headers?.get(HDR_FEED_OFFSET);
-          if (!token) continue;
-          const o = JSON.parse(Buffer.from(token, "base64url").toString()) as { l: Record<string, number> };
-          fanArrivals.push({ lsn: Math.max(...Object.values(o.l)), at: performance.now() });
+          if (token) probe.push({ lsn: offsetLsn(token) });
         }
       })();
-    }
-    // A stateful subscription (VWAP) folds the WAL from its start before its first update: wait until every reader
-    // delivered an update of a record published after it subscribed, so the latencies are the live path's, not that replay's.
-    const subscribedAt = performance.now();
-    const firstUpdateMs: (number | undefined)[] = [undefined, undefined, undefined];
-    // A batch every 100 ms: a subscription starts "now" when the server opens it, maybe after the first of them.
-    let liveLsn = Infinity;
-    const readers = [arrivals[0]!, arrivals[1]!, fanArrivals];
-    for (let i = 0; firstUpdateMs.some((t) => t === undefined) && performance.now() - subscribedAt < 120_000; i++) {
-      if (i % 5 === 0) {
-        const ack = await pub.publish(walk.trades(BATCH, 1_000));
-        liveLsn = Math.min(liveLsn, ...ack.appends.map((a) => a.lsn));
-      }
-      readers.forEach((a, r) => {
-        if (firstUpdateMs[r] === undefined && a.some((x) => x.lsn >= liveLsn)) firstUpdateMs[r] = round(performance.now() - subscribedAt);
-      });
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    console.error(`first live update after subscribing (raw, vwap, fan-out): ${firstUpdateMs.map((t) => (t === undefined ? "none in 120 s" : `${t} ms`)).join(", ")}`);
-    await new Promise((r) => setTimeout(r, 500));
-    // Latencies first, at a paced RATE the machine can sustain (unpaced ingest outruns the feeds: latencies there are the backlog's).
-    const pacedRate = await paced(pub, walk, RATE, PACED_S, ackAt);
-    console.error(`paced ingest for the latencies: ${Math.round(pacedRate)} ticks/s (asked ${RATE})`);
-    await new Promise((r) => setTimeout(r, 3000));
-    const raw = latencyOf(arrivals[0]!, ackAt).sort((a, b) => a - b);
-    const vwap = latencyOf(arrivals[1]!, ackAt).sort((a, b) => a - b);
-    const fan = latencyOf(fanArrivals, ackAt).sort((a, b) => a - b);
-    // Then the ingest ratio: unpaced, with the subscriptions and consumers attached.
-    const withFeeds = await ingest(pub, walk, TICKS, new Map());
-    console.error(`ingest with ${subs.length} subscriptions and ${SUBSCRIBERS} materialized-feed consumers: ${Math.round(withFeeds)} ticks/s`);
+      return {
+        probe,
+        stop: async () => {
+          msgs.stop();
+          void c.delete().catch(() => false);
+          return child.stop();
+        },
+      };
+    };
 
-    for (const s of subs) s.close();
-    await Promise.all(reading);
-    for (const stop of fanStops) stop();
+    /** Waits until the materialized feed published the output of every record acked so far (it may trail an unpaced run). */
+    const feedCaughtUp = async (): Promise<void> => {
+      const jsm = await jetstreamManager(nc);
+      const walLast = (await jsm.streams.info(walStream("default"))).state.last_seq;
+      const since = performance.now();
+      while (performance.now() - since < 120_000) {
+        const m = await jsm.streams.getMessage(feedStream("default"), { last_by_subj: feedSubject("default", "bench_raw") }).catch(() => null);
+        const token = m?.header?.get(HDR_FEED_OFFSET);
+        if (token && offsetLsn(token) >= walLast) return;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+
+    // 2a. gRPC subscriptions. A stateful one (VWAP) folds the WAL from its start before its first update: the latencies
+    // are taken once every reader delivered an update of a record published after it subscribed (the live path's, not that replay's).
+    const grpc = openSubs();
+    const firstGrpc = await untilLive(grpc.arrivals);
+    await feedCaughtUp();
+    console.error(`first live update after subscribing (raw, vwap): ${firstGrpc.map((t) => (t === null ? "none in 120 s" : `${t} ms`)).join(", ")}`);
+    const ackGrpc = new Map<number, number>();
+    const grpcRate = await paced(pub, walk, RATE, PACED_S, ackGrpc);
+    console.error(`paced ingest for the subscriptions' latencies: ${Math.round(grpcRate)} ticks/s (asked ${RATE})`);
+    await new Promise((r) => setTimeout(r, 3000));
+    const raw = latencyOf(grpc.arrivals[0]!, ackGrpc).sort((a, b) => a - b);
+    const vwap = latencyOf(grpc.arrivals[1]!, ackGrpc).sort((a, b) => a - b);
+    await grpc.close();
+
+    // 2b. Fan-out, at RATE and at FANOUT_LOW_RATE. Every consumer should get one message per record acked in the paced
+    // run (a raw feed: each record has rows for it); one not received by the end counts with the time waited so far: a
+    // consumer cut off cannot hide behind the ones that read. The first live update is the first message of a record
+    // published after they started.
+    const measureFanout = async (rate: number) => {
+      const fanout = await openFanout();
+      const first = (await untilLive([fanout.probe]))[0] ?? null;
+      await feedCaughtUp();
+      const ack = new Map<number, number>();
+      const reached = await paced(pub, walk, rate, PACED_S, ack);
+      await new Promise((r) => setTimeout(r, 3000));
+      const report = await fanout.stop();
+      const waitedTo = performance.now();
+      const arrived = report.lsn.map((lsn, i) => ({ lsn, at: report.at[i]! - performance.timeOrigin }));
+      const got = new Map<number, number>();
+      for (const x of arrived) if (ack.has(x.lsn)) got.set(x.lsn, (got.get(x.lsn) ?? 0) + 1);
+      const missing = [...ack].flatMap(([lsn, at]) => Array.from({ length: Math.max(0, SUBSCRIBERS - (got.get(lsn) ?? 0)) }, () => waitedTo - at));
+      const latencies = [...latencyOf(arrived, ack), ...missing].sort((x, y) => x - y);
+      const expected = SUBSCRIBERS * ack.size;
+      console.error(`fan-out at ${Math.round(reached)} ticks/s (asked ${rate}): ${expected - missing.length} of ${expected} messages delivered, p99 ${round(percentile(latencies, 99))} ms`);
+      return { first, rate: reached, latencies, delivered: expected - missing.length, expected, events: report.events };
+    };
+    const fanHigh = SUBSCRIBERS > 0 ? await measureFanout(RATE) : undefined;
+    const fanLow = SUBSCRIBERS > 0 ? await measureFanout(FANOUT_LOW_RATE) : undefined;
+    let fanEvents = [...(fanHigh?.events ?? []), ...(fanLow?.events ?? [])];
+
+    // 2c. The ingest ratio: unpaced, with the subscriptions and the consumers attached (once the VWAP one is live again).
+    const again = openSubs();
+    const fanAgain = SUBSCRIBERS > 0 ? await openFanout() : undefined;
+    await untilLive([...again.arrivals, ...(fanAgain === undefined ? [] : [fanAgain.probe])]);
+    const withFeeds = await ingest(pub, walk, TICKS, new Map());
+    console.error(`ingest with 2 subscriptions and ${SUBSCRIBERS} materialized-feed consumers: ${Math.round(withFeeds)} ticks/s`);
+    await again.close();
+    fanEvents = [...fanEvents, ...((await fanAgain?.stop())?.events ?? [])];
 
     // 3. Resume: one subscriber closed every few updates and resumed from its offset, against one uninterrupted.
     const feed = { op: "range", table: "trades", columns: ["price"] };
@@ -210,27 +359,39 @@ async function main(): Promise<void> {
     writeResult(
       "feeds",
       {
-        feed_ingest_ticks_per_s: Math.round(pacedRate),
+        feed_ingest_ticks_per_s: Math.round(Math.min(grpcRate, fanHigh?.rate ?? Infinity)),
         feed_latency_p50_ms: round(percentile(raw, 50)),
         feed_latency_p99_ms: round(percentile(raw, 99)),
         feed_vwap_latency_p50_ms: round(percentile(vwap, 50)),
         feed_vwap_latency_p99_ms: round(percentile(vwap, 99)),
         feed_subscribers: SUBSCRIBERS,
-        feed_fanout_latency_p99_ms: round(percentile(fan, 99)),
+        feed_fanout_latency_p99_ms: round(percentile(fanHigh?.latencies ?? [], 99)),
         feed_resume_gaps: gaps,
         feed_resume_duplicates: duplicates,
         ingest_with_feeds_vs_without_ratio: round(withFeeds / without),
       },
       {
-        setup: `trades (sym, ts, price, size), 1,000 random-walk symbols, ${BATCH}-tick batches, window ${WINDOW}, ${TICKS} ticks per run; node in its own process (standalone, gRPC), nats-server and this client on this machine; the ingest ratio is unpaced (as fast as the window allows) with and without the subscriptions and consumers; latencies are measured first, at a paced ${RATE} ticks/s for ${PACED_S} s (feed_ingest_ticks_per_s is the rate reached), before the unpaced run, once every reader delivered its first live update (the VWAP subscription folds the WAL from its start first: first_live_update_ms); latency = update arrival - ack of the newest LSN it covers; fan-out = ${SUBSCRIBERS} NATS consumers of the materialized feed bench_raw`,
-        samples: { raw: raw.length, vwap: vwap.length, fanout: fan.length, resumed_rows: resumedKeys.length },
+        setup: `trades (sym, ts, price, size), 1,000 random-walk symbols, ${BATCH}-tick batches, window ${WINDOW}, ${TICKS} ticks per run; node in its own process (standalone, gRPC), nats-server and this client on this machine; the ingest ratio is unpaced (as fast as the window allows) with and without the subscriptions and consumers; latencies are measured first, in two paced runs at ${RATE} ticks/s for ${PACED_S} s (feed_ingest_ticks_per_s is the lower rate reached), one with the raw and VWAP subscriptions over gRPC, one with the fan-out consumers (together they exceed this 2-core machine), each once every reader delivered its first live update (the VWAP subscription folds the WAL from its start first: first_live_update_ms) and the materialized feed caught up with the WAL; the fan-out again at ${FANOUT_LOW_RATE} ticks/s (fanout_at_low_rate); latency = update arrival - ack of the newest LSN it covers; fan-out = ${SUBSCRIBERS} NATS clients (JetStream ordered consumers, each on its own connection, in a process of their own) of the materialized feed bench_raw, every message of the paced run counted (one a consumer did not get counts with the time waited for it)`,
+        samples: { raw: raw.length, vwap: vwap.length, fanout: fanHigh?.latencies.length ?? 0, resumed_rows: resumedKeys.length },
         runs: {
+          // Of the paced run's messages, what the consumers got (the rest count in the p99 with the time waited for them).
+          fanout_delivered: fanHigh?.delivered ?? 0,
+          fanout_expected: fanHigh?.expected ?? 0,
+          // The same consumers at a rate this machine carries beside them (~1/5 of the bytes): the fan-out path's own latency.
+          fanout_at_low_rate:
+            fanLow === undefined
+              ? null
+              : { ticks_per_s: Math.round(fanLow.rate), p50_ms: round(percentile(fanLow.latencies, 50)), p99_ms: round(percentile(fanLow.latencies, 99)), delivered: fanLow.delivered, expected: fanLow.expected },
+          // Disconnects of the consumers' connections and of this client's (nats-server cuts slow consumers off).
+          fanout_connection_events: fanEvents.length,
+          client_connection_events: clientEvents.length,
           ingest_without_feeds_ticks_per_s: Math.round(without),
           ingest_with_feeds_unpaced_ticks_per_s: Math.round(withFeeds),
           paced_rate_asked: RATE,
           paced_seconds: PACED_S,
           // From subscribing to the first update of a record published after it: the VWAP one folds the whole WAL first.
-          first_live_update_ms: { raw: firstUpdateMs[0] ?? null, vwap: firstUpdateMs[1] ?? null, fanout: firstUpdateMs[2] ?? null },
+          first_live_update_ms: { raw: firstGrpc[0] ?? null, vwap: firstGrpc[1] ?? null, fanout: fanHigh?.first ?? null },
+          paced_ticks_per_s: { subscriptions: Math.round(grpcRate), fanout: Math.round(fanHigh?.rate ?? 0) },
         },
         load_avg_1m: { before: loadBefore, after: round(loadavg()[0]!, 2) },
       },
@@ -242,4 +403,5 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+if (process.argv[2] === "--fanout") await fanoutChild(process.argv[3]!, Number(process.argv[4]), Number(process.argv[5]));
+else await main();
