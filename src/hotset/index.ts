@@ -6,6 +6,7 @@ export { HotSetError } from "./errors.js";
 export { compareSymbols } from "./export.js";
 export type { SortedRows } from "./export.js";
 export type { Series } from "./series.js";
+export { lastHotBefore } from "./lastrow.js";
 export { before } from "./roworder.js";
 export { HotTable } from "./store.js";
 export type { EvictResult, SeriesEntry } from "./store.js";

@@ -9,7 +9,7 @@
 // possibly their last rows moved) by starting a new epoch. So a last-by of a
 // few symbols of a large table never pays for the others.
 import type { ValueArray } from "../codec/tickbatch.js";
-import { before } from "./roworder.js";
+import { lastHotBefore } from "./lastrow.js";
 import type { Series } from "./series.js";
 
 /** What the board knows of one series: the greater of its last hot row and its seam row. */
@@ -69,16 +69,14 @@ export class LastBoard {
 
   private read(s: Series, id: number): void {
     const seam = s.seam();
-    const last = s.length - 1;
-    const hotTs = last >= 0 ? s.tsAt(last) : -Infinity;
-    this.hotTs[id] = hotTs;
-    // The seam row wins only when it is later than the last hot row (a late unpersisted hot row can be older): the rule of query/ops/by.ts.
-    if (seam !== null && (last < 0 || before(hotTs, s.lsnAt(last), s.rowInRecordAt(last), seam.tsMicros, seam.lsn, seam.rowInRecord))) {
+    this.hotTs[id] = s.length > 0 ? s.tsAt(s.length - 1) : -Infinity;
+    const last = lastHotBefore(s, Infinity, seam);
+    if (last >= 0) {
+      this.set(id, 0, s.tsAt(last), s.lsnAt(last), s.rowInRecordAt(last));
+      for (let j = 0; j < this.ncols; j++) this.values[j]![id] = s.valueAt(j, last);
+    } else if (seam !== null) {
       this.set(id, 1, seam.tsMicros, seam.lsn, seam.rowInRecord);
       for (let j = 0; j < this.ncols; j++) this.values[j]![id] = seam.values[j]!;
-    } else if (last >= 0) {
-      this.set(id, 0, hotTs, s.lsnAt(last), s.rowInRecordAt(last));
-      for (let j = 0; j < this.ncols; j++) this.values[j]![id] = s.valueAt(j, last);
     } else this.has[id] = 0;
   }
 

@@ -8,10 +8,11 @@
 // encoding and decoding ~1,000 one-row series (closures, subarrays, toSeries).
 import { allocValueArray } from "../codec/tickbatch.js";
 import type { ValueArray } from "../codec/tickbatch.js";
+import { lastHotBefore } from "../hotset/index.js";
 import type { SeamRow } from "../hotset/index.js";
 import { plan } from "./plan.js";
 import type { LoadRequest, ShardPlan } from "./plan.js";
-import { before, toSeries } from "./series.js";
+import { toSeries } from "./series.js";
 import type { SymbolSeries } from "./series.js";
 import { symbolsInOrder, symbolsListed } from "./symorder.js";
 
@@ -88,11 +89,8 @@ export function lastRows(req: LoadRequest, plans: readonly ShardPlan[]): PartRow
     const table = tables[c.shard]!;
     const s = table.series(id);
     if (s === undefined) continue;
-    let i = s.lowerBound(t1) - 1;
-    let seam: SeamRow | null = plans[c.shard]!.useSeam ? table.seam(id) : null;
-    // The seam row is the greatest cold row: it wins over a hot row only if it is later (a late unpersisted row can be older).
-    if (seam !== null && i >= 0 && !before(s.tsAt(i), s.lsnAt(i), s.rowInRecordAt(i), seam.tsMicros, seam.lsn, seam.rowInRecord)) seam = null;
-    else if (seam !== null) i = -1;
+    const seam: SeamRow | null = plans[c.shard]!.useSeam ? table.seam(id) : null;
+    const i = lastHotBefore(s, t1, seam);
     if (i >= 0) {
       ts[k] = s.readRow(i, cols, out, k);
       lsn[k] = s.lsnAt(i);

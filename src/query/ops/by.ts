@@ -3,13 +3,13 @@
 // cold row can win.
 import type { ByQuery } from "../../../protocols/query.js";
 import type { TableSpec } from "../../../protocols/tablespec.js";
+import { lastHotBefore } from "../../hotset/index.js";
 import type { HotTable, SeamRow } from "../../hotset/index.js";
 import { allocValueArray } from "../../codec/tickbatch.js";
 import type { ValueArray } from "../../codec/tickbatch.js";
 import type { RowRefs } from "../order.js";
 import { iota } from "../output.js";
 import type { OutColumn, OutTable } from "../output.js";
-import { before } from "../series.js";
 import type { SymbolSeries } from "../series.js";
 import type { HotShard } from "../source.js";
 import type { PartRows } from "../lastrows.js";
@@ -100,11 +100,8 @@ function rowFromSeries(q: ByQuery, table: HotTable, id: number, cols: readonly n
   let i: number;
   let seam: SeamRow | null = null;
   if (q.op === "lastBy") {
-    i = s.lowerBound(q.t1) - 1;
     seam = table.seam(id);
-    // The seam row is the greatest cold row: it wins over a hot row only if it is later (a late unpersisted row can be older).
-    if (i >= 0 && seam !== null && before(s.tsAt(i), s.lsnAt(i), s.rowInRecordAt(i), seam.tsMicros, seam.lsn, seam.rowInRecord)) i = -1;
-    else if (i >= 0) seam = null;
+    i = lastHotBefore(s, q.t1, seam);
   } else {
     i = s.lowerBound(q.t0);
     if (i >= s.length) i = -1;
