@@ -7,12 +7,16 @@ import type { ObjectStore } from "@nats-io/obj";
 import { feedCheckpoints } from "../../src/node/feed/checkpoints.js";
 
 /** The object store calls checkpoints.ts makes; `gate` (when set) holds each putBlob until it resolves. */
-function memoryStore(): { os: ObjectStore; names: () => string[]; gate?: Promise<void> } {
+function memoryStore(): { os: ObjectStore; names: () => string[]; lists: number; gate?: Promise<void> } {
   const objects = new Map<string, Uint8Array>();
-  const s: { os: ObjectStore; names: () => string[]; gate?: Promise<void> } = {
+  const s: { os: ObjectStore; names: () => string[]; lists: number; gate?: Promise<void> } = {
     names: () => [...objects.keys()].sort(),
+    lists: 0,
     os: {
-      list: () => Promise.resolve([...objects.keys()].map((name) => ({ name, deleted: false }))),
+      list: () => {
+        s.lists++;
+        return Promise.resolve([...objects.keys()].map((name) => ({ name, deleted: false })));
+      },
       putBlob: async (meta: { name: string }, bytes: Uint8Array) => {
         await s.gate;
         objects.set(meta.name, bytes);
@@ -34,6 +38,22 @@ describe("feed checkpoint store", () => {
     for (const lsn of [10, 20, 30]) await cur.save(lsn, Uint8Array.of(lsn));
     expect(m.names()).toEqual(["_feed.t.vwap.fpnew.00000000000000000020", "_feed.t.vwap.fpnew.00000000000000000030"]);
     expect(await cur.load()).toEqual(Uint8Array.of(30));
+  });
+
+  it("checkpoints - the store (every object's info) is listed once, not on every save; saves at once land in order", async () => {
+    const m = memoryStore();
+    const c = feedCheckpoints(m.os, "t", "vwap", "fp");
+    expect(await c.load()).toBeUndefined();
+    await Promise.all([40, 50, 60, 70].map((lsn) => c.save(lsn, Uint8Array.of(lsn))));
+    expect(m.lists).toBe(1);
+    expect(m.names()).toEqual(["_feed.t.vwap.fp.00000000000000000060", "_feed.t.vwap.fp.00000000000000000070"]);
+    // Another definition's first save lists and removes this one's; written after this writer's listing, it is not known to
+    // this writer's saves: its next listing (load, drop) sees it.
+    await feedCheckpoints(m.os, "t", "vwap", "fpother").save(80, Uint8Array.of(80));
+    await c.save(90, Uint8Array.of(90));
+    expect(m.names()).toEqual(["_feed.t.vwap.fp.00000000000000000090", "_feed.t.vwap.fpother.00000000000000000080"]);
+    expect(await c.drop()).toBe(2);
+    expect(m.names()).toEqual([]);
   });
 
   it("checkpoints - drop removes every checkpoint under the feed's name and no other feed's", async () => {

@@ -4,7 +4,11 @@
 // the newest of this definition of the feed; saving writes a new object, then
 // removes all but the two newest and any of another definition under the same
 // name. A feed removed from the spec has all of them removed (drop). The
-// object store checks each object's SHA-256 on reading.
+// object store checks each object's SHA-256 on reading. The store is listed
+// (every object's info, shard snapshots too) on load, on the first save and on
+// drop; later saves go by the names already known and the ones they wrote: a
+// checkpoint another writer of the feed wrote meanwhile (an owner that lost the
+// feed) is left to the next listing.
 import type { ObjectStore } from "@nats-io/obj";
 import { feedCheckpointObject, feedCheckpointPrefix } from "../../../protocols/subjects.js";
 
@@ -27,11 +31,14 @@ export function feedCheckpoints(os: ObjectStore, tenant: string, name: string, f
     const names = (await os.list()).filter((i) => !i.deleted && i.name.startsWith(prefix)).map((i) => i.name);
     return { ours: names.filter((n) => n.startsWith(mine)).sort().reverse(), others: names.filter((n) => !n.startsWith(mine)) };
   };
-  // The save under way: a drop waits for it, or the object it writes would outlive the drop.
+  // The save under way: the next save and a drop wait for it (or the object it writes would outlive the drop).
   let saving: Promise<unknown> = Promise.resolve();
+  /** Names as of the last listing and the saves since (undefined: not listed yet); a name whose delete failed stays. */
+  let known: { ours: string[]; others: string[] } | undefined;
   return {
     async load() {
-      const { ours } = await listed();
+      known = await listed();
+      const { ours } = known;
       let lastError: unknown;
       for (const n of ours) {
         try {
@@ -46,11 +53,14 @@ export function feedCheckpoints(os: ObjectStore, tenant: string, name: string, f
       return undefined;
     },
     save(foldedLsn, bytes) {
-      const done = (async () => {
-        await os.putBlob({ name: feedCheckpointObject(tenant, name, fingerprint, foldedLsn) }, bytes);
-        const { ours, others } = await listed();
-        for (const n of [...ours.slice(KEEP), ...others]) await os.delete(n).catch(() => {});
-      })();
+      const done = saving.then(async () => {
+        const object = feedCheckpointObject(tenant, name, fingerprint, foldedLsn);
+        await os.putBlob({ name: object }, bytes);
+        const { ours, others } = known === undefined ? await listed() : { ours: [object, ...known.ours.filter((n) => n !== object)].sort().reverse(), others: known.others };
+        const failed: string[] = [];
+        for (const n of [...ours.slice(KEEP), ...others]) await os.delete(n).catch(() => failed.push(n));
+        known = { ours: [...ours.slice(0, KEEP), ...failed.filter((n) => n.startsWith(mine))], others: failed.filter((n) => !n.startsWith(mine)) };
+      });
       saving = done.catch(() => {});
       return done;
     },
