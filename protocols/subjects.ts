@@ -68,7 +68,9 @@ export const OBJ_SNAPSHOTS = "px_snapshots";
  * a former owner of the feed that saves late adds an older one and never
  * replaces the newest.
  */
-export const feedCheckpointPrefix = (tenant: string, name: string): string => `_feed.${tenant}.${name}.`;
+/** Every feed checkpoint object's name starts with this. */
+export const FEED_CHECKPOINT_ROOT = "_feed.";
+export const feedCheckpointPrefix = (tenant: string, name: string): string => `${FEED_CHECKPOINT_ROOT}${tenant}.${name}.`;
 export const feedCheckpointObject = (tenant: string, name: string, fingerprint: string, lsn: number): string => `${feedCheckpointPrefix(tenant, name)}${fingerprint}.${String(lsn).padStart(20, "0")}`;
 /** Per shard: the WAL sequence below which compaction purged the shard's subject (readers needing less stop on a gap). */
 export const KV_COMPACTION = "px_compaction";

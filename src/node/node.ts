@@ -17,7 +17,7 @@ import type { ProxistQueryEngine } from "../query/index.js";
 import type { QueryEngine } from "../api/index.js";
 import { BytePool } from "../codec/pool.js";
 import { SinkClickhouse } from "../sink/index.js";
-import { SnapshotStore } from "../snapshot/store.js";
+import { SnapshotStore, openSnapshotBucket } from "../snapshot/store.js";
 import type { ObjectStore } from "@nats-io/obj";
 import { queryEngineOf, startNodeApi } from "./api.js";
 import type { ApiTlsFiles } from "./api.js";
@@ -29,6 +29,7 @@ import { ClickhouseColdSource } from "../query/index.js";
 import { startNodeControlPlane } from "./controlplane.js";
 import { heartbeatGraceMs } from "./control/index.js";
 import type { NodeControlOptions } from "./controlplane.js";
+import { sweepFeedCheckpoints } from "./feed/checkpoints.js";
 import { feedHost } from "./feed/host.js";
 import type { FeedHost } from "./feed/host.js";
 import { historyOf } from "./feed/runtime.js";
@@ -234,6 +235,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
     catalog: catalog.current,
     replicas,
     log: (line) => log(`node ${nodeId}: ${line}`),
+    sweep: async (feeds) => sweepFeedCheckpoints(await openSnapshotBucket(nc, replicas), feeds),
     horizon: (tenant, table, bucket) => shards.all().find((h) => h.shard.tenant === tenant && h.shard.table === table && h.shard.bucket === bucket)?.runtime.table.horizonMicros,
     // A feed without a usable checkpoint on a compacted WAL reads the compacted records back from ClickHouse.
     ...(clickhouse === undefined ? {} : { history: historyOf(new ClickhouseColdSource(clickhouse.client)) }),

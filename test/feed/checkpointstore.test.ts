@@ -4,7 +4,7 @@
 // of them, also the one a save was still writing.
 import { describe, expect, it } from "vitest";
 import type { ObjectStore } from "@nats-io/obj";
-import { feedCheckpoints } from "../../src/node/feed/checkpoints.js";
+import { feedCheckpoints, sweepFeedCheckpoints } from "../../src/node/feed/checkpoints.js";
 
 /** The object store calls checkpoints.ts makes; `gate` (when set) holds each putBlob until it resolves. */
 function memoryStore(): { os: ObjectStore; names: () => string[]; lists: number; gate?: Promise<void> } {
@@ -79,5 +79,17 @@ describe("feed checkpoint store", () => {
     await saving;
     await dropping;
     expect(m.names()).toEqual([]);
+  });
+
+  it("checkpoints - a sweep removes the checkpoints of feeds not in the spec, and nothing else", async () => {
+    const m = memoryStore();
+    for (const [t, n] of [["t", "kept"], ["t", "gone"], ["u", "kept"], ["v", "gone"]] as const) await feedCheckpoints(m.os, t, n, "fp").save(1, Uint8Array.of(1));
+    await m.os.putBlob({ name: "px.t.trades.0.snapshot" }, Uint8Array.of(9));
+    const gone = await sweepFeedCheckpoints(m.os, [
+      { tenant: "t", name: "kept" },
+      { tenant: "u", name: "kept" },
+    ]);
+    expect(gone.sort()).toEqual(["_feed.t.gone.fp.00000000000000000001", "_feed.v.gone.fp.00000000000000000001"]);
+    expect(m.names()).toEqual(["_feed.t.kept.fp.00000000000000000001", "_feed.u.kept.fp.00000000000000000001", "px.t.trades.0.snapshot"]);
   });
 });

@@ -1,6 +1,7 @@
 // The feed host during a node's shutdown: a reconcile pass under way when the
 // host stops (its reads failing as the NATS connection drains) neither logs a
-// failure nor tries again, and starts nothing.
+// failure nor tries again, and starts nothing. At its start it sweeps the
+// checkpoints of feeds removed from the spec.
 import { describe, expect, it } from "vitest";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { TenantSpec } from "../../protocols/tablespec.js";
@@ -30,5 +31,33 @@ describe("feed host", () => {
     await new Promise((r) => setTimeout(r, 1_200));
     expect(logs).toEqual([]);
     expect(reads).toBe(1);
+  });
+
+  it("feed host - sweeps the checkpoints of removed feeds once per start, with every feed of the spec, never on an empty spec", async () => {
+    const swept: string[][] = [];
+    let tenants = new Map<string, { readonly spec: TenantSpec }>();
+    const host = feedHost({
+      nc: {} as NatsConnection,
+      tenants: () => Promise.resolve(tenants),
+      catalog: () => new Map(),
+      replicas: 1,
+      log: () => {},
+      sweep: (feeds) => {
+        swept.push(feeds.map((f) => `${f.tenant}/${f.name}`));
+        return Promise.resolve([]);
+      },
+    });
+    await host.reconcile();
+    expect(swept).toEqual([]);
+    // Feeds whose tables are not in the catalog do not start here, but they are in the spec: theirs are kept.
+    const feed = (name: string) => ({ name, query: { op: "lastBy", table: "trades" } });
+    tenants = new Map([
+      ["t", { spec: { name: "t", tables: [], feeds: [feed("a"), feed("b")] } as unknown as TenantSpec }],
+      ["u", { spec: { name: "u", tables: [] } as unknown as TenantSpec }],
+    ]);
+    await host.reconcile();
+    await host.reconcile();
+    host.stop();
+    expect(swept).toEqual([["t/a", "t/b"]]);
   });
 });

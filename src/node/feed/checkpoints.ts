@@ -10,7 +10,7 @@
 // checkpoint another writer of the feed wrote meanwhile (an owner that lost the
 // feed) is left to the next listing.
 import type { ObjectStore } from "@nats-io/obj";
-import { feedCheckpointObject, feedCheckpointPrefix } from "../../../protocols/subjects.js";
+import { FEED_CHECKPOINT_ROOT, feedCheckpointObject, feedCheckpointPrefix } from "../../../protocols/subjects.js";
 
 /** How many checkpoints of a feed are kept (the newest, and one before it should the newest not read). */
 const KEEP = 2;
@@ -71,4 +71,17 @@ export function feedCheckpoints(os: ObjectStore, tenant: string, name: string, f
       return ours.length + others.length;
     },
   };
+}
+
+/**
+ * Removes the checkpoints of feeds not in `feeds` (tenant and name): those of a
+ * feed removed from the spec while no node ran it. A name under a wanted feed's
+ * prefix is kept whatever its definition (its feed's saves prune those).
+ * Returns the names removed.
+ */
+export async function sweepFeedCheckpoints(os: ObjectStore, feeds: readonly { tenant: string; name: string }[]): Promise<string[]> {
+  const keep = feeds.map((f) => feedCheckpointPrefix(f.tenant, f.name));
+  const orphans = (await os.list()).filter((i) => !i.deleted && i.name.startsWith(FEED_CHECKPOINT_ROOT) && !keep.some((k) => i.name.startsWith(k))).map((i) => i.name);
+  for (const n of orphans) await os.delete(n);
+  return orphans;
 }

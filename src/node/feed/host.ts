@@ -29,6 +29,8 @@ export interface FeedHostOptions {
   readonly elsewhere?: (plan: FeedPlan) => string;
   /** Compacted WAL records read back from ClickHouse (a node with ClickHouse). */
   readonly history?: FeedHistory;
+  /** Removes the checkpoints of every feed but these (checkpoints.ts sweepFeedCheckpoints); returns the names removed. */
+  readonly sweep?: (feeds: readonly { tenant: string; name: string }[]) => Promise<string[]>;
 }
 
 export interface FeedHost {
@@ -76,10 +78,21 @@ export function feedHost(o: FeedHostOptions): FeedHost {
   let chain: Promise<void> = Promise.resolve();
   let queued = false;
   let stopped = false;
+  let swept = false;
   const reconcileOnce = async (): Promise<void> => {
     const tenants = await o.tenants();
     // Stopped meanwhile (the node shuts down): nothing more starts.
     if (stopped) return;
+    // Once per node start: a feed removed from the spec while no node ran it (its node down) left its checkpoints behind.
+    // Not on an empty spec (none applied yet), which would take every feed's.
+    if (!swept && o.sweep !== undefined && tenants.size > 0) {
+      swept = true;
+      const feeds = [...tenants].flatMap(([tenant, { spec }]) => (spec.feeds ?? []).map((f) => ({ tenant, name: f.name })));
+      void o.sweep(feeds).then(
+        (gone) => gone.length > 0 && o.log(`feeds: removed ${gone.length} checkpoint(s) of feeds no longer in the spec from px_snapshots: ${gone.join(", ")}`),
+        (e: unknown) => o.log(`feeds: could not sweep the checkpoints of removed feeds from px_snapshots (${(e as Error).message}); the next node start tries again`),
+      );
+    }
     const catalog = o.catalog();
     const want = new Set<string>();
     for (const [tenant, { spec }] of tenants) {
@@ -136,7 +149,7 @@ export function feedHost(o: FeedHostOptions): FeedHost {
       if (gone) {
         void r.runtime.dropCheckpoints().then(
           (n) => o.log(`feed ${key}: removed its ${n} checkpoint(s) from px_snapshots`),
-          (e: unknown) => o.log(`feed ${key}: could not remove its checkpoints from px_snapshots (${(e as Error).message}); they stay until a feed of that name saves one`),
+          (e: unknown) => o.log(`feed ${key}: could not remove its checkpoints from px_snapshots (${(e as Error).message}); they stay until a node starts or a feed of that name saves one`),
         );
       }
     }
