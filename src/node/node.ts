@@ -31,6 +31,7 @@ import { heartbeatGraceMs } from "./control/index.js";
 import type { NodeControlOptions } from "./controlplane.js";
 import { sweepFeedCheckpoints } from "./feed/checkpoints.js";
 import { feedHost } from "./feed/host.js";
+import { logConnectionEvents } from "./natsstatus.js";
 import type { FeedHost } from "./feed/host.js";
 import { historyOf } from "./feed/runtime.js";
 import { feedRoutes, feedViews } from "./feed/routes.js";
@@ -199,6 +200,7 @@ export async function startNode(o: NodeOptions): Promise<ProxistNode> {
     throw explainNatsTlsError(e, String(o.natsUrl), natsCa);
   });
   const startLog = (line: string): void => log(`node ${nodeId}: ${line}`);
+  void logConnectionEvents(nc.status(), startLog).catch(() => {});
   // jetstreamManager asks the server for the account's JetStream info: a request that can time out like the steps below.
   const jsm = await retryOnTimeout("reaching JetStream", () => jetstreamManager(nc), startLog);
   const js = jetstream(nc);
