@@ -12,7 +12,7 @@ import { parseWalSubject, walStream, walSubject, walSubjectsOfTable, walSubjects
 import { FeedSession, encodeOffset, feedDecodes, feedTables, isStartTime, parseFrom, planFeed, pushMerged, readTableGaps, shardKey } from "../feed/index.js";
 import type { FeedFrom, FeedOffset, FeedPlan, WalGap } from "../feed/index.js";
 import { arrowSchema, toRecordBatches } from "../query/index.js";
-import { compactionFloor, decodeWalEntry } from "../wal/index.js";
+import { compactionFloor, decodeWalEntry, walPull } from "../wal/index.js";
 import type { ApiContext } from "./context.js";
 import { ApiError } from "./errors.js";
 import { QueryError } from "../../protocols/errors.js";
@@ -147,7 +147,7 @@ export async function runFeed(ctx: ApiContext, principal: Principal, req: FeedRe
   });
   // Every delivery it has now is a record stored before the subscription started (the gap merge below needs the count).
   const storedAtStart = gaps.length === 0 ? 0 : ((await walConsumer.info(true).catch(() => undefined))?.num_pending ?? 0);
-  const msgs = await walConsumer.consume({ max_messages: 256 });
+  const msgs = await walConsumer.consume(walPull(js, 256));
   stops.push(() => void msgs.stop(), () => void walConsumer.delete().catch(() => false));
   const deliveries = msgs[Symbol.asyncIterator]();
   const pushWal = (m: JsMsg): void => {

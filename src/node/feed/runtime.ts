@@ -22,7 +22,7 @@ import { EMPTY_TAIL, FEED_DEDUP_WINDOW_MS, FeedMessageTooLargeError, decodeOffse
 import type { FeedBatch, FeedOffset, FeedPlan, FeedRecord, FeedTail, GapReader, TableGaps, WalGap } from "../../feed/index.js";
 import { arrowSchema, toRecordBatches } from "../../query/index.js";
 import type { ClickhouseColdSource } from "../../query/index.js";
-import { WalGapError, consumeBatches, decodeWalEntry, gapAt, walFloor } from "../../wal/index.js";
+import { WalGapError, consumeBatches, decodeWalEntry, gapAt, walFloor, walPull } from "../../wal/index.js";
 import type { WalFloor } from "../../wal/index.js";
 import type { ShardAddress } from "../../../protocols/subjects.js";
 import type { TableSpec } from "../../../protocols/tablespec.js";
@@ -189,7 +189,7 @@ async function foldHistory(js: JetStreamClient, jsm: JetStreamManager, plan: Fee
   });
   const consumer = await js.consumers.get(walStream(plan.tenant), { filter_subjects: plan.right === undefined ? walSubjectsOfTable(plan.tenant, plan.left.name) : walSubjectsOfTenant(plan.tenant), deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq });
   const stored = (await consumer.info(true)).num_pending;
-  const messages = await consumer.consume({ max_messages: 256 });
+  const messages = await consumer.consume(walPull(js, 256));
   let last = fromSeq - 1;
   let batch: FeedRecord[] = [];
   const flush = (): void => {
@@ -256,7 +256,7 @@ function walReader(js: JetStreamClient, jsm: JetStreamManager, history: FeedHist
       if (stopped) return;
       const info = await consumer.info(true).catch(() => undefined);
       if ((info?.num_pending ?? 0) === 0) sendBack({ type: "caughtUp" });
-      const messages = await consumer.consume({ max_messages: 256 });
+      const messages = await consumer.consume(walPull(js, 256));
       stop = () => void messages.stop();
       await consumeBatches<FeedRecord | null>(messages, {
         maxBatch: 512,

@@ -19,7 +19,7 @@ import { WatermarkGate } from "../../sink/index.js";
 import { consumeBatches, followWatermarks } from "../../wal/index.js";
 import type { WatermarkEvent } from "../../wal/index.js";
 import type { DecodedRecord, DecodedRecordCache, SkippedLsns } from "../../wal/index.js";
-import { StallWatch, WalGapError, sharedWalGapGate, skippedRecord } from "../../wal/index.js";
+import { StallWatch, WalGapError, sharedWalGapGate, skippedRecord, walPull } from "../../wal/index.js";
 import type { Meter } from "../meter.js";
 import { TRACEPARENT, childSpan, tracingOn } from "../obs/index.js";
 import { snapshotWorkerEnabled, writeSnapshotOffLoop } from "./snapshotwriter.js";
@@ -92,8 +92,9 @@ export function jetstreamWalConsumer(js: JetStreamClient, jsm: JetStreamManager,
         opt_start_seq: input.fromLsn,
       });
       if (stopped) return;
-      // Bounded pull: with ~30 KB records a 4096-message pull stalled mid-stream on nats.js 3.4 + nats-server 2.9 (seen in the replay benchmark).
-      const messages = await consumer.consume({ max_messages: 256 });
+      // Bounded pull, by messages and by bytes (src/wal/pull.ts): a 4096-message pull of ~30 KB records stalled mid-stream in
+      // the replay benchmark (120 MB asked at once: past nats-server's max_pending, the node was cut off as a slow consumer).
+      const messages = await consumer.consume(walPull(js, 256));
       stop = () => void messages.stop();
       if (stopped) return stop();
       const watch = new StallWatch(input.fromLsn, stallMs, Date.now());

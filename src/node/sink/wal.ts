@@ -9,7 +9,7 @@ import type { SinkEvent, SinkWalInput, WalAck } from "../../../actors/sink.js";
 import { walStream, walSubject } from "../../../protocols/subjects.js";
 import { DeliveryGapError, SinkRecordError, decodeSinkRecord, isFenced, positionSinkConsumer, sinkConsumerName } from "../../sink/index.js";
 import type { SinkConsumerOptions, SinkRecord } from "../../sink/index.js";
-import { WalGapError, consumeBatches, sharedWalGapGate } from "../../wal/index.js";
+import { WalGapError, consumeBatches, sharedWalGapGate, walPull } from "../../wal/index.js";
 import type { DecodedRecordCache, SkippedLsns } from "../../wal/index.js";
 import { TRACEPARENT, tracingOn } from "../obs/index.js";
 
@@ -76,7 +76,7 @@ export function jetstreamSinkConsumer(
       o.trace?.(`consumer positioned at ${fromLsn} in ${(performance.now() - t0).toFixed(1)} ms`);
       if (stopped) return;
       const consumer = await js.consumers.get(walStream(shard.tenant), sinkConsumerName(shard));
-      const messages = await consumer.consume({ max_messages: Math.min(o.maxAckPending ?? 1_000, 512) });
+      const messages = await consumer.consume(walPull(js, Math.min(o.maxAckPending ?? 1_000, 512)));
       let highest = fromLsn - 1;
       let lastDelivery = performance.now();
       // A stalled pull: nothing delivered for watchdogMs, nothing left unacknowledged (so no ack_pending limit

@@ -22,6 +22,13 @@ export interface NatsServerOptions {
   readonly cluster?: { readonly name: string; readonly port: number; readonly routes: readonly string[] };
   readonly maxPayloadBytes?: number;
   /**
+   * Unsent bytes a client connection may have before the server cuts it off as
+   * a slow consumer (max_pending). Default 256 MB, not the server's 64 MB: a
+   * node's WAL consumers each pull up to one max_payload (8 MB) at once
+   * (src/wal/pull.ts), and a node runs two per shard (shard and sink).
+   */
+  readonly maxPendingBytes?: number;
+  /**
    * Authentication: operator-mode JWT auth with this deployment's identity
    * (a directory of natsauth.ts files; several servers of a cluster share one),
    * or "open" (no auth: benchmarks' baseline, the security suite's negative
@@ -87,12 +94,13 @@ export function findNatsServerBinary(): string {
   }
 }
 
-function configText(o: Required<Pick<NatsServerOptions, "port" | "monitorPort" | "serverName" | "maxPayloadBytes">> & NatsServerOptions, storeDir: string, auth: NatsAuthFiles | undefined, dir: string, sync: string | undefined): string {
+function configText(o: Required<Pick<NatsServerOptions, "port" | "monitorPort" | "serverName" | "maxPayloadBytes" | "maxPendingBytes">> & NatsServerOptions, storeDir: string, auth: NatsAuthFiles | undefined, dir: string, sync: string | undefined): string {
   const lines = [
     `server_name: ${o.serverName}`,
     `listen: ${o.netns?.address ?? o.host ?? "127.0.0.1"}:${o.port}`,
     `http: ${o.netns?.address ?? "127.0.0.1"}:${o.monitorPort}`,
     `max_payload: ${o.maxPayloadBytes}`,
+    `max_pending: ${o.maxPendingBytes}`,
     `jetstream {`,
     `  store_dir: "${storeDir}"`,
     ...(o.maxFileStore === undefined ? [] : [`  max_file_store: ${o.maxFileStore}`]),
@@ -129,7 +137,7 @@ export async function startNatsServer(given: NatsServerOptions = {}): Promise<Na
   const auth = options.auth === "open" ? undefined : (options.auth ?? (await loadOrCreateNatsAuth(join(dir, "auth"))));
   // Rewritten on every launch: a restart preloads the account JWT as last revoked.
   const writeConf = (): void =>
-    writeFileSync(conf, configText({ ...options, port, monitorPort, serverName, maxPayloadBytes: options.maxPayloadBytes ?? 8 * 1024 * 1024 }, join(dir, "jetstream"), auth, dir, sync), { mode: 0o600 });
+    writeFileSync(conf, configText({ ...options, port, monitorPort, serverName, maxPayloadBytes: options.maxPayloadBytes ?? 8 * 1024 * 1024, maxPendingBytes: options.maxPendingBytes ?? 256 * 1024 * 1024 }, join(dir, "jetstream"), auth, dir, sync), { mode: 0o600 });
   let proc: Spawned;
   const launch = async (): Promise<void> => {
     writeConf();
