@@ -33,6 +33,7 @@ import type { NatsFixture } from "../helpers/cluster.js";
 import { clickhouseFixture, waitPersisted, walRows } from "../helpers/sink.js";
 import type { ClickhouseFixture } from "../helpers/sink.js";
 import { readWal } from "../helpers/wal.js";
+import { nodeShards } from "../helpers/replay.js";
 
 const TENANT = "gaps";
 const spec = parseClusterSpec({
@@ -100,6 +101,18 @@ async function compact(shards: string[]): Promise<void> {
   expect((await opsRequest(f.nc, "snapshot", { shards }, 30_000, 1)).flatMap((r) => r.lines).every((l) => l.ok)).toBe(true);
   const lines = (await opsRequest(f.nc, "compact", { shards }, 30_000, 1)).flatMap((r) => r.lines);
   expect(lines.every((l) => l.ok && /records purged/.test(l.message)), JSON.stringify(lines)).toBe(true);
+}
+
+/** Waits until the node's shards applied every record these acks name: a batch query asked then sees all of them (an ack says the WAL holds a record, not that its shard applied it). */
+async function applied(table: string, acks: readonly Awaited<ReturnType<TickPublisher["publish"]>>[]): Promise<void> {
+  const want = acks.flatMap((a) => a.appends.map((x) => [`${TENANT}.${table}.${x.bucket}`, x.lsn] as const));
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const shards = await nodeShards(node.httpPort);
+    if (want.every(([k, lsn]) => (shards.get(k)?.appliedLsn ?? -1) >= lsn)) return;
+    if (Date.now() > deadline) throw new Error(`the node's ${table} shards did not apply ${JSON.stringify(want)} in 30 s`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 async function batchQuery(query: Record<string, unknown>): Promise<{ columns: string[]; rows: unknown[][] }> {
@@ -179,7 +192,9 @@ describe("feeds - subscriptions over a compacted WAL", () => {
     const pub = new TickPublisher(f.nc, { tenant: TENANT, spec: trades, maxInFlight: 4 });
     for (let i = 0; i < 6; i++) await pub.publish(walk.trades(150, 40_000));
     await compact([`${TENANT}.trades`]);
-    for (let i = 0; i < 2; i++) await pub.publish(late.trades(40, 40_000));
+    const lateAcks = [];
+    for (let i = 0; i < 2; i++) lateAcks.push(await pub.publish(late.trades(40, 40_000)));
+    await applied("trades", lateAcks);
     const b = await boards();
     expect(b.notes).toBe("");
     const want = await batchQuery({ op: "lastBy", table: "trades", columns: ["price", "size"] });
@@ -236,8 +251,8 @@ describe("feeds - subscriptions over a compacted WAL", () => {
     }
     await waitPersisted(node.httpPort, f.nc, TENANT, "quotes");
     await compact([TENANT]);
-    await qpub.publish(q.quotes(60, 5_000_000));
-    await tpub.publish(t.trades(40, 5_000_000));
+    await applied("quotes", [await qpub.publish(q.quotes(60, 5_000_000))]);
+    await applied("trades", [await tpub.publish(t.trades(40, 5_000_000))]);
     const want = await batchQuery({ op: "asof", table: "trades", columns: ["price"], right: { table: "quotes", columns: ["bid"] } });
     const c = (n: string) => want.columns.indexOf(n);
     const wantRows = want.rows.map((r) => JSON.stringify([r[c("sym")], r[c("ts")], r[c("price")], r[c("bid")] ?? null])).sort();

@@ -68,7 +68,11 @@ async function slowUntil(pid: number, seen: () => Promise<unknown>): Promise<voi
 
 describe("ops - lag remediation moves the shard", () => {
   it("remediation - lag above the SLO through steps 1 and 2: step 3 moves the shard to the other node, where it goes live; the event names the node; 0 acked ticks lost or doubled", async () => {
-    const from = (await c.liveShards(IDS)).get(KEY)![0]![0];
+    // Each shard was live once; the controller may still be placing it (a node joined): wait until it is live on one node.
+    let owners = (await c.liveShards(IDS)).get(KEY);
+    for (const end = Date.now() + 30_000; owners?.length !== 1 && Date.now() < end; owners = (await c.liveShards(IDS)).get(KEY)) await sleep(200);
+    expect(owners, `${KEY} live on exactly one node`).toHaveLength(1);
+    const from = owners![0]![0];
     const to = IDS.find((id) => id !== from)!;
     const acks: IngestAck[] = [];
     const walk = new RandomWalk(symbolNames(20), 3, 1.75e15);
