@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { connect } from "@nats-io/transport-node";
 import { DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { startNatsServer } from "../src/runtime/servers/nats.js";
-import { ensureWalStream } from "../src/wal/index.js";
+import { ensureWalStream, walPull } from "../src/wal/index.js";
 import { encodeWalRecord, decodeWalRecord } from "../protocols/codec.js";
 import { walStream, walSubject } from "../protocols/subjects.js";
 import { parseTableSpec } from "../protocols/tablespec.js";
@@ -57,10 +57,10 @@ async function main(): Promise<void> {
     const raw: number[] = [];
     const replay: number[] = [];
     for (let r = 0; r < REPEATS; r++) {
-      // Raw: the same ordered consumer, decode only (protobuf envelope + Arrow payload).
+      // Raw: the same ordered consumer with the shard's pulls (src/wal/pull.ts), decode only (protobuf envelope + Arrow payload).
       let t0 = performance.now();
       const consumer = await js.consumers.get(walStream("bench"), { filter_subjects: walSubject("bench", "trades", 0), deliver_policy: DeliverPolicy.All });
-      const msgs = await consumer.consume({ max_messages: 256 });
+      const msgs = await consumer.consume(walPull(js, 256));
       let rows = 0;
       for await (const m of msgs) {
         rows += decodeTickBatch(spec, decodeWalRecord(m.data).payload, "raw").rows;
