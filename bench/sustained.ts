@@ -55,7 +55,7 @@ import { doGet } from "./wire.js";
 import type { Client } from "./wire.js";
 import { cpuSeconds, median, percentile, pipelined, round, writeResult } from "./lib.js";
 
-const RATES = (process.env.BENCH_RATES ?? "100000,200000,400000,600000,800000,1000000,1500000,2000000").split(",").map(Number);
+const RATES = (process.env.BENCH_RATES ?? "100000,150000,200000,250000,300000,400000,600000,800000,1000000,1500000,2000000").split(",").map(Number);
 const STEP_S = Number(process.env.BENCH_STEP_SECONDS ?? 40);
 const HOT_S = Number(process.env.BENCH_HOT_SECONDS ?? 10);
 // Paced, not back to back: a closed loop of last-bys would be a CPU sink competing with ingest for the node's one
@@ -190,7 +190,7 @@ interface ShardView {
   readonly lagMs: number;
   readonly sinkState: string;
   readonly evictionHeld: boolean;
-  readonly sink: { readonly pendingRecords: number } | null;
+  readonly sink: { readonly pendingRecords: number; readonly batchDelayMs: number } | null;
 }
 
 async function shardViews(node: NodeProcess): Promise<ShardView[]> {
@@ -429,6 +429,8 @@ async function main(): Promise<void> {
       if (performance.now() - up > 60_000) throw new Error(`the node did not bring up the ${2 * SHARDS} shards of ${TENANT} with their sinks in 60 s:\n${node.output()}`);
       await sleep(100);
     }
+    // The sinks' flush delay (the node's default, or PX_SINK_BATCH_MS): fewer, larger ClickHouse parts against a longer lag.
+    const sinkBatchMs = [...new Set((await shardViews(node)).map((s) => s.sink?.batchDelayMs))].join(", ");
     const token = await createToken(nc, { tenant: TENANT, role: "reader" });
     fl = new FlightClient(`127.0.0.1:${node.grpcPort}`, credentials.createInsecure());
     const tradesPub = new TickPublisher(nc, { tenant: TENANT, spec: trades, maxInFlight: 64, timeoutMs: 30_000 });
@@ -479,7 +481,7 @@ async function main(): Promise<void> {
       },
       {
         setup: [
-          `tenant ${TENANT}: trades (sym, ts, price, size) and quotes (sym, ts, bid, ask, bid_size, ask_size), ${SHARDS} shards each, retention.hotSeconds ${HOT_S}; ${SYMBOLS} random-walk symbols; a node process (gateway, every shard, sinks to ClickHouse, snapshots every ${SNAPSHOT_S} s, WAL compaction), nats-server, clickhouse-server and this client on this machine`,
+          `tenant ${TENANT}: trades (sym, ts, price, size) and quotes (sym, ts, bid, ask, bid_size, ask_size), ${SHARDS} shards each, retention.hotSeconds ${HOT_S}; ${SYMBOLS} random-walk symbols; a node process (gateway, every shard, sinks to ClickHouse flushing every ${sinkBatchMs} ms, snapshots every ${SNAPSHOT_S} s, WAL compaction), nats-server, clickhouse-server and this client on this machine`,
           `load: every ${SLOT_MS} ms a slot of rate x ${SLOT_MS} ms ticks, ${TRADE_SHARE * 100}% trades and the rest quotes, in batches of at most 1,000 rows (TickPublisher over NATS, 64 in flight per table, 256 unanswered at most), stamped with the slot's wall-clock time; ${STEP_S} s per rate (the first ${WARM_S} s not counted), ladder ${RATES.join(", ")} after ${WARMUP_S} s of warm-up, stopping at the first rate that does not hold; after each step the sink is let catch up (at most ${DRAIN_S} s)`,
           `query load: Flight DoGet {op: lastBy, table: trades} (all ${SYMBOLS} symbols), ${QUERY_HZ} a second, one at a time, for the whole ladder; the last-by figures are the step at ${queryStep?.rate ?? QUERY_FIGURE_RATE} ticks/s`,
           `holds: achieved >= 95% of the rate and nothing refused; persistence lag p99 < 1 s (age of the oldest acknowledged WAL record no watermark covers, sampled every ${LAG_SAMPLE_MS} ms); hot rows at the end <= 1.25 x achieved x (hotSeconds + 1); hot bytes from hotSeconds + 5 s into the step grow by less than a tenth of their level per minute (least-squares slope of /v1/shards samples every ${SHARD_SAMPLE_MS} ms)`,

@@ -56,7 +56,7 @@ const UNSAFE_SKIP_LANDED_CHECK = "PX_SINK_UNSAFE_SKIP_LANDED_CHECK";
 
 const USAGE = `usage:
   proxist up   [--demo] [--rate TICKS_PER_S] [--data-dir DIR] [--no-clickhouse] [--base-port N] [--tls]
-  proxist node [--nats URL[,URL...]] [--creds FILE] [--clickhouse URL] [--http-port N] [--grpc-port N] [--node-id ID] [--snapshot-interval-ms N]
+  proxist node [--nats URL[,URL...]] [--creds FILE] [--clickhouse URL] [--http-port N] [--grpc-port N] [--node-id ID] [--snapshot-interval-ms N] [--sink-batch-ms N]
                [--shards all|assigned|none] [--replicas N]
   proxist nats-auth --dir DIR [--resolver-dir DIR]
   proxist demo [--nats URL] [--creds FILE] [--tls-ca FILE] [--rate TICKS_PER_S] [--symbols N]
@@ -76,6 +76,18 @@ function intOption(v: string | undefined, name: string, fallback: number): numbe
   if (v === undefined) return fallback;
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name} must be a non-negative integer, got "${v}"`);
+  return n;
+}
+
+/**
+ * The sink's flush delay: how long a WAL record may wait for others before its
+ * INSERT. Longer makes fewer, larger ClickHouse parts (fewer merges) and a
+ * longer persistence lag; undefined keeps the default.
+ */
+function sinkBatchDelay(v: string | undefined): number | undefined {
+  if (v === undefined || v === "") return undefined;
+  const n = intOption(v, "sink-batch-ms", 0);
+  if (n < 10 || n > 60_000) throw new UsageError(`--sink-batch-ms (${ENV.sinkBatchMs}) must be 10 to 60000 milliseconds, got ${v}; the persistence lag is about this long plus the INSERT`);
   return n;
 }
 
@@ -254,6 +266,7 @@ async function nodeCmd(args: string[]): Promise<void> {
       "grpc-port": { type: "string" },
       "node-id": { type: "string" },
       "snapshot-interval-ms": { type: "string" },
+      "sink-batch-ms": { type: "string" },
       shards: { type: "string" },
       replicas: { type: "string" },
     },
@@ -269,6 +282,7 @@ async function nodeCmd(args: string[]): Promise<void> {
   const log = nodeLog(nodeId);
   const httpHost = process.env[ENV.httpHost];
   const snapshotIntervalMs = intOption(values["snapshot-interval-ms"], "snapshot-interval-ms", 60_000);
+  const sinkBatchMs = sinkBatchDelay(values["sink-batch-ms"] ?? process.env[ENV.sinkBatchMs]);
   const shards = values.shards ?? "all";
   if (shards !== "all" && shards !== "none" && shards !== "assigned") throw new UsageError(`--shards must be all, none or assigned, got "${shards}"`);
   const clickhouseUrl = values.clickhouse ?? process.env[ENV.clickhouseUrl];
@@ -302,7 +316,7 @@ async function nodeCmd(args: string[]): Promise<void> {
     nodeId,
     ...(httpHost ? { httpHost } : {}),
     ...(clickhouseUrl ? { clickhouseUrl } : {}),
-    ...(unsafeSkipLandedCheck ? { sink: { unsafeSkipLandedCheck } } : {}),
+    sink: { ...(unsafeSkipLandedCheck ? { unsafeSkipLandedCheck } : {}), ...(sinkBatchMs === undefined ? {} : { limits: { maxBatchDelayMs: sinkBatchMs } }) },
   });
   await untilSignal([() => node.stop()]);
 }

@@ -36,6 +36,8 @@ export const ENV = {
   dataDir: "PX_DATA_DIR",
   /** Replicas of streams and KV buckets a node creates: 1 on one NATS server, 3 on a cluster. */
   replicas: "PX_REPLICAS",
+  /** How long a sink gathers WAL records before one INSERT (ms; node --sink-batch-ms). */
+  sinkBatchMs: "PX_SINK_BATCH_MS",
 } as const;
 
 /**

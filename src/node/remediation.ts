@@ -104,7 +104,8 @@ export class RemediationRuntime {
 
   /** Batches and the eviction hold as `step` wants them; the alert gauge reads h.lagStep. */
   private setKnobs(h: HostedShard, step: number): void {
-    h.sink?.scaleBatches(step >= 1 ? (this.o.batchFactor ?? 4) : 1);
+    // A batch that waits longer than half the SLO would hold the lag above it by itself.
+    h.sink?.scaleBatches(step >= 1 ? (this.o.batchFactor ?? 4) : 1, lagSloOf(h.runtime.spec).seconds * 500);
     h.runtime.holdEviction(step >= 2);
     h.lagStep = step;
   }

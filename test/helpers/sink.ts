@@ -158,7 +158,7 @@ export interface SinkShardView extends Omit<ShardStatus, "leaseRevision"> {
   readonly horizonMicros: number;
   readonly lagMs: number;
   readonly sinkState: string;
-  readonly sink: { persistedLsn: number; state: string; pendingRows: number; lagMs: number; degraded: boolean; failures: number; alreadyLandedRows: number; duplicateRows: number } | null;
+  readonly sink: { persistedLsn: number; state: string; pendingRows: number; lagMs: number; degraded: boolean; failures: number; alreadyLandedRows: number; duplicateRows: number; batchDelayMs: number } | null;
 }
 
 export async function shardViews(httpPort: number, tenant: string): Promise<SinkShardView[]> {

@@ -155,7 +155,7 @@ describe("ops - lag remediation", () => {
     expect(kinds.filter((k) => k === "lag.step_up").length, JSON.stringify(kinds)).toBeGreaterThanOrEqual(3);
     expect(kinds.filter((k) => k === "lag.step_down").length, JSON.stringify(kinds)).toBeGreaterThanOrEqual(4);
     expect(ofOn.find((e) => e.kind === "lag.step_skipped")?.message).toMatch(/step 2 \(hold-eviction\) -> 3 \(move-sink\): .*move skipped: node .* runs standalone/);
-    expect(ofOn.find((e) => / -> 1 \(bigger-batches\)/.test(e.message))?.message).toMatch(/lag \d+\.\d s .*sink batches made larger \(sink batches up to 800000 rows \/ 800 ms\)/);
+    expect(ofOn.find((e) => / -> 1 \(bigger-batches\)/.test(e.message))?.message).toMatch(/lag \d+\.\d s .*sink batches made larger \(sink batches up to 800000 rows \/ 500 ms\)/);
     expect(ofOn.some((e) => / -> 0 \(none\)/.test(e.message) && /sink batches back to their base size/.test(e.message))).toBe(true);
     expect(events.filter((e) => e.message.includes("lagoff.trades.0"))).toEqual([]);
     // The alert: the gauge (scraped during the second burst) and the log line.

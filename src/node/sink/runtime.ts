@@ -119,6 +119,8 @@ export interface SinkStatus extends SinkStats {
   readonly fenced: boolean;
   /** Watermarks this sink refused (claiming more than ClickHouse holds, or from a newer owner). */
   readonly refusedWatermarks: number;
+  /** How long records gather before an INSERT now (node --sink-batch-ms, scaled by lag remediation). */
+  readonly batchDelayMs: number;
 }
 
 const TRACE = process.env.PX_SINK_TRACE === "1";
@@ -327,17 +329,20 @@ export class SinkRuntime {
       leaseRevision: this.lease.revision,
       fenced: this.state === "fenced",
       refusedWatermarks: this.refusedWatermarks,
+      batchDelayMs: c.limits.maxBatchDelayMs,
     };
   }
 
   /**
    * Batches `factor` times the base in rows, bytes and delay (1: the base
-   * again); taken by the next batch. One INSERT still holds at most
-   * maxInsertRows (an INSERT stays one atomic part). Returns the limits set.
+   * again), the delay at most `maxDelayMs` (never below the base's); taken by
+   * the next batch. One INSERT still holds at most maxInsertRows (an INSERT
+   * stays one atomic part). Returns the limits set.
    */
-  scaleBatches(factor: number): SinkLimits {
+  scaleBatches(factor: number, maxDelayMs = Infinity): SinkLimits {
     const b = this.baseLimits;
-    const limits: SinkLimits = factor === 1 ? b : { ...b, maxBatchRows: b.maxBatchRows * factor, maxBatchBytes: b.maxBatchBytes * factor, maxBatchDelayMs: b.maxBatchDelayMs * factor };
+    const delay = Math.max(b.maxBatchDelayMs, Math.min(b.maxBatchDelayMs * factor, maxDelayMs));
+    const limits: SinkLimits = factor === 1 ? b : { ...b, maxBatchRows: b.maxBatchRows * factor, maxBatchBytes: b.maxBatchBytes * factor, maxBatchDelayMs: delay };
     this.actor.send({ type: "tune", limits });
     return limits;
   }
