@@ -35,10 +35,11 @@ export interface SinkLimits {
 export const DEFAULT_SINK_LIMITS: SinkLimits = {
   maxBatchRows: 200_000,
   maxBatchBytes: 32 << 20,
-  // 500, not less: every INSERT is a ClickHouse part that merges rewrite several times over. At 200 ms, 8 sinks
-  // under 200 k ticks/s made 40 parts a second and ClickHouse took 0.59 of a core (merging each row ~6 times);
-  // at 500 ms, 0.38 (bench:sustained). Queries stitch hot and cold exactly either way; the lag only holds RAM.
-  maxBatchDelayMs: 500,
+  // 200: the persistence lag is about this plus the INSERT. Longer makes fewer ClickHouse parts for merges to
+  // rewrite (at 200 k ticks/s with 8 sinks ClickHouse used 0.59 of a core at 200 ms, 0.38 at 500 ms), but at
+  // 500 ms the lag p99 reached 0.7-1.0 s at 100 k ticks/s and bench:sustained held no higher rate
+  // (node --sink-batch-ms trades one for the other).
+  maxBatchDelayMs: 200,
   maxInsertRows: DEFAULT_MAX_INSERT_BLOCK_ROWS,
 };
 

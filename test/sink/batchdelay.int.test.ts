@@ -33,7 +33,7 @@ afterAll(async () => {
 const spec = parseClusterSpec({ tenants: [{ name: "sbd", tables: [{ name: "trades", shards: 2, columns: [{ name: "price", type: "float64" }, { name: "size", type: "float64" }] }] }] });
 
 describe("sink - flush delay option", () => {
-  it("batch delay - --sink-batch-ms sets every sink's delay (shown in /v1/shards; the default is 500 ms) and every acked tick lands", async () => {
+  it("batch delay - --sink-batch-ms sets every sink's delay (shown in /v1/shards; the default is 200 ms) and every acked tick lands", async () => {
     await (await MetadataStore.open(f.nc)).applyCurrent(spec);
     const node = await spawnNodeProcess(f.server.url, {}, ["--clickhouse", chf.server.httpUrl, "--snapshot-interval-ms", "0", "--sink-batch-ms", "750"]);
     procs.push(node);
@@ -52,7 +52,7 @@ describe("sink - flush delay option", () => {
       shown = (await shardViews(byDefault.httpPort, "sbd")).filter((v) => v.sink !== null).map((v) => v.sink?.batchDelayMs);
       if (shown.length < 2) await new Promise((r) => setTimeout(r, 100));
     }
-    expect(shown).toEqual([500, 500]);
+    expect(shown).toEqual([200, 200]);
   });
 
   it("batch delay - out of range (flag or PX_SINK_BATCH_MS) stops the node before it starts, naming the option and the range", async () => {
