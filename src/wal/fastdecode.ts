@@ -14,6 +14,7 @@ import type { TableSpec } from "../../protocols/tablespec.js";
 import { MAX_SYMBOL_BYTES, MAX_TS_MICROS, MIN_TS_MICROS } from "../codec/arrow.js";
 import { EOS, dictSlotValues, dictTemplate, fieldWidths, metaMatches, metaSlot, rbSlotValues, rbTemplate, walSchemaMessage } from "../codec/ipcwrite.js";
 import type { TickBatch, ValueArray } from "../codec/tickbatch.js";
+import { SymbolIntern } from "../codec/symbolintern.js";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 const expected = new Float64Array(2 + 64 + 2 * 128);
@@ -72,6 +73,14 @@ function symbolOf(u8: Uint8Array, a: number, b: number): string | undefined {
   }
 }
 
+// One per process: shards and sinks of every table share the symbols they see.
+const interned = new SymbolIntern(symbolOf);
+// Per intern entry: the record (`epoch`) that last used it and its id in that record's symbols. Two dictionary
+// entries with the same bytes are one entry, so one id, with no Map per record.
+const usedIn = new Int32Array(interned.capacity);
+const idIn = new Int32Array(interned.capacity);
+let epoch = 0;
+
 /**
  * The ticks of a WAL payload written in the gateway's layout for `spec` (the
  * spec of the record's version), or undefined: not that layout, or a rule
@@ -129,7 +138,11 @@ export function tryDecodeWalPayload(spec: TableSpec, bytes: Uint8Array): TickBat
   const symbols: string[] = [];
   const symbolIndex = new Uint32Array(rows);
   const mapped = new Int32Array(nsym).fill(-1);
-  let byName: Map<string, number> | undefined;
+  if (++epoch === 0x7fffffff) {
+    usedIn.fill(0);
+    epoch = 1;
+  }
+  const generation = interned.generation;
   for (let r = 0; r < rows; r++) {
     const k = i32[at + r]!;
     if (k < 0 || k >= nsym) return undefined;
@@ -138,16 +151,17 @@ export function tryDecodeWalPayload(spec: TableSpec, bytes: Uint8Array): TickBat
       const a = i32[o4 + k]!;
       const b = i32[o4 + k + 1]!;
       if (b === a || b - a > MAX_SYMBOL_BYTES) return undefined;
-      const sym = symbolOf(u8, dataAt + a, dataAt + b);
-      if (sym === undefined) return undefined;
-      // Two dictionary entries may hold the same symbol: one id for both.
-      byName ??= new Map();
-      const seen = byName.get(sym);
-      if (seen === undefined) {
+      const e = interned.find(u8, dataAt + a, dataAt + b);
+      if (e < 0) return undefined;
+      // The table was emptied during this record (over its bound): entry numbers no longer tell symbols apart.
+      if (interned.generation !== generation) return undefined;
+      if (usedIn[e] === epoch) id = idIn[e]!;
+      else {
         id = symbols.length;
-        symbols.push(sym);
-        byName.set(sym, id);
-      } else id = seen;
+        symbols.push(interned.stringAt(e));
+        usedIn[e] = epoch;
+        idIn[e] = id;
+      }
       mapped[k] = id;
     }
     symbolIndex[r] = id;
