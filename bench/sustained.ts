@@ -32,7 +32,9 @@ import { credentials } from "@grpc/grpc-js";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { JetStreamManager } from "@nats-io/jetstream";
 import { parseClusterSpec } from "../protocols/tablespec.js";
+import { walStream } from "../protocols/subjects.js";
 import { FlightClient } from "../src/api/index.js";
 import { createToken } from "../src/auth/index.js";
 import { TickPublisher } from "../src/client/publisher.js";
@@ -42,7 +44,7 @@ import { RandomWalk } from "../src/demo/randomwalk.js";
 import { splitByBucket } from "../src/ingest/prepare.js";
 import { startClickhouseServer } from "../src/runtime/servers/clickhouse.js";
 import { startNatsServer } from "../src/runtime/servers/nats.js";
-import { SinkClickhouse } from "../src/sink/index.js";
+import { SinkClickhouse, sinkConsumerName } from "../src/sink/index.js";
 import { parsePromText } from "../src/cli/promtext.js";
 import { spawnNodeProcess } from "../test/helpers/nodeproc.js";
 import type { NodeProcess } from "../test/helpers/nodeproc.js";
@@ -178,12 +180,17 @@ interface ShardSample {
   readonly bytes: number;
   readonly sinkLagMs: number;
   readonly sinkPendingRecords: number;
+  /** Over the sinks' durable consumers: records in the WAL not yet delivered, and delivered but unacknowledged. */
+  readonly sinkUndelivered: number;
+  readonly sinkAckPending: number;
   readonly snapshotLsns: readonly number[];
   readonly evictionHeld: boolean;
 }
 
 interface ShardView {
   readonly tenant: string;
+  readonly table: string;
+  readonly bucket: number;
   readonly rows: number;
   readonly bytes: number;
   readonly lastSnapshotLsn: number;
@@ -198,10 +205,28 @@ async function shardViews(node: NodeProcess): Promise<ShardView[]> {
   return all.filter((s) => s.tenant === TENANT);
 }
 
-/** The node's own figures of the tenant's shards (`/v1/shards`): hot rows and bytes, sink lag, snapshots. */
-async function sampleShards(node: NodeProcess): Promise<ShardSample> {
+/** JetStream API requests this client makes itself (consumer info), not counted as the node's. */
+const ownApi = { count: 0 };
+
+/**
+ * The node's own figures of the tenant's shards (`/v1/shards`): hot rows and
+ * bytes, sink lag, snapshots; and from JetStream, where the sinks' records
+ * wait: in the WAL, undelivered (the sink's own lag does not see them yet), or
+ * delivered and unacknowledged.
+ */
+async function sampleShards(node: NodeProcess, jsm: JetStreamManager): Promise<ShardSample> {
   const s = await shardViews(node);
+  const consumers = await Promise.all(
+    s
+      .filter((x) => x.sink !== null)
+      .map((x) => {
+        ownApi.count++;
+        return jsm.consumers.info(walStream(TENANT), sinkConsumerName({ tenant: TENANT, table: x.table, bucket: x.bucket })).catch(() => undefined);
+      }),
+  );
   return {
+    sinkUndelivered: consumers.reduce((n, c) => n + (c?.num_pending ?? 0), 0),
+    sinkAckPending: consumers.reduce((n, c) => n + (c?.num_ack_pending ?? 0), 0),
     at: performance.now(),
     rows: s.reduce((n, x) => n + x.rows, 0),
     bytes: s.reduce((n, x) => n + x.bytes, 0),
@@ -281,6 +306,9 @@ interface StepResult {
   readonly lag_max_ms: number;
   readonly node_sink_lag_max_ms: number;
   readonly node_sink_pending_records_max: number;
+  /** Most records the sinks' consumers had not yet delivered, and delivered but not acknowledged (sums over the sinks, sampled with /v1/shards). */
+  readonly sink_undelivered_records_max: number;
+  readonly sink_ack_pending_records_max: number;
   readonly hot_bytes_start: number;
   readonly hot_bytes_end: number;
   readonly hot_bytes_growth_per_min: number;
@@ -314,18 +342,18 @@ function cpuNow(pids: Pids): Record<string, number> {
   return out;
 }
 
-async function runStep(o: { api: { count: number }; node: NodeProcess; pids: Pids; tradesPub: TickPublisher; quotesPub: TickPublisher; lag: PersistLag; queries: ReturnType<typeof queryLoad>; rate: number; seconds: number }): Promise<StepResult> {
+async function runStep(o: { api: { count: number }; jsm: JetStreamManager; node: NodeProcess; pids: Pids; tradesPub: TickPublisher; quotesPub: TickPublisher; lag: PersistLag; queries: ReturnType<typeof queryLoad>; rate: number; seconds: number }): Promise<StepResult> {
   const pool = slotPool(symbolNames(SYMBOLS), o.rate, 100, o.rate);
   const lagSamples: { at: number; ms: number }[] = [];
-  const shardSamples: ShardSample[] = [await sampleShards(o.node)];
+  const shardSamples: ShardSample[] = [await sampleShards(o.node, o.jsm)];
   const cpu0 = cpuNow(o.pids);
-  const api0 = o.api.count;
+  const api0 = o.api.count - ownApi.count;
   const tiers0 = (await nodeMetrics(o.node)).tiers;
   const wall0 = performance.now();
   const lagTimer = setInterval(() => lagSamples.push({ at: performance.now(), ms: o.lag.oldestAgeMs() }), LAG_SAMPLE_MS);
   let sampling = Promise.resolve();
   const shardTimer = setInterval(() => {
-    sampling = sampling.then(async () => void shardSamples.push(await sampleShards(o.node))).catch((e: unknown) => log(`/v1/shards: ${(e as Error).message}`));
+    sampling = sampling.then(async () => void shardSamples.push(await sampleShards(o.node, o.jsm))).catch((e: unknown) => log(`/v1/shards: ${(e as Error).message}`));
   }, SHARD_SAMPLE_MS);
   let out: Awaited<ReturnType<typeof publishPaced>>;
   try {
@@ -336,9 +364,9 @@ async function runStep(o: { api: { count: number }; node: NodeProcess; pids: Pid
     await sampling;
   }
   const end = out.t0 + o.seconds * 1000;
-  shardSamples.push(await sampleShards(o.node));
+  shardSamples.push(await sampleShards(o.node, o.jsm));
   const cpu1 = cpuNow(o.pids);
-  const api1 = o.api.count;
+  const api1 = o.api.count - ownApi.count;
   const metrics1 = await nodeMetrics(o.node);
   const tiers1 = metrics1.tiers;
   const wall = (performance.now() - wall0) / 1000;
@@ -383,6 +411,8 @@ async function runStep(o: { api: { count: number }; node: NodeProcess; pids: Pid
     lag_max_ms: round(lags.at(-1) ?? Number.NaN, 1),
     node_sink_lag_max_ms: Math.max(0, ...shardsIn.map((s) => s.sinkLagMs)),
     node_sink_pending_records_max: Math.max(0, ...shardsIn.map((s) => s.sinkPendingRecords)),
+    sink_undelivered_records_max: Math.max(0, ...shardsIn.map((s) => s.sinkUndelivered)),
+    sink_ack_pending_records_max: Math.max(0, ...shardsIn.map((s) => s.sinkAckPending)),
     hot_bytes_start: first.bytes,
     hot_bytes_end: last.bytes,
     hot_bytes_growth_per_min: Math.round(growth),
@@ -442,16 +472,17 @@ async function main(): Promise<void> {
     const queries = queryLoad(fl, token);
     const pids = { node: node.child.pid ?? -1, nats: nats.pid, clickhouse: chServer.pid };
     const api = { count: 0 };
+    const jsm = await jetstreamManager(nc);
     const apiSub = nc.subscribe("$JS.API.>", { callback: () => void api.count++ });
     const steps: StepResult[] = [];
     try {
       log(`warm-up: ${RATES[0]} ticks/s for ${WARMUP_S} s (not counted)`);
-      await runStep({ api, node, pids, tradesPub, quotesPub, lag, queries, rate: RATES[0]!, seconds: WARMUP_S });
+      await runStep({ api, jsm, node, pids, tradesPub, quotesPub, lag, queries, rate: RATES[0]!, seconds: WARMUP_S });
       for (const rate of RATES) {
         log(`${rate} ticks/s for ${STEP_S} s ...`);
-        const s = await runStep({ api, node, pids, tradesPub, quotesPub, lag, queries, rate, seconds: STEP_S });
+        const s = await runStep({ api, jsm, node, pids, tradesPub, quotesPub, lag, queries, rate, seconds: STEP_S });
         steps.push(s);
-        log(`  ${s.holds ? "holds" : `does not hold: ${s.why_not.join("; ")}`}: achieved ${s.achieved_ticks_per_s}, ack p50/p99 ${s.ack_p50_ms}/${s.ack_p99_ms} ms, lag p50/p99 ${s.lag_p50_ms}/${s.lag_p99_ms} ms, hot ${s.hot_bytes_start} -> ${s.hot_bytes_end} B (${s.hot_bytes_growth_per_min} B/min), rows ${s.hot_rows_end}/${s.hot_rows_bound}, ${s.shards_snapshotted} shards snapshotted, last-by p50/p99 ${s.lastby_p50_ms}/${s.lastby_p99_ms} ms (${s.lastby_samples}, tiers ${JSON.stringify(s.lastby_tiers)}), drained in ${s.drain_s} s, JetStream API ${s.jetstream_api_requests_per_s}/s, node event loop delay p99/max ${s.node_event_loop_p99_ms}/${s.node_event_loop_max_ms} ms, CPU cores ${JSON.stringify(s.cpu_cores)}`);
+        log(`  ${s.holds ? "holds" : `does not hold: ${s.why_not.join("; ")}`}: achieved ${s.achieved_ticks_per_s}, ack p50/p99 ${s.ack_p50_ms}/${s.ack_p99_ms} ms, lag p50/p99 ${s.lag_p50_ms}/${s.lag_p99_ms} ms (the node's sinks: lag max ${s.node_sink_lag_max_ms} ms, records held ${s.node_sink_pending_records_max}, undelivered ${s.sink_undelivered_records_max}, unacknowledged ${s.sink_ack_pending_records_max}), hot ${s.hot_bytes_start} -> ${s.hot_bytes_end} B (${s.hot_bytes_growth_per_min} B/min), rows ${s.hot_rows_end}/${s.hot_rows_bound}, ${s.shards_snapshotted} shards snapshotted, last-by p50/p99 ${s.lastby_p50_ms}/${s.lastby_p99_ms} ms (${s.lastby_samples}, tiers ${JSON.stringify(s.lastby_tiers)}), drained in ${s.drain_s} s, JetStream API ${s.jetstream_api_requests_per_s}/s, node event loop delay p99/max ${s.node_event_loop_p99_ms}/${s.node_event_loop_max_ms} ms, CPU cores ${JSON.stringify(s.cpu_cores)}`);
         if (!s.holds) break;
       }
     } finally {
