@@ -60,7 +60,7 @@ async function main(): Promise<void> {
       // Raw: the same ordered consumer with the shard's pulls (src/wal/pull.ts), decode only (protobuf envelope + Arrow payload).
       let t0 = performance.now();
       const consumer = await js.consumers.get(walStream("bench"), { filter_subjects: walSubject("bench", "trades", 0), deliver_policy: DeliverPolicy.All });
-      const msgs = await consumer.consume(walPull(js, 256));
+      const msgs = await consumer.consume(await walPull(js, walStream("bench"), 256));
       let rows = 0;
       for await (const m of msgs) {
         rows += decodeTickBatch(spec, decodeWalRecord(m.data).payload, "raw").rows;

@@ -147,7 +147,7 @@ export async function runFeed(ctx: ApiContext, principal: Principal, req: FeedRe
   });
   // Every delivery it has now is a record stored before the subscription started (the gap merge below needs the count).
   const storedAtStart = gaps.length === 0 ? 0 : ((await walConsumer.info(true).catch(() => undefined))?.num_pending ?? 0);
-  const msgs = await walConsumer.consume(walPull(js, 256));
+  const msgs = await walConsumer.consume(await walPull(js, walStream(tenant), 256));
   stops.push(() => void msgs.stop(), () => void walConsumer.delete().catch(() => false));
   const deliveries = msgs[Symbol.asyncIterator]();
   const pushWal = (m: JsMsg): void => {

@@ -10,7 +10,7 @@ export type { WalStreamOptions } from "./streams.js";
 export { followWatermarks, lastWatermark, publishWatermark } from "./watermark.js";
 export type { WatermarkEvent } from "./watermark.js";
 export { consumeBatches } from "./consume.js";
-export { PULL_HEADROOM_BYTES, serverMaxPayload, walPull } from "./pull.js";
+export { PULL_BUDGET_BYTES, PULL_HEADROOM_BYTES, pullOptions, serverMaxPayload, walPull } from "./pull.js";
 export type { ConsumeBatchesOptions } from "./consume.js";
 export { StallWatch } from "./stall.js";
 export type { StallVerdict } from "./stall.js";

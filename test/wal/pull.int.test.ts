@@ -17,6 +17,7 @@ import { startNatsServer } from "../../src/runtime/servers/nats.js";
 import type { NatsServer } from "../../src/runtime/servers/nats.js";
 import { PULL_HEADROOM_BYTES, serverMaxPayload, walPull } from "../../src/wal/index.js";
 import { DEFAULT_CLUSTER_SPEC } from "../../protocols/tablespec.js";
+import { walStream } from "../../protocols/subjects.js";
 import { spawnNodeProcess } from "../helpers/nodeproc.js";
 import type { NodeProcess } from "../helpers/nodeproc.js";
 
@@ -64,10 +65,10 @@ async function replay(env: Record<string, string>): Promise<{ rows: number; log:
 }
 
 describe("WAL pulls bounded by bytes", () => {
-  it("pull - the pull options carry the server's max_payload (read from the nats.js client) plus headroom", () => {
+  it("pull - a WAL of large records is pulled by bytes: the server's max_payload (read from the nats.js client) plus headroom", async () => {
     const js = jetstream(nc);
     expect(serverMaxPayload(js)).toBe(MAX_PAYLOAD);
-    expect(walPull(js, 256)).toEqual({ max_bytes: MAX_PAYLOAD + PULL_HEADROOM_BYTES });
+    expect(await walPull(js, walStream("default"), 256)).toEqual({ max_bytes: MAX_PAYLOAD + PULL_HEADROOM_BYTES });
   });
 
   it("pull - a node replays a WAL of large records without being cut off as a slow consumer; pulling by messages, it is", async () => {

@@ -189,7 +189,7 @@ async function foldHistory(js: JetStreamClient, jsm: JetStreamManager, plan: Fee
   });
   const consumer = await js.consumers.get(walStream(plan.tenant), { filter_subjects: plan.right === undefined ? walSubjectsOfTable(plan.tenant, plan.left.name) : walSubjectsOfTenant(plan.tenant), deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq });
   const stored = (await consumer.info(true)).num_pending;
-  const messages = await consumer.consume(walPull(js, 256));
+  const messages = await consumer.consume(await walPull(js, walStream(plan.tenant), 256));
   let last = fromSeq - 1;
   let batch: FeedRecord[] = [];
   const flush = (): void => {
@@ -256,7 +256,7 @@ function walReader(js: JetStreamClient, jsm: JetStreamManager, history: FeedHist
       if (stopped) return;
       const info = await consumer.info(true).catch(() => undefined);
       if ((info?.num_pending ?? 0) === 0) sendBack({ type: "caughtUp" });
-      const messages = await consumer.consume(walPull(js, 256));
+      const messages = await consumer.consume(await walPull(js, walStream(plan.tenant), 256));
       stop = () => void messages.stop();
       await consumeBatches<FeedRecord | null>(messages, {
         maxBatch: 512,

@@ -92,9 +92,9 @@ export function jetstreamWalConsumer(js: JetStreamClient, jsm: JetStreamManager,
         opt_start_seq: input.fromLsn,
       });
       if (stopped) return;
-      // Bounded pull, by messages and by bytes (src/wal/pull.ts): a 4096-message pull of ~30 KB records stalled mid-stream in
-      // the replay benchmark (120 MB asked at once: past nats-server's max_pending, the node was cut off as a slow consumer).
-      const messages = await consumer.consume(walPull(js, 256));
+      // Bounded pull, by messages or by bytes as the records' size allows (src/wal/pull.ts): a 4096-message pull of ~30 KB
+      // records stalled mid-stream in the replay benchmark (past nats-server's max_pending: cut off as a slow consumer).
+      const messages = await consumer.consume(await walPull(js, walStream(input.shard.tenant), 256));
       stop = () => void messages.stop();
       if (stopped) return stop();
       const watch = new StallWatch(input.fromLsn, stallMs, Date.now());

@@ -76,7 +76,7 @@ export function jetstreamSinkConsumer(
       o.trace?.(`consumer positioned at ${fromLsn} in ${(performance.now() - t0).toFixed(1)} ms`);
       if (stopped) return;
       const consumer = await js.consumers.get(walStream(shard.tenant), sinkConsumerName(shard));
-      const messages = await consumer.consume(walPull(js, Math.min(o.maxAckPending ?? 1_000, 512)));
+      const messages = await consumer.consume(await walPull(js, walStream(shard.tenant), Math.min(o.maxAckPending ?? 1_000, 512)));
       let highest = fromLsn - 1;
       let lastDelivery = performance.now();
       // A stalled pull: nothing delivered for watchdogMs, nothing left unacknowledged (so no ack_pending limit
