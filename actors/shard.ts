@@ -39,6 +39,8 @@ export interface ShardStats {
   newestTickMicros: number;
   /** Records applied to the hot set and not yet covered by P (since this process started). */
   lagRecords: number;
+  /** When the WAL stored the oldest of those records (ms; 0: none, or not known): the persistence lag is aged from it. */
+  oldestUnpersistedAtMs: number;
   /** Lease revision of the last watermark's writer. */
   watermarkLeaseRevision: number;
   watermarks: number;
@@ -163,7 +165,7 @@ export const shardMachine = setup({
           const a = applyWalRecord(context.table, context.spec, r);
           if (a.rows > 0) {
             if (a.maxTsMicros > newest) newest = a.maxTsMicros;
-            if (r.lsn > context.table.persistedLsn) context.unpersisted.push(r.lsn);
+            if (r.lsn > context.table.persistedLsn) context.unpersisted.push(r.lsn, r.appendedAtMs);
           }
         }
       } catch (e) {
@@ -183,6 +185,7 @@ export const shardMachine = setup({
           walBytes: context.stats.walBytes + walBytes,
           newestTickMicros: Number.isFinite(newest) ? newest : 0,
           lagRecords: context.unpersisted.count,
+          oldestUnpersistedAtMs: context.unpersisted.oldestAtMs,
         },
       };
     }),
@@ -206,6 +209,7 @@ export const shardMachine = setup({
           watermarks: context.stats.watermarks + 1,
           evictedRows: context.stats.evictedRows + evictedRows,
           lagRecords: context.unpersisted.count,
+          oldestUnpersistedAtMs: context.unpersisted.oldestAtMs,
         },
       };
     }),
@@ -256,6 +260,7 @@ export const shardMachine = setup({
       horizonMicros: 0,
       newestTickMicros: 0,
       lagRecords: 0,
+      oldestUnpersistedAtMs: 0,
       watermarkLeaseRevision: 0,
       watermarks: 0,
       refusedWatermarks: 0,

@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { IncomingMessage, RequestListener, Server } from "node:http";
 import { createServer as createTlsServer } from "node:https";
+import { shardLagMs } from "./shard/host.js";
 import type { LocalShardHost } from "./shard/host.js";
 
 export interface HttpReply {
@@ -106,7 +107,7 @@ export function shardRoutes(shards: LocalShardHost): Record<string, Route> {
             ...(error === undefined ? {} : { error }),
             ...h.runtime.stats,
             sinkState: sink?.state ?? "none",
-            lagMs: sink?.lagMs ?? 0,
+            lagMs: shardLagMs(h, sink ?? undefined),
             // The lag remediation step (0 none ... 4 alert) and whether eviction by age is held for it.
             lagStep: h.lagStep,
             evictionHeld: h.runtime.evictionHeld,

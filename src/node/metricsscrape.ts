@@ -7,7 +7,7 @@ import type { AnyStateMachine } from "xstate";
 import { gatewayMachine } from "../../actors/gateway.js";
 import { shardMachine } from "../../actors/shard.js";
 import { sinkMachine, sinkStateName } from "../../actors/sink.js";
-import { walGapOf } from "./shard/host.js";
+import { shardLagMs, walGapOf } from "./shard/host.js";
 import type { HostedShard, LocalShardHost } from "./shard/host.js";
 import type { SinkStatus } from "./sink/runtime.js";
 
@@ -119,14 +119,14 @@ export function scrapeFamilies(registry: Registry, src: ScrapeSources): void {
     if (kind === "gauge") new Gauge<ShardLabels>({ name, help, labelNames: SHARD, registers, collect });
     else new Counter<ShardLabels>({ name, help, labelNames: SHARD, registers, collect });
   };
-  const perSink = (name: string, help: string, kind: "gauge" | "counter", value: (k: SinkStatus) => number): void => {
+  const perSink = (name: string, help: string, kind: "gauge" | "counter", value: (k: SinkStatus, h: HostedShard) => number): void => {
     const collect = function (this: Gauge<ShardLabels> | Counter<ShardLabels>): void {
       this.reset();
       for (const h of src.shards.all()) {
         const k = h.sink?.status();
         if (k === undefined) continue;
-        if (this instanceof Gauge) this.set(labelsOf(h), value(k));
-        else this.inc(labelsOf(h), value(k));
+        if (this instanceof Gauge) this.set(labelsOf(h), value(k, h));
+        else this.inc(labelsOf(h), value(k, h));
       }
     };
     if (kind === "gauge") new Gauge<ShardLabels>({ name, help, labelNames: SHARD, registers, collect });
@@ -181,7 +181,7 @@ export function scrapeFamilies(registry: Registry, src: ScrapeSources): void {
     "counter",
     (h) => h.runtime.refusedWatermarks.count + h.runtime.stats.refusedWatermarks + (h.sink?.status().refusedWatermarks ?? 0),
   );
-  perSink("px_sink_lag_seconds", "Age of the oldest received record not yet persisted", "gauge", (k) => k.lagMs / 1000);
+  perSink("px_sink_lag_seconds", "Age of the oldest WAL record not yet persisted (received by the sink or still waiting in the WAL for it)", "gauge", (k, h) => shardLagMs(h, k) / 1000);
   perSink("px_sink_pending_rows", "Rows received by the sink and not yet persisted", "gauge", (k) => k.pendingRows);
   perSink("px_sink_pending_records", "WAL records received by the sink and not yet persisted (the persistence lag in LSNs)", "gauge", (k) => k.pendingRecords);
   perSink("px_sink_inserted_rows_total", "Rows the sink inserted into ClickHouse", "counter", (k) => k.insertedRows);

@@ -25,6 +25,7 @@ import { TaggedError } from "../../protocols/tagged.js";
 import { LAG_STEP_NAMES } from "../sink/index.js";
 import type { LagReading, StepChange } from "../sink/index.js";
 import { eventRecorder } from "../wal/index.js";
+import { shardLagMs } from "./shard/host.js";
 import type { HostedShard, LocalShardHost } from "./shard/host.js";
 
 /** Asks for the shard (and its sink) to move to another node: where it goes, or why it does not. */
@@ -97,7 +98,7 @@ export class RemediationRuntime {
       if (h.lagStep !== step) this.setKnobs(h, step);
       const s = sink.status();
       // The sink holds at most its consumer's max-ack-pending records: the shard's count of applied, unpersisted records (pxctl's LAG) goes further.
-      readings.push({ key, lagMs: s.lagMs, lagRecords: Math.max(s.pendingRecords, h.runtime.stats.lagRecords), slo: lagSloOf(h.runtime.spec) });
+      readings.push({ key, lagMs: shardLagMs(h, s, this.clock()), lagRecords: Math.max(s.pendingRecords, h.runtime.stats.lagRecords), slo: lagSloOf(h.runtime.spec) });
     }
     return { atMs: this.clock(), readings };
   }

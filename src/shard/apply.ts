@@ -12,6 +12,8 @@ export interface WalEntry {
   readonly data: Uint8Array;
   /** `data` already decoded (by the consumer, or by this node's sink): used instead of decoding again. */
   readonly decoded?: DecodedRecord;
+  /** When the WAL stored it (JetStream's timestamp, ms): the shard's persistence lag is aged from it. */
+  readonly appendedAtMs?: number;
 }
 
 /** A record the shard cannot apply; `unreadable` unless it is only of a newer spec version (which the restart with that spec fixes). */

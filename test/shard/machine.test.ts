@@ -185,6 +185,18 @@ describe("shard machine", () => {
     expect(h.stats()).toMatchObject({ persistedLsn: 2, tPersistedMicros: t0 + 11 * SECOND, watermarks: 2 });
   });
 
+  it("watermarks - the oldest unpersisted record's WAL time follows P (0 once everything is persisted)", async () => {
+    const h = harness();
+    await settle();
+    h.caughtUp();
+    h.records({ ...entry(1), appendedAtMs: 5_000 }, { ...entry(2), appendedAtMs: 6_000 }, { ...entry(3), appendedAtMs: 7_000 });
+    expect(h.stats().oldestUnpersistedAtMs).toBe(5_000);
+    h.watermark(2, DAY0, 5);
+    expect(h.stats()).toMatchObject({ lagRecords: 1, oldestUnpersistedAtMs: 7_000 });
+    h.watermark(3, DAY0, 5);
+    expect(h.stats()).toMatchObject({ lagRecords: 0, oldestUnpersistedAtMs: 0 });
+  });
+
   it("hold eviction - while held (lag remediation) persisted rows older than hotSeconds stay; released, the next watermark evicts them", async () => {
     const { h, t0 } = await liveWith({ hotSeconds: 1 }, 3);
     h.actor.send({ type: "holdEviction", hold: true });

@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { HotTable } from "../../src/hotset/index.js";
 import { evictForRetention } from "../../src/shard/evict.js";
-import { UnpersistedLsns } from "../../src/shard/lag.js";
+import { UnpersistedLsns, persistenceLagMs } from "../../src/shard/lag.js";
 import { SPEC, batch } from "./fixtures.js";
 
 const T0 = 1.75e15;
@@ -77,5 +77,30 @@ describe("shard lag in records", () => {
     expect(u.count).toBe(5);
     u.prune(1_000);
     expect(u.count).toBe(0);
+  });
+
+  it("lag age - the oldest unpersisted record's WAL time, through pruning and past the cap (the oldest dropped one's time is kept)", () => {
+    const u = new UnpersistedLsns(10);
+    expect(u.oldestAtMs).toBe(0);
+    for (let lsn = 1; lsn <= 8; lsn++) u.push(lsn, 1_000 + lsn);
+    expect(u.oldestAtMs).toBe(1_001);
+    u.prune(3);
+    expect(u.oldestAtMs).toBe(1_004);
+    // Past the cap the oldest are only counted: their age stays the oldest one's.
+    for (let lsn = 9; lsn <= 30; lsn++) u.push(lsn, 1_000 + lsn);
+    expect(u.oldestAtMs).toBe(1_004);
+    u.prune(29);
+    expect([u.count, u.oldestAtMs]).toEqual([1, 1_030]);
+    u.prune(30);
+    expect([u.count, u.oldestAtMs]).toEqual([0, 0]);
+  });
+
+  it("lag age - a shard's persistence lag is the older of the sink's records and the WAL's unpersisted ones; none without either", () => {
+    // The sink saw nothing (it is recovering, or its consumer waits for deliveries) while the WAL took a record 5 s ago.
+    expect(persistenceLagMs(10_000, 0, 15_000)).toBe(5_000);
+    expect(persistenceLagMs(10_000, 7_000, 15_000)).toBe(7_000);
+    expect(persistenceLagMs(0, 300, 15_000)).toBe(300);
+    // A WAL clock ahead of this node's: never a negative age.
+    expect(persistenceLagMs(16_000, 0, 15_000)).toBe(0);
   });
 });

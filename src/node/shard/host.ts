@@ -24,6 +24,7 @@ import { verifyPersisted } from "../../sink/index.js";
 import { SinkRuntime, sinkVerifyIo } from "../sink/runtime.js";
 import type { SinkRuntimeOptions, SinkStatus } from "../sink/runtime.js";
 import type { Meter } from "../meter.js";
+import { persistenceLagMs } from "../../shard/lag.js";
 import { ShardRuntime } from "./runtime.js";
 import type { VerifyWatermark } from "./runtime.js";
 
@@ -66,7 +67,7 @@ export interface HostedShardStatus extends ShardStatus {
   readonly symbols: number;
   readonly lastSnapshotLsn: number;
   readonly horizonMicros: number;
-  /** Age of the oldest record the sink holds unpersisted (0 when none, or no sink). */
+  /** Age of the oldest record the WAL took and ClickHouse does not hold yet (0 when none, or no sink): see shardLagMs. */
   readonly lagMs: number;
   /** Sink state ("none" without ClickHouse). */
   readonly sinkState: string;
@@ -75,6 +76,15 @@ export interface HostedShardStatus extends ShardStatus {
   readonly sink: SinkStatus | undefined;
   /** Why the shard stopped (state failed): e.g. a WAL record it cannot read, with the way out. */
   readonly error?: string;
+}
+
+/**
+ * A hosted shard's persistence lag (ms): the age of the oldest record the WAL
+ * took that is not yet in ClickHouse, held by its sink or still waiting in the
+ * WAL for it. 0 without a sink (nothing is persisted, by configuration).
+ */
+export function shardLagMs(h: HostedShard, sink: SinkStatus | undefined, nowMs = Date.now()): number {
+  return sink === undefined ? 0 : persistenceLagMs(h.runtime.stats.oldestUnpersistedAtMs, sink.lagMs, nowMs);
 }
 
 /** The WAL gap the shard or its sink stopped on (the error naming it), or undefined. */
@@ -320,7 +330,8 @@ export class LocalShardHost {
   }
 
   status(): HostedShardStatus[] {
-    return this.all().map(({ shard, runtime, sink, leaseRevision, lagStep }) => {
+    return this.all().map((h) => {
+      const { shard, runtime, sink, leaseRevision, lagStep } = h;
       const s = runtime.stats;
       const error = runtime.actor.getSnapshot().context.error;
       const k = sink?.status();
@@ -337,7 +348,7 @@ export class LocalShardHost {
         tPersistedMicros: s.tPersistedMicros,
         horizonMicros: s.horizonMicros,
         lagRecords: s.lagRecords,
-        lagMs: k?.lagMs ?? 0,
+        lagMs: shardLagMs(h, k),
         sinkState: k?.state ?? "none",
         lagStep,
         sink: k,

@@ -140,7 +140,9 @@ export function jetstreamWalConsumer(js: JetStreamClient, jsm: JetStreamManager,
               // Left to apply, which fails the shard with the reason.
             }
           }
-          return decoded === undefined ? { lsn: m.seq, data: m.data } : { lsn: m.seq, data: m.data, decoded };
+          // JetStream's store time (from the delivery's reply subject, parsed for m.seq already): the lag's age.
+          const appendedAtMs = m.info.timestampNanos / 1e6;
+          return decoded === undefined ? { lsn: m.seq, data: m.data, appendedAtMs } : { lsn: m.seq, data: m.data, decoded, appendedAtMs };
         },
         onBatch: (records) => {
           const t0 = traced.length === 0 ? 0 : Date.now();
