@@ -18,6 +18,7 @@ import { walArrowSchema } from "../../protocols/arrow.js";
 import { columnDefault } from "../../protocols/tablespec.js";
 import type { ColumnSpec, TableSpec } from "../../protocols/tablespec.js";
 import { allocValueArray } from "./tickbatch.js";
+import { symbols } from "./symbolintern.js";
 import { IpcFormatError, decodeIpcColumns, encodeTickIpc } from "./ipc.js";
 import type { TickBatch, ValueArray } from "./tickbatch.js";
 import { TaggedError } from "../../protocols/tagged.js";
@@ -52,7 +53,6 @@ export function decodeIpc(bytes: Uint8Array, what: string): Table {
   return table;
 }
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 function describe(t: DataType): string {
   return String(t);
@@ -116,26 +116,11 @@ function readSymbols(vec: readonly Data[], rows: number, what: string): { symbol
   return { symbols, symbolIndex };
 }
 
-/** UTF-8 bytes -> string; short ASCII (the usual ticker) without TextDecoder. */
+/** UTF-8 bytes -> string, the same string for the same bytes (src/codec/symbolintern.ts). */
 function decodeSymbol(bytes: Uint8Array, a: number, b: number, where: string): string {
-  if (b - a <= 16) {
-    let s = "";
-    let ascii = true;
-    for (let i = a; i < b; i++) {
-      const c = bytes[i]!;
-      if (c >= 0x80) {
-        ascii = false;
-        break;
-      }
-      s += String.fromCharCode(c);
-    }
-    if (ascii) return s;
-  }
-  try {
-    return utf8.decode(bytes.subarray(a, b));
-  } catch {
-    throw new BatchRejected("INVALID_ARGUMENT", `${where}: the symbol is not valid UTF-8`);
-  }
+  const s = symbols.get(bytes, a, b);
+  if (s === undefined) throw new BatchRejected("INVALID_ARGUMENT", `${where}: the symbol is not valid UTF-8`);
+  return s;
 }
 
 /** Lazy access to the strings of a (chunked) utf8 dictionary. */

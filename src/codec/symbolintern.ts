@@ -12,6 +12,27 @@
 /** Decodes u8[a..b) to a string, or undefined when the bytes are not a symbol (the caller's rule). */
 export type SymbolDecoder = (u8: Uint8Array, a: number, b: number) => string | undefined;
 
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** UTF-8 bytes u8[a..b) as a string (short ASCII, the usual ticker, without TextDecoder); undefined when not valid UTF-8. */
+export function utf8Symbol(u8: Uint8Array, a: number, b: number): string | undefined {
+  if (b - a <= 16) {
+    let s = "";
+    let i = a;
+    for (; i < b; i++) {
+      const c = u8[i]!;
+      if (c >= 0x80) break;
+      s += String.fromCharCode(c);
+    }
+    if (i === b) return s;
+  }
+  try {
+    return utf8.decode(u8.subarray(a, b));
+  } catch {
+    return undefined;
+  }
+}
+
 export class SymbolIntern {
   private slots: Int32Array;
   private mask: number;
@@ -49,8 +70,14 @@ export class SymbolIntern {
     return this.maxEntries;
   }
 
+  /** Keys longer than this are decoded each time, never held (a client's 2 MB "symbol" is refused after decoding, by its caller). */
+  get maxKeyBytes(): number {
+    return this.maxArenaBytes >> 4;
+  }
+
   /** The string of u8[a..b) (the same object for the same bytes while held), or what the decoder says. */
   get(u8: Uint8Array, a: number, b: number): string | undefined {
+    if (b - a > this.maxKeyBytes) return this.decode(u8, a, b);
     const e = this.find(u8, a, b);
     return e < 0 ? undefined : this.strings[e];
   }
@@ -60,8 +87,9 @@ export class SymbolIntern {
     return this.strings[e]!;
   }
 
-  /** The entry of u8[a..b) (decoded and added when new; the table may be emptied first), or -1 when the decoder refuses the bytes. */
+  /** The entry of u8[a..b) (decoded and added when new; the table may be emptied first), or -1 when the decoder refuses the bytes or they are longer than maxKeyBytes. */
   find(u8: Uint8Array, a: number, b: number): number {
+    if (b - a > this.maxKeyBytes) return -1;
     let h = 0x811c9dc5 | 0;
     for (let i = a; i < b; i++) h = Math.imul(h ^ u8[i]!, 0x01000193);
     const n = b - a;
@@ -109,3 +137,9 @@ export class SymbolIntern {
     this.arena = next;
   }
 }
+
+/**
+ * One table per thread: every decoder of symbol bytes (WAL records, client
+ * Arrow batches, snapshots) shares the strings of the symbols it has seen.
+ */
+export const symbols = new SymbolIntern(utf8Symbol);

@@ -14,9 +14,8 @@ import type { TableSpec } from "../../protocols/tablespec.js";
 import { MAX_SYMBOL_BYTES, MAX_TS_MICROS, MIN_TS_MICROS } from "../codec/arrow.js";
 import { EOS, dictSlotValues, dictTemplate, fieldWidths, metaMatches, metaSlot, rbSlotValues, rbTemplate, walSchemaMessage } from "../codec/ipcwrite.js";
 import type { TickBatch, ValueArray } from "../codec/tickbatch.js";
-import { SymbolIntern } from "../codec/symbolintern.js";
+import { symbols as interned } from "../codec/symbolintern.js";
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
 const expected = new Float64Array(2 + 64 + 2 * 128);
 
 /** Typed views of a payload, 8-aligned at its start (copied to a scratch buffer when not). */
@@ -54,27 +53,6 @@ function viewsOf(bytes: Uint8Array): Views {
   };
 }
 
-/** UTF-8 bytes u8[a..b) as a string; undefined when they are not valid UTF-8. */
-function symbolOf(u8: Uint8Array, a: number, b: number): string | undefined {
-  if (b - a <= 16) {
-    let s = "";
-    let i = a;
-    for (; i < b; i++) {
-      const c = u8[i]!;
-      if (c >= 0x80) break;
-      s += String.fromCharCode(c);
-    }
-    if (i === b) return s;
-  }
-  try {
-    return utf8.decode(u8.subarray(a, b));
-  } catch {
-    return undefined;
-  }
-}
-
-// One per process: shards and sinks of every table share the symbols they see.
-const interned = new SymbolIntern(symbolOf);
 // Per intern entry: the record (`epoch`) that last used it and its id in that record's symbols. Two dictionary
 // entries with the same bytes are one entry, so one id, with no Map per record.
 const usedIn = new Int32Array(interned.capacity);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { makeData, tableFromArrays, tableToIPC, TimestampSecond, TimestampNanosecond, vectorFromArray, Table, Vector } from "apache-arrow";
+import { Utf8, makeData, tableFromArrays, tableToIPC, TimestampSecond, TimestampNanosecond, vectorFromArray, Table, Vector } from "apache-arrow";
 import { BatchRejected, arrowToTickBatch, decodeIpc, ipcToTickBatch, tickBatchToIpc } from "../../src/codec/arrow.js";
 import { parseTableSpec } from "../../protocols/tablespec.js";
 import { splitByBucket } from "../../src/ingest/prepare.js";
@@ -43,6 +43,16 @@ describe("codec - arrow", () => {
     const nsData = makeData({ type: new TimestampNanosecond(), length: 1, nullCount: 0, data: BigInt64Array.of(1_700_000_000_123_456_789n) });
     const ns = arrowToTickBatch(s, mk(new Vector([nsData])), "x");
     expect(ns.ts[0]).toBe(1_700_000_000_123_456);
+  });
+
+  it("symbols - invalid UTF-8 and over-long symbols (even megabytes) are refused by name; repeated symbols come back as one string", () => {
+    const s = parseTableSpec({ name: "t", columns: [{ name: "p", type: "float64" }] });
+    const mk = (sym: Vector) => new Table({ sym, ts: vectorFromArray(BigInt64Array.of(1_700_000_000_000_000n, 1_700_000_000_000_001n)), p: vectorFromArray(Float64Array.of(1, 2)) });
+    const ok = arrowToTickBatch(s, mk(vectorFromArray(["EURUSD", "EURUSD"])), "x");
+    expect(ok.symbols).toEqual(["EURUSD"]);
+    expect(() => arrowToTickBatch(s, mk(vectorFromArray(["A", "X".repeat(2 << 20)])), "batch 7")).toThrow(/batch 7 .*row 1: the symbol is longer than 256 bytes; shorten it/);
+    const bad = makeData({ type: new Utf8(), length: 2, nullCount: 0, valueOffsets: Int32Array.of(0, 1, 3), data: Uint8Array.of(0x41, 0xc3, 0x28) });
+    expect(() => arrowToTickBatch(s, mk(new Vector([bad])), "batch 8")).toThrow(/batch 8 .*row 1: the symbol is not valid UTF-8/);
   });
 
   it("decode - garbage is a BatchRejected naming the input", () => {

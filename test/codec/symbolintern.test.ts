@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { SymbolIntern } from "../../src/codec/symbolintern.js";
+import { SymbolIntern, utf8Symbol } from "../../src/codec/symbolintern.js";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 const decode = (u8: Uint8Array, a: number, b: number): string | undefined => {
@@ -58,6 +58,18 @@ describe("codec - symbol intern table", () => {
     expect(byCount.generation).toBeGreaterThanOrEqual(Math.floor(700 / 64));
     // 256 bytes of keys hold at most 256 / 4 symbols of 4+ bytes.
     expect(byBytes.size).toBeLessThanOrEqual(64);
+  });
+
+  it("intern - the shared decoder (ASCII without TextDecoder) agrees with TextDecoder; keys longer than maxKeyBytes are decoded each time, never held", () => {
+    for (const bytes of byteStrings(11, 5_000)) expect(utf8Symbol(bytes, 0, bytes.length)).toBe(decode(bytes, 0, bytes.length));
+    const t = new SymbolIntern(decode, 64, 1 << 10);
+    const long = new TextEncoder().encode("L".repeat(t.maxKeyBytes + 1));
+    expect(t.get(long, 0, long.length)).toBe("L".repeat(t.maxKeyBytes + 1));
+    expect(t.find(long, 0, long.length)).toBe(-1);
+    expect(t.size).toBe(0);
+    // Far past the arena itself (a client's megabyte "symbol"): no RangeError, just the string.
+    const huge = new Uint8Array(2 << 20).fill(0x48);
+    expect(t.get(huge, 0, huge.length)?.length).toBe(2 << 20);
   });
 
   it("intern - bytes that hash alike but differ are told apart (compared byte by byte)", () => {
