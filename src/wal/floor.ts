@@ -32,6 +32,18 @@ export async function streamFirstSeq(jsm: JetStreamManager, tenant: string): Pro
   return (await jsm.streams.info(walStream(tenant))).state.first_seq;
 }
 
+/** Where a WAL stream starts, and how many records were removed inside it (purges, deletes): see ./sharedfloor.ts. */
+export interface WalStreamFloor {
+  readonly firstSeq: number;
+  readonly removed: number;
+}
+
+export async function streamFloorState(jsm: JetStreamManager, tenant: string): Promise<WalStreamFloor> {
+  const s = (await jsm.streams.info(walStream(tenant))).state;
+  // num_deleted is the server's count of removed sequences between first and last (derived the same way when absent).
+  return { firstSeq: s.first_seq, removed: s.num_deleted ?? Math.max(0, s.last_seq - s.first_seq + 1 - s.messages) };
+}
+
 export async function walFloor(jsm: JetStreamManager, shard: ShardAddress, withCompaction = true): Promise<WalFloor> {
   const [firstSeq, compactedBelow] = await Promise.all([streamFirstSeq(jsm, shard.tenant), withCompaction ? compactionFloor(jsm, shard) : Promise.resolve(0)]);
   return { firstSeq, compactedBelow };
