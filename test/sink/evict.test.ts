@@ -3,7 +3,7 @@
 // that are late or unpersisted staying whatever the horizon is.
 import { describe, expect, it } from "vitest";
 import { HotTable } from "../../src/hotset/index.js";
-import { evictForRetention } from "../../src/shard/evict.js";
+import { ageHorizon, evictForRetention } from "../../src/shard/evict.js";
 import { UnpersistedLsns, persistenceLagMs } from "../../src/shard/lag.js";
 import { SPEC, batch } from "./fixtures.js";
 
@@ -31,6 +31,24 @@ describe("shard eviction policy", () => {
     expect(out.horizonMicros).toBe(newest - 5 * SECOND);
     expect(rows(t)).toHaveLength(before.filter((r) => r.ts >= out.horizonMicros).length);
     expect(out.evictedRows).toBe(before.length - rows(t).length);
+  });
+
+  it("evict - by time in steps of a tenth of the retention: the horizon stays until newest - hotSeconds is a step past it; never more than a step of extra rows", () => {
+    const t = filled();
+    const ret = { hotMicros: 10 * SECOND, maxHotBytes: 1 << 30 };
+    // Tick time 20 s .. 30 s: the first call moves H (from 0), the next ones only once a second (a tenth of 10 s) has passed.
+    const hs: number[] = [];
+    for (let newest = T0 + 20 * SECOND; newest <= T0 + 30 * SECOND; newest += SECOND / 4) {
+      hs.push(evictForRetention(t, 20, newest, ret).horizonMicros);
+      expect(rows(t).every((r) => r.ts >= t.horizonMicros)).toBe(true);
+      // At most a step (and a record's second of ticks) more than the retention is held.
+      expect(rows(t).every((r) => r.ts >= newest - 11 * SECOND - SECOND)).toBe(true);
+    }
+    expect(new Set(hs)).toEqual(new Set([10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20].map((s) => T0 + s * SECOND)));
+    expect(ageHorizon(5, 100, 50)).toBe(50);
+    expect(ageHorizon(46, 100, 50)).toBe(46);
+    // Eviction held (hotMicros Infinity): the horizon never moves by age.
+    expect(ageHorizon(46, 100, Infinity)).toBe(46);
   });
 
   it("evict - rows above P stay even below the horizon", () => {
