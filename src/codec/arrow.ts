@@ -53,7 +53,6 @@ export function decodeIpc(bytes: Uint8Array, what: string): Table {
   return table;
 }
 
-
 function describe(t: DataType): string {
   return String(t);
 }
