@@ -22,7 +22,11 @@ import { spawnNodeProcess } from "../helpers/nodeproc.js";
 import type { NodeProcess } from "../helpers/nodeproc.js";
 
 const MAX_PAYLOAD = 1024 * 1024;
-const TICKS = 800_000;
+// 100 batches: 100 records of ~140 KB per shard. Pulled by 256 messages, each consumer asks for ~14 MB at once,
+// well past the 8 MB the server lets a client leave unread. With 40 batches (~5.6 MB per consumer) a node that
+// read fast enough was not cut off in 2 of 6 local runs (before and after 2026-12-07's changes alike), and the
+// negative control failed (once in CI).
+const TICKS = 2_000_000;
 const BATCH = 20_000;
 const trades = DEFAULT_CLUSTER_SPEC.tenants[0]!.tables.find((t) => t.name === "trades")!;
 
