@@ -52,6 +52,8 @@ export const HDR_FEED_OFFSET = "Px-Feed-Offset";
 export const HDR_FEED_KIND = "Px-Feed-Kind";
 /** JSON [{table, bucket, lsn, persistedLsn, horizonMicros}]: per shard the LSN covered, P and H (-1: not known) when the message was published. */
 export const HDR_FEED_SHARDS = "Px-Feed-Shards";
+/** "<first>-<end>": set when one record's update is cut over several messages, the rows [first, end) of its output this message holds; "-<total>" ends the record. */
+export const HDR_FEED_ROWS = "Px-Feed-Rows";
 
 export const KV_CONFIG = "px_config";
 export const KV_NODES = "px_nodes";

@@ -9,9 +9,9 @@ import type { JetStreamManager, JsMsg } from "@nats-io/jetstream";
 import type { Principal } from "../auth/index.js";
 import { decodeWatermark } from "../../protocols/codec.js";
 import { parseWalSubject, walStream, walSubject, walSubjectsOfTable, walSubjectsOfTenant, watermarkStream, watermarkSubjectsOfTenant } from "../../protocols/subjects.js";
-import { FeedSession, encodeOffset, feedDecodes, feedTables, isStartTime, parseFrom, planFeed, pushMerged, readTableGaps, shardKey } from "../feed/index.js";
+import { FeedSession, encodeOffset, feedDecodes, feedTables, isStartTime, parseFrom, planFeed, pushMerged, readTableGaps, shardKey, splitBatch } from "../feed/index.js";
 import type { FeedFrom, FeedOffset, FeedPlan, WalGap } from "../feed/index.js";
-import { arrowSchema, toRecordBatches } from "../query/index.js";
+import { arrowSchema, tableBytes, toRecordBatches } from "../query/index.js";
 import { compactionFloor, decodeWalEntry, walPull } from "../wal/index.js";
 import type { ApiContext } from "./context.js";
 import { ApiError } from "./errors.js";
@@ -33,6 +33,13 @@ export function feedHistoryMaxRows(env: Record<string, string | undefined> = pro
   if (!Number.isSafeInteger(n) || n < 0) throw new Error(`PX_FEED_HISTORY_MAX_ROWS=${raw} is not a number of rows >= 0; unset it for the default (10000000)`);
   return n;
 }
+
+/**
+ * About the most bytes of rows a subscription puts in one message: a record's
+ * update larger than that goes out in parts (src/feed/parts.ts). Well under
+ * the 4 MiB a gRPC client takes by default (grpc-js, grpcio, grpc-java).
+ */
+export const FEED_MESSAGE_BYTES = 1 << 20;
 
 /** Messages a subscription holds for a slow consumer by default, and at most. */
 export const DEFAULT_FEED_BUFFER = 1024;
@@ -224,11 +231,13 @@ export async function runFeed(ctx: ApiContext, principal: Principal, req: FeedRe
     // Refusals by name (a record ClickHouse does not hold whole, too much history) go out as they are.
     if (readError instanceof ApiError || readError instanceof QueryError) throw readError;
     if (readError !== undefined) throw new ApiError("UNAVAILABLE", `feed ${plan.fingerprint}: reading the WAL failed (${readError.message}); resume with from = the last offset received`);
-    for (const b of session.drain()) {
-      if (writeSignal.aborted) break;
-      const [rb] = toRecordBatches(b.table, raw, Infinity);
-      await sink.batch(presentBatch(rb!, schema), at(b.kind, b.table.rows, b.offset), writeSignal);
-      sent = b.offset;
+    for (const whole of session.drain()) {
+      for (const b of splitBatch(whole, FEED_MESSAGE_BYTES, tableBytes)) {
+        if (writeSignal.aborted) break;
+        const [rb] = toRecordBatches(b.table, raw, Infinity);
+        await sink.batch(presentBatch(rb!, schema), at(b.kind, b.table.rows, b.offset), writeSignal);
+        sent = b.offset;
+      }
     }
     const r = room;
     room = undefined;

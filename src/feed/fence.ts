@@ -23,7 +23,7 @@
 // FeedFenceError naming the hole (not closed: see the README).
 import { TaggedError } from "../../protocols/tagged.js";
 import type { FeedBatch } from "./runner.js";
-import { coveredBy, outputPlace } from "./tail.js";
+import { coveredBy, outputPlace, placeText } from "./tail.js";
 import type { FeedTail } from "./tail.js";
 
 /** The writer cannot tell where the subject stands any more: it stops (the feed fails, naming this) instead of publishing on. */
@@ -61,7 +61,7 @@ export async function publishFenced(batches: readonly FeedBatch[], w: { tail: Fe
       w.tail = await io.readTail();
       if (!coveredBy(w.tail, b))
         throw new FeedFenceError(
-          `the stream took the feed message at place ${outputPlace(b.kind, b.offset)} for a duplicate, but the subject's last message is at place ${w.tail.place}: the subject is not in the order the feed writes it (a message stored out of place); the feed stops instead of sending it again: look at the subject's last messages, then restart the feed`,
+          `the stream took the feed message at place ${placeText(outputPlace(b.kind, b.offset))} for a duplicate, but the subject's last message is at place ${placeText(w.tail.place)}: the subject is not in the order the feed writes it (a message stored out of place); the feed stops instead of sending it again: look at the subject's last messages, then restart the feed`,
         );
     } else {
       w.tail = { seq: ack.seq, place: outputPlace(b.kind, b.offset) };
@@ -97,7 +97,7 @@ export async function publishFenced(batches: readonly FeedBatch[], w: { tail: Fe
       const later = settled.slice(failed + 1).findIndex((s) => s.status === "fulfilled" && !s.value.duplicate);
       if (later < 0) throw why;
       throw new FeedFenceError(
-        `the stream refused the feed update at place ${outputPlace("update", rest[failed]!.offset)} (${why instanceof Error ? why.message : String(why)}) but stored the one at place ${outputPlace("update", rest[failed + 1 + later]!.offset)} after it: the subject has a hole there; the feed stops: a restarted feed goes on after the subject's last message and would not fill it, so redefine the feed under a new name to rebuild its stream`,
+        `the stream refused the feed update at place ${placeText(outputPlace("update", rest[failed]!.offset))} (${why instanceof Error ? why.message : String(why)}) but stored the one at place ${placeText(outputPlace("update", rest[failed + 1 + later]!.offset))} after it: the subject has a hole there; the feed stops: a restarted feed goes on after the subject's last message and would not fill it, so redefine the feed under a new name to rebuild its stream`,
         { cause: why },
       );
     }

@@ -1,7 +1,10 @@
 // Feed offsets: the per-shard LSN vector an output batch covers. Entry
 // "<table>/<bucket>" = L means every WAL record of that shard with LSN <= L is
 // reflected in the output up to here. A consumer hands the offset back (as the
-// opaque token) to resume exactly after it: no gap, no duplicate.
+// opaque token) to resume exactly after it: no gap, no duplicate. A record's
+// output too large for one message is cut into parts (./parts.ts): a part's
+// offset is the position before its record with `part` saying how many of the
+// record's output rows were sent, so resuming there sends the rest of them.
 import { QueryError } from "../../protocols/errors.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
 
@@ -9,6 +12,14 @@ export interface FeedOffset {
   /** The feed's fingerprint (see FeedPlan). */
   readonly feed: string;
   readonly lsn: Readonly<Record<string, number>>;
+  /** Set on the offset of a part of a record's output: the record's LSN and how many of its output rows are sent (0 < rows < all). */
+  readonly part?: RecordPart;
+}
+
+/** How far into one record's output a part offset is. */
+export interface RecordPart {
+  readonly lsn: number;
+  readonly rows: number;
 }
 
 export const shardKey = (table: string, bucket: number): string => `${table}/${bucket}`;
@@ -30,11 +41,11 @@ export function resumeSeq(o: FeedOffset): number {
 }
 
 /** The offset as a compact token (what clients store and send back). */
-export const encodeOffset = (o: FeedOffset): string => Buffer.from(JSON.stringify({ v: 1, f: o.feed, l: o.lsn })).toString("base64url");
+export const encodeOffset = (o: FeedOffset): string => Buffer.from(JSON.stringify(o.part === undefined ? { v: 1, f: o.feed, l: o.lsn } : { v: 1, f: o.feed, l: o.lsn, p: [o.part.lsn, o.part.rows] })).toString("base64url");
 
 /** Parses a token for the feed `fingerprint` with shards `tables`; refuses (INVALID_ARGUMENT) a malformed token or one of another feed. */
 export function decodeOffset(token: string, fingerprint: string, tables: readonly TableSpec[]): FeedOffset {
-  let j: { v?: unknown; f?: unknown; l?: unknown };
+  let j: { v?: unknown; f?: unknown; l?: unknown; p?: unknown };
   try {
     j = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as typeof j;
   } catch {
@@ -55,5 +66,12 @@ export function decodeOffset(token: string, fingerprint: string, tables: readonl
       lsn[k] = v;
     }
   }
-  return { feed: fingerprint, lsn };
+  if (j.p === undefined) return { feed: fingerprint, lsn };
+  const [pl, pr] = Array.isArray(j.p) ? (j.p as unknown[]) : [];
+  const isCount = (x: unknown): x is number => typeof x === "number" && Number.isSafeInteger(x) && x > 0;
+  // A part continues a record after the offset's position: its LSN lies beyond every shard's.
+  if (!isCount(pl) || !isCount(pr) || Object.values(lsn).some((v) => v >= pl)) {
+    throw new QueryError("INVALID_ARGUMENT", `subscription field from.offset: the token's part ${JSON.stringify(j.p)} is not [record LSN past the offset, rows sent > 0]; pass the offset token of a message this feed sent`);
+  }
+  return { feed: fingerprint, lsn, part: { lsn: pl, rows: pr } };
 }

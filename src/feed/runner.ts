@@ -12,6 +12,7 @@ import type { FeedOffset } from "./offset.js";
 import type { FeedOperator, FeedRecord } from "./operator.js";
 import { rawOperator } from "./raw.js";
 import { rollingOperator } from "./rolling.js";
+import { sliceTable } from "../query/index.js";
 import type { OutTable } from "../query/index.js";
 
 export interface FeedBatch {
@@ -20,6 +21,10 @@ export interface FeedBatch {
   readonly table: OutTable;
   /** What this batch covers: resume after it with this offset. */
   readonly offset: FeedOffset;
+  /** An update: the offset before its record (a part of the record's output resumes from there, ./parts.ts). */
+  readonly prior?: FeedOffset;
+  /** An update: how many rows of its record's output came before its rows (resumed from a part: the rows already sent). */
+  readonly firstRow?: number;
 }
 
 /** A runner's state as plain data. */
@@ -74,10 +79,16 @@ export class FeedRunner {
   push(rec: FeedRecord): FeedBatch | undefined {
     // A redelivered record (the reader retried): already folded.
     if ((this.lsn[shardKey(rec.table, rec.bucket)] ?? 0) >= rec.lsn) return undefined;
+    // The position just before the record, the same however the runner got here (records fold in LSN order).
+    const prior: FeedOffset = { feed: this.plan.fingerprint, lsn: Object.fromEntries(Object.entries(this.lsn).map(([k, v]) => [k, Math.max(v, rec.lsn - 1)])) };
     const out = this.operator.apply(rec);
     this.advanceTo(rec.lsn);
     if (out === undefined || (this.sendAfter !== undefined && covers(this.sendAfter, rec.table, rec.bucket, rec.lsn))) return undefined;
-    return { kind: "update", table: out, offset: this.offset() };
+    // Resumed from a part of this record's output: the rows it did not send yet.
+    const sent = this.sendAfter?.part?.lsn === rec.lsn ? this.sendAfter.part.rows : 0;
+    if (sent === 0) return { kind: "update", table: out, offset: this.offset(), prior };
+    if (sent >= out.rows) return undefined;
+    return { kind: "update", table: sliceTable(out, sent, out.rows), offset: this.offset(), prior, firstRow: sent };
   }
 
   /** A stateless feed (raw) starting at `o`: nothing before it is read, so the position starts there. */

@@ -14,6 +14,7 @@ export { coverageOf, fanLoad, unionSeries, shardNote } from "./coverage.js";
 export type { BucketPlace, ClusterParts, Coverage } from "./coverage.js";
 export { arrowSchema, arrowType, iota, toRecordBatches, TS_FIELD_META } from "./output.js";
 export type { OutColumn, OutField, OutKind, OutTable } from "./output.js";
+export { sliceTable, tableBytes } from "./slice.js";
 export { loadSeries } from "./load.js";
 export type { Loaded } from "./load.js";
 export type { LoadRequest } from "./plan.js";

@@ -11,8 +11,8 @@
 // (negative control: without the check, the later updates of its round are
 // stored and the subject has a hole, which the writer then names).
 import { describe, expect, it } from "vitest";
-import { EMPTY_TAIL, FeedFenceError, FeedMessageTooLargeError, ROUND_LIMIT_MS, outputPlace, publishFenced } from "../../src/feed/index.js";
-import type { FeedBatch, FeedSubjectIO, FeedTail } from "../../src/feed/index.js";
+import { EMPTY_TAIL, FeedFenceError, FeedMessageTooLargeError, ROUND_LIMIT_MS, outputPlace, placeAtOrBefore, publishFenced } from "../../src/feed/index.js";
+import type { FeedBatch, FeedSubjectIO, FeedTail, Place } from "../../src/feed/index.js";
 
 class Refused extends Error {}
 
@@ -29,7 +29,7 @@ type Pending = { b: FeedBatch; expectSeq: number | undefined; ignoreExpected: bo
  * server gets to a message and from which connection are drawn from `seed`).
  */
 class FakeSubject {
-  readonly stored: { seq: number; place: number; id: string }[] = [];
+  readonly stored: { seq: number; place: Place; id: string }[] = [];
   private seq = 0;
   private ids = new Map<string, number>();
   private readonly conns: Pending[][] = [];
@@ -99,7 +99,8 @@ class FakeSubject {
     const ready = this.conns.filter((q) => q.length > 0);
     if (ready.length === 0) return;
     const m = ready[this.draw() % ready.length]!.shift()!;
-    const id = `${m.b.kind}:${Object.values(m.b.offset.lsn)[0]}`;
+    const part = m.b.offset.part;
+    const id = part === undefined ? `${m.b.kind}:${Object.values(m.b.offset.lsn)[0]}` : `${m.b.kind}:${part.lsn}.${part.rows}`;
     const dup = this.ids.get(id);
     if (dup !== undefined) return m.done({ seq: dup, duplicate: true });
     if (!m.ignoreExpected && m.expectSeq !== undefined && m.expectSeq !== (this.stored.at(-1)?.seq ?? 0)) return m.done(new Refused("wrong last sequence"));
@@ -109,8 +110,9 @@ class FakeSubject {
     m.done({ seq: this.seq, duplicate: false });
   }
 
+  /** The stored messages' places (whole records: the first number). */
   places(): number[] {
-    return this.stored.map((m) => m.place);
+    return this.stored.map((m) => m.place[0]);
   }
 }
 
@@ -123,7 +125,7 @@ describe("feed fence", () => {
     expect(await publishFenced(updates(1, 5), w, s.io())).toBe(5);
     expect(await publishFenced([...updates(6, 7), batch("snapshot", 7), ...updates(8, 9)], w, s.io())).toBe(5);
     expect(s.places()).toEqual([2, 4, 6, 8, 10, 12, 14, 15, 16, 18]);
-    expect(w.tail).toEqual({ seq: s.stored.at(-1)!.seq, place: 18 });
+    expect(w.tail).toEqual({ seq: s.stored.at(-1)!.seq, place: [18, 0] });
   });
 
   /** Writer `stale` stored 1-3; another writer, from the tail then, stored 4-8; deduplication forgot; `stale` comes back with 4-8, then 9-10. */
@@ -194,13 +196,38 @@ describe("feed fence", () => {
     }
   });
 
+  it("feed fence - two writers at once, each record's update in parts: every part is stored once, in order", async () => {
+    // Record L's update as three messages: two parts (the position before L, rows 10 and 20 sent) and its last part.
+    const parted = (from: number, to: number): FeedBatch[] =>
+      updates(from, to).flatMap((b) => {
+        const lsn = Object.values(b.offset.lsn)[0]!;
+        const part = (rows: number): FeedBatch => ({ ...b, offset: { feed: "f", lsn: { "trades/0": lsn - 1 }, part: { lsn, rows } } });
+        return [part(10), part(20), b];
+      });
+    for (let seed = 0; seed < 50; seed++) {
+      const s = new FakeSubject(seed + 1);
+      const all = parted(1, 12);
+      const run = async (size: number, delay: number) => {
+        const w = { tail: EMPTY_TAIL as FeedTail };
+        for (let i = 0; i < all.length; i += size) {
+          for (let k = 0; k < delay; k++) await turn();
+          await publishFenced(all.slice(i, i + size), w, s.io());
+        }
+      };
+      await Promise.all([run(1 + (seed % 4), seed % 3), run(2 + (seed % 5), (seed + 1) % 2)]);
+      const places = s.stored.map((m) => m.place);
+      for (let i = 1; i < places.length; i++) expect(placeAtOrBefore(places[i]!, places[i - 1]!), `seed ${seed}: message ${i} after ${i - 1}`).toBe(false);
+      expect(s.stored.map((m) => m.id)).toEqual(all.map((b) => (b.offset.part === undefined ? `update:${Object.values(b.offset.lsn)[0]}` : `update:${b.offset.part.lsn}.${b.offset.part.rows}`)));
+    }
+  });
+
   it("feed fence - a message too large to send stops the call before anything of it is sent: no later update is stored past it", async () => {
     const s = new FakeSubject();
     const w = { tail: EMPTY_TAIL as FeedTail };
     expect(await publishFenced(updates(1, 2), w, s.io())).toBe(2);
     await expect(publishFenced(updates(3, 8), w, s.io({ tooLarge: 5, checked: true }))).rejects.toThrow(FeedMessageTooLargeError);
     expect(s.places()).toEqual([2, 4]);
-    expect(w.tail.place).toBe(4);
+    expect(w.tail.place).toEqual([4, 0]);
   });
 
   it("feed fence, negative control - without the check the updates after it are stored, the subject has a hole, and the writer names it", async () => {

@@ -208,7 +208,7 @@ describe("materialized feeds over NATS", () => {
       for (const w of [...writers, steady]) w.stop();
     }
     const msgs = await stream("twice");
-    const place = (m: { kind: string; offset: string }): number => outputPlace(m.kind === "snapshot" ? "snapshot" : "update", decodeOffset(m.offset, p.fingerprint, feedTables(p)));
+    const place = (m: { kind: string; offset: string }): number => outputPlace(m.kind === "snapshot" ? "snapshot" : "update", decodeOffset(m.offset, p.fingerprint, feedTables(p)))[0];
     const places = msgs.map(place);
     expect(places.every((x, i) => i === 0 || x > places[i - 1]!)).toBe(true);
     expect(msgs.some((m) => m.kind === "snapshot")).toBe(true);

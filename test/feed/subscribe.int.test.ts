@@ -126,6 +126,33 @@ describe("feeds over gRPC Subscribe", () => {
     expect([...text(a.updates), ...text(b.updates)]).toEqual(text(w.updates));
   }, 120_000);
 
+  it("large record - a record's update over FEED_MESSAGE_BYTES arrives in parts a default gRPC client takes; resumed from a part's offset, the rest of its rows follow exactly", async () => {
+    const t0 = 1_761_500_000_000_000;
+    const feed = { op: "range", table: "trades" };
+    const rows = 100_000;
+    const sub = new FeedSubscriber({ address: f.address, token: reader, feed, reconnect: false });
+    const subP = collect(sub, (got) => got.filter(inWindow(t0, t0 + 3_600_000_000)).length >= rows);
+    await new Promise((r) => setTimeout(r, 500)); // the call started ("now" = after its start message)
+    await send(1, rows, t0);
+    const all = await subP;
+    sub.close();
+    expect(all.rows.length).toBe(rows);
+    const partOf = (u: FeedUpdate) => (JSON.parse(Buffer.from(u.offset, "base64url").toString("utf8")) as { p?: [number, number] }).p;
+    const parts = all.updates.filter((u) => partOf(u) !== undefined);
+    expect(parts.length).toBeGreaterThanOrEqual(2);
+    // Every row once, in the record's order (_row counts up within each record).
+    expect(new Set(all.rows.map((r) => `${String(r._lsn)}/${String(r._row)}`)).size).toBe(rows);
+    // The second part of a record: its offset is inside the record.
+    const k = all.updates.findIndex((u, i) => i > 0 && partOf(u) !== undefined && partOf(all.updates[i - 1]!) !== undefined);
+    expect(k).toBeGreaterThan(0);
+    const rest = new FeedSubscriber({ address: f.address, token: reader, feed, from: all.updates[k]!.offset, reconnect: false });
+    const after = all.rows.slice(all.updates.slice(0, k + 1).reduce((n, u) => n + u.table.numRows, 0));
+    const b = await collect(rest, (got) => got.length >= after.length, 30_000);
+    rest.close();
+    expect(partOf(all.updates[k]!)).toBeDefined();
+    expect(b.rows).toEqual(after);
+  }, 120_000);
+
   it("slow consumer - the call ends RESOURCE_EXHAUSTED with the offset to resume from; FeedSubscriber resumes with no gap and no duplicate", async () => {
     const t0 = 1_762_000_000_000_000;
     // A raw call nobody reads: the server's buffer of 2 messages overflows.

@@ -17,11 +17,11 @@ import type { Actor } from "xstate";
 import { feedMachine } from "../../../actors/feed.js";
 import type { CheckpointInput, FeedEvent, FeedWalInput, LastPublishedInput, PublishInput, PublishOutput, SaveCheckpointInput } from "../../../actors/feed.js";
 import { decodeWatermark } from "../../../protocols/codec.js";
-import { HDR_FEED_KIND, HDR_FEED_OFFSET, HDR_FEED_SHARDS, feedStream, feedSubject, feedSubjectsOfTenant, parseWalSubject, walStream, walSubjectsOfTable, walSubjectsOfTenant, watermarkStream, watermarkSubjectsOfTenant } from "../../../protocols/subjects.js";
-import { EMPTY_TAIL, FEED_DEDUP_WINDOW_MS, FeedMessageTooLargeError, decodeOffset, encodeOffset, feedDecodes, feedTables, offsetLsn, outputPlace, publishFenced, pushMerged, readTableGaps, shardKey } from "../../feed/index.js";
+import { HDR_FEED_KIND, HDR_FEED_OFFSET, HDR_FEED_ROWS, HDR_FEED_SHARDS, feedStream, feedSubject, feedSubjectsOfTenant, parseWalSubject, walStream, walSubjectsOfTable, walSubjectsOfTenant, watermarkStream, watermarkSubjectsOfTenant } from "../../../protocols/subjects.js";
+import { EMPTY_TAIL, FEED_DEDUP_WINDOW_MS, FeedMessageTooLargeError, afterTail, decodeOffset, encodeOffset, feedDecodes, feedTables, offsetLsn, outputPlace, publishFenced, pushMerged, readTableGaps, rowsHeader, shardKey, splitBatch } from "../../feed/index.js";
 import type { FeedBatch, FeedOffset, FeedPlan, FeedRecord, FeedTail, GapReader, TableGaps, WalGap } from "../../feed/index.js";
 import { arrowSchema, toRecordBatches } from "../../query/index.js";
-import type { ClickhouseColdSource } from "../../query/index.js";
+import type { ClickhouseColdSource, OutTable } from "../../query/index.js";
 import { WalGapError, consumeBatches, decodeWalEntry, gapAt, walFloor, walPull } from "../../wal/index.js";
 import type { WalFloor } from "../../wal/index.js";
 import type { ShardAddress } from "../../../protocols/subjects.js";
@@ -73,16 +73,16 @@ async function readTail(jsm: JetStreamManager, name: string, plan: FeedPlan): Pr
   });
   if (m === null || m === undefined) return { offset: undefined, tail: EMPTY_TAIL };
   const token = m.header?.get(HDR_FEED_OFFSET);
-  if (!token) return { offset: undefined, tail: { seq: m.seq, place: -1 } };
+  if (!token) return { offset: undefined, tail: { seq: m.seq, place: EMPTY_TAIL.place } };
   // A redefined feed under the same name would mix two feeds' messages on one subject: refuse by name.
   const offset = decodeOffset(token, plan.fingerprint, feedTables(plan));
   return { offset, tail: { seq: m.seq, place: outputPlace(m.header.get(HDR_FEED_KIND) === "snapshot" ? "snapshot" : "update", offset) } };
 }
 
 /** One message per batch: an Arrow IPC stream (ts as int64 µs, field metadata proxist.unit=us). */
-function encode(plan: FeedPlan, b: FeedBatch): Uint8Array {
+function encode(plan: FeedPlan, t: OutTable): Uint8Array {
   const schema = arrowSchema(plan.fields, new Map([["proxist.feed", plan.fingerprint]]));
-  return RecordBatchStreamWriter.writeAll(toRecordBatches(b.table, schema, Infinity)).toUint8Array(true);
+  return RecordBatchStreamWriter.writeAll(toRecordBatches(t, schema, Infinity)).toUint8Array(true);
 }
 
 /** Bytes of max_payload left for a feed message's headers besides the per-shard positions. */
@@ -106,20 +106,23 @@ const anotherWriter = (e: unknown): boolean => e instanceof JetStreamApiError &&
 async function publish(js: JetStreamClient, jsm: JetStreamManager, name: string, input: PublishInput, facts: ShardFacts, w: Writer, maxPayload: number | undefined): Promise<PublishOutput> {
   const subject = feedSubject(input.plan.tenant, name);
   const shards = feedTables(input.plan).flatMap((t) => Array.from({ length: t.shards }, (_, bucket) => ({ table: t.name, bucket })));
-  // Encoded once: the size check and the publish see the same bytes.
-  const bodies = new Map<FeedBatch, Uint8Array>();
-  const body = (b: FeedBatch): Uint8Array => {
-    let x = bodies.get(b);
-    if (x === undefined) bodies.set(b, (x = encode(input.plan, b)));
+  // Encoded once: the cuts, the size check and the publish see the same bytes.
+  const bodies = new Map<OutTable, Uint8Array>();
+  const body = (t: OutTable): Uint8Array => {
+    let x = bodies.get(t);
+    if (x === undefined) bodies.set(t, (x = encode(input.plan, t)));
     return x;
   };
-  // The headers (offset token, per-shard positions, message id) take their share of max_payload.
+  // The headers (offset token, per-shard positions, rows, message id) take their share of max_payload.
   const room = maxPayload === undefined ? Infinity : maxPayload - HEADER_ROOM - 160 * shards.length;
+  // A record's update larger than a message goes out in parts (src/feed/parts.ts), from where the subject stands.
+  const batches = input.batches.flatMap((b) => splitBatch(afterTail(b, w.tail), room, (t) => body(t).length));
   const check = (b: FeedBatch): void => {
-    const n = body(b).length;
+    const n = body(b.table).length;
     if (n > room) {
       throw new FeedMessageTooLargeError(
-        `feed ${input.plan.tenant}/${name}: the ${b.kind} at LSN ${offsetLsn(b.offset)} is ${n} bytes (${b.table.rows} rows), more than one NATS message carries here (max_payload ${maxPayload} bytes, less room for headers); the feed sends one WAL record's output per message: select fewer columns or symbols in the feed's query, write smaller ingest batches, or raise the server's max_payload`,
+        `feed ${input.plan.tenant}/${name}: the ${b.kind} at LSN ${offsetLsn(b.offset)} is ${n} bytes (${b.table.rows} rows), more than one NATS message carries here (max_payload ${maxPayload} bytes, less room for headers); ` +
+          (b.kind === "snapshot" ? "a snapshot (the feed's whole state) is sent in one message: select fewer columns or symbols in the feed's query, or raise the server's max_payload" : "a single row does not fit: select fewer columns, or raise the server's max_payload"),
       );
     }
   };
@@ -127,19 +130,23 @@ async function publish(js: JetStreamClient, jsm: JetStreamManager, name: string,
     const h = natsHeaders();
     h.set(HDR_FEED_OFFSET, encodeOffset(b.offset));
     h.set(HDR_FEED_KIND, b.kind);
+    const rows = rowsHeader(b);
+    if (rows !== undefined) h.set(HDR_FEED_ROWS, rows);
     const positions = shards.map((s) => {
       const k = shardKey(s.table, s.bucket);
       return { ...s, lsn: b.offset.lsn[k] ?? 0, persistedLsn: facts.persisted.get(k) ?? 0, horizonMicros: facts.horizon(s.table, s.bucket) };
     });
     h.set(HDR_FEED_SHARDS, JSON.stringify(positions));
-    const msgID = `${name}:${input.plan.fingerprint}:${b.kind === "snapshot" ? "s" : "u"}:${offsetLsn(b.offset)}`;
-    return js.publish(subject, body(b), { headers: h, msgID, ...(expectSeq === undefined ? {} : { expect: { lastSubjectSequence: expectSeq } }) });
+    // Two writers cut a record alike (the same max_payload): a part's id names the rows it ends at.
+    const at = b.offset.part === undefined ? `${offsetLsn(b.offset)}` : `${b.offset.part.lsn}.${b.offset.part.rows}`;
+    const msgID = `${name}:${input.plan.fingerprint}:${b.kind === "snapshot" ? "s" : "u"}:${at}`;
+    return js.publish(subject, body(b.table), { headers: h, msgID, ...(expectSeq === undefined ? {} : { expect: { lastSubjectSequence: expectSeq } }) });
   };
   if (w.fenceOff) {
-    await Promise.all(input.batches.map((b) => send(b)));
-    return { stored: input.batches.length };
+    await Promise.all(batches.map((b) => send(b)));
+    return { stored: batches.length };
   }
-  const stored = await publishFenced(input.batches, w, { now: () => performance.now(), send, readTail: async () => (await readTail(jsm, name, input.plan)).tail, refused: anotherWriter, check });
+  const stored = await publishFenced(batches, w, { now: () => performance.now(), send, readTail: async () => (await readTail(jsm, name, input.plan)).tail, refused: anotherWriter, check });
   return { stored };
 }
 
