@@ -109,7 +109,7 @@ export const FeedSpecSchema = Schema.Struct({
 
 /** The kinds of user-defined function (issue 17): a scalar maps row values to a value; an aggregate folds rows into one value per group or window. */
 export const FUNCTION_KINDS = ["scalar", "aggregate"] as const;
-export const FUNCTION_LANGUAGES = ["javascript"] as const;
+export const FUNCTION_LANGUAGES = ["javascript", "assemblyscript"] as const;
 
 /** Per-function sandbox limits; absent ones take the node's defaults (src/udf/limits.ts), and none may exceed the node's caps. */
 export const FunctionLimitsSchema = Schema.Struct({
@@ -126,11 +126,13 @@ export const FunctionSpecSchema = Schema.Struct({
   name: Ident("function name", 63),
   kind: Schema.Literals(FUNCTION_KINDS),
   language: Schema.optionalKey(Schema.Literals(FUNCTION_LANGUAGES)),
-  /** JavaScript defining `function <name>(...)` (scalar) or `const <name> = { init, accumulate, merge, finish }` (aggregate). */
+  /** JavaScript defining `function <name>(...)` (scalar) or `const <name> = { init, accumulate, merge, finish }` (aggregate); AssemblyScript: see src/udf/asglue.ts. */
   source: Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(256 * 1024)),
   limits: Schema.optionalKey(FunctionLimitsSchema),
   version: Schema.optionalKey(PositiveInt(1_000_000_000)),
   hash: Schema.optionalKey(Schema.String),
+  /** AssemblyScript: the compiled module (base64), set by pxctl apply so that nodes do not compile (leave it out). */
+  wasm: Schema.optionalKey(Schema.String),
 });
 
 /**

@@ -9,6 +9,7 @@ import type { Aggregate } from "../../protocols/query.js";
 import type { FunctionSpec } from "../../protocols/tablespec.js";
 import type { UdfFold, UdfRunner } from "../query/ops/index.js";
 import { cpuCallError, cpuQueryError, memoryError, threwError } from "./errors.js";
+import { FoldBuffer } from "./foldbuffer.js";
 import { LoadedFunction, functionHash } from "./function.js";
 import { UDF_BATCH_ROWS, limitsOf } from "./limits.js";
 import type { UdfLimits } from "./limits.js";
@@ -125,7 +126,7 @@ export class UdfSession implements UdfRunner {
     for (let i = 0; i < n; i += UDF_BATCH_ROWS) {
       const j = Math.min(n, i + UDF_BATCH_ROWS);
       out.set(
-        this.run(f, (cpu) => f.sandbox.scalar(f.handle, cols.map((c) => c.subarray(i, j)), j - i, cpu)),
+        this.run(f, (cpu) => f.sandbox.scalar(cols.map((c) => c.subarray(i, j)), j - i, cpu)),
         i,
       );
     }
@@ -137,28 +138,18 @@ export class UdfSession implements UdfRunner {
     const slot = f.sandbox.newSlot();
     const entry = { fn: f, slot };
     this.open.push(entry);
+    let buffer: FoldBuffer | undefined;
+    const send = (gids: Int32Array, ends: Int32Array, cols: readonly Float64Array[]): void => {
+      this.run(f, (cpu) => ({ value: undefined, ms: f.sandbox.add(slot, gids, ends, cols, cpu) }));
+    };
     return {
       add: (gids, ends, cols) => {
-        // Split into batches of at most UDF_BATCH_ROWS rows; a segment cut in two is merged in the sandbox (same group).
-        let seg = 0;
-        let from = 0;
-        while (seg < gids.length) {
-          const bg: number[] = [];
-          const be: number[] = [];
-          const start = from;
-          while (seg < gids.length && from - start < UDF_BATCH_ROWS) {
-            const end = Math.min(ends[seg]!, start + UDF_BATCH_ROWS);
-            bg.push(gids[seg]!);
-            be.push(end - start);
-            from = end;
-            if (end === ends[seg]) seg++;
-          }
-          const bcols = cols.map((c) => c.subarray(start, from));
-          this.run(f, (cpu) => ({ value: undefined, ms: f.sandbox.add(f.handle, slot, Int32Array.from(bg), Int32Array.from(be), bcols, cpu) }));
-        }
+        buffer ??= new FoldBuffer(cols.length, UDF_BATCH_ROWS, send);
+        buffer.add(gids, ends, cols);
       },
       finish: (groups) => {
-        const out = this.run(f, (cpu) => f.sandbox.finish(f.handle, slot, groups, cpu));
+        buffer?.flush();
+        const out = this.run(f, (cpu) => f.sandbox.finish(slot, groups, cpu));
         this.open.splice(this.open.indexOf(entry), 1);
         return out;
       },
@@ -181,7 +172,7 @@ export class UdfSession implements UdfRunner {
       const s = Int32Array.from(start.subarray(i, j), (x) => x - lo);
       const e = Int32Array.from(end.subarray(i, j), (x) => x - lo);
       out.set(
-        this.run(f, (cpu) => f.sandbox.window(f.handle, s, e, cols.map((c) => c.subarray(lo, hi)), cpu)),
+        this.run(f, (cpu) => f.sandbox.window(s, e, cols.map((c) => c.subarray(lo, hi)), cpu)),
         i,
       );
     }

@@ -9,7 +9,7 @@ import type { ApplyReply, ControlBackend, StoredTenant } from "../../src/control
 import { formatDiff } from "../../src/control/specdiff.js";
 import { parseTenantSpec } from "../../protocols/tablespec.js";
 import type { ClusterSpec, FunctionSpec } from "../../protocols/tablespec.js";
-import { VWAP_SOURCE } from "./sources.js";
+import { AS_VWAP_SOURCE, VWAP_SOURCE } from "./sources.js";
 
 const table = { name: "trades", columns: [{ name: "price", type: "float64" }, { name: "size", type: "float64" }] };
 
@@ -46,7 +46,9 @@ describe("pxctl apply of functions", () => {
     ["a built-in's name", { name: "vwap", kind: "scalar", source: "function vwap(x) { return x; }" }, /tenant acme function vwap: the name "vwap" is a built-in aggregate .*; give the function another name/],
     ["limits past the caps", { name: "m", kind: "scalar", source: "function m(x) { return x; }", limits: { memoryBytes: 4 * 2 ** 30 } }, /tenant acme function m: limits.memoryBytes 4294967296 is above this node's cap 536870912; lower it/],
     ["a looping top level", { name: "n", kind: "scalar", source: "for (;;) {} function n(x) { return x; }", limits: { cpuMsPerCall: 100 } }, /tenant acme function n: running the source's top level passed the CPU-time limit of 100 ms per call/],
-    ["an unknown language", { name: "p", kind: "scalar", language: "python", source: "def p(x): return x" }, /cluster spec is invalid: Expected "javascript"\s+at \["tenants"\]\[0\]\["functions"\]\[0\]\["language"\]/],
+    ["an unknown language", { name: "p", kind: "scalar", language: "python", source: "def p(x): return x" }, /cluster spec is invalid: Expected "javascript" \| "assemblyscript"\s+at \["tenants"\]\[0\]\["functions"\]\[0\]\["language"\]/],
+    ["AssemblyScript that does not compile", { name: "a", kind: "scalar", language: "assemblyscript", source: "export function a(x: f64): f64 { return x +; }" }, /tenant acme function a: the AssemblyScript source does not compile: .*ERROR/],
+    ["AssemblyScript reaching for the host", { name: "r", kind: "scalar", language: "assemblyscript", source: "export function r(x: f64): f64 { return Math.random(); }" }, /tenant acme function r: the module imports env\.seed from the host/],
     ["an unknown kind", { name: "q", kind: "window", source: "function q(x) { return x; }" }, /cluster spec is invalid: Expected "scalar" \| "aggregate"\s+at \["tenants"\]\[0\]\["functions"\]\[0\]\["kind"\]/],
   ];
   for (const [what, f, msg] of bad) {
@@ -78,6 +80,24 @@ describe("pxctl apply of functions", () => {
     expect(formatDiff(r3.diff)).toEqual([`~ function acme.myvwap: version 1 -> 2 (hash ${stored().hash})`]);
     const r4 = (await handleControl("apply", { spec: specWith([]) }, b)) as ApplyReply;
     expect(formatDiff(r4.diff)).toEqual(["- function acme.myvwap"]);
+  });
+
+  it("AssemblyScript: stores the compiled module with the function; an unchanged function keeps its module, a module in the input is not taken", async () => {
+    const { b, tenants } = backendOf();
+    const f = { name: "asvwap", kind: "aggregate", language: "assemblyscript", source: AS_VWAP_SOURCE };
+    await handleControl("apply", { spec: specWith([f]) }, b);
+    const stored = (): FunctionSpec => tenants.get("acme")!.spec.functions![0]!;
+    const wasm = stored().wasm!;
+    expect(Buffer.from(wasm, "base64").subarray(0, 4)).toEqual(Buffer.from([0, 0x61, 0x73, 0x6d]));
+    expect(stored()).toMatchObject({ version: 1 });
+    // Applied again with a module of its own: the stored one stays, and nothing changed.
+    const r2 = (await handleControl("apply", { spec: specWith([{ ...f, wasm: Buffer.from("not a module").toString("base64") }]) }, b)) as ApplyReply;
+    expect(r2.applied).toBe(false);
+    expect(stored().wasm).toBe(wasm);
+    // A new function with a module in the input: compiled from its source all the same.
+    const g = { name: "asvwap2", kind: "aggregate", language: "assemblyscript", source: AS_VWAP_SOURCE, wasm: Buffer.from("not a module").toString("base64") };
+    await handleControl("apply", { spec: specWith([f, g]) }, b);
+    expect(tenants.get("acme")!.spec.functions![1]!.wasm).toBe(wasm);
   });
 
   it("refuses a function declared twice", async () => {

@@ -16,3 +16,13 @@ export const SLIDING_VWAP_SOURCE = `const slidevwap = {
   merge(a, b) { return { pv: a.pv + b.pv, v: a.v + b.v }; },
   finish(s) { return s.v === 0 ? null : s.pv / s.v; },
 };`;
+
+/** The VWAP in AssemblyScript (compiled to WebAssembly): the state is a class that accumulate changes. */
+export const AS_VWAP_SOURCE = `class Sums { pv: f64 = 0; v: f64 = 0; }
+export function init(): Sums { return new Sums(); }
+export function accumulate(s: Sums, price: f64, size: f64): void { s.pv += price * size; s.v += size; }
+export function finish(s: Sums): f64 { return s.v == 0 ? NaN : s.pv / s.v; }`;
+
+/** The same with retract (rolling windows slide). */
+export const AS_SLIDING_VWAP_SOURCE = `${AS_VWAP_SOURCE}
+export function retract(s: Sums, price: f64, size: f64): void { s.pv -= price * size; s.v -= size; }`;

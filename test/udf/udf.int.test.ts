@@ -116,7 +116,7 @@ describe("user-defined functions on a node", () => {
     const a = await pxctlApply(yaml);
     expect(a.code, a.err).toBe(0);
     expect(a.out).toMatch(/\+ function default\.myvwap \(version 1, hash [0-9a-f]{16}\)/);
-    await waitFunctions(["myvwap", "mid"]);
+    await waitFunctions(["myvwap", "mid", "asvwap"]);
     const queries = [...bash.matchAll(/^q '(.*)'$/gm)].map((m) => JSON.parse(m[1]!) as Record<string, unknown>);
     expect(queries.map((q) => q.op)).toEqual(["groupBy", "bars", "rolling", "range"]);
     // The whole day of the test's data (the README's queries name no range: all of it).
@@ -127,6 +127,8 @@ describe("user-defined functions on a node", () => {
     }
     const near = (x: unknown, y: unknown): boolean => Math.abs((x as number) - (y as number)) <= 1e-9 * Math.abs(y as number);
     expect(g!.rows.every((row) => near(row[2], row[1]))).toBe(true);
+    // The AssemblyScript VWAP, compiled at apply and run in its worker on the node.
+    expect(g!.rows.every((row) => near(row[3], row[1]))).toBe(true);
     expect(b!.rows.every((row) => near(row[9], row[8]))).toBe(true);
     expect(r!.rows.length).toBe(400);
     expect(m!.rows.every((row) => row[6] === ((row[2] as number) + (row[3] as number)) / 2)).toBe(true);

@@ -5,16 +5,15 @@
 // with an error naming the function and the limit, and the next query is
 // answered; the per-tenant rate limit refuses with RESOURCE_EXHAUSTED.
 import { afterAll, describe, expect, it } from "vitest";
-import { QueryError } from "../../protocols/errors.js";
+import type { QueryError } from "../../protocols/errors.js";
 import { decodeQuery, encodeQuery, parseQuery } from "../../protocols/query.js";
 import { planFeed } from "../../src/feed/index.js";
 import type { FunctionSpec, TenantQuotas } from "../../protocols/tablespec.js";
 import { ProxistQueryEngine, staticSource } from "../../src/query/index.js";
-import type { OutTable } from "../../src/query/index.js";
 import { UdfHost, functionHash } from "../../src/udf/index.js";
 import type { UdfLimits } from "../../src/udf/index.js";
 import { buildHot, SPAN, T_BASE, TENANT, workload } from "../query/fixture.js";
-import { outRows } from "../query/oracle.js";
+import { col, expectClose, failure } from "./expect.js";
 import { SLIDING_VWAP_SOURCE, VWAP_SOURCE } from "./sources.js";
 
 
@@ -62,28 +61,6 @@ const engine = engineWith();
 const T0 = T_BASE;
 const T1 = T_BASE + SPAN;
 
-/** The rows of a column by name. */
-const col = (t: OutTable, name: string): unknown[] => {
-  const i = t.columns.findIndex((c) => c.field.name === name);
-  expect(i, `column ${name}`).toBeGreaterThanOrEqual(0);
-  return outRows(t).map((r) => r[i]);
-};
-const expectClose = (got: unknown[], want: unknown[]): void => {
-  expect(got.length).toBe(want.length);
-  got.forEach((g, i) => {
-    if (want[i] === null) expect(g).toBeNull();
-    else expect(Math.abs((g as number) - (want[i] as number))).toBeLessThanOrEqual(1e-9 * Math.max(1, Math.abs(want[i] as number)));
-  });
-};
-
-async function failure(e: ProxistQueryEngine, q: unknown): Promise<QueryError> {
-  const err = await e.execute(TENANT, q).then(
-    () => undefined,
-    (x: unknown) => x,
-  );
-  expect(err).toBeInstanceOf(QueryError);
-  return err as QueryError;
-}
 
 const UDAF = { fn: "udf", name: "myvwap", args: ["price", "size"], as: "uvwap" };
 const BUILTIN = { fn: "vwap", column: "price", weight: "size", as: "vwap" };

@@ -64,20 +64,22 @@ export function udfRangeOp(q: RangeQuery, spec: TableSpec, series: readonly Symb
 export function udfGroupTable(aggs: readonly Aggregate[], spec: TableSpec, series: readonly SymbolSeries[], bucket: number | undefined, bySymbol: boolean, run: UdfRunner): GroupTable {
   const t = new GroupTable(aggs);
   hotPartials(t, spec, series, bucket, bySymbol);
-  // Our own group ids per (symbol, bucket) key, and the segments of every series in one pass.
-  const gidOf = new Map<string, number>();
-  const key = (sym: string, bk: number): string => `${sym}\u0000${bk}`;
+  // Our own group ids per (symbol id, bucket start), and the segments of every series in one pass. Number keys in
+  // a map per symbol: a string key per segment and per output row cost more than the user's VWAP itself.
+  const gidOf: Map<number, number>[] = [];
+  let groups = 0;
   const gids: number[] = [];
   const ends: number[] = [];
   let total = 0;
   for (const s of series) {
+    const sid = t.symbolId(bySymbol ? s.symbol : "");
+    const bySid = (gidOf[sid] ??= new Map());
     let i = s.lo;
     while (i < s.hi) {
       const bk = bucket === undefined ? 0 : bucketStart(s.ts[i]!, bucket);
       const end = bucket === undefined ? s.hi : lowerBound(s.ts, bk + bucket, i, s.hi);
-      const k = key(bySymbol ? s.symbol : "", bk);
-      let g = gidOf.get(k);
-      if (g === undefined) gidOf.set(k, (g = gidOf.size));
+      let g = bySid.get(bk);
+      if (g === undefined) bySid.set(bk, (g = groups++));
       gids.push(g);
       ends.push(total + end - s.lo);
       i = end;
@@ -97,10 +99,10 @@ export function udfGroupTable(aggs: readonly Aggregate[], spec: TableSpec, serie
     }
     const fold = run.aggregate(a);
     fold.add(Int32Array.from(gids), Int32Array.from(ends), cols);
-    results.set(k, fold.finish(gidOf.size));
+    results.set(k, fold.finish(groups));
   });
   t.udf = (k, i) => {
-    const g = gidOf.get(key(t.names[t.sym[i]!]!, t.bucket[i]!));
+    const g = gidOf[t.sym[i]!]?.get(bucket === undefined ? 0 : t.bucket[i]!);
     return g === undefined ? Number.NaN : results.get(k)![g]!;
   };
   return t;
