@@ -4,7 +4,9 @@
 // opaque token) to resume exactly after it: no gap, no duplicate. A record's
 // output too large for one message is cut into parts (./parts.ts): a part's
 // offset is the position before its record with `part` saying how many of the
-// record's output rows were sent, so resuming there sends the rest of them.
+// record's output rows were sent, so resuming there sends the rest of them; a
+// snapshot's part is the snapshot's own position with the rows of the state
+// sent (`part.snapshot`).
 import { QueryError } from "../../protocols/errors.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
 
@@ -16,10 +18,12 @@ export interface FeedOffset {
   readonly part?: RecordPart;
 }
 
-/** How far into one record's output a part offset is. */
+/** How far into one record's output (or into the snapshot taken right after it) a part offset is. */
 export interface RecordPart {
   readonly lsn: number;
   readonly rows: number;
+  /** A part of the snapshot taken at `lsn`, not of the record's update. */
+  readonly snapshot?: boolean;
 }
 
 export const shardKey = (table: string, bucket: number): string => `${table}/${bucket}`;
@@ -41,7 +45,7 @@ export function resumeSeq(o: FeedOffset): number {
 }
 
 /** The offset as a compact token (what clients store and send back). */
-export const encodeOffset = (o: FeedOffset): string => Buffer.from(JSON.stringify(o.part === undefined ? { v: 1, f: o.feed, l: o.lsn } : { v: 1, f: o.feed, l: o.lsn, p: [o.part.lsn, o.part.rows] })).toString("base64url");
+export const encodeOffset = (o: FeedOffset): string => Buffer.from(JSON.stringify(o.part === undefined ? { v: 1, f: o.feed, l: o.lsn } : { v: 1, f: o.feed, l: o.lsn, p: o.part.snapshot === true ? [o.part.lsn, o.part.rows, 1] : [o.part.lsn, o.part.rows] })).toString("base64url");
 
 /** Parses a token for the feed `fingerprint` with shards `tables`; refuses (INVALID_ARGUMENT) a malformed token or one of another feed. */
 export function decodeOffset(token: string, fingerprint: string, tables: readonly TableSpec[]): FeedOffset {
@@ -67,11 +71,15 @@ export function decodeOffset(token: string, fingerprint: string, tables: readonl
     }
   }
   if (j.p === undefined) return { feed: fingerprint, lsn };
-  const [pl, pr] = Array.isArray(j.p) ? (j.p as unknown[]) : [];
+  const [pl, pr, ps, ...more] = Array.isArray(j.p) ? (j.p as unknown[]) : [];
   const isCount = (x: unknown): x is number => typeof x === "number" && Number.isSafeInteger(x) && x > 0;
-  // A part continues a record after the offset's position: its LSN lies beyond every shard's.
-  if (!isCount(pl) || !isCount(pr) || Object.values(lsn).some((v) => v >= pl)) {
-    throw new QueryError("INVALID_ARGUMENT", `subscription field from.offset: the token's part ${JSON.stringify(j.p)} is not [record LSN past the offset, rows sent > 0]; pass the offset token of a message this feed sent`);
+  const snapshot = ps === 1;
+  // An update's part continues a record after the offset's position (its LSN lies beyond every shard's); a snapshot's is at it.
+  if (!isCount(pl) || !isCount(pr) || !(ps === undefined || snapshot) || more.length > 0 || !(snapshot ? Math.max(0, ...Object.values(lsn)) === pl : Object.values(lsn).every((v) => v < pl))) {
+    throw new QueryError(
+      "INVALID_ARGUMENT",
+      `subscription field from.offset: the token's part ${JSON.stringify(j.p)} is not [record LSN past the offset, rows sent > 0] nor [the offset's LSN, rows sent > 0, 1] (a snapshot's); pass the offset token of a message this feed sent`,
+    );
   }
-  return { feed: fingerprint, lsn, part: { lsn: pl, rows: pr } };
+  return { feed: fingerprint, lsn, part: snapshot ? { lsn: pl, rows: pr, snapshot } : { lsn: pl, rows: pr } };
 }

@@ -6,22 +6,25 @@
 // rows sent, so a consumer, or a writer restarted after a crash between two
 // parts, resuming there gets exactly the rest of the record, however the rest
 // is cut (the cuts depend on the byte limit, which can differ between nodes).
+// A snapshot (a last-by board, the bars) is cut the same way; its parts'
+// offsets are its own position plus the rows of the state sent.
 import { sliceTable } from "../query/index.js";
 import type { OutTable } from "../query/index.js";
+import type { FeedOffset } from "./offset.js";
 import type { FeedBatch } from "./runner.js";
 import { offsetLsn } from "./tail.js";
 import type { FeedTail } from "./tail.js";
 
 /**
  * `b` as parts of at most `maxBytes` each by `bytesOf`: cut where the mean
- * row size says, then halved where a part is still over. A batch that fits,
- * a snapshot (the state at one LSN, sent whole) or a single row comes back as
- * it is, for the caller to refuse if it is still too large.
+ * row size says, then halved where a part is still over. A batch that fits, or
+ * a single row, comes back as it is, for the caller to refuse if it is still
+ * too large.
  */
 export function splitBatch(b: FeedBatch, maxBytes: number, bytesOf: (t: OutTable) => number): FeedBatch[] {
   const rows = b.table.rows;
   const prior = b.prior;
-  if (b.kind !== "update" || prior === undefined || rows <= 1) return [b];
+  if ((b.kind === "update" && prior === undefined) || rows <= 1) return [b];
   const whole = bytesOf(b.table);
   if (whole <= maxBytes) return [b];
   const ranges: [from: number, to: number, table: OutTable][] = [];
@@ -41,12 +44,14 @@ export function splitBatch(b: FeedBatch, maxBytes: number, bytesOf: (t: OutTable
     cut(from, to, sliceTable(b.table, from, to));
   }
   const first = b.firstRow ?? 0;
+  const totalRows = first + rows;
   const lsn = offsetLsn(b.offset);
-  return ranges.map(([from, to, table], i): FeedBatch =>
-    i === ranges.length - 1
-      ? { ...b, table, firstRow: first + from }
-      : { kind: "update", table, offset: { feed: b.offset.feed, lsn: prior.lsn, part: { lsn, rows: first + to } }, prior, firstRow: first + from },
-  );
+  const at = (end: number): FeedOffset =>
+    b.kind === "snapshot" ? { feed: b.offset.feed, lsn: b.offset.lsn, part: { lsn, rows: end, snapshot: true } } : { feed: b.offset.feed, lsn: prior!.lsn, part: { lsn, rows: end } };
+  return ranges.map(([from, to, table], i): FeedBatch => {
+    if (i === ranges.length - 1) return { ...b, table, firstRow: first + from, totalRows };
+    return { kind: b.kind, table, offset: at(first + to), ...(prior === undefined ? {} : { prior }), firstRow: first + from, totalRows };
+  });
 }
 
 /**
@@ -55,15 +60,16 @@ export function splitBatch(b: FeedBatch, maxBytes: number, bytesOf: (t: OutTable
  * between two parts): the rest, to be cut again.
  */
 export function afterTail(b: FeedBatch, tail: FeedTail): FeedBatch {
-  if (b.kind !== "update" || b.prior === undefined || tail.place[0] !== 2 * offsetLsn(b.offset) - 0.5) return b;
+  const major = 2 * offsetLsn(b.offset) + (b.kind === "snapshot" ? 0.5 : -0.5);
+  if ((b.kind === "update" && b.prior === undefined) || tail.place[0] !== major) return b;
   const first = b.firstRow ?? 0;
   const skip = Math.min(b.table.rows, tail.place[1] - first);
   return skip <= 0 ? b : { ...b, table: sliceTable(b.table, skip, b.table.rows), firstRow: first + skip };
 }
 
-/** The rows header of a message: "<first>-<end>" of its record's output when the record is cut over several, else undefined. */
+/** The rows header of a message: "<first>-<end>/<total>" of its record's output (or snapshot) when it is cut over several messages, else undefined. */
 export function rowsHeader(b: FeedBatch): string | undefined {
   const first = b.firstRow ?? 0;
   if (b.offset.part === undefined && first === 0) return undefined;
-  return `${first}-${first + b.table.rows}`;
+  return `${first}-${first + b.table.rows}/${b.totalRows ?? first + b.table.rows}`;
 }

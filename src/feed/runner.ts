@@ -23,8 +23,10 @@ export interface FeedBatch {
   readonly offset: FeedOffset;
   /** An update: the offset before its record (a part of the record's output resumes from there, ./parts.ts). */
   readonly prior?: FeedOffset;
-  /** An update: how many rows of its record's output came before its rows (resumed from a part: the rows already sent). */
+  /** How many rows of its record's output (or of its snapshot) came before its rows: a part's, or resumed from a part. */
   readonly firstRow?: number;
+  /** Set on the parts of a cut record or snapshot: the rows of the whole. */
+  readonly totalRows?: number;
 }
 
 /** A runner's state as plain data. */
@@ -85,7 +87,8 @@ export class FeedRunner {
     this.advanceTo(rec.lsn);
     if (out === undefined || (this.sendAfter !== undefined && covers(this.sendAfter, rec.table, rec.bucket, rec.lsn))) return undefined;
     // Resumed from a part of this record's output: the rows it did not send yet.
-    const sent = this.sendAfter?.part?.lsn === rec.lsn ? this.sendAfter.part.rows : 0;
+    const part = this.sendAfter?.part;
+    const sent = part !== undefined && part.snapshot !== true && part.lsn === rec.lsn ? part.rows : 0;
     if (sent === 0) return { kind: "update", table: out, offset: this.offset(), prior };
     if (sent >= out.rows) return undefined;
     return { kind: "update", table: sliceTable(out, sent, out.rows), offset: this.offset(), prior, firstRow: sent };

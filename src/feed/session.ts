@@ -13,6 +13,7 @@ import type { FeedOffset } from "./offset.js";
 import type { FeedRecord } from "./operator.js";
 import { FeedRunner } from "./runner.js";
 import type { FeedBatch } from "./runner.js";
+import { sliceTable } from "../query/index.js";
 
 export interface FeedSessionOptions {
   readonly from: FeedFrom;
@@ -50,6 +51,8 @@ export class FeedSession {
   private snapshotDue: boolean;
   /** From a time: set until the first record holding a tick at or after it (output before that is folded, not sent). */
   private startTime: number | undefined;
+  /** From a part of a snapshot: the rest of that snapshot is sent once its record is folded again. */
+  private snapshotRest: { readonly lsn: number; readonly rows: number } | undefined;
 
   constructor(
     readonly plan: FeedPlan,
@@ -70,6 +73,11 @@ export class FeedSession {
       this.runner = new FeedRunner(plan);
       this.startOffset = uniformOffset(plan.fingerprint, tables, 0);
       this.startTime = o.from.timeMicros;
+    } else if (o.from.part?.snapshot === true) {
+      // Inside a snapshot: the state at its record is the same when folded again, so its rows after the part follow.
+      this.runner = new FeedRunner(plan, { feed: o.from.feed, lsn: o.from.lsn });
+      this.startOffset = o.from;
+      this.snapshotRest = { lsn: o.from.part.lsn, rows: o.from.part.rows };
     } else {
       this.runner = new FeedRunner(plan, o.from);
       this.startOffset = o.from;
@@ -86,6 +94,12 @@ export class FeedSession {
     if (this.startTime !== undefined && reaches(rec.batch.ts, rec.batch.rows, this.startTime)) this.startTime = undefined;
     const b = this.runner.push(rec);
     if (b !== undefined && this.startTime === undefined) this.offer({ batch: b, key: shardKey(rec.table, rec.bucket), lsn: rec.lsn });
+    if (this.snapshotRest !== undefined && rec.lsn >= this.snapshotRest.lsn) {
+      const s = this.runner.snapshot();
+      const skip = this.snapshotRest.rows;
+      this.snapshotRest = undefined;
+      if (s !== undefined && s.table.rows > skip) this.offer({ batch: { ...s, table: sliceTable(s.table, skip, s.table.rows), firstRow: skip }, key: shardKey(rec.table, rec.bucket), lsn: rec.lsn });
+    }
     if (this.snapshotDue && rec.lsn >= this.o.lastLsn) {
       this.snapshotDue = false;
       const s = this.runner.snapshot();

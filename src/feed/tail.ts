@@ -32,10 +32,11 @@ export const offsetLsn = (offset: FeedOffset): number => Math.max(0, ...Object.v
 /**
  * A message's place in the feed's output order: 2L for the update of record
  * L, 2L + 1 for a snapshot taken at L, and for a part of record L's update
- * 2L - 0.5 (after a snapshot at L - 1) with the rows it ends at.
+ * 2L - 0.5 (after a snapshot at L - 1), for a part of the snapshot at L
+ * 2L + 0.5, with the rows it ends at.
  */
 export function outputPlace(kind: FeedBatch["kind"], offset: FeedOffset): Place {
-  if (offset.part !== undefined) return [2 * offset.part.lsn - 0.5, offset.part.rows];
+  if (offset.part !== undefined) return [2 * offset.part.lsn + (offset.part.snapshot === true ? 0.5 : -0.5), offset.part.rows];
   return [2 * offsetLsn(offset) + (kind === "snapshot" ? 1 : 0), 0];
 }
 

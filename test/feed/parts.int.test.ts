@@ -9,7 +9,9 @@
 // nothing twice, nothing missing. With the new writer's resume inside the
 // record switched off (the runner's and the tail's, tried by hand) it sends
 // the record's first 3,000 rows again; the negative controls that stay are in
-// test/feed/parts.test.ts (an offset without its part's row count).
+// test/feed/parts.test.ts (an offset without its part's row count). Last, a
+// last-by board of 12,000 symbols, larger than a message, is published as a
+// snapshot in parts that hold every symbol once.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
@@ -30,7 +32,10 @@ const spec = parseClusterSpec({
     {
       name: TENANT,
       tables: [{ name: "trades", shards: 1, columns: [{ name: "price", type: "float64" }, { name: "size", type: "float64" }] }],
-      feeds: [{ name: "raw", query: { op: "range", table: "trades" } }],
+      feeds: [
+        { name: "raw", query: { op: "range", table: "trades" } },
+        { name: "board", query: { op: "lastBy", table: "trades" }, snapshotSeconds: 1 },
+      ],
     },
   ],
 });
@@ -59,6 +64,8 @@ async function until(what: string, ok: () => boolean, ms = 30_000): Promise<void
 
 interface Stored {
   readonly seq: number;
+  readonly kind: string;
+  readonly symbols: string[];
   readonly bytes: number;
   readonly rows: string | undefined;
   readonly part: boolean;
@@ -76,9 +83,10 @@ async function published(feed = "raw"): Promise<Stored[]> {
     if (m === null || m.subject !== feedSubject(TENANT, feed)) continue;
     const token = JSON.parse(Buffer.from(m.header.get(HDR_FEED_OFFSET), "base64url").toString("utf8")) as { p?: unknown };
     const t = tableFromIPC(m.data);
-    const lsn = t.getChild("_lsn")!.toArray() as BigInt64Array;
-    const row = t.getChild("_row")!.toArray() as Int32Array;
-    out.push({ seq, bytes: m.data.length, rows: m.header.get(HDR_FEED_ROWS) || undefined, part: token.p !== undefined, keys: Array.from({ length: t.numRows }, (_, i) => `${lsn[i]}/${row[i]}`) });
+    // A last-by snapshot has no _lsn/_row: its rows are symbols.
+    const lsn = (t.getChild("_lsn")?.toArray() ?? []) as BigInt64Array;
+    const row = (t.getChild("_row")?.toArray() ?? []) as Int32Array;
+    out.push({ seq, kind: m.header.get(HDR_FEED_KIND), symbols: Array.from({ length: t.numRows }, (_, i) => String(t.getChild(trades.symbolColumn)?.get(i))), bytes: m.data.length, rows: m.header.get(HDR_FEED_ROWS) || undefined, part: token.p !== undefined, keys: Array.from({ length: lsn.length }, (_, i) => `${lsn[i]}/${row[i]}`) });
   }
   return out;
 }
@@ -114,7 +122,7 @@ describe("feeds - a record whose feed message is too large for one NATS message"
     expect(big.length).toBeGreaterThanOrEqual(2);
     for (const m of msgs) expect(m.bytes).toBeLessThan(MAX_PAYLOAD);
     // The big record's parts name their rows, contiguous; only its last carries the record's own offset.
-    expect(big.map((m) => m.rows).join(",")).toBe(big.map((m) => `${m.keys[0]!.split("/")[1]}-${Number(m.keys.at(-1)!.split("/")[1]) + 1}`).join(","));
+    expect(big.map((m) => m.rows).join(",")).toBe(big.map((m) => `${m.keys[0]!.split("/")[1]}-${Number(m.keys.at(-1)!.split("/")[1]) + 1}/7500`).join(","));
     expect(big.map((m) => m.part)).toEqual([...big.slice(1).map(() => true), false]);
     expect(msgs.filter((m) => !big.includes(m)).every((m) => m.rows === undefined && !m.part)).toBe(true);
 
@@ -144,5 +152,35 @@ describe("feeds - a record whose feed message is too large for one NATS message"
     await until("the new node's feeds to publish the last record", () => reached(node, "raw")() && reached(node, "copy")());
     expect((await published("copy")).flatMap((m) => m.keys)).toEqual(keysOf(sent));
     expect((await published()).flatMap((m) => m.keys)).toEqual(keysOf(sent));
+  }, 120_000);
+
+  it("parts - a last-by board of 12,000 symbols, too large for one message, is published as a snapshot in parts that hold every symbol once", async () => {
+    await until("the board feed to run", () => node.feeds!.running.has(`${TENANT}/board`));
+    const walk = new RandomWalk(symbolNames(12_000), 9, 1.76e15);
+    const pub = new TickPublisher(f.nc, { tenant: TENANT, spec: trades, maxInFlight: 4 });
+    await pub.publish(walk.trades(12_000, 1_000, true));
+    // A snapshot of the whole board (every symbol of this test, and the first test's 50 when it ran): its parts from row 0 to its total.
+    const names = symbolNames(12_000);
+    let snap: Stored[] = [];
+    const deadline = Date.now() + 60_000;
+    while (snap.length === 0) {
+      if (Date.now() > deadline) throw new Error("timed out waiting for a snapshot of the whole board");
+      const parts = (await published("board")).filter((m) => m.kind === "snapshot" && m.rows !== undefined);
+      const first = parts.findIndex((m) => m.rows!.startsWith("0-") && Number(m.rows!.split("/")[1]) >= 12_000);
+      const total = first < 0 ? "" : parts[first]!.rows!.split("/")[1]!;
+      const end = parts.findIndex((m, i) => i >= first && m.rows!.endsWith(`-${total}/${total}`));
+      if (first >= 0 && end >= first) snap = parts.slice(first, end + 1);
+      else await new Promise((r) => setTimeout(r, 200));
+    }
+    const total = Number(snap[0]!.rows!.split("/")[1]);
+    expect(snap.length).toBeGreaterThanOrEqual(2);
+    for (const m of snap) expect(m.bytes).toBeLessThan(MAX_PAYLOAD);
+    // Contiguous rows, every symbol once.
+    const ranges = snap.map((m) => m.rows!.split("/")[0]!.split("-").map(Number));
+    expect(ranges.every(([a], i) => (i === 0 ? a === 0 : a === ranges[i - 1]![1]))).toBe(true);
+    const symbols = snap.flatMap((m) => m.symbols);
+    expect(symbols.length).toBe(total);
+    expect(new Set(symbols).size).toBe(total);
+    expect(names.every((n) => symbols.includes(n))).toBe(true);
   }, 120_000);
 });

@@ -2,12 +2,14 @@
 // (src/feed/parts.ts): the parts hold the record's rows once and in order, the
 // last one carries the record's offset, and a runner resumed from any part's
 // offset sends exactly the rows after it, however the rest is cut (another
-// byte limit: a node of another max_payload). Negative control: resuming from
-// the position before the record without the part's row count sends the
-// part's rows again, and the comparison sees it.
+// byte limit: a node of another max_payload); so does a last-by or bars
+// subscription resumed from any part of a snapshot. Negative controls:
+// resuming from the position before the record without the part's row count
+// sends the part's rows again, and from a snapshot's position without its
+// part the rest of the state is missing; the comparisons see both.
 import { describe, expect, it } from "vitest";
 import { QueryError } from "../../protocols/errors.js";
-import { FeedRunner, afterTail, decodeOffset, encodeOffset, outputPlace, placeAtOrBefore, planFeed, rowsHeader, splitBatch } from "../../src/feed/index.js";
+import { FeedRunner, FeedSession, afterTail, decodeOffset, encodeOffset, outputPlace, placeAtOrBefore, planFeed, rowsHeader, splitBatch } from "../../src/feed/index.js";
 import type { FeedBatch, FeedOffset, FeedPlan } from "../../src/feed/index.js";
 import { tableBytes } from "../../src/query/index.js";
 import type { OutTable } from "../../src/query/index.js";
@@ -97,13 +99,50 @@ describe("feeds - a record's update in parts", () => {
     expect(afterTail(b, { seq: 7, place: [2 * 99 - 0.5, 10] })).toBe(b);
   });
 
+  for (const [kind, query] of Object.entries({ lastBy: { op: "lastBy", table: "trades" }, bars: { op: "bars", table: "trades", bucket: "1s" } })) {
+    it(`${kind} - a snapshot in parts: the state's rows once, between its record's update and the next; a subscription resumed inside it gets the rest of it, then the updates`, () => {
+      const p = plan(query);
+      const tables = [p.left];
+      // A subscription from "snapshot" with the WAL at the 6th record: the state there, then every update after it.
+      const lastLsn = w.records[5]!.lsn;
+      const run = (from: Parameters<typeof decodeOffset>[0] | "snapshot", max: number): FeedBatch[] => {
+        const s = new FeedSession(p, { from: from === "snapshot" ? "snapshot" : decodeOffset(from, p.fingerprint, tables), lastLsn, durable: false, maxBuffer: 1e6, conflate: false });
+        for (const rec of w.records) if (rec.lsn >= s.readFrom) s.push(rec);
+        return s.drain().flatMap((b) => splitBatch(b, max, tableBytes));
+      };
+      const whole = run("snapshot", Infinity);
+      const snap = whole[0]!;
+      expect(snap.kind).toBe("snapshot");
+      const parts = run("snapshot", 1_500);
+      const snapParts = parts.filter((b) => b.kind === "snapshot");
+      expect(snapParts.length).toBeGreaterThan(2);
+      expect(snapParts.flatMap((b) => rowsOf(b.table))).toEqual(rowsOf(snap.table));
+      expect(snapParts.map((b) => rowsHeader(b)!.split("/")[1])).toEqual(snapParts.map(() => String(snap.table.rows)));
+      expect(snapParts.at(-1)!.offset).toEqual(snap.offset);
+      const places = parts.map((b) => outputPlace(b.kind, b.offset));
+      for (let i = 1; i < places.length; i++) expect(placeAtOrBefore(places[i]!, places[i - 1]!), `place ${i} after ${i - 1}`).toBe(false);
+      expect(placeAtOrBefore(outputPlace("update", { feed: "f", lsn: { x: lastLsn } }), places[0]!)).toBe(true);
+      const all = parts.map((b) => rowsOf(b.table));
+      for (let k = 0; k < snapParts.length; k++) {
+        const rest = all.slice(k + 1).flat();
+        expect(run(encodeOffset(parts[k]!.offset), 1_500).flatMap((b) => rowsOf(b.table)), `from part ${k}`).toEqual(rest);
+        expect(run(encodeOffset(parts[k]!.offset), 4_000).flatMap((b) => rowsOf(b.table)), `from part ${k}, cut at 4000`).toEqual(rest);
+      }
+      // Negative control: the snapshot's position without its part sends the updates after it, not the rest of the state.
+      const bare = run(encodeOffset({ feed: p.fingerprint, lsn: parts[0]!.offset.lsn }), 1_500).flatMap((b) => rowsOf(b.table));
+      expect(bare).not.toEqual(all.slice(1).flat());
+      expect(bare).toEqual(parts.filter((b) => b.kind === "update").flatMap((b) => rowsOf(b.table)));
+    });
+  }
+
   it("bad input - a part that is not [record LSN past the offset, rows > 0] is refused by name", () => {
     const p = plan(KINDS.raw!);
     const tok = (part: unknown) => Buffer.from(JSON.stringify({ v: 1, f: p.fingerprint, l: { "trades/0": 5, "trades/1": 5 }, p: part })).toString("base64url");
-    for (const bad of [[5, 10], [6, 0], "x", [6]]) {
+    for (const bad of [[5, 10], [6, 0], "x", [6], [6, 10, 1], [5, 10, 2], [5, 10, 1, 1]]) {
       expect(() => decodeOffset(tok(bad), p.fingerprint, [p.left])).toThrow(QueryError);
-      expect(() => decodeOffset(tok(bad), p.fingerprint, [p.left])).toThrow(/the token's part .* is not \[record LSN past the offset, rows sent > 0\]/);
+      expect(() => decodeOffset(tok(bad), p.fingerprint, [p.left])).toThrow(/the token's part .* is not \[record LSN past the offset, rows sent > 0\] nor \[the offset's LSN, rows sent > 0, 1\]/);
     }
     expect(decodeOffset(tok([6, 10]), p.fingerprint, [p.left]).part).toEqual({ lsn: 6, rows: 10 });
+    expect(decodeOffset(tok([5, 10, 1]), p.fingerprint, [p.left]).part).toEqual({ lsn: 5, rows: 10, snapshot: true });
   });
 });

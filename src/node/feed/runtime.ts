@@ -122,7 +122,7 @@ async function publish(js: JetStreamClient, jsm: JetStreamManager, name: string,
     if (n > room) {
       throw new FeedMessageTooLargeError(
         `feed ${input.plan.tenant}/${name}: the ${b.kind} at LSN ${offsetLsn(b.offset)} is ${n} bytes (${b.table.rows} rows), more than one NATS message carries here (max_payload ${maxPayload} bytes, less room for headers); ` +
-          (b.kind === "snapshot" ? "a snapshot (the feed's whole state) is sent in one message: select fewer columns or symbols in the feed's query, or raise the server's max_payload" : "a single row does not fit: select fewer columns, or raise the server's max_payload"),
+          "a single row does not fit: select fewer columns, or raise the server's max_payload",
       );
     }
   };
@@ -137,7 +137,7 @@ async function publish(js: JetStreamClient, jsm: JetStreamManager, name: string,
       return { ...s, lsn: b.offset.lsn[k] ?? 0, persistedLsn: facts.persisted.get(k) ?? 0, horizonMicros: facts.horizon(s.table, s.bucket) };
     });
     h.set(HDR_FEED_SHARDS, JSON.stringify(positions));
-    // Two writers cut a record alike (the same max_payload): a part's id names the rows it ends at.
+    // Two writers cut a record or a snapshot alike (the same max_payload): a part's id names the rows it ends at.
     const at = b.offset.part === undefined ? `${offsetLsn(b.offset)}` : `${b.offset.part.lsn}.${b.offset.part.rows}`;
     const msgID = `${name}:${input.plan.fingerprint}:${b.kind === "snapshot" ? "s" : "u"}:${at}`;
     return js.publish(subject, body(b.table), { headers: h, msgID, ...(expectSeq === undefined ? {} : { expect: { lastSubjectSequence: expectSeq } }) });
