@@ -11,6 +11,7 @@ import { limitsOf } from "./limits.js";
 import type { UdfLimits } from "./limits.js";
 import { JsSandbox, SandboxError } from "./sandbox.js";
 import type { UdfSandbox } from "./udfsandbox.js";
+import { disableWasmCodeGc } from "./v8wasm.js";
 import { Wasm, WasmSandbox } from "./wasmsandbox.js";
 import type { QuickJSHandle } from "quickjs-emscripten";
 
@@ -107,6 +108,7 @@ export class LoadedFunction {
 
   /** AssemblyScript: the module apply compiled (spec.wasm), or compiled here; started in its worker. */
   private static async loadWasm(tenant: string, spec: FunctionSpec, limits: UdfLimits): Promise<LoadedFunction> {
+    disableWasmCodeGc();
     try {
       const sig = asSignature(spec.source, spec.name, spec.kind);
       const binary = spec.wasm !== undefined ? new Uint8Array(Buffer.from(spec.wasm, "base64")) : (await compileAssemblyScript(spec, limits.memoryBytes)).binary;

@@ -5,11 +5,12 @@
 // bomb, a throw) end their query naming the function and the limit, and the
 // next query is answered; a source that reaches for the host (Math.random's
 // seed import) or does not compile is refused by name at load; the compiler
-// runs off the event loop. Negative control: with the per-call limit off, a
+// runs off the event loop, in one thread reused across compiles. Negative control: with the per-call limit off, a
 // bounded busy loop runs to its end.
 import { afterAll, describe, expect, it } from "vitest";
 import type { FunctionSpec } from "../../protocols/tablespec.js";
 import { ProxistQueryEngine, staticSource } from "../../src/query/index.js";
+import { compilerThreadsStarted } from "../../src/udf/ascompile.js";
 import { FunctionLoadError, LoadedFunction, UdfHost, functionHash } from "../../src/udf/index.js";
 import type { UdfLimits } from "../../src/udf/index.js";
 import { buildHot, SPAN, T_BASE, TENANT, workload } from "../query/fixture.js";
@@ -173,6 +174,20 @@ describe("loading AssemblyScript functions", { timeout: 60_000 }, () => {
     const took = performance.now() - t0;
     // Off the event loop a 10 ms timer fired ~155 times in a 1.7 s compile here; on it (tried by hand), 15 times in 1.5 s.
     expect(ticks, `${ticks} ticks in ${Math.round(took)} ms`).toBeGreaterThanOrEqual(Math.floor(took / 40));
+  });
+
+  it("one compiler thread serves compiles one after another and at once, each answered with its own module", async () => {
+    const before = compilerThreadsStarted();
+    const scalarOf = (k: number): FunctionSpec => fn(`f${k}`, "scalar", `export function f${k}(x: f64): f64 { return x * ${k} + 1; }`);
+    const loaded = await Promise.all([3, 5, 7].map((k) => LoadedFunction.load("t", scalarOf(k))));
+    loaded.push(await LoadedFunction.load("t", scalarOf(11)));
+    try {
+      expect(loaded.map((f) => f.sandbox.scalar([Float64Array.of(2)], 1, 1_000).value[0])).toEqual([7, 11, 15, 23]);
+      // At most one new thread (none if an earlier test's thread is still up): the thread per compile is gone.
+      expect(compilerThreadsStarted() - before).toBeLessThanOrEqual(1);
+    } finally {
+      loaded.forEach((f) => f.dispose());
+    }
   });
 
   it("a module compiled once (what apply stores) loads without the compiler and answers the same", async () => {
