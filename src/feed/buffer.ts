@@ -20,6 +20,16 @@ export interface SavedSeries {
 
 export class SeriesBuffer {
   n = 0;
+  /**
+   * The first row's ts and the last row's key, kept on the buffer itself: a
+   * feed of many symbols touches each symbol's buffer once a record, and
+   * reading them from the arrays cost a cache miss per array (~half of a
+   * rolling feed's time with 1,000 symbols).
+   */
+  firstTs = Infinity;
+  private lastTs = -Infinity;
+  private lastLsn = 0;
+  private lastRow = 0;
   private cap = 16;
   ts = new Float64Array(this.cap);
   lsn = new Float64Array(this.cap);
@@ -40,7 +50,7 @@ export class SeriesBuffer {
 
   /** Newest ts held (or -Infinity). */
   get maxTs(): number {
-    return this.n === 0 ? -Infinity : this.ts[this.n - 1]!;
+    return this.lastTs;
   }
 
   /** Inserts row i of `cols` at (ts, lsn, row) in key order; returns its index. */
@@ -48,7 +58,7 @@ export class SeriesBuffer {
     if (this.n === this.cap) this.grow();
     const n = this.n;
     let p = n;
-    if (n > 0 && before(ts, lsn, row, this.ts[n - 1]!, this.lsn[n - 1]!, this.row[n - 1]!)) {
+    if (n > 0 && before(ts, lsn, row, this.lastTs, this.lastLsn, this.lastRow)) {
       p = this.position(ts, lsn, row);
       const shift = (a: ValueArray): void => void a.copyWithin(p + 1, p, n);
       shift(this.ts);
@@ -65,6 +75,12 @@ export class SeriesBuffer {
       if (v !== undefined) v[p] = cols[j]![i]!;
     }
     this.n = n + 1;
+    if (p === n) {
+      this.lastTs = ts;
+      this.lastLsn = lsn;
+      this.lastRow = row;
+    }
+    if (p === 0) this.firstTs = ts;
     return p;
   }
 
@@ -96,7 +112,17 @@ export class SeriesBuffer {
     for (const v of this.values) if (v !== undefined) move(v);
     for (const e of this.extra) move(e);
     this.n = n - k;
+    this.firstTs = this.n === 0 ? Infinity : this.ts[0]!;
+    if (this.n === 0) this.keepLast();
     return k;
+  }
+
+  /** The last row's key from the arrays (after a change at the end). */
+  private keepLast(): void {
+    const n = this.n;
+    this.lastTs = n === 0 ? -Infinity : this.ts[n - 1]!;
+    this.lastLsn = n === 0 ? 0 : this.lsn[n - 1]!;
+    this.lastRow = n === 0 ? 0 : this.row[n - 1]!;
   }
 
   /** The rows as a query series (views, valid until the next insert). */
@@ -138,6 +164,8 @@ export class SeriesBuffer {
     b.values = s.values.map((v, j) => (v === undefined ? undefined : fill((c) => allocValueArray(types[j]!, c), v)));
     b.extra = s.extra.map((e) => fill((c) => new Float64Array(c), e));
     b.n = s.n;
+    b.keepLast();
+    b.firstTs = s.n === 0 ? Infinity : b.ts[0]!;
     return b;
   }
 

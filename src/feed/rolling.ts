@@ -7,7 +7,7 @@
 // a record costs its own ticks, not its ticks' whole windows again.
 import type { RollingQuery } from "../../protocols/query.js";
 import type { TableSpec, ValueType } from "../../protocols/tablespec.js";
-import { SlideState, columnIndex, ema, lowerBound, selectedColumns, slideRange, upperBound } from "../query/index.js";
+import { SlideState, columnIndex, ema, lowerBound, selectedColumns, slideRange, upperBound, upperBoundFrom } from "../query/index.js";
 import type { AggInput, OutField } from "../query/index.js";
 import type { ValueArray } from "../codec/tickbatch.js";
 import { SeriesBuffer } from "./buffer.js";
@@ -15,13 +15,12 @@ import type { SavedSeries } from "./buffer.js";
 import { tickTable, unfitState, wantedRows } from "./operator.js";
 import type { FeedOperator, FeedRecord } from "./operator.js";
 
-/** One symbol's rows, its window pass, and (during a record) the record's rows of it. */
+/** One symbol's rows and its window pass. */
 interface SymbolState {
   readonly buf: SeriesBuffer;
   readonly slide: SlideState;
-  readonly ks: number[];
-  /** Where each of `ks` sits in the buffer. */
-  readonly ps: number[];
+  /** Where the last window computed started (a time window's next start is searched from there). */
+  start: number;
   inputs: AggInput[];
   inputsOf: readonly (ValueArray | undefined)[] | undefined;
 }
@@ -59,7 +58,7 @@ export function rollingOperator(q: RollingQuery, spec: TableSpec, fields: readon
     if (!(state instanceof Map)) throw unfitState("rolling", "not a map of symbols");
     bufs.clear();
     for (const [s, saved] of state as Map<string, SavedSymbol>) {
-      bufs.set(s, { buf: SeriesBuffer.load(s, kept, nEma, saved.buf), slide: SlideState.load(saved.slide), ks: [], ps: [], inputs: [], inputsOf: undefined });
+      bufs.set(s, { buf: SeriesBuffer.load(s, kept, nEma, saved.buf), slide: SlideState.load(saved.slide), start: 0, inputs: [], inputsOf: undefined });
     }
   }
 
@@ -79,31 +78,24 @@ export function rollingOperator(q: RollingQuery, spec: TableSpec, fields: readon
     const idx = wantedRows(b, symbols);
     const n = idx.length;
     if (n === 0) return undefined;
-    // The record's rows grouped by symbol (each symbol resolved once per record).
-    const ofSym: (SymbolState | undefined)[] = new Array(b.symbols.length);
-    const touched: SymbolState[] = [];
+    // The record's rows grouped by symbol: per symbol (in order of first appearance) a chain of its rows in record
+    // order (first[], next[]), in record-wide typed arrays. Then each symbol's rows are inserted and their windows
+    // computed in one go, while its buffer is in cache: with 1,000 symbols a record touches 1,000 buffers, and a
+    // second pass over them (inserting all rows first) paid every cache miss twice.
+    const slot = new Int32Array(b.symbols.length).fill(-1);
+    const symOf: number[] = [];
+    const first = new Int32Array(Math.min(n, b.symbols.length));
+    const last = new Int32Array(first.length);
+    const next = new Int32Array(n).fill(-1);
     for (let k = 0; k < n; k++) {
-      const i = idx[k]!;
-      const si = b.symbolIndex[i]!;
-      let t = ofSym[si];
-      if (t === undefined) {
-        const s = b.symbols[si]!;
-        t = bufs.get(s);
-        if (t === undefined) bufs.set(s, (t = { buf: new SeriesBuffer(s, kept, nEma), slide: new SlideState(), ks: [], ps: [], inputs: [], inputsOf: undefined }));
-        ofSym[si] = t;
-        t.ks.length = 0;
-        t.ps.length = 0;
-        touched.push(t);
-      }
-      const buf = t.buf;
-      if (b.ts[i]! < buf.maxTs - latenessMicros) op.tooLate++;
-      const p = buf.insert(b.ts[i]!, rec.lsn, i, b.values, i);
-      // A late tick lands among rows the window pass has read: that pass starts over.
-      if (p < t.slide.readTo) t.slide.reset();
-      // The symbol's rows of this record inserted before at or after p moved one place up.
-      for (let x = 0; x < t.ps.length; x++) if (t.ps[x]! >= p) t.ps[x]!++;
-      t.ks.push(k);
-      t.ps.push(p);
+      const si = b.symbolIndex[idx[k]!]!;
+      let ti = slot[si]!;
+      if (ti < 0) {
+        ti = slot[si] = symOf.length;
+        symOf.push(si);
+        first[ti] = k;
+      } else next[last[ti]!] = k;
+      last[ti] = k;
     }
     const out = q.aggregates.map(() => ({ data: new Float64Array(n), valid: new Uint8Array(n) }));
     // Windows in symbol-grouped order (gk: the row's place in the record, gp: its place in the symbol's buffer).
@@ -113,12 +105,24 @@ export function rollingOperator(q: RollingQuery, spec: TableSpec, fields: readon
     const end = new Int32Array(n);
     const grouped = windowAggs.map(() => ({ data: new Float64Array(n), valid: new Uint8Array(n) }));
     let j = 0;
-    for (const t of touched) {
-      const { buf, slide, ks, ps } = t;
+    for (let ti = 0; ti < symOf.length; ti++) {
+      const s = b.symbols[symOf[ti]!]!;
+      let t = bufs.get(s);
+      if (t === undefined) bufs.set(s, (t = { buf: new SeriesBuffer(s, kept, nEma), slide: new SlideState(), start: 0, inputs: [], inputsOf: undefined }));
+      const { buf, slide } = t;
       const from = j;
-      for (let x = 0; x < ks.length; x++) {
-        gk[j] = ks[x]!;
-        gp[j++] = ps[x]!;
+      for (let k = first[ti]!; k >= 0; k = next[k]!) {
+        const i = idx[k]!;
+        if (b.ts[i]! < buf.maxTs - latenessMicros) op.tooLate++;
+        const p = buf.insert(b.ts[i]!, rec.lsn, i, b.values, i);
+        if (p < buf.n - 1) {
+          // A late tick lands among rows the window pass has read: that pass starts over.
+          if (p < slide.readTo) slide.reset();
+          // The symbol's rows of this record inserted before at or after p moved one place up.
+          for (let x = from; x < j; x++) if (gp[x]! >= p) gp[x]!++;
+        }
+        gk[j] = k;
+        gp[j++] = p;
       }
       // In buffer order (a symbol has few rows per record: insertion sort).
       for (let x = from + 1; x < j; x++) {
@@ -148,17 +152,26 @@ export function rollingOperator(q: RollingQuery, spec: TableSpec, fields: readon
       for (let m = from; m < j; m++) {
         const p = gp[m]!;
         end[m] = p + 1;
-        start[m] = "rows" in q.window ? Math.max(0, p + 1 - q.window.rows) : upperBound(buf.ts, buf.ts[p]! - q.window.micros, 0, p + 1);
+        if ("rows" in q.window) start[m] = Math.max(0, p + 1 - q.window.rows);
+        else {
+          // Searched forward from the last start when the answer lies after it (a window moves forward), else from 0.
+          const target = b.ts[idx[gk[m]!]!]! - q.window.micros;
+          const h = Math.min(t.start, p + 1);
+          start[m] = t.start = h > 0 && buf.ts[h - 1]! > target ? upperBound(buf.ts, target, 0, h) : upperBoundFrom(buf.ts, target, h, p + 1);
+        }
       }
       if (windowAggs.length > 0) slideRange(inputsOf(t), start, end, from, j, grouped, slide);
       // Keep what a tick up to `lateness` behind the newest can still need: its window, and the EMA row before it.
       const cutoff = buf.maxTs - latenessMicros;
       // Nothing to drop while the first row is still inside the window of a tick at the cutoff (the searches are skipped).
-      if ("rows" in q.window ? buf.n <= q.window.rows : buf.ts[0]! > cutoff - q.window.micros) continue;
-      const lb = lowerBound(buf.ts, cutoff, 0, buf.n);
-      let drop = "rows" in q.window ? Math.max(0, lb - (q.window.rows - 1)) : upperBound(buf.ts, cutoff - q.window.micros, 0, buf.n);
+      if ("rows" in q.window ? buf.n <= q.window.rows : buf.firstTs > cutoff - q.window.micros) continue;
+      // A time window without EMA needs only the front's search (forward from 0: the rows to drop are few).
+      const lb = "rows" in q.window || nEma > 0 ? lowerBound(buf.ts, cutoff, 0, buf.n) : 0;
+      let drop = "rows" in q.window ? Math.max(0, lb - (q.window.rows - 1)) : upperBoundFrom(buf.ts, cutoff - q.window.micros, 0, buf.n);
       if (nEma > 0) drop = Math.min(drop, Math.max(0, lb - 1));
-      slide.shift(buf.dropFront(drop));
+      const dropped = buf.dropFront(drop);
+      slide.shift(dropped);
+      t.start = Math.max(0, t.start - dropped);
     }
     windowAi.forEach((ai, wi) => {
       const { data, valid } = grouped[wi]!;

@@ -81,11 +81,14 @@ export class FeedRunner {
   push(rec: FeedRecord): FeedBatch | undefined {
     // A redelivered record (the reader retried): already folded.
     if ((this.lsn[shardKey(rec.table, rec.bucket)] ?? 0) >= rec.lsn) return undefined;
+    const out = this.operator.apply(rec);
+    if (out === undefined || (this.sendAfter !== undefined && covers(this.sendAfter, rec.table, rec.bucket, rec.lsn))) {
+      this.advanceTo(rec.lsn);
+      return undefined;
+    }
     // The position just before the record, the same however the runner got here (records fold in LSN order).
     const prior: FeedOffset = { feed: this.plan.fingerprint, lsn: Object.fromEntries(Object.entries(this.lsn).map(([k, v]) => [k, Math.max(v, rec.lsn - 1)])) };
-    const out = this.operator.apply(rec);
     this.advanceTo(rec.lsn);
-    if (out === undefined || (this.sendAfter !== undefined && covers(this.sendAfter, rec.table, rec.bucket, rec.lsn))) return undefined;
     // Resumed from a part of this record's output: the rows it did not send yet.
     const part = this.sendAfter?.part;
     const sent = part !== undefined && part.snapshot !== true && part.lsn === rec.lsn ? part.rows : 0;

@@ -24,5 +24,5 @@ export { aggInputs, asofMatch, barAggregates, barsOp, columnIndex, fieldsOf, sel
 export { SlideState, ema, slideRange, slidingAggregates } from "./window.js";
 export type { AggInput, AggOut } from "./window.js";
 export { GroupTable, bucketStart, hotPartials } from "./partials.js";
-export { before, lowerBound, upperBound } from "./series.js";
+export { before, lowerBound, upperBound, upperBoundFrom } from "./series.js";
 export { compareStrings } from "./symorder.js";

@@ -169,6 +169,21 @@ export function upperBound(ts: Float64Array, t: number, from = 0, to = ts.length
   return lo;
 }
 
+/**
+ * upperBound searched from `from` forward in doubling steps: as cheap as the
+ * distance to the answer, not the range (a window start a few rows after the
+ * last one, a buffer's front). The answer must lie in [from, to]: ts[from - 1] <= t.
+ */
+export function upperBoundFrom(ts: Float64Array, t: number, from: number, to: number): number {
+  let lo = from;
+  let step = 1;
+  while (lo + step <= to && ts[lo + step - 1]! <= t) {
+    lo += step;
+    step *= 2;
+  }
+  return upperBound(ts, t, lo, Math.min(to, lo + step));
+}
+
 /** Bounds a merged row set to a SymbolSeries over [t0, t1) keeping at most `behind` rows before and `ahead` rows after. */
 export function toSeries(symbol: string, rows: FlatRows, t0: number, t1: number, behind: number, ahead: number): SymbolSeries {
   const lo = lowerBound(rows.ts, t0, 0, rows.n);

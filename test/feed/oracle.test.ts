@@ -26,7 +26,7 @@ function rowsOf(t: OutTable): Record<string, unknown>[] {
   return out;
 }
 
-const prefix = (n: number): Workload => ({ ...w, records: w.records.slice(0, n) });
+const prefix = (n: number, wl: Workload = w): Workload => ({ ...wl, records: wl.records.slice(0, n) });
 const batch = async (wl: Workload, query: Record<string, unknown>) => rowsOf((await buildHot(wl).engine(undefined).execute(TENANT, query)).table);
 
 const close = (a: unknown, b: unknown): boolean => {
@@ -39,29 +39,29 @@ function expectRow(got: Record<string, unknown>, want: Record<string, unknown>, 
 
 const keyLess = (a: Tick, b: Tick): number => a.ts - b.ts || a.lsn - b.lsn || a.row - b.row;
 /** The table's ticks of the first n records in (ts, lsn, row) order: what a time-sorted batch answer's rows are. */
-const ordered = (n: number, table: string, symbols?: readonly string[]): Tick[] => {
-  const last = w.records[n - 1]!.lsn;
-  return w.ticks.filter((t) => t.table === table && t.lsn <= last && (symbols === undefined || symbols.includes(t.sym))).sort(keyLess);
+const ordered = (n: number, table: string, symbols?: readonly string[], wl: Workload = w): Tick[] => {
+  const last = wl.records[n - 1]!.lsn;
+  return wl.ticks.filter((t) => t.table === table && t.lsn <= last && (symbols === undefined || symbols.includes(t.sym))).sort(keyLess);
 };
 
-function run(p: FeedPlan): { outs: (FeedBatch | undefined)[]; runner: FeedRunner } {
+function run(p: FeedPlan, wl: Workload = w): { outs: (FeedBatch | undefined)[]; runner: FeedRunner } {
   const runner = new FeedRunner(p);
-  return { outs: w.records.map((r) => runner.push(r)), runner };
+  return { outs: wl.records.map((r) => runner.push(r)), runner };
 }
 
 /** Per-tick kinds: every row of record n's output equals the batch query's row for that tick over the first n records. */
-async function perTickMatches(p: FeedPlan, batchQuery: Record<string, unknown>, symbols?: readonly string[]): Promise<number> {
-  const { outs } = run(p);
+async function perTickMatches(p: FeedPlan, batchQuery: Record<string, unknown>, symbols?: readonly string[], wl: Workload = w): Promise<number> {
+  const { outs } = run(p, wl);
   let checked = 0;
-  for (let n = 1; n <= w.records.length; n++) {
-    const rec = w.records[n - 1]!;
+  for (let n = 1; n <= wl.records.length; n++) {
+    const rec = wl.records[n - 1]!;
     const out = outs[n - 1];
     if (rec.table !== p.left.name) {
       expect(out).toBeUndefined();
       continue;
     }
-    const want = await batch(prefix(n), { ...batchQuery, sort: "time" });
-    const ticks = ordered(n, p.left.name, symbols);
+    const want = await batch(prefix(n, wl), { ...batchQuery, sort: "time" });
+    const ticks = ordered(n, p.left.name, symbols, wl);
     expect(want.length).toBe(ticks.length);
     const byRow = new Map<number, Record<string, unknown>>();
     ticks.forEach((t, k) => t.lsn === rec.lsn && byRow.set(t.row, want[k]!));
@@ -117,6 +117,22 @@ describe("feeds - output equals the batch query", () => {
   it("rolling - row window with a symbol filter", async () => {
     const q = { op: "rolling", table: "trades", rows: 5, symbols: ["S2", "S4"], columns: ["size"], aggregates: [{ fn: "sum", column: "price" }, { fn: "vwap", column: "price" }, { fn: "ema", column: "size", alpha: 0.5 }] };
     expect(await perTickMatches(plan(q), q, ["S2", "S4"])).toBeGreaterThan(50);
+  });
+
+  it("rolling - a lateness shorter than the ticks' span: the buffers' fronts are dropped as the feed goes, time and row windows still equal the batch query", async () => {
+    // 20 s of ticks, late ones up to 6 s: a 7 s lateness keeps every late tick in its window and drops the rest.
+    const long = workload(15, { records: 60, symbols: 4, rowsPerRecord: 30 });
+    const longPlan = (query: Record<string, unknown>): FeedPlan => planFeed(TENANT, { query, lateness: "7s" }, (t) => long.specs.find((s) => s.name === t), () => long.specs.map((s) => s.name));
+    const aggregates = [{ fn: "vwap", column: "price", weight: "size" }, { fn: "sum", column: "size" }, { fn: "count" }];
+    for (const win of [{ window: "2s" }, { window: "300ms" }, { rows: 7 }]) {
+      const q = { op: "rolling", table: "trades", ...win, aggregates };
+      const p = longPlan(q);
+      expect(await perTickMatches(p, q, undefined, long)).toBeGreaterThan(500);
+      // Fronts were dropped: every symbol's buffer holds fewer rows than the symbol has ticks (EARLY's ticks stop early, its buffer is left as it is).
+      const { runner } = run(p, long);
+      const held = [...(runner.operator.save() as Map<string, { buf: { n: number } }>)].filter(([sym]) => sym !== "EARLY").map(([sym, st]) => st.buf.n - long.ticks.filter((t) => t.table === "trades" && t.sym === sym).length);
+      expect(Math.max(...held), JSON.stringify(win)).toBeLessThan(0);
+    }
   });
 
   it("asof - each trade with the prevailing quote acknowledged before it, with a tolerance", async () => {
