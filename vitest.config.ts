@@ -14,6 +14,9 @@ export default defineConfig({
           // global state between files; a file that needs a fresh module graph belongs in int.
           isolate: false,
           exclude: ["test/**/*.int.test.ts"],
+          // What a node does when a user-defined function loads (src/udf/v8wasm.ts), here from the start: with
+          // isolate off, files share a process whatever their order, and a V8 abort there ends the whole stage.
+          execArgv: ["--no-wasm-code-gc"],
         },
       },
       {

@@ -73,6 +73,8 @@ export class LoadedFunction {
 
   /** Loads `spec` into a fresh sandbox; throws FunctionLoadError with the problem (what, rule, fix). */
   static async load(tenant: string, spec: FunctionSpec, limits: UdfLimits = limitsOf(spec)): Promise<LoadedFunction> {
+    // Both languages run WebAssembly (QuickJS is compiled to it): ./v8wasm.ts.
+    disableWasmCodeGc();
     if (spec.language === "assemblyscript") return LoadedFunction.loadWasm(tenant, spec, limits);
     const sandbox = await JsSandbox.create({ memoryBytes: limits.memoryBytes });
     let handle: QuickJSHandle | undefined;
@@ -108,7 +110,6 @@ export class LoadedFunction {
 
   /** AssemblyScript: the module apply compiled (spec.wasm), or compiled here; started in its worker. */
   private static async loadWasm(tenant: string, spec: FunctionSpec, limits: UdfLimits): Promise<LoadedFunction> {
-    disableWasmCodeGc();
     try {
       const sig = asSignature(spec.source, spec.name, spec.kind);
       const binary = spec.wasm !== undefined ? new Uint8Array(Buffer.from(spec.wasm, "base64")) : (await compileAssemblyScript(spec, limits.memoryBytes)).binary;

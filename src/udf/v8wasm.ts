@@ -1,5 +1,6 @@
 // V8's garbage collection of WebAssembly code, switched off for this process
-// before the first module of a user-defined function is compiled.
+// when the first user-defined function loads (JavaScript ones run in QuickJS,
+// itself WebAssembly; AssemblyScript ones are).
 //
 // Why: V8 in Node 24 (seen on 24.22.3) can abort the whole process with
 // "Check failed: jit_page_->allocations_.erase(addr) == 1" in
