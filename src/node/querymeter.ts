@@ -8,7 +8,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import type { RecordBatch, Schema } from "apache-arrow";
 import { QUERY_OPS } from "../../protocols/query.js";
 import type { QueryEngine } from "../api/index.js";
-import type { ClusterParts, ColdSource, QueryColumns } from "../query/index.js";
+import type { ClusterParts, ColdSlice, ColdSource, QueryColumns } from "../query/index.js";
 import type { Meter, QueryTier } from "./meter.js";
 import type { SlowQueries } from "./slowlog.js";
 import { SpanStatusCode, context, trace } from "@opentelemetry/api";
@@ -19,10 +19,9 @@ import { tracer, tracingOn } from "./obs/index.js";
 const PLAN_ITEMS = 64;
 
 interface ColdRead {
-  readonly bucket: number;
   readonly kind: "range" | "edge";
-  readonly persistedLsn: number;
-  readonly horizonMicros: number;
+  /** The shards one statement read, each under its own seam (a range reads every shard of the load at once). */
+  readonly shards: readonly { readonly bucket: number; readonly persistedLsn: number; readonly horizonMicros: number }[];
   readonly rows: number;
   readonly ms: number;
 }
@@ -80,14 +79,15 @@ async function timed<T>(meter: Meter | undefined, tier: QueryTier, tenantOf: str
 export function meteredCold(cold: ColdSource, meter: Meter | undefined): ColdSource {
   const sql = cold.sql?.bind(cold);
   const read =
-    (kind: "range" | "edge", slice: Parameters<ColdSource["range"]>[0]) =>
+    (kind: "range" | "edge", slices: readonly ColdSlice[]) =>
     (s: QueryScope, rows: { readonly batch: { readonly rows: number } }, ms: number): void => {
       s.rowsCold += rows.batch.rows;
-      push(s.coldReads, { bucket: slice.shard, kind, persistedLsn: slice.persistedLsn, horizonMicros: slice.horizonMicros, rows: rows.batch.rows, ms: round(ms) });
+      push(s.coldReads, { kind, shards: slices.map((x) => ({ bucket: x.shard, persistedLsn: x.persistedLsn, horizonMicros: x.horizonMicros })), rows: rows.batch.rows, ms: round(ms) });
     };
   return {
-    range: (slice, t0, t1, signal, maxRows) => timed(meter, "cold", slice.tenant, () => cold.range(slice, t0, t1, signal, maxRows), read("range", slice), { "px.bucket": slice.shard, "px.kind": "range" }),
-    edge: (slice, side, ts, k, signal) => timed(meter, "cold", slice.tenant, () => cold.edge(slice, side, ts, k, signal), read("edge", slice), { "px.bucket": slice.shard, "px.kind": "edge" }),
+    range: (slices, t0, t1, signal, maxRows) =>
+      timed(meter, "cold", slices[0]?.tenant, () => cold.range(slices, t0, t1, signal, maxRows), read("range", slices), { "px.bucket": slices.map((x) => x.shard).join(","), "px.kind": "range" }),
+    edge: (slices, side, ts, k, signal) => timed(meter, "cold", slices[0]?.tenant, () => cold.edge(slices, side, ts, k, signal), read("edge", slices), { "px.bucket": slices.map((x) => x.shard).join(","), "px.kind": "edge" }),
     // Pushed-down SQL names its tenant's database only inside the text: labelled by the query's scope instead.
     ...(sql === undefined ? {} : { sql: (text: string, signal?: AbortSignal) => timed(meter, "cold", undefined, () => sql(text, signal), (s) => push(s.sql, text)) }),
   };

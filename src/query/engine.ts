@@ -355,7 +355,7 @@ export class ProxistQueryEngine {
   /**
    * Group partials over [t0, t1): hot rows in RAM (synchronously, so P/H and the
    * rows are one consistent read) and, below the horizon, one pushed-down GROUP BY
-   * per shard when the cold store takes SQL; otherwise cold rows are fetched.
+   * over every shard when the cold store takes SQL; otherwise cold rows are fetched.
    */
   private async partials(
     tenant: string,

@@ -1,7 +1,7 @@
 // Group partials of some shards (bars, groupBy): hot rows in RAM read in one
-// synchronous step with P/H, and below the horizon one pushed-down GROUP BY per
-// shard when the cold store takes SQL (otherwise stitched rows). Used by the
-// engine for its own shards and by an owner answering a fan-out part; the
+// synchronous step with P/H, and below the horizon one pushed-down GROUP BY over
+// every shard's cold slice when the cold store takes SQL (otherwise stitched
+// rows). Used by the engine for its own shards and by an owner answering a fan-out part; the
 // partial rows travel as columns (GroupRows) and combine exactly on arrival.
 import type { Aggregate } from "../../protocols/query.js";
 import { loadHotOnly, loadSeries } from "./load.js";
@@ -26,8 +26,7 @@ export async function groupPartials(t: GroupTable, req: LoadRequest, g: GroupSpe
   const sql = cold.sql.bind(cold);
   const hot = loadHotOnly(req);
   hotPartials(t, req.spec, hot.series, g.bucketMicros, g.bySymbol);
-  const texts = await Promise.all(hot.coldSlices.map((slice) => sql(coldPartialsSql(slice, req.t0, req.t1, g.aggs, g.bucketMicros, g.bySymbol), signal)));
-  for (const text of texts) addColdPartials(t, text);
+  if (hot.coldSlices.length > 0) addColdPartials(t, await sql(coldPartialsSql(hot.coldSlices, req.t0, req.t1, g.aggs, g.bucketMicros, g.bySymbol), signal));
   return { notes: [], coldRows: 0 };
 }
 

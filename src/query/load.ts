@@ -35,34 +35,38 @@ export async function loadSeries(req: LoadRequest, cold: ColdSource | undefined,
   const hot = plans.map((p) => hotPart(req, p, anyCold || req.views !== true));
   const notes: string[] = [];
   let coldRows = 0;
-  const coldParts = await Promise.all(
-    plans.map(async (p): Promise<Map<string, FlatRows>[]> => {
-      if (!needsCold(p)) return [];
-      if (cold === undefined) {
-        notes.push(
-          `table ${req.spec.name} shard ${p.shard.bucket}: rows before the horizon ${new Date(p.slice.horizonMicros / 1000).toISOString()} (${p.slice.horizonMicros} us) are in ClickHouse, which this engine has no access to; the result holds hot rows only`,
-        );
-        return [];
-      }
-      const parts: Promise<DecodedRows>[] = [];
-      if (p.needRange) parts.push(req.maxColdRows === undefined ? cold.range(p.slice, req.t0, req.t1, signal) : cold.range(p.slice, req.t0, req.t1, signal, req.maxColdRows));
-      if (p.needBefore) parts.push(cold.edge(p.slice, "before", Math.min(req.t0, p.slice.horizonMicros), req.behind, signal));
-      if (p.needAfter) parts.push(cold.edge(p.slice, "after", req.t1, req.ahead, signal));
-      const rows = await Promise.all(parts);
-      for (const r of rows) coldRows += r.batch.rows;
-      return rows.map((r) => bySymbol(r, req.wanted));
-    }),
-  );
+  if (cold === undefined) {
+    for (const p of plans.filter(needsCold)) {
+      notes.push(
+        `table ${req.spec.name} shard ${p.shard.bucket}: rows before the horizon ${new Date(p.slice.horizonMicros / 1000).toISOString()} (${p.slice.horizonMicros} us) are in ClickHouse, which this engine has no access to; the result holds hot rows only`,
+      );
+    }
+  }
+  // Below the horizons, one read of each kind for every shard that needs it (their slices OR-ed): a read per
+  // shard scanned the whole range once per shard (the sort key does not start with _shard).
+  const reads: Promise<DecodedRows>[] = [];
+  const slicesOf = (need: (p: ShardPlan) => boolean): ColdSlice[] => plans.filter(need).map((p) => p.slice);
+  if (cold !== undefined) {
+    const ranged = slicesOf((p) => p.needRange);
+    const before = slicesOf((p) => p.needBefore);
+    const after = slicesOf((p) => p.needAfter);
+    if (ranged.length > 0) reads.push(req.maxColdRows === undefined ? cold.range(ranged, req.t0, req.t1, signal) : cold.range(ranged, req.t0, req.t1, signal, req.maxColdRows));
+    // Each shard's look-behind ends at min(t0, its H), its look-ahead at its H: seamWhereAll bounds each slice by its own H.
+    if (before.length > 0) reads.push(cold.edge(before, "before", req.t0, req.behind, signal));
+    if (after.length > 0) reads.push(cold.edge(after, "after", req.t1, req.ahead, signal));
+  }
+  const coldParts = (await Promise.all(reads)).map((r) => {
+    coldRows += r.batch.rows;
+    return bySymbol(r, req.wanted);
+  });
   const out = new Map<string, FlatRows[]>();
   const add = (sym: string, rows: FlatRows): void => {
     const list = out.get(sym);
     if (list === undefined) out.set(sym, [rows]);
     else list.push(rows);
   };
-  plans.forEach((_, i) => {
-    for (const [sym, rows] of hot[i]!) add(sym, rows);
-    for (const m of coldParts[i]!) for (const [sym, rows] of m) add(sym, rows);
-  });
+  for (const m of coldParts) for (const [sym, rows] of m) add(sym, rows);
+  for (const m of hot) for (const [sym, rows] of m) add(sym, rows);
   if (req.symbols !== undefined) for (const s of req.symbols) if (!out.has(s)) out.set(s, []);
   const ncols = req.wanted.length;
   const series: SymbolSeries[] = [];

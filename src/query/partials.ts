@@ -1,14 +1,14 @@
 // Combinable aggregate partials for group-by and bars: per group (symbol,
 // bucket) and aggregate, count/sum/min/max, first/last with their (ts, lsn,
 // row) key, and the vwap sums. Hot rows give partials in RAM; the cold side is
-// pushed down to ClickHouse as one GROUP BY per shard under the seam rule.
+// pushed down to ClickHouse as one GROUP BY under the seam rule of every shard.
 // Partials of disjoint row sets combine exactly (up to float addition order).
 import type { Aggregate } from "../../protocols/query.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
 import { quoteIdent, qualifiedTable } from "../clickhouse/index.js";
 import { lowerBound } from "./series.js";
 import type { SymbolSeries } from "./series.js";
-import { seamWhere } from "./source.js";
+import { seamWhereAll } from "./source.js";
 import type { ColdSlice } from "./source.js";
 
 const keyLess = (at: number, al: number, ar: number, bt: number, bl: number, br: number): boolean => at < bt || (at === bt && (al < bl || (al === bl && ar < br)));
@@ -115,10 +115,12 @@ export class GroupTable {
     const key = (i: number): number => rank[sym[i]!]!;
     let sorted = true;
     for (let i = 1; i < size && sorted; i++) sorted = key(i - 1) < key(i) || (key(i - 1) === key(i) && bk[i - 1]! < bk[i]!);
-    const order = new Int32Array(size);
-    for (let i = 0; i < size; i++) order[i] = i;
-    if (sorted) return order;
-    order.sort((x, y) => key(x) - key(y) || bk[x]! - bk[y]!);
+    if (sorted) {
+      const order = new Int32Array(size);
+      for (let i = 0; i < size; i++) order[i] = i;
+      return order;
+    }
+    const order = this.sortedOrder(rank);
     const out = new Int32Array(size);
     let m = 0;
     for (const i of order) {
@@ -126,6 +128,43 @@ export class GroupTable {
       else out[m++] = i;
     }
     return out.subarray(0, m);
+  }
+
+  /**
+   * Row indexes in (symbol rank, bucket) order, without a comparator call per
+   * comparison (the cold rows of a pushed-down GROUP BY arrive in hash order,
+   * hundreds of thousands of them): a counting sort on (symbol rank, bucket
+   * rank) when the cells are few against the rows, else one number per row,
+   * ((symbol rank x buckets) + bucket rank) x rows + row, in a typed sort (a
+   * comparator only when that number could pass 2^53).
+   */
+  private sortedOrder(rank: Int32Array): Int32Array {
+    const size = this.size;
+    const bk = this.bucket;
+    const sym = this.sym;
+    const seen = new Map<number, number>();
+    for (let i = 0; i < size; i++) if (!seen.has(bk[i]!)) seen.set(bk[i]!, 0);
+    const distinct = Float64Array.from(seen.keys()).sort();
+    const nb = distinct.length;
+    distinct.forEach((b, r) => seen.set(b, r));
+    const cell = new Int32Array(size);
+    for (let i = 0; i < size; i++) cell[i] = rank[sym[i]!]! * nb + seen.get(bk[i]!)!;
+    const cells = rank.length * nb;
+    const order = new Int32Array(size);
+    if (cells <= 4 * size + 1024) {
+      const at = new Int32Array(cells + 1);
+      for (let i = 0; i < size; i++) at[cell[i]! + 1]!++;
+      for (let c = 0; c < cells; c++) at[c + 1]! += at[c]!;
+      for (let i = 0; i < size; i++) order[at[cell[i]!]!++] = i;
+      return order;
+    }
+    for (let i = 0; i < size; i++) order[i] = i;
+    if (cells * size > Number.MAX_SAFE_INTEGER) return order.sort((x, y) => cell[x]! - cell[y]! || x - y);
+    const keys = new Float64Array(size);
+    for (let i = 0; i < size; i++) keys[i] = cell[i]! * size + i;
+    keys.sort();
+    for (let i = 0; i < size; i++) order[i] = keys[i]! % size;
+    return order;
   }
 
   private combineInto(into: number, i: number): void {
@@ -311,15 +350,22 @@ function runEdge(s: SymbolSeries, x: Values, isFirst: boolean, ends: Int32Array,
   }
 }
 
-/** The pushed-down GROUP BY of one shard's cold slice (ClickHouse 18.16 and later). */
-export function coldPartialsSql(slice: ColdSlice, t0: number, t1: number, aggs: readonly Aggregate[], bucket: number | undefined, bySymbol: boolean): string {
-  const spec = slice.spec;
+/**
+ * The pushed-down GROUP BY of the shards' cold slices, one statement for all of
+ * them (ClickHouse 18.16 and later): partials of shards that share a group are
+ * combined by the server. RowBinary, every column but the symbol as Float64,
+ * as `addColdPartials` reads it.
+ */
+export function coldPartialsSql(slices: readonly ColdSlice[], t0: number, t1: number, aggs: readonly Aggregate[], bucket: number | undefined, bySymbol: boolean): string {
+  const spec = slices[0]!.spec;
   const ts = quoteIdent(spec.timeColumn);
   const key = `tuple(${ts}, ${quoteIdent("_lsn")}, ${quoteIdent("_row")})`;
-  const exprs: string[] = [bySymbol ? quoteIdent(spec.symbolColumn) : "''", bucket === undefined ? "0" : `intDiv(${ts}, ${bucket}) * ${bucket}`];
-  exprs.push("count()");
+  const f64 = (x: string): string => `toFloat64(${x})`;
+  const sym = bySymbol ? quoteIdent(spec.symbolColumn) : "''";
+  const bk = bucket === undefined ? "" : `intDiv(${ts}, ${bucket}) * ${bucket}`;
+  const exprs: string[] = [sym, bk === "" ? "toFloat64(0)" : f64(bk), f64("count()")];
   for (const a of aggs) {
-    const x = a.column === undefined ? "" : `toFloat64(${quoteIdent(a.column)})`;
+    const x = a.column === undefined ? "" : f64(quoteIdent(a.column));
     switch (a.fn) {
       case "sum":
       case "avg":
@@ -330,50 +376,77 @@ export function coldPartialsSql(slice: ColdSlice, t0: number, t1: number, aggs: 
         exprs.push(`${a.fn}(${x})`);
         break;
       case "vwap": {
-        const w = `toFloat64(${quoteIdent(a.weight!)})`;
+        const w = f64(quoteIdent(a.weight!));
         exprs.push(`sum(${x} * ${w})`, `sum(${w})`);
         break;
       }
       case "first":
       case "last": {
         const [arg, m] = a.fn === "first" ? ["argMin", "min"] : ["argMax", "max"];
-        exprs.push(...[1, 2, 3].map((i) => `tupleElement(${m}(${key}), ${i})`), `${arg}(${x}, ${key})`);
+        exprs.push(...[1, 2, 3].map((i) => f64(`tupleElement(${m}(${key}), ${i})`)), `${arg}(${x}, ${key})`);
         break;
       }
       default:
         break;
     }
   }
-  const group = [bySymbol ? "1" : "", bucket === undefined ? "" : "2"].filter((g) => g !== "").join(", ");
   // 18.16 does not accept GROUP BY ordinals: repeat the expressions.
-  const groupExprs = [bySymbol ? exprs[0]! : "", bucket === undefined ? "" : exprs[1]!].filter((g) => g !== "");
-  void group;
-  return `SELECT ${exprs.join(", ")} FROM ${qualifiedTable(slice.tenant, spec.name)} WHERE ${seamWhere(slice, t0, t1)}${groupExprs.length > 0 ? ` GROUP BY ${groupExprs.join(", ")}` : ""} FORMAT TabSeparated`;
+  const groupExprs = [bySymbol ? sym : "", bk].filter((g) => g !== "");
+  return `SELECT ${exprs.join(", ")} FROM ${qualifiedTable(slices[0]!.tenant, spec.name)} WHERE ${seamWhereAll(slices, t0, t1)}${groupExprs.length > 0 ? ` GROUP BY ${groupExprs.join(", ")}` : ""} FORMAT RowBinary`;
 }
 
-/** Unescapes a TabSeparated string field. */
-function unescapeTsv(s: string): string {
-  return s.includes("\\") ? s.replace(/\\(.)/g, (_, c: string) => ({ n: "\n", t: "\t", r: "\r", "0": "\0", b: "\b", f: "\f" })[c] ?? c) : s;
-}
+const sameBytes = (a: Uint8Array, b: Uint8Array, at: number, len: number): boolean => {
+  if (a.length !== len) return false;
+  for (let i = 0; i < len; i++) if (a[i] !== b[at + i]) return false;
+  return true;
+};
 
-const num = (s: string | undefined): number => (s === "inf" || s === "+inf" ? Infinity : s === "-inf" ? -Infinity : Number(s));
-
-/** Adds the rows of `coldPartialsSql`'s result to `into`. */
-export function addColdPartials(into: GroupTable, text: string): void {
-  const aggs = into.aggs;
+/** Adds the rows of `coldPartialsSql`'s result (RowBinary: a String, then Float64s) to `into`. */
+export function addColdPartials(into: GroupTable, bytes: Uint8Array): void {
+  const width = into.aggs.reduce((n, a) => n + FIELDS[a.fn].length, 0);
+  const end = bytes.byteLength;
+  // Room for as many rows as the bytes can hold (each has a length byte and 2 + width Float64s): the columns stay put.
+  into.reserve(Math.floor(end / (1 + 8 * (2 + width))));
+  const cols = into.aggs.flatMap((a, k) => FIELDS[a.fn].map((_, f) => into.col(k, f)));
+  const view = new DataView(bytes.buffer, bytes.byteOffset, end);
+  const text = new TextDecoder("utf-8", { fatal: true });
+  // Symbol ids by a hash of their bytes, checked against the bytes: no string is made per row.
+  const byHash = new Map<number, number>();
+  const bytesOf: Uint8Array[] = [];
+  const cut = (at: number): Error => new Error(`pushed-down partials: the result ends inside a row (byte ${at} of ${end})`);
   let pos = 0;
-  while (pos < text.length) {
-    let nl = text.indexOf("\n", pos);
-    if (nl < 0) nl = text.length;
-    const f = text.slice(pos, nl).split("\t");
-    pos = nl + 1;
-    if (f.length < 3) continue;
-    const n = num(f[2]);
-    if (n === 0) continue;
-    const g = into.add(into.symbolId(unescapeTsv(f[0]!)), num(f[1]), n);
-    let c = 3;
-    aggs.forEach((a, k) => {
-      for (let fi = 0; fi < FIELDS[a.fn].length; fi++) into.col(k, fi)[g] = num(f[c++]);
-    });
+  while (pos < end) {
+    // The symbol: a LEB128 length, then its UTF-8 bytes.
+    let len = 0;
+    for (let shift = 0; ; shift += 7) {
+      if (pos >= end) throw cut(pos);
+      const b = bytes[pos++]!;
+      len += (b & 0x7f) * 2 ** shift;
+      if (b < 0x80) break;
+    }
+    if (pos + len + 8 * (2 + width) > end) throw cut(end);
+    const at = pos;
+    pos += len;
+    const bucket = view.getFloat64(pos, true);
+    const n = view.getFloat64(pos + 8, true);
+    pos += 16;
+    if (n === 0) {
+      pos += 8 * width;
+      continue;
+    }
+    let h = 0x811c9dc5 ^ len;
+    for (let i = 0; i < len; i++) h = Math.imul(h ^ bytes[at + i]!, 0x01000193);
+    let symId = byHash.get(h);
+    if (symId === undefined || !sameBytes(bytesOf[symId]!, bytes, at, len)) {
+      const id = into.symbolId(text.decode(bytes.subarray(at, at + len)));
+      // A hash two names share keeps the first; the other is decoded every time (correct, only slower).
+      if (symId === undefined) {
+        byHash.set(h, id);
+        bytesOf[id] = bytes.slice(at, at + len);
+      }
+      symId = id;
+    }
+    const g = into.add(symId, bucket, n);
+    for (let c = 0; c < width; c++, pos += 8) cols[c]![g] = view.getFloat64(pos, true);
   }
 }

@@ -40,18 +40,21 @@ export interface ColdSlice {
 
 export interface ColdSource {
   /**
-   * Rows of the slice with ts in [t0, t1), sorted by (symbol, ts, lsn, row).
-   * With `maxRows`, at most maxRows + 1 of them: the caller refuses a query past
-   * its memory quota, and this keeps that refusal from reading the whole slice first.
+   * Rows of the slices (shards of one table) with ts in [t0, t1), sorted by
+   * (symbol, ts, lsn, row): one read for all of them (a symbol lives in one
+   * shard). With `maxRows`, at most maxRows + 1 of them: the caller refuses a
+   * query past its memory quota, and this keeps that refusal from reading the
+   * whole range first.
    */
-  range(slice: ColdSlice, t0: number, t1: number, signal?: AbortSignal, maxRows?: number): Promise<DecodedRows>;
+  range(slices: readonly ColdSlice[], t0: number, t1: number, signal?: AbortSignal, maxRows?: number): Promise<DecodedRows>;
   /**
-   * Per symbol, the last `k` rows of the slice with ts < `ts` (side "before") or the
-   * first `k` with ts >= `ts` (side "after"), sorted by (symbol, ts, lsn, row).
+   * Per symbol, the last `k` rows of the slices with ts < `ts` (side "before") or
+   * the first `k` with ts >= `ts` (side "after"), each slice under its own
+   * horizon, sorted by (symbol, ts, lsn, row): one read for all of them.
    */
-  edge(slice: ColdSlice, side: "before" | "after", ts: number, k: number, signal?: AbortSignal): Promise<DecodedRows>;
-  /** Pushed-down SQL returning TabSeparated text (aggregate partials). */
-  sql?(text: string, signal?: AbortSignal): Promise<string>;
+  edge(slices: readonly ColdSlice[], side: "before" | "after", ts: number, k: number, signal?: AbortSignal): Promise<DecodedRows>;
+  /** Pushed-down SQL (aggregate partials): the result's RowBinary bytes. */
+  sql?(text: string, signal?: AbortSignal): Promise<Uint8Array>;
 }
 
 /** A ClickHouse string literal (symbols are arbitrary UTF-8). */
@@ -73,8 +76,30 @@ export function seamWhere(slice: ColdSlice, t0: number, t1: number): string {
     `${quoteIdent(s.timeColumn)} >= ${int(Math.max(0, t0), "t0")}`,
     `${quoteIdent(s.timeColumn)} < ${int(Math.min(t1, slice.horizonMicros), "t1")}`,
   ];
-  if (slice.symbols !== undefined) parts.push(`${quoteIdent(s.symbolColumn)} IN (${slice.symbols.map(sqlString).join(", ")})`);
+  if (slice.symbols !== undefined) parts.push(symbolsIn(s, slice.symbols));
   return parts.join(" AND ");
+}
+
+/** `sym IN (...)`; no symbols match no row (`IN ()` does not parse). */
+const symbolsIn = (spec: TableSpec, symbols: readonly string[]): string => (symbols.length === 0 ? "0" : `${quoteIdent(spec.symbolColumn)} IN (${symbols.map(sqlString).join(", ")})`);
+
+/**
+ * The seam rule of several shards of one table in one condition: each shard's
+ * own LSN, horizon and symbols, OR-ed, so one scan reads every shard's cold
+ * rows (the sort key does not start with `_shard`: a query per shard reads the
+ * range once per shard). The slices must be of one table of one tenant.
+ */
+export function seamWhereAll(slices: readonly ColdSlice[], t0: number, t1: number): string {
+  const first = slices[0];
+  if (first === undefined) throw new Error("cold query: no shard to read");
+  const ts = quoteIdent(first.spec.timeColumn);
+  const shards = slices.map((x) => {
+    if (x.tenant !== first.tenant || x.spec.name !== first.spec.name) throw new Error(`cold query: shard ${x.shard}'s slice is of another table than shard ${first.shard}'s`);
+    const own = [`${quoteIdent("_shard")} = ${int(x.shard, "shard")}`, `${quoteIdent("_lsn")} <= ${int(x.persistedLsn, "persisted LSN")}`, `${ts} < ${int(Math.min(t1, x.horizonMicros), "t1")}`];
+    if (x.symbols !== undefined) own.push(symbolsIn(x.spec, x.symbols));
+    return `(${own.join(" AND ")})`;
+  });
+  return `${ts} >= ${int(Math.max(0, t0), "t0")} AND ${shards.length === 1 ? shards[0]! : `(${shards.join(" OR ")})`}`;
 }
 
 /**
@@ -91,12 +116,19 @@ async function read<T>(f: () => Promise<T>, signal: AbortSignal | undefined): Pr
   }
 }
 
+/** ClickHouse's default max_query_size, less room for what the server adds. */
+const MAX_QUERY_SIZE = 256 * 1024 - 1024;
+
 /** ClickHouse-backed cold source (any release from 18.16: plain SELECT ... LIMIT BY, no parameters). */
 export class ClickhouseColdSource implements ColdSource {
   constructor(readonly client: ClickhouseHttp) {}
 
   private bytes(sql: string, signal: AbortSignal | undefined): Promise<Buffer> {
-    return read(() => this.client.queryBytes(sql, signal === undefined ? {} : { signal }), signal);
+    // One statement names every asked symbol of all its shards: past the server's default max_query_size
+    // (256 KiB) for long symbol lists, so such a statement raises it to its own length.
+    const size = Buffer.byteLength(sql);
+    const opts = { ...(signal === undefined ? {} : { signal }), ...(size < MAX_QUERY_SIZE ? {} : { settings: { max_query_size: size + 1 } }) };
+    return read(() => this.client.queryBytes(sql, opts), signal);
   }
 
   private cols(spec: TableSpec): string {
@@ -109,16 +141,17 @@ export class ClickhouseColdSource implements ColdSource {
     return [spec.symbolColumn, spec.timeColumn, "_lsn", "_row"].map((c) => `${quoteIdent(c)}${dir}`).join(", ");
   }
 
-  async range(slice: ColdSlice, t0: number, t1: number, signal?: AbortSignal, maxRows?: number): Promise<DecodedRows> {
-    const spec = slice.spec;
+  async range(slices: readonly ColdSlice[], t0: number, t1: number, signal?: AbortSignal, maxRows?: number): Promise<DecodedRows> {
+    const where = seamWhereAll(slices, t0, t1);
+    const { spec, tenant } = slices[0]!;
     const limit = maxRows === undefined || !Number.isFinite(maxRows) ? "" : ` LIMIT ${int(Math.max(0, Math.floor(maxRows)) + 1, "max rows")}`;
-    const sql = `SELECT ${this.cols(spec)} FROM ${qualifiedTable(slice.tenant, spec.name)} WHERE ${seamWhere(slice, t0, t1)} ORDER BY ${this.order(spec, "")}${limit} FORMAT RowBinary`;
+    const sql = `SELECT ${this.cols(spec)} FROM ${qualifiedTable(tenant, spec.name)} WHERE ${where} ORDER BY ${this.order(spec, "")}${limit} FORMAT RowBinary`;
     return decodeRowBinary(spec, await this.bytes(sql, signal));
   }
 
-  async edge(slice: ColdSlice, side: "before" | "after", ts: number, k: number, signal?: AbortSignal): Promise<DecodedRows> {
-    const spec = slice.spec;
-    const where = side === "before" ? seamWhere(slice, 0, ts) : seamWhere(slice, ts, slice.horizonMicros);
+  async edge(slices: readonly ColdSlice[], side: "before" | "after", ts: number, k: number, signal?: AbortSignal): Promise<DecodedRows> {
+    const where = side === "before" ? seamWhereAll(slices, 0, ts) : seamWhereAll(slices, ts, Number.MAX_SAFE_INTEGER);
+    const { spec, tenant } = slices[0]!;
     const sym = quoteIdent(spec.symbolColumn);
     if (k === 1) {
       // One row per symbol: a GROUP BY with argMax/argMin over the (ts, lsn, row) key scans without sorting the slice.
@@ -127,11 +160,11 @@ export class ClickhouseColdSource implements ColdSource {
       const pick = `${side === "before" ? "argMax" : "argMin"}(tuple(${rest.map((c) => quoteIdent(c.name)).join(", ")}), ${key})`;
       const sql =
         `SELECT ${sym}, ${rest.map((_, i) => `tupleElement(m, ${i + 1})`).join(", ")} FROM ` +
-        `(SELECT ${sym}, ${pick} AS m FROM ${qualifiedTable(slice.tenant, spec.name)} WHERE ${where} GROUP BY ${sym}) ORDER BY ${sym} FORMAT RowBinary`;
+        `(SELECT ${sym}, ${pick} AS m FROM ${qualifiedTable(tenant, spec.name)} WHERE ${where} GROUP BY ${sym}) ORDER BY ${sym} FORMAT RowBinary`;
       return decodeRowBinary(spec, await this.bytes(sql, signal));
     }
     const inner =
-      `SELECT ${this.cols(spec)} FROM ${qualifiedTable(slice.tenant, spec.name)} WHERE ${where} ` +
+      `SELECT ${this.cols(spec)} FROM ${qualifiedTable(tenant, spec.name)} WHERE ${where} ` +
       `ORDER BY ${side === "before" ? [sym, ...[spec.timeColumn, "_lsn", "_row"].map((c) => `${quoteIdent(c)} DESC`)].join(", ") : this.order(spec, "")} LIMIT ${int(k, "k")} BY ${sym}`;
     const sql = `SELECT * FROM (${inner}) ORDER BY ${this.order(spec, "")} FORMAT RowBinary`;
     return decodeRowBinary(spec, await this.bytes(sql, signal));
@@ -150,7 +183,7 @@ export class ClickhouseColdSource implements ColdSource {
     return decodeRowBinary(spec, await this.bytes(sql, signal));
   }
 
-  async sql(text: string, signal?: AbortSignal): Promise<string> {
-    return read(() => this.client.query(text, signal === undefined ? {} : { signal }), signal);
+  async sql(text: string, signal?: AbortSignal): Promise<Uint8Array> {
+    return this.bytes(text, signal);
   }
 }

@@ -31,9 +31,12 @@ export function barsOp(q: BarsQuery, spec: TableSpec, t: GroupTable, listed: rea
   const nb = Math.ceil((q.t1 - first) / b);
   if (fill && nb > MAX_FILL_BUCKETS) throw planError(`query field fill: ${q.fill} would make ${nb} buckets per symbol (limit ${MAX_FILL_BUCKETS}); narrow t0/t1 or use fill "none"`);
   const groups = t.groups();
-  const present = new Set<string>();
-  for (const g of groups) present.add(t.names[t.sym[g]!]!);
+  // Symbols by id, not by name: a Set of names added to per group cost as much as the bars themselves.
+  const held = new Uint8Array(t.names.length);
+  for (let i = 0; i < groups.length; i++) held[t.sym[groups[i]!]!] = 1;
+  const present = t.names.filter((_, id) => held[id] === 1);
   const symbols = [...new Set([...present, ...(fill && listed !== undefined ? listed : [])])].sort(compareStrings);
+  const idOf = new Map(t.names.map((name, id) => [name, id]));
   const cap = fill ? symbols.length * nb : groups.length;
   const sym = new Int32Array(cap);
   const ts = new Float64Array(cap);
@@ -45,6 +48,9 @@ export function barsOp(q: BarsQuery, spec: TableSpec, t: GroupTable, listed: rea
   const vwOk = new Uint8Array(cap);
   // Extra aggregates: null in filled (empty) buckets.
   const extra = (q.aggregates ?? []).map(() => new Float64Array(cap).fill(Number.NaN));
+  // The bar aggregates' fields, read directly (GroupTable.value per field and group cost more than the rest of the loop).
+  const gn = t.n;
+  const [open, high, low, close, volume, pw, w] = [t.col(0, 3), t.col(1, 0), t.col(2, 0), t.col(3, 3), t.col(4, 0), t.col(6, 0), t.col(6, 1)];
   let n = 0;
   let gi = 0;
   symbols.forEach((name, si) => {
@@ -60,18 +66,23 @@ export function barsOp(q: BarsQuery, spec: TableSpec, t: GroupTable, listed: rea
         ok[n] = v === v ? 1 : 0;
       }
     };
-    while (gi < groups.length && t.names[t.sym[groups[gi]!]!] === name) {
+    const id = idOf.get(name) ?? -1;
+    while (gi < groups.length && t.sym[groups[gi]!] === id) {
       const g = groups[gi++]!;
       const bk = t.bucket[g]!;
       empty(bk);
       sym[n] = si;
       ts[n] = bk;
-      ohlc.forEach((col, k) => (col[n] = t.value(k, g)));
-      vol[n] = t.value(4, g);
-      cnt[n] = t.n[g]!;
-      vw[n] = t.value(6, g);
+      const some = gn[g]! !== 0;
+      ohlc[0][n] = some ? open[g]! : Number.NaN;
+      ohlc[1][n] = some ? high[g]! : Number.NaN;
+      ohlc[2][n] = some ? low[g]! : Number.NaN;
+      ohlc[3][n] = some ? close[g]! : Number.NaN;
+      vol[n] = some ? volume[g]! : Number.NaN;
+      cnt[n] = gn[g]!;
+      vw[n] = w[g]! !== 0 ? pw[g]! / w[g]! : Number.NaN;
       vwOk[n] = vw[n] === vw[n] ? 1 : 0;
-      extra.forEach((col, k) => (col[n] = t.value(BAR_AGGS + k, g)));
+      for (let k = 0; k < extra.length; k++) extra[k]![n] = t.value(BAR_AGGS + k, g);
       ok[n] = 1;
       prevClose = ohlc[3][n]!;
       next = bk + b;
