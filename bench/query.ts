@@ -394,7 +394,11 @@ async function main(): Promise<void> {
       const p = await time(px(q.px));
       figures[`${name}_seam_proxist_p50_ms`] = round(p.p50);
       const c = q.chCold === undefined ? undefined : await chTime(`${name}_seam_clickhouse_cold`, q.chCold);
-      if (c !== undefined) figures[`${name}_seam_clickhouse_cold_p50_ms`] = round(c);
+      if (c !== undefined) {
+        figures[`${name}_seam_clickhouse_cold_p50_ms`] = round(c);
+        // Issue 17's target: within 1.2x of ClickHouse's own read of the cold part.
+        figures[`${name}_seam_vs_clickhouse_cold_ratio`] = Math.round((p.p50 / c) * 100) / 100;
+      }
       log(`${name} seam: proxist p50 ${p.p50.toFixed(3)} ms, clickhouse cold half ${figures[`${name}_seam_clickhouse_cold_p50_ms`] ?? "n/a"} ms`);
     }
 
