@@ -42,6 +42,7 @@ export {
   insertRowBinaryFenced,
   insertRowBinaryFencedSql,
   insertRowBinarySql,
+  readStringLength,
   selectRowBinary,
 } from "./rowbinary.js";
 export type { DecodedRows, InsertFence, InsertRowBinaryOptions, RowBinarySegment, RowMeta } from "./rowbinary.js";

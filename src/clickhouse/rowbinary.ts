@@ -279,6 +279,24 @@ export interface DecodedRows {
   readonly shard: Uint16Array;
 }
 
+/**
+ * The LEB128 length before a RowBinary String at `pos`: [length, position of
+ * its first byte]. `fail` makes the error when the bytes end inside it or it is
+ * longer than five bytes (no string here is 2^35 bytes long).
+ */
+export function readStringLength(bytes: Uint8Array, pos: number, fail: (pos: number, detail: string) => Error): [length: number, next: number] {
+  let v = 0;
+  let mul = 1;
+  for (let p = pos; ; ) {
+    if (p >= bytes.length) throw fail(p, "string length runs past the end");
+    const b = bytes[p++]!;
+    v += (b & 0x7f) * mul;
+    if (b < 0x80) return [v, p];
+    mul *= 128;
+    if (mul > 2 ** 35) throw fail(p, "string length varint is too long");
+  }
+}
+
 function corrupt(bytes: Uint8Array, pos: number, detail: string): ClickhouseProtocolError {
   // A server error in the middle of a streamed result is appended as text.
   const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1", Math.max(0, bytes.length - 1_000));
@@ -299,23 +317,12 @@ export function decodeRowBinary(spec: TableSpec, bytes: Uint8Array): DecodedRows
   for (const t of valueTypes) fixedBytes += fixedWidth(t);
   const len = bytes.length;
 
-  const readVarint = (p: number): [value: number, next: number] => {
-    let v = 0;
-    let mul = 1;
-    for (;;) {
-      if (p >= len) throw corrupt(bytes, p, "string length runs past the end");
-      const b = bytes[p++]!;
-      v += (b & 0x7f) * mul;
-      if (b < 0x80) return [v, p];
-      mul *= 128;
-      if (mul > 2 ** 35) throw corrupt(bytes, p, "string length varint is too long");
-    }
-  };
+  const fail = (p: number, detail: string): ClickhouseProtocolError => corrupt(bytes, p, detail);
 
   // Pass 1: count rows.
   let rows = 0;
   for (let p = 0; p < len; rows++) {
-    const [n, q] = readVarint(p);
+    const [n, q] = readStringLength(bytes, p, fail);
     p = q + n + fixedBytes;
     if (p > len) throw corrupt(bytes, q, `row ${rows} is cut short`);
   }
@@ -342,7 +349,7 @@ export function decodeRowBinary(spec: TableSpec, bytes: Uint8Array): DecodedRows
   let prevLen = -1;
   let prevId = 0;
   for (let r = 0; r < rows; r++) {
-    const [n, q] = readVarint(p);
+    const [n, q] = readStringLength(bytes, p, fail);
     // Rows come sorted by symbol: most rows repeat the previous row's symbol.
     let same = n === prevLen;
     for (let k = 0; same && k < n; k++) same = bytes[q + k] === bytes[prevStart + k];

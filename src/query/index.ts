@@ -4,7 +4,7 @@
 // Refusals are protocols/errors.ts QueryError.
 export { ProxistQueryEngine, parseTenantQuery } from "./engine.js";
 export type { QueryColumns, QueryEngineOptions, QueryResult, QueryRunStats } from "./engine.js";
-export { ClickhouseColdSource, seamWhere, sqlString } from "./source.js";
+export { ClickhouseColdSource, seamWhereAll, sqlString } from "./source.js";
 export type { ColdSlice, ColdSource, HotShard, TableSource } from "./source.js";
 export { shardHostSource, staticSource, readinessOf, isLiveState } from "./tables.js";
 export type { ShardHostLike, ShardRuntimeLike } from "./tables.js";

@@ -5,7 +5,7 @@
 // Partials of disjoint row sets combine exactly (up to float addition order).
 import type { Aggregate } from "../../protocols/query.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
-import { quoteIdent, qualifiedTable } from "../clickhouse/index.js";
+import { quoteIdent, qualifiedTable, readStringLength } from "../clickhouse/index.js";
 import { lowerBound } from "./series.js";
 import type { SymbolSeries } from "./series.js";
 import { seamWhereAll } from "./source.js";
@@ -413,20 +413,13 @@ export function addColdPartials(into: GroupTable, bytes: Uint8Array): void {
   // Symbol ids by a hash of their bytes, checked against the bytes: no string is made per row.
   const byHash = new Map<number, number>();
   const bytesOf: Uint8Array[] = [];
-  const cut = (at: number): Error => new Error(`pushed-down partials: the result ends inside a row (byte ${at} of ${end})`);
+  const bad = (at: number, detail: string): Error => new Error(`pushed-down partials: ${detail} (byte ${at} of ${end})`);
   let pos = 0;
   while (pos < end) {
     // The symbol: a LEB128 length, then its UTF-8 bytes.
-    let len = 0;
-    for (let shift = 0; ; shift += 7) {
-      if (pos >= end) throw cut(pos);
-      const b = bytes[pos++]!;
-      len += (b & 0x7f) * 2 ** shift;
-      if (b < 0x80) break;
-    }
-    if (pos + len + 8 * (2 + width) > end) throw cut(end);
-    const at = pos;
-    pos += len;
+    const [len, at] = readStringLength(bytes, pos, bad);
+    if (at + len + 8 * (2 + width) > end) throw bad(end, "the result ends inside a row");
+    pos = at + len;
     const bucket = view.getFloat64(pos, true);
     const n = view.getFloat64(pos + 8, true);
     pos += 16;

@@ -67,19 +67,6 @@ function int(n: number, what: string): string {
   return String(n);
 }
 
-/** WHERE clause of the seam rule for a slice, with [t0, t1) clipped to the horizon. */
-export function seamWhere(slice: ColdSlice, t0: number, t1: number): string {
-  const s = slice.spec;
-  const parts = [
-    `${quoteIdent("_shard")} = ${int(slice.shard, "shard")}`,
-    `${quoteIdent("_lsn")} <= ${int(slice.persistedLsn, "persisted LSN")}`,
-    `${quoteIdent(s.timeColumn)} >= ${int(Math.max(0, t0), "t0")}`,
-    `${quoteIdent(s.timeColumn)} < ${int(Math.min(t1, slice.horizonMicros), "t1")}`,
-  ];
-  if (slice.symbols !== undefined) parts.push(symbolsIn(s, slice.symbols));
-  return parts.join(" AND ");
-}
-
 /** `sym IN (...)`; no symbols match no row (`IN ()` does not parse). */
 const symbolsIn = (spec: TableSpec, symbols: readonly string[]): string => (symbols.length === 0 ? "0" : `${quoteIdent(spec.symbolColumn)} IN (${symbols.map(sqlString).join(", ")})`);
 

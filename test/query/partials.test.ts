@@ -76,6 +76,8 @@ describe("pushed-down partials", () => {
     const whole = rowBinary([["A", 60, 3]]);
     expect(() => addColdPartials(new GroupTable([agg("count")]), whole.subarray(0, whole.length - 3))).toThrow(/ends inside a row/);
     expect(() => addColdPartials(new GroupTable([agg("count")]), Uint8Array.from([5, 65]))).toThrow(/ends inside a row/);
+    expect(() => addColdPartials(new GroupTable([agg("count")]), Uint8Array.from([0x85]))).toThrow(/pushed-down partials: string length runs past the end \(byte 1 of 1\)/);
+    expect(() => addColdPartials(new GroupTable([agg("count")]), Uint8Array.from([0x80, 0x80, 0x80, 0x80, 0x80, 0x80]))).toThrow(/string length varint is too long/);
   });
 
   // 50 buckets: few (symbol, bucket) cells against the rows (a counting sort); a million: many (a typed sort of one number per row).
