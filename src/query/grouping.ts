@@ -4,7 +4,7 @@
 // rows). Used by the engine for its own shards and by an owner answering a fan-out part; the
 // partial rows travel as columns (GroupRows) and combine exactly on arrival.
 import type { Aggregate } from "../../protocols/query.js";
-import { loadHotOnly, loadSeries } from "./load.js";
+import { loadHotPieces, loadSeries } from "./load.js";
 import type { LoadRequest } from "./plan.js";
 import { addColdPartials, coldPartialsSql, hotPartials } from "./partials.js";
 import type { GroupTable } from "./partials.js";
@@ -24,7 +24,7 @@ export async function groupPartials(t: GroupTable, req: LoadRequest, g: GroupSpe
     return { notes: l.notes, coldRows: l.coldRows };
   }
   const sql = cold.sql.bind(cold);
-  const hot = loadHotOnly(req);
+  const hot = loadHotPieces(req);
   hotPartials(t, req.spec, hot.series, g.bucketMicros, g.bySymbol);
   if (hot.coldSlices.length > 0) addColdPartials(t, await sql(coldPartialsSql(hot.coldSlices, req.t0, req.t1, g.aggs, g.bucketMicros, g.bySymbol), signal));
   return { notes: [], coldRows: 0 };

@@ -4,6 +4,7 @@
 // rows in one synchronous step (copies when anything is awaited afterwards), so
 // an eviction running meanwhile cannot drop or double a row.
 import type { DecodedRows } from "../clickhouse/index.js";
+import type { ColumnSlice } from "../hotset/index.js";
 import type { ValueArray } from "../codec/tickbatch.js";
 import { allocValueArray } from "../codec/tickbatch.js";
 import type { ColdSlice, ColdSource } from "./source.js";
@@ -11,7 +12,7 @@ import { isLastShape, lastRows, needsCold, seriesOfRows } from "./lastrows.js";
 import { plan } from "./plan.js";
 import { compareStrings } from "./symorder.js";
 import type { LoadRequest, ShardPlan } from "./plan.js";
-import { EMPTY_ROWS, flattenSlices, mergeRows, seamRows, toSeries } from "./series.js";
+import { EMPTY_ROWS, RowArena, flattenCopies, flattenSlices, mergeRows, seamRows, toSeries } from "./series.js";
 import type { FlatRows, SymbolSeries } from "./series.js";
 
 export interface Loaded {
@@ -35,18 +36,17 @@ export async function loadSeries(req: LoadRequest, cold: ColdSource | undefined,
   const hot = plans.map((p) => hotPart(req, p, anyCold || req.views !== true));
   const notes: string[] = [];
   let coldRows = 0;
+  // Below the horizons, one read of each kind for every shard that needs it (their slices OR-ed): a read per
+  // shard scanned the whole range once per shard (the sort key does not start with _shard).
+  const reads: Promise<DecodedRows>[] = [];
   if (cold === undefined) {
     for (const p of plans.filter(needsCold)) {
       notes.push(
         `table ${req.spec.name} shard ${p.shard.bucket}: rows before the horizon ${new Date(p.slice.horizonMicros / 1000).toISOString()} (${p.slice.horizonMicros} us) are in ClickHouse, which this engine has no access to; the result holds hot rows only`,
       );
     }
-  }
-  // Below the horizons, one read of each kind for every shard that needs it (their slices OR-ed): a read per
-  // shard scanned the whole range once per shard (the sort key does not start with _shard).
-  const reads: Promise<DecodedRows>[] = [];
-  const slicesOf = (need: (p: ShardPlan) => boolean): ColdSlice[] => plans.filter(need).map((p) => p.slice);
-  if (cold !== undefined) {
+  } else {
+    const slicesOf = (need: (p: ShardPlan) => boolean): ColdSlice[] => plans.filter(need).map((p) => p.slice);
     const ranged = slicesOf((p) => p.needRange);
     const before = slicesOf((p) => p.needBefore);
     const after = slicesOf((p) => p.needAfter);
@@ -96,6 +96,19 @@ export function loadHotOnly(req: LoadRequest): { series: SymbolSeries[]; coldSli
   return { series, coldSlices: plans.filter((p) => p.needRange).map((p) => p.slice) };
 }
 
+/**
+ * As loadHotOnly, but each chunk of the hot set is a series of its own, in no
+ * order (a symbol may repeat): for consumers that combine by key whatever the
+ * order (the aggregate partials). Flattening the chunks copied every column of
+ * the range (10 M rows: ~120 ms).
+ */
+export function loadHotPieces(req: LoadRequest): { series: SymbolSeries[]; coldSlices: ColdSlice[] } {
+  const plans = plan(req);
+  const series: SymbolSeries[] = [];
+  for (const p of plans) for (const [sym, rows] of hotPart(req, { ...p, useSeam: false }, false, true)) series.push(toSeries(sym, rows, req.t0, req.t1, 0, 0));
+  return { series, coldSlices: plans.filter((p) => p.needRange).map((p) => p.slice) };
+}
+
 /** lastBy's rows from RAM as series, with an empty series for a symbol asked for that no shard holds (as in the general path). */
 function lastRowsHot(req: LoadRequest, plans: readonly ShardPlan[]): SymbolSeries[] {
   const series = seriesOfRows(lastRows(req, plans), req);
@@ -112,11 +125,19 @@ function emptyRows(req: LoadRequest): FlatRows {
   return { ...e, values: req.spec.columns.map((c, j) => (req.wanted[j] ? allocValueArray(c.type, 0) : undefined)) };
 }
 
-function hotPart(req: LoadRequest, p: ShardPlan, copy: boolean): Map<string, FlatRows> {
+function hotPart(req: LoadRequest, p: ShardPlan, copy: boolean): Map<string, FlatRows>;
+/** `split`: each hot chunk's rows on their own (views; with the seam row apart), as [symbol, rows] pairs. */
+function hotPart(req: LoadRequest, p: ShardPlan, copy: false, split: true): [string, FlatRows][];
+function hotPart(req: LoadRequest, p: ShardPlan, copy: boolean, split = false): Map<string, FlatRows> | [string, FlatRows][] {
   const table = p.shard.table;
   const out = new Map<string, FlatRows>();
+  const pieces: [string, FlatRows][] = [];
   const types = req.spec.columns.map((c) => allocValueArray(c.type, 0));
   const template = req.wanted.map((w, j) => (w ? types[j] : undefined));
+  // First each symbol's slices and how many rows they flatten to, then one arena for all of them.
+  const picked: { sym: string; id: number; slices: ColumnSlice[] }[] = [];
+  let rows = 0;
+  let copied = 0;
   const one = (id: number, sym: string): void => {
     const s = table.series(id);
     if (s === undefined) return;
@@ -124,14 +145,11 @@ function hotPart(req: LoadRequest, p: ShardPlan, copy: boolean): Map<string, Fla
     const hi = s.lowerBound(req.t1);
     const from = Math.max(0, lo - req.behind);
     const to = Math.min(s.length, hi + req.ahead);
-    const parts: FlatRows[] = [];
-    if (to > from) parts.push(flattenSlices(s.slices(from, to), req.wanted, copy || p.useSeam));
-    if (p.useSeam) {
-      const seam = table.seam(id);
-      if (seam !== null) parts.push(seamRows(seam, template, types));
-    }
-    if (parts.length === 0) return;
-    out.set(sym, parts.length === 1 ? parts[0]! : mergeRows(parts, req.wanted.length));
+    const slices = to > from ? s.slices(from, to) : [];
+    if (slices.length === 0 && !p.useSeam) return;
+    picked.push({ sym, id, slices });
+    rows += to - from;
+    if (!split && flattenCopies(slices, copy || p.useSeam)) copied += to - from;
   };
   if (p.symbols === undefined) {
     const syms = table.symbols();
@@ -142,7 +160,17 @@ function hotPart(req: LoadRequest, p: ShardPlan, copy: boolean): Map<string, Fla
       if (id !== undefined) one(id, sym);
     }
   }
-  return out;
+  const arena = new RowArena(rows, copied, template);
+  for (const { sym, id, slices } of picked) {
+    const parts: FlatRows[] = split ? slices.map((x) => flattenSlices([x], req.wanted, false, arena)) : slices.length > 0 ? [flattenSlices(slices, req.wanted, copy || p.useSeam, arena)] : [];
+    if (p.useSeam) {
+      const seam = table.seam(id);
+      if (seam !== null) parts.push(seamRows(seam, template, types));
+    }
+    if (split) for (const x of parts) pieces.push([sym, x]);
+    else if (parts.length > 0) out.set(sym, parts.length === 1 ? parts[0]! : mergeRows(parts, req.wanted.length));
+  }
+  return split ? pieces : out;
 }
 
 /** Cold rows (sorted by symbol, ts, lsn, row) split into per-symbol views. */

@@ -14,15 +14,47 @@ function gatherSym(refs: RowRefs): OutColumn["data"] {
   return refs.sym.slice(0, refs.n);
 }
 
-function gatherTs(series: readonly SymbolSeries[], refs: RowRefs): Float64Array {
-  const out = new Float64Array(refs.n);
-  for (let k = 0; k < refs.n; k++) out[k] = series[refs.sym[k]!]!.ts[refs.idx[k]!]!;
-  return out;
+/**
+ * Where each row i of each series goes in the output (`pos[start[si] + i]`,
+ * -1: not in it; refs may point at look-behind rows outside [lo, hi)), when the
+ * output holds most rows: filling the output series by series reads each
+ * series' columns in order, where gathering in time order jumps between
+ * symbols on every row. Undefined for an output of a few rows out of many (a
+ * limit), which gathers.
+ */
+export interface Placement {
+  readonly start: Int32Array;
+  readonly pos: Int32Array;
 }
 
-function gatherValues(spec: TableSpec, series: readonly SymbolSeries[], refs: RowRefs, j: number): ValueArray {
-  const out = allocValueArray(spec.columns[j]!.type, refs.n);
-  for (let k = 0; k < refs.n; k++) out[k] = series[refs.sym[k]!]!.values[j]![refs.idx[k]!]!;
+export function placeRows(series: readonly SymbolSeries[], refs: RowRefs): Placement | undefined {
+  const start = new Int32Array(series.length + 1);
+  for (let si = 0; si < series.length; si++) start[si + 1] = start[si]! + series[si]!.n;
+  const total = start[series.length]!;
+  if (refs.n * 4 < total) return undefined;
+  const pos = new Int32Array(total).fill(-1);
+  for (let k = 0; k < refs.n; k++) pos[start[refs.sym[k]!]! + refs.idx[k]!] = k;
+  return { start, pos };
+}
+
+/** Column `col(s)` of every series at the output's rows. */
+function gather<T extends ValueArray>(out: T, series: readonly SymbolSeries[], refs: RowRefs, at: Placement | undefined, col: (s: SymbolSeries) => ValueArray): T {
+  if (at === undefined) {
+    for (let k = 0; k < refs.n; k++) {
+      const s = series[refs.sym[k]!]!;
+      out[k] = col(s)[refs.idx[k]!]!;
+    }
+    return out;
+  }
+  for (let si = 0; si < series.length; si++) {
+    const s = series[si]!;
+    const src = col(s);
+    const base = at.start[si]!;
+    for (let i = 0; i < s.n; i++) {
+      const k = at.pos[base + i]!;
+      if (k >= 0) out[k] = src[i]!;
+    }
+  }
   return out;
 }
 
@@ -38,11 +70,12 @@ export function gatherValid(perSeries: readonly Uint8Array[], series: readonly S
   return out;
 }
 
-export function rowsTable(fields: readonly OutField[], spec: TableSpec, cols: readonly number[], series: readonly SymbolSeries[], refs: RowRefs, extra: OutColumn["data"][], extraValid: (Uint8Array | undefined)[]): OutTable {
+/** `at`: the rows' placement (placeRows), when the caller made it already. */
+export function rowsTable(fields: readonly OutField[], spec: TableSpec, cols: readonly number[], series: readonly SymbolSeries[], refs: RowRefs, extra: OutColumn["data"][], extraValid: (Uint8Array | undefined)[], at = placeRows(series, refs)): OutTable {
   const columns: OutColumn[] = [
     { field: fields[0]!, data: gatherSym(refs) },
-    { field: fields[1]!, data: gatherTs(series, refs) },
-    ...cols.map((j, i): OutColumn => ({ field: fields[2 + i]!, data: gatherValues(spec, series, refs, j) })),
+    { field: fields[1]!, data: gather(new Float64Array(refs.n), series, refs, at, (s) => s.ts) },
+    ...cols.map((j, i): OutColumn => ({ field: fields[2 + i]!, data: gather(allocValueArray(spec.columns[j]!.type, refs.n), series, refs, at, (s) => s.values[j]!) })),
     ...extra.map((data, i): OutColumn => {
       const valid = extraValid[i];
       return valid === undefined ? { field: fields[2 + cols.length + i]!, data } : { field: fields[2 + cols.length + i]!, data, valid };
