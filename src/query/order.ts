@@ -10,6 +10,12 @@ export interface RowRefs {
   readonly sym: Int32Array;
   /** Row index within that series. */
   readonly idx: Int32Array;
+  /**
+   * Set when each series' rows are one ascending run of the output (symbol
+   * order, ascending): series si's rows [from[si], to[si]) are output rows
+   * at[si].. in order, so columns can be copied a run at a time.
+   */
+  readonly runs?: { readonly from: Int32Array; readonly to: Int32Array; readonly at: Int32Array };
 }
 
 /** Pointers to rows [lo, hi) of every series, in the given order, at most `limit` rows. */
@@ -20,6 +26,23 @@ export function orderRows(series: readonly SymbolSeries[], sort: "time" | "symbo
   const sym = new Int32Array(n);
   const idx = new Int32Array(n);
   if (n === 0) return { n, sym, idx };
+  if ((sort === "symbol" || series.length === 1) && !desc) {
+    const from = new Int32Array(series.length);
+    const to = new Int32Array(series.length);
+    const at = new Int32Array(series.length);
+    let k = 0;
+    for (let si = 0; si < series.length && k < n; si++) {
+      const s = series[si]!;
+      const len = Math.min(s.hi - s.lo, n - k);
+      sym.fill(si, k, k + len);
+      for (let c = 0; c < len; c++) idx[k + c] = s.lo + c;
+      from[si] = s.lo;
+      to[si] = s.lo + len;
+      at[si] = k;
+      k += len;
+    }
+    return { n, sym, idx, runs: { from, to, at } };
+  }
   if (sort === "symbol" || series.length === 1) {
     let k = 0;
     const list = desc ? [...series.keys()].reverse() : [...series.keys()];

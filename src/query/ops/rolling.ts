@@ -17,23 +17,26 @@ export function rollingOp(q: RollingQuery, spec: TableSpec, series: readonly Sym
   const fields = fieldsOf(q, spec, undefined);
   const per = q.aggregates.map(() => ({ data: [] as Float64Array[], valid: [] as Uint8Array[] }));
   for (const s of series) {
-    const m = s.hi - s.lo;
+    // Locals, not s.ts / s.lo in the loops: the series objects come in several shapes and each read costs.
+    const lo = s.lo;
+    const ts = s.ts;
+    const m = s.hi - lo;
     const start = new Int32Array(m);
     const end = new Int32Array(m);
     if ("rows" in q.window) {
       const w = q.window.rows;
       for (let i = 0; i < m; i++) {
-        end[i] = s.lo + i + 1;
-        start[i] = Math.max(0, s.lo + i + 1 - w);
+        end[i] = lo + i + 1;
+        start[i] = Math.max(0, lo + i + 1 - w);
       }
     } else {
       const w = q.window.micros;
       let a = 0;
       for (let i = 0; i < m; i++) {
-        const t = s.ts[s.lo + i]!;
-        while (s.ts[a]! <= t - w) a++;
+        const t = ts[lo + i]!;
+        while (ts[a]! <= t - w) a++;
         start[i] = a;
-        end[i] = s.lo + i + 1;
+        end[i] = lo + i + 1;
       }
     }
     const inputs = aggInputs(spec, s, q.aggregates);

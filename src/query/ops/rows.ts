@@ -39,6 +39,12 @@ export function placeRows(series: readonly SymbolSeries[], refs: RowRefs): Place
 
 /** Column `col(s)` of every series at the output's rows. */
 function gather<T extends ValueArray>(out: T, series: readonly SymbolSeries[], refs: RowRefs, at: Placement | undefined, col: (s: SymbolSeries) => ValueArray): T {
+  const runs = refs.runs;
+  if (runs !== undefined) {
+    // One copy per series (the column of a series is of the output's type).
+    for (let si = 0; si < series.length; si++) if (runs.to[si]! > runs.from[si]!) out.set(col(series[si]!).subarray(runs.from[si]!, runs.to[si]!) as never, runs.at[si]!);
+    return out;
+  }
   if (at === undefined) {
     for (let k = 0; k < refs.n; k++) {
       const s = series[refs.sym[k]!]!;
@@ -60,18 +66,27 @@ function gather<T extends ValueArray>(out: T, series: readonly SymbolSeries[], r
 
 /** Per-series output arrays (computed per symbol over rows [lo, hi)) gathered in `refs` order. */
 export function gatherPerSeries(perSeries: readonly Float64Array[], series: readonly SymbolSeries[], refs: RowRefs): Float64Array {
-  const out = new Float64Array(refs.n);
-  for (let k = 0; k < refs.n; k++) out[k] = perSeries[refs.sym[k]!]![refs.idx[k]! - series[refs.sym[k]!]!.lo]!;
-  return out;
+  return gatherPer(new Float64Array(refs.n), perSeries, series, refs);
 }
 export function gatherValid(perSeries: readonly Uint8Array[], series: readonly SymbolSeries[], refs: RowRefs): Uint8Array {
-  const out = new Uint8Array(refs.n);
+  return gatherPer(new Uint8Array(refs.n), perSeries, series, refs);
+}
+
+function gatherPer<T extends Float64Array | Uint8Array>(out: T, perSeries: readonly T[], series: readonly SymbolSeries[], refs: RowRefs): T {
+  const runs = refs.runs;
+  if (runs !== undefined) {
+    for (let si = 0; si < series.length; si++) {
+      const lo = series[si]!.lo;
+      if (runs.to[si]! > runs.from[si]!) out.set(perSeries[si]!.subarray(runs.from[si]! - lo, runs.to[si]! - lo) as never, runs.at[si]!);
+    }
+    return out;
+  }
   for (let k = 0; k < refs.n; k++) out[k] = perSeries[refs.sym[k]!]![refs.idx[k]! - series[refs.sym[k]!]!.lo]!;
   return out;
 }
 
-/** `at`: the rows' placement (placeRows), when the caller made it already. */
-export function rowsTable(fields: readonly OutField[], spec: TableSpec, cols: readonly number[], series: readonly SymbolSeries[], refs: RowRefs, extra: OutColumn["data"][], extraValid: (Uint8Array | undefined)[], at = placeRows(series, refs)): OutTable {
+/** `at`: the rows' placement (placeRows), when the caller made it already (unused with refs.runs: runs are copied whole). */
+export function rowsTable(fields: readonly OutField[], spec: TableSpec, cols: readonly number[], series: readonly SymbolSeries[], refs: RowRefs, extra: OutColumn["data"][], extraValid: (Uint8Array | undefined)[], at = refs.runs === undefined ? placeRows(series, refs) : undefined): OutTable {
   const columns: OutColumn[] = [
     { field: fields[0]!, data: gatherSym(refs) },
     { field: fields[1]!, data: gather(new Float64Array(refs.n), series, refs, at, (s) => s.ts) },
