@@ -6,7 +6,7 @@
 import type { Aggregate } from "../../protocols/query.js";
 import { loadHotPieces, loadSeries } from "./load.js";
 import type { LoadRequest } from "./plan.js";
-import { addColdPartials, coldPartialsSql, hotPartials } from "./partials.js";
+import { addColdPartials, coldPartialsSql, hotPartials, packedKeys } from "./partials.js";
 import type { GroupTable } from "./partials.js";
 import type { ColdSource } from "./source.js";
 
@@ -26,7 +26,10 @@ export async function groupPartials(t: GroupTable, req: LoadRequest, g: GroupSpe
   const sql = cold.sql.bind(cold);
   const hot = loadHotPieces(req);
   hotPartials(t, req.spec, hot.series, g.bucketMicros, g.bySymbol);
-  if (hot.coldSlices.length > 0) addColdPartials(t, await sql(coldPartialsSql(hot.coldSlices, req.t0, req.t1, g.aggs, g.bucketMicros, g.bySymbol), signal));
+  if (hot.coldSlices.length > 0) {
+    const packed = packedKeys(hot.coldSlices);
+    addColdPartials(t, await sql(coldPartialsSql(hot.coldSlices, req.t0, req.t1, g.aggs, g.bucketMicros, g.bySymbol, packed), signal), packed);
+  }
   return { notes: [], coldRows: 0 };
 }
 

@@ -15,13 +15,16 @@ function threadNicesAroundWarm(env: Record<string, string>): { before: (number |
   const script = `
     import { readFileSync, readdirSync } from "node:fs";
     import { warmSnapshotThread } from "./src/node/shard/snapshotwriter.ts";
-    const nices = () => readdirSync("/proc/self/task").map((t) => {
-      const stat = readFileSync("/proc/self/task/" + t + "/stat", "utf8");
+    // A thread can end between listing the tasks and reading one (Node's own helper threads come and go): skip it.
+    const read = (t, file) => { try { return readFileSync("/proc/self/task/" + t + "/" + file, "utf8"); } catch { return undefined; } };
+    const nices = () => readdirSync("/proc/self/task").flatMap((t) => {
+      const stat = read(t, "stat");
+      if (stat === undefined) return [];
       const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
       // Fields from the state (3rd) on: nice is the 19th, policy the 41st (5: SCHED_IDLE).
-      return f[38] === "5" ? "idle" : Number(f[16]);
+      return [f[38] === "5" ? "idle" : Number(f[16])];
     });
-    const workers = () => readdirSync("/proc/self/task").filter((t) => readFileSync("/proc/self/task/" + t + "/comm", "utf8").trim() === "WorkerThread").length;
+    const workers = () => readdirSync("/proc/self/task").filter((t) => read(t, "comm")?.trim() === "WorkerThread").length;
     const before = nices();
     warmSnapshotThread();
     const end = Date.now() + 20000;

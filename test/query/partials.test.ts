@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import type { Aggregate } from "../../protocols/query.js";
 import { parseTableSpec } from "../../protocols/tablespec.js";
-import { GroupTable, addColdPartials, coldPartialsSql } from "../../src/query/partials.js";
+import { GroupTable, addColdPartials, coldPartialsSql, packedKeys } from "../../src/query/partials.js";
 import type { ColdSlice, ColdSource } from "../../src/query/source.js";
 import { SPAN, TENANT, T_BASE, buildHot, workload } from "./fixture.js";
 import { diffRows, outRows } from "./oracle.js";
@@ -72,6 +72,54 @@ describe("pushed-down partials", () => {
       [30, 61, 5, 2, 1.5, 45, 30],
       [Infinity, 121, 9, 0, -2, -Infinity, 1],
     ]);
+  });
+
+  it("partials - first/last keys pack into one Decimal128 while P < 2^44, else the tuple", () => {
+    const aggs = [agg("first", "price"), agg("last", "price")];
+    expect(packedKeys([slice(0, 2 ** 44 - 1, 1_000), slice(1, 7, 900)])).toBe(true);
+    expect(packedKeys([slice(0, 40, 1_000), slice(1, 2 ** 44, 900)])).toBe(false);
+    const key = "(toDecimal128(`ts`, 0) * toDecimal128(4294967296, 0) * toDecimal128(4294967296, 0) + toDecimal128(`_lsn`, 0) * toDecimal128(1048576, 0) + toDecimal128(`_row`, 0))";
+    const packed = coldPartialsSql([slice(0, 40, 1_000)], 0, 500, aggs, 60, true, true);
+    expect(packed).toContain(`min(${key}), argMin(toFloat64(\`price\`), ${key}), max(${key}), argMax(toFloat64(\`price\`), ${key})`);
+    expect(packed).not.toContain("tuple");
+    expect(coldPartialsSql([slice(0, 40, 1_000)], 0, 500, aggs, 60, true)).toContain("toFloat64(tupleElement(min(tuple(`ts`, `_lsn`, `_row`)), 1))");
+  });
+
+  it("partials - a packed key is read back as the row's ts, lsn and row, exactly at the edges of its bits", () => {
+    const le128 = (ts: bigint, lsn: bigint, row: bigint): number[] => {
+      let v = (ts << 64n) | (lsn << 20n) | row;
+      return Array.from({ length: 16 }, () => {
+        const b = Number(v & 0xffn);
+        v >>= 8n;
+        return b;
+      });
+    };
+    const f64 = (x: number): number[] => Array.from(new Uint8Array(Float64Array.of(x).buffer));
+    // Symbol, bucket, count, then first (key, value), sum, last (key, value).
+    const row = (sym: string, key1: number[], v1: number, sum: number, key2: number[], v2: number): number[] => [sym.length, ...new TextEncoder().encode(sym), ...f64(60), ...f64(3), ...key1, ...f64(v1), ...f64(sum), ...key2, ...f64(v2)];
+    const ts = 1_704_205_800_123_456n;
+    const bytes = Uint8Array.from([
+      ...row("A", le128(ts, 2n ** 44n - 1n, 999_999n), 1.5, 10, le128(ts + 59_999_999n, 5n, 0n), 2.5),
+      ...row("B", le128(2n ** 53n - 1n, 1n, 2n ** 20n - 1n), -3, 0.25, le128(0n, 0n, 0n), 4),
+    ]);
+    const t = new GroupTable([agg("first", "price"), agg("sum", "size"), agg("last", "price")]);
+    addColdPartials(t, bytes, true);
+    const fields = (k: number, f: number): number[] => [t.col(k, f)[0]!, t.col(k, f)[1]!];
+    expect([0, 1, 2, 3].map((f) => fields(0, f))).toEqual([
+      [Number(ts), 2 ** 53 - 1],
+      [2 ** 44 - 1, 1],
+      [999_999, 2 ** 20 - 1],
+      [1.5, -3],
+    ]);
+    expect(fields(1, 0)).toEqual([10, 0.25]);
+    expect([0, 1, 2, 3].map((f) => fields(2, f))).toEqual([
+      [Number(ts + 59_999_999n), 0],
+      [5, 0],
+      [0, 0],
+      [2.5, 4],
+    ]);
+    // Read as if not packed, the same bytes are refused or misread: the flag is what the layout depends on.
+    expect(() => addColdPartials(new GroupTable([agg("first", "price"), agg("sum", "size"), agg("last", "price")]), bytes.subarray(0, bytes.length / 2))).toThrow(/ends inside a row/);
   });
 
   it("partials - a result cut inside a row is refused by name, not read short", () => {
