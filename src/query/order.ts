@@ -44,15 +44,14 @@ export function orderRows(series: readonly SymbolSeries[], sort: "time" | "symbo
     return { n, sym, idx, runs: { from, to, at } };
   }
   if (sort === "symbol" || series.length === 1) {
+    // Descending: the last symbol first, each symbol's rows from its last.
     let k = 0;
-    const list = desc ? [...series.keys()].reverse() : [...series.keys()];
-    for (const si of list) {
+    for (let si = series.length - 1; si >= 0 && k < n; si--) {
       const s = series[si]!;
       for (let c = 0; c < s.hi - s.lo && k < n; c++, k++) {
         sym[k] = si;
-        idx[k] = desc ? s.hi - 1 - c : s.lo + c;
+        idx[k] = s.hi - 1 - c;
       }
-      if (k === n) break;
     }
     return { n, sym, idx };
   }

@@ -1,7 +1,8 @@
 // orderRows against a plain sort of every row by (ts, lsn, row): the radix sort
 // (most rows wanted) and the merge (a limit wanting few, or few rows) must give
 // the same order, also with many equal timestamps across symbols, desc and
-// limits, and non-integer timestamps (the merge's fallback).
+// limits, and non-integer timestamps (the merge's fallback); symbol order, and
+// the runs it carries when ascending.
 import { describe, expect, it } from "vitest";
 import { orderRows } from "../../src/query/order.js";
 import type { SymbolSeries } from "../../src/query/series.js";
@@ -31,6 +32,22 @@ function oracle(series: readonly SymbolSeries[], desc: boolean, limit = Infinity
 
 const pairs = (r: ReturnType<typeof orderRows>): string[] => Array.from({ length: r.n }, (_, k) => `${r.sym[k]}:${r.idx[k]}`);
 
+/** Symbol order: series after series, each in its own order; desc reverses both. */
+function bySymbolOracle(series: readonly SymbolSeries[], desc: boolean, limit = Infinity): string[] {
+  const all = series.flatMap((s, si) => Array.from({ length: s.hi - s.lo }, (_, j) => `${si}:${s.lo + j}`));
+  if (desc) all.reverse();
+  return all.slice(0, limit === Infinity ? undefined : limit);
+}
+
+/** The runs an ascending symbol order carries, replayed: every output row where its run puts it. */
+function fromRuns(r: ReturnType<typeof orderRows>): string[] {
+  const out: string[] = new Array<string>(r.n);
+  r.runs!.from.forEach((from, si) => {
+    for (let i = from; i < r.runs!.to[si]!; i++) out[r.runs!.at[si]! + i - from] = `${si}:${i}`;
+  });
+  return out;
+}
+
 describe("query row order", () => {
   const base = 1_704_200_000_000_000;
   it.each([
@@ -48,6 +65,13 @@ describe("query row order", () => {
         expect(pairs(orderRows(s, "time", desc))).toEqual(oracle(s, desc));
         // A limit wanting most rows sorts; one wanting a few merges.
         for (const limit of [Math.floor(total * 0.9), 10]) expect(pairs(orderRows(s, "time", desc, limit))).toEqual(oracle(s, desc, limit));
+        for (const limit of [Infinity, Math.floor(total * 0.9), 10]) {
+          const r = orderRows(s, "symbol", desc, limit);
+          expect(pairs(r)).toEqual(bySymbolOracle(s, desc, limit));
+          // Ascending symbol order says where each series' run goes; the column copies rely on it.
+          expect(r.runs === undefined).toBe(desc);
+          if (!desc) expect(fromRuns(r)).toEqual(bySymbolOracle(s, desc, limit));
+        }
       }
     }
   });
