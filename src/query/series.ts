@@ -76,24 +76,22 @@ export class RowArena {
 export const flattenCopies = (slices: readonly ColumnSlice[], copy: boolean): boolean => slices.length !== 1 || copy;
 
 /**
- * Flattens hot slices into one set of columns. With `copy` false a single
- * slice is returned as views (valid until the table changes: use it before any
- * await). With `arena`, the columns are taken from it (made with room for
- * them: see RowArena).
+ * Flattens hot slices into one set of columns taken from `arena` (made with
+ * room for them: see RowArena). With `copy` false a single slice is returned
+ * as views (valid until the table changes: use it before any await).
  */
-export function flattenSlices(slices: readonly ColumnSlice[], wanted: readonly boolean[], copy: boolean, arena?: RowArena): FlatRows {
+export function flattenSlices(slices: readonly ColumnSlice[], wanted: readonly boolean[], copy: boolean, arena: RowArena): FlatRows {
   const ncols = wanted.length;
   if (!flattenCopies(slices, copy)) {
     const s = slices[0]!;
-    const row = arena === undefined ? new Float64Array(s.rows) : arena.takeRow(s.rows);
+    const row = arena.takeRow(s.rows);
     row.set(s.rowInRecord);
     return { n: s.rows, ts: s.tsMicros, lsn: s.lsn, row, values: s.values.map((v, j) => (wanted[j] ? v : undefined)) };
   }
   let n = 0;
   for (const s of slices) n += s.rows;
   if (n === 0) return EMPTY_ROWS(ncols);
-  const first = slices[0]!;
-  const { ts, lsn, row, values } = arena?.take(n) ?? { ts: new Float64Array(n), lsn: new Float64Array(n), row: new Float64Array(n), values: first.values.map((v, j) => (wanted[j] ? like(v, n) : undefined)) };
+  const { ts, lsn, row, values } = arena.take(n);
   let at = 0;
   for (const s of slices) {
     ts.set(s.tsMicros, at);
