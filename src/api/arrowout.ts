@@ -1,8 +1,9 @@
 // Query results leaving the server: engine batches are held to the query's
 // declared schema (so dictionary ids match the schema the client already has),
 // cut into chunks of at most maxChunkRows, and written as Arrow IPC.
-import { RecordBatch, RecordBatchStreamWriter, Schema, Table, Type, tableToIPC } from "apache-arrow";
+import { RecordBatch, Schema, Table, Type, tableToIPC } from "apache-arrow";
 import type { DataType } from "apache-arrow";
+import { batchStream } from "../codec/batchipc.js";
 import { ApiError } from "./errors.js";
 import { splitOwnIpcStream } from "./ipc/index.js";
 import type { IpcMessage } from "./ipc/index.js";
@@ -60,7 +61,7 @@ export function* chunks(batch: RecordBatch, maxRows: number): Generator<RecordBa
 
 /** One self-contained IPC stream (schema, dictionaries, the batch). */
 export function batchToIpc(batch: RecordBatch): Uint8Array {
-  return RecordBatchStreamWriter.writeAll([batch]).toUint8Array(true);
+  return batchStream(batch);
 }
 
 /** A schema-only IPC stream (an empty result). */

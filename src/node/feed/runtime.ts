@@ -11,7 +11,8 @@ import { DeliverPolicy, DiscardPolicy, JetStreamApiCodes, JetStreamApiError, Ret
 import type { JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { RecordBatchStreamWriter } from "apache-arrow";
+import type { Schema } from "apache-arrow";
+import { batchStream } from "../../codec/batchipc.js";
 import { createActor, fromCallback, fromPromise } from "xstate";
 import type { Actor } from "xstate";
 import { feedMachine } from "../../../actors/feed.js";
@@ -79,10 +80,17 @@ async function readTail(jsm: JetStreamManager, name: string, plan: FeedPlan): Pr
   return { offset, tail: { seq: m.seq, place: outputPlace(m.header.get(HDR_FEED_KIND) === "snapshot" ? "snapshot" : "update", offset) } };
 }
 
+/** The schema of a feed's messages, one object per plan (the IPC writer keeps its schema message per schema object). */
+const feedSchemas = new WeakMap<FeedPlan, Schema>();
+function feedSchema(plan: FeedPlan): Schema {
+  let s = feedSchemas.get(plan);
+  if (s === undefined) feedSchemas.set(plan, (s = arrowSchema(plan.fields, new Map([["proxist.feed", plan.fingerprint]]))));
+  return s;
+}
+
 /** One message per batch: an Arrow IPC stream (ts as int64 µs, field metadata proxist.unit=us). */
 function encode(plan: FeedPlan, t: OutTable): Uint8Array {
-  const schema = arrowSchema(plan.fields, new Map([["proxist.feed", plan.fingerprint]]));
-  return RecordBatchStreamWriter.writeAll(toRecordBatches(t, schema, Infinity)).toUint8Array(true);
+  return batchStream(toRecordBatches(t, feedSchema(plan), Infinity)[0]!);
 }
 
 /** Bytes of max_payload left for a feed message's headers besides the per-shard positions. */
