@@ -8,7 +8,7 @@ import type { ApiNode } from "./ingest.js";
 import type { ApiLimits } from "./limits.js";
 import type { QueryEngine } from "./queryengine.js";
 import type { TableSpec } from "../../protocols/tablespec.js";
-import type { GapReader, SubscriptionHolds } from "../feed/index.js";
+import type { GapReader, ParkedFeeds, SubscriptionHolds } from "../feed/index.js";
 import type { CredsInfo, MintedCreds } from "../auth/index.js";
 import type { NatsRole } from "../../protocols/index.js";
 
@@ -29,6 +29,8 @@ export interface ApiContext {
   readonly walHistory?: (tenant: string, spec: TableSpec) => GapReader;
   /** Where open subscriptions register what they still need of the WAL (the node's compaction holds it). */
   readonly subscriptions?: SubscriptionHolds;
+  /** States of stateful subscriptions that ended for a slow consumer, waiting for their resume (src/feed/parked.ts). */
+  readonly parkedFeeds?: ParkedFeeds;
   /** Mints and revokes NATS credentials (a node started with PX_AUTH_DIR provides it); absent: those calls are FAILED_PRECONDITION. */
   readonly creds?: CredsIssuer;
 }

@@ -10,7 +10,7 @@ import type { Principal } from "../auth/index.js";
 import { decodeWatermark } from "../../protocols/codec.js";
 import { parseWalSubject, walStream, walSubject, walSubjectsOfTable, walSubjectsOfTenant, watermarkStream, watermarkSubjectsOfTenant } from "../../protocols/subjects.js";
 import { FeedSession, encodeOffset, feedDecodes, feedTables, isStartTime, parseFrom, planFeed, pushMerged, readTableGaps, shardKey, splitBatch } from "../feed/index.js";
-import type { FeedFrom, FeedOffset, FeedPlan, WalGap } from "../feed/index.js";
+import type { FeedBatch, FeedFrom, FeedOffset, FeedPlan, WalGap } from "../feed/index.js";
 import { arrowSchema, tableBytes, toRecordBatches } from "../query/index.js";
 import { compactionFloor, decodeWalEntry, walPull } from "../wal/index.js";
 import type { ApiContext } from "./context.js";
@@ -40,6 +40,9 @@ export function feedHistoryMaxRows(env: Record<string, string | undefined> = pro
  * the 4 MiB a gRPC client takes by default (grpc-js, grpcio, grpc-java).
  */
 export const FEED_MESSAGE_BYTES = 1 << 20;
+
+/** Batches sent last that a parked state keeps (src/feed/parked.ts). */
+const RECENT_SENT = 64;
 
 /** Messages a subscription holds for a slow consumer by default, and at most. */
 export const DEFAULT_FEED_BUFFER = 1024;
@@ -103,11 +106,14 @@ export async function runFeed(ctx: ApiContext, principal: Principal, req: FeedRe
   const jsm = await ctx.jsm();
   const shards = tables.flatMap((t) => Array.from({ length: t.shards }, (_, bucket) => ({ table: t.name, bucket })));
   const lastLsn = Math.max(0, ...(await Promise.all(shards.map((s) => lastSeqOn(jsm, tenant, s.table, s.bucket)))));
-  const session = new FeedSession(plan, { from, lastLsn, durable: req.durable, maxBuffer, conflate: req.conflate });
+  // A stateful subscription that ended for a slow consumer left its state here; resuming from its last offset goes on from it.
+  const parked = typeof from === "object" && !isStartTime(from) && from.part === undefined && !req.durable ? ctx.parkedFeeds?.take(tenant, plan, from) : undefined;
+  const session = new FeedSession(plan, { from, lastLsn, durable: req.durable, maxBuffer, conflate: req.conflate }, parked);
   // Until the call ends, the node's WAL compaction keeps every record from the first this subscription has not received.
   let received = session.readFrom - 1;
   stops.push(ctx.subscriptions?.add({ tenant, tables: tables.map((t) => t.name), needs: () => received + 1 }) ?? (() => {}));
   const { notes, gaps } = await walNotes(ctx, jsm, tenant, plan, from, shards, session.readFrom);
+  if (parked !== undefined) notes.push(`resumed from the state the call that ended at this offset left on this node: the WAL is read on from LSN ${session.readFrom}`);
   const raw = arrowSchema(plan.fields, new Map([["proxist.feed", plan.fingerprint], ...(notes.length > 0 ? [["proxist.notes", notes.join("\n")] as [string, string]] : [])]));
   // Time columns leave as Arrow timestamp[us, UTC], as query results do.
   const schema = presentSchema(raw, "timestamp");
@@ -226,23 +232,38 @@ export async function runFeed(ctx: ApiContext, principal: Principal, req: FeedRe
     })),
   });
   let sent: FeedOffset = session.startOffset;
+  /** When a write was cut off: the batches not sent (undefined when it was cut inside a record's parts). */
+  let unsent: FeedBatch[] | undefined = [];
+  /** The last batches sent whole (a parked state keeps them: the client may not have read the last few). */
+  const recent: FeedBatch[] = [];
   await sink.start(schema, at("start", 0, sent), signal);
   while (!signal.aborted) {
     // Refusals by name (a record ClickHouse does not hold whole, too much history) go out as they are.
     if (readError instanceof ApiError || readError instanceof QueryError) throw readError;
     if (readError !== undefined) throw new ApiError("UNAVAILABLE", `feed ${plan.fingerprint}: reading the WAL failed (${readError.message}); resume with from = the last offset received`);
-    for (const whole of session.drain()) {
-      for (const b of splitBatch(whole, FEED_MESSAGE_BYTES, tableBytes)) {
-        if (writeSignal.aborted) break;
+    const wholes = session.drain();
+    for (let w = 0; w < wholes.length && !writeSignal.aborted; w++) {
+      const parts = [...splitBatch(wholes[w]!, FEED_MESSAGE_BYTES, tableBytes)];
+      for (let k = 0; k < parts.length; k++) {
+        if (writeSignal.aborted) {
+          unsent = k === 0 ? wholes.slice(w) : undefined;
+          break;
+        }
+        const b = parts[k]!;
         const [rb] = toRecordBatches(b.table, raw, Infinity);
         await sink.batch(presentBatch(rb!, schema), at(b.kind, b.table.rows, b.offset), writeSignal);
         sent = b.offset;
+        if (k === parts.length - 1 && recent.push(wholes[w]!) > RECENT_SENT) recent.shift();
       }
+      if (writeSignal.aborted && unsent !== undefined && unsent.length === 0) unsent = wholes.slice(w + 1);
     }
     const r = room;
     room = undefined;
     r?.();
     if (session.overflowed) {
+      // Stateless (raw) feeds resume from the WAL alone; a state built from compacted history read back is not parked (the resume reads it again).
+      const state = session.overflowReason === "consumer" && plan.kind !== "raw" && !req.durable && gaps.length === 0 && unsent !== undefined && sent.part === undefined ? session.parkable(unsent) : undefined;
+      if (state !== undefined) ctx.parkedFeeds?.park({ tenant, fingerprint: plan.fingerprint, tables, at: sent, recent, ...state });
       const why =
         session.overflowReason === "durable"
           ? `${maxBuffer} messages wait for their shard's persisted LSN (P), which has not advanced (is ClickHouse or the sink down?)`

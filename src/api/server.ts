@@ -19,6 +19,7 @@ import { resolveLimits } from "./limits.js";
 import type { ApiLimits } from "./limits.js";
 import { adminRpcs, feedsService, proxistService } from "./proxist/service.js";
 import type { QueryEngine } from "./queryengine.js";
+import { ParkedFeeds } from "../feed/index.js";
 import type { SubscriptionHolds } from "../feed/index.js";
 import { presentingEngine } from "./presentation.js";
 
@@ -69,6 +70,8 @@ export async function startApiServer(o: ApiServerOptions): Promise<ApiServer> {
     jsm: () => (jsm ??= jetstreamManager(o.node.nc)),
     ...(o.horizon === undefined ? {} : { horizon: o.horizon }),
     ...(o.subscriptions === undefined ? {} : { subscriptions: o.subscriptions }),
+    // A parked state holds the WAL its resume reads, as the subscription did.
+    parkedFeeds: new ParkedFeeds({ hold: (tenant, tables, needs) => o.subscriptions?.add({ tenant, tables, needs: () => needs }) ?? (() => {}) }),
     ...(o.walHistory === undefined ? {} : { walHistory: o.walHistory }),
     ...(o.creds === undefined ? {} : { creds: o.creds }),
   };

@@ -13,6 +13,8 @@ export { FeedSession } from "./session.js";
 export type { FeedSessionOptions } from "./session.js";
 export { isStartTime, parseFrom } from "./from.js";
 export { SubscriptionHolds } from "./subholds.js";
+export { ParkedFeeds } from "./parked.js";
+export type { ParkedFeedsOptions, ParkedState } from "./parked.js";
 export type { SubscriptionHold } from "./subholds.js";
 export type { FeedFrom, FeedStartTime } from "./from.js";
 export { SharedDecodes, feedDecodes } from "./decoded.js";

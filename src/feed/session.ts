@@ -11,6 +11,7 @@ import { feedTables } from "./model.js";
 import { resumeSeq, shardKey, uniformOffset } from "./offset.js";
 import type { FeedOffset } from "./offset.js";
 import type { FeedRecord } from "./operator.js";
+import type { ParkedState } from "./parked.js";
 import { FeedRunner } from "./runner.js";
 import type { FeedBatch } from "./runner.js";
 import { sliceTable } from "../query/index.js";
@@ -46,7 +47,11 @@ export class FeedSession {
   overflowReason: "consumer" | "durable" | undefined;
   /** Persisted LSN (P) per shard as last seen. */
   readonly persisted = new Map<string, number>();
+  /** The last WAL sequence folded (0: none yet). */
+  folded = 0;
   private readonly queue: FeedBatch[] = [];
+  /** Batches of a parked state waiting at the start: the buffer's bound counts only what comes after them. */
+  private backlog = 0;
   private readonly held: Pending[] = [];
   private snapshotDue: boolean;
   /** From a time: set until the first record holding a tick at or after it (output before that is folded, not sent). */
@@ -57,8 +62,20 @@ export class FeedSession {
   constructor(
     readonly plan: FeedPlan,
     private readonly o: FeedSessionOptions,
+    parked?: ParkedState,
   ) {
     const tables = feedTables(plan);
+    if (parked !== undefined) {
+      // A parked state (./parked.ts): its runner goes on after the last record it folded; what it made and did not send goes first.
+      this.runner = parked.runner;
+      this.startOffset = parked.at;
+      this.readFrom = parked.folded + 1;
+      this.folded = parked.folded;
+      this.queue.push(...parked.pending);
+      this.backlog = parked.pending.length;
+      this.snapshotDue = false;
+      return;
+    }
     const stateless = plan.kind === "raw";
     const now = uniformOffset(plan.fingerprint, tables, o.lastLsn);
     if (o.from === "now") {
@@ -91,6 +108,9 @@ export class FeedSession {
 
   /** Folds a record read from the WAL. */
   push(rec: FeedRecord): void {
+    // Past an overflow the call ends: folding on would take the runner past the batches kept for a parked state.
+    if (this.overflowed) return;
+    this.folded = rec.lsn;
     if (this.startTime !== undefined && reaches(rec.batch.ts, rec.batch.rows, this.startTime)) this.startTime = undefined;
     const b = this.runner.push(rec);
     if (b !== undefined && this.startTime === undefined) this.offer({ batch: b, key: shardKey(rec.table, rec.bucket), lsn: rec.lsn });
@@ -117,7 +137,20 @@ export class FeedSession {
 
   /** The batches ready for the consumer (taken: the transport sends them). */
   drain(): FeedBatch[] {
+    this.backlog = 0;
     return this.queue.splice(0);
+  }
+
+  /**
+   * What a resume from the last message sent needs to go on (./parked.ts): the
+   * runner, and the batches not sent (`unsent`, taken from the queue but not
+   * written, then what the queue holds). After an overflow the queue keeps the
+   * batches of the record that overflowed it, so they match the runner's state.
+   */
+  parkable(unsent: readonly FeedBatch[]): { runner: FeedRunner; pending: FeedBatch[]; folded: number } | undefined {
+    // A start time not reached yet, or a snapshot still to send, is more than the runner and the batches.
+    if (this.startTime !== undefined || this.snapshotRest !== undefined || this.snapshotDue || this.held.length > 0) return undefined;
+    return { runner: this.runner, pending: [...unsent, ...this.queue.splice(0)], folded: this.folded };
   }
 
   /** Batches waiting for the consumer. */
@@ -144,13 +177,18 @@ export class FeedSession {
   }
 
   private enqueue(b: FeedBatch): void {
-    if (this.overflowed) return;
-    if (this.queue.length >= this.o.maxBuffer) {
+    // Past an overflow nothing is sent, but the batches stay: with the runner they are a parked state (parkable()).
+    if (this.overflowed) {
+      if (this.overflowReason === "consumer") this.queue.push(b);
+      return;
+    }
+    if (this.queue.length >= this.o.maxBuffer + this.backlog) {
       const canConflate = this.o.conflate && (this.plan.kind === "lastBy" || this.plan.kind === "bars") && !this.o.durable;
       const snap = canConflate ? this.runner.snapshot() : undefined;
       if (snap === undefined) {
         this.overflowed = true;
         this.overflowReason ??= "consumer";
+        if (this.overflowReason === "consumer") this.queue.push(b);
         return;
       }
       // The consumer replaces its state with the snapshot: the updates it replaces are no longer needed.
