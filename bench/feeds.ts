@@ -251,6 +251,8 @@ async function main(): Promise<void> {
       });
       return {
         arrivals,
+        /** Calls each subscriber made again (a call ended by a full buffer resumes from its offset). */
+        reconnects: () => subs.map((s) => s.reconnects),
         close: async () => {
           for (const s of subs) s.close();
           await Promise.all(reading);
@@ -306,6 +308,7 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 3000));
     const raw = latencyOf(grpc.arrivals[0]!, ackGrpc).sort((a, b) => a - b);
     const vwap = latencyOf(grpc.arrivals[1]!, ackGrpc).sort((a, b) => a - b);
+    const grpcReconnects = grpc.reconnects();
     await grpc.close();
 
     // 2b. Fan-out, at RATE and at FANOUT_LOW_RATE. Every consumer should get one message per record acked in the paced
@@ -420,6 +423,8 @@ async function main(): Promise<void> {
           paced_rate_asked: RATE,
           paced_seconds: PACED_S,
           // From subscribing to the first update of a record published after it: the VWAP one folds the whole WAL first.
+          // From subscribing to the end of the paced run: how often the raw and the VWAP subscriber had to subscribe again.
+          subscription_resumes: { raw: grpcReconnects[0] ?? 0, vwap: grpcReconnects[1] ?? 0 },
           first_live_update_ms: { raw: firstGrpc[0] ?? null, vwap: firstGrpc[1] ?? null, fanout: fanHigh?.first ?? null },
           paced_ticks_per_s: { subscriptions: Math.round(grpcRate), fanout: Math.round(fanHigh?.rate ?? 0) },
           // What the operators cost alone (foldCost): the VWAP feed's share of a node's CPU beside the raw feed's.

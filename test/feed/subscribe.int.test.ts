@@ -169,7 +169,7 @@ describe("feeds over gRPC Subscribe", () => {
       if (received.length === 1) call.pause();
     });
     await startedP;
-    const slow = new FeedSubscriber({ address: f.address, token: reader, feed: { op: "range", table: "trades", columns: ["size"] }, maxBuffer: 2, backoffMs: 20 });
+    const slow = new FeedSubscriber({ address: f.address, token: reader, feed: { op: "range", table: "trades", columns: ["size"] }, maxBuffer: 2, backoffMs: 20, flowControlWindow: 65_535 });
     // Both end here whatever fails: a subscription left open would hold the WAL in the next test.
     try {
       const n = 40 * 2000;
@@ -226,7 +226,8 @@ describe("feeds over gRPC Subscribe", () => {
     const t0 = 1_763_000_000_000_000;
     const feed = { op: "rolling", table: "trades", window: "5s", aggregates: [{ fn: "vwap", column: "price", weight: "size" }, { fn: "ema", column: "price", alpha: 0.25 }] };
     const steady = new FeedSubscriber({ address: f.address, token: reader, feed });
-    const slow = new FeedSubscriber({ address: f.address, token: reader, feed, maxBuffer: 2, backoffMs: 20 });
+    // A 64 KiB HTTP/2 window (grpc-js's default; FeedSubscriber opens 8 MiB): the server's writes soon wait for this reader.
+    const slow = new FeedSubscriber({ address: f.address, token: reader, feed, maxBuffer: 2, backoffMs: 20, flowControlWindow: 65_535 });
     const notes: string[] = [];
     try {
       const n = 30 * 1000;
