@@ -41,8 +41,9 @@ export function feedHistoryMaxRows(env: Record<string, string | undefined> = pro
  */
 export const FEED_MESSAGE_BYTES = 1 << 20;
 
-/** Batches sent last that a parked state keeps (src/feed/parked.ts). */
+/** Batches sent last that a parked state keeps (src/feed/parked.ts), and their bytes at most. */
 const RECENT_SENT = 64;
+const RECENT_SENT_BYTES = 16 << 20;
 
 /** Messages a subscription holds for a slow consumer by default, and at most. */
 export const DEFAULT_FEED_BUFFER = 1024;
@@ -234,8 +235,10 @@ export async function runFeed(ctx: ApiContext, principal: Principal, req: FeedRe
   let sent: FeedOffset = session.startOffset;
   /** When a write was cut off: the batches not sent (undefined when it was cut inside a record's parts). */
   let unsent: FeedBatch[] | undefined = [];
-  /** The last batches sent whole (a parked state keeps them: the client may not have read the last few). */
+  /** The last batches sent whole (a parked state keeps them: the client may not have read the last few); only kinds that park. */
   const recent: FeedBatch[] = [];
+  const keepsRecent = plan.kind !== "raw" && !req.durable;
+  let recentBytes = 0;
   await sink.start(schema, at("start", 0, sent), signal);
   while (!signal.aborted) {
     // Refusals by name (a record ClickHouse does not hold whole, too much history) go out as they are.
@@ -253,7 +256,11 @@ export async function runFeed(ctx: ApiContext, principal: Principal, req: FeedRe
         const [rb] = toRecordBatches(b.table, raw, Infinity);
         await sink.batch(presentBatch(rb!, schema), at(b.kind, b.table.rows, b.offset), writeSignal);
         sent = b.offset;
-        if (k === parts.length - 1 && recent.push(wholes[w]!) > RECENT_SENT) recent.shift();
+        if (keepsRecent && k === parts.length - 1) {
+          recent.push(wholes[w]!);
+          recentBytes += tableBytes(wholes[w]!.table);
+          while (recent.length > RECENT_SENT || (recentBytes > RECENT_SENT_BYTES && recent.length > 1)) recentBytes -= tableBytes(recent.shift()!.table);
+        }
       }
       if (writeSignal.aborted && unsent !== undefined && unsent.length === 0) unsent = wholes.slice(w + 1);
     }

@@ -6,11 +6,13 @@
 // costs as much as the first time (a 1-minute VWAP over 1,000 symbols at
 // 100 k ticks/s: seconds of one core), which puts a node that is merely busy
 // further behind, and the next resume costs it again. Parked here are the
-// runner (its state), the batches it made that were not sent, and the last
-// WAL record it folded: a resume from exactly the offset of the last message
-// sent takes them and reads the WAL on from that record, so it sends what the
-// call would have sent next. Anything else (another offset, the tables'
-// specs changed, expired, taken already) folds from the start as before.
+// runner (its state), the batches it made that were not sent, the last
+// batches it sent and the last WAL record it folded: a resume from the offset
+// of the last message sent, or of one of those recent ones (a call ending
+// with an error may lose the last few on the way), takes them and reads the
+// WAL on from that record, so it sends what the call would have sent next.
+// Anything else (another offset, the tables' specs changed, expired, taken
+// already) folds from the start as before.
 import type { TableSpec } from "../../protocols/tablespec.js";
 import type { FeedPlan } from "./model.js";
 import { feedTables } from "./model.js";
