@@ -237,6 +237,8 @@ export async function runFeed(ctx: ApiContext, principal: Principal, req: FeedRe
   let unsent: FeedBatch[] | undefined = [];
   /** The last batches sent whole (a parked state keeps them: the client may not have read the last few); only kinds that park. */
   const recent: FeedBatch[] = [];
+  /** Their sizes (tableBytes), so each is measured once. */
+  const recentSizes: number[] = [];
   const keepsRecent = plan.kind !== "raw" && !req.durable;
   let recentBytes = 0;
   await sink.start(schema, at("start", 0, sent), signal);
@@ -257,9 +259,14 @@ export async function runFeed(ctx: ApiContext, principal: Principal, req: FeedRe
         await sink.batch(presentBatch(rb!, schema), at(b.kind, b.table.rows, b.offset), writeSignal);
         sent = b.offset;
         if (keepsRecent && k === parts.length - 1) {
+          const size = tableBytes(wholes[w]!.table);
           recent.push(wholes[w]!);
-          recentBytes += tableBytes(wholes[w]!.table);
-          while (recent.length > RECENT_SENT || (recentBytes > RECENT_SENT_BYTES && recent.length > 1)) recentBytes -= tableBytes(recent.shift()!.table);
+          recentSizes.push(size);
+          recentBytes += size;
+          while (recent.length > RECENT_SENT || (recentBytes > RECENT_SENT_BYTES && recent.length > 1)) {
+            recent.shift();
+            recentBytes -= recentSizes.shift()!;
+          }
         }
       }
       if (writeSignal.aborted && unsent !== undefined && unsent.length === 0) unsent = wholes.slice(w + 1);

@@ -100,10 +100,12 @@ export class ParkedFeeds {
     for (const e of this.entries) {
       const s = e.state;
       if (s.tenant !== tenant || s.fingerprint !== plan.fingerprint || s.tables.length !== tables.length || !s.tables.every((t, i) => t === tables[i])) continue;
-      const i = sameOffset(s.at, from) ? s.recent.length : s.recent.findLastIndex((b) => sameOffset(b.offset, from)) + 1;
-      if (i === 0 && !sameOffset(s.at, from)) continue;
+      // How many of the recent batches the consumer has: all when it names the last offset sent, else up to the one it names.
+      const atLast = sameOffset(s.at, from);
+      const had = atLast ? s.recent.length : s.recent.findLastIndex((b) => sameOffset(b.offset, from)) + 1;
+      if (!atLast && had === 0) continue;
       this.drop(e);
-      return { ...s, at: from, pending: [...s.recent.slice(i), ...s.pending], recent: [] };
+      return { ...s, at: from, pending: [...s.recent.slice(had), ...s.pending], recent: [] };
     }
     return undefined;
   }
